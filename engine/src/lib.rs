@@ -1,0 +1,3 @@
+//! godwit-engine: the durable Rhai runtime (skeleton; filled in by the engine work).
+pub mod error;
+pub use error::{ErrorKind, PrimitiveError};

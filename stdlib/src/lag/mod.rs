@@ -1,0 +1,2 @@
+//! Replication-lag analysis (in progress).
+pub mod rhai;

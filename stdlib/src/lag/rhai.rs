@@ -1,0 +1,2 @@
+//! Rhai module `lag` (in progress).
+pub fn register(_engine: &mut rhai::Engine) {}

@@ -1,0 +1,17 @@
+//! godwit's primitives, one folder per area.
+//!
+//! | area  | what it does                                                        | worlds |
+//! |-------|---------------------------------------------------------------------|--------|
+//! | `lag` | pure analysis of replication-lag metric series: the cutover signal | any    |
+//!
+//! Each area folder holds `mod.rs` (the trait or the pure logic and its serde types), `rhai.rs`
+//! (the thin Rhai module: argument conversion and the doc comments that become the reference),
+//! and one file per world where the area touches the world. [`register_all`] installs every
+//! area's Rhai module into an engine.
+
+pub mod lag;
+
+/// Install every area's Rhai module (as `lag::...`, ...) into `engine`.
+pub fn register_all(engine: &mut rhai::Engine) {
+    lag::rhai::register(engine);
+}

@@ -1,0 +1,1 @@
+//! Test-only crate (helpers for the test binaries in `tests/tests/`).
