@@ -131,9 +131,16 @@ impl PrimitiveError {
 
     /// The one way a primitive error enters Rhai: a runtime error whose value is the map.
     pub fn into_rhai(self) -> Box<EvalAltResult> {
+        self.into_rhai_at(Position::NONE)
+    }
+
+    /// As [`into_rhai`](Self::into_rhai), at the script position of the call. Rhai does not
+    /// fill in positions for errors of module functions, so primitives take a
+    /// `NativeCallContext` and pass `ctx.call_position()` here: reports then quote the line.
+    pub fn into_rhai_at(self, pos: Position) -> Box<EvalAltResult> {
         Box::new(EvalAltResult::ErrorRuntime(
             Dynamic::from_map(self.to_map()),
-            Position::NONE,
+            pos,
         ))
     }
 }
@@ -141,5 +148,59 @@ impl PrimitiveError {
 impl From<PrimitiveError> for Box<EvalAltResult> {
     fn from(e: PrimitiveError) -> Self {
         e.into_rhai()
+    }
+}
+
+/// Why a run could not start, resume or continue (as opposed to a runbook that failed and was
+/// rolled back, which is an ordinary outcome). Messages say what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The runbook (or a module it imports) does not parse.
+    #[error("{}", .0.render())]
+    Parse(crate::report::Report),
+    #[error("{0}")]
+    Journal(#[from] crate::journal::JournalError),
+    #[error(
+        "run {run_id}: the runbook changed since the run started (pinned {pinned}, now \
+         {current}); restore the original runbook, or resume with --force-runbook-change to \
+         replay the journal step by step against the new one"
+    )]
+    RunbookChanged {
+        run_id: String,
+        pinned: String,
+        current: String,
+    },
+    /// Replay diverged from the journal: the runbook (or its data) no longer takes the same path.
+    #[error("{}", .0.render())]
+    NonDeterminism(crate::report::Report),
+    #[error("run {run_id} already finished ({status}); nothing to resume")]
+    AlreadyFinished { run_id: String, status: String },
+    /// Bad input from the operator (arguments, parameters).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+impl EngineError {
+    /// Process exit code for this error (documented in `docs/cli.md`).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            EngineError::Parse(_) | EngineError::Invalid(_) => crate::exit::INVALID_INPUT,
+            EngineError::Journal(crate::journal::JournalError::Locked { .. }) => {
+                crate::exit::LOCKED
+            }
+            EngineError::Journal(crate::journal::JournalError::Tampered { .. }) => {
+                crate::exit::JOURNAL_DAMAGED
+            }
+            EngineError::Journal(crate::journal::JournalError::NotFound { .. }) => {
+                crate::exit::INVALID_INPUT
+            }
+            EngineError::RunbookChanged { .. } | EngineError::NonDeterminism(_) => {
+                crate::exit::REFUSED
+            }
+            EngineError::AlreadyFinished { .. } => crate::exit::REFUSED,
+            EngineError::Journal(_) | EngineError::Io(_) => crate::exit::INTERNAL,
+        }
     }
 }

@@ -1,3 +1,52 @@
-//! godwit-engine: the durable Rhai runtime (skeleton; filled in by the engine work).
+//! # godwit-engine — durable execution of Rhai runbooks
+//!
+//! Nothing in here knows about AWS or PostgreSQL; primitive areas plug in through [`Plugin`] and
+//! reach the world only through the [`Host`].
+//!
+//! How a run flows:
+//!
+//! ```text
+//!  Runner::start / resume ──► runbook::load (parse + pin content hash of runbook and modules)
+//!        │                         │
+//!        ▼                         ▼
+//!  JournalStore (file: <state>/runs/<id>/journal.jsonl, hash-chained, fsync, flock)
+//!        │ Plan::from_records (what completed, what was in flight, was rollback underway?)
+//!        ▼
+//!  Rhai Engine (one per run, on the caller's blocking thread; limits; Simple optimisation)
+//!    step(name, opts, || ...)  ─ replay from journal, or run + journal the result
+//!    gate(name, opts, || ...)  ─ poll through the Clock until checks pass `hold` times
+//!    abort(reason)             ─ run registered undos in reverse, each journaled
+//!        │ primitives call Host::call / Host::block_on (strict mode, timeouts, cancel)
+//!        ▼
+//!  Transcript events ─► transcript.jsonl, CLI rendering, test collectors
+//! ```
+//!
+//! | module | what lives there |
+//! |---|---|
+//! | [`run`] | [`Runner`], limits, the built-in `step`/`gate`/`abort`/`now`/`sleep` |
+//! | [`journal`] | entries, the hash chain, [`journal::file::FileStore`], [`journal::memory::MemoryStore`] |
+//! | [`plan`] | reading a journal back: replay sequence and run status |
+//! | [`host`] | [`Host`], the primitives' door to clock, tokio and transcript |
+//! | [`clock`] | [`Clock`] (system, virtual), [`Cancel`] |
+//! | [`transcript`] | events and sinks |
+//! | [`error`], [`report`], [`exit`] | the error pipeline, operator reports, exit codes |
+//! | [`runbook`] | loading and hashing runbooks |
+//! | [`duration`] | `"30s"`-style durations |
+
+pub mod clock;
+pub mod duration;
 pub mod error;
-pub use error::{ErrorKind, PrimitiveError};
+pub mod exit;
+pub mod host;
+pub mod journal;
+pub mod plan;
+pub mod report;
+pub mod run;
+pub mod runbook;
+pub mod transcript;
+
+pub use clock::{Cancel, Clock, SystemClock, VirtualClock};
+pub use error::{EngineError, ErrorKind, PrimitiveError};
+pub use host::{Host, to_rhai};
+pub use journal::JournalStore;
+pub use run::{Limits, Plugin, RunReport, RunStatus, Runner, StartRequest};

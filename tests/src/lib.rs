@@ -1,1 +1,11 @@
-//! Test-only crate (helpers for the test binaries in `tests/tests/`).
+//! # godwit-tests — cross-crate tests
+//!
+//! * [`toy`]: toy primitives whose world lives in a directory (survives a crashed process).
+//! * [`harness`]: build runners over the toy world; crash injection by panicking sinks
+//!   (in-process) or the `godwit-toy` binary (real process exits).
+//!
+//! Test binaries (`tests/tests/*.rs`): `resume` (durability: crash everywhere, undo, gates,
+//! non-determinism, tampering), `cli` (the `godwit` command end to end).
+
+pub mod harness;
+pub mod toy;

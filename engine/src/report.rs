@@ -1,0 +1,156 @@
+//! Operator-facing reports that quote the runbook line, in the style of compiler diagnostics:
+//!
+//! ```text
+//! error: cw::metric touches the world and may only run inside a step or gate
+//!   --> runbooks/orders.rhai:12:5
+//!    |
+//! 12 |     let lag = cw::metric("OldestReplicationSlotLag");
+//!    |               ^
+//!    = hint: wrap it: step("read-lag", || cw::metric(...))
+//! ```
+
+use std::path::PathBuf;
+
+use rhai::{EvalAltResult, Position};
+use serde::Serialize;
+
+use crate::error::PrimitiveError;
+
+/// A place in a runbook or module.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Location {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+}
+
+/// A message, where it happened, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub message: String,
+    pub location: Option<Location>,
+    pub hint: Option<String>,
+}
+
+impl Report {
+    pub fn new(message: impl Into<String>) -> Self {
+        Report {
+            message: message.into(),
+            location: None,
+            hint: None,
+        }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        let hint = hint.into();
+        self.hint = (!hint.is_empty()).then_some(hint);
+        self
+    }
+
+    pub fn at(mut self, file: impl Into<PathBuf>, pos: Position) -> Self {
+        if let (Some(line), column) = (pos.line(), pos.position().unwrap_or(1)) {
+            self.location = Some(Location {
+                file: file.into(),
+                line,
+                column,
+            });
+        }
+        self
+    }
+
+    /// Render with the quoted source line (read from disk; omitted if unreadable).
+    pub fn render(&self) -> String {
+        let mut out = self.message.clone();
+        if let Some(loc) = &self.location {
+            let num = loc.line.to_string();
+            let pad = " ".repeat(num.len());
+            out.push_str(&format!(
+                "\n{pad}--> {}:{}:{}",
+                loc.file.display(),
+                loc.line,
+                loc.column
+            ));
+            let text = std::fs::read_to_string(&loc.file).ok();
+            if let Some(src) = text.as_deref().and_then(|t| t.lines().nth(loc.line - 1)) {
+                let caret = " ".repeat(loc.column.saturating_sub(1));
+                out.push_str(&format!("\n{pad} |\n{num} | {src}\n{pad} | {caret}^"));
+            }
+            if let Some(h) = &self.hint {
+                out.push_str(&format!("\n{pad} = hint: {h}"));
+            }
+        } else if let Some(h) = &self.hint {
+            out.push_str(&format!("\nhint: {h}"));
+        }
+        out
+    }
+}
+
+/// Turn a Rhai error into a report pointing at the innermost place it happened.
+/// `main` is the runbook file; errors inside imported modules name the module's file.
+pub fn from_rhai(err: &EvalAltResult, main: &std::path::Path) -> Report {
+    let mut file: PathBuf = main.to_path_buf();
+    // The innermost error may lack a position; fall back to the closest call site that has one.
+    let mut fallback = (file.clone(), err.position());
+    let mut cur = err;
+    loop {
+        match cur {
+            EvalAltResult::ErrorInFunctionCall(_, source, inner, pos) => {
+                if !pos.is_none() {
+                    fallback = (file.clone(), *pos);
+                }
+                if !source.is_empty() {
+                    file = resolve_source(source, main);
+                }
+                cur = inner;
+            }
+            EvalAltResult::ErrorInModule(path, inner, pos) => {
+                if !pos.is_none() {
+                    fallback = (file.clone(), *pos);
+                }
+                if !path.is_empty() {
+                    file = resolve_source(path, main);
+                }
+                cur = inner;
+            }
+            _ => break,
+        }
+    }
+    let pos = if cur.position().is_none() {
+        file = fallback.0;
+        fallback.1
+    } else {
+        cur.position()
+    };
+    let (message, hint) = match cur {
+        EvalAltResult::ErrorRuntime(value, _) => match PrimitiveError::from_dynamic(value) {
+            Some(p) => (p.to_string(), Some(p.hint)),
+            None => (format!("runbook threw: {value}"), None),
+        },
+        other => (strip_position(&other.to_string()), None),
+    };
+    let mut report = Report::new(message).at(file, pos);
+    if let Some(h) = hint {
+        report = report.with_hint(h);
+    }
+    report
+}
+
+fn resolve_source(source: &str, main: &std::path::Path) -> PathBuf {
+    let p = PathBuf::from(source);
+    if p.exists() {
+        return p;
+    }
+    let with_ext = main
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .join(format!("{source}.rhai"));
+    if with_ext.exists() { with_ext } else { p }
+}
+
+/// Rhai appends ` (line N, position M)`; the report shows the location its own way.
+pub fn strip_position(s: &str) -> String {
+    match s.rfind(" (line ") {
+        Some(i) if s.ends_with(')') => s[..i].to_string(),
+        _ => s.to_string(),
+    }
+}

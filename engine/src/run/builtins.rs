@@ -1,0 +1,659 @@
+//! The engine's script-visible functions: `step`, `gate`, `abort`, `now`, `sleep` and small
+//! pure helpers. Primitive areas live in `godwit-stdlib`; these are the durable-execution core.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, FuncRegistration, Map, NativeCallContext};
+use serde_json::Value;
+
+use crate::duration::{format_duration, parse_duration};
+use crate::error::{ErrorKind, PrimitiveError};
+use crate::host::Host;
+use crate::journal::Entry;
+use crate::plan::FlowKind;
+use crate::report::strip_position;
+use crate::run::ctx::{
+    ExecScope, Replay, RunCtx, TERM_ABORT, TERM_STEP_TIMEOUT, UndoReg, step_timeout, terminate,
+    termination_marker,
+};
+use crate::transcript::{Event, Progress};
+
+type RhaiResult = Result<Dynamic, Box<EvalAltResult>>;
+
+/// Journaled values must be plain data so they survive a round trip through JSON unchanged.
+pub fn to_json(v: &Dynamic) -> Result<Value, String> {
+    fn check(v: &Dynamic, path: &str) -> Result<(), String> {
+        if v.is_unit() || v.is_bool() || v.is_int() || v.is_float() || v.is_string() || v.is_char()
+        {
+            return Ok(());
+        }
+        if let Some(a) = v.read_lock::<rhai::Array>() {
+            return a
+                .iter()
+                .enumerate()
+                .try_for_each(|(i, x)| check(x, &format!("{path}[{i}]")));
+        }
+        if let Some(m) = v.read_lock::<Map>() {
+            return m
+                .iter()
+                .try_for_each(|(k, x)| check(x, &format!("{path}.{k}")));
+        }
+        Err(format!(
+            "{path} is a {}; journaled values must be plain data (maps, arrays, strings, \
+             numbers, booleans, ())",
+            v.type_name()
+        ))
+    }
+    check(v, "result")?;
+    serde_json::to_value(v).map_err(|e| e.to_string())
+}
+
+pub fn from_json(v: &Value) -> Dynamic {
+    rhai::serde::to_dynamic(v).unwrap_or(Dynamic::UNIT)
+}
+
+/// The value a failed step or gate throws (and journals): the thrown value if the runbook or a
+/// primitive threw one, else a primitive-error map describing the Rhai error.
+fn error_value(err: &EvalAltResult, area: &str, op: &str) -> Dynamic {
+    match err.unwrap_inner() {
+        EvalAltResult::ErrorRuntime(v, _) => v.clone(),
+        other => Dynamic::from_map(
+            PrimitiveError::new(
+                area,
+                op,
+                ErrorKind::Internal,
+                strip_position(&other.to_string()),
+                "",
+            )
+            .with_retryable(false)
+            .to_map(),
+        ),
+    }
+}
+
+fn error_message(v: &Dynamic) -> String {
+    match PrimitiveError::from_dynamic(v) {
+        Some(p) => p.to_string(),
+        None => v.to_string(),
+    }
+}
+
+fn rethrow(value: Dynamic, err: &EvalAltResult) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(
+        value,
+        err.unwrap_inner().position(),
+    ))
+}
+
+fn bad_option(op: &str, msg: String, hint: &str) -> Box<EvalAltResult> {
+    PrimitiveError::invalid("engine", op, msg, hint).into()
+}
+
+fn duration_opt(op: &str, key: &str, v: &Dynamic) -> Result<Duration, Box<EvalAltResult>> {
+    if let Ok(n) = v.as_int() {
+        if n >= 0 {
+            return Ok(Duration::from_secs(n as u64));
+        }
+    }
+    let s = v.clone().into_string().map_err(|t| {
+        bad_option(
+            op,
+            format!("option '{key}' is a {t}"),
+            "give a duration such as \"30s\" or \"5m\"",
+        )
+    })?;
+    parse_duration(&s).map_err(|e| bad_option(op, format!("option '{key}': {e}"), ""))
+}
+
+fn check_keys(op: &str, opts: &Map, allowed: &[&str]) -> Result<(), Box<EvalAltResult>> {
+    for k in opts.keys() {
+        if !allowed.contains(&k.as_str()) {
+            return Err(bad_option(
+                op,
+                format!("unknown option '{k}'"),
+                &format!("{op} options are: {}", allowed.join(", ")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+struct StepOptions {
+    undo: Option<FnPtr>,
+    attempts: u32,
+    backoff: Duration,
+    timeout: Option<Duration>,
+}
+
+fn step_options(opts: &Map) -> Result<StepOptions, Box<EvalAltResult>> {
+    check_keys("step", opts, &["undo", "retry", "timeout"])?;
+    let undo = match opts.get("undo") {
+        None => None,
+        Some(v) => Some(v.clone().try_cast::<FnPtr>().ok_or_else(|| {
+            bad_option(
+                "step",
+                format!("option 'undo' is a {}", v.type_name()),
+                "give a closure: undo: |result| ...",
+            )
+        })?),
+    };
+    let (mut attempts, mut backoff) = (1, Duration::from_secs(5));
+    if let Some(r) = opts.get("retry") {
+        let r = r.read_lock::<Map>().ok_or_else(|| {
+            bad_option(
+                "step",
+                "option 'retry' must be a map".into(),
+                "retry: #{ attempts: 3, backoff: \"10s\" }",
+            )
+        })?;
+        check_keys("step retry", &r, &["attempts", "backoff"])?;
+        attempts = 3;
+        if let Some(a) = r.get("attempts") {
+            attempts = a
+                .as_int()
+                .ok()
+                .filter(|n| (1..=100).contains(n))
+                .ok_or_else(|| {
+                    bad_option(
+                        "step",
+                        "retry.attempts must be an integer from 1 to 100".into(),
+                        "",
+                    )
+                })? as u32;
+        }
+        if let Some(b) = r.get("backoff") {
+            backoff = duration_opt("step", "retry.backoff", b)?;
+        }
+    }
+    let timeout = opts
+        .get("timeout")
+        .map(|t| duration_opt("step", "timeout", t))
+        .transpose()?;
+    Ok(StepOptions {
+        undo,
+        attempts,
+        backoff,
+        timeout,
+    })
+}
+
+fn register_undo(ctx: &RunCtx, name: &str, undo: Option<FnPtr>, result: &Dynamic) {
+    if let Some(f) = undo {
+        ctx.state().undos.push(UndoReg {
+            step: name.into(),
+            f,
+            result: result.clone(),
+        });
+    }
+}
+
+fn step_impl(
+    nc: &NativeCallContext,
+    ctx: &Arc<RunCtx>,
+    name: &str,
+    opts: &Map,
+    f: FnPtr,
+) -> RhaiResult {
+    let opts = step_options(opts)?;
+    ctx.ensure_top(FlowKind::Step, name)?;
+    ctx.claim_name(FlowKind::Step, name)?;
+    match ctx.replay_next(FlowKind::Step, name, nc.call_position())? {
+        Replay::Completed(v) => {
+            ctx.emit(Event::StepReplayed { name: name.into() });
+            let result = from_json(&v);
+            register_undo(ctx, name, opts.undo, &result);
+            return Ok(result);
+        }
+        Replay::Failed(e) => {
+            ctx.emit(Event::StepReplayed { name: name.into() });
+            return Err(Box::new(EvalAltResult::ErrorRuntime(
+                from_json(&e),
+                nc.call_position(),
+            )));
+        }
+        Replay::Rerun { .. } => ctx.emit(Event::StepRerun { name: name.into() }),
+        Replay::Live => {
+            ctx.append(Entry::StepStarted {
+                name: name.into(),
+                at: ctx.now_ms(),
+            })?;
+            ctx.emit(Event::StepStarted { name: name.into() });
+        }
+    }
+    let started = std::time::Instant::now();
+    let mut attempt = 1;
+    loop {
+        {
+            let mut st = ctx.state();
+            st.scope = ExecScope::Step(name.into());
+            st.deadline = opts
+                .timeout
+                .map(|t| (ctx.now_ms() + t.as_millis() as i64, name.to_string()));
+        }
+        let out = f.call_within_context::<Dynamic>(nc, ());
+        {
+            let mut st = ctx.state();
+            st.scope = ExecScope::Top;
+            st.deadline = None;
+        }
+        let err = match out {
+            Ok(v) => {
+                let json = to_json(&v).map_err(|why| {
+                    bad_option(
+                        "step",
+                        format!("step '{name}' returned a value that cannot be journaled: {why}"),
+                        "return plain data",
+                    )
+                })?;
+                ctx.append(Entry::StepCompleted {
+                    name: name.into(),
+                    result: json.clone(),
+                    at: ctx.now_ms(),
+                })?;
+                ctx.emit(Event::StepCompleted {
+                    name: name.into(),
+                    result: json.clone(),
+                    ms: started.elapsed().as_millis() as u64,
+                });
+                let result = from_json(&json);
+                register_undo(ctx, name, opts.undo, &result);
+                return Ok(result);
+            }
+            Err(e) => e,
+        };
+        // A step timeout surfaces as a termination from the progress callback; it is an
+        // ordinary (catchable, journaled) failure of this step.
+        let err = if termination_marker(&err).as_deref() == Some(TERM_STEP_TIMEOUT) {
+            step_timeout(name).into_rhai()
+        } else if !err.unwrap_inner().is_catchable() {
+            return Err(err); // cancel, abort, limits, fatal: not this step's failure
+        } else {
+            err
+        };
+        let value = error_value(&err, "step", name);
+        let retryable = PrimitiveError::from_dynamic(&value).is_some_and(|p| p.retryable);
+        if retryable && attempt < opts.attempts {
+            let delay = opts.backoff * 2u32.saturating_pow(attempt - 1);
+            ctx.emit(Event::StepRetrying {
+                name: name.into(),
+                attempt,
+                delay: format_duration(delay),
+                error: error_message(&value),
+            });
+            if !ctx.clock.sleep(delay, &ctx.cancel) {
+                return Err(terminate(crate::run::ctx::TERM_CANCEL));
+            }
+            attempt += 1;
+            continue;
+        }
+        let json = serde_json::to_value(&value).unwrap_or(Value::Null);
+        let message = error_message(&value);
+        ctx.append(Entry::StepFailed {
+            name: name.into(),
+            error: json,
+            message: message.clone(),
+            at: ctx.now_ms(),
+        })?;
+        ctx.emit(Event::StepFailed {
+            name: name.into(),
+            error: message,
+        });
+        return Err(rethrow(value, &err));
+    }
+}
+
+struct GateOptions {
+    every: Duration,
+    hold: u32,
+    timeout: Duration,
+}
+
+fn gate_options(opts: &Map) -> Result<GateOptions, Box<EvalAltResult>> {
+    check_keys("gate", opts, &["every", "hold", "timeout"])?;
+    let every = opts
+        .get("every")
+        .map(|v| duration_opt("gate", "every", v))
+        .transpose()?;
+    let timeout = opts
+        .get("timeout")
+        .map(|v| duration_opt("gate", "timeout", v))
+        .transpose()?;
+    let hold = match opts.get("hold") {
+        None => 1,
+        Some(h) => h
+            .as_int()
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| {
+                bad_option(
+                    "gate",
+                    "option 'hold' must be an integer from 1 to 10000".into(),
+                    "hold: 3 passes three polls in a row",
+                )
+            })? as u32,
+    };
+    let every = every.unwrap_or(Duration::from_secs(30));
+    if every.is_zero() {
+        return Err(bad_option(
+            "gate",
+            "option 'every' must be more than 0".into(),
+            "",
+        ));
+    }
+    Ok(GateOptions {
+        every,
+        hold,
+        timeout: timeout.unwrap_or(Duration::from_secs(3600)),
+    })
+}
+
+/// One check of a gate poll.
+struct Check {
+    name: Option<String>,
+    pass: bool,
+    why: String,
+}
+
+/// A gate closure returns one check `#{ pass, why, evidence }`, an array of them, or a map of
+/// named checks.
+fn parse_checks(gate: &str, v: &Dynamic) -> Result<Vec<Check>, Box<EvalAltResult>> {
+    let shape = || {
+        bad_option(
+            "gate",
+            format!(
+                "gate '{gate}' returned a {}; expected #{{ pass, why, evidence }}, an array of those, or a map of named ones",
+                v.type_name()
+            ),
+            "e.g. gate(\"caught-up\", || #{ pass: lag == 0, why: `lag ${lag} bytes` })",
+        )
+    };
+    let one = |name: Option<String>, c: &Dynamic| -> Result<Check, Box<EvalAltResult>> {
+        let m = c.read_lock::<Map>().ok_or_else(shape)?;
+        let pass = m
+            .get("pass")
+            .and_then(|p| p.as_bool().ok())
+            .ok_or_else(shape)?;
+        let why = m.get("why").map(|w| w.to_string()).unwrap_or_default();
+        Ok(Check { name, pass, why })
+    };
+    if let Some(a) = v.read_lock::<rhai::Array>() {
+        return a.iter().map(|c| one(None, c)).collect();
+    }
+    let m = v.read_lock::<Map>().ok_or_else(shape)?;
+    if m.contains_key("pass") {
+        return Ok(vec![one(None, v)?]);
+    }
+    if m.is_empty() {
+        return Err(shape());
+    }
+    m.iter().map(|(k, c)| one(Some(k.to_string()), c)).collect()
+}
+
+fn gate_impl(
+    nc: &NativeCallContext,
+    ctx: &Arc<RunCtx>,
+    name: &str,
+    opts: &Map,
+    f: FnPtr,
+) -> RhaiResult {
+    let opts = gate_options(opts)?;
+    ctx.ensure_top(FlowKind::Gate, name)?;
+    ctx.claim_name(FlowKind::Gate, name)?;
+    let started_at = match ctx.replay_next(FlowKind::Gate, name, nc.call_position())? {
+        Replay::Completed(v) => {
+            ctx.emit(Event::GateReplayed { name: name.into() });
+            return Ok(from_json(&v));
+        }
+        Replay::Failed(e) => {
+            ctx.emit(Event::GateReplayed { name: name.into() });
+            return Err(Box::new(EvalAltResult::ErrorRuntime(
+                from_json(&e),
+                nc.call_position(),
+            )));
+        }
+        // The timeout counts from the first start, so crashes cannot extend it forever.
+        Replay::Rerun { started_at } => started_at,
+        Replay::Live => {
+            let now = ctx.now_ms();
+            ctx.append(Entry::GateStarted {
+                name: name.into(),
+                at: now,
+            })?;
+            now
+        }
+    };
+    ctx.emit(Event::GateStarted {
+        name: name.into(),
+        every: format_duration(opts.every),
+        hold: opts.hold,
+        timeout: format_duration(opts.timeout),
+    });
+    let deadline = started_at + opts.timeout.as_millis() as i64;
+    let (mut polls, mut streak) = (0u64, 0u32);
+    let mut last_why: Option<Vec<String>> = None;
+    loop {
+        polls += 1;
+        ctx.set_scope(ExecScope::Gate(name.into()));
+        let out = f.call_within_context::<Dynamic>(nc, ());
+        ctx.set_scope(ExecScope::Top);
+        let (value, checks) = match out {
+            Ok(v) => {
+                let checks = parse_checks(name, &v)?;
+                (Some(v), checks)
+            }
+            Err(err) if !err.unwrap_inner().is_catchable() => return Err(err),
+            Err(err) => {
+                let value = error_value(&err, "gate", name);
+                match PrimitiveError::from_dynamic(&value) {
+                    // A transient failure (throttling, a timeout) is a closed poll, not the end.
+                    Some(p) if p.retryable => (
+                        None,
+                        vec![Check {
+                            name: None,
+                            pass: false,
+                            why: format!("{p} (will poll again)"),
+                        }],
+                    ),
+                    _ => {
+                        let message = error_message(&value);
+                        let json = serde_json::to_value(&value).unwrap_or(Value::Null);
+                        ctx.append(Entry::GateFailed {
+                            name: name.into(),
+                            polls,
+                            error: json,
+                            at: ctx.now_ms(),
+                        })?;
+                        ctx.emit(Event::GateTimedOut {
+                            name: name.into(),
+                            polls,
+                            why: vec![message],
+                        });
+                        return Err(rethrow(value, &err));
+                    }
+                }
+            }
+        };
+        let passing = checks.iter().filter(|c| c.pass).count();
+        let all = passing == checks.len();
+        streak = if all { streak + 1 } else { 0 };
+        let why: Vec<String> = checks
+            .iter()
+            .filter(|c| !c.pass || all)
+            .map(|c| match &c.name {
+                Some(n) => format!("{n}: {}", c.why),
+                None => c.why.clone(),
+            })
+            .collect();
+        if last_why.as_ref() != Some(&why) {
+            ctx.emit(Event::GatePoll {
+                name: name.into(),
+                poll: polls,
+                passing,
+                checks: checks.len(),
+                streak,
+                why: why.clone(),
+            });
+            last_why = Some(why.clone());
+        }
+        let now = ctx.now_ms();
+        ctx.progress(&Progress {
+            gate: name.into(),
+            poll: polls,
+            waited_ms: now - started_at,
+            timeout_ms: opts.timeout.as_millis() as i64,
+            why: why.clone(),
+        });
+        if streak >= opts.hold {
+            let v = value.unwrap_or_default();
+            let json = to_json(&v).map_err(|w| {
+                bad_option("gate", format!("gate '{name}': {w}"), "return plain data")
+            })?;
+            ctx.append(Entry::GatePassed {
+                name: name.into(),
+                polls,
+                result: json.clone(),
+                at: now,
+            })?;
+            ctx.emit(Event::GatePassed {
+                name: name.into(),
+                polls,
+                waited: format_duration(Duration::from_millis((now - started_at).max(0) as u64)),
+            });
+            return Ok(from_json(&json));
+        }
+        if now >= deadline {
+            let err = PrimitiveError::new(
+                "gate",
+                name,
+                ErrorKind::Timeout,
+                format!(
+                    "gate '{name}' still closed after {} ({polls} polls): {}",
+                    format_duration(opts.timeout),
+                    if why.is_empty() {
+                        "no reason given".to_string()
+                    } else {
+                        why.join("; ")
+                    }
+                ),
+                "the reasons say what is missing; fix the cause or raise the gate's timeout",
+            )
+            .with_retryable(false);
+            ctx.append(Entry::GateFailed {
+                name: name.into(),
+                polls,
+                error: serde_json::to_value(&err).unwrap_or(Value::Null),
+                at: now,
+            })?;
+            ctx.emit(Event::GateTimedOut {
+                name: name.into(),
+                polls,
+                why,
+            });
+            return Err(err.into_rhai());
+        }
+        let wait = opts
+            .every
+            .min(Duration::from_millis((deadline - now) as u64));
+        if !ctx.clock.sleep(wait, &ctx.cancel) {
+            return Err(terminate(crate::run::ctx::TERM_CANCEL));
+        }
+    }
+}
+
+/// Install the engine's functions into `engine` for the run `ctx`.
+pub(crate) fn register(engine: &mut Engine, ctx: &Arc<RunCtx>, host: &Host) {
+    let c = ctx.clone();
+    FuncRegistration::new("step")
+        .with_volatility(true)
+        .with_params_info(["name: &str", "body: FnPtr", "Dynamic"])
+        .with_comments(["/// Run `body` once per run and journal its result; on resume the result is returned from the journal.\n/// Names are kebab-case and unique within a run."])
+        .register_into_engine(engine, move |nc: NativeCallContext, name: &str, f: FnPtr| {
+            step_impl(&nc, &c, name, &Map::new(), f)
+        });
+    let c = ctx.clone();
+    FuncRegistration::new("step")
+        .with_volatility(true)
+        .with_params_info(["name: &str", "options: Map", "body: FnPtr", "Dynamic"])
+        .with_comments(["/// `step` with options: `undo: |result| ...` (run on abort, in reverse order), `retry: #{ attempts, backoff }` (retryable errors only), `timeout: \"10m\"`."])
+        .register_into_engine(engine, move |nc: NativeCallContext, name: &str, opts: Map, f: FnPtr| {
+            step_impl(&nc, &c, name, &opts, f)
+        });
+    let c = ctx.clone();
+    FuncRegistration::new("gate")
+        .with_volatility(true)
+        .with_params_info(["name: &str", "checks: FnPtr", "Dynamic"])
+        .with_comments([
+            "/// Poll `checks` every 30s until they pass (timeout 1h); see the options form.",
+        ])
+        .register_into_engine(
+            engine,
+            move |nc: NativeCallContext, name: &str, f: FnPtr| {
+                gate_impl(&nc, &c, name, &Map::new(), f)
+            },
+        );
+    let c = ctx.clone();
+    FuncRegistration::new("gate")
+        .with_volatility(true)
+        .with_params_info(["name: &str", "options: Map", "checks: FnPtr", "Dynamic"])
+        .with_comments(["/// Poll `checks` (returning `#{ pass, why, evidence }`, an array or a map of them) `every` until all pass `hold` times in a row, or fail after `timeout`."])
+        .register_into_engine(engine, move |nc: NativeCallContext, name: &str, opts: Map, f: FnPtr| {
+            gate_impl(&nc, &c, name, &opts, f)
+        });
+    let c = ctx.clone();
+    FuncRegistration::new("abort")
+        .with_volatility(true)
+        .with_params_info(["reason: &str", "()"])
+        .with_comments(["/// Stop the run and roll back: every registered undo runs in reverse order, each journaled."])
+        .register_into_engine(engine, move |reason: &str| -> Result<(), Box<EvalAltResult>> {
+            c.state().abort_requested = Some(reason.to_string());
+            Err(terminate(TERM_ABORT))
+        });
+    let h = host.clone();
+    FuncRegistration::new("now")
+        .with_volatility(true)
+        .with_params_info(["i64"])
+        .with_comments(["/// Current time in epoch seconds (virtual in the simulator). Touches the world: only inside steps and gates."])
+        .register_into_engine(engine, move || -> Result<i64, Box<EvalAltResult>> {
+            h.call("core", "now", &(), || Ok(h.now_ms().div_euclid(1000))).map_err(Into::into)
+        });
+    let h = host.clone();
+    FuncRegistration::new("sleep")
+        .with_volatility(true)
+        .with_params_info(["duration: Dynamic", "()"])
+        .with_comments(["/// Wait through the run's clock: `sleep(\"30s\")` or `sleep(30)` (seconds). Only inside steps."])
+        .register_into_engine(engine, move |d: Dynamic| -> Result<(), Box<EvalAltResult>> {
+            let d = duration_opt("sleep", "duration", &d)?;
+            h.sleep("core", "sleep", d).map_err(Into::into)
+        });
+    FuncRegistration::new("time_str")
+        .with_params_info(["epoch_seconds: i64", "String"])
+        .with_comments([
+            "/// Render epoch seconds as RFC 3339 UTC: `time_str(0) == \"1970-01-01T00:00:00Z\"`.",
+        ])
+        .register_into_engine(engine, |t: i64| crate::clock::format_timestamp(t * 1000));
+    FuncRegistration::new("seconds")
+        .with_params_info(["duration: &str", "i64"])
+        .with_comments(["/// A duration string in whole seconds: `seconds(\"5m\") == 300`."])
+        .register_into_engine(engine, |d: &str| -> Result<i64, Box<EvalAltResult>> {
+            parse_duration(d)
+                .map(|d| d.as_secs() as i64)
+                .map_err(|e| PrimitiveError::invalid("core", "seconds", e, "").into())
+        });
+    let c = ctx.clone();
+    engine.on_print(move |s| {
+        let replaying = c.replaying();
+        c.emit(Event::Print {
+            message: s.to_string(),
+            replaying,
+        });
+    });
+    let c = ctx.clone();
+    engine.on_debug(move |s, _src, pos| {
+        let replaying = c.replaying();
+        c.emit(Event::Print {
+            message: format!("[debug {pos}] {s}"),
+            replaying,
+        });
+    });
+}

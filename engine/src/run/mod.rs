@@ -1,0 +1,634 @@
+//! Executing a run: build the engine, replay the journal from the top, continue live, and on
+//! abort run the undos in reverse.
+
+pub(crate) mod builtins;
+pub(crate) mod ctx;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rhai::{Dynamic, Engine, EvalAltResult, OptimizationLevel, Scope};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::runtime::Handle;
+
+use crate::clock::{Cancel, Clock};
+use crate::error::EngineError;
+use crate::host::Host;
+use crate::journal::{Entry, JournalStore, Outcome};
+use crate::plan::{Plan, UndoState};
+use crate::report::{Report, from_rhai};
+use crate::runbook::{self, Runbook};
+use crate::transcript::{Event, Sink};
+pub use builtins::{from_json, to_json};
+pub use ctx::RunCtx;
+use ctx::{ExecScope, TERM_ABORT, TERM_CANCEL, TERM_STEP_TIMEOUT, termination_marker};
+
+/// Resource limits for a runbook, so a runaway script ends with a message instead of hanging.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_operations: u64,
+    pub max_call_levels: usize,
+    pub max_expr_depth: usize,
+    pub max_string_size: usize,
+    pub max_array_size: usize,
+    pub max_map_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            // A gate polling every 30 s for a day with a few hundred operations per poll stays
+            // far below this; `loop {}` reaches it in seconds.
+            max_operations: 200_000_000,
+            max_call_levels: 64,
+            max_expr_depth: 128,
+            max_string_size: 4 << 20,
+            max_array_size: 1_000_000,
+            max_map_size: 100_000,
+        }
+    }
+}
+
+impl Limits {
+    fn apply(&self, engine: &mut Engine) {
+        engine.set_max_operations(self.max_operations);
+        engine.set_max_call_levels(self.max_call_levels);
+        engine.set_max_expr_depths(self.max_expr_depth, self.max_expr_depth);
+        engine.set_max_string_size(self.max_string_size);
+        engine.set_max_array_size(self.max_array_size);
+        engine.set_max_map_size(self.max_map_size);
+    }
+
+    /// Explain which limit a Rhai error hit, if any.
+    fn explain(&self, err: &EvalAltResult) -> Option<String> {
+        Some(match err.unwrap_inner() {
+            EvalAltResult::ErrorTooManyOperations(_) => format!(
+                "runbook exceeded the operations limit ({}): an endless loop? raise it with \
+                 --max-operations if the runbook really needs more",
+                self.max_operations
+            ),
+            EvalAltResult::ErrorStackOverflow(_) => format!(
+                "runbook exceeded the call depth limit ({}): runaway recursion?",
+                self.max_call_levels
+            ),
+            EvalAltResult::ErrorDataTooLarge(what, _) => {
+                let limit = match what.as_str() {
+                    w if w.contains("string") || w.contains("Length of string") => {
+                        self.max_string_size
+                    }
+                    w if w.contains("array") || w.contains("Size of array") => self.max_array_size,
+                    _ => self.max_map_size,
+                };
+                format!("runbook exceeded a size limit: {what} (limit {limit})")
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// Something that installs functions (a primitive area, a world, test toys) into a run's engine.
+pub trait Plugin: Send + Sync {
+    fn register(&self, engine: &mut Engine, host: &Host);
+}
+
+impl<F: Fn(&mut Engine, &Host) + Send + Sync> Plugin for F {
+    fn register(&self, engine: &mut Engine, host: &Host) {
+        self(engine, host)
+    }
+}
+
+/// How a run ended (or stopped) this time.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum RunStatus {
+    Succeeded {
+        result: Value,
+    },
+    /// Aborted, and every undo completed.
+    RolledBack {
+        reason: String,
+        report: Option<Report>,
+        undone: Vec<String>,
+    },
+    /// An undo failed; the run stays open so `resume` retries the rollback.
+    RollbackFailed {
+        reason: String,
+        step: String,
+        error: String,
+    },
+    /// Cancelled by the operator; resumable, nothing rolled back.
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunStatus::Succeeded { .. } => crate::exit::OK,
+            RunStatus::RolledBack { .. } => crate::exit::ROLLED_BACK,
+            RunStatus::RollbackFailed { .. } => crate::exit::ROLLBACK_FAILED,
+            RunStatus::Interrupted => crate::exit::INTERRUPTED,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub run_id: String,
+    #[serde(flatten)]
+    pub status: RunStatus,
+}
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct StartRequest {
+    pub runbook: PathBuf,
+    pub cluster: String,
+    pub params: serde_json::Map<String, Value>,
+    /// Use this id instead of generating one (tests).
+    pub run_id: Option<String>,
+}
+
+/// Drives runs: one Rhai engine per run, on the calling (blocking) thread.
+#[derive(Clone)]
+pub struct Runner {
+    pub store: Arc<dyn JournalStore>,
+    pub clock: Arc<dyn Clock>,
+    pub handle: Handle,
+    pub limits: Limits,
+    pub cancel: Cancel,
+    pub sinks: Vec<Arc<dyn Sink>>,
+    pub plugins: Vec<Arc<dyn Plugin>>,
+    /// Name of the world the plugins implement (journaled; a resume must use the same).
+    pub world: String,
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("world", &self.world)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A generated run id: UTC start time, cluster, and a random suffix (`20261122-053012-orders-db-7f3a`).
+pub fn new_run_id(now_ms: i64, cluster: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let ts = crate::clock::format_timestamp(now_ms);
+    let compact: String = ts.chars().filter(char::is_ascii_alphanumeric).collect(); // 20261122T053012Z
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    format!(
+        "{}-{}-{cluster}-{:04x}",
+        &compact[..8],
+        &compact[9..15],
+        h.finish() & 0xffff
+    )
+}
+
+fn validate_cluster(cluster: &str) -> Result<(), EngineError> {
+    let ok = !cluster.is_empty()
+        && cluster.len() <= 63
+        && cluster
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if ok {
+        Ok(())
+    } else {
+        Err(EngineError::Invalid(format!(
+            "cluster id {cluster:?} is not valid: use 1-63 letters, digits, '-', '_' or '.' \
+             (the RDS instance identifier, e.g. orders-db)"
+        )))
+    }
+}
+
+impl Runner {
+    fn build(&self, ctx: &Arc<RunCtx>) -> (Engine, Host) {
+        let mut engine = Engine::new();
+        // Simple, never Full: Full evaluates functions with constant arguments at compile time.
+        engine.set_optimization_level(OptimizationLevel::Simple);
+        self.limits.apply(&mut engine);
+        let cancel = self.cancel.clone();
+        let c = ctx.clone();
+        engine.on_progress(move |ops| {
+            if cancel.is_cancelled() {
+                return Some(TERM_CANCEL.into());
+            }
+            // Clock reads are cheap but not free; a step timeout need not be exact to the op.
+            if ops % 4096 == 0 {
+                if let Some(left) = c.remaining_ms() {
+                    if left <= 0 {
+                        return Some(TERM_STEP_TIMEOUT.into());
+                    }
+                }
+            }
+            None
+        });
+        let host = Host::new(ctx.clone(), self.handle.clone());
+        builtins::register(&mut engine, ctx, &host);
+        for p in &self.plugins {
+            p.register(&mut engine, &host);
+        }
+        (engine, host)
+    }
+
+    /// Start a new run. Bad input (unparsable runbook, bad cluster id) fails before anything is
+    /// written.
+    pub fn start(&self, req: StartRequest) -> Result<RunReport, EngineError> {
+        validate_cluster(&req.cluster)?;
+        let run_id = req
+            .run_id
+            .clone()
+            .unwrap_or_else(|| new_run_id(self.clock.now_ms(), &req.cluster));
+        let ctx = RunCtx::new(
+            run_id.clone(),
+            self.clock.clone(),
+            self.cancel.clone(),
+            true,
+            self.sinks.clone(),
+        )
+        .with_runbook_path(req.runbook.clone());
+        let (mut engine, _host) = self.build(&ctx);
+        let rb = runbook::load(&mut engine, &req.runbook)?;
+        let writer = self.store.create(&run_id)?;
+        ctx.attach(writer, &Plan::default(), None);
+        let params = Value::Object(req.params.clone());
+        let started = Entry::RunStarted {
+            run_id: run_id.clone(),
+            runbook: rb.info.clone(),
+            cluster: req.cluster.clone(),
+            world: self.world.clone(),
+            params: params.clone(),
+            godwit_version: env!("CARGO_PKG_VERSION").into(),
+            at: self.clock.now_ms(),
+        };
+        if let Err(e) = ctx.append(started) {
+            let fatal = ctx.state().fatal.take();
+            ctx.detach();
+            let _ = self.store.discard(&run_id);
+            return Err(fatal.unwrap_or_else(|| EngineError::Io(e.to_string())));
+        }
+        ctx.emit(Event::RunStarted {
+            run_id: run_id.clone(),
+            runbook: rb.info.name.clone(),
+            version: rb.info.version.clone(),
+            hash: rb.info.hash.clone(),
+            cluster: req.cluster.clone(),
+            world: self.world.clone(),
+        });
+        self.execute(&engine, &rb, &ctx, &req.cluster, params)
+    }
+
+    /// Resume a run from its journal: replay what completed, continue where it stopped.
+    pub fn resume(
+        &self,
+        run_id: &str,
+        force_runbook_change: bool,
+    ) -> Result<RunReport, EngineError> {
+        let (loaded, writer) = self.store.open(run_id)?;
+        let plan = Plan::from_records(&loaded.records);
+        let Some(started) = plan.started.clone() else {
+            return Err(EngineError::Invalid(format!(
+                "run {run_id} has no run-started record; it never began"
+            )));
+        };
+        if plan.finished.is_some() {
+            return Err(EngineError::AlreadyFinished {
+                run_id: run_id.into(),
+                status: plan.status().as_str().into(),
+            });
+        }
+        if started.world != self.world {
+            return Err(EngineError::Invalid(format!(
+                "run {run_id} was started in world '{}' but this resume uses world '{}'; resume it with --world {}",
+                started.world, self.world, started.world
+            )));
+        }
+        let path = PathBuf::from(&started.runbook.path);
+        let ctx = RunCtx::new(
+            run_id.into(),
+            self.clock.clone(),
+            self.cancel.clone(),
+            true,
+            self.sinks.clone(),
+        )
+        .with_runbook_path(path.clone());
+        let (mut engine, _host) = self.build(&ctx);
+        let rb = runbook::load(&mut engine, &path)?;
+        let forced = if rb.info.hash != started.runbook.hash {
+            if !force_runbook_change {
+                return Err(EngineError::RunbookChanged {
+                    run_id: run_id.into(),
+                    pinned: started.runbook.hash.clone(),
+                    current: rb.info.hash.clone(),
+                });
+            }
+            Some(rb.info.hash.clone())
+        } else {
+            None
+        };
+        let last_seq = loaded.records.last().map(|r| r.seq);
+        ctx.attach(writer, &plan, last_seq);
+        ctx.append(Entry::RunResumed {
+            at: self.clock.now_ms(),
+            pid: std::process::id(),
+            runbook_hash: forced.clone(),
+        })
+        .map_err(|e| {
+            ctx.state()
+                .fatal
+                .take()
+                .unwrap_or_else(|| EngineError::Io(e.to_string()))
+        })?;
+        ctx.emit(Event::RunResumed {
+            run_id: run_id.into(),
+            records: loaded.records.len(),
+            torn_tail: loaded.torn_tail,
+            forced_runbook_change: forced,
+        });
+        self.execute(&engine, &rb, &ctx, &started.cluster, started.params.clone())
+    }
+
+    fn execute(
+        &self,
+        engine: &Engine,
+        rb: &Runbook,
+        ctx: &Arc<RunCtx>,
+        cluster: &str,
+        params: Value,
+    ) -> Result<RunReport, EngineError> {
+        let mut scope = Scope::new();
+        scope.push_constant("RUN_ID", ctx.run_id.clone());
+        scope.push_constant("CLUSTER", cluster.to_string());
+        scope.push_constant("WORLD", self.world.clone());
+        scope.push_constant("PARAMS", from_json(&params));
+        let out = engine.eval_ast_with_scope::<Dynamic>(&mut scope, &rb.ast);
+        let report = |status| {
+            Ok(RunReport {
+                run_id: ctx.run_id.clone(),
+                status,
+            })
+        };
+        let err = match out {
+            Ok(v) => {
+                if let Some(item) = ctx.unconsumed() {
+                    let r = Report::new(format!(
+                        "replay diverged from the journal: the runbook finished, but the journal has {} next",
+                        item.label()
+                    ))
+                    .with_hint("the runbook changed since these steps ran; restore it");
+                    return self.stop(ctx, EngineError::NonDeterminism(r));
+                }
+                let detail = to_json(&v).unwrap_or_else(|_| Value::String(v.to_string()));
+                self.append_or_stop(
+                    ctx,
+                    Entry::RunFinished {
+                        outcome: Outcome::Succeeded,
+                        detail: detail.clone(),
+                        at: ctx.now_ms(),
+                    },
+                )?;
+                ctx.emit(Event::RunFinished {
+                    outcome: Outcome::Succeeded,
+                    detail: detail.clone(),
+                });
+                ctx.detach();
+                return report(RunStatus::Succeeded { result: detail });
+            }
+            Err(e) => e,
+        };
+        let fatal = ctx.state().fatal.take();
+        if let Some(fatal) = fatal {
+            return self.stop(ctx, fatal);
+        }
+        let marker = termination_marker(&err);
+        if marker.as_deref() == Some(TERM_CANCEL)
+            || (self.cancel.is_cancelled() && marker.is_some())
+        {
+            ctx.emit(Event::RunStopped {
+                reason: format!("interrupted; continue with `godwit resume {}`", ctx.run_id),
+            });
+            ctx.detach();
+            return report(RunStatus::Interrupted);
+        }
+        // Everything else aborts the run: explicit abort(), an unhandled error, a gate timeout,
+        // a limit. Record why, then roll back.
+        let (reason, rep) = match marker.as_deref() {
+            Some(TERM_ABORT) => {
+                let reason = ctx
+                    .state()
+                    .abort_requested
+                    .clone()
+                    .unwrap_or_else(|| "aborted".into());
+                let resumed_abort = ctx.state().abort_recorded.is_some();
+                (
+                    reason,
+                    (!resumed_abort)
+                        .then(|| from_rhai(&err, &rb.path))
+                        .map(|mut r| {
+                            r.message = format!("abort: {}", r.message);
+                            r
+                        }),
+                )
+            }
+            _ => {
+                let mut r = from_rhai(&err, &rb.path);
+                if let Some(limit) = self.limits.explain(&err) {
+                    r.message = limit;
+                }
+                (format!("unhandled error: {}", r.message), Some(r))
+            }
+        };
+        let rep = rep.map(|mut r| {
+            if let Some(TERM_ABORT) = marker.as_deref() {
+                r.message = format!("abort(\"{reason}\")");
+            }
+            r
+        });
+        self.rollback(engine, rb, ctx, reason, rep)
+    }
+
+    fn rollback(
+        &self,
+        engine: &Engine,
+        rb: &Runbook,
+        ctx: &Arc<RunCtx>,
+        reason: String,
+        rep: Option<Report>,
+    ) -> Result<RunReport, EngineError> {
+        let recorded = ctx.state().abort_recorded.clone();
+        let reason = match recorded {
+            Some(r) => r,
+            None => {
+                self.append_or_stop(
+                    ctx,
+                    Entry::AbortStarted {
+                        reason: reason.clone(),
+                        at: ctx.now_ms(),
+                    },
+                )?;
+                ctx.state().abort_recorded = Some(reason.clone());
+                reason
+            }
+        };
+        ctx.emit(Event::AbortStarted {
+            reason: reason.clone(),
+        });
+        let undos = std::mem::take(&mut ctx.state().undos);
+        let mut undone = Vec::new();
+        for reg in undos.iter().rev() {
+            let prior = ctx.state().undo_state.get(&reg.step).cloned();
+            if prior == Some(UndoState::Completed) {
+                ctx.emit(Event::UndoSkipped {
+                    step: reg.step.clone(),
+                });
+                undone.push(reg.step.clone());
+                continue;
+            }
+            if prior.is_none() {
+                self.append_or_stop(
+                    ctx,
+                    Entry::UndoStarted {
+                        step: reg.step.clone(),
+                        at: ctx.now_ms(),
+                    },
+                )?;
+            }
+            ctx.emit(Event::UndoStarted {
+                step: reg.step.clone(),
+            });
+            ctx.set_scope(ExecScope::Undo(reg.step.clone()));
+            let out = reg
+                .f
+                .call::<Dynamic>(engine, &rb.ast, (reg.result.clone(),));
+            ctx.set_scope(ExecScope::Top);
+            let fatal = ctx.state().fatal.take();
+            if let Some(fatal) = fatal {
+                return self.stop(ctx, fatal);
+            }
+            match out {
+                Ok(v) => {
+                    let result = to_json(&v).unwrap_or(Value::Null);
+                    self.append_or_stop(
+                        ctx,
+                        Entry::UndoCompleted {
+                            step: reg.step.clone(),
+                            result,
+                            at: ctx.now_ms(),
+                        },
+                    )?;
+                    ctx.state()
+                        .undo_state
+                        .insert(reg.step.clone(), UndoState::Completed);
+                    ctx.emit(Event::UndoCompleted {
+                        step: reg.step.clone(),
+                    });
+                    undone.push(reg.step.clone());
+                }
+                Err(e) if termination_marker(&e).as_deref() == Some(TERM_CANCEL) => {
+                    ctx.emit(Event::RunStopped {
+                        reason: format!(
+                            "interrupted during rollback; continue with `godwit resume {}`",
+                            ctx.run_id
+                        ),
+                    });
+                    ctx.detach();
+                    return Ok(RunReport {
+                        run_id: ctx.run_id.clone(),
+                        status: RunStatus::Interrupted,
+                    });
+                }
+                Err(e) => {
+                    let message = from_rhai(&e, &rb.path).message;
+                    self.append_or_stop(
+                        ctx,
+                        Entry::UndoFailed {
+                            step: reg.step.clone(),
+                            message: message.clone(),
+                            at: ctx.now_ms(),
+                        },
+                    )?;
+                    ctx.emit(Event::UndoFailed {
+                        step: reg.step.clone(),
+                        error: message.clone(),
+                    });
+                    ctx.emit(Event::RunStopped { reason: format!("rollback stopped at the undo of '{}'; fix the cause and `godwit resume {}` to retry it", reg.step, ctx.run_id) });
+                    ctx.detach();
+                    return Ok(RunReport {
+                        run_id: ctx.run_id.clone(),
+                        status: RunStatus::RollbackFailed {
+                            reason,
+                            step: reg.step.clone(),
+                            error: message,
+                        },
+                    });
+                }
+            }
+        }
+        let detail = Value::String(reason.clone());
+        self.append_or_stop(
+            ctx,
+            Entry::RunFinished {
+                outcome: Outcome::RolledBack,
+                detail: detail.clone(),
+                at: ctx.now_ms(),
+            },
+        )?;
+        ctx.emit(Event::RunFinished {
+            outcome: Outcome::RolledBack,
+            detail,
+        });
+        ctx.detach();
+        Ok(RunReport {
+            run_id: ctx.run_id.clone(),
+            status: RunStatus::RolledBack {
+                reason,
+                report: rep,
+                undone,
+            },
+        })
+    }
+
+    fn append_or_stop(&self, ctx: &Arc<RunCtx>, entry: Entry) -> Result<(), EngineError> {
+        ctx.append(entry).map_err(|e| {
+            let err = ctx
+                .state()
+                .fatal
+                .take()
+                .unwrap_or_else(|| EngineError::Io(e.to_string()));
+            ctx.emit(Event::RunStopped {
+                reason: err.to_string(),
+            });
+            ctx.detach();
+            err
+        })
+    }
+
+    fn stop(&self, ctx: &Arc<RunCtx>, err: EngineError) -> Result<RunReport, EngineError> {
+        ctx.emit(Event::RunStopped {
+            reason: err.to_string(),
+        });
+        ctx.detach();
+        Err(err)
+    }
+}
+
+/// Parse a runbook without running it (for `godwit check` and tests): the same engine setup as
+/// a run, so every registered function is known.
+pub fn check_runbook(runner: &Runner, path: &Path) -> Result<Runbook, EngineError> {
+    let ctx = RunCtx::new(
+        "check".into(),
+        runner.clock.clone(),
+        runner.cancel.clone(),
+        true,
+        Vec::new(),
+    );
+    let (mut engine, _) = runner.build(&ctx);
+    runbook::load(&mut engine, path)
+}

@@ -1,0 +1,175 @@
+//! Runners over the toy world, and in-process crash injection.
+//!
+//! A crash is modelled by a sink that panics on the N-th matching transcript event. Sinks run
+//! after the journal append the event reports is durable, so "panic on the 3rd step-completed"
+//! is "the process died right after step 3 was journaled"; "panic on the 3rd toy::apply call"
+//! is "died inside a step, after its side effect, before its result was journaled". Nothing of
+//! ours runs after the panic except destructors (the journal lock is released, as the OS would).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Once};
+
+use godwit_engine::journal::memory::MemoryStore;
+use godwit_engine::transcript::{Collector, Event, Line, Sink};
+use godwit_engine::{
+    Cancel, Clock, EngineError, JournalStore, Limits, RunReport, Runner, StartRequest, VirtualClock,
+};
+
+use crate::toy::{self, ToyWorld};
+
+pub const CRASH: &str = "godwit-tests: injected crash";
+
+/// Panics on the `nth` (1-based) event matching `pred`.
+pub struct CrashSink {
+    pred: Box<dyn Fn(&Event) -> bool + Send + Sync>,
+    nth: usize,
+    seen: AtomicUsize,
+}
+
+impl CrashSink {
+    pub fn new(nth: usize, pred: impl Fn(&Event) -> bool + Send + Sync + 'static) -> Arc<Self> {
+        quiet_injected_panics();
+        Arc::new(CrashSink {
+            pred: Box::new(pred),
+            nth,
+            seen: AtomicUsize::new(0),
+        })
+    }
+}
+
+impl Sink for CrashSink {
+    fn line(&self, line: &Line) {
+        if (self.pred)(&line.event) && self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.nth {
+            panic!("{CRASH}");
+        }
+    }
+}
+
+fn quiet_injected_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let msg = info
+                .payload()
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| info.payload().downcast_ref::<&str>().copied())
+                .unwrap_or("");
+            if !msg.contains(CRASH) {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// Everything one test needs: a temp dir with runbooks, a toy world, a store, a runtime.
+pub struct Bench {
+    pub dir: tempfile::TempDir,
+    pub world: ToyWorld,
+    pub store: MemoryStore,
+    pub clock: Arc<VirtualClock>,
+    pub rt: tokio::runtime::Runtime,
+    pub limits: Limits,
+}
+
+/// Start of virtual time in tests: 2026-01-01T00:00:00Z.
+pub const T0: i64 = 1_767_225_600_000;
+
+impl Default for Bench {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Bench {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let world = ToyWorld::new(dir.path().join("world"));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        Bench {
+            dir,
+            world,
+            store: MemoryStore::new(),
+            clock: Arc::new(VirtualClock::new(T0)),
+            rt,
+            limits: Limits::default(),
+        }
+    }
+
+    /// Write a runbook (or module, with a path like `lib/x.rhai`) into the temp dir.
+    pub fn write(&self, name: &str, source: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, source).unwrap();
+        p
+    }
+
+    /// A runner over this bench's store, with extra sinks; returns it with a collector.
+    pub fn runner_with(
+        &self,
+        store: Arc<dyn JournalStore>,
+        sinks: Vec<Arc<dyn Sink>>,
+    ) -> (Runner, Collector) {
+        let collector = Collector::new();
+        let mut all: Vec<Arc<dyn Sink>> = vec![Arc::new(collector.clone())];
+        all.extend(sinks);
+        let cancel = Cancel::new();
+        let world = self.world.clone();
+        let c = cancel.clone();
+        let runner = Runner {
+            store,
+            clock: self.clock.clone() as Arc<dyn Clock>,
+            handle: self.rt.handle().clone(),
+            limits: self.limits.clone(),
+            cancel,
+            sinks: all,
+            plugins: vec![Arc::new(
+                move |e: &mut rhai::Engine, h: &godwit_engine::Host| {
+                    toy::register(e, h, &world, &c)
+                },
+            )],
+            world: "toy".into(),
+        };
+        (runner, collector)
+    }
+
+    pub fn runner(&self, sinks: Vec<Arc<dyn Sink>>) -> (Runner, Collector) {
+        self.runner_with(Arc::new(self.store.clone()), sinks)
+    }
+
+    /// Start `runbook` as run `run_id` on cluster `c1`.
+    pub fn start(
+        &self,
+        runner: &Runner,
+        runbook: &std::path::Path,
+        run_id: &str,
+    ) -> Result<RunReport, EngineError> {
+        runner.start(StartRequest {
+            runbook: runbook.to_path_buf(),
+            cluster: "c1".into(),
+            params: serde_json::Map::new(),
+            run_id: Some(run_id.into()),
+        })
+    }
+}
+
+/// Run `f`, turning an injected crash into `None`.
+pub fn until_crash<T>(f: impl FnOnce() -> T) -> Option<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(v) => Some(v),
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_default();
+            assert!(msg.contains(CRASH), "unexpected panic: {msg}");
+            None
+        }
+    }
+}
