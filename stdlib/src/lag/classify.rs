@@ -136,8 +136,14 @@ pub(crate) fn classify_window(
     let (gaps, largest_gap) = slot.gaps(opts.period_seconds);
     ev.int("slot_gaps", gaps as i64)
         .int("slot_largest_gap_seconds", largest_gap)
-        .int("dropped_datapoints", (slot.dropped + replica.dropped) as i64)
-        .int("duplicate_datapoints", (slot.duplicates + replica.duplicates) as i64);
+        .int(
+            "dropped_datapoints",
+            (slot.dropped + replica.dropped) as i64,
+        )
+        .int(
+            "duplicate_datapoints",
+            (slot.duplicates + replica.duplicates) as i64,
+        );
 
     let stats = SlotStats::of(slot, opts);
     let fresh = stats

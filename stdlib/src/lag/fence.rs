@@ -49,9 +49,10 @@ pub fn caught_up_after_fence(
             "replica_lag_tolerance_seconds",
             opts.replica_lag_tolerance_seconds,
         );
-    let fence_text = format!(
-        "fence at {} (+{} s clock-skew allowance)",
-        fmt_utc(fence_t),
+    let fence_text = format!("fence at {}", fmt_utc(fence_t));
+    let counting = format!(
+        "datapoints count from {} (fence + {} s clock-skew allowance)",
+        fmt_utc(valid_from),
         opts.clock_skew_seconds
     );
     // A zero that starts inside the allowance (or in the period straddling the fence) is the
@@ -113,7 +114,7 @@ pub fn caught_up_after_fence(
                 &replica,
                 valid_from,
                 now,
-                &fence_text,
+                &format!("{fence_text} ({counting})"),
                 String::new(),
                 opts,
                 ev,
@@ -127,7 +128,7 @@ pub fn caught_up_after_fence(
             &slot,
             valid_from,
             now,
-            &fence_text,
+            &format!("{fence_text} ({counting})"),
             ignored_text,
             opts,
             ev,
@@ -163,9 +164,7 @@ pub fn caught_up_after_fence(
             format!(
                 "since the {}: {}",
                 fence_text,
-                since_fence
-                    .why
-                    .trim_start_matches("stale-slot: ")
+                since_fence.why.trim_start_matches("stale-slot: ")
             ),
             ev2,
         );
@@ -186,9 +185,10 @@ pub fn caught_up_after_fence(
         Verdict::Waiting,
         false,
         format!(
-            "no 0 OldestReplicationSlotLag datapoint since the {}: {} datapoint(s), last {} at \
-             {}, max {}, {}{}",
+            "no 0 OldestReplicationSlotLag datapoint since the {} ({}): {} datapoint(s), last {} \
+             at {}, max {}, {}{}",
             fence_text,
+            counting,
             after.points.len(),
             fmt_bytes(last.v),
             fmt_utc(last.t),

@@ -80,7 +80,10 @@ mod tests {
         assert_eq!(fmt_bytes(64.0 * 1024.0 * 1024.0), "64.0 MiB");
         assert_eq!(fmt_bytes(3.1 * 1024.0 * 1024.0 * 1024.0), "3.1 GiB");
         assert_eq!(fmt_bytes(-16.0 * 1024.0 * 1024.0), "-16.0 MiB");
-        assert_eq!(fmt_bytes_per_min(64.0 * 1024.0 * 1024.0 / 5.0), "+12.8 MiB/min");
+        assert_eq!(
+            fmt_bytes_per_min(64.0 * 1024.0 * 1024.0 / 5.0),
+            "+12.8 MiB/min"
+        );
         assert_eq!(fmt_bytes_per_min(-2048.0), "-2.0 KiB/min");
     }
 

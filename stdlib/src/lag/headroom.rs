@@ -21,8 +21,13 @@ pub fn wal_headroom(free_storage: &[Point], slot_lag: &[Point], opts: &Options) 
     let mut ev = Evidence::default();
     ev.int("now", now)
         .num("min_headroom_seconds", opts.min_headroom_seconds);
-    for (name, s) in [("FreeStorageSpace", &free), ("OldestReplicationSlotLag", &slot)] {
-        let stale = s.last().is_none_or(|p| now - p.t > opts.stale_after_seconds);
+    for (name, s) in [
+        ("FreeStorageSpace", &free),
+        ("OldestReplicationSlotLag", &slot),
+    ] {
+        let stale = s
+            .last()
+            .is_none_or(|p| now - p.t > opts.stale_after_seconds);
         if s.points.len() < opts.min_datapoints || stale {
             ev.text("missing_series", name);
             let detail = match s.last() {
@@ -71,7 +76,8 @@ pub fn wal_headroom(free_storage: &[Point], slot_lag: &[Point], opts: &Options) 
     }
     let seconds = free_last.v / consumption;
     let full_at = free_last.t + seconds.min(1e12) as i64;
-    ev.num("seconds_until_full", seconds).int("full_at_t", full_at);
+    ev.num("seconds_until_full", seconds)
+        .int("full_at_t", full_at);
     let detail = format!(
         "FreeStorageSpace {} at {}, {}: full in ~{} (around {} UTC); minimum {}",
         fmt_bytes(free_last.v),

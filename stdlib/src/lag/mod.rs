@@ -316,3 +316,6 @@ pub mod keys {
         "stale_slot_segments",
     ];
 }
+
+#[cfg(test)]
+mod tests;

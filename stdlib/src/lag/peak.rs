@@ -41,13 +41,18 @@ pub fn keeps_up_at_peak(
     let mut ev = Evidence::default();
     ev.int("now", now)
         .num("segment_bytes", opts.segment_bytes)
-        .num("max_replica_lag_p99_seconds", opts.max_replica_lag_p99_seconds);
+        .num(
+            "max_replica_lag_p99_seconds",
+            opts.max_replica_lag_p99_seconds,
+        );
     for (name, s) in [
         ("OldestReplicationSlotLag", &slot),
         ("RDSToAuroraPostgreSQLReplicaLag", &replica),
         ("TransactionLogsGeneration", &generation),
     ] {
-        let stale = s.last().is_none_or(|p| now - p.t > opts.stale_after_seconds);
+        let stale = s
+            .last()
+            .is_none_or(|p| now - p.t > opts.stale_after_seconds);
         if s.points.len() < opts.min_datapoints || stale {
             let detail = match s.last() {
                 Some(p) if stale => format!(

@@ -59,7 +59,12 @@ impl Series {
     /// The datapoints with `from <= t`.
     pub fn since(&self, from: i64) -> Series {
         Series {
-            points: self.points.iter().copied().filter(|p| p.t >= from).collect(),
+            points: self
+                .points
+                .iter()
+                .copied()
+                .filter(|p| p.t >= from)
+                .collect(),
             dropped: self.dropped,
             duplicates: self.duplicates,
         }
@@ -120,7 +125,13 @@ mod tests {
 
     #[test]
     fn sorts_dedups_with_max_and_drops_negatives() {
-        let s = Series::new(&[p(120, 0.0), p(60, 5.0), p(120, 9.0), p(180, -1.0), p(0, 1.0)]);
+        let s = Series::new(&[
+            p(120, 0.0),
+            p(60, 5.0),
+            p(120, 9.0),
+            p(180, -1.0),
+            p(0, 1.0),
+        ]);
         assert_eq!(s.points, vec![p(0, 1.0), p(60, 5.0), p(120, 9.0)]);
         assert_eq!(s.dropped, 1);
         assert_eq!(s.duplicates, 1);

@@ -9,9 +9,9 @@ use super::{Assessment, Evidence, Options, Slot, SlotType, Verdict};
 pub(crate) fn advice(slot: &Slot) -> String {
     let name = &slot.slot_name;
     match (slot.slot_type, slot.active) {
-        (SlotType::Logical, false) => format!(
-            "drop it (SELECT pg_drop_replication_slot('{name}')) or resume its consumer"
-        ),
+        (SlotType::Logical, false) => {
+            format!("drop it (SELECT pg_drop_replication_slot('{name}')) or resume its consumer")
+        }
         (SlotType::Logical, true) => format!(
             "its consumer is connected but not confirming (confirmed_flush_lsn stuck): fix or \
              restart the consumer, or drop slot '{name}'"
@@ -73,7 +73,10 @@ pub fn stale_slots(slots: &[Slot], opts: &Options) -> Assessment {
     ev.int("slots", slots.len() as i64)
         .int("stale", stale.len() as i64)
         .num("stale_slot_threshold_bytes", far);
-    if let Some(max) = slots.iter().max_by(|a, b| a.lag_bytes.total_cmp(&b.lag_bytes)) {
+    if let Some(max) = slots
+        .iter()
+        .max_by(|a, b| a.lag_bytes.total_cmp(&b.lag_bytes))
+    {
         ev.num("max_lag_bytes", max.lag_bytes)
             .text("max_lag_slot", max.slot_name.clone());
     }
@@ -124,13 +127,29 @@ mod tests {
     fn flags_inactive_and_far_behind_slots() {
         let slots = [
             slot("aurora_replica", SlotType::Physical, true, 1024.0),
-            slot("debezium_orders", SlotType::Logical, false, 3.1 * 1024.0 * RDS_SEGMENT_BYTES / 64.0),
-            slot("search_sync", SlotType::Logical, true, 10.0 * RDS_SEGMENT_BYTES),
+            slot(
+                "debezium_orders",
+                SlotType::Logical,
+                false,
+                3.1 * 1024.0 * RDS_SEGMENT_BYTES / 64.0,
+            ),
+            slot(
+                "search_sync",
+                SlotType::Logical,
+                true,
+                10.0 * RDS_SEGMENT_BYTES,
+            ),
         ];
         let a = stale_slots(&slots, &Options::default());
         assert_eq!(a.verdict, Verdict::StaleSlot);
         assert!(!a.pass);
-        assert!(a.why.contains("slot `debezium_orders` (logical, inactive since 12:04:00, 3.1 GiB): drop it"), "{}", a.why);
+        assert!(
+            a.why.contains(
+                "slot `debezium_orders` (logical, inactive since 12:04:00, 3.1 GiB): drop it"
+            ),
+            "{}",
+            a.why
+        );
         assert!(a.why.contains("search_sync"), "{}", a.why);
         assert_eq!(a.evidence.get_i64("stale"), Some(2));
         assert_eq!(a.evidence.0["max_lag_slot"], "debezium_orders");

@@ -84,7 +84,10 @@ mod tests {
     fn pts(vals: &[f64]) -> Vec<Point> {
         vals.iter()
             .enumerate()
-            .map(|(i, &v)| Point { t: i as i64 * 60, v })
+            .map(|(i, &v)| Point {
+                t: i as i64 * 60,
+                v,
+            })
             .collect()
     }
 
@@ -98,7 +101,10 @@ mod tests {
         assert_eq!(percentile(&[7.0], 99.0), Some(7.0));
         assert_eq!(percentile(&[], 99.0), None);
         // Ten points: p99 is the maximum, a real datapoint.
-        assert_eq!(percentile(&[1., 2., 3., 4., 5., 6., 7., 8., 9., 30.], 99.0), Some(30.0));
+        assert_eq!(
+            percentile(&[1., 2., 3., 4., 5., 6., 7., 8., 9., 30.], 99.0),
+            Some(30.0)
+        );
     }
 
     #[test]
@@ -119,19 +125,29 @@ mod tests {
     #[test]
     fn theil_sen_of_flat_sawtooth_is_zero() {
         let seg = 64.0 * 1024.0 * 1024.0;
-        let v: Vec<f64> = (0..60).map(|i| if i % 5 == 4 { seg } else { 0.0 }).collect();
+        let v: Vec<f64> = (0..60)
+            .map(|i| if i % 5 == 4 { seg } else { 0.0 })
+            .collect();
         assert_eq!(theil_sen_per_second(&pts(&v)), Some(0.0));
     }
 
     #[test]
     fn theil_sen_needs_two_timestamps() {
         assert_eq!(theil_sen_per_second(&[]), None);
-        assert_eq!(theil_sen_per_second(&[Point { t: 5, v: 1.0 }, Point { t: 5, v: 2.0 }]), None);
+        assert_eq!(
+            theil_sen_per_second(&[Point { t: 5, v: 1.0 }, Point { t: 5, v: 2.0 }]),
+            None
+        );
     }
 
     #[test]
     fn theil_sen_subsamples_long_series() {
-        let p: Vec<Point> = (0..5000).map(|i| Point { t: i, v: 3.0 * i as f64 }).collect();
+        let p: Vec<Point> = (0..5000)
+            .map(|i| Point {
+                t: i,
+                v: 3.0 * i as f64,
+            })
+            .collect();
         assert_eq!(theil_sen_per_second(&p), Some(3.0));
     }
 
