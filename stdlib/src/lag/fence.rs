@@ -74,6 +74,38 @@ pub fn caught_up_after_fence(
         None => String::new(),
     };
 
+    // A period cannot be published before it starts. A datapoint stamped later than `now` +
+    // allowance means the metric clock runs ahead of ours by more than the allowance, and then
+    // "stamped after the fence" no longer proves "sampled after the fence".
+    if let Some(now_given) = opts.now {
+        let ahead = slot
+            .points
+            .iter()
+            .chain(&replica.points)
+            .map(|p| p.t)
+            .filter(|&t| t > now_given + opts.clock_skew_seconds)
+            .max();
+        if let Some(t) = ahead {
+            ev.int("future_datapoint_t", t);
+            return Assessment::new(
+                Verdict::Waiting,
+                false,
+                format!(
+                    "a datapoint is stamped {} but now is {} ({} ahead): the metric clock and \
+                     this host's clock disagree by more than the {} s allowance, so no \
+                     datapoint can be placed after the {}; fix time sync or raise \
+                     clock_skew_seconds",
+                    fmt_utc(t),
+                    fmt_utc(now_given),
+                    fmt_duration((t - now_given) as f64),
+                    opts.clock_skew_seconds,
+                    fence_text
+                ),
+                ev,
+            );
+        }
+    }
+
     if let Some(zero) = after.points.iter().find(|p| p.v == 0.0) {
         ev.int("first_zero_after_fence_t", zero.t)
             .int("first_zero_after_fence_delay_seconds", zero.t - fence_t);

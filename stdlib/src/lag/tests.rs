@@ -355,7 +355,8 @@ fn replica_lag_must_be_near_zero_too() {
 
 #[test]
 fn clock_skew_around_the_fence() {
-    let replica = series(T0 - 600, 60, &zeros(30));
+    // Replica lag datapoints up to `now` (12:03:00).
+    let replica = series(T0 - 600, 60, &zeros(14));
     let fence = T0;
     let case = |zero_at: i64, skew: i64| {
         let slot = vec![
@@ -386,6 +387,24 @@ fn clock_skew_around_the_fence() {
     assert!(case(T0 + 60, 5).pass);
     // No allowance: a period starting exactly at the fence counts.
     assert!(case(T0, 0).pass);
+}
+
+#[test]
+fn datapoints_from_the_future_mean_clock_skew() {
+    let (slot, fence) = fenced(&[SEG, 0.0]);
+    let replica = series(T0, 60, &zeros(33));
+    // Our clock says 12:31:00 but a datapoint is stamped 12:32:00.
+    let a = caught_up_after_fence(&slot, &replica, fence, None, &with_now(T0 + 31 * 60));
+    assert_eq!(a.verdict, Verdict::Waiting, "{}", a.why);
+    assert!(
+        a.why
+            .contains("the metric clock and this host's clock disagree"),
+        "{}",
+        a.why
+    );
+    assert_eq!(a.evidence.get_i64("future_datapoint_t"), Some(T0 + 32 * 60));
+    // With our clock at 12:34:00 the same series passes.
+    assert!(caught_up_after_fence(&slot, &replica, fence, None, &with_now(T0 + 34 * 60)).pass);
 }
 
 #[test]
