@@ -51,7 +51,7 @@ pub fn caught_up_after_fence(
         );
     let fence_text = format!("fence at {}", fmt_utc(fence_t));
     let counting = format!(
-        "datapoints count from {} (fence + {} s clock-skew allowance)",
+        "counting from {} = fence + {} s clock-skew allowance",
         fmt_utc(valid_from),
         opts.clock_skew_seconds
     );
@@ -142,11 +142,12 @@ pub fn caught_up_after_fence(
                 )
             }
             None => no_fresh_data(
-                "RDSToAuroraPostgreSQLReplicaLag",
+                ("RDSToAuroraPostgreSQLReplicaLag", "replica_last_t"),
                 &replica,
                 valid_from,
                 now,
-                &format!("{fence_text} ({counting})"),
+                &fence_text,
+                &counting,
                 String::new(),
                 opts,
                 ev,
@@ -156,11 +157,12 @@ pub fn caught_up_after_fence(
 
     let Some(last) = after.last() else {
         return no_fresh_data(
-            "OldestReplicationSlotLag",
+            ("OldestReplicationSlotLag", "slot_last_t"),
             &slot,
             valid_from,
             now,
-            &format!("{fence_text} ({counting})"),
+            &fence_text,
+            &counting,
             ignored_text,
             opts,
             ev,
@@ -236,18 +238,19 @@ pub fn caught_up_after_fence(
 /// once the series has been silent longer than `stale_after_seconds`.
 #[allow(clippy::too_many_arguments)] // private; each argument is one piece of the message
 fn no_fresh_data(
-    metric: &str,
+    (metric, last_t_key): (&str, &str),
     series: &Series,
     valid_from: i64,
     now: i64,
     fence_text: &str,
+    counting: &str,
     ignored_text: String,
     opts: &Options,
     mut ev: Evidence,
 ) -> Assessment {
     let seen = series.last().map(|p| p.t);
     if let Some(t) = seen {
-        ev.int(&format!("{}_last_t", metric_key(metric)), t);
+        ev.int(last_t_key, t);
     }
     // Silence is measured from the later of the last datapoint and the moment datapoints
     // start to count: right after a fence no datapoint can exist yet.
@@ -261,11 +264,10 @@ fn no_fresh_data(
             Verdict::NoData,
             false,
             format!(
-                "no {metric} datapoint {since} ({} without one after the {}){ignored_text}: the \
-                 series stopped arriving; missing data never counts as 0, check the metric \
-                 source",
+                "no {metric} datapoint {since}: {} without one after the {fence_text} \
+                 ({counting}){ignored_text}; the series stopped arriving, and missing data never \
+                 counts as 0: check the metric source",
                 fmt_duration((now - silent_since) as f64),
-                fence_text
             ),
             ev,
         );
@@ -274,18 +276,9 @@ fn no_fresh_data(
         Verdict::Waiting,
         false,
         format!(
-            "no {metric} datapoint stamped after the {} yet (CloudWatch publishes a period \
-             1-3 min after it ends){ignored_text}",
-            fence_text
+            "no {metric} datapoint stamped after the {fence_text} yet ({counting}; CloudWatch \
+             publishes a period 1-3 min after it ends){ignored_text}"
         ),
         ev,
     )
-}
-
-fn metric_key(metric: &str) -> &'static str {
-    if metric.starts_with("Oldest") {
-        "slot"
-    } else {
-        "replica"
-    }
 }

@@ -78,13 +78,18 @@ pub fn wal_headroom(free_storage: &[Point], slot_lag: &[Point], opts: &Options) 
     let full_at = free_last.t + seconds.min(1e12) as i64;
     ev.num("seconds_until_full", seconds)
         .int("full_at_t", full_at);
+    // A clock time without a date only helps within the day.
+    let at = if seconds < 86_400.0 {
+        format!(" (around {} UTC)", fmt_utc(full_at))
+    } else {
+        String::new()
+    };
     let detail = format!(
-        "FreeStorageSpace {} at {}, {}: full in ~{} (around {} UTC); minimum {}",
+        "FreeStorageSpace {} at {}, {}: full in ~{}{at}; minimum {}",
         fmt_bytes(free_last.v),
         fmt_utc(free_last.t),
         driver,
         fmt_duration(seconds),
-        fmt_utc(full_at),
         fmt_duration(opts.min_headroom_seconds)
     );
     if seconds >= opts.min_headroom_seconds {
