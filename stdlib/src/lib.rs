@@ -4,6 +4,8 @@
 //! |-------|---------------------------------------------------------------------|--------|
 //! | `lag` | pure analysis of replication-lag metric series: the cutover signal | any    |
 //!
+//! `lag` rules and thresholds are explained in `docs/lag.md`.
+//!
 //! Each area folder holds `mod.rs` (the trait or the pure logic and its serde types), `rhai.rs`
 //! (the thin Rhai module: argument conversion and the doc comments that become the reference),
 //! and one file per world where the area touches the world. [`register_all`] installs every
