@@ -26,7 +26,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         let Ok(n) = rest[..digits].parse::<u128>() else {
             return fail("number too large");
         };
-        rest = &rest[digits..];
+        rest = rest[digits..].trim_start();
         let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
         let unit_ms: u128 = match &rest[..unit_len] {
             "ms" => 1,
