@@ -17,3 +17,5 @@ pub mod lag;
 pub fn register_all(engine: &mut rhai::Engine) {
     lag::rhai::register(engine);
 }
+
+pub mod world;
