@@ -1,1 +1,15 @@
-//! The godwit command.
+//! # godwit — the command
+//!
+//! * [`cli`]: clap definitions and the commands (`run`, `resume`, `runs`, `show`, `verify`,
+//!   `check`, `worlds`); [`cli::main_with`] is the entry point, parameterised by the worlds
+//!   so test binaries can add toy worlds to the real CLI.
+//! * [`worlds`]: the `--world NAME[:ARG]` registry.
+//! * [`render`]: human rendering of transcript events and the live progress line.
+//! * [`state`]: the state directory and run-id resolution (`last`, unique prefixes).
+//!
+//! Exit codes live in [`godwit_engine::exit`] and are documented in `docs/cli.md`.
+
+pub mod cli;
+pub mod render;
+pub mod state;
+pub mod worlds;

@@ -1,1 +1,6 @@
-fn main() {}
+fn main() {
+    std::process::exit(godwit::cli::main_with(
+        godwit::worlds::Worlds::default(),
+        std::env::args_os(),
+    ));
+}

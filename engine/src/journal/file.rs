@@ -43,6 +43,19 @@ impl FileStore {
         self.root.join(run_id)
     }
 
+    /// Who is driving the run right now, if anyone (probes the lock without keeping it).
+    pub fn holder(&self, run_id: &str) -> Option<String> {
+        let mut file = File::open(self.run_dir(run_id).join(LOCK)).ok()?;
+        match file.try_lock_shared() {
+            Ok(()) => None,
+            Err(_) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                Some(holder.trim().to_string())
+            }
+        }
+    }
+
     fn not_found(&self, run_id: &str) -> JournalError {
         JournalError::NotFound {
             run_id: run_id.into(),

@@ -1,0 +1,490 @@
+//! The `godwit` command line: argument parsing and the commands.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use godwit_engine::exit;
+use godwit_engine::journal::file::FileStore;
+use godwit_engine::plan::{FlowOutcome, Plan, Status, UndoState};
+use godwit_engine::runbook::short_hash;
+use godwit_engine::transcript::Sink;
+use godwit_engine::{
+    Cancel, EngineError, JournalStore, Limits, RunReport, RunStatus, Runner, StartRequest,
+};
+use serde_json::{Value, json};
+
+use crate::render::{HumanSink, compact};
+use crate::state::{resolve_run, state_dir, store};
+use crate::worlds::Worlds;
+
+const EXIT_CODES: &str = "Exit codes: 0 succeeded · 1 internal error · 2 invalid input (nothing changed) · \
+3 aborted and rolled back · 4 rollback stopped at a failed undo (resume retries) · 5 journal damaged · \
+6 run locked by another process · 7 interrupted (resume continues) · 8 refused (runbook changed, replay \
+diverged, already finished)";
+
+#[derive(Parser, Debug)]
+#[command(name = "godwit", version, about = "Durable, resumable RDS → Aurora PostgreSQL migration runbooks", after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Where runs are kept [default: $GODWIT_STATE_DIR, else $XDG_STATE_HOME/godwit, else ~/.local/state/godwit]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Start a run of RUNBOOK for one cluster and drive it to the end.
+    Run {
+        /// A runbook file, or the name of one in ./runbooks (e.g. rds-to-aurora).
+        runbook: String,
+        /// The cluster (source RDS instance id) this run migrates.
+        #[arg(long)]
+        cluster: String,
+        /// World to run in: NAME or NAME:ARG (see `godwit worlds`).
+        #[arg(long)]
+        world: Option<String>,
+        /// Runbook parameter (repeatable); VALUE is JSON if it parses (numbers, true), else a string.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Continue a run from its journal after a crash, an interrupt or a failed undo.
+    Resume {
+        /// Run id (or a unique prefix, or `last`).
+        run: String,
+        /// Resume even though the runbook changed since the run started; the journal is then
+        /// replayed step by step against the new runbook and any divergence stops the run.
+        #[arg(long)]
+        force_runbook_change: bool,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// List runs, newest first.
+    Runs {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one run: runbook, parameters, steps with their results, where it stands.
+    Show {
+        run: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a run's journal: hash chain, truncation, torn last line.
+    Verify { run: String },
+    /// Parse a runbook (and its modules) without running it; print its identity and hash.
+    Check {
+        runbook: String,
+        #[arg(long)]
+        world: Option<String>,
+    },
+    /// List the worlds this godwit can run in.
+    Worlds,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Output {
+    /// Print the outcome as one JSON object on stdout instead of the human transcript.
+    #[arg(long)]
+    pub json: bool,
+    /// Also show every primitive call with its arguments and result.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Resource limit: Rhai operations per run (an endless loop ends with this limit's name).
+    #[arg(long, value_name = "N")]
+    pub max_operations: Option<u64>,
+}
+
+/// Entry point of the binary; returns the process exit code. `worlds` lets test binaries add
+/// worlds (toy primitives) to the real CLI.
+pub fn main_with(worlds: Worlds, args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::INVALID_INPUT
+            } else {
+                exit::OK
+            };
+        }
+    };
+    match dispatch(cli, &worlds) {
+        Ok(code) => code,
+        Err(Failure(code, msg)) => {
+            eprintln!("error: {msg}");
+            code
+        }
+    }
+}
+
+/// A command failure: exit code and message.
+pub struct Failure(pub i32, pub String);
+
+impl From<EngineError> for Failure {
+    fn from(e: EngineError) -> Self {
+        Failure(e.exit_code(), e.to_string())
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> Failure {
+    Failure(exit::INVALID_INPUT, msg.into())
+}
+
+fn dispatch(cli: Cli, worlds: &Worlds) -> Result<i32, Failure> {
+    let dir = state_dir(cli.state_dir.clone()).map_err(invalid)?;
+    let store = store(&dir);
+    match cli.command {
+        Command::Run {
+            runbook,
+            cluster,
+            world,
+            set,
+            out,
+        } => {
+            let path = find_runbook(&runbook)?;
+            let params = parse_sets(&set)?;
+            let world = worlds
+                .build(world.as_deref().unwrap_or(&worlds.default))
+                .map_err(invalid)?;
+            let (runner, rt) = runner(&store, world, &out)?;
+            let req = StartRequest {
+                runbook: path,
+                cluster,
+                params,
+                run_id: None,
+            };
+            let report = drive(&rt, move || runner.start(req))?;
+            Ok(finish(&report, &out))
+        }
+        Command::Resume {
+            run,
+            force_runbook_change,
+            out,
+        } => {
+            let id = resolve_run(&store, &run).map_err(invalid)?;
+            let plan = Plan::from_records(&store.read(&id).map_err(EngineError::from)?.records);
+            let world_name = plan
+                .started
+                .as_ref()
+                .map(|s| s.world.clone())
+                .unwrap_or_default();
+            let world = worlds
+                .build(&world_name)
+                .map_err(|e| invalid(format!("run {id} needs world '{world_name}': {e}")))?;
+            let (runner, rt) = runner(&store, world, &out)?;
+            let report = drive(&rt, move || runner.resume(&id, force_runbook_change))?;
+            Ok(finish(&report, &out))
+        }
+        Command::Runs { json } => runs(&store, json),
+        Command::Show { run, json } => show(&store, &run, json),
+        Command::Verify { run } => verify(&store, &run),
+        Command::Check { runbook, world } => {
+            let path = find_runbook(&runbook)?;
+            let world = worlds
+                .build(world.as_deref().unwrap_or(&worlds.default))
+                .map_err(invalid)?;
+            let out = Output {
+                json: true,
+                verbose: false,
+                max_operations: None,
+            };
+            let (runner, _rt) = runner(&store, world, &out)?;
+            let rb = godwit_engine::run::check_runbook(&runner, &path)?;
+            println!("{} {} ({})", rb.info.name, rb.info.version, rb.info.hash);
+            for m in &rb.info.modules {
+                println!(
+                    "  import \"{}\" → {} ({})",
+                    m.import,
+                    m.path,
+                    short_hash(&m.hash)
+                );
+            }
+            Ok(exit::OK)
+        }
+        Command::Worlds => {
+            println!("{}", worlds.describe());
+            Ok(exit::OK)
+        }
+    }
+}
+
+/// A path that exists, else `runbooks/NAME.rhai` under the current directory.
+fn find_runbook(arg: &str) -> Result<PathBuf, Failure> {
+    let p = PathBuf::from(arg);
+    if p.is_file() {
+        return Ok(p);
+    }
+    let named = PathBuf::from("runbooks").join(format!("{arg}.rhai"));
+    if named.is_file() {
+        return Ok(named);
+    }
+    let available: Vec<String> = std::fs::read_dir("runbooks")
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter_map(|n| n.strip_suffix(".rhai").map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    Err(invalid(format!(
+        "runbook '{arg}' not found: not a file, and no runbooks/{arg}.rhai here{}",
+        if available.is_empty() {
+            String::new()
+        } else {
+            format!(" (available: {})", available.join(", "))
+        }
+    )))
+}
+
+fn parse_sets(sets: &[String]) -> Result<serde_json::Map<String, Value>, Failure> {
+    let mut out = serde_json::Map::new();
+    for s in sets {
+        let (k, v) = s.split_once('=').ok_or_else(|| {
+            invalid(format!(
+                "--set {s:?}: expected KEY=VALUE, e.g. --set max_replica_lag=5"
+            ))
+        })?;
+        let k = k.trim();
+        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(invalid(format!(
+                "--set {s:?}: key must be letters, digits and '_'"
+            )));
+        }
+        let value =
+            serde_json::from_str::<Value>(v).unwrap_or_else(|_| Value::String(v.to_string()));
+        out.insert(k.to_string(), value);
+    }
+    Ok(out)
+}
+
+fn runner(
+    store: &FileStore,
+    world: godwit_stdlib::world::World,
+    out: &Output,
+) -> Result<(Runner, tokio::runtime::Runtime), Failure> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            Failure(
+                exit::INTERNAL,
+                format!("cannot start the async runtime: {e}"),
+            )
+        })?;
+    let cancel = Cancel::new();
+    let c = cancel.clone();
+    rt.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ninterrupt: stopping at the next safe point (the run stays resumable)…");
+            c.cancel();
+        }
+    });
+    let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
+    if !out.json {
+        sinks.push(Arc::new(HumanSink::new(out.verbose)));
+    }
+    sinks.extend(world.sinks.iter().cloned());
+    let mut limits = Limits::default();
+    if let Some(n) = out.max_operations {
+        limits.max_operations = n;
+    }
+    let runner = Runner {
+        store: Arc::new(store.clone()),
+        clock: world.clock.clone(),
+        handle: rt.handle().clone(),
+        limits,
+        cancel,
+        sinks,
+        plugins: world.plugins.clone(),
+        world: world.name.clone(),
+    };
+    Ok((runner, rt))
+}
+
+/// Run the engine on a blocking thread (primitives block on the runtime through the Host).
+fn drive(
+    rt: &tokio::runtime::Runtime,
+    f: impl FnOnce() -> Result<RunReport, EngineError> + Send + 'static,
+) -> Result<RunReport, Failure> {
+    let handle = rt.spawn_blocking(f);
+    match rt.block_on(handle) {
+        Ok(r) => r.map_err(Failure::from),
+        Err(e) => Err(Failure(
+            exit::INTERNAL,
+            format!("the run thread failed: {e}"),
+        )),
+    }
+}
+
+fn finish(report: &RunReport, out: &Output) -> i32 {
+    if out.json {
+        println!("{}", serde_json::to_string(report).unwrap_or_default());
+        return report.status.exit_code();
+    }
+    match &report.status {
+        RunStatus::Succeeded { .. } => {}
+        RunStatus::RolledBack {
+            report: Some(r), ..
+        } => eprintln!("\nerror: {}", r.render()),
+        RunStatus::RolledBack { reason, .. } => eprintln!("\nrolled back: {reason}"),
+        RunStatus::RollbackFailed { step, error, .. } => eprintln!(
+            "\nerror: rollback stopped: the undo of '{step}' failed: {error}\nfix the cause, then `godwit resume {}` retries it",
+            report.run_id
+        ),
+        RunStatus::Interrupted => eprintln!(
+            "\ninterrupted; continue with `godwit resume {}`",
+            report.run_id
+        ),
+    }
+    report.status.exit_code()
+}
+
+fn status_of(store: &FileStore, id: &str, plan: &Plan) -> String {
+    match (plan.status(), store.holder(id)) {
+        (Status::InProgress | Status::RollingBack, Some(holder)) => format!("running ({holder})"),
+        (Status::InProgress, None) => "stopped".into(),
+        (s, _) => s.as_str().into(),
+    }
+}
+
+fn runs(store: &FileStore, json: bool) -> Result<i32, Failure> {
+    let ids = store.list().map_err(EngineError::from)?;
+    let mut rows = Vec::new();
+    for id in ids {
+        let row = match store.read(&id) {
+            Ok(loaded) => {
+                let plan = Plan::from_records(&loaded.records);
+                let s = plan.started.clone();
+                json!({
+                    "run_id": id,
+                    "runbook": s.as_ref().map(|s| format!("{} {}", s.runbook.name, s.runbook.version)),
+                    "cluster": s.as_ref().map(|s| s.cluster.clone()),
+                    "world": s.as_ref().map(|s| s.world.clone()),
+                    "status": status_of(store, &id, &plan),
+                    "where": plan.whereabouts(),
+                })
+            }
+            Err(e) => json!({ "run_id": id, "status": "damaged", "where": e.to_string() }),
+        };
+        rows.push(row);
+    }
+    if json {
+        println!("{}", Value::Array(rows));
+        return Ok(exit::OK);
+    }
+    if rows.is_empty() {
+        println!("no runs in {}", store.root().display());
+        return Ok(exit::OK);
+    }
+    println!(
+        "{:<38} {:<22} {:<14} {:<14} {:<16} WHERE",
+        "RUN", "RUNBOOK", "CLUSTER", "WORLD", "STATUS"
+    );
+    for r in rows {
+        let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
+        println!(
+            "{:<38} {:<22} {:<14} {:<14} {:<16} {}",
+            s("run_id"),
+            s("runbook"),
+            s("cluster"),
+            s("world"),
+            s("status"),
+            s("where")
+        );
+    }
+    Ok(exit::OK)
+}
+
+fn show(store: &FileStore, arg: &str, json: bool) -> Result<i32, Failure> {
+    let id = resolve_run(store, arg).map_err(invalid)?;
+    let loaded = store.read(&id).map_err(EngineError::from)?;
+    let plan = Plan::from_records(&loaded.records);
+    let status = status_of(store, &id, &plan);
+    if json {
+        let mut v = serde_json::to_value(&plan).unwrap_or(Value::Null);
+        v["run_id"] = json!(id);
+        v["status"] = json!(status);
+        v["where"] = json!(plan.whereabouts());
+        println!("{v}");
+        return Ok(exit::OK);
+    }
+    let Some(s) = &plan.started else {
+        return Err(invalid(format!("run {id} has no run-started record")));
+    };
+    println!("run      {id}");
+    println!(
+        "runbook  {} {} ({}) {}",
+        s.runbook.name,
+        s.runbook.version,
+        short_hash(&s.runbook.hash),
+        s.runbook.path
+    );
+    for m in &s.runbook.modules {
+        println!("         import \"{}\" ({})", m.import, short_hash(&m.hash));
+    }
+    println!("cluster  {}   world {}", s.cluster, s.world);
+    println!("params   {}", compact(&s.params, 100));
+    println!(
+        "started  {}   last activity {}   resumed {} time(s)",
+        godwit_engine::clock::format_timestamp(s.at),
+        godwit_engine::clock::format_timestamp(plan.last_at),
+        plan.resumes
+    );
+    println!("status   {status} — {}", plan.whereabouts());
+    println!();
+    for item in &plan.flow {
+        let line = match &item.outcome {
+            FlowOutcome::Completed { result, .. } => {
+                format!("  ✓ {:<34} {}", item.label(), compact(result, 80))
+            }
+            FlowOutcome::Failed { error, .. } => format!(
+                "  ✗ {:<34} {}",
+                item.label(),
+                compact(&error["message"], 80)
+            ),
+            FlowOutcome::Incomplete { .. } => {
+                format!("  … {:<34} started, not completed", item.label())
+            }
+        };
+        println!("{line}");
+    }
+    if let Some(reason) = &plan.abort {
+        println!("\n  rollback: {reason}");
+        for step in &plan.undo_order {
+            let st = match plan.undo.get(step) {
+                Some(UndoState::Completed) => "undone".to_string(),
+                Some(UndoState::Started) => "undo started, not completed".to_string(),
+                Some(UndoState::Failed { message }) => format!("undo failed: {message}"),
+                None => "pending".into(),
+            };
+            println!("  ↩ {step:<34} {st}");
+        }
+    }
+    if let Some((_, detail)) = &plan.finished {
+        println!("\n  result: {}", compact(detail, 200));
+    }
+    Ok(exit::OK)
+}
+
+fn verify(store: &FileStore, arg: &str) -> Result<i32, Failure> {
+    let id = resolve_run(store, arg).map_err(invalid)?;
+    let loaded = store.read(&id).map_err(EngineError::from)?;
+    let last = loaded.records.last();
+    println!(
+        "run {id}: journal intact — {} records, hash chain verified{}",
+        loaded.records.len(),
+        last.map(|r| format!(", head {}", &r.hash[..16]))
+            .unwrap_or_default()
+    );
+    if let Some(n) = loaded.torn_tail {
+        println!(
+            "note: the last line ({n} bytes) is torn — a crash interrupted its write; it will be dropped on resume"
+        );
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,77 @@
+//! The worlds this `godwit` binary can run in, chosen by `--world NAME[:ARG]`.
+
+use std::sync::Arc;
+
+use godwit_stdlib::world::World;
+
+/// Builds a world from the part after `NAME:` (empty when absent).
+pub type WorldFactory = Arc<dyn Fn(&str) -> Result<World, String> + Send + Sync>;
+
+/// A named world with a one-line description for `--help` and errors.
+#[derive(Clone)]
+pub struct WorldDef {
+    pub name: String,
+    pub about: String,
+    pub make: WorldFactory,
+}
+
+/// The worlds built into this binary, plus any a test binary adds.
+#[derive(Clone)]
+pub struct Worlds {
+    defs: Vec<WorldDef>,
+    pub default: String,
+}
+
+impl Default for Worlds {
+    fn default() -> Self {
+        Worlds {
+            defs: vec![WorldDef {
+                name: "pure".into(),
+                about: "no world: engine built-ins (step, gate, now, sleep) and pure areas (lag) on the system clock".into(),
+                make: Arc::new(|arg| {
+                    if arg.is_empty() {
+                        Ok(World::pure())
+                    } else {
+                        Err(format!("world 'pure' takes no argument (got 'pure:{arg}')"))
+                    }
+                }),
+            }],
+            default: "pure".into(),
+        }
+    }
+}
+
+impl Worlds {
+    pub fn add(&mut self, def: WorldDef) {
+        self.defs.retain(|d| d.name != def.name);
+        self.defs.push(def);
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.defs.iter().map(|d| d.name.clone()).collect()
+    }
+
+    pub fn describe(&self) -> String {
+        self.defs
+            .iter()
+            .map(|d| format!("  {:<6} {}", d.name, d.about))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// `sim:idle-source` → the sim world with scenario `idle-source`.
+    pub fn build(&self, spec: &str) -> Result<World, String> {
+        let (name, arg) = spec.split_once(':').unwrap_or((spec, ""));
+        let def = self.defs.iter().find(|d| d.name == name).ok_or_else(|| {
+            format!(
+                "unknown world '{name}'; this godwit has:\n{}\n(the lab and aws worlds arrive with their issues)",
+                self.describe()
+            )
+        })?;
+        let mut world = (def.make)(arg)?;
+        if world.name.is_empty() {
+            world.name = spec.to_string();
+        }
+        Ok(world)
+    }
+}

@@ -1,0 +1,80 @@
+//! The real `godwit` CLI plus a `toy` world, for process-level tests.
+//!
+//! * `--world toy`: toy primitives (see `godwit_tests::toy`) over the directory in
+//!   `GODWIT_TOY_WORLD`, on a virtual clock that starts at the wall-clock time (so gates do not
+//!   wait for real, and time still moves forward across processes).
+//! * `GODWIT_TOY_CRASH=EVENT:N`: the process exits with code 86 — no cleanup, like a crash — on
+//!   the N-th transcript event named EVENT (`step-completed`, `primitive`, `undo-completed`,
+//!   ..., or `any`). Events are emitted after the journal append they report is durable.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use godwit::worlds::{WorldDef, Worlds};
+use godwit_engine::transcript::{Line, Sink};
+use godwit_engine::{Cancel, Clock, SystemClock, VirtualClock};
+use godwit_stdlib::world::{World, pure_plugins};
+use godwit_tests::toy::{self, ToyWorld};
+
+pub const CRASH_EXIT: i32 = 86;
+
+struct ExitSink {
+    event: String,
+    nth: usize,
+    seen: AtomicUsize,
+}
+
+impl Sink for ExitSink {
+    fn line(&self, line: &Line) {
+        let name = serde_json::to_value(&line.event)
+            .ok()
+            .and_then(|v| v["event"].as_str().map(String::from))
+            .unwrap_or_default();
+        if (self.event == "any" || self.event == name)
+            && self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.nth
+        {
+            std::process::exit(CRASH_EXIT);
+        }
+    }
+}
+
+fn toy_world(_arg: &str) -> Result<World, String> {
+    let dir = std::env::var("GODWIT_TOY_WORLD")
+        .map_err(|_| "set GODWIT_TOY_WORLD to the toy world directory".to_string())?;
+    let world = ToyWorld::new(dir);
+    let clock = Arc::new(VirtualClock::new(SystemClock.now_ms()));
+    // `toy::interrupt` cancels through its own token; the CLI's Ctrl-C token is separate.
+    let cancel = Cancel::new();
+    let mut plugins = pure_plugins();
+    plugins.push(Arc::new(
+        move |e: &mut rhai::Engine, h: &godwit_engine::Host| toy::register(e, h, &world, &cancel),
+    ));
+    let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
+    if let Ok(spec) = std::env::var("GODWIT_TOY_CRASH") {
+        let (event, n) = spec.split_once(':').ok_or("GODWIT_TOY_CRASH is EVENT:N")?;
+        let nth = n
+            .parse()
+            .map_err(|_| "GODWIT_TOY_CRASH: N must be a number")?;
+        sinks.push(Arc::new(ExitSink {
+            event: event.into(),
+            nth,
+            seen: AtomicUsize::new(0),
+        }));
+    }
+    Ok(World {
+        name: "toy".into(),
+        clock,
+        plugins,
+        sinks,
+    })
+}
+
+fn main() {
+    let mut worlds = Worlds::default();
+    worlds.add(WorldDef {
+        name: "toy".into(),
+        about: "toy primitives for tests".into(),
+        make: Arc::new(toy_world),
+    });
+    std::process::exit(godwit::cli::main_with(worlds, std::env::args_os()));
+}

@@ -1,0 +1,523 @@
+//! The `godwit` command end to end, as separate processes: exit codes, crash (process exit)
+//! after every step and in the middle of every step then `resume`, tampering, torn lines,
+//! locks, changed runbooks, limits, Ctrl-C.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use godwit_tests::toy::ToyWorld;
+use serde_json::Value;
+
+const TOY: &str = env!("CARGO_BIN_EXE_godwit-toy");
+const CRASH_EXIT: i32 = 86;
+
+const FLOW: &str = r#"//! name: toy-flow
+//! version: 2.1.0
+let a = step("create-a", #{ undo: |r| toy::revert("a") }, || toy::apply("a"));
+let g = gate("a-ready", #{ every: "10s", hold: 2, timeout: "5m" }, || {
+    let ok = toy::next("ready", [false, true, true]);
+    #{ pass: ok, why: if ok { "a ready" } else { "a not ready" } }
+});
+let b = step("create-b", #{ undo: |r| toy::revert("b") }, || { toy::apply("b1"); toy::apply("b2") });
+step("finish", || toy::apply("c"));
+#{ a: a.key, b: b.key }
+"#;
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+    fn world(&self) -> ToyWorld {
+        ToyWorld::new(self.path("world"))
+    }
+    fn cmd(&self, args: &[&str], crash: Option<&str>) -> Output {
+        let mut c = Command::new(TOY);
+        c.args(args)
+            .current_dir(self.dir.path())
+            .env("GODWIT_STATE_DIR", self.path("state"))
+            .env("GODWIT_TOY_WORLD", self.path("world"))
+            .env_remove("GODWIT_TOY_CRASH");
+        if let Some(spec) = crash {
+            c.env("GODWIT_TOY_CRASH", spec);
+        }
+        c.output().unwrap()
+    }
+    fn godwit(&self, args: &[&str]) -> (i32, String, String) {
+        let o = self.cmd(args, None);
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into(),
+            String::from_utf8_lossy(&o.stderr).into(),
+        )
+    }
+    fn run_dirs(&self) -> usize {
+        std::fs::read_dir(self.path("state/runs"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+    fn only_run(&self) -> String {
+        let mut ids: Vec<String> = std::fs::read_dir(self.path("state/runs"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        ids.pop().unwrap()
+    }
+    fn journal(&self) -> PathBuf {
+        self.path(&format!("state/runs/{}/journal.jsonl", self.only_run()))
+    }
+    fn show_json(&self) -> Value {
+        let (code, out, err) = self.godwit(&["show", "last", "--json"]);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str(&out).unwrap()
+    }
+}
+
+fn event_count(env: &Env, event: &str) -> usize {
+    let text = std::fs::read_to_string(
+        env.path(&format!("state/runs/{}/transcript.jsonl", env.only_run())),
+    )
+    .unwrap();
+    text.lines()
+        .filter(|l| l.contains(&format!("\"event\":\"{event}\"")))
+        .count()
+}
+
+#[test]
+fn run_show_runs_verify() {
+    let env = Env::new();
+    env.write("flow.rhai", FLOW);
+    let (code, out, err) = env.godwit(&[
+        "run",
+        "flow.rhai",
+        "--cluster",
+        "orders-db",
+        "--world",
+        "toy",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("runbook toy-flow 2.1.0"), "{out}");
+    assert!(out.contains("✓ step create-a"), "{out}");
+    assert!(
+        out.contains("gate a-ready poll 1: closed, 0/1 checks pass: a not ready"),
+        "{out}"
+    );
+    assert!(out.contains("✓ gate a-ready passed after 3 polls"), "{out}");
+    let (code, out, _) = env.godwit(&["runs"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("toy-flow 2.1.0") && out.contains("succeeded"),
+        "{out}"
+    );
+    let (code, out, _) = env.godwit(&["show", "last"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("✓ step 'create-b'") && out.contains("\"b2\""),
+        "{out}"
+    );
+    let (code, out, _) = env.godwit(&["verify", &env.only_run()[..12]]);
+    assert_eq!(code, 0, "unique prefix resolves");
+    assert!(
+        out.contains("journal intact") && out.contains("hash chain verified"),
+        "{out}"
+    );
+    let (code, out, _) = env.godwit(&[
+        "run",
+        "flow.rhai",
+        "--cluster",
+        "orders-db",
+        "--world",
+        "toy",
+        "--json",
+    ]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(out.trim()).expect("--json prints one JSON object");
+    assert_eq!(v["status"], "succeeded");
+    assert_eq!(v["result"]["b"], "b2");
+}
+
+fn crash_then_resume(crash: &str) -> (Env, Value) {
+    let env = Env::new();
+    env.write("flow.rhai", FLOW);
+    let o = env.cmd(
+        &["run", "flow.rhai", "--cluster", "c1", "--world", "toy"],
+        Some(crash),
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(CRASH_EXIT),
+        "crash point {crash} must be reached: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let (code, out, err) = env.godwit(&["resume", "last"]);
+    if code == 8 && err.contains("already finished") {
+        return (env, Value::Null);
+    }
+    assert_eq!(code, 0, "resume after {crash}: {out}{err}");
+    let result = env.show_json()["finished"][1].clone();
+    (env, result)
+}
+
+#[test]
+fn process_exit_after_every_step_then_resume_applies_each_effect_once() {
+    let reference = Env::new();
+    reference.write("flow.rhai", FLOW);
+    assert_eq!(
+        reference
+            .godwit(&["run", "flow.rhai", "--cluster", "c1", "--world", "toy"])
+            .0,
+        0
+    );
+    let want = reference.show_json()["finished"][1].clone();
+    let want_effects = reference.world().effects();
+    let steps = event_count(&reference, "step-completed") + event_count(&reference, "gate-passed");
+    assert_eq!(steps, 4);
+    for n in 1..=event_count(&reference, "step-completed") {
+        let (env, got) = crash_then_resume(&format!("step-completed:{n}"));
+        assert_eq!(got, want, "after step {n}");
+        assert_eq!(
+            env.world().effects(),
+            want_effects,
+            "after step {n}: each effect once"
+        );
+    }
+    let (env, got) = crash_then_resume("gate-passed:1");
+    assert_eq!(got, want);
+    assert_eq!(env.world().effects(), want_effects);
+}
+
+#[test]
+fn process_exit_in_the_middle_of_every_step_then_resume_applies_each_effect_once() {
+    let reference = Env::new();
+    reference.write("flow.rhai", FLOW);
+    assert_eq!(
+        reference
+            .godwit(&["run", "flow.rhai", "--cluster", "c1", "--world", "toy"])
+            .0,
+        0
+    );
+    let want = reference.show_json()["finished"][1].clone();
+    let want_effects = reference.world().effects();
+    // Every primitive call is a point inside a step or gate, after its effect, before the
+    // step's result is journaled.
+    let calls = event_count(&reference, "primitive");
+    assert!(calls >= 7, "{calls}");
+    for n in 1..=calls {
+        let (env, got) = crash_then_resume(&format!("primitive:{n}"));
+        assert_eq!(got, want, "crash inside a step at primitive call {n}");
+        assert_eq!(
+            env.world().effects(),
+            want_effects,
+            "primitive call {n}: effects applied once"
+        );
+        let reruns = event_count(&env, "step-rerun");
+        assert!(reruns <= 1, "at most the interrupted step re-runs");
+    }
+}
+
+#[test]
+fn process_exit_during_rollback_then_resume_finishes_it() {
+    let rb = "step(\"a\", #{ undo: |r| toy::revert(\"a\") }, || toy::apply(\"a\"));\n\
+              step(\"b\", #{ undo: |r| toy::revert(\"b\") }, || toy::apply(\"b\"));\n\
+              abort(\"operator said no\");\n";
+    for n in 1..=2 {
+        let env = Env::new();
+        env.write("rb.rhai", rb);
+        let o = env.cmd(
+            &["run", "rb.rhai", "--cluster", "c1", "--world", "toy"],
+            Some(&format!("undo-completed:{n}")),
+        );
+        assert_eq!(o.status.code(), Some(CRASH_EXIT));
+        let (code, out, err) = env.godwit(&["resume", "last"]);
+        assert_eq!(code, 3, "rolled back: {out}{err}");
+        assert!(out.contains("↩ b was already undone"), "{out}");
+        if n == 1 {
+            assert!(out.contains("↩ undid a"), "the remaining undo runs: {out}");
+        }
+        let reverts: Vec<String> = env
+            .world()
+            .effects()
+            .into_iter()
+            .filter(|(op, _)| op == "revert")
+            .map(|(_, k)| k)
+            .collect();
+        assert_eq!(reverts, ["b", "a"], "each undo applied once, in reverse");
+        assert_eq!(env.show_json()["status"], "rolled-back");
+    }
+}
+
+#[test]
+fn abort_rolls_back_in_reverse_with_exit_3() {
+    let env = Env::new();
+    env.write("rb.rhai", "step(\"a\", #{ undo: |r| toy::revert(\"a\") }, || toy::apply(\"a\"));\nstep(\"b\", #{ undo: |r| toy::revert(\"b\") }, || toy::apply(\"b\"));\nabort(\"window closed\");\n");
+    let (code, out, err) = env.godwit(&["run", "rb.rhai", "--cluster", "c1", "--world", "toy"]);
+    assert_eq!(code, 3, "{out}{err}");
+    let undo_b = out.find("↩ undid b").expect("undid b");
+    let undo_a = out.find("↩ undid a").expect("undid a");
+    assert!(undo_b < undo_a, "reverse order: {out}");
+    assert!(
+        err.contains("abort(\"window closed\")") && err.contains("rb.rhai:3:1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_input_changes_nothing() {
+    let env = Env::new();
+    env.write(
+        "bad.rhai",
+        "step(\"a\", || toy::apply(\"a\"));\nlet x = (;\n",
+    );
+    let (code, _, err) = env.godwit(&["run", "bad.rhai", "--cluster", "c1", "--world", "toy"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("bad.rhai:2:") && err.contains("runbook does not parse"),
+        "{err}"
+    );
+    assert_eq!(env.run_dirs(), 0, "no run directory left behind");
+    assert!(env.world().effects().is_empty());
+    let (code, _, err) = env.godwit(&["run", "missing", "--cluster", "c1"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("runbook 'missing' not found"), "{err}");
+    let (code, _, err) = env.godwit(&["run", "bad.rhai", "--cluster", "c1", "--world", "moon"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("unknown world 'moon'") && err.contains("pure"),
+        "{err}"
+    );
+    let (code, _, err) = env.godwit(&["run", "bad.rhai", "--cluster", "c1", "--set", "novalue"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("expected KEY=VALUE"), "{err}");
+    let (code, _, err) = env.godwit(&["resume", "nothing-here"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no run 'nothing-here'"), "{err}");
+    let (code, _, err) = env.godwit(&["frobnicate"]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(env.run_dirs(), 0);
+}
+
+#[test]
+fn world_call_outside_a_step_quotes_the_line_and_rolls_back() {
+    let env = Env::new();
+    env.write("s.rhai", "step(\"a\", #{ undo: |r| toy::revert(\"a\") }, || toy::apply(\"a\"));\nlet b = toy::apply(\"b\");\n");
+    let (code, _, err) = env.godwit(&["run", "s.rhai", "--cluster", "c1", "--world", "toy"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("toy::apply touches the world and may only run inside a step"),
+        "{err}"
+    );
+    assert!(
+        err.contains("s.rhai:2:") && err.contains("let b = toy::apply(\"b\");"),
+        "{err}"
+    );
+    assert!(err.contains("hint: wrap it"), "{err}");
+    assert_eq!(
+        env.world().effects().len(),
+        2,
+        "a applied, then reverted; b never applied"
+    );
+}
+
+#[test]
+fn runaway_script_is_stopped_by_the_operations_limit_and_journaled() {
+    let env = Env::new();
+    env.write(
+        "loop.rhai",
+        "step(\"a\", || 1);\nlet i = 0;\nwhile true { i += 1; }\n",
+    );
+    let (code, _, err) = env.godwit(&[
+        "run",
+        "loop.rhai",
+        "--cluster",
+        "c1",
+        "--world",
+        "toy",
+        "--max-operations",
+        "100000",
+    ]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("operations limit (100000)") && err.contains("--max-operations"),
+        "{err}"
+    );
+    let plan = env.show_json();
+    assert!(
+        plan["abort"].as_str().unwrap().contains("operations limit"),
+        "{plan}"
+    );
+}
+
+#[test]
+fn edited_or_truncated_journal_is_refused_torn_line_is_repaired() {
+    let env = Env::new();
+    env.write("flow.rhai", FLOW);
+    let o = env.cmd(
+        &["run", "flow.rhai", "--cluster", "c1", "--world", "toy"],
+        Some("step-completed:2"),
+    );
+    assert_eq!(o.status.code(), Some(CRASH_EXIT));
+    let journal = env.journal();
+    let original = std::fs::read_to_string(&journal).unwrap();
+
+    // A torn last line (crash mid-write) is recognised, reported and dropped.
+    std::fs::write(&journal, format!("{original}{{\"seq\":9,\"prev\":\"ab")).unwrap();
+    let (code, out, _) = env.godwit(&["verify", "last"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("torn"), "{out}");
+
+    // An edited record is tampering.
+    std::fs::write(
+        &journal,
+        original.replacen("\"create-a\"", "\"create-x\"", 1),
+    )
+    .unwrap();
+    let (code, _, err) = env.godwit(&["verify", "last"]);
+    assert_eq!(code, 5, "{err}");
+    assert!(
+        err.contains("damaged at record") && err.contains("does not match its hash"),
+        "{err}"
+    );
+    let (code, _, err) = env.godwit(&["resume", "last"]);
+    assert_eq!(code, 5, "resume refuses too: {err}");
+
+    // Whole records removed from the end: caught through the transcript.
+    let kept: String = original.lines().take(2).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&journal, kept).unwrap();
+    let (code, _, err) = env.godwit(&["verify", "last"]);
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("truncated"), "{err}");
+
+    // Restored: resume finishes.
+    std::fs::write(&journal, format!("{original}{{\"seq\":9,\"prev\":\"ab")).unwrap();
+    let (code, out, err) = env.godwit(&["resume", "last"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("dropped a torn last line"), "{out}");
+}
+
+#[test]
+fn a_locked_run_is_refused_with_the_holder() {
+    let env = Env::new();
+    env.write("flow.rhai", FLOW);
+    let o = env.cmd(
+        &["run", "flow.rhai", "--cluster", "c1", "--world", "toy"],
+        Some("step-completed:1"),
+    );
+    assert_eq!(o.status.code(), Some(CRASH_EXIT));
+    let lock = env.path(&format!("state/runs/{}/lock", env.only_run()));
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&lock)
+        .unwrap();
+    f.try_lock().unwrap();
+    std::fs::write(&lock, "pid 4242 on testhost").unwrap();
+    let (code, _, err) = env.godwit(&["resume", "last"]);
+    assert_eq!(code, 6, "{err}");
+    assert!(
+        err.contains("being driven by another godwit process (pid 4242 on testhost)"),
+        "{err}"
+    );
+    let (_, out, _) = env.godwit(&["runs"]);
+    assert!(out.contains("running (pid 4242"), "{out}");
+    drop(f);
+    assert_eq!(env.godwit(&["resume", "last"]).0, 0);
+}
+
+#[test]
+fn resume_under_a_changed_runbook_is_refused_unless_forced() {
+    let env = Env::new();
+    let rb = env.write("flow.rhai", FLOW);
+    let o = env.cmd(
+        &["run", "flow.rhai", "--cluster", "c1", "--world", "toy"],
+        Some("step-completed:1"),
+    );
+    assert_eq!(o.status.code(), Some(CRASH_EXIT));
+    std::fs::write(&rb, FLOW.replace("toy::apply(\"c\")", "toy::apply(\"c2\")")).unwrap();
+    let (code, _, err) = env.godwit(&["resume", "last"]);
+    assert_eq!(code, 8, "{err}");
+    assert!(
+        err.contains("runbook changed since the run started (pinned sha256:")
+            && err.contains("now sha256:"),
+        "{err}"
+    );
+    assert!(err.contains("--force-runbook-change"), "{err}");
+    let (code, out, err) = env.godwit(&["resume", "last", "--force-runbook-change"]);
+    assert_eq!(
+        code, 0,
+        "compatible change replays step by step: {out}{err}"
+    );
+    assert!(out.contains("FORCED onto changed runbook"), "{out}");
+    assert!(env.world().effects().iter().any(|(_, k)| k == "c2"));
+}
+
+#[test]
+fn ctrl_c_interrupts_a_waiting_gate_and_resume_continues() {
+    let env = Env::new();
+    env.write("wait.rhai", "let t0 = step(\"start\", || now());\ngate(\"later\", #{ every: \"1s\", timeout: \"1m\" }, || #{ pass: now() - t0 >= 3, why: \"waiting\" });\n\"done\"\n");
+    let mut child = Command::new(TOY)
+        .args(["run", "wait.rhai", "--cluster", "c1", "--world", "pure"])
+        .current_dir(env.dir.path())
+        .env("GODWIT_STATE_DIR", env.path("state"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the gate is polling (the journal has its gate-started record), bounded.
+    let started = std::time::Instant::now();
+    loop {
+        let has_gate = std::fs::read_dir(env.path("state/runs"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| std::fs::read_to_string(e.ok()?.path().join("journal.jsonl")).ok())
+            .is_some_and(|j| j.contains("gate-started"));
+        if has_gate {
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 20, "gate never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("godwit resume"));
+    let (code, out, err) = env.godwit(&["resume", "last"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("↺ step start (from journal)"), "{out}");
+}
+
+#[test]
+fn help_lists_exit_codes_and_worlds() {
+    let env = Env::new();
+    let (code, out, _) = env.godwit(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("Exit codes: 0 succeeded"), "{out}");
+    let (code, out, _) = env.godwit(&["worlds"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("pure") && out.contains("toy"), "{out}");
+}
