@@ -83,6 +83,14 @@ pub enum Command {
     },
     /// List the worlds this godwit can run in.
     Worlds,
+    /// Regenerate the primitive reference (docs/primitives) from the functions' doc comments.
+    Docs {
+        #[arg(long, default_value = "docs/primitives")]
+        out: PathBuf,
+        /// Only report whether the files are current (exit 1 if not).
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -209,7 +217,46 @@ fn dispatch(cli: Cli, worlds: &Worlds) -> Result<i32, Failure> {
             println!("{}", worlds.describe());
             Ok(exit::OK)
         }
+        Command::Docs { out, check } => {
+            let files = crate::docs::generate(&reference_engine(worlds)?);
+            if check {
+                let drift = crate::docs::drift(&out, &files);
+                if drift.is_empty() {
+                    println!("{} is current ({} files)", out.display(), files.len());
+                    return Ok(exit::OK);
+                }
+                return Err(Failure(
+                    exit::INTERNAL,
+                    format!(
+                        "{} is out of date: {}; run `godwit docs`",
+                        out.display(),
+                        drift.join(", ")
+                    ),
+                ));
+            }
+            crate::docs::write(&out, &files).map_err(|e| {
+                Failure(
+                    exit::INTERNAL,
+                    format!("cannot write {}: {e}", out.display()),
+                )
+            })?;
+            println!("wrote {} files to {}", files.len(), out.display());
+            Ok(exit::OK)
+        }
     }
+}
+
+/// An engine with every area of the reference world registered (for docs and completion).
+pub fn reference_engine(worlds: &Worlds) -> Result<rhai::Engine, Failure> {
+    let world = worlds.build(&worlds.reference).map_err(invalid)?;
+    let out = Output {
+        json: true,
+        verbose: false,
+        max_operations: None,
+    };
+    let store = FileStore::new(std::env::temp_dir().join("godwit-reference-unused"));
+    let (runner, _rt) = runner(&store, world, &out)?;
+    Ok(godwit_engine::run::reference_engine(&runner))
 }
 
 /// A path that exists, else `runbooks/NAME.rhai` under the current directory.

@@ -3,6 +3,7 @@
 //! * [`cli`]: clap definitions and the commands (`run`, `resume`, `runs`, `show`, `verify`,
 //!   `check`, `worlds`); [`cli::main_with`] is the entry point, parameterised by the worlds
 //!   so test binaries can add toy worlds to the real CLI.
+//! * [`docs`]: the generated primitive reference (`godwit docs`, drift check).
 //! * [`worlds`]: the `--world NAME[:ARG]` registry.
 //! * [`render`]: human rendering of transcript events and the live progress line.
 //! * [`state`]: the state directory and run-id resolution (`last`, unique prefixes).
@@ -10,6 +11,7 @@
 //! Exit codes live in [`godwit_engine::exit`] and are documented in `docs/cli.md`.
 
 pub mod cli;
+pub mod docs;
 pub mod render;
 pub mod state;
 pub mod worlds;

@@ -19,7 +19,10 @@ pub struct WorldDef {
 #[derive(Clone)]
 pub struct Worlds {
     defs: Vec<WorldDef>,
+    /// World used by `run` when `--world` is not given.
     pub default: String,
+    /// World whose areas the generated reference documents (the one with the most areas).
+    pub reference: String,
 }
 
 impl Default for Worlds {
@@ -37,6 +40,7 @@ impl Default for Worlds {
                 }),
             }],
             default: "pure".into(),
+            reference: "pure".into(),
         }
     }
 }

@@ -567,25 +567,29 @@ pub(crate) fn register(engine: &mut Engine, ctx: &Arc<RunCtx>, host: &Host) {
     FuncRegistration::new("step")
         .with_volatility(true)
         .with_params_info(["name: &str", "body: FnPtr", "Dynamic"])
-        .with_comments(["/// Run `body` once per run and journal its result; on resume the result is returned from the journal.\n/// Names are kebab-case and unique within a run."])
-        .register_into_engine(engine, move |nc: NativeCallContext, name: &str, f: FnPtr| {
-            step_impl(&nc, &c, name, &Map::new(), f)
-        });
+        .with_comments([super::docs::STEP])
+        .register_into_engine(
+            engine,
+            move |nc: NativeCallContext, name: &str, f: FnPtr| {
+                step_impl(&nc, &c, name, &Map::new(), f)
+            },
+        );
     let c = ctx.clone();
     FuncRegistration::new("step")
         .with_volatility(true)
         .with_params_info(["name: &str", "options: Map", "body: FnPtr", "Dynamic"])
-        .with_comments(["/// `step` with options: `undo: |result| ...` (run on abort, in reverse order), `retry: #{ attempts, backoff }` (retryable errors only), `timeout: \"10m\"`."])
-        .register_into_engine(engine, move |nc: NativeCallContext, name: &str, opts: Map, f: FnPtr| {
-            step_impl(&nc, &c, name, &opts, f)
-        });
+        .with_comments([super::docs::STEP_OPTS])
+        .register_into_engine(
+            engine,
+            move |nc: NativeCallContext, name: &str, opts: Map, f: FnPtr| {
+                step_impl(&nc, &c, name, &opts, f)
+            },
+        );
     let c = ctx.clone();
     FuncRegistration::new("gate")
         .with_volatility(true)
         .with_params_info(["name: &str", "checks: FnPtr", "Dynamic"])
-        .with_comments([
-            "/// Poll `checks` every 30s until they pass (timeout 1h); see the options form.",
-        ])
+        .with_comments([super::docs::GATE])
         .register_into_engine(
             engine,
             move |nc: NativeCallContext, name: &str, f: FnPtr| {
@@ -596,45 +600,53 @@ pub(crate) fn register(engine: &mut Engine, ctx: &Arc<RunCtx>, host: &Host) {
     FuncRegistration::new("gate")
         .with_volatility(true)
         .with_params_info(["name: &str", "options: Map", "checks: FnPtr", "Dynamic"])
-        .with_comments(["/// Poll `checks` (returning `#{ pass, why, evidence }`, an array or a map of them) `every` until all pass `hold` times in a row, or fail after `timeout`."])
-        .register_into_engine(engine, move |nc: NativeCallContext, name: &str, opts: Map, f: FnPtr| {
-            gate_impl(&nc, &c, name, &opts, f)
-        });
+        .with_comments([super::docs::GATE_OPTS])
+        .register_into_engine(
+            engine,
+            move |nc: NativeCallContext, name: &str, opts: Map, f: FnPtr| {
+                gate_impl(&nc, &c, name, &opts, f)
+            },
+        );
     let c = ctx.clone();
     FuncRegistration::new("abort")
         .with_volatility(true)
         .with_params_info(["reason: &str", "()"])
-        .with_comments(["/// Stop the run and roll back: every registered undo runs in reverse order, each journaled."])
-        .register_into_engine(engine, move |reason: &str| -> Result<(), Box<EvalAltResult>> {
-            c.state().abort_requested = Some(reason.to_string());
-            Err(terminate(TERM_ABORT))
-        });
+        .with_comments([super::docs::ABORT])
+        .register_into_engine(
+            engine,
+            move |reason: &str| -> Result<(), Box<EvalAltResult>> {
+                c.state().abort_requested = Some(reason.to_string());
+                Err(terminate(TERM_ABORT))
+            },
+        );
     let h = host.clone();
     FuncRegistration::new("now")
         .with_volatility(true)
         .with_params_info(["i64"])
-        .with_comments(["/// Current time in epoch seconds (virtual in the simulator). Touches the world: only inside steps and gates."])
+        .with_comments([super::docs::NOW])
         .register_into_engine(engine, move || -> Result<i64, Box<EvalAltResult>> {
-            h.call("core", "now", &(), || Ok(h.now_ms().div_euclid(1000))).map_err(Into::into)
+            h.call("core", "now", &(), || Ok(h.now_ms().div_euclid(1000)))
+                .map_err(Into::into)
         });
     let h = host.clone();
     FuncRegistration::new("sleep")
         .with_volatility(true)
         .with_params_info(["duration: Dynamic", "()"])
-        .with_comments(["/// Wait through the run's clock: `sleep(\"30s\")` or `sleep(30)` (seconds). Only inside steps."])
-        .register_into_engine(engine, move |d: Dynamic| -> Result<(), Box<EvalAltResult>> {
-            let d = duration_opt("sleep", "duration", &d)?;
-            h.sleep("core", "sleep", d).map_err(Into::into)
-        });
+        .with_comments([super::docs::SLEEP])
+        .register_into_engine(
+            engine,
+            move |d: Dynamic| -> Result<(), Box<EvalAltResult>> {
+                let d = duration_opt("sleep", "duration", &d)?;
+                h.sleep("core", "sleep", d).map_err(Into::into)
+            },
+        );
     FuncRegistration::new("time_str")
         .with_params_info(["epoch_seconds: i64", "String"])
-        .with_comments([
-            "/// Render epoch seconds as RFC 3339 UTC: `time_str(0) == \"1970-01-01T00:00:00Z\"`.",
-        ])
+        .with_comments([super::docs::TIME_STR])
         .register_into_engine(engine, |t: i64| crate::clock::format_timestamp(t * 1000));
     FuncRegistration::new("seconds")
         .with_params_info(["duration: &str", "i64"])
-        .with_comments(["/// A duration string in whole seconds: `seconds(\"5m\") == 300`."])
+        .with_comments([super::docs::SECONDS])
         .register_into_engine(engine, |d: &str| -> Result<i64, Box<EvalAltResult>> {
             parse_duration(d)
                 .map(|d| d.as_secs() as i64)

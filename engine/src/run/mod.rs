@@ -3,6 +3,7 @@
 
 pub(crate) mod builtins;
 pub(crate) mod ctx;
+mod docs;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -631,4 +632,17 @@ pub fn check_runbook(runner: &Runner, path: &Path) -> Result<Runbook, EngineErro
     );
     let (mut engine, _) = runner.build(&ctx);
     runbook::load(&mut engine, path)
+}
+
+/// An engine with the built-ins and every plugin of `runner` registered, for metadata (the
+/// generated reference, REPL completion). It has no journal; do not run runbooks with it.
+pub fn reference_engine(runner: &Runner) -> Engine {
+    let ctx = RunCtx::new(
+        "reference".into(),
+        runner.clock.clone(),
+        runner.cancel.clone(),
+        true,
+        Vec::new(),
+    );
+    runner.build(&ctx).0
 }

@@ -1,0 +1,93 @@
+//! The generated primitive reference is current, and every ```rhai example in it runs as a
+//! runbook (on a virtual clock, so gate examples do not wait for real).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use godwit::worlds::Worlds;
+use godwit_engine::journal::memory::MemoryStore;
+use godwit_engine::{Cancel, Clock, Limits, RunStatus, Runner, StartRequest, VirtualClock};
+
+fn reference_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/primitives")
+}
+
+fn generated() -> std::collections::BTreeMap<String, String> {
+    let engine =
+        godwit::cli::reference_engine(&Worlds::default()).unwrap_or_else(|f| panic!("{}", f.1));
+    godwit::docs::generate(&engine)
+}
+
+#[test]
+fn primitive_reference_is_current() {
+    let drift = godwit::docs::drift(&reference_dir(), &generated());
+    assert!(
+        drift.is_empty(),
+        "docs/primitives is out of date ({}); regenerate with `cargo run -p godwit -- docs`",
+        drift.join(", ")
+    );
+}
+
+fn examples(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur: Option<String> = None;
+    for line in text.lines() {
+        match (&mut cur, line.trim()) {
+            (None, "```rhai") => cur = Some(String::new()),
+            (Some(_), "```") => out.push(cur.take().unwrap()),
+            (Some(buf), _) => {
+                buf.push_str(line);
+                buf.push('\n');
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn every_documented_example_runs() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut ran = 0;
+    for (file, text) in generated() {
+        for (i, ex) in examples(&text).into_iter().enumerate() {
+            let path = dir
+                .path()
+                .join(format!("{}-{i}.rhai", file.trim_end_matches(".md")));
+            std::fs::write(&path, &ex).unwrap();
+            let world = godwit_stdlib::world::World::pure();
+            let runner = Runner {
+                store: Arc::new(MemoryStore::new()),
+                clock: Arc::new(VirtualClock::new(1_767_225_600_000)) as Arc<dyn Clock>,
+                handle: rt.handle().clone(),
+                limits: Limits::default(),
+                cancel: Cancel::new(),
+                sinks: vec![],
+                plugins: world.plugins,
+                world: "pure".into(),
+            };
+            let report = runner
+                .start(StartRequest {
+                    runbook: path.clone(),
+                    cluster: "orders-db".into(),
+                    params: Default::default(),
+                    run_id: Some("ex".into()),
+                })
+                .unwrap_or_else(|e| panic!("{file} example {i} does not start: {e}\n{ex}"));
+            let aborts = ex.contains("// this example aborts");
+            match (&report.status, aborts) {
+                (RunStatus::Succeeded { .. }, false) | (RunStatus::RolledBack { .. }, true) => {}
+                (other, _) => panic!("{file} example {i}: {other:?}\n{ex}"),
+            }
+            ran += 1;
+        }
+    }
+    assert!(
+        ran >= 24,
+        "only {ran} examples found: the extraction is broken"
+    );
+}
