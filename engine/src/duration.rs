@@ -61,7 +61,7 @@ pub fn format_duration(d: Duration) -> String {
         }
     }
     // Sub-second remainder is noise once we are above a second, except for short values.
-    if d.as_secs() < 10 && ms % 1_000 != 0 {
+    if d.as_secs() < 10 && !ms.is_multiple_of(1_000) {
         return format!("{:.1}s", d.as_secs_f64());
     }
     out

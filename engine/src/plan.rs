@@ -140,13 +140,12 @@ impl Plan {
 
     fn open(&mut self, kind: FlowKind, name: &str, at: Millis) {
         // A re-run after a crash does not append a second *-started record, but be lenient.
-        if let Some(last) = self.flow.last() {
-            if last.kind == kind
-                && last.name == name
-                && matches!(last.outcome, FlowOutcome::Incomplete { .. })
-            {
-                return;
-            }
+        if let Some(last) = self.flow.last()
+            && last.kind == kind
+            && last.name == name
+            && matches!(last.outcome, FlowOutcome::Incomplete { .. })
+        {
+            return;
         }
         self.flow.push(FlowItem {
             kind,

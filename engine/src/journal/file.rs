@@ -114,19 +114,19 @@ impl FileStore {
         })?;
         let records = super::verify_lines(run_id, text.lines())?;
         let last_seq = records.last().map(|r| r.seq);
-        if let Some(referenced) = max_transcript_seq(&dir.join(TRANSCRIPT)) {
-            if last_seq.is_none_or(|last| referenced > last) {
-                return Err(JournalError::Tampered {
-                    run_id: run_id.into(),
-                    seq: last_seq.map_or(0, |s| s + 1),
-                    what: "end of journal".into(),
-                    why: format!(
-                        "the transcript refers to record {referenced} but the journal ends at {}: \
+        if let Some(referenced) = max_transcript_seq(&dir.join(TRANSCRIPT))
+            && last_seq.is_none_or(|last| referenced > last)
+        {
+            return Err(JournalError::Tampered {
+                run_id: run_id.into(),
+                seq: last_seq.map_or(0, |s| s + 1),
+                what: "end of journal".into(),
+                why: format!(
+                    "the transcript refers to record {referenced} but the journal ends at {}: \
                          records were removed from the end (truncated)",
-                        last_seq.map_or("nothing".into(), |s| s.to_string())
-                    ),
-                });
-            }
+                    last_seq.map_or("nothing".into(), |s| s.to_string())
+                ),
+            });
         }
         Ok((
             Loaded {

@@ -91,10 +91,10 @@ fn bad_option(op: &str, msg: String, hint: &str) -> Box<EvalAltResult> {
 }
 
 fn duration_opt(op: &str, key: &str, v: &Dynamic) -> Result<Duration, Box<EvalAltResult>> {
-    if let Ok(n) = v.as_int() {
-        if n >= 0 {
-            return Ok(Duration::from_secs(n as u64));
-        }
+    if let Ok(n) = v.as_int()
+        && n >= 0
+    {
+        return Ok(Duration::from_secs(n as u64));
     }
     let s = v.clone().into_string().map_err(|t| {
         bad_option(

@@ -157,10 +157,10 @@ impl RunCtx {
                 seq: st.last_seq,
                 ..line
             };
-            if let Some(w) = st.writer.as_mut() {
-                if let Ok(json) = serde_json::to_string(&line) {
-                    w.transcript(&json);
-                }
+            if let Some(w) = st.writer.as_mut()
+                && let Ok(json) = serde_json::to_string(&line)
+            {
+                w.transcript(&json);
             }
             line
         };
@@ -326,10 +326,10 @@ impl RunCtx {
         }
         let st = self.state();
         if st.scope != ExecScope::Top {
-            if let Some((deadline, step)) = &st.deadline {
-                if self.clock.now_ms() >= *deadline {
-                    return Err(step_timeout(step));
-                }
+            if let Some((deadline, step)) = &st.deadline
+                && self.clock.now_ms() >= *deadline
+            {
+                return Err(step_timeout(step));
             }
             return Ok(());
         }

@@ -222,12 +222,11 @@ impl Runner {
                 return Some(TERM_CANCEL.into());
             }
             // Clock reads are cheap but not free; a step timeout need not be exact to the op.
-            if ops % 4096 == 0 {
-                if let Some(left) = c.remaining_ms() {
-                    if left <= 0 {
-                        return Some(TERM_STEP_TIMEOUT.into());
-                    }
-                }
+            if ops % 4096 == 0
+                && let Some(left) = c.remaining_ms()
+                && left <= 0
+            {
+                return Some(TERM_STEP_TIMEOUT.into());
             }
             None
         });
