@@ -172,18 +172,20 @@ fn crash_then_resume(crash: &str) -> (Env, Value) {
     (env, result)
 }
 
+/// An uncrashed run of FLOW: its environment, final result and world effects.
+fn reference_run() -> (Env, Value, Vec<(String, String)>) {
+    let env = Env::new();
+    env.write("flow.rhai", FLOW);
+    let (code, out, err) = env.godwit(&["run", "flow.rhai", "--cluster", "c1", "--world", "toy"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let result = env.show_json()["finished"][1].clone();
+    let effects = env.world().effects();
+    (env, result, effects)
+}
+
 #[test]
 fn process_exit_after_every_step_then_resume_applies_each_effect_once() {
-    let reference = Env::new();
-    reference.write("flow.rhai", FLOW);
-    assert_eq!(
-        reference
-            .godwit(&["run", "flow.rhai", "--cluster", "c1", "--world", "toy"])
-            .0,
-        0
-    );
-    let want = reference.show_json()["finished"][1].clone();
-    let want_effects = reference.world().effects();
+    let (reference, want, want_effects) = reference_run();
     let steps = event_count(&reference, "step-completed") + event_count(&reference, "gate-passed");
     assert_eq!(steps, 4);
     for n in 1..=event_count(&reference, "step-completed") {
@@ -202,16 +204,7 @@ fn process_exit_after_every_step_then_resume_applies_each_effect_once() {
 
 #[test]
 fn process_exit_in_the_middle_of_every_step_then_resume_applies_each_effect_once() {
-    let reference = Env::new();
-    reference.write("flow.rhai", FLOW);
-    assert_eq!(
-        reference
-            .godwit(&["run", "flow.rhai", "--cluster", "c1", "--world", "toy"])
-            .0,
-        0
-    );
-    let want = reference.show_json()["finished"][1].clone();
-    let want_effects = reference.world().effects();
+    let (reference, want, want_effects) = reference_run();
     // Every primitive call is a point inside a step or gate, after its effect, before the
     // step's result is journaled.
     let calls = event_count(&reference, "primitive");
