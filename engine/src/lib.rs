@@ -31,6 +31,7 @@
 //! | [`transcript`] | events and sinks |
 //! | [`error`], [`report`], [`exit`] | the error pipeline, operator reports, exit codes |
 //! | [`runbook`] | loading and hashing runbooks |
+//! | [`session`] | interactive sessions (the REPL): no journal, read-only by default |
 //! | [`duration`] | `"30s"`-style durations |
 
 pub mod clock;
@@ -43,6 +44,7 @@ pub mod plan;
 pub mod report;
 pub mod run;
 pub mod runbook;
+pub mod session;
 pub mod transcript;
 
 pub use clock::{Cancel, Clock, SystemClock, VirtualClock};

@@ -60,6 +60,15 @@ impl Report {
 
     /// Render with the quoted source line (read from disk; omitted if unreadable).
     pub fn render(&self) -> String {
+        let text = self
+            .location
+            .as_ref()
+            .and_then(|l| std::fs::read_to_string(&l.file).ok());
+        self.render_with(text.as_deref())
+    }
+
+    /// Render quoting `source` (e.g. the REPL input) instead of reading the file.
+    pub fn render_with(&self, source: Option<&str>) -> String {
         let mut out = self.message.clone();
         if let Some(loc) = &self.location {
             let num = loc.line.to_string();
@@ -70,8 +79,7 @@ impl Report {
                 loc.line,
                 loc.column
             ));
-            let text = std::fs::read_to_string(&loc.file).ok();
-            if let Some(src) = text.as_deref().and_then(|t| t.lines().nth(loc.line - 1)) {
+            if let Some(src) = source.and_then(|t| t.lines().nth(loc.line - 1)) {
                 let caret = " ".repeat(loc.column.saturating_sub(1));
                 out.push_str(&format!("\n{pad} |\n{num} | {src}\n{pad} | {caret}^"));
             }

@@ -81,6 +81,15 @@ pub enum Command {
         #[arg(long)]
         world: Option<String>,
     },
+    /// Interactive console with every primitive loaded (read-only until :allow-mutations).
+    /// Reads stdin when it is not a terminal: `echo 'lag::p99(s)' | godwit repl`.
+    Repl {
+        #[arg(long)]
+        world: Option<String>,
+        /// Load a run's step results into `run` and say where it stopped.
+        #[arg(long, value_name = "RUN")]
+        attach: Option<String>,
+    },
     /// List the worlds this godwit can run in.
     Worlds,
     /// Regenerate the primitive reference (docs/primitives) from the functions' doc comments.
@@ -212,6 +221,29 @@ fn dispatch(cli: Cli, worlds: &Worlds) -> Result<i32, Failure> {
                 );
             }
             Ok(exit::OK)
+        }
+        Command::Repl { world, attach } => {
+            let world = worlds
+                .build(world.as_deref().unwrap_or(&worlds.default))
+                .map_err(invalid)?;
+            let audit = Arc::new(crate::repl::AuditLog {
+                path: dir.join("repl-audit.log"),
+                world: world.name.clone(),
+            });
+            let out = Output {
+                json: true,
+                verbose: false,
+                max_operations: None,
+            };
+            let (mut runner, rt) = runner(&store, world, &out)?;
+            runner.sinks.push(audit.clone());
+            let repl = crate::repl::Repl::new(&runner, store.clone(), audit);
+            let history = dir.join("repl-history");
+            // The session blocks on the runtime through the Host: keep it off the runtime's threads.
+            let code =
+                std::thread::scope(|s| s.spawn(|| crate::repl::run(repl, history, attach)).join());
+            drop(rt);
+            code.map_err(|_| Failure(exit::INTERNAL, "the REPL thread panicked".into()))
         }
         Command::Worlds => {
             println!("{}", worlds.describe());
@@ -399,7 +431,7 @@ fn status_of(store: &FileStore, id: &str, plan: &Plan) -> String {
     }
 }
 
-fn runs(store: &FileStore, json: bool) -> Result<i32, Failure> {
+pub(crate) fn runs(store: &FileStore, json: bool) -> Result<i32, Failure> {
     let ids = store.list().map_err(EngineError::from)?;
     let mut rows = Vec::new();
     for id in ids {

@@ -69,10 +69,8 @@ pub fn generate(engine: &rhai::Engine) -> BTreeMap<String, String> {
             } else {
                 format!("{name}::{fname}")
             };
-            page.push_str(&format!(
-                "\n## `{qualified}`\n\n```rust\n{}\n```\n\n",
-                f["signature"].as_str().unwrap_or(fname)
-            ));
+            let sig = clean_signature(f["signature"].as_str().unwrap_or(fname));
+            page.push_str(&format!("\n## `{qualified}`\n\n```rust\n{sig}\n```\n\n"));
             for c in f["docComments"]
                 .as_array()
                 .into_iter()
@@ -87,6 +85,15 @@ pub fn generate(engine: &rhai::Engine) -> BTreeMap<String, String> {
     }
     files.insert("README.md".into(), index);
     files
+}
+
+/// A signature as script authors read it: `-> RhaiResult<Map>` (a plugin's fallible return) is
+/// just `-> Map`.
+pub fn clean_signature(sig: &str) -> String {
+    match sig.split_once("-> RhaiResult<") {
+        Some((head, rest)) => format!("{head}-> {}", rest.strip_suffix('>').unwrap_or(rest)),
+        None => sig.to_string(),
+    }
 }
 
 fn documented(f: &Value) -> bool {

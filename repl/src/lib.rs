@@ -4,6 +4,7 @@
 //!   `check`, `worlds`); [`cli::main_with`] is the entry point, parameterised by the worlds
 //!   so test binaries can add toy worlds to the real CLI.
 //! * [`docs`]: the generated primitive reference (`godwit docs`, drift check).
+//! * [`repl`]: `godwit repl` — the interactive console (rustyline; piped stdin works too).
 //! * [`worlds`]: the `--world NAME[:ARG]` registry.
 //! * [`render`]: human rendering of transcript events and the live progress line.
 //! * [`state`]: the state directory and run-id resolution (`last`, unique prefixes).
@@ -13,5 +14,6 @@
 pub mod cli;
 pub mod docs;
 pub mod render;
+pub mod repl;
 pub mod state;
 pub mod worlds;

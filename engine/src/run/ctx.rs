@@ -74,6 +74,8 @@ pub struct RunCtx {
     pub cancel: Cancel,
     /// Strict mode: world-touching primitives only inside steps, gates and undos. Off in the REPL.
     pub strict: bool,
+    /// Interactive sessions refuse mutating primitives until mutations are allowed.
+    read_only: std::sync::atomic::AtomicBool,
     pub runbook_path: PathBuf,
     sinks: Vec<Arc<dyn Sink>>,
     state: Mutex<State>,
@@ -92,6 +94,7 @@ impl RunCtx {
             clock,
             cancel,
             strict,
+            read_only: std::sync::atomic::AtomicBool::new(false),
             runbook_path: PathBuf::new(),
             sinks,
             state: Mutex::new(State {
@@ -209,6 +212,9 @@ impl RunCtx {
 
     /// Register a step or gate name; names must be unique within a run.
     pub(crate) fn claim_name(&self, kind: FlowKind, name: &str) -> Result<(), Box<EvalAltResult>> {
+        if !self.strict {
+            return Ok(()); // interactive: nothing is journaled, names may repeat
+        }
         let valid = !name.is_empty()
             && name
                 .chars()
@@ -319,8 +325,27 @@ impl RunCtx {
         self.state().scope = scope;
     }
 
-    /// Strict mode: may a world-touching primitive run now?
+    pub(crate) fn set_read_only(&self, on: bool) {
+        self.read_only
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.read_only.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Strict mode: may a world-touching primitive run now? Read-only sessions: may it mutate?
     pub fn check_world_access(&self, area: &str, op: &str) -> Result<(), PrimitiveError> {
+        if self.is_read_only() && is_mutating(op) {
+            return Err(PrimitiveError::new(
+                area,
+                op,
+                crate::error::ErrorKind::Conflict,
+                format!("{area}::{op} changes the world, and this session is read-only"),
+                "type :allow-mutations to enable mutating primitives (asks for confirmation and                  is recorded in the audit log)",
+            )
+            .with_retryable(false));
+        }
         if !self.strict {
             return Ok(());
         }
@@ -360,6 +385,41 @@ impl RunCtx {
         let st = self.state();
         st.deadline.as_ref().map(|(d, _)| d - self.clock.now_ms())
     }
+}
+
+/// Verbs that change the world (the house verb vocabulary: `create_*`, `set_*`, `promote_*`,
+/// ...). Read-only sessions refuse these; `describe_*`, `get_*`, `list_*`, `wait_until_*` pass.
+pub const MUTATING_VERBS: &[&str] = &[
+    "create",
+    "set",
+    "promote",
+    "switch",
+    "reboot",
+    "delete",
+    "drop",
+    "pause",
+    "resume",
+    "block",
+    "unblock",
+    "terminate",
+    "ensure",
+    "restore",
+    "modify",
+    "apply",
+    "revert",
+    "hold",
+    "release",
+    "rollback",
+    "start",
+    "stop",
+    "record",
+];
+
+/// Does the primitive `op` mutate, by its verb?
+pub fn is_mutating(op: &str) -> bool {
+    MUTATING_VERBS
+        .iter()
+        .any(|v| op == *v || op.strip_prefix(v).is_some_and(|r| r.starts_with('_')))
 }
 
 pub(crate) fn terminate(marker: &str) -> Box<EvalAltResult> {

@@ -22,8 +22,8 @@ use crate::report::{Report, from_rhai};
 use crate::runbook::{self, Runbook};
 use crate::transcript::{Event, Sink};
 pub use builtins::{from_json, to_json};
-pub use ctx::RunCtx;
 use ctx::{ExecScope, TERM_ABORT, TERM_CANCEL, TERM_STEP_TIMEOUT, termination_marker};
+pub use ctx::{MUTATING_VERBS, RunCtx, is_mutating};
 
 /// Resource limits for a runbook, so a runaway script ends with a message instead of hanging.
 #[derive(Debug, Clone)]
@@ -210,7 +210,7 @@ fn validate_cluster(cluster: &str) -> Result<(), EngineError> {
 }
 
 impl Runner {
-    fn build(&self, ctx: &Arc<RunCtx>) -> (Engine, Host) {
+    pub(crate) fn build(&self, ctx: &Arc<RunCtx>) -> (Engine, Host) {
         let mut engine = Engine::new();
         // Simple, never Full: Full evaluates functions with constant arguments at compile time.
         engine.set_optimization_level(OptimizationLevel::Simple);
