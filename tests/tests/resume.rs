@@ -583,3 +583,34 @@ fn failed_undo_stops_rollback_and_resume_retries_it() {
         "deterministic toy keeps failing"
     );
 }
+
+#[test]
+fn every_form_of_sleep_goes_through_the_run_clock() {
+    // Rhai's own sleep(INT) would block for real seconds and ignore the virtual clock.
+    let bench = Bench::new();
+    let rb = bench.write(
+        "s.rhai",
+        "step(\"nap\", || { sleep(600); sleep(1.5); sleep(\"1h\"); now() })",
+    );
+    let (runner, _) = bench.runner(vec![]);
+    let started = std::time::Instant::now();
+    let RunStatus::Succeeded { result } = bench.start(&runner, &rb, "s1").unwrap().status else {
+        panic!()
+    };
+    assert!(started.elapsed().as_secs() < 5, "slept for real");
+    let t0 = godwit_tests::harness::T0 / 1000;
+    assert_eq!(
+        result,
+        json!(t0 + 600 + 1 + 3600),
+        "virtual time advanced by 600 s + 1.5 s + 1 h"
+    );
+    let rb = bench.write("t.rhai", "sleep(1);");
+    let RunStatus::RolledBack { reason, .. } = bench.start(&runner, &rb, "s2").unwrap().status
+    else {
+        panic!()
+    };
+    assert!(
+        reason.contains("core::sleep touches the world"),
+        "strict mode applies: {reason}"
+    );
+}

@@ -628,18 +628,33 @@ pub(crate) fn register(engine: &mut Engine, ctx: &Arc<RunCtx>, host: &Host) {
             h.call("core", "now", &(), || Ok(h.now_ms().div_euclid(1000)))
                 .map_err(Into::into)
         });
+    // Rhai's standard library has its own `sleep(INT)` / `sleep(FLOAT)` that blocks the thread
+    // for real seconds — no clock, no cancellation, no strict mode. Exact-type overloads
+    // registered on the engine are found before the standard package's, so every form a script
+    // can write lands here.
     let h = host.clone();
     FuncRegistration::new("sleep")
         .with_volatility(true)
-        .with_params_info(["duration: Dynamic", "()"])
+        .with_params_info(["duration: &str", "()"])
         .with_comments([super::docs::SLEEP])
-        .register_into_engine(
-            engine,
-            move |d: Dynamic| -> Result<(), Box<EvalAltResult>> {
-                let d = duration_opt("sleep", "duration", &d)?;
-                h.sleep("core", "sleep", d).map_err(Into::into)
-            },
-        );
+        .register_into_engine(engine, move |d: &str| -> Result<(), Box<EvalAltResult>> {
+            let d = parse_duration(d).map_err(|e| bad_option("sleep", e, ""))?;
+            h.sleep("core", "sleep", d).map_err(Into::into)
+        });
+    let h = host.clone();
+    FuncRegistration::new("sleep")
+        .with_volatility(true)
+        .register_into_engine(engine, move |secs: i64| -> Result<(), Box<EvalAltResult>> {
+            let d = Duration::from_secs(secs.max(0) as u64);
+            h.sleep("core", "sleep", d).map_err(Into::into)
+        });
+    let h = host.clone();
+    FuncRegistration::new("sleep")
+        .with_volatility(true)
+        .register_into_engine(engine, move |secs: f64| -> Result<(), Box<EvalAltResult>> {
+            let d = Duration::from_secs_f64(secs.max(0.0));
+            h.sleep("core", "sleep", d).map_err(Into::into)
+        });
     FuncRegistration::new("time_str")
         .with_params_info(["epoch_seconds: i64", "String"])
         .with_comments([super::docs::TIME_STR])

@@ -126,10 +126,11 @@ pub const NOW: &str = r#"/// Current time in epoch seconds: the system clock, or
 /// ```"#;
 
 pub const SLEEP: &str = r#"/// Wait through the run's clock (virtual in the simulator), cancellable by Ctrl-C and bounded
-/// by the step's timeout.
+/// by the step's timeout. Also `sleep(30)` (INT seconds) and `sleep(0.5)` (FLOAT seconds): every
+/// form replaces Rhai's own `sleep`, which would block the thread for real.
 ///
 /// Parameters:
-/// * `duration` — a string such as `"30s"`, `"5m"`, `"1h30m"`, or an INT of seconds.
+/// * `duration` — a string such as `"30s"`, `"5m"`, `"1h30m"`.
 ///
 /// Returns: `()`.
 ///
