@@ -655,6 +655,19 @@ pub(crate) fn register(engine: &mut Engine, ctx: &Arc<RunCtx>, host: &Host) {
             let d = Duration::from_secs_f64(secs.max(0.0));
             h.sleep("core", "sleep", d).map_err(Into::into)
         });
+    // Rhai's `timestamp()` reads the machine clock with no journal: a replay would branch
+    // differently. Shadow it with an error that points at the journaled way.
+    FuncRegistration::new("timestamp")
+        .with_volatility(true)
+        .register_into_engine(engine, || -> Result<Dynamic, Box<EvalAltResult>> {
+            Err(bad_option(
+                "timestamp",
+                "timestamp() reads the machine clock outside the journal, so a resumed run could \
+                 take another path"
+                    .into(),
+                "use now() inside a step (epoch seconds, virtual in the simulator)",
+            ))
+        });
     FuncRegistration::new("time_str")
         .with_params_info(["epoch_seconds: i64", "String"])
         .with_comments([super::docs::TIME_STR])
