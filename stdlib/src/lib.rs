@@ -12,6 +12,8 @@
 //! area's Rhai module into an engine.
 
 pub mod lag;
+pub mod rds;
+pub mod sim;
 
 /// Install every area's Rhai module (as `lag::...`, ...) into `engine`.
 pub fn register_all(engine: &mut rhai::Engine) {

@@ -19,21 +19,29 @@ pub struct World {
 
 impl std::fmt::Debug for World {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("World").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("World")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
 /// The areas that do not touch the world (analysis helpers), available in every world.
 pub fn pure_plugins() -> Vec<Arc<dyn Plugin>> {
-    vec![Arc::new(|engine: &mut rhai::Engine, _host: &godwit_engine::Host| {
-        crate::register_all(engine);
-    })]
+    vec![Arc::new(
+        |engine: &mut rhai::Engine, _host: &godwit_engine::Host| {
+            crate::register_all(engine);
+        },
+    )]
 }
 
 impl World {
     /// No world at all: the engine built-ins (`step`, `gate`, `now`, `sleep`, ...) and the pure
     /// areas, on the system clock. Useful for runbook logic and for trying the engine.
     pub fn pure() -> World {
-        World { name: "pure".into(), clock: Arc::new(SystemClock), plugins: pure_plugins() }
+        World {
+            name: "pure".into(),
+            clock: Arc::new(SystemClock),
+            plugins: pure_plugins(),
+        }
     }
 }
