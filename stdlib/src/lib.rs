@@ -11,7 +11,10 @@
 //! and one file per world where the area touches the world. [`register_all`] installs every
 //! area's Rhai module into an engine.
 
+pub mod cw;
+pub mod ec2;
 pub mod lag;
+pub mod prim;
 pub mod rds;
 pub mod sim;
 

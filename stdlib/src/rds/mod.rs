@@ -10,6 +10,9 @@
 //! it, promoting a promoted cluster returns it, and a reboot carries the step's idempotency
 //! token so a step re-run after a crash does not reboot twice.
 
+pub mod rhai;
+pub mod sim;
+
 use std::collections::BTreeMap;
 
 use godwit_engine::PrimitiveError;

@@ -29,10 +29,11 @@ pub mod scenario;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use godwit_engine::VirtualClock;
 use godwit_engine::clock::Millis;
+use godwit_engine::{Host, PrimitiveError, VirtualClock};
 use serde::Serialize;
 
+use crate::ec2::SecurityGroup;
 use crate::rds::{DbCluster, DbInstance, Snapshot};
 use metrics::{Metrics, Statistic};
 use rng::Rng;
@@ -45,6 +46,9 @@ const MAX_STEP_MS: Millis = 10_000;
 #[derive(Clone)]
 pub struct Sim {
     inner: Arc<Mutex<SimState>>,
+    /// The host of the run the world is bound to: its idempotency token names the current
+    /// step, which is how faults bound to a step fire.
+    host: Arc<Mutex<Option<Host>>>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -57,7 +61,43 @@ impl Sim {
     pub fn new(scenario: Scenario) -> Sim {
         Sim {
             inner: Arc::new(Mutex::new(SimState::new(scenario))),
+            host: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// Bind the world to the run whose engine is being built (the plugin does this).
+    pub fn bind(&self, host: &Host) {
+        *self.host.lock().unwrap_or_else(|e| e.into_inner()) = Some(host.clone());
+    }
+
+    /// The state, as an API call `area::op` sees it: faults bound to the current step fire
+    /// first, and an active AWS throttling fault refuses AWS calls.
+    pub fn api(&self, area: &str, op: &str) -> Result<MutexGuard<'_, SimState>, PrimitiveError> {
+        let step = self
+            .host
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|h| {
+                h.idempotency_token()
+                    .strip_prefix(&format!("{}/", h.run_id()))
+                    .map(str::to_string)
+            });
+        let mut st = self.lock();
+        if let Some(step) = step {
+            st.enter_step(&step);
+        }
+        if matches!(area, "rds" | "ec2" | "cw") && st.fault(FaultKind::AwsThrottling).is_some() {
+            return Err(PrimitiveError::new(
+                area,
+                op,
+                godwit_engine::ErrorKind::Throttled,
+                format!("{area}::{op}: Rate exceeded (ThrottlingException)"),
+                "AWS is throttling this account; retry with backoff (steps retry Throttled \
+                 errors when given retry options)",
+            ));
+        }
+        Ok(st)
     }
 
     /// Step the model whenever `clock` advances. The hook only locks the state: primitives
@@ -212,6 +252,35 @@ impl RdsModel {
         self.pending.push((at, self.seq, change));
     }
 
+    /// When the cluster's pending status change lands, if one is scheduled.
+    pub fn pending_for_cluster(&self, id: &str) -> Option<Millis> {
+        self.pending
+            .iter()
+            .filter(|p| matches!(&p.2, Change::ClusterStatus { id: c, .. } if c == id))
+            .map(|p| p.0)
+            .max()
+    }
+
+    /// Whether a promotion of `id` is scheduled already.
+    pub fn promote_requested(&self, id: &str) -> bool {
+        self.pending.iter().any(|p| {
+            matches!(&p.2, Change::PromoteVisible { id: c } | Change::PromoteDone { id: c } if c == id)
+        })
+    }
+
+    /// Drop the cluster's pending status change (a delete of a cluster being created);
+    /// returns when the last of its members' deletes lands (0 if none pending).
+    pub fn cancel_cluster_creation(&mut self, id: &str, members: &[String]) -> Millis {
+        self.pending
+            .retain(|p| !matches!(&p.2, Change::ClusterStatus { id: c, .. } if c == id));
+        self.pending
+            .iter()
+            .filter(|p| matches!(&p.2, Change::DeleteInstance { id: m } if members.contains(m)))
+            .map(|p| p.0)
+            .max()
+            .unwrap_or(0)
+    }
+
     fn next_due(&self) -> Option<Millis> {
         self.pending.iter().map(|p| p.0).min()
     }
@@ -286,6 +355,7 @@ pub struct SimState {
     pub sessions: Vec<Session>,
     next_pid: i64,
     pub blocked_roles: BTreeSet<String>,
+    pub groups: BTreeMap<String, SecurityGroup>,
     pub metrics: Metrics,
     pub rds: RdsModel,
     pub faults: Vec<FaultState>,
@@ -355,6 +425,7 @@ impl SimState {
             sessions: Vec::new(),
             next_pid: 1000,
             blocked_roles: BTreeSet::new(),
+            groups: BTreeMap::new(),
             metrics: Metrics::default(),
             rds: RdsModel::default(),
             faults,
@@ -372,6 +443,18 @@ impl SimState {
 
     fn seed_resources(&mut self) {
         let s = self.sc.source.clone();
+        for (i, g) in s.security_groups.iter().enumerate() {
+            self.groups.insert(
+                g.clone(),
+                SecurityGroup {
+                    id: g.clone(),
+                    name: format!("{}-app-{i}", s.id),
+                    vpc_id: s.vpc_id.clone(),
+                    ingress: vec!["tcp/5432 from 10.0.0.0/8".into()],
+                    egress: vec!["all to 0.0.0.0/0".into()],
+                },
+            );
+        }
         let arn = self.arn("db", &s.id);
         let endpoint = format!("{}.sim.{}.rds.amazonaws.com", s.id, self.sc.aws.region);
         self.rds.instances.insert(
@@ -667,11 +750,11 @@ impl SimState {
             let Some(i) = self.rds.instances.get(db) else {
                 return false;
             };
-            // Quarantine groups have no ingress; any configured app group lets clients in.
+            // Quarantine groups have no ingress; a group with an ingress rule lets clients in.
             let reachable = i
                 .security_groups
                 .iter()
-                .any(|g| self.sc.source.security_groups.contains(g));
+                .any(|g| self.groups.get(g).is_some_and(|g| !g.ingress.is_empty()));
             return reachable && self.source_up();
         }
         self.writable(db)
