@@ -14,6 +14,7 @@
 pub mod cw;
 pub mod ec2;
 pub mod lag;
+pub mod pg;
 pub mod prim;
 pub mod rds;
 pub mod sim;

@@ -86,6 +86,7 @@ fn sim_plugin(sim: Sim) -> impl Fn(&mut rhai::Engine, &Host) + Send + Sync {
         crate::rds::rhai::register(engine, host, Arc::new(sim.clone()));
         crate::cw::rhai::register(engine, host, Arc::new(sim.clone()));
         crate::ec2::rhai::register(engine, host, Arc::new(sim.clone()));
+        crate::pg::rhai::register(engine, host, Arc::new(sim.clone()));
     }
 }
 

@@ -127,6 +127,12 @@ fn every_doc_example_runs_against_the_simulator() {
     assert!(count("cw") >= 1 && count("ec2") >= 2);
     let rt = rt();
     for (area, name, code) in &examples {
+        // Rhai's own `sleep(INT)` (thread sleep, real seconds) wins over the engine's
+        // `sleep(Dynamic)` for a number: examples must pass a duration string.
+        assert!(
+            !code.contains("sleep(0") && !(1..10).any(|d| code.contains(&format!("sleep({d}"))),
+            "{area}::{name}: use sleep(\"1m\"), not sleep(<number>)"
+        );
         let world = World::sim(Scenario::load(SCENARIO).unwrap());
         let source = format!("step(\"example\", || {{\n{code}\n()\n}});\n");
         match run(&world, &source, &rt, vec![]) {

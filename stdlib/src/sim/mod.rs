@@ -356,6 +356,10 @@ pub struct SimState {
     next_pid: i64,
     pub blocked_roles: BTreeSet<String>,
     pub groups: BTreeMap<String, SecurityGroup>,
+    /// Logical slots created on Aurora clusters (cluster id, slot).
+    pub target_slots: Vec<(String, crate::pg::SlotInfo)>,
+    /// Where each promoted cluster's timeline starts (the replayed LSN at promotion).
+    pub promoted_at_lsn: BTreeMap<String, u64>,
     pub metrics: Metrics,
     pub rds: RdsModel,
     pub faults: Vec<FaultState>,
@@ -426,6 +430,8 @@ impl SimState {
             next_pid: 1000,
             blocked_roles: BTreeSet::new(),
             groups: BTreeMap::new(),
+            target_slots: Vec::new(),
+            promoted_at_lsn: BTreeMap::new(),
             metrics: Metrics::default(),
             rds: RdsModel::default(),
             faults,
@@ -930,6 +936,8 @@ impl SimState {
             .is_some_and(|s| s.cluster_id == cluster)
         {
             let stream = self.stream.take().unwrap_or_else(|| unreachable!());
+            self.promoted_at_lsn
+                .insert(cluster.to_string(), stream.replayed);
             let lost = self.last_app_commit_lsn.saturating_sub(stream.replayed);
             if lost > 0 && self.fence_at.is_some() {
                 self.violate(
@@ -1014,6 +1022,18 @@ impl SimState {
                 {
                     s.active = false;
                     s.inactive_since = Some(now);
+                }
+            }
+            FaultKind::LongRunningTransaction => {
+                let src = self.sc.source.id.clone();
+                let now = self.now;
+                if let Some(s) = self
+                    .sessions
+                    .iter_mut()
+                    .find(|s| s.db == src && s.application)
+                {
+                    s.state = "idle in transaction".into();
+                    s.xact_start = Some(now);
                 }
             }
             FaultKind::EngineCrash => {
