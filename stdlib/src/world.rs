@@ -87,6 +87,8 @@ fn sim_plugin(sim: Sim) -> impl Fn(&mut rhai::Engine, &Host) + Send + Sync {
         crate::cw::rhai::register(engine, host, Arc::new(sim.clone()));
         crate::ec2::rhai::register(engine, host, Arc::new(sim.clone()));
         crate::pg::rhai::register(engine, host, Arc::new(sim.clone()));
+        crate::route::rhai::register(engine, host, Arc::new(sim.clone()));
+        crate::cdc::rhai::register(engine, host, Arc::new(sim.clone()));
     }
 }
 

@@ -23,6 +23,7 @@
 //! 4. instantaneous metric values are sampled into the current minute and invariants checked.
 
 pub mod metrics;
+pub mod net;
 pub mod rng;
 pub mod scenario;
 
@@ -361,6 +362,9 @@ pub struct SimState {
     /// Where each promoted cluster's timeline starts (the replayed LSN at promotion).
     pub promoted_at_lsn: BTreeMap<String, u64>,
     pub metrics: Metrics,
+    pub routes: BTreeMap<String, net::RouteState>,
+    pub nodes: Vec<net::NodeState>,
+    pub consumers: Vec<net::Consumer>,
     pub rds: RdsModel,
     pub faults: Vec<FaultState>,
     pub violations: Vec<Violation>,
@@ -433,6 +437,9 @@ impl SimState {
             target_slots: Vec::new(),
             promoted_at_lsn: BTreeMap::new(),
             metrics: Metrics::default(),
+            routes: BTreeMap::new(),
+            nodes: Vec::new(),
+            consumers: Vec::new(),
             rds: RdsModel::default(),
             faults,
             violations: Vec::new(),
@@ -443,6 +450,7 @@ impl SimState {
             sc,
         };
         st.seed_resources();
+        st.seed_net();
         st.connect_sessions();
         st
     }
@@ -569,6 +577,7 @@ impl SimState {
             self.next_status += self.tm.status;
             self.report_status();
         }
+        self.step_consumers();
         self.end_sessions();
         self.connect_sessions();
         self.history.push_back((self.now, self.lsn));
@@ -751,7 +760,7 @@ impl SimState {
     }
 
     /// Would a new application connection to `db` succeed (network and login)?
-    fn accepts_app(&self, db: &str) -> bool {
+    pub fn accepts_app(&self, db: &str) -> bool {
         if db == self.sc.source.id {
             let Some(i) = self.rds.instances.get(db) else {
                 return false;
@@ -766,9 +775,27 @@ impl SimState {
         self.writable(db)
     }
 
-    /// Where applications connect: the source until a route says otherwise (later: routes).
+    /// The current LSN of a promoted cluster: its timeline continues from where replay
+    /// stopped.
+    pub fn target_lsn(&self, db: &str) -> u64 {
+        self.promoted_at_lsn.get(db).copied().unwrap_or(0)
+            + self.app_bytes.get(db).copied().unwrap_or(0)
+    }
+
+    /// Where new application connections go: the source's route's newest version every
+    /// connected Envoy node ACKed (none while that version holds connections).
     pub fn app_target(&self) -> Option<String> {
-        Some(self.sc.source.id.clone())
+        let route = self.app_route()?;
+        let v = self.effective(&route)?;
+        (!v.hold).then(|| v.target.clone())
+    }
+
+    /// The route applications use: the one named after the source, else the first.
+    pub fn app_route(&self) -> Option<String> {
+        if self.routes.contains_key(&self.sc.source.id) {
+            return Some(self.sc.source.id.clone());
+        }
+        self.routes.keys().next().cloned()
     }
 
     fn connect_sessions(&mut self) {
@@ -1036,6 +1063,9 @@ impl SimState {
                     s.xact_start = Some(now);
                 }
             }
+            FaultKind::EnvoyNodeDisconnect => {
+                self.fire_net_fault(f.kind, f.target.as_deref());
+            }
             FaultKind::EngineCrash => {
                 let src = self.sc.source.id.clone();
                 self.drop_sessions(&src);
@@ -1181,10 +1211,35 @@ impl SimState {
         });
     }
 
+    /// Invariants not checked where their facts change (single writer and no write after the
+    /// fence are checked in `integrate`, no lost acknowledged write in `stop_stream`).
     fn check_invariants(&mut self) {
-        // The per-step checks live where the facts are (integrate, stop_stream); routes add
-        // theirs here once they exist.
+        let mut bad = Vec::new();
+        for name in self.routes.keys() {
+            let Some(v) = self.effective(name) else {
+                continue;
+            };
+            // After a switch is released, the route must serve a writable endpoint.
+            if v.version > 1 && !v.hold && !self.accepts_app(&v.target) {
+                bad.push(format!(
+                    "route {name} version {} released to {}, which is not a writable endpoint",
+                    v.version, v.target
+                ));
+            }
+        }
+        for detail in bad {
+            self.violate("route-serves-writable", detail);
+        }
     }
+}
+
+/// The byte position of a `16/B374D848` LSN (0 if malformed).
+pub fn parse_lsn(text: &str) -> u64 {
+    text.split_once('/')
+        .and_then(|(hi, lo)| {
+            Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
+        })
+        .unwrap_or(0)
 }
 
 /// `16/B374D848` style rendering of a byte position.
