@@ -11,7 +11,15 @@
 //! and one file per world where the area touches the world. [`register_all`] installs every
 //! area's Rhai module into an engine.
 
+pub mod cdc;
+pub mod cw;
+pub mod ec2;
 pub mod lag;
+pub mod pg;
+pub mod prim;
+pub mod rds;
+pub mod route;
+pub mod sim;
 
 /// Install every area's Rhai module (as `lag::...`, ...) into `engine`.
 pub fn register_all(engine: &mut rhai::Engine) {

@@ -7,7 +7,10 @@
 use std::sync::Arc;
 
 use godwit_engine::transcript::Sink;
-use godwit_engine::{Clock, Plugin, SystemClock};
+use godwit_engine::{Clock, Host, Plugin, SystemClock, VirtualClock};
+
+use crate::sim::Sim;
+use crate::sim::scenario::{Scenario, ScenarioError};
 
 /// A clock and the primitive areas bound to one world.
 #[derive(Clone)]
@@ -31,11 +34,9 @@ impl std::fmt::Debug for World {
 
 /// The areas that do not touch the world (analysis helpers), available in every world.
 pub fn pure_plugins() -> Vec<Arc<dyn Plugin>> {
-    vec![Arc::new(
-        |engine: &mut rhai::Engine, _host: &godwit_engine::Host| {
-            crate::register_all(engine);
-        },
-    )]
+    vec![Arc::new(|engine: &mut rhai::Engine, _host: &Host| {
+        crate::register_all(engine);
+    })]
 }
 
 impl World {
@@ -49,4 +50,55 @@ impl World {
             sinks: Vec::new(),
         }
     }
+}
+
+impl World {
+    /// The simulated world of `scenario`: a [`VirtualClock`] starting at the scenario's start
+    /// time that steps the model on every advance, the pure areas, and every world-touching
+    /// area backed by one shared [`Sim`]. Named `sim:<scenario name>`.
+    pub fn sim(scenario: Scenario) -> World {
+        sim_world(scenario).0
+    }
+
+    /// [`World::sim`] of a built-in scenario by name, or of a TOML file by path.
+    pub fn sim_named(name_or_path: &str) -> Result<World, ScenarioError> {
+        Ok(World::sim(Scenario::load(name_or_path)?))
+    }
+}
+
+/// [`World::sim`], plus the handle on the model (for invariant reports, tests and benches).
+pub fn sim_world(scenario: Scenario) -> (World, Sim) {
+    let clock = Arc::new(VirtualClock::new(scenario.start_ms()));
+    let name = format!("sim:{}", scenario.name);
+    let sim = Sim::new(scenario);
+    sim.attach(&clock);
+    let mut plugins = pure_plugins();
+    plugins.push(Arc::new(sim_plugin(sim.clone())));
+    (
+        World {
+            name,
+            clock,
+            plugins,
+            sinks: Vec::new(),
+        },
+        sim,
+    )
+}
+
+/// Installs every world-touching area over `sim`.
+fn sim_plugin(sim: Sim) -> impl Fn(&mut rhai::Engine, &Host) + Send + Sync {
+    move |engine: &mut rhai::Engine, host: &Host| {
+        sim.bind(host);
+        crate::rds::rhai::register(engine, host, Arc::new(sim.clone()));
+        crate::cw::rhai::register(engine, host, Arc::new(sim.clone()));
+        crate::ec2::rhai::register(engine, host, Arc::new(sim.clone()));
+        crate::pg::rhai::register(engine, host, Arc::new(sim.clone()));
+        crate::route::rhai::register(engine, host, Arc::new(sim.clone()));
+        crate::cdc::rhai::register(engine, host, Arc::new(sim.clone()));
+    }
+}
+
+/// Names of the scenarios shipped in the binary (`godwit demo`, `--world sim:NAME`).
+pub fn builtin_scenarios() -> Vec<&'static str> {
+    crate::sim::scenario::builtin_names()
 }

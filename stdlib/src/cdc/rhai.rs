@@ -1,0 +1,226 @@
+//! Rhai module `cdc`.
+
+use std::sync::Arc;
+
+use ::rhai::{Array, Dynamic, Engine, Map, Module, NativeCallContext};
+use godwit_engine::{Host, PrimitiveError};
+use serde_json::json;
+
+use super::*;
+use crate::prim::{Opts, RhaiResult, call, strings, volatile_fn};
+
+const A: &str = "cdc";
+
+pub fn register(engine: &mut Engine, host: &Host, cdc: Arc<dyn Cdc>) {
+    engine.register_static_module(A, module(host, cdc).into());
+}
+
+pub fn module(host: &Host, cdc: Arc<dyn Cdc>) -> Module {
+    let mut m = Module::new();
+    let (c, h) = (cdc.clone(), host.clone());
+    volatile_fn!(
+        &mut m,
+        "list_consumers",
+        &["Array"],
+        r#"
+The CDC consumers reading logical slots.
+
+# Parameters
+None.
+
+# Returns
+Array of `#{ name, slot, db, state, position, position_bytes }`; `state` is `running` or
+`paused`.
+
+# Errors
+None in normal operation.
+
+# Example
+```rhai
+let cs = cdc::list_consumers();
+if cs.len() != 1 || cs[0].state != "running" || cs[0].slot != "debezium_orders" { throw cs; }
+```
+"#,
+        move |ctx: NativeCallContext| -> RhaiResult<Dynamic> {
+            call(&ctx, &h, A, "list_consumers", &json!({}), || {
+                c.list_consumers()
+            })
+        }
+    );
+
+    let (c, h) = (cdc.clone(), host.clone());
+    volatile_fn!(
+        &mut m,
+        "pause_consumer",
+        &["name: &str", "Map"],
+        r#"
+Pause a consumer (it disconnects; its slot goes inactive and stops advancing). Idempotent.
+
+# Parameters
+* `name` — the consumer.
+
+# Returns
+The consumer (as in `list_consumers`), `state: "paused"`.
+
+# Errors
+`NotFound` for an unknown consumer.
+
+# Example
+```rhai
+let c = cdc::pause_consumer("orders-cdc");
+let slot = pg::replication_slots("orders-db").filter(|s| s.slot_name == c.slot)[0];
+if c.state != "paused" || slot.active { throw slot; }
+```
+"#,
+        move |ctx: NativeCallContext, name: &str| -> RhaiResult<Dynamic> {
+            call(
+                &ctx,
+                &h,
+                A,
+                "pause_consumer",
+                &json!({ "name": name }),
+                || c.pause_consumer(name),
+            )
+        }
+    );
+
+    let (c, h) = (cdc.clone(), host.clone());
+    volatile_fn!(
+        &mut m,
+        "resume_consumer",
+        &["name: &str", "options: Map", "Map"],
+        r#"
+Resume a consumer, on the source (undo of a pause) or on the target after the CDC restore.
+
+# Parameters
+* `name` — the consumer.
+* `options` — `#{ db (the source), slot (the consumer's slot) }`.
+
+# Returns
+The consumer, `state: "running"`, with the position it resumes from.
+
+# Errors
+`NotFound` for an unknown consumer or a slot missing on `db`.
+
+# Example
+```rhai
+cdc::pause_consumer("orders-cdc");
+let c = cdc::resume_consumer("orders-cdc", #{ db: "orders-db" });
+if c.state != "running" { throw c; }
+```
+"#,
+        move |ctx: NativeCallContext, name: &str, options: Map| -> RhaiResult<Dynamic> {
+            const OP: &str = "resume_consumer";
+            let bad = |e: PrimitiveError| e.into_rhai_at(ctx.call_position());
+            let o = Opts::new(A, OP, options, &["db", "slot"]).map_err(bad)?;
+            let current = c
+                .list_consumers()
+                .map_err(bad)?
+                .into_iter()
+                .find(|x| x.name == name);
+            let db = o
+                .string("db")
+                .map_err(bad)?
+                .or(current.as_ref().map(|x| x.db.clone()))
+                .unwrap_or_default();
+            let slot = o
+                .string("slot")
+                .map_err(bad)?
+                .or(current.map(|x| x.slot))
+                .unwrap_or_default();
+            call(
+                &ctx,
+                &h,
+                A,
+                OP,
+                &json!({ "name": name, "db": db, "slot": slot }),
+                || c.resume_consumer(name, &db, &slot),
+            )
+        }
+    );
+
+    let (c, h) = (cdc.clone(), host.clone());
+    volatile_fn!(
+        &mut m,
+        "record_positions",
+        &["Array"],
+        r#"
+Each consumer's slot position on the source, to journal before the cutover (what to backfill
+from, and where to resume on rollback).
+
+# Parameters
+None.
+
+# Returns
+Array of `#{ consumer, slot, confirmed_flush_lsn, confirmed_flush_bytes, restart_lsn }`.
+
+# Errors
+None in normal operation.
+
+# Example
+```rhai
+cdc::pause_consumer("orders-cdc");
+let p = cdc::record_positions();
+if p[0].slot != "debezium_orders" || p[0].confirmed_flush_bytes <= 0 { throw p; }
+```
+"#,
+        move |ctx: NativeCallContext| -> RhaiResult<Dynamic> {
+            call(&ctx, &h, A, "record_positions", &json!({}), || {
+                c.record_positions()
+            })
+        }
+    );
+
+    let (c, h) = (cdc, host.clone());
+    volatile_fn!(
+        &mut m,
+        "create_equivalent_slots",
+        &["db: &str", "slots: Array", "Array"],
+        r#"
+Create logical slots on the promoted Aurora cluster with the names and plugins of the
+source's. Their consistent point is on the new timeline: changes between the consumer's pause
+and it must be backfilled. Idempotent.
+
+# Parameters
+* `db` — the promoted Aurora cluster.
+* `slots` — names of logical slots on the source.
+
+# Returns
+Array of `#{ db, slot_name, plugin, consistent_point }`.
+
+# Errors
+`Conflict` when `db` is not writable yet (PostgreSQL cannot create a logical slot on a
+standby); `NotFound` for a slot the source does not have.
+
+# Example
+```rhai
+rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
+rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" });
+try { cdc::create_equivalent_slots("orders-aurora", ["debezium_orders"]); throw "replica"; }
+catch (e) { if e.kind != "Conflict" { throw e; } }
+```
+"#,
+        move |ctx: NativeCallContext, db: &str, slots: Array| -> RhaiResult<Dynamic> {
+            const OP: &str = "create_equivalent_slots";
+            let names = strings(&Dynamic::from_array(slots)).ok_or_else(|| {
+                PrimitiveError::invalid(
+                    A,
+                    OP,
+                    "slots must be an array of slot names",
+                    "e.g. [\"debezium_orders\"]",
+                )
+                .into_rhai_at(ctx.call_position())
+            })?;
+            call(
+                &ctx,
+                &h,
+                A,
+                OP,
+                &json!({ "db": db, "slots": names }),
+                || c.create_equivalent_slots(db, &names),
+            )
+        }
+    );
+    m
+}

@@ -1,0 +1,207 @@
+//! [`Cdc`] over the simulator.
+
+use godwit_engine::PrimitiveError;
+
+use super::*;
+use crate::pg::SlotInfo;
+use crate::prim::{conflict, not_found};
+use crate::sim::net::Consumer;
+use crate::sim::scenario::SlotType;
+use crate::sim::{Sim, SimState, format_lsn, parse_lsn};
+
+const A: &str = "cdc";
+
+fn info(c: &Consumer) -> ConsumerInfo {
+    ConsumerInfo {
+        name: c.name.clone(),
+        slot: c.slot.clone(),
+        db: c.db.clone(),
+        state: c.state.clone(),
+        position: format_lsn(c.position),
+        position_bytes: c.position as i64,
+    }
+}
+
+fn find<'a>(
+    st: &'a mut SimState,
+    op: &str,
+    name: &str,
+) -> Result<&'a mut Consumer, PrimitiveError> {
+    let names: Vec<String> = st.consumers.iter().map(|c| c.name.clone()).collect();
+    st.consumers
+        .iter_mut()
+        .find(|c| c.name == name)
+        .ok_or_else(|| {
+            not_found(
+                A,
+                op,
+                format!("CDC consumer {name} is not known"),
+                format!("consumers: {}", names.join(", ")),
+            )
+        })
+}
+
+impl Cdc for Sim {
+    fn list_consumers(&self) -> Result<Vec<ConsumerInfo>, PrimitiveError> {
+        let st = self.api(A, "list_consumers")?;
+        Ok(st.consumers.iter().map(info).collect())
+    }
+
+    fn pause_consumer(&self, name: &str) -> Result<ConsumerInfo, PrimitiveError> {
+        let mut st = self.api(A, "pause_consumer")?;
+        let now = st.now;
+        let c = find(&mut st, "pause_consumer", name)?;
+        if c.state != "paused" {
+            c.state = "paused".into();
+        }
+        let out = info(c);
+        let slot = out.slot.clone();
+        if let Some(s) = st.slots.iter_mut().find(|s| s.name == slot && s.active) {
+            s.active = false;
+            s.inactive_since = Some(now);
+        }
+        st.note(format!("consumer {name} paused"));
+        Ok(out)
+    }
+
+    fn resume_consumer(
+        &self,
+        name: &str,
+        db: &str,
+        slot: &str,
+    ) -> Result<ConsumerInfo, PrimitiveError> {
+        const OP: &str = "resume_consumer";
+        let mut st = self.api(A, OP)?;
+        let on_source = db == st.source_id();
+        let position = if on_source {
+            let s = st
+                .slots
+                .iter_mut()
+                .find(|s| s.name == slot && s.slot_type == SlotType::Logical);
+            let Some(s) = s else {
+                return Err(not_found(
+                    A,
+                    OP,
+                    format!("no logical slot {slot} on {db}"),
+                    "pass a slot from pg::replication_slots",
+                ));
+            };
+            s.active = true;
+            s.inactive_since = None;
+            s.confirmed_flush_lsn
+        } else {
+            let Some((_, s)) = st
+                .target_slots
+                .iter_mut()
+                .find(|(d, s)| d == db && s.slot_name == slot)
+            else {
+                return Err(not_found(
+                    A,
+                    OP,
+                    format!("no logical slot {slot} on {db}"),
+                    "create it first with cdc::create_equivalent_slots",
+                ));
+            };
+            s.active = true;
+            s.inactive_since = None;
+            parse_lsn(&s.restart_lsn)
+        };
+        let c = find(&mut st, OP, name)?;
+        c.state = "running".into();
+        c.db = db.into();
+        c.slot = slot.into();
+        c.position = position;
+        let out = info(c);
+        st.note(format!("consumer {name} resumed on {db}/{slot}"));
+        Ok(out)
+    }
+
+    fn record_positions(&self) -> Result<Vec<SlotPosition>, PrimitiveError> {
+        let st = self.api(A, "record_positions")?;
+        Ok(st
+            .consumers
+            .iter()
+            .filter_map(|c| {
+                let s = st.slots.iter().find(|s| s.name == c.slot)?;
+                Some(SlotPosition {
+                    consumer: c.name.clone(),
+                    slot: s.name.clone(),
+                    confirmed_flush_lsn: format_lsn(s.confirmed_flush_lsn),
+                    confirmed_flush_bytes: s.confirmed_flush_lsn as i64,
+                    restart_lsn: format_lsn(s.restart_lsn),
+                })
+            })
+            .collect())
+    }
+
+    fn create_equivalent_slots(
+        &self,
+        db: &str,
+        slots: &[String],
+    ) -> Result<Vec<CreatedSlot>, PrimitiveError> {
+        const OP: &str = "create_equivalent_slots";
+        let mut st = self.api(A, OP)?;
+        if !st.writable(db) {
+            return Err(conflict(
+                A,
+                OP,
+                format!(
+                    "{db} is not a writable Aurora cluster (PostgreSQL cannot create a logical slot on a standby)"
+                ),
+                "create the slots after promotion, with rds.logical_replication=1 in the cluster parameter group",
+            ));
+        }
+        let mut out = Vec::new();
+        for name in slots {
+            let Some(src) = st
+                .slots
+                .iter()
+                .find(|s| &s.name == name && s.slot_type == SlotType::Logical)
+                .cloned()
+            else {
+                return Err(not_found(
+                    A,
+                    OP,
+                    format!("no logical slot {name} on the source"),
+                    "pass names from pg::replication_slots",
+                ));
+            };
+            let start = st.target_lsn(db);
+            let now_s = st.now / 1000;
+            if !st
+                .target_slots
+                .iter()
+                .any(|(d, s)| d == db && &s.slot_name == name)
+            {
+                st.target_slots.push((
+                    db.to_string(),
+                    SlotInfo {
+                        slot_name: name.clone(),
+                        slot_type: "logical".into(),
+                        plugin: Some(src.plugin.clone()),
+                        database: Some(src.database.clone()),
+                        active: false,
+                        restart_lsn: format_lsn(start),
+                        confirmed_flush_lsn: Some(format_lsn(start)),
+                        wal_status: "reserved".into(),
+                        lag_bytes: 0,
+                        inactive_since: Some(now_s),
+                    },
+                ));
+            }
+            let s = st
+                .target_slots
+                .iter()
+                .find(|(d, s)| d == db && &s.slot_name == name)
+                .map(|(_, s)| s.clone())
+                .unwrap_or_else(|| unreachable!());
+            out.push(CreatedSlot {
+                db: db.into(),
+                slot_name: name.clone(),
+                plugin: src.plugin.clone(),
+                consistent_point: s.restart_lsn.clone(),
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,129 @@
+//! Rhai module `cw`.
+
+use std::sync::Arc;
+
+use ::rhai::{Dynamic, Engine, Map, Module, NativeCallContext};
+use godwit_engine::{Host, PrimitiveError};
+
+use super::*;
+use crate::prim::{Opts, RhaiResult, call, volatile_fn};
+
+const A: &str = "cw";
+
+pub fn register(engine: &mut Engine, host: &Host, cw: Arc<dyn Cw>) {
+    engine.register_static_module(A, module(host, cw).into());
+}
+
+pub fn module(host: &Host, cw: Arc<dyn Cw>) -> Module {
+    let mut m = Module::new();
+    let h = host.clone();
+    volatile_fn!(
+        &mut m,
+        "metric_series",
+        &["query: Map", "Array"],
+        r#"
+A CloudWatch metric series: one datapoint per period, oldest first, gaps preserved (a
+missing datapoint is absent, never 0). Datapoints are published after the period ends (plus
+CloudWatch's delay), so the newest minutes may not be there yet.
+
+# Parameters
+* `query` — `#{ name (required), dimensions (required, e.g. #{ DBInstanceIdentifier: "orders-db" }),
+  namespace ("AWS/RDS"), statistic ("Maximum"), period (60, seconds, a multiple of 60),
+  since (until - 3600, epoch seconds), until (now, epoch seconds) }`.
+
+# Returns
+Array of `#{ t, v }`: `t` the start of the period in epoch seconds (INT), `v` the value (bytes,
+seconds, count, by metric). Feed it to `lag::*`.
+
+# Errors
+`Invalid` for an unknown key, a missing name or dimensions, an unknown statistic or a period
+that is not a positive multiple of 60; `Throttled` when AWS throttles.
+
+# Example
+```rhai
+let slot = cw::metric_series(#{
+    name: "OldestReplicationSlotLag",
+    dimensions: #{ DBInstanceIdentifier: "orders-db" },
+});
+let conns = cw::metric_series(#{
+    name: "DatabaseConnections", dimensions: #{ DBInstanceIdentifier: "orders-db" },
+    statistic: "Average", period: 300,
+});
+for p in slot { if type_of(p.t) != "i64" { throw p; } }
+```
+"#,
+        move |ctx: NativeCallContext, query: Map| -> RhaiResult<Dynamic> {
+            const OP: &str = "metric_series";
+            let bad = |e: PrimitiveError| e.into_rhai_at(ctx.call_position());
+            let o = Opts::new(
+                A,
+                OP,
+                query,
+                &[
+                    "namespace",
+                    "name",
+                    "dimensions",
+                    "statistic",
+                    "period",
+                    "since",
+                    "until",
+                ],
+            )
+            .map_err(bad)?;
+            let now = h.now_ms() / 1000;
+            let name = o.string("name").map_err(bad)?.ok_or_else(|| {
+                bad(PrimitiveError::invalid(
+                    A,
+                    OP,
+                    "query.name is missing",
+                    "name the metric, e.g. name: \"OldestReplicationSlotLag\"",
+                ))
+            })?;
+            let dimensions = o.string_map("dimensions").map_err(bad)?.ok_or_else(|| {
+                bad(PrimitiveError::invalid(
+                    A,
+                    OP,
+                    "query.dimensions is missing",
+                    "e.g. dimensions: #{ DBInstanceIdentifier: \"orders-db\" }",
+                ))
+            })?;
+            let period = o.int("period", 60).map_err(bad)?.unwrap_or(60);
+            if period % 60 != 0 {
+                return Err(bad(PrimitiveError::invalid(
+                    A,
+                    OP,
+                    format!("query.period is {period}; expected a multiple of 60"),
+                    "RDS publishes one-minute datapoints: use 60, 300, 3600, ...",
+                )));
+            }
+            let until = o.int("until", 0).map_err(bad)?.unwrap_or(now);
+            let since = o.int("since", 0).map_err(bad)?.unwrap_or(until - 3600);
+            let statistic = o
+                .string("statistic")
+                .map_err(bad)?
+                .unwrap_or("Maximum".into());
+            if !STATISTICS.contains(&statistic.as_str()) {
+                return Err(bad(PrimitiveError::invalid(
+                    A,
+                    OP,
+                    format!("query.statistic {statistic:?} is not a CloudWatch statistic"),
+                    format!("use one of {}", STATISTICS.join(", ")),
+                )));
+            }
+            let q = MetricQuery {
+                namespace: o
+                    .string("namespace")
+                    .map_err(bad)?
+                    .unwrap_or("AWS/RDS".into()),
+                name,
+                dimensions,
+                statistic,
+                period,
+                since,
+                until,
+            };
+            call(&ctx, &h, A, OP, &q, || cw.metric_series(&q))
+        },
+    );
+    m
+}

@@ -1,0 +1,285 @@
+//! [`Pg`] over the simulator.
+
+use godwit_engine::PrimitiveError;
+
+use super::*;
+use crate::prim::{conflict, not_found};
+use crate::sim::scenario::{FaultKind, SlotType};
+use crate::sim::{Sim, SimState, format_lsn};
+
+const A: &str = "pg";
+
+/// How long a terminated backend takes to exit (it returns before the backend is gone).
+const EXIT_MS: i64 = 200;
+
+fn lsn(bytes: u64) -> Lsn {
+    Lsn {
+        lsn: format_lsn(bytes),
+        lsn_bytes: bytes as i64,
+    }
+}
+
+/// The database must exist and accept connections from godwit.
+fn check_db(st: &SimState, op: &str, db: &str) -> Result<(), PrimitiveError> {
+    if let Some(i) = st.rds.instances.get(db) {
+        if i.status == "rebooting" {
+            return Err(PrimitiveError::new(
+                A,
+                op,
+                godwit_engine::ErrorKind::Timeout,
+                format!("cannot connect to {db}: the instance is rebooting"),
+                "retry once it is available",
+            ));
+        }
+        return Ok(());
+    }
+    if st.rds.clusters.contains_key(db) {
+        return Ok(());
+    }
+    Err(not_found(
+        A,
+        op,
+        format!("no database endpoint {db}"),
+        "pass an RDS instance id or an Aurora cluster id",
+    ))
+}
+
+fn is_source(st: &SimState, db: &str) -> bool {
+    db == st.source_id()
+}
+
+impl Pg for Sim {
+    fn installed_extensions(&self, db: &str) -> Result<Vec<Extension>, PrimitiveError> {
+        let st = self.api(A, "installed_extensions")?;
+        check_db(&st, "installed_extensions", db)?;
+        let mut names = st.sc.source.extensions.clone();
+        for f in st
+            .faults
+            .iter()
+            .filter(|f| f.kind == FaultKind::ExtensionUnsupported)
+        {
+            names.extend(f.target.clone());
+        }
+        names.sort();
+        names.dedup();
+        Ok(names
+            .into_iter()
+            .map(|name| Extension {
+                version: if name == "plpgsql" { "1.0" } else { "1.6" }.into(),
+                name,
+            })
+            .collect())
+    }
+
+    fn settings(&self, db: &str, names: &[String]) -> Result<Vec<Setting>, PrimitiveError> {
+        let st = self.api(A, "settings")?;
+        check_db(&st, "settings", db)?;
+        let logical = st.slots.iter().any(|s| s.slot_type == SlotType::Logical);
+        let mut all = std::collections::BTreeMap::new();
+        all.insert("wal_segment_size".to_string(), st.seg.to_string());
+        all.insert(
+            "archive_timeout".to_string(),
+            (st.tm.archive_timeout / 1000).to_string(),
+        );
+        all.insert(
+            "wal_level".to_string(),
+            if logical { "logical" } else { "replica" }.to_string(),
+        );
+        all.insert(
+            "rds.logical_replication".to_string(),
+            if logical { "1" } else { "0" }.to_string(),
+        );
+        all.insert(
+            "server_version".to_string(),
+            st.sc.source.engine_version.clone(),
+        );
+        if is_source(&st, db) {
+            for (k, v) in &st.sc.source.parameters {
+                all.insert(k.clone(), v.clone());
+            }
+        }
+        Ok(all
+            .into_iter()
+            .filter(|(k, _)| names.is_empty() || names.contains(k))
+            .map(|(name, setting)| Setting { name, setting })
+            .collect())
+    }
+
+    fn unlogged_tables(&self, db: &str) -> Result<Vec<String>, PrimitiveError> {
+        let st = self.api(A, "unlogged_tables")?;
+        check_db(&st, "unlogged_tables", db)?;
+        let mut t = st.sc.source.unlogged_tables.clone();
+        for f in st
+            .faults
+            .iter()
+            .filter(|f| f.kind == FaultKind::UnloggedTable)
+        {
+            t.extend(f.target.clone());
+        }
+        t.sort();
+        t.dedup();
+        Ok(t)
+    }
+
+    fn replication_slots(&self, db: &str) -> Result<Vec<SlotInfo>, PrimitiveError> {
+        let st = self.api(A, "replication_slots")?;
+        check_db(&st, "replication_slots", db)?;
+        if !is_source(&st, db) {
+            return Ok(st
+                .target_slots
+                .iter()
+                .filter(|s| s.0 == db)
+                .map(|(_, s)| s.clone())
+                .collect());
+        }
+        Ok(st
+            .slots
+            .iter()
+            .map(|s| {
+                let lag = s.lag_bytes(st.lsn);
+                SlotInfo {
+                    slot_name: s.name.clone(),
+                    slot_type: match s.slot_type {
+                        SlotType::Logical => "logical",
+                        SlotType::Physical => "physical",
+                    }
+                    .into(),
+                    plugin: (s.slot_type == SlotType::Logical).then(|| s.plugin.clone()),
+                    database: (s.slot_type == SlotType::Logical).then(|| s.database.clone()),
+                    active: s.active,
+                    restart_lsn: format_lsn(s.restart_lsn),
+                    confirmed_flush_lsn: (s.slot_type == SlotType::Logical)
+                        .then(|| format_lsn(s.confirmed_flush_lsn)),
+                    wal_status: if lag > 1 << 30 {
+                        "extended"
+                    } else {
+                        "reserved"
+                    }
+                    .into(),
+                    lag_bytes: lag as i64,
+                    inactive_since: s.inactive_since.map(|t| t / 1000),
+                }
+            })
+            .collect())
+    }
+
+    fn current_lsn(&self, db: &str) -> Result<Lsn, PrimitiveError> {
+        let st = self.api(A, "current_lsn")?;
+        check_db(&st, "current_lsn", db)?;
+        if is_source(&st, db) {
+            return Ok(lsn(st.lsn));
+        }
+        if st.writable(db) {
+            // After promotion the new timeline continues from where replay stopped.
+            let written = st.app_bytes.get(db).copied().unwrap_or(0);
+            return Ok(lsn(
+                st.promoted_at_lsn.get(db).copied().unwrap_or(0) + written
+            ));
+        }
+        Err(conflict(
+            A,
+            "current_lsn",
+            format!("{db} is in recovery (a replica)"),
+            "use pg::replay_lsn on a replica",
+        ))
+    }
+
+    fn replay_lsn(&self, db: &str) -> Result<Lsn, PrimitiveError> {
+        let st = self.api(A, "replay_lsn")?;
+        check_db(&st, "replay_lsn", db)?;
+        match &st.stream {
+            Some(s) if s.cluster_id == db => Ok(lsn(s.replayed)),
+            _ => Err(conflict(
+                A,
+                "replay_lsn",
+                format!("{db} is not replicating from the source"),
+                "replay_lsn is for the Aurora replica before promotion",
+            )),
+        }
+    }
+
+    fn application_backends(&self, db: &str) -> Result<Vec<Backend>, PrimitiveError> {
+        let st = self.api(A, "application_backends")?;
+        check_db(&st, "application_backends", db)?;
+        Ok(st
+            .sessions
+            .iter()
+            .filter(|s| s.db == db && s.application)
+            .map(|s| Backend {
+                pid: s.pid,
+                role: s.role.clone(),
+                state: s.state.clone(),
+                backend_start: s.backend_start / 1000,
+                xact_start: s.xact_start.map(|t| t / 1000),
+                terminating: s.exits_at.is_some(),
+            })
+            .collect())
+    }
+
+    fn block_logins(&self, db: &str, roles: &[String]) -> Result<Vec<String>, PrimitiveError> {
+        let mut st = self.api(A, "block_logins")?;
+        check_db(&st, "block_logins", db)?;
+        for r in roles {
+            if !st.sc.source.app_roles.contains(r) {
+                return Err(not_found(
+                    A,
+                    "block_logins",
+                    format!("role {r} does not exist"),
+                    format!("application roles: {}", st.sc.source.app_roles.join(", ")),
+                ));
+            }
+            st.blocked_roles.insert(r.clone());
+        }
+        st.note(format!("logins blocked for {}", roles.join(",")));
+        Ok(st.blocked_roles.iter().cloned().collect())
+    }
+
+    fn unblock_logins(&self, db: &str, roles: &[String]) -> Result<Vec<String>, PrimitiveError> {
+        let mut st = self.api(A, "unblock_logins")?;
+        check_db(&st, "unblock_logins", db)?;
+        for r in roles {
+            st.blocked_roles.remove(r);
+        }
+        Ok(st.blocked_roles.iter().cloned().collect())
+    }
+
+    fn terminate_backends(&self, db: &str, pids: &[i64]) -> Result<Vec<i64>, PrimitiveError> {
+        let mut st = self.api(A, "terminate_backends")?;
+        check_db(&st, "terminate_backends", db)?;
+        let now = st.now;
+        // A long transaction at the fence: its backend takes the fault's duration to go.
+        let stubborn_until = st
+            .fault(FaultKind::LongRunningTransaction)
+            .map(|f| f.fired_at.unwrap_or(now) + f.lasts.unwrap_or(600_000));
+        let mut done = Vec::new();
+        for s in st.sessions.iter_mut() {
+            if s.db == db && pids.contains(&s.pid) {
+                let exit = match (s.xact_start, stubborn_until) {
+                    (Some(_), Some(t)) => t.max(now + EXIT_MS),
+                    _ => now + EXIT_MS,
+                };
+                s.exits_at = Some(s.exits_at.map_or(exit, |e| e.min(exit)));
+                done.push(s.pid);
+            }
+        }
+        Ok(done)
+    }
+
+    fn sequences(&self, db: &str) -> Result<Vec<Sequence>, PrimitiveError> {
+        let st = self.api(A, "sequences")?;
+        check_db(&st, "sequences", db)?;
+        // Sequences advance with the source's writes (one value per 4 KiB written); a replica
+        // sees what it replayed.
+        let written = st.app_bytes.get(st.source_id()).copied().unwrap_or(0) / 4096;
+        Ok(st
+            .sc
+            .source
+            .sequences
+            .iter()
+            .map(|s| Sequence {
+                name: s.name.clone(),
+                last_value: s.last_value + written as i64,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,265 @@
+//! Plumbing shared by the world-touching areas' Rhai modules: registering a documented,
+//! volatile function; reading option maps strictly; errors at the script position.
+
+use std::time::Duration;
+
+use godwit_engine::{ErrorKind, Host, PrimitiveError};
+use rhai::{Dynamic, EvalAltResult, Map, NativeCallContext};
+use serde::Serialize;
+
+pub type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+
+/// Register closure `f` as `name` in `module`: volatile (never folded at compile time), with
+/// its parameter names and its doc comment (`doc` without the `///` leaders; it becomes the
+/// reference and its ```rhai example is run by the tests). A macro because the closure traits
+/// rhai bounds registration with are not all public.
+macro_rules! volatile_fn {
+    ($module:expr, $name:expr, $params:expr, $doc:expr, $f:expr $(,)?) => {
+        ::rhai::FuncRegistration::new($name)
+            .with_volatility(true)
+            .with_params_info($params.iter().copied())
+            .with_comments([$crate::prim::doc_comment(&$doc)])
+            .set_into_module($module, $f)
+    };
+}
+pub(crate) use volatile_fn;
+
+/// A doc text as one `///` comment block.
+pub fn doc_comment(doc: &str) -> String {
+    doc.trim_matches('\n')
+        .lines()
+        .map(|l| {
+            if l.is_empty() {
+                "///".to_string()
+            } else {
+                format!("/// {l}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Run `f` through the host (strict mode, transcript) and hand the result to Rhai as plain
+/// data, with errors at the script position of the call.
+pub fn call<A, T>(
+    ctx: &NativeCallContext,
+    host: &Host,
+    area: &str,
+    op: &str,
+    args: &A,
+    f: impl FnOnce() -> Result<T, PrimitiveError>,
+) -> RhaiResult<Dynamic>
+where
+    A: Serialize + ?Sized,
+    T: Serialize,
+{
+    let pos = ctx.call_position();
+    let out = host
+        .call(area, op, args, f)
+        .map_err(|e| e.into_rhai_at(pos))?;
+    godwit_engine::to_rhai(&out)
+}
+
+pub fn not_found(area: &str, op: &str, what: String, hint: impl Into<String>) -> PrimitiveError {
+    PrimitiveError::new(area, op, ErrorKind::NotFound, what, hint)
+}
+
+pub fn conflict(area: &str, op: &str, what: String, hint: impl Into<String>) -> PrimitiveError {
+    PrimitiveError::new(area, op, ErrorKind::Conflict, what, hint)
+}
+
+/// An options map read strictly: unknown keys are named, with the allowed ones.
+pub struct Opts<'a> {
+    area: &'a str,
+    op: &'a str,
+    map: Map,
+}
+
+impl<'a> Opts<'a> {
+    pub fn new(
+        area: &'a str,
+        op: &'a str,
+        map: Map,
+        allowed: &[&str],
+    ) -> Result<Self, PrimitiveError> {
+        for key in map.keys() {
+            if !allowed.contains(&key.as_str()) {
+                return Err(PrimitiveError::invalid(
+                    area,
+                    op,
+                    format!("options.{key} is not an option of {area}::{op}"),
+                    if allowed.is_empty() {
+                        format!("{area}::{op} takes no options: pass #{{}}")
+                    } else {
+                        format!("allowed keys: {}", allowed.join(", "))
+                    },
+                ));
+            }
+        }
+        Ok(Opts { area, op, map })
+    }
+
+    fn bad(&self, key: &str, got: &Dynamic, want: &str) -> PrimitiveError {
+        PrimitiveError::invalid(
+            self.area,
+            self.op,
+            format!(
+                "options.{key} is {} ({got}); expected {want}",
+                got.type_name()
+            ),
+            format!("see the reference of {}::{}", self.area, self.op),
+        )
+    }
+
+    fn get(&self, key: &str) -> Option<&Dynamic> {
+        self.map.get(key).filter(|v| !v.is_unit())
+    }
+
+    pub fn string(&self, key: &str) -> Result<Option<String>, PrimitiveError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .clone()
+                .into_string()
+                .map(Some)
+                .map_err(|_| self.bad(key, v, "a string")),
+        }
+    }
+
+    pub fn int(&self, key: &str, min: i64) -> Result<Option<i64>, PrimitiveError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_int()
+                .ok()
+                .filter(|i| *i >= min)
+                .map(Some)
+                .ok_or_else(|| self.bad(key, v, &format!("an integer >= {min}"))),
+        }
+    }
+
+    pub fn bool(&self, key: &str) -> Result<Option<bool>, PrimitiveError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_bool()
+                .map(Some)
+                .map_err(|_| self.bad(key, v, "true or false")),
+        }
+    }
+
+    /// A duration: `"30s"`, `"5m"`, or whole seconds.
+    pub fn duration(&self, key: &str) -> Result<Option<Duration>, PrimitiveError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => {
+                if let Some(n) = v.as_int().ok().filter(|n| *n >= 0) {
+                    return Ok(Some(Duration::from_secs(n as u64)));
+                }
+                v.clone()
+                    .into_string()
+                    .ok()
+                    .and_then(|s| godwit_engine::duration::parse_duration(&s).ok())
+                    .map(Some)
+                    .ok_or_else(|| self.bad(key, v, "a duration like \"30s\", \"5m\", \"2h\""))
+            }
+        }
+    }
+
+    pub fn strings(&self, key: &str) -> Result<Option<Vec<String>>, PrimitiveError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => strings(v)
+                .map(Some)
+                .ok_or_else(|| self.bad(key, v, "an array of strings")),
+        }
+    }
+
+    pub fn string_map(
+        &self,
+        key: &str,
+    ) -> Result<Option<std::collections::BTreeMap<String, String>>, PrimitiveError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => string_map(v)
+                .map(Some)
+                .ok_or_else(|| self.bad(key, v, "a map of names to string values")),
+        }
+    }
+}
+
+/// An array of strings, or `None`.
+pub fn strings(v: &Dynamic) -> Option<Vec<String>> {
+    let arr = v.read_lock::<rhai::Array>()?;
+    arr.iter().map(|s| s.clone().into_string().ok()).collect()
+}
+
+/// A map whose values are strings, integers, floats or bools, rendered as strings.
+pub fn string_map(v: &Dynamic) -> Option<std::collections::BTreeMap<String, String>> {
+    let map = v.read_lock::<Map>()?;
+    map.iter()
+        .map(|(k, v)| {
+            let s = if v.is_string() {
+                v.clone().into_string().ok()?
+            } else if v.is_int() || v.is_float() || v.is_bool() {
+                v.to_string()
+            } else {
+                return None;
+            };
+            Some((k.to_string(), s))
+        })
+        .collect()
+}
+
+/// A wait's deadline and poll interval, from `timeout` / `every` options.
+pub fn wait_opts(
+    area: &str,
+    op: &str,
+    options: Map,
+    default_timeout: Duration,
+    default_every: Duration,
+) -> Result<(Duration, Duration), PrimitiveError> {
+    let o = Opts::new(area, op, options, &["timeout", "every"])?;
+    let timeout = o.duration("timeout")?.unwrap_or(default_timeout);
+    let every = o.duration("every")?.unwrap_or(default_every);
+    if every.is_zero() {
+        return Err(PrimitiveError::invalid(
+            area,
+            op,
+            "options.every is 0".to_string(),
+            "poll at least every second: every: \"30s\"",
+        ));
+    }
+    Ok((timeout, every))
+}
+
+/// Poll `probe` through the host's clock until it returns `Some`, or time out with `what`.
+pub fn poll<T>(
+    host: &Host,
+    area: &str,
+    op: &str,
+    timeout: Duration,
+    every: Duration,
+    what: &str,
+    mut probe: impl FnMut() -> Result<Option<T>, PrimitiveError>,
+) -> Result<T, PrimitiveError> {
+    let deadline = host.now_ms() + timeout.as_millis() as i64;
+    loop {
+        if let Some(done) = probe()? {
+            return Ok(done);
+        }
+        if host.now_ms() >= deadline {
+            return Err(PrimitiveError::new(
+                area,
+                op,
+                ErrorKind::Timeout,
+                format!(
+                    "{what} not reached within {}",
+                    godwit_engine::duration::format_duration(timeout)
+                ),
+                "wait longer (options.timeout), or look at why with the describe_* primitive",
+            ));
+        }
+        host.sleep(area, op, every)?;
+    }
+}

@@ -1,0 +1,684 @@
+//! [`Rds`] over the simulator: check-then-act mutations, transitions scheduled on the model's
+//! virtual timeline with the scenario's AWS durations.
+
+use godwit_engine::{ErrorKind, PrimitiveError};
+
+use super::*;
+use crate::prim::{conflict, not_found};
+use crate::sim::scenario::{FaultKind, version};
+use crate::sim::{Change, ParamGroup, Sim, SimState};
+
+const A: &str = "rds";
+
+fn instance<'a>(st: &'a SimState, op: &str, id: &str) -> Result<&'a DbInstance, PrimitiveError> {
+    st.rds.instances.get(id).ok_or_else(|| {
+        not_found(
+            A,
+            op,
+            format!("DB instance {id} not found (DBInstanceNotFound)"),
+            "check the identifier and the region",
+        )
+    })
+}
+
+fn cluster<'a>(st: &'a SimState, op: &str, id: &str) -> Result<&'a DbCluster, PrimitiveError> {
+    st.rds.clusters.get(id).ok_or_else(|| {
+        not_found(
+            A,
+            op,
+            format!("DB cluster {id} not found (DBClusterNotFoundFault)"),
+            "check the identifier and the region",
+        )
+    })
+}
+
+fn family(engine: &str, v: &str) -> String {
+    let major = version(v).map_or(0, |v| v.0);
+    if engine == "postgres" {
+        format!("postgres{major}")
+    } else {
+        format!("aurora-postgresql{major}")
+    }
+}
+
+impl Rds for Sim {
+    fn describe_instance(&self, id: &str) -> Result<DbInstance, PrimitiveError> {
+        let st = self.api(A, "describe_instance")?;
+        instance(&st, "describe_instance", id).cloned()
+    }
+
+    fn describe_cluster(&self, id: &str) -> Result<DbCluster, PrimitiveError> {
+        let st = self.api(A, "describe_cluster")?;
+        cluster(&st, "describe_cluster", id).cloned()
+    }
+
+    fn list_engine_versions(&self, engine: &str) -> Result<Vec<EngineVersion>, PrimitiveError> {
+        let st = self.api(A, "list_engine_versions")?;
+        let mut supported = st.sc.aws.supported_extensions.clone();
+        for f in st
+            .faults
+            .iter()
+            .filter(|f| f.kind == FaultKind::ExtensionUnsupported)
+        {
+            supported.retain(|e| Some(e) != f.target.as_ref());
+        }
+        let versions: Vec<String> = match engine {
+            "aurora-postgresql" => st.sc.aws.aurora_versions.clone(),
+            "postgres" => vec![st.sc.source.engine_version.clone()],
+            other => {
+                return Err(PrimitiveError::invalid(
+                    A,
+                    "list_engine_versions",
+                    format!("engine {other:?} is not known"),
+                    "use \"aurora-postgresql\" or \"postgres\"",
+                ));
+            }
+        };
+        let mut out: Vec<EngineVersion> = versions
+            .iter()
+            .filter_map(|v| {
+                let (major, minor) = version(v)?;
+                Some(EngineVersion {
+                    engine: engine.into(),
+                    version: v.clone(),
+                    major,
+                    minor,
+                    parameter_group_family: family(engine, v),
+                    supported_extensions: if engine == "postgres" {
+                        st.sc.source.extensions.clone()
+                    } else {
+                        supported.clone()
+                    },
+                })
+            })
+            .collect();
+        out.sort_by_key(|v| (v.major, v.minor));
+        Ok(out)
+    }
+
+    fn describe_parameters(&self, group: &str) -> Result<Vec<Parameter>, PrimitiveError> {
+        let st = self.api(A, "describe_parameters")?;
+        let g = st.rds.param_groups.get(group).ok_or_else(|| {
+            not_found(
+                A,
+                "describe_parameters",
+                format!("parameter group {group} not found (DBParameterGroupNotFound)"),
+                "check the group name on the instance (describe_instance(id).parameter_group)",
+            )
+        })?;
+        Ok(g.parameters
+            .iter()
+            .map(|(k, v)| Parameter {
+                name: k.clone(),
+                value: v.clone(),
+                source: "user".into(),
+            })
+            .collect())
+    }
+
+    fn create_parameter_groups(
+        &self,
+        req: &CreateParameterGroups,
+    ) -> Result<ParameterGroupsCreated, PrimitiveError> {
+        const OP: &str = "create_parameter_groups";
+        let mut st = self.api(A, OP)?;
+        if !req.family.starts_with("aurora-postgresql") {
+            return Err(PrimitiveError::invalid(
+                A,
+                OP,
+                format!("family {:?} is not an Aurora PostgreSQL family", req.family),
+                "use the target version's parameter_group_family, e.g. aurora-postgresql15",
+            ));
+        }
+        let mut unsupported_names = st.sc.aws.unsupported_parameters.clone();
+        for f in st
+            .faults
+            .iter()
+            .filter(|f| f.kind == FaultKind::ParameterUnsupported)
+        {
+            unsupported_names.extend(f.target.clone());
+        }
+        let (mut applied, mut unsupported) = (Vec::new(), Vec::new());
+        let mut params = BTreeMap::new();
+        for (k, v) in &req.parameters {
+            if unsupported_names.contains(k) {
+                unsupported.push(k.clone());
+            } else {
+                params.insert(k.clone(), v.clone());
+                applied.push(k.clone());
+            }
+        }
+        let mut cluster_params = params.clone();
+        for (k, v) in &req.cluster_parameters {
+            cluster_params.insert(k.clone(), v.clone());
+            applied.push(k.clone());
+        }
+        applied.sort();
+        applied.dedup();
+        for (name, cluster, p) in [
+            (&req.cluster_group, true, cluster_params),
+            (&req.instance_group, false, params),
+        ] {
+            if let Some(existing) = st.rds.param_groups.get(name) {
+                if existing.family != req.family
+                    || existing.cluster != cluster
+                    || existing.parameters != p
+                {
+                    return Err(conflict(
+                        A,
+                        OP,
+                        format!("parameter group {name} exists with different settings"),
+                        "choose another name, or delete the old group first",
+                    ));
+                }
+                continue;
+            }
+            st.rds.param_groups.insert(
+                name.clone(),
+                ParamGroup {
+                    name: name.clone(),
+                    family: req.family.clone(),
+                    cluster,
+                    parameters: p,
+                },
+            );
+        }
+        st.note(format!(
+            "parameter groups {} / {} created",
+            req.cluster_group, req.instance_group
+        ));
+        Ok(ParameterGroupsCreated {
+            cluster_group: req.cluster_group.clone(),
+            instance_group: req.instance_group.clone(),
+            applied,
+            unsupported,
+        })
+    }
+
+    fn create_replica_cluster(
+        &self,
+        req: &CreateReplicaCluster,
+    ) -> Result<DbCluster, PrimitiveError> {
+        const OP: &str = "create_replica_cluster";
+        let mut st = self.api(A, OP)?;
+        let src = instance(&st, OP, &req.source_id)?.clone();
+        if let Some(c) = st.rds.clusters.get(&req.cluster_id) {
+            if c.replication_source_identifier.as_deref() == Some(src.arn.as_str()) {
+                return Ok(c.clone()); // a re-run of the same step
+            }
+            return Err(conflict(
+                A,
+                OP,
+                format!(
+                    "DB cluster {} already exists (DBClusterAlreadyExistsFault)",
+                    req.cluster_id
+                ),
+                "choose another cluster id, or delete the existing cluster",
+            ));
+        }
+        if src.backup_retention_days == 0 {
+            return Err(PrimitiveError::invalid(
+                A,
+                OP,
+                format!("source {} has automated backups disabled", src.id),
+                "set backup retention > 0 on the source (ModifyDBInstance) before creating a replica",
+            ));
+        }
+        if !src.replica_clusters.is_empty() {
+            return Err(conflict(
+                A,
+                OP,
+                format!(
+                    "source {} already has an Aurora read replica ({})",
+                    src.id,
+                    src.replica_clusters.join(", ")
+                ),
+                "an RDS instance can have one Aurora replica; delete the old one first",
+            ));
+        }
+        let ok_version = match (version(&src.engine_version), version(&req.engine_version)) {
+            (Some(s), Some(t)) => s.0 == t.0 && t.1 >= s.1,
+            _ => false,
+        };
+        if !ok_version || !st.sc.aws.aurora_versions.contains(&req.engine_version) {
+            return Err(PrimitiveError::invalid(
+                A,
+                OP,
+                format!(
+                    "Aurora version {} cannot replicate from RDS {} {}",
+                    req.engine_version, src.id, src.engine_version
+                ),
+                "pick an Aurora version of the same major, minor >= the source's \
+                 (list_engine_versions(\"aurora-postgresql\"))",
+            ));
+        }
+        let kms = if src.storage_encrypted {
+            req.kms_key_id.clone().or(src.kms_key_id.clone())
+        } else {
+            None
+        };
+        if let Some(pg) = req
+            .parameter_group
+            .as_ref()
+            .filter(|pg| !st.rds.param_groups.get(*pg).is_some_and(|g| g.cluster))
+        {
+            return Err(not_found(
+                A,
+                OP,
+                format!("cluster parameter group {pg} not found"),
+                "create it first with rds::create_parameter_groups",
+            ));
+        }
+        let now = st.now;
+        let id = req.cluster_id.clone();
+        let region = st.sc.aws.region.clone();
+        let c = DbCluster {
+            id: id.clone(),
+            arn: st.arn("cluster", &id),
+            engine: "aurora-postgresql".into(),
+            engine_version: req.engine_version.clone(),
+            status: "creating".into(),
+            replication_source_identifier: Some(src.arn.clone()),
+            members: Vec::new(),
+            writer: None,
+            parameter_group: req
+                .parameter_group
+                .clone()
+                .unwrap_or_else(|| format!("default.{}", family("aurora", &req.engine_version))),
+            storage_encrypted: src.storage_encrypted,
+            kms_key_id: kms,
+            endpoint: format!("{id}.cluster-sim.{region}.rds.amazonaws.com"),
+            reader_endpoint: format!("{id}.cluster-ro-sim.{region}.rds.amazonaws.com"),
+            security_groups: req
+                .security_groups
+                .clone()
+                .unwrap_or_else(|| src.security_groups.clone()),
+            vpc_id: src.vpc_id.clone(),
+        };
+        st.rds.clusters.insert(id.clone(), c.clone());
+        if let Some(s) = st.rds.instances.get_mut(&req.source_id) {
+            s.replica_clusters.push(id.clone());
+        }
+        // Creating the replica (snapshot + restore + catch-up setup) scales with data size.
+        let took = st.tm.create_replica_base
+            + (st.tm.create_replica_per_100gb as f64 * st.sc.source.data_gb / 100.0) as i64;
+        let terminal = st
+            .faults
+            .iter()
+            .find(|f| {
+                f.kind == FaultKind::TerminalClusterState
+                    && (f.at.is_none() && f.step.is_none() || f.fired_at.is_some())
+            })
+            .and_then(|f| f.target.clone());
+        let encryption_broken = st.fault(FaultKind::EncryptionMismatch).is_some();
+        let status = if encryption_broken {
+            "inaccessible-encryption-credentials".to_string()
+        } else if let Some(t) = terminal {
+            t
+        } else {
+            "available".to_string()
+        };
+        st.rds.schedule(
+            now + took,
+            Change::ClusterStatus {
+                id: id.clone(),
+                status,
+            },
+        );
+        st.start_stream(&id);
+        st.note(format!(
+            "replica cluster {id} creating from {} ({} ms)",
+            src.id, took
+        ));
+        Ok(c)
+    }
+
+    fn create_cluster_instance(
+        &self,
+        req: &CreateClusterInstance,
+    ) -> Result<DbInstance, PrimitiveError> {
+        const OP: &str = "create_cluster_instance";
+        let mut st = self.api(A, OP)?;
+        let c = cluster(&st, OP, &req.cluster_id)?.clone();
+        if let Some(i) = st.rds.instances.get(&req.instance_id) {
+            if i.cluster_id.as_deref() == Some(req.cluster_id.as_str()) {
+                return Ok(i.clone());
+            }
+            return Err(conflict(
+                A,
+                OP,
+                format!(
+                    "DB instance {} already exists (DBInstanceAlreadyExists)",
+                    req.instance_id
+                ),
+                "choose another instance id",
+            ));
+        }
+        let region = st.sc.aws.region.clone();
+        let i = DbInstance {
+            id: req.instance_id.clone(),
+            arn: st.arn("db", &req.instance_id),
+            engine: "aurora-postgresql".into(),
+            engine_version: c.engine_version.clone(),
+            instance_class: req.instance_class.clone(),
+            status: "creating".into(),
+            cluster_id: Some(c.id.clone()),
+            security_groups: c.security_groups.clone(),
+            parameter_group: req
+                .parameter_group
+                .clone()
+                .unwrap_or_else(|| format!("default.{}", family("aurora", &c.engine_version))),
+            storage_encrypted: c.storage_encrypted,
+            kms_key_id: c.kms_key_id.clone(),
+            allocated_storage_gb: 1,
+            backup_retention_days: 1,
+            endpoint: format!("{}.sim.{region}.rds.amazonaws.com", req.instance_id),
+            vpc_id: c.vpc_id.clone(),
+            replica_clusters: Vec::new(),
+        };
+        st.rds.instances.insert(i.id.clone(), i.clone());
+        if let Some(cm) = st.rds.clusters.get_mut(&c.id) {
+            cm.members.push(i.id.clone());
+            if cm.writer.is_none() {
+                cm.writer = Some(i.id.clone());
+            }
+        }
+        // The instance is ready a fixed time after both it was requested and its cluster is.
+        let cluster_ready = st.rds.pending_for_cluster(&c.id).unwrap_or(st.now);
+        let at = cluster_ready.max(st.now) + st.tm.create_instance;
+        st.rds.schedule(
+            at,
+            Change::InstanceStatus {
+                id: i.id.clone(),
+                status: "available".into(),
+            },
+        );
+        Ok(i)
+    }
+
+    fn set_security_groups(
+        &self,
+        id: &str,
+        groups: &[String],
+    ) -> Result<DbInstance, PrimitiveError> {
+        const OP: &str = "set_security_groups";
+        let mut st = self.api(A, OP)?;
+        let inst = instance(&st, OP, id)?.clone();
+        if inst.security_groups == groups {
+            return Ok(inst);
+        }
+        if groups.is_empty() {
+            return Err(PrimitiveError::invalid(
+                A,
+                OP,
+                "an instance needs at least one security group".to_string(),
+                "pass the quarantine group from ec2::ensure_quarantine_group",
+            ));
+        }
+        if inst.status != "available" {
+            return Err(conflict(
+                A,
+                OP,
+                format!("instance {id} is {} (InvalidDBInstanceState)", inst.status),
+                "wait until it is available (rds::wait_until_instance_available)",
+            ));
+        }
+        // The new groups apply at once (ApplyImmediately); existing sessions are not affected:
+        // security groups are stateful.
+        let now = st.now;
+        let modify = st.tm.modify;
+        if let Some(i) = st.rds.instances.get_mut(id) {
+            i.security_groups = groups.to_vec();
+            i.status = "modifying".into();
+        }
+        st.rds.schedule(
+            now + modify,
+            Change::InstanceStatus {
+                id: id.into(),
+                status: "available".into(),
+            },
+        );
+        st.note(format!(
+            "security groups of {id} set to {}",
+            groups.join(",")
+        ));
+        Ok(instance(&st, OP, id)?.clone())
+    }
+
+    fn reboot_instance(&self, id: &str, token: &str) -> Result<DbInstance, PrimitiveError> {
+        const OP: &str = "reboot_instance";
+        let mut st = self.api(A, OP)?;
+        let inst = instance(&st, OP, id)?.clone();
+        if st.rds.reboot_tokens.contains(token) {
+            return Ok(inst);
+        }
+        if inst.status != "available" {
+            return Err(PrimitiveError::new(
+                A,
+                OP,
+                ErrorKind::Conflict,
+                format!("instance {id} is {} (InvalidDBInstanceState)", inst.status),
+                "wait until it is available, then reboot",
+            )
+            .with_retryable(true));
+        }
+        st.rds.reboot_tokens.insert(token.to_string());
+        if let Some(i) = st.rds.instances.get_mut(id) {
+            i.status = "rebooting".into();
+        }
+        st.drop_sessions(id);
+        let at = st.now + st.tm.reboot;
+        st.rds.schedule(at, Change::RebootDone { id: id.into() });
+        st.note(format!("{id} rebooting"));
+        Ok(instance(&st, OP, id)?.clone())
+    }
+
+    fn promote_cluster(&self, id: &str) -> Result<DbCluster, PrimitiveError> {
+        const OP: &str = "promote_cluster";
+        let mut st = self.api(A, OP)?;
+        let c = cluster(&st, OP, id)?.clone();
+        if c.replication_source_identifier.is_none() || c.status == "promoting" {
+            return Ok(c); // promoted, or promoting: nothing to do
+        }
+        if st.rds.promote_requested(id) {
+            return Ok(c);
+        }
+        if c.status != "available" {
+            return Err(conflict(
+                A,
+                OP,
+                format!("cluster {id} is {} (InvalidDBClusterStateFault)", c.status),
+                "wait until the replica is available before promoting",
+            ));
+        }
+        let now = st.now;
+        st.fence_at.get_or_insert(now);
+        let at = st.now + st.tm.promote_status_lag;
+        st.rds
+            .schedule(at, Change::PromoteVisible { id: id.into() });
+        st.note(format!("promotion of {id} requested"));
+        Ok(c)
+    }
+
+    fn delete_instance(&self, id: &str) -> Result<DbInstance, PrimitiveError> {
+        const OP: &str = "delete_instance";
+        let mut st = self.api(A, OP)?;
+        let Some(inst) = st.rds.instances.get(id).cloned() else {
+            return Err(not_found(
+                A,
+                OP,
+                format!("DB instance {id} not found"),
+                "already deleted?",
+            ));
+        };
+        if inst.status == "deleting" {
+            return Ok(inst);
+        }
+        if id == st.source_id() {
+            return Err(PrimitiveError::invalid(
+                A,
+                OP,
+                format!("{id} is the migration source"),
+                "the source is deleted by the finalize runbook, after the rollback window",
+            ));
+        }
+        if let Some(i) = st.rds.instances.get_mut(id) {
+            i.status = "deleting".into();
+        }
+        let at = st.now + st.tm.delete;
+        st.rds
+            .schedule(at, Change::DeleteInstance { id: id.into() });
+        Ok(instance(&st, OP, id)?.clone())
+    }
+
+    fn delete_cluster(&self, id: &str) -> Result<DbCluster, PrimitiveError> {
+        const OP: &str = "delete_cluster";
+        let mut st = self.api(A, OP)?;
+        let c = cluster(&st, OP, id)?.clone();
+        if c.status == "deleting" {
+            return Ok(c);
+        }
+        let live: Vec<String> = c
+            .members
+            .iter()
+            .filter(|m| {
+                st.rds
+                    .instances
+                    .get(*m)
+                    .is_some_and(|i| i.status != "deleting")
+            })
+            .cloned()
+            .collect();
+        if !live.is_empty() {
+            return Err(conflict(
+                A,
+                OP,
+                format!("cluster {id} still has instances: {}", live.join(", ")),
+                "delete the instances first (rds::delete_instance), then the cluster",
+            ));
+        }
+        if let Some(cm) = st.rds.clusters.get_mut(id) {
+            cm.status = "deleting".into();
+        }
+        // A cluster still being created stops being created; the delete lands after its
+        // members' deletes.
+        let at = st.rds.cancel_cluster_creation(id, &c.members).max(st.now) + st.tm.delete;
+        st.rds.schedule(at, Change::DeleteCluster { id: id.into() });
+        Ok(cluster(&st, OP, id)?.clone())
+    }
+
+    fn create_snapshot(
+        &self,
+        instance_id: &str,
+        snapshot_id: &str,
+    ) -> Result<Snapshot, PrimitiveError> {
+        const OP: &str = "create_snapshot";
+        let mut st = self.api(A, OP)?;
+        let inst = instance(&st, OP, instance_id)?.clone();
+        if let Some(s) = st.rds.snapshots.get(snapshot_id) {
+            if s.source_id == instance_id {
+                return Ok(s.clone());
+            }
+            return Err(conflict(
+                A,
+                OP,
+                format!("snapshot {snapshot_id} exists for {}", s.source_id),
+                "choose another snapshot id",
+            ));
+        }
+        let data_gb = st.sc.source.data_gb;
+        let snap = Snapshot {
+            id: snapshot_id.into(),
+            source_id: instance_id.into(),
+            status: "creating".into(),
+            engine_version: inst.engine_version.clone(),
+            storage_encrypted: inst.storage_encrypted,
+            kms_key_id: inst.kms_key_id.clone(),
+            data_gb,
+        };
+        st.rds.snapshots.insert(snapshot_id.into(), snap.clone());
+        let at = st.now + (st.tm.snapshot_per_100gb as f64 * data_gb / 100.0).max(60_000.0) as i64;
+        st.rds.schedule(
+            at,
+            Change::SnapshotDone {
+                id: snapshot_id.into(),
+            },
+        );
+        Ok(snap)
+    }
+
+    fn describe_snapshot(&self, id: &str) -> Result<Snapshot, PrimitiveError> {
+        let st = self.api(A, "describe_snapshot")?;
+        st.rds.snapshots.get(id).cloned().ok_or_else(|| {
+            not_found(
+                A,
+                "describe_snapshot",
+                format!("snapshot {id} not found"),
+                "check the id",
+            )
+        })
+    }
+
+    fn restore_cluster_from_snapshot(
+        &self,
+        req: &RestoreCluster,
+    ) -> Result<DbCluster, PrimitiveError> {
+        const OP: &str = "restore_cluster_from_snapshot";
+        let mut st = self.api(A, OP)?;
+        let Some(snap) = st.rds.snapshots.get(&req.snapshot_id).cloned() else {
+            return Err(not_found(
+                A,
+                OP,
+                format!("snapshot {} not found", req.snapshot_id),
+                "check the id",
+            ));
+        };
+        if let Some(c) = st.rds.clusters.get(&req.cluster_id) {
+            return Ok(c.clone());
+        }
+        if snap.status != "available" {
+            return Err(conflict(
+                A,
+                OP,
+                format!("snapshot {} is {}", snap.id, snap.status),
+                "wait until it is available (rds::wait_until_snapshot_available)",
+            )
+            .with_retryable(true));
+        }
+        let id = req.cluster_id.clone();
+        let region = st.sc.aws.region.clone();
+        let src_sg = st.sc.source.security_groups.clone();
+        let vpc = st.sc.source.vpc_id.clone();
+        let c = DbCluster {
+            id: id.clone(),
+            arn: st.arn("cluster", &id),
+            engine: "aurora-postgresql".into(),
+            engine_version: req.engine_version.clone(),
+            status: "creating".into(),
+            replication_source_identifier: None,
+            members: Vec::new(),
+            writer: None,
+            parameter_group: req
+                .parameter_group
+                .clone()
+                .unwrap_or_else(|| format!("default.{}", family("aurora", &req.engine_version))),
+            storage_encrypted: snap.storage_encrypted,
+            kms_key_id: snap.kms_key_id.clone(),
+            endpoint: format!("{id}.cluster-sim.{region}.rds.amazonaws.com"),
+            reader_endpoint: format!("{id}.cluster-ro-sim.{region}.rds.amazonaws.com"),
+            security_groups: src_sg,
+            vpc_id: vpc,
+        };
+        st.rds.clusters.insert(id.clone(), c.clone());
+        let at =
+            st.now + (st.tm.restore_per_100gb as f64 * snap.data_gb / 100.0).max(300_000.0) as i64;
+        st.rds.schedule(
+            at,
+            Change::ClusterStatus {
+                id,
+                status: "available".into(),
+            },
+        );
+        Ok(c)
+    }
+}

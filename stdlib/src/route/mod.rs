@@ -1,0 +1,62 @@
+//! Area `route`: the Envoy data access layer — which endpoint a route sends new connections
+//! to, holding and releasing them, and whether every node ACKed.
+//!
+//! | file      | what                                   |
+//! |-----------|----------------------------------------|
+//! | `mod.rs`  | the [`Router`] trait and its types     |
+//! | `rhai.rs` | the Rhai module `route`                |
+//! | `sim.rs`  | [`Router`] over the simulator          |
+//!
+//! Cutover: `switch_route(r, src, #{ hold: true })` (park new connections) → fence on the
+//! database side → `switch_route(r, target, #{ drain: true })` (release to the target, source
+//! draining) → `wait_until_acked`. Envoy never moves an established session.
+
+pub mod rhai;
+pub mod sim;
+
+use godwit_engine::PrimitiveError;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeAck {
+    pub node: String,
+    /// `ack`, `nack`, `pending` or `disconnected`.
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Route {
+    pub name: String,
+    pub version: i64,
+    /// The RDS instance or Aurora cluster id new connections go to.
+    pub target: String,
+    pub endpoint: String,
+    /// New connections are parked, not forwarded.
+    pub hold: bool,
+    /// Endpoints kept for established sessions only.
+    pub draining: Vec<String>,
+    pub nodes: Vec<NodeAck>,
+    /// Every connected node ACKed this version.
+    pub all_acked: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointConnections {
+    pub target: String,
+    pub endpoint: String,
+    pub connections: i64,
+}
+
+pub trait Router: Send + Sync {
+    fn describe_route(&self, name: &str) -> Result<Route, PrimitiveError>;
+    /// Publish a version pointing at `target`; idempotent when the current version already
+    /// says the same.
+    fn switch_route(
+        &self,
+        name: &str,
+        target: &str,
+        hold: bool,
+        drain: bool,
+    ) -> Result<Route, PrimitiveError>;
+    fn active_connections(&self, name: &str) -> Result<Vec<EndpointConnections>, PrimitiveError>;
+}

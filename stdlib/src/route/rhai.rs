@@ -1,0 +1,208 @@
+//! Rhai module `route`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::rhai::{Dynamic, Engine, Map, Module, NativeCallContext};
+use godwit_engine::{ErrorKind, Host, PrimitiveError};
+use serde_json::json;
+
+use super::*;
+use crate::prim::{Opts, RhaiResult, call, poll, volatile_fn, wait_opts};
+
+const A: &str = "route";
+
+pub fn register(engine: &mut Engine, host: &Host, router: Arc<dyn Router>) {
+    engine.register_static_module(A, module(host, router).into());
+}
+
+pub fn module(host: &Host, router: Arc<dyn Router>) -> Module {
+    let mut m = Module::new();
+    let (r, h) = (router.clone(), host.clone());
+    volatile_fn!(
+        &mut m,
+        "describe_route",
+        &["name: &str", "Map"],
+        r#"
+The current version of a route and every Envoy node's answer to it.
+
+# Parameters
+* `name` — the route (by default named after the source instance).
+
+# Returns
+`#{ name, version, target, endpoint, hold, draining, nodes: [#{ node, status }], all_acked }`;
+a node's status is `ack`, `nack`, `pending` or `disconnected`.
+
+# Errors
+`NotFound` for an unknown route.
+
+# Example
+```rhai
+let r = route::describe_route("orders-db");
+if r.target != "orders-db" || !r.all_acked || r.nodes.len() != 2 { throw r; }
+```
+"#,
+        move |ctx: NativeCallContext, name: &str| -> RhaiResult<Dynamic> {
+            call(
+                &ctx,
+                &h,
+                A,
+                "describe_route",
+                &json!({ "name": name }),
+                || r.describe_route(name),
+            )
+        }
+    );
+
+    let (r, h) = (router.clone(), host.clone());
+    volatile_fn!(
+        &mut m,
+        "switch_route",
+        &["name: &str", "target: &str", "options: Map", "Map"],
+        r#"
+Publish a new version of a route sending new connections to `target`. With `hold: true` new
+connections are parked (not refused) until a later version releases them; with
+`drain: true` the previous target stays as a draining endpoint for established sessions.
+Idempotent: a route already in that state is returned unchanged (no new version).
+
+# Parameters
+* `name` — the route.
+* `target` — an RDS instance id or an Aurora cluster id.
+* `options` — `#{ hold (false), drain (false) }`.
+
+# Returns
+The route (as `describe_route`); nodes are `pending` until they ACK.
+
+# Errors
+`NotFound` for an unknown route or target; `Invalid` for an unknown option.
+
+# Example
+```rhai
+let held = route::switch_route("orders-db", "orders-db", #{ hold: true });
+if !held.hold || held.version != 2 { throw held; }
+let r = route::wait_until_acked("orders-db", #{});
+if !r.all_acked { throw r; }
+route::switch_route("orders-db", "orders-db", #{});   // release
+```
+"#,
+        move |ctx: NativeCallContext,
+              name: &str,
+              target: &str,
+              options: Map|
+              -> RhaiResult<Dynamic> {
+            let o = Opts::new(A, "switch_route", options, &["hold", "drain"])
+                .map_err(|e| e.into_rhai_at(ctx.call_position()))?;
+            let hold = o
+                .bool("hold")
+                .map_err(|e| e.into_rhai_at(ctx.call_position()))?
+                .unwrap_or(false);
+            let drain = o
+                .bool("drain")
+                .map_err(|e| e.into_rhai_at(ctx.call_position()))?
+                .unwrap_or(false);
+            call(
+                &ctx,
+                &h,
+                A,
+                "switch_route",
+                &json!({ "name": name, "target": target, "hold": hold, "drain": drain }),
+                || r.switch_route(name, target, hold, drain),
+            )
+        }
+    );
+
+    let (r, h) = (router.clone(), host.clone());
+    volatile_fn!(
+        &mut m,
+        "wait_until_acked",
+        &["name: &str", "options: Map", "Map"],
+        r#"
+Poll until every connected Envoy node ACKed the route's current version. A NACK fails at
+once: the caller republishes the previous version and aborts.
+
+# Parameters
+* `name` — the route.
+* `options` — `#{ timeout, every }`; defaults `timeout: "2m"`, `every: "1s"`.
+
+# Returns
+The route (as `describe_route`) with `all_acked: true`.
+
+# Errors
+`Conflict` naming the node that NACKed; `Timeout` naming the nodes still pending.
+
+# Example
+```rhai
+route::switch_route("orders-db", "orders-db", #{ hold: true });
+let r = route::wait_until_acked("orders-db", #{ timeout: "30s" });
+if r.nodes.some(|n| n.status != "ack") { throw r; }
+```
+"#,
+        move |ctx: NativeCallContext, name: &str, options: Map| -> RhaiResult<Dynamic> {
+            const OP: &str = "wait_until_acked";
+            let (timeout, every) = wait_opts(
+                A,
+                OP,
+                options,
+                Duration::from_secs(120),
+                Duration::from_secs(1),
+            )
+            .map_err(|e| e.into_rhai_at(ctx.call_position()))?;
+            call(&ctx, &h, A, OP, &json!({ "name": name }), || {
+                let mut pending = Vec::new();
+                poll(&h, A, OP, timeout, every, &format!("every node ACKing route {name}"), || {
+                let route = r.describe_route(name)?;
+                if let Some(n) = route.nodes.iter().find(|n| n.status == "nack") {
+                    return Err(PrimitiveError::new(A, OP, ErrorKind::Conflict,
+                        format!("Envoy node {} NACKed route {name} version {}", n.node, route.version),
+                        "republish the previous version (switch_route back) and abort; the node's log says why it rejected the config"));
+                }
+                pending = route.nodes.iter().filter(|n| n.status == "pending").map(|n| n.node.clone()).collect();
+                Ok(route.all_acked.then_some(route))
+            })
+            .map_err(|mut e| {
+                if e.kind == ErrorKind::Timeout {
+                    e.message = format!("{} (pending: {})", e.message, pending.join(", "));
+                }
+                e
+            })
+            })
+        }
+    );
+
+    let (r, h) = (router, host.clone());
+    volatile_fn!(
+        &mut m,
+        "active_connections",
+        &["name: &str", "Array"],
+        r#"
+Established application connections per endpoint of a route (target, draining ones, and any
+other database still holding application sessions).
+
+# Parameters
+* `name` — the route.
+
+# Returns
+Array of `#{ target, endpoint, connections }`, the current target first.
+
+# Errors
+`NotFound` for an unknown route.
+
+# Example
+```rhai
+let c = route::active_connections("orders-db");
+if c[0].target != "orders-db" || c[0].connections != 40 { throw c; }
+```
+"#,
+        move |ctx: NativeCallContext, name: &str| -> RhaiResult<Dynamic> {
+            call(
+                &ctx,
+                &h,
+                A,
+                "active_connections",
+                &json!({ "name": name }),
+                || r.active_connections(name),
+            )
+        }
+    );
+    m
+}

@@ -1,0 +1,130 @@
+//! [`Router`] over the simulator.
+
+use godwit_engine::PrimitiveError;
+
+use super::*;
+use crate::prim::not_found;
+use crate::sim::net::Answer;
+use crate::sim::{Sim, SimState};
+
+const A: &str = "route";
+
+fn endpoint(st: &SimState, db: &str) -> String {
+    st.rds
+        .instances
+        .get(db)
+        .map(|i| i.endpoint.clone())
+        .or_else(|| st.rds.clusters.get(db).map(|c| c.endpoint.clone()))
+        .unwrap_or_default()
+}
+
+fn view(st: &SimState, op: &str, name: &str) -> Result<Route, PrimitiveError> {
+    let r = st.routes.get(name).ok_or_else(|| {
+        not_found(
+            A,
+            op,
+            format!("route {name} is not configured"),
+            format!(
+                "routes: {}",
+                st.routes.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        )
+    })?;
+    let v = r.current();
+    let nodes: Vec<NodeAck> = st
+        .nodes
+        .iter()
+        .map(|n| NodeAck {
+            node: n.id.clone(),
+            status: if !n.connected {
+                "disconnected"
+            } else {
+                match st.answer(n, name, v.version) {
+                    Some(Answer::Ack) => "ack",
+                    Some(Answer::Nack) => "nack",
+                    None => "pending",
+                }
+            }
+            .into(),
+        })
+        .collect();
+    Ok(Route {
+        name: name.into(),
+        version: v.version as i64,
+        target: v.target.clone(),
+        endpoint: endpoint(st, &v.target),
+        hold: v.hold,
+        draining: v.draining.clone(),
+        all_acked: nodes
+            .iter()
+            .all(|n| n.status == "ack" || n.status == "disconnected"),
+        nodes,
+    })
+}
+
+impl Router for Sim {
+    fn describe_route(&self, name: &str) -> Result<Route, PrimitiveError> {
+        let st = self.api(A, "describe_route")?;
+        view(&st, "describe_route", name)
+    }
+
+    fn switch_route(
+        &self,
+        name: &str,
+        target: &str,
+        hold: bool,
+        drain: bool,
+    ) -> Result<Route, PrimitiveError> {
+        const OP: &str = "switch_route";
+        let mut st = self.api(A, OP)?;
+        let cur = view(&st, OP, name)?;
+        if !st.rds.instances.contains_key(target) && !st.rds.clusters.contains_key(target) {
+            return Err(not_found(
+                A,
+                OP,
+                format!("target {target} is neither an RDS instance nor an Aurora cluster"),
+                "route to the source instance id or the Aurora cluster id",
+            ));
+        }
+        let mut draining: Vec<String> = if drain {
+            let mut d = cur.draining.clone();
+            if cur.target != target {
+                d.push(cur.target.clone());
+            }
+            d
+        } else {
+            Vec::new()
+        };
+        draining.retain(|d| d != target);
+        draining.dedup();
+        if cur.target == target && cur.hold == hold && cur.draining == draining {
+            return Ok(cur);
+        }
+        st.publish(name, target.into(), hold, draining);
+        view(&st, OP, name)
+    }
+
+    fn active_connections(&self, name: &str) -> Result<Vec<EndpointConnections>, PrimitiveError> {
+        let st = self.api(A, "active_connections")?;
+        let r = view(&st, "active_connections", name)?;
+        let mut dbs = vec![r.target.clone()];
+        dbs.extend(r.draining.iter().cloned());
+        for s in &st.sessions {
+            if s.application && !dbs.contains(&s.db) {
+                dbs.push(s.db.clone());
+            }
+        }
+        Ok(dbs
+            .into_iter()
+            .map(|db| EndpointConnections {
+                endpoint: endpoint(&st, &db),
+                connections: st
+                    .sessions
+                    .iter()
+                    .filter(|s| s.application && s.db == db)
+                    .count() as i64,
+                target: db,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,148 @@
+//! CloudWatch in the simulator: instantaneous values sampled at every model step are folded
+//! into one-minute aggregates (max, min, sum, count), so any statistic over any period that is a
+//! multiple of 60 s can be answered. A minute that falls in a gap fault is never stored: missing
+//! data stays missing.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Metric identity: (metric name, dimension name, dimension value). Namespace is `AWS/RDS`.
+pub type Key = (String, String, String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Minute {
+    /// Start of the minute, epoch seconds.
+    pub t: i64,
+    pub max: f64,
+    pub min: f64,
+    pub sum: f64,
+    pub count: u32,
+}
+
+impl Minute {
+    fn add(&mut self, v: f64) {
+        self.max = self.max.max(v);
+        self.min = self.min.min(v);
+        self.sum += v;
+        self.count += 1;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Statistic {
+    Maximum,
+    Minimum,
+    Average,
+    Sum,
+    SampleCount,
+}
+
+impl Statistic {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "Maximum" => Statistic::Maximum,
+            "Minimum" => Statistic::Minimum,
+            "Average" => Statistic::Average,
+            "Sum" => Statistic::Sum,
+            "SampleCount" => Statistic::SampleCount,
+            _ => return None,
+        })
+    }
+}
+
+/// The metric names the simulator publishes, with their dimension.
+pub const PUBLISHED: &[(&str, &str)] = &[
+    ("OldestReplicationSlotLag", "DBInstanceIdentifier"),
+    ("TransactionLogsDiskUsage", "DBInstanceIdentifier"),
+    ("TransactionLogsGeneration", "DBInstanceIdentifier"),
+    ("ReplicationSlotDiskUsage", "DBInstanceIdentifier"),
+    ("FreeStorageSpace", "DBInstanceIdentifier"),
+    ("DatabaseConnections", "DBInstanceIdentifier"),
+    ("RDSToAuroraPostgreSQLReplicaLag", "DBClusterIdentifier"),
+    ("ReplicaLag", "DBInstanceIdentifier"),
+];
+
+#[derive(Debug, Default, Clone)]
+pub struct Metrics {
+    open: BTreeMap<Key, Minute>,
+    closed: BTreeMap<Key, Vec<Minute>>,
+}
+
+impl Metrics {
+    /// Record an instantaneous value into the minute starting at `minute_t` (epoch s).
+    pub fn sample(&mut self, key: Key, minute_t: i64, v: f64) {
+        let m = self.open.entry(key).or_insert(Minute {
+            t: minute_t,
+            max: f64::MIN,
+            min: f64::MAX,
+            sum: 0.0,
+            count: 0,
+        });
+        m.add(v);
+    }
+
+    /// Close the open minute of every metric; `keep` false drops it (a gap).
+    pub fn close_minute(&mut self, keep: bool) {
+        for (k, m) in std::mem::take(&mut self.open) {
+            if keep && m.count > 0 {
+                self.closed.entry(k).or_default().push(m);
+            }
+        }
+    }
+
+    /// Datapoints `(t, value)` with `since <= t < until`, aggregated to `period_s`, visible at
+    /// `visible_until` (minutes whose end + delay is later are not published yet).
+    pub fn query(
+        &self,
+        key: &Key,
+        stat: Statistic,
+        period_s: i64,
+        since: i64,
+        until: i64,
+        visible_until: i64,
+    ) -> Vec<(i64, f64)> {
+        let Some(minutes) = self.closed.get(key) else {
+            return Vec::new();
+        };
+        let mut buckets: BTreeMap<i64, Minute> = BTreeMap::new();
+        for m in minutes {
+            if m.t + 60 > visible_until {
+                continue;
+            }
+            let b = m.t.div_euclid(period_s) * period_s;
+            if b < since || b >= until {
+                continue;
+            }
+            let e = buckets.entry(b).or_insert(Minute {
+                t: b,
+                max: f64::MIN,
+                min: f64::MAX,
+                sum: 0.0,
+                count: 0,
+            });
+            e.max = e.max.max(m.max);
+            e.min = e.min.min(m.min);
+            e.sum += m.sum;
+            e.count += m.count;
+        }
+        buckets
+            .into_values()
+            .map(|m| {
+                let v = match stat {
+                    Statistic::Maximum => m.max,
+                    Statistic::Minimum => m.min,
+                    Statistic::Average => m.sum / f64::from(m.count.max(1)),
+                    Statistic::Sum => m.sum,
+                    Statistic::SampleCount => f64::from(m.count),
+                };
+                (m.t, v)
+            })
+            .collect()
+    }
+
+    /// Every stored minute (for determinism checks).
+    pub fn all(&self) -> &BTreeMap<Key, Vec<Minute>> {
+        &self.closed
+    }
+}

@@ -1,0 +1,1251 @@
+//! The simulated world: AWS + PostgreSQL + Envoy as one deterministic model.
+//!
+//! | file          | what                                                                  |
+//! |---------------|-----------------------------------------------------------------------|
+//! | `mod.rs`      | [`Sim`] (the shared handle), [`SimState`] and the stepping loop       |
+//! | `scenario.rs` | scenario TOML: types, strict parsing, validation, built-ins           |
+//! | `metrics.rs`  | CloudWatch: per-minute aggregates, statistics, delay and gaps         |
+//! | `rng.rs`      | the seeded PRNG                                                       |
+//!
+//! Time only moves when the run's [`VirtualClock`] advances (a `sleep`, a gate's poll
+//! interval, a `wait_until_*`): [`Sim::attach`] installs an `on_advance` hook that steps the
+//! model to the new time. Stepping is by events — WAL segment switch, heartbeat, replica status
+//! report, CloudWatch minute, scheduled AWS transitions, faults — with continuous processes
+//! (workload WAL, replica replay) integrated between them, never by real time. Same scenario +
+//! same seed + same calls ⇒ the same world, bit for bit.
+//!
+//! What happens in one step `now → to` (see [`SimState::advance_to`]):
+//! 1. the workload writes `rate(now) · dt` bytes on every writable database with application
+//!    sessions (WAL on the source); the Aurora replica replays at most `replay_rate · dt`;
+//! 2. events due at `to` fire in a fixed order: scheduled AWS transitions, faults, heartbeat,
+//!    forced segment switch, replica status report (slots advance), CloudWatch minute close;
+//! 3. sessions connect or end according to security groups, blocked roles, reboots, routes;
+//! 4. instantaneous metric values are sampled into the current minute and invariants checked.
+
+pub mod metrics;
+pub mod net;
+pub mod rng;
+pub mod scenario;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use godwit_engine::clock::Millis;
+use godwit_engine::{Host, PrimitiveError, VirtualClock};
+use serde::Serialize;
+
+use crate::ec2::SecurityGroup;
+use crate::rds::{DbCluster, DbInstance, Snapshot};
+use metrics::{Metrics, Statistic};
+use rng::Rng;
+use scenario::{FaultKind, Scenario, SlotType, dur_ms};
+
+/// The longest step the model takes without an event; bounds integration error.
+const MAX_STEP_MS: Millis = 10_000;
+
+/// A handle on one simulated world, shared by every area's sim implementation and the clock.
+#[derive(Clone)]
+pub struct Sim {
+    inner: Arc<Mutex<SimState>>,
+    /// The host of the run the world is bound to: its idempotency token names the current
+    /// step, which is how faults bound to a step fire.
+    host: Arc<Mutex<Option<Host>>>,
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim").finish_non_exhaustive()
+    }
+}
+
+impl Sim {
+    pub fn new(scenario: Scenario) -> Sim {
+        Sim {
+            inner: Arc::new(Mutex::new(SimState::new(scenario))),
+            host: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Bind the world to the run whose engine is being built (the plugin does this).
+    pub fn bind(&self, host: &Host) {
+        *self.host.lock().unwrap_or_else(|e| e.into_inner()) = Some(host.clone());
+    }
+
+    /// The state, as an API call `area::op` sees it: faults bound to the current step fire
+    /// first, and an active AWS throttling fault refuses AWS calls.
+    pub fn api(&self, area: &str, op: &str) -> Result<MutexGuard<'_, SimState>, PrimitiveError> {
+        let step = self
+            .host
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|h| {
+                h.idempotency_token()
+                    .strip_prefix(&format!("{}/", h.run_id()))
+                    .map(str::to_string)
+            });
+        let mut st = self.lock();
+        if let Some(step) = step {
+            st.enter_step(&step);
+        }
+        if matches!(area, "rds" | "ec2" | "cw") && st.fault(FaultKind::AwsThrottling).is_some() {
+            return Err(PrimitiveError::new(
+                area,
+                op,
+                godwit_engine::ErrorKind::Throttled,
+                format!("{area}::{op}: Rate exceeded (ThrottlingException)"),
+                "AWS is throttling this account; retry with backoff (steps retry Throttled \
+                 errors when given retry options)",
+            ));
+        }
+        Ok(st)
+    }
+
+    /// Step the model whenever `clock` advances. The hook only locks the state: primitives
+    /// never hold the lock while sleeping, so this cannot deadlock.
+    pub fn attach(&self, clock: &VirtualClock) {
+        let inner = self.inner.clone();
+        clock.on_advance(move |_from, to| {
+            inner
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .advance_to(to);
+        });
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, SimState> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Scenario durations in milliseconds, parsed once.
+#[derive(Debug, Clone)]
+pub struct Timings {
+    pub archive_timeout: Millis,
+    pub heartbeat: Millis,
+    pub status: Millis,
+    pub create_replica_base: Millis,
+    pub create_replica_per_100gb: Millis,
+    pub create_instance: Millis,
+    pub promote: Millis,
+    pub promote_status_lag: Millis,
+    pub reboot: Millis,
+    pub modify: Millis,
+    pub delete: Millis,
+    pub snapshot_per_100gb: Millis,
+    pub restore_per_100gb: Millis,
+    pub cw_delay: Millis,
+}
+
+impl Timings {
+    fn new(sc: &Scenario) -> Self {
+        Timings {
+            archive_timeout: dur_ms(&sc.wal.archive_timeout),
+            heartbeat: dur_ms(&sc.wal.heartbeat_interval),
+            status: dur_ms(&sc.replica.status_interval),
+            create_replica_base: dur_ms(&sc.aws.create_replica_base),
+            create_replica_per_100gb: dur_ms(&sc.aws.create_replica_per_100gb),
+            create_instance: dur_ms(&sc.aws.create_instance),
+            promote: dur_ms(&sc.aws.promote),
+            promote_status_lag: dur_ms(&sc.aws.promote_status_lag),
+            reboot: dur_ms(&sc.aws.reboot),
+            modify: dur_ms(&sc.aws.modify),
+            delete: dur_ms(&sc.aws.delete),
+            snapshot_per_100gb: dur_ms(&sc.aws.snapshot_per_100gb),
+            restore_per_100gb: dur_ms(&sc.aws.restore_per_100gb),
+            cw_delay: dur_ms(&sc.cloudwatch.delay),
+        }
+    }
+}
+
+/// A replication slot on the source.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Slot {
+    pub name: String,
+    pub slot_type: SlotType,
+    pub plugin: String,
+    pub database: String,
+    /// A consumer is connected and reporting.
+    pub active: bool,
+    pub restart_lsn: u64,
+    pub confirmed_flush_lsn: u64,
+    pub inactive_since: Option<Millis>,
+    /// What the consumer has received (reported at the next status interval).
+    received: u64,
+    /// The Aurora replica cluster this physical slot feeds, if any.
+    pub replica_cluster: Option<String>,
+}
+
+impl Slot {
+    /// Bytes of WAL this slot holds back: logical from `confirmed_flush_lsn`, physical from
+    /// `restart_lsn`.
+    pub fn lag_bytes(&self, current: u64) -> u64 {
+        let pos = match self.slot_type {
+            SlotType::Logical => self.confirmed_flush_lsn,
+            SlotType::Physical => self.restart_lsn,
+        };
+        current.saturating_sub(pos)
+    }
+}
+
+/// The Aurora replica's replication stream from the source.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stream {
+    pub cluster_id: String,
+    pub replayed: u64,
+    /// Streaming (cluster available with an available instance), not just created.
+    pub flowing: bool,
+}
+
+/// A backend on a simulated database.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Session {
+    pub pid: i64,
+    /// The RDS instance or Aurora cluster id the session is connected to.
+    pub db: String,
+    pub role: String,
+    pub application: bool,
+    pub backend_start: Millis,
+    /// `active`, `idle`, `idle in transaction`.
+    pub state: String,
+    pub xact_start: Option<Millis>,
+    /// `pg_terminate_backend` was called; the backend exits at this time.
+    pub exits_at: Option<Millis>,
+}
+
+/// An RDS-side change that completes later.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum Change {
+    InstanceStatus { id: String, status: String },
+    ClusterStatus { id: String, status: String },
+    RebootDone { id: String },
+    PromoteVisible { id: String },
+    PromoteDone { id: String },
+    DeleteInstance { id: String },
+    DeleteCluster { id: String },
+    SnapshotDone { id: String },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RdsModel {
+    pub instances: BTreeMap<String, DbInstance>,
+    pub clusters: BTreeMap<String, DbCluster>,
+    /// name → (family, is_cluster_group, parameters)
+    pub param_groups: BTreeMap<String, ParamGroup>,
+    pub snapshots: BTreeMap<String, Snapshot>,
+    /// Reboot idempotency tokens already acted on.
+    pub reboot_tokens: BTreeSet<String>,
+    pending: Vec<(Millis, u64, Change)>,
+    seq: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ParamGroup {
+    pub name: String,
+    pub family: String,
+    pub cluster: bool,
+    pub parameters: BTreeMap<String, String>,
+}
+
+impl RdsModel {
+    pub fn schedule(&mut self, at: Millis, change: Change) {
+        self.seq += 1;
+        self.pending.push((at, self.seq, change));
+    }
+
+    /// When the cluster's pending status change lands, if one is scheduled.
+    pub fn pending_for_cluster(&self, id: &str) -> Option<Millis> {
+        self.pending
+            .iter()
+            .filter(|p| matches!(&p.2, Change::ClusterStatus { id: c, .. } if c == id))
+            .map(|p| p.0)
+            .max()
+    }
+
+    /// Whether a promotion of `id` is scheduled already.
+    pub fn promote_requested(&self, id: &str) -> bool {
+        self.pending.iter().any(|p| {
+            matches!(&p.2, Change::PromoteVisible { id: c } | Change::PromoteDone { id: c } if c == id)
+        })
+    }
+
+    /// Drop the cluster's pending status change (a delete of a cluster being created);
+    /// returns when the last of its members' deletes lands (0 if none pending).
+    pub fn cancel_cluster_creation(&mut self, id: &str, members: &[String]) -> Millis {
+        self.pending
+            .retain(|p| !matches!(&p.2, Change::ClusterStatus { id: c, .. } if c == id));
+        self.pending
+            .iter()
+            .filter(|p| matches!(&p.2, Change::DeleteInstance { id: m } if members.contains(m)))
+            .map(|p| p.0)
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn next_due(&self) -> Option<Millis> {
+        self.pending.iter().map(|p| p.0).min()
+    }
+
+    fn take_due(&mut self, now: Millis) -> Vec<Change> {
+        let mut due: Vec<_> = self
+            .pending
+            .iter()
+            .filter(|p| p.0 <= now)
+            .cloned()
+            .collect();
+        self.pending.retain(|p| p.0 > now);
+        due.sort_by_key(|p| (p.0, p.1));
+        due.into_iter().map(|p| p.2).collect()
+    }
+}
+
+/// A fault from the scenario and whether it has fired.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FaultState {
+    pub kind: FaultKind,
+    pub at: Option<Millis>,
+    pub step: Option<String>,
+    pub lasts: Option<Millis>,
+    pub target: Option<String>,
+    pub value: Option<f64>,
+    /// When it fired (`None`: not yet).
+    pub fired_at: Option<Millis>,
+}
+
+impl FaultState {
+    /// Fired and not yet over.
+    pub fn active(&self, now: Millis) -> bool {
+        match self.fired_at {
+            Some(t) => self.lasts.is_none_or(|l| now < t + l),
+            None => false,
+        }
+    }
+}
+
+/// An invariant the run broke; fails the run with this report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Violation {
+    pub at: Millis,
+    pub invariant: String,
+    pub detail: String,
+}
+
+/// The whole simulated world.
+pub struct SimState {
+    pub sc: Scenario,
+    pub now: Millis,
+    pub rng: Rng,
+    pub tm: Timings,
+    pub seg: u64,
+    /// The source's current WAL insert position (bytes).
+    pub lsn: u64,
+    /// The LSN after the newest acknowledged application commit on the source.
+    pub last_app_commit_lsn: u64,
+    /// Bytes written by applications on each database (all time).
+    pub app_bytes: BTreeMap<String, u64>,
+    next_switch: Millis,
+    next_heartbeat: Millis,
+    next_status: Millis,
+    next_minute: Millis,
+    jitter: f64,
+    minute_gen_bytes: u64,
+    /// (time, lsn) after each step, for replica lag in seconds.
+    history: VecDeque<(Millis, u64)>,
+    pub slots: Vec<Slot>,
+    pub stream: Option<Stream>,
+    pub sessions: Vec<Session>,
+    next_pid: i64,
+    pub blocked_roles: BTreeSet<String>,
+    pub groups: BTreeMap<String, SecurityGroup>,
+    /// Logical slots created on Aurora clusters (cluster id, slot).
+    pub target_slots: Vec<(String, crate::pg::SlotInfo)>,
+    /// Where each promoted cluster's timeline starts (the replayed LSN at promotion).
+    pub promoted_at_lsn: BTreeMap<String, u64>,
+    pub metrics: Metrics,
+    pub routes: BTreeMap<String, net::RouteState>,
+    pub nodes: Vec<net::NodeState>,
+    pub consumers: Vec<net::Consumer>,
+    pub rds: RdsModel,
+    pub faults: Vec<FaultState>,
+    pub violations: Vec<Violation>,
+    /// Model events, in order (what happened when): for transcripts and determinism checks.
+    pub log: Vec<(Millis, String)>,
+    /// When a promotion of a replica of the source was requested: writes to the source after
+    /// this are lost writes.
+    pub fence_at: Option<Millis>,
+    /// Sum of model steps taken (for the benchmark).
+    pub steps: u64,
+}
+
+impl SimState {
+    pub fn new(sc: Scenario) -> SimState {
+        let now = sc.start_ms();
+        let tm = Timings::new(&sc);
+        let seg = sc.wal.segment_bytes;
+        // The source has been running a while (far from LSN 0), and a segment switch just
+        // happened.
+        let lsn = 0x16_0000_0000u64;
+        let slots = sc
+            .slots
+            .iter()
+            .map(|c| Slot {
+                name: c.name.clone(),
+                slot_type: c.slot_type,
+                plugin: c.plugin.clone(),
+                database: c.database.clone(),
+                active: c.active,
+                restart_lsn: lsn,
+                confirmed_flush_lsn: lsn,
+                inactive_since: (!c.active).then_some(now),
+                received: lsn,
+                replica_cluster: None,
+            })
+            .collect();
+        let faults = sc
+            .faults
+            .iter()
+            .map(|f| FaultState {
+                kind: f.kind,
+                at: f.at.as_deref().map(|a| now + dur_ms(a)),
+                step: f.step.clone(),
+                lasts: f.lasts.as_deref().map(dur_ms),
+                target: f.target.clone(),
+                value: f.value,
+                fired_at: None,
+            })
+            .collect();
+        let mut st = SimState {
+            rng: Rng::new(sc.seed),
+            now,
+            seg,
+            lsn,
+            last_app_commit_lsn: lsn,
+            app_bytes: BTreeMap::new(),
+            next_switch: now + tm.archive_timeout,
+            next_heartbeat: now + tm.heartbeat,
+            next_status: now + tm.status,
+            next_minute: (now / 60_000 + 1) * 60_000,
+            jitter: 1.0,
+            minute_gen_bytes: 0,
+            history: VecDeque::new(),
+            slots,
+            stream: None,
+            sessions: Vec::new(),
+            next_pid: 1000,
+            blocked_roles: BTreeSet::new(),
+            groups: BTreeMap::new(),
+            target_slots: Vec::new(),
+            promoted_at_lsn: BTreeMap::new(),
+            metrics: Metrics::default(),
+            routes: BTreeMap::new(),
+            nodes: Vec::new(),
+            consumers: Vec::new(),
+            rds: RdsModel::default(),
+            faults,
+            violations: Vec::new(),
+            log: Vec::new(),
+            fence_at: None,
+            steps: 0,
+            tm,
+            sc,
+        };
+        st.seed_resources();
+        st.seed_net();
+        st.connect_sessions();
+        st
+    }
+
+    fn seed_resources(&mut self) {
+        let s = self.sc.source.clone();
+        for (i, g) in s.security_groups.iter().enumerate() {
+            self.groups.insert(
+                g.clone(),
+                SecurityGroup {
+                    id: g.clone(),
+                    name: format!("{}-app-{i}", s.id),
+                    vpc_id: s.vpc_id.clone(),
+                    ingress: vec!["tcp/5432 from 10.0.0.0/8".into()],
+                    egress: vec!["all to 0.0.0.0/0".into()],
+                },
+            );
+        }
+        let arn = self.arn("db", &s.id);
+        let endpoint = format!("{}.sim.{}.rds.amazonaws.com", s.id, self.sc.aws.region);
+        self.rds.instances.insert(
+            s.id.clone(),
+            DbInstance {
+                id: s.id.clone(),
+                arn,
+                engine: "postgres".into(),
+                engine_version: s.engine_version.clone(),
+                instance_class: s.instance_class.clone(),
+                status: "available".into(),
+                cluster_id: None,
+                security_groups: s.security_groups.clone(),
+                parameter_group: s.parameter_group.clone(),
+                storage_encrypted: s.encrypted,
+                kms_key_id: if s.encrypted {
+                    s.kms_key_id.clone()
+                } else {
+                    None
+                },
+                allocated_storage_gb: s.allocated_storage_gb,
+                backup_retention_days: s.backup_retention_days,
+                endpoint,
+                vpc_id: s.vpc_id.clone(),
+                replica_clusters: Vec::new(),
+            },
+        );
+        let family = format!(
+            "postgres{}",
+            scenario::version(&s.engine_version).map_or(0, |v| v.0)
+        );
+        self.rds.param_groups.insert(
+            s.parameter_group.clone(),
+            ParamGroup {
+                name: s.parameter_group.clone(),
+                family,
+                cluster: false,
+                parameters: s.parameters.clone(),
+            },
+        );
+    }
+
+    pub fn arn(&self, kind: &str, id: &str) -> String {
+        format!(
+            "arn:aws:rds:{}:{}:{kind}:{id}",
+            self.sc.aws.region, self.sc.aws.account
+        )
+    }
+
+    pub fn note(&mut self, what: impl Into<String>) {
+        self.log.push((self.now, what.into()));
+    }
+
+    // ---- stepping ------------------------------------------------------------------------
+
+    /// Move the world forward to `to` (never backwards).
+    pub fn advance_to(&mut self, to: Millis) {
+        while self.now < to {
+            let mut next = (self.now + MAX_STEP_MS)
+                .min(to)
+                .min(self.next_switch)
+                .min(self.next_heartbeat)
+                .min(self.next_status)
+                .min(self.next_minute);
+            if let Some(t) = self.rds.next_due() {
+                next = next.min(t.max(self.now + 1));
+            }
+            for f in &self.faults {
+                if let (Some(at), None) = (f.at, f.fired_at) {
+                    next = next.min(at.max(self.now + 1));
+                }
+            }
+            for s in &self.sessions {
+                if let Some(t) = s.exits_at {
+                    next = next.min(t.max(self.now + 1));
+                }
+            }
+            self.step(next);
+        }
+    }
+
+    fn step(&mut self, to: Millis) {
+        let dt = to - self.now;
+        self.steps += 1;
+        self.integrate(dt);
+        self.now = to;
+        for change in self.rds.take_due(to) {
+            self.apply(change);
+        }
+        self.fire_time_faults();
+        if to >= self.next_heartbeat {
+            self.next_heartbeat += self.tm.heartbeat;
+            if self.source_up() {
+                self.write_wal(self.sc.wal.heartbeat_bytes);
+            }
+        }
+        if to >= self.next_switch {
+            self.next_switch += self.tm.archive_timeout;
+            // archive_timeout switches only if something was written since the last switch.
+            if !self.lsn.is_multiple_of(self.seg) && self.source_up() {
+                let pad = self.seg - self.lsn % self.seg;
+                self.lsn += pad;
+            }
+        }
+        if to >= self.next_status {
+            self.next_status += self.tm.status;
+            self.report_status();
+        }
+        self.step_consumers();
+        self.end_sessions();
+        self.connect_sessions();
+        self.history.push_back((self.now, self.lsn));
+        self.trim_history();
+        if to >= self.next_minute {
+            self.close_minute();
+            self.next_minute += 60_000;
+        }
+        self.sample();
+        self.check_invariants();
+    }
+
+    /// Continuous processes over `dt` ms: workload writes, replica replay, consumers receiving.
+    fn integrate(&mut self, dt: Millis) {
+        let secs = dt as f64 / 1000.0;
+        let rate = self.write_rate(self.now);
+        let mut writers: Vec<String> = self
+            .sessions
+            .iter()
+            .filter(|s| s.application && s.exits_at.is_none_or(|t| t > self.now))
+            .map(|s| s.db.clone())
+            .collect();
+        writers.sort();
+        writers.dedup();
+        writers.retain(|db| self.writable(db));
+        if writers.len() > 1 {
+            self.violate(
+                "single-writer",
+                format!(
+                    "two writable endpoints received application traffic: {}",
+                    writers.join(" and ")
+                ),
+            );
+        }
+        let bytes = (rate * secs).round() as u64;
+        for db in &writers {
+            if bytes == 0 {
+                continue;
+            }
+            *self.app_bytes.entry(db.clone()).or_default() += bytes;
+            if *db == self.sc.source.id {
+                if let Some(f) = self.fence_at {
+                    self.violate(
+                        "no-write-after-fence",
+                        format!(
+                            "{bytes} bytes of application writes reached source {} {} s after \
+                             the fence",
+                            db,
+                            (self.now - f) / 1000
+                        ),
+                    );
+                }
+                self.write_wal(bytes);
+                self.last_app_commit_lsn = self.lsn;
+            }
+        }
+        // Consumers that keep up receive everything written before this instant's events.
+        let lsn = self.lsn;
+        for slot in &mut self.slots {
+            if slot.active && slot.replica_cluster.is_none() {
+                slot.received = lsn;
+            }
+        }
+        let replay_rate = self.replay_rate();
+        if let Some(stream) = &mut self.stream {
+            if stream.flowing && replay_rate > 0.0 {
+                let can = (replay_rate * secs) as u64;
+                stream.replayed = (stream.replayed + can).min(lsn);
+            }
+            let replayed = stream.replayed;
+            let id = stream.cluster_id.clone();
+            for slot in &mut self.slots {
+                if slot.replica_cluster.as_deref() == Some(id.as_str()) {
+                    slot.received = replayed;
+                }
+            }
+        }
+    }
+
+    fn write_wal(&mut self, bytes: u64) {
+        self.lsn += bytes;
+        self.minute_gen_bytes += bytes;
+    }
+
+    /// Application write rate (bytes/s) at `t`: base + diurnal raised-cosine peak, jittered.
+    pub fn write_rate(&self, t: Millis) -> f64 {
+        let w = &self.sc.workload;
+        let hour = (t.rem_euclid(86_400_000)) as f64 / 3_600_000.0;
+        let phase = (hour - w.peak_hour_utc) / 24.0 * std::f64::consts::TAU;
+        let shape = ((1.0 + phase.cos()) / 2.0).powi(3);
+        let peak = w
+            .peak_write_bytes_per_second
+            .max(w.base_write_bytes_per_second);
+        (w.base_write_bytes_per_second + (peak - w.base_write_bytes_per_second) * shape)
+            * self.jitter
+    }
+
+    fn replay_rate(&self) -> f64 {
+        let mut rate = self.sc.replica.replay_bytes_per_second;
+        for f in &self.faults {
+            if !f.active(self.now) {
+                continue;
+            }
+            match f.kind {
+                FaultKind::ReplicaStall => rate = 0.0,
+                FaultKind::ReplicaSlowAtPeak => {
+                    // Slow only while the workload is above its midpoint: the peak.
+                    let w = &self.sc.workload;
+                    let mid = (w.base_write_bytes_per_second + w.peak_write_bytes_per_second) / 2.0;
+                    if self.write_rate(self.now) > mid {
+                        rate *= f.value.unwrap_or(1.0);
+                    }
+                }
+                _ => {}
+            }
+        }
+        rate
+    }
+
+    /// Consumers report their position: slots advance (stale slots do not).
+    fn report_status(&mut self) {
+        for slot in &mut self.slots {
+            if slot.active {
+                slot.restart_lsn = slot.received;
+                slot.confirmed_flush_lsn = slot.received;
+            }
+        }
+    }
+
+    fn trim_history(&mut self) {
+        let keep_from = self.stream.as_ref().map_or(self.lsn, |s| s.replayed);
+        while self.history.len() > 1 && self.history[1].1 <= keep_from {
+            self.history.pop_front();
+        }
+    }
+
+    /// Seconds since the source wrote the oldest byte the replica has not replayed.
+    pub fn replica_lag_seconds(&self) -> Option<f64> {
+        let stream = self.stream.as_ref().filter(|s| s.flowing)?;
+        if stream.replayed >= self.lsn {
+            return Some(0.0);
+        }
+        let first = self
+            .history
+            .iter()
+            .find(|(_, lsn)| *lsn > stream.replayed)
+            .map_or(self.now, |(t, _)| *t);
+        // The entry is the end of the step in which the byte was written: half a step earlier
+        // on average; rounding down keeps "caught up" at exactly 0.
+        Some(((self.now - first) as f64 / 1000.0).max(0.0))
+    }
+
+    pub fn source_id(&self) -> &str {
+        &self.sc.source.id
+    }
+
+    /// The source is up (accepts writes from the engine itself: heartbeats, switches).
+    pub fn source_up(&self) -> bool {
+        self.rds
+            .instances
+            .get(&self.sc.source.id)
+            .is_some_and(|i| matches!(i.status.as_str(), "available" | "modifying" | "backing-up"))
+    }
+
+    /// Can `db` (instance or cluster id) take application writes right now?
+    pub fn writable(&self, db: &str) -> bool {
+        if let Some(i) = self.rds.instances.get(db) {
+            return i.cluster_id.is_none() && db == self.sc.source.id && self.source_up();
+        }
+        self.rds.clusters.get(db).is_some_and(|c| {
+            c.replication_source_identifier.is_none()
+                && c.status == "available"
+                && c.members.iter().any(|m| {
+                    self.rds
+                        .instances
+                        .get(m)
+                        .is_some_and(|i| i.status == "available")
+                })
+        })
+    }
+
+    /// Would a new application connection to `db` succeed (network and login)?
+    pub fn accepts_app(&self, db: &str) -> bool {
+        if db == self.sc.source.id {
+            let Some(i) = self.rds.instances.get(db) else {
+                return false;
+            };
+            // Quarantine groups have no ingress; a group with an ingress rule lets clients in.
+            let reachable = i
+                .security_groups
+                .iter()
+                .any(|g| self.groups.get(g).is_some_and(|g| !g.ingress.is_empty()));
+            return reachable && self.source_up();
+        }
+        self.writable(db)
+    }
+
+    /// The current LSN of a promoted cluster: its timeline continues from where replay
+    /// stopped.
+    pub fn target_lsn(&self, db: &str) -> u64 {
+        self.promoted_at_lsn.get(db).copied().unwrap_or(0)
+            + self.app_bytes.get(db).copied().unwrap_or(0)
+    }
+
+    /// Where new application connections go: the source's route's newest version every
+    /// connected Envoy node ACKed (none while that version holds connections).
+    pub fn app_target(&self) -> Option<String> {
+        let route = self.app_route()?;
+        let v = self.effective(&route)?;
+        (!v.hold).then(|| v.target.clone())
+    }
+
+    /// The route applications use: the one named after the source, else the first.
+    pub fn app_route(&self) -> Option<String> {
+        if self.routes.contains_key(&self.sc.source.id) {
+            return Some(self.sc.source.id.clone());
+        }
+        self.routes.keys().next().cloned()
+    }
+
+    fn connect_sessions(&mut self) {
+        let Some(db) = self.app_target() else {
+            return;
+        };
+        if !self.accepts_app(&db) {
+            return;
+        }
+        let roles: Vec<String> = self
+            .sc
+            .source
+            .app_roles
+            .iter()
+            .filter(|r| !self.blocked_roles.contains(*r))
+            .cloned()
+            .collect();
+        if roles.is_empty() {
+            return;
+        }
+        let open = self.sessions.iter().filter(|s| s.application).count() as u32;
+        for i in open..self.sc.source.sessions {
+            let pid = self.next_pid;
+            self.next_pid += 1;
+            self.sessions.push(Session {
+                pid,
+                db: db.clone(),
+                role: roles[i as usize % roles.len()].clone(),
+                application: true,
+                backend_start: self.now,
+                state: if i % 4 == 0 { "active" } else { "idle" }.into(),
+                xact_start: None,
+                exits_at: None,
+            });
+        }
+    }
+
+    fn end_sessions(&mut self) {
+        let now = self.now;
+        self.sessions.retain(|s| s.exits_at.is_none_or(|t| t > now));
+    }
+
+    /// Every session on `db` ends (reboot, crash, delete).
+    pub fn drop_sessions(&mut self, db: &str) {
+        let n = self.sessions.len();
+        self.sessions.retain(|s| s.db != db);
+        let ended = n - self.sessions.len();
+        if ended > 0 {
+            self.note(format!("{ended} sessions on {db} ended"));
+        }
+    }
+
+    // ---- AWS transitions -----------------------------------------------------------------
+
+    fn apply(&mut self, change: Change) {
+        self.note(format!("{change:?}"));
+        match change {
+            Change::InstanceStatus { id, status } => {
+                if let Some(i) = self.rds.instances.get_mut(&id) {
+                    i.status = status;
+                }
+                self.refresh_stream();
+            }
+            Change::ClusterStatus { id, status } => {
+                if let Some(c) = self.rds.clusters.get_mut(&id) {
+                    c.status = status;
+                }
+                self.refresh_stream();
+            }
+            Change::RebootDone { id } => {
+                if let Some(i) = self.rds.instances.get_mut(&id) {
+                    i.status = "available".into();
+                }
+            }
+            Change::PromoteVisible { id } => {
+                if self.promote_fault(FaultKind::PromoteFailure).is_some() {
+                    // The promotion is refused after it showed `promoting`.
+                    if let Some(c) = self.rds.clusters.get_mut(&id) {
+                        c.status = "available".into();
+                    }
+                    self.note(format!("promotion of {id} failed; still a replica"));
+                    return;
+                }
+                if let Some(c) = self.rds.clusters.get_mut(&id) {
+                    c.status = "promoting".into();
+                }
+                self.stop_stream(&id);
+                if self.promote_fault(FaultKind::PromoteHang).is_none() {
+                    let at = self.now + self.tm.promote;
+                    self.rds.schedule(at, Change::PromoteDone { id });
+                }
+            }
+            Change::PromoteDone { id } => {
+                if let Some(c) = self.rds.clusters.get_mut(&id) {
+                    c.status = "available".into();
+                    c.replication_source_identifier = None;
+                }
+                let src = self.sc.source.id.clone();
+                if let Some(i) = self.rds.instances.get_mut(&src) {
+                    i.replica_clusters.retain(|c| *c != id);
+                }
+            }
+            Change::DeleteInstance { id } => {
+                self.drop_sessions(&id);
+                let cluster = self.rds.instances.remove(&id).and_then(|i| i.cluster_id);
+                if let Some(c) = cluster.and_then(|c| self.rds.clusters.get_mut(&c)) {
+                    c.members.retain(|m| *m != id);
+                    if c.writer.as_deref() == Some(id.as_str()) {
+                        c.writer = None;
+                    }
+                }
+                self.refresh_stream();
+            }
+            Change::DeleteCluster { id } => {
+                self.rds.clusters.remove(&id);
+                self.stop_stream(&id);
+                self.slots
+                    .retain(|s| s.replica_cluster.as_deref() != Some(id.as_str()));
+                let src = self.sc.source.id.clone();
+                if let Some(i) = self.rds.instances.get_mut(&src) {
+                    i.replica_clusters.retain(|c| *c != id);
+                }
+            }
+            Change::SnapshotDone { id } => {
+                if let Some(s) = self.rds.snapshots.get_mut(&id) {
+                    s.status = "available".into();
+                }
+            }
+        }
+    }
+
+    fn promote_fault(&mut self, kind: FaultKind) -> Option<usize> {
+        let now = self.now;
+        let i = self.faults.iter().position(|f| {
+            f.kind == kind && (f.active(now) || (f.at.is_none() && f.step.is_none()))
+        })?;
+        Some(i)
+    }
+
+    /// The stream flows while the replica cluster is available with an available member.
+    fn refresh_stream(&mut self) {
+        let Some(stream) = &self.stream else {
+            return;
+        };
+        let id = stream.cluster_id.clone();
+        let flowing = self.rds.clusters.get(&id).is_some_and(|c| {
+            c.replication_source_identifier.is_some()
+                && c.status == "available"
+                && c.members.iter().any(|m| {
+                    self.rds
+                        .instances
+                        .get(m)
+                        .is_some_and(|i| i.status == "available")
+                })
+        });
+        if let Some(s) = &mut self.stream {
+            s.flowing = flowing;
+        }
+    }
+
+    fn stop_stream(&mut self, cluster: &str) {
+        if self
+            .stream
+            .as_ref()
+            .is_some_and(|s| s.cluster_id == cluster)
+        {
+            let stream = self.stream.take().unwrap_or_else(|| unreachable!());
+            self.promoted_at_lsn
+                .insert(cluster.to_string(), stream.replayed);
+            let lost = self.last_app_commit_lsn.saturating_sub(stream.replayed);
+            if lost > 0 && self.fence_at.is_some() {
+                self.violate(
+                    "no-acknowledged-write-lost",
+                    format!(
+                        "promotion of {cluster} stopped replication {lost} bytes short of the \
+                         source's last acknowledged commit"
+                    ),
+                );
+            }
+            self.slots
+                .retain(|s| s.replica_cluster.as_deref() != Some(cluster));
+            self.note(format!(
+                "replication to {cluster} stopped at replayed lsn {}",
+                format_lsn(stream.replayed)
+            ));
+        }
+    }
+
+    /// Begin replicating into `cluster` from the current LSN (the replica is built from a
+    /// snapshot taken now; it catches up once available). A physical slot holds the WAL.
+    pub fn start_stream(&mut self, cluster: &str) {
+        let lsn = self.lsn;
+        self.stream = Some(Stream {
+            cluster_id: cluster.to_string(),
+            replayed: lsn,
+            flowing: false,
+        });
+        self.slots.push(Slot {
+            name: format!("rds_aurora_{}", cluster.replace('-', "_")),
+            slot_type: SlotType::Physical,
+            plugin: String::new(),
+            database: String::new(),
+            active: true,
+            restart_lsn: lsn,
+            confirmed_flush_lsn: 0,
+            inactive_since: None,
+            received: lsn,
+            replica_cluster: Some(cluster.to_string()),
+        });
+    }
+
+    // ---- faults ---------------------------------------------------------------------------
+
+    fn fire_time_faults(&mut self) {
+        let now = self.now;
+        let due: Vec<usize> = (0..self.faults.len())
+            .filter(|&i| {
+                let f = &self.faults[i];
+                f.fired_at.is_none() && f.at.is_some_and(|a| a <= now)
+            })
+            .collect();
+        for i in due {
+            self.fire(i);
+        }
+    }
+
+    /// Fire the faults bound to `step` (called when a primitive runs inside that step).
+    pub fn enter_step(&mut self, step: &str) {
+        let due: Vec<usize> = (0..self.faults.len())
+            .filter(|&i| {
+                let f = &self.faults[i];
+                f.fired_at.is_none() && f.step.as_deref() == Some(step)
+            })
+            .collect();
+        for i in due {
+            self.fire(i);
+        }
+    }
+
+    fn fire(&mut self, i: usize) {
+        self.faults[i].fired_at = Some(self.now);
+        let f = self.faults[i].clone();
+        self.note(format!("fault {:?} fired", f.kind));
+        match f.kind {
+            FaultKind::StaleLogicalSlot => {
+                let now = self.now;
+                if let Some(s) = self
+                    .slots
+                    .iter_mut()
+                    .find(|s| Some(&s.name) == f.target.as_ref())
+                {
+                    s.active = false;
+                    s.inactive_since = Some(now);
+                }
+            }
+            FaultKind::LongRunningTransaction => {
+                let src = self.sc.source.id.clone();
+                let now = self.now;
+                if let Some(s) = self
+                    .sessions
+                    .iter_mut()
+                    .find(|s| s.db == src && s.application)
+                {
+                    s.state = "idle in transaction".into();
+                    s.xact_start = Some(now);
+                }
+            }
+            FaultKind::EnvoyNodeDisconnect => {
+                self.fire_net_fault(f.kind, f.target.as_deref());
+            }
+            FaultKind::EngineCrash => {
+                let src = self.sc.source.id.clone();
+                self.drop_sessions(&src);
+                if let Some(inst) = self.rds.instances.get_mut(&src) {
+                    inst.status = "rebooting".into();
+                }
+                let at = self.now + self.tm.reboot;
+                self.rds.schedule(at, Change::RebootDone { id: src });
+            }
+            _ => {}
+        }
+    }
+
+    /// The fault of `kind` active now, if any.
+    pub fn fault(&self, kind: FaultKind) -> Option<&FaultState> {
+        self.faults
+            .iter()
+            .find(|f| f.kind == kind && f.active(self.now))
+    }
+
+    // ---- metrics and invariants ----------------------------------------------------------
+
+    fn sample(&mut self) {
+        let minute = self.now.div_euclid(60_000) * 60;
+        let src = self.sc.source.id.clone();
+        let d = |m: &str, dim: &str, id: &str| (m.to_string(), dim.to_string(), id.to_string());
+        let inst = "DBInstanceIdentifier";
+        if self.rds.instances.contains_key(&src) {
+            if !self.slots.is_empty() {
+                let oldest = self
+                    .slots
+                    .iter()
+                    .map(|s| s.lag_bytes(self.lsn))
+                    .max()
+                    .unwrap_or(0);
+                self.metrics.sample(
+                    d("OldestReplicationSlotLag", inst, &src),
+                    minute,
+                    oldest as f64,
+                );
+                let logical: u64 = self
+                    .slots
+                    .iter()
+                    .filter(|s| s.slot_type == SlotType::Logical)
+                    .map(|s| self.lsn.saturating_sub(s.restart_lsn))
+                    .sum();
+                self.metrics.sample(
+                    d("ReplicationSlotDiskUsage", inst, &src),
+                    minute,
+                    logical as f64,
+                );
+            }
+            let retained = self.retained_wal_bytes();
+            self.metrics.sample(
+                d("TransactionLogsDiskUsage", inst, &src),
+                minute,
+                retained as f64,
+            );
+            let alloc = self.sc.source.allocated_storage_gb as f64 * 1e9;
+            let free = (alloc - self.sc.source.data_gb * 1e9 - retained as f64).max(0.0);
+            self.metrics
+                .sample(d("FreeStorageSpace", inst, &src), minute, free);
+            let conns = self.sessions.iter().filter(|s| s.db == src).count();
+            self.metrics
+                .sample(d("DatabaseConnections", inst, &src), minute, conns as f64);
+        }
+        if let (Some(lag), Some(stream)) = (self.replica_lag_seconds(), self.stream.clone()) {
+            self.metrics.sample(
+                d(
+                    "RDSToAuroraPostgreSQLReplicaLag",
+                    "DBClusterIdentifier",
+                    &stream.cluster_id,
+                ),
+                minute,
+                lag,
+            );
+            if let Some(c) = self.rds.clusters.get(&stream.cluster_id) {
+                for m in c.members.clone() {
+                    self.metrics.sample(d("ReplicaLag", inst, &m), minute, lag);
+                }
+            }
+        }
+    }
+
+    /// WAL kept on the source's disk: everything behind the oldest slot, at least one segment.
+    pub fn retained_wal_bytes(&self) -> u64 {
+        let oldest = self
+            .slots
+            .iter()
+            .map(|s| s.restart_lsn)
+            .min()
+            .unwrap_or(self.lsn);
+        self.lsn.saturating_sub(oldest) + self.seg
+    }
+
+    fn close_minute(&mut self) {
+        let minute = self.now / 1000 - 60;
+        let src = self.sc.source.id.clone();
+        let generation = self.minute_gen_bytes as f64 / 60.0;
+        self.minute_gen_bytes = 0;
+        self.metrics.sample(
+            (
+                "TransactionLogsGeneration".into(),
+                "DBInstanceIdentifier".into(),
+                src,
+            ),
+            minute,
+            generation,
+        );
+        let gap = self.fault(FaultKind::CloudwatchGap).is_some();
+        self.metrics.close_minute(!gap);
+        let j = self.sc.workload.jitter;
+        self.jitter = 1.0 + j * self.rng.signed();
+    }
+
+    /// CloudWatch datapoints for the source/replica metrics (see [`metrics::Metrics::query`]).
+    pub fn datapoints(
+        &self,
+        key: &metrics::Key,
+        stat: Statistic,
+        period_s: i64,
+        since: i64,
+        until: i64,
+    ) -> Vec<(i64, f64)> {
+        let extra = self
+            .fault(FaultKind::CloudwatchDelay)
+            .and_then(|f| f.value)
+            .unwrap_or(0.0);
+        let visible = (self.now - self.tm.cw_delay) / 1000 - extra as i64;
+        self.metrics
+            .query(key, stat, period_s, since, until, visible)
+    }
+
+    pub fn violate(&mut self, invariant: &str, detail: String) {
+        // One report per invariant is enough to fail the run and keeps the log readable.
+        if self.violations.iter().any(|v| v.invariant == invariant) {
+            return;
+        }
+        self.violations.push(Violation {
+            at: self.now,
+            invariant: invariant.into(),
+            detail,
+        });
+    }
+
+    /// Invariants not checked where their facts change (single writer and no write after the
+    /// fence are checked in `integrate`, no lost acknowledged write in `stop_stream`).
+    fn check_invariants(&mut self) {
+        let mut bad = Vec::new();
+        for name in self.routes.keys() {
+            let Some(v) = self.effective(name) else {
+                continue;
+            };
+            // After a switch is released, the route must serve a writable endpoint.
+            if v.version > 1 && !v.hold && !self.accepts_app(&v.target) {
+                bad.push(format!(
+                    "route {name} version {} released to {}, which is not a writable endpoint",
+                    v.version, v.target
+                ));
+            }
+        }
+        for detail in bad {
+            self.violate("route-serves-writable", detail);
+        }
+    }
+}
+
+/// The byte position of a `16/B374D848` LSN (0 if malformed).
+pub fn parse_lsn(text: &str) -> u64 {
+    text.split_once('/')
+        .and_then(|(hi, lo)| {
+            Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
+        })
+        .unwrap_or(0)
+}
+
+/// `16/B374D848` style rendering of a byte position.
+pub fn format_lsn(lsn: u64) -> String {
+    format!("{:X}/{:08X}", lsn >> 32, lsn & 0xffff_ffff)
+}
+
+#[cfg(test)]
+mod tests;

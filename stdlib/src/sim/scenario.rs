@@ -1,0 +1,769 @@
+//! Scenarios: what the simulated world looks like and what goes wrong in it, as TOML.
+//!
+//! Parsing is strict: an unknown key, a wrong type or an impossible value is rejected with the
+//! file, the key path and what was expected. Serde's `deny_unknown_fields` catches the first two
+//! (the `toml` crate's message quotes the line); [`Scenario::validate`] checks ranges and the
+//! cross-references serde cannot see (a fault naming a slot that does not exist).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use godwit_engine::clock::Millis;
+use godwit_engine::duration::parse_duration;
+use serde::{Deserialize, Serialize};
+
+/// 64 MiB, the RDS WAL segment size.
+pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Built-in scenarios shipped in the binary (`godwit demo`, `--world sim:NAME`). The same files
+/// live in `tests/scenarios/`, where the snapshot tests read them.
+pub const BUILTINS: &[(&str, &str)] = &[
+    (
+        "idle-source",
+        include_str!("../../../tests/scenarios/idle-source.toml"),
+    ),
+    (
+        "busy-source",
+        include_str!("../../../tests/scenarios/busy-source.toml"),
+    ),
+    (
+        "stale-logical-slot",
+        include_str!("../../../tests/scenarios/stale-logical-slot.toml"),
+    ),
+    (
+        "replica-slow-at-peak",
+        include_str!("../../../tests/scenarios/replica-slow-at-peak.toml"),
+    ),
+    (
+        "promote-hang",
+        include_str!("../../../tests/scenarios/promote-hang.toml"),
+    ),
+];
+
+/// A scenario that failed to load: which file, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("scenario {file}: {message}")]
+pub struct ScenarioError {
+    pub file: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Seeds every random choice (workload jitter, ACK latencies); same seed ⇒ same run.
+    #[serde(default = "one")]
+    pub seed: u64,
+    /// Virtual time at which the world starts (default 2026-01-01T00:00:00Z).
+    #[serde(default)]
+    pub start: Option<toml::value::Datetime>,
+    pub source: Source,
+    #[serde(default)]
+    pub workload: Workload,
+    #[serde(default)]
+    pub wal: Wal,
+    #[serde(default)]
+    pub replica: Replica,
+    #[serde(default)]
+    pub aws: Aws,
+    #[serde(default)]
+    pub cloudwatch: CloudWatch,
+    #[serde(default)]
+    pub slots: Vec<SlotCfg>,
+    #[serde(default)]
+    pub envoy: Envoy,
+    #[serde(default)]
+    pub cdc: Cdc,
+    #[serde(default)]
+    pub faults: Vec<Fault>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// The RDS for PostgreSQL instance being migrated.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Source {
+    pub id: String,
+    pub engine_version: String,
+    pub instance_class: String,
+    pub allocated_storage_gb: u64,
+    pub data_gb: f64,
+    pub backup_retention_days: u32,
+    pub encrypted: bool,
+    pub kms_key_id: Option<String>,
+    pub vpc_id: String,
+    pub security_groups: Vec<String>,
+    pub parameter_group: String,
+    pub parameters: BTreeMap<String, String>,
+    pub extensions: Vec<String>,
+    pub unlogged_tables: Vec<String>,
+    pub app_roles: Vec<String>,
+    /// Application sessions open while the source is reachable.
+    pub sessions: u32,
+    pub tables: Vec<TableCfg>,
+    pub sequences: Vec<SequenceCfg>,
+}
+
+impl Default for Source {
+    fn default() -> Self {
+        Source {
+            id: "orders-db".into(),
+            engine_version: "15.4".into(),
+            instance_class: "db.r6g.xlarge".into(),
+            allocated_storage_gb: 500,
+            data_gb: 120.0,
+            backup_retention_days: 7,
+            encrypted: true,
+            kms_key_id: Some("arn:aws:kms:us-east-1:111122223333:key/sim-key".into()),
+            vpc_id: "vpc-0sim".into(),
+            security_groups: vec!["sg-0app".into()],
+            parameter_group: "orders-pg15".into(),
+            parameters: BTreeMap::from([
+                ("max_connections".into(), "500".into()),
+                (
+                    "shared_preload_libraries".into(),
+                    "pg_stat_statements".into(),
+                ),
+                ("work_mem".into(), "16384".into()),
+            ]),
+            extensions: vec!["plpgsql".into(), "pg_stat_statements".into()],
+            unlogged_tables: Vec::new(),
+            app_roles: vec!["orders_app".into()],
+            sessions: 20,
+            tables: vec![
+                TableCfg {
+                    name: "public.orders".into(),
+                    rows: 1_000_000,
+                },
+                TableCfg {
+                    name: "public.customers".into(),
+                    rows: 50_000,
+                },
+            ],
+            sequences: vec![SequenceCfg {
+                name: "public.orders_id_seq".into(),
+                last_value: 1_000_000,
+            }],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableCfg {
+    pub name: String,
+    pub rows: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SequenceCfg {
+    pub name: String,
+    pub last_value: i64,
+}
+
+/// Application write load: a base rate plus a diurnal peak (a raised cosine around
+/// `peak_hour_utc`), with multiplicative jitter drawn once per minute.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Workload {
+    pub base_write_bytes_per_second: f64,
+    pub peak_write_bytes_per_second: f64,
+    pub peak_hour_utc: f64,
+    /// Relative jitter, 0..1 (0.1 = ±10 %).
+    pub jitter: f64,
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Workload {
+            base_write_bytes_per_second: 0.0,
+            peak_write_bytes_per_second: 0.0,
+            peak_hour_utc: 14.0,
+            jitter: 0.0,
+        }
+    }
+}
+
+/// The WAL mechanics that make the idle sawtooth.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Wal {
+    pub segment_bytes: u64,
+    /// `archive_timeout`: a segment switch is forced this often if anything was written.
+    pub archive_timeout: String,
+    /// RDS writes a heartbeat this often, so an idle source always has something to switch.
+    pub heartbeat_interval: String,
+    pub heartbeat_bytes: u64,
+}
+
+impl Default for Wal {
+    fn default() -> Self {
+        Wal {
+            segment_bytes: SEGMENT_BYTES,
+            archive_timeout: "5m".into(),
+            heartbeat_interval: "5m".into(),
+            heartbeat_bytes: 8192,
+        }
+    }
+}
+
+/// How fast the Aurora replica receives and replays the source's WAL.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Replica {
+    pub replay_bytes_per_second: f64,
+    /// How often the replica reports its position to the source's slot.
+    pub status_interval: String,
+}
+
+impl Default for Replica {
+    fn default() -> Self {
+        Replica {
+            replay_bytes_per_second: 32.0 * 1024.0 * 1024.0,
+            status_interval: "10s".into(),
+        }
+    }
+}
+
+/// AWS control-plane timings and catalogue.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Aws {
+    pub region: String,
+    pub account: String,
+    pub create_replica_base: String,
+    /// Added per 100 GB of source data (AWS: several hours per TB).
+    pub create_replica_per_100gb: String,
+    pub create_instance: String,
+    pub promote: String,
+    /// How long a promoted cluster still reads `available` before `promoting`.
+    pub promote_status_lag: String,
+    pub reboot: String,
+    pub modify: String,
+    pub delete: String,
+    pub snapshot_per_100gb: String,
+    pub restore_per_100gb: String,
+    pub aurora_versions: Vec<String>,
+    pub supported_extensions: Vec<String>,
+    pub unsupported_parameters: Vec<String>,
+}
+
+impl Default for Aws {
+    fn default() -> Self {
+        Aws {
+            region: "us-east-1".into(),
+            account: "111122223333".into(),
+            create_replica_base: "20m".into(),
+            create_replica_per_100gb: "25m".into(),
+            create_instance: "10m".into(),
+            promote: "4m".into(),
+            promote_status_lag: "30s".into(),
+            reboot: "1m".into(),
+            modify: "30s".into(),
+            delete: "5m".into(),
+            snapshot_per_100gb: "10m".into(),
+            restore_per_100gb: "20m".into(),
+            aurora_versions: ["14.9", "15.4", "15.5", "15.6", "16.1", "16.2"]
+                .map(String::from)
+                .to_vec(),
+            supported_extensions: [
+                "plpgsql",
+                "pg_stat_statements",
+                "pgcrypto",
+                "postgis",
+                "pg_trgm",
+                "hstore",
+                "uuid-ossp",
+                "citext",
+                "btree_gin",
+                "btree_gist",
+                "pglogical",
+                "pg_partman",
+            ]
+            .map(String::from)
+            .to_vec(),
+            unsupported_parameters: ["rds.custom_dns_resolution", "wal_compression"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CloudWatch {
+    /// A datapoint for the minute [t, t+60) becomes visible at t + 60 + delay.
+    pub delay: String,
+}
+
+impl Default for CloudWatch {
+    fn default() -> Self {
+        CloudWatch { delay: "0s".into() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlotType {
+    Logical,
+    Physical,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotCfg {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub slot_type: SlotType,
+    #[serde(default = "pgoutput")]
+    pub plugin: String,
+    #[serde(default = "yes")]
+    pub active: bool,
+    #[serde(default = "postgres")]
+    pub database: String,
+}
+
+fn pgoutput() -> String {
+    "pgoutput".into()
+}
+fn yes() -> bool {
+    true
+}
+fn postgres() -> String {
+    "postgres".into()
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Envoy {
+    /// Default: one node `envoy-1` with 200 ms ACK latency.
+    pub nodes: Vec<EnvoyNode>,
+    /// Default: one route named after the source, pointing at its endpoint.
+    pub routes: Vec<RouteCfg>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvoyNode {
+    pub id: String,
+    #[serde(default = "ack")]
+    pub ack_latency: String,
+}
+
+fn ack() -> String {
+    "200ms".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteCfg {
+    pub name: String,
+    /// An RDS instance or Aurora cluster id; the route serves its (writer) endpoint.
+    pub target: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cdc {
+    pub consumers: Vec<ConsumerCfg>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerCfg {
+    pub name: String,
+    /// The logical slot it reads.
+    pub slot: String,
+}
+
+/// Something that goes wrong, at a virtual time (`at`, from the start) or when the runbook
+/// enters a named step (`step`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    pub kind: FaultKind,
+    #[serde(default)]
+    pub at: Option<String>,
+    #[serde(default)]
+    pub step: Option<String>,
+    /// How long the fault lasts (gaps, stalls, throttling); default: for ever.
+    #[serde(default, rename = "for")]
+    pub lasts: Option<String>,
+    /// What it applies to: a slot, an Envoy node, an extension, a parameter, a table, a state.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// A factor (replica slow at peak: replay rate multiplier) or a delay in seconds.
+    #[serde(default)]
+    pub value: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    StaleLogicalSlot,
+    ReplicaStall,
+    ReplicaSlowAtPeak,
+    PromoteHang,
+    PromoteFailure,
+    TerminalClusterState,
+    CloudwatchGap,
+    CloudwatchDelay,
+    AwsThrottling,
+    EnvoyNack,
+    EnvoyNodeDisconnect,
+    LongRunningTransaction,
+    ExtensionUnsupported,
+    ParameterUnsupported,
+    UnloggedTable,
+    EncryptionMismatch,
+    EngineCrash,
+}
+
+/// The terminal states AWS documents for a cluster being created as a replica.
+pub const TERMINAL_CLUSTER_STATES: &[&str] = &[
+    "migration-failed",
+    "failed",
+    "incompatible-parameters",
+    "inaccessible-encryption-credentials",
+];
+
+impl Scenario {
+    /// Parse and validate TOML; `file` names the source in messages.
+    pub fn from_toml(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
+        let err = |message: String| ScenarioError {
+            file: file.to_string(),
+            message,
+        };
+        let s: Scenario = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        s.validate().map_err(err)?;
+        Ok(s)
+    }
+
+    /// A built-in scenario by name, or a TOML file by path (anything with a `/` or ending in
+    /// `.toml`).
+    pub fn load(name_or_path: &str) -> Result<Scenario, ScenarioError> {
+        if name_or_path.ends_with(".toml") || name_or_path.contains('/') {
+            let text =
+                std::fs::read_to_string(Path::new(name_or_path)).map_err(|e| ScenarioError {
+                    file: name_or_path.to_string(),
+                    message: format!("cannot read: {e}"),
+                })?;
+            return Scenario::from_toml(name_or_path, &text);
+        }
+        match BUILTINS.iter().find(|(n, _)| *n == name_or_path) {
+            Some((n, text)) => Scenario::from_toml(&format!("built-in {n}"), text),
+            None => Err(ScenarioError {
+                file: name_or_path.to_string(),
+                message: format!(
+                    "no built-in scenario of that name; built-ins: {}; or give a path to a \
+                     .toml file",
+                    builtin_names().join(", ")
+                ),
+            }),
+        }
+    }
+
+    /// Start of virtual time, epoch milliseconds.
+    pub fn start_ms(&self) -> Millis {
+        self.start
+            .as_ref()
+            .and_then(datetime_ms)
+            .unwrap_or(DEFAULT_START_MS)
+    }
+
+    /// Range and cross-reference checks serde cannot express. Messages name the key path.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        let mut need = |ok: bool, msg: String| {
+            if !ok {
+                problems.push(msg);
+            }
+        };
+        need(
+            !self.name.is_empty(),
+            "name: expected a non-empty name".into(),
+        );
+        if let Some(dt) = &self.start {
+            need(
+                datetime_ms(dt).is_some(),
+                format!(
+                    "start: {dt} is not a full date-time with offset, e.g. 2026-01-01T00:00:00Z"
+                ),
+            );
+        }
+        let s = &self.source;
+        need(
+            valid_id(&s.id),
+            format!(
+                "source.id: {:?} is not an RDS identifier (1-63 letters, digits, '-')",
+                s.id
+            ),
+        );
+        need(
+            version(&s.engine_version).is_some(),
+            format!(
+                "source.engine_version: {:?} is not MAJOR.MINOR",
+                s.engine_version
+            ),
+        );
+        need(
+            s.allocated_storage_gb >= 20,
+            format!(
+                "source.allocated_storage_gb: {} < 20 (RDS minimum)",
+                s.allocated_storage_gb
+            ),
+        );
+        need(
+            s.data_gb >= 0.0 && s.data_gb <= s.allocated_storage_gb as f64,
+            format!(
+                "source.data_gb: {} must be between 0 and allocated_storage_gb ({})",
+                s.data_gb, s.allocated_storage_gb
+            ),
+        );
+        need(
+            !s.security_groups.is_empty(),
+            "source.security_groups: expected at least one group".into(),
+        );
+        let w = &self.workload;
+        for (key, v) in [
+            ("base_write_bytes_per_second", w.base_write_bytes_per_second),
+            ("peak_write_bytes_per_second", w.peak_write_bytes_per_second),
+        ] {
+            need(
+                v.is_finite() && v >= 0.0,
+                format!("workload.{key}: {v} must be a number >= 0"),
+            );
+        }
+        need(
+            w.peak_write_bytes_per_second == 0.0
+                || w.peak_write_bytes_per_second >= w.base_write_bytes_per_second,
+            "workload.peak_write_bytes_per_second: must be >= base_write_bytes_per_second (or 0 \
+             for no peak)"
+                .into(),
+        );
+        need(
+            (0.0..24.0).contains(&w.peak_hour_utc),
+            format!(
+                "workload.peak_hour_utc: {} must be in 0..24",
+                w.peak_hour_utc
+            ),
+        );
+        need(
+            (0.0..1.0).contains(&w.jitter),
+            format!("workload.jitter: {} must be in 0..1", w.jitter),
+        );
+        need(
+            self.wal.segment_bytes >= 1 << 20 && self.wal.segment_bytes.is_power_of_two(),
+            format!(
+                "wal.segment_bytes: {} must be a power of two >= 1 MiB",
+                self.wal.segment_bytes
+            ),
+        );
+        need(
+            self.replica.replay_bytes_per_second > 0.0,
+            "replica.replay_bytes_per_second: must be > 0".into(),
+        );
+        let durations: Vec<(&str, &str)> = vec![
+            ("wal.archive_timeout", &self.wal.archive_timeout),
+            ("wal.heartbeat_interval", &self.wal.heartbeat_interval),
+            ("replica.status_interval", &self.replica.status_interval),
+            ("aws.create_replica_base", &self.aws.create_replica_base),
+            (
+                "aws.create_replica_per_100gb",
+                &self.aws.create_replica_per_100gb,
+            ),
+            ("aws.create_instance", &self.aws.create_instance),
+            ("aws.promote", &self.aws.promote),
+            ("aws.promote_status_lag", &self.aws.promote_status_lag),
+            ("aws.reboot", &self.aws.reboot),
+            ("aws.modify", &self.aws.modify),
+            ("aws.delete", &self.aws.delete),
+            ("aws.snapshot_per_100gb", &self.aws.snapshot_per_100gb),
+            ("aws.restore_per_100gb", &self.aws.restore_per_100gb),
+            ("cloudwatch.delay", &self.cloudwatch.delay),
+        ];
+        for (key, text) in durations {
+            if let Err(e) = parse_duration(text) {
+                need(false, format!("{key}: {e}"));
+            }
+        }
+        for (key, text) in [
+            ("wal.archive_timeout", &self.wal.archive_timeout),
+            ("wal.heartbeat_interval", &self.wal.heartbeat_interval),
+            ("replica.status_interval", &self.replica.status_interval),
+        ] {
+            if let Ok(d) = parse_duration(text) {
+                need(
+                    d >= Duration::from_secs(1),
+                    format!("{key}: {text} must be at least 1s"),
+                );
+            }
+        }
+        for (i, slot) in self.slots.iter().enumerate() {
+            need(
+                self.slots[..i].iter().all(|o| o.name != slot.name),
+                format!("slots[{i}].name: {:?} is defined twice", slot.name),
+            );
+        }
+        for (i, node) in self.envoy.nodes.iter().enumerate() {
+            if let Err(e) = parse_duration(&node.ack_latency) {
+                need(false, format!("envoy.nodes[{i}].ack_latency: {e}"));
+            }
+        }
+        for (i, c) in self.cdc.consumers.iter().enumerate() {
+            need(
+                self.slots
+                    .iter()
+                    .any(|s| s.name == c.slot && s.slot_type == SlotType::Logical),
+                format!(
+                    "cdc.consumers[{i}].slot: {:?} is not a logical slot under [[slots]]",
+                    c.slot
+                ),
+            );
+        }
+        for (i, f) in self.faults.iter().enumerate() {
+            let at = format!("faults[{i}]");
+            match (&f.at, &f.step) {
+                (Some(a), None) => {
+                    if let Err(e) = parse_duration(a) {
+                        need(false, format!("{at}.at: {e}"));
+                    }
+                }
+                (None, Some(s)) => need(!s.is_empty(), format!("{at}.step: expected a step name")),
+                _ => need(
+                    false,
+                    format!(
+                        "{at}: expected exactly one of `at` (a duration from the start) or `step` (a \
+                     step name)"
+                    ),
+                ),
+            }
+            if let Some(Err(e)) = f.lasts.as_deref().map(parse_duration) {
+                need(false, format!("{at}.for: {e}"));
+            }
+            let target = f.target.as_deref();
+            match f.kind {
+                FaultKind::StaleLogicalSlot => need(
+                    self.slots.iter().any(|s| {
+                        Some(s.name.as_str()) == target && s.slot_type == SlotType::Logical
+                    }),
+                    format!(
+                        "{at}.target: stale-logical-slot needs the name of a logical slot under [[slots]]"
+                    ),
+                ),
+                FaultKind::TerminalClusterState => need(
+                    target.is_some_and(|t| TERMINAL_CLUSTER_STATES.contains(&t)),
+                    format!(
+                        "{at}.target: terminal-cluster-state needs one of {}",
+                        TERMINAL_CLUSTER_STATES.join(", ")
+                    ),
+                ),
+                FaultKind::ReplicaSlowAtPeak => need(
+                    f.value.is_some_and(|v| v > 0.0 && v < 1.0),
+                    format!(
+                        "{at}.value: replica-slow-at-peak needs a replay-rate factor in (0, 1)"
+                    ),
+                ),
+                FaultKind::CloudwatchDelay => need(
+                    f.value.is_some_and(|v| v >= 0.0),
+                    format!("{at}.value: cloudwatch-delay needs the extra delay in seconds (>= 0)"),
+                ),
+                FaultKind::EnvoyNack | FaultKind::EnvoyNodeDisconnect => need(
+                    target.is_none_or(|t| self.envoy_nodes().iter().any(|n| n.id == t)),
+                    format!(
+                        "{at}.target: {:?} is not an Envoy node",
+                        target.unwrap_or("")
+                    ),
+                ),
+                FaultKind::ExtensionUnsupported
+                | FaultKind::ParameterUnsupported
+                | FaultKind::UnloggedTable => need(
+                    target.is_some(),
+                    format!(
+                        "{at}.target: {:?} needs a target (extension, parameter or table name)",
+                        f.kind
+                    ),
+                ),
+                _ => {}
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    /// The Envoy nodes, with the default single node when none are configured.
+    pub fn envoy_nodes(&self) -> Vec<EnvoyNode> {
+        if self.envoy.nodes.is_empty() {
+            vec![EnvoyNode {
+                id: "envoy-1".into(),
+                ack_latency: ack(),
+            }]
+        } else {
+            self.envoy.nodes.clone()
+        }
+    }
+}
+
+/// Names of the built-in scenarios.
+pub fn builtin_names() -> Vec<&'static str> {
+    BUILTINS.iter().map(|(n, _)| *n).collect()
+}
+
+/// 2026-01-01T00:00:00Z.
+pub const DEFAULT_START_MS: Millis = 1_767_225_600_000;
+
+/// Parse a duration the scenario already validated.
+pub fn dur_ms(text: &str) -> Millis {
+    parse_duration(text).map_or(0, |d| d.as_millis() as Millis)
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 63
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && id.starts_with(|c: char| c.is_ascii_alphabetic())
+}
+
+/// `15.4` → (15, 4).
+pub fn version(v: &str) -> Option<(u32, u32)> {
+    let (a, b) = v.split_once('.')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+fn datetime_ms(dt: &toml::value::Datetime) -> Option<Millis> {
+    let date = dt.date?;
+    let time = dt.time?;
+    let offset_min = match dt.offset? {
+        toml::value::Offset::Z => 0,
+        toml::value::Offset::Custom { minutes } => i64::from(minutes),
+    };
+    let days = days_from_civil(i64::from(date.year), date.month.into(), date.day.into());
+    let secs = days * 86_400
+        + i64::from(time.hour) * 3600
+        + i64::from(time.minute) * 60
+        + i64::from(time.second.unwrap_or(0))
+        - offset_min * 60;
+    Some(secs * 1000)
+}
+
+/// Howard Hinnant's days-from-civil.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}

@@ -1,0 +1,286 @@
+//! Model tests: the sawtooth, the stale slot, sessions vs security groups and reboots,
+//! determinism. Time is driven exactly as a run drives it: through `advance_to`.
+
+use super::metrics::Statistic;
+use super::scenario::Scenario;
+use super::*;
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn load(name: &str) -> SimState {
+    SimState::new(Scenario::load(name).unwrap())
+}
+
+fn series(st: &SimState, metric: &str, dim: &str, id: &str, hours: i64) -> Vec<(i64, f64)> {
+    let until = st.now / 1000;
+    st.datapoints(
+        &(metric.into(), dim.into(), id.into()),
+        Statistic::Maximum,
+        60,
+        until - hours * 3600,
+        until,
+    )
+}
+
+#[test]
+fn idle_source_sawtooths_with_period_5_min_and_amplitude_one_segment() {
+    let mut st = load("idle-source");
+    let t0 = st.now;
+    st.advance_to(t0 + 2 * 3_600_000);
+    let pts = series(
+        &st,
+        "OldestReplicationSlotLag",
+        "DBInstanceIdentifier",
+        "orders-db",
+        2,
+    );
+    assert_eq!(pts.len(), 120, "one datapoint per minute for two hours");
+    let peaks: Vec<i64> = pts.iter().filter(|p| p.1 > 0.0).map(|p| p.0).collect();
+    assert!(peaks.len() >= 23, "a peak every 5 minutes: {peaks:?}");
+    for w in peaks.windows(2) {
+        assert_eq!(w[1] - w[0], 300, "period 5 min: {peaks:?}");
+    }
+    for p in pts.iter().filter(|p| p.1 > 0.0) {
+        assert!(
+            (p.1 - 64.0 * MIB).abs() <= 16_384.0,
+            "amplitude one segment, got {} at {}",
+            p.1,
+            p.0
+        );
+    }
+    let zeros = pts.iter().filter(|p| p.1 == 0.0).count();
+    assert!(
+        zeros >= 90,
+        "between peaks the lag is exactly 0 ({zeros} zeros)"
+    );
+}
+
+#[test]
+fn a_stale_logical_slot_grows_one_segment_per_five_minutes() {
+    let mut st = load("stale-logical-slot");
+    let t0 = st.now;
+    st.advance_to(t0 + 3 * 3_600_000);
+    let pts = series(
+        &st,
+        "OldestReplicationSlotLag",
+        "DBInstanceIdentifier",
+        "orders-db",
+        3,
+    );
+    // Before the fault: sawtooth; after it: ever higher.
+    let after: Vec<&(i64, f64)> = pts
+        .iter()
+        .filter(|p| p.0 >= t0 / 1000 + 3600 + 60)
+        .collect();
+    let first = after.first().unwrap();
+    let last = after.last().unwrap();
+    let minutes = (last.0 - first.0) as f64 / 60.0;
+    let per_5_min = (last.1 - first.1) / minutes * 5.0;
+    assert!(
+        (per_5_min - 64.0 * MIB).abs() < 2.0 * MIB,
+        "grows ~64 MiB per 5 min, got {:.1} MiB",
+        per_5_min / MIB
+    );
+    for w in after.windows(2) {
+        assert!(w[1].1 >= w[0].1, "never shrinks while stale");
+    }
+    let slot = &st.slots[0];
+    assert!(!slot.active && slot.inactive_since == Some(t0 + 3_600_000));
+}
+
+#[test]
+fn security_groups_alone_keep_sessions_reboot_ends_them() {
+    let mut st = load("stale-logical-slot");
+    let src = st.source_id().to_string();
+    let count = |st: &SimState| st.sessions.iter().filter(|s| s.db == src).count();
+    assert_eq!(count(&st), 5);
+    st.rds.instances.get_mut(&src).unwrap().security_groups = vec!["sg-quarantine".into()];
+    let t = st.now;
+    st.advance_to(t + 600_000);
+    assert_eq!(
+        count(&st),
+        5,
+        "security groups are stateful: sessions survive"
+    );
+    st.rds.instances.get_mut(&src).unwrap().status = "rebooting".into();
+    st.drop_sessions(&src);
+    st.rds
+        .schedule(st.now + 60_000, Change::RebootDone { id: src.clone() });
+    let t = st.now;
+    st.advance_to(t + 600_000);
+    assert_eq!(st.rds.instances[&src].status, "available");
+    assert_eq!(
+        count(&st),
+        0,
+        "after the reboot, quarantined: nobody reconnects"
+    );
+    st.rds.instances.get_mut(&src).unwrap().security_groups = vec!["sg-0app".into()];
+    let t = st.now;
+    st.advance_to(t + 10_000);
+    assert_eq!(count(&st), 5, "groups restored: clients come back");
+}
+
+fn fingerprint(name: &str) -> String {
+    let mut st = load(name);
+    let t0 = st.now;
+    // Irregular advances, as gates and sleeps produce them.
+    for i in 0..200 {
+        let t = st.now;
+        st.advance_to(t + 7_000 + i * 1_313);
+    }
+    st.advance_to(t0 + 6 * 3_600_000);
+    format!(
+        "{} {} {:?} {:?}",
+        st.lsn,
+        st.steps,
+        st.metrics.all(),
+        st.log
+    )
+}
+
+#[test]
+fn same_scenario_same_seed_same_world() {
+    for name in scenario::builtin_names() {
+        assert_eq!(
+            fingerprint(name),
+            fingerprint(name),
+            "{name} is not deterministic"
+        );
+    }
+}
+
+#[test]
+fn the_seed_changes_the_jitter() {
+    let mut a = Scenario::load("busy-source").unwrap();
+    let mut b = a.clone();
+    a.seed = 1;
+    b.seed = 2;
+    let (mut a, mut b) = (SimState::new(a), SimState::new(b));
+    let t = a.now + 3_600_000;
+    a.advance_to(t);
+    b.advance_to(t);
+    assert_ne!(a.lsn, b.lsn);
+}
+
+#[test]
+fn busy_source_generates_wal_at_the_workload_rate() {
+    let mut st = load("busy-source");
+    let t0 = st.now;
+    // 14:00 is the peak: 12 MB/s ± 10 %.
+    st.advance_to(t0 + 14 * 3_600_000 + 30 * 60_000);
+    let pts = series(
+        &st,
+        "TransactionLogsGeneration",
+        "DBInstanceIdentifier",
+        "orders-db",
+        1,
+    );
+    let last = pts.last().unwrap().1;
+    assert!((10.5e6..13.5e6).contains(&last), "peak generation {last}");
+    let night = series(
+        &st,
+        "TransactionLogsGeneration",
+        "DBInstanceIdentifier",
+        "orders-db",
+        15,
+    );
+    let low = night.iter().map(|p| p.1).fold(f64::MAX, f64::min);
+    assert!(low < 2.5e6, "night generation near base, got {low}");
+}
+
+#[test]
+fn cloudwatch_delay_hides_the_newest_minutes() {
+    let mut sc = Scenario::load("idle-source").unwrap();
+    sc.cloudwatch.delay = "3m".into();
+    let mut st = SimState::new(sc);
+    let t0 = st.now;
+    st.advance_to(t0 + 3_600_000);
+    let pts = series(
+        &st,
+        "OldestReplicationSlotLag",
+        "DBInstanceIdentifier",
+        "orders-db",
+        1,
+    );
+    assert_eq!(pts.last().unwrap().0, (t0 + 3_600_000) / 1000 - 60 - 180);
+}
+
+#[test]
+fn cloudwatch_gap_drops_datapoints() {
+    let mut sc = Scenario::load("idle-source").unwrap();
+    sc.faults.push(scenario::Fault {
+        kind: FaultKind::CloudwatchGap,
+        at: Some("10m".into()),
+        step: None,
+        lasts: Some("5m".into()),
+        target: None,
+        value: None,
+    });
+    sc.validate().unwrap();
+    let mut st = SimState::new(sc);
+    let t0 = st.now;
+    st.advance_to(t0 + 3_600_000);
+    let pts = series(
+        &st,
+        "OldestReplicationSlotLag",
+        "DBInstanceIdentifier",
+        "orders-db",
+        1,
+    );
+    assert_eq!(pts.len(), 55);
+    let missing: Vec<i64> = (0..60)
+        .map(|m| t0 / 1000 + m * 60)
+        .filter(|t| !pts.iter().any(|p| p.0 == *t))
+        .collect();
+    assert_eq!(missing.len(), 5);
+    assert_eq!(missing[0], t0 / 1000 + 9 * 60);
+}
+
+#[test]
+fn scenario_errors_name_the_file_the_key_and_the_expectation() {
+    let base = "name = \"x\"\n[source]\nid = \"orders-db\"\n";
+    let e = Scenario::from_toml("bad.toml", &format!("{base}colour = 1\n")).unwrap_err();
+    assert_eq!(e.file, "bad.toml");
+    assert!(e.message.contains("colour"), "{e}");
+    let e = Scenario::from_toml("bad.toml", &format!("{base}sessions = \"many\"\n")).unwrap_err();
+    assert!(
+        e.message.contains("sessions") || e.message.contains("integer"),
+        "{e}"
+    );
+    let e = Scenario::from_toml(
+        "bad.toml",
+        &format!("{base}[workload]\npeak_hour_utc = 25.0\n"),
+    )
+    .unwrap_err();
+    assert!(e.message.contains("workload.peak_hour_utc"), "{e}");
+    let e = Scenario::from_toml(
+        "bad.toml",
+        &format!(
+            "{base}[[faults]]\nkind = \"stale-logical-slot\"\nat = \"1h\"\ntarget = \"nope\"\n"
+        ),
+    )
+    .unwrap_err();
+    assert!(e.message.contains("faults[0].target"), "{e}");
+    let e = Scenario::from_toml(
+        "bad.toml",
+        &format!("{base}[[faults]]\nkind = \"promote-hang\"\n"),
+    )
+    .unwrap_err();
+    assert!(e.message.contains("exactly one of `at`"), "{e}");
+    let e = Scenario::from_toml(
+        "bad.toml",
+        &format!("{base}[wal]\narchive_timeout = \"soon\"\n"),
+    )
+    .unwrap_err();
+    assert!(e.message.contains("wal.archive_timeout"), "{e}");
+    let e = Scenario::load("no-such-scenario").unwrap_err();
+    assert!(e.message.contains("idle-source"), "{e}");
+}
+
+#[test]
+fn every_builtin_loads() {
+    for name in scenario::builtin_names() {
+        let sc = Scenario::load(name).unwrap();
+        assert_eq!(sc.name, name);
+    }
+}
