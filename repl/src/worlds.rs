@@ -4,6 +4,9 @@ use std::sync::Arc;
 
 use godwit_stdlib::world::World;
 
+/// The scenario of `--world sim` without `:SCENARIO`.
+pub const DEFAULT_SCENARIO: &str = "busy-source";
+
 /// Builds a world from the part after `NAME:` (empty when absent).
 pub type WorldFactory = Arc<dyn Fn(&str) -> Result<World, String> + Send + Sync>;
 
@@ -38,9 +41,20 @@ impl Default for Worlds {
                         Err(format!("world 'pure' takes no argument (got 'pure:{arg}')"))
                     }
                 }),
+            },
+            WorldDef {
+                name: "sim".into(),
+                about: format!(
+                    "the deterministic simulator (virtual clock); sim:SCENARIO picks a built-in ({}) or a TOML file; default {DEFAULT_SCENARIO}",
+                    godwit_stdlib::world::builtin_scenarios().join(", ")
+                ),
+                make: Arc::new(|arg| {
+                    let scenario = if arg.is_empty() { DEFAULT_SCENARIO } else { arg };
+                    World::sim_named(scenario).map_err(|e| e.to_string())
+                }),
             }],
-            default: "pure".into(),
-            reference: "pure".into(),
+            default: "sim".into(),
+            reference: "sim".into(),
         }
     }
 }

@@ -614,3 +614,34 @@ fn every_form_of_sleep_goes_through_the_run_clock() {
         "strict mode applies: {reason}"
     );
 }
+
+#[test]
+fn undo_closures_can_call_functions_of_imported_modules() {
+    // Undos run after the script's evaluation ended; they still see the step's imports.
+    let bench = Bench::new();
+    bench.write("lib/revert.rhai", "fn it(key) { toy::revert(key) }\n");
+    let rb = bench.write(
+        "m.rhai",
+        "import \"lib/revert\" as rv;\nstep(\"a\", #{ undo: |r| rv::it(r.key) }, || toy::apply(\"a\"));\nabort(\"test\");\n",
+    );
+    let (runner, _) = bench.runner(vec![]);
+    let r = bench.start(&runner, &rb, "m1").unwrap();
+    assert!(
+        matches!(r.status, RunStatus::RolledBack { .. }),
+        "{:?}",
+        r.status
+    );
+    assert_eq!(
+        bench.world.effects().last().unwrap(),
+        &("revert".to_string(), "a".to_string())
+    );
+    // And after a crash: the resumed process rebuilds the undo with its imports.
+    let partial = bench.store.prefix("m1", 3); // run-started, step-started, step-completed
+    let (runner, _) = bench.runner_with(Arc::new(partial), vec![]);
+    let r = runner.resume("m1", false).unwrap();
+    assert!(
+        matches!(r.status, RunStatus::RolledBack { .. }),
+        "{:?}",
+        r.status
+    );
+}

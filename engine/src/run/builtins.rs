@@ -178,12 +178,21 @@ fn step_options(opts: &Map) -> Result<StepOptions, Box<EvalAltResult>> {
     })
 }
 
-fn register_undo(ctx: &RunCtx, name: &str, undo: Option<FnPtr>, result: &Dynamic) {
+fn register_undo(
+    nc: &NativeCallContext,
+    ctx: &RunCtx,
+    name: &str,
+    undo: Option<FnPtr>,
+    result: &Dynamic,
+) {
     if let Some(f) = undo {
+        #[allow(deprecated)] // "volatile", not deprecated: see UndoReg::context
+        let context = nc.store_data();
         ctx.state().undos.push(UndoReg {
             step: name.into(),
             f,
             result: result.clone(),
+            context,
         });
     }
 }
@@ -202,7 +211,7 @@ fn step_impl(
         Replay::Completed(v) => {
             ctx.emit(Event::StepReplayed { name: name.into() });
             let result = from_json(&v);
-            register_undo(ctx, name, opts.undo, &result);
+            register_undo(nc, ctx, name, opts.undo, &result);
             return Ok(result);
         }
         Replay::Failed(e) => {
@@ -257,7 +266,7 @@ fn step_impl(
                     ms: started.elapsed().as_millis() as u64,
                 });
                 let result = from_json(&json);
-                register_undo(ctx, name, opts.undo, &result);
+                register_undo(nc, ctx, name, opts.undo, &result);
                 return Ok(result);
             }
             Err(e) => e,

@@ -50,6 +50,10 @@ pub(crate) struct UndoReg {
     pub step: String,
     pub f: FnPtr,
     pub result: Dynamic,
+    /// The calling context of the step (its imports), so the undo can run after the script's
+    /// evaluation ended. Rhai marks this API "volatile", not deprecated.
+    #[allow(deprecated)]
+    pub context: rhai::NativeCallContextStore,
 }
 
 pub(crate) struct State {

@@ -504,9 +504,11 @@ impl Runner {
                 step: reg.step.clone(),
             });
             ctx.set_scope(ExecScope::Undo(reg.step.clone()));
+            #[allow(deprecated)] // "volatile", not deprecated: see UndoReg::context
+            let nc = reg.context.create_context(engine);
             let out = reg
                 .f
-                .call::<Dynamic>(engine, &rb.ast, (reg.result.clone(),));
+                .call_within_context::<Dynamic>(&nc, (reg.result.clone(),));
             ctx.set_scope(ExecScope::Top);
             let fatal = ctx.state().fatal.take();
             if let Some(fatal) = fatal {
