@@ -334,7 +334,7 @@ impl FaultState {
     /// Fired and not yet over.
     pub fn active(&self, now: Millis) -> bool {
         match self.fired_at {
-            Some(t) => self.lasts.is_none_or(|l| now < t + l),
+            Some(t) => now >= t && self.lasts.is_none_or(|l| now < t + l),
             None => false,
         }
     }
@@ -1208,7 +1208,12 @@ impl SimState {
             minute,
             generation,
         );
-        let gap = self.fault(FaultKind::CloudwatchGap).is_some();
+        // A minute is lost when the gap covers its start.
+        let start = self.now - 60_000;
+        let gap = self
+            .faults
+            .iter()
+            .any(|f| f.kind == FaultKind::CloudwatchGap && f.active(start));
         self.metrics.close_minute(!gap);
         let j = self.sc.workload.jitter;
         self.jitter = 1.0 + j * self.rng.signed();
