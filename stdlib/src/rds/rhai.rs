@@ -522,6 +522,12 @@ The cluster as it reads right after the request (often still `available` with it
 rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
 rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
 rds::wait_until_cluster_available("orders-aurora", #{ timeout: "6h" });
+// The fence first: no application write may reach the source after the promotion.
+pg::block_logins("orders-db", ["orders_app"]);
+pg::terminate_backends("orders-db", pg::application_backends("orders-db").map(|b| b.pid));
+pg::wait_until_no_application_backends("orders-db", #{});
+let fence = pg::current_lsn("orders-db").lsn_bytes;
+while pg::replay_lsn("orders-aurora").lsn_bytes < fence { sleep("5s"); }
 rds::promote_cluster("orders-aurora");
 let c = rds::wait_until_cluster_promoted("orders-aurora", #{ timeout: "30m" });
 if c.replication_source_identifier != () { throw c; }
@@ -919,6 +925,11 @@ terminal state; `NotFound`.
 rds::create_replica_cluster("orders-aurora", "orders-db", #{{ engine_version: "15.4" }});
 rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{{ instance_class: "db.r6g.xlarge" }});
 rds::wait_until_cluster_available("orders-aurora", #{{ timeout: "8h" }});
+pg::block_logins("orders-db", ["orders_app"]);
+pg::terminate_backends("orders-db", pg::application_backends("orders-db").map(|b| b.pid));
+pg::wait_until_no_application_backends("orders-db", #{{}});
+let fence = pg::current_lsn("orders-db").lsn_bytes;
+while pg::replay_lsn("orders-aurora").lsn_bytes < fence {{ sleep("5s"); }}
 rds::promote_cluster("orders-aurora");
 let c = rds::wait_until_cluster_promoted("orders-aurora", #{{}});
 if c.status != "available" {{ throw c; }}

@@ -302,22 +302,8 @@ impl Rds for Sim {
         // Creating the replica (snapshot + restore + catch-up setup) scales with data size.
         let took = st.tm.create_replica_base
             + (st.tm.create_replica_per_100gb as f64 * st.sc.source.data_gb / 100.0) as i64;
-        let terminal = st
-            .faults
-            .iter()
-            .find(|f| {
-                f.kind == FaultKind::TerminalClusterState
-                    && (f.at.is_none() && f.step.is_none() || f.fired_at.is_some())
-            })
-            .and_then(|f| f.target.clone());
-        let encryption_broken = st.fault(FaultKind::EncryptionMismatch).is_some();
-        let status = if encryption_broken {
-            "inaccessible-encryption-credentials".to_string()
-        } else if let Some(t) = terminal {
-            t
-        } else {
-            "available".to_string()
-        };
+        // Terminal states (faults) are decided when the creation completes.
+        let status = "available".to_string();
         st.rds.schedule(
             now + took,
             Change::ClusterStatus {

@@ -85,8 +85,26 @@ impl Sim {
                     .map(str::to_string)
             });
         let mut st = self.lock();
+        st.fire_time_faults();
         if let Some(step) = step {
             st.enter_step(&step);
+        }
+        // A broken invariant fails the run at its next world call, with the report.
+        if let Some(v) = st.violations.first() {
+            return Err(PrimitiveError::new(
+                area,
+                op,
+                godwit_engine::ErrorKind::Internal,
+                format!(
+                    "simulation invariant `{}` violated at {}: {}",
+                    v.invariant,
+                    godwit_engine::clock::format_timestamp(v.at),
+                    v.detail
+                ),
+                "the runbook let the world reach an unsafe state; fix the runbook (fence before \
+                 promoting, promote before routing) — the run cannot continue",
+            )
+            .with_retryable(false));
         }
         if matches!(area, "rds" | "ec2" | "cw") && st.fault(FaultKind::AwsThrottling).is_some() {
             return Err(PrimitiveError::new(
@@ -316,7 +334,7 @@ impl FaultState {
     /// Fired and not yet over.
     pub fn active(&self, now: Millis) -> bool {
         match self.fired_at {
-            Some(t) => self.lasts.is_none_or(|l| now < t + l),
+            Some(t) => now >= t && self.lasts.is_none_or(|l| now < t + l),
             None => false,
         }
     }
@@ -859,7 +877,22 @@ impl SimState {
                 }
                 self.refresh_stream();
             }
-            Change::ClusterStatus { id, status } => {
+            Change::ClusterStatus { id, mut status } => {
+                let replica = self
+                    .rds
+                    .clusters
+                    .get(&id)
+                    .is_some_and(|c| c.replication_source_identifier.is_some());
+                if replica && status == "available" {
+                    if let Some(t) = self
+                        .fault(FaultKind::TerminalClusterState)
+                        .and_then(|f| f.target.clone())
+                    {
+                        status = t;
+                    } else if self.fault(FaultKind::EncryptionMismatch).is_some() {
+                        status = "inaccessible-encryption-credentials".into();
+                    }
+                }
                 if let Some(c) = self.rds.clusters.get_mut(&id) {
                     c.status = status;
                 }
@@ -1009,7 +1042,7 @@ impl SimState {
 
     // ---- faults ---------------------------------------------------------------------------
 
-    fn fire_time_faults(&mut self) {
+    pub fn fire_time_faults(&mut self) {
         let now = self.now;
         let due: Vec<usize> = (0..self.faults.len())
             .filter(|&i| {
@@ -1175,7 +1208,12 @@ impl SimState {
             minute,
             generation,
         );
-        let gap = self.fault(FaultKind::CloudwatchGap).is_some();
+        // A minute is lost when the gap covers its start.
+        let start = self.now - 60_000;
+        let gap = self
+            .faults
+            .iter()
+            .any(|f| f.kind == FaultKind::CloudwatchGap && f.active(start));
         self.metrics.close_minute(!gap);
         let j = self.sc.workload.jitter;
         self.jitter = 1.0 + j * self.rng.signed();

@@ -20,24 +20,68 @@ pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 /// live in `tests/scenarios/`, where the snapshot tests read them.
 pub const BUILTINS: &[(&str, &str)] = &[
     (
-        "idle-source",
-        include_str!("../../../tests/scenarios/idle-source.toml"),
+        "aws-throttling",
+        include_str!("../../../tests/scenarios/aws-throttling.toml"),
     ),
     (
         "busy-source",
         include_str!("../../../tests/scenarios/busy-source.toml"),
     ),
     (
-        "stale-logical-slot",
-        include_str!("../../../tests/scenarios/stale-logical-slot.toml"),
+        "cloudwatch-gap",
+        include_str!("../../../tests/scenarios/cloudwatch-gap.toml"),
+    ),
+    (
+        "encryption-mismatch",
+        include_str!("../../../tests/scenarios/encryption-mismatch.toml"),
+    ),
+    (
+        "engine-crash",
+        include_str!("../../../tests/scenarios/engine-crash.toml"),
+    ),
+    (
+        "envoy-nack",
+        include_str!("../../../tests/scenarios/envoy-nack.toml"),
+    ),
+    (
+        "envoy-node-disconnect",
+        include_str!("../../../tests/scenarios/envoy-node-disconnect.toml"),
+    ),
+    (
+        "idle-source",
+        include_str!("../../../tests/scenarios/idle-source.toml"),
+    ),
+    (
+        "long-transaction-at-fence",
+        include_str!("../../../tests/scenarios/long-transaction-at-fence.toml"),
+    ),
+    (
+        "preflight-failures",
+        include_str!("../../../tests/scenarios/preflight-failures.toml"),
+    ),
+    (
+        "promote-failure",
+        include_str!("../../../tests/scenarios/promote-failure.toml"),
+    ),
+    (
+        "promote-hang",
+        include_str!("../../../tests/scenarios/promote-hang.toml"),
     ),
     (
         "replica-slow-at-peak",
         include_str!("../../../tests/scenarios/replica-slow-at-peak.toml"),
     ),
     (
-        "promote-hang",
-        include_str!("../../../tests/scenarios/promote-hang.toml"),
+        "replica-stall",
+        include_str!("../../../tests/scenarios/replica-stall.toml"),
+    ),
+    (
+        "stale-logical-slot",
+        include_str!("../../../tests/scenarios/stale-logical-slot.toml"),
+    ),
+    (
+        "terminal-cluster-state",
+        include_str!("../../../tests/scenarios/terminal-cluster-state.toml"),
     ),
 ];
 

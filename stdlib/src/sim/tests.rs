@@ -68,10 +68,7 @@ fn a_stale_logical_slot_grows_one_segment_per_five_minutes() {
         3,
     );
     // Before the fault: sawtooth; after it: ever higher.
-    let after: Vec<&(i64, f64)> = pts
-        .iter()
-        .filter(|p| p.0 >= t0 / 1000 + 3600 + 60)
-        .collect();
+    let after: Vec<&(i64, f64)> = pts.iter().filter(|p| p.0 >= t0 / 1000 + 600 + 60).collect();
     let first = after.first().unwrap();
     let last = after.last().unwrap();
     let minutes = (last.0 - first.0) as f64 / 60.0;
@@ -85,7 +82,7 @@ fn a_stale_logical_slot_grows_one_segment_per_five_minutes() {
         assert!(w[1].1 >= w[0].1, "never shrinks while stale");
     }
     let slot = &st.slots[0];
-    assert!(!slot.active && slot.inactive_since == Some(t0 + 3_600_000));
+    assert!(!slot.active && slot.inactive_since == Some(t0 + 600_000));
 }
 
 #[test]
@@ -233,7 +230,7 @@ fn cloudwatch_gap_drops_datapoints() {
         .filter(|t| !pts.iter().any(|p| p.0 == *t))
         .collect();
     assert_eq!(missing.len(), 5);
-    assert_eq!(missing[0], t0 / 1000 + 9 * 60);
+    assert_eq!(missing[0], t0 / 1000 + 10 * 60);
 }
 
 #[test]
@@ -283,4 +280,213 @@ fn every_builtin_loads() {
         let sc = Scenario::load(name).unwrap();
         assert_eq!(sc.name, name);
     }
+}
+
+// ---- fault scenarios, driven through the area traits as the primitives drive them ---------
+
+use crate::pg::Pg;
+use crate::rds::{CreateClusterInstance, CreateParameterGroups, CreateReplicaCluster, Rds};
+
+fn with_replica(name: &str) -> Sim {
+    let sim = Sim::new(Scenario::load(name).unwrap());
+    sim.create_replica_cluster(&CreateReplicaCluster {
+        cluster_id: "orders-aurora".into(),
+        source_id: "orders-db".into(),
+        engine_version: "15.4".into(),
+        parameter_group: None,
+        security_groups: None,
+        kms_key_id: None,
+    })
+    .unwrap();
+    sim.create_cluster_instance(&CreateClusterInstance {
+        instance_id: "orders-aurora-1".into(),
+        cluster_id: "orders-aurora".into(),
+        instance_class: "db.r6g.xlarge".into(),
+        parameter_group: None,
+    })
+    .unwrap();
+    sim
+}
+
+fn advance(sim: &Sim, ms: Millis) {
+    let mut st = sim.lock();
+    let t = st.now + ms;
+    st.advance_to(t);
+}
+
+fn replica_lag_max(sim: &Sim, minutes: i64) -> f64 {
+    series(
+        &sim.lock(),
+        "RDSToAuroraPostgreSQLReplicaLag",
+        "DBClusterIdentifier",
+        "orders-aurora",
+        1,
+    )
+    .iter()
+    .rev()
+    .take(minutes as usize)
+    .map(|p| p.1)
+    .fold(0.0, f64::max)
+}
+
+#[test]
+fn every_scenario_file_is_a_builtin_and_loads() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/scenarios");
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .map(|p| {
+            let sc = Scenario::load(p.to_str().unwrap()).unwrap();
+            assert_eq!(
+                Some(sc.name.as_str()),
+                p.file_stem().and_then(|s| s.to_str())
+            );
+            sc.name
+        })
+        .collect();
+    files.sort();
+    let mut builtins: Vec<String> = scenario::builtin_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    builtins.sort();
+    assert_eq!(
+        files, builtins,
+        "tests/scenarios and the built-ins must agree"
+    );
+}
+
+#[test]
+fn a_stalled_replica_falls_behind_then_drains() {
+    let sim = with_replica("replica-stall");
+    advance(&sim, 3 * 3_600_000);
+    assert!(replica_lag_max(&sim, 5) < 2.0, "caught up before the stall");
+    advance(&sim, 15 * 60_000);
+    let stalled = replica_lag_max(&sim, 1);
+    assert!(
+        (780.0..=960.0).contains(&stalled),
+        "lag grows with wall time: {stalled}"
+    );
+    advance(&sim, 30 * 60_000);
+    assert!(replica_lag_max(&sim, 1) < 2.0, "drained after the stall");
+}
+
+#[test]
+fn a_replica_slower_than_the_peak_falls_behind_at_peak_only() {
+    let sim = with_replica("replica-slow-at-peak");
+    advance(&sim, 3 * 3_600_000); // 11:00: below the replay rate
+    let morning = replica_lag_max(&sim, 30);
+    advance(&sim, 3 * 3_600_000 + 30 * 60_000); // 14:30: peak 12 MB/s > 8 MB/s replay
+    let peak = replica_lag_max(&sim, 30);
+    assert!(
+        morning < 5.0 && peak > 600.0,
+        "morning {morning} s, peak {peak} s"
+    );
+    advance(&sim, 10 * 3_600_000); // past midnight: caught up again
+    assert!(replica_lag_max(&sim, 30) < 5.0);
+}
+
+#[test]
+fn preflight_failures_are_visible_through_the_primitives() {
+    let sim = Sim::new(Scenario::load("preflight-failures").unwrap());
+    let ext: Vec<String> = sim
+        .installed_extensions("orders-db")
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert!(ext.contains(&"pg_hint_plan".to_string()));
+    let v = sim.list_engine_versions("aurora-postgresql").unwrap();
+    assert!(
+        v.iter()
+            .all(|v| !v.supported_extensions.contains(&"pg_hint_plan".into()))
+    );
+    let params: BTreeMap<String, String> = sim
+        .describe_parameters("orders-pg15")
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.name, p.value))
+        .collect();
+    let made = sim
+        .create_parameter_groups(&CreateParameterGroups {
+            cluster_group: "c".into(),
+            instance_group: "i".into(),
+            family: "aurora-postgresql15".into(),
+            parameters: params,
+            cluster_parameters: Default::default(),
+        })
+        .unwrap();
+    assert_eq!(made.unsupported, vec!["wal_compression".to_string()]);
+    assert_eq!(
+        sim.unlogged_tables("orders-db").unwrap(),
+        vec![
+            "public.audit_scratch".to_string(),
+            "public.session_cache".into()
+        ]
+    );
+    let e = sim
+        .create_replica_cluster(&CreateReplicaCluster {
+            cluster_id: "orders-aurora".into(),
+            source_id: "orders-db".into(),
+            engine_version: "15.4".into(),
+            parameter_group: None,
+            security_groups: None,
+            kms_key_id: None,
+        })
+        .unwrap_err();
+    assert!(e.message.contains("automated backups disabled"), "{e}");
+}
+
+#[test]
+fn a_long_transaction_outlives_pg_terminate_backend_and_keeps_writing() {
+    let sim = Sim::new(Scenario::load("long-transaction-at-fence").unwrap());
+    sim.lock().enter_step("fence");
+    sim.block_logins("orders-db", &["orders_app".into()])
+        .unwrap();
+    let pids: Vec<i64> = sim
+        .application_backends("orders-db")
+        .unwrap()
+        .iter()
+        .map(|b| b.pid)
+        .collect();
+    assert_eq!(
+        sim.terminate_backends("orders-db", &pids).unwrap().len(),
+        20
+    );
+    let lsn = sim.lock().lsn;
+    advance(&sim, 60_000);
+    let left = sim.application_backends("orders-db").unwrap();
+    assert_eq!(left.len(), 1, "one backend is still in its transaction");
+    assert_eq!(left[0].state, "idle in transaction");
+    assert!(
+        sim.lock().lsn > lsn,
+        "and it still commits: terminate is not a fence"
+    );
+    advance(&sim, 4 * 60_000);
+    assert!(sim.application_backends("orders-db").unwrap().is_empty());
+}
+
+#[test]
+fn cloudwatch_gap_and_delay_faults() {
+    let sim = Sim::new(Scenario::load("cloudwatch-gap").unwrap());
+    let t0 = sim.lock().now;
+    advance(&sim, 2 * 3_600_000 + 20 * 60_000);
+    let st = sim.lock();
+    let pts = series(
+        &st,
+        "OldestReplicationSlotLag",
+        "DBInstanceIdentifier",
+        "orders-db",
+        3,
+    );
+    let newest = pts.last().unwrap().0;
+    // 1 min scenario delay + 3 min fault delay, and the minute itself.
+    assert_eq!(newest, (st.now / 1000) - 60 - 60 - 180);
+    let gap: Vec<i64> = (120..135).map(|m| t0 / 1000 + m * 60).collect();
+    assert!(
+        pts.iter().all(|p| !gap.contains(&p.0)),
+        "no datapoint in the gap"
+    );
+    assert!(pts.iter().any(|p| p.0 == t0 / 1000 + 119 * 60));
 }

@@ -1,0 +1,320 @@
+//! Runbooks × scenarios through a real `Runner` on `World::sim`: the standard cutover keeps
+//! every invariant; unsafe orders break one and fail the run with the report; faults surface
+//! as the errors a runbook must handle.
+
+use std::sync::Arc;
+
+use godwit_engine::journal::memory::MemoryStore;
+use godwit_engine::{Cancel, Limits, RunStatus, Runner, StartRequest};
+use godwit_stdlib::sim::Sim;
+use godwit_stdlib::sim::scenario::Scenario;
+use godwit_stdlib::world::sim_world;
+
+fn run_in(scenario: &str, patch: impl FnOnce(&mut Scenario), source: &str) -> (RunStatus, Sim) {
+    let mut sc = Scenario::load(scenario).unwrap();
+    patch(&mut sc);
+    sc.validate().unwrap();
+    let (world, sim) = sim_world(sc);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rb.rhai");
+    std::fs::write(&path, source).unwrap();
+    let runner = Runner {
+        store: Arc::new(MemoryStore::new()),
+        clock: world.clock.clone(),
+        handle: rt.handle().clone(),
+        limits: Limits::default(),
+        cancel: Cancel::new(),
+        sinks: vec![],
+        plugins: world.plugins.clone(),
+        world: world.name.clone(),
+    };
+    let report = runner
+        .start(StartRequest {
+            runbook: path,
+            cluster: "orders-db".into(),
+            params: serde_json::Map::new(),
+            run_id: Some("r1".into()),
+        })
+        .unwrap();
+    (report.status, sim)
+}
+
+fn reason(status: &RunStatus) -> String {
+    match status {
+        RunStatus::RolledBack { reason, .. } => reason.clone(),
+        other => panic!("expected a failed run, got {other:?}"),
+    }
+}
+
+/// The standard flow, condensed: replica, fence (hold, quarantine, reboot, prove), sync gate
+/// on the 0↔64 MB rule, promote, release to Aurora.
+const CUTOVER: &str = r#"
+let src = step("describe", || rds::describe_instance("orders-db"));
+step("create-replica", || {
+    rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+    rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: src.instance_class })
+});
+step("wait-replica", || rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" }));
+step("hold", || {
+    route::switch_route("orders-db", "orders-db", #{ hold: true });
+    route::wait_until_acked("orders-db", #{})
+});
+let q = step("quarantine", || ec2::ensure_quarantine_group(src.vpc_id, "godwit-quarantine"));
+step("strip-groups", || {
+    rds::wait_until_instance_available("orders-db", #{});
+    rds::set_security_groups("orders-db", [q.id])
+});
+step("reboot", || {
+    rds::wait_until_instance_available("orders-db", #{});
+    rds::reboot_instance("orders-db");
+    rds::wait_until_instance_available("orders-db", #{ timeout: "15m", every: "10s" })
+});
+let fence = step("fence-time", || now());
+step("no-backends", || pg::wait_until_no_application_backends("orders-db", #{}));
+gate("caught-up", #{ every: "1m", timeout: "30m" }, || {
+    let q = #{ dimensions: #{ DBInstanceIdentifier: "orders-db" }, since: fence - 1800 };
+    q.name = "OldestReplicationSlotLag";
+    let slot = cw::metric_series(q);
+    let rq = #{ name: "RDSToAuroraPostgreSQLReplicaLag",
+                dimensions: #{ DBClusterIdentifier: "orders-aurora" }, since: fence - 1800 };
+    let replica = cw::metric_series(rq);
+    let slots = pg::replication_slots("orders-db");
+    lag::caught_up_after_fence(slot, replica, fence, slots, #{ min_datapoints: 1 })
+});
+step("promote", || {
+    rds::promote_cluster("orders-aurora");
+    rds::wait_until_cluster_promoted("orders-aurora", #{ timeout: "30m" })
+});
+step("release", || {
+    route::switch_route("orders-db", "orders-aurora", #{ drain: true });
+    route::wait_until_acked("orders-db", #{})
+});
+step("settle", || { sleep("2m"); route::active_connections("orders-db") })
+"#;
+
+#[test]
+fn the_standard_cutover_keeps_every_invariant() {
+    for scenario in ["idle-source", "busy-source"] {
+        let (status, sim) = run_in(scenario, |_| {}, CUTOVER);
+        let st = sim.lock();
+        assert!(
+            matches!(status, RunStatus::Succeeded { .. }),
+            "{scenario}: {status:?}\nviolations: {:?}",
+            st.violations
+        );
+        assert!(st.violations.is_empty(), "{:?}", st.violations);
+        let on_aurora = st
+            .sessions
+            .iter()
+            .filter(|s| s.application && s.db == "orders-aurora")
+            .count() as u32;
+        assert_eq!(
+            on_aurora, st.sc.source.sessions,
+            "{scenario}: clients reconnected to Aurora"
+        );
+        assert!(st.writable("orders-aurora"));
+    }
+}
+
+#[test]
+fn a_stale_logical_slot_keeps_the_sync_gate_closed() {
+    let (status, _) = run_in("stale-logical-slot", |_| {}, CUTOVER);
+    let why = reason(&status);
+    assert!(
+        why.contains("caught-up") && why.contains("debezium_orders"),
+        "{why}"
+    );
+}
+
+#[test]
+fn promoting_without_the_fence_loses_writes_and_fails_the_run() {
+    let rb = r#"
+step("create", || {
+    rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+    rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
+    rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" })
+});
+step("promote", || {
+    rds::promote_cluster("orders-aurora");
+    rds::wait_until_cluster_promoted("orders-aurora", #{})
+});
+step("after", || rds::describe_cluster("orders-aurora"));
+"#;
+    let (status, sim) = run_in("busy-source", |_| {}, rb);
+    let why = reason(&status);
+    assert!(why.contains("invariant"), "{why}");
+    let st = sim.lock();
+    let names: Vec<&str> = st.violations.iter().map(|v| v.invariant.as_str()).collect();
+    assert!(names.contains(&"no-write-after-fence"), "{names:?}");
+}
+
+#[test]
+fn releasing_the_route_to_an_unpromoted_replica_is_reported() {
+    let rb = r#"
+step("create", || {
+    rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+    rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
+    rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" })
+});
+step("switch", || { route::switch_route("orders-db", "orders-aurora", #{}); sleep("10s"); });
+step("after", || route::describe_route("orders-db"));
+"#;
+    let (status, sim) = run_in("idle-source", |_| {}, rb);
+    assert!(reason(&status).contains("route-serves-writable"));
+    assert_eq!(sim.lock().violations.len(), 1);
+}
+
+#[test]
+fn a_hung_promotion_times_out_with_the_last_status() {
+    let rb = r#"
+step("create", || {
+    rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+    rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
+    rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" })
+});
+step("promote", || {
+    rds::promote_cluster("orders-aurora");
+    try {
+        rds::wait_until_cluster_promoted("orders-aurora", #{ timeout: "45m" });
+        throw "promoted?";
+    } catch (e) {
+        if e.kind != "Timeout" { throw e; }
+    }
+    rds::describe_cluster("orders-aurora").status
+});
+"#;
+    let (status, _) = run_in("promote-hang", |sc| sc.source.sessions = 0, rb);
+    match status {
+        RunStatus::Succeeded { result } => assert_eq!(result, "promoting"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn faults_surface_as_the_errors_runbooks_handle() {
+    use godwit_stdlib::sim::scenario::{Fault, FaultKind};
+    let fault = |kind, at: &str, target: Option<&str>| Fault {
+        kind,
+        at: Some(at.into()),
+        step: None,
+        lasts: Some("1h".into()),
+        target: target.map(String::from),
+        value: None,
+    };
+    let create = r#"
+step("create", || {
+    rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+    rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
+    rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" })
+});
+"#;
+    let (s, _) = run_in(
+        "idle-source",
+        |sc| {
+            sc.faults.push(fault(
+                FaultKind::TerminalClusterState,
+                "0s",
+                Some("incompatible-parameters"),
+            ))
+        },
+        create,
+    );
+    assert!(
+        reason(&s).contains("terminal state incompatible-parameters"),
+        "{}",
+        reason(&s)
+    );
+    let (s, _) = run_in(
+        "idle-source",
+        |sc| sc.faults.push(fault(FaultKind::AwsThrottling, "0s", None)),
+        create,
+    );
+    assert!(reason(&s).contains("Throttled"), "{}", reason(&s));
+    let (s, _) = run_in(
+        "idle-source",
+        |sc| {
+            sc.faults
+                .push(fault(FaultKind::EncryptionMismatch, "0s", None))
+        },
+        create,
+    );
+    assert!(
+        reason(&s).contains("inaccessible-encryption-credentials"),
+        "{}",
+        reason(&s)
+    );
+    let nack = r#"
+step("hold", || { route::switch_route("orders-db", "orders-db", #{ hold: true }); route::wait_until_acked("orders-db", #{}) });
+"#;
+    let (s, _) = run_in(
+        "busy-source",
+        |sc| {
+            sc.faults
+                .push(fault(FaultKind::EnvoyNack, "0s", Some("envoy-b")))
+        },
+        nack,
+    );
+    assert!(reason(&s).contains("envoy-b NACKed"), "{}", reason(&s));
+    let (s, _) = run_in(
+        "busy-source",
+        |sc| {
+            sc.faults
+                .push(fault(FaultKind::EnvoyNodeDisconnect, "0s", Some("envoy-b")))
+        },
+        nack,
+    );
+    assert!(
+        matches!(s, RunStatus::Succeeded { .. }),
+        "a disconnected node is not waited on: {s:?}"
+    );
+}
+
+#[test]
+fn a_fault_bound_to_a_step_fires_when_that_step_runs() {
+    let rb = r#"
+let before = step("before", || pg::application_backends("orders-db").len());
+let status = step("crash-here", || rds::describe_instance("orders-db").status);
+let after = step("after", || {
+    rds::wait_until_instance_available("orders-db", #{ every: "10s" });
+    sleep("10s");
+    pg::application_backends("orders-db").len()
+});
+#{ before: before, status: status, after: after }
+"#;
+    let (s, sim) = run_in(
+        "busy-source",
+        |sc| {
+            sc.faults.push(godwit_stdlib::sim::scenario::Fault {
+                kind: godwit_stdlib::sim::scenario::FaultKind::EngineCrash,
+                at: None,
+                step: Some("crash-here".into()),
+                lasts: None,
+                target: None,
+                value: None,
+            })
+        },
+        rb,
+    );
+    match s {
+        RunStatus::Succeeded { result } => {
+            assert_eq!(result["before"], 40);
+            assert_eq!(
+                result["status"], "rebooting",
+                "the crash happened as the step began"
+            );
+            assert_eq!(result["after"], 40, "clients reconnected after the restart");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        sim.lock()
+            .log
+            .iter()
+            .any(|(_, l)| l.contains("EngineCrash"))
+    );
+}
