@@ -119,6 +119,13 @@ fn check_keys(op: &str, opts: &Map, allowed: &[&str]) -> Result<(), Box<EvalAltR
     Ok(())
 }
 
+/// Attempts for retryable errors when a step does not say (see `step_options`).
+pub(crate) const DEFAULT_ATTEMPTS: u32 = 8;
+
+/// Longest single wait between retries: with the default 5 s start, 8 attempts span ~10 min,
+/// which rides out a typical AWS throttling episode.
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
 struct StepOptions {
     undo: Option<FnPtr>,
     attempts: u32,
@@ -138,7 +145,10 @@ fn step_options(opts: &Map) -> Result<StepOptions, Box<EvalAltResult>> {
             )
         })?),
     };
-    let (mut attempts, mut backoff) = (1, Duration::from_secs(5));
+    // Retryable errors (throttling, timeouts) are retried by default: steps are idempotent by
+    // contract, and a throttled AWS call should not abort a migration. `retry: #{ attempts: 1 }`
+    // turns it off.
+    let (mut attempts, mut backoff) = (DEFAULT_ATTEMPTS, Duration::from_secs(5));
     if let Some(r) = opts.get("retry") {
         let r = r.read_lock::<Map>().ok_or_else(|| {
             bad_option(
@@ -148,7 +158,7 @@ fn step_options(opts: &Map) -> Result<StepOptions, Box<EvalAltResult>> {
             )
         })?;
         check_keys("step retry", &r, &["attempts", "backoff"])?;
-        attempts = 3;
+        attempts = DEFAULT_ATTEMPTS;
         if let Some(a) = r.get("attempts") {
             attempts = a
                 .as_int()
@@ -283,7 +293,7 @@ fn step_impl(
         let value = error_value(&err, "step", name);
         let retryable = PrimitiveError::from_dynamic(&value).is_some_and(|p| p.retryable);
         if retryable && attempt < opts.attempts {
-            let delay = opts.backoff * 2u32.saturating_pow(attempt - 1);
+            let delay = (opts.backoff * 2u32.saturating_pow(attempt - 1)).min(MAX_BACKOFF);
             ctx.emit(Event::StepRetrying {
                 name: name.into(),
                 attempt,

@@ -31,7 +31,8 @@ pub const STEP_OPTS: &str = r#"/// `step` with options.
 ///   * `undo: |result| ...` — how to reverse this step; on abort, undos run in reverse order of
 ///     registration, each journaled, and receive the step's result;
 ///   * `retry: #{ attempts: 3, backoff: "5s" }` — retry errors marked `retryable` (throttling,
-///     timeouts) with exponential backoff through the run's clock;
+///     timeouts) with exponential backoff through the run's clock. This is the default;
+///     `retry: #{ attempts: 1 }` turns retries off. (Undos retry retryable errors 5 times.)
 ///   * `timeout: "10m"` — fail the step (kind `Timeout`) when it runs longer.
 /// * `body` — the closure.
 ///

@@ -25,6 +25,9 @@ pub use builtins::{from_json, to_json};
 use ctx::{ExecScope, TERM_ABORT, TERM_CANCEL, TERM_STEP_TIMEOUT, termination_marker};
 pub use ctx::{MUTATING_VERBS, RunCtx, is_mutating};
 
+/// Attempts for an undo that fails with a retryable error.
+const UNDO_ATTEMPTS: u32 = builtins::DEFAULT_ATTEMPTS;
+
 /// Resource limits for a runbook, so a runaway script ends with a message instead of hanging.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -503,13 +506,7 @@ impl Runner {
             ctx.emit(Event::UndoStarted {
                 step: reg.step.clone(),
             });
-            ctx.set_scope(ExecScope::Undo(reg.step.clone()));
-            #[allow(deprecated)] // "volatile", not deprecated: see UndoReg::context
-            let nc = reg.context.create_context(engine);
-            let out = reg
-                .f
-                .call_within_context::<Dynamic>(&nc, (reg.result.clone(),));
-            ctx.set_scope(ExecScope::Top);
+            let out = self.run_undo(engine, ctx, reg);
             let fatal = ctx.state().fatal.take();
             if let Some(fatal) = fatal {
                 return self.stop(ctx, fatal);
@@ -595,6 +592,51 @@ impl Runner {
                 undone,
             },
         })
+    }
+
+    /// Run one undo; retryable errors (throttling, timeouts) are retried with backoff through the
+    /// run's clock, because a rollback that stops half-way needs an operator.
+    fn run_undo(
+        &self,
+        engine: &Engine,
+        ctx: &Arc<RunCtx>,
+        reg: &ctx::UndoReg,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        let mut delay = std::time::Duration::from_secs(10);
+        let mut attempt = 1;
+        loop {
+            ctx.set_scope(ExecScope::Undo(reg.step.clone()));
+            #[allow(deprecated)] // "volatile", not deprecated: see UndoReg::context
+            let nc = reg.context.create_context(engine);
+            let out = reg
+                .f
+                .call_within_context::<Dynamic>(&nc, (reg.result.clone(),));
+            ctx.set_scope(ExecScope::Top);
+            let failure = match &out {
+                Err(e) => match e.unwrap_inner() {
+                    EvalAltResult::ErrorRuntime(v, _) => {
+                        crate::PrimitiveError::from_dynamic(v).filter(|p| p.retryable)
+                    }
+                    _ => None,
+                },
+                Ok(_) => None,
+            };
+            let Some(failure) = failure.filter(|_| attempt < UNDO_ATTEMPTS) else {
+                return out;
+            };
+            ctx.emit(Event::Warning {
+                message: format!(
+                    "undo of '{}' attempt {attempt} failed ({failure}); retrying in {}",
+                    reg.step,
+                    crate::duration::format_duration(delay)
+                ),
+            });
+            if !ctx.clock.sleep(delay, &ctx.cancel) {
+                return Err(ctx::terminate(TERM_CANCEL));
+            }
+            delay = (delay * 2).min(builtins::MAX_BACKOFF);
+            attempt += 1;
+        }
     }
 
     fn append_or_stop(&self, ctx: &Arc<RunCtx>, entry: Entry) -> Result<(), EngineError> {
