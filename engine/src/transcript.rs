@@ -95,6 +95,11 @@ pub enum Event {
         result: Value,
         ms: u64,
     },
+    /// The runbook entered a phase (`phase("quiescence")`): structure for people and summaries.
+    Phase {
+        name: String,
+        replaying: bool,
+    },
     Print {
         message: String,
         /// Printed while replaying journaled steps (already shown by an earlier process).

@@ -90,6 +90,18 @@ pub enum Command {
         #[arg(long, value_name = "RUN")]
         attach: Option<String>,
     },
+    /// The standard runbook against a built-in simulated scenario, with a summary (no AWS needed).
+    Demo {
+        /// Built-in scenario [default: busy-source].
+        #[arg(long)]
+        scenario: Option<String>,
+        /// List the built-in scenarios.
+        #[arg(long)]
+        list: bool,
+        /// Also show every primitive call.
+        #[arg(short, long)]
+        verbose: bool,
+    },
     /// List the worlds this godwit can run in.
     Worlds,
     /// Regenerate the primitive reference (docs/primitives) from the functions' doc comments.
@@ -245,6 +257,17 @@ fn dispatch(cli: Cli, worlds: &Worlds) -> Result<i32, Failure> {
             drop(rt);
             code.map_err(|_| Failure(exit::INTERNAL, "the REPL thread panicked".into()))
         }
+        Command::Demo {
+            scenario,
+            list,
+            verbose,
+        } => {
+            if list {
+                crate::demo::list()
+            } else {
+                crate::demo::run(scenario.as_deref(), verbose)
+            }
+        }
         Command::Worlds => {
             println!("{}", worlds.describe());
             Ok(exit::OK)
@@ -340,7 +363,7 @@ fn parse_sets(sets: &[String]) -> Result<serde_json::Map<String, Value>, Failure
     Ok(out)
 }
 
-fn runner(
+pub(crate) fn runner(
     store: &FileStore,
     world: godwit_stdlib::world::World,
     out: &Output,
@@ -386,7 +409,7 @@ fn runner(
 }
 
 /// Run the engine on a blocking thread (primitives block on the runtime through the Host).
-fn drive(
+pub(crate) fn drive(
     rt: &tokio::runtime::Runtime,
     f: impl FnOnce() -> Result<RunReport, EngineError> + Send + 'static,
 ) -> Result<RunReport, Failure> {

@@ -3,6 +3,7 @@
 //! * [`cli`]: clap definitions and the commands (`run`, `resume`, `runs`, `show`, `verify`,
 //!   `check`, `worlds`); [`cli::main_with`] is the entry point, parameterised by the worlds
 //!   so test binaries can add toy worlds to the real CLI.
+//! * [`demo`]: `godwit demo` — the standard runbook on a built-in scenario, with a summary.
 //! * [`docs`]: the generated primitive reference (`godwit docs`, drift check).
 //! * [`repl`]: `godwit repl` — the interactive console (rustyline; piped stdin works too).
 //! * [`worlds`]: the `--world NAME[:ARG]` registry.
@@ -12,6 +13,7 @@
 //! Exit codes live in [`godwit_engine::exit`] and are documented in `docs/cli.md`.
 
 pub mod cli;
+pub mod demo;
 pub mod docs;
 pub mod render;
 pub mod repl;

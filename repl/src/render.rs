@@ -163,6 +163,12 @@ pub fn describe(line: &Line, verbose: bool) -> Option<String> {
                 compact(result, 60)
             )
         }
+        Event::Phase { name, replaying } => {
+            if *replaying {
+                return None;
+            }
+            format!("── {name} ──")
+        }
         Event::Print { message, replaying } => {
             if *replaying {
                 return None; // printed by the process that ran those steps

@@ -700,6 +700,18 @@ pub(crate) fn register(engine: &mut Engine, ctx: &Arc<RunCtx>, host: &Host) {
                 .map_err(|e| PrimitiveError::invalid("core", "seconds", e, "").into())
         });
     let c = ctx.clone();
+    FuncRegistration::new("phase")
+        .with_volatility(true)
+        .with_params_info(["name: &str", "()"])
+        .with_comments([super::docs::PHASE])
+        .register_into_engine(engine, move |name: &str| {
+            let replaying = c.replaying();
+            c.emit(Event::Phase {
+                name: name.to_string(),
+                replaying,
+            });
+        });
+    let c = ctx.clone();
     engine.on_print(move |s| {
         let replaying = c.replaying();
         c.emit(Event::Print {

@@ -169,3 +169,20 @@ pub const SECONDS: &str = r#"/// A duration string in whole seconds.
 /// ```rhai
 /// if seconds("1h30m") != 5400 { throw "wrong" }
 /// ```"#;
+
+pub const PHASE: &str = r#"/// Mark the start of a phase of the runbook (`"preflight"`, `"quiescence"`, ...). Not
+/// journaled: it structures the transcript, the CLI output and summaries such as `godwit demo`'s
+/// timeline.
+///
+/// Parameters:
+/// * `name` — a short name for people.
+///
+/// Returns: `()`.
+///
+/// Errors: none.
+///
+/// Example:
+/// ```rhai
+/// phase("preflight");
+/// step("check", || true);
+/// ```"#;

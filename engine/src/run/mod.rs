@@ -91,6 +91,17 @@ impl Limits {
     }
 }
 
+/// Releases the journal writer (and with it the run's lock) however `execute` ends, including a
+/// panic unwinding through it: a long-lived process must not keep a run locked after one of its
+/// primitives panicked, just as a dead process's lock is released by the OS.
+struct Detach(Arc<RunCtx>);
+
+impl Drop for Detach {
+    fn drop(&mut self) {
+        self.0.detach();
+    }
+}
+
 /// Something that installs functions (a primitive area, a world, test toys) into a run's engine.
 pub trait Plugin: Send + Sync {
     fn register(&self, engine: &mut Engine, host: &Host);
@@ -261,6 +272,7 @@ impl Runner {
         let rb = runbook::load(&mut engine, &req.runbook)?;
         let writer = self.store.create(&run_id)?;
         ctx.attach(writer, &Plan::default(), None);
+        let _detach = Detach(ctx.clone());
         let params = Value::Object(req.params.clone());
         let started = Entry::RunStarted {
             run_id: run_id.clone(),
@@ -338,6 +350,7 @@ impl Runner {
         };
         let last_seq = loaded.records.last().map(|r| r.seq);
         ctx.attach(writer, &plan, last_seq);
+        let _detach = Detach(ctx.clone());
         ctx.append(Entry::RunResumed {
             at: self.clock.now_ms(),
             pid: std::process::id(),

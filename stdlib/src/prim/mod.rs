@@ -258,7 +258,10 @@ pub fn poll<T>(
                     godwit_engine::duration::format_duration(timeout)
                 ),
                 "wait longer (options.timeout), or look at why with the describe_* primitive",
-            ));
+            )
+            // The deadline is the caller's decision and it is spent: retrying would multiply it
+            // (a retried 30-minute promotion wait kept a fenced source down for hours).
+            .with_retryable(false));
         }
         host.sleep(area, op, every)?;
     }

@@ -1,0 +1,333 @@
+//! Every runbook × every built-in scenario: a YAML snapshot of the run's transcript (virtual
+//! times, no wall times or run ids), plus assertions of what must hold — the expected outcome,
+//! the simulator's invariants, and crash-at-every-step resumes ending the same way.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use godwit_engine::journal::memory::MemoryStore;
+use godwit_engine::transcript::{Collector, Event, Line, Sink};
+use godwit_engine::{Cancel, EngineError, Limits, RunReport, RunStatus, Runner, StartRequest};
+use godwit_stdlib::world::{World, builtin_scenarios};
+use godwit_tests::harness::{CrashSink, until_crash};
+use serde_json::Value;
+
+fn runbooks_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../runbooks")
+}
+
+/// Runbooks under test: every top-level `runbooks/*.rhai`.
+fn runbooks() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(runbooks_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rhai"))
+        .collect();
+    v.sort();
+    v
+}
+
+struct Outcome {
+    report: Result<RunReport, EngineError>,
+    lines: Vec<Line>,
+}
+
+fn runner(
+    world: &World,
+    rt: &tokio::runtime::Runtime,
+    store: &MemoryStore,
+    sinks: Vec<Arc<dyn Sink>>,
+) -> Runner {
+    Runner {
+        store: Arc::new(store.clone()),
+        clock: world.clock.clone(),
+        handle: rt.handle().clone(),
+        limits: Limits::default(),
+        cancel: Cancel::new(),
+        sinks,
+        plugins: world.plugins.clone(),
+        world: world.name.clone(),
+    }
+}
+
+fn run(runbook: &Path, scenario: &str, rt: &tokio::runtime::Runtime) -> Outcome {
+    let world = World::sim_named(scenario).unwrap();
+    let collector = Collector::new();
+    let store = MemoryStore::new();
+    let r = runner(&world, rt, &store, vec![Arc::new(collector.clone())]);
+    let report = r.start(StartRequest {
+        runbook: runbook.to_path_buf(),
+        cluster: "orders-db".into(),
+        params: Default::default(),
+        run_id: Some("run".into()),
+    });
+    Outcome {
+        report,
+        lines: collector.lines(),
+    }
+}
+
+fn offset(ms: i64) -> String {
+    let s = ms / 1000;
+    format!(
+        "+{}:{:02}:{:02}:{:02}",
+        s / 86_400,
+        (s % 86_400) / 3600,
+        (s % 3600) / 60,
+        s % 60
+    )
+}
+
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 160 {
+        format!("{}…", s.chars().take(160).collect::<String>())
+    } else {
+        s
+    }
+}
+
+/// One deterministic line per event worth reading; primitive calls are left out (they are in the
+/// JSONL transcript) so a reviewer sees the run's story.
+fn story(lines: &[Line]) -> Vec<String> {
+    let t0 = lines.first().map_or(0, |l| l.at);
+    lines
+        .iter()
+        .filter_map(|l| {
+            let text = match &l.event {
+                Event::RunStarted {
+                    runbook,
+                    version,
+                    world,
+                    ..
+                } => format!("run {runbook} {version} in {world}"),
+                Event::Phase { name, .. } => format!("── {name}"),
+                Event::StepCompleted { name, result, .. } => {
+                    format!("step {name} ✓ {}", short(result))
+                }
+                Event::StepFailed { name, error } => format!("step {name} ✗ {error}"),
+                Event::StepRetrying {
+                    name,
+                    attempt,
+                    delay,
+                    error,
+                } => format!("step {name} retry {attempt} in {delay}: {error}"),
+                Event::StepRerun { name } => format!("step {name} re-run"),
+                Event::GatePoll {
+                    name, poll, why, ..
+                } => format!("gate {name} poll {poll}: {}", why.join("; ")),
+                Event::GatePassed {
+                    name,
+                    polls,
+                    waited,
+                } => format!("gate {name} passed after {polls} polls ({waited})"),
+                Event::GateTimedOut { name, polls, why } => {
+                    format!("gate {name} failed after {polls} polls: {}", why.join("; "))
+                }
+                Event::Print {
+                    message,
+                    replaying: false,
+                } => format!("print {message}"),
+                Event::Warning { message } => format!("warning {message}"),
+                Event::AbortStarted { reason } => format!("abort: {reason}"),
+                Event::UndoCompleted { step } => format!("undo {step} ✓"),
+                Event::UndoFailed { step, error } => format!("undo {step} ✗ {error}"),
+                Event::RunFinished { outcome, detail } => {
+                    format!("finished {outcome:?}: {}", short(detail))
+                }
+                Event::RunStopped { reason } => format!("stopped: {reason}"),
+                _ => return None,
+            };
+            Some(format!("{} {text}", offset(l.at - t0)))
+        })
+        .collect()
+}
+
+/// What each scenario must end with under the standard runbook, and why.
+fn expected(scenario: &str) -> (&'static str, &'static str) {
+    match scenario {
+        "busy-source"
+        | "idle-source"
+        | "cloudwatch-gap"
+        | "aws-throttling"
+        | "engine-crash"
+        | "envoy-node-disconnect"
+        | "long-transaction-at-fence"
+        | "replica-stall" => ("succeeded", ""),
+        "stale-logical-slot" => ("rolled-back", "stale-slot"),
+        "replica-slow-at-peak" => ("rolled-back", "falling-behind"),
+        "preflight-failures" => ("rolled-back", "preflight failed"),
+        "encryption-mismatch" => ("rolled-back", "inaccessible-encryption-credentials"),
+        "terminal-cluster-state" => ("rolled-back", "terminal state"),
+        "promote-hang" | "promote-failure" => ("rolled-back", "promot"),
+        "envoy-nack" => ("rolled-back", "NACKed"),
+        other => panic!(
+            "scenario {other} has no expected outcome: add it to `expected` in {}",
+            file!()
+        ),
+    }
+}
+
+#[test]
+fn every_runbook_in_every_scenario() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let scenarios = builtin_scenarios();
+    assert!(scenarios.len() >= 16, "{scenarios:?}");
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_snapshot_path("snapshots");
+    let _guard = settings.bind_to_scope();
+    for runbook in runbooks() {
+        let stem = runbook.file_stem().unwrap().to_string_lossy().to_string();
+        for scenario in &scenarios {
+            let out = run(&runbook, scenario, &rt);
+            let report = out
+                .report
+                .unwrap_or_else(|e| panic!("{stem} × {scenario}: {e}"));
+            let story = story(&out.lines);
+            let text = story.join("\n");
+            assert!(
+                !text.contains("simulation invariant"),
+                "{stem} × {scenario}: invariant broken:\n{text}"
+            );
+            let (want, why) = expected(scenario);
+            let got = match &report.status {
+                RunStatus::Succeeded { .. } => "succeeded",
+                RunStatus::RolledBack { .. } => "rolled-back",
+                RunStatus::RollbackFailed { .. } => "rollback-failed",
+                RunStatus::Interrupted => "interrupted",
+            };
+            assert_eq!(got, want, "{stem} × {scenario}:\n{text}");
+            if let RunStatus::RolledBack { reason, .. } = &report.status {
+                assert!(
+                    reason.contains(why),
+                    "{stem} × {scenario}: reason should mention {why:?}: {reason}"
+                );
+            }
+            insta::assert_yaml_snapshot!(format!("{stem}__{scenario}"), story);
+        }
+    }
+}
+
+#[test]
+fn standard_runbook_crashing_after_every_step_resumes_to_the_same_result() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let runbook = runbooks_dir().join("rds-to-aurora.rhai");
+    let reference = run(&runbook, "busy-source", &rt);
+    let Ok(RunReport {
+        status: RunStatus::Succeeded { result: want },
+        ..
+    }) = reference.report
+    else {
+        panic!("reference run failed")
+    };
+    let steps = reference
+        .lines
+        .iter()
+        .filter(|l| {
+            matches!(
+                l.event,
+                Event::StepCompleted { .. } | Event::GatePassed { .. }
+            )
+        })
+        .count();
+    assert!(steps >= 15, "{steps}");
+    for n in 1..=steps {
+        // One simulated world per attempt; it lives on across the crash like the real one would.
+        let world = World::sim_named("busy-source").unwrap();
+        let store = MemoryStore::new();
+        let crash = CrashSink::new(n, |e| {
+            matches!(e, Event::StepCompleted { .. } | Event::GatePassed { .. })
+        });
+        let first = runner(&world, &rt, &store, vec![crash]);
+        let req = StartRequest {
+            runbook: runbook.clone(),
+            cluster: "orders-db".into(),
+            params: Default::default(),
+            run_id: Some("run".into()),
+        };
+        assert!(
+            until_crash(|| first.start(req)).is_none(),
+            "crash point {n} must be reached"
+        );
+        let collector = Collector::new();
+        let second = runner(&world, &rt, &store, vec![Arc::new(collector.clone())]);
+        let report = second
+            .resume("run", false)
+            .unwrap_or_else(|e| panic!("resume after step {n}: {e}"));
+        let RunStatus::Succeeded { result } = report.status else {
+            panic!(
+                "resume after step {n}: {:?}\n{}",
+                report.status,
+                story(&collector.lines()).join("\n")
+            )
+        };
+        assert_eq!(result, want, "crash after step {n}: a different end");
+        let text = story(&collector.lines()).join("\n");
+        assert!(
+            !text.contains("simulation invariant"),
+            "crash after step {n}: {text}"
+        );
+    }
+}
+
+/// Issue 4 end to end: CloudWatch series produced by the simulator, analysed by `lag::`, give
+/// the verdict each scenario is built to show.
+#[test]
+fn simulated_metrics_get_the_expected_lag_verdicts() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let probe = dir.path().join("probe.rhai");
+    std::fs::write(
+        &probe,
+        r#"
+        step("replica", || {
+            rds::create_replica_cluster("orders-db-aurora", "orders-db", #{ engine_version: "15.4" });
+            rds::create_cluster_instance("orders-db-aurora-1", "orders-db-aurora", #{ instance_class: "db.r6g.large" });
+            rds::wait_until_cluster_available("orders-db-aurora", #{ timeout: "12h" });
+        });
+        step("replicate-a-day", || sleep("26h"));
+        step("verdicts", || {
+            let since = now() - 86400;
+            let slot = cw::metric_series(#{ name: "OldestReplicationSlotLag", dimensions: #{ DBInstanceIdentifier: "orders-db" }, since: since });
+            let replica = cw::metric_series(#{ name: "RDSToAuroraPostgreSQLReplicaLag", dimensions: #{ DBClusterIdentifier: "orders-db-aurora" }, since: since });
+            let wal = cw::metric_series(#{ name: "TransactionLogsGeneration", dimensions: #{ DBInstanceIdentifier: "orders-db" }, since: since });
+            let last_hour_slot = slot.filter(|p| p.t >= now() - 3600);
+            let last_hour_replica = replica.filter(|p| p.t >= now() - 3600);
+            #{
+                classify: lag::classify(last_hour_slot, last_hour_replica, pg::replication_slots("orders-db"), #{}).verdict,
+                peak: lag::keeps_up_at_peak(slot, replica, wal, #{}).verdict,
+            }
+        })
+        "#,
+    )
+    .unwrap();
+    for (scenario, classify, peak) in [
+        ("idle-source", "idle-oscillation", "keeps-up"),
+        ("stale-logical-slot", "stale-slot", "stale-slot"),
+        ("replica-slow-at-peak", "", "falling-behind"),
+    ] {
+        let out = run(&probe, scenario, &rt);
+        let report = out.report.unwrap();
+        let RunStatus::Succeeded { result } = &report.status else {
+            panic!(
+                "{scenario}: {:?}\n{}",
+                report.status,
+                story(&out.lines).join("\n")
+            )
+        };
+        if !classify.is_empty() {
+            assert_eq!(result["classify"], classify, "{scenario}: {result}");
+        }
+        assert_eq!(result["peak"], peak, "{scenario}: {result}");
+    }
+}
