@@ -143,8 +143,27 @@ fn story(lines: &[Line]) -> Vec<String> {
         .collect()
 }
 
+/// What each runbook must end with in each scenario, and a word the reason must contain.
+fn expected(runbook: &str, scenario: &str) -> (&'static str, &'static str) {
+    match runbook {
+        "rds-to-aurora" => expected_standard(scenario),
+        // No replication: replication faults do not apply; preflight and Envoy ones do.
+        "snapshot" => match scenario {
+            "preflight-failures" => ("rolled-back", "preflight failed"),
+            "envoy-nack" => ("rolled-back", "NACKed"),
+            _ => ("succeeded", ""),
+        },
+        // On a world that was never migrated finalize must refuse (see finalize_after_migration).
+        "finalize" => ("rolled-back", "finalize only after a completed cutover"),
+        other => panic!(
+            "runbook {other} has no expected outcomes: add it to `expected` in {}",
+            file!()
+        ),
+    }
+}
+
 /// What each scenario must end with under the standard runbook, and why.
-fn expected(scenario: &str) -> (&'static str, &'static str) {
+fn expected_standard(scenario: &str) -> (&'static str, &'static str) {
     match scenario {
         "busy-source"
         | "idle-source"
@@ -193,7 +212,7 @@ fn every_runbook_in_every_scenario() {
                 !text.contains("simulation invariant"),
                 "{stem} × {scenario}: invariant broken:\n{text}"
             );
-            let (want, why) = expected(scenario);
+            let (want, why) = expected(&stem, scenario);
             let got = match &report.status {
                 RunStatus::Succeeded { .. } => "succeeded",
                 RunStatus::RolledBack { .. } => "rolled-back",
@@ -330,4 +349,51 @@ fn simulated_metrics_get_the_expected_lag_verdicts() {
         }
         assert_eq!(result["peak"], peak, "{scenario}: {result}");
     }
+}
+
+/// finalize after a completed migration in the same world: refuses without confirmation, then
+/// takes the final snapshot and deletes the source.
+#[test]
+fn finalize_after_migration() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let world = World::sim_named("busy-source").unwrap();
+    let store = MemoryStore::new();
+    let start = |runbook: &str, id: &str, params: serde_json::Map<String, Value>| {
+        let collector = Collector::new();
+        let r = runner(&world, &rt, &store, vec![Arc::new(collector.clone())]);
+        let report = r
+            .start(StartRequest {
+                runbook: runbooks_dir().join(runbook),
+                cluster: "orders-db".into(),
+                params,
+                run_id: Some(id.into()),
+            })
+            .unwrap();
+        (report.status, story(&collector.lines()).join("\n"))
+    };
+    let (status, text) = start("rds-to-aurora.rhai", "migrate", Default::default());
+    assert!(matches!(status, RunStatus::Succeeded { .. }), "{text}");
+    let (status, text) = start("finalize.rhai", "finalize-1", Default::default());
+    let RunStatus::RolledBack { reason, .. } = status else {
+        panic!("{text}")
+    };
+    assert!(
+        reason.contains("irreversible") && reason.contains("confirm_delete=true"),
+        "{reason}"
+    );
+    let mut confirm = serde_json::Map::new();
+    confirm.insert("confirm_delete".into(), Value::Bool(true));
+    let (status, text) = start("finalize.rhai", "finalize-2", confirm);
+    let RunStatus::Succeeded { result } = status else {
+        panic!("{text}")
+    };
+    assert_eq!(result["final_snapshot"], "orders-db-final", "{text}");
+    assert_eq!(
+        result["dropped_slots"],
+        serde_json::json!(["debezium_orders"]),
+        "{text}"
+    );
 }

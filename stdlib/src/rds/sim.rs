@@ -500,12 +500,26 @@ impl Rds for Sim {
         if inst.status == "deleting" {
             return Ok(inst);
         }
-        if id == st.source_id() {
-            return Err(PrimitiveError::invalid(
+        // As in RDS: an instance that a cluster still replicates from cannot be deleted; once
+        // every replica is promoted (the finalize runbook's precondition) it can.
+        let arn = inst.arn.clone();
+        let replicas: Vec<String> = st
+            .rds
+            .clusters
+            .values()
+            .filter(|c| {
+                c.replication_source_identifier
+                    .as_deref()
+                    .is_some_and(|s| s == id || s == arn)
+            })
+            .map(|c| c.id.clone())
+            .collect();
+        if !replicas.is_empty() {
+            return Err(conflict(
                 A,
                 OP,
-                format!("{id} is the migration source"),
-                "the source is deleted by the finalize runbook, after the rollback window",
+                format!("{id} is the replication source of {}", replicas.join(", ")),
+                "promote or delete the replica cluster first",
             ));
         }
         if let Some(i) = st.rds.instances.get_mut(id) {
