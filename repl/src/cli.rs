@@ -46,8 +46,13 @@ pub enum Command {
         #[arg(long)]
         world: Option<String>,
         /// Runbook parameter (repeatable); VALUE is JSON if it parses (numbers, true), else a string.
+        /// Wins over --config.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        /// TOML file of runbook parameters: top-level keys for every cluster, a
+        /// `[clusters.<id>]` table per cluster overriding them.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         #[command(flatten)]
         out: Output,
     },
@@ -172,10 +177,15 @@ fn dispatch(cli: Cli, worlds: &Worlds) -> Result<i32, Failure> {
             cluster,
             world,
             set,
+            config,
             out,
         } => {
             let path = find_runbook(&runbook)?;
-            let params = parse_sets(&set)?;
+            let mut params = match &config {
+                Some(file) => load_config(file, &cluster)?,
+                None => serde_json::Map::new(),
+            };
+            params.extend(parse_sets(&set)?);
             let world = worlds
                 .build(world.as_deref().unwrap_or(&worlds.default))
                 .map_err(invalid)?;
@@ -340,6 +350,58 @@ fn find_runbook(arg: &str) -> Result<PathBuf, Failure> {
             format!(" (available: {})", available.join(", "))
         }
     )))
+}
+
+/// Parameters for `cluster` from a TOML file: top-level values, overridden by
+/// `[clusters.<cluster>]`. Errors name the file and the key.
+fn load_config(
+    file: &std::path::Path,
+    cluster: &str,
+) -> Result<serde_json::Map<String, Value>, Failure> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| invalid(format!("cannot read config {}: {e}", file.display())))?;
+    let doc: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| invalid(format!("config {}: {e}", file.display())))?;
+    let to_json = |key: &str, v: &toml::Value| -> Result<Value, Failure> {
+        serde_json::to_value(v)
+            .map_err(|e| invalid(format!("config {}: {key}: {e}", file.display())))
+    };
+    let mut out = serde_json::Map::new();
+    let mut per_cluster = None;
+    for (k, v) in &doc {
+        if k == "clusters" {
+            let toml::Value::Table(t) = v else {
+                return Err(invalid(format!(
+                    "config {}: `clusters` must be a table of [clusters.<id>] tables",
+                    file.display()
+                )));
+            };
+            per_cluster = t.get(cluster).cloned();
+            for (id, c) in t {
+                if !c.is_table() {
+                    return Err(invalid(format!(
+                        "config {}: clusters.{id} must be a table of parameters",
+                        file.display()
+                    )));
+                }
+            }
+        } else {
+            if v.is_table() {
+                return Err(invalid(format!(
+                    "config {}: `{k}` is a table; parameters are plain values, per-cluster ones go under [clusters.<id>]",
+                    file.display()
+                )));
+            }
+            out.insert(k.clone(), to_json(k, v)?);
+        }
+    }
+    if let Some(toml::Value::Table(t)) = per_cluster {
+        for (k, v) in &t {
+            out.insert(k.clone(), to_json(&format!("clusters.{cluster}.{k}"), v)?);
+        }
+    }
+    Ok(out)
 }
 
 fn parse_sets(sets: &[String]) -> Result<serde_json::Map<String, Value>, Failure> {

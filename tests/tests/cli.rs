@@ -516,3 +516,62 @@ fn help_lists_exit_codes_and_worlds() {
     assert_eq!(code, 0);
     assert!(out.contains("pure") && out.contains("toy"), "{out}");
 }
+
+#[test]
+fn config_file_per_cluster_then_set_overrides() {
+    let env = Env::new();
+    env.write("p.rhai", "step(\"params\", || PARAMS)");
+    env.write("fleet.toml", "window = \"12h\"\nmax_lag = 5\nnote = \"all\"\n[clusters.orders-db]\nmax_lag = 20\n[clusters.other-db]\nmax_lag = 1\n");
+    let (code, out, err) = env.godwit(&[
+        "run",
+        "p.rhai",
+        "--cluster",
+        "orders-db",
+        "--world",
+        "toy",
+        "--config",
+        "fleet.toml",
+        "--set",
+        "note=mine",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        v["result"],
+        serde_json::json!({"window": "12h", "max_lag": 20, "note": "mine"})
+    );
+    env.write("bad.toml", "[vpc]\nid = 1\n");
+    let (code, _, err) = env.godwit(&[
+        "run",
+        "p.rhai",
+        "--cluster",
+        "orders-db",
+        "--world",
+        "toy",
+        "--config",
+        "bad.toml",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("`vpc` is a table") && err.contains("[clusters.<id>]"),
+        "{err}"
+    );
+    env.write("broken.toml", "x = [1\n");
+    let (code, _, err) = env.godwit(&[
+        "run",
+        "p.rhai",
+        "--cluster",
+        "orders-db",
+        "--world",
+        "toy",
+        "--config",
+        "broken.toml",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("broken.toml") && err.contains("line 1"),
+        "{err}"
+    );
+    assert_eq!(env.run_dirs(), 1, "bad config files start nothing");
+}
