@@ -318,3 +318,19 @@ let after = step("after", || {
             .any(|(_, l)| l.contains("EngineCrash"))
     );
 }
+
+#[test]
+fn same_scenario_same_runbook_same_world() {
+    let fingerprint = || {
+        let (status, sim) = run_in("busy-source", |_| {}, CUTOVER);
+        let st = sim.lock();
+        format!(
+            "{:?}\n{:?}\n{:?}\n{}",
+            serde_json::to_string(&status).unwrap(),
+            st.log,
+            st.metrics.all(),
+            st.lsn
+        )
+    };
+    assert_eq!(fingerprint(), fingerprint());
+}
