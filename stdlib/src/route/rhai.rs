@@ -30,8 +30,9 @@ The current version of a route and every Envoy node's answer to it.
 * `name` — the route (by default named after the source instance).
 
 # Returns
-`#{ name, version, target, endpoint, hold, draining, nodes: [#{ node, status }], all_acked }`;
-a node's status is `ack`, `nack`, `pending` or `disconnected`.
+`#{ name, version, target, endpoint, hold, draining, nodes: [#{ node, status }], all_acked,
+held_connections }`; a node's status is `ack`, `nack`, `pending` or `disconnected`;
+`held_connections` counts clients parked by a hold.
 
 # Errors
 `NotFound` for an unknown route.
@@ -82,6 +83,10 @@ let held = route::switch_route("orders-db", "orders-db", #{ hold: true });
 if !held.hold || held.version != 2 { throw held; }
 let r = route::wait_until_acked("orders-db", #{});
 if !r.all_acked { throw r; }
+// The fence ends the sessions; their clients reconnect into the hold and wait there.
+pg::terminate_backends("orders-db", pg::application_backends("orders-db").map(|b| b.pid));
+sleep("5s");
+if route::describe_route("orders-db").held_connections != 40 { throw "not parked"; }
 route::switch_route("orders-db", "orders-db", #{});   // release
 ```
 "#,

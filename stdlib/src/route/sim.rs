@@ -59,7 +59,18 @@ fn view(st: &SimState, op: &str, name: &str) -> Result<Route, PrimitiveError> {
             .iter()
             .all(|n| n.status == "ack" || n.status == "disconnected"),
         nodes,
+        held_connections: held(st, name),
     })
+}
+
+/// Clients that want a connection but are parked by the version the nodes enforce.
+fn held(st: &SimState, name: &str) -> i64 {
+    let parked = st.effective(name).is_some_and(|v| v.hold);
+    if !parked || st.app_route().as_deref() != Some(name) {
+        return 0;
+    }
+    let open = st.sessions.iter().filter(|s| s.application).count() as i64;
+    (i64::from(st.sc.source.sessions) - open).max(0)
 }
 
 impl Router for Sim {
