@@ -128,7 +128,7 @@ fn every_doc_example_runs_against_the_simulator() {
         ("rds", 20),
         ("cw", 1),
         ("ec2", 2),
-        ("pg", 12),
+        ("pg", 13),
         ("route", 4),
         ("cdc", 5),
     ] {

@@ -367,8 +367,9 @@ pub struct SimState {
     next_minute: Millis,
     jitter: f64,
     minute_gen_bytes: u64,
-    /// (time, lsn) after each step, for replica lag in seconds.
-    history: VecDeque<(Millis, u64)>,
+    /// (time, lsn, application bytes written on the source so far) after each step: replica
+    /// lag in seconds, and what table contents the replica has at its replay position.
+    history: VecDeque<(Millis, u64, u64)>,
     pub slots: Vec<Slot>,
     pub stream: Option<Stream>,
     pub sessions: Vec<Session>,
@@ -379,6 +380,8 @@ pub struct SimState {
     pub target_slots: Vec<(String, crate::pg::SlotInfo)>,
     /// Where each promoted cluster's timeline starts (the replayed LSN at promotion).
     pub promoted_at_lsn: BTreeMap<String, u64>,
+    /// Source application bytes a promoted cluster had replayed when it was promoted.
+    pub promoted_app_bytes: BTreeMap<String, u64>,
     pub metrics: Metrics,
     pub routes: BTreeMap<String, net::RouteState>,
     pub nodes: Vec<net::NodeState>,
@@ -454,6 +457,7 @@ impl SimState {
             groups: BTreeMap::new(),
             target_slots: Vec::new(),
             promoted_at_lsn: BTreeMap::new(),
+            promoted_app_bytes: BTreeMap::new(),
             metrics: Metrics::default(),
             routes: BTreeMap::new(),
             nodes: Vec::new(),
@@ -598,7 +602,8 @@ impl SimState {
         self.step_consumers();
         self.end_sessions();
         self.connect_sessions();
-        self.history.push_back((self.now, self.lsn));
+        let app = self.source_app_bytes();
+        self.history.push_back((self.now, self.lsn, app));
         self.trim_history();
         if to >= self.next_minute {
             self.close_minute();
@@ -741,11 +746,39 @@ impl SimState {
         let first = self
             .history
             .iter()
-            .find(|(_, lsn)| *lsn > stream.replayed)
-            .map_or(self.now, |(t, _)| *t);
+            .find(|(_, lsn, _)| *lsn > stream.replayed)
+            .map_or(self.now, |(t, _, _)| *t);
         // The entry is the end of the step in which the byte was written: half a step earlier
         // on average; rounding down keeps "caught up" at exactly 0.
         Some(((self.now - first) as f64 / 1000.0).max(0.0))
+    }
+
+    /// Application bytes ever written on the source.
+    pub fn source_app_bytes(&self) -> u64 {
+        self.app_bytes.get(&self.sc.source.id).copied().unwrap_or(0)
+    }
+
+    /// Application bytes contained in the source's WAL up to `lsn` (what a replica replayed
+    /// to `lsn` has applied); exact at step boundaries, conservative inside a step.
+    pub fn app_bytes_at(&self, lsn: u64) -> u64 {
+        self.history
+            .iter()
+            .rev()
+            .find(|(_, l, _)| *l <= lsn)
+            .map_or(0, |(_, _, a)| *a)
+    }
+
+    /// The table contents `db` holds, as application bytes applied from the source's history
+    /// (plus, for a promoted cluster, its own writes): `None` for an unknown endpoint.
+    pub fn content_version(&self, db: &str) -> Option<(u64, u64)> {
+        if db == self.sc.source.id {
+            return Some((self.source_app_bytes(), 0));
+        }
+        if let Some(s) = self.stream.as_ref().filter(|s| s.cluster_id == db) {
+            return Some((self.app_bytes_at(s.replayed), 0));
+        }
+        let base = *self.promoted_app_bytes.get(db)?;
+        Some((base, self.app_bytes.get(db).copied().unwrap_or(0)))
     }
 
     pub fn source_id(&self) -> &str {
@@ -998,6 +1031,8 @@ impl SimState {
             let stream = self.stream.take().unwrap_or_else(|| unreachable!());
             self.promoted_at_lsn
                 .insert(cluster.to_string(), stream.replayed);
+            let applied = self.app_bytes_at(stream.replayed);
+            self.promoted_app_bytes.insert(cluster.to_string(), applied);
             let lost = self.last_app_commit_lsn.saturating_sub(stream.replayed);
             if lost > 0 && self.fence_at.is_some() {
                 self.violate(
