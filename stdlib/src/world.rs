@@ -59,6 +59,22 @@ impl World {
     pub fn sim_named(name_or_path: &str) -> Result<World, ScenarioError> {
         Ok(World::sim(Scenario::load(name_or_path)?))
     }
+
+    /// The world named by `--world`: `pure`, `sim` (the [`DEFAULT_SCENARIO`]), or
+    /// `sim:<built-in name or path to .toml>`. The message of an error says what is accepted.
+    pub fn from_spec(spec: &str) -> Result<World, String> {
+        match spec {
+            "pure" => Ok(World::pure()),
+            "sim" => World::sim_named(DEFAULT_SCENARIO).map_err(|e| e.to_string()),
+            _ => match spec.strip_prefix("sim:") {
+                Some(scenario) => World::sim_named(scenario).map_err(|e| e.to_string()),
+                None => Err(format!(
+                    "unknown world {spec:?}: use pure, sim, or sim:SCENARIO (built-ins: {})",
+                    builtin_scenarios().join(", ")
+                )),
+            },
+        }
+    }
 }
 
 /// [`World::sim`], plus the handle on the model (for invariant reports, tests and benches).
@@ -92,7 +108,32 @@ fn sim_plugin(sim: Sim) -> impl Fn(&mut rhai::Engine, &Host) + Send + Sync {
     }
 }
 
+/// The scenario of `--world sim`.
+pub const DEFAULT_SCENARIO: &str = "busy-source";
+
 /// Names of the scenarios shipped in the binary (`godwit demo`, `--world sim:NAME`).
 pub fn builtin_scenarios() -> Vec<&'static str> {
     crate::sim::scenario::builtin_names()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worlds_by_spec() {
+        assert_eq!(World::from_spec("pure").unwrap().name, "pure");
+        assert_eq!(World::from_spec("sim").unwrap().name, "sim:busy-source");
+        let w = World::from_spec("sim:idle-source").unwrap();
+        assert_eq!(w.name, "sim:idle-source");
+        assert!(w.clock.is_virtual());
+        assert_eq!(w.clock.now_ms(), crate::sim::scenario::DEFAULT_START_MS);
+        let e = World::from_spec("sim:nope").unwrap_err();
+        assert!(e.contains("built-ins: aws-throttling"), "{e}");
+        assert!(
+            World::from_spec("aws")
+                .unwrap_err()
+                .contains("sim:SCENARIO")
+        );
+    }
 }

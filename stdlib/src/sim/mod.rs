@@ -610,7 +610,27 @@ impl SimState {
             self.next_minute += 60_000;
         }
         self.sample();
+        self.check_storage();
         self.check_invariants();
+    }
+
+    /// Free storage of the source in bytes: allocated − data − retained WAL.
+    pub fn free_storage_bytes(&self) -> f64 {
+        let alloc = self.sc.source.allocated_storage_gb as f64 * 1e9;
+        (alloc - self.sc.source.data_gb * 1e9 - self.retained_wal_bytes() as f64).max(0.0)
+    }
+
+    /// WAL held by a slot can fill the disk: the instance goes `storage-full` and stops
+    /// accepting writes (RDS's own answer), ending application sessions' work.
+    fn check_storage(&mut self) {
+        if self.free_storage_bytes() > 0.0 || !self.source_up() {
+            return;
+        }
+        let src = self.sc.source.id.clone();
+        if let Some(i) = self.rds.instances.get_mut(&src) {
+            i.status = "storage-full".into();
+        }
+        self.note(format!("{src} storage-full: retained WAL filled the disk"));
     }
 
     /// Continuous processes over `dt` ms: workload writes, replica replay, consumers receiving.
@@ -1192,8 +1212,7 @@ impl SimState {
                 minute,
                 retained as f64,
             );
-            let alloc = self.sc.source.allocated_storage_gb as f64 * 1e9;
-            let free = (alloc - self.sc.source.data_gb * 1e9 - retained as f64).max(0.0);
+            let free = self.free_storage_bytes();
             self.metrics
                 .sample(d("FreeStorageSpace", inst, &src), minute, free);
             let conns = self.sessions.iter().filter(|s| s.db == src).count();

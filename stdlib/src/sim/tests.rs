@@ -615,3 +615,36 @@ fn table_hashes_match_after_catch_up_except_unlogged_tables() {
         }
     }
 }
+
+#[test]
+fn a_stale_slot_on_a_busy_source_fills_the_disk() {
+    let mut sc = Scenario::load("busy-source").unwrap();
+    sc.source.allocated_storage_gb = 400; // 300 GB of data: 100 GB for WAL
+    sc.faults.push(scenario::Fault {
+        kind: FaultKind::StaleLogicalSlot,
+        at: Some("1h".into()),
+        step: None,
+        lasts: None,
+        target: Some("debezium_orders".into()),
+        value: None,
+    });
+    sc.validate().unwrap();
+    let mut st = SimState::new(sc);
+    let t0 = st.now;
+    st.advance_to(t0 + 6 * 3_600_000);
+    assert_eq!(st.rds.instances["orders-db"].status, "available");
+    st.advance_to(t0 + 24 * 3_600_000);
+    assert_eq!(st.rds.instances["orders-db"].status, "storage-full");
+    let free = series(
+        &st,
+        "FreeStorageSpace",
+        "DBInstanceIdentifier",
+        "orders-db",
+        24,
+    );
+    assert_eq!(free.last().unwrap().1, 0.0);
+    assert!(
+        free.windows(2).all(|w| w[1].1 <= w[0].1 + 1.0),
+        "only falls"
+    );
+}
