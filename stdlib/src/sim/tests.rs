@@ -238,7 +238,19 @@ fn scenario_errors_name_the_file_the_key_and_the_expectation() {
     let base = "name = \"x\"\n[source]\nid = \"orders-db\"\n";
     let e = Scenario::from_toml("bad.toml", &format!("{base}colour = 1\n")).unwrap_err();
     assert_eq!(e.file, "bad.toml");
-    assert!(e.message.contains("colour"), "{e}");
+    assert!(
+        e.message.contains("at `source.colour`") && e.message.contains("expected one of"),
+        "{e}"
+    );
+    let e = Scenario::from_toml(
+        "bad.toml",
+        "name = \"x\"\n[source]\nid = \"orders-db\"\n[[faults]]\nkind = \"promote-hang\"\nstep = \"a\"\n[[faults]]\nkind = \"promote-explodes\"\nat = \"1h\"\n",
+    )
+    .unwrap_err();
+    assert!(
+        e.message.contains("at `faults[1].kind`") && e.message.contains("promote-hang"),
+        "{e}"
+    );
     let e = Scenario::from_toml("bad.toml", &format!("{base}sessions = \"many\"\n")).unwrap_err();
     assert!(
         e.message.contains("sessions") || e.message.contains("integer"),
