@@ -98,7 +98,6 @@ pub fn sim_world(scenario: Scenario) -> (World, Sim) {
 /// Installs every world-touching area over `sim`.
 fn sim_plugin(sim: Sim) -> impl Fn(&mut rhai::Engine, &Host) + Send + Sync {
     move |engine: &mut rhai::Engine, host: &Host| {
-        sim.bind(host);
         crate::rds::rhai::register(engine, host, Arc::new(sim.clone()));
         crate::cw::rhai::register(engine, host, Arc::new(sim.clone()));
         crate::ec2::rhai::register(engine, host, Arc::new(sim.clone()));

@@ -334,3 +334,161 @@ fn same_scenario_same_runbook_same_world() {
     };
     assert_eq!(fingerprint(), fingerprint());
 }
+
+mod crash {
+    //! Crash anywhere, resume in the same (in-process) world: the cutover still ends with one
+    //! replica, promoted, the route on it, and every invariant kept — the primitives' check-
+    //! then-act idempotency at work.
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Once};
+
+    use godwit_engine::journal::memory::MemoryStore;
+    use godwit_engine::transcript::{Event, Line, Sink};
+    use godwit_engine::{Cancel, EngineError, Limits, Plugin, RunStatus, Runner, StartRequest};
+    use godwit_stdlib::sim::scenario::Scenario;
+    use godwit_stdlib::world::sim_world;
+
+    const CRASH: &str = "injected crash";
+
+    struct CrashAt {
+        nth: usize,
+        seen: AtomicUsize,
+    }
+
+    impl Sink for CrashAt {
+        fn line(&self, line: &Line) {
+            let counts = matches!(
+                line.event,
+                Event::Primitive { .. } | Event::StepCompleted { .. }
+            );
+            if counts && self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.nth {
+                panic!("{CRASH}");
+            }
+        }
+    }
+
+    fn quiet() {
+        static ONCE: Once = Once::new();
+        ONCE.call_once(|| {
+            let default = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                let msg = info
+                    .payload()
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .unwrap_or_default();
+                if !msg.contains(CRASH) {
+                    default(info);
+                }
+            }));
+        });
+    }
+
+    /// Run CUTOVER on busy-source, crashing at the `nth` primitive call or step completion
+    /// (0: never), resuming until it ends. Returns the status, the crash count and the world.
+    fn drive(nth: usize) -> (RunStatus, usize, godwit_stdlib::sim::Sim) {
+        quiet();
+        let (world, sim) = sim_world(Scenario::load("busy-source").unwrap());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cutover.rhai");
+        std::fs::write(&path, super::CUTOVER).unwrap();
+        let store = Arc::new(MemoryStore::new());
+        let runner = |sink: Option<Arc<dyn Sink>>| Runner {
+            store: store.clone(),
+            clock: world.clock.clone(),
+            handle: rt.handle().clone(),
+            limits: Limits::default(),
+            cancel: Cancel::new(),
+            sinks: sink.into_iter().collect(),
+            plugins: world.plugins.clone() as Vec<Arc<dyn Plugin>>,
+            world: world.name.clone(),
+        };
+        let crash: Arc<dyn Sink> = Arc::new(CrashAt {
+            nth,
+            seen: AtomicUsize::new(0),
+        });
+        let first = runner(Some(crash));
+        let mut crashes = 0;
+        let mut outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            first.start(StartRequest {
+                runbook: path.clone(),
+                cluster: "orders-db".into(),
+                params: serde_json::Map::new(),
+                run_id: Some("r1".into()),
+            })
+        }));
+        loop {
+            match outcome {
+                Ok(Ok(report)) => return (report.status, crashes, sim),
+                Ok(Err(EngineError::AlreadyFinished { .. })) => {
+                    return (
+                        RunStatus::Succeeded {
+                            result: serde_json::Value::Null,
+                        },
+                        crashes,
+                        sim,
+                    );
+                }
+                Ok(Err(e)) => panic!("crash at {nth}: resume failed: {e}"),
+                Err(_) => {
+                    crashes += 1;
+                    let again = runner(None);
+                    outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        again.resume("r1", false)
+                    }));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn crash_anywhere_then_resume_ends_in_the_same_world() {
+        let (status, crashes, sim) = drive(0);
+        assert!(matches!(status, RunStatus::Succeeded { .. }) && crashes == 0);
+        let events = sim.lock().log.len();
+        drop(sim);
+        // Count the crash points of the reference run, then crash at every one of them.
+        let mut n = 1;
+        loop {
+            let (status, crashes, sim) = drive(n);
+            let st = sim.lock();
+            if crashes == 0 {
+                assert!(n > 20, "too few crash points: {n}");
+                break;
+            }
+            assert!(
+                matches!(status, RunStatus::Succeeded { .. }),
+                "crash at {n}: {status:?}, violations {:?}",
+                st.violations
+            );
+            assert!(
+                st.violations.is_empty(),
+                "crash at {n}: {:?}",
+                st.violations
+            );
+            assert_eq!(
+                st.rds.clusters.len(),
+                1,
+                "crash at {n}: one replica cluster"
+            );
+            assert!(st.writable("orders-aurora"), "crash at {n}: promoted");
+            let reboots = st
+                .log
+                .iter()
+                .filter(|(_, l)| l.contains("rebooting"))
+                .count();
+            assert_eq!(reboots, 1, "crash at {n}: the source rebooted once");
+            assert!(
+                st.log.len() >= events - 5,
+                "crash at {n}: the world played out"
+            );
+            n += 1;
+        }
+    }
+}

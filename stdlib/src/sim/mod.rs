@@ -47,7 +47,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use godwit_engine::clock::Millis;
-use godwit_engine::{Host, PrimitiveError, VirtualClock};
+use godwit_engine::{PrimitiveError, VirtualClock};
 use serde::Serialize;
 
 use crate::ec2::SecurityGroup;
@@ -63,9 +63,6 @@ const MAX_STEP_MS: Millis = 10_000;
 #[derive(Clone)]
 pub struct Sim {
     inner: Arc<Mutex<SimState>>,
-    /// The host of the run the world is bound to: its idempotency token names the current
-    /// step, which is how faults bound to a step fire.
-    host: Arc<Mutex<Option<Host>>>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -78,28 +75,13 @@ impl Sim {
     pub fn new(scenario: Scenario) -> Sim {
         Sim {
             inner: Arc::new(Mutex::new(SimState::new(scenario))),
-            host: Arc::new(Mutex::new(None)),
         }
-    }
-
-    /// Bind the world to the run whose engine is being built (the plugin does this).
-    pub fn bind(&self, host: &Host) {
-        *self.host.lock().unwrap_or_else(|e| e.into_inner()) = Some(host.clone());
     }
 
     /// The state, as an API call `area::op` sees it: faults bound to the current step fire
     /// first, and an active AWS throttling fault refuses AWS calls.
     pub fn api(&self, area: &str, op: &str) -> Result<MutexGuard<'_, SimState>, PrimitiveError> {
-        let step = self
-            .host
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .and_then(|h| {
-                h.idempotency_token()
-                    .strip_prefix(&format!("{}/", h.run_id()))
-                    .map(str::to_string)
-            });
+        let step = crate::prim::current_unit();
         let mut st = self.lock();
         st.fire_time_faults();
         if let Some(step) = step {
