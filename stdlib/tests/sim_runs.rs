@@ -492,3 +492,23 @@ mod crash {
         }
     }
 }
+
+#[test]
+fn a_disconnected_envoy_node_keeps_forwarding_to_the_old_target() {
+    let (status, sim) = run_in("envoy-node-disconnect", |_| {}, CUTOVER);
+    assert!(matches!(status, RunStatus::Succeeded { .. }), "{status:?}");
+    let st = sim.lock();
+    assert!(st.violations.is_empty(), "{:?}", st.violations);
+    let on = |db: &str| {
+        st.sessions
+            .iter()
+            .filter(|s| s.application && s.db == db)
+            .count()
+    };
+    // envoy-c (6 of 20 clients) never saw the switch: its clients still go to the source,
+    // which the fence keeps closed — they fail to connect rather than write to the old primary.
+    assert_eq!(on("orders-aurora"), 14);
+    assert_eq!(on("orders-db"), 0);
+    let per_node = st.clients_per_node();
+    assert_eq!(per_node[2], (6, 0, Some("orders-db".to_string())));
+}

@@ -63,14 +63,16 @@ fn view(st: &SimState, op: &str, name: &str) -> Result<Route, PrimitiveError> {
     })
 }
 
-/// Clients that want a connection but are parked by the version the nodes enforce.
+/// Clients that want a connection but are parked by their node's version.
 fn held(st: &SimState, name: &str) -> i64 {
-    let parked = st.effective(name).is_some_and(|v| v.hold);
-    if !parked || st.app_route().as_deref() != Some(name) {
+    if st.app_route().as_deref() != Some(name) {
         return 0;
     }
-    let open = st.sessions.iter().filter(|s| s.application).count() as i64;
-    (i64::from(st.sc.source.sessions) - open).max(0)
+    st.clients_per_node()
+        .into_iter()
+        .filter(|(_, _, target)| target.is_none())
+        .map(|(wanted, open, _)| i64::from(wanted.saturating_sub(open)))
+        .sum()
 }
 
 impl Router for Sim {

@@ -19,6 +19,8 @@ pub struct Session {
     pub xact_start: Option<Millis>,
     /// `pg_terminate_backend` was called; the backend exits at this time.
     pub exits_at: Option<Millis>,
+    /// The Envoy node (index) an application session came through.
+    pub via: usize,
 }
 
 impl SimState {
@@ -74,8 +76,8 @@ impl SimState {
             + self.app_bytes.get(db).copied().unwrap_or(0)
     }
 
-    /// Where new application connections go: the source's route's newest version every
-    /// connected Envoy node ACKed (none while that version holds connections).
+    /// Where the route sends new connections once every connected Envoy node agrees: its
+    /// newest version they all ACKed (none while that version holds connections).
     pub fn app_target(&self) -> Option<String> {
         let route = self.app_route()?;
         let v = self.effective(&route)?;
@@ -90,13 +92,35 @@ impl SimState {
         self.routes.keys().next().cloned()
     }
 
+    /// Application clients are spread evenly over the Envoy nodes; each node forwards a new
+    /// connection by the newest route version it ACKed — a disconnected node keeps its last
+    /// one. Returns, per node: (clients it carries, clients connected, where it forwards them;
+    /// `None` while its version holds).
+    pub fn clients_per_node(&self) -> Vec<(u32, u32, Option<String>)> {
+        let n = self.nodes.len().max(1) as u32;
+        let total = self.sc.source.sessions;
+        let route = self.app_route();
+        (0..n)
+            .map(|j| {
+                let wanted = total / n + u32::from(j < total % n);
+                let open = self
+                    .sessions
+                    .iter()
+                    .filter(|s| s.application && s.via == j as usize)
+                    .count() as u32;
+                let target = route.as_deref().and_then(|r| {
+                    let node = self.nodes.get(j as usize)?;
+                    let v = self.routes.get(r)?.versions.iter().rev().find(|v| {
+                        self.answer(node, r, v.version) == Some(super::net::Answer::Ack)
+                    })?;
+                    (!v.hold).then(|| v.target.clone())
+                });
+                (wanted, open, target)
+            })
+            .collect()
+    }
+
     pub(super) fn connect_sessions(&mut self) {
-        let Some(db) = self.app_target() else {
-            return;
-        };
-        if !self.accepts_app(&db) {
-            return;
-        }
         let roles: Vec<String> = self
             .sc
             .source
@@ -108,20 +132,25 @@ impl SimState {
         if roles.is_empty() {
             return;
         }
-        let open = self.sessions.iter().filter(|s| s.application).count() as u32;
-        for i in open..self.sc.source.sessions {
-            let pid = self.next_pid;
-            self.next_pid += 1;
-            self.sessions.push(Session {
-                pid,
-                db: db.clone(),
-                role: roles[i as usize % roles.len()].clone(),
-                application: true,
-                backend_start: self.now,
-                state: if i % 4 == 0 { "active" } else { "idle" }.into(),
-                xact_start: None,
-                exits_at: None,
-            });
+        for (j, (wanted, open, target)) in self.clients_per_node().into_iter().enumerate() {
+            let Some(db) = target.filter(|db| self.accepts_app(db)) else {
+                continue;
+            };
+            for i in open..wanted {
+                let pid = self.next_pid;
+                self.next_pid += 1;
+                self.sessions.push(Session {
+                    pid,
+                    db: db.clone(),
+                    role: roles[pid as usize % roles.len()].clone(),
+                    application: true,
+                    backend_start: self.now,
+                    state: if i % 4 == 0 { "active" } else { "idle" }.into(),
+                    xact_start: None,
+                    exits_at: None,
+                    via: j,
+                });
+            }
         }
     }
 
