@@ -129,7 +129,7 @@ fn every_doc_example_runs_against_the_simulator() {
         ("cw", 1),
         ("ec2", 2),
         ("pg", 13),
-        ("route", 4),
+        ("route", 5),
         ("cdc", 5),
     ] {
         assert_eq!(count(area), n, "{area} examples");

@@ -119,6 +119,47 @@ route::switch_route("orders-db", "orders-db", #{});   // release
     let (r, h) = (router.clone(), host.clone());
     volatile_fn!(
         &mut m,
+        "release_route",
+        &["name: &str", "Map"],
+        r#"
+Release a hold: publish the route's current target and draining endpoints without the hold,
+so parked connections proceed. Idempotent (a route not holding is returned unchanged).
+
+# Parameters
+* `name` — the route.
+
+# Returns
+The route (as `describe_route`), `hold: false`.
+
+# Errors
+`NotFound` for an unknown route.
+
+# Example
+```rhai
+route::switch_route("orders-db", "orders-db", #{ hold: true });
+let r = route::release_route("orders-db");
+if r.hold || r.version != 3 { throw r; }
+```
+"#,
+        move |ctx: NativeCallContext, name: &str| -> RhaiResult<Dynamic> {
+            call(
+                &ctx,
+                &h,
+                A,
+                "release_route",
+                &json!({ "name": name }),
+                || {
+                    let cur = r.describe_route(name)?;
+                    let drain = !cur.draining.is_empty();
+                    r.switch_route(name, &cur.target, false, drain)
+                },
+            )
+        }
+    );
+
+    let (r, h) = (router.clone(), host.clone());
+    volatile_fn!(
+        &mut m,
         "wait_until_acked",
         &["name: &str", "options: Map", "Map"],
         r#"
