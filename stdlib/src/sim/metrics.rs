@@ -65,20 +65,38 @@ pub const PUBLISHED: &[(&str, &str)] = &[
 
 #[derive(Debug, Default, Clone)]
 pub struct Metrics {
-    open: BTreeMap<Key, Minute>,
+    /// The minute being sampled, per metric: a handful of entries, searched linearly so a
+    /// sample allocates nothing (this runs on every model step).
+    open: Vec<(Key, Minute)>,
     closed: BTreeMap<Key, Vec<Minute>>,
 }
 
 impl Metrics {
-    /// Record an instantaneous value into the minute starting at `minute_t` (epoch s).
-    pub fn sample(&mut self, key: Key, minute_t: i64, v: f64) {
-        let m = self.open.entry(key).or_insert(Minute {
-            t: minute_t,
-            max: f64::MIN,
-            min: f64::MAX,
-            sum: 0.0,
-            count: 0,
-        });
+    /// Record an instantaneous value of `(metric, dimension, id)` into the minute starting
+    /// at `minute_t` (epoch s).
+    pub fn sample(&mut self, key: (&str, &str, &str), minute_t: i64, v: f64) {
+        let (metric, dim, id) = key;
+        let found = self
+            .open
+            .iter_mut()
+            .find(|(k, _)| k.0 == metric && k.2 == id && k.1 == dim);
+        let m = match found {
+            Some((_, m)) => m,
+            None => {
+                self.open.push((
+                    (metric.to_string(), dim.to_string(), id.to_string()),
+                    Minute {
+                        t: minute_t,
+                        max: f64::MIN,
+                        min: f64::MAX,
+                        sum: 0.0,
+                        count: 0,
+                    },
+                ));
+                let last = self.open.len() - 1;
+                &mut self.open[last].1
+            }
+        };
         m.add(v);
     }
 

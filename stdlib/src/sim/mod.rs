@@ -483,14 +483,16 @@ impl SimState {
     fn integrate(&mut self, dt: Millis) {
         let secs = dt as f64 / 1000.0;
         let rate = self.write_rate(self.now);
-        let mut writers: Vec<String> = self
-            .sessions
-            .iter()
-            .filter(|s| s.application && s.exits_at.is_none_or(|t| t > self.now))
-            .map(|s| s.db.clone())
-            .collect();
+        // Distinct databases with live application sessions (usually one: no sorting, no
+        // clones per session).
+        let mut writers: Vec<String> = Vec::new();
+        for s in &self.sessions {
+            if s.application && s.exits_at.is_none_or(|t| t > self.now) && !writers.contains(&s.db)
+            {
+                writers.push(s.db.clone());
+            }
+        }
         writers.sort();
-        writers.dedup();
         writers.retain(|db| self.writable(db));
         if writers.len() > 1 {
             self.violate(

@@ -50,8 +50,8 @@ pub struct NodeState {
     pub id: String,
     pub ack_latency: Millis,
     pub connected: bool,
-    /// (route, version) → (answer, when it arrives).
-    pub answers: BTreeMap<(String, u64), (Answer, Millis)>,
+    /// route → version → (answer, when it arrives).
+    pub answers: BTreeMap<String, BTreeMap<u64, (Answer, Millis)>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -103,7 +103,10 @@ impl SimState {
             );
             // Version 1 is what the nodes already run.
             for n in &mut self.nodes {
-                n.answers.insert((name.clone(), 1), (Answer::Ack, self.now));
+                n.answers
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(1, (Answer::Ack, self.now));
             }
         }
         let lsn = self.lsn;
@@ -161,7 +164,10 @@ impl SimState {
                 Answer::Ack
             };
             let at = now + (n.ack_latency as f64 * jitter) as Millis;
-            n.answers.insert((route.to_string(), version), (answer, at));
+            n.answers
+                .entry(route.to_string())
+                .or_default()
+                .insert(version, (answer, at));
         }
         self.note(format!("route {route} version {version} published"));
         version
@@ -170,7 +176,8 @@ impl SimState {
     /// The answer of `node` to `route`@`version` as of now.
     pub fn answer(&self, node: &NodeState, route: &str, version: u64) -> Option<Answer> {
         node.answers
-            .get(&(route.to_string(), version))
+            .get(route)?
+            .get(&version)
             .filter(|(_, at)| *at <= self.now)
             .map(|(a, _)| *a)
     }

@@ -39,7 +39,6 @@ impl SimState {
     pub(super) fn sample(&mut self) {
         let minute = self.now.div_euclid(60_000) * 60;
         let src = self.sc.source.id.clone();
-        let d = |m: &str, dim: &str, id: &str| (m.to_string(), dim.to_string(), id.to_string());
         let inst = "DBInstanceIdentifier";
         if self.rds.instances.contains_key(&src) {
             if !self.slots.is_empty() {
@@ -50,7 +49,7 @@ impl SimState {
                     .max()
                     .unwrap_or(0);
                 self.metrics.sample(
-                    d("OldestReplicationSlotLag", inst, &src),
+                    ("OldestReplicationSlotLag", inst, src.as_str()),
                     minute,
                     oldest as f64,
                 );
@@ -61,37 +60,41 @@ impl SimState {
                     .map(|s| self.lsn.saturating_sub(s.restart_lsn))
                     .sum();
                 self.metrics.sample(
-                    d("ReplicationSlotDiskUsage", inst, &src),
+                    ("ReplicationSlotDiskUsage", inst, src.as_str()),
                     minute,
                     logical as f64,
                 );
             }
             let retained = self.retained_wal_bytes();
             self.metrics.sample(
-                d("TransactionLogsDiskUsage", inst, &src),
+                ("TransactionLogsDiskUsage", inst, src.as_str()),
                 minute,
                 retained as f64,
             );
             let free = self.free_storage_bytes();
             self.metrics
-                .sample(d("FreeStorageSpace", inst, &src), minute, free);
+                .sample(("FreeStorageSpace", inst, src.as_str()), minute, free);
             let conns = self.sessions.iter().filter(|s| s.db == src).count();
-            self.metrics
-                .sample(d("DatabaseConnections", inst, &src), minute, conns as f64);
+            self.metrics.sample(
+                ("DatabaseConnections", inst, src.as_str()),
+                minute,
+                conns as f64,
+            );
         }
         if let (Some(lag), Some(stream)) = (self.replica_lag_seconds(), self.stream.clone()) {
             self.metrics.sample(
-                d(
+                (
                     "RDSToAuroraPostgreSQLReplicaLag",
                     "DBClusterIdentifier",
-                    &stream.cluster_id,
+                    stream.cluster_id.as_str(),
                 ),
                 minute,
                 lag,
             );
             if let Some(c) = self.rds.clusters.get(&stream.cluster_id) {
                 for m in c.members.clone() {
-                    self.metrics.sample(d("ReplicaLag", inst, &m), minute, lag);
+                    self.metrics
+                        .sample(("ReplicaLag", inst, m.as_str()), minute, lag);
                 }
             }
         }
@@ -115,9 +118,9 @@ impl SimState {
         self.minute_gen_bytes = 0;
         self.metrics.sample(
             (
-                "TransactionLogsGeneration".into(),
-                "DBInstanceIdentifier".into(),
-                src,
+                "TransactionLogsGeneration",
+                "DBInstanceIdentifier",
+                src.as_str(),
             ),
             minute,
             generation,
