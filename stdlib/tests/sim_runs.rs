@@ -512,3 +512,44 @@ fn a_disconnected_envoy_node_keeps_forwarding_to_the_old_target() {
     let per_node = st.clients_per_node();
     assert_eq!(per_node[2], (6, 0, Some("orders-db".to_string())));
 }
+
+#[test]
+fn bad_arguments_name_the_key_the_allowed_ones_and_the_line() {
+    let cases = [
+        (
+            r#"rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine: "15.4" })"#,
+            "options.engine is not an option of rds::create_replica_cluster",
+        ),
+        (
+            r#"cw::metric_series(#{ name: "DatabaseConnections", dimensions: #{ DBInstanceIdentifier: "orders-db" }, period: 90 })"#,
+            "query.period is 90; expected a multiple of 60",
+        ),
+        (
+            r#"rds::wait_until_instance_available("orders-db", #{ timeout: "soon" })"#,
+            "options.timeout is string",
+        ),
+        (
+            r#"pg::terminate_backends("orders-db", ["12"])"#,
+            "pids must be an array of integers",
+        ),
+        (
+            r#"route::switch_route("orders-db", "orders-db", #{ hold: "yes" })"#,
+            "options.hold is string",
+        ),
+    ];
+    for (call, want) in cases {
+        let rb = format!("let x = 1;\nstep(\"bad\", || {{\n    {call}\n}});\n");
+        let (status, _) = run_in("idle-source", |_| {}, &rb);
+        match &status {
+            RunStatus::RolledBack { reason, report, .. } => {
+                assert!(reason.contains(want), "{call}: {reason}");
+                let at = report
+                    .as_ref()
+                    .and_then(|r| r.location.as_ref())
+                    .map(|l| l.line);
+                assert_eq!(at, Some(3), "{call}: the report quotes the runbook line");
+            }
+            other => panic!("{call}: {other:?}"),
+        }
+    }
+}
