@@ -87,34 +87,48 @@ fn a_stale_logical_slot_grows_one_segment_per_five_minutes() {
 
 #[test]
 fn security_groups_alone_keep_sessions_reboot_ends_them() {
-    let mut st = load("stale-logical-slot");
-    let src = st.source_id().to_string();
-    let count = |st: &SimState| st.sessions.iter().filter(|s| s.db == src).count();
-    assert_eq!(count(&st), 5);
-    st.rds.instances.get_mut(&src).unwrap().security_groups = vec!["sg-quarantine".into()];
-    let t = st.now;
-    st.advance_to(t + 600_000);
+    use crate::ec2::Ec2;
+    use crate::rds::Rds;
+    // Through the primitives' own implementations, as a runbook drives them.
+    let sim = Sim::new(Scenario::load("busy-source").unwrap());
+    let conns = |sim: &Sim| {
+        let st = sim.lock();
+        st.sessions.iter().filter(|s| s.db == "orders-db").count()
+    };
+    let written = |sim: &Sim| sim.lock().source_app_bytes();
+    assert_eq!(conns(&sim), 40);
+    let q = sim
+        .ensure_quarantine_group("vpc-0sim", "godwit-quarantine")
+        .unwrap();
+    sim.set_security_groups("orders-db", std::slice::from_ref(&q.id))
+        .unwrap();
+    let before = written(&sim);
+    advance(&sim, 10 * 60_000);
     assert_eq!(
-        count(&st),
-        5,
+        conns(&sim),
+        40,
         "security groups are stateful: sessions survive"
     );
-    st.rds.instances.get_mut(&src).unwrap().status = "rebooting".into();
-    st.drop_sessions(&src);
-    st.rds
-        .schedule(st.now + 60_000, Change::RebootDone { id: src.clone() });
-    let t = st.now;
-    st.advance_to(t + 600_000);
-    assert_eq!(st.rds.instances[&src].status, "available");
+    assert!(written(&sim) > before, "and keep writing");
+    sim.reboot_instance("orders-db", "t1").unwrap();
+    assert_eq!(conns(&sim), 0, "the reboot ends every session");
+    advance(&sim, 10 * 60_000);
     assert_eq!(
-        count(&st),
-        0,
-        "after the reboot, quarantined: nobody reconnects"
+        sim.describe_instance("orders-db").unwrap().status,
+        "available"
     );
-    st.rds.instances.get_mut(&src).unwrap().security_groups = vec!["sg-0app".into()];
-    let t = st.now;
-    st.advance_to(t + 10_000);
-    assert_eq!(count(&st), 5, "groups restored: clients come back");
+    assert_eq!(conns(&sim), 0, "quarantined: nobody reconnects");
+    let fenced = written(&sim);
+    advance(&sim, 10 * 60_000);
+    assert_eq!(
+        written(&sim),
+        fenced,
+        "no application write after the fence"
+    );
+    sim.set_security_groups("orders-db", &["sg-0app".into()])
+        .unwrap();
+    advance(&sim, 60_000);
+    assert_eq!(conns(&sim), 40, "groups restored: clients come back");
 }
 
 fn fingerprint(name: &str) -> String {
