@@ -4,6 +4,7 @@
 //! The CLI picks one by name (`--world pure|sim[:SCENARIO]|lab|aws`) and a resumed run must
 //! use the world it started in (the journal records its name).
 
+use std::path::Path;
 use std::sync::Arc;
 
 use godwit_engine::{Clock, Host, Plugin, SystemClock, VirtualClock};
@@ -79,20 +80,33 @@ impl World {
 
 /// [`World::sim`], plus the handle on the model (for invariant reports, tests and benches).
 pub fn sim_world(scenario: Scenario) -> (World, Sim) {
-    let clock = Arc::new(VirtualClock::new(scenario.start_ms()));
-    let name = format!("sim:{}", scenario.name);
     let sim = Sim::new(scenario);
+    (world_of(&sim), sim)
+}
+
+/// A simulated world kept in `state_file` (e.g. `<run dir>/sim.json`): restored when the file
+/// exists, so `godwit resume` in another process continues in the world the run left; every
+/// world-changing primitive call rewrites it. The clock resumes at the time of the last
+/// change. Errors: an unreadable or damaged file, or one of another scenario or seed.
+pub fn sim_world_persistent(scenario: Scenario, state_file: &Path) -> Result<(World, Sim), String> {
+    let sim = Sim::persistent(scenario, state_file)?;
+    Ok((world_of(&sim), sim))
+}
+
+fn world_of(sim: &Sim) -> World {
+    let (now, name) = {
+        let st = sim.lock();
+        (st.now, format!("sim:{}", st.sc.name))
+    };
+    let clock = Arc::new(VirtualClock::new(now));
     sim.attach(&clock);
     let mut plugins = pure_plugins();
     plugins.push(Arc::new(sim_plugin(sim.clone())));
-    (
-        World {
-            name,
-            clock,
-            plugins,
-        },
-        sim,
-    )
+    World {
+        name,
+        clock,
+        plugins,
+    }
 }
 
 /// Installs every world-touching area over `sim`.

@@ -347,7 +347,7 @@ mod crash {
     use godwit_engine::transcript::{Event, Line, Sink};
     use godwit_engine::{Cancel, EngineError, Limits, Plugin, RunStatus, Runner, StartRequest};
     use godwit_stdlib::sim::scenario::Scenario;
-    use godwit_stdlib::world::sim_world;
+    use godwit_stdlib::world::{sim_world, sim_world_persistent};
 
     const CRASH: &str = "injected crash";
 
@@ -387,9 +387,22 @@ mod crash {
 
     /// Run CUTOVER on busy-source, crashing at the `nth` primitive call or step completion
     /// (0: never), resuming until it ends. Returns the status, the crash count and the world.
+    /// With `state`, every resume builds a fresh world from the persisted snapshot, as
+    /// another process would.
     fn drive(nth: usize) -> (RunStatus, usize, godwit_stdlib::sim::Sim) {
+        drive_in(nth, None)
+    }
+
+    fn drive_in(
+        nth: usize,
+        state: Option<&std::path::Path>,
+    ) -> (RunStatus, usize, godwit_stdlib::sim::Sim) {
         quiet();
-        let (world, sim) = sim_world(Scenario::load("busy-source").unwrap());
+        let make = || match state {
+            Some(p) => sim_world_persistent(Scenario::load("busy-source").unwrap(), p).unwrap(),
+            None => sim_world(Scenario::load("busy-source").unwrap()),
+        };
+        let (world, sim) = make();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -399,7 +412,7 @@ mod crash {
         let path = dir.path().join("cutover.rhai");
         std::fs::write(&path, super::CUTOVER).unwrap();
         let store = Arc::new(MemoryStore::new());
-        let runner = |sink: Option<Arc<dyn Sink>>| Runner {
+        let runner = |world: &godwit_stdlib::world::World, sink: Option<Arc<dyn Sink>>| Runner {
             store: store.clone(),
             clock: world.clock.clone(),
             handle: rt.handle().clone(),
@@ -409,11 +422,12 @@ mod crash {
             plugins: world.plugins.clone() as Vec<Arc<dyn Plugin>>,
             world: world.name.clone(),
         };
+        let mut sim = sim;
         let crash: Arc<dyn Sink> = Arc::new(CrashAt {
             nth,
             seen: AtomicUsize::new(0),
         });
-        let first = runner(Some(crash));
+        let first = runner(&world, Some(crash));
         let mut crashes = 0;
         let mut outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             first.start(StartRequest {
@@ -438,7 +452,14 @@ mod crash {
                 Ok(Err(e)) => panic!("crash at {nth}: resume failed: {e}"),
                 Err(_) => {
                     crashes += 1;
-                    let again = runner(None);
+                    let again = match state {
+                        Some(_) => {
+                            let (w, s) = make();
+                            sim = s;
+                            runner(&w, None)
+                        }
+                        None => runner(&world, None),
+                    };
                     outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         again.resume("r1", false)
                     }));
@@ -490,6 +511,46 @@ mod crash {
             );
             n += 1;
         }
+    }
+
+    #[test]
+    fn crash_then_resume_in_another_process_continues_in_the_persisted_world() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in (1..56).step_by(3) {
+            let path = dir.path().join(format!("sim-{n}.json"));
+            let (status, crashes, sim) = drive_in(n, Some(&path));
+            let st = sim.lock();
+            assert!(crashes > 0, "crash at {n} happened");
+            assert!(
+                matches!(status, RunStatus::Succeeded { .. }),
+                "crash at {n}: {status:?}, violations {:?}",
+                st.violations
+            );
+            assert!(
+                st.violations.is_empty(),
+                "crash at {n}: {:?}",
+                st.violations
+            );
+            assert_eq!(
+                st.rds.clusters.len(),
+                1,
+                "crash at {n}: one replica cluster"
+            );
+            assert!(st.writable("orders-aurora"), "crash at {n}: promoted");
+            let reboots = st
+                .log
+                .iter()
+                .filter(|(_, l)| l.contains("rebooting"))
+                .count();
+            assert_eq!(reboots, 1, "crash at {n}: the source rebooted once");
+        }
+        // A snapshot of another scenario is refused, naming both.
+        let path = dir.path().join("sim-1.json");
+        let e = sim_world_persistent(Scenario::load("idle-source").unwrap(), &path).unwrap_err();
+        assert!(
+            e.contains("busy-source") && e.contains("idle-source"),
+            "{e}"
+        );
     }
 }
 

@@ -1,12 +1,12 @@
 //! Who can connect and write: sessions, security groups, blocked roles, routes.
 
 use godwit_engine::clock::Millis;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::SimState;
 
 /// A backend on a simulated database.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Session {
     pub pid: i64,
     /// The RDS instance or Aurora cluster id the session is connected to.

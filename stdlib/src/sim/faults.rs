@@ -2,14 +2,14 @@
 //! named step) and what firing does.
 
 use godwit_engine::clock::Millis;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::SimState;
 use super::scenario::FaultKind;
 use super::transitions::Change;
 
 /// A fault from the scenario and whether it has fired.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaultState {
     pub kind: FaultKind,
     pub at: Option<Millis>,

@@ -63,12 +63,37 @@ pub const PUBLISHED: &[(&str, &str)] = &[
     ("ReplicaLag", "DBInstanceIdentifier"),
 ];
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Metrics {
     /// The minute being sampled, per metric: a handful of entries, searched linearly so a
     /// sample allocates nothing (this runs on every model step).
     open: Vec<(Key, Minute)>,
+    #[serde(with = "entries")]
     closed: BTreeMap<Key, Vec<Minute>>,
+}
+
+/// JSON object keys must be strings: store the map as a list of entries.
+mod entries {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{Key, Minute};
+
+    pub fn serialize<S: Serializer>(
+        m: &BTreeMap<Key, Vec<Minute>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        m.iter().collect::<Vec<_>>().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<Key, Vec<Minute>>, D::Error> {
+        Ok(Vec::<(Key, Vec<Minute>)>::deserialize(d)?
+            .into_iter()
+            .collect())
+    }
 }
 
 impl Metrics {

@@ -44,11 +44,12 @@ pub use observe::Violation;
 pub use transitions::{Change, ParamGroup, RdsModel};
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use godwit_engine::clock::Millis;
 use godwit_engine::{PrimitiveError, VirtualClock};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ec2::SecurityGroup;
 use crate::rds::DbInstance;
@@ -63,6 +64,67 @@ const MAX_STEP_MS: Millis = 10_000;
 #[derive(Clone)]
 pub struct Sim {
     inner: Arc<Mutex<SimState>>,
+    persist: Arc<Persist>,
+}
+
+/// Where a persistent world writes its snapshot, and the last write error.
+#[derive(Default)]
+struct Persist {
+    path: Option<PathBuf>,
+    error: Mutex<Option<String>>,
+}
+
+/// The state as one API call holds it. A call that changed the world (took it mutably, or
+/// fired a fault) writes the snapshot of a persistent world when it ends, so a resumed run
+/// in another process finds what this one did (at-least-once, like the steps themselves).
+pub struct Api<'a> {
+    guard: MutexGuard<'a, SimState>,
+    persist: &'a Persist,
+    dirty: bool,
+}
+
+impl std::ops::Deref for Api<'_> {
+    type Target = SimState;
+    fn deref(&self) -> &SimState {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for Api<'_> {
+    fn deref_mut(&mut self) -> &mut SimState {
+        self.dirty = true;
+        &mut self.guard
+    }
+}
+
+impl Drop for Api<'_> {
+    fn drop(&mut self) {
+        if self.dirty
+            && let Some(path) = &self.persist.path
+            && let Err(e) = write_snapshot(path, &self.guard)
+        {
+            *self.persist.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+        }
+    }
+}
+
+/// The file recording how far simulated time got (`sim.json` → `sim.now`).
+fn clock_file(path: &Path) -> PathBuf {
+    path.with_extension("now")
+}
+
+fn write_snapshot(path: &Path, st: &SimState) -> Result<(), String> {
+    let json = serde_json::to_vec(st).map_err(|e| e.to_string())?;
+    // Write-then-rename: a crash mid-write leaves the previous snapshot intact.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, json)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            format!(
+                "cannot write the simulated world to {}: {e}",
+                path.display()
+            )
+        })
 }
 
 impl std::fmt::Debug for Sim {
@@ -75,18 +137,82 @@ impl Sim {
     pub fn new(scenario: Scenario) -> Sim {
         Sim {
             inner: Arc::new(Mutex::new(SimState::new(scenario))),
+            persist: Arc::default(),
         }
+    }
+
+    /// A world kept in `path`: restored from it when it exists (it must be of the same
+    /// scenario and seed), else started fresh; every call that changes the world rewrites it.
+    /// This is what lets another process resume a simulated run.
+    pub fn persistent(scenario: Scenario, path: &Path) -> Result<Sim, String> {
+        let state = if path.exists() {
+            let bytes = std::fs::read(path)
+                .map_err(|e| format!("cannot read the simulated world {}: {e}", path.display()))?;
+            let st: SimState = serde_json::from_slice(&bytes)
+                .map_err(|e| format!("the simulated world {} is damaged: {e}", path.display()))?;
+            if st.sc.name != scenario.name || st.sc.seed != scenario.seed {
+                return Err(format!(
+                    "{} holds scenario {} (seed {}), not {} (seed {}); resume with the world \
+                     the run started in",
+                    path.display(),
+                    st.sc.name,
+                    st.sc.seed,
+                    scenario.name,
+                    scenario.seed
+                ));
+            }
+            let mut st = st;
+            let reached = std::fs::read_to_string(clock_file(path))
+                .ok()
+                .and_then(|t| t.trim().parse::<Millis>().ok());
+            if let Some(t) = reached.filter(|t| *t > st.now) {
+                st.advance_to(t);
+            }
+            st
+        } else {
+            let st = SimState::new(scenario);
+            write_snapshot(path, &st)?;
+            st
+        };
+        Ok(Sim {
+            inner: Arc::new(Mutex::new(state)),
+            persist: Arc::new(Persist {
+                path: Some(path.to_path_buf()),
+                error: Mutex::new(None),
+            }),
+        })
     }
 
     /// The state, as an API call `area::op` sees it: faults bound to the current step fire
     /// first, and an active AWS throttling fault refuses AWS calls.
-    pub fn api(&self, area: &str, op: &str) -> Result<MutexGuard<'_, SimState>, PrimitiveError> {
+    pub fn api(&self, area: &str, op: &str) -> Result<Api<'_>, PrimitiveError> {
         let step = crate::prim::current_unit();
-        let mut st = self.lock();
-        st.fire_time_faults();
-        if let Some(step) = step {
-            st.enter_step(&step);
+        let mut st = Api {
+            guard: self.lock(),
+            persist: &self.persist,
+            dirty: false,
+        };
+        if let Some(e) = self
+            .persist
+            .error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Err(PrimitiveError::new(
+                area,
+                op,
+                godwit_engine::ErrorKind::Internal,
+                e,
+                "free disk space or fix permissions, then resume the run",
+            ));
         }
+        let fired = st.faults.iter().filter(|f| f.fired_at.is_some()).count();
+        st.guard.fire_time_faults();
+        if let Some(step) = step {
+            st.guard.enter_step(&step);
+        }
+        st.dirty = st.faults.iter().filter(|f| f.fired_at.is_some()).count() != fired;
         // A broken invariant fails the run at its next world call, with the report.
         if let Some(v) = st.violations.first() {
             return Err(PrimitiveError::new(
@@ -121,11 +247,22 @@ impl Sim {
     /// never hold the lock while sleeping, so this cannot deadlock.
     pub fn attach(&self, clock: &VirtualClock) {
         let inner = self.inner.clone();
+        let persist = self.persist.clone();
         clock.on_advance(move |_from, to| {
             inner
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .advance_to(to);
+            // Time passing is part of what a run did (a wait completed): a persistent world
+            // records how far it got, cheaply, and replays the model up to it on restore.
+            if let Some(path) = &persist.path
+                && let Err(e) = std::fs::write(clock_file(path), to.to_string())
+            {
+                *persist.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!(
+                    "cannot record the simulated time next to {}: {e}",
+                    path.display()
+                ));
+            }
         });
     }
 
@@ -135,7 +272,7 @@ impl Sim {
 }
 
 /// Scenario durations in milliseconds, parsed once.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Timings {
     pub archive_timeout: Millis,
     pub heartbeat: Millis,
@@ -175,7 +312,7 @@ impl Timings {
 }
 
 /// A replication slot on the source.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Slot {
     pub name: String,
     pub slot_type: SlotType,
@@ -205,7 +342,7 @@ impl Slot {
 }
 
 /// The Aurora replica's replication stream from the source.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stream {
     pub cluster_id: String,
     pub replayed: u64,
@@ -213,7 +350,8 @@ pub struct Stream {
     pub flowing: bool,
 }
 
-/// The whole simulated world.
+/// The whole simulated world (serialisable: a snapshot restores it exactly).
+#[derive(Serialize, Deserialize)]
 pub struct SimState {
     pub sc: Scenario,
     pub now: Millis,

@@ -9,12 +9,12 @@
 use std::collections::BTreeMap;
 
 use godwit_engine::clock::Millis;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::SimState;
 use super::scenario::{FaultKind, dur_ms};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RouteVersion {
     pub version: u64,
     pub target: String,
@@ -23,7 +23,7 @@ pub struct RouteVersion {
     pub published_at: Millis,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RouteState {
     pub name: String,
     /// Every published version, oldest first; the last is the current one.
@@ -39,13 +39,13 @@ impl RouteState {
 }
 
 /// A node's answer to one version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Answer {
     Ack,
     Nack,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeState {
     pub id: String,
     pub ack_latency: Millis,
@@ -54,7 +54,7 @@ pub struct NodeState {
     pub answers: BTreeMap<String, BTreeMap<u64, (Answer, Millis)>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Consumer {
     pub name: String,
     pub slot: String,

@@ -2,14 +2,14 @@
 //! invariants that fail a run.
 
 use godwit_engine::clock::Millis;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::SimState;
 use super::metrics::{self, Statistic};
 use super::scenario::{FaultKind, SlotType};
 
 /// An invariant the run broke; fails the run with this report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Violation {
     pub at: Millis,
     pub invariant: String,

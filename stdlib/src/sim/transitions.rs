@@ -4,14 +4,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use godwit_engine::clock::Millis;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::scenario::{FaultKind, SlotType};
 use super::{SimState, Slot, Stream, format_lsn};
 use crate::rds::{DbCluster, DbInstance, Snapshot};
 
 /// An RDS-side change that completes later.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Change {
     InstanceStatus { id: String, status: String },
     ClusterStatus { id: String, status: String },
@@ -23,7 +23,7 @@ pub enum Change {
     SnapshotDone { id: String },
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RdsModel {
     pub instances: BTreeMap<String, DbInstance>,
     pub clusters: BTreeMap<String, DbCluster>,
@@ -36,7 +36,7 @@ pub struct RdsModel {
     seq: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParamGroup {
     pub name: String,
     pub family: String,
