@@ -64,16 +64,26 @@ impl World {
     /// The world named by `--world`: `pure`, `sim` (the [`DEFAULT_SCENARIO`]), or
     /// `sim:<built-in name or path to .toml>`. The message of an error says what is accepted.
     pub fn from_spec(spec: &str) -> Result<World, String> {
-        match spec {
-            "pure" => Ok(World::pure()),
-            "sim" => World::sim_named(DEFAULT_SCENARIO).map_err(|e| e.to_string()),
-            _ => match spec.strip_prefix("sim:") {
-                Some(scenario) => World::sim_named(scenario).map_err(|e| e.to_string()),
-                None => Err(format!(
+        World::from_spec_at(spec, None)
+    }
+
+    /// [`World::from_spec`]; with `state_file`, a simulated world is kept there so another
+    /// process can resume the run in it (see [`sim_world_persistent`]). Other worlds ignore it.
+    pub fn from_spec_at(spec: &str, state_file: Option<&Path>) -> Result<World, String> {
+        let scenario = match spec {
+            "pure" => return Ok(World::pure()),
+            "sim" => DEFAULT_SCENARIO,
+            _ => spec.strip_prefix("sim:").ok_or_else(|| {
+                format!(
                     "unknown world {spec:?}: use pure, sim, or sim:SCENARIO (built-ins: {})",
                     builtin_scenarios().join(", ")
-                )),
-            },
+                )
+            })?,
+        };
+        let scenario = Scenario::load(scenario).map_err(|e| e.to_string())?;
+        match state_file {
+            Some(path) => sim_world_persistent(scenario, path).map(|(w, _)| w),
+            None => Ok(World::sim(scenario)),
         }
     }
 }
