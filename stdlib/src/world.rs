@@ -159,4 +159,21 @@ mod tests {
                 .contains("sim:SCENARIO")
         );
     }
+
+    #[test]
+    fn a_persistent_world_starts_where_the_last_process_left_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sim.json");
+        let w = World::from_spec_at("sim:idle-source", Some(&file)).unwrap();
+        assert!(file.exists());
+        let t0 = w.clock.now_ms();
+        w.clock.sleep(
+            std::time::Duration::from_secs(3600),
+            &godwit_engine::Cancel::new(),
+        );
+        let again = World::from_spec_at("sim:idle-source", Some(&file)).unwrap();
+        assert_eq!(again.clock.now_ms(), t0 + 3_600_000);
+        let other = World::from_spec_at("sim:busy-source", Some(&file)).unwrap_err();
+        assert!(other.contains("idle-source"), "{other}");
+    }
 }
