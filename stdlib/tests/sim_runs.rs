@@ -315,7 +315,7 @@ let after = step("after", || {
         sim.lock()
             .log
             .iter()
-            .any(|(_, l)| l.contains("EngineCrash"))
+            .any(|(_, l)| l.contains("fault engine-crash fired"))
     );
 }
 

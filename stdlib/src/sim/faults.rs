@@ -61,7 +61,14 @@ impl SimState {
     pub(super) fn fire(&mut self, i: usize) {
         self.faults[i].fired_at = Some(self.now);
         let f = self.faults[i].clone();
-        self.note(format!("fault {:?} fired", f.kind));
+        let name = serde_json::to_value(f.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        match &f.target {
+            Some(t) => self.note(format!("fault {name} ({t}) fired")),
+            None => self.note(format!("fault {name} fired")),
+        }
         match f.kind {
             FaultKind::StaleLogicalSlot => {
                 let now = self.now;

@@ -23,6 +23,22 @@ pub enum Change {
     SnapshotDone { id: String },
 }
 
+impl Change {
+    /// What happened, for the model's event log.
+    pub fn describe(&self) -> String {
+        match self {
+            Change::InstanceStatus { id, status } => format!("instance {id} is {status}"),
+            Change::ClusterStatus { id, status } => format!("cluster {id} is {status}"),
+            Change::RebootDone { id } => format!("{id} is up again after its reboot"),
+            Change::PromoteVisible { id } => format!("cluster {id} shows the promotion"),
+            Change::PromoteDone { id } => format!("cluster {id} promoted"),
+            Change::DeleteInstance { id } => format!("instance {id} deleted"),
+            Change::DeleteCluster { id } => format!("cluster {id} deleted"),
+            Change::SnapshotDone { id } => format!("snapshot {id} is available"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RdsModel {
     pub instances: BTreeMap<String, DbInstance>,
@@ -98,7 +114,7 @@ impl RdsModel {
 
 impl SimState {
     pub(super) fn apply(&mut self, change: Change) {
-        self.note(format!("{change:?}"));
+        self.note(change.describe());
         match change {
             Change::InstanceStatus { id, status } => {
                 if let Some(i) = self.rds.instances.get_mut(&id) {
