@@ -132,10 +132,17 @@ impl SimState {
         if roles.is_empty() {
             return;
         }
+        let mut connected: Vec<(String, u32)> = Vec::new();
         for (j, (wanted, open, target)) in self.clients_per_node().into_iter().enumerate() {
             let Some(db) = target.filter(|db| self.accepts_app(db)) else {
                 continue;
             };
+            if wanted > open {
+                match connected.iter_mut().find(|(d, _)| *d == db) {
+                    Some((_, n)) => *n += wanted - open,
+                    None => connected.push((db.clone(), wanted - open)),
+                }
+            }
             for i in open..wanted {
                 let pid = self.next_pid;
                 self.next_pid += 1;
@@ -151,6 +158,9 @@ impl SimState {
                     via: j,
                 });
             }
+        }
+        for (db, n) in connected {
+            self.note(format!("{n} application sessions connected to {db}"));
         }
     }
 
