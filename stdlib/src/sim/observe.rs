@@ -81,7 +81,12 @@ impl SimState {
                 conns as f64,
             );
         }
-        if let (Some(lag), Some(stream)) = (self.replica_lag_seconds(), self.stream.clone()) {
+        // CloudWatch reports replica lag as -1 while replication is not running (the replica
+        // is still being created): no measurement, not "0 s behind" (docs/lag.md).
+        let lag = self
+            .replica_lag_seconds()
+            .or(self.stream.as_ref().map(|_| -1.0));
+        if let (Some(lag), Some(stream)) = (lag, self.stream.clone()) {
             self.metrics.sample(
                 (
                     "RDSToAuroraPostgreSQLReplicaLag",
