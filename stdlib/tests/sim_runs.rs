@@ -614,3 +614,56 @@ fn bad_arguments_name_the_key_the_allowed_ones_and_the_line() {
         }
     }
 }
+
+/// Every built-in scenario under the standard cutover: how it must end, and why.
+#[test]
+fn every_builtin_scenario_plays_out_as_designed() {
+    let expect: &[(&str, Option<&str>)] = &[
+        ("aws-throttling", Some("ThrottlingException")),
+        ("busy-source", None),
+        ("cloudwatch-gap", None),
+        (
+            "encryption-mismatch",
+            Some("inaccessible-encryption-credentials"),
+        ),
+        ("engine-crash", None), // bound to a step the cutover does not have
+        ("envoy-nack", Some("envoy-b NACKed")),
+        ("envoy-node-disconnect", None),
+        ("idle-source", None),
+        ("long-transaction-at-fence", None), // bound to a step the cutover does not have
+        ("preflight-failures", Some("automated backups disabled")),
+        (
+            "promote-failure",
+            Some("cluster orders-aurora promoted not reached"),
+        ),
+        (
+            "promote-hang",
+            Some("cluster orders-aurora promoted not reached"),
+        ),
+        ("replica-slow-at-peak", None),
+        ("replica-stall", None),
+        ("stale-logical-slot", Some("debezium_orders")),
+        (
+            "terminal-cluster-state",
+            Some("terminal state incompatible-parameters"),
+        ),
+    ];
+    let names: Vec<&str> = expect.iter().map(|e| e.0).collect();
+    assert_eq!(
+        names,
+        godwit_stdlib::world::builtin_scenarios(),
+        "one row per built-in"
+    );
+    for (scenario, failure) in expect {
+        let (status, sim) = run_in(scenario, |_| {}, CUTOVER);
+        let st = sim.lock();
+        assert!(st.violations.is_empty(), "{scenario}: {:?}", st.violations);
+        match (failure, &status) {
+            (None, RunStatus::Succeeded { .. }) => {}
+            (Some(why), RunStatus::RolledBack { reason, .. }) => {
+                assert!(reason.contains(why), "{scenario}: {reason}");
+            }
+            _ => panic!("{scenario}: expected {failure:?}, got {status:?}"),
+        }
+    }
+}
