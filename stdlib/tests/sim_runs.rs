@@ -667,3 +667,55 @@ fn every_builtin_scenario_plays_out_as_designed() {
         }
     }
 }
+
+/// The simulator's CloudWatch data read by the `lag` analyses give the verdicts the scenarios
+/// are built to produce: the simulator and the analysis agree on what the numbers mean.
+#[test]
+fn lag_analyses_read_the_simulated_metrics_as_intended() {
+    let peak = |scenario: &str| {
+        let rb = r#"
+step("replica", || {
+    rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+    rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
+    rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" })
+});
+step("until-after-peak", || { while now() % 86400 < 16 * 3600 { sleep("30m"); } });
+step("judge", || {
+    let since = now() - 4 * 3600;
+    let slot = cw::metric_series(#{ name: "OldestReplicationSlotLag",
+        dimensions: #{ DBInstanceIdentifier: "orders-db" }, since: since });
+    let replica = cw::metric_series(#{ name: "RDSToAuroraPostgreSQLReplicaLag",
+        dimensions: #{ DBClusterIdentifier: "orders-aurora" }, since: since });
+    let wal = cw::metric_series(#{ name: "TransactionLogsGeneration",
+        dimensions: #{ DBInstanceIdentifier: "orders-db" }, since: since });
+    lag::keeps_up_at_peak(slot, replica, wal, #{}).verdict
+})
+"#;
+        match run_in(scenario, |_| {}, rb).0 {
+            RunStatus::Succeeded { result } => result.as_str().unwrap().to_string(),
+            other => panic!("{scenario}: {other:?}"),
+        }
+    };
+    assert_eq!(peak("busy-source"), "keeps-up");
+    assert_eq!(peak("replica-slow-at-peak"), "falling-behind");
+
+    let classify = |scenario: &str| {
+        let rb = r#"
+step("wait", || sleep("3h"));
+step("judge", || {
+    let since = now() - 3600;
+    let slot = cw::metric_series(#{ name: "OldestReplicationSlotLag",
+        dimensions: #{ DBInstanceIdentifier: "orders-db" }, since: since });
+    let replica = [];
+    for p in slot { replica.push(#{ t: p.t, v: 0 }); }
+    lag::classify(slot, replica, pg::replication_slots("orders-db"), #{}).verdict
+})
+"#;
+        match run_in(scenario, |_| {}, rb).0 {
+            RunStatus::Succeeded { result } => result.as_str().unwrap().to_string(),
+            other => panic!("{scenario}: {other:?}"),
+        }
+    };
+    assert_eq!(classify("idle-source"), "idle-oscillation");
+    assert_eq!(classify("stale-logical-slot"), "stale-slot");
+}
