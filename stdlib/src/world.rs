@@ -96,8 +96,9 @@ pub fn sim_world(scenario: Scenario) -> (World, Sim) {
 
 /// A simulated world kept in `state_file` (e.g. `<run dir>/sim.json`): restored when the file
 /// exists, so `godwit resume` in another process continues in the world the run left; every
-/// world-changing primitive call rewrites it. The clock resumes at the time of the last
-/// change. Errors: an unreadable or damaged file, or one of another scenario or seed.
+/// world-changing primitive call rewrites it, and every clock advance records the simulated
+/// time reached (`sim.now` beside it); the clock resumes there. Errors: an unreadable or
+/// damaged file, or one of another scenario or seed.
 pub fn sim_world_persistent(scenario: Scenario, state_file: &Path) -> Result<(World, Sim), String> {
     let sim = Sim::persistent(scenario, state_file)?;
     Ok((world_of(&sim), sim))
