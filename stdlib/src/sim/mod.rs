@@ -17,17 +17,20 @@
 //! Time only moves when the run's [`VirtualClock`] advances (a `sleep`, a gate's poll
 //! interval, a `wait_until_*`): [`Sim::attach`] installs an `on_advance` hook that steps the
 //! model to the new time. Stepping is by events — WAL segment switch, heartbeat, replica status
-//! report, CloudWatch minute, scheduled AWS transitions, faults — with continuous processes
-//! (workload WAL, replica replay) integrated between them, never by real time. Same scenario +
-//! same seed + same calls ⇒ the same world, bit for bit.
+//! report, CloudWatch minute, scheduled AWS transitions, faults — on a 10 s grid, with
+//! continuous processes (workload WAL, replica replay) integrated exactly within grid cells,
+//! never by real time. Discrete work happens only at grid points and events, so how time was
+//! chunked does not matter. Same scenario + same seed + same calls at the same times ⇒ the
+//! same world, bit for bit.
 //!
 //! What happens in one step `now → to` (see [`SimState::advance_to`]):
 //! 1. the workload writes `rate(now) · dt` bytes on every writable database with application
 //!    sessions (WAL on the source); the Aurora replica replays at most `replay_rate · dt`;
 //! 2. events due at `to` fire in a fixed order: scheduled AWS transitions, faults, heartbeat,
 //!    forced segment switch, replica status report (slots advance), CloudWatch minute close;
-//! 3. sessions connect or end according to security groups, blocked roles, reboots, routes;
-//! 4. instantaneous metric values are sampled into the current minute and invariants checked.
+//! 3. at grid points and events only: sessions connect according to security groups, blocked
+//!    roles, reboots and routes; metric values are sampled into the current minute; storage
+//!    and invariants are checked.
 
 mod access;
 mod faults;
@@ -57,8 +60,13 @@ use metrics::Metrics;
 use rng::Rng;
 use scenario::{FaultKind, Scenario, SlotType, dur_ms};
 
-/// The longest step the model takes without an event; bounds integration error.
-const MAX_STEP_MS: Millis = 10_000;
+/// The model's grid: rates are constant within a cell, and discrete work (sampling,
+/// connecting sessions) happens only at cell boundaries and events.
+const GRID_MS: Millis = 10_000;
+
+fn cell_start(t: Millis) -> Millis {
+    t.div_euclid(GRID_MS) * GRID_MS
+}
 
 /// A handle on one simulated world, shared by every area's sim implementation and the clock.
 #[derive(Clone)]
@@ -552,7 +560,8 @@ impl SimState {
     /// Move the world forward to `to` (never backwards).
     pub fn advance_to(&mut self, to: Millis) {
         while self.now < to {
-            let mut next = (self.now + MAX_STEP_MS)
+            let mut next = cell_start(self.now)
+                .saturating_add(GRID_MS)
                 .min(to)
                 .min(self.next_switch)
                 .min(self.next_heartbeat)
@@ -576,14 +585,23 @@ impl SimState {
     }
 
     fn step(&mut self, to: Millis) {
-        let dt = to - self.now;
         self.steps += 1;
-        self.integrate(dt);
+        self.integrate(to);
         self.now = to;
+        // Discrete work happens only at grid points and events, never at an arbitrary time a
+        // run happened to poll at: the world does not depend on how its time was chunked.
+        let mut eventful = to % GRID_MS == 0;
         for change in self.rds.take_due(to) {
             self.apply(change);
+            eventful = true;
         }
+        let fired = self.faults.iter().filter(|f| f.fired_at.is_some()).count();
         self.fire_time_faults();
+        eventful |= self.faults.iter().filter(|f| f.fired_at.is_some()).count() != fired;
+        eventful |= self
+            .sessions
+            .iter()
+            .any(|s| s.exits_at.is_some_and(|t| t <= to));
         if to >= self.next_heartbeat {
             self.next_heartbeat += self.tm.heartbeat;
             if self.source_up() {
@@ -602,25 +620,34 @@ impl SimState {
             self.next_status += self.tm.status;
             self.report_status();
         }
-        self.step_consumers();
-        self.end_sessions();
-        self.connect_sessions();
-        let app = self.source_app_bytes();
-        self.history.push_back((self.now, self.lsn, app));
-        self.trim_history();
         if to >= self.next_minute {
             self.close_minute();
             self.next_minute += 60_000;
         }
+        self.end_sessions();
+        if !eventful {
+            return;
+        }
+        self.step_consumers();
+        self.connect_sessions();
+        let app = self.source_app_bytes();
+        self.history.push_back((self.now, self.lsn, app));
+        self.trim_history();
         self.sample();
         self.check_storage();
         self.check_invariants();
     }
 
-    /// Continuous processes over `dt` ms: workload writes, replica replay, consumers receiving.
-    fn integrate(&mut self, dt: Millis) {
-        let secs = dt as f64 / 1000.0;
-        let rate = self.write_rate(self.now);
+    /// Continuous processes from `now` to `to` (within one grid cell): workload writes, replica
+    /// replay, consumers receiving. Rates are constant over a cell and the bytes of a span are
+    /// differences of the cell's running integral, so splitting a cell into several steps
+    /// writes exactly the same bytes.
+    fn integrate(&mut self, to: Millis) {
+        let cell = cell_start(self.now);
+        let within = |rate: f64, t: Millis| (rate * (t - cell) as f64 / 1000.0).floor() as u64;
+        let from = self.now;
+        let span = |rate: f64| within(rate, to).saturating_sub(within(rate, from));
+        let rate = self.write_rate(cell);
         // Distinct databases with live application sessions (usually one: no sorting, no
         // clones per session).
         let mut writers: Vec<String> = Vec::new();
@@ -641,7 +668,7 @@ impl SimState {
                 ),
             );
         }
-        let bytes = (rate * secs).round() as u64;
+        let bytes = span(rate);
         for db in &writers {
             if bytes == 0 {
                 continue;
@@ -670,10 +697,10 @@ impl SimState {
                 slot.received = lsn;
             }
         }
-        let replay_rate = self.replay_rate();
+        let replay_rate = self.replay_rate(cell);
+        let can = span(replay_rate);
         if let Some(stream) = &mut self.stream {
             if stream.flowing && replay_rate > 0.0 {
-                let can = (replay_rate * secs) as u64;
                 stream.replayed = (stream.replayed + can).min(lsn);
             }
             let replayed = stream.replayed;
@@ -704,7 +731,8 @@ impl SimState {
             * self.jitter
     }
 
-    fn replay_rate(&self) -> f64 {
+    /// The replica's replay rate over the cell starting at `cell` (faults as of now).
+    fn replay_rate(&self, cell: Millis) -> f64 {
         let mut rate = self.sc.replica.replay_bytes_per_second;
         for f in &self.faults {
             if !f.active(self.now) {
@@ -716,7 +744,7 @@ impl SimState {
                     // Slow only while the workload is above its midpoint: the peak.
                     let w = &self.sc.workload;
                     let mid = (w.base_write_bytes_per_second + w.peak_write_bytes_per_second) / 2.0;
-                    if self.write_rate(self.now) > mid {
+                    if self.write_rate(cell) > mid {
                         rate *= f.value.unwrap_or(1.0);
                     }
                 }

@@ -544,6 +544,33 @@ mod properties {
             prop_assert!(a.now > t0);
         }
 
+        /// A busy world (writes, a catching-up replica, a CDC consumer) is the same however
+        /// its time was chunked: polls every second or one jump give identical WAL, slots,
+        /// replay and CloudWatch data.
+        #[test]
+        fn a_busy_world_does_not_depend_on_how_time_is_chunked(
+            chunks in proptest::collection::vec(1i64..400_000, 1..60)
+        ) {
+            let run = |chunks: &[i64]| {
+                let sim = with_replica("busy-source");
+                let mut st = sim.lock();
+                for c in chunks {
+                    let t = st.now + c;
+                    st.advance_to(t);
+                }
+                format!(
+                    "{} {:?} {:?} {:?} {:?}",
+                    st.lsn,
+                    st.slots.iter().map(|s| (s.restart_lsn, s.confirmed_flush_lsn)).collect::<Vec<_>>(),
+                    st.stream.as_ref().map(|s| s.replayed),
+                    st.sessions.len(),
+                    st.metrics.all()
+                )
+            };
+            let total: i64 = chunks.iter().sum();
+            prop_assert_eq!(run(&chunks), run(&[total]));
+        }
+
         /// Positions are ordered for any seed and workload: slots and replay never pass the
         /// source, metrics are never negative.
         #[test]
