@@ -719,3 +719,59 @@ step("judge", || {
     assert_eq!(classify("idle-source"), "idle-oscillation");
     assert_eq!(classify("stale-logical-slot"), "stale-slot");
 }
+
+/// The CDC path of the flow: pause, record, cut over, recreate the slot on Aurora (which needs
+/// rds.logical_replication=1 in the cluster group), resume there; the gap to backfill is known.
+#[test]
+fn cdc_consumers_move_to_aurora_with_a_known_gap() {
+    let cdc_cutover = |cluster_params: &str| {
+        format!(
+            r#"
+let groups = step("param-groups", || rds::create_parameter_groups(#{{
+    cluster_group: "orders-aurora-cluster", instance_group: "orders-aurora-instance",
+    family: "aurora-postgresql15", parameters: #{{}}, cluster_parameters: {cluster_params} }}));
+step("replica", || {{
+    rds::create_replica_cluster("orders-aurora", "orders-db",
+        #{{ engine_version: "15.4", parameter_group: groups.cluster_group }});
+    rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{{ instance_class: "db.r6g.xlarge" }});
+    rds::wait_until_cluster_available("orders-aurora", #{{ timeout: "12h" }})
+}});
+let at = step("pause-cdc", || {{ cdc::pause_consumer("orders-cdc"); cdc::record_positions() }});
+step("fence", || {{
+    route::switch_route("orders-db", "orders-db", #{{ hold: true }});
+    route::wait_until_acked("orders-db", #{{}});
+    pg::block_logins("orders-db", ["orders_app"]);
+    pg::terminate_backends("orders-db", pg::application_backends("orders-db").map(|b| b.pid));
+    pg::wait_until_no_application_backends("orders-db", #{{}});
+    let fence = pg::current_lsn("orders-db").lsn_bytes;
+    while pg::replay_lsn("orders-aurora").lsn_bytes < fence {{ sleep("5s"); }}
+}});
+step("promote", || {{ rds::promote_cluster("orders-aurora"); rds::wait_until_cluster_promoted("orders-aurora", #{{}}) }});
+step("release", || {{ route::switch_route("orders-db", "orders-aurora", #{{ drain: true }}); route::wait_until_acked("orders-db", #{{}}) }});
+let slots = step("cdc-slots", || cdc::create_equivalent_slots("orders-aurora", at.map(|p| p.slot)));
+let c = step("resume-cdc", || cdc::resume_consumer("orders-cdc", #{{ db: "orders-aurora", slot: slots[0].slot_name }}));
+#{{ recorded: at[0].confirmed_flush_lsn, consistent_point: slots[0].consistent_point, consumer: c }}
+"#
+        )
+    };
+    let (status, sim) = run_in(
+        "busy-source",
+        |_| {},
+        &cdc_cutover(r#"#{ "rds.logical_replication": "1" }"#),
+    );
+    let RunStatus::Succeeded { result } = status else {
+        panic!("{status:?}")
+    };
+    assert_eq!(result["consumer"]["db"], "orders-aurora");
+    assert_eq!(result["consumer"]["state"], "running");
+    assert_eq!(result["consumer"]["position"], result["consistent_point"]);
+    assert!(sim.lock().violations.is_empty());
+
+    let (status, _) = run_in("busy-source", |_| {}, &cdc_cutover("#{}"));
+    match status {
+        RunStatus::RolledBack { reason, .. } => {
+            assert!(reason.contains("rds.logical_replication=1"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+}

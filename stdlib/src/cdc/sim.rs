@@ -171,6 +171,32 @@ impl Cdc for Sim {
                 "create the slots after promotion, with rds.logical_replication=1 in the cluster parameter group",
             ));
         }
+        // Logical decoding on Aurora needs rds.logical_replication=1 in the cluster parameter
+        // group, set before the cluster was created (changing it later needs a reboot).
+        let group = st
+            .rds
+            .clusters
+            .get(db)
+            .map(|c| c.parameter_group.clone())
+            .unwrap_or_default();
+        let logical = st
+            .rds
+            .param_groups
+            .get(&group)
+            .and_then(|g| g.parameters.get("rds.logical_replication"))
+            .is_some_and(|v| v == "1");
+        if !logical {
+            return Err(conflict(
+                A,
+                OP,
+                format!(
+                    "{db} has wal_level=replica: its cluster parameter group {group:?} does not set \
+                     rds.logical_replication=1"
+                ),
+                "create the cluster parameter group with cluster_parameters: #{ \"rds.logical_replication\": \"1\" } \
+                 before the replica (rds::create_parameter_groups)",
+            ));
+        }
         let mut out = Vec::new();
         for name in slots {
             let Some(src) = st
