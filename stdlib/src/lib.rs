@@ -1,15 +1,37 @@
-//! godwit's primitives, one folder per area.
+//! godwit's primitives, one folder per area, and the worlds they act on.
 //!
-//! | area  | what it does                                                        | worlds |
-//! |-------|---------------------------------------------------------------------|--------|
-//! | `lag` | pure analysis of replication-lag metric series: the cutover signal | any    |
+//! | area    | what it does                                                        | worlds |
+//! |---------|---------------------------------------------------------------------|--------|
+//! | `lag`   | pure analysis of replication-lag metric series: the cutover signal | any    |
+//! | `rds`   | instances, Aurora clusters, parameter groups, snapshots, waits      | sim    |
+//! | `ec2`   | security groups and the deny-all quarantine group                   | sim    |
+//! | `cw`    | CloudWatch metric series `[#{ t, v }]`, gaps preserved              | sim    |
+//! | `pg`    | extensions, settings, slots, LSNs, backends and the fence           | sim    |
+//! | `route` | Envoy routes: switch, hold/drain, per-node ACK, connections         | sim    |
+//! | `cdc`   | CDC consumers: pause/resume, positions, equivalent slots            | sim    |
 //!
-//! `lag` rules and thresholds are explained in `docs/lag.md`.
+//! `lag` rules and thresholds are explained in `docs/lag.md`; the simulator in `docs/sim.md`.
 //!
 //! Each area folder holds `mod.rs` (the trait or the pure logic and its serde types), `rhai.rs`
 //! (the thin Rhai module: argument conversion and the doc comments that become the reference),
-//! and one file per world where the area touches the world. [`register_all`] installs every
-//! area's Rhai module into an engine.
+//! and one file per world where the area touches the world (`sim.rs` today). [`register_all`]
+//! installs the pure areas; world-touching areas are installed by a [`world::World`]'s plugins.
+//!
+//! How a simulated run flows:
+//!
+//! ```text
+//!  World::sim(scenario) ─► VirtualClock ──on_advance──► sim::SimState::advance_to (events)
+//!        │                      ▲                              ▲
+//!        ▼ plugins              │ Host::sleep (waits, gates)   │ lock per call
+//!  rds/ec2/cw/pg/route/cdc ─► Host::call ─► impl Area for sim::Sim ─► Sim::api (step faults,
+//!                                                              throttling, invariant reports)
+//! ```
+//!
+//! | module  | what lives there                                                        |
+//! |---------|-------------------------------------------------------------------------|
+//! | [`sim`] | the model: scenario TOML, WAL/slots/replica, RDS transitions, metrics   |
+//! | [`prim`]| shared plumbing: documented volatile registration, strict option maps   |
+//! | [`world`]| [`world::World`]: `pure`, `sim` (name, clock, plugins) for the CLI     |
 
 pub mod cdc;
 pub mod cw;

@@ -128,8 +128,8 @@ fn every_doc_example_runs_against_the_simulator() {
         ("rds", 20),
         ("cw", 1),
         ("ec2", 2),
-        ("pg", 12),
-        ("route", 4),
+        ("pg", 13),
+        ("route", 5),
         ("cdc", 5),
     ] {
         assert_eq!(count(area), n, "{area} examples");

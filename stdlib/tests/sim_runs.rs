@@ -315,6 +315,463 @@ let after = step("after", || {
         sim.lock()
             .log
             .iter()
-            .any(|(_, l)| l.contains("EngineCrash"))
+            .any(|(_, l)| l.contains("fault engine-crash fired"))
     );
+}
+
+#[test]
+fn same_scenario_same_runbook_same_world() {
+    let fingerprint = || {
+        let (status, sim) = run_in("busy-source", |_| {}, CUTOVER);
+        let st = sim.lock();
+        format!(
+            "{:?}\n{:?}\n{:?}\n{}",
+            serde_json::to_string(&status).unwrap(),
+            st.log,
+            st.metrics.all(),
+            st.lsn
+        )
+    };
+    assert_eq!(fingerprint(), fingerprint());
+}
+
+mod crash {
+    //! Crash anywhere, resume in the same (in-process) world: the cutover still ends with one
+    //! replica, promoted, the route on it, and every invariant kept — the primitives' check-
+    //! then-act idempotency at work.
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Once};
+
+    use godwit_engine::journal::memory::MemoryStore;
+    use godwit_engine::transcript::{Event, Line, Sink};
+    use godwit_engine::{Cancel, EngineError, Limits, Plugin, RunStatus, Runner, StartRequest};
+    use godwit_stdlib::sim::scenario::Scenario;
+    use godwit_stdlib::world::{sim_world, sim_world_persistent};
+
+    const CRASH: &str = "injected crash";
+
+    struct CrashAt {
+        nth: usize,
+        seen: AtomicUsize,
+    }
+
+    impl Sink for CrashAt {
+        fn line(&self, line: &Line) {
+            let counts = matches!(
+                line.event,
+                Event::Primitive { .. } | Event::StepCompleted { .. }
+            );
+            if counts && self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.nth {
+                panic!("{CRASH}");
+            }
+        }
+    }
+
+    fn quiet() {
+        static ONCE: Once = Once::new();
+        ONCE.call_once(|| {
+            let default = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                let msg = info
+                    .payload()
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .unwrap_or_default();
+                if !msg.contains(CRASH) {
+                    default(info);
+                }
+            }));
+        });
+    }
+
+    /// Run CUTOVER on busy-source, crashing at the `nth` primitive call or step completion
+    /// (0: never), resuming until it ends. Returns the status, the crash count and the world.
+    /// With `state`, every resume builds a fresh world from the persisted snapshot, as
+    /// another process would.
+    fn drive(nth: usize) -> (RunStatus, usize, godwit_stdlib::sim::Sim) {
+        drive_in(nth, None)
+    }
+
+    fn drive_in(
+        nth: usize,
+        state: Option<&std::path::Path>,
+    ) -> (RunStatus, usize, godwit_stdlib::sim::Sim) {
+        quiet();
+        let make = || match state {
+            Some(p) => sim_world_persistent(Scenario::load("busy-source").unwrap(), p).unwrap(),
+            None => sim_world(Scenario::load("busy-source").unwrap()),
+        };
+        let (world, sim) = make();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cutover.rhai");
+        std::fs::write(&path, super::CUTOVER).unwrap();
+        let store = Arc::new(MemoryStore::new());
+        let runner = |world: &godwit_stdlib::world::World, sink: Option<Arc<dyn Sink>>| Runner {
+            store: store.clone(),
+            clock: world.clock.clone(),
+            handle: rt.handle().clone(),
+            limits: Limits::default(),
+            cancel: Cancel::new(),
+            sinks: sink.into_iter().collect(),
+            plugins: world.plugins.clone() as Vec<Arc<dyn Plugin>>,
+            world: world.name.clone(),
+        };
+        let mut sim = sim;
+        let crash: Arc<dyn Sink> = Arc::new(CrashAt {
+            nth,
+            seen: AtomicUsize::new(0),
+        });
+        let first = runner(&world, Some(crash));
+        let mut crashes = 0;
+        let mut outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            first.start(StartRequest {
+                runbook: path.clone(),
+                cluster: "orders-db".into(),
+                params: serde_json::Map::new(),
+                run_id: Some("r1".into()),
+            })
+        }));
+        loop {
+            match outcome {
+                Ok(Ok(report)) => return (report.status, crashes, sim),
+                Ok(Err(EngineError::AlreadyFinished { .. })) => {
+                    return (
+                        RunStatus::Succeeded {
+                            result: serde_json::Value::Null,
+                        },
+                        crashes,
+                        sim,
+                    );
+                }
+                Ok(Err(e)) => panic!("crash at {nth}: resume failed: {e}"),
+                Err(_) => {
+                    crashes += 1;
+                    let again = match state {
+                        Some(_) => {
+                            let (w, s) = make();
+                            sim = s;
+                            runner(&w, None)
+                        }
+                        None => runner(&world, None),
+                    };
+                    outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        again.resume("r1", false)
+                    }));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn crash_anywhere_then_resume_ends_in_the_same_world() {
+        let (status, crashes, sim) = drive(0);
+        assert!(matches!(status, RunStatus::Succeeded { .. }) && crashes == 0);
+        let events = sim.lock().log.len();
+        drop(sim);
+        // Count the crash points of the reference run, then crash at every one of them.
+        let mut n = 1;
+        loop {
+            let (status, crashes, sim) = drive(n);
+            let st = sim.lock();
+            if crashes == 0 {
+                assert!(n > 20, "too few crash points: {n}");
+                break;
+            }
+            assert!(
+                matches!(status, RunStatus::Succeeded { .. }),
+                "crash at {n}: {status:?}, violations {:?}",
+                st.violations
+            );
+            assert!(
+                st.violations.is_empty(),
+                "crash at {n}: {:?}",
+                st.violations
+            );
+            assert_eq!(
+                st.rds.clusters.len(),
+                1,
+                "crash at {n}: one replica cluster"
+            );
+            assert!(st.writable("orders-aurora"), "crash at {n}: promoted");
+            let reboots = st
+                .log
+                .iter()
+                .filter(|(_, l)| l.contains("rebooting"))
+                .count();
+            assert_eq!(reboots, 1, "crash at {n}: the source rebooted once");
+            assert!(
+                st.log.len() >= events - 5,
+                "crash at {n}: the world played out"
+            );
+            n += 1;
+        }
+    }
+
+    #[test]
+    fn crash_then_resume_in_another_process_continues_in_the_persisted_world() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in (1..56).step_by(3) {
+            let path = dir.path().join(format!("sim-{n}.json"));
+            let (status, crashes, sim) = drive_in(n, Some(&path));
+            let st = sim.lock();
+            assert!(crashes > 0, "crash at {n} happened");
+            assert!(
+                matches!(status, RunStatus::Succeeded { .. }),
+                "crash at {n}: {status:?}, violations {:?}",
+                st.violations
+            );
+            assert!(
+                st.violations.is_empty(),
+                "crash at {n}: {:?}",
+                st.violations
+            );
+            assert_eq!(
+                st.rds.clusters.len(),
+                1,
+                "crash at {n}: one replica cluster"
+            );
+            assert!(st.writable("orders-aurora"), "crash at {n}: promoted");
+            let reboots = st
+                .log
+                .iter()
+                .filter(|(_, l)| l.contains("rebooting"))
+                .count();
+            assert_eq!(reboots, 1, "crash at {n}: the source rebooted once");
+        }
+        // A snapshot of another scenario is refused, naming both.
+        let path = dir.path().join("sim-1.json");
+        let e = sim_world_persistent(Scenario::load("idle-source").unwrap(), &path).unwrap_err();
+        assert!(
+            e.contains("busy-source") && e.contains("idle-source"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn a_disconnected_envoy_node_keeps_forwarding_to_the_old_target() {
+    let (status, sim) = run_in("envoy-node-disconnect", |_| {}, CUTOVER);
+    assert!(matches!(status, RunStatus::Succeeded { .. }), "{status:?}");
+    let st = sim.lock();
+    assert!(st.violations.is_empty(), "{:?}", st.violations);
+    let on = |db: &str| {
+        st.sessions
+            .iter()
+            .filter(|s| s.application && s.db == db)
+            .count()
+    };
+    // envoy-c (6 of 20 clients) never saw the switch: its clients still go to the source,
+    // which the fence keeps closed — they fail to connect rather than write to the old primary.
+    assert_eq!(on("orders-aurora"), 14);
+    assert_eq!(on("orders-db"), 0);
+    let per_node = st.clients_per_node();
+    assert_eq!(per_node[2], (6, 0, Some("orders-db".to_string())));
+}
+
+#[test]
+fn bad_arguments_name_the_key_the_allowed_ones_and_the_line() {
+    let cases = [
+        (
+            r#"rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine: "15.4" })"#,
+            "options.engine is not an option of rds::create_replica_cluster",
+        ),
+        (
+            r#"cw::metric_series(#{ name: "DatabaseConnections", dimensions: #{ DBInstanceIdentifier: "orders-db" }, period: 90 })"#,
+            "query.period is 90; expected a multiple of 60",
+        ),
+        (
+            r#"rds::wait_until_instance_available("orders-db", #{ timeout: "soon" })"#,
+            "options.timeout is string",
+        ),
+        (
+            r#"pg::terminate_backends("orders-db", ["12"])"#,
+            "pids must be an array of integers",
+        ),
+        (
+            r#"route::switch_route("orders-db", "orders-db", #{ hold: "yes" })"#,
+            "options.hold is string",
+        ),
+    ];
+    for (call, want) in cases {
+        let rb = format!("let x = 1;\nstep(\"bad\", || {{\n    {call}\n}});\n");
+        let (status, _) = run_in("idle-source", |_| {}, &rb);
+        match &status {
+            RunStatus::RolledBack { reason, report, .. } => {
+                assert!(reason.contains(want), "{call}: {reason}");
+                let at = report
+                    .as_ref()
+                    .and_then(|r| r.location.as_ref())
+                    .map(|l| l.line);
+                assert_eq!(at, Some(3), "{call}: the report quotes the runbook line");
+            }
+            other => panic!("{call}: {other:?}"),
+        }
+    }
+}
+
+/// Every built-in scenario under the standard cutover: how it must end, and why.
+#[test]
+fn every_builtin_scenario_plays_out_as_designed() {
+    let expect: &[(&str, Option<&str>)] = &[
+        ("aws-throttling", Some("ThrottlingException")),
+        ("busy-source", None),
+        ("cloudwatch-gap", None),
+        (
+            "encryption-mismatch",
+            Some("inaccessible-encryption-credentials"),
+        ),
+        ("engine-crash", None), // bound to a step the cutover does not have
+        ("envoy-nack", Some("envoy-b NACKed")),
+        ("envoy-node-disconnect", None),
+        ("idle-source", None),
+        ("long-transaction-at-fence", None), // bound to a step the cutover does not have
+        ("preflight-failures", Some("automated backups disabled")),
+        (
+            "promote-failure",
+            Some("cluster orders-aurora promoted not reached"),
+        ),
+        (
+            "promote-hang",
+            Some("cluster orders-aurora promoted not reached"),
+        ),
+        ("replica-slow-at-peak", None),
+        ("replica-stall", None),
+        ("stale-logical-slot", Some("debezium_orders")),
+        (
+            "terminal-cluster-state",
+            Some("terminal state incompatible-parameters"),
+        ),
+    ];
+    let names: Vec<&str> = expect.iter().map(|e| e.0).collect();
+    assert_eq!(
+        names,
+        godwit_stdlib::world::builtin_scenarios(),
+        "one row per built-in"
+    );
+    for (scenario, failure) in expect {
+        let (status, sim) = run_in(scenario, |_| {}, CUTOVER);
+        let st = sim.lock();
+        assert!(st.violations.is_empty(), "{scenario}: {:?}", st.violations);
+        match (failure, &status) {
+            (None, RunStatus::Succeeded { .. }) => {}
+            (Some(why), RunStatus::RolledBack { reason, .. }) => {
+                assert!(reason.contains(why), "{scenario}: {reason}");
+            }
+            _ => panic!("{scenario}: expected {failure:?}, got {status:?}"),
+        }
+    }
+}
+
+/// The simulator's CloudWatch data read by the `lag` analyses give the verdicts the scenarios
+/// are built to produce: the simulator and the analysis agree on what the numbers mean.
+#[test]
+fn lag_analyses_read_the_simulated_metrics_as_intended() {
+    let peak = |scenario: &str| {
+        let rb = r#"
+step("replica", || {
+    rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+    rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
+    rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" })
+});
+step("until-after-peak", || { while now() % 86400 < 16 * 3600 { sleep("30m"); } });
+step("judge", || {
+    let since = now() - 4 * 3600;
+    let slot = cw::metric_series(#{ name: "OldestReplicationSlotLag",
+        dimensions: #{ DBInstanceIdentifier: "orders-db" }, since: since });
+    let replica = cw::metric_series(#{ name: "RDSToAuroraPostgreSQLReplicaLag",
+        dimensions: #{ DBClusterIdentifier: "orders-aurora" }, since: since });
+    let wal = cw::metric_series(#{ name: "TransactionLogsGeneration",
+        dimensions: #{ DBInstanceIdentifier: "orders-db" }, since: since });
+    lag::keeps_up_at_peak(slot, replica, wal, #{}).verdict
+})
+"#;
+        match run_in(scenario, |_| {}, rb).0 {
+            RunStatus::Succeeded { result } => result.as_str().unwrap().to_string(),
+            other => panic!("{scenario}: {other:?}"),
+        }
+    };
+    assert_eq!(peak("busy-source"), "keeps-up");
+    assert_eq!(peak("replica-slow-at-peak"), "falling-behind");
+
+    let classify = |scenario: &str| {
+        let rb = r#"
+step("wait", || sleep("3h"));
+step("judge", || {
+    let since = now() - 3600;
+    let slot = cw::metric_series(#{ name: "OldestReplicationSlotLag",
+        dimensions: #{ DBInstanceIdentifier: "orders-db" }, since: since });
+    let replica = [];
+    for p in slot { replica.push(#{ t: p.t, v: 0 }); }
+    lag::classify(slot, replica, pg::replication_slots("orders-db"), #{}).verdict
+})
+"#;
+        match run_in(scenario, |_| {}, rb).0 {
+            RunStatus::Succeeded { result } => result.as_str().unwrap().to_string(),
+            other => panic!("{scenario}: {other:?}"),
+        }
+    };
+    assert_eq!(classify("idle-source"), "idle-oscillation");
+    assert_eq!(classify("stale-logical-slot"), "stale-slot");
+}
+
+/// The CDC path of the flow: pause, record, cut over, recreate the slot on Aurora (which needs
+/// rds.logical_replication=1 in the cluster group), resume there; the gap to backfill is known.
+#[test]
+fn cdc_consumers_move_to_aurora_with_a_known_gap() {
+    let cdc_cutover = |cluster_params: &str| {
+        format!(
+            r#"
+let groups = step("param-groups", || rds::create_parameter_groups(#{{
+    cluster_group: "orders-aurora-cluster", instance_group: "orders-aurora-instance",
+    family: "aurora-postgresql15", parameters: #{{}}, cluster_parameters: {cluster_params} }}));
+step("replica", || {{
+    rds::create_replica_cluster("orders-aurora", "orders-db",
+        #{{ engine_version: "15.4", parameter_group: groups.cluster_group }});
+    rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{{ instance_class: "db.r6g.xlarge" }});
+    rds::wait_until_cluster_available("orders-aurora", #{{ timeout: "12h" }})
+}});
+let at = step("pause-cdc", || {{ cdc::pause_consumer("orders-cdc"); cdc::record_positions() }});
+step("fence", || {{
+    route::switch_route("orders-db", "orders-db", #{{ hold: true }});
+    route::wait_until_acked("orders-db", #{{}});
+    pg::block_logins("orders-db", ["orders_app"]);
+    pg::terminate_backends("orders-db", pg::application_backends("orders-db").map(|b| b.pid));
+    pg::wait_until_no_application_backends("orders-db", #{{}});
+    let fence = pg::current_lsn("orders-db").lsn_bytes;
+    while pg::replay_lsn("orders-aurora").lsn_bytes < fence {{ sleep("5s"); }}
+}});
+step("promote", || {{ rds::promote_cluster("orders-aurora"); rds::wait_until_cluster_promoted("orders-aurora", #{{}}) }});
+step("release", || {{ route::switch_route("orders-db", "orders-aurora", #{{ drain: true }}); route::wait_until_acked("orders-db", #{{}}) }});
+let slots = step("cdc-slots", || cdc::create_equivalent_slots("orders-aurora", at.map(|p| p.slot)));
+let c = step("resume-cdc", || cdc::resume_consumer("orders-cdc", #{{ db: "orders-aurora", slot: slots[0].slot_name }}));
+#{{ recorded: at[0].confirmed_flush_lsn, consistent_point: slots[0].consistent_point, consumer: c }}
+"#
+        )
+    };
+    let (status, sim) = run_in(
+        "busy-source",
+        |_| {},
+        &cdc_cutover(r#"#{ "rds.logical_replication": "1" }"#),
+    );
+    let RunStatus::Succeeded { result } = status else {
+        panic!("{status:?}")
+    };
+    assert_eq!(result["consumer"]["db"], "orders-aurora");
+    assert_eq!(result["consumer"]["state"], "running");
+    assert_eq!(result["consumer"]["position"], result["consistent_point"]);
+    assert!(sim.lock().violations.is_empty());
+
+    let (status, _) = run_in("busy-source", |_| {}, &cdc_cutover("#{}"));
+    match status {
+        RunStatus::RolledBack { reason, .. } => {
+            assert!(reason.contains("rds.logical_replication=1"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
 }

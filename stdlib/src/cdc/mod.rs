@@ -47,12 +47,14 @@ pub struct CreatedSlot {
 pub trait Cdc: Send + Sync {
     fn list_consumers(&self) -> Result<Vec<ConsumerInfo>, PrimitiveError>;
     fn pause_consumer(&self, name: &str) -> Result<ConsumerInfo, PrimitiveError>;
-    /// Resume reading `slot` on `db` (the source, or the target after the restore).
+    /// Resume reading `slot` on `db` (the source, or the target after the restore), from
+    /// `position` (a byte LSN; the slot is advanced to it) or from where the slot is.
     fn resume_consumer(
         &self,
         name: &str,
         db: &str,
         slot: &str,
+        position: Option<u64>,
     ) -> Result<ConsumerInfo, PrimitiveError>;
     fn record_positions(&self) -> Result<Vec<SlotPosition>, PrimitiveError>;
     /// Create logical slots named like the source's on `db`; idempotent.

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::*;
 use crate::prim::{Opts, RhaiResult, call, strings, volatile_fn};
+use crate::sim::parse_lsn;
 
 const A: &str = "cdc";
 
@@ -94,48 +95,57 @@ Resume a consumer, on the source (undo of a pause) or on the target after the CD
 
 # Parameters
 * `name` — the consumer.
-* `options` — `#{ db (the source), slot (the consumer's slot) }`.
+* `options` — `#{ db (where it was), slot (the slot it read), position }`; `position` (an
+  LSN string or byte position) advances the slot to it first — for a rollback to the position
+  recorded before the cutover. Slots only move forward.
 
 # Returns
 The consumer, `state: "running"`, with the position it resumes from.
 
 # Errors
-`NotFound` for an unknown consumer or a slot missing on `db`.
+`NotFound` for an unknown consumer or a slot missing on `db`; `Conflict` for a position
+behind the slot or past the current LSN; `Invalid` for a position that is not an LSN.
 
 # Example
 ```rhai
 cdc::pause_consumer("orders-cdc");
-let c = cdc::resume_consumer("orders-cdc", #{ db: "orders-db" });
-if c.state != "running" { throw c; }
+let at = cdc::record_positions()[0];
+sleep("1m");
+let c = cdc::resume_consumer("orders-cdc", #{ db: "orders-db", position: at.confirmed_flush_lsn });
+if c.state != "running" || c.position != at.confirmed_flush_lsn { throw c; }
 ```
 "#,
         move |ctx: NativeCallContext, name: &str, options: Map| -> RhaiResult<Dynamic> {
             const OP: &str = "resume_consumer";
             let bad = |e: PrimitiveError| e.into_rhai_at(ctx.call_position());
-            let o = Opts::new(A, OP, options, &["db", "slot"]).map_err(bad)?;
-            let current = c
-                .list_consumers()
-                .map_err(bad)?
-                .into_iter()
-                .find(|x| x.name == name);
-            let db = o
-                .string("db")
-                .map_err(bad)?
-                .or(current.as_ref().map(|x| x.db.clone()))
-                .unwrap_or_default();
-            let slot = o
-                .string("slot")
-                .map_err(bad)?
-                .or(current.map(|x| x.slot))
-                .unwrap_or_default();
-            call(
-                &ctx,
-                &h,
-                A,
-                OP,
-                &json!({ "name": name, "db": db, "slot": slot }),
-                || c.resume_consumer(name, &db, &slot),
-            )
+            let o = Opts::new(A, OP, options, &["db", "slot", "position"]).map_err(bad)?;
+            let db = o.string("db").map_err(bad)?;
+            let slot = o.string("slot").map_err(bad)?;
+            let position = match o.int("position", 0) {
+                Ok(p) => p.map(|p| p as u64),
+                Err(_) => match o.string("position").map_err(bad)? {
+                    Some(text) if parse_lsn(&text) > 0 => Some(parse_lsn(&text)),
+                    Some(text) => {
+                        return Err(bad(PrimitiveError::invalid(
+                            A,
+                            OP,
+                            format!("options.position {text:?} is not an LSN"),
+                            "pass an LSN like \"16/B374D848\" or its byte position (INT)",
+                        )));
+                    }
+                    None => None,
+                },
+            };
+            let args = json!({ "name": name, "db": db, "slot": slot, "position": position });
+            call(&ctx, &h, A, OP, &args, || {
+                // Defaults: where the consumer was, reading the slot it had.
+                let current = c.list_consumers()?.into_iter().find(|x| x.name == name);
+                let db = db
+                    .or(current.as_ref().map(|x| x.db.clone()))
+                    .unwrap_or_default();
+                let slot = slot.or(current.map(|x| x.slot)).unwrap_or_default();
+                c.resume_consumer(name, &db, &slot, position)
+            })
         }
     );
 

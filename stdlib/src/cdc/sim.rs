@@ -69,10 +69,12 @@ impl Cdc for Sim {
         name: &str,
         db: &str,
         slot: &str,
+        position: Option<u64>,
     ) -> Result<ConsumerInfo, PrimitiveError> {
         const OP: &str = "resume_consumer";
         let mut st = self.api(A, OP)?;
         let on_source = db == st.source_id();
+        let current = st.lsn;
         let position = if on_source {
             let s = st
                 .slots
@@ -86,6 +88,24 @@ impl Cdc for Sim {
                     "pass a slot from pg::replication_slots",
                 ));
             };
+            if let Some(p) = position {
+                // pg_replication_slot_advance: forward only, never past the current LSN.
+                if p < s.confirmed_flush_lsn || p > current {
+                    return Err(conflict(
+                        A,
+                        OP,
+                        format!(
+                            "slot {slot} cannot move from {} to {}",
+                            format_lsn(s.confirmed_flush_lsn),
+                            format_lsn(p)
+                        ),
+                        "a slot only advances, up to the current LSN; resume without a position \
+                         to continue from the slot",
+                    ));
+                }
+                s.confirmed_flush_lsn = p;
+                s.restart_lsn = s.restart_lsn.max(p);
+            }
             s.active = true;
             s.inactive_since = None;
             s.confirmed_flush_lsn
@@ -149,6 +169,32 @@ impl Cdc for Sim {
                     "{db} is not a writable Aurora cluster (PostgreSQL cannot create a logical slot on a standby)"
                 ),
                 "create the slots after promotion, with rds.logical_replication=1 in the cluster parameter group",
+            ));
+        }
+        // Logical decoding on Aurora needs rds.logical_replication=1 in the cluster parameter
+        // group, set before the cluster was created (changing it later needs a reboot).
+        let group = st
+            .rds
+            .clusters
+            .get(db)
+            .map(|c| c.parameter_group.clone())
+            .unwrap_or_default();
+        let logical = st
+            .rds
+            .param_groups
+            .get(&group)
+            .and_then(|g| g.parameters.get("rds.logical_replication"))
+            .is_some_and(|v| v == "1");
+        if !logical {
+            return Err(conflict(
+                A,
+                OP,
+                format!(
+                    "{db} has wal_level=replica: its cluster parameter group {group:?} does not set \
+                     rds.logical_replication=1"
+                ),
+                "create the cluster parameter group with cluster_parameters: #{ \"rds.logical_replication\": \"1\" } \
+                 before the replica (rds::create_parameter_groups)",
             ));
         }
         let mut out = Vec::new();

@@ -72,7 +72,17 @@ pub struct Sequence {
     pub last_value: i64,
 }
 
+/// A table's content as a hash (the simulator's stand-in for a per-table checksum).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableHash {
+    pub table: String,
+    pub rows: i64,
+    pub hash: String,
+}
+
 pub trait Pg: Send + Sync {
+    /// Per-table content hashes, sorted by table: equal hashes mean equal contents.
+    fn table_hashes(&self, db: &str) -> Result<Vec<TableHash>, PrimitiveError>;
     fn installed_extensions(&self, db: &str) -> Result<Vec<Extension>, PrimitiveError>;
     /// `names` empty: every setting godwit looks at.
     fn settings(&self, db: &str, names: &[String]) -> Result<Vec<Setting>, PrimitiveError>;

@@ -459,6 +459,45 @@ if r.remaining != 0 { throw r; }
         &mut m,
         host,
         pg,
+        "table_hashes",
+        "Array",
+        r#"
+Per-table content hashes, for the exact validation at the fence: equal hashes on the source
+and its replica (at the same LSN) mean equal contents. A replica that has not replayed
+everything, or an unlogged table (not in WAL), shows a different hash.
+
+# Parameters
+* `db` — the source instance, its Aurora replica, or the promoted cluster.
+
+# Returns
+Array of `#{ table, rows, hash }`, sorted by table.
+
+# Errors
+`NotFound` for an endpoint that holds no copy of the source's tables.
+
+# Example
+```rhai
+rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
+rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" });
+if pg::table_hashes("orders-db") == pg::table_hashes("orders-aurora") { throw "replica behind"; }
+pg::block_logins("orders-db", ["orders_app"]);
+pg::terminate_backends("orders-db", pg::application_backends("orders-db").map(|b| b.pid));
+pg::wait_until_no_application_backends("orders-db", #{});
+let fence = pg::current_lsn("orders-db").lsn_bytes;
+while pg::replay_lsn("orders-aurora").lsn_bytes < fence { sleep("5s"); }
+let src = pg::table_hashes("orders-db");
+let dst = pg::table_hashes("orders-aurora");
+if src != dst { throw `mismatch: ${src} vs ${dst}`; }
+```
+"#,
+        table_hashes
+    );
+
+    read_fn!(
+        &mut m,
+        host,
+        pg,
         "sequences",
         "Array",
         r#"

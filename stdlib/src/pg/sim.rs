@@ -48,7 +48,63 @@ fn is_source(st: &SimState, db: &str) -> bool {
     db == st.source_id()
 }
 
+fn fnv(parts: &[&[u8]]) -> u64 {
+    parts
+        .iter()
+        .flat_map(|p| p.iter())
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+        })
+}
+
 impl Pg for Sim {
+    fn table_hashes(&self, db: &str) -> Result<Vec<TableHash>, PrimitiveError> {
+        let st = self.api(A, "table_hashes")?;
+        check_db(&st, "table_hashes", db)?;
+        let Some((from_source, own)) = st.content_version(db) else {
+            return Err(not_found(
+                A,
+                "table_hashes",
+                format!("{db} holds no copy of the source's tables"),
+                "compare the source with its Aurora replica",
+            ));
+        };
+        let seed = st.sc.seed.to_le_bytes();
+        let replica = !is_source(&st, db);
+        let mut out: Vec<TableHash> = Vec::new();
+        for (i, t) in st.sc.source.tables.iter().enumerate() {
+            // Application writes land in the first (hot) table: one row per 4 KiB written.
+            let (applied, local) = if i == 0 { (from_source, own) } else { (0, 0) };
+            let rows = t.rows + (applied + local) / 4096;
+            let h = fnv(&[
+                t.name.as_bytes(),
+                &seed,
+                &applied.to_le_bytes(),
+                &local.to_le_bytes(),
+            ]);
+            out.push(TableHash {
+                table: t.name.clone(),
+                rows: rows as i64,
+                hash: format!("{h:016x}"),
+            });
+        }
+        // Unlogged tables are not in WAL: a physical copy has them empty.
+        for t in &st.sc.source.unlogged_tables {
+            let (rows, h) = if replica {
+                (0, fnv(&[t.as_bytes()]))
+            } else {
+                (1000, fnv(&[t.as_bytes(), &seed]))
+            };
+            out.push(TableHash {
+                table: t.clone(),
+                rows,
+                hash: format!("{h:016x}"),
+            });
+        }
+        out.sort_by(|a, b| a.table.cmp(&b.table));
+        Ok(out)
+    }
+
     fn installed_extensions(&self, db: &str) -> Result<Vec<Extension>, PrimitiveError> {
         let st = self.api(A, "installed_extensions")?;
         check_db(&st, "installed_extensions", db)?;

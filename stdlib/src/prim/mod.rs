@@ -54,10 +54,34 @@ where
     T: Serialize,
 {
     let pos = ctx.call_position();
+    let unit = host
+        .idempotency_token()
+        .strip_prefix(&format!("{}/", host.run_id()))
+        .map(str::to_string);
     let out = host
-        .call(area, op, args, f)
+        .call(area, op, args, || with_unit(unit, f))
         .map_err(|e| e.into_rhai_at(pos))?;
     godwit_engine::to_rhai(&out)
+}
+
+thread_local! {
+    /// The step (gate, undo) a primitive is running in, while it runs. A run executes on one
+    /// thread, so this is how a world learns the step without holding the run's `Host` (which
+    /// would keep the run's journal writer alive after the run ends).
+    static UNIT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+fn with_unit<T>(unit: Option<String>, f: impl FnOnce() -> T) -> T {
+    let before = UNIT.with(|u| u.replace(unit));
+    let out = f();
+    UNIT.with(|u| *u.borrow_mut() = before);
+    out
+}
+
+/// The step (`step-name`, `undo-step-name`, or `interactive` in the REPL) of the primitive
+/// running on this thread, if one is.
+pub fn current_unit() -> Option<String> {
+    UNIT.with(|u| u.borrow().clone())
 }
 
 pub fn not_found(area: &str, op: &str, what: String, hint: impl Into<String>) -> PrimitiveError {

@@ -14,6 +14,9 @@ use crate::prim::{Opts, RhaiResult, call, poll, strings, volatile_fn, wait_opts}
 
 const A: &str = "rds";
 
+/// Distinguishes interactive reboots (see `reboot_instance`).
+static INTERACTIVE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Install `rds::...` backed by `rds` into `engine`.
 pub fn register(engine: &mut Engine, host: &Host, rds: Arc<dyn Rds>) {
     engine.register_static_module(A, module(host, rds).into());
@@ -490,7 +493,13 @@ if again.status != "available" { throw again; }
 ```
 "#,
         move |ctx: NativeCallContext, id: &str| -> RhaiResult<Dynamic> {
-            let token = h.idempotency_token();
+            // Inside a step the token is stable across re-runs; in the REPL every call is
+            // deliberate, so each gets its own.
+            let mut token = h.idempotency_token();
+            if token.ends_with("/interactive") {
+                let n = INTERACTIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                token = format!("{token}/{n}");
+            }
             call(&ctx, &h, A, "reboot_instance", &json!({ "id": id }), || {
                 r.reboot_instance(id, &token)
             })

@@ -313,8 +313,11 @@ impl Rds for Sim {
         );
         st.start_stream(&id);
         st.note(format!(
-            "replica cluster {id} creating from {} ({} ms)",
-            src.id, took
+            "replica cluster {id} creating from {} (about {})",
+            src.id,
+            godwit_engine::duration::format_duration(std::time::Duration::from_millis(
+                took.max(0) as u64
+            ))
         ));
         Ok(c)
     }

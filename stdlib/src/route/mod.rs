@@ -38,6 +38,8 @@ pub struct Route {
     pub nodes: Vec<NodeAck>,
     /// Every connected node ACKed this version.
     pub all_acked: bool,
+    /// Client connections parked by a hold, waiting for a release.
+    pub held_connections: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

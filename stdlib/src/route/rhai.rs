@@ -30,8 +30,9 @@ The current version of a route and every Envoy node's answer to it.
 * `name` — the route (by default named after the source instance).
 
 # Returns
-`#{ name, version, target, endpoint, hold, draining, nodes: [#{ node, status }], all_acked }`;
-a node's status is `ack`, `nack`, `pending` or `disconnected`.
+`#{ name, version, target, endpoint, hold, draining, nodes: [#{ node, status }], all_acked,
+held_connections }`; a node's status is `ack`, `nack`, `pending` or `disconnected`;
+`held_connections` counts clients parked by a hold.
 
 # Errors
 `NotFound` for an unknown route.
@@ -82,6 +83,10 @@ let held = route::switch_route("orders-db", "orders-db", #{ hold: true });
 if !held.hold || held.version != 2 { throw held; }
 let r = route::wait_until_acked("orders-db", #{});
 if !r.all_acked { throw r; }
+// The fence ends the sessions; their clients reconnect into the hold and wait there.
+pg::terminate_backends("orders-db", pg::application_backends("orders-db").map(|b| b.pid));
+sleep("5s");
+if route::describe_route("orders-db").held_connections != 40 { throw "not parked"; }
 route::switch_route("orders-db", "orders-db", #{});   // release
 ```
 "#,
@@ -107,6 +112,47 @@ route::switch_route("orders-db", "orders-db", #{});   // release
                 "switch_route",
                 &json!({ "name": name, "target": target, "hold": hold, "drain": drain }),
                 || r.switch_route(name, target, hold, drain),
+            )
+        }
+    );
+
+    let (r, h) = (router.clone(), host.clone());
+    volatile_fn!(
+        &mut m,
+        "release_route",
+        &["name: &str", "Map"],
+        r#"
+Release a hold: publish the route's current target and draining endpoints without the hold,
+so parked connections proceed. Idempotent (a route not holding is returned unchanged).
+
+# Parameters
+* `name` — the route.
+
+# Returns
+The route (as `describe_route`), `hold: false`.
+
+# Errors
+`NotFound` for an unknown route.
+
+# Example
+```rhai
+route::switch_route("orders-db", "orders-db", #{ hold: true });
+let r = route::release_route("orders-db");
+if r.hold || r.version != 3 { throw r; }
+```
+"#,
+        move |ctx: NativeCallContext, name: &str| -> RhaiResult<Dynamic> {
+            call(
+                &ctx,
+                &h,
+                A,
+                "release_route",
+                &json!({ "name": name }),
+                || {
+                    let cur = r.describe_route(name)?;
+                    let drain = !cur.draining.is_empty();
+                    r.switch_route(name, &cur.target, false, drain)
+                },
             )
         }
     );

@@ -59,7 +59,20 @@ fn view(st: &SimState, op: &str, name: &str) -> Result<Route, PrimitiveError> {
             .iter()
             .all(|n| n.status == "ack" || n.status == "disconnected"),
         nodes,
+        held_connections: held(st, name),
     })
+}
+
+/// Clients that want a connection but are parked by their node's version.
+fn held(st: &SimState, name: &str) -> i64 {
+    if st.app_route().as_deref() != Some(name) {
+        return 0;
+    }
+    st.clients_per_node()
+        .into_iter()
+        .filter(|(_, _, target)| target.is_none())
+        .map(|(wanted, open, _)| i64::from(wanted.saturating_sub(open)))
+        .sum()
 }
 
 impl Router for Sim {

@@ -63,22 +63,65 @@ pub const PUBLISHED: &[(&str, &str)] = &[
     ("ReplicaLag", "DBInstanceIdentifier"),
 ];
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Metrics {
-    open: BTreeMap<Key, Minute>,
+    /// The minute being sampled, per metric: a handful of entries, searched linearly so a
+    /// sample allocates nothing (this runs on every model step).
+    open: Vec<(Key, Minute)>,
+    #[serde(with = "entries")]
     closed: BTreeMap<Key, Vec<Minute>>,
 }
 
+/// JSON object keys must be strings: store the map as a list of entries.
+mod entries {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{Key, Minute};
+
+    pub fn serialize<S: Serializer>(
+        m: &BTreeMap<Key, Vec<Minute>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        m.iter().collect::<Vec<_>>().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<Key, Vec<Minute>>, D::Error> {
+        Ok(Vec::<(Key, Vec<Minute>)>::deserialize(d)?
+            .into_iter()
+            .collect())
+    }
+}
+
 impl Metrics {
-    /// Record an instantaneous value into the minute starting at `minute_t` (epoch s).
-    pub fn sample(&mut self, key: Key, minute_t: i64, v: f64) {
-        let m = self.open.entry(key).or_insert(Minute {
-            t: minute_t,
-            max: f64::MIN,
-            min: f64::MAX,
-            sum: 0.0,
-            count: 0,
-        });
+    /// Record an instantaneous value of `(metric, dimension, id)` into the minute starting
+    /// at `minute_t` (epoch s).
+    pub fn sample(&mut self, key: (&str, &str, &str), minute_t: i64, v: f64) {
+        let (metric, dim, id) = key;
+        let found = self
+            .open
+            .iter_mut()
+            .find(|(k, _)| k.0 == metric && k.2 == id && k.1 == dim);
+        let m = match found {
+            Some((_, m)) => m,
+            None => {
+                self.open.push((
+                    (metric.to_string(), dim.to_string(), id.to_string()),
+                    Minute {
+                        t: minute_t,
+                        max: f64::MIN,
+                        min: f64::MAX,
+                        sum: 0.0,
+                        count: 0,
+                    },
+                ));
+                let last = self.open.len() - 1;
+                &mut self.open[last].1
+            }
+        };
         m.add(v);
     }
 

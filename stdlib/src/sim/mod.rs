@@ -1,55 +1,138 @@
 //! The simulated world: AWS + PostgreSQL + Envoy as one deterministic model.
 //!
-//! | file          | what                                                                  |
-//! |---------------|-----------------------------------------------------------------------|
-//! | `mod.rs`      | [`Sim`] (the shared handle), [`SimState`] and the stepping loop       |
-//! | `scenario.rs` | scenario TOML: types, strict parsing, validation, built-ins           |
-//! | `metrics.rs`  | CloudWatch: per-minute aggregates, statistics, delay and gaps         |
-//! | `rng.rs`      | the seeded PRNG                                                       |
+//! | file             | what                                                                |
+//! |------------------|---------------------------------------------------------------------|
+//! | `mod.rs`         | [`Sim`] (the shared handle), [`SimState`], the stepping loop, WAL    |
+//! | `access.rs`      | sessions, security groups, blocked roles: who connects and writes   |
+//! | `transitions.rs` | scheduled AWS changes (create, promote, reboot, delete) and streams |
+//! | `net.rs`         | Envoy routes and nodes (ACK/NACK), CDC consumers                    |
+//! | `faults.rs`      | faults: firing at a time or a step, and their effects               |
+//! | `observe.rs`     | CloudWatch sampling, storage, invariants                            |
+//! | `metrics.rs`     | CloudWatch storage: per-minute aggregates, statistics, delay, gaps  |
+//! | `scenario.rs`    | scenario TOML: types, strict parsing, validation, built-ins         |
+//! | `rng.rs`         | the seeded PRNG                                                     |
+//!
+//! The behaviour is described for operators in `docs/sim.md`.
 //!
 //! Time only moves when the run's [`VirtualClock`] advances (a `sleep`, a gate's poll
 //! interval, a `wait_until_*`): [`Sim::attach`] installs an `on_advance` hook that steps the
 //! model to the new time. Stepping is by events — WAL segment switch, heartbeat, replica status
-//! report, CloudWatch minute, scheduled AWS transitions, faults — with continuous processes
-//! (workload WAL, replica replay) integrated between them, never by real time. Same scenario +
-//! same seed + same calls ⇒ the same world, bit for bit.
+//! report, CloudWatch minute, scheduled AWS transitions, faults — on a 10 s grid, with
+//! continuous processes (workload WAL, replica replay) integrated exactly within grid cells,
+//! never by real time. Discrete work happens only at grid points and events, so how time was
+//! chunked does not matter. Same scenario + same seed + same calls at the same times ⇒ the
+//! same world, bit for bit.
 //!
 //! What happens in one step `now → to` (see [`SimState::advance_to`]):
 //! 1. the workload writes `rate(now) · dt` bytes on every writable database with application
 //!    sessions (WAL on the source); the Aurora replica replays at most `replay_rate · dt`;
 //! 2. events due at `to` fire in a fixed order: scheduled AWS transitions, faults, heartbeat,
 //!    forced segment switch, replica status report (slots advance), CloudWatch minute close;
-//! 3. sessions connect or end according to security groups, blocked roles, reboots, routes;
-//! 4. instantaneous metric values are sampled into the current minute and invariants checked.
+//! 3. at grid points and events only: sessions connect according to security groups, blocked
+//!    roles, reboots and routes; metric values are sampled into the current minute; storage
+//!    and invariants are checked.
 
+mod access;
+mod faults;
 pub mod metrics;
 pub mod net;
+mod observe;
 pub mod rng;
 pub mod scenario;
+mod transitions;
+
+pub use access::Session;
+pub use faults::FaultState;
+pub use observe::Violation;
+pub use transitions::{Change, ParamGroup, RdsModel};
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use godwit_engine::clock::Millis;
-use godwit_engine::{Host, PrimitiveError, VirtualClock};
-use serde::Serialize;
+use godwit_engine::{PrimitiveError, VirtualClock};
+use serde::{Deserialize, Serialize};
 
 use crate::ec2::SecurityGroup;
-use crate::rds::{DbCluster, DbInstance, Snapshot};
-use metrics::{Metrics, Statistic};
+use crate::rds::DbInstance;
+use metrics::Metrics;
 use rng::Rng;
 use scenario::{FaultKind, Scenario, SlotType, dur_ms};
 
-/// The longest step the model takes without an event; bounds integration error.
-const MAX_STEP_MS: Millis = 10_000;
+/// The model's grid: rates are constant within a cell, and discrete work (sampling,
+/// connecting sessions) happens only at cell boundaries and events.
+const GRID_MS: Millis = 10_000;
+
+fn cell_start(t: Millis) -> Millis {
+    t.div_euclid(GRID_MS) * GRID_MS
+}
 
 /// A handle on one simulated world, shared by every area's sim implementation and the clock.
 #[derive(Clone)]
 pub struct Sim {
     inner: Arc<Mutex<SimState>>,
-    /// The host of the run the world is bound to: its idempotency token names the current
-    /// step, which is how faults bound to a step fire.
-    host: Arc<Mutex<Option<Host>>>,
+    persist: Arc<Persist>,
+}
+
+/// Where a persistent world writes its snapshot, and the last write error.
+#[derive(Default)]
+struct Persist {
+    path: Option<PathBuf>,
+    error: Mutex<Option<String>>,
+}
+
+/// The state as one API call holds it. A call that changed the world (took it mutably, or
+/// fired a fault) writes the snapshot of a persistent world when it ends, so a resumed run
+/// in another process finds what this one did (at-least-once, like the steps themselves).
+pub struct Api<'a> {
+    guard: MutexGuard<'a, SimState>,
+    persist: &'a Persist,
+    dirty: bool,
+}
+
+impl std::ops::Deref for Api<'_> {
+    type Target = SimState;
+    fn deref(&self) -> &SimState {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for Api<'_> {
+    fn deref_mut(&mut self) -> &mut SimState {
+        self.dirty = true;
+        &mut self.guard
+    }
+}
+
+impl Drop for Api<'_> {
+    fn drop(&mut self) {
+        if self.dirty
+            && let Some(path) = &self.persist.path
+            && let Err(e) = write_snapshot(path, &self.guard)
+        {
+            *self.persist.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+        }
+    }
+}
+
+/// The file recording how far simulated time got (`sim.json` → `sim.now`).
+fn clock_file(path: &Path) -> PathBuf {
+    path.with_extension("now")
+}
+
+fn write_snapshot(path: &Path, st: &SimState) -> Result<(), String> {
+    let json = serde_json::to_vec(st).map_err(|e| e.to_string())?;
+    // Write-then-rename: a crash mid-write leaves the previous snapshot intact.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, json)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            format!(
+                "cannot write the simulated world to {}: {e}",
+                path.display()
+            )
+        })
 }
 
 impl std::fmt::Debug for Sim {
@@ -62,33 +145,82 @@ impl Sim {
     pub fn new(scenario: Scenario) -> Sim {
         Sim {
             inner: Arc::new(Mutex::new(SimState::new(scenario))),
-            host: Arc::new(Mutex::new(None)),
+            persist: Arc::default(),
         }
     }
 
-    /// Bind the world to the run whose engine is being built (the plugin does this).
-    pub fn bind(&self, host: &Host) {
-        *self.host.lock().unwrap_or_else(|e| e.into_inner()) = Some(host.clone());
+    /// A world kept in `path`: restored from it when it exists (it must be of the same
+    /// scenario and seed), else started fresh; every call that changes the world rewrites it.
+    /// This is what lets another process resume a simulated run.
+    pub fn persistent(scenario: Scenario, path: &Path) -> Result<Sim, String> {
+        let state = if path.exists() {
+            let bytes = std::fs::read(path)
+                .map_err(|e| format!("cannot read the simulated world {}: {e}", path.display()))?;
+            let st: SimState = serde_json::from_slice(&bytes)
+                .map_err(|e| format!("the simulated world {} is damaged: {e}", path.display()))?;
+            if st.sc.name != scenario.name || st.sc.seed != scenario.seed {
+                return Err(format!(
+                    "{} holds scenario {} (seed {}), not {} (seed {}); resume with the world \
+                     the run started in",
+                    path.display(),
+                    st.sc.name,
+                    st.sc.seed,
+                    scenario.name,
+                    scenario.seed
+                ));
+            }
+            let mut st = st;
+            let reached = std::fs::read_to_string(clock_file(path))
+                .ok()
+                .and_then(|t| t.trim().parse::<Millis>().ok());
+            if let Some(t) = reached.filter(|t| *t > st.now) {
+                st.advance_to(t);
+            }
+            st
+        } else {
+            let st = SimState::new(scenario);
+            write_snapshot(path, &st)?;
+            st
+        };
+        Ok(Sim {
+            inner: Arc::new(Mutex::new(state)),
+            persist: Arc::new(Persist {
+                path: Some(path.to_path_buf()),
+                error: Mutex::new(None),
+            }),
+        })
     }
 
     /// The state, as an API call `area::op` sees it: faults bound to the current step fire
     /// first, and an active AWS throttling fault refuses AWS calls.
-    pub fn api(&self, area: &str, op: &str) -> Result<MutexGuard<'_, SimState>, PrimitiveError> {
-        let step = self
-            .host
+    pub fn api(&self, area: &str, op: &str) -> Result<Api<'_>, PrimitiveError> {
+        let step = crate::prim::current_unit();
+        let mut st = Api {
+            guard: self.lock(),
+            persist: &self.persist,
+            dirty: false,
+        };
+        if let Some(e) = self
+            .persist
+            .error
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .and_then(|h| {
-                h.idempotency_token()
-                    .strip_prefix(&format!("{}/", h.run_id()))
-                    .map(str::to_string)
-            });
-        let mut st = self.lock();
-        st.fire_time_faults();
-        if let Some(step) = step {
-            st.enter_step(&step);
+            .clone()
+        {
+            return Err(PrimitiveError::new(
+                area,
+                op,
+                godwit_engine::ErrorKind::Internal,
+                e,
+                "free disk space or fix permissions, then resume the run",
+            ));
         }
+        let fired = st.faults.iter().filter(|f| f.fired_at.is_some()).count();
+        st.guard.fire_time_faults();
+        if let Some(step) = step {
+            st.guard.enter_step(&step);
+        }
+        st.dirty = st.faults.iter().filter(|f| f.fired_at.is_some()).count() != fired;
         // A broken invariant fails the run at its next world call, with the report.
         if let Some(v) = st.violations.first() {
             return Err(PrimitiveError::new(
@@ -123,11 +255,22 @@ impl Sim {
     /// never hold the lock while sleeping, so this cannot deadlock.
     pub fn attach(&self, clock: &VirtualClock) {
         let inner = self.inner.clone();
+        let persist = self.persist.clone();
         clock.on_advance(move |_from, to| {
             inner
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .advance_to(to);
+            // Time passing is part of what a run did (a wait completed): a persistent world
+            // records how far it got, cheaply, and replays the model up to it on restore.
+            if let Some(path) = &persist.path
+                && let Err(e) = std::fs::write(clock_file(path), to.to_string())
+            {
+                *persist.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!(
+                    "cannot record the simulated time next to {}: {e}",
+                    path.display()
+                ));
+            }
         });
     }
 
@@ -137,7 +280,7 @@ impl Sim {
 }
 
 /// Scenario durations in milliseconds, parsed once.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Timings {
     pub archive_timeout: Millis,
     pub heartbeat: Millis,
@@ -177,7 +320,7 @@ impl Timings {
 }
 
 /// A replication slot on the source.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Slot {
     pub name: String,
     pub slot_type: SlotType,
@@ -207,7 +350,7 @@ impl Slot {
 }
 
 /// The Aurora replica's replication stream from the source.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stream {
     pub cluster_id: String,
     pub replayed: u64,
@@ -215,140 +358,8 @@ pub struct Stream {
     pub flowing: bool,
 }
 
-/// A backend on a simulated database.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Session {
-    pub pid: i64,
-    /// The RDS instance or Aurora cluster id the session is connected to.
-    pub db: String,
-    pub role: String,
-    pub application: bool,
-    pub backend_start: Millis,
-    /// `active`, `idle`, `idle in transaction`.
-    pub state: String,
-    pub xact_start: Option<Millis>,
-    /// `pg_terminate_backend` was called; the backend exits at this time.
-    pub exits_at: Option<Millis>,
-}
-
-/// An RDS-side change that completes later.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub enum Change {
-    InstanceStatus { id: String, status: String },
-    ClusterStatus { id: String, status: String },
-    RebootDone { id: String },
-    PromoteVisible { id: String },
-    PromoteDone { id: String },
-    DeleteInstance { id: String },
-    DeleteCluster { id: String },
-    SnapshotDone { id: String },
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct RdsModel {
-    pub instances: BTreeMap<String, DbInstance>,
-    pub clusters: BTreeMap<String, DbCluster>,
-    /// name → (family, is_cluster_group, parameters)
-    pub param_groups: BTreeMap<String, ParamGroup>,
-    pub snapshots: BTreeMap<String, Snapshot>,
-    /// Reboot idempotency tokens already acted on.
-    pub reboot_tokens: BTreeSet<String>,
-    pending: Vec<(Millis, u64, Change)>,
-    seq: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ParamGroup {
-    pub name: String,
-    pub family: String,
-    pub cluster: bool,
-    pub parameters: BTreeMap<String, String>,
-}
-
-impl RdsModel {
-    pub fn schedule(&mut self, at: Millis, change: Change) {
-        self.seq += 1;
-        self.pending.push((at, self.seq, change));
-    }
-
-    /// When the cluster's pending status change lands, if one is scheduled.
-    pub fn pending_for_cluster(&self, id: &str) -> Option<Millis> {
-        self.pending
-            .iter()
-            .filter(|p| matches!(&p.2, Change::ClusterStatus { id: c, .. } if c == id))
-            .map(|p| p.0)
-            .max()
-    }
-
-    /// Whether a promotion of `id` is scheduled already.
-    pub fn promote_requested(&self, id: &str) -> bool {
-        self.pending.iter().any(|p| {
-            matches!(&p.2, Change::PromoteVisible { id: c } | Change::PromoteDone { id: c } if c == id)
-        })
-    }
-
-    /// Drop the cluster's pending status change (a delete of a cluster being created);
-    /// returns when the last of its members' deletes lands (0 if none pending).
-    pub fn cancel_cluster_creation(&mut self, id: &str, members: &[String]) -> Millis {
-        self.pending
-            .retain(|p| !matches!(&p.2, Change::ClusterStatus { id: c, .. } if c == id));
-        self.pending
-            .iter()
-            .filter(|p| matches!(&p.2, Change::DeleteInstance { id: m } if members.contains(m)))
-            .map(|p| p.0)
-            .max()
-            .unwrap_or(0)
-    }
-
-    fn next_due(&self) -> Option<Millis> {
-        self.pending.iter().map(|p| p.0).min()
-    }
-
-    fn take_due(&mut self, now: Millis) -> Vec<Change> {
-        let mut due: Vec<_> = self
-            .pending
-            .iter()
-            .filter(|p| p.0 <= now)
-            .cloned()
-            .collect();
-        self.pending.retain(|p| p.0 > now);
-        due.sort_by_key(|p| (p.0, p.1));
-        due.into_iter().map(|p| p.2).collect()
-    }
-}
-
-/// A fault from the scenario and whether it has fired.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FaultState {
-    pub kind: FaultKind,
-    pub at: Option<Millis>,
-    pub step: Option<String>,
-    pub lasts: Option<Millis>,
-    pub target: Option<String>,
-    pub value: Option<f64>,
-    /// When it fired (`None`: not yet).
-    pub fired_at: Option<Millis>,
-}
-
-impl FaultState {
-    /// Fired and not yet over.
-    pub fn active(&self, now: Millis) -> bool {
-        match self.fired_at {
-            Some(t) => now >= t && self.lasts.is_none_or(|l| now < t + l),
-            None => false,
-        }
-    }
-}
-
-/// An invariant the run broke; fails the run with this report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Violation {
-    pub at: Millis,
-    pub invariant: String,
-    pub detail: String,
-}
-
-/// The whole simulated world.
+/// The whole simulated world (serialisable: a snapshot restores it exactly).
+#[derive(Serialize, Deserialize)]
 pub struct SimState {
     pub sc: Scenario,
     pub now: Millis,
@@ -367,8 +378,9 @@ pub struct SimState {
     next_minute: Millis,
     jitter: f64,
     minute_gen_bytes: u64,
-    /// (time, lsn) after each step, for replica lag in seconds.
-    history: VecDeque<(Millis, u64)>,
+    /// (time, lsn, application bytes written on the source so far) after each step: replica
+    /// lag in seconds, and what table contents the replica has at its replay position.
+    history: VecDeque<(Millis, u64, u64)>,
     pub slots: Vec<Slot>,
     pub stream: Option<Stream>,
     pub sessions: Vec<Session>,
@@ -379,6 +391,8 @@ pub struct SimState {
     pub target_slots: Vec<(String, crate::pg::SlotInfo)>,
     /// Where each promoted cluster's timeline starts (the replayed LSN at promotion).
     pub promoted_at_lsn: BTreeMap<String, u64>,
+    /// Source application bytes a promoted cluster had replayed when it was promoted.
+    pub promoted_app_bytes: BTreeMap<String, u64>,
     pub metrics: Metrics,
     pub routes: BTreeMap<String, net::RouteState>,
     pub nodes: Vec<net::NodeState>,
@@ -454,6 +468,7 @@ impl SimState {
             groups: BTreeMap::new(),
             target_slots: Vec::new(),
             promoted_at_lsn: BTreeMap::new(),
+            promoted_app_bytes: BTreeMap::new(),
             metrics: Metrics::default(),
             routes: BTreeMap::new(),
             nodes: Vec::new(),
@@ -545,7 +560,8 @@ impl SimState {
     /// Move the world forward to `to` (never backwards).
     pub fn advance_to(&mut self, to: Millis) {
         while self.now < to {
-            let mut next = (self.now + MAX_STEP_MS)
+            let mut next = cell_start(self.now)
+                .saturating_add(GRID_MS)
                 .min(to)
                 .min(self.next_switch)
                 .min(self.next_heartbeat)
@@ -569,14 +585,23 @@ impl SimState {
     }
 
     fn step(&mut self, to: Millis) {
-        let dt = to - self.now;
         self.steps += 1;
-        self.integrate(dt);
+        self.integrate(to);
         self.now = to;
+        // Discrete work happens only at grid points and events, never at an arbitrary time a
+        // run happened to poll at: the world does not depend on how its time was chunked.
+        let mut eventful = to % GRID_MS == 0;
         for change in self.rds.take_due(to) {
             self.apply(change);
+            eventful = true;
         }
+        let fired = self.faults.iter().filter(|f| f.fired_at.is_some()).count();
         self.fire_time_faults();
+        eventful |= self.faults.iter().filter(|f| f.fired_at.is_some()).count() != fired;
+        eventful |= self
+            .sessions
+            .iter()
+            .any(|s| s.exits_at.is_some_and(|t| t <= to));
         if to >= self.next_heartbeat {
             self.next_heartbeat += self.tm.heartbeat;
             if self.source_up() {
@@ -595,31 +620,44 @@ impl SimState {
             self.next_status += self.tm.status;
             self.report_status();
         }
-        self.step_consumers();
-        self.end_sessions();
-        self.connect_sessions();
-        self.history.push_back((self.now, self.lsn));
-        self.trim_history();
         if to >= self.next_minute {
             self.close_minute();
             self.next_minute += 60_000;
         }
+        self.end_sessions();
+        if !eventful {
+            return;
+        }
+        self.step_consumers();
+        self.connect_sessions();
+        let app = self.source_app_bytes();
+        self.history.push_back((self.now, self.lsn, app));
+        self.trim_history();
         self.sample();
+        self.check_storage();
         self.check_invariants();
     }
 
-    /// Continuous processes over `dt` ms: workload writes, replica replay, consumers receiving.
-    fn integrate(&mut self, dt: Millis) {
-        let secs = dt as f64 / 1000.0;
-        let rate = self.write_rate(self.now);
-        let mut writers: Vec<String> = self
-            .sessions
-            .iter()
-            .filter(|s| s.application && s.exits_at.is_none_or(|t| t > self.now))
-            .map(|s| s.db.clone())
-            .collect();
+    /// Continuous processes from `now` to `to` (within one grid cell): workload writes, replica
+    /// replay, consumers receiving. Rates are constant over a cell and the bytes of a span are
+    /// differences of the cell's running integral, so splitting a cell into several steps
+    /// writes exactly the same bytes.
+    fn integrate(&mut self, to: Millis) {
+        let cell = cell_start(self.now);
+        let within = |rate: f64, t: Millis| (rate * (t - cell) as f64 / 1000.0).floor() as u64;
+        let from = self.now;
+        let span = |rate: f64| within(rate, to).saturating_sub(within(rate, from));
+        let rate = self.write_rate(cell);
+        // Distinct databases with live application sessions (usually one: no sorting, no
+        // clones per session).
+        let mut writers: Vec<String> = Vec::new();
+        for s in &self.sessions {
+            if s.application && s.exits_at.is_none_or(|t| t > self.now) && !writers.contains(&s.db)
+            {
+                writers.push(s.db.clone());
+            }
+        }
         writers.sort();
-        writers.dedup();
         writers.retain(|db| self.writable(db));
         if writers.len() > 1 {
             self.violate(
@@ -630,7 +668,7 @@ impl SimState {
                 ),
             );
         }
-        let bytes = (rate * secs).round() as u64;
+        let bytes = span(rate);
         for db in &writers {
             if bytes == 0 {
                 continue;
@@ -659,10 +697,10 @@ impl SimState {
                 slot.received = lsn;
             }
         }
-        let replay_rate = self.replay_rate();
+        let replay_rate = self.replay_rate(cell);
+        let can = span(replay_rate);
         if let Some(stream) = &mut self.stream {
             if stream.flowing && replay_rate > 0.0 {
-                let can = (replay_rate * secs) as u64;
                 stream.replayed = (stream.replayed + can).min(lsn);
             }
             let replayed = stream.replayed;
@@ -693,7 +731,8 @@ impl SimState {
             * self.jitter
     }
 
-    fn replay_rate(&self) -> f64 {
+    /// The replica's replay rate over the cell starting at `cell` (faults as of now).
+    fn replay_rate(&self, cell: Millis) -> f64 {
         let mut rate = self.sc.replica.replay_bytes_per_second;
         for f in &self.faults {
             if !f.active(self.now) {
@@ -705,7 +744,7 @@ impl SimState {
                     // Slow only while the workload is above its midpoint: the peak.
                     let w = &self.sc.workload;
                     let mid = (w.base_write_bytes_per_second + w.peak_write_bytes_per_second) / 2.0;
-                    if self.write_rate(self.now) > mid {
+                    if self.write_rate(cell) > mid {
                         rate *= f.value.unwrap_or(1.0);
                     }
                 }
@@ -741,533 +780,39 @@ impl SimState {
         let first = self
             .history
             .iter()
-            .find(|(_, lsn)| *lsn > stream.replayed)
-            .map_or(self.now, |(t, _)| *t);
+            .find(|(_, lsn, _)| *lsn > stream.replayed)
+            .map_or(self.now, |(t, _, _)| *t);
         // The entry is the end of the step in which the byte was written: half a step earlier
         // on average; rounding down keeps "caught up" at exactly 0.
         Some(((self.now - first) as f64 / 1000.0).max(0.0))
     }
 
-    pub fn source_id(&self) -> &str {
-        &self.sc.source.id
+    /// Application bytes ever written on the source.
+    pub fn source_app_bytes(&self) -> u64 {
+        self.app_bytes.get(&self.sc.source.id).copied().unwrap_or(0)
     }
 
-    /// The source is up (accepts writes from the engine itself: heartbeats, switches).
-    pub fn source_up(&self) -> bool {
-        self.rds
-            .instances
-            .get(&self.sc.source.id)
-            .is_some_and(|i| matches!(i.status.as_str(), "available" | "modifying" | "backing-up"))
+    /// Application bytes contained in the source's WAL up to `lsn` (what a replica replayed
+    /// to `lsn` has applied); exact at step boundaries, conservative inside a step.
+    pub fn app_bytes_at(&self, lsn: u64) -> u64 {
+        self.history
+            .iter()
+            .rev()
+            .find(|(_, l, _)| *l <= lsn)
+            .map_or(0, |(_, _, a)| *a)
     }
 
-    /// Can `db` (instance or cluster id) take application writes right now?
-    pub fn writable(&self, db: &str) -> bool {
-        if let Some(i) = self.rds.instances.get(db) {
-            return i.cluster_id.is_none() && db == self.sc.source.id && self.source_up();
-        }
-        self.rds.clusters.get(db).is_some_and(|c| {
-            c.replication_source_identifier.is_none()
-                && c.status == "available"
-                && c.members.iter().any(|m| {
-                    self.rds
-                        .instances
-                        .get(m)
-                        .is_some_and(|i| i.status == "available")
-                })
-        })
-    }
-
-    /// Would a new application connection to `db` succeed (network and login)?
-    pub fn accepts_app(&self, db: &str) -> bool {
+    /// The table contents `db` holds, as application bytes applied from the source's history
+    /// (plus, for a promoted cluster, its own writes): `None` for an unknown endpoint.
+    pub fn content_version(&self, db: &str) -> Option<(u64, u64)> {
         if db == self.sc.source.id {
-            let Some(i) = self.rds.instances.get(db) else {
-                return false;
-            };
-            // Quarantine groups have no ingress; a group with an ingress rule lets clients in.
-            let reachable = i
-                .security_groups
-                .iter()
-                .any(|g| self.groups.get(g).is_some_and(|g| !g.ingress.is_empty()));
-            return reachable && self.source_up();
+            return Some((self.source_app_bytes(), 0));
         }
-        self.writable(db)
-    }
-
-    /// The current LSN of a promoted cluster: its timeline continues from where replay
-    /// stopped.
-    pub fn target_lsn(&self, db: &str) -> u64 {
-        self.promoted_at_lsn.get(db).copied().unwrap_or(0)
-            + self.app_bytes.get(db).copied().unwrap_or(0)
-    }
-
-    /// Where new application connections go: the source's route's newest version every
-    /// connected Envoy node ACKed (none while that version holds connections).
-    pub fn app_target(&self) -> Option<String> {
-        let route = self.app_route()?;
-        let v = self.effective(&route)?;
-        (!v.hold).then(|| v.target.clone())
-    }
-
-    /// The route applications use: the one named after the source, else the first.
-    pub fn app_route(&self) -> Option<String> {
-        if self.routes.contains_key(&self.sc.source.id) {
-            return Some(self.sc.source.id.clone());
+        if let Some(s) = self.stream.as_ref().filter(|s| s.cluster_id == db) {
+            return Some((self.app_bytes_at(s.replayed), 0));
         }
-        self.routes.keys().next().cloned()
-    }
-
-    fn connect_sessions(&mut self) {
-        let Some(db) = self.app_target() else {
-            return;
-        };
-        if !self.accepts_app(&db) {
-            return;
-        }
-        let roles: Vec<String> = self
-            .sc
-            .source
-            .app_roles
-            .iter()
-            .filter(|r| !self.blocked_roles.contains(*r))
-            .cloned()
-            .collect();
-        if roles.is_empty() {
-            return;
-        }
-        let open = self.sessions.iter().filter(|s| s.application).count() as u32;
-        for i in open..self.sc.source.sessions {
-            let pid = self.next_pid;
-            self.next_pid += 1;
-            self.sessions.push(Session {
-                pid,
-                db: db.clone(),
-                role: roles[i as usize % roles.len()].clone(),
-                application: true,
-                backend_start: self.now,
-                state: if i % 4 == 0 { "active" } else { "idle" }.into(),
-                xact_start: None,
-                exits_at: None,
-            });
-        }
-    }
-
-    fn end_sessions(&mut self) {
-        let now = self.now;
-        self.sessions.retain(|s| s.exits_at.is_none_or(|t| t > now));
-    }
-
-    /// Every session on `db` ends (reboot, crash, delete).
-    pub fn drop_sessions(&mut self, db: &str) {
-        let n = self.sessions.len();
-        self.sessions.retain(|s| s.db != db);
-        let ended = n - self.sessions.len();
-        if ended > 0 {
-            self.note(format!("{ended} sessions on {db} ended"));
-        }
-    }
-
-    // ---- AWS transitions -----------------------------------------------------------------
-
-    fn apply(&mut self, change: Change) {
-        self.note(format!("{change:?}"));
-        match change {
-            Change::InstanceStatus { id, status } => {
-                if let Some(i) = self.rds.instances.get_mut(&id) {
-                    i.status = status;
-                }
-                self.refresh_stream();
-            }
-            Change::ClusterStatus { id, mut status } => {
-                let replica = self
-                    .rds
-                    .clusters
-                    .get(&id)
-                    .is_some_and(|c| c.replication_source_identifier.is_some());
-                if replica && status == "available" {
-                    if let Some(t) = self
-                        .fault(FaultKind::TerminalClusterState)
-                        .and_then(|f| f.target.clone())
-                    {
-                        status = t;
-                    } else if self.fault(FaultKind::EncryptionMismatch).is_some() {
-                        status = "inaccessible-encryption-credentials".into();
-                    }
-                }
-                if let Some(c) = self.rds.clusters.get_mut(&id) {
-                    c.status = status;
-                }
-                self.refresh_stream();
-            }
-            Change::RebootDone { id } => {
-                if let Some(i) = self.rds.instances.get_mut(&id) {
-                    i.status = "available".into();
-                }
-            }
-            Change::PromoteVisible { id } => {
-                if self.promote_fault(FaultKind::PromoteFailure).is_some() {
-                    // The promotion is refused after it showed `promoting`.
-                    if let Some(c) = self.rds.clusters.get_mut(&id) {
-                        c.status = "available".into();
-                    }
-                    self.note(format!("promotion of {id} failed; still a replica"));
-                    return;
-                }
-                if let Some(c) = self.rds.clusters.get_mut(&id) {
-                    c.status = "promoting".into();
-                }
-                self.stop_stream(&id);
-                if self.promote_fault(FaultKind::PromoteHang).is_none() {
-                    let at = self.now + self.tm.promote;
-                    self.rds.schedule(at, Change::PromoteDone { id });
-                }
-            }
-            Change::PromoteDone { id } => {
-                if let Some(c) = self.rds.clusters.get_mut(&id) {
-                    c.status = "available".into();
-                    c.replication_source_identifier = None;
-                }
-                let src = self.sc.source.id.clone();
-                if let Some(i) = self.rds.instances.get_mut(&src) {
-                    i.replica_clusters.retain(|c| *c != id);
-                }
-            }
-            Change::DeleteInstance { id } => {
-                self.drop_sessions(&id);
-                let cluster = self.rds.instances.remove(&id).and_then(|i| i.cluster_id);
-                if let Some(c) = cluster.and_then(|c| self.rds.clusters.get_mut(&c)) {
-                    c.members.retain(|m| *m != id);
-                    if c.writer.as_deref() == Some(id.as_str()) {
-                        c.writer = None;
-                    }
-                }
-                self.refresh_stream();
-            }
-            Change::DeleteCluster { id } => {
-                self.rds.clusters.remove(&id);
-                self.stop_stream(&id);
-                self.slots
-                    .retain(|s| s.replica_cluster.as_deref() != Some(id.as_str()));
-                let src = self.sc.source.id.clone();
-                if let Some(i) = self.rds.instances.get_mut(&src) {
-                    i.replica_clusters.retain(|c| *c != id);
-                }
-            }
-            Change::SnapshotDone { id } => {
-                if let Some(s) = self.rds.snapshots.get_mut(&id) {
-                    s.status = "available".into();
-                }
-            }
-        }
-    }
-
-    fn promote_fault(&mut self, kind: FaultKind) -> Option<usize> {
-        let now = self.now;
-        let i = self.faults.iter().position(|f| {
-            f.kind == kind && (f.active(now) || (f.at.is_none() && f.step.is_none()))
-        })?;
-        Some(i)
-    }
-
-    /// The stream flows while the replica cluster is available with an available member.
-    fn refresh_stream(&mut self) {
-        let Some(stream) = &self.stream else {
-            return;
-        };
-        let id = stream.cluster_id.clone();
-        let flowing = self.rds.clusters.get(&id).is_some_and(|c| {
-            c.replication_source_identifier.is_some()
-                && c.status == "available"
-                && c.members.iter().any(|m| {
-                    self.rds
-                        .instances
-                        .get(m)
-                        .is_some_and(|i| i.status == "available")
-                })
-        });
-        if let Some(s) = &mut self.stream {
-            s.flowing = flowing;
-        }
-    }
-
-    fn stop_stream(&mut self, cluster: &str) {
-        if self
-            .stream
-            .as_ref()
-            .is_some_and(|s| s.cluster_id == cluster)
-        {
-            let stream = self.stream.take().unwrap_or_else(|| unreachable!());
-            self.promoted_at_lsn
-                .insert(cluster.to_string(), stream.replayed);
-            let lost = self.last_app_commit_lsn.saturating_sub(stream.replayed);
-            if lost > 0 && self.fence_at.is_some() {
-                self.violate(
-                    "no-acknowledged-write-lost",
-                    format!(
-                        "promotion of {cluster} stopped replication {lost} bytes short of the \
-                         source's last acknowledged commit"
-                    ),
-                );
-            }
-            self.slots
-                .retain(|s| s.replica_cluster.as_deref() != Some(cluster));
-            self.note(format!(
-                "replication to {cluster} stopped at replayed lsn {}",
-                format_lsn(stream.replayed)
-            ));
-        }
-    }
-
-    /// Begin replicating into `cluster` from the current LSN (the replica is built from a
-    /// snapshot taken now; it catches up once available). A physical slot holds the WAL.
-    pub fn start_stream(&mut self, cluster: &str) {
-        let lsn = self.lsn;
-        self.stream = Some(Stream {
-            cluster_id: cluster.to_string(),
-            replayed: lsn,
-            flowing: false,
-        });
-        self.slots.push(Slot {
-            name: format!("rds_aurora_{}", cluster.replace('-', "_")),
-            slot_type: SlotType::Physical,
-            plugin: String::new(),
-            database: String::new(),
-            active: true,
-            restart_lsn: lsn,
-            confirmed_flush_lsn: 0,
-            inactive_since: None,
-            received: lsn,
-            replica_cluster: Some(cluster.to_string()),
-        });
-    }
-
-    // ---- faults ---------------------------------------------------------------------------
-
-    pub fn fire_time_faults(&mut self) {
-        let now = self.now;
-        let due: Vec<usize> = (0..self.faults.len())
-            .filter(|&i| {
-                let f = &self.faults[i];
-                f.fired_at.is_none() && f.at.is_some_and(|a| a <= now)
-            })
-            .collect();
-        for i in due {
-            self.fire(i);
-        }
-    }
-
-    /// Fire the faults bound to `step` (called when a primitive runs inside that step).
-    pub fn enter_step(&mut self, step: &str) {
-        let due: Vec<usize> = (0..self.faults.len())
-            .filter(|&i| {
-                let f = &self.faults[i];
-                f.fired_at.is_none() && f.step.as_deref() == Some(step)
-            })
-            .collect();
-        for i in due {
-            self.fire(i);
-        }
-    }
-
-    fn fire(&mut self, i: usize) {
-        self.faults[i].fired_at = Some(self.now);
-        let f = self.faults[i].clone();
-        self.note(format!("fault {:?} fired", f.kind));
-        match f.kind {
-            FaultKind::StaleLogicalSlot => {
-                let now = self.now;
-                if let Some(s) = self
-                    .slots
-                    .iter_mut()
-                    .find(|s| Some(&s.name) == f.target.as_ref())
-                {
-                    s.active = false;
-                    s.inactive_since = Some(now);
-                }
-            }
-            FaultKind::LongRunningTransaction => {
-                let src = self.sc.source.id.clone();
-                let now = self.now;
-                if let Some(s) = self
-                    .sessions
-                    .iter_mut()
-                    .find(|s| s.db == src && s.application)
-                {
-                    s.state = "idle in transaction".into();
-                    s.xact_start = Some(now);
-                }
-            }
-            FaultKind::EnvoyNodeDisconnect => {
-                self.fire_net_fault(f.kind, f.target.as_deref());
-            }
-            FaultKind::EngineCrash => {
-                let src = self.sc.source.id.clone();
-                self.drop_sessions(&src);
-                if let Some(inst) = self.rds.instances.get_mut(&src) {
-                    inst.status = "rebooting".into();
-                }
-                let at = self.now + self.tm.reboot;
-                self.rds.schedule(at, Change::RebootDone { id: src });
-            }
-            _ => {}
-        }
-    }
-
-    /// The fault of `kind` active now, if any.
-    pub fn fault(&self, kind: FaultKind) -> Option<&FaultState> {
-        self.faults
-            .iter()
-            .find(|f| f.kind == kind && f.active(self.now))
-    }
-
-    // ---- metrics and invariants ----------------------------------------------------------
-
-    fn sample(&mut self) {
-        let minute = self.now.div_euclid(60_000) * 60;
-        let src = self.sc.source.id.clone();
-        let d = |m: &str, dim: &str, id: &str| (m.to_string(), dim.to_string(), id.to_string());
-        let inst = "DBInstanceIdentifier";
-        if self.rds.instances.contains_key(&src) {
-            if !self.slots.is_empty() {
-                let oldest = self
-                    .slots
-                    .iter()
-                    .map(|s| s.lag_bytes(self.lsn))
-                    .max()
-                    .unwrap_or(0);
-                self.metrics.sample(
-                    d("OldestReplicationSlotLag", inst, &src),
-                    minute,
-                    oldest as f64,
-                );
-                let logical: u64 = self
-                    .slots
-                    .iter()
-                    .filter(|s| s.slot_type == SlotType::Logical)
-                    .map(|s| self.lsn.saturating_sub(s.restart_lsn))
-                    .sum();
-                self.metrics.sample(
-                    d("ReplicationSlotDiskUsage", inst, &src),
-                    minute,
-                    logical as f64,
-                );
-            }
-            let retained = self.retained_wal_bytes();
-            self.metrics.sample(
-                d("TransactionLogsDiskUsage", inst, &src),
-                minute,
-                retained as f64,
-            );
-            let alloc = self.sc.source.allocated_storage_gb as f64 * 1e9;
-            let free = (alloc - self.sc.source.data_gb * 1e9 - retained as f64).max(0.0);
-            self.metrics
-                .sample(d("FreeStorageSpace", inst, &src), minute, free);
-            let conns = self.sessions.iter().filter(|s| s.db == src).count();
-            self.metrics
-                .sample(d("DatabaseConnections", inst, &src), minute, conns as f64);
-        }
-        if let (Some(lag), Some(stream)) = (self.replica_lag_seconds(), self.stream.clone()) {
-            self.metrics.sample(
-                d(
-                    "RDSToAuroraPostgreSQLReplicaLag",
-                    "DBClusterIdentifier",
-                    &stream.cluster_id,
-                ),
-                minute,
-                lag,
-            );
-            if let Some(c) = self.rds.clusters.get(&stream.cluster_id) {
-                for m in c.members.clone() {
-                    self.metrics.sample(d("ReplicaLag", inst, &m), minute, lag);
-                }
-            }
-        }
-    }
-
-    /// WAL kept on the source's disk: everything behind the oldest slot, at least one segment.
-    pub fn retained_wal_bytes(&self) -> u64 {
-        let oldest = self
-            .slots
-            .iter()
-            .map(|s| s.restart_lsn)
-            .min()
-            .unwrap_or(self.lsn);
-        self.lsn.saturating_sub(oldest) + self.seg
-    }
-
-    fn close_minute(&mut self) {
-        let minute = self.now / 1000 - 60;
-        let src = self.sc.source.id.clone();
-        let generation = self.minute_gen_bytes as f64 / 60.0;
-        self.minute_gen_bytes = 0;
-        self.metrics.sample(
-            (
-                "TransactionLogsGeneration".into(),
-                "DBInstanceIdentifier".into(),
-                src,
-            ),
-            minute,
-            generation,
-        );
-        // A minute is lost when the gap covers its start.
-        let start = self.now - 60_000;
-        let gap = self
-            .faults
-            .iter()
-            .any(|f| f.kind == FaultKind::CloudwatchGap && f.active(start));
-        self.metrics.close_minute(!gap);
-        let j = self.sc.workload.jitter;
-        self.jitter = 1.0 + j * self.rng.signed();
-    }
-
-    /// CloudWatch datapoints for the source/replica metrics (see [`metrics::Metrics::query`]).
-    pub fn datapoints(
-        &self,
-        key: &metrics::Key,
-        stat: Statistic,
-        period_s: i64,
-        since: i64,
-        until: i64,
-    ) -> Vec<(i64, f64)> {
-        let extra = self
-            .fault(FaultKind::CloudwatchDelay)
-            .and_then(|f| f.value)
-            .unwrap_or(0.0);
-        let visible = (self.now - self.tm.cw_delay) / 1000 - extra as i64;
-        self.metrics
-            .query(key, stat, period_s, since, until, visible)
-    }
-
-    pub fn violate(&mut self, invariant: &str, detail: String) {
-        // One report per invariant is enough to fail the run and keeps the log readable.
-        if self.violations.iter().any(|v| v.invariant == invariant) {
-            return;
-        }
-        self.violations.push(Violation {
-            at: self.now,
-            invariant: invariant.into(),
-            detail,
-        });
-    }
-
-    /// Invariants not checked where their facts change (single writer and no write after the
-    /// fence are checked in `integrate`, no lost acknowledged write in `stop_stream`).
-    fn check_invariants(&mut self) {
-        let mut bad = Vec::new();
-        for name in self.routes.keys() {
-            let Some(v) = self.effective(name) else {
-                continue;
-            };
-            // After a switch is released, the route must serve a writable endpoint.
-            if v.version > 1 && !v.hold && !self.accepts_app(&v.target) {
-                bad.push(format!(
-                    "route {name} version {} released to {}, which is not a writable endpoint",
-                    v.version, v.target
-                ));
-            }
-        }
-        for detail in bad {
-            self.violate("route-serves-writable", detail);
-        }
+        let base = *self.promoted_app_bytes.get(db)?;
+        Some((base, self.app_bytes.get(db).copied().unwrap_or(0)))
     }
 }
 

@@ -9,12 +9,12 @@
 use std::collections::BTreeMap;
 
 use godwit_engine::clock::Millis;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::SimState;
 use super::scenario::{FaultKind, dur_ms};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RouteVersion {
     pub version: u64,
     pub target: String,
@@ -23,7 +23,7 @@ pub struct RouteVersion {
     pub published_at: Millis,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RouteState {
     pub name: String,
     /// Every published version, oldest first; the last is the current one.
@@ -39,22 +39,22 @@ impl RouteState {
 }
 
 /// A node's answer to one version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Answer {
     Ack,
     Nack,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeState {
     pub id: String,
     pub ack_latency: Millis,
     pub connected: bool,
-    /// (route, version) → (answer, when it arrives).
-    pub answers: BTreeMap<(String, u64), (Answer, Millis)>,
+    /// route → version → (answer, when it arrives).
+    pub answers: BTreeMap<String, BTreeMap<u64, (Answer, Millis)>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Consumer {
     pub name: String,
     pub slot: String,
@@ -103,7 +103,10 @@ impl SimState {
             );
             // Version 1 is what the nodes already run.
             for n in &mut self.nodes {
-                n.answers.insert((name.clone(), 1), (Answer::Ack, self.now));
+                n.answers
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(1, (Answer::Ack, self.now));
             }
         }
         let lsn = self.lsn;
@@ -161,7 +164,10 @@ impl SimState {
                 Answer::Ack
             };
             let at = now + (n.ack_latency as f64 * jitter) as Millis;
-            n.answers.insert((route.to_string(), version), (answer, at));
+            n.answers
+                .entry(route.to_string())
+                .or_default()
+                .insert(version, (answer, at));
         }
         self.note(format!("route {route} version {version} published"));
         version
@@ -170,7 +176,8 @@ impl SimState {
     /// The answer of `node` to `route`@`version` as of now.
     pub fn answer(&self, node: &NodeState, route: &str, version: u64) -> Option<Answer> {
         node.answers
-            .get(&(route.to_string(), version))
+            .get(route)?
+            .get(&version)
             .filter(|(_, at)| *at <= self.now)
             .map(|(a, _)| *a)
     }

@@ -2,7 +2,7 @@
 //! quality, and an owned generator keeps "same scenario + seed ⇒ identical run" independent of
 //! any crate's version.
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Rng(u64);
 
 impl Rng {

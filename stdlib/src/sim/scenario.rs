@@ -486,7 +486,13 @@ impl Scenario {
             file: file.to_string(),
             message,
         };
-        let s: Scenario = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let s: Scenario = toml::from_str(text).map_err(|e| {
+            let path = e.span().and_then(|sp| key_path_at(text, sp.start));
+            match path {
+                Some(p) => err(format!("at `{p}`: {e}")),
+                None => err(e.to_string()),
+            }
+        })?;
         s.validate().map_err(err)?;
         Ok(s)
     }
@@ -756,6 +762,45 @@ impl Scenario {
         } else {
             self.envoy.nodes.clone()
         }
+    }
+}
+
+/// The key path (`faults[1].kind`, `source.sessions`) of the key on the line holding byte
+/// `offset`, from the table headers above it: the toml crate reports a line, operators think
+/// in key paths.
+fn key_path_at(text: &str, offset: usize) -> Option<String> {
+    let before = text.get(..offset)?;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_string())
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
+    let mut header: Option<String> = None;
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for l in before[..line_start].lines() {
+        let l = l.trim();
+        if let Some(name) = l
+            .strip_prefix("[[")
+            .and_then(|r| r.split_once("]]"))
+            .map(|(n, _)| n.trim())
+        {
+            let n = counts.entry(name.to_string()).or_insert(0);
+            header = Some(format!("{name}[{n}]"));
+            *n += 1;
+        } else if let Some(name) = l
+            .strip_prefix('[')
+            .and_then(|r| r.split_once(']'))
+            .map(|(n, _)| n.trim())
+        {
+            header = Some(name.to_string());
+        }
+    }
+    match (header, key) {
+        (Some(h), Some(k)) => Some(format!("{h}.{k}")),
+        (None, Some(k)) => Some(k),
+        (Some(h), None) => Some(h),
+        (None, None) => None,
     }
 }
 

@@ -87,34 +87,48 @@ fn a_stale_logical_slot_grows_one_segment_per_five_minutes() {
 
 #[test]
 fn security_groups_alone_keep_sessions_reboot_ends_them() {
-    let mut st = load("stale-logical-slot");
-    let src = st.source_id().to_string();
-    let count = |st: &SimState| st.sessions.iter().filter(|s| s.db == src).count();
-    assert_eq!(count(&st), 5);
-    st.rds.instances.get_mut(&src).unwrap().security_groups = vec!["sg-quarantine".into()];
-    let t = st.now;
-    st.advance_to(t + 600_000);
+    use crate::ec2::Ec2;
+    use crate::rds::Rds;
+    // Through the primitives' own implementations, as a runbook drives them.
+    let sim = Sim::new(Scenario::load("busy-source").unwrap());
+    let conns = |sim: &Sim| {
+        let st = sim.lock();
+        st.sessions.iter().filter(|s| s.db == "orders-db").count()
+    };
+    let written = |sim: &Sim| sim.lock().source_app_bytes();
+    assert_eq!(conns(&sim), 40);
+    let q = sim
+        .ensure_quarantine_group("vpc-0sim", "godwit-quarantine")
+        .unwrap();
+    sim.set_security_groups("orders-db", std::slice::from_ref(&q.id))
+        .unwrap();
+    let before = written(&sim);
+    advance(&sim, 10 * 60_000);
     assert_eq!(
-        count(&st),
-        5,
+        conns(&sim),
+        40,
         "security groups are stateful: sessions survive"
     );
-    st.rds.instances.get_mut(&src).unwrap().status = "rebooting".into();
-    st.drop_sessions(&src);
-    st.rds
-        .schedule(st.now + 60_000, Change::RebootDone { id: src.clone() });
-    let t = st.now;
-    st.advance_to(t + 600_000);
-    assert_eq!(st.rds.instances[&src].status, "available");
+    assert!(written(&sim) > before, "and keep writing");
+    sim.reboot_instance("orders-db", "t1").unwrap();
+    assert_eq!(conns(&sim), 0, "the reboot ends every session");
+    advance(&sim, 10 * 60_000);
     assert_eq!(
-        count(&st),
-        0,
-        "after the reboot, quarantined: nobody reconnects"
+        sim.describe_instance("orders-db").unwrap().status,
+        "available"
     );
-    st.rds.instances.get_mut(&src).unwrap().security_groups = vec!["sg-0app".into()];
-    let t = st.now;
-    st.advance_to(t + 10_000);
-    assert_eq!(count(&st), 5, "groups restored: clients come back");
+    assert_eq!(conns(&sim), 0, "quarantined: nobody reconnects");
+    let fenced = written(&sim);
+    advance(&sim, 10 * 60_000);
+    assert_eq!(
+        written(&sim),
+        fenced,
+        "no application write after the fence"
+    );
+    sim.set_security_groups("orders-db", &["sg-0app".into()])
+        .unwrap();
+    advance(&sim, 60_000);
+    assert_eq!(conns(&sim), 40, "groups restored: clients come back");
 }
 
 fn fingerprint(name: &str) -> String {
@@ -238,7 +252,19 @@ fn scenario_errors_name_the_file_the_key_and_the_expectation() {
     let base = "name = \"x\"\n[source]\nid = \"orders-db\"\n";
     let e = Scenario::from_toml("bad.toml", &format!("{base}colour = 1\n")).unwrap_err();
     assert_eq!(e.file, "bad.toml");
-    assert!(e.message.contains("colour"), "{e}");
+    assert!(
+        e.message.contains("at `source.colour`") && e.message.contains("expected one of"),
+        "{e}"
+    );
+    let e = Scenario::from_toml(
+        "bad.toml",
+        "name = \"x\"\n[source]\nid = \"orders-db\"\n[[faults]]\nkind = \"promote-hang\"\nstep = \"a\"\n[[faults]]\nkind = \"promote-explodes\"\nat = \"1h\"\n",
+    )
+    .unwrap_err();
+    assert!(
+        e.message.contains("at `faults[1].kind`") && e.message.contains("promote-hang"),
+        "{e}"
+    );
     let e = Scenario::from_toml("bad.toml", &format!("{base}sessions = \"many\"\n")).unwrap_err();
     assert!(
         e.message.contains("sessions") || e.message.contains("integer"),
@@ -489,4 +515,209 @@ fn cloudwatch_gap_and_delay_faults() {
         "no datapoint in the gap"
     );
     assert!(pts.iter().any(|p| p.0 == t0 / 1000 + 119 * 60));
+}
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Events fall where they fall however time is chunked: an idle source's WAL position
+        /// depends only on the time reached.
+        #[test]
+        fn idle_wal_does_not_depend_on_how_time_is_chunked(
+            chunks in proptest::collection::vec(1i64..900_000, 1..40)
+        ) {
+            let mut a = load("idle-source");
+            let mut b = load("idle-source");
+            let t0 = a.now;
+            for c in &chunks {
+                let t = a.now + c;
+                a.advance_to(t);
+            }
+            b.advance_to(a.now);
+            prop_assert_eq!(a.lsn, b.lsn);
+            prop_assert_eq!(a.slots[0].restart_lsn, b.slots[0].restart_lsn);
+            prop_assert!(a.now > t0);
+        }
+
+        /// A busy world (writes, a catching-up replica, a CDC consumer) is the same however
+        /// its time was chunked: polls every second or one jump give identical WAL, slots,
+        /// replay and CloudWatch data.
+        #[test]
+        fn a_busy_world_does_not_depend_on_how_time_is_chunked(
+            chunks in proptest::collection::vec(1i64..400_000, 1..60)
+        ) {
+            let run = |chunks: &[i64]| {
+                let sim = with_replica("busy-source");
+                let mut st = sim.lock();
+                for c in chunks {
+                    let t = st.now + c;
+                    st.advance_to(t);
+                }
+                format!(
+                    "{} {:?} {:?} {:?} {:?}",
+                    st.lsn,
+                    st.slots.iter().map(|s| (s.restart_lsn, s.confirmed_flush_lsn)).collect::<Vec<_>>(),
+                    st.stream.as_ref().map(|s| s.replayed),
+                    st.sessions.len(),
+                    st.metrics.all()
+                )
+            };
+            let total: i64 = chunks.iter().sum();
+            prop_assert_eq!(run(&chunks), run(&[total]));
+        }
+
+        /// Positions are ordered for any seed and workload: slots and replay never pass the
+        /// source, metrics are never negative.
+        #[test]
+        fn positions_stay_ordered(seed in 0u64..1000, base in 0.0f64..20e6, hours in 1i64..8) {
+            let mut sc = Scenario::load("busy-source").unwrap();
+            sc.seed = seed;
+            sc.workload.base_write_bytes_per_second = base;
+            sc.workload.peak_write_bytes_per_second = base * 2.0;
+            let sim = Sim::new(sc);
+            sim.create_replica_cluster(&CreateReplicaCluster {
+                cluster_id: "orders-aurora".into(),
+                source_id: "orders-db".into(),
+                engine_version: "15.4".into(),
+                parameter_group: None,
+                security_groups: None,
+                kms_key_id: None,
+            }).unwrap();
+            let mut st = sim.lock();
+            let mut last = st.lsn;
+            for _ in 0..hours * 12 {
+                let t = st.now + 300_000;
+                st.advance_to(t);
+                prop_assert!(st.lsn >= last);
+                last = st.lsn;
+                for s in &st.slots {
+                    prop_assert!(s.restart_lsn <= st.lsn && s.confirmed_flush_lsn <= st.lsn);
+                }
+                if let Some(r) = &st.stream {
+                    prop_assert!(r.replayed <= st.lsn);
+                }
+            }
+            for (key, minutes) in st.metrics.all() {
+                // Replica lag is -1 while replication is not running; nothing else is negative.
+                let floor = if key.0.contains("ReplicaLag") { -1.0 } else { 0.0 };
+                for m in minutes {
+                    prop_assert!(m.min >= floor, "{:?} {:?}", key, m);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn table_hashes_match_after_catch_up_except_unlogged_tables() {
+    let mut sc = Scenario::load("busy-source").unwrap();
+    sc.source.unlogged_tables = vec!["public.session_cache".into()];
+    let sim = Sim::new(sc);
+    sim.create_replica_cluster(&CreateReplicaCluster {
+        cluster_id: "orders-aurora".into(),
+        source_id: "orders-db".into(),
+        engine_version: "15.4".into(),
+        parameter_group: None,
+        security_groups: None,
+        kms_key_id: None,
+    })
+    .unwrap();
+    sim.create_cluster_instance(&CreateClusterInstance {
+        instance_id: "orders-aurora-1".into(),
+        cluster_id: "orders-aurora".into(),
+        instance_class: "db.r6g.xlarge".into(),
+        parameter_group: None,
+    })
+    .unwrap();
+    advance(&sim, 4 * 3_600_000);
+    let orders = |db: &str| {
+        sim.table_hashes(db)
+            .unwrap()
+            .into_iter()
+            .find(|t| t.table == "public.orders")
+            .unwrap()
+    };
+    assert_ne!(
+        orders("orders-aurora"),
+        orders("orders-db"),
+        "replica lags a busy source"
+    );
+    sim.block_logins("orders-db", &["orders_app".into()])
+        .unwrap();
+    let pids: Vec<i64> = sim
+        .application_backends("orders-db")
+        .unwrap()
+        .iter()
+        .map(|b| b.pid)
+        .collect();
+    sim.terminate_backends("orders-db", &pids).unwrap();
+    advance(&sim, 60_000);
+    let (src, dst) = (
+        sim.table_hashes("orders-db").unwrap(),
+        sim.table_hashes("orders-aurora").unwrap(),
+    );
+    for (a, b) in src.iter().zip(&dst) {
+        if a.table == "public.session_cache" {
+            assert_ne!(a, b, "unlogged tables are not replicated");
+            assert_eq!(b.rows, 0);
+        } else {
+            assert_eq!(a, b, "after the fence and catch-up, contents match");
+        }
+    }
+}
+
+#[test]
+fn a_stale_slot_on_a_busy_source_fills_the_disk() {
+    let mut sc = Scenario::load("busy-source").unwrap();
+    sc.source.allocated_storage_gb = 400; // 300 GB of data: 100 GB for WAL
+    sc.faults.push(scenario::Fault {
+        kind: FaultKind::StaleLogicalSlot,
+        at: Some("1h".into()),
+        step: None,
+        lasts: None,
+        target: Some("debezium_orders".into()),
+        value: None,
+    });
+    sc.validate().unwrap();
+    let mut st = SimState::new(sc);
+    let t0 = st.now;
+    st.advance_to(t0 + 6 * 3_600_000);
+    assert_eq!(st.rds.instances["orders-db"].status, "available");
+    st.advance_to(t0 + 24 * 3_600_000);
+    assert_eq!(st.rds.instances["orders-db"].status, "storage-full");
+    let free = series(
+        &st,
+        "FreeStorageSpace",
+        "DBInstanceIdentifier",
+        "orders-db",
+        24,
+    );
+    assert_eq!(free.last().unwrap().1, 0.0);
+    assert!(
+        free.windows(2).all(|w| w[1].1 <= w[0].1 + 1.0),
+        "only falls"
+    );
+}
+
+#[test]
+fn replica_lag_reads_minus_one_until_replication_runs() {
+    let sim = with_replica("busy-source");
+    advance(&sim, 30 * 60_000);
+    let st = sim.lock();
+    let lag = series(
+        &st,
+        "RDSToAuroraPostgreSQLReplicaLag",
+        "DBClusterIdentifier",
+        "orders-aurora",
+        1,
+    );
+    assert!(
+        !lag.is_empty() && lag.iter().all(|p| p.1 == -1.0),
+        "{lag:?}"
+    );
 }

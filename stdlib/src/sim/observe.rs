@@ -1,0 +1,194 @@
+//! What can be observed from outside: CloudWatch samples and minutes, storage, and the
+//! invariants that fail a run.
+
+use godwit_engine::clock::Millis;
+use serde::{Deserialize, Serialize};
+
+use super::SimState;
+use super::metrics::{self, Statistic};
+use super::scenario::{FaultKind, SlotType};
+
+/// An invariant the run broke; fails the run with this report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Violation {
+    pub at: Millis,
+    pub invariant: String,
+    pub detail: String,
+}
+
+impl SimState {
+    /// Free storage of the source in bytes: allocated − data − retained WAL.
+    pub fn free_storage_bytes(&self) -> f64 {
+        let alloc = self.sc.source.allocated_storage_gb as f64 * 1e9;
+        (alloc - self.sc.source.data_gb * 1e9 - self.retained_wal_bytes() as f64).max(0.0)
+    }
+
+    /// WAL held by a slot can fill the disk: the instance goes `storage-full` and stops
+    /// accepting writes (RDS's own answer), ending application sessions' work.
+    pub(super) fn check_storage(&mut self) {
+        if self.free_storage_bytes() > 0.0 || !self.source_up() {
+            return;
+        }
+        let src = self.sc.source.id.clone();
+        if let Some(i) = self.rds.instances.get_mut(&src) {
+            i.status = "storage-full".into();
+        }
+        self.note(format!("{src} storage-full: retained WAL filled the disk"));
+    }
+
+    pub(super) fn sample(&mut self) {
+        let minute = self.now.div_euclid(60_000) * 60;
+        let src = self.sc.source.id.clone();
+        let inst = "DBInstanceIdentifier";
+        if self.rds.instances.contains_key(&src) {
+            if !self.slots.is_empty() {
+                let oldest = self
+                    .slots
+                    .iter()
+                    .map(|s| s.lag_bytes(self.lsn))
+                    .max()
+                    .unwrap_or(0);
+                self.metrics.sample(
+                    ("OldestReplicationSlotLag", inst, src.as_str()),
+                    minute,
+                    oldest as f64,
+                );
+                let logical: u64 = self
+                    .slots
+                    .iter()
+                    .filter(|s| s.slot_type == SlotType::Logical)
+                    .map(|s| self.lsn.saturating_sub(s.restart_lsn))
+                    .sum();
+                self.metrics.sample(
+                    ("ReplicationSlotDiskUsage", inst, src.as_str()),
+                    minute,
+                    logical as f64,
+                );
+            }
+            let retained = self.retained_wal_bytes();
+            self.metrics.sample(
+                ("TransactionLogsDiskUsage", inst, src.as_str()),
+                minute,
+                retained as f64,
+            );
+            let free = self.free_storage_bytes();
+            self.metrics
+                .sample(("FreeStorageSpace", inst, src.as_str()), minute, free);
+            let conns = self.sessions.iter().filter(|s| s.db == src).count();
+            self.metrics.sample(
+                ("DatabaseConnections", inst, src.as_str()),
+                minute,
+                conns as f64,
+            );
+        }
+        // CloudWatch reports replica lag as -1 while replication is not running (the replica
+        // is still being created): no measurement, not "0 s behind" (docs/lag.md).
+        let lag = self
+            .replica_lag_seconds()
+            .or(self.stream.as_ref().map(|_| -1.0));
+        if let (Some(lag), Some(stream)) = (lag, self.stream.clone()) {
+            self.metrics.sample(
+                (
+                    "RDSToAuroraPostgreSQLReplicaLag",
+                    "DBClusterIdentifier",
+                    stream.cluster_id.as_str(),
+                ),
+                minute,
+                lag,
+            );
+            if let Some(c) = self.rds.clusters.get(&stream.cluster_id) {
+                for m in c.members.clone() {
+                    self.metrics
+                        .sample(("ReplicaLag", inst, m.as_str()), minute, lag);
+                }
+            }
+        }
+    }
+
+    /// WAL kept on the source's disk: everything behind the oldest slot, at least one segment.
+    pub fn retained_wal_bytes(&self) -> u64 {
+        let oldest = self
+            .slots
+            .iter()
+            .map(|s| s.restart_lsn)
+            .min()
+            .unwrap_or(self.lsn);
+        self.lsn.saturating_sub(oldest) + self.seg
+    }
+
+    pub(super) fn close_minute(&mut self) {
+        let minute = self.now / 1000 - 60;
+        let src = self.sc.source.id.clone();
+        let generation = self.minute_gen_bytes as f64 / 60.0;
+        self.minute_gen_bytes = 0;
+        self.metrics.sample(
+            (
+                "TransactionLogsGeneration",
+                "DBInstanceIdentifier",
+                src.as_str(),
+            ),
+            minute,
+            generation,
+        );
+        // A minute is lost when the gap covers its start.
+        let start = self.now - 60_000;
+        let gap = self
+            .faults
+            .iter()
+            .any(|f| f.kind == FaultKind::CloudwatchGap && f.active(start));
+        self.metrics.close_minute(!gap);
+        let j = self.sc.workload.jitter;
+        self.jitter = 1.0 + j * self.rng.signed();
+    }
+
+    /// CloudWatch datapoints for the source/replica metrics (see [`metrics::Metrics::query`]).
+    pub fn datapoints(
+        &self,
+        key: &metrics::Key,
+        stat: Statistic,
+        period_s: i64,
+        since: i64,
+        until: i64,
+    ) -> Vec<(i64, f64)> {
+        let extra = self
+            .fault(FaultKind::CloudwatchDelay)
+            .and_then(|f| f.value)
+            .unwrap_or(0.0);
+        let visible = (self.now - self.tm.cw_delay) / 1000 - extra as i64;
+        self.metrics
+            .query(key, stat, period_s, since, until, visible)
+    }
+
+    pub fn violate(&mut self, invariant: &str, detail: String) {
+        // One report per invariant is enough to fail the run and keeps the log readable.
+        if self.violations.iter().any(|v| v.invariant == invariant) {
+            return;
+        }
+        self.violations.push(Violation {
+            at: self.now,
+            invariant: invariant.into(),
+            detail,
+        });
+    }
+
+    /// Invariants not checked where their facts change (single writer and no write after the
+    /// fence are checked in `integrate`, no lost acknowledged write in `stop_stream`).
+    pub(super) fn check_invariants(&mut self) {
+        let mut bad = Vec::new();
+        for name in self.routes.keys() {
+            let Some(v) = self.effective(name) else {
+                continue;
+            };
+            // After a switch is released, the route must serve a writable endpoint.
+            if v.version > 1 && !v.hold && !self.accepts_app(&v.target) {
+                bad.push(format!(
+                    "route {name} version {} released to {}, which is not a writable endpoint",
+                    v.version, v.target
+                ));
+            }
+        }
+        for detail in bad {
+            self.violate("route-serves-writable", detail);
+        }
+    }
+}
