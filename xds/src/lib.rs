@@ -25,6 +25,8 @@
 //! | `plane` | [`ControlPlane`], [`Config`], publish-and-wait, NACK rollback, [`serve`] |
 //! | [`store`] | persisted state, so a restart never serves an older version |
 //! | [`admin`] | Envoy admin API client and parsers (`/clusters`, `/stats`) |
+//! | [`admin`] | Envoy admin API client and parsers (`/clusters`, `/stats`) |
+//! | [`envoy`] | locating the pinned Envoy, bootstraps, a process guard (lab, tests) |
 //! | [`tls`] | mTLS on the xDS port |
 //! | [`client`] | [`client::SimNode`], an Envoy-like ADS client for tests and benchmarks |
 //! | [`error`] | [`XdsError`] → `godwit_engine::PrimitiveError` (area `route`) |
@@ -32,8 +34,10 @@
 //! Why the settings are what they are is in `docs/envoy.md` and, measured, in the shared
 //! reference `envoy.md` (cited as "envoy.md §N" in comments).
 
+pub mod admin;
 pub mod ads;
 pub mod client;
+pub mod envoy;
 pub mod error;
 pub mod model;
 mod plane;
@@ -44,5 +48,6 @@ pub mod tls;
 pub use error::XdsError;
 pub use model::{Addr, Endpoint, Health, HoldBudget, Role, RouteSpec};
 pub use plane::{
-    Config, ControlPlane, Nack, NodeOutcome, NodeReport, NodeView, PublishReport, RouteView, serve,
+    Config, ControlPlane, Nack, NodeOutcome, NodeReport, NodeStatus, NodeView, PublishReport,
+    RouteView, serve,
 };

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::admin::{Admin, RouteStatus};
 use crate::ads::AdsService;
 use crate::error::XdsError;
 use crate::model::{Addr, RouteSpec, validate_route_name};
@@ -247,6 +248,15 @@ pub struct NodeView {
     pub current: bool,
 }
 
+/// One node's status: xDS state and, through its admin API, per-route data-plane state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub node: NodeView,
+    pub routes: Vec<RouteStatus>,
+    /// Why the admin API could not be read, if it could not.
+    pub error: Option<String>,
+}
+
 /// The running control plane. Cheap to share behind an `Arc`; every method takes `&self`.
 pub struct ControlPlane {
     shared: Arc<Shared>,
@@ -446,6 +456,34 @@ impl ControlPlane {
                 current: n.applied(&snap),
             })
             .collect()
+    }
+
+    /// Per node: the xDS view plus, for nodes that announced their admin address, what Envoy
+    /// does with every route (connections per endpoint, refused attempts, exhausted holds).
+    pub async fn status(&self) -> Vec<NodeStatus> {
+        let routes = self.routes();
+        let mut out = Vec::new();
+        for node in self.nodes() {
+            let mut st = NodeStatus {
+                node,
+                routes: Vec::new(),
+                error: None,
+            };
+            if let Some(addr) = st.node.admin.clone().filter(|_| st.node.connected) {
+                let admin = Admin::new(addr);
+                for r in &routes {
+                    match admin.route_status(r).await {
+                        Ok(rs) => st.routes.push(rs),
+                        Err(e) => {
+                            st.error = Some(e.to_string());
+                            break;
+                        }
+                    }
+                }
+            }
+            out.push(st);
+        }
+        out
     }
 
     /// Stop serving: every ADS stream ends (nodes keep their config and reconnect later).
