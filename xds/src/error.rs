@@ -1,0 +1,126 @@
+//! Errors of the control plane, and their conversion into the engine's [`PrimitiveError`]
+//! (area `route`), which is how runbooks see them.
+
+use godwit_engine::{ErrorKind, PrimitiveError};
+
+/// What a control-plane operation can fail with.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum XdsError {
+    #[error("route {route}: {message}")]
+    Invalid { route: String, message: String },
+
+    #[error("route {0} is not published")]
+    NotFound(String),
+
+    #[error("route {route} has no journaled version {version}")]
+    NoSuchVersion { route: String, version: u64 },
+
+    /// A node rejected the config. The previous version was republished (as `rolled_back_to`).
+    #[error(
+        "node {node} NACKed version {version} of {type_name}: {detail}; republished the previous \
+         config as version {rolled_back_to}"
+    )]
+    Nacked {
+        node: String,
+        version: u64,
+        type_name: String,
+        detail: String,
+        rolled_back_to: u64,
+    },
+
+    /// Not every connected node ACKed before the deadline.
+    #[error("version {version} not ACKed by {} within {waited_ms} ms: {}", lagging.len(), lagging.join(", "))]
+    AckTimeout {
+        version: u64,
+        waited_ms: u64,
+        lagging: Vec<String>,
+    },
+
+    #[error("control plane state {path}: {message}")]
+    State { path: String, message: String },
+
+    #[error("xDS server: {0}")]
+    Server(String),
+
+    #[error("Envoy admin {addr}: {message}")]
+    Admin { addr: String, message: String },
+}
+
+impl XdsError {
+    /// The primitive error a runbook sees for operation `op` (e.g. `switch`).
+    pub fn into_primitive(self, op: &str) -> PrimitiveError {
+        let (kind, hint) = match &self {
+            XdsError::Invalid { .. } => (ErrorKind::Invalid, "fix the route spec".to_string()),
+            XdsError::NotFound(_) => (
+                ErrorKind::NotFound,
+                "publish the route first (route::publish)".to_string(),
+            ),
+            XdsError::NoSuchVersion { .. } => (
+                ErrorKind::NotFound,
+                "route::describe lists the journaled versions".to_string(),
+            ),
+            XdsError::Nacked { .. } => (
+                ErrorKind::Conflict,
+                "Envoy refused the config; read the detail, fix the spec, publish again"
+                    .to_string(),
+            ),
+            XdsError::AckTimeout { .. } => (
+                ErrorKind::Timeout,
+                "check the lagging nodes' xDS connection (control_plane.connected_state) and \
+                 retry"
+                    .to_string(),
+            ),
+            XdsError::State { .. } => (
+                ErrorKind::Internal,
+                "check the state directory's permissions and free space".to_string(),
+            ),
+            XdsError::Server(_) => (
+                ErrorKind::Internal,
+                "check the xDS listen address and certificates".to_string(),
+            ),
+            XdsError::Admin { .. } => (
+                ErrorKind::Throttled,
+                "is the node's admin port reachable on loopback?".to_string(),
+            ),
+        };
+        let retryable = matches!(self, XdsError::AckTimeout { .. } | XdsError::Admin { .. });
+        PrimitiveError::new("route", op, kind, self.to_string(), hint).with_retryable(retryable)
+    }
+}
+
+impl From<XdsError> for PrimitiveError {
+    /// Without an operation name; prefer [`XdsError::into_primitive`].
+    fn from(e: XdsError) -> Self {
+        e.into_primitive("control_plane")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nack_becomes_a_conflict_with_envoy_detail() {
+        let e = XdsError::Nacked {
+            node: "envoy-1".into(),
+            version: 3,
+            type_name: "Cluster".into(),
+            detail: "Invalid duration".into(),
+            rolled_back_to: 4,
+        };
+        let p = e.into_primitive("switch");
+        assert_eq!(p.area, "route");
+        assert_eq!(p.op, "switch");
+        assert_eq!(p.kind, ErrorKind::Conflict);
+        assert!(!p.retryable);
+        assert!(p.message.contains("Invalid duration"), "{}", p.message);
+        let t = XdsError::AckTimeout {
+            version: 2,
+            waited_ms: 100,
+            lagging: vec!["a".into()],
+        }
+        .into_primitive("hold");
+        assert!(t.retryable);
+        assert_eq!(t.kind, ErrorKind::Timeout);
+    }
+}

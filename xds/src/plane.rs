@@ -1,0 +1,690 @@
+//! [`ControlPlane`]: the handle runbooks (through the `route` area) and `godwit dal serve` use.
+//!
+//! A publish computes the new resource set, bumps the global version, persists it, swaps the
+//! [`Snapshot`] every stream watches, then waits until every connected node ACKed it. A NACK
+//! republishes the previous config (as a newer version, so versions never go backwards) and
+//! fails the operation with Envoy's error detail.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::admin::{Admin, RouteStatus};
+use crate::ads::AdsService;
+use crate::error::XdsError;
+use crate::model::{Addr, RouteSpec, validate_route_name};
+use crate::resources::{ResourceSet, ResourceType};
+use crate::store::{HistoryEntry, PersistedState, Store};
+use crate::tls::TlsFiles;
+
+/// How to run the control plane.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// gRPC listen address for ADS (`127.0.0.1:0` picks a free port; see
+    /// [`ControlPlane::local_addr`]).
+    pub listen: SocketAddr,
+    /// Persisted state (routes, versions, history); `None` keeps it in memory.
+    pub state_path: Option<PathBuf>,
+    /// The refusing address new connections are parked on during a hold. It must actively
+    /// refuse (RST) on every Envoy node: a blackhole would make each attempt cost a full
+    /// `connect_timeout` (envoy.md §7.2).
+    pub parking: Addr,
+    /// How long a publish waits for every connected node to ACK.
+    pub ack_timeout: Duration,
+    /// mTLS on the xDS port when set.
+    pub tls: Option<TlsFiles>,
+}
+
+impl Config {
+    pub fn new(listen: SocketAddr) -> Self {
+        Config {
+            listen,
+            state_path: None,
+            // Port 1 (tcpmux) is closed on practically every host, so loopback answers RST.
+            parking: Addr::new("127.0.0.1", 1),
+            ack_timeout: Duration::from_secs(15),
+            tls: None,
+        }
+    }
+}
+
+/// The served configuration at one global version.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    pub(crate) version: u64,
+    pub(crate) type_versions: [u64; 3],
+    pub(crate) resources: ResourceSet,
+}
+
+/// A node's rejection of a version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Nack {
+    pub rejected_version: u64,
+    /// The `version_info` the NACK carried: the version the node keeps running.
+    pub previous_version: String,
+    /// Envoy's `error_detail.message`.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TypeState {
+    pub(crate) subscribed: bool,
+    /// Resource names of the node's latest request (empty = wildcard).
+    pub(crate) requested: Vec<String>,
+    /// The request names the last response answered.
+    pub(crate) sent_for: Vec<String>,
+    pub(crate) sent_version: Option<u64>,
+    pub(crate) sent_names: Vec<String>,
+    pub(crate) nonce: String,
+    pub(crate) acked_version: Option<u64>,
+    pub(crate) acked_names: Vec<String>,
+    pub(crate) nack: Option<Nack>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct NodeState {
+    pub(crate) cluster: String,
+    pub(crate) admin: Option<String>,
+    pub(crate) stream: u64,
+    pub(crate) connected: bool,
+    pub(crate) types: [TypeState; 3],
+}
+
+impl NodeState {
+    /// Whether the node runs `snap` for every type it is subscribed to or must be.
+    fn applied(&self, snap: &Snapshot) -> bool {
+        ResourceType::ALL.into_iter().all(|t| {
+            let ts = &self.types[t.index()];
+            let want = snap.type_versions[t.index()];
+            let needed: Vec<&String> = snap.resources.get(t).keys().collect();
+            let cds_subscribed = self.types[ResourceType::Cluster.index()].subscribed;
+            match t {
+                ResourceType::Endpoints if needed.is_empty() => true,
+                // EDS is subscribed by name once the EDS clusters arrive: a node that takes
+                // clusters must come back for their endpoints.
+                ResourceType::Endpoints if !ts.subscribed && !cds_subscribed => true,
+                ResourceType::Endpoints => {
+                    ts.acked_version.is_some_and(|v| v >= want)
+                        && needed.iter().all(|n| ts.acked_names.contains(n))
+                }
+                // A node that never asked for a type (e.g. a CDS-only client) is not waited on.
+                _ => !ts.subscribed || ts.acked_version.is_some_and(|v| v >= want),
+            }
+        })
+    }
+
+    /// A NACK of this snapshot's version (or a later one) of some type.
+    fn nack_of(&self, snap: &Snapshot) -> Option<(ResourceType, &Nack)> {
+        ResourceType::ALL.into_iter().find_map(|t| {
+            self.types[t.index()]
+                .nack
+                .as_ref()
+                .filter(|n| n.rejected_version >= snap.type_versions[t.index()])
+                .filter(|n| n.rejected_version > 0)
+                .map(|n| (t, n))
+        })
+    }
+}
+
+pub(crate) struct State {
+    pub(crate) persisted: PersistedState,
+    pub(crate) nodes: BTreeMap<String, NodeState>,
+    next_stream: u64,
+}
+
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    pub(crate) snapshot: watch::Sender<Arc<Snapshot>>,
+    progress: watch::Sender<u64>,
+    pub(crate) shutdown: watch::Sender<bool>,
+    store: Store,
+    config: Config,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain data behind; keep serving it.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn next_stream_id(&self) -> u64 {
+        let mut st = self.lock();
+        st.next_stream += 1;
+        st.next_stream
+    }
+
+    pub(crate) fn progressed(&self) {
+        self.progress.send_modify(|n| *n += 1);
+    }
+
+    /// A node opened a stream; a newer stream of the same node id replaces the older one.
+    pub(crate) fn connected(&self, id: &str, cluster: &str, admin: Option<String>, stream: u64) {
+        self.lock().nodes.insert(
+            id.to_string(),
+            NodeState {
+                cluster: cluster.to_string(),
+                admin,
+                stream,
+                connected: true,
+                types: Default::default(),
+            },
+        );
+        self.progressed();
+    }
+
+    pub(crate) fn disconnected(&self, id: &str, stream: u64) {
+        if let Some(n) = self.lock().nodes.get_mut(id)
+            && n.stream == stream
+        {
+            n.connected = false;
+        }
+        self.progressed();
+    }
+}
+
+/// What one publish did on every node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublishReport {
+    pub route: String,
+    /// The global version now served.
+    pub version: u64,
+    /// False when the route already had this spec (idempotent re-run): no new version.
+    pub changed: bool,
+    pub nodes: Vec<NodeReport>,
+    pub waited_ms: u64,
+}
+
+/// One node's answer to a publish.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeReport {
+    pub node: String,
+    pub outcome: NodeOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum NodeOutcome {
+    Acked,
+    Nacked {
+        type_name: String,
+        detail: String,
+    },
+    Lagging,
+    /// Not connected while the publish waited: it gets the version when it reconnects.
+    Disconnected,
+}
+
+/// A route as the control plane serves it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteView {
+    pub route: String,
+    /// The global version at which this route last changed.
+    pub version: u64,
+    pub spec: RouteSpec,
+    /// `eds` (IP endpoints) or `strict_dns` (DNS names through CDS).
+    pub discovery: String,
+    /// Every journaled version of this route, oldest first: `(version, op)`.
+    pub history: Vec<(u64, String)>,
+}
+
+/// xDS-level state of one node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeView {
+    pub node: String,
+    pub cluster: String,
+    pub connected: bool,
+    pub admin: Option<String>,
+    /// ACKed version per type (`Cluster`, `ClusterLoadAssignment`, `Listener`).
+    pub acked: BTreeMap<String, u64>,
+    pub nacks: BTreeMap<String, Nack>,
+    /// Whether the node runs the current global version.
+    pub current: bool,
+}
+
+/// One node's status: xDS state and, through its admin API, per-route data-plane state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub node: NodeView,
+    pub routes: Vec<RouteStatus>,
+    /// Why the admin API could not be read, if it could not.
+    pub error: Option<String>,
+}
+
+/// The running control plane. Cheap to share behind an `Arc`; every method takes `&self`.
+pub struct ControlPlane {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    server: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for ControlPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlane")
+            .field("local_addr", &self.local_addr)
+            .finish()
+    }
+}
+
+impl ControlPlane {
+    /// Load the persisted state, bind the xDS port and serve on the current tokio runtime.
+    pub async fn start(config: Config) -> Result<ControlPlane, XdsError> {
+        let store = Store::new(config.state_path.clone());
+        let persisted = store.load()?;
+        let snapshot = Snapshot {
+            version: persisted.version,
+            type_versions: persisted.type_versions,
+            resources: ResourceSet::build(&persisted.routes),
+        };
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| XdsError::Server(format!("bind {}: {e}", config.listen)))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| XdsError::Server(e.to_string()))?;
+        let tls = match &config.tls {
+            Some(files) => Some(files.server_config()?),
+            None => None,
+        };
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                persisted,
+                nodes: BTreeMap::new(),
+                next_stream: 0,
+            }),
+            snapshot: watch::channel(Arc::new(snapshot)).0,
+            progress: watch::channel(0).0,
+            shutdown: watch::channel(false).0,
+            store,
+            config,
+        });
+        let service = AggregatedDiscoveryServiceServer::from_arc(Arc::new(AdsService {
+            shared: shared.clone(),
+        }));
+        let mut builder = tonic::transport::Server::builder()
+            // Envoy keeps one long-lived stream per node; keepalives notice dead peers.
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .tcp_nodelay(true);
+        if let Some(tls) = tls {
+            builder = builder
+                .tls_config(tls)
+                .map_err(|e| XdsError::Server(format!("TLS: {e}")))?;
+        }
+        let mut stop = shared.shutdown.subscribe();
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let router = builder.add_service(service);
+        let server = tokio::spawn(async move {
+            let _ = router
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+        });
+        Ok(ControlPlane {
+            shared,
+            local_addr,
+            server: Mutex::new(Some(server)),
+        })
+    }
+
+    /// The bound xDS address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The current global version (0 before the first publish).
+    pub fn version(&self) -> u64 {
+        self.shared.lock().persisted.version
+    }
+
+    /// Set route `route` to `spec` and wait until every connected node ACKed it.
+    pub async fn publish(&self, route: &str, spec: RouteSpec) -> Result<PublishReport, XdsError> {
+        self.apply(route, "publish", |_| Ok(spec)).await
+    }
+
+    /// The route as served, with its journaled versions.
+    pub fn describe(&self, route: &str) -> Result<RouteView, XdsError> {
+        let st = self.shared.lock();
+        let spec = st
+            .persisted
+            .routes
+            .get(route)
+            .ok_or_else(|| XdsError::NotFound(route.to_string()))?;
+        let history: Vec<(u64, String)> = st
+            .persisted
+            .history
+            .iter()
+            .filter(|h| h.route == route)
+            .map(|h| (h.version, h.op.clone()))
+            .collect();
+        Ok(RouteView {
+            route: route.to_string(),
+            version: history.last().map(|h| h.0).unwrap_or(0),
+            discovery: if spec.uses_dns() { "strict_dns" } else { "eds" }.into(),
+            spec: spec.clone(),
+            history,
+        })
+    }
+
+    /// Every published route name.
+    pub fn routes(&self) -> Vec<String> {
+        self.shared
+            .lock()
+            .persisted
+            .routes
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Hold new connections: `[parking, source DRAINING]`.
+    pub async fn hold(&self, route: &str) -> Result<PublishReport, XdsError> {
+        let parking = self.shared.config.parking.clone();
+        self.apply(route, "hold", move |cur| {
+            Ok(cur.cloned().ok_or(())?.held(&parking))
+        })
+        .await
+    }
+
+    /// Switch (or release a hold) onto `target`: `[target, source DRAINING]`.
+    pub async fn switch(&self, route: &str, target: Addr) -> Result<PublishReport, XdsError> {
+        self.apply(route, "switch", move |cur| {
+            Ok(cur.cloned().ok_or(())?.switched(&target))
+        })
+        .await
+    }
+
+    /// Drop the drained endpoints: `[target]`.
+    pub async fn cleanup(&self, route: &str) -> Result<PublishReport, XdsError> {
+        let name = route.to_string();
+        self.apply(route, "cleanup", move |cur| {
+            cur.ok_or(())?.cleaned(&name).map_err(|_| ())
+        })
+        .await
+    }
+
+    /// Republish the spec route `route` had at global `version`, as a new (higher) version.
+    pub async fn rollback_to(&self, route: &str, version: u64) -> Result<PublishReport, XdsError> {
+        let spec = self
+            .shared
+            .lock()
+            .persisted
+            .spec_at(route, version)
+            .cloned()
+            .ok_or_else(|| XdsError::NoSuchVersion {
+                route: route.to_string(),
+                version,
+            })?;
+        self.apply(route, &format!("rollback_to {version}"), move |_| Ok(spec))
+            .await
+    }
+
+    /// xDS-level view of every node that ever connected.
+    pub fn nodes(&self) -> Vec<NodeView> {
+        let snap = self.shared.snapshot.borrow().clone();
+        let st = self.shared.lock();
+        st.nodes
+            .iter()
+            .map(|(id, n)| NodeView {
+                node: id.clone(),
+                cluster: n.cluster.clone(),
+                connected: n.connected,
+                admin: n.admin.clone(),
+                acked: ResourceType::ALL
+                    .into_iter()
+                    .filter_map(|t| {
+                        n.types[t.index()]
+                            .acked_version
+                            .map(|v| (t.name().to_string(), v))
+                    })
+                    .collect(),
+                nacks: ResourceType::ALL
+                    .into_iter()
+                    .filter_map(|t| {
+                        n.types[t.index()]
+                            .nack
+                            .clone()
+                            .map(|v| (t.name().to_string(), v))
+                    })
+                    .collect(),
+                current: n.applied(&snap),
+            })
+            .collect()
+    }
+
+    /// Per node: the xDS view plus, for nodes that announced their admin address, what Envoy
+    /// does with every route (connections per endpoint, refused attempts, exhausted holds).
+    pub async fn status(&self) -> Vec<NodeStatus> {
+        let routes = self.routes();
+        let mut out = Vec::new();
+        for node in self.nodes() {
+            let mut st = NodeStatus {
+                node,
+                routes: Vec::new(),
+                error: None,
+            };
+            if let Some(addr) = st.node.admin.clone().filter(|_| st.node.connected) {
+                let admin = Admin::new(addr);
+                for r in &routes {
+                    match admin.route_status(r).await {
+                        Ok(rs) => st.routes.push(rs),
+                        Err(e) => {
+                            st.error = Some(e.to_string());
+                            break;
+                        }
+                    }
+                }
+            }
+            out.push(st);
+        }
+        out
+    }
+
+    /// Stop serving: every ADS stream ends (nodes keep their config and reconnect later).
+    pub async fn shutdown(&self) {
+        let _ = self.shared.shutdown.send(true);
+        let handle = self.server.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = handle {
+            // Graceful shutdown waits for connections to close; streams end on the same signal.
+            if tokio::time::timeout(Duration::from_secs(5), h)
+                .await
+                .is_err()
+            {
+                // A peer that does not close its HTTP/2 connection must not hang shutdown.
+            }
+        }
+    }
+
+    /// Change one route, publish, wait for the fleet; revert on NACK.
+    async fn apply(
+        &self,
+        route: &str,
+        op: &str,
+        next: impl FnOnce(Option<&RouteSpec>) -> Result<RouteSpec, ()>,
+    ) -> Result<PublishReport, XdsError> {
+        validate_route_name(route)?;
+        let (previous, spec) = {
+            let st = self.shared.lock();
+            let cur = st.persisted.routes.get(route);
+            let spec = match next(cur) {
+                Ok(s) => s,
+                Err(()) if cur.is_none() => return Err(XdsError::NotFound(route.to_string())),
+                Err(()) => {
+                    // Only cleanup refuses an existing route; recompute its message.
+                    return Err(cur
+                        .map(|c| c.cleaned(route).err())
+                        .and_then(|e| e)
+                        .unwrap_or_else(|| XdsError::NotFound(route.to_string())));
+                }
+            };
+            spec.validate(route)?;
+            (st.persisted.clone(), spec)
+        };
+        let (version, changed) = self.install(route, op, Some(spec))?;
+        let started = Instant::now();
+        match self.wait_for(version, started).await {
+            Ok(nodes) => Ok(PublishReport {
+                route: route.to_string(),
+                version,
+                changed,
+                nodes,
+                waited_ms: started.elapsed().as_millis() as u64,
+            }),
+            Err(Waited::Nacked {
+                node,
+                type_name,
+                detail,
+            }) => {
+                // Envoy keeps running the previous config; make the control plane serve it too,
+                // under a new version, so every node (and a restarted godwit) agrees again.
+                let prev = previous.routes.get(route).cloned();
+                let (rolled_back_to, _) = self.install(route, "revert after NACK", prev)?;
+                let _ = self.wait_for(rolled_back_to, Instant::now()).await;
+                Err(XdsError::Nacked {
+                    node,
+                    version,
+                    type_name,
+                    detail,
+                    rolled_back_to,
+                })
+            }
+            Err(Waited::Timeout { lagging }) => Err(XdsError::AckTimeout {
+                version,
+                waited_ms: started.elapsed().as_millis() as u64,
+                lagging,
+            }),
+        }
+    }
+
+    /// Make `spec` (or the route's removal, for `None`) the served config. Returns the version
+    /// now served and whether it is new.
+    fn install(
+        &self,
+        route: &str,
+        op: &str,
+        spec: Option<RouteSpec>,
+    ) -> Result<(u64, bool), XdsError> {
+        let mut st = self.shared.lock();
+        let mut next = st.persisted.clone();
+        match &spec {
+            Some(s) => {
+                next.routes.insert(route.to_string(), s.clone());
+            }
+            None => {
+                next.routes.remove(route);
+            }
+        }
+        if next.routes == st.persisted.routes {
+            return Ok((st.persisted.version, false));
+        }
+        let old = self.shared.snapshot.borrow().clone();
+        let resources = ResourceSet::build(&next.routes);
+        next.version += 1;
+        for t in ResourceType::ALL {
+            if resources.get(t) != old.resources.get(t) {
+                next.type_versions[t.index()] = next.version;
+            }
+        }
+        if let Some(s) = spec {
+            next.history.push(HistoryEntry {
+                version: next.version,
+                route: route.to_string(),
+                op: op.to_string(),
+                at_unix_ms: SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0),
+                spec: s,
+            });
+        }
+        // Durable before any node can see it.
+        self.shared.store.save(&next)?;
+        let snapshot = Snapshot {
+            version: next.version,
+            type_versions: next.type_versions,
+            resources,
+        };
+        st.persisted = next;
+        self.shared.snapshot.send_replace(Arc::new(snapshot));
+        Ok((st.persisted.version, true))
+    }
+
+    async fn wait_for(&self, version: u64, started: Instant) -> Result<Vec<NodeReport>, Waited> {
+        let deadline = started + self.shared.config.ack_timeout;
+        let mut progress = self.shared.progress.subscribe();
+        loop {
+            progress.mark_unchanged();
+            let snap = self.shared.snapshot.borrow().clone();
+            let mut reports = Vec::new();
+            let mut lagging = Vec::new();
+            {
+                let st = self.shared.lock();
+                for (id, n) in &st.nodes {
+                    let outcome = if !n.connected {
+                        NodeOutcome::Disconnected
+                    } else if let Some((t, nack)) = n.nack_of(&snap) {
+                        if snap.version == version {
+                            return Err(Waited::Nacked {
+                                node: id.clone(),
+                                type_name: t.name().to_string(),
+                                detail: nack.detail.clone(),
+                            });
+                        }
+                        NodeOutcome::Nacked {
+                            type_name: t.name().to_string(),
+                            detail: nack.detail.clone(),
+                        }
+                    } else if n.applied(&snap) {
+                        NodeOutcome::Acked
+                    } else {
+                        lagging.push(id.clone());
+                        NodeOutcome::Lagging
+                    };
+                    reports.push(NodeReport {
+                        node: id.clone(),
+                        outcome,
+                    });
+                }
+            }
+            // A later publish superseded ours: waiting for the newer one covers ours.
+            if lagging.is_empty() {
+                return Ok(reports);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Waited::Timeout { lagging });
+            }
+            let _ = tokio::time::timeout(deadline - now, progress.changed()).await;
+        }
+    }
+}
+
+enum Waited {
+    Nacked {
+        node: String,
+        type_name: String,
+        detail: String,
+    },
+    Timeout {
+        lagging: Vec<String>,
+    },
+}
+
+/// Run the control plane until Ctrl-C / SIGTERM: the entry point of `godwit dal serve`.
+pub async fn serve(config: Config) -> Result<(), XdsError> {
+    let plane = ControlPlane::start(config).await?;
+    eprintln!(
+        "godwit xDS control plane on {} (version {})",
+        plane.local_addr(),
+        plane.version()
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    plane.shutdown().await;
+    Ok(())
+}
