@@ -186,17 +186,35 @@ fn dispatch(cli: Cli, worlds: &Worlds) -> Result<i32, Failure> {
                 None => serde_json::Map::new(),
             };
             params.extend(parse_sets(&set)?);
-            let world = worlds
-                .build(world.as_deref().unwrap_or(&worlds.default))
-                .map_err(invalid)?;
+            let spec = world.as_deref().unwrap_or(&worlds.default).to_string();
+            // Validate everything before anything is written: bad input changes nothing.
+            let probe = worlds.build(&spec, None).map_err(invalid)?;
+            godwit_engine::run::validate_cluster(&cluster)?;
+            {
+                let (checker, _rt) = runner(&store, probe.clone(), &out)?;
+                godwit_engine::run::check_runbook(&checker, &path)?;
+            }
+            let run_id = godwit_engine::run::new_run_id(probe.clock.now_ms(), &cluster);
+            let state = world_state_file(&dir, &run_id);
+            if let Some(parent) = state.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    Failure(
+                        exit::INTERNAL,
+                        format!("cannot create {}: {e}", parent.display()),
+                    )
+                })?;
+            }
+            let world = worlds.build(&spec, Some(&state)).map_err(invalid)?;
             let (runner, rt) = runner(&store, world, &out)?;
             let req = StartRequest {
                 runbook: path,
                 cluster,
                 params,
-                run_id: None,
+                run_id: Some(run_id),
             };
-            let report = drive(&rt, move || runner.start(req))?;
+            let report = drive(&rt, move || runner.start(req)).inspect_err(|_| {
+                let _ = std::fs::remove_file(&state);
+            })?;
             Ok(finish(&report, &out))
         }
         Command::Resume {
@@ -212,7 +230,7 @@ fn dispatch(cli: Cli, worlds: &Worlds) -> Result<i32, Failure> {
                 .map(|s| s.world.clone())
                 .unwrap_or_default();
             let world = worlds
-                .build(&world_name)
+                .build(&world_name, Some(&world_state_file(&dir, &id)))
                 .map_err(|e| invalid(format!("run {id} needs world '{world_name}': {e}")))?;
             let (runner, rt) = runner(&store, world, &out)?;
             let report = drive(&rt, move || runner.resume(&id, force_runbook_change))?;
@@ -224,7 +242,7 @@ fn dispatch(cli: Cli, worlds: &Worlds) -> Result<i32, Failure> {
         Command::Check { runbook, world } => {
             let path = find_runbook(&runbook)?;
             let world = worlds
-                .build(world.as_deref().unwrap_or(&worlds.default))
+                .build(world.as_deref().unwrap_or(&worlds.default), None)
                 .map_err(invalid)?;
             let out = Output {
                 json: true,
@@ -246,7 +264,7 @@ fn dispatch(cli: Cli, worlds: &Worlds) -> Result<i32, Failure> {
         }
         Command::Repl { world, attach } => {
             let world = worlds
-                .build(world.as_deref().unwrap_or(&worlds.default))
+                .build(world.as_deref().unwrap_or(&worlds.default), None)
                 .map_err(invalid)?;
             let audit = Arc::new(crate::repl::AuditLog {
                 path: dir.join("repl-audit.log"),
@@ -313,7 +331,7 @@ fn dispatch(cli: Cli, worlds: &Worlds) -> Result<i32, Failure> {
 
 /// An engine with every area of the reference world registered (for docs and completion).
 pub fn reference_engine(worlds: &Worlds) -> Result<rhai::Engine, Failure> {
-    let world = worlds.build(&worlds.reference).map_err(invalid)?;
+    let world = worlds.build(&worlds.reference, None).map_err(invalid)?;
     let out = Output {
         json: true,
         verbose: false,
@@ -322,6 +340,12 @@ pub fn reference_engine(worlds: &Worlds) -> Result<rhai::Engine, Failure> {
     let store = FileStore::new(std::env::temp_dir().join("godwit-reference-unused"));
     let (runner, _rt) = runner(&store, world, &out)?;
     Ok(godwit_engine::run::reference_engine(&runner))
+}
+
+/// Where a stateful world (the simulator) keeps a run's world: beside the runs, not in the run
+/// directory, which only the journal store creates.
+fn world_state_file(state_dir: &std::path::Path, run_id: &str) -> PathBuf {
+    state_dir.join("worlds").join(format!("{run_id}.json"))
 }
 
 /// A path that exists, else `runbooks/NAME.rhai` under the current directory.

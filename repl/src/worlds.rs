@@ -1,5 +1,6 @@
 //! The worlds this `godwit` binary can run in, chosen by `--world NAME[:ARG]`.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use godwit_stdlib::world::World;
@@ -7,8 +8,10 @@ use godwit_stdlib::world::World;
 /// The scenario of `--world sim` without `:SCENARIO`.
 pub const DEFAULT_SCENARIO: &str = "busy-source";
 
-/// Builds a world from the part after `NAME:` (empty when absent).
-pub type WorldFactory = Arc<dyn Fn(&str) -> Result<World, String> + Send + Sync>;
+/// Builds a world from the part after `NAME:` (empty when absent). The path, when given, is
+/// where a stateful world (the simulator) keeps its state so `resume` in another process
+/// continues in the same world; stateless worlds ignore it.
+pub type WorldFactory = Arc<dyn Fn(&str, Option<&Path>) -> Result<World, String> + Send + Sync>;
 
 /// A named world with a one-line description for `--help` and errors.
 #[derive(Clone)]
@@ -34,7 +37,7 @@ impl Default for Worlds {
             defs: vec![WorldDef {
                 name: "pure".into(),
                 about: "no world: engine built-ins (step, gate, now, sleep) and pure areas (lag) on the system clock".into(),
-                make: Arc::new(|arg| {
+                make: Arc::new(|arg, _state| {
                     if arg.is_empty() {
                         Ok(World::pure())
                     } else {
@@ -48,9 +51,9 @@ impl Default for Worlds {
                     "the deterministic simulator (virtual clock); sim:SCENARIO picks a built-in ({}) or a TOML file; default {DEFAULT_SCENARIO}",
                     godwit_stdlib::world::builtin_scenarios().join(", ")
                 ),
-                make: Arc::new(|arg| {
-                    let scenario = if arg.is_empty() { DEFAULT_SCENARIO } else { arg };
-                    World::sim_named(scenario).map_err(|e| e.to_string())
+                make: Arc::new(|arg, state| {
+                    let spec = if arg.is_empty() { "sim".to_string() } else { format!("sim:{arg}") };
+                    World::from_spec_at(&spec, state)
                 }),
             }],
             default: "sim".into(),
@@ -65,6 +68,11 @@ impl Worlds {
         self.defs.push(def);
     }
 
+    /// The definition of world `name`, e.g. to wrap its factory.
+    pub fn get(&self, name: &str) -> Option<WorldDef> {
+        self.defs.iter().find(|d| d.name == name).cloned()
+    }
+
     pub fn names(&self) -> Vec<String> {
         self.defs.iter().map(|d| d.name.clone()).collect()
     }
@@ -77,8 +85,9 @@ impl Worlds {
             .join("\n")
     }
 
-    /// `sim:idle-source` → the sim world with scenario `idle-source`.
-    pub fn build(&self, spec: &str) -> Result<World, String> {
+    /// `sim:idle-source` → the sim world with scenario `idle-source`; `state` as in
+    /// [`WorldFactory`].
+    pub fn build(&self, spec: &str, state: Option<&Path>) -> Result<World, String> {
         let (name, arg) = spec.split_once(':').unwrap_or((spec, ""));
         let def = self.defs.iter().find(|d| d.name == name).ok_or_else(|| {
             format!(
@@ -86,7 +95,7 @@ impl Worlds {
                 self.describe()
             )
         })?;
-        let mut world = (def.make)(arg)?;
+        let mut world = (def.make)(arg, state)?;
         if world.name.is_empty() {
             world.name = spec.to_string();
         }

@@ -575,3 +575,66 @@ fn config_file_per_cluster_then_set_overrides() {
     );
     assert_eq!(env.run_dirs(), 1, "bad config files start nothing");
 }
+
+#[test]
+fn a_simulated_migration_killed_mid_run_resumes_in_the_same_world() {
+    // The standard runbook in the simulator, the process killed after a step; `resume` in a new
+    // process must continue in the world the first one left (kept in <state>/worlds/RUN.json),
+    // not in a fresh one, and end like an uninterrupted run.
+    let runbook =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks/rds-to-aurora.rhai");
+    let rb = runbook.to_str().unwrap();
+    let reference = Env::new();
+    let (code, out, err) = reference.godwit(&[
+        "run",
+        rb,
+        "--cluster",
+        "orders-db",
+        "--world",
+        "sim:busy-source",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let want = reference.show_json()["finished"][1].clone();
+    for n in [3, 9, 14] {
+        let env = Env::new();
+        let o = env.cmd(
+            &[
+                "run",
+                rb,
+                "--cluster",
+                "orders-db",
+                "--world",
+                "sim:busy-source",
+            ],
+            Some(&format!("step-completed:{n}")),
+        );
+        assert_eq!(
+            o.status.code(),
+            Some(CRASH_EXIT),
+            "crash after step {n}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let world_file = env.path(&format!("state/worlds/{}.json", env.only_run()));
+        assert!(world_file.exists(), "the world is kept beside the runs");
+        let (code, out, err) = env.godwit(&["resume", "last"]);
+        assert_eq!(code, 0, "resume after step {n}: {out}{err}");
+        assert_eq!(env.show_json()["finished"][1], want, "crash after step {n}");
+        assert!(!out.contains("simulation invariant"), "{out}");
+    }
+    // Bad input leaves neither a run nor a world behind.
+    let env = Env::new();
+    env.write("bad.rhai", "let x = ;");
+    assert_eq!(
+        env.godwit(&[
+            "run",
+            "bad.rhai",
+            "--cluster",
+            "orders-db",
+            "--world",
+            "sim"
+        ])
+        .0,
+        2
+    );
+    assert!(!env.path("state/worlds").exists() && env.run_dirs() == 0);
+}

@@ -207,7 +207,7 @@ pub fn new_run_id(now_ms: i64, cluster: &str) -> String {
     )
 }
 
-fn validate_cluster(cluster: &str) -> Result<(), EngineError> {
+pub fn validate_cluster(cluster: &str) -> Result<(), EngineError> {
     let ok = !cluster.is_empty()
         && cluster.len() <= 63
         && cluster

@@ -3,6 +3,7 @@
 //! * `--world toy`: toy primitives (see `godwit_tests::toy`) over the directory in
 //!   `GODWIT_TOY_WORLD`, on a virtual clock that starts at the wall-clock time (so gates do not
 //!   wait for real, and time still moves forward across processes).
+//! * `--world sim...`: the real simulator, with the same crash injection.
 //! * `GODWIT_TOY_CRASH=EVENT:N`: the process exits with code 86 — no cleanup, like a crash — on
 //!   the N-th transcript event named EVENT (`step-completed`, `primitive`, `undo-completed`,
 //!   ..., or `any`). Events are emitted after the journal append they report is durable.
@@ -38,7 +39,7 @@ impl Sink for ExitSink {
     }
 }
 
-fn toy_world(_arg: &str) -> Result<World, String> {
+fn toy_world(_arg: &str, _state: Option<&std::path::Path>) -> Result<World, String> {
     let dir = std::env::var("GODWIT_TOY_WORLD")
         .map_err(|_| "set GODWIT_TOY_WORLD to the toy world directory".to_string())?;
     let world = ToyWorld::new(dir);
@@ -49,6 +50,16 @@ fn toy_world(_arg: &str) -> Result<World, String> {
     plugins.push(Arc::new(
         move |e: &mut rhai::Engine, h: &godwit_engine::Host| toy::register(e, h, &world, &cancel),
     ));
+    Ok(World {
+        name: "toy".into(),
+        clock,
+        plugins,
+        sinks: crash_sinks()?,
+    })
+}
+
+/// The crash injection of `GODWIT_TOY_CRASH`, if set.
+fn crash_sinks() -> Result<Vec<Arc<dyn Sink>>, String> {
     let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
     if let Ok(spec) = std::env::var("GODWIT_TOY_CRASH") {
         let (event, n) = spec.split_once(':').ok_or("GODWIT_TOY_CRASH is EVENT:N")?;
@@ -61,12 +72,7 @@ fn toy_world(_arg: &str) -> Result<World, String> {
             seen: AtomicUsize::new(0),
         }));
     }
-    Ok(World {
-        name: "toy".into(),
-        clock,
-        plugins,
-        sinks,
-    })
+    Ok(sinks)
 }
 
 fn main() {
@@ -75,6 +81,17 @@ fn main() {
         name: "toy".into(),
         about: "toy primitives for tests".into(),
         make: Arc::new(toy_world),
+    });
+    // The real simulator, plus the same crash injection (process exit after a durable event).
+    let sim = worlds.get("sim").expect("the sim world is built in");
+    let make = sim.make.clone();
+    worlds.add(WorldDef {
+        make: Arc::new(move |arg, state| {
+            let mut w = make(arg, state)?;
+            w.sinks.extend(crash_sinks()?);
+            Ok(w)
+        }),
+        ..sim
     });
     std::process::exit(godwit::cli::main_with(worlds, std::env::args_os()));
 }
