@@ -11,7 +11,12 @@ use godwit_engine::journal::memory::MemoryStore;
 use godwit_engine::{Cancel, Limits, RunStatus, Runner, StartRequest};
 use godwit_stdlib::world::World;
 
-fn migrate(runbook: &PathBuf, scenario: &str, rt: &tokio::runtime::Runtime, id: usize) -> bool {
+fn migrate(
+    runbook: &std::path::Path,
+    scenario: &str,
+    rt: &tokio::runtime::Runtime,
+    id: usize,
+) -> bool {
     let world = World::sim_named(scenario).unwrap();
     let runner = Runner {
         store: Arc::new(MemoryStore::new()),
@@ -25,7 +30,7 @@ fn migrate(runbook: &PathBuf, scenario: &str, rt: &tokio::runtime::Runtime, id: 
     };
     let report = runner
         .start(StartRequest {
-            runbook: runbook.clone(),
+            runbook: runbook.to_path_buf(),
             cluster: "orders-db".into(),
             params: Default::default(),
             run_id: Some(format!("run-{id}")),
