@@ -107,6 +107,11 @@ pub enum Command {
         #[arg(short, long)]
         verbose: bool,
     },
+    /// The Envoy data access layer: godwit's xDS control plane as a long-lived service.
+    Dal {
+        #[command(subcommand)]
+        command: DalCommand,
+    },
     /// List the worlds this godwit can run in.
     Worlds,
     /// Regenerate the primitive reference (docs/primitives) from the functions' doc comments.
@@ -116,6 +121,31 @@ pub enum Command {
         /// Only report whether the files are current (exit 1 if not).
         #[arg(long)]
         check: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DalCommand {
+    /// Serve ADS (gRPC) to the Envoy fleet until Ctrl-C; routes and versions persist in the
+    /// state file, so a restart serves the same versions (docs/envoy.md).
+    Serve {
+        /// gRPC listen address for the Envoy nodes.
+        #[arg(long, default_value = "127.0.0.1:18000")]
+        listen: std::net::SocketAddr,
+        /// Where routes, versions and history are kept [default: <state dir>/dal/state.json].
+        #[arg(long)]
+        state_file: Option<PathBuf>,
+        /// How long a publish waits for every connected node to ACK.
+        #[arg(long, default_value = "30s")]
+        ack_timeout: String,
+        /// mTLS on the xDS port: server certificate, key and the CA of the nodes' certificates
+        /// (all three, or none).
+        #[arg(long, requires_all = ["tls_key", "tls_client_ca"])]
+        tls_cert: Option<PathBuf>,
+        #[arg(long, requires_all = ["tls_cert", "tls_client_ca"])]
+        tls_key: Option<PathBuf>,
+        #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+        tls_client_ca: Option<PathBuf>,
     },
 }
 
@@ -295,6 +325,49 @@ fn dispatch(cli: Cli, worlds: &Worlds) -> Result<i32, Failure> {
             } else {
                 crate::demo::run(scenario.as_deref(), verbose)
             }
+        }
+        Command::Dal {
+            command:
+                DalCommand::Serve {
+                    listen,
+                    state_file,
+                    ack_timeout,
+                    tls_cert,
+                    tls_key,
+                    tls_client_ca,
+                },
+        } => {
+            let mut config = godwit_xds::Config::new(listen);
+            config.state_path = Some(state_file.unwrap_or_else(|| dir.join("dal/state.json")));
+            config.ack_timeout = godwit_engine::duration::parse_duration(&ack_timeout)
+                .map_err(|e| invalid(format!("--ack-timeout: {e}")))?;
+            if let (Some(cert), Some(key), Some(client_ca)) = (tls_cert, tls_key, tls_client_ca) {
+                config.tls = Some(godwit_xds::tls::TlsFiles {
+                    cert,
+                    key,
+                    client_ca,
+                });
+            }
+            if let Some(parent) = config.state_path.as_ref().and_then(|p| p.parent()) {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    Failure(
+                        exit::INTERNAL,
+                        format!("cannot create {}: {e}", parent.display()),
+                    )
+                })?;
+            }
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| {
+                    Failure(
+                        exit::INTERNAL,
+                        format!("cannot start the async runtime: {e}"),
+                    )
+                })?;
+            rt.block_on(godwit_xds::serve(config))
+                .map_err(|e| Failure(exit::INTERNAL, e.to_string()))?;
+            Ok(exit::OK)
         }
         Command::Worlds => {
             println!("{}", worlds.describe());

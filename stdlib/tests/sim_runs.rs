@@ -645,6 +645,7 @@ fn every_builtin_scenario_plays_out_as_designed() {
         ("replica-slow-at-peak", None),
         ("replica-stall", None),
         ("stale-logical-slot", Some("debezium_orders")),
+        ("stale-slot-at-preflight", Some("debezium_orders")),
         (
             "terminal-cluster-state",
             Some("terminal state incompatible-parameters"),

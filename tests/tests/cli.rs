@@ -638,3 +638,44 @@ fn a_simulated_migration_killed_mid_run_resumes_in_the_same_world() {
     );
     assert!(!env.path("state/worlds").exists() && env.run_dirs() == 0);
 }
+
+#[test]
+fn dal_serve_runs_until_ctrl_c() {
+    use std::io::{BufRead, BufReader};
+    let env = Env::new();
+    let mut child = std::process::Command::new(TOY)
+        .args(["dal", "serve", "--listen", "127.0.0.1:0"])
+        .env("GODWIT_STATE_DIR", env.path("state"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(
+        first.starts_with("godwit xDS control plane on 127.0.0.1:"),
+        "{first}"
+    );
+    let addr = first.split_whitespace().nth(5).unwrap().to_string();
+    assert!(
+        std::net::TcpStream::connect(&addr).is_ok(),
+        "serving on {addr}"
+    );
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(
+        child.wait().unwrap().code(),
+        Some(0),
+        "Ctrl-C stops it cleanly"
+    );
+    assert!(
+        env.path("state/dal").is_dir(),
+        "state lives under the state dir"
+    );
+}

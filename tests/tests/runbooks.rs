@@ -174,6 +174,7 @@ fn expected_standard(scenario: &str) -> (&'static str, &'static str) {
         | "long-transaction-at-fence"
         | "replica-stall" => ("succeeded", ""),
         "stale-logical-slot" => ("rolled-back", "stale-slot"),
+        "stale-slot-at-preflight" => ("rolled-back", "preflight failed: [\"no-stale-slot"),
         "replica-slow-at-peak" => ("rolled-back", "falling-behind"),
         "preflight-failures" => ("rolled-back", "preflight failed"),
         "encryption-mismatch" => ("rolled-back", "inaccessible-encryption-credentials"),
@@ -194,7 +195,7 @@ fn every_runbook_in_every_scenario() {
         .build()
         .unwrap();
     let scenarios = builtin_scenarios();
-    assert!(scenarios.len() >= 16, "{scenarios:?}");
+    assert!(scenarios.len() >= 17, "{scenarios:?}");
     let mut settings = insta::Settings::clone_current();
     settings.set_prepend_module_to_snapshot(false);
     settings.set_snapshot_path("snapshots");

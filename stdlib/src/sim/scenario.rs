@@ -80,6 +80,10 @@ pub const BUILTINS: &[(&str, &str)] = &[
         include_str!("../../../tests/scenarios/stale-logical-slot.toml"),
     ),
     (
+        "stale-slot-at-preflight",
+        include_str!("../../../tests/scenarios/stale-slot-at-preflight.toml"),
+    ),
+    (
         "terminal-cluster-state",
         include_str!("../../../tests/scenarios/terminal-cluster-state.toml"),
     ),
