@@ -643,7 +643,7 @@ fn a_simulated_migration_killed_mid_run_resumes_in_the_same_world() {
 fn dal_serve_runs_until_ctrl_c() {
     use std::io::{BufRead, BufReader};
     let env = Env::new();
-    let mut child = std::process::Command::new(TOY)
+    let mut child = Command::new(TOY)
         .args(["dal", "serve", "--listen", "127.0.0.1:0"])
         .env("GODWIT_STATE_DIR", env.path("state"))
         .stderr(std::process::Stdio::piped())
