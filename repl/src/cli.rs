@@ -8,10 +8,7 @@ use godwit_engine::exit;
 use godwit_engine::journal::file::FileStore;
 use godwit_engine::plan::{FlowOutcome, Plan, Status, UndoState};
 use godwit_engine::runbook::short_hash;
-use godwit_engine::transcript::Sink;
-use godwit_engine::{
-    Cancel, EngineError, JournalStore, Limits, RunReport, RunStatus, Runner, StartRequest,
-};
+use godwit_engine::{EngineError, JournalStore, RunReport, RunStatus, Runner, StartRequest};
 use serde_json::{Value, json};
 
 use crate::render::{HumanSink, compact};
@@ -537,33 +534,22 @@ pub(crate) fn runner(
                 format!("cannot start the async runtime: {e}"),
             )
         })?;
-    let cancel = Cancel::new();
-    let c = cancel.clone();
+    let mut runner = world.runner(Arc::new(store.clone()), rt.handle().clone());
+    let c = runner.cancel.clone();
     rt.spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!("\ninterrupt: stopping at the next safe point (the run stays resumable)…");
             c.cancel();
         }
     });
-    let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
     if !out.json {
-        sinks.push(Arc::new(HumanSink::new(out.verbose)));
+        runner
+            .sinks
+            .insert(0, Arc::new(HumanSink::new(out.verbose)));
     }
-    sinks.extend(world.sinks.iter().cloned());
-    let mut limits = Limits::default();
     if let Some(n) = out.max_operations {
-        limits.max_operations = n;
+        runner.limits.max_operations = n;
     }
-    let runner = Runner {
-        store: Arc::new(store.clone()),
-        clock: world.clock.clone(),
-        handle: rt.handle().clone(),
-        limits,
-        cancel,
-        sinks,
-        plugins: world.plugins.clone(),
-        world: world.name.clone(),
-    };
     Ok((runner, rt))
 }
 

@@ -61,7 +61,7 @@ fn cutover(runs: u32) {
     use std::sync::Arc;
 
     use godwit_engine::journal::memory::MemoryStore;
-    use godwit_engine::{Cancel, Limits, RunStatus, Runner, StartRequest};
+    use godwit_engine::{RunStatus, StartRequest};
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -76,16 +76,7 @@ fn cutover(runs: u32) {
     for i in 0..runs {
         let (world, sim) = godwit_stdlib::world::sim_world(Scenario::load("busy-source").unwrap());
         let t0 = sim.lock().now;
-        let runner = Runner {
-            store: Arc::new(MemoryStore::new()),
-            clock: world.clock.clone(),
-            handle: rt.handle().clone(),
-            limits: Limits::default(),
-            cancel: Cancel::new(),
-            sinks: vec![],
-            plugins: world.plugins.clone(),
-            world: world.name.clone(),
-        };
+        let runner = world.runner(Arc::new(MemoryStore::new()), rt.handle().clone());
         let report = runner
             .start(StartRequest {
                 runbook: path.clone(),

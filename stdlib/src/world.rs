@@ -41,6 +41,25 @@ pub fn pure_plugins() -> Vec<Arc<dyn Plugin>> {
 }
 
 impl World {
+    /// A runner for this world: its clock, plugins and observers, default limits, a fresh
+    /// cancellation token; add sinks or change limits on the result.
+    pub fn runner(
+        &self,
+        store: Arc<dyn godwit_engine::JournalStore>,
+        handle: tokio::runtime::Handle,
+    ) -> godwit_engine::Runner {
+        godwit_engine::Runner {
+            store,
+            clock: self.clock.clone(),
+            handle,
+            limits: godwit_engine::Limits::default(),
+            cancel: godwit_engine::Cancel::new(),
+            sinks: self.sinks.clone(),
+            plugins: self.plugins.clone(),
+            world: self.name.clone(),
+        }
+    }
+
     /// No world at all: the engine built-ins (`step`, `gate`, `now`, `sleep`, ...) and the pure
     /// areas, on the system clock. Useful for runbook logic and for trying the engine.
     pub fn pure() -> World {

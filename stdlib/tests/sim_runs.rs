@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use godwit_engine::journal::memory::MemoryStore;
-use godwit_engine::{Cancel, Limits, RunStatus, Runner, StartRequest};
+use godwit_engine::{RunStatus, StartRequest};
 use godwit_stdlib::sim::Sim;
 use godwit_stdlib::sim::scenario::Scenario;
 use godwit_stdlib::world::sim_world;
@@ -23,16 +23,7 @@ fn run_in(scenario: &str, patch: impl FnOnce(&mut Scenario), source: &str) -> (R
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rb.rhai");
     std::fs::write(&path, source).unwrap();
-    let runner = Runner {
-        store: Arc::new(MemoryStore::new()),
-        clock: world.clock.clone(),
-        handle: rt.handle().clone(),
-        limits: Limits::default(),
-        cancel: Cancel::new(),
-        sinks: vec![],
-        plugins: world.plugins.clone(),
-        world: world.name.clone(),
-    };
+    let runner = world.runner(Arc::new(MemoryStore::new()), rt.handle().clone());
     let report = runner
         .start(StartRequest {
             runbook: path,

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use godwit_engine::journal::memory::MemoryStore;
-use godwit_engine::{Cancel, Limits, RunStatus, Runner, StartRequest};
+use godwit_engine::{RunStatus, StartRequest};
 use godwit_stdlib::world::World;
 
 fn migrate(
@@ -18,16 +18,7 @@ fn migrate(
     id: usize,
 ) -> bool {
     let world = World::sim_named(scenario).unwrap();
-    let runner = Runner {
-        store: Arc::new(MemoryStore::new()),
-        clock: world.clock.clone(),
-        handle: rt.handle().clone(),
-        limits: Limits::default(),
-        cancel: Cancel::new(),
-        sinks: vec![],
-        plugins: world.plugins.clone(),
-        world: world.name.clone(),
-    };
+    let runner = world.runner(Arc::new(MemoryStore::new()), rt.handle().clone());
     let report = runner
         .start(StartRequest {
             runbook: runbook.to_path_buf(),

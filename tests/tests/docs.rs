@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use godwit::worlds::Worlds;
 use godwit_engine::journal::memory::MemoryStore;
-use godwit_engine::{Cancel, Limits, RunStatus, Runner, StartRequest};
+use godwit_engine::{RunStatus, StartRequest};
 
 fn reference_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/primitives")
@@ -67,16 +67,7 @@ fn every_documented_example_runs() {
             };
             std::fs::write(&path, &body).unwrap();
             let world = godwit_stdlib::world::World::sim_named("busy-source").unwrap();
-            let runner = Runner {
-                store: Arc::new(MemoryStore::new()),
-                clock: world.clock.clone(),
-                handle: rt.handle().clone(),
-                limits: Limits::default(),
-                cancel: Cancel::new(),
-                sinks: vec![],
-                plugins: world.plugins,
-                world: world.name,
-            };
+            let runner = world.runner(Arc::new(MemoryStore::new()), rt.handle().clone());
             let report = runner
                 .start(StartRequest {
                     runbook: path.clone(),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use godwit_engine::journal::memory::MemoryStore;
 use godwit_engine::transcript::{Collector, Event, Line, Sink};
-use godwit_engine::{Cancel, EngineError, Limits, RunReport, RunStatus, Runner, StartRequest};
+use godwit_engine::{EngineError, RunReport, RunStatus, Runner, StartRequest};
 use godwit_stdlib::world::{World, builtin_scenarios};
 use godwit_tests::harness::{CrashSink, until_crash};
 use serde_json::Value;
@@ -38,16 +38,9 @@ fn runner(
     store: &MemoryStore,
     sinks: Vec<Arc<dyn Sink>>,
 ) -> Runner {
-    Runner {
-        store: Arc::new(store.clone()),
-        clock: world.clock.clone(),
-        handle: rt.handle().clone(),
-        limits: Limits::default(),
-        cancel: Cancel::new(),
-        sinks,
-        plugins: world.plugins.clone(),
-        world: world.name.clone(),
-    }
+    let mut r = world.runner(Arc::new(store.clone()), rt.handle().clone());
+    r.sinks.extend(sinks);
+    r
 }
 
 fn run(runbook: &Path, scenario: &str, rt: &tokio::runtime::Runtime) -> Outcome {
