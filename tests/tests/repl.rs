@@ -260,3 +260,50 @@ mod pty {
         assert!(history.contains("x + 1"), "history saved: {history}");
     }
 }
+
+#[test]
+fn attach_to_a_simulated_run_stopped_inside_a_gate() {
+    // The standard runbook in the simulator, killed while the validation gate is closed.
+    let env = Env::new();
+    let runbook =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks/rds-to-aurora.rhai");
+    let o = env
+        .command(&[
+            "run",
+            runbook.to_str().unwrap(),
+            "--cluster",
+            "orders-db",
+            "--world",
+            "sim:replica-slow-at-peak",
+        ])
+        .env("GODWIT_TOY_CRASH", "gate-poll:3")
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(86),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let (code, out, err) = env.repl(
+        &["--world", "sim:replica-slow-at-peak", "--attach", "last"],
+        "run.world\nrun.steps[\"preflight\"].version\nrun.steps[\"create-writer-instance\"]\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("attached ")
+            && out.contains("rds-to-aurora 1.0.0 on orders-db (world sim:replica-slow-at-peak)"),
+        "{out}"
+    );
+    assert!(out.contains("inside gate 'validate'"), "{out}");
+    assert!(
+        out.contains("gate 'validate' is closed") && out.contains("falling-behind"),
+        "says why: {out}"
+    );
+    assert!(
+        out.contains("\nsim:replica-slow-at-peak\n")
+            && out.contains("\n15.4\n")
+            && out.contains("orders-db-aurora-1"),
+        "{out}"
+    );
+}
