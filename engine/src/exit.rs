@@ -18,3 +18,6 @@ pub const LOCKED: i32 = 6;
 pub const INTERRUPTED: i32 = 7;
 /// Refused: runbook changed since the run started, replay diverged, or already finished.
 pub const REFUSED: i32 = 8;
+/// The simulated world's invariants were violated (lost write, two writers, ...): whatever the
+/// run's own outcome, the runbook is unsafe in that scenario.
+pub const INVARIANT_VIOLATED: i32 = 9;

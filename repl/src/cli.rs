@@ -18,7 +18,7 @@ use crate::worlds::Worlds;
 const EXIT_CODES: &str = "Exit codes: 0 succeeded · 1 internal error · 2 invalid input (nothing changed) · \
 3 aborted and rolled back · 4 rollback stopped at a failed undo (resume retries) · 5 journal damaged · \
 6 run locked by another process · 7 interrupted (resume continues) · 8 refused (runbook changed, replay \
-diverged, already finished)";
+diverged, already finished) · 9 simulated world's invariants violated";
 
 #[derive(Parser, Debug)]
 #[command(name = "godwit", version, about = "Durable, resumable RDS → Aurora PostgreSQL migration runbooks", after_help = EXIT_CODES)]
@@ -232,6 +232,7 @@ fn dispatch(cli: Cli, worlds: &Worlds) -> Result<i32, Failure> {
                 })?;
             }
             let world = worlds.build(&spec, Some(&state)).map_err(invalid)?;
+            let audit = world.audit.clone();
             let (runner, rt) = runner(&store, world, &out)?;
             let req = StartRequest {
                 runbook: path,
@@ -242,7 +243,7 @@ fn dispatch(cli: Cli, worlds: &Worlds) -> Result<i32, Failure> {
             let report = drive(&rt, move || runner.start(req)).inspect_err(|_| {
                 let _ = std::fs::remove_file(&state);
             })?;
-            Ok(finish(&report, &out))
+            Ok(audited(finish(&report, &out), audit.as_deref()))
         }
         Command::Resume {
             run,
@@ -259,9 +260,10 @@ fn dispatch(cli: Cli, worlds: &Worlds) -> Result<i32, Failure> {
             let world = worlds
                 .build(&world_name, Some(&world_state_file(&dir, &id)))
                 .map_err(|e| invalid(format!("run {id} needs world '{world_name}': {e}")))?;
+            let audit = world.audit.clone();
             let (runner, rt) = runner(&store, world, &out)?;
             let report = drive(&rt, move || runner.resume(&id, force_runbook_change))?;
-            Ok(finish(&report, &out))
+            Ok(audited(finish(&report, &out), audit.as_deref()))
         }
         Command::Runs { json } => runs(&store, json),
         Command::Show { run, json } => show(&store, &run, json),
@@ -566,6 +568,20 @@ pub(crate) fn drive(
             format!("the run thread failed: {e}"),
         )),
     }
+}
+
+/// The world's own verdict after a run (the simulator's invariants): any finding overrides the
+/// run's exit code, because the runbook is then unsafe in that world whatever its outcome.
+pub(crate) fn audited(code: i32, audit: Option<&(dyn Fn() -> Vec<String> + Send + Sync)>) -> i32 {
+    let findings = audit.map(|a| a()).unwrap_or_default();
+    if findings.is_empty() {
+        return code;
+    }
+    for f in &findings {
+        eprintln!("error: {f}");
+    }
+    eprintln!("the runbook is unsafe in this world: fix it before running it anywhere real");
+    exit::INVARIANT_VIOLATED
 }
 
 fn finish(report: &RunReport, out: &Output) -> i32 {

@@ -82,6 +82,7 @@ pub fn run(scenario: Option<&str>, verbose: bool) -> Result<i32, Failure> {
         "(simulated: virtual clock, no AWS account; the run is not kept — use `godwit run rds-to-aurora --world sim:{name}` to keep one)\n"
     );
     let world = godwit_stdlib::world::World::sim(sc);
+    let audit = world.audit.clone();
     let store = FileStore::new(dir.path().join("state/runs"));
     let out = Output {
         json: true,
@@ -102,7 +103,10 @@ pub fn run(scenario: Option<&str>, verbose: bool) -> Result<i32, Failure> {
     let report = crate::cli::drive(&rt, move || runner.start(req))?;
     let wall = started.elapsed();
     println!("\n{}", summary(&collector.lines(), &report.status, wall));
-    Ok(report.status.exit_code())
+    Ok(crate::cli::audited(
+        report.status.exit_code(),
+        audit.as_deref(),
+    ))
 }
 
 fn dur(ms: i64) -> String {

@@ -23,6 +23,10 @@ pub struct World {
     /// Observers of the run's transcript (e.g. the simulator firing a fault when a named step
     /// starts). Added to the runner's sinks.
     pub sinks: Vec<Arc<dyn Sink>>,
+    /// After a run: what the world found wrong that the run itself may not have seen (the
+    /// simulator's invariant violations surface at the next world call, so one caused by a
+    /// run's last call would otherwise go unreported). Empty means nothing.
+    pub audit: Option<Arc<dyn Fn() -> Vec<String> + Send + Sync>>,
 }
 
 impl std::fmt::Debug for World {
@@ -68,6 +72,7 @@ impl World {
             clock: Arc::new(SystemClock),
             plugins: pure_plugins(),
             sinks: Vec::new(),
+            audit: None,
         }
     }
 }
@@ -137,11 +142,27 @@ fn world_of(sim: &Sim) -> World {
     sim.attach(&clock);
     let mut plugins = pure_plugins();
     plugins.push(Arc::new(sim_plugin(sim.clone())));
+    let audited = sim.clone();
     World {
         name,
         clock,
         plugins,
         sinks: Vec::new(),
+        audit: Some(Arc::new(move || {
+            audited
+                .lock()
+                .violations
+                .iter()
+                .map(|v| {
+                    format!(
+                        "simulation invariant `{}` violated at {}: {}",
+                        v.invariant,
+                        godwit_engine::clock::format_timestamp(v.at),
+                        v.detail
+                    )
+                })
+                .collect()
+        })),
     }
 }
 

@@ -679,3 +679,38 @@ fn dal_serve_runs_until_ctrl_c() {
         "state lives under the state dir"
     );
 }
+
+#[test]
+fn an_unsafe_runbook_fails_the_world_audit_even_when_it_succeeds() {
+    // Promotes without fencing the source, then only waits: no later world call reports the
+    // broken invariant, so the run itself succeeds; the world's audit must still fail it.
+    let env = Env::new();
+    env.write(
+        "unsafe.rhai",
+        r#"
+        step("replica", || {
+            rds::create_replica_cluster("orders-db-aurora", "orders-db", #{ engine_version: "15.4" });
+            rds::create_cluster_instance("orders-db-aurora-1", "orders-db-aurora", #{ instance_class: "db.r6g.large" });
+            rds::wait_until_cluster_available("orders-db-aurora", #{ timeout: "12h" });
+        });
+        step("promote-unfenced", || { rds::promote_cluster("orders-db-aurora"); sleep("1h"); });
+        "#,
+    );
+    let (code, out, err) = env.godwit(&[
+        "run",
+        "unsafe.rhai",
+        "--cluster",
+        "orders-db",
+        "--world",
+        "sim:busy-source",
+    ]);
+    assert!(
+        out.contains("■ succeeded"),
+        "the run itself does not notice: {out}{err}"
+    );
+    assert_eq!(code, 9, "{err}");
+    assert!(
+        err.contains("simulation invariant") && err.contains("the runbook is unsafe"),
+        "{err}"
+    );
+}

@@ -30,6 +30,8 @@ fn runbooks() -> Vec<PathBuf> {
 struct Outcome {
     report: Result<RunReport, EngineError>,
     lines: Vec<Line>,
+    /// The world's findings after the run (the simulator's invariant violations).
+    audit: Vec<String>,
 }
 
 fn runner(
@@ -54,9 +56,11 @@ fn run(runbook: &Path, scenario: &str, rt: &tokio::runtime::Runtime) -> Outcome 
         params: Default::default(),
         run_id: Some("run".into()),
     });
+    let audit = world.audit.as_ref().map(|a| a()).unwrap_or_default();
     Outcome {
         report,
         lines: collector.lines(),
+        audit,
     }
 }
 
@@ -197,6 +201,7 @@ fn every_runbook_in_every_scenario() {
         let stem = runbook.file_stem().unwrap().to_string_lossy().to_string();
         for scenario in &scenarios {
             let out = run(&runbook, scenario, &rt);
+            assert!(out.audit.is_empty(), "{stem} × {scenario}: {:?}", out.audit);
             let report = out
                 .report
                 .unwrap_or_else(|e| panic!("{stem} × {scenario}: {e}"));
@@ -287,6 +292,8 @@ fn standard_runbook_crashing_after_every_step_resumes_to_the_same_result() {
             !text.contains("simulation invariant"),
             "crash after step {n}: {text}"
         );
+        let audit = world.audit.as_ref().map(|a| a()).unwrap_or_default();
+        assert!(audit.is_empty(), "crash after step {n}: {audit:?}");
     }
 }
 

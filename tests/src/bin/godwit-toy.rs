@@ -55,6 +55,7 @@ fn toy_world(_arg: &str, _state: Option<&std::path::Path>) -> Result<World, Stri
         clock,
         plugins,
         sinks: crash_sinks()?,
+        audit: None,
     })
 }
 
