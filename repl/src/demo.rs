@@ -22,6 +22,10 @@ pub const STANDARD_RUNBOOK: &[(&str, &str)] = &[
         include_str!("../../runbooks/rds-to-aurora.rhai"),
     ),
     (
+        "lib/standard.rhai",
+        include_str!("../../runbooks/lib/standard.rhai"),
+    ),
+    (
         "lib/checks.rhai",
         include_str!("../../runbooks/lib/checks.rhai"),
     ),

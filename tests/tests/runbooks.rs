@@ -398,3 +398,24 @@ fn finalize_after_migration() {
         "{text}"
     );
 }
+
+/// `godwit demo` ships the standard runbook inside the binary: every module it imports must be
+/// embedded, or the demo breaks outside a checkout.
+#[test]
+fn demo_embeds_every_module_of_the_standard_runbook() {
+    let embedded: Vec<&str> = godwit::demo::STANDARD_RUNBOOK
+        .iter()
+        .map(|(p, _)| *p)
+        .collect();
+    for entry in std::fs::read_dir(runbooks_dir().join("lib")).unwrap() {
+        let name = format!("lib/{}", entry.unwrap().file_name().to_string_lossy());
+        assert!(
+            embedded.contains(&name.as_str()),
+            "{name} is not embedded in godwit demo (repl/src/demo.rs)"
+        );
+    }
+    for (path, text) in godwit::demo::STANDARD_RUNBOOK {
+        let on_disk = std::fs::read_to_string(runbooks_dir().join(path)).unwrap();
+        assert_eq!(&on_disk, text, "{path}");
+    }
+}
