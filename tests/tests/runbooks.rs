@@ -143,7 +143,8 @@ fn story(lines: &[Line]) -> Vec<String> {
 /// What each runbook must end with in each scenario, and a word the reason must contain.
 fn expected(runbook: &str, scenario: &str) -> (&'static str, &'static str) {
     match runbook {
-        "rds-to-aurora" => expected_standard(scenario),
+        // cdc-heavy is the standard flow with a different CDC order: same outcomes everywhere.
+        "rds-to-aurora" | "cdc-heavy" => expected_standard(scenario),
         // No replication: replication faults do not apply; preflight and Envoy ones do.
         "snapshot" => match scenario {
             "preflight-failures" => ("rolled-back", "preflight failed"),
@@ -418,4 +419,64 @@ fn demo_embeds_every_module_of_the_standard_runbook() {
         let on_disk = std::fs::read_to_string(runbooks_dir().join(path)).unwrap();
         assert_eq!(&on_disk, text, "{path}");
     }
+}
+
+/// cdc-heavy: consumers drain to the database fence before they are paused, so the recorded
+/// backfill start is the fence LSN itself — no change written before the fence is left to
+/// backfill (the standard flow pauses before quiescence and leaves a gap).
+#[test]
+fn cdc_heavy_leaves_no_backfill_gap() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let result_of = |runbook: &str| {
+        let world = World::sim_named("busy-source").unwrap();
+        let store = MemoryStore::new();
+        let r = runner(&world, &rt, &store, vec![]);
+        let report = r
+            .start(StartRequest {
+                runbook: runbooks_dir().join(runbook),
+                cluster: "orders-db".into(),
+                params: Default::default(),
+                run_id: Some("run".into()),
+            })
+            .unwrap();
+        assert!(
+            matches!(report.status, RunStatus::Succeeded { .. }),
+            "{runbook}: {:?}",
+            report.status
+        );
+        let step = |name: &str| {
+            store.entries("run").into_iter().find_map(|e| match e {
+                godwit_engine::journal::Entry::StepCompleted {
+                    name: n, result, ..
+                } if n == name => Some(result),
+                _ => None,
+            })
+        };
+        let backfill_from =
+            step("restore-cdc").unwrap()["backfill_from"][0]["confirmed_flush_bytes"]
+                .as_i64()
+                .unwrap();
+        let fence = step("record-fence-lsn").unwrap().as_i64().unwrap();
+        (backfill_from, fence, step("record-drain-lsn"))
+    };
+    let (from, fence, drained) = result_of("cdc-heavy.rhai");
+    assert_eq!(
+        Some(Value::from(from)),
+        drained,
+        "paused exactly at the drained LSN"
+    );
+    assert!(
+        fence - from < 64 << 20,
+        "gap {} bytes: at most the RDS heartbeat",
+        fence - from
+    );
+    let (from_std, fence_std, _) = result_of("rds-to-aurora.rhai");
+    assert!(
+        fence_std - from_std > fence - from,
+        "the standard flow leaves a larger gap ({} bytes)",
+        fence_std - from_std
+    );
 }
