@@ -151,7 +151,7 @@ impl Host {
         let (ok, result) = match out {
             Ok(v) => (
                 true,
-                serde_json::to_value(v).unwrap_or(serde_json::Value::Null),
+                abridge(serde_json::to_value(v).unwrap_or(serde_json::Value::Null)),
             ),
             Err(e) => (
                 false,
@@ -161,11 +161,61 @@ impl Host {
         self.ctx.emit(Event::Primitive {
             area: area.into(),
             op: op.into(),
-            args: serde_json::to_value(args).unwrap_or(serde_json::Value::Null),
+            args: abridge(serde_json::to_value(args).unwrap_or(serde_json::Value::Null)),
             ok,
             result,
             ms: started.elapsed().as_millis() as u64,
         });
+    }
+}
+
+/// Longest array kept whole in a transcript event.
+const MAX_ITEMS: usize = 32;
+/// Longest string kept whole in a transcript event.
+const MAX_STRING: usize = 4096;
+
+/// Shorten a value for the transcript: arrays longer than [`MAX_ITEMS`] become
+/// `{"items": n, "head": [first 3], "tail": [last 3]}`, long strings are cut. The transcript is
+/// the narrative (the journal keeps what steps returned); a full day of 60 s metric datapoints
+/// in every call made one standard run's transcript 1.9 MB.
+pub fn abridge(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Array(a) if a.len() > MAX_ITEMS => {
+            let n = a.len();
+            let head: Vec<Value> = a[..3].iter().cloned().map(abridge).collect();
+            let tail: Vec<Value> = a[n - 3..].iter().cloned().map(abridge).collect();
+            serde_json::json!({ "items": n, "head": head, "tail": tail })
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(abridge).collect()),
+        Value::Object(m) => Value::Object(m.into_iter().map(|(k, v)| (k, abridge(v))).collect()),
+        Value::String(s) if s.len() > MAX_STRING => {
+            let cut = (0..=MAX_STRING)
+                .rev()
+                .find(|i| s.is_char_boundary(*i))
+                .unwrap_or(0);
+            Value::String(format!("{}… ({} bytes)", &s[..cut], s.len()))
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::abridge;
+    use serde_json::json;
+
+    #[test]
+    fn long_arrays_and_strings_are_abridged_small_values_kept() {
+        let series: Vec<_> = (0..1440).map(|i| json!({"t": i, "v": i * 2})).collect();
+        let out = abridge(json!({"series": series, "small": [1, 2, 3], "s": "x".repeat(5000)}));
+        assert_eq!(out["series"]["items"], 1440);
+        assert_eq!(out["series"]["head"][0], json!({"t": 0, "v": 0}));
+        assert_eq!(out["series"]["tail"][2], json!({"t": 1439, "v": 2878}));
+        assert_eq!(out["small"], json!([1, 2, 3]));
+        assert!(out["s"].as_str().unwrap().ends_with("… (5000 bytes)"));
+        let full = serde_json::Value::from(vec![1; 32]);
+        assert_eq!(abridge(full.clone()), full, "32 items stay whole");
     }
 }
 
