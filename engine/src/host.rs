@@ -200,6 +200,22 @@ pub fn abridge(v: serde_json::Value) -> serde_json::Value {
     }
 }
 
+fn cancelled(area: &str, op: &str) -> PrimitiveError {
+    PrimitiveError::new(
+        area,
+        op,
+        ErrorKind::Internal,
+        "cancelled by the operator",
+        "resume the run with `godwit resume RUN`",
+    )
+    .with_retryable(false)
+}
+
+/// Convert a typed primitive result into a Rhai value (a plain map/array/scalar).
+pub fn to_rhai<T: Serialize>(value: &T) -> Result<Dynamic, Box<EvalAltResult>> {
+    rhai::serde::to_dynamic(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::abridge;
@@ -217,20 +233,4 @@ mod tests {
         let full = serde_json::Value::from(vec![1; 32]);
         assert_eq!(abridge(full.clone()), full, "32 items stay whole");
     }
-}
-
-fn cancelled(area: &str, op: &str) -> PrimitiveError {
-    PrimitiveError::new(
-        area,
-        op,
-        ErrorKind::Internal,
-        "cancelled by the operator",
-        "resume the run with `godwit resume RUN`",
-    )
-    .with_retryable(false)
-}
-
-/// Convert a typed primitive result into a Rhai value (a plain map/array/scalar).
-pub fn to_rhai<T: Serialize>(value: &T) -> Result<Dynamic, Box<EvalAltResult>> {
-    rhai::serde::to_dynamic(value)
 }
