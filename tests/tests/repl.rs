@@ -276,7 +276,7 @@ fn attach_to_a_simulated_run_stopped_inside_a_gate() {
             "--world",
             "sim:replica-slow-at-peak",
         ])
-        .env("GODWIT_TOY_CRASH", "gate-poll:3")
+        .env("GODWIT_TOY_CRASH", "gate-poll:27")
         .output()
         .unwrap();
     assert_eq!(
