@@ -89,3 +89,48 @@ fn every_documented_example_runs() {
         "only {ran} examples found: the extraction is broken"
     );
 }
+
+/// Every documented function of every module (engine built-ins included) says what it takes,
+/// returns and fails with, and shows an example — the reference is the documentation.
+#[test]
+fn every_function_documents_parameters_returns_errors_and_an_example() {
+    let mut checked = 0;
+    for (file, text) in generated() {
+        if file == "README.md" {
+            continue;
+        }
+        for section in text.split("\n## `").skip(1) {
+            let name = section.split('`').next().unwrap_or("?");
+            let signature = section
+                .split("```rust\n")
+                .nth(1)
+                .and_then(|s| s.lines().next())
+                .unwrap_or("");
+            let takes_arguments = signature
+                .split_once('(')
+                .is_some_and(|(_, rest)| !rest.starts_with(')'));
+            let has = |word: &str| {
+                section
+                    .lines()
+                    .any(|l| l.trim_start_matches('#').trim().starts_with(word))
+            };
+            for (word, needed) in [
+                ("Parameters", takes_arguments),
+                ("Returns", true),
+                ("Errors", true),
+                ("Example", true),
+            ] {
+                assert!(
+                    !needed || has(word),
+                    "{file}: `{name}` documents no `{word}` section"
+                );
+            }
+            assert!(
+                section.contains("```rhai"),
+                "{file}: `{name}` has no ```rhai example"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 68, "only {checked} functions checked");
+}

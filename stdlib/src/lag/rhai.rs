@@ -812,70 +812,9 @@ mod tests {
         e
     }
 
-    /// Every ```rhai block of every doc comment of the module, with the function it documents.
-    fn doc_examples(e: &Engine) -> Vec<(String, String)> {
-        let json: serde_json::Value =
-            serde_json::from_str(&e.gen_fn_metadata_to_json(false).unwrap()).unwrap();
-        let functions = json["modules"]["lag"]["functions"].as_array().unwrap();
-        let mut out = Vec::new();
-        for f in functions {
-            let name = f["name"].as_str().unwrap().to_string();
-            let text: Vec<String> = f["docComments"]
-                .as_array()
-                .map(|c| {
-                    c.iter()
-                        .filter_map(|l| l.as_str())
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                })
-                .unwrap_or_default()
-                .lines()
-                .map(|l| {
-                    l.trim_start()
-                        .trim_start_matches("///")
-                        .trim_start_matches(' ')
-                        .to_string()
-                })
-                .collect();
-            for section in ["# Parameters", "# Returns", "# Errors", "# Example"] {
-                assert!(
-                    text.iter().any(|l| l == section),
-                    "lag::{name} docs lack `{section}`"
-                );
-            }
-            let mut block: Option<Vec<String>> = None;
-            for line in text {
-                match (&mut block, line.trim()) {
-                    (None, "```rhai") => block = Some(Vec::new()),
-                    (Some(b), "```") => {
-                        out.push((name.clone(), b.join("\n")));
-                        block = None;
-                    }
-                    (Some(b), _) => b.push(line),
-                    (None, _) => {}
-                }
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn every_doc_example_runs() {
-        let e = engine();
-        let examples = doc_examples(&e);
-        // 15 script-visible functions (overloads included), one example each: the test cannot
-        // pass by finding none.
-        assert!(
-            examples.len() >= 15,
-            "found only {} examples",
-            examples.len()
-        );
-        for (name, code) in examples {
-            if let Err(err) = e.run(&code) {
-                panic!("example of lag::{name} failed: {err}\n{code}");
-            }
-        }
-    }
+    // The examples in this module's doc comments run in `tests/tests/docs.rs` (with every other
+    // module's), which also checks each function documents Parameters, Returns, Errors and an
+    // Example.
 
     fn error_map(e: &Engine, script: &str) -> Map {
         match *e.eval::<Dynamic>(script).unwrap_err() {
