@@ -257,6 +257,29 @@ pub fn wait_opts(
     Ok((timeout, every))
 }
 
+/// The body every `wait_until_*(id, options)` primitive shares: `timeout` / `every` from the
+/// options (with the primitive's defaults), the call recorded with its deadline, and `probe`
+/// polled through the run's clock until it returns `Some` (see [`poll`]).
+#[allow(clippy::too_many_arguments)] // each is one fact of the wait; a struct would only rename them
+pub fn wait_until<T: Serialize>(
+    ctx: &NativeCallContext,
+    host: &Host,
+    area: &str,
+    op: &str,
+    id: &str,
+    options: Map,
+    (default_timeout, default_every): (Duration, Duration),
+    what: &str,
+    probe: impl FnMut() -> Result<Option<T>, PrimitiveError>,
+) -> RhaiResult<Dynamic> {
+    let (timeout, every) = wait_opts(area, op, options, default_timeout, default_every)
+        .map_err(|e| e.into_rhai_at(ctx.call_position()))?;
+    let args = serde_json::json!({ "id": id, "timeout_s": timeout.as_secs() });
+    call(ctx, host, area, op, &args, || {
+        poll(host, area, op, timeout, every, what, probe)
+    })
+}
+
 /// Poll `probe` through the host's clock until it returns `Some`, or time out with `what`.
 pub fn poll<T>(
     host: &Host,

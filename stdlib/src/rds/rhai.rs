@@ -10,7 +10,7 @@ use godwit_engine::{ErrorKind, Host, PrimitiveError};
 use serde_json::json;
 
 use super::*;
-use crate::prim::{Opts, RhaiResult, call, poll, strings, volatile_fn, wait_opts};
+use crate::prim::{Opts, RhaiResult, call, strings, volatile_fn, wait_until};
 
 const A: &str = "rds";
 
@@ -798,36 +798,21 @@ if i.status != "available" {{ throw i; }}
         ),
         move |ctx: NativeCallContext, id: &str, options: Map| -> RhaiResult<Dynamic> {
             const OP: &str = "wait_until_instance_available";
-            let (timeout, every) = wait_opts(
-                A,
-                OP,
-                options,
-                Duration::from_secs(3600),
-                Duration::from_secs(30),
-            )
-            .map_err(|e| invalid(&ctx, e))?;
-            call(
+            wait_until(
                 &ctx,
                 &h,
                 A,
                 OP,
-                &json!({ "id": id, "timeout_s": timeout.as_secs() }),
+                id,
+                options,
+                (Duration::from_secs(3600), Duration::from_secs(30)),
+                &format!("instance {id} available"),
                 || {
-                    poll(
-                        &h,
-                        A,
-                        OP,
-                        timeout,
-                        every,
-                        &format!("instance {id} available"),
-                        || {
-                            let i = r.describe_instance(id)?;
-                            if TERMINAL_INSTANCE_STATES.contains(&i.status.as_str()) {
-                                return Err(terminal(OP, "instance", id, &i.status));
-                            }
-                            Ok((i.status == "available").then_some(i))
-                        },
-                    )
+                    let i = r.describe_instance(id)?;
+                    if TERMINAL_INSTANCE_STATES.contains(&i.status.as_str()) {
+                        return Err(terminal(OP, "instance", id, &i.status));
+                    }
+                    Ok((i.status == "available").then_some(i))
                 },
             )
         },
@@ -865,44 +850,29 @@ if c.status != "available" || c.replication_source_identifier == () {{ throw c; 
         ),
         move |ctx: NativeCallContext, id: &str, options: Map| -> RhaiResult<Dynamic> {
             const OP: &str = "wait_until_cluster_available";
-            let (timeout, every) = wait_opts(
-                A,
-                OP,
-                options,
-                Duration::from_secs(86_400),
-                Duration::from_secs(60),
-            )
-            .map_err(|e| invalid(&ctx, e))?;
-            call(
+            wait_until(
                 &ctx,
                 &h,
                 A,
                 OP,
-                &json!({ "id": id, "timeout_s": timeout.as_secs() }),
+                id,
+                options,
+                (Duration::from_secs(86_400), Duration::from_secs(60)),
+                &format!("cluster {id} available"),
                 || {
-                    poll(
-                        &h,
-                        A,
-                        OP,
-                        timeout,
-                        every,
-                        &format!("cluster {id} available"),
-                        || {
-                            let c = r.describe_cluster(id)?;
-                            if TERMINAL_CLUSTER_STATES.contains(&c.status.as_str()) {
-                                return Err(terminal(OP, "cluster", id, &c.status));
-                            }
-                            if c.status != "available" {
-                                return Ok(None);
-                            }
-                            for m in &c.members {
-                                if r.describe_instance(m)?.status == "available" {
-                                    return Ok(Some(c));
-                                }
-                            }
-                            Ok(None)
-                        },
-                    )
+                    let c = r.describe_cluster(id)?;
+                    if TERMINAL_CLUSTER_STATES.contains(&c.status.as_str()) {
+                        return Err(terminal(OP, "cluster", id, &c.status));
+                    }
+                    if c.status != "available" {
+                        return Ok(None);
+                    }
+                    for m in &c.members {
+                        if r.describe_instance(m)?.status == "available" {
+                            return Ok(Some(c));
+                        }
+                    }
+                    Ok(None)
                 },
             )
         },
@@ -947,37 +917,23 @@ if c.status != "available" {{ throw c; }}
         ),
         move |ctx: NativeCallContext, id: &str, options: Map| -> RhaiResult<Dynamic> {
             const OP: &str = "wait_until_cluster_promoted";
-            let (timeout, every) = wait_opts(
-                A,
-                OP,
-                options,
-                Duration::from_secs(1800),
-                Duration::from_secs(15),
-            )
-            .map_err(|e| invalid(&ctx, e))?;
-            call(
+            wait_until(
                 &ctx,
                 &h,
                 A,
                 OP,
-                &json!({ "id": id, "timeout_s": timeout.as_secs() }),
+                id,
+                options,
+                (Duration::from_secs(1800), Duration::from_secs(15)),
+                &format!("cluster {id} promoted"),
                 || {
-                    poll(
-                        &h,
-                        A,
-                        OP,
-                        timeout,
-                        every,
-                        &format!("cluster {id} promoted"),
-                        || {
-                            let c = r.describe_cluster(id)?;
-                            if TERMINAL_CLUSTER_STATES.contains(&c.status.as_str()) {
-                                return Err(terminal(OP, "cluster", id, &c.status));
-                            }
-                            Ok((c.status == "available"
-                                && c.replication_source_identifier.is_none())
-                            .then_some(c))
-                        },
+                    let c = r.describe_cluster(id)?;
+                    if TERMINAL_CLUSTER_STATES.contains(&c.status.as_str()) {
+                        return Err(terminal(OP, "cluster", id, &c.status));
+                    }
+                    Ok(
+                        (c.status == "available" && c.replication_source_identifier.is_none())
+                            .then_some(c),
                     )
                 },
             )
@@ -1013,33 +969,18 @@ if s.status != "available" {{ throw s; }}
         ),
         move |ctx: NativeCallContext, id: &str, options: Map| -> RhaiResult<Dynamic> {
             const OP: &str = "wait_until_snapshot_available";
-            let (timeout, every) = wait_opts(
-                A,
-                OP,
-                options,
-                Duration::from_secs(6 * 3600),
-                Duration::from_secs(60),
-            )
-            .map_err(|e| invalid(&ctx, e))?;
-            call(
+            wait_until(
                 &ctx,
                 &h,
                 A,
                 OP,
-                &json!({ "id": id, "timeout_s": timeout.as_secs() }),
+                id,
+                options,
+                (Duration::from_secs(6 * 3600), Duration::from_secs(60)),
+                &format!("snapshot {id} available"),
                 || {
-                    poll(
-                        &h,
-                        A,
-                        OP,
-                        timeout,
-                        every,
-                        &format!("snapshot {id} available"),
-                        || {
-                            let s = r.describe_snapshot(id)?;
-                            Ok((s.status == "available").then_some(s))
-                        },
-                    )
+                    let s = r.describe_snapshot(id)?;
+                    Ok((s.status == "available").then_some(s))
                 },
             )
         },
@@ -1075,36 +1016,21 @@ if !r.deleted {{ throw r; }}
         ),
         move |ctx: NativeCallContext, id: &str, options: Map| -> RhaiResult<Dynamic> {
             const OP: &str = "wait_until_cluster_deleted";
-            let (timeout, every) = wait_opts(
-                A,
-                OP,
-                options,
-                Duration::from_secs(3600),
-                Duration::from_secs(60),
-            )
-            .map_err(|e| invalid(&ctx, e))?;
-            call(
+            wait_until(
                 &ctx,
                 &h,
                 A,
                 OP,
-                &json!({ "id": id, "timeout_s": timeout.as_secs() }),
-                || {
-                    poll(
-                        &h,
-                        A,
-                        OP,
-                        timeout,
-                        every,
-                        &format!("cluster {id} deleted"),
-                        || match r.describe_cluster(id) {
-                            Err(e) if e.kind == ErrorKind::NotFound => {
-                                Ok(Some(json!({ "id": id, "deleted": true })))
-                            }
-                            Err(e) => Err(e),
-                            Ok(_) => Ok(None),
-                        },
-                    )
+                id,
+                options,
+                (Duration::from_secs(3600), Duration::from_secs(60)),
+                &format!("cluster {id} deleted"),
+                || match r.describe_cluster(id) {
+                    Err(e) if e.kind == ErrorKind::NotFound => {
+                        Ok(Some(json!({ "id": id, "deleted": true })))
+                    }
+                    Err(e) => Err(e),
+                    Ok(_) => Ok(None),
                 },
             )
         },
