@@ -123,14 +123,10 @@ pub fn error_text(e: &tokio_postgres::Error) -> String {
     }
 }
 
-/// Run `fut` to completion from synchronous code: on the given runtime from a plain thread,
-/// or in place from a runtime worker (the REPL, tests).
+/// Run `fut` to completion from synchronous code. Primitives run on a blocking thread (the
+/// engine's rule; see clippy.toml), never on a runtime worker, so this may block.
 pub fn block_on<T>(handle: &tokio::runtime::Handle, fut: impl Future<Output = T>) -> T {
-    if tokio::runtime::Handle::try_current().is_ok() {
-        tokio::task::block_in_place(|| handle.block_on(fut))
-    } else {
-        handle.block_on(fut)
-    }
+    handle.block_on(fut)
 }
 
 /// Connections per database, opened on first use and re-opened once closed.
