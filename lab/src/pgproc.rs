@@ -360,7 +360,7 @@ fn try_start(
                 log_since(&spec.log, log_at_start).trim()
             ))));
         }
-        std::thread::sleep(Duration::from_millis(10));
+        pause(Duration::from_millis(10));
     }
 }
 
@@ -413,15 +413,22 @@ pub fn stop_pid(pid: u32, signal: Signal, grace: Duration) -> bool {
         if !alive(pid) {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(5));
+        pause(Duration::from_millis(5));
     }
     let _ = kill(p, Signal::SIGKILL);
     let deadline = Instant::now() + Duration::from_secs(5);
     while alive(pid) && Instant::now() < deadline {
         reap(p);
-        std::thread::sleep(Duration::from_millis(5));
+        pause(Duration::from_millis(5));
     }
     true
+}
+
+/// Supervising processes happens in real time, outside any run (a run's waits go through its
+/// clock; starting a server is not one of them).
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn pause(d: Duration) {
+    std::thread::sleep(d);
 }
 
 fn reap(p: Pid) {
@@ -553,7 +560,7 @@ impl Scratch {
     /// A streaming replica of `primary` through `pg_basebackup -R -C -S name`, started and
     /// `standby`.
     pub fn replica(&self, primary: &Server, name: &str) -> Result<Server, LabError> {
-        let spec = self.spec(name, &PRIMARY_SETTINGS.to_vec())?;
+        let spec = self.spec(name, PRIMARY_SETTINGS)?;
         basebackup(
             &self.bin,
             self.user.as_ref(),
