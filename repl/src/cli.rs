@@ -129,6 +129,10 @@ pub enum DalCommand {
         /// gRPC listen address for the Envoy nodes.
         #[arg(long, default_value = "127.0.0.1:18000")]
         listen: std::net::SocketAddr,
+        /// Management API (JSON over HTTP) through which `godwit run` and other processes drive
+        /// routes. Unauthenticated, so loopback only: a non-loopback address is refused.
+        #[arg(long, default_value = godwit_xds::remote::DEFAULT_API_ADDR)]
+        api: std::net::SocketAddr,
         /// Where routes, versions and history are kept [default: <state dir>/dal/state.json].
         #[arg(long)]
         state_file: Option<PathBuf>,
@@ -329,6 +333,7 @@ fn dispatch(cli: Cli, worlds: &Worlds) -> Result<i32, Failure> {
             command:
                 DalCommand::Serve {
                     listen,
+                    api,
                     state_file,
                     ack_timeout,
                     tls_cert,
@@ -337,6 +342,8 @@ fn dispatch(cli: Cli, worlds: &Worlds) -> Result<i32, Failure> {
                 },
         } => {
             let mut config = godwit_xds::Config::new(listen);
+            godwit_xds::api::check_listen(api).map_err(|e| invalid(format!("--api: {e}")))?;
+            config.api = Some(api);
             config.state_path = Some(state_file.unwrap_or_else(|| dir.join("dal/state.json")));
             config.ack_timeout = godwit_engine::duration::parse_duration(&ack_timeout)
                 .map_err(|e| invalid(format!("--ack-timeout: {e}")))?;
