@@ -382,9 +382,10 @@ impl Rds for LabRds {
     fn describe_parameters(&self, group: &str) -> Result<Vec<Parameter>, PrimitiveError> {
         const OP: &str = "describe_parameters";
         let st = self.ctx.state(R, OP)?;
-        let g = st.parameter_groups.get(group).ok_or_else(|| {
-            not_found(R, OP, format!("the lab has no parameter group {group:?}"))
-        })?;
+        let g = st
+            .parameter_groups
+            .get(group)
+            .ok_or_else(|| not_found(R, OP, format!("the lab has no parameter group {group:?}")))?;
         let mut params: BTreeMap<String, Parameter> = g
             .parameters
             .iter()
@@ -400,7 +401,12 @@ impl Rds for LabRds {
             })
             .collect();
         // The source's own group: what its server runs with beyond the defaults, live.
-        if st.instances.get(&st.source).map(|i| i.parameter_group.as_str()) == Some(group) {
+        if st
+            .instances
+            .get(&st.source)
+            .map(|i| i.parameter_group.as_str())
+            == Some(group)
+        {
             let excluded = INFRASTRUCTURE_SETTINGS
                 .iter()
                 .map(|s| format!("'{s}'"))
@@ -506,8 +512,13 @@ impl Rds for LabRds {
         let data = st.dir.join(&req.cluster_id);
         // A basebackup interrupted by a crash left a partial copy and maybe the slot: start over.
         if data.exists() {
-            std::fs::remove_dir_all(&data)
-                .map_err(|e| lab_error(R, OP, LabError::Io(format!("remove {}: {e}", data.display()))))?;
+            std::fs::remove_dir_all(&data).map_err(|e| {
+                lab_error(
+                    R,
+                    OP,
+                    LabError::Io(format!("remove {}: {e}", data.display())),
+                )
+            })?;
         }
         self.ctx.sql(
             &req.source_id,
@@ -554,7 +565,11 @@ impl Rds for LabRds {
             return Ok(self.instance_view(&st, i));
         }
         let cl = st.clusters.get(&req.cluster_id).ok_or_else(|| {
-            not_found(R, OP, format!("the lab has no cluster {:?}", req.cluster_id))
+            not_found(
+                R,
+                OP,
+                format!("the lab has no cluster {:?}", req.cluster_id),
+            )
         })?;
         let spec = ServerSpec {
             data: cl.data.clone(),
@@ -623,7 +638,11 @@ impl Rds for LabRds {
             .ok_or_else(|| not_found(R, OP, format!("the lab has no instance {id:?}")))?;
         for g in groups {
             if !st.security_groups.contains_key(g) {
-                return Err(not_found(R, OP, format!("the lab has no security group {g:?}")));
+                return Err(not_found(
+                    R,
+                    OP,
+                    format!("the lab has no security group {g:?}"),
+                ));
             }
         }
         let admits = groups
@@ -662,7 +681,11 @@ impl Rds for LabRds {
             Ok(())
         })?;
         if let Some(pid) = inst.pid {
-            pgproc::stop_pid(pid, nix::sys::signal::Signal::SIGINT, Duration::from_secs(60));
+            pgproc::stop_pid(
+                pid,
+                nix::sys::signal::Signal::SIGINT,
+                Duration::from_secs(60),
+            );
         }
         self.ctx.pool.forget(id);
         let server = pgproc::start_server(
@@ -724,7 +747,11 @@ impl Rds for LabRds {
             .clone();
         let mut view = self.instance_view(&st, &inst);
         if let Some(pid) = inst.pid {
-            pgproc::stop_pid(pid, nix::sys::signal::Signal::SIGINT, Duration::from_secs(60));
+            pgproc::stop_pid(
+                pid,
+                nix::sys::signal::Signal::SIGINT,
+                Duration::from_secs(60),
+            );
         }
         self.ctx.pool.forget(id);
         if inst.cluster.is_none() {
@@ -784,7 +811,10 @@ impl Rds for LabRds {
         Err(Self::unsupported("describe_snapshot"))
     }
 
-    fn restore_cluster_from_snapshot(&self, _: &RestoreCluster) -> Result<DbCluster, PrimitiveError> {
+    fn restore_cluster_from_snapshot(
+        &self,
+        _: &RestoreCluster,
+    ) -> Result<DbCluster, PrimitiveError> {
         Err(Self::unsupported("restore_cluster_from_snapshot"))
     }
 }

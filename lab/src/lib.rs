@@ -10,8 +10,10 @@
 //! | `route_cdc`  | route through the control plane's API; CDC with `pg_recvlogical`        |
 //! | `metrics`    | the lab's CloudWatch: one-second samples, aggregated per period         |
 //! | `workload`   | clients writing through Envoy: blackout, failures, lost commits         |
+//! | `cutover`    | one measured cutover: workload + runbook + what clients saw             |
 
 pub mod areas;
+pub mod cutover;
 pub mod metrics;
 pub mod pgproc;
 pub mod route_cdc;

@@ -157,15 +157,12 @@ pub struct LabCw {
 }
 
 impl Cw for LabCw {
-    fn metric_series(
-        &self,
-        q: &MetricQuery,
-    ) -> Result<Vec<Point>, godwit_engine::PrimitiveError> {
+    fn metric_series(&self, q: &MetricQuery) -> Result<Vec<Point>, godwit_engine::PrimitiveError> {
         let (dim, id) = q.dimensions.iter().next().ok_or_else(|| {
             godwit_engine::PrimitiveError::invalid(
                 "cw",
                 "metric_series",
-                "query.dimensions is empty".into(),
+                "query.dimensions is empty",
                 "e.g. dimensions: #{ DBInstanceIdentifier: \"orders-db\" }",
             )
         })?;

@@ -182,8 +182,8 @@ impl Router for LabRouter {
         const OP: &str = "active_connections";
         let st = self.ctx.state(A, OP)?;
         let plane = self.plane(&st);
-        let status = block_on(self.ctx.pool.handle(), plane.status())
-            .map_err(|e| e.into_primitive(OP))?;
+        let status =
+            block_on(self.ctx.pool.handle(), plane.status()).map_err(|e| e.into_primitive(OP))?;
         let mut by_addr: BTreeMap<String, i64> = BTreeMap::new();
         for node in &status {
             for r in node.routes.iter().filter(|r| r.route == name) {
@@ -292,15 +292,22 @@ pub fn start_consumer(st: &LabState, c: &Consumer, db: &str) -> Result<u32, LabE
         .open(st.dir.join(format!("{}.cdc.log", c.name)))
         .map_err(|e| LabError::Io(e.to_string()))?;
     let mut cmd = pgproc::pg_command(&st.bin.tool("pg_recvlogical"), st.user.as_ref(), &st.dir);
-    cmd.args(["-h", "127.0.0.1", "-p", &inst.port.to_string(), "-U", "postgres"])
-        .args(["-d", &st.app_db, "-S", &c.slot, "--start", "--no-loop"])
-        .arg("-f")
-        .arg(&c.output)
-        // Report the position every second and fsync the output as often: the slot's
-        // confirmed_flush_lsn is the consumer's position.
-        .args(["-F", "1", "-s", "1"])
-        .stdout(out.try_clone().map_err(|e| LabError::Io(e.to_string()))?)
-        .stderr(out);
+    cmd.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &inst.port.to_string(),
+        "-U",
+        "postgres",
+    ])
+    .args(["-d", &st.app_db, "-S", &c.slot, "--start", "--no-loop"])
+    .arg("-f")
+    .arg(&c.output)
+    // Report the position every second and fsync the output as often: the slot's
+    // confirmed_flush_lsn is the consumer's position.
+    .args(["-F", "1", "-s", "1"])
+    .stdout(out.try_clone().map_err(|e| LabError::Io(e.to_string()))?)
+    .stderr(out);
     let child = cmd
         .spawn()
         .map_err(|e| LabError::Io(format!("start pg_recvlogical: {e}")))?;
@@ -321,7 +328,11 @@ impl Cdc for LabCdc {
         let (_, c) = self.consumer(OP, name)?;
         if let Some(pid) = c.pid {
             // SIGINT: pg_recvlogical sends its final position and exits.
-            pgproc::stop_pid(pid, nix::sys::signal::Signal::SIGINT, Duration::from_secs(10));
+            pgproc::stop_pid(
+                pid,
+                nix::sys::signal::Signal::SIGINT,
+                Duration::from_secs(10),
+            );
         }
         let c = self.ctx.update(C, OP, |st| {
             let c = st

@@ -179,7 +179,8 @@ impl LabState {
     pub fn save(&self) -> Result<(), LabError> {
         let path = self.dir.join(STATE_FILE);
         let tmp = self.dir.join(format!("{STATE_FILE}.tmp"));
-        let text = serde_json::to_string_pretty(self).map_err(|e| LabError::State(e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(self).map_err(|e| LabError::State(e.to_string()))?;
         fs::write(&tmp, text)
             .and_then(|_| fs::rename(&tmp, &path))
             .map_err(|e| LabError::Io(format!("write {}: {e}", path.display())))

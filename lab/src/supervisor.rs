@@ -14,9 +14,11 @@ use std::time::Duration;
 
 use godwit_xds::envoy::EnvoyProcess;
 use godwit_xds::model::{Addr, RouteSpec};
-use godwit_xds::plane::{Config, ControlPlane};
+use godwit_xds::{Config, ControlPlane};
 use nix::sys::signal::Signal;
 use serde::Serialize;
+
+use godwit_stdlib::pg::live::error_text;
 
 use crate::LabError;
 use crate::pgproc::{self, PgBin, ServerSpec, ServerUser};
@@ -259,7 +261,9 @@ impl Supervisor {
                     &[&c.slot, &c.plugin],
                 )
                 .await
-                .map_err(|e| LabError::Process(format!("create the CDC slot: {e}")))?;
+                .map_err(|e| {
+                    LabError::Process(format!("create the CDC slot: {}", error_text(&e)))
+                })?;
             let pid = start_consumer(&state, &c, &opts.source)?;
             state.cdc.insert(
                 c.name.clone(),
@@ -290,7 +294,9 @@ impl Supervisor {
     }
 
     pub fn plane(&self) -> &ControlPlane {
-        self.plane.as_ref().expect("the control plane runs until down")
+        self.plane
+            .as_ref()
+            .expect("the control plane runs until down")
     }
 
     /// Stop every process of the lab (by pid, as recorded in lab.json) and the control
@@ -379,12 +385,17 @@ async fn seed(port: u16, role: &str, db: &str, rows: i64) -> Result<(), LabError
         Ok::<_, LabError>(c)
     };
     let admin = connect("postgres".into()).await?;
-    admin
-        .batch_execute(&format!(
-            "CREATE ROLE {role} LOGIN; CREATE DATABASE {db} OWNER {role};"
-        ))
-        .await
-        .map_err(|e| LabError::Process(format!("create the application role: {e}")))?;
+    // Separate statements: CREATE DATABASE refuses to run in the implicit transaction of a
+    // multi-statement string.
+    for sql in [
+        format!("CREATE ROLE {role} LOGIN"),
+        format!("CREATE DATABASE {db} OWNER {role}"),
+    ] {
+        admin
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| LabError::Process(format!("{sql}: {}", error_text(&e))))?;
+    }
     let c = connect(db.to_string()).await?;
     c.batch_execute(&format!(
         "SET ROLE {role};
@@ -397,7 +408,7 @@ async fn seed(port: u16, role: &str, db: &str, rows: i64) -> Result<(), LabError
         table = crate::workload::TABLE,
     ))
     .await
-    .map_err(|e| LabError::Process(format!("seed the application's tables: {e}")))?;
+    .map_err(|e| LabError::Process(format!("seed the application's tables: {}", error_text(&e))))?;
     Ok(())
 }
 
@@ -477,7 +488,10 @@ pub fn status(dir: &Path) -> Result<Status, LabError> {
             .values()
             .map(|i| {
                 let running = i.pid.is_some_and(pgproc::alive);
-                let role = match i.pid.and_then(|p| pgproc::postmaster_state(&i.spec.data, p)) {
+                let role = match i
+                    .pid
+                    .and_then(|p| pgproc::postmaster_state(&i.spec.data, p))
+                {
                     Some(s) if running && s == "standby" => "standby",
                     Some(_) if running => "primary",
                     _ => "down",
