@@ -34,16 +34,23 @@ use crate::state::{Cluster, Instance, LabState, ParameterGroup, SecurityGroup};
 pub struct LabCtx {
     pub dir: PathBuf,
     pub pool: Arc<Pool>,
+    /// Whatever must live as long as the areas (the runtime of a standalone lab world).
+    pub keep: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl LabCtx {
-    pub fn new(dir: &Path, handle: tokio::runtime::Handle) -> Arc<LabCtx> {
+    pub fn new(
+        dir: &Path,
+        handle: tokio::runtime::Handle,
+        keep: Option<Arc<dyn std::any::Any + Send + Sync>>,
+    ) -> Arc<LabCtx> {
         let connector = Arc::new(LabConnector {
             dir: dir.to_path_buf(),
         });
         Arc::new(LabCtx {
             dir: dir.to_path_buf(),
             pool: Arc::new(Pool::new(connector, handle)),
+            keep,
         })
     }
 

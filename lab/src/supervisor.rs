@@ -512,9 +512,54 @@ pub fn status(dir: &Path) -> Result<Status, LabError> {
     })
 }
 
-/// The lab world's areas over the lab in `dir`.
+/// A runtime owned by a world; shut down in the background when the world goes, so dropping
+/// it inside another runtime (tests) does not panic.
+struct OwnedRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for OwnedRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// The lab world over the lab in `dir` for a process that does not own it (`godwit run
+/// --world lab`): checks the lab is there and brings its own runtime for the database
+/// connections.
+pub fn world_standalone(dir: &Path) -> Result<godwit_stdlib::world::World, LabError> {
+    let st = LabState::load(dir)?;
+    if !pgproc::alive(st.supervisor_pid) {
+        return Err(LabError::State(format!(
+            "the lab at {} has no supervisor (pid {} is gone): its control plane is down; `godwit lab down`, then `godwit lab up`",
+            dir.display(),
+            st.supervisor_pid
+        )));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(io)?;
+    let handle = rt.handle().clone();
+    Ok(world_with(
+        dir,
+        handle,
+        Some(Arc::new(OwnedRuntime(Some(rt)))),
+    ))
+}
+
+/// The lab world's areas over the lab in `dir`, on `handle` (a runtime that outlives it).
 pub fn world(dir: &Path, handle: tokio::runtime::Handle) -> godwit_stdlib::world::World {
-    let ctx = crate::areas::LabCtx::new(dir, handle);
+    world_with(dir, handle, None)
+}
+
+fn world_with(
+    dir: &Path,
+    handle: tokio::runtime::Handle,
+    keep: Option<Arc<dyn std::any::Any + Send + Sync>>,
+) -> godwit_stdlib::world::World {
+    let ctx = crate::areas::LabCtx::new(dir, handle, keep);
     let mut plugins = godwit_stdlib::world::pure_plugins();
     let dir = dir.to_path_buf();
     plugins.push(Arc::new(

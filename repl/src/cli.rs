@@ -92,11 +92,15 @@ pub enum Command {
         #[arg(long, value_name = "RUN")]
         attach: Option<String>,
     },
-    /// The standard runbook against a built-in simulated scenario, with a summary (no AWS needed).
+    /// The standard runbook against a built-in simulated scenario, with a summary (no AWS needed);
+    /// `--world lab` runs it on real PostgreSQL servers and a real Envoy under a write load.
     Demo {
         /// Built-in scenario [default: busy-source].
         #[arg(long)]
         scenario: Option<String>,
+        /// `sim` (default) or `lab`.
+        #[arg(long, default_value = "sim")]
+        world: String,
         /// List the built-in scenarios.
         #[arg(long)]
         list: bool,
@@ -108,6 +112,11 @@ pub enum Command {
     Dal {
         #[command(subcommand)]
         command: DalCommand,
+    },
+    /// A lab on this machine: real PostgreSQL servers and a real Envoy (the `lab` world).
+    Lab {
+        #[command(subcommand)]
+        command: crate::lab::LabCommand,
     },
     /// List the worlds this godwit can run in.
     Worlds,
@@ -202,6 +211,12 @@ fn invalid(msg: impl Into<String>) -> Failure {
 fn dispatch(cli: Cli, worlds: &Worlds) -> Result<i32, Failure> {
     let dir = state_dir(cli.state_dir.clone()).map_err(invalid)?;
     let store = store(&dir);
+    // The lab world lives in this state directory unless `lab:DIR` says otherwise.
+    let mut worlds = worlds.clone();
+    if worlds.get("lab").is_none() {
+        worlds.add(crate::lab::world_def(&dir));
+    }
+    let worlds = &worlds;
     match cli.command {
         Command::Run {
             runbook,
@@ -320,15 +335,21 @@ fn dispatch(cli: Cli, worlds: &Worlds) -> Result<i32, Failure> {
         }
         Command::Demo {
             scenario,
+            world,
             list,
             verbose,
-        } => {
-            if list {
-                crate::demo::list()
-            } else {
-                crate::demo::run(scenario.as_deref(), verbose)
-            }
-        }
+        } => match (world.as_str(), list, scenario) {
+            (_, true, _) => crate::demo::list(),
+            ("sim", _, scenario) => crate::demo::run(scenario.as_deref(), verbose),
+            ("lab", _, None) => crate::lab::demo(verbose),
+            ("lab", _, Some(_)) => Err(invalid(
+                "--scenario picks a simulated scenario; the lab has none (drop --scenario, or use --world sim)",
+            )),
+            (other, _, _) => Err(invalid(format!(
+                "godwit demo --world {other}: the demo runs in `sim` (default) or `lab`"
+            ))),
+        },
+        Command::Lab { command } => crate::lab::command(command, &dir),
         Command::Dal {
             command:
                 DalCommand::Serve {
