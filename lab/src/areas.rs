@@ -226,10 +226,12 @@ impl LabRds {
                 .and_then(|v| v.first().map(|v| short_version(v)))
                 .unwrap_or_else(|| st.bin.major.to_string()),
             instance_class: st.attributes.instance_class.clone(),
+            // A server that should run and does not has crashed: RDS reports such an instance
+            // as `failed`.
             status: if i.pid.is_some_and(pgproc::alive) || i.status != "available" {
                 i.status.clone()
             } else {
-                "stopped".into()
+                "failed".into()
             },
             cluster_id: i.cluster.clone(),
             security_groups: i.security_groups.clone(),

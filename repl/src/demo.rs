@@ -224,10 +224,14 @@ pub fn summary(
         }
         RunStatus::Interrupted => "interrupted".into(),
     };
-    out.push(format!(
-        "  outcome: {outcome} · {} of {clock} in {:.2} s of wall time",
-        dur(end - t0),
-        wall.as_secs_f64()
-    ));
+    out.push(if clock == "virtual time" {
+        format!(
+            "  outcome: {outcome} · {} of virtual time in {:.2} s of wall time",
+            dur(end - t0),
+            wall.as_secs_f64()
+        )
+    } else {
+        format!("  outcome: {outcome} · {:.2} s", wall.as_secs_f64())
+    });
     out.join("\n")
 }
