@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use godwit_xds::envoy::EnvoyProcess;
-use godwit_xds::model::{Addr, RouteSpec};
+use godwit_xds::model::{Addr, HoldBudget, RouteSpec};
 use godwit_xds::{Config, ControlPlane};
 use nix::sys::signal::Signal;
 use serde::Serialize;
@@ -175,14 +175,21 @@ impl Supervisor {
             .await
             .map_err(|e| LabError::Process(format!("control plane: {e}")))?;
         let listen_port = pgproc::free_port()?;
+        let mut route = RouteSpec::new(
+            Addr::new("127.0.0.1", listen_port),
+            Addr::new("127.0.0.1", server.port),
+        );
+        // A held connection retries its upstream connect with jittered exponential backoff; when
+        // the hold is released it waits out its current interval. The lab's fence takes a few
+        // hundred ms (not RDS's minute), so a short interval cap keeps that wait small: up to
+        // 200 ms (mean ~100 ms) instead of 1 s, over a budget of ~10 s of hold.
+        route.hold = HoldBudget {
+            max_connect_attempts: 100,
+            base_interval_ms: 20,
+            max_interval_ms: 200,
+        };
         plane
-            .publish(
-                &opts.source,
-                RouteSpec::new(
-                    Addr::new("127.0.0.1", listen_port),
-                    Addr::new("127.0.0.1", server.port),
-                ),
-            )
+            .publish(&opts.source, route)
             .await
             .map_err(|e| LabError::Process(format!("publish the initial route: {e}")))?;
         let admin_port = pgproc::free_port()?;
