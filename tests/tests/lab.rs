@@ -312,3 +312,114 @@ async fn godwit_killed_mid_cutover_resumes_to_completion_losing_nothing() {
     assert!(w.acked > 500, "{w:?}");
     sup.down().await;
 }
+
+#[test]
+fn lab_up_status_and_down_by_hand_leave_nothing_running() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mylab");
+    let state = tmp.path().join("state");
+    let mut up = Command::new(GODWIT)
+        .args(["lab", "up", "--rows", "100", "--no-cdc", "--dir"])
+        .arg(&dir)
+        .env("GODWIT_STATE_DIR", &state)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = |json: bool| {
+        let mut c = Command::new(GODWIT);
+        c.args(["lab", "status", "--dir"]).arg(&dir);
+        if json {
+            c.arg("--json");
+        }
+        c.env("GODWIT_STATE_DIR", &state).output().unwrap()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let s = loop {
+        let out = status(true);
+        if out.status.success() {
+            let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            if s["envoy"]["running"] == true {
+                break s;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lab did not come up: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        pause(Duration::from_millis(100));
+    };
+    let servers = s["servers"].as_array().unwrap();
+    assert_eq!(servers.len(), 1);
+    assert_eq!(servers[0]["role"], "primary");
+    let mut pids: Vec<u32> = vec![
+        s["envoy"]["pid"].as_u64().unwrap() as u32,
+        servers[0]["pid"].as_u64().unwrap() as u32,
+    ];
+    let human = String::from_utf8(status(false).stdout).unwrap();
+    assert!(
+        human.contains("orders-db") && human.contains("primary"),
+        "{human}"
+    );
+
+    // The lab world is usable from another process while it is up.
+    let check = Command::new(GODWIT)
+        .args(["repl", "--world"])
+        .arg(format!("lab:{}", dir.display()))
+        .env("GODWIT_STATE_DIR", &state)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(b"rds::describe_instance(\"orders-db\").status\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(text.contains("available"), "{text}");
+
+    let down = Command::new(GODWIT)
+        .args(["lab", "down", "--dir"])
+        .arg(&dir)
+        .env("GODWIT_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    let code = up.wait().unwrap();
+    assert!(code.success(), "lab up exited {code}");
+    pids.push(up.id());
+    assert!(
+        pids.iter().all(|p| !pgproc::alive(*p)),
+        "left running: {pids:?}"
+    );
+    assert!(!dir.exists(), "lab down removes the lab's directory");
+}
+
+#[test]
+fn the_lab_world_without_a_lab_says_how_to_start_one_and_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let out = Command::new(GODWIT)
+        .args(["run", "rds-to-aurora", "--cluster", "orders-db", "--world"])
+        .arg(format!("lab:{}", tmp.path().join("nolab").display()))
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .env("GODWIT_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no lab at") && err.contains("godwit lab up"),
+        "{err}"
+    );
+    assert!(!state.join("runs").exists(), "nothing was written");
+}
