@@ -877,3 +877,32 @@ impl Ec2 for LabEc2 {
         Ok(sg_view(&g))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_quarantine_block_goes_first_and_comes_out_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let hba = dir.path().join("pg_hba.conf");
+        let original = "local all all trust\nhost all all 127.0.0.1/32 trust\n";
+        std::fs::write(&hba, original).unwrap();
+        assert!(set_hba_quarantine(dir.path(), "app", true).unwrap());
+        let q = std::fs::read_to_string(&hba).unwrap();
+        assert!(q.starts_with(QUARANTINE_BEGIN), "first match wins: {q}");
+        assert!(q.contains("host all app 127.0.0.1/32 reject"));
+        assert!(
+            !set_hba_quarantine(dir.path(), "app", true).unwrap(),
+            "idempotent: no change, no reload"
+        );
+        assert!(set_hba_quarantine(dir.path(), "app", false).unwrap());
+        assert_eq!(std::fs::read_to_string(&hba).unwrap(), original);
+    }
+
+    #[test]
+    fn versions_drop_the_distribution_suffix() {
+        assert_eq!(short_version("15.18 (Debian 15.18-0+deb12u1)"), "15.18");
+        assert_eq!(short_version("16.4"), "16.4");
+    }
+}

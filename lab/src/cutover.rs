@@ -69,6 +69,9 @@ pub async fn run(sup: &Supervisor, c: Cutover) -> Result<Outcome, LabError> {
         c.pace,
     );
     tokio::time::sleep(c.warmup).await;
+    // An async fn runs on a runtime, where `current()` cannot panic; the run itself goes to a
+    // blocking thread with this handle captured (the lint's concern).
+    #[allow(clippy::disallowed_methods)]
     let handle = tokio::runtime::Handle::current();
     let w = world(&sup.dir, handle.clone());
     let mut runner = w.runner(c.store.clone(), handle);
