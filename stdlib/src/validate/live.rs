@@ -334,17 +334,19 @@ impl Pair {
         rep.segments = segs.len() as i64;
         rep.source_rows = a.values().map(|v| v.0).sum();
         rep.target_rows = b.values().map(|v| v.0).sum();
-        let mut queue: VecDeque<(i64, i64, i64)> = VecDeque::new();
+        // Depth first, children in key order: the keys come out in key order.
+        let mut stack: Vec<(i64, i64, i64)> = Vec::new();
         for (i, (sa, sb)) in segs.iter().enumerate() {
             let (x, y) = (a.get(&(i as i64)), b.get(&(i as i64)));
             if x != y {
                 rep.mismatched_segments += 1;
                 let rows = x.map_or(0, |v| v.0).max(y.map_or(0, |v| v.0));
-                queue.push_back((*sa, *sb, rows));
+                stack.push((*sa, *sb, rows));
             }
         }
+        stack.reverse();
         let k = quote_ident(&t.key[0]);
-        while let Some((sa, sb, rows)) = queue.pop_front() {
+        while let Some((sa, sb, rows)) = stack.pop() {
             if rep.truncated {
                 break;
             }
@@ -366,11 +368,11 @@ impl Pair {
             let (x, y) = self
                 .segments(&self.range_summary(t, sa, w, Some((sa, sb))))
                 .await?;
-            for (i, (ca, cb)) in subs.iter().enumerate() {
+            for (i, (ca, cb)) in subs.iter().enumerate().rev() {
                 let (p, q) = (x.get(&(i as i64)), y.get(&(i as i64)));
                 if p != q {
                     let rows = p.map_or(0, |v| v.0).max(q.map_or(0, |v| v.0));
-                    queue.push_back((*ca, *cb, rows));
+                    stack.push((*ca, *cb, rows));
                 }
             }
         }
