@@ -174,10 +174,30 @@ fn every_kind_of_difference_is_found_with_its_exact_key() {
     assert_eq!((orders.source_rows, orders.target_rows), (20000, 20000));
     assert!(!orders.truncated);
 
-    // Floats and numerics are compared as stored (their text form): both are differences.
+    // By value (default): 0.3 vs 0.1 + 0.2 is a different float; numeric 1.0 vs 1.00 is the
+    // same number. By text, the numeric's scale counts too.
     let readings = table(&rep, "public.readings");
-    assert_eq!(readings.different, ["3", "4"], "{readings:#?}");
+    assert_eq!(readings.hash, "value");
+    assert_eq!(readings.different, ["3"], "{readings:#?}");
     assert!(readings.missing_on_target.is_empty() && readings.extra_on_target.is_empty());
+    let by_text = v
+        .compare(
+            "src",
+            "dst",
+            &CompareOptions {
+                tables: vec!["public.readings".into(), "public.orders".into()],
+                mode: "text".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let readings = table(&by_text, "public.readings");
+    assert_eq!(readings.hash, "text");
+    assert_eq!(readings.different, ["3", "4"], "{readings:#?}");
+    assert_eq!(
+        table(&by_text, "public.orders").different,
+        ["15", "4321", "12346"]
+    );
 
     let tags = table(&rep, "public.tags");
     assert_eq!(tags.method, "hashed-key");

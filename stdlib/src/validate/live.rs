@@ -42,10 +42,12 @@ const BUCKETS_PER_FETCH: usize = 64;
 /// Rendered rows of a table without primary key are cut to this many characters.
 const MAX_ROW_TEXT: usize = 200;
 
-/// Same text for the same stored value on both sides, whatever the role's defaults are.
+/// Same text for the same stored value on both sides, whatever the role's defaults are; and
+/// hash aggregation: the planner cannot know `(key - lo) / width` has few groups, so it sorts
+/// the whole table instead (measured on 1 M rows: 0.9 s sorted vs 0.42 s hashed).
 const PIN_OUTPUT: &str = "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; \
      SET LOCAL IntervalStyle = 'postgres'; SET LOCAL extra_float_digits = 1; \
-     SET LOCAL bytea_output = 'hex'; SET LOCAL lc_monetary = 'C'";
+     SET LOCAL bytea_output = 'hex'; SET LOCAL lc_monetary = 'C'; SET LOCAL enable_sort = off";
 
 /// [`Validate`] over real servers.
 pub struct LiveValidate {
@@ -187,6 +189,25 @@ async fn probe_hash(src: &Client, dst: &Client, op: &str, s: &str, t: &str) -> H
     }
 }
 
+/// The BIGINT hash of a row `_gw` in segment sums.
+fn row_hash(hash: HashFn, by_value: bool) -> String {
+    if by_value {
+        "hash_record_extended(_gw, 0)".into()
+    } else {
+        hash.of(ROW, 0)
+    }
+}
+
+/// A row's digest in a leaf, the same equality as [`row_hash`]: the type hashes (64 bits) by
+/// value, the row text's md5 by text.
+fn leaf_hash(by_value: bool) -> String {
+    if by_value {
+        "hash_record_extended(_gw, 0)::text".into()
+    } else {
+        format!("md5({ROW})")
+    }
+}
+
 /// The two connections of one worker, and what it needs to know.
 struct Pair {
     src: Arc<Client>,
@@ -261,10 +282,41 @@ impl Pair {
         out
     }
 
+    /// Whether every column of `t` has a hash function on both sides (`hash_record_extended`
+    /// fails at the first row otherwise, e.g. for `json` or `point`).
+    async fn hashable(&self, t: &TableInfo) -> Result<bool, PrimitiveError> {
+        self.both_batch("SAVEPOINT godwit_probe").await?;
+        let probe = format!(
+            "SELECT hash_record_extended(_gw, 0) FROM {} _gw LIMIT 1",
+            t.sql_name()
+        );
+        let (a, b) = tokio::join!(self.src.query(&probe, &[]), self.dst.query(&probe, &[]));
+        if a.is_ok() && b.is_ok() {
+            self.both_batch("RELEASE SAVEPOINT godwit_probe").await?;
+            Ok(true)
+        } else {
+            self.both_batch("ROLLBACK TO SAVEPOINT godwit_probe")
+                .await?;
+            Ok(false)
+        }
+    }
+
     async fn table_in_tx(
         &self,
         display: &str,
         t: &TableInfo,
+    ) -> Result<TableReport, PrimitiveError> {
+        let by_value = self.opts.mode != "text" && self.hashable(t).await?;
+        let mut rep = self.table_by(display, t, by_value).await?;
+        rep.hash = if by_value { "value" } else { "text" }.into();
+        Ok(rep)
+    }
+
+    async fn table_by(
+        &self,
+        display: &str,
+        t: &TableInfo,
+        by_value: bool,
     ) -> Result<TableReport, PrimitiveError> {
         let integer = t.key.len() == 1
             && matches!(t.key_types[0].as_str(), "smallint" | "integer" | "bigint");
@@ -290,15 +342,16 @@ impl Pair {
             // Keys spanning more than i64 (e.g. i64::MIN..i64::MAX) cannot be offset in SQL
             // without overflow: hash them instead.
             if let Some(hi) = hi.checked_add(1).filter(|h| h.checked_sub(lo).is_some()) {
-                return self.by_ranges(display, t, lo, hi).await;
+                return self.by_ranges(display, t, lo, hi, by_value).await;
             }
         }
-        self.by_buckets(display, t).await
+        self.by_buckets(display, t, by_value).await
     }
 
     fn range_summary(
         &self,
         t: &TableInfo,
+        by_value: bool,
         base: i64,
         width: i64,
         range: Option<(i64, i64)>,
@@ -311,7 +364,7 @@ impl Pair {
         format!(
             "SELECT (({k}::bigint - ({base})) / {width})::bigint, count(*)::bigint, sum({})::text \
              FROM {} _gw {filter} GROUP BY 1",
-            self.hash.of(ROW, 0),
+            row_hash(self.hash, by_value),
             t.sql_name()
         )
     }
@@ -322,6 +375,7 @@ impl Pair {
         t: &TableInfo,
         lo: i64,
         hi: i64,
+        by_value: bool,
     ) -> Result<TableReport, PrimitiveError> {
         let mut rep = TableReport::new(display, "segments", t.key.clone());
         let leaf_rows = self.opts.leaf_rows.max(1);
@@ -329,7 +383,7 @@ impl Pair {
         let n = (span / leaf_rows as i128 + 1).clamp(1, MAX_SEGMENTS as i128) as i64;
         let (width, segs) = split(lo, hi, n);
         let (a, b) = self
-            .segments(&self.range_summary(t, lo, width, None))
+            .segments(&self.range_summary(t, by_value, lo, width, None))
             .await?;
         rep.segments = segs.len() as i64;
         rep.source_rows = a.values().map(|v| v.0).sum();
@@ -354,8 +408,9 @@ impl Pair {
                 let (x, y) = self
                     .leaf(
                         &format!(
-                            "SELECT {k}::text, md5({ROW}), 1::bigint FROM {} _gw \
+                            "SELECT {k}::text, {}, 1::bigint FROM {} _gw \
                              WHERE {k} >= {sa} AND {k} < {sb} ORDER BY {k}",
+                            leaf_hash(by_value),
                             t.sql_name()
                         ),
                         &[],
@@ -366,7 +421,7 @@ impl Pair {
             }
             let (w, subs) = split(sa, sb, FANOUT);
             let (x, y) = self
-                .segments(&self.range_summary(t, sa, w, Some((sa, sb))))
+                .segments(&self.range_summary(t, by_value, sa, w, Some((sa, sb))))
                 .await?;
             for (i, (ca, cb)) in subs.iter().enumerate().rev() {
                 let (p, q) = (x.get(&(i as i64)), y.get(&(i as i64)));
@@ -388,6 +443,7 @@ impl Pair {
         &self,
         display: &str,
         t: &TableInfo,
+        by_value: bool,
     ) -> Result<TableReport, PrimitiveError> {
         let keyed = !t.key.is_empty();
         let key_text = match t.key.len() {
@@ -413,7 +469,7 @@ impl Pair {
         let (a, b) = self
             .segments(&format!(
                 "SELECT {bucket}, count(*)::bigint, sum({})::text FROM {} _gw GROUP BY 1",
-                self.hash.of(ROW, 0),
+                row_hash(self.hash, by_value),
                 t.sql_name()
             ))
             .await?;
@@ -440,7 +496,8 @@ impl Pair {
         };
         let sql = if keyed {
             format!(
-                "SELECT {key_text}, md5({ROW}), 1::bigint FROM {} _gw WHERE {bucket} = ANY($1) ORDER BY {order}",
+                "SELECT {key_text}, {}, 1::bigint FROM {} _gw WHERE {bucket} = ANY($1) ORDER BY {order}",
+                leaf_hash(by_value),
                 t.sql_name()
             )
         } else {

@@ -18,7 +18,14 @@ fn compare_options(map: Map) -> Result<CompareOptions, PrimitiveError> {
         A,
         "compare",
         map,
-        &["tables", "concurrency", "leaf_rows", "max_keys", "settings"],
+        &[
+            "tables",
+            "concurrency",
+            "leaf_rows",
+            "max_keys",
+            "settings",
+            "mode",
+        ],
     )?;
     let d = CompareOptions::default();
     Ok(CompareOptions {
@@ -29,6 +36,18 @@ fn compare_options(map: Map) -> Result<CompareOptions, PrimitiveError> {
         leaf_rows: o.int("leaf_rows", 1)?.unwrap_or(d.leaf_rows),
         max_keys: o.int("max_keys", 1)?.map_or(d.max_keys, |n| n as usize),
         settings: o.strings("settings")?.unwrap_or(d.settings),
+        mode: match o.string("mode")?.as_deref() {
+            None => d.mode,
+            Some(m @ ("value" | "text")) => m.to_string(),
+            Some(other) => {
+                return Err(PrimitiveError::invalid(
+                    A,
+                    "compare",
+                    format!("options.mode {other:?} is not a mode"),
+                    "mode: \"value\" (each type's equality, fast) or \"text\" (exact text form)",
+                ));
+            }
+        },
     })
 }
 
@@ -187,22 +206,24 @@ order-independent hash of its rows while scanning (one pass per side, in paralle
 mismatching segments are bisected, down to `leaf_rows` rows, whose keys are then compared.
 Tables without a primary key are compared as multisets of rows (`no-primary-key`). Sequences
 (the target must not be behind), extension versions and data-relevant settings are compared
-too; settings are reported, never fatal. Values are compared as stored: `1.0` and `1.00`
-(numeric), `0.3` and `0.1 + 0.2` (float) and NULL and `''` are different rows. See
-`docs/validate.md`.
+too; settings are reported, never fatal. By default (`mode: "value"`) rows are hashed column by
+column with each type's own hash: NULL and `''`, and `0.3` and `0.1 + 0.2` (float), are
+different rows, `1.0` and `1.00` (numeric) are not; `mode: "text"` hashes the rows' text form
+and tells those apart too, at ~2.4x the cost. See `docs/validate.md`.
 
 # Parameters
 * `source` — the source instance.
 * `target` — its Aurora replica (or the promoted cluster).
-* `options` — `#{ tables, concurrency, leaf_rows, max_keys, settings }`: tables to compare
-  (`schema.table`; default all), tables compared at once (2), rows of a segment fetched key by
-  key (1000), keys reported per table and kind (100), settings compared (default:
-  `server_encoding`, `lc_collate`, `lc_ctype`, `server_version_num`,
-  `standard_conforming_strings`, `TimeZone`, `default_text_search_config`).
+* `options` — `#{ tables, concurrency, leaf_rows, max_keys, settings, mode }`: tables to
+  compare (`schema.table`; default all), tables compared at once (2), rows of a segment
+  fetched key by key (1000), keys reported per table and kind (100), settings compared
+  (default: `server_encoding`, `lc_collate`, `lc_ctype`, `server_version_num`,
+  `standard_conforming_strings`, `TimeZone`, `default_text_search_config`), `"value"`
+  (default) or `"text"`.
 
 # Returns
 `#{ equal, source, target, positions: #{ source_lsn, target_replay_lsn, lag_bytes }, tables:
-[#{ table, method, key, equal, source_rows, target_rows, segments, mismatched_segments,
+[#{ table, method, hash, key, equal, source_rows, target_rows, segments, mismatched_segments,
 missing_on_target, extra_on_target, different, truncated }], sequences: [#{ name, source,
 target, ok }], extensions: [#{ name, source, target }], settings: [...], summary }`; keys in
 their text form (a composite key as `(a,b)`), in key order.
