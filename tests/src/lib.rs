@@ -7,7 +7,8 @@
 //!   helpers (the `validate` test binary and bench).
 //!
 //! Test binaries (`tests/tests/*.rs`): `resume` (durability: crash everywhere, undo, gates,
-//! non-determinism, tampering), `cli` (the `godwit` command end to end).
+//! non-determinism, tampering), `cli` (the `godwit` command end to end), `validate` (the
+//! `validate` area on real PostgreSQL and on the simulator); bench `validate`.
 
 pub mod harness;
 pub mod livepg;
