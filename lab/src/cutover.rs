@@ -142,7 +142,8 @@ pub async fn finish(
 }
 
 /// Durations of the blackout's parts from the transcript: fence (reboot start → sessions
-/// gone), catch-up (fence LSN → replica past it), promote, route switch.
+/// gone), catch-up (fence LSN → replica past it), the exact validation at the fence, promote,
+/// route switch.
 pub fn phases(lines: &[Line]) -> Vec<(String, i64)> {
     let started = |n: &str| {
         lines.iter().find_map(|l| match &l.event {
@@ -172,6 +173,11 @@ pub fn phases(lines: &[Line]) -> Vec<(String, i64)> {
             "catch-up",
             started("record-fence-lsn"),
             ended("replica-caught-up"),
+        ),
+        span(
+            "validate",
+            started("validate-at-fence"),
+            ended("validate-at-fence"),
         ),
         span("promote", started("promote"), ended("promote")),
         span(

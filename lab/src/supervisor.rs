@@ -592,6 +592,13 @@ fn world_with(
                 host,
                 Arc::new(pg::live::LivePg::new(ctx.pool.clone())),
             );
+            godwit_stdlib::validate::rhai::register(
+                engine,
+                host,
+                Arc::new(godwit_stdlib::validate::live::LiveValidate::new(
+                    ctx.pool.clone(),
+                )),
+            );
             route::rhai::register(
                 engine,
                 host,

@@ -9,6 +9,7 @@
 //! | `pg`    | extensions, settings, slots, LSNs, backends and the fence           | sim    |
 //! | `route` | Envoy routes: switch, hold/drain, per-node ACK, connections         | sim    |
 //! | `cdc`   | CDC consumers: pause/resume, positions, equivalent slots            | sim    |
+//! | `validate` | exact table comparison at the fence (segment hashes), sampled audit | sim, live |
 //!
 //! `lag` rules and thresholds are explained in `docs/lag.md`; the simulator in `docs/sim.md`.
 //!
@@ -42,6 +43,7 @@ pub mod prim;
 pub mod rds;
 pub mod route;
 pub mod sim;
+pub mod validate;
 
 /// Install every area's Rhai module (as `lag::...`, ...) into `engine`.
 pub fn register_all(engine: &mut rhai::Engine) {

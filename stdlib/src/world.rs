@@ -175,6 +175,7 @@ fn sim_plugin(sim: Sim) -> impl Fn(&mut rhai::Engine, &Host) + Send + Sync {
         crate::pg::rhai::register(engine, host, Arc::new(sim.clone()));
         crate::route::rhai::register(engine, host, Arc::new(sim.clone()));
         crate::cdc::rhai::register(engine, host, Arc::new(sim.clone()));
+        crate::validate::rhai::register(engine, host, Arc::new(sim.clone()));
     }
 }
 

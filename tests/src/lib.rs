@@ -3,9 +3,13 @@
 //! * [`toy`]: toy primitives whose world lives in a directory (survives a crashed process).
 //! * [`harness`]: build runners over the toy world; crash injection by panicking sinks
 //!   (in-process) or the `godwit-toy` binary (real process exits).
+//! * [`livepg`]: a `pg::live::Connector` over `godwit_lab::pgproc` servers by name, and SQL
+//!   helpers (the `validate` test binary and bench).
 //!
 //! Test binaries (`tests/tests/*.rs`): `resume` (durability: crash everywhere, undo, gates,
-//! non-determinism, tampering), `cli` (the `godwit` command end to end).
+//! non-determinism, tampering), `cli` (the `godwit` command end to end), `validate` (the
+//! `validate` area on real PostgreSQL and on the simulator); bench `validate`.
 
 pub mod harness;
+pub mod livepg;
 pub mod toy;

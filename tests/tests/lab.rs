@@ -124,6 +124,28 @@ async fn the_standard_runbook_cuts_over_under_load_losing_nothing() {
         .expect("application backends were listed before the fence LSN");
     assert_eq!(last_backends, serde_json::json!([]));
 
+    // The exact validation at the fence ran on both databases and is in the journal.
+    let validation = lines
+        .iter()
+        .find_map(|l| match &l.event {
+            Event::StepCompleted { name, result, .. } if name == "validate-at-fence" => {
+                Some(result.clone())
+            }
+            _ => None,
+        })
+        .expect("validate-at-fence ran");
+    assert_eq!(validation["equal"], true, "{validation}");
+    let tables: Vec<&str> = validation["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["table"].as_str())
+        .collect();
+    assert!(
+        tables.contains(&"public.orders") && tables.contains(&"public.godwit_workload"),
+        "{tables:?}"
+    );
+
     // The old primary refuses the application afterwards; the target takes its writes.
     let st = LabState::load(&sup.dir).unwrap();
     let source_port = st.instances[&st.source].port;

@@ -179,6 +179,7 @@ fn expected_standard(scenario: &str) -> (&'static str, &'static str) {
         "terminal-cluster-state" => ("rolled-back", "terminal state"),
         "promote-hang" | "promote-failure" => ("rolled-back", "promot"),
         "envoy-nack" => ("rolled-back", "NACKed"),
+        "data-divergence" => ("rolled-back", "validation at the fence"),
         other => panic!(
             "scenario {other} has no expected outcome: add it to `expected` in {}",
             file!()

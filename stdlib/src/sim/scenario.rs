@@ -32,6 +32,10 @@ pub const BUILTINS: &[(&str, &str)] = &[
         include_str!("../../../tests/scenarios/cloudwatch-gap.toml"),
     ),
     (
+        "data-divergence",
+        include_str!("../../../tests/scenarios/data-divergence.toml"),
+    ),
+    (
         "encryption-mismatch",
         include_str!("../../../tests/scenarios/encryption-mismatch.toml"),
     ),
@@ -473,6 +477,9 @@ pub enum FaultKind {
     UnloggedTable,
     EncryptionMismatch,
     EngineCrash,
+    /// The target's copy of one row differs from the source's (target: a table under
+    /// `source.tables`, value: the row's key): what `validate::compare` must find.
+    DataDivergence,
 }
 
 /// The terminal states AWS documents for a cluster being created as a replica.
@@ -735,6 +742,13 @@ impl Scenario {
                     format!(
                         "{at}.target: {:?} is not an Envoy node",
                         target.unwrap_or("")
+                    ),
+                ),
+                FaultKind::DataDivergence => need(
+                    target.is_some_and(|t| self.source.tables.iter().any(|x| x.name == t))
+                        && f.value.is_some_and(|v| v >= 1.0 && v.fract() == 0.0),
+                    format!(
+                        "{at}: data-divergence needs target = a table under source.tables and value = a row key (integer >= 1)"
                     ),
                 ),
                 FaultKind::ExtensionUnsupported

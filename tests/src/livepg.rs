@@ -1,0 +1,84 @@
+//! Real PostgreSQL servers (from `godwit_lab::pgproc::Scratch`) behind a
+//! `pg::live::Connector` that knows them by name, for tests and benches of the live areas.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use godwit_engine::{ErrorKind, PrimitiveError};
+use godwit_lab::pgproc::Server;
+use godwit_stdlib::pg::live::{BoxFuture, Connector, Pool, Target};
+use godwit_stdlib::validate::live::LiveValidate;
+
+/// Database ids (`orders-db`, ...) mapped to local servers, reached as `postgres` over
+/// loopback without TLS.
+pub struct Ports(pub HashMap<String, u16>);
+
+impl Connector for Ports {
+    fn target<'a>(&'a self, db: &'a str) -> BoxFuture<'a, Result<Target, PrimitiveError>> {
+        Box::pin(async move {
+            let port = *self.0.get(db).ok_or_else(|| {
+                PrimitiveError::new(
+                    "pg",
+                    "connect",
+                    ErrorKind::NotFound,
+                    format!("no server named {db}"),
+                    "name one of the test's servers",
+                )
+            })?;
+            let mut config = tokio_postgres::Config::new();
+            config
+                .host("127.0.0.1")
+                .port(port)
+                .user("postgres")
+                .dbname("postgres");
+            Ok(Target { config, tls: None })
+        })
+    }
+}
+
+/// A [`LiveValidate`] over `servers` (name, server), its pool on `handle`.
+pub fn live_validate(servers: &[(&str, &Server)], handle: tokio::runtime::Handle) -> LiveValidate {
+    let ports = Ports(
+        servers
+            .iter()
+            .map(|(n, s)| (n.to_string(), s.port))
+            .collect(),
+    );
+    LiveValidate::new(Arc::new(Pool::new(Arc::new(ports), handle)))
+}
+
+/// Run `sql` (several statements) on `server`'s `postgres` database.
+pub async fn exec(server: &Server, sql: &str) {
+    let (client, conn) = tokio_postgres::connect(
+        &server.conninfo("postgres", "postgres"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("connect to port {}: {e}", server.port));
+    let task = tokio::spawn(conn);
+    client
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    drop(client);
+    let _ = task.await;
+}
+
+/// The first column of the first row of `sql`, as text.
+pub async fn one(server: &Server, sql: &str) -> Option<String> {
+    let (client, conn) = tokio_postgres::connect(
+        &server.conninfo("postgres", "postgres"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("connect to port {}: {e}", server.port));
+    let task = tokio::spawn(conn);
+    let row = client
+        .query_one(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    let v = row.get(0);
+    drop(client);
+    let _ = task.await;
+    v
+}

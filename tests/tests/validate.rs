@@ -1,0 +1,419 @@
+//! `validate` on real PostgreSQL (servers from `godwit_lab::pgproc::Scratch`) and on the
+//! simulator: equal copies are equal, and every kind of difference is found with its exact key.
+//! A missing PostgreSQL fails these tests with the install command (never skipped).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use godwit_engine::journal::memory::MemoryStore;
+use godwit_engine::{RunStatus, StartRequest};
+use godwit_lab::pgproc::Scratch;
+use godwit_stdlib::validate::{CompareOptions, Report, SampleOptions, TableReport, Validate};
+use godwit_stdlib::world::World;
+use godwit_tests::livepg::{exec, live_validate, one};
+
+fn scratch() -> Scratch {
+    Scratch::new().unwrap_or_else(|e| panic!("PostgreSQL is needed for this test: {e}"))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn table<'a>(r: &'a Report, name: &str) -> &'a TableReport {
+    r.tables
+        .iter()
+        .find(|t| t.table == name)
+        .unwrap_or_else(|| panic!("no table {name} in {:#?}", r.tables))
+}
+
+/// The same data in every table kind the acceptance list names: integer keys, a composite
+/// text key, NULLs, floats, numerics, a table without primary key, a sequence.
+const SCHEMA: &str = "
+CREATE TABLE orders (id bigint PRIMARY KEY, customer int, note text, total numeric(12,2), placed timestamptz);
+INSERT INTO orders SELECT g, g % 97, CASE WHEN g % 5 = 0 THEN NULL ELSE 'note ' || g END, g * 1.25, '2026-01-01'::timestamptz + g * interval '1 minute'
+  FROM generate_series(1, 20000) g;
+CREATE TABLE readings (id int PRIMARY KEY, v float8, n numeric);
+INSERT INTO readings SELECT g, g / 10.0, g / 4.0 FROM generate_series(1, 5000) g;
+CREATE TABLE tags (tenant text, name text, color text, PRIMARY KEY (tenant, name));
+INSERT INTO tags SELECT 't' || (g % 7), 'tag' || g, 'c' || (g % 3) FROM generate_series(1, 3000) g;
+CREATE TABLE audit_log (at int, line text);
+INSERT INTO audit_log SELECT g % 500, 'line ' || (g % 1000) FROM generate_series(1, 4000) g;
+CREATE SEQUENCE ticket_seq;
+SELECT nextval('ticket_seq') FROM generate_series(1, 40);
+";
+
+#[test]
+#[allow(clippy::disallowed_methods)] // polling a real server in real time; no run clock here
+fn a_caught_up_streaming_replica_is_equal_and_sample_reports_both_positions() {
+    let pg = scratch();
+    let rt = runtime();
+    let p = pg.primary("p", &[]).unwrap();
+    rt.block_on(exec(&p, SCHEMA));
+    let r = pg.replica(&p, "r").unwrap();
+    rt.block_on(exec(
+        &p,
+        "UPDATE orders SET note = 'after backup' WHERE id = 7",
+    ));
+    // Caught up: the replica replayed the primary's current position.
+    let lsn = rt
+        .block_on(one(&p, "SELECT pg_current_wal_lsn()::text"))
+        .unwrap();
+    let start = Instant::now();
+    while rt
+        .block_on(one(
+            &r,
+            &format!("SELECT (pg_last_wal_replay_lsn() >= '{lsn}')::text"),
+        ))
+        .as_deref()
+        != Some("true")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "replica never caught up"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let v = live_validate(
+        &[("orders-db", &p), ("orders-aurora", &r)],
+        rt.handle().clone(),
+    );
+    assert!(v.available("orders-db").unwrap().available);
+
+    let rep = v
+        .compare("orders-db", "orders-aurora", &CompareOptions::default())
+        .unwrap();
+    assert!(rep.equal, "{}\n{rep:#?}", rep.summary);
+    let names: Vec<&str> = rep.tables.iter().map(|t| t.table.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "public.audit_log",
+            "public.orders",
+            "public.readings",
+            "public.tags"
+        ]
+    );
+    let orders = table(&rep, "public.orders");
+    assert_eq!(
+        (
+            orders.method.as_str(),
+            orders.source_rows,
+            orders.target_rows
+        ),
+        ("segments", 20000, 20000)
+    );
+    assert!(orders.segments >= 20, "{orders:?}");
+    assert_eq!(table(&rep, "public.tags").method, "hashed-key");
+    assert_eq!(table(&rep, "public.audit_log").method, "no-primary-key");
+    // Background WAL (a checkpoint) may move the primary after the catch-up: present, >= 0.
+    assert!(
+        rep.positions.lag_bytes.is_some_and(|l| l >= 0),
+        "{:?}",
+        rep.positions
+    );
+    // A standby WAL-logs sequences ahead: equal or ahead is ok, never behind.
+    let seq = &rep.sequences[0];
+    assert_eq!(seq.name, "public.ticket_seq");
+    assert!(seq.ok && seq.target >= Some(40), "{seq:?}");
+
+    let s = v
+        .sample("orders-db", "orders-aurora", 0.1, &SampleOptions::default())
+        .unwrap();
+    assert!(s.equal, "{}", s.summary);
+    assert!(s.sampled > 1000, "{s:?}");
+    assert!(s.positions.source_lsn.is_some() && s.positions.target_replay_lsn.is_some());
+    let nopk = s
+        .tables
+        .iter()
+        .find(|t| t.table == "public.audit_log")
+        .unwrap();
+    assert_eq!((nopk.method.as_str(), nopk.sampled), ("no-primary-key", 0));
+}
+
+#[test]
+fn every_kind_of_difference_is_found_with_its_exact_key() {
+    let pg = scratch();
+    let rt = runtime();
+    let a = pg.primary("a", &[]).unwrap();
+    let b = pg.primary("b", &[]).unwrap();
+    rt.block_on(async {
+        tokio::join!(exec(&a, SCHEMA), exec(&b, SCHEMA));
+    });
+    let v = live_validate(&[("src", &a), ("dst", &b)], rt.handle().clone());
+    let before = v.compare("src", "dst", &CompareOptions::default()).unwrap();
+    assert!(before.equal, "{}", before.summary);
+
+    rt.block_on(exec(
+        &b,
+        "
+        UPDATE orders SET customer = 1000 WHERE id = 4321;          -- one changed row
+        DELETE FROM orders WHERE id = 777;                           -- one missing row
+        INSERT INTO orders VALUES (20001, 1, 'extra', 1, now());     -- one extra row
+        UPDATE orders SET note = NULL WHERE id = 12346;              -- a changed NULL
+        UPDATE orders SET note = '' WHERE id = 15;                   -- NULL became ''
+        UPDATE readings SET v = 0.1::float8 + 0.2::float8 WHERE id = 3;  -- 0.30000000000000004 vs 0.3
+        UPDATE readings SET n = 1.00 WHERE id = 4;                   -- numeric 1.0 vs 1.00
+        UPDATE tags SET color = 'red' WHERE tenant = 't3' AND name = 'tag10';
+        UPDATE audit_log SET line = 'tampered' WHERE ctid = (SELECT ctid FROM audit_log WHERE at = 42 LIMIT 1);
+        DELETE FROM audit_log WHERE ctid = (SELECT ctid FROM audit_log WHERE at = 43 LIMIT 1);
+        SELECT setval('ticket_seq', 30);
+        ",
+    ));
+    let rep = v.compare("src", "dst", &CompareOptions::default()).unwrap();
+    assert!(!rep.equal);
+
+    let orders = table(&rep, "public.orders");
+    assert_eq!(orders.different, ["15", "4321", "12346"], "{orders:#?}");
+    assert_eq!(orders.missing_on_target, ["777"]);
+    assert_eq!(orders.extra_on_target, ["20001"]);
+    assert_eq!((orders.source_rows, orders.target_rows), (20000, 20000));
+    assert!(!orders.truncated);
+
+    // By value (default): 0.3 vs 0.1 + 0.2 is a different float; numeric 1.0 vs 1.00 is the
+    // same number. By text, the numeric's scale counts too.
+    let readings = table(&rep, "public.readings");
+    assert_eq!(readings.hash, "value");
+    assert_eq!(readings.different, ["3"], "{readings:#?}");
+    assert!(readings.missing_on_target.is_empty() && readings.extra_on_target.is_empty());
+    let by_text = v
+        .compare(
+            "src",
+            "dst",
+            &CompareOptions {
+                tables: vec!["public.readings".into(), "public.orders".into()],
+                mode: "text".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let readings = table(&by_text, "public.readings");
+    assert_eq!(readings.hash, "text");
+    assert_eq!(readings.different, ["3", "4"], "{readings:#?}");
+    assert_eq!(
+        table(&by_text, "public.orders").different,
+        ["15", "4321", "12346"]
+    );
+
+    let tags = table(&rep, "public.tags");
+    assert_eq!(tags.method, "hashed-key");
+    assert_eq!(tags.key, ["tenant", "name"]);
+    assert_eq!(tags.different, ["(t3,tag10)"], "{tags:#?}");
+
+    // Without a primary key rows are a multiset: a changed row is one missing plus one extra.
+    let log = table(&rep, "public.audit_log");
+    assert_eq!(log.method, "no-primary-key");
+    assert_eq!(log.extra_on_target, ["(42,tampered)"], "{log:#?}");
+    assert_eq!(log.missing_on_target.len(), 2, "{log:#?}");
+    assert!(
+        log.missing_on_target.iter().any(|r| r.starts_with("(42,")),
+        "{log:#?}"
+    );
+    assert!(log.missing_on_target.iter().any(|r| r.starts_with("(43,")));
+    assert_eq!((log.source_rows, log.target_rows), (4000, 3999));
+
+    let seq = &rep.sequences[0];
+    assert!(
+        !seq.ok && seq.source == Some(40) && seq.target == Some(30),
+        "{seq:?}"
+    );
+    assert!(
+        rep.summary
+            .contains("public.orders: missing on target [777]"),
+        "{}",
+        rep.summary
+    );
+
+    // A chosen table only.
+    let one = v
+        .compare(
+            "src",
+            "dst",
+            &CompareOptions {
+                tables: vec!["public.tags".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(one.tables.len(), 1);
+    let e = v
+        .compare(
+            "src",
+            "dst",
+            &CompareOptions {
+                tables: vec!["public.nope".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert!(e.message.contains("no table \"public.nope\""), "{e:?}");
+
+    // The sample finds what it samples: everything, at fraction 1.
+    let s = v
+        .sample(
+            "src",
+            "dst",
+            1.0,
+            &SampleOptions {
+                max_rows: 1_000_000,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let so = s
+        .tables
+        .iter()
+        .find(|t| t.table == "public.orders")
+        .unwrap();
+    assert_eq!(so.missing_on_target, ["777"]);
+    assert_eq!(so.different.len(), 3, "{so:?}");
+}
+
+#[test]
+fn a_million_row_table_with_one_difference_is_bisected_to_its_key() {
+    let pg = scratch();
+    let rt = runtime();
+    let a = pg.primary("a", &[]).unwrap();
+    let b = pg.primary("b", &[]).unwrap();
+    let load = "CREATE TABLE events (id bigint PRIMARY KEY, kind int, payload text, amount float8);
+        INSERT INTO events SELECT g, g % 13, md5(g::text), g * 0.5 FROM generate_series(1, 1000000) g;
+        ANALYZE events;";
+    rt.block_on(async {
+        tokio::join!(exec(&a, load), exec(&b, load));
+    });
+    rt.block_on(exec(
+        &b,
+        "UPDATE events SET amount = amount + 1e-9 WHERE id = 567890",
+    ));
+    let v = live_validate(&[("src", &a), ("dst", &b)], rt.handle().clone());
+    // Default leaf of 1000 rows: 1000 first-pass segments of 1000 rows, the bad one fetched.
+    let started = Instant::now();
+    let rep = v.compare("src", "dst", &CompareOptions::default()).unwrap();
+    let t = table(&rep, "public.events");
+    assert_eq!(t.different, ["567890"], "{t:#?}");
+    assert!(t.missing_on_target.is_empty() && t.extra_on_target.is_empty());
+    assert_eq!((t.source_rows, t.target_rows), (1_000_000, 1_000_000));
+    assert_eq!((t.segments, t.mismatched_segments), (1000, 1), "{t:#?}");
+    eprintln!("1M-row compare: {:?}", started.elapsed());
+
+    // Capped first pass: 4082 segments of 245 rows (at most 4096); the bad one is bisected
+    // 16 ways before its leaf of at most 100 rows is fetched.
+    let rep = v
+        .compare(
+            "src",
+            "dst",
+            &CompareOptions {
+                leaf_rows: 100,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let t = table(&rep, "public.events");
+    assert_eq!((t.segments, t.mismatched_segments), (4082, 1), "{t:#?}");
+    assert_eq!(t.different, ["567890"]);
+}
+
+fn run_script(scenario: &str, script: &str) -> RunStatus {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v.rhai");
+    std::fs::write(&path, script).unwrap();
+    let world = World::sim_named(scenario).unwrap();
+    let runner = world.runner(Arc::new(MemoryStore::new()), rt.handle().clone());
+    runner
+        .start(StartRequest {
+            runbook: path,
+            cluster: "orders-db".into(),
+            params: Default::default(),
+            run_id: Some("v".into()),
+        })
+        .unwrap()
+        .status
+}
+
+const REPLICA_AT_FENCE: &str = r#"
+let r = step("compare", || {
+    rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+    rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
+    rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" });
+    pg::block_logins("orders-db", ["orders_app"]);
+    pg::terminate_backends("orders-db", pg::application_backends("orders-db").map(|b| b.pid));
+    pg::wait_until_no_application_backends("orders-db", #{});
+    let fence = pg::current_lsn("orders-db").lsn_bytes;
+    while pg::replay_lsn("orders-aurora").lsn_bytes < fence { sleep("5s"); }
+    #{ compare: validate::compare("orders-db", "orders-aurora", #{ leaf_rows: 50 }),
+       sample: validate::sample("orders-db", "orders-aurora", 1.0, #{ max_rows: 100000000 }) }
+});
+r
+"#;
+
+fn result(status: RunStatus) -> serde_json::Value {
+    match status {
+        RunStatus::Succeeded { result } => result,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_simulator_finds_a_seeded_difference_by_bisection() {
+    let r = result(run_script("data-divergence", REPLICA_AT_FENCE));
+    let c = &r["compare"];
+    assert_eq!(c["equal"], false, "{c:#}");
+    let orders = &c["tables"][0];
+    assert_eq!(orders["table"], "public.orders");
+    assert_eq!(
+        orders["different"],
+        serde_json::json!(["424242"]),
+        "{orders:#}"
+    );
+    assert_eq!(orders["mismatched_segments"], 1);
+    assert!(orders["segments"].as_i64().unwrap() > 4000, "{orders:#}");
+    assert_eq!(c["tables"][1]["equal"], true);
+    assert!(
+        c["summary"]
+            .as_str()
+            .unwrap()
+            .contains("different [424242]")
+    );
+    // Sampling everything finds it too, with the replica caught up: not lag.
+    let s = &r["sample"];
+    assert_eq!(
+        s["tables"][0]["different"],
+        serde_json::json!(["424242"]),
+        "{s:#}"
+    );
+    assert_eq!(s["may_be_lag"], false);
+
+    let clean = result(run_script("idle-source", REPLICA_AT_FENCE));
+    assert_eq!(clean["compare"]["equal"], true, "{:#}", clean["compare"]);
+}
+
+#[test]
+fn the_simulator_reports_rows_a_lagging_replica_has_not_replayed_as_possible_lag() {
+    let r = result(run_script(
+        "busy-source",
+        r#"
+        step("s", || {
+            rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+            rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
+            rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" });
+            sleep("1m");
+            #{ compare: validate::compare("orders-db", "orders-aurora", #{ tables: ["public.orders"] }),
+               sample: validate::sample("orders-db", "orders-aurora", 1.0, #{ max_rows: 100000000 }) }
+        })
+        "#,
+    ));
+    let c = &r["compare"];
+    let behind = c["positions"]["lag_bytes"].as_i64().unwrap();
+    assert!(behind > 0, "{c:#}");
+    let missing = c["tables"][0]["missing_on_target"].as_array().unwrap();
+    assert!(!missing.is_empty(), "{c:#}");
+    assert_eq!(r["sample"]["may_be_lag"], true);
+}
