@@ -303,6 +303,14 @@ impl LabRds {
         })
     }
 
+    /// Fast shutdown of an instance's server (if it runs) and forget its connections.
+    fn stop_server(&self, id: &str, inst: &Instance) {
+        if let Some(pid) = inst.pid {
+            pgproc::stop_pid(pid, pgproc::Signal::SIGINT, Duration::from_secs(60));
+        }
+        self.ctx.pool.forget(id);
+    }
+
     fn unsupported(op: &str) -> PrimitiveError {
         PrimitiveError::new(
             R,
@@ -689,14 +697,7 @@ impl Rds for LabRds {
             }
             Ok(())
         })?;
-        if let Some(pid) = inst.pid {
-            pgproc::stop_pid(
-                pid,
-                nix::sys::signal::Signal::SIGINT,
-                Duration::from_secs(60),
-            );
-        }
-        self.ctx.pool.forget(id);
+        self.stop_server(id, &inst);
         let server = pgproc::start_server(
             &st.bin,
             st.user.as_ref(),
@@ -755,14 +756,7 @@ impl Rds for LabRds {
             .ok_or_else(|| not_found(R, OP, format!("the lab has no instance {id:?}")))?
             .clone();
         let mut view = self.instance_view(&st, &inst);
-        if let Some(pid) = inst.pid {
-            pgproc::stop_pid(
-                pid,
-                nix::sys::signal::Signal::SIGINT,
-                Duration::from_secs(60),
-            );
-        }
-        self.ctx.pool.forget(id);
+        self.stop_server(id, &inst);
         if inst.cluster.is_none() {
             // The source's own files; a cluster member's data is its cluster's.
             let _ = std::fs::remove_dir_all(&inst.spec.data);
