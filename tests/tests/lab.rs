@@ -445,3 +445,35 @@ fn the_lab_world_without_a_lab_says_how_to_start_one_and_changes_nothing() {
     );
     assert!(!state.join("runs").exists(), "nothing was written");
 }
+
+#[test]
+fn demo_in_the_lab_prints_the_summary_and_what_the_clients_measured() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(GODWIT)
+        .args(["demo", "--world", "lab"])
+        .env("GODWIT_STATE_DIR", tmp.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "── summary (wall-clock time) ──",
+        "outcome: succeeded",
+        "── measured by 4 clients writing through Envoy ──",
+        "write blackout",
+        "failed client attempts",
+        "lost commits 0 of",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    let bad = Command::new(GODWIT)
+        .args(["demo", "--world", "lab", "--scenario", "idle-source"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("the lab has none"));
+}
