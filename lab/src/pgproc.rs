@@ -202,6 +202,44 @@ pub fn free_port() -> Result<u16, LabError> {
         .port())
 }
 
+/// This process's real uid.
+pub fn current_uid() -> u32 {
+    Uid::current().as_raw()
+}
+
+/// Whether the server user can reach `path`: every ancestor must be searchable (x) for it.
+/// A root-only ancestor (root's home is 0700) makes every server fail with "Permission
+/// denied"; this says which directory and what to do instead.
+pub fn check_reachable(path: &Path, user: Option<&ServerUser>) -> Result<(), LabError> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(u) = user else { return Ok(()) };
+    let mut cur = Some(path);
+    while let Some(dir) = cur {
+        if let Ok(m) = fs::metadata(dir) {
+            let mode = m.mode();
+            let ok = if m.uid() == u.uid {
+                mode & 0o100 != 0
+            } else if m.gid() == u.gid {
+                mode & 0o010 != 0
+            } else {
+                mode & 0o001 != 0
+            };
+            if !ok {
+                return Err(LabError::Prerequisite(format!(
+                    "the servers run as OS user {} (PostgreSQL refuses root), which cannot enter {} (mode {:o}); \
+                     put the lab elsewhere (--dir /tmp/godwit-lab) or `chmod o+x {}`",
+                    u.name,
+                    dir.display(),
+                    mode & 0o777,
+                    dir.display()
+                )));
+            }
+        }
+        cur = dir.parent();
+    }
+    Ok(())
+}
+
 /// A directory the server user owns (created if missing).
 pub fn make_owned_dir(path: &Path, user: Option<&ServerUser>) -> Result<(), LabError> {
     fs::create_dir_all(path)

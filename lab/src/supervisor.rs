@@ -121,6 +121,7 @@ impl Supervisor {
         }
         pgproc::make_owned_dir(&opts.dir, user.as_ref())?;
         let dir = std::fs::canonicalize(&opts.dir).map_err(io)?;
+        pgproc::check_reachable(&dir, user.as_ref())?;
 
         // The source server.
         let spec = ServerSpec {

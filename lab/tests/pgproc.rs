@@ -83,3 +83,28 @@ fn a_panicking_test_leaves_no_server_behind() {
     let pid = *pid.lock().unwrap();
     assert!(pid != 0 && !alive(pid), "server {pid} outlived the panic");
 }
+
+#[test]
+fn a_directory_the_server_user_cannot_enter_is_refused_with_the_fix() {
+    let Some(user) = godwit_lab::pgproc::ServerUser::for_this_process().unwrap() else {
+        // Not root: servers run as ourselves and can enter whatever we can. The check is a
+        // no-op, which is what this asserts.
+        assert!(godwit_lab::pgproc::check_reachable(std::path::Path::new("/root"), None).is_ok());
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let inner = locked.join("lab");
+    std::fs::create_dir(&inner).unwrap();
+    let e = godwit_lab::pgproc::check_reachable(&inner, Some(&user))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("cannot enter") && e.contains("locked") && e.contains("--dir"),
+        "{e}"
+    );
+    std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    godwit_lab::pgproc::check_reachable(&inner, Some(&user)).unwrap();
+}

@@ -1,5 +1,5 @@
 //! `godwit lab up|down|status`, the `lab` world (`--world lab[:DIR]`) and `godwit demo --world
-//! lab`. A lab lives in `<state dir>/lab` unless `--dir` (or `lab:DIR`) names another.
+//! lab`. A lab lives in `<tmp>/godwit-lab-<uid>` unless `--dir` (or `lab:DIR`) names another.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,7 +23,7 @@ pub enum LabCommand {
     /// xDS control plane, a one-second metric sampler and a CDC consumer. Then, in another
     /// terminal: `godwit run rds-to-aurora --cluster orders-db --world lab --set …`.
     Up {
-        /// Where the lab lives [default: <state dir>/lab].
+        /// Where the lab lives [default: $TMPDIR/godwit-lab-<uid>].
         #[arg(long)]
         dir: Option<PathBuf>,
         /// The source's instance id (and route name).
@@ -50,8 +50,11 @@ pub enum LabCommand {
     },
 }
 
-pub fn default_dir(state_dir: &Path) -> PathBuf {
-    state_dir.join("lab")
+/// `<tmp>/godwit-lab-<uid>`: a lab is throwaway, and its servers run as another OS user when
+/// godwit runs as root, which could not enter a state directory under root's home (0700).
+/// `state_dir` is unused on purpose: every process of one user finds the same lab.
+pub fn default_dir(_state_dir: &Path) -> PathBuf {
+    std::env::temp_dir().join(format!("godwit-lab-{}", godwit_lab::pgproc::current_uid()))
 }
 
 /// The `lab` world of this state directory.
