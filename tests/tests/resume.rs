@@ -207,6 +207,45 @@ fn gate_holds_polls_through_the_clock_and_explains_why_closed() {
 }
 
 #[test]
+fn a_ramped_gate_polls_from_min_every_doubling_up_to_every() {
+    let bench = Bench::new();
+    let rb = bench.write(
+        "g.rhai",
+        r#"
+        gate("ramped", #{ every: "1s", min_every: "100ms", timeout: "1m" }, || {
+            let v = toy::next("lag", [1, 1, 1, 1, 1, 1, 0]);
+            #{ pass: v == 0, why: `lag ${v}` }
+        })
+    "#,
+    );
+    let (runner, _) = bench.runner(vec![]);
+    let r = bench.start(&runner, &rb, "ramp").unwrap();
+    assert!(
+        matches!(r.status, RunStatus::Succeeded { .. }),
+        "{:?}",
+        r.status
+    );
+    // Six waits: 100 + 200 + 400 + 800 ms, then capped at 1 s twice.
+    assert_eq!(
+        bench.clock.now_ms() - godwit_tests::harness::T0,
+        100 + 200 + 400 + 800 + 1000 + 1000
+    );
+
+    let bad = bench.write(
+        "bad.rhai",
+        r#"gate("g", #{ every: "1s", min_every: "2s" }, || #{ pass: true, why: "" })"#,
+    );
+    let r = bench.start(&runner, &bad, "bad-ramp").unwrap();
+    let RunStatus::RolledBack { reason, .. } = r.status else {
+        panic!("{:?}", r.status)
+    };
+    assert!(
+        reason.contains("'min_every' (2s) must be more than 0 and at most 'every' (1s)"),
+        "{reason}"
+    );
+}
+
+#[test]
 fn gate_timeout_fails_with_the_reasons_and_replays_the_same() {
     let bench = Bench::new();
     let rb = bench.write("g.rhai", r#"
