@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """moto (5.2.5) with the behaviour godwit's aws world needs and moto lacks, for tests only.
 
-Usage: moto_launcher.py [--host 127.0.0.1] [--port 0]
+Usage: moto_launcher.py [--host 127.0.0.1] [--port 0] [--exit-with-stdin]
 Binds (port 0 = a free port), prints `ready http://HOST:PORT` on stdout, serves until killed.
 
 Every addition below is documented in docs/moto.md with what real AWS does:
@@ -28,9 +28,11 @@ Every addition below is documented in docs/moto.md with what real AWS does:
 import argparse
 import io
 import json
+import os
 import re
 import sys
 import threading
+import time
 import uuid
 from datetime import datetime, timezone
 from urllib.parse import parse_qs
@@ -43,6 +45,9 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.rds import models as rds_models
 from moto.rds.exceptions import DBInstanceNotFoundError, InvalidDBClusterStateFault
+
+# Wall-clock length of each simulated phase (creating; promotion: available, promoting).
+PHASE = 0.4
 
 RDS_NS = "http://rds.amazonaws.com/doc/2014-10-31/"
 
@@ -166,12 +171,18 @@ def create_db_cluster(self, kwargs):
     src = _source_instance(self, rsi)
     kwargs = dict(kwargs)
     kwargs.pop("replication_source_identifier")
+    # A replica takes its master user from the source; moto insists on one being passed.
+    kwargs.setdefault("master_username", src.master_username)
+    if not kwargs.get("master_username"):
+        kwargs["master_username"] = src.master_username
+    if not kwargs.get("master_user_password"):
+        kwargs["master_user_password"] = "replica-of-" + src.db_instance_identifier
     cluster = _orig_create_db_cluster(self, kwargs)
     cluster.replication_source_identifier = src.db_instance_arn
     replicas = getattr(src, "read_replica_db_cluster_identifiers", [])
     src.read_replica_db_cluster_identifiers = replicas + [cluster.db_cluster_identifier]
-    # Real AWS takes minutes to hours; a few polls of `creating` exercise the waits.
-    cluster._godwit_statuses = ["creating", "creating"]
+    # Real AWS takes minutes to hours; a moment of `creating` makes the waits poll.
+    cluster._godwit_timeline = [(time.monotonic() + PHASE, "creating")]
     return cluster
 
 
@@ -180,13 +191,15 @@ def promote_read_replica_db_cluster(self, db_cluster_identifier):
     rsi = getattr(cluster, "replication_source_identifier", None) if cluster else None
     if not rsi or ":db:" not in rsi:
         return _orig_promote(self, db_cluster_identifier)
-    if getattr(cluster, "_godwit_promoting", False):
+    if getattr(cluster, "_godwit_timeline", None):
         raise InvalidDBClusterStateFault(
             f"DB cluster {db_cluster_identifier} is already being promoted"
         )
-    # As on AWS: the status reads `available` (still replicating) before `promoting`.
+    # As on AWS: the status reads `available` (still replicating) before `promoting`, and
+    # only then `available` without ReplicationSourceIdentifier.
+    now = time.monotonic()
+    cluster._godwit_timeline = [(now + PHASE, "available"), (now + 2 * PHASE, "promoting")]
     cluster._godwit_promoting = True
-    cluster._godwit_statuses = ["available", "promoting"]
     return cluster
 
 
@@ -205,27 +218,49 @@ def delete_db_cluster(self, *args, **kwargs):
 
 
 def _status(self):
-    queue = getattr(self, "_godwit_statuses", None)
-    if queue:
-        status = queue.pop(0)
-        if not queue and getattr(self, "_godwit_promoting", False):
-            self._godwit_finish_promotion = True
-        return status
-    if getattr(self, "_godwit_finish_promotion", False):
-        self._godwit_finish_promotion = False
-        self._godwit_promoting = False
-        rsi = self.replication_source_identifier
-        src = self.backend.databases.get(rsi.split(":")[-1]) if rsi else None
-        if src is not None:
-            src.read_replica_db_cluster_identifiers = [
-                c
-                for c in getattr(src, "read_replica_db_cluster_identifiers", [])
-                if c != self.db_cluster_identifier
-            ]
-        self.replication_source_identifier = None
+    """Statuses on a wall-clock timeline (not per read: one describe may read it twice)."""
+    timeline = getattr(self, "_godwit_timeline", None)
+    if timeline:
+        now = time.monotonic()
+        for until, status in timeline:
+            if now < until:
+                return status
+        self._godwit_timeline = None
+        if getattr(self, "_godwit_promoting", False):
+            self._godwit_promoting = False
+            rsi = self.replication_source_identifier
+            src = self.backend.databases.get(rsi.split(":")[-1]) if rsi else None
+            if src is not None:
+                src.read_replica_db_cluster_identifiers = [
+                    c
+                    for c in getattr(src, "read_replica_db_cluster_identifiers", [])
+                    if c != self.db_cluster_identifier
+                ]
+            self.replication_source_identifier = None
+        self._status = "available"
     return _orig_status.fget(self)
 
 
+# Parameters set by ModifyDB(Cluster)ParameterGroup are `Source: user` on AWS; moto records
+# no source, so a listing cannot tell them from the engine defaults.
+_orig_modify_pg = rds_models.RDSBackend.modify_db_parameter_group
+_orig_modify_cpg = rds_models.RDSBackend.modify_db_cluster_parameter_group
+
+
+def _as_user(params):
+    return [dict(p, Source="user") for p in params]
+
+
+def modify_db_parameter_group(self, db_parameter_group_name, db_parameter_group_parameters):
+    return _orig_modify_pg(self, db_parameter_group_name, _as_user(db_parameter_group_parameters))
+
+
+def modify_db_cluster_parameter_group(self, db_cluster_parameter_group_name, db_cluster_parameter_group_parameters):
+    return _orig_modify_cpg(self, db_cluster_parameter_group_name, _as_user(db_cluster_parameter_group_parameters))
+
+
+rds_models.RDSBackend.modify_db_parameter_group = modify_db_parameter_group
+rds_models.RDSBackend.modify_db_cluster_parameter_group = modify_db_cluster_parameter_group
 rds_models.RDSBackend.create_db_cluster = create_db_cluster
 rds_models.RDSBackend.promote_read_replica_db_cluster = promote_read_replica_db_cluster
 rds_models.RDSBackend.delete_db_cluster = delete_db_cluster
@@ -409,8 +444,17 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--exit-with-stdin", action="store_true", help="exit when stdin closes")
     args = ap.parse_args()
     server = make_server(args.host, args.port, Launcher(), threaded=True)
+    if args.exit_with_stdin:
+        # The test process holds our stdin: when it exits (even killed, or a shared server
+        # whose guard never drops), stdin reaches EOF and moto goes with it.
+        def watch():
+            sys.stdin.read()
+            os._exit(0)
+
+        threading.Thread(target=watch, daemon=True).start()
     print(f"ready http://{args.host}:{server.server_port}", flush=True)
     server.serve_forever()
 

@@ -117,10 +117,7 @@ impl Aws {
 
     /// The region the clients talk to.
     pub fn region(&self) -> String {
-        self.sdk
-            .region()
-            .map(|r| r.to_string())
-            .unwrap_or_default()
+        self.sdk.region().map(|r| r.to_string()).unwrap_or_default()
     }
 }
 
@@ -179,7 +176,7 @@ impl AwsApi {
             );
             match out {
                 Ok(Answered(v)) => return Ok(v),
-                Err(e) if e.retryable && attempt < policy.max_attempts && !cancelled(&e) => {
+                Err(e) if transient(&e) && attempt < policy.max_attempts => {
                     let delay = backoff(policy, attempt);
                     self.host.sleep(area, op, delay)?;
                     attempt += 1;
@@ -195,8 +192,17 @@ impl AwsApi {
     }
 }
 
-fn cancelled(e: &PrimitiveError) -> bool {
-    e.message == "cancelled by the operator"
+/// Worth another attempt within the call: throttling, 5xx, timeouts and connection failures.
+/// A resource in the wrong state is retryable too, but by the step (minutes later), not here:
+/// half a second will not move a `modifying` instance on.
+fn transient(e: &PrimitiveError) -> bool {
+    let cancelled = e.message == "cancelled by the operator";
+    e.retryable
+        && !cancelled
+        && matches!(
+            e.kind,
+            ErrorKind::Throttled | ErrorKind::Timeout | ErrorKind::Internal
+        )
 }
 
 /// Backoff before attempt `attempt + 1`: `backoff × 2^(attempt-1)`, capped, with up to 25 %
@@ -433,7 +439,10 @@ mod tests {
 
     #[test]
     fn arns_become_ids() {
-        assert_eq!(arn_id("arn:aws:rds:eu-west-1:1:cluster:orders-aurora"), "orders-aurora");
+        assert_eq!(
+            arn_id("arn:aws:rds:eu-west-1:1:cluster:orders-aurora"),
+            "orders-aurora"
+        );
         assert_eq!(arn_id("orders-aurora"), "orders-aurora");
     }
 }

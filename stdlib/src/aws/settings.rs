@@ -142,14 +142,17 @@ impl AwsSettings {
         let dur = |key: &str, v: &Option<String>, default: Duration| -> Result<Duration, String> {
             match v {
                 None => Ok(default),
-                Some(s) => godwit_engine::duration::parse_duration(s).map_err(|e| {
-                    format!("{origin}: {key} = {s:?}: {e}; e.g. {key} = \"2s\"")
-                }),
+                Some(s) => godwit_engine::duration::parse_duration(s)
+                    .map_err(|e| format!("{origin}: {key} = {s:?}: {e}; e.g. {key} = \"2s\"")),
             }
         };
         let policy = RetryPolicy {
             max_attempts: self.max_attempts.unwrap_or(5),
-            backoff: dur("retry_backoff", &self.retry_backoff, Duration::from_millis(500))?,
+            backoff: dur(
+                "retry_backoff",
+                &self.retry_backoff,
+                Duration::from_millis(500),
+            )?,
             backoff_max: dur(
                 "retry_backoff_max",
                 &self.retry_backoff_max,
@@ -158,7 +161,9 @@ impl AwsSettings {
             call_timeout: dur("call_timeout", &self.call_timeout, Duration::from_secs(60))?,
         };
         if policy.call_timeout.is_zero() {
-            return Err(format!("{origin}: call_timeout is 0; e.g. call_timeout = \"60s\""));
+            return Err(format!(
+                "{origin}: call_timeout is 0; e.g. call_timeout = \"60s\""
+            ));
         }
         Ok(policy)
     }
@@ -177,12 +182,15 @@ mod tests {
         assert!(e.contains("max_attempts") || e.contains("u32"), "{e}");
         let e = AwsSettings::from_json(json!({ "tls": "verify-some" }), "cfg").unwrap_err();
         assert!(e.contains("verify-full"), "{e}");
-        let e = AwsSettings::from_json(json!({ "endpoint_url": "localhost:5000" }), "cfg")
-            .unwrap_err();
+        let e =
+            AwsSettings::from_json(json!({ "endpoint_url": "localhost:5000" }), "cfg").unwrap_err();
         assert!(e.contains("endpoint_url") && e.contains("http"), "{e}");
         let e = AwsSettings::from_json(json!({ "ca_bundle": "/nonexistent/ca.pem" }), "cfg")
             .unwrap_err();
-        assert!(e.contains("ca_bundle") && e.contains("global-bundle.pem"), "{e}");
+        assert!(
+            e.contains("ca_bundle") && e.contains("global-bundle.pem"),
+            "{e}"
+        );
         let e = AwsSettings::from_json(json!({ "retry_backoff": "soon" }), "cfg").unwrap_err();
         assert!(e.contains("retry_backoff"), "{e}");
         let e = AwsSettings::from_json(json!({ "max_attempts": 0 }), "cfg").unwrap_err();

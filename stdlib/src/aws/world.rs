@@ -30,8 +30,8 @@ pub fn saved_settings(state_file: Option<&Path>) -> Result<Option<AwsSettings>, 
     };
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| format!("{} is damaged: {e}", path.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{} is damaged: {e}", path.display()))?;
     AwsSettings::from_json(value, &path.display().to_string()).map(Some)
 }
 

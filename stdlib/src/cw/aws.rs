@@ -48,7 +48,10 @@ impl Cw for AwsApi {
             })?;
             for r in out.metric_data_results() {
                 for (ts, v) in r.timestamps().iter().zip(r.values()) {
-                    points.push(Point { t: ts.secs(), v: *v });
+                    points.push(Point {
+                        t: ts.secs(),
+                        v: *v,
+                    });
                 }
             }
             next = out

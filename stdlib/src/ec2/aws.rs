@@ -68,8 +68,12 @@ fn is_default_egress(p: &t::IpPermission) -> bool {
     p.ip_protocol() == Some("-1")
         && p.user_id_group_pairs().is_empty()
         && p.prefix_list_ids().is_empty()
-        && p.ip_ranges().iter().all(|r| r.cidr_ip() == Some("0.0.0.0/0"))
-        && p.ipv6_ranges().iter().all(|r| r.cidr_ipv6() == Some("::/0"))
+        && p.ip_ranges()
+            .iter()
+            .all(|r| r.cidr_ip() == Some("0.0.0.0/0"))
+        && p.ipv6_ranges()
+            .iter()
+            .all(|r| r.cidr_ipv6() == Some("::/0"))
 }
 
 impl AwsApi {
@@ -163,10 +167,7 @@ impl Ec2 for AwsApi {
     ) -> Result<SecurityGroup, PrimitiveError> {
         const OP: &str = "ensure_quarantine_group";
         if let Some(g) = self.quarantine_named(OP, vpc_id, name)? {
-            let ours = g
-                .tags()
-                .iter()
-                .any(|t| t.key() == Some(QUARANTINE_TAG));
+            let ours = g.tags().iter().any(|t| t.key() == Some(QUARANTINE_TAG));
             // A crash between CreateSecurityGroup and the egress revoke leaves our group with
             // EC2's default egress rule: finish the job. Anything else with rules is not ours
             // to change.

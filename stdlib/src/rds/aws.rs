@@ -712,7 +712,10 @@ impl Rds for AwsApi {
             return Err(conflict(
                 A,
                 OP,
-                format!("source {} already has an Aurora read replica ({other})", src.id),
+                format!(
+                    "source {} already has an Aurora read replica ({other})",
+                    src.id
+                ),
                 "an RDS instance can have one Aurora replica; delete the old one first",
             ));
         }
@@ -815,7 +818,10 @@ impl Rds for AwsApi {
             return Err(conflict(
                 A,
                 OP,
-                format!("DB instance {} exists outside cluster {}", i.id, req.cluster_id),
+                format!(
+                    "DB instance {} exists outside cluster {}",
+                    i.id, req.cluster_id
+                ),
                 "choose another instance id",
             ));
         }
@@ -909,11 +915,16 @@ impl Rds for AwsApi {
                 .send()
         }) {
             Ok(_) => {}
-            // A promotion already under way (a re-run right after the first request, while
-            // the status still reads `available`): RDS refuses a second one.
-            Err(e) if e.kind == ErrorKind::Conflict => {
+            // A promotion already under way: RDS refuses a second one, and for a while after
+            // the first request the cluster still reads `available` with its source. A
+            // re-run of the step lands exactly there, so the refusal is taken as "requested";
+            // wait_until_cluster_promoted decides (and times out if nothing happens).
+            Err(e) if e.kind == ErrorKind::Conflict && e.retryable => {
                 let now = self.get_cluster(OP, id)?;
-                if now.replication_source_identifier.is_none() || now.status == "promoting" {
+                if now.replication_source_identifier.is_none()
+                    || now.status == "promoting"
+                    || now.status == "available"
+                {
                     return Ok(now);
                 }
                 return Err(e);
@@ -1082,7 +1093,10 @@ impl Rds for AwsApi {
             .with_retryable(true));
         }
         // An Aurora cluster restores from an RDS instance snapshot by the snapshot's ARN.
-        let arn = raw.db_snapshot_arn().unwrap_or(&req.snapshot_id).to_string();
+        let arn = raw
+            .db_snapshot_arn()
+            .unwrap_or(&req.snapshot_id)
+            .to_string();
         self.api(A, OP, "rds.RestoreDBClusterFromSnapshot", || {
             self.aws
                 .rds
