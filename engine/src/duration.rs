@@ -5,6 +5,33 @@
 use std::time::Duration;
 
 /// Parse a runbook duration string. The error says what was wrong and shows valid forms.
+/// A polling schedule: every `every`, or — with `first` — starting at `first` and doubling up
+/// to `every`. Waits that sit inside the write blackout (the fence, the catch-up, a promotion)
+/// ramp: most finish within milliseconds, and a fixed 1-minute poll would add up to a minute
+/// of downtime each; a longer wait still settles at one poll per `every`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ramp {
+    pub first: Option<Duration>,
+    pub every: Duration,
+}
+
+impl Ramp {
+    pub fn fixed(every: Duration) -> Ramp {
+        Ramp { first: None, every }
+    }
+
+    /// The wait after poll number `n` (1 = the first poll).
+    pub fn wait_after(&self, n: u64) -> Duration {
+        match self.first {
+            None => self.every,
+            Some(first) => {
+                let factor = 1u32 << (n.saturating_sub(1).min(30) as u32);
+                first.saturating_mul(factor).min(self.every)
+            }
+        }
+    }
+}
+
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let s = text.trim();
     let fail = |why: &str| {
@@ -113,5 +140,27 @@ mod tests {
             let d = Duration::from_secs(secs);
             proptest::prop_assert_eq!(parse_duration(&format_duration(d)).unwrap(), d);
         }
+    }
+}
+
+#[cfg(test)]
+mod ramp_tests {
+    use super::*;
+
+    #[test]
+    fn a_ramp_doubles_from_first_up_to_every() {
+        let r = Ramp {
+            first: Some(Duration::from_millis(10)),
+            every: Duration::from_millis(50),
+        };
+        let waits: Vec<u64> = (1..=5)
+            .map(|n| r.wait_after(n).as_millis() as u64)
+            .collect();
+        assert_eq!(waits, [10, 20, 40, 50, 50]);
+        assert_eq!(
+            Ramp::fixed(Duration::from_secs(3)).wait_after(7),
+            Duration::from_secs(3)
+        );
+        assert_eq!(r.wait_after(u64::MAX), Duration::from_millis(50));
     }
 }

@@ -93,11 +93,15 @@ pub enum Command {
         #[arg(long, value_name = "RUN")]
         attach: Option<String>,
     },
-    /// The standard runbook against a built-in simulated scenario, with a summary (no AWS needed).
+    /// The standard runbook against a built-in simulated scenario, with a summary (no AWS needed);
+    /// `--world lab` runs it on real PostgreSQL servers and a real Envoy under a write load.
     Demo {
         /// Built-in scenario [default: busy-source].
         #[arg(long)]
         scenario: Option<String>,
+        /// `sim` (default) or `lab`.
+        #[arg(long, default_value = "sim")]
+        world: String,
         /// List the built-in scenarios.
         #[arg(long)]
         list: bool,
@@ -109,6 +113,11 @@ pub enum Command {
     Dal {
         #[command(subcommand)]
         command: DalCommand,
+    },
+    /// A lab on this machine: real PostgreSQL servers and a real Envoy (the `lab` world).
+    Lab {
+        #[command(subcommand)]
+        command: crate::lab::LabCommand,
     },
     /// List the worlds this godwit can run in.
     Worlds,
@@ -130,6 +139,10 @@ pub enum DalCommand {
         /// gRPC listen address for the Envoy nodes.
         #[arg(long, default_value = "127.0.0.1:18000")]
         listen: std::net::SocketAddr,
+        /// Management API (JSON over HTTP) through which `godwit run` and other processes drive
+        /// routes. Unauthenticated, so loopback only: a non-loopback address is refused.
+        #[arg(long, default_value = godwit_xds::remote::DEFAULT_API_ADDR)]
+        api: std::net::SocketAddr,
         /// Where routes, versions and history are kept [default: <state dir>/dal/state.json].
         #[arg(long)]
         state_file: Option<PathBuf>,
@@ -199,6 +212,12 @@ fn invalid(msg: impl Into<String>) -> Failure {
 fn dispatch(cli: Cli, worlds: &Worlds) -> Result<i32, Failure> {
     let dir = state_dir(cli.state_dir.clone()).map_err(invalid)?;
     let store = store(&dir);
+    // The lab world lives in this state directory unless `lab:DIR` says otherwise.
+    let mut worlds = worlds.clone();
+    if worlds.get("lab").is_none() {
+        worlds.add(crate::lab::world_def(&dir));
+    }
+    let worlds = &worlds;
     match cli.command {
         Command::Run {
             runbook,
@@ -336,19 +355,26 @@ fn dispatch(cli: Cli, worlds: &Worlds) -> Result<i32, Failure> {
         }
         Command::Demo {
             scenario,
+            world,
             list,
             verbose,
-        } => {
-            if list {
-                crate::demo::list()
-            } else {
-                crate::demo::run(scenario.as_deref(), verbose)
-            }
-        }
+        } => match (world.as_str(), list, scenario) {
+            (_, true, _) => crate::demo::list(),
+            ("sim", _, scenario) => crate::demo::run(scenario.as_deref(), verbose),
+            ("lab", _, None) => crate::lab::demo(verbose),
+            ("lab", _, Some(_)) => Err(invalid(
+                "--scenario picks a simulated scenario; the lab has none (drop --scenario, or use --world sim)",
+            )),
+            (other, _, _) => Err(invalid(format!(
+                "godwit demo --world {other}: the demo runs in `sim` (default) or `lab`"
+            ))),
+        },
+        Command::Lab { command } => crate::lab::command(command, &dir),
         Command::Dal {
             command:
                 DalCommand::Serve {
                     listen,
+                    api,
                     state_file,
                     ack_timeout,
                     tls_cert,
@@ -357,6 +383,8 @@ fn dispatch(cli: Cli, worlds: &Worlds) -> Result<i32, Failure> {
                 },
         } => {
             let mut config = godwit_xds::Config::new(listen);
+            godwit_xds::api::check_listen(api).map_err(|e| invalid(format!("--api: {e}")))?;
+            config.api = Some(api);
             config.state_path = Some(state_file.unwrap_or_else(|| dir.join("dal/state.json")));
             config.ack_timeout = godwit_engine::duration::parse_duration(&ack_timeout)
                 .map_err(|e| invalid(format!("--ack-timeout: {e}")))?;

@@ -73,11 +73,7 @@ pub fn run(scenario: Option<&str>, verbose: bool) -> Result<i32, Failure> {
     })?;
     let cluster = sc.source.id.clone();
     let dir = tempfile::tempdir().map_err(io)?;
-    for (path, text) in STANDARD_RUNBOOK {
-        let p = dir.path().join("runbooks").join(path);
-        std::fs::create_dir_all(p.parent().unwrap_or(dir.path())).map_err(io)?;
-        std::fs::write(&p, text).map_err(io)?;
-    }
+    let runbook = write_standard_runbook(dir.path())?;
     println!(
         "godwit demo · runbook rds-to-aurora · scenario {name}: {}",
         sc.description
@@ -99,29 +95,49 @@ pub fn run(scenario: Option<&str>, verbose: bool) -> Result<i32, Failure> {
     runner.sinks.push(Arc::new(collector.clone()));
     let started = std::time::Instant::now();
     let req = StartRequest {
-        runbook: dir.path().join("runbooks/rds-to-aurora.rhai"),
+        runbook,
         cluster,
         params: Default::default(),
         run_id: None,
     };
     let report = crate::cli::drive(&rt, move || runner.start(req))?;
     let wall = started.elapsed();
-    println!("\n{}", summary(&collector.lines(), &report.status, wall));
+    println!(
+        "\n{}",
+        summary(&collector.lines(), &report.status, wall, "virtual time")
+    );
     Ok(crate::cli::audited(
         report.status.exit_code(),
         audit.as_deref(),
     ))
 }
 
+/// Write the embedded standard runbook and its modules under `dir/runbooks`; returns the
+/// runbook's path.
+pub fn write_standard_runbook(dir: &std::path::Path) -> Result<std::path::PathBuf, Failure> {
+    for (path, text) in STANDARD_RUNBOOK {
+        let p = dir.join("runbooks").join(path);
+        std::fs::create_dir_all(p.parent().unwrap_or(dir)).map_err(io)?;
+        std::fs::write(&p, text).map_err(io)?;
+    }
+    Ok(dir.join("runbooks/rds-to-aurora.rhai"))
+}
+
 fn dur(ms: i64) -> String {
     format_duration(std::time::Duration::from_millis(ms.max(0) as u64))
 }
 
-/// The end-of-run summary: phase timeline (virtual time), write blackout, checks, rollback.
-pub fn summary(lines: &[Line], status: &RunStatus, wall: std::time::Duration) -> String {
+/// The end-of-run summary: phase timeline (`clock`: "virtual time" in the simulator), write
+/// blackout, checks, rollback.
+pub fn summary(
+    lines: &[Line],
+    status: &RunStatus,
+    wall: std::time::Duration,
+    clock: &str,
+) -> String {
     let t0 = lines.first().map_or(0, |l| l.at);
     let end = lines.last().map_or(t0, |l| l.at);
-    let mut out = vec!["── summary (virtual time) ──".to_string()];
+    let mut out = vec![format!("── summary ({clock}) ──")];
     let phases: Vec<(&str, i64)> = lines
         .iter()
         .filter_map(|l| match &l.event {
@@ -208,10 +224,14 @@ pub fn summary(lines: &[Line], status: &RunStatus, wall: std::time::Duration) ->
         }
         RunStatus::Interrupted => "interrupted".into(),
     };
-    out.push(format!(
-        "  outcome: {outcome} · {} of virtual time in {:.2} s of wall time",
-        dur(end - t0),
-        wall.as_secs_f64()
-    ));
+    out.push(if clock == "virtual time" {
+        format!(
+            "  outcome: {outcome} · {} of virtual time in {:.2} s of wall time",
+            dur(end - t0),
+            wall.as_secs_f64()
+        )
+    } else {
+        format!("  outcome: {outcome} · {:.2} s", wall.as_secs_f64())
+    });
     out.join("\n")
 }

@@ -5,6 +5,7 @@
 //!   so test binaries can add toy worlds to the real CLI.
 //! * [`demo`]: `godwit demo` — the standard runbook on a built-in scenario, with a summary.
 //! * [`docs`]: the generated primitive reference (`godwit docs`, drift check).
+//! * [`lab`]: `godwit lab up|down|status`, the `lab` world and `godwit demo --world lab`.
 //! * [`repl`]: `godwit repl` — the interactive console (rustyline; piped stdin works too).
 //! * [`worlds`]: the `--world NAME[:ARG]` registry.
 //! * [`render`]: human rendering of transcript events and the live progress line.
@@ -15,6 +16,7 @@
 pub mod cli;
 pub mod demo;
 pub mod docs;
+pub mod lab;
 pub mod render;
 pub mod repl;
 pub mod state;

@@ -574,7 +574,7 @@ fn bad_arguments_name_the_key_the_allowed_ones_and_the_line() {
         ),
         (
             r#"cw::metric_series(#{ name: "DatabaseConnections", dimensions: #{ DBInstanceIdentifier: "orders-db" }, period: 90 })"#,
-            "query.period is 90; expected a multiple of 60",
+            "query.period is 90; CloudWatch offers 1, 5, 10, 30 or a multiple of 60",
         ),
         (
             r#"rds::wait_until_instance_available("orders-db", #{ timeout: "soon" })"#,

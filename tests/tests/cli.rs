@@ -644,7 +644,14 @@ fn dal_serve_runs_until_ctrl_c() {
     use std::io::{BufRead, BufReader};
     let env = Env::new();
     let mut child = Command::new(TOY)
-        .args(["dal", "serve", "--listen", "127.0.0.1:0"])
+        .args([
+            "dal",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--api",
+            "127.0.0.1:0",
+        ])
         .env("GODWIT_STATE_DIR", env.path("state"))
         .stderr(std::process::Stdio::piped())
         .spawn()

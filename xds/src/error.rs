@@ -2,9 +2,15 @@
 //! (area `route`), which is how runbooks see them.
 
 use godwit_engine::{ErrorKind, PrimitiveError};
+use serde::{Deserialize, Serialize};
 
 /// What a control-plane operation can fail with.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+///
+/// Serde-able so the management API ([`crate::api`]) can carry the exact variant to
+/// [`crate::remote::RemotePlane`], which rebuilds it: a remote NACK is the same `Nacked`, with the
+/// same kind and retryability once converted by [`XdsError::into_primitive`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum XdsError {
     #[error("route {route}: {message}")]
     Invalid { route: String, message: String },
@@ -44,12 +50,55 @@ pub enum XdsError {
 
     #[error("Envoy admin {addr}: {message}")]
     Admin { addr: String, message: String },
+
+    /// The management API of a control plane in another process could not be reached (or did
+    /// not answer in time): [`crate::remote::RemotePlane`] only.
+    #[error(
+        "the godwit control plane at {addr} is not reachable ({message}); start it with \
+         `godwit dal serve --api {addr}` (or the lab supervisor that hosts it)"
+    )]
+    Unreachable { addr: String, message: String },
 }
 
 impl XdsError {
     /// The primitive error a runbook sees for operation `op` (e.g. `switch`).
     pub fn into_primitive(self, op: &str) -> PrimitiveError {
-        let (kind, hint) = match &self {
+        let (kind, hint) = self.kind_and_hint();
+        let retryable = self.retryable();
+        PrimitiveError::new("route", op, kind, self.to_string(), hint).with_retryable(retryable)
+    }
+
+    /// Whether retrying the same operation can succeed: a lagging node may catch up, an admin
+    /// port or a restarting control plane may answer again. Every operation is idempotent.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            XdsError::AckTimeout { .. } | XdsError::Admin { .. } | XdsError::Unreachable { .. }
+        )
+    }
+
+    /// What to do about it (the `hint` of the primitive error and of the API's error body).
+    pub fn hint(&self) -> String {
+        self.kind_and_hint().1
+    }
+
+    /// The variant's name as the API's error body carries it (`nacked`, `ack_timeout`, ...).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            XdsError::Invalid { .. } => "invalid",
+            XdsError::NotFound(_) => "not_found",
+            XdsError::NoSuchVersion { .. } => "no_such_version",
+            XdsError::Nacked { .. } => "nacked",
+            XdsError::AckTimeout { .. } => "ack_timeout",
+            XdsError::State { .. } => "state",
+            XdsError::Server(_) => "server",
+            XdsError::Admin { .. } => "admin",
+            XdsError::Unreachable { .. } => "unreachable",
+        }
+    }
+
+    fn kind_and_hint(&self) -> (ErrorKind, String) {
+        match self {
             XdsError::Invalid { .. } => (ErrorKind::Invalid, "fix the route spec".to_string()),
             XdsError::NotFound(_) => (
                 ErrorKind::NotFound,
@@ -82,9 +131,14 @@ impl XdsError {
                 ErrorKind::Throttled,
                 "is the node's admin port reachable on loopback?".to_string(),
             ),
-        };
-        let retryable = matches!(self, XdsError::AckTimeout { .. } | XdsError::Admin { .. });
-        PrimitiveError::new("route", op, kind, self.to_string(), hint).with_retryable(retryable)
+            XdsError::Unreachable { addr, .. } => (
+                ErrorKind::Throttled,
+                format!(
+                    "start the control plane (`godwit dal serve --api {addr}`) or fix the address; \
+                     its state is persisted, so retrying after a restart is safe"
+                ),
+            ),
+        }
     }
 }
 

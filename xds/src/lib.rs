@@ -5,10 +5,12 @@
 //! `envoy-types` protos) and waits for every node's ACK.
 //!
 //! ```text
-//!  runbook (route area) / godwit dal serve
-//!        │ publish / hold / switch / cleanup / rollback_to / describe / status
-//!        ▼
-//!  plane::ControlPlane ── model::RouteSpec transitions ── store (state.json: versions, history)
+//!  runbook (route area) / godwit dal serve      godwit run in another process
+//!        │ publish / hold / switch / …            │ remote::RemotePlane (same operations)
+//!        │                                        ▼ JSON over HTTP/1.1, loopback only
+//!        │                          api (axum): /v1/routes/{route}/hold, … → same XdsError
+//!        ▼                                        │
+//!  plane::ControlPlane ◄──────────────────────────┘ ── model::RouteSpec transitions ── store (state.json: versions, history)
 //!        │ resources::ResourceSet::build  (listener pg.R, cluster pg.R, EDS pg.R)
 //!        ▼ watch<Snapshot>
 //!  ads (tonic, one task per Envoy stream: nonces, ACK/NACK, wildcard + named subscriptions)
@@ -24,7 +26,8 @@
 //! | [`ads`] | the ADS stream protocol (versions, nonces, ACK/NACK, subscriptions) |
 //! | `plane` | [`ControlPlane`], [`Config`], publish-and-wait, NACK rollback, [`serve`] |
 //! | [`store`] | persisted state, so a restart never serves an older version |
-//! | [`admin`] | Envoy admin API client and parsers (`/clusters`, `/stats`) |
+//! | [`api`] | the management API: `ControlPlane` over JSON/HTTP, errors as [`api::ErrorBody`] |
+//! | [`remote`] | [`RemotePlane`] (the API's client) and [`Plane`] (local or remote, one type) |
 //! | [`admin`] | Envoy admin API client and parsers (`/clusters`, `/stats`) |
 //! | [`envoy`] | locating the pinned Envoy, bootstraps, a process guard (lab, tests) |
 //! | [`tls`] | mTLS on the xDS port |
@@ -36,11 +39,13 @@
 
 pub mod admin;
 pub mod ads;
+pub mod api;
 pub mod client;
 pub mod envoy;
 pub mod error;
 pub mod model;
 mod plane;
+pub mod remote;
 pub mod resources;
 pub mod store;
 pub mod tls;
@@ -51,3 +56,4 @@ pub use plane::{
     Config, ControlPlane, Nack, NodeOutcome, NodeReport, NodeStatus, NodeView, PublishReport,
     RouteView, serve,
 };
+pub use remote::{Plane, RemotePlane};

@@ -40,6 +40,11 @@ pub struct Config {
     pub ack_timeout: Duration,
     /// mTLS on the xDS port when set.
     pub tls: Option<TlsFiles>,
+    /// Listen address of the management API ([`crate::api`], JSON over HTTP/1.1) through which
+    /// other processes drive routes ([`crate::remote::RemotePlane`]); `None` serves none. It has
+    /// no authentication, so it must be a loopback address (`127.0.0.1:0` picks a free port; see
+    /// [`ControlPlane::api_addr`]); anything else is refused at start.
+    pub api: Option<SocketAddr>,
 }
 
 impl Config {
@@ -51,6 +56,7 @@ impl Config {
             parking: Addr::new("127.0.0.1", 1),
             ack_timeout: Duration::from_secs(15),
             tls: None,
+            api: None,
         }
     }
 }
@@ -261,13 +267,16 @@ pub struct NodeStatus {
 pub struct ControlPlane {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
-    server: Mutex<Option<JoinHandle<()>>>,
+    api_addr: Option<SocketAddr>,
+    /// The ADS server and the management API server (empty in [`ControlPlane::handle`]s).
+    servers: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for ControlPlane {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ControlPlane")
             .field("local_addr", &self.local_addr)
+            .field("api_addr", &self.api_addr)
             .finish()
     }
 }
@@ -275,6 +284,9 @@ impl std::fmt::Debug for ControlPlane {
 impl ControlPlane {
     /// Load the persisted state, bind the xDS port and serve on the current tokio runtime.
     pub async fn start(config: Config) -> Result<ControlPlane, XdsError> {
+        if let Some(api) = config.api {
+            crate::api::check_listen(api)?;
+        }
         let store = Store::new(config.state_path.clone());
         let persisted = store.load()?;
         let snapshot = Snapshot {
@@ -326,16 +338,51 @@ impl ControlPlane {
                 })
                 .await;
         });
-        Ok(ControlPlane {
+        let mut plane = ControlPlane {
             shared,
             local_addr,
-            server: Mutex::new(Some(server)),
-        })
+            api_addr: None,
+            servers: Mutex::new(vec![server]),
+        };
+        if let Some(api) = plane.shared.config.api {
+            let stop = plane.shared.shutdown.subscribe();
+            match crate::api::start(Arc::new(plane.handle()), api, stop).await {
+                Ok((addr, task)) => {
+                    plane.api_addr = Some(addr);
+                    plane.servers_mut().push(task);
+                }
+                Err(e) => {
+                    plane.shutdown().await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(plane)
+    }
+
+    /// Another handle on the same control plane (same state, same streams), for the management
+    /// API's handlers. It owns no server task: shutting it down signals the shared shutdown.
+    fn handle(&self) -> ControlPlane {
+        ControlPlane {
+            shared: self.shared.clone(),
+            local_addr: self.local_addr,
+            api_addr: self.api_addr,
+            servers: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn servers_mut(&self) -> MutexGuard<'_, Vec<JoinHandle<()>>> {
+        self.servers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The bound xDS address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The bound management API address ([`Config::api`], with the port picked for `:0`).
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api_addr
     }
 
     /// The current global version (0 before the first publish).
@@ -486,17 +533,19 @@ impl ControlPlane {
         out
     }
 
-    /// Stop serving: every ADS stream ends (nodes keep their config and reconnect later).
+    /// Stop serving: every ADS stream ends (nodes keep their config and reconnect later), and
+    /// the management API stops accepting requests.
     pub async fn shutdown(&self) {
         let _ = self.shared.shutdown.send(true);
-        let handle = self.server.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(h) = handle {
+        let handles = std::mem::take(&mut *self.servers_mut());
+        for h in handles {
             // Graceful shutdown waits for connections to close; streams end on the same signal.
             if tokio::time::timeout(Duration::from_secs(5), h)
                 .await
                 .is_err()
             {
-                // A peer that does not close its HTTP/2 connection must not hang shutdown.
+                // A peer that does not close its connection (an HTTP/2 stream, an API call
+                // waiting for ACKs) must not hang shutdown.
             }
         }
     }
@@ -684,6 +733,9 @@ pub async fn serve(config: Config) -> Result<(), XdsError> {
         plane.local_addr(),
         plane.version()
     );
+    if let Some(api) = plane.api_addr() {
+        eprintln!("management API on http://{api} (godwit_xds::remote::RemotePlane)");
+    }
     let _ = tokio::signal::ctrl_c().await;
     plane.shutdown().await;
     Ok(())

@@ -324,15 +324,21 @@ fn step_impl(
 
 struct GateOptions {
     every: Duration,
+    /// Ramp: the first wait, doubled each poll up to `every`.
+    min_every: Option<Duration>,
     hold: u32,
     timeout: Duration,
 }
 
 fn gate_options(opts: &Map) -> Result<GateOptions, Box<EvalAltResult>> {
-    check_keys("gate", opts, &["every", "hold", "timeout"])?;
+    check_keys("gate", opts, &["every", "min_every", "hold", "timeout"])?;
     let every = opts
         .get("every")
         .map(|v| duration_opt("gate", "every", v))
+        .transpose()?;
+    let min_every = opts
+        .get("min_every")
+        .map(|v| duration_opt("gate", "min_every", v))
         .transpose()?;
     let timeout = opts
         .get("timeout")
@@ -360,8 +366,22 @@ fn gate_options(opts: &Map) -> Result<GateOptions, Box<EvalAltResult>> {
             "",
         ));
     }
+    if let Some(m) = min_every
+        && (m.is_zero() || m > every)
+    {
+        return Err(bad_option(
+            "gate",
+            format!(
+                "option 'min_every' ({}) must be more than 0 and at most 'every' ({})",
+                format_duration(m),
+                format_duration(every)
+            ),
+            "min_every: \"10ms\", every: \"5s\" polls after 10 ms, 20 ms, 40 ms, ... then every 5 s",
+        ));
+    }
     Ok(GateOptions {
         every,
+        min_every,
         hold,
         timeout: timeout.unwrap_or(Duration::from_secs(3600)),
     })
@@ -571,8 +591,12 @@ fn gate_impl(
             });
             return Err(err.into_rhai());
         }
-        let wait = opts
-            .every
+        let ramp = crate::duration::Ramp {
+            first: opts.min_every,
+            every: opts.every,
+        };
+        let wait = ramp
+            .wait_after(polls)
             .min(Duration::from_millis((deadline - now) as u64));
         if !ctx.clock.sleep(wait, &ctx.cancel) {
             return Err(terminate(crate::run::ctx::TERM_CANCEL));

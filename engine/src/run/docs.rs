@@ -75,7 +75,9 @@ pub const GATE_OPTS: &str = r#"/// Poll `checks` `every` until all pass `hold` t
 ///
 /// Parameters:
 /// * `name` — kebab-case, unique within the run.
-/// * `options` — `every` (default `"30s"`), `hold` (default 1), `timeout` (default `"1h"`).
+/// * `options` — `every` (default `"30s"`), `hold` (default 1), `timeout` (default `"1h"`),
+///   `min_every` (no default): poll first after `min_every`, doubling up to `every` — for gates
+///   inside the write blackout, which usually open within milliseconds.
 /// * `checks` — a closure returning `#{ pass, why, evidence }`, an array of those, or a map of
 ///   named ones.
 ///

@@ -28,7 +28,8 @@ CloudWatch's delay), so the newest minutes may not be there yet.
 
 # Parameters
 * `query` — `#{ name (required), dimensions (required, e.g. #{ DBInstanceIdentifier: "orders-db" }),
-  namespace ("AWS/RDS"), statistic ("Maximum"), period (60, seconds, a multiple of 60),
+  namespace ("AWS/RDS"), statistic ("Maximum"), period (60, seconds: a multiple of 60, or 1, 5, 10 or 30 for
+  high-resolution metrics — the lab samples every second),
   since (until - 3600, epoch seconds), until (now, epoch seconds) }`.
 
 # Returns
@@ -37,7 +38,7 @@ seconds, count, by metric). Feed it to `lag::*`.
 
 # Errors
 `Invalid` for an unknown key, a missing name or dimensions, an unknown statistic or a period
-that is not a positive multiple of 60; `Throttled` when AWS throttles.
+CloudWatch does not offer; `Throttled` when AWS throttles.
 
 # Example
 ```rhai
@@ -87,13 +88,15 @@ for p in slot { if type_of(p.t) != "i64" { throw p; } }
                     "e.g. dimensions: #{ DBInstanceIdentifier: \"orders-db\" }",
                 ))
             })?;
-            let period = o.int("period", 60).map_err(bad)?.unwrap_or(60);
-            if period % 60 != 0 {
+            let period = o.int("period", 1).map_err(bad)?.unwrap_or(60);
+            if period % 60 != 0 && ![1, 5, 10, 30].contains(&period) {
                 return Err(bad(PrimitiveError::invalid(
                     A,
                     OP,
-                    format!("query.period is {period}; expected a multiple of 60"),
-                    "RDS publishes one-minute datapoints: use 60, 300, 3600, ...",
+                    format!(
+                        "query.period is {period}; CloudWatch offers 1, 5, 10, 30 or a multiple of 60"
+                    ),
+                    "RDS publishes one-minute datapoints: use 60, 300, 3600, ... (1 s periods only exist for high-resolution metrics, like the lab's)",
                 )));
             }
             let until = o.int("until", 0).map_err(bad)?.unwrap_or(now);

@@ -7,10 +7,12 @@
 //! | `mod.rs`  | the [`Pg`] trait and its row types    |
 //! | `rhai.rs` | the Rhai module `pg`                  |
 //! | `sim.rs`  | [`Pg`] over the simulator             |
+//! | `live.rs` | [`Pg`] over real servers (lab, aws)   |
 //!
 //! `db` is always an RDS instance id or an Aurora cluster id (its writer). LSNs are returned
 //! both as text (`16/B374D848`) and as a byte position (`*_bytes`, INT) for arithmetic.
 
+pub mod live;
 pub mod rhai;
 pub mod sim;
 

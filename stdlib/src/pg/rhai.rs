@@ -406,7 +406,7 @@ before backends exit; a backend in a long transaction can take much longer).
 
 # Parameters
 * `db` — the source instance.
-* `options` — `#{ timeout, every }`; defaults `timeout: "5m"`, `every: "1s"`.
+* `options` — `#{ timeout, every, min_every }`; defaults `timeout: "5m"`, `every: "1s"`; `min_every` ramps the polls (first after it, doubling up to `every`).
 
 # Returns
 `#{ db, remaining: 0 }`.

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use godwit_engine::duration::Ramp;
 use godwit_engine::{ErrorKind, Host, PrimitiveError};
 use rhai::{Dynamic, EvalAltResult, Map, NativeCallContext};
 use serde::Serialize;
@@ -235,26 +236,37 @@ pub fn string_map(v: &Dynamic) -> Option<std::collections::BTreeMap<String, Stri
         .collect()
 }
 
-/// A wait's deadline and poll interval, from `timeout` / `every` options.
+/// A wait's deadline and polling schedule, from `timeout` / `every` / `min_every` options
+/// (`min_every`: poll first after it, doubling up to `every`; see [`Ramp`]).
 pub fn wait_opts(
     area: &str,
     op: &str,
     options: Map,
     default_timeout: Duration,
     default_every: Duration,
-) -> Result<(Duration, Duration), PrimitiveError> {
-    let o = Opts::new(area, op, options, &["timeout", "every"])?;
+) -> Result<(Duration, Ramp), PrimitiveError> {
+    let o = Opts::new(area, op, options, &["timeout", "every", "min_every"])?;
     let timeout = o.duration("timeout")?.unwrap_or(default_timeout);
     let every = o.duration("every")?.unwrap_or(default_every);
-    if every.is_zero() {
+    let first = o.duration("min_every")?;
+    if every.is_zero() || first.is_some_and(|f| f.is_zero() || f > every) {
         return Err(PrimitiveError::invalid(
             area,
             op,
-            "options.every is 0".to_string(),
-            "poll at least every second: every: \"30s\"",
+            format!(
+                "options.every is {}{}",
+                godwit_engine::duration::format_duration(every),
+                first
+                    .map(|f| format!(
+                        " and options.min_every {}",
+                        godwit_engine::duration::format_duration(f)
+                    ))
+                    .unwrap_or_default()
+            ),
+            "every must be more than 0, min_every more than 0 and at most every: #{ every: \"5s\", min_every: \"10ms\" }",
         ));
     }
-    Ok((timeout, every))
+    Ok((timeout, Ramp { first, every }))
 }
 
 /// The body every `wait_until_*(id, options)` primitive shares: `timeout` / `every` from the
@@ -280,18 +292,21 @@ pub fn wait_until<T: Serialize>(
     })
 }
 
-/// Poll `probe` through the host's clock until it returns `Some`, or time out with `what`.
+/// Poll `probe` through the host's clock on the schedule `every` until it returns `Some`, or
+/// time out with `what`.
 pub fn poll<T>(
     host: &Host,
     area: &str,
     op: &str,
     timeout: Duration,
-    every: Duration,
+    every: Ramp,
     what: &str,
     mut probe: impl FnMut() -> Result<Option<T>, PrimitiveError>,
 ) -> Result<T, PrimitiveError> {
     let deadline = host.now_ms() + timeout.as_millis() as i64;
+    let mut polls = 0u64;
     loop {
+        polls += 1;
         if let Some(done) = probe()? {
             return Ok(done);
         }
@@ -310,6 +325,7 @@ pub fn poll<T>(
             // (a retried 30-minute promotion wait kept a fenced source down for hours).
             .with_retryable(false));
         }
-        host.sleep(area, op, every)?;
+        let left = Duration::from_millis((deadline - host.now_ms()).max(0) as u64);
+        host.sleep(area, op, every.wait_after(polls).min(left))?;
     }
 }

@@ -769,8 +769,7 @@ if c.replication_source_identifier != () { throw c; }
     m
 }
 
-const WAIT_OPTIONS: &str =
-    "`options` — `#{ timeout, every }`: durations (`\"6h\"`, `\"30s\"`) or seconds";
+const WAIT_OPTIONS: &str = "`options` — `#{ timeout, every, min_every }`: durations (`\"6h\"`, `\"30s\"`) or seconds; with `min_every` the first poll waits that long and each next one twice as long, up to `every`";
 
 fn register_waits(m: &mut Module, host: &Host, rds: Arc<dyn Rds>) {
     let (r, h) = (rds.clone(), host.clone());

@@ -168,7 +168,7 @@ once: the caller republishes the previous version and aborts.
 
 # Parameters
 * `name` — the route.
-* `options` — `#{ timeout, every }`; defaults `timeout: "2m"`, `every: "1s"`.
+* `options` — `#{ timeout, every, min_every }`; defaults `timeout: "2m"`, `every: "1s"`; `min_every` ramps the polls (first after it, doubling up to `every`).
 
 # Returns
 The route (as `describe_route`) with `all_acked: true`.

@@ -1,0 +1,879 @@
+//! The primitive areas over a lab: what each RDS/EC2 operation means on one machine.
+//!
+//! | primitive | in the lab |
+//! |---|---|
+//! | RDS instance | a PostgreSQL server (the source primary: `wal_level=logical`) |
+//! | `create_replica_cluster` | `pg_basebackup -R -C -S` from the source (the cluster = its data directory) |
+//! | `create_cluster_instance` | the streaming replica's server on that data directory |
+//! | `promote_cluster` | `pg_promote(wait => false)`; complete when `pg_is_in_recovery()` is false |
+//! | `set_security_groups` | a deny-all group rejects the application role in `pg_hba.conf` + reload (stateful, like a security group: sessions stay) |
+//! | `reboot_instance` | fast restart (SIGINT, start on the same port): every session ends |
+//! | `delete_*` | stop the server, drop its slot on the source, remove its files |
+//! | parameter groups | recorded; `applied`/`unsupported` checked against the server's `pg_settings` |
+//! | engine versions | the installed server's version; supported extensions = `pg_available_extensions` |
+//! | snapshots | not modelled (a clear error): the snapshot runbook runs in the sim world |
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use godwit_engine::{ErrorKind, PrimitiveError};
+use godwit_stdlib::ec2::{Ec2, SecurityGroup as Sg};
+use godwit_stdlib::pg::live::{BoxFuture, Connector, Pool, Target, block_on};
+use godwit_stdlib::rds::{
+    CreateClusterInstance, CreateParameterGroups, CreateReplicaCluster, DbCluster, DbInstance,
+    EngineVersion, Parameter, ParameterGroupsCreated, Rds, RestoreCluster, Snapshot,
+};
+
+use crate::LabError;
+use crate::pgproc::{self, ServerSpec};
+use crate::state::{Cluster, Instance, LabState, ParameterGroup, SecurityGroup};
+
+/// Shared by every area of one lab world.
+pub struct LabCtx {
+    pub dir: PathBuf,
+    pub pool: Arc<Pool>,
+    /// Whatever must live as long as the areas (the runtime of a standalone lab world).
+    pub keep: Option<Arc<dyn std::any::Any + Send + Sync>>,
+}
+
+impl LabCtx {
+    pub fn new(
+        dir: &Path,
+        handle: tokio::runtime::Handle,
+        keep: Option<Arc<dyn std::any::Any + Send + Sync>>,
+    ) -> Arc<LabCtx> {
+        let connector = Arc::new(LabConnector {
+            dir: dir.to_path_buf(),
+        });
+        Arc::new(LabCtx {
+            dir: dir.to_path_buf(),
+            pool: Arc::new(Pool::new(connector, handle)),
+            keep,
+        })
+    }
+
+    pub fn state(&self, area: &str, op: &str) -> Result<LabState, PrimitiveError> {
+        LabState::load(&self.dir).map_err(|e| lab_error(area, op, e))
+    }
+
+    pub fn update<T>(
+        &self,
+        area: &str,
+        op: &str,
+        f: impl FnOnce(&mut LabState) -> Result<T, LabError>,
+    ) -> Result<T, PrimitiveError> {
+        LabState::update(&self.dir, f).map_err(|e| lab_error(area, op, e))
+    }
+
+    /// Run one SQL statement on `db`'s server as the superuser, returning the first column
+    /// of each row as text.
+    pub fn sql(&self, db: &str, op: &str, sql: &str) -> Result<Vec<String>, PrimitiveError> {
+        block_on(self.pool.handle(), async {
+            let c = self.pool.client(db, None, op).await?;
+            let rows = c
+                .simple_query(sql)
+                .await
+                .map_err(|e| godwit_stdlib::pg::live::sql_error(op, db, e))?;
+            Ok(rows
+                .iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => {
+                        Some(r.get(0).unwrap_or("").to_string())
+                    }
+                    _ => None,
+                })
+                .collect())
+        })
+    }
+}
+
+/// A lab failure as a primitive error of `area::op`.
+pub fn lab_error(area: &str, op: &str, e: LabError) -> PrimitiveError {
+    let hint = match &e {
+        LabError::State(_) => "godwit lab status shows what the lab has",
+        LabError::Prerequisite(_) => "install what the message names",
+        _ => "the message quotes the server or tool; `godwit lab status` shows the lab",
+    };
+    PrimitiveError::new(area, op, ErrorKind::Internal, e.to_string(), hint)
+}
+
+fn not_found(area: &str, op: &str, what: String) -> PrimitiveError {
+    PrimitiveError::new(
+        area,
+        op,
+        ErrorKind::NotFound,
+        what,
+        "godwit lab status lists the lab's instances, clusters and groups",
+    )
+}
+
+/// Reaches a lab database on loopback as the superuser, in the application's database.
+pub struct LabConnector {
+    pub dir: PathBuf,
+}
+
+impl Connector for LabConnector {
+    fn target<'a>(&'a self, db: &'a str) -> BoxFuture<'a, Result<Target, PrimitiveError>> {
+        Box::pin(async move {
+            let st = LabState::load(&self.dir).map_err(|e| lab_error("pg", "connect", e))?;
+            let inst = st.serving(db).ok_or_else(|| {
+                not_found(
+                    "pg",
+                    "connect",
+                    format!("the lab has no instance or cluster {db:?}"),
+                )
+            })?;
+            let mut config = tokio_postgres::Config::new();
+            config
+                .host("127.0.0.1")
+                .port(inst.port)
+                .user("postgres")
+                .dbname(&st.app_db)
+                .application_name("godwit")
+                .connect_timeout(Duration::from_secs(5));
+            Ok(Target { config, tls: None })
+        })
+    }
+}
+
+const QUARANTINE_BEGIN: &str = "# godwit-lab quarantine: begin";
+const QUARANTINE_END: &str = "# godwit-lab quarantine: end";
+
+/// `pg_hba.conf` of `data` with the application role rejected (`reject == true`) or admitted.
+pub fn set_hba_quarantine(data: &Path, role: &str, reject: bool) -> Result<bool, LabError> {
+    let path = data.join("pg_hba.conf");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| LabError::Io(format!("read {}: {e}", path.display())))?;
+    let mut kept = Vec::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if line == QUARANTINE_BEGIN {
+            inside = true;
+        } else if line == QUARANTINE_END {
+            inside = false;
+        } else if !inside {
+            kept.push(line.to_string());
+        }
+    }
+    let was = text.contains(QUARANTINE_BEGIN);
+    let mut out = Vec::new();
+    if reject {
+        // First match wins in pg_hba.conf: these lines come before initdb's trust lines.
+        out.push(QUARANTINE_BEGIN.to_string());
+        out.push(format!("host all {role} 127.0.0.1/32 reject"));
+        out.push(format!("host all {role} ::1/128 reject"));
+        out.push(format!("local all {role} reject"));
+        out.push(QUARANTINE_END.to_string());
+    }
+    out.extend(kept);
+    std::fs::write(&path, out.join("\n") + "\n")
+        .map_err(|e| LabError::Io(format!("write {}: {e}", path.display())))?;
+    Ok(was != reject)
+}
+
+/// `15.18` from `15.18 (Debian 15.18-0+deb12u1)`.
+fn short_version(v: &str) -> String {
+    v.split_whitespace().next().unwrap_or(v).to_string()
+}
+
+/// Settings of the lab's own making that must not travel to another server as parameters.
+const INFRASTRUCTURE_SETTINGS: &[&str] = &[
+    "port",
+    "listen_addresses",
+    "unix_socket_directories",
+    "data_directory",
+    "config_file",
+    "hba_file",
+    "ident_file",
+    "external_pid_file",
+    "primary_conninfo",
+    "primary_slot_name",
+    "application_name",
+    "transaction_deferrable",
+    "transaction_isolation",
+    "transaction_read_only",
+    "default_text_search_config",
+    "lc_messages",
+    "lc_monetary",
+    "lc_numeric",
+    "lc_time",
+    "log_timezone",
+    "TimeZone",
+    "DateStyle",
+    "client_encoding",
+    "max_stack_depth",
+    "dynamic_shared_memory_type",
+];
+
+pub struct LabRds {
+    pub ctx: Arc<LabCtx>,
+}
+
+const R: &str = "rds";
+
+impl LabRds {
+    fn instance_view(&self, st: &LabState, i: &Instance) -> DbInstance {
+        DbInstance {
+            id: i.id.clone(),
+            arn: st.arn(&i.id),
+            engine: i.engine.clone(),
+            engine_version: self
+                .ctx
+                .sql(&st.source, "describe_instance", "SHOW server_version")
+                .ok()
+                .and_then(|v| v.first().map(|v| short_version(v)))
+                .unwrap_or_else(|| st.bin.major.to_string()),
+            instance_class: st.attributes.instance_class.clone(),
+            // A server that should run and does not has crashed: RDS reports such an instance
+            // as `failed`.
+            status: if i.pid.is_some_and(pgproc::alive) || i.status != "available" {
+                i.status.clone()
+            } else {
+                "failed".into()
+            },
+            cluster_id: i.cluster.clone(),
+            security_groups: i.security_groups.clone(),
+            parameter_group: i.parameter_group.clone(),
+            storage_encrypted: st.attributes.storage_encrypted,
+            kms_key_id: None,
+            allocated_storage_gb: data_size_gb(&i.spec.data),
+            backup_retention_days: st.attributes.backup_retention_days,
+            endpoint: format!("127.0.0.1:{}", i.port),
+            vpc_id: st.attributes.vpc_id.clone(),
+            replica_clusters: st
+                .clusters
+                .values()
+                .filter(|c| c.replication_source.as_deref() == Some(i.id.as_str()))
+                .map(|c| c.id.clone())
+                .collect(),
+        }
+    }
+
+    /// The cluster as RDS reports it, after asking its writer whether promotion completed.
+    fn cluster_view(&self, id: &str, op: &str) -> Result<DbCluster, PrimitiveError> {
+        let st = self.ctx.state(R, op)?;
+        let c = st
+            .clusters
+            .get(id)
+            .ok_or_else(|| not_found(R, op, format!("the lab has no cluster {id:?}")))?
+            .clone();
+        let mut c = c;
+        if c.promote_requested && c.replication_source.is_some() {
+            let recovering = self
+                .ctx
+                .sql(id, op, "SELECT pg_is_in_recovery()")
+                .map(|v| v.first().map(String::as_str) == Some("t"))
+                .unwrap_or(true);
+            if !recovering {
+                c = self.ctx.update(R, op, |st| {
+                    let cl = st.clusters.get_mut(id).ok_or_else(|| {
+                        LabError::State(format!("cluster {id} vanished while promoting"))
+                    })?;
+                    cl.replication_source = None;
+                    cl.status = "available".into();
+                    Ok(cl.clone())
+                })?;
+            }
+        }
+        let st = self.ctx.state(R, op)?;
+        let writer = c.members.first().and_then(|m| st.instances.get(m));
+        let endpoint = writer
+            .map(|w| format!("127.0.0.1:{}", w.port))
+            .unwrap_or_default();
+        Ok(DbCluster {
+            id: c.id.clone(),
+            arn: st.arn(&c.id),
+            engine: "aurora-postgresql".into(),
+            engine_version: c.engine_version.clone(),
+            status: c.status.clone(),
+            replication_source_identifier: c.replication_source.as_ref().map(|s| st.arn(s)),
+            members: c.members.clone(),
+            writer: c.members.first().cloned(),
+            parameter_group: c.parameter_group.clone(),
+            storage_encrypted: st.attributes.storage_encrypted,
+            kms_key_id: None,
+            endpoint: endpoint.clone(),
+            reader_endpoint: endpoint,
+            security_groups: writer
+                .map(|w| w.security_groups.clone())
+                .unwrap_or_default(),
+            vpc_id: st.attributes.vpc_id.clone(),
+        })
+    }
+
+    fn unsupported(op: &str) -> PrimitiveError {
+        PrimitiveError::new(
+            R,
+            op,
+            ErrorKind::Invalid,
+            format!("the lab world does not model snapshots (rds::{op})"),
+            "run the snapshot runbook in the sim world (--world sim) or against AWS",
+        )
+    }
+}
+
+fn data_size_gb(data: &Path) -> u64 {
+    fn walk(p: &Path) -> u64 {
+        std::fs::read_dir(p)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| match e.metadata() {
+                Ok(m) if m.is_dir() => walk(&e.path()),
+                Ok(m) => m.len(),
+                Err(_) => 0,
+            })
+            .sum()
+    }
+    // At least 1 GB: RDS's smallest allocation; the size-aware deadlines use it.
+    (walk(data) / (1 << 30)).max(1)
+}
+
+impl Rds for LabRds {
+    fn describe_instance(&self, id: &str) -> Result<DbInstance, PrimitiveError> {
+        let st = self.ctx.state(R, "describe_instance")?;
+        let i = st.instances.get(id).ok_or_else(|| {
+            not_found(
+                R,
+                "describe_instance",
+                format!("the lab has no instance {id:?}"),
+            )
+        })?;
+        Ok(self.instance_view(&st, i))
+    }
+
+    fn describe_cluster(&self, id: &str) -> Result<DbCluster, PrimitiveError> {
+        self.cluster_view(id, "describe_cluster")
+    }
+
+    fn list_engine_versions(&self, engine: &str) -> Result<Vec<EngineVersion>, PrimitiveError> {
+        const OP: &str = "list_engine_versions";
+        let st = self.ctx.state(R, OP)?;
+        let version = self
+            .ctx
+            .sql(&st.source, OP, "SHOW server_version")?
+            .first()
+            .map(|v| short_version(v))
+            .unwrap_or_default();
+        let mut parts = version.split('.');
+        let major: u32 = parts.next().and_then(|m| m.parse().ok()).unwrap_or(0);
+        let minor: u32 = parts.next().and_then(|m| m.parse().ok()).unwrap_or(0);
+        let mut exts = self.ctx.sql(
+            &st.source,
+            OP,
+            "SELECT name FROM pg_available_extensions ORDER BY name",
+        )?;
+        exts.sort();
+        let family = match engine {
+            "postgres" => format!("postgres{major}"),
+            "aurora-postgresql" => format!("aurora-postgresql{major}"),
+            other => {
+                return Err(PrimitiveError::invalid(
+                    R,
+                    OP,
+                    format!("unknown engine {other:?}"),
+                    "postgres or aurora-postgresql",
+                ));
+            }
+        };
+        Ok(vec![EngineVersion {
+            engine: engine.to_string(),
+            version,
+            major,
+            minor,
+            parameter_group_family: family,
+            supported_extensions: exts,
+        }])
+    }
+
+    fn describe_parameters(&self, group: &str) -> Result<Vec<Parameter>, PrimitiveError> {
+        const OP: &str = "describe_parameters";
+        let st = self.ctx.state(R, OP)?;
+        let g = st
+            .parameter_groups
+            .get(group)
+            .ok_or_else(|| not_found(R, OP, format!("the lab has no parameter group {group:?}")))?;
+        let mut params: BTreeMap<String, Parameter> = g
+            .parameters
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    Parameter {
+                        name: k.clone(),
+                        value: v.clone(),
+                        source: "user".into(),
+                    },
+                )
+            })
+            .collect();
+        // The source's own group: what its server runs with beyond the defaults, live.
+        if st
+            .instances
+            .get(&st.source)
+            .map(|i| i.parameter_group.as_str())
+            == Some(group)
+        {
+            let excluded = INFRASTRUCTURE_SETTINGS
+                .iter()
+                .map(|s| format!("'{s}'"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let rows = self.ctx.sql(
+                &st.source,
+                OP,
+                &format!(
+                    "SELECT name || '=' || setting FROM pg_settings \
+                     WHERE source IN ('configuration file', 'command line') AND name NOT IN ({excluded}) ORDER BY name"
+                ),
+            )?;
+            for r in rows {
+                if let Some((k, v)) = r.split_once('=') {
+                    params.entry(k.to_string()).or_insert(Parameter {
+                        name: k.to_string(),
+                        value: v.to_string(),
+                        source: "user".into(),
+                    });
+                }
+            }
+        }
+        Ok(params.into_values().collect())
+    }
+
+    fn create_parameter_groups(
+        &self,
+        req: &CreateParameterGroups,
+    ) -> Result<ParameterGroupsCreated, PrimitiveError> {
+        const OP: &str = "create_parameter_groups";
+        let st = self.ctx.state(R, OP)?;
+        let known: std::collections::BTreeSet<String> = self
+            .ctx
+            .sql(&st.source, OP, "SELECT name FROM pg_settings")?
+            .into_iter()
+            .collect();
+        let mut all = req.parameters.clone();
+        all.extend(req.cluster_parameters.clone());
+        // `rds.*` parameters are RDS's own; the lab's server has no such setting, but they
+        // describe what the lab does anyway (logical replication is on).
+        let (mut applied, mut unsupported): (Vec<String>, Vec<String>) = all
+            .keys()
+            .cloned()
+            .partition(|k| known.contains(k) || k.starts_with("rds."));
+        applied.sort();
+        unsupported.sort();
+        let keep = |m: &BTreeMap<String, String>| -> BTreeMap<String, String> {
+            m.iter()
+                .filter(|(k, _)| applied.contains(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        let (cluster, instance) = (keep(&req.cluster_parameters), keep(&req.parameters));
+        self.ctx.update(R, OP, |st| {
+            st.parameter_groups.insert(
+                req.cluster_group.clone(),
+                ParameterGroup {
+                    name: req.cluster_group.clone(),
+                    family: req.family.clone(),
+                    parameters: cluster,
+                },
+            );
+            st.parameter_groups.insert(
+                req.instance_group.clone(),
+                ParameterGroup {
+                    name: req.instance_group.clone(),
+                    family: req.family.clone(),
+                    parameters: instance,
+                },
+            );
+            Ok(())
+        })?;
+        Ok(ParameterGroupsCreated {
+            cluster_group: req.cluster_group.clone(),
+            instance_group: req.instance_group.clone(),
+            applied,
+            unsupported,
+        })
+    }
+
+    fn create_replica_cluster(
+        &self,
+        req: &CreateReplicaCluster,
+    ) -> Result<DbCluster, PrimitiveError> {
+        const OP: &str = "create_replica_cluster";
+        let st = self.ctx.state(R, OP)?;
+        if st.clusters.contains_key(&req.cluster_id) {
+            return self.cluster_view(&req.cluster_id, OP);
+        }
+        let src = st
+            .instances
+            .get(&req.source_id)
+            .and_then(|i| i.server())
+            .ok_or_else(|| {
+                not_found(
+                    R,
+                    OP,
+                    format!("the lab has no running instance {:?}", req.source_id),
+                )
+            })?;
+        let slot = req.cluster_id.replace('-', "_");
+        let data = st.dir.join(&req.cluster_id);
+        // A basebackup interrupted by a crash left a partial copy and maybe the slot: start over.
+        if data.exists() {
+            std::fs::remove_dir_all(&data).map_err(|e| {
+                lab_error(
+                    R,
+                    OP,
+                    LabError::Io(format!("remove {}: {e}", data.display())),
+                )
+            })?;
+        }
+        self.ctx.sql(
+            &req.source_id,
+            OP,
+            &format!(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{slot}' AND NOT active"
+            ),
+        )?;
+        pgproc::basebackup(&st.bin, st.user.as_ref(), &st.dir, &src, &data, &slot)
+            .map_err(|e| lab_error(R, OP, e))?;
+        let group = req
+            .parameter_group
+            .clone()
+            .unwrap_or_else(|| "default.aurora-postgresql".into());
+        self.ctx.update(R, OP, |st| {
+            st.clusters.insert(
+                req.cluster_id.clone(),
+                Cluster {
+                    id: req.cluster_id.clone(),
+                    replication_source: Some(req.source_id.clone()),
+                    slot: slot.clone(),
+                    data: data.clone(),
+                    status: "available".into(),
+                    members: Vec::new(),
+                    parameter_group: group,
+                    engine_version: req.engine_version.clone(),
+                    promote_requested: false,
+                },
+            );
+            Ok(())
+        })?;
+        self.cluster_view(&req.cluster_id, OP)
+    }
+
+    fn create_cluster_instance(
+        &self,
+        req: &CreateClusterInstance,
+    ) -> Result<DbInstance, PrimitiveError> {
+        const OP: &str = "create_cluster_instance";
+        let st = self.ctx.state(R, OP)?;
+        if let Some(i) = st.instances.get(&req.instance_id)
+            && i.pid.is_some_and(pgproc::alive)
+        {
+            return Ok(self.instance_view(&st, i));
+        }
+        let cl = st.clusters.get(&req.cluster_id).ok_or_else(|| {
+            not_found(
+                R,
+                OP,
+                format!("the lab has no cluster {:?}", req.cluster_id),
+            )
+        })?;
+        let spec = ServerSpec {
+            data: cl.data.clone(),
+            socket_dir: st.dir.join(format!("{}.s", req.instance_id)),
+            log: st.dir.join(format!("{}.log", req.instance_id)),
+            settings: pgproc::PRIMARY_SETTINGS
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        pgproc::make_owned_dir(&spec.socket_dir, st.user.as_ref())
+            .map_err(|e| lab_error(R, OP, e))?;
+        let server = pgproc::start_server(
+            &st.bin,
+            st.user.as_ref(),
+            &st.dir,
+            &spec,
+            0,
+            Duration::from_secs(120),
+        )
+        .map_err(|e| lab_error(R, OP, e))?;
+        let source_groups = st
+            .instances
+            .get(&st.source)
+            .map(|s| s.security_groups.clone())
+            .unwrap_or_default();
+        let inst = self.ctx.update(R, OP, |st| {
+            let inst = Instance {
+                id: req.instance_id.clone(),
+                engine: "aurora-postgresql".into(),
+                cluster: Some(req.cluster_id.clone()),
+                port: server.port,
+                spec: spec.clone(),
+                pid: Some(server.pid),
+                status: "available".into(),
+                security_groups: source_groups,
+                parameter_group: req
+                    .parameter_group
+                    .clone()
+                    .unwrap_or_else(|| "default.aurora-postgresql".into()),
+                reboots: Vec::new(),
+            };
+            st.instances.insert(req.instance_id.clone(), inst.clone());
+            if let Some(c) = st.clusters.get_mut(&req.cluster_id)
+                && !c.members.contains(&req.instance_id)
+            {
+                c.members.push(req.instance_id.clone());
+            }
+            Ok(inst)
+        })?;
+        self.ctx.pool.forget(&req.cluster_id);
+        let st = self.ctx.state(R, OP)?;
+        Ok(self.instance_view(&st, &inst))
+    }
+
+    fn set_security_groups(
+        &self,
+        id: &str,
+        groups: &[String],
+    ) -> Result<DbInstance, PrimitiveError> {
+        const OP: &str = "set_security_groups";
+        let st = self.ctx.state(R, OP)?;
+        let inst = st
+            .instances
+            .get(id)
+            .ok_or_else(|| not_found(R, OP, format!("the lab has no instance {id:?}")))?;
+        for g in groups {
+            if !st.security_groups.contains_key(g) {
+                return Err(not_found(
+                    R,
+                    OP,
+                    format!("the lab has no security group {g:?}"),
+                ));
+            }
+        }
+        let admits = groups
+            .iter()
+            .any(|g| !st.security_groups[g].ingress.is_empty());
+        let changed = set_hba_quarantine(&inst.spec.data, &st.app_role, !admits)
+            .map_err(|e| lab_error(R, OP, e))?;
+        if changed && inst.pid.is_some() {
+            self.ctx.sql(id, OP, "SELECT pg_reload_conf()")?;
+        }
+        let groups = groups.to_vec();
+        self.ctx.update(R, OP, |st| {
+            if let Some(i) = st.instances.get_mut(id) {
+                i.security_groups = groups;
+            }
+            Ok(())
+        })?;
+        self.describe_instance(id)
+    }
+
+    fn reboot_instance(&self, id: &str, token: &str) -> Result<DbInstance, PrimitiveError> {
+        const OP: &str = "reboot_instance";
+        let st = self.ctx.state(R, OP)?;
+        let inst = st
+            .instances
+            .get(id)
+            .ok_or_else(|| not_found(R, OP, format!("the lab has no instance {id:?}")))?
+            .clone();
+        if inst.reboots.iter().any(|t| t == token) {
+            return Ok(self.instance_view(&st, &inst));
+        }
+        self.ctx.update(R, OP, |st| {
+            if let Some(i) = st.instances.get_mut(id) {
+                i.status = "rebooting".into();
+            }
+            Ok(())
+        })?;
+        if let Some(pid) = inst.pid {
+            pgproc::stop_pid(
+                pid,
+                nix::sys::signal::Signal::SIGINT,
+                Duration::from_secs(60),
+            );
+        }
+        self.ctx.pool.forget(id);
+        let server = pgproc::start_server(
+            &st.bin,
+            st.user.as_ref(),
+            &st.dir,
+            &inst.spec,
+            inst.port,
+            Duration::from_secs(120),
+        )
+        .map_err(|e| lab_error(R, OP, e))?;
+        let token = token.to_string();
+        self.ctx.update(R, OP, |st| {
+            if let Some(i) = st.instances.get_mut(id) {
+                i.pid = Some(server.pid);
+                i.status = "available".into();
+                i.reboots.push(token);
+            }
+            Ok(())
+        })?;
+        self.describe_instance(id)
+    }
+
+    fn promote_cluster(&self, id: &str) -> Result<DbCluster, PrimitiveError> {
+        const OP: &str = "promote_cluster";
+        let cl = self.cluster_view(id, OP)?;
+        if cl.replication_source_identifier.is_none() {
+            return Ok(cl);
+        }
+        if cl.members.is_empty() {
+            return Err(PrimitiveError::new(
+                R,
+                OP,
+                ErrorKind::Conflict,
+                format!("cluster {id} has no instance to promote"),
+                "create its writer instance first (rds::create_cluster_instance)",
+            ));
+        }
+        // wait => false: pg_promote(wait => true) rounds up to 100 ms polls (local-postgres.md
+        // gotcha 13); wait_until_cluster_promoted polls pg_is_in_recovery() instead.
+        self.ctx.sql(id, OP, "SELECT pg_promote(wait => false)")?;
+        self.ctx.update(R, OP, |st| {
+            if let Some(c) = st.clusters.get_mut(id) {
+                c.promote_requested = true;
+                c.status = "promoting".into();
+            }
+            Ok(())
+        })?;
+        self.cluster_view(id, OP)
+    }
+
+    fn delete_instance(&self, id: &str) -> Result<DbInstance, PrimitiveError> {
+        const OP: &str = "delete_instance";
+        let st = self.ctx.state(R, OP)?;
+        let inst = st
+            .instances
+            .get(id)
+            .ok_or_else(|| not_found(R, OP, format!("the lab has no instance {id:?}")))?
+            .clone();
+        let mut view = self.instance_view(&st, &inst);
+        if let Some(pid) = inst.pid {
+            pgproc::stop_pid(
+                pid,
+                nix::sys::signal::Signal::SIGINT,
+                Duration::from_secs(60),
+            );
+        }
+        self.ctx.pool.forget(id);
+        if inst.cluster.is_none() {
+            // The source's own files; a cluster member's data is its cluster's.
+            let _ = std::fs::remove_dir_all(&inst.spec.data);
+        }
+        self.ctx.update(R, OP, |st| {
+            st.instances.remove(id);
+            for c in st.clusters.values_mut() {
+                c.members.retain(|m| m != id);
+            }
+            Ok(())
+        })?;
+        view.status = "deleting".into();
+        Ok(view)
+    }
+
+    fn delete_cluster(&self, id: &str) -> Result<DbCluster, PrimitiveError> {
+        const OP: &str = "delete_cluster";
+        let mut view = self.cluster_view(id, OP)?;
+        if !view.members.is_empty() {
+            return Err(PrimitiveError::new(
+                R,
+                OP,
+                ErrorKind::Conflict,
+                format!("cluster {id} still has instances {:?}", view.members),
+                "delete its instances first (rds::delete_instance)",
+            ));
+        }
+        let st = self.ctx.state(R, OP)?;
+        let cl = st.clusters[id].clone();
+        if let Some(src) = &cl.replication_source {
+            self.ctx.sql(
+                src,
+                OP,
+                &format!(
+                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{}' AND NOT active",
+                    cl.slot
+                ),
+            )?;
+        }
+        let _ = std::fs::remove_dir_all(&cl.data);
+        self.ctx.pool.forget(id);
+        self.ctx.update(R, OP, |st| {
+            st.clusters.remove(id);
+            Ok(())
+        })?;
+        view.status = "deleting".into();
+        Ok(view)
+    }
+
+    fn create_snapshot(&self, _: &str, _: &str) -> Result<Snapshot, PrimitiveError> {
+        Err(Self::unsupported("create_snapshot"))
+    }
+
+    fn describe_snapshot(&self, _: &str) -> Result<Snapshot, PrimitiveError> {
+        Err(Self::unsupported("describe_snapshot"))
+    }
+
+    fn restore_cluster_from_snapshot(
+        &self,
+        _: &RestoreCluster,
+    ) -> Result<DbCluster, PrimitiveError> {
+        Err(Self::unsupported("restore_cluster_from_snapshot"))
+    }
+}
+
+pub struct LabEc2 {
+    pub ctx: Arc<LabCtx>,
+}
+
+fn sg_view(g: &SecurityGroup) -> Sg {
+    Sg {
+        id: g.id.clone(),
+        name: g.name.clone(),
+        vpc_id: g.vpc_id.clone(),
+        ingress: g.ingress.clone(),
+        egress: Vec::new(),
+    }
+}
+
+impl Ec2 for LabEc2 {
+    fn describe_security_groups(&self, vpc_id: &str) -> Result<Vec<Sg>, PrimitiveError> {
+        let st = self.ctx.state("ec2", "describe_security_groups")?;
+        Ok(st
+            .security_groups
+            .values()
+            .filter(|g| g.vpc_id == vpc_id)
+            .map(sg_view)
+            .collect())
+    }
+
+    fn ensure_quarantine_group(&self, vpc_id: &str, name: &str) -> Result<Sg, PrimitiveError> {
+        const OP: &str = "ensure_quarantine_group";
+        let g = self.ctx.update("ec2", OP, |st| {
+            if st.attributes.vpc_id != vpc_id {
+                return Err(LabError::State(format!(
+                    "the lab's VPC is {}, not {vpc_id}",
+                    st.attributes.vpc_id
+                )));
+            }
+            if let Some(g) = st.security_groups.values().find(|g| g.name == name) {
+                return Ok(g.clone());
+            }
+            let g = SecurityGroup {
+                id: format!("sg-lab-{name}"),
+                name: name.to_string(),
+                vpc_id: vpc_id.to_string(),
+                ingress: Vec::new(),
+            };
+            st.security_groups.insert(g.id.clone(), g.clone());
+            Ok(g)
+        })?;
+        Ok(sg_view(&g))
+    }
+}

@@ -1,0 +1,188 @@
+//! One measured cutover: a workload writing through Envoy while a runbook runs in the lab
+//! world, then what the clients saw — used by `godwit demo --world lab`, the `lab` tests and
+//! the cutover benchmark.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use godwit_engine::journal::JournalStore;
+use godwit_engine::transcript::{Collector, Event, Line, Sink};
+use godwit_engine::{RunReport, RunStatus, StartRequest};
+use serde::Serialize;
+
+use crate::supervisor::{Supervisor, world};
+use crate::workload::{self, Report, Workload};
+use crate::{LabError, LabState};
+
+/// Parameters that fit the standard runbook to a lab: a validation window of seconds (the
+/// lab's load is steady; a day would contain no more), one-second metric periods (the lab
+/// samples every second).
+pub fn lab_params() -> serde_json::Map<String, serde_json::Value> {
+    let mut m = serde_json::Map::new();
+    m.insert("validation_window".into(), "10s".into());
+    m.insert("validation_timeout".into(), "5m".into());
+    m.insert("metric_period".into(), 1.into());
+    // Two healthy polls after the switch, 2 s apart (30 s against AWS).
+    m.insert("health_every".into(), "2s".into());
+    m
+}
+
+/// How to drive one cutover.
+#[derive(Clone)]
+pub struct Cutover {
+    pub runbook: PathBuf,
+    pub params: serde_json::Map<String, serde_json::Value>,
+    pub store: Arc<dyn JournalStore>,
+    pub clients: usize,
+    /// Pause between one client's commits.
+    pub pace: Duration,
+    /// Load before the run starts (the workload's connections are established through Envoy).
+    pub warmup: Duration,
+    pub sinks: Vec<Arc<dyn Sink>>,
+}
+
+/// The run's report with what the clients saw and the time of each phase.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    #[serde(skip)]
+    pub report: Option<RunReport>,
+    pub succeeded: bool,
+    pub workload: Report,
+    /// Wall-clock milliseconds of the cutover's parts (fence, catch-up, promote, switch).
+    pub phases: Vec<(String, i64)>,
+    /// Steps completed, in order, with their end time (epoch ms).
+    pub steps: Vec<(String, i64)>,
+    pub target_port: Option<u16>,
+    #[serde(skip)]
+    pub lines: Vec<Line>,
+}
+
+/// Run `c.runbook` on the lab of `sup` under a write load.
+pub async fn run(sup: &Supervisor, c: Cutover) -> Result<Outcome, LabError> {
+    let st = LabState::load(&sup.dir)?;
+    let load = Workload::start(
+        st.route.listen_port,
+        &st.app_role,
+        &st.app_db,
+        c.clients,
+        c.pace,
+    );
+    tokio::time::sleep(c.warmup).await;
+    let handle = tokio::runtime::Handle::current();
+    let w = world(&sup.dir, handle.clone());
+    let mut runner = w.runner(c.store.clone(), handle);
+    let collector = Collector::new();
+    runner.sinks.push(Arc::new(collector.clone()));
+    runner.sinks.extend(c.sinks.iter().cloned());
+    let req = StartRequest {
+        runbook: c.runbook.clone(),
+        cluster: st.source.clone(),
+        params: c.params.clone(),
+        run_id: None,
+    };
+    let result = tokio::task::spawn_blocking(move || runner.start(req))
+        .await
+        .map_err(|e| LabError::Process(format!("the run panicked: {e}")))?;
+    // A little load after the switch: writes landing on the target are part of the proof.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let logs = load.stop().await;
+    let report = result.map_err(|e| LabError::Process(format!("the run failed to start: {e}")))?;
+    finish(sup, report, logs, collector.lines()).await
+}
+
+/// The outcome of a finished run and its workload: blackout, failures, loss checked on the
+/// database serving the route's target now.
+pub async fn finish(
+    sup: &Supervisor,
+    report: RunReport,
+    logs: Vec<workload::ClientLog>,
+    lines: Vec<Line>,
+) -> Result<Outcome, LabError> {
+    let st = LabState::load(&sup.dir)?;
+    let mut w = workload::report(&logs);
+    let steps: Vec<(String, i64)> = lines
+        .iter()
+        .filter_map(|l| match &l.event {
+            Event::StepCompleted { name, .. } => Some((name.clone(), l.at)),
+            _ => None,
+        })
+        .collect();
+    let succeeded = matches!(report.status, RunStatus::Succeeded { .. });
+    let switch_ms = steps
+        .iter()
+        .find(|(n, _)| n == "switch-route")
+        .map(|(_, t)| *t);
+    // Where acknowledged commits must be: the promoted cluster after a cutover, the source
+    // after a rollback.
+    let target = st
+        .clusters
+        .values()
+        .find(|c| c.replication_source.is_none())
+        .and_then(|c| st.serving(&c.id))
+        .or_else(|| st.instances.get(&st.source))
+        .map(|i| i.port);
+    if let Some(port) = target {
+        workload::check_on(&mut w, &logs, port, &st.app_db, switch_ms)
+            .await
+            .map_err(LabError::Process)?;
+    }
+    Ok(Outcome {
+        succeeded,
+        workload: w,
+        phases: phases(&lines),
+        steps,
+        target_port: target,
+        report: Some(report),
+        lines,
+    })
+}
+
+/// Durations of the blackout's parts from the transcript: fence (reboot start → sessions
+/// gone), catch-up (fence LSN → replica past it), promote, route switch.
+pub fn phases(lines: &[Line]) -> Vec<(String, i64)> {
+    let started = |n: &str| {
+        lines.iter().find_map(|l| match &l.event {
+            Event::StepStarted { name } if name == n => Some(l.at),
+            Event::GateStarted { name, .. } if name == n => Some(l.at),
+            _ => None,
+        })
+    };
+    let ended = |n: &str| {
+        lines.iter().find_map(|l| match &l.event {
+            Event::StepCompleted { name, .. } if name == n => Some(l.at),
+            Event::GatePassed { name, .. } if name == n => Some(l.at),
+            _ => None,
+        })
+    };
+    let span = |label: &str, a: Option<i64>, b: Option<i64>| match (a, b) {
+        (Some(a), Some(b)) => Some((label.to_string(), b - a)),
+        _ => None,
+    };
+    [
+        span(
+            "fence",
+            started("reboot-source"),
+            ended("source-sessions-ended"),
+        ),
+        span(
+            "catch-up",
+            started("record-fence-lsn"),
+            ended("replica-caught-up"),
+        ),
+        span("promote", started("promote"), ended("promote")),
+        span(
+            "route switch",
+            started("switch-route"),
+            ended("switch-route"),
+        ),
+        span(
+            "reboot → switch",
+            started("reboot-source"),
+            ended("switch-route"),
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}

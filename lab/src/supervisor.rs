@@ -1,0 +1,607 @@
+//! Starting, describing and stopping a lab.
+//!
+//! The supervisor is the process that brings a lab up and keeps the parts that must live as
+//! long as the lab: the xDS control plane (with its management API, which the `route` area of
+//! every `godwit run` talks to), the Envoy process, and the one-second metric sampler. Servers
+//! (the source, replicas created by runs) and CDC consumers are recorded in `lab.json` by pid
+//! and may be started by other processes; [`Supervisor::down`] and [`down_dir`] stop every one.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use godwit_xds::envoy::EnvoyProcess;
+use godwit_xds::model::{Addr, RouteSpec};
+use godwit_xds::{Config, ControlPlane};
+use nix::sys::signal::Signal;
+use serde::Serialize;
+
+use godwit_stdlib::pg::live::error_text;
+
+use crate::LabError;
+use crate::pgproc::{self, PgBin, ServerSpec, ServerUser};
+use crate::route_cdc::start_consumer;
+use crate::state::{
+    Attributes, Consumer, FORMAT_VERSION, Instance, LabState, ParameterGroup, RouteInfo,
+    SecurityGroup,
+};
+
+/// How to build a lab.
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    /// Where the lab lives (created; must not hold a running lab).
+    pub dir: PathBuf,
+    /// The source's RDS instance id (and the route's name).
+    pub source: String,
+    /// Rows in the seeded `orders` table.
+    pub seed_rows: i64,
+    /// Start a CDC consumer (`pg_recvlogical`, `test_decoding`) on a logical slot.
+    pub cdc: bool,
+    /// Envoy binary; `None`: `GODWIT_ENVOY_BIN` or the project's `.venv`.
+    pub envoy: Option<PathBuf>,
+}
+
+impl LabOptions {
+    pub fn new(dir: impl Into<PathBuf>) -> LabOptions {
+        LabOptions {
+            dir: dir.into(),
+            source: "orders-db".into(),
+            seed_rows: 10_000,
+            cdc: true,
+            envoy: None,
+        }
+    }
+}
+
+/// A running lab, owned by this process. Dropping it stops everything (also on panic).
+pub struct Supervisor {
+    pub dir: PathBuf,
+    pub state: LabState,
+    plane: Option<ControlPlane>,
+    envoy: Option<EnvoyProcess>,
+    sampler_stop: tokio::sync::watch::Sender<bool>,
+    remove_dir: bool,
+    down: bool,
+}
+
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io(e: impl std::fmt::Display) -> LabError {
+    LabError::Io(e.to_string())
+}
+
+/// The Envoy binary: the option, `GODWIT_ENVOY_BIN`, or the project's `.venv`.
+pub fn envoy_binary(opt: Option<&Path>) -> Result<PathBuf, LabError> {
+    if let Some(p) = opt {
+        return Ok(p.to_path_buf());
+    }
+    let root = std::env::current_dir().map_err(io)?;
+    // Walk up: tests run in the crate directory, the project's .venv is at the root.
+    let mut dir: Option<&Path> = Some(&root);
+    let mut last = String::new();
+    while let Some(d) = dir {
+        match godwit_xds::envoy::locate(d) {
+            Ok(p) => return Ok(p),
+            Err(e) => last = e,
+        }
+        dir = d.parent();
+    }
+    Err(LabError::Prerequisite(last))
+}
+
+impl Supervisor {
+    /// Bring a lab up: the source server with the application's role, database and data,
+    /// the control plane and its management API, Envoy routing to the source, the sampler,
+    /// and (option) a CDC consumer.
+    pub async fn up(opts: LabOptions) -> Result<Supervisor, LabError> {
+        if let Ok(st) = LabState::load(&opts.dir) {
+            if pgproc::alive(st.supervisor_pid) && st.supervisor_pid != std::process::id() {
+                return Err(LabError::State(format!(
+                    "a lab is already up at {} (supervisor pid {}); `godwit lab down` first",
+                    opts.dir.display(),
+                    st.supervisor_pid
+                )));
+            }
+            // A lab whose supervisor died: stop what it left and start over.
+            stop_all(&st);
+        }
+        let envoy_bin = envoy_binary(opts.envoy.as_deref())?;
+        let bin = PgBin::locate()?;
+        let user = ServerUser::for_this_process()?;
+        if opts.dir.exists() {
+            std::fs::remove_dir_all(&opts.dir).map_err(io)?;
+        }
+        pgproc::make_owned_dir(&opts.dir, user.as_ref())?;
+        let dir = std::fs::canonicalize(&opts.dir).map_err(io)?;
+
+        // The source server.
+        let spec = ServerSpec {
+            data: dir.join(&opts.source),
+            socket_dir: dir.join(format!("{}.s", opts.source)),
+            log: dir.join(format!("{}.log", opts.source)),
+            settings: pgproc::PRIMARY_SETTINGS
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let server = {
+            let (bin, user, dir, spec) = (bin.clone(), user.clone(), dir.clone(), spec.clone());
+            tokio::task::spawn_blocking(move || {
+                pgproc::make_owned_dir(&spec.socket_dir, user.as_ref())?;
+                pgproc::initdb(&bin, user.as_ref(), &dir, &spec.data)?;
+                pgproc::start_server(&bin, user.as_ref(), &dir, &spec, 0, Duration::from_secs(60))
+            })
+            .await
+            .map_err(io)??
+        };
+        let app_role = "app".to_string();
+        let app_db = "app".to_string();
+        seed(server.port, &app_role, &app_db, opts.seed_rows).await?;
+
+        let mut security_groups = BTreeMap::new();
+        security_groups.insert(
+            "sg-lab-app".to_string(),
+            SecurityGroup {
+                id: "sg-lab-app".into(),
+                name: "lab-app".into(),
+                vpc_id: Attributes::default().vpc_id,
+                ingress: vec!["tcp/5432 from 127.0.0.0/8".into()],
+            },
+        );
+        let source_group = format!("lab-postgres{}", bin.major);
+        let mut parameter_groups = BTreeMap::new();
+        parameter_groups.insert(
+            source_group.clone(),
+            ParameterGroup {
+                name: source_group.clone(),
+                family: format!("postgres{}", bin.major),
+                parameters: BTreeMap::new(),
+            },
+        );
+
+        // The control plane, then the initial route to the source, then Envoy.
+        let mut config = Config::new(SocketAddr::from(([127, 0, 0, 1], 0)));
+        config.state_path = Some(dir.join("xds.json"));
+        config.api = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        let plane = ControlPlane::start(config)
+            .await
+            .map_err(|e| LabError::Process(format!("control plane: {e}")))?;
+        let listen_port = pgproc::free_port()?;
+        plane
+            .publish(
+                &opts.source,
+                RouteSpec::new(
+                    Addr::new("127.0.0.1", listen_port),
+                    Addr::new("127.0.0.1", server.port),
+                ),
+            )
+            .await
+            .map_err(|e| LabError::Process(format!("publish the initial route: {e}")))?;
+        let admin_port = pgproc::free_port()?;
+        let mut envoy = EnvoyProcess::start(
+            &envoy_bin,
+            &dir,
+            "lab-envoy-1",
+            plane.local_addr(),
+            SocketAddr::from(([127, 0, 0, 1], admin_port)),
+        )
+        .map_err(|e| LabError::Process(format!("start Envoy {}: {e}", envoy_bin.display())))?;
+        envoy
+            .wait_ready(Duration::from_secs(60))
+            .await
+            .map_err(LabError::Process)?;
+        wait_route_served(listen_port).await?;
+
+        let mut state = LabState {
+            format: FORMAT_VERSION,
+            dir: dir.clone(),
+            bin: bin.clone(),
+            user: user.clone(),
+            source: opts.source.clone(),
+            app_role,
+            app_db,
+            supervisor_pid: std::process::id(),
+            instances: BTreeMap::new(),
+            clusters: BTreeMap::new(),
+            security_groups,
+            parameter_groups,
+            route: RouteInfo {
+                listen_port,
+                xds_port: plane.local_addr().port(),
+                api_port: plane.api_addr().map(|a| a.port()).unwrap_or(0),
+                envoy_admin_port: admin_port,
+                envoy_pid: Some(envoy.pid()),
+            },
+            cdc: BTreeMap::new(),
+            attributes: Attributes::default(),
+        };
+        state.instances.insert(
+            opts.source.clone(),
+            Instance {
+                id: opts.source.clone(),
+                engine: "postgres".into(),
+                cluster: None,
+                port: server.port,
+                spec,
+                pid: Some(server.pid),
+                status: "available".into(),
+                security_groups: vec!["sg-lab-app".into()],
+                parameter_group: source_group,
+                reboots: Vec::new(),
+            },
+        );
+        if opts.cdc {
+            let c = Consumer {
+                name: "lab-cdc".into(),
+                slot: "lab_cdc".into(),
+                plugin: "test_decoding".into(),
+                db: opts.source.clone(),
+                pid: None,
+                state: "running".into(),
+                output: dir.join("lab-cdc.out"),
+            };
+            let (client, conn) = tokio_postgres::connect(
+                &server.conninfo("postgres", &state.app_db),
+                tokio_postgres::NoTls,
+            )
+            .await
+            .map_err(|e| LabError::Process(format!("connect to the source: {e}")))?;
+            tokio::spawn(conn);
+            client
+                .execute(
+                    "SELECT pg_create_logical_replication_slot($1, $2)",
+                    &[&c.slot, &c.plugin],
+                )
+                .await
+                .map_err(|e| {
+                    LabError::Process(format!("create the CDC slot: {}", error_text(&e)))
+                })?;
+            let pid = start_consumer(&state, &c, &opts.source)?;
+            state.cdc.insert(
+                c.name.clone(),
+                Consumer {
+                    pid: Some(pid),
+                    ..c
+                },
+            );
+        }
+        state.save()?;
+
+        let (sampler_stop, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(crate::metrics::run_sampler(dir.clone(), rx));
+        Ok(Supervisor {
+            dir,
+            state,
+            plane: Some(plane),
+            envoy: Some(envoy),
+            sampler_stop,
+            remove_dir: true,
+            down: false,
+        })
+    }
+
+    /// Keep the lab's directory (data, logs, metrics, lab.json) after `down`.
+    pub fn keep_files(&mut self) {
+        self.remove_dir = false;
+    }
+
+    pub fn plane(&self) -> &ControlPlane {
+        self.plane
+            .as_ref()
+            .expect("the control plane runs until down")
+    }
+
+    /// Stop every process of the lab (by pid, as recorded in lab.json) and the control
+    /// plane; remove the directory unless `keep_files` was called.
+    pub async fn down(mut self) {
+        self.stop().await;
+    }
+
+    async fn stop(&mut self) {
+        if self.down {
+            return;
+        }
+        self.down = true;
+        let _ = self.sampler_stop.send(true);
+        let st = LabState::load(&self.dir).unwrap_or_else(|_| self.state.clone());
+        let _ = tokio::task::spawn_blocking(move || stop_all(&st)).await;
+        self.envoy.take();
+        if let Some(p) = self.plane.take() {
+            p.shutdown().await;
+        }
+        if self.remove_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        if self.down {
+            return;
+        }
+        let _ = self.sampler_stop.send(true);
+        let st = LabState::load(&self.dir).unwrap_or_else(|_| self.state.clone());
+        stop_all(&st);
+        self.envoy.take();
+        if self.remove_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Stop every process recorded in `st`: consumers first (they read from servers), then
+/// servers (fast shutdown), then Envoy.
+pub fn stop_all(st: &LabState) {
+    for c in st.cdc.values() {
+        if let Some(pid) = c.pid {
+            pgproc::stop_pid(pid, Signal::SIGINT, Duration::from_secs(5));
+        }
+    }
+    for i in st.instances.values() {
+        if let Some(pid) = i.pid {
+            pgproc::stop_pid(pid, Signal::SIGINT, Duration::from_secs(30));
+        }
+    }
+    if let Some(pid) = st.route.envoy_pid {
+        pgproc::stop_pid(pid, Signal::SIGTERM, Duration::from_secs(5));
+    }
+}
+
+/// `godwit lab down` from another process: ask the supervisor to stop (SIGTERM) and wait for
+/// it; if it is gone, stop what it left and remove the directory.
+pub fn down_dir(dir: &Path) -> Result<String, LabError> {
+    let st = LabState::load(dir)?;
+    if st.supervisor_pid != std::process::id() && pgproc::alive(st.supervisor_pid) {
+        pgproc::stop_pid(st.supervisor_pid, Signal::SIGTERM, Duration::from_secs(60));
+    }
+    stop_all(&st);
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(format!(
+        "lab at {} stopped ({} processes)",
+        dir.display(),
+        st.pids().len() + 1
+    ))
+}
+
+/// Create the application's role, database and tables, and seed `orders`.
+async fn seed(port: u16, role: &str, db: &str, rows: i64) -> Result<(), LabError> {
+    let connect = |dbname: String| async move {
+        let (c, conn) = tokio_postgres::connect(
+            &format!("host=127.0.0.1 port={port} user=postgres dbname={dbname} connect_timeout=10"),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .map_err(|e| LabError::Process(format!("connect to the source: {e}")))?;
+        tokio::spawn(conn);
+        Ok::<_, LabError>(c)
+    };
+    let admin = connect("postgres".into()).await?;
+    // Separate statements: CREATE DATABASE refuses to run in the implicit transaction of a
+    // multi-statement string.
+    for sql in [
+        format!("CREATE ROLE {role} LOGIN"),
+        format!("CREATE DATABASE {db} OWNER {role}"),
+    ] {
+        admin
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| LabError::Process(format!("{sql}: {}", error_text(&e))))?;
+    }
+    let c = connect(db.to_string()).await?;
+    c.batch_execute(&format!(
+        "SET ROLE {role};
+         CREATE TABLE {table} (client int, seq bigint, at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (client, seq));
+         CREATE TABLE orders (id bigserial PRIMARY KEY, customer int NOT NULL, amount numeric(12,2), note text, created timestamptz NOT NULL DEFAULT now());
+         INSERT INTO orders (customer, amount, note)
+           SELECT g % 997, (g * 7 % 100000) / 100.0, CASE WHEN g % 10 = 0 THEN NULL ELSE 'order ' || g END
+           FROM generate_series(1, {rows}) g;
+         RESET ROLE;",
+        table = crate::workload::TABLE,
+    ))
+    .await
+    .map_err(|e| LabError::Process(format!("seed the application's tables: {}", error_text(&e))))?;
+    Ok(())
+}
+
+/// Wait until Envoy's listener forwards to a server that answers.
+async fn wait_route_served(port: u16) -> Result<(), LabError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut last = String::new();
+    while tokio::time::Instant::now() < deadline {
+        match tokio_postgres::connect(
+            &format!("host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=2"),
+            tokio_postgres::NoTls,
+        )
+        .await
+        {
+            Ok((c, conn)) => {
+                tokio::spawn(conn);
+                if c.simple_query("SELECT 1").await.is_ok() {
+                    return Ok(());
+                }
+            }
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(LabError::Process(format!(
+        "Envoy's listener on 127.0.0.1:{port} does not reach the source after 60 s: {last}"
+    )))
+}
+
+/// `godwit lab status`: what runs, from lab.json and the processes themselves.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub dir: PathBuf,
+    pub supervisor: ProcessStatus,
+    pub source: String,
+    pub listen: String,
+    pub control_plane_api: String,
+    pub servers: Vec<ServerStatus>,
+    pub envoy: ProcessStatus,
+    pub consumers: Vec<ProcessStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessStatus {
+    pub name: String,
+    pub pid: Option<u32>,
+    pub running: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerStatus {
+    pub id: String,
+    pub cluster: Option<String>,
+    pub port: u16,
+    pub pid: Option<u32>,
+    pub running: bool,
+    /// `primary`, `standby` or `down`, as `postmaster.pid` says.
+    pub role: String,
+    pub status: String,
+}
+
+pub fn status(dir: &Path) -> Result<Status, LabError> {
+    let st = LabState::load(dir)?;
+    let proc = |name: &str, pid: Option<u32>| ProcessStatus {
+        name: name.to_string(),
+        pid,
+        running: pid.is_some_and(pgproc::alive),
+    };
+    Ok(Status {
+        dir: dir.to_path_buf(),
+        supervisor: proc("supervisor", Some(st.supervisor_pid)),
+        source: st.source.clone(),
+        listen: format!("127.0.0.1:{}", st.route.listen_port),
+        control_plane_api: format!("127.0.0.1:{}", st.route.api_port),
+        servers: st
+            .instances
+            .values()
+            .map(|i| {
+                let running = i.pid.is_some_and(pgproc::alive);
+                let role = match i
+                    .pid
+                    .and_then(|p| pgproc::postmaster_state(&i.spec.data, p))
+                {
+                    Some(s) if running && s == "standby" => "standby",
+                    Some(_) if running => "primary",
+                    _ => "down",
+                };
+                ServerStatus {
+                    id: i.id.clone(),
+                    cluster: i.cluster.clone(),
+                    port: i.port,
+                    pid: i.pid,
+                    running,
+                    role: role.into(),
+                    status: i.status.clone(),
+                }
+            })
+            .collect(),
+        envoy: proc("envoy", st.route.envoy_pid),
+        consumers: st.cdc.values().map(|c| proc(&c.name, c.pid)).collect(),
+    })
+}
+
+/// A runtime owned by a world; shut down in the background when the world goes, so dropping
+/// it inside another runtime (tests) does not panic.
+struct OwnedRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for OwnedRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// The lab world over the lab in `dir` for a process that does not own it (`godwit run
+/// --world lab`): checks the lab is there and brings its own runtime for the database
+/// connections.
+pub fn world_standalone(dir: &Path) -> Result<godwit_stdlib::world::World, LabError> {
+    let st = LabState::load(dir)?;
+    if !pgproc::alive(st.supervisor_pid) {
+        return Err(LabError::State(format!(
+            "the lab at {} has no supervisor (pid {} is gone): its control plane is down; `godwit lab down`, then `godwit lab up`",
+            dir.display(),
+            st.supervisor_pid
+        )));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(io)?;
+    let handle = rt.handle().clone();
+    Ok(world_with(
+        dir,
+        handle,
+        Some(Arc::new(OwnedRuntime(Some(rt)))),
+    ))
+}
+
+/// The lab world's areas over the lab in `dir`, on `handle` (a runtime that outlives it).
+pub fn world(dir: &Path, handle: tokio::runtime::Handle) -> godwit_stdlib::world::World {
+    world_with(dir, handle, None)
+}
+
+fn world_with(
+    dir: &Path,
+    handle: tokio::runtime::Handle,
+    keep: Option<Arc<dyn std::any::Any + Send + Sync>>,
+) -> godwit_stdlib::world::World {
+    let ctx = crate::areas::LabCtx::new(dir, handle, keep);
+    let mut plugins = godwit_stdlib::world::pure_plugins();
+    let dir = dir.to_path_buf();
+    plugins.push(Arc::new(
+        move |engine: &mut rhai::Engine, host: &godwit_engine::Host| {
+            use godwit_stdlib::{cdc, cw, ec2, pg, rds, route};
+            rds::rhai::register(
+                engine,
+                host,
+                Arc::new(crate::areas::LabRds { ctx: ctx.clone() }),
+            );
+            ec2::rhai::register(
+                engine,
+                host,
+                Arc::new(crate::areas::LabEc2 { ctx: ctx.clone() }),
+            );
+            cw::rhai::register(
+                engine,
+                host,
+                Arc::new(crate::metrics::LabCw { dir: dir.clone() }),
+            );
+            pg::rhai::register(
+                engine,
+                host,
+                Arc::new(pg::live::LivePg::new(ctx.pool.clone())),
+            );
+            route::rhai::register(
+                engine,
+                host,
+                Arc::new(crate::route_cdc::LabRouter { ctx: ctx.clone() }),
+            );
+            cdc::rhai::register(
+                engine,
+                host,
+                Arc::new(crate::route_cdc::LabCdc { ctx: ctx.clone() }),
+            );
+        },
+    ));
+    godwit_stdlib::world::World {
+        name: "lab".into(),
+        clock: Arc::new(godwit_engine::SystemClock),
+        plugins,
+        sinks: Vec::new(),
+        audit: None,
+    }
+}

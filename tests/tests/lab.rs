@@ -1,0 +1,314 @@
+//! The lab world end to end: the standard runbook on real PostgreSQL servers and a real
+//! Envoy, under continuous writes through Envoy — the cutover, a replica that dies during
+//! validation, and godwit itself killed (SIGKILL) mid-cutover and resumed by a new process.
+//!
+//! Needs the PostgreSQL server binaries and Envoy; `scripts/test.sh` provisions both. A
+//! missing one fails with its install command. Nothing here asserts on time: the measured
+//! figures are printed (the cutover benchmark compares them).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use godwit_engine::journal::file::FileStore;
+use godwit_engine::transcript::{Event, Line, Sink};
+use godwit_lab::cutover::{self, Cutover};
+use godwit_lab::pgproc::{self, Signal};
+use godwit_lab::workload::{self, Workload};
+use godwit_lab::{LabOptions, LabState, Supervisor};
+
+const GODWIT: &str = env!("CARGO_BIN_EXE_godwit-toy");
+
+fn runbook() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks/rds-to-aurora.rhai")
+}
+
+async fn lab(dir: &Path, cdc: bool) -> Supervisor {
+    let mut opts = LabOptions::new(dir.join("lab"));
+    opts.cdc = cdc;
+    opts.seed_rows = 2_000;
+    Supervisor::up(opts)
+        .await
+        .unwrap_or_else(|e| panic!("lab up: {e}"))
+}
+
+fn cutover_opts(store: Arc<FileStore>, sinks: Vec<Arc<dyn Sink>>) -> Cutover {
+    Cutover {
+        runbook: runbook(),
+        params: cutover::lab_params(),
+        store,
+        clients: 4,
+        pace: Duration::from_millis(5),
+        warmup: Duration::from_millis(500),
+        sinks,
+    }
+}
+
+/// Connect straight to a server (not through Envoy) as `role` and insert one row.
+async fn direct_write(port: u16, role: &str) -> Result<(), String> {
+    let (c, conn) = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port={port} user={role} dbname=app connect_timeout=5"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .map_err(|e| godwit_stdlib::pg::live::error_text(&e))?;
+    tokio::spawn(conn);
+    c.execute(
+        "INSERT INTO godwit_workload (client, seq) VALUES (-1, $1)",
+        &[&(std::process::id() as i64)],
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| godwit_stdlib::pg::live::error_text(&e))
+}
+
+fn index_of(lines: &[Line], f: impl Fn(&Event) -> bool) -> Option<usize> {
+    lines.iter().position(|l| f(&l.event))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_standard_runbook_cuts_over_under_load_losing_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sup = lab(tmp.path(), true).await;
+    let store = Arc::new(FileStore::new(tmp.path().join("runs")));
+    let out = cutover::run(&sup, cutover_opts(store, Vec::new()))
+        .await
+        .unwrap();
+    let report = out.report.as_ref().unwrap();
+    eprintln!(
+        "lab cutover: {}",
+        serde_json::to_string(&(&out.workload, &out.phases)).unwrap()
+    );
+    assert!(out.succeeded, "{:?}", report.status);
+
+    // Zero acknowledged commits missing on the target, and writes after the cutover there.
+    let w = &out.workload;
+    assert!(w.acked > 500, "the load ran: {w:?}");
+    assert_eq!(
+        w.lost,
+        Some(0),
+        "acknowledged commits missing on the target: {w:?}"
+    );
+    assert!(
+        w.acked_after_switch.unwrap_or(0) > 0,
+        "no acknowledged write after the switch reached the target: {w:?}"
+    );
+
+    // The fence was proven before the final LSN was read: the gate saw no application backend
+    // (its last pg::application_backends answer was empty) and passed before the LSN step.
+    let lines = &out.lines;
+    let gate_passed = index_of(
+        lines,
+        |e| matches!(e, Event::GatePassed { name, .. } if name == "source-sessions-ended"),
+    )
+    .expect("the sessions gate passed");
+    let fence_lsn = index_of(
+        lines,
+        |e| matches!(e, Event::StepStarted { name } if name == "record-fence-lsn"),
+    )
+    .expect("the fence LSN was read");
+    assert!(gate_passed < fence_lsn);
+    let last_backends = lines[..fence_lsn]
+        .iter()
+        .rev()
+        .find_map(|l| match &l.event {
+            Event::Primitive {
+                op,
+                result,
+                ok: true,
+                ..
+            } if op == "application_backends" => Some(result.clone()),
+            _ => None,
+        })
+        .expect("application backends were listed before the fence LSN");
+    assert_eq!(last_backends, serde_json::json!([]));
+
+    // The old primary refuses the application afterwards; the target takes its writes.
+    let st = LabState::load(&sup.dir).unwrap();
+    let source_port = st.instances[&st.source].port;
+    let refused = direct_write(source_port, "app").await.unwrap_err();
+    assert!(refused.contains("pg_hba.conf rejects"), "{refused}");
+    direct_write(out.target_port.unwrap(), "app").await.unwrap();
+    sup.down().await;
+}
+
+/// Kills the replica's server (SIGKILL) at the validation gate's second poll.
+struct KillReplica {
+    dir: PathBuf,
+    done: std::sync::atomic::AtomicBool,
+}
+
+impl Sink for KillReplica {
+    fn line(&self, line: &Line) {
+        if let Event::GatePoll { name, poll, .. } = &line.event
+            && name == "validate"
+            && *poll >= 2
+            && !self.done.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            let st = LabState::load(&self.dir).unwrap();
+            let replica = st
+                .instances
+                .values()
+                .find(|i| i.cluster.is_some())
+                .expect("the writer instance exists during validation");
+            pgproc::stop_pid(
+                replica.pid.unwrap(),
+                Signal::SIGKILL,
+                Duration::from_secs(5),
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_killed_during_validation_aborts_and_leaves_the_source_writable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sup = lab(tmp.path(), false).await;
+    let store = Arc::new(FileStore::new(tmp.path().join("runs")));
+    let killer = Arc::new(KillReplica {
+        dir: sup.dir.clone(),
+        done: Default::default(),
+    });
+    let out = cutover::run(&sup, cutover_opts(store, vec![killer.clone()]))
+        .await
+        .unwrap();
+    assert!(killer.done.load(std::sync::atomic::Ordering::SeqCst));
+    let status = &out.report.as_ref().unwrap().status;
+    let reason = match status {
+        godwit_engine::RunStatus::RolledBack { reason, .. } => reason.clone(),
+        other => panic!("expected a rollback, got {other:?}"),
+    };
+    assert!(reason.contains("is failed"), "{reason}");
+    // Rolled back: the replica cluster is gone (and its slot on the source), the source was
+    // never fenced, and every acknowledged write is on it.
+    let st = LabState::load(&sup.dir).unwrap();
+    assert!(st.clusters.is_empty(), "{:?}", st.clusters);
+    assert_eq!(out.workload.lost, Some(0));
+    assert_eq!(out.workload.failed_attempts, 0, "{:?}", out.workload);
+    let undone: Vec<&str> = out
+        .lines
+        .iter()
+        .filter_map(|l| match &l.event {
+            Event::UndoCompleted { step } => Some(step.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(undone.contains(&"create-replica-cluster"), "{undone:?}");
+    // Writable through Envoy after the rollback.
+    direct_write(st.route.listen_port, "app").await.unwrap();
+    sup.down().await;
+}
+
+/// Wait until the run's transcript in `state` has a line matching `pat`.
+fn wait_transcript(state: &Path, pat: &str, timeout: Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        for run in std::fs::read_dir(state.join("runs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let text =
+                std::fs::read_to_string(run.path().join("transcript.jsonl")).unwrap_or_default();
+            if text.lines().any(|l| l.contains(pat)) {
+                return true;
+            }
+        }
+        pause(Duration::from_millis(2));
+    }
+    false
+}
+
+/// Watching another process's files happens in real time.
+#[allow(clippy::disallowed_methods)]
+fn pause(d: Duration) {
+    std::thread::sleep(d);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn godwit_killed_mid_cutover_resumes_to_completion_losing_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sup = lab(tmp.path(), true).await;
+    let st = LabState::load(&sup.dir).unwrap();
+    let state = tmp.path().join("state");
+    let load = Workload::start(
+        st.route.listen_port,
+        &st.app_role,
+        &st.app_db,
+        4,
+        Duration::from_millis(5),
+    );
+    let world = format!("lab:{}", sup.dir.display());
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        runbook().display().to_string(),
+        "--cluster".into(),
+        st.source.clone(),
+        "--world".into(),
+        world,
+    ];
+    for (k, v) in cutover::lab_params() {
+        args.push("--set".into());
+        args.push(format!(
+            "{k}={}",
+            v.as_str().map(str::to_string).unwrap_or(v.to_string())
+        ));
+    }
+    let mut child = Command::new(GODWIT)
+        .args(&args)
+        .env("GODWIT_STATE_DIR", &state)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it right after the source was fenced and rebooted: sessions ended, nothing promoted.
+    let killed_at = {
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || {
+            let seen = wait_transcript(
+                &state,
+                r#""event":"step-completed","name":"reboot-source""#,
+                Duration::from_secs(180),
+            );
+            child.kill().unwrap();
+            child.wait().unwrap();
+            seen
+        })
+        .await
+        .unwrap()
+    };
+    assert!(killed_at, "the run never reached reboot-source");
+    let resumed = tokio::task::spawn_blocking(move || {
+        Command::new(GODWIT)
+            .args(["resume", "last"])
+            .env("GODWIT_STATE_DIR", &state)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let logs = load.stop().await;
+    assert!(
+        resumed.status.success(),
+        "resume failed: {}\n{}",
+        String::from_utf8_lossy(&resumed.stdout),
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let st = LabState::load(&sup.dir).unwrap();
+    let target = st
+        .clusters
+        .values()
+        .find(|c| c.replication_source.is_none())
+        .expect("the cluster was promoted");
+    let port = st.serving(&target.id).unwrap().port;
+    let mut w = workload::report(&logs);
+    workload::check_on(&mut w, &logs, port, &st.app_db, None)
+        .await
+        .unwrap();
+    eprintln!("killed and resumed: {}", serde_json::to_string(&w).unwrap());
+    assert_eq!(w.lost, Some(0), "{w:?}");
+    assert!(w.acked > 500, "{w:?}");
+    sup.down().await;
+}
