@@ -793,3 +793,146 @@ fn route_and_cdc_fail_clearly_in_the_aws_world() {
         "{e}"
     );
 }
+
+/// An IAM auth token is a presigned `rds-db:connect` URL for the user at the endpoint.
+#[test]
+fn iam_auth_tokens_are_presigned_connect_urls_for_the_db_user() {
+    let env = env_with(json!({ "db_user": "godwit" }));
+    let iam = godwit_stdlib::aws::iam::IamConnector::new(env.aws.clone());
+    let host = "orders-db.abcdefghijkl.eu-west-1.rds.amazonaws.com";
+    let token = env.block(iam.token(host, 5432, "godwit")).unwrap();
+    assert!(
+        token.starts_with(&format!("{host}:5432/?")),
+        "host:port/?query, no scheme: {token}"
+    );
+    for part in [
+        "Action=connect",
+        "DBUser=godwit",
+        "X-Amz-Algorithm=AWS4-HMAC-SHA256",
+        &format!("X-Amz-Credential={ACCESS_KEY}%2F"),
+        "%2Feu-west-1%2Frds-db%2Faws4_request",
+        "X-Amz-Expires=900",
+        "X-Amz-Signature=",
+    ] {
+        assert!(token.contains(part), "{part} missing from {token}");
+    }
+    assert!(!token.contains(SECRET_KEY));
+}
+
+/// Records every token the IAM connector hands out, so the test can look for them.
+struct Recording {
+    inner: godwit_stdlib::aws::iam::IamConnector,
+    tokens: Arc<Mutex<Vec<String>>>,
+}
+
+impl godwit_stdlib::pg::live::Connector for Recording {
+    fn target<'a>(
+        &'a self,
+        db: &'a str,
+    ) -> godwit_stdlib::pg::live::BoxFuture<
+        'a,
+        Result<godwit_stdlib::pg::live::Target, godwit_engine::PrimitiveError>,
+    > {
+        Box::pin(async move {
+            let t = self.inner.target(db).await?;
+            let pw = t.config.get_password().expect("an IAM token as password");
+            self.tokens
+                .lock()
+                .unwrap()
+                .push(String::from_utf8(pw.to_vec()).unwrap());
+            Ok(t)
+        })
+    }
+}
+
+/// A throwaway CA certificate (the connector needs a bundle; no server presents it here).
+fn test_ca(dir: &std::path::Path) -> std::path::PathBuf {
+    let (key, cert) = (dir.join("ca.key"), dir.join("ca.pem"));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=godwit test CA", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (install: apt-get install openssl)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cert
+}
+
+/// A run whose `pg` calls make IAM tokens (and fail to connect: moto's endpoints resolve
+/// nowhere): no token appears in the transcript, the journal, the run's files or the report.
+#[test]
+fn iam_tokens_never_reach_a_transcript_journal_or_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = test_ca(dir.path());
+    let env = env_with(json!({ "db_user": "godwit", "ca_bundle": ca }));
+    env.source();
+    let tokens = Arc::new(Mutex::new(Vec::new()));
+    let recording = Arc::new(Recording {
+        inner: godwit_stdlib::aws::iam::IamConnector::new(env.aws.clone()),
+        tokens: tokens.clone(),
+    });
+    let (mut runner, collector, _) =
+        env.runner(vec![godwit_stdlib::aws::world::pg_plugin_with(recording)]);
+    let state = dir.path().join("state");
+    runner.store = Arc::new(godwit_engine::journal::file::FileStore::new(&state));
+    let book = dir.path().join("pg.rhai");
+    std::fs::write(
+        &book,
+        r#"step("read-lsn", #{ retry: #{ attempts: 3, backoff: "1s" } }, || pg::current_lsn("orders-db"))"#,
+    )
+    .unwrap();
+    let report = runner.start(godwit_engine::StartRequest {
+        runbook: book,
+        cluster: "orders-db".into(),
+        params: serde_json::Map::new(),
+        run_id: Some("iam-run".into()),
+    });
+    let tokens = tokens.lock().unwrap().clone();
+    assert!(
+        tokens.len() >= 3,
+        "each attempt made a fresh token: {}",
+        tokens.len()
+    );
+    // Everything the run produced: its files, its transcript events, its report.
+    let mut haystacks = vec![format!("{report:?}")];
+    haystacks.extend(
+        collector
+            .lines()
+            .iter()
+            .map(|l| serde_json::to_string(l).unwrap()),
+    );
+    let mut files = 0;
+    let mut stack = vec![state.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                files += 1;
+                haystacks.push(String::from_utf8_lossy(&std::fs::read(e.path()).unwrap()).into());
+            }
+        }
+    }
+    assert!(files >= 2, "journal and transcript written");
+    assert!(
+        haystacks.iter().any(|h| h.contains("read-lsn")),
+        "the haystacks are the run's"
+    );
+    for h in &haystacks {
+        for t in &tokens {
+            assert!(!h.contains(t.as_str()), "token leaked into: {h}");
+        }
+        assert!(
+            !h.contains("X-Amz-Signature"),
+            "token part leaked into: {h}"
+        );
+    }
+}

@@ -5,6 +5,7 @@
 //! |---------------|--------------------------------------------------------------------|
 //! | `mod.rs`      | [`Aws`] (clients, built once per world), [`AwsApi::api`]: one AWS API call with godwit's retries, error mapping |
 //! | `settings.rs` | [`AwsSettings`]: per-cluster configuration, strict parsing          |
+//! | `iam.rs`      | [`iam::IamConnector`]: `pg` over TLS with IAM auth tokens (no password) |
 //! | `world.rs`    | the `aws` [`crate::world::World`] and the areas it has no backend for |
 //!
 //! ```text
@@ -18,6 +19,7 @@
 //! retried. Long waits are the `wait_until_*` primitives polling `describe_*` through the run's
 //! clock; the SDK's waiters (a fixed 30-minute budget) are never used.
 
+pub mod iam;
 pub mod settings;
 pub mod world;
 

@@ -1,4 +1,5 @@
-//! The `aws` world: `rds`, `ec2` and `cw` on the AWS SDK, on the system clock.
+//! The `aws` world: `rds`, `ec2` and `cw` on the AWS SDK, `pg` over TLS with IAM auth tokens
+//! ([`IamConnector`]), on the system clock.
 //!
 //! `route` and `cdc` have no AWS backend yet, and say so: godwit's data access layer control
 //! plane (`godwit dal serve`, crate `godwit-xds`) serves Envoy over ADS but exposes no API a
@@ -11,8 +12,10 @@ use std::sync::Arc;
 
 use godwit_engine::{ErrorKind, Host, Plugin, PrimitiveError, SystemClock};
 
+use super::iam::IamConnector;
 use super::{Aws, AwsApi, AwsSettings};
 use crate::cdc::{Cdc, ConsumerInfo, CreatedSlot, SlotPosition};
+use crate::pg::live::{Connector, LivePg, Pool};
 use crate::route::{EndpointConnections, Route, Router};
 use crate::world::{World, pure_plugins};
 
@@ -49,12 +52,50 @@ pub fn sdk_plugin(aws: Arc<Aws>) -> Arc<dyn Plugin> {
     })
 }
 
+/// `pg` over [`LivePg`](crate::pg::live::LivePg) with the [`IamConnector`]: connections live
+/// on a small runtime the plugin owns (they outlive single primitive calls), dropped with the
+/// world.
+pub fn pg_plugin(aws: Arc<Aws>) -> Arc<dyn Plugin> {
+    pg_plugin_with(Arc::new(IamConnector::new(aws)))
+}
+
+/// `pg` over `connector` (tests wrap the [`IamConnector`]).
+pub fn pg_plugin_with(connector: Arc<dyn Connector>) -> Arc<dyn Plugin> {
+    let rt = Arc::new(OwnedRuntime(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("godwit-aws-pg")
+            .enable_all()
+            .build()
+            .ok(),
+    ));
+    Arc::new(move |engine: &mut rhai::Engine, host: &Host| {
+        let pool = match rt.0.as_ref() {
+            Some(rt) => Arc::new(Pool::new(connector.clone(), rt.handle().clone())),
+            None => return, // no runtime: pg stays unregistered; calls say "unknown module"
+        };
+        crate::pg::rhai::register(engine, host, Arc::new(LivePg::new(pool)));
+    })
+}
+
+/// A runtime dropped off any runtime thread (dropping one inside another panics).
+struct OwnedRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for OwnedRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 impl World {
-    /// The aws world over `aws`: the pure areas, `rds`/`ec2`/`cw` on the SDK, and `route` /
-    /// `cdc` that fail clearly (no backend yet). Named `aws`.
+    /// The aws world over `aws`: the pure areas, `rds`/`ec2`/`cw` on the SDK, `pg` with IAM
+    /// auth, and `route` / `cdc` that fail clearly (no backend yet). Named `aws`.
     pub fn aws(aws: Arc<Aws>) -> World {
         let mut plugins = pure_plugins();
         plugins.push(sdk_plugin(aws.clone()));
+        plugins.push(pg_plugin(aws.clone()));
         let control_plane = aws.settings.envoy_control_plane.clone();
         plugins.push(Arc::new(move |engine: &mut rhai::Engine, host: &Host| {
             crate::route::rhai::register(
