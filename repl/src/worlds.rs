@@ -55,6 +55,16 @@ impl Default for Worlds {
                     let spec = if arg.is_empty() { "sim".to_string() } else { format!("sim:{arg}") };
                     World::from_spec_at(&spec, state)
                 }),
+            },
+            WorldDef {
+                name: "aws".into(),
+                about: "AWS through the SDK (rds, ec2, cw); settings from the [aws] tables of --config, else AWS_REGION / AWS_PROFILE / AWS_ENDPOINT_URL (docs/aws.md)".into(),
+                make: Arc::new(|arg, state| {
+                    if !arg.is_empty() {
+                        return Err(format!("world 'aws' takes no argument (got 'aws:{arg}'); settings go in the [aws] table of --config"));
+                    }
+                    World::aws_from_state(state)
+                }),
             }],
             default: "sim".into(),
             reference: "sim".into(),
@@ -91,7 +101,7 @@ impl Worlds {
         let (name, arg) = spec.split_once(':').unwrap_or((spec, ""));
         let def = self.defs.iter().find(|d| d.name == name).ok_or_else(|| {
             format!(
-                "unknown world '{name}'; this godwit has:\n{}\n(the lab and aws worlds arrive with their issues)",
+                "unknown world '{name}'; this godwit has:\n{}\n(the lab world arrives with its issue)",
                 self.describe()
             )
         })?;

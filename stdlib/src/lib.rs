@@ -3,9 +3,9 @@
 //! | area    | what it does                                                        | worlds |
 //! |---------|---------------------------------------------------------------------|--------|
 //! | `lag`   | pure analysis of replication-lag metric series: the cutover signal | any    |
-//! | `rds`   | instances, Aurora clusters, parameter groups, snapshots, waits      | sim    |
-//! | `ec2`   | security groups and the deny-all quarantine group                   | sim    |
-//! | `cw`    | CloudWatch metric series `[#{ t, v }]`, gaps preserved              | sim    |
+//! | `rds`   | instances, Aurora clusters, parameter groups, snapshots, waits      | sim, aws |
+//! | `ec2`   | security groups and the deny-all quarantine group                   | sim, aws |
+//! | `cw`    | CloudWatch metric series `[#{ t, v }]`, gaps preserved              | sim, aws |
 //! | `pg`    | extensions, settings, slots, LSNs, backends and the fence           | sim    |
 //! | `route` | Envoy routes: switch, hold/drain, per-node ACK, connections         | sim    |
 //! | `cdc`   | CDC consumers: pause/resume, positions, equivalent slots            | sim    |
@@ -33,7 +33,10 @@
 //! | [`sim`] | the model: scenario TOML, WAL/slots/replica, RDS transitions, metrics   |
 //! | [`prim`]| shared plumbing: documented volatile registration, strict option maps   |
 //! | [`world`]| [`world::World`]: `pure`, `sim` (name, clock, plugins) for the CLI     |
+//! | `aws`   | (feature `aws`) SDK clients, retries, error mapping, the `aws` world; docs/aws.md |
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod cdc;
 pub mod cw;
 pub mod ec2;

@@ -1,6 +1,7 @@
 //! # godwit-tests — cross-crate tests
 //!
 //! * [`toy`]: toy primitives whose world lives in a directory (survives a crashed process).
+//! * [`moto`]: the moto server (through `tests/support/moto_launcher.py`) as a child process.
 //! * [`harness`]: build runners over the toy world; crash injection by panicking sinks
 //!   (in-process) or the `godwit-toy` binary (real process exits).
 //! * [`livepg`]: a `pg::live::Connector` over `godwit_lab::pgproc` servers by name, and SQL
@@ -8,8 +9,10 @@
 //!
 //! Test binaries (`tests/tests/*.rs`): `resume` (durability: crash everywhere, undo, gates,
 //! non-determinism, tampering), `cli` (the `godwit` command end to end), `validate` (the
-//! `validate` area on real PostgreSQL and on the simulator); bench `validate`.
+//! `validate` area on real PostgreSQL and on the simulator), `moto` (the aws world against
+//! moto), `lab` (the lab world: real PostgreSQL + Envoy under load); benches `fleet`, `validate`.
 
 pub mod harness;
 pub mod livepg;
+pub mod moto;
 pub mod toy;

@@ -721,3 +721,48 @@ fn an_unsafe_runbook_fails_the_world_audit_even_when_it_succeeds() {
         "{err}"
     );
 }
+
+#[test]
+fn a_bad_aws_world_setting_is_named_before_anything_runs() {
+    let env = Env::new();
+    env.write("ok.rhai", "step(\"a\", || 1);\n");
+    env.write(
+        "fleet.toml",
+        "max_replica_lag_p99 = 5\n[aws]\nregion = \"eu-west-1\"\n\n[clusters.c1.aws]\nregoin = \"us-east-2\"\n",
+    );
+    let (code, _, err) = env.godwit(&[
+        "run",
+        "ok.rhai",
+        "--cluster",
+        "c1",
+        "--world",
+        "aws",
+        "--config",
+        "fleet.toml",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("[clusters.c1.aws]") && err.contains("regoin") && err.contains("region"),
+        "names the table, the key and the accepted keys: {err}"
+    );
+    env.write(
+        "fleet.toml",
+        "[aws]\nregion = \"eu-west-1\"\nendpoint_url = \"localhost:5000\"\n",
+    );
+    let (code, _, err) = env.godwit(&[
+        "run",
+        "ok.rhai",
+        "--cluster",
+        "c1",
+        "--world",
+        "aws",
+        "--config",
+        "fleet.toml",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("endpoint_url") && err.contains("https://"),
+        "{err}"
+    );
+    assert_eq!(env.run_dirs(), 0, "nothing written");
+}

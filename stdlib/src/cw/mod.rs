@@ -9,6 +9,8 @@
 //! Series come back as `[#{ t, v }]` with `t` the START of the period in epoch seconds (INT),
 //! oldest first, gaps preserved: a missing datapoint is absent, never 0 (see `docs/lag.md`).
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod rhai;
 pub mod sim;
 

@@ -6,6 +6,8 @@
 //! | `rhai.rs` | the Rhai module `ec2`                    |
 //! | `sim.rs`  | [`Ec2`] over the simulator               |
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod rhai;
 pub mod sim;
 

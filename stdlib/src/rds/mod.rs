@@ -5,11 +5,14 @@
 //! | `mod.rs`  | the [`Rds`] trait and its serde request/response types            |
 //! | `rhai.rs` | the Rhai module `rds` (docs, argument conversion, `wait_until_*`) |
 //! | `sim.rs`  | [`Rds`] over the simulator                                        |
+//! | `aws.rs`  | [`Rds`] over `aws-sdk-rds` (feature `aws`)                        |
 //!
 //! Mutations are idempotent (check, then act): creating what exists with the same shape returns
 //! it, promoting a promoted cluster returns it, and a reboot carries the step's idempotency
 //! token so a step re-run after a crash does not reboot twice.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod rhai;
 pub mod sim;
 
@@ -187,6 +190,12 @@ pub trait Rds: Send + Sync {
         &self,
         req: &RestoreCluster,
     ) -> Result<DbCluster, PrimitiveError>;
+    /// The last few RDS events of an instance (`cluster` false) or cluster, oldest first, as
+    /// `"<time> <message>"`: quoted when a wait meets a terminal state, because the state alone
+    /// does not say why. Best effort: empty when the world keeps no events or cannot read them.
+    fn recent_events(&self, _id: &str, _cluster: bool) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The states a cluster never leaves on its own: waiting is pointless.

@@ -26,12 +26,18 @@ fn invalid(ctx: &NativeCallContext, e: PrimitiveError) -> Box<EvalAltResult> {
     e.into_rhai_at(ctx.call_position())
 }
 
-fn terminal(op: &str, what: &str, id: &str, status: &str) -> PrimitiveError {
+fn terminal(rds: &dyn Rds, op: &str, what: &str, id: &str, status: &str) -> PrimitiveError {
+    let events = rds.recent_events(id, what == "cluster");
+    let events = if events.is_empty() {
+        String::new()
+    } else {
+        format!("; last RDS events: {}", events.join(" | "))
+    };
     PrimitiveError::new(
         A,
         op,
         ErrorKind::Conflict,
-        format!("{what} {id} is in terminal state {status}"),
+        format!("{what} {id} is in terminal state {status}{events}"),
         "it will not recover on its own: read the RDS events for the cause, delete it and \
          start over (abort rolls back what the run created)",
     )
@@ -809,7 +815,7 @@ if i.status != "available" {{ throw i; }}
                 || {
                     let i = r.describe_instance(id)?;
                     if TERMINAL_INSTANCE_STATES.contains(&i.status.as_str()) {
-                        return Err(terminal(OP, "instance", id, &i.status));
+                        return Err(terminal(r.as_ref(), OP, "instance", id, &i.status));
                     }
                     Ok((i.status == "available").then_some(i))
                 },
@@ -861,7 +867,7 @@ if c.status != "available" || c.replication_source_identifier == () {{ throw c; 
                 || {
                     let c = r.describe_cluster(id)?;
                     if TERMINAL_CLUSTER_STATES.contains(&c.status.as_str()) {
-                        return Err(terminal(OP, "cluster", id, &c.status));
+                        return Err(terminal(r.as_ref(), OP, "cluster", id, &c.status));
                     }
                     if c.status != "available" {
                         return Ok(None);
@@ -928,7 +934,7 @@ if c.status != "available" {{ throw c; }}
                 || {
                     let c = r.describe_cluster(id)?;
                     if TERMINAL_CLUSTER_STATES.contains(&c.status.as_str()) {
-                        return Err(terminal(OP, "cluster", id, &c.status));
+                        return Err(terminal(r.as_ref(), OP, "cluster", id, &c.status));
                     }
                     Ok(
                         (c.status == "available" && c.replication_source_identifier.is_none())

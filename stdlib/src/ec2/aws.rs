@@ -1,0 +1,227 @@
+//! [`Ec2`] over `aws-sdk-ec2`: security groups of a VPC, and the deny-all quarantine group.
+
+use aws_sdk_ec2::types as t;
+use godwit_engine::{ErrorKind, PrimitiveError};
+
+use super::*;
+use crate::aws::AwsApi;
+use crate::prim::conflict;
+
+const A: &str = "ec2";
+
+/// Tag on quarantine groups godwit created: only those may have their default egress rule
+/// revoked by a re-run (a group of that name made by someone else is never changed).
+pub const QUARANTINE_TAG: &str = "godwit:quarantine";
+
+/// `tcp/5432 from 10.0.0.0/8` for every source of every permission.
+fn rules(perms: &[t::IpPermission]) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in perms {
+        let proto = match p.ip_protocol().unwrap_or("-1") {
+            "-1" => "all".to_string(),
+            other => other.to_string(),
+        };
+        let ports = match (p.from_port(), p.to_port()) {
+            (Some(f), Some(t)) if f == t && f >= 0 => format!("/{f}"),
+            (Some(f), Some(t)) if f >= 0 => format!("/{f}-{t}"),
+            _ => String::new(),
+        };
+        let sources = p
+            .ip_ranges()
+            .iter()
+            .filter_map(|r| r.cidr_ip().map(str::to_string))
+            .chain(
+                p.ipv6_ranges()
+                    .iter()
+                    .filter_map(|r| r.cidr_ipv6().map(str::to_string)),
+            )
+            .chain(
+                p.user_id_group_pairs()
+                    .iter()
+                    .filter_map(|g| g.group_id().map(str::to_string)),
+            )
+            .chain(
+                p.prefix_list_ids()
+                    .iter()
+                    .filter_map(|l| l.prefix_list_id().map(str::to_string)),
+            );
+        for s in sources {
+            out.push(format!("{proto}{ports} from {s}"));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn group_of(g: &t::SecurityGroup) -> SecurityGroup {
+    SecurityGroup {
+        id: g.group_id().unwrap_or_default().into(),
+        name: g.group_name().unwrap_or_default().into(),
+        vpc_id: g.vpc_id().unwrap_or_default().into(),
+        ingress: rules(g.ip_permissions()),
+        egress: rules(g.ip_permissions_egress()),
+    }
+}
+
+/// The allow-all egress rule EC2 gives every new VPC security group.
+fn is_default_egress(p: &t::IpPermission) -> bool {
+    p.ip_protocol() == Some("-1")
+        && p.user_id_group_pairs().is_empty()
+        && p.prefix_list_ids().is_empty()
+        && p.ip_ranges()
+            .iter()
+            .all(|r| r.cidr_ip() == Some("0.0.0.0/0"))
+        && p.ipv6_ranges()
+            .iter()
+            .all(|r| r.cidr_ipv6() == Some("::/0"))
+}
+
+impl AwsApi {
+    fn groups(
+        &self,
+        op: &str,
+        filters: Vec<t::Filter>,
+    ) -> Result<Vec<t::SecurityGroup>, PrimitiveError> {
+        let mut out = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page = self.api(A, op, "ec2.DescribeSecurityGroups", || {
+                self.aws
+                    .ec2
+                    .describe_security_groups()
+                    .set_filters(Some(filters.clone()))
+                    .set_next_token(next.clone())
+                    .send()
+            })?;
+            out.extend(page.security_groups().iter().cloned());
+            next = page
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_string);
+            if next.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    fn quarantine_named(
+        &self,
+        op: &str,
+        vpc_id: &str,
+        name: &str,
+    ) -> Result<Option<t::SecurityGroup>, PrimitiveError> {
+        let filter = |k: &str, v: &str| t::Filter::builder().name(k).values(v).build();
+        Ok(self
+            .groups(
+                op,
+                vec![filter("vpc-id", vpc_id), filter("group-name", name)],
+            )?
+            .into_iter()
+            .next())
+    }
+
+    /// Revoke the default allow-all egress of a group godwit created.
+    fn revoke_default_egress(&self, op: &str, g: &t::SecurityGroup) -> Result<(), PrimitiveError> {
+        let default: Vec<t::IpPermission> = g
+            .ip_permissions_egress()
+            .iter()
+            .filter(|p| is_default_egress(p))
+            .cloned()
+            .collect();
+        if default.is_empty() {
+            return Ok(());
+        }
+        let id = g.group_id().unwrap_or_default();
+        match self.api(A, op, "ec2.RevokeSecurityGroupEgress", || {
+            self.aws
+                .ec2
+                .revoke_security_group_egress()
+                .group_id(id)
+                .set_ip_permissions(Some(default.clone()))
+                .send()
+        }) {
+            Ok(_) => Ok(()),
+            // Already revoked by an earlier attempt.
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Ec2 for AwsApi {
+    fn describe_security_groups(&self, vpc_id: &str) -> Result<Vec<SecurityGroup>, PrimitiveError> {
+        let filter = t::Filter::builder().name("vpc-id").values(vpc_id).build();
+        let mut out: Vec<SecurityGroup> = self
+            .groups("describe_security_groups", vec![filter])?
+            .iter()
+            .map(group_of)
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    fn ensure_quarantine_group(
+        &self,
+        vpc_id: &str,
+        name: &str,
+    ) -> Result<SecurityGroup, PrimitiveError> {
+        const OP: &str = "ensure_quarantine_group";
+        if let Some(g) = self.quarantine_named(OP, vpc_id, name)? {
+            let ours = g.tags().iter().any(|t| t.key() == Some(QUARANTINE_TAG));
+            // A crash between CreateSecurityGroup and the egress revoke leaves our group with
+            // EC2's default egress rule: finish the job. Anything else with rules is not ours
+            // to change.
+            let only_default_egress = g.ip_permissions().is_empty()
+                && g.ip_permissions_egress().iter().all(is_default_egress);
+            if ours && only_default_egress {
+                self.revoke_default_egress(OP, &g)?;
+            } else if !g.ip_permissions().is_empty() || !g.ip_permissions_egress().is_empty() {
+                return Err(conflict(
+                    A,
+                    OP,
+                    format!(
+                        "group {name} ({}) in {vpc_id} has rules; it is not deny-all",
+                        g.group_id().unwrap_or_default()
+                    ),
+                    "use another name (quarantine_group), or remove its rules",
+                ));
+            }
+            let again = self.quarantine_named(OP, vpc_id, name)?.unwrap_or(g);
+            return Ok(group_of(&again));
+        }
+        let created = self.api(A, OP, "ec2.CreateSecurityGroup", || {
+            self.aws
+                .ec2
+                .create_security_group()
+                .group_name(name)
+                .description("godwit quarantine: deny all (no ingress, no egress)")
+                .vpc_id(vpc_id)
+                .tag_specifications(
+                    t::TagSpecification::builder()
+                        .resource_type(t::ResourceType::SecurityGroup)
+                        .tags(t::Tag::builder().key(QUARANTINE_TAG).value("true").build())
+                        .build(),
+                )
+                .send()
+        });
+        match created {
+            Ok(_) => {}
+            // InvalidGroup.Duplicate: made by a concurrent attempt; finish it below.
+            Err(e) if e.kind == ErrorKind::Conflict => {}
+            Err(e) => return Err(e),
+        }
+        let g = self.quarantine_named(OP, vpc_id, name)?.ok_or_else(|| {
+            PrimitiveError::new(
+                A,
+                OP,
+                ErrorKind::Internal,
+                format!("group {name} was created in {vpc_id} but is not listed"),
+                "EC2 is eventually consistent: the step is retried",
+            )
+            .with_retryable(true)
+        })?;
+        self.revoke_default_egress(OP, &g)?;
+        let g = self.quarantine_named(OP, vpc_id, name)?.unwrap_or(g);
+        Ok(group_of(&g))
+    }
+}

@@ -1,0 +1,1119 @@
+//! [`Rds`] over `aws-sdk-rds`: every mutation describes first and treats "already exists" /
+//! "already in that state" as success returning the current state (docs/aws.md lists the API
+//! each primitive calls).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_rds::types as t;
+use godwit_engine::{ErrorKind, PrimitiveError};
+
+use super::*;
+use crate::aws::{AwsApi, arn_id};
+use crate::prim::{conflict, not_found};
+
+const A: &str = "rds";
+
+/// Tag that records the step token of the last reboot godwit asked for (see `reboot_instance`).
+pub const REBOOT_TAG: &str = "godwit:reboot-token";
+
+fn major_minor(v: &str) -> Option<(u32, u32)> {
+    let mut it = v.split('.');
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next().map_or(Some(0), |m| m.parse().ok())?;
+    Some((major, minor))
+}
+
+fn instance_of(i: &t::DbInstance) -> DbInstance {
+    let s = |o: Option<&str>| o.unwrap_or_default().to_string();
+    DbInstance {
+        id: s(i.db_instance_identifier()),
+        arn: s(i.db_instance_arn()),
+        engine: s(i.engine()),
+        engine_version: s(i.engine_version()),
+        instance_class: s(i.db_instance_class()),
+        status: s(i.db_instance_status()),
+        cluster_id: i.db_cluster_identifier().map(str::to_string),
+        security_groups: i
+            .vpc_security_groups()
+            .iter()
+            .filter_map(|g| g.vpc_security_group_id().map(str::to_string))
+            .collect(),
+        parameter_group: i
+            .db_parameter_groups()
+            .first()
+            .and_then(|g| g.db_parameter_group_name())
+            .unwrap_or_default()
+            .to_string(),
+        storage_encrypted: i.storage_encrypted().unwrap_or(false),
+        kms_key_id: i.kms_key_id().map(str::to_string),
+        allocated_storage_gb: i.allocated_storage().unwrap_or(0).max(0) as u64,
+        backup_retention_days: i.backup_retention_period().unwrap_or(0).max(0) as u32,
+        endpoint: s(i.endpoint().and_then(|e| e.address())),
+        vpc_id: s(i.db_subnet_group().and_then(|g| g.vpc_id())),
+        // RDS lists identifiers here (ARNs for cross-region replicas): keep identifiers.
+        replica_clusters: i
+            .read_replica_db_cluster_identifiers()
+            .iter()
+            .map(|c| arn_id(c))
+            .collect(),
+    }
+}
+
+fn cluster_of(c: &t::DbCluster, vpc_id: String) -> DbCluster {
+    let s = |o: Option<&str>| o.unwrap_or_default().to_string();
+    DbCluster {
+        id: s(c.db_cluster_identifier()),
+        arn: s(c.db_cluster_arn()),
+        engine: s(c.engine()),
+        engine_version: s(c.engine_version()),
+        status: s(c.status()),
+        replication_source_identifier: c
+            .replication_source_identifier()
+            .filter(|r| !r.is_empty())
+            .map(str::to_string),
+        members: c
+            .db_cluster_members()
+            .iter()
+            .filter_map(|m| m.db_instance_identifier().map(str::to_string))
+            .collect(),
+        writer: c
+            .db_cluster_members()
+            .iter()
+            .find(|m| m.is_cluster_writer() == Some(true))
+            .and_then(|m| m.db_instance_identifier().map(str::to_string)),
+        parameter_group: s(c.db_cluster_parameter_group()),
+        storage_encrypted: c.storage_encrypted().unwrap_or(false),
+        kms_key_id: c.kms_key_id().map(str::to_string),
+        endpoint: s(c.endpoint()),
+        reader_endpoint: s(c.reader_endpoint()),
+        security_groups: c
+            .vpc_security_groups()
+            .iter()
+            .filter_map(|g| g.vpc_security_group_id().map(str::to_string))
+            .collect(),
+        vpc_id,
+    }
+}
+
+fn snapshot_of(s: &t::DbSnapshot) -> Snapshot {
+    let st = |o: Option<&str>| o.unwrap_or_default().to_string();
+    Snapshot {
+        id: st(s.db_snapshot_identifier()),
+        source_id: st(s.db_instance_identifier()),
+        status: st(s.status()),
+        engine_version: st(s.engine_version()),
+        storage_encrypted: s.encrypted().unwrap_or(false),
+        kms_key_id: s.kms_key_id().map(str::to_string),
+        data_gb: f64::from(s.allocated_storage().unwrap_or(0)),
+    }
+}
+
+/// A parameter of an engine's defaults: where it may be set and how it applies.
+#[derive(Debug, Clone)]
+struct DefaultParam {
+    modifiable: bool,
+    /// `static` (applies at the next reboot) or `dynamic`.
+    apply_type: String,
+}
+
+impl AwsApi {
+    fn find_instance(&self, op: &str, id: &str) -> Result<Option<DbInstance>, PrimitiveError> {
+        let out = self.api(A, op, "rds.DescribeDBInstances", || {
+            self.aws
+                .rds
+                .describe_db_instances()
+                .db_instance_identifier(id)
+                .send()
+        });
+        match out {
+            Ok(o) => Ok(o.db_instances().first().map(instance_of)),
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn get_instance(&self, op: &str, id: &str) -> Result<DbInstance, PrimitiveError> {
+        self.find_instance(op, id)?.ok_or_else(|| {
+            not_found(
+                A,
+                op,
+                format!("DB instance {id} not found in {}", self.aws.region()),
+                "check the identifier and the region (region in the [aws] config)",
+            )
+        })
+    }
+
+    fn find_cluster(&self, op: &str, id: &str) -> Result<Option<DbCluster>, PrimitiveError> {
+        let out = self.api(A, op, "rds.DescribeDBClusters", || {
+            self.aws
+                .rds
+                .describe_db_clusters()
+                .db_cluster_identifier(id)
+                .send()
+        });
+        let raw = match out {
+            Ok(o) => match o.db_clusters().first() {
+                Some(c) => c.clone(),
+                None => return Ok(None),
+            },
+            Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        // DBCluster names its subnet group, not the VPC; the group knows the VPC.
+        let vpc = match raw.db_subnet_group().filter(|g| !g.is_empty()) {
+            None => String::new(),
+            Some(group) => {
+                let out = self.api(A, op, "rds.DescribeDBSubnetGroups", || {
+                    self.aws
+                        .rds
+                        .describe_db_subnet_groups()
+                        .db_subnet_group_name(group)
+                        .send()
+                });
+                match out {
+                    Ok(o) => o
+                        .db_subnet_groups()
+                        .first()
+                        .and_then(|g| g.vpc_id())
+                        .unwrap_or_default()
+                        .to_string(),
+                    Err(e) if e.kind == ErrorKind::NotFound => String::new(),
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        Ok(Some(cluster_of(&raw, vpc)))
+    }
+
+    fn get_cluster(&self, op: &str, id: &str) -> Result<DbCluster, PrimitiveError> {
+        self.find_cluster(op, id)?.ok_or_else(|| {
+            not_found(
+                A,
+                op,
+                format!("DB cluster {id} not found in {}", self.aws.region()),
+                "check the identifier and the region",
+            )
+        })
+    }
+
+    fn find_snapshot(&self, op: &str, id: &str) -> Result<Option<Snapshot>, PrimitiveError> {
+        let out = self.api(A, op, "rds.DescribeDBSnapshots", || {
+            self.aws
+                .rds
+                .describe_db_snapshots()
+                .db_snapshot_identifier(id)
+                .send()
+        });
+        match out {
+            Ok(o) => Ok(o.db_snapshots().first().map(snapshot_of)),
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The engine defaults of a parameter group family: instance-level and cluster-level.
+    fn engine_defaults(
+        &self,
+        op: &str,
+        family: &str,
+        cluster: bool,
+    ) -> Result<Vec<t::Parameter>, PrimitiveError> {
+        let mut out = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let page = if cluster {
+                self.api(A, op, "rds.DescribeEngineDefaultClusterParameters", || {
+                    self.aws
+                        .rds
+                        .describe_engine_default_cluster_parameters()
+                        .db_parameter_group_family(family)
+                        .set_marker(marker.clone())
+                        .send()
+                })?
+                .engine_defaults
+            } else {
+                self.api(A, op, "rds.DescribeEngineDefaultParameters", || {
+                    self.aws
+                        .rds
+                        .describe_engine_default_parameters()
+                        .db_parameter_group_family(family)
+                        .set_marker(marker.clone())
+                        .send()
+                })?
+                .engine_defaults
+            };
+            let Some(d) = page else { break };
+            out.extend(d.parameters().iter().cloned());
+            marker = d.marker().filter(|m| !m.is_empty()).map(str::to_string);
+            if marker.is_none() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn defaults_map(
+        &self,
+        op: &str,
+        family: &str,
+        cluster: bool,
+    ) -> Result<BTreeMap<String, DefaultParam>, PrimitiveError> {
+        Ok(self
+            .engine_defaults(op, family, cluster)?
+            .into_iter()
+            .filter_map(|p| {
+                Some((
+                    p.parameter_name()?.to_string(),
+                    DefaultParam {
+                        modifiable: p.is_modifiable().unwrap_or(true),
+                        apply_type: p.apply_type().unwrap_or("static").to_string(),
+                    },
+                ))
+            })
+            .collect())
+    }
+
+    /// Extensions a family offers: the `rds.extensions` parameter of its engine defaults
+    /// (what `SHOW rds.extensions` prints on a running instance).
+    fn supported_extensions(&self, op: &str, family: &str) -> Result<Vec<String>, PrimitiveError> {
+        for cluster in [false, true] {
+            let params = self.engine_defaults(op, family, cluster)?;
+            if let Some(p) = params
+                .iter()
+                .find(|p| p.parameter_name() == Some("rds.extensions"))
+            {
+                let list = p
+                    .parameter_value()
+                    .filter(|v| !v.is_empty())
+                    .or(p.allowed_values())
+                    .unwrap_or_default();
+                let mut exts: Vec<String> = list
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                exts.sort();
+                return Ok(exts);
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    /// Parameters of a DB parameter group, or of a DB cluster parameter group of that name.
+    fn group_parameters(
+        &self,
+        op: &str,
+        group: &str,
+    ) -> Result<Option<Vec<t::Parameter>>, PrimitiveError> {
+        let mut out = Vec::new();
+        let mut marker: Option<String> = None;
+        let mut cluster = false;
+        loop {
+            let page = if cluster {
+                self.api(A, op, "rds.DescribeDBClusterParameters", || {
+                    self.aws
+                        .rds
+                        .describe_db_cluster_parameters()
+                        .db_cluster_parameter_group_name(group)
+                        .set_marker(marker.clone())
+                        .send()
+                })
+                .map(|o| (o.parameters().to_vec(), o.marker().map(str::to_string)))
+            } else {
+                self.api(A, op, "rds.DescribeDBParameters", || {
+                    self.aws
+                        .rds
+                        .describe_db_parameters()
+                        .db_parameter_group_name(group)
+                        .set_marker(marker.clone())
+                        .send()
+                })
+                .map(|o| (o.parameters().to_vec(), o.marker().map(str::to_string)))
+            };
+            match page {
+                Ok((params, next)) => {
+                    out.extend(params);
+                    marker = next.filter(|m| !m.is_empty());
+                    if marker.is_none() {
+                        return Ok(Some(out));
+                    }
+                }
+                Err(e) if e.kind == ErrorKind::NotFound && !cluster && out.is_empty() => {
+                    cluster = true;
+                }
+                Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Create (if missing) a parameter group of `family` and set `params` in it, at most 20 per
+    /// call (the API's limit). Re-applying the same values is a no-op on AWS, so a re-run after
+    /// a crash between create and modify completes the group.
+    fn ensure_group(
+        &self,
+        op: &str,
+        name: &str,
+        family: &str,
+        cluster: bool,
+        params: &[(String, String, DefaultParam)],
+    ) -> Result<(), PrimitiveError> {
+        let existing_family = if cluster {
+            match self.api(A, op, "rds.DescribeDBClusterParameterGroups", || {
+                self.aws
+                    .rds
+                    .describe_db_cluster_parameter_groups()
+                    .db_cluster_parameter_group_name(name)
+                    .send()
+            }) {
+                Ok(o) => o
+                    .db_cluster_parameter_groups()
+                    .first()
+                    .and_then(|g| g.db_parameter_group_family())
+                    .map(str::to_string),
+                Err(e) if e.kind == ErrorKind::NotFound => None,
+                Err(e) => return Err(e),
+            }
+        } else {
+            match self.api(A, op, "rds.DescribeDBParameterGroups", || {
+                self.aws
+                    .rds
+                    .describe_db_parameter_groups()
+                    .db_parameter_group_name(name)
+                    .send()
+            }) {
+                Ok(o) => o
+                    .db_parameter_groups()
+                    .first()
+                    .and_then(|g| g.db_parameter_group_family())
+                    .map(str::to_string),
+                Err(e) if e.kind == ErrorKind::NotFound => None,
+                Err(e) => return Err(e),
+            }
+        };
+        match existing_family {
+            Some(f) if f != family => {
+                return Err(conflict(
+                    A,
+                    op,
+                    format!("parameter group {name} exists with family {f}, not {family}"),
+                    "choose other group names (target_cluster), or delete the old group",
+                ));
+            }
+            Some(_) => {}
+            None => {
+                let description = format!("godwit: {family} parameters for {name}");
+                let created = if cluster {
+                    self.api(A, op, "rds.CreateDBClusterParameterGroup", || {
+                        self.aws
+                            .rds
+                            .create_db_cluster_parameter_group()
+                            .db_cluster_parameter_group_name(name)
+                            .db_parameter_group_family(family)
+                            .description(&description)
+                            .send()
+                    })
+                    .map(|_| ())
+                } else {
+                    self.api(A, op, "rds.CreateDBParameterGroup", || {
+                        self.aws
+                            .rds
+                            .create_db_parameter_group()
+                            .db_parameter_group_name(name)
+                            .db_parameter_group_family(family)
+                            .description(&description)
+                            .send()
+                    })
+                    .map(|_| ())
+                };
+                match created {
+                    Ok(()) => {}
+                    // Created by a concurrent or earlier attempt: fine, values are applied below.
+                    Err(e) if e.kind == ErrorKind::Conflict => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        for chunk in params.chunks(20) {
+            let list: Vec<t::Parameter> = chunk
+                .iter()
+                .map(|(k, v, d)| {
+                    t::Parameter::builder()
+                        .parameter_name(k)
+                        .parameter_value(v)
+                        // Groups are created before the cluster, so "at the next reboot" is
+                        // "at creation" for static parameters.
+                        .apply_method(if d.apply_type == "dynamic" {
+                            t::ApplyMethod::Immediate
+                        } else {
+                            t::ApplyMethod::PendingReboot
+                        })
+                        .build()
+                })
+                .collect();
+            if cluster {
+                self.api(A, op, "rds.ModifyDBClusterParameterGroup", || {
+                    self.aws
+                        .rds
+                        .modify_db_cluster_parameter_group()
+                        .db_cluster_parameter_group_name(name)
+                        .set_parameters(Some(list.clone()))
+                        .send()
+                })?;
+            } else {
+                self.api(A, op, "rds.ModifyDBParameterGroup", || {
+                    self.aws
+                        .rds
+                        .modify_db_parameter_group()
+                        .db_parameter_group_name(name)
+                        .set_parameters(Some(list.clone()))
+                        .send()
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The value of tag `key` on resource `arn`.
+    fn tag(&self, op: &str, arn: &str, key: &str) -> Result<Option<String>, PrimitiveError> {
+        let out = self.api(A, op, "rds.ListTagsForResource", || {
+            self.aws
+                .rds
+                .list_tags_for_resource()
+                .resource_name(arn)
+                .send()
+        })?;
+        Ok(out
+            .tag_list()
+            .iter()
+            .find(|t| t.key() == Some(key))
+            .and_then(|t| t.value().map(str::to_string)))
+    }
+
+    /// The last RDS events of a source (instance or cluster), oldest first, as
+    /// `"<time> <message>"` (the last 24 h, at most `n`).
+    pub fn recent_rds_events(
+        &self,
+        op: &str,
+        id: &str,
+        cluster: bool,
+        n: usize,
+    ) -> Result<Vec<String>, PrimitiveError> {
+        let out = self.api(A, op, "rds.DescribeEvents", || {
+            self.aws
+                .rds
+                .describe_events()
+                .source_identifier(id)
+                .source_type(if cluster {
+                    t::SourceType::DbCluster
+                } else {
+                    t::SourceType::DbInstance
+                })
+                .duration(24 * 60)
+                .send()
+        })?;
+        let events: Vec<String> = out
+            .events()
+            .iter()
+            .map(|e| {
+                let at = e
+                    .date()
+                    .map(|d| godwit_engine::clock::format_timestamp(d.secs() * 1000))
+                    .unwrap_or_default();
+                format!("{at} {}", e.message().unwrap_or_default())
+            })
+            .collect();
+        Ok(events[events.len().saturating_sub(n)..].to_vec())
+    }
+}
+
+impl Rds for AwsApi {
+    fn describe_instance(&self, id: &str) -> Result<DbInstance, PrimitiveError> {
+        self.get_instance("describe_instance", id)
+    }
+
+    fn describe_cluster(&self, id: &str) -> Result<DbCluster, PrimitiveError> {
+        self.get_cluster("describe_cluster", id)
+    }
+
+    fn list_engine_versions(&self, engine: &str) -> Result<Vec<EngineVersion>, PrimitiveError> {
+        const OP: &str = "list_engine_versions";
+        if engine != "aurora-postgresql" && engine != "postgres" {
+            return Err(PrimitiveError::invalid(
+                A,
+                OP,
+                format!("engine {engine:?} is not known"),
+                "use \"aurora-postgresql\" or \"postgres\"",
+            ));
+        }
+        let mut raw = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self.api(A, OP, "rds.DescribeDBEngineVersions", || {
+                self.aws
+                    .rds
+                    .describe_db_engine_versions()
+                    .engine(engine)
+                    .set_marker(marker.clone())
+                    .send()
+            })?;
+            raw.extend(out.db_engine_versions().iter().cloned());
+            marker = out.marker().filter(|m| !m.is_empty()).map(str::to_string);
+            if marker.is_none() {
+                break;
+            }
+        }
+        let mut extensions: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut out = Vec::new();
+        for v in raw {
+            let (Some(version), Some(family)) = (v.engine_version(), v.db_parameter_group_family())
+            else {
+                continue;
+            };
+            let Some((major, minor)) = major_minor(version) else {
+                continue;
+            };
+            if !extensions.contains_key(family) {
+                let exts = self.supported_extensions(OP, family)?;
+                extensions.insert(family.to_string(), exts);
+            }
+            out.push(EngineVersion {
+                engine: engine.into(),
+                version: version.into(),
+                major,
+                minor,
+                parameter_group_family: family.into(),
+                supported_extensions: extensions[family].clone(),
+            });
+        }
+        out.sort_by_key(|v| (v.major, v.minor));
+        out.dedup_by(|a, b| a.version == b.version);
+        Ok(out)
+    }
+
+    fn describe_parameters(&self, group: &str) -> Result<Vec<Parameter>, PrimitiveError> {
+        const OP: &str = "describe_parameters";
+        let params = self.group_parameters(OP, group)?.ok_or_else(|| {
+            not_found(
+                A,
+                OP,
+                format!("parameter group {group} not found (neither a DB nor a DB cluster parameter group)"),
+                "check the group name on the instance (describe_instance(id).parameter_group)",
+            )
+        })?;
+        let mut out: Vec<Parameter> = params
+            .iter()
+            .filter_map(|p| {
+                Some(Parameter {
+                    name: p.parameter_name()?.to_string(),
+                    value: p.parameter_value()?.to_string(),
+                    source: match p.source() {
+                        Some("user") => "user".into(),
+                        _ => "engine-default".into(),
+                    },
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn create_parameter_groups(
+        &self,
+        req: &CreateParameterGroups,
+    ) -> Result<ParameterGroupsCreated, PrimitiveError> {
+        const OP: &str = "create_parameter_groups";
+        if !req.family.starts_with("aurora-postgresql") {
+            return Err(PrimitiveError::invalid(
+                A,
+                OP,
+                format!("family {:?} is not an Aurora PostgreSQL family", req.family),
+                "use the target version's parameter_group_family, e.g. aurora-postgresql15",
+            ));
+        }
+        // Where a parameter may be set is decided by the family's engine defaults: cluster
+        // parameters in the cluster group, instance parameters in the instance group; one
+        // neither lists (or lists as not modifiable) is not carried over, and is reported.
+        let cluster_defaults = self.defaults_map(OP, &req.family, true)?;
+        let instance_defaults = self.defaults_map(OP, &req.family, false)?;
+        let (mut cluster_set, mut instance_set, mut unsupported) =
+            (Vec::new(), Vec::new(), Vec::new());
+        let all = req
+            .parameters
+            .iter()
+            .map(|(k, v)| (k, v, false))
+            .chain(req.cluster_parameters.iter().map(|(k, v)| (k, v, true)));
+        for (k, v, cluster_only) in all {
+            match (cluster_defaults.get(k), instance_defaults.get(k)) {
+                (Some(d), _) if d.modifiable => {
+                    cluster_set.push((k.clone(), v.clone(), d.clone()));
+                }
+                (_, Some(d)) if d.modifiable && !cluster_only => {
+                    instance_set.push((k.clone(), v.clone(), d.clone()));
+                }
+                _ => unsupported.push(k.clone()),
+            }
+        }
+        self.ensure_group(OP, &req.cluster_group, &req.family, true, &cluster_set)?;
+        self.ensure_group(OP, &req.instance_group, &req.family, false, &instance_set)?;
+        let mut applied: Vec<String> = cluster_set
+            .iter()
+            .chain(&instance_set)
+            .map(|(k, _, _)| k.clone())
+            .collect();
+        applied.sort();
+        applied.dedup();
+        unsupported.sort();
+        unsupported.dedup();
+        Ok(ParameterGroupsCreated {
+            cluster_group: req.cluster_group.clone(),
+            instance_group: req.instance_group.clone(),
+            applied,
+            unsupported,
+        })
+    }
+
+    fn create_replica_cluster(
+        &self,
+        req: &CreateReplicaCluster,
+    ) -> Result<DbCluster, PrimitiveError> {
+        const OP: &str = "create_replica_cluster";
+        let src = self.get_instance(OP, &req.source_id)?;
+        let same_source = |c: &DbCluster| {
+            c.replication_source_identifier
+                .as_deref()
+                .is_some_and(|s| s == src.arn || s == src.id)
+        };
+        if let Some(c) = self.find_cluster(OP, &req.cluster_id)? {
+            if same_source(&c) {
+                return Ok(c); // a re-run of the same step
+            }
+            return Err(conflict(
+                A,
+                OP,
+                format!(
+                    "DB cluster {} already exists and does not replicate from {} (source: {})",
+                    req.cluster_id,
+                    src.id,
+                    c.replication_source_identifier.as_deref().unwrap_or("none")
+                ),
+                "choose another cluster id (target_cluster), or delete the existing cluster",
+            ));
+        }
+        if src.backup_retention_days == 0 {
+            return Err(PrimitiveError::invalid(
+                A,
+                OP,
+                format!("source {} has automated backups disabled", src.id),
+                "set backup retention > 0 on the source (ModifyDBInstance) before creating a replica",
+            ));
+        }
+        if let Some(other) = src.replica_clusters.iter().find(|r| **r != req.cluster_id) {
+            return Err(conflict(
+                A,
+                OP,
+                format!(
+                    "source {} already has an Aurora read replica ({other})",
+                    src.id
+                ),
+                "an RDS instance can have one Aurora replica; delete the old one first",
+            ));
+        }
+        let subnet_group = self
+            .api(A, OP, "rds.DescribeDBInstances", || {
+                self.aws
+                    .rds
+                    .describe_db_instances()
+                    .db_instance_identifier(&src.id)
+                    .send()
+            })?
+            .db_instances()
+            .first()
+            .and_then(|i| i.db_subnet_group())
+            .and_then(|g| g.db_subnet_group_name())
+            .map(str::to_string);
+        let groups = req
+            .security_groups
+            .clone()
+            .unwrap_or_else(|| src.security_groups.clone());
+        let kms = if src.storage_encrypted {
+            req.kms_key_id.clone().or(src.kms_key_id.clone())
+        } else {
+            None
+        };
+        let created = self.api(A, OP, "rds.CreateDBCluster", || {
+            self.aws
+                .rds
+                .create_db_cluster()
+                .db_cluster_identifier(&req.cluster_id)
+                .engine("aurora-postgresql")
+                .engine_version(&req.engine_version)
+                .replication_source_identifier(&src.arn)
+                .set_db_cluster_parameter_group_name(req.parameter_group.clone())
+                .set_vpc_security_group_ids(Some(groups.clone()))
+                // The replica lives in the source's VPC and subnets.
+                .set_db_subnet_group_name(subnet_group.clone())
+                .storage_encrypted(src.storage_encrypted)
+                .set_kms_key_id(kms.clone())
+                .send()
+        });
+        match created {
+            Ok(_) => {}
+            Err(e) if e.kind == ErrorKind::Conflict && !e.retryable => {
+                // Created by an earlier attempt whose answer was lost: the same cluster is fine.
+                if let Some(c) = self.find_cluster(OP, &req.cluster_id)?
+                    && same_source(&c)
+                {
+                    return Ok(c);
+                }
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        }
+        self.get_cluster(OP, &req.cluster_id)
+    }
+
+    fn create_cluster_instance(
+        &self,
+        req: &CreateClusterInstance,
+    ) -> Result<DbInstance, PrimitiveError> {
+        const OP: &str = "create_cluster_instance";
+        self.get_cluster(OP, &req.cluster_id)?;
+        if let Some(i) = self.find_instance(OP, &req.instance_id)? {
+            if i.cluster_id.as_deref() == Some(req.cluster_id.as_str()) {
+                return Ok(i);
+            }
+            return Err(conflict(
+                A,
+                OP,
+                format!(
+                    "DB instance {} already exists outside cluster {}",
+                    req.instance_id, req.cluster_id
+                ),
+                "choose another instance id",
+            ));
+        }
+        let created = self.api(A, OP, "rds.CreateDBInstance", || {
+            self.aws
+                .rds
+                .create_db_instance()
+                .db_instance_identifier(&req.instance_id)
+                .db_cluster_identifier(&req.cluster_id)
+                .engine("aurora-postgresql")
+                .db_instance_class(&req.instance_class)
+                .set_db_parameter_group_name(req.parameter_group.clone())
+                .send()
+        });
+        match created {
+            Ok(o) => {
+                if let Some(i) = o.db_instance() {
+                    return Ok(instance_of(i));
+                }
+            }
+            Err(e) if e.kind == ErrorKind::Conflict && !e.retryable => {}
+            Err(e) => return Err(e),
+        }
+        let i = self.get_instance(OP, &req.instance_id)?;
+        if i.cluster_id.as_deref() != Some(req.cluster_id.as_str()) {
+            return Err(conflict(
+                A,
+                OP,
+                format!(
+                    "DB instance {} exists outside cluster {}",
+                    i.id, req.cluster_id
+                ),
+                "choose another instance id",
+            ));
+        }
+        Ok(i)
+    }
+
+    fn set_security_groups(
+        &self,
+        id: &str,
+        groups: &[String],
+    ) -> Result<DbInstance, PrimitiveError> {
+        const OP: &str = "set_security_groups";
+        let inst = self.get_instance(OP, id)?;
+        let want: BTreeSet<&String> = groups.iter().collect();
+        if inst.security_groups.iter().collect::<BTreeSet<_>>() == want {
+            return Ok(inst);
+        }
+        if groups.is_empty() {
+            return Err(PrimitiveError::invalid(
+                A,
+                OP,
+                "an instance needs at least one security group".to_string(),
+                "pass the quarantine group from ec2::ensure_quarantine_group",
+            ));
+        }
+        // ApplyImmediately: the new groups take effect now, not in the maintenance window.
+        let out = self.api(A, OP, "rds.ModifyDBInstance", || {
+            self.aws
+                .rds
+                .modify_db_instance()
+                .db_instance_identifier(id)
+                .set_vpc_security_group_ids(Some(groups.to_vec()))
+                .apply_immediately(true)
+                .send()
+        })?;
+        match out.db_instance() {
+            Some(i) => Ok(instance_of(i)),
+            None => self.get_instance(OP, id),
+        }
+    }
+
+    fn reboot_instance(&self, id: &str, token: &str) -> Result<DbInstance, PrimitiveError> {
+        const OP: &str = "reboot_instance";
+        let inst = self.get_instance(OP, id)?;
+        // RebootDBInstance has no client token. The step's token is tagged on the instance
+        // *after* the reboot was accepted: a re-run that finds it does not reboot again. A crash
+        // between the reboot and the tag reboots twice on re-run — chosen over the other order,
+        // which could skip the reboot the fence depends on.
+        if self.tag(OP, &inst.arn, REBOOT_TAG)?.as_deref() == Some(token) {
+            return Ok(inst);
+        }
+        if inst.status != "rebooting" {
+            self.api(A, OP, "rds.RebootDBInstance", || {
+                self.aws
+                    .rds
+                    .reboot_db_instance()
+                    .db_instance_identifier(id)
+                    .send()
+            })?;
+        }
+        self.api(A, OP, "rds.AddTagsToResource", || {
+            self.aws
+                .rds
+                .add_tags_to_resource()
+                .resource_name(&inst.arn)
+                .tags(t::Tag::builder().key(REBOOT_TAG).value(token).build())
+                .send()
+        })?;
+        self.get_instance(OP, id)
+    }
+
+    fn promote_cluster(&self, id: &str) -> Result<DbCluster, PrimitiveError> {
+        const OP: &str = "promote_cluster";
+        let c = self.get_cluster(OP, id)?;
+        if c.replication_source_identifier.is_none() || c.status == "promoting" {
+            return Ok(c); // promoted, or promoting: nothing to do
+        }
+        if c.status != "available" {
+            return Err(conflict(
+                A,
+                OP,
+                format!("cluster {id} is {}, not available", c.status),
+                "wait until the replica is available before promoting",
+            ));
+        }
+        match self.api(A, OP, "rds.PromoteReadReplicaDBCluster", || {
+            self.aws
+                .rds
+                .promote_read_replica_db_cluster()
+                .db_cluster_identifier(id)
+                .send()
+        }) {
+            Ok(_) => {}
+            // A promotion already under way: RDS refuses a second one, and for a while after
+            // the first request the cluster still reads `available` with its source. A
+            // re-run of the step lands exactly there, so the refusal is taken as "requested";
+            // wait_until_cluster_promoted decides (and times out if nothing happens).
+            Err(e) if e.kind == ErrorKind::Conflict && e.retryable => {
+                let now = self.get_cluster(OP, id)?;
+                if now.replication_source_identifier.is_none()
+                    || now.status == "promoting"
+                    || now.status == "available"
+                {
+                    return Ok(now);
+                }
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        }
+        self.get_cluster(OP, id)
+    }
+
+    fn delete_instance(&self, id: &str) -> Result<DbInstance, PrimitiveError> {
+        const OP: &str = "delete_instance";
+        let Some(inst) = self.find_instance(OP, id)? else {
+            return Err(not_found(
+                A,
+                OP,
+                format!("DB instance {id} not found"),
+                "already deleted?",
+            ));
+        };
+        if inst.status == "deleting" {
+            return Ok(inst);
+        }
+        // No final snapshot here: the finalize runbook takes one explicitly before deleting a
+        // source, and an Aurora member has none of its own (the cluster holds the data).
+        let out = self.api(A, OP, "rds.DeleteDBInstance", || {
+            let mut r = self.aws.rds.delete_db_instance().db_instance_identifier(id);
+            if inst.cluster_id.is_none() {
+                r = r.skip_final_snapshot(true);
+            }
+            r.send()
+        })?;
+        match out.db_instance() {
+            Some(i) => Ok(instance_of(i)),
+            None => self.get_instance(OP, id),
+        }
+    }
+
+    fn delete_cluster(&self, id: &str) -> Result<DbCluster, PrimitiveError> {
+        const OP: &str = "delete_cluster";
+        let c = self.get_cluster(OP, id)?;
+        if c.status == "deleting" {
+            return Ok(c);
+        }
+        let mut live = Vec::new();
+        for m in &c.members {
+            if let Some(i) = self.find_instance(OP, m)?
+                && i.status != "deleting"
+            {
+                live.push(m.clone());
+            }
+        }
+        if !live.is_empty() {
+            return Err(conflict(
+                A,
+                OP,
+                format!("cluster {id} still has instances: {}", live.join(", ")),
+                "delete the instances first (rds::delete_instance), then the cluster",
+            ));
+        }
+        let out = self.api(A, OP, "rds.DeleteDBCluster", || {
+            self.aws
+                .rds
+                .delete_db_cluster()
+                .db_cluster_identifier(id)
+                .skip_final_snapshot(true)
+                .send()
+        });
+        match out {
+            Ok(_) => {}
+            Err(e) if e.kind == ErrorKind::NotFound => {
+                // Deleted between the describe and the delete: report it as deleting.
+                return Ok(DbCluster {
+                    status: "deleting".into(),
+                    ..c
+                });
+            }
+            Err(e) => return Err(e),
+        }
+        match self.find_cluster(OP, id)? {
+            Some(now) => Ok(now),
+            None => Ok(DbCluster {
+                status: "deleting".into(),
+                ..c
+            }),
+        }
+    }
+
+    fn create_snapshot(
+        &self,
+        instance_id: &str,
+        snapshot_id: &str,
+    ) -> Result<Snapshot, PrimitiveError> {
+        const OP: &str = "create_snapshot";
+        if let Some(s) = self.find_snapshot(OP, snapshot_id)? {
+            if s.source_id == instance_id {
+                return Ok(s);
+            }
+            return Err(conflict(
+                A,
+                OP,
+                format!("snapshot {snapshot_id} exists for {}", s.source_id),
+                "choose another snapshot id",
+            ));
+        }
+        self.get_instance(OP, instance_id)?;
+        let out = self.api(A, OP, "rds.CreateDBSnapshot", || {
+            self.aws
+                .rds
+                .create_db_snapshot()
+                .db_instance_identifier(instance_id)
+                .db_snapshot_identifier(snapshot_id)
+                .send()
+        })?;
+        match out.db_snapshot() {
+            Some(s) => Ok(snapshot_of(s)),
+            None => self.describe_snapshot(snapshot_id),
+        }
+    }
+
+    fn describe_snapshot(&self, id: &str) -> Result<Snapshot, PrimitiveError> {
+        self.find_snapshot("describe_snapshot", id)?.ok_or_else(|| {
+            not_found(
+                A,
+                "describe_snapshot",
+                format!("snapshot {id} not found"),
+                "check the id",
+            )
+        })
+    }
+
+    fn restore_cluster_from_snapshot(
+        &self,
+        req: &RestoreCluster,
+    ) -> Result<DbCluster, PrimitiveError> {
+        const OP: &str = "restore_cluster_from_snapshot";
+        if let Some(c) = self.find_cluster(OP, &req.cluster_id)? {
+            return Ok(c);
+        }
+        let raw = self
+            .api(A, OP, "rds.DescribeDBSnapshots", || {
+                self.aws
+                    .rds
+                    .describe_db_snapshots()
+                    .db_snapshot_identifier(&req.snapshot_id)
+                    .send()
+            })?
+            .db_snapshots()
+            .first()
+            .cloned()
+            .ok_or_else(|| {
+                not_found(
+                    A,
+                    OP,
+                    format!("snapshot {} not found", req.snapshot_id),
+                    "check the id",
+                )
+            })?;
+        let snap = snapshot_of(&raw);
+        if snap.status != "available" {
+            return Err(conflict(
+                A,
+                OP,
+                format!("snapshot {} is {}", snap.id, snap.status),
+                "wait until it is available (rds::wait_until_snapshot_available)",
+            )
+            .with_retryable(true));
+        }
+        // An Aurora cluster restores from an RDS instance snapshot by the snapshot's ARN.
+        let arn = raw
+            .db_snapshot_arn()
+            .unwrap_or(&req.snapshot_id)
+            .to_string();
+        self.api(A, OP, "rds.RestoreDBClusterFromSnapshot", || {
+            self.aws
+                .rds
+                .restore_db_cluster_from_snapshot()
+                .db_cluster_identifier(&req.cluster_id)
+                .snapshot_identifier(&arn)
+                .engine("aurora-postgresql")
+                .engine_version(&req.engine_version)
+                .set_db_cluster_parameter_group_name(req.parameter_group.clone())
+                .send()
+        })?;
+        self.get_cluster(OP, &req.cluster_id)
+    }
+
+    fn recent_events(&self, id: &str, cluster: bool) -> Vec<String> {
+        // Best effort: this enriches an error that is being raised anyway.
+        self.recent_rds_events("recent_events", id, cluster, 5)
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,463 @@
+#!/usr/bin/env python3
+"""moto (5.2.5) with the behaviour godwit's aws world needs and moto lacks, for tests only.
+
+Usage: moto_launcher.py [--host 127.0.0.1] [--port 0] [--exit-with-stdin]
+Binds (port 0 = a free port), prints `ready http://HOST:PORT` on stdout, serves until killed.
+
+Every addition below is documented in docs/moto.md with what real AWS does:
+
+1. CloudWatch over Smithy RPC v2 CBOR. aws-sdk-cloudwatch >= 1.100 posts CBOR to
+   /service/GraniteServiceVersion20100801/operation/<Op>; moto only speaks the query protocol
+   (every such call 404s). PutMetricData and GetMetricData are translated onto moto's own
+   CloudWatch backend, so data put through one protocol is read through the other.
+2. Aurora replica of an RDS *instance*: CreateDBCluster with an instance ARN as
+   ReplicationSourceIdentifier (moto resolves it as a cluster and fails), the source's
+   ReadReplicaDBClusterIdentifiers, and PromoteReadReplicaDBCluster of such a cluster, which
+   like real AWS reads `available` (still a replica), then `promoting`, then `available`
+   without ReplicationSourceIdentifier.
+3. Parameter listings: DescribeEngineDefaultParameters, DescribeEngineDefaultClusterParameters,
+   DescribeDBEngineVersions (not implemented), and the parameters of the `default.*` groups
+   (moto lists none, and 404s the default cluster group), from a small table of realistic
+   parameters per family.
+4. Fault injection for retry tests: POST /godwit/faults {"action", "status", "code",
+   "message", "times"} answers the next `times` calls of that API action with that error, in
+   the protocol of the service; GET /godwit/faults says how many were injected per action.
+   POST /moto-api/reset also clears the faults.
+"""
+
+import argparse
+import io
+import json
+import os
+import re
+import sys
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from urllib.parse import parse_qs
+
+import cbor2
+from werkzeug.serving import make_server
+
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from moto.cloudwatch.models import cloudwatch_backends
+from moto.rds import models as rds_models
+from moto.rds.exceptions import DBInstanceNotFoundError, InvalidDBClusterStateFault
+
+# Wall-clock length of each simulated phase (creating; promotion: available, promoting).
+PHASE = 0.4
+
+RDS_NS = "http://rds.amazonaws.com/doc/2014-10-31/"
+
+# --- 3. parameter tables --------------------------------------------------------------------
+
+EXTENSIONS = "hstore,pg_stat_statements,pg_trgm,pgcrypto,postgis,postgres_fdw,uuid-ossp"
+
+
+def _p(name, value, apply_type="dynamic", modifiable=True, data_type="string", allowed=None):
+    return {
+        "ParameterName": name,
+        "ParameterValue": value,
+        "Source": "engine-default",
+        "ApplyType": apply_type,
+        "IsModifiable": modifiable,
+        "DataType": data_type,
+        "AllowedValues": allowed,
+    }
+
+
+def instance_defaults(family):
+    params = [
+        _p("log_min_duration_statement", "-1", data_type="integer"),
+        _p("max_connections", "LEAST({DBInstanceClassMemory/9531392},5000)", "static", data_type="integer"),
+        _p("random_page_cost", "4", data_type="float"),
+        _p("rds.extensions", EXTENSIONS, "static", modifiable=False, allowed=EXTENSIONS),
+        _p("shared_preload_libraries", "pg_stat_statements", "static", data_type="list"),
+        _p("work_mem", "4096", data_type="integer"),
+    ]
+    if family.startswith("postgres"):
+        # Stock PostgreSQL WAL sizing exists on RDS for PostgreSQL only; Aurora's storage
+        # has no such parameter (so godwit reports it as not carried over).
+        params.append(_p("max_wal_size", "2048", data_type="integer"))
+        params.append(_p("rds.logical_replication", "0", "static", data_type="boolean"))
+    return sorted(params, key=lambda p: p["ParameterName"])
+
+
+def cluster_defaults(family):
+    if not family.startswith("aurora-postgresql"):
+        return []
+    return [
+        _p("password_encryption", "scram-sha-256"),
+        _p("rds.force_ssl", "1", data_type="boolean"),
+        _p("rds.logical_replication", "0", "static", data_type="boolean"),
+        _p("timezone", "UTC"),
+    ]
+
+
+ENGINE_VERSIONS = {
+    "aurora-postgresql": ["15.4", "15.5", "16.1"],
+    "postgres": ["15.4", "15.5", "16.1"],
+}
+
+
+def family_of(engine, version):
+    major = version.split(".")[0]
+    return f"aurora-postgresql{major}" if engine == "aurora-postgresql" else f"postgres{major}"
+
+
+# --- XML (RDS query protocol) ---------------------------------------------------------------
+
+
+def _x(tag, value):
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        value = "true" if value else "false"
+    text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return f"<{tag}>{text}</{tag}>"
+
+
+def _params_xml(params):
+    out = []
+    for p in params:
+        out.append("<Parameter>" + "".join(_x(k, v) for k, v in p.items()) + "</Parameter>")
+    return "<Parameters>" + "".join(out) + "</Parameters>"
+
+
+def rds_response(action, inner):
+    return (
+        f'<{action}Response xmlns="{RDS_NS}"><{action}Result>{inner}</{action}Result>'
+        f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+        f"</{action}Response>"
+    )
+
+
+def rds_error(code, message):
+    return (
+        f'<ErrorResponse xmlns="{RDS_NS}"><Error><Type>Sender</Type>{_x("Code", code)}'
+        f'{_x("Message", message)}</Error><RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>'
+    )
+
+
+def ec2_error(code, message):
+    return (
+        f"<Response><Errors><Error>{_x('Code', code)}{_x('Message', message)}</Error></Errors>"
+        f"<RequestID>{uuid.uuid4()}</RequestID></Response>"
+    )
+
+
+# --- 2. Aurora replica of an RDS instance ---------------------------------------------------
+
+_orig_create_db_cluster = rds_models.RDSBackend.create_db_cluster
+_orig_promote = rds_models.RDSBackend.promote_read_replica_db_cluster
+_orig_delete_db_cluster = rds_models.RDSBackend.delete_db_cluster
+_orig_status = rds_models.DBCluster.status
+
+
+def _source_instance(backend, arn):
+    src_id = arn.split(":")[-1]
+    src = backend.databases.get(src_id)
+    if src is None:
+        raise DBInstanceNotFoundError(src_id)
+    return src
+
+
+def create_db_cluster(self, kwargs):
+    rsi = kwargs.get("replication_source_identifier")
+    if not rsi or ":db:" not in rsi:
+        return _orig_create_db_cluster(self, kwargs)
+    src = _source_instance(self, rsi)
+    kwargs = dict(kwargs)
+    kwargs.pop("replication_source_identifier")
+    # A replica takes its master user from the source; moto insists on one being passed.
+    kwargs.setdefault("master_username", src.master_username)
+    if not kwargs.get("master_username"):
+        kwargs["master_username"] = src.master_username
+    if not kwargs.get("master_user_password"):
+        kwargs["master_user_password"] = "replica-of-" + src.db_instance_identifier
+    cluster = _orig_create_db_cluster(self, kwargs)
+    cluster.replication_source_identifier = src.db_instance_arn
+    replicas = getattr(src, "read_replica_db_cluster_identifiers", [])
+    src.read_replica_db_cluster_identifiers = replicas + [cluster.db_cluster_identifier]
+    # Real AWS takes minutes to hours; a moment of `creating` makes the waits poll.
+    cluster._godwit_timeline = [(time.monotonic() + PHASE, "creating")]
+    return cluster
+
+
+def promote_read_replica_db_cluster(self, db_cluster_identifier):
+    cluster = self.clusters.get(db_cluster_identifier)
+    rsi = getattr(cluster, "replication_source_identifier", None) if cluster else None
+    if not rsi or ":db:" not in rsi:
+        return _orig_promote(self, db_cluster_identifier)
+    if getattr(cluster, "_godwit_timeline", None):
+        raise InvalidDBClusterStateFault(
+            f"DB cluster {db_cluster_identifier} is already being promoted"
+        )
+    # As on AWS: the status reads `available` (still replicating) before `promoting`, and
+    # only then `available` without ReplicationSourceIdentifier.
+    now = time.monotonic()
+    cluster._godwit_timeline = [(now + PHASE, "available"), (now + 2 * PHASE, "promoting")]
+    cluster._godwit_promoting = True
+    return cluster
+
+
+def delete_db_cluster(self, *args, **kwargs):
+    cluster_id = kwargs.get("cluster_identifier") or (args[0] if args else None)
+    cluster = self.clusters.get(cluster_id)
+    rsi = getattr(cluster, "replication_source_identifier", None) if cluster else None
+    if rsi and ":db:" in rsi:
+        src = self.databases.get(rsi.split(":")[-1])
+        if src is not None:
+            src.read_replica_db_cluster_identifiers = [
+                c for c in getattr(src, "read_replica_db_cluster_identifiers", []) if c != cluster_id
+            ]
+        cluster.replication_source_identifier = None
+    return _orig_delete_db_cluster(self, *args, **kwargs)
+
+
+def _status(self):
+    """Statuses on a wall-clock timeline (not per read: one describe may read it twice)."""
+    timeline = getattr(self, "_godwit_timeline", None)
+    if timeline:
+        now = time.monotonic()
+        for until, status in timeline:
+            if now < until:
+                return status
+        self._godwit_timeline = None
+        if getattr(self, "_godwit_promoting", False):
+            self._godwit_promoting = False
+            rsi = self.replication_source_identifier
+            src = self.backend.databases.get(rsi.split(":")[-1]) if rsi else None
+            if src is not None:
+                src.read_replica_db_cluster_identifiers = [
+                    c
+                    for c in getattr(src, "read_replica_db_cluster_identifiers", [])
+                    if c != self.db_cluster_identifier
+                ]
+            self.replication_source_identifier = None
+        self._status = "available"
+    return _orig_status.fget(self)
+
+
+# Parameters set by ModifyDB(Cluster)ParameterGroup are `Source: user` on AWS; moto records
+# no source, so a listing cannot tell them from the engine defaults.
+_orig_modify_pg = rds_models.RDSBackend.modify_db_parameter_group
+_orig_modify_cpg = rds_models.RDSBackend.modify_db_cluster_parameter_group
+
+
+def _as_user(params):
+    return [dict(p, Source="user") for p in params]
+
+
+def modify_db_parameter_group(self, db_parameter_group_name, db_parameter_group_parameters):
+    return _orig_modify_pg(self, db_parameter_group_name, _as_user(db_parameter_group_parameters))
+
+
+def modify_db_cluster_parameter_group(self, db_cluster_parameter_group_name, db_cluster_parameter_group_parameters):
+    return _orig_modify_cpg(self, db_cluster_parameter_group_name, _as_user(db_cluster_parameter_group_parameters))
+
+
+rds_models.RDSBackend.modify_db_parameter_group = modify_db_parameter_group
+rds_models.RDSBackend.modify_db_cluster_parameter_group = modify_db_cluster_parameter_group
+rds_models.RDSBackend.create_db_cluster = create_db_cluster
+rds_models.RDSBackend.promote_read_replica_db_cluster = promote_read_replica_db_cluster
+rds_models.RDSBackend.delete_db_cluster = delete_db_cluster
+rds_models.DBCluster.status = property(_status, _orig_status.fset)
+
+
+# --- the WSGI layer -------------------------------------------------------------------------
+
+FAULTS = {}  # action -> [ {status, code, message}, ... ]
+INJECTED = {}  # action -> count
+LOCK = threading.Lock()
+
+
+def credential_scope(environ):
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    m = re.search(r"Credential=[^/]+/\d+/([^/]+)/([^/]+)/", auth)
+    return (m.group(1), m.group(2)) if m else ("us-east-1", "")
+
+
+def respond(start_response, status, body, content_type, extra=()):
+    data = body if isinstance(body, bytes) else body.encode()
+    reasons = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
+    headers = [("Content-Type", content_type), ("Content-Length", str(len(data)))]
+    headers.extend(extra)
+    start_response(f"{status} {reasons.get(status, 'Error')}", headers)
+    return [data]
+
+
+def cbor_ts(value):
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return cbor2.CBORTag(1, value.timestamp())
+    return value
+
+
+CBOR_HEADERS = [("smithy-protocol", "rpc-v2-cbor")]
+
+
+def cloudwatch_cbor(op, body, region):
+    """(status, CBOR-able dict) for one CloudWatch RPC v2 CBOR call, on moto's backend."""
+    backend = cloudwatch_backends[DEFAULT_ACCOUNT_ID][region]
+    if op == "PutMetricData":
+        backend.put_metric_data(body["Namespace"], body.get("MetricData", []))
+        return 200, {}
+    if op == "GetMetricData":
+        results = backend.get_metric_data(
+            queries=body.get("MetricDataQueries", []),
+            start_time=body["StartTime"],
+            end_time=body["EndTime"],
+            scan_by=body.get("ScanBy") or "TimestampDescending",
+        )
+        out = []
+        for r in results:
+            out.append(
+                {
+                    "Id": r["id"],
+                    "Label": r["label"],
+                    "Timestamps": [cbor_ts(t) for t in r["timestamps"]],
+                    "Values": [float(v) for v in r["values"]],
+                    "StatusCode": r["status_code"],
+                }
+            )
+        return 200, {"MetricDataResults": out, "Messages": []}
+    return 400, {"__type": "UnknownOperationException", "message": f"{op} is not served by the godwit moto launcher"}
+
+
+class Launcher:
+    def __init__(self):
+        self.moto = DomainDispatcherApplication(create_backend_app)
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(raw)
+        environ["CONTENT_LENGTH"] = str(len(raw))
+
+        if path == "/godwit/faults":
+            return self.faults(method, raw, start_response)
+        if path == "/moto-api/reset" and method == "POST":
+            with LOCK:
+                FAULTS.clear()
+                INJECTED.clear()
+
+        region, service = credential_scope(environ)
+        cbor_op = re.match(r"^/service/GraniteServiceVersion20100801/operation/(\w+)$", path)
+        if cbor_op:
+            action = cbor_op.group(1)
+        else:
+            form = parse_qs(raw.decode("utf-8", "replace")) if raw else {}
+            query = parse_qs(environ.get("QUERY_STRING", ""))
+            action = (form.get("Action") or query.get("Action") or [""])[0]
+            form = {k: v[0] for k, v in form.items()}
+
+        fault = self.take_fault(action)
+        if fault:
+            status, code, message = fault["status"], fault["code"], fault.get("message", "injected by the test")
+            if cbor_op:
+                return respond(start_response, status, cbor2.dumps({"__type": code, "message": message}), "application/cbor", CBOR_HEADERS)
+            if service == "ec2":
+                return respond(start_response, status, ec2_error(code, message), "text/xml")
+            return respond(start_response, status, rds_error(code, message), "text/xml")
+
+        if cbor_op:
+            try:
+                body = cbor2.loads(raw) if raw else {}
+                status, out = cloudwatch_cbor(action, body, region)
+            except Exception as e:  # moto's errors carry code/message; anything else is a 500
+                code = getattr(e, "error_type", None) or getattr(e, "code", None) or type(e).__name__
+                status = getattr(e, "code", 400) if isinstance(getattr(e, "code", None), int) else 400
+                if not isinstance(code, str):
+                    code = type(e).__name__
+                out = {"__type": code, "message": getattr(e, "message", None) or str(e)}
+            return respond(start_response, status, cbor2.dumps(out), "application/cbor", CBOR_HEADERS)
+
+        if service == "rds":
+            extra = self.rds_listing(action, form)
+            if extra is not None:
+                return respond(start_response, 200, extra, "text/xml")
+        return self.moto(environ, start_response)
+
+    def rds_listing(self, action, form):
+        if action == "DescribeEngineDefaultParameters":
+            fam = form.get("DBParameterGroupFamily", "")
+            inner = f"<EngineDefaults>{_x('DBParameterGroupFamily', fam)}{_params_xml(instance_defaults(fam))}</EngineDefaults>"
+            return rds_response(action, inner)
+        if action == "DescribeEngineDefaultClusterParameters":
+            fam = form.get("DBParameterGroupFamily", "")
+            inner = f"<EngineDefaults>{_x('DBParameterGroupFamily', fam)}{_params_xml(cluster_defaults(fam))}</EngineDefaults>"
+            return rds_response(action, inner)
+        if action == "DescribeDBEngineVersions":
+            engine = form.get("Engine", "")
+            items = []
+            for eng, versions in ENGINE_VERSIONS.items():
+                if engine and eng != engine:
+                    continue
+                for v in versions:
+                    items.append(
+                        "<DBEngineVersion>"
+                        + _x("Engine", eng)
+                        + _x("EngineVersion", v)
+                        + _x("MajorEngineVersion", v.split(".")[0])
+                        + _x("DBParameterGroupFamily", family_of(eng, v))
+                        + _x("Status", "available")
+                        + "</DBEngineVersion>"
+                    )
+            return rds_response(action, "<DBEngineVersions>" + "".join(items) + "</DBEngineVersions>")
+        group = form.get("DBParameterGroupName", "")
+        if action == "DescribeDBParameters" and group.startswith("default."):
+            return rds_response(action, _params_xml(instance_defaults(group[len("default."):])))
+        group = form.get("DBClusterParameterGroupName", "")
+        if action == "DescribeDBClusterParameters" and group.startswith("default."):
+            return rds_response(action, _params_xml(cluster_defaults(group[len("default."):])))
+        return None
+
+    def take_fault(self, action):
+        with LOCK:
+            queue = FAULTS.get(action)
+            if not queue:
+                return None
+            fault = queue.pop(0)
+            INJECTED[action] = INJECTED.get(action, 0) + 1
+            return fault
+
+    def faults(self, method, raw, start_response):
+        with LOCK:
+            if method == "POST":
+                f = json.loads(raw or b"{}")
+                for _ in range(int(f.get("times", 1))):
+                    FAULTS.setdefault(f["action"], []).append(f)
+            elif method == "DELETE":
+                FAULTS.clear()
+                INJECTED.clear()
+            body = json.dumps({"injected": INJECTED, "pending": {k: len(v) for k, v in FAULTS.items()}})
+        return respond(start_response, 200, body, "application/json")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--exit-with-stdin", action="store_true", help="exit when stdin closes")
+    args = ap.parse_args()
+    server = make_server(args.host, args.port, Launcher(), threaded=True)
+    if args.exit_with_stdin:
+        # The test process holds our stdin: when it exits (even killed, or a shared server
+        # whose guard never drops), stdin reaches EOF and moto goes with it.
+        def watch():
+            sys.stdin.read()
+            os._exit(0)
+
+        threading.Thread(target=watch, daemon=True).start()
+    print(f"ready http://{args.host}:{server.server_port}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,938 @@
+//! The aws world against moto on loopback: every primitive of `rds`, `ec2` and `cw` asserted on
+//! what moto answers (read back through the SDK, not through godwit), the retry paths through
+//! the launcher's fault injection, and the standard runbook as far as moto models it.
+//!
+//! One moto serves the whole binary (tests take turns: a mutex, and `POST /moto-api/reset`
+//! before each). Its child process exits when this process does (the launcher watches its
+//! stdin). The clock is virtual, so waits and backoffs cost no wall time; every AWS call is
+//! real HTTP to moto. What moto cannot do is added by `tests/support/moto_launcher.py`
+//! (docs/moto.md); what it cannot model at all (replication, PostgreSQL) is stubbed in the
+//! runbook test, which says so.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use aws_sdk_cloudwatch::primitives::DateTime;
+use godwit_engine::journal::memory::MemoryStore;
+use godwit_engine::session::Session;
+use godwit_engine::transcript::{Collector, Event, Sink};
+use godwit_engine::{Cancel, Clock, Limits, Plugin, Runner, VirtualClock};
+use godwit_stdlib::aws::world::sdk_plugin;
+use godwit_stdlib::aws::{Aws, AwsSettings};
+use godwit_tests::moto::{ACCESS_KEY, Moto, REGION, SECRET_KEY};
+use rhai::Dynamic;
+use serde_json::{Value, json};
+
+static MOTO: OnceLock<Moto> = OnceLock::new();
+static TURN: Mutex<()> = Mutex::new(());
+
+/// Start of the virtual clock: now, on a minute boundary (CloudWatch periods start there).
+fn start_ms() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    (now / 60) * 60 * 1000
+}
+
+/// One test's view: moto reset, SDK clients on it, a tokio runtime.
+struct Env {
+    _turn: MutexGuard<'static, ()>,
+    moto: &'static Moto,
+    aws: Arc<Aws>,
+    rt: tokio::runtime::Runtime,
+}
+
+fn env_with(settings: Value) -> Env {
+    let turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let moto = MOTO.get_or_init(Moto::start);
+    moto.reset();
+    let mut s = json!({
+        "region": REGION,
+        "endpoint_url": moto.url,
+        // Fast backoff: the clock is virtual, but keep the arithmetic small anyway.
+        "retry_backoff": "100ms",
+    });
+    s.as_object_mut()
+        .unwrap()
+        .extend(settings.as_object().unwrap().clone());
+    let settings = AwsSettings::from_json(s, "test").unwrap();
+    let creds = aws_sdk_rds::config::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test");
+    let aws = Arc::new(Aws::connect(settings, Some(creds)).unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    Env {
+        _turn: turn,
+        moto,
+        aws,
+        rt,
+    }
+}
+
+fn env() -> Env {
+    env_with(json!({}))
+}
+
+impl Env {
+    fn block<F: Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// A runner over the aws areas plus `extra` plugins, on a virtual clock at [`start_ms`].
+    fn runner(&self, extra: Vec<Arc<dyn Plugin>>) -> (Runner, Collector, Arc<VirtualClock>) {
+        let collector = Collector::new();
+        let clock = Arc::new(VirtualClock::new(start_ms()));
+        let mut plugins = godwit_stdlib::world::pure_plugins();
+        plugins.push(sdk_plugin(self.aws.clone()));
+        plugins.extend(extra);
+        let runner = Runner {
+            store: Arc::new(MemoryStore::new()),
+            clock: clock.clone() as Arc<dyn Clock>,
+            handle: self.rt.handle().clone(),
+            limits: Limits::default(),
+            cancel: Cancel::new(),
+            sinks: vec![Arc::new(collector.clone()) as Arc<dyn Sink>],
+            plugins,
+            world: "aws".into(),
+        };
+        (runner, collector, clock)
+    }
+
+    /// A REPL-style session (no journal, mutations allowed) over the aws areas.
+    fn session(&self) -> (Session, Collector) {
+        let (runner, collector, _) = self.runner(Vec::new());
+        let s = Session::new(&runner);
+        s.set_read_only(false);
+        (s, collector)
+    }
+
+    /// The source RDS for PostgreSQL instance `orders-db` in its own VPC, with an application
+    /// security group and a custom parameter group. Returns the VPC id and the group id.
+    fn source(&self) -> (String, String) {
+        self.block(async {
+            let ec2 = &self.aws.ec2;
+            let rds = &self.aws.rds;
+            let vpc = ec2
+                .create_vpc()
+                .cidr_block("10.0.0.0/16")
+                .send()
+                .await
+                .unwrap()
+                .vpc
+                .unwrap()
+                .vpc_id
+                .unwrap();
+            let mut subnets = Vec::new();
+            for (i, az) in ["a", "b"].iter().enumerate() {
+                let s = ec2
+                    .create_subnet()
+                    .vpc_id(&vpc)
+                    .cidr_block(format!("10.0.{i}.0/24"))
+                    .availability_zone(format!("{REGION}{az}"))
+                    .send()
+                    .await
+                    .unwrap();
+                subnets.push(s.subnet.unwrap().subnet_id.unwrap());
+            }
+            rds.create_db_subnet_group()
+                .db_subnet_group_name("orders-subnets")
+                .db_subnet_group_description("orders")
+                .set_subnet_ids(Some(subnets))
+                .send()
+                .await
+                .unwrap();
+            let sg = ec2
+                .create_security_group()
+                .group_name("orders-app")
+                .description("application access")
+                .vpc_id(&vpc)
+                .send()
+                .await
+                .unwrap()
+                .group_id
+                .unwrap();
+            ec2.authorize_security_group_ingress()
+                .group_id(&sg)
+                .ip_protocol("tcp")
+                .from_port(5432)
+                .to_port(5432)
+                .cidr_ip("10.0.0.0/8")
+                .send()
+                .await
+                .unwrap();
+            rds.create_db_parameter_group()
+                .db_parameter_group_name("orders-pg15")
+                .db_parameter_group_family("postgres15")
+                .description("orders")
+                .send()
+                .await
+                .unwrap();
+            let p = |n: &str, v: &str| {
+                aws_sdk_rds::types::Parameter::builder()
+                    .parameter_name(n)
+                    .parameter_value(v)
+                    .apply_method(aws_sdk_rds::types::ApplyMethod::PendingReboot)
+                    .build()
+            };
+            rds.modify_db_parameter_group()
+                .db_parameter_group_name("orders-pg15")
+                .parameters(p("work_mem", "8192"))
+                .parameters(p("max_wal_size", "4096"))
+                .send()
+                .await
+                .unwrap();
+            rds.create_db_instance()
+                .db_instance_identifier("orders-db")
+                .engine("postgres")
+                .engine_version("15.4")
+                .db_instance_class("db.r6g.large")
+                .allocated_storage(100)
+                .master_username("postgres")
+                .master_user_password("not-used-by-godwit")
+                .backup_retention_period(7)
+                .db_subnet_group_name("orders-subnets")
+                .vpc_security_group_ids(&sg)
+                .db_parameter_group_name("orders-pg15")
+                .enable_iam_database_authentication(true)
+                .send()
+                .await
+                .unwrap();
+            (vpc, sg)
+        })
+    }
+
+    fn cluster(&self, id: &str) -> Option<aws_sdk_rds::types::DbCluster> {
+        self.block(async {
+            match self
+                .aws
+                .rds
+                .describe_db_clusters()
+                .db_cluster_identifier(id)
+                .send()
+                .await
+            {
+                Ok(o) => o.db_clusters().first().cloned(),
+                Err(_) => None,
+            }
+        })
+    }
+
+    fn instance(&self, id: &str) -> Option<aws_sdk_rds::types::DbInstance> {
+        self.block(async {
+            match self
+                .aws
+                .rds
+                .describe_db_instances()
+                .db_instance_identifier(id)
+                .send()
+                .await
+            {
+                Ok(o) => o.db_instances().first().cloned(),
+                Err(_) => None,
+            }
+        })
+    }
+}
+
+fn eval(s: &mut Session, code: &str) -> Value {
+    match s.eval(code, "<test>") {
+        Ok(v) => to_json(&v),
+        Err(e) => panic!("{code}\nfailed: {e:?}"),
+    }
+}
+
+fn eval_err(s: &mut Session, code: &str) -> String {
+    match s.eval(code, "<test>") {
+        Ok(v) => panic!("{code}\nshould fail, returned {v}"),
+        Err(e) => format!("{e:?}"),
+    }
+}
+
+fn to_json(v: &Dynamic) -> Value {
+    rhai::serde::from_dynamic::<Value>(v).unwrap()
+}
+
+/// The AWS API attempts in a transcript: (api, attempt, ok).
+fn attempts(c: &Collector) -> Vec<(String, u64, bool)> {
+    c.events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Primitive {
+                area, op, args, ok, ..
+            } if area == "aws" => Some((op, args["attempt"].as_u64().unwrap_or(0), ok)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn calls(c: &Collector, api: &str) -> usize {
+    attempts(c).iter().filter(|(a, _, _)| a == api).count()
+}
+
+#[test]
+fn describe_and_create_replica_cluster_and_its_instance() {
+    let env = env();
+    let (vpc, sg) = env.source();
+    let (mut s, c) = env.session();
+
+    let src = eval(&mut s, r#"rds::describe_instance("orders-db")"#);
+    assert_eq!(src["engine"], "postgres");
+    assert_eq!(src["engine_version"], "15.4");
+    assert_eq!(src["status"], "available");
+    assert_eq!(src["backup_retention_days"], 7);
+    assert_eq!(src["vpc_id"], vpc.as_str());
+    assert_eq!(src["security_groups"], json!([sg]));
+    assert_eq!(src["parameter_group"], "orders-pg15");
+    let arn = src["arn"].as_str().unwrap().to_string();
+    assert!(arn.starts_with("arn:aws:rds:eu-west-1:") && arn.ends_with(":db:orders-db"));
+
+    let err = eval_err(&mut s, r#"rds::describe_cluster("orders-aurora")"#);
+    assert!(err.contains("NotFound"), "{err}");
+
+    let cl = eval(
+        &mut s,
+        r#"rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" })"#,
+    );
+    assert_eq!(cl["replication_source_identifier"], arn.as_str());
+    assert_eq!(cl["engine"], "aurora-postgresql");
+    assert_eq!(
+        cl["security_groups"],
+        json!([sg]),
+        "the source's groups by default"
+    );
+    // moto's own record: the cluster replicates from the instance, in the source's subnets.
+    let m = env.cluster("orders-aurora").unwrap();
+    assert_eq!(m.replication_source_identifier(), Some(arn.as_str()));
+    assert_eq!(m.db_subnet_group(), Some("orders-subnets"));
+    let src = env.instance("orders-db").unwrap();
+    assert_eq!(src.read_replica_db_cluster_identifiers(), ["orders-aurora"]);
+
+    // Idempotent: the same step again returns the same cluster and creates nothing.
+    let creates = calls(&c, "rds.CreateDBCluster");
+    let again = eval(
+        &mut s,
+        r#"rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" })"#,
+    );
+    assert_eq!(again["arn"], cl["arn"]);
+    assert_eq!(calls(&c, "rds.CreateDBCluster"), creates);
+    // Another cluster for the same source: RDS allows one Aurora replica per source.
+    let err = eval_err(
+        &mut s,
+        r#"rds::create_replica_cluster("orders-other", "orders-db", #{ engine_version: "15.4" })"#,
+    );
+    assert!(err.contains("already has an Aurora read replica"), "{err}");
+
+    let i = eval(
+        &mut s,
+        r#"rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.large" })"#,
+    );
+    assert_eq!(i["cluster_id"], "orders-aurora");
+    assert_eq!(i["engine"], "aurora-postgresql");
+    let again = eval(
+        &mut s,
+        r#"rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.large" })"#,
+    );
+    assert_eq!(again["arn"], i["arn"]);
+    assert_eq!(calls(&c, "rds.CreateDBInstance"), 1);
+    let m = env.cluster("orders-aurora").unwrap();
+    assert_eq!(
+        m.db_cluster_members()[0].db_instance_identifier(),
+        Some("orders-aurora-1")
+    );
+
+    // The launcher keeps a new replica `creating` for two reads: the wait polls through them.
+    let done = eval(
+        &mut s,
+        r#"rds::wait_until_cluster_available("orders-aurora", #{ timeout: "2h", every: "1m" })"#,
+    );
+    assert_eq!(done["status"], "available");
+    assert_eq!(done["members"], json!(["orders-aurora-1"]));
+    assert!(calls(&c, "rds.DescribeDBClusters") >= 3);
+}
+
+#[test]
+fn promotion_completes_only_when_the_source_identifier_is_gone() {
+    let env = env();
+    env.source();
+    let (mut s, c) = env.session();
+    eval(
+        &mut s,
+        r#"rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+           rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.large" });
+           rds::wait_until_cluster_available("orders-aurora", #{ timeout: "2h" })"#,
+    );
+    let p = eval(&mut s, r#"rds::promote_cluster("orders-aurora")"#);
+    assert!(p["replication_source_identifier"].is_string(), "{p}");
+    // A second request while the first is under way is not an error (a re-run of the step).
+    eval(&mut s, r#"rds::promote_cluster("orders-aurora")"#);
+    let before = calls(&c, "rds.DescribeDBClusters");
+    let first_poll = eval(&mut s, r#"rds::describe_cluster("orders-aurora")"#);
+    assert!(
+        first_poll["replication_source_identifier"].is_string(),
+        "right after the request the cluster still replicates: {first_poll}"
+    );
+    let done = eval(
+        &mut s,
+        r#"rds::wait_until_cluster_promoted("orders-aurora", #{ timeout: "30m", every: "15s" })"#,
+    );
+    assert_eq!(done["status"], "available");
+    assert_eq!(done["replication_source_identifier"], Value::Null);
+    // moto (through the launcher) answered `available` with the source still set, then
+    // `promoting`: a wait on status alone would have stopped at the first answer.
+    assert!(
+        calls(&c, "rds.DescribeDBClusters") - before >= 3,
+        "the wait must poll past `available`+source and `promoting`"
+    );
+    assert_eq!(
+        env.cluster("orders-aurora")
+            .unwrap()
+            .replication_source_identifier(),
+        None
+    );
+    assert!(
+        env.instance("orders-db")
+            .unwrap()
+            .read_replica_db_cluster_identifiers()
+            .is_empty()
+    );
+    // Promoting a promoted cluster returns it.
+    let again = eval(&mut s, r#"rds::promote_cluster("orders-aurora")"#);
+    assert_eq!(again["replication_source_identifier"], Value::Null);
+    assert_eq!(calls(&c, "rds.PromoteReadReplicaDBCluster"), 2);
+}
+
+#[test]
+fn quarantine_security_groups_and_a_reboot_that_happens_once_per_step() {
+    let env = env();
+    let (vpc, sg) = env.source();
+    let (mut s, c) = env.session();
+    let groups = eval(
+        &mut s,
+        &format!(r#"ec2::describe_security_groups("{vpc}")"#),
+    );
+    let app = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] == sg.as_str())
+        .unwrap();
+    assert_eq!(app["ingress"], json!(["tcp/5432 from 10.0.0.0/8"]));
+
+    let q = eval(
+        &mut s,
+        &format!(r#"ec2::ensure_quarantine_group("{vpc}", "godwit-quarantine")"#),
+    );
+    assert_eq!(q["ingress"], json!([]));
+    assert_eq!(
+        q["egress"],
+        json!([]),
+        "EC2's default allow-all egress is revoked"
+    );
+    let qid = q["id"].as_str().unwrap().to_string();
+    let again = eval(
+        &mut s,
+        &format!(r#"ec2::ensure_quarantine_group("{vpc}", "godwit-quarantine")"#),
+    );
+    assert_eq!(again["id"], qid.as_str());
+    assert_eq!(calls(&c, "ec2.CreateSecurityGroup"), 1);
+    let m = env.block(async {
+        env.aws
+            .ec2
+            .describe_security_groups()
+            .group_ids(&qid)
+            .send()
+            .await
+            .unwrap()
+    });
+    let m = &m.security_groups()[0];
+    assert!(m.ip_permissions().is_empty() && m.ip_permissions_egress().is_empty());
+    // A group of that name with rules is someone else's: refused, not changed.
+    let err = eval_err(
+        &mut s,
+        &format!(r#"ec2::ensure_quarantine_group("{vpc}", "orders-app")"#),
+    );
+    assert!(err.contains("not deny-all"), "{err}");
+
+    let i = eval(
+        &mut s,
+        &format!(r#"rds::set_security_groups("orders-db", ["{qid}"])"#),
+    );
+    assert_eq!(i["security_groups"], json!([qid]));
+    let m = env.instance("orders-db").unwrap();
+    let ids: Vec<_> = m
+        .vpc_security_groups()
+        .iter()
+        .filter_map(|g| g.vpc_security_group_id())
+        .collect();
+    assert_eq!(ids, [qid.as_str()]);
+    let modifies = calls(&c, "rds.ModifyDBInstance");
+    eval(
+        &mut s,
+        &format!(r#"rds::set_security_groups("orders-db", ["{qid}"])"#),
+    );
+    assert_eq!(
+        calls(&c, "rds.ModifyDBInstance"),
+        modifies,
+        "already so: no call"
+    );
+
+    // Within one step the reboot's token is the same: a re-run (here: a second call) finds the
+    // tag and does not reboot again. (Interactive reboots are distinct on purpose.)
+    let dir = tempfile::tempdir().unwrap();
+    let book = dir.path().join("reboot.rhai");
+    std::fs::write(
+        &book,
+        r#"step("reboot-source", || { rds::reboot_instance("orders-db"); rds::reboot_instance("orders-db").id })"#,
+    )
+    .unwrap();
+    let (runner, rc, _) = env.runner(Vec::new());
+    let report = runner
+        .start(godwit_engine::StartRequest {
+            runbook: book,
+            cluster: "orders-db".into(),
+            params: serde_json::Map::new(),
+            run_id: Some("r1".into()),
+        })
+        .unwrap();
+    assert!(format!("{report:?}").contains("Succeeded"), "{report:?}");
+    assert_eq!(calls(&rc, "rds.RebootDBInstance"), 1);
+    assert_eq!(calls(&c, "rds.RebootDBInstance"), 0);
+    let tags = env.block(async {
+        env.aws
+            .rds
+            .list_tags_for_resource()
+            .resource_name(m.db_instance_arn().unwrap())
+            .send()
+            .await
+            .unwrap()
+    });
+    assert!(
+        tags.tag_list()
+            .iter()
+            .any(|t| t.key() == Some(godwit_stdlib::rds::aws::REBOOT_TAG))
+    );
+}
+
+#[test]
+fn delete_the_replica_instance_then_the_cluster() {
+    let env = env();
+    env.source();
+    let (mut s, _c) = env.session();
+    eval(
+        &mut s,
+        r#"rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+           rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.large" });"#,
+    );
+    let err = eval_err(&mut s, r#"rds::delete_cluster("orders-aurora")"#);
+    assert!(err.contains("still has instances"), "{err}");
+    eval(&mut s, r#"rds::delete_instance("orders-aurora-1")"#);
+    assert!(
+        env.instance("orders-aurora-1").is_none(),
+        "moto deletes at once"
+    );
+    eval(&mut s, r#"rds::delete_cluster("orders-aurora")"#);
+    let r = eval(
+        &mut s,
+        r#"rds::wait_until_cluster_deleted("orders-aurora", #{ timeout: "1h" })"#,
+    );
+    assert_eq!(r["deleted"], true);
+    assert!(env.cluster("orders-aurora").is_none());
+    assert!(
+        env.instance("orders-db")
+            .unwrap()
+            .read_replica_db_cluster_identifiers()
+            .is_empty()
+    );
+    let err = eval_err(&mut s, r#"rds::delete_instance("orders-aurora-1")"#);
+    assert!(err.contains("NotFound"), "{err}");
+}
+
+#[test]
+fn parameter_groups_engine_versions_and_their_defaults() {
+    let env = env();
+    env.source();
+    let (mut s, c) = env.session();
+    let user = eval(
+        &mut s,
+        r#"rds::describe_parameters("orders-pg15").filter(|p| p.source == "user")"#,
+    );
+    assert_eq!(
+        user,
+        json!([
+            { "name": "max_wal_size", "value": "4096", "source": "user" },
+            { "name": "work_mem", "value": "8192", "source": "user" },
+        ])
+    );
+    let defaults = eval(&mut s, r#"rds::describe_parameters("default.postgres15")"#);
+    assert!(
+        defaults
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "work_mem" && p["source"] == "engine-default")
+    );
+
+    let versions = eval(&mut s, r#"rds::list_engine_versions("aurora-postgresql")"#);
+    let v154 = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["version"] == "15.4")
+        .unwrap();
+    assert_eq!(v154["parameter_group_family"], "aurora-postgresql15");
+    assert_eq!(
+        (v154["major"].as_i64(), v154["minor"].as_i64()),
+        (Some(15), Some(4))
+    );
+    assert!(
+        v154["supported_extensions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("pg_stat_statements"))
+    );
+
+    let req = r#"rds::create_parameter_groups(#{
+        cluster_group: "orders-aurora-cluster", instance_group: "orders-aurora-instance",
+        family: "aurora-postgresql15",
+        parameters: #{ work_mem: "8192", max_wal_size: "4096" },
+        cluster_parameters: #{ "rds.logical_replication": "1" },
+    })"#;
+    let r = eval(&mut s, req);
+    assert_eq!(r["applied"], json!(["rds.logical_replication", "work_mem"]));
+    assert_eq!(r["unsupported"], json!(["max_wal_size"]));
+    let cluster_params = eval(
+        &mut s,
+        r#"rds::describe_parameters("orders-aurora-cluster").filter(|p| p.source == "user")"#,
+    );
+    assert_eq!(
+        cluster_params,
+        json!([{ "name": "rds.logical_replication", "value": "1", "source": "user" }])
+    );
+    let instance_params = eval(
+        &mut s,
+        r#"rds::describe_parameters("orders-aurora-instance").filter(|p| p.source == "user")"#,
+    );
+    assert_eq!(
+        instance_params,
+        json!([{ "name": "work_mem", "value": "8192", "source": "user" }])
+    );
+    // Again (a step re-run): no new group, same answer.
+    let creates = calls(&c, "rds.CreateDBClusterParameterGroup");
+    assert_eq!(eval(&mut s, req), r);
+    assert_eq!(calls(&c, "rds.CreateDBClusterParameterGroup"), creates);
+    let err = eval_err(
+        &mut s,
+        r#"rds::create_parameter_groups(#{ cluster_group: "orders-pg15", instance_group: "orders-pg15",
+            family: "aurora-postgresql15", parameters: #{}, cluster_parameters: #{} })"#,
+    );
+    assert!(err.contains("exists with family postgres15"), "{err}");
+}
+
+#[test]
+fn metrics_put_through_the_sdk_come_back_as_a_series_with_gaps() {
+    let env = env();
+    let t0 = start_ms() / 1000 - 3600;
+    // Minutes 0..10 with minute 5 missing: a gap must stay a gap, never a 0.
+    env.block(async {
+        let mut req = env.aws.cw.put_metric_data().namespace("AWS/RDS");
+        for m in (0..10).filter(|m| *m != 5) {
+            req = req.metric_data(
+                aws_sdk_cloudwatch::types::MetricDatum::builder()
+                    .metric_name("OldestReplicationSlotLag")
+                    .dimensions(
+                        aws_sdk_cloudwatch::types::Dimension::builder()
+                            .name("DBInstanceIdentifier")
+                            .value("orders-db")
+                            .build(),
+                    )
+                    .timestamp(DateTime::from_secs(t0 + m * 60 + 10))
+                    .value((m * 1000) as f64)
+                    .build(),
+            );
+        }
+        req.send().await.unwrap();
+    });
+    let (mut s, _c) = env.session();
+    let series = eval(
+        &mut s,
+        &format!(
+            r#"cw::metric_series(#{{ name: "OldestReplicationSlotLag",
+                dimensions: #{{ DBInstanceIdentifier: "orders-db" }},
+                since: {t0}, "until": {} }})"#,
+            t0 + 600
+        ),
+    );
+    let want: Vec<Value> = (0..10)
+        .filter(|m| *m != 5)
+        .map(|m| json!({ "t": t0 + m * 60, "v": (m * 1000) as f64 }))
+        .collect();
+    assert_eq!(series, Value::Array(want));
+    let other = eval(
+        &mut s,
+        &format!(
+            r#"cw::metric_series(#{{ name: "OldestReplicationSlotLag",
+                dimensions: #{{ DBInstanceIdentifier: "other-db" }}, since: {t0}, "until": {} }})"#,
+            t0 + 600
+        ),
+    );
+    assert_eq!(other, json!([]));
+}
+
+#[test]
+fn throttling_is_retried_with_backoff_and_every_attempt_is_in_the_transcript() {
+    let env = env();
+    env.source();
+    let (mut s, c) = env.session();
+    env.moto.inject("DescribeDBInstances", 400, "Throttling", 2);
+    let src = eval(&mut s, r#"rds::describe_instance("orders-db")"#);
+    assert_eq!(src["id"], "orders-db");
+    assert_eq!(env.moto.injected()["DescribeDBInstances"], 2);
+    assert_eq!(
+        attempts(&c),
+        vec![
+            ("rds.DescribeDBInstances".to_string(), 1, false),
+            ("rds.DescribeDBInstances".to_string(), 2, false),
+            ("rds.DescribeDBInstances".to_string(), 3, true),
+        ]
+    );
+    let first = c
+        .events()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::Primitive {
+                area,
+                ok: false,
+                result,
+                ..
+            } if area == "aws" => Some(result),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(first["kind"], "Throttled");
+    assert!(first["message"].as_str().unwrap().contains("Throttling"));
+
+    // CloudWatch (CBOR) throttles with its own code.
+    env.moto
+        .inject("GetMetricData", 400, "ThrottlingException", 1);
+    eval(
+        &mut s,
+        r#"cw::metric_series(#{ name: "DatabaseConnections", dimensions: #{ DBInstanceIdentifier: "orders-db" } })"#,
+    );
+    assert_eq!(env.moto.injected()["GetMetricData"], 1);
+    assert_eq!(calls(&c, "cloudwatch.GetMetricData"), 2);
+}
+
+#[test]
+fn server_errors_are_retried_until_the_attempts_run_out() {
+    let env = env_with(json!({ "max_attempts": 3 }));
+    env.source();
+    let (mut s, c) = env.session();
+    // EC2 answers 503 twice, then works.
+    env.moto
+        .inject("DescribeSecurityGroups", 503, "Unavailable", 2);
+    eval(&mut s, r#"ec2::describe_security_groups("vpc-none")"#);
+    assert_eq!(calls(&c, "ec2.DescribeSecurityGroups"), 3);
+    // RDS answers 500 more often than the attempts allow (twice over): a retryable error
+    // that says so.
+    env.moto
+        .inject("DescribeDBClusters", 500, "InternalFailure", 6);
+    let err = eval_err(&mut s, r#"rds::describe_cluster("orders-aurora")"#);
+    assert!(err.contains("after 3 attempts"), "{err}");
+    assert!(err.contains("InternalFailure"), "{err}");
+    assert_eq!(env.moto.injected()["DescribeDBClusters"], 3);
+    let v = eval(
+        &mut s,
+        r#"let r = #{}; try { rds::describe_cluster("orders-aurora"); } catch (e) { r = e; } r"#,
+    );
+    assert_eq!(env.moto.injected()["DescribeDBClusters"], 6);
+    assert_eq!(v["kind"], "Internal");
+    assert_eq!(
+        v["retryable"], true,
+        "the engine's step retry may try again"
+    );
+    // A client error is not retried.
+    env.moto
+        .inject("DescribeDBInstances", 400, "InvalidParameterValue", 1);
+    let before = calls(&c, "rds.DescribeDBInstances");
+    let v = eval(
+        &mut s,
+        r#"let r = #{}; try { rds::describe_instance("orders-db"); } catch (e) { r = e; } r"#,
+    );
+    assert_eq!(v["kind"], "Invalid");
+    assert_eq!(calls(&c, "rds.DescribeDBInstances") - before, 1);
+}
+
+#[test]
+fn route_and_cdc_fail_clearly_in_the_aws_world() {
+    let env = env_with(json!({ "envoy_control_plane": "http://10.0.0.5:18000" }));
+    let world = godwit_stdlib::world::World::aws(env.aws.clone());
+    assert_eq!(world.name, "aws");
+    let runner = world.runner(Arc::new(MemoryStore::new()), env.rt.handle().clone());
+    let mut s = Session::new(&runner);
+    let e = eval(
+        &mut s,
+        r#"let r = #{}; try { route::describe_route("orders-db"); } catch (e) { r = e; } r"#,
+    );
+    assert_eq!(e["kind"], "Invalid");
+    assert_eq!(e["retryable"], false);
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("http://10.0.0.5:18000")
+    );
+    let e = eval(
+        &mut s,
+        r#"let r = #{}; try { cdc::list_consumers(); } catch (e) { r = e; } r"#,
+    );
+    assert!(
+        e["message"].as_str().unwrap().contains("no CDC backend"),
+        "{e}"
+    );
+}
+
+/// An IAM auth token is a presigned `rds-db:connect` URL for the user at the endpoint.
+#[test]
+fn iam_auth_tokens_are_presigned_connect_urls_for_the_db_user() {
+    let env = env_with(json!({ "db_user": "godwit" }));
+    let iam = godwit_stdlib::aws::iam::IamConnector::new(env.aws.clone());
+    let host = "orders-db.abcdefghijkl.eu-west-1.rds.amazonaws.com";
+    let token = env.block(iam.token(host, 5432, "godwit")).unwrap();
+    assert!(
+        token.starts_with(&format!("{host}:5432/?")),
+        "host:port/?query, no scheme: {token}"
+    );
+    for part in [
+        "Action=connect",
+        "DBUser=godwit",
+        "X-Amz-Algorithm=AWS4-HMAC-SHA256",
+        &format!("X-Amz-Credential={ACCESS_KEY}%2F"),
+        "%2Feu-west-1%2Frds-db%2Faws4_request",
+        "X-Amz-Expires=900",
+        "X-Amz-Signature=",
+    ] {
+        assert!(token.contains(part), "{part} missing from {token}");
+    }
+    assert!(!token.contains(SECRET_KEY));
+}
+
+/// Records every token the IAM connector hands out, so the test can look for them.
+struct Recording {
+    inner: godwit_stdlib::aws::iam::IamConnector,
+    tokens: Arc<Mutex<Vec<String>>>,
+}
+
+impl godwit_stdlib::pg::live::Connector for Recording {
+    fn target<'a>(
+        &'a self,
+        db: &'a str,
+    ) -> godwit_stdlib::pg::live::BoxFuture<
+        'a,
+        Result<godwit_stdlib::pg::live::Target, godwit_engine::PrimitiveError>,
+    > {
+        Box::pin(async move {
+            let t = self.inner.target(db).await?;
+            let pw = t.config.get_password().expect("an IAM token as password");
+            self.tokens
+                .lock()
+                .unwrap()
+                .push(String::from_utf8(pw.to_vec()).unwrap());
+            Ok(t)
+        })
+    }
+}
+
+/// A throwaway CA certificate (the connector needs a bundle; no server presents it here).
+fn test_ca(dir: &std::path::Path) -> std::path::PathBuf {
+    let (key, cert) = (dir.join("ca.key"), dir.join("ca.pem"));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=godwit test CA", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (install: apt-get install openssl)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cert
+}
+
+/// A run whose `pg` calls make IAM tokens (and fail to connect: moto's endpoints resolve
+/// nowhere): no token appears in the transcript, the journal, the run's files or the report.
+#[test]
+fn iam_tokens_never_reach_a_transcript_journal_or_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = test_ca(dir.path());
+    let env = env_with(json!({ "db_user": "godwit", "ca_bundle": ca }));
+    env.source();
+    let tokens = Arc::new(Mutex::new(Vec::new()));
+    let recording = Arc::new(Recording {
+        inner: godwit_stdlib::aws::iam::IamConnector::new(env.aws.clone()),
+        tokens: tokens.clone(),
+    });
+    let (mut runner, collector, _) =
+        env.runner(vec![godwit_stdlib::aws::world::pg_plugin_with(recording)]);
+    let state = dir.path().join("state");
+    runner.store = Arc::new(godwit_engine::journal::file::FileStore::new(&state));
+    let book = dir.path().join("pg.rhai");
+    std::fs::write(
+        &book,
+        r#"step("read-lsn", #{ retry: #{ attempts: 3, backoff: "1s" } }, || pg::current_lsn("orders-db"))"#,
+    )
+    .unwrap();
+    let report = runner.start(godwit_engine::StartRequest {
+        runbook: book,
+        cluster: "orders-db".into(),
+        params: serde_json::Map::new(),
+        run_id: Some("iam-run".into()),
+    });
+    let tokens = tokens.lock().unwrap().clone();
+    assert!(
+        tokens.len() >= 3,
+        "each attempt made a fresh token: {}",
+        tokens.len()
+    );
+    // Everything the run produced: its files, its transcript events, its report.
+    let mut haystacks = vec![format!("{report:?}")];
+    haystacks.extend(
+        collector
+            .lines()
+            .iter()
+            .map(|l| serde_json::to_string(l).unwrap()),
+    );
+    let mut files = 0;
+    let mut stack = vec![state.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                files += 1;
+                haystacks.push(String::from_utf8_lossy(&std::fs::read(e.path()).unwrap()).into());
+            }
+        }
+    }
+    assert!(files >= 2, "journal and transcript written");
+    assert!(
+        haystacks.iter().any(|h| h.contains("read-lsn")),
+        "the haystacks are the run's"
+    );
+    for h in &haystacks {
+        for t in &tokens {
+            assert!(!h.contains(t.as_str()), "token leaked into: {h}");
+        }
+        assert!(
+            !h.contains("X-Amz-Signature"),
+            "token part leaked into: {h}"
+        );
+    }
+}
