@@ -2,7 +2,6 @@
 //! control plane (its management API), and CDC consumers that are real `pg_recvlogical`
 //! processes on real logical slots.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +9,8 @@ use std::time::Duration;
 use godwit_engine::{ErrorKind, PrimitiveError};
 use godwit_stdlib::cdc::{Cdc, ConsumerInfo, CreatedSlot, SlotPosition};
 use godwit_stdlib::pg::live::block_on;
-use godwit_stdlib::route::{EndpointConnections, NodeAck, Route, Router};
-use godwit_xds::model::{Addr, Health, Role};
+use godwit_stdlib::route::remote::{Endpoints, RemoteRouter};
+use godwit_xds::model::Addr;
 use godwit_xds::remote::RemotePlane;
 
 use crate::LabError;
@@ -19,33 +18,18 @@ use crate::areas::{LabCtx, lab_error};
 use crate::pgproc;
 use crate::state::{Consumer, LabState};
 
-const A: &str = "route";
-
-pub struct LabRouter {
+/// Where the lab's databases listen: every server on loopback, a cluster's writer counting as
+/// its cluster.
+pub struct LabEndpoints {
     pub ctx: Arc<LabCtx>,
 }
 
-impl LabRouter {
-    fn plane(&self, st: &LabState) -> RemotePlane {
-        RemotePlane::new(SocketAddr::from(([127, 0, 0, 1], st.route.api_port)))
-            .with_timeout(Duration::from_secs(60))
-    }
-
-    /// The db (instance or cluster id) listening on `addr`: a cluster's writer counts as its
-    /// cluster.
-    fn db_of(st: &LabState, addr: &Addr) -> String {
-        for i in st.instances.values() {
-            if addr.port == i.port {
-                return i.cluster.clone().unwrap_or_else(|| i.id.clone());
-            }
-        }
-        addr.to_string()
-    }
-
-    fn addr_of(st: &LabState, op: &str, db: &str) -> Result<Addr, PrimitiveError> {
+impl Endpoints for LabEndpoints {
+    fn addr_of(&self, op: &str, db: &str) -> Result<Addr, PrimitiveError> {
+        let st = self.ctx.state("route", op)?;
         let inst = st.serving(db).ok_or_else(|| {
             PrimitiveError::new(
-                A,
+                "route",
                 op,
                 ErrorKind::NotFound,
                 format!("target {db} is neither an instance nor a cluster of the lab"),
@@ -55,163 +39,27 @@ impl LabRouter {
         Ok(Addr::new("127.0.0.1", inst.port))
     }
 
-    fn view(&self, name: &str, op: &str) -> Result<Route, PrimitiveError> {
-        let st = self.ctx.state(A, op)?;
-        let plane = self.plane(&st);
-        let (view, nodes, held) = block_on(self.ctx.pool.handle(), async {
-            let view = plane.describe(name).await?;
-            let nodes = plane.nodes().await?;
-            let status = plane.status().await.unwrap_or_default();
-            Ok::<_, godwit_xds::error::XdsError>((view, nodes, status))
-        })
-        .map_err(|e| e.into_primitive(op))?;
-        let eps = &view.spec.endpoints;
-        let hold = eps
-            .iter()
-            .any(|e| e.role == Role::Parking && e.health == Health::Healthy);
-        let target_ep = eps
-            .iter()
-            .find(|e| e.role != Role::Parking && e.health == Health::Healthy)
-            .or_else(|| eps.iter().find(|e| e.role != Role::Parking));
-        let target = target_ep
-            .map(|e| Self::db_of(&st, &e.addr))
-            .unwrap_or_default();
-        let draining = eps
-            .iter()
-            .filter(|e| e.role != Role::Parking && e.health == Health::Draining)
-            .map(|e| Self::db_of(&st, &e.addr))
-            .filter(|d| *d != target)
-            .collect();
-        let nodes: Vec<NodeAck> = nodes
-            .iter()
-            .map(|n| NodeAck {
-                node: n.node.clone(),
-                status: if !n.connected {
-                    "disconnected"
-                } else if !n.nacks.is_empty() && !n.current {
-                    "nack"
-                } else if n.current {
-                    "ack"
-                } else {
-                    "pending"
-                }
-                .into(),
-            })
-            .collect();
-        let all_acked = nodes
-            .iter()
-            .all(|n| n.status == "ack" || n.status == "disconnected")
-            && nodes.iter().any(|n| n.status == "ack");
-        // Parked connections: Envoy's refused upstream attempts while a hold is on are the
-        // only trace a waiting client leaves; report clients Envoy holds without an upstream.
-        let held_connections = if hold {
-            held.iter()
-                .flat_map(|n| n.routes.iter())
-                .filter(|r| r.route == name)
-                .map(|r| {
-                    r.endpoints
-                        .iter()
-                        .filter(|e| e.address.ends_with(":1"))
-                        .map(|e| e.cx_active as i64)
-                        .sum::<i64>()
-                })
-                .sum()
-        } else {
-            0
+    fn db_of(&self, addr: &Addr) -> String {
+        let Ok(st) = LabState::load(&self.ctx.dir) else {
+            return addr.to_string();
         };
-        Ok(Route {
-            name: name.to_string(),
-            version: view.version as i64,
-            endpoint: target_ep.map(|e| e.addr.to_string()).unwrap_or_default(),
-            target,
-            hold,
-            draining,
-            nodes,
-            all_acked,
-            held_connections,
-        })
+        st.instances
+            .values()
+            .find(|i| i.port == addr.port)
+            .map(|i| i.cluster.clone().unwrap_or_else(|| i.id.clone()))
+            .unwrap_or_else(|| addr.to_string())
     }
 }
 
-impl Router for LabRouter {
-    fn describe_route(&self, name: &str) -> Result<Route, PrimitiveError> {
-        self.view(name, "describe_route")
-    }
-
-    fn switch_route(
-        &self,
-        name: &str,
-        target: &str,
-        hold: bool,
-        drain: bool,
-    ) -> Result<Route, PrimitiveError> {
-        const OP: &str = "switch_route";
-        let cur = self.view(name, OP)?;
-        let want_draining = if drain {
-            let mut d = cur.draining.clone();
-            if cur.target != target {
-                d.push(cur.target.clone());
-            }
-            d.retain(|x| x != target);
-            d
-        } else {
-            Vec::new()
-        };
-        if cur.target == target && cur.hold == hold && cur.draining == want_draining {
-            return Ok(cur);
-        }
-        let st = self.ctx.state(A, OP)?;
-        let addr = Self::addr_of(&st, OP, target)?;
-        let plane = self.plane(&st);
-        block_on(self.ctx.pool.handle(), async {
-            if cur.target != target || (!hold && cur.hold) {
-                plane.switch(name, addr).await?;
-            }
-            if hold {
-                plane.hold(name).await?;
-            } else if !drain {
-                plane.cleanup(name).await?;
-            }
-            Ok::<_, godwit_xds::error::XdsError>(())
-        })
-        .map_err(|e| e.into_primitive(OP))?;
-        self.view(name, OP)
-    }
-
-    fn active_connections(&self, name: &str) -> Result<Vec<EndpointConnections>, PrimitiveError> {
-        const OP: &str = "active_connections";
-        let st = self.ctx.state(A, OP)?;
-        let plane = self.plane(&st);
-        let status =
-            block_on(self.ctx.pool.handle(), plane.status()).map_err(|e| e.into_primitive(OP))?;
-        let mut by_addr: BTreeMap<String, i64> = BTreeMap::new();
-        for node in &status {
-            for r in node.routes.iter().filter(|r| r.route == name) {
-                for e in &r.endpoints {
-                    *by_addr.entry(e.address.clone()).or_default() += e.cx_active as i64;
-                }
-            }
-        }
-        let mut out = Vec::new();
-        for (address, connections) in by_addr {
-            let Some((host, port)) = address.rsplit_once(':') else {
-                continue;
-            };
-            let Ok(port) = port.parse::<u16>() else {
-                continue;
-            };
-            if port == 1 {
-                continue; // the parking address
-            }
-            let target = Self::db_of(&st, &Addr::new(host, port));
-            out.push(EndpointConnections {
-                target,
-                endpoint: address,
-                connections,
-            });
-        }
-        Ok(out)
-    }
+/// The lab's `route`: the supervisor's control plane through its management API.
+pub fn router(ctx: &Arc<LabCtx>) -> Result<RemoteRouter, PrimitiveError> {
+    let st = ctx.state("route", "connect")?;
+    Ok(RemoteRouter {
+        plane: RemotePlane::new(SocketAddr::from(([127, 0, 0, 1], st.route.api_port)))
+            .with_timeout(Duration::from_secs(60)),
+        endpoints: Arc::new(LabEndpoints { ctx: ctx.clone() }),
+        handle: ctx.pool.handle().clone(),
+    })
 }
 
 const C: &str = "cdc";

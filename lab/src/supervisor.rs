@@ -600,11 +600,12 @@ fn world_with(
                     ctx.pool.clone(),
                 )),
             );
-            route::rhai::register(
-                engine,
-                host,
-                Arc::new(crate::route_cdc::LabRouter { ctx: ctx.clone() }),
-            );
+            match crate::route_cdc::router(&ctx) {
+                Ok(r) => route::rhai::register(engine, host, Arc::new(r)),
+                // No lab.json: every lab area says so at its first call; route must not be
+                // silently missing.
+                Err(e) => route::rhai::register(engine, host, Arc::new(route::Unavailable(e))),
+            }
             cdc::rhai::register(
                 engine,
                 host,

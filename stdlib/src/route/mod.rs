@@ -6,11 +6,13 @@
 //! | `mod.rs`  | the [`Router`] trait and its types     |
 //! | `rhai.rs` | the Rhai module `route`                |
 //! | `sim.rs`  | [`Router`] over the simulator          |
+//! | `remote.rs` | [`Router`] over a control plane's management API (lab, aws) |
 //!
 //! Cutover: `switch_route(r, src, #{ hold: true })` (park new connections) → fence on the
 //! database side → `switch_route(r, target, #{ drain: true })` (release to the target, source
 //! draining) → `wait_until_acked`. Envoy never moves an established session.
 
+pub mod remote;
 pub mod rhai;
 pub mod sim;
 
@@ -61,4 +63,37 @@ pub trait Router: Send + Sync {
         drain: bool,
     ) -> Result<Route, PrimitiveError>;
     fn active_connections(&self, name: &str) -> Result<Vec<EndpointConnections>, PrimitiveError>;
+}
+
+/// A `route` that cannot work in this world or configuration: every call fails with the
+/// error (its `op` set to the call's), so a runbook stops at its first routing step saying why.
+pub struct Unavailable(pub PrimitiveError);
+
+impl Unavailable {
+    fn fail(&self, op: &str) -> PrimitiveError {
+        let mut e = self.0.clone();
+        e.area = "route".into();
+        e.op = op.into();
+        e
+    }
+}
+
+impl Router for Unavailable {
+    fn describe_route(&self, _name: &str) -> Result<Route, PrimitiveError> {
+        Err(self.fail("describe_route"))
+    }
+
+    fn switch_route(
+        &self,
+        _name: &str,
+        _target: &str,
+        _hold: bool,
+        _drain: bool,
+    ) -> Result<Route, PrimitiveError> {
+        Err(self.fail("switch_route"))
+    }
+
+    fn active_connections(&self, _name: &str) -> Result<Vec<EndpointConnections>, PrimitiveError> {
+        Err(self.fail("active_connections"))
+    }
 }

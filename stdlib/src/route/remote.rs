@@ -1,0 +1,213 @@
+//! [`Router`] over a godwit control plane in another process (`godwit dal serve`, a lab's
+//! supervisor), through its management API ([`godwit_xds::remote::RemotePlane`]). The lab and
+//! aws worlds differ only in how a database id becomes an address and back ([`Endpoints`]).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use godwit_engine::{ErrorKind, PrimitiveError};
+use godwit_xds::error::XdsError;
+use godwit_xds::model::{Addr, Health, Role};
+use godwit_xds::remote::RemotePlane;
+
+use super::{EndpointConnections, NodeAck, Route, Router};
+use crate::pg::live::block_on;
+
+const A: &str = "route";
+
+/// Where a world's databases listen.
+pub trait Endpoints: Send + Sync {
+    /// The address new connections for `db` (an instance id, or a cluster id = its writer) go
+    /// to.
+    fn addr_of(&self, op: &str, db: &str) -> Result<Addr, PrimitiveError>;
+    /// The database listening on `addr`, or the address itself when it is none of the world's.
+    fn db_of(&self, addr: &Addr) -> String;
+}
+
+pub struct RemoteRouter {
+    pub plane: RemotePlane,
+    pub endpoints: Arc<dyn Endpoints>,
+    pub handle: tokio::runtime::Handle,
+}
+
+impl RemoteRouter {
+    fn run<T>(
+        &self,
+        op: &str,
+        fut: impl Future<Output = Result<T, XdsError>>,
+    ) -> Result<T, PrimitiveError> {
+        block_on(&self.handle, fut).map_err(|e| e.into_primitive(op))
+    }
+
+    fn view(&self, name: &str, op: &str) -> Result<Route, PrimitiveError> {
+        let (view, nodes, status) = self.run(op, async {
+            let view = self.plane.describe(name).await?;
+            let nodes = self.plane.nodes().await?;
+            // Per-node data-plane counters come from each Envoy's admin API; a node whose admin
+            // cannot be read reports no connections rather than failing the describe.
+            let status = self.plane.status().await.unwrap_or_default();
+            Ok((view, nodes, status))
+        })?;
+        let eps = &view.spec.endpoints;
+        let parking: Vec<String> = eps
+            .iter()
+            .filter(|e| e.role == Role::Parking)
+            .map(|e| e.addr.to_string())
+            .collect();
+        let hold = eps
+            .iter()
+            .any(|e| e.role == Role::Parking && e.health == Health::Healthy);
+        let target_ep = eps
+            .iter()
+            .find(|e| e.role != Role::Parking && e.health == Health::Healthy)
+            .or_else(|| eps.iter().find(|e| e.role != Role::Parking));
+        let target = target_ep
+            .map(|e| self.endpoints.db_of(&e.addr))
+            .unwrap_or_default();
+        let draining = eps
+            .iter()
+            .filter(|e| e.role != Role::Parking && e.health == Health::Draining)
+            .map(|e| self.endpoints.db_of(&e.addr))
+            .filter(|d| *d != target)
+            .collect();
+        let nodes: Vec<NodeAck> = nodes
+            .iter()
+            .map(|n| NodeAck {
+                node: n.node.clone(),
+                status: if !n.connected {
+                    "disconnected"
+                } else if !n.nacks.is_empty() && !n.current {
+                    "nack"
+                } else if n.current {
+                    "ack"
+                } else {
+                    "pending"
+                }
+                .into(),
+            })
+            .collect();
+        let all_acked = nodes.iter().any(|n| n.status == "ack")
+            && nodes
+                .iter()
+                .all(|n| n.status == "ack" || n.status == "disconnected");
+        // A held client is a connection Envoy keeps retrying against the parking address.
+        let held_connections = status
+            .iter()
+            .flat_map(|n| n.routes.iter())
+            .filter(|r| r.route == name)
+            .flat_map(|r| r.endpoints.iter())
+            .filter(|e| parking.contains(&e.address))
+            .map(|e| e.cx_active as i64)
+            .sum();
+        Ok(Route {
+            name: name.to_string(),
+            version: view.version as i64,
+            endpoint: target_ep.map(|e| e.addr.to_string()).unwrap_or_default(),
+            target,
+            hold,
+            draining,
+            nodes,
+            all_acked,
+            held_connections,
+        })
+    }
+}
+
+impl Router for RemoteRouter {
+    fn describe_route(&self, name: &str) -> Result<Route, PrimitiveError> {
+        self.view(name, "describe_route")
+    }
+
+    fn switch_route(
+        &self,
+        name: &str,
+        target: &str,
+        hold: bool,
+        drain: bool,
+    ) -> Result<Route, PrimitiveError> {
+        const OP: &str = "switch_route";
+        let cur = self.view(name, OP)?;
+        let mut want_draining = if drain {
+            cur.draining.clone()
+        } else {
+            Vec::new()
+        };
+        if drain && cur.target != target {
+            want_draining.push(cur.target.clone());
+        }
+        want_draining.retain(|x| x != target);
+        if cur.target == target && cur.hold == hold && cur.draining == want_draining {
+            return Ok(cur);
+        }
+        let addr = self.endpoints.addr_of(OP, target)?;
+        self.run(OP, async {
+            if cur.target != target || (!hold && cur.hold) {
+                self.plane.switch(name, addr).await?;
+            }
+            if hold {
+                self.plane.hold(name).await?;
+            } else if !drain {
+                self.plane.cleanup(name).await?;
+            }
+            Ok(())
+        })?;
+        self.view(name, OP)
+    }
+
+    fn active_connections(&self, name: &str) -> Result<Vec<EndpointConnections>, PrimitiveError> {
+        const OP: &str = "active_connections";
+        let (view, status) = self.run(OP, async {
+            Ok((self.plane.describe(name).await?, self.plane.status().await?))
+        })?;
+        let parking: Vec<String> = view
+            .spec
+            .endpoints
+            .iter()
+            .filter(|e| e.role == Role::Parking)
+            .map(|e| e.addr.to_string())
+            .collect();
+        let mut by_addr: BTreeMap<String, i64> = BTreeMap::new();
+        for e in view
+            .spec
+            .endpoints
+            .iter()
+            .filter(|e| e.role != Role::Parking)
+        {
+            by_addr.entry(e.addr.to_string()).or_default();
+        }
+        for node in &status {
+            if let Some(err) = &node.error {
+                return Err(PrimitiveError::new(
+                    A,
+                    OP,
+                    ErrorKind::Throttled,
+                    format!("Envoy node {}: {err}", node.node.node),
+                    "connection counts come from every node's admin API; the step retries",
+                ));
+            }
+            for r in node.routes.iter().filter(|r| r.route == name) {
+                for e in r.endpoints.iter().filter(|e| !parking.contains(&e.address)) {
+                    *by_addr.entry(e.address.clone()).or_default() += e.cx_active as i64;
+                }
+            }
+        }
+        Ok(by_addr
+            .into_iter()
+            .map(|(address, connections)| {
+                let target = match address.rsplit_once(':') {
+                    Some((host, port)) => port
+                        .parse()
+                        .map(|p| self.endpoints.db_of(&Addr::new(host, p)))
+                        .unwrap_or_else(|_| address.clone()),
+                    None => address.clone(),
+                };
+                EndpointConnections {
+                    target,
+                    endpoint: address,
+                    connections,
+                }
+            })
+            .collect())
+    }
+}
