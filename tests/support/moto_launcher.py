@@ -53,7 +53,7 @@ RDS_NS = "http://rds.amazonaws.com/doc/2014-10-31/"
 
 # --- 3. parameter tables --------------------------------------------------------------------
 
-EXTENSIONS = "hstore,pg_stat_statements,pg_trgm,pgcrypto,postgis,postgres_fdw,uuid-ossp"
+EXTENSIONS = "hstore,pg_stat_statements,pg_trgm,pgcrypto,plpgsql,postgis,postgres_fdw,uuid-ossp"
 
 
 def _p(name, value, apply_type="dynamic", modifiable=True, data_type="string", allowed=None):

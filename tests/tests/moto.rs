@@ -766,8 +766,8 @@ fn server_errors_are_retried_until_the_attempts_run_out() {
 }
 
 #[test]
-fn route_and_cdc_fail_clearly_in_the_aws_world() {
-    let env = env_with(json!({ "envoy_control_plane": "http://10.0.0.5:18000" }));
+fn route_and_cdc_without_a_backend_fail_clearly_in_the_aws_world() {
+    let env = env();
     let world = godwit_stdlib::world::World::aws(env.aws.clone());
     assert_eq!(world.name, "aws");
     let runner = world.runner(Arc::new(MemoryStore::new()), env.rt.handle().clone());
@@ -782,7 +782,8 @@ fn route_and_cdc_fail_clearly_in_the_aws_world() {
         e["message"]
             .as_str()
             .unwrap()
-            .contains("http://10.0.0.5:18000")
+            .contains("no envoy_control_plane is configured"),
+        "{e}"
     );
     let e = eval(
         &mut s,
@@ -790,6 +791,29 @@ fn route_and_cdc_fail_clearly_in_the_aws_world() {
     );
     assert!(
         e["message"].as_str().unwrap().contains("no CDC backend"),
+        "{e}"
+    );
+    assert!(
+        e["hint"].as_str().unwrap().contains("cdc = \"none\""),
+        "{e}"
+    );
+
+    // Declared: no consumers to pause; an unreachable control plane is named, and retryable.
+    drop(s);
+    drop(runner);
+    drop(env); // one moto, one test at a time: release this test's turn first
+    let env2 = env_with(json!({ "envoy_control_plane": "127.0.0.1:9", "cdc": "none" }));
+    let world = godwit_stdlib::world::World::aws(env2.aws.clone());
+    let runner = world.runner(Arc::new(MemoryStore::new()), env2.rt.handle().clone());
+    let mut s = Session::new(&runner);
+    assert_eq!(eval(&mut s, "cdc::list_consumers()"), json!([]));
+    let e = eval(
+        &mut s,
+        r#"let r = #{}; try { route::describe_route("orders-db"); } catch (e) { r = e; } r"#,
+    );
+    assert_eq!(e["retryable"], true, "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("127.0.0.1:9"),
         "{e}"
     );
 }
@@ -935,4 +959,330 @@ fn iam_tokens_never_reach_a_transcript_journal_or_report() {
             "token part leaked into: {h}"
         );
     }
+}
+
+/// What moto cannot be: PostgreSQL. A scripted source and caught-up replica for the standard
+/// runbook — application sessions until the source's reboot (the fence), LSNs with the replica
+/// already past the fence, 64 MiB segments as on RDS.
+struct ScriptedPg {
+    rebooted: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl godwit_stdlib::pg::Pg for ScriptedPg {
+    fn table_hashes(
+        &self,
+        _db: &str,
+    ) -> Result<Vec<godwit_stdlib::pg::TableHash>, godwit_engine::PrimitiveError> {
+        Ok(Vec::new())
+    }
+    fn installed_extensions(
+        &self,
+        _db: &str,
+    ) -> Result<Vec<godwit_stdlib::pg::Extension>, godwit_engine::PrimitiveError> {
+        Ok(vec![godwit_stdlib::pg::Extension {
+            name: "plpgsql".into(),
+            version: "1.0".into(),
+        }])
+    }
+    fn settings(
+        &self,
+        _db: &str,
+        names: &[String],
+    ) -> Result<Vec<godwit_stdlib::pg::Setting>, godwit_engine::PrimitiveError> {
+        Ok([("wal_segment_size", "67108864"), ("wal_level", "logical")]
+            .into_iter()
+            .filter(|(n, _)| names.is_empty() || names.iter().any(|w| w == n))
+            .map(|(n, v)| godwit_stdlib::pg::Setting {
+                name: n.into(),
+                setting: v.into(),
+            })
+            .collect())
+    }
+    fn unlogged_tables(&self, _db: &str) -> Result<Vec<String>, godwit_engine::PrimitiveError> {
+        Ok(Vec::new())
+    }
+    fn replication_slots(
+        &self,
+        _db: &str,
+    ) -> Result<Vec<godwit_stdlib::pg::SlotInfo>, godwit_engine::PrimitiveError> {
+        Ok(Vec::new())
+    }
+    fn current_lsn(
+        &self,
+        _db: &str,
+    ) -> Result<godwit_stdlib::pg::Lsn, godwit_engine::PrimitiveError> {
+        Ok(godwit_stdlib::pg::Lsn {
+            lsn: "0/5000000".into(),
+            lsn_bytes: 0x500_0000,
+        })
+    }
+    fn replay_lsn(
+        &self,
+        db: &str,
+    ) -> Result<godwit_stdlib::pg::Lsn, godwit_engine::PrimitiveError> {
+        self.current_lsn(db)
+    }
+    fn application_backends(
+        &self,
+        _db: &str,
+    ) -> Result<Vec<godwit_stdlib::pg::Backend>, godwit_engine::PrimitiveError> {
+        if self.rebooted.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(Vec::new());
+        }
+        Ok(vec![godwit_stdlib::pg::Backend {
+            pid: 4242,
+            role: "orders_app".into(),
+            state: "idle".into(),
+            backend_start: start_ms() / 1000 - 600,
+            xact_start: None,
+            terminating: false,
+        }])
+    }
+    fn block_logins(
+        &self,
+        _db: &str,
+        roles: &[String],
+    ) -> Result<Vec<String>, godwit_engine::PrimitiveError> {
+        Ok(roles.to_vec())
+    }
+    fn unblock_logins(
+        &self,
+        _db: &str,
+        roles: &[String],
+    ) -> Result<Vec<String>, godwit_engine::PrimitiveError> {
+        Ok(roles.to_vec())
+    }
+    fn terminate_backends(
+        &self,
+        _db: &str,
+        pids: &[i64],
+    ) -> Result<Vec<i64>, godwit_engine::PrimitiveError> {
+        Ok(pids.to_vec())
+    }
+    fn sequences(
+        &self,
+        _db: &str,
+    ) -> Result<Vec<godwit_stdlib::pg::Sequence>, godwit_engine::PrimitiveError> {
+        Ok(Vec::new())
+    }
+}
+
+/// Marks the source rebooted once the runbook's `reboot-source` step completed.
+struct RebootSeen(Arc<std::sync::atomic::AtomicBool>);
+
+impl Sink for RebootSeen {
+    fn line(&self, line: &godwit_engine::transcript::Line) {
+        if let Event::StepCompleted { name, .. } = &line.event
+            && name == "reboot-source"
+        {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+/// Two hours of healthy replication metrics around the virtual clock's start: slot lag
+/// oscillating 0 ↔ one 64 MiB segment (an idle RDS source's heartbeat), replica lag 0, 2 MiB/s
+/// of WAL, 80 GB free.
+fn seed_healthy_metrics(env: &Env) {
+    let t0 = start_ms() / 1000 - 3600;
+    env.block(async {
+        for chunk in (0..180).collect::<Vec<i64>>().chunks(5) {
+            let mut req = env.aws.cw.put_metric_data().namespace("AWS/RDS");
+            for m in chunk {
+                let at = DateTime::from_secs(t0 + m * 60 + 5);
+                let datum = |name: &str, dim: &str, id: &str, v: f64| {
+                    aws_sdk_cloudwatch::types::MetricDatum::builder()
+                        .metric_name(name)
+                        .dimensions(
+                            aws_sdk_cloudwatch::types::Dimension::builder()
+                                .name(dim)
+                                .value(id)
+                                .build(),
+                        )
+                        .timestamp(at)
+                        .value(v)
+                        .build()
+                };
+                let seg = if m % 5 == 0 { 67_108_864.0 } else { 0.0 };
+                req = req
+                    .metric_data(datum(
+                        "OldestReplicationSlotLag",
+                        "DBInstanceIdentifier",
+                        "orders-db",
+                        seg,
+                    ))
+                    .metric_data(datum(
+                        "TransactionLogsGeneration",
+                        "DBInstanceIdentifier",
+                        "orders-db",
+                        2_097_152.0,
+                    ))
+                    .metric_data(datum(
+                        "FreeStorageSpace",
+                        "DBInstanceIdentifier",
+                        "orders-db",
+                        80e9,
+                    ))
+                    .metric_data(datum(
+                        "RDSToAuroraPostgreSQLReplicaLag",
+                        "DBClusterIdentifier",
+                        "orders-db-aurora",
+                        0.0,
+                    ));
+            }
+            req.send().await.unwrap();
+        }
+    });
+}
+
+/// The standard runbook in the aws world against moto, as far as moto models it.
+///
+/// Real: every `rds`, `ec2` and `cw` call (moto through the launcher: the Aurora replica of an
+/// instance, its writer, parameter groups, the quarantine group, the reboot, the promotion);
+/// `route` (a godwit control plane with its management API, and a real Envoy as its node);
+/// `cdc` declared `none`; `validate` skipped as it is without IAM database access.
+/// Stubbed, because moto has no PostgreSQL and no replication: `pg` ([`ScriptedPg`]) — the
+/// application's sessions that end with the reboot, and a replica already past the fence LSN.
+#[test]
+fn the_standard_runbook_runs_against_moto_as_far_as_moto_models_it() {
+    use godwit_xds::model::{Addr, RouteSpec};
+    let envoy_bin = godwit_xds::envoy::locate(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let dal = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut config = godwit_xds::Config::new("127.0.0.1:0".parse().unwrap());
+    config.api = Some("127.0.0.1:0".parse().unwrap());
+    let plane = dal
+        .block_on(godwit_xds::ControlPlane::start(config))
+        .unwrap();
+    let api = plane.api_addr().unwrap();
+    let env = env_with(json!({ "envoy_control_plane": api.to_string(), "cdc": "none" }));
+    env.source();
+    seed_healthy_metrics(&env);
+    let source_endpoint = env
+        .instance("orders-db")
+        .unwrap()
+        .endpoint()
+        .and_then(|e| e.address())
+        .unwrap()
+        .to_string();
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    dal.block_on(plane.publish(
+        "orders-db",
+        RouteSpec::new(
+            Addr::new("127.0.0.1", listen.port()),
+            Addr::new(&source_endpoint, 5432),
+        ),
+    ))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let admin = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut envoy = godwit_xds::envoy::EnvoyProcess::start(
+        &envoy_bin,
+        dir.path(),
+        "edge-1",
+        plane.local_addr(),
+        admin,
+    )
+    .unwrap();
+    dal.block_on(envoy.wait_ready(std::time::Duration::from_secs(60)))
+        .unwrap();
+
+    let rebooted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pg = Arc::new(ScriptedPg {
+        rebooted: rebooted.clone(),
+    });
+    let mut extra = godwit_stdlib::world::World::aws(env.aws.clone()).plugins;
+    extra.push(Arc::new(
+        move |engine: &mut rhai::Engine, host: &godwit_engine::Host| {
+            godwit_stdlib::pg::rhai::register(engine, host, pg.clone());
+        },
+    ));
+    let (mut runner, collector, _clock) = env.runner(extra);
+    runner.sinks.push(Arc::new(RebootSeen(rebooted)));
+    let mut params = serde_json::Map::new();
+    params.insert("validation_window".into(), "10m".into());
+    params.insert("validation_timeout".into(), "2h".into());
+    let runbook =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks/rds-to-aurora.rhai");
+    let report = runner
+        .start(godwit_engine::StartRequest {
+            runbook,
+            cluster: "orders-db".into(),
+            params,
+            run_id: None,
+        })
+        .unwrap();
+    let steps: Vec<String> = collector
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::StepCompleted { name, .. } => Some(name),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        matches!(report.status, godwit_engine::RunStatus::Succeeded { .. }),
+        "{:?}\nsteps: {steps:?}",
+        report.status
+    );
+    for s in [
+        "create-replica-cluster",
+        "fence",
+        "reboot-source",
+        "validate-at-fence",
+        "promote",
+        "switch-route",
+    ] {
+        assert!(steps.iter().any(|x| x == s), "{s} missing from {steps:?}");
+    }
+    // moto's own answers: promoted, quarantined, rebooted once.
+    let cl = env.cluster("orders-db-aurora").unwrap();
+    assert_eq!(cl.replication_source_identifier(), None);
+    assert_eq!(cl.status(), Some("available"));
+    let src = env.instance("orders-db").unwrap();
+    let groups: Vec<&str> = src
+        .vpc_security_groups()
+        .iter()
+        .filter_map(|g| g.vpc_security_group_id())
+        .collect();
+    assert_eq!(groups.len(), 1, "only the quarantine group: {groups:?}");
+    assert_eq!(calls(&collector, "rds.RebootDBInstance"), 1);
+    // The route: every Envoy node serves the Aurora writer endpoint; the source drains.
+    let view = plane.describe("orders-db").unwrap();
+    let writer = cl.endpoint().unwrap();
+    assert_eq!(
+        view.spec.endpoints[0].addr,
+        Addr::new(writer, 5432),
+        "{view:?}"
+    );
+    let validation = collector
+        .events()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::StepCompleted { name, result, .. } if name == "validate-at-fence" => {
+                Some(result)
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        validation["skipped"].as_str().unwrap().contains("db_user"),
+        "{validation}"
+    );
+    drop(envoy);
+    dal.block_on(plane.shutdown());
 }

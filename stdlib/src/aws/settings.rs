@@ -41,8 +41,12 @@ pub struct AwsSettings {
     pub ca_bundle: Option<PathBuf>,
     /// `verify-full` (default) or `verify-ca`.
     pub tls: Option<TlsMode>,
-    /// Address of the godwit data access layer control plane (`godwit dal serve`).
+    /// Management API of the godwit data access layer control plane (`godwit dal serve
+    /// --api`), `HOST:PORT`.
     pub envoy_control_plane: Option<String>,
+    /// CDC consumers of the source: `"none"` declares there are none to pause (consumer hooks
+    /// are not implemented; without the declaration every `cdc::` call fails).
+    pub cdc: Option<String>,
     /// Attempts per AWS API call for throttling and 5xx answers (default 5; 1 = no retries).
     pub max_attempts: Option<u32>,
     /// First backoff between attempts, doubled each time (default `"500ms"`).
@@ -69,7 +73,7 @@ impl AwsSettings {
         let s: AwsSettings = serde_json::from_value(value).map_err(|e| {
             format!(
                 "{origin}: {e}; the aws world takes: region, profile, endpoint_url, db_user, \
-                 db_name, ca_bundle, tls, envoy_control_plane, max_attempts, retry_backoff, \
+                 db_name, ca_bundle, tls, envoy_control_plane, cdc, max_attempts, retry_backoff, \
                  retry_backoff_max, call_timeout (docs/aws.md)"
             )
         })?;
@@ -88,6 +92,7 @@ impl AwsSettings {
             ca_bundle: other.ca_bundle.or(self.ca_bundle),
             tls: other.tls.or(self.tls),
             envoy_control_plane: other.envoy_control_plane.or(self.envoy_control_plane),
+            cdc: other.cdc.or(self.cdc),
             max_attempts: other.max_attempts.or(self.max_attempts),
             retry_backoff: other.retry_backoff.or(self.retry_backoff),
             retry_backoff_max: other.retry_backoff_max.or(self.retry_backoff_max),
@@ -103,6 +108,17 @@ impl AwsSettings {
             return Err(format!(
                 "{origin}: endpoint_url {url:?} is not an http(s) URL; e.g. endpoint_url = \"https://rds.eu-west-1.amazonaws.com\""
             ));
+        }
+        if let Some(c) = &self.cdc
+            && c != "none"
+        {
+            return Err(format!(
+                "{origin}: cdc = {c:?}; the aws world knows only cdc = \"none\" (the source has no CDC \
+                 consumers to pause); consumer hooks are not implemented — pause them by hand"
+            ));
+        }
+        if let Some(cp) = &self.envoy_control_plane {
+            control_plane_addr(cp).map_err(|e| format!("{origin}: {e}"))?;
         }
         if let Some(r) = &self.region
             && (r.is_empty() || !r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
@@ -214,4 +230,23 @@ mod tests {
         assert_eq!(p.backoff, Duration::from_millis(500));
         assert_eq!(p.call_timeout, Duration::from_secs(60));
     }
+}
+
+/// The management API address of `godwit dal serve` from `envoy_control_plane`: `HOST:PORT`,
+/// optionally with `http://`. The API is loopback-only (reach a remote one through a tunnel).
+pub fn control_plane_addr(value: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let bare = value
+        .strip_prefix("http://")
+        .unwrap_or(value)
+        .trim_end_matches('/');
+    bare.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| {
+            format!(
+                "envoy_control_plane {value:?} is not HOST:PORT of godwit dal serve's management API; \
+                 e.g. envoy_control_plane = \"127.0.0.1:18001\" (the API is loopback-only: tunnel to a remote one)"
+            )
+        })
 }

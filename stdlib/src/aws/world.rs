@@ -1,10 +1,9 @@
 //! The `aws` world: `rds`, `ec2` and `cw` on the AWS SDK, `pg` over TLS with IAM auth tokens
 //! ([`IamConnector`]), on the system clock.
 //!
-//! `route` and `cdc` have no AWS backend yet, and say so: godwit's data access layer control
-//! plane (`godwit dal serve`, crate `godwit-xds`) serves Envoy over ADS but exposes no API a
-//! runbook in another process could publish through, and CDC consumer hooks are not
-//! implemented. Their primitives fail with kind `Invalid` (not retryable) naming what is
+//! `route` drives the Envoy fleet through `godwit dal serve`'s management API
+//! (`envoy_control_plane`), naming RDS endpoints as route targets. `cdc` has no AWS backend
+//! yet and says so: its primitives fail with kind `Invalid` (not retryable) naming what is
 //! missing, instead of pretending — see docs/aws.md.
 
 use std::path::{Path, PathBuf};
@@ -16,8 +15,12 @@ use super::iam::IamConnector;
 use super::{Aws, AwsApi, AwsSettings};
 use crate::cdc::{Cdc, ConsumerInfo, CreatedSlot, SlotPosition};
 use crate::pg::live::{Connector, LivePg, Pool};
-use crate::route::{EndpointConnections, Route, Router};
+use crate::rds::Rds;
+use crate::route::remote::{Endpoints, RemoteRouter};
+use crate::route::{Router, Unavailable};
 use crate::world::{World, pure_plugins};
+use godwit_xds::model::Addr;
+use godwit_xds::remote::RemotePlane;
 
 /// Where the CLI keeps a run's world settings beside the world state file it hands the world
 /// factory (`<state>/worlds/RUN.json` → `<state>/worlds/RUN.settings.json`), so `resume` in
@@ -52,7 +55,8 @@ pub fn sdk_plugin(aws: Arc<Aws>) -> Arc<dyn Plugin> {
     })
 }
 
-/// `pg` over [`LivePg`](crate::pg::live::LivePg) with the [`IamConnector`]: connections live
+/// `pg` over [`LivePg`](crate::pg::live::LivePg) and `validate` over
+/// [`LiveValidate`](crate::validate::live::LiveValidate), with the [`IamConnector`]: connections live
 /// on a small runtime the plugin owns (they outlive single primitive calls), dropped with the
 /// world.
 pub fn pg_plugin(aws: Arc<Aws>) -> Arc<dyn Plugin> {
@@ -74,7 +78,12 @@ pub fn pg_plugin_with(connector: Arc<dyn Connector>) -> Arc<dyn Plugin> {
             Some(rt) => Arc::new(Pool::new(connector.clone(), rt.handle().clone())),
             None => return, // no runtime: pg stays unregistered; calls say "unknown module"
         };
-        crate::pg::rhai::register(engine, host, Arc::new(LivePg::new(pool)));
+        crate::pg::rhai::register(engine, host, Arc::new(LivePg::new(pool.clone())));
+        crate::validate::rhai::register(
+            engine,
+            host,
+            Arc::new(crate::validate::live::LiveValidate::new(pool)),
+        );
     })
 }
 
@@ -91,21 +100,74 @@ impl Drop for OwnedRuntime {
 
 impl World {
     /// The aws world over `aws`: the pure areas, `rds`/`ec2`/`cw` on the SDK, `pg` with IAM
-    /// auth, and `route` / `cdc` that fail clearly (no backend yet). Named `aws`.
+    /// auth, `route` through the configured control plane, and `cdc` that fails clearly (no
+    /// backend yet). Named `aws`.
     pub fn aws(aws: Arc<Aws>) -> World {
         let mut plugins = pure_plugins();
         plugins.push(sdk_plugin(aws.clone()));
         plugins.push(pg_plugin(aws.clone()));
-        let control_plane = aws.settings.envoy_control_plane.clone();
+        if aws.settings.db_user.is_none() {
+            // Without IAM database access the exact validation is skipped (the runbook asks
+            // validate::available), rather than failing at its first connection.
+            plugins.push(Arc::new(|engine: &mut rhai::Engine, host: &Host| {
+                crate::validate::rhai::register(
+                    engine,
+                    host,
+                    Arc::new(crate::validate::NoAccess {
+                        why: "no db_user in the [aws] table: IAM database access is not configured (docs/aws.md)".into(),
+                    }),
+                );
+            }));
+        }
+        let route_rt = Arc::new(OwnedRuntime(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("godwit-aws-route")
+                .enable_all()
+                .build()
+                .ok(),
+        ));
+        let route_aws = aws.clone();
         plugins.push(Arc::new(move |engine: &mut rhai::Engine, host: &Host| {
-            crate::route::rhai::register(
+            let router: Arc<dyn Router> = match (
+                route_aws.settings.envoy_control_plane.as_deref(),
+                route_rt.0.as_ref(),
+            ) {
+                (Some(cp), Some(rt)) => match super::settings::control_plane_addr(cp) {
+                    Ok(addr) => Arc::new(RemoteRouter {
+                        plane: RemotePlane::new(addr),
+                        endpoints: Arc::new(AwsEndpoints {
+                            api: AwsApi {
+                                aws: route_aws.clone(),
+                                host: host.clone(),
+                            },
+                        }),
+                        handle: rt.handle().clone(),
+                    }),
+                    Err(e) => Arc::new(Unavailable(PrimitiveError::new(
+                        "route",
+                        "connect",
+                        ErrorKind::Invalid,
+                        e,
+                        "fix envoy_control_plane in the [aws] table (docs/aws.md)",
+                    ))),
+                },
+                _ => Arc::new(Unavailable(PrimitiveError::new(
+                    "route",
+                    "connect",
+                    ErrorKind::Invalid,
+                    "the aws world has no route backend: no envoy_control_plane is configured",
+                    "set envoy_control_plane = \"HOST:PORT\" (godwit dal serve --api) in the [aws] table; docs/aws.md",
+                ))),
+            };
+            crate::route::rhai::register(engine, host, router);
+            crate::cdc::rhai::register(
                 engine,
                 host,
-                Arc::new(NoRouter {
-                    control_plane: control_plane.clone(),
+                Arc::new(NoCdc {
+                    declared_none: route_aws.settings.cdc.as_deref() == Some("none"),
                 }),
             );
-            crate::cdc::rhai::register(engine, host, Arc::new(NoCdc));
         }));
         World {
             name: "aws".into(),
@@ -124,55 +186,54 @@ impl World {
     }
 }
 
-/// `route` in the aws world: no remote control-plane client exists yet.
-struct NoRouter {
-    control_plane: Option<String>,
+/// Where RDS databases listen: the instance endpoint, or a cluster's writer endpoint, on the
+/// PostgreSQL port. RDS endpoint names start with the identifier
+/// (`orders-db.c9akciq32.eu-west-1.rds.amazonaws.com`, `orders-aurora.cluster-c9akciq32…`), which
+/// is how an address in a route is named back.
+struct AwsEndpoints {
+    api: AwsApi,
 }
 
-impl NoRouter {
-    fn missing(&self, op: &str) -> PrimitiveError {
-        PrimitiveError::new(
-            "route",
-            op,
-            ErrorKind::Invalid,
-            match &self.control_plane {
-                Some(a) => format!(
-                    "the aws world cannot reach the Envoy control plane at {a}: godwit dal serve \
-                     has no publish API for a runbook in another process yet"
-                ),
-                None => "the aws world has no route backend: no envoy_control_plane is \
-                         configured, and godwit dal serve has no publish API for a runbook in \
-                         another process yet"
-                    .to_string(),
-            },
-            "route the cutover by hand, or run the routing steps in the lab world; docs/aws.md \
-             (route and cdc in the aws world)",
-        )
-        .with_retryable(false)
-    }
-}
+/// RDS for PostgreSQL and Aurora PostgreSQL listen on 5432 unless created otherwise.
+const PG_PORT: u16 = 5432;
 
-impl Router for NoRouter {
-    fn describe_route(&self, _name: &str) -> Result<Route, PrimitiveError> {
-        Err(self.missing("describe_route"))
+impl Endpoints for AwsEndpoints {
+    fn addr_of(&self, op: &str, db: &str) -> Result<Addr, PrimitiveError> {
+        let endpoint = match self.api.describe_cluster(db) {
+            Ok(c) => c.endpoint,
+            Err(e) if e.kind == ErrorKind::NotFound => self.api.describe_instance(db)?.endpoint,
+            Err(e) => return Err(e),
+        };
+        if endpoint.is_empty() {
+            return Err(PrimitiveError::new(
+                "route",
+                op,
+                ErrorKind::Conflict,
+                format!("{db} has no endpoint yet"),
+                "wait until it is available (rds::wait_until_*_available)",
+            ));
+        }
+        Ok(Addr::new(endpoint, PG_PORT))
     }
-    fn switch_route(
-        &self,
-        _name: &str,
-        _target: &str,
-        _hold: bool,
-        _drain: bool,
-    ) -> Result<Route, PrimitiveError> {
-        Err(self.missing("switch_route"))
-    }
-    fn active_connections(&self, _name: &str) -> Result<Vec<EndpointConnections>, PrimitiveError> {
-        Err(self.missing("active_connections"))
+
+    fn db_of(&self, addr: &Addr) -> String {
+        if addr.is_ip() {
+            return addr.to_string();
+        }
+        addr.host
+            .split('.')
+            .next()
+            .unwrap_or(&addr.host)
+            .to_string()
     }
 }
 
-/// `cdc` in the aws world: consumer hooks are not implemented; an empty consumer list would
-/// be a claim ("nothing to pause") godwit cannot back, so every call fails.
-struct NoCdc;
+/// `cdc` in the aws world: consumer hooks are not implemented. An empty consumer list would be
+/// a claim ("nothing to pause") godwit cannot back, so every call fails — unless the settings
+/// declare `cdc = "none"`, the operator's statement that the source has no consumers.
+struct NoCdc {
+    declared_none: bool,
+}
 
 fn no_cdc(op: &str) -> PrimitiveError {
     PrimitiveError::new(
@@ -180,14 +241,17 @@ fn no_cdc(op: &str) -> PrimitiveError {
         op,
         ErrorKind::Invalid,
         "the aws world has no CDC backend: consumer pause/resume hooks are not implemented yet",
-        "pause and resume CDC consumers by hand around the cutover; docs/aws.md (route and cdc \
-         in the aws world)",
+        "set cdc = \"none\" in the [aws] table if the source has no CDC consumers; otherwise pause \
+         and resume them by hand around the cutover (docs/aws.md)",
     )
     .with_retryable(false)
 }
 
 impl Cdc for NoCdc {
     fn list_consumers(&self) -> Result<Vec<ConsumerInfo>, PrimitiveError> {
+        if self.declared_none {
+            return Ok(Vec::new());
+        }
         Err(no_cdc("list_consumers"))
     }
     fn pause_consumer(&self, _name: &str) -> Result<ConsumerInfo, PrimitiveError> {
@@ -203,6 +267,9 @@ impl Cdc for NoCdc {
         Err(no_cdc("resume_consumer"))
     }
     fn record_positions(&self) -> Result<Vec<SlotPosition>, PrimitiveError> {
+        if self.declared_none {
+            return Ok(Vec::new());
+        }
         Err(no_cdc("record_positions"))
     }
     fn create_equivalent_slots(
