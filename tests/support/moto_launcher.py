@@ -38,6 +38,7 @@ from datetime import datetime, timezone
 from urllib.parse import parse_qs
 
 import cbor2
+import gzip
 from werkzeug.serving import make_server
 
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -336,7 +337,18 @@ class Launcher:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
         length = int(environ.get("CONTENT_LENGTH") or 0)
-        raw = environ["wsgi.input"].read(length) if length else b""
+        if length:
+            raw = environ["wsgi.input"].read(length)
+        elif "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower() or environ.get("wsgi.input_terminated"):
+            # The SDK streams larger bodies chunked (no Content-Length); werkzeug de-chunks.
+            raw = environ["wsgi.input"].read()
+        else:
+            raw = b""
+        if environ.get("HTTP_CONTENT_ENCODING", "").lower() == "gzip":
+            # The SDK compresses large request bodies (PutMetricData over 10 KiB), as real
+            # CloudWatch accepts; moto's own handlers expect them plain.
+            raw = gzip.decompress(raw)
+            environ.pop("HTTP_CONTENT_ENCODING", None)
         environ["wsgi.input"] = io.BytesIO(raw)
         environ["CONTENT_LENGTH"] = str(len(raw))
 

@@ -1086,7 +1086,7 @@ impl Sink for RebootSeen {
 fn seed_healthy_metrics(env: &Env) {
     let t0 = start_ms() / 1000 - 3600;
     env.block(async {
-        for chunk in (0..180).collect::<Vec<i64>>().chunks(5) {
+        for chunk in (0..180).collect::<Vec<i64>>().chunks(20) {
             let mut req = env.aws.cw.put_metric_data().namespace("AWS/RDS");
             for m in chunk {
                 let at = DateTime::from_secs(t0 + m * 60 + 5);
