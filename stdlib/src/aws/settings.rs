@@ -47,6 +47,9 @@ pub struct AwsSettings {
     /// CDC consumers of the source: `"none"` declares there are none to pause (consumer hooks
     /// are not implemented; without the declaration every `cdc::` call fails).
     pub cdc: Option<String>,
+    /// The source's CDC consumers with the commands that pause and resume them
+    /// (`[[aws.cdc_consumers]]`; see `cdc::hooks`).
+    pub cdc_consumers: Option<Vec<crate::cdc::hooks::ConsumerHook>>,
     /// Attempts per AWS API call for throttling and 5xx answers (default 5; 1 = no retries).
     pub max_attempts: Option<u32>,
     /// First backoff between attempts, doubled each time (default `"500ms"`).
@@ -73,7 +76,7 @@ impl AwsSettings {
         let s: AwsSettings = serde_json::from_value(value).map_err(|e| {
             format!(
                 "{origin}: {e}; the aws world takes: region, profile, endpoint_url, db_user, \
-                 db_name, ca_bundle, tls, envoy_control_plane, cdc, max_attempts, retry_backoff, \
+                 db_name, ca_bundle, tls, envoy_control_plane, cdc, cdc_consumers, max_attempts, retry_backoff, \
                  retry_backoff_max, call_timeout (docs/aws.md)"
             )
         })?;
@@ -93,6 +96,7 @@ impl AwsSettings {
             tls: other.tls.or(self.tls),
             envoy_control_plane: other.envoy_control_plane.or(self.envoy_control_plane),
             cdc: other.cdc.or(self.cdc),
+            cdc_consumers: other.cdc_consumers.or(self.cdc_consumers),
             max_attempts: other.max_attempts.or(self.max_attempts),
             retry_backoff: other.retry_backoff.or(self.retry_backoff),
             retry_backoff_max: other.retry_backoff_max.or(self.retry_backoff_max),
@@ -113,9 +117,31 @@ impl AwsSettings {
             && c != "none"
         {
             return Err(format!(
-                "{origin}: cdc = {c:?}; the aws world knows only cdc = \"none\" (the source has no CDC \
-                 consumers to pause); consumer hooks are not implemented — pause them by hand"
+                "{origin}: cdc = {c:?}; cdc = \"none\" declares a source without CDC consumers; \
+                 declare consumers as [[aws.cdc_consumers]] tables (name, slot, db, pause, resume)"
             ));
+        }
+        if self.cdc.is_some() && self.cdc_consumers.as_ref().is_some_and(|c| !c.is_empty()) {
+            return Err(format!(
+                "{origin}: cdc = \"none\" and cdc_consumers both given; keep one"
+            ));
+        }
+        for c in self.cdc_consumers.iter().flatten() {
+            if c.name.is_empty()
+                || c.slot.is_empty()
+                || c.db.is_empty()
+                || c.pause.trim().is_empty()
+                || c.resume.trim().is_empty()
+            {
+                return Err(format!(
+                    "{origin}: cdc_consumers entry {:?} needs name, slot, db, pause and resume",
+                    c.name
+                ));
+            }
+            if let Some(t) = &c.timeout {
+                godwit_engine::duration::parse_duration(t)
+                    .map_err(|e| format!("{origin}: cdc_consumers {:?} timeout: {e}", c.name))?;
+            }
         }
         if let Some(cp) = &self.envoy_control_plane {
             control_plane_addr(cp).map_err(|e| format!("{origin}: {e}"))?;
@@ -211,6 +237,31 @@ mod tests {
         assert!(e.contains("retry_backoff"), "{e}");
         let e = AwsSettings::from_json(json!({ "max_attempts": 0 }), "cfg").unwrap_err();
         assert!(e.contains("max_attempts = 0"), "{e}");
+    }
+
+    #[test]
+    fn cdc_is_declared_none_or_as_consumers_with_both_commands() {
+        let ok = AwsSettings::from_json(
+            json!({ "cdc_consumers": [{ "name": "dbz", "slot": "dbz_orders", "db": "orders-db",
+                    "pause": "kubectl scale --replicas=0 deploy/dbz", "resume": "kubectl scale --replicas=1 deploy/dbz" }] }),
+            "cfg [aws]",
+        )
+        .unwrap();
+        assert_eq!(ok.cdc_consumers.unwrap()[0].slot, "dbz_orders");
+        let e = AwsSettings::from_json(
+            json!({ "cdc_consumers": [{ "name": "dbz", "slot": "s", "db": "d", "pause": "", "resume": "x" }] }),
+            "cfg [aws]",
+        )
+        .unwrap_err();
+        assert!(e.contains("needs name, slot, db, pause and resume"), "{e}");
+        let e = AwsSettings::from_json(json!({ "cdc": "some" }), "cfg [aws]").unwrap_err();
+        assert!(e.contains("cdc = \"none\" declares"), "{e}");
+        let e = AwsSettings::from_json(
+            json!({ "cdc": "none", "cdc_consumers": [{ "name": "a", "slot": "s", "db": "d", "pause": "p", "resume": "r" }] }),
+            "cfg [aws]",
+        )
+        .unwrap_err();
+        assert!(e.contains("both given"), "{e}");
     }
 
     #[test]

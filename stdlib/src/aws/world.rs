@@ -2,9 +2,10 @@
 //! ([`IamConnector`]), on the system clock.
 //!
 //! `route` drives the Envoy fleet through `godwit dal serve`'s management API
-//! (`envoy_control_plane`), naming RDS endpoints as route targets. `cdc` has no AWS backend
-//! yet and says so: its primitives fail with kind `Invalid` (not retryable) naming what is
-//! missing, instead of pretending — see docs/aws.md.
+//! (`envoy_control_plane`), naming RDS endpoints as route targets. `cdc` runs the operator's
+//! pause/resume commands for declared consumers (`cdc::hooks`), reads positions from the
+//! slots and creates the target's slots over IAM; undeclared, it fails clearly (`cdc = "none"`
+//! declares a source without consumers) — see docs/aws.md.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use godwit_engine::{ErrorKind, Host, Plugin, PrimitiveError, SystemClock};
 
 use super::iam::IamConnector;
 use super::{Aws, AwsApi, AwsSettings};
+use crate::cdc::hooks::HookCdc;
 use crate::cdc::{Cdc, ConsumerInfo, CreatedSlot, SlotPosition};
 use crate::pg::live::{Connector, LivePg, Pool};
 use crate::rds::Rds;
@@ -161,13 +163,20 @@ impl World {
                 ))),
             };
             crate::route::rhai::register(engine, host, router);
-            crate::cdc::rhai::register(
-                engine,
-                host,
-                Arc::new(NoCdc {
-                    declared_none: route_aws.settings.cdc.as_deref() == Some("none"),
+            let cdc: Arc<dyn Cdc> = match (&route_aws.settings.cdc_consumers, route_rt.0.as_ref()) {
+                (Some(consumers), Some(rt)) if !consumers.is_empty() => Arc::new(HookCdc {
+                    consumers: consumers.clone(),
+                    pool: Arc::new(Pool::new(
+                        Arc::new(IamConnector::new(route_aws.clone())),
+                        rt.handle().clone(),
+                    )),
                 }),
-            );
+                (consumers, _) => Arc::new(NoCdc {
+                    declared_none: route_aws.settings.cdc.as_deref() == Some("none")
+                        || consumers.as_ref().is_some_and(|c| c.is_empty()),
+                }),
+            };
+            crate::cdc::rhai::register(engine, host, cdc);
         }));
         World {
             name: "aws".into(),

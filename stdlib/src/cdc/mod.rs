@@ -7,7 +7,9 @@
 //! | `mod.rs`  | the [`Cdc`] trait and its types        |
 //! | `rhai.rs` | the Rhai module `cdc`                  |
 //! | `sim.rs`  | [`Cdc`] over the simulator             |
+//! | `hooks.rs` | [`Cdc`] over declared consumers with pause/resume commands (aws) |
 
+pub mod hooks;
 pub mod rhai;
 pub mod sim;
 

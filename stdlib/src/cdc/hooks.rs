@@ -1,0 +1,351 @@
+//! [`Cdc`] over declared consumers and operator-supplied commands (the aws world): godwit
+//! cannot stop or start a Debezium connector, a Kafka Connect task or a custom reader itself,
+//! so each consumer names the shell commands that pause and resume it. Everything godwit can
+//! see for itself comes from the database: a consumer is `running` while its logical slot is
+//! active, its position is the slot's `confirmed_flush_lsn`, and the equivalent slots on the
+//! target are created by godwit.
+//!
+//! Commands run with `sh -c` and these variables: `GODWIT_CDC_CONSUMER`, `GODWIT_CDC_SLOT`,
+//! `GODWIT_CDC_DB` (instance or cluster id), and for `resume` also `GODWIT_CDC_POSITION`
+//! (the LSN to start from, when the runbook gives one). A command that exits non-zero, or runs
+//! past its timeout, fails the call with its output.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use godwit_engine::{ErrorKind, PrimitiveError};
+use serde::{Deserialize, Serialize};
+
+use super::{Cdc, ConsumerInfo, CreatedSlot, SlotPosition};
+use crate::pg::live::{Pool, block_on, sql_error};
+
+const A: &str = "cdc";
+
+/// One consumer as the operator declares it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerHook {
+    pub name: String,
+    /// Its logical slot.
+    pub slot: String,
+    /// The instance (or cluster) it reads from before the cutover: the source.
+    pub db: String,
+    /// Output plugin of its slot, used for the equivalent slot on the target (default
+    /// `pgoutput`).
+    pub plugin: Option<String>,
+    /// Shell command that stops the consumer (it must leave the slot inactive).
+    pub pause: String,
+    /// Shell command that starts it reading `GODWIT_CDC_SLOT` on `GODWIT_CDC_DB`.
+    pub resume: String,
+    /// How long a command may run (default `"10m"`).
+    pub timeout: Option<String>,
+}
+
+pub struct HookCdc {
+    pub consumers: Vec<ConsumerHook>,
+    pub pool: Arc<Pool>,
+}
+
+/// `0/1A2B3C` from a byte position.
+pub fn lsn_text(bytes: u64) -> String {
+    format!("{:X}/{:X}", bytes >> 32, bytes & 0xFFFF_FFFF)
+}
+
+impl HookCdc {
+    fn hook(&self, op: &str, name: &str) -> Result<&ConsumerHook, PrimitiveError> {
+        self.consumers
+            .iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| {
+                PrimitiveError::new(
+                    A,
+                    op,
+                    ErrorKind::NotFound,
+                    format!("no CDC consumer {name:?} is declared"),
+                    format!(
+                        "declared: {}",
+                        self.consumers
+                            .iter()
+                            .map(|c| c.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            })
+    }
+
+    /// `(active, confirmed_flush_lsn, bytes, restart_lsn)` of `slot` on `db`.
+    fn slot(
+        &self,
+        op: &str,
+        db: &str,
+        slot: &str,
+    ) -> Result<(bool, String, i64, String), PrimitiveError> {
+        block_on(self.pool.handle(), async {
+            let c = self.pool.client(db, None, op).await?;
+            let row = c
+                .query_opt(
+                    "SELECT active, coalesce(confirmed_flush_lsn::text, '0/0'), \
+                     coalesce(pg_wal_lsn_diff(confirmed_flush_lsn, '0/0')::bigint, 0), \
+                     coalesce(restart_lsn::text, '0/0') FROM pg_replication_slots WHERE slot_name = $1",
+                    &[&slot],
+                )
+                .await
+                .map_err(|e| sql_error(op, db, e))?;
+            let row = row.ok_or_else(|| {
+                PrimitiveError::new(
+                    A,
+                    op,
+                    ErrorKind::NotFound,
+                    format!("{db} has no replication slot {slot:?}"),
+                    "check the consumer's declared slot and db",
+                )
+            })?;
+            Ok((row.get(0), row.get(1), row.get(2), row.get(3)))
+        })
+    }
+
+    /// Where `c` reads now: the db of the last resume in this process, else its declared one.
+    fn info(
+        &self,
+        op: &str,
+        c: &ConsumerHook,
+        db: &str,
+        slot: &str,
+    ) -> Result<ConsumerInfo, PrimitiveError> {
+        let (active, position, position_bytes, _) = self.slot(op, db, slot)?;
+        Ok(ConsumerInfo {
+            name: c.name.clone(),
+            slot: slot.to_string(),
+            db: db.to_string(),
+            state: if active { "running" } else { "paused" }.into(),
+            position,
+            position_bytes,
+        })
+    }
+
+    fn run(
+        &self,
+        op: &str,
+        c: &ConsumerHook,
+        command: &str,
+        env: &[(&str, String)],
+    ) -> Result<(), PrimitiveError> {
+        let timeout = c
+            .timeout
+            .as_deref()
+            .map(godwit_engine::duration::parse_duration)
+            .transpose()
+            .map_err(|e| {
+                PrimitiveError::invalid(
+                    A,
+                    op,
+                    format!("consumer {}: timeout: {e}", c.name),
+                    "e.g. timeout = \"10m\"",
+                )
+            })?
+            .unwrap_or(Duration::from_secs(600));
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(command)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env("GODWIT_CDC_CONSUMER", &c.name);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().map_err(|e| {
+            PrimitiveError::new(
+                A,
+                op,
+                ErrorKind::Internal,
+                format!("cannot run sh: {e}"),
+                "",
+            )
+        })?;
+        let started = Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(s)) => break s,
+                Ok(None) if started.elapsed() > timeout => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(PrimitiveError::new(
+                        A,
+                        op,
+                        ErrorKind::Timeout,
+                        format!("consumer {}: `{command}` ran past {timeout:?}", c.name),
+                        "raise the consumer's timeout, or make the command return once done",
+                    ));
+                }
+                Ok(None) => wait_a_little(),
+                Err(e) => {
+                    return Err(PrimitiveError::new(
+                        A,
+                        op,
+                        ErrorKind::Internal,
+                        e.to_string(),
+                        "",
+                    ));
+                }
+            }
+        };
+        if status.success() {
+            return Ok(());
+        }
+        let mut out = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut out);
+        }
+        if let Some(mut o) = child.stdout.take() {
+            let _ = o.read_to_string(&mut out);
+        }
+        let tail: String = out
+            .trim()
+            .chars()
+            .rev()
+            .take(2000)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        Err(PrimitiveError::new(
+            A,
+            op,
+            ErrorKind::Internal,
+            format!(
+                "consumer {}: `{command}` exited with {status}: {tail}",
+                c.name
+            ),
+            "fix the command (it runs with sh -c and GODWIT_CDC_* variables); the step retries",
+        )
+        .with_retryable(true))
+    }
+}
+
+/// Commands run outside any run's clock: they are real processes.
+#[allow(clippy::disallowed_methods)]
+fn wait_a_little() {
+    std::thread::sleep(Duration::from_millis(20));
+}
+
+impl Cdc for HookCdc {
+    fn list_consumers(&self) -> Result<Vec<ConsumerInfo>, PrimitiveError> {
+        self.consumers
+            .iter()
+            .map(|c| self.info("list_consumers", c, &c.db, &c.slot))
+            .collect()
+    }
+
+    fn pause_consumer(&self, name: &str) -> Result<ConsumerInfo, PrimitiveError> {
+        const OP: &str = "pause_consumer";
+        let c = self.hook(OP, name)?;
+        self.run(
+            OP,
+            c,
+            &c.pause,
+            &[
+                ("GODWIT_CDC_SLOT", c.slot.clone()),
+                ("GODWIT_CDC_DB", c.db.clone()),
+            ],
+        )?;
+        self.info(OP, c, &c.db, &c.slot)
+    }
+
+    fn resume_consumer(
+        &self,
+        name: &str,
+        db: &str,
+        slot: &str,
+        position: Option<u64>,
+    ) -> Result<ConsumerInfo, PrimitiveError> {
+        const OP: &str = "resume_consumer";
+        let c = self.hook(OP, name)?;
+        let mut env = vec![
+            ("GODWIT_CDC_SLOT", slot.to_string()),
+            ("GODWIT_CDC_DB", db.to_string()),
+        ];
+        if let Some(p) = position {
+            let lsn = lsn_text(p);
+            // Only forward: a slot never moves back, and a consumer past it is already there.
+            block_on(self.pool.handle(), async {
+                let client = self.pool.client(db, None, OP).await?;
+                client
+                    .query(
+                        "SELECT pg_replication_slot_advance(slot_name, $2::text::pg_lsn) FROM pg_replication_slots \
+                         WHERE slot_name = $1 AND coalesce(confirmed_flush_lsn, '0/0') < $2::text::pg_lsn",
+                        &[&slot, &lsn],
+                    )
+                    .await
+                    .map_err(|e| sql_error(OP, db, e))
+            })?;
+            env.push(("GODWIT_CDC_POSITION", lsn));
+        }
+        self.run(OP, c, &c.resume, &env)?;
+        self.info(OP, c, db, slot)
+    }
+
+    fn record_positions(&self) -> Result<Vec<SlotPosition>, PrimitiveError> {
+        self.consumers
+            .iter()
+            .map(|c| {
+                let (_, lsn, bytes, restart) = self.slot("record_positions", &c.db, &c.slot)?;
+                Ok(SlotPosition {
+                    consumer: c.name.clone(),
+                    slot: c.slot.clone(),
+                    confirmed_flush_lsn: lsn,
+                    confirmed_flush_bytes: bytes,
+                    restart_lsn: restart,
+                })
+            })
+            .collect()
+    }
+
+    fn create_equivalent_slots(
+        &self,
+        db: &str,
+        slots: &[String],
+    ) -> Result<Vec<CreatedSlot>, PrimitiveError> {
+        const OP: &str = "create_equivalent_slots";
+        block_on(self.pool.handle(), async {
+            let client = self.pool.client(db, None, OP).await?;
+            let mut out = Vec::new();
+            for slot in slots {
+                let plugin = self
+                    .consumers
+                    .iter()
+                    .find(|c| &c.slot == slot)
+                    .and_then(|c| c.plugin.clone())
+                    .unwrap_or_else(|| "pgoutput".into());
+                let existing = client
+                    .query_opt(
+                        "SELECT coalesce(confirmed_flush_lsn::text, '') FROM pg_replication_slots WHERE slot_name = $1",
+                        &[slot],
+                    )
+                    .await
+                    .map_err(|e| sql_error(OP, db, e))?;
+                let point: String = match existing {
+                    Some(r) => r.get(0),
+                    None => client
+                        .query_one(
+                            "SELECT lsn::text FROM pg_create_logical_replication_slot($1, $2)",
+                            &[slot, &plugin],
+                        )
+                        .await
+                        .map_err(|e| sql_error(OP, db, e))?
+                        .get(0),
+                };
+                out.push(CreatedSlot {
+                    db: db.to_string(),
+                    slot_name: slot.clone(),
+                    plugin,
+                    consistent_point: point,
+                });
+            }
+            Ok(out)
+        })
+    }
+}
