@@ -211,6 +211,25 @@ impl AwsSettings {
     }
 }
 
+/// The management API address of `godwit dal serve` from `envoy_control_plane`: `HOST:PORT`,
+/// optionally with `http://`. The API is loopback-only (reach a remote one through a tunnel).
+pub fn control_plane_addr(value: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let bare = value
+        .strip_prefix("http://")
+        .unwrap_or(value)
+        .trim_end_matches('/');
+    bare.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| {
+            format!(
+                "envoy_control_plane {value:?} is not HOST:PORT of godwit dal serve's management API; \
+                 e.g. envoy_control_plane = \"127.0.0.1:18001\" (the API is loopback-only: tunnel to a remote one)"
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,23 +300,4 @@ mod tests {
         assert_eq!(p.backoff, Duration::from_millis(500));
         assert_eq!(p.call_timeout, Duration::from_secs(60));
     }
-}
-
-/// The management API address of `godwit dal serve` from `envoy_control_plane`: `HOST:PORT`,
-/// optionally with `http://`. The API is loopback-only (reach a remote one through a tunnel).
-pub fn control_plane_addr(value: &str) -> Result<std::net::SocketAddr, String> {
-    use std::net::ToSocketAddrs;
-    let bare = value
-        .strip_prefix("http://")
-        .unwrap_or(value)
-        .trim_end_matches('/');
-    bare.to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or_else(|| {
-            format!(
-                "envoy_control_plane {value:?} is not HOST:PORT of godwit dal serve's management API; \
-                 e.g. envoy_control_plane = \"127.0.0.1:18001\" (the API is loopback-only: tunnel to a remote one)"
-            )
-        })
 }
