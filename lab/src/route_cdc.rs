@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use godwit_engine::{ErrorKind, PrimitiveError};
 use godwit_stdlib::cdc::{Cdc, ConsumerInfo, CreatedSlot, SlotPosition};
-use godwit_stdlib::pg::live::block_on;
 use godwit_stdlib::route::remote::{Endpoints, RemoteRouter};
 use godwit_xds::model::Addr;
 use godwit_xds::remote::RemotePlane;
@@ -259,47 +258,19 @@ impl Cdc for LabCdc {
         db: &str,
         slots: &[String],
     ) -> Result<Vec<CreatedSlot>, PrimitiveError> {
-        const OP: &str = "create_equivalent_slots";
-        let st = self.ctx.state(C, OP)?;
-        let mut out = Vec::new();
-        for slot in slots {
-            let plugin = st
-                .cdc
-                .values()
-                .find(|c| &c.slot == slot)
-                .map(|c| c.plugin.clone())
-                .unwrap_or_else(|| "pgoutput".into());
-            let esc = slot.replace('\'', "''");
-            let existing = self.ctx.sql(
-                db,
-                OP,
-                &format!(
-                    "SELECT coalesce(confirmed_flush_lsn::text, '') FROM pg_replication_slots WHERE slot_name = '{esc}'"
-                ),
-            )?;
-            let point = match existing.first() {
-                Some(lsn) => lsn.clone(),
-                None => {
-                    // Logical slots live in one database: the application's.
-                    let rows = block_on(self.ctx.pool.handle(), async {
-                        let c = self.ctx.pool.client(db, None, OP).await?;
-                        c.query_one(
-                            "SELECT lsn::text FROM pg_create_logical_replication_slot($1, $2)",
-                            &[slot, &plugin],
-                        )
-                        .await
-                        .map_err(|e| godwit_stdlib::pg::live::sql_error(OP, db, e))
-                    })?;
-                    rows.get(0)
-                }
-            };
-            out.push(CreatedSlot {
-                db: db.to_string(),
-                slot_name: slot.clone(),
-                plugin,
-                consistent_point: point,
-            });
-        }
-        Ok(out)
+        let st = self.ctx.state(C, "create_equivalent_slots")?;
+        let wanted: Vec<(String, String)> = slots
+            .iter()
+            .map(|slot| {
+                let plugin = st
+                    .cdc
+                    .values()
+                    .find(|c| &c.slot == slot)
+                    .map(|c| c.plugin.clone())
+                    .unwrap_or_else(|| "pgoutput".into());
+                (slot.clone(), plugin)
+            })
+            .collect();
+        godwit_stdlib::cdc::hooks::create_slots(&self.ctx.pool, db, &wanted)
     }
 }

@@ -309,43 +309,60 @@ impl Cdc for HookCdc {
         db: &str,
         slots: &[String],
     ) -> Result<Vec<CreatedSlot>, PrimitiveError> {
-        const OP: &str = "create_equivalent_slots";
-        block_on(self.pool.handle(), async {
-            let client = self.pool.client(db, None, OP).await?;
-            let mut out = Vec::new();
-            for slot in slots {
+        let wanted: Vec<(String, String)> = slots
+            .iter()
+            .map(|slot| {
                 let plugin = self
                     .consumers
                     .iter()
                     .find(|c| &c.slot == slot)
                     .and_then(|c| c.plugin.clone())
                     .unwrap_or_else(|| "pgoutput".into());
-                let existing = client
-                    .query_opt(
-                        "SELECT coalesce(confirmed_flush_lsn::text, '') FROM pg_replication_slots WHERE slot_name = $1",
-                        &[slot],
+                (slot.clone(), plugin)
+            })
+            .collect();
+        create_slots(&self.pool, db, &wanted)
+    }
+}
+
+/// Create the logical slots `(name, plugin)` on `db` (in its connection's database) unless they
+/// exist; each answer gives where the slot starts (for an existing one: its confirmed flush).
+/// Shared by every world whose `cdc` creates real slots.
+pub fn create_slots(
+    pool: &Pool,
+    db: &str,
+    slots: &[(String, String)],
+) -> Result<Vec<CreatedSlot>, PrimitiveError> {
+    const OP: &str = "create_equivalent_slots";
+    block_on(pool.handle(), async {
+        let client = pool.client(db, None, OP).await?;
+        let mut out = Vec::new();
+        for (slot, plugin) in slots {
+            let existing = client
+                .query_opt(
+                    "SELECT coalesce(confirmed_flush_lsn::text, '') FROM pg_replication_slots WHERE slot_name = $1",
+                    &[slot],
+                )
+                .await
+                .map_err(|e| sql_error(OP, db, e))?;
+            let point: String = match existing {
+                Some(r) => r.get(0),
+                None => client
+                    .query_one(
+                        "SELECT lsn::text FROM pg_create_logical_replication_slot($1, $2)",
+                        &[slot, plugin],
                     )
                     .await
-                    .map_err(|e| sql_error(OP, db, e))?;
-                let point: String = match existing {
-                    Some(r) => r.get(0),
-                    None => client
-                        .query_one(
-                            "SELECT lsn::text FROM pg_create_logical_replication_slot($1, $2)",
-                            &[slot, &plugin],
-                        )
-                        .await
-                        .map_err(|e| sql_error(OP, db, e))?
-                        .get(0),
-                };
-                out.push(CreatedSlot {
-                    db: db.to_string(),
-                    slot_name: slot.clone(),
-                    plugin,
-                    consistent_point: point,
-                });
-            }
-            Ok(out)
-        })
-    }
+                    .map_err(|e| sql_error(OP, db, e))?
+                    .get(0),
+            };
+            out.push(CreatedSlot {
+                db: db.to_string(),
+                slot_name: slot.clone(),
+                plugin: plugin.clone(),
+                consistent_point: point,
+            });
+        }
+        Ok(out)
+    })
 }
