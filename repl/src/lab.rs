@@ -119,6 +119,8 @@ pub fn command(cmd: LabCommand, state_dir: &Path) -> Result<i32, Failure> {
             let dir = dir.unwrap_or_else(|| default_dir(state_dir));
             let rt = runtime()?;
             rt.block_on(async {
+                // Before anything is up: `godwit lab down` may signal as soon as lab.json exists.
+                let stop = stop_signals()?;
                 let mut opts = LabOptions::new(&dir);
                 opts.source = source.clone();
                 opts.seed_rows = rows;
@@ -140,7 +142,7 @@ pub fn command(cmd: LabCommand, state_dir: &Path) -> Result<i32, Failure> {
                         format!(" --dir {}", dir.display())
                     }
                 );
-                wait_for_stop().await;
+                wait_for_stop(stop).await;
                 eprintln!("stopping the lab …");
                 sup.down().await;
                 Ok(exit::OK)
@@ -160,11 +162,23 @@ pub fn command(cmd: LabCommand, state_dir: &Path) -> Result<i32, Failure> {
     }
 }
 
-async fn wait_for_stop() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+type StopSignals = (tokio::signal::unix::Signal, tokio::signal::unix::Signal);
+
+/// SIGINT and SIGTERM handlers, registered at once (a `ctrl_c()` future registers only when
+/// first polled).
+fn stop_signals() -> Result<StopSignals, Failure> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let err = |e: std::io::Error| Failure(exit::INTERNAL, format!("cannot handle signals: {e}"));
+    Ok((
+        signal(SignalKind::interrupt()).map_err(err)?,
+        signal(SignalKind::terminate()).map_err(err)?,
+    ))
+}
+
+async fn wait_for_stop((mut int, mut term): StopSignals) {
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        _ = int.recv() => {}
+        _ = term.recv() => {}
     }
 }
 

@@ -657,9 +657,9 @@ fn dal_serve_runs_until_ctrl_c() {
         .spawn()
         .unwrap();
     let mut first = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    // Kept open until the process ends: it prints more lines after the first.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    stderr.read_line(&mut first).unwrap();
     assert!(
         first.starts_with("godwit xDS control plane on 127.0.0.1:"),
         "{first}"

@@ -727,6 +727,13 @@ enum Waited {
 
 /// Run the control plane until Ctrl-C / SIGTERM: the entry point of `godwit dal serve`.
 pub async fn serve(config: Config) -> Result<(), XdsError> {
+    // Registered before anything is printed: a supervisor that signals as soon as it reads the
+    // first line must find the handler in place (a `ctrl_c()` future registers only when
+    // first polled, after the prints).
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| XdsError::Server(format!("cannot handle SIGINT: {e}")))?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| XdsError::Server(format!("cannot handle SIGTERM: {e}")))?;
     let plane = ControlPlane::start(config).await?;
     eprintln!(
         "godwit xDS control plane on {} (version {})",
@@ -736,7 +743,10 @@ pub async fn serve(config: Config) -> Result<(), XdsError> {
     if let Some(api) = plane.api_addr() {
         eprintln!("management API on http://{api} (godwit_xds::remote::RemotePlane)");
     }
-    let _ = tokio::signal::ctrl_c().await;
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
     plane.shutdown().await;
     Ok(())
 }
