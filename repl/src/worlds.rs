@@ -58,7 +58,7 @@ impl Default for Worlds {
             },
             WorldDef {
                 name: "aws".into(),
-                about: "AWS through the SDK (rds, ec2, cw); settings from the [aws] tables of --config, else AWS_REGION / AWS_PROFILE / AWS_ENDPOINT_URL (docs/aws.md)".into(),
+                about: "AWS: rds, ec2, cw through the SDK, pg and validate with IAM tokens over TLS, route via godwit dal serve --api, declared CDC consumers; settings from the [aws] tables of --config, else AWS_REGION / AWS_PROFILE / AWS_ENDPOINT_URL (docs/aws.md)".into(),
                 make: Arc::new(|arg, state| {
                     if !arg.is_empty() {
                         return Err(format!("world 'aws' takes no argument (got 'aws:{arg}'); settings go in the [aws] table of --config"));
