@@ -303,6 +303,17 @@ impl LabRds {
         })
     }
 
+    /// The lab's state and instance `id`, or `NotFound`.
+    fn instance(&self, op: &str, id: &str) -> Result<(LabState, Instance), PrimitiveError> {
+        let st = self.ctx.state(R, op)?;
+        let inst = st
+            .instances
+            .get(id)
+            .cloned()
+            .ok_or_else(|| not_found(R, op, format!("the lab has no instance {id:?}")))?;
+        Ok((st, inst))
+    }
+
     /// Fast shutdown of an instance's server (if it runs) and forget its connections.
     fn stop_server(&self, id: &str, inst: &Instance) {
         if let Some(pid) = inst.pid {
@@ -341,15 +352,8 @@ fn data_size_gb(data: &Path) -> u64 {
 
 impl Rds for LabRds {
     fn describe_instance(&self, id: &str) -> Result<DbInstance, PrimitiveError> {
-        let st = self.ctx.state(R, "describe_instance")?;
-        let i = st.instances.get(id).ok_or_else(|| {
-            not_found(
-                R,
-                "describe_instance",
-                format!("the lab has no instance {id:?}"),
-            )
-        })?;
-        Ok(self.instance_view(&st, i))
+        let (st, inst) = self.instance("describe_instance", id)?;
+        Ok(self.instance_view(&st, &inst))
     }
 
     fn describe_cluster(&self, id: &str) -> Result<DbCluster, PrimitiveError> {
@@ -648,11 +652,7 @@ impl Rds for LabRds {
         groups: &[String],
     ) -> Result<DbInstance, PrimitiveError> {
         const OP: &str = "set_security_groups";
-        let st = self.ctx.state(R, OP)?;
-        let inst = st
-            .instances
-            .get(id)
-            .ok_or_else(|| not_found(R, OP, format!("the lab has no instance {id:?}")))?;
+        let (st, inst) = self.instance(OP, id)?;
         for g in groups {
             if !st.security_groups.contains_key(g) {
                 return Err(not_found(
@@ -682,12 +682,7 @@ impl Rds for LabRds {
 
     fn reboot_instance(&self, id: &str, token: &str) -> Result<DbInstance, PrimitiveError> {
         const OP: &str = "reboot_instance";
-        let st = self.ctx.state(R, OP)?;
-        let inst = st
-            .instances
-            .get(id)
-            .ok_or_else(|| not_found(R, OP, format!("the lab has no instance {id:?}")))?
-            .clone();
+        let (st, inst) = self.instance(OP, id)?;
         if inst.reboots.iter().any(|t| t == token) {
             return Ok(self.instance_view(&st, &inst));
         }
@@ -749,12 +744,7 @@ impl Rds for LabRds {
 
     fn delete_instance(&self, id: &str) -> Result<DbInstance, PrimitiveError> {
         const OP: &str = "delete_instance";
-        let st = self.ctx.state(R, OP)?;
-        let inst = st
-            .instances
-            .get(id)
-            .ok_or_else(|| not_found(R, OP, format!("the lab has no instance {id:?}")))?
-            .clone();
+        let (st, inst) = self.instance(OP, id)?;
         let mut view = self.instance_view(&st, &inst);
         self.stop_server(id, &inst);
         if inst.cluster.is_none() {

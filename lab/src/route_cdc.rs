@@ -83,35 +83,15 @@ impl LabCdc {
     }
 
     /// `(confirmed_flush_lsn, bytes, restart_lsn)` of `slot` on `db`.
+    /// `(confirmed_flush_lsn, bytes, restart_lsn)` of `slot` on `db`.
     fn slot_position(
         &self,
         op: &str,
         db: &str,
         slot: &str,
     ) -> Result<(String, i64, String), PrimitiveError> {
-        let rows = self.ctx.sql(
-            db,
-            op,
-            &format!(
-                "SELECT coalesce(confirmed_flush_lsn::text, '0/0') || ' ' || \
-                 coalesce(pg_wal_lsn_diff(confirmed_flush_lsn, '0/0')::bigint, 0) || ' ' || \
-                 coalesce(restart_lsn::text, '0/0') FROM pg_replication_slots WHERE slot_name = '{}'",
-                slot.replace('\'', "''")
-            ),
-        )?;
-        let row = rows.first().ok_or_else(|| {
-            PrimitiveError::new(
-                C,
-                op,
-                ErrorKind::NotFound,
-                format!("{db} has no replication slot {slot:?}"),
-                "cdc::create_equivalent_slots creates it on a new database",
-            )
-        })?;
-        let mut p = row.split(' ');
-        let lsn = p.next().unwrap_or("0/0").to_string();
-        let bytes = p.next().and_then(|b| b.parse().ok()).unwrap_or(0);
-        let restart = p.next().unwrap_or("0/0").to_string();
+        let (_, lsn, bytes, restart) =
+            godwit_stdlib::cdc::hooks::slot_state(&self.ctx.pool, op, db, slot)?;
         Ok((lsn, bytes, restart))
     }
 

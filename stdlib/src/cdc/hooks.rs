@@ -76,35 +76,13 @@ impl HookCdc {
             })
     }
 
-    /// `(active, confirmed_flush_lsn, bytes, restart_lsn)` of `slot` on `db`.
     fn slot(
         &self,
         op: &str,
         db: &str,
         slot: &str,
     ) -> Result<(bool, String, i64, String), PrimitiveError> {
-        block_on(self.pool.handle(), async {
-            let c = self.pool.client(db, None, op).await?;
-            let row = c
-                .query_opt(
-                    "SELECT active, coalesce(confirmed_flush_lsn::text, '0/0'), \
-                     coalesce(pg_wal_lsn_diff(confirmed_flush_lsn, '0/0')::bigint, 0), \
-                     coalesce(restart_lsn::text, '0/0') FROM pg_replication_slots WHERE slot_name = $1",
-                    &[&slot],
-                )
-                .await
-                .map_err(|e| sql_error(op, db, e))?;
-            let row = row.ok_or_else(|| {
-                PrimitiveError::new(
-                    A,
-                    op,
-                    ErrorKind::NotFound,
-                    format!("{db} has no replication slot {slot:?}"),
-                    "check the consumer's declared slot and db",
-                )
-            })?;
-            Ok((row.get(0), row.get(1), row.get(2), row.get(3)))
-        })
+        slot_state(&self.pool, op, db, slot)
     }
 
     /// Where `c` reads now: the db of the last resume in this process, else its declared one.
@@ -323,6 +301,38 @@ impl Cdc for HookCdc {
             .collect();
         create_slots(&self.pool, db, &wanted)
     }
+}
+
+/// `(active, confirmed_flush_lsn, its bytes, restart_lsn)` of `slot` on `db`: a consumer's
+/// state and position as the database sees them. Shared by every world with real slots.
+pub fn slot_state(
+    pool: &Pool,
+    op: &str,
+    db: &str,
+    slot: &str,
+) -> Result<(bool, String, i64, String), PrimitiveError> {
+    block_on(pool.handle(), async {
+        let c = pool.client(db, None, op).await?;
+        let row = c
+            .query_opt(
+                "SELECT active, coalesce(confirmed_flush_lsn::text, '0/0'), \
+                 coalesce(pg_wal_lsn_diff(confirmed_flush_lsn, '0/0')::bigint, 0), \
+                 coalesce(restart_lsn::text, '0/0') FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
+            .await
+            .map_err(|e| sql_error(op, db, e))?;
+        let row = row.ok_or_else(|| {
+            PrimitiveError::new(
+                A,
+                op,
+                ErrorKind::NotFound,
+                format!("{db} has no replication slot {slot:?}"),
+                "check the consumer's slot and database; cdc::create_equivalent_slots creates one on a new database",
+            )
+        })?;
+        Ok((row.get(0), row.get(1), row.get(2), row.get(3)))
+    })
 }
 
 /// Create the logical slots `(name, plugin)` on `db` (in its connection's database) unless they
