@@ -173,11 +173,6 @@ pub fn set_hba_quarantine(data: &Path, role: &str, reject: bool) -> Result<bool,
     Ok(was != reject)
 }
 
-/// `15.18` from `15.18 (Debian 15.18-0+deb12u1)`.
-fn short_version(v: &str) -> String {
-    v.split_whitespace().next().unwrap_or(v).to_string()
-}
-
 /// Settings of the lab's own making that must not travel to another server as parameters.
 const INFRASTRUCTURE_SETTINGS: &[&str] = &[
     "port",
@@ -219,12 +214,7 @@ impl LabRds {
             id: i.id.clone(),
             arn: st.arn(&i.id),
             engine: i.engine.clone(),
-            engine_version: self
-                .ctx
-                .sql(&st.source, "describe_instance", "SHOW server_version")
-                .ok()
-                .and_then(|v| v.first().map(|v| short_version(v)))
-                .unwrap_or_else(|| st.bin.major.to_string()),
+            engine_version: st.bin.version.clone(),
             instance_class: st.attributes.instance_class.clone(),
             // A server that should run and does not has crashed: RDS reports such an instance
             // as `failed`.
@@ -363,12 +353,7 @@ impl Rds for LabRds {
     fn list_engine_versions(&self, engine: &str) -> Result<Vec<EngineVersion>, PrimitiveError> {
         const OP: &str = "list_engine_versions";
         let st = self.ctx.state(R, OP)?;
-        let version = self
-            .ctx
-            .sql(&st.source, OP, "SHOW server_version")?
-            .first()
-            .map(|v| short_version(v))
-            .unwrap_or_default();
+        let version = st.bin.version.clone();
         let mut parts = version.split('.');
         let major: u32 = parts.next().and_then(|m| m.parse().ok()).unwrap_or(0);
         let minor: u32 = parts.next().and_then(|m| m.parse().ok()).unwrap_or(0);
@@ -882,11 +867,5 @@ mod tests {
         );
         assert!(set_hba_quarantine(dir.path(), "app", false).unwrap());
         assert_eq!(std::fs::read_to_string(&hba).unwrap(), original);
-    }
-
-    #[test]
-    fn versions_drop_the_distribution_suffix() {
-        assert_eq!(short_version("15.18 (Debian 15.18-0+deb12u1)"), "15.18");
-        assert_eq!(short_version("16.4"), "16.4");
     }
 }

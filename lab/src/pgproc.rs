@@ -37,6 +37,9 @@ pub struct PgBin {
     pub dir: PathBuf,
     /// Major version, e.g. `15`.
     pub major: u32,
+    /// Full version, e.g. `15.18`: every server of a lab runs these binaries, so this is the
+    /// engine version its instances report.
+    pub version: String,
 }
 
 /// How to install the server binaries, for error messages.
@@ -89,15 +92,16 @@ impl PgBin {
             .map_err(|e| format!("{}/postgres --version: {e}", dir.display()))?;
         // "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
         let text = String::from_utf8_lossy(&out.stdout);
-        let major = text
-            .split_whitespace()
-            .nth(2)
-            .and_then(|v| v.split('.').next())
+        let version = text.split_whitespace().nth(2).unwrap_or("").to_string();
+        let major = version
+            .split('.')
+            .next()
             .and_then(|m| m.parse().ok())
             .ok_or_else(|| format!("unexpected `postgres --version` output: {text:?}"))?;
         Ok(PgBin {
             dir: dir.to_path_buf(),
             major,
+            version,
         })
     }
 

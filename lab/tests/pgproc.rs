@@ -108,3 +108,18 @@ fn a_directory_the_server_user_cannot_enter_is_refused_with_the_fix() {
     std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     godwit_lab::pgproc::check_reachable(&inner, Some(&user)).unwrap();
 }
+
+#[test]
+fn the_binaries_report_their_full_version_without_the_distribution_suffix() {
+    // `postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)` → 15, "15.18": what a lab's
+    // instances report as their engine version.
+    let bin = godwit_lab::pgproc::PgBin::locate().unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        bin.version.starts_with(&format!("{}.", bin.major)),
+        "{bin:?}"
+    );
+    assert!(
+        !bin.version.contains(' ') && !bin.version.contains('('),
+        "{bin:?}"
+    );
+}
