@@ -6,15 +6,17 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use godwit_engine::exit;
 use godwit_engine::journal::file::FileStore;
-use godwit_engine::plan::{FlowOutcome, Plan, Status, UndoState};
+use godwit_engine::plan::{FlowOutcome, Plan, UndoState};
 use godwit_engine::runbook::short_hash;
-use godwit_engine::{EngineError, JournalStore, RunReport, RunStatus, Runner, StartRequest};
+use godwit_engine::{EngineError, JournalStore, StartRequest};
+use godwit_stdlib::aws::world::settings_file;
 use serde_json::{Value, json};
 
-use crate::render::{HumanSink, compact};
-use crate::state::{resolve_run, state_dir, store};
+use crate::config::{find_runbook, load_config, parse_sets, world_settings, write_settings};
+use crate::render::{compact, runs_table};
+use crate::session::{Failure, Output, audited, drive, finish, invalid, reference_engine, runner};
+use crate::state::{list_runs, resolve_run, run_status, state_dir, store, world_state_file};
 use crate::worlds::Worlds;
-use godwit_stdlib::aws::world::settings_file;
 
 const EXIT_CODES: &str = "Exit codes: 0 succeeded · 1 internal error · 2 invalid input (nothing changed) · \
 3 aborted and rolled back · 4 rollback stopped at a failed undo (resume retries) · 5 journal damaged · \
@@ -160,19 +162,6 @@ pub enum DalCommand {
     },
 }
 
-#[derive(clap::Args, Debug, Clone)]
-pub struct Output {
-    /// Print the outcome as one JSON object on stdout instead of the human transcript.
-    #[arg(long)]
-    pub json: bool,
-    /// Also show every primitive call with its arguments and result.
-    #[arg(short, long)]
-    pub verbose: bool,
-    /// Resource limit: Rhai operations per run (an endless loop ends with this limit's name).
-    #[arg(long, value_name = "N")]
-    pub max_operations: Option<u64>,
-}
-
 /// Entry point of the binary; returns the process exit code. `worlds` lets test binaries add
 /// worlds (toy primitives) to the real CLI.
 pub fn main_with(worlds: Worlds, args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
@@ -194,19 +183,6 @@ pub fn main_with(worlds: Worlds, args: impl IntoIterator<Item = std::ffi::OsStri
             code
         }
     }
-}
-
-/// A command failure: exit code and message.
-pub struct Failure(pub i32, pub String);
-
-impl From<EngineError> for Failure {
-    fn from(e: EngineError) -> Self {
-        Failure(e.exit_code(), e.to_string())
-    }
-}
-
-fn invalid(msg: impl Into<String>) -> Failure {
-    Failure(exit::INVALID_INPUT, msg.into())
 }
 
 fn dispatch(cli: Cli, worlds: &Worlds) -> Result<i32, Failure> {
@@ -312,12 +288,7 @@ fn dispatch(cli: Cli, worlds: &Worlds) -> Result<i32, Failure> {
             let world = worlds
                 .build(world.as_deref().unwrap_or(&worlds.default), None)
                 .map_err(invalid)?;
-            let out = Output {
-                json: true,
-                verbose: false,
-                max_operations: None,
-            };
-            let (runner, _rt) = runner(&store, world, &out)?;
+            let (runner, _rt) = runner(&store, world, &Output::quiet())?;
             let rb = godwit_engine::run::check_runbook(&runner, &path)?;
             println!("{} {} ({})", rb.info.name, rb.info.version, rb.info.hash);
             for m in &rb.info.modules {
@@ -338,12 +309,7 @@ fn dispatch(cli: Cli, worlds: &Worlds) -> Result<i32, Failure> {
                 path: dir.join("repl-audit.log"),
                 world: world.name.clone(),
             });
-            let out = Output {
-                json: true,
-                verbose: false,
-                max_operations: None,
-            };
-            let (mut runner, rt) = runner(&store, world, &out)?;
+            let (mut runner, rt) = runner(&store, world, &Output::quiet())?;
             runner.sinks.push(audit.clone());
             let repl = crate::repl::Repl::new(&runner, store.clone(), audit);
             let history = dir.join("repl-history");
@@ -449,329 +415,13 @@ fn dispatch(cli: Cli, worlds: &Worlds) -> Result<i32, Failure> {
     }
 }
 
-/// An engine with every area of the reference world registered (for docs and completion).
-pub fn reference_engine(worlds: &Worlds) -> Result<rhai::Engine, Failure> {
-    let world = worlds.build(&worlds.reference, None).map_err(invalid)?;
-    let out = Output {
-        json: true,
-        verbose: false,
-        max_operations: None,
-    };
-    let store = FileStore::new(std::env::temp_dir().join("godwit-reference-unused"));
-    let (runner, _rt) = runner(&store, world, &out)?;
-    Ok(godwit_engine::run::reference_engine(&runner))
-}
-
-/// Where a stateful world (the simulator) keeps a run's world: beside the runs, not in the run
-/// directory, which only the journal store creates.
-fn world_state_file(state_dir: &std::path::Path, run_id: &str) -> PathBuf {
-    state_dir.join("worlds").join(format!("{run_id}.json"))
-}
-
-/// A path that exists, else `runbooks/NAME.rhai` under the current directory.
-fn find_runbook(arg: &str) -> Result<PathBuf, Failure> {
-    let p = PathBuf::from(arg);
-    if p.is_file() {
-        return Ok(p);
-    }
-    let named = PathBuf::from("runbooks").join(format!("{arg}.rhai"));
-    if named.is_file() {
-        return Ok(named);
-    }
-    let available: Vec<String> = std::fs::read_dir("runbooks")
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter_map(|n| n.strip_suffix(".rhai").map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    Err(invalid(format!(
-        "runbook '{arg}' not found: not a file, and no runbooks/{arg}.rhai here{}",
-        if available.is_empty() {
-            String::new()
-        } else {
-            format!(" (available: {})", available.join(", "))
-        }
-    )))
-}
-
-fn write_settings(state: &std::path::Path, v: &Value) -> Result<(), Failure> {
-    let path = settings_file(state);
-    std::fs::write(&path, v.to_string()).map_err(|e| {
-        Failure(
-            exit::INTERNAL,
-            format!("cannot write {}: {e}", path.display()),
-        )
-    })
-}
-
-/// The settings of world `world` for `cluster` from a config file: the `[<world>]` table,
-/// overridden key by key by `[clusters.<cluster>.<world>]`. Checked here, so a wrong key is an
-/// error naming it before anything runs. `None` when the file has neither table.
-fn world_settings(
-    file: &std::path::Path,
-    cluster: &str,
-    world: &str,
-) -> Result<Option<Value>, Failure> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| invalid(format!("cannot read config {}: {e}", file.display())))?;
-    let doc: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| invalid(format!("config {}: {e}", file.display())))?;
-    let top = doc.get(world).cloned();
-    let mine = doc
-        .get("clusters")
-        .and_then(|c| c.get(cluster))
-        .and_then(|c| c.get(world))
-        .cloned();
-    if top.is_none() && mine.is_none() {
-        return Ok(None);
-    }
-    let json = |v: Option<toml::Value>| -> Result<Value, Failure> {
-        serde_json::to_value(v.unwrap_or(toml::Value::Table(toml::Table::new())))
-            .map_err(|e| invalid(format!("config {}: {e}", file.display())))
-    };
-    let (top, mine) = (json(top)?, json(mine)?);
-    match world {
-        "aws" => {
-            use godwit_stdlib::aws::AwsSettings;
-            let origin = |t: &str| format!("config {} [{t}]", file.display());
-            let top = AwsSettings::from_json(top, &origin("aws")).map_err(invalid)?;
-            let mine = AwsSettings::from_json(mine, &origin(&format!("clusters.{cluster}.aws")))
-                .map_err(invalid)?;
-            let merged = top.overridden_by(mine);
-            serde_json::to_value(merged)
-                .map(Some)
-                .map_err(|e| Failure(exit::INTERNAL, e.to_string()))
-        }
-        other => Err(invalid(format!(
-            "config {}: world '{other}' takes no [{other}] settings",
-            file.display()
-        ))),
-    }
-}
-
-/// Parameters for `cluster` from a TOML file: top-level values, overridden by
-/// `[clusters.<cluster>]`. Tables named after a world (`[aws]`, `[clusters.<id>.aws]`) are
-/// that world's settings (see [`world_settings`]), not parameters. Errors name the file and the
-/// key.
-fn load_config(
-    file: &std::path::Path,
-    cluster: &str,
-    worlds: &[String],
-) -> Result<serde_json::Map<String, Value>, Failure> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| invalid(format!("cannot read config {}: {e}", file.display())))?;
-    let doc: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| invalid(format!("config {}: {e}", file.display())))?;
-    let to_json = |key: &str, v: &toml::Value| -> Result<Value, Failure> {
-        serde_json::to_value(v)
-            .map_err(|e| invalid(format!("config {}: {key}: {e}", file.display())))
-    };
-    let mut out = serde_json::Map::new();
-    let mut per_cluster = None;
-    for (k, v) in &doc {
-        if k == "clusters" {
-            let toml::Value::Table(t) = v else {
-                return Err(invalid(format!(
-                    "config {}: `clusters` must be a table of [clusters.<id>] tables",
-                    file.display()
-                )));
-            };
-            per_cluster = t.get(cluster).cloned();
-            for (id, c) in t {
-                if !c.is_table() {
-                    return Err(invalid(format!(
-                        "config {}: clusters.{id} must be a table of parameters",
-                        file.display()
-                    )));
-                }
-            }
-        } else if worlds.contains(k) && v.is_table() {
-            // World settings, read by world_settings.
-        } else {
-            if v.is_table() {
-                return Err(invalid(format!(
-                    "config {}: `{k}` is a table; parameters are plain values, per-cluster ones go under [clusters.<id>]",
-                    file.display()
-                )));
-            }
-            out.insert(k.clone(), to_json(k, v)?);
-        }
-    }
-    if let Some(toml::Value::Table(t)) = per_cluster {
-        for (k, v) in &t {
-            if worlds.contains(k) && v.is_table() {
-                continue; // world settings, read by world_settings
-            }
-            out.insert(k.clone(), to_json(&format!("clusters.{cluster}.{k}"), v)?);
-        }
-    }
-    Ok(out)
-}
-
-fn parse_sets(sets: &[String]) -> Result<serde_json::Map<String, Value>, Failure> {
-    let mut out = serde_json::Map::new();
-    for s in sets {
-        let (k, v) = s.split_once('=').ok_or_else(|| {
-            invalid(format!(
-                "--set {s:?}: expected KEY=VALUE, e.g. --set max_replica_lag=5"
-            ))
-        })?;
-        let k = k.trim();
-        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(invalid(format!(
-                "--set {s:?}: key must be letters, digits and '_'"
-            )));
-        }
-        let value =
-            serde_json::from_str::<Value>(v).unwrap_or_else(|_| Value::String(v.to_string()));
-        out.insert(k.to_string(), value);
-    }
-    Ok(out)
-}
-
-pub(crate) fn runner(
-    store: &FileStore,
-    world: godwit_stdlib::world::World,
-    out: &Output,
-) -> Result<(Runner, tokio::runtime::Runtime), Failure> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            Failure(
-                exit::INTERNAL,
-                format!("cannot start the async runtime: {e}"),
-            )
-        })?;
-    let mut runner = world.runner(Arc::new(store.clone()), rt.handle().clone());
-    let c = runner.cancel.clone();
-    rt.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ninterrupt: stopping at the next safe point (the run stays resumable)…");
-            c.cancel();
-        }
-    });
-    if !out.json {
-        runner
-            .sinks
-            .insert(0, Arc::new(HumanSink::new(out.verbose)));
-    }
-    if let Some(n) = out.max_operations {
-        runner.limits.max_operations = n;
-    }
-    Ok((runner, rt))
-}
-
-/// Run the engine on a blocking thread (primitives block on the runtime through the Host).
-pub(crate) fn drive(
-    rt: &tokio::runtime::Runtime,
-    f: impl FnOnce() -> Result<RunReport, EngineError> + Send + 'static,
-) -> Result<RunReport, Failure> {
-    let handle = rt.spawn_blocking(f);
-    match rt.block_on(handle) {
-        Ok(r) => r.map_err(Failure::from),
-        Err(e) => Err(Failure(
-            exit::INTERNAL,
-            format!("the run thread failed: {e}"),
-        )),
-    }
-}
-
-/// The world's own verdict after a run (the simulator's invariants): any finding overrides the
-/// run's exit code, because the runbook is then unsafe in that world whatever its outcome.
-pub(crate) fn audited(code: i32, audit: Option<&(dyn Fn() -> Vec<String> + Send + Sync)>) -> i32 {
-    let findings = audit.map(|a| a()).unwrap_or_default();
-    if findings.is_empty() {
-        return code;
-    }
-    for f in &findings {
-        eprintln!("error: {f}");
-    }
-    eprintln!("the runbook is unsafe in this world: fix it before running it anywhere real");
-    exit::INVARIANT_VIOLATED
-}
-
-fn finish(report: &RunReport, out: &Output) -> i32 {
-    if out.json {
-        println!("{}", serde_json::to_string(report).unwrap_or_default());
-        return report.status.exit_code();
-    }
-    match &report.status {
-        RunStatus::Succeeded { .. } => {}
-        RunStatus::RolledBack {
-            report: Some(r), ..
-        } => eprintln!("\nerror: {}", r.render()),
-        RunStatus::RolledBack { reason, .. } => eprintln!("\nrolled back: {reason}"),
-        RunStatus::RollbackFailed { step, error, .. } => eprintln!(
-            "\nerror: rollback stopped: the undo of '{step}' failed: {error}\nfix the cause, then `godwit resume {}` retries it",
-            report.run_id
-        ),
-        RunStatus::Interrupted => eprintln!(
-            "\ninterrupted; continue with `godwit resume {}`",
-            report.run_id
-        ),
-    }
-    report.status.exit_code()
-}
-
-fn status_of(store: &FileStore, id: &str, plan: &Plan) -> String {
-    match (plan.status(), store.holder(id)) {
-        (Status::InProgress | Status::RollingBack, Some(holder)) => format!("running ({holder})"),
-        (Status::InProgress, None) => "stopped".into(),
-        (s, _) => s.as_str().into(),
-    }
-}
-
-pub(crate) fn runs(store: &FileStore, json: bool) -> Result<i32, Failure> {
-    let ids = store.list().map_err(EngineError::from)?;
-    let mut rows = Vec::new();
-    for id in ids {
-        let row = match store.read(&id) {
-            Ok(loaded) => {
-                let plan = Plan::from_records(&loaded.records);
-                let s = plan.started.clone();
-                json!({
-                    "run_id": id,
-                    "runbook": s.as_ref().map(|s| format!("{} {}", s.runbook.name, s.runbook.version)),
-                    "cluster": s.as_ref().map(|s| s.cluster.clone()),
-                    "world": s.as_ref().map(|s| s.world.clone()),
-                    "status": status_of(store, &id, &plan),
-                    "where": plan.whereabouts(),
-                })
-            }
-            Err(e) => json!({ "run_id": id, "status": "damaged", "where": e.to_string() }),
-        };
-        rows.push(row);
-    }
+fn runs(store: &FileStore, json: bool) -> Result<i32, Failure> {
+    let rows = list_runs(store)?;
     if json {
         println!("{}", Value::Array(rows));
         return Ok(exit::OK);
     }
-    if rows.is_empty() {
-        println!("no runs in {}", store.root().display());
-        return Ok(exit::OK);
-    }
-    println!(
-        "{:<38} {:<22} {:<14} {:<14} {:<16} WHERE",
-        "RUN", "RUNBOOK", "CLUSTER", "WORLD", "STATUS"
-    );
-    for r in rows {
-        let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
-        println!(
-            "{:<38} {:<22} {:<14} {:<14} {:<16} {}",
-            s("run_id"),
-            s("runbook"),
-            s("cluster"),
-            s("world"),
-            s("status"),
-            s("where")
-        );
-    }
+    println!("{}", runs_table(&rows, store.root()));
     Ok(exit::OK)
 }
 
@@ -779,7 +429,7 @@ fn show(store: &FileStore, arg: &str, json: bool) -> Result<i32, Failure> {
     let id = resolve_run(store, arg).map_err(invalid)?;
     let loaded = store.read(&id).map_err(EngineError::from)?;
     let plan = Plan::from_records(&loaded.records);
-    let status = status_of(store, &id, &plan);
+    let status = run_status(store, &id, &plan);
     if json {
         let mut v = serde_json::to_value(&plan).unwrap_or(Value::Null);
         v["run_id"] = json!(id);

@@ -12,8 +12,8 @@ use godwit_engine::transcript::{Collector, Event, Line};
 use godwit_engine::{RunStatus, StartRequest};
 use godwit_stdlib::sim::scenario::Scenario;
 
-use crate::cli::{Failure, Output};
 use crate::render::HumanSink;
+use crate::session::{Failure, Output, audited, drive, runner};
 
 /// The standard runbook and its modules, as shipped in the binary.
 pub const STANDARD_RUNBOOK: &[(&str, &str)] = &[
@@ -89,7 +89,7 @@ pub fn run(scenario: Option<&str>, verbose: bool) -> Result<i32, Failure> {
         verbose,
         max_operations: None,
     };
-    let (mut runner, rt) = crate::cli::runner(&store, world, &out)?;
+    let (mut runner, rt) = runner(&store, world, &out)?;
     let collector = Collector::new();
     runner.sinks.push(Arc::new(HumanSink::new(verbose)));
     runner.sinks.push(Arc::new(collector.clone()));
@@ -100,16 +100,13 @@ pub fn run(scenario: Option<&str>, verbose: bool) -> Result<i32, Failure> {
         params: Default::default(),
         run_id: None,
     };
-    let report = crate::cli::drive(&rt, move || runner.start(req))?;
+    let report = drive(&rt, move || runner.start(req))?;
     let wall = started.elapsed();
     println!(
         "\n{}",
         summary(&collector.lines(), &report.status, wall, "virtual time")
     );
-    Ok(crate::cli::audited(
-        report.status.exit_code(),
-        audit.as_deref(),
-    ))
+    Ok(audited(report.status.exit_code(), audit.as_deref()))
 }
 
 /// Write the embedded standard runbook and its modules under `dir/runbooks`; returns the

@@ -12,8 +12,8 @@ use godwit_engine::transcript::Collector;
 use godwit_lab::cutover::{self, Cutover};
 use godwit_lab::{LabOptions, Supervisor};
 
-use crate::cli::Failure;
 use crate::render::HumanSink;
+use crate::session::{Failure, runtime};
 use crate::worlds::WorldDef;
 
 #[derive(Subcommand, Debug)]
@@ -82,19 +82,6 @@ pub fn world_def(state_dir: &Path) -> WorldDef {
             Ok(w)
         }),
     }
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            Failure(
-                exit::INTERNAL,
-                format!("cannot start the async runtime: {e}"),
-            )
-        })
 }
 
 fn lab_failure(e: godwit_lab::LabError) -> Failure {

@@ -224,3 +224,28 @@ impl Sink for HumanSink {
         *shown = true;
     }
 }
+
+/// The `godwit runs` table of [`crate::state::list_runs`] rows (`no runs in <root>` when there
+/// are none).
+pub fn runs_table(rows: &[Value], root: &std::path::Path) -> String {
+    if rows.is_empty() {
+        return format!("no runs in {}", root.display());
+    }
+    let mut lines = vec![format!(
+        "{:<38} {:<22} {:<14} {:<14} {:<16} WHERE",
+        "RUN", "RUNBOOK", "CLUSTER", "WORLD", "STATUS"
+    )];
+    for r in rows {
+        let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
+        lines.push(format!(
+            "{:<38} {:<22} {:<14} {:<14} {:<16} {}",
+            s("run_id"),
+            s("runbook"),
+            s("cluster"),
+            s("world"),
+            s("status"),
+            s("where")
+        ));
+    }
+    lines.join("\n")
+}

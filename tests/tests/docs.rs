@@ -14,7 +14,7 @@ fn reference_dir() -> PathBuf {
 
 fn generated() -> std::collections::BTreeMap<String, String> {
     let engine =
-        godwit::cli::reference_engine(&Worlds::default()).unwrap_or_else(|f| panic!("{}", f.1));
+        godwit::session::reference_engine(&Worlds::default()).unwrap_or_else(|f| panic!("{}", f.1));
     godwit::docs::generate(&engine)
 }
 

@@ -179,11 +179,10 @@ impl Repl {
                     .collect();
                 self.out(&text.join("\n"));
             }
-            "runs" => {
-                if let Err(crate::cli::Failure(_, msg)) = crate::cli::runs(&self.store, false) {
-                    self.fail(&msg);
-                }
-            }
+            "runs" => match crate::state::list_runs(&self.store) {
+                Ok(rows) => self.out(&crate::render::runs_table(&rows, self.store.root())),
+                Err(e) => self.fail(&e.to_string()),
+            },
             "journal" => self.journal(arg),
             "attach" => self.attach(arg),
             "world" => self.out(&format!(
