@@ -1,11 +1,11 @@
-//! `godwit lab up|down|status`, the `lab` world (`--world lab[:DIR]`) and `godwit demo --world
-//! lab`. A lab lives in `<tmp>/godwit-lab-<uid>` unless `--dir` (or `lab:DIR`) names another.
+//! The `lab` world (`--world lab[:DIR]`) and `godwit demo --world lab`; the `godwit lab`
+//! command is `cmd/lab.rs`. A lab lives in `<tmp>/godwit-lab-<uid>` unless `--dir` (or `lab:DIR`)
+//! names another.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Subcommand;
 use godwit_engine::exit;
 use godwit_engine::journal::file::FileStore;
 use godwit_engine::transcript::Collector;
@@ -15,40 +15,6 @@ use godwit_lab::{LabOptions, Supervisor};
 use crate::render::HumanSink;
 use crate::session::{Failure, runtime};
 use crate::worlds::WorldDef;
-
-#[derive(Subcommand, Debug)]
-pub enum LabCommand {
-    /// Start a lab and keep it running until Ctrl-C (or `godwit lab down`): a PostgreSQL source
-    /// with an application role, database and data, a real Envoy in front of it driven by an
-    /// xDS control plane, a one-second metric sampler and a CDC consumer. Then, in another
-    /// terminal: `godwit run rds-to-aurora --cluster orders-db --world lab --set …`.
-    Up {
-        /// Where the lab lives [default: $TMPDIR/godwit-lab-<uid>].
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// The source's instance id (and route name).
-        #[arg(long, default_value = "orders-db")]
-        source: String,
-        /// Rows seeded into the `orders` table.
-        #[arg(long, default_value_t = 10_000)]
-        rows: i64,
-        /// No CDC consumer.
-        #[arg(long)]
-        no_cdc: bool,
-    },
-    /// Stop a lab: its supervisor, every server, Envoy and consumer, by pid; remove its files.
-    Down {
-        #[arg(long)]
-        dir: Option<PathBuf>,
-    },
-    /// What a lab runs: servers (primary/standby), Envoy, consumers, ports.
-    Status {
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        #[arg(long)]
-        json: bool,
-    },
-}
 
 /// `<tmp>/godwit-lab-<uid>`: a lab is throwaway, and its servers run as another OS user when
 /// godwit runs as root, which could not enter a state directory under root's home (0700).
@@ -84,7 +50,9 @@ pub fn world_def(state_dir: &Path) -> WorldDef {
     }
 }
 
-fn lab_failure(e: godwit_lab::LabError) -> Failure {
+/// A lab error as a command failure: missing prerequisites or a bad lab directory are the
+/// operator's to fix (exit 2), anything else is internal.
+pub(crate) fn lab_failure(e: godwit_lab::LabError) -> Failure {
     let code = match e {
         godwit_lab::LabError::Prerequisite(_) | godwit_lab::LabError::State(_) => {
             exit::INVALID_INPUT
@@ -92,126 +60,6 @@ fn lab_failure(e: godwit_lab::LabError) -> Failure {
         _ => exit::INTERNAL,
     };
     Failure(code, e.to_string())
-}
-
-pub fn command(cmd: LabCommand, state_dir: &Path) -> Result<i32, Failure> {
-    match cmd {
-        LabCommand::Up {
-            dir,
-            source,
-            rows,
-            no_cdc,
-        } => {
-            godwit_engine::run::validate_cluster(&source)?;
-            let dir = dir.unwrap_or_else(|| default_dir(state_dir));
-            let rt = runtime()?;
-            rt.block_on(async {
-                // Before anything is up: `godwit lab down` may signal as soon as lab.json exists.
-                let stop = stop_signals()?;
-                let mut opts = LabOptions::new(&dir);
-                opts.source = source.clone();
-                opts.seed_rows = rows;
-                opts.cdc = !no_cdc;
-                eprintln!("starting a lab in {} …", dir.display());
-                let sup = Supervisor::up(opts).await.map_err(lab_failure)?;
-                print_status(&sup.dir, false)?;
-                let world = if dir == default_dir(state_dir) {
-                    "lab".to_string()
-                } else {
-                    format!("lab:{}", sup.dir.display())
-                };
-                println!(
-                    "\nclients: psql 'host=127.0.0.1 port={} user=app dbname=app'\nmigrate: godwit run rds-to-aurora --cluster {source} --world {world} --set validation_window=10s --set metric_period=1 --set health_every=2s\nstop:    Ctrl-C here, or godwit lab down{}",
-                    sup.state.route.listen_port,
-                    if dir == default_dir(state_dir) {
-                        String::new()
-                    } else {
-                        format!(" --dir {}", dir.display())
-                    }
-                );
-                wait_for_stop(stop).await;
-                eprintln!("stopping the lab …");
-                sup.down().await;
-                Ok(exit::OK)
-            })
-        }
-        LabCommand::Down { dir } => {
-            let dir = dir.unwrap_or_else(|| default_dir(state_dir));
-            let msg = godwit_lab::supervisor::down_dir(&dir).map_err(lab_failure)?;
-            println!("{msg}");
-            Ok(exit::OK)
-        }
-        LabCommand::Status { dir, json } => {
-            let dir = dir.unwrap_or_else(|| default_dir(state_dir));
-            print_status(&dir, json)?;
-            Ok(exit::OK)
-        }
-    }
-}
-
-type StopSignals = (tokio::signal::unix::Signal, tokio::signal::unix::Signal);
-
-/// SIGINT and SIGTERM handlers, registered at once (a `ctrl_c()` future registers only when
-/// first polled).
-fn stop_signals() -> Result<StopSignals, Failure> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let err = |e: std::io::Error| Failure(exit::INTERNAL, format!("cannot handle signals: {e}"));
-    Ok((
-        signal(SignalKind::interrupt()).map_err(err)?,
-        signal(SignalKind::terminate()).map_err(err)?,
-    ))
-}
-
-async fn wait_for_stop((mut int, mut term): StopSignals) {
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
-    }
-}
-
-fn print_status(dir: &Path, json: bool) -> Result<(), Failure> {
-    let s = godwit_lab::supervisor::status(dir).map_err(lab_failure)?;
-    if json {
-        println!("{}", serde_json::to_string(&s).unwrap_or_default());
-        return Ok(());
-    }
-    let up = |b: bool| if b { "running" } else { "NOT RUNNING" };
-    println!("lab {}", s.dir.display());
-    println!(
-        "  supervisor pid {} {}",
-        s.supervisor.pid.unwrap_or(0),
-        up(s.supervisor.running)
-    );
-    println!(
-        "  clients connect to {} (Envoy pid {} {}); control plane API {}",
-        s.listen,
-        s.envoy.pid.unwrap_or(0),
-        up(s.envoy.running),
-        s.control_plane_api
-    );
-    for srv in &s.servers {
-        println!(
-            "  {:<24} {:<8} port {:<5} pid {:<7} {}{}",
-            srv.id,
-            srv.role,
-            srv.port,
-            srv.pid.unwrap_or(0),
-            srv.status,
-            srv.cluster
-                .as_ref()
-                .map(|c| format!(" (cluster {c})"))
-                .unwrap_or_default()
-        );
-    }
-    for c in &s.consumers {
-        println!(
-            "  CDC consumer {:<14} pid {:<7} {}",
-            c.name,
-            c.pid.unwrap_or(0),
-            up(c.running)
-        );
-    }
-    Ok(())
 }
 
 /// `godwit demo --world lab`: a throwaway lab, the standard runbook under a write load through

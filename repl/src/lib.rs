@@ -1,22 +1,28 @@
 //! # godwit — the command
 //!
-//! * [`cli`]: clap definitions and the commands (`run`, `resume`, `runs`, `show`, `verify`,
-//!   `check`, `worlds`); [`cli::main_with`] is the entry point, parameterised by the worlds
-//!   so test binaries can add toy worlds to the real CLI.
-//! * [`demo`]: `godwit demo` — the standard runbook on a built-in scenario, with a summary.
-//! * [`docs`]: the generated primitive reference (`godwit docs`, drift check).
-//! * [`lab`]: `godwit lab up|down|status`, the `lab` world and `godwit demo --world lab`.
-//! * [`repl`]: `godwit repl` — the interactive console (rustyline; piped stdin works too).
+//! Arguments flow down: [`cli::main_with`] (the entry point, parameterised by the worlds so test
+//! binaries can add toy worlds to the real CLI) parses them with clap and hands them to one
+//! command of [`cmd`], which builds on the modules below it and returns an exit code or a
+//! [`session::Failure`]. Nothing imports `cli` back.
+//!
+//! * [`cli`]: the clap `Cli`/`Command` definitions and the dispatch, one line per command.
+//! * [`cmd`]: one file per command (`run`, `resume`, `runs`, `show`, `verify`, `check`,
+//!   `repl`, `demo`, `dal`, `lab`, `worlds`, `docs`), its clap `Args` next to its `execute`.
 //! * [`session`]: the runner plumbing commands share — runtime, Ctrl-C, sinks, `drive`,
 //!   `finish`, the world's audit — and [`session::Failure`], what every command returns.
 //! * [`config`]: the RUNBOOK argument, `--config` TOML and `--set` parameters, world settings.
-//! * [`worlds`]: the `--world NAME[:ARG]` registry.
-//! * [`render`]: human rendering of transcript events and the live progress line.
 //! * [`state`]: the state directory, run-id resolution (`last`, unique prefixes), run listing.
+//! * [`worlds`]: the `--world NAME[:ARG]` registry.
+//! * [`render`]: human rendering of transcript events, the live progress line, the runs table.
+//! * [`demo`]: the standard runbook (embedded) on a built-in scenario, with a summary.
+//! * [`lab`]: the `lab` world and `godwit demo --world lab`.
+//! * [`repl`]: the interactive console (rustyline; piped stdin works too).
+//! * [`docs`]: the generated primitive reference (`godwit docs`, drift check).
 //!
 //! Exit codes live in [`godwit_engine::exit`] and are documented in `docs/cli.md`.
 
 pub mod cli;
+pub mod cmd;
 pub mod config;
 pub mod demo;
 pub mod docs;

@@ -1,7 +1,7 @@
 //! The plumbing every command that runs a runbook shares: the async runtime, the `Runner` with
 //! its Ctrl-C handler and sinks, driving a run on a blocking thread, the world's audit and the
-//! outcome printed at the end. Commands return [`Failure`] (exit code and message); only
-//! `cli::main_with` prints it.
+//! outcome printed at the end. Commands return [`Failure`] (exit code and message); only the
+//! entry point (`main_with`) prints it.
 
 use std::sync::Arc;
 
