@@ -643,3 +643,245 @@ fn journals_written_before_the_runbooks_became_phases_still_resume() {
         assert!(audit.is_empty(), "{name}: {audit:?}");
     }
 }
+
+/// Start `runbook` on `sim:busy-source` with `params` and expect a refusal before the run
+/// exists: `EngineError::Invalid` (exit 2), no run in the store, no event, the world untouched.
+/// Returns the message.
+fn refused(runbook: &str, params: Value) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let world = World::sim_named("busy-source").unwrap();
+    let store = MemoryStore::new();
+    let collector = Collector::new();
+    let r = runner(&world, &rt, &store, vec![Arc::new(collector.clone())]);
+    let t0 = r.clock.now_ms();
+    let out = r.start(StartRequest {
+        runbook: runbooks_dir().join(runbook),
+        cluster: "orders-db".into(),
+        params: params.as_object().unwrap().clone(),
+        run_id: Some("run".into()),
+    });
+    let Err(e @ EngineError::Invalid(_)) = out else {
+        panic!("{runbook} {params}: not refused: {out:?}")
+    };
+    assert_eq!(e.exit_code(), 2);
+    use godwit_engine::JournalStore;
+    assert!(store.list().unwrap().is_empty(), "a run was created");
+    assert!(collector.lines().is_empty(), "{:?}", collector.lines());
+    assert_eq!(r.clock.now_ms(), t0, "no simulated time passed");
+    e.to_string()
+}
+
+fn assert_names(message: &str, wanted: &[&str]) {
+    for w in wanted {
+        assert!(message.contains(w), "missing {w:?} in:\n{message}");
+    }
+}
+
+#[test]
+fn a_typo_in_fence_validation_is_refused_before_anything_is_journaled() {
+    // It used to pass validation, hold, fence and the source's reboot, then abort.
+    let m = refused(
+        "rds-to-aurora.rhai",
+        serde_json::json!({ "fence_validation": "partial" }),
+    );
+    assert_names(
+        &m,
+        &[
+            "invalid parameters for runbook rds-to-aurora; nothing was started",
+            "fence_validation = \"partial\": not one of \"full\", \"off\"; use e.g. --set fence_validation=full | off",
+        ],
+    );
+}
+
+#[test]
+fn a_duration_without_a_unit_is_refused_before_the_replica_exists() {
+    // It used to fail with `Function not found: seconds (i64)` after the replica was created.
+    let m = refused(
+        "rds-to-aurora.rhai",
+        serde_json::json!({ "validation_window": 90 }),
+    );
+    assert_names(
+        &m,
+        &[
+            "validation_window = 90: a duration needs a unit (ms, s, m, h, d); use e.g. --set validation_window=90s",
+        ],
+    );
+    let m = refused(
+        "rds-to-aurora.rhai",
+        serde_json::json!({ "fence_timeout": "30 minutes" }),
+    );
+    assert_names(&m, &["fence_timeout = \"30 minutes\": invalid duration"]);
+}
+
+#[test]
+fn a_lag_bound_that_is_not_a_number_is_refused_before_anything_is_journaled() {
+    // It used to fail a simulated day later, at the first full validation window.
+    let m = refused(
+        "rds-to-aurora.rhai",
+        serde_json::json!({ "max_replica_lag_p99": "ten" }),
+    );
+    assert_names(
+        &m,
+        &[
+            "max_replica_lag_p99 = \"ten\": expected a number, got a string; use e.g. --set max_replica_lag_p99=10",
+        ],
+    );
+    let m = refused(
+        "rds-to-aurora.rhai",
+        serde_json::json!({ "max_replica_lag_p99": -1 }),
+    );
+    assert_names(&m, &["max_replica_lag_p99 = -1: below the minimum 0"]);
+}
+
+#[test]
+fn an_unknown_parameter_is_exit_2_with_a_suggestion_and_no_run() {
+    // It used to be exit 3 with a journaled (and rolled back) run.
+    let m = refused(
+        "rds-to-aurora.rhai",
+        serde_json::json!({ "validaton_window": "2h" }),
+    );
+    assert_names(
+        &m,
+        &["validaton_window: not a parameter of this runbook; did you mean validation_window?"],
+    );
+    // cdc-heavy's own parameter is not the standard runbook's: no near name, so the list.
+    let m = refused(
+        "rds-to-aurora.rhai",
+        serde_json::json!({ "drain_timeout": "1h" }),
+    );
+    assert_names(
+        &m,
+        &["drain_timeout: not a parameter of this runbook; it takes accept_fork, create_timeout"],
+    );
+    for runbook in ["snapshot.rhai", "finalize.rhai", "cdc-heavy.rhai"] {
+        let m = refused(
+            runbook,
+            serde_json::json!({ "confirm_delet": true, "x": 1 }),
+        );
+        assert_names(&m, &["x: not a parameter of this runbook"]);
+    }
+}
+
+#[test]
+fn a_target_cluster_equal_to_the_source_is_refused() {
+    // It used to run, end with a simulation invariant violated (exit 9) and a stuck rollback.
+    for runbook in [
+        "rds-to-aurora.rhai",
+        "cdc-heavy.rhai",
+        "snapshot.rhai",
+        "finalize.rhai",
+    ] {
+        let m = refused(
+            runbook,
+            serde_json::json!({ "target_cluster": "orders-db" }),
+        );
+        assert_names(
+            &m,
+            &[
+                "target_cluster = \"orders-db\" is the source itself: the target needs its own identifier",
+            ],
+        );
+    }
+}
+
+#[test]
+fn a_target_cluster_rds_would_refuse_is_refused() {
+    for (target, why) in [
+        (
+            "Orders-Aurora",
+            "RDS stores identifiers in lower case: use orders-aurora",
+        ),
+        ("orders_aurora", "'_' is not allowed"),
+        ("1orders", "it must start with a letter"),
+        ("orders--aurora", "two consecutive hyphens"),
+        ("orders-aurora-", "must not end with a hyphen"),
+    ] {
+        let m = refused(
+            "rds-to-aurora.rhai",
+            serde_json::json!({ "target_cluster": target }),
+        );
+        assert_names(
+            &m,
+            &[
+                &format!("target_cluster = \"{target}\": not an RDS identifier: "),
+                why,
+            ],
+        );
+    }
+    let long = format!("o{}", "x".repeat(61));
+    let m = refused(
+        "rds-to-aurora.rhai",
+        serde_json::json!({ "target_cluster": long }),
+    );
+    assert_names(&m, &["its writer instance", "would exceed RDS's 63"]);
+}
+
+#[test]
+fn a_validation_timeout_within_the_window_is_refused() {
+    // The gate's timeout counts from its start: it could never see a whole window.
+    let m = refused(
+        "rds-to-aurora.rhai",
+        serde_json::json!({ "validation_window": "2d", "validation_timeout": "1d" }),
+    );
+    assert_names(
+        &m,
+        &["validation_timeout = \"1d\" is not longer than validation_window = \"2d\""],
+    );
+}
+
+#[test]
+fn every_problem_is_named_in_one_refusal() {
+    let m = refused(
+        "cdc-heavy.rhai",
+        serde_json::json!({
+            "fence_validation": "partial", "validation_window": 90, "max_replica_lag_p99": "ten",
+            "drain_timeout": "soon", "accept_fork": "yes",
+        }),
+    );
+    assert_eq!(
+        m.lines().filter(|l| l.starts_with("  - ")).count(),
+        5,
+        "{m}"
+    );
+}
+
+/// The run sees and journals its parameters with the schema's defaults filled in (so a resume
+/// uses exactly what the start used); keys whose default the runbook computes stay absent.
+#[test]
+fn the_run_journals_its_parameters_with_the_defaults_filled_in() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let world = World::sim_named("preflight-failures").unwrap();
+    let store = MemoryStore::new();
+    let r = runner(&world, &rt, &store, vec![]);
+    r.start(StartRequest {
+        runbook: runbooks_dir().join("rds-to-aurora.rhai"),
+        cluster: "orders-db".into(),
+        params: serde_json::json!({ "max_replica_lag_p99": 5 })
+            .as_object()
+            .unwrap()
+            .clone(),
+        run_id: Some("run".into()),
+    })
+    .unwrap();
+    let Some(godwit_engine::journal::Entry::RunStarted { params, .. }) =
+        store.entries("run").into_iter().next()
+    else {
+        panic!("no run-started")
+    };
+    assert_eq!(
+        params,
+        serde_json::json!({
+            "accept_fork": false, "fence_timeout": "30m", "fence_validation": "full",
+            "health_every": "30s", "max_replica_lag_p99": 5, "metric_period": 60,
+            "promote_timeout": "30m", "quarantine_group": "godwit-quarantine",
+            "target_cluster": "orders-db-aurora", "validation_timeout": "3d",
+            "validation_window": "24h",
+        })
+    );
+}
