@@ -786,7 +786,7 @@ pub fn markdown(schema: &Schema) -> String {
             (None, None) => "—".into(),
         };
         let doc = if p.on_resume {
-            format!("{} May be changed on resume (`resume --set`).", p.doc)
+            format!("{}; may be changed on resume (`resume --set`)", p.doc)
         } else {
             p.doc.clone()
         };
@@ -1102,7 +1102,7 @@ step("copy", || PARAMS)
             "| `window` | duration 1s–3d | `1h` | how long |",
             "| `mode` | `full` \\| `off` | `full` | how |",
             "| `sized` | duration | 1 h per TB | computed after a step |",
-            "| `fork` | bool | `false` | may it fork? May be changed on resume (`resume --set`). |",
+            "| `fork` | bool | `false` | may it fork?; may be changed on resume (`resume --set`) |",
             "| `label` | string | — | optional |",
             "| `lag` | number ≥ 0 | `10` | seconds |",
         ] {

@@ -885,3 +885,66 @@ fn the_run_journals_its_parameters_with_the_defaults_filled_in() {
         })
     );
 }
+
+/// docs/writing-runbooks.md's team variant, as written there: a runbook beside `lib/` that
+/// replaces the standard `post_cutover_health` phase with its own gate. It runs the standard
+/// flow step for step, with its own gate in place of the replaced one.
+#[test]
+fn a_team_variant_replaces_one_phase() {
+    let doc = std::fs::read_to_string(runbooks_dir().join("../docs/writing-runbooks.md")).unwrap();
+    let marker = "<!-- example: orders-team.rhai -->\n```rhai\n";
+    let at = doc
+        .find(marker)
+        .expect("the example in docs/writing-runbooks.md")
+        + marker.len();
+    let source = &doc[at..at + doc[at..].find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("lib")).unwrap();
+    for entry in std::fs::read_dir(runbooks_dir().join("lib")).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::copy(&p, dir.path().join("lib").join(p.file_name().unwrap())).unwrap();
+    }
+    let variant = dir.path().join("orders-team.rhai");
+    std::fs::write(&variant, source).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let names = |runbook: &Path| {
+        let out = run(runbook, "busy-source", &rt);
+        let report = out.report.unwrap();
+        let text = story(&out.lines).join("\n");
+        assert!(
+            matches!(report.status, RunStatus::Succeeded { .. }),
+            "{}: {:?}\n{text}",
+            runbook.display(),
+            report.status
+        );
+        assert!(out.audit.is_empty(), "{:?}", out.audit);
+        let names: Vec<String> = out
+            .lines
+            .iter()
+            .filter_map(|l| match &l.event {
+                Event::StepCompleted { name, .. } | Event::GatePassed { name, .. } => {
+                    Some(name.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        (names, text)
+    };
+    let (team, text) = names(&variant);
+    let (standard, _) = names(&runbooks_dir().join("rds-to-aurora.rhai"));
+    let replaced: Vec<String> = standard
+        .iter()
+        .map(|n| match n.as_str() {
+            "post-cutover-health" => "all-clients-back".to_string(),
+            other => other.to_string(),
+        })
+        .collect();
+    assert_eq!(team, replaced, "{text}");
+    assert!(
+        text.contains("gate all-clients-back poll 2: 40 of 40 clients back on orders-db-aurora"),
+        "{text}"
+    );
+}
