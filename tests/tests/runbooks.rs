@@ -948,3 +948,45 @@ fn a_team_variant_replaces_one_phase() {
         "{text}"
     );
 }
+
+/// A variant that misspells the phase it replaces stops before any step instead of silently
+/// running the standard phase.
+#[test]
+fn a_variant_naming_no_standard_phase_stops_before_any_step() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("lib")).unwrap();
+    for entry in std::fs::read_dir(runbooks_dir().join("lib")).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::copy(&p, dir.path().join("lib").join(p.file_name().unwrap())).unwrap();
+    }
+    let variant = dir.path().join("typo.rhai");
+    std::fs::write(
+        &variant,
+        r#"import "lib/standard" as standard;
+fn parameters(cluster) { standard::parameters(cluster) }
+let phases = standard::phases();
+phases.post_cutover_healt = |m| m;
+standard::migrate(CLUSTER, PARAMS, phases)
+"#,
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let out = run(&variant, "busy-source", &rt);
+    let RunStatus::RolledBack { reason, undone, .. } = out.report.unwrap().status else {
+        panic!("not stopped")
+    };
+    assert!(
+        reason.contains("no standard phase [\"post_cutover_healt\"]")
+            && reason.contains("post_cutover_health"),
+        "{reason}"
+    );
+    assert!(undone.is_empty());
+    assert!(
+        !out.lines
+            .iter()
+            .any(|l| matches!(l.event, Event::StepStarted { .. }))
+    );
+}
