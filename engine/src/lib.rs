@@ -31,6 +31,7 @@
 //! | [`transcript`] | events and sinks |
 //! | [`error`], [`report`], [`exit`] | the error pipeline, operator reports, exit codes |
 //! | [`runbook`] | loading and hashing runbooks |
+//! | [`params`] | a runbook's parameter schema: checked before a run exists, defaults filled in, docs table |
 //! | [`session`] | interactive sessions (the REPL): no journal, read-only by default |
 //! | [`duration`] | `"30s"`-style durations |
 
@@ -40,6 +41,7 @@ pub mod error;
 pub mod exit;
 pub mod host;
 pub mod journal;
+pub mod params;
 pub mod plan;
 pub mod report;
 pub mod run;

@@ -766,3 +766,48 @@ fn a_bad_aws_world_setting_is_named_before_anything_runs() {
     );
     assert_eq!(env.run_dirs(), 0, "nothing written");
 }
+
+/// Issue 18: a parameter that does not fit the runbook's schema is refused before anything
+/// starts — exit 2, the parameter named with what was given and the fix, no run directory —
+/// where a typo in `fence_validation` used to get as far as the source's reboot.
+#[test]
+fn a_bad_parameter_is_exit_2_with_the_fix_and_leaves_no_run() {
+    let env = Env::new();
+    let runbook = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../runbooks/rds-to-aurora.rhai");
+    let runbook = runbook.to_str().unwrap();
+    for (set, want) in [
+        (
+            "fence_validation=partial",
+            "fence_validation = \"partial\": not one of \"full\", \"off\"",
+        ),
+        (
+            "validaton_window=2h",
+            "validaton_window: not a parameter of this runbook; did you mean validation_window?",
+        ),
+        (
+            "validation_window=90",
+            "validation_window = 90: a duration needs a unit (ms, s, m, h, d); use e.g. --set validation_window=90s",
+        ),
+        (
+            "target_cluster=orders-db",
+            "target_cluster = \"orders-db\" is the source itself",
+        ),
+    ] {
+        let (code, out, err) = env.godwit(&[
+            "run",
+            runbook,
+            "--cluster",
+            "orders-db",
+            "--world",
+            "sim:busy-source",
+            "--set",
+            set,
+        ]);
+        assert_eq!(code, 2, "--set {set}: {out}{err}");
+        assert!(
+            err.contains(want) && err.contains("nothing was started"),
+            "--set {set}: {err}"
+        );
+        assert_eq!(env.run_dirs(), 0, "--set {set}: a run was created");
+    }
+}

@@ -134,3 +134,68 @@ fn every_function_documents_parameters_returns_errors_and_an_example() {
     }
     assert!(checked >= 68, "only {checked} functions checked");
 }
+
+/// The parameter tables of docs/rds-to-aurora.md are the runbooks' schemas (`fn parameters`,
+/// rendered by `godwit_engine::params::markdown`): every top-level runbook that declares one has
+/// its block `<!-- BEGIN parameters of NAME -->`; cdc-heavy's lists what it adds to the
+/// standard runbook's. `GODWIT_UPDATE_DOCS=1` rewrites the blocks instead of failing.
+#[test]
+fn parameter_tables_are_the_runbooks_schemas() {
+    use godwit_engine::params::{DOC_CLUSTER, Schema, load_schema, markdown};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let runbooks = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../runbooks");
+    let world = godwit_stdlib::world::World::sim_named("busy-source").unwrap();
+    let runner = world.runner(Arc::new(MemoryStore::new()), rt.handle().clone());
+    let schema = |name: &str| -> Option<Schema> {
+        load_schema(&runner, &runbooks.join(format!("{name}.rhai")), DOC_CLUSTER)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let standard = schema("rds-to-aurora").expect("rds-to-aurora declares its parameters");
+    let doc_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/rds-to-aurora.md");
+    let mut doc = std::fs::read_to_string(&doc_path).unwrap();
+    let mut drift = Vec::new();
+    let mut names: Vec<String> = std::fs::read_dir(&runbooks)
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.unwrap().path();
+            (p.extension()? == "rhai").then(|| p.file_stem().unwrap().to_string_lossy().into())
+        })
+        .collect();
+    names.sort();
+    for name in names {
+        let Some(mut s) = schema(&name) else { continue };
+        if name == "cdc-heavy" {
+            for key in standard.params.keys() {
+                assert_eq!(
+                    s.params.remove(key).as_ref(),
+                    standard.get(key),
+                    "cdc-heavy changes {key}"
+                );
+            }
+        }
+        let begin = format!("<!-- BEGIN parameters of {name} -->\n");
+        let end = "<!-- END parameters -->";
+        let at = doc
+            .find(&begin)
+            .unwrap_or_else(|| panic!("docs/rds-to-aurora.md has no `{}` block", begin.trim()))
+            + begin.len();
+        let stop = at + doc[at..].find(end).expect("END parameters");
+        let want = markdown(&s);
+        if doc[at..stop] != want {
+            drift.push(name.clone());
+            doc.replace_range(at..stop, &want);
+        }
+    }
+    if std::env::var_os("GODWIT_UPDATE_DOCS").is_some() {
+        std::fs::write(&doc_path, doc).unwrap();
+    } else {
+        assert!(
+            drift.is_empty(),
+            "docs/rds-to-aurora.md: the parameter tables of {drift:?} differ from the runbooks' \
+             schemas; regenerate with GODWIT_UPDATE_DOCS=1 cargo test -p godwit-tests --test docs"
+        );
+    }
+}

@@ -481,3 +481,512 @@ fn cdc_heavy_leaves_no_backfill_gap() {
         fence_std - from_std
     );
 }
+
+/// Journals written by earlier runbook versions, kept to prove that a structural change of a
+/// runbook (same step names) still resumes them: `tests/fixtures/old-journals/<name>/` holds the
+/// run's `journal.jsonl` (verbatim, hash-chained) and the simulated world it left (`sim.json`,
+/// `sim.now`).
+fn old_journals_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/old-journals")
+}
+
+/// (fixture name, runbook, the step or gate after which the process died)
+const OLD_JOURNALS: &[(&str, &str, &str)] = &[
+    (
+        "rds-to-aurora-crashed-after-reboot-source",
+        "rds-to-aurora.rhai",
+        "reboot-source",
+    ),
+    (
+        "cdc-heavy-crashed-after-cdc-drained",
+        "cdc-heavy.rhai",
+        "cdc-drained",
+    ),
+];
+
+/// Writes the fixtures of [`OLD_JOURNALS`] with the runbooks as they are now. Run it only
+/// *before* restructuring a runbook (`cargo test -p godwit-tests --test runbooks --
+/// --ignored write_old_journal_fixtures`), so the fixtures record the old shape; then commit them.
+#[test]
+#[ignore = "writes fixtures; run by hand before restructuring a runbook"]
+fn write_old_journal_fixtures() {
+    use godwit_engine::journal::file::FileStore;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for (name, runbook, crash_after) in OLD_JOURNALS {
+        let tmp = tempfile::tempdir().unwrap();
+        let sim_file = tmp.path().join("sim.json");
+        let scenario = godwit_stdlib::sim::scenario::Scenario::load("busy-source").unwrap();
+        let (world, _) = godwit_stdlib::world::sim_world_persistent(scenario, &sim_file).unwrap();
+        let store = FileStore::new(tmp.path().join("runs"));
+        let crash_after = crash_after.to_string();
+        let crash = CrashSink::new(1, move |e| match e {
+            Event::StepCompleted { name, .. } | Event::GatePassed { name, .. } => {
+                *name == crash_after
+            }
+            _ => false,
+        });
+        let mut r = world.runner(Arc::new(store.clone()), rt.handle().clone());
+        r.sinks.push(crash);
+        let req = StartRequest {
+            runbook: runbooks_dir().join(runbook),
+            cluster: "orders-db".into(),
+            params: Default::default(),
+            run_id: Some((*name).into()),
+        };
+        assert!(until_crash(|| r.start(req)).is_none(), "{name}: no crash");
+        let out = old_journals_dir().join(name);
+        std::fs::create_dir_all(&out).unwrap();
+        let run_dir = store.run_dir(name);
+        std::fs::copy(run_dir.join("journal.jsonl"), out.join("journal.jsonl")).unwrap();
+        std::fs::copy(&sim_file, out.join("sim.json")).unwrap();
+        std::fs::copy(sim_file.with_extension("now"), out.join("sim.now")).unwrap();
+    }
+}
+
+/// A journal written before a runbook was restructured resumes under the runbook as it is now
+/// (forced: the content hash changed) and ends exactly as an uninterrupted run of today's
+/// runbook: the journaled steps replay by name (none runs again), the rest runs live, and the
+/// simulator's invariants hold.
+#[test]
+fn journals_written_before_the_runbooks_became_phases_still_resume() {
+    use godwit_engine::journal::file::FileStore;
+    use godwit_engine::journal::{Entry, JournalStore};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for (name, runbook, crash_after) in OLD_JOURNALS {
+        let fixture = old_journals_dir().join(name);
+        let tmp = tempfile::tempdir().unwrap();
+        // The fixture verbatim, read through the file store (which verifies its hash chain)...
+        let run_dir = tmp.path().join("runs").join(name);
+        std::fs::create_dir_all(&run_dir).unwrap();
+        std::fs::copy(fixture.join("journal.jsonl"), run_dir.join("journal.jsonl")).unwrap();
+        let old = FileStore::new(tmp.path().join("runs")).read(name).unwrap();
+        // ...re-journaled with the runbook path of this checkout (the fixture names the path it
+        // was written on), which is the only change.
+        let path = runbooks_dir().join(runbook);
+        let store = MemoryStore::new();
+        let mut writer = store.create(name).unwrap();
+        let mut journaled = Vec::new();
+        for record in &old.records {
+            let mut entry = record.entry.clone();
+            match &mut entry {
+                Entry::RunStarted { runbook, .. } => runbook.path = path.display().to_string(),
+                Entry::StepCompleted { name, .. } | Entry::GatePassed { name, .. } => {
+                    journaled.push(name.clone())
+                }
+                _ => {}
+            }
+            writer.append(&entry).unwrap();
+        }
+        drop(writer);
+        assert_eq!(journaled.last(), Some(&crash_after.to_string()), "{name}");
+        for f in ["sim.json", "sim.now"] {
+            std::fs::copy(fixture.join(f), tmp.path().join(f)).unwrap();
+        }
+        let scenario = godwit_stdlib::sim::scenario::Scenario::load("busy-source").unwrap();
+        let (world, _) =
+            godwit_stdlib::world::sim_world_persistent(scenario, &tmp.path().join("sim.json"))
+                .unwrap();
+        let collector = Collector::new();
+        let r = runner(&world, &rt, &store, vec![Arc::new(collector.clone())]);
+        let report = r
+            .resume(name, true)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let text = story(&collector.lines()).join("\n");
+        let RunStatus::Succeeded { result } = report.status else {
+            panic!("{name}: {:?}\n{text}", report.status)
+        };
+        let reference = run(&path, "busy-source", &rt);
+        let Ok(RunReport {
+            status: RunStatus::Succeeded { result: want },
+            ..
+        }) = reference.report
+        else {
+            panic!("{name}: the reference run failed")
+        };
+        assert_eq!(result, want, "{name}: a different end\n{text}");
+        let lines = collector.lines();
+        let live: Vec<&String> = lines
+            .iter()
+            .filter_map(|l| match &l.event {
+                Event::StepStarted { name } | Event::GateStarted { name, .. } => Some(name),
+                _ => None,
+            })
+            .collect();
+        let replayed: Vec<&String> = lines
+            .iter()
+            .filter_map(|l| match &l.event {
+                Event::StepReplayed { name } | Event::GateReplayed { name } => Some(name),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            replayed,
+            journaled.iter().collect::<Vec<_>>(),
+            "{name}: every journaled step replays, in order"
+        );
+        assert!(
+            live.iter().all(|n| !journaled.contains(n)),
+            "{name}: a journaled step ran again: {live:?}"
+        );
+        let promotes = lines
+            .iter()
+            .filter(|l| matches!(&l.event, Event::Primitive { op, .. } if op == "promote_cluster"))
+            .count();
+        assert_eq!(promotes, 1, "{name}: promoted once");
+        let audit = world.audit.as_ref().map(|a| a()).unwrap_or_default();
+        assert!(audit.is_empty(), "{name}: {audit:?}");
+    }
+}
+
+/// Start `runbook` on `sim:busy-source` with `params` and expect a refusal before the run
+/// exists: `EngineError::Invalid` (exit 2), no run in the store, no event, the world untouched.
+/// Returns the message.
+fn refused(runbook: &str, params: Value) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let world = World::sim_named("busy-source").unwrap();
+    let store = MemoryStore::new();
+    let collector = Collector::new();
+    let r = runner(&world, &rt, &store, vec![Arc::new(collector.clone())]);
+    let t0 = r.clock.now_ms();
+    let out = r.start(StartRequest {
+        runbook: runbooks_dir().join(runbook),
+        cluster: "orders-db".into(),
+        params: params.as_object().unwrap().clone(),
+        run_id: Some("run".into()),
+    });
+    let Err(e @ EngineError::Invalid(_)) = out else {
+        panic!("{runbook} {params}: not refused: {out:?}")
+    };
+    assert_eq!(e.exit_code(), 2);
+    use godwit_engine::JournalStore;
+    assert!(store.list().unwrap().is_empty(), "a run was created");
+    assert!(collector.lines().is_empty(), "{:?}", collector.lines());
+    assert_eq!(r.clock.now_ms(), t0, "no simulated time passed");
+    e.to_string()
+}
+
+fn assert_names(message: &str, wanted: &[&str]) {
+    for w in wanted {
+        assert!(message.contains(w), "missing {w:?} in:\n{message}");
+    }
+}
+
+#[test]
+fn a_typo_in_fence_validation_is_refused_before_anything_is_journaled() {
+    // It used to pass validation, hold, fence and the source's reboot, then abort.
+    let m = refused(
+        "rds-to-aurora.rhai",
+        serde_json::json!({ "fence_validation": "partial" }),
+    );
+    assert_names(
+        &m,
+        &[
+            "invalid parameters for runbook rds-to-aurora; nothing was started",
+            "fence_validation = \"partial\": not one of \"full\", \"off\"; use e.g. --set fence_validation=full | off",
+        ],
+    );
+}
+
+#[test]
+fn a_duration_without_a_unit_is_refused_before_the_replica_exists() {
+    // It used to fail with `Function not found: seconds (i64)` after the replica was created.
+    let m = refused(
+        "rds-to-aurora.rhai",
+        serde_json::json!({ "validation_window": 90 }),
+    );
+    assert_names(
+        &m,
+        &[
+            "validation_window = 90: a duration needs a unit (ms, s, m, h, d); use e.g. --set validation_window=90s",
+        ],
+    );
+    let m = refused(
+        "rds-to-aurora.rhai",
+        serde_json::json!({ "fence_timeout": "30 minutes" }),
+    );
+    assert_names(&m, &["fence_timeout = \"30 minutes\": invalid duration"]);
+}
+
+#[test]
+fn a_lag_bound_that_is_not_a_number_is_refused_before_anything_is_journaled() {
+    // It used to fail a simulated day later, at the first full validation window.
+    let m = refused(
+        "rds-to-aurora.rhai",
+        serde_json::json!({ "max_replica_lag_p99": "ten" }),
+    );
+    assert_names(
+        &m,
+        &[
+            "max_replica_lag_p99 = \"ten\": expected a number, got a string; use e.g. --set max_replica_lag_p99=10",
+        ],
+    );
+    let m = refused(
+        "rds-to-aurora.rhai",
+        serde_json::json!({ "max_replica_lag_p99": -1 }),
+    );
+    assert_names(&m, &["max_replica_lag_p99 = -1: below the minimum 0"]);
+}
+
+#[test]
+fn an_unknown_parameter_is_exit_2_with_a_suggestion_and_no_run() {
+    // It used to be exit 3 with a journaled (and rolled back) run.
+    let m = refused(
+        "rds-to-aurora.rhai",
+        serde_json::json!({ "validaton_window": "2h" }),
+    );
+    assert_names(
+        &m,
+        &["validaton_window: not a parameter of this runbook; did you mean validation_window?"],
+    );
+    // cdc-heavy's own parameter is not the standard runbook's: no near name, so the list.
+    let m = refused(
+        "rds-to-aurora.rhai",
+        serde_json::json!({ "drain_timeout": "1h" }),
+    );
+    assert_names(
+        &m,
+        &["drain_timeout: not a parameter of this runbook; it takes accept_fork, create_timeout"],
+    );
+    for runbook in ["snapshot.rhai", "finalize.rhai", "cdc-heavy.rhai"] {
+        let m = refused(
+            runbook,
+            serde_json::json!({ "confirm_delet": true, "x": 1 }),
+        );
+        assert_names(&m, &["x: not a parameter of this runbook"]);
+    }
+}
+
+#[test]
+fn a_target_cluster_equal_to_the_source_is_refused() {
+    // It used to run, end with a simulation invariant violated (exit 9) and a stuck rollback.
+    for runbook in [
+        "rds-to-aurora.rhai",
+        "cdc-heavy.rhai",
+        "snapshot.rhai",
+        "finalize.rhai",
+    ] {
+        let m = refused(
+            runbook,
+            serde_json::json!({ "target_cluster": "orders-db" }),
+        );
+        assert_names(
+            &m,
+            &[
+                "target_cluster = \"orders-db\" is the source itself: the target needs its own identifier",
+            ],
+        );
+    }
+}
+
+#[test]
+fn a_target_cluster_rds_would_refuse_is_refused() {
+    for (target, why) in [
+        (
+            "Orders-Aurora",
+            "RDS stores identifiers in lower case: use orders-aurora",
+        ),
+        ("orders_aurora", "'_' is not allowed"),
+        ("1orders", "it must start with a letter"),
+        ("orders--aurora", "two consecutive hyphens"),
+        ("orders-aurora-", "must not end with a hyphen"),
+    ] {
+        let m = refused(
+            "rds-to-aurora.rhai",
+            serde_json::json!({ "target_cluster": target }),
+        );
+        assert_names(
+            &m,
+            &[
+                &format!("target_cluster = \"{target}\": not an RDS identifier: "),
+                why,
+            ],
+        );
+    }
+    let long = format!("o{}", "x".repeat(61));
+    let m = refused(
+        "rds-to-aurora.rhai",
+        serde_json::json!({ "target_cluster": long }),
+    );
+    assert_names(&m, &["its writer instance", "would exceed RDS's 63"]);
+}
+
+#[test]
+fn a_validation_timeout_within_the_window_is_refused() {
+    // The gate's timeout counts from its start: it could never see a whole window.
+    let m = refused(
+        "rds-to-aurora.rhai",
+        serde_json::json!({ "validation_window": "2d", "validation_timeout": "1d" }),
+    );
+    assert_names(
+        &m,
+        &["validation_timeout = \"1d\" is not longer than validation_window = \"2d\""],
+    );
+}
+
+#[test]
+fn every_problem_is_named_in_one_refusal() {
+    let m = refused(
+        "cdc-heavy.rhai",
+        serde_json::json!({
+            "fence_validation": "partial", "validation_window": 90, "max_replica_lag_p99": "ten",
+            "drain_timeout": "soon", "accept_fork": "yes",
+        }),
+    );
+    assert_eq!(
+        m.lines().filter(|l| l.starts_with("  - ")).count(),
+        5,
+        "{m}"
+    );
+}
+
+/// The run sees and journals its parameters with the schema's defaults filled in (so a resume
+/// uses exactly what the start used); keys whose default the runbook computes stay absent.
+#[test]
+fn the_run_journals_its_parameters_with_the_defaults_filled_in() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let world = World::sim_named("preflight-failures").unwrap();
+    let store = MemoryStore::new();
+    let r = runner(&world, &rt, &store, vec![]);
+    r.start(StartRequest {
+        runbook: runbooks_dir().join("rds-to-aurora.rhai"),
+        cluster: "orders-db".into(),
+        params: serde_json::json!({ "max_replica_lag_p99": 5 })
+            .as_object()
+            .unwrap()
+            .clone(),
+        run_id: Some("run".into()),
+    })
+    .unwrap();
+    let Some(godwit_engine::journal::Entry::RunStarted { params, .. }) =
+        store.entries("run").into_iter().next()
+    else {
+        panic!("no run-started")
+    };
+    assert_eq!(
+        params,
+        serde_json::json!({
+            "accept_fork": false, "fence_timeout": "30m", "fence_validation": "full",
+            "health_every": "30s", "max_replica_lag_p99": 5, "metric_period": 60,
+            "promote_timeout": "30m", "quarantine_group": "godwit-quarantine",
+            "target_cluster": "orders-db-aurora", "validation_timeout": "3d",
+            "validation_window": "24h",
+        })
+    );
+}
+
+/// docs/writing-runbooks.md's team variant, as written there: a runbook beside `lib/` that
+/// replaces the standard `post_cutover_health` phase with its own gate. It runs the standard
+/// flow step for step, with its own gate in place of the replaced one.
+#[test]
+fn a_team_variant_replaces_one_phase() {
+    let doc = std::fs::read_to_string(runbooks_dir().join("../docs/writing-runbooks.md")).unwrap();
+    let marker = "<!-- example: orders-team.rhai -->\n```rhai\n";
+    let at = doc
+        .find(marker)
+        .expect("the example in docs/writing-runbooks.md")
+        + marker.len();
+    let source = &doc[at..at + doc[at..].find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("lib")).unwrap();
+    for entry in std::fs::read_dir(runbooks_dir().join("lib")).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::copy(&p, dir.path().join("lib").join(p.file_name().unwrap())).unwrap();
+    }
+    let variant = dir.path().join("orders-team.rhai");
+    std::fs::write(&variant, source).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let names = |runbook: &Path| {
+        let out = run(runbook, "busy-source", &rt);
+        let report = out.report.unwrap();
+        let text = story(&out.lines).join("\n");
+        assert!(
+            matches!(report.status, RunStatus::Succeeded { .. }),
+            "{}: {:?}\n{text}",
+            runbook.display(),
+            report.status
+        );
+        assert!(out.audit.is_empty(), "{:?}", out.audit);
+        let names: Vec<String> = out
+            .lines
+            .iter()
+            .filter_map(|l| match &l.event {
+                Event::StepCompleted { name, .. } | Event::GatePassed { name, .. } => {
+                    Some(name.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        (names, text)
+    };
+    let (team, text) = names(&variant);
+    let (standard, _) = names(&runbooks_dir().join("rds-to-aurora.rhai"));
+    let replaced: Vec<String> = standard
+        .iter()
+        .map(|n| match n.as_str() {
+            "post-cutover-health" => "all-clients-back".to_string(),
+            other => other.to_string(),
+        })
+        .collect();
+    assert_eq!(team, replaced, "{text}");
+    assert!(
+        text.contains("gate all-clients-back poll 2: 40 of 40 clients back on orders-db-aurora"),
+        "{text}"
+    );
+}
+
+/// A variant that misspells the phase it replaces stops before any step instead of silently
+/// running the standard phase.
+#[test]
+fn a_variant_naming_no_standard_phase_stops_before_any_step() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("lib")).unwrap();
+    for entry in std::fs::read_dir(runbooks_dir().join("lib")).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::copy(&p, dir.path().join("lib").join(p.file_name().unwrap())).unwrap();
+    }
+    let variant = dir.path().join("typo.rhai");
+    std::fs::write(
+        &variant,
+        r#"import "lib/standard" as standard;
+fn parameters(cluster) { standard::parameters(cluster) }
+let phases = standard::phases();
+phases.post_cutover_healt = |m| m;
+standard::migrate(CLUSTER, PARAMS, phases)
+"#,
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let out = run(&variant, "busy-source", &rt);
+    let RunStatus::RolledBack { reason, undone, .. } = out.report.unwrap().status else {
+        panic!("not stopped")
+    };
+    assert!(
+        reason.contains("no standard phase [\"post_cutover_healt\"]")
+            && reason.contains("post_cutover_health"),
+        "{reason}"
+    );
+    assert!(undone.is_empty());
+    assert!(
+        !out.lines
+            .iter()
+            .any(|l| matches!(l.event, Event::StepStarted { .. }))
+    );
+}

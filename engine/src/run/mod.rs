@@ -270,10 +270,16 @@ impl Runner {
         .with_runbook_path(req.runbook.clone());
         let (mut engine, _host) = self.build(&ctx);
         let rb = runbook::load(&mut engine, &req.runbook)?;
+        // Every parameter is checked before the run exists (exit 2, nothing journaled).
+        let params = Value::Object(crate::params::prepare(
+            &engine,
+            &rb,
+            &req.cluster,
+            &req.params,
+        )?);
         let writer = self.store.create(&run_id)?;
         ctx.attach(writer, &Plan::default(), None);
         let _detach = Detach(ctx.clone());
-        let params = Value::Object(req.params.clone());
         let started = Entry::RunStarted {
             run_id: run_id.clone(),
             runbook: rb.info.clone(),
@@ -348,6 +354,11 @@ impl Runner {
         } else {
             None
         };
+        // Defaults a journal written before the runbook declared them lacks; after a forced
+        // change, parameters the runbook no longer accepts are refused before anything is appended.
+        let journaled = started.params.as_object().cloned().unwrap_or_default();
+        let params =
+            crate::params::prepare_resume(&engine, &rb, run_id, &started.cluster, &journaled)?;
         let last_seq = loaded.records.last().map(|r| r.seq);
         ctx.attach(writer, &plan, last_seq);
         let _detach = Detach(ctx.clone());
@@ -368,7 +379,7 @@ impl Runner {
             torn_tail: loaded.torn_tail,
             forced_runbook_change: forced,
         });
-        self.execute(&engine, &rb, &ctx, &started.cluster, started.params.clone())
+        self.execute(&engine, &rb, &ctx, &started.cluster, Value::Object(params))
     }
 
     fn execute(
