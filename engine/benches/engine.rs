@@ -20,7 +20,7 @@ fn plugin(engine: &mut Engine, host: &Host) {
     FuncRegistration::new("world_noop")
         .with_volatility(true)
         .set_into_module(&mut m, move || -> Result<i64, Box<rhai::EvalAltResult>> {
-            h.call("bench", "world_noop", &(), || Ok(1i64))
+            h.call("bench", "world_noop", &(), |_| Ok(1i64))
                 .map_err(Into::into)
         });
     FuncRegistration::new("pure_noop").set_into_module(&mut m, || 1i64);

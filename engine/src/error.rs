@@ -20,6 +20,10 @@ pub enum ErrorKind {
     Conflict,
     Invalid,
     Internal,
+    /// The operator interrupted the run (Ctrl-C, SIGTERM) while the call waited. Never a
+    /// failure: it enters Rhai as an uncatchable termination, so no step records it and
+    /// nothing rolls back; the run stops resumable.
+    Cancelled,
 }
 
 impl ErrorKind {
@@ -31,6 +35,7 @@ impl ErrorKind {
             ErrorKind::Conflict => "Conflict",
             ErrorKind::Invalid => "Invalid",
             ErrorKind::Internal => "Internal",
+            ErrorKind::Cancelled => "Cancelled",
         }
     }
 
@@ -42,6 +47,7 @@ impl ErrorKind {
             "Conflict" => ErrorKind::Conflict,
             "Invalid" => ErrorKind::Invalid,
             "Internal" => ErrorKind::Internal,
+            "Cancelled" => ErrorKind::Cancelled,
             _ => return None,
         })
     }
@@ -138,6 +144,13 @@ impl PrimitiveError {
     /// fill in positions for errors of module functions, so primitives take a
     /// `NativeCallContext` and pass `ctx.call_position()` here: reports then quote the line.
     pub fn into_rhai_at(self, pos: Position) -> Box<EvalAltResult> {
+        if self.kind == ErrorKind::Cancelled {
+            // Uncatchable: a script's `try { } catch` must not turn an interrupt into a branch.
+            return Box::new(EvalAltResult::ErrorTerminated(
+                crate::run::ctx::TERM_CANCEL.into(),
+                pos,
+            ));
+        }
         Box::new(EvalAltResult::ErrorRuntime(
             Dynamic::from_map(self.to_map()),
             pos,
@@ -178,6 +191,9 @@ pub enum EngineError {
     /// Bad input from the operator (arguments, parameters).
     #[error("{0}")]
     Invalid(String),
+    /// The operator interrupted before the run began: nothing was created.
+    #[error("{0}")]
+    Interrupted(String),
     #[error("{0}")]
     Io(String),
 }
@@ -200,6 +216,7 @@ impl EngineError {
                 crate::exit::REFUSED
             }
             EngineError::AlreadyFinished { .. } => crate::exit::REFUSED,
+            EngineError::Interrupted(_) => crate::exit::INTERRUPTED,
             EngineError::Journal(_) | EngineError::Io(_) => crate::exit::INTERNAL,
         }
     }

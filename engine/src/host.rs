@@ -1,10 +1,14 @@
 //! The [`Host`]: the one door through which primitives reach the world.
 //!
-//! A primitive never touches tokio or the clock directly. It calls [`Host::call`] (synchronous
-//! work, e.g. the simulator) or [`Host::block_on`] (async work, e.g. the AWS SDK), which
-//! * enforce strict mode (world access only inside steps, gates and undos),
-//! * bound the wait by the call's timeout, the step's timeout and cancellation (Ctrl-C),
-//! * record the call with its arguments and result in the transcript.
+//! A primitive never touches tokio or the clock directly. It calls [`Host::call`], which
+//! * enforces strict mode (world access only inside steps, gates and undos),
+//! * hands the backend that serves the call a [`Call`]: the current unit (step, gate or undo),
+//!   its idempotency token, the time left before the step's deadline, cancellation (Ctrl-C),
+//!   and a [`Call::block_on`] / [`Call::sleep`] that honour both,
+//! * records the call with its arguments and result in the transcript.
+//!
+//! Backends never keep a runtime handle of their own to wait on: a wait that does not go
+//! through the [`Call`] is one no step timeout or Ctrl-C reaches (STYLE.md 7).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -23,7 +27,8 @@ use crate::transcript::Event;
 #[derive(Clone)]
 pub struct Host {
     ctx: Arc<RunCtx>,
-    handle: Handle,
+    /// The runtime async work waits on; `None` for a detached host without one.
+    handle: Option<Handle>,
 }
 
 impl std::fmt::Debug for Host {
@@ -36,7 +41,34 @@ impl std::fmt::Debug for Host {
 
 impl Host {
     pub(crate) fn new(ctx: Arc<RunCtx>, handle: Handle) -> Self {
+        Host {
+            ctx,
+            handle: Some(handle),
+        }
+    }
+
+    /// A host outside any run, for tests and tools that drive a backend directly: no journal,
+    /// no strict mode, no transcript sinks; async work waits on `handle` (none: it fails).
+    pub fn detached(clock: Arc<dyn Clock>, handle: Option<Handle>) -> Host {
+        let ctx = RunCtx::new(
+            "detached".into(),
+            clock,
+            crate::clock::Cancel::new(),
+            false,
+            Vec::new(),
+        );
         Host { ctx, handle }
+    }
+
+    /// The [`Call`] context for `area::op` without the strict-mode check or a transcript
+    /// event: for tests and tools that call a backend directly (a run goes through
+    /// [`Host::call`]).
+    pub fn context<'h>(&'h self, area: &'h str, op: &'h str) -> Call<'h> {
+        Call {
+            host: self,
+            area,
+            op,
+        }
     }
 
     pub fn run_id(&self) -> &str {
@@ -51,93 +83,42 @@ impl Host {
         self.ctx.clock.now_ms()
     }
 
-    /// A token stable across re-runs of the current step (for AWS client tokens and other
-    /// check-then-act idempotency): `<run id>/<step name>`.
-    pub fn idempotency_token(&self) -> String {
-        match self.ctx.current_unit() {
-            Some(unit) => format!("{}/{unit}", self.ctx.run_id),
-            None => format!("{}/interactive", self.ctx.run_id),
-        }
-    }
-
-    /// Wait through the run's clock (virtual in the simulator), cancellable, bounded by the
-    /// current step's timeout.
-    pub fn sleep(&self, area: &str, op: &str, d: Duration) -> Result<(), PrimitiveError> {
-        self.ctx.check_world_access(area, op)?;
-        let (d, cut) = match self.ctx.remaining_ms() {
-            Some(left) if (left.max(0) as u128) < d.as_millis() => {
-                (Duration::from_millis(left.max(0) as u64), true)
-            }
-            _ => (d, false),
-        };
-        if !self.ctx.clock.sleep(d, &self.ctx.cancel) {
-            return Err(cancelled(area, op));
-        }
-        if cut {
-            let step = self.ctx.current_unit().unwrap_or_default();
-            return Err(crate::run::ctx::step_timeout(&step));
-        }
-        Ok(())
-    }
-
-    /// Run a synchronous world-touching operation with strict-mode check and transcript.
+    /// Run the world-touching operation `area::op` with strict-mode check and transcript: `f`
+    /// receives the [`Call`] it must do all its waiting through.
     pub fn call<A, T>(
         &self,
         area: &str,
         op: &str,
         args: &A,
-        f: impl FnOnce() -> Result<T, PrimitiveError>,
+        f: impl FnOnce(&Call<'_>) -> Result<T, PrimitiveError>,
     ) -> Result<T, PrimitiveError>
     where
         A: Serialize + ?Sized,
         T: Serialize,
     {
         self.ctx.check_world_access(area, op)?;
-        if self.ctx.cancel.is_cancelled() {
-            return Err(cancelled(area, op));
-        }
+        let call = Call {
+            host: self,
+            area,
+            op,
+        };
+        call.check()?;
         let started = Instant::now();
-        let out = f();
+        let out = f(&call);
         self.record(area, op, args, &out, started);
         out
     }
 
-    /// Run an async world-touching operation on the captured runtime, bounded by `timeout`,
-    /// the step's remaining time and cancellation.
-    pub fn block_on<A, T, F>(
-        &self,
-        area: &str,
-        op: &str,
-        args: &A,
-        timeout: Duration,
-        fut: F,
-    ) -> Result<T, PrimitiveError>
-    where
-        A: Serialize + ?Sized,
-        T: Serialize,
-        F: Future<Output = Result<T, PrimitiveError>>,
-    {
+    /// The script's own `sleep`: a wait through the run's clock with the strict-mode check,
+    /// cancellable and cut at the step's deadline, not recorded as a world call.
+    pub fn sleep(&self, area: &str, op: &str, d: Duration) -> Result<(), PrimitiveError> {
         self.ctx.check_world_access(area, op)?;
-        let limit = match self.ctx.remaining_ms() {
-            Some(left) => timeout.min(Duration::from_millis(left.max(0) as u64)),
-            None => timeout,
-        };
-        let started = Instant::now();
-        let cancel = self.ctx.cancel.clone();
-        let out = self.handle.block_on(async {
-            tokio::select! {
-                r = fut => r,
-                _ = tokio::time::sleep(limit) => Err(PrimitiveError::new(
-                    area, op, ErrorKind::Timeout,
-                    format!("{area}::{op} did not answer within {}",
-                        crate::duration::format_duration(limit)),
-                    "the service is slow or unreachable; the step may be retried",
-                )),
-                _ = cancel.cancelled() => Err(cancelled(area, op)),
-            }
-        });
-        self.record(area, op, args, &out, started);
-        out
+        Call {
+            host: self,
+            area,
+            op,
+        }
+        .sleep(d)
     }
 
     fn record<A: Serialize + ?Sized, T: Serialize>(
@@ -166,6 +147,205 @@ impl Host {
             result,
             ms: started.elapsed().as_millis() as u64,
         });
+    }
+}
+
+/// One world call in progress, as the backend serving it sees the run: where it is (the unit
+/// and its idempotency token), how long it may take (the step's deadline), whether the
+/// operator interrupted, and the only ways to wait ([`Call::block_on`], [`Call::sleep`]).
+pub struct Call<'h> {
+    host: &'h Host,
+    area: &'h str,
+    op: &'h str,
+}
+
+impl std::fmt::Debug for Call<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call")
+            .field("run_id", &self.host.ctx.run_id)
+            .field("call", &format_args!("{}::{}", self.area, self.op))
+            .field("unit", &self.unit())
+            .finish()
+    }
+}
+
+/// How long a call may wait when neither its caller nor the step says: long enough for any
+/// single AWS or PostgreSQL request, short enough that a hung peer is noticed.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Call<'_> {
+    pub fn area(&self) -> &str {
+        self.area
+    }
+
+    pub fn op(&self) -> &str {
+        self.op
+    }
+
+    pub fn run_id(&self) -> &str {
+        &self.host.ctx.run_id
+    }
+
+    /// The step, gate (by name) or undo (`undo-<step>`) this call runs in; `None` at the top
+    /// level of an interactive session.
+    pub fn unit(&self) -> Option<String> {
+        self.host.ctx.current_unit()
+    }
+
+    /// A token stable across re-runs of the current unit (AWS client tokens and other
+    /// check-then-act idempotency): `<run id>/<unit>`, `<run id>/interactive` in a session.
+    pub fn token(&self) -> String {
+        match self.unit() {
+            Some(unit) => format!("{}/{unit}", self.run_id()),
+            None => format!("{}/interactive", self.run_id()),
+        }
+    }
+
+    pub fn clock(&self) -> &dyn Clock {
+        self.host.clock()
+    }
+
+    pub fn now_ms(&self) -> Millis {
+        self.host.now_ms()
+    }
+
+    /// Time left before the current step's deadline (its `timeout` option); `None` when the
+    /// step has none.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.host
+            .ctx
+            .remaining_ms()
+            .map(|left| Duration::from_millis(left.max(0) as u64))
+    }
+
+    /// How long an operation that would take at most `limit` may take now: `limit`, cut to the
+    /// step's remaining time. PostgreSQL statements get this as their `statement_timeout`,
+    /// HTTP and gRPC requests as their deadline.
+    pub fn budget(&self, limit: Duration) -> Duration {
+        match self.remaining() {
+            Some(left) => limit.min(left),
+            None => limit,
+        }
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.host.ctx.cancel.is_cancelled()
+    }
+
+    /// Fails when the operator interrupted the run or the step's time is up: a backend doing
+    /// many small operations calls this between them.
+    pub fn check(&self) -> Result<(), PrimitiveError> {
+        if self.is_cancelled() {
+            return Err(cancelled(self.area, self.op));
+        }
+        if self.remaining().is_some_and(|left| left.is_zero()) {
+            return Err(self.out_of_time());
+        }
+        Ok(())
+    }
+
+    /// Wait `d` through the run's clock (virtual in the simulator), cancellable, cut at the
+    /// step's deadline. A cut sleep is the step running past its timeout (not retried: waiting
+    /// was the step's own choice of how to spend its time), unlike a request the world did not
+    /// answer in time (see [`Call::block_on`]).
+    pub fn sleep(&self, d: Duration) -> Result<(), PrimitiveError> {
+        let left = self.remaining();
+        let cut = left.is_some_and(|l| l < d);
+        let d = left.map_or(d, |l| l.min(d));
+        if !self.host.ctx.clock.sleep(d, &self.host.ctx.cancel) {
+            return Err(cancelled(self.area, self.op));
+        }
+        if cut {
+            let step = self.unit().unwrap_or_default();
+            return Err(crate::run::ctx::step_timeout(&step));
+        }
+        Ok(())
+    }
+
+    /// Run async work (an SDK request, a SQL statement, an HTTP call) on the run's runtime,
+    /// bounded by `limit`, the step's deadline and cancellation; whichever comes first ends the
+    /// wait and drops the future (which cancels what it was doing).
+    pub fn block_on<T, F>(&self, limit: Duration, fut: F) -> Result<T, PrimitiveError>
+    where
+        F: Future<Output = Result<T, PrimitiveError>>,
+    {
+        self.check()?;
+        let step_cut = self.remaining().is_some_and(|left| left < limit);
+        let wait = self.budget(limit);
+        let cancel = self.host.ctx.cancel.clone();
+        let (area, op) = (self.area, self.op);
+        let Some(handle) = &self.host.handle else {
+            return Err(PrimitiveError::new(
+                area,
+                op,
+                ErrorKind::Internal,
+                format!("{area}::{op} needs a runtime and this host has none"),
+                "this is a bug in the caller that built the host",
+            ));
+        };
+        // The only `block_on` in the tree: runs are on blocking threads (never runtime
+        // workers), so blocking here is allowed; everything else waits through this.
+        #[allow(clippy::disallowed_methods)]
+        let out = handle.block_on(async {
+            tokio::select! {
+                r = fut => Some(r),
+                _ = tokio::time::sleep(wait) => None,
+                _ = cancel.cancelled() => Some(Err(cancelled(area, op))),
+            }
+        });
+        match out {
+            Some(r) => r,
+            None if step_cut => Err(self.out_of_time()),
+            None => Err(PrimitiveError::new(
+                area,
+                op,
+                ErrorKind::Timeout,
+                format!(
+                    "{area}::{op} did not answer within {}",
+                    crate::duration::format_duration(wait)
+                ),
+                "the service is slow or unreachable; the step may be retried",
+            )),
+        }
+    }
+
+    /// [`Call::block_on`], recorded in the transcript as its own event `area::op` (e.g. one
+    /// AWS API attempt inside a primitive), so an operator sees every attempt.
+    pub fn traced<A, T, F>(
+        &self,
+        area: &str,
+        op: &str,
+        args: &A,
+        limit: Duration,
+        fut: F,
+    ) -> Result<T, PrimitiveError>
+    where
+        A: Serialize + ?Sized,
+        T: Serialize,
+        F: Future<Output = Result<T, PrimitiveError>>,
+    {
+        let started = Instant::now();
+        let out = self.block_on(limit, fut);
+        self.host.record(area, op, args, &out, started);
+        out
+    }
+
+    /// The step's deadline cut this call: a world that does not answer in time. Retryable — a
+    /// retry is a new attempt with a fresh timeout, and the world may answer then (a script
+    /// that runs past its step's timeout on its own is not retried; see `step_timeout`).
+    fn out_of_time(&self) -> PrimitiveError {
+        let unit = self.unit().unwrap_or_default();
+        PrimitiveError::new(
+            self.area,
+            self.op,
+            ErrorKind::Timeout,
+            format!(
+                "{}::{} was cut by the timeout of '{unit}': the world did not answer in time",
+                self.area, self.op
+            ),
+            "the service is slow or hung; the step retries it (raise the step's timeout option \
+             if it needs longer)",
+        )
     }
 }
 
@@ -200,15 +380,16 @@ pub fn abridge(v: serde_json::Value) -> serde_json::Value {
     }
 }
 
+/// The operator interrupted the run: never a failure of the call (see
+/// [`ErrorKind::Cancelled`]).
 fn cancelled(area: &str, op: &str) -> PrimitiveError {
     PrimitiveError::new(
         area,
         op,
-        ErrorKind::Internal,
+        ErrorKind::Cancelled,
         "cancelled by the operator",
         "resume the run with `godwit resume RUN`",
     )
-    .with_retryable(false)
 }
 
 /// Convert a typed primitive result into a Rhai value (a plain map/array/scalar).

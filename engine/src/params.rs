@@ -1020,9 +1020,20 @@ step("copy", || PARAMS)
     #[test]
     fn resume_fills_defaults_missing_from_an_older_journal_and_refuses_what_no_longer_fits() {
         let f = Fixture::new("step(\"copy\", || PARAMS); step(\"stop\", || sleep(\"1h\"))");
-        // Started without a schema, interrupted: the journal holds the parameters as given.
-        let runner = f.runner();
-        runner.cancel.cancel();
+        // Started without a schema, interrupted as soon as it exists: the journal holds the
+        // parameters as given.
+        struct CancelOnStart(Cancel);
+        impl crate::transcript::Sink for CancelOnStart {
+            fn line(&self, l: &crate::transcript::Line) {
+                if matches!(&l.event, crate::transcript::Event::RunStarted { .. }) {
+                    self.0.cancel();
+                }
+            }
+        }
+        let mut runner = f.runner();
+        runner
+            .sinks
+            .push(Arc::new(CancelOnStart(runner.cancel.clone())));
         let _ = runner.start(StartRequest {
             runbook: f.path().join("rb.rhai"),
             cluster: "orders-db".into(),
@@ -1039,8 +1050,10 @@ step("copy", || PARAMS)
 
         // A key the changed runbook no longer takes: refused before anything is appended.
         std::fs::write(f.path().join("rb.rhai"), "step(\"copy\", || PARAMS)").unwrap();
-        let runner = f.runner();
-        runner.cancel.cancel();
+        let mut runner = f.runner();
+        runner
+            .sinks
+            .push(Arc::new(CancelOnStart(runner.cancel.clone())));
         let _ = runner.start(StartRequest {
             runbook: f.path().join("rb.rhai"),
             cluster: "orders-db".into(),

@@ -18,12 +18,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use godwit_engine::{ErrorKind, PrimitiveError};
+use godwit_engine::{Call, ErrorKind, PrimitiveError};
 use godwit_stdlib::ec2::{Ec2, SecurityGroup as Sg};
-use godwit_stdlib::pg::live::{BoxFuture, Connector, Pool, Target, block_on};
+use godwit_stdlib::pg::live::{BoxFuture, Connector, PG_CALL_LIMIT, Pool, Target};
 use godwit_stdlib::rds::{
     CreateClusterInstance, CreateParameterGroups, CreateReplicaCluster, DbCluster, DbInstance,
-    EngineVersion, Parameter, ParameterGroupsCreated, Rds, RestoreCluster, Snapshot,
+    EngineVersion, Parameter, ParameterGroupsCreated, Rds, RdsEvent, RestoreCluster, Snapshot,
 };
 
 use crate::LabError;
@@ -34,23 +34,16 @@ use crate::state::{Cluster, Instance, LabState, ParameterGroup, SecurityGroup};
 pub struct LabCtx {
     pub dir: PathBuf,
     pub pool: Arc<Pool>,
-    /// Whatever must live as long as the areas (the runtime of a standalone lab world).
-    pub keep: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl LabCtx {
-    pub fn new(
-        dir: &Path,
-        handle: tokio::runtime::Handle,
-        keep: Option<Arc<dyn std::any::Any + Send + Sync>>,
-    ) -> Arc<LabCtx> {
+    pub fn new(dir: &Path, handle: tokio::runtime::Handle) -> Arc<LabCtx> {
         let connector = Arc::new(LabConnector {
             dir: dir.to_path_buf(),
         });
         Arc::new(LabCtx {
             dir: dir.to_path_buf(),
             pool: Arc::new(Pool::new(connector, handle)),
-            keep,
         })
     }
 
@@ -69,9 +62,16 @@ impl LabCtx {
 
     /// Run one SQL statement on `db`'s server as the superuser, returning the first column
     /// of each row as text.
-    pub fn sql(&self, db: &str, op: &str, sql: &str) -> Result<Vec<String>, PrimitiveError> {
-        block_on(self.pool.handle(), async {
-            let c = self.pool.client(db, None, op).await?;
+    pub fn sql(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        op: &str,
+        sql: &str,
+    ) -> Result<Vec<String>, PrimitiveError> {
+        let st = cx.budget(PG_CALL_LIMIT);
+        self.pool.run(cx, db, PG_CALL_LIMIT, async {
+            let c = self.pool.client(db, None, op, st).await?;
             let rows = c
                 .simple_query(sql)
                 .await
@@ -242,7 +242,7 @@ impl LabRds {
     }
 
     /// The cluster as RDS reports it, after asking its writer whether promotion completed.
-    fn cluster_view(&self, id: &str, op: &str) -> Result<DbCluster, PrimitiveError> {
+    fn cluster_view(&self, cx: &Call<'_>, id: &str, op: &str) -> Result<DbCluster, PrimitiveError> {
         let st = self.ctx.state(R, op)?;
         let c = st
             .clusters
@@ -253,7 +253,7 @@ impl LabRds {
         if c.promote_requested && c.replication_source.is_some() {
             let recovering = self
                 .ctx
-                .sql(id, op, "SELECT pg_is_in_recovery()")
+                .sql(cx, id, op, "SELECT pg_is_in_recovery()")
                 .map(|v| v.first().map(String::as_str) == Some("t"))
                 .unwrap_or(true);
             if !recovering {
@@ -263,7 +263,13 @@ impl LabRds {
                     })?;
                     cl.replication_source = None;
                     cl.status = "available".into();
-                    Ok(cl.clone())
+                    let cl = cl.clone();
+                    st.event(
+                        id,
+                        true,
+                        "Promoted read replica cluster to a stand-alone database cluster",
+                    );
+                    Ok(cl)
                 })?;
             }
         }
@@ -341,16 +347,20 @@ fn data_size_gb(data: &Path) -> u64 {
 }
 
 impl Rds for LabRds {
-    fn describe_instance(&self, id: &str) -> Result<DbInstance, PrimitiveError> {
+    fn describe_instance(&self, _cx: &Call<'_>, id: &str) -> Result<DbInstance, PrimitiveError> {
         let (st, inst) = self.instance("describe_instance", id)?;
         Ok(self.instance_view(&st, &inst))
     }
 
-    fn describe_cluster(&self, id: &str) -> Result<DbCluster, PrimitiveError> {
-        self.cluster_view(id, "describe_cluster")
+    fn describe_cluster(&self, cx: &Call<'_>, id: &str) -> Result<DbCluster, PrimitiveError> {
+        self.cluster_view(cx, id, "describe_cluster")
     }
 
-    fn list_engine_versions(&self, engine: &str) -> Result<Vec<EngineVersion>, PrimitiveError> {
+    fn list_engine_versions(
+        &self,
+        cx: &Call<'_>,
+        engine: &str,
+    ) -> Result<Vec<EngineVersion>, PrimitiveError> {
         const OP: &str = "list_engine_versions";
         let st = self.ctx.state(R, OP)?;
         let version = st.bin.version.clone();
@@ -358,6 +368,7 @@ impl Rds for LabRds {
         let major: u32 = parts.next().and_then(|m| m.parse().ok()).unwrap_or(0);
         let minor: u32 = parts.next().and_then(|m| m.parse().ok()).unwrap_or(0);
         let mut exts = self.ctx.sql(
+            cx,
             &st.source,
             OP,
             "SELECT name FROM pg_available_extensions ORDER BY name",
@@ -385,7 +396,11 @@ impl Rds for LabRds {
         }])
     }
 
-    fn describe_parameters(&self, group: &str) -> Result<Vec<Parameter>, PrimitiveError> {
+    fn describe_parameters(
+        &self,
+        cx: &Call<'_>,
+        group: &str,
+    ) -> Result<Vec<Parameter>, PrimitiveError> {
         const OP: &str = "describe_parameters";
         let st = self.ctx.state(R, OP)?;
         let g = st
@@ -419,6 +434,7 @@ impl Rds for LabRds {
                 .collect::<Vec<_>>()
                 .join(", ");
             let rows = self.ctx.sql(
+                cx,
                 &st.source,
                 OP,
                 &format!(
@@ -441,13 +457,14 @@ impl Rds for LabRds {
 
     fn create_parameter_groups(
         &self,
+        cx: &Call<'_>,
         req: &CreateParameterGroups,
     ) -> Result<ParameterGroupsCreated, PrimitiveError> {
         const OP: &str = "create_parameter_groups";
         let st = self.ctx.state(R, OP)?;
         let known: std::collections::BTreeSet<String> = self
             .ctx
-            .sql(&st.source, OP, "SELECT name FROM pg_settings")?
+            .sql(cx, &st.source, OP, "SELECT name FROM pg_settings")?
             .into_iter()
             .collect();
         let mut all = req.parameters.clone();
@@ -496,12 +513,13 @@ impl Rds for LabRds {
 
     fn create_replica_cluster(
         &self,
+        cx: &Call<'_>,
         req: &CreateReplicaCluster,
     ) -> Result<DbCluster, PrimitiveError> {
         const OP: &str = "create_replica_cluster";
         let st = self.ctx.state(R, OP)?;
         if st.clusters.contains_key(&req.cluster_id) {
-            return self.cluster_view(&req.cluster_id, OP);
+            return self.cluster_view(cx, &req.cluster_id, OP);
         }
         let src = st
             .instances
@@ -527,6 +545,7 @@ impl Rds for LabRds {
             })?;
         }
         self.ctx.sql(
+                cx,
             &req.source_id,
             OP,
             &format!(
@@ -554,13 +573,15 @@ impl Rds for LabRds {
                     promote_requested: false,
                 },
             );
+            st.event(&req.cluster_id, true, "DB cluster created");
             Ok(())
         })?;
-        self.cluster_view(&req.cluster_id, OP)
+        self.cluster_view(cx, &req.cluster_id, OP)
     }
 
     fn create_cluster_instance(
         &self,
+        _cx: &Call<'_>,
         req: &CreateClusterInstance,
     ) -> Result<DbInstance, PrimitiveError> {
         const OP: &str = "create_cluster_instance";
@@ -619,6 +640,7 @@ impl Rds for LabRds {
                 reboots: Vec::new(),
             };
             st.instances.insert(req.instance_id.clone(), inst.clone());
+            st.event(&req.instance_id, false, "DB instance created");
             if let Some(c) = st.clusters.get_mut(&req.cluster_id)
                 && !c.members.contains(&req.instance_id)
             {
@@ -633,6 +655,7 @@ impl Rds for LabRds {
 
     fn set_security_groups(
         &self,
+        cx: &Call<'_>,
         id: &str,
         groups: &[String],
     ) -> Result<DbInstance, PrimitiveError> {
@@ -653,7 +676,7 @@ impl Rds for LabRds {
         let changed = set_hba_quarantine(&inst.spec.data, &st.app_role, !admits)
             .map_err(|e| lab_error(R, OP, e))?;
         if changed && inst.pid.is_some() {
-            self.ctx.sql(id, OP, "SELECT pg_reload_conf()")?;
+            self.ctx.sql(cx, id, OP, "SELECT pg_reload_conf()")?;
         }
         let groups = groups.to_vec();
         self.ctx.update(R, OP, |st| {
@@ -662,10 +685,15 @@ impl Rds for LabRds {
             }
             Ok(())
         })?;
-        self.describe_instance(id)
+        self.describe_instance(cx, id)
     }
 
-    fn reboot_instance(&self, id: &str, token: &str) -> Result<DbInstance, PrimitiveError> {
+    fn reboot_instance(
+        &self,
+        cx: &Call<'_>,
+        id: &str,
+        token: &str,
+    ) -> Result<DbInstance, PrimitiveError> {
         const OP: &str = "reboot_instance";
         let (st, inst) = self.instance(OP, id)?;
         if inst.reboots.iter().any(|t| t == token) {
@@ -675,6 +703,7 @@ impl Rds for LabRds {
             if let Some(i) = st.instances.get_mut(id) {
                 i.status = "rebooting".into();
             }
+            st.event(id, false, "DB instance shutdown");
             Ok(())
         })?;
         self.stop_server(id, &inst);
@@ -694,14 +723,15 @@ impl Rds for LabRds {
                 i.status = "available".into();
                 i.reboots.push(token);
             }
+            st.event(id, false, "DB instance restarted");
             Ok(())
         })?;
-        self.describe_instance(id)
+        self.describe_instance(cx, id)
     }
 
-    fn promote_cluster(&self, id: &str) -> Result<DbCluster, PrimitiveError> {
+    fn promote_cluster(&self, cx: &Call<'_>, id: &str) -> Result<DbCluster, PrimitiveError> {
         const OP: &str = "promote_cluster";
-        let cl = self.cluster_view(id, OP)?;
+        let cl = self.cluster_view(cx, id, OP)?;
         if cl.replication_source_identifier.is_none() {
             return Ok(cl);
         }
@@ -716,7 +746,8 @@ impl Rds for LabRds {
         }
         // wait => false: pg_promote(wait => true) rounds up to 100 ms polls (local-postgres.md
         // gotcha 13); wait_until_cluster_promoted polls pg_is_in_recovery() instead.
-        self.ctx.sql(id, OP, "SELECT pg_promote(wait => false)")?;
+        self.ctx
+            .sql(cx, id, OP, "SELECT pg_promote(wait => false)")?;
         self.ctx.update(R, OP, |st| {
             if let Some(c) = st.clusters.get_mut(id) {
                 c.promote_requested = true;
@@ -724,10 +755,10 @@ impl Rds for LabRds {
             }
             Ok(())
         })?;
-        self.cluster_view(id, OP)
+        self.cluster_view(cx, id, OP)
     }
 
-    fn delete_instance(&self, id: &str) -> Result<DbInstance, PrimitiveError> {
+    fn delete_instance(&self, _cx: &Call<'_>, id: &str) -> Result<DbInstance, PrimitiveError> {
         const OP: &str = "delete_instance";
         let (st, inst) = self.instance(OP, id)?;
         let mut view = self.instance_view(&st, &inst);
@@ -738,6 +769,7 @@ impl Rds for LabRds {
         }
         self.ctx.update(R, OP, |st| {
             st.instances.remove(id);
+            st.event(id, false, "DB instance deleted");
             for c in st.clusters.values_mut() {
                 c.members.retain(|m| m != id);
             }
@@ -747,9 +779,9 @@ impl Rds for LabRds {
         Ok(view)
     }
 
-    fn delete_cluster(&self, id: &str) -> Result<DbCluster, PrimitiveError> {
+    fn delete_cluster(&self, cx: &Call<'_>, id: &str) -> Result<DbCluster, PrimitiveError> {
         const OP: &str = "delete_cluster";
-        let mut view = self.cluster_view(id, OP)?;
+        let mut view = self.cluster_view(cx, id, OP)?;
         if !view.members.is_empty() {
             return Err(PrimitiveError::new(
                 R,
@@ -763,6 +795,7 @@ impl Rds for LabRds {
         let cl = st.clusters[id].clone();
         if let Some(src) = &cl.replication_source {
             self.ctx.sql(
+                cx,
                 src,
                 OP,
                 &format!(
@@ -775,22 +808,44 @@ impl Rds for LabRds {
         self.ctx.pool.forget(id);
         self.ctx.update(R, OP, |st| {
             st.clusters.remove(id);
+            st.event(id, true, "DB cluster deleted");
             Ok(())
         })?;
         view.status = "deleting".into();
         Ok(view)
     }
 
-    fn create_snapshot(&self, _: &str, _: &str) -> Result<Snapshot, PrimitiveError> {
+    fn describe_events(
+        &self,
+        _cx: &Call<'_>,
+        id: &str,
+        cluster: bool,
+    ) -> Result<Vec<RdsEvent>, PrimitiveError> {
+        let st = self.ctx.state(R, "describe_events")?;
+        let kind = if cluster { "db-cluster" } else { "db-instance" };
+        Ok(st
+            .events
+            .into_iter()
+            .filter(|e| e.source_id == id && e.source_type == kind)
+            .collect())
+    }
+
+    fn create_snapshot(
+        &self,
+        _cx: &Call<'_>,
+        _: &str,
+        _: &str,
+    ) -> Result<Snapshot, PrimitiveError> {
         Err(Self::unsupported("create_snapshot"))
     }
 
-    fn describe_snapshot(&self, _: &str) -> Result<Snapshot, PrimitiveError> {
+    fn describe_snapshot(&self, _cx: &Call<'_>, _: &str) -> Result<Snapshot, PrimitiveError> {
         Err(Self::unsupported("describe_snapshot"))
     }
 
     fn restore_cluster_from_snapshot(
         &self,
+        _cx: &Call<'_>,
         _: &RestoreCluster,
     ) -> Result<DbCluster, PrimitiveError> {
         Err(Self::unsupported("restore_cluster_from_snapshot"))
@@ -812,7 +867,11 @@ fn sg_view(g: &SecurityGroup) -> Sg {
 }
 
 impl Ec2 for LabEc2 {
-    fn describe_security_groups(&self, vpc_id: &str) -> Result<Vec<Sg>, PrimitiveError> {
+    fn describe_security_groups(
+        &self,
+        _cx: &Call<'_>,
+        vpc_id: &str,
+    ) -> Result<Vec<Sg>, PrimitiveError> {
         let st = self.ctx.state("ec2", "describe_security_groups")?;
         Ok(st
             .security_groups
@@ -822,7 +881,12 @@ impl Ec2 for LabEc2 {
             .collect())
     }
 
-    fn ensure_quarantine_group(&self, vpc_id: &str, name: &str) -> Result<Sg, PrimitiveError> {
+    fn ensure_quarantine_group(
+        &self,
+        _cx: &Call<'_>,
+        vpc_id: &str,
+        name: &str,
+    ) -> Result<Sg, PrimitiveError> {
         const OP: &str = "ensure_quarantine_group";
         let g = self.ctx.update("ec2", OP, |st| {
             if st.attributes.vpc_id != vpc_id {

@@ -17,6 +17,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use godwit_engine::Call;
 use godwit_stdlib::cw::{Cw, MetricQuery};
 use godwit_stdlib::lag::Point;
 use serde::{Deserialize, Serialize};
@@ -157,7 +158,11 @@ pub struct LabCw {
 }
 
 impl Cw for LabCw {
-    fn metric_series(&self, q: &MetricQuery) -> Result<Vec<Point>, godwit_engine::PrimitiveError> {
+    fn metric_series(
+        &self,
+        _cx: &Call<'_>,
+        q: &MetricQuery,
+    ) -> Result<Vec<Point>, godwit_engine::PrimitiveError> {
         let (dim, id) = q.dimensions.iter().next().ok_or_else(|| {
             godwit_engine::PrimitiveError::invalid(
                 "cw",

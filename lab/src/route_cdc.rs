@@ -6,9 +6,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use godwit_engine::{ErrorKind, PrimitiveError};
+use godwit_engine::{Call, ErrorKind, PrimitiveError};
 use godwit_stdlib::cdc::{Cdc, ConsumerInfo, CreatedSlot, SlotPosition};
 use godwit_stdlib::route::remote::{Endpoints, RemoteRouter};
+use godwit_stdlib::route::{EndpointConnections, Route, Router};
 use godwit_xds::model::Addr;
 use godwit_xds::remote::RemotePlane;
 
@@ -24,7 +25,7 @@ pub struct LabEndpoints {
 }
 
 impl Endpoints for LabEndpoints {
-    fn addr_of(&self, op: &str, db: &str) -> Result<Addr, PrimitiveError> {
+    fn addr_of(&self, _cx: &Call<'_>, op: &str, db: &str) -> Result<Addr, PrimitiveError> {
         let st = self.ctx.state("route", op)?;
         let inst = st.serving(db).ok_or_else(|| {
             PrimitiveError::new(
@@ -57,8 +58,38 @@ pub fn router(ctx: &Arc<LabCtx>) -> Result<RemoteRouter, PrimitiveError> {
         plane: RemotePlane::new(SocketAddr::from(([127, 0, 0, 1], st.route.api_port)))
             .with_timeout(Duration::from_secs(60)),
         endpoints: Arc::new(LabEndpoints { ctx: ctx.clone() }),
-        handle: ctx.pool.handle().clone(),
     })
+}
+
+/// The lab's `route`, resolved at each call: the control plane's address comes from
+/// `lab.json`, which a world may be built before (or without).
+pub struct LabRouter {
+    pub ctx: Arc<LabCtx>,
+}
+
+impl Router for LabRouter {
+    fn describe_route(&self, cx: &Call<'_>, name: &str) -> Result<Route, PrimitiveError> {
+        router(&self.ctx)?.describe_route(cx, name)
+    }
+
+    fn switch_route(
+        &self,
+        cx: &Call<'_>,
+        name: &str,
+        target: &str,
+        hold: bool,
+        drain: bool,
+    ) -> Result<Route, PrimitiveError> {
+        router(&self.ctx)?.switch_route(cx, name, target, hold, drain)
+    }
+
+    fn active_connections(
+        &self,
+        cx: &Call<'_>,
+        name: &str,
+    ) -> Result<Vec<EndpointConnections>, PrimitiveError> {
+        router(&self.ctx)?.active_connections(cx, name)
+    }
 }
 
 const C: &str = "cdc";
@@ -86,17 +117,18 @@ impl LabCdc {
     /// `(confirmed_flush_lsn, bytes, restart_lsn)` of `slot` on `db`.
     fn slot_position(
         &self,
+        cx: &Call<'_>,
         op: &str,
         db: &str,
         slot: &str,
     ) -> Result<(String, i64, String), PrimitiveError> {
         let (_, lsn, bytes, restart) =
-            godwit_stdlib::cdc::hooks::slot_state(&self.ctx.pool, op, db, slot)?;
+            godwit_stdlib::cdc::hooks::slot_state(cx, &self.ctx.pool, op, db, slot)?;
         Ok((lsn, bytes, restart))
     }
 
-    fn info(&self, op: &str, c: &Consumer) -> Result<ConsumerInfo, PrimitiveError> {
-        let (position, position_bytes, _) = self.slot_position(op, &c.db, &c.slot)?;
+    fn info(&self, cx: &Call<'_>, op: &str, c: &Consumer) -> Result<ConsumerInfo, PrimitiveError> {
+        let (position, position_bytes, _) = self.slot_position(cx, op, &c.db, &c.slot)?;
         Ok(ConsumerInfo {
             name: c.name.clone(),
             slot: c.slot.clone(),
@@ -142,15 +174,15 @@ pub fn start_consumer(st: &LabState, c: &Consumer, db: &str) -> Result<u32, LabE
 }
 
 impl Cdc for LabCdc {
-    fn list_consumers(&self) -> Result<Vec<ConsumerInfo>, PrimitiveError> {
+    fn list_consumers(&self, cx: &Call<'_>) -> Result<Vec<ConsumerInfo>, PrimitiveError> {
         let st = self.ctx.state(C, "list_consumers")?;
         st.cdc
             .values()
-            .map(|c| self.info("list_consumers", c))
+            .map(|c| self.info(cx, "list_consumers", c))
             .collect()
     }
 
-    fn pause_consumer(&self, name: &str) -> Result<ConsumerInfo, PrimitiveError> {
+    fn pause_consumer(&self, cx: &Call<'_>, name: &str) -> Result<ConsumerInfo, PrimitiveError> {
         const OP: &str = "pause_consumer";
         let (_, c) = self.consumer(OP, name)?;
         if let Some(pid) = c.pid {
@@ -170,11 +202,12 @@ impl Cdc for LabCdc {
             c.state = "paused".into();
             Ok(c.clone())
         })?;
-        self.info(OP, &c)
+        self.info(cx, OP, &c)
     }
 
     fn resume_consumer(
         &self,
+        cx: &Call<'_>,
         name: &str,
         db: &str,
         slot: &str,
@@ -183,11 +216,12 @@ impl Cdc for LabCdc {
         const OP: &str = "resume_consumer";
         let (st, mut c) = self.consumer(OP, name)?;
         if c.state == "running" && c.db == db && c.pid.is_some_and(pgproc::alive) {
-            return self.info(OP, &c);
+            return self.info(cx, OP, &c);
         }
         if let Some(p) = position {
             let lsn = format!("{:X}/{:X}", p >> 32, p & 0xFFFF_FFFF);
             self.ctx.sql(
+                cx,
                 db,
                 OP,
                 &format!(
@@ -212,16 +246,16 @@ impl Cdc for LabCdc {
             entry.state = "running".into();
             Ok(entry.clone())
         })?;
-        self.info(OP, &c)
+        self.info(cx, OP, &c)
     }
 
-    fn record_positions(&self) -> Result<Vec<SlotPosition>, PrimitiveError> {
+    fn record_positions(&self, cx: &Call<'_>) -> Result<Vec<SlotPosition>, PrimitiveError> {
         const OP: &str = "record_positions";
         let st = self.ctx.state(C, OP)?;
         st.cdc
             .values()
             .map(|c| {
-                let (lsn, bytes, restart) = self.slot_position(OP, &c.db, &c.slot)?;
+                let (lsn, bytes, restart) = self.slot_position(cx, OP, &c.db, &c.slot)?;
                 Ok(SlotPosition {
                     consumer: c.name.clone(),
                     slot: c.slot.clone(),
@@ -235,6 +269,7 @@ impl Cdc for LabCdc {
 
     fn create_equivalent_slots(
         &self,
+        cx: &Call<'_>,
         db: &str,
         slots: &[String],
     ) -> Result<Vec<CreatedSlot>, PrimitiveError> {
@@ -251,6 +286,6 @@ impl Cdc for LabCdc {
                 (slot.clone(), plugin)
             })
             .collect();
-        godwit_stdlib::cdc::hooks::create_slots(&self.ctx.pool, db, &wanted)
+        godwit_stdlib::cdc::hooks::create_slots(cx, &self.ctx.pool, db, &wanted)
     }
 }

@@ -41,6 +41,9 @@ pub struct LabState {
     /// RDS attributes the lab has no equivalent for, reported as configured here (see
     /// docs/lab.md), so preflight checks them like on RDS.
     pub attributes: Attributes,
+    /// RDS events (`rds::describe_events`), oldest first, worded as RDS words them.
+    #[serde(default)]
+    pub events: Vec<godwit_stdlib::rds::RdsEvent>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -220,6 +223,20 @@ impl LabState {
         v.extend(self.cdc.values().filter_map(|c| c.pid));
         v.extend(self.route.envoy_pid);
         v
+    }
+
+    /// Record an RDS event of an instance (`cluster` false) or a cluster, stamped now.
+    pub fn event(&mut self, id: &str, cluster: bool, message: &str) {
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        self.events.push(godwit_stdlib::rds::RdsEvent {
+            at,
+            source_id: id.to_string(),
+            source_type: if cluster { "db-cluster" } else { "db-instance" }.into(),
+            message: message.to_string(),
+        });
     }
 
     pub fn arn(&self, id: &str) -> String {

@@ -18,6 +18,7 @@ use godwit_xds::{Config, ControlPlane};
 use nix::sys::signal::Signal;
 use serde::Serialize;
 
+use godwit_stdlib::pg::live::OwnedRuntime;
 use godwit_stdlib::pg::live::error_text;
 
 use crate::LabError;
@@ -230,6 +231,7 @@ impl Supervisor {
             },
             cdc: BTreeMap::new(),
             attributes: Attributes::default(),
+            events: Vec::new(),
         };
         state.instances.insert(
             opts.source.clone(),
@@ -520,18 +522,6 @@ pub fn status(dir: &Path) -> Result<Status, LabError> {
     })
 }
 
-/// A runtime owned by a world; shut down in the background when the world goes, so dropping
-/// it inside another runtime (tests) does not panic.
-struct OwnedRuntime(Option<tokio::runtime::Runtime>);
-
-impl Drop for OwnedRuntime {
-    fn drop(&mut self) {
-        if let Some(rt) = self.0.take() {
-            rt.shutdown_background();
-        }
-    }
-}
-
 /// The lab world over the lab in `dir` for a process that does not own it (`godwit run
 /// --world lab`): checks the lab is there and brings its own runtime for the database
 /// connections.
@@ -544,80 +534,31 @@ pub fn world_standalone(dir: &Path) -> Result<godwit_stdlib::world::World, LabEr
             st.supervisor_pid
         )));
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .map_err(io)?;
-    let handle = rt.handle().clone();
-    Ok(world_with(
-        dir,
-        handle,
-        Some(Arc::new(OwnedRuntime(Some(rt)))),
-    ))
+    let rt = OwnedRuntime::new("godwit-lab-pg").map_err(LabError::Process)?;
+    let mut world = world(dir, rt.handle());
+    world.keep.push(rt);
+    Ok(world)
 }
 
-/// The lab world's areas over the lab in `dir`, on `handle` (a runtime that outlives it).
+/// The lab world's areas over the lab in `dir`; database connections live on `handle` (a
+/// runtime that outlives the world).
 pub fn world(dir: &Path, handle: tokio::runtime::Handle) -> godwit_stdlib::world::World {
-    world_with(dir, handle, None)
-}
-
-fn world_with(
-    dir: &Path,
-    handle: tokio::runtime::Handle,
-    keep: Option<Arc<dyn std::any::Any + Send + Sync>>,
-) -> godwit_stdlib::world::World {
-    let ctx = crate::areas::LabCtx::new(dir, handle, keep);
-    let mut plugins = godwit_stdlib::world::pure_plugins();
-    let dir = dir.to_path_buf();
-    plugins.push(Arc::new(
-        move |engine: &mut rhai::Engine, host: &godwit_engine::Host| {
-            use godwit_stdlib::{cdc, cw, ec2, pg, rds, route};
-            rds::rhai::register(
-                engine,
-                host,
-                Arc::new(crate::areas::LabRds { ctx: ctx.clone() }),
-            );
-            ec2::rhai::register(
-                engine,
-                host,
-                Arc::new(crate::areas::LabEc2 { ctx: ctx.clone() }),
-            );
-            cw::rhai::register(
-                engine,
-                host,
-                Arc::new(crate::metrics::LabCw { dir: dir.clone() }),
-            );
-            pg::rhai::register(
-                engine,
-                host,
-                Arc::new(pg::live::LivePg::new(ctx.pool.clone())),
-            );
-            godwit_stdlib::validate::rhai::register(
-                engine,
-                host,
-                Arc::new(godwit_stdlib::validate::live::LiveValidate::new(
-                    ctx.pool.clone(),
-                )),
-            );
-            match crate::route_cdc::router(&ctx) {
-                Ok(r) => route::rhai::register(engine, host, Arc::new(r)),
-                // No lab.json: every lab area says so at its first call; route must not be
-                // silently missing.
-                Err(e) => route::rhai::register(engine, host, Arc::new(route::Unavailable(e))),
-            }
-            cdc::rhai::register(
-                engine,
-                host,
-                Arc::new(crate::route_cdc::LabCdc { ctx: ctx.clone() }),
-            );
+    let ctx = crate::areas::LabCtx::new(dir, handle);
+    godwit_stdlib::world::World::new(
+        "lab",
+        Arc::new(godwit_engine::SystemClock),
+        godwit_stdlib::world::Areas {
+            rds: Arc::new(crate::areas::LabRds { ctx: ctx.clone() }),
+            ec2: Arc::new(crate::areas::LabEc2 { ctx: ctx.clone() }),
+            cw: Arc::new(crate::metrics::LabCw {
+                dir: dir.to_path_buf(),
+            }),
+            pg: Arc::new(godwit_stdlib::pg::live::LivePg::new(ctx.pool.clone())),
+            validate: Arc::new(godwit_stdlib::validate::live::LiveValidate::new(
+                ctx.pool.clone(),
+            )),
+            route: Arc::new(crate::route_cdc::LabRouter { ctx: ctx.clone() }),
+            cdc: Arc::new(crate::route_cdc::LabCdc { ctx }),
         },
-    ));
-    godwit_stdlib::world::World {
-        name: "lab".into(),
-        clock: Arc::new(godwit_engine::SystemClock),
-        plugins,
-        sinks: Vec::new(),
-        audit: None,
-    }
+    )
 }

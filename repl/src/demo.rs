@@ -55,7 +55,7 @@ fn io(e: impl std::fmt::Display) -> Failure {
 
 /// `godwit demo --list`.
 pub fn list() -> Result<i32, Failure> {
-    for name in godwit_stdlib::world::builtin_scenarios() {
+    for name in godwit_stdlib::sim::world::builtin_scenarios() {
         let sc = Scenario::load(name).map_err(io)?;
         println!("  {name:<26} {}", sc.description);
     }

@@ -49,7 +49,7 @@ impl Default for Worlds {
                 name: "sim".into(),
                 about: format!(
                     "the deterministic simulator (virtual clock); sim:SCENARIO picks a built-in ({}) or a TOML file; default {DEFAULT_SCENARIO}",
-                    godwit_stdlib::world::builtin_scenarios().join(", ")
+                    godwit_stdlib::sim::world::builtin_scenarios().join(", ")
                 ),
                 make: Arc::new(|arg, state| {
                     let spec = if arg.is_empty() { "sim".to_string() } else { format!("sim:{arg}") };

@@ -74,7 +74,8 @@ fn cutover(runs: u32) {
     let started = Instant::now();
     let mut virtual_h = 0.0;
     for i in 0..runs {
-        let (world, sim) = godwit_stdlib::world::sim_world(Scenario::load("busy-source").unwrap());
+        let (world, sim) =
+            godwit_stdlib::sim::world::sim_world(Scenario::load("busy-source").unwrap());
         let t0 = sim.lock().now;
         let runner = world.runner(Arc::new(MemoryStore::new()), rt.handle().clone());
         let report = runner

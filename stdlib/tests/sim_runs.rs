@@ -8,7 +8,7 @@ use godwit_engine::journal::memory::MemoryStore;
 use godwit_engine::{RunStatus, StartRequest};
 use godwit_stdlib::sim::Sim;
 use godwit_stdlib::sim::scenario::Scenario;
-use godwit_stdlib::world::sim_world;
+use godwit_stdlib::sim::world::sim_world;
 
 fn run_in(scenario: &str, patch: impl FnOnce(&mut Scenario), source: &str) -> (RunStatus, Sim) {
     let mut sc = Scenario::load(scenario).unwrap();
@@ -336,9 +336,9 @@ mod crash {
 
     use godwit_engine::journal::memory::MemoryStore;
     use godwit_engine::transcript::{Event, Line, Sink};
-    use godwit_engine::{Cancel, EngineError, Limits, Plugin, RunStatus, Runner, StartRequest};
+    use godwit_engine::{Cancel, EngineError, Limits, RunStatus, Runner, StartRequest};
     use godwit_stdlib::sim::scenario::Scenario;
-    use godwit_stdlib::world::{sim_world, sim_world_persistent};
+    use godwit_stdlib::sim::world::{sim_world, sim_world_persistent};
 
     const CRASH: &str = "injected crash";
 
@@ -410,7 +410,7 @@ mod crash {
             limits: Limits::default(),
             cancel: Cancel::new(),
             sinks: sink.into_iter().collect(),
-            plugins: world.plugins.clone() as Vec<Arc<dyn Plugin>>,
+            plugins: world.plugins(),
             world: world.name.clone(),
         };
         let mut sim = sim;
@@ -648,7 +648,7 @@ fn every_builtin_scenario_plays_out_as_designed() {
     let names: Vec<&str> = expect.iter().map(|e| e.0).collect();
     assert_eq!(
         names,
-        godwit_stdlib::world::builtin_scenarios(),
+        godwit_stdlib::sim::world::builtin_scenarios(),
         "one row per built-in"
     );
     for (scenario, failure) in expect {

@@ -77,12 +77,19 @@ fn main() {
     // Warm both caches.
     both(&rt, &p, &r, "SELECT count(*) FROM events");
     let v = live_validate(&[("src", &p), ("dst", &r)], rt.handle().clone());
+    let host = godwit_engine::Host::detached(
+        std::sync::Arc::new(godwit_engine::SystemClock),
+        Some(rt.handle().clone()),
+    );
+    let cx = host.context("validate", "compare");
     let (mut count, mut copy, mut compare) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..3 {
         count.push(both(&rt, &p, &r, "SELECT count(*) FROM events"));
         copy.push(both(&rt, &p, &r, "COPY events TO '/dev/null'"));
         let t = Instant::now();
-        let rep = v.compare("src", "dst", &CompareOptions::default()).unwrap();
+        let rep = v
+            .compare(&cx, "src", "dst", &CompareOptions::default())
+            .unwrap();
         compare.push(t.elapsed());
         assert!(rep.equal, "{}", rep.summary);
         assert_eq!(rep.tables[0].source_rows, rows);

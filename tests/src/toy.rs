@@ -110,10 +110,9 @@ pub fn register(engine: &mut Engine, host: &Host, world: &ToyWorld, cancel: &Can
         .set_into_module(
             &mut m,
             move |nc: NativeCallContext, key: &str| -> Result<Dynamic, Box<EvalAltResult>> {
-                let token = h.idempotency_token();
                 let v = h
-                    .call("toy", "apply", &json!({"key": key}), || {
-                        Ok(w.effect("apply", &token, key))
+                    .call("toy", "apply", &json!({"key": key}), |cx| {
+                        Ok(w.effect("apply", &cx.token(), key))
                     })
                     .map_err(|e| e.into_rhai_at(nc.call_position()))?;
                 Ok(godwit_engine::run::from_json(&v))
@@ -125,9 +124,8 @@ pub fn register(engine: &mut Engine, host: &Host, world: &ToyWorld, cancel: &Can
         .set_into_module(
             &mut m,
             move |key: &str| -> Result<Dynamic, Box<EvalAltResult>> {
-                let token = h.idempotency_token();
-                let v = h.call("toy", "revert", &json!({"key": key}), || {
-                    Ok(w.effect("revert", &token, key))
+                let v = h.call("toy", "revert", &json!({"key": key}), |cx| {
+                    Ok(w.effect("revert", &cx.token(), key))
                 })?;
                 Ok(godwit_engine::run::from_json(&v))
             },
@@ -153,7 +151,7 @@ pub fn register(engine: &mut Engine, host: &Host, world: &ToyWorld, cancel: &Can
                     "toy",
                     "fail",
                     &json!({"kind": kind, "message": message}),
-                    || {
+                    |_| {
                         Err::<(), _>(PrimitiveError::new(
                             "toy",
                             "fail",
@@ -174,10 +172,9 @@ pub fn register(engine: &mut Engine, host: &Host, world: &ToyWorld, cancel: &Can
     FuncRegistration::new("flaky")
         .with_volatility(true)
         .set_into_module(&mut m, move |n: i64| -> Result<i64, Box<EvalAltResult>> {
-            let token = h.idempotency_token();
-            h.call("toy", "flaky", &json!({"n": n}), || {
+            h.call("toy", "flaky", &json!({"n": n}), |cx| {
                 let mut c = counts.lock().unwrap();
-                let seen = c.entry(token.clone()).or_default();
+                let seen = c.entry(cx.token()).or_default();
                 *seen += 1;
                 if *seen <= n {
                     Err(PrimitiveError::new(
@@ -203,7 +200,7 @@ pub fn register(engine: &mut Engine, host: &Host, world: &ToyWorld, cancel: &Can
         .set_into_module(
             &mut m,
             move |name: &str, script: rhai::Array| -> Result<Dynamic, Box<EvalAltResult>> {
-                h.call("toy", "next", &json!({"name": name}), || {
+                h.call("toy", "next", &json!({"name": name}), |_| {
                     let mut s = seqs.lock().unwrap();
                     let i = s.entry(name.to_string()).or_default();
                     let v = script
@@ -222,7 +219,7 @@ pub fn register(engine: &mut Engine, host: &Host, world: &ToyWorld, cancel: &Can
     FuncRegistration::new("interrupt")
         .with_volatility(true)
         .set_into_module(&mut m, move || -> Result<(), Box<EvalAltResult>> {
-            h.call("toy", "interrupt", &(), || {
+            h.call("toy", "interrupt", &(), |_| {
                 c.cancel();
                 Ok(())
             })
@@ -232,7 +229,7 @@ pub fn register(engine: &mut Engine, host: &Host, world: &ToyWorld, cancel: &Can
     FuncRegistration::new("noop")
         .with_volatility(true)
         .set_into_module(&mut m, move || -> Result<i64, Box<EvalAltResult>> {
-            h.call("toy", "noop", &(), || Ok(1i64)).map_err(Into::into)
+            h.call("toy", "noop", &(), |_| Ok(1i64)).map_err(Into::into)
         });
     FuncRegistration::new("pure").set_into_module(&mut m, |x: i64| x + 1);
     FuncRegistration::new("info").set_into_module(&mut m, || {

@@ -2,6 +2,7 @@
 //! paused and resumed by shell commands, state and positions read from the slots, equivalent
 //! slots created on another server.
 
+use godwit_engine::{Host, SystemClock};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,16 +65,18 @@ fn declared_consumers_pause_resume_and_report_from_their_slots() {
         }],
         pool: Arc::new(Pool::new(Arc::new(ports), rt.handle().clone())),
     };
+    let host = Host::detached(Arc::new(SystemClock), Some(rt.handle().clone()));
+    let cx = host.context("cdc", "test");
 
-    let listed = cdc.list_consumers().unwrap();
+    let listed = cdc.list_consumers(&cx).unwrap();
     assert_eq!(listed[0].state, "paused", "nobody reads the slot yet");
     let resumed = cdc
-        .resume_consumer("debezium-orders", "orders-db", "orders_cdc", None)
+        .resume_consumer(&cx, "debezium-orders", "orders-db", "orders_cdc", None)
         .unwrap();
     assert_eq!(resumed.slot, "orders_cdc");
     let mut state = String::new();
     for _ in 0..250 {
-        state = cdc.list_consumers().unwrap()[0].state.clone();
+        state = cdc.list_consumers(&cx).unwrap()[0].state.clone();
         if state == "running" {
             break;
         }
@@ -90,22 +93,22 @@ fn declared_consumers_pause_resume_and_report_from_their_slots() {
             && env.contains("GODWIT_CDC_SLOT=orders_cdc"),
         "{env}"
     );
-    let paused = cdc.pause_consumer("debezium-orders").unwrap();
+    let paused = cdc.pause_consumer(&cx, "debezium-orders").unwrap();
     assert_eq!(
         paused.state, "paused",
         "the pause command stopped the reader"
     );
-    let pos = cdc.record_positions().unwrap();
+    let pos = cdc.record_positions(&cx).unwrap();
     assert_eq!(pos[0].slot, "orders_cdc");
     assert!(pos[0].confirmed_flush_bytes > 0);
 
     // On the target: the equivalent slot, created once.
     let created = cdc
-        .create_equivalent_slots("orders-aurora", &["orders_cdc".to_string()])
+        .create_equivalent_slots(&cx, "orders-aurora", &["orders_cdc".to_string()])
         .unwrap();
     assert_eq!(created[0].plugin, "test_decoding");
     let again = cdc
-        .create_equivalent_slots("orders-aurora", &["orders_cdc".to_string()])
+        .create_equivalent_slots(&cx, "orders-aurora", &["orders_cdc".to_string()])
         .unwrap();
     assert_eq!(again[0].consistent_point, created[0].consistent_point);
 
@@ -122,6 +125,7 @@ fn declared_consumers_pause_resume_and_report_from_their_slots() {
     };
     let e = broken
         .resume_consumer(
+            &cx,
             "debezium-orders",
             "orders-aurora",
             "orders_cdc",
@@ -135,6 +139,6 @@ fn declared_consumers_pause_resume_and_report_from_their_slots() {
     assert!(e.retryable);
     let env = std::fs::read_to_string(&envfile).unwrap();
     assert!(env.starts_with("GODWIT_CDC_POSITION="), "{env}");
-    let e = cdc.pause_consumer("nobody").unwrap_err();
+    let e = cdc.pause_consumer(&cx, "nobody").unwrap_err();
     assert!(e.hint.contains("debezium-orders"), "{e:?}");
 }

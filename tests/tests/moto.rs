@@ -16,9 +16,10 @@ use aws_sdk_cloudwatch::primitives::DateTime;
 use godwit_engine::journal::memory::MemoryStore;
 use godwit_engine::session::Session;
 use godwit_engine::transcript::{Collector, Event, Sink};
-use godwit_engine::{Cancel, Clock, Limits, Plugin, Runner, VirtualClock};
-use godwit_stdlib::aws::world::sdk_plugin;
+use godwit_engine::{Call, Clock, Runner, VirtualClock};
+use godwit_stdlib::aws::world::AwsParts;
 use godwit_stdlib::aws::{Aws, AwsSettings};
+use godwit_stdlib::world::World;
 use godwit_tests::moto::{ACCESS_KEY, Moto, REGION, SECRET_KEY};
 use rhai::Dynamic;
 use serde_json::{Value, json};
@@ -81,29 +82,32 @@ impl Env {
         self.rt.block_on(f)
     }
 
-    /// A runner over the aws areas plus `extra` plugins, on a virtual clock at [`start_ms`].
-    fn runner(&self, extra: Vec<Arc<dyn Plugin>>) -> (Runner, Collector, Arc<VirtualClock>) {
+    /// The aws world over this moto.
+    fn world(&self) -> World {
+        World::aws(self.aws.clone()).unwrap()
+    }
+
+    /// A runner over `world` (an aws world, maybe with areas swapped), on a virtual clock at
+    /// [`start_ms`].
+    fn runner_in(&self, mut world: World) -> (Runner, Collector, Arc<VirtualClock>) {
         let collector = Collector::new();
         let clock = Arc::new(VirtualClock::new(start_ms()));
-        let mut plugins = godwit_stdlib::world::pure_plugins();
-        plugins.push(sdk_plugin(self.aws.clone()));
-        plugins.extend(extra);
-        let runner = Runner {
-            store: Arc::new(MemoryStore::new()),
-            clock: clock.clone() as Arc<dyn Clock>,
-            handle: self.rt.handle().clone(),
-            limits: Limits::default(),
-            cancel: Cancel::new(),
-            sinks: vec![Arc::new(collector.clone()) as Arc<dyn Sink>],
-            plugins,
-            world: "aws".into(),
-        };
+        world.clock = clock.clone() as Arc<dyn Clock>;
+        let mut runner = world.runner(Arc::new(MemoryStore::new()), self.rt.handle().clone());
+        runner
+            .sinks
+            .push(Arc::new(collector.clone()) as Arc<dyn Sink>);
         (runner, collector, clock)
+    }
+
+    /// A runner over the aws world, on a virtual clock at [`start_ms`].
+    fn runner(&self) -> (Runner, Collector, Arc<VirtualClock>) {
+        self.runner_in(self.world())
     }
 
     /// A REPL-style session (no journal, mutations allowed) over the aws areas.
     fn session(&self) -> (Session, Collector) {
-        let (runner, collector, _) = self.runner(Vec::new());
+        let (runner, collector, _) = self.runner();
         let s = Session::new(&runner);
         s.set_read_only(false);
         (s, collector)
@@ -488,7 +492,7 @@ fn quarantine_security_groups_and_a_reboot_that_happens_once_per_step() {
         r#"step("reboot-source", || { rds::reboot_instance("orders-db"); rds::reboot_instance("orders-db").id })"#,
     )
     .unwrap();
-    let (runner, rc, _) = env.runner(Vec::new());
+    let (runner, rc, _) = env.runner();
     let report = runner
         .start(godwit_engine::StartRequest {
             runbook: book,
@@ -768,7 +772,7 @@ fn server_errors_are_retried_until_the_attempts_run_out() {
 #[test]
 fn route_and_cdc_without_a_backend_fail_clearly_in_the_aws_world() {
     let env = env();
-    let world = godwit_stdlib::world::World::aws(env.aws.clone());
+    let world = env.world();
     assert_eq!(world.name, "aws");
     let runner = world.runner(Arc::new(MemoryStore::new()), env.rt.handle().clone());
     let mut s = Session::new(&runner);
@@ -803,7 +807,7 @@ fn route_and_cdc_without_a_backend_fail_clearly_in_the_aws_world() {
     drop(runner);
     drop(env); // one moto, one test at a time: release this test's turn first
     let env2 = env_with(json!({ "envoy_control_plane": "127.0.0.1:9", "cdc": "none" }));
-    let world = godwit_stdlib::world::World::aws(env2.aws.clone());
+    let world = env2.world();
     let runner = world.runner(Arc::new(MemoryStore::new()), env2.rt.handle().clone());
     let mut s = Session::new(&runner);
     assert_eq!(eval(&mut s, "cdc::list_consumers()"), json!([]));
@@ -903,8 +907,15 @@ fn iam_tokens_never_reach_a_transcript_journal_or_report() {
         inner: godwit_stdlib::aws::iam::IamConnector::new(env.aws.clone()),
         tokens: tokens.clone(),
     });
-    let (mut runner, collector, _) =
-        env.runner(vec![godwit_stdlib::aws::world::pg_plugin_with(recording)]);
+    let world = World::aws_with(
+        env.aws.clone(),
+        AwsParts {
+            connector: recording,
+            route: None,
+        },
+    )
+    .unwrap();
+    let (mut runner, collector, _) = env.runner_in(world);
     let state = dir.path().join("state");
     runner.store = Arc::new(godwit_engine::journal::file::FileStore::new(&state));
     let book = dir.path().join("pg.rhai");
@@ -971,12 +982,14 @@ struct ScriptedPg {
 impl godwit_stdlib::pg::Pg for ScriptedPg {
     fn table_hashes(
         &self,
+        _cx: &Call<'_>,
         _db: &str,
     ) -> Result<Vec<godwit_stdlib::pg::TableHash>, godwit_engine::PrimitiveError> {
         Ok(Vec::new())
     }
     fn installed_extensions(
         &self,
+        _cx: &Call<'_>,
         _db: &str,
     ) -> Result<Vec<godwit_stdlib::pg::Extension>, godwit_engine::PrimitiveError> {
         Ok(vec![godwit_stdlib::pg::Extension {
@@ -986,6 +999,7 @@ impl godwit_stdlib::pg::Pg for ScriptedPg {
     }
     fn settings(
         &self,
+        _cx: &Call<'_>,
         _db: &str,
         names: &[String],
     ) -> Result<Vec<godwit_stdlib::pg::Setting>, godwit_engine::PrimitiveError> {
@@ -998,17 +1012,23 @@ impl godwit_stdlib::pg::Pg for ScriptedPg {
             })
             .collect())
     }
-    fn unlogged_tables(&self, _db: &str) -> Result<Vec<String>, godwit_engine::PrimitiveError> {
+    fn unlogged_tables(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+    ) -> Result<Vec<String>, godwit_engine::PrimitiveError> {
         Ok(Vec::new())
     }
     fn replication_slots(
         &self,
+        _cx: &Call<'_>,
         _db: &str,
     ) -> Result<Vec<godwit_stdlib::pg::SlotInfo>, godwit_engine::PrimitiveError> {
         Ok(Vec::new())
     }
     fn current_lsn(
         &self,
+        _cx: &Call<'_>,
         _db: &str,
     ) -> Result<godwit_stdlib::pg::Lsn, godwit_engine::PrimitiveError> {
         Ok(godwit_stdlib::pg::Lsn {
@@ -1018,12 +1038,14 @@ impl godwit_stdlib::pg::Pg for ScriptedPg {
     }
     fn replay_lsn(
         &self,
+        cx: &Call<'_>,
         db: &str,
     ) -> Result<godwit_stdlib::pg::Lsn, godwit_engine::PrimitiveError> {
-        self.current_lsn(db)
+        self.current_lsn(cx, db)
     }
     fn application_backends(
         &self,
+        _cx: &Call<'_>,
         _db: &str,
     ) -> Result<Vec<godwit_stdlib::pg::Backend>, godwit_engine::PrimitiveError> {
         if self.rebooted.load(std::sync::atomic::Ordering::SeqCst) {
@@ -1040,6 +1062,7 @@ impl godwit_stdlib::pg::Pg for ScriptedPg {
     }
     fn block_logins(
         &self,
+        _cx: &Call<'_>,
         _db: &str,
         roles: &[String],
     ) -> Result<Vec<String>, godwit_engine::PrimitiveError> {
@@ -1047,6 +1070,7 @@ impl godwit_stdlib::pg::Pg for ScriptedPg {
     }
     fn unblock_logins(
         &self,
+        _cx: &Call<'_>,
         _db: &str,
         roles: &[String],
     ) -> Result<Vec<String>, godwit_engine::PrimitiveError> {
@@ -1054,6 +1078,7 @@ impl godwit_stdlib::pg::Pg for ScriptedPg {
     }
     fn terminate_backends(
         &self,
+        _cx: &Call<'_>,
         _db: &str,
         pids: &[i64],
     ) -> Result<Vec<i64>, godwit_engine::PrimitiveError> {
@@ -1061,6 +1086,7 @@ impl godwit_stdlib::pg::Pg for ScriptedPg {
     }
     fn sequences(
         &self,
+        _cx: &Call<'_>,
         _db: &str,
     ) -> Result<Vec<godwit_stdlib::pg::Sequence>, godwit_engine::PrimitiveError> {
         Ok(Vec::new())
@@ -1205,13 +1231,9 @@ fn the_standard_runbook_runs_against_moto_as_far_as_moto_models_it() {
     let pg = Arc::new(ScriptedPg {
         rebooted: rebooted.clone(),
     });
-    let mut extra = godwit_stdlib::world::World::aws(env.aws.clone()).plugins;
-    extra.push(Arc::new(
-        move |engine: &mut rhai::Engine, host: &godwit_engine::Host| {
-            godwit_stdlib::pg::rhai::register(engine, host, pg.clone());
-        },
-    ));
-    let (mut runner, collector, _clock) = env.runner(extra);
+    let mut world = env.world();
+    world.areas.as_mut().expect("the aws world has areas").pg = pg;
+    let (mut runner, collector, _clock) = env.runner_in(world);
     runner.sinks.push(Arc::new(RebootSeen(rebooted)));
     let mut params = serde_json::Map::new();
     params.insert("validation_window".into(), "10m".into());

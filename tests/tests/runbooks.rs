@@ -8,7 +8,8 @@ use std::sync::Arc;
 use godwit_engine::journal::memory::MemoryStore;
 use godwit_engine::transcript::{Collector, Event, Line, Sink};
 use godwit_engine::{EngineError, RunReport, RunStatus, Runner, StartRequest};
-use godwit_stdlib::world::{World, builtin_scenarios};
+use godwit_stdlib::sim::world::builtin_scenarios;
+use godwit_stdlib::world::World;
 use godwit_tests::harness::{CrashSink, until_crash};
 use serde_json::Value;
 
@@ -519,7 +520,8 @@ fn write_old_journal_fixtures() {
         let tmp = tempfile::tempdir().unwrap();
         let sim_file = tmp.path().join("sim.json");
         let scenario = godwit_stdlib::sim::scenario::Scenario::load("busy-source").unwrap();
-        let (world, _) = godwit_stdlib::world::sim_world_persistent(scenario, &sim_file).unwrap();
+        let (world, _) =
+            godwit_stdlib::sim::world::sim_world_persistent(scenario, &sim_file).unwrap();
         let store = FileStore::new(tmp.path().join("runs"));
         let crash_after = crash_after.to_string();
         let crash = CrashSink::new(1, move |e| match e {
@@ -590,7 +592,7 @@ fn journals_written_before_the_runbooks_became_phases_still_resume() {
         }
         let scenario = godwit_stdlib::sim::scenario::Scenario::load("busy-source").unwrap();
         let (world, _) =
-            godwit_stdlib::world::sim_world_persistent(scenario, &tmp.path().join("sim.json"))
+            godwit_stdlib::sim::world::sim_world_persistent(scenario, &tmp.path().join("sim.json"))
                 .unwrap();
         let collector = Collector::new();
         let r = runner(&world, &rt, &store, vec![Arc::new(collector.clone())]);

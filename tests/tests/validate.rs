@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use godwit_engine::journal::memory::MemoryStore;
-use godwit_engine::{RunStatus, StartRequest};
+use godwit_engine::{Host, RunStatus, StartRequest, SystemClock};
 use godwit_lab::pgproc::Scratch;
 use godwit_stdlib::validate::{CompareOptions, Report, SampleOptions, TableReport, Validate};
 use godwit_stdlib::world::World;
@@ -52,6 +52,8 @@ SELECT nextval('ticket_seq') FROM generate_series(1, 40);
 fn a_caught_up_streaming_replica_is_equal_and_sample_reports_both_positions() {
     let pg = scratch();
     let rt = runtime();
+    let host = Host::detached(Arc::new(SystemClock), Some(rt.handle().clone()));
+    let cx = host.context("validate", "test");
     let p = pg.primary("p", &[]).unwrap();
     rt.block_on(exec(&p, SCHEMA));
     let r = pg.replica(&p, "r").unwrap();
@@ -82,10 +84,15 @@ fn a_caught_up_streaming_replica_is_equal_and_sample_reports_both_positions() {
         &[("orders-db", &p), ("orders-aurora", &r)],
         rt.handle().clone(),
     );
-    assert!(v.available("orders-db").unwrap().available);
+    assert!(v.available(&cx, "orders-db").unwrap().available);
 
     let rep = v
-        .compare("orders-db", "orders-aurora", &CompareOptions::default())
+        .compare(
+            &cx,
+            "orders-db",
+            "orders-aurora",
+            &CompareOptions::default(),
+        )
         .unwrap();
     assert!(rep.equal, "{}\n{rep:#?}", rep.summary);
     let names: Vec<&str> = rep.tables.iter().map(|t| t.table.as_str()).collect();
@@ -122,7 +129,13 @@ fn a_caught_up_streaming_replica_is_equal_and_sample_reports_both_positions() {
     assert!(seq.ok && seq.target >= Some(40), "{seq:?}");
 
     let s = v
-        .sample("orders-db", "orders-aurora", 0.1, &SampleOptions::default())
+        .sample(
+            &cx,
+            "orders-db",
+            "orders-aurora",
+            0.1,
+            &SampleOptions::default(),
+        )
         .unwrap();
     assert!(s.equal, "{}", s.summary);
     assert!(s.sampled > 1000, "{s:?}");
@@ -139,13 +152,17 @@ fn a_caught_up_streaming_replica_is_equal_and_sample_reports_both_positions() {
 fn every_kind_of_difference_is_found_with_its_exact_key() {
     let pg = scratch();
     let rt = runtime();
+    let host = Host::detached(Arc::new(SystemClock), Some(rt.handle().clone()));
+    let cx = host.context("validate", "test");
     let a = pg.primary("a", &[]).unwrap();
     let b = pg.primary("b", &[]).unwrap();
     rt.block_on(async {
         tokio::join!(exec(&a, SCHEMA), exec(&b, SCHEMA));
     });
     let v = live_validate(&[("src", &a), ("dst", &b)], rt.handle().clone());
-    let before = v.compare("src", "dst", &CompareOptions::default()).unwrap();
+    let before = v
+        .compare(&cx, "src", "dst", &CompareOptions::default())
+        .unwrap();
     assert!(before.equal, "{}", before.summary);
 
     rt.block_on(exec(
@@ -164,7 +181,9 @@ fn every_kind_of_difference_is_found_with_its_exact_key() {
         SELECT setval('ticket_seq', 30);
         ",
     ));
-    let rep = v.compare("src", "dst", &CompareOptions::default()).unwrap();
+    let rep = v
+        .compare(&cx, "src", "dst", &CompareOptions::default())
+        .unwrap();
     assert!(!rep.equal);
 
     let orders = table(&rep, "public.orders");
@@ -182,6 +201,7 @@ fn every_kind_of_difference_is_found_with_its_exact_key() {
     assert!(readings.missing_on_target.is_empty() && readings.extra_on_target.is_empty());
     let by_text = v
         .compare(
+            &cx,
             "src",
             "dst",
             &CompareOptions {
@@ -231,6 +251,7 @@ fn every_kind_of_difference_is_found_with_its_exact_key() {
     // A chosen table only.
     let one = v
         .compare(
+            &cx,
             "src",
             "dst",
             &CompareOptions {
@@ -242,6 +263,7 @@ fn every_kind_of_difference_is_found_with_its_exact_key() {
     assert_eq!(one.tables.len(), 1);
     let e = v
         .compare(
+            &cx,
             "src",
             "dst",
             &CompareOptions {
@@ -255,6 +277,7 @@ fn every_kind_of_difference_is_found_with_its_exact_key() {
     // The sample finds what it samples: everything, at fraction 1.
     let s = v
         .sample(
+            &cx,
             "src",
             "dst",
             1.0,
@@ -277,6 +300,8 @@ fn every_kind_of_difference_is_found_with_its_exact_key() {
 fn a_million_row_table_with_one_difference_is_bisected_to_its_key() {
     let pg = scratch();
     let rt = runtime();
+    let host = Host::detached(Arc::new(SystemClock), Some(rt.handle().clone()));
+    let cx = host.context("validate", "test");
     let a = pg.primary("a", &[]).unwrap();
     let b = pg.primary("b", &[]).unwrap();
     let load = "CREATE TABLE events (id bigint PRIMARY KEY, kind int, payload text, amount float8);
@@ -292,7 +317,9 @@ fn a_million_row_table_with_one_difference_is_bisected_to_its_key() {
     let v = live_validate(&[("src", &a), ("dst", &b)], rt.handle().clone());
     // Default leaf of 1000 rows: 1000 first-pass segments of 1000 rows, the bad one fetched.
     let started = Instant::now();
-    let rep = v.compare("src", "dst", &CompareOptions::default()).unwrap();
+    let rep = v
+        .compare(&cx, "src", "dst", &CompareOptions::default())
+        .unwrap();
     let t = table(&rep, "public.events");
     assert_eq!(t.different, ["567890"], "{t:#?}");
     assert!(t.missing_on_target.is_empty() && t.extra_on_target.is_empty());
@@ -304,6 +331,7 @@ fn a_million_row_table_with_one_difference_is_bisected_to_its_key() {
     // 16 ways before its leaf of at most 100 rows is fetched.
     let rep = v
         .compare(
+            &cx,
             "src",
             "dst",
             &CompareOptions {

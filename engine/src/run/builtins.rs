@@ -281,6 +281,12 @@ fn step_impl(
             }
             Err(e) => e,
         };
+        // Interrupted while the body ran: whatever the body saw (a cut wait, a closed
+        // connection), the operator stopped the run; this is no failure of the step, so nothing
+        // is journaled and nothing rolls back (`resume` runs the step again).
+        if ctx.cancel.is_cancelled() {
+            return Err(terminate(crate::run::ctx::TERM_CANCEL));
+        }
         // A step timeout surfaces as a termination from the progress callback; it is an
         // ordinary (catchable, journaled) failure of this step.
         let err = if termination_marker(&err).as_deref() == Some(TERM_STEP_TIMEOUT) {
@@ -482,6 +488,10 @@ fn gate_impl(
                 (Some(v), checks)
             }
             Err(err) if !err.unwrap_inner().is_catchable() => return Err(err),
+            // Interrupted during a poll: not the gate's failure (see step_impl).
+            Err(_) if ctx.cancel.is_cancelled() => {
+                return Err(terminate(crate::run::ctx::TERM_CANCEL));
+            }
             Err(err) => {
                 let value = error_value(&err, "gate", name);
                 match PrimitiveError::from_dynamic(&value) {
@@ -668,7 +678,7 @@ pub(crate) fn register(engine: &mut Engine, ctx: &Arc<RunCtx>, host: &Host) {
         .with_params_info(["i64"])
         .with_comments([super::docs::NOW])
         .register_into_engine(engine, move || -> Result<i64, Box<EvalAltResult>> {
-            h.call("core", "now", &(), || Ok(h.now_ms().div_euclid(1000)))
+            h.call("core", "now", &(), |cx| Ok(cx.now_ms().div_euclid(1000)))
                 .map_err(Into::into)
         });
     // Rhai's standard library has its own `sleep(INT)` / `sleep(FLOAT)` that blocks the thread

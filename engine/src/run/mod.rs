@@ -269,14 +269,19 @@ impl Runner {
         )
         .with_runbook_path(req.runbook.clone());
         let (mut engine, _host) = self.build(&ctx);
-        let rb = runbook::load(&mut engine, &req.runbook)?;
-        // Every parameter is checked before the run exists (exit 2, nothing journaled).
-        let params = Value::Object(crate::params::prepare(
-            &engine,
-            &rb,
-            &req.cluster,
-            &req.params,
-        )?);
+        let prepared = runbook::load(&mut engine, &req.runbook).and_then(|rb| {
+            // Every parameter is checked before the run exists (exit 2, nothing journaled).
+            let params = crate::params::prepare(&engine, &rb, &req.cluster, &req.params)?;
+            Ok((rb, Value::Object(params)))
+        });
+        // Ctrl-C while the runbook loads ends the load at its next operation: that is an
+        // interrupt, not a runbook that does not parse.
+        if self.cancel.is_cancelled() {
+            return Err(EngineError::Interrupted(
+                "interrupted before the run started; nothing was created".into(),
+            ));
+        }
+        let (rb, params) = prepared?;
         let writer = self.store.create(&run_id)?;
         ctx.attach(writer, &Plan::default(), None);
         let _detach = Detach(ctx.clone());
@@ -341,7 +346,13 @@ impl Runner {
         )
         .with_runbook_path(path.clone());
         let (mut engine, _host) = self.build(&ctx);
-        let rb = runbook::load(&mut engine, &path)?;
+        let rb = runbook::load(&mut engine, &path);
+        if self.cancel.is_cancelled() {
+            return Err(EngineError::Interrupted(format!(
+                "interrupted before run {run_id} resumed; nothing was appended"
+            )));
+        }
+        let rb = rb?;
         let forced = if rb.info.hash != started.runbook.hash {
             if !force_runbook_change {
                 return Err(EngineError::RunbookChanged {
@@ -435,9 +446,10 @@ impl Runner {
             return self.stop(ctx, fatal);
         }
         let marker = termination_marker(&err);
-        if marker.as_deref() == Some(TERM_CANCEL)
-            || (self.cancel.is_cancelled() && marker.is_some())
-        {
+        // Once the operator interrupted, stopping resumable is always safe: whatever ended the
+        // script is either journaled already (a failed step replays its failure on resume and
+        // the rollback happens then) or was cut by the interrupt itself. Ctrl-C is not abort.
+        if marker.as_deref() == Some(TERM_CANCEL) || self.cancel.is_cancelled() {
             ctx.emit(Event::RunStopped {
                 reason: format!("interrupted; continue with `godwit resume {}`", ctx.run_id),
             });
@@ -636,6 +648,10 @@ impl Runner {
                 .f
                 .call_within_context::<Dynamic>(&nc, (reg.result.clone(),));
             ctx.set_scope(ExecScope::Top);
+            // Interrupted while the undo ran: stop resumable, the undo is not failed.
+            if out.is_err() && ctx.cancel.is_cancelled() {
+                return Err(ctx::terminate(TERM_CANCEL));
+            }
             let failure = match &out {
                 Err(e) => match e.unwrap_inner() {
                     EvalAltResult::ErrorRuntime(v, _) => {

@@ -10,8 +10,8 @@
 //!
 //! ```text
 //!  rds::describe_cluster ─► prim::call (transcript: rds::describe_cluster) ─► impl Rds for AwsApi
-//!        ─► AwsApi::api("DescribeDBClusters") ─► Host::block_on per attempt (transcript:
-//!           aws::rds.DescribeDBClusters #{ attempt }) ─► backoff through Host::sleep ─► retry
+//!        ─► AwsApi::api(cx, "DescribeDBClusters") ─► Call::traced per attempt (transcript:
+//!           aws::rds.DescribeDBClusters #{ attempt }) ─► backoff through Call::sleep ─► retry
 //! ```
 //!
 //! Retries are godwit's, not the SDK's (its retry config is disabled): each attempt is a
@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
-use godwit_engine::{ErrorKind, Host, PrimitiveError};
+use godwit_engine::{Call, ErrorKind, PrimitiveError};
 use serde::Serialize;
 
 pub use settings::{AwsSettings, RetryPolicy, TlsMode};
@@ -67,7 +67,7 @@ impl Aws {
         // Loading the SDK config is async (profile files, region chain). Worlds are built from
         // synchronous code that may or may not run inside a runtime, so the load runs on its
         // own thread with a throwaway runtime; the clients it returns are runtime-agnostic and
-        // do their I/O on the run's runtime (Host::block_on).
+        // do their I/O on the run's runtime (Call::block_on).
         let sdk = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -123,12 +123,12 @@ impl Aws {
     }
 }
 
-/// One run's door to AWS: the world's clients and the run's [`Host`] (clock, cancellation,
-/// transcript). `impl Rds/Ec2/Cw for AwsApi` live in the areas' `aws.rs`.
+/// The world's door to AWS: its clients; every call goes through the calling primitive's
+/// [`Call`] (deadline, cancellation, transcript). `impl Rds/Ec2/Cw for AwsApi` live in the
+/// areas' `aws.rs`.
 #[derive(Clone)]
 pub struct AwsApi {
     pub aws: Arc<Aws>,
-    pub host: Host,
 }
 
 /// The answer of one attempt, as the transcript shows it: SDK output types are not
@@ -149,6 +149,7 @@ impl AwsApi {
     /// [`PrimitiveError`] at once (see [`classify`]).
     pub fn api<T, E, F, Fut>(
         &self,
+        cx: &Call<'_>,
         area: &str,
         op: &str,
         api: &str,
@@ -164,7 +165,7 @@ impl AwsApi {
         loop {
             let args = serde_json::json!({ "for": format!("{area}::{op}"), "attempt": attempt });
             let fut = call();
-            let out = self.host.block_on(
+            let out = cx.traced(
                 "aws",
                 api,
                 &args,
@@ -180,7 +181,7 @@ impl AwsApi {
                 Ok(Answered(v)) => return Ok(v),
                 Err(e) if transient(&e) && attempt < policy.max_attempts => {
                     let delay = backoff(policy, attempt);
-                    self.host.sleep(area, op, delay)?;
+                    cx.sleep(delay)?;
                     attempt += 1;
                 }
                 Err(mut e) => {

@@ -10,17 +10,17 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use godwit_engine::{ErrorKind, Host, Plugin, PrimitiveError, SystemClock};
+use godwit_engine::{Call, ErrorKind, PrimitiveError, SystemClock};
 
 use super::iam::IamConnector;
 use super::{Aws, AwsApi, AwsSettings};
 use crate::cdc::hooks::HookCdc;
 use crate::cdc::{Cdc, ConsumerInfo, CreatedSlot, SlotPosition};
-use crate::pg::live::{Connector, LivePg, Pool};
+use crate::pg::live::{Connector, LivePg, OwnedRuntime, Pool};
 use crate::rds::Rds;
 use crate::route::remote::{Endpoints, RemoteRouter};
 use crate::route::{Router, Unavailable};
-use crate::world::{World, pure_plugins};
+use crate::world::{Areas, World};
 use godwit_xds::model::Addr;
 use godwit_xds::remote::RemotePlane;
 
@@ -43,155 +43,109 @@ pub fn saved_settings(state_file: Option<&Path>) -> Result<Option<AwsSettings>, 
     AwsSettings::from_json(value, &path.display().to_string()).map(Some)
 }
 
-/// The installer of the AWS-backed areas (`rds`, `ec2`, `cw`) over `aws`: one [`AwsApi`] per
-/// run, holding the run's [`Host`]. Tests combine it with their own `pg`/`route`/`cdc`.
-pub fn sdk_plugin(aws: Arc<Aws>) -> Arc<dyn Plugin> {
-    Arc::new(move |engine: &mut rhai::Engine, host: &Host| {
-        let api = Arc::new(AwsApi {
-            aws: aws.clone(),
-            host: host.clone(),
-        });
-        crate::rds::rhai::register(engine, host, api.clone());
-        crate::ec2::rhai::register(engine, host, api.clone());
-        crate::cw::rhai::register(engine, host, api);
-    })
-}
-
-/// `pg` over [`LivePg`](crate::pg::live::LivePg) and `validate` over
-/// [`LiveValidate`](crate::validate::live::LiveValidate), with the [`IamConnector`]: connections live
-/// on a small runtime the plugin owns (they outlive single primitive calls), dropped with the
-/// world.
-pub fn pg_plugin(aws: Arc<Aws>) -> Arc<dyn Plugin> {
-    pg_plugin_with(Arc::new(IamConnector::new(aws)))
-}
-
-/// `pg` over `connector` (tests wrap the [`IamConnector`]).
-pub fn pg_plugin_with(connector: Arc<dyn Connector>) -> Arc<dyn Plugin> {
-    let rt = Arc::new(OwnedRuntime(
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("godwit-aws-pg")
-            .enable_all()
-            .build()
-            .ok(),
-    ));
-    Arc::new(move |engine: &mut rhai::Engine, host: &Host| {
-        let pool = match rt.0.as_ref() {
-            Some(rt) => Arc::new(Pool::new(connector.clone(), rt.handle().clone())),
-            None => return, // no runtime: pg stays unregistered; calls say "unknown module"
-        };
-        crate::pg::rhai::register(engine, host, Arc::new(LivePg::new(pool.clone())));
-        crate::validate::rhai::register(
-            engine,
-            host,
-            Arc::new(crate::validate::live::LiveValidate::new(pool)),
-        );
-    })
-}
-
-/// A runtime dropped off any runtime thread (dropping one inside another panics).
-struct OwnedRuntime(Option<tokio::runtime::Runtime>);
-
-impl Drop for OwnedRuntime {
-    fn drop(&mut self) {
-        if let Some(rt) = self.0.take() {
-            rt.shutdown_background();
-        }
-    }
+/// The parts of the aws world that tests swap (they keep the SDK areas and script or record
+/// the database side): how databases are reached, and who answers `route`.
+pub struct AwsParts {
+    pub connector: Arc<dyn Connector>,
+    pub route: Option<Arc<dyn Router>>,
 }
 
 impl World {
-    /// The aws world over `aws`: the pure areas, `rds`/`ec2`/`cw` on the SDK, `pg` with IAM
-    /// auth, `route` through the configured control plane, and `cdc` that fails clearly (no
-    /// backend yet). Named `aws`.
-    pub fn aws(aws: Arc<Aws>) -> World {
-        let mut plugins = pure_plugins();
-        plugins.push(sdk_plugin(aws.clone()));
-        plugins.push(pg_plugin(aws.clone()));
-        if aws.settings.db_user.is_none() {
+    /// The aws world over `aws`: `rds`/`ec2`/`cw` on the SDK, `pg` and `validate` with IAM
+    /// auth (or, without `db_user`, `validate` that says database access is not configured),
+    /// `route` through the configured control plane, `cdc` over the declared consumers. Named
+    /// `aws`.
+    pub fn aws(aws: Arc<Aws>) -> Result<World, String> {
+        let connector: Arc<dyn Connector> = Arc::new(IamConnector::new(aws.clone()));
+        World::aws_with(
+            aws,
+            AwsParts {
+                connector,
+                route: None,
+            },
+        )
+    }
+
+    /// [`World::aws`] with `parts` swapped in (tests).
+    pub fn aws_with(aws: Arc<Aws>, parts: AwsParts) -> Result<World, String> {
+        let rt = OwnedRuntime::new("godwit-aws-pg")?;
+        let pool = Arc::new(Pool::new(parts.connector, rt.handle()));
+        let api = Arc::new(AwsApi { aws: aws.clone() });
+        let validate: Arc<dyn crate::validate::Validate> = if aws.settings.db_user.is_none() {
             // Without IAM database access the exact validation is skipped (the runbook asks
             // validate::available), rather than failing at its first connection.
-            plugins.push(Arc::new(|engine: &mut rhai::Engine, host: &Host| {
-                crate::validate::rhai::register(
-                    engine,
-                    host,
-                    Arc::new(crate::validate::NoAccess {
-                        why: "no db_user in the [aws] table: IAM database access is not configured (docs/aws.md)".into(),
-                    }),
-                );
-            }));
-        }
-        let route_rt = Arc::new(OwnedRuntime(
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("godwit-aws-route")
-                .enable_all()
-                .build()
-                .ok(),
-        ));
-        let route_aws = aws.clone();
-        plugins.push(Arc::new(move |engine: &mut rhai::Engine, host: &Host| {
-            let router: Arc<dyn Router> = match (
-                route_aws.settings.envoy_control_plane.as_deref(),
-                route_rt.0.as_ref(),
-            ) {
-                (Some(cp), Some(rt)) => match super::settings::control_plane_addr(cp) {
-                    Ok(addr) => Arc::new(RemoteRouter {
-                        plane: RemotePlane::new(addr),
-                        endpoints: Arc::new(AwsEndpoints {
-                            api: AwsApi {
-                                aws: route_aws.clone(),
-                                host: host.clone(),
-                            },
-                        }),
-                        handle: rt.handle().clone(),
-                    }),
-                    Err(e) => Arc::new(Unavailable(PrimitiveError::new(
-                        "route",
-                        "connect",
-                        ErrorKind::Invalid,
-                        e,
-                        "fix envoy_control_plane in the [aws] table (docs/aws.md)",
-                    ))),
-                },
-                _ => Arc::new(Unavailable(PrimitiveError::new(
-                    "route",
-                    "connect",
-                    ErrorKind::Invalid,
-                    "the aws world has no route backend: no envoy_control_plane is configured",
-                    "set envoy_control_plane = \"HOST:PORT\" (godwit dal serve --api) in the [aws] table; docs/aws.md",
-                ))),
-            };
-            crate::route::rhai::register(engine, host, router);
-            let cdc: Arc<dyn Cdc> = match (&route_aws.settings.cdc_consumers, route_rt.0.as_ref()) {
-                (Some(consumers), Some(rt)) if !consumers.is_empty() => Arc::new(HookCdc {
-                    consumers: consumers.clone(),
-                    pool: Arc::new(Pool::new(
-                        Arc::new(IamConnector::new(route_aws.clone())),
-                        rt.handle().clone(),
-                    )),
-                }),
-                (consumers, _) => Arc::new(NoCdc {
-                    declared_none: route_aws.settings.cdc.as_deref() == Some("none")
-                        || consumers.as_ref().is_some_and(|c| c.is_empty()),
-                }),
-            };
-            crate::cdc::rhai::register(engine, host, cdc);
-        }));
-        World {
-            name: "aws".into(),
-            clock: Arc::new(SystemClock),
-            plugins,
-            sinks: Vec::new(),
-            audit: None,
-        }
+            Arc::new(crate::validate::NoAccess {
+                why: "no db_user in the [aws] table: IAM database access is not configured (docs/aws.md)".into(),
+            })
+        } else {
+            Arc::new(crate::validate::live::LiveValidate::new(pool.clone()))
+        };
+        let route = match parts.route {
+            Some(r) => r,
+            None => router(&aws, &api),
+        };
+        let cdc: Arc<dyn Cdc> = match &aws.settings.cdc_consumers {
+            Some(consumers) if !consumers.is_empty() => Arc::new(HookCdc {
+                consumers: consumers.clone(),
+                pool: pool.clone(),
+            }),
+            consumers => Arc::new(NoCdc {
+                declared_none: aws.settings.cdc.as_deref() == Some("none")
+                    || consumers.as_ref().is_some_and(|c| c.is_empty()),
+            }),
+        };
+        let mut world = World::new(
+            "aws",
+            Arc::new(SystemClock),
+            Areas {
+                rds: api.clone(),
+                ec2: api.clone(),
+                cw: api,
+                pg: Arc::new(LivePg::new(pool)),
+                route,
+                cdc,
+                validate,
+            },
+        );
+        world.keep.push(rt);
+        Ok(world)
     }
 
     /// The aws world the CLI builds for `--world aws`: settings saved for the run (see
     /// [`settings_file`]) or none, then the SDK's own chains (environment, profile).
     pub fn aws_from_state(state_file: Option<&Path>) -> Result<World, String> {
         let settings = saved_settings(state_file)?.unwrap_or_default();
-        Ok(World::aws(Arc::new(Aws::connect(settings, None)?)))
+        World::aws(Arc::new(Aws::connect(settings, None)?))
+    }
+}
+
+/// `route` in the aws world: the control plane of `envoy_control_plane`, naming RDS endpoints
+/// as targets; without one, a backend that says how to configure it.
+fn router(aws: &Arc<Aws>, api: &Arc<AwsApi>) -> Arc<dyn Router> {
+    let unavailable = |msg: String, hint: &str| -> Arc<dyn Router> {
+        Arc::new(Unavailable(PrimitiveError::new(
+            "route",
+            "connect",
+            ErrorKind::Invalid,
+            msg,
+            hint,
+        )))
+    };
+    match aws.settings.envoy_control_plane.as_deref() {
+        Some(cp) => match super::settings::control_plane_addr(cp) {
+            Ok(addr) => Arc::new(RemoteRouter {
+                plane: RemotePlane::new(addr),
+                endpoints: Arc::new(AwsEndpoints { api: api.clone() }),
+            }),
+            Err(e) => unavailable(
+                e,
+                "fix envoy_control_plane in the [aws] table (docs/aws.md)",
+            ),
+        },
+        None => unavailable(
+            "the aws world has no route backend: no envoy_control_plane is configured".into(),
+            "set envoy_control_plane = \"HOST:PORT\" (godwit dal serve --api) in the [aws] table; docs/aws.md",
+        ),
     }
 }
 
@@ -200,17 +154,17 @@ impl World {
 /// (`orders-db.c9akciq32.eu-west-1.rds.amazonaws.com`, `orders-aurora.cluster-c9akciq32…`), which
 /// is how an address in a route is named back.
 struct AwsEndpoints {
-    api: AwsApi,
+    api: Arc<AwsApi>,
 }
 
 /// RDS for PostgreSQL and Aurora PostgreSQL listen on 5432 unless created otherwise.
 const PG_PORT: u16 = 5432;
 
 impl Endpoints for AwsEndpoints {
-    fn addr_of(&self, op: &str, db: &str) -> Result<Addr, PrimitiveError> {
-        let endpoint = match self.api.describe_cluster(db) {
+    fn addr_of(&self, cx: &Call<'_>, op: &str, db: &str) -> Result<Addr, PrimitiveError> {
+        let endpoint = match self.api.describe_cluster(cx, db) {
             Ok(c) => c.endpoint,
-            Err(e) if e.kind == ErrorKind::NotFound => self.api.describe_instance(db)?.endpoint,
+            Err(e) if e.kind == ErrorKind::NotFound => self.api.describe_instance(cx, db)?.endpoint,
             Err(e) => return Err(e),
         };
         if endpoint.is_empty() {
@@ -257,17 +211,18 @@ fn no_cdc(op: &str) -> PrimitiveError {
 }
 
 impl Cdc for NoCdc {
-    fn list_consumers(&self) -> Result<Vec<ConsumerInfo>, PrimitiveError> {
+    fn list_consumers(&self, _cx: &Call<'_>) -> Result<Vec<ConsumerInfo>, PrimitiveError> {
         if self.declared_none {
             return Ok(Vec::new());
         }
         Err(no_cdc("list_consumers"))
     }
-    fn pause_consumer(&self, _name: &str) -> Result<ConsumerInfo, PrimitiveError> {
+    fn pause_consumer(&self, _cx: &Call<'_>, _name: &str) -> Result<ConsumerInfo, PrimitiveError> {
         Err(no_cdc("pause_consumer"))
     }
     fn resume_consumer(
         &self,
+        _cx: &Call<'_>,
         _name: &str,
         _db: &str,
         _slot: &str,
@@ -275,7 +230,7 @@ impl Cdc for NoCdc {
     ) -> Result<ConsumerInfo, PrimitiveError> {
         Err(no_cdc("resume_consumer"))
     }
-    fn record_positions(&self) -> Result<Vec<SlotPosition>, PrimitiveError> {
+    fn record_positions(&self, _cx: &Call<'_>) -> Result<Vec<SlotPosition>, PrimitiveError> {
         if self.declared_none {
             return Ok(Vec::new());
         }
@@ -283,6 +238,7 @@ impl Cdc for NoCdc {
     }
     fn create_equivalent_slots(
         &self,
+        _cx: &Call<'_>,
         _db: &str,
         _slots: &[String],
     ) -> Result<Vec<CreatedSlot>, PrimitiveError> {

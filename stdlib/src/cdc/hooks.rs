@@ -10,16 +10,16 @@
 //! (the LSN to start from, when the runbook gives one). A command that exits non-zero, or runs
 //! past its timeout, fails the call with its output.
 
-use std::io::Read;
-use std::process::{Command, Stdio};
+use std::io::{Read, Seek};
+use std::process::Stdio;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use godwit_engine::{ErrorKind, PrimitiveError};
+use godwit_engine::{Call, ErrorKind, PrimitiveError};
 use serde::{Deserialize, Serialize};
 
 use super::{Cdc, ConsumerInfo, CreatedSlot, SlotPosition};
-use crate::pg::live::{Pool, block_on, sql_error};
+use crate::pg::live::{PG_CALL_LIMIT, Pool, sql_error};
 
 const A: &str = "cdc";
 
@@ -78,22 +78,24 @@ impl HookCdc {
 
     fn slot(
         &self,
+        cx: &Call<'_>,
         op: &str,
         db: &str,
         slot: &str,
     ) -> Result<(bool, String, i64, String), PrimitiveError> {
-        slot_state(&self.pool, op, db, slot)
+        slot_state(cx, &self.pool, op, db, slot)
     }
 
     /// Where `c` reads now: the db of the last resume in this process, else its declared one.
     fn info(
         &self,
+        cx: &Call<'_>,
         op: &str,
         c: &ConsumerHook,
         db: &str,
         slot: &str,
     ) -> Result<ConsumerInfo, PrimitiveError> {
-        let (active, position, position_bytes, _) = self.slot(op, db, slot)?;
+        let (active, position, position_bytes, _) = self.slot(cx, op, db, slot)?;
         Ok(ConsumerInfo {
             name: c.name.clone(),
             slot: slot.to_string(),
@@ -104,8 +106,11 @@ impl HookCdc {
         })
     }
 
+    /// Run `command` with `sh -c` through the call: bounded by the consumer's timeout, the
+    /// step's deadline and Ctrl-C; a command cut short is killed.
     fn run(
         &self,
+        cx: &Call<'_>,
         op: &str,
         c: &ConsumerHook,
         command: &str,
@@ -125,63 +130,68 @@ impl HookCdc {
                 )
             })?
             .unwrap_or(Duration::from_secs(600));
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c")
-            .arg(command)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .env("GODWIT_CDC_CONSUMER", &c.name);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().map_err(|e| {
+        // Output goes to an unnamed file, not a pipe: a command that starts a daemon (`… &`)
+        // leaves it holding its stdout, and reading a pipe to its end would wait for the
+        // daemon, not the command.
+        let log = tempfile::tempfile().map_err(|e| {
             PrimitiveError::new(
                 A,
                 op,
                 ErrorKind::Internal,
-                format!("cannot run sh: {e}"),
-                "",
+                format!("cannot create a file for the command's output: {e}"),
+                "free space in the temp directory",
             )
         })?;
-        let started = Instant::now();
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(s)) => break s,
-                Ok(None) if started.elapsed() > timeout => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(PrimitiveError::new(
-                        A,
-                        op,
-                        ErrorKind::Timeout,
-                        format!("consumer {}: `{command}` ran past {timeout:?}", c.name),
-                        "raise the consumer's timeout, or make the command return once done",
-                    ));
-                }
-                Ok(None) => wait_a_little(),
-                Err(e) => {
-                    return Err(PrimitiveError::new(
+        let io = |f: &std::fs::File| {
+            f.try_clone()
+                .map(Stdio::from)
+                .map_err(|e| PrimitiveError::new(A, op, ErrorKind::Internal, e.to_string(), ""))
+        };
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg(command)
+            .stdin(Stdio::null())
+            .stdout(io(&log)?)
+            .stderr(io(&log)?)
+            .env("GODWIT_CDC_CONSUMER", &c.name)
+            // A cut or cancelled call drops the future, and with it the child.
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let status = cx
+            .block_on(timeout, async {
+                let mut child = cmd.spawn().map_err(|e| {
+                    PrimitiveError::new(
                         A,
                         op,
                         ErrorKind::Internal,
-                        e.to_string(),
+                        format!("cannot run sh: {e}"),
                         "",
-                    ));
+                    )
+                })?;
+                child
+                    .wait()
+                    .await
+                    .map_err(|e| PrimitiveError::new(A, op, ErrorKind::Internal, e.to_string(), ""))
+            })
+            .map_err(|mut e| {
+                if e.kind == ErrorKind::Timeout {
+                    e.message = format!("consumer {}: `{command}`: {}", c.name, e.message);
+                    e.hint =
+                        "raise the consumer's timeout, or make the command return once done".into();
                 }
-            }
-        };
+                e
+            })?;
         if status.success() {
             return Ok(());
         }
-        let mut out = String::new();
-        if let Some(mut e) = child.stderr.take() {
-            let _ = e.read_to_string(&mut out);
-        }
-        if let Some(mut o) = child.stdout.take() {
-            let _ = o.read_to_string(&mut out);
-        }
-        let tail: String = out
+        let mut text = String::new();
+        let mut log = log;
+        let _ = log
+            .seek(std::io::SeekFrom::Start(0))
+            .and_then(|_| log.read_to_string(&mut text));
+        let tail: String = text
             .trim()
             .chars()
             .rev()
@@ -204,24 +214,19 @@ impl HookCdc {
     }
 }
 
-/// Commands run outside any run's clock: they are real processes.
-#[allow(clippy::disallowed_methods)]
-fn wait_a_little() {
-    std::thread::sleep(Duration::from_millis(20));
-}
-
 impl Cdc for HookCdc {
-    fn list_consumers(&self) -> Result<Vec<ConsumerInfo>, PrimitiveError> {
+    fn list_consumers(&self, cx: &Call<'_>) -> Result<Vec<ConsumerInfo>, PrimitiveError> {
         self.consumers
             .iter()
-            .map(|c| self.info("list_consumers", c, &c.db, &c.slot))
+            .map(|c| self.info(cx, "list_consumers", c, &c.db, &c.slot))
             .collect()
     }
 
-    fn pause_consumer(&self, name: &str) -> Result<ConsumerInfo, PrimitiveError> {
+    fn pause_consumer(&self, cx: &Call<'_>, name: &str) -> Result<ConsumerInfo, PrimitiveError> {
         const OP: &str = "pause_consumer";
         let c = self.hook(OP, name)?;
         self.run(
+            cx,
             OP,
             c,
             &c.pause,
@@ -230,11 +235,12 @@ impl Cdc for HookCdc {
                 ("GODWIT_CDC_DB", c.db.clone()),
             ],
         )?;
-        self.info(OP, c, &c.db, &c.slot)
+        self.info(cx, OP, c, &c.db, &c.slot)
     }
 
     fn resume_consumer(
         &self,
+        cx: &Call<'_>,
         name: &str,
         db: &str,
         slot: &str,
@@ -249,8 +255,9 @@ impl Cdc for HookCdc {
         if let Some(p) = position {
             let lsn = lsn_text(p);
             // Only forward: a slot never moves back, and a consumer past it is already there.
-            block_on(self.pool.handle(), async {
-                let client = self.pool.client(db, None, OP).await?;
+            let st = cx.budget(PG_CALL_LIMIT);
+            self.pool.run(cx, db, PG_CALL_LIMIT, async {
+                let client = self.pool.client(db, None, OP, st).await?;
                 client
                     .query(
                         "SELECT pg_replication_slot_advance(slot_name, $2::text::pg_lsn) FROM pg_replication_slots \
@@ -262,15 +269,15 @@ impl Cdc for HookCdc {
             })?;
             env.push(("GODWIT_CDC_POSITION", lsn));
         }
-        self.run(OP, c, &c.resume, &env)?;
-        self.info(OP, c, db, slot)
+        self.run(cx, OP, c, &c.resume, &env)?;
+        self.info(cx, OP, c, db, slot)
     }
 
-    fn record_positions(&self) -> Result<Vec<SlotPosition>, PrimitiveError> {
+    fn record_positions(&self, cx: &Call<'_>) -> Result<Vec<SlotPosition>, PrimitiveError> {
         self.consumers
             .iter()
             .map(|c| {
-                let (_, lsn, bytes, restart) = self.slot("record_positions", &c.db, &c.slot)?;
+                let (_, lsn, bytes, restart) = self.slot(cx, "record_positions", &c.db, &c.slot)?;
                 Ok(SlotPosition {
                     consumer: c.name.clone(),
                     slot: c.slot.clone(),
@@ -284,6 +291,7 @@ impl Cdc for HookCdc {
 
     fn create_equivalent_slots(
         &self,
+        cx: &Call<'_>,
         db: &str,
         slots: &[String],
     ) -> Result<Vec<CreatedSlot>, PrimitiveError> {
@@ -299,20 +307,22 @@ impl Cdc for HookCdc {
                 (slot.clone(), plugin)
             })
             .collect();
-        create_slots(&self.pool, db, &wanted)
+        create_slots(cx, &self.pool, db, &wanted)
     }
 }
 
 /// `(active, confirmed_flush_lsn, its bytes, restart_lsn)` of `slot` on `db`: a consumer's
 /// state and position as the database sees them. Shared by every world with real slots.
 pub fn slot_state(
+    cx: &Call<'_>,
     pool: &Pool,
     op: &str,
     db: &str,
     slot: &str,
 ) -> Result<(bool, String, i64, String), PrimitiveError> {
-    block_on(pool.handle(), async {
-        let c = pool.client(db, None, op).await?;
+    let st = cx.budget(PG_CALL_LIMIT);
+    pool.run(cx, db, PG_CALL_LIMIT, async {
+        let c = pool.client(db, None, op, st).await?;
         let row = c
             .query_opt(
                 "SELECT active, coalesce(confirmed_flush_lsn::text, '0/0'), \
@@ -339,13 +349,15 @@ pub fn slot_state(
 /// exist; each answer gives where the slot starts (for an existing one: its confirmed flush).
 /// Shared by every world whose `cdc` creates real slots.
 pub fn create_slots(
+    cx: &Call<'_>,
     pool: &Pool,
     db: &str,
     slots: &[(String, String)],
 ) -> Result<Vec<CreatedSlot>, PrimitiveError> {
     const OP: &str = "create_equivalent_slots";
-    block_on(pool.handle(), async {
-        let client = pool.client(db, None, OP).await?;
+    let st = cx.budget(PG_CALL_LIMIT);
+    pool.run(cx, db, PG_CALL_LIMIT, async {
+        let client = pool.client(db, None, OP, st).await?;
         let mut out = Vec::new();
         for (slot, plugin) in slots {
             let existing = client

@@ -13,6 +13,7 @@ pub mod hooks;
 pub mod rhai;
 pub mod sim;
 
+use godwit_engine::Call;
 use godwit_engine::PrimitiveError;
 use serde::{Deserialize, Serialize};
 
@@ -47,21 +48,23 @@ pub struct CreatedSlot {
 }
 
 pub trait Cdc: Send + Sync {
-    fn list_consumers(&self) -> Result<Vec<ConsumerInfo>, PrimitiveError>;
-    fn pause_consumer(&self, name: &str) -> Result<ConsumerInfo, PrimitiveError>;
+    fn list_consumers(&self, cx: &Call<'_>) -> Result<Vec<ConsumerInfo>, PrimitiveError>;
+    fn pause_consumer(&self, cx: &Call<'_>, name: &str) -> Result<ConsumerInfo, PrimitiveError>;
     /// Resume reading `slot` on `db` (the source, or the target after the restore), from
     /// `position` (a byte LSN; the slot is advanced to it) or from where the slot is.
     fn resume_consumer(
         &self,
+        cx: &Call<'_>,
         name: &str,
         db: &str,
         slot: &str,
         position: Option<u64>,
     ) -> Result<ConsumerInfo, PrimitiveError>;
-    fn record_positions(&self) -> Result<Vec<SlotPosition>, PrimitiveError>;
+    fn record_positions(&self, cx: &Call<'_>) -> Result<Vec<SlotPosition>, PrimitiveError>;
     /// Create logical slots named like the source's on `db`; idempotent.
     fn create_equivalent_slots(
         &self,
+        cx: &Call<'_>,
         db: &str,
         slots: &[String],
     ) -> Result<Vec<CreatedSlot>, PrimitiveError>;

@@ -43,8 +43,8 @@ if cs.len() != 1 || cs[0].state != "running" || cs[0].slot != "debezium_orders" 
 ```
 "#,
         move |ctx: NativeCallContext| -> RhaiResult<Dynamic> {
-            call(&ctx, &h, A, "list_consumers", &json!({}), || {
-                c.list_consumers()
+            call(&ctx, &h, A, "list_consumers", &json!({}), |cx| {
+                c.list_consumers(cx)
             })
         }
     );
@@ -80,7 +80,7 @@ if c.state != "paused" || slot.active { throw slot; }
                 A,
                 "pause_consumer",
                 &json!({ "name": name }),
-                || c.pause_consumer(name),
+                |cx| c.pause_consumer(cx, name),
             )
         }
     );
@@ -137,14 +137,14 @@ if c.state != "running" || c.position != at.confirmed_flush_lsn { throw c; }
                 },
             };
             let args = json!({ "name": name, "db": db, "slot": slot, "position": position });
-            call(&ctx, &h, A, OP, &args, || {
+            call(&ctx, &h, A, OP, &args, |cx| {
                 // Defaults: where the consumer was, reading the slot it had.
-                let current = c.list_consumers()?.into_iter().find(|x| x.name == name);
+                let current = c.list_consumers(cx)?.into_iter().find(|x| x.name == name);
                 let db = db
                     .or(current.as_ref().map(|x| x.db.clone()))
                     .unwrap_or_default();
                 let slot = slot.or(current.map(|x| x.slot)).unwrap_or_default();
-                c.resume_consumer(name, &db, &slot, position)
+                c.resume_consumer(cx, name, &db, &slot, position)
             })
         }
     );
@@ -175,8 +175,8 @@ if p[0].slot != "debezium_orders" || p[0].confirmed_flush_bytes <= 0 { throw p; 
 ```
 "#,
         move |ctx: NativeCallContext| -> RhaiResult<Dynamic> {
-            call(&ctx, &h, A, "record_positions", &json!({}), || {
-                c.record_positions()
+            call(&ctx, &h, A, "record_positions", &json!({}), |cx| {
+                c.record_positions(cx)
             })
         }
     );
@@ -228,7 +228,7 @@ catch (e) { if e.kind != "Conflict" { throw e; } }
                 A,
                 OP,
                 &json!({ "db": db, "slots": names }),
-                || c.create_equivalent_slots(db, &names),
+                |cx| c.create_equivalent_slots(cx, db, &names),
             )
         }
     );

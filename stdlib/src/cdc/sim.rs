@@ -42,13 +42,13 @@ fn find<'a>(
 }
 
 impl Cdc for Sim {
-    fn list_consumers(&self) -> Result<Vec<ConsumerInfo>, PrimitiveError> {
-        let st = self.api(A, "list_consumers")?;
+    fn list_consumers(&self, cx: &Call<'_>) -> Result<Vec<ConsumerInfo>, PrimitiveError> {
+        let st = self.api(cx, A, "list_consumers")?;
         Ok(st.consumers.iter().map(info).collect())
     }
 
-    fn pause_consumer(&self, name: &str) -> Result<ConsumerInfo, PrimitiveError> {
-        let mut st = self.api(A, "pause_consumer")?;
+    fn pause_consumer(&self, cx: &Call<'_>, name: &str) -> Result<ConsumerInfo, PrimitiveError> {
+        let mut st = self.api(cx, A, "pause_consumer")?;
         let now = st.now;
         let c = find(&mut st, "pause_consumer", name)?;
         if c.state != "paused" {
@@ -66,13 +66,14 @@ impl Cdc for Sim {
 
     fn resume_consumer(
         &self,
+        cx: &Call<'_>,
         name: &str,
         db: &str,
         slot: &str,
         position: Option<u64>,
     ) -> Result<ConsumerInfo, PrimitiveError> {
         const OP: &str = "resume_consumer";
-        let mut st = self.api(A, OP)?;
+        let mut st = self.api(cx, A, OP)?;
         let on_source = db == st.source_id();
         let current = st.lsn;
         let position = if on_source {
@@ -136,8 +137,8 @@ impl Cdc for Sim {
         Ok(out)
     }
 
-    fn record_positions(&self) -> Result<Vec<SlotPosition>, PrimitiveError> {
-        let st = self.api(A, "record_positions")?;
+    fn record_positions(&self, cx: &Call<'_>) -> Result<Vec<SlotPosition>, PrimitiveError> {
+        let st = self.api(cx, A, "record_positions")?;
         Ok(st
             .consumers
             .iter()
@@ -156,11 +157,12 @@ impl Cdc for Sim {
 
     fn create_equivalent_slots(
         &self,
+        cx: &Call<'_>,
         db: &str,
         slots: &[String],
     ) -> Result<Vec<CreatedSlot>, PrimitiveError> {
         const OP: &str = "create_equivalent_slots";
-        let mut st = self.api(A, OP)?;
+        let mut st = self.api(cx, A, OP)?;
         if !st.writable(db) {
             return Err(conflict(
                 A,

@@ -9,7 +9,7 @@ use super::*;
 use crate::aws::AwsApi;
 
 impl Cw for AwsApi {
-    fn metric_series(&self, q: &MetricQuery) -> Result<Vec<Point>, PrimitiveError> {
+    fn metric_series(&self, cx: &Call<'_>, q: &MetricQuery) -> Result<Vec<Point>, PrimitiveError> {
         const OP: &str = "metric_series";
         let metric = t::Metric::builder()
             .namespace(&q.namespace)
@@ -35,7 +35,7 @@ impl Cw for AwsApi {
         let mut points = Vec::new();
         let mut next: Option<String> = None;
         loop {
-            let out = self.api("cw", OP, "cloudwatch.GetMetricData", || {
+            let out = self.api(cx, "cw", OP, "cloudwatch.GetMetricData", || {
                 self.aws
                     .cw
                     .get_metric_data()

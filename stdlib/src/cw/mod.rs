@@ -16,6 +16,7 @@ pub mod sim;
 
 use std::collections::BTreeMap;
 
+use godwit_engine::Call;
 use godwit_engine::PrimitiveError;
 use serde::{Deserialize, Serialize};
 
@@ -38,7 +39,7 @@ pub struct MetricQuery {
 }
 
 pub trait Cw: Send + Sync {
-    fn metric_series(&self, q: &MetricQuery) -> Result<Vec<Point>, PrimitiveError>;
+    fn metric_series(&self, cx: &Call<'_>, q: &MetricQuery) -> Result<Vec<Point>, PrimitiveError>;
 }
 
 pub const STATISTICS: &[&str] = &["Maximum", "Minimum", "Average", "Sum", "SampleCount"];

@@ -125,7 +125,7 @@ for p in slot { if type_of(p.t) != "i64" { throw p; } }
                 since,
                 until,
             };
-            call(&ctx, &h, A, OP, &q, || cw.metric_series(&q))
+            call(&ctx, &h, A, OP, &q, |cx| cw.metric_series(cx, &q))
         },
     );
     m

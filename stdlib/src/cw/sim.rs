@@ -8,9 +8,9 @@ use crate::sim::Sim;
 use crate::sim::metrics::{PUBLISHED, Statistic};
 
 impl Cw for Sim {
-    fn metric_series(&self, q: &MetricQuery) -> Result<Vec<Point>, PrimitiveError> {
+    fn metric_series(&self, cx: &Call<'_>, q: &MetricQuery) -> Result<Vec<Point>, PrimitiveError> {
         const OP: &str = "metric_series";
-        let st = self.api("cw", OP)?;
+        let st = self.api(cx, "cw", OP)?;
         let stat = Statistic::parse(&q.statistic).ok_or_else(|| {
             PrimitiveError::invalid(
                 "cw",

@@ -79,13 +79,14 @@ fn is_default_egress(p: &t::IpPermission) -> bool {
 impl AwsApi {
     fn groups(
         &self,
+        cx: &Call<'_>,
         op: &str,
         filters: Vec<t::Filter>,
     ) -> Result<Vec<t::SecurityGroup>, PrimitiveError> {
         let mut out = Vec::new();
         let mut next: Option<String> = None;
         loop {
-            let page = self.api(A, op, "ec2.DescribeSecurityGroups", || {
+            let page = self.api(cx, A, op, "ec2.DescribeSecurityGroups", || {
                 self.aws
                     .ec2
                     .describe_security_groups()
@@ -106,6 +107,7 @@ impl AwsApi {
 
     fn quarantine_named(
         &self,
+        cx: &Call<'_>,
         op: &str,
         vpc_id: &str,
         name: &str,
@@ -113,6 +115,7 @@ impl AwsApi {
         let filter = |k: &str, v: &str| t::Filter::builder().name(k).values(v).build();
         Ok(self
             .groups(
+                cx,
                 op,
                 vec![filter("vpc-id", vpc_id), filter("group-name", name)],
             )?
@@ -121,7 +124,12 @@ impl AwsApi {
     }
 
     /// Revoke the default allow-all egress of a group godwit created.
-    fn revoke_default_egress(&self, op: &str, g: &t::SecurityGroup) -> Result<(), PrimitiveError> {
+    fn revoke_default_egress(
+        &self,
+        cx: &Call<'_>,
+        op: &str,
+        g: &t::SecurityGroup,
+    ) -> Result<(), PrimitiveError> {
         let default: Vec<t::IpPermission> = g
             .ip_permissions_egress()
             .iter()
@@ -132,7 +140,7 @@ impl AwsApi {
             return Ok(());
         }
         let id = g.group_id().unwrap_or_default();
-        match self.api(A, op, "ec2.RevokeSecurityGroupEgress", || {
+        match self.api(cx, A, op, "ec2.RevokeSecurityGroupEgress", || {
             self.aws
                 .ec2
                 .revoke_security_group_egress()
@@ -149,10 +157,14 @@ impl AwsApi {
 }
 
 impl Ec2 for AwsApi {
-    fn describe_security_groups(&self, vpc_id: &str) -> Result<Vec<SecurityGroup>, PrimitiveError> {
+    fn describe_security_groups(
+        &self,
+        cx: &Call<'_>,
+        vpc_id: &str,
+    ) -> Result<Vec<SecurityGroup>, PrimitiveError> {
         let filter = t::Filter::builder().name("vpc-id").values(vpc_id).build();
         let mut out: Vec<SecurityGroup> = self
-            .groups("describe_security_groups", vec![filter])?
+            .groups(cx, "describe_security_groups", vec![filter])?
             .iter()
             .map(group_of)
             .collect();
@@ -162,11 +174,12 @@ impl Ec2 for AwsApi {
 
     fn ensure_quarantine_group(
         &self,
+        cx: &Call<'_>,
         vpc_id: &str,
         name: &str,
     ) -> Result<SecurityGroup, PrimitiveError> {
         const OP: &str = "ensure_quarantine_group";
-        if let Some(g) = self.quarantine_named(OP, vpc_id, name)? {
+        if let Some(g) = self.quarantine_named(cx, OP, vpc_id, name)? {
             let ours = g.tags().iter().any(|t| t.key() == Some(QUARANTINE_TAG));
             // A crash between CreateSecurityGroup and the egress revoke leaves our group with
             // EC2's default egress rule: finish the job. Anything else with rules is not ours
@@ -174,7 +187,7 @@ impl Ec2 for AwsApi {
             let only_default_egress = g.ip_permissions().is_empty()
                 && g.ip_permissions_egress().iter().all(is_default_egress);
             if ours && only_default_egress {
-                self.revoke_default_egress(OP, &g)?;
+                self.revoke_default_egress(cx, OP, &g)?;
             } else if !g.ip_permissions().is_empty() || !g.ip_permissions_egress().is_empty() {
                 return Err(conflict(
                     A,
@@ -186,10 +199,10 @@ impl Ec2 for AwsApi {
                     "use another name (quarantine_group), or remove its rules",
                 ));
             }
-            let again = self.quarantine_named(OP, vpc_id, name)?.unwrap_or(g);
+            let again = self.quarantine_named(cx, OP, vpc_id, name)?.unwrap_or(g);
             return Ok(group_of(&again));
         }
-        let created = self.api(A, OP, "ec2.CreateSecurityGroup", || {
+        let created = self.api(cx, A, OP, "ec2.CreateSecurityGroup", || {
             self.aws
                 .ec2
                 .create_security_group()
@@ -210,18 +223,20 @@ impl Ec2 for AwsApi {
             Err(e) if e.kind == ErrorKind::Conflict => {}
             Err(e) => return Err(e),
         }
-        let g = self.quarantine_named(OP, vpc_id, name)?.ok_or_else(|| {
-            PrimitiveError::new(
-                A,
-                OP,
-                ErrorKind::Internal,
-                format!("group {name} was created in {vpc_id} but is not listed"),
-                "EC2 is eventually consistent: the step is retried",
-            )
-            .with_retryable(true)
-        })?;
-        self.revoke_default_egress(OP, &g)?;
-        let g = self.quarantine_named(OP, vpc_id, name)?.unwrap_or(g);
+        let g = self
+            .quarantine_named(cx, OP, vpc_id, name)?
+            .ok_or_else(|| {
+                PrimitiveError::new(
+                    A,
+                    OP,
+                    ErrorKind::Internal,
+                    format!("group {name} was created in {vpc_id} but is not listed"),
+                    "EC2 is eventually consistent: the step is retried",
+                )
+                .with_retryable(true)
+            })?;
+        self.revoke_default_egress(cx, OP, &g)?;
+        let g = self.quarantine_named(cx, OP, vpc_id, name)?.unwrap_or(g);
         Ok(group_of(&g))
     }
 }

@@ -11,6 +11,7 @@ pub mod aws;
 pub mod rhai;
 pub mod sim;
 
+use godwit_engine::Call;
 use godwit_engine::PrimitiveError;
 use serde::{Deserialize, Serialize};
 
@@ -26,10 +27,15 @@ pub struct SecurityGroup {
 
 pub trait Ec2: Send + Sync {
     /// Security groups of a VPC, sorted by id.
-    fn describe_security_groups(&self, vpc_id: &str) -> Result<Vec<SecurityGroup>, PrimitiveError>;
+    fn describe_security_groups(
+        &self,
+        cx: &Call<'_>,
+        vpc_id: &str,
+    ) -> Result<Vec<SecurityGroup>, PrimitiveError>;
     /// The deny-all group named `name` in `vpc_id` (no ingress, no egress), created if missing.
     fn ensure_quarantine_group(
         &self,
+        cx: &Call<'_>,
         vpc_id: &str,
         name: &str,
     ) -> Result<SecurityGroup, PrimitiveError>;

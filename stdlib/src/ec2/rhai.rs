@@ -49,7 +49,7 @@ if mine.is_empty() || mine[0].ingress.is_empty() { throw groups; }
                 A,
                 "describe_security_groups",
                 &json!({ "vpc_id": vpc_id }),
-                || e.describe_security_groups(vpc_id),
+                |cx| e.describe_security_groups(cx, vpc_id),
             )
         },
     );
@@ -86,7 +86,7 @@ if q.id != again.id || !q.ingress.is_empty() { throw q; }
                 A,
                 "ensure_quarantine_group",
                 &json!({ "vpc_id": vpc_id, "name": name }),
-                || ec2.ensure_quarantine_group(vpc_id, name),
+                |cx| ec2.ensure_quarantine_group(cx, vpc_id, name),
             )
         },
     );

@@ -7,8 +7,12 @@ use crate::prim::conflict;
 use crate::sim::Sim;
 
 impl Ec2 for Sim {
-    fn describe_security_groups(&self, vpc_id: &str) -> Result<Vec<SecurityGroup>, PrimitiveError> {
-        let st = self.api("ec2", "describe_security_groups")?;
+    fn describe_security_groups(
+        &self,
+        cx: &Call<'_>,
+        vpc_id: &str,
+    ) -> Result<Vec<SecurityGroup>, PrimitiveError> {
+        let st = self.api(cx, "ec2", "describe_security_groups")?;
         Ok(st
             .groups
             .values()
@@ -19,11 +23,12 @@ impl Ec2 for Sim {
 
     fn ensure_quarantine_group(
         &self,
+        cx: &Call<'_>,
         vpc_id: &str,
         name: &str,
     ) -> Result<SecurityGroup, PrimitiveError> {
         const OP: &str = "ensure_quarantine_group";
-        let mut st = self.api("ec2", OP)?;
+        let mut st = self.api(cx, "ec2", OP)?;
         if let Some(g) = st
             .groups
             .values()

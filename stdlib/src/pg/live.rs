@@ -13,10 +13,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use godwit_engine::{ErrorKind, PrimitiveError};
+use godwit_engine::{Call, ErrorKind, PrimitiveError};
 use tokio_postgres::{Client, Config, NoTls};
 
 use super::{Backend, Extension, Lsn, Pg, Sequence, Setting, SlotInfo, TableHash};
@@ -123,17 +124,78 @@ pub fn error_text(e: &tokio_postgres::Error) -> String {
     }
 }
 
-/// Run `fut` to completion from synchronous code. Primitives run on a blocking thread (the
-/// engine's rule; see clippy.toml), never on a runtime worker, so this may block.
-pub fn block_on<T>(handle: &tokio::runtime::Handle, fut: impl Future<Output = T>) -> T {
-    handle.block_on(fut)
+/// How long one `pg` primitive's statements may run when the step does not say less: the
+/// catalog queries godwit runs answer in milliseconds, so a minute means the server is hung
+/// or locked out (and the step retries).
+pub const PG_CALL_LIMIT: Duration = Duration::from_secs(60);
+
+/// Longest connection set-up (TCP, TLS, authentication).
+const CONNECT_LIMIT: Duration = Duration::from_secs(15);
+
+/// A cached connection and the `statement_timeout` last set on it (ms), so a call sets it only
+/// when its budget differs.
+struct Cached {
+    client: Arc<Client>,
+    statement_timeout_ms: AtomicU64,
+}
+
+/// A multi-threaded runtime owned by a world, for what must outlive single calls (database
+/// connection tasks); shut down off any runtime thread when the world is dropped (dropping a
+/// runtime inside another panics).
+pub struct OwnedRuntime(Option<tokio::runtime::Runtime>);
+
+impl OwnedRuntime {
+    pub fn new(name: &str) -> Result<Arc<OwnedRuntime>, String> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name(name)
+            .enable_all()
+            .build()
+            .map(|rt| Arc::new(OwnedRuntime(Some(rt))))
+            .map_err(|e| format!("cannot start the {name} runtime: {e}"))
+    }
+
+    pub fn handle(&self) -> tokio::runtime::Handle {
+        match &self.0 {
+            Some(rt) => rt.handle().clone(),
+            None => unreachable!("the runtime is only taken on drop"),
+        }
+    }
+}
+
+impl Drop for OwnedRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 /// Connections per database, opened on first use and re-opened once closed.
+///
+/// Connection tasks run on the pool's own runtime (`handle`), so a connection outlives the
+/// call that opened it and works whatever runtime the run waits on. Every statement is awaited
+/// through the call's [`Call::block_on`](godwit_engine::Call::block_on), so the step's deadline
+/// and Ctrl-C reach it, and runs with `statement_timeout` = the call's budget, so a statement
+/// cut on godwit's side does not run on in the server either.
 pub struct Pool {
     connector: Arc<dyn Connector>,
     handle: tokio::runtime::Handle,
-    clients: Mutex<HashMap<String, Arc<Client>>>,
+    clients: Mutex<HashMap<String, Arc<Cached>>>,
+}
+
+/// Aborts a spawned task when the awaiting future is dropped (a cut or cancelled call).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// `statement_timeout` for a budget: whole milliseconds, at least 1 (0 would mean none).
+fn timeout_ms(budget: Duration) -> u64 {
+    (budget.as_millis() as u64).max(1)
 }
 
 impl Pool {
@@ -149,46 +211,87 @@ impl Pool {
         &self.connector
     }
 
-    pub fn handle(&self) -> &tokio::runtime::Handle {
-        &self.handle
+    /// A new connection of its own to `db`'s database `dbname` (`None`: the connector's own),
+    /// whose statements time out after `budget`, opened on the pool's runtime.
+    pub async fn connect(
+        &self,
+        db: &str,
+        dbname: Option<&str>,
+        op: &str,
+        budget: Duration,
+    ) -> Result<Arc<Client>, PrimitiveError> {
+        let mut target = self.connector.target(db).await?;
+        if let Some(name) = dbname {
+            target.config.dbname(name);
+        }
+        target
+            .config
+            .options(format!("-c statement_timeout={}", timeout_ms(budget)));
+        let (db_owned, op_owned) = (db.to_string(), op.to_string());
+        let mut task = AbortOnDrop(self.handle.spawn(async move {
+            tokio::time::timeout(CONNECT_LIMIT, connect(&target, &op_owned))
+                .await
+                .map_err(|_| {
+                    PrimitiveError::new(
+                        A,
+                        &op_owned,
+                        ErrorKind::Timeout,
+                        format!(
+                            "connecting to {db_owned} took more than {} s",
+                            CONNECT_LIMIT.as_secs()
+                        ),
+                        "is the server up and reachable from here?",
+                    )
+                })?
+        }));
+        let client = (&mut task.0).await.map_err(|e| {
+            PrimitiveError::new(
+                A,
+                op,
+                ErrorKind::Internal,
+                format!("connecting to {db} failed: {e}"),
+                "the pool's runtime is gone (the world was dropped); this is a bug in godwit",
+            )
+        })??;
+        Ok(Arc::new(client))
     }
 
-    /// A connected client for `db`'s database `dbname` (`None`: the connector's own).
+    /// The shared client for `db`'s database `dbname` (`None`: the connector's own), with its
+    /// `statement_timeout` set to `budget`.
     pub async fn client(
         &self,
         db: &str,
         dbname: Option<&str>,
         op: &str,
+        budget: Duration,
     ) -> Result<Arc<Client>, PrimitiveError> {
         let key = format!("{db}\u{0}{}", dbname.unwrap_or(""));
-        if let Some(c) = self.clients.lock().unwrap().get(&key)
-            && !c.is_closed()
-        {
-            return Ok(c.clone());
+        let want = timeout_ms(budget);
+        let cached = self.clients.lock().unwrap().get(&key).cloned();
+        if let Some(c) = cached.filter(|c| !c.client.is_closed()) {
+            if c.statement_timeout_ms.load(Ordering::Relaxed) != want {
+                c.client
+                    .batch_execute(&format!("SET statement_timeout = {want}"))
+                    .await
+                    .map_err(|e| sql_error(op, db, e))?;
+                c.statement_timeout_ms.store(want, Ordering::Relaxed);
+            }
+            return Ok(c.client.clone());
         }
-        let mut target = self.connector.target(db).await?;
-        if let Some(name) = dbname {
-            target.config.dbname(name);
-        }
-        let client = Arc::new(
-            tokio::time::timeout(Duration::from_secs(15), connect(&target, op))
-                .await
-                .map_err(|_| {
-                    PrimitiveError::new(
-                        A,
-                        op,
-                        ErrorKind::Timeout,
-                        format!("connecting to {db} took more than 15 s"),
-                        "is the server up and reachable from here?",
-                    )
-                    .with_retryable(true)
-                })??,
+        let client = self.connect(db, dbname, op, budget).await?;
+        self.clients.lock().unwrap().insert(
+            key,
+            Arc::new(Cached {
+                client: client.clone(),
+                statement_timeout_ms: AtomicU64::new(want),
+            }),
         );
-        self.clients.lock().unwrap().insert(key, client.clone());
         Ok(client)
     }
 
-    /// Forget `db`'s connections (after a restart, so the next call reconnects at once).
+    /// Forget `db`'s connections: after a restart, so the next call reconnects at once; after a
+    /// call was cut, because a connection with a statement in flight to a hung server would
+    /// make the next call wait behind it.
     pub fn forget(&self, db: &str) {
         let prefix = format!("{db}\u{0}");
         self.clients
@@ -197,10 +300,33 @@ impl Pool {
             .retain(|k, _| !k.starts_with(&prefix));
     }
 
+    /// `fut` (statements on `db`) through the call: bounded by `limit`, the step's deadline and
+    /// Ctrl-C. A cut or cancelled call forgets `db`'s connections (see [`Pool::forget`]).
+    pub fn run<T>(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        limit: Duration,
+        fut: impl Future<Output = Result<T, PrimitiveError>>,
+    ) -> Result<T, PrimitiveError> {
+        let out = cx.block_on(limit, fut);
+        if let Err(e) = &out
+            && matches!(e.kind, ErrorKind::Timeout | ErrorKind::Cancelled)
+        {
+            self.forget(db);
+        }
+        out
+    }
+
     /// The databases of `db` that accept connections (not templates, not `rdsadmin`), the
     /// connector's own first.
-    pub async fn databases(&self, db: &str, op: &str) -> Result<Vec<String>, PrimitiveError> {
-        let c = self.client(db, None, op).await?;
+    pub async fn databases(
+        &self,
+        db: &str,
+        op: &str,
+        budget: Duration,
+    ) -> Result<Vec<String>, PrimitiveError> {
+        let c = self.client(db, None, op, budget).await?;
         let rows = c
             .query(
                 "SELECT datname, datname = current_database() AS own FROM pg_database \
@@ -256,11 +382,14 @@ impl LivePg {
         }
     }
 
+    /// `fut` through the call, with `statement_timeout` = the call's budget (see [`Pool`]).
     fn run<T>(
         &self,
+        cx: &Call<'_>,
+        db: &str,
         fut: impl Future<Output = Result<T, PrimitiveError>>,
     ) -> Result<T, PrimitiveError> {
-        block_on(self.pool.handle(), fut)
+        self.pool.run(cx, db, PG_CALL_LIMIT, fut)
     }
 
     /// Run `sql` on every database of `db`, collecting `f(database prefix, row)`.
@@ -269,11 +398,12 @@ impl LivePg {
         db: &str,
         op: &str,
         sql: &str,
+        st: Duration,
         f: impl Fn(&str, &tokio_postgres::Row) -> T,
     ) -> Result<Vec<T>, PrimitiveError> {
         let mut out = Vec::new();
-        for (i, name) in self.pool.databases(db, op).await?.iter().enumerate() {
-            let c = self.pool.client(db, Some(name), op).await?;
+        for (i, name) in self.pool.databases(db, op, st).await?.iter().enumerate() {
+            let c = self.pool.client(db, Some(name), op, st).await?;
             let prefix = if i == 0 {
                 String::new()
             } else {
@@ -286,8 +416,14 @@ impl LivePg {
         Ok(out)
     }
 
-    async fn lsn(&self, db: &str, op: &str, expr: &str) -> Result<Lsn, PrimitiveError> {
-        let c = self.pool.client(db, None, op).await?;
+    async fn lsn(
+        &self,
+        db: &str,
+        op: &str,
+        expr: &str,
+        st: Duration,
+    ) -> Result<Lsn, PrimitiveError> {
+        let c = self.pool.client(db, None, op, st).await?;
         let sql = format!("SELECT ({expr})::text, pg_wal_lsn_diff({expr}, '0/0')::bigint AS bytes");
         let row = c
             .query_one(&sql, &[])
@@ -336,12 +472,13 @@ fn quote_ident(s: &str) -> String {
 }
 
 impl Pg for LivePg {
-    fn table_hashes(&self, db: &str) -> Result<Vec<TableHash>, PrimitiveError> {
+    fn table_hashes(&self, cx: &Call<'_>, db: &str) -> Result<Vec<TableHash>, PrimitiveError> {
         const OP: &str = "table_hashes";
-        self.run(async {
+        let st = cx.budget(PG_CALL_LIMIT);
+        self.run(cx, db, async {
             let mut out = Vec::new();
-            for (i, name) in self.pool.databases(db, OP).await?.iter().enumerate() {
-                let c = self.pool.client(db, Some(name), OP).await?;
+            for (i, name) in self.pool.databases(db, OP, st).await?.iter().enumerate() {
+                let c = self.pool.client(db, Some(name), OP, st).await?;
                 let tables = c
                     .query(
                         "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -375,14 +512,20 @@ impl Pg for LivePg {
         })
     }
 
-    fn installed_extensions(&self, db: &str) -> Result<Vec<Extension>, PrimitiveError> {
+    fn installed_extensions(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+    ) -> Result<Vec<Extension>, PrimitiveError> {
         const OP: &str = "installed_extensions";
-        self.run(async {
+        let st = cx.budget(PG_CALL_LIMIT);
+        self.run(cx, db, async {
             let all = self
                 .per_database(
                     db,
                     OP,
                     "SELECT extname, extversion FROM pg_extension",
+                    st,
                     |_, r| Extension {
                         name: r.get(0),
                         version: r.get(1),
@@ -397,15 +540,21 @@ impl Pg for LivePg {
         })
     }
 
-    fn settings(&self, db: &str, names: &[String]) -> Result<Vec<Setting>, PrimitiveError> {
+    fn settings(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        names: &[String],
+    ) -> Result<Vec<Setting>, PrimitiveError> {
         const OP: &str = "settings";
+        let st = cx.budget(PG_CALL_LIMIT);
         let wanted: Vec<String> = if names.is_empty() {
             WATCHED_SETTINGS.iter().map(|s| s.to_string()).collect()
         } else {
             names.to_vec()
         };
-        self.run(async {
-            let c = self.pool.client(db, None, OP).await?;
+        self.run(cx, db, async {
+            let c = self.pool.client(db, None, OP, st).await?;
             let rows = c
                 .query(
                     "SELECT name, setting FROM pg_settings WHERE name = ANY($1) ORDER BY name",
@@ -423,15 +572,17 @@ impl Pg for LivePg {
         })
     }
 
-    fn unlogged_tables(&self, db: &str) -> Result<Vec<String>, PrimitiveError> {
+    fn unlogged_tables(&self, cx: &Call<'_>, db: &str) -> Result<Vec<String>, PrimitiveError> {
         const OP: &str = "unlogged_tables";
-        self.run(async {
+        let st = cx.budget(PG_CALL_LIMIT);
+        self.run(cx, db, async {
             let mut v = self
                 .per_database(
                     db,
                     OP,
                     "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                      WHERE c.relpersistence = 'u' AND c.relkind IN ('r', 'p')",
+                    st,
                     |p, r| format!("{p}{}", r.get::<_, String>(0)),
                 )
                 .await?;
@@ -440,10 +591,11 @@ impl Pg for LivePg {
         })
     }
 
-    fn replication_slots(&self, db: &str) -> Result<Vec<SlotInfo>, PrimitiveError> {
+    fn replication_slots(&self, cx: &Call<'_>, db: &str) -> Result<Vec<SlotInfo>, PrimitiveError> {
         const OP: &str = "replication_slots";
-        let rows = self.run(async {
-            let c = self.pool.client(db, None, OP).await?;
+        let st = cx.budget(PG_CALL_LIMIT);
+        let rows = self.run(cx, db, async {
+            let c = self.pool.client(db, None, OP, st).await?;
             c.query(
                 "SELECT slot_name::text, slot_type, plugin::text, database::text, active, \
                  coalesce(restart_lsn::text, ''), confirmed_flush_lsn::text, coalesce(wal_status, 'lost'), \
@@ -485,19 +637,34 @@ impl Pg for LivePg {
             .collect())
     }
 
-    fn current_lsn(&self, db: &str) -> Result<Lsn, PrimitiveError> {
-        self.run(self.lsn(db, "current_lsn", "pg_current_wal_lsn()"))
+    fn current_lsn(&self, cx: &Call<'_>, db: &str) -> Result<Lsn, PrimitiveError> {
+        let st = cx.budget(PG_CALL_LIMIT);
+        self.run(
+            cx,
+            db,
+            self.lsn(db, "current_lsn", "pg_current_wal_lsn()", st),
+        )
     }
 
-    fn replay_lsn(&self, db: &str) -> Result<Lsn, PrimitiveError> {
-        self.run(self.lsn(db, "replay_lsn", "pg_last_wal_replay_lsn()"))
+    fn replay_lsn(&self, cx: &Call<'_>, db: &str) -> Result<Lsn, PrimitiveError> {
+        let st = cx.budget(PG_CALL_LIMIT);
+        self.run(
+            cx,
+            db,
+            self.lsn(db, "replay_lsn", "pg_last_wal_replay_lsn()", st),
+        )
     }
 
-    fn application_backends(&self, db: &str) -> Result<Vec<Backend>, PrimitiveError> {
+    fn application_backends(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+    ) -> Result<Vec<Backend>, PrimitiveError> {
         const OP: &str = "application_backends";
+        let st = cx.budget(PG_CALL_LIMIT);
         let system = self.pool.connector().system_roles();
-        let rows = self.run(async {
-            let c = self.pool.client(db, None, OP).await?;
+        let rows = self.run(cx, db, async {
+            let c = self.pool.client(db, None, OP, st).await?;
             c.query(
                 "SELECT pid, usename::text, coalesce(state, ''), extract(epoch FROM backend_start)::bigint, \
                  extract(epoch FROM xact_start)::bigint \
@@ -527,19 +694,35 @@ impl Pg for LivePg {
             .collect())
     }
 
-    fn block_logins(&self, db: &str, roles: &[String]) -> Result<Vec<String>, PrimitiveError> {
-        self.set_login(db, "block_logins", roles, false)
+    fn block_logins(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        roles: &[String],
+    ) -> Result<Vec<String>, PrimitiveError> {
+        self.set_login(cx, db, "block_logins", roles, false)
     }
 
-    fn unblock_logins(&self, db: &str, roles: &[String]) -> Result<Vec<String>, PrimitiveError> {
-        self.set_login(db, "unblock_logins", roles, true)
+    fn unblock_logins(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        roles: &[String],
+    ) -> Result<Vec<String>, PrimitiveError> {
+        self.set_login(cx, db, "unblock_logins", roles, true)
     }
 
-    fn terminate_backends(&self, db: &str, pids: &[i64]) -> Result<Vec<i64>, PrimitiveError> {
+    fn terminate_backends(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        pids: &[i64],
+    ) -> Result<Vec<i64>, PrimitiveError> {
         const OP: &str = "terminate_backends";
+        let st = cx.budget(PG_CALL_LIMIT);
         let pids32: Vec<i32> = pids.iter().map(|p| *p as i32).collect();
-        let rows = self.run(async {
-            let c = self.pool.client(db, None, OP).await?;
+        let rows = self.run(cx, db, async {
+            let c = self.pool.client(db, None, OP, st).await?;
             c.query(
                 "SELECT pid FROM unnest($1::int[]) AS pid WHERE pg_terminate_backend(pid)",
                 &[&pids32],
@@ -555,14 +738,16 @@ impl Pg for LivePg {
         Ok(done)
     }
 
-    fn sequences(&self, db: &str) -> Result<Vec<Sequence>, PrimitiveError> {
+    fn sequences(&self, cx: &Call<'_>, db: &str) -> Result<Vec<Sequence>, PrimitiveError> {
         const OP: &str = "sequences";
-        self.run(async {
+        let st = cx.budget(PG_CALL_LIMIT);
+        self.run(cx, db, async {
             let mut v = self
                 .per_database(
                     db,
                     OP,
                     "SELECT schemaname || '.' || sequencename, coalesce(last_value, 0)::bigint FROM pg_sequences",
+                    st,
                     |p, r| Sequence {
                         name: format!("{p}{}", r.get::<_, String>(0)),
                         last_value: r.get(1),
@@ -578,13 +763,15 @@ impl Pg for LivePg {
 impl LivePg {
     fn set_login(
         &self,
+        cx: &Call<'_>,
         db: &str,
         op: &str,
         roles: &[String],
         login: bool,
     ) -> Result<Vec<String>, PrimitiveError> {
-        self.run(async {
-            let c = self.pool.client(db, None, op).await?;
+        let st = cx.budget(PG_CALL_LIMIT);
+        self.run(cx, db, async {
+            let c = self.pool.client(db, None, op, st).await?;
             let existing = c
                 .query(
                     "SELECT rolname::text FROM pg_roles WHERE rolname = ANY($1)",

@@ -16,6 +16,7 @@ pub mod live;
 pub mod rhai;
 pub mod sim;
 
+use godwit_engine::Call;
 use godwit_engine::PrimitiveError;
 use serde::{Deserialize, Serialize};
 
@@ -84,24 +85,49 @@ pub struct TableHash {
 
 pub trait Pg: Send + Sync {
     /// Per-table content hashes, sorted by table: equal hashes mean equal contents.
-    fn table_hashes(&self, db: &str) -> Result<Vec<TableHash>, PrimitiveError>;
-    fn installed_extensions(&self, db: &str) -> Result<Vec<Extension>, PrimitiveError>;
+    fn table_hashes(&self, cx: &Call<'_>, db: &str) -> Result<Vec<TableHash>, PrimitiveError>;
+    fn installed_extensions(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+    ) -> Result<Vec<Extension>, PrimitiveError>;
     /// `names` empty: every setting godwit looks at.
-    fn settings(&self, db: &str, names: &[String]) -> Result<Vec<Setting>, PrimitiveError>;
-    fn unlogged_tables(&self, db: &str) -> Result<Vec<String>, PrimitiveError>;
-    fn replication_slots(&self, db: &str) -> Result<Vec<SlotInfo>, PrimitiveError>;
+    fn settings(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        names: &[String],
+    ) -> Result<Vec<Setting>, PrimitiveError>;
+    fn unlogged_tables(&self, cx: &Call<'_>, db: &str) -> Result<Vec<String>, PrimitiveError>;
+    fn replication_slots(&self, cx: &Call<'_>, db: &str) -> Result<Vec<SlotInfo>, PrimitiveError>;
     /// `pg_current_wal_lsn()` on a primary.
-    fn current_lsn(&self, db: &str) -> Result<Lsn, PrimitiveError>;
+    fn current_lsn(&self, cx: &Call<'_>, db: &str) -> Result<Lsn, PrimitiveError>;
     /// `pg_last_wal_replay_lsn()` on a replica.
-    fn replay_lsn(&self, db: &str) -> Result<Lsn, PrimitiveError>;
+    fn replay_lsn(&self, cx: &Call<'_>, db: &str) -> Result<Lsn, PrimitiveError>;
     /// Backends of application roles (not rdsadmin, not replication), by pid.
-    fn application_backends(&self, db: &str) -> Result<Vec<Backend>, PrimitiveError>;
+    fn application_backends(&self, cx: &Call<'_>, db: &str)
+    -> Result<Vec<Backend>, PrimitiveError>;
     /// `ALTER ROLE .. NOLOGIN` (or `CONNECTION LIMIT 0`): new logins fail; returns the roles
     /// now blocked.
-    fn block_logins(&self, db: &str, roles: &[String]) -> Result<Vec<String>, PrimitiveError>;
-    fn unblock_logins(&self, db: &str, roles: &[String]) -> Result<Vec<String>, PrimitiveError>;
+    fn block_logins(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        roles: &[String],
+    ) -> Result<Vec<String>, PrimitiveError>;
+    fn unblock_logins(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        roles: &[String],
+    ) -> Result<Vec<String>, PrimitiveError>;
     /// `pg_terminate_backend(pid)` for each; returns the pids signalled. Returns before the
     /// backends exit: poll `application_backends` until empty.
-    fn terminate_backends(&self, db: &str, pids: &[i64]) -> Result<Vec<i64>, PrimitiveError>;
-    fn sequences(&self, db: &str) -> Result<Vec<Sequence>, PrimitiveError>;
+    fn terminate_backends(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        pids: &[i64],
+    ) -> Result<Vec<i64>, PrimitiveError>;
+    fn sequences(&self, cx: &Call<'_>, db: &str) -> Result<Vec<Sequence>, PrimitiveError>;
 }

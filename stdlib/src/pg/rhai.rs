@@ -26,7 +26,7 @@ macro_rules! read_fn {
             &["db: &str", $ret],
             $doc,
             move |ctx: NativeCallContext, db: &str| -> RhaiResult<Dynamic> {
-                call(&ctx, &h, A, $name, &json!({ "db": db }), || p.$method(db))
+                call(&ctx, &h, A, $name, &json!({ "db": db }), |cx| p.$method(cx, db))
             }
         );
     }};
@@ -115,7 +115,7 @@ if s[0].name != "archive_timeout" || s[1].setting != "67108864" { throw s; }
                 A,
                 "settings",
                 &json!({ "db": db, "names": names }),
-                || p.settings(db, &names),
+                |cx| p.settings(cx, db, &names),
             )
         }
     );
@@ -302,7 +302,7 @@ pg::unblock_logins("orders-db", ["orders_app"]);
                 A,
                 "block_logins",
                 &json!({ "db": db, "roles": roles }),
-                || p.block_logins(db, &roles),
+                |cx| p.block_logins(cx, db, &roles),
             )
         }
     );
@@ -339,7 +339,7 @@ if pg::unblock_logins("orders-db", ["orders_app"]) != [] { throw "still blocked"
                 A,
                 "unblock_logins",
                 &json!({ "db": db, "roles": roles }),
-                || p.unblock_logins(db, &roles),
+                |cx| p.unblock_logins(cx, db, &roles),
             )
         }
     );
@@ -390,7 +390,7 @@ if left.remaining != 0 { throw left; }
                 A,
                 "terminate_backends",
                 &json!({ "db": db, "pids": pids }),
-                || p.terminate_backends(db, &pids),
+                |cx| p.terminate_backends(cx, db, &pids),
             )
         }
     );
@@ -432,17 +432,15 @@ if r.remaining != 0 { throw r; }
                 Duration::from_secs(1),
             )
             .map_err(|e| e.into_rhai_at(ctx.call_position()))?;
-            call(&ctx, &h, A, OP, &json!({ "db": db }), || {
+            call(&ctx, &h, A, OP, &json!({ "db": db }), |cx| {
                 let mut last = 0usize;
                 poll(
-                    &h,
-                    A,
-                    OP,
+                    cx,
                     timeout,
                     every,
                     &format!("no application backend on {db}"),
-                    || {
-                        let left = p.application_backends(db)?;
+                    |cx| {
+                        let left = p.application_backends(cx, db)?;
                         last = left.len();
                         Ok(left.is_empty().then(|| json!({ "db": db, "remaining": 0 })))
                     },

@@ -58,8 +58,8 @@ fn fnv(parts: &[&[u8]]) -> u64 {
 }
 
 impl Pg for Sim {
-    fn table_hashes(&self, db: &str) -> Result<Vec<TableHash>, PrimitiveError> {
-        let st = self.api(A, "table_hashes")?;
+    fn table_hashes(&self, cx: &Call<'_>, db: &str) -> Result<Vec<TableHash>, PrimitiveError> {
+        let st = self.api(cx, A, "table_hashes")?;
         check_db(&st, "table_hashes", db)?;
         let Some((from_source, own)) = st.content_version(db) else {
             return Err(not_found(
@@ -105,8 +105,12 @@ impl Pg for Sim {
         Ok(out)
     }
 
-    fn installed_extensions(&self, db: &str) -> Result<Vec<Extension>, PrimitiveError> {
-        let st = self.api(A, "installed_extensions")?;
+    fn installed_extensions(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+    ) -> Result<Vec<Extension>, PrimitiveError> {
+        let st = self.api(cx, A, "installed_extensions")?;
         check_db(&st, "installed_extensions", db)?;
         let mut names = st.sc.source.extensions.clone();
         for f in st
@@ -127,8 +131,13 @@ impl Pg for Sim {
             .collect())
     }
 
-    fn settings(&self, db: &str, names: &[String]) -> Result<Vec<Setting>, PrimitiveError> {
-        let st = self.api(A, "settings")?;
+    fn settings(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        names: &[String],
+    ) -> Result<Vec<Setting>, PrimitiveError> {
+        let st = self.api(cx, A, "settings")?;
         check_db(&st, "settings", db)?;
         let logical = st.slots.iter().any(|s| s.slot_type == SlotType::Logical);
         let mut all = std::collections::BTreeMap::new();
@@ -161,8 +170,8 @@ impl Pg for Sim {
             .collect())
     }
 
-    fn unlogged_tables(&self, db: &str) -> Result<Vec<String>, PrimitiveError> {
-        let st = self.api(A, "unlogged_tables")?;
+    fn unlogged_tables(&self, cx: &Call<'_>, db: &str) -> Result<Vec<String>, PrimitiveError> {
+        let st = self.api(cx, A, "unlogged_tables")?;
         check_db(&st, "unlogged_tables", db)?;
         let mut t = st.sc.source.unlogged_tables.clone();
         for f in st
@@ -177,8 +186,8 @@ impl Pg for Sim {
         Ok(t)
     }
 
-    fn replication_slots(&self, db: &str) -> Result<Vec<SlotInfo>, PrimitiveError> {
-        let st = self.api(A, "replication_slots")?;
+    fn replication_slots(&self, cx: &Call<'_>, db: &str) -> Result<Vec<SlotInfo>, PrimitiveError> {
+        let st = self.api(cx, A, "replication_slots")?;
         check_db(&st, "replication_slots", db)?;
         if !is_source(&st, db) {
             return Ok(st
@@ -219,8 +228,8 @@ impl Pg for Sim {
             .collect())
     }
 
-    fn current_lsn(&self, db: &str) -> Result<Lsn, PrimitiveError> {
-        let st = self.api(A, "current_lsn")?;
+    fn current_lsn(&self, cx: &Call<'_>, db: &str) -> Result<Lsn, PrimitiveError> {
+        let st = self.api(cx, A, "current_lsn")?;
         check_db(&st, "current_lsn", db)?;
         if is_source(&st, db) {
             return Ok(lsn(st.lsn));
@@ -240,8 +249,8 @@ impl Pg for Sim {
         ))
     }
 
-    fn replay_lsn(&self, db: &str) -> Result<Lsn, PrimitiveError> {
-        let st = self.api(A, "replay_lsn")?;
+    fn replay_lsn(&self, cx: &Call<'_>, db: &str) -> Result<Lsn, PrimitiveError> {
+        let st = self.api(cx, A, "replay_lsn")?;
         check_db(&st, "replay_lsn", db)?;
         match &st.stream {
             Some(s) if s.cluster_id == db => Ok(lsn(s.replayed)),
@@ -254,8 +263,12 @@ impl Pg for Sim {
         }
     }
 
-    fn application_backends(&self, db: &str) -> Result<Vec<Backend>, PrimitiveError> {
-        let st = self.api(A, "application_backends")?;
+    fn application_backends(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+    ) -> Result<Vec<Backend>, PrimitiveError> {
+        let st = self.api(cx, A, "application_backends")?;
         check_db(&st, "application_backends", db)?;
         Ok(st
             .sessions
@@ -272,8 +285,13 @@ impl Pg for Sim {
             .collect())
     }
 
-    fn block_logins(&self, db: &str, roles: &[String]) -> Result<Vec<String>, PrimitiveError> {
-        let mut st = self.api(A, "block_logins")?;
+    fn block_logins(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        roles: &[String],
+    ) -> Result<Vec<String>, PrimitiveError> {
+        let mut st = self.api(cx, A, "block_logins")?;
         check_db(&st, "block_logins", db)?;
         for r in roles {
             if !st.sc.source.app_roles.contains(r) {
@@ -290,8 +308,13 @@ impl Pg for Sim {
         Ok(st.blocked_roles.iter().cloned().collect())
     }
 
-    fn unblock_logins(&self, db: &str, roles: &[String]) -> Result<Vec<String>, PrimitiveError> {
-        let mut st = self.api(A, "unblock_logins")?;
+    fn unblock_logins(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        roles: &[String],
+    ) -> Result<Vec<String>, PrimitiveError> {
+        let mut st = self.api(cx, A, "unblock_logins")?;
         check_db(&st, "unblock_logins", db)?;
         for r in roles {
             st.blocked_roles.remove(r);
@@ -299,8 +322,13 @@ impl Pg for Sim {
         Ok(st.blocked_roles.iter().cloned().collect())
     }
 
-    fn terminate_backends(&self, db: &str, pids: &[i64]) -> Result<Vec<i64>, PrimitiveError> {
-        let mut st = self.api(A, "terminate_backends")?;
+    fn terminate_backends(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        pids: &[i64],
+    ) -> Result<Vec<i64>, PrimitiveError> {
+        let mut st = self.api(cx, A, "terminate_backends")?;
         check_db(&st, "terminate_backends", db)?;
         let now = st.now;
         // A long transaction at the fence: its backend takes the fault's duration to go.
@@ -321,8 +349,8 @@ impl Pg for Sim {
         Ok(done)
     }
 
-    fn sequences(&self, db: &str) -> Result<Vec<Sequence>, PrimitiveError> {
-        let st = self.api(A, "sequences")?;
+    fn sequences(&self, cx: &Call<'_>, db: &str) -> Result<Vec<Sequence>, PrimitiveError> {
+        let st = self.api(cx, A, "sequences")?;
         check_db(&st, "sequences", db)?;
         // Sequences advance with the source's writes (one value per 4 KiB written); a replica
         // sees what it replayed.

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use godwit_engine::duration::Ramp;
-use godwit_engine::{ErrorKind, Host, PrimitiveError};
+use godwit_engine::{Call, ErrorKind, Host, PrimitiveError};
 use rhai::{Dynamic, EvalAltResult, Map, NativeCallContext};
 use serde::Serialize;
 
@@ -41,48 +41,24 @@ pub fn doc_comment(doc: &str) -> String {
 }
 
 /// Run `f` through the host (strict mode, transcript) and hand the result to Rhai as plain
-/// data, with errors at the script position of the call.
+/// data, with errors at the script position of the call. `f` gets the [`Call`]: the unit, the
+/// idempotency token, the step's deadline and cancellation, and the only ways to wait.
 pub fn call<A, T>(
     ctx: &NativeCallContext,
     host: &Host,
     area: &str,
     op: &str,
     args: &A,
-    f: impl FnOnce() -> Result<T, PrimitiveError>,
+    f: impl FnOnce(&Call<'_>) -> Result<T, PrimitiveError>,
 ) -> RhaiResult<Dynamic>
 where
     A: Serialize + ?Sized,
     T: Serialize,
 {
-    let pos = ctx.call_position();
-    let unit = host
-        .idempotency_token()
-        .strip_prefix(&format!("{}/", host.run_id()))
-        .map(str::to_string);
     let out = host
-        .call(area, op, args, || with_unit(unit, f))
-        .map_err(|e| e.into_rhai_at(pos))?;
+        .call(area, op, args, f)
+        .map_err(|e| e.into_rhai_at(ctx.call_position()))?;
     godwit_engine::to_rhai(&out)
-}
-
-thread_local! {
-    /// The step (gate, undo) a primitive is running in, while it runs. A run executes on one
-    /// thread, so this is how a world learns the step without holding the run's `Host` (which
-    /// would keep the run's journal writer alive after the run ends).
-    static UNIT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
-}
-
-fn with_unit<T>(unit: Option<String>, f: impl FnOnce() -> T) -> T {
-    let before = UNIT.with(|u| u.replace(unit));
-    let out = f();
-    UNIT.with(|u| *u.borrow_mut() = before);
-    out
-}
-
-/// The step (`step-name`, `undo-step-name`, or `interactive` in the REPL) of the primitive
-/// running on this thread, if one is.
-pub fn current_unit() -> Option<String> {
-    UNIT.with(|u| u.borrow().clone())
 }
 
 pub fn not_found(area: &str, op: &str, what: String, hint: impl Into<String>) -> PrimitiveError {
@@ -282,38 +258,36 @@ pub fn wait_until<T: Serialize>(
     options: Map,
     (default_timeout, default_every): (Duration, Duration),
     what: &str,
-    probe: impl FnMut() -> Result<Option<T>, PrimitiveError>,
+    probe: impl FnMut(&Call<'_>) -> Result<Option<T>, PrimitiveError>,
 ) -> RhaiResult<Dynamic> {
     let (timeout, every) = wait_opts(area, op, options, default_timeout, default_every)
         .map_err(|e| e.into_rhai_at(ctx.call_position()))?;
     let args = serde_json::json!({ "id": id, "timeout_s": timeout.as_secs() });
-    call(ctx, host, area, op, &args, || {
-        poll(host, area, op, timeout, every, what, probe)
+    call(ctx, host, area, op, &args, |cx| {
+        poll(cx, timeout, every, what, probe)
     })
 }
 
-/// Poll `probe` through the host's clock on the schedule `every` until it returns `Some`, or
+/// Poll `probe` through the call's clock on the schedule `every` until it returns `Some`, or
 /// time out with `what`.
 pub fn poll<T>(
-    host: &Host,
-    area: &str,
-    op: &str,
+    cx: &Call<'_>,
     timeout: Duration,
     every: Ramp,
     what: &str,
-    mut probe: impl FnMut() -> Result<Option<T>, PrimitiveError>,
+    mut probe: impl FnMut(&Call<'_>) -> Result<Option<T>, PrimitiveError>,
 ) -> Result<T, PrimitiveError> {
-    let deadline = host.now_ms() + timeout.as_millis() as i64;
+    let deadline = cx.now_ms() + timeout.as_millis() as i64;
     let mut polls = 0u64;
     loop {
         polls += 1;
-        if let Some(done) = probe()? {
+        if let Some(done) = probe(cx)? {
             return Ok(done);
         }
-        if host.now_ms() >= deadline {
+        if cx.now_ms() >= deadline {
             return Err(PrimitiveError::new(
-                area,
-                op,
+                cx.area(),
+                cx.op(),
                 ErrorKind::Timeout,
                 format!(
                     "{what} not reached within {}",
@@ -325,7 +299,7 @@ pub fn poll<T>(
             // (a retried 30-minute promotion wait kept a fenced source down for hours).
             .with_retryable(false));
         }
-        let left = Duration::from_millis((deadline - host.now_ms()).max(0) as u64);
-        host.sleep(area, op, every.wait_after(polls).min(left))?;
+        let left = Duration::from_millis((deadline - cx.now_ms()).max(0) as u64);
+        cx.sleep(every.wait_after(polls).min(left))?;
     }
 }

@@ -117,8 +117,13 @@ struct DefaultParam {
 }
 
 impl AwsApi {
-    fn find_instance(&self, op: &str, id: &str) -> Result<Option<DbInstance>, PrimitiveError> {
-        let out = self.api(A, op, "rds.DescribeDBInstances", || {
+    fn find_instance(
+        &self,
+        cx: &Call<'_>,
+        op: &str,
+        id: &str,
+    ) -> Result<Option<DbInstance>, PrimitiveError> {
+        let out = self.api(cx, A, op, "rds.DescribeDBInstances", || {
             self.aws
                 .rds
                 .describe_db_instances()
@@ -132,8 +137,13 @@ impl AwsApi {
         }
     }
 
-    fn get_instance(&self, op: &str, id: &str) -> Result<DbInstance, PrimitiveError> {
-        self.find_instance(op, id)?.ok_or_else(|| {
+    fn get_instance(
+        &self,
+        cx: &Call<'_>,
+        op: &str,
+        id: &str,
+    ) -> Result<DbInstance, PrimitiveError> {
+        self.find_instance(cx, op, id)?.ok_or_else(|| {
             not_found(
                 A,
                 op,
@@ -143,8 +153,13 @@ impl AwsApi {
         })
     }
 
-    fn find_cluster(&self, op: &str, id: &str) -> Result<Option<DbCluster>, PrimitiveError> {
-        let out = self.api(A, op, "rds.DescribeDBClusters", || {
+    fn find_cluster(
+        &self,
+        cx: &Call<'_>,
+        op: &str,
+        id: &str,
+    ) -> Result<Option<DbCluster>, PrimitiveError> {
+        let out = self.api(cx, A, op, "rds.DescribeDBClusters", || {
             self.aws
                 .rds
                 .describe_db_clusters()
@@ -163,7 +178,7 @@ impl AwsApi {
         let vpc = match raw.db_subnet_group().filter(|g| !g.is_empty()) {
             None => String::new(),
             Some(group) => {
-                let out = self.api(A, op, "rds.DescribeDBSubnetGroups", || {
+                let out = self.api(cx, A, op, "rds.DescribeDBSubnetGroups", || {
                     self.aws
                         .rds
                         .describe_db_subnet_groups()
@@ -185,8 +200,8 @@ impl AwsApi {
         Ok(Some(cluster_of(&raw, vpc)))
     }
 
-    fn get_cluster(&self, op: &str, id: &str) -> Result<DbCluster, PrimitiveError> {
-        self.find_cluster(op, id)?.ok_or_else(|| {
+    fn get_cluster(&self, cx: &Call<'_>, op: &str, id: &str) -> Result<DbCluster, PrimitiveError> {
+        self.find_cluster(cx, op, id)?.ok_or_else(|| {
             not_found(
                 A,
                 op,
@@ -196,8 +211,13 @@ impl AwsApi {
         })
     }
 
-    fn find_snapshot(&self, op: &str, id: &str) -> Result<Option<Snapshot>, PrimitiveError> {
-        let out = self.api(A, op, "rds.DescribeDBSnapshots", || {
+    fn find_snapshot(
+        &self,
+        cx: &Call<'_>,
+        op: &str,
+        id: &str,
+    ) -> Result<Option<Snapshot>, PrimitiveError> {
+        let out = self.api(cx, A, op, "rds.DescribeDBSnapshots", || {
             self.aws
                 .rds
                 .describe_db_snapshots()
@@ -214,6 +234,7 @@ impl AwsApi {
     /// The engine defaults of a parameter group family: instance-level and cluster-level.
     fn engine_defaults(
         &self,
+        cx: &Call<'_>,
         op: &str,
         family: &str,
         cluster: bool,
@@ -222,17 +243,23 @@ impl AwsApi {
         let mut marker: Option<String> = None;
         loop {
             let page = if cluster {
-                self.api(A, op, "rds.DescribeEngineDefaultClusterParameters", || {
-                    self.aws
-                        .rds
-                        .describe_engine_default_cluster_parameters()
-                        .db_parameter_group_family(family)
-                        .set_marker(marker.clone())
-                        .send()
-                })?
+                self.api(
+                    cx,
+                    A,
+                    op,
+                    "rds.DescribeEngineDefaultClusterParameters",
+                    || {
+                        self.aws
+                            .rds
+                            .describe_engine_default_cluster_parameters()
+                            .db_parameter_group_family(family)
+                            .set_marker(marker.clone())
+                            .send()
+                    },
+                )?
                 .engine_defaults
             } else {
-                self.api(A, op, "rds.DescribeEngineDefaultParameters", || {
+                self.api(cx, A, op, "rds.DescribeEngineDefaultParameters", || {
                     self.aws
                         .rds
                         .describe_engine_default_parameters()
@@ -254,12 +281,13 @@ impl AwsApi {
 
     fn defaults_map(
         &self,
+        cx: &Call<'_>,
         op: &str,
         family: &str,
         cluster: bool,
     ) -> Result<BTreeMap<String, DefaultParam>, PrimitiveError> {
         Ok(self
-            .engine_defaults(op, family, cluster)?
+            .engine_defaults(cx, op, family, cluster)?
             .into_iter()
             .filter_map(|p| {
                 Some((
@@ -275,9 +303,14 @@ impl AwsApi {
 
     /// Extensions a family offers: the `rds.extensions` parameter of its engine defaults
     /// (what `SHOW rds.extensions` prints on a running instance).
-    fn supported_extensions(&self, op: &str, family: &str) -> Result<Vec<String>, PrimitiveError> {
+    fn supported_extensions(
+        &self,
+        cx: &Call<'_>,
+        op: &str,
+        family: &str,
+    ) -> Result<Vec<String>, PrimitiveError> {
         for cluster in [false, true] {
-            let params = self.engine_defaults(op, family, cluster)?;
+            let params = self.engine_defaults(cx, op, family, cluster)?;
             if let Some(p) = params
                 .iter()
                 .find(|p| p.parameter_name() == Some("rds.extensions"))
@@ -302,6 +335,7 @@ impl AwsApi {
     /// Parameters of a DB parameter group, or of a DB cluster parameter group of that name.
     fn group_parameters(
         &self,
+        cx: &Call<'_>,
         op: &str,
         group: &str,
     ) -> Result<Option<Vec<t::Parameter>>, PrimitiveError> {
@@ -310,7 +344,7 @@ impl AwsApi {
         let mut cluster = false;
         loop {
             let page = if cluster {
-                self.api(A, op, "rds.DescribeDBClusterParameters", || {
+                self.api(cx, A, op, "rds.DescribeDBClusterParameters", || {
                     self.aws
                         .rds
                         .describe_db_cluster_parameters()
@@ -320,7 +354,7 @@ impl AwsApi {
                 })
                 .map(|o| (o.parameters().to_vec(), o.marker().map(str::to_string)))
             } else {
-                self.api(A, op, "rds.DescribeDBParameters", || {
+                self.api(cx, A, op, "rds.DescribeDBParameters", || {
                     self.aws
                         .rds
                         .describe_db_parameters()
@@ -352,6 +386,7 @@ impl AwsApi {
     /// a crash between create and modify completes the group.
     fn ensure_group(
         &self,
+        cx: &Call<'_>,
         op: &str,
         name: &str,
         family: &str,
@@ -359,7 +394,7 @@ impl AwsApi {
         params: &[(String, String, DefaultParam)],
     ) -> Result<(), PrimitiveError> {
         let existing_family = if cluster {
-            match self.api(A, op, "rds.DescribeDBClusterParameterGroups", || {
+            match self.api(cx, A, op, "rds.DescribeDBClusterParameterGroups", || {
                 self.aws
                     .rds
                     .describe_db_cluster_parameter_groups()
@@ -375,7 +410,7 @@ impl AwsApi {
                 Err(e) => return Err(e),
             }
         } else {
-            match self.api(A, op, "rds.DescribeDBParameterGroups", || {
+            match self.api(cx, A, op, "rds.DescribeDBParameterGroups", || {
                 self.aws
                     .rds
                     .describe_db_parameter_groups()
@@ -404,7 +439,7 @@ impl AwsApi {
             None => {
                 let description = format!("godwit: {family} parameters for {name}");
                 let created = if cluster {
-                    self.api(A, op, "rds.CreateDBClusterParameterGroup", || {
+                    self.api(cx, A, op, "rds.CreateDBClusterParameterGroup", || {
                         self.aws
                             .rds
                             .create_db_cluster_parameter_group()
@@ -415,7 +450,7 @@ impl AwsApi {
                     })
                     .map(|_| ())
                 } else {
-                    self.api(A, op, "rds.CreateDBParameterGroup", || {
+                    self.api(cx, A, op, "rds.CreateDBParameterGroup", || {
                         self.aws
                             .rds
                             .create_db_parameter_group()
@@ -452,7 +487,7 @@ impl AwsApi {
                 })
                 .collect();
             if cluster {
-                self.api(A, op, "rds.ModifyDBClusterParameterGroup", || {
+                self.api(cx, A, op, "rds.ModifyDBClusterParameterGroup", || {
                     self.aws
                         .rds
                         .modify_db_cluster_parameter_group()
@@ -461,7 +496,7 @@ impl AwsApi {
                         .send()
                 })?;
             } else {
-                self.api(A, op, "rds.ModifyDBParameterGroup", || {
+                self.api(cx, A, op, "rds.ModifyDBParameterGroup", || {
                     self.aws
                         .rds
                         .modify_db_parameter_group()
@@ -475,8 +510,14 @@ impl AwsApi {
     }
 
     /// The value of tag `key` on resource `arn`.
-    fn tag(&self, op: &str, arn: &str, key: &str) -> Result<Option<String>, PrimitiveError> {
-        let out = self.api(A, op, "rds.ListTagsForResource", || {
+    fn tag(
+        &self,
+        cx: &Call<'_>,
+        op: &str,
+        arn: &str,
+        key: &str,
+    ) -> Result<Option<String>, PrimitiveError> {
+        let out = self.api(cx, A, op, "rds.ListTagsForResource", || {
             self.aws
                 .rds
                 .list_tags_for_resource()
@@ -490,53 +531,63 @@ impl AwsApi {
             .and_then(|t| t.value().map(str::to_string)))
     }
 
-    /// The last RDS events of a source (instance or cluster), oldest first, as
-    /// `"<time> <message>"` (the last 24 h, at most `n`).
-    pub fn recent_rds_events(
+    /// RDS events of an instance or cluster, oldest first: the 14 days RDS keeps
+    /// (`DescribeEvents` `Duration` 20160 minutes), every page.
+    pub fn rds_events(
         &self,
+        cx: &Call<'_>,
         op: &str,
         id: &str,
         cluster: bool,
-        n: usize,
-    ) -> Result<Vec<String>, PrimitiveError> {
-        let out = self.api(A, op, "rds.DescribeEvents", || {
-            self.aws
-                .rds
-                .describe_events()
-                .source_identifier(id)
-                .source_type(if cluster {
-                    t::SourceType::DbCluster
-                } else {
-                    t::SourceType::DbInstance
-                })
-                .duration(24 * 60)
-                .send()
-        })?;
-        let events: Vec<String> = out
-            .events()
-            .iter()
-            .map(|e| {
-                let at = e
-                    .date()
-                    .map(|d| godwit_engine::clock::format_timestamp(d.secs() * 1000))
-                    .unwrap_or_default();
-                format!("{at} {}", e.message().unwrap_or_default())
-            })
-            .collect();
-        Ok(events[events.len().saturating_sub(n)..].to_vec())
+    ) -> Result<Vec<RdsEvent>, PrimitiveError> {
+        let mut events = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let m = marker.clone();
+            let out = self.api(cx, A, op, "rds.DescribeEvents", || {
+                self.aws
+                    .rds
+                    .describe_events()
+                    .source_identifier(id)
+                    .source_type(if cluster {
+                        t::SourceType::DbCluster
+                    } else {
+                        t::SourceType::DbInstance
+                    })
+                    .duration(14 * 24 * 60)
+                    .set_marker(m.clone())
+                    .send()
+            })?;
+            events.extend(out.events().iter().map(|e| RdsEvent {
+                at: e.date().map(|d| d.secs()).unwrap_or_default(),
+                source_id: e.source_identifier().unwrap_or(id).to_string(),
+                source_type: if cluster { "db-cluster" } else { "db-instance" }.into(),
+                message: e.message().unwrap_or_default().to_string(),
+            }));
+            marker = out.marker().map(str::to_string);
+            if marker.is_none() {
+                break;
+            }
+        }
+        events.sort_by_key(|e| e.at);
+        Ok(events)
     }
 }
 
 impl Rds for AwsApi {
-    fn describe_instance(&self, id: &str) -> Result<DbInstance, PrimitiveError> {
-        self.get_instance("describe_instance", id)
+    fn describe_instance(&self, cx: &Call<'_>, id: &str) -> Result<DbInstance, PrimitiveError> {
+        self.get_instance(cx, "describe_instance", id)
     }
 
-    fn describe_cluster(&self, id: &str) -> Result<DbCluster, PrimitiveError> {
-        self.get_cluster("describe_cluster", id)
+    fn describe_cluster(&self, cx: &Call<'_>, id: &str) -> Result<DbCluster, PrimitiveError> {
+        self.get_cluster(cx, "describe_cluster", id)
     }
 
-    fn list_engine_versions(&self, engine: &str) -> Result<Vec<EngineVersion>, PrimitiveError> {
+    fn list_engine_versions(
+        &self,
+        cx: &Call<'_>,
+        engine: &str,
+    ) -> Result<Vec<EngineVersion>, PrimitiveError> {
         const OP: &str = "list_engine_versions";
         if engine != "aurora-postgresql" && engine != "postgres" {
             return Err(PrimitiveError::invalid(
@@ -549,7 +600,7 @@ impl Rds for AwsApi {
         let mut raw = Vec::new();
         let mut marker: Option<String> = None;
         loop {
-            let out = self.api(A, OP, "rds.DescribeDBEngineVersions", || {
+            let out = self.api(cx, A, OP, "rds.DescribeDBEngineVersions", || {
                 self.aws
                     .rds
                     .describe_db_engine_versions()
@@ -574,7 +625,7 @@ impl Rds for AwsApi {
                 continue;
             };
             if !extensions.contains_key(family) {
-                let exts = self.supported_extensions(OP, family)?;
+                let exts = self.supported_extensions(cx, OP, family)?;
                 extensions.insert(family.to_string(), exts);
             }
             out.push(EngineVersion {
@@ -591,9 +642,13 @@ impl Rds for AwsApi {
         Ok(out)
     }
 
-    fn describe_parameters(&self, group: &str) -> Result<Vec<Parameter>, PrimitiveError> {
+    fn describe_parameters(
+        &self,
+        cx: &Call<'_>,
+        group: &str,
+    ) -> Result<Vec<Parameter>, PrimitiveError> {
         const OP: &str = "describe_parameters";
-        let params = self.group_parameters(OP, group)?.ok_or_else(|| {
+        let params = self.group_parameters(cx, OP, group)?.ok_or_else(|| {
             not_found(
                 A,
                 OP,
@@ -620,6 +675,7 @@ impl Rds for AwsApi {
 
     fn create_parameter_groups(
         &self,
+        cx: &Call<'_>,
         req: &CreateParameterGroups,
     ) -> Result<ParameterGroupsCreated, PrimitiveError> {
         const OP: &str = "create_parameter_groups";
@@ -634,8 +690,8 @@ impl Rds for AwsApi {
         // Where a parameter may be set is decided by the family's engine defaults: cluster
         // parameters in the cluster group, instance parameters in the instance group; one
         // neither lists (or lists as not modifiable) is not carried over, and is reported.
-        let cluster_defaults = self.defaults_map(OP, &req.family, true)?;
-        let instance_defaults = self.defaults_map(OP, &req.family, false)?;
+        let cluster_defaults = self.defaults_map(cx, OP, &req.family, true)?;
+        let instance_defaults = self.defaults_map(cx, OP, &req.family, false)?;
         let (mut cluster_set, mut instance_set, mut unsupported) =
             (Vec::new(), Vec::new(), Vec::new());
         let all = req
@@ -654,8 +710,15 @@ impl Rds for AwsApi {
                 _ => unsupported.push(k.clone()),
             }
         }
-        self.ensure_group(OP, &req.cluster_group, &req.family, true, &cluster_set)?;
-        self.ensure_group(OP, &req.instance_group, &req.family, false, &instance_set)?;
+        self.ensure_group(cx, OP, &req.cluster_group, &req.family, true, &cluster_set)?;
+        self.ensure_group(
+            cx,
+            OP,
+            &req.instance_group,
+            &req.family,
+            false,
+            &instance_set,
+        )?;
         let mut applied: Vec<String> = cluster_set
             .iter()
             .chain(&instance_set)
@@ -675,16 +738,17 @@ impl Rds for AwsApi {
 
     fn create_replica_cluster(
         &self,
+        cx: &Call<'_>,
         req: &CreateReplicaCluster,
     ) -> Result<DbCluster, PrimitiveError> {
         const OP: &str = "create_replica_cluster";
-        let src = self.get_instance(OP, &req.source_id)?;
+        let src = self.get_instance(cx, OP, &req.source_id)?;
         let same_source = |c: &DbCluster| {
             c.replication_source_identifier
                 .as_deref()
                 .is_some_and(|s| s == src.arn || s == src.id)
         };
-        if let Some(c) = self.find_cluster(OP, &req.cluster_id)? {
+        if let Some(c) = self.find_cluster(cx, OP, &req.cluster_id)? {
             if same_source(&c) {
                 return Ok(c); // a re-run of the same step
             }
@@ -720,7 +784,7 @@ impl Rds for AwsApi {
             ));
         }
         let subnet_group = self
-            .api(A, OP, "rds.DescribeDBInstances", || {
+            .api(cx, A, OP, "rds.DescribeDBInstances", || {
                 self.aws
                     .rds
                     .describe_db_instances()
@@ -741,7 +805,7 @@ impl Rds for AwsApi {
         } else {
             None
         };
-        let created = self.api(A, OP, "rds.CreateDBCluster", || {
+        let created = self.api(cx, A, OP, "rds.CreateDBCluster", || {
             self.aws
                 .rds
                 .create_db_cluster()
@@ -761,7 +825,7 @@ impl Rds for AwsApi {
             Ok(_) => {}
             Err(e) if e.kind == ErrorKind::Conflict && !e.retryable => {
                 // Created by an earlier attempt whose answer was lost: the same cluster is fine.
-                if let Some(c) = self.find_cluster(OP, &req.cluster_id)?
+                if let Some(c) = self.find_cluster(cx, OP, &req.cluster_id)?
                     && same_source(&c)
                 {
                     return Ok(c);
@@ -770,16 +834,17 @@ impl Rds for AwsApi {
             }
             Err(e) => return Err(e),
         }
-        self.get_cluster(OP, &req.cluster_id)
+        self.get_cluster(cx, OP, &req.cluster_id)
     }
 
     fn create_cluster_instance(
         &self,
+        cx: &Call<'_>,
         req: &CreateClusterInstance,
     ) -> Result<DbInstance, PrimitiveError> {
         const OP: &str = "create_cluster_instance";
-        self.get_cluster(OP, &req.cluster_id)?;
-        if let Some(i) = self.find_instance(OP, &req.instance_id)? {
+        self.get_cluster(cx, OP, &req.cluster_id)?;
+        if let Some(i) = self.find_instance(cx, OP, &req.instance_id)? {
             if i.cluster_id.as_deref() == Some(req.cluster_id.as_str()) {
                 return Ok(i);
             }
@@ -793,7 +858,7 @@ impl Rds for AwsApi {
                 "choose another instance id",
             ));
         }
-        let created = self.api(A, OP, "rds.CreateDBInstance", || {
+        let created = self.api(cx, A, OP, "rds.CreateDBInstance", || {
             self.aws
                 .rds
                 .create_db_instance()
@@ -813,7 +878,7 @@ impl Rds for AwsApi {
             Err(e) if e.kind == ErrorKind::Conflict && !e.retryable => {}
             Err(e) => return Err(e),
         }
-        let i = self.get_instance(OP, &req.instance_id)?;
+        let i = self.get_instance(cx, OP, &req.instance_id)?;
         if i.cluster_id.as_deref() != Some(req.cluster_id.as_str()) {
             return Err(conflict(
                 A,
@@ -830,11 +895,12 @@ impl Rds for AwsApi {
 
     fn set_security_groups(
         &self,
+        cx: &Call<'_>,
         id: &str,
         groups: &[String],
     ) -> Result<DbInstance, PrimitiveError> {
         const OP: &str = "set_security_groups";
-        let inst = self.get_instance(OP, id)?;
+        let inst = self.get_instance(cx, OP, id)?;
         let want: BTreeSet<&String> = groups.iter().collect();
         if inst.security_groups.iter().collect::<BTreeSet<_>>() == want {
             return Ok(inst);
@@ -848,7 +914,7 @@ impl Rds for AwsApi {
             ));
         }
         // ApplyImmediately: the new groups take effect now, not in the maintenance window.
-        let out = self.api(A, OP, "rds.ModifyDBInstance", || {
+        let out = self.api(cx, A, OP, "rds.ModifyDBInstance", || {
             self.aws
                 .rds
                 .modify_db_instance()
@@ -859,22 +925,27 @@ impl Rds for AwsApi {
         })?;
         match out.db_instance() {
             Some(i) => Ok(instance_of(i)),
-            None => self.get_instance(OP, id),
+            None => self.get_instance(cx, OP, id),
         }
     }
 
-    fn reboot_instance(&self, id: &str, token: &str) -> Result<DbInstance, PrimitiveError> {
+    fn reboot_instance(
+        &self,
+        cx: &Call<'_>,
+        id: &str,
+        token: &str,
+    ) -> Result<DbInstance, PrimitiveError> {
         const OP: &str = "reboot_instance";
-        let inst = self.get_instance(OP, id)?;
+        let inst = self.get_instance(cx, OP, id)?;
         // RebootDBInstance has no client token. The step's token is tagged on the instance
         // *after* the reboot was accepted: a re-run that finds it does not reboot again. A crash
         // between the reboot and the tag reboots twice on re-run — chosen over the other order,
         // which could skip the reboot the fence depends on.
-        if self.tag(OP, &inst.arn, REBOOT_TAG)?.as_deref() == Some(token) {
+        if self.tag(cx, OP, &inst.arn, REBOOT_TAG)?.as_deref() == Some(token) {
             return Ok(inst);
         }
         if inst.status != "rebooting" {
-            self.api(A, OP, "rds.RebootDBInstance", || {
+            self.api(cx, A, OP, "rds.RebootDBInstance", || {
                 self.aws
                     .rds
                     .reboot_db_instance()
@@ -882,7 +953,7 @@ impl Rds for AwsApi {
                     .send()
             })?;
         }
-        self.api(A, OP, "rds.AddTagsToResource", || {
+        self.api(cx, A, OP, "rds.AddTagsToResource", || {
             self.aws
                 .rds
                 .add_tags_to_resource()
@@ -890,12 +961,12 @@ impl Rds for AwsApi {
                 .tags(t::Tag::builder().key(REBOOT_TAG).value(token).build())
                 .send()
         })?;
-        self.get_instance(OP, id)
+        self.get_instance(cx, OP, id)
     }
 
-    fn promote_cluster(&self, id: &str) -> Result<DbCluster, PrimitiveError> {
+    fn promote_cluster(&self, cx: &Call<'_>, id: &str) -> Result<DbCluster, PrimitiveError> {
         const OP: &str = "promote_cluster";
-        let c = self.get_cluster(OP, id)?;
+        let c = self.get_cluster(cx, OP, id)?;
         if c.replication_source_identifier.is_none() || c.status == "promoting" {
             return Ok(c); // promoted, or promoting: nothing to do
         }
@@ -907,7 +978,7 @@ impl Rds for AwsApi {
                 "wait until the replica is available before promoting",
             ));
         }
-        match self.api(A, OP, "rds.PromoteReadReplicaDBCluster", || {
+        match self.api(cx, A, OP, "rds.PromoteReadReplicaDBCluster", || {
             self.aws
                 .rds
                 .promote_read_replica_db_cluster()
@@ -920,7 +991,7 @@ impl Rds for AwsApi {
             // re-run of the step lands exactly there, so the refusal is taken as "requested";
             // wait_until_cluster_promoted decides (and times out if nothing happens).
             Err(e) if e.kind == ErrorKind::Conflict && e.retryable => {
-                let now = self.get_cluster(OP, id)?;
+                let now = self.get_cluster(cx, OP, id)?;
                 if now.replication_source_identifier.is_none()
                     || now.status == "promoting"
                     || now.status == "available"
@@ -931,12 +1002,12 @@ impl Rds for AwsApi {
             }
             Err(e) => return Err(e),
         }
-        self.get_cluster(OP, id)
+        self.get_cluster(cx, OP, id)
     }
 
-    fn delete_instance(&self, id: &str) -> Result<DbInstance, PrimitiveError> {
+    fn delete_instance(&self, cx: &Call<'_>, id: &str) -> Result<DbInstance, PrimitiveError> {
         const OP: &str = "delete_instance";
-        let Some(inst) = self.find_instance(OP, id)? else {
+        let Some(inst) = self.find_instance(cx, OP, id)? else {
             return Err(not_found(
                 A,
                 OP,
@@ -949,7 +1020,7 @@ impl Rds for AwsApi {
         }
         // No final snapshot here: the finalize runbook takes one explicitly before deleting a
         // source, and an Aurora member has none of its own (the cluster holds the data).
-        let out = self.api(A, OP, "rds.DeleteDBInstance", || {
+        let out = self.api(cx, A, OP, "rds.DeleteDBInstance", || {
             let mut r = self.aws.rds.delete_db_instance().db_instance_identifier(id);
             if inst.cluster_id.is_none() {
                 r = r.skip_final_snapshot(true);
@@ -958,19 +1029,19 @@ impl Rds for AwsApi {
         })?;
         match out.db_instance() {
             Some(i) => Ok(instance_of(i)),
-            None => self.get_instance(OP, id),
+            None => self.get_instance(cx, OP, id),
         }
     }
 
-    fn delete_cluster(&self, id: &str) -> Result<DbCluster, PrimitiveError> {
+    fn delete_cluster(&self, cx: &Call<'_>, id: &str) -> Result<DbCluster, PrimitiveError> {
         const OP: &str = "delete_cluster";
-        let c = self.get_cluster(OP, id)?;
+        let c = self.get_cluster(cx, OP, id)?;
         if c.status == "deleting" {
             return Ok(c);
         }
         let mut live = Vec::new();
         for m in &c.members {
-            if let Some(i) = self.find_instance(OP, m)?
+            if let Some(i) = self.find_instance(cx, OP, m)?
                 && i.status != "deleting"
             {
                 live.push(m.clone());
@@ -984,7 +1055,7 @@ impl Rds for AwsApi {
                 "delete the instances first (rds::delete_instance), then the cluster",
             ));
         }
-        let out = self.api(A, OP, "rds.DeleteDBCluster", || {
+        let out = self.api(cx, A, OP, "rds.DeleteDBCluster", || {
             self.aws
                 .rds
                 .delete_db_cluster()
@@ -1003,7 +1074,7 @@ impl Rds for AwsApi {
             }
             Err(e) => return Err(e),
         }
-        match self.find_cluster(OP, id)? {
+        match self.find_cluster(cx, OP, id)? {
             Some(now) => Ok(now),
             None => Ok(DbCluster {
                 status: "deleting".into(),
@@ -1014,11 +1085,12 @@ impl Rds for AwsApi {
 
     fn create_snapshot(
         &self,
+        cx: &Call<'_>,
         instance_id: &str,
         snapshot_id: &str,
     ) -> Result<Snapshot, PrimitiveError> {
         const OP: &str = "create_snapshot";
-        if let Some(s) = self.find_snapshot(OP, snapshot_id)? {
+        if let Some(s) = self.find_snapshot(cx, OP, snapshot_id)? {
             if s.source_id == instance_id {
                 return Ok(s);
             }
@@ -1029,8 +1101,8 @@ impl Rds for AwsApi {
                 "choose another snapshot id",
             ));
         }
-        self.get_instance(OP, instance_id)?;
-        let out = self.api(A, OP, "rds.CreateDBSnapshot", || {
+        self.get_instance(cx, OP, instance_id)?;
+        let out = self.api(cx, A, OP, "rds.CreateDBSnapshot", || {
             self.aws
                 .rds
                 .create_db_snapshot()
@@ -1040,31 +1112,33 @@ impl Rds for AwsApi {
         })?;
         match out.db_snapshot() {
             Some(s) => Ok(snapshot_of(s)),
-            None => self.describe_snapshot(snapshot_id),
+            None => self.describe_snapshot(cx, snapshot_id),
         }
     }
 
-    fn describe_snapshot(&self, id: &str) -> Result<Snapshot, PrimitiveError> {
-        self.find_snapshot("describe_snapshot", id)?.ok_or_else(|| {
-            not_found(
-                A,
-                "describe_snapshot",
-                format!("snapshot {id} not found"),
-                "check the id",
-            )
-        })
+    fn describe_snapshot(&self, cx: &Call<'_>, id: &str) -> Result<Snapshot, PrimitiveError> {
+        self.find_snapshot(cx, "describe_snapshot", id)?
+            .ok_or_else(|| {
+                not_found(
+                    A,
+                    "describe_snapshot",
+                    format!("snapshot {id} not found"),
+                    "check the id",
+                )
+            })
     }
 
     fn restore_cluster_from_snapshot(
         &self,
+        cx: &Call<'_>,
         req: &RestoreCluster,
     ) -> Result<DbCluster, PrimitiveError> {
         const OP: &str = "restore_cluster_from_snapshot";
-        if let Some(c) = self.find_cluster(OP, &req.cluster_id)? {
+        if let Some(c) = self.find_cluster(cx, OP, &req.cluster_id)? {
             return Ok(c);
         }
         let raw = self
-            .api(A, OP, "rds.DescribeDBSnapshots", || {
+            .api(cx, A, OP, "rds.DescribeDBSnapshots", || {
                 self.aws
                     .rds
                     .describe_db_snapshots()
@@ -1097,7 +1171,7 @@ impl Rds for AwsApi {
             .db_snapshot_arn()
             .unwrap_or(&req.snapshot_id)
             .to_string();
-        self.api(A, OP, "rds.RestoreDBClusterFromSnapshot", || {
+        self.api(cx, A, OP, "rds.RestoreDBClusterFromSnapshot", || {
             self.aws
                 .rds
                 .restore_db_cluster_from_snapshot()
@@ -1108,12 +1182,15 @@ impl Rds for AwsApi {
                 .set_db_cluster_parameter_group_name(req.parameter_group.clone())
                 .send()
         })?;
-        self.get_cluster(OP, &req.cluster_id)
+        self.get_cluster(cx, OP, &req.cluster_id)
     }
 
-    fn recent_events(&self, id: &str, cluster: bool) -> Vec<String> {
-        // Best effort: this enriches an error that is being raised anyway.
-        self.recent_rds_events("recent_events", id, cluster, 5)
-            .unwrap_or_default()
+    fn describe_events(
+        &self,
+        cx: &Call<'_>,
+        id: &str,
+        cluster: bool,
+    ) -> Result<Vec<RdsEvent>, PrimitiveError> {
+        self.rds_events(cx, "describe_events", id, cluster)
     }
 }

@@ -18,6 +18,7 @@ pub mod sim;
 
 use std::collections::BTreeMap;
 
+use godwit_engine::Call;
 use godwit_engine::PrimitiveError;
 use serde::{Deserialize, Serialize};
 
@@ -67,6 +68,19 @@ pub struct DbCluster {
     pub reader_endpoint: String,
     pub security_groups: Vec<String>,
     pub vpc_id: String,
+}
+
+/// One RDS event (`DescribeEvents`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RdsEvent {
+    /// Epoch seconds.
+    pub at: i64,
+    /// The instance or cluster id.
+    pub source_id: String,
+    /// `db-instance` or `db-cluster`.
+    pub source_type: String,
+    /// The event's text, e.g. `DB instance restarted`.
+    pub message: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,54 +166,84 @@ pub struct RestoreCluster {
 
 /// RDS as the primitives see it, in every world.
 pub trait Rds: Send + Sync {
-    fn describe_instance(&self, id: &str) -> Result<DbInstance, PrimitiveError>;
-    fn describe_cluster(&self, id: &str) -> Result<DbCluster, PrimitiveError>;
+    fn describe_instance(&self, cx: &Call<'_>, id: &str) -> Result<DbInstance, PrimitiveError>;
+    fn describe_cluster(&self, cx: &Call<'_>, id: &str) -> Result<DbCluster, PrimitiveError>;
     /// Versions of `engine` (`postgres` or `aurora-postgresql`), oldest first.
-    fn list_engine_versions(&self, engine: &str) -> Result<Vec<EngineVersion>, PrimitiveError>;
+    fn list_engine_versions(
+        &self,
+        cx: &Call<'_>,
+        engine: &str,
+    ) -> Result<Vec<EngineVersion>, PrimitiveError>;
     /// Parameters of a DB or cluster parameter group, sorted by name.
-    fn describe_parameters(&self, group: &str) -> Result<Vec<Parameter>, PrimitiveError>;
+    fn describe_parameters(
+        &self,
+        cx: &Call<'_>,
+        group: &str,
+    ) -> Result<Vec<Parameter>, PrimitiveError>;
     fn create_parameter_groups(
         &self,
+        cx: &Call<'_>,
         req: &CreateParameterGroups,
     ) -> Result<ParameterGroupsCreated, PrimitiveError>;
     fn create_replica_cluster(
         &self,
+        cx: &Call<'_>,
         req: &CreateReplicaCluster,
     ) -> Result<DbCluster, PrimitiveError>;
     fn create_cluster_instance(
         &self,
+        cx: &Call<'_>,
         req: &CreateClusterInstance,
     ) -> Result<DbInstance, PrimitiveError>;
     fn set_security_groups(
         &self,
+        cx: &Call<'_>,
         id: &str,
         groups: &[String],
     ) -> Result<DbInstance, PrimitiveError>;
     /// `token` makes a re-run of the same step a no-op.
-    fn reboot_instance(&self, id: &str, token: &str) -> Result<DbInstance, PrimitiveError>;
-    fn promote_cluster(&self, id: &str) -> Result<DbCluster, PrimitiveError>;
-    fn delete_instance(&self, id: &str) -> Result<DbInstance, PrimitiveError>;
-    fn delete_cluster(&self, id: &str) -> Result<DbCluster, PrimitiveError>;
+    fn reboot_instance(
+        &self,
+        cx: &Call<'_>,
+        id: &str,
+        token: &str,
+    ) -> Result<DbInstance, PrimitiveError>;
+    fn promote_cluster(&self, cx: &Call<'_>, id: &str) -> Result<DbCluster, PrimitiveError>;
+    fn delete_instance(&self, cx: &Call<'_>, id: &str) -> Result<DbInstance, PrimitiveError>;
+    fn delete_cluster(&self, cx: &Call<'_>, id: &str) -> Result<DbCluster, PrimitiveError>;
     fn create_snapshot(
         &self,
+        cx: &Call<'_>,
         instance_id: &str,
         snapshot_id: &str,
     ) -> Result<Snapshot, PrimitiveError>;
-    fn describe_snapshot(&self, id: &str) -> Result<Snapshot, PrimitiveError>;
+    fn describe_snapshot(&self, cx: &Call<'_>, id: &str) -> Result<Snapshot, PrimitiveError>;
     fn restore_cluster_from_snapshot(
         &self,
+        cx: &Call<'_>,
         req: &RestoreCluster,
     ) -> Result<DbCluster, PrimitiveError>;
-    /// The last few RDS events of an instance (`cluster` false) or cluster, oldest first, as
-    /// `"<time> <message>"`: quoted when a wait meets a terminal state, because the state alone
-    /// does not say why. Best effort: empty when the world keeps no events or cannot read them.
-    fn recent_events(&self, _id: &str, _cluster: bool) -> Vec<String> {
-        Vec::new()
-    }
+    /// RDS events of an instance (`cluster` false) or a cluster, oldest first (the last 14
+    /// days RDS keeps, or whatever the world keeps). Quoted when a wait meets a terminal state,
+    /// because the state alone does not say why; also evidence that a reboot or a promotion
+    /// completed.
+    fn describe_events(
+        &self,
+        cx: &Call<'_>,
+        id: &str,
+        cluster: bool,
+    ) -> Result<Vec<RdsEvent>, PrimitiveError>;
 }
 
-/// The states a cluster never leaves on its own: waiting is pointless.
-pub const TERMINAL_CLUSTER_STATES: &[&str] = crate::sim::scenario::TERMINAL_CLUSTER_STATES;
+/// The states a cluster never leaves on its own: waiting is pointless. Every other state
+/// (`maintenance`, `upgrading`, `backing-up`, `configuring-…`) is transient (AWS: "Viewing
+/// Amazon Aurora DB cluster status").
+pub const TERMINAL_CLUSTER_STATES: &[&str] = &[
+    "migration-failed",
+    "failed",
+    "incompatible-parameters",
+    "inaccessible-encryption-credentials",
+];
 
 /// Terminal instance states.
 pub const TERMINAL_INSTANCE_STATES: &[&str] = &[

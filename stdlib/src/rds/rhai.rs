@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ::rhai::{Array, Dynamic, Engine, EvalAltResult, Map, Module, NativeCallContext};
-use godwit_engine::{ErrorKind, Host, PrimitiveError};
+use godwit_engine::{Call, ErrorKind, Host, PrimitiveError};
 use serde_json::json;
 
 use super::*;
@@ -26,12 +26,36 @@ fn invalid(ctx: &NativeCallContext, e: PrimitiveError) -> Box<EvalAltResult> {
     e.into_rhai_at(ctx.call_position())
 }
 
-fn terminal(rds: &dyn Rds, op: &str, what: &str, id: &str, status: &str) -> PrimitiveError {
-    let events = rds.recent_events(id, what == "cluster");
-    let events = if events.is_empty() {
+fn terminal(
+    cx: &Call<'_>,
+    rds: &dyn Rds,
+    op: &str,
+    what: &str,
+    id: &str,
+    status: &str,
+) -> PrimitiveError {
+    // The state alone does not say why; the last events usually do. Best effort: a failure to
+    // read them must not hide the terminal state itself.
+    let events = rds
+        .describe_events(cx, id, what == "cluster")
+        .unwrap_or_default();
+    let last: Vec<String> = events
+        .iter()
+        .rev()
+        .take(5)
+        .rev()
+        .map(|e| {
+            format!(
+                "{} {}",
+                godwit_engine::clock::format_timestamp(e.at * 1000),
+                e.message
+            )
+        })
+        .collect();
+    let events = if last.is_empty() {
         String::new()
     } else {
-        format!("; last RDS events: {}", events.join(" | "))
+        format!("; last RDS events: {}", last.join(" | "))
     };
     PrimitiveError::new(
         A,
@@ -81,7 +105,7 @@ if src.backup_retention_days == 0 { throw "a replica source needs backups"; }
                 A,
                 "describe_instance",
                 &json!({ "id": id }),
-                || r.describe_instance(id),
+                |cx| r.describe_instance(cx, id),
             )
         },
     );
@@ -122,7 +146,7 @@ try {
                 A,
                 "describe_cluster",
                 &json!({ "id": id }),
-                || r.describe_cluster(id),
+                |cx| r.describe_cluster(cx, id),
             )
         },
     );
@@ -160,7 +184,7 @@ if same_major.is_empty() { throw "no Aurora version for the source's major"; }
                 A,
                 "list_engine_versions",
                 &json!({ "engine": engine }),
-                || r.list_engine_versions(engine),
+                |cx| r.list_engine_versions(cx, engine),
             )
         },
     );
@@ -196,7 +220,7 @@ if !params.some(|p| p.name == "max_connections") { throw params; }
                 A,
                 "describe_parameters",
                 &json!({ "group": group }),
-                || r.describe_parameters(group),
+                |cx| r.describe_parameters(cx, group),
             )
         },
     );
@@ -277,7 +301,9 @@ if !r.applied.contains("rds.logical_replication") { throw r; }
                     .map_err(|e| invalid(&ctx, e))?
                     .unwrap_or_default(),
             };
-            call(&ctx, &h, A, OP, &req, || r.create_parameter_groups(&req))
+            call(&ctx, &h, A, OP, &req, |cx| {
+                r.create_parameter_groups(cx, &req)
+            })
         },
     );
 
@@ -352,7 +378,9 @@ if again.arn != c.arn { throw again; }
                 security_groups: o.strings("security_groups").map_err(|e| invalid(&ctx, e))?,
                 kms_key_id: o.string("kms_key_id").map_err(|e| invalid(&ctx, e))?,
             };
-            call(&ctx, &h, A, OP, &req, || r.create_replica_cluster(&req))
+            call(&ctx, &h, A, OP, &req, |cx| {
+                r.create_replica_cluster(cx, &req)
+            })
         },
     );
 
@@ -417,7 +445,9 @@ if i.cluster_id != "orders-aurora" { throw i; }
                     })?,
                 parameter_group: o.string("parameter_group").map_err(|e| invalid(&ctx, e))?,
             };
-            call(&ctx, &h, A, OP, &req, || r.create_cluster_instance(&req))
+            call(&ctx, &h, A, OP, &req, |cx| {
+                r.create_cluster_instance(cx, &req)
+            })
         },
     );
 
@@ -467,7 +497,7 @@ if i.security_groups != [q.id] { throw i; }
                 A,
                 OP,
                 &json!({ "id": id, "groups": list }),
-                || r.set_security_groups(id, &list),
+                |cx| r.set_security_groups(cx, id, &list),
             )
         },
     );
@@ -499,15 +529,15 @@ if again.status != "available" { throw again; }
 ```
 "#,
         move |ctx: NativeCallContext, id: &str| -> RhaiResult<Dynamic> {
-            // Inside a step the token is stable across re-runs; in the REPL every call is
-            // deliberate, so each gets its own.
-            let mut token = h.idempotency_token();
-            if token.ends_with("/interactive") {
-                let n = INTERACTIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                token = format!("{token}/{n}");
-            }
-            call(&ctx, &h, A, "reboot_instance", &json!({ "id": id }), || {
-                r.reboot_instance(id, &token)
+            call(&ctx, &h, A, "reboot_instance", &json!({ "id": id }), |cx| {
+                // Inside a step the token is stable across re-runs; in the REPL every call is
+                // deliberate, so each gets its own.
+                let mut token = cx.token();
+                if token.ends_with("/interactive") {
+                    let n = INTERACTIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    token = format!("{token}/{n}");
+                }
+                r.reboot_instance(cx, id, &token)
             })
         },
     );
@@ -549,8 +579,8 @@ if c.replication_source_identifier != () { throw c; }
 ```
 "#,
         move |ctx: NativeCallContext, id: &str| -> RhaiResult<Dynamic> {
-            call(&ctx, &h, A, "promote_cluster", &json!({ "id": id }), || {
-                r.promote_cluster(id)
+            call(&ctx, &h, A, "promote_cluster", &json!({ "id": id }), |cx| {
+                r.promote_cluster(cx, id)
             })
         },
     );
@@ -582,8 +612,8 @@ if i.status != "deleting" { throw i; }
 ```
 "#,
         move |ctx: NativeCallContext, id: &str| -> RhaiResult<Dynamic> {
-            call(&ctx, &h, A, "delete_instance", &json!({ "id": id }), || {
-                r.delete_instance(id)
+            call(&ctx, &h, A, "delete_instance", &json!({ "id": id }), |cx| {
+                r.delete_instance(cx, id)
             })
         },
     );
@@ -615,8 +645,8 @@ rds::wait_until_cluster_deleted("orders-aurora", #{ timeout: "2h" });
 ```
 "#,
         move |ctx: NativeCallContext, id: &str| -> RhaiResult<Dynamic> {
-            call(&ctx, &h, A, "delete_cluster", &json!({ "id": id }), || {
-                r.delete_cluster(id)
+            call(&ctx, &h, A, "delete_cluster", &json!({ "id": id }), |cx| {
+                r.delete_cluster(cx, id)
             })
         },
     );
@@ -658,7 +688,7 @@ if done.status != "available" { throw done; }
                 A,
                 "create_snapshot",
                 &json!({ "instance_id": instance_id, "snapshot_id": snapshot_id }),
-                || r.create_snapshot(instance_id, snapshot_id),
+                |cx| r.create_snapshot(cx, instance_id, snapshot_id),
             )
         },
     );
@@ -693,7 +723,64 @@ if rds::describe_snapshot("orders-final").source_id != "orders-db" { throw "wron
                 A,
                 "describe_snapshot",
                 &json!({ "id": id }),
-                || r.describe_snapshot(id),
+                |cx| r.describe_snapshot(cx, id),
+            )
+        },
+    );
+
+    let (r, h) = (rds.clone(), host.clone());
+    volatile_fn!(
+        &mut m,
+        "describe_events",
+        &["id: &str", "options: Map", "Array"],
+        r#"
+RDS events of an instance or a cluster, oldest first (`DescribeEvents`; RDS keeps 14 days).
+Events are how RDS says *why* a state changed, and the credential-less evidence that a reboot
+or a promotion completed.
+
+# Parameters
+* `id` — the DB instance or DB cluster identifier.
+* `options` — `#{ cluster: true }` for a cluster's events (default: an instance's);
+  `since: <epoch seconds>` keeps only events at or after that time.
+
+# Returns
+Array of `#{ at, source_id, source_type, message }` (`at`: epoch seconds; `source_type`:
+`db-instance` or `db-cluster`).
+
+# Errors
+`Invalid` for an unknown option; `Throttled` when AWS throttles.
+
+# Example
+```rhai
+let t0 = now();
+rds::reboot_instance("orders-db");
+rds::wait_until_instance_available("orders-db", #{ timeout: "10m" });
+let events = rds::describe_events("orders-db", #{ since: t0 });
+if !events.some(|e| e.message == "DB instance restarted") { throw events; }
+```
+"#,
+        move |ctx: NativeCallContext, id: &str, options: Map| -> RhaiResult<Dynamic> {
+            const OP: &str = "describe_events";
+            let o =
+                Opts::new(A, OP, options, &["cluster", "since"]).map_err(|e| invalid(&ctx, e))?;
+            let cluster = o
+                .bool("cluster")
+                .map_err(|e| invalid(&ctx, e))?
+                .unwrap_or(false);
+            let since = o.int("since", 0).map_err(|e| invalid(&ctx, e))?;
+            call(
+                &ctx,
+                &h,
+                A,
+                OP,
+                &json!({ "id": id, "cluster": cluster, "since": since }),
+                |cx| {
+                    let mut events = r.describe_events(cx, id, cluster)?;
+                    if let Some(t) = since {
+                        events.retain(|e| e.at >= t);
+                    }
+                    Ok(events)
+                },
             )
         },
     );
@@ -759,8 +846,8 @@ if c.replication_source_identifier != () { throw c; }
                     })?,
                 parameter_group: o.string("parameter_group").map_err(|e| invalid(&ctx, e))?,
             };
-            call(&ctx, &h, A, OP, &req, || {
-                r.restore_cluster_from_snapshot(&req)
+            call(&ctx, &h, A, OP, &req, |cx| {
+                r.restore_cluster_from_snapshot(cx, &req)
             })
         },
     );
@@ -812,10 +899,10 @@ if i.status != "available" {{ throw i; }}
                 options,
                 (Duration::from_secs(3600), Duration::from_secs(30)),
                 &format!("instance {id} available"),
-                || {
-                    let i = r.describe_instance(id)?;
+                |cx| {
+                    let i = r.describe_instance(cx, id)?;
                     if TERMINAL_INSTANCE_STATES.contains(&i.status.as_str()) {
-                        return Err(terminal(r.as_ref(), OP, "instance", id, &i.status));
+                        return Err(terminal(cx, r.as_ref(), OP, "instance", id, &i.status));
                     }
                     Ok((i.status == "available").then_some(i))
                 },
@@ -864,16 +951,16 @@ if c.status != "available" || c.replication_source_identifier == () {{ throw c; 
                 options,
                 (Duration::from_secs(86_400), Duration::from_secs(60)),
                 &format!("cluster {id} available"),
-                || {
-                    let c = r.describe_cluster(id)?;
+                |cx| {
+                    let c = r.describe_cluster(cx, id)?;
                     if TERMINAL_CLUSTER_STATES.contains(&c.status.as_str()) {
-                        return Err(terminal(r.as_ref(), OP, "cluster", id, &c.status));
+                        return Err(terminal(cx, r.as_ref(), OP, "cluster", id, &c.status));
                     }
                     if c.status != "available" {
                         return Ok(None);
                     }
                     for m in &c.members {
-                        if r.describe_instance(m)?.status == "available" {
+                        if r.describe_instance(cx, m)?.status == "available" {
                             return Ok(Some(c));
                         }
                     }
@@ -931,10 +1018,10 @@ if c.status != "available" {{ throw c; }}
                 options,
                 (Duration::from_secs(1800), Duration::from_secs(15)),
                 &format!("cluster {id} promoted"),
-                || {
-                    let c = r.describe_cluster(id)?;
+                |cx| {
+                    let c = r.describe_cluster(cx, id)?;
                     if TERMINAL_CLUSTER_STATES.contains(&c.status.as_str()) {
-                        return Err(terminal(r.as_ref(), OP, "cluster", id, &c.status));
+                        return Err(terminal(cx, r.as_ref(), OP, "cluster", id, &c.status));
                     }
                     Ok(
                         (c.status == "available" && c.replication_source_identifier.is_none())
@@ -983,8 +1070,8 @@ if s.status != "available" {{ throw s; }}
                 options,
                 (Duration::from_secs(6 * 3600), Duration::from_secs(60)),
                 &format!("snapshot {id} available"),
-                || {
-                    let s = r.describe_snapshot(id)?;
+                |cx| {
+                    let s = r.describe_snapshot(cx, id)?;
                     Ok((s.status == "available").then_some(s))
                 },
             )
@@ -1030,7 +1117,7 @@ if !r.deleted {{ throw r; }}
                 options,
                 (Duration::from_secs(3600), Duration::from_secs(60)),
                 &format!("cluster {id} deleted"),
-                || match r.describe_cluster(id) {
+                |cx| match r.describe_cluster(cx, id) {
                     Err(e) if e.kind == ErrorKind::NotFound => {
                         Ok(Some(json!({ "id": id, "deleted": true })))
                     }

@@ -42,18 +42,22 @@ fn family(engine: &str, v: &str) -> String {
 }
 
 impl Rds for Sim {
-    fn describe_instance(&self, id: &str) -> Result<DbInstance, PrimitiveError> {
-        let st = self.api(A, "describe_instance")?;
+    fn describe_instance(&self, cx: &Call<'_>, id: &str) -> Result<DbInstance, PrimitiveError> {
+        let st = self.api(cx, A, "describe_instance")?;
         instance(&st, "describe_instance", id).cloned()
     }
 
-    fn describe_cluster(&self, id: &str) -> Result<DbCluster, PrimitiveError> {
-        let st = self.api(A, "describe_cluster")?;
+    fn describe_cluster(&self, cx: &Call<'_>, id: &str) -> Result<DbCluster, PrimitiveError> {
+        let st = self.api(cx, A, "describe_cluster")?;
         cluster(&st, "describe_cluster", id).cloned()
     }
 
-    fn list_engine_versions(&self, engine: &str) -> Result<Vec<EngineVersion>, PrimitiveError> {
-        let st = self.api(A, "list_engine_versions")?;
+    fn list_engine_versions(
+        &self,
+        cx: &Call<'_>,
+        engine: &str,
+    ) -> Result<Vec<EngineVersion>, PrimitiveError> {
+        let st = self.api(cx, A, "list_engine_versions")?;
         let mut supported = st.sc.aws.supported_extensions.clone();
         for f in st
             .faults
@@ -96,8 +100,12 @@ impl Rds for Sim {
         Ok(out)
     }
 
-    fn describe_parameters(&self, group: &str) -> Result<Vec<Parameter>, PrimitiveError> {
-        let st = self.api(A, "describe_parameters")?;
+    fn describe_parameters(
+        &self,
+        cx: &Call<'_>,
+        group: &str,
+    ) -> Result<Vec<Parameter>, PrimitiveError> {
+        let st = self.api(cx, A, "describe_parameters")?;
         let g = st.rds.param_groups.get(group).ok_or_else(|| {
             not_found(
                 A,
@@ -118,10 +126,11 @@ impl Rds for Sim {
 
     fn create_parameter_groups(
         &self,
+        cx: &Call<'_>,
         req: &CreateParameterGroups,
     ) -> Result<ParameterGroupsCreated, PrimitiveError> {
         const OP: &str = "create_parameter_groups";
-        let mut st = self.api(A, OP)?;
+        let mut st = self.api(cx, A, OP)?;
         if !req.family.starts_with("aurora-postgresql") {
             return Err(PrimitiveError::invalid(
                 A,
@@ -197,10 +206,11 @@ impl Rds for Sim {
 
     fn create_replica_cluster(
         &self,
+        cx: &Call<'_>,
         req: &CreateReplicaCluster,
     ) -> Result<DbCluster, PrimitiveError> {
         const OP: &str = "create_replica_cluster";
-        let mut st = self.api(A, OP)?;
+        let mut st = self.api(cx, A, OP)?;
         let src = instance(&st, OP, &req.source_id)?.clone();
         if let Some(c) = st.rds.clusters.get(&req.cluster_id) {
             if c.replication_source_identifier.as_deref() == Some(src.arn.as_str()) {
@@ -324,10 +334,11 @@ impl Rds for Sim {
 
     fn create_cluster_instance(
         &self,
+        cx: &Call<'_>,
         req: &CreateClusterInstance,
     ) -> Result<DbInstance, PrimitiveError> {
         const OP: &str = "create_cluster_instance";
-        let mut st = self.api(A, OP)?;
+        let mut st = self.api(cx, A, OP)?;
         let c = cluster(&st, OP, &req.cluster_id)?.clone();
         if let Some(i) = st.rds.instances.get(&req.instance_id) {
             if i.cluster_id.as_deref() == Some(req.cluster_id.as_str()) {
@@ -387,11 +398,12 @@ impl Rds for Sim {
 
     fn set_security_groups(
         &self,
+        cx: &Call<'_>,
         id: &str,
         groups: &[String],
     ) -> Result<DbInstance, PrimitiveError> {
         const OP: &str = "set_security_groups";
-        let mut st = self.api(A, OP)?;
+        let mut st = self.api(cx, A, OP)?;
         let inst = instance(&st, OP, id)?.clone();
         if inst.security_groups == groups {
             return Ok(inst);
@@ -434,9 +446,14 @@ impl Rds for Sim {
         Ok(instance(&st, OP, id)?.clone())
     }
 
-    fn reboot_instance(&self, id: &str, token: &str) -> Result<DbInstance, PrimitiveError> {
+    fn reboot_instance(
+        &self,
+        cx: &Call<'_>,
+        id: &str,
+        token: &str,
+    ) -> Result<DbInstance, PrimitiveError> {
         const OP: &str = "reboot_instance";
-        let mut st = self.api(A, OP)?;
+        let mut st = self.api(cx, A, OP)?;
         let inst = instance(&st, OP, id)?.clone();
         if st.rds.reboot_tokens.contains(token) {
             return Ok(inst);
@@ -456,15 +473,16 @@ impl Rds for Sim {
             i.status = "rebooting".into();
         }
         st.drop_sessions(id);
-        let at = st.now + st.tm.reboot;
+        let (now, at) = (st.now, st.now + st.tm.reboot);
+        st.rds.event(now, id, false, "DB instance shutdown");
         st.rds.schedule(at, Change::RebootDone { id: id.into() });
         st.note(format!("{id} rebooting"));
         Ok(instance(&st, OP, id)?.clone())
     }
 
-    fn promote_cluster(&self, id: &str) -> Result<DbCluster, PrimitiveError> {
+    fn promote_cluster(&self, cx: &Call<'_>, id: &str) -> Result<DbCluster, PrimitiveError> {
         const OP: &str = "promote_cluster";
-        let mut st = self.api(A, OP)?;
+        let mut st = self.api(cx, A, OP)?;
         let c = cluster(&st, OP, id)?.clone();
         if c.replication_source_identifier.is_none() || c.status == "promoting" {
             return Ok(c); // promoted, or promoting: nothing to do
@@ -489,9 +507,9 @@ impl Rds for Sim {
         Ok(c)
     }
 
-    fn delete_instance(&self, id: &str) -> Result<DbInstance, PrimitiveError> {
+    fn delete_instance(&self, cx: &Call<'_>, id: &str) -> Result<DbInstance, PrimitiveError> {
         const OP: &str = "delete_instance";
-        let mut st = self.api(A, OP)?;
+        let mut st = self.api(cx, A, OP)?;
         let Some(inst) = st.rds.instances.get(id).cloned() else {
             return Err(not_found(
                 A,
@@ -534,9 +552,9 @@ impl Rds for Sim {
         Ok(instance(&st, OP, id)?.clone())
     }
 
-    fn delete_cluster(&self, id: &str) -> Result<DbCluster, PrimitiveError> {
+    fn delete_cluster(&self, cx: &Call<'_>, id: &str) -> Result<DbCluster, PrimitiveError> {
         const OP: &str = "delete_cluster";
-        let mut st = self.api(A, OP)?;
+        let mut st = self.api(cx, A, OP)?;
         let c = cluster(&st, OP, id)?.clone();
         if c.status == "deleting" {
             return Ok(c);
@@ -572,11 +590,12 @@ impl Rds for Sim {
 
     fn create_snapshot(
         &self,
+        cx: &Call<'_>,
         instance_id: &str,
         snapshot_id: &str,
     ) -> Result<Snapshot, PrimitiveError> {
         const OP: &str = "create_snapshot";
-        let mut st = self.api(A, OP)?;
+        let mut st = self.api(cx, A, OP)?;
         let inst = instance(&st, OP, instance_id)?.clone();
         if let Some(s) = st.rds.snapshots.get(snapshot_id) {
             if s.source_id == instance_id {
@@ -610,8 +629,8 @@ impl Rds for Sim {
         Ok(snap)
     }
 
-    fn describe_snapshot(&self, id: &str) -> Result<Snapshot, PrimitiveError> {
-        let st = self.api(A, "describe_snapshot")?;
+    fn describe_snapshot(&self, cx: &Call<'_>, id: &str) -> Result<Snapshot, PrimitiveError> {
+        let st = self.api(cx, A, "describe_snapshot")?;
         st.rds.snapshots.get(id).cloned().ok_or_else(|| {
             not_found(
                 A,
@@ -624,10 +643,11 @@ impl Rds for Sim {
 
     fn restore_cluster_from_snapshot(
         &self,
+        cx: &Call<'_>,
         req: &RestoreCluster,
     ) -> Result<DbCluster, PrimitiveError> {
         const OP: &str = "restore_cluster_from_snapshot";
-        let mut st = self.api(A, OP)?;
+        let mut st = self.api(cx, A, OP)?;
         let Some(snap) = st.rds.snapshots.get(&req.snapshot_id).cloned() else {
             return Err(not_found(
                 A,
@@ -683,5 +703,22 @@ impl Rds for Sim {
             },
         );
         Ok(c)
+    }
+
+    fn describe_events(
+        &self,
+        cx: &Call<'_>,
+        id: &str,
+        cluster: bool,
+    ) -> Result<Vec<RdsEvent>, PrimitiveError> {
+        let st = self.api(cx, A, "describe_events")?;
+        let kind = if cluster { "db-cluster" } else { "db-instance" };
+        Ok(st
+            .rds
+            .events
+            .iter()
+            .filter(|e| e.source_id == id && e.source_type == kind)
+            .cloned()
+            .collect())
     }
 }

@@ -16,6 +16,7 @@ pub mod remote;
 pub mod rhai;
 pub mod sim;
 
+use godwit_engine::Call;
 use godwit_engine::PrimitiveError;
 use serde::{Deserialize, Serialize};
 
@@ -52,17 +53,22 @@ pub struct EndpointConnections {
 }
 
 pub trait Router: Send + Sync {
-    fn describe_route(&self, name: &str) -> Result<Route, PrimitiveError>;
+    fn describe_route(&self, cx: &Call<'_>, name: &str) -> Result<Route, PrimitiveError>;
     /// Publish a version pointing at `target`; idempotent when the current version already
     /// says the same.
     fn switch_route(
         &self,
+        cx: &Call<'_>,
         name: &str,
         target: &str,
         hold: bool,
         drain: bool,
     ) -> Result<Route, PrimitiveError>;
-    fn active_connections(&self, name: &str) -> Result<Vec<EndpointConnections>, PrimitiveError>;
+    fn active_connections(
+        &self,
+        cx: &Call<'_>,
+        name: &str,
+    ) -> Result<Vec<EndpointConnections>, PrimitiveError>;
 }
 
 /// A `route` that cannot work in this world or configuration: every call fails with the
@@ -79,12 +85,13 @@ impl Unavailable {
 }
 
 impl Router for Unavailable {
-    fn describe_route(&self, _name: &str) -> Result<Route, PrimitiveError> {
+    fn describe_route(&self, _cx: &Call<'_>, _name: &str) -> Result<Route, PrimitiveError> {
         Err(self.fail("describe_route"))
     }
 
     fn switch_route(
         &self,
+        _cx: &Call<'_>,
         _name: &str,
         _target: &str,
         _hold: bool,
@@ -93,7 +100,11 @@ impl Router for Unavailable {
         Err(self.fail("switch_route"))
     }
 
-    fn active_connections(&self, _name: &str) -> Result<Vec<EndpointConnections>, PrimitiveError> {
+    fn active_connections(
+        &self,
+        _cx: &Call<'_>,
+        _name: &str,
+    ) -> Result<Vec<EndpointConnections>, PrimitiveError> {
         Err(self.fail("active_connections"))
     }
 }

@@ -5,14 +5,14 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
-use godwit_engine::{ErrorKind, PrimitiveError};
+use godwit_engine::{Call, ErrorKind, PrimitiveError};
 use godwit_xds::error::XdsError;
 use godwit_xds::model::{Addr, Health, Role};
 use godwit_xds::remote::RemotePlane;
 
 use super::{EndpointConnections, NodeAck, Route, Router};
-use crate::pg::live::block_on;
 
 const A: &str = "route";
 
@@ -20,7 +20,7 @@ const A: &str = "route";
 pub trait Endpoints: Send + Sync {
     /// The address new connections for `db` (an instance id, or a cluster id = its writer) go
     /// to.
-    fn addr_of(&self, op: &str, db: &str) -> Result<Addr, PrimitiveError>;
+    fn addr_of(&self, cx: &Call<'_>, op: &str, db: &str) -> Result<Addr, PrimitiveError>;
     /// The database listening on `addr`, or the address itself when it is none of the world's.
     fn db_of(&self, addr: &Addr) -> String;
 }
@@ -28,20 +28,28 @@ pub trait Endpoints: Send + Sync {
 pub struct RemoteRouter {
     pub plane: RemotePlane,
     pub endpoints: Arc<dyn Endpoints>,
-    pub handle: tokio::runtime::Handle,
 }
 
+/// How long one management-API exchange may take when the step does not say less: above the
+/// plane client's own 90 s (a publish waits for every node's ACK, twice after a NACK).
+const ROUTE_CALL_LIMIT: Duration = Duration::from_secs(100);
+
 impl RemoteRouter {
+    /// `fut` through the call: bounded by the step's deadline and Ctrl-C as well as the
+    /// client's own timeouts.
     fn run<T>(
         &self,
+        cx: &Call<'_>,
         op: &str,
         fut: impl Future<Output = Result<T, XdsError>>,
     ) -> Result<T, PrimitiveError> {
-        block_on(&self.handle, fut).map_err(|e| e.into_primitive(op))
+        cx.block_on(ROUTE_CALL_LIMIT, async {
+            fut.await.map_err(|e| e.into_primitive(op))
+        })
     }
 
-    fn view(&self, name: &str, op: &str) -> Result<Route, PrimitiveError> {
-        let (view, nodes, status) = self.run(op, async {
+    fn view(&self, cx: &Call<'_>, name: &str, op: &str) -> Result<Route, PrimitiveError> {
+        let (view, nodes, status) = self.run(cx, op, async {
             let view = self.plane.describe(name).await?;
             let nodes = self.plane.nodes().await?;
             // Per-node data-plane counters come from each Envoy's admin API; a node whose admin
@@ -115,19 +123,20 @@ impl RemoteRouter {
 }
 
 impl Router for RemoteRouter {
-    fn describe_route(&self, name: &str) -> Result<Route, PrimitiveError> {
-        self.view(name, "describe_route")
+    fn describe_route(&self, cx: &Call<'_>, name: &str) -> Result<Route, PrimitiveError> {
+        self.view(cx, name, "describe_route")
     }
 
     fn switch_route(
         &self,
+        cx: &Call<'_>,
         name: &str,
         target: &str,
         hold: bool,
         drain: bool,
     ) -> Result<Route, PrimitiveError> {
         const OP: &str = "switch_route";
-        let cur = self.view(name, OP)?;
+        let cur = self.view(cx, name, OP)?;
         let mut want_draining = if drain {
             cur.draining.clone()
         } else {
@@ -140,8 +149,8 @@ impl Router for RemoteRouter {
         if cur.target == target && cur.hold == hold && cur.draining == want_draining {
             return Ok(cur);
         }
-        let addr = self.endpoints.addr_of(OP, target)?;
-        self.run(OP, async {
+        let addr = self.endpoints.addr_of(cx, OP, target)?;
+        self.run(cx, OP, async {
             if cur.target != target || (!hold && cur.hold) {
                 self.plane.switch(name, addr).await?;
             }
@@ -152,12 +161,16 @@ impl Router for RemoteRouter {
             }
             Ok(())
         })?;
-        self.view(name, OP)
+        self.view(cx, name, OP)
     }
 
-    fn active_connections(&self, name: &str) -> Result<Vec<EndpointConnections>, PrimitiveError> {
+    fn active_connections(
+        &self,
+        cx: &Call<'_>,
+        name: &str,
+    ) -> Result<Vec<EndpointConnections>, PrimitiveError> {
         const OP: &str = "active_connections";
-        let (view, status) = self.run(OP, async {
+        let (view, status) = self.run(cx, OP, async {
             Ok((self.plane.describe(name).await?, self.plane.status().await?))
         })?;
         let parking: Vec<String> = view

@@ -50,7 +50,7 @@ if r.target != "orders-db" || !r.all_acked || r.nodes.len() != 2 { throw r; }
                 A,
                 "describe_route",
                 &json!({ "name": name }),
-                || r.describe_route(name),
+                |cx| r.describe_route(cx, name),
             )
         }
     );
@@ -111,7 +111,7 @@ route::switch_route("orders-db", "orders-db", #{});   // release
                 A,
                 "switch_route",
                 &json!({ "name": name, "target": target, "hold": hold, "drain": drain }),
-                || r.switch_route(name, target, hold, drain),
+                |cx| r.switch_route(cx, name, target, hold, drain),
             )
         }
     );
@@ -148,10 +148,10 @@ if r.hold || r.version != 3 { throw r; }
                 A,
                 "release_route",
                 &json!({ "name": name }),
-                || {
-                    let cur = r.describe_route(name)?;
+                |cx| {
+                    let cur = r.describe_route(cx, name)?;
                     let drain = !cur.draining.is_empty();
-                    r.switch_route(name, &cur.target, false, drain)
+                    r.switch_route(cx, name, &cur.target, false, drain)
                 },
             )
         }
@@ -193,10 +193,10 @@ if r.nodes.some(|n| n.status != "ack") { throw r; }
                 Duration::from_secs(1),
             )
             .map_err(|e| e.into_rhai_at(ctx.call_position()))?;
-            call(&ctx, &h, A, OP, &json!({ "name": name }), || {
+            call(&ctx, &h, A, OP, &json!({ "name": name }), |cx| {
                 let mut pending = Vec::new();
-                poll(&h, A, OP, timeout, every, &format!("every node ACKing route {name}"), || {
-                let route = r.describe_route(name)?;
+                poll(cx, timeout, every, &format!("every node ACKing route {name}"), |cx| {
+                let route = r.describe_route(cx, name)?;
                 if let Some(n) = route.nodes.iter().find(|n| n.status == "nack") {
                     return Err(PrimitiveError::new(A, OP, ErrorKind::Conflict,
                         format!("Envoy node {} NACKed route {name} version {}", n.node, route.version),
@@ -246,7 +246,7 @@ if c[0].target != "orders-db" || c[0].connections != 40 { throw c; }
                 A,
                 "active_connections",
                 &json!({ "name": name }),
-                || r.active_connections(name),
+                |cx| r.active_connections(cx, name),
             )
         }
     );

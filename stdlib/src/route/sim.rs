@@ -76,20 +76,21 @@ fn held(st: &SimState, name: &str) -> i64 {
 }
 
 impl Router for Sim {
-    fn describe_route(&self, name: &str) -> Result<Route, PrimitiveError> {
-        let st = self.api(A, "describe_route")?;
+    fn describe_route(&self, cx: &Call<'_>, name: &str) -> Result<Route, PrimitiveError> {
+        let st = self.api(cx, A, "describe_route")?;
         view(&st, "describe_route", name)
     }
 
     fn switch_route(
         &self,
+        cx: &Call<'_>,
         name: &str,
         target: &str,
         hold: bool,
         drain: bool,
     ) -> Result<Route, PrimitiveError> {
         const OP: &str = "switch_route";
-        let mut st = self.api(A, OP)?;
+        let mut st = self.api(cx, A, OP)?;
         let cur = view(&st, OP, name)?;
         if !st.rds.instances.contains_key(target) && !st.rds.clusters.contains_key(target) {
             return Err(not_found(
@@ -117,8 +118,12 @@ impl Router for Sim {
         view(&st, OP, name)
     }
 
-    fn active_connections(&self, name: &str) -> Result<Vec<EndpointConnections>, PrimitiveError> {
-        let st = self.api(A, "active_connections")?;
+    fn active_connections(
+        &self,
+        cx: &Call<'_>,
+        name: &str,
+    ) -> Result<Vec<EndpointConnections>, PrimitiveError> {
+        let st = self.api(cx, A, "active_connections")?;
         let r = view(&st, "active_connections", name)?;
         let mut dbs = vec![r.target.clone()];
         dbs.extend(r.draining.iter().cloned());

@@ -40,6 +40,7 @@ mod observe;
 pub mod rng;
 pub mod scenario;
 mod transitions;
+pub mod world;
 
 pub use access::Session;
 pub use faults::FaultState;
@@ -51,7 +52,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use godwit_engine::clock::Millis;
-use godwit_engine::{PrimitiveError, VirtualClock};
+use godwit_engine::{Call, PrimitiveError, VirtualClock};
 use serde::{Deserialize, Serialize};
 
 use crate::ec2::SecurityGroup;
@@ -193,8 +194,8 @@ impl Sim {
 
     /// The state, as an API call `area::op` sees it: faults bound to the current step fire
     /// first, and an active AWS throttling fault refuses AWS calls.
-    pub fn api(&self, area: &str, op: &str) -> Result<Api<'_>, PrimitiveError> {
-        let step = crate::prim::current_unit();
+    pub fn api(&self, cx: &Call<'_>, area: &str, op: &str) -> Result<Api<'_>, PrimitiveError> {
+        let step = cx.unit();
         let mut st = Api {
             guard: self.lock(),
             persist: &self.persist,

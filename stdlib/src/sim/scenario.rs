@@ -482,14 +482,6 @@ pub enum FaultKind {
     DataDivergence,
 }
 
-/// The terminal states AWS documents for a cluster being created as a replica.
-pub const TERMINAL_CLUSTER_STATES: &[&str] = &[
-    "migration-failed",
-    "failed",
-    "incompatible-parameters",
-    "inaccessible-encryption-credentials",
-];
-
 impl Scenario {
     /// Parse and validate TOML; `file` names the source in messages.
     pub fn from_toml(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
@@ -721,10 +713,10 @@ impl Scenario {
                     ),
                 ),
                 FaultKind::TerminalClusterState => need(
-                    target.is_some_and(|t| TERMINAL_CLUSTER_STATES.contains(&t)),
+                    target.is_some_and(|t| crate::rds::TERMINAL_CLUSTER_STATES.contains(&t)),
                     format!(
                         "{at}.target: terminal-cluster-state needs one of {}",
-                        TERMINAL_CLUSTER_STATES.join(", ")
+                        crate::rds::TERMINAL_CLUSTER_STATES.join(", ")
                     ),
                 ),
                 FaultKind::ReplicaSlowAtPeak => need(

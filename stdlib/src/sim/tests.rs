@@ -4,6 +4,7 @@
 use super::metrics::Statistic;
 use super::scenario::Scenario;
 use super::*;
+use godwit_engine::{Call, Host};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -20,6 +21,19 @@ fn series(st: &SimState, metric: &str, dim: &str, id: &str, hours: i64) -> Vec<(
         until - hours * 3600,
         until,
     )
+}
+
+thread_local! {
+    /// A host outside any run, for calling the simulator's areas directly.
+    static HOST: &'static Host = Box::leak(Box::new(Host::detached(
+        Arc::new(godwit_engine::SystemClock),
+        None,
+    )));
+}
+
+/// The call context a test passes to the simulator's area methods (no step: like the REPL).
+fn cx() -> Call<'static> {
+    HOST.with(|h| h.context("test", "test"))
 }
 
 #[test]
@@ -98,9 +112,9 @@ fn security_groups_alone_keep_sessions_reboot_ends_them() {
     let written = |sim: &Sim| sim.lock().source_app_bytes();
     assert_eq!(conns(&sim), 40);
     let q = sim
-        .ensure_quarantine_group("vpc-0sim", "godwit-quarantine")
+        .ensure_quarantine_group(&cx(), "vpc-0sim", "godwit-quarantine")
         .unwrap();
-    sim.set_security_groups("orders-db", std::slice::from_ref(&q.id))
+    sim.set_security_groups(&cx(), "orders-db", std::slice::from_ref(&q.id))
         .unwrap();
     let before = written(&sim);
     advance(&sim, 10 * 60_000);
@@ -110,11 +124,11 @@ fn security_groups_alone_keep_sessions_reboot_ends_them() {
         "security groups are stateful: sessions survive"
     );
     assert!(written(&sim) > before, "and keep writing");
-    sim.reboot_instance("orders-db", "t1").unwrap();
+    sim.reboot_instance(&cx(), "orders-db", "t1").unwrap();
     assert_eq!(conns(&sim), 0, "the reboot ends every session");
     advance(&sim, 10 * 60_000);
     assert_eq!(
-        sim.describe_instance("orders-db").unwrap().status,
+        sim.describe_instance(&cx(), "orders-db").unwrap().status,
         "available"
     );
     assert_eq!(conns(&sim), 0, "quarantined: nobody reconnects");
@@ -125,7 +139,7 @@ fn security_groups_alone_keep_sessions_reboot_ends_them() {
         fenced,
         "no application write after the fence"
     );
-    sim.set_security_groups("orders-db", &["sg-0app".into()])
+    sim.set_security_groups(&cx(), "orders-db", &["sg-0app".into()])
         .unwrap();
     advance(&sim, 60_000);
     assert_eq!(conns(&sim), 40, "groups restored: clients come back");
@@ -315,21 +329,27 @@ use crate::rds::{CreateClusterInstance, CreateParameterGroups, CreateReplicaClus
 
 fn with_replica(name: &str) -> Sim {
     let sim = Sim::new(Scenario::load(name).unwrap());
-    sim.create_replica_cluster(&CreateReplicaCluster {
-        cluster_id: "orders-aurora".into(),
-        source_id: "orders-db".into(),
-        engine_version: "15.4".into(),
-        parameter_group: None,
-        security_groups: None,
-        kms_key_id: None,
-    })
+    sim.create_replica_cluster(
+        &cx(),
+        &CreateReplicaCluster {
+            cluster_id: "orders-aurora".into(),
+            source_id: "orders-db".into(),
+            engine_version: "15.4".into(),
+            parameter_group: None,
+            security_groups: None,
+            kms_key_id: None,
+        },
+    )
     .unwrap();
-    sim.create_cluster_instance(&CreateClusterInstance {
-        instance_id: "orders-aurora-1".into(),
-        cluster_id: "orders-aurora".into(),
-        instance_class: "db.r6g.xlarge".into(),
-        parameter_group: None,
-    })
+    sim.create_cluster_instance(
+        &cx(),
+        &CreateClusterInstance {
+            instance_id: "orders-aurora-1".into(),
+            cluster_id: "orders-aurora".into(),
+            instance_class: "db.r6g.xlarge".into(),
+            parameter_group: None,
+        },
+    )
     .unwrap();
     sim
 }
@@ -417,49 +437,57 @@ fn a_replica_slower_than_the_peak_falls_behind_at_peak_only() {
 fn preflight_failures_are_visible_through_the_primitives() {
     let sim = Sim::new(Scenario::load("preflight-failures").unwrap());
     let ext: Vec<String> = sim
-        .installed_extensions("orders-db")
+        .installed_extensions(&cx(), "orders-db")
         .unwrap()
         .into_iter()
         .map(|e| e.name)
         .collect();
     assert!(ext.contains(&"pg_hint_plan".to_string()));
-    let v = sim.list_engine_versions("aurora-postgresql").unwrap();
+    let v = sim
+        .list_engine_versions(&cx(), "aurora-postgresql")
+        .unwrap();
     assert!(
         v.iter()
             .all(|v| !v.supported_extensions.contains(&"pg_hint_plan".into()))
     );
     let params: BTreeMap<String, String> = sim
-        .describe_parameters("orders-pg15")
+        .describe_parameters(&cx(), "orders-pg15")
         .unwrap()
         .into_iter()
         .map(|p| (p.name, p.value))
         .collect();
     let made = sim
-        .create_parameter_groups(&CreateParameterGroups {
-            cluster_group: "c".into(),
-            instance_group: "i".into(),
-            family: "aurora-postgresql15".into(),
-            parameters: params,
-            cluster_parameters: Default::default(),
-        })
+        .create_parameter_groups(
+            &cx(),
+            &CreateParameterGroups {
+                cluster_group: "c".into(),
+                instance_group: "i".into(),
+                family: "aurora-postgresql15".into(),
+                parameters: params,
+                cluster_parameters: Default::default(),
+            },
+        )
         .unwrap();
     assert_eq!(made.unsupported, vec!["wal_compression".to_string()]);
     assert_eq!(
-        sim.unlogged_tables("orders-db").unwrap(),
+        sim.unlogged_tables(&cx(), "orders-db").unwrap(),
         vec![
             "public.audit_scratch".to_string(),
             "public.session_cache".into()
         ]
     );
     let e = sim
-        .create_replica_cluster(&CreateReplicaCluster {
-            cluster_id: "orders-aurora".into(),
-            source_id: "orders-db".into(),
-            engine_version: "15.4".into(),
-            parameter_group: None,
-            security_groups: None,
-            kms_key_id: None,
-        })
+        .create_replica_cluster(
+            &cx(),
+            &CreateReplicaCluster {
+                cluster_id: "orders-aurora".into(),
+                source_id: "orders-db".into(),
+                engine_version: "15.4".into(),
+                parameter_group: None,
+                security_groups: None,
+                kms_key_id: None,
+            },
+        )
         .unwrap_err();
     assert!(e.message.contains("automated backups disabled"), "{e}");
 }
@@ -468,21 +496,23 @@ fn preflight_failures_are_visible_through_the_primitives() {
 fn a_long_transaction_outlives_pg_terminate_backend_and_keeps_writing() {
     let sim = Sim::new(Scenario::load("long-transaction-at-fence").unwrap());
     sim.lock().enter_step("fence");
-    sim.block_logins("orders-db", &["orders_app".into()])
+    sim.block_logins(&cx(), "orders-db", &["orders_app".into()])
         .unwrap();
     let pids: Vec<i64> = sim
-        .application_backends("orders-db")
+        .application_backends(&cx(), "orders-db")
         .unwrap()
         .iter()
         .map(|b| b.pid)
         .collect();
     assert_eq!(
-        sim.terminate_backends("orders-db", &pids).unwrap().len(),
+        sim.terminate_backends(&cx(), "orders-db", &pids)
+            .unwrap()
+            .len(),
         20
     );
     let lsn = sim.lock().lsn;
     advance(&sim, 60_000);
-    let left = sim.application_backends("orders-db").unwrap();
+    let left = sim.application_backends(&cx(), "orders-db").unwrap();
     assert_eq!(left.len(), 1, "one backend is still in its transaction");
     assert_eq!(left[0].state, "idle in transaction");
     assert!(
@@ -490,7 +520,11 @@ fn a_long_transaction_outlives_pg_terminate_backend_and_keeps_writing() {
         "and it still commits: terminate is not a fence"
     );
     advance(&sim, 4 * 60_000);
-    assert!(sim.application_backends("orders-db").unwrap().is_empty());
+    assert!(
+        sim.application_backends(&cx(), "orders-db")
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -580,7 +614,7 @@ mod properties {
             sc.workload.base_write_bytes_per_second = base;
             sc.workload.peak_write_bytes_per_second = base * 2.0;
             let sim = Sim::new(sc);
-            sim.create_replica_cluster(&CreateReplicaCluster {
+            sim.create_replica_cluster(&cx(), &CreateReplicaCluster {
                 cluster_id: "orders-aurora".into(),
                 source_id: "orders-db".into(),
                 engine_version: "15.4".into(),
@@ -618,25 +652,31 @@ fn table_hashes_match_after_catch_up_except_unlogged_tables() {
     let mut sc = Scenario::load("busy-source").unwrap();
     sc.source.unlogged_tables = vec!["public.session_cache".into()];
     let sim = Sim::new(sc);
-    sim.create_replica_cluster(&CreateReplicaCluster {
-        cluster_id: "orders-aurora".into(),
-        source_id: "orders-db".into(),
-        engine_version: "15.4".into(),
-        parameter_group: None,
-        security_groups: None,
-        kms_key_id: None,
-    })
+    sim.create_replica_cluster(
+        &cx(),
+        &CreateReplicaCluster {
+            cluster_id: "orders-aurora".into(),
+            source_id: "orders-db".into(),
+            engine_version: "15.4".into(),
+            parameter_group: None,
+            security_groups: None,
+            kms_key_id: None,
+        },
+    )
     .unwrap();
-    sim.create_cluster_instance(&CreateClusterInstance {
-        instance_id: "orders-aurora-1".into(),
-        cluster_id: "orders-aurora".into(),
-        instance_class: "db.r6g.xlarge".into(),
-        parameter_group: None,
-    })
+    sim.create_cluster_instance(
+        &cx(),
+        &CreateClusterInstance {
+            instance_id: "orders-aurora-1".into(),
+            cluster_id: "orders-aurora".into(),
+            instance_class: "db.r6g.xlarge".into(),
+            parameter_group: None,
+        },
+    )
     .unwrap();
     advance(&sim, 4 * 3_600_000);
     let orders = |db: &str| {
-        sim.table_hashes(db)
+        sim.table_hashes(&cx(), db)
             .unwrap()
             .into_iter()
             .find(|t| t.table == "public.orders")
@@ -647,19 +687,19 @@ fn table_hashes_match_after_catch_up_except_unlogged_tables() {
         orders("orders-db"),
         "replica lags a busy source"
     );
-    sim.block_logins("orders-db", &["orders_app".into()])
+    sim.block_logins(&cx(), "orders-db", &["orders_app".into()])
         .unwrap();
     let pids: Vec<i64> = sim
-        .application_backends("orders-db")
+        .application_backends(&cx(), "orders-db")
         .unwrap()
         .iter()
         .map(|b| b.pid)
         .collect();
-    sim.terminate_backends("orders-db", &pids).unwrap();
+    sim.terminate_backends(&cx(), "orders-db", &pids).unwrap();
     advance(&sim, 60_000);
     let (src, dst) = (
-        sim.table_hashes("orders-db").unwrap(),
-        sim.table_hashes("orders-aurora").unwrap(),
+        sim.table_hashes(&cx(), "orders-db").unwrap(),
+        sim.table_hashes(&cx(), "orders-aurora").unwrap(),
     );
     for (a, b) in src.iter().zip(&dst) {
         if a.table == "public.session_cache" {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::scenario::{FaultKind, SlotType};
 use super::{SimState, Slot, Stream, format_lsn};
-use crate::rds::{DbCluster, DbInstance, Snapshot};
+use crate::rds::{DbCluster, DbInstance, RdsEvent, Snapshot};
 
 /// An RDS-side change that completes later.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +48,9 @@ pub struct RdsModel {
     pub snapshots: BTreeMap<String, Snapshot>,
     /// Reboot idempotency tokens already acted on.
     pub reboot_tokens: BTreeSet<String>,
+    /// RDS events (`DescribeEvents`), oldest first, worded as RDS words them.
+    #[serde(default)]
+    pub events: Vec<RdsEvent>,
     pending: Vec<(Millis, u64, Change)>,
     seq: u64,
 }
@@ -61,6 +64,16 @@ pub struct ParamGroup {
 }
 
 impl RdsModel {
+    /// Record an RDS event of an instance (`cluster` false) or a cluster at `now`.
+    pub fn event(&mut self, now: Millis, id: &str, cluster: bool, message: impl Into<String>) {
+        self.events.push(RdsEvent {
+            at: now.div_euclid(1000),
+            source_id: id.to_string(),
+            source_type: if cluster { "db-cluster" } else { "db-instance" }.into(),
+            message: message.into(),
+        });
+    }
+
     pub fn schedule(&mut self, at: Millis, change: Change) {
         self.seq += 1;
         self.pending.push((at, self.seq, change));
@@ -117,6 +130,14 @@ impl SimState {
         self.note(change.describe());
         match change {
             Change::InstanceStatus { id, status } => {
+                let created = self
+                    .rds
+                    .instances
+                    .get(&id)
+                    .is_some_and(|i| i.status == "creating" && status == "available");
+                if created {
+                    self.rds.event(self.now, &id, false, "DB instance created");
+                }
                 if let Some(i) = self.rds.instances.get_mut(&id) {
                     i.status = status;
                 }
@@ -138,6 +159,20 @@ impl SimState {
                         status = "inaccessible-encryption-credentials".into();
                     }
                 }
+                // The simulator's wording of what RDS reports with each state.
+                let message = match status.as_str() {
+                    "available" => "DB cluster created".to_string(),
+                    "migration-failed" => "Migration to the Aurora replica failed".into(),
+                    "incompatible-parameters" => {
+                        "The DB cluster parameters are incompatible: the cluster cannot start"
+                            .into()
+                    }
+                    "inaccessible-encryption-credentials" => {
+                        "The KMS key that encrypts the DB cluster cannot be accessed".into()
+                    }
+                    s => format!("DB cluster is {s}"),
+                };
+                self.rds.event(self.now, &id, true, message);
                 if let Some(c) = self.rds.clusters.get_mut(&id) {
                     c.status = status;
                 }
@@ -147,6 +182,8 @@ impl SimState {
                 if let Some(i) = self.rds.instances.get_mut(&id) {
                     i.status = "available".into();
                 }
+                self.rds
+                    .event(self.now, &id, false, "DB instance restarted");
             }
             Change::PromoteVisible { id } => {
                 if self.promote_fault(FaultKind::PromoteFailure).is_some() {
@@ -155,6 +192,12 @@ impl SimState {
                         c.status = "available".into();
                     }
                     self.note(format!("promotion of {id} failed; still a replica"));
+                    self.rds.event(
+                        self.now,
+                        &id,
+                        true,
+                        "Failed to promote read replica cluster: the cluster remains a replica",
+                    );
                     return;
                 }
                 if let Some(c) = self.rds.clusters.get_mut(&id) {
@@ -175,8 +218,15 @@ impl SimState {
                 if let Some(i) = self.rds.instances.get_mut(&src) {
                     i.replica_clusters.retain(|c| *c != id);
                 }
+                self.rds.event(
+                    self.now,
+                    &id,
+                    true,
+                    "Promoted read replica cluster to a stand-alone database cluster",
+                );
             }
             Change::DeleteInstance { id } => {
+                self.rds.event(self.now, &id, false, "DB instance deleted");
                 self.drop_sessions(&id);
                 let cluster = self.rds.instances.remove(&id).and_then(|i| i.cluster_id);
                 if let Some(c) = cluster.and_then(|c| self.rds.clusters.get_mut(&c)) {
@@ -188,6 +238,7 @@ impl SimState {
                 self.refresh_stream();
             }
             Change::DeleteCluster { id } => {
+                self.rds.event(self.now, &id, true, "DB cluster deleted");
                 self.rds.clusters.remove(&id);
                 self.stop_stream(&id);
                 self.slots

@@ -23,11 +23,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use godwit_engine::{ErrorKind, PrimitiveError};
+use godwit_engine::{Call, ErrorKind, PrimitiveError};
 use tokio_postgres::Client;
 
 use super::*;
-use crate::pg::live::{Pool, block_on, connect, sql_error};
+use crate::pg::live::{Pool, sql_error};
 
 /// First-pass segments (or buckets) per table at most; a bigger table's mismatching segments
 /// are bisected instead. 4096 groups keep the aggregate in memory on both servers.
@@ -39,6 +39,10 @@ const MIN_BUCKETS: i64 = 256;
 const FANOUT: i64 = 16;
 /// Buckets fetched per scan for hashed keys.
 const BUCKETS_PER_FETCH: usize = 64;
+/// How long a comparison may run when its step does not say less. A comparison reads every
+/// table (about one sequential scan of each side); the step that runs it inside the write
+/// blackout should carry its own `timeout`.
+const VALIDATE_CALL_LIMIT: Duration = Duration::from_secs(24 * 3600);
 /// Rendered rows of a table without primary key are cut to this many characters.
 const MAX_ROW_TEXT: usize = 200;
 
@@ -71,32 +75,21 @@ fn quote_ident(s: &str) -> String {
 }
 
 /// A new connection to database `dbname` of `db` (not the pool's shared one: a worker's
-/// transaction must not interleave with other primitives' statements).
+/// transaction must not interleave with other primitives' statements), whose statements time
+/// out after `budget`.
 async fn open(
     pool: &Pool,
     db: &str,
     dbname: &str,
     op: &str,
+    budget: Duration,
 ) -> Result<Arc<Client>, PrimitiveError> {
-    let mut target = pool.connector().target(db).await?;
-    target.config.dbname(dbname);
-    let c = tokio::time::timeout(Duration::from_secs(15), connect(&target, op))
+    pool.connect(db, Some(dbname), op, budget)
         .await
-        .map_err(|_| {
-            PrimitiveError::new(
-                A,
-                op,
-                ErrorKind::Timeout,
-                format!("connecting to {db} took more than 15 s"),
-                "is the server up and reachable from here?",
-            )
-            .with_retryable(true)
-        })?
         .map_err(|mut e| {
             e.area = A.into();
             e
-        })?;
-    Ok(Arc::new(c))
+        })
 }
 
 /// One table as one side's catalog describes it.
@@ -602,10 +595,11 @@ impl LiveValidate {
         source: &str,
         target: &str,
         opts: &CompareOptions,
+        st: Duration,
     ) -> Result<Report, PrimitiveError> {
         const OP: &str = "compare";
         let pool = &self.pool;
-        let databases = pool.databases(source, OP).await.map_err(|mut e| {
+        let databases = pool.databases(source, OP, st).await.map_err(|mut e| {
             e.area = A.into();
             e
         })?;
@@ -630,8 +624,8 @@ impl LiveValidate {
             } else {
                 format!("{dbname}:")
             };
-            let src = open(pool, source, dbname, OP).await?;
-            let dst = open(pool, target, dbname, OP).await?;
+            let src = open(pool, source, dbname, OP, st).await?;
+            let dst = open(pool, target, dbname, OP, st).await?;
             if i == 0 {
                 report.positions = positions(&src, &dst, OP, source, target).await?;
                 let names: Vec<String> = if opts.settings.is_empty() {
@@ -720,8 +714,8 @@ impl LiveValidate {
                         return Ok(done);
                     }
                     let pair = Pair {
-                        src: open(&pool, &source, &dbname, OP).await?,
-                        dst: open(&pool, &target, &dbname, OP).await?,
+                        src: open(&pool, &source, &dbname, OP, st).await?,
+                        dst: open(&pool, &target, &dbname, OP, st).await?,
                         source,
                         target,
                         hash,
@@ -785,10 +779,11 @@ impl LiveValidate {
         target: &str,
         fraction: f64,
         opts: &SampleOptions,
+        st: Duration,
     ) -> Result<SampleReport, PrimitiveError> {
         const OP: &str = "sample";
         let pool = &self.pool;
-        let databases = pool.databases(source, OP).await.map_err(|mut e| {
+        let databases = pool.databases(source, OP, st).await.map_err(|mut e| {
             e.area = A.into();
             e
         })?;
@@ -816,8 +811,8 @@ impl LiveValidate {
             } else {
                 format!("{dbname}:")
             };
-            let src = open(pool, source, dbname, OP).await?;
-            let dst = open(pool, target, dbname, OP).await?;
+            let src = open(pool, source, dbname, OP, st).await?;
+            let dst = open(pool, target, dbname, OP, st).await?;
             if i == 0 {
                 first_lsn = positions(&src, &dst, OP, source, target).await?.source_lsn;
             }
@@ -939,7 +934,7 @@ fn key_text(t: &TableInfo) -> String {
 }
 
 impl Validate for LiveValidate {
-    fn available(&self, _db: &str) -> Result<Availability, PrimitiveError> {
+    fn available(&self, _cx: &Call<'_>, _db: &str) -> Result<Availability, PrimitiveError> {
         // Configured is the question, not reachable: a connection failure at the fence must
         // fail the validation step, never skip it.
         Ok(Availability {
@@ -950,23 +945,34 @@ impl Validate for LiveValidate {
 
     fn compare(
         &self,
+        cx: &Call<'_>,
         source: &str,
         target: &str,
         opts: &CompareOptions,
     ) -> Result<Report, PrimitiveError> {
-        block_on(self.pool.handle(), self.compare_async(source, target, opts))
+        let st = cx.budget(VALIDATE_CALL_LIMIT);
+        self.pool.run(
+            cx,
+            source,
+            VALIDATE_CALL_LIMIT,
+            self.compare_async(source, target, opts, st),
+        )
     }
 
     fn sample(
         &self,
+        cx: &Call<'_>,
         source: &str,
         target: &str,
         fraction: f64,
         opts: &SampleOptions,
     ) -> Result<SampleReport, PrimitiveError> {
-        block_on(
-            self.pool.handle(),
-            self.sample_async(source, target, fraction, opts),
+        let st = cx.budget(VALIDATE_CALL_LIMIT);
+        self.pool.run(
+            cx,
+            source,
+            VALIDATE_CALL_LIMIT,
+            self.sample_async(source, target, fraction, opts, st),
         )
     }
 }

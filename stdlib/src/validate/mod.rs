@@ -19,6 +19,7 @@ pub mod sim;
 
 use std::collections::HashMap;
 
+use godwit_engine::Call;
 use godwit_engine::{ErrorKind, PrimitiveError};
 use serde::{Deserialize, Serialize};
 
@@ -356,15 +357,17 @@ impl SampleReport {
 
 pub trait Validate: Send + Sync {
     /// Can this world read `db`'s contents?
-    fn available(&self, db: &str) -> Result<Availability, PrimitiveError>;
+    fn available(&self, cx: &Call<'_>, db: &str) -> Result<Availability, PrimitiveError>;
     fn compare(
         &self,
+        cx: &Call<'_>,
         source: &str,
         target: &str,
         opts: &CompareOptions,
     ) -> Result<Report, PrimitiveError>;
     fn sample(
         &self,
+        cx: &Call<'_>,
         source: &str,
         target: &str,
         fraction: f64,
@@ -391,17 +394,24 @@ impl NoAccess {
 }
 
 impl Validate for NoAccess {
-    fn available(&self, _db: &str) -> Result<Availability, PrimitiveError> {
+    fn available(&self, _cx: &Call<'_>, _db: &str) -> Result<Availability, PrimitiveError> {
         Ok(Availability {
             available: false,
             how: self.why.clone(),
         })
     }
-    fn compare(&self, _: &str, _: &str, _: &CompareOptions) -> Result<Report, PrimitiveError> {
+    fn compare(
+        &self,
+        _cx: &Call<'_>,
+        _: &str,
+        _: &str,
+        _: &CompareOptions,
+    ) -> Result<Report, PrimitiveError> {
         Err(self.refuse("compare"))
     }
     fn sample(
         &self,
+        _cx: &Call<'_>,
         _: &str,
         _: &str,
         _: f64,

@@ -92,7 +92,7 @@ fn sample_call(
         A,
         "sample",
         &json!({ "source": source, "target": target, "fraction": fraction, "options": opts }),
-        || v.sample(source, target, fraction, &opts),
+        |cx| v.sample(cx, source, target, fraction, &opts),
     )
 }
 
@@ -187,8 +187,8 @@ if !a.available { throw a.how; }
 ```
 "#,
         move |ctx: NativeCallContext, db: &str| -> RhaiResult<Dynamic> {
-            call(&ctx, &h, A, "available", &json!({ "db": db }), || {
-                p.available(db)
+            call(&ctx, &h, A, "available", &json!({ "db": db }), |cx| {
+                p.available(cx, db)
             })
         }
     );
@@ -262,7 +262,7 @@ if one.tables[0].table != "public.customers" { throw one; }
                 A,
                 "compare",
                 &json!({ "source": source, "target": target, "options": opts }),
-                || p.compare(source, target, &opts),
+                |cx| p.compare(cx, source, target, &opts),
             )
         }
     );

@@ -206,8 +206,8 @@ fn compare_table(name: &str, seed: u64, a: &Copy, b: &Copy, opts: &CompareOption
 }
 
 impl Validate for Sim {
-    fn available(&self, db: &str) -> Result<Availability, PrimitiveError> {
-        let st = self.api(A, "available")?;
+    fn available(&self, cx: &Call<'_>, db: &str) -> Result<Availability, PrimitiveError> {
+        let st = self.api(cx, A, "available")?;
         if !st.rds.instances.contains_key(db) && !st.rds.clusters.contains_key(db) {
             return Err(not_found(
                 A,
@@ -224,11 +224,12 @@ impl Validate for Sim {
 
     fn compare(
         &self,
+        cx: &Call<'_>,
         source: &str,
         target: &str,
         opts: &CompareOptions,
     ) -> Result<Report, PrimitiveError> {
-        let st = self.api(A, "compare")?;
+        let st = self.api(cx, A, "compare")?;
         let a = copies(&st, "compare", source)?;
         let b = copies(&st, "compare", target)?;
         unknown_tables("compare", source, &opts.tables, &a)?;
@@ -273,12 +274,13 @@ impl Validate for Sim {
 
     fn sample(
         &self,
+        cx: &Call<'_>,
         source: &str,
         target: &str,
         fraction: f64,
         opts: &SampleOptions,
     ) -> Result<SampleReport, PrimitiveError> {
-        let st = self.api(A, "sample")?;
+        let st = self.api(cx, A, "sample")?;
         let a = copies(&st, "sample", source)?;
         let b = copies(&st, "sample", target)?;
         unknown_tables("sample", source, &opts.tables, &a)?;

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use godwit::worlds::{WorldDef, Worlds};
 use godwit_engine::transcript::{Line, Sink};
 use godwit_engine::{Cancel, Clock, SystemClock, VirtualClock};
-use godwit_stdlib::world::{World, pure_plugins};
+use godwit_stdlib::world::World;
 use godwit_tests::toy::{self, ToyWorld};
 
 pub const CRASH_EXIT: i32 = 86;
@@ -46,17 +46,14 @@ fn toy_world(_arg: &str, _state: Option<&std::path::Path>) -> Result<World, Stri
     let clock = Arc::new(VirtualClock::new(SystemClock.now_ms()));
     // `toy::interrupt` cancels through its own token; the CLI's Ctrl-C token is separate.
     let cancel = Cancel::new();
-    let mut plugins = pure_plugins();
-    plugins.push(Arc::new(
+    let mut w = World::pure();
+    w.name = "toy".into();
+    w.clock = clock;
+    w.plugins.push(Arc::new(
         move |e: &mut rhai::Engine, h: &godwit_engine::Host| toy::register(e, h, &world, &cancel),
     ));
-    Ok(World {
-        name: "toy".into(),
-        clock,
-        plugins,
-        sinks: crash_sinks()?,
-        audit: None,
-    })
+    w.sinks = crash_sinks()?;
+    Ok(w)
 }
 
 /// The crash injection of `GODWIT_TOY_CRASH`, if set.
