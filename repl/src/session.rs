@@ -75,9 +75,17 @@ pub(crate) fn runner(
     let rt = runtime()?;
     let mut runner = world.runner(Arc::new(store.clone()), rt.handle().clone());
     let c = runner.cancel.clone();
+    // Ctrl-C and SIGTERM (a supervisor stopping godwit, `kill`) both stop the run at its next
+    // safe point, resumable, nothing rolled back: an interrupt is never an abort.
     rt.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ninterrupt: stopping at the next safe point (the run stays resumable)…");
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).ok();
+        let which = tokio::select! {
+            r = tokio::signal::ctrl_c() => r.ok().map(|_| "interrupt"),
+            Some(_) = async { match term.as_mut() { Some(t) => t.recv().await, None => None } } => Some("terminated"),
+        };
+        if let Some(which) = which {
+            eprintln!("\n{which}: stopping at the next safe point (the run stays resumable)…");
             c.cancel();
         }
     });

@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use godwit_engine::StartRequest;
 use godwit_engine::exit;
 use godwit_engine::journal::file::FileStore;
+use godwit_engine::{Clock, JournalStore, StartRequest, SystemClock};
 use godwit_stdlib::aws::world::settings_file;
 
 use crate::config::{find_runbook, load_config, parse_sets, world_settings, write_settings};
@@ -64,22 +64,12 @@ impl RunArgs {
             Some(file) => world_settings(file, &cluster, &world_name)?,
             None => None,
         };
-        let probe_dir = tempfile::tempdir()
-            .map_err(|e| Failure(exit::INTERNAL, format!("cannot create a temp dir: {e}")))?;
-        let probe_state = probe_dir.path().join("probe.json");
-        if let Some(v) = &settings {
-            write_settings(&probe_state, v)?;
-        }
-        // Validate everything before anything is written: bad input changes nothing.
-        let probe = worlds
-            .build(&spec, settings.is_some().then_some(probe_state.as_path()))
-            .map_err(invalid)?;
+        // The run id comes from the wall clock, not the world's (a simulated world starts every
+        // run at the same virtual time), so the world is built once, already at the path its
+        // state keeps for `resume`. `Runner::start` validates the cluster id, the runbook and its
+        // parameters before it creates the run; a refusal removes the world's files again.
         godwit_engine::run::validate_cluster(&cluster)?;
-        {
-            let (checker, _rt) = runner(store, probe.clone(), &out)?;
-            godwit_engine::run::check_runbook(&checker, &path)?;
-        }
-        let run_id = godwit_engine::run::new_run_id(probe.clock.now_ms(), &cluster);
+        let run_id = godwit_engine::run::new_run_id(SystemClock.now_ms(), &cluster);
         let state = world_state_file(state_dir, &run_id);
         if let Some(parent) = state.parent() {
             std::fs::create_dir_all(parent).map_err(|e| {
@@ -89,21 +79,34 @@ impl RunArgs {
                 )
             })?;
         }
+        let forget_world = || {
+            let _ = std::fs::remove_file(&state);
+            let _ = std::fs::remove_file(settings_file(&state));
+            if let Some(parent) = state.parent() {
+                let _ = std::fs::remove_dir(parent); // only if empty
+            }
+        };
         if let Some(v) = &settings {
             write_settings(&state, v)?;
         }
-        let world = worlds.build(&spec, Some(&state)).map_err(invalid)?;
+        let world = worlds.build(&spec, Some(&state)).map_err(|e| {
+            forget_world();
+            invalid(e)
+        })?;
         let audit = world.audit.clone();
         let (runner, rt) = runner(store, world, &out)?;
         let req = StartRequest {
             runbook: path,
             cluster,
             params,
-            run_id: Some(run_id),
+            run_id: Some(run_id.clone()),
         };
         let report = drive(&rt, move || runner.start(req)).inspect_err(|_| {
-            let _ = std::fs::remove_file(&state);
-            let _ = std::fs::remove_file(settings_file(&state));
+            // Refused before the run existed: nothing of it may remain. Once it exists (a
+            // journal failure later on), its world stays for `resume`.
+            if store.read(&run_id).is_err() {
+                forget_world();
+            }
         })?;
         Ok(audited(finish(&report, &out), audit.as_deref()))
     }
