@@ -4,6 +4,7 @@
 //! * [`moto`]: the moto server (through `tests/support/moto_launcher.py`) as a child process.
 //! * [`harness`]: build runners over the toy world; crash injection by panicking sinks
 //!   (in-process) or the `godwit-toy` binary (real process exits).
+//! * [`fixtures`]: journals of earlier runbook shapes (`--bin write-old-journals` writes them).
 //! * [`livepg`]: a `pg::live::Connector` over `godwit_lab::pgproc` servers by name, and SQL
 //!   helpers (the `validate` test binary and bench).
 //!
@@ -12,6 +13,7 @@
 //! `validate` area on real PostgreSQL and on the simulator), `moto` (the aws world against
 //! moto), `lab` (the lab world: real PostgreSQL + Envoy under load); benches `fleet`, `validate`.
 
+pub mod fixtures;
 pub mod harness;
 pub mod livepg;
 pub mod moto;

@@ -10,6 +10,7 @@ use godwit_engine::transcript::{Collector, Event, Line, Sink};
 use godwit_engine::{EngineError, RunReport, RunStatus, Runner, StartRequest};
 use godwit_stdlib::sim::world::builtin_scenarios;
 use godwit_stdlib::world::World;
+use godwit_tests::fixtures::{OLD_JOURNALS, old_journals_dir};
 use godwit_tests::harness::{CrashSink, until_crash};
 use serde_json::Value;
 
@@ -487,67 +488,6 @@ fn cdc_heavy_leaves_no_backfill_gap() {
 /// runbook (same step names) still resumes them: `tests/fixtures/old-journals/<name>/` holds the
 /// run's `journal.jsonl` (verbatim, hash-chained) and the simulated world it left (`sim.json`,
 /// `sim.now`).
-fn old_journals_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/old-journals")
-}
-
-/// (fixture name, runbook, the step or gate after which the process died)
-const OLD_JOURNALS: &[(&str, &str, &str)] = &[
-    (
-        "rds-to-aurora-crashed-after-reboot-source",
-        "rds-to-aurora.rhai",
-        "reboot-source",
-    ),
-    (
-        "cdc-heavy-crashed-after-cdc-drained",
-        "cdc-heavy.rhai",
-        "cdc-drained",
-    ),
-];
-
-/// Writes the fixtures of [`OLD_JOURNALS`] with the runbooks as they are now. Run it only
-/// *before* restructuring a runbook (`cargo test -p godwit-tests --test runbooks --
-/// --ignored write_old_journal_fixtures`), so the fixtures record the old shape; then commit them.
-#[test]
-#[ignore = "writes fixtures; run by hand before restructuring a runbook"]
-fn write_old_journal_fixtures() {
-    use godwit_engine::journal::file::FileStore;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    for (name, runbook, crash_after) in OLD_JOURNALS {
-        let tmp = tempfile::tempdir().unwrap();
-        let sim_file = tmp.path().join("sim.json");
-        let scenario = godwit_stdlib::sim::scenario::Scenario::load("busy-source").unwrap();
-        let (world, _) =
-            godwit_stdlib::sim::world::sim_world_persistent(scenario, &sim_file).unwrap();
-        let store = FileStore::new(tmp.path().join("runs"));
-        let crash_after = crash_after.to_string();
-        let crash = CrashSink::new(1, move |e| match e {
-            Event::StepCompleted { name, .. } | Event::GatePassed { name, .. } => {
-                *name == crash_after
-            }
-            _ => false,
-        });
-        let mut r = world.runner(Arc::new(store.clone()), rt.handle().clone());
-        r.sinks.push(crash);
-        let req = StartRequest {
-            runbook: runbooks_dir().join(runbook),
-            cluster: "orders-db".into(),
-            params: Default::default(),
-            run_id: Some((*name).into()),
-        };
-        assert!(until_crash(|| r.start(req)).is_none(), "{name}: no crash");
-        let out = old_journals_dir().join(name);
-        std::fs::create_dir_all(&out).unwrap();
-        let run_dir = store.run_dir(name);
-        std::fs::copy(run_dir.join("journal.jsonl"), out.join("journal.jsonl")).unwrap();
-        std::fs::copy(&sim_file, out.join("sim.json")).unwrap();
-        std::fs::copy(sim_file.with_extension("now"), out.join("sim.now")).unwrap();
-    }
-}
-
 /// A journal written before a runbook was restructured resumes under the runbook as it is now
 /// (forced: the content hash changed) and ends exactly as an uninterrupted run of today's
 /// runbook: the journaled steps replay by name (none runs again), the rest runs live, and the
