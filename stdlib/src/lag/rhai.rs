@@ -9,7 +9,10 @@ use godwit_engine::PrimitiveError;
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, EvalAltResult, FLOAT, INT, Map};
 
-use super::{Assessment, Options, Point, Since, Slot, SlotType};
+use super::{
+    Assessment, MAX_DURATION_SECONDS, MAX_EPOCH_SECONDS, MIN_EPOCH_SECONDS, Options, Point, Since,
+    Slot, SlotType,
+};
 
 type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
@@ -43,6 +46,22 @@ fn kind(d: &Dynamic) -> String {
     } else {
         format!("a {}", d.type_name())
     }
+}
+
+/// Epoch seconds within [`MIN_EPOCH_SECONDS`]..=[`MAX_EPOCH_SECONDS`], or `Invalid` naming `what`.
+fn epoch(op: &str, what: &str, t: INT) -> RhaiResult<INT> {
+    if (MIN_EPOCH_SECONDS..=MAX_EPOCH_SECONDS).contains(&t) {
+        return Ok(t);
+    }
+    Err(invalid(
+        op,
+        format!(
+            "{what} is {t}; expected epoch seconds from {MIN_EPOCH_SECONDS} (year 1) to \
+             {MAX_EPOCH_SECONDS} (year 9999)"
+        ),
+        "timestamps are whole epoch seconds, e.g. now() or a datapoint's t; a value in \
+         milliseconds is 1000 times too large",
+    ))
 }
 
 fn number(d: &Dynamic) -> Option<f64> {
@@ -82,6 +101,7 @@ fn series(op: &str, arg: &str, arr: &Array) -> RhaiResult<Vec<Point>> {
                      to_int() on a float",
                 )
             })?;
+            let t = epoch(op, &format!("{arg}[{i}].t"), t)?;
             let v = field("v")?;
             let value = number(&v).filter(|x| x.is_finite()).ok_or_else(|| {
                 invalid(
@@ -196,17 +216,23 @@ fn options(op: &str, map: &Map, allowed: &[&str]) -> RhaiResult<Options> {
                     )
                 })
         };
+        // Seconds: at most MAX_DURATION_SECONDS, so adding one to a timestamp cannot overflow.
         let whole = |min: i64| {
-            value.as_int().ok().filter(|x| *x >= min).ok_or_else(|| {
-                invalid(
-                    op,
-                    format!(
-                        "options.{key} is {}; expected an integer >= {min}",
-                        kind(value)
-                    ),
-                    "see docs/lag.md for the meaning and default of each option",
-                )
-            })
+            value
+                .as_int()
+                .ok()
+                .filter(|x| (min..=MAX_DURATION_SECONDS).contains(x))
+                .ok_or_else(|| {
+                    invalid(
+                        op,
+                        format!(
+                            "options.{key} is {}; expected an integer from {min} to \
+                             {MAX_DURATION_SECONDS}",
+                            kind(value)
+                        ),
+                        "see docs/lag.md for the meaning and default of each option",
+                    )
+                })
         };
         match key {
             "segment_bytes" => o.segment_bytes = positive(0.0)?,
@@ -217,7 +243,16 @@ fn options(op: &str, map: &Map, allowed: &[&str]) -> RhaiResult<Options> {
             "period_seconds" => o.period_seconds = whole(1)?,
             "stale_after_seconds" => o.stale_after_seconds = whole(0)?,
             "clock_skew_seconds" => o.clock_skew_seconds = whole(0)?,
-            "now" => o.now = Some(whole(i64::MIN)?),
+            "now" => {
+                let t = value.as_int().map_err(|_| {
+                    invalid(
+                        op,
+                        format!("options.now is {}; expected epoch seconds", kind(value)),
+                        "see docs/lag.md for the meaning and default of each option",
+                    )
+                })?;
+                o.now = Some(epoch(op, "options.now", t)?);
+            }
             "window_seconds" => o.window_seconds = Some(whole(1)?),
             "min_datapoints" => o.min_datapoints = whole(1)? as usize,
             "max_replica_lag_p99_seconds" => o.max_replica_lag_p99_seconds = positive(0.0)?,
@@ -306,6 +341,7 @@ mod lag_module {
         options: Map,
     ) -> RhaiResult<Map> {
         const OP: &str = "caught_up_after_fence";
+        let fence_time = super::epoch(OP, "fence_time", fence_time)?;
         let slot = series(OP, "slot_lag_series", &slot_lag_series)?;
         let replica = series(OP, "replica_lag_series", &replica_lag_series)?;
         let o = super::options(OP, &options, &super::super::keys::FENCE)?;
@@ -353,6 +389,7 @@ mod lag_module {
         options: Map,
     ) -> RhaiResult<Map> {
         const OP: &str = "caught_up_after_fence";
+        let fence_time = super::epoch(OP, "fence_time", fence_time)?;
         let slot = series(OP, "slot_lag_series", &slot_lag_series)?;
         let replica = series(OP, "replica_lag_series", &replica_lag_series)?;
         let list = super::slots(OP, &slots)?;
@@ -922,6 +959,45 @@ mod tests {
             "{}",
             message(&m)
         );
+    }
+
+    #[test]
+    fn out_of_range_times_are_invalid_not_overflows() {
+        let e = engine();
+        let max = i64::MAX;
+        let m = error_map(
+            &e,
+            &format!("lag::caught_up_after_fence([], [], {max}, #{{}})"),
+        );
+        assert_eq!(m["kind"].clone().into_string().unwrap(), "Invalid");
+        assert!(
+            message(&m).starts_with(&format!("fence_time is {max}; expected epoch seconds")),
+            "{}",
+            message(&m)
+        );
+        let m = error_map(
+            &e,
+            &format!("lag::classify([#{{ t: {}, v: 1 }}], [], #{{}})", i64::MIN),
+        );
+        assert!(
+            message(&m).starts_with("slot_lag_series[0].t is -9223372036854775808"),
+            "{}",
+            message(&m)
+        );
+        let m = error_map(
+            &e,
+            &format!("lag::caught_up_after_fence([], [], 0, #{{ clock_skew_seconds: {max} }})"),
+        );
+        assert!(
+            message(&m).starts_with("options.clock_skew_seconds is an integer"),
+            "{}",
+            message(&m)
+        );
+        let m = error_map(&e, &format!("lag::wal_headroom([], [], #{{ now: {max} }})"));
+        assert!(message(&m).starts_with("options.now is"), "{}", message(&m));
+        // Formatting takes any number.
+        let s: String = e.eval(&format!("lag::fmt_duration({max})")).unwrap();
+        assert_eq!(s, "106751991167300 d 16 h");
     }
 
     #[test]
