@@ -4,6 +4,8 @@
 pub(crate) mod builtins;
 pub(crate) mod ctx;
 mod docs;
+mod stack;
+pub mod value;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -371,7 +373,21 @@ impl Runner {
         self.execute(&engine, &rb, &ctx, &started.cluster, started.params.clone())
     }
 
+    /// Run the script (and, if it aborts, the rollback) on a thread of its own with a stack
+    /// sized for Rhai's recursion (see [`stack`]).
     fn execute(
+        &self,
+        engine: &Engine,
+        rb: &Runbook,
+        ctx: &Arc<RunCtx>,
+        cluster: &str,
+        params: Value,
+    ) -> Result<RunReport, EngineError> {
+        stack::on_script_stack(|| self.execute_here(engine, rb, ctx, cluster, params))
+            .unwrap_or_else(|e| self.stop(ctx, e))
+    }
+
+    fn execute_here(
         &self,
         engine: &Engine,
         rb: &Runbook,
@@ -383,7 +399,11 @@ impl Runner {
         scope.push_constant("RUN_ID", ctx.run_id.clone());
         scope.push_constant("CLUSTER", cluster.to_string());
         scope.push_constant("WORLD", self.world.clone());
-        scope.push_constant("PARAMS", from_json(&params));
+        let params = match value::decode(&params) {
+            Ok(p) => p,
+            Err(e) => return self.stop(ctx, EngineError::Invalid(format!("PARAMS{e}"))),
+        };
+        scope.push_constant("PARAMS", params);
         let out = engine.eval_ast_with_scope::<Dynamic>(&mut scope, &rb.ast);
         let report = |status| {
             Ok(RunReport {
@@ -401,7 +421,7 @@ impl Runner {
                     .with_hint("the runbook changed since these steps ran; restore it");
                     return self.stop(ctx, EngineError::NonDeterminism(r));
                 }
-                let detail = to_json(&v).unwrap_or_else(|_| Value::String(v.to_string()));
+                let detail = self.final_value(engine, ctx, &v, "the runbook's final value");
                 self.append_or_stop(
                     ctx,
                     Entry::RunFinished {
@@ -526,7 +546,8 @@ impl Runner {
             }
             match out {
                 Ok(v) => {
-                    let result = to_json(&v).unwrap_or(Value::Null);
+                    let what = format!("the result of the undo of '{}'", reg.step);
+                    let result = self.final_value(engine, ctx, &v, &what);
                     self.append_or_stop(
                         ctx,
                         Entry::UndoCompleted {
@@ -650,6 +671,19 @@ impl Runner {
             delay = (delay * 2).min(builtins::MAX_BACKOFF);
             attempt += 1;
         }
+    }
+
+    /// The journal form of a value nothing replays (the runbook's final value, an undo's
+    /// result). One that cannot be journaled exactly is recorded as a sentence saying why,
+    /// with a warning, never silently as something else.
+    fn final_value(&self, engine: &Engine, ctx: &RunCtx, v: &Dynamic, what: &str) -> Value {
+        value::encode(v, "value", &value::ValueLimits::of(engine)).unwrap_or_else(|e| {
+            let why = format!("{what} cannot be journaled: {e}");
+            ctx.emit(Event::Warning {
+                message: why.clone(),
+            });
+            Value::String(format!("<{why}>"))
+        })
     }
 
     fn append_or_stop(&self, ctx: &Arc<RunCtx>, entry: Entry) -> Result<(), EngineError> {
