@@ -332,3 +332,154 @@ fn a_map_grown_past_the_map_limit_by_index_assignment_cannot_be_journaled() {
         "{reason}"
     );
 }
+
+// ---- 2. Imports outside the pinned hash -------------------------------------------------
+
+fn parse_error(b: &Bench, src: &str) -> godwit_engine::report::Report {
+    let rb = b.write("rb.rhai", src);
+    match b.start(&rb, "r1") {
+        Err(EngineError::Parse(r)) => r,
+        other => panic!("expected a load error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_computed_import_path_is_refused_at_load_with_its_position() {
+    let b = Bench::new();
+    b.write("lib/dyn.rhai", "fn f() { 1 }");
+    let r = parse_error(
+        &b,
+        "let x = 1;\nlet p = \"lib/\" + \"dyn\"; import p as m;\nstep(\"s\", || m::f());",
+    );
+    assert!(
+        r.message.contains("import path is computed at run time"),
+        "{r:?}"
+    );
+    let loc = r.location.unwrap();
+    assert_eq!((loc.line, loc.column), (2, 25));
+    assert!(b.store.entries("r1").is_empty(), "nothing was started");
+}
+
+#[test]
+fn a_computed_import_inside_a_module_is_refused_at_the_modules_line() {
+    let b = Bench::new();
+    b.write("lib/dyn.rhai", "fn f() { 1 }");
+    b.write(
+        "lib/outer.rhai",
+        "fn g() {\n  let p = \"lib/dyn\";\n  import p as m;\n  m::f()\n}",
+    );
+    let r = parse_error(&b, "import \"lib/outer\" as o;\nstep(\"s\", || o::g());");
+    assert!(
+        r.message.contains("import path is computed at run time"),
+        "{r:?}"
+    );
+    let loc = r.location.unwrap();
+    assert!(loc.file.ends_with("lib/outer.rhai"), "{loc:?}");
+    assert_eq!(loc.line, 3);
+}
+
+#[test]
+fn imports_at_run_time_get_only_modules_pinned_at_load() {
+    let b = Bench::new();
+    b.write("lib/a.rhai", "fn f() { 41 }");
+    b.write("lib/b.rhai", "fn f() { 0 }");
+    // lib/a is pinned (imported at the top); eval() may use it and gets the pinned code.
+    let r = b.run(
+        "import \"lib/a\" as a;\nlet v = eval(\"import \\\"lib/a\\\" as x; x::f()\");\nstep(\"s\", || v + 1)",
+    );
+    assert!(
+        matches!(&r.status, RunStatus::Succeeded { result } if result == &json!(42)),
+        "{r:?}"
+    );
+    // lib/b was never pinned: importing it at run time is an error at the eval.
+    let b2 = Bench::new();
+    b2.write("lib/b.rhai", "fn f() { 0 }");
+    let r = b2.run("let v = 1;\nlet w = eval(\"import \\\"lib/b\\\" as x; x::f()\");");
+    let RunStatus::RolledBack { report, .. } = &r.status else {
+        panic!("{r:?}")
+    };
+    let report = report.as_ref().unwrap();
+    assert!(
+        report
+            .message
+            .contains("import \"lib/b\" at run time: the module was not loaded with the runbook"),
+        "{report:?}"
+    );
+    assert_eq!(report.location.as_ref().unwrap().line, 2);
+}
+
+#[test]
+fn editing_a_pinned_module_changes_the_runbook_hash() {
+    // The static-import case the computed import escaped: an edit is a different hash.
+    let b = Bench::new();
+    b.write("lib/m.rhai", "fn f() { 1 }");
+    let rb = b.write("rb.rhai", "import \"lib/m\" as m;\nstep(\"s\", || m::f())");
+    let before = godwit_engine::run::check_runbook(&b.runner(), &rb).unwrap();
+    b.write("lib/m.rhai", "fn f() { 2 }");
+    let after = godwit_engine::run::check_runbook(&b.runner(), &rb).unwrap();
+    assert_ne!(before.info.hash, after.info.hash);
+}
+
+// ---- 6. Errors with their place ---------------------------------------------------------
+
+#[test]
+fn an_error_inside_eval_points_at_the_eval_call() {
+    let b = Bench::new();
+    let r = b.run("let x = 1;\n\nlet y = eval(\"let z = 1;\\nthrow \\\"boom\\\";\");");
+    let RunStatus::RolledBack { report, .. } = &r.status else {
+        panic!("{r:?}")
+    };
+    let report = report.as_ref().unwrap();
+    assert_eq!(
+        report.message,
+        "runbook threw: boom (line 2, column 1 of the text given to eval)"
+    );
+    assert_eq!(report.location.as_ref().unwrap().line, 3);
+}
+
+#[test]
+fn a_missing_module_is_reported_at_its_import_line() {
+    let b = Bench::new();
+    let r = parse_error(&b, "let x = 1;\nimport \"lib/nope\" as n;");
+    assert!(
+        r.message
+            .starts_with("module \"lib/nope\" not found: there is no file"),
+        "{r:?}"
+    );
+    assert_eq!(r.location.as_ref().unwrap().line, 2);
+    let hint = r.hint.unwrap();
+    assert!(
+        hint.starts_with("import paths are relative to the runbook's folder"),
+        "{hint}"
+    );
+    let rendered =
+        EngineError::Parse(parse_error(&b, "import \"../../etc/passwd\" as p;")).to_string();
+    assert!(
+        rendered.contains("--> "),
+        "an import outside the folder has its place: {rendered}"
+    );
+}
+
+#[test]
+fn a_nested_missing_module_is_reported_at_the_modules_line() {
+    let b = Bench::new();
+    b.write(
+        "lib/outer.rhai",
+        "// outer\nimport \"lib/gone\" as g;\nfn f() { 1 }",
+    );
+    let r = parse_error(&b, "import \"lib/outer\" as o;");
+    let loc = r.location.unwrap();
+    assert!(loc.file.ends_with("lib/outer.rhai"), "{loc:?}");
+    assert_eq!(loc.line, 2);
+}
+
+#[test]
+fn abort_inside_an_undo_reports_its_reason() {
+    let b = Bench::new();
+    let r = b.run("step(\"a\", #{ undo: |r| abort(\"undo says no\") }, || 1);\nthrow \"fail\";");
+    let RunStatus::RollbackFailed { error, step, .. } = &r.status else {
+        panic!("{r:?}")
+    };
+    assert_eq!(step, "a");
+    assert_eq!(error, "abort(\"undo says no\") in the undo");
+}

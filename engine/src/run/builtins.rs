@@ -680,9 +680,13 @@ pub(crate) fn register(engine: &mut Engine, ctx: &Arc<RunCtx>, host: &Host) {
         .with_comments([super::docs::ABORT])
         .register_into_engine(
             engine,
-            move |reason: &str| -> Result<(), Box<EvalAltResult>> {
+            move |nc: NativeCallContext, reason: &str| -> Result<(), Box<EvalAltResult>> {
                 c.state().abort_requested = Some(reason.to_string());
-                Err(terminate(TERM_ABORT))
+                // At the call, so a report (an abort inside an undo, say) quotes its line.
+                Err(Box::new(EvalAltResult::ErrorTerminated(
+                    TERM_ABORT.into(),
+                    nc.call_position(),
+                )))
             },
         );
     let h = host.clone();

@@ -578,7 +578,7 @@ impl Runner {
                     });
                 }
                 Err(e) => {
-                    let message = from_rhai(&e, &rb.path).message;
+                    let message = self.undo_failure(&e, ctx, rb);
                     self.append_or_stop(
                         ctx,
                         Entry::UndoFailed {
@@ -671,6 +671,18 @@ impl Runner {
             delay = (delay * 2).min(builtins::MAX_BACKOFF);
             attempt += 1;
         }
+    }
+
+    /// Why an undo failed, in words: `abort()` called inside the undo gives its reason (not
+    /// Rhai's "Script terminated"), a limit is named like in the main script.
+    fn undo_failure(&self, err: &EvalAltResult, ctx: &RunCtx, rb: &Runbook) -> String {
+        if termination_marker(err).as_deref() == Some(TERM_ABORT) {
+            let reason = ctx.state().abort_requested.clone().unwrap_or_default();
+            return format!("abort(\"{reason}\") in the undo");
+        }
+        self.limits
+            .explain(err)
+            .unwrap_or_else(|| from_rhai(err, &rb.path).message)
     }
 
     /// The journal form of a value nothing replays (the runbook's final value, an undo's
