@@ -341,7 +341,7 @@ mod lag_module {
         options: Map,
     ) -> RhaiResult<Map> {
         const OP: &str = "caught_up_after_fence";
-        let fence_time = super::epoch(OP, "fence_time", fence_time)?;
+        let fence_time = epoch(OP, "fence_time", fence_time)?;
         let slot = series(OP, "slot_lag_series", &slot_lag_series)?;
         let replica = series(OP, "replica_lag_series", &replica_lag_series)?;
         let o = super::options(OP, &options, &super::super::keys::FENCE)?;
@@ -389,7 +389,7 @@ mod lag_module {
         options: Map,
     ) -> RhaiResult<Map> {
         const OP: &str = "caught_up_after_fence";
-        let fence_time = super::epoch(OP, "fence_time", fence_time)?;
+        let fence_time = epoch(OP, "fence_time", fence_time)?;
         let slot = series(OP, "slot_lag_series", &slot_lag_series)?;
         let replica = series(OP, "replica_lag_series", &replica_lag_series)?;
         let list = super::slots(OP, &slots)?;
