@@ -4,13 +4,15 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use godwit_engine::journal::file::{FileStore, journal_path};
 use godwit_engine::journal::memory::MemoryStore;
 use godwit_engine::journal::{Entry, JournalStore};
 use godwit_engine::transcript::{Collector, Event};
 use godwit_engine::{
-    Cancel, Clock, EngineError, Limits, RunReport, RunStatus, Runner, StartRequest, VirtualClock,
+    Cancel, Clock, EngineError, Limits, RunReport, RunStatus, Runner, StartRequest, SystemClock,
+    VirtualClock,
 };
 use serde_json::{Value, json};
 
@@ -331,6 +333,42 @@ fn a_map_grown_past_the_map_limit_by_index_assignment_cannot_be_journaled() {
         reason.contains("result is a map of 1001 entries; the map size limit is 1000"),
         "{reason}"
     );
+}
+
+#[test]
+fn an_endless_loop_ends_at_the_busy_limit_with_its_name() {
+    let mut b = Bench::new();
+    b.limits.max_busy = Some(Duration::from_millis(500));
+    let t = Instant::now();
+    let r = b.run("step(\"a\", || 1); loop { }");
+    let reason = rolled_back(&r);
+    assert!(
+        reason.contains("runbook computed for 500ms without calling a primitive or waiting"),
+        "{reason}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+}
+
+#[test]
+fn a_quadratic_push_loop_ends_at_the_busy_limit() {
+    // Every push re-measures the whole array against the size limits: 100 000 pushes took 35 s.
+    let mut b = Bench::new();
+    b.limits.max_busy = Some(Duration::from_millis(500));
+    let t = Instant::now();
+    let r = b.run("let a = []; loop { a.push(1); }");
+    assert!(rolled_back(&r).contains("busy limit"), "{r:?}");
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+}
+
+#[test]
+fn waiting_on_the_clock_is_not_busy() {
+    // Real clock: 10 sleeps of 100 ms inside a step, each shorter than the busy limit, together
+    // longer than it.
+    let mut b = Bench::new();
+    b.limits.max_busy = Some(Duration::from_millis(300));
+    b.clock = Arc::new(SystemClock);
+    let r = b.run(r#"step("poll", || { for i in 0..10 { sleep("100ms"); } 1 })"#);
+    assert!(matches!(r.status, RunStatus::Succeeded { .. }), "{r:?}");
 }
 
 // ---- 2. Imports outside the pinned hash -------------------------------------------------

@@ -2,6 +2,7 @@
 //! abort run the undos in reverse.
 
 pub(crate) mod builtins;
+mod busy;
 pub(crate) mod ctx;
 mod docs;
 mod stack;
@@ -30,10 +31,22 @@ pub use ctx::{MUTATING_VERBS, RunCtx, is_mutating};
 /// Attempts for an undo that fails with a retryable error.
 const UNDO_ATTEMPTS: u32 = builtins::DEFAULT_ATTEMPTS;
 
-/// Resource limits for a runbook, so a runaway script ends with a message instead of hanging.
+/// Resource limits for a runbook, so a runaway script ends with a message instead of hanging
+/// or crashing.
+///
+/// Rhai enforces the size limits only at some points, and at a cost: it measures a value after
+/// an operation that may have grown it (a `push`, `+=`, a function's result), walking the whole
+/// value each time, so growing an array by `push` is quadratic; and it never measures a map grown
+/// by `m[key] = v`. So the journal measures again, exactly, everything it records (see
+/// [`value`]), and the busy limit ends a script that computes too long whatever it computes.
 #[derive(Debug, Clone)]
 pub struct Limits {
+    /// Rhai operations per evaluation. Must be at least 1: Rhai reads 0 as "no limit" (the CLI
+    /// refuses `--max-operations 0`).
     pub max_operations: u64,
+    /// Longest the script may compute without calling a primitive or waiting (see [`busy`]);
+    /// `None`: no busy limit.
+    pub max_busy: Option<std::time::Duration>,
     pub max_call_levels: usize,
     pub max_expr_depth: usize,
     pub max_string_size: usize,
@@ -45,8 +58,12 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             // A gate polling every 30 s for a day with a few hundred operations per poll stays
-            // far below this; `loop {}` reaches it in seconds.
+            // far below this. It is the backstop for loops that keep calling primitives; the
+            // busy limit ends a loop that does not call any much sooner.
             max_operations: 200_000_000,
+            // `loop {}` used to run 126 s (debug build) until the operations limit; the standard
+            // runbook's longest stretch without a primitive call or a wait is milliseconds.
+            max_busy: Some(std::time::Duration::from_secs(30)),
             max_call_levels: 64,
             max_expr_depth: 128,
             max_string_size: 4 << 20,
@@ -74,6 +91,16 @@ impl Limits {
                  --max-operations if the runbook really needs more",
                 self.max_operations
             ),
+            EvalAltResult::ErrorTerminated(..)
+                if termination_marker(err).as_deref() == Some(busy::TERM_BUSY) =>
+            {
+                format!(
+                    "runbook computed for {} without calling a primitive or waiting (the busy \
+                     limit): an endless loop, or a loop growing a large array or string one \
+                     element at a time?",
+                    crate::duration::format_duration(self.max_busy.unwrap_or_default())
+                )
+            }
             EvalAltResult::ErrorStackOverflow(_) => format!(
                 "runbook exceeded the call depth limit ({}): runaway recursion?",
                 self.max_call_levels
@@ -233,16 +260,21 @@ impl Runner {
         self.limits.apply(&mut engine);
         let cancel = self.cancel.clone();
         let c = ctx.clone();
+        let max_busy = self.limits.max_busy;
         engine.on_progress(move |ops| {
             if cancel.is_cancelled() {
                 return Some(TERM_CANCEL.into());
             }
             // Clock reads are cheap but not free; a step timeout need not be exact to the op.
-            if ops % 4096 == 0
-                && let Some(left) = c.remaining_ms()
-                && left <= 0
-            {
-                return Some(TERM_STEP_TIMEOUT.into());
+            if ops % 4096 == 0 {
+                if let Some(left) = c.remaining_ms()
+                    && left <= 0
+                {
+                    return Some(TERM_STEP_TIMEOUT.into());
+                }
+                if max_busy.is_some_and(|max| c.busy.busy_for() > max) {
+                    return Some(busy::TERM_BUSY.into());
+                }
             }
             None
         });
@@ -395,6 +427,7 @@ impl Runner {
         cluster: &str,
         params: Value,
     ) -> Result<RunReport, EngineError> {
+        ctx.busy.restart();
         let mut scope = Scope::new();
         scope.push_constant("RUN_ID", ctx.run_id.clone());
         scope.push_constant("CLUSTER", cluster.to_string());
@@ -516,6 +549,7 @@ impl Runner {
         ctx.emit(Event::AbortStarted {
             reason: reason.clone(),
         });
+        ctx.busy.restart();
         let undos = std::mem::take(&mut ctx.state().undos);
         let mut undone = Vec::new();
         for reg in undos.iter().rev() {
