@@ -371,6 +371,30 @@ fn waiting_on_the_clock_is_not_busy() {
     assert!(matches!(r.status, RunStatus::Succeeded { .. }), "{r:?}");
 }
 
+#[test]
+fn hostile_numbers_in_built_ins_fail_the_step_instead_of_panicking() {
+    // sleep(1e308) panicked in Duration::from_secs_f64; a 2^63 ms timeout wrapped into a
+    // deadline in the past; time_str(i64::MAX) overflowed.
+    for (body, expect) in [
+        ("sleep(1e308)", "is not a duration godwit waits for"),
+        ("sleep(0.0 / 0.0)", "is not a duration godwit waits for"),
+        (
+            "sleep(9223372036854775807)",
+            "is not a duration godwit waits for",
+        ),
+        ("time_str(9223372036854775807)", "is not epoch seconds"),
+        ("sleep(\"9223372036854775807ms\")", "longer than 3650d"),
+    ] {
+        let b = Bench::new();
+        let r = b.run(&format!("step(\"s\", || {body});"));
+        let reason = rolled_back(&r);
+        assert!(reason.contains(expect), "{body}: {reason}");
+    }
+    let b = Bench::new();
+    let r = b.run("step(\"s\", #{ timeout: 9223372036854775807 }, || 1);");
+    assert!(rolled_back(&r).contains("option 'timeout'"), "{r:?}");
+}
+
 // ---- 2. Imports outside the pinned hash -------------------------------------------------
 
 fn parse_error(b: &Bench, src: &str) -> godwit_engine::report::Report {

@@ -127,7 +127,8 @@ fn duration_opt(op: &str, key: &str, v: &Dynamic) -> Result<Duration, Box<EvalAl
     if let Ok(n) = v.as_int()
         && n >= 0
     {
-        return Ok(Duration::from_secs(n as u64));
+        return crate::duration::from_seconds(n as f64)
+            .map_err(|e| bad_option(op, format!("option '{key}': {e}"), ""));
     }
     let s = v.clone().into_string().map_err(|t| {
         bad_option(
@@ -318,7 +319,10 @@ fn step_impl(
         let value = error_value(&err, "step", name);
         let retryable = PrimitiveError::from_dynamic(&value).is_some_and(|p| p.retryable);
         if retryable && attempt < opts.attempts {
-            let delay = (opts.backoff * 2u32.saturating_pow(attempt - 1)).min(MAX_BACKOFF);
+            let delay = opts
+                .backoff
+                .saturating_mul(2u32.saturating_pow(attempt - 1))
+                .min(MAX_BACKOFF);
             ctx.emit(Event::StepRetrying {
                 name: name.into(),
                 attempt,
@@ -715,14 +719,16 @@ pub(crate) fn register(engine: &mut Engine, ctx: &Arc<RunCtx>, host: &Host) {
     FuncRegistration::new("sleep")
         .with_volatility(true)
         .register_into_engine(engine, move |secs: i64| -> Result<(), Box<EvalAltResult>> {
-            let d = Duration::from_secs(secs.max(0) as u64);
+            let d = crate::duration::from_seconds(secs as f64)
+                .map_err(|e| bad_option("sleep", e, ""))?;
             h.sleep("core", "sleep", d).map_err(Into::into)
         });
     let h = host.clone();
     FuncRegistration::new("sleep")
         .with_volatility(true)
         .register_into_engine(engine, move |secs: f64| -> Result<(), Box<EvalAltResult>> {
-            let d = Duration::from_secs_f64(secs.max(0.0));
+            // `Duration::from_secs_f64` panics on NaN, infinity and huge values.
+            let d = crate::duration::from_seconds(secs).map_err(|e| bad_option("sleep", e, ""))?;
             h.sleep("core", "sleep", d).map_err(Into::into)
         });
     // Rhai's `timestamp()` reads the machine clock with no journal: a replay would branch
@@ -741,7 +747,19 @@ pub(crate) fn register(engine: &mut Engine, ctx: &Arc<RunCtx>, host: &Host) {
     FuncRegistration::new("time_str")
         .with_params_info(["epoch_seconds: i64", "String"])
         .with_comments([super::docs::TIME_STR])
-        .register_into_engine(engine, |t: i64| crate::clock::format_timestamp(t * 1000));
+        .register_into_engine(engine, |t: i64| -> Result<String, Box<EvalAltResult>> {
+            t.checked_mul(1000)
+                .map(crate::clock::format_timestamp)
+                .ok_or_else(|| {
+                    PrimitiveError::invalid(
+                        "core",
+                        "time_str",
+                        format!("{t} is not epoch seconds godwit can show as a time"),
+                        "pass epoch seconds, e.g. now()",
+                    )
+                    .into()
+                })
+        });
     FuncRegistration::new("seconds")
         .with_params_info(["duration: &str", "i64"])
         .with_comments([super::docs::SECONDS])
