@@ -74,10 +74,15 @@ impl VirtualClock {
 
     /// Move time forward by `d` (never backwards).
     pub fn advance(&self, d: Duration) {
+        // Saturating: time past the end of `i64` milliseconds stays at the end, it does not
+        // wrap to 1677 (durations from runbooks are bounded long before that).
+        let ms = Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX);
+        let step = |n: Millis| Some(n.saturating_add(ms));
         let from = self
             .now
-            .fetch_add(d.as_millis() as Millis, Ordering::SeqCst);
-        let to = from + d.as_millis() as Millis;
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, step)
+            .unwrap_or_else(|n| n);
+        let to = from.saturating_add(ms);
         for hook in self.hooks.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             hook(from, to);
         }

@@ -4,7 +4,24 @@
 
 use std::time::Duration;
 
-/// Parse a runbook duration string. The error says what was wrong and shows valid forms.
+/// The longest duration a runbook may give (ten years; any wait, timeout or backoff is far
+/// shorter). Deadlines are `now + duration` in `i64` milliseconds: bounding every duration here
+/// keeps that sum exact, where 584 million years (the `u64` of milliseconds) wrapped into a
+/// deadline in the past, and a float of seconds too large for a `Duration` panicked.
+pub const MAX_DURATION: Duration = Duration::from_secs(3650 * 86_400);
+
+/// A number of seconds from a runbook (`sleep(90)`, `timeout: 90`, `sleep(0.5)`) as a
+/// duration: negative means 0; NaN, infinity or more than [`MAX_DURATION`] is an error.
+pub fn from_seconds(secs: f64) -> Result<Duration, String> {
+    if secs.is_nan() || secs > MAX_DURATION.as_secs_f64() {
+        return Err(format!(
+            "{secs} seconds is not a duration godwit waits for; the longest is {}",
+            format_duration(MAX_DURATION)
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs.max(0.0)))
+}
+
 /// A polling schedule: every `every`, or — with `first` — starting at `first` and doubling up
 /// to `every`. Waits that sit inside the write blackout (the fence, the catch-up, a promotion)
 /// ramp: most finish within milliseconds, and a fixed 1-minute poll would add up to a minute
@@ -32,6 +49,7 @@ impl Ramp {
     }
 }
 
+/// Parse a runbook duration string. The error says what was wrong and shows valid forms.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let s = text.trim();
     let fail = |why: &str| {
@@ -66,8 +84,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         };
         rest = rest[unit_len..].trim_start();
         total_ms = match n.checked_mul(unit_ms).and_then(|v| v.checked_add(total_ms)) {
-            Some(v) if v <= u64::MAX as u128 => v,
-            _ => return fail("too long"),
+            Some(v) if v <= MAX_DURATION.as_millis() => v,
+            _ => return fail(&format!("longer than {}", format_duration(MAX_DURATION))),
         };
     }
     Ok(Duration::from_millis(total_ms as u64))
@@ -124,6 +142,22 @@ mod tests {
                 .contains("expected a number")
         );
         assert!(parse_duration("99999999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn durations_are_bounded_so_deadlines_cannot_overflow() {
+        assert!(
+            parse_duration("9223372036854775807ms")
+                .unwrap_err()
+                .contains("longer than 3650d")
+        );
+        assert_eq!(parse_duration("3650d").unwrap(), MAX_DURATION);
+        assert!(from_seconds(f64::NAN).is_err());
+        assert!(from_seconds(1e308).is_err());
+        assert!(from_seconds(f64::INFINITY).is_err());
+        assert_eq!(from_seconds(f64::NEG_INFINITY).unwrap(), Duration::ZERO);
+        assert_eq!(from_seconds(-5.0).unwrap(), Duration::ZERO);
+        assert_eq!(from_seconds(0.5).unwrap(), Duration::from_millis(500));
     }
 
     #[test]

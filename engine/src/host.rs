@@ -129,6 +129,7 @@ impl Host {
         out: &Result<T, PrimitiveError>,
         started: Instant,
     ) {
+        self.ctx.busy.restart();
         let (ok, result) = match out {
             Ok(v) => (
                 true,

@@ -23,7 +23,7 @@
 //!
 //! | module | what lives there |
 //! |---|---|
-//! | [`run`] | [`Runner`], limits, the built-in `step`/`gate`/`abort`/`now`/`sleep` |
+//! | [`run`] | [`Runner`], limits, the built-in `step`/`gate`/`abort`/`now`/`sleep`; [`run::value`], the journaling boundary (script value ⇄ JSON, with depth, size and finiteness checks) |
 //! | [`journal`] | entries, the hash chain, [`journal::file::FileStore`], [`journal::memory::MemoryStore`] |
 //! | [`plan`] | reading a journal back: replay sequence and run status |
 //! | [`host`] | [`Host`], the primitives' door to clock, tokio and transcript |

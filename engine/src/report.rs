@@ -95,26 +95,38 @@ impl Report {
 
 /// Turn a Rhai error into a report pointing at the innermost place it happened.
 /// `main` is the runbook file; errors inside imported modules name the module's file.
+///
+/// Positions inside the text given to `eval()` count from that text, not from the file: such an
+/// error points at the `eval` call and says where in the evaluated text it happened.
 pub fn from_rhai(err: &EvalAltResult, main: &std::path::Path) -> Report {
     let mut file: PathBuf = main.to_path_buf();
     // The innermost error may lack a position; fall back to the closest call site that has one.
     let mut fallback = (file.clone(), err.position());
+    // Set while positions count from an evaluated text rather than a file.
+    let mut in_eval = false;
     let mut cur = err;
     loop {
         match cur {
-            EvalAltResult::ErrorInFunctionCall(_, source, inner, pos) => {
-                if !pos.is_none() {
+            EvalAltResult::ErrorInFunctionCall(name, source, inner, pos) => {
+                if !pos.is_none() && !in_eval {
                     fallback = (file.clone(), *pos);
                 }
-                if !source.is_empty() {
-                    file = resolve_source(source, main);
+                if name == "eval" {
+                    in_eval = true;
+                } else {
+                    // A function's body is in a file (functions cannot be defined in eval).
+                    in_eval = false;
+                    if !source.is_empty() {
+                        file = resolve_source(source, main);
+                    }
                 }
                 cur = inner;
             }
             EvalAltResult::ErrorInModule(path, inner, pos) => {
-                if !pos.is_none() {
+                if !pos.is_none() && !in_eval {
                     fallback = (file.clone(), *pos);
                 }
+                in_eval = false;
                 if !path.is_empty() {
                     file = resolve_source(path, main);
                 }
@@ -123,19 +135,25 @@ pub fn from_rhai(err: &EvalAltResult, main: &std::path::Path) -> Report {
             _ => break,
         }
     }
-    let pos = if cur.position().is_none() {
+    let pos = if in_eval || cur.position().is_none() {
         file = fallback.0;
         fallback.1
     } else {
         cur.position()
     };
-    let (message, hint) = match cur {
+    let (mut message, hint) = match cur {
         EvalAltResult::ErrorRuntime(value, _) => match PrimitiveError::from_dynamic(value) {
             Some(p) => (p.to_string(), Some(p.hint)),
             None => (format!("runbook threw: {value}"), None),
         },
         other => (strip_position(&other.to_string()), None),
     };
+    if in_eval && let Some(line) = cur.position().line() {
+        let column = cur.position().position().unwrap_or(1);
+        message.push_str(&format!(
+            " (line {line}, column {column} of the text given to eval)"
+        ));
+    }
     let mut report = Report::new(message).at(file, pos);
     if let Some(h) = hint {
         report = report.with_hint(h);

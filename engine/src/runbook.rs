@@ -10,18 +10,28 @@
 //!
 //! Imports are resolved at load time (`compile_into_self_contained`), relative to the runbook's
 //! directory, so the hash covers exactly the code that will run and a run never picks up a
-//! module edited halfway through.
+//! module edited halfway through. For that to hold, every import path must be known at load
+//! time:
+//!
+//! * an `import` whose path is not a string constant (`let p = "lib/" + name; import p as m;`)
+//!   is refused at load time with its position, in the runbook and in every module;
+//! * after loading, the engine's module resolver is *sealed*: an import evaluated at run time
+//!   (inside `eval`, or in a function body) gets the very module pinned at load time, and a path
+//!   that was not pinned is an error. Nothing outside the pinned hash can run in a durable run.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rhai::module_resolvers::FileModuleResolver;
-use rhai::{AST, Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Shared};
+use rhai::{
+    AST, ASTNode, Engine, EvalAltResult, Expr, Module, ModuleResolver, Position, Scope, Shared,
+    Stmt,
+};
 use sha2::{Digest, Sha256};
 
-use crate::error::EngineError;
+use crate::error::{EngineError, PrimitiveError};
 use crate::journal::{ModuleInfo, RunbookInfo};
-use crate::report::from_rhai;
+use crate::report::{Report, from_rhai};
 
 /// A parsed runbook ready to run.
 #[derive(Debug, Clone)]
@@ -31,10 +41,21 @@ pub struct Runbook {
     pub path: PathBuf,
 }
 
-/// Wraps the file resolver to record (and hash) every module file it loads.
+/// The modules a load resolved: identity for the hash, and the module itself for the sealed
+/// resolver.
+#[derive(Default)]
+struct Pinned {
+    modules: Vec<(ModuleInfo, Shared<Module>)>,
+    /// A godwit refusal inside a module (a computed import path): reported as is, not as the
+    /// generic Rhai error the resolver has to return.
+    refused: Option<EngineError>,
+}
+
+/// Wraps the file resolver to record (and hash) every module file it loads, and to refuse
+/// computed import paths inside modules.
 struct HashingResolver {
     inner: FileModuleResolver,
-    seen: Arc<Mutex<Vec<ModuleInfo>>>,
+    pinned: Arc<Mutex<Pinned>>,
 }
 
 impl ModuleResolver for HashingResolver {
@@ -45,23 +66,127 @@ impl ModuleResolver for HashingResolver {
         path: &str,
         pos: Position,
     ) -> Result<Shared<Module>, Box<EvalAltResult>> {
+        let lock = || self.pinned.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, m)) = lock().modules.iter().find(|(i, _)| i.import == path) {
+            return Ok(m.clone());
+        }
         let file = self.inner.get_file_path(path, source.map(Path::new));
-        if let Ok(bytes) = std::fs::read(&file) {
-            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-            if !seen.iter().any(|m| m.import == path) {
-                seen.push(ModuleInfo {
+        let bytes = std::fs::read(&file).ok();
+        if let Some(text) = bytes.as_deref().map(String::from_utf8_lossy)
+            && let Ok(ast) = engine.compile(&*text)
+            && let Err(refused) = check_imports(&ast, &file, &self.inner)
+        {
+            lock().refused.get_or_insert(refused);
+            return Err(EvalAltResult::ErrorModuleNotFound(path.into(), pos).into());
+        }
+        let module = self.inner.resolve(engine, source, path, pos)?;
+        if let Some(bytes) = bytes {
+            lock().modules.push((
+                ModuleInfo {
                     import: path.to_string(),
                     path: file.display().to_string(),
                     hash: format!("sha256:{}", hex::encode(Sha256::digest(&bytes))),
-                });
-            }
+                },
+                module.clone(),
+            ));
         }
-        self.inner.resolve(engine, source, path, pos)
+        Ok(module)
+    }
+
+    /// Lets `compile_into_self_contained` see the imports inside modules (function bodies
+    /// included), so they are resolved, pinned and embedded at load time too.
+    fn resolve_ast(
+        &self,
+        engine: &Engine,
+        source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Option<Result<AST, Box<EvalAltResult>>> {
+        self.inner.resolve_ast(engine, source, path, pos)
+    }
+}
+
+/// The resolver of a loaded runbook's engine: the modules pinned at load time, nothing else.
+struct SealedResolver {
+    modules: Vec<(String, Shared<Module>)>,
+}
+
+impl ModuleResolver for SealedResolver {
+    fn resolve(
+        &self,
+        _engine: &Engine,
+        _source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<Shared<Module>, Box<EvalAltResult>> {
+        match self.modules.iter().find(|(p, _)| p == path) {
+            Some((_, m)) => Ok(m.clone()),
+            None => Err(PrimitiveError::invalid(
+                "engine",
+                "import",
+                format!(
+                    "import \"{path}\" at run time: the module was not loaded with the runbook, \
+                     so it is not part of the runbook's pinned hash and cannot run in a durable \
+                     run"
+                ),
+                "import modules with a constant path at the top of the runbook or module \
+                 (import \"lib/checks\" as c;), not inside eval() or with a computed path",
+            )
+            .into_rhai_at(pos)),
+        }
+    }
+}
+
+/// Refuse imports whose path is not a string constant, and constant paths naming no file, at
+/// their position in `file`.
+fn check_imports(ast: &AST, file: &Path, resolver: &FileModuleResolver) -> Result<(), EngineError> {
+    let mut found = None;
+    ast.walk(&mut |path: &[ASTNode]| {
+        let Some(ASTNode::Stmt(Stmt::Import(x, pos))) = path.last() else {
+            return true;
+        };
+        found = match &x.0 {
+            Expr::StringConstant(s, _) => {
+                let target = resolver.get_file_path(s, None);
+                (!target.is_file()).then(|| {
+                    Report::new(format!(
+                        "module \"{s}\" not found: there is no file {}",
+                        target.display()
+                    ))
+                    .at(file, *pos)
+                    .with_hint(format!(
+                        "import paths are relative to the runbook's folder ({}) and leave out \
+                         the .rhai extension; nothing was started",
+                        resolver
+                            .base_path()
+                            .map_or_else(|| ".".into(), |p| p.display().to_string())
+                    ))
+                })
+            }
+            _ => Some(
+                Report::new(
+                    "import path is computed at run time, so the module could not be pinned \
+                     with the runbook's hash",
+                )
+                .at(file, *pos)
+                .with_hint(
+                    "import with a constant string: import \"lib/checks\" as c; (a runbook \
+                     that chooses between modules imports each and picks at run time); nothing \
+                     was started",
+                ),
+            ),
+        };
+        found.is_none()
+    });
+    match found {
+        None => Ok(()),
+        Some(report) => Err(EngineError::Parse(report)),
     }
 }
 
 /// Parse `path` with `engine` (which must already have every primitive registered, because
-/// importing a module evaluates it).
+/// importing a module evaluates it). Afterwards the engine's resolver is sealed: it serves only
+/// the modules pinned here.
 pub fn load(engine: &mut Engine, path: &Path) -> Result<Runbook, EngineError> {
     let source = std::fs::read_to_string(path).map_err(|e| {
         EngineError::Invalid(format!("cannot read runbook {}: {e}", path.display()))
@@ -71,19 +196,33 @@ pub fn load(engine: &mut Engine, path: &Path) -> Result<Runbook, EngineError> {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    let seen = Arc::new(Mutex::new(Vec::new()));
+    let pinned = Arc::new(Mutex::new(Pinned::default()));
     let mut inner = FileModuleResolver::new_with_path(&dir);
     inner.enable_cache(false);
+    let first = engine
+        .compile(&source)
+        .map_err(|e| parse_error(&e.into(), path))?;
+    check_imports(&first, path, &inner)?;
     engine.set_module_resolver(HashingResolver {
         inner,
-        seen: seen.clone(),
+        pinned: pinned.clone(),
     });
 
-    let mut ast = engine
-        .compile_into_self_contained(&Scope::new(), &source)
-        .map_err(|e| parse_error(&e, path))?;
+    let compiled = engine.compile_into_self_contained(&Scope::new(), &source);
+    let pinned = std::mem::take(&mut *pinned.lock().unwrap_or_else(|e| e.into_inner()));
+    if let Some(refused) = pinned.refused {
+        return Err(refused);
+    }
+    let mut ast = compiled.map_err(|e| parse_error(&e, path))?;
     ast.set_source(abs.display().to_string());
-    let mut modules = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    engine.set_module_resolver(SealedResolver {
+        modules: pinned
+            .modules
+            .iter()
+            .map(|(i, m)| (i.import.clone(), m.clone()))
+            .collect(),
+    });
+    let mut modules: Vec<ModuleInfo> = pinned.modules.into_iter().map(|(i, _)| i).collect();
     modules.sort_by(|a, b| a.import.cmp(&b.import));
 
     let mut h = Sha256::new();
@@ -109,7 +248,12 @@ pub fn load(engine: &mut Engine, path: &Path) -> Result<Runbook, EngineError> {
 fn parse_error(err: &EvalAltResult, path: &Path) -> EngineError {
     let mut report = from_rhai(err, path);
     report.message = format!("runbook does not parse: {}", report.message);
-    EngineError::Parse(report.with_hint("fix the syntax at the place shown; nothing was started"))
+    let hint = match (&report.hint, &report.location) {
+        (Some(h), _) => format!("{h}; nothing was started"),
+        (None, Some(_)) => "fix the syntax at the place shown; nothing was started".into(),
+        (None, None) => "nothing was started".into(),
+    };
+    EngineError::Parse(report.with_hint(hint))
 }
 
 /// Name and version from the leading `//! name:` / `//! version:` lines; the file stem and

@@ -36,7 +36,8 @@ pub struct Output {
     #[arg(short, long)]
     pub verbose: bool,
     /// Resource limit: Rhai operations per run (an endless loop ends with this limit's name).
-    #[arg(long, value_name = "N")]
+    /// At least 1: Rhai would read 0 as "no limit".
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_operations: Option<u64>,
 }
 

@@ -11,7 +11,9 @@
 //! Test binaries (`tests/tests/*.rs`): `resume` (durability: crash everywhere, undo, gates,
 //! non-determinism, tampering), `cli` (the `godwit` command end to end), `validate` (the
 //! `validate` area on real PostgreSQL and on the simulator), `moto` (the aws world against
-//! moto), `lab` (the lab world: real PostgreSQL + Envoy under load); benches `fleet`, `validate`.
+//! moto), `lab` (the lab world: real PostgreSQL + Envoy under load), `fuzz` (generated hostile
+//! runbooks, journal values and `lag` inputs for a bounded time; corpus in `tests/fuzz-corpus/`);
+//! benches `fleet`, `validate`.
 
 pub mod fixtures;
 pub mod harness;

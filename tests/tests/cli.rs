@@ -355,6 +355,18 @@ fn runaway_script_is_stopped_by_the_operations_limit_and_journaled() {
 }
 
 #[test]
+fn max_operations_zero_is_refused_not_unlimited() {
+    // Rhai reads a limit of 0 as "no limit": `--max-operations 0` ran `loop {}` forever.
+    let env = Env::new();
+    env.write("loop.rhai", "loop { }\n");
+    let args = ["run", "loop.rhai", "--cluster", "c1", "--world", "toy"];
+    let (code, _, err) = env.godwit(&[&args[..], &["--max-operations", "0"]].concat());
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--max-operations"), "{err}");
+    assert_eq!(env.run_dirs(), 0, "nothing started");
+}
+
+#[test]
 fn edited_or_truncated_journal_is_refused_torn_line_is_repaired() {
     let env = Env::new();
     env.write("flow.rhai", FLOW);

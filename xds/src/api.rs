@@ -23,8 +23,9 @@
 //! `retryable`, and `error`, the variant itself, from which the client rebuilds the same
 //! `XdsError` (a NACK stays a NACK with Envoy's detail, a timeout stays retryable). Statuses:
 //! 400 invalid (a malformed body names the field: `request body field \`endpoints[0].health\``),
-//! 404 unknown route / version / path, 409 NACK, 504 ACK timeout, 502 Envoy admin, 500 state
-//! and server, 403 non-loopback `Host`, 415 a mutation without `Content-Type: application/json`.
+//! 404 unknown route / version, 409 NACK, 504 ACK timeout, 502 Envoy admin, 500 state and
+//! server; and `refused` (the request itself, with a hint about the request): 403 non-loopback
+//! `Host`, 415 a mutation without `Content-Type: application/json`, 404 an unknown path.
 //!
 //! There is no authentication: the API listens on loopback only ([`check_listen`] refuses
 //! anything else at start), like Envoy's admin port. Two checks keep a local *browser* from
@@ -91,6 +92,9 @@ pub fn status_of(e: &XdsError) -> StatusCode {
         XdsError::AckTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         XdsError::Admin { .. } | XdsError::Unreachable { .. } => StatusCode::BAD_GATEWAY,
         XdsError::State { .. } | XdsError::Server(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        XdsError::Refused { status, .. } => {
+            StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
+        }
     }
 }
 
@@ -259,12 +263,13 @@ async fn version(State(cp): Plane) -> Response {
 }
 
 async fn unknown_path(method: Method, uri: axum::http::Uri) -> Response {
-    let mut r = error(&XdsError::Server(format!(
-        "the management API has no {method} {}; see godwit_xds::api",
-        uri.path()
-    )));
-    *r.status_mut() = StatusCode::NOT_FOUND;
-    r
+    error(&XdsError::Refused {
+        status: StatusCode::NOT_FOUND.as_u16(),
+        message: format!("the management API has no {method} {}", uri.path()),
+        hint: "the paths are listed in the godwit_xds::api docs (GET /v1/status, POST \
+               /v1/routes/{route}/switch, ...)"
+            .into(),
+    })
 }
 
 /// The browser defences of the module docs.
@@ -275,12 +280,18 @@ async fn guard(req: Request, next: Next) -> Response {
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
     if !is_loopback_host(host) {
-        let mut r = error(&XdsError::Server(format!(
-            "Host {host:?} is not a loopback address; the management API only answers requests \
-             addressed to 127.0.0.1, [::1] or localhost"
-        )));
-        *r.status_mut() = StatusCode::FORBIDDEN;
-        return r;
+        // A browser page on another origin reaching the port through DNS rebinding sends its
+        // own host name here.
+        return error(&XdsError::Refused {
+            status: StatusCode::FORBIDDEN.as_u16(),
+            message: format!(
+                "Host {host:?} is not a loopback address; the management API only answers \
+                 requests addressed to 127.0.0.1, [::1] or localhost"
+            ),
+            hint: "address the API as http://127.0.0.1:PORT (through an SSH tunnel from \
+                   another machine)"
+                .into(),
+        });
     }
     let json = req
         .headers()
@@ -288,13 +299,15 @@ async fn guard(req: Request, next: Next) -> Response {
         .and_then(|h| h.to_str().ok())
         .is_some_and(|c| c.starts_with("application/json"));
     if req.method() != Method::GET && !json {
-        let mut r = error(&XdsError::Server(format!(
-            "{} {} needs Content-Type: application/json",
-            req.method(),
-            req.uri().path()
-        )));
-        *r.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
-        return r;
+        return error(&XdsError::Refused {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE.as_u16(),
+            message: format!(
+                "{} {} needs Content-Type: application/json",
+                req.method(),
+                req.uri().path()
+            ),
+            hint: "send the body as JSON with the header Content-Type: application/json".into(),
+        });
     }
     next.run(req).await
 }
@@ -388,6 +401,11 @@ mod tests {
                 addr: "a".into(),
                 message: "m".into(),
             },
+            XdsError::Refused {
+                status: 415,
+                message: "m".into(),
+                hint: "h".into(),
+            },
         ];
         let mut statuses = Vec::new();
         for e in errors {
@@ -398,6 +416,6 @@ mod tests {
             assert_eq!(body.retryable, e.clone().into_primitive("op").retryable);
             statuses.push(status_of(&e).as_u16());
         }
-        assert_eq!(statuses, [400, 404, 404, 409, 504, 500, 500, 502]);
+        assert_eq!(statuses, [400, 404, 404, 409, 504, 500, 500, 502, 415]);
     }
 }

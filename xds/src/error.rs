@@ -48,6 +48,16 @@ pub enum XdsError {
     #[error("xDS server: {0}")]
     Server(String),
 
+    /// The management API refused the request itself (wrong `Host`, missing `Content-Type`, no
+    /// such path): `status` is the HTTP status it answered with, `hint` what the caller should
+    /// change. Nothing is wrong with the server.
+    #[error("management API refused the request ({status}): {message}")]
+    Refused {
+        status: u16,
+        message: String,
+        hint: String,
+    },
+
     #[error("Envoy admin {addr}: {message}")]
     Admin { addr: String, message: String },
 
@@ -92,6 +102,7 @@ impl XdsError {
             XdsError::AckTimeout { .. } => "ack_timeout",
             XdsError::State { .. } => "state",
             XdsError::Server(_) => "server",
+            XdsError::Refused { .. } => "refused",
             XdsError::Admin { .. } => "admin",
             XdsError::Unreachable { .. } => "unreachable",
         }
@@ -127,6 +138,7 @@ impl XdsError {
                 ErrorKind::Internal,
                 "check the xDS listen address and certificates".to_string(),
             ),
+            XdsError::Refused { hint, .. } => (ErrorKind::Invalid, hint.clone()),
             XdsError::Admin { .. } => (
                 ErrorKind::Throttled,
                 "is the node's admin port reachable on loopback?".to_string(),

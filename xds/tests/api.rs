@@ -309,17 +309,32 @@ async fn bad_input_is_a_400_naming_what_is_wrong() {
     )
     .await;
     assert_eq!(status, 415, "{body}");
+    let refusal: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(refusal["kind"], "refused", "{body}");
+    assert!(
+        refusal["hint"]
+            .as_str()
+            .unwrap()
+            .contains("Content-Type: application/json")
+            && !body.contains("certificates"),
+        "the hint is about the request, not the server's TLS: {body}"
+    );
     // A request addressed to another host name (DNS rebinding) is refused, even a read.
-    let (status, _) = raw(
+    let (status, body) = raw(
         api,
         "GET /v1/routes HTTP/1.1\r\nHost: evil.example:18001",
         "",
     )
     .await;
     assert_eq!(status, 403);
+    assert!(
+        body.contains("127.0.0.1:PORT") && !body.contains("certificates"),
+        "{body}"
+    );
     let (status, body) = raw(api, &format!("GET /v1/nope HTTP/1.1\r\nHost: {api}"), "").await;
     assert_eq!(status, 404);
     assert!(body.contains("GET /v1/nope"), "{body}");
+    assert!(!body.contains("certificates"), "{body}");
 
     assert_eq!(cp.version(), 1, "no refused request published anything");
     assert_eq!(cp.describe("orders").unwrap().history.len(), 1);

@@ -8,7 +8,7 @@ use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, FuncRegistration, Map, NativeC
 use serde_json::Value;
 
 use crate::duration::{format_duration, parse_duration};
-use crate::error::{ErrorKind, PrimitiveError};
+use crate::error::{EngineError, ErrorKind, PrimitiveError};
 use crate::host::Host;
 use crate::journal::Entry;
 use crate::plan::FlowKind;
@@ -17,40 +17,73 @@ use crate::run::ctx::{
     ExecScope, Replay, RunCtx, TERM_ABORT, TERM_STEP_TIMEOUT, UndoReg, step_timeout, terminate,
     termination_marker,
 };
+use crate::run::value::{ValueLimits, decode, encode};
 use crate::transcript::{Event, Progress};
 
 type RhaiResult = Result<Dynamic, Box<EvalAltResult>>;
 
-/// Journaled values must be plain data so they survive a round trip through JSON unchanged.
+/// A script value in its journal form, with the default limits (see [`super::value`]).
 pub fn to_json(v: &Dynamic) -> Result<Value, String> {
-    fn check(v: &Dynamic, path: &str) -> Result<(), String> {
-        if v.is_unit() || v.is_bool() || v.is_int() || v.is_float() || v.is_string() || v.is_char()
-        {
-            return Ok(());
-        }
-        if let Some(a) = v.read_lock::<rhai::Array>() {
-            return a
-                .iter()
-                .enumerate()
-                .try_for_each(|(i, x)| check(x, &format!("{path}[{i}]")));
-        }
-        if let Some(m) = v.read_lock::<Map>() {
-            return m
-                .iter()
-                .try_for_each(|(k, x)| check(x, &format!("{path}.{k}")));
-        }
-        Err(format!(
-            "{path} is a {}; journaled values must be plain data (maps, arrays, strings, \
-             numbers, booleans, ())",
-            v.type_name()
-        ))
-    }
-    check(v, "result")?;
-    serde_json::to_value(v).map_err(|e| e.to_string())
+    encode(v, "result", &ValueLimits::default()).map_err(|e| e.to_string())
 }
 
+/// A journal value as a script value. For displaying journals (the REPL's `run` view); the run
+/// itself replays through [`decode`], which refuses what it cannot decode exactly.
 pub fn from_json(v: &Value) -> Dynamic {
-    rhai::serde::to_dynamic(v).unwrap_or(Dynamic::UNIT)
+    decode(v).unwrap_or_else(|e| Dynamic::from(format!("<not decodable: {e}>")))
+}
+
+/// Replay a journaled value, exactly as the live run saw it. A value that does not decode was
+/// not written by godwit: the run stops instead of replaying something else.
+fn replayed(ctx: &RunCtx, what: String, v: &Value) -> RhaiResult {
+    decode(v).map_err(|e| {
+        ctx.fatal(EngineError::Invalid(format!(
+            "the journal's {what} cannot be replayed: {e}; the journal was edited or written by              another program — check it with `godwit verify {}`",
+            ctx.run_id
+        )))
+    })
+}
+
+/// Journal a step's or gate's result: the journal form and the value the script continues with
+/// (decoded from it, so a live run sees exactly what a replay will). A value that cannot be
+/// journaled exactly is this step's failure, as an `Invalid` primitive error.
+fn journal_result(
+    nc: &NativeCallContext,
+    kind: &str,
+    name: &str,
+    v: &Dynamic,
+) -> Result<(Value, Dynamic), Box<EvalAltResult>> {
+    let json = encode(v, "result", &ValueLimits::of(nc.engine())).map_err(|why| {
+        PrimitiveError::invalid(
+            "engine",
+            kind,
+            format!("{kind} '{name}' returned a value that cannot be journaled: {why}"),
+            "return plain data (maps, arrays, strings, finite numbers, booleans); keep large \
+             or deep data in the world and return what later steps need",
+        )
+        .into_rhai_at(nc.call_position())
+    })?;
+    let back = decode(&json).map_err(|e| bad_option(kind, e.to_string(), ""))?;
+    Ok((json, back))
+}
+
+/// Journal a thrown value (a step's or gate's final error). One that cannot be journaled exactly
+/// is replaced, live too, by an `Invalid` error that says so: a replay throws the same value.
+fn journal_error(nc: &NativeCallContext, kind: &str, name: &str, v: Dynamic) -> (Value, Dynamic) {
+    let limits = ValueLimits::of(nc.engine());
+    let json = encode(&v, "error", &limits).unwrap_or_else(|why| {
+        let replacement = PrimitiveError::new(
+            "engine",
+            kind,
+            ErrorKind::Invalid,
+            format!("{kind} '{name}' failed with a value that cannot be journaled: {why}"),
+            "throw plain data: a message string or a map",
+        )
+        .with_retryable(false);
+        serde_json::to_value(&replacement).unwrap_or(Value::Null)
+    });
+    let back = decode(&json).unwrap_or(v);
+    (json, back)
 }
 
 /// The value a failed step or gate throws (and journals): the thrown value if the runbook or a
@@ -94,7 +127,8 @@ fn duration_opt(op: &str, key: &str, v: &Dynamic) -> Result<Duration, Box<EvalAl
     if let Ok(n) = v.as_int()
         && n >= 0
     {
-        return Ok(Duration::from_secs(n as u64));
+        return crate::duration::from_seconds(n as f64)
+            .map_err(|e| bad_option(op, format!("option '{key}': {e}"), ""));
     }
     let s = v.clone().into_string().map_err(|t| {
         bad_option(
@@ -220,14 +254,14 @@ fn step_impl(
     match ctx.replay_next(FlowKind::Step, name, nc.call_position())? {
         Replay::Completed(v) => {
             ctx.emit(Event::StepReplayed { name: name.into() });
-            let result = from_json(&v);
+            let result = replayed(ctx, format!("result of step '{name}'"), &v)?;
             register_undo(nc, ctx, name, opts.undo, &result);
             return Ok(result);
         }
         Replay::Failed(e) => {
             ctx.emit(Event::StepReplayed { name: name.into() });
             return Err(Box::new(EvalAltResult::ErrorRuntime(
-                from_json(&e),
+                replayed(ctx, format!("error of step '{name}'"), &e)?,
                 nc.call_position(),
             )));
         }
@@ -256,15 +290,8 @@ fn step_impl(
             st.scope = ExecScope::Top;
             st.deadline = None;
         }
-        let err = match out {
-            Ok(v) => {
-                let json = to_json(&v).map_err(|why| {
-                    bad_option(
-                        "step",
-                        format!("step '{name}' returned a value that cannot be journaled: {why}"),
-                        "return plain data",
-                    )
-                })?;
+        let err = match out.and_then(|v| journal_result(nc, "step", name, &v)) {
+            Ok((json, result)) => {
                 ctx.append(Entry::StepCompleted {
                     name: name.into(),
                     result: json.clone(),
@@ -275,7 +302,6 @@ fn step_impl(
                     result: json.clone(),
                     ms: started.elapsed().as_millis() as u64,
                 });
-                let result = from_json(&json);
                 register_undo(nc, ctx, name, opts.undo, &result);
                 return Ok(result);
             }
@@ -299,7 +325,10 @@ fn step_impl(
         let value = error_value(&err, "step", name);
         let retryable = PrimitiveError::from_dynamic(&value).is_some_and(|p| p.retryable);
         if retryable && attempt < opts.attempts {
-            let delay = (opts.backoff * 2u32.saturating_pow(attempt - 1)).min(MAX_BACKOFF);
+            let delay = opts
+                .backoff
+                .saturating_mul(2u32.saturating_pow(attempt - 1))
+                .min(MAX_BACKOFF);
             ctx.emit(Event::StepRetrying {
                 name: name.into(),
                 attempt,
@@ -312,7 +341,7 @@ fn step_impl(
             attempt += 1;
             continue;
         }
-        let json = serde_json::to_value(&value).unwrap_or(Value::Null);
+        let (json, value) = journal_error(nc, "step", name, value);
         let message = error_message(&value);
         ctx.append(Entry::StepFailed {
             name: name.into(),
@@ -448,12 +477,12 @@ fn gate_impl(
     let started_at = match ctx.replay_next(FlowKind::Gate, name, nc.call_position())? {
         Replay::Completed(v) => {
             ctx.emit(Event::GateReplayed { name: name.into() });
-            return Ok(from_json(&v));
+            return replayed(ctx, format!("result of gate '{name}'"), &v);
         }
         Replay::Failed(e) => {
             ctx.emit(Event::GateReplayed { name: name.into() });
             return Err(Box::new(EvalAltResult::ErrorRuntime(
-                from_json(&e),
+                replayed(ctx, format!("error of gate '{name}'"), &e)?,
                 nc.call_position(),
             )));
         }
@@ -505,8 +534,8 @@ fn gate_impl(
                         }],
                     ),
                     _ => {
+                        let (json, value) = journal_error(nc, "gate", name, value);
                         let message = error_message(&value);
-                        let json = serde_json::to_value(&value).unwrap_or(Value::Null);
                         ctx.append(Entry::GateFailed {
                             name: name.into(),
                             polls,
@@ -555,9 +584,7 @@ fn gate_impl(
         });
         if streak >= opts.hold {
             let v = value.unwrap_or_default();
-            let json = to_json(&v).map_err(|w| {
-                bad_option("gate", format!("gate '{name}': {w}"), "return plain data")
-            })?;
+            let (json, result) = journal_result(nc, "gate", name, &v)?;
             ctx.append(Entry::GatePassed {
                 name: name.into(),
                 polls,
@@ -569,7 +596,7 @@ fn gate_impl(
                 polls,
                 waited: format_duration(Duration::from_millis((now - started_at).max(0) as u64)),
             });
-            return Ok(from_json(&json));
+            return Ok(result);
         }
         if now >= deadline {
             let err = PrimitiveError::new(
@@ -667,9 +694,13 @@ pub(crate) fn register(engine: &mut Engine, ctx: &Arc<RunCtx>, host: &Host) {
         .with_comments([super::docs::ABORT])
         .register_into_engine(
             engine,
-            move |reason: &str| -> Result<(), Box<EvalAltResult>> {
+            move |nc: NativeCallContext, reason: &str| -> Result<(), Box<EvalAltResult>> {
                 c.state().abort_requested = Some(reason.to_string());
-                Err(terminate(TERM_ABORT))
+                // At the call, so a report (an abort inside an undo, say) quotes its line.
+                Err(Box::new(EvalAltResult::ErrorTerminated(
+                    TERM_ABORT.into(),
+                    nc.call_position(),
+                )))
             },
         );
     let h = host.clone();
@@ -698,14 +729,16 @@ pub(crate) fn register(engine: &mut Engine, ctx: &Arc<RunCtx>, host: &Host) {
     FuncRegistration::new("sleep")
         .with_volatility(true)
         .register_into_engine(engine, move |secs: i64| -> Result<(), Box<EvalAltResult>> {
-            let d = Duration::from_secs(secs.max(0) as u64);
+            let d = crate::duration::from_seconds(secs as f64)
+                .map_err(|e| bad_option("sleep", e, ""))?;
             h.sleep("core", "sleep", d).map_err(Into::into)
         });
     let h = host.clone();
     FuncRegistration::new("sleep")
         .with_volatility(true)
         .register_into_engine(engine, move |secs: f64| -> Result<(), Box<EvalAltResult>> {
-            let d = Duration::from_secs_f64(secs.max(0.0));
+            // `Duration::from_secs_f64` panics on NaN, infinity and huge values.
+            let d = crate::duration::from_seconds(secs).map_err(|e| bad_option("sleep", e, ""))?;
             h.sleep("core", "sleep", d).map_err(Into::into)
         });
     // Rhai's `timestamp()` reads the machine clock with no journal: a replay would branch
@@ -724,7 +757,19 @@ pub(crate) fn register(engine: &mut Engine, ctx: &Arc<RunCtx>, host: &Host) {
     FuncRegistration::new("time_str")
         .with_params_info(["epoch_seconds: i64", "String"])
         .with_comments([super::docs::TIME_STR])
-        .register_into_engine(engine, |t: i64| crate::clock::format_timestamp(t * 1000));
+        .register_into_engine(engine, |t: i64| -> Result<String, Box<EvalAltResult>> {
+            t.checked_mul(1000)
+                .map(crate::clock::format_timestamp)
+                .ok_or_else(|| {
+                    PrimitiveError::invalid(
+                        "core",
+                        "time_str",
+                        format!("{t} is not epoch seconds godwit can show as a time"),
+                        "pass epoch seconds, e.g. now()",
+                    )
+                    .into()
+                })
+        });
     FuncRegistration::new("seconds")
         .with_params_info(["duration: &str", "i64"])
         .with_comments([super::docs::SECONDS])

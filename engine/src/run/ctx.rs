@@ -83,6 +83,8 @@ pub struct RunCtx {
     pub runbook_path: PathBuf,
     sinks: Vec<Arc<dyn Sink>>,
     state: Mutex<State>,
+    /// How long the script has computed without waiting or calling a primitive.
+    pub(crate) busy: Arc<super::busy::BusyMeter>,
 }
 
 impl RunCtx {
@@ -93,9 +95,15 @@ impl RunCtx {
         strict: bool,
         sinks: Vec<Arc<dyn Sink>>,
     ) -> Arc<Self> {
+        let busy = Arc::new(super::busy::BusyMeter::default());
+        let clock = Arc::new(super::busy::MeteredClock {
+            inner: clock,
+            meter: busy.clone(),
+        });
         Arc::new(RunCtx {
             run_id,
             clock,
+            busy,
             cancel,
             strict,
             read_only: std::sync::atomic::AtomicBool::new(false),

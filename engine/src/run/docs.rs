@@ -137,7 +137,8 @@ pub const SLEEP: &str = r#"/// Wait through the run's clock (virtual in the simu
 ///
 /// Returns: `()`.
 ///
-/// Errors: a malformed duration; called outside a step; the step's timeout reached.
+/// Errors: a malformed duration, NaN, or one longer than 3650 days; called outside a step; the
+/// step's timeout reached.
 ///
 /// Example:
 /// ```rhai
@@ -151,7 +152,7 @@ pub const TIME_STR: &str = r#"/// Render epoch seconds as RFC 3339 UTC.
 ///
 /// Returns: a string like `"2026-11-22T05:30:12Z"`.
 ///
-/// Errors: none.
+/// Errors: `Invalid` for a number too large to be epoch seconds (beyond ±292 million years).
 ///
 /// Example:
 /// ```rhai

@@ -2,8 +2,11 @@
 //! abort run the undos in reverse.
 
 pub(crate) mod builtins;
+mod busy;
 pub(crate) mod ctx;
 mod docs;
+mod stack;
+pub mod value;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,10 +31,22 @@ pub use ctx::{MUTATING_VERBS, RunCtx, is_mutating};
 /// Attempts for an undo that fails with a retryable error.
 const UNDO_ATTEMPTS: u32 = builtins::DEFAULT_ATTEMPTS;
 
-/// Resource limits for a runbook, so a runaway script ends with a message instead of hanging.
+/// Resource limits for a runbook, so a runaway script ends with a message instead of hanging
+/// or crashing.
+///
+/// Rhai enforces the size limits only at some points, and at a cost: it measures a value after
+/// an operation that may have grown it (a `push`, `+=`, a function's result), walking the whole
+/// value each time, so growing an array by `push` is quadratic; and it never measures a map grown
+/// by `m[key] = v`. So the journal measures again, exactly, everything it records (see
+/// [`value`]), and the busy limit ends a script that computes too long whatever it computes.
 #[derive(Debug, Clone)]
 pub struct Limits {
+    /// Rhai operations per evaluation. Must be at least 1: Rhai reads 0 as "no limit" (the CLI
+    /// refuses `--max-operations 0`).
     pub max_operations: u64,
+    /// Longest the script may compute without calling a primitive or waiting (see [`busy`]);
+    /// `None`: no busy limit.
+    pub max_busy: Option<std::time::Duration>,
     pub max_call_levels: usize,
     pub max_expr_depth: usize,
     pub max_string_size: usize,
@@ -43,8 +58,12 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             // A gate polling every 30 s for a day with a few hundred operations per poll stays
-            // far below this; `loop {}` reaches it in seconds.
+            // far below this. It is the backstop for loops that keep calling primitives; the
+            // busy limit ends a loop that does not call any much sooner.
             max_operations: 200_000_000,
+            // `loop {}` used to run 126 s (debug build) until the operations limit; the standard
+            // runbook's longest stretch without a primitive call or a wait is milliseconds.
+            max_busy: Some(std::time::Duration::from_secs(30)),
             max_call_levels: 64,
             max_expr_depth: 128,
             max_string_size: 4 << 20,
@@ -72,6 +91,16 @@ impl Limits {
                  --max-operations if the runbook really needs more",
                 self.max_operations
             ),
+            EvalAltResult::ErrorTerminated(..)
+                if termination_marker(err).as_deref() == Some(busy::TERM_BUSY) =>
+            {
+                format!(
+                    "runbook computed for {} without calling a primitive or waiting (the busy \
+                     limit): an endless loop, or a loop growing a large array or string one \
+                     element at a time?",
+                    crate::duration::format_duration(self.max_busy.unwrap_or_default())
+                )
+            }
             EvalAltResult::ErrorStackOverflow(_) => format!(
                 "runbook exceeded the call depth limit ({}): runaway recursion?",
                 self.max_call_levels
@@ -231,16 +260,21 @@ impl Runner {
         self.limits.apply(&mut engine);
         let cancel = self.cancel.clone();
         let c = ctx.clone();
+        let max_busy = self.limits.max_busy;
         engine.on_progress(move |ops| {
             if cancel.is_cancelled() {
                 return Some(TERM_CANCEL.into());
             }
             // Clock reads are cheap but not free; a step timeout need not be exact to the op.
-            if ops % 4096 == 0
-                && let Some(left) = c.remaining_ms()
-                && left <= 0
-            {
-                return Some(TERM_STEP_TIMEOUT.into());
+            if ops % 4096 == 0 {
+                if let Some(left) = c.remaining_ms()
+                    && left <= 0
+                {
+                    return Some(TERM_STEP_TIMEOUT.into());
+                }
+                if max_busy.is_some_and(|max| c.busy.busy_for() > max) {
+                    return Some(busy::TERM_BUSY.into());
+                }
             }
             None
         });
@@ -393,6 +427,8 @@ impl Runner {
         self.execute(&engine, &rb, &ctx, &started.cluster, Value::Object(params))
     }
 
+    /// Run the script (and, if it aborts, the rollback) on a thread of its own with a stack
+    /// sized for Rhai's recursion (see [`stack`]).
     fn execute(
         &self,
         engine: &Engine,
@@ -401,11 +437,28 @@ impl Runner {
         cluster: &str,
         params: Value,
     ) -> Result<RunReport, EngineError> {
+        stack::on_script_stack(|| self.execute_here(engine, rb, ctx, cluster, params))
+            .unwrap_or_else(|e| self.stop(ctx, e))
+    }
+
+    fn execute_here(
+        &self,
+        engine: &Engine,
+        rb: &Runbook,
+        ctx: &Arc<RunCtx>,
+        cluster: &str,
+        params: Value,
+    ) -> Result<RunReport, EngineError> {
+        ctx.busy.restart();
         let mut scope = Scope::new();
         scope.push_constant("RUN_ID", ctx.run_id.clone());
         scope.push_constant("CLUSTER", cluster.to_string());
         scope.push_constant("WORLD", self.world.clone());
-        scope.push_constant("PARAMS", from_json(&params));
+        let params = match value::decode(&params) {
+            Ok(p) => p,
+            Err(e) => return self.stop(ctx, EngineError::Invalid(format!("PARAMS{e}"))),
+        };
+        scope.push_constant("PARAMS", params);
         let out = engine.eval_ast_with_scope::<Dynamic>(&mut scope, &rb.ast);
         let report = |status| {
             Ok(RunReport {
@@ -423,7 +476,7 @@ impl Runner {
                     .with_hint("the runbook changed since these steps ran; restore it");
                     return self.stop(ctx, EngineError::NonDeterminism(r));
                 }
-                let detail = to_json(&v).unwrap_or_else(|_| Value::String(v.to_string()));
+                let detail = self.final_value(engine, ctx, &v, "the runbook's final value");
                 self.append_or_stop(
                     ctx,
                     Entry::RunFinished {
@@ -519,6 +572,7 @@ impl Runner {
         ctx.emit(Event::AbortStarted {
             reason: reason.clone(),
         });
+        ctx.busy.restart();
         let undos = std::mem::take(&mut ctx.state().undos);
         let mut undone = Vec::new();
         for reg in undos.iter().rev() {
@@ -549,7 +603,8 @@ impl Runner {
             }
             match out {
                 Ok(v) => {
-                    let result = to_json(&v).unwrap_or(Value::Null);
+                    let what = format!("the result of the undo of '{}'", reg.step);
+                    let result = self.final_value(engine, ctx, &v, &what);
                     self.append_or_stop(
                         ctx,
                         Entry::UndoCompleted {
@@ -580,7 +635,7 @@ impl Runner {
                     });
                 }
                 Err(e) => {
-                    let message = from_rhai(&e, &rb.path).message;
+                    let message = self.undo_failure(&e, ctx, rb);
                     self.append_or_stop(
                         ctx,
                         Entry::UndoFailed {
@@ -677,6 +732,31 @@ impl Runner {
             delay = (delay * 2).min(builtins::MAX_BACKOFF);
             attempt += 1;
         }
+    }
+
+    /// Why an undo failed, in words: `abort()` called inside the undo gives its reason (not
+    /// Rhai's "Script terminated"), a limit is named like in the main script.
+    fn undo_failure(&self, err: &EvalAltResult, ctx: &RunCtx, rb: &Runbook) -> String {
+        if termination_marker(err).as_deref() == Some(TERM_ABORT) {
+            let reason = ctx.state().abort_requested.clone().unwrap_or_default();
+            return format!("abort(\"{reason}\") in the undo");
+        }
+        self.limits
+            .explain(err)
+            .unwrap_or_else(|| from_rhai(err, &rb.path).message)
+    }
+
+    /// The journal form of a value nothing replays (the runbook's final value, an undo's
+    /// result). One that cannot be journaled exactly is recorded as a sentence saying why,
+    /// with a warning, never silently as something else.
+    fn final_value(&self, engine: &Engine, ctx: &RunCtx, v: &Dynamic, what: &str) -> Value {
+        value::encode(v, "value", &value::ValueLimits::of(engine)).unwrap_or_else(|e| {
+            let why = format!("{what} cannot be journaled: {e}");
+            ctx.emit(Event::Warning {
+                message: why.clone(),
+            });
+            Value::String(format!("<{why}>"))
+        })
     }
 
     fn append_or_stop(&self, ctx: &Arc<RunCtx>, entry: Entry) -> Result<(), EngineError> {

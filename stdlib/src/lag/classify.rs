@@ -112,7 +112,7 @@ pub fn classify(
 pub(crate) fn replica_now(replica: &Series, now: i64, opts: &Options) -> Option<Point> {
     replica
         .last()
-        .filter(|p| now - p.t <= opts.stale_after_seconds)
+        .filter(|p| now.saturating_sub(p.t) <= opts.stale_after_seconds)
 }
 
 /// `full` is the unwindowed slot series, used only to say when data was last seen.
@@ -148,19 +148,19 @@ pub(crate) fn classify_window(
     let stats = SlotStats::of(slot, opts);
     let fresh = stats
         .as_ref()
-        .is_some_and(|s| now - s.last.t <= opts.stale_after_seconds);
+        .is_some_and(|s| now.saturating_sub(s.last.t) <= opts.stale_after_seconds);
     let Some(st) = stats.filter(|s| fresh && s.n >= opts.min_datapoints) else {
         ev.int("slot_datapoints", slot.points.len() as i64);
         let detail = match full.last() {
             None => "no OldestReplicationSlotLag datapoint at all; missing data never counts as 0"
                 .to_string(),
-            Some(p) if now - p.t > opts.stale_after_seconds => {
+            Some(p) if now.saturating_sub(p.t) > opts.stale_after_seconds => {
                 ev.int("slot_last_t", p.t).num("slot_last_bytes", p.v);
                 format!(
                     "no OldestReplicationSlotLag datapoint since {} ({} before {}; last value {}): \
                      the series stopped arriving, check the metric source",
                     fmt_utc(p.t),
-                    fmt_duration((now - p.t) as f64),
+                    fmt_duration(now.saturating_sub(p.t) as f64),
                     fmt_utc(now),
                     fmt_bytes(p.v)
                 )

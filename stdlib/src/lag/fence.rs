@@ -30,7 +30,21 @@ pub fn caught_up_after_fence(
 ) -> Assessment {
     let slot = Series::new(slot_lag);
     let replica = Series::new(replica_lag);
-    let valid_from = fence_t + opts.clock_skew_seconds;
+    // Checked: a wrapped sum would be a time in the past, and datapoints from before the fence
+    // would count. The `lag::` Rhai functions refuse such inputs as `Invalid`; a Rust caller gets
+    // a gate that stays shut.
+    let Some(valid_from) = fence_t.checked_add(opts.clock_skew_seconds) else {
+        let mut ev = Evidence::default();
+        ev.int("fence_t", fence_t)
+            .int("clock_skew_seconds", opts.clock_skew_seconds);
+        return Assessment::new(
+            Verdict::Waiting,
+            false,
+            "fence time + clock-skew allowance is past the largest representable time, so no \
+             datapoint can count; pass epoch seconds",
+            ev,
+        );
+    };
     let now = opts.now_or(&[&slot, &replica], fence_t);
     let after = slot.since(valid_from);
     let replica_after = replica.since(valid_from);
@@ -40,6 +54,10 @@ pub fn caught_up_after_fence(
         .int("counts_from_t", valid_from)
         .int("clock_skew_seconds", opts.clock_skew_seconds)
         .int("now", now)
+        .int(
+            "dropped_datapoints",
+            (slot.dropped + replica.dropped) as i64,
+        )
         .int("slot_datapoints_after_fence", after.points.len() as i64)
         .int(
             "replica_datapoints_after_fence",
@@ -57,11 +75,9 @@ pub fn caught_up_after_fence(
     );
     // A zero that starts inside the allowance (or in the period straddling the fence) is the
     // trap this rule exists for; say that it was seen and why it did not count.
-    let ignored_zero = slot
-        .points
-        .iter()
-        .rev()
-        .find(|p| p.v == 0.0 && p.t < valid_from && p.t > fence_t - opts.period_seconds.max(1));
+    let ignored_zero = slot.points.iter().rev().find(|p| {
+        p.v == 0.0 && p.t < valid_from && p.t > fence_t.saturating_sub(opts.period_seconds.max(1))
+    });
     let ignored_text = match ignored_zero {
         Some(p) => {
             ev.int("ignored_zero_t", p.t);
@@ -83,7 +99,7 @@ pub fn caught_up_after_fence(
             .iter()
             .chain(&replica.points)
             .map(|p| p.t)
-            .filter(|&t| t > now_given + opts.clock_skew_seconds)
+            .filter(|&t| t > now_given.saturating_add(opts.clock_skew_seconds))
             .max();
         if let Some(t) = ahead {
             ev.int("future_datapoint_t", t);
@@ -97,7 +113,7 @@ pub fn caught_up_after_fence(
                      clock_skew_seconds",
                     fmt_utc(t),
                     fmt_utc(now_given),
-                    fmt_duration((t - now_given) as f64),
+                    fmt_duration(t.saturating_sub(now_given) as f64),
                     opts.clock_skew_seconds,
                     fence_text
                 ),
@@ -107,8 +123,10 @@ pub fn caught_up_after_fence(
     }
 
     if let Some(zero) = after.points.iter().find(|p| p.v == 0.0) {
-        ev.int("first_zero_after_fence_t", zero.t)
-            .int("first_zero_after_fence_delay_seconds", zero.t - fence_t);
+        ev.int("first_zero_after_fence_t", zero.t).int(
+            "first_zero_after_fence_delay_seconds",
+            zero.t.saturating_sub(fence_t),
+        );
         return match replica_after.last() {
             Some(r) if r.v <= opts.replica_lag_tolerance_seconds => {
                 ev.num("replica_lag_seconds", r.v).int("replica_lag_t", r.t);
@@ -118,7 +136,7 @@ pub fn caught_up_after_fence(
                     format!(
                         "OldestReplicationSlotLag 0 at {} ({} after the {}), replica lag {} at {}",
                         fmt_utc(zero.t),
-                        fmt_duration((zero.t - fence_t) as f64),
+                        fmt_duration(zero.t.saturating_sub(fence_t) as f64),
                         fence_text,
                         fmt_seconds(r.v),
                         fmt_utc(r.t)
@@ -168,7 +186,7 @@ pub fn caught_up_after_fence(
             ev,
         );
     };
-    if now - last.t > opts.stale_after_seconds {
+    if now.saturating_sub(last.t) > opts.stale_after_seconds {
         ev.int("slot_last_t", last.t).num("slot_last_bytes", last.v);
         return Assessment::new(
             Verdict::NoData,
@@ -177,7 +195,7 @@ pub fn caught_up_after_fence(
                 "no OldestReplicationSlotLag datapoint since {} ({} before {}), and none of the \
                  {} after the {} was 0: the series stopped arriving, check the metric source",
                 fmt_utc(last.t),
-                fmt_duration((now - last.t) as f64),
+                fmt_duration(now.saturating_sub(last.t) as f64),
                 fmt_utc(now),
                 after.points.len(),
                 fence_text
@@ -255,7 +273,7 @@ fn no_fresh_data(
     // Silence is measured from the later of the last datapoint and the moment datapoints
     // start to count: right after a fence no datapoint can exist yet.
     let silent_since = seen.map_or(valid_from, |t| t.max(valid_from));
-    if now - silent_since > opts.stale_after_seconds {
+    if now.saturating_sub(silent_since) > opts.stale_after_seconds {
         let since = match seen {
             Some(t) => format!("since {}", fmt_utc(t)),
             None => "at all".to_string(),
@@ -267,7 +285,7 @@ fn no_fresh_data(
                 "no {metric} datapoint {since}: {} without one after the {fence_text} \
                  ({counting}){ignored_text}; the series stopped arriving, and missing data never \
                  counts as 0: check the metric source",
-                fmt_duration((now - silent_since) as f64),
+                fmt_duration(now.saturating_sub(silent_since) as f64),
             ),
             ev,
         );

@@ -43,7 +43,9 @@ pub fn fmt_duration(seconds: f64) -> String {
         return "forever".to_string();
     }
     let sign = if seconds < 0.0 { "-" } else { "" };
-    let s = seconds.abs().round() as i64;
+    // A float converts to u128 saturating, and the one rounding that can meet a huge value
+    // saturates too: no overflow for any input (`lag::fmt_duration(i64::MAX)` used to panic).
+    let s = seconds.abs().round() as u128;
     let body = if s < 120 {
         format!("{s} s")
     } else if s < 2 * 3600 {
@@ -52,7 +54,7 @@ pub fn fmt_duration(seconds: f64) -> String {
         let m = (s + 30) / 60;
         format!("{} h {} min", m / 60, m % 60)
     } else {
-        let h = (s + 1800) / 3600;
+        let h = s.saturating_add(1800) / 3600;
         format!("{} d {} h", h / 24, h % 24)
     };
     format!("{sign}{body}")
@@ -96,6 +98,13 @@ mod tests {
         assert_eq!(fmt_duration(3.0 * 3600.0 + 12.0 * 60.0), "3 h 12 min");
         assert_eq!(fmt_duration(52.0 * 3600.0), "2 d 4 h");
         assert_eq!(fmt_duration(f64::INFINITY), "forever");
+        assert_eq!(
+            fmt_duration(i64::MAX as f64),
+            "106751991167300 d 16 h",
+            "i64::MAX seconds formats instead of overflowing"
+        );
+        assert!(fmt_duration(f64::MAX).ends_with(" h"));
+        assert_eq!(fmt_duration(i64::MIN as f64), "-106751991167300 d 16 h");
         assert_eq!(fmt_seconds(0.0), "0 s");
         assert_eq!(fmt_seconds(2.54), "2.5 s");
     }

@@ -27,7 +27,7 @@ pub fn wal_headroom(free_storage: &[Point], slot_lag: &[Point], opts: &Options) 
     ] {
         let stale = s
             .last()
-            .is_none_or(|p| now - p.t > opts.stale_after_seconds);
+            .is_none_or(|p| now.saturating_sub(p.t) > opts.stale_after_seconds);
         if s.points.len() < opts.min_datapoints || stale {
             ev.text("missing_series", name);
             let detail = match s.last() {
@@ -75,7 +75,7 @@ pub fn wal_headroom(free_storage: &[Point], slot_lag: &[Point], opts: &Options) 
         );
     }
     let seconds = free_last.v / consumption;
-    let full_at = free_last.t + seconds.min(1e12) as i64;
+    let full_at = free_last.t.saturating_add(seconds.min(1e12) as i64);
     ev.num("seconds_until_full", seconds)
         .int("full_at_t", full_at);
     // A clock time without a date only helps within the day.

@@ -45,6 +45,18 @@ pub struct Point {
     pub v: f64,
 }
 
+/// Earliest epoch seconds the Rhai functions accept (0001-01-01T00:00:00Z). With the latest,
+/// this bounds every timestamp to ±2.6e11, so sums and differences of a few of them (a fence plus
+/// an allowance, an age) stay far inside `i64`: out-of-range input is `Invalid`, never an
+/// overflow panic (debug) or a silently wrapped time (release).
+pub const MIN_EPOCH_SECONDS: i64 = -62_135_596_800;
+
+/// Latest epoch seconds the Rhai functions accept (9999-12-31T23:59:59Z).
+pub const MAX_EPOCH_SECONDS: i64 = 253_402_300_799;
+
+/// Longest duration option (seconds) the Rhai functions accept: the span of the epoch range.
+pub const MAX_DURATION_SECONDS: i64 = MAX_EPOCH_SECONDS - MIN_EPOCH_SECONDS;
+
 /// 64 MiB: the WAL segment size on RDS for PostgreSQL (stock PostgreSQL uses 16 MiB).
 pub const RDS_SEGMENT_BYTES: f64 = 64.0 * 1024.0 * 1024.0;
 
@@ -268,7 +280,7 @@ impl Options {
     /// The analysis window of `s` ending at `now`.
     fn window(&self, s: &Series, now: i64) -> Series {
         match self.window_seconds {
-            Some(w) => s.since(now - w),
+            Some(w) => s.since(now.saturating_sub(w)),
             None => s.clone(),
         }
     }

@@ -52,13 +52,13 @@ pub fn keeps_up_at_peak(
     ] {
         let stale = s
             .last()
-            .is_none_or(|p| now - p.t > opts.stale_after_seconds);
+            .is_none_or(|p| now.saturating_sub(p.t) > opts.stale_after_seconds);
         if s.points.len() < opts.min_datapoints || stale {
             let detail = match s.last() {
                 Some(p) if stale => format!(
                     "no {name} datapoint since {} ({} before {})",
                     fmt_utc(p.t),
-                    fmt_duration((now - p.t) as f64),
+                    fmt_duration(now.saturating_sub(p.t) as f64),
                     fmt_utc(now)
                 ),
                 _ => format!(

@@ -7,9 +7,12 @@
 
 use godwit_engine::PrimitiveError;
 use rhai::plugin::*;
-use rhai::{Array, Dynamic, EvalAltResult, FLOAT, INT, Map};
+use rhai::{Array, Dynamic, EvalAltResult, FLOAT, INT, Map, NativeCallContext};
 
-use super::{Assessment, Options, Point, Since, Slot, SlotType};
+use super::{
+    Assessment, MAX_DURATION_SECONDS, MAX_EPOCH_SECONDS, MIN_EPOCH_SECONDS, Options, Point, Since,
+    Slot, SlotType,
+};
 
 type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
@@ -19,6 +22,17 @@ pub fn register(engine: &mut Engine) {
 }
 
 const DATAPOINT_SHAPE: &str = "each datapoint is #{ t: <epoch seconds>, v: <number> }";
+
+/// Rhai does not give errors of module functions a position; put the call's on them, so a
+/// report quotes the runbook line.
+fn at<T>(ctx: &NativeCallContext, r: RhaiResult<T>) -> RhaiResult<T> {
+    r.map_err(|mut e| {
+        if e.position().is_none() {
+            e.set_position(ctx.call_position());
+        }
+        e
+    })
+}
 
 fn invalid(op: &str, message: String, hint: impl Into<String>) -> Box<EvalAltResult> {
     PrimitiveError::invalid("lag", op, message, hint).into_rhai()
@@ -43,6 +57,22 @@ fn kind(d: &Dynamic) -> String {
     } else {
         format!("a {}", d.type_name())
     }
+}
+
+/// Epoch seconds within [`MIN_EPOCH_SECONDS`]..=[`MAX_EPOCH_SECONDS`], or `Invalid` naming `what`.
+fn epoch(op: &str, what: &str, t: INT) -> RhaiResult<INT> {
+    if (MIN_EPOCH_SECONDS..=MAX_EPOCH_SECONDS).contains(&t) {
+        return Ok(t);
+    }
+    Err(invalid(
+        op,
+        format!(
+            "{what} is {t}; expected epoch seconds from {MIN_EPOCH_SECONDS} (year 1) to \
+             {MAX_EPOCH_SECONDS} (year 9999)"
+        ),
+        "timestamps are whole epoch seconds, e.g. now() or a datapoint's t; a value in \
+         milliseconds is 1000 times too large",
+    ))
 }
 
 fn number(d: &Dynamic) -> Option<f64> {
@@ -82,6 +112,7 @@ fn series(op: &str, arg: &str, arr: &Array) -> RhaiResult<Vec<Point>> {
                      to_int() on a float",
                 )
             })?;
+            let t = epoch(op, &format!("{arg}[{i}].t"), t)?;
             let v = field("v")?;
             let value = number(&v).filter(|x| x.is_finite()).ok_or_else(|| {
                 invalid(
@@ -196,17 +227,23 @@ fn options(op: &str, map: &Map, allowed: &[&str]) -> RhaiResult<Options> {
                     )
                 })
         };
+        // Seconds: at most MAX_DURATION_SECONDS, so adding one to a timestamp cannot overflow.
         let whole = |min: i64| {
-            value.as_int().ok().filter(|x| *x >= min).ok_or_else(|| {
-                invalid(
-                    op,
-                    format!(
-                        "options.{key} is {}; expected an integer >= {min}",
-                        kind(value)
-                    ),
-                    "see docs/lag.md for the meaning and default of each option",
-                )
-            })
+            value
+                .as_int()
+                .ok()
+                .filter(|x| (min..=MAX_DURATION_SECONDS).contains(x))
+                .ok_or_else(|| {
+                    invalid(
+                        op,
+                        format!(
+                            "options.{key} is {}; expected an integer from {min} to \
+                             {MAX_DURATION_SECONDS}",
+                            kind(value)
+                        ),
+                        "see docs/lag.md for the meaning and default of each option",
+                    )
+                })
         };
         match key {
             "segment_bytes" => o.segment_bytes = positive(0.0)?,
@@ -217,7 +254,16 @@ fn options(op: &str, map: &Map, allowed: &[&str]) -> RhaiResult<Options> {
             "period_seconds" => o.period_seconds = whole(1)?,
             "stale_after_seconds" => o.stale_after_seconds = whole(0)?,
             "clock_skew_seconds" => o.clock_skew_seconds = whole(0)?,
-            "now" => o.now = Some(whole(i64::MIN)?),
+            "now" => {
+                let t = value.as_int().map_err(|_| {
+                    invalid(
+                        op,
+                        format!("options.now is {}; expected epoch seconds", kind(value)),
+                        "see docs/lag.md for the meaning and default of each option",
+                    )
+                })?;
+                o.now = Some(epoch(op, "options.now", t)?);
+            }
             "window_seconds" => o.window_seconds = Some(whole(1)?),
             "min_datapoints" => o.min_datapoints = whole(1)? as usize,
             "max_replica_lag_p99_seconds" => o.max_replica_lag_p99_seconds = positive(0.0)?,
@@ -300,18 +346,25 @@ mod lag_module {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn caught_up_after_fence(
+        ctx: NativeCallContext,
         slot_lag_series: Array,
         replica_lag_series: Array,
         fence_time: INT,
         options: Map,
     ) -> RhaiResult<Map> {
-        const OP: &str = "caught_up_after_fence";
-        let slot = series(OP, "slot_lag_series", &slot_lag_series)?;
-        let replica = series(OP, "replica_lag_series", &replica_lag_series)?;
-        let o = super::options(OP, &options, &super::super::keys::FENCE)?;
-        to_map(
-            OP,
-            &super::super::caught_up_after_fence(&slot, &replica, fence_time, None, &o),
+        at(
+            &ctx,
+            (|| {
+                const OP: &str = "caught_up_after_fence";
+                let fence_time = epoch(OP, "fence_time", fence_time)?;
+                let slot = series(OP, "slot_lag_series", &slot_lag_series)?;
+                let replica = series(OP, "replica_lag_series", &replica_lag_series)?;
+                let o = super::options(OP, &options, &super::super::keys::FENCE)?;
+                to_map(
+                    OP,
+                    &super::super::caught_up_after_fence(&slot, &replica, fence_time, None, &o),
+                )
+            })(),
         )
     }
 
@@ -346,20 +399,33 @@ mod lag_module {
     /// ```
     #[rhai_fn(name = "caught_up_after_fence", return_raw)]
     pub fn caught_up_after_fence_with_slots(
+        ctx: NativeCallContext,
         slot_lag_series: Array,
         replica_lag_series: Array,
         fence_time: INT,
         slots: Array,
         options: Map,
     ) -> RhaiResult<Map> {
-        const OP: &str = "caught_up_after_fence";
-        let slot = series(OP, "slot_lag_series", &slot_lag_series)?;
-        let replica = series(OP, "replica_lag_series", &replica_lag_series)?;
-        let list = super::slots(OP, &slots)?;
-        let o = super::options(OP, &options, &super::super::keys::FENCE)?;
-        to_map(
-            OP,
-            &super::super::caught_up_after_fence(&slot, &replica, fence_time, Some(&list), &o),
+        at(
+            &ctx,
+            (|| {
+                const OP: &str = "caught_up_after_fence";
+                let fence_time = epoch(OP, "fence_time", fence_time)?;
+                let slot = series(OP, "slot_lag_series", &slot_lag_series)?;
+                let replica = series(OP, "replica_lag_series", &replica_lag_series)?;
+                let list = super::slots(OP, &slots)?;
+                let o = super::options(OP, &options, &super::super::keys::FENCE)?;
+                to_map(
+                    OP,
+                    &super::super::caught_up_after_fence(
+                        &slot,
+                        &replica,
+                        fence_time,
+                        Some(&list),
+                        &o,
+                    ),
+                )
+            })(),
         )
     }
 
@@ -404,15 +470,21 @@ mod lag_module {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn classify(
+        ctx: NativeCallContext,
         slot_lag_series: Array,
         replica_lag_series: Array,
         options: Map,
     ) -> RhaiResult<Map> {
-        const OP: &str = "classify";
-        let slot = series(OP, "slot_lag_series", &slot_lag_series)?;
-        let replica = series(OP, "replica_lag_series", &replica_lag_series)?;
-        let o = super::options(OP, &options, &super::super::keys::CLASSIFY)?;
-        to_map(OP, &super::super::classify(&slot, &replica, None, &o))
+        at(
+            &ctx,
+            (|| {
+                const OP: &str = "classify";
+                let slot = series(OP, "slot_lag_series", &slot_lag_series)?;
+                let replica = series(OP, "replica_lag_series", &replica_lag_series)?;
+                let o = super::options(OP, &options, &super::super::keys::CLASSIFY)?;
+                to_map(OP, &super::super::classify(&slot, &replica, None, &o))
+            })(),
+        )
     }
 
     /// [`classify`] with the source's replication slots, so a `stale-slot` verdict names the
@@ -451,19 +523,25 @@ mod lag_module {
     /// ```
     #[rhai_fn(name = "classify", return_raw)]
     pub fn classify_with_slots(
+        ctx: NativeCallContext,
         slot_lag_series: Array,
         replica_lag_series: Array,
         slots: Array,
         options: Map,
     ) -> RhaiResult<Map> {
-        const OP: &str = "classify";
-        let slot = series(OP, "slot_lag_series", &slot_lag_series)?;
-        let replica = series(OP, "replica_lag_series", &replica_lag_series)?;
-        let list = super::slots(OP, &slots)?;
-        let o = super::options(OP, &options, &super::super::keys::CLASSIFY)?;
-        to_map(
-            OP,
-            &super::super::classify(&slot, &replica, Some(&list), &o),
+        at(
+            &ctx,
+            (|| {
+                const OP: &str = "classify";
+                let slot = series(OP, "slot_lag_series", &slot_lag_series)?;
+                let replica = series(OP, "replica_lag_series", &replica_lag_series)?;
+                let list = super::slots(OP, &slots)?;
+                let o = super::options(OP, &options, &super::super::keys::CLASSIFY)?;
+                to_map(
+                    OP,
+                    &super::super::classify(&slot, &replica, Some(&list), &o),
+                )
+            })(),
         )
     }
 
@@ -493,11 +571,16 @@ mod lag_module {
     /// if r.pass || r.evidence.stale_slot_names != "cdc_old" { throw r.why; }
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn stale_slots(slots: Array, options: Map) -> RhaiResult<Map> {
-        const OP: &str = "stale_slots";
-        let list = super::slots(OP, &slots)?;
-        let o = super::options(OP, &options, &super::super::keys::STALE_SLOTS)?;
-        to_map(OP, &super::super::stale_slots(&list, &o))
+    pub fn stale_slots(ctx: NativeCallContext, slots: Array, options: Map) -> RhaiResult<Map> {
+        at(
+            &ctx,
+            (|| {
+                const OP: &str = "stale_slots";
+                let list = super::slots(OP, &slots)?;
+                let o = super::options(OP, &options, &super::super::keys::STALE_SLOTS)?;
+                to_map(OP, &super::super::stale_slots(&list, &o))
+            })(),
+        )
     }
 
     /// Validate under production traffic over a window that contains the source's peak:
@@ -540,19 +623,25 @@ mod lag_module {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn keeps_up_at_peak(
+        ctx: NativeCallContext,
         slot_lag_series: Array,
         replica_lag_series: Array,
         wal_generation_series: Array,
         options: Map,
     ) -> RhaiResult<Map> {
-        const OP: &str = "keeps_up_at_peak";
-        let slot = series(OP, "slot_lag_series", &slot_lag_series)?;
-        let replica = series(OP, "replica_lag_series", &replica_lag_series)?;
-        let wal = series(OP, "wal_generation_series", &wal_generation_series)?;
-        let o = super::options(OP, &options, &super::super::keys::PEAK)?;
-        to_map(
-            OP,
-            &super::super::keeps_up_at_peak(&slot, &replica, &wal, &o),
+        at(
+            &ctx,
+            (|| {
+                const OP: &str = "keeps_up_at_peak";
+                let slot = series(OP, "slot_lag_series", &slot_lag_series)?;
+                let replica = series(OP, "replica_lag_series", &replica_lag_series)?;
+                let wal = series(OP, "wal_generation_series", &wal_generation_series)?;
+                let o = super::options(OP, &options, &super::super::keys::PEAK)?;
+                to_map(
+                    OP,
+                    &super::super::keeps_up_at_peak(&slot, &replica, &wal, &o),
+                )
+            })(),
         )
     }
 
@@ -587,15 +676,21 @@ mod lag_module {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn wal_headroom(
+        ctx: NativeCallContext,
         free_storage_series: Array,
         slot_lag_series: Array,
         options: Map,
     ) -> RhaiResult<Map> {
-        const OP: &str = "wal_headroom";
-        let free = series(OP, "free_storage_series", &free_storage_series)?;
-        let slot = series(OP, "slot_lag_series", &slot_lag_series)?;
-        let o = super::options(OP, &options, &super::super::keys::HEADROOM)?;
-        to_map(OP, &super::super::wal_headroom(&free, &slot, &o))
+        at(
+            &ctx,
+            (|| {
+                const OP: &str = "wal_headroom";
+                let free = series(OP, "free_storage_series", &free_storage_series)?;
+                let slot = series(OP, "slot_lag_series", &slot_lag_series)?;
+                let o = super::options(OP, &options, &super::super::keys::HEADROOM)?;
+                to_map(OP, &super::super::wal_headroom(&free, &slot, &o))
+            })(),
+        )
     }
 
     /// Nearest-rank percentile of a series' values: always a value some datapoint had.
@@ -618,19 +713,24 @@ mod lag_module {
     /// if lag::percentile(s, 99.5) != 100.0 { throw "p99.5"; }
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn percentile(series: Array, p: Dynamic) -> RhaiResult<FLOAT> {
-        const OP: &str = "percentile";
-        let pts = super::series(OP, "series", &series)?;
-        let p = number(&p)
-            .filter(|x| (0.0..=100.0).contains(x))
-            .ok_or_else(|| {
-                invalid(
-                    OP,
-                    format!("p is {}; expected a number from 0 to 100", kind(&p)),
-                    "pass e.g. 99 for p99",
-                )
-            })?;
-        percentile_of(OP, &pts, p)
+    pub fn percentile(ctx: NativeCallContext, series: Array, p: Dynamic) -> RhaiResult<FLOAT> {
+        at(
+            &ctx,
+            (|| {
+                const OP: &str = "percentile";
+                let pts = super::series(OP, "series", &series)?;
+                let p = number(&p)
+                    .filter(|x| (0.0..=100.0).contains(x))
+                    .ok_or_else(|| {
+                        invalid(
+                            OP,
+                            format!("p is {}; expected a number from 0 to 100", kind(&p)),
+                            "pass e.g. 99 for p99",
+                        )
+                    })?;
+                percentile_of(OP, &pts, p)
+            })(),
+        )
     }
 
     /// The 99th percentile (nearest rank) of a series' values; over fewer than 100 datapoints
@@ -651,9 +751,14 @@ mod lag_module {
     /// if lag::p99(s) != 7.0 { throw "p99"; }
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn p99(series: Array) -> RhaiResult<FLOAT> {
-        let pts = super::series("p99", "series", &series)?;
-        percentile_of("p99", &pts, 99.0)
+    pub fn p99(ctx: NativeCallContext, series: Array) -> RhaiResult<FLOAT> {
+        at(
+            &ctx,
+            (|| {
+                let pts = super::series("p99", "series", &series)?;
+                percentile_of("p99", &pts, 99.0)
+            })(),
+        )
     }
 
     /// Robust trend of a series in its unit per minute (bytes/min for slot lag): the
@@ -676,21 +781,26 @@ mod lag_module {
     /// if lag::trend_per_min(s) != 1048576.0 { throw "trend"; }
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn trend_per_min(series: Array) -> RhaiResult<FLOAT> {
-        const OP: &str = "trend_per_min";
-        let pts = super::series(OP, "series", &series)?;
-        super::super::stats::theil_sen_per_second(&pts)
-            .map(|s| s * 60.0)
-            .ok_or_else(|| {
-                invalid(
-                    OP,
-                    format!(
-                        "series has {} datapoint(s) and fewer than two distinct timestamps",
-                        pts.len()
-                    ),
-                    "a trend needs datapoints at two or more times",
-                )
-            })
+    pub fn trend_per_min(ctx: NativeCallContext, series: Array) -> RhaiResult<FLOAT> {
+        at(
+            &ctx,
+            (|| {
+                const OP: &str = "trend_per_min";
+                let pts = super::series(OP, "series", &series)?;
+                super::super::stats::theil_sen_per_second(&pts)
+                    .map(|s| s * 60.0)
+                    .ok_or_else(|| {
+                        invalid(
+                            OP,
+                            format!(
+                                "series has {} datapoint(s) and fewer than two distinct timestamps",
+                                pts.len()
+                            ),
+                            "a trend needs datapoints at two or more times",
+                        )
+                    })
+            })(),
+        )
     }
 
     /// Format a byte count in binary units: `"64.0 MiB"`, `"3.1 GiB"`, `"512 B"`.
@@ -922,6 +1032,54 @@ mod tests {
             "{}",
             message(&m)
         );
+    }
+
+    #[test]
+    fn errors_carry_the_line_of_the_call() {
+        // Rhai gives errors of module functions no position of its own.
+        let err = engine()
+            .eval::<Dynamic>("let x = 1;\n\nlag::p99([])")
+            .unwrap_err();
+        assert_eq!(err.position().line(), Some(3), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_times_are_invalid_not_overflows() {
+        let e = engine();
+        let max = i64::MAX;
+        let m = error_map(
+            &e,
+            &format!("lag::caught_up_after_fence([], [], {max}, #{{}})"),
+        );
+        assert_eq!(m["kind"].clone().into_string().unwrap(), "Invalid");
+        assert!(
+            message(&m).starts_with(&format!("fence_time is {max}; expected epoch seconds")),
+            "{}",
+            message(&m)
+        );
+        let m = error_map(
+            &e,
+            &format!("lag::classify([#{{ t: {}, v: 1 }}], [], #{{}})", i64::MIN),
+        );
+        assert!(
+            message(&m).starts_with("slot_lag_series[0].t is -9223372036854775808"),
+            "{}",
+            message(&m)
+        );
+        let m = error_map(
+            &e,
+            &format!("lag::caught_up_after_fence([], [], 0, #{{ clock_skew_seconds: {max} }})"),
+        );
+        assert!(
+            message(&m).starts_with("options.clock_skew_seconds is an integer"),
+            "{}",
+            message(&m)
+        );
+        let m = error_map(&e, &format!("lag::wal_headroom([], [], #{{ now: {max} }})"));
+        assert!(message(&m).starts_with("options.now is"), "{}", message(&m));
+        // Formatting takes any number.
+        let s: String = e.eval(&format!("lag::fmt_duration({max})")).unwrap();
+        assert_eq!(s, "106751991167300 d 16 h");
     }
 
     #[test]

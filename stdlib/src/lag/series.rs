@@ -73,7 +73,7 @@ impl Series {
     /// Seconds spanned from first to last datapoint.
     pub fn span_seconds(&self) -> i64 {
         match (self.points.first(), self.points.last()) {
-            (Some(a), Some(b)) => b.t - a.t,
+            (Some(a), Some(b)) => b.t.saturating_sub(a.t),
             _ => 0,
         }
     }
@@ -85,7 +85,7 @@ impl Series {
         let mut count = 0;
         let mut largest = 0;
         for w in self.points.windows(2) {
-            let dt = w[1].t - w[0].t;
+            let dt = w[1].t.saturating_sub(w[0].t);
             if dt as f64 > limit {
                 count += 1;
                 largest = largest.max(dt);
@@ -111,7 +111,11 @@ impl Series {
                 break;
             }
         }
-        if n == 0 { (0, 0) } else { (last.t - start, n) }
+        if n == 0 {
+            (0, 0)
+        } else {
+            (last.t.saturating_sub(start), n)
+        }
     }
 }
 

@@ -56,7 +56,8 @@ pub fn theil_sen_per_second(points: &[Point]) -> Option<f64> {
     for (i, a) in sample.iter().enumerate() {
         for b in &sample[i + 1..] {
             if a.t != b.t {
-                slopes.push((b.v - a.v) / (b.t - a.t) as f64);
+                // i128: the difference of two i64 timestamps does not fit in i64.
+                slopes.push((b.v - a.v) / (i128::from(b.t) - i128::from(a.t)) as f64);
             }
         }
     }

@@ -657,6 +657,89 @@ fn wal_headroom_also_sees_free_storage_falling() {
     assert_eq!(a.verdict, Verdict::NoData);
 }
 
+// ---- hostile numbers (issue 19) ------------------------------------------------------------
+
+#[test]
+fn fence_evidence_counts_dropped_datapoints() {
+    // docs/lag.md promises `evidence.dropped_datapoints` for every analysis.
+    let (mut slot, fence) = fenced(&[SEG, 0.0]);
+    slot.push(Point {
+        t: fence + 30,
+        v: -1.0,
+    });
+    let mut replica = series(T0, 60, &zeros(33));
+    replica.push(Point {
+        t: fence + 40,
+        v: -1.0,
+    });
+    let a = caught_up_after_fence(&slot, &replica, fence, None, &opts());
+    assert_eq!(
+        a.evidence.get_i64("dropped_datapoints"),
+        Some(2),
+        "{}",
+        a.why
+    );
+}
+
+/// Timestamps and options at the ends of `i64`: Rust callers (the Rhai functions refuse these
+/// as `Invalid`) get an answer, never an overflow panic, and never a pass from a wrapped time.
+#[test]
+fn extreme_timestamps_do_not_overflow_or_pass() {
+    for (fence, t, skew, now) in [
+        (i64::MAX, i64::MAX, i64::MAX, Some(i64::MAX)),
+        (i64::MAX - 1, i64::MIN, 5, Some(i64::MIN)),
+        (i64::MIN, i64::MAX, i64::MAX, None),
+        (i64::MIN, i64::MIN, 0, Some(i64::MAX)),
+        (0, i64::MAX, i64::MAX, Some(0)),
+    ] {
+        let slot = vec![
+            Point { t, v: 0.0 },
+            Point {
+                t: t.wrapping_sub(60),
+                v: SEG,
+            },
+        ];
+        let replica = vec![Point { t, v: 0.0 }];
+        let o = Options {
+            clock_skew_seconds: skew,
+            now,
+            window_seconds: Some(i64::MAX),
+            sustain_seconds: i64::MAX,
+            stale_after_seconds: i64::MAX,
+            ..Options::default()
+        };
+        let a = caught_up_after_fence(&slot, &replica, fence, None, &o);
+        if a.pass {
+            // A pass must rest on a zero stamped at or after fence + allowance, unwrapped.
+            let at = a.evidence.get_i64("first_zero_after_fence_t").unwrap();
+            assert!(
+                i128::from(at) >= i128::from(fence) + i128::from(skew),
+                "{}",
+                a.why
+            );
+        }
+        let _ = classify(&slot, &replica, None, &o);
+        let _ = keeps_up_at_peak(&slot, &replica, &slot, &o);
+        let _ = wal_headroom(&slot, &slot, &o);
+        let _ = stats::theil_sen_per_second(&slot);
+    }
+}
+
+#[test]
+fn a_fence_near_i64_max_never_counts_earlier_datapoints() {
+    // Wrapping, fence + 5 s allowance would be i64::MIN + 3: every datapoint "after the fence".
+    let fence = i64::MAX - 2;
+    let slot = vec![Point { t: 0, v: 0.0 }];
+    let replica = vec![Point { t: 0, v: 0.0 }];
+    let a = caught_up_after_fence(&slot, &replica, fence, None, &opts());
+    assert!(!a.pass, "{}", a.why);
+    assert!(
+        a.why.contains("past the largest representable time"),
+        "{}",
+        a.why
+    );
+}
+
 // ---- properties ----------------------------------------------------------------------------
 
 fn arb_value() -> impl Strategy<Value = f64> {
