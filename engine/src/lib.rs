@@ -16,7 +16,7 @@
 //!    step(name, opts, || ...)  ─ replay from journal, or run + journal the result
 //!    gate(name, opts, || ...)  ─ poll through the Clock until checks pass `hold` times
 //!    abort(reason)             ─ run registered undos in reverse, each journaled
-//!        │ primitives call Host::call / Host::block_on (strict mode, timeouts, cancel)
+//!        │ primitives call Host::call → a Call (unit, token, deadline, cancel, block_on)
 //!        ▼
 //!  Transcript events ─► transcript.jsonl, CLI rendering, test collectors
 //! ```
