@@ -44,6 +44,13 @@ pub struct LabState {
     /// RDS events (`rds::describe_events`), oldest first, worded as RDS words them.
     #[serde(default)]
     pub events: Vec<godwit_stdlib::rds::RdsEvent>,
+    /// Rows seeded into `orders`, and accounts into the TPC-B tables (the workloads' data).
+    #[serde(default = "default_seed_rows")]
+    pub seed_rows: i64,
+}
+
+fn default_seed_rows() -> i64 {
+    10_000
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -232,6 +232,7 @@ impl Supervisor {
             cdc: BTreeMap::new(),
             attributes: Attributes::default(),
             events: Vec::new(),
+            seed_rows: opts.seed_rows,
         };
         state.instances.insert(
             opts.source.clone(),
@@ -414,8 +415,10 @@ async fn seed(port: u16, role: &str, db: &str, rows: i64) -> Result<(), LabError
          INSERT INTO orders (customer, amount, note)
            SELECT g % 997, (g * 7 % 100000) / 100.0, CASE WHEN g % 10 = 0 THEN NULL ELSE 'order ' || g END
            FROM generate_series(1, {rows}) g;
+         {tpcb}
          RESET ROLE;",
         table = crate::workload::TABLE,
+        tpcb = crate::workload::tpcb_schema(rows),
     ))
     .await
     .map_err(|e| LabError::Process(format!("seed the application's tables: {}", error_text(&e))))?;
