@@ -18,8 +18,11 @@ use std::time::Duration;
 use godwit_engine::{Call, ErrorKind, PrimitiveError};
 use serde::{Deserialize, Serialize};
 
-use super::{Cdc, ConsumerInfo, CreatedSlot, SlotPosition};
+use super::{
+    Cdc, ConsumerInfo, CreatedSlot, SlotPosition, advance_to, consumer_not_found, sort_consumers,
+};
 use crate::pg::live::{PG_CALL_LIMIT, Pool, sql_error};
+use crate::pg::{format_lsn, parse_lsn};
 
 const A: &str = "cdc";
 
@@ -48,31 +51,14 @@ pub struct HookCdc {
     pub pool: Arc<Pool>,
 }
 
-/// `0/1A2B3C` from a byte position.
-pub fn lsn_text(bytes: u64) -> String {
-    format!("{:X}/{:X}", bytes >> 32, bytes & 0xFFFF_FFFF)
-}
-
 impl HookCdc {
     fn hook(&self, op: &str, name: &str) -> Result<&ConsumerHook, PrimitiveError> {
         self.consumers
             .iter()
             .find(|c| c.name == name)
             .ok_or_else(|| {
-                PrimitiveError::new(
-                    A,
-                    op,
-                    ErrorKind::NotFound,
-                    format!("no CDC consumer {name:?} is declared"),
-                    format!(
-                        "declared: {}",
-                        self.consumers
-                            .iter()
-                            .map(|c| c.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                )
+                let known: Vec<&str> = self.consumers.iter().map(|c| c.name.as_str()).collect();
+                consumer_not_found(op, name, &known)
             })
     }
 
@@ -216,10 +202,12 @@ impl HookCdc {
 
 impl Cdc for HookCdc {
     fn list_consumers(&self, cx: &Call<'_>) -> Result<Vec<ConsumerInfo>, PrimitiveError> {
-        self.consumers
+        let all = self
+            .consumers
             .iter()
             .map(|c| self.info(cx, "list_consumers", c, &c.db, &c.slot))
-            .collect()
+            .collect::<Result<_, _>>()?;
+        Ok(sort_consumers(all))
     }
 
     fn pause_consumer(&self, cx: &Call<'_>, name: &str) -> Result<ConsumerInfo, PrimitiveError> {
@@ -253,29 +241,18 @@ impl Cdc for HookCdc {
             ("GODWIT_CDC_DB", db.to_string()),
         ];
         if let Some(p) = position {
-            let lsn = lsn_text(p);
-            // Only forward: a slot never moves back, and a consumer past it is already there.
-            let st = cx.budget(PG_CALL_LIMIT);
-            self.pool.run(cx, db, PG_CALL_LIMIT, async {
-                let client = self.pool.client(db, None, OP, st).await?;
-                client
-                    .query(
-                        "SELECT pg_replication_slot_advance(slot_name, $2::text::pg_lsn) FROM pg_replication_slots \
-                         WHERE slot_name = $1 AND coalesce(confirmed_flush_lsn, '0/0') < $2::text::pg_lsn",
-                        &[&slot, &lsn],
-                    )
-                    .await
-                    .map_err(|e| sql_error(OP, db, e))
-            })?;
-            env.push(("GODWIT_CDC_POSITION", lsn));
+            advance_slot(cx, &self.pool, OP, db, slot, p)?;
+            env.push(("GODWIT_CDC_POSITION", format_lsn(p)));
         }
         self.run(cx, OP, c, &c.resume, &env)?;
         self.info(cx, OP, c, db, slot)
     }
 
     fn record_positions(&self, cx: &Call<'_>) -> Result<Vec<SlotPosition>, PrimitiveError> {
-        self.consumers
-            .iter()
+        let mut consumers: Vec<&ConsumerHook> = self.consumers.iter().collect();
+        consumers.sort_by(|a, b| a.name.cmp(&b.name));
+        consumers
+            .into_iter()
             .map(|c| {
                 let (_, lsn, bytes, restart) = self.slot(cx, "record_positions", &c.db, &c.slot)?;
                 Ok(SlotPosition {
@@ -332,15 +309,7 @@ pub fn slot_state(
             )
             .await
             .map_err(|e| sql_error(op, db, e))?;
-        let row = row.ok_or_else(|| {
-            PrimitiveError::new(
-                A,
-                op,
-                ErrorKind::NotFound,
-                format!("{db} has no replication slot {slot:?}"),
-                "check the consumer's slot and database; cdc::create_equivalent_slots creates one on a new database",
-            )
-        })?;
+        let row = row.ok_or_else(|| no_slot(op, db, slot))?;
         Ok((row.get(0), row.get(1), row.get(2), row.get(3)))
     })
 }
@@ -387,4 +356,51 @@ pub fn create_slots(
         }
         Ok(out)
     })
+}
+
+/// Move logical slot `slot` on `db` forward to `position` before its consumer resumes there
+/// (see [`advance_to`]: a slot already past it stays). Shared by every world with real slots.
+pub fn advance_slot(
+    cx: &Call<'_>,
+    pool: &Pool,
+    op: &str,
+    db: &str,
+    slot: &str,
+    position: u64,
+) -> Result<(), PrimitiveError> {
+    let st = cx.budget(PG_CALL_LIMIT);
+    pool.run(cx, db, PG_CALL_LIMIT, async {
+        let c = pool.client(db, None, op, st).await?;
+        let row = c
+            .query_opt(
+                "SELECT coalesce(confirmed_flush_lsn, '0/0')::text, pg_current_wal_lsn()::text \
+                 FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
+            .await
+            .map_err(|e| sql_error(op, db, e))?
+            .ok_or_else(|| no_slot(op, db, slot))?;
+        let (confirmed, current): (String, String) = (row.get(0), row.get(1));
+        let at = |text: &str| parse_lsn(text).unwrap_or(0);
+        let Some(to) = advance_to(op, slot, at(&confirmed), Some(position), at(&current))? else {
+            return Ok(());
+        };
+        c.query(
+            "SELECT pg_replication_slot_advance($1, $2::text::pg_lsn)",
+            &[&slot, &format_lsn(to)],
+        )
+        .await
+        .map_err(|e| sql_error(op, db, e))?;
+        Ok(())
+    })
+}
+
+fn no_slot(op: &str, db: &str, slot: &str) -> PrimitiveError {
+    PrimitiveError::new(
+        A,
+        op,
+        ErrorKind::NotFound,
+        format!("{db} has no replication slot {slot:?}"),
+        "check the consumer's slot and database; cdc::create_equivalent_slots creates one on a new database",
+    )
 }

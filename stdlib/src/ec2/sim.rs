@@ -3,7 +3,6 @@
 use godwit_engine::PrimitiveError;
 
 use super::*;
-use crate::prim::conflict;
 use crate::sim::Sim;
 
 impl Ec2 for Sim {
@@ -13,12 +12,13 @@ impl Ec2 for Sim {
         vpc_id: &str,
     ) -> Result<Vec<SecurityGroup>, PrimitiveError> {
         let st = self.api(cx, "ec2", "describe_security_groups")?;
-        Ok(st
-            .groups
-            .values()
-            .filter(|g| g.vpc_id == vpc_id)
-            .cloned()
-            .collect())
+        Ok(sort_groups(
+            st.groups
+                .values()
+                .filter(|g| g.vpc_id == vpc_id)
+                .cloned()
+                .collect(),
+        ))
     }
 
     fn ensure_quarantine_group(
@@ -29,22 +29,16 @@ impl Ec2 for Sim {
     ) -> Result<SecurityGroup, PrimitiveError> {
         const OP: &str = "ensure_quarantine_group";
         let mut st = self.api(cx, "ec2", OP)?;
+        // The model's VPCs: the source's, and any a group lives in.
+        if st.sc.source.vpc_id != vpc_id && !st.groups.values().any(|g| g.vpc_id == vpc_id) {
+            return Err(vpc_not_found(OP, vpc_id));
+        }
         if let Some(g) = st
             .groups
             .values()
             .find(|g| g.vpc_id == vpc_id && g.name == name)
         {
-            if !g.ingress.is_empty() || !g.egress.is_empty() {
-                return Err(conflict(
-                    "ec2",
-                    OP,
-                    format!(
-                        "group {name} ({}) in {vpc_id} has rules; it is not deny-all",
-                        g.id
-                    ),
-                    "use another name, or remove its rules",
-                ));
-            }
+            check_quarantine_group(OP, g)?;
             return Ok(g.clone());
         }
         // Ids derive from the name so they are stable across runs of the same scenario.

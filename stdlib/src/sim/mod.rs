@@ -817,19 +817,5 @@ impl SimState {
     }
 }
 
-/// The byte position of a `16/B374D848` LSN (0 if malformed).
-pub fn parse_lsn(text: &str) -> u64 {
-    text.split_once('/')
-        .and_then(|(hi, lo)| {
-            Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
-        })
-        .unwrap_or(0)
-}
-
-/// `16/B374D848` style rendering of a byte position.
-pub fn format_lsn(lsn: u64) -> String {
-    format!("{:X}/{:08X}", lsn >> 32, lsn & 0xffff_ffff)
-}
-
 #[cfg(test)]
 mod tests;

@@ -43,6 +43,8 @@ const BUCKETS_PER_FETCH: usize = 64;
 /// table (about one sequential scan of each side); the step that runs it inside the write
 /// blackout should carry its own `timeout`.
 const VALIDATE_CALL_LIMIT: Duration = Duration::from_secs(24 * 3600);
+/// How long finding where a database is may take (a lookup: lab.json, or an RDS describe).
+const CONNECT_LOOKUP_LIMIT: Duration = Duration::from_secs(30);
 /// Rendered rows of a table without primary key are cut to this many characters.
 const MAX_ROW_TEXT: usize = 200;
 
@@ -934,9 +936,22 @@ fn key_text(t: &TableInfo) -> String {
 }
 
 impl Validate for LiveValidate {
-    fn available(&self, _cx: &Call<'_>, _db: &str) -> Result<Availability, PrimitiveError> {
+    fn available(&self, cx: &Call<'_>, db: &str) -> Result<Availability, PrimitiveError> {
         // Configured is the question, not reachable: a connection failure at the fence must
-        // fail the validation step, never skip it.
+        // fail the validation step, never skip it. Where `db` is, is asked of the connector
+        // (no connection): an id the world has no database for is `NotFound` in every world.
+        self.pool
+            .run(
+                cx,
+                db,
+                CONNECT_LOOKUP_LIMIT,
+                self.pool.connector().target(db),
+            )
+            .map_err(|mut e| {
+                e.area = A.into();
+                e.op = "available".into();
+                e
+            })?;
         Ok(Availability {
             available: true,
             how: "database connections".into(),

@@ -10,9 +10,10 @@ use std::collections::BTreeSet;
 use godwit_engine::PrimitiveError;
 
 use super::*;
+use crate::pg::format_lsn;
 use crate::prim::not_found;
 use crate::sim::scenario::FaultKind;
-use crate::sim::{Sim, SimState, format_lsn};
+use crate::sim::{Sim, SimState};
 
 const MAX_SEGMENTS: i64 = 4096;
 const FANOUT: i64 = 16;
@@ -234,12 +235,13 @@ impl Validate for Sim {
         let b = copies(&st, "compare", target)?;
         unknown_tables("compare", source, &opts.tables, &a)?;
         let seed = st.sc.seed;
-        let tables = a
+        let mut tables: Vec<TableReport> = a
             .iter()
             .zip(b.iter())
             .filter(|((n, _), _)| opts.tables.is_empty() || opts.tables.contains(n))
             .map(|((n, x), (_, y))| compare_table(n, seed, x, y, opts))
             .collect();
+        tables.sort_by(|a, b| a.table.cmp(&b.table));
         // Sequences advance with the writes a side holds (one value per 4 KiB written).
         let written = |db: &str| {
             st.content_version(db)
@@ -285,7 +287,7 @@ impl Validate for Sim {
         let b = copies(&st, "sample", target)?;
         unknown_tables("sample", source, &opts.tables, &a)?;
         let seed = st.sc.seed;
-        let tables = a
+        let mut tables: Vec<SampleTable> = a
             .iter()
             .zip(b.iter())
             .filter(|((n, _), _)| opts.tables.is_empty() || opts.tables.contains(n))
@@ -321,6 +323,7 @@ impl Validate for Sim {
                 t
             })
             .collect();
+        tables.sort_by(|a, b| a.table.cmp(&b.table));
         let positions = positions(&st, target);
         Ok(SampleReport {
             equal: true,
