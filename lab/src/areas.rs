@@ -23,8 +23,8 @@ use godwit_stdlib::ec2::{self, Ec2, SecurityGroup as Sg};
 use godwit_stdlib::pg::live::{BoxFuture, Connector, PG_CALL_LIMIT, Pool, Target};
 use godwit_stdlib::rds::{
     self, Accepts, CreateClusterInstance, CreateParameterGroups, CreateReplicaCluster, DbCluster,
-    DbInstance, EngineVersion, ExistingGroup, GroupPlan, Parameter, ParameterGroupsCreated,
-    Promotion, Rds, RdsEvent, Reboot, RestoreCluster, Snapshot,
+    DbInstance, EngineVersion, ExistingGroup, Parameter, ParameterGroupsCreated, Promotion, Rds,
+    RdsEvent, Reboot, RestoreCluster, Snapshot,
 };
 
 use crate::LabError;
@@ -469,46 +469,30 @@ impl Rds for LabRds {
                 Accepts::Neither
             }
         });
-        let groups = [
-            (&req.cluster_group, true, &placed.cluster),
-            (&req.instance_group, false, &placed.instance),
-        ];
         // Checked and written under the lab's lock: both groups, or neither.
         self.ctx.update(R, OP, |st| {
-            let mut plans = Vec::new();
-            for (name, cluster, want) in groups {
-                let existing = st.parameter_groups.get(name).map(|g| ExistingGroup {
+            let work = rds::plan_parameter_groups(OP, req, &placed, |name, _| {
+                Ok(st.parameter_groups.get(name).map(|g| ExistingGroup {
                     family: g.family.clone(),
                     cluster: g.cluster,
                     parameters: g.parameters.clone(),
-                });
-                match rds::plan_parameter_group(
-                    OP,
-                    name,
-                    cluster,
-                    &req.family,
-                    want,
-                    existing.as_ref(),
-                ) {
-                    Ok(plan) => plans.push(plan),
-                    Err(e) => return Ok(Err(e)),
-                }
-            }
-            for ((name, cluster, want), plan) in groups.into_iter().zip(plans) {
-                let set = match plan {
-                    GroupPlan::Create => want.clone(),
-                    GroupPlan::Set(set) => set,
-                };
+                }))
+            });
+            let work = match work {
+                Ok(work) => work,
+                Err(e) => return Ok(Err(e)),
+            };
+            for w in work {
                 st.parameter_groups
-                    .entry(name.clone())
+                    .entry(w.name.to_string())
                     .or_insert_with(|| ParameterGroup {
-                        name: name.clone(),
+                        name: w.name.to_string(),
                         family: req.family.clone(),
-                        cluster,
+                        cluster: w.cluster,
                         parameters: BTreeMap::new(),
                     })
                     .parameters
-                    .extend(set);
+                    .extend(w.set);
             }
             Ok(Ok(()))
         })??;

@@ -102,28 +102,22 @@ impl LabCdc {
         Ok((st, c))
     }
 
-    /// `(confirmed_flush_lsn, bytes, restart_lsn)` of `slot` on `db`.
-    fn slot_position(
+    /// `slot` on `db` as the database sees it.
+    fn slot(
         &self,
         cx: &Call<'_>,
         op: &str,
         db: &str,
         slot: &str,
-    ) -> Result<(String, i64, String), PrimitiveError> {
-        let (_, lsn, bytes, restart) = cdc::hooks::slot_state(cx, &self.ctx.pool, op, db, slot)?;
-        Ok((lsn, bytes, restart))
+    ) -> Result<cdc::hooks::SlotState, PrimitiveError> {
+        cdc::hooks::slot_state(cx, &self.ctx.pool, op, db, slot)
     }
 
+    /// The consumer in the state the lab runs it in (its `pg_recvlogical` may not have
+    /// reached the slot yet), at its slot's position.
     fn info(&self, cx: &Call<'_>, op: &str, c: &Consumer) -> Result<ConsumerInfo, PrimitiveError> {
-        let (position, position_bytes, _) = self.slot_position(cx, op, &c.db, &c.slot)?;
-        Ok(ConsumerInfo {
-            name: c.name.clone(),
-            slot: c.slot.clone(),
-            db: c.db.clone(),
-            state: c.state.clone(),
-            position,
-            position_bytes,
-        })
+        let s = self.slot(cx, op, &c.db, &c.slot)?;
+        Ok(s.info(&c.name, &c.slot, &c.db, &c.state))
     }
 }
 
@@ -205,7 +199,7 @@ impl Cdc for LabCdc {
         const OP: &str = "resume_consumer";
         let (st, mut c) = self.consumer(OP, name)?;
         // The slot must be there before a consumer is started on it.
-        self.slot_position(cx, OP, db, slot)?;
+        self.slot(cx, OP, db, slot)?;
         if let Some(p) = position {
             cdc::hooks::advance_slot(cx, &self.ctx.pool, OP, db, slot, p)?;
         }
@@ -233,17 +227,13 @@ impl Cdc for LabCdc {
     fn record_positions(&self, cx: &Call<'_>) -> Result<Vec<SlotPosition>, PrimitiveError> {
         const OP: &str = "record_positions";
         let st = self.ctx.state(C, OP)?;
+        // By name: lab.json keeps consumers in a sorted map.
         st.cdc
             .values()
             .map(|c| {
-                let (lsn, bytes, restart) = self.slot_position(cx, OP, &c.db, &c.slot)?;
-                Ok(SlotPosition {
-                    consumer: c.name.clone(),
-                    slot: c.slot.clone(),
-                    confirmed_flush_lsn: lsn,
-                    confirmed_flush_bytes: bytes,
-                    restart_lsn: restart,
-                })
+                Ok(self
+                    .slot(cx, OP, &c.db, &c.slot)?
+                    .position(&c.name, &c.slot))
             })
             .collect()
     }
@@ -255,18 +245,9 @@ impl Cdc for LabCdc {
         slots: &[String],
     ) -> Result<Vec<CreatedSlot>, PrimitiveError> {
         let st = self.ctx.state(C, "create_equivalent_slots")?;
-        let wanted: Vec<(String, String)> = slots
-            .iter()
-            .map(|slot| {
-                let plugin = st
-                    .cdc
-                    .values()
-                    .find(|c| &c.slot == slot)
-                    .map(|c| c.plugin.clone())
-                    .unwrap_or_else(|| "pgoutput".into());
-                (slot.clone(), plugin)
-            })
-            .collect();
-        cdc::hooks::create_slots(cx, &self.ctx.pool, db, &wanted)
+        cdc::hooks::create_slots(cx, &self.ctx.pool, db, slots, |slot| {
+            let c = st.cdc.values().find(|c| c.slot == slot)?;
+            Some(c.plugin.clone())
+        })
     }
 }

@@ -62,16 +62,6 @@ impl HookCdc {
             })
     }
 
-    fn slot(
-        &self,
-        cx: &Call<'_>,
-        op: &str,
-        db: &str,
-        slot: &str,
-    ) -> Result<(bool, String, i64, String), PrimitiveError> {
-        slot_state(cx, &self.pool, op, db, slot)
-    }
-
     /// Where `c` reads now: the db of the last resume in this process, else its declared one.
     fn info(
         &self,
@@ -81,15 +71,10 @@ impl HookCdc {
         db: &str,
         slot: &str,
     ) -> Result<ConsumerInfo, PrimitiveError> {
-        let (active, position, position_bytes, _) = self.slot(cx, op, db, slot)?;
-        Ok(ConsumerInfo {
-            name: c.name.clone(),
-            slot: slot.to_string(),
-            db: db.to_string(),
-            state: if active { "running" } else { "paused" }.into(),
-            position,
-            position_bytes,
-        })
+        let s = slot_state(cx, &self.pool, op, db, slot)?;
+        // What godwit can see of a consumer it does not run: reading while its slot is active.
+        let state = if s.active { "running" } else { "paused" };
+        Ok(s.info(&c.name, slot, db, state))
     }
 
     /// Run `command` with `sh -c` through the call: bounded by the consumer's timeout, the
@@ -254,14 +239,10 @@ impl Cdc for HookCdc {
         consumers
             .into_iter()
             .map(|c| {
-                let (_, lsn, bytes, restart) = self.slot(cx, "record_positions", &c.db, &c.slot)?;
-                Ok(SlotPosition {
-                    consumer: c.name.clone(),
-                    slot: c.slot.clone(),
-                    confirmed_flush_lsn: lsn,
-                    confirmed_flush_bytes: bytes,
-                    restart_lsn: restart,
-                })
+                Ok(
+                    slot_state(cx, &self.pool, "record_positions", &c.db, &c.slot)?
+                        .position(&c.name, &c.slot),
+                )
             })
             .collect()
     }
@@ -272,31 +253,55 @@ impl Cdc for HookCdc {
         db: &str,
         slots: &[String],
     ) -> Result<Vec<CreatedSlot>, PrimitiveError> {
-        let wanted: Vec<(String, String)> = slots
-            .iter()
-            .map(|slot| {
-                let plugin = self
-                    .consumers
-                    .iter()
-                    .find(|c| &c.slot == slot)
-                    .and_then(|c| c.plugin.clone())
-                    .unwrap_or_else(|| "pgoutput".into());
-                (slot.clone(), plugin)
-            })
-            .collect();
-        create_slots(cx, &self.pool, db, &wanted)
+        create_slots(cx, &self.pool, db, slots, |slot| {
+            let c = self.consumers.iter().find(|c| c.slot == slot)?;
+            c.plugin.clone()
+        })
     }
 }
 
-/// `(active, confirmed_flush_lsn, its bytes, restart_lsn)` of `slot` on `db`: a consumer's
-/// state and position as the database sees them. Shared by every world with real slots.
+/// A logical slot as its database reports it: where its consumer stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlotState {
+    pub active: bool,
+    pub confirmed_flush_lsn: String,
+    pub confirmed_flush_bytes: i64,
+    pub restart_lsn: String,
+}
+
+impl SlotState {
+    /// The position of `consumer`, which reads this slot (`slot`).
+    pub fn position(&self, consumer: &str, slot: &str) -> SlotPosition {
+        SlotPosition {
+            consumer: consumer.to_string(),
+            slot: slot.to_string(),
+            confirmed_flush_lsn: self.confirmed_flush_lsn.clone(),
+            confirmed_flush_bytes: self.confirmed_flush_bytes,
+            restart_lsn: self.restart_lsn.clone(),
+        }
+    }
+
+    /// `consumer` reading this slot (`slot`) on `db`, in `state`.
+    pub fn info(&self, consumer: &str, slot: &str, db: &str, state: &str) -> ConsumerInfo {
+        ConsumerInfo {
+            name: consumer.to_string(),
+            slot: slot.to_string(),
+            db: db.to_string(),
+            state: state.to_string(),
+            position: self.confirmed_flush_lsn.clone(),
+            position_bytes: self.confirmed_flush_bytes,
+        }
+    }
+}
+
+/// `slot` on `db` as the database sees it. Shared by every world with real slots.
 pub fn slot_state(
     cx: &Call<'_>,
     pool: &Pool,
     op: &str,
     db: &str,
     slot: &str,
-) -> Result<(bool, String, i64, String), PrimitiveError> {
+) -> Result<SlotState, PrimitiveError> {
     let st = cx.budget(PG_CALL_LIMIT);
     pool.run(cx, db, PG_CALL_LIMIT, async {
         let c = pool.client(db, None, op, st).await?;
@@ -310,25 +315,36 @@ pub fn slot_state(
             .await
             .map_err(|e| sql_error(op, db, e))?;
         let row = row.ok_or_else(|| no_slot(op, db, slot))?;
-        Ok((row.get(0), row.get(1), row.get(2), row.get(3)))
+        Ok(SlotState {
+            active: row.get(0),
+            confirmed_flush_lsn: row.get(1),
+            confirmed_flush_bytes: row.get(2),
+            restart_lsn: row.get(3),
+        })
     })
 }
 
-/// Create the logical slots `(name, plugin)` on `db` (in its connection's database) unless they
-/// exist; each answer gives where the slot starts (for an existing one: its confirmed flush).
-/// Shared by every world whose `cdc` creates real slots.
+/// Create the logical slots `slots` on `db` (in its connection's database) unless they exist,
+/// each with the output plugin of the consumer that reads it (`plugin_of`, see
+/// [`super::plugin`]); each answer gives where the slot starts (for an existing one: its
+/// confirmed flush). Shared by every world whose `cdc` creates real slots.
 pub fn create_slots(
     cx: &Call<'_>,
     pool: &Pool,
     db: &str,
-    slots: &[(String, String)],
+    slots: &[String],
+    plugin_of: impl Fn(&str) -> Option<String>,
 ) -> Result<Vec<CreatedSlot>, PrimitiveError> {
     const OP: &str = "create_equivalent_slots";
+    let slots: Vec<(String, String)> = slots
+        .iter()
+        .map(|s| (s.clone(), super::plugin(plugin_of(s))))
+        .collect();
     let st = cx.budget(PG_CALL_LIMIT);
     pool.run(cx, db, PG_CALL_LIMIT, async {
         let client = pool.client(db, None, OP, st).await?;
         let mut out = Vec::new();
-        for (slot, plugin) in slots {
+        for (slot, plugin) in &slots {
             let existing = client
                 .query_opt(
                     "SELECT coalesce(confirmed_flush_lsn::text, '') FROM pg_replication_slots WHERE slot_name = $1",

@@ -92,6 +92,12 @@ pub fn consumer_not_found(op: &str, name: &str, known: &[&str]) -> PrimitiveErro
     )
 }
 
+/// The output plugin of a slot made for a consumer on the target: the consumer's own, else
+/// `pgoutput` (PostgreSQL's built-in, what logical replication and most CDC tools read).
+pub fn plugin(of_consumer: Option<String>) -> String {
+    of_consumer.unwrap_or_else(|| "pgoutput".into())
+}
+
 /// Consumers as the trait lists them: by name.
 pub fn sort_consumers(mut consumers: Vec<ConsumerInfo>) -> Vec<ConsumerInfo> {
     consumers.sort_by(|a, b| a.name.cmp(&b.name));

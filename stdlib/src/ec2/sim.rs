@@ -3,7 +3,7 @@
 use godwit_engine::PrimitiveError;
 
 use super::*;
-use crate::sim::Sim;
+use crate::sim::{Sim, fnv};
 
 impl Ec2 for Sim {
     fn describe_security_groups(
@@ -42,7 +42,10 @@ impl Ec2 for Sim {
             return Ok(g.clone());
         }
         // Ids derive from the name so they are stable across runs of the same scenario.
-        let id = format!("sg-0q{:08x}", fnv(&format!("{vpc_id}/{name}")) as u32);
+        let id = format!(
+            "sg-0q{:08x}",
+            fnv(&[format!("{vpc_id}/{name}").as_bytes()]) as u32
+        );
         let g = SecurityGroup {
             id: id.clone(),
             name: name.into(),
@@ -54,10 +57,4 @@ impl Ec2 for Sim {
         st.note(format!("quarantine group {} created in {vpc_id}", g.id));
         Ok(g)
     }
-}
-
-fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
 }

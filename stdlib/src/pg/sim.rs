@@ -5,7 +5,7 @@ use godwit_engine::PrimitiveError;
 use super::*;
 use crate::prim::{conflict, not_found};
 use crate::sim::scenario::{FaultKind, SlotType};
-use crate::sim::{Sim, SimState};
+use crate::sim::{Sim, SimState, fnv};
 
 const A: &str = "pg";
 
@@ -43,15 +43,6 @@ fn check_db(st: &SimState, op: &str, db: &str) -> Result<(), PrimitiveError> {
 
 fn is_source(st: &SimState, db: &str) -> bool {
     db == st.source_id()
-}
-
-fn fnv(parts: &[&[u8]]) -> u64 {
-    parts
-        .iter()
-        .flat_map(|p| p.iter())
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
-        })
 }
 
 impl Pg for Sim {

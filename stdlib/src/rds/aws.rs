@@ -437,58 +437,51 @@ impl AwsApi {
         }))
     }
 
-    /// Carry out `plan` for group `name` (see [`plan_parameter_group`]): create it if missing,
-    /// then set the parameters it lacks, at most 20 per call (the API's limit).
-    #[allow(clippy::too_many_arguments)]
+    /// Carry out one group's share (see [`plan_parameter_groups`]): create it if missing, then
+    /// set the parameters it lacks, at most 20 per call (the API's limit).
     fn apply_group(
         &self,
         cx: &Call<'_>,
         op: &str,
-        name: &str,
         family: &str,
-        cluster: bool,
-        plan: GroupPlan,
-        want: &BTreeMap<String, String>,
+        work: GroupWork<'_>,
         defaults: &BTreeMap<String, DefaultParam>,
     ) -> Result<(), PrimitiveError> {
-        let set = match plan {
-            GroupPlan::Set(set) => set,
-            GroupPlan::Create => {
-                let description = format!("godwit: {family} parameters for {name}");
-                let created = if cluster {
-                    self.api(cx, A, op, "rds.CreateDBClusterParameterGroup", || {
-                        self.aws
-                            .rds
-                            .create_db_cluster_parameter_group()
-                            .db_cluster_parameter_group_name(name)
-                            .db_parameter_group_family(family)
-                            .description(&description)
-                            .send()
-                    })
-                    .map(|_| ())
-                } else {
-                    self.api(cx, A, op, "rds.CreateDBParameterGroup", || {
-                        self.aws
-                            .rds
-                            .create_db_parameter_group()
-                            .db_parameter_group_name(name)
-                            .db_parameter_group_family(family)
-                            .description(&description)
-                            .send()
-                    })
-                    .map(|_| ())
-                };
-                match created {
-                    Ok(()) => {}
-                    // Created by a concurrent or earlier attempt whose answer was lost: setting
-                    // the same values again below is a no-op on AWS.
-                    Err(e) if e.kind == ErrorKind::Conflict => {}
-                    Err(e) => return Err(e),
-                }
-                want.clone()
+        let (name, cluster) = (work.name, work.cluster);
+        if work.create {
+            let description = format!("godwit: {family} parameters for {name}");
+            let created = if cluster {
+                self.api(cx, A, op, "rds.CreateDBClusterParameterGroup", || {
+                    self.aws
+                        .rds
+                        .create_db_cluster_parameter_group()
+                        .db_cluster_parameter_group_name(name)
+                        .db_parameter_group_family(family)
+                        .description(&description)
+                        .send()
+                })
+                .map(|_| ())
+            } else {
+                self.api(cx, A, op, "rds.CreateDBParameterGroup", || {
+                    self.aws
+                        .rds
+                        .create_db_parameter_group()
+                        .db_parameter_group_name(name)
+                        .db_parameter_group_family(family)
+                        .description(&description)
+                        .send()
+                })
+                .map(|_| ())
+            };
+            match created {
+                Ok(()) => {}
+                // Created by a concurrent or earlier attempt whose answer was lost: setting
+                // the same values again below is a no-op on AWS.
+                Err(e) if e.kind == ErrorKind::Conflict => {}
+                Err(e) => return Err(e),
             }
-        };
-        let set: Vec<(String, String)> = set.into_iter().collect();
+        }
+        let set: Vec<(String, String)> = work.set.into_iter().collect();
         for chunk in set.chunks(20) {
             let list: Vec<t::Parameter> = chunk
                 .iter()
@@ -698,30 +691,16 @@ impl Rds for AwsApi {
                 _ => Accepts::Neither,
             }
         });
-        // Both groups are checked before either is touched: a conflict changes nothing.
-        let groups = [
-            (&req.cluster_group, true, &placed.cluster, &cluster_defaults),
-            (
-                &req.instance_group,
-                false,
-                &placed.instance,
-                &instance_defaults,
-            ),
-        ];
-        let mut plans = Vec::new();
-        for (name, cluster, want, _) in groups {
-            let existing = self.existing_group(cx, OP, name, cluster)?;
-            plans.push(plan_parameter_group(
-                OP,
-                name,
-                cluster,
-                &req.family,
-                want,
-                existing.as_ref(),
-            )?);
-        }
-        for ((name, cluster, want, defaults), plan) in groups.into_iter().zip(plans) {
-            self.apply_group(cx, OP, name, &req.family, cluster, plan, want, defaults)?;
+        let work = plan_parameter_groups(OP, req, &placed, |name, cluster| {
+            self.existing_group(cx, OP, name, cluster)
+        })?;
+        for w in work {
+            let defaults = if w.cluster {
+                &cluster_defaults
+            } else {
+                &instance_defaults
+            };
+            self.apply_group(cx, OP, &req.family, w, defaults)?;
         }
         Ok(placed.created(req))
     }

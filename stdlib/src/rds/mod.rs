@@ -520,6 +520,48 @@ pub fn plan_parameter_group(
     ))
 }
 
+/// One group's share of a `create_parameter_groups`, once both groups passed
+/// [`plan_parameter_group`]: create it (or not), then set `set` in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupWork<'a> {
+    pub name: &'a str,
+    pub cluster: bool,
+    pub create: bool,
+    pub set: BTreeMap<String, String>,
+}
+
+/// Plan both groups of `req` as `placed`, looking each up with `existing(name, cluster)`:
+/// both are checked before either is touched, so a conflict in the second changes nothing.
+pub fn plan_parameter_groups<'a>(
+    op: &str,
+    req: &'a CreateParameterGroups,
+    placed: &Placement,
+    mut existing: impl FnMut(&str, bool) -> Result<Option<ExistingGroup>, PrimitiveError>,
+) -> Result<[GroupWork<'a>; 2], PrimitiveError> {
+    let mut plan = |name: &'a String, cluster: bool, want: &BTreeMap<String, String>| {
+        let found = existing(name, cluster)?;
+        let plan = plan_parameter_group(op, name, cluster, &req.family, want, found.as_ref())?;
+        Ok::<_, PrimitiveError>(match plan {
+            GroupPlan::Create => GroupWork {
+                name,
+                cluster,
+                create: true,
+                set: want.clone(),
+            },
+            GroupPlan::Set(set) => GroupWork {
+                name,
+                cluster,
+                create: false,
+                set,
+            },
+        })
+    };
+    Ok([
+        plan(&req.cluster_group, true, &placed.cluster)?,
+        plan(&req.instance_group, false, &placed.instance)?,
+    ])
+}
+
 /// `create_parameter_groups` takes Aurora PostgreSQL families only.
 pub fn check_aurora_family(op: &str, family: &str) -> Result<(), PrimitiveError> {
     if family.starts_with("aurora-postgresql") {
@@ -599,18 +641,28 @@ pub fn check_replica_source(
         _ => false,
     };
     if !compatible {
-        return Err(PrimitiveError::invalid(
-            A,
-            op,
-            format!(
-                "Aurora version {} cannot replicate from RDS {} {}",
-                req.engine_version, src.id, src.engine_version
-            ),
-            "pick an Aurora version of the same major, minor >= the source's \
-             (list_engine_versions(\"aurora-postgresql\"))",
-        ));
+        return Err(incompatible_version(op, req, src));
     }
     Ok(())
+}
+
+/// The requested Aurora version cannot replicate from `src` (another major, a lower minor,
+/// or one the world does not offer).
+pub fn incompatible_version(
+    op: &str,
+    req: &CreateReplicaCluster,
+    src: &DbInstance,
+) -> PrimitiveError {
+    PrimitiveError::invalid(
+        A,
+        op,
+        format!(
+            "Aurora version {} cannot replicate from RDS {} {}",
+            req.engine_version, src.id, src.engine_version
+        ),
+        "pick an Aurora version of the same major, minor >= the source's \
+         (list_engine_versions(\"aurora-postgresql\"))",
+    )
 }
 
 /// `create_cluster_instance` finding `existing` under the requested id: a member of the

@@ -128,47 +128,25 @@ impl Rds for Sim {
                 Accepts::Instance
             }
         });
-        let groups = [
-            (&req.cluster_group, true, &placed.cluster),
-            (&req.instance_group, false, &placed.instance),
-        ];
-        let mut plans = Vec::new();
-        for (name, cluster, want) in groups {
-            let existing = st.rds.param_groups.get(name).map(|g| ExistingGroup {
+        let work = plan_parameter_groups(OP, req, &placed, |name, _| {
+            Ok(st.rds.param_groups.get(name).map(|g| ExistingGroup {
                 family: g.family.clone(),
                 cluster: g.cluster,
                 parameters: g.parameters.clone(),
-            });
-            plans.push(plan_parameter_group(
-                OP,
-                name,
-                cluster,
-                &req.family,
-                want,
-                existing.as_ref(),
-            )?);
-        }
-        for ((name, cluster, _), plan) in groups.into_iter().zip(plans) {
+            }))
+        })?;
+        for w in work {
             let g = st
                 .rds
                 .param_groups
-                .entry(name.clone())
+                .entry(w.name.to_string())
                 .or_insert_with(|| ParamGroup {
-                    name: name.clone(),
+                    name: w.name.to_string(),
                     family: req.family.clone(),
-                    cluster,
+                    cluster: w.cluster,
                     parameters: BTreeMap::new(),
                 });
-            let set = match plan {
-                GroupPlan::Create => if cluster {
-                    &placed.cluster
-                } else {
-                    &placed.instance
-                }
-                .clone(),
-                GroupPlan::Set(set) => set,
-            };
-            g.parameters.extend(set);
+            g.parameters.extend(w.set);
         }
         st.note(format!(
             "parameter groups {} / {} created",
@@ -191,16 +169,7 @@ impl Rds for Sim {
         }
         check_replica_source(OP, req, &src)?;
         if !st.sc.aws.aurora_versions.contains(&req.engine_version) {
-            return Err(PrimitiveError::invalid(
-                A,
-                OP,
-                format!(
-                    "Aurora version {} cannot replicate from RDS {} {}",
-                    req.engine_version, src.id, src.engine_version
-                ),
-                "pick an Aurora version of the same major, minor >= the source's \
-                 (list_engine_versions(\"aurora-postgresql\"))",
-            ));
+            return Err(incompatible_version(OP, req, &src));
         }
         let kms = if src.storage_encrypted {
             req.kms_key_id.clone().or(src.kms_key_id.clone())

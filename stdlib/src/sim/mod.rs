@@ -817,5 +817,16 @@ impl SimState {
     }
 }
 
+/// FNV-1a over `parts` in order: the model's stable hash (ids derived from names, simulated
+/// table contents), the same on every platform and run.
+pub fn fnv(parts: &[&[u8]]) -> u64 {
+    parts
+        .iter()
+        .flat_map(|p| p.iter())
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+        })
+}
+
 #[cfg(test)]
 mod tests;

@@ -605,17 +605,7 @@ impl LiveValidate {
             e.area = A.into();
             e
         })?;
-        let mut report = Report {
-            equal: false,
-            source: source.into(),
-            target: target.into(),
-            positions: Positions::default(),
-            tables: Vec::new(),
-            sequences: Vec::new(),
-            extensions: Vec::new(),
-            settings: Vec::new(),
-            summary: String::new(),
-        };
+        let mut report = Report::new(source, target);
         let (mut ext_a, mut ext_b) = (BTreeMap::new(), BTreeMap::new());
         let (mut seq_a, mut seq_b) = (BTreeMap::new(), BTreeMap::new());
         let wanted: BTreeSet<&str> = opts.tables.iter().map(String::as_str).collect();
@@ -746,11 +736,13 @@ impl LiveValidate {
             }
         }
         if let Some(unknown) = opts.tables.iter().find(|t| !seen.contains(*t)) {
-            return Err(PrimitiveError::invalid(
-                A,
+            return Err(unknown_table(
                 OP,
-                format!("{source} has no table {unknown:?}"),
-                "name tables as schema.table (database:schema.table outside the connection's database)",
+                source,
+                unknown,
+                "name tables as schema.table (database:schema.table outside the connection's \
+                 database)"
+                    .into(),
             ));
         }
         report.tables.sort_by(|a, b| a.table.cmp(&b.table));
@@ -789,18 +781,7 @@ impl LiveValidate {
             e.area = A.into();
             e
         })?;
-        let mut report = SampleReport {
-            equal: true,
-            source: source.into(),
-            target: target.into(),
-            fraction,
-            sampled: 0,
-            mismatches: 0,
-            positions: Positions::default(),
-            may_be_lag: false,
-            tables: Vec::new(),
-            summary: String::new(),
-        };
+        let mut report = SampleReport::new(source, target, fraction);
         let wanted: BTreeSet<&str> = opts.tables.iter().map(String::as_str).collect();
         let percent = (fraction * 100.0).clamp(0.0, 100.0);
         let mut conns = Vec::new();

@@ -13,19 +13,10 @@ use super::*;
 use crate::pg::format_lsn;
 use crate::prim::not_found;
 use crate::sim::scenario::FaultKind;
-use crate::sim::{Sim, SimState};
+use crate::sim::{Sim, SimState, fnv};
 
 const MAX_SEGMENTS: i64 = 4096;
 const FANOUT: i64 = 16;
-
-fn fnv(parts: &[&[u8]]) -> u64 {
-    parts
-        .iter()
-        .flat_map(|p| p.iter())
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
-        })
-}
 
 /// One side's copy of one table, as the model sees it.
 struct Copy {
@@ -140,10 +131,10 @@ fn unknown_tables(
     have: &[(String, Copy)],
 ) -> Result<(), PrimitiveError> {
     match wanted.iter().find(|w| !have.iter().any(|(n, _)| n == *w)) {
-        Some(w) => Err(PrimitiveError::invalid(
-            A,
+        Some(w) => Err(unknown_table(
             op,
-            format!("{source} has no table {w:?}"),
+            source,
+            w,
             format!(
                 "tables: {}",
                 have.iter()
@@ -261,15 +252,10 @@ impl Validate for Sim {
             })
             .collect();
         Ok(Report {
-            equal: false,
-            source: source.into(),
-            target: target.into(),
             positions: positions(&st, target),
             tables,
             sequences,
-            extensions: Vec::new(),
-            settings: Vec::new(),
-            summary: String::new(),
+            ..Report::new(source, target)
         }
         .finish())
     }
@@ -326,16 +312,10 @@ impl Validate for Sim {
         tables.sort_by(|a, b| a.table.cmp(&b.table));
         let positions = positions(&st, target);
         Ok(SampleReport {
-            equal: true,
-            source: source.into(),
-            target: target.into(),
-            fraction,
-            sampled: 0,
-            mismatches: 0,
             may_be_lag: positions.lag_bytes.unwrap_or(0) > 0,
             positions,
             tables,
-            summary: String::new(),
+            ..SampleReport::new(source, target, fraction)
         }
         .finish())
     }
