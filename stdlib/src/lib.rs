@@ -13,10 +13,12 @@
 //!
 //! `lag` rules and thresholds are explained in `docs/lag.md`; the simulator in `docs/sim.md`.
 //!
-//! Each area folder holds `mod.rs` (the trait or the pure logic and its serde types), `rhai.rs`
-//! (the thin Rhai module: argument conversion and the doc comments that become the reference),
-//! and one file per world where the area touches the world (`sim.rs` today). [`register_all`]
-//! installs the pure areas; world-touching areas are installed by a [`world::World`]'s plugins.
+//! Each area folder holds `mod.rs` (the trait or the pure logic and its serde types, and the
+//! contract's rules every world applies: what conflicts, what is terminal, how an LSN parses),
+//! `rhai.rs` (the thin Rhai module: argument conversion and the doc comments that become the
+//! reference), and one file per world where the area touches the world (`sim.rs`, `aws.rs`,
+//! `live.rs`, ...; the lab's are in `godwit-lab`). [`register_all`] installs the pure areas;
+//! world-touching areas are installed by a [`world::World`]'s plugins.
 //!
 //! How a simulated run flows:
 //!
