@@ -126,6 +126,36 @@ fn parameters_land_in_exactly_one_group_and_the_rest_is_reported() {
     );
 }
 
+#[test]
+fn both_groups_are_planned_before_either_is_touched() {
+    let req = CreateParameterGroups {
+        cluster_group: "c".into(),
+        instance_group: "i".into(),
+        family: FAM.into(),
+        parameters: params(&[("work_mem", "1")]),
+        cluster_parameters: params(&[("rds.logical_replication", "1")]),
+    };
+    let placed = place_parameters(&req, |k| {
+        if k.starts_with("rds.") {
+            Accepts::Cluster
+        } else {
+            Accepts::Instance
+        }
+    });
+    let [c, i] = plan_parameter_groups("op", &req, &placed, |_, _| Ok(None)).unwrap();
+    assert_eq!((c.name, c.cluster, c.create), ("c", true, true));
+    assert_eq!(c.set, params(&[("rds.logical_replication", "1")]));
+    assert_eq!((i.name, i.cluster, i.create), ("i", false, true));
+    assert_eq!(i.set, params(&[("work_mem", "1")]));
+    // The instance group belongs to someone else: no work at all, not the cluster group's.
+    let e = plan_parameter_groups("op", &req, &placed, |name, cluster| {
+        Ok((name == "i").then(|| group(FAM, cluster, &[("work_mem", "2")])))
+    })
+    .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Conflict);
+    assert!(e.message.contains("parameter group i"), "{e:?}");
+}
+
 fn cluster(status: &str, source: Option<&str>) -> DbCluster {
     DbCluster {
         id: "orders-aurora".into(),
