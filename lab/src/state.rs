@@ -132,6 +132,9 @@ pub struct SecurityGroup {
 pub struct ParameterGroup {
     pub name: String,
     pub family: String,
+    /// A DB cluster parameter group (else a DB parameter group).
+    #[serde(default)]
+    pub cluster: bool,
     pub parameters: BTreeMap<String, String>,
 }
 

@@ -165,6 +165,7 @@ impl Supervisor {
             ParameterGroup {
                 name: source_group.clone(),
                 family: format!("postgres{}", bin.major),
+                cluster: false,
                 parameters: BTreeMap::new(),
             },
         );

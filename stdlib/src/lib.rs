@@ -13,12 +13,13 @@
 //!
 //! `lag` rules and thresholds are explained in `docs/lag.md`; the simulator in `docs/sim.md`.
 //!
-//! Each area folder holds `mod.rs` (the trait, its serde types and the world-independent rules),
-//! `rhai.rs` (the thin Rhai module: argument conversion and the doc comments that become the
-//! reference), and one file per kind of backend (`sim.rs`; `aws.rs`; `live.rs`/`remote.rs`/
-//! `hooks.rs` shared by the lab and aws worlds; the lab's own in the `godwit-lab` crate).
-//! [`register_all`] installs the pure areas; a [`world::World`]'s [`world::Areas`] installs the
-//! world-touching ones (`Areas::register`, the one registration).
+//! Each area folder holds `mod.rs` (the trait, its serde types, and the contract's rules every
+//! world applies: what conflicts, what is terminal, how an LSN parses), `rhai.rs` (the thin Rhai
+//! module: argument conversion and the doc comments that become the reference), and one file per
+//! kind of backend (`sim.rs`; `aws.rs`; `live.rs`/`remote.rs`/`hooks.rs` shared by the lab and
+//! aws worlds; the lab's own in the `godwit-lab` crate). [`register_all`] installs the pure
+//! areas; a [`world::World`]'s [`world::Areas`] installs the world-touching ones
+//! (`Areas::register`, the one registration).
 //!
 //! How a simulated run flows:
 //!

@@ -7,8 +7,8 @@ use godwit_engine::{Host, PrimitiveError};
 use serde_json::json;
 
 use super::*;
+use crate::pg::parse_lsn;
 use crate::prim::{Opts, RhaiResult, call, strings, volatile_fn};
-use crate::sim::parse_lsn;
 
 const A: &str = "cdc";
 
@@ -124,7 +124,7 @@ if c.state != "running" || c.position != at.confirmed_flush_lsn { throw c; }
             let position = match o.int("position", 0) {
                 Ok(p) => p.map(|p| p as u64),
                 Err(_) => match o.string("position").map_err(bad)? {
-                    Some(text) if parse_lsn(&text) > 0 => Some(parse_lsn(&text)),
+                    Some(text) if parse_lsn(&text).is_some_and(|p| p > 0) => parse_lsn(&text),
                     Some(text) => {
                         return Err(bad(PrimitiveError::invalid(
                             A,

@@ -5,7 +5,6 @@ use godwit_engine::{ErrorKind, PrimitiveError};
 
 use super::*;
 use crate::aws::AwsApi;
-use crate::prim::conflict;
 
 const A: &str = "ec2";
 
@@ -163,13 +162,12 @@ impl Ec2 for AwsApi {
         vpc_id: &str,
     ) -> Result<Vec<SecurityGroup>, PrimitiveError> {
         let filter = t::Filter::builder().name("vpc-id").values(vpc_id).build();
-        let mut out: Vec<SecurityGroup> = self
-            .groups(cx, "describe_security_groups", vec![filter])?
-            .iter()
-            .map(group_of)
-            .collect();
-        out.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(out)
+        Ok(sort_groups(
+            self.groups(cx, "describe_security_groups", vec![filter])?
+                .iter()
+                .map(group_of)
+                .collect(),
+        ))
     }
 
     fn ensure_quarantine_group(
@@ -188,19 +186,10 @@ impl Ec2 for AwsApi {
                 && g.ip_permissions_egress().iter().all(is_default_egress);
             if ours && only_default_egress {
                 self.revoke_default_egress(cx, OP, &g)?;
-            } else if !g.ip_permissions().is_empty() || !g.ip_permissions_egress().is_empty() {
-                return Err(conflict(
-                    A,
-                    OP,
-                    format!(
-                        "group {name} ({}) in {vpc_id} has rules; it is not deny-all",
-                        g.group_id().unwrap_or_default()
-                    ),
-                    "use another name (quarantine_group), or remove its rules",
-                ));
             }
-            let again = self.quarantine_named(cx, OP, vpc_id, name)?.unwrap_or(g);
-            return Ok(group_of(&again));
+            let again = group_of(&self.quarantine_named(cx, OP, vpc_id, name)?.unwrap_or(g));
+            check_quarantine_group(OP, &again)?;
+            return Ok(again);
         }
         let created = self.api(cx, A, OP, "ec2.CreateSecurityGroup", || {
             self.aws

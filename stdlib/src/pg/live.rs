@@ -22,6 +22,9 @@ use tokio_postgres::{Client, Config, NoTls};
 
 use super::{Backend, Extension, Lsn, Pg, Sequence, Setting, SlotInfo, TableHash};
 
+/// Roles godwit blocked, per database: what `block_logins` / `unblock_logins` report.
+type Blocked = Mutex<HashMap<String, BTreeSet<String>>>;
+
 const A: &str = "pg";
 
 /// Where and how to reach one database.
@@ -301,7 +304,8 @@ impl Pool {
     }
 
     /// `fut` (statements on `db`) through the call: bounded by `limit`, the step's deadline and
-    /// Ctrl-C. A cut or cancelled call forgets `db`'s connections (see [`Pool::forget`]).
+    /// Ctrl-C. A cut or cancelled call forgets `db`'s connections (see [`Pool::forget`]). Its
+    /// error is the calling area's (`cdc::…` reading a slot fails as `cdc`, not as `pg`).
     pub fn run<T>(
         &self,
         cx: &Call<'_>,
@@ -309,7 +313,10 @@ impl Pool {
         limit: Duration,
         fut: impl Future<Output = Result<T, PrimitiveError>>,
     ) -> Result<T, PrimitiveError> {
-        let out = cx.block_on(limit, fut);
+        let out = cx.block_on(limit, fut).map_err(|mut e| {
+            e.area = cx.area().to_string();
+            e
+        });
         if let Err(e) = &out
             && matches!(e.kind, ErrorKind::Timeout | ErrorKind::Cancelled)
         {
@@ -341,14 +348,26 @@ impl Pool {
 }
 
 /// A failed statement: retryable when the connection broke (the server restarts), not when
-/// the server refused the statement.
+/// the server refused the statement. A database in the wrong state for it (a replica in
+/// recovery, SQLSTATE class 55 "object not in prerequisite state") is a `Conflict`, as the
+/// simulator answers.
 pub fn sql_error(op: &str, db: &str, e: tokio_postgres::Error) -> PrimitiveError {
     let closed = e.is_closed() || e.as_db_error().is_none();
     let text = error_text(&e);
-    let (kind, hint) = if text.contains("recovery is in progress") {
+    let wrong_state = e
+        .as_db_error()
+        .is_some_and(|d| d.code().code().starts_with("55"));
+    let (kind, hint) = if text.contains("recovery is in progress")
+        || text.contains("while in recovery")
+    {
         (
             ErrorKind::Conflict,
             "this is a replica (in recovery): ask the primary, or pg::replay_lsn for the replica's position",
+        )
+    } else if wrong_state {
+        (
+            ErrorKind::Conflict,
+            "the database is not in the state the statement needs; its message says which",
         )
     } else if closed {
         (
@@ -371,6 +390,10 @@ pub struct LivePg {
     terminated: Mutex<BTreeSet<i32>>,
     /// When each slot was first seen inactive (PostgreSQL 15 does not record it).
     inactive_seen: Mutex<HashMap<String, i64>>,
+    /// Roles this process blocked per database (the trait answers with every role godwit
+    /// blocked). A resumed run in a new process starts empty; its step passes the same roles,
+    /// so it answers the same.
+    blocked: Blocked,
 }
 
 impl LivePg {
@@ -379,6 +402,7 @@ impl LivePg {
             pool,
             terminated: Mutex::new(BTreeSet::new()),
             inactive_seen: Mutex::new(HashMap::new()),
+            blocked: Mutex::new(HashMap::new()),
         }
     }
 
@@ -780,7 +804,8 @@ impl LivePg {
                 .await
                 .map_err(|e| sql_error(op, db, e))?;
             let existing: BTreeSet<String> = existing.iter().map(|r| r.get(0)).collect();
-            if let Some(missing) = roles.iter().find(|r| !existing.contains(*r)) {
+            // Blocking an unknown role is a mistake; unblocking one has nothing to do.
+            if let Some(missing) = roles.iter().find(|r| !login && !existing.contains(*r)) {
                 return Err(PrimitiveError::new(
                     A,
                     op,
@@ -789,7 +814,7 @@ impl LivePg {
                     "pass the application roles pg::application_backends reports",
                 ));
             }
-            for r in roles {
+            for r in roles.iter().filter(|r| existing.contains(*r)) {
                 let sql = format!(
                     "ALTER ROLE {} {}",
                     quote_ident(r),
@@ -799,10 +824,17 @@ impl LivePg {
                     .await
                     .map_err(|e| sql_error(op, db, e))?;
             }
-            let mut out = roles.to_vec();
-            out.sort();
-            out.dedup();
-            Ok(out)
-        })
+            Ok(())
+        })?;
+        let mut blocked = self.blocked.lock().unwrap();
+        let set = blocked.entry(db.to_string()).or_default();
+        for r in roles {
+            if login {
+                set.remove(r);
+            } else {
+                set.insert(r.clone());
+            }
+        }
+        Ok(set.iter().cloned().collect())
     }
 }

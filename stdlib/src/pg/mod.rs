@@ -10,7 +10,11 @@
 //! | `live.rs` | [`Pg`] over real servers (lab, aws)   |
 //!
 //! `db` is always an RDS instance id or an Aurora cluster id (its writer). LSNs are returned
-//! both as text (`16/B374D848`) and as a byte position (`*_bytes`, INT) for arithmetic.
+//! both as text (`16/B374D848`) and as a byte position (`*_bytes`, INT) for arithmetic; the one
+//! text form and its parsing are [`format_lsn`] and [`parse_lsn`], for every world and area.
+//!
+//! Every world answers the same way: lists in the order the trait documents; an unknown `db`
+//! is `NotFound`; `current_lsn` on a replica and `replay_lsn` on a primary are `Conflict`.
 
 pub mod live;
 pub mod rhai;
@@ -56,6 +60,33 @@ pub struct Lsn {
     pub lsn_bytes: i64,
 }
 
+impl Lsn {
+    /// The LSN at byte position `bytes`, in both forms.
+    pub fn at(bytes: u64) -> Lsn {
+        Lsn {
+            lsn: format_lsn(bytes),
+            lsn_bytes: bytes as i64,
+        }
+    }
+}
+
+/// An LSN's text as PostgreSQL prints it (`%X/%X`): `16/B374D848`, `0/1A2B3C`.
+pub fn format_lsn(bytes: u64) -> String {
+    format!("{:X}/{:X}", bytes >> 32, bytes & 0xFFFF_FFFF)
+}
+
+/// The byte position of an LSN's text (`16/B374D848`, any case, leading zeros allowed);
+/// `None` unless it is two hex numbers around a `/`, the second of at most 32 bits.
+pub fn parse_lsn(text: &str) -> Option<u64> {
+    let (hi, lo) = text.trim().split_once('/')?;
+    let hex = |s: &str| {
+        (!s.is_empty() && s.len() <= 8 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| u64::from_str_radix(s, 16).ok())
+            .flatten()
+    };
+    Some((hex(hi)? << 32) | hex(lo)?)
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Backend {
     pub pid: i64,
@@ -86,35 +117,39 @@ pub struct TableHash {
 pub trait Pg: Send + Sync {
     /// Per-table content hashes, sorted by table: equal hashes mean equal contents.
     fn table_hashes(&self, cx: &Call<'_>, db: &str) -> Result<Vec<TableHash>, PrimitiveError>;
+    /// Sorted by name.
     fn installed_extensions(
         &self,
         cx: &Call<'_>,
         db: &str,
     ) -> Result<Vec<Extension>, PrimitiveError>;
-    /// `names` empty: every setting godwit looks at.
+    /// `names` empty: every setting godwit looks at. Sorted by name.
     fn settings(
         &self,
         cx: &Call<'_>,
         db: &str,
         names: &[String],
     ) -> Result<Vec<Setting>, PrimitiveError>;
+    /// Sorted.
     fn unlogged_tables(&self, cx: &Call<'_>, db: &str) -> Result<Vec<String>, PrimitiveError>;
+    /// Sorted by slot name.
     fn replication_slots(&self, cx: &Call<'_>, db: &str) -> Result<Vec<SlotInfo>, PrimitiveError>;
-    /// `pg_current_wal_lsn()` on a primary.
+    /// `pg_current_wal_lsn()` on a primary; `Conflict` on a replica (in recovery).
     fn current_lsn(&self, cx: &Call<'_>, db: &str) -> Result<Lsn, PrimitiveError>;
-    /// `pg_last_wal_replay_lsn()` on a replica.
+    /// `pg_last_wal_replay_lsn()` on a replica; `Conflict` on a primary.
     fn replay_lsn(&self, cx: &Call<'_>, db: &str) -> Result<Lsn, PrimitiveError>;
     /// Backends of application roles (not rdsadmin, not replication), by pid.
     fn application_backends(&self, cx: &Call<'_>, db: &str)
     -> Result<Vec<Backend>, PrimitiveError>;
-    /// `ALTER ROLE .. NOLOGIN` (or `CONNECTION LIMIT 0`): new logins fail; returns the roles
-    /// now blocked.
+    /// `ALTER ROLE .. NOLOGIN` (or `CONNECTION LIMIT 0`): new logins fail; returns every role
+    /// now blocked (by this call or an earlier one), sorted. `NotFound` for an unknown role.
     fn block_logins(
         &self,
         cx: &Call<'_>,
         db: &str,
         roles: &[String],
     ) -> Result<Vec<String>, PrimitiveError>;
+    /// Logins allowed again; returns the roles still blocked, sorted.
     fn unblock_logins(
         &self,
         cx: &Call<'_>,
@@ -129,5 +164,33 @@ pub trait Pg: Send + Sync {
         db: &str,
         pids: &[i64],
     ) -> Result<Vec<i64>, PrimitiveError>;
+    /// Sorted by name.
     fn sequences(&self, cx: &Call<'_>, db: &str) -> Result<Vec<Sequence>, PrimitiveError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn lsns_read_and_print_as_postgresql_does() {
+        assert_eq!(format_lsn(0x16_B374_D848), "16/B374D848");
+        assert_eq!(format_lsn(0x1A_2B3C), "0/1A2B3C", "no zero padding: %X/%X");
+        assert_eq!(format_lsn(0), "0/0");
+        assert_eq!(parse_lsn("16/B374D848"), Some(0x16_B374_D848));
+        assert_eq!(parse_lsn("0/0001a2b3"), Some(0x1_A2B3));
+        for bad in ["", "16", "16/", "/1", "x/1", "1/123456789", "1/-1", "1/ 2"] {
+            assert_eq!(parse_lsn(bad), None, "{bad:?}");
+        }
+        assert_eq!(Lsn::at(0x1_0000_0000).lsn, "1/0");
+    }
+
+    proptest! {
+        #[test]
+        fn an_lsn_survives_its_text(bytes in any::<u64>()) {
+            prop_assert_eq!(parse_lsn(&format_lsn(bytes)), Some(bytes));
+        }
+    }
 }

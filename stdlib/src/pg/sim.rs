@@ -5,7 +5,7 @@ use godwit_engine::PrimitiveError;
 use super::*;
 use crate::prim::{conflict, not_found};
 use crate::sim::scenario::{FaultKind, SlotType};
-use crate::sim::{Sim, SimState, format_lsn};
+use crate::sim::{Sim, SimState, fnv};
 
 const A: &str = "pg";
 
@@ -13,10 +13,7 @@ const A: &str = "pg";
 const EXIT_MS: i64 = 200;
 
 fn lsn(bytes: u64) -> Lsn {
-    Lsn {
-        lsn: format_lsn(bytes),
-        lsn_bytes: bytes as i64,
-    }
+    Lsn::at(bytes)
 }
 
 /// The database must exist and accept connections from godwit.
@@ -46,15 +43,6 @@ fn check_db(st: &SimState, op: &str, db: &str) -> Result<(), PrimitiveError> {
 
 fn is_source(st: &SimState, db: &str) -> bool {
     db == st.source_id()
-}
-
-fn fnv(parts: &[&[u8]]) -> u64 {
-    parts
-        .iter()
-        .flat_map(|p| p.iter())
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
-        })
 }
 
 impl Pg for Sim {
@@ -189,43 +177,44 @@ impl Pg for Sim {
     fn replication_slots(&self, cx: &Call<'_>, db: &str) -> Result<Vec<SlotInfo>, PrimitiveError> {
         let st = self.api(cx, A, "replication_slots")?;
         check_db(&st, "replication_slots", db)?;
-        if !is_source(&st, db) {
-            return Ok(st
-                .target_slots
+        let mut out: Vec<SlotInfo> = if is_source(&st, db) {
+            st.slots
+                .iter()
+                .map(|s| {
+                    let lag = s.lag_bytes(st.lsn);
+                    SlotInfo {
+                        slot_name: s.name.clone(),
+                        slot_type: match s.slot_type {
+                            SlotType::Logical => "logical",
+                            SlotType::Physical => "physical",
+                        }
+                        .into(),
+                        plugin: (s.slot_type == SlotType::Logical).then(|| s.plugin.clone()),
+                        database: (s.slot_type == SlotType::Logical).then(|| s.database.clone()),
+                        active: s.active,
+                        restart_lsn: format_lsn(s.restart_lsn),
+                        confirmed_flush_lsn: (s.slot_type == SlotType::Logical)
+                            .then(|| format_lsn(s.confirmed_flush_lsn)),
+                        wal_status: if lag > 1 << 30 {
+                            "extended"
+                        } else {
+                            "reserved"
+                        }
+                        .into(),
+                        lag_bytes: lag as i64,
+                        inactive_since: s.inactive_since.map(|t| t / 1000),
+                    }
+                })
+                .collect()
+        } else {
+            st.target_slots
                 .iter()
                 .filter(|s| s.0 == db)
                 .map(|(_, s)| s.clone())
-                .collect());
-        }
-        Ok(st
-            .slots
-            .iter()
-            .map(|s| {
-                let lag = s.lag_bytes(st.lsn);
-                SlotInfo {
-                    slot_name: s.name.clone(),
-                    slot_type: match s.slot_type {
-                        SlotType::Logical => "logical",
-                        SlotType::Physical => "physical",
-                    }
-                    .into(),
-                    plugin: (s.slot_type == SlotType::Logical).then(|| s.plugin.clone()),
-                    database: (s.slot_type == SlotType::Logical).then(|| s.database.clone()),
-                    active: s.active,
-                    restart_lsn: format_lsn(s.restart_lsn),
-                    confirmed_flush_lsn: (s.slot_type == SlotType::Logical)
-                        .then(|| format_lsn(s.confirmed_flush_lsn)),
-                    wal_status: if lag > 1 << 30 {
-                        "extended"
-                    } else {
-                        "reserved"
-                    }
-                    .into(),
-                    lag_bytes: lag as i64,
-                    inactive_since: s.inactive_since.map(|t| t / 1000),
-                }
-            })
-            .collect())
+                .collect()
+        };
+        out.sort_by(|a, b| a.slot_name.cmp(&b.slot_name));
+        Ok(out)
     }
 
     fn current_lsn(&self, cx: &Call<'_>, db: &str) -> Result<Lsn, PrimitiveError> {
@@ -270,7 +259,7 @@ impl Pg for Sim {
     ) -> Result<Vec<Backend>, PrimitiveError> {
         let st = self.api(cx, A, "application_backends")?;
         check_db(&st, "application_backends", db)?;
-        Ok(st
+        let mut out: Vec<Backend> = st
             .sessions
             .iter()
             .filter(|s| s.db == db && s.application)
@@ -282,7 +271,9 @@ impl Pg for Sim {
                 xact_start: s.xact_start.map(|t| t / 1000),
                 terminating: s.exits_at.is_some(),
             })
-            .collect())
+            .collect();
+        out.sort_by_key(|b| b.pid);
+        Ok(out)
     }
 
     fn block_logins(
@@ -355,7 +346,7 @@ impl Pg for Sim {
         // Sequences advance with the source's writes (one value per 4 KiB written); a replica
         // sees what it replayed.
         let written = st.app_bytes.get(st.source_id()).copied().unwrap_or(0) / 4096;
-        Ok(st
+        let mut out: Vec<Sequence> = st
             .sc
             .source
             .sequences
@@ -364,6 +355,8 @@ impl Pg for Sim {
                 name: s.name.clone(),
                 last_value: s.last_value + written as i64,
             })
-            .collect())
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
     }
 }

@@ -10,6 +10,12 @@
 //! Mutations are idempotent (check, then act): creating what exists with the same shape returns
 //! it, promoting a promoted cluster returns it, and a reboot carries the step's idempotency
 //! token so a step re-run after a crash does not reboot twice.
+//!
+//! What "the same shape" is, what conflicts, what is terminal and which ids are unknown is
+//! decided here, once, by the pure rules below the trait ([`plan_parameter_group`],
+//! [`promotion`], [`reboot`], [`existing_replica`], ...): every world looks the facts up its
+//! own way and asks the rule. `tests/tests/contract.rs` runs the same assertions against the
+//! sim, lab and aws (moto) worlds.
 
 #[cfg(feature = "aws")]
 pub mod aws;
@@ -19,7 +25,7 @@ pub mod sim;
 use std::collections::BTreeMap;
 
 use godwit_engine::Call;
-use godwit_engine::PrimitiveError;
+use godwit_engine::{ErrorKind, PrimitiveError};
 use serde::{Deserialize, Serialize};
 
 /// An RDS DB instance (RDS for PostgreSQL, or an Aurora cluster member).
@@ -253,3 +259,608 @@ pub const TERMINAL_INSTANCE_STATES: &[&str] = &[
     "inaccessible-encryption-credentials",
     "storage-full",
 ];
+
+// ---------------------------------------------------------------------------------------------
+// The contract: rules every world applies. Pure; a world looks up the facts (its model, its
+// lab.json and servers, the AWS API) and lets these decide.
+// ---------------------------------------------------------------------------------------------
+
+const A: &str = "rds";
+
+/// A DB instance id no instance has.
+pub fn instance_not_found(op: &str, id: &str) -> PrimitiveError {
+    PrimitiveError::new(
+        A,
+        op,
+        ErrorKind::NotFound,
+        format!("DB instance {id} not found (DBInstanceNotFound)"),
+        "check the identifier and the world's region (already deleted?)",
+    )
+}
+
+/// A DB cluster id no cluster has.
+pub fn cluster_not_found(op: &str, id: &str) -> PrimitiveError {
+    PrimitiveError::new(
+        A,
+        op,
+        ErrorKind::NotFound,
+        format!("DB cluster {id} not found (DBClusterNotFoundFault)"),
+        "check the identifier and the world's region (already deleted?)",
+    )
+}
+
+/// A snapshot id no snapshot has.
+pub fn snapshot_not_found(op: &str, id: &str) -> PrimitiveError {
+    PrimitiveError::new(
+        A,
+        op,
+        ErrorKind::NotFound,
+        format!("snapshot {id} not found (DBSnapshotNotFound)"),
+        "check the snapshot id",
+    )
+}
+
+/// A parameter group name no group has.
+pub fn parameter_group_not_found(op: &str, group: &str) -> PrimitiveError {
+    PrimitiveError::new(
+        A,
+        op,
+        ErrorKind::NotFound,
+        format!("parameter group {group} not found (DBParameterGroupNotFound)"),
+        "check the group name on the instance (describe_instance(id).parameter_group)",
+    )
+}
+
+/// The engines godwit migrates between; any other is `Invalid`.
+pub fn check_engine(op: &str, engine: &str) -> Result<(), PrimitiveError> {
+    match engine {
+        "postgres" | "aurora-postgresql" => Ok(()),
+        other => Err(PrimitiveError::invalid(
+            A,
+            op,
+            format!("engine {other:?} is not known"),
+            "use \"aurora-postgresql\" or \"postgres\"",
+        )),
+    }
+}
+
+/// The parameter group family of `engine` at major version `major`: `postgres15`,
+/// `aurora-postgresql15`.
+pub fn parameter_group_family(engine: &str, major: u32) -> String {
+    if engine == "postgres" {
+        format!("postgres{major}")
+    } else {
+        format!("aurora-postgresql{major}")
+    }
+}
+
+/// `15.4` → `(15, 4)`; `16` → `(16, 0)`.
+pub fn major_minor(version: &str) -> Option<(u32, u32)> {
+    let mut it = version.split('.');
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next().map_or(Some(0), |m| m.parse().ok())?;
+    Some((major, minor))
+}
+
+/// Engine versions as the trait returns them: oldest first, each once.
+pub fn sort_versions(mut versions: Vec<EngineVersion>) -> Vec<EngineVersion> {
+    versions.sort_by_key(|v| (v.major, v.minor));
+    versions.dedup_by(|a, b| a.version == b.version);
+    versions
+}
+
+/// RDS events as the trait returns them: oldest first (stable: same-second events keep the
+/// order they were recorded in).
+pub fn sort_events(mut events: Vec<RdsEvent>) -> Vec<RdsEvent> {
+    events.sort_by_key(|e| e.at);
+    events
+}
+
+/// Where an engine accepts a parameter (a world knows this from the family's engine defaults,
+/// its server's settings or its model).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepts {
+    /// In the DB cluster parameter group.
+    Cluster,
+    /// In the DB (instance) parameter group.
+    Instance,
+    /// Nowhere: not carried over, reported as unsupported.
+    Neither,
+}
+
+/// Which parameters of a [`CreateParameterGroups`] go into which group.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Placement {
+    pub cluster: BTreeMap<String, String>,
+    pub instance: BTreeMap<String, String>,
+    /// Sorted, each once.
+    pub applied: Vec<String>,
+    /// Sorted, each once.
+    pub unsupported: Vec<String>,
+}
+
+impl Placement {
+    /// The answer of `create_parameter_groups` once both groups hold what was placed.
+    pub fn created(&self, req: &CreateParameterGroups) -> ParameterGroupsCreated {
+        ParameterGroupsCreated {
+            cluster_group: req.cluster_group.clone(),
+            instance_group: req.instance_group.clone(),
+            applied: self.applied.clone(),
+            unsupported: self.unsupported.clone(),
+        }
+    }
+}
+
+/// Place each requested parameter in exactly one group: a cluster-level one in the cluster
+/// group, an instance-level one in the instance group; `cluster_parameters` only in the
+/// cluster group (one the engine accepts per instance only is unsupported there). What the
+/// engine does not accept is reported, never silently dropped.
+pub fn place_parameters(
+    req: &CreateParameterGroups,
+    accepts: impl Fn(&str) -> Accepts,
+) -> Placement {
+    let mut p = Placement::default();
+    let all = req
+        .parameters
+        .iter()
+        .map(|(k, v)| (k, v, false))
+        .chain(req.cluster_parameters.iter().map(|(k, v)| (k, v, true)));
+    for (k, v, cluster_only) in all {
+        match accepts(k) {
+            Accepts::Cluster => {
+                p.cluster.insert(k.clone(), v.clone());
+            }
+            Accepts::Instance if !cluster_only => {
+                p.instance.insert(k.clone(), v.clone());
+            }
+            _ => {
+                p.unsupported.push(k.clone());
+                continue;
+            }
+        }
+        p.applied.push(k.clone());
+    }
+    for v in [&mut p.applied, &mut p.unsupported] {
+        v.sort();
+        v.dedup();
+    }
+    p.unsupported.retain(|k| !p.applied.contains(k));
+    p
+}
+
+/// A parameter group as it exists.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExistingGroup {
+    pub family: String,
+    /// A DB cluster parameter group (else a DB parameter group).
+    pub cluster: bool,
+    /// Its user-set parameters (not the engine defaults).
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// What makes a parameter group hold what was asked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GroupPlan {
+    /// Create it, then set every parameter.
+    Create,
+    /// It exists; set these (empty: nothing to do). A group created by a run that crashed
+    /// before setting its parameters lacks some: the re-run sets them.
+    Set(BTreeMap<String, String>),
+}
+
+/// `create_parameter_groups`, one group: idempotent for the same request (a re-run converges,
+/// also after a crash between creating the group and setting its parameters); a group that
+/// exists with another kind or family, or with a user-set parameter the request does not set
+/// or sets differently, belongs to something else: `Conflict`, naming the group, the differing
+/// parameters and the fix.
+pub fn plan_parameter_group(
+    op: &str,
+    name: &str,
+    cluster: bool,
+    family: &str,
+    want: &BTreeMap<String, String>,
+    existing: Option<&ExistingGroup>,
+) -> Result<GroupPlan, PrimitiveError> {
+    let Some(e) = existing else {
+        return Ok(GroupPlan::Create);
+    };
+    let kind = |c: bool| {
+        if c {
+            "a DB cluster parameter group"
+        } else {
+            "a DB parameter group"
+        }
+    };
+    let fix = "choose other group names (target_cluster), or delete the old group";
+    if e.cluster != cluster {
+        return Err(conflict(
+            op,
+            format!(
+                "parameter group {name} exists as {}, not {}",
+                kind(e.cluster),
+                kind(cluster)
+            ),
+            fix,
+        ));
+    }
+    if e.family != family {
+        return Err(conflict(
+            op,
+            format!(
+                "parameter group {name} exists with family {}, not {family}",
+                e.family
+            ),
+            fix,
+        ));
+    }
+    let differing: Vec<String> = e
+        .parameters
+        .iter()
+        .filter(|(k, v)| want.get(*k) != Some(*v))
+        .map(|(k, v)| match want.get(k) {
+            Some(w) => format!("{k} = {v} (wanted {w})"),
+            None => format!("{k} = {v} (not requested)"),
+        })
+        .collect();
+    if !differing.is_empty() {
+        return Err(conflict(
+            op,
+            format!(
+                "parameter group {name} exists with other settings: {}",
+                differing.join(", ")
+            ),
+            format!("{fix} (it may belong to another migration)"),
+        ));
+    }
+    Ok(GroupPlan::Set(
+        want.iter()
+            .filter(|(k, _)| !e.parameters.contains_key(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    ))
+}
+
+/// One group's share of a `create_parameter_groups`, once both groups passed
+/// [`plan_parameter_group`]: create it (or not), then set `set` in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupWork<'a> {
+    pub name: &'a str,
+    pub cluster: bool,
+    pub create: bool,
+    pub set: BTreeMap<String, String>,
+}
+
+/// Plan both groups of `req` as `placed`, looking each up with `existing(name, cluster)`:
+/// both are checked before either is touched, so a conflict in the second changes nothing.
+pub fn plan_parameter_groups<'a>(
+    op: &str,
+    req: &'a CreateParameterGroups,
+    placed: &Placement,
+    mut existing: impl FnMut(&str, bool) -> Result<Option<ExistingGroup>, PrimitiveError>,
+) -> Result<[GroupWork<'a>; 2], PrimitiveError> {
+    let mut plan = |name: &'a String, cluster: bool, want: &BTreeMap<String, String>| {
+        let found = existing(name, cluster)?;
+        let plan = plan_parameter_group(op, name, cluster, &req.family, want, found.as_ref())?;
+        Ok::<_, PrimitiveError>(match plan {
+            GroupPlan::Create => GroupWork {
+                name,
+                cluster,
+                create: true,
+                set: want.clone(),
+            },
+            GroupPlan::Set(set) => GroupWork {
+                name,
+                cluster,
+                create: false,
+                set,
+            },
+        })
+    };
+    Ok([
+        plan(&req.cluster_group, true, &placed.cluster)?,
+        plan(&req.instance_group, false, &placed.instance)?,
+    ])
+}
+
+/// `create_parameter_groups` takes Aurora PostgreSQL families only.
+pub fn check_aurora_family(op: &str, family: &str) -> Result<(), PrimitiveError> {
+    if family.starts_with("aurora-postgresql") {
+        return Ok(());
+    }
+    Err(PrimitiveError::invalid(
+        A,
+        op,
+        format!("family {family:?} is not an Aurora PostgreSQL family"),
+        "use the target version's parameter_group_family, e.g. aurora-postgresql15",
+    ))
+}
+
+/// Whether `cluster` replicates from `src` (RDS names the source by ARN; the id is accepted
+/// too).
+pub fn replicates_from(cluster: &DbCluster, src: &DbInstance) -> bool {
+    cluster
+        .replication_source_identifier
+        .as_deref()
+        .is_some_and(|s| s == src.arn || s == src.id)
+}
+
+/// `create_replica_cluster` finding `existing` under the requested id: the same replica (a
+/// re-run: return it), or someone else's cluster (`Conflict`).
+pub fn existing_replica(
+    op: &str,
+    src: &DbInstance,
+    existing: Option<DbCluster>,
+) -> Result<Option<DbCluster>, PrimitiveError> {
+    match existing {
+        None => Ok(None),
+        Some(c) if replicates_from(&c, src) => Ok(Some(c)),
+        Some(c) => Err(conflict(
+            op,
+            format!(
+                "DB cluster {} already exists and does not replicate from {} (source: {}) \
+                 (DBClusterAlreadyExistsFault)",
+                c.id,
+                src.id,
+                c.replication_source_identifier.as_deref().unwrap_or("none")
+            ),
+            "choose another cluster id (target_cluster), or delete the existing cluster",
+        )),
+    }
+}
+
+/// What a new Aurora replica of `src` needs: automated backups on, no other Aurora replica,
+/// and an Aurora version of the same major, minor at least the source's.
+pub fn check_replica_source(
+    op: &str,
+    req: &CreateReplicaCluster,
+    src: &DbInstance,
+) -> Result<(), PrimitiveError> {
+    if src.backup_retention_days == 0 {
+        return Err(PrimitiveError::invalid(
+            A,
+            op,
+            format!("source {} has automated backups disabled", src.id),
+            "set backup retention > 0 on the source (ModifyDBInstance) before creating a replica",
+        ));
+    }
+    if let Some(other) = src.replica_clusters.iter().find(|r| **r != req.cluster_id) {
+        return Err(conflict(
+            op,
+            format!(
+                "source {} already has an Aurora read replica ({other})",
+                src.id
+            ),
+            "an RDS instance can have one Aurora replica; delete the old one first",
+        ));
+    }
+    let compatible = match (
+        major_minor(&src.engine_version),
+        major_minor(&req.engine_version),
+    ) {
+        (Some(s), Some(t)) => s.0 == t.0 && t.1 >= s.1,
+        _ => false,
+    };
+    if !compatible {
+        return Err(incompatible_version(op, req, src));
+    }
+    Ok(())
+}
+
+/// The requested Aurora version cannot replicate from `src` (another major, a lower minor,
+/// or one the world does not offer).
+pub fn incompatible_version(
+    op: &str,
+    req: &CreateReplicaCluster,
+    src: &DbInstance,
+) -> PrimitiveError {
+    PrimitiveError::invalid(
+        A,
+        op,
+        format!(
+            "Aurora version {} cannot replicate from RDS {} {}",
+            req.engine_version, src.id, src.engine_version
+        ),
+        "pick an Aurora version of the same major, minor >= the source's \
+         (list_engine_versions(\"aurora-postgresql\"))",
+    )
+}
+
+/// `create_cluster_instance` finding `existing` under the requested id: a member of the
+/// requested cluster (a re-run: return it), or another instance (`Conflict`).
+pub fn existing_member(
+    op: &str,
+    req: &CreateClusterInstance,
+    existing: Option<DbInstance>,
+) -> Result<Option<DbInstance>, PrimitiveError> {
+    match existing {
+        None => Ok(None),
+        Some(i) if i.cluster_id.as_deref() == Some(req.cluster_id.as_str()) => Ok(Some(i)),
+        Some(i) => Err(conflict(
+            op,
+            format!(
+                "DB instance {} already exists outside cluster {} (DBInstanceAlreadyExists)",
+                i.id, req.cluster_id
+            ),
+            "choose another instance id",
+        )),
+    }
+}
+
+/// `set_security_groups`: `false` when the instance already has exactly these groups (in any
+/// order: nothing to do); `Invalid` for none; `Conflict` when the instance is not available.
+pub fn security_groups_change(
+    op: &str,
+    inst: &DbInstance,
+    groups: &[String],
+) -> Result<bool, PrimitiveError> {
+    let have: std::collections::BTreeSet<&String> = inst.security_groups.iter().collect();
+    if have == groups.iter().collect() {
+        return Ok(false);
+    }
+    if groups.is_empty() {
+        return Err(PrimitiveError::invalid(
+            A,
+            op,
+            "an instance needs at least one security group".to_string(),
+            "pass the quarantine group from ec2::ensure_quarantine_group",
+        ));
+    }
+    if inst.status != "available" {
+        return Err(conflict(
+            op,
+            format!(
+                "instance {} is {} (InvalidDBInstanceState)",
+                inst.id, inst.status
+            ),
+            "wait until it is available (rds::wait_until_instance_available)",
+        ));
+    }
+    Ok(true)
+}
+
+/// What `reboot_instance` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reboot {
+    /// This token's reboot happened: nothing (a re-run of the step).
+    Done,
+    /// A reboot is under way without the token recorded (an attempt whose record was lost):
+    /// record the token, do not reboot again.
+    Record,
+    /// Reboot now, and record the token.
+    Reboot,
+}
+
+/// `reboot_instance` with the step's idempotency `token`: `token_seen` says the world has
+/// recorded it for this instance.
+pub fn reboot(op: &str, inst: &DbInstance, token_seen: bool) -> Result<Reboot, PrimitiveError> {
+    if token_seen {
+        return Ok(Reboot::Done);
+    }
+    match inst.status.as_str() {
+        "available" => Ok(Reboot::Reboot),
+        "rebooting" => Ok(Reboot::Record),
+        other => Err(conflict(
+            op,
+            format!("instance {} is {other} (InvalidDBInstanceState)", inst.id),
+            "wait until it is available, then reboot",
+        )
+        .with_retryable(true)),
+    }
+}
+
+/// What `promote_cluster` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Promotion {
+    /// Promoted already, or promoting: return the cluster as it is.
+    Nothing,
+    /// Ask for the promotion.
+    Request,
+}
+
+/// `promote_cluster`: a promoted cluster (no replication source) or one promoting needs
+/// nothing; only an `available` replica can be promoted (`Conflict` otherwise).
+pub fn promotion(op: &str, c: &DbCluster) -> Result<Promotion, PrimitiveError> {
+    if c.replication_source_identifier.is_none() || c.status == "promoting" {
+        return Ok(Promotion::Nothing);
+    }
+    if c.status != "available" {
+        return Err(conflict(
+            op,
+            format!(
+                "cluster {} is {} (InvalidDBClusterStateFault)",
+                c.id, c.status
+            ),
+            "wait until the replica is available before promoting",
+        ));
+    }
+    Ok(Promotion::Request)
+}
+
+/// A promotion is complete when the cluster no longer names a replication source **and** is
+/// `available` (status alone reads `available` before the promotion shows).
+pub fn promoted(c: &DbCluster) -> bool {
+    c.replication_source_identifier.is_none() && c.status == "available"
+}
+
+/// `delete_instance`: `true` when it is being deleted already (return it); `Conflict` while an
+/// Aurora cluster replicates from it (promote or delete the replica first).
+pub fn deleting_instance(op: &str, inst: &DbInstance) -> Result<bool, PrimitiveError> {
+    if inst.status == "deleting" {
+        return Ok(true);
+    }
+    if !inst.replica_clusters.is_empty() {
+        return Err(conflict(
+            op,
+            format!(
+                "{} is the replication source of {}",
+                inst.id,
+                inst.replica_clusters.join(", ")
+            ),
+            "promote or delete the replica cluster first",
+        ));
+    }
+    Ok(false)
+}
+
+/// `delete_cluster`: `true` when it is being deleted already (return it); `Conflict` while
+/// `live_members` (members not being deleted) remain.
+pub fn deleting_cluster(
+    op: &str,
+    c: &DbCluster,
+    live_members: &[String],
+) -> Result<bool, PrimitiveError> {
+    if c.status == "deleting" {
+        return Ok(true);
+    }
+    if !live_members.is_empty() {
+        return Err(conflict(
+            op,
+            format!(
+                "cluster {} still has instances: {}",
+                c.id,
+                live_members.join(", ")
+            ),
+            "delete the instances first (rds::delete_instance), then the cluster",
+        ));
+    }
+    Ok(false)
+}
+
+/// `create_snapshot` finding `existing` under the requested id: of the same instance (return
+/// it), or of another (`Conflict`).
+pub fn existing_snapshot(
+    op: &str,
+    instance_id: &str,
+    existing: Option<Snapshot>,
+) -> Result<Option<Snapshot>, PrimitiveError> {
+    match existing {
+        None => Ok(None),
+        Some(s) if s.source_id == instance_id => Ok(Some(s)),
+        Some(s) => Err(conflict(
+            op,
+            format!("snapshot {} exists for {}", s.id, s.source_id),
+            "choose another snapshot id",
+        )),
+    }
+}
+
+/// `restore_cluster_from_snapshot` needs an available snapshot (retryable `Conflict` while it
+/// is being created).
+pub fn check_restorable(op: &str, snap: &Snapshot) -> Result<(), PrimitiveError> {
+    if snap.status == "available" {
+        return Ok(());
+    }
+    Err(conflict(
+        op,
+        format!("snapshot {} is {}", snap.id, snap.status),
+        "wait until it is available (rds::wait_until_snapshot_available)",
+    )
+    .with_retryable(true))
+}
+
+fn conflict(op: &str, message: String, hint: impl Into<String>) -> PrimitiveError {
+    PrimitiveError::new(A, op, ErrorKind::Conflict, message, hint)
+}
+
+#[cfg(test)]
+mod tests;

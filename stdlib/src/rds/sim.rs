@@ -1,44 +1,31 @@
 //! [`Rds`] over the simulator: check-then-act mutations, transitions scheduled on the model's
 //! virtual timeline with the scenario's AWS durations.
 
-use godwit_engine::{ErrorKind, PrimitiveError};
+use godwit_engine::PrimitiveError;
 
 use super::*;
-use crate::prim::{conflict, not_found};
+use crate::prim::not_found;
 use crate::sim::scenario::{FaultKind, version};
 use crate::sim::{Change, ParamGroup, Sim, SimState};
 
 const A: &str = "rds";
 
 fn instance<'a>(st: &'a SimState, op: &str, id: &str) -> Result<&'a DbInstance, PrimitiveError> {
-    st.rds.instances.get(id).ok_or_else(|| {
-        not_found(
-            A,
-            op,
-            format!("DB instance {id} not found (DBInstanceNotFound)"),
-            "check the identifier and the region",
-        )
-    })
+    st.rds
+        .instances
+        .get(id)
+        .ok_or_else(|| instance_not_found(op, id))
 }
 
 fn cluster<'a>(st: &'a SimState, op: &str, id: &str) -> Result<&'a DbCluster, PrimitiveError> {
-    st.rds.clusters.get(id).ok_or_else(|| {
-        not_found(
-            A,
-            op,
-            format!("DB cluster {id} not found (DBClusterNotFoundFault)"),
-            "check the identifier and the region",
-        )
-    })
+    st.rds
+        .clusters
+        .get(id)
+        .ok_or_else(|| cluster_not_found(op, id))
 }
 
 fn family(engine: &str, v: &str) -> String {
-    let major = version(v).map_or(0, |v| v.0);
-    if engine == "postgres" {
-        format!("postgres{major}")
-    } else {
-        format!("aurora-postgresql{major}")
-    }
+    parameter_group_family(engine, version(v).map_or(0, |v| v.0))
 }
 
 impl Rds for Sim {
@@ -66,19 +53,13 @@ impl Rds for Sim {
         {
             supported.retain(|e| Some(e) != f.target.as_ref());
         }
-        let versions: Vec<String> = match engine {
-            "aurora-postgresql" => st.sc.aws.aurora_versions.clone(),
-            "postgres" => vec![st.sc.source.engine_version.clone()],
-            other => {
-                return Err(PrimitiveError::invalid(
-                    A,
-                    "list_engine_versions",
-                    format!("engine {other:?} is not known"),
-                    "use \"aurora-postgresql\" or \"postgres\"",
-                ));
-            }
+        check_engine("list_engine_versions", engine)?;
+        let versions: Vec<String> = if engine == "postgres" {
+            vec![st.sc.source.engine_version.clone()]
+        } else {
+            st.sc.aws.aurora_versions.clone()
         };
-        let mut out: Vec<EngineVersion> = versions
+        let out: Vec<EngineVersion> = versions
             .iter()
             .filter_map(|v| {
                 let (major, minor) = version(v)?;
@@ -96,8 +77,7 @@ impl Rds for Sim {
                 })
             })
             .collect();
-        out.sort_by_key(|v| (v.major, v.minor));
-        Ok(out)
+        Ok(sort_versions(out))
     }
 
     fn describe_parameters(
@@ -106,14 +86,11 @@ impl Rds for Sim {
         group: &str,
     ) -> Result<Vec<Parameter>, PrimitiveError> {
         let st = self.api(cx, A, "describe_parameters")?;
-        let g = st.rds.param_groups.get(group).ok_or_else(|| {
-            not_found(
-                A,
-                "describe_parameters",
-                format!("parameter group {group} not found (DBParameterGroupNotFound)"),
-                "check the group name on the instance (describe_instance(id).parameter_group)",
-            )
-        })?;
+        let g = st
+            .rds
+            .param_groups
+            .get(group)
+            .ok_or_else(|| parameter_group_not_found("describe_parameters", group))?;
         Ok(g.parameters
             .iter()
             .map(|(k, v)| Parameter {
@@ -131,14 +108,7 @@ impl Rds for Sim {
     ) -> Result<ParameterGroupsCreated, PrimitiveError> {
         const OP: &str = "create_parameter_groups";
         let mut st = self.api(cx, A, OP)?;
-        if !req.family.starts_with("aurora-postgresql") {
-            return Err(PrimitiveError::invalid(
-                A,
-                OP,
-                format!("family {:?} is not an Aurora PostgreSQL family", req.family),
-                "use the target version's parameter_group_family, e.g. aurora-postgresql15",
-            ));
-        }
+        check_aurora_family(OP, &req.family)?;
         let mut unsupported_names = st.sc.aws.unsupported_parameters.clone();
         for f in st
             .faults
@@ -147,61 +117,42 @@ impl Rds for Sim {
         {
             unsupported_names.extend(f.target.clone());
         }
-        let (mut applied, mut unsupported) = (Vec::new(), Vec::new());
-        let mut params = BTreeMap::new();
-        for (k, v) in &req.parameters {
-            if unsupported_names.contains(k) {
-                unsupported.push(k.clone());
+        // The model knows no parameter levels: what the request names a cluster parameter is
+        // one.
+        let placed = place_parameters(req, |k| {
+            if unsupported_names.iter().any(|u| u == k) {
+                Accepts::Neither
+            } else if req.cluster_parameters.contains_key(k) {
+                Accepts::Cluster
             } else {
-                params.insert(k.clone(), v.clone());
-                applied.push(k.clone());
+                Accepts::Instance
             }
-        }
-        let mut cluster_params = params.clone();
-        for (k, v) in &req.cluster_parameters {
-            cluster_params.insert(k.clone(), v.clone());
-            applied.push(k.clone());
-        }
-        applied.sort();
-        applied.dedup();
-        for (name, cluster, p) in [
-            (&req.cluster_group, true, cluster_params),
-            (&req.instance_group, false, params),
-        ] {
-            if let Some(existing) = st.rds.param_groups.get(name) {
-                if existing.family != req.family
-                    || existing.cluster != cluster
-                    || existing.parameters != p
-                {
-                    return Err(conflict(
-                        A,
-                        OP,
-                        format!("parameter group {name} exists with different settings"),
-                        "choose another name, or delete the old group first",
-                    ));
-                }
-                continue;
-            }
-            st.rds.param_groups.insert(
-                name.clone(),
-                ParamGroup {
-                    name: name.clone(),
+        });
+        let work = plan_parameter_groups(OP, req, &placed, |name, _| {
+            Ok(st.rds.param_groups.get(name).map(|g| ExistingGroup {
+                family: g.family.clone(),
+                cluster: g.cluster,
+                parameters: g.parameters.clone(),
+            }))
+        })?;
+        for w in work {
+            let g = st
+                .rds
+                .param_groups
+                .entry(w.name.to_string())
+                .or_insert_with(|| ParamGroup {
+                    name: w.name.to_string(),
                     family: req.family.clone(),
-                    cluster,
-                    parameters: p,
-                },
-            );
+                    cluster: w.cluster,
+                    parameters: BTreeMap::new(),
+                });
+            g.parameters.extend(w.set);
         }
         st.note(format!(
             "parameter groups {} / {} created",
             req.cluster_group, req.instance_group
         ));
-        Ok(ParameterGroupsCreated {
-            cluster_group: req.cluster_group.clone(),
-            instance_group: req.instance_group.clone(),
-            applied,
-            unsupported,
-        })
+        Ok(placed.created(req))
     }
 
     fn create_replica_cluster(
@@ -212,55 +163,13 @@ impl Rds for Sim {
         const OP: &str = "create_replica_cluster";
         let mut st = self.api(cx, A, OP)?;
         let src = instance(&st, OP, &req.source_id)?.clone();
-        if let Some(c) = st.rds.clusters.get(&req.cluster_id) {
-            if c.replication_source_identifier.as_deref() == Some(src.arn.as_str()) {
-                return Ok(c.clone()); // a re-run of the same step
-            }
-            return Err(conflict(
-                A,
-                OP,
-                format!(
-                    "DB cluster {} already exists (DBClusterAlreadyExistsFault)",
-                    req.cluster_id
-                ),
-                "choose another cluster id, or delete the existing cluster",
-            ));
+        let existing = st.rds.clusters.get(&req.cluster_id).cloned();
+        if let Some(c) = existing_replica(OP, &src, existing)? {
+            return Ok(c); // a re-run of the same step
         }
-        if src.backup_retention_days == 0 {
-            return Err(PrimitiveError::invalid(
-                A,
-                OP,
-                format!("source {} has automated backups disabled", src.id),
-                "set backup retention > 0 on the source (ModifyDBInstance) before creating a replica",
-            ));
-        }
-        if !src.replica_clusters.is_empty() {
-            return Err(conflict(
-                A,
-                OP,
-                format!(
-                    "source {} already has an Aurora read replica ({})",
-                    src.id,
-                    src.replica_clusters.join(", ")
-                ),
-                "an RDS instance can have one Aurora replica; delete the old one first",
-            ));
-        }
-        let ok_version = match (version(&src.engine_version), version(&req.engine_version)) {
-            (Some(s), Some(t)) => s.0 == t.0 && t.1 >= s.1,
-            _ => false,
-        };
-        if !ok_version || !st.sc.aws.aurora_versions.contains(&req.engine_version) {
-            return Err(PrimitiveError::invalid(
-                A,
-                OP,
-                format!(
-                    "Aurora version {} cannot replicate from RDS {} {}",
-                    req.engine_version, src.id, src.engine_version
-                ),
-                "pick an Aurora version of the same major, minor >= the source's \
-                 (list_engine_versions(\"aurora-postgresql\"))",
-            ));
+        check_replica_source(OP, req, &src)?;
+        if !st.sc.aws.aurora_versions.contains(&req.engine_version) {
+            return Err(incompatible_version(OP, req, &src));
         }
         let kms = if src.storage_encrypted {
             req.kms_key_id.clone().or(src.kms_key_id.clone())
@@ -340,19 +249,9 @@ impl Rds for Sim {
         const OP: &str = "create_cluster_instance";
         let mut st = self.api(cx, A, OP)?;
         let c = cluster(&st, OP, &req.cluster_id)?.clone();
-        if let Some(i) = st.rds.instances.get(&req.instance_id) {
-            if i.cluster_id.as_deref() == Some(req.cluster_id.as_str()) {
-                return Ok(i.clone());
-            }
-            return Err(conflict(
-                A,
-                OP,
-                format!(
-                    "DB instance {} already exists (DBInstanceAlreadyExists)",
-                    req.instance_id
-                ),
-                "choose another instance id",
-            ));
+        let existing = st.rds.instances.get(&req.instance_id).cloned();
+        if let Some(i) = existing_member(OP, req, existing)? {
+            return Ok(i);
         }
         let region = st.sc.aws.region.clone();
         let i = DbInstance {
@@ -405,24 +304,8 @@ impl Rds for Sim {
         const OP: &str = "set_security_groups";
         let mut st = self.api(cx, A, OP)?;
         let inst = instance(&st, OP, id)?.clone();
-        if inst.security_groups == groups {
+        if !security_groups_change(OP, &inst, groups)? {
             return Ok(inst);
-        }
-        if groups.is_empty() {
-            return Err(PrimitiveError::invalid(
-                A,
-                OP,
-                "an instance needs at least one security group".to_string(),
-                "pass the quarantine group from ec2::ensure_quarantine_group",
-            ));
-        }
-        if inst.status != "available" {
-            return Err(conflict(
-                A,
-                OP,
-                format!("instance {id} is {} (InvalidDBInstanceState)", inst.status),
-                "wait until it is available (rds::wait_until_instance_available)",
-            ));
         }
         // The new groups apply at once (ApplyImmediately); existing sessions are not affected:
         // security groups are stateful.
@@ -455,18 +338,13 @@ impl Rds for Sim {
         const OP: &str = "reboot_instance";
         let mut st = self.api(cx, A, OP)?;
         let inst = instance(&st, OP, id)?.clone();
-        if st.rds.reboot_tokens.contains(token) {
-            return Ok(inst);
-        }
-        if inst.status != "available" {
-            return Err(PrimitiveError::new(
-                A,
-                OP,
-                ErrorKind::Conflict,
-                format!("instance {id} is {} (InvalidDBInstanceState)", inst.status),
-                "wait until it is available, then reboot",
-            )
-            .with_retryable(true));
+        match reboot(OP, &inst, st.rds.reboot_tokens.contains(token))? {
+            Reboot::Done => return Ok(inst),
+            Reboot::Record => {
+                st.rds.reboot_tokens.insert(token.to_string());
+                return Ok(inst);
+            }
+            Reboot::Reboot => {}
         }
         st.rds.reboot_tokens.insert(token.to_string());
         if let Some(i) = st.rds.instances.get_mut(id) {
@@ -484,19 +362,9 @@ impl Rds for Sim {
         const OP: &str = "promote_cluster";
         let mut st = self.api(cx, A, OP)?;
         let c = cluster(&st, OP, id)?.clone();
-        if c.replication_source_identifier.is_none() || c.status == "promoting" {
-            return Ok(c); // promoted, or promoting: nothing to do
-        }
-        if st.rds.promote_requested(id) {
+        // Requested, not visible yet (RDS reads `available` a while): nothing to do either.
+        if promotion(OP, &c)? == Promotion::Nothing || st.rds.promote_requested(id) {
             return Ok(c);
-        }
-        if c.status != "available" {
-            return Err(conflict(
-                A,
-                OP,
-                format!("cluster {id} is {} (InvalidDBClusterStateFault)", c.status),
-                "wait until the replica is available before promoting",
-            ));
         }
         let now = st.now;
         st.fence_at.get_or_insert(now);
@@ -510,38 +378,9 @@ impl Rds for Sim {
     fn delete_instance(&self, cx: &Call<'_>, id: &str) -> Result<DbInstance, PrimitiveError> {
         const OP: &str = "delete_instance";
         let mut st = self.api(cx, A, OP)?;
-        let Some(inst) = st.rds.instances.get(id).cloned() else {
-            return Err(not_found(
-                A,
-                OP,
-                format!("DB instance {id} not found"),
-                "already deleted?",
-            ));
-        };
-        if inst.status == "deleting" {
+        let inst = instance(&st, OP, id)?.clone();
+        if deleting_instance(OP, &inst)? {
             return Ok(inst);
-        }
-        // As in RDS: an instance that a cluster still replicates from cannot be deleted; once
-        // every replica is promoted (the finalize runbook's precondition) it can.
-        let arn = inst.arn.clone();
-        let replicas: Vec<String> = st
-            .rds
-            .clusters
-            .values()
-            .filter(|c| {
-                c.replication_source_identifier
-                    .as_deref()
-                    .is_some_and(|s| s == id || s == arn)
-            })
-            .map(|c| c.id.clone())
-            .collect();
-        if !replicas.is_empty() {
-            return Err(conflict(
-                A,
-                OP,
-                format!("{id} is the replication source of {}", replicas.join(", ")),
-                "promote or delete the replica cluster first",
-            ));
         }
         if let Some(i) = st.rds.instances.get_mut(id) {
             i.status = "deleting".into();
@@ -556,9 +395,6 @@ impl Rds for Sim {
         const OP: &str = "delete_cluster";
         let mut st = self.api(cx, A, OP)?;
         let c = cluster(&st, OP, id)?.clone();
-        if c.status == "deleting" {
-            return Ok(c);
-        }
         let live: Vec<String> = c
             .members
             .iter()
@@ -570,13 +406,8 @@ impl Rds for Sim {
             })
             .cloned()
             .collect();
-        if !live.is_empty() {
-            return Err(conflict(
-                A,
-                OP,
-                format!("cluster {id} still has instances: {}", live.join(", ")),
-                "delete the instances first (rds::delete_instance), then the cluster",
-            ));
+        if deleting_cluster(OP, &c, &live)? {
+            return Ok(c);
         }
         if let Some(cm) = st.rds.clusters.get_mut(id) {
             cm.status = "deleting".into();
@@ -597,16 +428,9 @@ impl Rds for Sim {
         const OP: &str = "create_snapshot";
         let mut st = self.api(cx, A, OP)?;
         let inst = instance(&st, OP, instance_id)?.clone();
-        if let Some(s) = st.rds.snapshots.get(snapshot_id) {
-            if s.source_id == instance_id {
-                return Ok(s.clone());
-            }
-            return Err(conflict(
-                A,
-                OP,
-                format!("snapshot {snapshot_id} exists for {}", s.source_id),
-                "choose another snapshot id",
-            ));
+        let existing = st.rds.snapshots.get(snapshot_id).cloned();
+        if let Some(s) = existing_snapshot(OP, instance_id, existing)? {
+            return Ok(s);
         }
         let data_gb = st.sc.source.data_gb;
         let snap = Snapshot {
@@ -631,14 +455,11 @@ impl Rds for Sim {
 
     fn describe_snapshot(&self, cx: &Call<'_>, id: &str) -> Result<Snapshot, PrimitiveError> {
         let st = self.api(cx, A, "describe_snapshot")?;
-        st.rds.snapshots.get(id).cloned().ok_or_else(|| {
-            not_found(
-                A,
-                "describe_snapshot",
-                format!("snapshot {id} not found"),
-                "check the id",
-            )
-        })
+        st.rds
+            .snapshots
+            .get(id)
+            .cloned()
+            .ok_or_else(|| snapshot_not_found("describe_snapshot", id))
     }
 
     fn restore_cluster_from_snapshot(
@@ -649,25 +470,12 @@ impl Rds for Sim {
         const OP: &str = "restore_cluster_from_snapshot";
         let mut st = self.api(cx, A, OP)?;
         let Some(snap) = st.rds.snapshots.get(&req.snapshot_id).cloned() else {
-            return Err(not_found(
-                A,
-                OP,
-                format!("snapshot {} not found", req.snapshot_id),
-                "check the id",
-            ));
+            return Err(snapshot_not_found(OP, &req.snapshot_id));
         };
         if let Some(c) = st.rds.clusters.get(&req.cluster_id) {
             return Ok(c.clone());
         }
-        if snap.status != "available" {
-            return Err(conflict(
-                A,
-                OP,
-                format!("snapshot {} is {}", snap.id, snap.status),
-                "wait until it is available (rds::wait_until_snapshot_available)",
-            )
-            .with_retryable(true));
-        }
+        check_restorable(OP, &snap)?;
         let id = req.cluster_id.clone();
         let region = st.sc.aws.region.clone();
         let src_sg = st.sc.source.security_groups.clone();
@@ -713,12 +521,13 @@ impl Rds for Sim {
     ) -> Result<Vec<RdsEvent>, PrimitiveError> {
         let st = self.api(cx, A, "describe_events")?;
         let kind = if cluster { "db-cluster" } else { "db-instance" };
-        Ok(st
-            .rds
-            .events
-            .iter()
-            .filter(|e| e.source_id == id && e.source_type == kind)
-            .cloned()
-            .collect())
+        Ok(sort_events(
+            st.rds
+                .events
+                .iter()
+                .filter(|e| e.source_id == id && e.source_type == kind)
+                .cloned()
+                .collect(),
+        ))
     }
 }

@@ -12,7 +12,9 @@ use godwit_xds::error::XdsError;
 use godwit_xds::model::{Addr, Health, Role};
 use godwit_xds::remote::RemotePlane;
 
-use super::{EndpointConnections, NodeAck, Route, Router};
+use super::{
+    EndpointConnections, NodeAck, Route, Router, all_acked, plan_switch, sort_connections,
+};
 
 const A: &str = "route";
 
@@ -95,10 +97,7 @@ impl RemoteRouter {
                 .into(),
             })
             .collect();
-        let all_acked = nodes.iter().any(|n| n.status == "ack")
-            && nodes
-                .iter()
-                .all(|n| n.status == "ack" || n.status == "disconnected");
+        let all_acked = all_acked(&nodes);
         // A held client is a connection Envoy keeps retrying against the parking address.
         let held_connections = status
             .iter()
@@ -137,16 +136,7 @@ impl Router for RemoteRouter {
     ) -> Result<Route, PrimitiveError> {
         const OP: &str = "switch_route";
         let cur = self.view(cx, name, OP)?;
-        let mut want_draining = if drain {
-            cur.draining.clone()
-        } else {
-            Vec::new()
-        };
-        if drain && cur.target != target {
-            want_draining.push(cur.target.clone());
-        }
-        want_draining.retain(|x| x != target);
-        if cur.target == target && cur.hold == hold && cur.draining == want_draining {
+        if plan_switch(&cur, target, hold, drain).is_none() {
             return Ok(cur);
         }
         let addr = self.endpoints.addr_of(cx, OP, target)?;
@@ -205,22 +195,24 @@ impl Router for RemoteRouter {
                 }
             }
         }
-        Ok(by_addr
-            .into_iter()
-            .map(|(address, connections)| {
-                let target = match address.rsplit_once(':') {
-                    Some((host, port)) => port
-                        .parse()
-                        .map(|p| self.endpoints.db_of(&Addr::new(host, p)))
-                        .unwrap_or_else(|_| address.clone()),
-                    None => address.clone(),
-                };
-                EndpointConnections {
-                    target,
-                    endpoint: address,
-                    connections,
-                }
-            })
-            .collect())
+        Ok(sort_connections(
+            by_addr
+                .into_iter()
+                .map(|(address, connections)| {
+                    let target = match address.rsplit_once(':') {
+                        Some((host, port)) => port
+                            .parse()
+                            .map(|p| self.endpoints.db_of(&Addr::new(host, p)))
+                            .unwrap_or_else(|_| address.clone()),
+                        None => address.clone(),
+                    };
+                    EndpointConnections {
+                        target,
+                        endpoint: address,
+                        connections,
+                    }
+                })
+                .collect(),
+        ))
     }
 }

@@ -817,18 +817,15 @@ impl SimState {
     }
 }
 
-/// The byte position of a `16/B374D848` LSN (0 if malformed).
-pub fn parse_lsn(text: &str) -> u64 {
-    text.split_once('/')
-        .and_then(|(hi, lo)| {
-            Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
+/// FNV-1a over `parts` in order: the model's stable hash (ids derived from names, simulated
+/// table contents), the same on every platform and run.
+pub fn fnv(parts: &[&[u8]]) -> u64 {
+    parts
+        .iter()
+        .flat_map(|p| p.iter())
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
         })
-        .unwrap_or(0)
-}
-
-/// `16/B374D848` style rendering of a byte position.
-pub fn format_lsn(lsn: u64) -> String {
-    format!("{:X}/{:08X}", lsn >> 32, lsn & 0xffff_ffff)
 }
 
 #[cfg(test)]

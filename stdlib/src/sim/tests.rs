@@ -21,6 +21,9 @@ fn series(st: &SimState, metric: &str, dim: &str, id: &str, hours: i64) -> Vec<(
         until - hours * 3600,
         until,
     )
+    .into_iter()
+    .map(|p| (p.t, p.v))
+    .collect()
 }
 
 thread_local! {

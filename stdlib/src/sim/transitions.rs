@@ -7,7 +7,8 @@ use godwit_engine::clock::Millis;
 use serde::{Deserialize, Serialize};
 
 use super::scenario::{FaultKind, SlotType};
-use super::{SimState, Slot, Stream, format_lsn};
+use super::{SimState, Slot, Stream};
+use crate::pg::format_lsn;
 use crate::rds::{DbCluster, DbInstance, RdsEvent, Snapshot};
 
 /// An RDS-side change that completes later.
