@@ -88,11 +88,15 @@ pub fn generate(engine: &rhai::Engine) -> BTreeMap<String, String> {
 }
 
 /// A signature as script authors read it: `-> RhaiResult<Map>` (a plugin's fallible return) is
-/// just `-> Map`.
+/// just `-> Map`, and a function returning `()` shows no return type.
 pub fn clean_signature(sig: &str) -> String {
-    match sig.split_once("-> RhaiResult<") {
+    let sig = match sig.split_once("-> RhaiResult<") {
         Some((head, rest)) => format!("{head}-> {}", rest.strip_suffix('>').unwrap_or(rest)),
         None => sig.to_string(),
+    };
+    match sig.strip_suffix(" -> ()") {
+        Some(head) => head.to_string(),
+        None => sig,
     }
 }
 

@@ -3,7 +3,6 @@
 
 pub(crate) mod builtins;
 pub(crate) mod ctx;
-mod docs;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
