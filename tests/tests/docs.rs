@@ -1,5 +1,5 @@
-//! The generated primitive reference is current, and every ```rhai example in it runs as a
-//! runbook (on a virtual clock, so gate examples do not wait for real).
+//! The generated primitive reference is current, every ```rhai example in it asserts its result
+//! and runs as a runbook (on a virtual clock, so gate examples do not wait for real).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,7 +45,75 @@ fn examples(text: &str) -> Vec<String> {
     out
 }
 
-/// Every example runs against a fresh simulator (the reference world has every area). Examples
+/// Every function a script can call beyond Rhai's standard library is in the reference: a
+/// function without a `///` doc comment would silently drop out of it (and out of REPL
+/// completion). The only exceptions are the engine's shadows of standard functions, which exist
+/// to keep runbooks off them.
+#[test]
+fn every_script_visible_function_is_documented() {
+    let engine =
+        godwit::session::reference_engine(&Worlds::default()).unwrap_or_else(|f| panic!("{}", f.1));
+    let meta: serde_json::Value =
+        serde_json::from_str(&engine.gen_fn_metadata_to_json(false).unwrap()).unwrap();
+    const SHADOWS: &[&str] = &[
+        "sleep(seconds: i64) -> RhaiResult<()>", // documented with sleep(duration)
+        "sleep(seconds: f64) -> RhaiResult<()>", // documented with sleep(duration)
+        "timestamp() -> RhaiResult<Dynamic>",    // fails, pointing at now()
+    ];
+    let mut undocumented = Vec::new();
+    let mut seen = 0;
+    let modules = meta["modules"].as_object().cloned().unwrap_or_default();
+    let all = std::iter::once((String::new(), meta["functions"].clone())).chain(
+        modules
+            .into_iter()
+            .map(|(name, m)| (format!("{name}::"), m["functions"].clone())),
+    );
+    for (module, fns) in all {
+        for f in fns.as_array().into_iter().flatten() {
+            seen += 1;
+            let sig = f["signature"].as_str().unwrap_or("?");
+            let documented = f["docComments"].as_array().is_some_and(|c| !c.is_empty());
+            let shadow = module.is_empty() && SHADOWS.contains(&sig);
+            if !documented && !shadow {
+                undocumented.push(format!("{module}{sig}"));
+            }
+        }
+    }
+    assert!(seen >= 80, "only {seen} functions in the metadata");
+    assert!(
+        undocumented.is_empty(),
+        "script-visible functions without a /// doc comment: {undocumented:?}"
+    );
+}
+
+/// What counts as an example stating its result (STYLE.md 16): a call of `assert(…)` or
+/// `assert_eq(…)`, a `throw` (the `if … { throw … }` idiom: a thrown value fails the example),
+/// or the marker `// this example aborts` (the run must then end rolled back). Comments do not
+/// count. An example with none of these proves only that it parses.
+fn asserts(example: &str) -> bool {
+    if example.contains("// this example aborts") {
+        return true;
+    }
+    let code: String = example
+        .lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    ["assert(", "assert_eq(", "throw"]
+        .iter()
+        .any(|a| code.contains(a))
+}
+
+#[test]
+fn assertion_rule_counts_calls_and_throws_not_comments() {
+    assert!(asserts("let x = now();\nassert_eq(x, 1);"));
+    assert!(asserts("if x != 1 { throw x; }"));
+    assert!(asserts("// this example aborts\nabort(\"why\");"));
+    assert!(!asserts("let x = now();\nprint(x); // assert(x > 0)"));
+    assert!(!asserts("step(\"pause\", || sleep(\"1s\"));"));
+}
+
+/// Every example asserts its result (see [`asserts`]) and runs against a fresh simulator (the reference world has every area). Examples
 /// of world-touching modules are written as step bodies (strict mode), so they run wrapped in a
 /// step; the engine's own (`core`) examples are whole runbooks.
 #[test]
@@ -56,9 +124,13 @@ fn every_documented_example_runs() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut ran = 0;
+    let mut silent = Vec::new();
     for (file, text) in generated() {
         let module = file.trim_end_matches(".md").to_string();
         for (i, ex) in examples(&text).into_iter().enumerate() {
+            if !asserts(&ex) {
+                silent.push(format!("{file} example {i}:\n{ex}"));
+            }
             let path = dir.path().join(format!("{module}-{i}.rhai"));
             let body = if module == "core" || module == "lag" {
                 ex.clone()
@@ -87,6 +159,12 @@ fn every_documented_example_runs() {
     assert!(
         ran >= 60,
         "only {ran} examples found: the extraction is broken"
+    );
+    assert!(
+        silent.is_empty(),
+        "{} examples assert nothing (add assert(cond, message) or assert_eq(actual, expected)):\n{}",
+        silent.len(),
+        silent.join("\n")
     );
 }
 

@@ -1,10 +1,8 @@
 //! The engine's script-visible functions: `step`, `gate`, `abort`, `now`, `sleep` and small
 //! pure helpers. Primitive areas live in `godwit-stdlib`; these are the durable-execution core.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
-
-use std::sync::LazyLock;
 
 use rhai::plugin::*;
 use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext};
@@ -644,6 +642,35 @@ pub(crate) fn register(engine: &mut Engine, ctx: &Arc<RunCtx>, host: &Host) {
     });
 }
 
+/// A failed `assert` / `assert_eq`: what the runbook expected does not hold. `Conflict` (the
+/// world or the data is not in the expected state), never retryable: asserting again does not
+/// change the answer (a gate, not an assert, is how a runbook waits for something).
+fn assertion_failed(ctx: &NativeCallContext, op: &str, message: String) -> Box<EvalAltResult> {
+    PrimitiveError::new(
+        "core",
+        op,
+        ErrorKind::Conflict,
+        message,
+        "the runbook asserted this; find out why it does not hold before resuming",
+    )
+    .with_retryable(false)
+    .into_rhai_at(ctx.call_position())
+}
+
+/// `a == b` as a script means it (arrays and maps element by element); values of different
+/// types without an `==` between them are not equal.
+fn script_equal(ctx: &NativeCallContext, a: &Dynamic, b: &Dynamic) -> RhaiResult<bool> {
+    let (mut a, mut b) = (a.clone(), b.clone());
+    let different_types = a.type_id() != b.type_id();
+    match ctx.call_native_fn_raw("==", false, &mut [&mut a, &mut b]) {
+        Ok(v) => Ok(v.as_bool().unwrap_or(false)),
+        Err(e) if different_types && matches!(*e, EvalAltResult::ErrorFunctionNotFound(..)) => {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// The built-ins capture nothing, so their module is built once per process.
 static BUILTINS: LazyLock<Arc<Module>> = LazyLock::new(|| {
     let mut m = exported_module!(builtins);
@@ -677,6 +704,7 @@ mod builtins {
     /// let started = step("record-start", || now());
     /// let target = step("name-target", || #{ name: CLUSTER + "-aurora" });
     /// print(`${target.name} since ${time_str(started)}`);
+    /// assert_eq(target.name, "orders-db-aurora");
     /// ```
     #[rhai_fn(volatile, return_raw)]
     pub fn step(ctx: NativeCallContext, name: &str, body: FnPtr) -> RhaiResult<Dynamic> {
@@ -708,6 +736,7 @@ mod builtins {
     ///     retry: #{ attempts: 3, backoff: "10s" },
     ///     timeout: "30m",
     /// }, || #{ id: CLUSTER + "-aurora" });
+    /// assert_eq(replica, #{ id: "orders-db-aurora" });
     /// ```
     #[rhai_fn(name = "step", volatile, return_raw)]
     pub fn step_with_options(
@@ -734,8 +763,8 @@ mod builtins {
     ///
     /// Example:
     /// ```rhai
-    /// let t0 = step("t0", || now());
-    /// gate("one-poll", || #{ pass: true, why: "nothing to wait for" });
+    /// let r = gate("one-poll", || #{ pass: true, why: "nothing to wait for" });
+    /// assert_eq(r, #{ pass: true, why: "nothing to wait for" });
     /// ```
     #[rhai_fn(volatile, return_raw)]
     pub fn gate(ctx: NativeCallContext, name: &str, checks: FnPtr) -> RhaiResult<Dynamic> {
@@ -766,9 +795,10 @@ mod builtins {
     /// let t0 = step("t0", || now());
     /// let r = gate("settled", #{ every: "1s", hold: 2, timeout: "30s" }, || {
     ///     let waited = now() - t0;
-    ///     #{ waited: #{ pass: waited >= 1, why: `waited ${waited} s of 1 s` } }
+    ///     #{ waited: #{ pass: waited >= 1, why: `waited ${waited} s of 1 s`, evidence: waited } }
     /// });
-    /// print(r.waited.why);
+    /// // Passing once (after 1 s) is not enough with hold: 2; the next poll passes again.
+    /// assert_eq(r.waited.evidence, 2);
     /// ```
     #[rhai_fn(name = "gate", volatile, return_raw)]
     pub fn gate_with_options(
@@ -817,6 +847,8 @@ mod builtins {
     /// ```rhai
     /// let t = step("when", || now());
     /// print(time_str(t));
+    /// let later = step("a-minute-later", || { sleep("1m"); now() });
+    /// assert_eq(later - t, 60);
     /// ```
     #[rhai_fn(volatile, return_raw)]
     pub fn now(ctx: NativeCallContext) -> RhaiResult<i64> {
@@ -839,7 +871,12 @@ mod builtins {
     ///
     /// Example:
     /// ```rhai
-    /// step("pause", || sleep("1s"));
+    /// let waited = step("pause", || {
+    ///     let t0 = now();
+    ///     sleep("90s");
+    ///     now() - t0
+    /// });
+    /// assert_eq(waited, 90);
     /// ```
     #[rhai_fn(volatile, return_raw)]
     pub fn sleep(ctx: NativeCallContext, duration: &str) -> RhaiResult<()> {
@@ -897,7 +934,7 @@ mod builtins {
     ///
     /// Example:
     /// ```rhai
-    /// if time_str(0) != "1970-01-01T00:00:00Z" { throw "wrong" }
+    /// assert_eq(time_str(0), "1970-01-01T00:00:00Z");
     /// ```
     pub fn time_str(epoch_seconds: i64) -> String {
         crate::clock::format_timestamp(epoch_seconds * 1000)
@@ -914,13 +951,79 @@ mod builtins {
     ///
     /// Example:
     /// ```rhai
-    /// if seconds("1h30m") != 5400 { throw "wrong" }
+    /// assert_eq(seconds("1h30m"), 5400);
     /// ```
     #[rhai_fn(return_raw)]
     pub fn seconds(duration: &str) -> RhaiResult<i64> {
         parse_duration(duration)
             .map(|d| d.as_secs() as i64)
             .map_err(|e| PrimitiveError::invalid("core", "seconds", e, "").into())
+    }
+
+    /// Fail unless `condition` holds: how a runbook states what it expects before it acts on it
+    /// (and how every example in this reference states its result).
+    ///
+    /// Parameters:
+    /// * `condition` — a boolean.
+    /// * `message` — what was expected, for the operator: it becomes the error's `message`.
+    ///
+    /// Returns: `()`.
+    ///
+    /// Errors: `Conflict` (area `core`, op `assert`, not retryable) with `message` when
+    /// `condition` is false. Inside a step it fails the step (journaled, the run rolls back
+    /// unless caught); to wait until something holds, use a gate.
+    ///
+    /// Example:
+    /// ```rhai
+    /// let lag = step("read-lag", || 0);
+    /// assert(lag == 0, `replica lag is ${lag} bytes; wait for it to catch up`);
+    /// // A failed assertion is an error like any other: it fails a step, `try` catches it.
+    /// let failed = #{};
+    /// try { assert(lag > 0, "lag is positive"); } catch (e) { failed = e; }
+    /// assert_eq(failed.message, "lag is positive");
+    /// ```
+    #[rhai_fn(name = "assert", return_raw)]
+    pub fn assert_holds(ctx: NativeCallContext, condition: bool, message: &str) -> RhaiResult<()> {
+        if condition {
+            return Ok(());
+        }
+        Err(assertion_failed(&ctx, "assert", message.to_string()))
+    }
+
+    /// Fail unless `actual == expected` (as a script compares: arrays and maps element by
+    /// element, values of different types are not equal).
+    ///
+    /// Parameters:
+    /// * `actual` — the value the runbook got.
+    /// * `expected` — the value it should be.
+    ///
+    /// Returns: `()`.
+    ///
+    /// Errors: `Conflict` (area `core`, op `assert_eq`, not retryable) with the message
+    /// `expected <expected>, got <actual>`.
+    ///
+    /// Example:
+    /// ```rhai
+    /// let target = step("name-target", || #{ name: CLUSTER + "-aurora", instances: 1 });
+    /// assert_eq(target, #{ name: "orders-db-aurora", instances: 1 });
+    /// let failed = #{};
+    /// try { assert_eq(target.instances, 2); } catch (e) { failed = e; }
+    /// assert_eq(failed.message, "expected 2, got 1");
+    /// ```
+    #[rhai_fn(name = "assert_eq", return_raw)]
+    pub fn assert_equal(
+        ctx: NativeCallContext,
+        actual: Dynamic,
+        expected: Dynamic,
+    ) -> RhaiResult<()> {
+        if script_equal(&ctx, &actual, &expected)? {
+            return Ok(());
+        }
+        Err(assertion_failed(
+            &ctx,
+            "assert_eq",
+            format!("expected {expected:?}, got {actual:?}"),
+        ))
     }
 
     /// Mark the start of a phase of the runbook (`"preflight"`, `"quiescence"`, ...). Not
@@ -936,8 +1039,9 @@ mod builtins {
     ///
     /// Example:
     /// ```rhai
-    /// phase("preflight");
-    /// step("check", || true);
+    /// assert_eq(phase("preflight"), ()); // it only marks the transcript
+    /// let ok = step("check", || true);
+    /// assert(ok, "the preflight check passed");
     /// ```
     #[rhai_fn(volatile, return_raw)]
     pub fn phase(ctx: NativeCallContext, name: &str) -> RhaiResult<()> {
@@ -949,5 +1053,93 @@ mod builtins {
             replaying,
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rhai::{Dynamic, Map};
+
+    use crate::journal::memory::MemoryStore;
+    use crate::run::Runner;
+    use crate::session::Session;
+    use crate::{Cancel, Clock, Limits, VirtualClock};
+
+    fn session(rt: &tokio::runtime::Runtime) -> Session {
+        Session::new(&Runner {
+            store: Arc::new(MemoryStore::new()),
+            clock: Arc::new(VirtualClock::new(0)) as Arc<dyn Clock>,
+            handle: rt.handle().clone(),
+            limits: Limits::default(),
+            cancel: Cancel::new(),
+            sinks: vec![],
+            plugins: vec![],
+            world: "test".into(),
+        })
+    }
+
+    /// The error an assertion throws, as `catch (e)` sees it; `None` when it holds.
+    fn failure(s: &mut Session, assertion: &str) -> Option<Map> {
+        let v: Dynamic = s
+            .eval(
+                &format!(
+                    "let caught = (); try {{ {assertion}; }} catch (e) {{ caught = e; }} caught"
+                ),
+                "<t>",
+            )
+            .unwrap_or_else(|e| panic!("{assertion}: {e:?}"));
+        v.try_cast::<Map>()
+    }
+
+    #[test]
+    fn assertions_pass_silently_and_fail_with_a_conflict_naming_both_values() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut s = session(&rt);
+        for holds in [
+            "assert(1 < 2, \"order\")",
+            "assert_eq(1 + 1, 2)",
+            "assert_eq(\"a\", \"a\")",
+            "assert_eq([1, #{ b: [2] }], [1, #{ b: [2] }])",
+            "assert_eq(#{ a: 1, b: \"x\" }, #{ b: \"x\", a: 1 })",
+            "assert_eq((), ())",
+        ] {
+            if let Some(e) = failure(&mut s, holds) {
+                panic!("{holds} failed: {e:?}");
+            }
+        }
+        let e = failure(&mut s, "assert(1 > 2, \"one is more than two\")").unwrap();
+        let text = |k: &str| e[k].clone().into_string().unwrap();
+        assert_eq!(
+            (text("area"), text("op"), text("kind"), text("message")),
+            (
+                "core".into(),
+                "assert".into(),
+                "Conflict".into(),
+                "one is more than two".into()
+            )
+        );
+        assert!(!e["retryable"].as_bool().unwrap());
+        for (fails, message) in [
+            ("assert_eq(1, 2)", "expected 2, got 1"),
+            ("assert_eq(\"1\", 1)", "expected 1, got \"1\""),
+            ("assert_eq([1, 2], [1])", "expected [1], got [1, 2]"),
+            (
+                "assert_eq(#{ a: 1 }, #{ a: 2 })",
+                "expected #{\"a\": 2}, got #{\"a\": 1}",
+            ),
+        ] {
+            let e = failure(&mut s, fails).unwrap_or_else(|| panic!("{fails} held"));
+            assert_eq!(e["op"].clone().into_string().unwrap(), "assert_eq");
+            assert_eq!(
+                e["message"].clone().into_string().unwrap(),
+                message,
+                "{fails}"
+            );
+        }
     }
 }

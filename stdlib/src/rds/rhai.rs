@@ -549,8 +549,10 @@ mod rds_module {
     /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
     /// rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
     /// rds::delete_instance("orders-aurora-1");
-    /// rds::delete_cluster("orders-aurora");
-    /// rds::wait_until_cluster_deleted("orders-aurora", #{ timeout: "2h" });
+    /// let c = rds::delete_cluster("orders-aurora");
+    /// assert_eq(c.status, "deleting");
+    /// let gone = rds::wait_until_cluster_deleted("orders-aurora", #{ timeout: "2h" });
+    /// assert(gone.deleted, "the cluster is gone");
     /// ```
     #[rhai_fn(volatile, return_raw)]
     pub fn delete_cluster(ctx: NativeCallContext, id: &str) -> RhaiResult<Map> {

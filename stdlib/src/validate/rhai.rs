@@ -217,6 +217,8 @@ mod validate_module {
     /// rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" });
     /// let s = validate::sample("orders-db", "orders-aurora", 0.001);
     /// print(`${s.summary}; replica ${s.positions.lag_bytes} bytes behind`);
+    /// assert(s.sampled > 0, s.summary);
+    /// assert(s.equal || s.may_be_lag, `divergence: ${s.summary}`);
     /// ```
     #[rhai_fn(volatile, return_raw)]
     pub fn sample(
