@@ -31,7 +31,7 @@
 //! | module  | what lives there                                                        |
 //! |---------|-------------------------------------------------------------------------|
 //! | [`sim`] | the model: scenario TOML, WAL/slots/replica, RDS transitions, metrics   |
-//! | [`prim`]| shared plumbing: documented volatile registration, strict option maps   |
+//! | [`prim`]| a world call through the host with the areas, strict option maps       |
 //! | [`world`]| [`world::World`]: `pure`, `sim` (name, clock, plugins) for the CLI     |
 //! | `aws`   | (feature `aws`) SDK clients, retries, error mapping, the `aws` world; docs/aws.md |
 

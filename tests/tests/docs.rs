@@ -213,6 +213,136 @@ fn every_function_documents_parameters_returns_errors_and_an_example() {
     assert!(checked >= 68, "only {checked} functions checked");
 }
 
+fn repo_file(path: &str) -> String {
+    let full = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path);
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
+}
+
+/// The text between the `{` that follows `start` in `text` and its matching `}`.
+fn braced<'t>(text: &'t str, start: &str) -> &'t str {
+    let at = text
+        .find(start)
+        .unwrap_or_else(|| panic!("`{start}` not found"));
+    let open = at + text[at..].find('{').expect("an opening brace");
+    let mut depth = 0;
+    for (i, c) in text[open..].char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return &text[open + 1..open + i];
+                }
+            }
+            _ => {}
+        }
+    }
+    panic!("`{start}` is not closed")
+}
+
+/// Code without its `//` comments (doc comments quote `#{ ... }` maps).
+fn without_comments(code: &str) -> String {
+    code.lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The files "how to add a primitive" (docs/architecture.md) lists are the only ones a primitive
+/// needs, for every area of a world: each method of an area's trait (`stdlib/src/<area>/mod.rs`,
+/// areas as `world.rs` lists them in `Areas`) has no default body, so every world's `impl` must
+/// define it (the compiler names a world that lacks it); it is reachable from Rhai as
+/// `<area>::<method>`, registered by `Areas::register` with no other file touched; its reference
+/// section has a summary, Parameters, Returns, Errors and an Example that asserts its result;
+/// and every function of the area's Rhai module (`rhai.rs`) is `#[rhai_fn(volatile)]`.
+#[test]
+fn every_area_method_is_a_documented_asserted_volatile_primitive() {
+    let reference = generated();
+    let areas = without_comments(braced(
+        &repo_file("stdlib/src/world.rs"),
+        "pub struct Areas",
+    ));
+    let mut checked = Vec::new();
+    let mut problems = Vec::new();
+    for field in areas.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+        // `pub rds: Arc<dyn Rds>`
+        let (area, rest) = field
+            .trim_start_matches("pub ")
+            .split_once(':')
+            .unwrap_or_else(|| panic!("unexpected Areas field {field:?}"));
+        let trait_name = rest
+            .trim()
+            .strip_prefix("Arc<dyn ")
+            .and_then(|t| t.strip_suffix('>'))
+            .unwrap_or_else(|| panic!("Areas.{area} is not an Arc<dyn Trait>: {rest}"));
+        let contract = repo_file(&format!("stdlib/src/{area}/mod.rs"));
+        let body = without_comments(braced(&contract, &format!("pub trait {trait_name}")));
+        if body.contains('{') {
+            problems.push(format!(
+                "{area}: trait {trait_name} has a default body: a world could lack it silently"
+            ));
+        }
+        let page = reference
+            .get(&format!("{area}.md"))
+            .unwrap_or_else(|| panic!("no reference page {area}.md: is it in Areas::register?"));
+        for method in body.split("fn ").skip(1) {
+            let method = method.split(['(', '<']).next().unwrap().trim();
+            let qualified = format!("{area}::{method}");
+            let Some(section) = page.split(&format!("\n## `{qualified}`\n")).nth(1) else {
+                problems.push(format!(
+                    "{qualified}: trait method with no Rhai function in the reference"
+                ));
+                continue;
+            };
+            let section = section.split("\n## `").next().unwrap();
+            let summary = section
+                .split("```rust\n")
+                .nth(1)
+                .and_then(|s| s.split_once("```\n"))
+                .map(|(_, after)| after.trim_start())
+                .and_then(|after| after.lines().next())
+                .unwrap_or("");
+            if summary.is_empty() || summary.starts_with('#') {
+                problems.push(format!("{qualified}: no summary line"));
+            }
+            for heading in ["# Parameters", "# Returns", "# Errors", "# Example"] {
+                if !section.lines().any(|l| l.trim() == heading) {
+                    problems.push(format!("{qualified}: no `{heading}`"));
+                }
+            }
+            let examples = examples(section);
+            if examples.is_empty() || !examples.iter().all(|e| asserts(e)) {
+                problems.push(format!("{qualified}: no example that asserts its result"));
+            }
+            checked.push(qualified);
+        }
+        let rhai = repo_file(&format!("stdlib/src/{area}/rhai.rs"));
+        let module = braced(&rhai, "#[export_module]");
+        let mut attrs = String::new();
+        for line in module.lines().map(str::trim) {
+            if line.starts_with("#[") {
+                attrs.push_str(line);
+            } else if let Some(f) = line.strip_prefix("pub fn ") {
+                if !attrs.contains("volatile") {
+                    let name = f.split('(').next().unwrap();
+                    problems.push(format!("{area}::{name} is not #[rhai_fn(volatile)]"));
+                }
+                attrs.clear();
+            } else if !line.starts_with("///") && !line.is_empty() {
+                attrs.clear();
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(
+        checked.len() >= 42 && checked.contains(&"rds::describe_events".to_string()),
+        "only {} trait methods found: {checked:?}",
+        checked.len()
+    );
+}
+
 /// The parameter tables of docs/rds-to-aurora.md are the runbooks' schemas (`fn parameters`,
 /// rendered by `godwit_engine::params::markdown`): every top-level runbook that declares one has
 /// its block `<!-- BEGIN parameters of NAME -->`; cdc-heavy's lists what it adds to the
