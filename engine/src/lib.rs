@@ -51,6 +51,6 @@ pub mod transcript;
 
 pub use clock::{Cancel, Clock, SystemClock, VirtualClock};
 pub use error::{EngineError, ErrorKind, PrimitiveError};
-pub use host::{Call, Host, to_rhai};
+pub use host::{Call, Host, Installed, to_rhai};
 pub use journal::JournalStore;
 pub use run::{Limits, Plugin, RunReport, RunStatus, Runner, StartRequest};

@@ -34,7 +34,7 @@
 //! | module  | what lives there                                                        |
 //! |---------|-------------------------------------------------------------------------|
 //! | [`sim`] | the model: scenario TOML, WAL/slots/replica, RDS transitions, metrics; `sim/world.rs` the sim world |
-//! | [`prim`]| shared plumbing: documented volatile registration, strict option maps, polls |
+//! | [`prim`]| a world call through the host with the areas, strict option maps, polls |
 //! | [`world`]| [`world::World`] and [`world::Areas`]: what every world is made of     |
 //! | `aws`   | (feature `aws`) SDK clients, retries, error mapping, the `aws` world; docs/aws.md |
 

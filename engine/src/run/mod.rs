@@ -4,7 +4,6 @@
 pub(crate) mod builtins;
 mod busy;
 pub(crate) mod ctx;
-mod docs;
 mod stack;
 pub mod value;
 
