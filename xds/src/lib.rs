@@ -22,6 +22,7 @@
 //! | module | what lives there |
 //! |---|---|
 //! | [`model`] | [`RouteSpec`], endpoints, hold budget; the pure hold/switch/cleanup transitions |
+//! | [`fleet`] | a route's expected Envoy nodes; each node acked / behind / absent against a version |
 //! | [`resources`] | protos per route, with the settings the measured Envoy behaviour demands |
 //! | [`ads`] | the ADS stream protocol (versions, nonces, ACK/NACK, subscriptions) |
 //! | `plane` | [`ControlPlane`], [`Config`], publish-and-wait, NACK rollback, [`serve`] |
@@ -43,6 +44,7 @@ pub mod api;
 pub mod client;
 pub mod envoy;
 pub mod error;
+pub mod fleet;
 pub mod model;
 mod plane;
 pub mod remote;
@@ -51,9 +53,9 @@ pub mod store;
 pub mod tls;
 
 pub use error::XdsError;
+pub use fleet::{Convergence, NodeOutcome, NodeReport};
 pub use model::{Addr, Endpoint, Health, HoldBudget, Role, RouteSpec};
 pub use plane::{
-    Config, ControlPlane, Nack, NodeOutcome, NodeReport, NodeStatus, NodeView, PublishReport,
-    RouteView, serve,
+    Config, ControlPlane, Nack, NodeStatus, NodeView, PublishReport, RouteView, serve,
 };
 pub use remote::{Plane, RemotePlane};
