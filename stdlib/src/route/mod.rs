@@ -20,11 +20,21 @@ use godwit_engine::Call;
 use godwit_engine::PrimitiveError;
 use serde::{Deserialize, Serialize};
 
+/// One Envoy node against the route's current version, judged against the route's expected
+/// nodes (configuration in the lab and aws worlds — `godwit dal serve --expect-nodes`; the
+/// scenario's nodes in the simulator).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeAck {
     pub node: String,
-    /// `ack`, `nack`, `pending` or `disconnected`.
+    /// `ack`; `nack` (rejected it); `behind` (connected, has not ACKed it); `absent` (expected,
+    /// not connected: never connected, or disconnected); `disconnected` (not expected, gone:
+    /// not counted).
     pub status: String,
+    /// Connected, but not one of the route's expected nodes (reported, and counted all the
+    /// same: it routes traffic). Named so that it sorts after `node` and `status`, which keeps
+    /// the maps' visible prefix in transcripts stable.
+    #[serde(default)]
+    pub unexpected: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,7 +49,8 @@ pub struct Route {
     /// Endpoints kept for established sessions only.
     pub draining: Vec<String>,
     pub nodes: Vec<NodeAck>,
-    /// Every connected node ACKed this version.
+    /// Every expected node (and every connected one) ACKed this version: none `absent`,
+    /// `behind` or `nack`.
     pub all_acked: bool,
     /// Client connections parked by a hold, waiting for a release.
     pub held_connections: i64,

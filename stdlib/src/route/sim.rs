@@ -31,21 +31,23 @@ fn view(st: &SimState, op: &str, name: &str) -> Result<Route, PrimitiveError> {
         )
     })?;
     let v = r.current();
+    // The scenario's nodes are the route's expected set: a disconnected one is absent.
     let nodes: Vec<NodeAck> = st
         .nodes
         .iter()
         .map(|n| NodeAck {
             node: n.id.clone(),
             status: if !n.connected {
-                "disconnected"
+                "absent"
             } else {
                 match st.answer(n, name, v.version) {
                     Some(Answer::Ack) => "ack",
                     Some(Answer::Nack) => "nack",
-                    None => "pending",
+                    None => "behind",
                 }
             }
             .into(),
+            unexpected: false,
         })
         .collect();
     Ok(Route {
@@ -55,9 +57,7 @@ fn view(st: &SimState, op: &str, name: &str) -> Result<Route, PrimitiveError> {
         endpoint: endpoint(st, &v.target),
         hold: v.hold,
         draining: v.draining.clone(),
-        all_acked: nodes
-            .iter()
-            .all(|n| n.status == "ack" || n.status == "disconnected"),
+        all_acked: nodes.iter().all(|n| n.status == "ack"),
         nodes,
         held_connections: held(st, name),
     })
