@@ -2,7 +2,8 @@
 //!
 //! Applications reach PostgreSQL through Envoy; a cutover is a change of one endpoint list that
 //! every Envoy node must apply. This crate serves that list over State-of-the-World ADS (gRPC,
-//! `envoy-types` protos) and waits for every node's ACK.
+//! `envoy-types` protos, mTLS optional), waits for every connected node's ACK, and judges the
+//! nodes against the route's expected set ([`fleet`]: absent, behind, unexpected).
 //!
 //! ```text
 //!  runbook (route area) / godwit dal serve      godwit run in another process
