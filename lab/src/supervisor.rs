@@ -29,6 +29,9 @@ use crate::state::{
     SecurityGroup,
 };
 
+/// The lab's Envoy node id: the route's expected node.
+const LAB_ENVOY: &str = "lab-envoy-1";
+
 /// How to build a lab.
 #[derive(Debug, Clone)]
 pub struct LabOptions {
@@ -199,7 +202,7 @@ impl Supervisor {
         let mut envoy = EnvoyProcess::start(
             &envoy_bin,
             &dir,
-            "lab-envoy-1",
+            LAB_ENVOY,
             plane.local_addr(),
             SocketAddr::from(([127, 0, 0, 1], admin_port)),
         )
@@ -209,6 +212,12 @@ impl Supervisor {
             .await
             .map_err(LabError::Process)?;
         wait_route_served(listen_port).await?;
+        // The route must reach the lab's Envoy, as `dal serve --expect-nodes` names a fleet: a
+        // cutover then fails naming it if it is gone. Set once it is up, so that the initial
+        // publish above did not wait for it.
+        plane
+            .set_expected_nodes(&opts.source, &[LAB_ENVOY.to_string()])
+            .map_err(|e| LabError::Process(format!("control plane: {e}")))?;
 
         let mut state = LabState {
             format: FORMAT_VERSION,

@@ -241,6 +241,61 @@ async fn a_replica_killed_during_validation_aborts_and_leaves_the_source_writabl
     sup.down().await;
 }
 
+/// The route area in the lab world reads the control plane's judgement of its expected nodes
+/// through the management API: the lab's Envoy is expected and ACKed; a second expected node
+/// that never comes is `absent`, `all_acked` is false, and `wait_until_acked` fails naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_expected_envoy_that_never_connects_is_absent_and_the_ack_wait_names_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sup = lab(tmp.path(), false).await;
+    let source = sup.state.source.clone();
+    assert_eq!(sup.plane().expected_nodes(&source), ["lab-envoy-1"]);
+    sup.plane()
+        .set_expected_nodes(&source, &["lab-envoy-1".into(), "lab-envoy-2".into()])
+        .unwrap();
+    let rb = tmp.path().join("nodes.rhai");
+    std::fs::write(
+        &rb,
+        r#"
+step("describe", || route::describe_route(CLUSTER));
+step("wait", #{ retry: #{ attempts: 1 } }, || route::wait_until_acked(CLUSTER, #{ timeout: "2s", every: "500ms" }));
+"#,
+    )
+    .unwrap();
+    let store = Arc::new(FileStore::new(tmp.path().join("runs")));
+    let mut opts = cutover_opts(store, Vec::new(), Kind::Insert);
+    opts.runbook = rb;
+    opts.params = Default::default();
+    opts.clients = 1;
+    let out = cutover::run(&sup, opts).await.unwrap();
+    let described = out
+        .lines
+        .iter()
+        .find_map(|l| match &l.event {
+            Event::StepCompleted { name, result, .. } if name == "describe" => Some(result.clone()),
+            _ => None,
+        })
+        .expect("describe completed");
+    assert_eq!(
+        described["nodes"],
+        serde_json::json!([
+            { "node": "lab-envoy-1", "status": "ack", "unexpected": false },
+            { "node": "lab-envoy-2", "status": "absent", "unexpected": false },
+        ]),
+        "{described}"
+    );
+    assert_eq!(described["all_acked"], false, "{described}");
+    let reason = match &out.report.as_ref().unwrap().status {
+        godwit_engine::RunStatus::RolledBack { reason, .. } => reason.clone(),
+        other => panic!("expected the wait to fail, got {other:?}"),
+    };
+    assert!(
+        reason.contains("wait_until_acked") && reason.contains("(absent: lab-envoy-2)"),
+        "{reason}"
+    );
+    sup.down().await;
+}
+
 /// Wait until the run's transcript in `state` has a line matching `pat`.
 fn wait_transcript(state: &Path, pat: &str, timeout: Duration) -> bool {
     let deadline = std::time::Instant::now() + timeout;

@@ -23,11 +23,21 @@ use godwit_engine::Call;
 use godwit_engine::{ErrorKind, PrimitiveError};
 use serde::{Deserialize, Serialize};
 
+/// One Envoy node against the route's current version, judged against the route's expected
+/// nodes (configuration in the lab and aws worlds — `godwit dal serve --expect-nodes`; the
+/// scenario's nodes in the simulator).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeAck {
     pub node: String,
-    /// `ack`, `nack`, `pending` or `disconnected`.
+    /// `ack`; `nack` (rejected it); `behind` (connected, has not ACKed it); `absent` (expected,
+    /// not connected: never connected, or disconnected); `disconnected` (not expected, gone:
+    /// not counted).
     pub status: String,
+    /// Connected, but not one of the route's expected nodes (reported, and counted all the
+    /// same: it routes traffic). Named so that it sorts after `node` and `status`, which keeps
+    /// the maps' visible prefix in transcripts stable.
+    #[serde(default)]
+    pub unexpected: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,7 +52,8 @@ pub struct Route {
     /// Endpoints kept for established sessions only.
     pub draining: Vec<String>,
     pub nodes: Vec<NodeAck>,
-    /// Every connected node ACKed this version.
+    /// Every expected node (and every connected one) ACKed this version: none `absent`,
+    /// `behind` or `nack`.
     pub all_acked: bool,
     /// Client connections parked by a hold, waiting for a release.
     pub held_connections: i64,
@@ -98,8 +109,10 @@ pub fn plan_switch(cur: &Route, target: &str, hold: bool, drain: bool) -> Option
     (!same).then_some(draining)
 }
 
-/// A version is taken by the fleet when every connected node ACKed it and at least one did
-/// (no node connected is no fleet that took it).
+/// A version is taken by the fleet when every node that counts ACKed it and at least one did:
+/// every expected node (an `absent` one has not), and every connected one (`behind` has not);
+/// a `disconnected` node outside the expected set does not count. No node at all is no fleet
+/// that took it.
 pub fn all_acked(nodes: &[NodeAck]) -> bool {
     nodes.iter().any(|n| n.status == "ack")
         && nodes
@@ -219,13 +232,15 @@ mod tests {
     }
 
     #[test]
-    fn acked_means_every_connected_node_and_at_least_one() {
+    fn acked_means_every_expected_and_connected_node_and_at_least_one() {
         let n = |s: &str| NodeAck {
             node: "n".into(),
             status: s.into(),
+            unexpected: false,
         };
         assert!(all_acked(&[n("ack"), n("disconnected")]));
-        assert!(!all_acked(&[n("ack"), n("pending")]));
+        assert!(!all_acked(&[n("ack"), n("behind")]));
+        assert!(!all_acked(&[n("ack"), n("absent")]), "an expected node not connected");
         assert!(!all_acked(&[n("ack"), n("nack")]));
         assert!(!all_acked(&[n("disconnected")]));
         assert!(!all_acked(&[]));

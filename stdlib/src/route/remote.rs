@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use godwit_engine::{Call, ErrorKind, PrimitiveError};
+use godwit_xds::NodeOutcome;
 use godwit_xds::error::XdsError;
 use godwit_xds::model::{Addr, Health, Role};
 use godwit_xds::remote::RemotePlane;
@@ -51,13 +52,12 @@ impl RemoteRouter {
     }
 
     fn view(&self, cx: &Call<'_>, name: &str, op: &str) -> Result<Route, PrimitiveError> {
-        let (view, nodes, status) = self.run(cx, op, async {
+        let (view, status) = self.run(cx, op, async {
             let view = self.plane.describe(name).await?;
-            let nodes = self.plane.nodes().await?;
             // Per-node data-plane counters come from each Envoy's admin API; a node whose admin
             // cannot be read reports no connections rather than failing the describe.
             let status = self.plane.status().await.unwrap_or_default();
-            Ok((view, nodes, status))
+            Ok((view, status))
         })?;
         let eps = &view.spec.endpoints;
         let parking: Vec<String> = eps
@@ -81,20 +81,21 @@ impl RemoteRouter {
             .map(|e| self.endpoints.db_of(&e.addr))
             .filter(|d| *d != target)
             .collect();
-        let nodes: Vec<NodeAck> = nodes
+        // The control plane judges the nodes against the route's expected set (godwit_xds::fleet).
+        let nodes: Vec<NodeAck> = view
+            .nodes
             .iter()
             .map(|n| NodeAck {
                 node: n.node.clone(),
-                status: if !n.connected {
-                    "disconnected"
-                } else if !n.nacks.is_empty() && !n.current {
-                    "nack"
-                } else if n.current {
-                    "ack"
-                } else {
-                    "pending"
+                status: match &n.outcome {
+                    NodeOutcome::Acked => "ack",
+                    NodeOutcome::Nacked { .. } => "nack",
+                    NodeOutcome::Behind => "behind",
+                    gone if gone.is_gone() && n.expected => "absent",
+                    _ => "disconnected",
                 }
                 .into(),
+                unexpected: view.unexpected.contains(&n.node),
             })
             .collect();
         let all_acked = all_acked(&nodes);

@@ -30,8 +30,11 @@ mod route_module {
     /// * `name` — the route (by default named after the source instance).
     ///
     /// # Returns
-    /// `#{ name, version, target, endpoint, hold, draining, nodes: [#{ node, status }], all_acked,
-    /// held_connections }`; a node's status is `ack`, `nack`, `pending` or `disconnected`;
+    /// `#{ name, version, target, endpoint, hold, draining, nodes: [#{ node, status, unexpected }],
+    /// all_acked, held_connections }`. A node's status is `ack`, `nack`, `behind` (connected, not
+    /// ACKed yet), `absent` (one of the route's expected nodes, not connected) or `disconnected`
+    /// (not expected, gone: not counted); `unexpected` marks a connected node outside the expected
+    /// set. `all_acked`: every expected node (and every connected one) ACKed this version.
     /// `held_connections` counts clients parked by a hold.
     ///
     /// # Errors
@@ -64,7 +67,7 @@ mod route_module {
     /// * `options` — `#{ hold (false), drain (false) }`.
     ///
     /// # Returns
-    /// The route (as `describe_route`); nodes are `pending` until they ACK.
+    /// The route (as `describe_route`); nodes are `behind` until they ACK.
     ///
     /// # Errors
     /// `NotFound` for an unknown route or target; `Invalid` for an unknown option.
@@ -140,8 +143,8 @@ mod route_module {
         )
     }
 
-    /// Poll until every connected Envoy node ACKed the route's current version. A NACK fails at
-    /// once: the caller republishes the previous version and aborts.
+    /// Poll until every Envoy node the route expects (and every connected one) ACKed its current
+    /// version. A NACK fails at once: the caller republishes the previous version and aborts.
     ///
     /// # Parameters
     /// * `name` — the route.
@@ -151,7 +154,8 @@ mod route_module {
     /// The route (as `describe_route`) with `all_acked: true`.
     ///
     /// # Errors
-    /// `Conflict` naming the node that NACKed; `Timeout` naming the nodes still pending.
+    /// `Conflict` naming the node that NACKed; `Timeout` naming the expected nodes still absent and
+    /// the nodes still behind.
     ///
     /// # Example
     /// ```rhai
@@ -171,7 +175,7 @@ mod route_module {
         )
         .map_err(|e| e.into_rhai_at(ctx.call_position()))?;
         call(&ctx, A, OP, &json!({ "name": name }), |cx, w| {
-            let mut pending = Vec::new();
+            let (mut absent, mut behind) = (Vec::new(), Vec::new());
             poll(cx, timeout, every, &format!("every node ACKing route {name}"), |cx| {
                 let route = w.route.describe_route(cx, name)?;
                 if let Some(n) = route.nodes.iter().find(|n| n.status == "nack") {
@@ -179,12 +183,29 @@ mod route_module {
                         format!("Envoy node {} NACKed route {name} version {}", n.node, route.version),
                         "republish the previous version (switch_route back) and abort; the node's log says why it rejected the config"));
                 }
-                pending = route.nodes.iter().filter(|n| n.status == "pending").map(|n| n.node.clone()).collect();
+                let named = |status: &str| -> Vec<String> {
+                    route.nodes.iter().filter(|n| n.status == status).map(|n| n.node.clone()).collect()
+                };
+                (absent, behind) = (named("absent"), named("behind"));
                 Ok(route.all_acked.then_some(route))
             })
             .map_err(|mut e| {
                 if e.kind == ErrorKind::Timeout {
-                    e.message = format!("{} (pending: {})", e.message, pending.join(", "));
+                    let mut waiting = Vec::new();
+                    if !absent.is_empty() {
+                        waiting.push(format!("absent: {}", absent.join(", ")));
+                        e.hint = "an absent node is expected but not connected to the control plane: \
+                            start it or fix its xDS connection (certificate, address), or take it out of \
+                            the route's expected nodes (godwit dal serve --expect-nodes)".into();
+                    }
+                    if !behind.is_empty() {
+                        waiting.push(format!("behind: {}", behind.join(", ")));
+                    }
+                    if waiting.is_empty() {
+                        // No expected set and no node connected: nothing runs the route.
+                        waiting.push("no Envoy node connected".into());
+                    }
+                    e.message = format!("{} ({})", e.message, waiting.join("; "));
                 }
                 e
             })

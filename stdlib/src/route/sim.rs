@@ -23,21 +23,23 @@ fn view(st: &SimState, op: &str, name: &str) -> Result<Route, PrimitiveError> {
         .get(name)
         .ok_or_else(|| route_not_found(op, name))?;
     let v = r.current();
+    // The scenario's nodes are the route's expected set: a disconnected one is absent.
     let nodes: Vec<NodeAck> = st
         .nodes
         .iter()
         .map(|n| NodeAck {
             node: n.id.clone(),
             status: if !n.connected {
-                "disconnected"
+                "absent"
             } else {
                 match st.answer(n, name, v.version) {
                     Some(Answer::Ack) => "ack",
                     Some(Answer::Nack) => "nack",
-                    None => "pending",
+                    None => "behind",
                 }
             }
             .into(),
+            unexpected: false,
         })
         .collect();
     Ok(Route {
