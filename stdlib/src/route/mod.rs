@@ -240,7 +240,10 @@ mod tests {
         };
         assert!(all_acked(&[n("ack"), n("disconnected")]));
         assert!(!all_acked(&[n("ack"), n("behind")]));
-        assert!(!all_acked(&[n("ack"), n("absent")]), "an expected node not connected");
+        assert!(
+            !all_acked(&[n("ack"), n("absent")]),
+            "an expected node not connected"
+        );
         assert!(!all_acked(&[n("ack"), n("nack")]));
         assert!(!all_acked(&[n("disconnected")]));
         assert!(!all_acked(&[]));
