@@ -23,7 +23,7 @@ use godwit_stdlib::ec2::{self, Ec2, SecurityGroup as Sg};
 use godwit_stdlib::pg::live::{BoxFuture, Connector, PG_CALL_LIMIT, Pool, Target};
 use godwit_stdlib::rds::{
     self, Accepts, CreateClusterInstance, CreateParameterGroups, CreateReplicaCluster, DbCluster,
-    DbInstance, EngineVersion, ExistingGroup, Parameter, ParameterGroupsCreated, Promotion, Rds,
+    DbInstance, EngineVersion, ExistingGroup, Parameter, ParameterGroupsCreated, ParameterRule, Promotion, Rds,
     RdsEvent, Reboot, RestoreCluster, Snapshot,
 };
 
@@ -116,6 +116,14 @@ pub struct LabConnector {
 }
 
 impl Connector for LabConnector {
+    fn access(&self, _db: &str) -> godwit_stdlib::pg::Access {
+        godwit_stdlib::pg::Access {
+            available: true,
+            how: "superuser postgres over loopback".into(),
+            security_group: Some(GODWIT_GROUP.into()),
+        }
+    }
+
     fn target<'a>(&'a self, db: &'a str) -> BoxFuture<'a, Result<Target, PrimitiveError>> {
         Box::pin(async move {
             let st = LabState::load(&self.dir).map_err(|e| lab_error("pg", "connect", e))?;
@@ -138,6 +146,9 @@ impl Connector for LabConnector {
         })
     }
 }
+
+/// The lab's stand-in for godwit's own security group (what a quarantine admits).
+pub const GODWIT_GROUP: &str = "sg-lab-godwit";
 
 const QUARANTINE_BEGIN: &str = "# godwit-lab quarantine: begin";
 const QUARANTINE_END: &str = "# godwit-lab quarantine: end";
@@ -232,6 +243,7 @@ impl LabRds {
             allocated_storage_gb: data_size_gb(&i.spec.data),
             backup_retention_days: st.attributes.backup_retention_days,
             endpoint: format!("127.0.0.1:{}", i.port),
+            port: i.port,
             vpc_id: st.attributes.vpc_id.clone(),
             replica_clusters: st
                 .clusters
@@ -239,6 +251,13 @@ impl LabRds {
                 .filter(|c| c.replication_source.as_deref() == Some(i.id.as_str()))
                 .map(|c| c.id.clone())
                 .collect(),
+            read_replicas: Vec::new(),
+            iam_auth: i.cluster.is_none() && st.attributes.iam_auth,
+            auto_minor_version_upgrade: false,
+            pending_modifications: Vec::new(),
+            parameter_apply_status: "in-sync".into(),
+            // pg_hba is rewritten and reloaded before set_security_groups returns.
+            security_groups_pending: Vec::new(),
         }
     }
 
@@ -292,10 +311,12 @@ impl LabRds {
             kms_key_id: None,
             endpoint: endpoint.clone(),
             reader_endpoint: endpoint,
+            port: writer.map_or_else(rds::default_port, |w| w.port),
             security_groups: writer
                 .map(|w| w.security_groups.clone())
                 .unwrap_or_default(),
             vpc_id: st.attributes.vpc_id.clone(),
+            iam_auth: c.iam_auth,
         })
     }
 
@@ -449,12 +470,14 @@ impl Rds for LabRds {
     ) -> Result<ParameterGroupsCreated, PrimitiveError> {
         const OP: &str = "create_parameter_groups";
         rds::check_aurora_family(OP, &req.family)?;
-        let st = self.ctx.state(R, OP)?;
-        let known: std::collections::BTreeSet<String> = self
-            .ctx
-            .sql(cx, &st.source, OP, "SELECT name FROM pg_settings")?
-            .into_iter()
-            .collect();
+        let rules = self.describe_parameter_rules(cx, &req.family, false)?;
+        rds::check_parameter_values(OP, req, |k| rules.iter().find(|r| r.name == k).cloned())?;
+        let known: std::collections::BTreeSet<String> =
+            rules.iter().map(|r| r.name.clone()).collect();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
         // `rds.*` parameters are RDS's own, cluster-wide; the lab's server has no such setting,
         // but they describe what the lab does anyway (logical replication is on). The server
         // knows no levels otherwise: what the request names a cluster parameter is one.
@@ -490,6 +513,7 @@ impl Rds for LabRds {
                         family: req.family.clone(),
                         cluster: w.cluster,
                         parameters: BTreeMap::new(),
+                        created_at: now,
                     })
                     .parameters
                     .extend(w.set);
@@ -563,6 +587,7 @@ impl Rds for LabRds {
                     parameter_group: group,
                     engine_version: req.engine_version.clone(),
                     promote_requested: false,
+                    iam_auth: req.iam_auth,
                 },
             );
             st.event(&req.cluster_id, true, "DB cluster created");
@@ -822,6 +847,84 @@ impl Rds for LabRds {
         Ok(view)
     }
 
+    fn describe_parameter_group(
+        &self,
+        _cx: &Call<'_>,
+        group: &str,
+    ) -> Result<rds::ParameterGroup, PrimitiveError> {
+        const OP: &str = "describe_parameter_group";
+        let st = self.ctx.state(R, OP)?;
+        let g = st
+            .parameter_groups
+            .get(group)
+            .ok_or_else(|| rds::parameter_group_not_found(OP, group))?;
+        Ok(rds::ParameterGroup {
+            name: g.name.clone(),
+            family: g.family.clone(),
+            cluster: g.cluster,
+            created_at: g.created_at,
+        })
+    }
+
+    /// The server's own bounds (`pg_settings`: `min_val`-`max_val`, `enumvals`), which is what
+    /// it would refuse; plus `rds.logical_replication`, RDS's switch the lab honours anyway.
+    /// The lab knows no parameter levels: both levels get every setting.
+    fn describe_parameter_rules(
+        &self,
+        cx: &Call<'_>,
+        _family: &str,
+        _cluster: bool,
+    ) -> Result<Vec<ParameterRule>, PrimitiveError> {
+        const OP: &str = "describe_parameter_rules";
+        let st = self.ctx.state(R, OP)?;
+        let rows = self.ctx.sql(
+            cx,
+            &st.source,
+            OP,
+            "SELECT name || E'\\t' || coalesce(boot_val, '') || E'\\t' || \
+             coalesce(array_to_string(enumvals, ','), CASE WHEN vartype IN ('integer', 'real') \
+             THEN min_val || '-' || max_val END, '') || E'\\t' || \
+             (context NOT IN ('internal')) FROM pg_settings ORDER BY name",
+        )?;
+        let mut v: Vec<ParameterRule> = rows
+            .iter()
+            .filter_map(|r| {
+                let mut f = r.split('\t');
+                let name = f.next()?.to_string();
+                let default = f.next().filter(|d| !d.is_empty()).map(String::from);
+                let allowed = f.next().filter(|a| !a.is_empty()).map(String::from);
+                let modifiable = f.next() == Some("true");
+                Some(ParameterRule {
+                    name,
+                    default,
+                    allowed_values: allowed,
+                    modifiable,
+                })
+            })
+            .collect();
+        v.push(ParameterRule {
+            name: "rds.logical_replication".into(),
+            default: Some("1".into()),
+            allowed_values: Some("0,1".into()),
+            modifiable: true,
+        });
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(v)
+    }
+
+    /// The lab runs its servers on the one class it has (`db.lab.local`), for either engine.
+    fn list_orderable_instance_classes(
+        &self,
+        _cx: &Call<'_>,
+        engine: &str,
+        _version: &str,
+    ) -> Result<Vec<String>, PrimitiveError> {
+        const OP: &str = "list_orderable_instance_classes";
+        rds::check_engine(OP, engine)?;
+        let st = self.ctx.state(R, OP)?;
+        Ok(vec![st.attributes.instance_class.clone()])
+    }
+
     fn describe_events(
         &self,
         _cx: &Call<'_>,
@@ -895,25 +998,33 @@ impl Ec2 for LabEc2 {
         _cx: &Call<'_>,
         vpc_id: &str,
         name: &str,
+        admit: &ec2::Admit,
     ) -> Result<Sg, PrimitiveError> {
         const OP: &str = "ensure_quarantine_group";
         self.ctx.update("ec2", OP, |st| {
             if st.attributes.vpc_id != vpc_id {
                 return Ok(Err(ec2::vpc_not_found(OP, vpc_id)));
             }
-            if let Some(g) = st
+            if let Some(id) = st
                 .security_groups
                 .values()
                 .find(|g| g.vpc_id == vpc_id && g.name == name)
+                .map(|g| g.id.clone())
             {
-                let g = sg_view(g);
-                return Ok(ec2::check_quarantine_group(OP, &g).map(|()| g));
+                let missing = match ec2::check_quarantine_group(OP, &sg_view(&st.security_groups[&id]), admit) {
+                    Ok(m) => m,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let g = st.security_groups.get_mut(&id).expect("found above");
+                g.ingress.extend(missing);
+                g.ingress.sort();
+                return Ok(Ok(sg_view(g)));
             }
             let g = SecurityGroup {
                 id: format!("sg-lab-{name}"),
                 name: name.to_string(),
                 vpc_id: vpc_id.to_string(),
-                ingress: Vec::new(),
+                ingress: admit.rules(),
             };
             st.security_groups.insert(g.id.clone(), g.clone());
             Ok(Ok(sg_view(&g)))

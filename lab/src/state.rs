@@ -59,6 +59,9 @@ pub struct Attributes {
     pub storage_encrypted: bool,
     pub instance_class: String,
     pub vpc_id: String,
+    /// The source's IAM database authentication flag.
+    #[serde(default = "yes")]
+    pub iam_auth: bool,
 }
 
 impl Default for Attributes {
@@ -68,6 +71,7 @@ impl Default for Attributes {
             storage_encrypted: false,
             instance_class: "db.lab.local".into(),
             vpc_id: "vpc-lab".into(),
+            iam_auth: true,
         }
     }
 }
@@ -116,6 +120,13 @@ pub struct Cluster {
     pub parameter_group: String,
     pub engine_version: String,
     pub promote_requested: bool,
+    /// IAM database authentication enabled at creation (`EnableIAMDatabaseAuthentication`).
+    #[serde(default = "yes")]
+    pub iam_auth: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,6 +147,9 @@ pub struct ParameterGroup {
     #[serde(default)]
     pub cluster: bool,
     pub parameters: BTreeMap<String, String>,
+    /// When it was created (epoch seconds; 0 for the lab's own).
+    #[serde(default)]
+    pub created_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -170,6 +170,7 @@ impl Supervisor {
                 family: format!("postgres{}", bin.major),
                 cluster: false,
                 parameters: BTreeMap::new(),
+                created_at: 0,
             },
         );
 

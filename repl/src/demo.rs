@@ -124,6 +124,14 @@ fn dur(ms: i64) -> String {
     format_duration(std::time::Duration::from_millis(ms.max(0) as u64))
 }
 
+/// The steps of the standard flow and its variants that end the application's sessions on the
+/// source, and how each says it.
+const SESSION_ENDING_STEPS: &[(&str, &str)] = &[
+    ("terminate-app-sessions", "application sessions terminated"),
+    ("end-app-sessions", "application sessions terminated"),
+    ("reboot-source", "source reboot ended its sessions"),
+];
+
 /// The end-of-run summary: phase timeline (`clock`: "virtual time" in the simulator), write
 /// blackout, checks, rollback.
 pub fn summary(
@@ -166,9 +174,15 @@ pub fn summary(
             _ => None,
         })
     };
-    match (started("reboot-source"), completed("switch-route")) {
-        (Some(a), Some(b)) => out.push(format!(
-            "  write blackout ≈ {} (source reboot ended its sessions at {} → every Envoy node on Aurora at {})",
+    // Writes stop when the application's sessions on the source end (new ones are held at
+    // Envoy from the hold on): the first step that ends them, by SQL or by the reboot.
+    let ended = SESSION_ENDING_STEPS
+        .iter()
+        .filter_map(|(step, how)| started(step).map(|at| (at, *how)))
+        .min_by_key(|(at, _)| *at);
+    match (ended, completed("switch-route")) {
+        (Some((a, how)), Some(b)) => out.push(format!(
+            "  write blackout ≈ {} ({how} at {} → every Envoy node on Aurora at {})",
             dur(b - a),
             format_timestamp(a),
             format_timestamp(b)

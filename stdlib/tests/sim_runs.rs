@@ -55,7 +55,9 @@ step("hold", || {
     route::switch_route("orders-db", "orders-db", #{ hold: true });
     route::wait_until_acked("orders-db", #{})
 });
-let q = step("quarantine", || ec2::ensure_quarantine_group(src.vpc_id, "godwit-quarantine"));
+let me = step("access", || pg::access("orders-db"));
+let q = step("quarantine", || ec2::ensure_quarantine_group(src.vpc_id, "godwit-quarantine",
+    #{ admit: [me.security_group], port: src.port }));
 step("strip-groups", || {
     rds::wait_until_instance_available("orders-db", #{});
     rds::set_security_groups("orders-db", [q.id])
@@ -755,6 +757,7 @@ fn cdc_consumers_move_to_aurora_with_a_known_gap() {
 let groups = step("param-groups", || rds::create_parameter_groups(#{{
     cluster_group: "orders-aurora-cluster", instance_group: "orders-aurora-instance",
     family: "aurora-postgresql15", parameters: #{{}}, cluster_parameters: {cluster_params} }}));
+step("settle", || sleep("5m"));
 step("replica", || {{
     rds::create_replica_cluster("orders-aurora", "orders-db",
         #{{ engine_version: "15.4", parameter_group: groups.cluster_group }});
@@ -769,7 +772,9 @@ step("fence", || {{
     pg::terminate_backends("orders-db", pg::application_backends("orders-db").map(|b| b.pid));
     pg::wait_until_no_application_backends("orders-db", #{{}});
     let fence = pg::current_lsn("orders-db").lsn_bytes;
-    while pg::replay_lsn("orders-aurora").lsn_bytes < fence {{ sleep("5s"); }}
+    // Where the Aurora replica stands, read on the source (Aurora has no pg_last_wal_replay_lsn).
+    let behind = || {{ let c = pg::replication_connections("orders-db"); c.is_empty() || c.some(|s| s.replay_lsn_bytes < fence) }};
+    while behind.call() {{ sleep("5s"); }}
 }});
 step("promote", || {{ rds::promote_cluster("orders-aurora"); rds::wait_until_cluster_promoted("orders-aurora", #{{}}) }});
 step("release", || {{ route::switch_route("orders-db", "orders-aurora", #{{ drain: true }}); route::wait_until_acked("orders-db", #{{}}) }});

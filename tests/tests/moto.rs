@@ -765,6 +765,10 @@ struct Recording {
 }
 
 impl godwit_stdlib::pg::live::Connector for Recording {
+    fn access(&self, db: &str) -> godwit_stdlib::pg::Access {
+        self.inner.access(db)
+    }
+
     fn target<'a>(
         &'a self,
         db: &'a str,
@@ -891,6 +895,51 @@ struct ScriptedPg {
 }
 
 impl godwit_stdlib::pg::Pg for ScriptedPg {
+    fn access(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+    ) -> Result<godwit_stdlib::pg::Access, godwit_engine::PrimitiveError> {
+        Ok(godwit_stdlib::pg::Access {
+            available: true,
+            how: "scripted (moto has no PostgreSQL)".into(),
+            security_group: Some("sg-godwit-scripted".into()),
+        })
+    }
+    /// The replica's walsender on the source, already past the fence (its slot appears once
+    /// the replica exists, as on RDS).
+    fn replication_connections(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+    ) -> Result<Vec<godwit_stdlib::pg::ReplicationConnection>, godwit_engine::PrimitiveError>
+    {
+        Ok(vec![godwit_stdlib::pg::ReplicationConnection {
+            pid: 77,
+            application_name: "aurora".into(),
+            client_addr: None,
+            state: "streaming".into(),
+            slot_name: Some("rds_replica_slot".into()),
+            sent_lsn_bytes: Some(0x500_0000),
+            write_lsn_bytes: Some(0x500_0000),
+            flush_lsn_bytes: Some(0x500_0000),
+            replay_lsn_bytes: Some(0x500_0000),
+            replay_lsn: Some("0/5000000".into()),
+        }])
+    }
+    fn last_checkpoint(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+    ) -> Result<godwit_stdlib::pg::Checkpoint, godwit_engine::PrimitiveError> {
+        Ok(godwit_stdlib::pg::Checkpoint {
+            checkpoint_lsn: "0/4F00000".into(),
+            checkpoint_lsn_bytes: 0x4F0_0000,
+            redo_lsn_bytes: 0x4F0_0000,
+            time: start_ms() / 1000,
+            shutdown: self.rebooted.load(std::sync::atomic::Ordering::SeqCst),
+        })
+    }
     fn table_hashes(
         &self,
         _cx: &Call<'_>,

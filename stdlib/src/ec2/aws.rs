@@ -175,6 +175,7 @@ impl Ec2 for AwsApi {
         cx: &Call<'_>,
         vpc_id: &str,
         name: &str,
+        admit: &Admit,
     ) -> Result<SecurityGroup, PrimitiveError> {
         const OP: &str = "ensure_quarantine_group";
         if let Some(g) = self.quarantine_named(cx, OP, vpc_id, name)? {
@@ -187,9 +188,9 @@ impl Ec2 for AwsApi {
             if ours && only_default_egress {
                 self.revoke_default_egress(cx, OP, &g)?;
             }
-            let again = group_of(&self.quarantine_named(cx, OP, vpc_id, name)?.unwrap_or(g));
-            check_quarantine_group(OP, &again)?;
-            return Ok(again);
+            let again = self.quarantine_named(cx, OP, vpc_id, name)?.unwrap_or(g);
+            let missing = check_quarantine_group(OP, &group_of(&again), admit)?;
+            return self.admit(cx, OP, vpc_id, name, &again, admit, &missing);
         }
         let created = self.api(cx, A, OP, "ec2.CreateSecurityGroup", || {
             self.aws
@@ -226,6 +227,55 @@ impl Ec2 for AwsApi {
             })?;
         self.revoke_default_egress(cx, OP, &g)?;
         let g = self.quarantine_named(cx, OP, vpc_id, name)?.unwrap_or(g);
-        Ok(group_of(&g))
+        let missing = check_quarantine_group(OP, &group_of(&g), admit)?;
+        self.admit(cx, OP, vpc_id, name, &g, admit, &missing)
+    }
+}
+
+impl AwsApi {
+    /// Authorize the ingress rules `missing` (from `admit`'s groups) on quarantine group `g`;
+    /// the group as EC2 lists it afterwards.
+    #[allow(clippy::too_many_arguments)] // each is one fact of the call
+    fn admit(
+        &self,
+        cx: &Call<'_>,
+        op: &str,
+        vpc_id: &str,
+        name: &str,
+        g: &t::SecurityGroup,
+        admit: &Admit,
+        missing: &[String],
+    ) -> Result<SecurityGroup, PrimitiveError> {
+        if missing.is_empty() {
+            return Ok(group_of(g));
+        }
+        let group_id = g.group_id().unwrap_or_default().to_string();
+        let pairs: Vec<t::UserIdGroupPair> = admit
+            .groups
+            .iter()
+            .filter(|sg| missing.iter().any(|r| r.ends_with(&format!(" from {sg}"))))
+            .map(|sg| t::UserIdGroupPair::builder().group_id(sg).build())
+            .collect();
+        let perm = t::IpPermission::builder()
+            .ip_protocol("tcp")
+            .from_port(i32::from(admit.port))
+            .to_port(i32::from(admit.port))
+            .set_user_id_group_pairs(Some(pairs))
+            .build();
+        match self.api(cx, A, op, "ec2.AuthorizeSecurityGroupIngress", || {
+            self.aws
+                .ec2
+                .authorize_security_group_ingress()
+                .group_id(&group_id)
+                .ip_permissions(perm.clone())
+                .send()
+        }) {
+            Ok(_) => {}
+            // InvalidPermission.Duplicate: an earlier attempt added it.
+            Err(e) if e.kind == ErrorKind::Conflict => {}
+            Err(e) => return Err(e),
+        }
+        let again = self.quarantine_named(cx, op, vpc_id, name)?;
+        Ok(group_of(again.as_ref().unwrap_or(g)))
     }
 }

@@ -7,7 +7,10 @@ use ::rhai::plugin::*;
 use ::rhai::{Array, Map, Module, NativeCallContext};
 use serde_json::json;
 
-use crate::prim::{RhaiResult, call, shared};
+use godwit_engine::PrimitiveError;
+
+use super::Admit;
+use crate::prim::{Opts, RhaiResult, call, shared};
 
 const A: &str = "ec2";
 
@@ -82,7 +85,57 @@ mod ec2_module {
             A,
             "ensure_quarantine_group",
             &json!({ "vpc_id": vpc_id, "name": name }),
-            |cx, w| w.ec2.ensure_quarantine_group(cx, vpc_id, name),
+            |cx, w| w.ec2.ensure_quarantine_group(cx, vpc_id, name, &Admit::default()),
+        )
+    }
+
+    /// The quarantine group `name` in a VPC that admits only the listed security groups on one
+    /// port — godwit's own on the database port, so godwit can still reach the fenced source
+    /// (a group with no inbound rule admits no new connection, godwit's included). No egress.
+    /// Created if missing; a rule it lacks is added.
+    ///
+    /// # Parameters
+    /// * `vpc_id` — the source's VPC.
+    /// * `name` — the group name, e.g. `"godwit-quarantine"`.
+    /// * `options` — `#{ admit: ["sg-…"], port: 5432 }` (`port`: the instance's, never assumed).
+    ///
+    /// # Returns
+    /// `#{ id, name, vpc_id, ingress, egress: [] }`, `ingress` like `["tcp/5432 from sg-0godwit"]`.
+    ///
+    /// # Errors
+    /// `Conflict` when a group of that name has any other rule; `Invalid` for a bad option.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let me = pg::access("orders-db");
+    /// let q = ec2::ensure_quarantine_group("vpc-0sim", "godwit-quarantine",
+    ///     #{ admit: [me.security_group], port: 5432 });
+    /// assert_eq(q.ingress, [`tcp/5432 from ${me.security_group}`]);
+    /// ```
+    #[rhai_fn(volatile, return_raw, name = "ensure_quarantine_group")]
+    pub fn ensure_quarantine_group_admitting(
+        ctx: NativeCallContext,
+        vpc_id: &str,
+        name: &str,
+        options: Map,
+    ) -> RhaiResult<Map> {
+        const OP: &str = "ensure_quarantine_group";
+        let bad = |e: PrimitiveError| e.into_rhai_at(ctx.call_position());
+        let o = Opts::new(A, OP, options, &["admit", "port"]).map_err(bad)?;
+        let admit = Admit {
+            groups: o.strings("admit").map_err(bad)?.unwrap_or_default(),
+            port: o
+                .int("port", 1)
+                .map_err(bad)?
+                .and_then(|p| u16::try_from(p).ok())
+                .unwrap_or_else(crate::rds::default_port),
+        };
+        call(
+            &ctx,
+            A,
+            OP,
+            &json!({ "vpc_id": vpc_id, "name": name, "admit": admit.groups, "port": admit.port }),
+            |cx, w| w.ec2.ensure_quarantine_group(cx, vpc_id, name, &admit),
         )
     }
 }

@@ -26,6 +26,7 @@ impl Ec2 for Sim {
         cx: &Call<'_>,
         vpc_id: &str,
         name: &str,
+        admit: &Admit,
     ) -> Result<SecurityGroup, PrimitiveError> {
         const OP: &str = "ensure_quarantine_group";
         let mut st = self.api(cx, "ec2", OP)?;
@@ -33,12 +34,16 @@ impl Ec2 for Sim {
         if st.sc.source.vpc_id != vpc_id && !st.groups.values().any(|g| g.vpc_id == vpc_id) {
             return Err(vpc_not_found(OP, vpc_id));
         }
-        if let Some(g) = st
+        if let Some(id) = st
             .groups
             .values()
             .find(|g| g.vpc_id == vpc_id && g.name == name)
+            .map(|g| g.id.clone())
         {
-            check_quarantine_group(OP, g)?;
+            let missing = check_quarantine_group(OP, &st.groups[&id], admit)?;
+            let g = st.groups.get_mut(&id).expect("found above");
+            g.ingress.extend(missing);
+            g.ingress.sort();
             return Ok(g.clone());
         }
         // Ids derive from the name so they are stable across runs of the same scenario.
@@ -50,7 +55,7 @@ impl Ec2 for Sim {
             id: id.clone(),
             name: name.into(),
             vpc_id: vpc_id.into(),
-            ingress: Vec::new(),
+            ingress: admit.rules(),
             egress: Vec::new(),
         };
         st.groups.insert(id, g.clone());

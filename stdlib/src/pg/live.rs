@@ -20,7 +20,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use godwit_engine::{Call, ErrorKind, PrimitiveError};
 use tokio_postgres::{Client, Config, NoTls};
 
-use super::{Backend, Extension, Lsn, Pg, Sequence, Setting, SlotInfo, TableHash};
+use super::{
+    Access, Backend, Checkpoint, Extension, Lsn, Pg, ReplicationConnection, Sequence, Setting,
+    SlotInfo, TableHash,
+};
 
 /// Roles godwit blocked, per database: what `block_logins` / `unblock_logins` report.
 type Blocked = Mutex<HashMap<String, BTreeSet<String>>>;
@@ -57,6 +60,10 @@ pub trait Connector: Send + Sync + 'static {
     /// Where and how to reach `db` (an RDS instance id, or an Aurora cluster id = its writer).
     /// Called at every (re)connect, so credentials are fresh.
     fn target<'a>(&'a self, db: &'a str) -> BoxFuture<'a, Result<Target, PrimitiveError>>;
+
+    /// Whether and how godwit reaches `db` through this connector, and the security group its
+    /// connections come from (what a quarantine must admit).
+    fn access(&self, db: &str) -> Access;
 
     /// Roles whose sessions are not the application's (godwit's own login is always
     /// excluded): e.g. `rdsadmin`, CDC consumers' roles.
@@ -496,6 +503,76 @@ fn quote_ident(s: &str) -> String {
 }
 
 impl Pg for LivePg {
+    fn access(&self, _cx: &Call<'_>, db: &str) -> Result<Access, PrimitiveError> {
+        Ok(self.pool.connector().access(db))
+    }
+
+    fn replication_connections(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+    ) -> Result<Vec<ReplicationConnection>, PrimitiveError> {
+        const OP: &str = "replication_connections";
+        let st = cx.budget(PG_CALL_LIMIT);
+        let rows = self.run(cx, db, async {
+            let c = self.pool.client(db, None, OP, st).await?;
+            // The LSN columns read NULL for a role without pg_monitor (or rds_superuser on
+            // RDS): docs/aws.md lists the grants.
+            c.query(
+                "SELECT r.pid, coalesce(r.application_name, ''), r.client_addr::text, \
+                 coalesce(r.state, ''), s.slot_name::text, \
+                 pg_wal_lsn_diff(r.sent_lsn, '0/0')::bigint, pg_wal_lsn_diff(r.write_lsn, '0/0')::bigint, \
+                 pg_wal_lsn_diff(r.flush_lsn, '0/0')::bigint, pg_wal_lsn_diff(r.replay_lsn, '0/0')::bigint, \
+                 r.replay_lsn::text \
+                 FROM pg_stat_replication r LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid \
+                 ORDER BY r.pid",
+                &[],
+            )
+            .await
+            .map_err(|e| sql_error(OP, db, e))
+        })?;
+        Ok(rows
+            .iter()
+            .map(|r| ReplicationConnection {
+                pid: i64::from(r.get::<_, i32>(0)),
+                application_name: r.get(1),
+                client_addr: r.get(2),
+                state: r.get(3),
+                slot_name: r.get(4),
+                sent_lsn_bytes: r.get(5),
+                write_lsn_bytes: r.get(6),
+                flush_lsn_bytes: r.get(7),
+                replay_lsn_bytes: r.get(8),
+                replay_lsn: r.get(9),
+            })
+            .collect())
+    }
+
+    fn last_checkpoint(&self, cx: &Call<'_>, db: &str) -> Result<Checkpoint, PrimitiveError> {
+        const OP: &str = "last_checkpoint";
+        let st = cx.budget(PG_CALL_LIMIT);
+        let row = self.run(cx, db, async {
+            let c = self.pool.client(db, None, OP, st).await?;
+            c.query_one(
+                "SELECT checkpoint_lsn::text, pg_wal_lsn_diff(checkpoint_lsn, '0/0')::bigint, \
+                 pg_wal_lsn_diff(redo_lsn, '0/0')::bigint, extract(epoch FROM checkpoint_time)::bigint \
+                 FROM pg_control_checkpoint()",
+                &[],
+            )
+            .await
+            .map_err(|e| sql_error(OP, db, e))
+        })?;
+        let (at, redo): (i64, i64) = (row.get(1), row.get(2));
+        Ok(Checkpoint {
+            checkpoint_lsn: row.get(0),
+            checkpoint_lsn_bytes: at,
+            redo_lsn_bytes: redo,
+            time: row.get(3),
+            // A shutdown checkpoint is written with nothing after its redo point.
+            shutdown: at == redo,
+        })
+    }
+
     fn table_hashes(&self, cx: &Call<'_>, db: &str) -> Result<Vec<TableHash>, PrimitiveError> {
         const OP: &str = "table_hashes";
         let st = cx.budget(PG_CALL_LIMIT);

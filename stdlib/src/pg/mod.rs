@@ -21,7 +21,7 @@ pub mod rhai;
 pub mod sim;
 
 use godwit_engine::Call;
-use godwit_engine::PrimitiveError;
+use godwit_engine::{ErrorKind, PrimitiveError};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -114,7 +114,62 @@ pub struct TableHash {
     pub hash: String,
 }
 
+/// Whether, and how, this world's godwit reaches a database: the evidence ladder starts here
+/// (with access, decisions use exact SQL facts; without, AWS APIs and CloudWatch).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Access {
+    pub available: bool,
+    /// How godwit logs in (`IAM user godwit over TLS`), or why it cannot.
+    pub how: String,
+    /// godwit's own security group: a quarantine must admit it on the database port, or godwit
+    /// cannot reach the fenced source (`()` without access).
+    pub security_group: Option<String>,
+}
+
+/// One walsender on a primary as the primary reports it (`pg_stat_replication` with the slot
+/// it uses from `pg_replication_slots`): a streaming replica, seen from its source. Positions
+/// are byte LSNs in the source's own WAL, so they compare with the source's LSNs — which a
+/// replica's own functions do not offer on Aurora.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicationConnection {
+    pub pid: i64,
+    pub application_name: String,
+    pub client_addr: Option<String>,
+    /// `streaming`, `catchup`, `startup`, `backup`, `stopping`.
+    pub state: String,
+    pub slot_name: Option<String>,
+    pub sent_lsn_bytes: Option<i64>,
+    pub write_lsn_bytes: Option<i64>,
+    pub flush_lsn_bytes: Option<i64>,
+    /// What the replica has replayed (it reports it; `()` until it has).
+    pub replay_lsn_bytes: Option<i64>,
+    pub replay_lsn: Option<String>,
+}
+
+/// The last checkpoint of a server (`pg_control_checkpoint()`). After a clean restart it is the
+/// shutdown checkpoint (`shutdown`: redo = checkpoint): every commit made before the restart
+/// precedes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub checkpoint_lsn: String,
+    pub checkpoint_lsn_bytes: i64,
+    pub redo_lsn_bytes: i64,
+    /// Epoch seconds.
+    pub time: i64,
+    pub shutdown: bool,
+}
+
 pub trait Pg: Send + Sync {
+    /// Whether godwit can reach `db` with SQL in this world, how, and from which security group.
+    fn access(&self, cx: &Call<'_>, db: &str) -> Result<Access, PrimitiveError>;
+    /// The walsenders of a primary with their positions and slots, sorted by pid.
+    fn replication_connections(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+    ) -> Result<Vec<ReplicationConnection>, PrimitiveError>;
+    /// The server's last checkpoint (`pg_control_checkpoint()`).
+    fn last_checkpoint(&self, cx: &Call<'_>, db: &str) -> Result<Checkpoint, PrimitiveError>;
     /// Per-table content hashes, sorted by table: equal hashes mean equal contents.
     fn table_hashes(&self, cx: &Call<'_>, db: &str) -> Result<Vec<TableHash>, PrimitiveError>;
     /// Sorted by name.
@@ -136,7 +191,9 @@ pub trait Pg: Send + Sync {
     fn replication_slots(&self, cx: &Call<'_>, db: &str) -> Result<Vec<SlotInfo>, PrimitiveError>;
     /// `pg_current_wal_lsn()` on a primary; `Conflict` on a replica (in recovery).
     fn current_lsn(&self, cx: &Call<'_>, db: &str) -> Result<Lsn, PrimitiveError>;
-    /// `pg_last_wal_replay_lsn()` on a replica; `Conflict` on a primary.
+    /// `pg_last_wal_replay_lsn()` on a replica; `Conflict` on a primary. Aurora refuses the
+    /// `pg_last_wal_*` family (`FeatureNotSupported`, [`aurora_refuses`]): ask the source
+    /// ([`Pg::replication_connections`]) where an Aurora replica stands.
     fn replay_lsn(&self, cx: &Call<'_>, db: &str) -> Result<Lsn, PrimitiveError>;
     /// Backends of application roles (not rdsadmin, not replication), by pid.
     fn application_backends(&self, cx: &Call<'_>, db: &str)
@@ -166,6 +223,31 @@ pub trait Pg: Send + Sync {
     ) -> Result<Vec<i64>, PrimitiveError>;
     /// Sorted by name.
     fn sequences(&self, cx: &Call<'_>, db: &str) -> Result<Vec<Sequence>, PrimitiveError>;
+}
+
+/// What Aurora answers godwit's WAL position functions (`pg_last_wal_replay_lsn()` always;
+/// `pg_current_wal_lsn()` and the other WAL control functions without logical replication):
+/// `FeatureNotSupported` / `ObjectNotInPrerequisiteState` (public reports: pghero#168,
+/// distribute_reads#46, DataDog integrations-core#20356). Not retryable: asking again does not
+/// change Aurora.
+pub fn aurora_refuses(op: &str, db: &str, function: &str) -> PrimitiveError {
+    PrimitiveError::new(
+        "pg",
+        op,
+        ErrorKind::Invalid,
+        format!("{db}: {function} is not supported on Aurora PostgreSQL (0A000 feature_not_supported)"),
+        "read the replica's position on the source (pg::replication_connections), where both LSNs \
+         live in one WAL",
+    )
+    .with_retryable(false)
+}
+
+/// The walsender feeding `slot` (a replica's physical slot), if it is connected.
+pub fn walsender_of<'a>(
+    conns: &'a [ReplicationConnection],
+    slot: &str,
+) -> Option<&'a ReplicationConnection> {
+    conns.iter().find(|c| c.slot_name.as_deref() == Some(slot))
 }
 
 #[cfg(test)]

@@ -181,25 +181,120 @@ mod pg_module {
         })
     }
 
-    /// How far the Aurora replica has replayed the source's WAL (`pg_last_wal_replay_lsn()`).
+    /// Whether godwit can reach a database with SQL in this world, how it logs in, and the
+    /// security group its connections come from — what a quarantine must admit on the database
+    /// port. Without access, decisions come from AWS APIs and CloudWatch.
     ///
     /// # Parameters
-    /// * `db` — the Aurora replica cluster id.
+    /// * `db` — an RDS instance id or an Aurora cluster id.
+    ///
+    /// # Returns
+    /// `#{ available, how, security_group }` (`security_group` is `()` without access).
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown database.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let a = pg::access("orders-db");
+    /// assert(a.available, a.how);
+    /// assert_eq(a.security_group, "sg-0godwit");
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn access(ctx: NativeCallContext, db: &str) -> RhaiResult<Map> {
+        call(&ctx, A, "access", &json!({ "db": db }), |cx, w| {
+            w.pg.access(cx, db)
+        })
+    }
+
+    /// The walsenders of a primary, as it reports them (`pg_stat_replication` with each one's
+    /// slot): where a streaming replica — an Aurora replica included — stands, in the
+    /// primary's own WAL, so the positions compare with `pg::current_lsn` of the primary.
+    /// Empty while no replica is connected (a reboot ends the stream until it reconnects).
+    ///
+    /// # Parameters
+    /// * `db` — the primary (the source instance).
+    ///
+    /// # Returns
+    /// Array of `#{ pid, application_name, client_addr, state, slot_name, sent_lsn_bytes,
+    /// write_lsn_bytes, flush_lsn_bytes, replay_lsn_bytes, replay_lsn }`, sorted by pid.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown database; `Timeout` (retryable) when it cannot be reached.
+    ///
+    /// # Example
+    /// ```rhai
+    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4", iam_auth: true });
+    /// rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
+    /// rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" });
+    /// sleep("10m");
+    /// let senders = pg::replication_connections("orders-db");
+    /// assert_eq(senders.len(), 1);
+    /// let behind = pg::current_lsn("orders-db").lsn_bytes - senders[0].replay_lsn_bytes;
+    /// assert(behind >= 0, `replayed past the source? ${behind}`);
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn replication_connections(ctx: NativeCallContext, db: &str) -> RhaiResult<Array> {
+        call(
+            &ctx,
+            A,
+            "replication_connections",
+            &json!({ "db": db }),
+            |cx, w| w.pg.replication_connections(cx, db),
+        )
+    }
+
+    /// The server's last checkpoint (`pg_control_checkpoint()`). Right after a clean restart it
+    /// is the shutdown checkpoint (`shutdown: true`): every commit made before the restart
+    /// precedes `checkpoint_lsn_bytes` — the fence point of a reboot.
+    ///
+    /// # Parameters
+    /// * `db` — an RDS instance id (Aurora refuses the WAL control functions).
+    ///
+    /// # Returns
+    /// `#{ checkpoint_lsn, checkpoint_lsn_bytes, redo_lsn_bytes, time, shutdown }`.
+    ///
+    /// # Errors
+    /// `Invalid` on Aurora; `Timeout` (retryable) when the server cannot be reached.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let before = pg::current_lsn("orders-db").lsn_bytes;
+    /// rds::reboot_instance("orders-db");
+    /// rds::wait_until_instance_available("orders-db", #{ timeout: "20m" });
+    /// let c = pg::last_checkpoint("orders-db");
+    /// assert(c.shutdown, "the reboot's shutdown checkpoint");
+    /// assert(c.checkpoint_lsn_bytes >= before, "after every earlier commit");
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn last_checkpoint(ctx: NativeCallContext, db: &str) -> RhaiResult<Map> {
+        call(&ctx, A, "last_checkpoint", &json!({ "db": db }), |cx, w| {
+            w.pg.last_checkpoint(cx, db)
+        })
+    }
+
+    /// How far a streaming replica has replayed (`pg_last_wal_replay_lsn()`), asked of the
+    /// replica itself. Aurora refuses it (`FeatureNotSupported`): for an Aurora replica read
+    /// its position on the source with `pg::replication_connections`.
+    ///
+    /// # Parameters
+    /// * `db` — a replica's id.
     ///
     /// # Returns
     /// `#{ lsn, lsn_bytes }`.
     ///
     /// # Errors
-    /// `Conflict` when the cluster is not replicating (not created yet, or promoted).
+    /// `Invalid` on Aurora (not supported there); `Conflict` when `db` is not a replica.
     ///
     /// # Example
     /// ```rhai
-    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4", iam_auth: true });
     /// rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
     /// rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" });
-    /// sleep("10m");
-    /// let behind = pg::current_lsn("orders-db").lsn_bytes - pg::replay_lsn("orders-aurora").lsn_bytes;
-    /// if behind < 0 { throw behind; }
+    /// let e = #{};
+    /// try { pg::replay_lsn("orders-aurora"); } catch (err) { e = err; }
+    /// assert_eq(e.kind, "Invalid");
+    /// assert(e.message.contains("not supported on Aurora"), e.message);
     /// ```
     #[rhai_fn(volatile, return_raw)]
     pub fn replay_lsn(ctx: NativeCallContext, db: &str) -> RhaiResult<Map> {

@@ -15,6 +15,17 @@ const A: &str = "rds";
 /// Tag that records the step token of the last reboot godwit asked for (see `reboot_instance`).
 pub const REBOOT_TAG: &str = "godwit:reboot-token";
 
+/// Tag that records when godwit created a parameter group (epoch seconds): the API reports no
+/// creation time, and AWS asks not to use a new cluster group for about five minutes.
+pub const CREATED_TAG: &str = "godwit:created-at";
+
+fn created_tag(cx: &Call<'_>) -> t::Tag {
+    t::Tag::builder()
+        .key(CREATED_TAG)
+        .value(cx.now_ms().div_euclid(1000).to_string())
+        .build()
+}
+
 fn instance_of(i: &t::DbInstance) -> DbInstance {
     let s = |o: Option<&str>| o.unwrap_or_default().to_string();
     DbInstance {
@@ -41,6 +52,11 @@ fn instance_of(i: &t::DbInstance) -> DbInstance {
         allocated_storage_gb: i.allocated_storage().unwrap_or(0).max(0) as u64,
         backup_retention_days: i.backup_retention_period().unwrap_or(0).max(0) as u32,
         endpoint: s(i.endpoint().and_then(|e| e.address())),
+        port: i
+            .endpoint()
+            .and_then(|e| e.port())
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or_else(default_port),
         vpc_id: s(i.db_subnet_group().and_then(|g| g.vpc_id())),
         // RDS lists identifiers here (ARNs for cross-region replicas): keep identifiers.
         replica_clusters: i
@@ -48,7 +64,54 @@ fn instance_of(i: &t::DbInstance) -> DbInstance {
             .iter()
             .map(|c| arn_id(c))
             .collect(),
+        // Cross-Region replicas are listed by ARN: keep them whole, they are what blocks.
+        read_replicas: i.read_replica_db_instance_identifiers().to_vec(),
+        iam_auth: i.iam_database_authentication_enabled().unwrap_or(false),
+        auto_minor_version_upgrade: i.auto_minor_version_upgrade().unwrap_or(false),
+        pending_modifications: pending_of(i.pending_modified_values()),
+        parameter_apply_status: i
+            .db_parameter_groups()
+            .first()
+            .and_then(|g| g.parameter_apply_status())
+            .unwrap_or("in-sync")
+            .to_string(),
+        security_groups_pending: i
+            .vpc_security_groups()
+            .iter()
+            .filter(|g| g.status().is_some_and(|st| st != "active"))
+            .filter_map(|g| g.vpc_security_group_id().map(str::to_string))
+            .collect(),
     }
+}
+
+/// The fields of `PendingModifiedValues` that are set, named as the API names them.
+fn pending_of(p: Option<&t::PendingModifiedValues>) -> Vec<String> {
+    let Some(p) = p else {
+        return Vec::new();
+    };
+    let mut v = Vec::new();
+    let mut set = |name: &str, present: bool| {
+        if present {
+            v.push(name.to_string());
+        }
+    };
+    set("DBInstanceClass", p.db_instance_class().is_some());
+    set("AllocatedStorage", p.allocated_storage().is_some());
+    set("MasterUserPassword", p.master_user_password().is_some());
+    set("Port", p.port().is_some());
+    set("BackupRetentionPeriod", p.backup_retention_period().is_some());
+    set("MultiAZ", p.multi_az().is_some());
+    set("EngineVersion", p.engine_version().is_some());
+    set("Iops", p.iops().is_some());
+    set("StorageType", p.storage_type().is_some());
+    set("CACertificateIdentifier", p.ca_certificate_identifier().is_some());
+    set("DBSubnetGroupName", p.db_subnet_group_name().is_some());
+    set(
+        "IAMDatabaseAuthenticationEnabled",
+        p.iam_database_authentication_enabled().is_some(),
+    );
+    set("StorageThroughput", p.storage_throughput().is_some());
+    v
 }
 
 fn cluster_of(c: &t::DbCluster, vpc_id: String) -> DbCluster {
@@ -78,12 +141,17 @@ fn cluster_of(c: &t::DbCluster, vpc_id: String) -> DbCluster {
         kms_key_id: c.kms_key_id().map(str::to_string),
         endpoint: s(c.endpoint()),
         reader_endpoint: s(c.reader_endpoint()),
+        port: c
+            .port()
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or_else(default_port),
         security_groups: c
             .vpc_security_groups()
             .iter()
             .filter_map(|g| g.vpc_security_group_id().map(str::to_string))
             .collect(),
         vpc_id,
+        iam_auth: c.iam_database_authentication_enabled().unwrap_or(false),
     }
 }
 
@@ -458,6 +526,7 @@ impl AwsApi {
                         .db_cluster_parameter_group_name(name)
                         .db_parameter_group_family(family)
                         .description(&description)
+                        .tags(created_tag(cx))
                         .send()
                 })
                 .map(|_| ())
@@ -469,6 +538,7 @@ impl AwsApi {
                         .db_parameter_group_name(name)
                         .db_parameter_group_family(family)
                         .description(&description)
+                        .tags(created_tag(cx))
                         .send()
                 })
                 .map(|_| ())
@@ -682,6 +752,15 @@ impl Rds for AwsApi {
         // Where a parameter may be set is decided by the family's engine defaults: cluster
         // parameters in the cluster group, instance parameters in the instance group; one
         // neither lists (or lists as not modifiable) is not carried over, and is reported.
+        let cluster_rules = self.describe_parameter_rules(cx, &req.family, true)?;
+        let instance_rules = self.describe_parameter_rules(cx, &req.family, false)?;
+        check_parameter_values(OP, req, |k| {
+            cluster_rules
+                .iter()
+                .chain(instance_rules.iter())
+                .find(|r| r.name == k)
+                .cloned()
+        })?;
         let cluster_defaults = self.defaults_map(cx, OP, &req.family, true)?;
         let instance_defaults = self.defaults_map(cx, OP, &req.family, false)?;
         let placed = place_parameters(req, |k| {
@@ -753,6 +832,8 @@ impl Rds for AwsApi {
                 .set_db_subnet_group_name(subnet_group.clone())
                 .storage_encrypted(src.storage_encrypted)
                 .set_kms_key_id(kms.clone())
+                // Off by default on CreateDBCluster: without it godwit cannot log in.
+                .enable_iam_database_authentication(req.iam_auth)
                 .send()
         });
         match created {
@@ -814,14 +895,16 @@ impl Rds for AwsApi {
         if !security_groups_change(OP, &inst, groups)? {
             return Ok(inst);
         }
-        // ApplyImmediately: the new groups take effect now, not in the maintenance window.
+        // No ApplyImmediately: a security-group change is applied asynchronously as soon as
+        // possible whatever the flag says, and `ApplyImmediately=true` would also apply every
+        // pending modification now (API_ModifyDBInstance; aws-semantics row 6). The change is
+        // in force once the group's membership reads `active` (`security_groups_pending`).
         let out = self.api(cx, A, OP, "rds.ModifyDBInstance", || {
             self.aws
                 .rds
                 .modify_db_instance()
                 .db_instance_identifier(id)
                 .set_vpc_security_group_ids(Some(groups.to_vec()))
-                .apply_immediately(true)
                 .send()
         })?;
         match out.db_instance() {
@@ -1030,9 +1113,133 @@ impl Rds for AwsApi {
                 .engine("aurora-postgresql")
                 .engine_version(&req.engine_version)
                 .set_db_cluster_parameter_group_name(req.parameter_group.clone())
+                .enable_iam_database_authentication(req.iam_auth)
                 .send()
         })?;
         self.get_cluster(cx, OP, &req.cluster_id)
+    }
+
+    fn describe_parameter_group(
+        &self,
+        cx: &Call<'_>,
+        group: &str,
+    ) -> Result<ParameterGroup, PrimitiveError> {
+        const OP: &str = "describe_parameter_group";
+        // A name is either kind: the cluster kind first, then the instance kind.
+        let (family, arn, cluster) = match self.api(cx, A, OP, "rds.DescribeDBClusterParameterGroups", || {
+            self.aws
+                .rds
+                .describe_db_cluster_parameter_groups()
+                .db_cluster_parameter_group_name(group)
+                .send()
+        }) {
+            Ok(o) => match o.db_cluster_parameter_groups().first() {
+                Some(g) => (
+                    g.db_parameter_group_family().unwrap_or_default().to_string(),
+                    g.db_cluster_parameter_group_arn().unwrap_or_default().to_string(),
+                    true,
+                ),
+                None => return Err(parameter_group_not_found(OP, group)),
+            },
+            Err(e) if e.kind == ErrorKind::NotFound => {
+                let o = self
+                    .api(cx, A, OP, "rds.DescribeDBParameterGroups", || {
+                        self.aws
+                            .rds
+                            .describe_db_parameter_groups()
+                            .db_parameter_group_name(group)
+                            .send()
+                    })
+                    .map_err(|e| {
+                        if e.kind == ErrorKind::NotFound {
+                            parameter_group_not_found(OP, group)
+                        } else {
+                            e
+                        }
+                    })?;
+                match o.db_parameter_groups().first() {
+                    Some(g) => (
+                        g.db_parameter_group_family().unwrap_or_default().to_string(),
+                        g.db_parameter_group_arn().unwrap_or_default().to_string(),
+                        false,
+                    ),
+                    None => return Err(parameter_group_not_found(OP, group)),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        // Groups godwit did not create have no creation time: long ago, as far as settling goes.
+        let created_at = if arn.is_empty() {
+            0
+        } else {
+            self.tag(cx, OP, &arn, CREATED_TAG)?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok(ParameterGroup {
+            name: group.to_string(),
+            family,
+            cluster,
+            created_at,
+        })
+    }
+
+    fn describe_parameter_rules(
+        &self,
+        cx: &Call<'_>,
+        family: &str,
+        cluster: bool,
+    ) -> Result<Vec<ParameterRule>, PrimitiveError> {
+        let mut v: Vec<ParameterRule> = self
+            .engine_defaults(cx, "describe_parameter_rules", family, cluster)?
+            .iter()
+            .filter_map(|p| {
+                Some(ParameterRule {
+                    name: p.parameter_name()?.to_string(),
+                    default: p.parameter_value().map(str::to_string),
+                    allowed_values: p.allowed_values().map(str::to_string),
+                    modifiable: p.is_modifiable().unwrap_or(true),
+                })
+            })
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(v)
+    }
+
+    fn list_orderable_instance_classes(
+        &self,
+        cx: &Call<'_>,
+        engine: &str,
+        version: &str,
+    ) -> Result<Vec<String>, PrimitiveError> {
+        const OP: &str = "list_orderable_instance_classes";
+        check_engine(OP, engine)?;
+        let mut out = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let m = marker.clone();
+            let page = self.api(cx, A, OP, "rds.DescribeOrderableDBInstanceOptions", || {
+                self.aws
+                    .rds
+                    .describe_orderable_db_instance_options()
+                    .engine(engine)
+                    .engine_version(version)
+                    .set_marker(m.clone())
+                    .send()
+            })?;
+            out.extend(
+                page.orderable_db_instance_options()
+                    .iter()
+                    .filter_map(|o| o.db_instance_class().map(str::to_string)),
+            );
+            marker = page.marker().map(str::to_string);
+            if marker.is_none() {
+                break;
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
     }
 
     fn describe_events(

@@ -47,9 +47,50 @@ pub struct DbInstance {
     pub allocated_storage_gb: u64,
     pub backup_retention_days: u32,
     pub endpoint: String,
+    /// The port the endpoint listens on (`Endpoint.Port`): never assumed to be 5432.
+    #[serde(default = "default_port")]
+    pub port: u16,
     pub vpc_id: String,
     /// Aurora clusters replicating from this instance (`ReadReplicaDBClusterIdentifiers`).
     pub replica_clusters: Vec<String>,
+    /// Read replicas of this instance (`ReadReplicaDBInstanceIdentifiers`): ids, and ARNs for
+    /// cross-Region ones. A cross-Region replica blocks creating an Aurora replica.
+    #[serde(default)]
+    pub read_replicas: Vec<String>,
+    /// `IAMDatabaseAuthenticationEnabled`: whether IAM users may log in.
+    #[serde(default)]
+    pub iam_auth: bool,
+    /// `AutoMinorVersionUpgrade`: a source that upgrades itself during a multi-day validation
+    /// can move ahead of its replica (AWS recommends turning it off for the migration).
+    #[serde(default)]
+    pub auto_minor_version_upgrade: bool,
+    /// The fields of `PendingModifiedValues` that are set (e.g. `DBInstanceClass`): the next
+    /// reboot — the fence's, inside the write blackout — would apply them.
+    #[serde(default)]
+    pub pending_modifications: Vec<String>,
+    /// `ParameterApplyStatus` of its parameter group: `in-sync`, `pending-reboot`, `applying`.
+    #[serde(default = "in_sync")]
+    pub parameter_apply_status: String,
+    /// Security groups whose membership is not `active` yet (`VpcSecurityGroups[].Status`):
+    /// RDS applies a change asynchronously, so a quarantine is in force only once this is
+    /// empty.
+    #[serde(default)]
+    pub security_groups_pending: Vec<String>,
+}
+
+/// The PostgreSQL port, for state written before endpoints carried theirs.
+pub fn default_port() -> u16 {
+    5432
+}
+
+fn in_sync() -> String {
+    "in-sync".into()
+}
+
+/// IAM logins on clusters recorded before the flag existed: they were created by runs that
+/// connected to them, so they admitted godwit.
+fn iam_auth_recorded_before_the_flag() -> bool {
+    true
 }
 
 /// An Aurora DB cluster.
@@ -72,8 +113,15 @@ pub struct DbCluster {
     pub kms_key_id: Option<String>,
     pub endpoint: String,
     pub reader_endpoint: String,
+    /// The port of both endpoints (`DBCluster.Port`).
+    #[serde(default = "default_port")]
+    pub port: u16,
     pub security_groups: Vec<String>,
     pub vpc_id: String,
+    /// `IAMDatabaseAuthenticationEnabled`: off unless the cluster is created with it
+    /// (`CreateDBCluster` defaults to off), and then godwit cannot log in.
+    #[serde(default = "iam_auth_recorded_before_the_flag")]
+    pub iam_auth: bool,
 }
 
 /// One RDS event (`DescribeEvents`).
@@ -105,6 +153,30 @@ pub struct Parameter {
     pub value: String,
     /// `user` (set in the group) or `engine-default`.
     pub source: String,
+}
+
+/// A parameter group itself (`DescribeDBParameterGroups` / `DescribeDBClusterParameterGroups`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParameterGroup {
+    pub name: String,
+    pub family: String,
+    /// A DB cluster parameter group (else a DB parameter group).
+    pub cluster: bool,
+    /// When it was created (epoch seconds): AWS asks not to use a new cluster group for about
+    /// five minutes (`CreateDBClusterParameterGroup`).
+    pub created_at: i64,
+}
+
+/// What Aurora accepts for a parameter of a family (`DescribeEngineDefault*Parameters`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParameterRule {
+    pub name: String,
+    /// The engine default, which may be a formula (`{DBInstanceClassMemory/9531392}`).
+    pub default: Option<String>,
+    /// `AllowedValues`: a comma list (`0,1`, `off,on`), or a range (`1-262143`), or none.
+    pub allowed_values: Option<String>,
+    /// Whether it can be set in a group at all.
+    pub modifiable: bool,
 }
 
 /// `create_parameter_groups`: map a source DB parameter group onto an Aurora cluster group and
@@ -140,6 +212,10 @@ pub struct CreateReplicaCluster {
     pub parameter_group: Option<String>,
     pub security_groups: Option<Vec<String>>,
     pub kms_key_id: Option<String>,
+    /// `EnableIAMDatabaseAuthentication` (off when absent, as `CreateDBCluster`'s default):
+    /// the standard runbook copies the source's, or godwit cannot log in to the target.
+    #[serde(default)]
+    pub iam_auth: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -168,6 +244,9 @@ pub struct RestoreCluster {
     pub snapshot_id: String,
     pub engine_version: String,
     pub parameter_group: Option<String>,
+    /// `EnableIAMDatabaseAuthentication` (off when absent).
+    #[serde(default)]
+    pub iam_auth: bool,
 }
 
 /// RDS as the primitives see it, in every world.
@@ -186,6 +265,28 @@ pub trait Rds: Send + Sync {
         cx: &Call<'_>,
         group: &str,
     ) -> Result<Vec<Parameter>, PrimitiveError>;
+    /// A DB or cluster parameter group itself; `NotFound` when it does not exist.
+    fn describe_parameter_group(
+        &self,
+        cx: &Call<'_>,
+        group: &str,
+    ) -> Result<ParameterGroup, PrimitiveError>;
+    /// What a family accepts, per parameter, sorted by name (`cluster`: the cluster-level
+    /// parameters, else the instance-level ones).
+    fn describe_parameter_rules(
+        &self,
+        cx: &Call<'_>,
+        family: &str,
+        cluster: bool,
+    ) -> Result<Vec<ParameterRule>, PrimitiveError>;
+    /// Instance classes orderable for `engine` at `version`
+    /// (`DescribeOrderableDBInstanceOptions`), sorted.
+    fn list_orderable_instance_classes(
+        &self,
+        cx: &Call<'_>,
+        engine: &str,
+        version: &str,
+    ) -> Result<Vec<String>, PrimitiveError>;
     fn create_parameter_groups(
         &self,
         cx: &Call<'_>,
@@ -354,6 +455,218 @@ pub fn sort_versions(mut versions: Vec<EngineVersion>) -> Vec<EngineVersion> {
 pub fn sort_events(mut events: Vec<RdsEvent>) -> Vec<RdsEvent> {
     events.sort_by_key(|e| e.at);
     events
+}
+
+/// Do the requested values fit what the family accepts (`AllowedValues`)? Checked before any
+/// group is created or changed, so a bad value costs nothing: `Invalid`, naming every value
+/// that does not fit and what would. `rule(name)` is the family's rule for a parameter, when the
+/// world knows one; formulas and parameters without a rule are not checked.
+pub fn check_parameter_values(
+    op: &str,
+    req: &CreateParameterGroups,
+    rule: impl Fn(&str) -> Option<ParameterRule>,
+) -> Result<(), PrimitiveError> {
+    let mut bad = Vec::new();
+    for (k, v) in req.parameters.iter().chain(req.cluster_parameters.iter()) {
+        let Some(allowed) = rule(k).and_then(|r| r.allowed_values) else {
+            continue;
+        };
+        if !value_allowed(v, &allowed) {
+            bad.push(format!("{k} = {v:?} (allowed: {allowed})"));
+        }
+    }
+    if bad.is_empty() {
+        return Ok(());
+    }
+    bad.sort();
+    bad.dedup();
+    Err(PrimitiveError::invalid(
+        "rds",
+        op,
+        format!(
+            "parameters outside what {} accepts: {}",
+            req.family,
+            bad.join("; ")
+        ),
+        "change the source's value, or leave it out of the new groups; nothing was created",
+    ))
+}
+
+/// Whether `value` fits an `AllowedValues` text: a comma list (`off,on`), a numeric range
+/// (`0-2147483647`, `-1-65535`), or several ranges (`0-10,20-30`). A formula value
+/// (`{DBInstanceClassMemory/9531392}`) is the engine's own and always fits.
+pub fn value_allowed(value: &str, allowed: &str) -> bool {
+    let value = value.trim();
+    if value.starts_with('{') || allowed.trim().is_empty() {
+        return true;
+    }
+    allowed.split(',').map(str::trim).any(|a| {
+        if a.eq_ignore_ascii_case(value) {
+            return true;
+        }
+        // A range `lo-hi`, either bound possibly negative: split at a '-' that follows a digit.
+        let bytes = a.as_bytes();
+        let dash = (1..bytes.len()).find(|&i| bytes[i] == b'-' && bytes[i - 1].is_ascii_digit());
+        match (dash, value.parse::<f64>()) {
+            (Some(i), Ok(v)) => match (a[..i].parse::<f64>(), a[i + 1..].parse::<f64>()) {
+                (Ok(lo), Ok(hi)) => lo <= v && v <= hi,
+                _ => false,
+            },
+            _ => false,
+        }
+    })
+}
+
+/// The Aurora PostgreSQL instance classes (the memory-optimised `db.r*`, `db.x2g`, burstable
+/// `db.t3`/`db.t4g` medium and large; no `db.m*`: "Supported DB engines for DB instance
+/// classes", Aurora User Guide). A world that cannot ask AWS (the simulator, the lab) orders
+/// from this list.
+pub fn aurora_postgresql_classes() -> Vec<String> {
+    let mut v = Vec::new();
+    for family in ["db.r5", "db.r6g", "db.r6i", "db.r7g", "db.r7i", "db.x2g"] {
+        for size in [
+            "large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge",
+        ] {
+            v.push(format!("{family}.{size}"));
+        }
+    }
+    for family in ["db.t3", "db.t4g"] {
+        for size in ["medium", "large"] {
+            v.push(format!("{family}.{size}"));
+        }
+    }
+    v.sort();
+    v
+}
+
+/// The Aurora class closest to an RDS one: the same one when Aurora orders it, else the
+/// memory-optimised class of the same size (`db.m6g.2xlarge` → `db.r6g.2xlarge`), else
+/// `None` (say so and let the operator choose).
+pub fn aurora_class_for(source_class: &str, orderable: &[String]) -> Option<String> {
+    if orderable.iter().any(|c| c == source_class) {
+        return Some(source_class.to_string());
+    }
+    let rest = source_class.strip_prefix("db.")?;
+    let (family, size) = rest.split_once('.')?;
+    let generation: String = family.chars().skip(1).collect();
+    [format!("db.r{generation}.{size}"), format!("db.r6g.{size}")]
+        .into_iter()
+        .find(|c| orderable.contains(c))
+}
+
+/// How long a new DB cluster parameter group rests before a cluster may use it. AWS: "After
+/// you create a DB cluster parameter group, wait at least 5 minutes before creating your first
+/// DB cluster that uses that DB cluster parameter group" (CreateDBClusterParameterGroup). AWS
+/// does not say what happens sooner; the simulator takes the stricter reading and refuses.
+pub const PARAMETER_GROUP_SETTLE_SECONDS: i64 = 300;
+
+/// Refuse a cluster that would use `group`, created at `created_at`, before it settled (`now`:
+/// epoch seconds). `Conflict`, naming how long is left.
+pub fn check_group_settled(
+    op: &str,
+    group: &str,
+    created_at: i64,
+    now: i64,
+) -> Result<(), PrimitiveError> {
+    let age = now - created_at;
+    if age >= PARAMETER_GROUP_SETTLE_SECONDS {
+        return Ok(());
+    }
+    Err(PrimitiveError::new(
+        "rds",
+        op,
+        ErrorKind::Conflict,
+        format!(
+            "cluster parameter group {group} was created {age} s ago: AWS asks for {PARAMETER_GROUP_SETTLE_SECONDS} s before a cluster uses it"
+        ),
+        "wait until it is 5 minutes old (the standard runbook's parameter-groups-settled gate does)",
+    )
+    .with_retryable(false))
+}
+
+/// The parameters a hot standby needs no lower than on its primary (PostgreSQL, "Hot Standby":
+/// recovery stops — Aurora reports the instance `incompatible-parameters` — when one is lower).
+pub const HOT_STANDBY_PARAMETERS: &[&str] = &[
+    "max_connections",
+    "max_locks_per_transaction",
+    "max_prepared_transactions",
+    "max_wal_senders",
+    "max_worker_processes",
+];
+
+/// Memory of an instance class in bytes, as RDS's `DBInstanceClassMemory` approximates it (the
+/// class's memory; RDS subtracts a little for the OS, which only lowers formula values further).
+/// `None` for a class this table does not know.
+pub fn class_memory_bytes(class: &str) -> Option<u64> {
+    let rest = class.strip_prefix("db.")?;
+    let (family, size) = rest.split_once('.')?;
+    // GiB per vCPU: memory-optimised 8, general purpose 4, x2g 16; burstable by size.
+    let per_vcpu: u64 = match family.chars().next()? {
+        'r' => 8,
+        'm' => 4,
+        'x' => 16,
+        't' => {
+            return match size {
+                "micro" => Some(1),
+                "small" => Some(2),
+                "medium" => Some(4),
+                "large" => Some(8),
+                "xlarge" => Some(16),
+                "2xlarge" => Some(32),
+                _ => None,
+            }
+            .map(|g| g << 30);
+        }
+        _ => return None,
+    };
+    let vcpus: u64 = match size {
+        "large" => 2,
+        "xlarge" => 4,
+        other => other.strip_suffix("xlarge")?.parse::<u64>().ok()? * 4,
+    };
+    Some((vcpus * per_vcpu) << 30)
+}
+
+/// The value of a parameter default as the engine computes it for `class`: a number, or a
+/// formula RDS uses — `{DBInstanceClassMemory/N}` and `LEAST({DBInstanceClassMemory/N},M)`.
+/// `None` when it cannot be computed here.
+pub fn evaluate_default(default: &str, class: &str) -> Option<i64> {
+    let d = default.trim();
+    if let Ok(v) = d.parse::<i64>() {
+        return Some(v);
+    }
+    let memory = |f: &str| -> Option<i64> {
+        let n = f
+            .trim()
+            .strip_prefix("{DBInstanceClassMemory/")?
+            .strip_suffix('}')?
+            .parse::<u64>()
+            .ok()?;
+        i64::try_from(class_memory_bytes(class)? / n.max(1)).ok()
+    };
+    if let Some(inner) = d
+        .strip_prefix("LEAST(")
+        .and_then(|r| r.strip_suffix(')'))
+    {
+        let (a, b) = inner.split_once("},")?;
+        return Some(memory(&format!("{a}}}"))?.min(b.trim().parse().ok()?));
+    }
+    memory(d)
+}
+
+/// The hot-standby parameters whose value on the replica (`replica(name)`, `None` unknown) is
+/// lower than on the source (`source(name)`): `name: replica < source` each, sorted.
+pub fn hot_standby_shortfalls(
+    source: impl Fn(&str) -> Option<i64>,
+    replica: impl Fn(&str) -> Option<i64>,
+) -> Vec<String> {
+    HOT_STANDBY_PARAMETERS
+        .iter()
+        .filter_map(|p| match (source(p), replica(p)) {
+            (Some(s), Some(r)) if r < s => Some(format!("{p}: {r} < {s}")),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Where an engine accepts a parameter (a world knows this from the family's engine defaults,

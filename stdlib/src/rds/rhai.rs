@@ -193,6 +193,104 @@ mod rds_module {
         )
     }
 
+    /// A DB or DB cluster parameter group itself: its family, its kind and when it was created
+    /// (AWS asks not to use a new cluster parameter group for about five minutes).
+    ///
+    /// # Parameters
+    /// * `group` — the parameter group name.
+    ///
+    /// # Returns
+    /// `#{ name, family, cluster, created_at }` (`created_at`: epoch seconds).
+    ///
+    /// # Errors
+    /// `NotFound` when the group does not exist.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let g = rds::describe_parameter_group(rds::describe_instance("orders-db").parameter_group);
+    /// assert_eq(g.family, "postgres15");
+    /// assert(!g.cluster, "an instance's group");
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn describe_parameter_group(ctx: NativeCallContext, group: &str) -> RhaiResult<Map> {
+        call(
+            &ctx,
+            A,
+            "describe_parameter_group",
+            &json!({ "group": group }),
+            |cx, w| w.rds.describe_parameter_group(cx, group),
+        )
+    }
+
+    /// What a parameter group family accepts, per parameter (the engine defaults'
+    /// `AllowedValues`): `create_parameter_groups` refuses a value outside them before it
+    /// changes anything.
+    ///
+    /// # Parameters
+    /// * `family` — e.g. `"aurora-postgresql15"`.
+    /// * `cluster` — `true` for the cluster-level parameters, `false` for the instance-level.
+    ///
+    /// # Returns
+    /// Array of `#{ name, default, allowed_values, modifiable }`, sorted by name.
+    ///
+    /// # Errors
+    /// `Throttled` when AWS throttles.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let rules = rds::describe_parameter_rules("aurora-postgresql15", true);
+    /// let logical = rules.filter(|r| r.name == "rds.logical_replication");
+    /// assert_eq(logical[0].allowed_values, "0,1");
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn describe_parameter_rules(
+        ctx: NativeCallContext,
+        family: &str,
+        cluster: bool,
+    ) -> RhaiResult<Array> {
+        call(
+            &ctx,
+            A,
+            "describe_parameter_rules",
+            &json!({ "family": family, "cluster": cluster }),
+            |cx, w| w.rds.describe_parameter_rules(cx, family, cluster),
+        )
+    }
+
+    /// The instance classes an engine version can run on (`DescribeOrderableDBInstanceOptions`),
+    /// sorted. Aurora PostgreSQL has no `db.m*` classes: a source's class is not always one.
+    ///
+    /// # Parameters
+    /// * `engine` — `"aurora-postgresql"` or `"postgres"`.
+    /// * `version` — e.g. `"15.4"`.
+    ///
+    /// # Returns
+    /// Array of class names, e.g. `["db.r6g.large", …]`.
+    ///
+    /// # Errors
+    /// `Invalid` for an unknown engine; `Throttled` when AWS throttles.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let classes = rds::list_orderable_instance_classes("aurora-postgresql", "15.4");
+    /// assert(classes.contains("db.r6g.xlarge"), "memory-optimised classes");
+    /// assert(!classes.some(|c| c.starts_with("db.m")), "no db.m* on Aurora PostgreSQL");
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn list_orderable_instance_classes(
+        ctx: NativeCallContext,
+        engine: &str,
+        version: &str,
+    ) -> RhaiResult<Array> {
+        call(
+            &ctx,
+            A,
+            "list_orderable_instance_classes",
+            &json!({ "engine": engine, "version": version }),
+            |cx, w| w.rds.list_orderable_instance_classes(cx, engine, version),
+        )
+    }
+
     /// Create the Aurora cluster and instance parameter groups from a mapping of the source's
     /// parameters (before the cluster, so no reboot is needed later). Parameters Aurora does not
     /// accept are left out and listed, never silently dropped. Idempotent: groups that exist with
@@ -275,7 +373,9 @@ mod rds_module {
     /// # Parameters
     /// * `cluster_id` — the new cluster's identifier.
     /// * `source_id` — the RDS instance to replicate from.
-    /// * `options` — `#{ engine_version (required), parameter_group, security_groups, kms_key_id }`.
+    /// * `options` — `#{ engine_version (required), parameter_group, security_groups, kms_key_id,
+    ///   iam_auth }` (`iam_auth`: `EnableIAMDatabaseAuthentication`, off when absent — as AWS;
+    ///   godwit cannot log in to a cluster without it).
     ///
     /// # Returns
     /// The cluster, as `describe_cluster` (status `creating`).
@@ -310,6 +410,7 @@ mod rds_module {
                 "parameter_group",
                 "security_groups",
                 "kms_key_id",
+                "iam_auth",
             ],
         )
         .map_err(|e| invalid(&ctx, e))?;
@@ -333,6 +434,10 @@ mod rds_module {
             parameter_group: o.string("parameter_group").map_err(|e| invalid(&ctx, e))?,
             security_groups: o.strings("security_groups").map_err(|e| invalid(&ctx, e))?,
             kms_key_id: o.string("kms_key_id").map_err(|e| invalid(&ctx, e))?,
+            iam_auth: o
+                .bool("iam_auth")
+                .map_err(|e| invalid(&ctx, e))?
+                .unwrap_or(false),
         };
         call(&ctx, A, OP, &req, |cx, w| {
             w.rds.create_replica_cluster(cx, &req)
@@ -676,7 +781,7 @@ mod rds_module {
     /// # Parameters
     /// * `cluster_id` — the new cluster's identifier.
     /// * `snapshot_id` — an `available` snapshot.
-    /// * `options` — `#{ engine_version (required), parameter_group }`.
+    /// * `options` — `#{ engine_version (required), parameter_group, iam_auth }`.
     ///
     /// # Returns
     /// The cluster (status `creating`).
@@ -701,9 +806,18 @@ mod rds_module {
         options: Map,
     ) -> RhaiResult<Map> {
         const OP: &str = "restore_cluster_from_snapshot";
-        let o = Opts::new(A, OP, options, &["engine_version", "parameter_group"])
-            .map_err(|e| invalid(&ctx, e))?;
+        let o = Opts::new(
+            A,
+            OP,
+            options,
+            &["engine_version", "parameter_group", "iam_auth"],
+        )
+        .map_err(|e| invalid(&ctx, e))?;
         let req = RestoreCluster {
+            iam_auth: o
+                .bool("iam_auth")
+                .map_err(|e| invalid(&ctx, e))?
+                .unwrap_or(false),
             cluster_id: cluster_id.into(),
             snapshot_id: snapshot_id.into(),
             engine_version: o
@@ -770,6 +884,98 @@ mod rds_module {
                 Ok((i.status == "available").then_some(i))
             },
         )
+    }
+
+    /// Poll an instance until its security groups are in force: it is `available` and RDS reports
+    /// every group membership `active`. A security-group change is applied asynchronously, so a
+    /// quarantine protects nothing until this returns.
+    ///
+    /// # Parameters
+    /// * `id` — the DB instance identifier.
+    /// * `options` — `#{ timeout, every, min_every }`, as `wait_until_instance_available`;
+    ///   defaults `timeout: "1h"`, `every: "30s"`.
+    ///
+    /// # Returns
+    /// The final observation (as `describe_instance`), `security_groups_pending` empty.
+    ///
+    /// # Errors
+    /// `Conflict` on a terminal state; `Timeout`; `NotFound`.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let q = ec2::ensure_quarantine_group("vpc-0sim", "godwit-quarantine");
+    /// rds::set_security_groups("orders-db", [q.id]);
+    /// let i = rds::wait_until_security_groups_active("orders-db", #{ timeout: "20m" });
+    /// assert_eq(i.security_groups, [q.id]);
+    /// assert(i.security_groups_pending.is_empty(), "in force");
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn wait_until_security_groups_active(
+        ctx: NativeCallContext,
+        id: &str,
+        options: Map,
+    ) -> RhaiResult<Map> {
+        const OP: &str = "wait_until_security_groups_active";
+        wait_until(
+            &ctx,
+            A,
+            OP,
+            id,
+            options,
+            (Duration::from_secs(3600), Duration::from_secs(30)),
+            &format!("security groups of instance {id} active"),
+            |cx, w| {
+                let i = w.rds.describe_instance(cx, id)?;
+                if TERMINAL_INSTANCE_STATES.contains(&i.status.as_str()) {
+                    return Err(terminal(cx, w.rds.as_ref(), OP, "instance", id, &i.status));
+                }
+                Ok((i.status == "available" && i.security_groups_pending.is_empty()).then_some(i))
+            },
+        )
+    }
+
+    /// The states RDS never leaves on its own (waiting is pointless): a runbook's gates abort on
+    /// these and on nothing else — `maintenance`, `upgrading`, `backing-up`, `modifying`,
+    /// `configuring-…` are transient.
+    ///
+    /// # Returns
+    /// `#{ instance: [...], cluster: [...] }`.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let t = rds::terminal_states();
+    /// assert(t.cluster.contains("migration-failed"), "a replica that failed to build");
+    /// assert(!t.instance.contains("maintenance"), "maintenance passes");
+    /// ```
+    pub fn terminal_states() -> Map {
+        let list = |v: &[&str]| -> Dynamic {
+            v.iter().map(|s| Dynamic::from(s.to_string())).collect::<Array>().into()
+        };
+        let mut m = Map::new();
+        m.insert("instance".into(), list(TERMINAL_INSTANCE_STATES));
+        m.insert("cluster".into(), list(TERMINAL_CLUSTER_STATES));
+        m
+    }
+
+    /// The Aurora PostgreSQL class for an RDS one: the same when `orderable` lists it, else the
+    /// memory-optimised class of the same generation and size (`db.m6g.2xlarge` →
+    /// `db.r6g.2xlarge`), else `db.r6g` of that size; `()` when none is orderable (Aurora
+    /// PostgreSQL orders no `db.m*` class).
+    ///
+    /// # Parameters
+    /// * `class` — the source's instance class.
+    /// * `orderable` — what `list_orderable_instance_classes` returned for the target version.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let orderable = rds::list_orderable_instance_classes("aurora-postgresql", "15.4");
+    /// assert_eq(rds::aurora_class_for("db.m6g.2xlarge", orderable), "db.r6g.2xlarge");
+    /// assert_eq(rds::aurora_class_for("db.r6g.xlarge", orderable), "db.r6g.xlarge");
+    /// assert_eq(rds::aurora_class_for("db.m1.tiny", orderable), ());
+    /// ```
+    pub fn aurora_class_for(class: &str, orderable: Array) -> Dynamic {
+        let orderable: Vec<String> = orderable.into_iter().map(|c| c.to_string()).collect();
+        crate::rds::aurora_class_for(class, &orderable).map_or(Dynamic::UNIT, Dynamic::from)
     }
 
     /// Poll a cluster until it is `available` with at least one `available` instance. For a new

@@ -128,6 +128,12 @@ impl Rds for Sim {
                 Accepts::Instance
             }
         });
+        let rules: Vec<ParameterRule> = simulated_rules(&req.family, true)
+            .into_iter()
+            .chain(simulated_rules(&req.family, false))
+            .collect();
+        check_parameter_values(OP, req, |k| rules.iter().find(|r| r.name == k).cloned())?;
+        let now = st.now;
         let work = plan_parameter_groups(OP, req, &placed, |name, _| {
             Ok(st.rds.param_groups.get(name).map(|g| ExistingGroup {
                 family: g.family.clone(),
@@ -145,6 +151,7 @@ impl Rds for Sim {
                     family: req.family.clone(),
                     cluster: w.cluster,
                     parameters: BTreeMap::new(),
+                    created_at: now,
                 });
             g.parameters.extend(w.set);
         }
@@ -188,6 +195,9 @@ impl Rds for Sim {
                 "create it first with rds::create_parameter_groups",
             ));
         }
+        if let Some(g) = req.parameter_group.as_ref().and_then(|g| st.rds.param_groups.get(g)) {
+            check_group_settled(OP, &g.name, g.created_at.div_euclid(1000), st.now.div_euclid(1000))?;
+        }
         let now = st.now;
         let id = req.cluster_id.clone();
         let region = st.sc.aws.region.clone();
@@ -208,11 +218,13 @@ impl Rds for Sim {
             kms_key_id: kms,
             endpoint: format!("{id}.cluster-sim.{region}.rds.amazonaws.com"),
             reader_endpoint: format!("{id}.cluster-ro-sim.{region}.rds.amazonaws.com"),
+            port: src.port,
             security_groups: req
                 .security_groups
                 .clone()
                 .unwrap_or_else(|| src.security_groups.clone()),
             vpc_id: src.vpc_id.clone(),
+            iam_auth: req.iam_auth,
         };
         st.rds.clusters.insert(id.clone(), c.clone());
         if let Some(s) = st.rds.instances.get_mut(&req.source_id) {
@@ -272,8 +284,15 @@ impl Rds for Sim {
             allocated_storage_gb: 1,
             backup_retention_days: 1,
             endpoint: format!("{}.sim.{region}.rds.amazonaws.com", req.instance_id),
+            port: c.port,
             vpc_id: c.vpc_id.clone(),
             replica_clusters: Vec::new(),
+            read_replicas: Vec::new(),
+            iam_auth: false,
+            auto_minor_version_upgrade: false,
+            pending_modifications: Vec::new(),
+            parameter_apply_status: "in-sync".into(),
+            security_groups_pending: Vec::new(),
         };
         st.rds.instances.insert(i.id.clone(), i.clone());
         if let Some(cm) = st.rds.clusters.get_mut(&c.id) {
@@ -282,14 +301,32 @@ impl Rds for Sim {
                 cm.writer = Some(i.id.clone());
             }
         }
+        // A replica whose hot-standby parameters are lower than its source's stops recovery:
+        // RDS reports the instance incompatible-parameters once it would have started.
+        let shortfalls = if c.replication_source_identifier.is_some() {
+            hot_standby_shortfalls(
+                |p| source_live_setting(&st, p),
+                |p| member_setting(&st, &c, &i.parameter_group, &i.instance_class, p),
+            )
+        } else {
+            Vec::new()
+        };
         // The instance is ready a fixed time after both it was requested and its cluster is.
         let cluster_ready = st.rds.pending_for_cluster(&c.id).unwrap_or(st.now);
         let at = cluster_ready.max(st.now) + st.tm.create_instance;
+        let status = if shortfalls.is_empty() { "available" } else { "incompatible-parameters" };
+        if !shortfalls.is_empty() {
+            st.note(format!(
+                "{} will be incompatible-parameters: hot-standby parameters below the source's ({})",
+                i.id,
+                shortfalls.join(", ")
+            ));
+        }
         st.rds.schedule(
             at,
             Change::InstanceStatus {
                 id: i.id.clone(),
-                status: "available".into(),
+                status: status.into(),
             },
         );
         Ok(i)
@@ -353,6 +390,10 @@ impl Rds for Sim {
         st.drop_sessions(id);
         let (now, at) = (st.now, st.now + st.tm.reboot);
         st.rds.event(now, id, false, "DB instance shutdown");
+        if id == st.sc.source.id {
+            // A clean shutdown ends with a checkpoint: every commit before it precedes it.
+            st.checkpoint = (now, st.lsn, true);
+        }
         st.rds.schedule(at, Change::RebootDone { id: id.into() });
         st.note(format!("{id} rebooting"));
         Ok(instance(&st, OP, id)?.clone())
@@ -476,6 +517,9 @@ impl Rds for Sim {
             return Ok(c.clone());
         }
         check_restorable(OP, &snap)?;
+        if let Some(g) = req.parameter_group.as_ref().and_then(|g| st.rds.param_groups.get(g)) {
+            check_group_settled(OP, &g.name, g.created_at.div_euclid(1000), st.now.div_euclid(1000))?;
+        }
         let id = req.cluster_id.clone();
         let region = st.sc.aws.region.clone();
         let src_sg = st.sc.source.security_groups.clone();
@@ -497,8 +541,10 @@ impl Rds for Sim {
             kms_key_id: snap.kms_key_id.clone(),
             endpoint: format!("{id}.cluster-sim.{region}.rds.amazonaws.com"),
             reader_endpoint: format!("{id}.cluster-ro-sim.{region}.rds.amazonaws.com"),
+            port: default_port(),
             security_groups: src_sg,
             vpc_id: vpc,
+            iam_auth: req.iam_auth,
         };
         st.rds.clusters.insert(id.clone(), c.clone());
         let at =
@@ -511,6 +557,57 @@ impl Rds for Sim {
             },
         );
         Ok(c)
+    }
+
+    fn describe_parameter_group(
+        &self,
+        cx: &Call<'_>,
+        group: &str,
+    ) -> Result<ParameterGroup, PrimitiveError> {
+        const OP: &str = "describe_parameter_group";
+        let st = self.api(cx, A, OP)?;
+        let g = st
+            .rds
+            .param_groups
+            .get(group)
+            .ok_or_else(|| parameter_group_not_found(OP, group))?;
+        Ok(ParameterGroup {
+            name: g.name.clone(),
+            family: g.family.clone(),
+            cluster: g.cluster,
+            created_at: g.created_at.div_euclid(1000),
+        })
+    }
+
+    fn describe_parameter_rules(
+        &self,
+        cx: &Call<'_>,
+        family: &str,
+        cluster: bool,
+    ) -> Result<Vec<ParameterRule>, PrimitiveError> {
+        let _st = self.api(cx, A, "describe_parameter_rules")?;
+        Ok(simulated_rules(family, cluster))
+    }
+
+    fn list_orderable_instance_classes(
+        &self,
+        cx: &Call<'_>,
+        engine: &str,
+        _version: &str,
+    ) -> Result<Vec<String>, PrimitiveError> {
+        const OP: &str = "list_orderable_instance_classes";
+        let _st = self.api(cx, A, OP)?;
+        check_engine(OP, engine)?;
+        Ok(if engine == "aurora-postgresql" {
+            aurora_postgresql_classes()
+        } else {
+            let mut v: Vec<String> = ["db.m5", "db.m6g", "db.m6i", "db.r5", "db.r6g", "db.r6i", "db.t3", "db.t4g"]
+                .iter()
+                .flat_map(|f| ["large", "xlarge", "2xlarge", "4xlarge"].map(|z| format!("{f}.{z}")))
+                .collect();
+            v.sort();
+            v
+        })
     }
 
     fn describe_events(
@@ -530,4 +627,72 @@ impl Rds for Sim {
                 .collect(),
         ))
     }
+}
+
+/// RDS for PostgreSQL's defaults of the hot-standby parameters (its `postgres15` family).
+fn rds_postgres_default(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "max_connections" => "LEAST({DBInstanceClassMemory/9531392},5000)",
+        "max_worker_processes" => "8",
+        "max_prepared_transactions" => "0",
+        "max_locks_per_transaction" => "64",
+        "max_wal_senders" => "10",
+        _ => return None,
+    })
+}
+
+/// The source's live value of a numeric parameter: its group's, else RDS's default for its class.
+pub(crate) fn source_live_setting(st: &SimState, name: &str) -> Option<i64> {
+    let src = &st.sc.source;
+    match src.parameters.get(name) {
+        Some(v) => v.trim().parse().ok(),
+        None => evaluate_default(rds_postgres_default(name)?, &src.instance_class),
+    }
+}
+
+/// The value an instance of class `class` in cluster `c` with instance group `instance_group`
+/// runs with: the instance group's, else the cluster group's, else the family default.
+fn member_setting(st: &SimState, c: &DbCluster, instance_group: &str, class: &str, name: &str) -> Option<i64> {
+    for (group, cluster) in [(instance_group, false), (c.parameter_group.as_str(), true)] {
+        if let Some(v) = st.rds.param_groups.get(group).and_then(|g| g.parameters.get(name)) {
+            return v.trim().parse().ok();
+        }
+        let rules = simulated_rules(&family("aurora", &c.engine_version), cluster);
+        if let Some(d) = rules.iter().find(|r| r.name == name).and_then(|r| r.default.clone()) {
+            return evaluate_default(&d, class);
+        }
+    }
+    None
+}
+
+/// The simulator's rules of an Aurora PostgreSQL family: a few parameters with the
+/// `AllowedValues` RDS publishes for them (enough to refuse a value Aurora would refuse).
+fn simulated_rules(_family: &str, cluster: bool) -> Vec<ParameterRule> {
+    let rule = |name: &str, default: Option<&str>, allowed: Option<&str>| ParameterRule {
+        name: name.into(),
+        default: default.map(String::from),
+        allowed_values: allowed.map(String::from),
+        modifiable: true,
+    };
+    let mut v = if cluster {
+        vec![
+            rule("rds.logical_replication", Some("0"), Some("0,1")),
+            rule("timezone", Some("UTC"), None),
+            rule("max_wal_senders", Some("10"), Some("5-20")),
+        ]
+    } else {
+        vec![
+            rule("max_connections", Some("{DBInstanceClassMemory/9531392}"), Some("6-262143")),
+            rule("work_mem", Some("4096"), Some("64-2147483647")),
+            rule("random_page_cost", None, Some("0-2147483647")),
+            rule("shared_preload_libraries", Some("pg_stat_statements"), Some(
+                "auto_explain,orafce,pg_bigm,pg_cron,pg_hint_plan,pg_prewarm,pg_similarity,pg_stat_statements,pg_tle,pg_transport,pgaudit,pglogical",
+            )),
+            rule("max_worker_processes", Some("8"), Some("0-262143")),
+            rule("max_locks_per_transaction", Some("64"), Some("10-2147483647")),
+            rule("max_prepared_transactions", Some("0"), Some("0-262143")),
+        ]
+    };
+    v.sort_by(|a, b| a.name.cmp(&b.name));
+    v
 }

@@ -171,8 +171,10 @@ fn cluster(status: &str, source: Option<&str>) -> DbCluster {
         kms_key_id: None,
         endpoint: String::new(),
         reader_endpoint: String::new(),
+        port: 5432,
         security_groups: vec![],
         vpc_id: "vpc-1".into(),
+        iam_auth: true,
     }
 }
 
@@ -192,8 +194,15 @@ fn instance(status: &str) -> DbInstance {
         allocated_storage_gb: 100,
         backup_retention_days: 7,
         endpoint: String::new(),
+        port: 5432,
         vpc_id: "vpc-1".into(),
         replica_clusters: vec![],
+        read_replicas: vec![],
+        iam_auth: true,
+        auto_minor_version_upgrade: false,
+        pending_modifications: vec![],
+        parameter_apply_status: "in-sync".into(),
+        security_groups_pending: vec![],
     }
 }
 
@@ -300,6 +309,7 @@ fn a_replica_needs_backups_no_other_replica_and_a_compatible_version() {
         parameter_group: None,
         security_groups: None,
         kms_key_id: None,
+        iam_auth: true,
     };
     let src = instance("available");
     check_replica_source("op", &req("15.4"), &src).unwrap();

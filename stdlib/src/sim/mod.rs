@@ -32,7 +32,7 @@
 //!    roles, reboots and routes; metric values are sampled into the current minute; storage
 //!    and invariants are checked.
 
-mod access;
+pub(crate) mod access;
 mod faults;
 pub mod metrics;
 pub mod net;
@@ -388,6 +388,14 @@ pub struct SimState {
     next_pid: i64,
     pub blocked_roles: BTreeSet<String>,
     pub groups: BTreeMap<String, SecurityGroup>,
+    /// Databases godwit holds an established connection to: it survives a security-group
+    /// change (groups are stateful) and ends with the server's sessions (a reboot).
+    #[serde(default)]
+    pub godwit_conns: BTreeSet<String>,
+    /// The source's last checkpoint (time, LSN, a shutdown checkpoint?). Only the shutdown
+    /// checkpoint of a reboot is modelled: what the fence reads right after one.
+    #[serde(default)]
+    pub checkpoint: (Millis, u64, bool),
     /// Logical slots created on Aurora clusters (cluster id, slot).
     pub target_slots: Vec<(String, crate::pg::SlotInfo)>,
     /// Where each promoted cluster's timeline starts (the replayed LSN at promotion).
@@ -467,6 +475,8 @@ impl SimState {
             next_pid: 1000,
             blocked_roles: BTreeSet::new(),
             groups: BTreeMap::new(),
+            godwit_conns: BTreeSet::new(),
+            checkpoint: (now, lsn, false),
             target_slots: Vec::new(),
             promoted_at_lsn: BTreeMap::new(),
             promoted_app_bytes: BTreeMap::new(),
@@ -526,8 +536,15 @@ impl SimState {
                 allocated_storage_gb: s.allocated_storage_gb,
                 backup_retention_days: s.backup_retention_days,
                 endpoint,
+                port: s.port,
                 vpc_id: s.vpc_id.clone(),
                 replica_clusters: Vec::new(),
+                read_replicas: s.read_replicas.clone(),
+                iam_auth: s.iam_auth,
+                auto_minor_version_upgrade: s.auto_minor_version_upgrade,
+                pending_modifications: s.pending_modifications.clone(),
+                parameter_apply_status: s.parameter_apply_status.clone(),
+                security_groups_pending: Vec::new(),
             },
         );
         let family = format!(
@@ -541,6 +558,7 @@ impl SimState {
                 family,
                 cluster: false,
                 parameters: s.parameters.clone(),
+                created_at: 0,
             },
         );
     }

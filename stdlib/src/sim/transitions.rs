@@ -62,6 +62,9 @@ pub struct ParamGroup {
     pub family: String,
     pub cluster: bool,
     pub parameters: BTreeMap<String, String>,
+    /// When it was created (ms).
+    #[serde(default)]
+    pub created_at: Millis,
 }
 
 impl RdsModel {

@@ -338,6 +338,7 @@ fn replica_request(f: &Fixture, id: &str, version: &str) -> CreateReplicaCluster
         parameter_group: Some(CLUSTER_GROUP.into()),
         security_groups: None,
         kms_key_id: None,
+        iam_auth: true,
     }
 }
 
@@ -463,6 +464,7 @@ pub fn fence(f: &Fixture) {
             &f.cx("ec2", "ensure_quarantine_group"),
             &f.vpc,
             super::ec2::QUARANTINE,
+            &Default::default(),
         ),
     );
     let set = |groups: &[String]| {
