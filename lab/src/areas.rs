@@ -23,8 +23,8 @@ use godwit_stdlib::ec2::{self, Ec2, SecurityGroup as Sg};
 use godwit_stdlib::pg::live::{BoxFuture, Connector, PG_CALL_LIMIT, Pool, Target};
 use godwit_stdlib::rds::{
     self, Accepts, CreateClusterInstance, CreateParameterGroups, CreateReplicaCluster, DbCluster,
-    DbInstance, EngineVersion, ExistingGroup, Parameter, ParameterGroupsCreated, ParameterRule, Promotion, Rds,
-    RdsEvent, Reboot, RestoreCluster, Snapshot,
+    DbInstance, EngineVersion, ExistingGroup, Parameter, ParameterGroupsCreated, ParameterRule,
+    Promotion, Rds, RdsEvent, Reboot, RestoreCluster, Snapshot,
 };
 
 use crate::LabError;
@@ -142,9 +142,24 @@ impl Connector for LabConnector {
                 .dbname(&st.app_db)
                 .application_name("godwit")
                 .connect_timeout(Duration::from_secs(5));
-            Ok(Target { config, tls: None })
+            // The lab's cluster members are plain standbys; `aurora` makes them refuse what
+            // Aurora refuses (the pg_last_wal_* family).
+            let aurora = st.clusters.contains_key(db) || inst.cluster.is_some();
+            Ok(Target {
+                config,
+                tls: None,
+                aurora,
+            })
         })
     }
+}
+
+/// Whether a security group lets the application in: any ingress rule but the one admitting
+/// godwit's own group (a quarantine admits godwit and nobody else).
+pub fn admits_application(g: &SecurityGroup) -> bool {
+    g.ingress
+        .iter()
+        .any(|rule| !rule.ends_with(&format!(" from {GODWIT_GROUP}")))
 }
 
 /// The lab's stand-in for godwit's own security group (what a quarantine admits).
@@ -614,6 +629,7 @@ impl Rds for LabRds {
         {
             return Ok(i); // a member whose server is down is started again below
         }
+        rds::check_aurora_class(OP, &req.instance_class, &cl.engine_version)?;
         let spec = ServerSpec {
             data: cl.data.clone(),
             socket_dir: st.dir.join(format!("{}.s", req.instance_id)),
@@ -692,7 +708,7 @@ impl Rds for LabRds {
         }
         let admits = groups
             .iter()
-            .any(|g| !st.security_groups[g].ingress.is_empty());
+            .any(|g| admits_application(&st.security_groups[g]));
         let changed = set_hba_quarantine(&inst.spec.data, &st.app_role, !admits)
             .map_err(|e| lab_error(R, OP, e))?;
         if changed && inst.pid.is_some() {
@@ -912,7 +928,8 @@ impl Rds for LabRds {
         Ok(v)
     }
 
-    /// The lab runs its servers on the one class it has (`db.lab.local`), for either engine.
+    /// The classes the lab orders: Aurora PostgreSQL's (what `create_cluster_instance` accepts,
+    /// `rds::check_aurora_class`), and for the source engine the source's own class.
     fn list_orderable_instance_classes(
         &self,
         _cx: &Call<'_>,
@@ -921,6 +938,9 @@ impl Rds for LabRds {
     ) -> Result<Vec<String>, PrimitiveError> {
         const OP: &str = "list_orderable_instance_classes";
         rds::check_engine(OP, engine)?;
+        if engine == "aurora-postgresql" {
+            return Ok(rds::aurora_postgresql_classes());
+        }
         let st = self.ctx.state(R, OP)?;
         Ok(vec![st.attributes.instance_class.clone()])
     }
@@ -1011,7 +1031,11 @@ impl Ec2 for LabEc2 {
                 .find(|g| g.vpc_id == vpc_id && g.name == name)
                 .map(|g| g.id.clone())
             {
-                let missing = match ec2::check_quarantine_group(OP, &sg_view(&st.security_groups[&id]), admit) {
+                let missing = match ec2::check_quarantine_group(
+                    OP,
+                    &sg_view(&st.security_groups[&id]),
+                    admit,
+                ) {
                     Ok(m) => m,
                     Err(e) => return Ok(Err(e)),
                 };

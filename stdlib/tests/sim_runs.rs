@@ -805,3 +805,172 @@ let c = step("resume-cdc", || cdc::resume_consumer("orders-cdc", #{{ db: "orders
         other => panic!("{other:?}"),
     }
 }
+
+/// The AWS rules the standard flow depends on (docs/aws.md, "The AWS rules the flow depends
+/// on"), each shown to hold in the simulator: a runbook that would fail on AWS fails here.
+mod aws_rules {
+    use super::*;
+
+    /// Run `source` as one step (world calls run only inside one) and expect it to succeed:
+    /// the script's own asserts decide.
+    fn succeeds(scenario: &str, source: &str) {
+        let source = format!("step(\"rule\", || {{\n{source}\n}});");
+        let (status, _) = run_in(scenario, |_| {}, &source);
+        assert!(matches!(status, RunStatus::Succeeded { .. }), "{status:?}");
+    }
+
+    /// Rule 1: a group with no inbound rule admits no new connection — godwit's included;
+    /// admitting godwit's group on the database port lets godwit in and nobody else.
+    #[test]
+    fn a_deny_all_quarantine_locks_godwit_out_after_the_reboot() {
+        succeeds(
+            "busy-source",
+            r#"
+let src = rds::describe_instance("orders-db");
+let me = pg::access("orders-db");
+assert(pg::application_backends("orders-db").len() > 0, "the application is connected");
+let q = ec2::ensure_quarantine_group(src.vpc_id, "deny-all");
+rds::set_security_groups("orders-db", [q.id]);
+rds::wait_until_security_groups_active("orders-db", #{});
+rds::reboot_instance("orders-db");
+rds::wait_until_instance_available("orders-db", #{});
+let e = #{};
+try { pg::application_backends("orders-db"); } catch (err) { e = err; }
+assert_eq(e.kind, "Timeout");
+assert(e.message.contains(`admits godwit's ${me.security_group} on port ${src.port}`), e.message);
+let q = ec2::ensure_quarantine_group(src.vpc_id, "deny-all",
+    #{ admit: [me.security_group], port: src.port });
+assert_eq(q.ingress, [`tcp/${src.port} from ${me.security_group}`]);
+assert_eq(pg::application_backends("orders-db"), []);
+"#,
+        );
+    }
+
+    /// Rule 6: a security-group change is applied asynchronously: until the new groups are
+    /// `active` the old ones still admit the application, so sessions ended before then come
+    /// back; after `wait_until_security_groups_active` they cannot.
+    #[test]
+    fn a_quarantine_is_in_force_only_once_active() {
+        succeeds(
+            "busy-source",
+            r#"
+let src = rds::describe_instance("orders-db");
+let me = pg::access("orders-db");
+let q = ec2::ensure_quarantine_group(src.vpc_id, "godwit-quarantine",
+    #{ admit: [me.security_group], port: src.port });
+let i = rds::set_security_groups("orders-db", [q.id]);
+assert_eq(i.security_groups_pending, [q.id]);
+pg::terminate_backends("orders-db", pg::application_backends("orders-db").map(|b| b.pid));
+sleep("5s");
+assert(pg::application_backends("orders-db").len() > 0, "the old groups still admit the application");
+let i = rds::wait_until_security_groups_active("orders-db", #{});
+assert_eq(i.security_groups_pending, []);
+pg::terminate_backends("orders-db", pg::application_backends("orders-db").map(|b| b.pid));
+pg::wait_until_no_application_backends("orders-db", #{ timeout: "1m" });
+sleep("1m");
+assert_eq(pg::application_backends("orders-db"), []);
+"#,
+        );
+    }
+
+    /// Rule 3: Aurora refuses `pg_last_wal_replay_lsn()`; the replica's position is read on
+    /// the source, in the source's own WAL.
+    #[test]
+    fn the_replicas_position_is_read_on_the_source() {
+        succeeds(
+            "busy-source",
+            r#"
+rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4", iam_auth: true });
+rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
+rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" });
+let e = #{};
+try { pg::replay_lsn("orders-aurora"); } catch (err) { e = err; }
+assert_eq(e.kind, "Invalid");
+sleep("1m");
+let senders = pg::replication_connections("orders-db");
+assert_eq(senders.len(), 1);
+assert(senders[0].replay_lsn_bytes <= pg::current_lsn("orders-db").lsn_bytes, "in the source's WAL");
+"#,
+        );
+    }
+
+    /// Rule 4: `CreateDBCluster` leaves IAM database authentication off unless asked: godwit
+    /// cannot log in to a target created without it.
+    #[test]
+    fn a_target_without_iam_authentication_refuses_godwit() {
+        succeeds(
+            "idle-source",
+            r#"
+rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
+rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" });
+let e = #{};
+try { pg::table_hashes("orders-aurora"); } catch (err) { e = err; }
+assert(e.message.contains("IAM database authentication is not enabled"), e.message);
+"#,
+        );
+    }
+
+    /// Rule 5: Aurora PostgreSQL orders no db.m* class; the standard runbook maps it.
+    #[test]
+    fn aurora_refuses_a_db_m_class() {
+        succeeds(
+            "idle-source",
+            r#"
+rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4", iam_auth: true });
+let e = #{};
+try {
+    rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.m6g.xlarge" });
+} catch (err) { e = err; }
+assert_eq(e.kind, "Invalid");
+assert(e.message.contains("InvalidParameterCombination"), e.message);
+let orderable = rds::list_orderable_instance_classes("aurora-postgresql", "15.4");
+rds::create_cluster_instance("orders-aurora-1", "orders-aurora",
+    #{ instance_class: rds::aurora_class_for("db.m6g.xlarge", orderable) });
+"#,
+        );
+    }
+
+    /// Rule 8: a new cluster parameter group is not used for five minutes.
+    #[test]
+    fn a_parameter_group_rests_five_minutes_before_a_cluster_uses_it() {
+        succeeds(
+            "idle-source",
+            r#"
+let g = rds::create_parameter_groups(#{ cluster_group: "orders-aurora-cluster",
+    instance_group: "orders-aurora-instance", family: "aurora-postgresql15", parameters: #{} });
+let create = || rds::create_replica_cluster("orders-aurora", "orders-db",
+    #{ engine_version: "15.4", iam_auth: true, parameter_group: g.cluster_group });
+let e = #{};
+try { create.call(); } catch (err) { e = err; }
+assert_eq(e.kind, "Conflict");
+assert(e.message.contains("AWS asks for 300 s"), e.message);
+sleep("5m");
+create.call();
+"#,
+        );
+    }
+
+    /// Rule 9: a hot standby with a hot-standby parameter below its primary's stops: the
+    /// writer ends `incompatible-parameters`, a terminal state the wait reports.
+    #[test]
+    fn a_replica_below_the_sources_hot_standby_settings_is_incompatible() {
+        succeeds(
+            "idle-source",
+            r#"
+let g = rds::create_parameter_groups(#{ cluster_group: "orders-aurora-cluster",
+    instance_group: "orders-aurora-instance", family: "aurora-postgresql15",
+    parameters: #{ max_connections: "10" } });
+sleep("5m");
+rds::create_replica_cluster("orders-aurora", "orders-db",
+    #{ engine_version: "15.4", iam_auth: true, parameter_group: g.cluster_group });
+rds::create_cluster_instance("orders-aurora-1", "orders-aurora",
+    #{ instance_class: "db.r6g.xlarge", parameter_group: g.instance_group });
+let e = #{};
+try { rds::wait_until_instance_available("orders-aurora-1", #{ timeout: "12h" }); } catch (err) { e = err; }
+assert_eq(e.kind, "Conflict");
+assert(e.message.contains("incompatible-parameters"), e.message);
+"#,
+        );
+    }
+}

@@ -39,7 +39,11 @@ impl Connector for Ports {
                 .port(port)
                 .user("postgres")
                 .dbname("postgres");
-            Ok(Target { config, tls: None })
+            Ok(Target {
+                config,
+                tls: None,
+                aurora: false,
+            })
         })
     }
 }

@@ -261,6 +261,8 @@ pub async fn seed_source(aws: &godwit_stdlib::aws::Aws) -> (String, String) {
         .vpc_security_group_ids(&sg)
         .db_parameter_group_name("orders-pg15")
         .enable_iam_database_authentication(true)
+        // As AWS recommends for an Aurora replica's source (preflight checks it).
+        .auto_minor_version_upgrade(false)
         .send()
         .await
         .unwrap();

@@ -18,7 +18,8 @@ Every addition below is documented in docs/moto.md with what real AWS does:
 3. Parameter listings: DescribeEngineDefaultParameters, DescribeEngineDefaultClusterParameters,
    DescribeDBEngineVersions (not implemented), and the parameters of the `default.*` groups
    (moto lists none, and 404s the default cluster group), from a small table of realistic
-   parameters per family.
+   parameters per family; DescribeOrderableDBInstanceOptions for the listed Aurora versions
+   newer than moto's data (the classes of moto's newest version).
 4. RDS events godwit reads as evidence (DescribeEvents): a reboot records `DB instance shutdown`
    and `DB instance restarted` (moto records none), a completed promotion `Promoted read
    replica cluster to a stand-alone database cluster`, worded as RDS words them.
@@ -109,6 +110,24 @@ ENGINE_VERSIONS = {
     "aurora-postgresql": ["15.4", "15.5", "16.1"],
     "postgres": ["15.4", "15.5", "16.1"],
 }
+
+
+_orig_orderable = rds_models.RDSBackend.describe_orderable_db_instance_options
+
+
+def describe_orderable_db_instance_options(self, engine, engine_version):
+    """moto's orderable options for Aurora PostgreSQL stop at 15.2: a version this launcher
+    lists (ENGINE_VERSIONS) answers with the classes of the newest version moto has data for
+    (the classes Aurora orders do not change within these versions; no db.m* among them)."""
+    options = _orig_orderable(self, engine, engine_version)
+    if options or engine != "aurora-postgresql" or engine_version not in ENGINE_VERSIONS[engine]:
+        return options
+    known = self.db_cluster_options(engine)
+    newest = max((o["EngineVersion"] for o in known), key=lambda v: tuple(int(x) for x in v.split(".")))
+    return [dict(o, EngineVersion=engine_version) for o in known if o["EngineVersion"] == newest]
+
+
+rds_models.RDSBackend.describe_orderable_db_instance_options = describe_orderable_db_instance_options
 
 
 def family_of(engine, version):

@@ -369,7 +369,7 @@ fn quarantine_security_groups_and_a_reboot_that_happens_once_per_step() {
         &mut s,
         &format!(r#"ec2::ensure_quarantine_group("{vpc}", "orders-app")"#),
     );
-    assert!(err.contains("not deny-all"), "{err}");
+    assert!(err.contains("rules a quarantine must not have"), "{err}");
 
     let i = eval(
         &mut s,
@@ -736,7 +736,7 @@ fn route_and_cdc_without_a_backend_fail_clearly_in_the_aws_world() {
 /// An IAM auth token is a presigned `rds-db:connect` URL for the user at the endpoint.
 #[test]
 fn iam_auth_tokens_are_presigned_connect_urls_for_the_db_user() {
-    let env = env_with(json!({ "db_user": "godwit" }));
+    let env = env_with(json!({ "db_user": "godwit", "security_group": "sg-0godwit" }));
     let iam = godwit_stdlib::aws::iam::IamConnector::new(env.aws.clone());
     let host = "orders-db.abcdefghijkl.eu-west-1.rds.amazonaws.com";
     let token = env.block(iam.token(host, 5432, "godwit")).unwrap();
@@ -815,7 +815,8 @@ fn test_ca(dir: &std::path::Path) -> std::path::PathBuf {
 fn iam_tokens_never_reach_a_transcript_journal_or_report() {
     let dir = tempfile::tempdir().unwrap();
     let ca = test_ca(dir.path());
-    let env = env_with(json!({ "db_user": "godwit", "ca_bundle": ca }));
+    let env =
+        env_with(json!({ "db_user": "godwit", "ca_bundle": ca, "security_group": "sg-0godwit" }));
     env.source();
     let tokens = Arc::new(Mutex::new(Vec::new()));
     let recording = Arc::new(Recording {
@@ -892,6 +893,8 @@ fn iam_tokens_never_reach_a_transcript_journal_or_report() {
 /// already past the fence, 64 MiB segments as on RDS.
 struct ScriptedPg {
     rebooted: Arc<std::sync::atomic::AtomicBool>,
+    /// godwit's own security group (a real group in moto's VPC: the quarantine admits it).
+    godwit_group: String,
 }
 
 impl godwit_stdlib::pg::Pg for ScriptedPg {
@@ -903,7 +906,7 @@ impl godwit_stdlib::pg::Pg for ScriptedPg {
         Ok(godwit_stdlib::pg::Access {
             available: true,
             how: "scripted (moto has no PostgreSQL)".into(),
-            security_group: Some("sg-godwit-scripted".into()),
+            security_group: Some(self.godwit_group.clone()),
         })
     }
     /// The replica's walsender on the source, already past the fence (its slot appears once
@@ -912,8 +915,7 @@ impl godwit_stdlib::pg::Pg for ScriptedPg {
         &self,
         _cx: &Call<'_>,
         _db: &str,
-    ) -> Result<Vec<godwit_stdlib::pg::ReplicationConnection>, godwit_engine::PrimitiveError>
-    {
+    ) -> Result<Vec<godwit_stdlib::pg::ReplicationConnection>, godwit_engine::PrimitiveError> {
         Ok(vec![godwit_stdlib::pg::ReplicationConnection {
             pid: 77,
             application_name: "aurora".into(),
@@ -1150,8 +1152,22 @@ fn the_standard_runbook_runs_against_moto_as_far_as_moto_models_it() {
         .unwrap();
     let api = plane.api_addr().unwrap();
     let env = env_with(json!({ "envoy_control_plane": api.to_string(), "cdc": "none" }));
-    env.source();
+    let (vpc, _) = env.source();
     seed_healthy_metrics(&env);
+    let godwit_group = env.block(async {
+        env.aws
+            .ec2
+            .create_security_group()
+            .group_name("godwit")
+            .description("godwit's host")
+            .vpc_id(&vpc)
+            .send()
+            .await
+            .unwrap()
+            .group_id()
+            .unwrap()
+            .to_string()
+    });
     let source_endpoint = env
         .instance("orders-db")
         .unwrap()
@@ -1190,6 +1206,7 @@ fn the_standard_runbook_runs_against_moto_as_far_as_moto_models_it() {
     let rebooted = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let pg = Arc::new(ScriptedPg {
         rebooted: rebooted.clone(),
+        godwit_group: godwit_group.clone(),
     });
     let mut world = env.world();
     world.areas.as_mut().expect("the aws world has areas").pg = pg;
@@ -1198,6 +1215,9 @@ fn the_standard_runbook_runs_against_moto_as_far_as_moto_models_it() {
     let mut params = serde_json::Map::new();
     params.insert("validation_window".into(), "10m".into());
     params.insert("validation_timeout".into(), "2h".into());
+    // The scripted source ends its sessions at the reboot (it has no backends to terminate):
+    // the fence without SQL, as a credential-less run fences.
+    params.insert("fence_method".into(), "reboot".into());
     let runbook =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks/rds-to-aurora.rhai");
     let report = runner
@@ -1242,7 +1262,36 @@ fn the_standard_runbook_runs_against_moto_as_far_as_moto_models_it() {
         .filter_map(|g| g.vpc_security_group_id())
         .collect();
     assert_eq!(groups.len(), 1, "only the quarantine group: {groups:?}");
+    // The quarantine admits godwit's group on the source's port and nothing else, sends
+    // nothing (AWS: a group without inbound rules would lock godwit out too).
+    let q = env.block(async {
+        env.aws
+            .ec2
+            .describe_security_groups()
+            .group_ids(groups[0])
+            .send()
+            .await
+            .unwrap()
+    });
+    let q = &q.security_groups()[0];
+    let ingress: Vec<(Option<i32>, Vec<&str>)> = q
+        .ip_permissions()
+        .iter()
+        .map(|p| {
+            (
+                p.from_port(),
+                p.user_id_group_pairs()
+                    .iter()
+                    .filter_map(|g| g.group_id())
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(ingress, vec![(Some(5432), vec![godwit_group.as_str()])]);
+    assert!(q.ip_permissions_egress().is_empty());
     assert_eq!(calls(&collector, "rds.RebootDBInstance"), 1);
+    // IAM database authentication on the target, copied from the source.
+    assert_eq!(cl.iam_database_authentication_enabled(), Some(true));
     // The route: every Envoy node serves the Aurora writer endpoint; the source drains.
     let view = plane.describe("orders-db").unwrap();
     let writer = cl.endpoint().unwrap();

@@ -276,7 +276,8 @@ fn attach_to_a_simulated_run_stopped_inside_a_gate() {
             "--world",
             "sim:replica-slow-at-peak",
         ])
-        .env("GODWIT_TOY_CRASH", "gate-poll:27")
+        // The 38th gate poll: 11 of parameter-groups-settled, then the validation gate's 27th.
+        .env("GODWIT_TOY_CRASH", "gate-poll:38")
         .output()
         .unwrap();
     assert_eq!(

@@ -49,6 +49,15 @@ fn runner(
 }
 
 fn run(runbook: &Path, scenario: &str, rt: &tokio::runtime::Runtime) -> Outcome {
+    run_with(runbook, scenario, serde_json::Map::new(), rt)
+}
+
+fn run_with(
+    runbook: &Path,
+    scenario: &str,
+    params: serde_json::Map<String, Value>,
+    rt: &tokio::runtime::Runtime,
+) -> Outcome {
     let world = World::sim_named(scenario).unwrap();
     let collector = Collector::new();
     let store = MemoryStore::new();
@@ -56,7 +65,7 @@ fn run(runbook: &Path, scenario: &str, rt: &tokio::runtime::Runtime) -> Outcome 
     let report = r.start(StartRequest {
         runbook: runbook.to_path_buf(),
         cluster: "orders-db".into(),
-        params: Default::default(),
+        params,
         run_id: Some("run".into()),
     });
     let audit = world.audit.as_ref().map(|a| a()).unwrap_or_default();
@@ -885,9 +894,10 @@ fn the_run_journals_its_parameters_with_the_defaults_filled_in() {
     assert_eq!(
         params,
         serde_json::json!({
-            "accept_fork": false, "fence_timeout": "30m", "fence_validation": "full",
-            "health_every": "30s", "max_replica_lag_p99": 5, "metric_period": 60,
-            "promote_timeout": "30m", "quarantine_group": "godwit-quarantine",
+            "accept_fork": false, "fence_method": "auto", "fence_timeout": "30m",
+            "fence_validation": "full", "health_every": "30s", "max_replica_lag_p99": 5,
+            "metric_period": 60, "parameter_group_settle": "5m", "promote_timeout": "30m",
+            "quarantine_group": "godwit-quarantine",
             "target_cluster": "orders-db-aurora", "validation_timeout": "3d",
             "validation_window": "24h",
         })
@@ -997,4 +1007,61 @@ standard::migrate(CLUSTER, PARAMS, phases)
             .iter()
             .any(|l| matches!(l.event, Event::StepStarted { .. }))
     );
+}
+
+/// The fence's two ways to end the sessions the quarantine keeps out, on a busy source: with
+/// database access `auto` terminates them (no restart inside the write blackout); `reboot`
+/// restarts the source as a credential-less run must. Both keep every invariant, and the
+/// quarantine admits godwit's group either way, so the SQL proofs after it can connect.
+#[test]
+fn the_fence_terminates_with_database_access_and_reboots_when_asked() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let steps = |o: &Outcome| -> Vec<String> {
+        o.lines
+            .iter()
+            .filter_map(|l| match &l.event {
+                Event::StepCompleted { name, .. } => Some(name.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let fence_result = |o: &Outcome| -> Value {
+        o.lines
+            .iter()
+            .find_map(|l| match &l.event {
+                Event::StepCompleted { name, result, .. } if name == "fence" => {
+                    Some(result.clone())
+                }
+                _ => None,
+            })
+            .expect("a fence step")
+    };
+    for (method, ends_with, not) in [
+        ("auto", "terminate-app-sessions", "reboot-source"),
+        ("reboot", "reboot-source", "terminate-app-sessions"),
+    ] {
+        let params = serde_json::json!({ "fence_method": method });
+        let o = run_with(
+            &runbooks_dir().join("rds-to-aurora.rhai"),
+            "busy-source",
+            params.as_object().unwrap().clone(),
+            &rt,
+        );
+        let report = o.report.as_ref().unwrap();
+        assert!(
+            matches!(report.status, RunStatus::Succeeded { .. }),
+            "{method}: {:?}",
+            report.status
+        );
+        assert!(o.audit.is_empty(), "{method}: {:?}", o.audit);
+        let s = steps(&o);
+        assert!(s.iter().any(|x| x == ends_with), "{method}: {s:?}");
+        assert!(!s.iter().any(|x| x == not), "{method}: {s:?}");
+        let f = fence_result(&o);
+        assert_eq!(
+            f["admitted"],
+            serde_json::json!(["sg-0godwit"]),
+            "{method}: {f}"
+        );
+    }
 }

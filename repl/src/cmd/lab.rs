@@ -79,7 +79,7 @@ impl LabArgs {
                         format!("lab:{}", sup.dir.display())
                     };
                     println!(
-                        "\nclients: psql 'host=127.0.0.1 port={} user=app dbname=app'\nmigrate: godwit run rds-to-aurora --cluster {source} --world {world} --set validation_window=10s --set metric_period=1 --set health_every=2s\nstop:    Ctrl-C here, or godwit lab down{}",
+                        "\nclients: psql 'host=127.0.0.1 port={} user=app dbname=app'\nmigrate: godwit run rds-to-aurora --cluster {source} --world {world} --set validation_window=10s --set metric_period=1 --set health_every=2s --set parameter_group_settle=0s\nstop:    Ctrl-C here, or godwit lab down{}",
                         sup.state.route.listen_port,
                         if dir == default_dir(state_dir) {
                             String::new()

@@ -71,7 +71,9 @@ impl IamConnector {
     }
 
     /// Host and port of `db`: an instance's endpoint, else a cluster's writer endpoint.
-    async fn endpoint(&self, db: &str) -> Result<(String, u16), PrimitiveError> {
+    /// `db`'s endpoint and port as RDS describes them, and whether it is Aurora (a cluster or
+    /// a cluster's instance).
+    async fn endpoint(&self, db: &str) -> Result<(String, u16, bool), PrimitiveError> {
         let rds = &self.aws.rds;
         let api = |e: String| {
             PrimitiveError::new(
@@ -93,7 +95,8 @@ impl IamConnector {
                 if let Some(ep) = o.db_instances().first().and_then(|i| i.endpoint())
                     && let Some(host) = ep.address()
                 {
-                    return Ok((host.to_string(), ep.port().unwrap_or(5432) as u16));
+                    let aurora = o.db_instances()[0].db_cluster_identifier().is_some();
+                    return Ok((host.to_string(), ep.port().unwrap_or(5432) as u16, aurora));
                 }
             }
             Err(e)
@@ -111,7 +114,7 @@ impl IamConnector {
                 if let Some(c) = o.db_clusters().first()
                     && let Some(host) = c.endpoint()
                 {
-                    return Ok((host.to_string(), c.port().unwrap_or(5432) as u16));
+                    return Ok((host.to_string(), c.port().unwrap_or(5432) as u16, true));
                 }
                 Err(failed(
                     format!("{db} has no endpoint yet"),
@@ -175,7 +178,7 @@ impl Connector for IamConnector {
                 .tls
                 .clone()
                 .map_err(|e| failed(e, "set ca_bundle in the [aws] table of --config"))?;
-            let (host, port) = self.endpoint(db).await?;
+            let (host, port, aurora) = self.endpoint(db).await?;
             let token = self.token(&host, port, &user).await?;
             let mut config = tokio_postgres::Config::new();
             config
@@ -190,6 +193,7 @@ impl Connector for IamConnector {
             Ok(Target {
                 config,
                 tls: Some(tls),
+                aurora,
             })
         })
     }

@@ -179,7 +179,7 @@ mod cdc_module {
     ///
     /// # Example
     /// ```rhai
-    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4", iam_auth: true });
     /// rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
     /// rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" });
     /// try { cdc::create_equivalent_slots("orders-aurora", ["debezium_orders"]); throw "replica"; }

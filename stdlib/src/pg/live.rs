@@ -39,6 +39,9 @@ pub struct Target {
     /// TLS client configuration (verify-full in the aws world); `None`: plain TCP (the lab,
     /// loopback only).
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Aurora (a cluster or one of its instances): what Aurora refuses is refused before it
+    /// is asked, in every world (the lab's cluster members are plain standbys).
+    pub aurora: bool,
 }
 
 impl std::fmt::Debug for Target {
@@ -49,6 +52,7 @@ impl std::fmt::Debug for Target {
             .field("user", &self.config.get_user())
             .field("dbname", &self.config.get_dbname())
             .field("tls", &self.tls.is_some())
+            .field("aurora", &self.aurora)
             .finish()
     }
 }
@@ -369,7 +373,7 @@ pub fn sql_error(op: &str, db: &str, e: tokio_postgres::Error) -> PrimitiveError
     {
         (
             ErrorKind::Conflict,
-            "this is a replica (in recovery): ask the primary, or pg::replay_lsn for the replica's position",
+            "this is a replica (in recovery): ask the primary (its pg::replication_connections say where the replica stands)",
         )
     } else if wrong_state {
         (
@@ -697,12 +701,16 @@ impl Pg for LivePg {
         let st = cx.budget(PG_CALL_LIMIT);
         let rows = self.run(cx, db, async {
             let c = self.pool.client(db, None, OP, st).await?;
+            // `wal_status` exists from PostgreSQL 13: read through to_jsonb so an RDS source
+            // on 11 or 12 answers too (its slots hold their WAL: `reserved`).
             c.query(
                 "SELECT slot_name::text, slot_type, plugin::text, database::text, active, \
-                 coalesce(restart_lsn::text, ''), confirmed_flush_lsn::text, coalesce(wal_status, 'lost'), \
+                 coalesce(restart_lsn::text, ''), confirmed_flush_lsn::text, \
+                 CASE WHEN to_jsonb(s) ? 'wal_status' THEN coalesce(to_jsonb(s)->>'wal_status', 'lost') \
+                      WHEN restart_lsn IS NULL THEN 'lost' ELSE 'reserved' END, \
                  CASE WHEN pg_is_in_recovery() THEN 0 ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), \
                    coalesce(confirmed_flush_lsn, restart_lsn))::bigint END \
-                 FROM pg_replication_slots ORDER BY slot_name",
+                 FROM pg_replication_slots s ORDER BY slot_name",
                 &[],
             )
             .await
@@ -748,12 +756,15 @@ impl Pg for LivePg {
     }
 
     fn replay_lsn(&self, cx: &Call<'_>, db: &str) -> Result<Lsn, PrimitiveError> {
+        const OP: &str = "replay_lsn";
+        const FUNCTION: &str = "pg_last_wal_replay_lsn()";
         let st = cx.budget(PG_CALL_LIMIT);
-        self.run(
-            cx,
-            db,
-            self.lsn(db, "replay_lsn", "pg_last_wal_replay_lsn()", st),
-        )
+        self.run(cx, db, async {
+            if self.pool.connector().target(db).await?.aurora {
+                return Err(super::aurora_refuses(OP, db, FUNCTION));
+            }
+            self.lsn(db, OP, FUNCTION, st).await
+        })
     }
 
     fn application_backends(

@@ -505,7 +505,7 @@ mod pg_module {
     ///
     /// # Example
     /// ```rhai
-    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4", iam_auth: true });
     /// rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
     /// rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" });
     /// if pg::table_hashes("orders-db") == pg::table_hashes("orders-aurora") { throw "replica behind"; }
@@ -513,7 +513,9 @@ mod pg_module {
     /// pg::terminate_backends("orders-db", pg::application_backends("orders-db").map(|b| b.pid));
     /// pg::wait_until_no_application_backends("orders-db", #{});
     /// let fence = pg::current_lsn("orders-db").lsn_bytes;
-    /// while pg::replay_lsn("orders-aurora").lsn_bytes < fence { sleep("5s"); }
+    /// // The replica's position, read on the source (Aurora has no pg_last_wal_replay_lsn).
+    /// let behind = || { let c = pg::replication_connections("orders-db"); c.is_empty() || c.some(|s| s.replay_lsn_bytes < fence) };
+    /// while behind.call() { sleep("5s"); }
     /// let src = pg::table_hashes("orders-db");
     /// let dst = pg::table_hashes("orders-aurora");
     /// if src != dst { throw `mismatch: ${src} vs ${dst}`; }

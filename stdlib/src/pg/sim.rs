@@ -4,8 +4,8 @@ use godwit_engine::PrimitiveError;
 
 use super::*;
 use crate::prim::{conflict, not_found};
-use crate::sim::scenario::{FaultKind, SlotType};
 use crate::sim::access::godwit_login;
+use crate::sim::scenario::{FaultKind, SlotType};
 use crate::sim::{Api, Sim, SimState, fnv};
 
 const A: &str = "pg";
@@ -240,9 +240,6 @@ impl Pg for Sim {
                      or read positions on the source",
                 )
                 .with_retryable(false));
-            }
-            if c.replication_source_identifier.is_some() {
-                return Err(aurora_refuses(OP, db, "pg_current_wal_lsn() on a replica"));
             }
         }
         if st.writable(db) {

@@ -539,6 +539,28 @@ pub fn aurora_postgresql_classes() -> Vec<String> {
     v
 }
 
+/// An Aurora instance of a class Aurora PostgreSQL does not order is refused, as
+/// `CreateDBInstance` refuses it (`InvalidParameterCombination`: "RDS does not support
+/// creating a DB instance with the following combination: DBInstanceClass=db.m6g.large,
+/// Engine=aurora-postgresql, …"). For the worlds that cannot ask AWS (the simulator, the lab).
+pub fn check_aurora_class(op: &str, class: &str, version: &str) -> Result<(), PrimitiveError> {
+    if aurora_postgresql_classes().iter().any(|c| c == class) {
+        return Ok(());
+    }
+    Err(PrimitiveError::new(
+        "rds",
+        op,
+        ErrorKind::Invalid,
+        format!(
+            "RDS does not support creating a DB instance with the following combination: \
+             DBInstanceClass={class}, Engine=aurora-postgresql, EngineVersion={version} \
+             (InvalidParameterCombination)"
+        ),
+        "choose a class Aurora PostgreSQL orders (rds::list_orderable_instance_classes; \
+         rds::aurora_class_for maps a db.m* class to its db.r* equivalent)",
+    ))
+}
+
 /// The Aurora class closest to an RDS one: the same one when Aurora orders it, else the
 /// memory-optimised class of the same size (`db.m6g.2xlarge` → `db.r6g.2xlarge`), else
 /// `None` (say so and let the operator choose).
@@ -644,10 +666,7 @@ pub fn evaluate_default(default: &str, class: &str) -> Option<i64> {
             .ok()?;
         i64::try_from(class_memory_bytes(class)? / n.max(1)).ok()
     };
-    if let Some(inner) = d
-        .strip_prefix("LEAST(")
-        .and_then(|r| r.strip_suffix(')'))
-    {
+    if let Some(inner) = d.strip_prefix("LEAST(").and_then(|r| r.strip_suffix(')')) {
         let (a, b) = inner.split_once("},")?;
         return Some(memory(&format!("{a}}}"))?.min(b.trim().parse().ok()?));
     }

@@ -461,7 +461,7 @@ mod rds_module {
     ///
     /// # Example
     /// ```rhai
-    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4", iam_auth: true });
     /// let i = rds::create_cluster_instance("orders-aurora-1", "orders-aurora",
     ///                                      #{ instance_class: "db.r6g.xlarge" });
     /// if i.cluster_id != "orders-aurora" { throw i; }
@@ -592,7 +592,7 @@ mod rds_module {
     ///
     /// # Example
     /// ```rhai
-    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4", iam_auth: true });
     /// rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
     /// rds::wait_until_cluster_available("orders-aurora", #{ timeout: "6h" });
     /// // The fence first: no application write may reach the source after the promotion.
@@ -600,7 +600,9 @@ mod rds_module {
     /// pg::terminate_backends("orders-db", pg::application_backends("orders-db").map(|b| b.pid));
     /// pg::wait_until_no_application_backends("orders-db", #{});
     /// let fence = pg::current_lsn("orders-db").lsn_bytes;
-    /// while pg::replay_lsn("orders-aurora").lsn_bytes < fence { sleep("5s"); }
+    /// // The replica's position, read on the source (Aurora has no pg_last_wal_replay_lsn).
+    /// let behind = || { let c = pg::replication_connections("orders-db"); c.is_empty() || c.some(|s| s.replay_lsn_bytes < fence) };
+    /// while behind.call() { sleep("5s"); }
     /// rds::promote_cluster("orders-aurora");
     /// let c = rds::wait_until_cluster_promoted("orders-aurora", #{ timeout: "30m" });
     /// if c.replication_source_identifier != () { throw c; }
@@ -626,7 +628,7 @@ mod rds_module {
     ///
     /// # Example
     /// ```rhai
-    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4", iam_auth: true });
     /// rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
     /// let i = rds::delete_instance("orders-aurora-1");
     /// if i.status != "deleting" { throw i; }
@@ -651,7 +653,7 @@ mod rds_module {
     ///
     /// # Example
     /// ```rhai
-    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4", iam_auth: true });
     /// rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
     /// rds::delete_instance("orders-aurora-1");
     /// let c = rds::delete_cluster("orders-aurora");
@@ -856,7 +858,7 @@ mod rds_module {
     ///
     /// # Example
     /// ```rhai
-    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4", iam_auth: true });
     /// rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
     /// let i = rds::wait_until_instance_available("orders-aurora-1", #{ timeout: "8h", every: "1m" });
     /// if i.status != "available" { throw i; }
@@ -938,8 +940,14 @@ mod rds_module {
     /// these and on nothing else — `maintenance`, `upgrading`, `backing-up`, `modifying`,
     /// `configuring-…` are transient.
     ///
+    /// # Parameters
+    /// None.
+    ///
     /// # Returns
     /// `#{ instance: [...], cluster: [...] }`.
+    ///
+    /// # Errors
+    /// None: the lists are AWS's, fixed in godwit.
     ///
     /// # Example
     /// ```rhai
@@ -947,9 +955,13 @@ mod rds_module {
     /// assert(t.cluster.contains("migration-failed"), "a replica that failed to build");
     /// assert(!t.instance.contains("maintenance"), "maintenance passes");
     /// ```
+    #[rhai_fn(volatile)]
     pub fn terminal_states() -> Map {
         let list = |v: &[&str]| -> Dynamic {
-            v.iter().map(|s| Dynamic::from(s.to_string())).collect::<Array>().into()
+            v.iter()
+                .map(|s| Dynamic::from(s.to_string()))
+                .collect::<Array>()
+                .into()
         };
         let mut m = Map::new();
         m.insert("instance".into(), list(TERMINAL_INSTANCE_STATES));
@@ -966,6 +978,12 @@ mod rds_module {
     /// * `class` — the source's instance class.
     /// * `orderable` — what `list_orderable_instance_classes` returned for the target version.
     ///
+    /// # Returns
+    /// The class name, or `()` when no class of that size is orderable.
+    ///
+    /// # Errors
+    /// None: a class that does not parse has no equivalent and gives `()`.
+    ///
     /// # Example
     /// ```rhai
     /// let orderable = rds::list_orderable_instance_classes("aurora-postgresql", "15.4");
@@ -973,6 +991,7 @@ mod rds_module {
     /// assert_eq(rds::aurora_class_for("db.r6g.xlarge", orderable), "db.r6g.xlarge");
     /// assert_eq(rds::aurora_class_for("db.m1.tiny", orderable), ());
     /// ```
+    #[rhai_fn(volatile)]
     pub fn aurora_class_for(class: &str, orderable: Array) -> Dynamic {
         let orderable: Vec<String> = orderable.into_iter().map(|c| c.to_string()).collect();
         crate::rds::aurora_class_for(class, &orderable).map_or(Dynamic::UNIT, Dynamic::from)
@@ -994,7 +1013,7 @@ mod rds_module {
     ///
     /// # Example
     /// ```rhai
-    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4", iam_auth: true });
     /// rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
     /// let c = rds::wait_until_cluster_available("orders-aurora", #{ timeout: "8h" });
     /// if c.status != "available" || c.replication_source_identifier == () { throw c; }
@@ -1048,14 +1067,16 @@ mod rds_module {
     ///
     /// # Example
     /// ```rhai
-    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4", iam_auth: true });
     /// rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
     /// rds::wait_until_cluster_available("orders-aurora", #{ timeout: "8h" });
     /// pg::block_logins("orders-db", ["orders_app"]);
     /// pg::terminate_backends("orders-db", pg::application_backends("orders-db").map(|b| b.pid));
     /// pg::wait_until_no_application_backends("orders-db", #{});
     /// let fence = pg::current_lsn("orders-db").lsn_bytes;
-    /// while pg::replay_lsn("orders-aurora").lsn_bytes < fence { sleep("5s"); }
+    /// // The replica's position, read on the source (Aurora has no pg_last_wal_replay_lsn).
+    /// let behind = || { let c = pg::replication_connections("orders-db"); c.is_empty() || c.some(|s| s.replay_lsn_bytes < fence) };
+    /// while behind.call() { sleep("5s"); }
     /// rds::promote_cluster("orders-aurora");
     /// let c = rds::wait_until_cluster_promoted("orders-aurora", #{});
     /// if c.status != "available" { throw c; }
@@ -1142,7 +1163,7 @@ mod rds_module {
     ///
     /// # Example
     /// ```rhai
-    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4", iam_auth: true });
     /// rds::delete_cluster("orders-aurora");
     /// let r = rds::wait_until_cluster_deleted("orders-aurora", #{ timeout: "1h" });
     /// if !r.deleted { throw r; }

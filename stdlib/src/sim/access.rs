@@ -68,8 +68,13 @@ impl SimState {
 
     /// Does one of `inst`'s security groups admit a client with `groups` (inside the VPC's
     /// range when `in_vpc`) on the instance's port?
+    /// Until a change of its groups is active, the previous groups decide.
     pub fn admits(&self, inst: &crate::rds::DbInstance, groups: &[String], in_vpc: bool) -> bool {
-        inst.security_groups.iter().any(|g| {
+        let in_force = self
+            .groups_in_force
+            .get(&inst.id)
+            .unwrap_or(&inst.security_groups);
+        in_force.iter().any(|g| {
             self.groups.get(g).is_some_and(|g| {
                 g.ingress
                     .iter()
@@ -212,7 +217,9 @@ pub fn godwit_login(
             area,
             op,
             ErrorKind::Invalid,
-            format!("{area}::{op} needs database access, and this world has none (credential-less)"),
+            format!(
+                "{area}::{op} needs database access, and this world has none (credential-less)"
+            ),
             "decide from AWS APIs and CloudWatch (the runbook's credential-less evidence), or \
              configure IAM database access",
         )
@@ -249,22 +256,22 @@ pub fn godwit_login(
                 ));
             }
         }
-    } else if let Some(c) = st.rds.clusters.get(db) {
-        if !c.iam_auth {
-            return Err(PrimitiveError::new(
-                area,
-                op,
-                ErrorKind::Conflict,
-                format!(
-                    "cannot log in to {db}: FATAL: PAM authentication failed for user \"godwit\" \
-                     (28P01) — IAM database authentication is not enabled on the cluster"
-                ),
-                "create the cluster with IAM database authentication (the standard runbook \
-                 copies the source's setting), or enable it (modify-db-cluster \
-                 --enable-iam-database-authentication)",
-            )
-            .with_retryable(false));
-        }
+    } else if let Some(c) = st.rds.clusters.get(db)
+        && !c.iam_auth
+    {
+        return Err(PrimitiveError::new(
+            area,
+            op,
+            ErrorKind::Conflict,
+            format!(
+                "cannot log in to {db}: FATAL: PAM authentication failed for user \"godwit\" \
+                 (28P01) — IAM database authentication is not enabled on the cluster"
+            ),
+            "create the cluster with IAM database authentication (the standard runbook \
+             copies the source's setting), or enable it (modify-db-cluster \
+             --enable-iam-database-authentication)",
+        )
+        .with_retryable(false));
     }
     st.godwit_conns.insert(db.to_string());
     Ok(())

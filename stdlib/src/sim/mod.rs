@@ -392,6 +392,12 @@ pub struct SimState {
     /// change (groups are stateful) and ends with the server's sessions (a reboot).
     #[serde(default)]
     pub godwit_conns: BTreeSet<String>,
+    /// The security groups still filtering an instance's new connections while a change to
+    /// them is applied: RDS applies it asynchronously (`ModifyDBInstance`), describing the new
+    /// groups `adding` until they are `active`. The simulator keeps the old ones in force
+    /// until then — a runbook that relies on a quarantine before it is active fails here.
+    #[serde(default)]
+    pub groups_in_force: BTreeMap<String, Vec<String>>,
     /// The source's last checkpoint (time, LSN, a shutdown checkpoint?). Only the shutdown
     /// checkpoint of a reboot is modelled: what the fence reads right after one.
     #[serde(default)]
@@ -476,6 +482,7 @@ impl SimState {
             blocked_roles: BTreeSet::new(),
             groups: BTreeMap::new(),
             godwit_conns: BTreeSet::new(),
+            groups_in_force: BTreeMap::new(),
             checkpoint: (now, lsn, false),
             target_slots: Vec::new(),
             promoted_at_lsn: BTreeMap::new(),

@@ -22,6 +22,7 @@ pub enum Change {
     DeleteInstance { id: String },
     DeleteCluster { id: String },
     SnapshotDone { id: String },
+    SecurityGroupsActive { id: String },
 }
 
 impl Change {
@@ -36,6 +37,9 @@ impl Change {
             Change::DeleteInstance { id } => format!("instance {id} deleted"),
             Change::DeleteCluster { id } => format!("cluster {id} deleted"),
             Change::SnapshotDone { id } => format!("snapshot {id} is available"),
+            Change::SecurityGroupsActive { id } => {
+                format!("the security groups of {id} are active")
+            }
         }
     }
 }
@@ -181,6 +185,12 @@ impl SimState {
                     c.status = status;
                 }
                 self.refresh_stream();
+            }
+            Change::SecurityGroupsActive { id } => {
+                self.groups_in_force.remove(&id);
+                if let Some(i) = self.rds.instances.get_mut(&id) {
+                    i.security_groups_pending.clear();
+                }
             }
             Change::RebootDone { id } => {
                 if let Some(i) = self.rds.instances.get_mut(&id) {

@@ -525,32 +525,27 @@ impl Pair {
     }
 }
 
-/// The positions of both sides now: the source's WAL position if it is a primary, the
-/// target's replay position if it is a replica.
-async fn positions(
-    src: &Client,
-    dst: &Client,
-    op: &str,
-    s: &str,
-    t: &str,
-) -> Result<Positions, PrimitiveError> {
-    let (a, b) = tokio::join!(
-        src.query_one(
+/// The positions of both sides now, both read on the source, in its own WAL: its position if
+/// it is a primary, and how far its physical walsenders' replica has replayed
+/// (`pg_stat_replication.replay_lsn`, the least of them; logical walsenders — CDC consumers —
+/// excluded). The target itself is never asked: Aurora refuses `pg_last_wal_replay_lsn()`.
+async fn positions(src: &Client, op: &str, s: &str) -> Result<Positions, PrimitiveError> {
+    let a = src
+        .query_one(
             "SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END, \
-             CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint END",
-            &[]
-        ),
-        dst.query_one(
-            "SELECT pg_last_wal_replay_lsn()::text, pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint",
-            &[]
+             CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint END, \
+             (SELECT min(r.replay_lsn)::text FROM pg_stat_replication r WHERE r.pid NOT IN \
+               (SELECT active_pid FROM pg_replication_slots WHERE slot_type = 'logical' AND active_pid IS NOT NULL)), \
+             (SELECT pg_wal_lsn_diff(min(r.replay_lsn), '0/0')::bigint FROM pg_stat_replication r WHERE r.pid NOT IN \
+               (SELECT active_pid FROM pg_replication_slots WHERE slot_type = 'logical' AND active_pid IS NOT NULL))",
+            &[],
         )
-    );
-    let a = a.map_err(|e| err(op, s, e))?;
-    let b = b.map_err(|e| err(op, t, e))?;
-    let (sb, tb): (Option<i64>, Option<i64>) = (a.get(1), b.get(1));
+        .await
+        .map_err(|e| err(op, s, e))?;
+    let (sb, tb): (Option<i64>, Option<i64>) = (a.get(1), a.get(3));
     Ok(Positions {
         source_lsn: a.get(0),
-        target_replay_lsn: b.get(0),
+        target_replay_lsn: a.get(2),
         lag_bytes: match (sb, tb) {
             (Some(x), Some(y)) => Some(x - y),
             _ => None,
@@ -619,7 +614,7 @@ impl LiveValidate {
             let src = open(pool, source, dbname, OP, st).await?;
             let dst = open(pool, target, dbname, OP, st).await?;
             if i == 0 {
-                report.positions = positions(&src, &dst, OP, source, target).await?;
+                report.positions = positions(&src, OP, source).await?;
                 let names: Vec<String> = if opts.settings.is_empty() {
                     DEFAULT_SETTINGS.iter().map(|s| s.to_string()).collect()
                 } else {
@@ -797,7 +792,7 @@ impl LiveValidate {
             let src = open(pool, source, dbname, OP, st).await?;
             let dst = open(pool, target, dbname, OP, st).await?;
             if i == 0 {
-                first_lsn = positions(&src, &dst, OP, source, target).await?.source_lsn;
+                first_lsn = positions(&src, OP, source).await?.source_lsn;
             }
             src.batch_execute(&format!(
                 "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {PIN_OUTPUT}"
@@ -839,10 +834,10 @@ impl LiveValidate {
             let _ = src.batch_execute("ROLLBACK").await;
             conns.push((src, dst));
         }
-        let Some((src0, dst0)) = conns.first() else {
+        let Some((src0, _)) = conns.first() else {
             return Ok(report.finish());
         };
-        report.positions = positions(src0, dst0, OP, source, target).await?;
+        report.positions = positions(src0, OP, source).await?;
         report.may_be_lag = report.positions.lag_bytes.unwrap_or(0) > 0
             || (first_lsn.is_some() && first_lsn != report.positions.source_lsn);
         for (ci, display, t, rows) in samples {

@@ -86,7 +86,8 @@ pub const DEFAULT_SETTINGS: &[&str] = &[
 pub struct Positions {
     /// The source's WAL position (`pg_current_wal_lsn()`), when it is a primary.
     pub source_lsn: Option<String>,
-    /// The target's replay position (`pg_last_wal_replay_lsn()`), when it is a replica.
+    /// How far the target (a replica) has replayed, as the source reports it
+    /// (`pg_stat_replication.replay_lsn`; Aurora refuses `pg_last_wal_replay_lsn()`).
     pub target_replay_lsn: Option<String>,
     /// `source_lsn - target_replay_lsn` in bytes (both known); > 0: the replica had not
     /// replayed everything the source had written when it was read.

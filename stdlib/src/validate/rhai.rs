@@ -168,14 +168,16 @@ mod validate_module {
     ///
     /// # Example
     /// ```rhai
-    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4", iam_auth: true });
     /// rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
     /// rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" });
     /// pg::block_logins("orders-db", ["orders_app"]);
     /// pg::terminate_backends("orders-db", pg::application_backends("orders-db").map(|b| b.pid));
     /// pg::wait_until_no_application_backends("orders-db", #{});
     /// let fence = pg::current_lsn("orders-db").lsn_bytes;
-    /// while pg::replay_lsn("orders-aurora").lsn_bytes < fence { sleep("5s"); }
+    /// // The replica's position, read on the source (Aurora has no pg_last_wal_replay_lsn).
+    /// let behind = || { let c = pg::replication_connections("orders-db"); c.is_empty() || c.some(|s| s.replay_lsn_bytes < fence) };
+    /// while behind.call() { sleep("5s"); }
     /// let r = validate::compare("orders-db", "orders-aurora", #{});
     /// if !r.equal { throw r.summary; }
     /// if r.tables.len() != 2 || r.tables[0].segments == 0 { throw r; }
@@ -212,7 +214,7 @@ mod validate_module {
     ///
     /// # Example
     /// ```rhai
-    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4", iam_auth: true });
     /// rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
     /// rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" });
     /// let s = validate::sample("orders-db", "orders-aurora", 0.001);
@@ -255,7 +257,7 @@ mod validate_module {
     ///
     /// # Example
     /// ```rhai
-    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4", iam_auth: true });
     /// rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
     /// rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" });
     /// sleep("10m");

@@ -62,6 +62,10 @@ pub struct Fixture {
     pub route: bool,
     /// Whether the world models snapshots.
     pub snapshots: bool,
+    /// How long a new parameter group must rest before a cluster may use it, where the world
+    /// refuses sooner (the simulator: AWS's five minutes, `rds::check_group_settled`); zero
+    /// where it does not refuse (AWS itself only advises the wait).
+    pub group_settle: Duration,
     /// A metric query with data in the world (after the story ran).
     pub metric: Box<dyn Fn() -> MetricQuery + Send + Sync>,
     /// A query over a window where the world has data around a stretch without any, and that

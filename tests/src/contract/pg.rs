@@ -1,6 +1,7 @@
 //! The `pg` contract: LSNs in PostgreSQL's text form that parse to their byte position
-//! (`pg::parse_lsn`); `current_lsn` on a replica and `replay_lsn` on a primary are
-//! `Conflict`; an unknown database `NotFound`; lists in the documented order; blocking logins
+//! (`pg::parse_lsn`); the replica's position read on the source; `current_lsn` on a replica
+//! and `replay_lsn` on a primary are `Conflict`, `replay_lsn` on Aurora `Invalid`; an
+//! unknown database `NotFound`; lists in the documented order; blocking logins
 //! answers every role now blocked, unblocking the ones still blocked.
 
 use godwit_engine::ErrorKind;
@@ -35,27 +36,62 @@ pub fn current_lsn(f: &Fixture, db: &str) -> u64 {
     check_lsn(f, "current_lsn", &l)
 }
 
-pub fn replay_lsn(f: &Fixture, db: &str) -> u64 {
-    let l = ok(
+/// Where the replica stands, read on the source (`pg_stat_replication`): the least replayed
+/// position of the walsenders other than the CDC consumer's, `None` while none is connected
+/// or one has not reported.
+pub fn replica_position(f: &Fixture) -> Option<u64> {
+    let conns = ok(
         f,
-        &format!("replay_lsn({db})"),
-        f.areas.pg.replay_lsn(&f.cx(A, "replay_lsn"), db),
+        "replication_connections",
+        f.areas
+            .pg
+            .replication_connections(&f.cx(A, "replication_connections"), &f.source),
     );
-    check_lsn(f, "replay_lsn", &l)
+    assert!(
+        sorted_by(&conns, |c| c.pid),
+        "[{}] by pid: {conns:?}",
+        f.name
+    );
+    // The CDC consumer's logical walsender confirms positions at its own pace: not the replica.
+    let consumer_slot = f.consumer.as_ref().map(|(_, slot)| slot.clone());
+    let replica: Vec<_> = conns
+        .iter()
+        .filter(|c| consumer_slot.is_none() || c.slot_name != consumer_slot)
+        .collect();
+    let mut least: Option<u64> = None;
+    for c in &replica {
+        let (Some(text), Some(bytes)) = (&c.replay_lsn, c.replay_lsn_bytes) else {
+            return None;
+        };
+        assert_eq!(parse_lsn(text), Some(bytes as u64), "[{}] {c:?}", f.name);
+        least = Some(least.map_or(bytes as u64, |l| l.min(bytes as u64)));
+    }
+    least
 }
 
 /// Wait until the replica replayed what the source had written when called.
 pub fn caught_up(f: &Fixture) {
     let at = current_lsn(f, &f.source);
     f.wait("the replica replayed the source's position", || {
-        (replay_lsn(f, &f.target) >= at).then_some(())
+        replica_position(f).filter(|p| *p >= at)
     });
 }
 
 pub fn contract(f: &Fixture) {
     let pg = &f.areas.pg;
-    current_lsn(f, &f.source);
-    replay_lsn(f, &f.target);
+    caught_up(f);
+    let e = err(
+        f,
+        "replay_lsn on Aurora is Invalid (pg::aurora_refuses)",
+        ErrorKind::Invalid,
+        A,
+        pg.replay_lsn(&f.cx(A, "replay_lsn"), &f.target),
+    );
+    assert!(
+        e.message.contains("not supported on Aurora"),
+        "[{}] {e:?}",
+        f.name
+    );
     err(
         f,
         "current_lsn on a replica is a Conflict",

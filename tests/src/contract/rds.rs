@@ -353,6 +353,19 @@ pub fn replica(f: &Fixture) {
             .rds
             .create_replica_cluster(&f.cx(A, "create_replica_cluster"), req)
     };
+    if !f.group_settle.is_zero() {
+        let e = err(
+            f,
+            "a cluster parameter group younger than the settle time is refused (rds::check_group_settled)",
+            ErrorKind::Conflict,
+            A,
+            create(&replica_request(f, &f.target, &version)),
+        );
+        assert!(e.message.contains(CLUSTER_GROUP), "[{}] {e:?}", f.name);
+        f.cx("contract", "settle")
+            .sleep(f.group_settle)
+            .unwrap_or_else(|e| panic!("[{}] waiting for the group to settle: {e}", f.name));
+    }
     err(
         f,
         "an Aurora version of another major is Invalid (rds::check_replica_source)",
@@ -464,7 +477,7 @@ pub fn fence(f: &Fixture) {
             &f.cx("ec2", "ensure_quarantine_group"),
             &f.vpc,
             super::ec2::QUARANTINE,
-            &Default::default(),
+            &super::ec2::admit(f),
         ),
     );
     let set = |groups: &[String]| {

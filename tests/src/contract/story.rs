@@ -1,5 +1,5 @@
 //! The order the areas' contracts run in on one world: the migration's own order, so each
-//! contract finds what it needs (a replica before `pg::replay_lsn`, a promoted cluster
+//! contract finds what it needs (a replica before its position is read, a promoted cluster
 //! before `cdc::create_equivalent_slots` on it or a route released to it). Each area's part runs even when an earlier
 //! one failed, so one run names every rule a world breaks; the test fails at the end with all
 //! of them.

@@ -59,6 +59,7 @@ fn base(name: &'static str, areas: godwit_stdlib::world::Areas, host: Host) -> F
         consumer: None,
         route: true,
         snapshots: true,
+        group_settle: Duration::ZERO,
         metric: Box::new(|| unreachable!("set by the world")),
         gap: None,
         keep: Vec::new(),
@@ -92,6 +93,7 @@ pub fn sim() -> Fixture {
     // Virtual time: RDS takes its minutes, the polls cost nothing.
     f.poll = Duration::from_secs(30);
     f.patience = Duration::from_secs(6 * 3600);
+    f.group_settle = Duration::from_secs(godwit_stdlib::rds::PARAMETER_GROUP_SETTLE_SECONDS as u64);
     f.metric = Box::new(move || {
         let now = clock.now_ms() / 1000;
         query("OldestReplicationSlotLag", "orders-db", 60, now - 3600, now)
