@@ -4,6 +4,9 @@
 //!   run on (test binary `contract`).
 //! * [`toy`]: toy primitives whose world lives in a directory (survives a crashed process).
 //! * [`moto`]: the moto server (through `tests/support/moto_launcher.py`) as a child process.
+//! * [`motopg`]: moto with real PostgreSQL behind its endpoints — lab servers driven by moto's
+//!   mutations, reached through TLS and IAM-token front doors, CloudWatch fed by the lab's
+//!   sampler (test binary `moto_pg`, the contract suite's aws world).
 //! * [`harness`]: build runners over the toy world; crash injection by panicking sinks
 //!   (in-process) or the `godwit-toy` binary (real process exits).
 //! * [`fixtures`]: journals of earlier runbook shapes (`--bin write-old-journals` writes them).
@@ -22,4 +25,5 @@ pub mod fixtures;
 pub mod harness;
 pub mod livepg;
 pub mod moto;
+pub mod motopg;
 pub mod toy;
