@@ -404,12 +404,18 @@ async fn iam_member(port: u16, user: &str, admin: &str) -> Result<bool, String> 
     .await
     .map_err(|e| format!("ask the server on port {port} about {user}: {e}"))?;
     tokio::spawn(conn);
+    // Granted membership, direct or through other roles, as `pg_hba.conf`'s `+rds_iam`
+    // matches it; not pg_has_role, for which a superuser is a member of every role.
     let row = c
-        .query_opt(
-            "SELECT pg_has_role(oid, 'rds_iam', 'MEMBER') FROM pg_roles WHERE rolname = $1",
+        .query_one(
+            "WITH RECURSIVE m(oid) AS (
+               SELECT oid FROM pg_roles WHERE rolname = 'rds_iam'
+               UNION SELECT a.member FROM pg_auth_members a JOIN m ON a.roleid = m.oid)
+             SELECT EXISTS (SELECT 1 FROM m JOIN pg_roles u ON u.oid = m.oid
+                            WHERE u.rolname = $1 AND u.rolname <> 'rds_iam')",
             &[&user],
         )
         .await
         .map_err(|e| format!("ask the server on port {port} about {user}: {e}"))?;
-    Ok(row.is_some_and(|r| r.get::<_, bool>(0)))
+    Ok(row.get::<_, bool>(0))
 }

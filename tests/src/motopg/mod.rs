@@ -21,6 +21,7 @@
 //! | `sigv4` | IAM auth tokens checked as RDS checks them |
 //! | `pki` | the CA (`ca_bundle`) and one certificate per endpoint address |
 //! | `feed` | CloudWatch fed from the lab's sampler |
+//! | `route` | the aws world's route, naming the harness's addresses back |
 //!
 //! **Addresses.** Every endpoint is its own loopback address (`127.x.y.z`, random) on the port
 //! moto reports (`Endpoint.Port`, default 5432), and its certificate names that address as an
@@ -44,6 +45,7 @@ pub mod front;
 pub mod hooks;
 pub mod net;
 pub mod pki;
+pub mod route;
 pub mod sigv4;
 
 use std::collections::BTreeMap;
@@ -192,6 +194,18 @@ impl Harness {
         std::fs::create_dir_all(&eps).map_err(|e| e.to_string())?;
         std::fs::write(eps.join(name), format!("{ip} {port}\n")).map_err(|e| e.to_string())?;
         Ok(ip)
+    }
+
+    /// The database whose endpoint is `host:port` (a cluster's id for its reader endpoint).
+    pub fn name_of(&self, host: &str, port: u16) -> Option<String> {
+        self.doors
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(d, _)| d.ip.to_string() == host && d.port == port)
+            .map(|(d, _)| match &d.serves {
+                Serves::Instance(id) | Serves::Writer(id) | Serves::Reader(id) => id.clone(),
+            })
     }
 
     fn close_doors(&self, which: impl Fn(&Serves) -> bool) {
@@ -478,7 +492,9 @@ impl Drop for MotoPg {
         self.harness.close_doors(|_| true);
         self.harness.stop_processes();
         if let Some(rt) = self.rt.take() {
-            rt.shutdown_background();
+            // Waits for a hook still applying (a blocking task) so none writes into the
+            // directory while it is removed.
+            rt.shutdown_timeout(Duration::from_secs(10));
         }
         if std::env::var_os("GODWIT_KEEP_MOTOPG").is_some()
             && let Some(tmp) = self.tmp.take()
