@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """moto (5.2.5) with the behaviour godwit's aws world needs and moto lacks, for tests only.
 
-Usage: moto_launcher.py [--host 127.0.0.1] [--port 0] [--exit-with-stdin] [--hooks URL]
+Usage: moto_launcher.py [--host 127.0.0.1] [--port 0] [--exit-with-stdin] [--hooks URL [--hooks-sync]]
 Binds (port 0 = a free port), prints `ready http://HOST:PORT` on stdout, serves until killed.
 
 Every addition below is documented in docs/moto.md with what real AWS does:
@@ -35,7 +35,8 @@ Every addition below is documented in docs/moto.md with what real AWS does:
    (`POST URL/op {"op", ...}`, the test harness `tests/src/motopg/`), which applies them to real
    PostgreSQL servers and answers the endpoint addresses. moto keeps the metadata the SDK reads;
    an object reads `creating` / `modifying` / `rebooting` / `promoting` until its hook is done,
-   as on RDS the status follows the work. A moto reset resets the hook service too.
+   as on RDS the status follows the work (--hooks-sync: the call answers once the work is
+   done). A moto reset resets the hook service too.
 """
 
 import argparse
@@ -412,13 +413,19 @@ class HookQueue:
     """Forwards mutations to the hook service one at a time, in call order, off the request
     thread (moto answers at once, as RDS does; the status follows the work)."""
 
-    def __init__(self, url):
+    def __init__(self, url, sync=False):
         self.url = url.rstrip("/")
+        # --hooks-sync: a mutation answers once its work is done (the lab's timing), for tests
+        # whose runbook polls once a minute; RDS answers at once and the status follows.
+        self.sync = sync
         self.jobs = queue.Queue()
         threading.Thread(target=self._work, daemon=True).start()
 
     def submit(self, op, done=None, failed=None):
-        self.jobs.put((op, done, failed))
+        finished = threading.Event()
+        self.jobs.put((op, done, failed, finished))
+        if self.sync:
+            finished.wait(600)
 
     def drain(self):
         self.jobs.join()
@@ -435,7 +442,7 @@ class HookQueue:
 
     def _work(self):
         while True:
-            op, done, failed = self.jobs.get()
+            op, done, failed, finished = self.jobs.get()
             try:
                 reply = self.call(op)
                 if done:
@@ -445,6 +452,7 @@ class HookQueue:
                 if failed:
                     failed(str(e))
             finally:
+                finished.set()
                 self.jobs.task_done()
 
 
@@ -594,9 +602,9 @@ def hooked_revoke_ingress(self, group_name_or_id, *args, **kwargs):
     return out
 
 
-def enable_hooks(url):
+def enable_hooks(url, sync=False):
     global HOOKS
-    HOOKS = HookQueue(url)
+    HOOKS = HookQueue(url, sync)
     rds_models.RDSBackend.create_db_instance = hooked_create_db_instance
     rds_models.RDSBackend.modify_db_instance = hooked_modify_db_instance
     rds_models.RDSBackend.delete_db_instance = hooked_delete_db_instance
@@ -813,9 +821,10 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--exit-with-stdin", action="store_true", help="exit when stdin closes")
     ap.add_argument("--hooks", help="forward database mutations to this hook service (docs/moto.md)")
+    ap.add_argument("--hooks-sync", action="store_true", help="answer a forwarded mutation once it is done")
     args = ap.parse_args()
     if args.hooks:
-        enable_hooks(args.hooks)
+        enable_hooks(args.hooks, args.hooks_sync)
     server = make_server(args.host, args.port, Launcher(), threaded=True)
     if args.exit_with_stdin:
         # The test process holds our stdin: when it exits (even killed, or a shared server

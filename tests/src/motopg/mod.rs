@@ -78,6 +78,11 @@ pub struct Options {
     pub seed_rows: i64,
     /// Database roles created on a new source for IAM login (`db_user` of the aws settings).
     pub iam_users: Vec<String>,
+    /// A mutation answers once its servers are done (`--hooks-sync`): a new cluster reads
+    /// `available` at the first describe. For runbooks whose waits poll once a minute (the
+    /// standard runbook's replica wait); RDS answers at once and the status follows, which is
+    /// the default.
+    pub sync_hooks: bool,
 }
 
 impl Default for Options {
@@ -85,6 +90,7 @@ impl Default for Options {
         Options {
             seed_rows: 1000,
             iam_users: vec!["godwit".into()],
+            sync_hooks: false,
         }
     }
 }
@@ -372,8 +378,12 @@ impl MotoPg {
             .unwrap();
         let hooks_url = format!("http://{}", listener.local_addr().unwrap());
         rt.spawn(hooks::serve(listener, harness.clone()));
+        let mut args = vec!["--hooks", &hooks_url];
+        if harness.opts.sync_hooks {
+            args.push("--hooks-sync");
+        }
         let this = MotoPg {
-            moto: Moto::start_with(&["--hooks", &hooks_url]),
+            moto: Moto::start_with(&args),
             harness,
             rt: Some(rt),
             tmp: Some(tmp),
@@ -487,15 +497,14 @@ impl MotoPg {
 
 impl Drop for MotoPg {
     fn drop(&mut self) {
-        // moto first (no more hooks), then the servers, then the runtime the doors run on.
+        // moto first (no more hooks); then the runtime, waiting for a hook still applying (a
+        // blocking task that may be starting a server); then every server by pid.
         self.moto.stop();
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_timeout(Duration::from_secs(60));
+        }
         self.harness.close_doors(|_| true);
         self.harness.stop_processes();
-        if let Some(rt) = self.rt.take() {
-            // Waits for a hook still applying (a blocking task) so none writes into the
-            // directory while it is removed.
-            rt.shutdown_timeout(Duration::from_secs(10));
-        }
         if std::env::var_os("GODWIT_KEEP_MOTOPG").is_some()
             && let Some(tmp) = self.tmp.take()
         {
