@@ -16,7 +16,9 @@
 //! Test binaries (`tests/tests/*.rs`): `resume` (durability: crash everywhere, undo, gates,
 //! non-determinism, tampering), `contract` (every area's contract on every world), `cli` (the
 //! `godwit` command end to end), `validate` (the `validate` area on real PostgreSQL and on the
-//! simulator), `moto` (the aws world against moto), `lab` (the lab world: real PostgreSQL +
+//! simulator), `moto` (the aws world against moto), `moto_pg` (the aws world against moto with
+//! real PostgreSQL behind its endpoints), `moto_pg_runbook` (the standard runbook there, end to
+//! end: issue 15's acceptance), `lab` (the lab world: real PostgreSQL +
 //! Envoy under load), `fuzz` (generated hostile runbooks, journal values and `lag` inputs for a
 //! bounded time; corpus in `tests/fuzz-corpus/`); benches `fleet`, `validate`.
 
