@@ -47,13 +47,24 @@ fn now_s() -> i64 {
 /// Take one sample of every instance and cluster in the lab. Servers that are down (a
 /// reboot) are skipped: a gap, as CloudWatch shows one.
 pub async fn sample(st: &LabState, last_lsn: &mut BTreeMap<String, (i64, i64)>) -> Sample {
+    sample_as(st, last_lsn, "postgres").await
+}
+
+/// [`sample`], logged in as superuser `user`. A world whose godwit logs in as another role than
+/// the lab's `postgres` names the role RDS's own monitoring uses (`rdsadmin`), so the sampler's
+/// sessions are not counted as the application's (`pg::application_backends` skips it).
+pub async fn sample_as(
+    st: &LabState,
+    last_lsn: &mut BTreeMap<String, (i64, i64)>,
+    user: &str,
+) -> Sample {
     let mut m = BTreeMap::new();
     let t = now_s();
     for (id, inst) in &st.instances {
         if inst.cluster.is_some() || inst.pid.is_none() {
             continue;
         }
-        let Ok(c) = connect(inst.port).await else {
+        let Ok(c) = connect(inst.port, user).await else {
             continue;
         };
         let dim = "DBInstanceIdentifier";
@@ -114,10 +125,10 @@ pub async fn sample(st: &LabState, last_lsn: &mut BTreeMap<String, (i64, i64)>) 
     Sample { t, m }
 }
 
-async fn connect(port: u16) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+async fn connect(port: u16, user: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
     let (c, conn) = tokio_postgres::connect(
         &format!(
-            "host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=2 application_name=godwit-lab-sampler"
+            "host=127.0.0.1 port={port} user={user} dbname=postgres connect_timeout=2 application_name=godwit-lab-sampler"
         ),
         tokio_postgres::NoTls,
     )

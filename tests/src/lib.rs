@@ -4,6 +4,9 @@
 //!   run on (test binary `contract`).
 //! * [`toy`]: toy primitives whose world lives in a directory (survives a crashed process).
 //! * [`moto`]: the moto server (through `tests/support/moto_launcher.py`) as a child process.
+//! * [`motopg`]: moto with real PostgreSQL behind its endpoints — lab servers driven by moto's
+//!   mutations, reached through TLS and IAM-token front doors, CloudWatch fed by the lab's
+//!   sampler (test binary `moto_pg`, the contract suite's aws world).
 //! * [`harness`]: build runners over the toy world; crash injection by panicking sinks
 //!   (in-process) or the `godwit-toy` binary (real process exits).
 //! * [`fixtures`]: journals of earlier runbook shapes (`--bin write-old-journals` writes them).
@@ -13,7 +16,9 @@
 //! Test binaries (`tests/tests/*.rs`): `resume` (durability: crash everywhere, undo, gates,
 //! non-determinism, tampering), `contract` (every area's contract on every world), `cli` (the
 //! `godwit` command end to end), `validate` (the `validate` area on real PostgreSQL and on the
-//! simulator), `moto` (the aws world against moto), `lab` (the lab world: real PostgreSQL +
+//! simulator), `moto` (the aws world against moto), `moto_pg` (the aws world against moto with
+//! real PostgreSQL behind its endpoints), `moto_pg_runbook` (the standard runbook there, end to
+//! end: issue 15's acceptance), `lab` (the lab world: real PostgreSQL +
 //! Envoy under load), `fuzz` (generated hostile runbooks, journal values and `lag` inputs for a
 //! bounded time; corpus in `tests/fuzz-corpus/`); benches `fleet`, `validate`.
 
@@ -22,4 +27,5 @@ pub mod fixtures;
 pub mod harness;
 pub mod livepg;
 pub mod moto;
+pub mod motopg;
 pub mod toy;

@@ -81,10 +81,16 @@ impl Moto {
     /// Start the launcher and wait (≤ 60 s) for its `ready URL` line. Panics with the install
     /// command when moto is missing.
     pub fn start() -> Moto {
+        Moto::start_with(&[])
+    }
+
+    /// [`Moto::start`] with more launcher arguments (`--hooks URL`: see `crate::motopg`).
+    pub fn start_with(args: &[&str]) -> Moto {
         let py = python().unwrap_or_else(|e| panic!("{e}"));
         let mut child = Command::new(py)
             .arg(repo_root().join("tests/support/moto_launcher.py"))
             .args(["--host", "127.0.0.1", "--port", "0", "--exit-with-stdin"])
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -163,11 +169,18 @@ impl Moto {
     }
 }
 
-impl Drop for Moto {
-    fn drop(&mut self) {
+impl Moto {
+    /// Stop the launcher (by its pid); also done on drop.
+    pub fn stop(&mut self) {
         // Child::kill signals this child's own pid (never a process name).
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -177,6 +190,12 @@ impl Drop for Moto {
 /// `max_wal_size` set, 7 days of backups, IAM database auth. Returns the VPC id and the group
 /// id.
 pub async fn seed_source(aws: &godwit_stdlib::aws::Aws) -> (String, String) {
+    seed_source_with(aws, "10.0.0.0/8").await
+}
+
+/// [`seed_source`] with the application group admitting `app_cidr` (`127.0.0.0/8` where the
+/// clients are on loopback: `crate::motopg`).
+pub async fn seed_source_with(aws: &godwit_stdlib::aws::Aws, app_cidr: &str) -> (String, String) {
     let ec2 = &aws.ec2;
     let rds = &aws.rds;
     let vpc = ec2
@@ -223,7 +242,7 @@ pub async fn seed_source(aws: &godwit_stdlib::aws::Aws) -> (String, String) {
         .ip_protocol("tcp")
         .from_port(5432)
         .to_port(5432)
-        .cidr_ip("10.0.0.0/8")
+        .cidr_ip(app_cidr)
         .send()
         .await
         .unwrap();

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """moto (5.2.5) with the behaviour godwit's aws world needs and moto lacks, for tests only.
 
-Usage: moto_launcher.py [--host 127.0.0.1] [--port 0] [--exit-with-stdin]
+Usage: moto_launcher.py [--host 127.0.0.1] [--port 0] [--exit-with-stdin] [--hooks URL [--hooks-sync]]
 Binds (port 0 = a free port), prints `ready http://HOST:PORT` on stdout, serves until killed.
 
 Every addition below is documented in docs/moto.md with what real AWS does:
@@ -30,16 +30,27 @@ Every addition below is documented in docs/moto.md with what real AWS does:
    "message", "times"} answers the next `times` calls of that API action with that error, in
    the protocol of the service; GET /godwit/faults says how many were injected per action.
    POST /moto-api/reset also clears the faults.
+7. With --hooks URL: real servers behind moto's endpoints. The RDS and EC2 mutations that
+   change a database (create, modify security groups or IAM auth, reboot, promote, delete;
+   ingress rules of security groups) are forwarded, in call order, to a hook service
+   (`POST URL/op {"op", ...}`, the test harness `tests/src/motopg/`), which applies them to real
+   PostgreSQL servers and answers the endpoint addresses. moto keeps the metadata the SDK reads;
+   an object reads `creating` / `modifying` / `rebooting` / `promoting` until its hook is done,
+   as on RDS the status follows the work (--hooks-sync: the call answers once the work is
+   done). A moto reset resets the hook service too.
 """
 
 import argparse
 import io
 import json
 import os
+import queue
 import re
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from datetime import datetime, timezone
 from urllib.parse import parse_qs
@@ -52,9 +63,10 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.ec2.exceptions import InvalidVPCIdError
+from moto.ec2.models import ec2_backends
 from moto.ec2.models.security_groups import SecurityGroupBackend
 from moto.rds import models as rds_models
-from moto.rds.exceptions import DBInstanceNotFoundError, InvalidDBClusterStateFault
+from moto.rds.exceptions import DBInstanceNotFoundError, InvalidDBClusterStateFault, RDSClientError
 
 # Wall-clock length of each simulated phase (creating; promotion: available, promoting).
 PHASE = 0.4
@@ -194,9 +206,24 @@ _orig_reboot = rds_models.RDSBackend.reboot_db_instance
 
 def reboot_db_instance(self, db_instance_identifier):
     db = _orig_reboot(self, db_instance_identifier)
-    # moto reboots at once: both events now, in RDS's order.
+    if HOOKS is None:
+        # moto reboots at once: both events now, in RDS's order.
+        db.add_event("GODWIT_DB_INSTANCE_SHUTDOWN")
+        db.add_event("GODWIT_DB_INSTANCE_RESTARTED")
+        return db
+    # 7. The real server restarts: `rebooting` until it is back, as RDS reports it.
+    if db.status != "available":
+        raise RDSClientError(
+            "InvalidDBInstanceState", f"DB instance {db_instance_identifier} is not in available state ({db.status})."
+        )
+    db.status = "rebooting"
     db.add_event("GODWIT_DB_INSTANCE_SHUTDOWN")
-    db.add_event("GODWIT_DB_INSTANCE_RESTARTED")
+
+    def done(_reply):
+        db.status = "available"
+        db.add_event("GODWIT_DB_INSTANCE_RESTARTED")
+
+    HOOKS.submit({"op": "reboot_instance", "id": db_instance_identifier}, done, _failed(db))
     return db
 
 
@@ -252,8 +279,32 @@ def create_db_cluster(self, kwargs):
     cluster.replication_source_identifier = src.db_instance_arn
     replicas = getattr(src, "read_replica_db_cluster_identifiers", [])
     src.read_replica_db_cluster_identifiers = replicas + [cluster.db_cluster_identifier]
-    # Real AWS takes minutes to hours; a moment of `creating` makes the waits poll.
-    cluster._godwit_timeline = [(time.monotonic() + PHASE, "creating")]
+    if HOOKS is None:
+        # Real AWS takes minutes to hours; a moment of `creating` makes the waits poll.
+        cluster._godwit_timeline = [(time.monotonic() + PHASE, "creating")]
+        return cluster
+    # 7. `creating` until the real replica's data is copied (pg_basebackup of the source).
+    cluster._godwit_busy = "creating"
+
+    def done(reply):
+        cluster._godwit_endpoint = reply["endpoint"]
+        cluster._godwit_reader_endpoint = reply["reader_endpoint"]
+        cluster._status = "available"
+        cluster._godwit_busy = None
+
+    HOOKS.submit(
+        {
+            "op": "create_cluster",
+            "id": cluster.db_cluster_identifier,
+            "source_id": src.db_instance_identifier,
+            "engine_version": cluster.engine_version,
+            "port": cluster.port,
+            "iam": bool(cluster.iam_auth),
+            "groups": _groups(cluster.vpc_security_group_ids, cluster.region),
+        },
+        done,
+        _failed(cluster),
+    )
     return cluster
 
 
@@ -271,6 +322,11 @@ def promote_read_replica_db_cluster(self, db_cluster_identifier):
     now = time.monotonic()
     cluster._godwit_timeline = [(now + PHASE, "available"), (now + 2 * PHASE, "promoting")]
     cluster._godwit_promoting = True
+    if HOOKS is not None:
+        # 7. `promoting` lasts until the real replica left recovery.
+        job = threading.Event()
+        cluster._godwit_job = job
+        HOOKS.submit({"op": "promote_cluster", "id": db_cluster_identifier}, lambda _r: job.set(), lambda _m: job.set())
     return cluster
 
 
@@ -285,18 +341,28 @@ def delete_db_cluster(self, *args, **kwargs):
                 c for c in getattr(src, "read_replica_db_cluster_identifiers", []) if c != cluster_id
             ]
         cluster.replication_source_identifier = None
-    return _orig_delete_db_cluster(self, *args, **kwargs)
+    deleted = _orig_delete_db_cluster(self, *args, **kwargs)
+    if HOOKS is not None:
+        HOOKS.submit({"op": "delete_cluster", "id": cluster_id})
+    return deleted
 
 
 def _status(self):
     """Statuses on a wall-clock timeline (not per read: one describe may read it twice)."""
+    busy = getattr(self, "_godwit_busy", None)
+    if busy:
+        return busy  # 7. a hook at work
     timeline = getattr(self, "_godwit_timeline", None)
     if timeline:
         now = time.monotonic()
         for until, status in timeline:
             if now < until:
                 return status
+        job = getattr(self, "_godwit_job", None)
+        if job is not None and not job.is_set():
+            return timeline[-1][1]  # 7. the last phase lasts until the real work is done
         self._godwit_timeline = None
+        self._godwit_job = None
         if getattr(self, "_godwit_promoting", False):
             self._godwit_promoting = False
             rsi = self.replication_source_identifier
@@ -331,12 +397,242 @@ def modify_db_cluster_parameter_group(self, db_cluster_parameter_group_name, db_
     return _orig_modify_cpg(self, db_cluster_parameter_group_name, _as_user(db_cluster_parameter_group_parameters))
 
 
+# ModifyDBCluster with EnableIAMDatabaseAuthentication sets an attribute moto never reads back
+# (the cluster reports `iam_auth`): the cluster keeps reporting the flag it was created with.
+_orig_modify_db_cluster_iam = rds_models.RDSBackend.modify_db_cluster
+
+
+def modify_db_cluster(self, kwargs):
+    # moto's modify overwrites kwargs["db_cluster_identifier"]: read the ids first.
+    cluster_id = kwargs.get("new_db_cluster_identifier") or kwargs["db_cluster_identifier"]
+    iam = kwargs.get("enable_iam_database_authentication")
+    answer = _orig_modify_db_cluster_iam(self, kwargs)
+    if iam is not None:
+        iam = iam is True or str(iam).lower() == "true"
+        self.clusters[cluster_id].iam_auth = answer.iam_auth = iam
+    return answer
+
+
+rds_models.RDSBackend.modify_db_cluster = modify_db_cluster
 rds_models.RDSBackend.modify_db_parameter_group = modify_db_parameter_group
 rds_models.RDSBackend.modify_db_cluster_parameter_group = modify_db_cluster_parameter_group
 rds_models.RDSBackend.create_db_cluster = create_db_cluster
 rds_models.RDSBackend.promote_read_replica_db_cluster = promote_read_replica_db_cluster
 rds_models.RDSBackend.delete_db_cluster = delete_db_cluster
 rds_models.DBCluster.status = property(_status, _orig_status.fset)
+
+
+
+# --- 7. real servers behind moto's endpoints (--hooks URL) ------------------------------------
+
+HOOKS = None  # the HookQueue when --hooks is given
+
+
+class HookQueue:
+    """Forwards mutations to the hook service one at a time, in call order, off the request
+    thread (moto answers at once, as RDS does; the status follows the work)."""
+
+    def __init__(self, url, sync=False):
+        self.url = url.rstrip("/")
+        # --hooks-sync: a mutation answers once its work is done (the lab's timing), for tests
+        # whose runbook polls once a minute; RDS answers at once and the status follows.
+        self.sync = sync
+        self.jobs = queue.Queue()
+        threading.Thread(target=self._work, daemon=True).start()
+
+    def submit(self, op, done=None, failed=None):
+        finished = threading.Event()
+        self.jobs.put((op, done, failed, finished))
+        if self.sync:
+            finished.wait(600)
+
+    def drain(self):
+        self.jobs.join()
+
+    def call(self, op, timeout=600):
+        req = urllib.request.Request(
+            self.url + "/op", data=json.dumps(op).encode(), headers={"Content-Type": "application/json"}, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return json.loads(r.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(e.read().decode("utf-8", "replace")) from None
+
+    def _work(self):
+        while True:
+            op, done, failed, finished = self.jobs.get()
+            try:
+                reply = self.call(op)
+                if done:
+                    done(reply)
+            except Exception as e:  # the hook service said why; the object reads `failed`
+                print(f"hook {op.get('op')} {op.get('id')} failed: {e}", file=sys.stderr, flush=True)
+                if failed:
+                    failed(str(e))
+            finally:
+                finished.set()
+                self.jobs.task_done()
+
+
+def _failed(obj):
+    def mark(_message):
+        obj._godwit_busy = None
+        if isinstance(obj, rds_models.DBCluster):
+            obj._status = "failed"
+        else:
+            obj.status = "failed"
+
+    return mark
+
+
+def _rule(r):
+    cidr = r.ip_range.get("CidrIp") if r.ip_range else None
+    group = r.source_group.get("GroupId") if r.source_group else None
+    return {"protocol": r.ip_protocol, "from": r.from_port, "to": r.to_port, "cidr": cidr, "group": group}
+
+
+def _group(g):
+    return {"id": g.id, "ingress": [_rule(r) for r in g.ingress_rules]}
+
+
+def _groups(ids, region):
+    """The security groups `ids` with their ingress rules, as the hook service enforces them."""
+    ec2 = ec2_backends[DEFAULT_ACCOUNT_ID][region]
+    out = []
+    for gid in ids or []:
+        g = ec2.get_security_group_from_id(gid)
+        out.append(_group(g) if g is not None else {"id": gid, "ingress": []})
+    return out
+
+
+_orig_create_db_instance = rds_models.RDSBackend.create_db_instance
+_orig_modify_db_instance = rds_models.RDSBackend.modify_db_instance
+_orig_delete_db_instance = rds_models.RDSBackend.delete_db_instance
+_orig_modify_db_cluster = rds_models.RDSBackend.modify_db_cluster
+_orig_instance_endpoint = rds_models.DBInstance.endpoint
+_orig_cluster_endpoint = rds_models.DBCluster.endpoint
+_orig_cluster_reader_endpoint = rds_models.DBCluster.reader_endpoint
+_orig_authorize_ingress = SecurityGroupBackend.authorize_security_group_ingress
+_orig_revoke_ingress = SecurityGroupBackend.revoke_security_group_ingress
+
+
+def hooked_create_db_instance(self, db_kwargs):
+    db = _orig_create_db_instance(self, db_kwargs)
+    db.status = "creating"
+    db._godwit_address = None
+
+    def done(reply):
+        db._godwit_address = reply["address"]
+        db.status = "available"
+
+    if isinstance(db, rds_models.DBInstanceClustered):
+        op = {
+            "op": "create_cluster_instance",
+            "id": db.db_instance_identifier,
+            "cluster_id": db.db_cluster_identifier,
+            "instance_class": db.db_instance_class,
+            "port": db.cluster.port,
+        }
+    else:
+        op = {
+            "op": "create_instance",
+            "id": db.db_instance_identifier,
+            "engine": db.engine,
+            "port": db.port,
+            "iam": bool(db.enable_iam_database_authentication),
+            "groups": _groups(db.vpc_security_group_ids, db.region),
+        }
+    HOOKS.submit(op, done, _failed(db))
+    return db
+
+
+def _instance_access(db):
+    return (list(db.vpc_security_group_ids or []), bool(db.enable_iam_database_authentication))
+
+
+def hooked_modify_db_instance(self, db_instance_identifier, db_kwargs):
+    before = self.databases.get(db_instance_identifier)
+    before = _instance_access(before) if before is not None else None
+    db = _orig_modify_db_instance(self, db_instance_identifier, db_kwargs)
+    groups, iam = _instance_access(db)
+    if (groups, iam) != before and not isinstance(db, rds_models.DBInstanceClustered):
+        # A security-group change applies "as soon as possible" (API_ModifyDBInstance):
+        # `modifying` until the endpoint enforces the new groups.
+        db.status = "modifying"
+
+        def done(_reply):
+            db.status = "available"
+
+        HOOKS.submit(
+            {"op": "modify", "id": db.db_instance_identifier, "groups": _groups(groups, db.region), "iam": iam},
+            done,
+            _failed(db),
+        )
+    return db
+
+
+def hooked_delete_db_instance(self, db_instance_identifier, *args, **kwargs):
+    db = _orig_delete_db_instance(self, db_instance_identifier, *args, **kwargs)
+    HOOKS.submit({"op": "delete_instance", "id": db_instance_identifier})
+    return db
+
+
+def hooked_modify_db_cluster(self, kwargs):
+    old = self.clusters.get(kwargs["db_cluster_identifier"])
+    new_id = kwargs.get("new_db_cluster_identifier") or kwargs["db_cluster_identifier"]
+    before = (list(old.vpc_security_group_ids or []), bool(old.iam_auth)) if old is not None else None
+    answer = _orig_modify_db_cluster(self, kwargs)
+    cluster = self.clusters[new_id]
+    after = (list(cluster.vpc_security_group_ids or []), bool(cluster.iam_auth))
+    if after != before:
+        cluster._godwit_busy = answer._godwit_busy = "modifying"
+
+        def done(_reply):
+            cluster._godwit_busy = None
+
+        HOOKS.submit(
+            {"op": "modify", "id": cluster.db_cluster_identifier, "groups": _groups(after[0], cluster.region), "iam": after[1]},
+            done,
+            _failed(cluster),
+        )
+    return answer
+
+
+def hooked_instance_endpoint(self):
+    # No endpoint while the server is being created, as RDS omits it.
+    address = getattr(self, "_godwit_address", None)
+    if address is None:
+        return None
+    return {"Address": address, "Port": self.port}
+
+
+def hooked_authorize_ingress(self, *args, **kwargs):
+    added, group = _orig_authorize_ingress(self, *args, **kwargs)
+    HOOKS.submit(dict(_group(group), op="security_group"))
+    return added, group
+
+
+def hooked_revoke_ingress(self, group_name_or_id, *args, **kwargs):
+    out = _orig_revoke_ingress(self, group_name_or_id, *args, **kwargs)
+    group = self.get_security_group_by_name_or_id(group_name_or_id, kwargs.get("vpc_id"))
+    if group is not None:
+        HOOKS.submit(dict(_group(group), op="security_group"))
+    return out
+
+
+def enable_hooks(url, sync=False):
+    global HOOKS
+    HOOKS = HookQueue(url, sync)
+    rds_models.RDSBackend.create_db_instance = hooked_create_db_instance
+    rds_models.RDSBackend.modify_db_instance = hooked_modify_db_instance
+    rds_models.RDSBackend.delete_db_instance = hooked_delete_db_instance
+    rds_models.RDSBackend.modify_db_cluster = hooked_modify_db_cluster
+    rds_models.DBInstance.endpoint = property(hooked_instance_endpoint)
+    rds_models.DBCluster.endpoint = property(lambda c: getattr(c, "_godwit_endpoint", None))
+    rds_models.DBCluster.reader_endpoint = property(lambda c: getattr(c, "_godwit_reader_endpoint", None))
+    SecurityGroupBackend.authorize_security_group_ingress = hooked_authorize_ingress
+    SecurityGroupBackend.revoke_security_group_ingress = hooked_revoke_ingress
 
 
 # --- the WSGI layer -------------------------------------------------------------------------
@@ -440,6 +736,10 @@ class Launcher:
             with LOCK:
                 FAULTS.clear()
                 INJECTED.clear()
+            if HOOKS is not None:
+                # Every forwarded mutation done, then the real servers go with moto's state.
+                HOOKS.drain()
+                HOOKS.call({"op": "reset"})
 
         region, service = credential_scope(environ)
         cbor_op = re.match(r"^/service/GraniteServiceVersion20100801/operation/(\w+)$", path)
@@ -539,7 +839,11 @@ def main():
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--exit-with-stdin", action="store_true", help="exit when stdin closes")
+    ap.add_argument("--hooks", help="forward database mutations to this hook service (docs/moto.md)")
+    ap.add_argument("--hooks-sync", action="store_true", help="answer a forwarded mutation once it is done")
     args = ap.parse_args()
+    if args.hooks:
+        enable_hooks(args.hooks, args.hooks_sync)
     server = make_server(args.host, args.port, Launcher(), threaded=True)
     if args.exit_with_stdin:
         # The test process holds our stdin: when it exits (even killed, or a shared server
