@@ -195,6 +195,10 @@ pub async fn seed_source(aws: &godwit_stdlib::aws::Aws) -> (String, String) {
 
 /// [`seed_source`] with the application group admitting `app_cidr` (`127.0.0.0/8` where the
 /// clients are on loopback: `crate::motopg`).
+/// The port the seeded source listens on: not 5432, so that code assuming PostgreSQL's
+/// default port fails the tests (RDS endpoints carry their own, `Endpoint.Port`).
+pub const SOURCE_PORT: u16 = 5433;
+
 pub async fn seed_source_with(aws: &godwit_stdlib::aws::Aws, app_cidr: &str) -> (String, String) {
     let ec2 = &aws.ec2;
     let rds = &aws.rds;
@@ -240,8 +244,8 @@ pub async fn seed_source_with(aws: &godwit_stdlib::aws::Aws, app_cidr: &str) -> 
     ec2.authorize_security_group_ingress()
         .group_id(&sg)
         .ip_protocol("tcp")
-        .from_port(5432)
-        .to_port(5432)
+        .from_port(i32::from(SOURCE_PORT))
+        .to_port(i32::from(SOURCE_PORT))
         .cidr_ip(app_cidr)
         .send()
         .await
@@ -272,6 +276,7 @@ pub async fn seed_source_with(aws: &godwit_stdlib::aws::Aws, app_cidr: &str) -> 
         .engine("postgres")
         .engine_version("15.4")
         .db_instance_class("db.r6g.large")
+        .port(i32::from(SOURCE_PORT))
         .allocated_storage(100)
         .master_username("postgres")
         .master_user_password("not-used-by-godwit")

@@ -334,7 +334,7 @@ fn quarantine_security_groups_and_a_reboot_that_happens_once_per_step() {
         .iter()
         .find(|g| g["id"] == sg.as_str())
         .unwrap();
-    assert_eq!(app["ingress"], json!(["tcp/5432 from 10.0.0.0/8"]));
+    assert_eq!(app["ingress"], json!(["tcp/5433 from 10.0.0.0/8"]));
 
     let q = eval(
         &mut s,
@@ -1183,7 +1183,7 @@ fn the_standard_runbook_runs_against_moto_as_far_as_moto_models_it() {
         "orders-db",
         RouteSpec::new(
             Addr::new("127.0.0.1", listen.port()),
-            Addr::new(&source_endpoint, 5432),
+            Addr::new(&source_endpoint, godwit_tests::moto::SOURCE_PORT),
         ),
     ))
     .unwrap();
@@ -1287,7 +1287,13 @@ fn the_standard_runbook_runs_against_moto_as_far_as_moto_models_it() {
             )
         })
         .collect();
-    assert_eq!(ingress, vec![(Some(5432), vec![godwit_group.as_str()])]);
+    assert_eq!(
+        ingress,
+        vec![(
+            Some(i32::from(godwit_tests::moto::SOURCE_PORT)),
+            vec![godwit_group.as_str()]
+        )]
+    );
     assert!(q.ip_permissions_egress().is_empty());
     assert_eq!(calls(&collector, "rds.RebootDBInstance"), 1);
     // IAM database authentication on the target, copied from the source.
@@ -1297,7 +1303,7 @@ fn the_standard_runbook_runs_against_moto_as_far_as_moto_models_it() {
     let writer = cl.endpoint().unwrap();
     assert_eq!(
         view.spec.endpoints[0].addr,
-        Addr::new(writer, 5432),
+        Addr::new(writer, godwit_tests::moto::SOURCE_PORT),
         "{view:?}"
     );
     let validation = collector

@@ -228,7 +228,11 @@ fn the_source_is_a_real_server_reached_over_verified_tls_with_an_iam_token() {
     assert_eq!(i["status"], "available");
     let (host, port) = env.endpoint("orders-db");
     assert!(host.starts_with("127.") && host != "127.0.0.1", "{host}");
-    assert_eq!(port, 5432, "moto's port for postgres");
+    assert_eq!(
+        port,
+        godwit_tests::moto::SOURCE_PORT,
+        "the port the source was created with"
+    );
 
     let lsn = eval(&mut s, r#"pg::current_lsn("orders-db")"#);
     let server: i64 = env
@@ -586,8 +590,8 @@ fn the_quarantine_drops_new_connections_and_keeps_established_ones() {
             .ip_permissions(
                 aws_sdk_ec2::types::IpPermission::builder()
                     .ip_protocol("tcp")
-                    .from_port(5432)
-                    .to_port(5432)
+                    .from_port(i32::from(godwit_tests::moto::SOURCE_PORT))
+                    .to_port(i32::from(godwit_tests::moto::SOURCE_PORT))
                     .user_id_group_pairs(
                         aws_sdk_ec2::types::UserIdGroupPair::builder()
                             .group_id(&g)
@@ -773,7 +777,7 @@ fn the_aurora_replica_is_a_real_replica_promoted_and_deleted_for_real() {
     }
     assert!(gone, "the replica's server stopped and its data removed");
     assert!(
-        std::net::TcpStream::connect((endpoint.as_str(), 5432)).is_err(),
+        std::net::TcpStream::connect((endpoint.as_str(), godwit_tests::moto::SOURCE_PORT)).is_err(),
         "its endpoint is closed"
     );
 }

@@ -292,7 +292,7 @@ fn the_standard_runbook_runs_end_to_end_through_the_aws_world_with_nothing_scrip
     assert_eq!(
         rules,
         [format!(
-            "tcp/Some(5432)-Some(5432) from {:?}, 0 CIDRs",
+            "tcp/Some(5433)-Some(5433) from {:?}, 0 CIDRs",
             [&godwit_group]
         )],
         "one ingress rule: the database port from godwit's group"

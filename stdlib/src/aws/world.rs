@@ -150,42 +150,49 @@ fn router(aws: &Arc<Aws>, api: &Arc<AwsApi>) -> Arc<dyn Router> {
 }
 
 /// Where RDS databases listen: the instance endpoint, or a cluster's writer endpoint, on the
-/// PostgreSQL port. RDS endpoint names start with the identifier
+/// port RDS describes (`Endpoint.Port`, `DBCluster.Port`; never assumed). RDS endpoint names start with the identifier
 /// (`orders-db.c9akciq32.eu-west-1.rds.amazonaws.com`, `orders-aurora.cluster-c9akciq32…`), which
 /// is how an address in a route is named back.
 struct AwsEndpoints {
     api: Arc<AwsApi>,
 }
 
-/// RDS for PostgreSQL and Aurora PostgreSQL listen on 5432 unless created otherwise.
-const PG_PORT: u16 = 5432;
+/// Where `db` listens as RDS describes it: a cluster's writer endpoint or an instance's
+/// endpoint, on its own port (`DBCluster.Port`, `Endpoint.Port`; never assumed to be 5432).
+/// `Conflict` while it has no endpoint yet.
+pub fn endpoint_addr(
+    rds: &dyn Rds,
+    cx: &Call<'_>,
+    op: &str,
+    db: &str,
+) -> Result<Addr, PrimitiveError> {
+    let not_found = |e: PrimitiveError| match e.kind {
+        ErrorKind::NotFound => crate::route::target_not_found(op, db),
+        _ => e,
+    };
+    let (endpoint, port) = match rds.describe_cluster(cx, db) {
+        Ok(c) => (c.endpoint, c.port),
+        Err(e) if e.kind == ErrorKind::NotFound => {
+            let i = rds.describe_instance(cx, db).map_err(not_found)?;
+            (i.endpoint, i.port)
+        }
+        Err(e) => return Err(e),
+    };
+    if endpoint.is_empty() {
+        return Err(PrimitiveError::new(
+            "route",
+            op,
+            ErrorKind::Conflict,
+            format!("{db} has no endpoint yet"),
+            "wait until it is available (rds::wait_until_*_available)",
+        ));
+    }
+    Ok(Addr::new(endpoint, port))
+}
 
 impl Endpoints for AwsEndpoints {
     fn addr_of(&self, cx: &Call<'_>, op: &str, db: &str) -> Result<Addr, PrimitiveError> {
-        let not_found = |e: PrimitiveError| match e.kind {
-            ErrorKind::NotFound => crate::route::target_not_found(op, db),
-            _ => e,
-        };
-        let endpoint = match self.api.describe_cluster(cx, db) {
-            Ok(c) => c.endpoint,
-            Err(e) if e.kind == ErrorKind::NotFound => {
-                self.api
-                    .describe_instance(cx, db)
-                    .map_err(not_found)?
-                    .endpoint
-            }
-            Err(e) => return Err(e),
-        };
-        if endpoint.is_empty() {
-            return Err(PrimitiveError::new(
-                "route",
-                op,
-                ErrorKind::Conflict,
-                format!("{db} has no endpoint yet"),
-                "wait until it is available (rds::wait_until_*_available)",
-            ));
-        }
-        Ok(Addr::new(endpoint, PG_PORT))
+        endpoint_addr(self.api.as_ref(), cx, op, db)
     }
 
     fn db_of(&self, addr: &Addr) -> String {

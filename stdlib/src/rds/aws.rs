@@ -840,6 +840,9 @@ impl Rds for AwsApi {
                 .set_kms_key_id(kms.clone())
                 // Off by default on CreateDBCluster: without it godwit cannot log in.
                 .enable_iam_database_authentication(req.iam_auth)
+                // The source's port (CreateDBCluster would default to 5432), as the simulator
+                // and the lab create it.
+                .port(i32::from(src.port))
                 .send()
         });
         match created {

@@ -286,7 +286,7 @@ pub fn aws_on_moto(dir: &Path) -> Fixture {
         "orders-db",
         RouteSpec::new(
             Addr::new("127.0.0.1", free().port()),
-            Addr::new(&endpoint, 5432),
+            Addr::new(&endpoint, crate::moto::SOURCE_PORT),
         ),
     ))
     .unwrap();

@@ -7,12 +7,12 @@
 //! loopback addresses (no name can resolve to loopback without changing `/etc/hosts`), which
 //! that rule names by themselves (`127.1.2.3:5432`): a route would then never say it serves
 //! `orders-db`. [`HarnessEndpoints`] names them from the harness's doors instead; where a
-//! database's address comes from is the aws world's rule, mirrored from
-//! `AwsEndpoints::addr_of` (stdlib/src/aws/world.rs), which it must follow.
+//! database's address comes from is the aws world's own rule
+//! (`godwit_stdlib::aws::world::endpoint_addr`).
 
 use std::sync::Arc;
 
-use godwit_engine::{Call, ErrorKind, PrimitiveError};
+use godwit_engine::{Call, PrimitiveError};
 use godwit_stdlib::aws::Aws;
 use godwit_stdlib::aws::iam::IamConnector;
 use godwit_stdlib::aws::world::AwsParts;
@@ -24,10 +24,6 @@ use godwit_xds::remote::RemotePlane;
 
 use super::{Harness, MotoPg};
 
-/// RDS for PostgreSQL and Aurora PostgreSQL listen on 5432 unless created otherwise (as the
-/// aws world assumes today; issue 15 item 5).
-const PG_PORT: u16 = 5432;
-
 pub struct HarnessEndpoints {
     rds: Arc<dyn Rds>,
     harness: Arc<Harness>,
@@ -35,29 +31,7 @@ pub struct HarnessEndpoints {
 
 impl Endpoints for HarnessEndpoints {
     fn addr_of(&self, cx: &Call<'_>, op: &str, db: &str) -> Result<Addr, PrimitiveError> {
-        let endpoint = match self.rds.describe_cluster(cx, db) {
-            Ok(c) => c.endpoint,
-            Err(e) if e.kind == ErrorKind::NotFound => {
-                self.rds
-                    .describe_instance(cx, db)
-                    .map_err(|e| match e.kind {
-                        ErrorKind::NotFound => godwit_stdlib::route::target_not_found(op, db),
-                        _ => e,
-                    })?
-                    .endpoint
-            }
-            Err(e) => return Err(e),
-        };
-        if endpoint.is_empty() {
-            return Err(PrimitiveError::new(
-                "route",
-                op,
-                ErrorKind::Conflict,
-                format!("{db} has no endpoint yet"),
-                "wait until it is available (rds::wait_until_*_available)",
-            ));
-        }
-        Ok(Addr::new(endpoint, PG_PORT))
+        godwit_stdlib::aws::world::endpoint_addr(self.rds.as_ref(), cx, op, db)
     }
 
     fn db_of(&self, addr: &Addr) -> String {
