@@ -7,6 +7,7 @@
 //! | `state`      | `lab.json`: the lab's servers, RDS-shaped objects, ports, consumers     |
 //! | `supervisor` | `lab up/down/status`: source, control plane + Envoy, sampler; the world |
 //! | `areas`      | rds and ec2 over servers, `pg_hba` and `pg_basebackup`                  |
+//! | `ops`        | instance operations recorded before they act, completed after a crash   |
 //! | `route_cdc`  | route through the control plane's API; CDC with `pg_recvlogical`        |
 //! | `metrics`    | the lab's CloudWatch: one-second samples, aggregated per period         |
 //! | `workload`   | clients writing through Envoy: blackout, failures, lost commits         |
@@ -15,6 +16,7 @@
 pub mod areas;
 pub mod cutover;
 pub mod metrics;
+pub mod ops;
 pub mod pgproc;
 pub mod route_cdc;
 pub mod state;

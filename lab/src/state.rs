@@ -93,6 +93,23 @@ pub struct Instance {
     pub parameter_group: String,
     /// Idempotency tokens of reboots already done.
     pub reboots: Vec<String>,
+    /// The operation on this instance's server in flight: recorded before it acts, cleared
+    /// when it completes. A process killed in the middle leaves it here, and whoever takes the
+    /// instance's [`OpLock`] next finishes it (the step run again on `resume`, or the
+    /// supervisor, which completes an accepted operation as RDS does on its own).
+    #[serde(default)]
+    pub op: Option<InstanceOp>,
+}
+
+/// An instance operation recorded before it acts (see [`Instance::op`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum InstanceOp {
+    /// `create_cluster_instance`: the server on its cluster's data directory is started.
+    Create,
+    /// `reboot_instance` with `token`: the server that ran before (`old_pid`) is stopped and
+    /// the server started again on the same port.
+    Reboot { token: String, old_pid: Option<u32> },
 }
 
 impl Instance {
@@ -123,6 +140,10 @@ pub struct Cluster {
     /// IAM database authentication enabled at creation (`EnableIAMDatabaseAuthentication`).
     #[serde(default = "yes")]
     pub iam_auth: bool,
+    /// The `pg_basebackup` copying the data directory while the cluster is `creating`,
+    /// recorded as soon as it is spawned.
+    #[serde(default)]
+    pub basebackup_pid: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -241,9 +262,11 @@ impl LabState {
         c.members.first().and_then(|m| self.instances.get(m))
     }
 
-    /// Every pid the lab started that may still run (servers, Envoy, consumers).
+    /// Every pid the lab started that may still run (servers, Envoy, consumers, a
+    /// `pg_basebackup` copying a cluster).
     pub fn pids(&self) -> Vec<u32> {
         let mut v: Vec<u32> = self.instances.values().filter_map(|i| i.pid).collect();
+        v.extend(self.clusters.values().filter_map(|c| c.basebackup_pid));
         v.extend(self.cdc.values().filter_map(|c| c.pid));
         v.extend(self.route.envoy_pid);
         v
@@ -263,6 +286,15 @@ impl LabState {
         });
     }
 
+    /// Instances with an operation in flight ([`Instance::op`]).
+    pub fn pending_ops(&self) -> Vec<String> {
+        self.instances
+            .values()
+            .filter(|i| i.op.is_some())
+            .map(|i| i.id.clone())
+            .collect()
+    }
+
     pub fn arn(&self, id: &str) -> String {
         let kind = if self.clusters.contains_key(id) {
             "cluster"
@@ -270,5 +302,37 @@ impl LabState {
             "db"
         };
         format!("arn:aws:rds:lab:000000000000:{kind}:{id}")
+    }
+}
+
+/// The lock on one lab object's operations (`locks/<id>.lock`, `flock`): held for the whole of
+/// a mutation of that instance or cluster (start, reboot, basebackup), so two processes never
+/// act on one server at once. The kernel drops it when its holder dies, so a free lock on an
+/// object with an operation recorded means that operation was interrupted.
+#[derive(Debug)]
+pub struct OpLock {
+    _file: fs::File,
+}
+
+impl OpLock {
+    /// Take the lock on `id` if no one holds it.
+    pub fn try_take(dir: &Path, id: &str) -> Result<Option<OpLock>, LabError> {
+        let locks = dir.join("locks");
+        fs::create_dir_all(&locks)
+            .map_err(|e| LabError::Io(format!("create {}: {e}", locks.display())))?;
+        let path = locks.join(format!("{id}.lock"));
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| LabError::Io(format!("lock {}: {e}", path.display())))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(OpLock { _file: file })),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => {
+                Err(LabError::Io(format!("lock {}: {e}", path.display())))
+            }
+        }
     }
 }

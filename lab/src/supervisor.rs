@@ -258,6 +258,7 @@ impl Supervisor {
                 security_groups: vec!["sg-lab-app".into()],
                 parameter_group: source_group,
                 reboots: Vec::new(),
+                op: None,
             },
         );
         if opts.cdc {
@@ -298,7 +299,8 @@ impl Supervisor {
         state.save()?;
 
         let (sampler_stop, rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(crate::metrics::run_sampler(dir.clone(), rx));
+        tokio::spawn(crate::metrics::run_sampler(dir.clone(), rx.clone()));
+        tokio::spawn(complete_interrupted_ops(dir.clone(), rx));
         Ok(Supervisor {
             dir,
             state,
@@ -360,22 +362,74 @@ impl Drop for Supervisor {
     }
 }
 
-/// Stop every process recorded in `st`: consumers first (they read from servers), then
-/// servers (fast shutdown), then Envoy.
-pub fn stop_all(st: &LabState) {
-    for c in st.cdc.values() {
-        if let Some(pid) = c.pid {
-            pgproc::stop_pid(pid, Signal::SIGINT, Duration::from_secs(5));
+/// Every second until `stop` fires: complete the instance operations whose process died (a
+/// `godwit run` killed mid-reboot), as RDS completes a reboot it accepted (crate::ops).
+async fn complete_interrupted_ops(dir: PathBuf, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
         }
+        let d = dir.clone();
+        let Ok((done, failed)) =
+            tokio::task::spawn_blocking(move || crate::ops::complete_interrupted(&d)).await
+        else {
+            continue;
+        };
+        for id in done {
+            eprintln!("lab: completed the interrupted operation on {id}");
+        }
+        for e in failed {
+            eprintln!("lab: an interrupted operation could not complete yet: {e}");
+        }
+    }
+}
+
+/// Stop every process of the lab: those recorded in `st` — consumers first (they read from
+/// servers), then servers (fast shutdown), then Envoy — and then any other the lab's programs
+/// run under its directory (a server or copy whose starter was killed before recording it).
+pub fn stop_all(st: &LabState) {
+    stop_recorded(st);
+    pgproc::stop_lab_processes(&st.dir, Duration::from_secs(30));
+}
+
+fn stop_recorded(st: &LabState) {
+    // Only pids that are still the lab's programs under its directory: a pid recorded long ago
+    // may belong to an unrelated process by now.
+    let ours: std::collections::BTreeSet<u32> = pgproc::lab_processes(&st.dir)
+        .iter()
+        .map(|p| p.pid)
+        .collect();
+    let stop = |pid: Option<u32>, signal, grace| {
+        if let Some(pid) = pid.filter(|p| ours.contains(p)) {
+            pgproc::stop_pid(pid, signal, grace);
+        }
+    };
+    for c in st.cdc.values() {
+        stop(c.pid, Signal::SIGINT, Duration::from_secs(5));
+    }
+    for c in st.clusters.values() {
+        stop(c.basebackup_pid, Signal::SIGTERM, Duration::from_secs(5));
     }
     for i in st.instances.values() {
-        if let Some(pid) = i.pid {
-            pgproc::stop_pid(pid, Signal::SIGINT, Duration::from_secs(30));
-        }
+        stop(i.pid, Signal::SIGINT, Duration::from_secs(30));
     }
-    if let Some(pid) = st.route.envoy_pid {
-        pgproc::stop_pid(pid, Signal::SIGTERM, Duration::from_secs(5));
-    }
+    stop(st.route.envoy_pid, Signal::SIGTERM, Duration::from_secs(5));
+}
+
+/// Lab processes running under the lab's directory that `lab.json` does not name: servers,
+/// copies or consumers whose starter died before recording them. Children of a recorded
+/// process (a server's backends, a copy's WAL streamer) are not listed. Empty in a healthy
+/// lab; `lab down` stops them too.
+pub fn unrecorded_processes(st: &LabState) -> Vec<pgproc::LabProcess> {
+    let all = pgproc::lab_processes(&st.dir);
+    let pids: std::collections::BTreeSet<u32> = all.iter().map(|p| p.pid).collect();
+    let recorded = st.pids();
+    all.into_iter()
+        .filter(|p| !pids.contains(&p.ppid) && !recorded.contains(&p.pid))
+        .collect()
 }
 
 /// `godwit lab down` from another process: ask the supervisor to stop (SIGTERM) and wait for

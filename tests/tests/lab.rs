@@ -360,13 +360,14 @@ async fn godwit_killed_mid_cutover_resumes_to_completion_losing_nothing() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Kill it right after the source was fenced and rebooted: sessions ended, nothing promoted.
+    // Kill it right after the source was fenced: sessions ended, nothing promoted (kills at
+    // every instant inside each step: lab_crash.rs).
     let killed_at = {
         let state = state.clone();
         tokio::task::spawn_blocking(move || {
             let seen = wait_transcript(
                 &state,
-                r#""event":"step-completed","name":"reboot-source""#,
+                r#""event":"gate-passed","name":"source-sessions-ended""#,
                 Duration::from_secs(180),
             );
             child.kill().unwrap();
@@ -376,7 +377,7 @@ async fn godwit_killed_mid_cutover_resumes_to_completion_losing_nothing() {
         .await
         .unwrap()
     };
-    assert!(killed_at, "the run never reached reboot-source");
+    assert!(killed_at, "the run never fenced the source");
     let resumed = tokio::task::spawn_blocking(move || {
         Command::new(GODWIT)
             .args(["resume", "last"])
