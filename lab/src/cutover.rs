@@ -25,7 +25,7 @@ pub fn lab_params() -> serde_json::Map<String, serde_json::Value> {
     m.insert("metric_period".into(), 1.into());
     // A new parameter group rests five minutes on AWS before a cluster uses it; the lab's
     // groups are files read at the server's start, in effect at once.
-    m.insert("parameter_group_settle".into(), "1s".into());
+    m.insert("parameter_group_settle".into(), "0s".into());
     // Two healthy polls after the switch, 2 s apart (30 s against AWS).
     m.insert("health_every".into(), "2s".into());
     // A lab's parameter groups are in force at once (AWS asks for about five minutes).

@@ -6,6 +6,7 @@
 //! missing one fails with its install command. Nothing here asserts on time: the measured
 //! figures are printed (the cutover benchmark compares them).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -237,6 +238,145 @@ async fn a_replica_killed_during_validation_aborts_and_leaves_the_source_writabl
         .collect();
     assert!(undone.contains(&"create-replica-cluster"), "{undone:?}");
     // Writable through Envoy after the rollback.
+    direct_write(st.route.listen_port, "app").await.unwrap();
+    sup.down().await;
+}
+
+/// Keeps the source from restarting: an unknown setting in its `postgresql.auto.conf` from the
+/// start of `reboot-source` until the rollback has released the held clients (and two seconds
+/// more); records when the hold began, the rollback started and the clients were released.
+struct StallSource {
+    conf: PathBuf,
+    data: PathBuf,
+    in_fence_undo: std::sync::atomic::AtomicBool,
+    /// Transcript times (ms): the hold published, the abort, the clients released.
+    times: std::sync::Mutex<BTreeMap<&'static str, i64>>,
+    /// Whether the source's server ran when the clients were released.
+    source_ran_at_release: std::sync::Mutex<Option<bool>>,
+    released: tokio::sync::Notify,
+}
+
+const BROKEN: &str = "godwit_test_keeps_the_source_down = on\n";
+
+impl Sink for StallSource {
+    fn line(&self, line: &Line) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let mark = |k| {
+            self.times.lock().unwrap().entry(k).or_insert(line.at);
+        };
+        match &line.event {
+            Event::StepCompleted { name, .. } if name == "hold" => mark("hold"),
+            Event::StepStarted { name } if name == "reboot-source" => {
+                // Read at the restart only: the running server never sees it.
+                let mut conf = std::fs::read_to_string(&self.conf).unwrap();
+                conf.push_str(BROKEN);
+                std::fs::write(&self.conf, conf).unwrap();
+            }
+            Event::AbortStarted { .. } => mark("abort"),
+            Event::UndoStarted { step } if step == "fence" => {
+                self.in_fence_undo.store(true, SeqCst)
+            }
+            Event::Primitive {
+                area, op, ok: true, ..
+            } if area == "route" && op == "switch_route" && self.in_fence_undo.load(SeqCst) => {
+                let mut ran = self.source_ran_at_release.lock().unwrap();
+                if ran.is_none() {
+                    *ran = Some(pgproc::running_pid(&self.data).is_some());
+                    mark("released");
+                    self.released.notify_one();
+                }
+            }
+            Event::UndoCompleted { step } if step == "fence" => {
+                self.in_fence_undo.store(false, SeqCst)
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A rollback under the hold whose source cannot restart: `reboot-source` fails (the restarted
+/// server refuses its configuration), and the rollback's first undo releases the held clients
+/// onto the source while it is still down — nothing waits on the source while clients are
+/// held. The source comes back two seconds later (the supervisor keeps restarting it, as RDS
+/// keeps a reboot going) and the rollback completes: nothing lost, writable through Envoy.
+/// Prints the client-visible outage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rollback_whose_source_cannot_restart_releases_the_held_clients_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sup = lab(tmp.path(), true).await;
+    let st = LabState::load(&sup.dir).unwrap();
+    let data = st.instances[&st.source].spec.data.clone();
+    let stall = Arc::new(StallSource {
+        conf: data.join("postgresql.auto.conf"),
+        data: data.clone(),
+        in_fence_undo: Default::default(),
+        times: Default::default(),
+        source_ran_at_release: Default::default(),
+        released: tokio::sync::Notify::new(),
+    });
+    // Once the clients are released (or after 2 minutes: then the assertions below fail), the
+    // source stays down 2 s more, then may start again.
+    let fixer = {
+        let stall = stall.clone();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(120), stall.released.notified()).await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let conf = std::fs::read_to_string(&stall.conf).unwrap();
+            std::fs::write(&stall.conf, conf.replace(BROKEN, "")).unwrap();
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+        })
+    };
+    let store = Arc::new(FileStore::new(tmp.path().join("runs")));
+    let mut opts = cutover_opts(store, vec![stall.clone()], Kind::Tpcb);
+    opts.params.insert("fence_method".into(), "reboot".into());
+    let out = cutover::run(&sup, opts).await.unwrap();
+    let fixed_at = fixer.await.unwrap() as i64;
+    let reason = match &out.report.as_ref().unwrap().status {
+        godwit_engine::RunStatus::RolledBack { reason, .. } => reason.clone(),
+        other => panic!("expected a rollback, got {other:?}"),
+    };
+    assert!(reason.contains("exited while starting"), "{reason}");
+    let times = stall.times.lock().unwrap().clone();
+    let released = *times
+        .get("released")
+        .expect("the rollback released the held clients");
+    assert_eq!(
+        *stall.source_ran_at_release.lock().unwrap(),
+        Some(false),
+        "the clients were released while the source was down"
+    );
+    assert!(
+        released < fixed_at,
+        "released before the source could restart"
+    );
+    let w = &out.workload;
+    eprintln!(
+        "rollback under the hold, source kept down: hold → released {} ms, abort → released {} ms, source kept from restarting until {} ms after the release; client-visible outage (longest gap between commits) {:.0} ms, failed attempts {}, lost {:?}",
+        released - times["hold"],
+        released - times["abort"],
+        fixed_at - released,
+        w.blackout_ms,
+        w.failed_attempts,
+        w.lost,
+    );
+    assert_eq!(w.lost, Some(0), "{w:?}");
+    assert_eq!(w.inconsistent, Some(0), "{w:?}");
+    let undone: Vec<&str> = out
+        .lines
+        .iter()
+        .filter_map(|l| match &l.event {
+            Event::UndoCompleted { step } => Some(step.as_str()),
+            _ => None,
+        })
+        .collect();
+    for step in ["fence", "hold", "create-replica-cluster"] {
+        assert!(undone.contains(&step), "{undone:?}");
+    }
+    let st = LabState::load(&sup.dir).unwrap();
+    assert_eq!(st.instances[&st.source].status, "available");
     direct_write(st.route.listen_port, "app").await.unwrap();
     sup.down().await;
 }
