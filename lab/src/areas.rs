@@ -392,12 +392,18 @@ fn data_size_gb(data: &Path) -> u64 {
     (walk(data) / (1 << 30)).max(1)
 }
 
-/// The settings of a cluster's writer: the lab primary's.
-fn replica_settings() -> Vec<(String, String)> {
-    pgproc::PRIMARY_SETTINGS
+/// The settings of a cluster's writer: the lab primary's, and how soon it reconnects to its
+/// source after losing it ([`crate::state::Attributes::replica_retry_ms`]).
+fn replica_settings(st: &LabState) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = pgproc::PRIMARY_SETTINGS
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+        .collect();
+    v.push((
+        "wal_retrieve_retry_interval".into(),
+        format!("{}ms", st.attributes.replica_retry_ms),
+    ));
+    v
 }
 
 /// Whether a security group lets the application in: any ingress rule but the one admitting
@@ -745,7 +751,7 @@ impl Rds for LabRds {
             data: cl.data.clone(),
             socket_dir: st.dir.join(format!("{}.s", req.instance_id)),
             log: st.dir.join(format!("{}.log", req.instance_id)),
-            settings: replica_settings(),
+            settings: replica_settings(&st),
         };
         pgproc::make_owned_dir(&spec.socket_dir, st.user.as_ref())
             .map_err(|e| lab_error(R, OP, e))?;

@@ -62,6 +62,15 @@ pub struct Attributes {
     /// The source's IAM database authentication flag.
     #[serde(default = "yes")]
     pub iam_auth: bool,
+    /// How soon a replica's walreceiver tries again after losing its source (a reboot of the
+    /// source): the replicas' `wal_retrieve_retry_interval`, milliseconds. PostgreSQL's
+    /// default is 5 s; Aurora neither documents nor lets one set its own (docs/lab.md).
+    #[serde(default = "default_replica_retry_ms")]
+    pub replica_retry_ms: u64,
+}
+
+fn default_replica_retry_ms() -> u64 {
+    5_000
 }
 
 impl Default for Attributes {
@@ -72,6 +81,7 @@ impl Default for Attributes {
             instance_class: "db.lab.local".into(),
             vpc_id: "vpc-lab".into(),
             iam_auth: true,
+            replica_retry_ms: default_replica_retry_ms(),
         }
     }
 }

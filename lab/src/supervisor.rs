@@ -45,6 +45,9 @@ pub struct LabOptions {
     pub cdc: bool,
     /// Envoy binary; `None`: `GODWIT_ENVOY_BIN` or the project's `.venv`.
     pub envoy: Option<PathBuf>,
+    /// The replicas' `wal_retrieve_retry_interval` (default PostgreSQL's 5 s; see
+    /// [`Attributes::replica_retry_ms`]).
+    pub replica_retry: Duration,
 }
 
 impl LabOptions {
@@ -55,6 +58,7 @@ impl LabOptions {
             seed_rows: 10_000,
             cdc: true,
             envoy: None,
+            replica_retry: Duration::from_secs(5),
         }
     }
 }
@@ -241,7 +245,10 @@ impl Supervisor {
                 envoy_pid: Some(envoy.pid()),
             },
             cdc: BTreeMap::new(),
-            attributes: Attributes::default(),
+            attributes: Attributes {
+                replica_retry_ms: opts.replica_retry.as_millis() as u64,
+                ..Attributes::default()
+            },
             events: Vec::new(),
             seed_rows: opts.seed_rows,
         };
