@@ -11,7 +11,8 @@
 //! | `delete_*` | stop the server, drop its slot on the source, remove its files |
 //! | parameter groups | recorded; `applied`/`unsupported` checked against the server's `pg_settings` |
 //! | engine versions | the installed server's version; supported extensions = `pg_available_extensions` |
-//! | snapshots | not modelled (a clear error): the snapshot runbook runs in the sim world |
+//! | `create_snapshot` | `pg_basebackup -X stream` of the instance's server into `snapshots/<id>` (no slot left, no standby configuration) |
+//! | `restore_cluster_from_snapshot` | a copy of that backup as the new cluster's data directory; its writer instance starts on it as a primary |
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -263,7 +264,7 @@ impl LabRds {
             parameter_group: i.parameter_group.clone(),
             storage_encrypted: st.attributes.storage_encrypted,
             kms_key_id: None,
-            allocated_storage_gb: data_size_gb(&i.spec.data),
+            allocated_storage_gb: st.attributes.allocated_storage_gb,
             backup_retention_days: st.attributes.backup_retention_days,
             endpoint: format!("127.0.0.1:{}", i.port),
             port: i.port,
@@ -364,32 +365,17 @@ impl LabRds {
         self.ctx.pool.forget(id);
     }
 
-    fn unsupported(op: &str) -> PrimitiveError {
-        PrimitiveError::new(
-            R,
-            op,
-            ErrorKind::Invalid,
-            format!("the lab world does not model snapshots (rds::{op})"),
-            "run the snapshot runbook in the sim world (--world sim) or against AWS",
-        )
+    fn snapshot_view(&self, st: &LabState, s: &crate::state::Snapshot) -> Snapshot {
+        Snapshot {
+            id: s.id.clone(),
+            source_id: s.source_id.clone(),
+            status: s.status.clone(),
+            engine_version: st.bin.version.clone(),
+            storage_encrypted: st.attributes.storage_encrypted,
+            kms_key_id: None,
+            data_gb: s.bytes as f64 / 1e9,
+        }
     }
-}
-
-fn data_size_gb(data: &Path) -> u64 {
-    fn walk(p: &Path) -> u64 {
-        std::fs::read_dir(p)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| match e.metadata() {
-                Ok(m) if m.is_dir() => walk(&e.path()),
-                Ok(m) => m.len(),
-                Err(_) => 0,
-            })
-            .sum()
-    }
-    // At least 1 GB: RDS's smallest allocation; the size-aware deadlines use it.
-    (walk(data) / (1 << 30)).max(1)
 }
 
 /// The settings of a cluster's writer: the lab primary's, and how soon it reconnects to its
@@ -679,6 +665,7 @@ impl Rds for LabRds {
                     promote_requested: false,
                     iam_auth: req.iam_auth,
                     basebackup_pid: None,
+                    restored_from: None,
                 },
             );
             Ok(())
@@ -755,11 +742,23 @@ impl Rds for LabRds {
         };
         pgproc::make_owned_dir(&spec.socket_dir, st.user.as_ref())
             .map_err(|e| lab_error(R, OP, e))?;
-        let source_groups = st
-            .instances
-            .get(&st.source)
-            .map(|s| s.security_groups.clone())
-            .unwrap_or_default();
+        // A replica's writer takes the source's groups; a restored cluster's, the lab's
+        // application group (RDS: the VPC's default group when the restore names none).
+        let groups = match &cl.restored_from {
+            Some(_) => vec![crate::state::APP_GROUP.to_string()],
+            None => st
+                .instances
+                .get(&st.source)
+                .map(|s| s.security_groups.clone())
+                .unwrap_or_default(),
+        };
+        // The copied pg_hba.conf is the source's when copied (a snapshot of a quarantined
+        // source rejects the application): it follows the writer's groups instead.
+        let admits = groups
+            .iter()
+            .any(|g| st.security_groups.get(g).is_some_and(admits_application));
+        set_hba_quarantine(&cl.data, &st.app_role, !admits).map_err(|e| lab_error(R, OP, e))?;
+        let source_groups = groups;
         // The intent first (`creating`, no pid yet): whoever holds the lock next starts the
         // server or adopts the one a killed process started (crate::ops).
         self.ctx.update(R, OP, |st| {
@@ -1092,23 +1091,182 @@ impl Rds for LabRds {
 
     fn create_snapshot(
         &self,
-        _cx: &Call<'_>,
-        _: &str,
-        _: &str,
+        cx: &Call<'_>,
+        instance_id: &str,
+        snapshot_id: &str,
     ) -> Result<Snapshot, PrimitiveError> {
-        Err(Self::unsupported("create_snapshot"))
+        const OP: &str = "create_snapshot";
+        let _lock = self
+            .ctx
+            .lock(cx, R, OP, &format!("snapshot-{snapshot_id}"))?;
+        let (st, inst) = self.instance(OP, instance_id)?;
+        // `creating` with the lock free: a process killed while copying; start over below.
+        let existing = st
+            .snapshots
+            .get(snapshot_id)
+            .filter(|s| s.status != "creating")
+            .map(|s| self.snapshot_view(&st, s));
+        if let Some(s) = rds::existing_snapshot(OP, instance_id, existing)? {
+            return Ok(s);
+        }
+        let src = inst.server().ok_or_else(|| {
+            PrimitiveError::new(
+                R,
+                OP,
+                ErrorKind::Conflict,
+                format!("instance {instance_id} is not running (InvalidDBInstanceState)"),
+                "wait until it is available (rds::wait_until_instance_available)",
+            )
+            .with_retryable(true)
+        })?;
+        let snapshots = st.dir.join("snapshots");
+        let path = snapshots.join(snapshot_id);
+        // The intent first, as for a replica's copy (create_replica_cluster).
+        self.ctx.update(R, OP, |st| {
+            st.snapshots.insert(
+                snapshot_id.to_string(),
+                crate::state::Snapshot {
+                    id: snapshot_id.to_string(),
+                    source_id: instance_id.to_string(),
+                    status: "creating".into(),
+                    path: path.clone(),
+                    bytes: 0,
+                    basebackup_pid: None,
+                },
+            );
+            Ok(())
+        })?;
+        pgproc::crash_point("create_snapshot:intent");
+        stop_on_data(&path);
+        if path.exists() {
+            std::fs::remove_dir_all(&path).map_err(|e| {
+                lab_error(
+                    R,
+                    OP,
+                    LabError::Io(format!("remove {}: {e}", path.display())),
+                )
+            })?;
+        }
+        pgproc::make_owned_dir(&snapshots, st.user.as_ref()).map_err(|e| lab_error(R, OP, e))?;
+        let dir = self.ctx.dir.clone();
+        let id = snapshot_id.to_string();
+        pgproc::base_backup(
+            &st.bin,
+            st.user.as_ref(),
+            &st.dir,
+            &src,
+            &path,
+            None,
+            "create_snapshot:copying",
+            |pid| {
+                LabState::update(&dir, |st| {
+                    if let Some(s) = st.snapshots.get_mut(&id) {
+                        s.basebackup_pid = Some(pid);
+                    }
+                    Ok(())
+                })
+            },
+        )
+        .map_err(|e| lab_error(R, OP, e))?;
+        pgproc::crash_point("create_snapshot:copied");
+        let bytes = pgproc::dir_bytes(&path);
+        let snap = self.ctx.update(R, OP, |st| {
+            let s = st.snapshots.get_mut(snapshot_id).ok_or_else(|| {
+                LabError::State(format!("snapshot {snapshot_id} vanished while copying"))
+            })?;
+            s.status = "available".into();
+            s.bytes = bytes;
+            s.basebackup_pid = None;
+            let s = s.clone();
+            st.event(instance_id, false, "Manual snapshot created");
+            Ok(s)
+        })?;
+        let st = self.ctx.state(R, OP)?;
+        Ok(self.snapshot_view(&st, &snap))
     }
 
-    fn describe_snapshot(&self, _cx: &Call<'_>, _: &str) -> Result<Snapshot, PrimitiveError> {
-        Err(Self::unsupported("describe_snapshot"))
+    fn describe_snapshot(&self, _cx: &Call<'_>, id: &str) -> Result<Snapshot, PrimitiveError> {
+        const OP: &str = "describe_snapshot";
+        let st = self.ctx.state(R, OP)?;
+        let s = st
+            .snapshots
+            .get(id)
+            .ok_or_else(|| rds::snapshot_not_found(OP, id))?;
+        Ok(self.snapshot_view(&st, s))
     }
 
     fn restore_cluster_from_snapshot(
         &self,
-        _cx: &Call<'_>,
-        _: &RestoreCluster,
+        cx: &Call<'_>,
+        req: &RestoreCluster,
     ) -> Result<DbCluster, PrimitiveError> {
-        Err(Self::unsupported("restore_cluster_from_snapshot"))
+        const OP: &str = "restore_cluster_from_snapshot";
+        let _lock = self.ctx.lock(cx, R, OP, &req.cluster_id)?;
+        let st = self.ctx.state(R, OP)?;
+        let snap = st
+            .snapshots
+            .get(&req.snapshot_id)
+            .cloned()
+            .ok_or_else(|| rds::snapshot_not_found(OP, &req.snapshot_id))?;
+        if st
+            .clusters
+            .get(&req.cluster_id)
+            .is_some_and(|c| c.status != "creating")
+        {
+            return self.cluster_view(cx, &req.cluster_id, OP); // a re-run of the same step
+        }
+        rds::check_restorable(OP, &self.snapshot_view(&st, &snap))?;
+        let data = st.dir.join(&req.cluster_id);
+        let group = req
+            .parameter_group
+            .clone()
+            .unwrap_or_else(|| "default.aurora-postgresql".into());
+        self.ctx.update(R, OP, |st| {
+            st.clusters.insert(
+                req.cluster_id.clone(),
+                Cluster {
+                    id: req.cluster_id.clone(),
+                    replication_source: None,
+                    slot: String::new(),
+                    data: data.clone(),
+                    status: "creating".into(),
+                    members: Vec::new(),
+                    parameter_group: group,
+                    engine_version: req.engine_version.clone(),
+                    promote_requested: false,
+                    iam_auth: req.iam_auth,
+                    basebackup_pid: None,
+                    restored_from: Some(req.snapshot_id.clone()),
+                },
+            );
+            Ok(())
+        })?;
+        pgproc::crash_point("restore_cluster_from_snapshot:intent");
+        stop_on_data(&data);
+        if data.exists() {
+            std::fs::remove_dir_all(&data).map_err(|e| {
+                lab_error(
+                    R,
+                    OP,
+                    LabError::Io(format!("remove {}: {e}", data.display())),
+                )
+            })?;
+        }
+        pgproc::copy_dir(st.user.as_ref(), &st.dir, &snap.path, &data)
+            .map_err(|e| lab_error(R, OP, e))?;
+        pgproc::crash_point("restore_cluster_from_snapshot:copied");
+        self.ctx.update(R, OP, |st| {
+            if let Some(c) = st.clusters.get_mut(&req.cluster_id) {
+                c.status = "available".into();
+            }
+            st.event(
+                &req.cluster_id,
+                true,
+                &format!("Restored from snapshot {}", req.snapshot_id),
+            );
+            Ok(())
+        })?;
+        self.cluster_view(cx, &req.cluster_id, OP)
     }
 }
 

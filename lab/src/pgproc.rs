@@ -206,6 +206,33 @@ pub fn free_port() -> Result<u16, LabError> {
         .port())
 }
 
+/// Copy the directory `from` to `to` (must not exist) as the server user, modes kept
+/// (`cp -a`): a restored snapshot's data directory.
+pub fn copy_dir(
+    user: Option<&ServerUser>,
+    home: &Path,
+    from: &Path,
+    to: &Path,
+) -> Result<(), LabError> {
+    let mut c = pg_command(Path::new("cp"), user, home);
+    c.arg("-a").arg(from).arg(to);
+    run_tool(c, &format!("copy {} to {}", from.display(), to.display())).map(|_| ())
+}
+
+/// Bytes the files under `path` use (its size on the instance's disk: data, WAL, logs).
+pub fn dir_bytes(path: &Path) -> u64 {
+    fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 /// This process's real uid.
 pub fn current_uid() -> u32 {
     Uid::current().as_raw()
@@ -693,6 +720,33 @@ pub fn basebackup(
     slot: &str,
     record: impl FnOnce(u32) -> Result<(), LabError>,
 ) -> Result<(), LabError> {
+    base_backup(
+        bin,
+        user,
+        home,
+        primary,
+        data,
+        Some(slot),
+        "create_replica_cluster:copying",
+        record,
+    )
+}
+
+/// `pg_basebackup -X stream -c fast` of `primary` into `data` (must not exist): with `slot`, a
+/// streaming replica's directory (`-R -C -S slot`); without, a self-contained copy (a
+/// snapshot: its WAL streamed through a temporary slot, no standby configuration).
+/// `record(pid)` is called as soon as it is spawned; `crash` names the crash point after it.
+#[allow(clippy::too_many_arguments)]
+pub fn base_backup(
+    bin: &PgBin,
+    user: Option<&ServerUser>,
+    home: &Path,
+    primary: &Server,
+    data: &Path,
+    slot: Option<&str>,
+    crash: &str,
+    record: impl FnOnce(u32) -> Result<(), LabError>,
+) -> Result<(), LabError> {
     let mut c = pg_command(&bin.tool("pg_basebackup"), user, home);
     c.args([
         "-h",
@@ -704,17 +758,10 @@ pub fn basebackup(
     ])
     .arg("-D")
     .arg(data)
-    .args([
-        "-R",
-        "-X",
-        "stream",
-        "-C",
-        "-S",
-        slot,
-        "-c",
-        "fast",
-        "--no-sync",
-    ]);
+    .args(["-X", "stream", "-c", "fast", "--no-sync"]);
+    if let Some(slot) = slot {
+        c.args(["-R", "-C", "-S", slot]);
+    }
     let what = format!("pg_basebackup into {}", data.display());
     let child = c
         .stdout(Stdio::piped())
@@ -725,7 +772,7 @@ pub fn basebackup(
         stop_pid(child.id(), Signal::SIGTERM, Duration::from_secs(5));
         return Err(e);
     }
-    crash_point("create_replica_cluster:copying");
+    crash_point(crash);
     let out = child
         .wait_with_output()
         .map_err(|e| LabError::Io(format!("{what}: {e}")))?;

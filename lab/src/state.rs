@@ -17,6 +17,8 @@ use crate::pgproc::{PgBin, Server, ServerSpec, ServerUser};
 pub const STATE_FILE: &str = "lab.json";
 const LOCK_FILE: &str = "lab.lock";
 pub const FORMAT_VERSION: u32 = 1;
+/// The lab's application security group (its VPC's default): admits the application.
+pub const APP_GROUP: &str = "sg-lab-app";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabState {
@@ -47,6 +49,25 @@ pub struct LabState {
     /// Rows seeded into `orders`, and accounts into the TPC-B tables (the workloads' data).
     #[serde(default = "default_seed_rows")]
     pub seed_rows: i64,
+    /// DB snapshots: base backups of an instance's server, by id.
+    #[serde(default)]
+    pub snapshots: BTreeMap<String, Snapshot>,
+}
+
+/// A DB snapshot: a base backup (`pg_basebackup -X stream`, no slot, no standby
+/// configuration) of an instance's server in `path`; restored by copying it into a new
+/// cluster's data directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub id: String,
+    pub source_id: String,
+    /// `creating` (the copy is under way, or was interrupted) or `available`.
+    pub status: String,
+    pub path: PathBuf,
+    /// What the backup holds, bytes.
+    pub bytes: u64,
+    /// The `pg_basebackup` writing it while `creating`, recorded as soon as it is spawned.
+    pub basebackup_pid: Option<u32>,
 }
 
 fn default_seed_rows() -> i64 {
@@ -67,6 +88,16 @@ pub struct Attributes {
     /// default is 5 s; Aurora neither documents nor lets one set its own (docs/lab.md).
     #[serde(default = "default_replica_retry_ms")]
     pub replica_retry_ms: u64,
+    /// Each instance's storage allocation (`AllocatedStorage`, GiB). `FreeStorageSpace` is
+    /// this minus what the instance's data directory uses — the instance's own disk, not the
+    /// host's (a build filling the host's disk does not fill a lab instance).
+    #[serde(default = "default_allocated_storage_gb")]
+    pub allocated_storage_gb: u64,
+}
+
+fn default_allocated_storage_gb() -> u64 {
+    // RDS's smallest gp3 allocation.
+    20
 }
 
 fn default_replica_retry_ms() -> u64 {
@@ -82,6 +113,7 @@ impl Default for Attributes {
             vpc_id: "vpc-lab".into(),
             iam_auth: true,
             replica_retry_ms: default_replica_retry_ms(),
+            allocated_storage_gb: default_allocated_storage_gb(),
         }
     }
 }
@@ -154,6 +186,9 @@ pub struct Cluster {
     /// recorded as soon as it is spawned.
     #[serde(default)]
     pub basebackup_pid: Option<u32>,
+    /// The snapshot a restored cluster was made from (it never replicated).
+    #[serde(default)]
+    pub restored_from: Option<String>,
 }
 
 fn yes() -> bool {
@@ -277,6 +312,7 @@ impl LabState {
     pub fn pids(&self) -> Vec<u32> {
         let mut v: Vec<u32> = self.instances.values().filter_map(|i| i.pid).collect();
         v.extend(self.clusters.values().filter_map(|c| c.basebackup_pid));
+        v.extend(self.snapshots.values().filter_map(|s| s.basebackup_pid));
         v.extend(self.cdc.values().filter_map(|c| c.pid));
         v.extend(self.route.envoy_pid);
         v

@@ -48,6 +48,8 @@ pub struct LabOptions {
     /// The replicas' `wal_retrieve_retry_interval` (default PostgreSQL's 5 s; see
     /// [`Attributes::replica_retry_ms`]).
     pub replica_retry: Duration,
+    /// Each instance's storage allocation, GiB (default 20, RDS's smallest gp3).
+    pub allocated_storage_gb: u64,
 }
 
 impl LabOptions {
@@ -59,6 +61,7 @@ impl LabOptions {
             cdc: true,
             envoy: None,
             replica_retry: Duration::from_secs(5),
+            allocated_storage_gb: 20,
         }
     }
 }
@@ -70,8 +73,19 @@ pub struct Supervisor {
     plane: Option<ControlPlane>,
     envoy: Option<EnvoyProcess>,
     sampler_stop: tokio::sync::watch::Sender<bool>,
-    remove_dir: bool,
+    cleanup: Cleanup,
     down: bool,
+}
+
+/// What `down` removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cleanup {
+    /// The whole directory (tests, benchmarks, the demo: throwaway).
+    All,
+    /// The servers' data, snapshots and sockets; logs, `lab.json`, metrics and the workload's
+    /// figures stay ([`remove_data`]).
+    Data,
+    Nothing,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -247,10 +261,12 @@ impl Supervisor {
             cdc: BTreeMap::new(),
             attributes: Attributes {
                 replica_retry_ms: opts.replica_retry.as_millis() as u64,
+                allocated_storage_gb: opts.allocated_storage_gb,
                 ..Attributes::default()
             },
             events: Vec::new(),
             seed_rows: opts.seed_rows,
+            snapshots: BTreeMap::new(),
         };
         state.instances.insert(
             opts.source.clone(),
@@ -314,14 +330,29 @@ impl Supervisor {
             plane: Some(plane),
             envoy: Some(envoy),
             sampler_stop,
-            remove_dir: true,
+            cleanup: Cleanup::All,
             down: false,
         })
     }
 
     /// Keep the lab's directory (data, logs, metrics, lab.json) after `down`.
     pub fn keep_files(&mut self) {
-        self.remove_dir = false;
+        self.cleanup = Cleanup::Nothing;
+    }
+
+    /// Keep the logs after `down` (remove the data: [`remove_data`]).
+    pub fn keep_logs(&mut self) {
+        self.cleanup = Cleanup::Data;
+    }
+
+    fn clean_up(&self) {
+        match self.cleanup {
+            Cleanup::All => {
+                let _ = std::fs::remove_dir_all(&self.dir);
+            }
+            Cleanup::Data => remove_data(&self.dir),
+            Cleanup::Nothing => {}
+        }
     }
 
     pub fn plane(&self) -> &ControlPlane {
@@ -348,9 +379,7 @@ impl Supervisor {
         if let Some(p) = self.plane.take() {
             p.shutdown().await;
         }
-        if self.remove_dir {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+        self.clean_up();
     }
 }
 
@@ -363,9 +392,7 @@ impl Drop for Supervisor {
         let st = LabState::load(&self.dir).unwrap_or_else(|_| self.state.clone());
         stop_all(&st);
         self.envoy.take();
-        if self.remove_dir {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+        self.clean_up();
     }
 }
 
@@ -439,19 +466,57 @@ pub fn unrecorded_processes(st: &LabState) -> Vec<pgproc::LabProcess> {
         .collect()
 }
 
+/// Remove a stopped lab's data — every subdirectory (servers' data, snapshots, sockets, locks)
+/// and the CDC consumers' output — and keep its files for diagnosis: the servers', Envoy's and
+/// the consumers' logs (`*.log`), `lab.json` (pids, events), `metrics.jsonl`, `xds.json`,
+/// `workload.json`.
+pub fn remove_data(dir: &Path) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            let _ = std::fs::remove_dir_all(&p);
+        } else if p
+            .extension()
+            .is_some_and(|x| x == "out" || x == "tmp" || x == "lock")
+        {
+            let _ = std::fs::remove_file(&p);
+        }
+    }
+}
+
 /// `godwit lab down` from another process: ask the supervisor to stop (SIGTERM) and wait for
-/// it; if it is gone, stop what it left and remove the directory.
-pub fn down_dir(dir: &Path) -> Result<String, LabError> {
+/// it; stop whatever is left, recorded or not; remove the data and keep the logs (`purge`:
+/// remove the whole directory). Says what it stopped and where the logs are.
+pub fn down_dir(dir: &Path, purge: bool) -> Result<String, LabError> {
     let st = LabState::load(dir)?;
-    if st.supervisor_pid != std::process::id() && pgproc::alive(st.supervisor_pid) {
+    let supervisor = st.supervisor_pid != std::process::id() && pgproc::alive(st.supervisor_pid);
+    if supervisor {
         pgproc::stop_pid(st.supervisor_pid, Signal::SIGTERM, Duration::from_secs(60));
     }
+    let left = pgproc::lab_processes(dir).len();
     stop_all(&st);
-    let _ = std::fs::remove_dir_all(dir);
-    Ok(format!(
-        "lab at {} stopped ({} processes)",
+    let stopped = format!(
+        "lab at {} stopped ({}{left} processes left by it)",
         dir.display(),
-        st.pids().len() + 1
+        if supervisor {
+            "its supervisor, and "
+        } else {
+            ""
+        }
+    );
+    if purge {
+        let _ = std::fs::remove_dir_all(dir);
+        return Ok(format!("{stopped}; directory removed"));
+    }
+    remove_data(dir);
+    Ok(format!(
+        "{stopped}; data removed, logs kept in {} (servers', Envoy's and consumers' *.log, lab.json, metrics.jsonl{}) until the next `godwit lab up` there or `godwit lab down --purge`",
+        dir.display(),
+        if dir.join(crate::cutover::WORKLOAD_FILE).exists() {
+            ", workload.json"
+        } else {
+            ""
+        }
     ))
 }
 
@@ -534,6 +599,10 @@ pub struct Status {
     pub servers: Vec<ServerStatus>,
     pub envoy: ProcessStatus,
     pub consumers: Vec<ProcessStatus>,
+    /// Lab processes `lab.json` does not name (empty in a healthy lab).
+    pub unrecorded: Vec<pgproc::LabProcess>,
+    /// What the clients of `lab up --workload` saw so far (`workload.json`).
+    pub workload: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -594,6 +663,10 @@ pub fn status(dir: &Path) -> Result<Status, LabError> {
             .collect(),
         envoy: proc("envoy", st.route.envoy_pid),
         consumers: st.cdc.values().map(|c| proc(&c.name, c.pid)).collect(),
+        unrecorded: unrecorded_processes(&st),
+        workload: std::fs::read_to_string(dir.join(crate::cutover::WORKLOAD_FILE))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok()),
     })
 }
 

@@ -381,6 +381,116 @@ async fn a_rollback_whose_source_cannot_restart_releases_the_held_clients_first(
     sup.down().await;
 }
 
+/// The lab's `FreeStorageSpace` is the instance's allocation minus what its data directory
+/// uses: 64 MiB written elsewhere on the host's disk leaves it as it was; 64 MiB written into
+/// the source's data directory takes it off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn free_storage_is_the_instance_allocation_minus_its_data_not_the_host_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut opts = LabOptions::new(tmp.path().join("lab"));
+    opts.cdc = false;
+    opts.seed_rows = 100;
+    opts.allocated_storage_gb = 1;
+    let sup = Supervisor::up(opts)
+        .await
+        .unwrap_or_else(|e| panic!("lab up: {e}"));
+    let st = LabState::load(&sup.dir).unwrap();
+    let data = st.instances[&st.source].spec.data.clone();
+    let key = godwit_lab::metrics::key("DBInstanceIdentifier", &st.source, "FreeStorageSpace");
+    // The first sample taken after `since` (epoch seconds).
+    let sample_after = |since: i64| {
+        let (dir, key) = (sup.dir.clone(), key.clone());
+        async move {
+            for _ in 0..100 {
+                if let Some(v) = godwit_lab::metrics::read_samples(&dir, since, i64::MAX)
+                    .iter()
+                    .find_map(|s| s.m.get(&key).copied())
+                {
+                    return v;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("no FreeStorageSpace sample after {since}");
+        }
+    };
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+    const MIB: f64 = (1 << 20) as f64;
+    let before = sample_after(now() + 1).await;
+    let allocated = (1u64 << 30) as f64;
+    assert!(before > 0.0 && before < allocated, "{before}");
+    let fill = vec![7u8; 64 << 20];
+    std::fs::write(sup.dir.join("host-disk-filler"), &fill).unwrap();
+    let host_filled = sample_after(now() + 1).await;
+    std::fs::write(data.join("instance-disk-filler"), &fill).unwrap();
+    let instance_filled = sample_after(now() + 1).await;
+    let expected = allocated - godwit_lab::pgproc::dir_bytes(&data) as f64;
+    eprintln!(
+        "FreeStorageSpace: {:.1} MiB of 1024; after 64 MiB on the host's disk {:.1} MiB; after 64 MiB in the data directory {:.1} MiB (allocation minus the directory now: {:.1} MiB)",
+        before / MIB,
+        host_filled / MIB,
+        instance_filled / MIB,
+        expected / MIB
+    );
+    // The server's own files change a little between samples (statistics, WAL): 8 MiB slack.
+    assert!(
+        (host_filled - before).abs() < 8.0 * MIB,
+        "the host's disk counted"
+    );
+    assert!(
+        (host_filled - instance_filled - 64.0 * MIB).abs() < 8.0 * MIB,
+        "the instance's own files not counted"
+    );
+    assert!((instance_filled - expected).abs() < 8.0 * MIB);
+    sup.down().await;
+}
+
+/// The `snapshot` runbook on real PostgreSQL: the frozen source's base backup is the snapshot,
+/// a copy of it the restored cluster, whose writer starts on it as a primary; the route
+/// switches to it. Nothing acknowledged before the freeze is missing on the target, writes
+/// after the switch land there, the old source refuses the application.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_snapshot_runbook_migrates_on_real_postgresql_losing_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sup = lab(tmp.path(), false).await;
+    let store = Arc::new(FileStore::new(tmp.path().join("runs")));
+    let mut opts = cutover_opts(store, Vec::new(), Kind::Tpcb);
+    opts.runbook = runbook().with_file_name("snapshot.rhai");
+    opts.params = Default::default();
+    let out = cutover::run(&sup, opts).await.unwrap();
+    let w = &out.workload;
+    eprintln!(
+        "lab snapshot migration: {}",
+        serde_json::to_string(&(w, &out.steps)).unwrap()
+    );
+    assert!(out.succeeded, "{:?}", out.report.as_ref().unwrap().status);
+    assert_eq!(w.lost, Some(0), "{w:?}");
+    assert_eq!(w.inconsistent, Some(0), "{w:?}");
+    assert!(w.acked_after_switch.unwrap_or(0) > 0, "{w:?}");
+    let st = LabState::load(&sup.dir).unwrap();
+    let target = &st.clusters["orders-db-aurora"];
+    let snapshot = target
+        .restored_from
+        .clone()
+        .expect("restored from a snapshot");
+    assert_eq!(st.snapshots[&snapshot].status, "available");
+    assert!(target.replication_source.is_none());
+    assert_eq!(
+        out.target_port,
+        Some(st.serving(&target.id).unwrap().port),
+        "the loss check ran on the restored cluster"
+    );
+    let refused = direct_write(st.instances[&st.source].port, "app")
+        .await
+        .unwrap_err();
+    assert!(refused.contains("pg_hba.conf rejects"), "{refused}");
+    sup.down().await;
+}
+
 /// The route area in the lab world reads the control plane's judgement of its expected nodes
 /// through the management API: the lab's Envoy is expected and ACKed; a second expected node
 /// that never comes is `absent`, `all_acked` is false, and `wait_until_acked` fails naming it.
@@ -553,13 +663,24 @@ async fn godwit_killed_mid_cutover_resumes_to_completion_losing_nothing() {
     sup.down().await;
 }
 
+/// `lab up --workload 2`, `lab status`, `lab down`: the clients' figures while it runs and at
+/// the end, nothing left running, the logs kept and the data gone; `--purge` removes the rest.
 #[test]
 fn lab_up_status_and_down_by_hand_leave_nothing_running() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("mylab");
     let state = tmp.path().join("state");
     let mut up = Command::new(GODWIT)
-        .args(["lab", "up", "--rows", "100", "--no-cdc", "--dir"])
+        .args([
+            "lab",
+            "up",
+            "--rows",
+            "100",
+            "--no-cdc",
+            "--workload",
+            "2",
+            "--dir",
+        ])
         .arg(&dir)
         .env("GODWIT_STATE_DIR", &state)
         .stdout(std::process::Stdio::piped())
@@ -579,7 +700,7 @@ fn lab_up_status_and_down_by_hand_leave_nothing_running() {
         let out = status(true);
         if out.status.success() {
             let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-            if s["envoy"]["running"] == true {
+            if s["envoy"]["running"] == true && s["workload"]["acked"].as_u64() > Some(0) {
                 break s;
             }
         }
@@ -599,9 +720,12 @@ fn lab_up_status_and_down_by_hand_leave_nothing_running() {
     ];
     let human = String::from_utf8(status(false).stdout).unwrap();
     assert!(
-        human.contains("orders-db") && human.contains("primary"),
+        human.contains("orders-db")
+            && human.contains("primary")
+            && human.contains("── measured by 2 clients writing through Envoy ──"),
         "{human}"
     );
+    assert_eq!(s["unrecorded"], serde_json::json!([]), "{s}");
 
     // The lab world is usable from another process while it is up.
     let check = Command::new(GODWIT)
@@ -634,14 +758,45 @@ fn lab_up_status_and_down_by_hand_leave_nothing_running() {
         "{}",
         String::from_utf8_lossy(&down.stderr)
     );
-    let code = up.wait().unwrap();
-    assert!(code.success(), "lab up exited {code}");
     pids.push(up.id());
+    let out = up.wait_with_output().unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "lab up exited {}", out.status);
+    assert!(
+        printed.contains("write blackout") && printed.contains("lost commits 0 of"),
+        "the workload's figures at lab down: {printed}"
+    );
     assert!(
         pids.iter().all(|p| !pgproc::alive(*p)),
         "left running: {pids:?}"
     );
-    assert!(!dir.exists(), "lab down removes the lab's directory");
+    assert!(pgproc::lab_processes(&dir).is_empty());
+    let said = String::from_utf8_lossy(&down.stdout);
+    assert!(said.contains("logs kept in"), "{said}");
+    for kept in [
+        "lab.json",
+        "orders-db.log",
+        "metrics.jsonl",
+        "workload.json",
+    ] {
+        assert!(dir.join(kept).exists(), "{kept} kept");
+    }
+    assert!(!dir.join("orders-db").exists(), "the data is removed");
+    let purge = Command::new(GODWIT)
+        .args(["lab", "down", "--purge", "--dir"])
+        .arg(&dir)
+        .env("GODWIT_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    assert!(
+        purge.status.success(),
+        "{}",
+        String::from_utf8_lossy(&purge.stderr)
+    );
+    assert!(
+        !dir.exists(),
+        "lab down --purge removes the lab's directory"
+    );
 }
 
 #[test]
