@@ -428,7 +428,7 @@ async fn free_storage_is_the_instance_allocation_minus_its_data_not_the_host_dis
     let host_filled = sample_after(now() + 1).await;
     std::fs::write(data.join("instance-disk-filler"), &fill).unwrap();
     let instance_filled = sample_after(now() + 1).await;
-    let expected = allocated - godwit_lab::pgproc::dir_bytes(&data) as f64;
+    let expected = allocated - pgproc::dir_bytes(&data) as f64;
     eprintln!(
         "FreeStorageSpace: {:.1} MiB of 1024; after 64 MiB on the host's disk {:.1} MiB; after 64 MiB in the data directory {:.1} MiB (allocation minus the directory now: {:.1} MiB)",
         before / MIB,
@@ -670,7 +670,7 @@ fn lab_up_status_and_down_by_hand_leave_nothing_running() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("mylab");
     let state = tmp.path().join("state");
-    let mut up = Command::new(GODWIT)
+    let up = Command::new(GODWIT)
         .args([
             "lab",
             "up",
