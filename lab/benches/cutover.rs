@@ -5,8 +5,11 @@
 //! dev build measures the same). Runs per workload: `GODWIT_BENCH_RUNS` (default 5);
 //! workloads: `GODWIT_BENCH_WORKLOADS` (default `insert,tpcb`: the append-only load and TPC-B
 //! transactions updating rows across tables); seeded rows (orders, and TPC-B accounts):
-//! `GODWIT_BENCH_ROWS` (default 10 000). Needs PostgreSQL and Envoy like the lab tests
-//! (`scripts/test.sh` provisions them).
+//! `GODWIT_BENCH_ROWS` (default 10 000); fence methods: `GODWIT_BENCH_FENCE` (default
+//! `terminate,reboot`: the runbook's `fence_method`, ending the sessions with SQL or with a
+//! restart of the source); the replicas' reconnect interval after the source's restart:
+//! `GODWIT_BENCH_REPLICA_RETRY_MS` (default 5000, PostgreSQL's). Needs PostgreSQL and Envoy like the lab tests (`scripts/test.sh`
+//! provisions them).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -50,6 +53,17 @@ fn main() {
         .split(',')
         .map(|k| Kind::parse(k.trim()).unwrap_or_else(|e| panic!("GODWIT_BENCH_WORKLOADS: {e}")))
         .collect();
+    let fences: Vec<String> = std::env::var("GODWIT_BENCH_FENCE")
+        .unwrap_or_else(|_| "terminate,reboot".into())
+        .split(',')
+        .map(|f| f.trim().to_string())
+        .collect();
+    // The replicas' wal_retrieve_retry_interval: how soon the replica reconnects after the
+    // reboot fence restarts the source (PostgreSQL's default 5 s; docs/lab.md).
+    let replica_retry_ms: u64 = std::env::var("GODWIT_BENCH_REPLICA_RETRY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000);
     let clients = 4;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
@@ -59,84 +73,92 @@ fn main() {
     let runbook =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks/rds-to-aurora.rhai");
     println!(
-        "lab cutover × {runs} per workload ({}): standard runbook, {clients} clients writing through Envoy (5 ms pace), {rows} seeded rows",
+        "lab cutover × {runs} per workload and fence ({}; fence {}): standard runbook, {clients} clients writing through Envoy (5 ms pace), {rows} seeded rows, replica reconnect interval {replica_retry_ms} ms",
         kinds
             .iter()
             .map(|k| k.name())
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        fences.join(", ")
     );
-    let mut all: Vec<(Kind, Figures)> = Vec::new();
-    for kind in kinds {
-        let mut f = Figures::default();
-        for i in 1..=runs {
-            let tmp = tempfile::Builder::new()
-                .prefix("godwit-bench-")
-                .tempdir_in("/tmp")
-                .expect("tmp");
-            let out = rt.block_on(async {
-                let mut opts = LabOptions::new(tmp.path().join("lab"));
-                opts.seed_rows = rows;
-                let sup = Supervisor::up(opts)
+    let mut all: Vec<(String, Kind, Figures)> = Vec::new();
+    for fence in &fences {
+        for &kind in &kinds {
+            let mut f = Figures::default();
+            for i in 1..=runs {
+                let tmp = tempfile::Builder::new()
+                    .prefix("godwit-bench-")
+                    .tempdir_in("/tmp")
+                    .expect("tmp");
+                let out = rt.block_on(async {
+                    let mut opts = LabOptions::new(tmp.path().join("lab"));
+                    opts.seed_rows = rows;
+                    opts.replica_retry = Duration::from_millis(replica_retry_ms);
+                    let sup = Supervisor::up(opts)
+                        .await
+                        .unwrap_or_else(|e| panic!("lab up: {e}"));
+                    let out = cutover::run(
+                        &sup,
+                        Cutover {
+                            runbook: runbook.clone(),
+                            params: {
+                                let mut p = cutover::lab_params();
+                                p.insert("fence_method".into(), fence.as_str().into());
+                                p
+                            },
+                            store: Arc::new(FileStore::new(tmp.path().join("runs"))),
+                            clients,
+                            pace: Duration::from_millis(5),
+                            warmup: Duration::from_millis(500),
+                            workload: kind,
+                            sinks: Vec::new(),
+                        },
+                    )
                     .await
-                    .unwrap_or_else(|e| panic!("lab up: {e}"));
-                let out = cutover::run(
-                    &sup,
-                    Cutover {
-                        runbook: runbook.clone(),
-                        params: cutover::lab_params(),
-                        store: Arc::new(FileStore::new(tmp.path().join("runs"))),
-                        clients,
-                        pace: Duration::from_millis(5),
-                        warmup: Duration::from_millis(500),
-                        workload: kind,
-                        sinks: Vec::new(),
-                    },
-                )
-                .await
-                .unwrap_or_else(|e| panic!("cutover: {e}"));
-                sup.down().await;
-                out
-            });
-            assert!(
-                out.succeeded,
-                "{} run {i} did not succeed: {:?}",
-                kind.name(),
-                out.report.map(|r| r.status)
-            );
-            let w = &out.workload;
-            println!(
-                "  {} run {i}: blackout {:>6.1} ms · failed attempts {} · lost {} of {}{} · {}",
-                kind.name(),
-                w.blackout_ms,
-                w.failed_attempts,
-                w.lost.unwrap_or(u64::MAX),
-                w.acked,
-                w.inconsistent
-                    .map(|n| format!(" · inconsistent balances {n}"))
-                    .unwrap_or_default(),
-                out.phases
-                    .iter()
-                    .map(|(n, ms)| format!("{n} {ms} ms"))
-                    .collect::<Vec<_>>()
-                    .join(" · ")
-            );
-            f.blackouts.push(w.blackout_ms);
-            f.failed += w.failed_attempts;
-            f.lost += w.lost.unwrap_or(u64::MAX);
-            f.inconsistent += w.inconsistent.unwrap_or(0);
-            f.acked += w.acked;
-            for (n, ms) in &out.phases {
-                f.phases.entry(n.clone()).or_default().push(*ms as f64);
+                    .unwrap_or_else(|e| panic!("cutover: {e}"));
+                    sup.down().await;
+                    out
+                });
+                assert!(
+                    out.succeeded,
+                    "{} run {i} did not succeed: {:?}",
+                    kind.name(),
+                    out.report.map(|r| r.status)
+                );
+                let w = &out.workload;
+                println!(
+                    "  {fence:<9} {} run {i}: blackout {:>6.1} ms · failed attempts {} · lost {} of {}{} · {}",
+                    kind.name(),
+                    w.blackout_ms,
+                    w.failed_attempts,
+                    w.lost.unwrap_or(u64::MAX),
+                    w.acked,
+                    w.inconsistent
+                        .map(|n| format!(" · inconsistent balances {n}"))
+                        .unwrap_or_default(),
+                    out.phases
+                        .iter()
+                        .map(|(n, ms)| format!("{n} {ms} ms"))
+                        .collect::<Vec<_>>()
+                        .join(" · ")
+                );
+                f.blackouts.push(w.blackout_ms);
+                f.failed += w.failed_attempts;
+                f.lost += w.lost.unwrap_or(u64::MAX);
+                f.inconsistent += w.inconsistent.unwrap_or(0);
+                f.acked += w.acked;
+                for (n, ms) in &out.phases {
+                    f.phases.entry(n.clone()).or_default().push(*ms as f64);
+                }
             }
+            all.push((fence.clone(), kind, f));
         }
-        all.push((kind, f));
     }
     println!("summary ({rows} seeded rows, {runs} runs each):");
-    for (kind, mut f) in all {
+    for (fence, kind, mut f) in all {
         f.blackouts.sort_by(f64::total_cmp);
         println!(
-            "{:<6} blackout p50 {:.1} ms · p100 {:.1} ms (goal ≤ 1000 ms p100) · failed client attempts {} · lost commits {} of {} acknowledged{}",
+            "{fence:<9} {:<6} blackout p50 {:.1} ms · p100 {:.1} ms (goal ≤ 1000 ms p100) · failed client attempts {} · lost commits {} of {} acknowledged{}",
             kind.name(),
             pct(&f.blackouts, 0.5),
             pct(&f.blackouts, 1.0),
@@ -152,7 +174,7 @@ fn main() {
         for (n, mut v) in f.phases {
             v.sort_by(f64::total_cmp);
             println!(
-                "         {n:<16} p50 {:>6.1} ms · p100 {:>6.1} ms",
+                "                  {n:<16} p50 {:>6.1} ms · p100 {:>6.1} ms",
                 pct(&v, 0.5),
                 pct(&v, 1.0)
             );

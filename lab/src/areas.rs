@@ -11,7 +11,8 @@
 //! | `delete_*` | stop the server, drop its slot on the source, remove its files |
 //! | parameter groups | recorded; `applied`/`unsupported` checked against the server's `pg_settings` |
 //! | engine versions | the installed server's version; supported extensions = `pg_available_extensions` |
-//! | snapshots | not modelled (a clear error): the snapshot runbook runs in the sim world |
+//! | `create_snapshot` | `pg_basebackup -X stream` of the instance's server into `snapshots/<id>` (no slot left, no standby configuration) |
+//! | `restore_cluster_from_snapshot` | a copy of that backup as the new cluster's data directory; its writer instance starts on it as a primary |
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,8 +29,11 @@ use godwit_stdlib::rds::{
 };
 
 use crate::LabError;
+use crate::ops;
 use crate::pgproc::{self, ServerSpec};
-use crate::state::{Cluster, Instance, LabState, ParameterGroup, SecurityGroup};
+use crate::state::{
+    Cluster, Instance, InstanceOp, LabState, OpLock, ParameterGroup, SecurityGroup,
+};
 
 /// Shared by every area of one lab world.
 pub struct LabCtx {
@@ -59,6 +63,26 @@ impl LabCtx {
         f: impl FnOnce(&mut LabState) -> Result<T, LabError>,
     ) -> Result<T, PrimitiveError> {
         LabState::update(&self.dir, f).map_err(|e| lab_error(area, op, e))
+    }
+
+    /// The operation lock of instance or cluster `id` ([`OpLock`]), waiting through the call
+    /// while another process holds it (the supervisor completing an interrupted operation,
+    /// which takes at most a server start).
+    pub fn lock(
+        &self,
+        cx: &Call<'_>,
+        area: &str,
+        op: &str,
+        id: &str,
+    ) -> Result<OpLock, PrimitiveError> {
+        loop {
+            if let Some(lock) =
+                OpLock::try_take(&self.dir, id).map_err(|e| lab_error(area, op, e))?
+            {
+                return Ok(lock);
+            }
+            cx.sleep(Duration::from_millis(20))?;
+        }
     }
 
     /// Run one SQL statement on `db`'s server as the superuser, returning the first column
@@ -154,14 +178,6 @@ impl Connector for LabConnector {
     }
 }
 
-/// Whether a security group lets the application in: any ingress rule but the one admitting
-/// godwit's own group (a quarantine admits godwit and nobody else).
-pub fn admits_application(g: &SecurityGroup) -> bool {
-    g.ingress
-        .iter()
-        .any(|rule| !rule.ends_with(&format!(" from {GODWIT_GROUP}")))
-}
-
 /// The lab's stand-in for godwit's own security group (what a quarantine admits).
 pub const GODWIT_GROUP: &str = "sg-lab-godwit";
 
@@ -255,7 +271,7 @@ impl LabRds {
             parameter_group: i.parameter_group.clone(),
             storage_encrypted: st.attributes.storage_encrypted,
             kms_key_id: None,
-            allocated_storage_gb: data_size_gb(&i.spec.data),
+            allocated_storage_gb: st.attributes.allocated_storage_gb,
             backup_retention_days: st.attributes.backup_retention_days,
             endpoint: format!("127.0.0.1:{}", i.port),
             port: i.port,
@@ -346,40 +362,104 @@ impl LabRds {
         Ok((st, inst))
     }
 
-    /// Fast shutdown of an instance's server (if it runs) and forget its connections.
+    /// Fast shutdown of an instance's server — the recorded one, and one running on its data
+    /// directory unrecorded (its starter was killed) — and forget its connections.
     fn stop_server(&self, id: &str, inst: &Instance) {
-        if let Some(pid) = inst.pid {
+        let running = pgproc::running_pid(&inst.spec.data);
+        for pid in inst.pid.into_iter().chain(running) {
             pgproc::stop_pid(pid, pgproc::Signal::SIGINT, Duration::from_secs(60));
         }
         self.ctx.pool.forget(id);
     }
 
-    fn unsupported(op: &str) -> PrimitiveError {
-        PrimitiveError::new(
-            R,
-            op,
-            ErrorKind::Invalid,
-            format!("the lab world does not model snapshots (rds::{op})"),
-            "run the snapshot runbook in the sim world (--world sim) or against AWS",
-        )
+    fn snapshot_view(&self, st: &LabState, s: &crate::state::Snapshot) -> Snapshot {
+        Snapshot {
+            id: s.id.clone(),
+            source_id: s.source_id.clone(),
+            status: s.status.clone(),
+            engine_version: st.bin.version.clone(),
+            storage_encrypted: st.attributes.storage_encrypted,
+            kms_key_id: None,
+            data_gb: s.bytes as f64 / 1e9,
+        }
     }
 }
 
-fn data_size_gb(data: &Path) -> u64 {
-    fn walk(p: &Path) -> u64 {
-        std::fs::read_dir(p)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| match e.metadata() {
-                Ok(m) if m.is_dir() => walk(&e.path()),
-                Ok(m) => m.len(),
-                Err(_) => 0,
-            })
-            .sum()
+/// The settings of a cluster's writer: the lab primary's, and how soon it reconnects to its
+/// source after losing it ([`crate::state::Attributes::replica_retry_ms`]).
+fn replica_settings(st: &LabState) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = pgproc::PRIMARY_SETTINGS
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    v.push((
+        "wal_retrieve_retry_interval".into(),
+        format!("{}ms", st.attributes.replica_retry_ms),
+    ));
+    v
+}
+
+/// Whether a security group lets the application in: any ingress rule but the one admitting
+/// godwit's own group (a quarantine admits godwit and nobody else).
+pub fn admits_application(g: &SecurityGroup) -> bool {
+    g.ingress
+        .iter()
+        .any(|rule| !rule.ends_with(&format!(" from {GODWIT_GROUP}")))
+}
+
+/// Stop every lab process working on `data` (a `pg_basebackup` writing it, a server on it),
+/// recorded or not.
+fn stop_on_data(data: &Path) {
+    let needle = data.to_string_lossy().into_owned();
+    let Some(dir) = data.parent() else { return };
+    for p in pgproc::lab_processes(dir) {
+        let on_it = p.cwd.starts_with(data) || p.cmdline.split(' ').any(|a| a == needle);
+        if on_it {
+            pgproc::stop_pid(p.pid, pgproc::Signal::SIGINT, Duration::from_secs(30));
+        }
     }
-    // At least 1 GB: RDS's smallest allocation; the size-aware deadlines use it.
-    (walk(data) / (1 << 30)).max(1)
+}
+
+impl LabRds {
+    /// Drop the physical slot `slot` on `src`, once no process streams from it any more (the
+    /// walsender of a stopped `pg_basebackup` or replica exits within moments).
+    fn drop_slot(
+        &self,
+        cx: &Call<'_>,
+        src: &str,
+        op: &str,
+        slot: &str,
+    ) -> Result<(), PrimitiveError> {
+        for _ in 0..250 {
+            let active = self.ctx.sql(
+                cx,
+                src,
+                op,
+                &format!("SELECT active FROM pg_replication_slots WHERE slot_name = '{slot}'"),
+            )?;
+            match active.first().map(String::as_str) {
+                None => return Ok(()),
+                Some("f") => {
+                    self.ctx.sql(
+                        cx,
+                        src,
+                        op,
+                        &format!(
+                            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{slot}' AND NOT active"
+                        ),
+                    )?;
+                }
+                Some(_) => cx.sleep(Duration::from_millis(20))?,
+            }
+        }
+        Err(PrimitiveError::new(
+            R,
+            op,
+            ErrorKind::Conflict,
+            format!("slot {slot} on {src} stays active: a process still streams from it"),
+            "godwit lab status shows the lab's processes; pg_stat_replication on the source names it",
+        ))
+    }
 }
 
 impl Rds for LabRds {
@@ -544,9 +624,15 @@ impl Rds for LabRds {
         req: &CreateReplicaCluster,
     ) -> Result<DbCluster, PrimitiveError> {
         const OP: &str = "create_replica_cluster";
+        let _lock = self.ctx.lock(cx, R, OP, &req.cluster_id)?;
         let (st, source) = self.instance(OP, &req.source_id)?;
         let src_view = self.instance_view(&st, &source);
-        let existing = match st.clusters.contains_key(&req.cluster_id) {
+        // `creating` with the lock free: a process killed while copying; start over below.
+        let interrupted = st
+            .clusters
+            .get(&req.cluster_id)
+            .is_some_and(|c| c.status == "creating");
+        let existing = match st.clusters.contains_key(&req.cluster_id) && !interrupted {
             true => Some(self.cluster_view(cx, &req.cluster_id, OP)?),
             false => None,
         };
@@ -565,7 +651,36 @@ impl Rds for LabRds {
         })?;
         let slot = req.cluster_id.replace('-', "_");
         let data = st.dir.join(&req.cluster_id);
-        // A basebackup interrupted by a crash left a partial copy and maybe the slot: start over.
+        let group = req
+            .parameter_group
+            .clone()
+            .unwrap_or_else(|| "default.aurora-postgresql".into());
+        // The intent first: a process killed from here on leaves a `creating` cluster whose
+        // directory, slot and copying process the next attempt (or `lab down`) finds.
+        self.ctx.update(R, OP, |st| {
+            st.clusters.insert(
+                req.cluster_id.clone(),
+                Cluster {
+                    id: req.cluster_id.clone(),
+                    replication_source: Some(req.source_id.clone()),
+                    slot: slot.clone(),
+                    data: data.clone(),
+                    status: "creating".into(),
+                    members: Vec::new(),
+                    parameter_group: group,
+                    engine_version: req.engine_version.clone(),
+                    promote_requested: false,
+                    iam_auth: req.iam_auth,
+                    basebackup_pid: None,
+                    restored_from: None,
+                },
+            );
+            Ok(())
+        })?;
+        pgproc::crash_point("create_replica_cluster:intent");
+        // A copy interrupted by a crash: its pg_basebackup may still run (it outlives the
+        // process that started it), its partial directory and its slot remain. Start over.
+        stop_on_data(&data);
         if data.exists() {
             std::fs::remove_dir_all(&data).map_err(|e| {
                 lab_error(
@@ -575,36 +690,32 @@ impl Rds for LabRds {
                 )
             })?;
         }
-        self.ctx.sql(
-                cx,
-            &req.source_id,
-            OP,
-            &format!(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{slot}' AND NOT active"
-            ),
-        )?;
-        pgproc::basebackup(&st.bin, st.user.as_ref(), &st.dir, &src, &data, &slot)
-            .map_err(|e| lab_error(R, OP, e))?;
-        let group = req
-            .parameter_group
-            .clone()
-            .unwrap_or_else(|| "default.aurora-postgresql".into());
+        self.drop_slot(cx, &req.source_id, OP, &slot)?;
+        let dir = self.ctx.dir.clone();
+        let id = req.cluster_id.clone();
+        pgproc::basebackup(
+            &st.bin,
+            st.user.as_ref(),
+            &st.dir,
+            &src,
+            &data,
+            &slot,
+            |pid| {
+                LabState::update(&dir, |st| {
+                    if let Some(c) = st.clusters.get_mut(&id) {
+                        c.basebackup_pid = Some(pid);
+                    }
+                    Ok(())
+                })
+            },
+        )
+        .map_err(|e| lab_error(R, OP, e))?;
+        pgproc::crash_point("create_replica_cluster:copied");
         self.ctx.update(R, OP, |st| {
-            st.clusters.insert(
-                req.cluster_id.clone(),
-                Cluster {
-                    id: req.cluster_id.clone(),
-                    replication_source: Some(req.source_id.clone()),
-                    slot: slot.clone(),
-                    data: data.clone(),
-                    status: "available".into(),
-                    members: Vec::new(),
-                    parameter_group: group,
-                    engine_version: req.engine_version.clone(),
-                    promote_requested: false,
-                    iam_auth: req.iam_auth,
-                },
-            );
+            if let Some(c) = st.clusters.get_mut(&req.cluster_id) {
+                c.status = "available".into();
+                c.basebackup_pid = None;
+            }
             st.event(&req.cluster_id, true, "DB cluster created");
             Ok(())
         })?;
@@ -613,10 +724,11 @@ impl Rds for LabRds {
 
     fn create_cluster_instance(
         &self,
-        _cx: &Call<'_>,
+        cx: &Call<'_>,
         req: &CreateClusterInstance,
     ) -> Result<DbInstance, PrimitiveError> {
         const OP: &str = "create_cluster_instance";
+        let _lock = self.ctx.lock(cx, R, OP, &req.instance_id)?;
         let st = self.ctx.state(R, OP)?;
         let cl = st
             .clusters
@@ -625,7 +737,7 @@ impl Rds for LabRds {
         let existing = st.instances.get(&req.instance_id);
         if let Some(i) =
             rds::existing_member(OP, req, existing.map(|i| self.instance_view(&st, i)))?
-            && existing.is_some_and(|i| i.pid.is_some_and(pgproc::alive))
+            && existing.is_some_and(|i| i.op.is_none() && i.pid.is_some_and(pgproc::alive))
         {
             return Ok(i); // a member whose server is down is started again below
         }
@@ -634,52 +746,62 @@ impl Rds for LabRds {
             data: cl.data.clone(),
             socket_dir: st.dir.join(format!("{}.s", req.instance_id)),
             log: st.dir.join(format!("{}.log", req.instance_id)),
-            settings: pgproc::PRIMARY_SETTINGS
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            settings: replica_settings(&st),
         };
         pgproc::make_owned_dir(&spec.socket_dir, st.user.as_ref())
             .map_err(|e| lab_error(R, OP, e))?;
-        let server = pgproc::start_server(
-            &st.bin,
-            st.user.as_ref(),
-            &st.dir,
-            &spec,
-            0,
-            Duration::from_secs(120),
-        )
-        .map_err(|e| lab_error(R, OP, e))?;
-        let source_groups = st
-            .instances
-            .get(&st.source)
-            .map(|s| s.security_groups.clone())
-            .unwrap_or_default();
-        let inst = self.ctx.update(R, OP, |st| {
-            let inst = Instance {
-                id: req.instance_id.clone(),
-                engine: "aurora-postgresql".into(),
-                cluster: Some(req.cluster_id.clone()),
-                port: server.port,
-                spec: spec.clone(),
-                pid: Some(server.pid),
-                status: "available".into(),
-                security_groups: source_groups,
-                parameter_group: req
-                    .parameter_group
-                    .clone()
-                    .unwrap_or_else(|| "default.aurora-postgresql".into()),
-                reboots: Vec::new(),
-            };
-            st.instances.insert(req.instance_id.clone(), inst.clone());
-            st.event(&req.instance_id, false, "DB instance created");
+        // A replica's writer takes the source's groups; a restored cluster's, the lab's
+        // application group (RDS: the VPC's default group when the restore names none).
+        let groups = match &cl.restored_from {
+            Some(_) => vec![crate::state::APP_GROUP.to_string()],
+            None => st
+                .instances
+                .get(&st.source)
+                .map(|s| s.security_groups.clone())
+                .unwrap_or_default(),
+        };
+        // The copied pg_hba.conf is the source's when copied (a snapshot of a quarantined
+        // source rejects the application): it follows the writer's groups instead.
+        let admits = groups
+            .iter()
+            .any(|g| st.security_groups.get(g).is_some_and(admits_application));
+        set_hba_quarantine(&cl.data, &st.app_role, !admits).map_err(|e| lab_error(R, OP, e))?;
+        let source_groups = groups;
+        // The intent first (`creating`, no pid yet): whoever holds the lock next starts the
+        // server or adopts the one a killed process started (crate::ops).
+        self.ctx.update(R, OP, |st| {
+            let inst = st
+                .instances
+                .entry(req.instance_id.clone())
+                .or_insert_with(|| Instance {
+                    id: req.instance_id.clone(),
+                    engine: "aurora-postgresql".into(),
+                    cluster: Some(req.cluster_id.clone()),
+                    port: 0,
+                    spec: spec.clone(),
+                    pid: None,
+                    status: "creating".into(),
+                    security_groups: source_groups,
+                    parameter_group: req
+                        .parameter_group
+                        .clone()
+                        .unwrap_or_else(|| "default.aurora-postgresql".into()),
+                    reboots: Vec::new(),
+                    op: None,
+                });
+            if inst.op.is_none() {
+                inst.op = Some(InstanceOp::Create);
+            }
             if let Some(c) = st.clusters.get_mut(&req.cluster_id)
                 && !c.members.contains(&req.instance_id)
             {
                 c.members.push(req.instance_id.clone());
             }
-            Ok(inst)
+            Ok(())
         })?;
+        pgproc::crash_point("create_cluster_instance:intent");
+        let inst =
+            ops::complete(&self.ctx.dir, &req.instance_id).map_err(|e| lab_error(R, OP, e))?;
         self.ctx.pool.forget(&req.cluster_id);
         let st = self.ctx.state(R, OP)?;
         Ok(self.instance_view(&st, &inst))
@@ -709,11 +831,16 @@ impl Rds for LabRds {
         let admits = groups
             .iter()
             .any(|g| admits_application(&st.security_groups[g]));
-        let changed = set_hba_quarantine(&inst.spec.data, &st.app_role, !admits)
+        set_hba_quarantine(&inst.spec.data, &st.app_role, !admits)
             .map_err(|e| lab_error(R, OP, e))?;
-        if changed && inst.pid.is_some() {
+        pgproc::crash_point("set_security_groups:written");
+        // Reloaded whether or not this call changed the file: a process killed between
+        // writing it and reloading left it written but not in force, and the groups are
+        // recorded only after the reload.
+        if inst.pid.is_some_and(pgproc::alive) {
             self.ctx.sql(cx, id, OP, "SELECT pg_reload_conf()")?;
         }
+        pgproc::crash_point("set_security_groups:reloaded");
         let groups = groups.to_vec();
         self.ctx.update(R, OP, |st| {
             if let Some(i) = st.instances.get_mut(id) {
@@ -731,59 +858,67 @@ impl Rds for LabRds {
         token: &str,
     ) -> Result<DbInstance, PrimitiveError> {
         const OP: &str = "reboot_instance";
+        let _lock = self.ctx.lock(cx, R, OP, id)?;
         let (st, inst) = self.instance(OP, id)?;
         let view = self.instance_view(&st, &inst);
         let plan = rds::reboot(OP, &view, inst.reboots.iter().any(|t| t == token))?;
         if plan == Reboot::Done {
             return Ok(view);
         }
-        if plan == Reboot::Reboot {
-            self.ctx.update(R, OP, |st| {
-                if let Some(i) = st.instances.get_mut(id) {
-                    i.status = "rebooting".into();
-                }
-                st.event(id, false, "DB instance shutdown");
-                Ok(())
-            })?;
-            self.stop_server(id, &inst);
-        }
-        // `Record`: a process that crashed mid-reboot left the server down, or up again
-        // without saying so.
-        let pid = match inst
-            .pid
-            .filter(|p| plan == Reboot::Record && pgproc::alive(*p))
-        {
-            Some(pid) => pid,
-            None => {
-                pgproc::start_server(
-                    &st.bin,
-                    st.user.as_ref(),
-                    &st.dir,
-                    &inst.spec,
-                    inst.port,
-                    Duration::from_secs(120),
-                )
-                .map_err(|e| lab_error(R, OP, e))?
-                .pid
-            }
-        };
+        // The intent first: which reboot (the token) and which server it ends. `Record` finds a
+        // reboot under way (a process killed in the middle): it is completed, not started again.
         let token = token.to_string();
         self.ctx.update(R, OP, |st| {
-            if let Some(i) = st.instances.get_mut(id) {
-                i.pid = Some(pid);
-                i.status = "available".into();
-                i.reboots.push(token);
+            let i = st.instances.get_mut(id).ok_or_else(|| {
+                LabError::State(format!("instance {id} vanished while rebooting"))
+            })?;
+            match (&plan, &i.op) {
+                (Reboot::Reboot, _) | (Reboot::Record, None) => {
+                    i.status = "rebooting".into();
+                    i.op = Some(InstanceOp::Reboot {
+                        token: token.clone(),
+                        old_pid: if plan == Reboot::Reboot { i.pid } else { None },
+                    });
+                    if plan == Reboot::Reboot {
+                        st.event(id, false, "DB instance shutdown");
+                    }
+                }
+                _ => {}
             }
-            st.event(id, false, "DB instance restarted");
             Ok(())
         })?;
+        pgproc::crash_point("reboot_instance:intent");
+        self.ctx.pool.forget(id);
+        let done = ops::complete(&self.ctx.dir, id).map_err(|e| PrimitiveError {
+            hint: "the instance stays `rebooting` and the lab's supervisor keeps restarting it (its server log is in the lab directory)".into(),
+            ..lab_error(R, OP, e)
+        })?;
+        // A reboot completed under another token (`Record`): this one is done too.
+        if !done.reboots.contains(&token) {
+            self.ctx.update(R, OP, |st| {
+                if let Some(i) = st.instances.get_mut(id) {
+                    i.reboots.push(token);
+                }
+                Ok(())
+            })?;
+        }
+        self.ctx.pool.forget(id);
         self.describe_instance(cx, id)
     }
 
     fn promote_cluster(&self, cx: &Call<'_>, id: &str) -> Result<DbCluster, PrimitiveError> {
         const OP: &str = "promote_cluster";
+        let _lock = self.ctx.lock(cx, R, OP, id)?;
         let cl = self.cluster_view(cx, id, OP)?;
-        if rds::promotion(OP, &cl)? == Promotion::Nothing {
+        let requested = self
+            .ctx
+            .state(R, OP)?
+            .clusters
+            .get(id)
+            .is_some_and(|c| c.promote_requested);
+        let plan = rds::promotion(OP, &cl)?;
+        if plan == Promotion::Nothing && !(requested && cl.replication_source_identifier.is_some())
+        {
             return Ok(cl);
         }
         if cl.members.is_empty() {
@@ -795,10 +930,8 @@ impl Rds for LabRds {
                 "create its writer instance first (rds::create_cluster_instance)",
             ));
         }
-        // wait => false: pg_promote(wait => true) rounds up to 100 ms polls (local-postgres.md
-        // gotcha 13); wait_until_cluster_promoted polls pg_is_in_recovery() instead.
-        self.ctx
-            .sql(cx, id, OP, "SELECT pg_promote(wait => false)")?;
+        // The intent first; then the request, sent again when a killed process recorded the
+        // intent but may not have sent it (a promotion already under way or done ignores it).
         self.ctx.update(R, OP, |st| {
             if let Some(c) = st.clusters.get_mut(id) {
                 c.promote_requested = true;
@@ -806,11 +939,22 @@ impl Rds for LabRds {
             }
             Ok(())
         })?;
+        pgproc::crash_point("promote_cluster:intent");
+        // wait => false: pg_promote(wait => true) rounds up to 100 ms polls (local-postgres.md
+        // gotcha 13); wait_until_cluster_promoted polls pg_is_in_recovery() instead.
+        self.ctx.sql(
+            cx,
+            id,
+            OP,
+            "SELECT pg_promote(wait => false) WHERE pg_is_in_recovery()",
+        )?;
+        pgproc::crash_point("promote_cluster:requested");
         self.cluster_view(cx, id, OP)
     }
 
-    fn delete_instance(&self, _cx: &Call<'_>, id: &str) -> Result<DbInstance, PrimitiveError> {
+    fn delete_instance(&self, cx: &Call<'_>, id: &str) -> Result<DbInstance, PrimitiveError> {
         const OP: &str = "delete_instance";
+        let _lock = self.ctx.lock(cx, R, OP, id)?;
         let (st, inst) = self.instance(OP, id)?;
         let mut view = self.instance_view(&st, &inst);
         if rds::deleting_instance(OP, &view)? {
@@ -835,22 +979,18 @@ impl Rds for LabRds {
 
     fn delete_cluster(&self, cx: &Call<'_>, id: &str) -> Result<DbCluster, PrimitiveError> {
         const OP: &str = "delete_cluster";
+        let _lock = self.ctx.lock(cx, R, OP, id)?;
         let mut view = self.cluster_view(cx, id, OP)?;
         if rds::deleting_cluster(OP, &view, &view.members)? {
             return Ok(view);
         }
         let st = self.ctx.state(R, OP)?;
         let cl = st.clusters[id].clone();
+        // Whatever still works on its files (a copy interrupted by a crash, a server nobody
+        // recorded) goes first; then its slot is free to drop.
+        stop_on_data(&cl.data);
         if let Some(src) = &cl.replication_source {
-            self.ctx.sql(
-                cx,
-                src,
-                OP,
-                &format!(
-                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{}' AND NOT active",
-                    cl.slot
-                ),
-            )?;
+            self.drop_slot(cx, src, OP, &cl.slot)?;
         }
         let _ = std::fs::remove_dir_all(&cl.data);
         self.ctx.pool.forget(id);
@@ -963,23 +1103,182 @@ impl Rds for LabRds {
 
     fn create_snapshot(
         &self,
-        _cx: &Call<'_>,
-        _: &str,
-        _: &str,
+        cx: &Call<'_>,
+        instance_id: &str,
+        snapshot_id: &str,
     ) -> Result<Snapshot, PrimitiveError> {
-        Err(Self::unsupported("create_snapshot"))
+        const OP: &str = "create_snapshot";
+        let _lock = self
+            .ctx
+            .lock(cx, R, OP, &format!("snapshot-{snapshot_id}"))?;
+        let (st, inst) = self.instance(OP, instance_id)?;
+        // `creating` with the lock free: a process killed while copying; start over below.
+        let existing = st
+            .snapshots
+            .get(snapshot_id)
+            .filter(|s| s.status != "creating")
+            .map(|s| self.snapshot_view(&st, s));
+        if let Some(s) = rds::existing_snapshot(OP, instance_id, existing)? {
+            return Ok(s);
+        }
+        let src = inst.server().ok_or_else(|| {
+            PrimitiveError::new(
+                R,
+                OP,
+                ErrorKind::Conflict,
+                format!("instance {instance_id} is not running (InvalidDBInstanceState)"),
+                "wait until it is available (rds::wait_until_instance_available)",
+            )
+            .with_retryable(true)
+        })?;
+        let snapshots = st.dir.join("snapshots");
+        let path = snapshots.join(snapshot_id);
+        // The intent first, as for a replica's copy (create_replica_cluster).
+        self.ctx.update(R, OP, |st| {
+            st.snapshots.insert(
+                snapshot_id.to_string(),
+                crate::state::Snapshot {
+                    id: snapshot_id.to_string(),
+                    source_id: instance_id.to_string(),
+                    status: "creating".into(),
+                    path: path.clone(),
+                    bytes: 0,
+                    basebackup_pid: None,
+                },
+            );
+            Ok(())
+        })?;
+        pgproc::crash_point("create_snapshot:intent");
+        stop_on_data(&path);
+        if path.exists() {
+            std::fs::remove_dir_all(&path).map_err(|e| {
+                lab_error(
+                    R,
+                    OP,
+                    LabError::Io(format!("remove {}: {e}", path.display())),
+                )
+            })?;
+        }
+        pgproc::make_owned_dir(&snapshots, st.user.as_ref()).map_err(|e| lab_error(R, OP, e))?;
+        let dir = self.ctx.dir.clone();
+        let id = snapshot_id.to_string();
+        pgproc::base_backup(
+            &st.bin,
+            st.user.as_ref(),
+            &st.dir,
+            &src,
+            &path,
+            None,
+            "create_snapshot:copying",
+            |pid| {
+                LabState::update(&dir, |st| {
+                    if let Some(s) = st.snapshots.get_mut(&id) {
+                        s.basebackup_pid = Some(pid);
+                    }
+                    Ok(())
+                })
+            },
+        )
+        .map_err(|e| lab_error(R, OP, e))?;
+        pgproc::crash_point("create_snapshot:copied");
+        let bytes = pgproc::dir_bytes(&path);
+        let snap = self.ctx.update(R, OP, |st| {
+            let s = st.snapshots.get_mut(snapshot_id).ok_or_else(|| {
+                LabError::State(format!("snapshot {snapshot_id} vanished while copying"))
+            })?;
+            s.status = "available".into();
+            s.bytes = bytes;
+            s.basebackup_pid = None;
+            let s = s.clone();
+            st.event(instance_id, false, "Manual snapshot created");
+            Ok(s)
+        })?;
+        let st = self.ctx.state(R, OP)?;
+        Ok(self.snapshot_view(&st, &snap))
     }
 
-    fn describe_snapshot(&self, _cx: &Call<'_>, _: &str) -> Result<Snapshot, PrimitiveError> {
-        Err(Self::unsupported("describe_snapshot"))
+    fn describe_snapshot(&self, _cx: &Call<'_>, id: &str) -> Result<Snapshot, PrimitiveError> {
+        const OP: &str = "describe_snapshot";
+        let st = self.ctx.state(R, OP)?;
+        let s = st
+            .snapshots
+            .get(id)
+            .ok_or_else(|| rds::snapshot_not_found(OP, id))?;
+        Ok(self.snapshot_view(&st, s))
     }
 
     fn restore_cluster_from_snapshot(
         &self,
-        _cx: &Call<'_>,
-        _: &RestoreCluster,
+        cx: &Call<'_>,
+        req: &RestoreCluster,
     ) -> Result<DbCluster, PrimitiveError> {
-        Err(Self::unsupported("restore_cluster_from_snapshot"))
+        const OP: &str = "restore_cluster_from_snapshot";
+        let _lock = self.ctx.lock(cx, R, OP, &req.cluster_id)?;
+        let st = self.ctx.state(R, OP)?;
+        let snap = st
+            .snapshots
+            .get(&req.snapshot_id)
+            .cloned()
+            .ok_or_else(|| rds::snapshot_not_found(OP, &req.snapshot_id))?;
+        if st
+            .clusters
+            .get(&req.cluster_id)
+            .is_some_and(|c| c.status != "creating")
+        {
+            return self.cluster_view(cx, &req.cluster_id, OP); // a re-run of the same step
+        }
+        rds::check_restorable(OP, &self.snapshot_view(&st, &snap))?;
+        let data = st.dir.join(&req.cluster_id);
+        let group = req
+            .parameter_group
+            .clone()
+            .unwrap_or_else(|| "default.aurora-postgresql".into());
+        self.ctx.update(R, OP, |st| {
+            st.clusters.insert(
+                req.cluster_id.clone(),
+                Cluster {
+                    id: req.cluster_id.clone(),
+                    replication_source: None,
+                    slot: String::new(),
+                    data: data.clone(),
+                    status: "creating".into(),
+                    members: Vec::new(),
+                    parameter_group: group,
+                    engine_version: req.engine_version.clone(),
+                    promote_requested: false,
+                    iam_auth: req.iam_auth,
+                    basebackup_pid: None,
+                    restored_from: Some(req.snapshot_id.clone()),
+                },
+            );
+            Ok(())
+        })?;
+        pgproc::crash_point("restore_cluster_from_snapshot:intent");
+        stop_on_data(&data);
+        if data.exists() {
+            std::fs::remove_dir_all(&data).map_err(|e| {
+                lab_error(
+                    R,
+                    OP,
+                    LabError::Io(format!("remove {}: {e}", data.display())),
+                )
+            })?;
+        }
+        pgproc::copy_dir(st.user.as_ref(), &st.dir, &snap.path, &data)
+            .map_err(|e| lab_error(R, OP, e))?;
+        pgproc::crash_point("restore_cluster_from_snapshot:copied");
+        self.ctx.update(R, OP, |st| {
+            if let Some(c) = st.clusters.get_mut(&req.cluster_id) {
+                c.status = "available".into();
+            }
+            st.event(
+                &req.cluster_id,
+                true,
+                &format!("Restored from snapshot {}", req.snapshot_id),
+            );
+            Ok(())
+        })?;
+        self.cluster_view(cx, &req.cluster_id, OP)
     }
 }
 

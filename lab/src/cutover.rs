@@ -23,11 +23,10 @@ pub fn lab_params() -> serde_json::Map<String, serde_json::Value> {
     m.insert("validation_window".into(), "10s".into());
     m.insert("validation_timeout".into(), "5m".into());
     m.insert("metric_period".into(), 1.into());
-    // A new parameter group rests five minutes on AWS before a cluster uses it; the lab's
-    // groups are files read at the server's start, in effect at once.
-    m.insert("parameter_group_settle".into(), "0s".into());
     // Two healthy polls after the switch, 2 s apart (30 s against AWS).
     m.insert("health_every".into(), "2s".into());
+    // A lab's parameter groups are in force at once (AWS asks for about five minutes).
+    m.insert("parameter_group_settle".into(), "0s".into());
     m
 }
 
@@ -125,15 +124,7 @@ pub async fn finish(
         .iter()
         .find(|(n, _)| n == "switch-route")
         .map(|(_, t)| *t);
-    // Where acknowledged commits must be: the promoted cluster after a cutover, the source
-    // after a rollback.
-    let target = st
-        .clusters
-        .values()
-        .find(|c| c.replication_source.is_none())
-        .and_then(|c| st.serving(&c.id))
-        .or_else(|| st.instances.get(&st.source))
-        .map(|i| i.port);
+    let target = data_home(&st);
     if let Some(port) = target {
         workload::check_on(&mut w, &logs, port, &st.app_db, switch_ms)
             .await
@@ -150,8 +141,48 @@ pub async fn finish(
     })
 }
 
-/// Durations of the blackout's parts from the transcript: fence (reboot start → sessions
-/// gone), catch-up (fence LSN → replica past it), the exact validation at the fence, promote,
+/// The port of the server where acknowledged commits must be now: the promoted (or restored)
+/// cluster's writer after a cutover, else the source (never migrated, or rolled back).
+pub fn data_home(st: &LabState) -> Option<u16> {
+    st.clusters
+        .values()
+        .find(|c| c.replication_source.is_none() && c.status == "available")
+        .and_then(|c| st.serving(&c.id))
+        .or_else(|| st.instances.get(&st.source))
+        .map(|i| i.port)
+}
+
+/// `workload.json` in the lab directory: what the clients of `godwit lab up --workload` saw
+/// so far (rewritten every second, `lab status` shows it), and at `lab down` the final figures
+/// with the loss check.
+pub const WORKLOAD_FILE: &str = "workload.json";
+
+/// The figures of `logs` (a `kind` workload), checked for loss on [`data_home`] when `check`.
+pub async fn measure(
+    dir: &std::path::Path,
+    kind: workload::Kind,
+    logs: &[workload::ClientLog],
+    check: bool,
+) -> Result<Report, LabError> {
+    let mut w = workload::report(kind, logs);
+    if check {
+        let st = LabState::load(dir)?;
+        if let Some(port) = data_home(&st) {
+            workload::check_on(&mut w, logs, port, &st.app_db, None)
+                .await
+                .map_err(LabError::Process)?;
+        }
+    }
+    let text = serde_json::to_string_pretty(&w).map_err(|e| LabError::State(e.to_string()))?;
+    let tmp = dir.join(format!("{WORKLOAD_FILE}.tmp"));
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, dir.join(WORKLOAD_FILE)))
+        .map_err(|e| LabError::Io(format!("write {WORKLOAD_FILE}: {e}")))?;
+    Ok(w)
+}
+
+/// Durations of the blackout's parts from the transcript: fence (reboot or termination start →
+/// sessions gone), catch-up (fence LSN → replica past it), the exact validation at the fence, promote,
 /// route switch.
 pub fn phases(lines: &[Line]) -> Vec<(String, i64)> {
     let started = |n: &str| {
@@ -172,12 +203,10 @@ pub fn phases(lines: &[Line]) -> Vec<(String, i64)> {
         (Some(a), Some(b)) => Some((label.to_string(), b - a)),
         _ => None,
     };
+    // The fence ends the sessions by a reboot or with SQL (`fence_method`).
+    let fence_start = started("reboot-source").or(started("terminate-app-sessions"));
     [
-        span(
-            "fence",
-            started("reboot-source"),
-            ended("source-sessions-ended"),
-        ),
+        span("fence", fence_start, ended("source-sessions-ended")),
         span(
             "catch-up",
             started("record-fence-lsn"),
@@ -194,11 +223,7 @@ pub fn phases(lines: &[Line]) -> Vec<(String, i64)> {
             started("switch-route"),
             ended("switch-route"),
         ),
-        span(
-            "reboot → switch",
-            started("reboot-source"),
-            ended("switch-route"),
-        ),
+        span("fence → switch", fence_start, ended("switch-route")),
     ]
     .into_iter()
     .flatten()

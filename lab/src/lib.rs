@@ -4,9 +4,10 @@
 //! | module       | what                                                                    |
 //! |--------------|-------------------------------------------------------------------------|
 //! | `pgproc`     | throwaway PostgreSQL clusters: binaries, server user, start/stop by pid |
-//! | `state`      | `lab.json`: the lab's servers, RDS-shaped objects, ports, consumers     |
+//! | `state`      | `lab.json`: servers, RDS-shaped objects, snapshots, ports, consumers   |
 //! | `supervisor` | `lab up/down/status`: source, control plane + Envoy, sampler; the world |
-//! | `areas`      | rds and ec2 over servers, `pg_hba` and `pg_basebackup`                  |
+//! | `areas`      | rds and ec2 over servers, `pg_hba`, `pg_basebackup` (replicas, snapshots) |
+//! | `ops`        | instance operations recorded before they act, completed after a crash   |
 //! | `route_cdc`  | route through the control plane's API; CDC with `pg_recvlogical`        |
 //! | `metrics`    | the lab's CloudWatch: one-second samples, aggregated per period         |
 //! | `workload`   | clients writing through Envoy: blackout, failures, lost commits         |
@@ -15,6 +16,7 @@
 pub mod areas;
 pub mod cutover;
 pub mod metrics;
+pub mod ops;
 pub mod pgproc;
 pub mod route_cdc;
 pub mod state;

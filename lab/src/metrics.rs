@@ -7,7 +7,7 @@
 //! | `OldestReplicationSlotLag` | instance | max over slots of `current LSN − restart_lsn` (physical) / `confirmed_flush_lsn` (logical), bytes |
 //! | `TransactionLogsGeneration` | instance | WAL bytes per second between two samples |
 //! | `DatabaseConnections` | instance | client backends in `pg_stat_activity` |
-//! | `FreeStorageSpace` | instance | free bytes of the filesystem holding the lab (statvfs) |
+//! | `FreeStorageSpace` | instance | the instance's allocation (`allocated_storage_gb`) minus what its data directory uses, bytes |
 //! | `RDSToAuroraPostgreSQLReplicaLag` | cluster | the replica's `replay_lag` in `pg_stat_replication` on the source, seconds (0 when idle) |
 //! | `ReplicaLagBytes` | cluster | `current LSN − replay_lsn` of that replica, bytes |
 
@@ -91,12 +91,12 @@ pub async fn sample_as(
                 );
             }
             last_lsn.insert(id.clone(), (t, lsn));
-            if let Ok(free) = nix::sys::statvfs::statvfs(&st.dir) {
-                m.insert(
-                    key(dim, id, "FreeStorageSpace"),
-                    free.blocks_available() as f64 * free.fragment_size() as f64,
-                );
-            }
+            let allocated = st.attributes.allocated_storage_gb as f64 * (1u64 << 30) as f64;
+            let used = crate::pgproc::dir_bytes(&inst.spec.data) as f64;
+            m.insert(
+                key(dim, id, "FreeStorageSpace"),
+                (allocated - used).max(0.0),
+            );
         }
         for (cid, cl) in &st.clusters {
             if cl.replication_source.as_deref() != Some(id.as_str()) {

@@ -206,6 +206,33 @@ pub fn free_port() -> Result<u16, LabError> {
         .port())
 }
 
+/// Copy the directory `from` to `to` (must not exist) as the server user, modes kept
+/// (`cp -a`): a restored snapshot's data directory.
+pub fn copy_dir(
+    user: Option<&ServerUser>,
+    home: &Path,
+    from: &Path,
+    to: &Path,
+) -> Result<(), LabError> {
+    let mut c = pg_command(Path::new("cp"), user, home);
+    c.arg("-a").arg(from).arg(to);
+    run_tool(c, &format!("copy {} to {}", from.display(), to.display())).map(|_| ())
+}
+
+/// Bytes the files under `path` use (its size on the instance's disk: data, WAL, logs).
+pub fn dir_bytes(path: &Path) -> u64 {
+    fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 /// This process's real uid.
 pub fn current_uid() -> u32 {
     Uid::current().as_raw()
@@ -312,12 +339,50 @@ pub fn start_server(
     port: u16,
     timeout: Duration,
 ) -> Result<Server, LabError> {
+    start_recorded(bin, user, home, spec, port, timeout, "start", |_, _| Ok(()))
+}
+
+/// [`start_server`], calling `record(pid, port)` right after each spawn, before waiting for
+/// the server to be ready: a caller killed while the server starts has recorded its pid (and
+/// [`running_pid`] finds it by its data directory even if the kill came between the spawn and
+/// the record). A `record` error stops the server it was told about. `op` names the crash
+/// points `<op>:spawned` and `<op>:recorded` ([`crash_point`]).
+#[allow(clippy::too_many_arguments)]
+pub fn start_recorded(
+    bin: &PgBin,
+    user: Option<&ServerUser>,
+    home: &Path,
+    spec: &ServerSpec,
+    port: u16,
+    timeout: Duration,
+    op: &str,
+    mut record: impl FnMut(u32, u16) -> Result<(), LabError>,
+) -> Result<Server, LabError> {
     let attempts = if port == 0 { 5 } else { 1 };
     let mut last = String::new();
     for _ in 0..attempts {
         let p = if port == 0 { free_port()? } else { port };
-        match try_start(bin, user, home, spec, p, timeout) {
-            Ok(s) => return Ok(s),
+        // A postmaster.pid left by a server that was killed (its pid reused by another
+        // process, or a zombie) makes `postgres` refuse to start; one of a live server is
+        // never removed (`running_pid` names it and callers adopt it instead).
+        if running_pid(&spec.data).is_none() {
+            let _ = fs::remove_file(spec.data.join("postmaster.pid"));
+        }
+        let (pid, log_at_start) = spawn_server(bin, user, home, spec, p)?;
+        crash_point(&format!("{op}:spawned"));
+        if let Err(e) = record(pid, p) {
+            stop_pid(pid, Signal::SIGINT, Duration::from_secs(10));
+            return Err(e);
+        }
+        crash_point(&format!("{op}:recorded"));
+        match wait_ready(spec, pid, log_at_start, timeout) {
+            Ok(()) => {
+                return Ok(Server {
+                    pid,
+                    port: p,
+                    spec: spec.clone(),
+                });
+            }
             Err(StartError::PortTaken(log)) => last = log,
             Err(StartError::Other(e)) => return Err(e),
         }
@@ -327,25 +392,49 @@ pub fn start_server(
     )))
 }
 
-enum StartError {
+/// The server already running on `spec`'s data directory (a process killed while starting or
+/// rebooting it left it unrecorded), once it is ready: its pid and the port its
+/// `postmaster.pid` names. `None` when no postmaster runs there.
+pub fn adopt(spec: &ServerSpec, timeout: Duration) -> Option<Result<Server, LabError>> {
+    let pid = running_pid(&spec.data)?;
+    let log_at_start = fs::metadata(&spec.log).map(|m| m.len()).unwrap_or(0);
+    Some(match wait_ready(spec, pid, log_at_start, timeout) {
+        Ok(()) => match read_pid_file(&spec.data) {
+            Some(f) if f.pid == pid => Ok(Server {
+                pid,
+                port: f.port,
+                spec: spec.clone(),
+            }),
+            _ => Err(LabError::Process(format!(
+                "the server (pid {pid}) on {} stopped while being adopted",
+                spec.data.display()
+            ))),
+        },
+        Err(StartError::PortTaken(log)) => Err(LabError::Process(log)),
+        Err(StartError::Other(e)) => Err(e),
+    })
+}
+
+/// Why a start failed: a bind race (retried on another port) or anything else.
+pub enum StartError {
     PortTaken(String),
     Other(LabError),
 }
 
-fn try_start(
+/// Spawn `postgres` for `spec` on `port` and return its pid and where its log stood, without
+/// waiting: see [`wait_ready`].
+pub fn spawn_server(
     bin: &PgBin,
     user: Option<&ServerUser>,
     home: &Path,
     spec: &ServerSpec,
     port: u16,
-    timeout: Duration,
-) -> Result<Server, StartError> {
-    let other = StartError::Other;
+) -> Result<(u32, u64), LabError> {
     let log = fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&spec.log)
-        .map_err(|e| other(LabError::Io(format!("open {}: {e}", spec.log.display()))))?;
+        .map_err(|e| LabError::Io(format!("open {}: {e}", spec.log.display())))?;
     let log_at_start = log.metadata().map(|m| m.len()).unwrap_or(0);
     let mut c = pg_command(&bin.tool("postgres"), user, home);
     c.arg("-D")
@@ -358,26 +447,34 @@ fn try_start(
     for (k, v) in &spec.settings {
         c.arg("-c").arg(format!("{k}={v}"));
     }
-    let err_log = log
-        .try_clone()
-        .map_err(|e| other(LabError::Io(e.to_string())))?;
+    let err_log = log.try_clone().map_err(|e| LabError::Io(e.to_string()))?;
     c.stdout(log).stderr(err_log);
-    let mut child = c.spawn().map_err(|e| {
-        other(LabError::Io(format!(
-            "start {}: {e}",
-            bin.tool("postgres").display()
-        )))
-    })?;
-    let pid = child.id();
+    let child = c
+        .spawn()
+        .map_err(|e| LabError::Io(format!("start {}: {e}", bin.tool("postgres").display())))?;
+    // The Child handle is dropped without waiting: the server is not ours to reap once this
+    // process exits; stop_pid and wait_ready reap it while it is.
+    Ok((child.id(), log_at_start))
+}
+
+/// Wait until the postmaster `pid` of `spec` says `ready` or `standby` in its
+/// `postmaster.pid`; stop it (SIGKILL) if it is not ready within `timeout`.
+pub fn wait_ready(
+    spec: &ServerSpec,
+    pid: u32,
+    log_at_start: u64,
+    timeout: Duration,
+) -> Result<(), StartError> {
     let started = Instant::now();
     loop {
-        if let Ok(Some(status)) = child.try_wait() {
+        reap(Pid::from_raw(pid as i32));
+        if !alive(pid) {
             let text = log_since(&spec.log, log_at_start);
             if text.contains("could not bind") || text.contains("Address already in use") {
                 return Err(StartError::PortTaken(text));
             }
-            return Err(other(LabError::Process(format!(
-                "postgres for {} exited ({status}) while starting; log:\n{}",
+            return Err(StartError::Other(LabError::Process(format!(
+                "postgres for {} exited while starting; log:\n{}",
                 spec.data.display(),
                 text.trim()
             ))));
@@ -385,19 +482,11 @@ fn try_start(
         if let Some(state) = postmaster_state(&spec.data, pid)
             && (state == "ready" || state == "standby")
         {
-            // The Child handle is dropped without waiting: the server is not ours to reap
-            // once this process exits; stop_pid handles it by pid.
-            drop(child);
-            return Ok(Server {
-                pid,
-                port,
-                spec: spec.clone(),
-            });
+            return Ok(());
         }
         if started.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(other(LabError::Process(format!(
+            stop_pid(pid, Signal::SIGKILL, Duration::from_secs(5));
+            return Err(StartError::Other(LabError::Process(format!(
                 "postgres for {} not ready after {timeout:?}; log:\n{}",
                 spec.data.display(),
                 log_since(&spec.log, log_at_start).trim()
@@ -422,11 +511,135 @@ pub fn postmaster_state(data: &Path, pid: u32) -> Option<String> {
     lines.get(7).map(|s| s.trim().to_string())
 }
 
-/// The postmaster pid recorded in `data/postmaster.pid`, if that process is alive.
-pub fn running_pid(data: &Path) -> Option<u32> {
+/// What `postmaster.pid` says: line 1 the pid, line 4 the port, line 8 the state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PidFile {
+    pub pid: u32,
+    pub port: u16,
+    pub state: Option<String>,
+}
+
+pub fn read_pid_file(data: &Path) -> Option<PidFile> {
     let text = fs::read_to_string(data.join("postmaster.pid")).ok()?;
-    let pid: u32 = text.lines().next()?.trim().parse().ok()?;
-    alive(pid).then_some(pid)
+    let lines: Vec<&str> = text.lines().collect();
+    Some(PidFile {
+        pid: lines.first()?.trim().parse().ok()?,
+        port: lines
+            .get(3)
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or(0),
+        state: lines.get(7).map(|s| s.trim().to_string()),
+    })
+}
+
+/// The postmaster running on `data`: the pid in `data/postmaster.pid`, if that process is
+/// alive and is the postmaster of `data` — it works in its data directory (the postmaster
+/// changes into it before writing the file), which tells it from an unrelated process that
+/// reused the pid of a server killed without removing its file.
+pub fn running_pid(data: &Path) -> Option<u32> {
+    let pid = read_pid_file(data)?.pid;
+    let here = fs::canonicalize(data).ok()?;
+    (alive(pid) && cwd_of(pid).is_some_and(|cwd| cwd == here)).then_some(pid)
+}
+
+/// The working directory of `pid` (`/proc/PID/cwd`), if readable.
+pub fn cwd_of(pid: u32) -> Option<PathBuf> {
+    fs::read_link(format!("/proc/{pid}/cwd")).ok()
+}
+
+/// A process of the lab found by [`lab_processes`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LabProcess {
+    pub pid: u32,
+    pub ppid: u32,
+    /// `/proc/PID/comm`: `postgres`, `pg_basebackup`, `pg_recvlogical`, `envoy`, `initdb`.
+    pub name: String,
+    pub cwd: PathBuf,
+    /// The arguments, space-separated (a server's children rewrite theirs to a title).
+    pub cmdline: String,
+}
+
+/// Programs the lab starts.
+const LAB_PROGRAMS: &[&str] = &[
+    "postgres",
+    "pg_basebackup",
+    "pg_recvlogical",
+    "initdb",
+    "envoy",
+];
+
+/// Every live process the lab under `dir` may have started, recorded or not: the programs it
+/// runs ([`LAB_PROGRAMS`]) working inside `dir` (servers work in their data directory, the
+/// tools in the lab's: [`pg_command`]) or naming `dir` on their command line (Envoy's
+/// bootstrap lives there). A process godwit was killed before recording is found this way.
+pub fn lab_processes(dir: &Path) -> Vec<LabProcess> {
+    let Ok(dir) = fs::canonicalize(dir) else {
+        return Vec::new();
+    };
+    let needle = dir.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || !alive(pid) {
+            continue;
+        }
+        let name = fs::read_to_string(entry.path().join("comm"))
+            .map(|c| c.trim().to_string())
+            .unwrap_or_default();
+        if !LAB_PROGRAMS.contains(&name.as_str()) {
+            continue;
+        }
+        let cwd = cwd_of(pid).unwrap_or_default();
+        let cmdline = fs::read(entry.path().join("cmdline"))
+            .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+            .unwrap_or_default();
+        if !(cwd.starts_with(&dir) || cmdline.contains(&needle)) {
+            continue;
+        }
+        let ppid = fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1).map(str::to_string))
+            })
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        found.push(LabProcess {
+            pid,
+            ppid,
+            name,
+            cwd,
+            cmdline: cmdline.trim().to_string(),
+        });
+    }
+    found.sort_by_key(|p| p.pid);
+    found
+}
+
+/// Stop every process [`lab_processes`] finds under `dir`: the ones whose parent is not one
+/// of them (postmasters, tools, Envoy) with `SIGINT` (a server's fast shutdown; the tools and
+/// Envoy exit on it), then whatever is left with `SIGKILL`. Returns how many were found.
+pub fn stop_lab_processes(dir: &Path, grace: Duration) -> usize {
+    let found = lab_processes(dir);
+    let pids: Vec<u32> = found.iter().map(|p| p.pid).collect();
+    for p in found.iter().filter(|p| !pids.contains(&p.ppid)) {
+        let _ = kill(Pid::from_raw(p.pid as i32), Signal::SIGINT);
+    }
+    for p in found.iter().filter(|p| !pids.contains(&p.ppid)) {
+        stop_pid(p.pid, Signal::SIGINT, grace);
+    }
+    // Children outliving their parent (a backend of a SIGKILLed postmaster exits on its own
+    // within a moment; anything else is killed).
+    for p in lab_processes(dir) {
+        stop_pid(p.pid, Signal::SIGKILL, Duration::from_secs(5));
+    }
+    found.len()
 }
 
 /// The process exists and is not a zombie.
@@ -467,6 +680,17 @@ pub fn stop_pid(pid: u32, signal: Signal, grace: Duration) -> bool {
     true
 }
 
+/// Fault injection for the crash tests (`tests/tests/lab_crash.rs`): when the environment
+/// variable `GODWIT_LAB_CRASH_AT` names `point` (`<op>:<moment>`, e.g.
+/// `reboot_instance:signalled`), this process kills itself with SIGKILL here — between two of
+/// an operation's actions, where no journal record marks the spot. Unset, it costs one
+/// environment lookup per point.
+pub fn crash_point(point: &str) {
+    if std::env::var_os("GODWIT_LAB_CRASH_AT").is_some_and(|p| p == point) {
+        let _ = kill(Pid::this(), Signal::SIGKILL);
+    }
+}
+
 /// Supervising processes happens in real time, outside any run (a run's waits go through its
 /// clock; starting a server is not one of them).
 #[allow(clippy::disallowed_methods)]
@@ -486,6 +710,7 @@ pub fn stop_server(server: &Server) {
 
 /// `pg_basebackup -R -C -S slot -X stream -c fast` from `primary` into `data` (must not
 /// exist): a streaming replica's data directory with `standby.signal` and `primary_conninfo`.
+/// `record(pid)` is called as soon as it is spawned (it outlives a caller killed meanwhile).
 pub fn basebackup(
     bin: &PgBin,
     user: Option<&ServerUser>,
@@ -493,6 +718,34 @@ pub fn basebackup(
     primary: &Server,
     data: &Path,
     slot: &str,
+    record: impl FnOnce(u32) -> Result<(), LabError>,
+) -> Result<(), LabError> {
+    base_backup(
+        bin,
+        user,
+        home,
+        primary,
+        data,
+        Some(slot),
+        "create_replica_cluster:copying",
+        record,
+    )
+}
+
+/// `pg_basebackup -X stream -c fast` of `primary` into `data` (must not exist): with `slot`, a
+/// streaming replica's directory (`-R -C -S slot`); without, a self-contained copy (a
+/// snapshot: its WAL streamed through a temporary slot, no standby configuration).
+/// `record(pid)` is called as soon as it is spawned; `crash` names the crash point after it.
+#[allow(clippy::too_many_arguments)]
+pub fn base_backup(
+    bin: &PgBin,
+    user: Option<&ServerUser>,
+    home: &Path,
+    primary: &Server,
+    data: &Path,
+    slot: Option<&str>,
+    crash: &str,
+    record: impl FnOnce(u32) -> Result<(), LabError>,
 ) -> Result<(), LabError> {
     let mut c = pg_command(&bin.tool("pg_basebackup"), user, home);
     c.args([
@@ -505,18 +758,33 @@ pub fn basebackup(
     ])
     .arg("-D")
     .arg(data)
-    .args([
-        "-R",
-        "-X",
-        "stream",
-        "-C",
-        "-S",
-        slot,
-        "-c",
-        "fast",
-        "--no-sync",
-    ]);
-    run_tool(c, &format!("pg_basebackup into {}", data.display())).map(|_| ())
+    .args(["-X", "stream", "-c", "fast", "--no-sync"]);
+    if let Some(slot) = slot {
+        c.args(["-R", "-C", "-S", slot]);
+    }
+    let what = format!("pg_basebackup into {}", data.display());
+    let child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| LabError::Io(format!("{what}: cannot start: {e}")))?;
+    if let Err(e) = record(child.id()) {
+        stop_pid(child.id(), Signal::SIGTERM, Duration::from_secs(5));
+        return Err(e);
+    }
+    crash_point(crash);
+    let out = child
+        .wait_with_output()
+        .map_err(|e| LabError::Io(format!("{what}: {e}")))?;
+    if !out.status.success() {
+        return Err(LabError::Process(format!(
+            "{what} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
 }
 
 /// Settings every lab primary starts with: logical decoding for CDC, room for replicas and
@@ -611,6 +879,7 @@ impl Scratch {
             primary,
             &spec.data,
             &name.replace('-', "_"),
+            |_| Ok(()),
         )?;
         self.start(&spec)
     }

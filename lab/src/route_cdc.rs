@@ -176,6 +176,7 @@ impl Cdc for LabCdc {
                 Duration::from_secs(10),
             );
         }
+        pgproc::crash_point("pause_consumer:stopped");
         let c = self.ctx.update(C, OP, |st| {
             let c = st
                 .cdc
@@ -209,7 +210,26 @@ impl Cdc for LabCdc {
         }
         c.slot = slot.to_string();
         c.db = db.to_string();
+        // A consumer still running elsewhere, or one a killed process started and never
+        // recorded (its output file names it): stopped, and its slot released, first.
+        let output = c.output.to_string_lossy().into_owned();
+        for p in pgproc::lab_processes(&st.dir) {
+            if p.name == "pg_recvlogical" && p.cmdline.split(' ').any(|a| a == output) {
+                pgproc::stop_pid(
+                    p.pid,
+                    nix::sys::signal::Signal::SIGINT,
+                    Duration::from_secs(10),
+                );
+            }
+        }
+        for _ in 0..250 {
+            if !self.slot(cx, OP, db, slot)?.active {
+                break;
+            }
+            cx.sleep(Duration::from_millis(20))?;
+        }
         let pid = start_consumer(&st, &c, db).map_err(|e| lab_error(C, OP, e))?;
+        pgproc::crash_point("resume_consumer:spawned");
         let c = self.ctx.update(C, OP, |st| {
             let entry = st
                 .cdc

@@ -17,6 +17,8 @@ use crate::pgproc::{PgBin, Server, ServerSpec, ServerUser};
 pub const STATE_FILE: &str = "lab.json";
 const LOCK_FILE: &str = "lab.lock";
 pub const FORMAT_VERSION: u32 = 1;
+/// The lab's application security group (its VPC's default): admits the application.
+pub const APP_GROUP: &str = "sg-lab-app";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabState {
@@ -47,6 +49,25 @@ pub struct LabState {
     /// Rows seeded into `orders`, and accounts into the TPC-B tables (the workloads' data).
     #[serde(default = "default_seed_rows")]
     pub seed_rows: i64,
+    /// DB snapshots: base backups of an instance's server, by id.
+    #[serde(default)]
+    pub snapshots: BTreeMap<String, Snapshot>,
+}
+
+/// A DB snapshot: a base backup (`pg_basebackup -X stream`, no slot, no standby
+/// configuration) of an instance's server in `path`; restored by copying it into a new
+/// cluster's data directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub id: String,
+    pub source_id: String,
+    /// `creating` (the copy is under way, or was interrupted) or `available`.
+    pub status: String,
+    pub path: PathBuf,
+    /// What the backup holds, bytes.
+    pub bytes: u64,
+    /// The `pg_basebackup` writing it while `creating`, recorded as soon as it is spawned.
+    pub basebackup_pid: Option<u32>,
 }
 
 fn default_seed_rows() -> i64 {
@@ -62,6 +83,25 @@ pub struct Attributes {
     /// The source's IAM database authentication flag.
     #[serde(default = "yes")]
     pub iam_auth: bool,
+    /// How soon a replica's walreceiver tries again after losing its source (a reboot of the
+    /// source): the replicas' `wal_retrieve_retry_interval`, milliseconds. PostgreSQL's
+    /// default is 5 s; Aurora neither documents nor lets one set its own (docs/lab.md).
+    #[serde(default = "default_replica_retry_ms")]
+    pub replica_retry_ms: u64,
+    /// Each instance's storage allocation (`AllocatedStorage`, GiB). `FreeStorageSpace` is
+    /// this minus what the instance's data directory uses — the instance's own disk, not the
+    /// host's (a build filling the host's disk does not fill a lab instance).
+    #[serde(default = "default_allocated_storage_gb")]
+    pub allocated_storage_gb: u64,
+}
+
+fn default_allocated_storage_gb() -> u64 {
+    // RDS's smallest gp3 allocation.
+    20
+}
+
+fn default_replica_retry_ms() -> u64 {
+    5_000
 }
 
 impl Default for Attributes {
@@ -74,6 +114,8 @@ impl Default for Attributes {
             instance_class: "db.r6g.large".into(),
             vpc_id: "vpc-lab".into(),
             iam_auth: true,
+            replica_retry_ms: default_replica_retry_ms(),
+            allocated_storage_gb: default_allocated_storage_gb(),
         }
     }
 }
@@ -95,6 +137,23 @@ pub struct Instance {
     pub parameter_group: String,
     /// Idempotency tokens of reboots already done.
     pub reboots: Vec<String>,
+    /// The operation on this instance's server in flight: recorded before it acts, cleared
+    /// when it completes. A process killed in the middle leaves it here, and whoever takes the
+    /// instance's [`OpLock`] next finishes it (the step run again on `resume`, or the
+    /// supervisor, which completes an accepted operation as RDS does on its own).
+    #[serde(default)]
+    pub op: Option<InstanceOp>,
+}
+
+/// An instance operation recorded before it acts (see [`Instance::op`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum InstanceOp {
+    /// `create_cluster_instance`: the server on its cluster's data directory is started.
+    Create,
+    /// `reboot_instance` with `token`: the server that ran before (`old_pid`) is stopped and
+    /// the server started again on the same port.
+    Reboot { token: String, old_pid: Option<u32> },
 }
 
 impl Instance {
@@ -125,6 +184,13 @@ pub struct Cluster {
     /// IAM database authentication enabled at creation (`EnableIAMDatabaseAuthentication`).
     #[serde(default = "yes")]
     pub iam_auth: bool,
+    /// The `pg_basebackup` copying the data directory while the cluster is `creating`,
+    /// recorded as soon as it is spawned.
+    #[serde(default)]
+    pub basebackup_pid: Option<u32>,
+    /// The snapshot a restored cluster was made from (it never replicated).
+    #[serde(default)]
+    pub restored_from: Option<String>,
 }
 
 fn yes() -> bool {
@@ -243,9 +309,12 @@ impl LabState {
         c.members.first().and_then(|m| self.instances.get(m))
     }
 
-    /// Every pid the lab started that may still run (servers, Envoy, consumers).
+    /// Every pid the lab started that may still run (servers, Envoy, consumers, a
+    /// `pg_basebackup` copying a cluster).
     pub fn pids(&self) -> Vec<u32> {
         let mut v: Vec<u32> = self.instances.values().filter_map(|i| i.pid).collect();
+        v.extend(self.clusters.values().filter_map(|c| c.basebackup_pid));
+        v.extend(self.snapshots.values().filter_map(|s| s.basebackup_pid));
         v.extend(self.cdc.values().filter_map(|c| c.pid));
         v.extend(self.route.envoy_pid);
         v
@@ -265,6 +334,15 @@ impl LabState {
         });
     }
 
+    /// Instances with an operation in flight ([`Instance::op`]).
+    pub fn pending_ops(&self) -> Vec<String> {
+        self.instances
+            .values()
+            .filter(|i| i.op.is_some())
+            .map(|i| i.id.clone())
+            .collect()
+    }
+
     pub fn arn(&self, id: &str) -> String {
         let kind = if self.clusters.contains_key(id) {
             "cluster"
@@ -272,5 +350,37 @@ impl LabState {
             "db"
         };
         format!("arn:aws:rds:lab:000000000000:{kind}:{id}")
+    }
+}
+
+/// The lock on one lab object's operations (`locks/<id>.lock`, `flock`): held for the whole of
+/// a mutation of that instance or cluster (start, reboot, basebackup), so two processes never
+/// act on one server at once. The kernel drops it when its holder dies, so a free lock on an
+/// object with an operation recorded means that operation was interrupted.
+#[derive(Debug)]
+pub struct OpLock {
+    _file: fs::File,
+}
+
+impl OpLock {
+    /// Take the lock on `id` if no one holds it.
+    pub fn try_take(dir: &Path, id: &str) -> Result<Option<OpLock>, LabError> {
+        let locks = dir.join("locks");
+        fs::create_dir_all(&locks)
+            .map_err(|e| LabError::Io(format!("create {}: {e}", locks.display())))?;
+        let path = locks.join(format!("{id}.lock"));
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| LabError::Io(format!("lock {}: {e}", path.display())))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(OpLock { _file: file })),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => {
+                Err(LabError::Io(format!("lock {}: {e}", path.display())))
+            }
+        }
     }
 }

@@ -45,6 +45,11 @@ pub struct LabOptions {
     pub cdc: bool,
     /// Envoy binary; `None`: `GODWIT_ENVOY_BIN` or the project's `.venv`.
     pub envoy: Option<PathBuf>,
+    /// The replicas' `wal_retrieve_retry_interval` (default PostgreSQL's 5 s; see
+    /// [`Attributes::replica_retry_ms`]).
+    pub replica_retry: Duration,
+    /// Each instance's storage allocation, GiB (default 20, RDS's smallest gp3).
+    pub allocated_storage_gb: u64,
 }
 
 impl LabOptions {
@@ -55,6 +60,8 @@ impl LabOptions {
             seed_rows: 10_000,
             cdc: true,
             envoy: None,
+            replica_retry: Duration::from_secs(5),
+            allocated_storage_gb: 20,
         }
     }
 }
@@ -66,8 +73,19 @@ pub struct Supervisor {
     plane: Option<ControlPlane>,
     envoy: Option<EnvoyProcess>,
     sampler_stop: tokio::sync::watch::Sender<bool>,
-    remove_dir: bool,
+    cleanup: Cleanup,
     down: bool,
+}
+
+/// What `down` removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cleanup {
+    /// The whole directory (tests, benchmarks, the demo: throwaway).
+    All,
+    /// The servers' data, snapshots and sockets; logs, `lab.json`, metrics and the workload's
+    /// figures stay ([`remove_data`]).
+    Data,
+    Nothing,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -241,9 +259,14 @@ impl Supervisor {
                 envoy_pid: Some(envoy.pid()),
             },
             cdc: BTreeMap::new(),
-            attributes: Attributes::default(),
+            attributes: Attributes {
+                replica_retry_ms: opts.replica_retry.as_millis() as u64,
+                allocated_storage_gb: opts.allocated_storage_gb,
+                ..Attributes::default()
+            },
             events: Vec::new(),
             seed_rows: opts.seed_rows,
+            snapshots: BTreeMap::new(),
         };
         state.instances.insert(
             opts.source.clone(),
@@ -258,6 +281,7 @@ impl Supervisor {
                 security_groups: vec!["sg-lab-app".into()],
                 parameter_group: source_group,
                 reboots: Vec::new(),
+                op: None,
             },
         );
         if opts.cdc {
@@ -298,21 +322,37 @@ impl Supervisor {
         state.save()?;
 
         let (sampler_stop, rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(crate::metrics::run_sampler(dir.clone(), rx));
+        tokio::spawn(crate::metrics::run_sampler(dir.clone(), rx.clone()));
+        tokio::spawn(complete_interrupted_ops(dir.clone(), rx));
         Ok(Supervisor {
             dir,
             state,
             plane: Some(plane),
             envoy: Some(envoy),
             sampler_stop,
-            remove_dir: true,
+            cleanup: Cleanup::All,
             down: false,
         })
     }
 
     /// Keep the lab's directory (data, logs, metrics, lab.json) after `down`.
     pub fn keep_files(&mut self) {
-        self.remove_dir = false;
+        self.cleanup = Cleanup::Nothing;
+    }
+
+    /// Keep the logs after `down` (remove the data: [`remove_data`]).
+    pub fn keep_logs(&mut self) {
+        self.cleanup = Cleanup::Data;
+    }
+
+    fn clean_up(&self) {
+        match self.cleanup {
+            Cleanup::All => {
+                let _ = std::fs::remove_dir_all(&self.dir);
+            }
+            Cleanup::Data => remove_data(&self.dir),
+            Cleanup::Nothing => {}
+        }
     }
 
     pub fn plane(&self) -> &ControlPlane {
@@ -339,9 +379,7 @@ impl Supervisor {
         if let Some(p) = self.plane.take() {
             p.shutdown().await;
         }
-        if self.remove_dir {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+        self.clean_up();
     }
 }
 
@@ -354,43 +392,131 @@ impl Drop for Supervisor {
         let st = LabState::load(&self.dir).unwrap_or_else(|_| self.state.clone());
         stop_all(&st);
         self.envoy.take();
-        if self.remove_dir {
-            let _ = std::fs::remove_dir_all(&self.dir);
+        self.clean_up();
+    }
+}
+
+/// Every second until `stop` fires: complete the instance operations whose process died (a
+/// `godwit run` killed mid-reboot), as RDS completes a reboot it accepted (crate::ops).
+async fn complete_interrupted_ops(dir: PathBuf, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let d = dir.clone();
+        let Ok((done, failed)) =
+            tokio::task::spawn_blocking(move || crate::ops::complete_interrupted(&d)).await
+        else {
+            continue;
+        };
+        for id in done {
+            eprintln!("lab: completed the interrupted operation on {id}");
+        }
+        for e in failed {
+            eprintln!("lab: an interrupted operation could not complete yet: {e}");
         }
     }
 }
 
-/// Stop every process recorded in `st`: consumers first (they read from servers), then
-/// servers (fast shutdown), then Envoy.
+/// Stop every process of the lab: those recorded in `st` — consumers first (they read from
+/// servers), then servers (fast shutdown), then Envoy — and then any other the lab's programs
+/// run under its directory (a server or copy whose starter was killed before recording it).
 pub fn stop_all(st: &LabState) {
-    for c in st.cdc.values() {
-        if let Some(pid) = c.pid {
-            pgproc::stop_pid(pid, Signal::SIGINT, Duration::from_secs(5));
+    stop_recorded(st);
+    pgproc::stop_lab_processes(&st.dir, Duration::from_secs(30));
+}
+
+fn stop_recorded(st: &LabState) {
+    // Only pids that are still the lab's programs under its directory: a pid recorded long ago
+    // may belong to an unrelated process by now.
+    let ours: std::collections::BTreeSet<u32> = pgproc::lab_processes(&st.dir)
+        .iter()
+        .map(|p| p.pid)
+        .collect();
+    let stop = |pid: Option<u32>, signal, grace| {
+        if let Some(pid) = pid.filter(|p| ours.contains(p)) {
+            pgproc::stop_pid(pid, signal, grace);
         }
+    };
+    for c in st.cdc.values() {
+        stop(c.pid, Signal::SIGINT, Duration::from_secs(5));
+    }
+    for c in st.clusters.values() {
+        stop(c.basebackup_pid, Signal::SIGTERM, Duration::from_secs(5));
     }
     for i in st.instances.values() {
-        if let Some(pid) = i.pid {
-            pgproc::stop_pid(pid, Signal::SIGINT, Duration::from_secs(30));
-        }
+        stop(i.pid, Signal::SIGINT, Duration::from_secs(30));
     }
-    if let Some(pid) = st.route.envoy_pid {
-        pgproc::stop_pid(pid, Signal::SIGTERM, Duration::from_secs(5));
+    stop(st.route.envoy_pid, Signal::SIGTERM, Duration::from_secs(5));
+}
+
+/// Lab processes running under the lab's directory that `lab.json` does not name: servers,
+/// copies or consumers whose starter died before recording them. Children of a recorded
+/// process (a server's backends, a copy's WAL streamer) are not listed. Empty in a healthy
+/// lab; `lab down` stops them too.
+pub fn unrecorded_processes(st: &LabState) -> Vec<pgproc::LabProcess> {
+    let all = pgproc::lab_processes(&st.dir);
+    let pids: std::collections::BTreeSet<u32> = all.iter().map(|p| p.pid).collect();
+    let recorded = st.pids();
+    all.into_iter()
+        .filter(|p| !pids.contains(&p.ppid) && !recorded.contains(&p.pid))
+        .collect()
+}
+
+/// Remove a stopped lab's data — every subdirectory (servers' data, snapshots, sockets, locks)
+/// and the CDC consumers' output — and keep its files for diagnosis: the servers', Envoy's and
+/// the consumers' logs (`*.log`), `lab.json` (pids, events), `metrics.jsonl`, `xds.json`,
+/// `workload.json`.
+pub fn remove_data(dir: &Path) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            let _ = std::fs::remove_dir_all(&p);
+        } else if p
+            .extension()
+            .is_some_and(|x| x == "out" || x == "tmp" || x == "lock")
+        {
+            let _ = std::fs::remove_file(&p);
+        }
     }
 }
 
 /// `godwit lab down` from another process: ask the supervisor to stop (SIGTERM) and wait for
-/// it; if it is gone, stop what it left and remove the directory.
-pub fn down_dir(dir: &Path) -> Result<String, LabError> {
+/// it; stop whatever is left, recorded or not; remove the data and keep the logs (`purge`:
+/// remove the whole directory). Says what it stopped and where the logs are.
+pub fn down_dir(dir: &Path, purge: bool) -> Result<String, LabError> {
     let st = LabState::load(dir)?;
-    if st.supervisor_pid != std::process::id() && pgproc::alive(st.supervisor_pid) {
+    let supervisor = st.supervisor_pid != std::process::id() && pgproc::alive(st.supervisor_pid);
+    if supervisor {
         pgproc::stop_pid(st.supervisor_pid, Signal::SIGTERM, Duration::from_secs(60));
     }
+    let left = pgproc::lab_processes(dir).len();
     stop_all(&st);
-    let _ = std::fs::remove_dir_all(dir);
-    Ok(format!(
-        "lab at {} stopped ({} processes)",
+    let stopped = format!(
+        "lab at {} stopped ({}{left} processes left by it)",
         dir.display(),
-        st.pids().len() + 1
+        if supervisor {
+            "its supervisor, and "
+        } else {
+            ""
+        }
+    );
+    if purge {
+        let _ = std::fs::remove_dir_all(dir);
+        return Ok(format!("{stopped}; directory removed"));
+    }
+    remove_data(dir);
+    Ok(format!(
+        "{stopped}; data removed, logs kept in {} (servers', Envoy's and consumers' *.log, lab.json, metrics.jsonl{}) until the next `godwit lab up` there or `godwit lab down --purge`",
+        dir.display(),
+        if dir.join(crate::cutover::WORKLOAD_FILE).exists() {
+            ", workload.json"
+        } else {
+            ""
+        }
     ))
 }
 
@@ -473,6 +599,10 @@ pub struct Status {
     pub servers: Vec<ServerStatus>,
     pub envoy: ProcessStatus,
     pub consumers: Vec<ProcessStatus>,
+    /// Lab processes `lab.json` does not name (empty in a healthy lab).
+    pub unrecorded: Vec<pgproc::LabProcess>,
+    /// What the clients of `lab up --workload` saw so far (`workload.json`).
+    pub workload: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -533,6 +663,10 @@ pub fn status(dir: &Path) -> Result<Status, LabError> {
             .collect(),
         envoy: proc("envoy", st.route.envoy_pid),
         consumers: st.cdc.values().map(|c| proc(&c.name, c.pid)).collect(),
+        unrecorded: unrecorded_processes(&st),
+        workload: std::fs::read_to_string(dir.join(crate::cutover::WORKLOAD_FILE))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok()),
     })
 }
 

@@ -15,6 +15,7 @@
 //! teller or branch whose balance disagrees with the history (a transaction half applied).
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -94,7 +95,7 @@ pub struct ClientLog {
 }
 
 /// What the clients saw.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Report {
     pub clients: usize,
     pub acked: usize,
@@ -119,7 +120,9 @@ pub struct Report {
 
 pub struct Workload {
     stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<ClientLog>>,
+    tasks: Vec<JoinHandle<()>>,
+    /// Each client's log as it grows: read while the load runs ([`Workload::logs`]).
+    logs: Vec<Arc<Mutex<ClientLog>>>,
     kind: Kind,
 }
 
@@ -155,14 +158,36 @@ impl Workload {
         let conninfo = format!(
             "host=127.0.0.1 port={port} user={role} dbname={db} connect_timeout=60 application_name=godwit-workload"
         );
-        let tasks = (0..clients)
+        let logs: Vec<Arc<Mutex<ClientLog>>> = (0..clients)
             .map(|i| {
-                let rx = rx.clone();
-                let conninfo = conninfo.clone();
-                tokio::spawn(client_loop(i as i32, conninfo, pace, rx, kind, accounts))
+                Arc::new(Mutex::new(ClientLog {
+                    client: i as i32,
+                    ..ClientLog::default()
+                }))
             })
             .collect();
-        Workload { stop, tasks, kind }
+        let tasks = logs
+            .iter()
+            .map(|log| {
+                let rx = rx.clone();
+                let conninfo = conninfo.clone();
+                tokio::spawn(client_loop(log.clone(), conninfo, pace, rx, kind, accounts))
+            })
+            .collect();
+        Workload {
+            stop,
+            tasks,
+            logs,
+            kind,
+        }
+    }
+
+    /// The clients' logs so far, while they keep writing.
+    pub fn logs(&self) -> Vec<ClientLog> {
+        self.logs
+            .iter()
+            .map(|l| l.lock().map(|l| l.clone()).unwrap_or_default())
+            .collect()
     }
 
     pub fn kind(&self) -> Kind {
@@ -172,13 +197,13 @@ impl Workload {
     /// Stop every client and collect their logs (with the kind, for [`report`]).
     pub async fn stop(self) -> Vec<ClientLog> {
         let _ = self.stop.send(true);
-        let mut out = Vec::new();
+        let logs = self.logs;
         for t in self.tasks {
-            if let Ok(log) = t.await {
-                out.push(log);
-            }
+            let _ = t.await;
         }
-        out
+        logs.iter()
+            .map(|l| l.lock().map(|l| l.clone()).unwrap_or_default())
+            .collect()
     }
 }
 
@@ -209,16 +234,19 @@ fn tpcb_sql(client: i32, seq: i64, accounts: i64, rng: &mut u64) -> String {
 }
 
 async fn client_loop(
-    client: i32,
+    log: Arc<Mutex<ClientLog>>,
     conninfo: String,
     pace: Duration,
     mut stop: watch::Receiver<bool>,
     kind: Kind,
     accounts: i64,
-) -> ClientLog {
-    let mut log = ClientLog {
-        client,
-        ..ClientLog::default()
+) {
+    let client = log.lock().map(|l| l.client).unwrap_or(0);
+    // The lock is taken once per commit or error, never across an await.
+    let record = |f: &mut dyn FnMut(&mut ClientLog)| {
+        if let Ok(mut l) = log.lock() {
+            f(&mut l);
+        }
     };
     let mut seq: i64 = 0;
     let mut rng: u64 =
@@ -240,8 +268,10 @@ async fn client_loop(
                         conn.as_ref().expect("just set")
                     }
                     Err(e) => {
-                        log.connect_errors += 1;
-                        *log.errors.entry(short(&e)).or_default() += 1;
+                        record(&mut |log| {
+                            log.connect_errors += 1;
+                            *log.errors.entry(short(&e)).or_default() += 1;
+                        });
                         tokio::time::sleep(Duration::from_millis(5)).await;
                         continue;
                     }
@@ -257,10 +287,12 @@ async fn client_loop(
             }
         };
         match done {
-            Ok(()) => log.acked.push((seq, now_us())),
+            Ok(()) => record(&mut |log| log.acked.push((seq, now_us()))),
             Err(e) => {
-                log.failed += 1;
-                *log.errors.entry(short(&e)).or_default() += 1;
+                record(&mut |log| {
+                    log.failed += 1;
+                    *log.errors.entry(short(&e)).or_default() += 1;
+                });
                 conn = None;
             }
         }
@@ -268,7 +300,6 @@ async fn client_loop(
             tokio::time::sleep(pace).await;
         }
     }
-    log
 }
 
 fn short(e: &tokio_postgres::Error) -> String {

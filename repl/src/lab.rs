@@ -120,7 +120,12 @@ pub fn demo(verbose: bool) -> Result<i32, Failure> {
 
 /// The figures the clients measured, as the demo prints them.
 pub fn measured(out: &cutover::Outcome) -> String {
-    let w = &out.workload;
+    measured_report(&out.workload, &out.phases)
+}
+
+/// [`measured`] from a workload's report and the blackout's parts (none: not printed); also
+/// what `godwit lab up --workload` prints at `lab down`.
+pub fn measured_report(w: &godwit_lab::workload::Report, phases: &[(String, i64)]) -> String {
     let mut lines = vec![format!(
         "── measured by {} clients writing through Envoy ──",
         w.clients
@@ -154,10 +159,10 @@ pub fn measured(out: &cutover::Outcome) -> String {
             .map(|n| format!("; {n} acknowledged after the switch, found on the target"))
             .unwrap_or_default()
     ));
-    if !out.phases.is_empty() {
+    if !phases.is_empty() {
         lines.push(format!(
             "  blackout parts: {}",
-            out.phases
+            phases
                 .iter()
                 .map(|(n, ms)| format!("{n} {ms} ms"))
                 .collect::<Vec<_>>()

@@ -6,6 +6,7 @@
 //! missing one fails with its install command. Nothing here asserts on time: the measured
 //! figures are printed (the cutover benchmark compares them).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -241,6 +242,255 @@ async fn a_replica_killed_during_validation_aborts_and_leaves_the_source_writabl
     sup.down().await;
 }
 
+/// Keeps the source from restarting: an unknown setting in its `postgresql.auto.conf` from the
+/// start of `reboot-source` until the rollback has released the held clients (and two seconds
+/// more); records when the hold began, the rollback started and the clients were released.
+struct StallSource {
+    conf: PathBuf,
+    data: PathBuf,
+    in_fence_undo: std::sync::atomic::AtomicBool,
+    /// Transcript times (ms): the hold published, the abort, the clients released.
+    times: std::sync::Mutex<BTreeMap<&'static str, i64>>,
+    /// Whether the source's server ran when the clients were released.
+    source_ran_at_release: std::sync::Mutex<Option<bool>>,
+    released: tokio::sync::Notify,
+}
+
+const BROKEN: &str = "godwit_test_keeps_the_source_down = on\n";
+
+impl Sink for StallSource {
+    fn line(&self, line: &Line) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let mark = |k| {
+            self.times.lock().unwrap().entry(k).or_insert(line.at);
+        };
+        match &line.event {
+            Event::StepCompleted { name, .. } if name == "hold" => mark("hold"),
+            Event::StepStarted { name } if name == "reboot-source" => {
+                // Read at the restart only: the running server never sees it.
+                let mut conf = std::fs::read_to_string(&self.conf).unwrap();
+                conf.push_str(BROKEN);
+                std::fs::write(&self.conf, conf).unwrap();
+            }
+            Event::AbortStarted { .. } => mark("abort"),
+            Event::UndoStarted { step } if step == "fence" => {
+                self.in_fence_undo.store(true, SeqCst)
+            }
+            Event::Primitive {
+                area, op, ok: true, ..
+            } if area == "route" && op == "switch_route" && self.in_fence_undo.load(SeqCst) => {
+                let mut ran = self.source_ran_at_release.lock().unwrap();
+                if ran.is_none() {
+                    *ran = Some(pgproc::running_pid(&self.data).is_some());
+                    mark("released");
+                    self.released.notify_one();
+                }
+            }
+            Event::UndoCompleted { step } if step == "fence" => {
+                self.in_fence_undo.store(false, SeqCst)
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A rollback under the hold whose source cannot restart: `reboot-source` fails (the restarted
+/// server refuses its configuration), and the rollback's first undo releases the held clients
+/// onto the source while it is still down — nothing waits on the source while clients are
+/// held. The source comes back two seconds later (the supervisor keeps restarting it, as RDS
+/// keeps a reboot going) and the rollback completes: nothing lost, writable through Envoy.
+/// Prints the client-visible outage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rollback_whose_source_cannot_restart_releases_the_held_clients_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sup = lab(tmp.path(), true).await;
+    let st = LabState::load(&sup.dir).unwrap();
+    let data = st.instances[&st.source].spec.data.clone();
+    let stall = Arc::new(StallSource {
+        conf: data.join("postgresql.auto.conf"),
+        data: data.clone(),
+        in_fence_undo: Default::default(),
+        times: Default::default(),
+        source_ran_at_release: Default::default(),
+        released: tokio::sync::Notify::new(),
+    });
+    // Once the clients are released (or after 2 minutes: then the assertions below fail), the
+    // source stays down 2 s more, then may start again.
+    let fixer = {
+        let stall = stall.clone();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(120), stall.released.notified()).await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let conf = std::fs::read_to_string(&stall.conf).unwrap();
+            std::fs::write(&stall.conf, conf.replace(BROKEN, "")).unwrap();
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+        })
+    };
+    let store = Arc::new(FileStore::new(tmp.path().join("runs")));
+    let mut opts = cutover_opts(store, vec![stall.clone()], Kind::Tpcb);
+    opts.params.insert("fence_method".into(), "reboot".into());
+    let out = cutover::run(&sup, opts).await.unwrap();
+    let fixed_at = fixer.await.unwrap() as i64;
+    let reason = match &out.report.as_ref().unwrap().status {
+        godwit_engine::RunStatus::RolledBack { reason, .. } => reason.clone(),
+        other => panic!("expected a rollback, got {other:?}"),
+    };
+    assert!(reason.contains("exited while starting"), "{reason}");
+    let times = stall.times.lock().unwrap().clone();
+    let released = *times
+        .get("released")
+        .expect("the rollback released the held clients");
+    assert_eq!(
+        *stall.source_ran_at_release.lock().unwrap(),
+        Some(false),
+        "the clients were released while the source was down"
+    );
+    assert!(
+        released < fixed_at,
+        "released before the source could restart"
+    );
+    let w = &out.workload;
+    eprintln!(
+        "rollback under the hold, source kept down: hold → released {} ms, abort → released {} ms, source kept from restarting until {} ms after the release; client-visible outage (longest gap between commits) {:.0} ms, failed attempts {}, lost {:?}",
+        released - times["hold"],
+        released - times["abort"],
+        fixed_at - released,
+        w.blackout_ms,
+        w.failed_attempts,
+        w.lost,
+    );
+    assert_eq!(w.lost, Some(0), "{w:?}");
+    assert_eq!(w.inconsistent, Some(0), "{w:?}");
+    let undone: Vec<&str> = out
+        .lines
+        .iter()
+        .filter_map(|l| match &l.event {
+            Event::UndoCompleted { step } => Some(step.as_str()),
+            _ => None,
+        })
+        .collect();
+    for step in ["fence", "hold", "create-replica-cluster"] {
+        assert!(undone.contains(&step), "{undone:?}");
+    }
+    let st = LabState::load(&sup.dir).unwrap();
+    assert_eq!(st.instances[&st.source].status, "available");
+    direct_write(st.route.listen_port, "app").await.unwrap();
+    sup.down().await;
+}
+
+/// The lab's `FreeStorageSpace` is the instance's allocation minus what its data directory
+/// uses: 64 MiB written elsewhere on the host's disk leaves it as it was; 64 MiB written into
+/// the source's data directory takes it off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn free_storage_is_the_instance_allocation_minus_its_data_not_the_host_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut opts = LabOptions::new(tmp.path().join("lab"));
+    opts.cdc = false;
+    opts.seed_rows = 100;
+    opts.allocated_storage_gb = 1;
+    let sup = Supervisor::up(opts)
+        .await
+        .unwrap_or_else(|e| panic!("lab up: {e}"));
+    let st = LabState::load(&sup.dir).unwrap();
+    let data = st.instances[&st.source].spec.data.clone();
+    let key = godwit_lab::metrics::key("DBInstanceIdentifier", &st.source, "FreeStorageSpace");
+    // The first sample taken after `since` (epoch seconds).
+    let sample_after = |since: i64| {
+        let (dir, key) = (sup.dir.clone(), key.clone());
+        async move {
+            for _ in 0..100 {
+                if let Some(v) = godwit_lab::metrics::read_samples(&dir, since, i64::MAX)
+                    .iter()
+                    .find_map(|s| s.m.get(&key).copied())
+                {
+                    return v;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("no FreeStorageSpace sample after {since}");
+        }
+    };
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+    const MIB: f64 = (1 << 20) as f64;
+    let before = sample_after(now() + 1).await;
+    let allocated = (1u64 << 30) as f64;
+    assert!(before > 0.0 && before < allocated, "{before}");
+    let fill = vec![7u8; 64 << 20];
+    std::fs::write(sup.dir.join("host-disk-filler"), &fill).unwrap();
+    let host_filled = sample_after(now() + 1).await;
+    std::fs::write(data.join("instance-disk-filler"), &fill).unwrap();
+    let instance_filled = sample_after(now() + 1).await;
+    let expected = allocated - pgproc::dir_bytes(&data) as f64;
+    eprintln!(
+        "FreeStorageSpace: {:.1} MiB of 1024; after 64 MiB on the host's disk {:.1} MiB; after 64 MiB in the data directory {:.1} MiB (allocation minus the directory now: {:.1} MiB)",
+        before / MIB,
+        host_filled / MIB,
+        instance_filled / MIB,
+        expected / MIB
+    );
+    // The server's own files change a little between samples (statistics, WAL): 8 MiB slack.
+    assert!(
+        (host_filled - before).abs() < 8.0 * MIB,
+        "the host's disk counted"
+    );
+    assert!(
+        (host_filled - instance_filled - 64.0 * MIB).abs() < 8.0 * MIB,
+        "the instance's own files not counted"
+    );
+    assert!((instance_filled - expected).abs() < 8.0 * MIB);
+    sup.down().await;
+}
+
+/// The `snapshot` runbook on real PostgreSQL: the frozen source's base backup is the snapshot,
+/// a copy of it the restored cluster, whose writer starts on it as a primary; the route
+/// switches to it. Nothing acknowledged before the freeze is missing on the target, writes
+/// after the switch land there, the old source refuses the application.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_snapshot_runbook_migrates_on_real_postgresql_losing_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sup = lab(tmp.path(), false).await;
+    let store = Arc::new(FileStore::new(tmp.path().join("runs")));
+    let mut opts = cutover_opts(store, Vec::new(), Kind::Tpcb);
+    opts.runbook = runbook().with_file_name("snapshot.rhai");
+    opts.params = Default::default();
+    let out = cutover::run(&sup, opts).await.unwrap();
+    let w = &out.workload;
+    eprintln!(
+        "lab snapshot migration: {}",
+        serde_json::to_string(&(w, &out.steps)).unwrap()
+    );
+    assert!(out.succeeded, "{:?}", out.report.as_ref().unwrap().status);
+    assert_eq!(w.lost, Some(0), "{w:?}");
+    assert_eq!(w.inconsistent, Some(0), "{w:?}");
+    assert!(w.acked_after_switch.unwrap_or(0) > 0, "{w:?}");
+    let st = LabState::load(&sup.dir).unwrap();
+    let target = &st.clusters["orders-db-aurora"];
+    let snapshot = target
+        .restored_from
+        .clone()
+        .expect("restored from a snapshot");
+    assert_eq!(st.snapshots[&snapshot].status, "available");
+    assert!(target.replication_source.is_none());
+    assert_eq!(
+        out.target_port,
+        Some(st.serving(&target.id).unwrap().port),
+        "the loss check ran on the restored cluster"
+    );
+    let refused = direct_write(st.instances[&st.source].port, "app")
+        .await
+        .unwrap_err();
+    assert!(refused.contains("pg_hba.conf rejects"), "{refused}");
+    sup.down().await;
+}
+
 /// The route area in the lab world reads the control plane's judgement of its expected nodes
 /// through the management API: the lab's Envoy is expected and ACKed; a second expected node
 /// that never comes is `absent`, `all_acked` is false, and `wait_until_acked` fails naming it.
@@ -360,14 +610,14 @@ async fn godwit_killed_mid_cutover_resumes_to_completion_losing_nothing() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Kill it right after the fence ended the sessions (with SQL: the lab gives godwit
-    // database access), nothing promoted.
+    // Kill it right after the source was fenced: sessions ended, nothing promoted (kills at
+    // every instant inside each step: lab_crash.rs).
     let killed_at = {
         let state = state.clone();
         tokio::task::spawn_blocking(move || {
             let seen = wait_transcript(
                 &state,
-                r#""event":"step-completed","name":"terminate-app-sessions""#,
+                r#""event":"gate-passed","name":"source-sessions-ended""#,
                 Duration::from_secs(180),
             );
             child.kill().unwrap();
@@ -377,7 +627,7 @@ async fn godwit_killed_mid_cutover_resumes_to_completion_losing_nothing() {
         .await
         .unwrap()
     };
-    assert!(killed_at, "the run never reached terminate-app-sessions");
+    assert!(killed_at, "the run never fenced the source");
     let resumed = tokio::task::spawn_blocking(move || {
         Command::new(GODWIT)
             .args(["resume", "last"])
@@ -413,13 +663,24 @@ async fn godwit_killed_mid_cutover_resumes_to_completion_losing_nothing() {
     sup.down().await;
 }
 
+/// `lab up --workload 2`, `lab status`, `lab down`: the clients' figures while it runs and at
+/// the end, nothing left running, the logs kept and the data gone; `--purge` removes the rest.
 #[test]
 fn lab_up_status_and_down_by_hand_leave_nothing_running() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("mylab");
     let state = tmp.path().join("state");
-    let mut up = Command::new(GODWIT)
-        .args(["lab", "up", "--rows", "100", "--no-cdc", "--dir"])
+    let up = Command::new(GODWIT)
+        .args([
+            "lab",
+            "up",
+            "--rows",
+            "100",
+            "--no-cdc",
+            "--workload",
+            "2",
+            "--dir",
+        ])
         .arg(&dir)
         .env("GODWIT_STATE_DIR", &state)
         .stdout(std::process::Stdio::piped())
@@ -439,7 +700,7 @@ fn lab_up_status_and_down_by_hand_leave_nothing_running() {
         let out = status(true);
         if out.status.success() {
             let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-            if s["envoy"]["running"] == true {
+            if s["envoy"]["running"] == true && s["workload"]["acked"].as_u64() > Some(0) {
                 break s;
             }
         }
@@ -459,9 +720,12 @@ fn lab_up_status_and_down_by_hand_leave_nothing_running() {
     ];
     let human = String::from_utf8(status(false).stdout).unwrap();
     assert!(
-        human.contains("orders-db") && human.contains("primary"),
+        human.contains("orders-db")
+            && human.contains("primary")
+            && human.contains("── measured by 2 clients writing through Envoy ──"),
         "{human}"
     );
+    assert_eq!(s["unrecorded"], serde_json::json!([]), "{s}");
 
     // The lab world is usable from another process while it is up.
     let check = Command::new(GODWIT)
@@ -494,14 +758,45 @@ fn lab_up_status_and_down_by_hand_leave_nothing_running() {
         "{}",
         String::from_utf8_lossy(&down.stderr)
     );
-    let code = up.wait().unwrap();
-    assert!(code.success(), "lab up exited {code}");
     pids.push(up.id());
+    let out = up.wait_with_output().unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "lab up exited {}", out.status);
+    assert!(
+        printed.contains("write blackout") && printed.contains("lost commits 0 of"),
+        "the workload's figures at lab down: {printed}"
+    );
     assert!(
         pids.iter().all(|p| !pgproc::alive(*p)),
         "left running: {pids:?}"
     );
-    assert!(!dir.exists(), "lab down removes the lab's directory");
+    assert!(pgproc::lab_processes(&dir).is_empty());
+    let said = String::from_utf8_lossy(&down.stdout);
+    assert!(said.contains("logs kept in"), "{said}");
+    for kept in [
+        "lab.json",
+        "orders-db.log",
+        "metrics.jsonl",
+        "workload.json",
+    ] {
+        assert!(dir.join(kept).exists(), "{kept} kept");
+    }
+    assert!(!dir.join("orders-db").exists(), "the data is removed");
+    let purge = Command::new(GODWIT)
+        .args(["lab", "down", "--purge", "--dir"])
+        .arg(&dir)
+        .env("GODWIT_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    assert!(
+        purge.status.success(),
+        "{}",
+        String::from_utf8_lossy(&purge.stderr)
+    );
+    assert!(
+        !dir.exists(),
+        "lab down --purge removes the lab's directory"
+    );
 }
 
 #[test]

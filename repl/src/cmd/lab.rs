@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use godwit_engine::exit;
+use std::time::Duration;
+
+use godwit_lab::cutover;
 use godwit_lab::{LabOptions, Supervisor};
 
 use crate::lab::{default_dir, lab_failure};
@@ -36,11 +39,24 @@ pub enum LabCommand {
         /// No CDC consumer.
         #[arg(long)]
         no_cdc: bool,
+        /// Start N clients writing through Envoy until the lab stops (`lab status` shows what
+        /// they see; at `lab down` this prints the write blackout, failed attempts and lost
+        /// commits, as the demo does).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        workload: usize,
+        /// What the workload's clients commit: `insert` (append-only rows) or `tpcb` (TPC-B
+        /// transactions updating an account, teller and branch).
+        #[arg(long, default_value = "insert", value_parser = parse_kind)]
+        workload_kind: godwit_lab::workload::Kind,
     },
-    /// Stop a lab: its supervisor, every server, Envoy and consumer, by pid; remove its files.
+    /// Stop a lab: its supervisor, every server, Envoy and consumer — recorded or not —, then
+    /// remove its data and keep its logs in the lab directory (`--purge`: remove everything).
     Down {
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Remove the logs too (the whole lab directory).
+        #[arg(long)]
+        purge: bool,
     },
     /// What a lab runs: servers (primary/standby), Envoy, consumers, ports.
     Status {
@@ -59,6 +75,8 @@ impl LabArgs {
                 source,
                 rows,
                 no_cdc,
+                workload,
+                workload_kind,
             } => {
                 godwit_engine::run::validate_cluster(&source)?;
                 let dir = dir.unwrap_or_else(|| default_dir(state_dir));
@@ -71,7 +89,8 @@ impl LabArgs {
                     opts.seed_rows = rows;
                     opts.cdc = !no_cdc;
                     eprintln!("starting a lab in {} …", dir.display());
-                    let sup = Supervisor::up(opts).await.map_err(lab_failure)?;
+                    let mut sup = Supervisor::up(opts).await.map_err(lab_failure)?;
+                    sup.keep_logs();
                     print_status(&sup.dir, false)?;
                     let world = if dir == default_dir(state_dir) {
                         "lab".to_string()
@@ -87,15 +106,39 @@ impl LabArgs {
                             format!(" --dir {}", dir.display())
                         }
                     );
-                    wait_for_stop(stop).await;
+                    let load = (workload > 0).then(|| {
+                        println!(
+                            "workload: {workload} {} clients writing through Envoy (`godwit lab status` shows what they see; the figures at `lab down`)",
+                            workload_kind.name()
+                        );
+                        godwit_lab::workload::Workload::start(
+                            sup.state.route.listen_port,
+                            &sup.state.app_role,
+                            &sup.state.app_db,
+                            workload,
+                            Duration::from_millis(5),
+                            workload_kind,
+                            sup.state.seed_rows,
+                        )
+                    });
+                    wait_for_stop(stop, load.as_ref(), &sup.dir).await;
                     eprintln!("stopping the lab …");
+                    if let Some(load) = load {
+                        let logs = load.stop().await;
+                        match cutover::measure(&sup.dir, workload_kind, &logs, true).await {
+                            Ok(w) => println!("{}", crate::lab::measured_report(&w, &[])),
+                            Err(e) => eprintln!("the workload's figures: {e}"),
+                        }
+                    }
+                    let dir = sup.dir.clone();
                     sup.down().await;
+                    eprintln!("logs kept in {} (`godwit lab down --purge` removes them)", dir.display());
                     Ok(exit::OK)
                 })
             }
-            LabCommand::Down { dir } => {
+            LabCommand::Down { dir, purge } => {
                 let dir = dir.unwrap_or_else(|| default_dir(state_dir));
-                let msg = godwit_lab::supervisor::down_dir(&dir).map_err(lab_failure)?;
+                let msg = godwit_lab::supervisor::down_dir(&dir, purge).map_err(lab_failure)?;
                 println!("{msg}");
                 Ok(exit::OK)
             }
@@ -121,11 +164,29 @@ fn stop_signals() -> Result<StopSignals, Failure> {
     ))
 }
 
-async fn wait_for_stop((mut int, mut term): StopSignals) {
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
+/// Until SIGINT or SIGTERM; meanwhile the workload's figures so far go to `workload.json`
+/// every second (what `lab status` shows).
+async fn wait_for_stop(
+    (mut int, mut term): StopSignals,
+    load: Option<&godwit_lab::workload::Workload>,
+    dir: &Path,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = int.recv() => return,
+            _ = term.recv() => return,
+            _ = tick.tick() => {
+                if let Some(load) = load {
+                    let _ = cutover::measure(dir, load.kind(), &load.logs(), false).await;
+                }
+            }
+        }
     }
+}
+
+fn parse_kind(s: &str) -> Result<godwit_lab::workload::Kind, String> {
+    godwit_lab::workload::Kind::parse(s)
 }
 
 fn print_status(dir: &Path, json: bool) -> Result<(), Failure> {
@@ -169,6 +230,21 @@ fn print_status(dir: &Path, json: bool) -> Result<(), Failure> {
             c.pid.unwrap_or(0),
             up(c.running)
         );
+    }
+    for p in &s.unrecorded {
+        println!(
+            "  UNRECORDED {} pid {} in {} (`godwit lab down` stops it)",
+            p.name,
+            p.pid,
+            p.cwd.display()
+        );
+    }
+    if let Some(w) = s
+        .workload
+        .clone()
+        .and_then(|w| serde_json::from_value::<godwit_lab::workload::Report>(w).ok())
+    {
+        println!("{}", crate::lab::measured_report(&w, &[]));
     }
     Ok(())
 }

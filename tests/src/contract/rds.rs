@@ -576,7 +576,7 @@ pub fn fence(f: &Fixture) {
 /// again returns it.
 pub fn snapshots(f: &Fixture) {
     if !f.snapshots {
-        // The lab has no snapshots (lab/src/areas.rs): its calls say so (Invalid).
+        // A world without snapshots says so (Invalid); every world has them today.
         err(
             f,
             "a world without snapshots says so",

@@ -135,8 +135,6 @@ pub fn lab(dir: &Path) -> Fixture {
     f.app_role = st.app_role.clone();
     let c = st.cdc.values().next().expect("the lab's CDC consumer");
     f.consumer = Some((c.name.clone(), c.slot.clone()));
-    // The lab has no snapshots (lab/src/areas.rs): the snapshot runbook runs in the sim.
-    f.snapshots = false;
     // The lab samples every second; a gap would need a server down for whole seconds on
     // demand, so the gap rule is checked in the sim and on moto (and by `cw::periods`).
     let source = st.source.clone();

@@ -356,6 +356,7 @@ impl Harness {
                     security_groups: Vec::new(),
                     parameter_group: format!("lab-postgres{}", st.bin.major),
                     reboots: Vec::new(),
+                    op: None,
                 },
             );
             st.event(&id, false, "DB instance created");

@@ -343,6 +343,7 @@ impl MotoPg {
                 envoy_pid: None,
             },
             cdc: BTreeMap::new(),
+            snapshots: BTreeMap::new(),
             attributes: Attributes::default(),
             events: Vec::new(),
             seed_rows: opts.seed_rows,
