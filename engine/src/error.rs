@@ -203,9 +203,10 @@ impl EngineError {
     pub fn exit_code(&self) -> i32 {
         match self {
             EngineError::Parse(_) | EngineError::Invalid(_) => crate::exit::INVALID_INPUT,
-            EngineError::Journal(crate::journal::JournalError::Locked { .. }) => {
-                crate::exit::LOCKED
-            }
+            EngineError::Journal(
+                crate::journal::JournalError::Locked { .. }
+                | crate::journal::JournalError::ClusterBusy { .. },
+            ) => crate::exit::LOCKED,
             EngineError::Journal(crate::journal::JournalError::Tampered { .. }) => {
                 crate::exit::JOURNAL_DAMAGED
             }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use godwit_engine::exit;
 use godwit_engine::journal::file::FileStore;
-use godwit_engine::{Clock, JournalStore, StartRequest, SystemClock};
+use godwit_engine::{JournalStore, StartRequest};
 use godwit_stdlib::aws::world::settings_file;
 
 use crate::config::{find_runbook, load_config, parse_sets, world_settings, write_settings};
@@ -69,7 +69,7 @@ impl RunArgs {
         // state keeps for `resume`. `Runner::start` validates the cluster id, the runbook and its
         // parameters before it creates the run; a refusal removes the world's files again.
         godwit_engine::run::validate_cluster(&cluster)?;
-        let run_id = godwit_engine::run::new_run_id(SystemClock.now_ms(), &cluster);
+        let run_id = godwit_engine::run::new_run_id(&cluster);
         let state = world_state_file(state_dir, &run_id);
         if let Some(parent) = state.parent() {
             std::fs::create_dir_all(parent).map_err(|e| {
