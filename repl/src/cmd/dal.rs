@@ -1,11 +1,12 @@
 //! `godwit dal serve`: godwit's xDS control plane for the Envoy fleet as a long-lived service.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Subcommand;
 use godwit_engine::exit;
 
+use crate::context::Context;
 use crate::session::{Failure, invalid};
 
 /// The Envoy data access layer: godwit's xDS control plane as a long-lived service.
@@ -45,7 +46,7 @@ pub enum DalCommand {
 }
 
 impl DalArgs {
-    pub fn execute(self, state_dir: &Path) -> Result<i32, Failure> {
+    pub fn execute(self, ctx: &Context) -> Result<i32, Failure> {
         let DalCommand::Serve {
             listen,
             api,
@@ -58,7 +59,10 @@ impl DalArgs {
         let mut config = godwit_xds::Config::new(listen);
         godwit_xds::api::check_listen(api).map_err(|e| invalid(format!("--api: {e}")))?;
         config.api = Some(api);
-        config.state_path = Some(state_file.unwrap_or_else(|| state_dir.join("dal/state.json")));
+        config.state_path = Some(match state_file {
+            Some(f) => f,
+            None => ctx.state_dir()?.join("dal/state.json"),
+        });
         config.ack_timeout = godwit_engine::duration::parse_duration(&ack_timeout)
             .map_err(|e| invalid(format!("--ack-timeout: {e}")))?;
         if let (Some(cert), Some(key), Some(client_ca)) = (tls_cert, tls_key, tls_client_ca) {

@@ -7,6 +7,7 @@ use clap::Subcommand;
 use godwit_engine::exit;
 use godwit_lab::{LabOptions, Supervisor};
 
+use crate::context::Context;
 use crate::lab::{default_dir, lab_failure};
 use crate::session::{Failure, runtime};
 
@@ -46,13 +47,12 @@ pub enum LabCommand {
     Status {
         #[arg(long)]
         dir: Option<PathBuf>,
-        #[arg(long)]
-        json: bool,
     },
 }
 
 impl LabArgs {
-    pub fn execute(self, state_dir: &Path) -> Result<i32, Failure> {
+    pub fn execute(self, ctx: &Context) -> Result<i32, Failure> {
+        let json = ctx.json();
         match self.command {
             LabCommand::Up {
                 dir,
@@ -61,7 +61,7 @@ impl LabArgs {
                 no_cdc,
             } => {
                 godwit_engine::run::validate_cluster(&source)?;
-                let dir = dir.unwrap_or_else(|| default_dir(state_dir));
+                let dir = dir.unwrap_or_else(default_dir);
                 let rt = runtime()?;
                 rt.block_on(async {
                     // Before anything is up: `godwit lab down` may signal as soon as lab.json exists.
@@ -70,37 +70,42 @@ impl LabArgs {
                     opts.source = source.clone();
                     opts.seed_rows = rows;
                     opts.cdc = !no_cdc;
-                    eprintln!("starting a lab in {} …", dir.display());
+                    crate::out::note(format!("starting a lab in {} …", dir.display()));
                     let sup = Supervisor::up(opts).await.map_err(lab_failure)?;
-                    print_status(&sup.dir, false)?;
-                    let world = if dir == default_dir(state_dir) {
+                    print_status(&sup.dir, json)?;
+                    let world = if dir == default_dir() {
                         "lab".to_string()
                     } else {
                         format!("lab:{}", sup.dir.display())
                     };
-                    println!(
+                    let say = |t: String| if json { crate::out::note(t) } else { crate::out::line(t) };
+                    say(format!(
                         "\nclients: psql 'host=127.0.0.1 port={} user=app dbname=app'\nmigrate: godwit run rds-to-aurora --cluster {source} --world {world} --set validation_window=10s --set metric_period=1 --set health_every=2s\nstop:    Ctrl-C here, or godwit lab down{}",
                         sup.state.route.listen_port,
-                        if dir == default_dir(state_dir) {
+                        if dir == default_dir() {
                             String::new()
                         } else {
                             format!(" --dir {}", dir.display())
                         }
-                    );
+                    ));
                     wait_for_stop(stop).await;
-                    eprintln!("stopping the lab …");
+                    crate::out::note("stopping the lab …");
                     sup.down().await;
                     Ok(exit::OK)
                 })
             }
             LabCommand::Down { dir } => {
-                let dir = dir.unwrap_or_else(|| default_dir(state_dir));
+                let dir = dir.unwrap_or_else(default_dir);
                 let msg = godwit_lab::supervisor::down_dir(&dir).map_err(lab_failure)?;
-                println!("{msg}");
+                if json {
+                    crate::out::json(&serde_json::json!({ "down": dir, "message": msg }));
+                } else {
+                    crate::out::line(msg);
+                }
                 Ok(exit::OK)
             }
-            LabCommand::Status { dir, json } => {
-                let dir = dir.unwrap_or_else(|| default_dir(state_dir));
+            LabCommand::Status { dir } => {
+                let dir = dir.unwrap_or_else(default_dir);
                 print_status(&dir, json)?;
                 Ok(exit::OK)
             }
@@ -131,25 +136,25 @@ async fn wait_for_stop((mut int, mut term): StopSignals) {
 fn print_status(dir: &Path, json: bool) -> Result<(), Failure> {
     let s = godwit_lab::supervisor::status(dir).map_err(lab_failure)?;
     if json {
-        println!("{}", serde_json::to_string(&s).unwrap_or_default());
+        crate::out::json(&s);
         return Ok(());
     }
     let up = |b: bool| if b { "running" } else { "NOT RUNNING" };
-    println!("lab {}", s.dir.display());
-    println!(
+    crate::out::line(format!("lab {}", s.dir.display()));
+    crate::out::line(format!(
         "  supervisor pid {} {}",
         s.supervisor.pid.unwrap_or(0),
         up(s.supervisor.running)
-    );
-    println!(
+    ));
+    crate::out::line(format!(
         "  clients connect to {} (Envoy pid {} {}); control plane API {}",
         s.listen,
         s.envoy.pid.unwrap_or(0),
         up(s.envoy.running),
         s.control_plane_api
-    );
+    ));
     for srv in &s.servers {
-        println!(
+        crate::out::line(format!(
             "  {:<24} {:<8} port {:<5} pid {:<7} {}{}",
             srv.id,
             srv.role,
@@ -160,15 +165,15 @@ fn print_status(dir: &Path, json: bool) -> Result<(), Failure> {
                 .as_ref()
                 .map(|c| format!(" (cluster {c})"))
                 .unwrap_or_default()
-        );
+        ));
     }
     for c in &s.consumers {
-        println!(
+        crate::out::line(format!(
             "  CDC consumer {:<14} pid {:<7} {}",
             c.name,
             c.pid.unwrap_or(0),
             up(c.running)
-        );
+        ));
     }
     Ok(())
 }
