@@ -146,7 +146,15 @@ impl Entry {
             Entry::GateStarted { name, .. }
             | Entry::GatePassed { name, .. }
             | Entry::GateFailed { name, .. } => format!("gate '{name}'"),
-            other => format!("{other:?}"),
+            Entry::UndoStarted { step, .. }
+            | Entry::UndoCompleted { step, .. }
+            | Entry::UndoFailed { step, .. } => format!("the undo of '{step}'"),
+            // The record's type as the journal spells it (`run-started`), never Rust's `Debug`
+            // dump of the whole entry, which reached operators in damage reports.
+            other => serde_json::to_value(other)
+                .ok()
+                .and_then(|v| v["type"].as_str().map(|t| format!("the {t} record")))
+                .unwrap_or_else(|| "a record".into()),
         }
     }
 }
@@ -386,4 +394,37 @@ pub(crate) fn verify_lines<'a>(
         out.push(rec);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 18: Rust `Debug` text reached operators: a journal damaged after its first record
+    /// was reported "after RunStarted { run_id: …, runbook: RunbookInfo { … } … }".
+    #[test]
+    fn records_are_named_in_words_not_debug_output() {
+        let started = Entry::RunStarted {
+            run_id: "r".into(),
+            runbook: RunbookInfo {
+                name: "n".into(),
+                version: "1".into(),
+                path: "p".into(),
+                hash: "h".into(),
+                modules: vec![],
+            },
+            cluster: "c".into(),
+            world: "w".into(),
+            params: Value::Null,
+            godwit_version: "0".into(),
+            at: 0,
+        };
+        assert_eq!(started.label(), "the run-started record");
+        let undo = Entry::UndoFailed {
+            step: "fence".into(),
+            message: "m".into(),
+            at: 0,
+        };
+        assert_eq!(undo.label(), "the undo of 'fence'");
+    }
 }
