@@ -254,3 +254,56 @@ pub(crate) fn parse_sets(sets: &[String]) -> Result<Map<String, Value>, Failure>
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--profile/--region/--endpoint-url` win over the config file's `[aws]` tables, key by key.
+    #[cfg(feature = "aws")]
+    #[test]
+    fn aws_flags_override_the_config_files_aws_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("fleet.toml");
+        std::fs::write(
+            &file,
+            "[aws]\nregion = \"eu-west-1\"\nprofile = \"ops\"\n[clusters.orders-db.aws]\nregion = \"us-east-2\"\n",
+        )
+        .unwrap();
+        let flags = AwsFlags {
+            region: Some("eu-central-1".into()),
+            ..AwsFlags::default()
+        };
+        let v = world_settings(Some(&file), "orders-db", "aws", &flags)
+            .unwrap()
+            .unwrap();
+        assert_eq!(v["region"], "eu-central-1");
+        assert_eq!(v["profile"], "ops");
+        let Err(Failure(code, msg)) = world_settings(None, "orders-db", "sim", &flags) else {
+            panic!("--region with another world")
+        };
+        assert_eq!(code, exit::INVALID_INPUT);
+        assert!(msg.contains("--region applies to the aws world"), "{msg}");
+    }
+
+    /// Config errors name the file and the key path (serde structs).
+    #[test]
+    fn a_config_error_names_the_file_and_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "[clusters.orders-db]\nwindow = { a = 1 }\n").unwrap();
+        let Err(Failure(code, msg)) = load_config(&file, "orders-db") else {
+            panic!("a table as a parameter")
+        };
+        assert_eq!(code, exit::INVALID_INPUT);
+        assert!(
+            msg.contains("bad.toml") && msg.contains("clusters.orders-db.window"),
+            "{msg}"
+        );
+        std::fs::write(&file, "clusters = 3\n").unwrap();
+        let Err(Failure(_, msg)) = load_config(&file, "orders-db") else {
+            panic!("clusters must be a table")
+        };
+        assert!(msg.contains("clusters"), "{msg}");
+    }
+}

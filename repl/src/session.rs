@@ -13,6 +13,7 @@ use crate::render::HumanSink;
 use crate::worlds::Worlds;
 
 /// A command failure: exit code and message.
+#[derive(Debug)]
 pub struct Failure(pub i32, pub String);
 
 impl From<EngineError> for Failure {

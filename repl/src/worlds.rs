@@ -164,3 +164,29 @@ impl Worlds {
         Ok(world)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 18: a binary built without the `aws` feature (the default, so that the first
+    /// `cargo run -- demo` skips the SDK) lists the aws world and says how to get it.
+    #[cfg(not(feature = "aws"))]
+    #[test]
+    fn the_aws_world_says_how_to_get_it_when_not_built_in() {
+        let worlds = Worlds::default();
+        assert!(worlds.describe().contains("aws    not in this build"));
+        let err = worlds.build("aws", None).unwrap_err();
+        assert!(
+            err.contains("built without the aws world") && err.contains(WITH_AWS),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_world_suggests_the_closest() {
+        let err = Worlds::default().check_name("simm").unwrap_err();
+        assert!(err.contains("did you mean 'sim'?"), "{err}");
+        assert!(!err.contains("arrives with its issue"), "{err}");
+    }
+}

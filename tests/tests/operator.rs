@@ -417,6 +417,10 @@ fn bad_inputs_of_every_kind_exit_2_naming_the_field_and_leave_no_run() {
         let (code, o, err) = env.godwit(&args);
         assert_eq!(code, 2, "{args:?}: {o}{err}");
         assert!(err.contains(field), "{args:?} must name {field:?}: {err}");
+        assert!(
+            !err.contains("arrives with its issue"),
+            "a stale message: {err}"
+        );
         assert!(env.run_ids().is_empty(), "{args:?} left a run");
     }
     let worlds = std::fs::read_dir(env.path("state/worlds"))
@@ -927,4 +931,189 @@ fn the_readme_states_the_binarys_scenario_count() {
         readme.contains(&format!("{n} built-in scenarios")),
         "README.md must say \"{n} built-in scenarios\""
     );
+}
+
+/// Issue 18: the demo said "write blackout: none — the source was never fenced" for
+/// promote-hang, promote-failure and data-divergence, where the source was fenced (for ~31 min
+/// in promote-hang) until the rollback reopened it.
+#[test]
+fn the_demo_tells_the_blackout_of_a_run_that_rolled_back_after_the_fence() {
+    let env = Env::new();
+    for scenario in ["promote-hang", "promote-failure", "data-divergence"] {
+        let (code, o, err) = env.godwit(&["demo", "--scenario", scenario]);
+        assert_eq!(code, 3, "{scenario}: {err}");
+        assert!(
+            o.contains("write blackout ≈") && o.contains("the rollback reopened the source"),
+            "{scenario}: {o}"
+        );
+        assert!(!o.contains("never fenced"), "{scenario}: {o}");
+        let (_, o, _) = env.godwit(&["demo", "--scenario", scenario, "-o", "json"]);
+        let v: Value = serde_json::from_str(o.trim()).unwrap();
+        let b = &v["write_blackout"];
+        assert_eq!(b["state"], "ended", "{scenario}: {v}");
+        assert!(b["to"].as_i64() > b["from"].as_i64(), "{scenario}: {b}");
+    }
+    let (_, o, _) = env.godwit(&["demo", "--scenario", "envoy-nack"]);
+    assert!(
+        o.contains("never fenced"),
+        "the NACK comes before the fence: {o}"
+    );
+}
+
+/// Issue 18: `godwit check` passed a misspelled primitive, a bad step name and a bare `now()`,
+/// which all failed only at run time (after earlier steps had run). It lints them, each at its
+/// line with a suggestion, exit 10; the shipped runbooks are clean.
+#[test]
+fn check_finds_a_misspelled_primitive_a_bad_step_name_and_a_bare_now() {
+    let env = Env::new();
+    env.write(
+        "lint.rhai",
+        "step(\"Bad Name\", || rds::describe_instnace(\"x\"));\nlet t = now();\nfoo(1);\n",
+    );
+    let (code, _, err) = env.godwit(&["check", "lint.rhai", "--world", "sim"]);
+    assert_eq!(code, 10, "{err}");
+    for want in [
+        "step name \"Bad Name\" is not kebab-case",
+        "lint.rhai:1:6",
+        "unknown function rds::describe_instnace",
+        "did you mean rds::describe_instance?",
+        "now touches the world",
+        "lint.rhai:2:9",
+        "unknown function foo",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in {err}");
+    }
+    let runbooks = Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks");
+    for rb in [
+        "rds-to-aurora",
+        "cdc-heavy",
+        "snapshot",
+        "finalize",
+        "examples/tour",
+    ] {
+        let path = runbooks.join(format!("{rb}.rhai"));
+        let (code, _, err) = env.godwit(&["check", path.to_str().unwrap()]);
+        assert_eq!(code, 0, "{rb}: {err}");
+    }
+}
+
+/// Issue 18: a busy source's every hour was classified `idle-oscillation` while the validation
+/// gate collected its window; the gate now judges the last hour with WAL generation in view.
+#[test]
+fn a_busy_sources_hours_are_never_called_idle() {
+    let env = Env::new();
+    let rb = standard_runbook();
+    let (code, o, err) = env.godwit(&[
+        "run",
+        &rb,
+        "--cluster",
+        "orders-db",
+        "--world",
+        "sim:busy-source",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let polls: Vec<&str> = o
+        .lines()
+        .filter(|l| l.contains("gate validate poll"))
+        .collect();
+    assert!(polls.len() > 20, "{o}");
+    assert!(!o.contains("idle-oscillation"), "{o}");
+    assert!(
+        polls.iter().filter(|l| l.contains("keeps-up")).count() > 20,
+        "{o}"
+    );
+}
+
+/// Issue 18: preflight's `storage-headroom` passed on `no-data`. A check that has no evidence
+/// fails, and says how to get some.
+#[test]
+fn preflight_storage_headroom_fails_without_data() {
+    let env = Env::new();
+    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks/lib");
+    std::fs::create_dir_all(env.path("lib")).unwrap();
+    for f in std::fs::read_dir(&lib).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), env.path("lib").join(f.file_name())).unwrap();
+    }
+    env.write(
+        "headroom.rhai",
+        "import \"lib/preflight\" as p;\n\
+         let none = p::storage_check([], [], #{ period_seconds: 60 });\n\
+         if none.pass { throw `passed on no data: ${none.why}`; }\n\
+         none\n",
+    );
+    let (code, o, err) = env.godwit(&[
+        "run",
+        "headroom.rhai",
+        "--cluster",
+        "c1",
+        "--world",
+        "pure",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{o}{err}");
+    let v: Value = serde_json::from_str(o.trim()).unwrap();
+    assert!(
+        v["result"]["why"].as_str().unwrap().contains("no-data")
+            && v["result"]["fix"].as_str().unwrap().contains("CloudWatch"),
+        "{v}"
+    );
+}
+
+/// Issue 18 (CLI split notes): `resume` of a journal without run-started said "needs world ''";
+/// `docs --check` drift exited 1, the code of an internal error.
+#[test]
+fn a_run_that_never_began_and_doc_drift_are_said_in_words_with_their_codes() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("state/runs/01JD3XK5QW8Z9F3M2N4P6R7T8V-c1")).unwrap();
+    std::fs::write(
+        env.path("state/runs/01JD3XK5QW8Z9F3M2N4P6R7T8V-c1/journal.jsonl"),
+        "",
+    )
+    .unwrap();
+    let (code, _, err) = env.godwit(&["resume", "last"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("has no run-started record: it never began"),
+        "{err}"
+    );
+    assert!(!err.contains("world ''"), "{err}");
+    let (code, _, err) = env.godwit(&["docs", "--check", "--out", "empty"]);
+    assert_eq!(code, 10, "{err}");
+    assert!(err.contains("out of date"), "{err}");
+}
+
+/// Issue 18: no colour in run output, and a hand-drawn progress line. Colour is there when
+/// forced (`CLICOLOR_FORCE`), never on a pipe by default; nothing of a progress line reaches a
+/// pipe.
+#[test]
+fn colour_and_progress_only_where_they_can_be_seen() {
+    let env = Env::new();
+    env.write("ok.rhai", "step(\"a\", || 1);\ngate(\"g\", #{ every: \"10ms\", hold: 2, timeout: \"1m\" }, || #{ pass: true, why: \"ok\" });\n");
+    let args = ["run", "ok.rhai", "--cluster", "c1", "--world", "pure"];
+    let o = env
+        .command(&args)
+        .env_remove("CLICOLOR_FORCE")
+        .output()
+        .unwrap();
+    let (code, out_plain, err_plain) = out(o);
+    assert_eq!(code, 0, "{err_plain}");
+    assert!(
+        !out_plain.contains('\u{1b}') && !err_plain.contains('\u{1b}'),
+        "{out_plain}"
+    );
+    assert!(
+        !err_plain.contains('\r'),
+        "no progress line on a pipe: {err_plain:?}"
+    );
+    let o = env
+        .command(&["run", "ok.rhai", "--cluster", "c2", "--world", "pure"])
+        .env("CLICOLOR_FORCE", "1")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let (code, out_colour, _) = out(o);
+    assert_eq!(code, 0);
+    assert!(out_colour.contains("\u{1b}["), "{out_colour:?}");
 }
