@@ -9,12 +9,17 @@
 //!
 //! Backends never keep a runtime handle of their own to wait on: a wait that does not go
 //! through the [`Call`] is one no step timeout or Ctrl-C reaches (STYLE.md 7).
+//!
+//! A script-visible function finds the run's host, and the backends its world installed, in the
+//! engine it runs in ([`Installed::of`]), never in a closure: so every such function is a plain
+//! `#[export_module]` function whose `///` doc comment is its reference.
 
+use std::any::Any;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rhai::{Dynamic, EvalAltResult};
+use rhai::{Dynamic, Engine, EvalAltResult, NativeCallContext};
 use serde::Serialize;
 use tokio::runtime::Handle;
 
@@ -73,6 +78,35 @@ impl Host {
 
     pub fn run_id(&self) -> &str {
         &self.ctx.run_id
+    }
+
+    /// The run this host serves (for the engine's own built-ins: journal, replay, scope).
+    pub(crate) fn run(&self) -> &Arc<RunCtx> {
+        &self.ctx
+    }
+
+    /// Make this host what `engine`'s functions find through [`Installed::of`], with nothing
+    /// installed yet: the first thing done to a run's engine.
+    pub(crate) fn bind(&self, engine: &mut Engine) {
+        engine.set_default_tag(Dynamic::from(Arc::new(Installed {
+            host: self.clone(),
+            values: Vec::new(),
+        })));
+    }
+
+    /// Install `value` in `engine` for its functions to find ([`Installed::get`]): how a world
+    /// hands its backends to the area modules it registers.
+    pub fn install<T: Any + Send + Sync>(&self, engine: &mut Engine, value: Arc<T>) {
+        let tag = engine.default_tag_mut();
+        if let Some(mut installed) = tag.write_lock::<Arc<Installed>>() {
+            Arc::make_mut(&mut installed).values.push(value);
+            return;
+        }
+        // An engine no runner built (a test registering a plugin by hand): bind it here.
+        *tag = Dynamic::from(Arc::new(Installed {
+            host: self.clone(),
+            values: vec![value],
+        }));
     }
 
     pub fn clock(&self) -> &dyn Clock {
@@ -148,6 +182,55 @@ impl Host {
             result,
             ms: started.elapsed().as_millis() as u64,
         });
+    }
+}
+
+/// What a run's engine carries for its functions, as Rhai's default tag (copied into every
+/// evaluation, and into the context an undo runs in later): the run's [`Host`] and the values
+/// plugins installed with [`Host::install`] (a world's backends). A function reaches them
+/// through its `NativeCallContext`, so nothing is captured, and a module of functions is built
+/// once per process instead of once per run.
+#[derive(Clone)]
+pub struct Installed {
+    host: Host,
+    values: Vec<Arc<dyn Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Installed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Installed")
+            .field("host", &self.host)
+            .field("values", &self.values.len())
+            .finish()
+    }
+}
+
+impl Installed {
+    /// What the engine running the calling function carries; an `Internal` error at the call
+    /// when that engine was not built for a run (nothing a script can cause).
+    pub fn of(ctx: &NativeCallContext) -> Result<Arc<Installed>, Box<EvalAltResult>> {
+        ctx.tag()
+            .and_then(|tag| tag.read_lock::<Arc<Installed>>().map(|i| Arc::clone(&i)))
+            .ok_or_else(|| {
+                let op = ctx.fn_name();
+                PrimitiveError::new(
+                    "engine",
+                    op,
+                    ErrorKind::Internal,
+                    format!("{op} needs the run's host and this engine has none"),
+                    "this is a bug in the program that built the engine: build it with a Runner",
+                )
+                .into_rhai_at(ctx.call_position())
+            })
+    }
+
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    /// The value of type `T` a plugin installed, if one did.
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.values.iter().find_map(|v| (**v).downcast_ref::<T>())
     }
 }
 

@@ -16,7 +16,7 @@
 //!    step(name, opts, || ...)  ─ replay from journal, or run + journal the result
 //!    gate(name, opts, || ...)  ─ poll through the Clock until checks pass `hold` times
 //!    abort(reason)             ─ run registered undos in reverse, each journaled
-//!        │ primitives call Host::call / Host::block_on (strict mode, timeouts, cancel)
+//!        │ primitives call Host::call → a Call (unit, token, deadline, cancel, block_on)
 //!        ▼
 //!  Transcript events ─► transcript.jsonl, CLI rendering, test collectors
 //! ```
@@ -53,6 +53,6 @@ pub mod transcript;
 
 pub use clock::{Cancel, Clock, SystemClock, VirtualClock};
 pub use error::{EngineError, ErrorKind, PrimitiveError};
-pub use host::{Call, Host, to_rhai};
+pub use host::{Call, Host, Installed, to_rhai};
 pub use journal::JournalStore;
 pub use run::{Limits, Plugin, ResumeRequest, RunReport, RunStatus, Runner, StartRequest};

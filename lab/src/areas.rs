@@ -19,11 +19,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use godwit_engine::{Call, ErrorKind, PrimitiveError};
-use godwit_stdlib::ec2::{Ec2, SecurityGroup as Sg};
+use godwit_stdlib::ec2::{self, Ec2, SecurityGroup as Sg};
 use godwit_stdlib::pg::live::{BoxFuture, Connector, PG_CALL_LIMIT, Pool, Target};
 use godwit_stdlib::rds::{
-    CreateClusterInstance, CreateParameterGroups, CreateReplicaCluster, DbCluster, DbInstance,
-    EngineVersion, Parameter, ParameterGroupsCreated, Rds, RdsEvent, RestoreCluster, Snapshot,
+    self, Accepts, CreateClusterInstance, CreateParameterGroups, CreateReplicaCluster, DbCluster,
+    DbInstance, EngineVersion, ExistingGroup, Parameter, ParameterGroupsCreated, ParameterRule, Promotion, Rds,
+    RdsEvent, Reboot, RestoreCluster, Snapshot,
 };
 
 use crate::LabError;
@@ -115,6 +116,14 @@ pub struct LabConnector {
 }
 
 impl Connector for LabConnector {
+    fn access(&self, _db: &str) -> godwit_stdlib::pg::Access {
+        godwit_stdlib::pg::Access {
+            available: true,
+            how: "superuser postgres over loopback".into(),
+            security_group: Some(GODWIT_GROUP.into()),
+        }
+    }
+
     fn target<'a>(&'a self, db: &'a str) -> BoxFuture<'a, Result<Target, PrimitiveError>> {
         Box::pin(async move {
             let st = LabState::load(&self.dir).map_err(|e| lab_error("pg", "connect", e))?;
@@ -137,6 +146,9 @@ impl Connector for LabConnector {
         })
     }
 }
+
+/// The lab's stand-in for godwit's own security group (what a quarantine admits).
+pub const GODWIT_GROUP: &str = "sg-lab-godwit";
 
 const QUARANTINE_BEGIN: &str = "# godwit-lab quarantine: begin";
 const QUARANTINE_END: &str = "# godwit-lab quarantine: end";
@@ -231,6 +243,7 @@ impl LabRds {
             allocated_storage_gb: data_size_gb(&i.spec.data),
             backup_retention_days: st.attributes.backup_retention_days,
             endpoint: format!("127.0.0.1:{}", i.port),
+            port: i.port,
             vpc_id: st.attributes.vpc_id.clone(),
             replica_clusters: st
                 .clusters
@@ -238,18 +251,24 @@ impl LabRds {
                 .filter(|c| c.replication_source.as_deref() == Some(i.id.as_str()))
                 .map(|c| c.id.clone())
                 .collect(),
+            read_replicas: Vec::new(),
+            iam_auth: i.cluster.is_none() && st.attributes.iam_auth,
+            auto_minor_version_upgrade: false,
+            pending_modifications: Vec::new(),
+            parameter_apply_status: "in-sync".into(),
+            // pg_hba is rewritten and reloaded before set_security_groups returns.
+            security_groups_pending: Vec::new(),
         }
     }
 
     /// The cluster as RDS reports it, after asking its writer whether promotion completed.
     fn cluster_view(&self, cx: &Call<'_>, id: &str, op: &str) -> Result<DbCluster, PrimitiveError> {
         let st = self.ctx.state(R, op)?;
-        let c = st
+        let mut c = st
             .clusters
             .get(id)
-            .ok_or_else(|| not_found(R, op, format!("the lab has no cluster {id:?}")))?
+            .ok_or_else(|| rds::cluster_not_found(op, id))?
             .clone();
-        let mut c = c;
         if c.promote_requested && c.replication_source.is_some() {
             let recovering = self
                 .ctx
@@ -292,10 +311,12 @@ impl LabRds {
             kms_key_id: None,
             endpoint: endpoint.clone(),
             reader_endpoint: endpoint,
+            port: writer.map_or_else(rds::default_port, |w| w.port),
             security_groups: writer
                 .map(|w| w.security_groups.clone())
                 .unwrap_or_default(),
             vpc_id: st.attributes.vpc_id.clone(),
+            iam_auth: c.iam_auth,
         })
     }
 
@@ -306,7 +327,7 @@ impl LabRds {
             .instances
             .get(id)
             .cloned()
-            .ok_or_else(|| not_found(R, op, format!("the lab has no instance {id:?}")))?;
+            .ok_or_else(|| rds::instance_not_found(op, id))?;
         Ok((st, inst))
     }
 
@@ -362,11 +383,10 @@ impl Rds for LabRds {
         engine: &str,
     ) -> Result<Vec<EngineVersion>, PrimitiveError> {
         const OP: &str = "list_engine_versions";
+        rds::check_engine(OP, engine)?;
         let st = self.ctx.state(R, OP)?;
         let version = st.bin.version.clone();
-        let mut parts = version.split('.');
-        let major: u32 = parts.next().and_then(|m| m.parse().ok()).unwrap_or(0);
-        let minor: u32 = parts.next().and_then(|m| m.parse().ok()).unwrap_or(0);
+        let (major, minor) = rds::major_minor(&version).unwrap_or((st.bin.major, 0));
         let mut exts = self.ctx.sql(
             cx,
             &st.source,
@@ -374,24 +394,12 @@ impl Rds for LabRds {
             "SELECT name FROM pg_available_extensions ORDER BY name",
         )?;
         exts.sort();
-        let family = match engine {
-            "postgres" => format!("postgres{major}"),
-            "aurora-postgresql" => format!("aurora-postgresql{major}"),
-            other => {
-                return Err(PrimitiveError::invalid(
-                    R,
-                    OP,
-                    format!("unknown engine {other:?}"),
-                    "postgres or aurora-postgresql",
-                ));
-            }
-        };
         Ok(vec![EngineVersion {
             engine: engine.to_string(),
             version,
             major,
             minor,
-            parameter_group_family: family,
+            parameter_group_family: rds::parameter_group_family(engine, major),
             supported_extensions: exts,
         }])
     }
@@ -406,7 +414,7 @@ impl Rds for LabRds {
         let g = st
             .parameter_groups
             .get(group)
-            .ok_or_else(|| not_found(R, OP, format!("the lab has no parameter group {group:?}")))?;
+            .ok_or_else(|| rds::parameter_group_not_found(OP, group))?;
         let mut params: BTreeMap<String, Parameter> = g
             .parameters
             .iter()
@@ -461,54 +469,58 @@ impl Rds for LabRds {
         req: &CreateParameterGroups,
     ) -> Result<ParameterGroupsCreated, PrimitiveError> {
         const OP: &str = "create_parameter_groups";
-        let st = self.ctx.state(R, OP)?;
-        let known: std::collections::BTreeSet<String> = self
-            .ctx
-            .sql(cx, &st.source, OP, "SELECT name FROM pg_settings")?
-            .into_iter()
-            .collect();
-        let mut all = req.parameters.clone();
-        all.extend(req.cluster_parameters.clone());
-        // `rds.*` parameters are RDS's own; the lab's server has no such setting, but they
-        // describe what the lab does anyway (logical replication is on).
-        let (mut applied, mut unsupported): (Vec<String>, Vec<String>) = all
-            .keys()
-            .cloned()
-            .partition(|k| known.contains(k) || k.starts_with("rds."));
-        applied.sort();
-        unsupported.sort();
-        let keep = |m: &BTreeMap<String, String>| -> BTreeMap<String, String> {
-            m.iter()
-                .filter(|(k, _)| applied.contains(k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        };
-        let (cluster, instance) = (keep(&req.cluster_parameters), keep(&req.parameters));
+        rds::check_aurora_family(OP, &req.family)?;
+        let rules = self.describe_parameter_rules(cx, &req.family, false)?;
+        rds::check_parameter_values(OP, req, |k| rules.iter().find(|r| r.name == k).cloned())?;
+        let known: std::collections::BTreeSet<String> =
+            rules.iter().map(|r| r.name.clone()).collect();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        // `rds.*` parameters are RDS's own, cluster-wide; the lab's server has no such setting,
+        // but they describe what the lab does anyway (logical replication is on). The server
+        // knows no levels otherwise: what the request names a cluster parameter is one.
+        let placed = rds::place_parameters(req, |k| {
+            if k.starts_with("rds.")
+                || (known.contains(k) && req.cluster_parameters.contains_key(k))
+            {
+                Accepts::Cluster
+            } else if known.contains(k) {
+                Accepts::Instance
+            } else {
+                Accepts::Neither
+            }
+        });
+        // Checked and written under the lab's lock: both groups, or neither.
         self.ctx.update(R, OP, |st| {
-            st.parameter_groups.insert(
-                req.cluster_group.clone(),
-                ParameterGroup {
-                    name: req.cluster_group.clone(),
-                    family: req.family.clone(),
-                    parameters: cluster,
-                },
-            );
-            st.parameter_groups.insert(
-                req.instance_group.clone(),
-                ParameterGroup {
-                    name: req.instance_group.clone(),
-                    family: req.family.clone(),
-                    parameters: instance,
-                },
-            );
-            Ok(())
-        })?;
-        Ok(ParameterGroupsCreated {
-            cluster_group: req.cluster_group.clone(),
-            instance_group: req.instance_group.clone(),
-            applied,
-            unsupported,
-        })
+            let work = rds::plan_parameter_groups(OP, req, &placed, |name, _| {
+                Ok(st.parameter_groups.get(name).map(|g| ExistingGroup {
+                    family: g.family.clone(),
+                    cluster: g.cluster,
+                    parameters: g.parameters.clone(),
+                }))
+            });
+            let work = match work {
+                Ok(work) => work,
+                Err(e) => return Ok(Err(e)),
+            };
+            for w in work {
+                st.parameter_groups
+                    .entry(w.name.to_string())
+                    .or_insert_with(|| ParameterGroup {
+                        name: w.name.to_string(),
+                        family: req.family.clone(),
+                        cluster: w.cluster,
+                        parameters: BTreeMap::new(),
+                        created_at: now,
+                    })
+                    .parameters
+                    .extend(w.set);
+            }
+            Ok(Ok(()))
+        })??;
+        Ok(placed.created(req))
     }
 
     fn create_replica_cluster(
@@ -517,21 +529,25 @@ impl Rds for LabRds {
         req: &CreateReplicaCluster,
     ) -> Result<DbCluster, PrimitiveError> {
         const OP: &str = "create_replica_cluster";
-        let st = self.ctx.state(R, OP)?;
-        if st.clusters.contains_key(&req.cluster_id) {
-            return self.cluster_view(cx, &req.cluster_id, OP);
+        let (st, source) = self.instance(OP, &req.source_id)?;
+        let src_view = self.instance_view(&st, &source);
+        let existing = match st.clusters.contains_key(&req.cluster_id) {
+            true => Some(self.cluster_view(cx, &req.cluster_id, OP)?),
+            false => None,
+        };
+        if let Some(c) = rds::existing_replica(OP, &src_view, existing)? {
+            return Ok(c); // a re-run of the same step
         }
-        let src = st
-            .instances
-            .get(&req.source_id)
-            .and_then(|i| i.server())
-            .ok_or_else(|| {
-                not_found(
-                    R,
-                    OP,
-                    format!("the lab has no running instance {:?}", req.source_id),
-                )
-            })?;
+        rds::check_replica_source(OP, req, &src_view)?;
+        let src = source.server().ok_or_else(|| {
+            PrimitiveError::new(
+                R,
+                OP,
+                ErrorKind::Conflict,
+                format!("the source {} is not running", req.source_id),
+                "godwit lab status shows its server; `godwit lab up` starts a new lab",
+            )
+        })?;
         let slot = req.cluster_id.replace('-', "_");
         let data = st.dir.join(&req.cluster_id);
         // A basebackup interrupted by a crash left a partial copy and maybe the slot: start over.
@@ -571,6 +587,7 @@ impl Rds for LabRds {
                     parameter_group: group,
                     engine_version: req.engine_version.clone(),
                     promote_requested: false,
+                    iam_auth: req.iam_auth,
                 },
             );
             st.event(&req.cluster_id, true, "DB cluster created");
@@ -586,18 +603,17 @@ impl Rds for LabRds {
     ) -> Result<DbInstance, PrimitiveError> {
         const OP: &str = "create_cluster_instance";
         let st = self.ctx.state(R, OP)?;
-        if let Some(i) = st.instances.get(&req.instance_id)
-            && i.pid.is_some_and(pgproc::alive)
+        let cl = st
+            .clusters
+            .get(&req.cluster_id)
+            .ok_or_else(|| rds::cluster_not_found(OP, &req.cluster_id))?;
+        let existing = st.instances.get(&req.instance_id);
+        if let Some(i) =
+            rds::existing_member(OP, req, existing.map(|i| self.instance_view(&st, i)))?
+            && existing.is_some_and(|i| i.pid.is_some_and(pgproc::alive))
         {
-            return Ok(self.instance_view(&st, i));
+            return Ok(i); // a member whose server is down is started again below
         }
-        let cl = st.clusters.get(&req.cluster_id).ok_or_else(|| {
-            not_found(
-                R,
-                OP,
-                format!("the lab has no cluster {:?}", req.cluster_id),
-            )
-        })?;
         let spec = ServerSpec {
             data: cl.data.clone(),
             socket_dir: st.dir.join(format!("{}.s", req.instance_id)),
@@ -661,6 +677,10 @@ impl Rds for LabRds {
     ) -> Result<DbInstance, PrimitiveError> {
         const OP: &str = "set_security_groups";
         let (st, inst) = self.instance(OP, id)?;
+        let view = self.instance_view(&st, &inst);
+        if !rds::security_groups_change(OP, &view, groups)? {
+            return Ok(view);
+        }
         for g in groups {
             if !st.security_groups.contains_key(g) {
                 return Err(not_found(
@@ -696,30 +716,45 @@ impl Rds for LabRds {
     ) -> Result<DbInstance, PrimitiveError> {
         const OP: &str = "reboot_instance";
         let (st, inst) = self.instance(OP, id)?;
-        if inst.reboots.iter().any(|t| t == token) {
-            return Ok(self.instance_view(&st, &inst));
+        let view = self.instance_view(&st, &inst);
+        let plan = rds::reboot(OP, &view, inst.reboots.iter().any(|t| t == token))?;
+        if plan == Reboot::Done {
+            return Ok(view);
         }
-        self.ctx.update(R, OP, |st| {
-            if let Some(i) = st.instances.get_mut(id) {
-                i.status = "rebooting".into();
+        if plan == Reboot::Reboot {
+            self.ctx.update(R, OP, |st| {
+                if let Some(i) = st.instances.get_mut(id) {
+                    i.status = "rebooting".into();
+                }
+                st.event(id, false, "DB instance shutdown");
+                Ok(())
+            })?;
+            self.stop_server(id, &inst);
+        }
+        // `Record`: a process that crashed mid-reboot left the server down, or up again
+        // without saying so.
+        let pid = match inst
+            .pid
+            .filter(|p| plan == Reboot::Record && pgproc::alive(*p))
+        {
+            Some(pid) => pid,
+            None => {
+                pgproc::start_server(
+                    &st.bin,
+                    st.user.as_ref(),
+                    &st.dir,
+                    &inst.spec,
+                    inst.port,
+                    Duration::from_secs(120),
+                )
+                .map_err(|e| lab_error(R, OP, e))?
+                .pid
             }
-            st.event(id, false, "DB instance shutdown");
-            Ok(())
-        })?;
-        self.stop_server(id, &inst);
-        let server = pgproc::start_server(
-            &st.bin,
-            st.user.as_ref(),
-            &st.dir,
-            &inst.spec,
-            inst.port,
-            Duration::from_secs(120),
-        )
-        .map_err(|e| lab_error(R, OP, e))?;
+        };
         let token = token.to_string();
         self.ctx.update(R, OP, |st| {
             if let Some(i) = st.instances.get_mut(id) {
-                i.pid = Some(server.pid);
+                i.pid = Some(pid);
                 i.status = "available".into();
                 i.reboots.push(token);
             }
@@ -732,7 +767,7 @@ impl Rds for LabRds {
     fn promote_cluster(&self, cx: &Call<'_>, id: &str) -> Result<DbCluster, PrimitiveError> {
         const OP: &str = "promote_cluster";
         let cl = self.cluster_view(cx, id, OP)?;
-        if cl.replication_source_identifier.is_none() {
+        if rds::promotion(OP, &cl)? == Promotion::Nothing {
             return Ok(cl);
         }
         if cl.members.is_empty() {
@@ -762,6 +797,9 @@ impl Rds for LabRds {
         const OP: &str = "delete_instance";
         let (st, inst) = self.instance(OP, id)?;
         let mut view = self.instance_view(&st, &inst);
+        if rds::deleting_instance(OP, &view)? {
+            return Ok(view);
+        }
         self.stop_server(id, &inst);
         if inst.cluster.is_none() {
             // The source's own files; a cluster member's data is its cluster's.
@@ -782,14 +820,8 @@ impl Rds for LabRds {
     fn delete_cluster(&self, cx: &Call<'_>, id: &str) -> Result<DbCluster, PrimitiveError> {
         const OP: &str = "delete_cluster";
         let mut view = self.cluster_view(cx, id, OP)?;
-        if !view.members.is_empty() {
-            return Err(PrimitiveError::new(
-                R,
-                OP,
-                ErrorKind::Conflict,
-                format!("cluster {id} still has instances {:?}", view.members),
-                "delete its instances first (rds::delete_instance)",
-            ));
+        if rds::deleting_cluster(OP, &view, &view.members)? {
+            return Ok(view);
         }
         let st = self.ctx.state(R, OP)?;
         let cl = st.clusters[id].clone();
@@ -815,6 +847,84 @@ impl Rds for LabRds {
         Ok(view)
     }
 
+    fn describe_parameter_group(
+        &self,
+        _cx: &Call<'_>,
+        group: &str,
+    ) -> Result<rds::ParameterGroup, PrimitiveError> {
+        const OP: &str = "describe_parameter_group";
+        let st = self.ctx.state(R, OP)?;
+        let g = st
+            .parameter_groups
+            .get(group)
+            .ok_or_else(|| rds::parameter_group_not_found(OP, group))?;
+        Ok(rds::ParameterGroup {
+            name: g.name.clone(),
+            family: g.family.clone(),
+            cluster: g.cluster,
+            created_at: g.created_at,
+        })
+    }
+
+    /// The server's own bounds (`pg_settings`: `min_val`-`max_val`, `enumvals`), which is what
+    /// it would refuse; plus `rds.logical_replication`, RDS's switch the lab honours anyway.
+    /// The lab knows no parameter levels: both levels get every setting.
+    fn describe_parameter_rules(
+        &self,
+        cx: &Call<'_>,
+        _family: &str,
+        _cluster: bool,
+    ) -> Result<Vec<ParameterRule>, PrimitiveError> {
+        const OP: &str = "describe_parameter_rules";
+        let st = self.ctx.state(R, OP)?;
+        let rows = self.ctx.sql(
+            cx,
+            &st.source,
+            OP,
+            "SELECT name || E'\\t' || coalesce(boot_val, '') || E'\\t' || \
+             coalesce(array_to_string(enumvals, ','), CASE WHEN vartype IN ('integer', 'real') \
+             THEN min_val || '-' || max_val END, '') || E'\\t' || \
+             (context NOT IN ('internal')) FROM pg_settings ORDER BY name",
+        )?;
+        let mut v: Vec<ParameterRule> = rows
+            .iter()
+            .filter_map(|r| {
+                let mut f = r.split('\t');
+                let name = f.next()?.to_string();
+                let default = f.next().filter(|d| !d.is_empty()).map(String::from);
+                let allowed = f.next().filter(|a| !a.is_empty()).map(String::from);
+                let modifiable = f.next() == Some("true");
+                Some(ParameterRule {
+                    name,
+                    default,
+                    allowed_values: allowed,
+                    modifiable,
+                })
+            })
+            .collect();
+        v.push(ParameterRule {
+            name: "rds.logical_replication".into(),
+            default: Some("1".into()),
+            allowed_values: Some("0,1".into()),
+            modifiable: true,
+        });
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(v)
+    }
+
+    /// The lab runs its servers on the one class it has (`db.lab.local`), for either engine.
+    fn list_orderable_instance_classes(
+        &self,
+        _cx: &Call<'_>,
+        engine: &str,
+        _version: &str,
+    ) -> Result<Vec<String>, PrimitiveError> {
+        const OP: &str = "list_orderable_instance_classes";
+        rds::check_engine(OP, engine)?;
+        let st = self.ctx.state(R, OP)?;
+        Ok(vec![st.attributes.instance_class.clone()])
+    }
+
     fn describe_events(
         &self,
         _cx: &Call<'_>,
@@ -823,11 +933,12 @@ impl Rds for LabRds {
     ) -> Result<Vec<RdsEvent>, PrimitiveError> {
         let st = self.ctx.state(R, "describe_events")?;
         let kind = if cluster { "db-cluster" } else { "db-instance" };
-        Ok(st
-            .events
-            .into_iter()
-            .filter(|e| e.source_id == id && e.source_type == kind)
-            .collect())
+        Ok(rds::sort_events(
+            st.events
+                .into_iter()
+                .filter(|e| e.source_id == id && e.source_type == kind)
+                .collect(),
+        ))
     }
 
     fn create_snapshot(
@@ -873,12 +984,13 @@ impl Ec2 for LabEc2 {
         vpc_id: &str,
     ) -> Result<Vec<Sg>, PrimitiveError> {
         let st = self.ctx.state("ec2", "describe_security_groups")?;
-        Ok(st
-            .security_groups
-            .values()
-            .filter(|g| g.vpc_id == vpc_id)
-            .map(sg_view)
-            .collect())
+        Ok(ec2::sort_groups(
+            st.security_groups
+                .values()
+                .filter(|g| g.vpc_id == vpc_id)
+                .map(sg_view)
+                .collect(),
+        ))
     }
 
     fn ensure_quarantine_group(
@@ -886,28 +998,37 @@ impl Ec2 for LabEc2 {
         _cx: &Call<'_>,
         vpc_id: &str,
         name: &str,
+        admit: &ec2::Admit,
     ) -> Result<Sg, PrimitiveError> {
         const OP: &str = "ensure_quarantine_group";
-        let g = self.ctx.update("ec2", OP, |st| {
+        self.ctx.update("ec2", OP, |st| {
             if st.attributes.vpc_id != vpc_id {
-                return Err(LabError::State(format!(
-                    "the lab's VPC is {}, not {vpc_id}",
-                    st.attributes.vpc_id
-                )));
+                return Ok(Err(ec2::vpc_not_found(OP, vpc_id)));
             }
-            if let Some(g) = st.security_groups.values().find(|g| g.name == name) {
-                return Ok(g.clone());
+            if let Some(id) = st
+                .security_groups
+                .values()
+                .find(|g| g.vpc_id == vpc_id && g.name == name)
+                .map(|g| g.id.clone())
+            {
+                let missing = match ec2::check_quarantine_group(OP, &sg_view(&st.security_groups[&id]), admit) {
+                    Ok(m) => m,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let g = st.security_groups.get_mut(&id).expect("found above");
+                g.ingress.extend(missing);
+                g.ingress.sort();
+                return Ok(Ok(sg_view(g)));
             }
             let g = SecurityGroup {
                 id: format!("sg-lab-{name}"),
                 name: name.to_string(),
                 vpc_id: vpc_id.to_string(),
-                ingress: Vec::new(),
+                ingress: admit.rules(),
             };
             st.security_groups.insert(g.id.clone(), g.clone());
-            Ok(g)
-        })?;
-        Ok(sg_view(&g))
+            Ok(Ok(sg_view(&g)))
+        })?
     }
 }
 

@@ -39,6 +39,8 @@ pub struct Cutover {
     pub pace: Duration,
     /// Load before the run starts (the workload's connections are established through Envoy).
     pub warmup: Duration,
+    /// What the clients commit: append-only inserts, or TPC-B transactions updating rows.
+    pub workload: workload::Kind,
     pub sinks: Vec<Arc<dyn Sink>>,
 }
 
@@ -67,6 +69,8 @@ pub async fn run(sup: &Supervisor, c: Cutover) -> Result<Outcome, LabError> {
         &st.app_db,
         c.clients,
         c.pace,
+        c.workload,
+        st.seed_rows,
     );
     tokio::time::sleep(c.warmup).await;
     // An async fn runs on a runtime, where `current()` cannot panic; the run itself goes to a
@@ -89,9 +93,10 @@ pub async fn run(sup: &Supervisor, c: Cutover) -> Result<Outcome, LabError> {
         .map_err(|e| LabError::Process(format!("the run panicked: {e}")))?;
     // A little load after the switch: writes landing on the target are part of the proof.
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let kind = load.kind();
     let logs = load.stop().await;
     let report = result.map_err(|e| LabError::Process(format!("the run failed to start: {e}")))?;
-    finish(sup, report, logs, collector.lines()).await
+    finish(sup, report, kind, logs, collector.lines()).await
 }
 
 /// The outcome of a finished run and its workload: blackout, failures, loss checked on the
@@ -99,11 +104,12 @@ pub async fn run(sup: &Supervisor, c: Cutover) -> Result<Outcome, LabError> {
 pub async fn finish(
     sup: &Supervisor,
     report: RunReport,
+    kind: workload::Kind,
     logs: Vec<workload::ClientLog>,
     lines: Vec<Line>,
 ) -> Result<Outcome, LabError> {
     let st = LabState::load(&sup.dir)?;
-    let mut w = workload::report(&logs);
+    let mut w = workload::report(kind, &logs);
     let steps: Vec<(String, i64)> = lines
         .iter()
         .filter_map(|l| match &l.event {

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use godwit_engine::Call;
-use godwit_stdlib::cw::{Cw, MetricQuery};
+use godwit_stdlib::cw::{self, Aggregate, Cw, MetricQuery, Statistic};
 use godwit_stdlib::lag::Point;
 use serde::{Deserialize, Serialize};
 
@@ -163,20 +163,20 @@ impl Cw for LabCw {
         _cx: &Call<'_>,
         q: &MetricQuery,
     ) -> Result<Vec<Point>, godwit_engine::PrimitiveError> {
-        let (dim, id) = q.dimensions.iter().next().ok_or_else(|| {
-            godwit_engine::PrimitiveError::invalid(
-                "cw",
-                "metric_series",
-                "query.dimensions is empty",
-                "e.g. dimensions: #{ DBInstanceIdentifier: \"orders-db\" }",
-            )
-        })?;
+        let stat = q.check("metric_series")?;
+        let Some((dim, id)) = q.dimensions.iter().next() else {
+            return Ok(Vec::new());
+        };
+        if q.namespace != cw::NAMESPACE {
+            return Ok(Vec::new()); // CloudWatch answers an unknown metric with no data
+        }
         let k = key(dim, id, &q.name);
         Ok(aggregate(
             &read_samples(&self.dir, q.since, q.until),
             &k,
-            q.period.max(1),
-            &q.statistic,
+            q.period,
+            stat,
+            (q.since, q.until),
         ))
     }
 }
@@ -191,30 +191,23 @@ pub fn read_samples(dir: &Path, since: i64, until: i64) -> Vec<Sample> {
 }
 
 /// One datapoint per period that has samples of `key` (a period without samples is a gap),
-/// `t` the period's start.
-pub fn aggregate(samples: &[Sample], key: &str, period: i64, statistic: &str) -> Vec<Point> {
-    let mut buckets: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
-    for s in samples {
-        if let Some(v) = s.m.get(key) {
-            buckets
-                .entry(s.t - s.t.rem_euclid(period))
-                .or_default()
-                .push(*v);
-        }
-    }
-    buckets
-        .into_iter()
-        .map(|(t, vs)| {
-            let v = match statistic {
-                "Minimum" => vs.iter().copied().fold(f64::INFINITY, f64::min),
-                "Average" => vs.iter().sum::<f64>() / vs.len() as f64,
-                "Sum" => vs.iter().sum(),
-                "SampleCount" => vs.len() as f64,
-                _ => vs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-            };
-            Point { t, v }
-        })
-        .collect()
+/// `t` the period's start, within `[since, until)`.
+pub fn aggregate(
+    samples: &[Sample],
+    key: &str,
+    period: i64,
+    stat: Statistic,
+    (since, until): (i64, i64),
+) -> Vec<Point> {
+    cw::periods(
+        samples
+            .iter()
+            .filter_map(|s| Some((s.t, Aggregate::of(*s.m.get(key)?)))),
+        stat,
+        period,
+        since,
+        until,
+    )
 }
 
 #[cfg(test)]
@@ -222,21 +215,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn periods_aggregate_by_statistic_and_keep_gaps() {
+    fn samples_of_one_key_fold_into_periods() {
         let s = |t, v| Sample {
             t,
             m: [("k".to_string(), v)].into_iter().collect(),
         };
-        let samples = [s(100, 1.0), s(101, 3.0), s(130, 5.0), s(250, 7.0)];
-        let max = aggregate(&samples, "k", 60, "Maximum");
+        let samples = [s(100, 1.0), s(101, 3.0), s(250, 7.0)];
+        let max = aggregate(&samples, "k", 60, Statistic::Maximum, (0, 600));
         assert_eq!(
             max.iter().map(|p| (p.t, p.v)).collect::<Vec<_>>(),
-            [(60, 3.0), (120, 5.0), (240, 7.0)],
-            "the period at 180 has no sample: a gap, not a zero"
+            [(60, 3.0), (240, 7.0)]
         );
-        let avg = aggregate(&samples, "k", 60, "Average");
-        assert_eq!(avg[0].v, 2.0);
-        assert_eq!(aggregate(&samples, "k", 1, "Maximum").len(), 4);
-        assert!(aggregate(&samples, "other", 60, "Maximum").is_empty());
+        assert!(aggregate(&samples, "other", 60, Statistic::Maximum, (0, 600)).is_empty());
     }
 }

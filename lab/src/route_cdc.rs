@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use godwit_engine::{Call, ErrorKind, PrimitiveError};
-use godwit_stdlib::cdc::{Cdc, ConsumerInfo, CreatedSlot, SlotPosition};
+use godwit_engine::{Call, PrimitiveError};
+use godwit_stdlib::cdc::{self, Cdc, ConsumerInfo, CreatedSlot, SlotPosition};
 use godwit_stdlib::route::remote::{Endpoints, RemoteRouter};
 use godwit_stdlib::route::{EndpointConnections, Route, Router};
 use godwit_xds::model::Addr;
@@ -27,15 +27,9 @@ pub struct LabEndpoints {
 impl Endpoints for LabEndpoints {
     fn addr_of(&self, _cx: &Call<'_>, op: &str, db: &str) -> Result<Addr, PrimitiveError> {
         let st = self.ctx.state("route", op)?;
-        let inst = st.serving(db).ok_or_else(|| {
-            PrimitiveError::new(
-                "route",
-                op,
-                ErrorKind::NotFound,
-                format!("target {db} is neither an instance nor a cluster of the lab"),
-                "route to the source instance id or the Aurora cluster id",
-            )
-        })?;
+        let inst = st
+            .serving(db)
+            .ok_or_else(|| godwit_stdlib::route::target_not_found(op, db))?;
         Ok(Addr::new("127.0.0.1", inst.port))
     }
 
@@ -102,41 +96,28 @@ impl LabCdc {
     fn consumer(&self, op: &str, name: &str) -> Result<(LabState, Consumer), PrimitiveError> {
         let st = self.ctx.state(C, op)?;
         let c = st.cdc.get(name).cloned().ok_or_else(|| {
-            PrimitiveError::new(
-                C,
-                op,
-                ErrorKind::NotFound,
-                format!("the lab has no CDC consumer {name:?}"),
-                "cdc::list_consumers() names them",
-            )
+            let known: Vec<&str> = st.cdc.keys().map(String::as_str).collect();
+            cdc::consumer_not_found(op, name, &known)
         })?;
         Ok((st, c))
     }
 
-    /// `(confirmed_flush_lsn, bytes, restart_lsn)` of `slot` on `db`.
-    /// `(confirmed_flush_lsn, bytes, restart_lsn)` of `slot` on `db`.
-    fn slot_position(
+    /// `slot` on `db` as the database sees it.
+    fn slot(
         &self,
         cx: &Call<'_>,
         op: &str,
         db: &str,
         slot: &str,
-    ) -> Result<(String, i64, String), PrimitiveError> {
-        let (_, lsn, bytes, restart) =
-            godwit_stdlib::cdc::hooks::slot_state(cx, &self.ctx.pool, op, db, slot)?;
-        Ok((lsn, bytes, restart))
+    ) -> Result<cdc::hooks::SlotState, PrimitiveError> {
+        cdc::hooks::slot_state(cx, &self.ctx.pool, op, db, slot)
     }
 
+    /// The consumer in the state the lab runs it in (its `pg_recvlogical` may not have
+    /// reached the slot yet), at its slot's position.
     fn info(&self, cx: &Call<'_>, op: &str, c: &Consumer) -> Result<ConsumerInfo, PrimitiveError> {
-        let (position, position_bytes, _) = self.slot_position(cx, op, &c.db, &c.slot)?;
-        Ok(ConsumerInfo {
-            name: c.name.clone(),
-            slot: c.slot.clone(),
-            db: c.db.clone(),
-            state: c.state.clone(),
-            position,
-            position_bytes,
-        })
+        let s = self.slot(cx, op, &c.db, &c.slot)?;
+        Ok(s.info(&c.name, &c.slot, &c.db, &c.state))
     }
 }
 
@@ -176,10 +157,12 @@ pub fn start_consumer(st: &LabState, c: &Consumer, db: &str) -> Result<u32, LabE
 impl Cdc for LabCdc {
     fn list_consumers(&self, cx: &Call<'_>) -> Result<Vec<ConsumerInfo>, PrimitiveError> {
         let st = self.ctx.state(C, "list_consumers")?;
-        st.cdc
+        let all = st
+            .cdc
             .values()
             .map(|c| self.info(cx, "list_consumers", c))
-            .collect()
+            .collect::<Result<_, _>>()?;
+        Ok(cdc::sort_consumers(all))
     }
 
     fn pause_consumer(&self, cx: &Call<'_>, name: &str) -> Result<ConsumerInfo, PrimitiveError> {
@@ -215,22 +198,14 @@ impl Cdc for LabCdc {
     ) -> Result<ConsumerInfo, PrimitiveError> {
         const OP: &str = "resume_consumer";
         let (st, mut c) = self.consumer(OP, name)?;
-        if c.state == "running" && c.db == db && c.pid.is_some_and(pgproc::alive) {
-            return self.info(cx, OP, &c);
-        }
+        // The slot must be there before a consumer is started on it.
+        self.slot(cx, OP, db, slot)?;
         if let Some(p) = position {
-            let lsn = format!("{:X}/{:X}", p >> 32, p & 0xFFFF_FFFF);
-            self.ctx.sql(
-                cx,
-                db,
-                OP,
-                &format!(
-                    "SELECT pg_replication_slot_advance('{}', '{lsn}') FROM pg_replication_slots \
-                     WHERE slot_name = '{}' AND coalesce(confirmed_flush_lsn, '0/0') < '{lsn}'",
-                    slot.replace('\'', "''"),
-                    slot.replace('\'', "''")
-                ),
-            )?;
+            cdc::hooks::advance_slot(cx, &self.ctx.pool, OP, db, slot, p)?;
+        }
+        if c.state == "running" && c.db == db && c.slot == slot && c.pid.is_some_and(pgproc::alive)
+        {
+            return self.info(cx, OP, &c); // a re-run: it reads there already
         }
         c.slot = slot.to_string();
         c.db = db.to_string();
@@ -252,17 +227,13 @@ impl Cdc for LabCdc {
     fn record_positions(&self, cx: &Call<'_>) -> Result<Vec<SlotPosition>, PrimitiveError> {
         const OP: &str = "record_positions";
         let st = self.ctx.state(C, OP)?;
+        // By name: lab.json keeps consumers in a sorted map.
         st.cdc
             .values()
             .map(|c| {
-                let (lsn, bytes, restart) = self.slot_position(cx, OP, &c.db, &c.slot)?;
-                Ok(SlotPosition {
-                    consumer: c.name.clone(),
-                    slot: c.slot.clone(),
-                    confirmed_flush_lsn: lsn,
-                    confirmed_flush_bytes: bytes,
-                    restart_lsn: restart,
-                })
+                Ok(self
+                    .slot(cx, OP, &c.db, &c.slot)?
+                    .position(&c.name, &c.slot))
             })
             .collect()
     }
@@ -274,18 +245,9 @@ impl Cdc for LabCdc {
         slots: &[String],
     ) -> Result<Vec<CreatedSlot>, PrimitiveError> {
         let st = self.ctx.state(C, "create_equivalent_slots")?;
-        let wanted: Vec<(String, String)> = slots
-            .iter()
-            .map(|slot| {
-                let plugin = st
-                    .cdc
-                    .values()
-                    .find(|c| &c.slot == slot)
-                    .map(|c| c.plugin.clone())
-                    .unwrap_or_else(|| "pgoutput".into());
-                (slot.clone(), plugin)
-            })
-            .collect();
-        godwit_stdlib::cdc::hooks::create_slots(cx, &self.ctx.pool, db, &wanted)
+        cdc::hooks::create_slots(cx, &self.ctx.pool, db, slots, |slot| {
+            let c = st.cdc.values().find(|c| c.slot == slot)?;
+            Some(c.plugin.clone())
+        })
     }
 }

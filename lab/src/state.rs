@@ -44,6 +44,13 @@ pub struct LabState {
     /// RDS events (`rds::describe_events`), oldest first, worded as RDS words them.
     #[serde(default)]
     pub events: Vec<godwit_stdlib::rds::RdsEvent>,
+    /// Rows seeded into `orders`, and accounts into the TPC-B tables (the workloads' data).
+    #[serde(default = "default_seed_rows")]
+    pub seed_rows: i64,
+}
+
+fn default_seed_rows() -> i64 {
+    10_000
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,6 +59,9 @@ pub struct Attributes {
     pub storage_encrypted: bool,
     pub instance_class: String,
     pub vpc_id: String,
+    /// The source's IAM database authentication flag.
+    #[serde(default = "yes")]
+    pub iam_auth: bool,
 }
 
 impl Default for Attributes {
@@ -61,6 +71,7 @@ impl Default for Attributes {
             storage_encrypted: false,
             instance_class: "db.lab.local".into(),
             vpc_id: "vpc-lab".into(),
+            iam_auth: true,
         }
     }
 }
@@ -109,6 +120,13 @@ pub struct Cluster {
     pub parameter_group: String,
     pub engine_version: String,
     pub promote_requested: bool,
+    /// IAM database authentication enabled at creation (`EnableIAMDatabaseAuthentication`).
+    #[serde(default = "yes")]
+    pub iam_auth: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -125,7 +143,13 @@ pub struct SecurityGroup {
 pub struct ParameterGroup {
     pub name: String,
     pub family: String,
+    /// A DB cluster parameter group (else a DB parameter group).
+    #[serde(default)]
+    pub cluster: bool,
     pub parameters: BTreeMap<String, String>,
+    /// When it was created (epoch seconds; 0 for the lab's own).
+    #[serde(default)]
+    pub created_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

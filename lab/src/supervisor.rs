@@ -29,6 +29,9 @@ use crate::state::{
     SecurityGroup,
 };
 
+/// The lab's Envoy node id: the route's expected node.
+const LAB_ENVOY: &str = "lab-envoy-1";
+
 /// How to build a lab.
 #[derive(Debug, Clone)]
 pub struct LabOptions {
@@ -165,7 +168,9 @@ impl Supervisor {
             ParameterGroup {
                 name: source_group.clone(),
                 family: format!("postgres{}", bin.major),
+                cluster: false,
                 parameters: BTreeMap::new(),
+                created_at: 0,
             },
         );
 
@@ -198,7 +203,7 @@ impl Supervisor {
         let mut envoy = EnvoyProcess::start(
             &envoy_bin,
             &dir,
-            "lab-envoy-1",
+            LAB_ENVOY,
             plane.local_addr(),
             SocketAddr::from(([127, 0, 0, 1], admin_port)),
         )
@@ -208,6 +213,12 @@ impl Supervisor {
             .await
             .map_err(LabError::Process)?;
         wait_route_served(listen_port).await?;
+        // The route must reach the lab's Envoy, as `dal serve --expect-nodes` names a fleet: a
+        // cutover then fails naming it if it is gone. Set once it is up, so that the initial
+        // publish above did not wait for it.
+        plane
+            .set_expected_nodes(&opts.source, &[LAB_ENVOY.to_string()])
+            .map_err(|e| LabError::Process(format!("control plane: {e}")))?;
 
         let mut state = LabState {
             format: FORMAT_VERSION,
@@ -232,6 +243,7 @@ impl Supervisor {
             cdc: BTreeMap::new(),
             attributes: Attributes::default(),
             events: Vec::new(),
+            seed_rows: opts.seed_rows,
         };
         state.instances.insert(
             opts.source.clone(),
@@ -414,8 +426,10 @@ async fn seed(port: u16, role: &str, db: &str, rows: i64) -> Result<(), LabError
          INSERT INTO orders (customer, amount, note)
            SELECT g % 997, (g * 7 % 100000) / 100.0, CASE WHEN g % 10 = 0 THEN NULL ELSE 'order ' || g END
            FROM generate_series(1, {rows}) g;
+         {tpcb}
          RESET ROLE;",
         table = crate::workload::TABLE,
+        tpcb = crate::workload::tpcb_schema(rows),
     ))
     .await
     .map_err(|e| LabError::Process(format!("seed the application's tables: {}", error_text(&e))))?;

@@ -1,9 +1,18 @@
-//! A write load through Envoy that records what clients saw: N clients, each inserting
-//! `(client, seq)` rows one autocommit statement at a time through the Envoy listener,
-//! recording every acknowledged commit with its time, reconnecting after any error. After a
-//! cutover the report gives the client-visible write blackout (the longest gap between
-//! acknowledged commits), the failed attempts, and — checked on the promoted target — every
-//! acknowledged commit that is missing there.
+//! A write load through Envoy that records what clients saw: N clients, each committing one
+//! transaction at a time through the Envoy listener, recording every acknowledged commit with
+//! its time, reconnecting after any error. Two kinds ([`Kind`]):
+//!
+//! * `insert`: one `(client, seq)` row per autocommit statement — the kindest load: append-only,
+//!   no row is ever read or updated, no page is ever pruned;
+//! * `tpcb`: TPC-B's transaction, like applications that update rows — an account, its teller
+//!   and its branch updated and a history row inserted, in one transaction (pgbench's default
+//!   shape). Updates make HOT chains, pruning and full-page images after a restart: WAL the
+//!   server writes on its own, which the insert load never shows.
+//!
+//! After a cutover the report gives the client-visible write blackout (the longest gap between
+//! acknowledged commits), the failed attempts, and — checked on the database that holds the
+//! data now — every acknowledged commit that is missing there and, for `tpcb`, every account,
+//! teller or branch whose balance disagrees with the history (a transaction half applied).
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -12,8 +21,62 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// The table the workload writes (created by the lab, owned by the application role).
+/// The table the insert workload writes (created by the lab, owned by the application role).
 pub const TABLE: &str = "godwit_workload";
+
+/// What the clients commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// One `(client, seq)` row per autocommit INSERT into [`TABLE`].
+    Insert,
+    /// TPC-B: update an account, its teller and its branch, insert a history row; one
+    /// transaction (tables `tpcb_*`, see [`tpcb_schema`]).
+    Tpcb,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Insert => "insert",
+            Kind::Tpcb => "tpcb",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Kind, String> {
+        match s {
+            "insert" => Ok(Kind::Insert),
+            "tpcb" => Ok(Kind::Tpcb),
+            other => Err(format!(
+                "unknown workload {other:?}: insert (append-only) or tpcb (updates across tables)"
+            )),
+        }
+    }
+}
+
+/// Accounts per branch and tellers per branch of the TPC-B tables (pgbench's ratios are
+/// 100 000 and 10; a lab seeds far fewer accounts, so a branch holds fewer to keep more than
+/// one branch — one branch row would serialise every transaction).
+const ACCOUNTS_PER_BRANCH: i64 = 2_500;
+const TELLERS_PER_BRANCH: i64 = 10;
+
+/// The TPC-B tables with `accounts` accounts, every balance 0 (so a balance is the sum of its
+/// history). Run as the application role.
+pub fn tpcb_schema(accounts: i64) -> String {
+    let accounts = accounts.max(1);
+    let branches = (accounts / ACCOUNTS_PER_BRANCH).max(1);
+    format!(
+        "CREATE TABLE tpcb_branches (bid int PRIMARY KEY, bbalance bigint NOT NULL DEFAULT 0, filler char(88));
+         CREATE TABLE tpcb_tellers (tid int PRIMARY KEY, bid int NOT NULL, tbalance bigint NOT NULL DEFAULT 0, filler char(84));
+         CREATE TABLE tpcb_accounts (aid int PRIMARY KEY, bid int NOT NULL, abalance bigint NOT NULL DEFAULT 0, filler char(84));
+         CREATE TABLE tpcb_history (client int, seq bigint, tid int, bid int, aid int, delta bigint, mtime timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (client, seq));
+         INSERT INTO tpcb_branches (bid) SELECT g FROM generate_series(1, {branches}) g;
+         INSERT INTO tpcb_tellers (tid, bid) SELECT g, (g - 1) / {TELLERS_PER_BRANCH} + 1 FROM generate_series(1, {tellers}) g;
+         INSERT INTO tpcb_accounts (aid, bid) SELECT g, (g - 1) / {ACCOUNTS_PER_BRANCH} + 1 FROM generate_series(1, {accounts}) g;
+         ANALYZE tpcb_branches, tpcb_tellers, tpcb_accounts;",
+        tellers = branches * TELLERS_PER_BRANCH,
+    )
+}
 
 /// One client's record.
 #[derive(Debug, Clone, Default)]
@@ -42,8 +105,13 @@ pub struct Report {
     /// When that gap started and ended (epoch ms).
     pub blackout_from_ms: i64,
     pub blackout_to_ms: i64,
+    /// Which load (`insert` or `tpcb`).
+    pub kind: Kind,
     /// Acknowledged commits missing on the checked database; `None` until checked.
     pub lost: Option<u64>,
+    /// `tpcb`: accounts, tellers and branches whose balance is not the sum of their history on
+    /// the checked database (a transaction half there); `None` until checked or for `insert`.
+    pub inconsistent: Option<u64>,
     /// Acknowledged after `after_ms` (the route switch) — and present on the checked database.
     pub acked_after_switch: Option<u64>,
     pub errors: BTreeMap<String, u64>,
@@ -52,6 +120,7 @@ pub struct Report {
 pub struct Workload {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<ClientLog>>,
+    kind: Kind,
 }
 
 impl std::fmt::Debug for Workload {
@@ -70,9 +139,18 @@ fn now_us() -> i64 {
 }
 
 impl Workload {
-    /// Start `clients` writers against `127.0.0.1:port` as `role` in database `db`, each
-    /// pausing `pace` between commits (0: as fast as the server acknowledges).
-    pub fn start(port: u16, role: &str, db: &str, clients: usize, pace: Duration) -> Workload {
+    /// Start `clients` writers of `kind` against `127.0.0.1:port` as `role` in database `db`,
+    /// each pausing `pace` between commits (0: as fast as the server acknowledges). `accounts`:
+    /// how many TPC-B accounts exist (the lab's seed; ignored by `insert`).
+    pub fn start(
+        port: u16,
+        role: &str,
+        db: &str,
+        clients: usize,
+        pace: Duration,
+        kind: Kind,
+        accounts: i64,
+    ) -> Workload {
         let (stop, rx) = watch::channel(false);
         let conninfo = format!(
             "host=127.0.0.1 port={port} user={role} dbname={db} connect_timeout=60 application_name=godwit-workload"
@@ -81,13 +159,17 @@ impl Workload {
             .map(|i| {
                 let rx = rx.clone();
                 let conninfo = conninfo.clone();
-                tokio::spawn(client_loop(i as i32, conninfo, pace, rx))
+                tokio::spawn(client_loop(i as i32, conninfo, pace, rx, kind, accounts))
             })
             .collect();
-        Workload { stop, tasks }
+        Workload { stop, tasks, kind }
     }
 
-    /// Stop every client and collect their logs.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// Stop every client and collect their logs (with the kind, for [`report`]).
     pub async fn stop(self) -> Vec<ClientLog> {
         let _ = self.stop.send(true);
         let mut out = Vec::new();
@@ -100,17 +182,47 @@ impl Workload {
     }
 }
 
+/// One TPC-B transaction of `client`: the account, teller and branch it touches, and the
+/// amount (pgbench's `tpcb-like` script, with the values chosen here so one simple-query round
+/// trip commits it).
+fn tpcb_sql(client: i32, seq: i64, accounts: i64, rng: &mut u64) -> String {
+    // xorshift64*: deterministic per client, no dependency.
+    let mut next = || {
+        *rng ^= *rng >> 12;
+        *rng ^= *rng << 25;
+        *rng ^= *rng >> 27;
+        rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    };
+    let accounts = accounts.max(1);
+    let aid = (next() % accounts as u64) as i64 + 1;
+    let bid = (aid - 1) / ACCOUNTS_PER_BRANCH + 1;
+    let tid = (bid - 1) * TELLERS_PER_BRANCH + (next() % TELLERS_PER_BRANCH as u64) as i64 + 1;
+    let delta = (next() % 10_001) as i64 - 5_000;
+    format!(
+        "BEGIN; \
+         UPDATE tpcb_accounts SET abalance = abalance + {delta} WHERE aid = {aid}; \
+         UPDATE tpcb_tellers SET tbalance = tbalance + {delta} WHERE tid = {tid}; \
+         UPDATE tpcb_branches SET bbalance = bbalance + {delta} WHERE bid = {bid}; \
+         INSERT INTO tpcb_history (client, seq, tid, bid, aid, delta) VALUES ({client}, {seq}, {tid}, {bid}, {aid}, {delta}); \
+         COMMIT"
+    )
+}
+
 async fn client_loop(
     client: i32,
     conninfo: String,
     pace: Duration,
     mut stop: watch::Receiver<bool>,
+    kind: Kind,
+    accounts: i64,
 ) -> ClientLog {
     let mut log = ClientLog {
         client,
         ..ClientLog::default()
     };
     let mut seq: i64 = 0;
+    let mut rng: u64 =
+        0x9E37_79B9_7F4A_7C15 ^ (client as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     let mut conn: Option<tokio_postgres::Client> = None;
     let sql = format!("INSERT INTO {TABLE} (client, seq) VALUES ($1, $2)");
     while !*stop.borrow() {
@@ -137,8 +249,15 @@ async fn client_loop(
             }
         };
         seq += 1;
-        match c.execute(&sql, &[&client, &seq]).await {
-            Ok(_) => log.acked.push((seq, now_us())),
+        let done = match kind {
+            Kind::Insert => c.execute(&sql, &[&client, &seq]).await.map(|_| ()),
+            Kind::Tpcb => {
+                c.batch_execute(&tpcb_sql(client, seq, accounts, &mut rng))
+                    .await
+            }
+        };
+        match done {
+            Ok(()) => log.acked.push((seq, now_us())),
             Err(e) => {
                 log.failed += 1;
                 *log.errors.entry(short(&e)).or_default() += 1;
@@ -165,8 +284,8 @@ fn short(e: &tokio_postgres::Error) -> String {
     }
 }
 
-/// Blackout and failures from the logs (no loss check yet).
-pub fn report(logs: &[ClientLog]) -> Report {
+/// Blackout and failures from the logs of a `kind` workload (no loss check yet).
+pub fn report(kind: Kind, logs: &[ClientLog]) -> Report {
     let mut times: Vec<i64> = logs
         .iter()
         .flat_map(|l| l.acked.iter().map(|(_, t)| *t))
@@ -194,15 +313,19 @@ pub fn report(logs: &[ClientLog]) -> Report {
         blackout_ms: gap as f64 / 1000.0,
         blackout_from_ms: from / 1000,
         blackout_to_ms: to / 1000,
+        kind,
         lost: None,
+        inconsistent: None,
         acked_after_switch: None,
         errors,
     }
 }
 
-/// Check every acknowledged commit against the database on `port` (the promoted target):
-/// sets `lost` (acknowledged but missing) and, with `switch_ms`, how many commits
-/// acknowledged after it are there.
+/// Check every acknowledged commit against the database on `port` (the database that holds
+/// the data now: the promoted target, or the source after a rollback): sets `lost`
+/// (acknowledged but missing), for `tpcb` `inconsistent` (balances that disagree with the
+/// history: a transaction half applied), and with `switch_ms` how many commits acknowledged
+/// after it are there.
 pub async fn check_on(
     report: &mut Report,
     logs: &[ClientLog],
@@ -217,10 +340,14 @@ pub async fn check_on(
     .await
     .map_err(|e| format!("connect to the target on port {port}: {e}"))?;
     tokio::spawn(conn);
+    let table = match report.kind {
+        Kind::Insert => TABLE,
+        Kind::Tpcb => "tpcb_history",
+    };
     let rows = c
-        .query(&format!("SELECT client, seq FROM {TABLE}"), &[])
+        .query(&format!("SELECT client, seq FROM {table}"), &[])
         .await
-        .map_err(|e| format!("read {TABLE} on the target: {e}"))?;
+        .map_err(|e| format!("read {table} on the target: {e}"))?;
     let present: HashSet<(i32, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     let mut lost = 0;
     let mut after = 0;
@@ -237,6 +364,26 @@ pub async fn check_on(
     }
     report.lost = Some(lost);
     report.acked_after_switch = switch_ms.map(|_| after);
+    if report.kind == Kind::Tpcb {
+        // Every balance started at 0, so each is the sum of its history's deltas.
+        let row = c
+            .query_one(
+                "SELECT
+                   (SELECT count(*) FROM tpcb_accounts a LEFT JOIN
+                      (SELECT aid, sum(delta) s FROM tpcb_history GROUP BY aid) h USING (aid)
+                    WHERE a.abalance <> coalesce(h.s, 0))
+                 + (SELECT count(*) FROM tpcb_tellers t LEFT JOIN
+                      (SELECT tid, sum(delta) s FROM tpcb_history GROUP BY tid) h USING (tid)
+                    WHERE t.tbalance <> coalesce(h.s, 0))
+                 + (SELECT count(*) FROM tpcb_branches b LEFT JOIN
+                      (SELECT bid, sum(delta) s FROM tpcb_history GROUP BY bid) h USING (bid)
+                    WHERE b.bbalance <> coalesce(h.s, 0))",
+                &[],
+            )
+            .await
+            .map_err(|e| format!("check the TPC-B balances on the target: {e}"))?;
+        report.inconsistent = Some(row.get::<_, i64>(0) as u64);
+    }
     Ok(())
 }
 
@@ -259,11 +406,38 @@ mod tests {
                 ..ClientLog::default()
             },
         ];
-        let r = report(&logs);
+        let r = report(Kind::Insert, &logs);
         assert_eq!(r.acked, 5);
         assert_eq!(r.failed_attempts, 1);
         // 2 ms → 500 ms (client 1 bridges part of client 0's gap): 498 ms.
         assert_eq!(r.blackout_ms, 498.0);
         assert_eq!((r.blackout_from_ms, r.blackout_to_ms), (2, 500));
+    }
+
+    #[test]
+    fn a_tpcb_transaction_touches_one_account_its_teller_and_its_branch() {
+        let mut rng = 42u64;
+        for seq in 1..200 {
+            let sql = tpcb_sql(3, seq, 10_000, &mut rng);
+            let num = |key: &str| -> i64 {
+                let at = sql.find(key).unwrap() + key.len();
+                sql[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == '-')
+                    .collect::<String>()
+                    .parse()
+                    .unwrap()
+            };
+            let (aid, tid, bid) = (
+                num("WHERE aid = "),
+                num("WHERE tid = "),
+                num("WHERE bid = "),
+            );
+            assert!((1..=10_000).contains(&aid), "{sql}");
+            assert_eq!(bid, (aid - 1) / ACCOUNTS_PER_BRANCH + 1, "{sql}");
+            assert_eq!((tid - 1) / TELLERS_PER_BRANCH + 1, bid, "{sql}");
+            assert!(sql.starts_with("BEGIN;") && sql.ends_with("COMMIT"));
+            assert!(sql.contains(&format!("VALUES (3, {seq}, {tid}, {bid}, {aid}, ")));
+        }
     }
 }

@@ -137,8 +137,9 @@ pub fn run(scenario: Option<&str>, verbose: bool, json: bool) -> Result<i32, Fai
     Ok(audited(report.status.exit_code(), audit.as_deref()))
 }
 
-/// When writes could not reach the source: from the reboot that ended its sessions (or the
-/// fence, if it never rebooted) to the route switch onto Aurora — or, when the run rolled back,
+/// When writes could not reach the source: from the first step that ended the application's
+/// sessions on it (new ones are held at Envoy from the hold on) — by SQL or by the reboot; the
+/// fence itself if neither ran — to the route switch onto Aurora; or, when the run rolled back,
 /// to the undo that reopened the source (its security groups restored, Envoy's hold released),
 /// or to the end of the run if it is still fenced.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -146,8 +147,13 @@ pub fn run(scenario: Option<&str>, verbose: bool, json: bool) -> Result<i32, Fai
 pub enum Blackout {
     /// The source was never fenced.
     None,
-    /// Fenced from `from` to `to` (clock ms); `until`: what ended it.
-    Ended { from: i64, to: i64, until: String },
+    /// From `from` to `to` (clock ms); `began`: what started it, `until`: what ended it.
+    Ended {
+        from: i64,
+        began: String,
+        to: i64,
+        until: String,
+    },
     /// Still fenced when the run ended (a failed rollback, an interrupted run).
     Ongoing { from: i64, to: i64 },
 }
@@ -172,12 +178,19 @@ pub fn blackout(lines: &[Line]) -> Blackout {
             _ => None,
         })
     };
-    let Some(from) = started("reboot-source").or_else(|| started("fence")) else {
+    let ended = SESSION_ENDING_STEPS
+        .iter()
+        .filter_map(|(step, how)| started(step).map(|at| (at, *how)))
+        .min_by_key(|(at, _)| *at);
+    let Some((from, began)) = ended.or_else(|| started("fence").map(|at| (at, "source fenced")))
+    else {
         return Blackout::None;
     };
+    let began = began.to_string();
     if let Some(to) = completed("switch-route") {
         return Blackout::Ended {
             from,
+            began,
             to,
             until: "every Envoy node on Aurora".into(),
         };
@@ -186,6 +199,7 @@ pub fn blackout(lines: &[Line]) -> Blackout {
     match (undone("fence"), undone("hold")) {
         (Some(f), h) => Blackout::Ended {
             from,
+            began,
             to: h.map_or(f, |h| h.max(f)),
             until: "the rollback reopened the source".into(),
         },
@@ -210,6 +224,14 @@ pub fn write_standard_runbook(dir: &std::path::Path) -> Result<std::path::PathBu
 fn dur(ms: i64) -> String {
     format_duration(std::time::Duration::from_millis(ms.max(0) as u64))
 }
+
+/// The steps of the standard flow and its variants that end the application's sessions on the
+/// source, and how each says it.
+const SESSION_ENDING_STEPS: &[(&str, &str)] = &[
+    ("terminate-app-sessions", "application sessions terminated"),
+    ("end-app-sessions", "application sessions terminated"),
+    ("reboot-source", "source reboot ended its sessions"),
+];
 
 /// The end-of-run summary: phase timeline (`clock`: "virtual time" in the simulator), write
 /// blackout, checks, rollback.
@@ -242,14 +264,13 @@ pub fn summary(
         ));
     }
     match blackout(lines) {
-        Blackout::Ended { from, to, until } if until.starts_with("every") => out.push(format!(
-            "  write blackout ≈ {} (source reboot ended its sessions at {} → {until} at {})",
-            dur(to - from),
-            format_timestamp(from),
-            format_timestamp(to)
-        )),
-        Blackout::Ended { from, to, until } => out.push(format!(
-            "  write blackout ≈ {} (source fenced at {} → {until} at {})",
+        Blackout::Ended {
+            from,
+            began,
+            to,
+            until,
+        } => out.push(format!(
+            "  write blackout ≈ {} ({began} at {} → {until} at {})",
             dur(to - from),
             format_timestamp(from),
             format_timestamp(to)

@@ -95,6 +95,7 @@ pub fn demo(verbose: bool) -> Result<i32, Failure> {
                 clients: 4,
                 pace: Duration::from_millis(5),
                 warmup: Duration::from_millis(500),
+                workload: godwit_lab::workload::Kind::Insert,
                 sinks: vec![
                     Arc::new(HumanSink::new(verbose)),
                     Arc::new(collector.clone()),

@@ -3,36 +3,39 @@
 //! | area    | what it does                                                        | worlds |
 //! |---------|---------------------------------------------------------------------|--------|
 //! | `lag`   | pure analysis of replication-lag metric series: the cutover signal | any    |
-//! | `rds`   | instances, Aurora clusters, parameter groups, snapshots, waits      | sim, aws |
-//! | `ec2`   | security groups and the deny-all quarantine group                   | sim, aws |
-//! | `cw`    | CloudWatch metric series `[#{ t, v }]`, gaps preserved              | sim, aws |
-//! | `pg`    | extensions, settings, slots, LSNs, backends and the fence           | sim    |
-//! | `route` | Envoy routes: switch, hold/drain, per-node ACK, connections         | sim    |
-//! | `cdc`   | CDC consumers: pause/resume, positions, equivalent slots            | sim    |
-//! | `validate` | exact table comparison at the fence (segment hashes), sampled audit | sim, live |
+//! | `rds`   | instances, Aurora clusters, parameter groups, snapshots, events, waits | sim, lab, aws |
+//! | `ec2`   | security groups and the quarantine group                            | sim, lab, aws |
+//! | `cw`    | CloudWatch metric series `[#{ t, v }]`, gaps preserved              | sim, lab, aws |
+//! | `pg`    | extensions, settings, slots, LSNs, backends and the fence           | sim, lab, aws |
+//! | `route` | Envoy routes: switch, hold/drain, per-node ACK, connections         | sim, lab, aws |
+//! | `cdc`   | CDC consumers: pause/resume, positions, equivalent slots            | sim, lab, aws |
+//! | `validate` | exact table comparison at the fence (segment hashes), sampled audit | sim, lab, aws |
 //!
 //! `lag` rules and thresholds are explained in `docs/lag.md`; the simulator in `docs/sim.md`.
 //!
-//! Each area folder holds `mod.rs` (the trait or the pure logic and its serde types), `rhai.rs`
-//! (the thin Rhai module: argument conversion and the doc comments that become the reference),
-//! and one file per world where the area touches the world (`sim.rs` today). [`register_all`]
-//! installs the pure areas; world-touching areas are installed by a [`world::World`]'s plugins.
+//! Each area folder holds `mod.rs` (the trait, its serde types, and the contract's rules every
+//! world applies: what conflicts, what is terminal, how an LSN parses), `rhai.rs` (the thin Rhai
+//! module: argument conversion and the doc comments that become the reference), and one file per
+//! kind of backend (`sim.rs`; `aws.rs`; `live.rs`/`remote.rs`/`hooks.rs` shared by the lab and
+//! aws worlds; the lab's own in the `godwit-lab` crate). [`register_all`] installs the pure
+//! areas; a [`world::World`]'s [`world::Areas`] installs the world-touching ones
+//! (`Areas::register`, the one registration).
 //!
 //! How a simulated run flows:
 //!
 //! ```text
 //!  World::sim(scenario) ─► VirtualClock ──on_advance──► sim::SimState::advance_to (events)
 //!        │                      ▲                              ▲
-//!        ▼ plugins              │ Host::sleep (waits, gates)   │ lock per call
-//!  rds/ec2/cw/pg/route/cdc ─► Host::call ─► impl Area for sim::Sim ─► Sim::api (step faults,
-//!                                                              throttling, invariant reports)
+//!        ▼ Areas                │ Call::sleep (waits, gates)   │ lock per call
+//!  rds/ec2/cw/pg/route/cdc ─► Host::call(|cx| …) ─► impl Area for sim::Sim ─► Sim::api(cx, …)
+//!                                              (step faults by cx.unit(), throttling, invariants)
 //! ```
 //!
 //! | module  | what lives there                                                        |
 //! |---------|-------------------------------------------------------------------------|
-//! | [`sim`] | the model: scenario TOML, WAL/slots/replica, RDS transitions, metrics   |
-//! | [`prim`]| shared plumbing: documented volatile registration, strict option maps   |
-//! | [`world`]| [`world::World`]: `pure`, `sim` (name, clock, plugins) for the CLI     |
+//! | [`sim`] | the model: scenario TOML, WAL/slots/replica, RDS transitions, metrics; `sim/world.rs` the sim world |
+//! | [`prim`]| a world call through the host with the areas, strict option maps, polls |
+//! | [`world`]| [`world::World`] and [`world::Areas`]: what every world is made of     |
 //! | `aws`   | (feature `aws`) SDK clients, retries, error mapping, the `aws` world; docs/aws.md |
 
 #[cfg(feature = "aws")]

@@ -42,16 +42,18 @@ pub struct Areas {
 }
 
 impl Areas {
-    /// Install every world-touching area's Rhai module (`rds::…`, `pg::…`, …) over these
-    /// backends: the one registration.
+    /// Install every world-touching area's Rhai module (`rds::…`, `pg::…`, …) and these
+    /// backends, which the modules' functions find through the engine ([`crate::prim::call`]):
+    /// the one registration.
     pub fn register(&self, engine: &mut rhai::Engine, host: &Host) {
-        crate::rds::rhai::register(engine, host, self.rds.clone());
-        crate::ec2::rhai::register(engine, host, self.ec2.clone());
-        crate::cw::rhai::register(engine, host, self.cw.clone());
-        crate::pg::rhai::register(engine, host, self.pg.clone());
-        crate::route::rhai::register(engine, host, self.route.clone());
-        crate::cdc::rhai::register(engine, host, self.cdc.clone());
-        crate::validate::rhai::register(engine, host, self.validate.clone());
+        host.install(engine, Arc::new(self.clone()));
+        crate::rds::rhai::register(engine);
+        crate::ec2::rhai::register(engine);
+        crate::cw::rhai::register(engine);
+        crate::pg::rhai::register(engine);
+        crate::route::rhai::register(engine);
+        crate::cdc::rhai::register(engine);
+        crate::validate::rhai::register(engine);
     }
 }
 

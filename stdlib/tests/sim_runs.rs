@@ -55,7 +55,9 @@ step("hold", || {
     route::switch_route("orders-db", "orders-db", #{ hold: true });
     route::wait_until_acked("orders-db", #{})
 });
-let q = step("quarantine", || ec2::ensure_quarantine_group(src.vpc_id, "godwit-quarantine"));
+let me = step("access", || pg::access("orders-db"));
+let q = step("quarantine", || ec2::ensure_quarantine_group(src.vpc_id, "godwit-quarantine",
+    #{ admit: [me.security_group], port: src.port }));
 step("strip-groups", || {
     rds::wait_until_instance_available("orders-db", #{});
     rds::set_security_groups("orders-db", [q.id])
@@ -259,9 +261,12 @@ step("hold", || { route::switch_route("orders-db", "orders-db", #{ hold: true })
         },
         nack,
     );
+    // The scenario's nodes are the route's expected set: a disconnected one is absent, and the
+    // wait fails naming it instead of succeeding without it.
+    let why = reason(&s);
     assert!(
-        matches!(s, RunStatus::Succeeded { .. }),
-        "a disconnected node is not waited on: {s:?}"
+        why.contains("wait_until_acked") && why.contains("(absent: envoy-b)"),
+        "{why}"
     );
 }
 
@@ -546,8 +551,32 @@ mod crash {
 }
 
 #[test]
-fn a_disconnected_envoy_node_keeps_forwarding_to_the_old_target() {
+fn an_absent_envoy_node_stops_the_cutover_before_the_fence() {
     let (status, sim) = run_in("envoy-node-disconnect", |_| {}, CUTOVER);
+    let why = reason(&status);
+    assert!(why.contains("(absent: envoy-c)"), "{why}");
+    let st = sim.lock();
+    assert!(st.violations.is_empty(), "{:?}", st.violations);
+    // Nothing was fenced: every client, envoy-c's included, still works against the source.
+    assert!(st.writable("orders-db"));
+    let on_source = st
+        .sessions
+        .iter()
+        .filter(|s| s.application && s.db == "orders-db")
+        .count();
+    assert_eq!(on_source, 20);
+}
+
+/// A runbook that ignores absent nodes (only reads the route instead of waiting until every
+/// expected node ACKed) is still safe in the simulator, though not available: the node that
+/// never saw the switch keeps forwarding to the old target, which the fence keeps closed.
+#[test]
+fn a_disconnected_envoy_node_keeps_forwarding_to_the_old_target() {
+    let careless = CUTOVER.replace(
+        r#"route::wait_until_acked("orders-db", #{})"#,
+        r#"route::describe_route("orders-db")"#,
+    );
+    let (status, sim) = run_in("envoy-node-disconnect", |_| {}, &careless);
     assert!(matches!(status, RunStatus::Succeeded { .. }), "{status:?}");
     let st = sim.lock();
     assert!(st.violations.is_empty(), "{:?}", st.violations);
@@ -624,7 +653,8 @@ fn every_builtin_scenario_plays_out_as_designed() {
         ),
         ("engine-crash", None), // bound to a step the cutover does not have
         ("envoy-nack", Some("envoy-b NACKed")),
-        ("envoy-node-disconnect", None),
+        // envoy-c is expected and absent: the hold's wait fails before the fence.
+        ("envoy-node-disconnect", Some("(absent: envoy-c)")),
         ("idle-source", None),
         ("long-transaction-at-fence", None), // bound to a step the cutover does not have
         ("preflight-failures", Some("automated backups disabled")),
@@ -727,6 +757,7 @@ fn cdc_consumers_move_to_aurora_with_a_known_gap() {
 let groups = step("param-groups", || rds::create_parameter_groups(#{{
     cluster_group: "orders-aurora-cluster", instance_group: "orders-aurora-instance",
     family: "aurora-postgresql15", parameters: #{{}}, cluster_parameters: {cluster_params} }}));
+step("settle", || sleep("5m"));
 step("replica", || {{
     rds::create_replica_cluster("orders-aurora", "orders-db",
         #{{ engine_version: "15.4", parameter_group: groups.cluster_group }});
@@ -741,7 +772,9 @@ step("fence", || {{
     pg::terminate_backends("orders-db", pg::application_backends("orders-db").map(|b| b.pid));
     pg::wait_until_no_application_backends("orders-db", #{{}});
     let fence = pg::current_lsn("orders-db").lsn_bytes;
-    while pg::replay_lsn("orders-aurora").lsn_bytes < fence {{ sleep("5s"); }}
+    // Where the Aurora replica stands, read on the source (Aurora has no pg_last_wal_replay_lsn).
+    let behind = || {{ let c = pg::replication_connections("orders-db"); c.is_empty() || c.some(|s| s.replay_lsn_bytes < fence) }};
+    while behind.call() {{ sleep("5s"); }}
 }});
 step("promote", || {{ rds::promote_cluster("orders-aurora"); rds::wait_until_cluster_promoted("orders-aurora", #{{}}) }});
 step("release", || {{ route::switch_route("orders-db", "orders-aurora", #{{ drain: true }}); route::wait_until_acked("orders-db", #{{}}) }});

@@ -170,3 +170,134 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// The source RDS for PostgreSQL instance `orders-db` in moto, as the aws tests start from:
+/// its own VPC (two subnets, a subnet group), an application security group admitting
+/// `tcp/5432 from 10.0.0.0/8`, a custom parameter group `orders-pg15` with `work_mem` and
+/// `max_wal_size` set, 7 days of backups, IAM database auth. Returns the VPC id and the group
+/// id.
+pub async fn seed_source(aws: &godwit_stdlib::aws::Aws) -> (String, String) {
+    let ec2 = &aws.ec2;
+    let rds = &aws.rds;
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.0.0.0/16")
+        .send()
+        .await
+        .unwrap()
+        .vpc
+        .unwrap()
+        .vpc_id
+        .unwrap();
+    let mut subnets = Vec::new();
+    for (i, az) in ["a", "b"].iter().enumerate() {
+        let s = ec2
+            .create_subnet()
+            .vpc_id(&vpc)
+            .cidr_block(format!("10.0.{i}.0/24"))
+            .availability_zone(format!("{REGION}{az}"))
+            .send()
+            .await
+            .unwrap();
+        subnets.push(s.subnet.unwrap().subnet_id.unwrap());
+    }
+    rds.create_db_subnet_group()
+        .db_subnet_group_name("orders-subnets")
+        .db_subnet_group_description("orders")
+        .set_subnet_ids(Some(subnets))
+        .send()
+        .await
+        .unwrap();
+    let sg = ec2
+        .create_security_group()
+        .group_name("orders-app")
+        .description("application access")
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .unwrap()
+        .group_id
+        .unwrap();
+    ec2.authorize_security_group_ingress()
+        .group_id(&sg)
+        .ip_protocol("tcp")
+        .from_port(5432)
+        .to_port(5432)
+        .cidr_ip("10.0.0.0/8")
+        .send()
+        .await
+        .unwrap();
+    rds.create_db_parameter_group()
+        .db_parameter_group_name("orders-pg15")
+        .db_parameter_group_family("postgres15")
+        .description("orders")
+        .send()
+        .await
+        .unwrap();
+    let p = |n: &str, v: &str| {
+        aws_sdk_rds::types::Parameter::builder()
+            .parameter_name(n)
+            .parameter_value(v)
+            .apply_method(aws_sdk_rds::types::ApplyMethod::PendingReboot)
+            .build()
+    };
+    rds.modify_db_parameter_group()
+        .db_parameter_group_name("orders-pg15")
+        .parameters(p("work_mem", "8192"))
+        .parameters(p("max_wal_size", "4096"))
+        .send()
+        .await
+        .unwrap();
+    rds.create_db_instance()
+        .db_instance_identifier("orders-db")
+        .engine("postgres")
+        .engine_version("15.4")
+        .db_instance_class("db.r6g.large")
+        .allocated_storage(100)
+        .master_username("postgres")
+        .master_user_password("not-used-by-godwit")
+        .backup_retention_period(7)
+        .db_subnet_group_name("orders-subnets")
+        .vpc_security_group_ids(&sg)
+        .db_parameter_group_name("orders-pg15")
+        .enable_iam_database_authentication(true)
+        .send()
+        .await
+        .unwrap();
+    (vpc, sg)
+}
+
+/// Put `value(minute)` as metric `name` of `DBInstanceIdentifier=id` for each minute of
+/// `minutes` after `t0` (epoch seconds), 5 s into the minute, as RDS would publish it.
+pub async fn put_minutes(
+    aws: &godwit_stdlib::aws::Aws,
+    name: &str,
+    id: &str,
+    t0: i64,
+    minutes: impl IntoIterator<Item = i64>,
+    value: impl Fn(i64) -> f64,
+) {
+    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+    let minutes: Vec<i64> = minutes.into_iter().collect();
+    for chunk in minutes.chunks(20) {
+        let mut req = aws.cw.put_metric_data().namespace("AWS/RDS");
+        for m in chunk {
+            req = req.metric_data(
+                MetricDatum::builder()
+                    .metric_name(name)
+                    .dimensions(
+                        Dimension::builder()
+                            .name("DBInstanceIdentifier")
+                            .value(id)
+                            .build(),
+                    )
+                    .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+                        t0 + m * 60 + 5,
+                    ))
+                    .value(value(*m))
+                    .build(),
+            );
+        }
+        req.send().await.unwrap();
+    }
+}

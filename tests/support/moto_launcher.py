@@ -19,7 +19,13 @@ Every addition below is documented in docs/moto.md with what real AWS does:
    DescribeDBEngineVersions (not implemented), and the parameters of the `default.*` groups
    (moto lists none, and 404s the default cluster group), from a small table of realistic
    parameters per family.
-4. Fault injection for retry tests: POST /godwit/faults {"action", "status", "code",
+4. RDS events godwit reads as evidence (DescribeEvents): a reboot records `DB instance shutdown`
+   and `DB instance restarted` (moto records none), a completed promotion `Promoted read
+   replica cluster to a stand-alone database cluster`, worded as RDS words them.
+5. Two answers moto gets wrong: CreateSecurityGroup in a VPC that does not exist creates the
+   group (AWS: InvalidVpcID.NotFound); GetMetricData with dimensions ignores the namespace
+   (AWS: another namespace is another metric, no data).
+6. Fault injection for retry tests: POST /godwit/faults {"action", "status", "code",
    "message", "times"} answers the next `times` calls of that API action with that error, in
    the protocol of the service; GET /godwit/faults says how many were injected per action.
    POST /moto-api/reset also clears the faults.
@@ -44,6 +50,8 @@ from werkzeug.serving import make_server
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.cloudwatch.models import cloudwatch_backends
+from moto.ec2.exceptions import InvalidVPCIdError
+from moto.ec2.models.security_groups import SecurityGroupBackend
 from moto.rds import models as rds_models
 from moto.rds.exceptions import DBInstanceNotFoundError, InvalidDBClusterStateFault
 
@@ -149,6 +157,49 @@ def ec2_error(code, message):
     )
 
 
+# --- 4. RDS events ---------------------------------------------------------------------------
+
+rds_models.Event.EVENT_MAP.update(
+    {
+        "GODWIT_DB_INSTANCE_SHUTDOWN": {"Categories": ["availability"], "Message": "DB instance shutdown"},
+        "GODWIT_DB_INSTANCE_RESTARTED": {"Categories": ["availability"], "Message": "DB instance restarted"},
+        "GODWIT_DB_CLUSTER_PROMOTED": {
+            "Categories": ["notification"],
+            "Message": "Promoted read replica cluster to a stand-alone database cluster",
+        },
+    }
+)
+
+_orig_reboot = rds_models.RDSBackend.reboot_db_instance
+
+
+def reboot_db_instance(self, db_instance_identifier):
+    db = _orig_reboot(self, db_instance_identifier)
+    # moto reboots at once: both events now, in RDS's order.
+    db.add_event("GODWIT_DB_INSTANCE_SHUTDOWN")
+    db.add_event("GODWIT_DB_INSTANCE_RESTARTED")
+    return db
+
+
+rds_models.RDSBackend.reboot_db_instance = reboot_db_instance
+# moto's clusters record no events; they are `db-cluster` sources on AWS.
+rds_models.DBCluster.event_source_type = "db-cluster"
+
+
+# --- 5. answers moto gets wrong --------------------------------------------------------------
+
+_orig_create_sg = SecurityGroupBackend.create_security_group
+
+
+def create_security_group(self, name, description, vpc_id=None, *args, **kwargs):
+    if vpc_id and vpc_id not in self.vpcs:
+        raise InvalidVPCIdError(vpc_id)
+    return _orig_create_sg(self, name, description, vpc_id, *args, **kwargs)
+
+
+SecurityGroupBackend.create_security_group = create_security_group
+
+
 # --- 2. Aurora replica of an RDS instance ---------------------------------------------------
 
 _orig_create_db_cluster = rds_models.RDSBackend.create_db_cluster
@@ -238,6 +289,7 @@ def _status(self):
                     if c != self.db_cluster_identifier
                 ]
             self.replication_source_identifier = None
+            self.backend.add_event("GODWIT_DB_CLUSTER_PROMOTED", self)
         self._status = "available"
     return _orig_status.fget(self)
 
@@ -308,6 +360,15 @@ def cloudwatch_cbor(op, body, region):
         backend.put_metric_data(body["Namespace"], body.get("MetricData", []))
         return 200, {}
     if op == "GetMetricData":
+        # moto drops the namespace filter when a query has dimensions: a query of a namespace
+        # with no such metric answers nothing, as CloudWatch does.
+        known = {(md.namespace, md.name) for md in backend.get_all_metrics()}
+        unknown = {
+            q["Id"]
+            for q in body.get("MetricDataQueries", [])
+            if "MetricStat" in q
+            and (q["MetricStat"]["Metric"]["Namespace"], q["MetricStat"]["Metric"]["MetricName"]) not in known
+        }
         results = backend.get_metric_data(
             queries=body.get("MetricDataQueries", []),
             start_time=body["StartTime"],
@@ -316,6 +377,8 @@ def cloudwatch_cbor(op, body, region):
         )
         out = []
         for r in results:
+            if r["id"] in unknown:
+                r = dict(r, timestamps=[], values=[])
             out.append(
                 {
                     "Id": r["id"],

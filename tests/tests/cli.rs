@@ -707,6 +707,52 @@ fn dal_serve_runs_until_ctrl_c() {
 }
 
 #[test]
+fn dal_serve_persists_the_expected_nodes_and_refuses_a_malformed_set() {
+    use std::io::{BufRead, BufReader};
+    let env = Env::new();
+    let serve = [
+        "dal",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--api",
+        "127.0.0.1:0",
+    ];
+    let (code, _, err) = env.godwit(&[&serve[..], &["--expect-nodes", "orders-db"]].concat());
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--expect-nodes") && err.contains("ROUTE=NODE,NODE"),
+        "{err}"
+    );
+    let mut child = Command::new(TOY)
+        .args(serve)
+        .args(["--expect-nodes", "orders-db=envoy-b,envoy-a"])
+        .env("GODWIT_STATE_DIR", env.path("state"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    stderr.read_line(&mut first).unwrap();
+    assert!(first.starts_with("godwit xDS control plane on"), "{first}");
+    // Persisted at start, so a restart without the flag keeps the set.
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(env.path("state/dal/state.json")).unwrap()).unwrap();
+    assert_eq!(
+        state["expected_nodes"],
+        serde_json::json!({ "orders-db": ["envoy-a", "envoy-b"] })
+    );
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
 fn an_unsafe_runbook_fails_the_world_audit_even_when_it_succeeds() {
     // Promotes without fencing the source, then only waits: no later world call reports the
     // broken invariant, so the run itself succeeds; the world's audit must still fail it.

@@ -116,96 +116,7 @@ impl Env {
     /// The source RDS for PostgreSQL instance `orders-db` in its own VPC, with an application
     /// security group and a custom parameter group. Returns the VPC id and the group id.
     fn source(&self) -> (String, String) {
-        self.block(async {
-            let ec2 = &self.aws.ec2;
-            let rds = &self.aws.rds;
-            let vpc = ec2
-                .create_vpc()
-                .cidr_block("10.0.0.0/16")
-                .send()
-                .await
-                .unwrap()
-                .vpc
-                .unwrap()
-                .vpc_id
-                .unwrap();
-            let mut subnets = Vec::new();
-            for (i, az) in ["a", "b"].iter().enumerate() {
-                let s = ec2
-                    .create_subnet()
-                    .vpc_id(&vpc)
-                    .cidr_block(format!("10.0.{i}.0/24"))
-                    .availability_zone(format!("{REGION}{az}"))
-                    .send()
-                    .await
-                    .unwrap();
-                subnets.push(s.subnet.unwrap().subnet_id.unwrap());
-            }
-            rds.create_db_subnet_group()
-                .db_subnet_group_name("orders-subnets")
-                .db_subnet_group_description("orders")
-                .set_subnet_ids(Some(subnets))
-                .send()
-                .await
-                .unwrap();
-            let sg = ec2
-                .create_security_group()
-                .group_name("orders-app")
-                .description("application access")
-                .vpc_id(&vpc)
-                .send()
-                .await
-                .unwrap()
-                .group_id
-                .unwrap();
-            ec2.authorize_security_group_ingress()
-                .group_id(&sg)
-                .ip_protocol("tcp")
-                .from_port(5432)
-                .to_port(5432)
-                .cidr_ip("10.0.0.0/8")
-                .send()
-                .await
-                .unwrap();
-            rds.create_db_parameter_group()
-                .db_parameter_group_name("orders-pg15")
-                .db_parameter_group_family("postgres15")
-                .description("orders")
-                .send()
-                .await
-                .unwrap();
-            let p = |n: &str, v: &str| {
-                aws_sdk_rds::types::Parameter::builder()
-                    .parameter_name(n)
-                    .parameter_value(v)
-                    .apply_method(aws_sdk_rds::types::ApplyMethod::PendingReboot)
-                    .build()
-            };
-            rds.modify_db_parameter_group()
-                .db_parameter_group_name("orders-pg15")
-                .parameters(p("work_mem", "8192"))
-                .parameters(p("max_wal_size", "4096"))
-                .send()
-                .await
-                .unwrap();
-            rds.create_db_instance()
-                .db_instance_identifier("orders-db")
-                .engine("postgres")
-                .engine_version("15.4")
-                .db_instance_class("db.r6g.large")
-                .allocated_storage(100)
-                .master_username("postgres")
-                .master_user_password("not-used-by-godwit")
-                .backup_retention_period(7)
-                .db_subnet_group_name("orders-subnets")
-                .vpc_security_group_ids(&sg)
-                .db_parameter_group_name("orders-pg15")
-                .enable_iam_database_authentication(true)
-                .send()
-                .await
-                .unwrap();
-            (vpc, sg)
-        })
+        self.block(godwit_tests::moto::seed_source(&self.aws))
     }
 
     fn cluster(&self, id: &str) -> Option<aws_sdk_rds::types::DbCluster> {
@@ -854,6 +765,10 @@ struct Recording {
 }
 
 impl godwit_stdlib::pg::live::Connector for Recording {
+    fn access(&self, db: &str) -> godwit_stdlib::pg::Access {
+        self.inner.access(db)
+    }
+
     fn target<'a>(
         &'a self,
         db: &'a str,
@@ -980,6 +895,51 @@ struct ScriptedPg {
 }
 
 impl godwit_stdlib::pg::Pg for ScriptedPg {
+    fn access(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+    ) -> Result<godwit_stdlib::pg::Access, godwit_engine::PrimitiveError> {
+        Ok(godwit_stdlib::pg::Access {
+            available: true,
+            how: "scripted (moto has no PostgreSQL)".into(),
+            security_group: Some("sg-godwit-scripted".into()),
+        })
+    }
+    /// The replica's walsender on the source, already past the fence (its slot appears once
+    /// the replica exists, as on RDS).
+    fn replication_connections(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+    ) -> Result<Vec<godwit_stdlib::pg::ReplicationConnection>, godwit_engine::PrimitiveError>
+    {
+        Ok(vec![godwit_stdlib::pg::ReplicationConnection {
+            pid: 77,
+            application_name: "aurora".into(),
+            client_addr: None,
+            state: "streaming".into(),
+            slot_name: Some("rds_replica_slot".into()),
+            sent_lsn_bytes: Some(0x500_0000),
+            write_lsn_bytes: Some(0x500_0000),
+            flush_lsn_bytes: Some(0x500_0000),
+            replay_lsn_bytes: Some(0x500_0000),
+            replay_lsn: Some("0/5000000".into()),
+        }])
+    }
+    fn last_checkpoint(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+    ) -> Result<godwit_stdlib::pg::Checkpoint, godwit_engine::PrimitiveError> {
+        Ok(godwit_stdlib::pg::Checkpoint {
+            checkpoint_lsn: "0/4F00000".into(),
+            checkpoint_lsn_bytes: 0x4F0_0000,
+            redo_lsn_bytes: 0x4F0_0000,
+            time: start_ms() / 1000,
+            shutdown: self.rebooted.load(std::sync::atomic::Ordering::SeqCst),
+        })
+    }
     fn table_hashes(
         &self,
         _cx: &Call<'_>,

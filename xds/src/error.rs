@@ -34,12 +34,20 @@ pub enum XdsError {
         rolled_back_to: u64,
     },
 
-    /// Not every connected node ACKed before the deadline.
-    #[error("version {version} not ACKed by {} within {waited_ms} ms: {}", lagging.len(), lagging.join(", "))]
+    /// Not every connected node ACKed before the deadline. `behind`: connected nodes that had
+    /// not ACKed; `absent`: expected nodes that were not connected (reported, not the cause).
+    #[error(
+        "version {version} not ACKed within {waited_ms} ms by {} connected node(s): {}{}",
+        behind.len(),
+        behind.join(", "),
+        absent_note(absent)
+    )]
     AckTimeout {
         version: u64,
         waited_ms: u64,
-        lagging: Vec<String>,
+        behind: Vec<String>,
+        #[serde(default)]
+        absent: Vec<String>,
     },
 
     #[error("control plane state {path}: {message}")]
@@ -68,6 +76,14 @@ pub enum XdsError {
          `godwit dal serve --api {addr}` (or the lab supervisor that hosts it)"
     )]
     Unreachable { addr: String, message: String },
+}
+
+fn absent_note(absent: &[String]) -> String {
+    if absent.is_empty() {
+        String::new()
+    } else {
+        format!("; expected but absent: {}", absent.join(", "))
+    }
 }
 
 impl XdsError {
@@ -126,8 +142,8 @@ impl XdsError {
             ),
             XdsError::AckTimeout { .. } => (
                 ErrorKind::Timeout,
-                "check the lagging nodes' xDS connection (control_plane.connected_state) and \
-                 retry"
+                "check the nodes' xDS connection and their logs (control_plane.connected_state, \
+                 cluster.godwit_xds.ssl.*) and retry; the operation is idempotent"
                     .to_string(),
             ),
             XdsError::State { .. } => (
@@ -183,9 +199,16 @@ mod tests {
         let t = XdsError::AckTimeout {
             version: 2,
             waited_ms: 100,
-            lagging: vec!["a".into()],
+            behind: vec!["a".into()],
+            absent: vec!["c".into()],
         }
         .into_primitive("hold");
+        assert!(
+            t.message
+                .ends_with("by 1 connected node(s): a; expected but absent: c"),
+            "{}",
+            t.message
+        );
         assert!(t.retryable);
         assert_eq!(t.kind, ErrorKind::Timeout);
     }

@@ -2,7 +2,8 @@
 //!
 //! Applications reach PostgreSQL through Envoy; a cutover is a change of one endpoint list that
 //! every Envoy node must apply. This crate serves that list over State-of-the-World ADS (gRPC,
-//! `envoy-types` protos) and waits for every node's ACK.
+//! `envoy-types` protos, mTLS optional), waits for every connected node's ACK, and judges the
+//! nodes against the route's expected set ([`fleet`]: absent, behind, unexpected).
 //!
 //! ```text
 //!  runbook (route area) / godwit dal serve      godwit run in another process
@@ -22,6 +23,7 @@
 //! | module | what lives there |
 //! |---|---|
 //! | [`model`] | [`RouteSpec`], endpoints, hold budget; the pure hold/switch/cleanup transitions |
+//! | [`fleet`] | a route's expected Envoy nodes; each node acked / behind / absent against a version |
 //! | [`resources`] | protos per route, with the settings the measured Envoy behaviour demands |
 //! | [`ads`] | the ADS stream protocol (versions, nonces, ACK/NACK, subscriptions) |
 //! | `plane` | [`ControlPlane`], [`Config`], publish-and-wait, NACK rollback, [`serve`] |
@@ -43,6 +45,7 @@ pub mod api;
 pub mod client;
 pub mod envoy;
 pub mod error;
+pub mod fleet;
 pub mod model;
 mod plane;
 pub mod remote;
@@ -51,9 +54,9 @@ pub mod store;
 pub mod tls;
 
 pub use error::XdsError;
+pub use fleet::{Convergence, NodeOutcome, NodeReport};
 pub use model::{Addr, Endpoint, Health, HoldBudget, Role, RouteSpec};
 pub use plane::{
-    Config, ControlPlane, Nack, NodeOutcome, NodeReport, NodeStatus, NodeView, PublishReport,
-    RouteView, serve,
+    Config, ControlPlane, Nack, NodeStatus, NodeView, PublishReport, RouteView, serve,
 };
 pub use remote::{Plane, RemotePlane};

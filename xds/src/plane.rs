@@ -1,9 +1,10 @@
 //! [`ControlPlane`]: the handle runbooks (through the `route` area) and `godwit dal serve` use.
 //!
 //! A publish computes the new resource set, bumps the global version, persists it, swaps the
-//! [`Snapshot`] every stream watches, then waits until every connected node ACKed it. A NACK
-//! republishes the previous config (as a newer version, so versions never go backwards) and
-//! fails the operation with Envoy's error detail.
+//! [`Snapshot`] every stream watches, then waits until every connected node ACKed it and, for
+//! at most `absent_timeout`, until the route's absent expected nodes connect ([`crate::fleet`]).
+//! A NACK republishes the previous config (as a newer version, so versions never go backwards)
+//! and fails the operation with Envoy's error detail.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use tokio::task::JoinHandle;
 use crate::admin::{Admin, RouteStatus};
 use crate::ads::AdsService;
 use crate::error::XdsError;
+use crate::fleet::{self, Convergence, NodeReport};
 use crate::model::{Addr, RouteSpec, validate_route_name};
 use crate::resources::{ResourceSet, ResourceType};
 use crate::store::{HistoryEntry, PersistedState, Store};
@@ -38,6 +40,21 @@ pub struct Config {
     pub parking: Addr,
     /// How long a publish waits for every connected node to ACK.
     pub ack_timeout: Duration,
+    /// Per route, the Envoy node ids that must run it ([`crate::fleet`]): a publish reports the
+    /// ones that are absent or behind, and `all_acked` means every one of them ACKed. Merged
+    /// into the persisted state at start (a route named here replaces its persisted set, an
+    /// empty list clears it; routes not named keep theirs), so a restart without it keeps the
+    /// sets. Not settable through the management API: a runbook must not be able to shrink
+    /// the set it is gated on.
+    pub expected_nodes: BTreeMap<String, Vec<String>>,
+    /// How long a publish waits, beyond the connected nodes' ACKs, for expected nodes that are
+    /// absent to connect (at most `ack_timeout`). A node that connects in that window is then
+    /// waited on like any connected node; one that does not is reported absent and the publish
+    /// returns with `all_acked: false` — not an error, since the version is served and every
+    /// connected node runs it, but not a success either (`route::wait_until_acked` fails on
+    /// it). 10 s covers Envoy's reconnect after a short control-plane restart (its ADS retry
+    /// backoff starts at 0.5 s and doubles); a dead node costs each publish these 10 s.
+    pub absent_timeout: Duration,
     /// mTLS on the xDS port when set.
     pub tls: Option<TlsFiles>,
     /// Listen address of the management API ([`crate::api`], JSON over HTTP/1.1) through which
@@ -55,6 +72,8 @@ impl Config {
             // Port 1 (tcpmux) is closed on practically every host, so loopback answers RST.
             parking: Addr::new("127.0.0.1", 1),
             ack_timeout: Duration::from_secs(15),
+            expected_nodes: BTreeMap::new(),
+            absent_timeout: Duration::from_secs(10),
             tls: None,
             api: None,
         }
@@ -105,7 +124,7 @@ pub(crate) struct NodeState {
 
 impl NodeState {
     /// Whether the node runs `snap` for every type it is subscribed to or must be.
-    fn applied(&self, snap: &Snapshot) -> bool {
+    pub(crate) fn applied(&self, snap: &Snapshot) -> bool {
         ResourceType::ALL.into_iter().all(|t| {
             let ts = &self.types[t.index()];
             let want = snap.type_versions[t.index()];
@@ -127,7 +146,7 @@ impl NodeState {
     }
 
     /// A NACK of this snapshot's version (or a later one) of some type.
-    fn nack_of(&self, snap: &Snapshot) -> Option<(ResourceType, &Nack)> {
+    pub(crate) fn nack_of(&self, snap: &Snapshot) -> Option<(ResourceType, &Nack)> {
         ResourceType::ALL.into_iter().find_map(|t| {
             self.types[t.index()]
                 .nack
@@ -195,7 +214,7 @@ impl Shared {
     }
 }
 
-/// What one publish did on every node.
+/// What one publish did on every node, against the route's expected set ([`crate::fleet`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PublishReport {
     pub route: String,
@@ -205,26 +224,23 @@ pub struct PublishReport {
     pub changed: bool,
     pub nodes: Vec<NodeReport>,
     pub waited_ms: u64,
-}
-
-/// One node's answer to a publish.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NodeReport {
-    pub node: String,
-    pub outcome: NodeOutcome,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "status")]
-pub enum NodeOutcome {
-    Acked,
-    Nacked {
-        type_name: String,
-        detail: String,
-    },
-    Lagging,
-    /// Not connected while the publish waited: it gets the version when it reconnects.
-    Disconnected,
+    /// The route's expected set; empty when none is configured.
+    #[serde(default)]
+    pub expected_nodes: Vec<String>,
+    /// Expected nodes not connected when the wait ended ([`Config::absent_timeout`]).
+    #[serde(default)]
+    pub absent: Vec<String>,
+    /// Always empty in a report: a connected node still behind at `ack_timeout` fails the
+    /// publish (`AckTimeout` names it). Kept so that reports and `describe` have one shape.
+    #[serde(default)]
+    pub behind: Vec<String>,
+    /// Connected nodes outside a configured expected set.
+    #[serde(default)]
+    pub unexpected: Vec<String>,
+    /// Every expected node (and every connected one) ACKed. False with absent nodes: the
+    /// version is served, but not everywhere it must be.
+    #[serde(default)]
+    pub all_acked: bool,
 }
 
 /// A route as the control plane serves it.
@@ -238,6 +254,24 @@ pub struct RouteView {
     pub discovery: String,
     /// Every journaled version of this route, oldest first: `(version, op)`.
     pub history: Vec<(u64, String)>,
+    /// The route's expected set; empty when none is configured.
+    #[serde(default)]
+    pub expected_nodes: Vec<String>,
+    /// Every node against the current version ([`crate::fleet`]).
+    #[serde(default)]
+    pub nodes: Vec<NodeReport>,
+    /// Expected nodes that are not connected (never connected, or disconnected).
+    #[serde(default)]
+    pub absent: Vec<String>,
+    /// Connected nodes that have not ACKed the current version.
+    #[serde(default)]
+    pub behind: Vec<String>,
+    /// Connected nodes outside a configured expected set.
+    #[serde(default)]
+    pub unexpected: Vec<String>,
+    /// Every expected node (and every connected one) runs the current version.
+    #[serde(default)]
+    pub all_acked: bool,
 }
 
 /// xDS-level state of one node.
@@ -288,7 +322,20 @@ impl ControlPlane {
             crate::api::check_listen(api)?;
         }
         let store = Store::new(config.state_path.clone());
-        let persisted = store.load()?;
+        let mut persisted = store.load()?;
+        let mut changed = false;
+        for (route, nodes) in &config.expected_nodes {
+            let set = fleet::normalize(route, nodes)?;
+            let before = if set.is_empty() {
+                persisted.expected_nodes.remove(route)
+            } else {
+                persisted.expected_nodes.insert(route.clone(), set.clone())
+            };
+            changed |= before.unwrap_or_default() != set;
+        }
+        if changed {
+            store.save(&persisted)?;
+        }
         let snapshot = Snapshot {
             version: persisted.version,
             type_versions: persisted.type_versions,
@@ -395,8 +442,10 @@ impl ControlPlane {
         self.apply(route, "publish", |_| Ok(spec)).await
     }
 
-    /// The route as served, with its journaled versions.
+    /// The route as served, with its journaled versions and where every node stands against
+    /// its expected set.
     pub fn describe(&self, route: &str) -> Result<RouteView, XdsError> {
+        let snap = self.shared.snapshot.borrow().clone();
         let st = self.shared.lock();
         let spec = st
             .persisted
@@ -410,13 +459,55 @@ impl ControlPlane {
             .filter(|h| h.route == route)
             .map(|h| (h.version, h.op.clone()))
             .collect();
+        let c = converge(&st, &snap, route);
         Ok(RouteView {
             route: route.to_string(),
             version: history.last().map(|h| h.0).unwrap_or(0),
             discovery: if spec.uses_dns() { "strict_dns" } else { "eds" }.into(),
             spec: spec.clone(),
             history,
+            expected_nodes: c.expected_nodes,
+            nodes: c.nodes,
+            absent: c.absent,
+            behind: c.behind,
+            unexpected: c.unexpected,
+            all_acked: c.all_acked,
         })
+    }
+
+    /// The Envoy nodes route `route` must reach ([`Config::expected_nodes`]); empty when none
+    /// are configured.
+    pub fn expected_nodes(&self, route: &str) -> Vec<String> {
+        self.shared
+            .lock()
+            .persisted
+            .expected_nodes
+            .get(route)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Replace the expected set of `route` (empty: none), persisted before it applies. For the
+    /// process hosting the control plane (the lab supervisor, once its Envoy is up); the
+    /// management API does not offer it ([`Config::expected_nodes`] says why).
+    pub fn set_expected_nodes(&self, route: &str, nodes: &[String]) -> Result<(), XdsError> {
+        let set = fleet::normalize(route, nodes)?;
+        {
+            let mut st = self.shared.lock();
+            let mut next = st.persisted.clone();
+            if set.is_empty() {
+                next.expected_nodes.remove(route);
+            } else {
+                next.expected_nodes.insert(route.to_string(), set);
+            }
+            if next != st.persisted {
+                self.shared.store.save(&next)?;
+                st.persisted = next;
+            }
+        }
+        // A publish waiting on the old set re-evaluates.
+        self.shared.progressed();
+        Ok(())
     }
 
     /// Every published route name.
@@ -577,13 +668,18 @@ impl ControlPlane {
         };
         let (version, changed) = self.install(route, op, Some(spec))?;
         let started = Instant::now();
-        match self.wait_for(version, started).await {
-            Ok(nodes) => Ok(PublishReport {
+        match self.wait_for(route, version, started).await {
+            Ok(c) => Ok(PublishReport {
                 route: route.to_string(),
                 version,
                 changed,
-                nodes,
+                nodes: c.nodes,
                 waited_ms: started.elapsed().as_millis() as u64,
+                expected_nodes: c.expected_nodes,
+                absent: c.absent,
+                behind: c.behind,
+                unexpected: c.unexpected,
+                all_acked: c.all_acked,
             }),
             Err(Waited::Nacked {
                 node,
@@ -594,7 +690,7 @@ impl ControlPlane {
                 // under a new version, so every node (and a restarted godwit) agrees again.
                 let prev = previous.routes.get(route).cloned();
                 let (rolled_back_to, _) = self.install(route, "revert after NACK", prev)?;
-                let _ = self.wait_for(rolled_back_to, Instant::now()).await;
+                let _ = self.wait_for(route, rolled_back_to, Instant::now()).await;
                 Err(XdsError::Nacked {
                     node,
                     version,
@@ -603,10 +699,11 @@ impl ControlPlane {
                     rolled_back_to,
                 })
             }
-            Err(Waited::Timeout { lagging }) => Err(XdsError::AckTimeout {
+            Err(Waited::Timeout { behind, absent }) => Err(XdsError::AckTimeout {
                 version,
                 waited_ms: started.elapsed().as_millis() as u64,
-                lagging,
+                behind,
+                absent,
             }),
         }
     }
@@ -664,54 +761,70 @@ impl ControlPlane {
         Ok((st.persisted.version, true))
     }
 
-    async fn wait_for(&self, version: u64, started: Instant) -> Result<Vec<NodeReport>, Waited> {
-        let deadline = started + self.shared.config.ack_timeout;
+    /// Wait until every connected node ACKed `version` (or a later one): at most
+    /// `ack_timeout`, after which the nodes still behind fail the publish. Expected nodes that
+    /// are absent are waited for until `absent_timeout`, then reported (module docs of
+    /// [`crate::fleet`]).
+    async fn wait_for(
+        &self,
+        route: &str,
+        version: u64,
+        started: Instant,
+    ) -> Result<Convergence, Waited> {
+        let config = &self.shared.config;
+        let deadline = started + config.ack_timeout;
+        let absent_deadline = started + config.absent_timeout.min(config.ack_timeout);
         let mut progress = self.shared.progress.subscribe();
         loop {
             progress.mark_unchanged();
             let snap = self.shared.snapshot.borrow().clone();
-            let mut reports = Vec::new();
-            let mut lagging = Vec::new();
-            {
+            let c = {
                 let st = self.shared.lock();
-                for (id, n) in &st.nodes {
-                    let outcome = if !n.connected {
-                        NodeOutcome::Disconnected
-                    } else if let Some((t, nack)) = n.nack_of(&snap) {
-                        if snap.version == version {
-                            return Err(Waited::Nacked {
-                                node: id.clone(),
-                                type_name: t.name().to_string(),
-                                detail: nack.detail.clone(),
-                            });
-                        }
-                        NodeOutcome::Nacked {
-                            type_name: t.name().to_string(),
-                            detail: nack.detail.clone(),
-                        }
-                    } else if n.applied(&snap) {
-                        NodeOutcome::Acked
-                    } else {
-                        lagging.push(id.clone());
-                        NodeOutcome::Lagging
-                    };
-                    reports.push(NodeReport {
+                if snap.version == version
+                    && let Some((id, t, nack)) = st.nodes.iter().find_map(|(id, n)| {
+                        n.nack_of(&snap)
+                            .filter(|_| n.connected)
+                            .map(|(t, nack)| (id, t, nack))
+                    })
+                {
+                    return Err(Waited::Nacked {
                         node: id.clone(),
-                        outcome,
+                        type_name: t.name().to_string(),
+                        detail: nack.detail.clone(),
                     });
                 }
-            }
+                converge(&st, &snap, route)
+            };
             // A later publish superseded ours: waiting for the newer one covers ours.
-            if lagging.is_empty() {
-                return Ok(reports);
-            }
             let now = Instant::now();
-            if now >= deadline {
-                return Err(Waited::Timeout { lagging });
+            if c.behind.is_empty() && (c.absent.is_empty() || now >= absent_deadline) {
+                return Ok(c);
             }
-            let _ = tokio::time::timeout(deadline - now, progress.changed()).await;
+            if now >= deadline {
+                return Err(Waited::Timeout {
+                    behind: c.behind,
+                    absent: c.absent,
+                });
+            }
+            let until = if c.behind.is_empty() {
+                absent_deadline
+            } else {
+                deadline
+            };
+            let _ = tokio::time::timeout(until - now, progress.changed()).await;
         }
     }
+}
+
+/// Where route `route`'s nodes stand against `snap`.
+fn converge(st: &State, snap: &Snapshot, route: &str) -> Convergence {
+    let expected = st
+        .persisted
+        .expected_nodes
+        .get(route)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    fleet::converge(&st.nodes, snap, expected)
 }
 
 enum Waited {
@@ -721,7 +834,8 @@ enum Waited {
         detail: String,
     },
     Timeout {
-        lagging: Vec<String>,
+        behind: Vec<String>,
+        absent: Vec<String>,
     },
 }
 

@@ -21,6 +21,10 @@ pub struct PersistedState {
     pub routes: BTreeMap<String, RouteSpec>,
     /// Every change, oldest first: the journal that `rollback_to` reads.
     pub history: Vec<HistoryEntry>,
+    /// Per route, the Envoy nodes that must run it (`Config::expected_nodes`, `crate::fleet`).
+    /// Kept here so a restart without the configuration keeps them; absent in older files.
+    #[serde(default)]
+    pub expected_nodes: BTreeMap<String, Vec<String>>,
 }
 
 /// One published change of one route.

@@ -224,13 +224,13 @@ async fn an_ack_timeout_stays_a_retryable_timeout() {
     b.pause();
     let err = remote.hold("orders").await.unwrap_err();
     let XdsError::AckTimeout {
-        version, lagging, ..
+        version, behind, ..
     } = &err
     else {
         panic!("{err:?}")
     };
     assert_eq!(
-        (*version, lagging.as_slice()),
+        (*version, behind.as_slice()),
         (2, ["envoy-b".to_string()].as_slice())
     );
     let p = err.into_primitive("hold");

@@ -259,13 +259,13 @@ async fn with_two_nodes_a_publish_waits_for_the_lagging_one() {
     b.pause();
     let err = cp.hold("orders").await.unwrap_err();
     let XdsError::AckTimeout {
-        version, lagging, ..
+        version, behind, ..
     } = &err
     else {
         panic!("{err:?}")
     };
     assert_eq!(
-        (*version, lagging.as_slice()),
+        (*version, behind.as_slice()),
         (2, ["envoy-b".to_string()].as_slice())
     );
     assert!(err.into_primitive("hold").retryable);

@@ -4,16 +4,18 @@
 //! run driven by another process, and one given while no process drives the run is found when
 //! it resumes. `godwit abort RUN` while it waits declines: the run rolls back.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
-use rhai::{Dynamic, Engine, EvalAltResult, FuncRegistration, Map, NativeCallContext};
+use rhai::plugin::*;
+use rhai::{Engine, EvalAltResult, Map, NativeCallContext};
 
 use crate::clock::{Clock, SystemClock};
 use crate::duration::{format_duration, parse_duration};
 use crate::error::{ErrorKind, PrimitiveError};
+use crate::host::Installed;
 use crate::journal::Request;
-use crate::run::ctx::{RunCtx, TERM_ABORT, TERM_CANCEL, terminate};
+use crate::run::ctx::{TERM_ABORT, TERM_CANCEL, terminate};
 use crate::transcript::Waiting;
 
 /// How often the store is read while waiting.
@@ -21,60 +23,87 @@ const POLL: Duration = Duration::from_secs(1);
 /// Without `timeout`: a week, long enough for a change window to come round.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(7 * 86_400);
 
-const DOC: &str = r#"/// Wait until an operator approves `name` for this run with `godwit approve RUN --name NAME`,
-/// on the wall clock (a simulated run pauses for real: a decision is not simulated). Inside a
-/// step, so the approval is journaled and a resumed run does not ask again; an approval given
-/// while no process drives the run is found when it resumes. `godwit abort RUN` while it waits
-/// declines: the run rolls back.
-///
-/// Parameters:
-/// * `name` — what is approved, e.g. `"cutover"` (the default of `godwit approve`).
-/// * `options` — `#{ timeout: "7d" }` (the default).
-///
-/// Returns: `#{ name, approved_by, approved_at }` (`approved_at` in epoch seconds).
-///
-/// Errors: `Timeout` (not retryable) when nobody approved in time; `Invalid` for an unknown
-/// option, or outside a step, gate or undo.
-///
-/// Example:
-/// ```rhai
-/// // Nobody approves here: after its timeout the wait fails, and the step can say so.
-/// let r = step("approve-demo", || {
-///     let got = "";
-///     try { got = wait_until_approved("cutover", #{ timeout: "1s" }).approved_by; }
-///     catch (e) { got = e.kind; }
-///     got
-/// });
-/// if r != "Timeout" { throw `expected a timeout, got ${r}`; }
-/// ```"#;
+/// The approval functions capture nothing (they find the run through the engine's
+/// [`Installed`] tag), so their module is built once per process.
+static APPROVAL: LazyLock<Arc<Module>> = LazyLock::new(|| {
+    let mut m = exported_module!(approval);
+    m.build_index();
+    Arc::new(m)
+});
 
-pub(crate) fn register(engine: &mut Engine, ctx: &Arc<RunCtx>) {
-    let c = ctx.clone();
-    FuncRegistration::new("wait_until_approved")
-        .with_volatility(true)
-        .with_params_info(["name: &str", "Map"])
-        .with_comments([DOC])
-        .register_into_engine(engine, move |nc: NativeCallContext, name: &str| {
-            wait(&nc, &c, name, &Map::new())
-        });
-    let c = ctx.clone();
-    FuncRegistration::new("wait_until_approved")
-        .with_volatility(true)
-        .with_params_info(["name: &str", "options: Map", "Map"])
-        .with_comments([DOC])
-        .register_into_engine(
-            engine,
-            move |nc: NativeCallContext, name: &str, opts: Map| wait(&nc, &c, name, &opts),
-        );
+pub(crate) fn register(engine: &mut Engine) {
+    engine.register_global_module(APPROVAL.clone());
 }
 
-fn wait(
-    nc: &NativeCallContext,
-    ctx: &Arc<RunCtx>,
-    name: &str,
-    opts: &Map,
-) -> Result<Dynamic, Box<EvalAltResult>> {
+/// `wait_until_approved`; `docs/primitives/core.md` is generated from these doc comments.
+#[export_module]
+mod approval {
+    use super::*;
+
+    /// Wait until an operator approves `name` for this run with `godwit approve RUN --name NAME`,
+    /// on the wall clock (a simulated run pauses for real: a decision is not simulated). Inside a
+    /// step, so the approval is journaled and a resumed run does not ask again; an approval given
+    /// while no process drives the run is found when it resumes. `godwit abort RUN` while it
+    /// waits declines: the run rolls back. Waits a week at most; see the options form.
+    ///
+    /// Parameters:
+    /// * `name` — what is approved, e.g. `"cutover"` (the default of `godwit approve`).
+    ///
+    /// Returns: `#{ name, approved_by, approved_at }` (`approved_at` in epoch seconds).
+    ///
+    /// Errors: `Timeout` (not retryable) when nobody approved within a week; `Invalid` outside a
+    /// step, gate or undo.
+    ///
+    /// Example:
+    /// ```rhai
+    /// // Nobody approves here, and outside a step the wait is refused before it starts.
+    /// let kind = "";
+    /// try { wait_until_approved("cutover"); } catch (e) { kind = e.kind; }
+    /// assert_eq(kind, "Invalid");
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn wait_until_approved(ctx: NativeCallContext, name: &str) -> RhaiResult<Map> {
+        wait(&ctx, name, &Map::new())
+    }
+
+    /// `wait_until_approved` with options.
+    ///
+    /// Parameters:
+    /// * `name` — what is approved.
+    /// * `options` — `#{ timeout: "7d" }` (the default).
+    ///
+    /// Returns: `#{ name, approved_by, approved_at }` (`approved_at` in epoch seconds).
+    ///
+    /// Errors: `Timeout` (not retryable) when nobody approved in time; `Invalid` for an unknown
+    /// option, or outside a step, gate or undo.
+    ///
+    /// Example:
+    /// ```rhai
+    /// // Nobody approves here: after its timeout the wait fails, and the step can say so.
+    /// let r = step("approve-demo", || {
+    ///     let got = "";
+    ///     try { got = wait_until_approved("cutover", #{ timeout: "1s" }).approved_by; }
+    ///     catch (e) { got = e.kind; }
+    ///     got
+    /// });
+    /// assert_eq(r, "Timeout");
+    /// ```
+    #[rhai_fn(name = "wait_until_approved", volatile, return_raw)]
+    pub fn wait_until_approved_with_options(
+        ctx: NativeCallContext,
+        name: &str,
+        options: Map,
+    ) -> RhaiResult<Map> {
+        wait(&ctx, name, &options)
+    }
+}
+
+type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+
+fn wait(nc: &NativeCallContext, name: &str, opts: &Map) -> RhaiResult<Map> {
     const OP: &str = "wait_until_approved";
+    let installed = Installed::of(nc)?;
+    let ctx = installed.host().run();
     let at = |e: PrimitiveError| e.into_rhai_at(nc.call_position());
     ctx.check_world_access("core", OP).map_err(at)?;
     let mut timeout = DEFAULT_TIMEOUT;
@@ -108,7 +137,7 @@ fn wait(
             out.insert("name".into(), name.into());
             out.insert("approved_by".into(), by.clone().into());
             out.insert("approved_at".into(), (at.div_euclid(1000)).into());
-            return Ok(Dynamic::from_map(out));
+            return Ok(out);
         }
         if let Some(Request::Abort { reason, by, .. }) =
             requests.iter().find(|r| matches!(r, Request::Abort { .. }))

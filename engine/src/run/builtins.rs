@@ -1,15 +1,16 @@
 //! The engine's script-visible functions: `step`, `gate`, `abort`, `now`, `sleep` and small
 //! pure helpers. Primitive areas live in `godwit-stdlib`; these are the durable-execution core.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, FuncRegistration, Map, NativeCallContext};
+use rhai::plugin::*;
+use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext};
 use serde_json::Value;
 
 use crate::duration::{format_duration, parse_duration};
 use crate::error::{EngineError, ErrorKind, PrimitiveError};
-use crate::host::Host;
+use crate::host::{Host, Installed};
 use crate::journal::Entry;
 use crate::plan::FlowKind;
 use crate::report::strip_position;
@@ -20,7 +21,9 @@ use crate::run::ctx::{
 use crate::run::value::{ValueLimits, decode, encode};
 use crate::transcript::{Event, Progress};
 
-type RhaiResult = Result<Dynamic, Box<EvalAltResult>>;
+/// A fallible function's result. Generic and named so that the reference shows `-> T`
+/// (`godwit docs` strips the wrapper; rhai would spell its own `RhaiResultOf<T>` out).
+type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
 /// A script value in its journal form, with the default limits (see [`super::value`]).
 pub fn to_json(v: &Dynamic) -> Result<Value, String> {
@@ -35,7 +38,7 @@ pub fn from_json(v: &Value) -> Dynamic {
 
 /// Replay a journaled value, exactly as the live run saw it. A value that does not decode was
 /// not written by godwit: the run stops instead of replaying something else.
-fn replayed(ctx: &RunCtx, what: String, v: &Value) -> RhaiResult {
+fn replayed(ctx: &RunCtx, what: String, v: &Value) -> RhaiResult<Dynamic> {
     decode(v).map_err(|e| {
         ctx.fatal(EngineError::Invalid(format!(
             "the journal's {what} cannot be replayed: {e}; the journal was edited or written by              another program — check it with `godwit verify {}`",
@@ -261,7 +264,7 @@ fn step_impl(
     name: &str,
     opts: &Map,
     f: FnPtr,
-) -> RhaiResult {
+) -> RhaiResult<Dynamic> {
     let opts = step_options(opts)?;
     ctx.ensure_top(FlowKind::Step, name)?;
     ctx.claim_name(FlowKind::Step, name)?;
@@ -484,7 +487,7 @@ fn gate_impl(
     name: &str,
     opts: &Map,
     f: FnPtr,
-) -> RhaiResult {
+) -> RhaiResult<Dynamic> {
     let opts = gate_options(opts)?;
     ctx.ensure_top(FlowKind::Gate, name)?;
     ctx.claim_name(FlowKind::Gate, name)?;
@@ -655,155 +658,13 @@ fn gate_impl(
     }
 }
 
-/// Install the engine's functions into `engine` for the run `ctx`.
+/// Install the engine's functions into `engine` for the run `ctx`: the host they find
+/// through their context ([`Installed::of`]), the module of built-ins, and the print hooks.
 pub(crate) fn register(engine: &mut Engine, ctx: &Arc<RunCtx>, host: &Host) {
-    let c = ctx.clone();
-    FuncRegistration::new("step")
-        .with_volatility(true)
-        .with_params_info(["name: &str", "body: FnPtr", "Dynamic"])
-        .with_comments([super::docs::STEP])
-        .register_into_engine(
-            engine,
-            move |nc: NativeCallContext, name: &str, f: FnPtr| {
-                step_impl(&nc, &c, name, &Map::new(), f)
-            },
-        );
-    let c = ctx.clone();
-    FuncRegistration::new("step")
-        .with_volatility(true)
-        .with_params_info(["name: &str", "options: Map", "body: FnPtr", "Dynamic"])
-        .with_comments([super::docs::STEP_OPTS])
-        .register_into_engine(
-            engine,
-            move |nc: NativeCallContext, name: &str, opts: Map, f: FnPtr| {
-                step_impl(&nc, &c, name, &opts, f)
-            },
-        );
-    let c = ctx.clone();
-    FuncRegistration::new("gate")
-        .with_volatility(true)
-        .with_params_info(["name: &str", "checks: FnPtr", "Dynamic"])
-        .with_comments([super::docs::GATE])
-        .register_into_engine(
-            engine,
-            move |nc: NativeCallContext, name: &str, f: FnPtr| {
-                gate_impl(&nc, &c, name, &Map::new(), f)
-            },
-        );
-    let c = ctx.clone();
-    FuncRegistration::new("gate")
-        .with_volatility(true)
-        .with_params_info(["name: &str", "options: Map", "checks: FnPtr", "Dynamic"])
-        .with_comments([super::docs::GATE_OPTS])
-        .register_into_engine(
-            engine,
-            move |nc: NativeCallContext, name: &str, opts: Map, f: FnPtr| {
-                gate_impl(&nc, &c, name, &opts, f)
-            },
-        );
-    let c = ctx.clone();
-    FuncRegistration::new("abort")
-        .with_volatility(true)
-        .with_params_info(["reason: &str", "()"])
-        .with_comments([super::docs::ABORT])
-        .register_into_engine(
-            engine,
-            move |nc: NativeCallContext, reason: &str| -> Result<(), Box<EvalAltResult>> {
-                c.state().abort_requested = Some(reason.to_string());
-                // At the call, so a report (an abort inside an undo, say) quotes its line.
-                Err(Box::new(EvalAltResult::ErrorTerminated(
-                    TERM_ABORT.into(),
-                    nc.call_position(),
-                )))
-            },
-        );
-    let h = host.clone();
-    FuncRegistration::new("now")
-        .with_volatility(true)
-        .with_params_info(["i64"])
-        .with_comments([super::docs::NOW])
-        .register_into_engine(engine, move || -> Result<i64, Box<EvalAltResult>> {
-            h.call("core", "now", &(), |cx| Ok(cx.now_ms().div_euclid(1000)))
-                .map_err(Into::into)
-        });
-    // Rhai's standard library has its own `sleep(INT)` / `sleep(FLOAT)` that blocks the thread
-    // for real seconds — no clock, no cancellation, no strict mode. Exact-type overloads
-    // registered on the engine are found before the standard package's, so every form a script
-    // can write lands here.
-    let h = host.clone();
-    FuncRegistration::new("sleep")
-        .with_volatility(true)
-        .with_params_info(["duration: &str", "()"])
-        .with_comments([super::docs::SLEEP])
-        .register_into_engine(engine, move |d: &str| -> Result<(), Box<EvalAltResult>> {
-            let d = parse_duration(d).map_err(|e| bad_option("sleep", e, ""))?;
-            h.sleep("core", "sleep", d).map_err(Into::into)
-        });
-    let h = host.clone();
-    FuncRegistration::new("sleep")
-        .with_volatility(true)
-        .register_into_engine(engine, move |secs: i64| -> Result<(), Box<EvalAltResult>> {
-            let d = crate::duration::from_seconds(secs as f64)
-                .map_err(|e| bad_option("sleep", e, ""))?;
-            h.sleep("core", "sleep", d).map_err(Into::into)
-        });
-    let h = host.clone();
-    FuncRegistration::new("sleep")
-        .with_volatility(true)
-        .register_into_engine(engine, move |secs: f64| -> Result<(), Box<EvalAltResult>> {
-            // `Duration::from_secs_f64` panics on NaN, infinity and huge values.
-            let d = crate::duration::from_seconds(secs).map_err(|e| bad_option("sleep", e, ""))?;
-            h.sleep("core", "sleep", d).map_err(Into::into)
-        });
-    // Rhai's `timestamp()` reads the machine clock with no journal: a replay would branch
-    // differently. Shadow it with an error that points at the journaled way.
-    FuncRegistration::new("timestamp")
-        .with_volatility(true)
-        .register_into_engine(engine, || -> Result<Dynamic, Box<EvalAltResult>> {
-            Err(bad_option(
-                "timestamp",
-                "timestamp() reads the machine clock outside the journal, so a resumed run could \
-                 take another path"
-                    .into(),
-                "use now() inside a step (epoch seconds, virtual in the simulator)",
-            ))
-        });
-    FuncRegistration::new("time_str")
-        .with_params_info(["epoch_seconds: i64", "String"])
-        .with_comments([super::docs::TIME_STR])
-        .register_into_engine(engine, |t: i64| -> Result<String, Box<EvalAltResult>> {
-            t.checked_mul(1000)
-                .map(crate::clock::format_timestamp)
-                .ok_or_else(|| {
-                    PrimitiveError::invalid(
-                        "core",
-                        "time_str",
-                        format!("{t} is not epoch seconds godwit can show as a time"),
-                        "pass epoch seconds, e.g. now()",
-                    )
-                    .into()
-                })
-        });
-    FuncRegistration::new("seconds")
-        .with_params_info(["duration: &str", "i64"])
-        .with_comments([super::docs::SECONDS])
-        .register_into_engine(engine, |d: &str| -> Result<i64, Box<EvalAltResult>> {
-            parse_duration(d)
-                .map(|d| d.as_secs() as i64)
-                .map_err(|e| PrimitiveError::invalid("core", "seconds", e, "").into())
-        });
-    let c = ctx.clone();
-    FuncRegistration::new("phase")
-        .with_volatility(true)
-        .with_params_info(["name: &str", "()"])
-        .with_comments([super::docs::PHASE])
-        .register_into_engine(engine, move |name: &str| {
-            let replaying = c.replaying();
-            c.emit(Event::Phase {
-                name: name.to_string(),
-                replaying,
-            });
-        });
+    host.bind(engine);
+    // Registered after Engine::new's standard packages, so found before them: every form of
+    // `sleep` and `timestamp` a script can write lands here (see the module).
+    engine.register_global_module(BUILTINS.clone());
     let c = ctx.clone();
     engine.on_print(move |s| {
         let replaying = c.replaying();
@@ -820,4 +681,525 @@ pub(crate) fn register(engine: &mut Engine, ctx: &Arc<RunCtx>, host: &Host) {
             replaying,
         });
     });
+}
+
+/// A failed `assert` / `assert_eq`: what the runbook expected does not hold. `Conflict` (the
+/// world or the data is not in the expected state), never retryable: asserting again does not
+/// change the answer (a gate, not an assert, is how a runbook waits for something).
+fn assertion_failed(ctx: &NativeCallContext, op: &str, message: String) -> Box<EvalAltResult> {
+    PrimitiveError::new(
+        "core",
+        op,
+        ErrorKind::Conflict,
+        message,
+        "the runbook asserted this; find out why it does not hold before resuming",
+    )
+    .with_retryable(false)
+    .into_rhai_at(ctx.call_position())
+}
+
+/// `a == b` as a script means it (arrays and maps element by element); values of different
+/// types without an `==` between them are not equal.
+fn script_equal(ctx: &NativeCallContext, a: &Dynamic, b: &Dynamic) -> RhaiResult<bool> {
+    let (mut a, mut b) = (a.clone(), b.clone());
+    let different_types = a.type_id() != b.type_id();
+    match ctx.call_native_fn_raw("==", false, &mut [&mut a, &mut b]) {
+        Ok(v) => Ok(v.as_bool().unwrap_or(false)),
+        Err(e) if different_types && matches!(*e, EvalAltResult::ErrorFunctionNotFound(..)) => {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The built-ins capture nothing, so their module is built once per process.
+static BUILTINS: LazyLock<Arc<Module>> = LazyLock::new(|| {
+    let mut m = exported_module!(builtins);
+    m.build_index();
+    Arc::new(m)
+});
+
+/// The engine's script-visible functions; `docs/primitives/core.md` is generated from these
+/// doc comments and every example there runs as a runbook in the `docs` test binary.
+#[export_module]
+mod builtins {
+    use super::*;
+
+    /// Run `body` once per run and journal its result: the durable unit of a runbook.
+    ///
+    /// On resume, a step that completed returns its journaled result without running; one that
+    /// started but never completed (a crash inside it) runs again, so bodies must be idempotent
+    /// (check, then act). The result must be plain data (maps, arrays, strings, numbers, bools).
+    ///
+    /// Parameters:
+    /// * `name` — kebab-case, unique within the run, stable across versions (the journal key).
+    /// * `body` — a closure `|| ...`; world-touching primitives may only be called inside it.
+    ///
+    /// Returns: the body's result (from the journal when replaying).
+    ///
+    /// Errors: the body's error, journaled and thrown again identically on replay; a duplicate or
+    /// non-kebab-case name; a step inside another step, gate or undo.
+    ///
+    /// Example:
+    /// ```rhai
+    /// let started = step("record-start", || now());
+    /// let target = step("name-target", || #{ name: CLUSTER + "-aurora" });
+    /// print(`${target.name} since ${time_str(started)}`);
+    /// assert_eq(target.name, "orders-db-aurora");
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn step(ctx: NativeCallContext, name: &str, body: FnPtr) -> RhaiResult<Dynamic> {
+        let installed = Installed::of(&ctx)?;
+        step_impl(&ctx, installed.host().run(), name, &Map::new(), body)
+    }
+
+    /// `step` with options.
+    ///
+    /// Parameters:
+    /// * `name` — as for `step(name, body)`.
+    /// * `options` — a map:
+    ///   * `undo: |result| ...` — how to reverse this step; on abort, undos run in reverse order of
+    ///     registration, each journaled, and receive the step's result;
+    ///   * `retry: #{ attempts: 3, backoff: "5s" }` — retry errors marked `retryable` (throttling,
+    ///     timeouts) with exponential backoff through the run's clock. This is the default;
+    ///     `retry: #{ attempts: 1 }` turns retries off. (Undos retry retryable errors 5 times.)
+    ///   * `timeout: "10m"` — fail the step (kind `Timeout`) when it runs longer.
+    /// * `body` — the closure.
+    ///
+    /// Returns: the body's result.
+    ///
+    /// Errors: as `step(name, body)`; an unknown option names the allowed ones.
+    ///
+    /// Example:
+    /// ```rhai
+    /// let replica = step("create-replica", #{
+    ///     undo: |r| print(`would delete ${r.id}`),
+    ///     retry: #{ attempts: 3, backoff: "10s" },
+    ///     timeout: "30m",
+    /// }, || #{ id: CLUSTER + "-aurora" });
+    /// assert_eq(replica, #{ id: "orders-db-aurora" });
+    /// ```
+    #[rhai_fn(name = "step", volatile, return_raw)]
+    pub fn step_with_options(
+        ctx: NativeCallContext,
+        name: &str,
+        options: Map,
+        body: FnPtr,
+    ) -> RhaiResult<Dynamic> {
+        let installed = Installed::of(&ctx)?;
+        step_impl(&ctx, installed.host().run(), name, &options, body)
+    }
+
+    /// Poll `checks` every 30 s until they pass once (timeout 1 h). See the options form.
+    ///
+    /// Parameters:
+    /// * `name` — kebab-case, unique within the run (shares the namespace of steps).
+    /// * `checks` — a closure returning `#{ pass, why, evidence }`, an array of those, or a map of
+    ///   named ones.
+    ///
+    /// Returns: the value of the passing poll (journaled; replayed on resume).
+    ///
+    /// Errors: `Timeout` (area `gate`) with every closed check's `why`; a non-retryable error of a
+    /// check (retryable ones count as a closed poll and are retried).
+    ///
+    /// Example:
+    /// ```rhai
+    /// let r = gate("one-poll", || #{ pass: true, why: "nothing to wait for" });
+    /// assert_eq(r, #{ pass: true, why: "nothing to wait for" });
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn gate(ctx: NativeCallContext, name: &str, checks: FnPtr) -> RhaiResult<Dynamic> {
+        let installed = Installed::of(&ctx)?;
+        gate_impl(&ctx, installed.host().run(), name, &Map::new(), checks)
+    }
+
+    /// Poll `checks` `every` until all pass `hold` times in a row, or fail after `timeout`.
+    ///
+    /// The transcript records each change of the reasons a gate is closed (with the numbers), and
+    /// a terminal shows a live progress line. The timeout counts from the gate's first start, so a
+    /// crash and resume cannot extend it.
+    ///
+    /// Parameters:
+    /// * `name` — kebab-case, unique within the run.
+    /// * `options` — `every` (default `"30s"`), `hold` (default 1), `timeout` (default `"1h"`),
+    ///   `min_every` (no default): poll first after `min_every`, doubling up to `every` — for gates
+    ///   inside the write blackout, which usually open within milliseconds.
+    /// * `checks` — a closure returning `#{ pass, why, evidence }`, an array of those, or a map of
+    ///   named ones.
+    ///
+    /// Returns: the value of the last (passing) poll.
+    ///
+    /// Errors: `Timeout` naming every closed check's `why`; an unknown option; a malformed check.
+    ///
+    /// Example:
+    /// ```rhai
+    /// let t0 = step("t0", || now());
+    /// let r = gate("settled", #{ every: "1s", hold: 2, timeout: "30s" }, || {
+    ///     let waited = now() - t0;
+    ///     #{ waited: #{ pass: waited >= 1, why: `waited ${waited} s of 1 s`, evidence: waited } }
+    /// });
+    /// // Passing once (after 1 s) is not enough with hold: 2; the next poll passes again.
+    /// assert_eq(r.waited.evidence, 2);
+    /// ```
+    #[rhai_fn(name = "gate", volatile, return_raw)]
+    pub fn gate_with_options(
+        ctx: NativeCallContext,
+        name: &str,
+        options: Map,
+        checks: FnPtr,
+    ) -> RhaiResult<Dynamic> {
+        let installed = Installed::of(&ctx)?;
+        gate_impl(&ctx, installed.host().run(), name, &options, checks)
+    }
+
+    /// Stop the run and roll back: every registered undo runs in reverse order, each journaled.
+    ///
+    /// Cannot be caught. Before a promotion rollback is free; after it, a runbook must decide
+    /// explicitly what reversing means (see docs/writing-runbooks.md).
+    ///
+    /// Parameters:
+    /// * `reason` — why, for the journal and the operator.
+    ///
+    /// Returns: never.
+    ///
+    /// Errors: none; the run ends `rolled-back` (exit code 3), or `rolling-back` if an undo fails.
+    ///
+    /// Example:
+    /// ```rhai
+    /// // this example aborts
+    /// step("prepare", #{ undo: |r| print("undoing prepare") }, || "prepared");
+    /// abort("the maintenance window closed");
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn abort(ctx: NativeCallContext, reason: &str) -> RhaiResult<()> {
+        Installed::of(&ctx)?.host().run().state().abort_requested = Some(reason.to_string());
+        // At the call, so a report (an abort inside an undo, say) quotes its line.
+        Err(Box::new(EvalAltResult::ErrorTerminated(
+            TERM_ABORT.into(),
+            ctx.call_position(),
+        )))
+    }
+
+    /// Current time in epoch seconds: the system clock, or the simulator's virtual clock.
+    ///
+    /// Touches the world (its value differs on every run), so only inside a step, gate or undo.
+    ///
+    /// Returns: epoch seconds (INT).
+    ///
+    /// Errors: called outside a step, gate or undo.
+    ///
+    /// Example:
+    /// ```rhai
+    /// let t = step("when", || now());
+    /// print(time_str(t));
+    /// let later = step("a-minute-later", || { sleep("1m"); now() });
+    /// assert_eq(later - t, 60);
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn now(ctx: NativeCallContext) -> RhaiResult<i64> {
+        Installed::of(&ctx)?
+            .host()
+            .call("core", "now", &(), |cx| Ok(cx.now_ms().div_euclid(1000)))
+            .map_err(Into::into)
+    }
+
+    /// Wait through the run's clock (virtual in the simulator), cancellable by Ctrl-C and bounded
+    /// by the step's timeout. Also `sleep(30)` (INT seconds) and `sleep(0.5)` (FLOAT seconds): every
+    /// form replaces Rhai's own `sleep`, which would block the thread for real.
+    ///
+    /// Parameters:
+    /// * `duration` — a string such as `"30s"`, `"5m"`, `"1h30m"`.
+    ///
+    /// Returns: `()`.
+    ///
+    /// Errors: a malformed duration, NaN, or one longer than 3650 days; called outside a step; the
+    /// step's timeout reached.
+    ///
+    /// Example:
+    /// ```rhai
+    /// let waited = step("pause", || {
+    ///     let t0 = now();
+    ///     sleep("90s");
+    ///     now() - t0
+    /// });
+    /// assert_eq(waited, 90);
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn sleep(ctx: NativeCallContext, duration: &str) -> RhaiResult<()> {
+        let d = parse_duration(duration).map_err(|e| bad_option("sleep", e, ""))?;
+        Installed::of(&ctx)?
+            .host()
+            .sleep("core", "sleep", d)
+            .map_err(Into::into)
+    }
+
+    // Rhai's standard library has its own `sleep(INT)` / `sleep(FLOAT)` that blocks the thread
+    // for real seconds — no clock, no cancellation, no strict mode. These exact-type overloads
+    // are found before the standard package's. Documented with `sleep(duration)`, so they have
+    // no reference entry of their own.
+    #[rhai_fn(name = "sleep", volatile, return_raw)]
+    pub fn sleep_seconds(ctx: NativeCallContext, seconds: i64) -> RhaiResult<()> {
+        let d = crate::duration::from_seconds(seconds as f64)
+            .map_err(|e| bad_option("sleep", e, ""))?;
+        Installed::of(&ctx)?
+            .host()
+            .sleep("core", "sleep", d)
+            .map_err(Into::into)
+    }
+
+    #[rhai_fn(name = "sleep", volatile, return_raw)]
+    pub fn sleep_float_seconds(ctx: NativeCallContext, seconds: f64) -> RhaiResult<()> {
+        // `Duration::from_secs_f64` panics on NaN, infinity and huge values.
+        let d = crate::duration::from_seconds(seconds).map_err(|e| bad_option("sleep", e, ""))?;
+        Installed::of(&ctx)?
+            .host()
+            .sleep("core", "sleep", d)
+            .map_err(Into::into)
+    }
+
+    // Rhai's `timestamp()` reads the machine clock with no journal: a replay would branch
+    // differently. Shadowed by an error that points at the journaled way; not in the
+    // reference, since no runbook should call it.
+    #[rhai_fn(volatile, return_raw)]
+    pub fn timestamp() -> RhaiResult<Dynamic> {
+        Err(bad_option(
+            "timestamp",
+            "timestamp() reads the machine clock outside the journal, so a resumed run could \
+             take another path"
+                .into(),
+            "use now() inside a step (epoch seconds, virtual in the simulator)",
+        ))
+    }
+
+    /// Render epoch seconds as RFC 3339 UTC.
+    ///
+    /// Parameters:
+    /// * `epoch_seconds` — e.g. the value of `now()`.
+    ///
+    /// Returns: a string like `"2026-11-22T05:30:12Z"`.
+    ///
+    /// Errors: `Invalid` for a number too large to be epoch seconds (beyond ±292 million years).
+    ///
+    /// Example:
+    /// ```rhai
+    /// assert_eq(time_str(0), "1970-01-01T00:00:00Z");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn time_str(epoch_seconds: i64) -> RhaiResult<String> {
+        epoch_seconds
+            .checked_mul(1000)
+            .map(crate::clock::format_timestamp)
+            .ok_or_else(|| {
+                PrimitiveError::invalid(
+                    "core",
+                    "time_str",
+                    format!("{epoch_seconds} is not epoch seconds godwit can show as a time"),
+                    "pass epoch seconds, e.g. now()",
+                )
+                .into()
+            })
+    }
+
+    /// A duration string in whole seconds.
+    ///
+    /// Parameters:
+    /// * `duration` — e.g. `"5m"`, `"1h30m"`.
+    ///
+    /// Returns: INT seconds.
+    ///
+    /// Errors: a malformed duration, with the accepted forms.
+    ///
+    /// Example:
+    /// ```rhai
+    /// assert_eq(seconds("1h30m"), 5400);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn seconds(duration: &str) -> RhaiResult<i64> {
+        parse_duration(duration)
+            .map(|d| d.as_secs() as i64)
+            .map_err(|e| PrimitiveError::invalid("core", "seconds", e, "").into())
+    }
+
+    /// Fail unless `condition` holds: how a runbook states what it expects before it acts on it
+    /// (and how every example in this reference states its result).
+    ///
+    /// Parameters:
+    /// * `condition` — a boolean.
+    /// * `message` — what was expected, for the operator: it becomes the error's `message`.
+    ///
+    /// Returns: `()`.
+    ///
+    /// Errors: `Conflict` (area `core`, op `assert`, not retryable) with `message` when
+    /// `condition` is false. Inside a step it fails the step (journaled, the run rolls back
+    /// unless caught); to wait until something holds, use a gate.
+    ///
+    /// Example:
+    /// ```rhai
+    /// let lag = step("read-lag", || 0);
+    /// assert(lag == 0, `replica lag is ${lag} bytes; wait for it to catch up`);
+    /// // A failed assertion is an error like any other: it fails a step, `try` catches it.
+    /// let failed = #{};
+    /// try { assert(lag > 0, "lag is positive"); } catch (e) { failed = e; }
+    /// assert_eq(failed.message, "lag is positive");
+    /// ```
+    #[rhai_fn(name = "assert", return_raw)]
+    pub fn assert_holds(ctx: NativeCallContext, condition: bool, message: &str) -> RhaiResult<()> {
+        if condition {
+            return Ok(());
+        }
+        Err(assertion_failed(&ctx, "assert", message.to_string()))
+    }
+
+    /// Fail unless `actual == expected` (as a script compares: arrays and maps element by
+    /// element, values of different types are not equal).
+    ///
+    /// Parameters:
+    /// * `actual` — the value the runbook got.
+    /// * `expected` — the value it should be.
+    ///
+    /// Returns: `()`.
+    ///
+    /// Errors: `Conflict` (area `core`, op `assert_eq`, not retryable) with the message
+    /// `expected <expected>, got <actual>`.
+    ///
+    /// Example:
+    /// ```rhai
+    /// let target = step("name-target", || #{ name: CLUSTER + "-aurora", instances: 1 });
+    /// assert_eq(target, #{ name: "orders-db-aurora", instances: 1 });
+    /// let failed = #{};
+    /// try { assert_eq(target.instances, 2); } catch (e) { failed = e; }
+    /// assert_eq(failed.message, "expected 2, got 1");
+    /// ```
+    #[rhai_fn(name = "assert_eq", return_raw)]
+    pub fn assert_equal(
+        ctx: NativeCallContext,
+        actual: Dynamic,
+        expected: Dynamic,
+    ) -> RhaiResult<()> {
+        if script_equal(&ctx, &actual, &expected)? {
+            return Ok(());
+        }
+        Err(assertion_failed(
+            &ctx,
+            "assert_eq",
+            format!("expected {expected:?}, got {actual:?}"),
+        ))
+    }
+
+    /// Mark the start of a phase of the runbook (`"preflight"`, `"quiescence"`, ...). Not
+    /// journaled: it structures the transcript, the CLI output and summaries such as `godwit demo`'s
+    /// timeline.
+    ///
+    /// Parameters:
+    /// * `name` — a short name for people.
+    ///
+    /// Returns: `()`.
+    ///
+    /// Errors: none.
+    ///
+    /// Example:
+    /// ```rhai
+    /// assert_eq(phase("preflight"), ()); // it only marks the transcript
+    /// let ok = step("check", || true);
+    /// assert(ok, "the preflight check passed");
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn phase(ctx: NativeCallContext, name: &str) -> RhaiResult<()> {
+        let installed = Installed::of(&ctx)?;
+        let run = installed.host().run();
+        let replaying = run.replaying();
+        run.emit(Event::Phase {
+            name: name.to_string(),
+            replaying,
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rhai::{Dynamic, Map};
+
+    use crate::journal::memory::MemoryStore;
+    use crate::run::Runner;
+    use crate::session::Session;
+    use crate::{Cancel, Clock, Limits, VirtualClock};
+
+    fn session(rt: &tokio::runtime::Runtime) -> Session {
+        Session::new(&Runner {
+            store: Arc::new(MemoryStore::new()),
+            clock: Arc::new(VirtualClock::new(0)) as Arc<dyn Clock>,
+            handle: rt.handle().clone(),
+            limits: Limits::default(),
+            cancel: Cancel::new(),
+            sinks: vec![],
+            plugins: vec![],
+            world: "test".into(),
+        })
+    }
+
+    /// The error an assertion throws, as `catch (e)` sees it; `None` when it holds.
+    fn failure(s: &mut Session, assertion: &str) -> Option<Map> {
+        let v: Dynamic = s
+            .eval(
+                &format!(
+                    "let caught = (); try {{ {assertion}; }} catch (e) {{ caught = e; }} caught"
+                ),
+                "<t>",
+            )
+            .unwrap_or_else(|e| panic!("{assertion}: {e:?}"));
+        v.try_cast::<Map>()
+    }
+
+    #[test]
+    fn assertions_pass_silently_and_fail_with_a_conflict_naming_both_values() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut s = session(&rt);
+        for holds in [
+            "assert(1 < 2, \"order\")",
+            "assert_eq(1 + 1, 2)",
+            "assert_eq(\"a\", \"a\")",
+            "assert_eq([1, #{ b: [2] }], [1, #{ b: [2] }])",
+            "assert_eq(#{ a: 1, b: \"x\" }, #{ b: \"x\", a: 1 })",
+            "assert_eq((), ())",
+        ] {
+            if let Some(e) = failure(&mut s, holds) {
+                panic!("{holds} failed: {e:?}");
+            }
+        }
+        let e = failure(&mut s, "assert(1 > 2, \"one is more than two\")").unwrap();
+        let text = |k: &str| e[k].clone().into_string().unwrap();
+        assert_eq!(
+            (text("area"), text("op"), text("kind"), text("message")),
+            (
+                "core".into(),
+                "assert".into(),
+                "Conflict".into(),
+                "one is more than two".into()
+            )
+        );
+        assert!(!e["retryable"].as_bool().unwrap());
+        for (fails, message) in [
+            ("assert_eq(1, 2)", "expected 2, got 1"),
+            ("assert_eq(\"1\", 1)", "expected 1, got \"1\""),
+            ("assert_eq([1, 2], [1])", "expected [1], got [1, 2]"),
+            (
+                "assert_eq(#{ a: 1 }, #{ a: 2 })",
+                "expected #{\"a\": 2}, got #{\"a\": 1}",
+            ),
+        ] {
+            let e = failure(&mut s, fails).unwrap_or_else(|| panic!("{fails} held"));
+            assert_eq!(e["op"].clone().into_string().unwrap(), "assert_eq");
+            assert_eq!(
+                e["message"].clone().into_string().unwrap(),
+                message,
+                "{fails}"
+            );
+        }
+    }
 }

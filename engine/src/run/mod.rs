@@ -5,7 +5,6 @@ mod approval;
 pub(crate) mod builtins;
 mod busy;
 pub(crate) mod ctx;
-mod docs;
 mod stack;
 pub mod value;
 
@@ -319,7 +318,7 @@ impl Runner {
         });
         let host = Host::new(ctx.clone(), self.handle.clone());
         builtins::register(&mut engine, ctx, &host);
-        approval::register(&mut engine, ctx);
+        approval::register(&mut engine);
         for p in &self.plugins {
             p.register(&mut engine, &host);
         }

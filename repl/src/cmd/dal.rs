@@ -34,6 +34,14 @@ pub enum DalCommand {
         /// How long a publish waits for every connected node to ACK.
         #[arg(long, default_value = "30s")]
         ack_timeout: String,
+        /// The Envoy nodes a route must reach, `ROUTE=NODE,NODE` (repeatable): publishes report
+        /// the absent and behind ones, and "all acked" means all of these. Persisted in the
+        /// state file (a restart without the flag keeps them); `ROUTE=` clears a route's set.
+        #[arg(long, value_name = "ROUTE=NODE,NODE")]
+        expect_nodes: Vec<String>,
+        /// How long a publish also waits for expected nodes that are absent to connect.
+        #[arg(long, default_value = "10s")]
+        absent_timeout: String,
         /// mTLS on the xDS port: server certificate, key and the CA of the nodes' certificates
         /// (all three, or none).
         #[arg(long, requires_all = ["tls_key", "tls_client_ca"])]
@@ -52,6 +60,8 @@ impl DalArgs {
             api,
             state_file,
             ack_timeout,
+            expect_nodes,
+            absent_timeout,
             tls_cert,
             tls_key,
             tls_client_ca,
@@ -65,6 +75,13 @@ impl DalArgs {
         });
         config.ack_timeout = godwit_engine::duration::parse_duration(&ack_timeout)
             .map_err(|e| invalid(format!("--ack-timeout: {e}")))?;
+        config.absent_timeout = godwit_engine::duration::parse_duration(&absent_timeout)
+            .map_err(|e| invalid(format!("--absent-timeout: {e}")))?;
+        for arg in &expect_nodes {
+            let (route, nodes) = godwit_xds::fleet::parse_expected_nodes(arg)
+                .map_err(|e| invalid(format!("--expect-nodes: {e}")))?;
+            config.expected_nodes.insert(route, nodes);
+        }
         if let (Some(cert), Some(key), Some(client_ca)) = (tls_cert, tls_key, tls_client_ca) {
             config.tls = Some(godwit_xds::tls::TlsFiles {
                 cert,

@@ -168,8 +168,9 @@ fn render(p: &ClusterPlan) -> String {
         dur(pr.virtual_ms),
         match &pr.write_blackout {
             crate::demo::Blackout::None => "no write blackout".to_string(),
-            crate::demo::Blackout::Ended { from, to, until } =>
-                format!("write blackout ≈ {} (until {until})", dur(to - from)),
+            crate::demo::Blackout::Ended {
+                from, to, until, ..
+            } => format!("write blackout ≈ {} (until {until})", dur(to - from)),
             crate::demo::Blackout::Ongoing { from, to } =>
                 format!("the source would stay FENCED ({} so far)", dur(to - from)),
         }

@@ -139,6 +139,30 @@ impl IamConnector {
 }
 
 impl Connector for IamConnector {
+    fn access(&self, _db: &str) -> crate::pg::Access {
+        let s = &self.aws.settings;
+        match &s.db_user {
+            Some(user) => crate::pg::Access {
+                available: true,
+                how: format!(
+                    "IAM user {user} over TLS ({})",
+                    match s.tls.unwrap_or_default() {
+                        TlsMode::VerifyFull => "verify-full",
+                        TlsMode::VerifyCa => "verify-ca",
+                    }
+                ),
+                security_group: s.security_group.clone(),
+            },
+            None => crate::pg::Access {
+                available: false,
+                how: "no db_user in the [aws] table: IAM database access is not configured \
+                      (credential-less; docs/aws.md)"
+                    .into(),
+                security_group: None,
+            },
+        }
+    }
+
     fn target<'a>(&'a self, db: &'a str) -> BoxFuture<'a, Result<Target, PrimitiveError>> {
         Box::pin(async move {
             let user = self.aws.settings.db_user.clone().ok_or_else(|| {

@@ -61,7 +61,7 @@ impl Aws {
         settings: AwsSettings,
         credentials: Option<aws_sdk_rds::config::Credentials>,
     ) -> Result<Aws, String> {
-        settings.validate("aws settings")?;
+        settings.validate_complete("aws settings")?;
         let retry = settings.retry_policy("aws settings")?;
         let s = settings.clone();
         // Loading the SDK config is async (profile files, region chain). Worlds are built from

@@ -35,6 +35,10 @@ pub struct AwsSettings {
     pub endpoint_url: Option<String>,
     /// The database user godwit logs in as with an IAM auth token (`rds_iam` granted).
     pub db_user: Option<String>,
+    /// godwit's own VPC security group (`sg-…`), the group its database connections come
+    /// from: the quarantine admits exactly it on the database port. Required with `db_user` —
+    /// a quarantine that admits nobody locks godwit out of the fenced source.
+    pub security_group: Option<String>,
     /// Database to connect to (default `postgres`).
     pub db_name: Option<String>,
     /// PEM file of the CA certificates RDS servers present (the RDS global bundle).
@@ -76,8 +80,8 @@ impl AwsSettings {
         let s: AwsSettings = serde_json::from_value(value).map_err(|e| {
             format!(
                 "{origin}: {e}; the aws world takes: region, profile, endpoint_url, db_user, \
-                 db_name, ca_bundle, tls, envoy_control_plane, cdc, cdc_consumers, max_attempts, retry_backoff, \
-                 retry_backoff_max, call_timeout (docs/aws.md)"
+                 security_group, db_name, ca_bundle, tls, envoy_control_plane, cdc, cdc_consumers, \
+                 max_attempts, retry_backoff, retry_backoff_max, call_timeout (docs/aws.md)"
             )
         })?;
         s.validate(origin)?;
@@ -91,6 +95,7 @@ impl AwsSettings {
             profile: other.profile.or(self.profile),
             endpoint_url: other.endpoint_url.or(self.endpoint_url),
             db_user: other.db_user.or(self.db_user),
+            security_group: other.security_group.or(self.security_group),
             db_name: other.db_name.or(self.db_name),
             ca_bundle: other.ca_bundle.or(self.ca_bundle),
             tls: other.tls.or(self.tls),
@@ -169,6 +174,13 @@ impl AwsSettings {
                 "{origin}: db_user is empty; name the database role granted rds_iam"
             ));
         }
+        if let Some(g) = &self.security_group
+            && !(g.starts_with("sg-") && g.len() > 3 && g[3..].chars().all(|c| c.is_ascii_alphanumeric()))
+        {
+            return Err(format!(
+                "{origin}: security_group {g:?} is not a security group id; e.g. security_group = \"sg-0123456789abcdef0\" (the group godwit's host or task runs in)"
+            ));
+        }
         if let Some(n) = self.max_attempts
             && !(1..=20).contains(&n)
         {
@@ -177,6 +189,22 @@ impl AwsSettings {
             ));
         }
         self.retry_policy(origin).map(|_| ())
+    }
+
+    /// Settings a run can start with, all tables merged: database access (`db_user`) comes
+    /// with the security group the quarantine must admit, or the fenced source would refuse
+    /// godwit itself.
+    pub fn validate_complete(&self, origin: &str) -> Result<(), String> {
+        self.validate(origin)?;
+        if self.db_user.is_some() && self.security_group.is_none() {
+            return Err(format!(
+                "{origin}: db_user is set but security_group is not: the quarantine that fences \
+                 the source admits no one else, so godwit could not reach the source after the \
+                 fence; set security_group = \"sg-…\" (the group godwit's host or task runs in), \
+                 or remove db_user to migrate credential-less"
+            ));
+        }
+        Ok(())
     }
 
     /// The retry policy, defaults filled in.

@@ -157,9 +157,18 @@ const PG_PORT: u16 = 5432;
 
 impl Endpoints for AwsEndpoints {
     fn addr_of(&self, cx: &Call<'_>, op: &str, db: &str) -> Result<Addr, PrimitiveError> {
+        let not_found = |e: PrimitiveError| match e.kind {
+            ErrorKind::NotFound => crate::route::target_not_found(op, db),
+            _ => e,
+        };
         let endpoint = match self.api.describe_cluster(cx, db) {
             Ok(c) => c.endpoint,
-            Err(e) if e.kind == ErrorKind::NotFound => self.api.describe_instance(cx, db)?.endpoint,
+            Err(e) if e.kind == ErrorKind::NotFound => {
+                self.api
+                    .describe_instance(cx, db)
+                    .map_err(not_found)?
+                    .endpoint
+            }
             Err(e) => return Err(e),
         };
         if endpoint.is_empty() {

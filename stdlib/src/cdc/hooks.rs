@@ -18,8 +18,11 @@ use std::time::Duration;
 use godwit_engine::{Call, ErrorKind, PrimitiveError};
 use serde::{Deserialize, Serialize};
 
-use super::{Cdc, ConsumerInfo, CreatedSlot, SlotPosition};
+use super::{
+    Cdc, ConsumerInfo, CreatedSlot, SlotPosition, advance_to, consumer_not_found, sort_consumers,
+};
 use crate::pg::live::{PG_CALL_LIMIT, Pool, sql_error};
+use crate::pg::{format_lsn, parse_lsn};
 
 const A: &str = "cdc";
 
@@ -48,42 +51,15 @@ pub struct HookCdc {
     pub pool: Arc<Pool>,
 }
 
-/// `0/1A2B3C` from a byte position.
-pub fn lsn_text(bytes: u64) -> String {
-    format!("{:X}/{:X}", bytes >> 32, bytes & 0xFFFF_FFFF)
-}
-
 impl HookCdc {
     fn hook(&self, op: &str, name: &str) -> Result<&ConsumerHook, PrimitiveError> {
         self.consumers
             .iter()
             .find(|c| c.name == name)
             .ok_or_else(|| {
-                PrimitiveError::new(
-                    A,
-                    op,
-                    ErrorKind::NotFound,
-                    format!("no CDC consumer {name:?} is declared"),
-                    format!(
-                        "declared: {}",
-                        self.consumers
-                            .iter()
-                            .map(|c| c.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                )
+                let known: Vec<&str> = self.consumers.iter().map(|c| c.name.as_str()).collect();
+                consumer_not_found(op, name, &known)
             })
-    }
-
-    fn slot(
-        &self,
-        cx: &Call<'_>,
-        op: &str,
-        db: &str,
-        slot: &str,
-    ) -> Result<(bool, String, i64, String), PrimitiveError> {
-        slot_state(cx, &self.pool, op, db, slot)
     }
 
     /// Where `c` reads now: the db of the last resume in this process, else its declared one.
@@ -95,15 +71,10 @@ impl HookCdc {
         db: &str,
         slot: &str,
     ) -> Result<ConsumerInfo, PrimitiveError> {
-        let (active, position, position_bytes, _) = self.slot(cx, op, db, slot)?;
-        Ok(ConsumerInfo {
-            name: c.name.clone(),
-            slot: slot.to_string(),
-            db: db.to_string(),
-            state: if active { "running" } else { "paused" }.into(),
-            position,
-            position_bytes,
-        })
+        let s = slot_state(cx, &self.pool, op, db, slot)?;
+        // What godwit can see of a consumer it does not run: reading while its slot is active.
+        let state = if s.active { "running" } else { "paused" };
+        Ok(s.info(&c.name, slot, db, state))
     }
 
     /// Run `command` with `sh -c` through the call: bounded by the consumer's timeout, the
@@ -216,10 +187,12 @@ impl HookCdc {
 
 impl Cdc for HookCdc {
     fn list_consumers(&self, cx: &Call<'_>) -> Result<Vec<ConsumerInfo>, PrimitiveError> {
-        self.consumers
+        let all = self
+            .consumers
             .iter()
             .map(|c| self.info(cx, "list_consumers", c, &c.db, &c.slot))
-            .collect()
+            .collect::<Result<_, _>>()?;
+        Ok(sort_consumers(all))
     }
 
     fn pause_consumer(&self, cx: &Call<'_>, name: &str) -> Result<ConsumerInfo, PrimitiveError> {
@@ -253,38 +226,23 @@ impl Cdc for HookCdc {
             ("GODWIT_CDC_DB", db.to_string()),
         ];
         if let Some(p) = position {
-            let lsn = lsn_text(p);
-            // Only forward: a slot never moves back, and a consumer past it is already there.
-            let st = cx.budget(PG_CALL_LIMIT);
-            self.pool.run(cx, db, PG_CALL_LIMIT, async {
-                let client = self.pool.client(db, None, OP, st).await?;
-                client
-                    .query(
-                        "SELECT pg_replication_slot_advance(slot_name, $2::text::pg_lsn) FROM pg_replication_slots \
-                         WHERE slot_name = $1 AND coalesce(confirmed_flush_lsn, '0/0') < $2::text::pg_lsn",
-                        &[&slot, &lsn],
-                    )
-                    .await
-                    .map_err(|e| sql_error(OP, db, e))
-            })?;
-            env.push(("GODWIT_CDC_POSITION", lsn));
+            advance_slot(cx, &self.pool, OP, db, slot, p)?;
+            env.push(("GODWIT_CDC_POSITION", format_lsn(p)));
         }
         self.run(cx, OP, c, &c.resume, &env)?;
         self.info(cx, OP, c, db, slot)
     }
 
     fn record_positions(&self, cx: &Call<'_>) -> Result<Vec<SlotPosition>, PrimitiveError> {
-        self.consumers
-            .iter()
+        let mut consumers: Vec<&ConsumerHook> = self.consumers.iter().collect();
+        consumers.sort_by(|a, b| a.name.cmp(&b.name));
+        consumers
+            .into_iter()
             .map(|c| {
-                let (_, lsn, bytes, restart) = self.slot(cx, "record_positions", &c.db, &c.slot)?;
-                Ok(SlotPosition {
-                    consumer: c.name.clone(),
-                    slot: c.slot.clone(),
-                    confirmed_flush_lsn: lsn,
-                    confirmed_flush_bytes: bytes,
-                    restart_lsn: restart,
-                })
+                Ok(
+                    slot_state(cx, &self.pool, "record_positions", &c.db, &c.slot)?
+                        .position(&c.name, &c.slot),
+                )
             })
             .collect()
     }
@@ -295,31 +253,55 @@ impl Cdc for HookCdc {
         db: &str,
         slots: &[String],
     ) -> Result<Vec<CreatedSlot>, PrimitiveError> {
-        let wanted: Vec<(String, String)> = slots
-            .iter()
-            .map(|slot| {
-                let plugin = self
-                    .consumers
-                    .iter()
-                    .find(|c| &c.slot == slot)
-                    .and_then(|c| c.plugin.clone())
-                    .unwrap_or_else(|| "pgoutput".into());
-                (slot.clone(), plugin)
-            })
-            .collect();
-        create_slots(cx, &self.pool, db, &wanted)
+        create_slots(cx, &self.pool, db, slots, |slot| {
+            let c = self.consumers.iter().find(|c| c.slot == slot)?;
+            c.plugin.clone()
+        })
     }
 }
 
-/// `(active, confirmed_flush_lsn, its bytes, restart_lsn)` of `slot` on `db`: a consumer's
-/// state and position as the database sees them. Shared by every world with real slots.
+/// A logical slot as its database reports it: where its consumer stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlotState {
+    pub active: bool,
+    pub confirmed_flush_lsn: String,
+    pub confirmed_flush_bytes: i64,
+    pub restart_lsn: String,
+}
+
+impl SlotState {
+    /// The position of `consumer`, which reads this slot (`slot`).
+    pub fn position(&self, consumer: &str, slot: &str) -> SlotPosition {
+        SlotPosition {
+            consumer: consumer.to_string(),
+            slot: slot.to_string(),
+            confirmed_flush_lsn: self.confirmed_flush_lsn.clone(),
+            confirmed_flush_bytes: self.confirmed_flush_bytes,
+            restart_lsn: self.restart_lsn.clone(),
+        }
+    }
+
+    /// `consumer` reading this slot (`slot`) on `db`, in `state`.
+    pub fn info(&self, consumer: &str, slot: &str, db: &str, state: &str) -> ConsumerInfo {
+        ConsumerInfo {
+            name: consumer.to_string(),
+            slot: slot.to_string(),
+            db: db.to_string(),
+            state: state.to_string(),
+            position: self.confirmed_flush_lsn.clone(),
+            position_bytes: self.confirmed_flush_bytes,
+        }
+    }
+}
+
+/// `slot` on `db` as the database sees it. Shared by every world with real slots.
 pub fn slot_state(
     cx: &Call<'_>,
     pool: &Pool,
     op: &str,
     db: &str,
     slot: &str,
-) -> Result<(bool, String, i64, String), PrimitiveError> {
+) -> Result<SlotState, PrimitiveError> {
     let st = cx.budget(PG_CALL_LIMIT);
     pool.run(cx, db, PG_CALL_LIMIT, async {
         let c = pool.client(db, None, op, st).await?;
@@ -332,34 +314,37 @@ pub fn slot_state(
             )
             .await
             .map_err(|e| sql_error(op, db, e))?;
-        let row = row.ok_or_else(|| {
-            PrimitiveError::new(
-                A,
-                op,
-                ErrorKind::NotFound,
-                format!("{db} has no replication slot {slot:?}"),
-                "check the consumer's slot and database; cdc::create_equivalent_slots creates one on a new database",
-            )
-        })?;
-        Ok((row.get(0), row.get(1), row.get(2), row.get(3)))
+        let row = row.ok_or_else(|| no_slot(op, db, slot))?;
+        Ok(SlotState {
+            active: row.get(0),
+            confirmed_flush_lsn: row.get(1),
+            confirmed_flush_bytes: row.get(2),
+            restart_lsn: row.get(3),
+        })
     })
 }
 
-/// Create the logical slots `(name, plugin)` on `db` (in its connection's database) unless they
-/// exist; each answer gives where the slot starts (for an existing one: its confirmed flush).
-/// Shared by every world whose `cdc` creates real slots.
+/// Create the logical slots `slots` on `db` (in its connection's database) unless they exist,
+/// each with the output plugin of the consumer that reads it (`plugin_of`, see
+/// [`super::plugin`]); each answer gives where the slot starts (for an existing one: its
+/// confirmed flush). Shared by every world whose `cdc` creates real slots.
 pub fn create_slots(
     cx: &Call<'_>,
     pool: &Pool,
     db: &str,
-    slots: &[(String, String)],
+    slots: &[String],
+    plugin_of: impl Fn(&str) -> Option<String>,
 ) -> Result<Vec<CreatedSlot>, PrimitiveError> {
     const OP: &str = "create_equivalent_slots";
+    let slots: Vec<(String, String)> = slots
+        .iter()
+        .map(|s| (s.clone(), super::plugin(plugin_of(s))))
+        .collect();
     let st = cx.budget(PG_CALL_LIMIT);
     pool.run(cx, db, PG_CALL_LIMIT, async {
         let client = pool.client(db, None, OP, st).await?;
         let mut out = Vec::new();
-        for (slot, plugin) in slots {
+        for (slot, plugin) in &slots {
             let existing = client
                 .query_opt(
                     "SELECT coalesce(confirmed_flush_lsn::text, '') FROM pg_replication_slots WHERE slot_name = $1",
@@ -387,4 +372,51 @@ pub fn create_slots(
         }
         Ok(out)
     })
+}
+
+/// Move logical slot `slot` on `db` forward to `position` before its consumer resumes there
+/// (see [`advance_to`]: a slot already past it stays). Shared by every world with real slots.
+pub fn advance_slot(
+    cx: &Call<'_>,
+    pool: &Pool,
+    op: &str,
+    db: &str,
+    slot: &str,
+    position: u64,
+) -> Result<(), PrimitiveError> {
+    let st = cx.budget(PG_CALL_LIMIT);
+    pool.run(cx, db, PG_CALL_LIMIT, async {
+        let c = pool.client(db, None, op, st).await?;
+        let row = c
+            .query_opt(
+                "SELECT coalesce(confirmed_flush_lsn, '0/0')::text, pg_current_wal_lsn()::text \
+                 FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
+            .await
+            .map_err(|e| sql_error(op, db, e))?
+            .ok_or_else(|| no_slot(op, db, slot))?;
+        let (confirmed, current): (String, String) = (row.get(0), row.get(1));
+        let at = |text: &str| parse_lsn(text).unwrap_or(0);
+        let Some(to) = advance_to(op, slot, at(&confirmed), Some(position), at(&current))? else {
+            return Ok(());
+        };
+        c.query(
+            "SELECT pg_replication_slot_advance($1, $2::text::pg_lsn)",
+            &[&slot, &format_lsn(to)],
+        )
+        .await
+        .map_err(|e| sql_error(op, db, e))?;
+        Ok(())
+    })
+}
+
+fn no_slot(op: &str, db: &str, slot: &str) -> PrimitiveError {
+    PrimitiveError::new(
+        A,
+        op,
+        ErrorKind::NotFound,
+        format!("{db} has no replication slot {slot:?}"),
+        "check the consumer's slot and database; cdc::create_equivalent_slots creates one on a new database",
+    )
 }

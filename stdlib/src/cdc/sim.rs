@@ -4,10 +4,11 @@ use godwit_engine::PrimitiveError;
 
 use super::*;
 use crate::pg::SlotInfo;
+use crate::pg::{format_lsn, parse_lsn};
 use crate::prim::{conflict, not_found};
 use crate::sim::net::Consumer;
 use crate::sim::scenario::SlotType;
-use crate::sim::{Sim, SimState, format_lsn, parse_lsn};
+use crate::sim::{Sim, SimState};
 
 const A: &str = "cdc";
 
@@ -32,19 +33,15 @@ fn find<'a>(
         .iter_mut()
         .find(|c| c.name == name)
         .ok_or_else(|| {
-            not_found(
-                A,
-                op,
-                format!("CDC consumer {name} is not known"),
-                format!("consumers: {}", names.join(", ")),
-            )
+            let known: Vec<&str> = names.iter().map(String::as_str).collect();
+            consumer_not_found(op, name, &known)
         })
 }
 
 impl Cdc for Sim {
     fn list_consumers(&self, cx: &Call<'_>) -> Result<Vec<ConsumerInfo>, PrimitiveError> {
         let st = self.api(cx, A, "list_consumers")?;
-        Ok(st.consumers.iter().map(info).collect())
+        Ok(sort_consumers(st.consumers.iter().map(info).collect()))
     }
 
     fn pause_consumer(&self, cx: &Call<'_>, name: &str) -> Result<ConsumerInfo, PrimitiveError> {
@@ -74,8 +71,9 @@ impl Cdc for Sim {
     ) -> Result<ConsumerInfo, PrimitiveError> {
         const OP: &str = "resume_consumer";
         let mut st = self.api(cx, A, OP)?;
+        find(&mut st, OP, name)?; // an unknown consumer changes nothing
         let on_source = db == st.source_id();
-        let current = st.lsn;
+        let current = if on_source { st.lsn } else { st.target_lsn(db) };
         let position = if on_source {
             let s = st
                 .slots
@@ -89,21 +87,7 @@ impl Cdc for Sim {
                     "pass a slot from pg::replication_slots",
                 ));
             };
-            if let Some(p) = position {
-                // pg_replication_slot_advance: forward only, never past the current LSN.
-                if p < s.confirmed_flush_lsn || p > current {
-                    return Err(conflict(
-                        A,
-                        OP,
-                        format!(
-                            "slot {slot} cannot move from {} to {}",
-                            format_lsn(s.confirmed_flush_lsn),
-                            format_lsn(p)
-                        ),
-                        "a slot only advances, up to the current LSN; resume without a position \
-                         to continue from the slot",
-                    ));
-                }
+            if let Some(p) = advance_to(OP, slot, s.confirmed_flush_lsn, position, current)? {
                 s.confirmed_flush_lsn = p;
                 s.restart_lsn = s.restart_lsn.max(p);
             }
@@ -123,9 +107,16 @@ impl Cdc for Sim {
                     "create it first with cdc::create_equivalent_slots",
                 ));
             };
+            let confirmed = s.confirmed_flush_lsn.as_deref().and_then(parse_lsn);
+            let confirmed = confirmed.unwrap_or(0);
+            let to = advance_to(OP, slot, confirmed, position, current)?;
+            if let Some(p) = to {
+                s.confirmed_flush_lsn = Some(format_lsn(p));
+                s.restart_lsn = format_lsn(parse_lsn(&s.restart_lsn).unwrap_or(0).max(p));
+            }
             s.active = true;
             s.inactive_since = None;
-            parse_lsn(&s.restart_lsn)
+            to.unwrap_or(confirmed)
         };
         let c = find(&mut st, OP, name)?;
         c.state = "running".into();
@@ -139,17 +130,32 @@ impl Cdc for Sim {
 
     fn record_positions(&self, cx: &Call<'_>) -> Result<Vec<SlotPosition>, PrimitiveError> {
         let st = self.api(cx, A, "record_positions")?;
-        Ok(st
-            .consumers
-            .iter()
-            .filter_map(|c| {
+        let mut consumers: Vec<&Consumer> = st.consumers.iter().collect();
+        consumers.sort_by(|a, b| a.name.cmp(&b.name));
+        // Each consumer's slot on the database it reads: the source's, or the one made on a
+        // target after the restore.
+        let position = |c: &Consumer| -> Option<(u64, u64)> {
+            if c.db == st.source_id() {
                 let s = st.slots.iter().find(|s| s.name == c.slot)?;
+                return Some((s.confirmed_flush_lsn, s.restart_lsn));
+            }
+            let (_, s) = st
+                .target_slots
+                .iter()
+                .find(|(d, s)| *d == c.db && s.slot_name == c.slot)?;
+            let confirmed = s.confirmed_flush_lsn.as_deref().and_then(parse_lsn)?;
+            Some((confirmed, parse_lsn(&s.restart_lsn)?))
+        };
+        Ok(consumers
+            .into_iter()
+            .filter_map(|c| {
+                let (confirmed, restart) = position(c)?;
                 Some(SlotPosition {
                     consumer: c.name.clone(),
-                    slot: s.name.clone(),
-                    confirmed_flush_lsn: format_lsn(s.confirmed_flush_lsn),
-                    confirmed_flush_bytes: s.confirmed_flush_lsn as i64,
-                    restart_lsn: format_lsn(s.restart_lsn),
+                    slot: c.slot.clone(),
+                    confirmed_flush_lsn: format_lsn(confirmed),
+                    confirmed_flush_bytes: confirmed as i64,
+                    restart_lsn: format_lsn(restart),
                 })
             })
             .collect())

@@ -11,6 +11,7 @@ use crate::aws::AwsApi;
 impl Cw for AwsApi {
     fn metric_series(&self, cx: &Call<'_>, q: &MetricQuery) -> Result<Vec<Point>, PrimitiveError> {
         const OP: &str = "metric_series";
+        q.check(OP)?;
         let metric = t::Metric::builder()
             .namespace(&q.namespace)
             .metric_name(&q.name)
@@ -63,8 +64,6 @@ impl Cw for AwsApi {
             }
         }
         // Oldest first whatever the service did with ScanBy; one point per period start.
-        points.sort_by_key(|p| p.t);
-        points.dedup_by_key(|p| p.t);
-        Ok(points)
+        Ok(series(points))
     }
 }

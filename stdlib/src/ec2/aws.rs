@@ -5,7 +5,6 @@ use godwit_engine::{ErrorKind, PrimitiveError};
 
 use super::*;
 use crate::aws::AwsApi;
-use crate::prim::conflict;
 
 const A: &str = "ec2";
 
@@ -163,13 +162,12 @@ impl Ec2 for AwsApi {
         vpc_id: &str,
     ) -> Result<Vec<SecurityGroup>, PrimitiveError> {
         let filter = t::Filter::builder().name("vpc-id").values(vpc_id).build();
-        let mut out: Vec<SecurityGroup> = self
-            .groups(cx, "describe_security_groups", vec![filter])?
-            .iter()
-            .map(group_of)
-            .collect();
-        out.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(out)
+        Ok(sort_groups(
+            self.groups(cx, "describe_security_groups", vec![filter])?
+                .iter()
+                .map(group_of)
+                .collect(),
+        ))
     }
 
     fn ensure_quarantine_group(
@@ -177,6 +175,7 @@ impl Ec2 for AwsApi {
         cx: &Call<'_>,
         vpc_id: &str,
         name: &str,
+        admit: &Admit,
     ) -> Result<SecurityGroup, PrimitiveError> {
         const OP: &str = "ensure_quarantine_group";
         if let Some(g) = self.quarantine_named(cx, OP, vpc_id, name)? {
@@ -188,19 +187,10 @@ impl Ec2 for AwsApi {
                 && g.ip_permissions_egress().iter().all(is_default_egress);
             if ours && only_default_egress {
                 self.revoke_default_egress(cx, OP, &g)?;
-            } else if !g.ip_permissions().is_empty() || !g.ip_permissions_egress().is_empty() {
-                return Err(conflict(
-                    A,
-                    OP,
-                    format!(
-                        "group {name} ({}) in {vpc_id} has rules; it is not deny-all",
-                        g.group_id().unwrap_or_default()
-                    ),
-                    "use another name (quarantine_group), or remove its rules",
-                ));
             }
             let again = self.quarantine_named(cx, OP, vpc_id, name)?.unwrap_or(g);
-            return Ok(group_of(&again));
+            let missing = check_quarantine_group(OP, &group_of(&again), admit)?;
+            return self.admit(cx, OP, vpc_id, name, &again, admit, &missing);
         }
         let created = self.api(cx, A, OP, "ec2.CreateSecurityGroup", || {
             self.aws
@@ -237,6 +227,55 @@ impl Ec2 for AwsApi {
             })?;
         self.revoke_default_egress(cx, OP, &g)?;
         let g = self.quarantine_named(cx, OP, vpc_id, name)?.unwrap_or(g);
-        Ok(group_of(&g))
+        let missing = check_quarantine_group(OP, &group_of(&g), admit)?;
+        self.admit(cx, OP, vpc_id, name, &g, admit, &missing)
+    }
+}
+
+impl AwsApi {
+    /// Authorize the ingress rules `missing` (from `admit`'s groups) on quarantine group `g`;
+    /// the group as EC2 lists it afterwards.
+    #[allow(clippy::too_many_arguments)] // each is one fact of the call
+    fn admit(
+        &self,
+        cx: &Call<'_>,
+        op: &str,
+        vpc_id: &str,
+        name: &str,
+        g: &t::SecurityGroup,
+        admit: &Admit,
+        missing: &[String],
+    ) -> Result<SecurityGroup, PrimitiveError> {
+        if missing.is_empty() {
+            return Ok(group_of(g));
+        }
+        let group_id = g.group_id().unwrap_or_default().to_string();
+        let pairs: Vec<t::UserIdGroupPair> = admit
+            .groups
+            .iter()
+            .filter(|sg| missing.iter().any(|r| r.ends_with(&format!(" from {sg}"))))
+            .map(|sg| t::UserIdGroupPair::builder().group_id(sg).build())
+            .collect();
+        let perm = t::IpPermission::builder()
+            .ip_protocol("tcp")
+            .from_port(i32::from(admit.port))
+            .to_port(i32::from(admit.port))
+            .set_user_id_group_pairs(Some(pairs))
+            .build();
+        match self.api(cx, A, op, "ec2.AuthorizeSecurityGroupIngress", || {
+            self.aws
+                .ec2
+                .authorize_security_group_ingress()
+                .group_id(&group_id)
+                .ip_permissions(perm.clone())
+                .send()
+        }) {
+            Ok(_) => {}
+            // InvalidPermission.Duplicate: an earlier attempt added it.
+            Err(e) if e.kind == ErrorKind::Conflict => {}
+            Err(e) => return Err(e),
+        }
+        let again = self.quarantine_named(cx, op, vpc_id, name)?;
+        Ok(group_of(again.as_ref().unwrap_or(g)))
     }
 }

@@ -1,94 +1,141 @@
-//! Rhai module `ec2`.
+//! Rhai module `ec2`: thin argument conversion over the world's [`Ec2`](super::Ec2) backend, and the doc
+//! comments that are the reference.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
-use ::rhai::{Dynamic, Engine, Module, NativeCallContext};
-use godwit_engine::Host;
+use ::rhai::plugin::*;
+use ::rhai::{Array, Map, Module, NativeCallContext};
 use serde_json::json;
 
-use super::*;
-use crate::prim::{RhaiResult, call, volatile_fn};
+use godwit_engine::PrimitiveError;
+
+use super::Admit;
+use crate::prim::{Opts, RhaiResult, call, shared};
 
 const A: &str = "ec2";
 
-pub fn register(engine: &mut Engine, host: &Host, ec2: Arc<dyn Ec2>) {
-    engine.register_static_module(A, module(host, ec2).into());
+/// Install `ec2::…` into `engine`. The module is built once per process: its functions capture
+/// nothing (they find the world's backend through the engine, see [`call`]).
+pub fn register(engine: &mut Engine) {
+    static MODULE: LazyLock<Arc<Module>> =
+        LazyLock::new(|| shared(A, exported_module!(ec2_module)));
+    engine.register_static_module(A, MODULE.clone());
 }
 
-pub fn module(host: &Host, ec2: Arc<dyn Ec2>) -> Module {
-    let mut m = Module::new();
-    let (e, h) = (ec2.clone(), host.clone());
-    volatile_fn!(
-        &mut m,
-        "describe_security_groups",
-        &["vpc_id: &str", "Array"],
-        r#"
-The security groups of a VPC, sorted by id.
+#[export_module]
+mod ec2_module {
+    use super::*;
 
-# Parameters
-* `vpc_id` — the VPC (`describe_instance(id).vpc_id`).
+    /// The security groups of a VPC, sorted by id.
+    ///
+    /// # Parameters
+    /// * `vpc_id` — the VPC (`describe_instance(id).vpc_id`).
+    ///
+    /// # Returns
+    /// Array of `#{ id, name, vpc_id, ingress, egress }`; rules read `tcp/5432 from 10.0.0.0/8`.
+    ///
+    /// # Errors
+    /// `Throttled` when AWS throttles.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let src = rds::describe_instance("orders-db");
+    /// let groups = ec2::describe_security_groups(src.vpc_id);
+    /// let mine = groups.filter(|g| src.security_groups.contains(g.id));
+    /// if mine.is_empty() || mine[0].ingress.is_empty() { throw groups; }
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn describe_security_groups(ctx: NativeCallContext, vpc_id: &str) -> RhaiResult<Array> {
+        call(
+            &ctx,
+            A,
+            "describe_security_groups",
+            &json!({ "vpc_id": vpc_id }),
+            |cx, w| w.ec2.describe_security_groups(cx, vpc_id),
+        )
+    }
 
-# Returns
-Array of `#{ id, name, vpc_id, ingress, egress }`; rules read `tcp/5432 from 10.0.0.0/8`.
+    /// The deny-all quarantine group `name` in a VPC (no ingress, no egress), created if missing.
+    /// Putting an instance in it alone ends nothing (security groups are stateful); the reboot does.
+    ///
+    /// # Parameters
+    /// * `vpc_id` — the source's VPC.
+    /// * `name` — the group name, e.g. `"godwit-quarantine"`.
+    ///
+    /// # Returns
+    /// `#{ id, name, vpc_id, ingress: [], egress: [] }`.
+    ///
+    /// # Errors
+    /// `Conflict` when a group of that name exists with rules.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let q = ec2::ensure_quarantine_group("vpc-0sim", "godwit-quarantine");
+    /// let again = ec2::ensure_quarantine_group("vpc-0sim", "godwit-quarantine");
+    /// if q.id != again.id || !q.ingress.is_empty() { throw q; }
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn ensure_quarantine_group(
+        ctx: NativeCallContext,
+        vpc_id: &str,
+        name: &str,
+    ) -> RhaiResult<Map> {
+        call(
+            &ctx,
+            A,
+            "ensure_quarantine_group",
+            &json!({ "vpc_id": vpc_id, "name": name }),
+            |cx, w| w.ec2.ensure_quarantine_group(cx, vpc_id, name, &Admit::default()),
+        )
+    }
 
-# Errors
-`Throttled` when AWS throttles.
-
-# Example
-```rhai
-let src = rds::describe_instance("orders-db");
-let groups = ec2::describe_security_groups(src.vpc_id);
-let mine = groups.filter(|g| src.security_groups.contains(g.id));
-if mine.is_empty() || mine[0].ingress.is_empty() { throw groups; }
-```
-"#,
-        move |ctx: NativeCallContext, vpc_id: &str| -> RhaiResult<Dynamic> {
-            call(
-                &ctx,
-                &h,
-                A,
-                "describe_security_groups",
-                &json!({ "vpc_id": vpc_id }),
-                |cx| e.describe_security_groups(cx, vpc_id),
-            )
-        },
-    );
-    let h = host.clone();
-    volatile_fn!(
-        &mut m,
-        "ensure_quarantine_group",
-        &["vpc_id: &str", "name: &str", "Map"],
-        r#"
-The deny-all quarantine group `name` in a VPC (no ingress, no egress), created if missing.
-Putting an instance in it alone ends nothing (security groups are stateful); the reboot does.
-
-# Parameters
-* `vpc_id` — the source's VPC.
-* `name` — the group name, e.g. `"godwit-quarantine"`.
-
-# Returns
-`#{ id, name, vpc_id, ingress: [], egress: [] }`.
-
-# Errors
-`Conflict` when a group of that name exists with rules.
-
-# Example
-```rhai
-let q = ec2::ensure_quarantine_group("vpc-0sim", "godwit-quarantine");
-let again = ec2::ensure_quarantine_group("vpc-0sim", "godwit-quarantine");
-if q.id != again.id || !q.ingress.is_empty() { throw q; }
-```
-"#,
-        move |ctx: NativeCallContext, vpc_id: &str, name: &str| -> RhaiResult<Dynamic> {
-            call(
-                &ctx,
-                &h,
-                A,
-                "ensure_quarantine_group",
-                &json!({ "vpc_id": vpc_id, "name": name }),
-                |cx| ec2.ensure_quarantine_group(cx, vpc_id, name),
-            )
-        },
-    );
-    m
+    /// The quarantine group `name` in a VPC that admits only the listed security groups on one
+    /// port — godwit's own on the database port, so godwit can still reach the fenced source
+    /// (a group with no inbound rule admits no new connection, godwit's included). No egress.
+    /// Created if missing; a rule it lacks is added.
+    ///
+    /// # Parameters
+    /// * `vpc_id` — the source's VPC.
+    /// * `name` — the group name, e.g. `"godwit-quarantine"`.
+    /// * `options` — `#{ admit: ["sg-…"], port: 5432 }` (`port`: the instance's, never assumed).
+    ///
+    /// # Returns
+    /// `#{ id, name, vpc_id, ingress, egress: [] }`, `ingress` like `["tcp/5432 from sg-0godwit"]`.
+    ///
+    /// # Errors
+    /// `Conflict` when a group of that name has any other rule; `Invalid` for a bad option.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let me = pg::access("orders-db");
+    /// let q = ec2::ensure_quarantine_group("vpc-0sim", "godwit-quarantine",
+    ///     #{ admit: [me.security_group], port: 5432 });
+    /// assert_eq(q.ingress, [`tcp/5432 from ${me.security_group}`]);
+    /// ```
+    #[rhai_fn(volatile, return_raw, name = "ensure_quarantine_group")]
+    pub fn ensure_quarantine_group_admitting(
+        ctx: NativeCallContext,
+        vpc_id: &str,
+        name: &str,
+        options: Map,
+    ) -> RhaiResult<Map> {
+        const OP: &str = "ensure_quarantine_group";
+        let bad = |e: PrimitiveError| e.into_rhai_at(ctx.call_position());
+        let o = Opts::new(A, OP, options, &["admit", "port"]).map_err(bad)?;
+        let admit = Admit {
+            groups: o.strings("admit").map_err(bad)?.unwrap_or_default(),
+            port: o
+                .int("port", 1)
+                .map_err(bad)?
+                .and_then(|p| u16::try_from(p).ok())
+                .unwrap_or_else(crate::rds::default_port),
+        };
+        call(
+            &ctx,
+            A,
+            OP,
+            &json!({ "vpc_id": vpc_id, "name": name, "admit": admit.groups, "port": admit.port }),
+            |cx, w| w.ec2.ensure_quarantine_group(cx, vpc_id, name, &admit),
+        )
+    }
 }

@@ -3,8 +3,7 @@
 use godwit_engine::PrimitiveError;
 
 use super::*;
-use crate::prim::conflict;
-use crate::sim::Sim;
+use crate::sim::{Sim, fnv};
 
 impl Ec2 for Sim {
     fn describe_security_groups(
@@ -13,12 +12,13 @@ impl Ec2 for Sim {
         vpc_id: &str,
     ) -> Result<Vec<SecurityGroup>, PrimitiveError> {
         let st = self.api(cx, "ec2", "describe_security_groups")?;
-        Ok(st
-            .groups
-            .values()
-            .filter(|g| g.vpc_id == vpc_id)
-            .cloned()
-            .collect())
+        Ok(sort_groups(
+            st.groups
+                .values()
+                .filter(|g| g.vpc_id == vpc_id)
+                .cloned()
+                .collect(),
+        ))
     }
 
     fn ensure_quarantine_group(
@@ -26,44 +26,40 @@ impl Ec2 for Sim {
         cx: &Call<'_>,
         vpc_id: &str,
         name: &str,
+        admit: &Admit,
     ) -> Result<SecurityGroup, PrimitiveError> {
         const OP: &str = "ensure_quarantine_group";
         let mut st = self.api(cx, "ec2", OP)?;
-        if let Some(g) = st
+        // The model's VPCs: the source's, and any a group lives in.
+        if st.sc.source.vpc_id != vpc_id && !st.groups.values().any(|g| g.vpc_id == vpc_id) {
+            return Err(vpc_not_found(OP, vpc_id));
+        }
+        if let Some(id) = st
             .groups
             .values()
             .find(|g| g.vpc_id == vpc_id && g.name == name)
+            .map(|g| g.id.clone())
         {
-            if !g.ingress.is_empty() || !g.egress.is_empty() {
-                return Err(conflict(
-                    "ec2",
-                    OP,
-                    format!(
-                        "group {name} ({}) in {vpc_id} has rules; it is not deny-all",
-                        g.id
-                    ),
-                    "use another name, or remove its rules",
-                ));
-            }
+            let missing = check_quarantine_group(OP, &st.groups[&id], admit)?;
+            let g = st.groups.get_mut(&id).expect("found above");
+            g.ingress.extend(missing);
+            g.ingress.sort();
             return Ok(g.clone());
         }
         // Ids derive from the name so they are stable across runs of the same scenario.
-        let id = format!("sg-0q{:08x}", fnv(&format!("{vpc_id}/{name}")) as u32);
+        let id = format!(
+            "sg-0q{:08x}",
+            fnv(&[format!("{vpc_id}/{name}").as_bytes()]) as u32
+        );
         let g = SecurityGroup {
             id: id.clone(),
             name: name.into(),
             vpc_id: vpc_id.into(),
-            ingress: Vec::new(),
+            ingress: admit.rules(),
             egress: Vec::new(),
         };
         st.groups.insert(id, g.clone());
         st.note(format!("quarantine group {} created in {vpc_id}", g.id));
         Ok(g)
     }
-}
-
-fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
 }

@@ -1,6 +1,6 @@
 //! Rhai module `lag`: argument conversion with errors that name the bad element, and the doc
 //! comments that are the reference (exported through Rhai's `metadata` feature; every ```rhai
-//! example runs in this file's tests).
+//! example runs, and must assert its result, in `tests/tests/docs.rs`).
 //!
 //! These are pure functions over arrays, so scripts may call them anywhere, inside or outside a
 //! step; none is `volatile`.

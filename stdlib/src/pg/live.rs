@@ -20,7 +20,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use godwit_engine::{Call, ErrorKind, PrimitiveError};
 use tokio_postgres::{Client, Config, NoTls};
 
-use super::{Backend, Extension, Lsn, Pg, Sequence, Setting, SlotInfo, TableHash};
+use super::{
+    Access, Backend, Checkpoint, Extension, Lsn, Pg, ReplicationConnection, Sequence, Setting,
+    SlotInfo, TableHash,
+};
+
+/// Roles godwit blocked, per database: what `block_logins` / `unblock_logins` report.
+type Blocked = Mutex<HashMap<String, BTreeSet<String>>>;
 
 const A: &str = "pg";
 
@@ -54,6 +60,10 @@ pub trait Connector: Send + Sync + 'static {
     /// Where and how to reach `db` (an RDS instance id, or an Aurora cluster id = its writer).
     /// Called at every (re)connect, so credentials are fresh.
     fn target<'a>(&'a self, db: &'a str) -> BoxFuture<'a, Result<Target, PrimitiveError>>;
+
+    /// Whether and how godwit reaches `db` through this connector, and the security group its
+    /// connections come from (what a quarantine must admit).
+    fn access(&self, db: &str) -> Access;
 
     /// Roles whose sessions are not the application's (godwit's own login is always
     /// excluded): e.g. `rdsadmin`, CDC consumers' roles.
@@ -301,7 +311,8 @@ impl Pool {
     }
 
     /// `fut` (statements on `db`) through the call: bounded by `limit`, the step's deadline and
-    /// Ctrl-C. A cut or cancelled call forgets `db`'s connections (see [`Pool::forget`]).
+    /// Ctrl-C. A cut or cancelled call forgets `db`'s connections (see [`Pool::forget`]). Its
+    /// error is the calling area's (`cdc::…` reading a slot fails as `cdc`, not as `pg`).
     pub fn run<T>(
         &self,
         cx: &Call<'_>,
@@ -309,7 +320,10 @@ impl Pool {
         limit: Duration,
         fut: impl Future<Output = Result<T, PrimitiveError>>,
     ) -> Result<T, PrimitiveError> {
-        let out = cx.block_on(limit, fut);
+        let out = cx.block_on(limit, fut).map_err(|mut e| {
+            e.area = cx.area().to_string();
+            e
+        });
         if let Err(e) = &out
             && matches!(e.kind, ErrorKind::Timeout | ErrorKind::Cancelled)
         {
@@ -341,14 +355,26 @@ impl Pool {
 }
 
 /// A failed statement: retryable when the connection broke (the server restarts), not when
-/// the server refused the statement.
+/// the server refused the statement. A database in the wrong state for it (a replica in
+/// recovery, SQLSTATE class 55 "object not in prerequisite state") is a `Conflict`, as the
+/// simulator answers.
 pub fn sql_error(op: &str, db: &str, e: tokio_postgres::Error) -> PrimitiveError {
     let closed = e.is_closed() || e.as_db_error().is_none();
     let text = error_text(&e);
-    let (kind, hint) = if text.contains("recovery is in progress") {
+    let wrong_state = e
+        .as_db_error()
+        .is_some_and(|d| d.code().code().starts_with("55"));
+    let (kind, hint) = if text.contains("recovery is in progress")
+        || text.contains("while in recovery")
+    {
         (
             ErrorKind::Conflict,
             "this is a replica (in recovery): ask the primary, or pg::replay_lsn for the replica's position",
+        )
+    } else if wrong_state {
+        (
+            ErrorKind::Conflict,
+            "the database is not in the state the statement needs; its message says which",
         )
     } else if closed {
         (
@@ -371,6 +397,10 @@ pub struct LivePg {
     terminated: Mutex<BTreeSet<i32>>,
     /// When each slot was first seen inactive (PostgreSQL 15 does not record it).
     inactive_seen: Mutex<HashMap<String, i64>>,
+    /// Roles this process blocked per database (the trait answers with every role godwit
+    /// blocked). A resumed run in a new process starts empty; its step passes the same roles,
+    /// so it answers the same.
+    blocked: Blocked,
 }
 
 impl LivePg {
@@ -379,6 +409,7 @@ impl LivePg {
             pool,
             terminated: Mutex::new(BTreeSet::new()),
             inactive_seen: Mutex::new(HashMap::new()),
+            blocked: Mutex::new(HashMap::new()),
         }
     }
 
@@ -472,6 +503,76 @@ fn quote_ident(s: &str) -> String {
 }
 
 impl Pg for LivePg {
+    fn access(&self, _cx: &Call<'_>, db: &str) -> Result<Access, PrimitiveError> {
+        Ok(self.pool.connector().access(db))
+    }
+
+    fn replication_connections(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+    ) -> Result<Vec<ReplicationConnection>, PrimitiveError> {
+        const OP: &str = "replication_connections";
+        let st = cx.budget(PG_CALL_LIMIT);
+        let rows = self.run(cx, db, async {
+            let c = self.pool.client(db, None, OP, st).await?;
+            // The LSN columns read NULL for a role without pg_monitor (or rds_superuser on
+            // RDS): docs/aws.md lists the grants.
+            c.query(
+                "SELECT r.pid, coalesce(r.application_name, ''), r.client_addr::text, \
+                 coalesce(r.state, ''), s.slot_name::text, \
+                 pg_wal_lsn_diff(r.sent_lsn, '0/0')::bigint, pg_wal_lsn_diff(r.write_lsn, '0/0')::bigint, \
+                 pg_wal_lsn_diff(r.flush_lsn, '0/0')::bigint, pg_wal_lsn_diff(r.replay_lsn, '0/0')::bigint, \
+                 r.replay_lsn::text \
+                 FROM pg_stat_replication r LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid \
+                 ORDER BY r.pid",
+                &[],
+            )
+            .await
+            .map_err(|e| sql_error(OP, db, e))
+        })?;
+        Ok(rows
+            .iter()
+            .map(|r| ReplicationConnection {
+                pid: i64::from(r.get::<_, i32>(0)),
+                application_name: r.get(1),
+                client_addr: r.get(2),
+                state: r.get(3),
+                slot_name: r.get(4),
+                sent_lsn_bytes: r.get(5),
+                write_lsn_bytes: r.get(6),
+                flush_lsn_bytes: r.get(7),
+                replay_lsn_bytes: r.get(8),
+                replay_lsn: r.get(9),
+            })
+            .collect())
+    }
+
+    fn last_checkpoint(&self, cx: &Call<'_>, db: &str) -> Result<Checkpoint, PrimitiveError> {
+        const OP: &str = "last_checkpoint";
+        let st = cx.budget(PG_CALL_LIMIT);
+        let row = self.run(cx, db, async {
+            let c = self.pool.client(db, None, OP, st).await?;
+            c.query_one(
+                "SELECT checkpoint_lsn::text, pg_wal_lsn_diff(checkpoint_lsn, '0/0')::bigint, \
+                 pg_wal_lsn_diff(redo_lsn, '0/0')::bigint, extract(epoch FROM checkpoint_time)::bigint \
+                 FROM pg_control_checkpoint()",
+                &[],
+            )
+            .await
+            .map_err(|e| sql_error(OP, db, e))
+        })?;
+        let (at, redo): (i64, i64) = (row.get(1), row.get(2));
+        Ok(Checkpoint {
+            checkpoint_lsn: row.get(0),
+            checkpoint_lsn_bytes: at,
+            redo_lsn_bytes: redo,
+            time: row.get(3),
+            // A shutdown checkpoint is written with nothing after its redo point.
+            shutdown: at == redo,
+        })
+    }
+
     fn table_hashes(&self, cx: &Call<'_>, db: &str) -> Result<Vec<TableHash>, PrimitiveError> {
         const OP: &str = "table_hashes";
         let st = cx.budget(PG_CALL_LIMIT);
@@ -780,7 +881,8 @@ impl LivePg {
                 .await
                 .map_err(|e| sql_error(op, db, e))?;
             let existing: BTreeSet<String> = existing.iter().map(|r| r.get(0)).collect();
-            if let Some(missing) = roles.iter().find(|r| !existing.contains(*r)) {
+            // Blocking an unknown role is a mistake; unblocking one has nothing to do.
+            if let Some(missing) = roles.iter().find(|r| !login && !existing.contains(*r)) {
                 return Err(PrimitiveError::new(
                     A,
                     op,
@@ -789,7 +891,7 @@ impl LivePg {
                     "pass the application roles pg::application_backends reports",
                 ));
             }
-            for r in roles {
+            for r in roles.iter().filter(|r| existing.contains(*r)) {
                 let sql = format!(
                     "ALTER ROLE {} {}",
                     quote_ident(r),
@@ -799,10 +901,17 @@ impl LivePg {
                     .await
                     .map_err(|e| sql_error(op, db, e))?;
             }
-            let mut out = roles.to_vec();
-            out.sort();
-            out.dedup();
-            Ok(out)
-        })
+            Ok(())
+        })?;
+        let mut blocked = self.blocked.lock().unwrap();
+        let set = blocked.entry(db.to_string()).or_default();
+        for r in roles {
+            if login {
+                set.remove(r);
+            } else {
+                set.insert(r.clone());
+            }
+        }
+        Ok(set.iter().cloned().collect())
     }
 }

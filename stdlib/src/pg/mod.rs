@@ -10,14 +10,18 @@
 //! | `live.rs` | [`Pg`] over real servers (lab, aws)   |
 //!
 //! `db` is always an RDS instance id or an Aurora cluster id (its writer). LSNs are returned
-//! both as text (`16/B374D848`) and as a byte position (`*_bytes`, INT) for arithmetic.
+//! both as text (`16/B374D848`) and as a byte position (`*_bytes`, INT) for arithmetic; the one
+//! text form and its parsing are [`format_lsn`] and [`parse_lsn`], for every world and area.
+//!
+//! Every world answers the same way: lists in the order the trait documents; an unknown `db`
+//! is `NotFound`; `current_lsn` on a replica and `replay_lsn` on a primary are `Conflict`.
 
 pub mod live;
 pub mod rhai;
 pub mod sim;
 
 use godwit_engine::Call;
-use godwit_engine::PrimitiveError;
+use godwit_engine::{ErrorKind, PrimitiveError};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +60,33 @@ pub struct Lsn {
     pub lsn_bytes: i64,
 }
 
+impl Lsn {
+    /// The LSN at byte position `bytes`, in both forms.
+    pub fn at(bytes: u64) -> Lsn {
+        Lsn {
+            lsn: format_lsn(bytes),
+            lsn_bytes: bytes as i64,
+        }
+    }
+}
+
+/// An LSN's text as PostgreSQL prints it (`%X/%X`): `16/B374D848`, `0/1A2B3C`.
+pub fn format_lsn(bytes: u64) -> String {
+    format!("{:X}/{:X}", bytes >> 32, bytes & 0xFFFF_FFFF)
+}
+
+/// The byte position of an LSN's text (`16/B374D848`, any case, leading zeros allowed);
+/// `None` unless it is two hex numbers around a `/`, the second of at most 32 bits.
+pub fn parse_lsn(text: &str) -> Option<u64> {
+    let (hi, lo) = text.trim().split_once('/')?;
+    let hex = |s: &str| {
+        (!s.is_empty() && s.len() <= 8 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| u64::from_str_radix(s, 16).ok())
+            .flatten()
+    };
+    Some((hex(hi)? << 32) | hex(lo)?)
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Backend {
     pub pid: i64,
@@ -83,38 +114,99 @@ pub struct TableHash {
     pub hash: String,
 }
 
+/// Whether, and how, this world's godwit reaches a database: the evidence ladder starts here
+/// (with access, decisions use exact SQL facts; without, AWS APIs and CloudWatch).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Access {
+    pub available: bool,
+    /// How godwit logs in (`IAM user godwit over TLS`), or why it cannot.
+    pub how: String,
+    /// godwit's own security group: a quarantine must admit it on the database port, or godwit
+    /// cannot reach the fenced source (`()` without access).
+    pub security_group: Option<String>,
+}
+
+/// One walsender on a primary as the primary reports it (`pg_stat_replication` with the slot
+/// it uses from `pg_replication_slots`): a streaming replica, seen from its source. Positions
+/// are byte LSNs in the source's own WAL, so they compare with the source's LSNs — which a
+/// replica's own functions do not offer on Aurora.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicationConnection {
+    pub pid: i64,
+    pub application_name: String,
+    pub client_addr: Option<String>,
+    /// `streaming`, `catchup`, `startup`, `backup`, `stopping`.
+    pub state: String,
+    pub slot_name: Option<String>,
+    pub sent_lsn_bytes: Option<i64>,
+    pub write_lsn_bytes: Option<i64>,
+    pub flush_lsn_bytes: Option<i64>,
+    /// What the replica has replayed (it reports it; `()` until it has).
+    pub replay_lsn_bytes: Option<i64>,
+    pub replay_lsn: Option<String>,
+}
+
+/// The last checkpoint of a server (`pg_control_checkpoint()`). After a clean restart it is the
+/// shutdown checkpoint (`shutdown`: redo = checkpoint): every commit made before the restart
+/// precedes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub checkpoint_lsn: String,
+    pub checkpoint_lsn_bytes: i64,
+    pub redo_lsn_bytes: i64,
+    /// Epoch seconds.
+    pub time: i64,
+    pub shutdown: bool,
+}
+
 pub trait Pg: Send + Sync {
+    /// Whether godwit can reach `db` with SQL in this world, how, and from which security group.
+    fn access(&self, cx: &Call<'_>, db: &str) -> Result<Access, PrimitiveError>;
+    /// The walsenders of a primary with their positions and slots, sorted by pid.
+    fn replication_connections(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+    ) -> Result<Vec<ReplicationConnection>, PrimitiveError>;
+    /// The server's last checkpoint (`pg_control_checkpoint()`).
+    fn last_checkpoint(&self, cx: &Call<'_>, db: &str) -> Result<Checkpoint, PrimitiveError>;
     /// Per-table content hashes, sorted by table: equal hashes mean equal contents.
     fn table_hashes(&self, cx: &Call<'_>, db: &str) -> Result<Vec<TableHash>, PrimitiveError>;
+    /// Sorted by name.
     fn installed_extensions(
         &self,
         cx: &Call<'_>,
         db: &str,
     ) -> Result<Vec<Extension>, PrimitiveError>;
-    /// `names` empty: every setting godwit looks at.
+    /// `names` empty: every setting godwit looks at. Sorted by name.
     fn settings(
         &self,
         cx: &Call<'_>,
         db: &str,
         names: &[String],
     ) -> Result<Vec<Setting>, PrimitiveError>;
+    /// Sorted.
     fn unlogged_tables(&self, cx: &Call<'_>, db: &str) -> Result<Vec<String>, PrimitiveError>;
+    /// Sorted by slot name.
     fn replication_slots(&self, cx: &Call<'_>, db: &str) -> Result<Vec<SlotInfo>, PrimitiveError>;
-    /// `pg_current_wal_lsn()` on a primary.
+    /// `pg_current_wal_lsn()` on a primary; `Conflict` on a replica (in recovery).
     fn current_lsn(&self, cx: &Call<'_>, db: &str) -> Result<Lsn, PrimitiveError>;
-    /// `pg_last_wal_replay_lsn()` on a replica.
+    /// `pg_last_wal_replay_lsn()` on a replica; `Conflict` on a primary. Aurora refuses the
+    /// `pg_last_wal_*` family (`FeatureNotSupported`, [`aurora_refuses`]): ask the source
+    /// ([`Pg::replication_connections`]) where an Aurora replica stands.
     fn replay_lsn(&self, cx: &Call<'_>, db: &str) -> Result<Lsn, PrimitiveError>;
     /// Backends of application roles (not rdsadmin, not replication), by pid.
     fn application_backends(&self, cx: &Call<'_>, db: &str)
     -> Result<Vec<Backend>, PrimitiveError>;
-    /// `ALTER ROLE .. NOLOGIN` (or `CONNECTION LIMIT 0`): new logins fail; returns the roles
-    /// now blocked.
+    /// `ALTER ROLE .. NOLOGIN` (or `CONNECTION LIMIT 0`): new logins fail; returns every role
+    /// now blocked (by this call or an earlier one), sorted. `NotFound` for an unknown role.
     fn block_logins(
         &self,
         cx: &Call<'_>,
         db: &str,
         roles: &[String],
     ) -> Result<Vec<String>, PrimitiveError>;
+    /// Logins allowed again; returns the roles still blocked, sorted.
     fn unblock_logins(
         &self,
         cx: &Call<'_>,
@@ -129,5 +221,58 @@ pub trait Pg: Send + Sync {
         db: &str,
         pids: &[i64],
     ) -> Result<Vec<i64>, PrimitiveError>;
+    /// Sorted by name.
     fn sequences(&self, cx: &Call<'_>, db: &str) -> Result<Vec<Sequence>, PrimitiveError>;
+}
+
+/// What Aurora answers godwit's WAL position functions (`pg_last_wal_replay_lsn()` always;
+/// `pg_current_wal_lsn()` and the other WAL control functions without logical replication):
+/// `FeatureNotSupported` / `ObjectNotInPrerequisiteState` (public reports: pghero#168,
+/// distribute_reads#46, DataDog integrations-core#20356). Not retryable: asking again does not
+/// change Aurora.
+pub fn aurora_refuses(op: &str, db: &str, function: &str) -> PrimitiveError {
+    PrimitiveError::new(
+        "pg",
+        op,
+        ErrorKind::Invalid,
+        format!("{db}: {function} is not supported on Aurora PostgreSQL (0A000 feature_not_supported)"),
+        "read the replica's position on the source (pg::replication_connections), where both LSNs \
+         live in one WAL",
+    )
+    .with_retryable(false)
+}
+
+/// The walsender feeding `slot` (a replica's physical slot), if it is connected.
+pub fn walsender_of<'a>(
+    conns: &'a [ReplicationConnection],
+    slot: &str,
+) -> Option<&'a ReplicationConnection> {
+    conns.iter().find(|c| c.slot_name.as_deref() == Some(slot))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn lsns_read_and_print_as_postgresql_does() {
+        assert_eq!(format_lsn(0x16_B374_D848), "16/B374D848");
+        assert_eq!(format_lsn(0x1A_2B3C), "0/1A2B3C", "no zero padding: %X/%X");
+        assert_eq!(format_lsn(0), "0/0");
+        assert_eq!(parse_lsn("16/B374D848"), Some(0x16_B374_D848));
+        assert_eq!(parse_lsn("0/0001a2b3"), Some(0x1_A2B3));
+        for bad in ["", "16", "16/", "/1", "x/1", "1/123456789", "1/-1", "1/ 2"] {
+            assert_eq!(parse_lsn(bad), None, "{bad:?}");
+        }
+        assert_eq!(Lsn::at(0x1_0000_0000).lsn, "1/0");
+    }
+
+    proptest! {
+        #[test]
+        fn an_lsn_survives_its_text(bytes in any::<u64>()) {
+            prop_assert_eq!(parse_lsn(&format_lsn(bytes)), Some(bytes));
+        }
+    }
 }

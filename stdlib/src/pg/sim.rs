@@ -5,7 +5,8 @@ use godwit_engine::PrimitiveError;
 use super::*;
 use crate::prim::{conflict, not_found};
 use crate::sim::scenario::{FaultKind, SlotType};
-use crate::sim::{Sim, SimState, format_lsn};
+use crate::sim::access::godwit_login;
+use crate::sim::{Api, Sim, SimState, fnv};
 
 const A: &str = "pg";
 
@@ -13,54 +14,30 @@ const A: &str = "pg";
 const EXIT_MS: i64 = 200;
 
 fn lsn(bytes: u64) -> Lsn {
-    Lsn {
-        lsn: format_lsn(bytes),
-        lsn_bytes: bytes as i64,
-    }
+    Lsn::at(bytes)
 }
 
-/// The database must exist and accept connections from godwit.
-fn check_db(st: &SimState, op: &str, db: &str) -> Result<(), PrimitiveError> {
-    if let Some(i) = st.rds.instances.get(db) {
-        if i.status == "rebooting" {
-            return Err(PrimitiveError::new(
-                A,
-                op,
-                godwit_engine::ErrorKind::Timeout,
-                format!("cannot connect to {db}: the instance is rebooting"),
-                "retry once it is available",
-            ));
-        }
-        return Ok(());
+/// The database must exist and let godwit in (see [`godwit_login`]).
+fn check_db(st: &mut Api<'_>, op: &str, db: &str) -> Result<(), PrimitiveError> {
+    if !st.rds.instances.contains_key(db) && !st.rds.clusters.contains_key(db) {
+        return Err(not_found(
+            A,
+            op,
+            format!("no database endpoint {db}"),
+            "pass an RDS instance id or an Aurora cluster id",
+        ));
     }
-    if st.rds.clusters.contains_key(db) {
-        return Ok(());
-    }
-    Err(not_found(
-        A,
-        op,
-        format!("no database endpoint {db}"),
-        "pass an RDS instance id or an Aurora cluster id",
-    ))
+    godwit_login(st, A, op, db)
 }
 
 fn is_source(st: &SimState, db: &str) -> bool {
     db == st.source_id()
 }
 
-fn fnv(parts: &[&[u8]]) -> u64 {
-    parts
-        .iter()
-        .flat_map(|p| p.iter())
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
-        })
-}
-
 impl Pg for Sim {
     fn table_hashes(&self, cx: &Call<'_>, db: &str) -> Result<Vec<TableHash>, PrimitiveError> {
-        let st = self.api(cx, A, "table_hashes")?;
-        check_db(&st, "table_hashes", db)?;
+        let mut st = self.api(cx, A, "table_hashes")?;
+        check_db(&mut st, "table_hashes", db)?;
         let Some((from_source, own)) = st.content_version(db) else {
             return Err(not_found(
                 A,
@@ -110,8 +87,8 @@ impl Pg for Sim {
         cx: &Call<'_>,
         db: &str,
     ) -> Result<Vec<Extension>, PrimitiveError> {
-        let st = self.api(cx, A, "installed_extensions")?;
-        check_db(&st, "installed_extensions", db)?;
+        let mut st = self.api(cx, A, "installed_extensions")?;
+        check_db(&mut st, "installed_extensions", db)?;
         let mut names = st.sc.source.extensions.clone();
         for f in st
             .faults
@@ -137,8 +114,8 @@ impl Pg for Sim {
         db: &str,
         names: &[String],
     ) -> Result<Vec<Setting>, PrimitiveError> {
-        let st = self.api(cx, A, "settings")?;
-        check_db(&st, "settings", db)?;
+        let mut st = self.api(cx, A, "settings")?;
+        check_db(&mut st, "settings", db)?;
         let logical = st.slots.iter().any(|s| s.slot_type == SlotType::Logical);
         let mut all = std::collections::BTreeMap::new();
         all.insert("wal_segment_size".to_string(), st.seg.to_string());
@@ -159,6 +136,11 @@ impl Pg for Sim {
             st.sc.source.engine_version.clone(),
         );
         if is_source(&st, db) {
+            for p in crate::rds::HOT_STANDBY_PARAMETERS {
+                if let Some(v) = crate::rds::sim::source_live_setting(&st, p) {
+                    all.insert((*p).to_string(), v.to_string());
+                }
+            }
             for (k, v) in &st.sc.source.parameters {
                 all.insert(k.clone(), v.clone());
             }
@@ -171,8 +153,8 @@ impl Pg for Sim {
     }
 
     fn unlogged_tables(&self, cx: &Call<'_>, db: &str) -> Result<Vec<String>, PrimitiveError> {
-        let st = self.api(cx, A, "unlogged_tables")?;
-        check_db(&st, "unlogged_tables", db)?;
+        let mut st = self.api(cx, A, "unlogged_tables")?;
+        check_db(&mut st, "unlogged_tables", db)?;
         let mut t = st.sc.source.unlogged_tables.clone();
         for f in st
             .faults
@@ -187,52 +169,81 @@ impl Pg for Sim {
     }
 
     fn replication_slots(&self, cx: &Call<'_>, db: &str) -> Result<Vec<SlotInfo>, PrimitiveError> {
-        let st = self.api(cx, A, "replication_slots")?;
-        check_db(&st, "replication_slots", db)?;
-        if !is_source(&st, db) {
-            return Ok(st
-                .target_slots
+        let mut st = self.api(cx, A, "replication_slots")?;
+        check_db(&mut st, "replication_slots", db)?;
+        let mut out: Vec<SlotInfo> = if is_source(&st, db) {
+            st.slots
+                .iter()
+                .map(|s| {
+                    let lag = s.lag_bytes(st.lsn);
+                    SlotInfo {
+                        slot_name: s.name.clone(),
+                        slot_type: match s.slot_type {
+                            SlotType::Logical => "logical",
+                            SlotType::Physical => "physical",
+                        }
+                        .into(),
+                        plugin: (s.slot_type == SlotType::Logical).then(|| s.plugin.clone()),
+                        database: (s.slot_type == SlotType::Logical).then(|| s.database.clone()),
+                        active: s.active,
+                        restart_lsn: format_lsn(s.restart_lsn),
+                        confirmed_flush_lsn: (s.slot_type == SlotType::Logical)
+                            .then(|| format_lsn(s.confirmed_flush_lsn)),
+                        wal_status: if lag > 1 << 30 {
+                            "extended"
+                        } else {
+                            "reserved"
+                        }
+                        .into(),
+                        lag_bytes: lag as i64,
+                        inactive_since: s.inactive_since.map(|t| t / 1000),
+                    }
+                })
+                .collect()
+        } else {
+            st.target_slots
                 .iter()
                 .filter(|s| s.0 == db)
                 .map(|(_, s)| s.clone())
-                .collect());
-        }
-        Ok(st
-            .slots
-            .iter()
-            .map(|s| {
-                let lag = s.lag_bytes(st.lsn);
-                SlotInfo {
-                    slot_name: s.name.clone(),
-                    slot_type: match s.slot_type {
-                        SlotType::Logical => "logical",
-                        SlotType::Physical => "physical",
-                    }
-                    .into(),
-                    plugin: (s.slot_type == SlotType::Logical).then(|| s.plugin.clone()),
-                    database: (s.slot_type == SlotType::Logical).then(|| s.database.clone()),
-                    active: s.active,
-                    restart_lsn: format_lsn(s.restart_lsn),
-                    confirmed_flush_lsn: (s.slot_type == SlotType::Logical)
-                        .then(|| format_lsn(s.confirmed_flush_lsn)),
-                    wal_status: if lag > 1 << 30 {
-                        "extended"
-                    } else {
-                        "reserved"
-                    }
-                    .into(),
-                    lag_bytes: lag as i64,
-                    inactive_since: s.inactive_since.map(|t| t / 1000),
-                }
-            })
-            .collect())
+                .collect()
+        };
+        out.sort_by(|a, b| a.slot_name.cmp(&b.slot_name));
+        Ok(out)
     }
 
     fn current_lsn(&self, cx: &Call<'_>, db: &str) -> Result<Lsn, PrimitiveError> {
-        let st = self.api(cx, A, "current_lsn")?;
-        check_db(&st, "current_lsn", db)?;
+        const OP: &str = "current_lsn";
+        let mut st = self.api(cx, A, OP)?;
+        check_db(&mut st, OP, db)?;
         if is_source(&st, db) {
             return Ok(lsn(st.lsn));
+        }
+        if let Some(c) = st.rds.clusters.get(db) {
+            // Aurora runs the WAL control functions only with logical replication on (its
+            // cluster parameter group's rds.logical_replication = 1).
+            let logical = st
+                .rds
+                .param_groups
+                .get(&c.parameter_group)
+                .and_then(|g| g.parameters.get("rds.logical_replication"))
+                .is_some_and(|v| v == "1");
+            if !logical {
+                return Err(PrimitiveError::new(
+                    A,
+                    OP,
+                    ErrorKind::Invalid,
+                    format!(
+                        "{db}: WAL control functions cannot be executed when wal_level < logical \
+                         (55000 object_not_in_prerequisite_state)"
+                    ),
+                    "set rds.logical_replication = 1 in the cluster parameter group at creation, \
+                     or read positions on the source",
+                )
+                .with_retryable(false));
+            }
+            if c.replication_source_identifier.is_some() {
+                return Err(aurora_refuses(OP, db, "pg_current_wal_lsn() on a replica"));
+            }
         }
         if st.writable(db) {
             // After promotion the new timeline continues from where replay stopped.
@@ -243,24 +254,106 @@ impl Pg for Sim {
         }
         Err(conflict(
             A,
-            "current_lsn",
+            OP,
             format!("{db} is in recovery (a replica)"),
-            "use pg::replay_lsn on a replica",
+            "read a replica's position on its source (pg::replication_connections)",
         ))
     }
 
     fn replay_lsn(&self, cx: &Call<'_>, db: &str) -> Result<Lsn, PrimitiveError> {
-        let st = self.api(cx, A, "replay_lsn")?;
-        check_db(&st, "replay_lsn", db)?;
-        match &st.stream {
-            Some(s) if s.cluster_id == db => Ok(lsn(s.replayed)),
-            _ => Err(conflict(
-                A,
-                "replay_lsn",
-                format!("{db} is not replicating from the source"),
-                "replay_lsn is for the Aurora replica before promotion",
-            )),
+        const OP: &str = "replay_lsn";
+        let mut st = self.api(cx, A, OP)?;
+        check_db(&mut st, OP, db)?;
+        // Every replica in the simulator is an Aurora cluster, and Aurora refuses the
+        // pg_last_wal_* family.
+        if st.rds.clusters.contains_key(db) {
+            return Err(aurora_refuses(OP, db, "pg_last_wal_replay_lsn()"));
         }
+        Err(conflict(
+            A,
+            OP,
+            format!("{db} is not a replica"),
+            "replay_lsn is for a streaming replica",
+        ))
+    }
+
+    fn access(&self, cx: &Call<'_>, db: &str) -> Result<Access, PrimitiveError> {
+        let st = self.api(cx, A, "access")?;
+        if !st.rds.instances.contains_key(db) && !st.rds.clusters.contains_key(db) {
+            return Err(not_found(
+                A,
+                "access",
+                format!("no database endpoint {db}"),
+                "pass an RDS instance id or an Aurora cluster id",
+            ));
+        }
+        let g = &st.sc.godwit;
+        Ok(if g.db_access {
+            Access {
+                available: true,
+                how: "IAM user godwit over TLS (simulated)".into(),
+                security_group: Some(g.security_group.clone()),
+            }
+        } else {
+            Access {
+                available: false,
+                how: "no database access in this world (credential-less)".into(),
+                security_group: None,
+            }
+        })
+    }
+
+    fn replication_connections(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+    ) -> Result<Vec<ReplicationConnection>, PrimitiveError> {
+        const OP: &str = "replication_connections";
+        let mut st = self.api(cx, A, OP)?;
+        check_db(&mut st, OP, db)?;
+        if !is_source(&st, db) {
+            return Ok(Vec::new());
+        }
+        // The Aurora replica's walsender, while the stream flows and the source is up (a
+        // reboot ends it; the replica reconnects once the source is back).
+        let Some(s) = st.stream.as_ref().filter(|s| s.flowing && st.source_up()) else {
+            return Ok(Vec::new());
+        };
+        let slot = st
+            .slots
+            .iter()
+            .find(|sl| sl.replica_cluster.as_deref() == Some(s.cluster_id.as_str()))
+            .map(|sl| sl.name.clone());
+        let replayed = s.replayed as i64;
+        Ok(vec![ReplicationConnection {
+            pid: 7000,
+            application_name: s.cluster_id.clone(),
+            client_addr: Some("10.0.4.17".into()),
+            state: "streaming".into(),
+            slot_name: slot,
+            sent_lsn_bytes: Some(st.lsn as i64),
+            write_lsn_bytes: Some(replayed),
+            flush_lsn_bytes: Some(replayed),
+            replay_lsn_bytes: Some(replayed),
+            replay_lsn: Some(format_lsn(s.replayed)),
+        }])
+    }
+
+    fn last_checkpoint(&self, cx: &Call<'_>, db: &str) -> Result<Checkpoint, PrimitiveError> {
+        const OP: &str = "last_checkpoint";
+        let mut st = self.api(cx, A, OP)?;
+        check_db(&mut st, OP, db)?;
+        if !is_source(&st, db) {
+            return Err(aurora_refuses(OP, db, "pg_control_checkpoint()"));
+        }
+        let (at, lsn_at, shutdown) = st.checkpoint;
+        Ok(Checkpoint {
+            checkpoint_lsn: format_lsn(lsn_at),
+            checkpoint_lsn_bytes: lsn_at as i64,
+            redo_lsn_bytes: lsn_at as i64,
+            time: at.div_euclid(1000),
+            shutdown,
+        })
     }
 
     fn application_backends(
@@ -268,9 +361,9 @@ impl Pg for Sim {
         cx: &Call<'_>,
         db: &str,
     ) -> Result<Vec<Backend>, PrimitiveError> {
-        let st = self.api(cx, A, "application_backends")?;
-        check_db(&st, "application_backends", db)?;
-        Ok(st
+        let mut st = self.api(cx, A, "application_backends")?;
+        check_db(&mut st, "application_backends", db)?;
+        let mut out: Vec<Backend> = st
             .sessions
             .iter()
             .filter(|s| s.db == db && s.application)
@@ -282,7 +375,9 @@ impl Pg for Sim {
                 xact_start: s.xact_start.map(|t| t / 1000),
                 terminating: s.exits_at.is_some(),
             })
-            .collect())
+            .collect();
+        out.sort_by_key(|b| b.pid);
+        Ok(out)
     }
 
     fn block_logins(
@@ -292,7 +387,7 @@ impl Pg for Sim {
         roles: &[String],
     ) -> Result<Vec<String>, PrimitiveError> {
         let mut st = self.api(cx, A, "block_logins")?;
-        check_db(&st, "block_logins", db)?;
+        check_db(&mut st, "block_logins", db)?;
         for r in roles {
             if !st.sc.source.app_roles.contains(r) {
                 return Err(not_found(
@@ -315,7 +410,7 @@ impl Pg for Sim {
         roles: &[String],
     ) -> Result<Vec<String>, PrimitiveError> {
         let mut st = self.api(cx, A, "unblock_logins")?;
-        check_db(&st, "unblock_logins", db)?;
+        check_db(&mut st, "unblock_logins", db)?;
         for r in roles {
             st.blocked_roles.remove(r);
         }
@@ -329,7 +424,7 @@ impl Pg for Sim {
         pids: &[i64],
     ) -> Result<Vec<i64>, PrimitiveError> {
         let mut st = self.api(cx, A, "terminate_backends")?;
-        check_db(&st, "terminate_backends", db)?;
+        check_db(&mut st, "terminate_backends", db)?;
         let now = st.now;
         // A long transaction at the fence: its backend takes the fault's duration to go.
         let stubborn_until = st
@@ -350,12 +445,12 @@ impl Pg for Sim {
     }
 
     fn sequences(&self, cx: &Call<'_>, db: &str) -> Result<Vec<Sequence>, PrimitiveError> {
-        let st = self.api(cx, A, "sequences")?;
-        check_db(&st, "sequences", db)?;
+        let mut st = self.api(cx, A, "sequences")?;
+        check_db(&mut st, "sequences", db)?;
         // Sequences advance with the source's writes (one value per 4 KiB written); a replica
         // sees what it replayed.
         let written = st.app_bytes.get(st.source_id()).copied().unwrap_or(0) / 4096;
-        Ok(st
+        let mut out: Vec<Sequence> = st
             .sc
             .source
             .sequences
@@ -364,6 +459,8 @@ impl Pg for Sim {
                 name: s.name.clone(),
                 last_value: s.last_value + written as i64,
             })
-            .collect())
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
     }
 }

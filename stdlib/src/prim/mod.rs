@@ -1,64 +1,85 @@
-//! Plumbing shared by the world-touching areas' Rhai modules: registering a documented,
-//! volatile function; reading option maps strictly; errors at the script position.
+//! Plumbing shared by the world-touching areas' Rhai modules: a call through the run's host with
+//! the world's areas; reading option maps strictly; errors at the script position.
+//!
+//! An area's functions are `#[export_module]` functions (`#[rhai_fn(volatile)]`, STYLE.md 6)
+//! that capture nothing: [`call`] finds the run's [`Host`](godwit_engine::Host) and the
+//! world's [`Areas`] in the engine the function runs in ([`Installed::of`]), where
+//! [`Areas::register`] installed them. So a function's `///` doc comment is its reference.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use godwit_engine::duration::Ramp;
-use godwit_engine::{Call, ErrorKind, Host, PrimitiveError};
-use rhai::{Dynamic, EvalAltResult, Map, NativeCallContext};
+use godwit_engine::{Call, ErrorKind, Installed, PrimitiveError};
+use rhai::{Dynamic, EvalAltResult, Map, Module, NativeCallContext, Variant};
 use serde::Serialize;
 
+use crate::world::Areas;
+
+/// A fallible function's result. Generic and named so that the reference shows `-> T`
+/// (`godwit docs` strips the wrapper; rhai would spell its own `RhaiResultOf<T>` out).
 pub type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
-/// Register closure `f` as `name` in `module`: volatile (never folded at compile time), with
-/// its parameter names and its doc comment (`doc` without the `///` leaders; it becomes the
-/// reference and its ```rhai example is run by the tests). A macro because the closure traits
-/// rhai bounds registration with are not all public.
-macro_rules! volatile_fn {
-    ($module:expr, $name:expr, $params:expr, $doc:expr, $f:expr $(,)?) => {
-        ::rhai::FuncRegistration::new($name)
-            .with_volatility(true)
-            .with_params_info($params.iter().copied())
-            .with_comments([$crate::prim::doc_comment(&$doc)])
-            .set_into_module($module, $f)
-    };
-}
-pub(crate) use volatile_fn;
-
-/// A doc text as one `///` comment block.
-pub fn doc_comment(doc: &str) -> String {
-    doc.trim_matches('\n')
-        .lines()
-        .map(|l| {
-            if l.is_empty() {
-                "///".to_string()
-            } else {
-                format!("/// {l}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Run `f` through the host (strict mode, transcript) and hand the result to Rhai as plain
-/// data, with errors at the script position of the call. `f` gets the [`Call`]: the unit, the
-/// idempotency token, the step's deadline and cancellation, and the only ways to wait.
-pub fn call<A, T>(
+/// Run `f` through the run's host (strict mode, transcript) with the world's areas, and hand
+/// the result to Rhai as plain data of the type the function declares (`Map`, `Array`), with
+/// errors at the script position of the call. `f` gets the [`Call`]: the unit, the idempotency
+/// token, the step's deadline and cancellation, and the only ways to wait.
+pub fn call<A, T, R>(
     ctx: &NativeCallContext,
-    host: &Host,
     area: &str,
     op: &str,
     args: &A,
-    f: impl FnOnce(&Call<'_>) -> Result<T, PrimitiveError>,
-) -> RhaiResult<Dynamic>
+    f: impl FnOnce(&Call<'_>, &Areas) -> Result<T, PrimitiveError>,
+) -> RhaiResult<R>
 where
     A: Serialize + ?Sized,
     T: Serialize,
+    R: Variant + Clone,
 {
-    let out = host
-        .call(area, op, args, f)
+    let installed = Installed::of(ctx)?;
+    let areas = installed.get::<Areas>().ok_or_else(|| {
+        PrimitiveError::new(
+            area,
+            op,
+            ErrorKind::Internal,
+            format!("{area}::{op} needs a world and this engine has none installed"),
+            "this is a bug in the program that built the engine: register the world's Areas",
+        )
+        .into_rhai_at(ctx.call_position())
+    })?;
+    let out = installed
+        .host()
+        .call(area, op, args, |cx| f(cx, areas))
         .map_err(|e| e.into_rhai_at(ctx.call_position()))?;
-    godwit_engine::to_rhai(&out)
+    godwit_engine::to_rhai(&out)?
+        .try_cast_result::<R>()
+        .map_err(|v| {
+            PrimitiveError::new(
+                area,
+                op,
+                ErrorKind::Internal,
+                format!(
+                    "{area}::{op} returned {} where its reference promises {}",
+                    v.type_name(),
+                    std::any::type_name::<R>()
+                ),
+                "this is a bug in the area's Rhai module",
+            )
+            .into_rhai_at(ctx.call_position())
+        })
+}
+
+/// An area's module ready for every engine to share: named and indexed once, so registering
+/// it copies nothing.
+pub fn shared(name: &str, mut module: Module) -> Arc<Module> {
+    module.set_id(name);
+    module.build_index();
+    Arc::new(module)
+}
+
+/// A script's bad argument, at the position of the call.
+pub fn invalid(ctx: &NativeCallContext, e: PrimitiveError) -> Box<EvalAltResult> {
+    e.into_rhai_at(ctx.call_position())
 }
 
 pub fn not_found(area: &str, op: &str, what: String, hint: impl Into<String>) -> PrimitiveError {
@@ -251,20 +272,19 @@ pub fn wait_opts(
 #[allow(clippy::too_many_arguments)] // each is one fact of the wait; a struct would only rename them
 pub fn wait_until<T: Serialize>(
     ctx: &NativeCallContext,
-    host: &Host,
     area: &str,
     op: &str,
     id: &str,
     options: Map,
     (default_timeout, default_every): (Duration, Duration),
     what: &str,
-    probe: impl FnMut(&Call<'_>) -> Result<Option<T>, PrimitiveError>,
-) -> RhaiResult<Dynamic> {
+    mut probe: impl FnMut(&Call<'_>, &Areas) -> Result<Option<T>, PrimitiveError>,
+) -> RhaiResult<Map> {
     let (timeout, every) = wait_opts(area, op, options, default_timeout, default_every)
-        .map_err(|e| e.into_rhai_at(ctx.call_position()))?;
+        .map_err(|e| invalid(ctx, e))?;
     let args = serde_json::json!({ "id": id, "timeout_s": timeout.as_secs() });
-    call(ctx, host, area, op, &args, |cx| {
-        poll(cx, timeout, every, what, probe)
+    call(ctx, area, op, &args, |cx, areas| {
+        poll(cx, timeout, every, what, |cx| probe(cx, areas))
     })
 }
 

@@ -2,25 +2,28 @@
 //! "already in that state" as success returning the current state (docs/aws.md lists the API
 //! each primitive calls).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use aws_sdk_rds::types as t;
 use godwit_engine::{ErrorKind, PrimitiveError};
 
 use super::*;
 use crate::aws::{AwsApi, arn_id};
-use crate::prim::{conflict, not_found};
 
 const A: &str = "rds";
 
 /// Tag that records the step token of the last reboot godwit asked for (see `reboot_instance`).
 pub const REBOOT_TAG: &str = "godwit:reboot-token";
 
-fn major_minor(v: &str) -> Option<(u32, u32)> {
-    let mut it = v.split('.');
-    let major = it.next()?.parse().ok()?;
-    let minor = it.next().map_or(Some(0), |m| m.parse().ok())?;
-    Some((major, minor))
+/// Tag that records when godwit created a parameter group (epoch seconds): the API reports no
+/// creation time, and AWS asks not to use a new cluster group for about five minutes.
+pub const CREATED_TAG: &str = "godwit:created-at";
+
+fn created_tag(cx: &Call<'_>) -> t::Tag {
+    t::Tag::builder()
+        .key(CREATED_TAG)
+        .value(cx.now_ms().div_euclid(1000).to_string())
+        .build()
 }
 
 fn instance_of(i: &t::DbInstance) -> DbInstance {
@@ -49,6 +52,11 @@ fn instance_of(i: &t::DbInstance) -> DbInstance {
         allocated_storage_gb: i.allocated_storage().unwrap_or(0).max(0) as u64,
         backup_retention_days: i.backup_retention_period().unwrap_or(0).max(0) as u32,
         endpoint: s(i.endpoint().and_then(|e| e.address())),
+        port: i
+            .endpoint()
+            .and_then(|e| e.port())
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or_else(default_port),
         vpc_id: s(i.db_subnet_group().and_then(|g| g.vpc_id())),
         // RDS lists identifiers here (ARNs for cross-region replicas): keep identifiers.
         replica_clusters: i
@@ -56,7 +64,54 @@ fn instance_of(i: &t::DbInstance) -> DbInstance {
             .iter()
             .map(|c| arn_id(c))
             .collect(),
+        // Cross-Region replicas are listed by ARN: keep them whole, they are what blocks.
+        read_replicas: i.read_replica_db_instance_identifiers().to_vec(),
+        iam_auth: i.iam_database_authentication_enabled().unwrap_or(false),
+        auto_minor_version_upgrade: i.auto_minor_version_upgrade().unwrap_or(false),
+        pending_modifications: pending_of(i.pending_modified_values()),
+        parameter_apply_status: i
+            .db_parameter_groups()
+            .first()
+            .and_then(|g| g.parameter_apply_status())
+            .unwrap_or("in-sync")
+            .to_string(),
+        security_groups_pending: i
+            .vpc_security_groups()
+            .iter()
+            .filter(|g| g.status().is_some_and(|st| st != "active"))
+            .filter_map(|g| g.vpc_security_group_id().map(str::to_string))
+            .collect(),
     }
+}
+
+/// The fields of `PendingModifiedValues` that are set, named as the API names them.
+fn pending_of(p: Option<&t::PendingModifiedValues>) -> Vec<String> {
+    let Some(p) = p else {
+        return Vec::new();
+    };
+    let mut v = Vec::new();
+    let mut set = |name: &str, present: bool| {
+        if present {
+            v.push(name.to_string());
+        }
+    };
+    set("DBInstanceClass", p.db_instance_class().is_some());
+    set("AllocatedStorage", p.allocated_storage().is_some());
+    set("MasterUserPassword", p.master_user_password().is_some());
+    set("Port", p.port().is_some());
+    set("BackupRetentionPeriod", p.backup_retention_period().is_some());
+    set("MultiAZ", p.multi_az().is_some());
+    set("EngineVersion", p.engine_version().is_some());
+    set("Iops", p.iops().is_some());
+    set("StorageType", p.storage_type().is_some());
+    set("CACertificateIdentifier", p.ca_certificate_identifier().is_some());
+    set("DBSubnetGroupName", p.db_subnet_group_name().is_some());
+    set(
+        "IAMDatabaseAuthenticationEnabled",
+        p.iam_database_authentication_enabled().is_some(),
+    );
+    set("StorageThroughput", p.storage_throughput().is_some());
+    v
 }
 
 fn cluster_of(c: &t::DbCluster, vpc_id: String) -> DbCluster {
@@ -86,12 +141,17 @@ fn cluster_of(c: &t::DbCluster, vpc_id: String) -> DbCluster {
         kms_key_id: c.kms_key_id().map(str::to_string),
         endpoint: s(c.endpoint()),
         reader_endpoint: s(c.reader_endpoint()),
+        port: c
+            .port()
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or_else(default_port),
         security_groups: c
             .vpc_security_groups()
             .iter()
             .filter_map(|g| g.vpc_security_group_id().map(str::to_string))
             .collect(),
         vpc_id,
+        iam_auth: c.iam_database_authentication_enabled().unwrap_or(false),
     }
 }
 
@@ -143,14 +203,8 @@ impl AwsApi {
         op: &str,
         id: &str,
     ) -> Result<DbInstance, PrimitiveError> {
-        self.find_instance(cx, op, id)?.ok_or_else(|| {
-            not_found(
-                A,
-                op,
-                format!("DB instance {id} not found in {}", self.aws.region()),
-                "check the identifier and the region (region in the [aws] config)",
-            )
-        })
+        self.find_instance(cx, op, id)?
+            .ok_or_else(|| instance_not_found(op, id))
     }
 
     fn find_cluster(
@@ -201,14 +255,8 @@ impl AwsApi {
     }
 
     fn get_cluster(&self, cx: &Call<'_>, op: &str, id: &str) -> Result<DbCluster, PrimitiveError> {
-        self.find_cluster(cx, op, id)?.ok_or_else(|| {
-            not_found(
-                A,
-                op,
-                format!("DB cluster {id} not found in {}", self.aws.region()),
-                "check the identifier and the region",
-            )
-        })
+        self.find_cluster(cx, op, id)?
+            .ok_or_else(|| cluster_not_found(op, id))
     }
 
     fn find_snapshot(
@@ -339,9 +387,23 @@ impl AwsApi {
         op: &str,
         group: &str,
     ) -> Result<Option<Vec<t::Parameter>>, PrimitiveError> {
+        match self.parameters_of(cx, op, group, false)? {
+            Some(p) => Ok(Some(p)),
+            None => self.parameters_of(cx, op, group, true),
+        }
+    }
+
+    /// Every parameter of the DB (`cluster` false) or DB cluster parameter group `group`, every
+    /// page; `None` when there is no such group of that kind.
+    fn parameters_of(
+        &self,
+        cx: &Call<'_>,
+        op: &str,
+        group: &str,
+        cluster: bool,
+    ) -> Result<Option<Vec<t::Parameter>>, PrimitiveError> {
         let mut out = Vec::new();
         let mut marker: Option<String> = None;
-        let mut cluster = false;
         loop {
             let page = if cluster {
                 self.api(cx, A, op, "rds.DescribeDBClusterParameters", || {
@@ -372,28 +434,23 @@ impl AwsApi {
                         return Ok(Some(out));
                     }
                 }
-                Err(e) if e.kind == ErrorKind::NotFound && !cluster && out.is_empty() => {
-                    cluster = true;
-                }
-                Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
+                Err(e) if e.kind == ErrorKind::NotFound && out.is_empty() => return Ok(None),
                 Err(e) => return Err(e),
             }
         }
     }
 
-    /// Create (if missing) a parameter group of `family` and set `params` in it, at most 20 per
-    /// call (the API's limit). Re-applying the same values is a no-op on AWS, so a re-run after
-    /// a crash between create and modify completes the group.
-    fn ensure_group(
+    /// The parameter group `name` of a kind (`cluster`) as it exists: its family and its
+    /// user-set parameters; `None` when there is none of that kind (DB and DB cluster
+    /// parameter groups have separate names on AWS).
+    fn existing_group(
         &self,
         cx: &Call<'_>,
         op: &str,
         name: &str,
-        family: &str,
         cluster: bool,
-        params: &[(String, String, DefaultParam)],
-    ) -> Result<(), PrimitiveError> {
-        let existing_family = if cluster {
+    ) -> Result<Option<ExistingGroup>, PrimitiveError> {
+        let family = if cluster {
             match self.api(cx, A, op, "rds.DescribeDBClusterParameterGroups", || {
                 self.aws
                     .rds
@@ -426,59 +483,86 @@ impl AwsApi {
                 Err(e) => return Err(e),
             }
         };
-        match existing_family {
-            Some(f) if f != family => {
-                return Err(conflict(
-                    A,
-                    op,
-                    format!("parameter group {name} exists with family {f}, not {family}"),
-                    "choose other group names (target_cluster), or delete the old group",
-                ));
-            }
-            Some(_) => {}
-            None => {
-                let description = format!("godwit: {family} parameters for {name}");
-                let created = if cluster {
-                    self.api(cx, A, op, "rds.CreateDBClusterParameterGroup", || {
-                        self.aws
-                            .rds
-                            .create_db_cluster_parameter_group()
-                            .db_cluster_parameter_group_name(name)
-                            .db_parameter_group_family(family)
-                            .description(&description)
-                            .send()
-                    })
-                    .map(|_| ())
-                } else {
-                    self.api(cx, A, op, "rds.CreateDBParameterGroup", || {
-                        self.aws
-                            .rds
-                            .create_db_parameter_group()
-                            .db_parameter_group_name(name)
-                            .db_parameter_group_family(family)
-                            .description(&description)
-                            .send()
-                    })
-                    .map(|_| ())
-                };
-                match created {
-                    Ok(()) => {}
-                    // Created by a concurrent or earlier attempt: fine, values are applied below.
-                    Err(e) if e.kind == ErrorKind::Conflict => {}
-                    Err(e) => return Err(e),
-                }
+        let Some(family) = family else {
+            return Ok(None);
+        };
+        let parameters = self
+            .parameters_of(cx, op, name, cluster)?
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| p.source() == Some("user"))
+            .filter_map(|p| {
+                Some((
+                    p.parameter_name()?.to_string(),
+                    p.parameter_value()?.to_string(),
+                ))
+            })
+            .collect();
+        Ok(Some(ExistingGroup {
+            family,
+            cluster,
+            parameters,
+        }))
+    }
+
+    /// Carry out one group's share (see [`plan_parameter_groups`]): create it if missing, then
+    /// set the parameters it lacks, at most 20 per call (the API's limit).
+    fn apply_group(
+        &self,
+        cx: &Call<'_>,
+        op: &str,
+        family: &str,
+        work: GroupWork<'_>,
+        defaults: &BTreeMap<String, DefaultParam>,
+    ) -> Result<(), PrimitiveError> {
+        let (name, cluster) = (work.name, work.cluster);
+        if work.create {
+            let description = format!("godwit: {family} parameters for {name}");
+            let created = if cluster {
+                self.api(cx, A, op, "rds.CreateDBClusterParameterGroup", || {
+                    self.aws
+                        .rds
+                        .create_db_cluster_parameter_group()
+                        .db_cluster_parameter_group_name(name)
+                        .db_parameter_group_family(family)
+                        .description(&description)
+                        .tags(created_tag(cx))
+                        .send()
+                })
+                .map(|_| ())
+            } else {
+                self.api(cx, A, op, "rds.CreateDBParameterGroup", || {
+                    self.aws
+                        .rds
+                        .create_db_parameter_group()
+                        .db_parameter_group_name(name)
+                        .db_parameter_group_family(family)
+                        .description(&description)
+                        .tags(created_tag(cx))
+                        .send()
+                })
+                .map(|_| ())
+            };
+            match created {
+                Ok(()) => {}
+                // Created by a concurrent or earlier attempt whose answer was lost: setting
+                // the same values again below is a no-op on AWS.
+                Err(e) if e.kind == ErrorKind::Conflict => {}
+                Err(e) => return Err(e),
             }
         }
-        for chunk in params.chunks(20) {
+        let set: Vec<(String, String)> = work.set.into_iter().collect();
+        for chunk in set.chunks(20) {
             let list: Vec<t::Parameter> = chunk
                 .iter()
-                .map(|(k, v, d)| {
+                .map(|(k, v)| {
+                    let dynamic = defaults.get(k).is_some_and(|d| d.apply_type == "dynamic");
                     t::Parameter::builder()
                         .parameter_name(k)
                         .parameter_value(v)
                         // Groups are created before the cluster, so "at the next reboot" is
                         // "at creation" for static parameters.
-                        .apply_method(if d.apply_type == "dynamic" {
+                        .apply_method(if dynamic {
                             t::ApplyMethod::Immediate
                         } else {
                             t::ApplyMethod::PendingReboot
@@ -569,8 +653,7 @@ impl AwsApi {
                 break;
             }
         }
-        events.sort_by_key(|e| e.at);
-        Ok(events)
+        Ok(sort_events(events))
     }
 }
 
@@ -589,14 +672,7 @@ impl Rds for AwsApi {
         engine: &str,
     ) -> Result<Vec<EngineVersion>, PrimitiveError> {
         const OP: &str = "list_engine_versions";
-        if engine != "aurora-postgresql" && engine != "postgres" {
-            return Err(PrimitiveError::invalid(
-                A,
-                OP,
-                format!("engine {engine:?} is not known"),
-                "use \"aurora-postgresql\" or \"postgres\"",
-            ));
-        }
+        check_engine(OP, engine)?;
         let mut raw = Vec::new();
         let mut marker: Option<String> = None;
         loop {
@@ -637,9 +713,7 @@ impl Rds for AwsApi {
                 supported_extensions: extensions[family].clone(),
             });
         }
-        out.sort_by_key(|v| (v.major, v.minor));
-        out.dedup_by(|a, b| a.version == b.version);
-        Ok(out)
+        Ok(sort_versions(out))
     }
 
     fn describe_parameters(
@@ -648,14 +722,9 @@ impl Rds for AwsApi {
         group: &str,
     ) -> Result<Vec<Parameter>, PrimitiveError> {
         const OP: &str = "describe_parameters";
-        let params = self.group_parameters(cx, OP, group)?.ok_or_else(|| {
-            not_found(
-                A,
-                OP,
-                format!("parameter group {group} not found (neither a DB nor a DB cluster parameter group)"),
-                "check the group name on the instance (describe_instance(id).parameter_group)",
-            )
-        })?;
+        let params = self
+            .group_parameters(cx, OP, group)?
+            .ok_or_else(|| parameter_group_not_found(OP, group))?;
         let mut out: Vec<Parameter> = params
             .iter()
             .filter_map(|p| {
@@ -679,61 +748,40 @@ impl Rds for AwsApi {
         req: &CreateParameterGroups,
     ) -> Result<ParameterGroupsCreated, PrimitiveError> {
         const OP: &str = "create_parameter_groups";
-        if !req.family.starts_with("aurora-postgresql") {
-            return Err(PrimitiveError::invalid(
-                A,
-                OP,
-                format!("family {:?} is not an Aurora PostgreSQL family", req.family),
-                "use the target version's parameter_group_family, e.g. aurora-postgresql15",
-            ));
-        }
+        check_aurora_family(OP, &req.family)?;
         // Where a parameter may be set is decided by the family's engine defaults: cluster
         // parameters in the cluster group, instance parameters in the instance group; one
         // neither lists (or lists as not modifiable) is not carried over, and is reported.
+        let cluster_rules = self.describe_parameter_rules(cx, &req.family, true)?;
+        let instance_rules = self.describe_parameter_rules(cx, &req.family, false)?;
+        check_parameter_values(OP, req, |k| {
+            cluster_rules
+                .iter()
+                .chain(instance_rules.iter())
+                .find(|r| r.name == k)
+                .cloned()
+        })?;
         let cluster_defaults = self.defaults_map(cx, OP, &req.family, true)?;
         let instance_defaults = self.defaults_map(cx, OP, &req.family, false)?;
-        let (mut cluster_set, mut instance_set, mut unsupported) =
-            (Vec::new(), Vec::new(), Vec::new());
-        let all = req
-            .parameters
-            .iter()
-            .map(|(k, v)| (k, v, false))
-            .chain(req.cluster_parameters.iter().map(|(k, v)| (k, v, true)));
-        for (k, v, cluster_only) in all {
+        let placed = place_parameters(req, |k| {
             match (cluster_defaults.get(k), instance_defaults.get(k)) {
-                (Some(d), _) if d.modifiable => {
-                    cluster_set.push((k.clone(), v.clone(), d.clone()));
-                }
-                (_, Some(d)) if d.modifiable && !cluster_only => {
-                    instance_set.push((k.clone(), v.clone(), d.clone()));
-                }
-                _ => unsupported.push(k.clone()),
+                (Some(d), _) if d.modifiable => Accepts::Cluster,
+                (_, Some(d)) if d.modifiable => Accepts::Instance,
+                _ => Accepts::Neither,
             }
+        });
+        let work = plan_parameter_groups(OP, req, &placed, |name, cluster| {
+            self.existing_group(cx, OP, name, cluster)
+        })?;
+        for w in work {
+            let defaults = if w.cluster {
+                &cluster_defaults
+            } else {
+                &instance_defaults
+            };
+            self.apply_group(cx, OP, &req.family, w, defaults)?;
         }
-        self.ensure_group(cx, OP, &req.cluster_group, &req.family, true, &cluster_set)?;
-        self.ensure_group(
-            cx,
-            OP,
-            &req.instance_group,
-            &req.family,
-            false,
-            &instance_set,
-        )?;
-        let mut applied: Vec<String> = cluster_set
-            .iter()
-            .chain(&instance_set)
-            .map(|(k, _, _)| k.clone())
-            .collect();
-        applied.sort();
-        applied.dedup();
-        unsupported.sort();
-        unsupported.dedup();
-        Ok(ParameterGroupsCreated {
-            cluster_group: req.cluster_group.clone(),
-            instance_group: req.instance_group.clone(),
-            applied,
-            unsupported,
-        })
+        Ok(placed.created(req))
     }
 
     fn create_replica_cluster(
@@ -743,46 +791,11 @@ impl Rds for AwsApi {
     ) -> Result<DbCluster, PrimitiveError> {
         const OP: &str = "create_replica_cluster";
         let src = self.get_instance(cx, OP, &req.source_id)?;
-        let same_source = |c: &DbCluster| {
-            c.replication_source_identifier
-                .as_deref()
-                .is_some_and(|s| s == src.arn || s == src.id)
-        };
-        if let Some(c) = self.find_cluster(cx, OP, &req.cluster_id)? {
-            if same_source(&c) {
-                return Ok(c); // a re-run of the same step
-            }
-            return Err(conflict(
-                A,
-                OP,
-                format!(
-                    "DB cluster {} already exists and does not replicate from {} (source: {})",
-                    req.cluster_id,
-                    src.id,
-                    c.replication_source_identifier.as_deref().unwrap_or("none")
-                ),
-                "choose another cluster id (target_cluster), or delete the existing cluster",
-            ));
+        let existing = self.find_cluster(cx, OP, &req.cluster_id)?;
+        if let Some(c) = existing_replica(OP, &src, existing)? {
+            return Ok(c); // a re-run of the same step
         }
-        if src.backup_retention_days == 0 {
-            return Err(PrimitiveError::invalid(
-                A,
-                OP,
-                format!("source {} has automated backups disabled", src.id),
-                "set backup retention > 0 on the source (ModifyDBInstance) before creating a replica",
-            ));
-        }
-        if let Some(other) = src.replica_clusters.iter().find(|r| **r != req.cluster_id) {
-            return Err(conflict(
-                A,
-                OP,
-                format!(
-                    "source {} already has an Aurora read replica ({other})",
-                    src.id
-                ),
-                "an RDS instance can have one Aurora replica; delete the old one first",
-            ));
-        }
+        check_replica_source(OP, req, &src)?;
         let subnet_group = self
             .api(cx, A, OP, "rds.DescribeDBInstances", || {
                 self.aws
@@ -819,18 +832,16 @@ impl Rds for AwsApi {
                 .set_db_subnet_group_name(subnet_group.clone())
                 .storage_encrypted(src.storage_encrypted)
                 .set_kms_key_id(kms.clone())
+                // Off by default on CreateDBCluster: without it godwit cannot log in.
+                .enable_iam_database_authentication(req.iam_auth)
                 .send()
         });
         match created {
             Ok(_) => {}
             Err(e) if e.kind == ErrorKind::Conflict && !e.retryable => {
                 // Created by an earlier attempt whose answer was lost: the same cluster is fine.
-                if let Some(c) = self.find_cluster(cx, OP, &req.cluster_id)?
-                    && same_source(&c)
-                {
-                    return Ok(c);
-                }
-                return Err(e);
+                let existing = self.find_cluster(cx, OP, &req.cluster_id)?;
+                return existing_replica(OP, &src, existing)?.ok_or(e);
             }
             Err(e) => return Err(e),
         }
@@ -844,19 +855,9 @@ impl Rds for AwsApi {
     ) -> Result<DbInstance, PrimitiveError> {
         const OP: &str = "create_cluster_instance";
         self.get_cluster(cx, OP, &req.cluster_id)?;
-        if let Some(i) = self.find_instance(cx, OP, &req.instance_id)? {
-            if i.cluster_id.as_deref() == Some(req.cluster_id.as_str()) {
-                return Ok(i);
-            }
-            return Err(conflict(
-                A,
-                OP,
-                format!(
-                    "DB instance {} already exists outside cluster {}",
-                    req.instance_id, req.cluster_id
-                ),
-                "choose another instance id",
-            ));
+        let existing = self.find_instance(cx, OP, &req.instance_id)?;
+        if let Some(i) = existing_member(OP, req, existing)? {
+            return Ok(i);
         }
         let created = self.api(cx, A, OP, "rds.CreateDBInstance", || {
             self.aws
@@ -878,19 +879,9 @@ impl Rds for AwsApi {
             Err(e) if e.kind == ErrorKind::Conflict && !e.retryable => {}
             Err(e) => return Err(e),
         }
-        let i = self.get_instance(cx, OP, &req.instance_id)?;
-        if i.cluster_id.as_deref() != Some(req.cluster_id.as_str()) {
-            return Err(conflict(
-                A,
-                OP,
-                format!(
-                    "DB instance {} exists outside cluster {}",
-                    i.id, req.cluster_id
-                ),
-                "choose another instance id",
-            ));
-        }
-        Ok(i)
+        // Created by an earlier attempt whose answer was lost, or by someone else.
+        let existing = self.find_instance(cx, OP, &req.instance_id)?;
+        existing_member(OP, req, existing)?.ok_or_else(|| instance_not_found(OP, &req.instance_id))
     }
 
     fn set_security_groups(
@@ -901,26 +892,19 @@ impl Rds for AwsApi {
     ) -> Result<DbInstance, PrimitiveError> {
         const OP: &str = "set_security_groups";
         let inst = self.get_instance(cx, OP, id)?;
-        let want: BTreeSet<&String> = groups.iter().collect();
-        if inst.security_groups.iter().collect::<BTreeSet<_>>() == want {
+        if !security_groups_change(OP, &inst, groups)? {
             return Ok(inst);
         }
-        if groups.is_empty() {
-            return Err(PrimitiveError::invalid(
-                A,
-                OP,
-                "an instance needs at least one security group".to_string(),
-                "pass the quarantine group from ec2::ensure_quarantine_group",
-            ));
-        }
-        // ApplyImmediately: the new groups take effect now, not in the maintenance window.
+        // No ApplyImmediately: a security-group change is applied asynchronously as soon as
+        // possible whatever the flag says, and `ApplyImmediately=true` would also apply every
+        // pending modification now (API_ModifyDBInstance; aws-semantics row 6). The change is
+        // in force once the group's membership reads `active` (`security_groups_pending`).
         let out = self.api(cx, A, OP, "rds.ModifyDBInstance", || {
             self.aws
                 .rds
                 .modify_db_instance()
                 .db_instance_identifier(id)
                 .set_vpc_security_group_ids(Some(groups.to_vec()))
-                .apply_immediately(true)
                 .send()
         })?;
         match out.db_instance() {
@@ -941,17 +925,19 @@ impl Rds for AwsApi {
         // *after* the reboot was accepted: a re-run that finds it does not reboot again. A crash
         // between the reboot and the tag reboots twice on re-run — chosen over the other order,
         // which could skip the reboot the fence depends on.
-        if self.tag(cx, OP, &inst.arn, REBOOT_TAG)?.as_deref() == Some(token) {
-            return Ok(inst);
-        }
-        if inst.status != "rebooting" {
-            self.api(cx, A, OP, "rds.RebootDBInstance", || {
-                self.aws
-                    .rds
-                    .reboot_db_instance()
-                    .db_instance_identifier(id)
-                    .send()
-            })?;
+        let seen = self.tag(cx, OP, &inst.arn, REBOOT_TAG)?.as_deref() == Some(token);
+        match reboot(OP, &inst, seen)? {
+            Reboot::Done => return Ok(inst),
+            Reboot::Record => {}
+            Reboot::Reboot => {
+                self.api(cx, A, OP, "rds.RebootDBInstance", || {
+                    self.aws
+                        .rds
+                        .reboot_db_instance()
+                        .db_instance_identifier(id)
+                        .send()
+                })?;
+            }
         }
         self.api(cx, A, OP, "rds.AddTagsToResource", || {
             self.aws
@@ -967,16 +953,8 @@ impl Rds for AwsApi {
     fn promote_cluster(&self, cx: &Call<'_>, id: &str) -> Result<DbCluster, PrimitiveError> {
         const OP: &str = "promote_cluster";
         let c = self.get_cluster(cx, OP, id)?;
-        if c.replication_source_identifier.is_none() || c.status == "promoting" {
-            return Ok(c); // promoted, or promoting: nothing to do
-        }
-        if c.status != "available" {
-            return Err(conflict(
-                A,
-                OP,
-                format!("cluster {id} is {}, not available", c.status),
-                "wait until the replica is available before promoting",
-            ));
+        if promotion(OP, &c)? == Promotion::Nothing {
+            return Ok(c);
         }
         match self.api(cx, A, OP, "rds.PromoteReadReplicaDBCluster", || {
             self.aws
@@ -1007,15 +985,8 @@ impl Rds for AwsApi {
 
     fn delete_instance(&self, cx: &Call<'_>, id: &str) -> Result<DbInstance, PrimitiveError> {
         const OP: &str = "delete_instance";
-        let Some(inst) = self.find_instance(cx, OP, id)? else {
-            return Err(not_found(
-                A,
-                OP,
-                format!("DB instance {id} not found"),
-                "already deleted?",
-            ));
-        };
-        if inst.status == "deleting" {
+        let inst = self.get_instance(cx, OP, id)?;
+        if deleting_instance(OP, &inst)? {
             return Ok(inst);
         }
         // No final snapshot here: the finalize runbook takes one explicitly before deleting a
@@ -1036,9 +1007,6 @@ impl Rds for AwsApi {
     fn delete_cluster(&self, cx: &Call<'_>, id: &str) -> Result<DbCluster, PrimitiveError> {
         const OP: &str = "delete_cluster";
         let c = self.get_cluster(cx, OP, id)?;
-        if c.status == "deleting" {
-            return Ok(c);
-        }
         let mut live = Vec::new();
         for m in &c.members {
             if let Some(i) = self.find_instance(cx, OP, m)?
@@ -1047,13 +1015,8 @@ impl Rds for AwsApi {
                 live.push(m.clone());
             }
         }
-        if !live.is_empty() {
-            return Err(conflict(
-                A,
-                OP,
-                format!("cluster {id} still has instances: {}", live.join(", ")),
-                "delete the instances first (rds::delete_instance), then the cluster",
-            ));
+        if deleting_cluster(OP, &c, &live)? {
+            return Ok(c);
         }
         let out = self.api(cx, A, OP, "rds.DeleteDBCluster", || {
             self.aws
@@ -1090,16 +1053,9 @@ impl Rds for AwsApi {
         snapshot_id: &str,
     ) -> Result<Snapshot, PrimitiveError> {
         const OP: &str = "create_snapshot";
-        if let Some(s) = self.find_snapshot(cx, OP, snapshot_id)? {
-            if s.source_id == instance_id {
-                return Ok(s);
-            }
-            return Err(conflict(
-                A,
-                OP,
-                format!("snapshot {snapshot_id} exists for {}", s.source_id),
-                "choose another snapshot id",
-            ));
+        let existing = self.find_snapshot(cx, OP, snapshot_id)?;
+        if let Some(s) = existing_snapshot(OP, instance_id, existing)? {
+            return Ok(s);
         }
         self.get_instance(cx, OP, instance_id)?;
         let out = self.api(cx, A, OP, "rds.CreateDBSnapshot", || {
@@ -1118,14 +1074,7 @@ impl Rds for AwsApi {
 
     fn describe_snapshot(&self, cx: &Call<'_>, id: &str) -> Result<Snapshot, PrimitiveError> {
         self.find_snapshot(cx, "describe_snapshot", id)?
-            .ok_or_else(|| {
-                not_found(
-                    A,
-                    "describe_snapshot",
-                    format!("snapshot {id} not found"),
-                    "check the id",
-                )
-            })
+            .ok_or_else(|| snapshot_not_found("describe_snapshot", id))
     }
 
     fn restore_cluster_from_snapshot(
@@ -1148,24 +1097,8 @@ impl Rds for AwsApi {
             .db_snapshots()
             .first()
             .cloned()
-            .ok_or_else(|| {
-                not_found(
-                    A,
-                    OP,
-                    format!("snapshot {} not found", req.snapshot_id),
-                    "check the id",
-                )
-            })?;
-        let snap = snapshot_of(&raw);
-        if snap.status != "available" {
-            return Err(conflict(
-                A,
-                OP,
-                format!("snapshot {} is {}", snap.id, snap.status),
-                "wait until it is available (rds::wait_until_snapshot_available)",
-            )
-            .with_retryable(true));
-        }
+            .ok_or_else(|| snapshot_not_found(OP, &req.snapshot_id))?;
+        check_restorable(OP, &snapshot_of(&raw))?;
         // An Aurora cluster restores from an RDS instance snapshot by the snapshot's ARN.
         let arn = raw
             .db_snapshot_arn()
@@ -1180,9 +1113,133 @@ impl Rds for AwsApi {
                 .engine("aurora-postgresql")
                 .engine_version(&req.engine_version)
                 .set_db_cluster_parameter_group_name(req.parameter_group.clone())
+                .enable_iam_database_authentication(req.iam_auth)
                 .send()
         })?;
         self.get_cluster(cx, OP, &req.cluster_id)
+    }
+
+    fn describe_parameter_group(
+        &self,
+        cx: &Call<'_>,
+        group: &str,
+    ) -> Result<ParameterGroup, PrimitiveError> {
+        const OP: &str = "describe_parameter_group";
+        // A name is either kind: the cluster kind first, then the instance kind.
+        let (family, arn, cluster) = match self.api(cx, A, OP, "rds.DescribeDBClusterParameterGroups", || {
+            self.aws
+                .rds
+                .describe_db_cluster_parameter_groups()
+                .db_cluster_parameter_group_name(group)
+                .send()
+        }) {
+            Ok(o) => match o.db_cluster_parameter_groups().first() {
+                Some(g) => (
+                    g.db_parameter_group_family().unwrap_or_default().to_string(),
+                    g.db_cluster_parameter_group_arn().unwrap_or_default().to_string(),
+                    true,
+                ),
+                None => return Err(parameter_group_not_found(OP, group)),
+            },
+            Err(e) if e.kind == ErrorKind::NotFound => {
+                let o = self
+                    .api(cx, A, OP, "rds.DescribeDBParameterGroups", || {
+                        self.aws
+                            .rds
+                            .describe_db_parameter_groups()
+                            .db_parameter_group_name(group)
+                            .send()
+                    })
+                    .map_err(|e| {
+                        if e.kind == ErrorKind::NotFound {
+                            parameter_group_not_found(OP, group)
+                        } else {
+                            e
+                        }
+                    })?;
+                match o.db_parameter_groups().first() {
+                    Some(g) => (
+                        g.db_parameter_group_family().unwrap_or_default().to_string(),
+                        g.db_parameter_group_arn().unwrap_or_default().to_string(),
+                        false,
+                    ),
+                    None => return Err(parameter_group_not_found(OP, group)),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        // Groups godwit did not create have no creation time: long ago, as far as settling goes.
+        let created_at = if arn.is_empty() {
+            0
+        } else {
+            self.tag(cx, OP, &arn, CREATED_TAG)?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok(ParameterGroup {
+            name: group.to_string(),
+            family,
+            cluster,
+            created_at,
+        })
+    }
+
+    fn describe_parameter_rules(
+        &self,
+        cx: &Call<'_>,
+        family: &str,
+        cluster: bool,
+    ) -> Result<Vec<ParameterRule>, PrimitiveError> {
+        let mut v: Vec<ParameterRule> = self
+            .engine_defaults(cx, "describe_parameter_rules", family, cluster)?
+            .iter()
+            .filter_map(|p| {
+                Some(ParameterRule {
+                    name: p.parameter_name()?.to_string(),
+                    default: p.parameter_value().map(str::to_string),
+                    allowed_values: p.allowed_values().map(str::to_string),
+                    modifiable: p.is_modifiable().unwrap_or(true),
+                })
+            })
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(v)
+    }
+
+    fn list_orderable_instance_classes(
+        &self,
+        cx: &Call<'_>,
+        engine: &str,
+        version: &str,
+    ) -> Result<Vec<String>, PrimitiveError> {
+        const OP: &str = "list_orderable_instance_classes";
+        check_engine(OP, engine)?;
+        let mut out = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let m = marker.clone();
+            let page = self.api(cx, A, OP, "rds.DescribeOrderableDBInstanceOptions", || {
+                self.aws
+                    .rds
+                    .describe_orderable_db_instance_options()
+                    .engine(engine)
+                    .engine_version(version)
+                    .set_marker(m.clone())
+                    .send()
+            })?;
+            out.extend(
+                page.orderable_db_instance_options()
+                    .iter()
+                    .filter_map(|o| o.db_instance_class().map(str::to_string)),
+            );
+            marker = page.marker().map(str::to_string);
+            if marker.is_none() {
+                break;
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
     }
 
     fn describe_events(

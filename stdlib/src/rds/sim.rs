@@ -1,44 +1,31 @@
 //! [`Rds`] over the simulator: check-then-act mutations, transitions scheduled on the model's
 //! virtual timeline with the scenario's AWS durations.
 
-use godwit_engine::{ErrorKind, PrimitiveError};
+use godwit_engine::PrimitiveError;
 
 use super::*;
-use crate::prim::{conflict, not_found};
+use crate::prim::not_found;
 use crate::sim::scenario::{FaultKind, version};
 use crate::sim::{Change, ParamGroup, Sim, SimState};
 
 const A: &str = "rds";
 
 fn instance<'a>(st: &'a SimState, op: &str, id: &str) -> Result<&'a DbInstance, PrimitiveError> {
-    st.rds.instances.get(id).ok_or_else(|| {
-        not_found(
-            A,
-            op,
-            format!("DB instance {id} not found (DBInstanceNotFound)"),
-            "check the identifier and the region",
-        )
-    })
+    st.rds
+        .instances
+        .get(id)
+        .ok_or_else(|| instance_not_found(op, id))
 }
 
 fn cluster<'a>(st: &'a SimState, op: &str, id: &str) -> Result<&'a DbCluster, PrimitiveError> {
-    st.rds.clusters.get(id).ok_or_else(|| {
-        not_found(
-            A,
-            op,
-            format!("DB cluster {id} not found (DBClusterNotFoundFault)"),
-            "check the identifier and the region",
-        )
-    })
+    st.rds
+        .clusters
+        .get(id)
+        .ok_or_else(|| cluster_not_found(op, id))
 }
 
 fn family(engine: &str, v: &str) -> String {
-    let major = version(v).map_or(0, |v| v.0);
-    if engine == "postgres" {
-        format!("postgres{major}")
-    } else {
-        format!("aurora-postgresql{major}")
-    }
+    parameter_group_family(engine, version(v).map_or(0, |v| v.0))
 }
 
 impl Rds for Sim {
@@ -66,19 +53,13 @@ impl Rds for Sim {
         {
             supported.retain(|e| Some(e) != f.target.as_ref());
         }
-        let versions: Vec<String> = match engine {
-            "aurora-postgresql" => st.sc.aws.aurora_versions.clone(),
-            "postgres" => vec![st.sc.source.engine_version.clone()],
-            other => {
-                return Err(PrimitiveError::invalid(
-                    A,
-                    "list_engine_versions",
-                    format!("engine {other:?} is not known"),
-                    "use \"aurora-postgresql\" or \"postgres\"",
-                ));
-            }
+        check_engine("list_engine_versions", engine)?;
+        let versions: Vec<String> = if engine == "postgres" {
+            vec![st.sc.source.engine_version.clone()]
+        } else {
+            st.sc.aws.aurora_versions.clone()
         };
-        let mut out: Vec<EngineVersion> = versions
+        let out: Vec<EngineVersion> = versions
             .iter()
             .filter_map(|v| {
                 let (major, minor) = version(v)?;
@@ -96,8 +77,7 @@ impl Rds for Sim {
                 })
             })
             .collect();
-        out.sort_by_key(|v| (v.major, v.minor));
-        Ok(out)
+        Ok(sort_versions(out))
     }
 
     fn describe_parameters(
@@ -106,14 +86,11 @@ impl Rds for Sim {
         group: &str,
     ) -> Result<Vec<Parameter>, PrimitiveError> {
         let st = self.api(cx, A, "describe_parameters")?;
-        let g = st.rds.param_groups.get(group).ok_or_else(|| {
-            not_found(
-                A,
-                "describe_parameters",
-                format!("parameter group {group} not found (DBParameterGroupNotFound)"),
-                "check the group name on the instance (describe_instance(id).parameter_group)",
-            )
-        })?;
+        let g = st
+            .rds
+            .param_groups
+            .get(group)
+            .ok_or_else(|| parameter_group_not_found("describe_parameters", group))?;
         Ok(g.parameters
             .iter()
             .map(|(k, v)| Parameter {
@@ -131,14 +108,7 @@ impl Rds for Sim {
     ) -> Result<ParameterGroupsCreated, PrimitiveError> {
         const OP: &str = "create_parameter_groups";
         let mut st = self.api(cx, A, OP)?;
-        if !req.family.starts_with("aurora-postgresql") {
-            return Err(PrimitiveError::invalid(
-                A,
-                OP,
-                format!("family {:?} is not an Aurora PostgreSQL family", req.family),
-                "use the target version's parameter_group_family, e.g. aurora-postgresql15",
-            ));
-        }
+        check_aurora_family(OP, &req.family)?;
         let mut unsupported_names = st.sc.aws.unsupported_parameters.clone();
         for f in st
             .faults
@@ -147,61 +117,49 @@ impl Rds for Sim {
         {
             unsupported_names.extend(f.target.clone());
         }
-        let (mut applied, mut unsupported) = (Vec::new(), Vec::new());
-        let mut params = BTreeMap::new();
-        for (k, v) in &req.parameters {
-            if unsupported_names.contains(k) {
-                unsupported.push(k.clone());
+        // The model knows no parameter levels: what the request names a cluster parameter is
+        // one.
+        let placed = place_parameters(req, |k| {
+            if unsupported_names.iter().any(|u| u == k) {
+                Accepts::Neither
+            } else if req.cluster_parameters.contains_key(k) {
+                Accepts::Cluster
             } else {
-                params.insert(k.clone(), v.clone());
-                applied.push(k.clone());
+                Accepts::Instance
             }
-        }
-        let mut cluster_params = params.clone();
-        for (k, v) in &req.cluster_parameters {
-            cluster_params.insert(k.clone(), v.clone());
-            applied.push(k.clone());
-        }
-        applied.sort();
-        applied.dedup();
-        for (name, cluster, p) in [
-            (&req.cluster_group, true, cluster_params),
-            (&req.instance_group, false, params),
-        ] {
-            if let Some(existing) = st.rds.param_groups.get(name) {
-                if existing.family != req.family
-                    || existing.cluster != cluster
-                    || existing.parameters != p
-                {
-                    return Err(conflict(
-                        A,
-                        OP,
-                        format!("parameter group {name} exists with different settings"),
-                        "choose another name, or delete the old group first",
-                    ));
-                }
-                continue;
-            }
-            st.rds.param_groups.insert(
-                name.clone(),
-                ParamGroup {
-                    name: name.clone(),
+        });
+        let rules: Vec<ParameterRule> = simulated_rules(&req.family, true)
+            .into_iter()
+            .chain(simulated_rules(&req.family, false))
+            .collect();
+        check_parameter_values(OP, req, |k| rules.iter().find(|r| r.name == k).cloned())?;
+        let now = st.now;
+        let work = plan_parameter_groups(OP, req, &placed, |name, _| {
+            Ok(st.rds.param_groups.get(name).map(|g| ExistingGroup {
+                family: g.family.clone(),
+                cluster: g.cluster,
+                parameters: g.parameters.clone(),
+            }))
+        })?;
+        for w in work {
+            let g = st
+                .rds
+                .param_groups
+                .entry(w.name.to_string())
+                .or_insert_with(|| ParamGroup {
+                    name: w.name.to_string(),
                     family: req.family.clone(),
-                    cluster,
-                    parameters: p,
-                },
-            );
+                    cluster: w.cluster,
+                    parameters: BTreeMap::new(),
+                    created_at: now,
+                });
+            g.parameters.extend(w.set);
         }
         st.note(format!(
             "parameter groups {} / {} created",
             req.cluster_group, req.instance_group
         ));
-        Ok(ParameterGroupsCreated {
-            cluster_group: req.cluster_group.clone(),
-            instance_group: req.instance_group.clone(),
-            applied,
-            unsupported,
-        })
+        Ok(placed.created(req))
     }
 
     fn create_replica_cluster(
@@ -212,55 +170,13 @@ impl Rds for Sim {
         const OP: &str = "create_replica_cluster";
         let mut st = self.api(cx, A, OP)?;
         let src = instance(&st, OP, &req.source_id)?.clone();
-        if let Some(c) = st.rds.clusters.get(&req.cluster_id) {
-            if c.replication_source_identifier.as_deref() == Some(src.arn.as_str()) {
-                return Ok(c.clone()); // a re-run of the same step
-            }
-            return Err(conflict(
-                A,
-                OP,
-                format!(
-                    "DB cluster {} already exists (DBClusterAlreadyExistsFault)",
-                    req.cluster_id
-                ),
-                "choose another cluster id, or delete the existing cluster",
-            ));
+        let existing = st.rds.clusters.get(&req.cluster_id).cloned();
+        if let Some(c) = existing_replica(OP, &src, existing)? {
+            return Ok(c); // a re-run of the same step
         }
-        if src.backup_retention_days == 0 {
-            return Err(PrimitiveError::invalid(
-                A,
-                OP,
-                format!("source {} has automated backups disabled", src.id),
-                "set backup retention > 0 on the source (ModifyDBInstance) before creating a replica",
-            ));
-        }
-        if !src.replica_clusters.is_empty() {
-            return Err(conflict(
-                A,
-                OP,
-                format!(
-                    "source {} already has an Aurora read replica ({})",
-                    src.id,
-                    src.replica_clusters.join(", ")
-                ),
-                "an RDS instance can have one Aurora replica; delete the old one first",
-            ));
-        }
-        let ok_version = match (version(&src.engine_version), version(&req.engine_version)) {
-            (Some(s), Some(t)) => s.0 == t.0 && t.1 >= s.1,
-            _ => false,
-        };
-        if !ok_version || !st.sc.aws.aurora_versions.contains(&req.engine_version) {
-            return Err(PrimitiveError::invalid(
-                A,
-                OP,
-                format!(
-                    "Aurora version {} cannot replicate from RDS {} {}",
-                    req.engine_version, src.id, src.engine_version
-                ),
-                "pick an Aurora version of the same major, minor >= the source's \
-                 (list_engine_versions(\"aurora-postgresql\"))",
-            ));
+        check_replica_source(OP, req, &src)?;
+        if !st.sc.aws.aurora_versions.contains(&req.engine_version) {
+            return Err(incompatible_version(OP, req, &src));
         }
         let kms = if src.storage_encrypted {
             req.kms_key_id.clone().or(src.kms_key_id.clone())
@@ -278,6 +194,9 @@ impl Rds for Sim {
                 format!("cluster parameter group {pg} not found"),
                 "create it first with rds::create_parameter_groups",
             ));
+        }
+        if let Some(g) = req.parameter_group.as_ref().and_then(|g| st.rds.param_groups.get(g)) {
+            check_group_settled(OP, &g.name, g.created_at.div_euclid(1000), st.now.div_euclid(1000))?;
         }
         let now = st.now;
         let id = req.cluster_id.clone();
@@ -299,11 +218,13 @@ impl Rds for Sim {
             kms_key_id: kms,
             endpoint: format!("{id}.cluster-sim.{region}.rds.amazonaws.com"),
             reader_endpoint: format!("{id}.cluster-ro-sim.{region}.rds.amazonaws.com"),
+            port: src.port,
             security_groups: req
                 .security_groups
                 .clone()
                 .unwrap_or_else(|| src.security_groups.clone()),
             vpc_id: src.vpc_id.clone(),
+            iam_auth: req.iam_auth,
         };
         st.rds.clusters.insert(id.clone(), c.clone());
         if let Some(s) = st.rds.instances.get_mut(&req.source_id) {
@@ -340,19 +261,9 @@ impl Rds for Sim {
         const OP: &str = "create_cluster_instance";
         let mut st = self.api(cx, A, OP)?;
         let c = cluster(&st, OP, &req.cluster_id)?.clone();
-        if let Some(i) = st.rds.instances.get(&req.instance_id) {
-            if i.cluster_id.as_deref() == Some(req.cluster_id.as_str()) {
-                return Ok(i.clone());
-            }
-            return Err(conflict(
-                A,
-                OP,
-                format!(
-                    "DB instance {} already exists (DBInstanceAlreadyExists)",
-                    req.instance_id
-                ),
-                "choose another instance id",
-            ));
+        let existing = st.rds.instances.get(&req.instance_id).cloned();
+        if let Some(i) = existing_member(OP, req, existing)? {
+            return Ok(i);
         }
         let region = st.sc.aws.region.clone();
         let i = DbInstance {
@@ -373,8 +284,15 @@ impl Rds for Sim {
             allocated_storage_gb: 1,
             backup_retention_days: 1,
             endpoint: format!("{}.sim.{region}.rds.amazonaws.com", req.instance_id),
+            port: c.port,
             vpc_id: c.vpc_id.clone(),
             replica_clusters: Vec::new(),
+            read_replicas: Vec::new(),
+            iam_auth: false,
+            auto_minor_version_upgrade: false,
+            pending_modifications: Vec::new(),
+            parameter_apply_status: "in-sync".into(),
+            security_groups_pending: Vec::new(),
         };
         st.rds.instances.insert(i.id.clone(), i.clone());
         if let Some(cm) = st.rds.clusters.get_mut(&c.id) {
@@ -383,14 +301,32 @@ impl Rds for Sim {
                 cm.writer = Some(i.id.clone());
             }
         }
+        // A replica whose hot-standby parameters are lower than its source's stops recovery:
+        // RDS reports the instance incompatible-parameters once it would have started.
+        let shortfalls = if c.replication_source_identifier.is_some() {
+            hot_standby_shortfalls(
+                |p| source_live_setting(&st, p),
+                |p| member_setting(&st, &c, &i.parameter_group, &i.instance_class, p),
+            )
+        } else {
+            Vec::new()
+        };
         // The instance is ready a fixed time after both it was requested and its cluster is.
         let cluster_ready = st.rds.pending_for_cluster(&c.id).unwrap_or(st.now);
         let at = cluster_ready.max(st.now) + st.tm.create_instance;
+        let status = if shortfalls.is_empty() { "available" } else { "incompatible-parameters" };
+        if !shortfalls.is_empty() {
+            st.note(format!(
+                "{} will be incompatible-parameters: hot-standby parameters below the source's ({})",
+                i.id,
+                shortfalls.join(", ")
+            ));
+        }
         st.rds.schedule(
             at,
             Change::InstanceStatus {
                 id: i.id.clone(),
-                status: "available".into(),
+                status: status.into(),
             },
         );
         Ok(i)
@@ -405,24 +341,8 @@ impl Rds for Sim {
         const OP: &str = "set_security_groups";
         let mut st = self.api(cx, A, OP)?;
         let inst = instance(&st, OP, id)?.clone();
-        if inst.security_groups == groups {
+        if !security_groups_change(OP, &inst, groups)? {
             return Ok(inst);
-        }
-        if groups.is_empty() {
-            return Err(PrimitiveError::invalid(
-                A,
-                OP,
-                "an instance needs at least one security group".to_string(),
-                "pass the quarantine group from ec2::ensure_quarantine_group",
-            ));
-        }
-        if inst.status != "available" {
-            return Err(conflict(
-                A,
-                OP,
-                format!("instance {id} is {} (InvalidDBInstanceState)", inst.status),
-                "wait until it is available (rds::wait_until_instance_available)",
-            ));
         }
         // The new groups apply at once (ApplyImmediately); existing sessions are not affected:
         // security groups are stateful.
@@ -455,18 +375,13 @@ impl Rds for Sim {
         const OP: &str = "reboot_instance";
         let mut st = self.api(cx, A, OP)?;
         let inst = instance(&st, OP, id)?.clone();
-        if st.rds.reboot_tokens.contains(token) {
-            return Ok(inst);
-        }
-        if inst.status != "available" {
-            return Err(PrimitiveError::new(
-                A,
-                OP,
-                ErrorKind::Conflict,
-                format!("instance {id} is {} (InvalidDBInstanceState)", inst.status),
-                "wait until it is available, then reboot",
-            )
-            .with_retryable(true));
+        match reboot(OP, &inst, st.rds.reboot_tokens.contains(token))? {
+            Reboot::Done => return Ok(inst),
+            Reboot::Record => {
+                st.rds.reboot_tokens.insert(token.to_string());
+                return Ok(inst);
+            }
+            Reboot::Reboot => {}
         }
         st.rds.reboot_tokens.insert(token.to_string());
         if let Some(i) = st.rds.instances.get_mut(id) {
@@ -475,6 +390,10 @@ impl Rds for Sim {
         st.drop_sessions(id);
         let (now, at) = (st.now, st.now + st.tm.reboot);
         st.rds.event(now, id, false, "DB instance shutdown");
+        if id == st.sc.source.id {
+            // A clean shutdown ends with a checkpoint: every commit before it precedes it.
+            st.checkpoint = (now, st.lsn, true);
+        }
         st.rds.schedule(at, Change::RebootDone { id: id.into() });
         st.note(format!("{id} rebooting"));
         Ok(instance(&st, OP, id)?.clone())
@@ -484,19 +403,9 @@ impl Rds for Sim {
         const OP: &str = "promote_cluster";
         let mut st = self.api(cx, A, OP)?;
         let c = cluster(&st, OP, id)?.clone();
-        if c.replication_source_identifier.is_none() || c.status == "promoting" {
-            return Ok(c); // promoted, or promoting: nothing to do
-        }
-        if st.rds.promote_requested(id) {
+        // Requested, not visible yet (RDS reads `available` a while): nothing to do either.
+        if promotion(OP, &c)? == Promotion::Nothing || st.rds.promote_requested(id) {
             return Ok(c);
-        }
-        if c.status != "available" {
-            return Err(conflict(
-                A,
-                OP,
-                format!("cluster {id} is {} (InvalidDBClusterStateFault)", c.status),
-                "wait until the replica is available before promoting",
-            ));
         }
         let now = st.now;
         st.fence_at.get_or_insert(now);
@@ -510,38 +419,9 @@ impl Rds for Sim {
     fn delete_instance(&self, cx: &Call<'_>, id: &str) -> Result<DbInstance, PrimitiveError> {
         const OP: &str = "delete_instance";
         let mut st = self.api(cx, A, OP)?;
-        let Some(inst) = st.rds.instances.get(id).cloned() else {
-            return Err(not_found(
-                A,
-                OP,
-                format!("DB instance {id} not found"),
-                "already deleted?",
-            ));
-        };
-        if inst.status == "deleting" {
+        let inst = instance(&st, OP, id)?.clone();
+        if deleting_instance(OP, &inst)? {
             return Ok(inst);
-        }
-        // As in RDS: an instance that a cluster still replicates from cannot be deleted; once
-        // every replica is promoted (the finalize runbook's precondition) it can.
-        let arn = inst.arn.clone();
-        let replicas: Vec<String> = st
-            .rds
-            .clusters
-            .values()
-            .filter(|c| {
-                c.replication_source_identifier
-                    .as_deref()
-                    .is_some_and(|s| s == id || s == arn)
-            })
-            .map(|c| c.id.clone())
-            .collect();
-        if !replicas.is_empty() {
-            return Err(conflict(
-                A,
-                OP,
-                format!("{id} is the replication source of {}", replicas.join(", ")),
-                "promote or delete the replica cluster first",
-            ));
         }
         if let Some(i) = st.rds.instances.get_mut(id) {
             i.status = "deleting".into();
@@ -556,9 +436,6 @@ impl Rds for Sim {
         const OP: &str = "delete_cluster";
         let mut st = self.api(cx, A, OP)?;
         let c = cluster(&st, OP, id)?.clone();
-        if c.status == "deleting" {
-            return Ok(c);
-        }
         let live: Vec<String> = c
             .members
             .iter()
@@ -570,13 +447,8 @@ impl Rds for Sim {
             })
             .cloned()
             .collect();
-        if !live.is_empty() {
-            return Err(conflict(
-                A,
-                OP,
-                format!("cluster {id} still has instances: {}", live.join(", ")),
-                "delete the instances first (rds::delete_instance), then the cluster",
-            ));
+        if deleting_cluster(OP, &c, &live)? {
+            return Ok(c);
         }
         if let Some(cm) = st.rds.clusters.get_mut(id) {
             cm.status = "deleting".into();
@@ -597,16 +469,9 @@ impl Rds for Sim {
         const OP: &str = "create_snapshot";
         let mut st = self.api(cx, A, OP)?;
         let inst = instance(&st, OP, instance_id)?.clone();
-        if let Some(s) = st.rds.snapshots.get(snapshot_id) {
-            if s.source_id == instance_id {
-                return Ok(s.clone());
-            }
-            return Err(conflict(
-                A,
-                OP,
-                format!("snapshot {snapshot_id} exists for {}", s.source_id),
-                "choose another snapshot id",
-            ));
+        let existing = st.rds.snapshots.get(snapshot_id).cloned();
+        if let Some(s) = existing_snapshot(OP, instance_id, existing)? {
+            return Ok(s);
         }
         let data_gb = st.sc.source.data_gb;
         let snap = Snapshot {
@@ -631,14 +496,11 @@ impl Rds for Sim {
 
     fn describe_snapshot(&self, cx: &Call<'_>, id: &str) -> Result<Snapshot, PrimitiveError> {
         let st = self.api(cx, A, "describe_snapshot")?;
-        st.rds.snapshots.get(id).cloned().ok_or_else(|| {
-            not_found(
-                A,
-                "describe_snapshot",
-                format!("snapshot {id} not found"),
-                "check the id",
-            )
-        })
+        st.rds
+            .snapshots
+            .get(id)
+            .cloned()
+            .ok_or_else(|| snapshot_not_found("describe_snapshot", id))
     }
 
     fn restore_cluster_from_snapshot(
@@ -649,24 +511,14 @@ impl Rds for Sim {
         const OP: &str = "restore_cluster_from_snapshot";
         let mut st = self.api(cx, A, OP)?;
         let Some(snap) = st.rds.snapshots.get(&req.snapshot_id).cloned() else {
-            return Err(not_found(
-                A,
-                OP,
-                format!("snapshot {} not found", req.snapshot_id),
-                "check the id",
-            ));
+            return Err(snapshot_not_found(OP, &req.snapshot_id));
         };
         if let Some(c) = st.rds.clusters.get(&req.cluster_id) {
             return Ok(c.clone());
         }
-        if snap.status != "available" {
-            return Err(conflict(
-                A,
-                OP,
-                format!("snapshot {} is {}", snap.id, snap.status),
-                "wait until it is available (rds::wait_until_snapshot_available)",
-            )
-            .with_retryable(true));
+        check_restorable(OP, &snap)?;
+        if let Some(g) = req.parameter_group.as_ref().and_then(|g| st.rds.param_groups.get(g)) {
+            check_group_settled(OP, &g.name, g.created_at.div_euclid(1000), st.now.div_euclid(1000))?;
         }
         let id = req.cluster_id.clone();
         let region = st.sc.aws.region.clone();
@@ -689,8 +541,10 @@ impl Rds for Sim {
             kms_key_id: snap.kms_key_id.clone(),
             endpoint: format!("{id}.cluster-sim.{region}.rds.amazonaws.com"),
             reader_endpoint: format!("{id}.cluster-ro-sim.{region}.rds.amazonaws.com"),
+            port: default_port(),
             security_groups: src_sg,
             vpc_id: vpc,
+            iam_auth: req.iam_auth,
         };
         st.rds.clusters.insert(id.clone(), c.clone());
         let at =
@@ -705,6 +559,57 @@ impl Rds for Sim {
         Ok(c)
     }
 
+    fn describe_parameter_group(
+        &self,
+        cx: &Call<'_>,
+        group: &str,
+    ) -> Result<ParameterGroup, PrimitiveError> {
+        const OP: &str = "describe_parameter_group";
+        let st = self.api(cx, A, OP)?;
+        let g = st
+            .rds
+            .param_groups
+            .get(group)
+            .ok_or_else(|| parameter_group_not_found(OP, group))?;
+        Ok(ParameterGroup {
+            name: g.name.clone(),
+            family: g.family.clone(),
+            cluster: g.cluster,
+            created_at: g.created_at.div_euclid(1000),
+        })
+    }
+
+    fn describe_parameter_rules(
+        &self,
+        cx: &Call<'_>,
+        family: &str,
+        cluster: bool,
+    ) -> Result<Vec<ParameterRule>, PrimitiveError> {
+        let _st = self.api(cx, A, "describe_parameter_rules")?;
+        Ok(simulated_rules(family, cluster))
+    }
+
+    fn list_orderable_instance_classes(
+        &self,
+        cx: &Call<'_>,
+        engine: &str,
+        _version: &str,
+    ) -> Result<Vec<String>, PrimitiveError> {
+        const OP: &str = "list_orderable_instance_classes";
+        let _st = self.api(cx, A, OP)?;
+        check_engine(OP, engine)?;
+        Ok(if engine == "aurora-postgresql" {
+            aurora_postgresql_classes()
+        } else {
+            let mut v: Vec<String> = ["db.m5", "db.m6g", "db.m6i", "db.r5", "db.r6g", "db.r6i", "db.t3", "db.t4g"]
+                .iter()
+                .flat_map(|f| ["large", "xlarge", "2xlarge", "4xlarge"].map(|z| format!("{f}.{z}")))
+                .collect();
+            v.sort();
+            v
+        })
+    }
+
     fn describe_events(
         &self,
         cx: &Call<'_>,
@@ -713,12 +618,81 @@ impl Rds for Sim {
     ) -> Result<Vec<RdsEvent>, PrimitiveError> {
         let st = self.api(cx, A, "describe_events")?;
         let kind = if cluster { "db-cluster" } else { "db-instance" };
-        Ok(st
-            .rds
-            .events
-            .iter()
-            .filter(|e| e.source_id == id && e.source_type == kind)
-            .cloned()
-            .collect())
+        Ok(sort_events(
+            st.rds
+                .events
+                .iter()
+                .filter(|e| e.source_id == id && e.source_type == kind)
+                .cloned()
+                .collect(),
+        ))
     }
+}
+
+/// RDS for PostgreSQL's defaults of the hot-standby parameters (its `postgres15` family).
+fn rds_postgres_default(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "max_connections" => "LEAST({DBInstanceClassMemory/9531392},5000)",
+        "max_worker_processes" => "8",
+        "max_prepared_transactions" => "0",
+        "max_locks_per_transaction" => "64",
+        "max_wal_senders" => "10",
+        _ => return None,
+    })
+}
+
+/// The source's live value of a numeric parameter: its group's, else RDS's default for its class.
+pub(crate) fn source_live_setting(st: &SimState, name: &str) -> Option<i64> {
+    let src = &st.sc.source;
+    match src.parameters.get(name) {
+        Some(v) => v.trim().parse().ok(),
+        None => evaluate_default(rds_postgres_default(name)?, &src.instance_class),
+    }
+}
+
+/// The value an instance of class `class` in cluster `c` with instance group `instance_group`
+/// runs with: the instance group's, else the cluster group's, else the family default.
+fn member_setting(st: &SimState, c: &DbCluster, instance_group: &str, class: &str, name: &str) -> Option<i64> {
+    for (group, cluster) in [(instance_group, false), (c.parameter_group.as_str(), true)] {
+        if let Some(v) = st.rds.param_groups.get(group).and_then(|g| g.parameters.get(name)) {
+            return v.trim().parse().ok();
+        }
+        let rules = simulated_rules(&family("aurora", &c.engine_version), cluster);
+        if let Some(d) = rules.iter().find(|r| r.name == name).and_then(|r| r.default.clone()) {
+            return evaluate_default(&d, class);
+        }
+    }
+    None
+}
+
+/// The simulator's rules of an Aurora PostgreSQL family: a few parameters with the
+/// `AllowedValues` RDS publishes for them (enough to refuse a value Aurora would refuse).
+fn simulated_rules(_family: &str, cluster: bool) -> Vec<ParameterRule> {
+    let rule = |name: &str, default: Option<&str>, allowed: Option<&str>| ParameterRule {
+        name: name.into(),
+        default: default.map(String::from),
+        allowed_values: allowed.map(String::from),
+        modifiable: true,
+    };
+    let mut v = if cluster {
+        vec![
+            rule("rds.logical_replication", Some("0"), Some("0,1")),
+            rule("timezone", Some("UTC"), None),
+            rule("max_wal_senders", Some("10"), Some("5-20")),
+        ]
+    } else {
+        vec![
+            rule("max_connections", Some("{DBInstanceClassMemory/9531392}"), Some("6-262143")),
+            rule("work_mem", Some("4096"), Some("64-2147483647")),
+            rule("random_page_cost", None, Some("0-2147483647")),
+            rule("shared_preload_libraries", Some("pg_stat_statements"), Some(
+                "auto_explain,orafce,pg_bigm,pg_cron,pg_hint_plan,pg_prewarm,pg_similarity,pg_stat_statements,pg_tle,pg_transport,pgaudit,pglogical",
+            )),
+            rule("max_worker_processes", Some("8"), Some("0-262143")),
+            rule("max_locks_per_transaction", Some("64"), Some("10-2147483647")),
+            rule("max_prepared_transactions", Some("0"), Some("0-262143")),
+        ]
+    };
+    v.sort_by(|a, b| a.name.cmp(&b.name));
+    v
 }

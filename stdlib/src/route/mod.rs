@@ -11,20 +11,33 @@
 //! Cutover: `switch_route(r, src, #{ hold: true })` (park new connections) → fence on the
 //! database side → `switch_route(r, target, #{ drain: true })` (release to the target, source
 //! draining) → `wait_until_acked`. Envoy never moves an established session.
+//!
+//! The rules every world applies: what a switch changes ([`plan_switch`]), when a version
+//! counts as taken by the fleet ([`all_acked`]), what an unknown route or target is.
 
 pub mod remote;
 pub mod rhai;
 pub mod sim;
 
 use godwit_engine::Call;
-use godwit_engine::PrimitiveError;
+use godwit_engine::{ErrorKind, PrimitiveError};
 use serde::{Deserialize, Serialize};
 
+/// One Envoy node against the route's current version, judged against the route's expected
+/// nodes (configuration in the lab and aws worlds — `godwit dal serve --expect-nodes`; the
+/// scenario's nodes in the simulator).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeAck {
     pub node: String,
-    /// `ack`, `nack`, `pending` or `disconnected`.
+    /// `ack`; `nack` (rejected it); `behind` (connected, has not ACKed it); `absent` (expected,
+    /// not connected: never connected, or disconnected); `disconnected` (not expected, gone:
+    /// not counted).
     pub status: String,
+    /// Connected, but not one of the route's expected nodes (reported, and counted all the
+    /// same: it routes traffic). Named so that it sorts after `node` and `status`, which keeps
+    /// the maps' visible prefix in transcripts stable.
+    #[serde(default)]
+    pub unexpected: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,7 +52,8 @@ pub struct Route {
     /// Endpoints kept for established sessions only.
     pub draining: Vec<String>,
     pub nodes: Vec<NodeAck>,
-    /// Every connected node ACKed this version.
+    /// Every expected node (and every connected one) ACKed this version: none `absent`,
+    /// `behind` or `nack`.
     pub all_acked: bool,
     /// Client connections parked by a hold, waiting for a release.
     pub held_connections: i64,
@@ -53,9 +67,11 @@ pub struct EndpointConnections {
 }
 
 pub trait Router: Send + Sync {
+    /// `NotFound` for a route the control plane does not serve.
     fn describe_route(&self, cx: &Call<'_>, name: &str) -> Result<Route, PrimitiveError>;
     /// Publish a version pointing at `target`; idempotent when the current version already
-    /// says the same.
+    /// says the same (no new version, see [`plan_switch`]). `NotFound` for a target that is
+    /// neither an instance nor a cluster of the world.
     fn switch_route(
         &self,
         cx: &Call<'_>,
@@ -64,11 +80,72 @@ pub trait Router: Send + Sync {
         hold: bool,
         drain: bool,
     ) -> Result<Route, PrimitiveError>;
+    /// Established client connections per endpoint of the route, sorted by target.
     fn active_connections(
         &self,
         cx: &Call<'_>,
         name: &str,
     ) -> Result<Vec<EndpointConnections>, PrimitiveError>;
+}
+
+/// What `switch_route(target, hold, drain)` changes on a route now at `cur`: `None` when the
+/// current version already says it (nothing to publish), else the draining list of the new
+/// version — the old target joins it when `drain` and the target changes, it is emptied
+/// without `drain`, and the new target is never in it.
+pub fn plan_switch(cur: &Route, target: &str, hold: bool, drain: bool) -> Option<Vec<String>> {
+    let mut draining: Vec<String> = Vec::new();
+    if drain {
+        let old = cur
+            .draining
+            .iter()
+            .chain((cur.target != target).then_some(&cur.target));
+        for d in old {
+            if d != target && !draining.contains(d) {
+                draining.push(d.clone());
+            }
+        }
+    }
+    let same = cur.target == target && cur.hold == hold && cur.draining == draining;
+    (!same).then_some(draining)
+}
+
+/// A version is taken by the fleet when every node that counts ACKed it and at least one did:
+/// every expected node (an `absent` one has not), and every connected one (`behind` has not);
+/// a `disconnected` node outside the expected set does not count. No node at all is no fleet
+/// that took it.
+pub fn all_acked(nodes: &[NodeAck]) -> bool {
+    nodes.iter().any(|n| n.status == "ack")
+        && nodes
+            .iter()
+            .all(|n| n.status == "ack" || n.status == "disconnected")
+}
+
+/// A route name the control plane does not serve.
+pub fn route_not_found(op: &str, name: &str) -> PrimitiveError {
+    PrimitiveError::new(
+        "route",
+        op,
+        ErrorKind::NotFound,
+        format!("route {name} is not configured"),
+        "routes are named after the source instance id",
+    )
+}
+
+/// A route target that is neither an instance nor a cluster of the world.
+pub fn target_not_found(op: &str, target: &str) -> PrimitiveError {
+    PrimitiveError::new(
+        "route",
+        op,
+        ErrorKind::NotFound,
+        format!("target {target} is neither an RDS instance nor an Aurora cluster"),
+        "route to the source instance id or the Aurora cluster id",
+    )
+}
+
+/// Connection counts as the trait returns them: by target.
+pub fn sort_connections(mut c: Vec<EndpointConnections>) -> Vec<EndpointConnections> {
+    c.sort_by(|a, b| a.target.cmp(&b.target).then(a.endpoint.cmp(&b.endpoint)));
+    c
 }
 
 /// A `route` that cannot work in this world or configuration: every call fails with the
@@ -106,5 +183,69 @@ impl Router for Unavailable {
         _name: &str,
     ) -> Result<Vec<EndpointConnections>, PrimitiveError> {
         Err(self.fail("active_connections"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(target: &str, hold: bool, draining: &[&str]) -> Route {
+        Route {
+            name: "orders-db".into(),
+            version: 3,
+            target: target.into(),
+            endpoint: String::new(),
+            hold,
+            draining: draining.iter().map(|s| s.to_string()).collect(),
+            nodes: vec![],
+            all_acked: true,
+            held_connections: 0,
+        }
+    }
+
+    #[test]
+    fn a_switch_to_what_the_route_says_publishes_nothing() {
+        let r = route("orders-db", true, &[]);
+        assert_eq!(plan_switch(&r, "orders-db", true, false), None);
+        assert_eq!(plan_switch(&r, "orders-db", false, false), Some(vec![]));
+        let d = route("orders-aurora", false, &["orders-db"]);
+        assert_eq!(plan_switch(&d, "orders-aurora", false, true), None);
+    }
+
+    #[test]
+    fn draining_keeps_the_old_target_and_never_the_new_one() {
+        let r = route("orders-db", true, &[]);
+        assert_eq!(
+            plan_switch(&r, "orders-aurora", false, true),
+            Some(vec!["orders-db".to_string()])
+        );
+        let back = route("orders-aurora", false, &["orders-db"]);
+        assert_eq!(
+            plan_switch(&back, "orders-db", false, true),
+            Some(vec!["orders-aurora".to_string()])
+        );
+        assert_eq!(
+            plan_switch(&back, "orders-aurora", false, false),
+            Some(vec![])
+        );
+    }
+
+    #[test]
+    fn acked_means_every_expected_and_connected_node_and_at_least_one() {
+        let n = |s: &str| NodeAck {
+            node: "n".into(),
+            status: s.into(),
+            unexpected: false,
+        };
+        assert!(all_acked(&[n("ack"), n("disconnected")]));
+        assert!(!all_acked(&[n("ack"), n("behind")]));
+        assert!(
+            !all_acked(&[n("ack"), n("absent")]),
+            "an expected node not connected"
+        );
+        assert!(!all_acked(&[n("ack"), n("nack")]));
+        assert!(!all_acked(&[n("disconnected")]));
+        assert!(!all_acked(&[]));
     }
 }

@@ -8,11 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use godwit_engine::{Call, ErrorKind, PrimitiveError};
+use godwit_xds::NodeOutcome;
 use godwit_xds::error::XdsError;
 use godwit_xds::model::{Addr, Health, Role};
 use godwit_xds::remote::RemotePlane;
 
-use super::{EndpointConnections, NodeAck, Route, Router};
+use super::{
+    EndpointConnections, NodeAck, Route, Router, all_acked, plan_switch, sort_connections,
+};
 
 const A: &str = "route";
 
@@ -49,13 +52,12 @@ impl RemoteRouter {
     }
 
     fn view(&self, cx: &Call<'_>, name: &str, op: &str) -> Result<Route, PrimitiveError> {
-        let (view, nodes, status) = self.run(cx, op, async {
+        let (view, status) = self.run(cx, op, async {
             let view = self.plane.describe(name).await?;
-            let nodes = self.plane.nodes().await?;
             // Per-node data-plane counters come from each Envoy's admin API; a node whose admin
             // cannot be read reports no connections rather than failing the describe.
             let status = self.plane.status().await.unwrap_or_default();
-            Ok((view, nodes, status))
+            Ok((view, status))
         })?;
         let eps = &view.spec.endpoints;
         let parking: Vec<String> = eps
@@ -79,26 +81,24 @@ impl RemoteRouter {
             .map(|e| self.endpoints.db_of(&e.addr))
             .filter(|d| *d != target)
             .collect();
-        let nodes: Vec<NodeAck> = nodes
+        // The control plane judges the nodes against the route's expected set (godwit_xds::fleet).
+        let nodes: Vec<NodeAck> = view
+            .nodes
             .iter()
             .map(|n| NodeAck {
                 node: n.node.clone(),
-                status: if !n.connected {
-                    "disconnected"
-                } else if !n.nacks.is_empty() && !n.current {
-                    "nack"
-                } else if n.current {
-                    "ack"
-                } else {
-                    "pending"
+                status: match &n.outcome {
+                    NodeOutcome::Acked => "ack",
+                    NodeOutcome::Nacked { .. } => "nack",
+                    NodeOutcome::Behind => "behind",
+                    gone if gone.is_gone() && n.expected => "absent",
+                    _ => "disconnected",
                 }
                 .into(),
+                unexpected: view.unexpected.contains(&n.node),
             })
             .collect();
-        let all_acked = nodes.iter().any(|n| n.status == "ack")
-            && nodes
-                .iter()
-                .all(|n| n.status == "ack" || n.status == "disconnected");
+        let all_acked = all_acked(&nodes);
         // A held client is a connection Envoy keeps retrying against the parking address.
         let held_connections = status
             .iter()
@@ -137,16 +137,7 @@ impl Router for RemoteRouter {
     ) -> Result<Route, PrimitiveError> {
         const OP: &str = "switch_route";
         let cur = self.view(cx, name, OP)?;
-        let mut want_draining = if drain {
-            cur.draining.clone()
-        } else {
-            Vec::new()
-        };
-        if drain && cur.target != target {
-            want_draining.push(cur.target.clone());
-        }
-        want_draining.retain(|x| x != target);
-        if cur.target == target && cur.hold == hold && cur.draining == want_draining {
+        if plan_switch(&cur, target, hold, drain).is_none() {
             return Ok(cur);
         }
         let addr = self.endpoints.addr_of(cx, OP, target)?;
@@ -205,22 +196,24 @@ impl Router for RemoteRouter {
                 }
             }
         }
-        Ok(by_addr
-            .into_iter()
-            .map(|(address, connections)| {
-                let target = match address.rsplit_once(':') {
-                    Some((host, port)) => port
-                        .parse()
-                        .map(|p| self.endpoints.db_of(&Addr::new(host, p)))
-                        .unwrap_or_else(|_| address.clone()),
-                    None => address.clone(),
-                };
-                EndpointConnections {
-                    target,
-                    endpoint: address,
-                    connections,
-                }
-            })
-            .collect())
+        Ok(sort_connections(
+            by_addr
+                .into_iter()
+                .map(|(address, connections)| {
+                    let target = match address.rsplit_once(':') {
+                        Some((host, port)) => port
+                            .parse()
+                            .map(|p| self.endpoints.db_of(&Addr::new(host, p)))
+                            .unwrap_or_else(|_| address.clone()),
+                        None => address.clone(),
+                    };
+                    EndpointConnections {
+                        target,
+                        endpoint: address,
+                        connections,
+                    }
+                })
+                .collect(),
+        ))
     }
 }

@@ -3,7 +3,6 @@
 use godwit_engine::PrimitiveError;
 
 use super::*;
-use crate::prim::not_found;
 use crate::sim::net::Answer;
 use crate::sim::{Sim, SimState};
 
@@ -19,33 +18,28 @@ fn endpoint(st: &SimState, db: &str) -> String {
 }
 
 fn view(st: &SimState, op: &str, name: &str) -> Result<Route, PrimitiveError> {
-    let r = st.routes.get(name).ok_or_else(|| {
-        not_found(
-            A,
-            op,
-            format!("route {name} is not configured"),
-            format!(
-                "routes: {}",
-                st.routes.keys().cloned().collect::<Vec<_>>().join(", ")
-            ),
-        )
-    })?;
+    let r = st
+        .routes
+        .get(name)
+        .ok_or_else(|| route_not_found(op, name))?;
     let v = r.current();
+    // The scenario's nodes are the route's expected set: a disconnected one is absent.
     let nodes: Vec<NodeAck> = st
         .nodes
         .iter()
         .map(|n| NodeAck {
             node: n.id.clone(),
             status: if !n.connected {
-                "disconnected"
+                "absent"
             } else {
                 match st.answer(n, name, v.version) {
                     Some(Answer::Ack) => "ack",
                     Some(Answer::Nack) => "nack",
-                    None => "pending",
+                    None => "behind",
                 }
             }
             .into(),
+            unexpected: false,
         })
         .collect();
     Ok(Route {
@@ -55,9 +49,7 @@ fn view(st: &SimState, op: &str, name: &str) -> Result<Route, PrimitiveError> {
         endpoint: endpoint(st, &v.target),
         hold: v.hold,
         draining: v.draining.clone(),
-        all_acked: nodes
-            .iter()
-            .all(|n| n.status == "ack" || n.status == "disconnected"),
+        all_acked: all_acked(&nodes),
         nodes,
         held_connections: held(st, name),
     })
@@ -93,27 +85,11 @@ impl Router for Sim {
         let mut st = self.api(cx, A, OP)?;
         let cur = view(&st, OP, name)?;
         if !st.rds.instances.contains_key(target) && !st.rds.clusters.contains_key(target) {
-            return Err(not_found(
-                A,
-                OP,
-                format!("target {target} is neither an RDS instance nor an Aurora cluster"),
-                "route to the source instance id or the Aurora cluster id",
-            ));
+            return Err(target_not_found(OP, target));
         }
-        let mut draining: Vec<String> = if drain {
-            let mut d = cur.draining.clone();
-            if cur.target != target {
-                d.push(cur.target.clone());
-            }
-            d
-        } else {
-            Vec::new()
-        };
-        draining.retain(|d| d != target);
-        draining.dedup();
-        if cur.target == target && cur.hold == hold && cur.draining == draining {
+        let Some(draining) = plan_switch(&cur, target, hold, drain) else {
             return Ok(cur);
-        }
+        };
         st.publish(name, target.into(), hold, draining);
         view(&st, OP, name)
     }
@@ -132,17 +108,18 @@ impl Router for Sim {
                 dbs.push(s.db.clone());
             }
         }
-        Ok(dbs
-            .into_iter()
-            .map(|db| EndpointConnections {
-                endpoint: endpoint(&st, &db),
-                connections: st
-                    .sessions
-                    .iter()
-                    .filter(|s| s.application && s.db == db)
-                    .count() as i64,
-                target: db,
-            })
-            .collect())
+        Ok(sort_connections(
+            dbs.into_iter()
+                .map(|db| EndpointConnections {
+                    endpoint: endpoint(&st, &db),
+                    connections: st
+                        .sessions
+                        .iter()
+                        .filter(|s| s.application && s.db == db)
+                        .count() as i64,
+                    target: db,
+                })
+                .collect(),
+        ))
     }
 }

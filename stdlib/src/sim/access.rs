@@ -59,14 +59,23 @@ impl SimState {
             let Some(i) = self.rds.instances.get(db) else {
                 return false;
             };
-            // Quarantine groups have no ingress; a group with an ingress rule lets clients in.
-            let reachable = i
-                .security_groups
-                .iter()
-                .any(|g| self.groups.get(g).is_some_and(|g| !g.ingress.is_empty()));
-            return reachable && self.source_up();
+            // Applications connect from the VPC's address range, not from godwit's group: a
+            // quarantine that admits godwit's group keeps them out.
+            return self.admits(i, &[], true) && self.source_up();
         }
         self.writable(db)
+    }
+
+    /// Does one of `inst`'s security groups admit a client with `groups` (inside the VPC's
+    /// range when `in_vpc`) on the instance's port?
+    pub fn admits(&self, inst: &crate::rds::DbInstance, groups: &[String], in_vpc: bool) -> bool {
+        inst.security_groups.iter().any(|g| {
+            self.groups.get(g).is_some_and(|g| {
+                g.ingress
+                    .iter()
+                    .any(|r| crate::ec2::rule_admits(r, inst.port, groups, in_vpc))
+            })
+        })
     }
 
     /// The current LSN of a promoted cluster: its timeline continues from where replay
@@ -171,6 +180,7 @@ impl SimState {
 
     /// Every session on `db` ends (reboot, crash, delete).
     pub fn drop_sessions(&mut self, db: &str) {
+        self.godwit_conns.remove(db);
         let n = self.sessions.len();
         self.sessions.retain(|s| s.db != db);
         let ended = n - self.sessions.len();
@@ -178,4 +188,84 @@ impl SimState {
             self.note(format!("{ended} sessions on {db} ended"));
         }
     }
+}
+
+/// godwit opens (or reuses) its connection to `db` for `area::op`, as AWS would let it:
+///
+/// * without database access in this world, every SQL call is refused;
+/// * a connection godwit already holds survives a security-group change (groups are stateful)
+///   and ends with the server's sessions (a reboot);
+/// * a new connection to an RDS instance needs one of its groups to admit godwit's group on
+///   its port — a deny-all quarantine locks godwit out exactly like the application (a connect
+///   timeout, retryable: nothing answers);
+/// * an Aurora cluster refuses godwit's IAM login unless IAM database authentication is
+///   enabled on it (`CreateDBCluster` defaults it to off).
+pub fn godwit_login(
+    st: &mut super::Api<'_>,
+    area: &str,
+    op: &str,
+    db: &str,
+) -> Result<(), godwit_engine::PrimitiveError> {
+    use godwit_engine::{ErrorKind, PrimitiveError};
+    if !st.sc.godwit.db_access {
+        return Err(PrimitiveError::new(
+            area,
+            op,
+            ErrorKind::Invalid,
+            format!("{area}::{op} needs database access, and this world has none (credential-less)"),
+            "decide from AWS APIs and CloudWatch (the runbook's credential-less evidence), or \
+             configure IAM database access",
+        )
+        .with_retryable(false));
+    }
+    if st.godwit_conns.contains(db) {
+        return Ok(());
+    }
+    if let Some(i) = st.rds.instances.get(db) {
+        if i.status == "rebooting" {
+            return Err(PrimitiveError::new(
+                area,
+                op,
+                ErrorKind::Timeout,
+                format!("cannot connect to {db}: the instance is rebooting"),
+                "retry once it is available",
+            ));
+        }
+        if i.cluster_id.is_none() {
+            let me = st.sc.godwit.security_group.clone();
+            if !st.admits(i, std::slice::from_ref(&me), true) {
+                return Err(PrimitiveError::new(
+                    area,
+                    op,
+                    ErrorKind::Timeout,
+                    format!(
+                        "cannot connect to {db}: connection timed out — none of its security \
+                         groups ({}) admits godwit's {me} on port {}",
+                        i.security_groups.join(", "),
+                        i.port
+                    ),
+                    "a quarantine must admit godwit's security group on the database port \
+                     (ec2::ensure_quarantine_group with admit), or decide without SQL",
+                ));
+            }
+        }
+    } else if let Some(c) = st.rds.clusters.get(db) {
+        if !c.iam_auth {
+            return Err(PrimitiveError::new(
+                area,
+                op,
+                ErrorKind::Conflict,
+                format!(
+                    "cannot log in to {db}: FATAL: PAM authentication failed for user \"godwit\" \
+                     (28P01) — IAM database authentication is not enabled on the cluster"
+                ),
+                "create the cluster with IAM database authentication (the standard runbook \
+                 copies the source's setting), or enable it (modify-db-cluster \
+                 --enable-iam-database-authentication)",
+            )
+            .with_retryable(false));
+        }
+    }
+    st.godwit_conns.insert(db.to_string());
+    Ok(())
 }

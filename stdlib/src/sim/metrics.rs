@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cw::{Aggregate, Point, periods};
+
 /// Metric identity: (metric name, dimension name, dimension value). Namespace is `AWS/RDS`.
 pub type Key = (String, String, String);
 
@@ -29,27 +31,7 @@ impl Minute {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Statistic {
-    Maximum,
-    Minimum,
-    Average,
-    Sum,
-    SampleCount,
-}
-
-impl Statistic {
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "Maximum" => Statistic::Maximum,
-            "Minimum" => Statistic::Minimum,
-            "Average" => Statistic::Average,
-            "Sum" => Statistic::Sum,
-            "SampleCount" => Statistic::SampleCount,
-            _ => return None,
-        })
-    }
-}
+pub use crate::cw::Statistic;
 
 /// The metric names the simulator publishes, with their dimension.
 pub const PUBLISHED: &[(&str, &str)] = &[
@@ -144,44 +126,26 @@ impl Metrics {
         since: i64,
         until: i64,
         visible_until: i64,
-    ) -> Vec<(i64, f64)> {
+    ) -> Vec<Point> {
         let Some(minutes) = self.closed.get(key) else {
             return Vec::new();
         };
-        let mut buckets: BTreeMap<i64, Minute> = BTreeMap::new();
-        for m in minutes {
-            if m.t + 60 > visible_until {
-                continue;
-            }
-            let b = m.t.div_euclid(period_s) * period_s;
-            if b < since || b >= until {
-                continue;
-            }
-            let e = buckets.entry(b).or_insert(Minute {
-                t: b,
-                max: f64::MIN,
-                min: f64::MAX,
-                sum: 0.0,
-                count: 0,
-            });
-            e.max = e.max.max(m.max);
-            e.min = e.min.min(m.min);
-            e.sum += m.sum;
-            e.count += m.count;
-        }
-        buckets
-            .into_values()
-            .map(|m| {
-                let v = match stat {
-                    Statistic::Maximum => m.max,
-                    Statistic::Minimum => m.min,
-                    Statistic::Average => m.sum / f64::from(m.count.max(1)),
-                    Statistic::Sum => m.sum,
-                    Statistic::SampleCount => f64::from(m.count),
+        let published = minutes.iter().filter(|m| m.t + 60 <= visible_until);
+        periods(
+            published.map(|m| {
+                let a = Aggregate {
+                    max: m.max,
+                    min: m.min,
+                    sum: m.sum,
+                    count: m.count,
                 };
-                (m.t, v)
-            })
-            .collect()
+                (m.t, a)
+            }),
+            stat,
+            period_s,
+            since,
+            until,
+        )
     }
 
     /// Every stored minute (for determinism checks).

@@ -32,7 +32,7 @@
 //!    roles, reboots and routes; metric values are sampled into the current minute; storage
 //!    and invariants are checked.
 
-mod access;
+pub(crate) mod access;
 mod faults;
 pub mod metrics;
 pub mod net;
@@ -388,6 +388,14 @@ pub struct SimState {
     next_pid: i64,
     pub blocked_roles: BTreeSet<String>,
     pub groups: BTreeMap<String, SecurityGroup>,
+    /// Databases godwit holds an established connection to: it survives a security-group
+    /// change (groups are stateful) and ends with the server's sessions (a reboot).
+    #[serde(default)]
+    pub godwit_conns: BTreeSet<String>,
+    /// The source's last checkpoint (time, LSN, a shutdown checkpoint?). Only the shutdown
+    /// checkpoint of a reboot is modelled: what the fence reads right after one.
+    #[serde(default)]
+    pub checkpoint: (Millis, u64, bool),
     /// Logical slots created on Aurora clusters (cluster id, slot).
     pub target_slots: Vec<(String, crate::pg::SlotInfo)>,
     /// Where each promoted cluster's timeline starts (the replayed LSN at promotion).
@@ -467,6 +475,8 @@ impl SimState {
             next_pid: 1000,
             blocked_roles: BTreeSet::new(),
             groups: BTreeMap::new(),
+            godwit_conns: BTreeSet::new(),
+            checkpoint: (now, lsn, false),
             target_slots: Vec::new(),
             promoted_at_lsn: BTreeMap::new(),
             promoted_app_bytes: BTreeMap::new(),
@@ -527,8 +537,15 @@ impl SimState {
                 allocated_storage_gb: s.allocated_storage_gb,
                 backup_retention_days: s.backup_retention_days,
                 endpoint,
+                port: s.port,
                 vpc_id: s.vpc_id.clone(),
                 replica_clusters: Vec::new(),
+                read_replicas: s.read_replicas.clone(),
+                iam_auth: s.iam_auth,
+                auto_minor_version_upgrade: s.auto_minor_version_upgrade,
+                pending_modifications: s.pending_modifications.clone(),
+                parameter_apply_status: s.parameter_apply_status.clone(),
+                security_groups_pending: Vec::new(),
             },
         );
         let family = format!(
@@ -542,6 +559,7 @@ impl SimState {
                 family,
                 cluster: false,
                 parameters: s.parameters.clone(),
+                created_at: 0,
             },
         );
     }
@@ -818,18 +836,15 @@ impl SimState {
     }
 }
 
-/// The byte position of a `16/B374D848` LSN (0 if malformed).
-pub fn parse_lsn(text: &str) -> u64 {
-    text.split_once('/')
-        .and_then(|(hi, lo)| {
-            Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
+/// FNV-1a over `parts` in order: the model's stable hash (ids derived from names, simulated
+/// table contents), the same on every platform and run.
+pub fn fnv(parts: &[&[u8]]) -> u64 {
+    parts
+        .iter()
+        .flat_map(|p| p.iter())
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
         })
-        .unwrap_or(0)
-}
-
-/// `16/B374D848` style rendering of a byte position.
-pub fn format_lsn(lsn: u64) -> String {
-    format!("{:X}/{:08X}", lsn >> 32, lsn & 0xffff_ffff)
 }
 
 #[cfg(test)]

@@ -188,7 +188,7 @@ impl SimState {
         period_s: i64,
         since: i64,
         until: i64,
-    ) -> Vec<(i64, f64)> {
+    ) -> Vec<crate::cw::Point> {
         let extra = self
             .fault(FaultKind::CloudwatchDelay)
             .and_then(|f| f.value)

@@ -131,7 +131,29 @@ pub struct Scenario {
     #[serde(default)]
     pub cdc: Cdc,
     #[serde(default)]
+    pub godwit: Godwit,
+    #[serde(default)]
     pub faults: Vec<Fault>,
+}
+
+/// godwit itself as the world sees it: whether it has database access, and the security group
+/// its connections come from (a quarantine must admit it, or godwit is locked out too).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Godwit {
+    /// Database access (IAM): `false` is a credential-less world — every `pg::`/`validate::`
+    /// call is refused, decisions come from AWS APIs and CloudWatch.
+    pub db_access: bool,
+    pub security_group: String,
+}
+
+impl Default for Godwit {
+    fn default() -> Self {
+        Godwit {
+            db_access: true,
+            security_group: "sg-0godwit".into(),
+        }
+    }
 }
 
 fn one() -> u64 {
@@ -161,6 +183,16 @@ pub struct Source {
     pub sessions: u32,
     pub tables: Vec<TableCfg>,
     pub sequences: Vec<SequenceCfg>,
+    pub port: u16,
+    /// IAM database authentication enabled (`IAMDatabaseAuthenticationEnabled`).
+    pub iam_auth: bool,
+    pub auto_minor_version_upgrade: bool,
+    /// `PendingModifiedValues` fields set on the source (e.g. `DBInstanceClass`).
+    pub pending_modifications: Vec<String>,
+    /// `in-sync`, `pending-reboot`, `applying`.
+    pub parameter_apply_status: String,
+    /// Read replicas of the source (ARNs for cross-Region ones).
+    pub read_replicas: Vec<String>,
 }
 
 impl Default for Source {
@@ -203,6 +235,12 @@ impl Default for Source {
                 name: "public.orders_id_seq".into(),
                 last_value: 1_000_000,
             }],
+            port: 5432,
+            iam_auth: true,
+            auto_minor_version_upgrade: false,
+            pending_modifications: Vec::new(),
+            parameter_apply_status: "in-sync".into(),
+            read_replicas: Vec::new(),
         }
     }
 }

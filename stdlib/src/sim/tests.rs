@@ -21,6 +21,9 @@ fn series(st: &SimState, metric: &str, dim: &str, id: &str, hours: i64) -> Vec<(
         until - hours * 3600,
         until,
     )
+    .into_iter()
+    .map(|p| (p.t, p.v))
+    .collect()
 }
 
 thread_local! {
@@ -112,7 +115,7 @@ fn security_groups_alone_keep_sessions_reboot_ends_them() {
     let written = |sim: &Sim| sim.lock().source_app_bytes();
     assert_eq!(conns(&sim), 40);
     let q = sim
-        .ensure_quarantine_group(&cx(), "vpc-0sim", "godwit-quarantine")
+        .ensure_quarantine_group(&cx(), "vpc-0sim", "godwit-quarantine", &Default::default())
         .unwrap();
     sim.set_security_groups(&cx(), "orders-db", std::slice::from_ref(&q.id))
         .unwrap();
@@ -338,6 +341,7 @@ fn with_replica(name: &str) -> Sim {
             parameter_group: None,
             security_groups: None,
             kms_key_id: None,
+            iam_auth: true,
         },
     )
     .unwrap();
@@ -486,6 +490,7 @@ fn preflight_failures_are_visible_through_the_primitives() {
                 parameter_group: None,
                 security_groups: None,
                 kms_key_id: None,
+                iam_auth: true,
             },
         )
         .unwrap_err();
@@ -621,6 +626,7 @@ mod properties {
                 parameter_group: None,
                 security_groups: None,
                 kms_key_id: None,
+                iam_auth: true,
             }).unwrap();
             let mut st = sim.lock();
             let mut last = st.lsn;
@@ -661,6 +667,7 @@ fn table_hashes_match_after_catch_up_except_unlogged_tables() {
             parameter_group: None,
             security_groups: None,
             kms_key_id: None,
+            iam_auth: true,
         },
     )
     .unwrap();

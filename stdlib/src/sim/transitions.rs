@@ -7,7 +7,8 @@ use godwit_engine::clock::Millis;
 use serde::{Deserialize, Serialize};
 
 use super::scenario::{FaultKind, SlotType};
-use super::{SimState, Slot, Stream, format_lsn};
+use super::{SimState, Slot, Stream};
+use crate::pg::format_lsn;
 use crate::rds::{DbCluster, DbInstance, RdsEvent, Snapshot};
 
 /// An RDS-side change that completes later.
@@ -61,6 +62,9 @@ pub struct ParamGroup {
     pub family: String,
     pub cluster: bool,
     pub parameters: BTreeMap<String, String>,
+    /// When it was created (ms).
+    #[serde(default)]
+    pub created_at: Millis,
 }
 
 impl RdsModel {

@@ -43,6 +43,8 @@ const BUCKETS_PER_FETCH: usize = 64;
 /// table (about one sequential scan of each side); the step that runs it inside the write
 /// blackout should carry its own `timeout`.
 const VALIDATE_CALL_LIMIT: Duration = Duration::from_secs(24 * 3600);
+/// How long finding where a database is may take (a lookup: lab.json, or an RDS describe).
+const CONNECT_LOOKUP_LIMIT: Duration = Duration::from_secs(30);
 /// Rendered rows of a table without primary key are cut to this many characters.
 const MAX_ROW_TEXT: usize = 200;
 
@@ -603,17 +605,7 @@ impl LiveValidate {
             e.area = A.into();
             e
         })?;
-        let mut report = Report {
-            equal: false,
-            source: source.into(),
-            target: target.into(),
-            positions: Positions::default(),
-            tables: Vec::new(),
-            sequences: Vec::new(),
-            extensions: Vec::new(),
-            settings: Vec::new(),
-            summary: String::new(),
-        };
+        let mut report = Report::new(source, target);
         let (mut ext_a, mut ext_b) = (BTreeMap::new(), BTreeMap::new());
         let (mut seq_a, mut seq_b) = (BTreeMap::new(), BTreeMap::new());
         let wanted: BTreeSet<&str> = opts.tables.iter().map(String::as_str).collect();
@@ -744,11 +736,13 @@ impl LiveValidate {
             }
         }
         if let Some(unknown) = opts.tables.iter().find(|t| !seen.contains(*t)) {
-            return Err(PrimitiveError::invalid(
-                A,
+            return Err(unknown_table(
                 OP,
-                format!("{source} has no table {unknown:?}"),
-                "name tables as schema.table (database:schema.table outside the connection's database)",
+                source,
+                unknown,
+                "name tables as schema.table (database:schema.table outside the connection's \
+                 database)"
+                    .into(),
             ));
         }
         report.tables.sort_by(|a, b| a.table.cmp(&b.table));
@@ -787,18 +781,7 @@ impl LiveValidate {
             e.area = A.into();
             e
         })?;
-        let mut report = SampleReport {
-            equal: true,
-            source: source.into(),
-            target: target.into(),
-            fraction,
-            sampled: 0,
-            mismatches: 0,
-            positions: Positions::default(),
-            may_be_lag: false,
-            tables: Vec::new(),
-            summary: String::new(),
-        };
+        let mut report = SampleReport::new(source, target, fraction);
         let wanted: BTreeSet<&str> = opts.tables.iter().map(String::as_str).collect();
         let percent = (fraction * 100.0).clamp(0.0, 100.0);
         let mut conns = Vec::new();
@@ -934,9 +917,22 @@ fn key_text(t: &TableInfo) -> String {
 }
 
 impl Validate for LiveValidate {
-    fn available(&self, _cx: &Call<'_>, _db: &str) -> Result<Availability, PrimitiveError> {
+    fn available(&self, cx: &Call<'_>, db: &str) -> Result<Availability, PrimitiveError> {
         // Configured is the question, not reachable: a connection failure at the fence must
-        // fail the validation step, never skip it.
+        // fail the validation step, never skip it. Where `db` is, is asked of the connector
+        // (no connection): an id the world has no database for is `NotFound` in every world.
+        self.pool
+            .run(
+                cx,
+                db,
+                CONNECT_LOOKUP_LIMIT,
+                self.pool.connector().target(db),
+            )
+            .map_err(|mut e| {
+                e.area = A.into();
+                e.op = "available".into();
+                e
+            })?;
         Ok(Availability {
             available: true,
             how: "database connections".into(),

@@ -183,6 +183,22 @@ pub struct Report {
 }
 
 impl Report {
+    /// A report of `source` against `target` with nothing in it yet: a world fills in the
+    /// parts, then [`Report::finish`].
+    pub fn new(source: &str, target: &str) -> Report {
+        Report {
+            equal: false,
+            source: source.into(),
+            target: target.into(),
+            positions: Positions::default(),
+            tables: Vec::new(),
+            sequences: Vec::new(),
+            extensions: Vec::new(),
+            settings: Vec::new(),
+            summary: String::new(),
+        }
+    }
+
     /// Fill `equal` and `summary` from the parts.
     pub fn finish(mut self) -> Self {
         let bad: Vec<&TableReport> = self.tables.iter().filter(|t| !t.equal).collect();
@@ -310,6 +326,23 @@ pub struct SampleReport {
 }
 
 impl SampleReport {
+    /// A sample of `source` against `target` at `fraction` with nothing in it yet: a world
+    /// fills in the parts, then [`SampleReport::finish`].
+    pub fn new(source: &str, target: &str, fraction: f64) -> SampleReport {
+        SampleReport {
+            equal: true,
+            source: source.into(),
+            target: target.into(),
+            fraction,
+            sampled: 0,
+            mismatches: 0,
+            positions: Positions::default(),
+            may_be_lag: false,
+            tables: Vec::new(),
+            summary: String::new(),
+        }
+    }
+
     pub fn finish(mut self) -> Self {
         self.sampled = self.tables.iter().map(|t| t.sampled).sum();
         self.mismatches = self
@@ -353,6 +386,11 @@ impl SampleReport {
         };
         self
     }
+}
+
+/// A table named in the options that the source does not have.
+pub fn unknown_table(op: &str, source: &str, table: &str, hint: String) -> PrimitiveError {
+    PrimitiveError::invalid(A, op, format!("{source} has no table {table:?}"), hint)
 }
 
 pub trait Validate: Send + Sync {

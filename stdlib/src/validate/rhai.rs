@@ -1,16 +1,24 @@
-//! Rhai module `validate`.
+//! Rhai module `validate`: exact and sampled comparison of a source and its copy, and the doc
+//! comments that are the reference.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
-use ::rhai::{Dynamic, Engine, Map, Module, NativeCallContext};
-use godwit_engine::{Host, PrimitiveError};
+use ::rhai::plugin::*;
+use ::rhai::{Map, Module, NativeCallContext};
+use godwit_engine::PrimitiveError;
 use serde_json::json;
 
 use super::*;
-use crate::prim::{Opts, RhaiResult, call, volatile_fn};
+use crate::prim::{Opts, RhaiResult, call, shared};
 
-pub fn register(engine: &mut Engine, host: &Host, v: Arc<dyn Validate>) {
-    engine.register_static_module(A, module(host, v).into());
+const A: &str = "validate";
+
+/// Install `validate::…` into `engine`. The module is built once per process: its functions
+/// capture nothing (they find the world's backend through the engine, see [`call`]).
+pub fn register(engine: &mut Engine) {
+    static MODULE: LazyLock<Arc<Module>> =
+        LazyLock::new(|| shared(A, exported_module!(validate_module)));
+    engine.register_static_module(A, MODULE.clone());
 }
 
 fn compare_options(map: Map) -> Result<CompareOptions, PrimitiveError> {
@@ -76,232 +84,195 @@ fn fraction_of(f: f64) -> Result<f64, PrimitiveError> {
 
 fn sample_call(
     ctx: &NativeCallContext,
-    h: &Host,
-    v: &Arc<dyn Validate>,
     source: &str,
     target: &str,
     fraction: f64,
     options: Map,
-) -> RhaiResult<Dynamic> {
+) -> RhaiResult<Map> {
     let pos = ctx.call_position();
     let fraction = fraction_of(fraction).map_err(|e| e.into_rhai_at(pos))?;
     let opts = sample_options(options).map_err(|e| e.into_rhai_at(pos))?;
     call(
         ctx,
-        h,
         A,
         "sample",
         &json!({ "source": source, "target": target, "fraction": fraction, "options": opts }),
-        |cx| v.sample(cx, source, target, fraction, &opts),
+        |cx, w| w.validate.sample(cx, source, target, fraction, &opts),
     )
 }
 
-const SAMPLE_DOC: &str = r#"
-A sampled audit for the replication phase: a random sample of the source's rows (`TABLESAMPLE
-BERNOULLI`, at most `max_rows` per table) looked up by primary key on the target and compared
-row by row. A replica that is still replaying may lag: the result carries both positions and
-`may_be_lag`, so a mismatch is only evidence once it survives a re-check (or `compare` at the
-fence). Tables without a primary key are listed as `no-primary-key` and not sampled.
+#[export_module]
+mod validate_module {
+    use super::*;
 
-# Parameters
-* `source` — the source instance.
-* `target` — its Aurora replica (or any copy of it).
-* `fraction` — share of rows to sample, in `(0, 1]`.
-* `options` — optional `#{ tables, max_rows, max_keys }`: tables to sample (default all),
-  rows per table at most (10000), keys reported per table and kind (100).
+    /// Whether this world can read the contents of `db`'s tables: the guard of the exact validation
+    /// step (the simulator always can; the lab can; the aws world can when IAM database
+    /// authentication is configured). Does not prove the database is reachable: `compare` fails
+    /// then, it does not skip.
+    ///
+    /// # Parameters
+    /// * `db` — an RDS instance id or an Aurora cluster id.
+    ///
+    /// # Returns
+    /// `#{ available, how }`: `how` says how (`"simulated content hashes"`, `"database
+    /// connections"`) or why not.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown endpoint (simulator).
+    ///
+    /// # Example
+    /// ```rhai
+    /// let a = validate::available("orders-db");
+    /// if !a.available { throw a.how; }
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn available(ctx: NativeCallContext, db: &str) -> RhaiResult<Map> {
+        call(&ctx, A, "available", &json!({ "db": db }), |cx, w| {
+            w.validate.available(cx, db)
+        })
+    }
 
-# Returns
-`#{ equal, source, target, fraction, sampled, mismatches, may_be_lag, positions: #{ source_lsn,
-target_replay_lsn, lag_bytes }, tables: [#{ table, method, sampled, missing_on_target,
-different, truncated }], summary }`.
+    /// Exact validation: prove `target` holds the same rows as `source`. Run it at the fence (source
+    /// fenced, replica replayed past the fence LSN), where both sides are static. Per table the key
+    /// range is cut into segments; both servers compute each segment's row count and an
+    /// order-independent hash of its rows while scanning (one pass per side, in parallel); only
+    /// mismatching segments are bisected, down to `leaf_rows` rows, whose keys are then compared.
+    /// Tables without a primary key are compared as multisets of rows (`no-primary-key`). Sequences
+    /// (the target must not be behind), extension versions and data-relevant settings are compared
+    /// too; settings are reported, never fatal. By default (`mode: "value"`) rows are hashed column by
+    /// column with each type's own hash: NULL and `''`, and `0.3` and `0.1 + 0.2` (float), are
+    /// different rows, `1.0` and `1.00` (numeric) are not; `mode: "text"` hashes the rows' text form
+    /// and tells those apart too, at ~2.4x the cost. See `docs/validate.md`.
+    ///
+    /// # Parameters
+    /// * `source` — the source instance.
+    /// * `target` — its Aurora replica (or the promoted cluster).
+    /// * `options` — `#{ tables, concurrency, leaf_rows, max_keys, settings, mode }`: tables to
+    ///   compare (`schema.table`; default all), tables compared at once (2), rows of a segment
+    ///   fetched key by key (1000), keys reported per table and kind (100), settings compared
+    ///   (default: `server_encoding`, `lc_collate`, `lc_ctype`, `server_version_num`,
+    ///   `standard_conforming_strings`, `TimeZone`, `default_text_search_config`), `"value"`
+    ///   (default) or `"text"`.
+    ///
+    /// # Returns
+    /// `#{ equal, source, target, positions: #{ source_lsn, target_replay_lsn, lag_bytes }, tables:
+    /// [#{ table, method, hash, key, equal, source_rows, target_rows, segments, mismatched_segments,
+    /// missing_on_target, extra_on_target, different, truncated }], sequences: [#{ name, source,
+    /// target, ok }], extensions: [#{ name, source, target }], settings: [...], summary }`; keys in
+    /// their text form (a composite key as `(a,b)`), in key order.
+    ///
+    /// # Errors
+    /// `Invalid` for an unknown option or table; `NotFound` for an endpoint that holds no copy of the
+    /// source's tables; `Conflict` in a world without database access (see `available`); `Internal`
+    /// (retryable) when a connection breaks.
+    ///
+    /// # Example
+    /// ```rhai
+    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+    /// rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
+    /// rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" });
+    /// pg::block_logins("orders-db", ["orders_app"]);
+    /// pg::terminate_backends("orders-db", pg::application_backends("orders-db").map(|b| b.pid));
+    /// pg::wait_until_no_application_backends("orders-db", #{});
+    /// let fence = pg::current_lsn("orders-db").lsn_bytes;
+    /// while pg::replay_lsn("orders-aurora").lsn_bytes < fence { sleep("5s"); }
+    /// let r = validate::compare("orders-db", "orders-aurora", #{});
+    /// if !r.equal { throw r.summary; }
+    /// if r.tables.len() != 2 || r.tables[0].segments == 0 { throw r; }
+    /// let one = validate::compare("orders-db", "orders-aurora", #{ tables: ["public.customers"], leaf_rows: 100 });
+    /// if one.tables[0].table != "public.customers" { throw one; }
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn compare(
+        ctx: NativeCallContext,
+        source: &str,
+        target: &str,
+        options: Map,
+    ) -> RhaiResult<Map> {
+        let opts = compare_options(options).map_err(|e| e.into_rhai_at(ctx.call_position()))?;
+        call(
+            &ctx,
+            A,
+            "compare",
+            &json!({ "source": source, "target": target, "options": opts }),
+            |cx, w| w.validate.compare(cx, source, target, &opts),
+        )
+    }
 
-# Errors
-`Invalid` for a fraction outside `(0, 1]`, an unknown option or table; `NotFound` for an
-endpoint that holds no copy of the source's tables; `Conflict` in a world without database
-access (see `available`).
+    /// `validate::sample(source, target, fraction, #{})`: a sampled audit with the default options.
+    ///
+    /// # Parameters
+    /// * `source`, `target`, `fraction` — as for `sample(source, target, fraction, options)`.
+    ///
+    /// # Returns
+    /// As `sample(source, target, fraction, options)`.
+    ///
+    /// # Errors
+    /// As `sample(source, target, fraction, options)`.
+    ///
+    /// # Example
+    /// ```rhai
+    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+    /// rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
+    /// rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" });
+    /// let s = validate::sample("orders-db", "orders-aurora", 0.001);
+    /// print(`${s.summary}; replica ${s.positions.lag_bytes} bytes behind`);
+    /// assert(s.sampled > 0, s.summary);
+    /// assert(s.equal || s.may_be_lag, `divergence: ${s.summary}`);
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn sample(
+        ctx: NativeCallContext,
+        source: &str,
+        target: &str,
+        fraction: f64,
+    ) -> RhaiResult<Map> {
+        sample_call(&ctx, source, target, fraction, Map::new())
+    }
 
-# Example
-```rhai
-rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
-rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
-rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" });
-sleep("10m");
-let s = validate::sample("orders-db", "orders-aurora", 0.01);
-if s.sampled == 0 { throw s; }
-if !s.equal && !s.may_be_lag { throw `divergence: ${s.summary}`; }
-let one = validate::sample("orders-db", "orders-aurora", 0.5, #{ tables: ["public.customers"] });
-if one.tables.len() != 1 || !one.equal { throw one; }
-```
-"#;
-
-const SAMPLE_SHORT_DOC: &str = r#"
-`validate::sample(source, target, fraction, #{})`: a sampled audit with the default options.
-
-# Parameters
-* `source`, `target`, `fraction` — as for `sample(source, target, fraction, options)`.
-
-# Returns
-As `sample(source, target, fraction, options)`.
-
-# Errors
-As `sample(source, target, fraction, options)`.
-
-# Example
-```rhai
-rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
-rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
-rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" });
-let s = validate::sample("orders-db", "orders-aurora", 0.001);
-print(`${s.summary}; replica ${s.positions.lag_bytes} bytes behind`);
-```
-"#;
-
-pub fn module(host: &Host, v: Arc<dyn Validate>) -> Module {
-    let mut m = Module::new();
-
-    let (p, h) = (v.clone(), host.clone());
-    volatile_fn!(
-        &mut m,
-        "available",
-        &["db: &str", "Map"],
-        r#"
-Whether this world can read the contents of `db`'s tables: the guard of the exact validation
-step (the simulator always can; the lab can; the aws world can when IAM database
-authentication is configured). Does not prove the database is reachable: `compare` fails
-then, it does not skip.
-
-# Parameters
-* `db` — an RDS instance id or an Aurora cluster id.
-
-# Returns
-`#{ available, how }`: `how` says how (`"simulated content hashes"`, `"database
-connections"`) or why not.
-
-# Errors
-`NotFound` for an unknown endpoint (simulator).
-
-# Example
-```rhai
-let a = validate::available("orders-db");
-if !a.available { throw a.how; }
-```
-"#,
-        move |ctx: NativeCallContext, db: &str| -> RhaiResult<Dynamic> {
-            call(&ctx, &h, A, "available", &json!({ "db": db }), |cx| {
-                p.available(cx, db)
-            })
-        }
-    );
-
-    let (p, h) = (v.clone(), host.clone());
-    volatile_fn!(
-        &mut m,
-        "compare",
-        &["source: &str", "target: &str", "options: Map", "Map"],
-        r#"
-Exact validation: prove `target` holds the same rows as `source`. Run it at the fence (source
-fenced, replica replayed past the fence LSN), where both sides are static. Per table the key
-range is cut into segments; both servers compute each segment's row count and an
-order-independent hash of its rows while scanning (one pass per side, in parallel); only
-mismatching segments are bisected, down to `leaf_rows` rows, whose keys are then compared.
-Tables without a primary key are compared as multisets of rows (`no-primary-key`). Sequences
-(the target must not be behind), extension versions and data-relevant settings are compared
-too; settings are reported, never fatal. By default (`mode: "value"`) rows are hashed column by
-column with each type's own hash: NULL and `''`, and `0.3` and `0.1 + 0.2` (float), are
-different rows, `1.0` and `1.00` (numeric) are not; `mode: "text"` hashes the rows' text form
-and tells those apart too, at ~2.4x the cost. See `docs/validate.md`.
-
-# Parameters
-* `source` — the source instance.
-* `target` — its Aurora replica (or the promoted cluster).
-* `options` — `#{ tables, concurrency, leaf_rows, max_keys, settings, mode }`: tables to
-  compare (`schema.table`; default all), tables compared at once (2), rows of a segment
-  fetched key by key (1000), keys reported per table and kind (100), settings compared
-  (default: `server_encoding`, `lc_collate`, `lc_ctype`, `server_version_num`,
-  `standard_conforming_strings`, `TimeZone`, `default_text_search_config`), `"value"`
-  (default) or `"text"`.
-
-# Returns
-`#{ equal, source, target, positions: #{ source_lsn, target_replay_lsn, lag_bytes }, tables:
-[#{ table, method, hash, key, equal, source_rows, target_rows, segments, mismatched_segments,
-missing_on_target, extra_on_target, different, truncated }], sequences: [#{ name, source,
-target, ok }], extensions: [#{ name, source, target }], settings: [...], summary }`; keys in
-their text form (a composite key as `(a,b)`), in key order.
-
-# Errors
-`Invalid` for an unknown option or table; `NotFound` for an endpoint that holds no copy of the
-source's tables; `Conflict` in a world without database access (see `available`); `Internal`
-(retryable) when a connection breaks.
-
-# Example
-```rhai
-rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
-rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
-rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" });
-pg::block_logins("orders-db", ["orders_app"]);
-pg::terminate_backends("orders-db", pg::application_backends("orders-db").map(|b| b.pid));
-pg::wait_until_no_application_backends("orders-db", #{});
-let fence = pg::current_lsn("orders-db").lsn_bytes;
-while pg::replay_lsn("orders-aurora").lsn_bytes < fence { sleep("5s"); }
-let r = validate::compare("orders-db", "orders-aurora", #{});
-if !r.equal { throw r.summary; }
-if r.tables.len() != 2 || r.tables[0].segments == 0 { throw r; }
-let one = validate::compare("orders-db", "orders-aurora", #{ tables: ["public.customers"], leaf_rows: 100 });
-if one.tables[0].table != "public.customers" { throw one; }
-```
-"#,
-        move |ctx: NativeCallContext,
-              source: &str,
-              target: &str,
-              options: Map|
-              -> RhaiResult<Dynamic> {
-            let opts = compare_options(options).map_err(|e| e.into_rhai_at(ctx.call_position()))?;
-            call(
-                &ctx,
-                &h,
-                A,
-                "compare",
-                &json!({ "source": source, "target": target, "options": opts }),
-                |cx| p.compare(cx, source, target, &opts),
-            )
-        }
-    );
-
-    let (p, h) = (v.clone(), host.clone());
-    volatile_fn!(
-        &mut m,
-        "sample",
-        &["source: &str", "target: &str", "fraction: f64", "Map"],
-        SAMPLE_SHORT_DOC,
-        move |ctx: NativeCallContext,
-              source: &str,
-              target: &str,
-              fraction: f64|
-              -> RhaiResult<Dynamic> {
-            sample_call(&ctx, &h, &p, source, target, fraction, Map::new())
-        }
-    );
-
-    let (p, h) = (v.clone(), host.clone());
-    volatile_fn!(
-        &mut m,
-        "sample",
-        &[
-            "source: &str",
-            "target: &str",
-            "fraction: f64",
-            "options: Map",
-            "Map"
-        ],
-        SAMPLE_DOC,
-        move |ctx: NativeCallContext,
-              source: &str,
-              target: &str,
-              fraction: f64,
-              options: Map|
-              -> RhaiResult<Dynamic> {
-            sample_call(&ctx, &h, &p, source, target, fraction, options)
-        }
-    );
-    m
+    /// A sampled audit for the replication phase: a random sample of the source's rows (`TABLESAMPLE
+    /// BERNOULLI`, at most `max_rows` per table) looked up by primary key on the target and compared
+    /// row by row. A replica that is still replaying may lag: the result carries both positions and
+    /// `may_be_lag`, so a mismatch is only evidence once it survives a re-check (or `compare` at the
+    /// fence). Tables without a primary key are listed as `no-primary-key` and not sampled.
+    ///
+    /// # Parameters
+    /// * `source` — the source instance.
+    /// * `target` — its Aurora replica (or any copy of it).
+    /// * `fraction` — share of rows to sample, in `(0, 1]`.
+    /// * `options` — optional `#{ tables, max_rows, max_keys }`: tables to sample (default all),
+    ///   rows per table at most (10000), keys reported per table and kind (100).
+    ///
+    /// # Returns
+    /// `#{ equal, source, target, fraction, sampled, mismatches, may_be_lag, positions: #{ source_lsn,
+    /// target_replay_lsn, lag_bytes }, tables: [#{ table, method, sampled, missing_on_target,
+    /// different, truncated }], summary }`.
+    ///
+    /// # Errors
+    /// `Invalid` for a fraction outside `(0, 1]`, an unknown option or table; `NotFound` for an
+    /// endpoint that holds no copy of the source's tables; `Conflict` in a world without database
+    /// access (see `available`).
+    ///
+    /// # Example
+    /// ```rhai
+    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+    /// rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
+    /// rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" });
+    /// sleep("10m");
+    /// let s = validate::sample("orders-db", "orders-aurora", 0.01);
+    /// if s.sampled == 0 { throw s; }
+    /// if !s.equal && !s.may_be_lag { throw `divergence: ${s.summary}`; }
+    /// let one = validate::sample("orders-db", "orders-aurora", 0.5, #{ tables: ["public.customers"] });
+    /// if one.tables.len() != 1 || !one.equal { throw one; }
+    /// ```
+    #[rhai_fn(name = "sample", volatile, return_raw)]
+    pub fn sample_with_options(
+        ctx: NativeCallContext,
+        source: &str,
+        target: &str,
+        fraction: f64,
+        options: Map,
+    ) -> RhaiResult<Map> {
+        sample_call(&ctx, source, target, fraction, options)
+    }
 }

@@ -10,21 +10,13 @@ use std::collections::BTreeSet;
 use godwit_engine::PrimitiveError;
 
 use super::*;
+use crate::pg::format_lsn;
 use crate::prim::not_found;
 use crate::sim::scenario::FaultKind;
-use crate::sim::{Sim, SimState, format_lsn};
+use crate::sim::{Sim, SimState, fnv};
 
 const MAX_SEGMENTS: i64 = 4096;
 const FANOUT: i64 = 16;
-
-fn fnv(parts: &[&[u8]]) -> u64 {
-    parts
-        .iter()
-        .flat_map(|p| p.iter())
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
-        })
-}
 
 /// One side's copy of one table, as the model sees it.
 struct Copy {
@@ -139,10 +131,10 @@ fn unknown_tables(
     have: &[(String, Copy)],
 ) -> Result<(), PrimitiveError> {
     match wanted.iter().find(|w| !have.iter().any(|(n, _)| n == *w)) {
-        Some(w) => Err(PrimitiveError::invalid(
-            A,
+        Some(w) => Err(unknown_table(
             op,
-            format!("{source} has no table {w:?}"),
+            source,
+            w,
             format!(
                 "tables: {}",
                 have.iter()
@@ -234,12 +226,13 @@ impl Validate for Sim {
         let b = copies(&st, "compare", target)?;
         unknown_tables("compare", source, &opts.tables, &a)?;
         let seed = st.sc.seed;
-        let tables = a
+        let mut tables: Vec<TableReport> = a
             .iter()
             .zip(b.iter())
             .filter(|((n, _), _)| opts.tables.is_empty() || opts.tables.contains(n))
             .map(|((n, x), (_, y))| compare_table(n, seed, x, y, opts))
             .collect();
+        tables.sort_by(|a, b| a.table.cmp(&b.table));
         // Sequences advance with the writes a side holds (one value per 4 KiB written).
         let written = |db: &str| {
             st.content_version(db)
@@ -259,15 +252,10 @@ impl Validate for Sim {
             })
             .collect();
         Ok(Report {
-            equal: false,
-            source: source.into(),
-            target: target.into(),
             positions: positions(&st, target),
             tables,
             sequences,
-            extensions: Vec::new(),
-            settings: Vec::new(),
-            summary: String::new(),
+            ..Report::new(source, target)
         }
         .finish())
     }
@@ -285,7 +273,7 @@ impl Validate for Sim {
         let b = copies(&st, "sample", target)?;
         unknown_tables("sample", source, &opts.tables, &a)?;
         let seed = st.sc.seed;
-        let tables = a
+        let mut tables: Vec<SampleTable> = a
             .iter()
             .zip(b.iter())
             .filter(|((n, _), _)| opts.tables.is_empty() || opts.tables.contains(n))
@@ -321,18 +309,13 @@ impl Validate for Sim {
                 t
             })
             .collect();
+        tables.sort_by(|a, b| a.table.cmp(&b.table));
         let positions = positions(&st, target);
         Ok(SampleReport {
-            equal: true,
-            source: source.into(),
-            target: target.into(),
-            fraction,
-            sampled: 0,
-            mismatches: 0,
             may_be_lag: positions.lag_bytes.unwrap_or(0) > 0,
             positions,
             tables,
-            summary: String::new(),
+            ..SampleReport::new(source, target, fraction)
         }
         .finish())
     }

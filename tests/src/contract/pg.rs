@@ -1,0 +1,213 @@
+//! The `pg` contract: LSNs in PostgreSQL's text form that parse to their byte position
+//! (`pg::parse_lsn`); `current_lsn` on a replica and `replay_lsn` on a primary are
+//! `Conflict`; an unknown database `NotFound`; lists in the documented order; blocking logins
+//! answers every role now blocked, unblocking the ones still blocked.
+
+use godwit_engine::ErrorKind;
+use godwit_stdlib::pg::{Lsn, parse_lsn};
+
+use super::{Fixture, MISSING, err, ok, sorted_by};
+
+const A: &str = "pg";
+
+fn check_lsn(f: &Fixture, what: &str, l: &Lsn) -> u64 {
+    assert_eq!(
+        parse_lsn(&l.lsn),
+        Some(l.lsn_bytes as u64),
+        "[{}] {what}: the text and the bytes agree: {l:?}",
+        f.name
+    );
+    assert_eq!(
+        godwit_stdlib::pg::format_lsn(l.lsn_bytes as u64),
+        l.lsn,
+        "[{}] {what}: PostgreSQL's text form (%X/%X)",
+        f.name
+    );
+    l.lsn_bytes as u64
+}
+
+pub fn current_lsn(f: &Fixture, db: &str) -> u64 {
+    let l = ok(
+        f,
+        &format!("current_lsn({db})"),
+        f.areas.pg.current_lsn(&f.cx(A, "current_lsn"), db),
+    );
+    check_lsn(f, "current_lsn", &l)
+}
+
+pub fn replay_lsn(f: &Fixture, db: &str) -> u64 {
+    let l = ok(
+        f,
+        &format!("replay_lsn({db})"),
+        f.areas.pg.replay_lsn(&f.cx(A, "replay_lsn"), db),
+    );
+    check_lsn(f, "replay_lsn", &l)
+}
+
+/// Wait until the replica replayed what the source had written when called.
+pub fn caught_up(f: &Fixture) {
+    let at = current_lsn(f, &f.source);
+    f.wait("the replica replayed the source's position", || {
+        (replay_lsn(f, &f.target) >= at).then_some(())
+    });
+}
+
+pub fn contract(f: &Fixture) {
+    let pg = &f.areas.pg;
+    current_lsn(f, &f.source);
+    replay_lsn(f, &f.target);
+    err(
+        f,
+        "current_lsn on a replica is a Conflict",
+        ErrorKind::Conflict,
+        A,
+        pg.current_lsn(&f.cx(A, "current_lsn"), &f.target),
+    );
+    err(
+        f,
+        "replay_lsn on a primary is a Conflict",
+        ErrorKind::Conflict,
+        A,
+        pg.replay_lsn(&f.cx(A, "replay_lsn"), &f.source),
+    );
+    err(
+        f,
+        "an unknown database is NotFound",
+        ErrorKind::NotFound,
+        A,
+        pg.current_lsn(&f.cx(A, "current_lsn"), MISSING),
+    );
+
+    let settings = ok(
+        f,
+        "settings",
+        pg.settings(&f.cx(A, "settings"), &f.source, &[]),
+    );
+    assert!(!settings.is_empty(), "[{}]", f.name);
+    assert!(
+        sorted_by(&settings, |s| s.name.clone()),
+        "[{}] settings sorted by name",
+        f.name
+    );
+    let one = ok(
+        f,
+        "settings([wal_level])",
+        pg.settings(&f.cx(A, "settings"), &f.source, &["wal_level".into()]),
+    );
+    assert_eq!(
+        one.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        ["wal_level"],
+        "[{}]",
+        f.name
+    );
+    let slots = ok(
+        f,
+        "replication_slots",
+        pg.replication_slots(&f.cx(A, "replication_slots"), &f.source),
+    );
+    assert!(
+        sorted_by(&slots, |s| s.slot_name.clone()),
+        "[{}] slots sorted by name: {slots:?}",
+        f.name
+    );
+    for s in &slots {
+        assert!(parse_lsn(&s.restart_lsn).is_some(), "[{}] {s:?}", f.name);
+    }
+    if let Some((_, slot)) = &f.consumer {
+        assert!(
+            slots
+                .iter()
+                .any(|s| &s.slot_name == slot && s.slot_type == "logical"),
+            "[{}] the consumer's logical slot: {slots:?}",
+            f.name
+        );
+    }
+    let backends = ok(
+        f,
+        "application_backends",
+        pg.application_backends(&f.cx(A, "application_backends"), &f.source),
+    );
+    assert!(sorted_by(&backends, |b| b.pid), "[{}] by pid", f.name);
+    let exts = ok(
+        f,
+        "installed_extensions",
+        pg.installed_extensions(&f.cx(A, "installed_extensions"), &f.source),
+    );
+    assert!(
+        sorted_by(&exts, |e| e.name.clone()),
+        "[{}] extensions sorted by name",
+        f.name
+    );
+    let seqs = ok(
+        f,
+        "sequences",
+        pg.sequences(&f.cx(A, "sequences"), &f.source),
+    );
+    assert!(
+        sorted_by(&seqs, |s| s.name.clone()),
+        "[{}] sequences sorted",
+        f.name
+    );
+    let unlogged = ok(
+        f,
+        "unlogged_tables",
+        pg.unlogged_tables(&f.cx(A, "unlogged_tables"), &f.source),
+    );
+    assert!(sorted_by(&unlogged, |t| t.clone()), "[{}]", f.name);
+
+    // The replica holds the source's tables once it replayed the source's position.
+    caught_up(f);
+    let hashes = |db: &str| {
+        let h = ok(
+            f,
+            &format!("table_hashes({db})"),
+            pg.table_hashes(&f.cx(A, "table_hashes"), db),
+        );
+        assert!(sorted_by(&h, |t| t.table.clone()), "[{}]", f.name);
+        h
+    };
+    let source = hashes(&f.source);
+    assert!(
+        source.iter().any(|t| t.table == f.table),
+        "[{}] {} is among {source:?}",
+        f.name,
+        f.table
+    );
+    assert_eq!(
+        hashes(&f.target),
+        source,
+        "[{}] a caught-up replica has the source's contents",
+        f.name
+    );
+
+    let role = vec![f.app_role.clone()];
+    let block = |roles: &[String]| pg.block_logins(&f.cx(A, "block_logins"), &f.source, roles);
+    let unblock =
+        |roles: &[String]| pg.unblock_logins(&f.cx(A, "unblock_logins"), &f.source, roles);
+    assert_eq!(ok(f, "block_logins", block(&role)), role, "[{}]", f.name);
+    assert_eq!(
+        ok(f, "block_logins again", block(&role)),
+        role,
+        "[{}] idempotent: every role now blocked",
+        f.name
+    );
+    err(
+        f,
+        "blocking an unknown role is NotFound",
+        ErrorKind::NotFound,
+        A,
+        block(&[MISSING.to_string()]),
+    );
+    assert_eq!(
+        ok(f, "unblock_logins", unblock(&role)),
+        Vec::<String>::new(),
+        "[{}] the roles still blocked: none",
+        f.name
+    );
+    assert_eq!(
+        ok(f, "unblock_logins again", unblock(&role)),
+        Vec::<String>::new(),
+        "[{}] idempotent",
+        f.name
+    );
+}
