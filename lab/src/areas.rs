@@ -23,8 +23,8 @@ use godwit_stdlib::ec2::{self, Ec2, SecurityGroup as Sg};
 use godwit_stdlib::pg::live::{BoxFuture, Connector, PG_CALL_LIMIT, Pool, Target};
 use godwit_stdlib::rds::{
     self, Accepts, CreateClusterInstance, CreateParameterGroups, CreateReplicaCluster, DbCluster,
-    DbInstance, EngineVersion, ExistingGroup, Parameter, ParameterGroupsCreated, ParameterRule, Promotion, Rds,
-    RdsEvent, Reboot, RestoreCluster, Snapshot,
+    DbInstance, EngineVersion, ExistingGroup, Parameter, ParameterGroupsCreated, ParameterRule,
+    Promotion, Rds, RdsEvent, Reboot, RestoreCluster, Snapshot,
 };
 
 use crate::LabError;
@@ -1011,7 +1011,11 @@ impl Ec2 for LabEc2 {
                 .find(|g| g.vpc_id == vpc_id && g.name == name)
                 .map(|g| g.id.clone())
             {
-                let missing = match ec2::check_quarantine_group(OP, &sg_view(&st.security_groups[&id]), admit) {
+                let missing = match ec2::check_quarantine_group(
+                    OP,
+                    &sg_view(&st.security_groups[&id]),
+                    admit,
+                ) {
                     Ok(m) => m,
                     Err(e) => return Ok(Err(e)),
                 };

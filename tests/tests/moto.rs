@@ -912,8 +912,7 @@ impl godwit_stdlib::pg::Pg for ScriptedPg {
         &self,
         _cx: &Call<'_>,
         _db: &str,
-    ) -> Result<Vec<godwit_stdlib::pg::ReplicationConnection>, godwit_engine::PrimitiveError>
-    {
+    ) -> Result<Vec<godwit_stdlib::pg::ReplicationConnection>, godwit_engine::PrimitiveError> {
         Ok(vec![godwit_stdlib::pg::ReplicationConnection {
             pid: 77,
             application_name: "aurora".into(),

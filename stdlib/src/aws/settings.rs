@@ -175,7 +175,9 @@ impl AwsSettings {
             ));
         }
         if let Some(g) = &self.security_group
-            && !(g.starts_with("sg-") && g.len() > 3 && g[3..].chars().all(|c| c.is_ascii_alphanumeric()))
+            && !(g.starts_with("sg-")
+                && g.len() > 3
+                && g[3..].chars().all(|c| c.is_ascii_alphanumeric()))
         {
             return Err(format!(
                 "{origin}: security_group {g:?} is not a security group id; e.g. security_group = \"sg-0123456789abcdef0\" (the group godwit's host or task runs in)"

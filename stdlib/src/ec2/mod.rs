@@ -166,7 +166,11 @@ mod tests {
     #[test]
     fn a_quarantine_admits_nothing_but_what_it_is_asked_to() {
         let none = Admit::default();
-        assert!(check_quarantine_group("op", &g(&[], &[]), &none).unwrap().is_empty());
+        assert!(
+            check_quarantine_group("op", &g(&[], &[]), &none)
+                .unwrap()
+                .is_empty()
+        );
         let godwit = Admit {
             groups: vec!["sg-godwit".into()],
             port: 5432,
@@ -200,6 +204,11 @@ mod tests {
         assert!(!rule_admits("tcp/5432 from sg-godwit", 5432, &[], true));
         assert!(!rule_admits("tcp/5433 from sg-godwit", 5432, &godwit, true));
         assert!(rule_admits("tcp/5432 from 10.0.0.0/8", 5432, &[], true));
-        assert!(!rule_admits("tcp/5432 from 10.0.0.0/8", 5432, &godwit, false));
+        assert!(!rule_admits(
+            "tcp/5432 from 10.0.0.0/8",
+            5432,
+            &godwit,
+            false
+        ));
     }
 }

@@ -85,7 +85,10 @@ mod ec2_module {
             A,
             "ensure_quarantine_group",
             &json!({ "vpc_id": vpc_id, "name": name }),
-            |cx, w| w.ec2.ensure_quarantine_group(cx, vpc_id, name, &Admit::default()),
+            |cx, w| {
+                w.ec2
+                    .ensure_quarantine_group(cx, vpc_id, name, &Admit::default())
+            },
         )
     }
 

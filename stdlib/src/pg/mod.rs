@@ -235,7 +235,9 @@ pub fn aurora_refuses(op: &str, db: &str, function: &str) -> PrimitiveError {
         "pg",
         op,
         ErrorKind::Invalid,
-        format!("{db}: {function} is not supported on Aurora PostgreSQL (0A000 feature_not_supported)"),
+        format!(
+            "{db}: {function} is not supported on Aurora PostgreSQL (0A000 feature_not_supported)"
+        ),
         "read the replica's position on the source (pg::replication_connections), where both LSNs \
          live in one WAL",
     )

@@ -4,8 +4,8 @@ use godwit_engine::PrimitiveError;
 
 use super::*;
 use crate::prim::{conflict, not_found};
-use crate::sim::scenario::{FaultKind, SlotType};
 use crate::sim::access::godwit_login;
+use crate::sim::scenario::{FaultKind, SlotType};
 use crate::sim::{Api, Sim, SimState, fnv};
 
 const A: &str = "pg";

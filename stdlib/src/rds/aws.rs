@@ -99,12 +99,18 @@ fn pending_of(p: Option<&t::PendingModifiedValues>) -> Vec<String> {
     set("AllocatedStorage", p.allocated_storage().is_some());
     set("MasterUserPassword", p.master_user_password().is_some());
     set("Port", p.port().is_some());
-    set("BackupRetentionPeriod", p.backup_retention_period().is_some());
+    set(
+        "BackupRetentionPeriod",
+        p.backup_retention_period().is_some(),
+    );
     set("MultiAZ", p.multi_az().is_some());
     set("EngineVersion", p.engine_version().is_some());
     set("Iops", p.iops().is_some());
     set("StorageType", p.storage_type().is_some());
-    set("CACertificateIdentifier", p.ca_certificate_identifier().is_some());
+    set(
+        "CACertificateIdentifier",
+        p.ca_certificate_identifier().is_some(),
+    );
     set("DBSubnetGroupName", p.db_subnet_group_name().is_some());
     set(
         "IAMDatabaseAuthenticationEnabled",
@@ -1126,48 +1132,55 @@ impl Rds for AwsApi {
     ) -> Result<ParameterGroup, PrimitiveError> {
         const OP: &str = "describe_parameter_group";
         // A name is either kind: the cluster kind first, then the instance kind.
-        let (family, arn, cluster) = match self.api(cx, A, OP, "rds.DescribeDBClusterParameterGroups", || {
-            self.aws
-                .rds
-                .describe_db_cluster_parameter_groups()
-                .db_cluster_parameter_group_name(group)
-                .send()
-        }) {
-            Ok(o) => match o.db_cluster_parameter_groups().first() {
-                Some(g) => (
-                    g.db_parameter_group_family().unwrap_or_default().to_string(),
-                    g.db_cluster_parameter_group_arn().unwrap_or_default().to_string(),
-                    true,
-                ),
-                None => return Err(parameter_group_not_found(OP, group)),
-            },
-            Err(e) if e.kind == ErrorKind::NotFound => {
-                let o = self
-                    .api(cx, A, OP, "rds.DescribeDBParameterGroups", || {
-                        self.aws
-                            .rds
-                            .describe_db_parameter_groups()
-                            .db_parameter_group_name(group)
-                            .send()
-                    })
-                    .map_err(|e| {
-                        if e.kind == ErrorKind::NotFound {
-                            parameter_group_not_found(OP, group)
-                        } else {
-                            e
-                        }
-                    })?;
-                match o.db_parameter_groups().first() {
+        let (family, arn, cluster) =
+            match self.api(cx, A, OP, "rds.DescribeDBClusterParameterGroups", || {
+                self.aws
+                    .rds
+                    .describe_db_cluster_parameter_groups()
+                    .db_cluster_parameter_group_name(group)
+                    .send()
+            }) {
+                Ok(o) => match o.db_cluster_parameter_groups().first() {
                     Some(g) => (
-                        g.db_parameter_group_family().unwrap_or_default().to_string(),
-                        g.db_parameter_group_arn().unwrap_or_default().to_string(),
-                        false,
+                        g.db_parameter_group_family()
+                            .unwrap_or_default()
+                            .to_string(),
+                        g.db_cluster_parameter_group_arn()
+                            .unwrap_or_default()
+                            .to_string(),
+                        true,
                     ),
                     None => return Err(parameter_group_not_found(OP, group)),
+                },
+                Err(e) if e.kind == ErrorKind::NotFound => {
+                    let o = self
+                        .api(cx, A, OP, "rds.DescribeDBParameterGroups", || {
+                            self.aws
+                                .rds
+                                .describe_db_parameter_groups()
+                                .db_parameter_group_name(group)
+                                .send()
+                        })
+                        .map_err(|e| {
+                            if e.kind == ErrorKind::NotFound {
+                                parameter_group_not_found(OP, group)
+                            } else {
+                                e
+                            }
+                        })?;
+                    match o.db_parameter_groups().first() {
+                        Some(g) => (
+                            g.db_parameter_group_family()
+                                .unwrap_or_default()
+                                .to_string(),
+                            g.db_parameter_group_arn().unwrap_or_default().to_string(),
+                            false,
+                        ),
+                        None => return Err(parameter_group_not_found(OP, group)),
+                    }
                 }
-            }
-            Err(e) => return Err(e),
-        };
+                Err(e) => return Err(e),
+            };
         // Groups godwit did not create have no creation time: long ago, as far as settling goes.
         let created_at = if arn.is_empty() {
             0

@@ -644,10 +644,7 @@ pub fn evaluate_default(default: &str, class: &str) -> Option<i64> {
             .ok()?;
         i64::try_from(class_memory_bytes(class)? / n.max(1)).ok()
     };
-    if let Some(inner) = d
-        .strip_prefix("LEAST(")
-        .and_then(|r| r.strip_suffix(')'))
-    {
+    if let Some(inner) = d.strip_prefix("LEAST(").and_then(|r| r.strip_suffix(')')) {
         let (a, b) = inner.split_once("},")?;
         return Some(memory(&format!("{a}}}"))?.min(b.trim().parse().ok()?));
     }

@@ -949,7 +949,10 @@ mod rds_module {
     /// ```
     pub fn terminal_states() -> Map {
         let list = |v: &[&str]| -> Dynamic {
-            v.iter().map(|s| Dynamic::from(s.to_string())).collect::<Array>().into()
+            v.iter()
+                .map(|s| Dynamic::from(s.to_string()))
+                .collect::<Array>()
+                .into()
         };
         let mut m = Map::new();
         m.insert("instance".into(), list(TERMINAL_INSTANCE_STATES));

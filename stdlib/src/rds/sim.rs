@@ -195,8 +195,17 @@ impl Rds for Sim {
                 "create it first with rds::create_parameter_groups",
             ));
         }
-        if let Some(g) = req.parameter_group.as_ref().and_then(|g| st.rds.param_groups.get(g)) {
-            check_group_settled(OP, &g.name, g.created_at.div_euclid(1000), st.now.div_euclid(1000))?;
+        if let Some(g) = req
+            .parameter_group
+            .as_ref()
+            .and_then(|g| st.rds.param_groups.get(g))
+        {
+            check_group_settled(
+                OP,
+                &g.name,
+                g.created_at.div_euclid(1000),
+                st.now.div_euclid(1000),
+            )?;
         }
         let now = st.now;
         let id = req.cluster_id.clone();
@@ -314,7 +323,11 @@ impl Rds for Sim {
         // The instance is ready a fixed time after both it was requested and its cluster is.
         let cluster_ready = st.rds.pending_for_cluster(&c.id).unwrap_or(st.now);
         let at = cluster_ready.max(st.now) + st.tm.create_instance;
-        let status = if shortfalls.is_empty() { "available" } else { "incompatible-parameters" };
+        let status = if shortfalls.is_empty() {
+            "available"
+        } else {
+            "incompatible-parameters"
+        };
         if !shortfalls.is_empty() {
             st.note(format!(
                 "{} will be incompatible-parameters: hot-standby parameters below the source's ({})",
@@ -517,8 +530,17 @@ impl Rds for Sim {
             return Ok(c.clone());
         }
         check_restorable(OP, &snap)?;
-        if let Some(g) = req.parameter_group.as_ref().and_then(|g| st.rds.param_groups.get(g)) {
-            check_group_settled(OP, &g.name, g.created_at.div_euclid(1000), st.now.div_euclid(1000))?;
+        if let Some(g) = req
+            .parameter_group
+            .as_ref()
+            .and_then(|g| st.rds.param_groups.get(g))
+        {
+            check_group_settled(
+                OP,
+                &g.name,
+                g.created_at.div_euclid(1000),
+                st.now.div_euclid(1000),
+            )?;
         }
         let id = req.cluster_id.clone();
         let region = st.sc.aws.region.clone();
@@ -601,10 +623,12 @@ impl Rds for Sim {
         Ok(if engine == "aurora-postgresql" {
             aurora_postgresql_classes()
         } else {
-            let mut v: Vec<String> = ["db.m5", "db.m6g", "db.m6i", "db.r5", "db.r6g", "db.r6i", "db.t3", "db.t4g"]
-                .iter()
-                .flat_map(|f| ["large", "xlarge", "2xlarge", "4xlarge"].map(|z| format!("{f}.{z}")))
-                .collect();
+            let mut v: Vec<String> = [
+                "db.m5", "db.m6g", "db.m6i", "db.r5", "db.r6g", "db.r6i", "db.t3", "db.t4g",
+            ]
+            .iter()
+            .flat_map(|f| ["large", "xlarge", "2xlarge", "4xlarge"].map(|z| format!("{f}.{z}")))
+            .collect();
             v.sort();
             v
         })
@@ -652,13 +676,28 @@ pub(crate) fn source_live_setting(st: &SimState, name: &str) -> Option<i64> {
 
 /// The value an instance of class `class` in cluster `c` with instance group `instance_group`
 /// runs with: the instance group's, else the cluster group's, else the family default.
-fn member_setting(st: &SimState, c: &DbCluster, instance_group: &str, class: &str, name: &str) -> Option<i64> {
+fn member_setting(
+    st: &SimState,
+    c: &DbCluster,
+    instance_group: &str,
+    class: &str,
+    name: &str,
+) -> Option<i64> {
     for (group, cluster) in [(instance_group, false), (c.parameter_group.as_str(), true)] {
-        if let Some(v) = st.rds.param_groups.get(group).and_then(|g| g.parameters.get(name)) {
+        if let Some(v) = st
+            .rds
+            .param_groups
+            .get(group)
+            .and_then(|g| g.parameters.get(name))
+        {
             return v.trim().parse().ok();
         }
         let rules = simulated_rules(&family("aurora", &c.engine_version), cluster);
-        if let Some(d) = rules.iter().find(|r| r.name == name).and_then(|r| r.default.clone()) {
+        if let Some(d) = rules
+            .iter()
+            .find(|r| r.name == name)
+            .and_then(|r| r.default.clone())
+        {
             return evaluate_default(&d, class);
         }
     }
@@ -682,14 +721,26 @@ fn simulated_rules(_family: &str, cluster: bool) -> Vec<ParameterRule> {
         ]
     } else {
         vec![
-            rule("max_connections", Some("{DBInstanceClassMemory/9531392}"), Some("6-262143")),
+            rule(
+                "max_connections",
+                Some("{DBInstanceClassMemory/9531392}"),
+                Some("6-262143"),
+            ),
             rule("work_mem", Some("4096"), Some("64-2147483647")),
             rule("random_page_cost", None, Some("0-2147483647")),
-            rule("shared_preload_libraries", Some("pg_stat_statements"), Some(
-                "auto_explain,orafce,pg_bigm,pg_cron,pg_hint_plan,pg_prewarm,pg_similarity,pg_stat_statements,pg_tle,pg_transport,pgaudit,pglogical",
-            )),
+            rule(
+                "shared_preload_libraries",
+                Some("pg_stat_statements"),
+                Some(
+                    "auto_explain,orafce,pg_bigm,pg_cron,pg_hint_plan,pg_prewarm,pg_similarity,pg_stat_statements,pg_tle,pg_transport,pgaudit,pglogical",
+                ),
+            ),
             rule("max_worker_processes", Some("8"), Some("0-262143")),
-            rule("max_locks_per_transaction", Some("64"), Some("10-2147483647")),
+            rule(
+                "max_locks_per_transaction",
+                Some("64"),
+                Some("10-2147483647"),
+            ),
             rule("max_prepared_transactions", Some("0"), Some("0-262143")),
         ]
     };

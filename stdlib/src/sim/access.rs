@@ -212,7 +212,9 @@ pub fn godwit_login(
             area,
             op,
             ErrorKind::Invalid,
-            format!("{area}::{op} needs database access, and this world has none (credential-less)"),
+            format!(
+                "{area}::{op} needs database access, and this world has none (credential-less)"
+            ),
             "decide from AWS APIs and CloudWatch (the runbook's credential-less evidence), or \
              configure IAM database access",
         )

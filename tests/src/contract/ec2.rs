@@ -20,7 +20,12 @@ pub fn contract(f: &Fixture) {
         )
     };
     let ensure = |vpc: &str, name: &str| {
-        ec2.ensure_quarantine_group(&f.cx(A, "ensure_quarantine_group"), vpc, name, &Default::default())
+        ec2.ensure_quarantine_group(
+            &f.cx(A, "ensure_quarantine_group"),
+            vpc,
+            name,
+            &Default::default(),
+        )
     };
     let groups = describe(&f.vpc);
     assert!(
