@@ -117,3 +117,63 @@ fn dispatch(command: Command, ctx: &Context) -> Result<i32, Failure> {
         Command::Completions(args) => args.execute::<Cli>(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every command and subcommand, with its path (`lab up`).
+    fn commands() -> Vec<(String, clap::Command)> {
+        fn walk(prefix: &str, cmd: &clap::Command, out: &mut Vec<(String, clap::Command)>) {
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                let path = format!("{prefix}{}", sub.get_name());
+                out.push((path.clone(), sub.clone()));
+                walk(&format!("{path} "), sub, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk("", &Cli::command(), &mut out);
+        out
+    }
+
+    /// Issue 18: `--help` had no examples. Every command's help ends with some, each a
+    /// `godwit …` command line.
+    #[test]
+    fn every_commands_help_has_examples() {
+        let all = commands();
+        assert!(all.len() > 16, "{}", all.len());
+        for (path, cmd) in all {
+            let after = cmd
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            let examples = after.split_once("Examples:").map(|(_, e)| e);
+            assert!(
+                examples.is_some_and(
+                    |e| e.contains(&format!("godwit {}", path.split(' ').next().unwrap()))
+                ),
+                "`godwit {path} --help` has no example of itself: {after:?}"
+            );
+        }
+    }
+
+    /// Issue 18: no shell completions. The scripts cover every command and subcommand.
+    #[test]
+    fn completions_cover_every_command() {
+        for shell in [clap_complete::Shell::Bash, clap_complete::Shell::Zsh] {
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "godwit", &mut buf);
+            let script = String::from_utf8(buf).unwrap();
+            for (path, _) in commands() {
+                let name = path.rsplit(' ').next().unwrap();
+                assert!(script.contains(name), "{shell}: no {path} in the script");
+            }
+            assert!(
+                script.contains("--cluster") && script.contains("--set"),
+                "{shell}"
+            );
+        }
+    }
+}

@@ -288,17 +288,32 @@ impl Sink for HumanSink {
     }
 
     fn waiting(&self, w: &Waiting) {
+        let unit = w
+            .unit
+            .as_deref()
+            .map(|u| format!("step {u} · "))
+            .unwrap_or_default();
+        // Once per wait, as a line: on a pipe (CI logs) it is all there is, and on a narrow
+        // terminal the progress line below cuts `what` short.
+        if w.polls == 1 {
+            self.print(&crate::out::styled(
+                DIM,
+                format!(
+                    "  … {unit}{} waits for {} (up to {})",
+                    w.call,
+                    w.what,
+                    dur(w.timeout_ms)
+                ),
+            ));
+        }
+        // The numbers first: a terminal narrower than the line cuts its end.
         self.message(format!(
-            "{}{} · {} · waited {} of {} (poll {})",
-            w.unit
-                .as_deref()
-                .map(|u| format!("step {u} · "))
-                .unwrap_or_default(),
+            "{unit}{} · waited {} of {} (poll {}) · {}",
             w.call,
-            w.what,
             dur(w.waited_ms),
             dur(w.timeout_ms),
-            w.polls
+            w.polls,
+            w.what
         ));
     }
 }

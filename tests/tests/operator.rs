@@ -699,6 +699,91 @@ fn plan_runs_preflight_and_a_prediction_and_changes_nothing() {
 
 // ---- conventions ---------------------------------------------------------------------------
 
+/// Records what primitives say while they wait.
+#[derive(Default)]
+struct Waits(std::sync::Mutex<Vec<godwit_engine::transcript::Waiting>>);
+
+impl godwit_engine::transcript::Sink for Waits {
+    fn line(&self, _: &godwit_engine::transcript::Line) {}
+    fn waiting(&self, w: &godwit_engine::transcript::Waiting) {
+        self.0.lock().unwrap().push(w.clone());
+    }
+}
+
+/// Issue 18: progress came only at gate polls; a step inside a `wait_until_*` (hours for a
+/// replica to be created on AWS) said nothing. Every poll of a wait now reports its step, the
+/// call, what it waits for and the time waited of its budget — here the standard runbook's
+/// wait for the Aurora replica, in the simulator.
+#[test]
+fn a_wait_until_reports_each_poll_with_its_step_and_budget() {
+    use std::sync::Arc;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let world = godwit_stdlib::world::World::sim_named("busy-source").unwrap();
+    let store = godwit_engine::journal::memory::MemoryStore::new();
+    let waits = Arc::new(Waits::default());
+    let mut runner = world.runner(Arc::new(store), rt.handle().clone());
+    runner.sinks.push(waits.clone());
+    let report = runner
+        .start(godwit_engine::StartRequest {
+            runbook: standard_runbook().into(),
+            cluster: "orders-db".into(),
+            params: Default::default(),
+            run_id: Some("run".into()),
+        })
+        .unwrap();
+    assert!(
+        matches!(report.status, godwit_engine::RunStatus::Succeeded { .. }),
+        "{report:?}"
+    );
+    let waits = waits.0.lock().unwrap();
+    let replica: Vec<_> = waits
+        .iter()
+        .filter(|w| w.call == "rds::wait_until_cluster_available")
+        .collect();
+    assert!(replica.len() > 2, "{waits:?}");
+    for (i, w) in replica.iter().enumerate() {
+        assert_eq!(w.unit.as_deref(), Some("wait-replica-available"), "{w:?}");
+        assert_eq!(w.what, "cluster orders-db-aurora available");
+        assert_eq!(w.polls, i as u64 + 1, "{w:?}");
+        assert!(w.waited_ms < w.timeout_ms, "{w:?}");
+    }
+    assert!(
+        replica.windows(2).all(|p| p[0].waited_ms < p[1].waited_ms),
+        "{replica:?}"
+    );
+}
+
+/// Issue 18: on a terminal, a wait shows a live line with the time elapsed and what it waits
+/// for (indicatif on stderr) — here a `wait_until_approved`, which says how to approve; Ctrl-C
+/// from the terminal then stops the run resumable (exit 7).
+#[test]
+fn a_terminal_shows_what_a_wait_waits_for_and_the_time_elapsed() {
+    let env = Env::new();
+    env.write(
+        "w.rhai",
+        "step(\"approve\", || wait_until_approved(\"go\", #{ timeout: \"5m\" }));\n",
+    );
+    let mut c = env.command(&["run", "w.rhai", "--cluster", "c1", "--world", "pure"]);
+    c.env("TERM", "xterm").env_remove("NO_COLOR");
+    let mut p = rexpect::session::spawn_command(c, Some(30_000)).unwrap();
+    // Once, as a line, in full: what to do. (rexpect reads bytes as Latin-1, so the patterns
+    // stay ASCII: `\S+` stands for the `·` separators.)
+    p.exp_regex(r#"step approve \S+ core::wait_until_approved waits for approval of "go": `godwit approve \S+ --name go`"#)
+        .unwrap();
+    // Then the live line: the time elapsed (indicatif's `{elapsed}`, e.g. `2s`), and the
+    // time waited of the wait's budget comes before anything a narrow terminal could cut.
+    p.exp_regex(
+        r"[0-9]+s step approve \S+ core::wait_until_approved \S+ waited \S+ of 5m \(poll [0-9]+\)",
+    )
+    .unwrap();
+    p.send_control('c').unwrap();
+    p.exp_eof().unwrap();
+    match p.process().wait().unwrap() {
+        rexpect::process::WaitStatus::Exited(_, code) => assert_eq!(code, 7),
+        other => panic!("unexpected end: {other:?}"),
+    }
+}
+
 /// Issue 18: `godwit demo --list | head -1` panicked on the broken pipe (exit 101).
 #[test]
 fn a_closed_pipe_ends_a_listing_quietly() {
@@ -821,8 +906,9 @@ fn last_is_the_newest_simulated_run() {
 }
 
 /// Issue 18: status words disagreed (`stopped` in `runs`, `in-progress` in the REPL's
-/// `:attach`). One vocabulary everywhere: a stopped run is `stopped` in `runs`, `show` and the
-/// REPL alike.
+/// `:attach`; `rolling-back` for a rollback nobody drives). One vocabulary everywhere: a
+/// stopped run is `stopped`, a stopped rollback `rollback-stopped`, in `runs`, `show` and the
+/// REPL alike; a failed undo is `rollback-failed`.
 #[test]
 fn status_words_are_the_same_in_runs_show_and_the_repl() {
     let env = Env::new();
@@ -859,10 +945,57 @@ fn status_words_are_the_same_in_runs_show_and_the_repl() {
         "{o}{err}"
     );
     assert!(!o.contains("in-progress"), "{o}");
+
+    // A rollback nobody drives was `rolling-back`, as if something were running it.
+    let env = Env::new();
+    env.write(
+        "rb.rhai",
+        "step(\"a\", #{ undo: |r| \"a\" }, || 1);\nstep(\"b\", #{ undo: |r| \"b\" }, || 2);\nabort(\"no\");\n",
+    );
+    let o = env
+        .command(&["run", "rb.rhai", "--cluster", "c1", "--world", "toy"])
+        .env("GODWIT_TOY_CRASH", "undo-completed:1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(86));
+    let (_, runs, _) = env.godwit(&["runs", "-o", "json"]);
+    let (_, show, _) = env.godwit(&["show", "last", "-o", "json"]);
+    let runs: Value = serde_json::from_str(runs.trim()).unwrap();
+    let show: Value = serde_json::from_str(show.trim()).unwrap();
+    assert_eq!(runs[0]["status"], "rollback-stopped");
+    assert_eq!(show["status"], "rollback-stopped");
+    let mut child = env
+        .command(&["repl", "--attach", "last", "--world", "toy"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"run.status\n")
+        .unwrap();
+    let (_, o, err) = out(child.wait_with_output().unwrap());
+    assert!(o.contains("\nrollback-stopped"), "{o}{err}");
+
+    // An undo that failed, nobody driving: `rollback-failed`.
+    let env = Env::new();
+    env.write(
+        "rb.rhai",
+        "step(\"a\", #{ undo: |r| throw \"cannot\" }, || 1);\nabort(\"no\");\n",
+    );
+    let (code, _, err) = env.godwit(&["run", "rb.rhai", "--cluster", "c1", "--world", "toy"]);
+    assert_eq!(code, 4, "{err}");
+    let (_, runs, _) = env.godwit(&["runs", "-o", "json"]);
+    let runs: Value = serde_json::from_str(runs.trim()).unwrap();
+    assert_eq!(runs[0]["status"], "rollback-failed");
 }
 
 /// Issue 18: `godwit repl --attach RUN` on a simulated run works in a copy of the run's own
-/// world — `describe_*` shows the run's resources — and never moves the run's world.
+/// world — `describe_*` shows the run's resources — and never moves the run's world; a console
+/// on another world says so.
 #[test]
 fn repl_attach_reads_a_copy_of_the_runs_simulated_world() {
     let env = Env::new();
@@ -907,6 +1040,20 @@ fn repl_attach_reads_a_copy_of_the_runs_simulated_world() {
         std::fs::read(&state).unwrap(),
         before,
         "the run's world did not move"
+    );
+    // Another world than the run's is said on attach.
+    let mut child = env
+        .command(&["repl", "--attach", "last", "--world", "pure"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"1\n").unwrap();
+    let (_, _, err) = out(child.wait_with_output().unwrap());
+    assert!(
+        err.contains("ran in world 'sim:busy-source'; this console is on 'pure'"),
+        "{err}"
     );
     let (code, o, err) = env.godwit(&["resume", "last"]);
     assert_eq!(code, 0, "{o}{err}");
@@ -1086,11 +1233,16 @@ fn a_run_that_never_began_and_doc_drift_are_said_in_words_with_their_codes() {
 
 /// Issue 18: no colour in run output, and a hand-drawn progress line. Colour is there when
 /// forced (`CLICOLOR_FORCE`), never on a pipe by default; nothing of a progress line reaches a
-/// pipe.
+/// pipe, but what a wait waits for does, once, as a line.
 #[test]
 fn colour_and_progress_only_where_they_can_be_seen() {
     let env = Env::new();
-    env.write("ok.rhai", "step(\"a\", || 1);\ngate(\"g\", #{ every: \"10ms\", hold: 2, timeout: \"1m\" }, || #{ pass: true, why: \"ok\" });\n");
+    env.write(
+        "ok.rhai",
+        "step(\"a\", || 1);\n\
+         step(\"w\", || { try { wait_until_approved(\"go\", #{ timeout: \"1s\" }) } catch (e) { e.kind } });\n\
+         gate(\"g\", #{ every: \"10ms\", hold: 2, timeout: \"1m\" }, || #{ pass: true, why: \"ok\" });\n",
+    );
     let args = ["run", "ok.rhai", "--cluster", "c1", "--world", "pure"];
     let o = env
         .command(&args)
@@ -1106,6 +1258,11 @@ fn colour_and_progress_only_where_they_can_be_seen() {
     assert!(
         !err_plain.contains('\r'),
         "no progress line on a pipe: {err_plain:?}"
+    );
+    // What a wait waits for is a line of its own, so a log shows it too.
+    assert!(
+        out_plain.contains("step w · core::wait_until_approved waits for approval of \"go\""),
+        "{out_plain}"
     );
     let o = env
         .command(&["run", "ok.rhai", "--cluster", "c2", "--world", "pure"])

@@ -11,6 +11,8 @@ use crate::session::{Failure, invalid};
 
 /// The Envoy data access layer: godwit's xDS control plane as a long-lived service.
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  godwit dal serve --listen 0.0.0.0:18000 --expect-nodes orders-db=envoy-a,envoy-b")]
 pub struct DalArgs {
     #[command(subcommand)]
     pub command: DalCommand,
@@ -20,6 +22,10 @@ pub struct DalArgs {
 pub enum DalCommand {
     /// Serve ADS (gRPC) to the Envoy fleet until Ctrl-C; routes and versions persist in the
     /// state file, so a restart serves the same versions (docs/envoy.md).
+    #[command(after_help = "Examples:
+  godwit dal serve
+  godwit dal serve --listen 0.0.0.0:18000 --expect-nodes orders-db=envoy-a,envoy-b
+  godwit dal serve --tls-cert xds.pem --tls-key xds.key --tls-client-ca fleet-ca.pem")]
     Serve {
         /// gRPC listen address for the Envoy nodes.
         #[arg(long, default_value = "127.0.0.1:18000")]

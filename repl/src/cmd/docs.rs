@@ -10,6 +10,9 @@ use crate::session::{Failure, reference_engine};
 
 /// Regenerate the primitive reference (docs/primitives) from the functions' doc comments.
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  godwit docs                    rewrite docs/primitives after changing a function's /// comment
+  godwit docs --check            CI: exit 10 when docs/primitives is out of date")]
 pub struct DocsArgs {
     #[arg(long, default_value = "docs/primitives")]
     pub out: PathBuf,

@@ -13,6 +13,10 @@ use crate::session::{Failure, runtime};
 
 /// A lab on this machine: real PostgreSQL servers and a real Envoy (the `lab` world).
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  godwit lab up                  keep it running; Ctrl-C or `godwit lab down` stops it
+  godwit lab status
+  godwit demo --world lab        a throwaway lab for one cutover")]
 pub struct LabArgs {
     #[command(subcommand)]
     pub command: LabCommand,
@@ -24,6 +28,10 @@ pub enum LabCommand {
     /// with an application role, database and data, a real Envoy in front of it driven by an
     /// xDS control plane, a one-second metric sampler and a CDC consumer. Then, in another
     /// terminal: `godwit run rds-to-aurora --cluster orders-db --world lab --set …`.
+    #[command(after_help = "Examples:
+  godwit lab up                          then, in another terminal:
+  godwit run rds-to-aurora --cluster orders-db --world lab --set metric_period=1
+  godwit lab up --dir /tmp/lab2 --rows 1000000 --no-cdc")]
     Up {
         /// Where the lab lives [default: $TMPDIR/godwit-lab-<uid>].
         #[arg(long)]
@@ -39,12 +47,20 @@ pub enum LabCommand {
         no_cdc: bool,
     },
     /// Stop a lab: its supervisor, every server, Envoy and consumer, by pid; remove its files.
+    #[command(after_help = "Examples:
+  godwit lab down
+  godwit lab down --dir /tmp/lab2")]
     Down {
+        /// Where the lab lives [default: $TMPDIR/godwit-lab-<uid>].
         #[arg(long)]
         dir: Option<PathBuf>,
     },
     /// What a lab runs: servers (primary/standby), Envoy, consumers, ports.
+    #[command(after_help = "Examples:
+  godwit lab status
+  godwit lab status -o json | jq .servers")]
     Status {
+        /// Where the lab lives [default: $TMPDIR/godwit-lab-<uid>].
         #[arg(long)]
         dir: Option<PathBuf>,
     },

@@ -9,10 +9,12 @@ use crate::state::resolve_run;
 
 /// Check a run's journal: hash chain, truncation, torn last line.
 #[derive(clap::Args, Debug)]
-#[command(
-    after_help = "Exit 0 when the journal is intact (a torn last line left by a crash is
-reported and is no damage); exit 5 when it was edited, reordered or truncated."
-)]
+#[command(after_help = "Examples:
+  godwit verify last
+  godwit verify 01JD3X -o json | jq .intact
+
+Exit 0 when the journal is intact (a torn last line left by a crash is reported and is no
+damage); exit 5 when it was edited, reordered or truncated.")]
 pub struct VerifyArgs {
     /// Run id (or a unique prefix, or `last`).
     pub run: String,

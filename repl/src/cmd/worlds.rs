@@ -7,6 +7,9 @@ use crate::session::Failure;
 
 /// List the worlds this godwit can run in (and those it was built without).
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  godwit worlds
+  godwit worlds -o json | jq -r '.[].name'")]
 pub struct WorldsArgs {}
 
 impl WorldsArgs {
