@@ -578,6 +578,10 @@ step("c", || toy::apply("c"));
     );
     let (code, _, err) = env.godwit(&["abort", "last"]);
     assert_eq!(code, 8, "a finished run is not aborted again: {err}");
+    assert!(
+        err.contains("already finished (rolled-back); nothing to abort"),
+        "{err}"
+    );
 
     // A running one, waiting for an approval in another process.
     let env = Env::new();
@@ -655,6 +659,13 @@ fn approve_cutover_waits_before_the_fence_for_godwit_approve() {
             .unwrap()
             .starts_with("tester"),
         "{approved}"
+    );
+    // Said in the words of what was asked (it was "nothing to resume" for all three).
+    let (code, _, err) = env.godwit(&["approve", "last"]);
+    assert_eq!(code, 8, "{err}");
+    assert!(
+        err.contains("already finished (succeeded); nothing to approve"),
+        "{err}"
     );
 }
 

@@ -453,6 +453,7 @@ impl Runner {
                 return Err(EngineError::AlreadyFinished {
                     run_id: run_id.into(),
                     status: plan.status().as_str().into(),
+                    nothing_to: "abort",
                 });
             }
             self.store.request(
@@ -475,6 +476,11 @@ impl Runner {
             return Err(EngineError::AlreadyFinished {
                 run_id: run_id.into(),
                 status: plan.status().as_str().into(),
+                nothing_to: if req.abort.is_some() {
+                    "abort"
+                } else {
+                    "resume"
+                },
             });
         }
         if started.world != self.world {

@@ -47,6 +47,7 @@ impl AbortArgs {
             return Err(EngineError::AlreadyFinished {
                 run_id: id,
                 status: plan.status().as_str().into(),
+                nothing_to: "abort",
             }
             .into());
         }

@@ -34,6 +34,7 @@ impl ApproveArgs {
             return Err(EngineError::AlreadyFinished {
                 run_id: id,
                 status: plan.status().as_str().into(),
+                nothing_to: "approve",
             }
             .into());
         }
