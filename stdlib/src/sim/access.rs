@@ -251,22 +251,22 @@ pub fn godwit_login(
                 ));
             }
         }
-    } else if let Some(c) = st.rds.clusters.get(db) {
-        if !c.iam_auth {
-            return Err(PrimitiveError::new(
-                area,
-                op,
-                ErrorKind::Conflict,
-                format!(
-                    "cannot log in to {db}: FATAL: PAM authentication failed for user \"godwit\" \
-                     (28P01) — IAM database authentication is not enabled on the cluster"
-                ),
-                "create the cluster with IAM database authentication (the standard runbook \
-                 copies the source's setting), or enable it (modify-db-cluster \
-                 --enable-iam-database-authentication)",
-            )
-            .with_retryable(false));
-        }
+    } else if let Some(c) = st.rds.clusters.get(db)
+        && !c.iam_auth
+    {
+        return Err(PrimitiveError::new(
+            area,
+            op,
+            ErrorKind::Conflict,
+            format!(
+                "cannot log in to {db}: FATAL: PAM authentication failed for user \"godwit\" \
+                 (28P01) — IAM database authentication is not enabled on the cluster"
+            ),
+            "create the cluster with IAM database authentication (the standard runbook \
+             copies the source's setting), or enable it (modify-db-cluster \
+             --enable-iam-database-authentication)",
+        )
+        .with_retryable(false));
     }
     st.godwit_conns.insert(db.to_string());
     Ok(())
