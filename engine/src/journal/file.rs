@@ -613,6 +613,46 @@ mod tests {
         assert_eq!(store.list().unwrap().len(), 2, "the lock files are no runs");
     }
 
+    /// Issue 18: two runs started at the same moment on one cluster. Each holds its own run
+    /// lock (as a starting run does) and claims at once: exactly one wins, the others are told
+    /// who holds the cluster.
+    #[test]
+    fn concurrent_claims_on_one_cluster_admit_exactly_one() {
+        let (_d, store) = store();
+        const N: usize = 8;
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(N));
+        let handles: Vec<_> = (0..N)
+            .map(|i| {
+                let store = store.clone();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    let id = format!("r{i}");
+                    let writer = store.create(&id).unwrap();
+                    barrier.wait();
+                    let claimed = store.claim_cluster("orders-db", &id);
+                    // The writer (the run lock) lives until every claim is in.
+                    (id, claimed, writer)
+                })
+            })
+            .collect();
+        let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let winners: Vec<&String> = results
+            .iter()
+            .filter(|(_, c, _)| c.is_ok())
+            .map(|(id, _, _)| id)
+            .collect();
+        assert_eq!(winners.len(), 1, "{winners:?}");
+        for (_, claimed, _) in &results {
+            if let Err(e) = claimed {
+                assert!(
+                    matches!(e, JournalError::ClusterBusy { holder, .. } if holder == winners[0]),
+                    "{e}"
+                );
+            }
+        }
+        assert_eq!(store.cluster_holder("orders-db").as_ref(), Some(winners[0]));
+    }
+
     #[test]
     fn a_start_that_never_began_holds_its_claim_only_while_it_is_starting() {
         let (_d, store) = store();
