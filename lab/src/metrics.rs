@@ -7,7 +7,7 @@
 //! | `OldestReplicationSlotLag` | instance | max over slots of `current LSN − restart_lsn` (physical) / `confirmed_flush_lsn` (logical), bytes |
 //! | `TransactionLogsGeneration` | instance | WAL bytes per second between two samples |
 //! | `DatabaseConnections` | instance | client backends in `pg_stat_activity` |
-//! | `FreeStorageSpace` | instance | free bytes of the filesystem holding the lab (statvfs) |
+//! | `FreeStorageSpace` | instance | the server's volume: the bytes its filesystem had available at its first sample (statvfs), less what its data directory grew by since |
 //! | `RDSToAuroraPostgreSQLReplicaLag` | cluster | the replica's `replay_lag` in `pg_stat_replication` on the source, seconds (0 when idle) |
 //! | `ReplicaLagBytes` | cluster | `current LSN − replay_lsn` of that replica, bytes |
 
@@ -44,9 +44,34 @@ fn now_s() -> i64 {
         .unwrap_or(0)
 }
 
+/// What the sampler remembers between samples, per instance.
+#[derive(Default)]
+pub struct Memory {
+    /// The last current LSN and when (`TransactionLogsGeneration`).
+    last_lsn: BTreeMap<String, (i64, i64)>,
+    /// The server's volume at its first sample: bytes available on the filesystem, and the
+    /// size of its data directory then (`FreeStorageSpace`).
+    volume: BTreeMap<String, (f64, u64)>,
+}
+
+/// Bytes under `dir` (files only, recursively).
+fn dir_bytes(dir: &Path) -> u64 {
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 /// Take one sample of every instance and cluster in the lab. Servers that are down (a
 /// reboot) are skipped: a gap, as CloudWatch shows one.
-pub async fn sample(st: &LabState, last_lsn: &mut BTreeMap<String, (i64, i64)>) -> Sample {
+pub async fn sample(st: &LabState, memory: &mut Memory) -> Sample {
+    let Memory { last_lsn, volume } = memory;
     let mut m = BTreeMap::new();
     let t = now_s();
     for (id, inst) in &st.instances {
@@ -80,10 +105,21 @@ pub async fn sample(st: &LabState, last_lsn: &mut BTreeMap<String, (i64, i64)>) 
                 );
             }
             last_lsn.insert(id.clone(), (t, lsn));
-            if let Ok(free) = nix::sys::statvfs::statvfs(&st.dir) {
+            // An RDS instance's free storage changes with its own use only. The lab's servers
+            // share the host's filesystem with whatever else runs there (builds, other labs),
+            // whose writes are no WAL this server retains: read over seconds, they made the
+            // preflight's storage trend a forecast of the host, not of the source.
+            let used = dir_bytes(&inst.spec.data);
+            if !volume.contains_key(id)
+                && let Ok(fs) = nix::sys::statvfs::statvfs(&st.dir)
+            {
+                let available = fs.blocks_available() as f64 * fs.fragment_size() as f64;
+                volume.insert(id.clone(), (available, used));
+            }
+            if let Some((available, used0)) = volume.get(id) {
                 m.insert(
                     key(dim, id, "FreeStorageSpace"),
-                    free.blocks_available() as f64 * free.fragment_size() as f64,
+                    available - (used as f64 - *used0 as f64),
                 );
             }
         }
@@ -129,7 +165,7 @@ async fn connect(port: u16) -> Result<tokio_postgres::Client, tokio_postgres::Er
 /// Sample the lab in `dir` every second until `stop` fires, appending to `metrics.jsonl`.
 pub async fn run_sampler(dir: PathBuf, mut stop: tokio::sync::watch::Receiver<bool>) {
     let path = dir.join(METRICS_FILE);
-    let mut last_lsn = BTreeMap::new();
+    let mut memory = Memory::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -140,7 +176,7 @@ pub async fn run_sampler(dir: PathBuf, mut stop: tokio::sync::watch::Receiver<bo
         let Ok(st) = LabState::load(&dir) else {
             continue;
         };
-        let s = sample(&st, &mut last_lsn).await;
+        let s = sample(&st, &mut memory).await;
         if s.m.is_empty() {
             continue;
         }
@@ -149,6 +185,34 @@ pub async fn run_sampler(dir: PathBuf, mut stop: tokio::sync::watch::Receiver<bo
         {
             let _ = writeln!(f, "{line}");
         }
+    }
+}
+
+/// Wait until the sampler has written `n` samples (a lab just started has none: its CloudWatch
+/// would answer "no data"), or fail after `timeout`.
+pub async fn wait_for_samples(
+    dir: &Path,
+    n: usize,
+    timeout: Duration,
+) -> Result<(), crate::LabError> {
+    let started = std::time::Instant::now();
+    loop {
+        let written = fs::read_to_string(dir.join(METRICS_FILE))
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        if written >= n {
+            return Ok(());
+        }
+        if started.elapsed() >= timeout {
+            return Err(crate::LabError::Process(format!(
+                "the lab's metric sampler wrote {written} of {n} one-second samples to {} in {}; \
+                 is the source server up? (its log is in {})",
+                dir.join(METRICS_FILE).display(),
+                godwit_engine::duration::format_duration(timeout),
+                dir.display()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
