@@ -4,7 +4,12 @@
 //! * **unknown functions**: a call to a function that is neither registered (built-ins, the
 //!   world's areas, Rhai's standard library), nor defined in the file, nor in the module its
 //!   namespace names — `rds::describe_instnace(…)` failed at run time, after earlier steps had
-//!   changed the world. Overloads are not told apart (the name is checked, not the arity).
+//!   changed the world. Overloads of registered functions are not told apart (the name is
+//!   checked, not the arity).
+//! * **script functions called with the wrong number of arguments**: a function of the file or
+//!   of an imported module called with a count none of its definitions takes — a team variant
+//!   calling a library function whose parameters changed (`quiesce::quarantine(id, group)`
+//!   after it gained `admit`) failed at run time with "Function not found".
 //! * **step and gate names** written as literals that are not journal keys (kebab-case).
 //! * **world calls outside steps**: a world-touching call (an area that is not pure, `now()`,
 //!   `sleep()`) in the runbook's top-level statements, outside any closure — strict mode refuses
@@ -82,6 +87,8 @@ struct File {
     ast: AST,
     /// Script functions it defines.
     fns: HashSet<String>,
+    /// Each script function's definitions: their parameter names.
+    params: BTreeMap<String, Vec<Vec<String>>>,
 }
 
 /// Every lint finding of `rb` (already loaded: it parses and its imports resolve), as reports
@@ -123,6 +130,12 @@ pub fn lint(engine: &Engine, cx: &LintContext, rb: &Runbook) -> Result<Vec<Repor
                         if !cx.global.contains(name) && !file.fns.contains(name) {
                             found(unknown(&file.path, *pos, name, &cx.global, &file.fns));
                         }
+                        if !cx.global.contains(name)
+                            && let Some(r) =
+                                wrong_arity(file, &file.path, *pos, name, name, call.args.len())
+                        {
+                            found(r);
+                        }
                         if matches!(name, "step" | "gate")
                             && let Some(Expr::StringConstant(s, spos)) = call.args.first()
                             && let Some(why) = step_name_problem(name, s)
@@ -135,6 +148,18 @@ pub fn lint(engine: &Engine, cx: &LintContext, rb: &Runbook) -> Result<Vec<Repor
                         }
                     } else {
                         let ns = call.namespace.root();
+                        if let Some(&m) = imports.get(ns).and_then(|m| modules.get(m))
+                            && let Some(r) = wrong_arity(
+                                &files[m],
+                                &file.path,
+                                *pos,
+                                name,
+                                &format!("{ns}::{name}"),
+                                call.args.len(),
+                            )
+                        {
+                            found(r);
+                        }
                         let known = match imports.get(ns).and_then(|m| modules.get(m)) {
                             Some(&m) => files[m].fns.contains(name),
                             None if cx.namespaces.contains(ns) => {
@@ -237,10 +262,18 @@ fn parse(engine: &Engine, path: &Path) -> Result<File, EngineError> {
         .compile(&text)
         .map_err(|e| EngineError::Parse(crate::report::from_rhai(&e.into(), path)))?;
     let fns = ast.iter_functions().map(|f| f.name.to_string()).collect();
+    let mut params: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
+    for f in ast.iter_functions() {
+        params
+            .entry(f.name.to_string())
+            .or_default()
+            .push(f.params.iter().map(|p| p.to_string()).collect());
+    }
     Ok(File {
         path: path.to_path_buf(),
         ast,
         fns,
+        params,
     })
 }
 
@@ -256,6 +289,42 @@ fn imports_of(ast: &AST) -> BTreeMap<String, String> {
         true
     });
     out
+}
+
+/// A report when `defined_in` defines script function `name` but none of its definitions takes
+/// `given` arguments (Rhai would say "Function not found" when the call is reached).
+fn wrong_arity(
+    defined_in: &File,
+    file: &Path,
+    pos: rhai::Position,
+    name: &str,
+    shown: &str,
+    given: usize,
+) -> Option<Report> {
+    let defs = defined_in.params.get(name)?;
+    if defs.iter().any(|p| p.len() == given) {
+        return None;
+    }
+    let takes: Vec<String> = defs
+        .iter()
+        .map(|p| format!("{shown}({})", p.join(", ")))
+        .collect();
+    Some(
+        Report::new(format!(
+            "{shown} is called with {given} argument{} but is defined as {}",
+            if given == 1 { "" } else { "s" },
+            takes.join(" or ")
+        ))
+        .at(file, pos)
+        .with_hint(format!(
+            "pass the arguments its definition in {} takes",
+            std::env::current_dir()
+                .ok()
+                .and_then(|d| defined_in.path.strip_prefix(d).ok())
+                .unwrap_or(&defined_in.path)
+                .display()
+        )),
+    )
 }
 
 fn unknown(

@@ -1120,13 +1120,17 @@ fn the_demo_tells_the_blackout_of_a_run_that_rolled_back_after_the_fence() {
 
 /// Issue 18: `godwit check` passed a misspelled primitive, a bad step name and a bare `now()`,
 /// which all failed only at run time (after earlier steps had run). It lints them, each at its
-/// line with a suggestion, exit 10; the shipped runbooks are clean.
+/// line with a suggestion, exit 10 — and script functions called with a count of arguments
+/// none of their definitions takes; the shipped runbooks are clean.
 #[test]
 fn check_finds_a_misspelled_primitive_a_bad_step_name_and_a_bare_now() {
     let env = Env::new();
+    std::fs::create_dir_all(env.path("lib")).unwrap();
+    env.write("lib/m.rhai", "fn pair(a, b) { [a, b] }\n");
     env.write(
         "lint.rhai",
-        "step(\"Bad Name\", || rds::describe_instnace(\"x\"));\nlet t = now();\nfoo(1);\n",
+        "step(\"Bad Name\", || rds::describe_instnace(\"x\"));\nlet t = now();\nfoo(1);\n\
+         import \"lib/m\" as m;\nstep(\"pair\", || m::pair(1));\nfn one(x) { x }\none(1, 2);\n",
     );
     let (code, _, err) = env.godwit(&["check", "lint.rhai", "--world", "sim"]);
     assert_eq!(code, 10, "{err}");
@@ -1138,6 +1142,10 @@ fn check_finds_a_misspelled_primitive_a_bad_step_name_and_a_bare_now() {
         "now touches the world",
         "lint.rhai:2:9",
         "unknown function foo",
+        // A function of a module or of the file called with a count it does not take.
+        "m::pair is called with 1 argument but is defined as m::pair(a, b)",
+        "lint.rhai:5:20",
+        "one is called with 2 arguments but is defined as one(x)",
     ] {
         assert!(err.contains(want), "missing {want:?} in {err}");
     }
