@@ -120,11 +120,18 @@ fn render(p: &ClusterPlan) -> String {
             styled(BAD, format!("{failed} failed"))
         }
     ));
+    // The names in one column, however long the runbook's check names are.
+    let width = pre
+        .checks
+        .iter()
+        .map(|c| c["name"].as_str().unwrap_or_default().chars().count())
+        .max()
+        .unwrap_or(0);
     for c in &pre.checks {
         let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
         if c["pass"].as_bool() == Some(false) {
             out.push(format!(
-                "  {} {:<22} {} — {}",
+                "  {} {:<width$} {} — {}",
                 styled(BAD, "✗"),
                 s("name"),
                 s("why"),
@@ -132,7 +139,7 @@ fn render(p: &ClusterPlan) -> String {
             ));
         } else {
             out.push(format!(
-                "  {} {:<22} {}",
+                "  {} {:<width$} {}",
                 styled(OK, "✓"),
                 s("name"),
                 s("why")
