@@ -1,7 +1,7 @@
 //! Time and waiting. Every wait in a run goes through a [`Clock`], so the simulator can run hours
 //! of virtual time in milliseconds, and through a [`Cancel`], so Ctrl-C ends a wait at once.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -117,10 +117,16 @@ pub struct Cancel {
 #[derive(Default)]
 struct CancelInner {
     flag: AtomicBool,
+    /// Why the flag is set: [`WHY_INTERRUPT`] (the operator; final) or [`WHY_WAKE`] (the run
+    /// woke its own wait to act on an abort request; [`Cancel::take_wake`] clears it).
+    why: AtomicU8,
     lock: Mutex<()>,
     cond: Condvar,
     notify: tokio::sync::Notify,
 }
+
+const WHY_INTERRUPT: u8 = 1;
+const WHY_WAKE: u8 = 2;
 
 impl std::fmt::Debug for Cancel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -135,7 +141,46 @@ impl Cancel {
         Self::default()
     }
 
+    /// The operator interrupted: every wait ends, for good.
     pub fn cancel(&self) {
+        self.inner.why.store(WHY_INTERRUPT, Ordering::SeqCst);
+        self.raise();
+    }
+
+    /// End the current wait like [`Cancel::cancel`], but only to let the run act on something
+    /// (an abort requested by another process between gate polls); undone by
+    /// [`Cancel::take_wake`]. An interrupt already raised, or raised meanwhile, wins.
+    pub fn wake(&self) {
+        if self
+            .inner
+            .why
+            .compare_exchange(0, WHY_WAKE, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            self.raise();
+        }
+    }
+
+    /// If the flag was raised by [`Cancel::wake`] and not by an interrupt, lower it and say so.
+    pub fn take_wake(&self) -> bool {
+        if self
+            .inner
+            .why
+            .compare_exchange(WHY_WAKE, 0, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return false;
+        }
+        self.inner.flag.store(false, Ordering::SeqCst);
+        // An interrupt between the two stores must not be lost.
+        if self.inner.why.load(Ordering::SeqCst) == WHY_INTERRUPT {
+            self.inner.flag.store(true, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+
+    fn raise(&self) {
         self.inner.flag.store(true, Ordering::SeqCst);
         let _guard = self.inner.lock.lock().unwrap_or_else(|e| e.into_inner());
         self.inner.cond.notify_all();
@@ -217,6 +262,19 @@ mod tests {
         assert!(clock.sleep(Duration::from_secs(30), &Cancel::new()));
         assert_eq!(clock.now_ms(), 31_000);
         assert_eq!(*seen.lock().unwrap(), vec![(1_000, 31_000)]);
+    }
+
+    #[test]
+    fn a_wake_ends_a_wait_and_is_taken_back_but_an_interrupt_is_not() {
+        let cancel = Cancel::new();
+        cancel.wake();
+        assert!(!SystemClock.sleep(Duration::from_secs(60), &cancel));
+        assert!(cancel.take_wake());
+        assert!(!cancel.is_cancelled());
+        cancel.wake();
+        cancel.cancel();
+        assert!(!cancel.take_wake(), "the interrupt wins");
+        assert!(cancel.is_cancelled());
     }
 
     #[test]

@@ -186,8 +186,14 @@ pub enum EngineError {
     /// Replay diverged from the journal: the runbook (or its data) no longer takes the same path.
     #[error("{}", .0.render())]
     NonDeterminism(crate::report::Report),
-    #[error("run {run_id} already finished ({status}); nothing to resume")]
-    AlreadyFinished { run_id: String, status: String },
+    /// A finished run was asked to go on: `nothing_to` is what was asked (`resume`, `abort`,
+    /// `approve`).
+    #[error("run {run_id} already finished ({status}); nothing to {nothing_to}")]
+    AlreadyFinished {
+        run_id: String,
+        status: String,
+        nothing_to: &'static str,
+    },
     /// Bad input from the operator (arguments, parameters).
     #[error("{0}")]
     Invalid(String),
@@ -203,9 +209,10 @@ impl EngineError {
     pub fn exit_code(&self) -> i32 {
         match self {
             EngineError::Parse(_) | EngineError::Invalid(_) => crate::exit::INVALID_INPUT,
-            EngineError::Journal(crate::journal::JournalError::Locked { .. }) => {
-                crate::exit::LOCKED
-            }
+            EngineError::Journal(
+                crate::journal::JournalError::Locked { .. }
+                | crate::journal::JournalError::ClusterBusy { .. },
+            ) => crate::exit::LOCKED,
             EngineError::Journal(crate::journal::JournalError::Tampered { .. }) => {
                 crate::exit::JOURNAL_DAMAGED
             }

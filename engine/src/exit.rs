@@ -12,7 +12,7 @@ pub const ROLLED_BACK: i32 = 3;
 pub const ROLLBACK_FAILED: i32 = 4;
 /// The journal is damaged or was edited (`godwit verify` explains).
 pub const JOURNAL_DAMAGED: i32 = 5;
-/// Another process is driving this run.
+/// Another process is driving this run, or another unfinished run holds the cluster.
 pub const LOCKED: i32 = 6;
 /// Interrupted (Ctrl-C): nothing rolled back, `godwit resume` continues.
 pub const INTERRUPTED: i32 = 7;
@@ -21,3 +21,6 @@ pub const REFUSED: i32 = 8;
 /// The simulated world's invariants were violated (lost write, two writers, ...): whatever the
 /// run's own outcome, the runbook is unsafe in that scenario.
 pub const INVARIANT_VIOLATED: i32 = 9;
+/// A check found problems (`godwit check` lints, `godwit docs --check` drift); nothing was
+/// changed.
+pub const CHECK_FAILED: i32 = 10;

@@ -346,6 +346,19 @@ impl Call<'_> {
         Ok(())
     }
 
+    /// Say that this call is about to wait for `what` (poll `polls`, `waited` of `timeout` so
+    /// far): progress lines show it, so a long `wait_until_*` inside a step is never silent.
+    pub fn waiting(&self, what: &str, polls: u64, waited: Duration, timeout: Duration) {
+        self.host.ctx.waiting(&crate::transcript::Waiting {
+            unit: self.unit(),
+            call: format!("{}::{}", self.area, self.op),
+            what: what.to_string(),
+            polls,
+            waited_ms: waited.as_millis() as i64,
+            timeout_ms: timeout.as_millis() as i64,
+        });
+    }
+
     /// Run async work (an SDK request, a SQL statement, an HTTP call) on the run's runtime,
     /// bounded by `limit`, the step's deadline and cancellation; whichever comes first ends the
     /// wait and drops the future (which cancels what it was doing).

@@ -23,7 +23,7 @@
 //!
 //! | module | what lives there |
 //! |---|---|
-//! | [`run`] | [`Runner`], limits, the built-in `step`/`gate`/`abort`/`now`/`sleep`; [`run::value`], the journaling boundary (script value ⇄ JSON, with depth, size and finiteness checks) |
+//! | [`run`] | [`Runner`] (start, resume, abort; the cluster lock), run ids, limits, the built-in `step`/`gate`/`abort`/`now`/`sleep`, `wait_until_approved`; [`run::value`], the journaling boundary (script value ⇄ JSON, with depth, size and finiteness checks) |
 //! | [`journal`] | entries, the hash chain, [`journal::file::FileStore`], [`journal::memory::MemoryStore`] |
 //! | [`plan`] | reading a journal back: replay sequence and run status |
 //! | [`host`] | [`Host`], the primitives' door to clock, tokio and transcript |
@@ -31,6 +31,7 @@
 //! | [`transcript`] | events and sinks |
 //! | [`error`], [`report`], [`exit`] | the error pipeline, operator reports, exit codes |
 //! | [`runbook`] | loading and hashing runbooks |
+//! | [`lint`] | `godwit check`'s lints: unknown functions, step names, world calls outside steps |
 //! | [`params`] | a runbook's parameter schema: checked before a run exists, defaults filled in, docs table |
 //! | [`session`] | interactive sessions (the REPL): no journal, read-only by default |
 //! | [`duration`] | `"30s"`-style durations |
@@ -41,6 +42,7 @@ pub mod error;
 pub mod exit;
 pub mod host;
 pub mod journal;
+pub mod lint;
 pub mod params;
 pub mod plan;
 pub mod report;
@@ -53,4 +55,4 @@ pub use clock::{Cancel, Clock, SystemClock, VirtualClock};
 pub use error::{EngineError, ErrorKind, PrimitiveError};
 pub use host::{Call, Host, Installed, to_rhai};
 pub use journal::JournalStore;
-pub use run::{Limits, Plugin, RunReport, RunStatus, Runner, StartRequest};
+pub use run::{Limits, Plugin, ResumeRequest, RunReport, RunStatus, Runner, StartRequest};

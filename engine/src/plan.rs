@@ -110,6 +110,9 @@ pub struct Plan {
     pub finished: Option<(Outcome, Value)>,
     pub resumes: usize,
     pub last_at: Millis,
+    /// Parameters changed on resume (`resume --set`), in order; [`Plan::params`] applies them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub param_changes: Vec<Value>,
 }
 
 impl Plan {
@@ -175,9 +178,12 @@ impl Plan {
                     at: *at,
                 });
             }
-            Entry::RunResumed { at, .. } => {
+            Entry::RunResumed { at, params, .. } => {
                 self.last_at = *at;
                 self.resumes += 1;
+                if let Some(p) = params {
+                    self.param_changes.push(p.clone());
+                }
             }
             Entry::StepStarted { name, at } => {
                 self.last_at = *at;
@@ -257,6 +263,53 @@ impl Plan {
                 self.last_at = *at;
                 self.finished = Some((*outcome, detail.clone()));
             }
+        }
+    }
+
+    /// The parameters the run continues with: `run-started`'s, with every `resume --set` change
+    /// applied in order. `Null` before `run-started`.
+    pub fn params(&self) -> Value {
+        let Some(started) = &self.started else {
+            return Value::Null;
+        };
+        let mut params = started.params.clone();
+        if let Value::Object(out) = &mut params {
+            for change in &self.param_changes {
+                if let Value::Object(c) = change {
+                    out.extend(c.clone());
+                }
+            }
+        }
+        params
+    }
+
+    /// The one word every command uses for where a run stands, given whether a process drives
+    /// it right now (its run lock is held):
+    ///
+    /// | word | meaning | what to do |
+    /// |---|---|---|
+    /// | `running` | a process drives it | wait, or Ctrl-C that process |
+    /// | `stopped` | not finished, nobody drives it (Ctrl-C, crash) | `godwit resume` / `godwit abort` |
+    /// | `rolling-back` | a process is running its undos | wait |
+    /// | `rollback-stopped` | rollback begun, nobody drives it | `godwit resume` finishes it |
+    /// | `rollback-failed` | an undo failed; nobody drives it | fix the cause, `godwit resume` |
+    /// | `succeeded`, `rolled-back` | finished | — |
+    pub fn status_word(&self, driven: bool) -> &'static str {
+        match (self.status(), driven) {
+            (Status::Succeeded, _) => "succeeded",
+            (Status::RolledBack, _) => "rolled-back",
+            (Status::InProgress, true) => "running",
+            (Status::InProgress, false) => "stopped",
+            (Status::RollingBack, true) => "rolling-back",
+            (Status::RollingBack, false)
+                if self
+                    .undo
+                    .values()
+                    .any(|u| matches!(u, UndoState::Failed { .. })) =>
+            {
+                "rollback-failed"
+            }
+            (Status::RollingBack, false) => "rollback-stopped",
         }
     }
 

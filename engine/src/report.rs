@@ -67,29 +67,54 @@ impl Report {
         self.render_with(text.as_deref())
     }
 
-    /// Render quoting `source` (e.g. the REPL input) instead of reading the file.
+    /// Render quoting `source` (e.g. the REPL input) instead of reading the file. The snippet
+    /// is annotate-snippets' (rustc's renderer): the place, the line, a caret, the hint.
     pub fn render_with(&self, source: Option<&str>) -> String {
-        let mut out = self.message.clone();
-        if let Some(loc) = &self.location {
-            let num = loc.line.to_string();
-            let pad = " ".repeat(num.len());
-            out.push_str(&format!(
-                "\n{pad}--> {}:{}:{}",
-                loc.file.display(),
-                loc.line,
-                loc.column
-            ));
-            if let Some(src) = source.and_then(|t| t.lines().nth(loc.line - 1)) {
-                let caret = " ".repeat(loc.column.saturating_sub(1));
-                out.push_str(&format!("\n{pad} |\n{num} | {src}\n{pad} | {caret}^"));
-            }
-            if let Some(h) = &self.hint {
-                out.push_str(&format!("\n{pad} = hint: {h}"));
-            }
-        } else if let Some(h) = &self.hint {
-            out.push_str(&format!("\nhint: {h}"));
+        use annotate_snippets::{AnnotationKind, Level, Renderer, Snippet};
+        let Some(loc) = &self.location else {
+            return match &self.hint {
+                Some(h) => format!("{}\nhint: {h}", self.message),
+                None => self.message.clone(),
+            };
+        };
+        let line = source
+            .and_then(|t| t.lines().nth(loc.line.saturating_sub(1)))
+            .unwrap_or("");
+        // With an annotated line the renderer appends `:line:col` itself.
+        let path = if line.is_empty() {
+            format!("{}:{}:{}", loc.file.display(), loc.line, loc.column)
+        } else {
+            loc.file.display().to_string()
+        };
+        // The caret: the character at the column (Rhai counts characters from 1), clamped.
+        let start = line
+            .char_indices()
+            .nth(loc.column.saturating_sub(1))
+            .map_or(line.len(), |(i, _)| i);
+        let end = line[start..]
+            .chars()
+            .next()
+            .map_or(start, |c| start + c.len_utf8());
+        let snippet = Snippet::source(line).line_start(loc.line).path(path);
+        let snippet = if line.is_empty() {
+            snippet
+        } else {
+            snippet.annotation(AnnotationKind::Primary.span(start..end))
+        };
+        // The message is the title, without a level name: callers prefix `error: ` themselves.
+        let mut group = Level::ERROR
+            .no_name()
+            .primary_title(self.message.as_str())
+            .element(snippet);
+        if let Some(h) = &self.hint {
+            group = group.element(Level::HELP.with_name("hint").message(h.as_str()));
         }
-        out
+        let rendered = Renderer::plain().render(&[group]).to_string();
+        // A title without a level name keeps rustc's `: ` separator; drop it.
+        rendered
+            .strip_prefix(": ")
+            .map(String::from)
+            .unwrap_or(rendered)
     }
 }
 

@@ -156,10 +156,27 @@ pub struct Progress {
     pub why: Vec<String>,
 }
 
+/// A primitive waiting for the world (`wait_until_*` between polls, a retry's backoff): for
+/// progress lines, so a long wait inside a step is never silent; not part of the transcript.
+#[derive(Debug, Clone)]
+pub struct Waiting {
+    /// The step (or gate, undo) the wait is in.
+    pub unit: Option<String>,
+    /// `area::op` of the waiting primitive.
+    pub call: String,
+    /// What it waits for, e.g. `cluster orders-db-aurora available`.
+    pub what: String,
+    pub polls: u64,
+    /// Clock time (virtual in the simulator) waited so far and the wait's budget.
+    pub waited_ms: i64,
+    pub timeout_ms: i64,
+}
+
 /// Receives transcript lines as they happen.
 pub trait Sink: Send + Sync {
     fn line(&self, line: &Line);
     fn progress(&self, _progress: &Progress) {}
+    fn waiting(&self, _waiting: &Waiting) {}
 }
 
 /// Collects lines in memory (tests, `--json` summaries).

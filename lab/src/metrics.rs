@@ -163,6 +163,34 @@ pub async fn run_sampler(dir: PathBuf, mut stop: tokio::sync::watch::Receiver<bo
     }
 }
 
+/// Wait until the sampler has written `n` samples (a lab just started has none: its CloudWatch
+/// would answer "no data"), or fail after `timeout`.
+pub async fn wait_for_samples(
+    dir: &Path,
+    n: usize,
+    timeout: Duration,
+) -> Result<(), crate::LabError> {
+    let started = std::time::Instant::now();
+    loop {
+        let written = fs::read_to_string(dir.join(METRICS_FILE))
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        if written >= n {
+            return Ok(());
+        }
+        if started.elapsed() >= timeout {
+            return Err(crate::LabError::Process(format!(
+                "the lab's metric sampler wrote {written} of {n} one-second samples to {} in {}; \
+                 is the source server up? (its log is in {})",
+                dir.join(METRICS_FILE).display(),
+                godwit_engine::duration::format_duration(timeout),
+                dir.display()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// `cw::metric_series` over `metrics.jsonl`.
 pub struct LabCw {
     pub dir: PathBuf,

@@ -31,6 +31,9 @@ use crate::state::{
 
 /// The lab's Envoy node id: the route's expected node.
 const LAB_ENVOY: &str = "lab-envoy-1";
+/// One-second samples a lab has taken when it is up: what a preflight's "at least 5
+/// datapoints" needs, plus one for the second in progress.
+const READY_SAMPLES: usize = 6;
 
 /// How to build a lab.
 #[derive(Debug, Clone)]
@@ -324,7 +327,7 @@ impl Supervisor {
         let (sampler_stop, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(crate::metrics::run_sampler(dir.clone(), rx.clone()));
         tokio::spawn(complete_interrupted_ops(dir.clone(), rx));
-        Ok(Supervisor {
+        let sup = Supervisor {
             dir,
             state,
             plane: Some(plane),
@@ -332,7 +335,14 @@ impl Supervisor {
             sampler_stop,
             cleanup: Cleanup::All,
             down: false,
-        })
+        };
+        // Up means watched for a few seconds too: the standard preflight judges storage
+        // headroom from at least 5 datapoints of the last hour (`lag::wal_headroom`), and a
+        // run started the moment the lab is up (`godwit demo --world lab`, the tests) found one
+        // and refused, rightly, to count no evidence as fine. On failure `sup` is dropped,
+        // which stops everything started above.
+        crate::metrics::wait_for_samples(&sup.dir, READY_SAMPLES, Duration::from_secs(30)).await?;
+        Ok(sup)
     }
 
     /// Keep the lab's directory (data, logs, metrics, lab.json) after `down`.

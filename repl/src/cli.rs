@@ -6,22 +6,43 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use godwit_engine::exit;
 
-use crate::cmd::{check, dal, demo, docs, lab, repl, resume, run, runs, show, verify, worlds};
-use crate::session::{Failure, invalid};
-use crate::state::{state_dir, store};
+use crate::cmd::{
+    abort, approve, check, completions, dal, demo, docs, lab, plan, repl, resume, run, runs, show,
+    verify, worlds,
+};
+use crate::context::{Context, Format};
+use crate::session::Failure;
 use crate::worlds::Worlds;
 
 const EXIT_CODES: &str = "Exit codes: 0 succeeded · 1 internal error · 2 invalid input (nothing changed) · \
 3 aborted and rolled back · 4 rollback stopped at a failed undo (resume retries) · 5 journal damaged · \
-6 run locked by another process · 7 interrupted (resume continues) · 8 refused (runbook changed, replay \
-diverged, already finished) · 9 simulated world's invariants violated";
+6 run or cluster locked by another run · 7 interrupted (resume continues) · 8 refused (runbook changed, \
+replay diverged, already finished) · 9 simulated world's invariants violated · 10 a check found problems";
+
+const EXAMPLES: &str = "Examples:
+  godwit demo                                              the standard runbook on a simulated busy source
+  godwit plan rds-to-aurora --cluster orders-db            preflight + a simulated prediction, changes nothing
+  godwit run rds-to-aurora --cluster orders-db --world sim:busy-source
+  godwit runs                                              newest first; then: show last · resume last
+  godwit completions bash > ~/.local/share/bash-completion/completions/godwit";
 
 #[derive(Parser, Debug)]
-#[command(name = "godwit", version, about = "Durable, resumable RDS → Aurora PostgreSQL migration runbooks", after_help = EXIT_CODES)]
+#[command(
+    name = "godwit",
+    version,
+    about = "Durable, resumable RDS → Aurora PostgreSQL migration runbooks",
+    after_help = format!("{EXAMPLES}\n\n{EXIT_CODES}")
+)]
 pub struct Cli {
     /// Where runs are kept [default: $GODWIT_STATE_DIR, else $XDG_STATE_HOME/godwit, else ~/.local/state/godwit]
     #[arg(long, global = true, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Output format of what a command prints: `text` for people, `json` for machines.
+    #[arg(short = 'o', long, global = true, value_enum, value_name = "FORMAT")]
+    pub output: Option<Format>,
+    /// Shorthand for `-o json`.
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -30,7 +51,10 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     Run(run::RunArgs),
+    Plan(plan::PlanArgs),
     Resume(resume::ResumeArgs),
+    Abort(abort::AbortArgs),
+    Approve(approve::ApproveArgs),
     Runs(runs::RunsArgs),
     Show(show::ShowArgs),
     Verify(verify::VerifyArgs),
@@ -41,6 +65,7 @@ pub enum Command {
     Lab(lab::LabArgs),
     Worlds(worlds::WorldsArgs),
     Docs(docs::DocsArgs),
+    Completions(completions::CompletionsArgs),
 }
 
 /// Entry point of the binary; returns the process exit code. `worlds` lets test binaries add
@@ -57,35 +82,98 @@ pub fn main_with(worlds: Worlds, args: impl IntoIterator<Item = std::ffi::OsStri
             };
         }
     };
-    match dispatch(cli, &worlds) {
+    let format = match (cli.json, cli.output) {
+        (true, _) => Format::Json,
+        (false, Some(f)) => f,
+        (false, None) => Format::Text,
+    };
+    let ctx = Context::new(cli.state_dir, worlds, format);
+    match dispatch(cli.command, &ctx) {
         Ok(code) => code,
         Err(Failure(code, msg)) => {
-            eprintln!("error: {msg}");
+            crate::out::error(&msg);
             code
         }
     }
 }
 
-fn dispatch(cli: Cli, worlds: &Worlds) -> Result<i32, Failure> {
-    let dir = state_dir(cli.state_dir).map_err(invalid)?;
-    let store = store(&dir);
-    // Every binary has the lab world; a test binary may bring its own.
-    let mut worlds = worlds.clone();
-    if worlds.get("lab").is_none() {
-        worlds.add(crate::lab::world_def(&dir));
+fn dispatch(command: Command, ctx: &Context) -> Result<i32, Failure> {
+    match command {
+        Command::Run(args) => args.execute(ctx),
+        Command::Plan(args) => args.execute(ctx),
+        Command::Resume(args) => args.execute(ctx),
+        Command::Abort(args) => args.execute(ctx),
+        Command::Approve(args) => args.execute(ctx),
+        Command::Runs(args) => args.execute(ctx),
+        Command::Show(args) => args.execute(ctx),
+        Command::Verify(args) => args.execute(ctx),
+        Command::Check(args) => args.execute(ctx),
+        Command::Repl(args) => args.execute(ctx),
+        Command::Demo(args) => args.execute(ctx),
+        Command::Dal(args) => args.execute(ctx),
+        Command::Lab(args) => args.execute(ctx),
+        Command::Worlds(args) => args.execute(ctx),
+        Command::Docs(args) => args.execute(ctx),
+        Command::Completions(args) => args.execute::<Cli>(),
     }
-    match cli.command {
-        Command::Run(args) => args.execute(&dir, &store, &worlds),
-        Command::Resume(args) => args.execute(&dir, &store, &worlds),
-        Command::Runs(args) => args.execute(&store),
-        Command::Show(args) => args.execute(&store),
-        Command::Verify(args) => args.execute(&store),
-        Command::Check(args) => args.execute(&store, &worlds),
-        Command::Repl(args) => args.execute(&dir, &store, &worlds),
-        Command::Demo(args) => args.execute(),
-        Command::Dal(args) => args.execute(&dir),
-        Command::Lab(args) => args.execute(&dir),
-        Command::Worlds(args) => args.execute(&worlds),
-        Command::Docs(args) => args.execute(&worlds),
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every command and subcommand, with its path (`lab up`).
+    fn commands() -> Vec<(String, clap::Command)> {
+        fn walk(prefix: &str, cmd: &clap::Command, out: &mut Vec<(String, clap::Command)>) {
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                let path = format!("{prefix}{}", sub.get_name());
+                out.push((path.clone(), sub.clone()));
+                walk(&format!("{path} "), sub, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk("", &Cli::command(), &mut out);
+        out
+    }
+
+    /// Issue 18: `--help` had no examples. Every command's help ends with some, each a
+    /// `godwit …` command line.
+    #[test]
+    fn every_commands_help_has_examples() {
+        let all = commands();
+        assert!(all.len() > 16, "{}", all.len());
+        for (path, cmd) in all {
+            let after = cmd
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            let examples = after.split_once("Examples:").map(|(_, e)| e);
+            assert!(
+                examples.is_some_and(
+                    |e| e.contains(&format!("godwit {}", path.split(' ').next().unwrap()))
+                ),
+                "`godwit {path} --help` has no example of itself: {after:?}"
+            );
+        }
+    }
+
+    /// Issue 18: no shell completions. The scripts cover every command and subcommand.
+    #[test]
+    fn completions_cover_every_command() {
+        for shell in [clap_complete::Shell::Bash, clap_complete::Shell::Zsh] {
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "godwit", &mut buf);
+            let script = String::from_utf8(buf).unwrap();
+            for (path, _) in commands() {
+                let name = path.rsplit(' ').next().unwrap();
+                assert!(script.contains(name), "{shell}: no {path} in the script");
+            }
+            assert!(
+                script.contains("--cluster") && script.contains("--set"),
+                "{shell}"
+            );
+        }
     }
 }

@@ -12,8 +12,10 @@ use godwit_engine::transcript::{Collector, Event, Line};
 use godwit_engine::{RunStatus, StartRequest};
 use godwit_stdlib::sim::scenario::Scenario;
 
+use godwit_stdlib::sim::world::DEFAULT_SCENARIO;
+
 use crate::render::HumanSink;
-use crate::session::{Failure, Output, audited, drive, runner};
+use crate::session::{Driving, Failure, Output, audited, drive};
 
 /// The standard runbook and its modules, as shipped in the binary.
 pub const STANDARD_RUNBOOK: &[(&str, &str)] = &[
@@ -47,40 +49,53 @@ pub const STANDARD_RUNBOOK: &[(&str, &str)] = &[
     ),
 ];
 
-pub const DEFAULT_SCENARIO: &str = "busy-source";
-
 fn io(e: impl std::fmt::Display) -> Failure {
     Failure(godwit_engine::exit::INTERNAL, format!("demo: {e}"))
 }
 
-/// `godwit demo --list`.
-pub fn list() -> Result<i32, Failure> {
+/// `godwit demo --list`: the built-in scenarios (`[{ name, description }]` with `-o json`).
+pub fn list(json: bool) -> Result<i32, Failure> {
+    let mut rows = Vec::new();
     for name in godwit_stdlib::sim::world::builtin_scenarios() {
         let sc = Scenario::load(name).map_err(io)?;
-        println!("  {name:<26} {}", sc.description);
+        if json {
+            rows.push(serde_json::json!({ "name": name, "description": sc.description }));
+        } else {
+            crate::out::line(format!("  {name:<26} {}", sc.description));
+        }
+    }
+    if json {
+        crate::out::json(&rows);
     }
     Ok(godwit_engine::exit::OK)
 }
 
-/// Run the demo; returns the run's exit code.
-pub fn run(scenario: Option<&str>, verbose: bool) -> Result<i32, Failure> {
+/// Run the demo; returns the run's exit code. With `json`, no transcript: one JSON object with
+/// the run's report and the summary's figures.
+pub fn run(scenario: Option<&str>, verbose: bool, json: bool) -> Result<i32, Failure> {
     let name = scenario.unwrap_or(DEFAULT_SCENARIO);
     let sc = Scenario::load(name).map_err(|e| {
+        let names = godwit_stdlib::sim::world::builtin_scenarios();
+        let hint = godwit_engine::params::suggest(name, &names)
+            .map(|n| format!("did you mean {n}? "))
+            .unwrap_or_default();
         Failure(
             godwit_engine::exit::INVALID_INPUT,
-            format!("{e} (godwit demo --list shows the scenarios)"),
+            format!("{e} ({hint}godwit demo --list shows the scenarios)"),
         )
     })?;
     let cluster = sc.source.id.clone();
     let dir = tempfile::tempdir().map_err(io)?;
     let runbook = write_standard_runbook(dir.path())?;
-    println!(
-        "godwit demo · runbook rds-to-aurora · scenario {name}: {}",
-        sc.description
-    );
-    println!(
-        "(simulated: virtual clock, no AWS account; the run is not kept — use `godwit run rds-to-aurora --world sim:{name}` to keep one)\n"
-    );
+    if !json {
+        crate::out::line(format!(
+            "godwit demo · runbook rds-to-aurora · scenario {name}: {}",
+            sc.description
+        ));
+        crate::out::line(format!(
+            "(simulated: virtual clock, no AWS account; the run is not kept — use `godwit run rds-to-aurora --world sim:{name}` to keep one)\n"
+        ));
+    }
     let world = godwit_stdlib::world::World::sim(sc);
     let audit = world.audit.clone();
     let store = FileStore::new(dir.path().join("state/runs"));
@@ -89,9 +104,12 @@ pub fn run(scenario: Option<&str>, verbose: bool) -> Result<i32, Failure> {
         verbose,
         max_operations: None,
     };
-    let (mut runner, rt) = runner(&store, world, &out)?;
+    let driving = Driving::start()?;
+    let mut runner = driving.runner(&store, world, &out);
     let collector = Collector::new();
-    runner.sinks.push(Arc::new(HumanSink::new(verbose)));
+    if !json {
+        runner.sinks.push(Arc::new(HumanSink::new(verbose)));
+    }
     runner.sinks.push(Arc::new(collector.clone()));
     let started = std::time::Instant::now();
     let req = StartRequest {
@@ -100,13 +118,96 @@ pub fn run(scenario: Option<&str>, verbose: bool) -> Result<i32, Failure> {
         params: Default::default(),
         run_id: None,
     };
-    let report = drive(&rt, move || runner.start(req))?;
+    let report = drive(&driving.rt, move || runner.start(req))?;
     let wall = started.elapsed();
-    println!(
-        "\n{}",
-        summary(&collector.lines(), &report.status, wall, "virtual time")
-    );
+    let lines = collector.lines();
+    if json {
+        crate::out::json(&serde_json::json!({
+            "scenario": name,
+            "report": report,
+            "write_blackout": blackout(&lines),
+            "virtual_ms": lines.last().map_or(0, |l| l.at) - lines.first().map_or(0, |l| l.at),
+        }));
+    } else {
+        crate::out::line(format!(
+            "\n{}",
+            summary(&lines, &report.status, wall, "virtual time")
+        ));
+    }
     Ok(audited(report.status.exit_code(), audit.as_deref()))
+}
+
+/// When writes could not reach the source: from the first step that ended the application's
+/// sessions on it (new ones are held at Envoy from the hold on) — by SQL or by the reboot; the
+/// fence itself if neither ran — to the route switch onto Aurora; or, when the run rolled back,
+/// to the undo that reopened the source (its security groups restored, Envoy's hold released),
+/// or to the end of the run if it is still fenced.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum Blackout {
+    /// The source was never fenced.
+    None,
+    /// From `from` to `to` (clock ms); `began`: what started it, `until`: what ended it.
+    Ended {
+        from: i64,
+        began: String,
+        to: i64,
+        until: String,
+    },
+    /// Still fenced when the run ended (a failed rollback, an interrupted run).
+    Ongoing { from: i64, to: i64 },
+}
+
+/// The write blackout a transcript shows (see [`Blackout`]).
+pub fn blackout(lines: &[Line]) -> Blackout {
+    let started = |step: &str| {
+        lines.iter().find_map(|l| match &l.event {
+            Event::StepStarted { name } if name == step => Some(l.at),
+            _ => None,
+        })
+    };
+    let completed = |step: &str| {
+        lines.iter().find_map(|l| match &l.event {
+            Event::StepCompleted { name, .. } if name == step => Some(l.at),
+            _ => None,
+        })
+    };
+    let undone = |step: &str| {
+        lines.iter().rev().find_map(|l| match &l.event {
+            Event::UndoCompleted { step: s } if s == step => Some(l.at),
+            _ => None,
+        })
+    };
+    let ended = SESSION_ENDING_STEPS
+        .iter()
+        .filter_map(|(step, how)| started(step).map(|at| (at, *how)))
+        .min_by_key(|(at, _)| *at);
+    let Some((from, began)) = ended.or_else(|| started("fence").map(|at| (at, "source fenced")))
+    else {
+        return Blackout::None;
+    };
+    let began = began.to_string();
+    if let Some(to) = completed("switch-route") {
+        return Blackout::Ended {
+            from,
+            began,
+            to,
+            until: "every Envoy node on Aurora".into(),
+        };
+    }
+    // Rolled back: the source takes writes again once its groups are back and the hold is gone.
+    match (undone("fence"), undone("hold")) {
+        (Some(f), h) => Blackout::Ended {
+            from,
+            began,
+            to: h.map_or(f, |h| h.max(f)),
+            until: "the rollback reopened the source".into(),
+        },
+        (None, _) => Blackout::Ongoing {
+            from,
+            to: lines.last().map_or(from, |l| l.at),
+        },
+    }
 }
 
 /// Write the embedded standard runbook and its modules under `dir/runbooks`; returns the
@@ -162,32 +263,24 @@ pub fn summary(
             dur(next - at)
         ));
     }
-    let started = |step: &str| {
-        lines.iter().find_map(|l| match &l.event {
-            Event::StepStarted { name } if name == step => Some(l.at),
-            _ => None,
-        })
-    };
-    let completed = |step: &str| {
-        lines.iter().find_map(|l| match &l.event {
-            Event::StepCompleted { name, .. } if name == step => Some(l.at),
-            _ => None,
-        })
-    };
-    // Writes stop when the application's sessions on the source end (new ones are held at
-    // Envoy from the hold on): the first step that ends them, by SQL or by the reboot.
-    let ended = SESSION_ENDING_STEPS
-        .iter()
-        .filter_map(|(step, how)| started(step).map(|at| (at, *how)))
-        .min_by_key(|(at, _)| *at);
-    match (ended, completed("switch-route")) {
-        (Some((a, how)), Some(b)) => out.push(format!(
-            "  write blackout ≈ {} ({how} at {} → every Envoy node on Aurora at {})",
-            dur(b - a),
-            format_timestamp(a),
-            format_timestamp(b)
+    match blackout(lines) {
+        Blackout::Ended {
+            from,
+            began,
+            to,
+            until,
+        } => out.push(format!(
+            "  write blackout ≈ {} ({began} at {} → {until} at {})",
+            dur(to - from),
+            format_timestamp(from),
+            format_timestamp(to)
         )),
-        _ => out.push("  write blackout: none — the source was never fenced".into()),
+        Blackout::Ongoing { from, to } => out.push(format!(
+            "  write blackout: the source is STILL FENCED (since {}, {} so far): nothing took over its writes",
+            format_timestamp(from),
+            dur(to - from)
+        )),
+        Blackout::None => out.push("  write blackout: none — the source was never fenced".into()),
     }
     let gates: Vec<String> = lines
         .iter()

@@ -2,7 +2,7 @@
 //! command is `cmd/lab.rs`. A lab lives in `<tmp>/godwit-lab-<uid>` unless `--dir` (or `lab:DIR`)
 //! names another.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,15 +17,15 @@ use crate::session::{Failure, runtime};
 use crate::worlds::WorldDef;
 
 /// `<tmp>/godwit-lab-<uid>`: a lab is throwaway, and its servers run as another OS user when
-/// godwit runs as root, which could not enter a state directory under root's home (0700).
-/// `state_dir` is unused on purpose: every process of one user finds the same lab.
-pub fn default_dir(_state_dir: &Path) -> PathBuf {
+/// godwit runs as root, which could not enter a state directory under root's home (0700). Not
+/// under the state directory on purpose: every process of one user finds the same lab.
+pub fn default_dir() -> PathBuf {
     std::env::temp_dir().join(format!("godwit-lab-{}", godwit_lab::pgproc::current_uid()))
 }
 
-/// The `lab` world of this state directory.
-pub fn world_def(state_dir: &Path) -> WorldDef {
-    let default = default_dir(state_dir);
+/// The `lab` world.
+pub fn world_def() -> WorldDef {
+    let default = default_dir();
     WorldDef {
         name: "lab".into(),
         about: format!(
@@ -65,16 +65,18 @@ pub(crate) fn lab_failure(e: godwit_lab::LabError) -> Failure {
 /// `godwit demo --world lab`: a throwaway lab, the standard runbook under a write load through
 /// Envoy, the usual summary plus what the clients measured.
 pub fn demo(verbose: bool) -> Result<i32, Failure> {
+    // The system's temporary directory ($TMPDIR), where a server running as another OS user can
+    // enter (see default_dir).
     let tmp = tempfile::Builder::new()
         .prefix("godwit-demo-")
-        .tempdir_in("/tmp")
+        .tempdir_in(std::env::temp_dir())
         .map_err(|e| Failure(exit::INTERNAL, format!("demo: {e}")))?;
     let runbook = crate::demo::write_standard_runbook(tmp.path())?;
-    println!(
-        "godwit demo · runbook rds-to-aurora · world lab: real PostgreSQL servers and a real Envoy on this machine, 4 clients writing through Envoy the whole time"
+    crate::out::line(
+        "godwit demo · runbook rds-to-aurora · world lab: real PostgreSQL servers and a real Envoy on this machine, 4 clients writing through Envoy the whole time",
     );
-    println!(
-        "(starting the lab: a source server with 10,000 orders, Envoy, the control plane, a CDC consumer …)\n"
+    crate::out::line(
+        "(starting the lab: a source server with 10,000 orders, Envoy, the control plane, a CDC consumer …)\n",
     );
     let rt = runtime()?;
     let code = rt.block_on(async {
@@ -108,11 +110,11 @@ pub fn demo(verbose: bool) -> Result<i32, Failure> {
             .report
             .as_ref()
             .ok_or_else(|| Failure(exit::INTERNAL, "no run report".into()))?;
-        println!(
+        crate::out::line(format!(
             "\n{}",
             crate::demo::summary(&collector.lines(), &report.status, wall, "wall-clock time")
-        );
-        println!("{}", measured(&out));
+        ));
+        crate::out::line(measured(&out));
         Ok::<_, Failure>(report.status.exit_code())
     })?;
     Ok(code)

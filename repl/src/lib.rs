@@ -6,8 +6,13 @@
 //! [`session::Failure`]. Nothing imports `cli` back.
 //!
 //! * [`cli`]: the clap `Cli`/`Command` definitions and the dispatch, one line per command.
-//! * [`cmd`]: one file per command (`run`, `resume`, `runs`, `show`, `verify`, `check`,
-//!   `repl`, `demo`, `dal`, `lab`, `worlds`, `docs`), its clap `Args` next to its `execute`.
+//! * [`cmd`]: one file per command (`run`, `plan`, `resume`, `abort`, `approve`, `runs`,
+//!   `show`, `verify`, `check`, `repl`, `demo`, `dal`, `lab`, `worlds`, `docs`, `completions`),
+//!   its clap `Args` next to its `execute`.
+//! * [`context`]: what every command gets: the worlds, the output format (`-o json`), the state
+//!   directory (resolved only when a command needs one).
+//! * [`out`]: printing — colour through anstream (NO_COLOR, non-terminals), a closed pipe ends
+//!   the command quietly.
 //! * [`session`]: the runner plumbing commands share — runtime, Ctrl-C, sinks, `drive`,
 //!   `finish`, the world's audit — and [`session::Failure`], what every command returns.
 //! * [`config`]: the RUNBOOK argument, `--config` TOML and `--set` parameters, world settings.
@@ -15,6 +20,8 @@
 //! * [`worlds`]: the `--world NAME[:ARG]` registry.
 //! * [`render`]: human rendering of transcript events, the live progress line, the runs table.
 //! * [`demo`]: the standard runbook (embedded) on a built-in scenario, with a summary.
+//! * [`plan`]: `godwit plan` for one cluster — preflight in its world, a simulated prediction —
+//!   read-only, and callable per cluster by a fleet plan.
 //! * [`lab`]: the `lab` world and `godwit demo --world lab`.
 //! * [`repl`]: the interactive console (rustyline; piped stdin works too).
 //! * [`docs`]: the generated primitive reference (`godwit docs`, drift check).
@@ -24,9 +31,12 @@
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod context;
 pub mod demo;
 pub mod docs;
 pub mod lab;
+pub mod out;
+pub mod plan;
 pub mod render;
 pub mod repl;
 pub mod session;

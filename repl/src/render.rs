@@ -1,19 +1,28 @@
-//! Human rendering of transcript events (and a live progress line for long gate waits).
+//! Human rendering of transcript events, with colour where it can be seen (anstream: a
+//! terminal, no `NO_COLOR`), and a live progress line (indicatif, on stderr, hidden when stderr
+//! is not a terminal) while anything waits: a step (its `wait_until_*` polls, its retries), a
+//! gate (its reasons), an approval — with the time elapsed.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::sync::Mutex;
+use std::time::Duration;
 
+use anstyle::Style;
 use godwit_engine::clock::format_timestamp;
 use godwit_engine::duration::format_duration;
 use godwit_engine::runbook::short_hash;
-use godwit_engine::transcript::{Event, Line, Progress, Sink};
+use godwit_engine::transcript::{Event, Line, Progress, Sink, Waiting};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 
-/// Prints transcript lines for people. On a terminal, a single progress line is redrawn while a
-/// gate waits; elsewhere (CI logs, pipes) only changes of a gate's reasons are printed.
+use crate::out::{BAD, DIM, OK, UNDO, WARN};
+
+/// Prints transcript lines for people on stdout, and a spinner with the elapsed time and what
+/// is awaited on stderr while a step or gate runs (never on a pipe or in CI logs, where only
+/// changes of a gate's reasons are printed, as lines).
 pub struct HumanSink {
-    tty: bool,
-    progress_shown: Mutex<bool>,
+    /// The progress line of the step or gate running now.
+    bar: Mutex<Option<ProgressBar>>,
     /// Show primitive calls (`-v`).
     verbose: bool,
 }
@@ -21,24 +30,75 @@ pub struct HumanSink {
 impl HumanSink {
     pub fn new(verbose: bool) -> Self {
         HumanSink {
-            tty: std::io::stdout().is_terminal(),
-            progress_shown: Mutex::new(false),
+            bar: Mutex::new(None),
             verbose,
         }
     }
 
-    fn print(&self, text: &str) {
-        let mut shown = self
-            .progress_shown
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let mut out = std::io::stdout().lock();
-        if *shown {
-            let _ = write!(out, "\r\x1b[2K");
-            *shown = false;
-        }
-        let _ = writeln!(out, "{text}");
+    fn bar(&self) -> std::sync::MutexGuard<'_, Option<ProgressBar>> {
+        self.bar.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Print a line above the progress line (which indicatif redraws below it).
+    fn print(&self, text: &str) {
+        let bar = self.bar();
+        let write = || {
+            let mut out = anstream::stdout().lock();
+            // Losing the transcript on a closed pipe must not stop a migration.
+            let _ = writeln!(out, "{text}");
+            let _ = out.flush();
+        };
+        match bar.as_ref() {
+            Some(b) => b.suspend(write),
+            None => write(),
+        }
+    }
+
+    /// A step or gate began: a fresh spinner, its clock at 0.
+    fn start(&self, what: String) {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("  {spinner:.cyan} {elapsed:>4} {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_message(what);
+        bar.enable_steady_tick(Duration::from_millis(120));
+        if let Some(old) = self.bar().replace(bar) {
+            old.finish_and_clear();
+        }
+    }
+
+    fn message(&self, what: String) {
+        if let Some(b) = self.bar().as_ref() {
+            b.set_message(what);
+        }
+    }
+
+    fn stop(&self) {
+        if let Some(b) = self.bar().take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+fn dur(ms: i64) -> String {
+    format_duration(Duration::from_millis(ms.max(0) as u64))
+}
+
+/// The colour of an event's line, if any.
+fn style_of(event: &Event) -> Option<Style> {
+    Some(match event {
+        Event::StepCompleted { .. } | Event::GatePassed { .. } => OK,
+        Event::StepFailed { .. } | Event::GateTimedOut { .. } | Event::UndoFailed { .. } => BAD,
+        Event::AbortStarted { .. } | Event::Warning { .. } | Event::RunStopped { .. } => WARN,
+        Event::UndoCompleted { .. } | Event::UndoSkipped { .. } => UNDO,
+        Event::GatePoll { .. } | Event::StepReplayed { .. } | Event::GateReplayed { .. } => DIM,
+        Event::RunFinished { outcome, .. } => match outcome {
+            godwit_engine::journal::Outcome::Succeeded => OK,
+            godwit_engine::journal::Outcome::RolledBack => WARN,
+        },
+        _ => return None,
+    })
 }
 
 /// A value in one line, cut to `max` characters.
@@ -91,7 +151,7 @@ pub fn describe(line: &Line, verbose: bool) -> Option<String> {
         Event::StepCompleted { name, result, ms } => {
             format!(
                 "  ✓ step {name:<28} {:>7}  {}",
-                format_duration(std::time::Duration::from_millis(*ms)),
+                format_duration(Duration::from_millis(*ms)),
                 compact(result, 70)
             )
         }
@@ -195,57 +255,101 @@ pub fn describe(line: &Line, verbose: bool) -> Option<String> {
 
 impl Sink for HumanSink {
     fn line(&self, line: &Line) {
+        match &line.event {
+            Event::StepStarted { name } => self.start(format!("step {name}")),
+            Event::GateStarted { name, .. } => self.start(format!("gate {name}")),
+            Event::StepRerun { name } => self.start(format!("step {name} (again)")),
+            Event::StepCompleted { .. }
+            | Event::StepFailed { .. }
+            | Event::GatePassed { .. }
+            | Event::GateTimedOut { .. }
+            | Event::AbortStarted { .. }
+            | Event::RunFinished { .. }
+            | Event::RunStopped { .. } => self.stop(),
+            _ => {}
+        }
         if let Some(text) = describe(line, self.verbose) {
-            self.print(&text);
+            match style_of(&line.event) {
+                Some(style) => self.print(&crate::out::styled(style, text)),
+                None => self.print(&text),
+            }
         }
     }
 
     fn progress(&self, p: &Progress) {
-        if !self.tty {
-            return;
-        }
-        let waited = format_duration(std::time::Duration::from_millis(p.waited_ms.max(0) as u64));
-        let timeout = format_duration(std::time::Duration::from_millis(p.timeout_ms.max(0) as u64));
-        let text = format!(
-            "    … gate {} · {waited} of {timeout} · poll {} · {}",
+        self.message(format!(
+            "gate {} · poll {} · {} of {} · {}",
             p.gate,
             p.poll,
+            dur(p.waited_ms),
+            dur(p.timeout_ms),
             p.why.join("; ")
-        );
-        let width = 120;
-        let text: String = text.chars().take(width).collect();
-        let mut shown = self
-            .progress_shown
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let mut out = std::io::stdout().lock();
-        let _ = write!(out, "\r\x1b[2K{text}");
-        let _ = out.flush();
-        *shown = true;
+        ));
+    }
+
+    fn waiting(&self, w: &Waiting) {
+        let unit = w
+            .unit
+            .as_deref()
+            .map(|u| format!("step {u} · "))
+            .unwrap_or_default();
+        // Once per wait, as a line: on a pipe (CI logs) it is all there is, and on a narrow
+        // terminal the progress line below cuts `what` short.
+        if w.polls == 1 {
+            self.print(&crate::out::styled(
+                DIM,
+                format!(
+                    "  … {unit}{} waits for {} (up to {})",
+                    w.call,
+                    w.what,
+                    dur(w.timeout_ms)
+                ),
+            ));
+        }
+        // The numbers first: a terminal narrower than the line cuts its end.
+        self.message(format!(
+            "{unit}{} · waited {} of {} (poll {}) · {}",
+            w.call,
+            dur(w.waited_ms),
+            dur(w.timeout_ms),
+            w.polls,
+            w.what
+        ));
     }
 }
 
 /// The `godwit runs` table of [`crate::state::list_runs`] rows (`no runs in <root>` when there
-/// are none).
+/// are none): columns fit the terminal, a long WHERE wraps inside its column instead of pushing
+/// the next row's columns out of line.
 pub fn runs_table(rows: &[Value], root: &std::path::Path) -> String {
     if rows.is_empty() {
         return format!("no runs in {}", root.display());
     }
-    let mut lines = vec![format!(
-        "{:<38} {:<22} {:<14} {:<14} {:<16} WHERE",
-        "RUN", "RUNBOOK", "CLUSTER", "WORLD", "STATUS"
-    )];
+    let mut table = comfy_table::Table::new();
+    table
+        .load_style(comfy_table::presets::NOTHING)
+        .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
+        .set_header([
+            "RUN", "RUNBOOK", "CLUSTER", "WORLD", "STARTED", "STATUS", "WHERE",
+        ]);
     for r in rows {
         let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
-        lines.push(format!(
-            "{:<38} {:<22} {:<14} {:<14} {:<16} {}",
+        let status = match r["driven_by"].as_str() {
+            Some(holder) => format!("{} ({holder})", s("status")),
+            None => s("status"),
+        };
+        table.add_row([
             s("run_id"),
             s("runbook"),
             s("cluster"),
             s("world"),
-            s("status"),
-            s("where")
-        ));
+            s("started"),
+            status,
+            s("where"),
+        ]);
     }
-    lines.join("\n")
+    for c in table.column_iter_mut() {
+        c.set_padding((0, 2));
+    }
+    table.trim_fmt()
 }

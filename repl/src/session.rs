@@ -1,7 +1,7 @@
 //! The plumbing every command that runs a runbook shares: the async runtime, the `Runner` with
-//! its Ctrl-C handler and sinks, driving a run on a blocking thread, the world's audit and the
-//! outcome printed at the end. Commands return [`Failure`] (exit code and message); only the
-//! entry point (`main_with`) prints it.
+//! its Ctrl-C/SIGTERM handler and sinks, driving a run on a blocking thread, the world's audit
+//! and the outcome printed at the end. Commands return [`Failure`] (exit code and message); only
+//! the entry point (`main_with`) prints it.
 
 use std::sync::Arc;
 
@@ -13,6 +13,7 @@ use crate::render::HumanSink;
 use crate::worlds::Worlds;
 
 /// A command failure: exit code and message.
+#[derive(Debug)]
 pub struct Failure(pub i32, pub String);
 
 impl From<EngineError> for Failure {
@@ -26,11 +27,12 @@ pub(crate) fn invalid(msg: impl Into<String>) -> Failure {
     Failure(exit::INVALID_INPUT, msg.into())
 }
 
-/// How a run reports: the flags `run` and `resume` share.
+/// How a run reports: the flags `run` and `resume` share (`-o json` prints the outcome as one
+/// JSON object on stdout instead of the human transcript).
 #[derive(clap::Args, Debug, Clone)]
 pub struct Output {
-    /// Print the outcome as one JSON object on stdout instead of the human transcript.
-    #[arg(long)]
+    /// No human transcript (`-o json`, or a command that only parses or evaluates).
+    #[arg(skip)]
     pub json: bool,
     /// Also show every primitive call with its arguments and result.
     #[arg(short, long)]
@@ -50,6 +52,12 @@ impl Output {
             max_operations: None,
         }
     }
+
+    /// These flags under the command line's output format.
+    pub fn with_format(mut self, ctx: &crate::context::Context) -> Output {
+        self.json = ctx.json();
+        self
+    }
 }
 
 /// The multi-threaded runtime a command's async work runs on.
@@ -66,8 +74,76 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         })
 }
 
-/// A runner of `world` journaling into `store`, on a fresh runtime: Ctrl-C cancels it (the run
-/// stays resumable), the human transcript is printed unless `out.json`.
+/// The runtime of a command that drives a run (`run`, `resume`, `abort`), with SIGINT and
+/// SIGTERM trapped from its first moment: an interrupt while the world is built or the runbook
+/// loads is an interrupt too (exit 7, nothing created), never a killed process or a runbook
+/// that "does not parse".
+pub(crate) struct Driving {
+    pub rt: tokio::runtime::Runtime,
+    pub cancel: godwit_engine::Cancel,
+}
+
+impl Driving {
+    /// Start the runtime and trap the signals. Ctrl-C and SIGTERM (a supervisor stopping
+    /// godwit, `kill`) both stop the run at its next safe point, resumable, nothing rolled
+    /// back: an interrupt is never an abort.
+    pub fn start() -> Result<Driving, Failure> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let rt = runtime()?;
+        let cancel = godwit_engine::Cancel::new();
+        let err =
+            |e: std::io::Error| Failure(exit::INTERNAL, format!("cannot handle signals: {e}"));
+        // `signal()` registers at once (a `ctrl_c()` future only when first polled).
+        let (mut int, mut term) = {
+            let _in = rt.enter();
+            (
+                signal(SignalKind::interrupt()).map_err(err)?,
+                signal(SignalKind::terminate()).map_err(err)?,
+            )
+        };
+        let c = cancel.clone();
+        rt.spawn(async move {
+            let which = tokio::select! {
+                _ = int.recv() => "interrupt",
+                _ = term.recv() => "terminated",
+            };
+            crate::out::note(format!(
+                "\n{which}: stopping at the next safe point (the run stays resumable)…"
+            ));
+            c.cancel();
+        });
+        Ok(Driving { rt, cancel })
+    }
+
+    /// Exit 7 when an interrupt came before the run existed.
+    pub fn check(&self) -> Result<(), Failure> {
+        if self.cancel.is_cancelled() {
+            return Err(Failure(
+                exit::INTERRUPTED,
+                "interrupted before the run started; nothing was created".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A runner of `world` journaling into `store` on this runtime, cancelled by the trapped
+    /// signals; the human transcript is printed unless `out.json`.
+    pub fn runner(
+        &self,
+        store: &FileStore,
+        world: godwit_stdlib::world::World,
+        out: &Output,
+    ) -> Runner {
+        let mut runner = world.runner(Arc::new(store.clone()), self.rt.handle().clone());
+        runner.cancel = self.cancel.clone();
+        configure(&mut runner, out);
+        runner
+    }
+}
+
+/// A runner of `world` journaling into `store`, on a fresh runtime, for commands that only
+/// parse or evaluate (no signal trap: Ctrl-C ends the process); the human transcript is printed
+/// unless `out.json`.
 pub(crate) fn runner(
     store: &FileStore,
     world: godwit_stdlib::world::World,
@@ -75,21 +151,11 @@ pub(crate) fn runner(
 ) -> Result<(Runner, tokio::runtime::Runtime), Failure> {
     let rt = runtime()?;
     let mut runner = world.runner(Arc::new(store.clone()), rt.handle().clone());
-    let c = runner.cancel.clone();
-    // Ctrl-C and SIGTERM (a supervisor stopping godwit, `kill`) both stop the run at its next
-    // safe point, resumable, nothing rolled back: an interrupt is never an abort.
-    rt.spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).ok();
-        let which = tokio::select! {
-            r = tokio::signal::ctrl_c() => r.ok().map(|_| "interrupt"),
-            Some(_) = async { match term.as_mut() { Some(t) => t.recv().await, None => None } } => Some("terminated"),
-        };
-        if let Some(which) = which {
-            eprintln!("\n{which}: stopping at the next safe point (the run stays resumable)…");
-            c.cancel();
-        }
-    });
+    configure(&mut runner, out);
+    Ok((runner, rt))
+}
+
+fn configure(runner: &mut Runner, out: &Output) {
     if !out.json {
         runner
             .sinks
@@ -98,14 +164,13 @@ pub(crate) fn runner(
     if let Some(n) = out.max_operations {
         runner.limits.max_operations = n;
     }
-    Ok((runner, rt))
 }
 
 /// Run the engine on a blocking thread (primitives block on the runtime through the Host).
-pub(crate) fn drive(
+pub(crate) fn drive<T: Send + 'static>(
     rt: &tokio::runtime::Runtime,
-    f: impl FnOnce() -> Result<RunReport, EngineError> + Send + 'static,
-) -> Result<RunReport, Failure> {
+    f: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
+) -> Result<T, Failure> {
     let handle = rt.spawn_blocking(f);
     match rt.block_on(handle) {
         Ok(r) => r.map_err(Failure::from),
@@ -124,9 +189,9 @@ pub(crate) fn audited(code: i32, audit: Option<&(dyn Fn() -> Vec<String> + Send 
         return code;
     }
     for f in &findings {
-        eprintln!("error: {f}");
+        crate::out::error(f);
     }
-    eprintln!("the runbook is unsafe in this world: fix it before running it anywhere real");
+    crate::out::note("the runbook is unsafe in this world: fix it before running it anywhere real");
     exit::INVARIANT_VIOLATED
 }
 
@@ -134,23 +199,31 @@ pub(crate) fn audited(code: i32, audit: Option<&(dyn Fn() -> Vec<String> + Send 
 /// exit code.
 pub(crate) fn finish(report: &RunReport, out: &Output) -> i32 {
     if out.json {
-        println!("{}", serde_json::to_string(report).unwrap_or_default());
+        crate::out::json(report);
         return report.status.exit_code();
     }
     match &report.status {
         RunStatus::Succeeded { .. } => {}
         RunStatus::RolledBack {
             report: Some(r), ..
-        } => eprintln!("\nerror: {}", r.render()),
-        RunStatus::RolledBack { reason, .. } => eprintln!("\nrolled back: {reason}"),
-        RunStatus::RollbackFailed { step, error, .. } => eprintln!(
-            "\nerror: rollback stopped: the undo of '{step}' failed: {error}\nfix the cause, then `godwit resume {}` retries it",
-            report.run_id
-        ),
-        RunStatus::Interrupted => eprintln!(
+        } => {
+            crate::out::note("");
+            crate::out::error(&r.render());
+        }
+        RunStatus::RolledBack { reason, .. } => {
+            crate::out::note(format!("\nrolled back: {reason}"))
+        }
+        RunStatus::RollbackFailed { step, error, .. } => {
+            crate::out::note("");
+            crate::out::error(&format!(
+                "rollback stopped: the undo of '{step}' failed: {error}\nfix the cause, then `godwit resume {}` retries it",
+                report.run_id
+            ));
+        }
+        RunStatus::Interrupted => crate::out::note(format!(
             "\ninterrupted; continue with `godwit resume {}`",
             report.run_id
-        ),
+        )),
     }
     report.status.exit_code()
 }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use godwit_engine::journal::file::FileStore;
-use godwit_engine::plan::{Plan, Status};
+use godwit_engine::plan::Plan;
 use godwit_engine::{EngineError, JournalStore};
 use serde_json::{Value, json};
 
@@ -34,7 +34,28 @@ pub fn world_state_file(state_dir: &std::path::Path, run_id: &str) -> PathBuf {
     state_dir.join("worlds").join(format!("{run_id}.json"))
 }
 
-/// Resolve what the operator typed to a run id: exact id, `last`, or a unique prefix.
+/// The files a world keeps at `state` ([`world_state_file`]): the state itself, the simulator's
+/// clock (`.now`) and the world's settings (`.settings.json`).
+pub fn world_files(state: &std::path::Path) -> Vec<PathBuf> {
+    vec![
+        state.to_path_buf(),
+        state.with_extension("now"),
+        godwit_stdlib::world::settings_file(state),
+    ]
+}
+
+/// Remove a world that never got its run (a refused start); its directory too when empty.
+pub fn forget_world(state: &std::path::Path) {
+    for f in world_files(state) {
+        let _ = std::fs::remove_file(f);
+    }
+    if let Some(parent) = state.parent() {
+        let _ = std::fs::remove_dir(parent); // only if empty
+    }
+}
+
+/// Resolve what the operator typed to a run id: exact id, `last` (the newest: ids are
+/// time-ordered, see `godwit_engine::run::run_order`), or a unique prefix.
 pub fn resolve_run(store: &FileStore, arg: &str) -> Result<String, String> {
     let ids = store.list().map_err(|e| e.to_string())?;
     if arg == "last" {
@@ -65,18 +86,29 @@ pub fn resolve_run(store: &FileStore, arg: &str) -> Result<String, String> {
     }
 }
 
-/// Where run `id` stands: its journal's status, `running (<holder>)` while a process holds it,
-/// `stopped` when it is in progress and nobody does.
-pub fn run_status(store: &FileStore, id: &str, plan: &Plan) -> String {
-    match (plan.status(), store.holder(id)) {
-        (Status::InProgress | Status::RollingBack, Some(holder)) => format!("running ({holder})"),
-        (Status::InProgress, None) => "stopped".into(),
-        (s, _) => s.as_str().into(),
+/// Where run `id` stands, in the words every command uses ([`Plan::status_word`]), and the
+/// process driving it, if one does.
+pub fn run_status(store: &FileStore, id: &str, plan: &Plan) -> (&'static str, Option<String>) {
+    let holder = store.holder(id);
+    (plan.status_word(holder.is_some()), holder)
+}
+
+/// [`run_status`] in one phrase: `running (pid 42 on host)`, `stopped`, ...
+pub fn status_text(store: &FileStore, id: &str, plan: &Plan) -> String {
+    match run_status(store, id, plan) {
+        (word, Some(holder)) => format!("{word} ({holder})"),
+        (word, None) => word.to_string(),
     }
 }
 
-/// Every run, newest first, as `godwit runs --json` prints them: `run_id`, `runbook`, `cluster`,
-/// `world`, `status` and `where`; a run whose journal cannot be read is `damaged`.
+/// When run `id` was started by the wall clock, as its id says (ULIDs, and the dated ids before).
+pub fn started_at(id: &str) -> Option<i64> {
+    Some(godwit_engine::run::run_order(id).0).filter(|ms| *ms != i64::MIN)
+}
+
+/// Every run, newest first, as `godwit runs -o json` prints them: `run_id`, `runbook`,
+/// `cluster`, `world`, `started` (wall clock, from the id), `status`, `driven_by` and
+/// `where`; a run whose journal cannot be read is `damaged`.
 pub fn list_runs(store: &FileStore) -> Result<Vec<Value>, EngineError> {
     let ids = store.list().map_err(EngineError::from)?;
     let mut rows = Vec::new();
@@ -85,12 +117,17 @@ pub fn list_runs(store: &FileStore) -> Result<Vec<Value>, EngineError> {
             Ok(loaded) => {
                 let plan = Plan::from_records(&loaded.records);
                 let s = plan.started.clone();
+                let (status, holder) = run_status(store, &id, &plan);
                 json!({
                     "run_id": id,
                     "runbook": s.as_ref().map(|s| format!("{} {}", s.runbook.name, s.runbook.version)),
                     "cluster": s.as_ref().map(|s| s.cluster.clone()),
                     "world": s.as_ref().map(|s| s.world.clone()),
-                    "status": run_status(store, &id, &plan),
+                    // Wall-clock start from the id (a simulated run's own clock starts every
+                    // run at the same virtual time).
+                    "started": started_at(&id).or_else(|| s.as_ref().map(|s| s.at)).map(godwit_engine::clock::format_timestamp),
+                    "status": status,
+                    "driven_by": holder,
                     "where": plan.whereabouts(),
                 })
             }

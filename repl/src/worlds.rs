@@ -3,10 +3,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use godwit_stdlib::sim::world::DEFAULT_SCENARIO;
 use godwit_stdlib::world::World;
-
-/// The scenario of `--world sim` without `:SCENARIO`.
-pub const DEFAULT_SCENARIO: &str = "busy-source";
+use serde_json::{Value, json};
 
 /// Builds a world from the part after `NAME:` (empty when absent). The path, when given, is
 /// where a stateful world (the simulator) keeps its state so `resume` in another process
@@ -56,19 +55,46 @@ impl Default for Worlds {
                     World::from_spec_at(&spec, state)
                 }),
             },
-            WorldDef {
-                name: "aws".into(),
-                about: "AWS: rds, ec2, cw through the SDK, pg and validate with IAM tokens over TLS, route via godwit dal serve --api, declared CDC consumers; settings from the [aws] tables of --config, else AWS_REGION / AWS_PROFILE / AWS_ENDPOINT_URL (docs/aws.md)".into(),
-                make: Arc::new(|arg, state| {
-                    if !arg.is_empty() {
-                        return Err(format!("world 'aws' takes no argument (got 'aws:{arg}'); settings go in the [aws] table of --config"));
-                    }
-                    World::aws_from_state(state)
-                }),
-            }],
+            aws_world()],
             default: "sim".into(),
             reference: "sim".into(),
         }
+    }
+}
+
+/// How to get a godwit with the aws world (the `aws` feature links the AWS SDK).
+pub const WITH_AWS: &str = "cargo install --path repl --features aws";
+
+/// The aws world over the AWS SDK (this binary was built with the `aws` feature).
+#[cfg(feature = "aws")]
+fn aws_world() -> WorldDef {
+    WorldDef {
+        name: "aws".into(),
+        about: "AWS: rds, ec2, cw through the SDK, pg and validate with IAM tokens over TLS, route via godwit dal serve --api, declared CDC consumers; settings from --profile/--region/--endpoint-url, the [aws] tables of --config, else AWS_REGION / AWS_PROFILE / AWS_ENDPOINT_URL (docs/aws.md)".into(),
+        make: Arc::new(|arg, state| {
+            if !arg.is_empty() {
+                return Err(format!("world 'aws' takes no argument (got 'aws:{arg}'); settings go in the [aws] table of --config"));
+            }
+            World::aws_from_state(state)
+        }),
+    }
+}
+
+/// Without the `aws` feature the aws world is listed, and asking for it says how to get it.
+#[cfg(not(feature = "aws"))]
+fn aws_world() -> WorldDef {
+    WorldDef {
+        name: "aws".into(),
+        about: format!(
+            "not in this build (built without the `aws` feature, the AWS SDK): {WITH_AWS}"
+        ),
+        make: Arc::new(|_arg, _state| {
+            Err(format!(
+                "this godwit was built without the aws world: the `aws` feature links the AWS SDK \
+                 and is off by default so that `cargo run -p godwit -- demo` builds quickly; \
+                 install with it: {WITH_AWS} (or cargo run -p godwit --features aws -- …)"
+            ))
+        }),
     }
 }
 
@@ -95,20 +121,72 @@ impl Worlds {
             .join("\n")
     }
 
+    /// `godwit worlds -o json`: `[{ name, about }]`.
+    pub fn list(&self) -> Value {
+        Value::Array(
+            self.defs
+                .iter()
+                .map(|d| json!({ "name": d.name, "about": d.about }))
+                .collect(),
+        )
+    }
+
+    /// Is `name` (the part of `--world` before `:`) a world of this binary? The error lists
+    /// them, with the closest as a suggestion.
+    pub fn check_name(&self, name: &str) -> Result<(), String> {
+        if self.defs.iter().any(|d| d.name == name) {
+            return Ok(());
+        }
+        let names: Vec<&str> = self.defs.iter().map(|d| d.name.as_str()).collect();
+        let hint = godwit_engine::params::suggest(name, &names)
+            .map(|n| format!("did you mean '{n}'? "))
+            .unwrap_or_default();
+        Err(format!(
+            "unknown world '{name}'; {hint}this godwit has (`godwit worlds`):\n{}",
+            self.describe()
+        ))
+    }
+
     /// `sim:idle-source` → the sim world with scenario `idle-source`; `state` as in
     /// [`WorldFactory`].
     pub fn build(&self, spec: &str, state: Option<&Path>) -> Result<World, String> {
         let (name, arg) = spec.split_once(':').unwrap_or((spec, ""));
-        let def = self.defs.iter().find(|d| d.name == name).ok_or_else(|| {
-            format!(
-                "unknown world '{name}'; this godwit has:\n{}\n(the lab world arrives with its issue)",
-                self.describe()
-            )
-        })?;
+        self.check_name(name)?;
+        let def = self
+            .defs
+            .iter()
+            .find(|d| d.name == name)
+            .ok_or_else(|| format!("unknown world '{name}'"))?;
         let mut world = (def.make)(arg, state)?;
         if world.name.is_empty() {
             world.name = spec.to_string();
         }
         Ok(world)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 18: a binary built without the `aws` feature (the default, so that the first
+    /// `cargo run -- demo` skips the SDK) lists the aws world and says how to get it.
+    #[cfg(not(feature = "aws"))]
+    #[test]
+    fn the_aws_world_says_how_to_get_it_when_not_built_in() {
+        let worlds = Worlds::default();
+        assert!(worlds.describe().contains("aws    not in this build"));
+        let err = worlds.build("aws", None).unwrap_err();
+        assert!(
+            err.contains("built without the aws world") && err.contains(WITH_AWS),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_world_suggests_the_closest() {
+        let err = Worlds::default().check_name("simm").unwrap_err();
+        assert!(err.contains("did you mean 'sim'?"), "{err}");
+        assert!(!err.contains("arrives with its issue"), "{err}");
     }
 }

@@ -51,6 +51,10 @@ pub mod route;
 pub mod sim;
 pub mod validate;
 
+/// The areas [`register_all`] installs: pure analysis that never touches the world, so their
+/// calls may stand outside steps (`godwit check` flags other areas' calls there).
+pub const PURE_AREAS: &[&str] = &["lag"];
+
 /// Install every area's Rhai module (as `lag::...`, ...) into `engine`.
 pub fn register_all(engine: &mut rhai::Engine) {
     lag::rhai::register(engine);

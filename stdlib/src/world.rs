@@ -21,6 +21,14 @@ use crate::rds::Rds;
 use crate::route::Router;
 use crate::validate::Validate;
 
+/// Where the CLI keeps a run's world settings beside the world state file it hands the world
+/// factory (`<state>/worlds/RUN.json` → `<state>/worlds/RUN.settings.json`), so `resume` in
+/// another process rebuilds the same world. Here, not in the aws world, because the CLI
+/// manages the files of every world, built with the aws world or without.
+pub fn settings_file(state_file: &std::path::Path) -> std::path::PathBuf {
+    state_file.with_extension("settings.json")
+}
+
 /// One backend per world-touching area: what a world is made of.
 #[derive(Clone)]
 pub struct Areas {

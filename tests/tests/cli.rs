@@ -64,16 +64,21 @@ impl Env {
             String::from_utf8_lossy(&o.stderr).into(),
         )
     }
-    fn run_dirs(&self) -> usize {
+    /// The runs in the state directory (`.clusters`, the cluster locks, is not a run).
+    fn run_ids(&self) -> Vec<String> {
         std::fs::read_dir(self.path("state/runs"))
-            .map(|d| d.count())
-            .unwrap_or(0)
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().into_string().unwrap())
+                    .filter(|n| !n.starts_with('.'))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    fn run_dirs(&self) -> usize {
+        self.run_ids().len()
     }
     fn only_run(&self) -> String {
-        let mut ids: Vec<String> = std::fs::read_dir(self.path("state/runs"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
+        let mut ids = self.run_ids();
         assert_eq!(ids.len(), 1, "{ids:?}");
         ids.pop().unwrap()
     }
@@ -484,10 +489,12 @@ fn ctrl_c_interrupts_a_waiting_gate_and_resume_continues() {
     // Wait until the gate is polling (the journal has its gate-started record), bounded.
     let started = std::time::Instant::now();
     loop {
-        let has_gate = std::fs::read_dir(env.path("state/runs"))
-            .ok()
-            .and_then(|mut d| d.next())
-            .and_then(|e| std::fs::read_to_string(e.ok()?.path().join("journal.jsonl")).ok())
+        let has_gate = env
+            .run_ids()
+            .first()
+            .and_then(|id| {
+                std::fs::read_to_string(env.path(&format!("state/runs/{id}/journal.jsonl"))).ok()
+            })
             .is_some_and(|j| j.contains("gate-started"));
         if has_gate {
             break;

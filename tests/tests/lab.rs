@@ -460,7 +460,11 @@ async fn the_snapshot_runbook_migrates_on_real_postgresql_losing_nothing() {
     let store = Arc::new(FileStore::new(tmp.path().join("runs")));
     let mut opts = cutover_opts(store, Vec::new(), Kind::Tpcb);
     opts.runbook = runbook().with_file_name("snapshot.rhai");
-    opts.params = Default::default();
+    // The lab's fit for this runbook: one-second datapoints, groups in force at once.
+    opts.params = serde_json::json!({ "metric_period": 1, "parameter_group_settle": "0s" })
+        .as_object()
+        .unwrap()
+        .clone();
     let out = cutover::run(&sup, opts).await.unwrap();
     let w = &out.workload;
     eprintln!(

@@ -179,6 +179,9 @@ fn the_standard_runbook_runs_end_to_end_through_the_aws_world_with_nothing_scrip
         )
     };
 
+    // Preflight judges storage headroom from at least five datapoints (no data is no
+    // evidence): let the harness's CloudWatch feed publish its first seconds.
+    wait_for_datapoints(&rt, &aws, "FreeStorageSpace", "orders-db", 6);
     let world = h.world(aws.clone());
     let collector = Collector::new();
     let mut runner = world.runner(Arc::new(MemoryStore::new()), rt.handle().clone());
@@ -371,4 +374,67 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Wait (at most 30 s) until moto's CloudWatch has `n` datapoints of `metric` for instance
+/// `id` in the last ten minutes, as the harness's feed publishes them every second.
+fn wait_for_datapoints(
+    rt: &tokio::runtime::Runtime,
+    aws: &godwit_stdlib::aws::Aws,
+    metric: &str,
+    id: &str,
+    n: usize,
+) {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
+    let mut seen = 0;
+    for _ in 0..60 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let query = MetricDataQuery::builder()
+            .id("m")
+            .metric_stat(
+                MetricStat::builder()
+                    .metric(
+                        Metric::builder()
+                            .namespace(godwit_stdlib::cw::NAMESPACE)
+                            .metric_name(metric)
+                            .dimensions(
+                                Dimension::builder()
+                                    .name("DBInstanceIdentifier")
+                                    .value(id)
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .period(1)
+                    .stat("Maximum")
+                    .build(),
+            )
+            .build();
+        let out = rt.block_on(
+            aws.cw
+                .get_metric_data()
+                .metric_data_queries(query)
+                .start_time(DateTime::from_secs(now - 600))
+                .end_time(DateTime::from_secs(now + 60))
+                .send(),
+        );
+        seen = out
+            .ok()
+            .map(|o| {
+                o.metric_data_results()
+                    .iter()
+                    .map(|r| r.values().len())
+                    .sum()
+            })
+            .unwrap_or(0);
+        if seen >= n {
+            return;
+        }
+        rt.block_on(tokio::time::sleep(Duration::from_millis(500)));
+    }
+    panic!("CloudWatch had {seen} {metric} datapoints of {id} after 30 s, not {n}");
 }

@@ -771,7 +771,9 @@ fn an_unknown_parameter_is_exit_2_with_a_suggestion_and_no_run() {
     );
     assert_names(
         &m,
-        &["drain_timeout: not a parameter of this runbook; it takes accept_fork, create_timeout"],
+        &[
+            "drain_timeout: not a parameter of this runbook; it takes accept_fork, approval_timeout, approve_cutover, create_timeout",
+        ],
     );
     for runbook in ["snapshot.rhai", "finalize.rhai", "cdc-heavy.rhai"] {
         let m = refused(
@@ -894,9 +896,10 @@ fn the_run_journals_its_parameters_with_the_defaults_filled_in() {
     assert_eq!(
         params,
         serde_json::json!({
-            "accept_fork": false, "fence_method": "auto", "fence_timeout": "30m",
-            "fence_validation": "full", "health_every": "30s", "max_replica_lag_p99": 5,
-            "metric_period": 60, "parameter_group_settle": "5m", "promote_timeout": "30m",
+            "accept_fork": false, "approval_timeout": "7d", "approve_cutover": false,
+            "fence_method": "auto", "fence_timeout": "30m", "fence_validation": "full",
+            "health_every": "30s", "max_replica_lag_p99": 5, "metric_period": 60,
+            "parameter_group_settle": "5m", "promote_timeout": "30m",
             "quarantine_group": "godwit-quarantine",
             "target_cluster": "orders-db-aurora", "validation_timeout": "3d",
             "validation_window": "24h",

@@ -5,6 +5,9 @@
 //!                      /transcript.jsonl  events for humans and tools; each line carries the
 //!                                         journal sequence number current when it was written
 //!                      /lock              flock'd by the process driving the run; holds its pid
+//!                      /requests.jsonl    operator requests (`godwit approve`, `godwit abort`)
+//! <state>/runs/.clusters/<cluster>        the cluster lock: the id of the run that holds it
+//!                       /<cluster>.flock  flock'd while a claim is checked and written
 //! ```
 //!
 //! Crash safety: an append is one `write` of a whole line followed by `fdatasync`, so after a
@@ -18,11 +21,17 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::{Entry, JournalError, JournalStore, JournalWriter, Loaded, genesis_hash, seal};
+use super::{
+    Entry, JournalError, JournalStore, JournalWriter, Loaded, Request, claim_stands, genesis_hash,
+    seal,
+};
 
 const JOURNAL: &str = "journal.jsonl";
 const TRANSCRIPT: &str = "transcript.jsonl";
 const LOCK: &str = "lock";
+const REQUESTS: &str = "requests.jsonl";
+/// Under the root, beside the runs; `list` skips it (it has no journal).
+const CLUSTERS: &str = ".clusters";
 
 /// Runs stored as directories under `root` (normally `<state dir>/runs`).
 #[derive(Debug, Clone)]
@@ -94,6 +103,29 @@ impl FileStore {
         let host = fs::read_to_string("/etc/hostname").unwrap_or_default();
         write!(file, "pid {} on {}", std::process::id(), host.trim()).map_err(io)?;
         Ok(file)
+    }
+
+    /// The file naming the run that holds `cluster`, and the guard flock'd around a claim.
+    fn cluster_files(&self, cluster: &str) -> Result<(PathBuf, File), JournalError> {
+        let dir = self.root.join(CLUSTERS);
+        fs::create_dir_all(&dir).map_err(io)?;
+        let guard = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(format!("{cluster}.flock")))
+            .map_err(io)?;
+        // Claims take microseconds: wait for a concurrent one instead of failing.
+        guard.lock().map_err(io)?;
+        Ok((dir.join(cluster), guard))
+    }
+
+    /// The run holding `cluster`'s lock, if its claim still stands.
+    pub fn cluster_holder(&self, cluster: &str) -> Option<String> {
+        let holder = fs::read_to_string(self.root.join(CLUSTERS).join(cluster)).ok()?;
+        let holder = holder.trim().to_string();
+        claim_stands(self, &holder, self.holder(&holder).is_some()).then_some(holder)
     }
 
     /// Read the journal file and split it into complete lines plus a torn tail, if any.
@@ -286,8 +318,9 @@ impl JournalStore for FileStore {
             .filter(|e| e.path().join(JOURNAL).exists())
             .filter_map(|e| e.file_name().into_string().ok())
             .collect();
-        // Run ids start with their UTC start time, so name order is start order.
-        ids.sort_unstable_by(|a, b| b.cmp(a));
+        // Newest first, by the start time the id carries (ULIDs, and the dated ids before
+        // them), so `last` is the run started last even among runs of one second.
+        ids.sort_unstable_by(|a, b| crate::run::run_order(b).cmp(&crate::run::run_order(a)));
         Ok(ids)
     }
 
@@ -298,6 +331,68 @@ impl JournalStore for FileStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io(e)),
         }
+    }
+
+    fn claim_cluster(&self, cluster: &str, run_id: &str) -> Result<(), JournalError> {
+        let (path, _guard) = self.cluster_files(cluster)?;
+        if let Ok(holder) = fs::read_to_string(&path) {
+            let holder = holder.trim();
+            if holder == run_id {
+                return Ok(());
+            }
+            if !holder.is_empty() && claim_stands(self, holder, self.holder(holder).is_some()) {
+                return Err(JournalError::ClusterBusy {
+                    cluster: cluster.into(),
+                    holder: holder.into(),
+                });
+            }
+        }
+        // Write-then-rename, synced: a crash leaves the old claim or the new one, never half.
+        let tmp = path.with_extension("new");
+        let mut f = File::create(&tmp).map_err(io)?;
+        f.write_all(run_id.as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        fs::rename(&tmp, &path).map_err(io)?;
+        if let Some(dir) = path.parent() {
+            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        }
+        Ok(())
+    }
+
+    fn release_cluster(&self, cluster: &str, run_id: &str) -> Result<(), JournalError> {
+        let (path, _guard) = self.cluster_files(cluster)?;
+        match fs::read_to_string(&path) {
+            Ok(holder) if holder.trim() == run_id => fs::remove_file(&path).map_err(io),
+            _ => Ok(()),
+        }
+    }
+
+    fn request(&self, run_id: &str, request: &Request) -> Result<(), JournalError> {
+        let dir = self.run_dir(run_id);
+        if !dir.join(JOURNAL).exists() {
+            return Err(self.not_found(run_id));
+        }
+        let line = serde_json::to_string(request).map_err(io)? + "\n";
+        // One small append: atomic on a local file system, so readers see whole lines.
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(REQUESTS))
+            .map_err(io)?;
+        f.write_all(line.as_bytes()).map_err(io)?;
+        f.sync_data().map_err(io)
+    }
+
+    fn requests(&self, run_id: &str) -> Result<Vec<Request>, JournalError> {
+        let text = match fs::read_to_string(self.run_dir(run_id).join(REQUESTS)) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(e)),
+        };
+        Ok(text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect())
     }
 }
 
@@ -445,6 +540,162 @@ mod tests {
         fs::write(&path, kept).unwrap();
         let err = store.read("r1").unwrap_err().to_string();
         assert!(err.contains("truncated"), "{err}");
+    }
+
+    #[test]
+    fn runs_list_newest_first_by_the_time_in_their_ids_even_within_one_second() {
+        let (_d, store) = store();
+        // Made in this order; ULIDs of one process are monotonic within a millisecond.
+        let ids: Vec<String> = (0..5)
+            .map(|_| crate::run::new_run_id(if ids_vary() { "b" } else { "a" }))
+            .collect();
+        for id in ids.iter().rev() {
+            drop(store.create(id).unwrap());
+        }
+        drop(store.create("20200101-000000-old-db-1a2b").unwrap());
+        let mut want: Vec<String> = ids.iter().rev().cloned().collect();
+        want.push("20200101-000000-old-db-1a2b".into());
+        assert_eq!(store.list().unwrap(), want);
+    }
+
+    fn ids_vary() -> bool {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static FLIP: AtomicBool = AtomicBool::new(false);
+        FLIP.fetch_xor(true, Ordering::SeqCst)
+    }
+
+    #[test]
+    fn a_cluster_is_claimed_by_one_unfinished_run() {
+        use crate::journal::Outcome;
+        let (_d, store) = store();
+        let started = |id: &str| Entry::RunStarted {
+            run_id: id.into(),
+            runbook: crate::journal::RunbookInfo {
+                name: "r".into(),
+                version: "1".into(),
+                path: "r.rhai".into(),
+                hash: "h".into(),
+                modules: vec![],
+            },
+            cluster: "orders-db".into(),
+            world: "pure".into(),
+            params: serde_json::json!({}),
+            godwit_version: "0".into(),
+            at: 1,
+        };
+        let mut a = store.create("a").unwrap();
+        store.claim_cluster("orders-db", "a").unwrap();
+        a.append(&started("a")).unwrap();
+        drop(a); // stopped, not finished: the claim stands
+        let _b = store.create("b").unwrap();
+        let err = store.claim_cluster("orders-db", "b").unwrap_err();
+        assert!(
+            matches!(&err, JournalError::ClusterBusy { holder, .. } if holder == "a"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("godwit resume a"), "{err}");
+        store.claim_cluster("orders-db", "a").unwrap(); // the holder again: fine
+        assert_eq!(store.cluster_holder("orders-db").as_deref(), Some("a"));
+        let (_, mut a) = store.open("a").unwrap();
+        a.append(&Entry::RunFinished {
+            outcome: Outcome::Succeeded,
+            detail: serde_json::Value::Null,
+            at: 2,
+        })
+        .unwrap();
+        drop(a);
+        // Finished without releasing (a crash right after run-finished): stale, taken over.
+        store.claim_cluster("orders-db", "b").unwrap();
+        store.release_cluster("orders-db", "a").unwrap(); // not a's any more: kept
+        assert_eq!(store.cluster_holder("orders-db").as_deref(), Some("b"));
+        store.release_cluster("orders-db", "b").unwrap();
+        assert_eq!(store.cluster_holder("orders-db"), None);
+        assert_eq!(store.list().unwrap().len(), 2, "the lock files are no runs");
+    }
+
+    /// Issue 18: two runs started at the same moment on one cluster. Each holds its own run
+    /// lock (as a starting run does) and claims at once: exactly one wins, the others are told
+    /// who holds the cluster.
+    #[test]
+    fn concurrent_claims_on_one_cluster_admit_exactly_one() {
+        let (_d, store) = store();
+        const N: usize = 8;
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(N));
+        let handles: Vec<_> = (0..N)
+            .map(|i| {
+                let store = store.clone();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    let id = format!("r{i}");
+                    let writer = store.create(&id).unwrap();
+                    barrier.wait();
+                    let claimed = store.claim_cluster("orders-db", &id);
+                    // The writer (the run lock) lives until every claim is in.
+                    (id, claimed, writer)
+                })
+            })
+            .collect();
+        let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let winners: Vec<&String> = results
+            .iter()
+            .filter(|(_, c, _)| c.is_ok())
+            .map(|(id, _, _)| id)
+            .collect();
+        assert_eq!(winners.len(), 1, "{winners:?}");
+        for (_, claimed, _) in &results {
+            if let Err(e) = claimed {
+                assert!(
+                    matches!(e, JournalError::ClusterBusy { holder, .. } if holder == winners[0]),
+                    "{e}"
+                );
+            }
+        }
+        assert_eq!(store.cluster_holder("orders-db").as_ref(), Some(winners[0]));
+    }
+
+    #[test]
+    fn a_start_that_never_began_holds_its_claim_only_while_it_is_starting() {
+        let (_d, store) = store();
+        let a = store.create("a").unwrap();
+        store.claim_cluster("orders-db", "a").unwrap();
+        let _b = store.create("b").unwrap();
+        assert!(
+            store.claim_cluster("orders-db", "b").is_err(),
+            "a is starting"
+        );
+        drop(a); // its process died before run-started
+        store.claim_cluster("orders-db", "b").unwrap();
+    }
+
+    #[test]
+    fn requests_are_kept_beside_the_journal_in_order() {
+        let (_d, store) = store();
+        drop(store.create("r1").unwrap());
+        let approve = Request::Approve {
+            name: "cutover".into(),
+            by: "ann".into(),
+            at: 1,
+        };
+        let abort = Request::Abort {
+            reason: "window closed".into(),
+            by: "bob".into(),
+            at: 2,
+        };
+        store.request("r1", &approve).unwrap();
+        store.request("r1", &abort).unwrap();
+        assert_eq!(store.requests("r1").unwrap(), vec![approve, abort]);
+        assert!(
+            store
+                .request(
+                    "nope",
+                    &Request::Abort {
+                        reason: String::new(),
+                        by: String::new(),
+                        at: 0
+                    }
+                )
+                .is_err()
+        );
     }
 
     #[test]

@@ -4,19 +4,24 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use super::{Entry, JournalError, JournalStore, JournalWriter, Loaded, Record, genesis_hash, seal};
+use super::{
+    Entry, JournalError, JournalStore, JournalWriter, Loaded, Record, Request, claim_stands,
+    genesis_hash, seal,
+};
 
 #[derive(Default)]
 struct RunData {
     records: Vec<Record>,
     transcript: Vec<String>,
     locked: bool,
+    requests: Vec<Request>,
 }
 
 /// In-memory store; clones share the same runs.
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     runs: Arc<Mutex<BTreeMap<String, RunData>>>,
+    clusters: Arc<Mutex<BTreeMap<String, String>>>,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -175,5 +180,53 @@ impl JournalStore for MemoryStore {
     fn discard(&self, run_id: &str) -> Result<(), JournalError> {
         self.runs.lock().unwrap().remove(run_id);
         Ok(())
+    }
+
+    fn claim_cluster(&self, cluster: &str, run_id: &str) -> Result<(), JournalError> {
+        let mut clusters = self.clusters.lock().unwrap();
+        if let Some(holder) = clusters.get(cluster).filter(|h| *h != run_id) {
+            let driven = self
+                .runs
+                .lock()
+                .unwrap()
+                .get(holder)
+                .is_some_and(|r| r.locked);
+            if claim_stands(self, holder, driven) {
+                return Err(JournalError::ClusterBusy {
+                    cluster: cluster.into(),
+                    holder: holder.clone(),
+                });
+            }
+        }
+        clusters.insert(cluster.into(), run_id.into());
+        Ok(())
+    }
+
+    fn release_cluster(&self, cluster: &str, run_id: &str) -> Result<(), JournalError> {
+        let mut clusters = self.clusters.lock().unwrap();
+        if clusters.get(cluster).is_some_and(|h| h == run_id) {
+            clusters.remove(cluster);
+        }
+        Ok(())
+    }
+
+    fn request(&self, run_id: &str, request: &Request) -> Result<(), JournalError> {
+        let mut runs = self.runs.lock().unwrap();
+        let run = runs.get_mut(run_id).ok_or_else(|| JournalError::NotFound {
+            run_id: run_id.into(),
+            where_: "memory".into(),
+        })?;
+        run.requests.push(request.clone());
+        Ok(())
+    }
+
+    fn requests(&self, run_id: &str) -> Result<Vec<Request>, JournalError> {
+        Ok(self
+            .runs
+            .lock()
+            .unwrap()
+            .get(run_id)
+            .map(|r| r.requests.clone())
+            .unwrap_or_default())
     }
 }

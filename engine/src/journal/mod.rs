@@ -8,6 +8,12 @@
 //!
 //! Stores: [`memory::MemoryStore`] for tests, [`file::FileStore`] (one directory per run,
 //! append-only JSONL, fsync per entry, exclusive lock) as the embedded default.
+//!
+//! Besides journals a store keeps two small things a run needs from outside its own process:
+//! the **cluster lock** ([`JournalStore::claim_cluster`]: one unfinished run per cluster, from
+//! its start until it finishes, whoever drives it) and **operator requests**
+//! ([`JournalStore::request`]: `godwit approve` / `godwit abort` for a run another process may
+//! be driving; the run journals what it does with them).
 
 pub mod file;
 pub mod memory;
@@ -65,6 +71,10 @@ pub enum Entry {
         pid: u32,
         /// Set when the runbook changed and the operator forced the resume.
         runbook_hash: Option<String>,
+        /// Parameters changed on this resume (`resume --set`, only keys the runbook declares
+        /// `on_resume`); they apply from here on, over `run-started`'s.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        params: Option<Value>,
     },
     StepStarted {
         name: String,
@@ -136,7 +146,15 @@ impl Entry {
             Entry::GateStarted { name, .. }
             | Entry::GatePassed { name, .. }
             | Entry::GateFailed { name, .. } => format!("gate '{name}'"),
-            other => format!("{other:?}"),
+            Entry::UndoStarted { step, .. }
+            | Entry::UndoCompleted { step, .. }
+            | Entry::UndoFailed { step, .. } => format!("the undo of '{step}'"),
+            // The record's type as the journal spells it (`run-started`), never Rust's `Debug`
+            // dump of the whole entry, which reached operators in damage reports.
+            other => serde_json::to_value(other)
+                .ok()
+                .and_then(|v| v["type"].as_str().map(|t| format!("the {t} record")))
+                .unwrap_or_else(|| "a record".into()),
         }
     }
 }
@@ -241,8 +259,48 @@ pub enum JournalError {
         what: String,
         why: String,
     },
+    #[error(
+        "cluster {cluster} is being migrated by run {holder}, which has not finished; one run \
+         per cluster: wait for it, `godwit resume {holder}`, or `godwit abort {holder}`"
+    )]
+    ClusterBusy { cluster: String, holder: String },
     #[error("journal I/O failed: {0}")]
     Io(String),
+}
+
+/// What an operator asked of a run from outside the process driving it. Kept beside the journal
+/// until the run acts on it; the run journals what it did (an approval step's result, an abort's
+/// reason), so the request itself need not be tamper-evident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "kebab-case")]
+pub enum Request {
+    /// `godwit approve RUN`: the run may pass `wait_until_approved(name)`.
+    Approve {
+        name: String,
+        by: String,
+        at: Millis,
+    },
+    /// `godwit abort RUN`: roll back at the next safe point (before the next step, between gate
+    /// polls, while waiting for an approval).
+    Abort {
+        reason: String,
+        by: String,
+        at: Millis,
+    },
+}
+
+impl Request {
+    /// Who is asking: `$USER` (or `$LOGNAME`) on this host.
+    pub fn operator() -> String {
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "unknown".into());
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        match host.trim() {
+            "" => user,
+            h => format!("{user}@{h}"),
+        }
+    }
 }
 
 /// What reading a journal found.
@@ -276,6 +334,43 @@ pub trait JournalStore: Send + Sync {
     /// Remove a run that never got its first entry (used when start-up fails before the run
     /// began, so bad input leaves nothing behind).
     fn discard(&self, run_id: &str) -> Result<(), JournalError>;
+
+    /// Claim `cluster` for `run_id` until [`release_cluster`](Self::release_cluster): one
+    /// unfinished run per cluster, whichever process drives it (the run lock only keeps two
+    /// processes from driving one run). Idempotent for the holder; a claim held by a run that
+    /// finished, or by a start that never began, is taken over. Refused with
+    /// [`JournalError::ClusterBusy`] naming the holder. The file store keeps a lock file per
+    /// cluster; a shared PostgreSQL store keeps a row (`cluster` primary key, `run_id`) written
+    /// in the transaction that creates the run and deleted with its `run-finished`.
+    fn claim_cluster(&self, cluster: &str, run_id: &str) -> Result<(), JournalError>;
+    /// Give up `run_id`'s claim on `cluster` (its run finished); a claim by another run is left.
+    fn release_cluster(&self, cluster: &str, run_id: &str) -> Result<(), JournalError>;
+    /// Record an operator's request to run `run_id` (see [`Request`]).
+    fn request(&self, run_id: &str, request: &Request) -> Result<(), JournalError>;
+    /// The requests made to run `run_id`, oldest first.
+    fn requests(&self, run_id: &str) -> Result<Vec<Request>, JournalError>;
+}
+
+/// Whether run `holder`'s claim on a cluster still stands: it began and has not finished, or it
+/// is being created right now (`driven`: a process holds its run lock). A run that is gone, a
+/// start that never began, or a finished run hold nothing. A damaged journal keeps its claim:
+/// godwit cannot tell whether that run left the cluster half-migrated.
+pub(crate) fn claim_stands(store: &dyn JournalStore, holder: &str, driven: bool) -> bool {
+    match store.read(holder) {
+        Ok(loaded) => {
+            let began = loaded
+                .records
+                .iter()
+                .any(|r| matches!(r.entry, Entry::RunStarted { .. }));
+            let finished = loaded
+                .records
+                .iter()
+                .any(|r| matches!(r.entry, Entry::RunFinished { .. }));
+            (began && !finished) || (!began && driven)
+        }
+        Err(JournalError::NotFound { .. }) => driven,
+        Err(_) => true,
+    }
 }
 
 /// Verify a sequence of lines (already split) as a chain for `run_id`.
@@ -299,4 +394,37 @@ pub(crate) fn verify_lines<'a>(
         out.push(rec);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 18: Rust `Debug` text reached operators: a journal damaged after its first record
+    /// was reported "after RunStarted { run_id: …, runbook: RunbookInfo { … } … }".
+    #[test]
+    fn records_are_named_in_words_not_debug_output() {
+        let started = Entry::RunStarted {
+            run_id: "r".into(),
+            runbook: RunbookInfo {
+                name: "n".into(),
+                version: "1".into(),
+                path: "p".into(),
+                hash: "h".into(),
+                modules: vec![],
+            },
+            cluster: "c".into(),
+            world: "w".into(),
+            params: Value::Null,
+            godwit_version: "0".into(),
+            at: 0,
+        };
+        assert_eq!(started.label(), "the run-started record");
+        let undo = Entry::UndoFailed {
+            step: "fence".into(),
+            message: "m".into(),
+            at: 0,
+        };
+        assert_eq!(undo.label(), "the undo of 'fence'");
+    }
 }

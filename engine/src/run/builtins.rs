@@ -115,11 +115,33 @@ fn error_message(v: &Dynamic) -> String {
     }
 }
 
+/// The step's (or gate's) failure as the script sees it: `value`, its journal form, in place of
+/// the innermost error, inside the chain of calls that raised it. The chain carries each
+/// function's source file, so a report names the module and line where the error was raised;
+/// a bare position (its line in an unknown file) was reported in the calling file, quoting an
+/// unrelated line. `catch` unwraps the chain, so scripts still catch the value.
+///
+/// The chain stops at an `eval` call: the failure is placed at the call, not inside the
+/// evaluated text. A report would add where in that text it happened, and a replay — which
+/// throws the journaled value at the `step` call, with no chain — cannot: the run's abort
+/// reason would differ between a live run and its resume (found by the fuzz suite).
 fn rethrow(value: Dynamic, err: &EvalAltResult) -> Box<EvalAltResult> {
-    Box::new(EvalAltResult::ErrorRuntime(
-        value,
-        err.unwrap_inner().position(),
-    ))
+    fn replace(err: &EvalAltResult, value: Dynamic) -> EvalAltResult {
+        match err {
+            EvalAltResult::ErrorInFunctionCall(name, _, _, pos) if name == "eval" => {
+                EvalAltResult::ErrorRuntime(value, *pos)
+            }
+            EvalAltResult::ErrorInFunctionCall(name, source, inner, pos) => {
+                let inner = Box::new(replace(inner, value));
+                EvalAltResult::ErrorInFunctionCall(name.clone(), source.clone(), inner, *pos)
+            }
+            EvalAltResult::ErrorInModule(path, inner, pos) => {
+                EvalAltResult::ErrorInModule(path.clone(), Box::new(replace(inner, value)), *pos)
+            }
+            other => EvalAltResult::ErrorRuntime(value, other.position()),
+        }
+    }
+    Box::new(replace(err, value))
 }
 
 fn bad_option(op: &str, msg: String, hint: &str) -> Box<EvalAltResult> {

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::clock::{Cancel, Clock, Millis};
 use crate::error::{EngineError, PrimitiveError};
-use crate::journal::{Entry, JournalWriter};
+use crate::journal::{Entry, JournalStore, JournalWriter, Request};
 use crate::plan::{FlowItem, FlowKind, FlowOutcome, Plan, UndoState};
 use crate::report::Report;
 use crate::transcript::{Event, Line, Progress, Sink};
@@ -69,7 +69,16 @@ pub(crate) struct State {
     pub undos: Vec<UndoReg>,
     pub fatal: Option<EngineError>,
     pub abort_requested: Option<String>,
+    /// When the store's operator requests were last read (wall clock), see
+    /// [`RunCtx::requested_abort`].
+    requests_read: Option<std::time::Instant>,
+    /// A plan (`Runner::plan`) stopped before this mutating call: `area::op in step 'S'`.
+    pub plan_stop: Option<String>,
 }
+
+/// How often a run reads its operator requests at most: a simulated run polls gates thousands
+/// of times a second, and `godwit abort` need not be faster than a person.
+const REQUESTS_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// One run's shared execution state.
 pub struct RunCtx {
@@ -80,11 +89,17 @@ pub struct RunCtx {
     pub strict: bool,
     /// Interactive sessions refuse mutating primitives until mutations are allowed.
     read_only: std::sync::atomic::AtomicBool,
+    /// A plan: the first mutating call stops the run (as an interrupt would: nothing fails,
+    /// nothing rolls back) instead of failing its step.
+    planning: std::sync::atomic::AtomicBool,
     pub runbook_path: PathBuf,
     sinks: Vec<Arc<dyn Sink>>,
     state: Mutex<State>,
     /// How long the script has computed without waiting or calling a primitive.
     pub(crate) busy: Arc<super::busy::BusyMeter>,
+    /// Where operator requests (`godwit approve`, `godwit abort`) for this run are read from;
+    /// `None` outside a run.
+    store: Option<Arc<dyn JournalStore>>,
 }
 
 impl RunCtx {
@@ -107,6 +122,7 @@ impl RunCtx {
             cancel,
             strict,
             read_only: std::sync::atomic::AtomicBool::new(false),
+            planning: std::sync::atomic::AtomicBool::new(false),
             runbook_path: PathBuf::new(),
             sinks,
             state: Mutex::new(State {
@@ -122,7 +138,47 @@ impl RunCtx {
                 undos: Vec::new(),
                 fatal: None,
                 abort_requested: None,
+                requests_read: None,
+                plan_stop: None,
             }),
+            store: None,
+        })
+    }
+
+    /// Read operator requests for this run from `store`.
+    pub(crate) fn with_store(self: Arc<Self>, store: Arc<dyn JournalStore>) -> Arc<Self> {
+        let mut me = Arc::try_unwrap(self).unwrap_or_else(|_| unreachable!("not shared yet"));
+        me.store = Some(store);
+        Arc::new(me)
+    }
+
+    /// The operator requests of this run (none outside a run, or when the store cannot say).
+    pub(crate) fn requests(&self) -> Vec<Request> {
+        self.store
+            .as_ref()
+            .and_then(|s| s.requests(&self.run_id).ok())
+            .unwrap_or_default()
+    }
+
+    /// Has an operator asked this run to abort (`godwit abort`)? Reads the store at most every
+    /// half second; the first read always happens. Returns the reason the rollback records.
+    pub(crate) fn requested_abort(&self) -> Option<String> {
+        {
+            let mut st = self.state();
+            if st.abort_recorded.is_some() || st.writer.is_none() {
+                return None; // rolling back already, or not a run
+            }
+            if st
+                .requests_read
+                .is_some_and(|t| t.elapsed() < REQUESTS_EVERY)
+            {
+                return None;
+            }
+            st.requests_read = Some(std::time::Instant::now());
+        }
+        self.requests().into_iter().find_map(|r| match r {
+            Request::Abort { reason, by, .. } => Some(format!("aborted by {by}: {reason}")),
+            Request::Approve { .. } => None,
         })
     }
 
@@ -184,9 +240,23 @@ impl RunCtx {
         }
     }
 
+    /// A gate polled (`p`): tell the sinks, and if an operator asked for an abort meanwhile,
+    /// wake the gate's wait so the run rolls back now — between polls is a safe point, a gate
+    /// changes nothing.
     pub(crate) fn progress(&self, p: &Progress) {
         for sink in &self.sinks {
             sink.progress(p);
+        }
+        if let Some(reason) = self.requested_abort() {
+            self.state().abort_requested = Some(reason);
+            self.cancel.wake();
+        }
+    }
+
+    /// A wait inside a primitive (`wait_until_*`, retries) is about to sleep: tell the sinks.
+    pub fn waiting(&self, w: &crate::transcript::Waiting) {
+        for sink in &self.sinks {
+            sink.waiting(w);
         }
     }
 
@@ -227,19 +297,10 @@ impl RunCtx {
         if !self.strict {
             return Ok(()); // interactive: nothing is journaled, names may repeat
         }
-        let valid = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
-        if !valid {
-            return Err(PrimitiveError::invalid(
-                "engine",
-                kind.as_str(),
-                format!("{} name {name:?} is not kebab-case", kind.as_str()),
-                "use lowercase letters, digits and '-' (e.g. \"create-replica\"); names are \
-                 journal keys and must stay stable",
-            )
-            .into());
+        if let Some(why) = step_name_problem(kind.as_str(), name) {
+            return Err(
+                PrimitiveError::invalid("engine", kind.as_str(), why, STEP_NAME_HINT).into(),
+            );
         }
         if !self.state().names.insert(name.to_string()) {
             return Err(PrimitiveError::invalid(
@@ -317,6 +378,13 @@ impl RunCtx {
             drop(st);
             return Err(self.replay_abort());
         }
+        drop(st);
+        // Before anything new starts is a safe point to act on `godwit abort`: the steps before
+        // completed (their undos are registered), nothing of this one happened yet.
+        if let Some(reason) = self.requested_abort() {
+            self.state().abort_requested = Some(reason);
+            return Err(terminate(TERM_ABORT));
+        }
         Ok(Replay::Live)
     }
 
@@ -337,6 +405,11 @@ impl RunCtx {
         self.state().scope = scope;
     }
 
+    pub(crate) fn set_planning(&self) {
+        self.planning
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     pub(crate) fn set_read_only(&self, on: bool) {
         self.read_only
             .store(on, std::sync::atomic::Ordering::SeqCst);
@@ -348,6 +421,21 @@ impl RunCtx {
 
     /// Strict mode: may a world-touching primitive run now? Read-only sessions: may it mutate?
     pub fn check_world_access(&self, area: &str, op: &str) -> Result<(), PrimitiveError> {
+        if self.planning.load(std::sync::atomic::Ordering::SeqCst) && is_mutating(op) {
+            let unit = self
+                .current_unit()
+                .map_or_else(|| "at the top level".to_string(), |u| format!("in '{u}'"));
+            self.state().plan_stop = Some(format!("{area}::{op} {unit}"));
+            self.cancel.cancel();
+            return Err(PrimitiveError::new(
+                area,
+                op,
+                crate::error::ErrorKind::Cancelled,
+                format!("{area}::{op} would change the world; a plan stops here"),
+                "",
+            )
+            .with_retryable(false));
+        }
         if self.is_read_only() && is_mutating(op) {
             return Err(PrimitiveError::new(
                 area,
@@ -397,6 +485,21 @@ impl RunCtx {
         let st = self.state();
         st.deadline.as_ref().map(|(d, _)| d - self.clock.now_ms())
     }
+}
+
+/// What to do about a name [`step_name_problem`] refuses.
+pub const STEP_NAME_HINT: &str = "use lowercase letters, digits and '-' (e.g. \"create-replica\"); \
+                                  names are journal keys and must stay stable";
+
+/// Why `name` cannot name a step or gate (`kind`), if it cannot: names are journal keys, in
+/// lowercase letters, digits, `-`, `_` and `.` (kebab-case). `godwit check` applies the same
+/// rule to names written as literals.
+pub fn step_name_problem(kind: &str, name: &str) -> Option<String> {
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
+    (!valid).then(|| format!("{kind} name {name:?} is not kebab-case"))
 }
 
 /// Verbs that change the world (the house verb vocabulary: `create_*`, `set_*`, `promote_*`,

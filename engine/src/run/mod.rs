@@ -1,6 +1,7 @@
 //! Executing a run: build the engine, replay the journal from the top, continue live, and on
 //! abort run the undos in reverse.
 
+mod approval;
 pub(crate) mod builtins;
 mod busy;
 pub(crate) mod ctx;
@@ -192,6 +193,19 @@ pub struct StartRequest {
     pub run_id: Option<String>,
 }
 
+/// What to resume, and how.
+#[derive(Debug, Clone, Default)]
+pub struct ResumeRequest {
+    pub run_id: String,
+    /// Resume under a runbook whose hash changed; replay then checks step by step.
+    pub force_runbook_change: bool,
+    /// `resume --set`: parameters to change, only those the runbook's schema marks `on_resume`.
+    pub set: serde_json::Map<String, Value>,
+    /// `godwit abort`: roll back at the first safe point with this reason (recorded as an abort
+    /// request first, so a wait for an approval ends too).
+    pub abort: Option<String>,
+}
+
 /// Drives runs: one Rhai engine per run, on the calling (blocking) thread.
 #[derive(Clone)]
 pub struct Runner {
@@ -214,40 +228,65 @@ impl std::fmt::Debug for Runner {
     }
 }
 
-/// A generated run id: UTC start time, cluster, and a random suffix (`20261122-053012-orders-db-7f3a`).
-pub fn new_run_id(now_ms: i64, cluster: &str) -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let ts = crate::clock::format_timestamp(now_ms);
-    let compact: String = ts.chars().filter(char::is_ascii_alphanumeric).collect(); // 20261122T053012Z
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.write_u32(std::process::id());
-    format!(
-        "{}-{}-{cluster}-{:04x}",
-        &compact[..8],
-        &compact[9..15],
-        h.finish() & 0xffff
-    )
+/// A new run id: a ULID (48 bits of wall-clock milliseconds, then 80 random bits, in Crockford
+/// base32) and the cluster, e.g. `01JD3XK5QW8Z9F3M2N4P6R7T8V-orders-db`. Always the wall clock,
+/// never the world's (every simulated run starts at the same virtual time), and monotonic
+/// within a process, so ids sort by start time even within one millisecond: `last` and
+/// "newest first" follow the ids (see [`run_order`]).
+pub fn new_run_id(cluster: &str) -> String {
+    static GENERATOR: std::sync::Mutex<ulid::Generator> =
+        std::sync::Mutex::new(ulid::Generator::new());
+    let mut generator = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
+    // Overflow needs 2^80 ids in one millisecond; a random one would do then.
+    let id = generator
+        .generate()
+        .unwrap_or_else(|o| o.commit_overflow_random());
+    format!("{id}-{cluster}")
 }
 
+/// The order of runs, oldest first: by the start time the id carries (a ULID's milliseconds, or
+/// the `YYYYMMDD-HHMMSS` of ids written before ULIDs), then by the id itself (a ULID's random
+/// part is monotonic within one process). Ids of neither form sort first.
+pub fn run_order(id: &str) -> (i64, &str) {
+    let ms = id
+        .get(..26)
+        .and_then(|u| ulid::Ulid::from_string(u).ok())
+        .map(|u| u.timestamp_ms() as i64)
+        .or_else(|| legacy_start_ms(id))
+        .unwrap_or(i64::MIN);
+    (ms, id)
+}
+
+/// The start time of a run id of the form `YYYYMMDD-HHMMSS-<cluster>-<hex>` (before ULIDs).
+fn legacy_start_ms(id: &str) -> Option<i64> {
+    let (date, rest) = (id.get(..8)?, id.get(8..)?);
+    let time = rest.strip_prefix('-')?.get(..6)?;
+    let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+    if !digits(date) || !digits(time) {
+        return None;
+    }
+    let n = |s: &str| s.parse::<i64>().ok();
+    let (y, m, d) = (n(&date[..4])?, n(&date[4..6])?, n(&date[6..])?);
+    let (hh, mm, ss) = (n(&time[..2])?, n(&time[2..4])?, n(&time[4..])?);
+    // Days from civil (Howard Hinnant), the inverse of clock::format_timestamp's.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 86_400) + hh * 3600 + mm * 60 + ss) * 1000)
+}
+
+/// `cluster` must be an identifier RDS accepts ([`crate::params::rds_identifier_problem`]):
+/// anything else would only fail at preflight, after the run was created.
 pub fn validate_cluster(cluster: &str) -> Result<(), EngineError> {
-    let ok = !cluster.is_empty()
-        && cluster.len() <= 63
-        && cluster
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
-    if ok {
-        Ok(())
-    } else {
-        Err(EngineError::Invalid(format!(
-            "cluster id {cluster:?} is not valid: use 1-63 letters, digits, '-', '_' or '.' \
-             (the RDS instance identifier, e.g. orders-db)"
-        )))
+    match crate::params::rds_identifier_problem(cluster) {
+        None => Ok(()),
+        Some(why) => Err(EngineError::Invalid(format!(
+            "--cluster {cluster:?}: {why} (the source's RDS instance identifier, e.g. orders-db)"
+        ))),
     }
 }
 
@@ -279,6 +318,7 @@ impl Runner {
         });
         let host = Host::new(ctx.clone(), self.handle.clone());
         builtins::register(&mut engine, ctx, &host);
+        approval::register(&mut engine);
         for p in &self.plugins {
             p.register(&mut engine, &host);
         }
@@ -288,11 +328,29 @@ impl Runner {
     /// Start a new run. Bad input (unparsable runbook, bad cluster id) fails before anything is
     /// written.
     pub fn start(&self, req: StartRequest) -> Result<RunReport, EngineError> {
+        self.start_as(req, false).map(|(r, _)| r)
+    }
+
+    /// Run `req` as a plan: everything up to the first call that would change the world
+    /// (preflight, in the standard runbook), then stop there like an interrupt — nothing fails,
+    /// nothing rolls back. Use a runner whose store is a scratch one (a
+    /// [`MemoryStore`](crate::journal::memory::MemoryStore)): a plan's journal is not a run.
+    /// Returns the report (`Interrupted` when it stopped at a mutation) and where it stopped
+    /// (`rds::create_parameter_groups in 'create-parameter-groups'`).
+    pub fn plan(&self, req: StartRequest) -> Result<(RunReport, Option<String>), EngineError> {
+        self.start_as(req, true)
+    }
+
+    fn start_as(
+        &self,
+        req: StartRequest,
+        planning: bool,
+    ) -> Result<(RunReport, Option<String>), EngineError> {
         validate_cluster(&req.cluster)?;
         let run_id = req
             .run_id
             .clone()
-            .unwrap_or_else(|| new_run_id(self.clock.now_ms(), &req.cluster));
+            .unwrap_or_else(|| new_run_id(&req.cluster));
         let ctx = RunCtx::new(
             run_id.clone(),
             self.clock.clone(),
@@ -300,7 +358,11 @@ impl Runner {
             true,
             self.sinks.clone(),
         )
-        .with_runbook_path(req.runbook.clone());
+        .with_runbook_path(req.runbook.clone())
+        .with_store(self.store.clone());
+        if planning {
+            ctx.set_planning();
+        }
         let (mut engine, _host) = self.build(&ctx);
         let prepared = runbook::load(&mut engine, &req.runbook).and_then(|rb| {
             // Every parameter is checked before the run exists (exit 2, nothing journaled).
@@ -316,6 +378,13 @@ impl Runner {
         }
         let (rb, params) = prepared?;
         let writer = self.store.create(&run_id)?;
+        // The cluster lock, claimed once the run's directory is locked (so a concurrent claimer
+        // sees a start in progress, not a stale claim) and before anything is journaled.
+        if let Err(e) = self.store.claim_cluster(&req.cluster, &run_id) {
+            drop(writer);
+            let _ = self.store.discard(&run_id);
+            return Err(e.into());
+        }
         ctx.attach(writer, &Plan::default(), None);
         let _detach = Detach(ctx.clone());
         let started = Entry::RunStarted {
@@ -330,6 +399,7 @@ impl Runner {
         if let Err(e) = ctx.append(started) {
             let fatal = ctx.state().fatal.take();
             ctx.detach();
+            let _ = self.store.release_cluster(&req.cluster, &run_id);
             let _ = self.store.discard(&run_id);
             return Err(fatal.unwrap_or_else(|| EngineError::Io(e.to_string())));
         }
@@ -341,7 +411,9 @@ impl Runner {
             cluster: req.cluster.clone(),
             world: self.world.clone(),
         });
-        self.execute(&engine, &rb, &ctx, &req.cluster, params)
+        let report = self.execute(&engine, &rb, &ctx, &req.cluster, params)?;
+        let stop = ctx.state().plan_stop.clone();
+        Ok((report, stop))
     }
 
     /// Resume a run from its journal: replay what completed, continue where it stopped.
@@ -350,6 +422,49 @@ impl Runner {
         run_id: &str,
         force_runbook_change: bool,
     ) -> Result<RunReport, EngineError> {
+        self.resume_with(ResumeRequest {
+            run_id: run_id.into(),
+            force_runbook_change,
+            ..ResumeRequest::default()
+        })
+    }
+
+    /// Roll back run `run_id` on purpose (`godwit abort`): record the request, then, unless
+    /// another process drives the run (it acts on the request at its next safe point; the
+    /// answer is then [`JournalError::Locked`](crate::journal::JournalError::Locked)), replay
+    /// it and roll back before the first step that has not started. A step that was in progress
+    /// when the run stopped runs to its end first, so that its undo is registered.
+    pub fn abort(&self, run_id: &str, reason: &str) -> Result<RunReport, EngineError> {
+        self.resume_with(ResumeRequest {
+            run_id: run_id.into(),
+            abort: Some(reason.into()),
+            ..ResumeRequest::default()
+        })
+    }
+
+    /// [`Runner::resume`] with everything a resume can be asked: a forced runbook change,
+    /// parameters changed on resume, an abort.
+    pub fn resume_with(&self, req: ResumeRequest) -> Result<RunReport, EngineError> {
+        let run_id = req.run_id.as_str();
+        let force_runbook_change = req.force_runbook_change;
+        if let Some(reason) = &req.abort {
+            let plan = Plan::from_records(&self.store.read(run_id)?.records);
+            if plan.finished.is_some() {
+                return Err(EngineError::AlreadyFinished {
+                    run_id: run_id.into(),
+                    status: plan.status().as_str().into(),
+                    nothing_to: "abort",
+                });
+            }
+            self.store.request(
+                run_id,
+                &crate::journal::Request::Abort {
+                    reason: reason.clone(),
+                    by: crate::journal::Request::operator(),
+                    at: crate::clock::SystemClock.now_ms(),
+                },
+            )?;
+        }
         let (loaded, writer) = self.store.open(run_id)?;
         let plan = Plan::from_records(&loaded.records);
         let Some(started) = plan.started.clone() else {
@@ -361,6 +476,11 @@ impl Runner {
             return Err(EngineError::AlreadyFinished {
                 run_id: run_id.into(),
                 status: plan.status().as_str().into(),
+                nothing_to: if req.abort.is_some() {
+                    "abort"
+                } else {
+                    "resume"
+                },
             });
         }
         if started.world != self.world {
@@ -377,7 +497,8 @@ impl Runner {
             true,
             self.sinks.clone(),
         )
-        .with_runbook_path(path.clone());
+        .with_runbook_path(path.clone())
+        .with_store(self.store.clone());
         let (mut engine, _host) = self.build(&ctx);
         let rb = runbook::load(&mut engine, &path);
         if self.cancel.is_cancelled() {
@@ -400,9 +521,27 @@ impl Runner {
         };
         // Defaults a journal written before the runbook declared them lacks; after a forced
         // change, parameters the runbook no longer accepts are refused before anything is appended.
-        let journaled = started.params.as_object().cloned().unwrap_or_default();
-        let params =
+        let journaled = plan.params().as_object().cloned().unwrap_or_default();
+        let mut params =
             crate::params::prepare_resume(&engine, &rb, run_id, &started.cluster, &journaled)?;
+        // `resume --set`: only what the schema lets change on resume, checked like at start.
+        let changed = if req.set.is_empty() {
+            None
+        } else {
+            let schema =
+                crate::params::schema(&engine, &rb, &started.cluster)?.ok_or_else(|| {
+                    EngineError::Invalid(format!(
+                        "resume --set: runbook {} declares no parameters (fn parameters), so none \
+                     can change on resume; nothing was resumed",
+                        rb.info.name
+                    ))
+                })?;
+            params = crate::params::override_on_resume(&schema, &params, &req.set)?;
+            Some(Value::Object(req.set.clone()))
+        };
+        // The cluster lock: normally this run holds it since its start; a run started before
+        // cluster locks existed claims it now, unless another unfinished run holds the cluster.
+        self.store.claim_cluster(&started.cluster, run_id)?;
         let last_seq = loaded.records.last().map(|r| r.seq);
         ctx.attach(writer, &plan, last_seq);
         let _detach = Detach(ctx.clone());
@@ -410,6 +549,7 @@ impl Runner {
             at: self.clock.now_ms(),
             pid: std::process::id(),
             runbook_hash: forced.clone(),
+            params: changed,
         })
         .map_err(|e| {
             ctx.state()
@@ -489,6 +629,7 @@ impl Runner {
                     detail: detail.clone(),
                 });
                 ctx.detach();
+                self.release(cluster, &ctx.run_id);
                 return report(RunStatus::Succeeded { result: detail });
             }
             Err(e) => e,
@@ -497,7 +638,15 @@ impl Runner {
         if let Some(fatal) = fatal {
             return self.stop(ctx, fatal);
         }
-        let marker = termination_marker(&err);
+        let mut marker = termination_marker(&err);
+        // A gate's wait woken to act on `godwit abort` (see RunCtx::progress): an abort, not an
+        // interrupt — unless the operator also pressed Ctrl-C, which wins.
+        if marker.as_deref() == Some(TERM_CANCEL)
+            && ctx.state().abort_requested.is_some()
+            && self.cancel.take_wake()
+        {
+            marker = Some(TERM_ABORT.into());
+        }
         // Once the operator interrupted, stopping resumable is always safe: whatever ended the
         // script is either journaled already (a failed step replays its failure on resume and
         // the rollback happens then) or was cut by the interrupt itself. Ctrl-C is not abort.
@@ -542,7 +691,13 @@ impl Runner {
             }
             r
         });
-        self.rollback(engine, rb, ctx, reason, rep)
+        self.rollback(engine, rb, ctx, cluster, reason, rep)
+    }
+
+    /// Give up the cluster lock of a run that finished. Best effort: a claim that stays behind
+    /// is stale (its run finished) and the next claimer takes it over.
+    fn release(&self, cluster: &str, run_id: &str) {
+        let _ = self.store.release_cluster(cluster, run_id);
     }
 
     fn rollback(
@@ -550,6 +705,7 @@ impl Runner {
         engine: &Engine,
         rb: &Runbook,
         ctx: &Arc<RunCtx>,
+        cluster: &str,
         reason: String,
         rep: Option<Report>,
     ) -> Result<RunReport, EngineError> {
@@ -674,6 +830,7 @@ impl Runner {
             detail,
         });
         ctx.detach();
+        self.release(cluster, &ctx.run_id);
         Ok(RunReport {
             run_id: ctx.run_id.clone(),
             status: RunStatus::RolledBack {
@@ -794,6 +951,27 @@ pub fn check_runbook(runner: &Runner, path: &Path) -> Result<Runbook, EngineErro
     );
     let (mut engine, _) = runner.build(&ctx);
     runbook::load(&mut engine, path)
+}
+
+/// [`check_runbook`], then the lints of [`crate::lint`]; `pure_areas` are the namespaces of the
+/// world's areas that never touch the world (their calls may stand outside steps).
+pub fn lint_runbook(
+    runner: &Runner,
+    path: &Path,
+    pure_areas: &[&str],
+) -> Result<(Runbook, Vec<Report>), EngineError> {
+    let ctx = RunCtx::new(
+        "check".into(),
+        runner.clock.clone(),
+        runner.cancel.clone(),
+        true,
+        Vec::new(),
+    );
+    let (mut engine, _) = runner.build(&ctx);
+    let rb = runbook::load(&mut engine, path)?;
+    let cx = crate::lint::LintContext::of(&engine, pure_areas);
+    let found = crate::lint::lint(&engine, &cx, &rb)?;
+    Ok((rb, found))
 }
 
 /// An engine with the built-ins and every plugin of `runner` registered, for metadata (the

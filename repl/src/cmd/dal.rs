@@ -1,15 +1,18 @@
 //! `godwit dal serve`: godwit's xDS control plane for the Envoy fleet as a long-lived service.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Subcommand;
 use godwit_engine::exit;
 
+use crate::context::Context;
 use crate::session::{Failure, invalid};
 
 /// The Envoy data access layer: godwit's xDS control plane as a long-lived service.
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  godwit dal serve --listen 0.0.0.0:18000 --expect-nodes orders-db=envoy-a,envoy-b")]
 pub struct DalArgs {
     #[command(subcommand)]
     pub command: DalCommand,
@@ -19,6 +22,10 @@ pub struct DalArgs {
 pub enum DalCommand {
     /// Serve ADS (gRPC) to the Envoy fleet until Ctrl-C; routes and versions persist in the
     /// state file, so a restart serves the same versions (docs/envoy.md).
+    #[command(after_help = "Examples:
+  godwit dal serve
+  godwit dal serve --listen 0.0.0.0:18000 --expect-nodes orders-db=envoy-a,envoy-b
+  godwit dal serve --tls-cert xds.pem --tls-key xds.key --tls-client-ca fleet-ca.pem")]
     Serve {
         /// gRPC listen address for the Envoy nodes.
         #[arg(long, default_value = "127.0.0.1:18000")]
@@ -53,7 +60,7 @@ pub enum DalCommand {
 }
 
 impl DalArgs {
-    pub fn execute(self, state_dir: &Path) -> Result<i32, Failure> {
+    pub fn execute(self, ctx: &Context) -> Result<i32, Failure> {
         let DalCommand::Serve {
             listen,
             api,
@@ -68,7 +75,10 @@ impl DalArgs {
         let mut config = godwit_xds::Config::new(listen);
         godwit_xds::api::check_listen(api).map_err(|e| invalid(format!("--api: {e}")))?;
         config.api = Some(api);
-        config.state_path = Some(state_file.unwrap_or_else(|| state_dir.join("dal/state.json")));
+        config.state_path = Some(match state_file {
+            Some(f) => f,
+            None => ctx.state_dir()?.join("dal/state.json"),
+        });
         config.ack_timeout = godwit_engine::duration::parse_duration(&ack_timeout)
             .map_err(|e| invalid(format!("--ack-timeout: {e}")))?;
         config.absent_timeout = godwit_engine::duration::parse_duration(&absent_timeout)

@@ -3,32 +3,50 @@
 use std::path::PathBuf;
 
 use godwit_engine::exit;
+use serde_json::json;
 
+use crate::context::Context;
 use crate::session::{Failure, reference_engine};
-use crate::worlds::Worlds;
 
 /// Regenerate the primitive reference (docs/primitives) from the functions' doc comments.
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  godwit docs                    rewrite docs/primitives after changing a function's /// comment
+  godwit docs --check            CI: exit 10 when docs/primitives is out of date")]
 pub struct DocsArgs {
     #[arg(long, default_value = "docs/primitives")]
     pub out: PathBuf,
-    /// Only report whether the files are current (exit 1 if not).
+    /// Only report whether the files are current: exit 10 (a check found problems) if not.
     #[arg(long)]
     pub check: bool,
 }
 
 impl DocsArgs {
-    pub fn execute(self, worlds: &Worlds) -> Result<i32, Failure> {
+    pub fn execute(self, ctx: &Context) -> Result<i32, Failure> {
         let out = &self.out;
-        let files = crate::docs::generate(&reference_engine(worlds)?);
+        let files = crate::docs::generate(&reference_engine(&ctx.worlds)?);
         if self.check {
             let drift = crate::docs::drift(out, &files);
+            if ctx.json() {
+                crate::out::json(&json!({
+                    "out": out, "files": files.len(), "current": drift.is_empty(), "drift": drift,
+                }));
+                return Ok(if drift.is_empty() {
+                    exit::OK
+                } else {
+                    exit::CHECK_FAILED
+                });
+            }
             if drift.is_empty() {
-                println!("{} is current ({} files)", out.display(), files.len());
+                crate::out::line(format!(
+                    "{} is current ({} files)",
+                    out.display(),
+                    files.len()
+                ));
                 return Ok(exit::OK);
             }
             return Err(Failure(
-                exit::INTERNAL,
+                exit::CHECK_FAILED,
                 format!(
                     "{} is out of date: {}; run `godwit docs`",
                     out.display(),
@@ -42,7 +60,11 @@ impl DocsArgs {
                 format!("cannot write {}: {e}", out.display()),
             )
         })?;
-        println!("wrote {} files to {}", files.len(), out.display());
+        if ctx.json() {
+            crate::out::json(&json!({ "out": out, "files": files.len(), "written": true }));
+        } else {
+            crate::out::line(format!("wrote {} files to {}", files.len(), out.display()));
+        }
         Ok(exit::OK)
     }
 }

@@ -10,11 +10,16 @@ use std::time::Duration;
 use godwit_lab::cutover;
 use godwit_lab::{LabOptions, Supervisor};
 
+use crate::context::Context;
 use crate::lab::{default_dir, lab_failure};
 use crate::session::{Failure, runtime};
 
 /// A lab on this machine: real PostgreSQL servers and a real Envoy (the `lab` world).
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  godwit lab up                  keep it running; Ctrl-C or `godwit lab down` stops it
+  godwit lab status
+  godwit demo --world lab        a throwaway lab for one cutover")]
 pub struct LabArgs {
     #[command(subcommand)]
     pub command: LabCommand,
@@ -26,6 +31,10 @@ pub enum LabCommand {
     /// with an application role, database and data, a real Envoy in front of it driven by an
     /// xDS control plane, a one-second metric sampler and a CDC consumer. Then, in another
     /// terminal: `godwit run rds-to-aurora --cluster orders-db --world lab --set …`.
+    #[command(after_help = "Examples:
+  godwit lab up                          then, in another terminal:
+  godwit run rds-to-aurora --cluster orders-db --world lab --set metric_period=1
+  godwit lab up --dir /tmp/lab2 --rows 1000000 --no-cdc")]
     Up {
         /// Where the lab lives [default: $TMPDIR/godwit-lab-<uid>].
         #[arg(long)]
@@ -51,7 +60,12 @@ pub enum LabCommand {
     },
     /// Stop a lab: its supervisor, every server, Envoy and consumer — recorded or not —, then
     /// remove its data and keep its logs in the lab directory (`--purge`: remove everything).
+    #[command(after_help = "Examples:
+  godwit lab down
+  godwit lab down --dir /tmp/lab2
+  godwit lab down --purge")]
     Down {
+        /// Where the lab lives [default: $TMPDIR/godwit-lab-<uid>].
         #[arg(long)]
         dir: Option<PathBuf>,
         /// Remove the logs too (the whole lab directory).
@@ -59,16 +73,19 @@ pub enum LabCommand {
         purge: bool,
     },
     /// What a lab runs: servers (primary/standby), Envoy, consumers, ports.
+    #[command(after_help = "Examples:
+  godwit lab status
+  godwit lab status -o json | jq .servers")]
     Status {
+        /// Where the lab lives [default: $TMPDIR/godwit-lab-<uid>].
         #[arg(long)]
         dir: Option<PathBuf>,
-        #[arg(long)]
-        json: bool,
     },
 }
 
 impl LabArgs {
-    pub fn execute(self, state_dir: &Path) -> Result<i32, Failure> {
+    pub fn execute(self, ctx: &Context) -> Result<i32, Failure> {
+        let json = ctx.json();
         match self.command {
             LabCommand::Up {
                 dir,
@@ -79,7 +96,7 @@ impl LabArgs {
                 workload_kind,
             } => {
                 godwit_engine::run::validate_cluster(&source)?;
-                let dir = dir.unwrap_or_else(|| default_dir(state_dir));
+                let dir = dir.unwrap_or_else(default_dir);
                 let rt = runtime()?;
                 rt.block_on(async {
                     // Before anything is up: `godwit lab down` may signal as soon as lab.json exists.
@@ -88,29 +105,30 @@ impl LabArgs {
                     opts.source = source.clone();
                     opts.seed_rows = rows;
                     opts.cdc = !no_cdc;
-                    eprintln!("starting a lab in {} …", dir.display());
+                    crate::out::note(format!("starting a lab in {} …", dir.display()));
                     let mut sup = Supervisor::up(opts).await.map_err(lab_failure)?;
                     sup.keep_logs();
-                    print_status(&sup.dir, false)?;
-                    let world = if dir == default_dir(state_dir) {
+                    print_status(&sup.dir, json)?;
+                    let world = if dir == default_dir() {
                         "lab".to_string()
                     } else {
                         format!("lab:{}", sup.dir.display())
                     };
-                    println!(
+                    let say = |t: String| if json { crate::out::note(t) } else { crate::out::line(t) };
+                    say(format!(
                         "\nclients: psql 'host=127.0.0.1 port={} user=app dbname=app'\nmigrate: godwit run rds-to-aurora --cluster {source} --world {world} --set validation_window=10s --set metric_period=1 --set health_every=2s --set parameter_group_settle=0s\nstop:    Ctrl-C here, or godwit lab down{}",
                         sup.state.route.listen_port,
-                        if dir == default_dir(state_dir) {
+                        if dir == default_dir() {
                             String::new()
                         } else {
                             format!(" --dir {}", dir.display())
                         }
-                    );
+                    ));
                     let load = (workload > 0).then(|| {
-                        println!(
+                        say(format!(
                             "workload: {workload} {} clients writing through Envoy (`godwit lab status` shows what they see; the figures at `lab down`)",
                             workload_kind.name()
-                        );
+                        ));
                         godwit_lab::workload::Workload::start(
                             sup.state.route.listen_port,
                             &sup.state.app_role,
@@ -122,28 +140,35 @@ impl LabArgs {
                         )
                     });
                     wait_for_stop(stop, load.as_ref(), &sup.dir).await;
-                    eprintln!("stopping the lab …");
+                    crate::out::note("stopping the lab …");
                     if let Some(load) = load {
                         let logs = load.stop().await;
                         match cutover::measure(&sup.dir, workload_kind, &logs, true).await {
-                            Ok(w) => println!("{}", crate::lab::measured_report(&w, &[])),
-                            Err(e) => eprintln!("the workload's figures: {e}"),
+                            Ok(w) => say(crate::lab::measured_report(&w, &[])),
+                            Err(e) => crate::out::note(format!("the workload's figures: {e}")),
                         }
                     }
                     let dir = sup.dir.clone();
                     sup.down().await;
-                    eprintln!("logs kept in {} (`godwit lab down --purge` removes them)", dir.display());
+                    crate::out::note(format!(
+                        "logs kept in {} (`godwit lab down --purge` removes them)",
+                        dir.display()
+                    ));
                     Ok(exit::OK)
                 })
             }
             LabCommand::Down { dir, purge } => {
-                let dir = dir.unwrap_or_else(|| default_dir(state_dir));
+                let dir = dir.unwrap_or_else(default_dir);
                 let msg = godwit_lab::supervisor::down_dir(&dir, purge).map_err(lab_failure)?;
-                println!("{msg}");
+                if json {
+                    crate::out::json(&serde_json::json!({ "down": dir, "message": msg }));
+                } else {
+                    crate::out::line(msg);
+                }
                 Ok(exit::OK)
             }
-            LabCommand::Status { dir, json } => {
-                let dir = dir.unwrap_or_else(|| default_dir(state_dir));
+            LabCommand::Status { dir } => {
+                let dir = dir.unwrap_or_else(default_dir);
                 print_status(&dir, json)?;
                 Ok(exit::OK)
             }
@@ -192,25 +217,25 @@ fn parse_kind(s: &str) -> Result<godwit_lab::workload::Kind, String> {
 fn print_status(dir: &Path, json: bool) -> Result<(), Failure> {
     let s = godwit_lab::supervisor::status(dir).map_err(lab_failure)?;
     if json {
-        println!("{}", serde_json::to_string(&s).unwrap_or_default());
+        crate::out::json(&s);
         return Ok(());
     }
     let up = |b: bool| if b { "running" } else { "NOT RUNNING" };
-    println!("lab {}", s.dir.display());
-    println!(
+    crate::out::line(format!("lab {}", s.dir.display()));
+    crate::out::line(format!(
         "  supervisor pid {} {}",
         s.supervisor.pid.unwrap_or(0),
         up(s.supervisor.running)
-    );
-    println!(
+    ));
+    crate::out::line(format!(
         "  clients connect to {} (Envoy pid {} {}); control plane API {}",
         s.listen,
         s.envoy.pid.unwrap_or(0),
         up(s.envoy.running),
         s.control_plane_api
-    );
+    ));
     for srv in &s.servers {
-        println!(
+        crate::out::line(format!(
             "  {:<24} {:<8} port {:<5} pid {:<7} {}{}",
             srv.id,
             srv.role,
@@ -221,15 +246,15 @@ fn print_status(dir: &Path, json: bool) -> Result<(), Failure> {
                 .as_ref()
                 .map(|c| format!(" (cluster {c})"))
                 .unwrap_or_default()
-        );
+        ));
     }
     for c in &s.consumers {
-        println!(
+        crate::out::line(format!(
             "  CDC consumer {:<14} pid {:<7} {}",
             c.name,
             c.pid.unwrap_or(0),
             up(c.running)
-        );
+        ));
     }
     for p in &s.unrecorded {
         println!(

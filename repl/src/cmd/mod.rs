@@ -5,11 +5,15 @@
 //! ([`session`](crate::session), [`config`](crate::config), [`state`](crate::state),
 //! [`worlds`](crate::worlds)) and never on `cli.rs`.
 
+pub mod abort;
+pub mod approve;
 pub mod check;
+pub mod completions;
 pub mod dal;
 pub mod demo;
 pub mod docs;
 pub mod lab;
+pub mod plan;
 pub mod repl;
 pub mod resume;
 pub mod run;

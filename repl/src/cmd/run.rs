@@ -1,23 +1,34 @@
 //! `godwit run`: validate everything, then start a run and drive it to the end.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use godwit_engine::StartRequest;
 use godwit_engine::exit;
-use godwit_engine::journal::file::FileStore;
-use godwit_engine::{Clock, JournalStore, StartRequest, SystemClock};
-use godwit_stdlib::aws::world::settings_file;
 
-use crate::config::{find_runbook, load_config, parse_sets, world_settings, write_settings};
-use crate::session::{Failure, Output, audited, drive, finish, invalid, runner};
+use crate::config::{
+    AwsFlags, find_runbook, load_config, parse_sets, world_settings, write_settings,
+};
+use crate::context::Context;
+use crate::session::{Driving, Failure, Output, audited, drive, finish, invalid};
 use crate::state::world_state_file;
-use crate::worlds::Worlds;
 
 /// Start a run of RUNBOOK for one cluster and drive it to the end.
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  godwit run rds-to-aurora --cluster orders-db --world sim:busy-source
+  godwit run rds-to-aurora --cluster orders-db --world aws --region eu-west-1 --config fleet.toml
+  godwit run rds-to-aurora --cluster orders-db --set validation_window=2h --set approve_cutover=true
+  godwit run rds-to-aurora --cluster orders-db -o json | jq .status
+
+Ctrl-C (or SIGTERM) stops at the next safe point, rolls nothing back (exit 7); `godwit resume last`
+continues. Every --set/--config value is checked against the runbook's parameters first: a bad one
+is exit 2 and no run is created. One run per cluster: a second is refused (exit 6) with the
+holder's run id until the first one finishes.")]
 pub struct RunArgs {
     /// A runbook file, or the name of one in ./runbooks (e.g. rds-to-aurora).
     pub runbook: String,
-    /// The cluster (source RDS instance id) this run migrates.
+    /// The cluster (source RDS instance id) this run migrates: an RDS identifier (letters,
+    /// digits, hyphens; a letter first).
     #[arg(long)]
     pub cluster: String,
     /// World to run in: NAME or NAME:ARG (see `godwit worlds`).
@@ -28,49 +39,51 @@ pub struct RunArgs {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     /// TOML file of runbook parameters: top-level keys for every cluster, a
-    /// `[clusters.<id>]` table per cluster overriding them.
+    /// `[clusters.<id>]` table per cluster overriding them; `[aws]` for the aws world.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub aws: AwsFlags,
     #[command(flatten)]
     pub out: Output,
 }
 
 impl RunArgs {
-    pub fn execute(
-        self,
-        state_dir: &Path,
-        store: &FileStore,
-        worlds: &Worlds,
-    ) -> Result<i32, Failure> {
+    pub fn execute(self, ctx: &Context) -> Result<i32, Failure> {
         let RunArgs {
             runbook,
             cluster,
             world,
             set,
             config,
+            aws,
             out,
         } = self;
+        let out = out.with_format(ctx);
+        let driving = Driving::start()?;
+        let worlds = &ctx.worlds;
+        // Everything the operator typed is checked before anything is created.
+        godwit_engine::run::validate_cluster(&cluster)?;
         let path = find_runbook(&runbook)?;
         let spec = world.as_deref().unwrap_or(&worlds.default).to_string();
         let world_name = spec.split(':').next().unwrap_or_default().to_string();
+        worlds.check_name(&world_name).map_err(invalid)?;
         let mut params = match &config {
-            Some(file) => load_config(file, &cluster, &worlds.names())?,
+            Some(file) => load_config(file, &cluster)?,
             None => serde_json::Map::new(),
         };
         params.extend(parse_sets(&set)?);
-        // World settings (`[aws]`, `[clusters.<id>.aws]`) reach the world factory through
-        // a file beside the world's state file, so `resume` rebuilds the same world.
-        let settings = match &config {
-            Some(file) => world_settings(file, &cluster, &world_name)?,
-            None => None,
-        };
+        // World settings (`[aws]`, `[clusters.<id>.aws]`, --region …) reach the world factory
+        // through a file beside the world's state file, so `resume` rebuilds the same world.
+        let settings = world_settings(config.as_deref(), &cluster, &world_name, &aws)?;
+        let store = ctx.store()?;
+        let state_dir = ctx.state_dir()?;
         // The run id comes from the wall clock, not the world's (a simulated world starts every
         // run at the same virtual time), so the world is built once, already at the path its
-        // state keeps for `resume`. `Runner::start` validates the cluster id, the runbook and its
-        // parameters before it creates the run; a refusal removes the world's files again.
-        godwit_engine::run::validate_cluster(&cluster)?;
-        let run_id = godwit_engine::run::new_run_id(SystemClock.now_ms(), &cluster);
-        let state = world_state_file(state_dir, &run_id);
+        // state keeps for `resume`. `Runner::start` checks the runbook and its parameters and
+        // claims the cluster before it creates the run; a refusal removes the world's files again.
+        let run_id = godwit_engine::run::new_run_id(&cluster);
+        let state = world_state_file(&state_dir, &run_id);
         if let Some(parent) = state.parent() {
             std::fs::create_dir_all(parent).map_err(|e| {
                 Failure(
@@ -79,13 +92,7 @@ impl RunArgs {
                 )
             })?;
         }
-        let forget_world = || {
-            let _ = std::fs::remove_file(&state);
-            let _ = std::fs::remove_file(settings_file(&state));
-            if let Some(parent) = state.parent() {
-                let _ = std::fs::remove_dir(parent); // only if empty
-            }
-        };
+        let forget_world = || crate::state::forget_world(&state);
         if let Some(v) = &settings {
             write_settings(&state, v)?;
         }
@@ -94,17 +101,19 @@ impl RunArgs {
             invalid(e)
         })?;
         let audit = world.audit.clone();
-        let (runner, rt) = runner(store, world, &out)?;
+        driving.check().inspect_err(|_| forget_world())?;
+        let runner = driving.runner(&store, world, &out);
+        let rt = &driving.rt;
         let req = StartRequest {
             runbook: path,
             cluster,
             params,
             run_id: Some(run_id.clone()),
         };
-        let report = drive(&rt, move || runner.start(req)).inspect_err(|_| {
+        let report = drive(rt, move || runner.start(req)).inspect_err(|_| {
             // Refused before the run existed: nothing of it may remain. Once it exists (a
             // journal failure later on), its world stays for `resume`.
-            if store.read(&run_id).is_err() {
+            if godwit_engine::JournalStore::read(&store, &run_id).is_err() {
                 forget_world();
             }
         })?;

@@ -1,28 +1,29 @@
 //! `godwit runs`: every run in the state directory, newest first.
 
 use godwit_engine::exit;
-use godwit_engine::journal::file::FileStore;
 use serde_json::Value;
 
+use crate::context::Context;
 use crate::render::runs_table;
 use crate::session::Failure;
 use crate::state::list_runs;
 
-/// List runs, newest first.
+/// List runs, newest first, with where each stands (`running`, `stopped`, `rollback-failed`, ...).
 #[derive(clap::Args, Debug)]
-pub struct RunsArgs {
-    #[arg(long)]
-    pub json: bool,
-}
+#[command(after_help = "Examples:
+  godwit runs
+  godwit runs -o json | jq -r '.[] | select(.status == \"stopped\") | .run_id'")]
+pub struct RunsArgs {}
 
 impl RunsArgs {
-    pub fn execute(self, store: &FileStore) -> Result<i32, Failure> {
-        let rows = list_runs(store)?;
-        if self.json {
-            println!("{}", Value::Array(rows));
+    pub fn execute(self, ctx: &Context) -> Result<i32, Failure> {
+        let store = ctx.store()?;
+        let rows = list_runs(&store)?;
+        if ctx.json() {
+            crate::out::json(&Value::Array(rows));
             return Ok(exit::OK);
         }
-        println!("{}", runs_table(&rows, store.root()));
+        crate::out::line(runs_table(&rows, store.root()));
         Ok(exit::OK)
     }
 }

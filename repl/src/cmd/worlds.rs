@@ -2,16 +2,23 @@
 
 use godwit_engine::exit;
 
+use crate::context::Context;
 use crate::session::Failure;
-use crate::worlds::Worlds;
 
-/// List the worlds this godwit can run in.
+/// List the worlds this godwit can run in (and those it was built without).
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  godwit worlds
+  godwit worlds -o json | jq -r '.[].name'")]
 pub struct WorldsArgs {}
 
 impl WorldsArgs {
-    pub fn execute(self, worlds: &Worlds) -> Result<i32, Failure> {
-        println!("{}", worlds.describe());
+    pub fn execute(self, ctx: &Context) -> Result<i32, Failure> {
+        if ctx.json() {
+            crate::out::json(&ctx.worlds.list());
+        } else {
+            crate::out::line(ctx.worlds.describe());
+        }
         Ok(exit::OK)
     }
 }

@@ -101,13 +101,13 @@ impl Repl {
 
     fn out(&self, text: &str) {
         if !text.is_empty() {
-            println!("{text}");
+            crate::out::line(text);
         }
     }
 
     fn fail(&mut self, text: &str) {
         self.failures += 1;
-        eprintln!("error: {text}");
+        crate::out::error(text);
     }
 
     /// Evaluate one complete input (code or a meta-command). `confirm` reads a yes/no answer.
@@ -326,7 +326,8 @@ impl Repl {
         run.insert("cluster".into(), started.cluster.clone().into());
         run.insert("world".into(), started.world.clone().into());
         run.insert("params".into(), from_json(&started.params));
-        run.insert("status".into(), plan.status().as_str().into());
+        let status = plan.status_word(self.store.holder(&id).is_some());
+        run.insert("status".into(), status.into());
         run.insert("where".into(), plan.whereabouts().into());
         run.insert("steps".into(), Dynamic::from_map(steps));
         run.insert("failed".into(), Dynamic::from_map(failed));
@@ -343,9 +344,16 @@ impl Repl {
             started.runbook.version,
             started.cluster,
             started.world,
-            plan.status().as_str(),
+            status,
             plan.whereabouts()
         );
+        // The console's primitives act on its own world: say so when it is not the run's.
+        if self.world != started.world {
+            text.push_str(&format!(
+                "\nnote: this console is on world '{}', the run ran in '{}': primitives here do not see the run's world",
+                self.world, started.world
+            ));
+        }
         if let Some(item) = plan.flow.last().filter(|i| {
             i.kind == FlowKind::Gate && matches!(i.outcome, FlowOutcome::Incomplete { .. })
         }) {

@@ -102,7 +102,7 @@ impl IamConnector {
             Err(e)
                 if aws_sdk_rds::error::ProvideErrorMetadata::code(&e)
                     .is_some_and(|c| c.starts_with("DBInstanceNotFound")) => {}
-            Err(e) => return Err(api(aws_sdk_rds::error::DisplayErrorContext(e).to_string())),
+            Err(e) => return Err(api(super::error_chain(&e))),
         }
         match rds
             .describe_db_clusters()
@@ -136,7 +136,7 @@ impl IamConnector {
                     "check the identifier and the region",
                 ))
             }
-            Err(e) => Err(api(aws_sdk_rds::error::DisplayErrorContext(e).to_string())),
+            Err(e) => Err(api(super::error_chain(&e))),
         }
     }
 }

@@ -308,7 +308,7 @@ where
             );
         }
         SdkError::DispatchFailure(d) => {
-            let why = aws_sdk_rds::error::DisplayErrorContext(e).to_string();
+            let why = error_chain(e);
             if d.is_user() {
                 return PrimitiveError::new(
                     area,
@@ -327,7 +327,7 @@ where
             );
         }
         SdkError::ConstructionFailure(_) => {
-            let why = aws_sdk_rds::error::DisplayErrorContext(e).to_string();
+            let why = error_chain(e);
             return PrimitiveError::new(
                 area,
                 op,
@@ -399,7 +399,7 @@ where
             "AWS rejected the request as given; the message says which argument",
         );
     }
-    let why = aws_sdk_rds::error::DisplayErrorContext(e).to_string();
+    let why = error_chain(e);
     PrimitiveError::new(
         area,
         op,
@@ -407,6 +407,23 @@ where
         format!("{api} failed: {why}"),
         "an unexpected answer from AWS; retry, and report it if it persists",
     )
+}
+
+/// An error and its causes in words, `outer: cause: root cause`. Not the SDK's
+/// `DisplayErrorContext`, which appends the whole error's `Debug` form
+/// (`DispatchFailure(DispatchFailure { source: ConnectorError …`) to what operators read.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        let text = err.to_string();
+        // Wrappers often repeat their cause's text: say each thing once.
+        if !text.is_empty() && !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = err.source();
+    }
+    parts.join(": ")
 }
 
 /// Last path segment of an ARN (`arn:aws:rds:r:a:cluster:orders-aurora` → `orders-aurora`), or
@@ -437,6 +454,23 @@ mod tests {
                 (base..=base + base / 4).contains(&d),
                 "attempt {attempt}: {d}"
             );
+        }
+    }
+
+    /// Issue 18: Rust `Debug` text reached operators (`DispatchFailure(DispatchFailure { source:
+    /// ConnectorError …`) through the SDK's DisplayErrorContext.
+    #[test]
+    fn a_connection_failure_is_told_in_words_not_debug_output() {
+        use aws_sdk_rds::error::ConnectorError;
+        use aws_sdk_rds::operation::describe_db_instances::DescribeDBInstancesError;
+        let refused =
+            std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let e: SdkError<DescribeDBInstancesError, aws_sdk_rds::config::http::HttpResponse> =
+            SdkError::dispatch_failure(ConnectorError::io(Box::new(refused)));
+        let p = classify("rds", "describe_instance", "rds.DescribeDBInstances", &e);
+        assert!(p.message.contains("connection refused"), "{}", p.message);
+        for debug in ["DispatchFailure(", "ConnectorError {", "source:", "{ "] {
+            assert!(!p.message.contains(debug), "{}", p.message);
         }
     }
 

@@ -7,7 +7,7 @@
 //! slots and creates the target's slots over IAM; undeclared, it fails clearly (`cdc = "none"`
 //! declares a source without consumers) — see docs/aws.md.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use godwit_engine::{Call, ErrorKind, PrimitiveError, SystemClock};
@@ -24,12 +24,7 @@ use crate::world::{Areas, World};
 use godwit_xds::model::Addr;
 use godwit_xds::remote::RemotePlane;
 
-/// Where the CLI keeps a run's world settings beside the world state file it hands the world
-/// factory (`<state>/worlds/RUN.json` → `<state>/worlds/RUN.settings.json`), so `resume` in
-/// another process rebuilds the same world.
-pub fn settings_file(state_file: &Path) -> PathBuf {
-    state_file.with_extension("settings.json")
-}
+pub use crate::world::settings_file;
 
 /// Settings saved for a run by the CLI (see [`settings_file`]), or `None` when there are none.
 pub fn saved_settings(state_file: Option<&Path>) -> Result<Option<AwsSettings>, String> {

@@ -291,7 +291,10 @@ pub(crate) fn classify_window(
             true,
             format!(
                 "OldestReplicationSlotLag saw-tooths between 0 and {} ({} zero and {} \
-                 segment-high datapoints of {}; segment {}), {}: an idle source, nothing missing",
+                 segment-high datapoints of {}; segment {}), {}: in sync within one segment, \
+                 nothing missing (the sawtooth of an idle source's forced segment switches; a busy \
+                 source streaming in step looks the same: tell them apart by \
+                 TransactionLogsGeneration, see keeps_up_at_peak)",
                 fmt_bytes(st.max),
                 st.zeros,
                 st.teeth,

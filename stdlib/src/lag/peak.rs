@@ -17,10 +17,12 @@ use super::{Assessment, Evidence, Options, Point, Verdict};
 /// * if `peak_bytes_per_second` is given, the window's generation must reach `peak_coverage`
 ///   of it, or the check proves nothing about the peak.
 ///
-/// The final catch-up estimate is `max(replica lag p99, slot lag p99 / throughput)` where
-/// throughput is the larger of the observed receive rate and the window's peak generation
-/// (a replica that keeps up at peak replays at least that fast): an upper bound on how long
-/// the replica needs after the fence, before the sync gate's first 0 datapoint can appear.
+/// The final catch-up estimate is `max(replica lag p99, backlog / throughput)` where the
+/// backlog is the slot lag p99, capped at the WAL generated over the replica's lag plus one
+/// period (the sawtooth's height is segment padding, not data), and throughput is the larger of
+/// the observed receive rate and the window's peak generation (a replica that keeps up at peak
+/// replays at least that fast): an upper bound on how long the replica needs after the fence,
+/// before the sync gate's first 0 datapoint can appear.
 ///
 /// Verdicts: `keeps-up` (pass), `falling-behind`, `stale-slot` (slot lag up while replica lag
 /// ≈ 0: not a slow replica), `window-misses-peak`, `no-data`.
@@ -91,8 +93,13 @@ pub fn keeps_up_at_peak(
     let gen_p99 = percentile(&gv, 99.0).unwrap_or(0.0);
     let receive_rate = (gen_mean - st.slope).max(0.0);
     let throughput = receive_rate.max(gen_max);
+    // What the replica can be missing: the slot lag, but no more than the WAL written while the
+    // replica is behind (its lag, plus one period for the datapoints' granularity). Within the
+    // idle sawtooth the slot lag is mostly the unused rest of a switched segment: an idle source
+    // (136 B/s) with 64 MiB of slot lag was estimated at ~5 d 17 h of catch-up.
+    let backlog = slot_p99.min(gen_max * (replica_p99 + opts.period_seconds as f64));
     let transfer = if throughput > 0.0 {
-        slot_p99 / throughput
+        backlog / throughput
     } else {
         0.0
     };
@@ -104,6 +111,7 @@ pub fn keeps_up_at_peak(
         .num("wal_generation_max_bytes_per_second", gen_max)
         .num("wal_generation_p99_bytes_per_second", gen_p99)
         .num("replica_receive_bytes_per_second", receive_rate)
+        .num("backlog_estimate_bytes", backlog)
         .num("catch_up_estimate_seconds", catch_up);
     if gen_mean > 0.0 {
         ev.num("receive_to_generation_ratio", receive_rate / gen_mean);

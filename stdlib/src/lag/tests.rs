@@ -504,6 +504,32 @@ fn peak_generation() -> Vec<f64> {
         .collect()
 }
 
+/// Issue 18: the validation gate passed an idle source saying "final catch-up after the fence
+/// ~5 d 17 h": its 64 MiB teeth are segment padding, not WAL to ship at 136 B/s.
+#[test]
+fn an_idle_sources_sawtooth_is_no_backlog_to_catch_up() {
+    let slot: Vec<f64> = (0..120)
+        .map(|i| if i % 5 == 0 { SEG } else { 0.0 })
+        .collect();
+    let generation: Vec<f64> = (0..120)
+        .map(|i| if i % 5 == 4 { 136.0 } else { 0.0 })
+        .collect();
+    let a = keeps_up_at_peak(
+        &series(T0, 60, &slot),
+        &series(T0, 60, &zeros(120)),
+        &series(T0, 60, &generation),
+        &opts(),
+    );
+    assert_eq!(a.verdict, Verdict::KeepsUp, "{}", a.why);
+    let catch_up = a.evidence.get_f64("catch_up_estimate_seconds").unwrap();
+    assert!(
+        catch_up <= 60.0,
+        "at most one period of the WAL actually written: {catch_up} s; {}",
+        a.why
+    );
+    assert!(!a.why.contains(" d "), "{}", a.why);
+}
+
 #[test]
 fn replica_keeps_up_at_peak() {
     let slot: Vec<f64> = (0..60).map(|i| f64::from(i % 3) * 8.0 * MIB).collect();

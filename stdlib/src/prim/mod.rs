@@ -320,6 +320,7 @@ pub fn poll<T>(
             .with_retryable(false));
         }
         let left = Duration::from_millis((deadline - cx.now_ms()).max(0) as u64);
+        cx.waiting(what, polls, timeout.saturating_sub(left), timeout);
         cx.sleep(every.wait_after(polls).min(left))?;
     }
 }

@@ -503,6 +503,7 @@ impl SimState {
         st.seed_resources();
         st.seed_net();
         st.connect_sessions();
+        st.backfill_history();
         st
     }
 

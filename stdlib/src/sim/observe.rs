@@ -16,6 +16,10 @@ pub struct Violation {
     pub detail: String,
 }
 
+/// Minutes of CloudWatch history before a scenario's start (see
+/// [`SimState::backfill_history`]): two hours, more than a preflight's one-hour look-back.
+const HISTORY_MINUTES: i64 = 120;
+
 impl SimState {
     /// Free storage of the source in bytes: allocated − data − retained WAL.
     pub fn free_storage_bytes(&self) -> f64 {
@@ -114,6 +118,41 @@ impl SimState {
             .min()
             .unwrap_or(self.lsn);
         self.lsn.saturating_sub(oldest) + self.seg
+    }
+
+    /// CloudWatch history of the source from before the scenario starts: a real instance has
+    /// been publishing for months, and a preflight that looks back an hour must find it (a
+    /// world without any history made every "missing data" check meet no data at all, and the
+    /// storage check passed on that). Steady values as they stand at the start, for the source's
+    /// own metrics; the replica's do not exist yet.
+    pub(super) fn backfill_history(&mut self) {
+        let start = self.now.div_euclid(60_000) * 60;
+        let src = self.sc.source.id.clone();
+        let inst = "DBInstanceIdentifier";
+        let free = self.free_storage_bytes();
+        let retained = self.retained_wal_bytes() as f64;
+        let conns = self.sessions.iter().filter(|s| s.db == src).count() as f64;
+        let slots = !self.slots.is_empty();
+        for i in (1..=HISTORY_MINUTES).rev() {
+            let minute = start - i * 60;
+            self.metrics
+                .sample(("FreeStorageSpace", inst, src.as_str()), minute, free);
+            self.metrics.sample(
+                ("TransactionLogsDiskUsage", inst, src.as_str()),
+                minute,
+                retained,
+            );
+            self.metrics
+                .sample(("DatabaseConnections", inst, src.as_str()), minute, conns);
+            if slots {
+                self.metrics.sample(
+                    ("OldestReplicationSlotLag", inst, src.as_str()),
+                    minute,
+                    0.0,
+                );
+            }
+            self.metrics.close_minute(true);
+        }
     }
 
     pub(super) fn close_minute(&mut self) {

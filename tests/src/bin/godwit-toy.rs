@@ -4,6 +4,7 @@
 //!   `GODWIT_TOY_WORLD`, on a virtual clock that starts at the wall-clock time (so gates do not
 //!   wait for real, and time still moves forward across processes).
 //! * `--world sim...`: the real simulator, with the same crash injection.
+//! * `GODWIT_TOY_SLOW_START=MS`: building the toy world takes MS milliseconds (start-up).
 //! * `GODWIT_TOY_CRASH=EVENT:N`: the process exits with code 86 — no cleanup, like a crash — on
 //!   the N-th transcript event named EVENT (`step-completed`, `primitive`, `undo-completed`,
 //!   ..., or `any`). Events are emitted after the journal append they report is durable.
@@ -40,6 +41,16 @@ impl Sink for ExitSink {
 }
 
 fn toy_world(_arg: &str, _state: Option<&std::path::Path>) -> Result<World, String> {
+    // A start-up that takes a while, so a test can interrupt it (the CLI traps signals before
+    // it builds the world).
+    if let Some(ms) = std::env::var("GODWIT_TOY_SLOW_START")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        // A test hook in a test binary: there is no run yet, hence no run clock.
+        #[allow(clippy::disallowed_methods)]
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
     let dir = std::env::var("GODWIT_TOY_WORLD")
         .map_err(|_| "set GODWIT_TOY_WORLD to the toy world directory".to_string())?;
     let world = ToyWorld::new(dir);

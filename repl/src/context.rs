@@ -1,0 +1,60 @@
+//! What every command gets from the command line besides its own arguments: the worlds of this
+//! binary, the output format (`-o text|json`), and the state directory — resolved only when the
+//! command needs it, so `godwit worlds`, `godwit demo --list` or `godwit completions` work on a
+//! machine with no home directory.
+
+use std::path::PathBuf;
+
+use godwit_engine::journal::file::FileStore;
+
+use crate::session::{Failure, invalid};
+use crate::state::{state_dir, store};
+use crate::worlds::Worlds;
+
+/// How a command prints its result (`-o`, `--json`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Format {
+    /// For people: tables, colour on terminals (NO_COLOR turns it off), progress while waiting.
+    #[default]
+    Text,
+    /// One JSON value on stdout (an object, or an array for lists); messages stay on stderr.
+    Json,
+}
+
+/// The command line's shared part, handed to every command.
+pub struct Context {
+    state_flag: Option<PathBuf>,
+    pub worlds: Worlds,
+    pub format: Format,
+}
+
+impl Context {
+    pub fn new(state_flag: Option<PathBuf>, worlds: Worlds, format: Format) -> Context {
+        let mut worlds = worlds;
+        // Every binary has the lab world; a test binary may bring its own.
+        if worlds.get("lab").is_none() {
+            worlds.add(crate::lab::world_def());
+        }
+        Context {
+            state_flag,
+            worlds,
+            format,
+        }
+    }
+
+    /// `-o json` / `--json`.
+    pub fn json(&self) -> bool {
+        self.format == Format::Json
+    }
+
+    /// The state directory (`--state-dir`, `GODWIT_STATE_DIR`, XDG); an error when none can
+    /// be found (exit 2).
+    pub fn state_dir(&self) -> Result<PathBuf, Failure> {
+        state_dir(self.state_flag.clone()).map_err(invalid)
+    }
+
+    /// The run store under the state directory.
+    pub fn store(&self) -> Result<FileStore, Failure> {
+        Ok(store(&self.state_dir()?))
+    }
+}
