@@ -434,7 +434,7 @@ fn wait_for_datapoints(
         if seen >= n {
             return;
         }
-        rt.block_on(tokio::time::sleep(Duration::from_millis(500)));
+        rt.block_on(async { tokio::time::sleep(Duration::from_millis(500)).await });
     }
     panic!("CloudWatch had {seen} {metric} datapoints of {id} after 30 s, not {n}");
 }
