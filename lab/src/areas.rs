@@ -6,7 +6,7 @@
 //! | `create_replica_cluster` | `pg_basebackup -R -C -S` from the source (the cluster = its data directory) |
 //! | `create_cluster_instance` | the streaming replica's server on that data directory |
 //! | `promote_cluster` | `pg_promote(wait => false)`; complete when `pg_is_in_recovery()` is false |
-//! | `set_security_groups` | a deny-all group rejects the application role in `pg_hba.conf` + reload (stateful, like a security group: sessions stay) |
+//! | `set_security_groups` | `pg_hba.conf` + reload, by client address: godwit's connections come from [`GODWIT_ADDR`], Envoy's from [`ENVOY_ADDR`], direct clients from 127.0.0.1; while no group admits everyone, only godwit's address (when a group admits godwit's group) and replication get in (stateful, like a security group: sessions stay) |
 //! | `reboot_instance` | fast restart (SIGINT, start on the same port): every session ends |
 //! | `delete_*` | stop the server, drop its slot on the source, remove its files |
 //! | parameter groups | recorded; `applied`/`unsupported` checked against the server's `pg_settings` |
@@ -15,6 +15,7 @@
 //! | `restore_cluster_from_snapshot` | a copy of that backup as the new cluster's data directory; its writer instance starts on it as a primary |
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -143,7 +144,7 @@ impl Connector for LabConnector {
     fn access(&self, _db: &str) -> godwit_stdlib::pg::Access {
         godwit_stdlib::pg::Access {
             available: true,
-            how: "superuser postgres over loopback".into(),
+            how: format!("superuser postgres over loopback from {GODWIT_ADDR}"),
             security_group: Some(GODWIT_GROUP.into()),
         }
     }
@@ -173,19 +174,90 @@ impl Connector for LabConnector {
                 config,
                 tls: None,
                 aurora,
+                // godwit's own address: what the security groups admit as godwit's group.
+                bind: Some(IpAddr::V4(GODWIT_ADDR)),
             })
         })
+    }
+
+    /// A login `pg_hba.conf` rejected is godwit locked out by the instance's security groups:
+    /// said as such, and as a `Timeout`, which is what AWS's dropped packets give godwit.
+    fn refused(&self, db: &str, error: PrimitiveError) -> PrimitiveError {
+        if !error.message.contains("pg_hba.conf rejects connection") {
+            return error;
+        }
+        let groups = LabState::load(&self.dir)
+            .ok()
+            .and_then(|st| st.serving(db).map(|i| i.security_groups.clone()))
+            .unwrap_or_default();
+        PrimitiveError::new(
+            error.area,
+            error.op,
+            ErrorKind::Timeout,
+            format!(
+                "godwit cannot reach {db}: its security groups {groups:?} do not admit godwit's \
+                 group {GODWIT_GROUP} ({GODWIT_ADDR}) on its port; on AWS the connection times \
+                 out ({})",
+                error.message
+            ),
+            format!(
+                "a quarantine must admit {GODWIT_GROUP} (ec2::ensure_quarantine_group with \
+                 admit) or godwit is locked out; rds::set_security_groups restores the groups"
+            ),
+        )
     }
 }
 
 /// The lab's stand-in for godwit's own security group (what a quarantine admits).
 pub const GODWIT_GROUP: &str = "sg-lab-godwit";
 
+/// The address godwit's connections to lab servers come from: the member of
+/// [`GODWIT_GROUP`]. Security groups admit by client address, not by role, so godwit must
+/// come from an address of its own (its role, superuser `postgres`, is no proof of it).
+pub const GODWIT_ADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+
+/// The address the lab's Envoy connects upstream from (its cluster's `upstream_bind_config`),
+/// so that a quarantine refuses the application's new connections through Envoy too.
+pub const ENVOY_ADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
+
 const QUARANTINE_BEGIN: &str = "# godwit-lab quarantine: begin";
 const QUARANTINE_END: &str = "# godwit-lab quarantine: end";
 
-/// `pg_hba.conf` of `data` with the application role rejected (`reject == true`) or admitted.
-pub fn set_hba_quarantine(data: &Path, role: &str, reject: bool) -> Result<bool, LabError> {
+/// Whom a set of security groups lets in on the database port, by client address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// A rule from an address range (the application's group: `tcp/5432 from 127.0.0.0/8`):
+    /// every loopback client.
+    Everyone,
+    /// Only a rule from godwit's group: [`GODWIT_ADDR`] and nobody else.
+    Godwit,
+    /// No rule that reaches the lab: everyone is refused, godwit too.
+    Nobody,
+}
+
+/// Whom `groups` admit together (a security group's rules add up).
+pub fn admission<'a>(groups: impl IntoIterator<Item = &'a SecurityGroup>) -> Admission {
+    let mut out = Admission::Nobody;
+    for rule in groups.into_iter().flat_map(|g| &g.ingress) {
+        let from = rule.rsplit(" from ").next().unwrap_or_default();
+        if from == GODWIT_GROUP {
+            out = Admission::Godwit;
+        } else if !from.starts_with("sg-") {
+            return Admission::Everyone;
+        }
+    }
+    out
+}
+
+/// `pg_hba.conf` of `data` for the security groups' [`Admission`]; whether it changed.
+///
+/// While not everyone is admitted, a block first (first match wins, before initdb's trust
+/// lines) lets in what security groups do not govern — physical replication (a replica's
+/// walreceiver, `pg_basebackup`) and Unix-socket clients (the lab's sampler, RDS's own
+/// monitoring; the CDC consumers) — then godwit's address if admitted, and rejects every other
+/// TCP client. Logical replication connections (`pg_recvlogical`) match database lines, not
+/// `replication`: the lab's consumers connect over the Unix socket for that reason.
+pub fn set_hba_quarantine(data: &Path, admission: Admission) -> Result<bool, LabError> {
     let path = data.join("pg_hba.conf");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| LabError::Io(format!("read {}: {e}", path.display())))?;
@@ -200,20 +272,25 @@ pub fn set_hba_quarantine(data: &Path, role: &str, reject: bool) -> Result<bool,
             kept.push(line.to_string());
         }
     }
-    let was = text.contains(QUARANTINE_BEGIN);
     let mut out = Vec::new();
-    if reject {
-        // First match wins in pg_hba.conf: these lines come before initdb's trust lines.
+    if admission != Admission::Everyone {
         out.push(QUARANTINE_BEGIN.to_string());
-        out.push(format!("host all {role} 127.0.0.1/32 reject"));
-        out.push(format!("host all {role} ::1/128 reject"));
-        out.push(format!("local all {role} reject"));
+        out.push("host replication all 127.0.0.0/8 trust".to_string());
+        if admission == Admission::Godwit {
+            out.push(format!("host all all {GODWIT_ADDR}/32 trust"));
+        }
+        out.push("host all all 0.0.0.0/0 reject".to_string());
+        out.push("host all all ::/0 reject".to_string());
         out.push(QUARANTINE_END.to_string());
     }
     out.extend(kept);
-    std::fs::write(&path, out.join("\n") + "\n")
+    let new = out.join("\n") + "\n";
+    if new == text {
+        return Ok(false);
+    }
+    std::fs::write(&path, new)
         .map_err(|e| LabError::Io(format!("write {}: {e}", path.display())))?;
-    Ok(was != reject)
+    Ok(true)
 }
 
 /// Settings of the lab's own making that must not travel to another server as parameters.
@@ -397,14 +474,6 @@ fn replica_settings(st: &LabState) -> Vec<(String, String)> {
         format!("{}ms", st.attributes.replica_retry_ms),
     ));
     v
-}
-
-/// Whether a security group lets the application in: any ingress rule but the one admitting
-/// godwit's own group (a quarantine admits godwit and nobody else).
-pub fn admits_application(g: &SecurityGroup) -> bool {
-    g.ingress
-        .iter()
-        .any(|rule| !rule.ends_with(&format!(" from {GODWIT_GROUP}")))
 }
 
 /// Stop every lab process working on `data` (a `pg_basebackup` writing it, a server on it),
@@ -762,10 +831,12 @@ impl Rds for LabRds {
         };
         // The copied pg_hba.conf is the source's when copied (a snapshot of a quarantined
         // source rejects the application): it follows the writer's groups instead.
-        let admits = groups
-            .iter()
-            .any(|g| st.security_groups.get(g).is_some_and(admits_application));
-        set_hba_quarantine(&cl.data, &st.app_role, !admits).map_err(|e| lab_error(R, OP, e))?;
+        // A harness with no groups of its own (moto's, which filters at its own door) leaves
+        // pg_hba as copied: it has no quarantine block, and no group to read one from.
+        if !st.security_groups.is_empty() {
+            let admits = admission(groups.iter().filter_map(|g| st.security_groups.get(g)));
+            set_hba_quarantine(&cl.data, admits).map_err(|e| lab_error(R, OP, e))?;
+        }
         let source_groups = groups;
         // The intent first (`creating`, no pid yet): whoever holds the lock next starts the
         // server or adopts the one a killed process started (crate::ops).
@@ -828,17 +899,15 @@ impl Rds for LabRds {
                 ));
             }
         }
-        let admits = groups
-            .iter()
-            .any(|g| admits_application(&st.security_groups[g]));
-        set_hba_quarantine(&inst.spec.data, &st.app_role, !admits)
-            .map_err(|e| lab_error(R, OP, e))?;
+        let admits = admission(groups.iter().map(|g| &st.security_groups[g]));
+        set_hba_quarantine(&inst.spec.data, admits).map_err(|e| lab_error(R, OP, e))?;
         pgproc::crash_point("set_security_groups:written");
         // Reloaded whether or not this call changed the file: a process killed between
         // writing it and reloading left it written but not in force, and the groups are
-        // recorded only after the reload.
-        if inst.pid.is_some_and(pgproc::alive) {
-            self.ctx.sql(cx, id, OP, "SELECT pg_reload_conf()")?;
+        // recorded only after the reload. By signal, as `pg_reload_conf()` does, not over
+        // godwit's connection: like RDS's API, this must work while the groups lock godwit out.
+        if let Some(pid) = inst.pid.filter(|p| pgproc::alive(*p)) {
+            pgproc::signal(pid, pgproc::Signal::SIGHUP).map_err(|e| lab_error(R, OP, e))?;
         }
         pgproc::crash_point("set_security_groups:reloaded");
         let groups = groups.to_vec();
@@ -1359,21 +1428,51 @@ impl Ec2 for LabEc2 {
 mod tests {
     use super::*;
 
+    fn group(rules: &[&str]) -> SecurityGroup {
+        SecurityGroup {
+            id: "sg-x".into(),
+            name: "x".into(),
+            vpc_id: "vpc-lab".into(),
+            ingress: rules.iter().map(|r| r.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn groups_admit_by_address() {
+        let app = group(&["tcp/5432 from 127.0.0.0/8"]);
+        let godwit = group(&["tcp/5432 from sg-lab-godwit"]);
+        let other = group(&["tcp/5432 from sg-lab-other"]);
+        let none = group(&[]);
+        assert_eq!(admission([&app]), Admission::Everyone);
+        assert_eq!(admission([&godwit, &app]), Admission::Everyone);
+        assert_eq!(admission([&godwit]), Admission::Godwit);
+        assert_eq!(admission([&other, &godwit]), Admission::Godwit);
+        assert_eq!(admission([&other]), Admission::Nobody);
+        assert_eq!(admission([&none]), Admission::Nobody);
+        assert_eq!(admission([]), Admission::Nobody);
+    }
+
     #[test]
     fn the_quarantine_block_goes_first_and_comes_out_whole() {
         let dir = tempfile::tempdir().unwrap();
         let hba = dir.path().join("pg_hba.conf");
         let original = "local all all trust\nhost all all 127.0.0.1/32 trust\n";
         std::fs::write(&hba, original).unwrap();
-        assert!(set_hba_quarantine(dir.path(), "app", true).unwrap());
+        assert!(set_hba_quarantine(dir.path(), Admission::Godwit).unwrap());
         let q = std::fs::read_to_string(&hba).unwrap();
         assert!(q.starts_with(QUARANTINE_BEGIN), "first match wins: {q}");
-        assert!(q.contains("host all app 127.0.0.1/32 reject"));
+        assert!(q.contains("host replication all 127.0.0.0/8 trust"), "{q}");
+        assert!(q.contains("host all all 127.0.0.2/32 trust"), "{q}");
+        assert!(q.contains("host all all 0.0.0.0/0 reject"), "{q}");
         assert!(
-            !set_hba_quarantine(dir.path(), "app", true).unwrap(),
-            "idempotent: no change, no reload"
+            !set_hba_quarantine(dir.path(), Admission::Godwit).unwrap(),
+            "idempotent: no change"
         );
-        assert!(set_hba_quarantine(dir.path(), "app", false).unwrap());
+        assert!(set_hba_quarantine(dir.path(), Admission::Nobody).unwrap());
+        let q = std::fs::read_to_string(&hba).unwrap();
+        assert!(!q.contains("127.0.0.2"), "godwit locked out too: {q}");
+        assert!(q.contains("host replication all 127.0.0.0/8 trust"), "{q}");
+        assert!(set_hba_quarantine(dir.path(), Admission::Everyone).unwrap());
         assert_eq!(std::fs::read_to_string(&hba).unwrap(), original);
     }
 }

@@ -64,7 +64,7 @@ pub async fn sample_as(
         if inst.cluster.is_some() || inst.pid.is_none() {
             continue;
         }
-        let Ok(c) = connect(inst.port, user).await else {
+        let Ok(c) = connect(&inst.spec.socket_dir, inst.port, user).await else {
             continue;
         };
         let dim = "DBInstanceIdentifier";
@@ -125,14 +125,23 @@ pub async fn sample_as(
     Sample { t, m }
 }
 
-async fn connect(port: u16, user: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (c, conn) = tokio_postgres::connect(
-        &format!(
-            "host=127.0.0.1 port={port} user={user} dbname=postgres connect_timeout=2 application_name=godwit-lab-sampler"
-        ),
-        tokio_postgres::NoTls,
-    )
-    .await?;
+/// Over the server's Unix socket: RDS's own monitoring is not subject to the instance's
+/// security groups, and neither is the lab's sampler (`pg_hba.conf` governs TCP clients by
+/// address: [`crate::areas::set_hba_quarantine`]).
+async fn connect(
+    socket_dir: &Path,
+    port: u16,
+    user: &str,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (c, conn) = tokio_postgres::Config::new()
+        .host_path(socket_dir)
+        .port(port)
+        .user(user)
+        .dbname("postgres")
+        .connect_timeout(Duration::from_secs(2))
+        .application_name("godwit-lab-sampler")
+        .connect(tokio_postgres::NoTls)
+        .await?;
     tokio::spawn(conn);
     Ok(c)
 }

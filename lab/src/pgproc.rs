@@ -282,7 +282,9 @@ pub fn make_owned_dir(path: &Path, user: Option<&ServerUser>) -> Result<(), LabE
 }
 
 /// `initdb` a new cluster in `data` (which must not exist): trust authentication (loopback
-/// only), superuser `postgres`, UTF8, C locale, no fsync of the new files.
+/// only: all of 127.0.0.0/8, whose addresses tell godwit, Envoy and direct clients apart for
+/// the security groups, `crate::areas::set_hba_quarantine`), superuser `postgres`, UTF8,
+/// C locale, no fsync of the new files.
 pub fn initdb(
     bin: &PgBin,
     user: Option<&ServerUser>,
@@ -294,7 +296,14 @@ pub fn initdb(
         .arg(data)
         .args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"])
         .args(["--locale=C"]);
-    run_tool(c, &format!("initdb {}", data.display())).map(|_| ())
+    run_tool(c, &format!("initdb {}", data.display()))?;
+    // initdb admits 127.0.0.1 only; godwit (127.0.0.2) and Envoy (127.0.0.3) come from
+    // elsewhere on loopback. Rewritten in place: the file keeps its owner.
+    let hba = data.join("pg_hba.conf");
+    let text = fs::read_to_string(&hba)
+        .map_err(|e| LabError::Io(format!("read {}: {e}", hba.display())))?;
+    fs::write(&hba, text.replace(" 127.0.0.1/32 ", " 127.0.0.0/8 "))
+        .map_err(|e| LabError::Io(format!("write {}: {e}", hba.display())))
 }
 
 /// How one server is started: everything `postgres` needs on its command line.
@@ -652,6 +661,12 @@ pub fn alive(pid: u32) -> bool {
             .is_some_and(|state| state != "Z" && state != "X"),
         Err(_) => false,
     }
+}
+
+/// Send `signal` to `pid` (SIGHUP: a server rereads its configuration and `pg_hba.conf`).
+pub fn signal(pid: u32, signal: Signal) -> Result<(), LabError> {
+    kill(Pid::from_raw(pid as i32), signal)
+        .map_err(|e| LabError::Process(format!("signal {signal} to pid {pid}: {e}")))
 }
 
 /// Send `signal` to `pid`, then wait until it is gone; after `grace` send SIGKILL. Works for

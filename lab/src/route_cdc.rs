@@ -132,22 +132,19 @@ pub fn start_consumer(st: &LabState, c: &Consumer, db: &str) -> Result<u32, LabE
         .open(st.dir.join(format!("{}.cdc.log", c.name)))
         .map_err(|e| LabError::Io(e.to_string()))?;
     let mut cmd = pgproc::pg_command(&st.bin.tool("pg_recvlogical"), st.user.as_ref(), &st.dir);
-    cmd.args([
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &inst.port.to_string(),
-        "-U",
-        "postgres",
-    ])
-    .args(["-d", &st.app_db, "-S", &c.slot, "--start", "--no-loop"])
-    .arg("-f")
-    .arg(&c.output)
-    // Report the position every second and fsync the output as often: the slot's
-    // confirmed_flush_lsn is the consumer's position.
-    .args(["-F", "1", "-s", "1"])
-    .stdout(out.try_clone().map_err(|e| LabError::Io(e.to_string()))?)
-    .stderr(out);
+    // Over the Unix socket: a logical replication connection matches pg_hba's database
+    // lines, which the security groups govern, and a CDC consumer must survive the quarantine.
+    cmd.arg("-h")
+        .arg(&inst.spec.socket_dir)
+        .args(["-p", &inst.port.to_string(), "-U", "postgres"])
+        .args(["-d", &st.app_db, "-S", &c.slot, "--start", "--no-loop"])
+        .arg("-f")
+        .arg(&c.output)
+        // Report the position every second and fsync the output as often: the slot's
+        // confirmed_flush_lsn is the consumer's position.
+        .args(["-F", "1", "-s", "1"])
+        .stdout(out.try_clone().map_err(|e| LabError::Io(e.to_string()))?)
+        .stderr(out);
     let child = cmd
         .spawn()
         .map_err(|e| LabError::Io(format!("start pg_recvlogical: {e}")))?;

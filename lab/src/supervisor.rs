@@ -216,6 +216,9 @@ impl Supervisor {
             base_interval_ms: 20,
             max_interval_ms: 200,
         };
+        // Envoy connects upstream from an address of its own: the lab's security groups filter
+        // by client address, and a quarantine must refuse the application through Envoy too.
+        route.upstream_bind = Some(crate::areas::ENVOY_ADDR.to_string());
         plane
             .publish(&opts.source, route)
             .await

@@ -43,6 +43,7 @@ impl Connector for Ports {
                 config,
                 tls: None,
                 aurora: false,
+                bind: None,
             })
         })
     }

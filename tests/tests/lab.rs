@@ -854,3 +854,123 @@ fn demo_in_the_lab_prints_the_summary_and_what_the_clients_measured() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("the lab has none"));
 }
+
+/// Security groups admit by client address, like AWS's, not by role (issue 15): godwit comes
+/// from 127.0.0.2, Envoy's upstream connections from 127.0.0.3, direct clients from 127.0.0.1.
+/// A deny-all quarantine locks godwit out too (a `Timeout` naming the groups: on AWS the
+/// connection times out); a quarantine admitting godwit's group lets godwit in and refuses
+/// the application's login, direct and through Envoy, whatever its role; RDS's own
+/// monitoring (the sampler) keeps sampling; the application's group lets everyone in again.
+#[test]
+fn security_groups_admit_by_address_and_a_deny_all_quarantine_locks_godwit_out() {
+    use godwit_engine::ErrorKind;
+    use godwit_stdlib::ec2::Admit;
+    let tmp = tempfile::tempdir().unwrap();
+    let f = godwit_tests::contract::worlds::lab(tmp.path());
+    let dir = tmp.path().join("lab");
+    let st = LabState::load(&dir).unwrap();
+    let port = st.instances[&st.source].port;
+    let app_groups = st.instances[&st.source].security_groups.clone();
+    let envoy = st.route.listen_port;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // A login and one statement (direct_write's row key is the process id: one row only).
+    let write = |port: u16, role: &str| {
+        rt.block_on(async {
+            let (c, conn) = tokio_postgres::connect(
+                &format!("host=127.0.0.1 port={port} user={role} dbname=app connect_timeout=5"),
+                tokio_postgres::NoTls,
+            )
+            .await
+            .map_err(|e| godwit_stdlib::pg::live::error_text(&e))?;
+            tokio::spawn(conn);
+            c.simple_query("SELECT 1")
+                .await
+                .map(|_| ())
+                .map_err(|e| godwit_stdlib::pg::live::error_text(&e))
+        })
+    };
+    let quarantine = |name: &str, admit: Vec<String>| {
+        f.areas
+            .ec2
+            .ensure_quarantine_group(
+                &f.cx("ec2", "ensure_quarantine_group"),
+                &f.vpc,
+                name,
+                &Admit {
+                    groups: admit,
+                    port,
+                },
+            )
+            .unwrap()
+            .id
+    };
+    let set = |groups: &[String]| {
+        f.areas
+            .rds
+            .set_security_groups(&f.cx("rds", "set_security_groups"), &f.source, groups)
+            .unwrap();
+    };
+    let backends = || {
+        f.areas
+            .pg
+            .application_backends(&f.cx("pg", "application_backends"), &f.source)
+    };
+    // Before: the application's group admits every loopback client.
+    write(port, "app").unwrap();
+    write(envoy, "app").unwrap();
+
+    // A quarantine admitting nobody: godwit, with no session open, cannot log in either.
+    let deny = quarantine("lab-deny-all", Vec::new());
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + 1;
+    set(std::slice::from_ref(&deny));
+    // The reload is a signal: the postmaster rereads pg_hba.conf a moment later.
+    let locked = f.wait("godwit locked out", || backends().err());
+    eprintln!("deny-all quarantine, godwit: {locked}");
+    assert_eq!(locked.kind, ErrorKind::Timeout, "{locked}");
+    assert!(locked.retryable, "{locked}");
+    assert!(
+        locked.message.contains(&deny) && locked.message.contains("sg-lab-godwit"),
+        "names the quarantine and godwit's group: {locked}"
+    );
+    let refused = write(port, "postgres").unwrap_err();
+    eprintln!("deny-all quarantine, a superuser from 127.0.0.1: {refused}");
+    assert!(refused.contains("pg_hba.conf rejects"), "{refused}");
+
+    // A quarantine admitting godwit's group: godwit in, the application out, whatever role.
+    let admit = quarantine("lab-admit-godwit", vec!["sg-lab-godwit".into()]);
+    set(std::slice::from_ref(&admit));
+    let seen = f.wait("godwit admitted", || backends().ok());
+    eprintln!("godwit-only quarantine, godwit: application_backends = {seen:?}");
+    for (what, port, role, from) in [
+        ("direct", port, "app", "127.0.0.1"),
+        ("direct", port, "postgres", "127.0.0.1"),
+        ("through Envoy", envoy, "app", "127.0.0.3"),
+    ] {
+        let refused = write(port, role).unwrap_err();
+        eprintln!("godwit-only quarantine, {role} {what}: {refused}");
+        assert!(
+            refused.contains("pg_hba.conf rejects") && refused.contains(from),
+            "{what} as {role}: {refused}"
+        );
+    }
+    // RDS's own monitoring is not subject to the groups: the sampler still samples.
+    let key = godwit_lab::metrics::key("DBInstanceIdentifier", &st.source, "DatabaseConnections");
+    f.wait("a sample during the quarantine", || {
+        godwit_lab::metrics::read_samples(&dir, since + 1, i64::MAX)
+            .iter()
+            .find_map(|s| s.m.get(&key).copied())
+    });
+
+    // The application's group again: everyone in.
+    set(&app_groups);
+    f.wait("the application admitted again", || {
+        write(port, "app").ok().and(write(envoy, "app").ok())
+    });
+}

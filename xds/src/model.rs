@@ -33,6 +33,12 @@ pub struct RouteSpec {
     /// File access log path (`%UPSTREAM_HOST% %RESPONSE_FLAGS%` per connection).
     #[serde(default = "default_access_log")]
     pub access_log_path: String,
+    /// The IP address Envoy's upstream connections come from (the cluster's
+    /// `upstream_bind_config.source_address`, any port); `None`: the kernel picks. The lab binds
+    /// them to an address of their own so that its security groups, which filter by client
+    /// address like AWS's, can tell Envoy from godwit and from direct clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_bind: Option<String>,
 }
 
 fn default_idle_timeout_s() -> u64 {
@@ -63,6 +69,7 @@ impl RouteSpec {
             connect_timeout_ms: default_connect_timeout_ms(),
             max_connections: default_max_connections(),
             access_log_path: default_access_log(),
+            upstream_bind: None,
         }
     }
 
@@ -116,6 +123,11 @@ impl RouteSpec {
         }
         if self.connect_timeout_ms == 0 {
             return Err(invalid("connect_timeout_ms must be > 0".into()));
+        }
+        if let Some(b) = &self.upstream_bind
+            && b.parse::<IpAddr>().is_err()
+        {
+            return Err(invalid(format!("upstream_bind {b:?} is not an IP address")));
         }
         Ok(())
     }

@@ -21,9 +21,9 @@ use envoy_types::pb::envoy::config::cluster::v3::{
     },
 };
 use envoy_types::pb::envoy::config::core::v3::{
-    Address, AggregatedConfigSource, ApiVersion, BackoffStrategy, ConfigSource, DataSource,
-    HealthStatus, SocketAddress, SubstitutionFormatString, address, config_source, data_source,
-    socket_address, substitution_format_string,
+    Address, AggregatedConfigSource, ApiVersion, BackoffStrategy, BindConfig, ConfigSource,
+    DataSource, HealthStatus, SocketAddress, SubstitutionFormatString, address, config_source,
+    data_source, socket_address, substitution_format_string,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint as PbEndpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
@@ -212,6 +212,16 @@ pub fn cluster(route: &str, spec: &RouteSpec) -> Cluster {
             }],
             ..Default::default()
         }),
+        // The address upstream connections come from, when the route names one (the lab's
+        // address-filtering security groups).
+        upstream_bind_config: spec.upstream_bind.as_ref().map(|ip| BindConfig {
+            source_address: Some(SocketAddress {
+                address: ip.clone(),
+                port_specifier: Some(socket_address::PortSpecifier::PortValue(0)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     if spec.uses_dns() {
@@ -323,6 +333,25 @@ mod tests {
             Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32))
         );
         assert!(c.load_assignment.is_none());
+        assert!(
+            c.upstream_bind_config.is_none(),
+            "the kernel picks by default"
+        );
+    }
+
+    #[test]
+    fn upstream_bind_sets_the_clusters_source_address() {
+        let mut s = spec();
+        s.upstream_bind = Some("127.0.0.3".into());
+        let routes = BTreeMap::from([("orders".to_string(), s)]);
+        let set = ResourceSet::build(&routes);
+        let c: Cluster = unpack(&set.get(ResourceType::Cluster)["pg.orders"]).unwrap();
+        let a = c.upstream_bind_config.unwrap().source_address.unwrap();
+        assert_eq!(a.address, "127.0.0.3");
+        assert_eq!(
+            a.port_specifier,
+            Some(socket_address::PortSpecifier::PortValue(0))
+        );
     }
 
     #[test]

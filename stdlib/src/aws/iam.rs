@@ -194,6 +194,7 @@ impl Connector for IamConnector {
                 config,
                 tls: Some(tls),
                 aurora,
+                bind: None,
             })
         })
     }

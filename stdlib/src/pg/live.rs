@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -42,6 +43,10 @@ pub struct Target {
     /// Aurora (a cluster or one of its instances): what Aurora refuses is refused before it
     /// is asked, in every world (the lab's cluster members are plain standbys).
     pub aurora: bool,
+    /// The local address connections come from; `None`: the kernel picks. The lab binds
+    /// godwit's connections to an address of their own, because its security groups filter
+    /// by client address like AWS's (docs/lab.md); plain TCP only.
+    pub bind: Option<IpAddr>,
 }
 
 impl std::fmt::Debug for Target {
@@ -53,6 +58,7 @@ impl std::fmt::Debug for Target {
             .field("dbname", &self.config.get_dbname())
             .field("tls", &self.tls.is_some())
             .field("aurora", &self.aurora)
+            .field("bind", &self.bind)
             .finish()
     }
 }
@@ -74,6 +80,13 @@ pub trait Connector: Send + Sync + 'static {
     fn system_roles(&self) -> Vec<String> {
         vec!["rdsadmin".into(), "rdsrepladmin".into()]
     }
+
+    /// A connection to `db` that failed with `error`, as the world tells it: the lab, whose
+    /// security groups refuse a login where AWS's drop the packets, says which groups locked
+    /// godwit out.
+    fn refused(&self, _db: &str, error: PrimitiveError) -> PrimitiveError {
+        error
+    }
 }
 
 /// Open a connection to `target`; the connection task runs on the current runtime.
@@ -94,15 +107,47 @@ pub async fn connect(target: &Target, op: &str) -> Result<Client, PrimitiveError
         )
         .with_retryable(true)
     };
-    match &target.tls {
-        None => {
+    match (&target.tls, target.bind) {
+        (None, Some(ip)) => {
+            let stream = bound_stream(&target.config, ip).await.map_err(|e| {
+                PrimitiveError::new(
+                    A,
+                    op,
+                    ErrorKind::Internal,
+                    format!(
+                        "cannot connect to {:?} port {:?} from {ip}: {e}",
+                        target.config.get_hosts(),
+                        target.config.get_ports(),
+                    ),
+                    "is the server up and reachable from here? (godwit lab status / the security groups)",
+                )
+                .with_retryable(true)
+            })?;
+            let (client, conn) = target
+                .config
+                .connect_raw(stream, NoTls)
+                .await
+                .map_err(unreachable)?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            Ok(client)
+        }
+        (Some(_), Some(_)) => Err(PrimitiveError::new(
+            A,
+            op,
+            ErrorKind::Internal,
+            "a bound source address is supported over plain TCP only".to_string(),
+            "set Target::bind only in a world without TLS (the lab)",
+        )),
+        (None, None) => {
             let (client, conn) = target.config.connect(NoTls).await.map_err(unreachable)?;
             tokio::spawn(async move {
                 let _ = conn.await;
             });
             Ok(client)
         }
-        Some(tls) => {
+        (Some(tls), None) => {
             let tls = tokio_postgres_rustls::MakeRustlsConnect::new((**tls).clone());
             let (client, conn) = target.config.connect(tls).await.map_err(unreachable)?;
             tokio::spawn(async move {
@@ -111,6 +156,35 @@ pub async fn connect(target: &Target, op: &str) -> Result<Client, PrimitiveError
             Ok(client)
         }
     }
+}
+
+/// A TCP connection to the first host and port of `config`, from local address `ip`, within
+/// its `connect_timeout`.
+async fn bound_stream(config: &Config, ip: IpAddr) -> std::io::Result<tokio::net::TcpStream> {
+    use tokio_postgres::config::Host;
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        _ => return Err(std::io::Error::other("no TCP host to connect to")),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let addr = tokio::net::lookup_host((host.as_str(), port))
+        .await?
+        .find(|a| a.is_ipv4() == ip.is_ipv4())
+        .ok_or_else(|| std::io::Error::other(format!("{host} has no address of {ip}'s family")))?;
+    let socket = match ip {
+        IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.bind(std::net::SocketAddr::new(ip, 0))?;
+    let connect = socket.connect(addr);
+    let stream = match config.get_connect_timeout() {
+        Some(t) => tokio::time::timeout(*t, connect)
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??,
+        None => connect.await?,
+    };
+    stream.set_nodelay(true)?;
+    Ok(stream)
 }
 
 /// A tokio-postgres error with the server's message, detail and hint when it has them.
@@ -258,15 +332,18 @@ impl Pool {
                     )
                 })?
         }));
-        let client = (&mut task.0).await.map_err(|e| {
-            PrimitiveError::new(
-                A,
-                op,
-                ErrorKind::Internal,
-                format!("connecting to {db} failed: {e}"),
-                "the pool's runtime is gone (the world was dropped); this is a bug in godwit",
-            )
-        })??;
+        let client = (&mut task.0)
+            .await
+            .map_err(|e| {
+                PrimitiveError::new(
+                    A,
+                    op,
+                    ErrorKind::Internal,
+                    format!("connecting to {db} failed: {e}"),
+                    "the pool's runtime is gone (the world was dropped); this is a bug in godwit",
+                )
+            })?
+            .map_err(|e| self.connector.refused(db, e))?;
         Ok(Arc::new(client))
     }
 

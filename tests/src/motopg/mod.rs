@@ -126,6 +126,7 @@ impl Connector for AdminConnector {
                 config,
                 tls: None,
                 aurora: false,
+                bind: None,
             })
         })
     }
