@@ -478,6 +478,17 @@ fn replica_settings(st: &LabState) -> Vec<(String, String)> {
 
 /// Stop every lab process working on `data` (a `pg_basebackup` writing it, a server on it),
 /// recorded or not.
+/// A directory an interrupted operation left behind, gone: whatever still works on it stopped
+/// ([`stop_on_data`]), then removed, so the operation starts over on a clean path.
+fn start_over(data: &Path) -> Result<(), LabError> {
+    stop_on_data(data);
+    if data.exists() {
+        std::fs::remove_dir_all(data)
+            .map_err(|e| LabError::Io(format!("remove {}: {e}", data.display())))?;
+    }
+    Ok(())
+}
+
 fn stop_on_data(data: &Path) {
     let needle = data.to_string_lossy().into_owned();
     let Some(dir) = data.parent() else { return };
@@ -749,16 +760,7 @@ impl Rds for LabRds {
         pgproc::crash_point("create_replica_cluster:intent");
         // A copy interrupted by a crash: its pg_basebackup may still run (it outlives the
         // process that started it), its partial directory and its slot remain. Start over.
-        stop_on_data(&data);
-        if data.exists() {
-            std::fs::remove_dir_all(&data).map_err(|e| {
-                lab_error(
-                    R,
-                    OP,
-                    LabError::Io(format!("remove {}: {e}", data.display())),
-                )
-            })?;
-        }
+        start_over(&data).map_err(|e| lab_error(R, OP, e))?;
         self.drop_slot(cx, &req.source_id, OP, &slot)?;
         let dir = self.ctx.dir.clone();
         let id = req.cluster_id.clone();
@@ -1218,16 +1220,7 @@ impl Rds for LabRds {
             Ok(())
         })?;
         pgproc::crash_point("create_snapshot:intent");
-        stop_on_data(&path);
-        if path.exists() {
-            std::fs::remove_dir_all(&path).map_err(|e| {
-                lab_error(
-                    R,
-                    OP,
-                    LabError::Io(format!("remove {}: {e}", path.display())),
-                )
-            })?;
-        }
+        start_over(&path).map_err(|e| lab_error(R, OP, e))?;
         pgproc::make_owned_dir(&snapshots, st.user.as_ref()).map_err(|e| lab_error(R, OP, e))?;
         let dir = self.ctx.dir.clone();
         let id = snapshot_id.to_string();
@@ -1323,16 +1316,7 @@ impl Rds for LabRds {
             Ok(())
         })?;
         pgproc::crash_point("restore_cluster_from_snapshot:intent");
-        stop_on_data(&data);
-        if data.exists() {
-            std::fs::remove_dir_all(&data).map_err(|e| {
-                lab_error(
-                    R,
-                    OP,
-                    LabError::Io(format!("remove {}: {e}", data.display())),
-                )
-            })?;
-        }
+        start_over(&data).map_err(|e| lab_error(R, OP, e))?;
         pgproc::copy_dir(st.user.as_ref(), &st.dir, &snap.path, &data)
             .map_err(|e| lab_error(R, OP, e))?;
         pgproc::crash_point("restore_cluster_from_snapshot:copied");
