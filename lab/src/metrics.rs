@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `OldestReplicationSlotLag` | instance | max over slots of `current LSN − restart_lsn` (physical) / `confirmed_flush_lsn` (logical), bytes |
 //! | `TransactionLogsGeneration` | instance | WAL bytes per second between two samples |
-//! | `DatabaseConnections` | instance | client backends in `pg_stat_activity` |
+//! | `DatabaseConnections` | instance | client backends in `pg_stat_activity`, not counting the sampler's own session nor `rdsadmin`'s (AWS: the metric excludes "Amazon RDS connections"; walsenders are not client backends) |
 //! | `FreeStorageSpace` | instance | the instance's allocation (`allocated_storage_gb`) minus what its data directory uses, bytes |
 //! | `RDSToAuroraPostgreSQLReplicaLag` | cluster | the replica's `replay_lag` in `pg_stat_replication` on the source, seconds (0 when idle) |
 //! | `ReplicaLagBytes` | cluster | `current LSN − replay_lsn` of that replica, bytes |
@@ -71,7 +71,8 @@ pub async fn sample_as(
         if let Ok(row) = c
             .query_one(
                 "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint, \
-                 (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::bigint, \
+                 (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' \
+                    AND pid <> pg_backend_pid() AND usename IS DISTINCT FROM 'rdsadmin')::bigint, \
                  coalesce((SELECT max(pg_wal_lsn_diff(pg_current_wal_lsn(), \
                     CASE WHEN slot_type = 'logical' THEN confirmed_flush_lsn ELSE restart_lsn END)) \
                     FROM pg_replication_slots), 0)::bigint",
