@@ -20,7 +20,11 @@ use super::{Assessment, Evidence, Options, Point, Verdict};
 /// Verdicts: `sessions-ended` (pass: at least one datapoint counts and every one that counts is
 /// at most `connection_allowance`), `sessions-left` (a datapoint after the reboot shows more),
 /// `waiting` (none counts yet), `no-data` (the series stopped arriving).
-pub fn sessions_ended_after_fence(connections: &[Point], fence_t: i64, opts: &Options) -> Assessment {
+pub fn sessions_ended_after_fence(
+    connections: &[Point],
+    fence_t: i64,
+    opts: &Options,
+) -> Assessment {
     let series = Series::new(connections);
     let mut ev = Evidence::default();
     ev.int("fence_t", fence_t)

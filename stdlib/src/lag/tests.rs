@@ -899,7 +899,10 @@ fn a_gap_after_the_reboot_waits_then_the_first_datapoint_decides() {
     assert_eq!(silent.verdict, Verdict::NoData, "{}", silent.why);
     assert!(!silent.pass);
     let mut late = before.clone();
-    late.push(Point { t: T0 + 600, v: 0.0 });
+    late.push(Point {
+        t: T0 + 600,
+        v: 0.0,
+    });
     let a = sessions_ended_after_fence(&late, reboot, &with_now(T0 + 900));
     assert!(a.pass, "{}", a.why);
 }
