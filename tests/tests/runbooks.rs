@@ -132,6 +132,7 @@ fn story(lines: &[Line]) -> Vec<String> {
                     name,
                     polls,
                     waited,
+                    ..
                 } => format!("gate {name} passed after {polls} polls ({waited})"),
                 Event::GateTimedOut { name, polls, why } => {
                     format!("gate {name} failed after {polls} polls: {}", why.join("; "))
