@@ -32,6 +32,30 @@ pub const BUILTINS: &[(&str, &str)] = &[
         include_str!("../../../tests/scenarios/cloudwatch-gap.toml"),
     ),
     (
+        "credential-less-busy",
+        include_str!("../../../tests/scenarios/credential-less-busy.toml"),
+    ),
+    (
+        "credential-less-cdc",
+        include_str!("../../../tests/scenarios/credential-less-cdc.toml"),
+    ),
+    (
+        "credential-less-gap-across-fence",
+        include_str!("../../../tests/scenarios/credential-less-gap-across-fence.toml"),
+    ),
+    (
+        "credential-less-idle",
+        include_str!("../../../tests/scenarios/credential-less-idle.toml"),
+    ),
+    (
+        "credential-less-late-datapoint",
+        include_str!("../../../tests/scenarios/credential-less-late-datapoint.toml"),
+    ),
+    (
+        "credential-less-stale-slot",
+        include_str!("../../../tests/scenarios/credential-less-stale-slot.toml"),
+    ),
+    (
         "data-divergence",
         include_str!("../../../tests/scenarios/data-divergence.toml"),
     ),
