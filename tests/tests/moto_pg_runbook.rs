@@ -460,24 +460,22 @@ impl Run {
     }
 }
 
-/// Every `kind` of evidence in `v` (an `evidence: #{ kind, … }` map at any depth).
-fn evidence_kinds(v: &Value) -> Vec<String> {
-    let mut kinds = Vec::new();
-    match v {
-        Value::Object(m) => {
-            if let Some(Value::String(k)) = m.get("evidence").and_then(|e| e.get("kind")) {
-                kinds.push(k.clone());
-            }
-            for x in m.values() {
-                kinds.extend(evidence_kinds(x));
-            }
-        }
-        Value::Array(a) => a.iter().for_each(|x| kinds.extend(evidence_kinds(x))),
-        _ => {}
+/// The `evidence.kind` of each check in a gate's journaled result — one check
+/// (`#{ pass, why, evidence }`), an array of checks, or a map of named checks, the shapes
+/// `gate` accepts.
+fn evidence_kinds(result: &Value) -> Vec<String> {
+    let kind = |c: &Value| {
+        c.get("evidence")
+            .and_then(|e| e.get("kind"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    match result {
+        Value::Array(checks) => checks.iter().filter_map(kind).collect(),
+        Value::Object(m) if m.contains_key("pass") => kind(result).into_iter().collect(),
+        Value::Object(m) => m.values().filter_map(kind).collect(),
+        _ => Vec::new(),
     }
-    kinds.sort();
-    kinds.dedup();
-    kinds
 }
 
 #[test]
@@ -520,6 +518,14 @@ fn the_standard_runbook_runs_end_to_end_through_the_aws_world_with_nothing_scrip
     // IAM auth on the target, as on the source.
     let target = stage.target(&aws);
     assert_eq!(target.iam_database_authentication_enabled(), Some(true));
+    // With database access both gates decide on SQL facts read on the source.
+    for (gate, kind) in [
+        ("source-sessions-ended", "sql-pg-stat-activity"),
+        ("replica-caught-up", "source-walsender"),
+    ] {
+        let journaled = evidence_kinds(run.gate_result(gate));
+        assert_eq!(journaled, [kind], "{gate}: {}", run.gate_result(gate));
+    }
     // The sync gate decided on the source: nothing asked the target for a WAL position.
     let on_target: Vec<&str> = run
         .primitives()
@@ -597,6 +603,46 @@ fn the_standard_runbook_migrates_credential_less_without_ever_connecting_to_a_da
             .any(|(area, op, _)| area == "pg" && op == "access"),
         "the runbook never asked pg::access"
     );
+    // Every CloudWatch series the runbook read is one the harness's feed publishes per
+    // second: each was read with period 1 and answered datapoints.
+    let mut series: std::collections::BTreeMap<String, (Vec<i64>, usize)> = Default::default();
+    for l in &run.lines {
+        if let Event::Primitive {
+            area,
+            op,
+            args,
+            ok: true,
+            result,
+            ..
+        } = &l.event
+            && area == "cw"
+            && op == "metric_series"
+        {
+            let e = series
+                .entry(args["name"].as_str().unwrap_or("?").to_string())
+                .or_default();
+            e.0.push(args["period"].as_i64().unwrap_or(-1));
+            e.1 = e.1.max(result.as_array().map_or(0, Vec::len));
+        }
+    }
+    assert_eq!(
+        series.keys().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "DatabaseConnections",
+            "FreeStorageSpace",
+            "OldestReplicationSlotLag",
+            "RDSToAuroraPostgreSQLReplicaLag",
+            "TransactionLogsGeneration",
+        ],
+        "the series a credential-less run reads"
+    );
+    for (name, (periods, most)) in &series {
+        assert!(
+            periods.iter().all(|p| *p == 1),
+            "{name} read with periods {periods:?}"
+        );
+        assert!(*most > 0, "{name}: never a datapoint");
+    }
     // The doors: every connection during the run was Envoy's (the application's), none from
     // godwit's address or with its names — dropped attempts included.
     let arrivals = stage.h.arrivals()[before..].to_vec();
@@ -633,19 +679,27 @@ fn the_standard_runbook_migrates_credential_less_without_ever_connecting_to_a_da
         logged.keys().collect::<Vec<_>>()
     );
 
-    // The journal: both gates decided by CloudWatch evidence.
-    let fence = run.gate_result("source-sessions-ended");
-    assert!(
-        evidence_kinds(fence).contains(&"cloudwatch-database-connections".to_string()),
-        "source-sessions-ended decided by {:?}: {fence}",
-        evidence_kinds(fence)
-    );
-    let sync = run.gate_result("replica-caught-up");
-    assert!(
-        evidence_kinds(sync).contains(&"cloudwatch-0-segment".to_string()),
-        "replica-caught-up decided by {:?}: {sync}",
-        evidence_kinds(sync)
-    );
+    // The journal: both gates decided by CloudWatch evidence, and the transcript says so.
+    for (gate, kind) in [
+        ("source-sessions-ended", "cloudwatch-database-connections"),
+        ("replica-caught-up", "cloudwatch-0-segment"),
+    ] {
+        let journaled = evidence_kinds(run.gate_result(gate));
+        assert!(
+            journaled.iter().any(|k| k == kind),
+            "{gate} journaled as decided by {journaled:?}, not {kind}: {}",
+            run.gate_result(gate)
+        );
+        assert!(
+            journaled.iter().all(|k| k.starts_with("cloudwatch-")),
+            "{gate} decided by evidence other than CloudWatch's: {journaled:?}"
+        );
+        let shown = run.lines.iter().find_map(|l| match &l.event {
+            Event::GatePassed { name, evidence, .. } if name == gate => Some(evidence),
+            _ => None,
+        });
+        assert_eq!(shown, Some(&journaled), "{gate} in the transcript");
+    }
     // The quarantine admits no one: godwit needs no way in.
     assert_eq!(stage.quarantine_rules(&aws), Vec::<String>::new());
     let r = stage.assert_no_commit_lost(&run);
