@@ -60,7 +60,15 @@ fn run_with(
     params: serde_json::Map<String, Value>,
     rt: &tokio::runtime::Runtime,
 ) -> Outcome {
-    let world = World::sim_named(scenario).unwrap();
+    run_in(runbook, World::sim_named(scenario).unwrap(), params, rt)
+}
+
+fn run_in(
+    runbook: &Path,
+    world: World,
+    params: serde_json::Map<String, Value>,
+    rt: &tokio::runtime::Runtime,
+) -> Outcome {
     let collector = Collector::new();
     let store = MemoryStore::new();
     let r = runner(&world, rt, &store, vec![Arc::new(collector.clone())]);
@@ -920,7 +928,7 @@ fn the_run_journals_its_parameters_with_the_defaults_filled_in() {
             "fence_method": "auto", "fence_timeout": "30m", "fence_validation": "full",
             "health_every": "30s", "max_replica_lag_p99": 5, "metric_period": 60,
             "parameter_group_settle": "5m", "promote_timeout": "30m",
-            "quarantine_group": "godwit-quarantine",
+            "quarantine_group": "godwit-quarantine", "fence_connection_allowance": 0,
             "target_cluster": "orders-db-aurora", "unverified": "refuse",
             "validation_timeout": "3d", "validation_window": "24h",
         })
@@ -1273,4 +1281,58 @@ fn credential_less_runs_decide_from_cloudwatch() {
         panic!("{:?}", o.report)
     };
     assert!(reason.contains("needs database access"), "{reason}");
+}
+
+/// Whether `DatabaseConnections` counts an Aurora replica's replication connection is not
+/// documented (AWS leaves "Amazon RDS connections" out of the metric). A world whose metric
+/// shows one after the reboot must not pass the credential-less fence on its own: the run rolls
+/// back at once, naming the count and the parameter; with `fence_connection_allowance=1`
+/// recorded, it goes through.
+#[test]
+fn the_credential_less_fence_refuses_connections_it_was_not_told_about() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let standard = runbooks_dir().join("rds-to-aurora.rhai");
+    let world = || {
+        let mut sc = godwit_stdlib::sim::scenario::Scenario::load("credential-less-busy").unwrap();
+        sc.source.internal_connections = 1;
+        World::sim(sc)
+    };
+    let params = |v: Value| v.as_object().unwrap().clone();
+    let o = run_in(
+        &standard,
+        world(),
+        params(serde_json::json!({ "unverified": "accept" })),
+        &rt,
+    );
+    let RunStatus::RolledBack { reason, .. } = &o.report.as_ref().unwrap().status else {
+        panic!("{:?}", o.report)
+    };
+    for want in [
+        "sessions-left",
+        "DatabaseConnections 1",
+        "fence_connection_allowance",
+    ] {
+        assert!(reason.contains(want), "{want}: {reason}");
+    }
+    assert!(o.audit.is_empty(), "{:?}", o.audit);
+    let o = run_in(
+        &standard,
+        world(),
+        params(serde_json::json!({ "unverified": "accept", "fence_connection_allowance": 1 })),
+        &rt,
+    );
+    assert!(
+        matches!(
+            o.report.as_ref().unwrap().status,
+            RunStatus::Succeeded { .. }
+        ),
+        "{:?}",
+        o.report
+    );
+    let fence = gate_result(&o, "source-sessions-ended").unwrap();
+    assert_eq!(fence["evidence"]["connection_allowance"], 1.0, "{fence}");
+    assert_eq!(
+        fence["evidence"]["connections_max_after_fence"], 1.0,
+        "{fence}"
+    );
 }
