@@ -8,15 +8,16 @@
 //! Two runs, each on its own stage:
 //!
 //! - **with database access** (issue 15's acceptance): the quarantine's one ingress rule
-//!   (godwit's group on the database port), IAM auth enabled on the target, the sync gate
-//!   decided on the source (no `pg::replay_lsn` on the target), the route on the target's port;
-//!   no acknowledged commit lost.
+//!   (godwit's group on the database port), IAM auth enabled on the target, both gates
+//!   decided on SQL facts read on the source (no `pg::replay_lsn` on the target), the route on
+//!   the target's port; no acknowledged commit lost.
 //! - **credential-less** (issue 17's acceptance in the aws world): no `db_user` in the
 //!   settings, `unverified=accept`; the run never tries to reach a database — no `pg::` call
 //!   but `pg::access` and no `validate::` in its transcript, and neither the endpoints' doors
 //!   nor the servers' connection logs saw godwit during the run (both witnesses are shown to
 //!   see godwit's connection first); the fence and sync gates are journaled as decided by
-//!   CloudWatch evidence; a quarantine that admits no one; no acknowledged commit lost.
+//!   CloudWatch evidence, read from the five series the harness's feed publishes per second; a
+//!   quarantine that admits no one; no acknowledged commit lost.
 //!
 //! A runbook whose quarantine drops godwit's own connections (the deny-all group before
 //! issue 15) would poll for 5 minutes (15 s per connection attempt); the test stops such a run
