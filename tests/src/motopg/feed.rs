@@ -7,8 +7,9 @@
 //! publishes these metrics per minute.
 //!
 //! A datapoint is put only once its period has ended: a sample taken at 12:00:00.3 is stamped
-//! 12:00:00 (the start of its one-second period) and put at 12:00:01. RDS publishes a minute's
-//! datapoint after that minute, so on AWS a period in progress has no datapoint; moto answers
+//! 12:00:00 (the start of its one-second period) and put at 12:00:01. RDS sends its metrics in
+//! one-minute periods (<https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/monitoring-cloudwatch.html>),
+//! a minute's datapoint after that minute, so on AWS a period in progress has no datapoint; moto answers
 //! whatever has been put, the period in progress included (`GetMetricData` filters datapoints
 //! by `StartTime <= t < EndTime` only), so a feed putting at once would let a reader see a
 //! period before it ends — kinder than AWS (docs/moto.md).
