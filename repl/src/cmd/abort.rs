@@ -83,7 +83,7 @@ impl AbortArgs {
     fn ask(
         &self,
         ctx: &Context,
-        store: &godwit_engine::journal::file::FileStore,
+        store: &crate::state::Store,
         id: &str,
         holder: &str,
     ) -> Result<i32, Failure> {

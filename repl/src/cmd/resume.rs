@@ -43,8 +43,8 @@ impl ResumeArgs {
         let Some(started) = plan.started.as_ref() else {
             return Err(invalid(format!(
                 "run {id} has no run-started record: it never began, so there is nothing to \
-                 resume; start a new run (the directory {} can be removed)",
-                store.run_dir(&id).display()
+                 resume; start a new run ({} can be removed)",
+                store.run_place(&id)
             )));
         };
         let world_name = started.world.clone();
