@@ -12,10 +12,11 @@ use godwit_engine::journal::JournalError;
 use crate::conn::Db;
 
 /// `(version, name, SQL)`, in order. See docs/store.md for what each table holds.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "runs, journal, transcript, requests, clusters, queue, workers",
-    r#"
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "runs, journal, transcript, requests, clusters, queue, workers",
+        r#"
 CREATE TABLE godwit.runs (
     run_id        text PRIMARY KEY,
     created_at    timestamptz NOT NULL DEFAULT now(),
@@ -87,7 +88,23 @@ CREATE TABLE godwit.queue (
 );
 CREATE INDEX queue_state ON godwit.queue (state, enqueued_at);
 "#,
-)];
+    ),
+    (
+        2,
+        "world_files: a run's world state follows it between machines",
+        r#"
+CREATE TABLE godwit.world_files (
+    run_id  text NOT NULL REFERENCES godwit.runs ON DELETE CASCADE,
+    -- The file's name beside the world's state (`<run>.json`, `<run>.now`, ...).
+    name    text NOT NULL,
+    content bytea NOT NULL,
+    -- Written in the append's statement, under this fencing token.
+    token   bigint NOT NULL,
+    PRIMARY KEY (run_id, name)
+);
+"#,
+    ),
+];
 
 /// The newest schema version this binary knows.
 pub fn known_version() -> i32 {

@@ -5,16 +5,20 @@
 //! - `create`/`open` take the run's lease in one statement: free (no holder) or expired by the
 //!   **database's** clock, and raise the fencing token. Another live holder is
 //!   [`JournalError::Locked`] naming it.
-//! - While the writer lives its connection thread renews the lease every third of its duration.
+//! - While the writer lives its connection thread renews the lease every third of its duration,
+//!   only while it is still live: an expired lease is never revived by its old holder.
 //! - Every append is one statement that moves the run's head only `WHERE fencing_token = mine
-//!   AND next_seq = mine`, and inserts the record (and the transcript lines waiting) only if
-//!   that moved a row. A writer that lost the lease — its process paused past the expiry and
-//!   another took the run — finds the token raised and is refused, whatever its own clock says.
+//!   AND next_seq = mine AND lease_expires > now()`, and inserts the record (and the transcript
+//!   lines waiting) only if that moved a row. A writer that lost the lease — its process paused
+//!   past the expiry, whether or not another took the run yet — is refused, whatever its own
+//!   clock says.
 //! - Dropping the writer releases the lease (the next `open` need not wait for the expiry).
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use godwit_engine::journal::{
     Entry, JournalError, JournalStore, JournalWriter, Loaded, Record, Request, genesis_hash, seal,
@@ -54,6 +58,8 @@ pub(crate) struct Inner {
     pub(crate) target: Arc<Target>,
     pub(crate) conn: Conn,
     pub(crate) options: Options,
+    /// Files that follow a run ([`PgStore::follow_files`]), by run id.
+    follow: Mutex<HashMap<String, Vec<PathBuf>>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -103,6 +109,7 @@ impl PgStore {
                 target,
                 conn,
                 options,
+                follow: Mutex::default(),
             }),
         })
     }
@@ -165,6 +172,34 @@ impl PgStore {
                 let holder: String = r.get(0);
                 stands(r).then_some(holder)
             }))
+        })
+    }
+
+    /// Make `files` (a world's state beside the run: the simulator's state and clock, the
+    /// world's settings) follow run `run_id`: every append of its next writer in this process
+    /// also stores those that changed since its last append, in the same fenced statement, so
+    /// the copy in the store always matches the journal. [`PgStore::world_files`] gives them
+    /// back to whichever machine continues the run.
+    pub fn follow_files(&self, run_id: &str, files: Vec<PathBuf>) {
+        self.inner
+            .follow
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(run_id.to_string(), files);
+    }
+
+    /// The files that follow run `run_id`, as of its last append: `(file name, content)`.
+    pub fn world_files(&self, run_id: &str) -> Result<Vec<(String, Vec<u8>)>, JournalError> {
+        let id = run_id.to_string();
+        self.inner.conn.call(move |db| {
+            Ok(db
+                .query(
+                    "SELECT name, content FROM godwit.world_files WHERE run_id = $1 ORDER BY name",
+                    vec![p(id)],
+                )?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect())
         })
     }
 
@@ -372,12 +407,16 @@ const APPEND: &str = "WITH fence AS (
     UPDATE godwit.runs
        SET next_seq = $3 + 1, head = $4, began = began OR $6, finished = finished OR $7,
            cluster = coalesce($8, cluster),
-           lease_expires = greatest(lease_expires, now() + $9::float8 * interval '1 millisecond')
-     WHERE run_id = $1 AND fencing_token = $2 AND next_seq = $3
+           lease_expires = now() + $9::float8 * interval '1 millisecond'
+     WHERE run_id = $1 AND fencing_token = $2 AND next_seq = $3 AND lease_expires > now()
  RETURNING run_id
 ), lines AS (
     INSERT INTO godwit.transcript (run_id, seq, line)
     SELECT fence.run_id, t.s, t.l FROM fence, unnest($10::bigint[], $11::text[]) AS t(s, l)
+), files AS (
+    INSERT INTO godwit.world_files (run_id, name, content, token)
+    SELECT fence.run_id, f.n, f.c, $2 FROM fence, unnest($13::text[], $14::bytea[]) AS f(n, c)
+    ON CONFLICT (run_id, name) DO UPDATE SET content = excluded.content, token = excluded.token
 )
 INSERT INTO godwit.journal (run_id, seq, line, written_by, token)
 SELECT run_id, $3, $5, $12, $2 FROM fence
@@ -385,7 +424,7 @@ RETURNING seq";
 
 const HEARTBEAT: &str = "UPDATE godwit.runs
     SET lease_expires = now() + $3::float8 * interval '1 millisecond'
-  WHERE run_id = $1 AND fencing_token = $2
+  WHERE run_id = $1 AND fencing_token = $2 AND lease_expires > now()
 RETURNING 1";
 
 const FLUSH: &str = "INSERT INTO godwit.transcript (run_id, seq, line)
@@ -407,6 +446,8 @@ pub struct PgWriter {
     lease: Duration,
     pending: Pending,
     paused: Arc<AtomicBool>,
+    /// Files following the run, with the (length, mtime) last stored.
+    files: Vec<(PathBuf, Option<(u64, SystemTime)>)>,
 }
 
 impl std::fmt::Debug for PgWriter {
@@ -470,6 +511,14 @@ impl PgWriter {
                 return Err(e);
             }
         };
+        let files = store
+            .inner
+            .follow
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(run_id)
+            .map(|f| f.iter().map(|p| (p.clone(), None)).collect())
+            .unwrap_or_default();
         Ok(PgWriter {
             conn,
             run_id: run_id.into(),
@@ -480,6 +529,7 @@ impl PgWriter {
             lease,
             pending,
             paused,
+            files,
         })
     }
 
@@ -509,6 +559,28 @@ impl JournalWriter for PgWriter {
             _ => (false, false, None),
         };
         let (seqs, lines) = take_lines(&self.pending);
+        // Followed files that changed since the last append (a missing one is skipped).
+        let mut changed = Vec::new();
+        for (i, (path, stored)) in self.files.iter().enumerate() {
+            let Ok(meta) = std::fs::metadata(path) else {
+                continue;
+            };
+            let sig = (
+                meta.len(),
+                meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            );
+            if *stored != Some(sig)
+                && let Ok(bytes) = std::fs::read(path)
+            {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                changed.push((i, sig, name, bytes));
+            }
+        }
+        let names: Vec<String> = changed.iter().map(|c| c.2.clone()).collect();
+        let contents: Vec<Vec<u8>> = changed.iter().map(|c| c.3.clone()).collect();
         let params: Params = vec![
             p(self.run_id.clone()),
             p(self.token),
@@ -522,6 +594,8 @@ impl JournalWriter for PgWriter {
             p(seqs),
             p(lines),
             p(self.holder.clone()),
+            p(names),
+            p(contents),
         ];
         let (id, token) = (self.run_id.clone(), self.token);
         let outcome = self.conn.call(move |db| {
@@ -529,7 +603,8 @@ impl JournalWriter for PgWriter {
                 return Ok(None);
             }
             let rows = db.query(
-                "SELECT fencing_token, lease_holder, next_seq FROM godwit.runs WHERE run_id = $1",
+                "SELECT fencing_token, lease_holder, next_seq, lease_expires <= now()
+                   FROM godwit.runs WHERE run_id = $1",
                 vec![p(id)],
             )?;
             Ok(Some(rows.first().map(|r| {
@@ -537,6 +612,7 @@ impl JournalWriter for PgWriter {
                     r.get::<_, i64>(0),
                     r.get::<_, Option<String>>(1),
                     r.get::<_, i64>(2),
+                    r.get::<_, Option<bool>>(3).unwrap_or(true),
                 )
             })))
         })?;
@@ -544,22 +620,36 @@ impl JournalWriter for PgWriter {
             None => {
                 self.prev = record.hash;
                 self.next_seq += 1;
+                for (i, sig, _, _) in changed {
+                    self.files[i].1 = Some(sig);
+                }
                 Ok(record.seq)
             }
             Some(None) => Err(JournalError::NotFound {
                 run_id: self.run_id.clone(),
                 where_: "the PostgreSQL store (it was discarded while this writer held it)".into(),
             }),
-            Some(Some((now_token, holder, _))) if now_token != token => Err(JournalError::Locked {
+            Some(Some((now_token, holder, _, _))) if now_token != token => {
+                Err(JournalError::Locked {
+                    run_id: self.run_id.clone(),
+                    holder: format!(
+                        "{}; this process ({}) lost its lease — fencing token {token} is stale, \
+                         the run is at {now_token} — and may not write to it again",
+                        holder.unwrap_or_else(|| "no holder now".into()),
+                        self.holder
+                    ),
+                })
+            }
+            Some(Some((_, _, _, true))) => Err(JournalError::Locked {
                 run_id: self.run_id.clone(),
                 holder: format!(
-                    "{}; this process ({}) lost its lease — fencing token {token} is stale, \
-                     the run is at {now_token} — and may not write to it again",
-                    holder.unwrap_or_else(|| "no holder now".into()),
+                    "nobody yet; this process ({}) lost its lease — it expired before this \
+                     append (the process was paused or cut off from the store longer than the \
+                     lease) — and may not write to it again",
                     self.holder
                 ),
             }),
-            Some(Some((_, _, next))) => Err(JournalError::Tampered {
+            Some(Some((_, _, next, _))) => Err(JournalError::Tampered {
                 run_id: self.run_id.clone(),
                 seq: self.next_seq,
                 what: "append".into(),

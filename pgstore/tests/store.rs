@@ -86,12 +86,23 @@ fn started(id: &str, cluster: &str) -> Entry {
 fn append_read_verify_round_trip_and_tampering_is_caught_as_for_files() {
     let (_scratch, server, url) = server();
     let store = connect(&url, Duration::from_secs(30));
+    // The world's state follows the run: stored with the append after each change.
+    let world = tempfile::tempdir().unwrap();
+    let state = world.path().join("r1.json");
+    store.follow_files("r1", vec![state.clone(), world.path().join("r1.now")]);
     let mut w = store.create("r1").unwrap();
     for n in ["a", "b", "c"] {
+        std::fs::write(&state, format!("world after {n}")).unwrap();
         let seq = w.append(&step(n)).unwrap();
         w.transcript(&format!(r#"{{"seq":{seq},"event":"x"}}"#));
     }
+    std::fs::write(&state, "changed after the last append").unwrap();
     drop(w);
+    assert_eq!(
+        store.world_files("r1").unwrap(),
+        vec![("r1.json".to_string(), b"world after c".to_vec())],
+        "the store's copy matches the journal, not what happened after it"
+    );
     assert!(matches!(
         store.create("r1"),
         Err(JournalError::Exists { .. })
@@ -242,6 +253,19 @@ fn a_writer_that_lost_its_lease_is_refused_at_its_next_append() {
     let t1 = Instant::now();
     drop(a_store.open("run").unwrap());
     assert!(t1.elapsed() < Duration::from_secs(1));
+
+    // Paused past the expiry with nobody taking over yet: refused all the same (an expired
+    // lease is never revived by its old holder), and the run is free for the next open.
+    let mut c = a_store.open_writer("run").unwrap().1;
+    c.pause_heartbeat(true);
+    pause(lease + Duration::from_millis(300));
+    c.pause_heartbeat(false);
+    let err = c.append(&step("c1")).unwrap_err().to_string();
+    assert!(err.contains("expired before this append"), "{err}");
+    pause(lease / 2); // its heartbeat does not bring the lease back either
+    assert!(c.append(&step("c1")).is_err());
+    let (loaded, _d) = b_store.open_writer("run").unwrap();
+    assert_eq!(loaded.records.len(), 3);
 }
 
 #[test]
@@ -465,7 +489,7 @@ fn migrations_apply_once_and_a_newer_schema_is_refused() {
         })
         .collect();
     for h in handles {
-        assert_eq!(h.join().unwrap().schema_versions().unwrap(), vec![1]);
+        assert_eq!(h.join().unwrap().schema_versions().unwrap(), vec![1, 2]);
     }
     sql(
         &server,

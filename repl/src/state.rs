@@ -171,6 +171,41 @@ pub fn world_files(state: &std::path::Path) -> Vec<PathBuf> {
     ]
 }
 
+/// With the PostgreSQL store, make the world's files at `state` follow run `id`: each append
+/// stores those that changed, so another machine can continue the run ([`fetch_world`]).
+pub fn follow_world(store: &Store, id: &str, state: &std::path::Path) {
+    if let Store::Pg(p) = store {
+        p.follow_files(id, world_files(state));
+    }
+}
+
+/// With the PostgreSQL store, put run `id`'s world files at `state` as its last append left
+/// them, so the run continues here in the world it left elsewhere (on the machine that drove
+/// it they are the same files, or the journal's consistent version of them).
+pub fn fetch_world(store: &Store, id: &str, state: &std::path::Path) -> Result<(), String> {
+    let Store::Pg(p) = store else {
+        return Ok(());
+    };
+    let files = p.world_files(id).map_err(|e| e.to_string())?;
+    let Some(dir) = state.parent() else {
+        return Ok(());
+    };
+    if !files.is_empty() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    for (name, content) in files {
+        // Names are bare file names written by follow_world; anything else is not ours.
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            continue;
+        }
+        let path = dir.join(&name);
+        std::fs::write(&path, content)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
 /// Remove a world that never got its run (a refused start); its directory too when empty.
 pub fn forget_world(state: &std::path::Path) {
     for f in world_files(state) {

@@ -105,6 +105,7 @@ impl RunArgs {
         if let Some(v) = &settings {
             write_settings(&state, v)?;
         }
+        crate::state::follow_world(&store, &run_id, &state);
         let world = worlds.build(&spec, Some(&state)).map_err(|e| {
             forget_world();
             invalid(e)

@@ -225,10 +225,16 @@ impl WorkerArgs {
             if let Some(parent) = state.parent() {
                 let _ = std::fs::create_dir_all(parent);
             }
-            if let Some(v) = &job.settings {
-                write_settings(&state, v).map_err(|f| f.1)?;
-            }
         }
+        let shared = Store::Pg(store.clone());
+        if taken.began {
+            crate::state::fetch_world(&shared, &job.run_id, &state)?;
+        }
+        // On a resume too: a worker taking over on another machine has never seen the run.
+        if let Some(v) = &job.settings {
+            write_settings(&state, v).map_err(|f| f.1)?;
+        }
+        crate::state::follow_world(&shared, &job.run_id, &state);
         let world = ctx
             .worlds
             .build(&job.world, Some(&state))
@@ -239,7 +245,7 @@ impl WorkerArgs {
             verbose: false,
             max_operations: self.out.max_operations,
         };
-        let runner = driving.runner(&Store::Pg(store.clone()), world, &out);
+        let runner = driving.runner(&shared, world, &out);
         Ok((runner, audit, runbook))
     }
 
@@ -269,6 +275,10 @@ impl WorkerArgs {
                 "locked",
                 Some(format!("driven by {holder}")),
             ),
+            // Finished meanwhile (another worker's last take completed it).
+            Err(EngineError::AlreadyFinished { status, .. }) => {
+                (Settle::Done, "already-finished", Some(status.clone()))
+            }
             Err(e) => (Settle::Held, "refused", Some(e.to_string())),
         };
         let (to, note) = if done.findings.is_empty() {

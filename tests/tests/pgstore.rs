@@ -1,0 +1,349 @@
+//! Issue 20, the shared PostgreSQL store, end to end: `godwit worker` processes (the real CLI,
+//! as separate processes) on a real PostgreSQL server take queued runs, and one that is
+//! SIGSTOPped mid-run loses its runs to another worker and is refused when it wakes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use godwit_lab::pgproc::{Scratch, Server};
+use serde_json::Value;
+
+const GODWIT: &str = env!("CARGO_BIN_EXE_godwit-toy");
+
+/// Eight wall-clock steps of 250 ms in the `pure` world: long enough to stop a worker in the
+/// middle of a run, no world whose state two processes could share.
+const SLOW: &str = r#"
+for i in 0..8 {
+    step("s" + i, || { sleep("250ms"); i });
+}
+"done"
+"#;
+
+struct Env {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Env {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(GODWIT);
+        c.args(args)
+            .current_dir(self.dir.path())
+            .env("GODWIT_STATE_DIR", self.dir.path().join("state"))
+            .env("GODWIT_STORE", &self.url)
+            .env("GODWIT_TOY_WORLD", self.dir.path().join("world"))
+            .env("USER", "tester");
+        c
+    }
+
+    fn godwit(&self, args: &[&str]) -> (i32, String, String) {
+        let o = self.command(args).output().unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into(),
+            String::from_utf8_lossy(&o.stderr).into(),
+        )
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let (code, out, err) = self.godwit(args);
+        assert_eq!(code, 0, "godwit {args:?}: {err}");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+    }
+
+    /// A worker whose JSON event lines arrive on `events` tagged with `name`.
+    fn worker(&self, name: &'static str, args: &[&str], events: &mpsc::Sender<Event>) -> Worker {
+        let mut child = self
+            .command(&[&["worker", "-o", "json"], args].concat())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let tx = events.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    let _ = tx.send(Event {
+                        worker: name,
+                        at: Instant::now(),
+                        v,
+                    });
+                }
+            }
+        });
+        Worker { child }
+    }
+}
+
+#[derive(Debug)]
+struct Event {
+    worker: &'static str,
+    at: Instant,
+    v: Value,
+}
+
+/// A worker process, continued and killed if the test ends early.
+struct Worker {
+    child: Child,
+}
+
+impl Worker {
+    fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
+    }
+
+    fn wait(mut self, limit: Duration) -> i32 {
+        let t0 = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code().unwrap_or(-1);
+            }
+            assert!(t0.elapsed() < limit, "worker did not exit within {limit:?}");
+            pause(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.child.id() as i32),
+                nix::sys::signal::Signal::SIGCONT,
+            );
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn pause(d: Duration) {
+    let (_tx, rx) = mpsc::channel::<()>();
+    let _ = rx.recv_timeout(d);
+}
+
+fn env() -> (Scratch, Server, Env) {
+    let scratch = Scratch::new().expect("PostgreSQL server binaries (lab/src/pgproc.rs)");
+    let server = scratch.primary("store", &[]).expect("start a server");
+    let url = format!("postgres://postgres@127.0.0.1:{}/postgres", server.port);
+    let dir = tempfile::tempdir().unwrap();
+    (scratch, server, Env { dir, url })
+}
+
+/// `(run_id, seq, token, written_by)` of every journal record, by raw SQL.
+fn journal_rows(server: &Server) -> Vec<(String, i64, i64, String)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(
+            &server.conninfo("postgres", "postgres"),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        client
+            .query(
+                "SELECT run_id, seq, token, written_by FROM godwit.journal ORDER BY run_id, seq",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect()
+    })
+}
+
+fn next(rx: &mpsc::Receiver<Event>, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
+    let t0 = Instant::now();
+    loop {
+        let left = Duration::from_secs(60).saturating_sub(t0.elapsed());
+        match rx.recv_timeout(left) {
+            Ok(e) if pred(&e) => return e,
+            Ok(_) => {}
+            Err(_) => panic!("no {what} within 60 s"),
+        }
+    }
+}
+
+#[test]
+fn a_stopped_workers_runs_are_taken_over_and_it_is_refused_when_it_wakes() {
+    let (_scratch, server, env) = env();
+    let runbook: PathBuf = env.dir.path().join("slow.rhai");
+    std::fs::write(&runbook, SLOW).unwrap();
+    let runbook = runbook.to_str().unwrap();
+
+    // Six slow runs and one simulated migration, queued.
+    let mut queued = BTreeSet::new();
+    for i in 0..6 {
+        let v = env.json(&[
+            "run",
+            runbook,
+            "--cluster",
+            &format!("db-{i}"),
+            "--world",
+            "pure",
+            "--enqueue",
+            "-o",
+            "json",
+        ]);
+        queued.insert(v["run_id"].as_str().unwrap().to_string());
+    }
+    let standard = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../runbooks/rds-to-aurora.rhai");
+    let sim = env.json(&[
+        "run",
+        standard.to_str().unwrap(),
+        "--cluster",
+        "orders-db",
+        "--world",
+        "sim:busy-source",
+        "--enqueue",
+        "-o",
+        "json",
+    ])["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    queued.insert(sim.clone());
+    let (code, _, err) =
+        env.godwit(&["run", runbook, "--cluster", "x", "--enqueue", "--store", ""]);
+    assert_eq!(code, 2, "--enqueue without a shared store: {err}");
+    assert!(err.contains("--store postgres://"), "{err}");
+
+    let lease = "2s";
+    let common = ["--lease", lease, "--poll", "100ms", "--exit-when-done"];
+    let (tx, rx) = mpsc::channel();
+    let a = env.worker("a", &[&["--jobs", "3"], &common[..]].concat(), &tx);
+    // A takes three runs first; then B comes up with room for everything else.
+    let mut a_runs = BTreeSet::new();
+    while a_runs.len() < 3 {
+        let e = next(&rx, "a start on worker a", |e| e.v["event"] == "start");
+        assert_eq!(e.worker, "a");
+        a_runs.insert(e.v["run_id"].as_str().unwrap().to_string());
+    }
+    let b = env.worker("b", &[&["--jobs", "8"], &common[..]].concat(), &tx);
+    pause(Duration::from_millis(600)); // A is inside its runs' steps
+    a.signal(nix::sys::signal::Signal::SIGSTOP);
+    let stopped = Instant::now();
+
+    // B finishes its own runs and takes A's over once A's heartbeat and leases expire.
+    let mut events: Vec<Event> = Vec::new();
+    let mut taken_over = BTreeMap::new();
+    while taken_over.len() < a_runs.len() {
+        let e = next(&rx, "takeover of a's runs", |_| true);
+        if e.worker == "b" && e.v["event"] == "resume" {
+            let id = e.v["run_id"].as_str().unwrap().to_string();
+            assert!(a_runs.contains(&id), "B resumed {id}, which A never had");
+            taken_over.insert(id, e.at.duration_since(stopped));
+        }
+        events.push(e);
+    }
+    for (id, t) in &taken_over {
+        println!(
+            "takeover of {id}: {:.2} s after SIGSTOP (lease {lease})",
+            t.as_secs_f64()
+        );
+        assert!(*t < Duration::from_secs(8), "{id} taken over after {t:?}");
+        assert!(
+            *t >= Duration::from_millis(1500),
+            "{id} taken over before the lease ran out"
+        );
+    }
+
+    // SIGCONT: A wakes inside its runs and is refused at its next append, for every run.
+    a.signal(nix::sys::signal::Signal::SIGCONT);
+    let mut refused = BTreeSet::new();
+    while refused.len() < a_runs.len() {
+        let e = next(&rx, "A's refusals", |e| {
+            e.worker == "a" && e.v["event"] == "finished"
+        });
+        assert_eq!(e.v["status"], "locked", "{}", e.v);
+        assert_eq!(e.v["queue"], "not ours any more", "{}", e.v);
+        refused.insert(e.v["run_id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(refused, a_runs);
+    assert_eq!(a.wait(Duration::from_secs(60)), 0);
+    assert_eq!(b.wait(Duration::from_secs(60)), 0);
+
+    // Every run finished as it should, each journal intact, written by one holder at a time.
+    let runs = env.json(&["runs", "-o", "json"]);
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), queued.len());
+    for r in runs {
+        assert_eq!(r["status"], "succeeded", "{r}");
+        let id = r["run_id"].as_str().unwrap();
+        assert!(queued.contains(id));
+        assert_eq!(env.json(&["verify", id, "-o", "json"])["intact"], true);
+    }
+    let queue = env.json(&["worker", "--status", "-o", "json"]);
+    for row in queue.as_array().unwrap() {
+        assert_eq!(row["state"], "done", "{row}");
+        let again = a_runs.contains(row["run_id"].as_str().unwrap());
+        assert_eq!(row["attempts"], if again { 2 } else { 1 }, "{row}");
+    }
+    let mut by_run: BTreeMap<String, Vec<(i64, i64, String)>> = BTreeMap::new();
+    for (run, seq, token, by) in journal_rows(&server) {
+        by_run.entry(run).or_default().push((seq, token, by));
+    }
+    for (run, rows) in &by_run {
+        // Tokens never go down along the journal, and each holder wrote one stretch: no
+        // record of the stopped worker after the takeover.
+        let holders: Vec<&String> = rows.iter().map(|r| &r.2).collect();
+        let mut stretches = holders.clone();
+        stretches.dedup();
+        let distinct: BTreeSet<&&String> = stretches.iter().collect();
+        assert_eq!(stretches.len(), distinct.len(), "{run}: {holders:?}");
+        assert!(rows.windows(2).all(|w| w[0].1 <= w[1].1), "{run}: {rows:?}");
+        assert_eq!(
+            stretches.len(),
+            if a_runs.contains(run) { 2 } else { 1 },
+            "{run}: {holders:?}"
+        );
+        // Each step completed once.
+        let (_, out, _) = env.godwit(&["show", run, "-o", "json"]);
+        let plan: Value = serde_json::from_str(&out).unwrap();
+        let names: Vec<&str> = plan["flow"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|f| f["name"].as_str())
+            .collect();
+        let unique: BTreeSet<&&str> = names.iter().collect();
+        assert_eq!(names.len(), unique.len(), "{run}: {names:?}");
+    }
+    drop(events);
+}
+
+#[test]
+fn an_unreachable_store_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = godwit_lab::pgproc::free_port().unwrap();
+    let url = format!("postgres://ann:s3cret@127.0.0.1:{port}/fleet");
+    let o = Command::new(GODWIT)
+        .args(["runs", "--store", &url])
+        .env("GODWIT_STATE_DIR", dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{port}/fleet")), "{err}");
+    assert!(!err.contains("s3cret"), "{err}");
+    let o = Command::new(GODWIT)
+        .args(["worker", "--store", "mysql://x"])
+        .env("GODWIT_STATE_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("PostgreSQL URL"));
+}
