@@ -30,10 +30,15 @@ struct Env {
 
 impl Env {
     fn command(&self, args: &[&str]) -> Command {
+        self.command_on("state", args)
+    }
+
+    /// A command on "machine" `state`: its own state directory, the shared store.
+    fn command_on(&self, state: &str, args: &[&str]) -> Command {
         let mut c = Command::new(GODWIT);
         c.args(args)
             .current_dir(self.dir.path())
-            .env("GODWIT_STATE_DIR", self.dir.path().join("state"))
+            .env("GODWIT_STATE_DIR", self.dir.path().join(state))
             .env("GODWIT_STORE", &self.url)
             .env("GODWIT_TOY_WORLD", self.dir.path().join("world"))
             .env("USER", "tester");
@@ -346,4 +351,135 @@ fn an_unreachable_store_is_refused_before_anything_runs() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("PostgreSQL URL"));
+}
+
+/// SIGTERM drains a worker: its runs stop at their next safe point, nothing rolled back, and go
+/// back to the queue with their leases released, so another worker resumes them at once.
+#[test]
+fn a_drained_workers_runs_are_resumed_by_another_at_once() {
+    let (_scratch, _server, env) = env();
+    let runbook: PathBuf = env.dir.path().join("slow.rhai");
+    std::fs::write(&runbook, SLOW).unwrap();
+    for i in 0..2 {
+        env.json(&[
+            "run",
+            runbook.to_str().unwrap(),
+            "--cluster",
+            &format!("db-{i}"),
+            "--world",
+            "pure",
+            "--enqueue",
+            "-o",
+            "json",
+        ]);
+    }
+    let (tx, rx) = mpsc::channel();
+    let common = ["--lease", "30s", "--poll", "100ms", "--exit-when-done"];
+    let c = env.worker("c", &common, &tx);
+    for _ in 0..2 {
+        next(&rx, "a start", |e| e.v["event"] == "start");
+    }
+    pause(Duration::from_millis(400));
+    c.signal(nix::sys::signal::Signal::SIGTERM);
+    for _ in 0..2 {
+        let e = next(&rx, "an interrupted run", |e| e.v["event"] == "finished");
+        assert_eq!(e.v["status"], "interrupted", "{}", e.v);
+        assert_eq!(e.v["queue"], "queued", "{}", e.v);
+    }
+    assert_eq!(c.wait(Duration::from_secs(30)), 0);
+    for r in env.json(&["runs", "-o", "json"]).as_array().unwrap() {
+        assert_eq!(r["status"], "stopped", "{r}");
+    }
+    // With a 30 s lease, only released leases let D in now.
+    let t0 = Instant::now();
+    let d = env.worker("d", &common, &tx);
+    assert_eq!(d.wait(Duration::from_secs(60)), 0);
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+    for r in env.json(&["runs", "-o", "json"]).as_array().unwrap() {
+        assert_eq!(r["status"], "succeeded", "{r}");
+    }
+    for row in env
+        .json(&["worker", "--status", "-o", "json"])
+        .as_array()
+        .unwrap()
+    {
+        assert_eq!(row["state"], "done", "{row}");
+        assert_eq!(row["attempts"], 2, "{row}");
+    }
+}
+
+/// A simulated run interrupted on one machine is resumed on another that never saw it: its
+/// world comes from the store (as of the journal's last record), and the simulator's audit —
+/// every side effect once, every invariant held — passes there.
+#[test]
+fn a_simulated_run_continues_on_another_machine_in_the_world_it_left() {
+    let (_scratch, _server, env) = env();
+    let standard = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../runbooks/rds-to-aurora.rhai");
+    let mut first = env
+        .command_on(
+            "machine-1",
+            &[
+                "run",
+                standard.to_str().unwrap(),
+                "--cluster",
+                "orders-db",
+                "--world",
+                "sim:busy-source",
+                "--set",
+                "approve_cutover=true",
+                "-o",
+                "json",
+            ],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let id = loop {
+        let runs = env.json(&["runs", "-o", "json"]);
+        if let Some(r) = runs.as_array().unwrap().first()
+            && r["where"]
+                .as_str()
+                .unwrap_or("")
+                .contains("approve-cutover")
+        {
+            break r["run_id"].as_str().unwrap().to_string();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "never waited for approval"
+        );
+        pause(Duration::from_millis(100));
+    };
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert_eq!(first.wait().unwrap().code(), Some(7), "interrupted");
+    assert!(!env.dir.path().join("machine-2").exists());
+
+    // Machine 2: approve, then resume; its world files come from the store.
+    let (code, _, err) = env.godwit(&["approve", &id]);
+    assert_eq!(code, 0, "{err}");
+    let o = env
+        .command_on("machine-2", &["resume", &id, "-o", "json"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{report} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(report["status"], "succeeded", "{report}");
+    assert!(
+        env.dir
+            .path()
+            .join(format!("machine-2/worlds/{id}.json"))
+            .exists()
+    );
+    assert_eq!(env.json(&["verify", &id, "-o", "json"])["intact"], true);
 }
