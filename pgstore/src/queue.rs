@@ -6,8 +6,9 @@
 //! number `attempts`), `done` (the run finished: succeeded or rolled back) or `held` (it
 //! stopped where an operator must decide: a failed undo, a changed runbook, a damaged journal,
 //! a world that is gone). A `running` row is taken again when its worker's heartbeat is older
-//! than that worker's lease **and** the run's own lease is free or expired: the run's fencing
-//! token, not the queue, is what keeps the old worker from writing (crate::store).
+//! than that worker's lease; any row only while the run's own lease is free or expired (a run
+//! an operator resumes by hand is left alone). The run's fencing token, not the queue, is what
+//! keeps an old worker from writing (crate::store).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -94,16 +95,18 @@ fn p<T: tokio_postgres::types::ToSql + Sync + Send + 'static>(
 /// new `taken_by`.
 const TAKE: &str = "WITH cand AS (
     SELECT q.run_id FROM godwit.queue q
-     WHERE q.state = 'queued'
-        OR (q.state = 'running'
-            AND NOT EXISTS (
-                SELECT 1 FROM godwit.workers w
-                 WHERE w.worker_id = q.taken_by
-                   AND w.heartbeat_at + w.lease_ms * interval '1 millisecond' > now())
-            AND NOT EXISTS (
-                SELECT 1 FROM godwit.runs r
-                 WHERE r.run_id = q.run_id
-                   AND r.lease_holder IS NOT NULL AND r.lease_expires > now()))
+     WHERE (q.state = 'queued'
+            OR (q.state = 'running'
+                AND NOT EXISTS (
+                    SELECT 1 FROM godwit.workers w
+                     WHERE w.worker_id = q.taken_by
+                       AND w.heartbeat_at + w.lease_ms * interval '1 millisecond' > now())))
+       -- Never a run someone holds (an operator's `godwit resume`, a worker still letting go):
+       -- opening it would only fail and hand the row back, over and over.
+       AND NOT EXISTS (
+           SELECT 1 FROM godwit.runs r
+            WHERE r.run_id = q.run_id
+              AND r.lease_holder IS NOT NULL AND r.lease_expires > now())
      ORDER BY q.enqueued_at, q.run_id
      LIMIT 1
        FOR UPDATE OF q SKIP LOCKED

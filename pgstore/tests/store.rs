@@ -518,3 +518,17 @@ fn an_unreachable_store_is_an_error_naming_it_without_the_password() {
     assert!(err.contains("cannot reach"), "{err}");
     assert!(!err.contains("s3cret"), "{err}");
 }
+
+/// A queued run that someone holds (an operator resuming it by hand) is not taken: opening it
+/// would only fail and hand the row back, over and over.
+#[test]
+fn a_run_held_by_someone_is_not_taken_from_the_queue() {
+    let (_scratch, _server, url) = server();
+    let store = connect(&url, Duration::from_secs(30));
+    store.enqueue(&job(1)).unwrap();
+    let held = store.create_writer("job01").unwrap();
+    let _w = store.register_worker("w").unwrap();
+    assert!(store.take("w").unwrap().is_none());
+    drop(held);
+    assert_eq!(store.take("w").unwrap().unwrap().job, job(1));
+}
