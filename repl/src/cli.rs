@@ -8,7 +8,7 @@ use godwit_engine::exit;
 
 use crate::cmd::{
     abort, approve, check, completions, dal, demo, docs, lab, plan, repl, resume, run, runs, show,
-    verify, worlds,
+    verify, worker, worlds,
 };
 use crate::context::{Context, Format};
 use crate::session::Failure;
@@ -37,6 +37,16 @@ pub struct Cli {
     /// Where runs are kept [default: $GODWIT_STATE_DIR, else $XDG_STATE_HOME/godwit, else ~/.local/state/godwit]
     #[arg(long, global = true, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Keep runs in a shared PostgreSQL store instead of files: postgres://USER@HOST:PORT/DB
+    /// (docs/store.md). Worlds' state stays in the state directory.
+    #[arg(
+        long,
+        global = true,
+        env = "GODWIT_STORE",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub store: Option<String>,
     /// Output format of what a command prints: `text` for people, `json` for machines.
     #[arg(short = 'o', long, global = true, value_enum, value_name = "FORMAT")]
     pub output: Option<Format>,
@@ -63,6 +73,7 @@ pub enum Command {
     Demo(demo::DemoArgs),
     Dal(dal::DalArgs),
     Lab(lab::LabArgs),
+    Worker(worker::WorkerArgs),
     Worlds(worlds::WorldsArgs),
     Docs(docs::DocsArgs),
     Completions(completions::CompletionsArgs),
@@ -87,7 +98,7 @@ pub fn main_with(worlds: Worlds, args: impl IntoIterator<Item = std::ffi::OsStri
         (false, Some(f)) => f,
         (false, None) => Format::Text,
     };
-    let ctx = Context::new(cli.state_dir, worlds, format);
+    let ctx = Context::with_store(cli.state_dir, cli.store, worlds, format);
     match dispatch(cli.command, &ctx) {
         Ok(code) => code,
         Err(Failure(code, msg)) => {
@@ -112,6 +123,7 @@ fn dispatch(command: Command, ctx: &Context) -> Result<i32, Failure> {
         Command::Demo(args) => args.execute(ctx),
         Command::Dal(args) => args.execute(ctx),
         Command::Lab(args) => args.execute(ctx),
+        Command::Worker(args) => args.execute(ctx),
         Command::Worlds(args) => args.execute(ctx),
         Command::Docs(args) => args.execute(ctx),
         Command::Completions(args) => args.execute::<Cli>(),

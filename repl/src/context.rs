@@ -5,10 +5,8 @@
 
 use std::path::PathBuf;
 
-use godwit_engine::journal::file::FileStore;
-
 use crate::session::{Failure, invalid};
-use crate::state::{state_dir, store};
+use crate::state::{Store, pg_store, state_dir, store};
 use crate::worlds::Worlds;
 
 /// How a command prints its result (`-o`, `--json`).
@@ -24,12 +22,24 @@ pub enum Format {
 /// The command line's shared part, handed to every command.
 pub struct Context {
     state_flag: Option<PathBuf>,
+    /// `--store` / `GODWIT_STORE`: a PostgreSQL URL, or none for the file store.
+    store_flag: Option<String>,
     pub worlds: Worlds,
     pub format: Format,
 }
 
 impl Context {
     pub fn new(state_flag: Option<PathBuf>, worlds: Worlds, format: Format) -> Context {
+        Context::with_store(state_flag, None, worlds, format)
+    }
+
+    /// [`Context::new`] with `--store`.
+    pub fn with_store(
+        state_flag: Option<PathBuf>,
+        store_flag: Option<String>,
+        worlds: Worlds,
+        format: Format,
+    ) -> Context {
         let mut worlds = worlds;
         // Every binary has the lab world; a test binary may bring its own.
         if worlds.get("lab").is_none() {
@@ -37,6 +47,7 @@ impl Context {
         }
         Context {
             state_flag,
+            store_flag: store_flag.filter(|s| !s.is_empty()),
             worlds,
             format,
         }
@@ -53,8 +64,17 @@ impl Context {
         state_dir(self.state_flag.clone()).map_err(invalid)
     }
 
-    /// The run store under the state directory.
-    pub fn store(&self) -> Result<FileStore, Failure> {
-        Ok(store(&self.state_dir()?))
+    /// The run store: the PostgreSQL store `--store` names (connected now: an unreachable
+    /// one is exit 2 before anything runs), else the files under the state directory.
+    pub fn store(&self) -> Result<Store, Failure> {
+        self.store_with(godwit_pgstore::Options::default())
+    }
+
+    /// [`Context::store`] with the PostgreSQL store's options (a worker's lease).
+    pub fn store_with(&self, options: godwit_pgstore::Options) -> Result<Store, Failure> {
+        match &self.store_flag {
+            Some(url) => Ok(Store::Pg(pg_store(url, options).map_err(invalid)?)),
+            None => Ok(Store::File(store(&self.state_dir()?))),
+        }
     }
 }

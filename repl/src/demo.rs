@@ -127,7 +127,7 @@ pub fn run(
     }
     let world = godwit_stdlib::world::World::sim(sc);
     let audit = world.audit.clone();
-    let store = FileStore::new(dir.path().join("state/runs"));
+    let store = crate::state::Store::File(FileStore::new(dir.path().join("state/runs")));
     let out = Output {
         json: true,
         verbose,

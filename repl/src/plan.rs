@@ -203,7 +203,9 @@ fn scratch_run(
     req: &PlanRequest,
     planning: bool,
 ) -> Result<(Vec<Line>, godwit_engine::RunReport, Option<String>), Failure> {
-    let scratch = godwit_engine::journal::file::FileStore::new(std::env::temp_dir());
+    let scratch = crate::state::Store::File(godwit_engine::journal::file::FileStore::new(
+        std::env::temp_dir(),
+    ));
     let (mut runner, rt) = runner(&scratch, world, &Output::quiet())?;
     runner.store = Arc::new(MemoryStore::new());
     let collector = Collector::new();

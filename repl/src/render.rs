@@ -327,9 +327,9 @@ impl Sink for HumanSink {
 /// The `godwit runs` table of [`crate::state::list_runs`] rows (`no runs in <root>` when there
 /// are none): columns fit the terminal, a long WHERE wraps inside its column instead of pushing
 /// the next row's columns out of line.
-pub fn runs_table(rows: &[Value], root: &std::path::Path) -> String {
+pub fn runs_table(rows: &[Value], place: &str) -> String {
     if rows.is_empty() {
-        return format!("no runs in {}", root.display());
+        return format!("no runs in {place}");
     }
     let mut table = comfy_table::Table::new();
     table

@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use godwit_engine::exit;
 use godwit_engine::journal::file::FileStore;
+
+use crate::state::Store;
 use godwit_engine::{EngineError, RunReport, RunStatus, Runner};
 
 use crate::render::HumanSink;
@@ -130,11 +132,11 @@ impl Driving {
     /// signals; the human transcript is printed unless `out.json`.
     pub fn runner(
         &self,
-        store: &FileStore,
+        store: &Store,
         world: godwit_stdlib::world::World,
         out: &Output,
     ) -> Runner {
-        let mut runner = world.runner(Arc::new(store.clone()), self.rt.handle().clone());
+        let mut runner = world.runner(store.journal(), self.rt.handle().clone());
         runner.cancel = self.cancel.clone();
         configure(&mut runner, out);
         runner
@@ -145,12 +147,12 @@ impl Driving {
 /// parse or evaluate (no signal trap: Ctrl-C ends the process); the human transcript is printed
 /// unless `out.json`.
 pub(crate) fn runner(
-    store: &FileStore,
+    store: &Store,
     world: godwit_stdlib::world::World,
     out: &Output,
 ) -> Result<(Runner, tokio::runtime::Runtime), Failure> {
     let rt = runtime()?;
-    let mut runner = world.runner(Arc::new(store.clone()), rt.handle().clone());
+    let mut runner = world.runner(store.journal(), rt.handle().clone());
     configure(&mut runner, out);
     Ok((runner, rt))
 }
@@ -231,7 +233,9 @@ pub(crate) fn finish(report: &RunReport, out: &Output) -> i32 {
 /// An engine with every area of the reference world registered (for docs and completion).
 pub fn reference_engine(worlds: &Worlds) -> Result<rhai::Engine, Failure> {
     let world = worlds.build(&worlds.reference, None).map_err(invalid)?;
-    let store = FileStore::new(std::env::temp_dir().join("godwit-reference-unused"));
+    let store = Store::File(FileStore::new(
+        std::env::temp_dir().join("godwit-reference-unused"),
+    ));
     let (runner, _rt) = runner(&store, world, &Output::quiet())?;
     Ok(godwit_engine::run::reference_engine(&runner))
 }

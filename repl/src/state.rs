@@ -1,12 +1,127 @@
 //! Where godwit keeps its runs: `--state-dir`, else `GODWIT_STATE_DIR`, else the XDG state dir
-//! (`$XDG_STATE_HOME/godwit`, default `~/.local/state/godwit`).
+//! (`$XDG_STATE_HOME/godwit`, default `~/.local/state/godwit`); or, with `--store
+//! postgres://…` (`GODWIT_STORE`), a shared PostgreSQL store (docs/store.md). Worlds' state
+//! stays in the state directory either way.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use godwit_engine::journal::file::FileStore;
+use godwit_engine::journal::file::{FileStore, transcript_path};
+use godwit_engine::journal::{JournalError, JournalWriter, Loaded, Request};
 use godwit_engine::plan::Plan;
 use godwit_engine::{EngineError, JournalStore};
+use godwit_pgstore::PgStore;
 use serde_json::{Value, json};
+
+/// The run store every command works against: files under the state directory (the embedded
+/// default) or the shared PostgreSQL store. Both are the same `JournalStore`; this adds what
+/// the commands show about a run beyond its journal.
+#[derive(Clone, Debug)]
+pub enum Store {
+    File(FileStore),
+    Pg(PgStore),
+}
+
+impl Store {
+    /// The store as the engine takes it.
+    pub fn journal(&self) -> Arc<dyn JournalStore> {
+        match self {
+            Store::File(f) => Arc::new(f.clone()),
+            Store::Pg(p) => Arc::new(p.clone()),
+        }
+    }
+
+    /// Who drives run `id` now: the file lock's holder, or the live lease's.
+    pub fn holder(&self, id: &str) -> Option<String> {
+        match self {
+            Store::File(f) => f.holder(id),
+            Store::Pg(p) => p.holder(id),
+        }
+    }
+
+    /// Where the runs are, for messages: a directory or `postgres://user@host:port/db`.
+    pub fn place(&self) -> String {
+        match self {
+            Store::File(f) => f.root().display().to_string(),
+            Store::Pg(p) => p.place().to_string(),
+        }
+    }
+
+    /// Where one run is, for messages.
+    pub fn run_place(&self, id: &str) -> String {
+        match self {
+            Store::File(f) => format!("the directory {}", f.run_dir(id).display()),
+            Store::Pg(p) => format!("run {id} in {}", p.place()),
+        }
+    }
+
+    /// A run's transcript lines (best effort: none when unreadable).
+    pub fn transcript_lines(&self, id: &str) -> Vec<String> {
+        match self {
+            Store::File(f) => std::fs::read_to_string(transcript_path(f, id))
+                .map(|t| t.lines().map(str::to_string).collect())
+                .unwrap_or_default(),
+            Store::Pg(p) => p.transcript_lines(id).unwrap_or_default(),
+        }
+    }
+}
+
+impl JournalStore for Store {
+    fn create(&self, run_id: &str) -> Result<Box<dyn JournalWriter>, JournalError> {
+        match self {
+            Store::File(f) => f.create(run_id),
+            Store::Pg(p) => p.create(run_id),
+        }
+    }
+    fn open(&self, run_id: &str) -> Result<(Loaded, Box<dyn JournalWriter>), JournalError> {
+        match self {
+            Store::File(f) => f.open(run_id),
+            Store::Pg(p) => p.open(run_id),
+        }
+    }
+    fn read(&self, run_id: &str) -> Result<Loaded, JournalError> {
+        match self {
+            Store::File(f) => f.read(run_id),
+            Store::Pg(p) => p.read(run_id),
+        }
+    }
+    fn list(&self) -> Result<Vec<String>, JournalError> {
+        match self {
+            Store::File(f) => f.list(),
+            Store::Pg(p) => p.list(),
+        }
+    }
+    fn discard(&self, run_id: &str) -> Result<(), JournalError> {
+        match self {
+            Store::File(f) => f.discard(run_id),
+            Store::Pg(p) => p.discard(run_id),
+        }
+    }
+    fn claim_cluster(&self, cluster: &str, run_id: &str) -> Result<(), JournalError> {
+        match self {
+            Store::File(f) => f.claim_cluster(cluster, run_id),
+            Store::Pg(p) => p.claim_cluster(cluster, run_id),
+        }
+    }
+    fn release_cluster(&self, cluster: &str, run_id: &str) -> Result<(), JournalError> {
+        match self {
+            Store::File(f) => f.release_cluster(cluster, run_id),
+            Store::Pg(p) => p.release_cluster(cluster, run_id),
+        }
+    }
+    fn request(&self, run_id: &str, request: &Request) -> Result<(), JournalError> {
+        match self {
+            Store::File(f) => f.request(run_id, request),
+            Store::Pg(p) => p.request(run_id, request),
+        }
+    }
+    fn requests(&self, run_id: &str) -> Result<Vec<Request>, JournalError> {
+        match self {
+            Store::File(f) => f.requests(run_id),
+            Store::Pg(p) => p.requests(run_id),
+        }
+    }
+}
 
 pub fn state_dir(flag: Option<PathBuf>) -> Result<PathBuf, String> {
     if let Some(p) = flag {
@@ -28,6 +143,18 @@ pub fn store(dir: &std::path::Path) -> FileStore {
     FileStore::new(dir.join("runs"))
 }
 
+/// The store `--store` names: a `postgres://` URL, connected (and migrated) now, so an
+/// unreachable store is an error before anything runs.
+pub fn pg_store(url: &str, options: godwit_pgstore::Options) -> Result<PgStore, String> {
+    if !godwit_pgstore::is_url(url) {
+        return Err(format!(
+            "--store takes a PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE), not '{url}'; \
+             runs kept in files live under --state-dir, which is the default"
+        ));
+    }
+    PgStore::connect(url, options).map_err(|e| e.to_string())
+}
+
 /// Where a stateful world (the simulator) keeps a run's world: beside the runs, not in the run
 /// directory, which only the journal store creates.
 pub fn world_state_file(state_dir: &std::path::Path, run_id: &str) -> PathBuf {
@@ -44,6 +171,41 @@ pub fn world_files(state: &std::path::Path) -> Vec<PathBuf> {
     ]
 }
 
+/// With the PostgreSQL store, make the world's files at `state` follow run `id`: each append
+/// stores those that changed, so another machine can continue the run ([`fetch_world`]).
+pub fn follow_world(store: &Store, id: &str, state: &std::path::Path) {
+    if let Store::Pg(p) = store {
+        p.follow_files(id, world_files(state));
+    }
+}
+
+/// With the PostgreSQL store, put run `id`'s world files at `state` as its last append left
+/// them, so the run continues here in the world it left elsewhere (on the machine that drove
+/// it they are the same files, or the journal's consistent version of them).
+pub fn fetch_world(store: &Store, id: &str, state: &std::path::Path) -> Result<(), String> {
+    let Store::Pg(p) = store else {
+        return Ok(());
+    };
+    let files = p.world_files(id).map_err(|e| e.to_string())?;
+    let Some(dir) = state.parent() else {
+        return Ok(());
+    };
+    if !files.is_empty() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    for (name, content) in files {
+        // Names are bare file names written by follow_world; anything else is not ours.
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            continue;
+        }
+        let path = dir.join(&name);
+        std::fs::write(&path, content)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
 /// Remove a world that never got its run (a refused start); its directory too when empty.
 pub fn forget_world(state: &std::path::Path) {
     for f in world_files(state) {
@@ -56,13 +218,13 @@ pub fn forget_world(state: &std::path::Path) {
 
 /// Resolve what the operator typed to a run id: exact id, `last` (the newest: ids are
 /// time-ordered, see `godwit_engine::run::run_order`), or a unique prefix.
-pub fn resolve_run(store: &FileStore, arg: &str) -> Result<String, String> {
+pub fn resolve_run(store: &Store, arg: &str) -> Result<String, String> {
     let ids = store.list().map_err(|e| e.to_string())?;
     if arg == "last" {
         return ids
             .first()
             .cloned()
-            .ok_or_else(|| format!("no runs in {}", store.root().display()));
+            .ok_or_else(|| format!("no runs in {}", store.place()));
     }
     if ids.iter().any(|i| i == arg) {
         return Ok(arg.to_string());
@@ -72,7 +234,7 @@ pub fn resolve_run(store: &FileStore, arg: &str) -> Result<String, String> {
         [one] => Ok((*one).clone()),
         [] => Err(format!(
             "no run '{arg}' in {}; list runs with `godwit runs`",
-            store.root().display()
+            store.place()
         )),
         many => Err(format!(
             "'{arg}' matches {} runs ({}); type more of the id",
@@ -88,13 +250,13 @@ pub fn resolve_run(store: &FileStore, arg: &str) -> Result<String, String> {
 
 /// Where run `id` stands, in the words every command uses ([`Plan::status_word`]), and the
 /// process driving it, if one does.
-pub fn run_status(store: &FileStore, id: &str, plan: &Plan) -> (&'static str, Option<String>) {
+pub fn run_status(store: &Store, id: &str, plan: &Plan) -> (&'static str, Option<String>) {
     let holder = store.holder(id);
     (plan.status_word(holder.is_some()), holder)
 }
 
 /// [`run_status`] in one phrase: `running (pid 42 on host)`, `stopped`, ...
-pub fn status_text(store: &FileStore, id: &str, plan: &Plan) -> String {
+pub fn status_text(store: &Store, id: &str, plan: &Plan) -> String {
     match run_status(store, id, plan) {
         (word, Some(holder)) => format!("{word} ({holder})"),
         (word, None) => word.to_string(),
@@ -109,7 +271,7 @@ pub fn started_at(id: &str) -> Option<i64> {
 /// Every run, newest first, as `godwit runs -o json` prints them: `run_id`, `runbook`,
 /// `cluster`, `world`, `started` (wall clock, from the id), `status`, `driven_by` and
 /// `where`; a run whose journal cannot be read is `damaged`.
-pub fn list_runs(store: &FileStore) -> Result<Vec<Value>, EngineError> {
+pub fn list_runs(store: &Store) -> Result<Vec<Value>, EngineError> {
     let ids = store.list().map_err(EngineError::from)?;
     let mut rows = Vec::new();
     for id in ids {

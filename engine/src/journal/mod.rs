@@ -373,8 +373,9 @@ pub(crate) fn claim_stands(store: &dyn JournalStore, holder: &str, driven: bool)
     }
 }
 
-/// Verify a sequence of lines (already split) as a chain for `run_id`.
-pub(crate) fn verify_lines<'a>(
+/// Verify a sequence of lines (already split) as a chain for `run_id`: the one check every store
+/// applies to what it reads (the file store and the PostgreSQL store alike).
+pub fn verify_lines<'a>(
     run_id: &str,
     lines: impl Iterator<Item = &'a str>,
 ) -> Result<Vec<Record>, JournalError> {

@@ -55,9 +55,12 @@ impl AbortArgs {
             return self.ask(ctx, &store, &id, &holder);
         }
         let world_name = started.world.clone();
+        let state = world_state_file(&state_dir, &id);
+        crate::state::fetch_world(&store, &id, &state).map_err(invalid)?;
+        crate::state::follow_world(&store, &id, &state);
         let world = ctx
             .worlds
-            .build(&world_name, Some(&world_state_file(&state_dir, &id)))
+            .build(&world_name, Some(&state))
             .map_err(|e| invalid(format!("run {id} needs world '{world_name}': {e}")))?;
         let audit = world.audit.clone();
         let driving = Driving::start()?;
@@ -83,7 +86,7 @@ impl AbortArgs {
     fn ask(
         &self,
         ctx: &Context,
-        store: &godwit_engine::journal::file::FileStore,
+        store: &crate::state::Store,
         id: &str,
         holder: &str,
     ) -> Result<i32, Failure> {

@@ -30,9 +30,9 @@ impl CheckArgs {
         let world = worlds
             .build(self.world.as_deref().unwrap_or(&worlds.default), None)
             .map_err(invalid)?;
-        let store = godwit_engine::journal::file::FileStore::new(
+        let store = crate::state::Store::File(godwit_engine::journal::file::FileStore::new(
             std::env::temp_dir().join("godwit-check-unused"),
-        );
+        ));
         let (runner, _rt) = runner(&store, world, &Output::quiet())?;
         let (rb, lints) =
             godwit_engine::run::lint_runbook(&runner, &path, godwit_stdlib::PURE_AREAS)?;

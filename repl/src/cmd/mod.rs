@@ -20,4 +20,5 @@ pub mod run;
 pub mod runs;
 pub mod show;
 pub mod verify;
+pub mod worker;
 pub mod worlds;

@@ -43,14 +43,17 @@ impl ResumeArgs {
         let Some(started) = plan.started.as_ref() else {
             return Err(invalid(format!(
                 "run {id} has no run-started record: it never began, so there is nothing to \
-                 resume; start a new run (the directory {} can be removed)",
-                store.run_dir(&id).display()
+                 resume; start a new run ({} can be removed)",
+                store.run_place(&id)
             )));
         };
         let world_name = started.world.clone();
+        let state = world_state_file(&state_dir, &id);
+        crate::state::fetch_world(&store, &id, &state).map_err(invalid)?;
+        crate::state::follow_world(&store, &id, &state);
         let world = ctx
             .worlds
-            .build(&world_name, Some(&world_state_file(&state_dir, &id)))
+            .build(&world_name, Some(&state))
             .map_err(|e| invalid(format!("run {id} needs world '{world_name}': {e}")))?;
         let audit = world.audit.clone();
         driving.check()?;

@@ -19,6 +19,7 @@ use crate::state::world_state_file;
   godwit run rds-to-aurora --cluster orders-db --world aws --region eu-west-1 --config fleet.toml
   godwit run rds-to-aurora --cluster orders-db --set validation_window=2h --set approve_cutover=true
   godwit run rds-to-aurora --cluster orders-db -o json | jq .status
+  godwit run rds-to-aurora --cluster orders-db --store postgres://godwit@store/godwit --enqueue
 
 Ctrl-C (or SIGTERM) stops at the next safe point, rolls nothing back (exit 7); `godwit resume last`
 continues. Every --set/--config value is checked against the runbook's parameters first: a bad one
@@ -44,6 +45,10 @@ pub struct RunArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub aws: AwsFlags,
+    /// Queue the run in the shared store (`--store postgres://…`) for a `godwit worker` to
+    /// start, instead of driving it here; prints its run id.
+    #[arg(long)]
+    pub enqueue: bool,
     #[command(flatten)]
     pub out: Output,
 }
@@ -57,6 +62,7 @@ impl RunArgs {
             set,
             config,
             aws,
+            enqueue,
             out,
         } = self;
         let out = out.with_format(ctx);
@@ -77,6 +83,9 @@ impl RunArgs {
         // through a file beside the world's state file, so `resume` rebuilds the same world.
         let settings = world_settings(config.as_deref(), &cluster, &world_name, &aws)?;
         let store = ctx.store()?;
+        if enqueue {
+            return enqueue_run(ctx, &store, &path, cluster, spec, params, settings);
+        }
         let state_dir = ctx.state_dir()?;
         // The run id comes from the wall clock, not the world's (a simulated world starts every
         // run at the same virtual time), so the world is built once, already at the path its
@@ -96,6 +105,7 @@ impl RunArgs {
         if let Some(v) = &settings {
             write_settings(&state, v)?;
         }
+        crate::state::follow_world(&store, &run_id, &state);
         let world = worlds.build(&spec, Some(&state)).map_err(|e| {
             forget_world();
             invalid(e)
@@ -119,4 +129,43 @@ impl RunArgs {
         })?;
         Ok(audited(finish(&report, &out), audit.as_deref()))
     }
+}
+
+/// `--enqueue`: the run as a queued job of the shared store, for a worker to start. Its
+/// parameters are checked by the worker that starts it (a bad one holds the job, named).
+fn enqueue_run(
+    ctx: &Context,
+    store: &crate::state::Store,
+    runbook: &std::path::Path,
+    cluster: String,
+    world: String,
+    params: serde_json::Map<String, serde_json::Value>,
+    settings: Option<serde_json::Value>,
+) -> Result<i32, Failure> {
+    let crate::state::Store::Pg(pg) = store else {
+        return Err(invalid(
+            "--enqueue queues the run for `godwit worker` processes, which share runs through \
+             PostgreSQL: pass --store postgres://USER@HOST:PORT/DB (or set GODWIT_STORE)",
+        ));
+    };
+    let run_id = godwit_engine::run::new_run_id(&cluster);
+    let job = godwit_pgstore::Job {
+        run_id: run_id.clone(),
+        cluster,
+        runbook: runbook.display().to_string(),
+        world,
+        params,
+        settings,
+    };
+    pg.enqueue(&job)
+        .map_err(|e| Failure::from(godwit_engine::EngineError::from(e)))?;
+    if ctx.json() {
+        crate::out::json(&serde_json::json!({ "run_id": run_id, "queued": true }));
+    } else {
+        crate::out::line(format!(
+            "queued run {run_id} in {}; a `godwit worker` starts it (follow with `godwit show {run_id}`)",
+            pg.place()
+        ));
+    }
+    Ok(exit::OK)
 }

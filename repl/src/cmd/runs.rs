@@ -23,7 +23,7 @@ impl RunsArgs {
             crate::out::json(&Value::Array(rows));
             return Ok(exit::OK);
         }
-        crate::out::line(runs_table(&rows, store.root()));
+        crate::out::line(runs_table(&rows, &store.place()));
         Ok(exit::OK)
     }
 }

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use godwit_engine::clock::format_timestamp;
-use godwit_engine::journal::file::{FileStore, transcript_path};
 use godwit_engine::plan::{FlowKind, FlowOutcome, Plan};
 use godwit_engine::run::from_json;
 use godwit_engine::session::{Session, SessionError};
@@ -64,7 +63,7 @@ impl Sink for AuditLog {
 /// Everything a REPL needs.
 pub struct Repl {
     session: Session,
-    store: FileStore,
+    store: crate::state::Store,
     fns: Vec<FnInfo>,
     vars: Arc<Mutex<Vec<String>>>,
     audit: Arc<AuditLog>,
@@ -74,7 +73,7 @@ pub struct Repl {
 }
 
 impl Repl {
-    pub fn new(runner: &Runner, store: FileStore, audit: Arc<AuditLog>) -> Repl {
+    pub fn new(runner: &Runner, store: crate::state::Store, audit: Arc<AuditLog>) -> Repl {
         let session = Session::new(runner);
         let fns = helper::index(session.engine());
         Repl {
@@ -180,7 +179,7 @@ impl Repl {
                 self.out(&text.join("\n"));
             }
             "runs" => match crate::state::list_runs(&self.store) {
-                Ok(rows) => self.out(&crate::render::runs_table(&rows, self.store.root())),
+                Ok(rows) => self.out(&crate::render::runs_table(&rows, &self.store.place())),
                 Err(e) => self.fail(&e.to_string()),
             },
             "journal" => self.journal(arg),
@@ -357,7 +356,7 @@ impl Repl {
         if let Some(item) = plan.flow.last().filter(|i| {
             i.kind == FlowKind::Gate && matches!(i.outcome, FlowOutcome::Incomplete { .. })
         }) {
-            match last_gate_poll(&transcript_path(&self.store, &id), &item.name) {
+            match last_gate_poll(&self.store.transcript_lines(&id), &item.name) {
                 Some((poll, why, at)) => text.push_str(&format!(
                     "\ngate '{}' is closed (poll {poll} at {}): {}",
                     item.name,
@@ -380,9 +379,9 @@ impl Repl {
 }
 
 /// The last recorded poll of gate `gate`: (poll, reasons, time).
-fn last_gate_poll(path: &Path, gate: &str) -> Option<(u64, Vec<String>, i64)> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.lines()
+fn last_gate_poll(lines: &[String], gate: &str) -> Option<(u64, Vec<String>, i64)> {
+    lines
+        .iter()
         .filter_map(|l| serde_json::from_str::<Line>(l).ok())
         .filter_map(|l| match l.event {
             Event::GatePoll {

@@ -1,0 +1,31 @@
+//! # godwit-pgstore — the shared store in PostgreSQL
+//!
+//! The same [`JournalStore`](godwit_engine::JournalStore) as the file store, kept in tables of
+//! schema `godwit` so that many `godwit worker` processes on many machines can drive runs and
+//! take over each other's (docs/store.md).
+//!
+//! * `conn`: one connection per thread of its own (the trait is synchronous and is called
+//!   from inside tokio runtimes; see there why), with statement timeouts and a periodic tick.
+//! * [`schema`]: the tables and their versioned migrations (`godwit.schema_migrations`),
+//!   applied at connect.
+//! * [`store`]: [`PgStore`] (runs, journal records with the file store's hash chain and
+//!   verification, transcripts, operator requests, cluster claims) and [`PgWriter`], which
+//!   holds a run's **lease** (heartbeats from its connection thread) and appends under its
+//!   **fencing token**, checked in the append's own statement.
+//! * [`queue`]: the work queue (`FOR UPDATE SKIP LOCKED`) and the workers' heartbeats.
+//!
+//! Data flows one way: a caller's thread sends a closure to a connection thread and waits for
+//! its answer; nothing here calls back into the engine.
+
+mod conn;
+pub mod queue;
+pub mod schema;
+pub mod store;
+
+pub use queue::{Job, QueueRow, Settle, Taken, WorkerLease};
+pub use store::{Options, PgStore, PgWriter, holder_id};
+
+/// Whether `s` names a PostgreSQL store (`postgres://…` or `postgresql://…`).
+pub fn is_url(s: &str) -> bool {
+    s.starts_with("postgres://") || s.starts_with("postgresql://")
+}

@@ -1,0 +1,342 @@
+//! `godwit worker`: take runs from the shared PostgreSQL store's queue and drive them — queued
+//! runs, and runs whose worker died (its heartbeat and the run's lease expired). Each run is an
+//! ordinary durable run, started or resumed through the same `Runner` as `godwit run` and
+//! `godwit resume`; the store's lease and fencing token keep two workers from ever writing one
+//! journal (docs/store.md).
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use godwit_engine::duration::parse_duration;
+use godwit_engine::journal::JournalError;
+use godwit_engine::{
+    EngineError, JournalStore, ResumeRequest, RunReport, RunStatus, StartRequest, exit,
+};
+use godwit_pgstore::{PgStore, Settle, Taken};
+use serde_json::json;
+
+use crate::config::{find_runbook, write_settings};
+use crate::context::Context;
+use crate::session::{Driving, Failure, Output, invalid};
+use crate::state::{Store, world_state_file};
+
+/// Drive runs from the shared PostgreSQL store's queue, on this machine, until stopped.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  godwit worker --store postgres://godwit@store.internal:5432/godwit
+  godwit worker --store postgres://godwit@store.internal/godwit --jobs 8 --lease 30s
+  godwit run rds-to-aurora --cluster orders-db --world sim --store postgres://… --enqueue
+  godwit worker --status --store postgres://…
+
+Runs are queued with `godwit run … --enqueue`. Workers resolve the runbook path and build the
+world on their own machine (the journal pins the runbook's hash; a simulated world's state is kept
+under --state-dir, so workers that share simulated runs share a state directory).
+
+SIGTERM or Ctrl-C drains the worker: it takes nothing more, its runs stop at their next safe point
+(nothing rolled back) and go back to the queue for another worker. A worker that dies or is paused
+is noticed when its heartbeat is older than its lease; its runs are taken over then, and if it
+wakes up it is refused at its next journal append.")]
+pub struct WorkerArgs {
+    /// Runs driven at once by this worker.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: u32,
+    /// This worker's lease, for its runs and itself: how long after its last heartbeat another
+    /// worker may take its runs over. Heartbeats come every third of it.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub lease: Duration,
+    /// How often an idle worker looks for work.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub poll: Duration,
+    /// Exit once nothing in the queue is waiting or running (batch jobs, tests).
+    #[arg(long)]
+    pub exit_when_done: bool,
+    /// Print the queue and exit.
+    #[arg(long)]
+    pub status: bool,
+    #[command(flatten)]
+    pub out: Output,
+}
+
+/// A run this worker drove, as it ended.
+struct Finished {
+    taken: Taken,
+    result: Result<RunReport, EngineError>,
+    findings: Vec<String>,
+}
+
+impl WorkerArgs {
+    pub fn execute(self, ctx: &Context) -> Result<i32, Failure> {
+        let options = godwit_pgstore::Options {
+            lease: self.lease,
+            ..godwit_pgstore::Options::default()
+        };
+        let Store::Pg(store) = ctx.store_with(options)? else {
+            return Err(invalid(
+                "godwit worker needs a shared store: pass --store postgres://USER@HOST:PORT/DB \
+                 (or set GODWIT_STORE); workers share runs through PostgreSQL",
+            ));
+        };
+        if self.status {
+            return self.print_status(ctx, &store);
+        }
+        let state_dir = ctx.state_dir()?;
+        let driving = Driving::start()?;
+        let me = godwit_pgstore::holder_id();
+        let heartbeat = store.register_worker(&me).map_err(EngineError::from)?;
+        crate::out::note(format!(
+            "worker {me} on {}: up to {} runs at once, lease {:?}",
+            store.place(),
+            self.jobs,
+            self.lease
+        ));
+        let (tx, rx) = mpsc::channel::<Finished>();
+        let mut in_flight = 0u32;
+        loop {
+            let draining = driving.cancel.is_cancelled();
+            while !draining && in_flight < self.jobs {
+                match store.take(&me) {
+                    Ok(Some(taken)) => {
+                        if self.launch(ctx, &driving, &store, &state_dir, taken, &tx, &me) {
+                            in_flight += 1;
+                        }
+                    }
+                    Ok(None) => break,
+                    // The store hiccuped: look again at the next poll.
+                    Err(e) => {
+                        crate::out::error(&e.to_string());
+                        break;
+                    }
+                }
+            }
+            if in_flight == 0
+                && (draining || (self.exit_when_done && store.open_jobs().unwrap_or(1) == 0))
+            {
+                break;
+            }
+            if let Ok(done) = rx.recv_timeout(self.poll) {
+                in_flight -= 1;
+                self.settle(ctx, &store, &me, done);
+            }
+        }
+        drop(heartbeat);
+        crate::out::note(format!("worker {me} stopped"));
+        Ok(exit::OK)
+    }
+
+    /// Build the taken run's world and drive it on a blocking thread; `false` when it could
+    /// not even start (the row is then held with the reason).
+    #[allow(clippy::too_many_arguments)]
+    fn launch(
+        &self,
+        ctx: &Context,
+        driving: &Driving,
+        store: &PgStore,
+        state_dir: &Path,
+        taken: Taken,
+        tx: &mpsc::Sender<Finished>,
+        me: &str,
+    ) -> bool {
+        let job = &taken.job;
+        let verb = if taken.began { "resume" } else { "start" };
+        self.say(
+            ctx,
+            json!({"run_id": job.run_id, "event": verb, "attempt": taken.attempt, "cluster": job.cluster}),
+            format!(
+                "{} {} (cluster {}, world {}, take {})",
+                verb, job.run_id, job.cluster, job.world, taken.attempt
+            ),
+        );
+        let prepared = self.prepare(ctx, driving, store, state_dir, &taken);
+        let (runner, audit, runbook) = match prepared {
+            Ok(p) => p,
+            Err(why) => {
+                let _ = store.settle(
+                    &job.run_id,
+                    me,
+                    taken.attempt,
+                    Settle::Held,
+                    Some(why.clone()),
+                );
+                self.say(
+                    ctx,
+                    json!({"run_id": job.run_id, "event": "held", "note": why}),
+                    format!("{}: held: {why}", job.run_id),
+                );
+                return false;
+            }
+        };
+        let tx = tx.clone();
+        driving.rt.spawn_blocking(move || {
+            let job = &taken.job;
+            let result = if taken.began {
+                runner.resume_with(ResumeRequest {
+                    run_id: job.run_id.clone(),
+                    ..ResumeRequest::default()
+                })
+            } else {
+                runner.start(StartRequest {
+                    runbook,
+                    cluster: job.cluster.clone(),
+                    params: job.params.clone(),
+                    run_id: Some(job.run_id.clone()),
+                })
+            };
+            let findings = audit.map(|a| a()).unwrap_or_default();
+            let _ = tx.send(Finished {
+                taken,
+                result,
+                findings,
+            });
+        });
+        true
+    }
+
+    /// The runner of a taken run: its world built at the run's state path (settings written
+    /// first), its runbook found.
+    #[allow(clippy::type_complexity)]
+    fn prepare(
+        &self,
+        ctx: &Context,
+        driving: &Driving,
+        store: &PgStore,
+        state_dir: &Path,
+        taken: &Taken,
+    ) -> Result<
+        (
+            godwit_engine::Runner,
+            Option<std::sync::Arc<dyn Fn() -> Vec<String> + Send + Sync>>,
+            PathBuf,
+        ),
+        String,
+    > {
+        let job = &taken.job;
+        let runbook = find_runbook(&job.runbook).map_err(|f| f.1)?;
+        let state = world_state_file(state_dir, &job.run_id);
+        if let Some(parent) = state.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
+        if !taken.began {
+            // A start that never began (its worker died before run-started): start afresh,
+            // from a fresh world.
+            store.discard(&job.run_id).map_err(|e| e.to_string())?;
+            crate::state::forget_world(&state);
+            if let Some(parent) = state.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+        }
+        let shared = Store::Pg(store.clone());
+        if taken.began {
+            crate::state::fetch_world(&shared, &job.run_id, &state)?;
+        }
+        // On a resume too: a worker taking over on another machine has never seen the run.
+        if let Some(v) = &job.settings {
+            write_settings(&state, v).map_err(|f| f.1)?;
+        }
+        crate::state::follow_world(&shared, &job.run_id, &state);
+        let world = ctx
+            .worlds
+            .build(&job.world, Some(&state))
+            .map_err(|e| format!("run {} needs world '{}': {e}", job.run_id, job.world))?;
+        let audit = world.audit.clone();
+        let out = Output {
+            json: true,
+            verbose: false,
+            max_operations: self.out.max_operations,
+        };
+        let runner = driving.runner(&shared, world, &out);
+        Ok((runner, audit, runbook))
+    }
+
+    /// Put a finished run's queue row where it belongs; only under this worker's take.
+    fn settle(&self, ctx: &Context, store: &PgStore, me: &str, done: Finished) {
+        let run_id = &done.taken.job.run_id;
+        let (to, word, note) = match &done.result {
+            Ok(report) => match &report.status {
+                RunStatus::Succeeded { .. } => (Settle::Done, "succeeded", None),
+                RunStatus::RolledBack { reason, .. } => {
+                    (Settle::Done, "rolled-back", Some(reason.clone()))
+                }
+                RunStatus::RollbackFailed { step, error, .. } => (
+                    Settle::Held,
+                    "rollback-failed",
+                    Some(format!(
+                        "the undo of '{step}' failed: {error}; fix the cause, then `godwit \
+                         resume {run_id}`"
+                    )),
+                ),
+                RunStatus::Interrupted => (Settle::Requeue, "interrupted", None),
+            },
+            // Another process drives the run (a worker that took it over after this one lost
+            // its lease, or an operator's `godwit resume`): not this worker's to settle.
+            Err(EngineError::Journal(JournalError::Locked { holder, .. })) => (
+                Settle::Requeue,
+                "locked",
+                Some(format!("driven by {holder}")),
+            ),
+            // Finished meanwhile (another worker's last take completed it).
+            Err(EngineError::AlreadyFinished { status, .. }) => {
+                (Settle::Done, "already-finished", Some(status.clone()))
+            }
+            Err(e) => (Settle::Held, "refused", Some(e.to_string())),
+        };
+        let (to, note) = if done.findings.is_empty() {
+            (to, note)
+        } else {
+            (Settle::Held, Some(done.findings.join("; ")))
+        };
+        let settled = match store.settle(run_id, me, done.taken.attempt, to, note.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                crate::out::error(&e.to_string());
+                false
+            }
+        };
+        let state = match (settled, to) {
+            (false, _) => "not ours any more",
+            (true, Settle::Done) => "done",
+            (true, Settle::Held) => "held",
+            (true, Settle::Requeue) => "queued",
+        };
+        self.say(
+            ctx,
+            json!({"run_id": run_id, "event": "finished", "status": word, "queue": state, "note": note}),
+            format!(
+                "{run_id}: {word} → {state}{}",
+                note.map(|n| format!(" ({n})")).unwrap_or_default()
+            ),
+        );
+    }
+
+    /// One line per event: JSON lines with `-o json`, else words (stderr stays for errors).
+    fn say(&self, ctx: &Context, v: serde_json::Value, text: String) {
+        if ctx.json() {
+            crate::out::line(v.to_string());
+        } else {
+            crate::out::line(text);
+        }
+    }
+
+    fn print_status(&self, ctx: &Context, store: &PgStore) -> Result<i32, Failure> {
+        let rows = store.queue_rows().map_err(EngineError::from)?;
+        if ctx.json() {
+            crate::out::json(&rows);
+            return Ok(exit::OK);
+        }
+        if rows.is_empty() {
+            crate::out::line(format!("the queue in {} is empty", store.place()));
+        }
+        for r in rows {
+            crate::out::line(format!(
+                "{:<40} {:<8} take {:<3} {}{}",
+                r.run_id,
+                r.state,
+                r.attempts,
+                r.taken_by.unwrap_or_default(),
+                r.note.map(|n| format!("  {n}")).unwrap_or_default()
+            ));
+        }
+        Ok(exit::OK)
+    }
+}
