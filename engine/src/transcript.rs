@@ -77,6 +77,10 @@ pub enum Event {
         name: String,
         polls: u64,
         waited: String,
+        /// The kind of evidence each of its checks decided on (`evidence.kind`, in check
+        /// order; checks that name none are left out): which rung of the evidence ladder.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        evidence: Vec<String>,
     },
     GateReplayed {
         name: String,

@@ -14,6 +14,10 @@ use godwit_stdlib::sim::scenario::Scenario;
 
 use godwit_stdlib::sim::world::DEFAULT_SCENARIO;
 
+/// `godwit demo --credential-less` without `--scenario`: a busy source without a CDC consumer
+/// (one would be refused without database access: its paused slot holds the slot lag up).
+const CREDENTIAL_LESS_SCENARIO: &str = "credential-less-busy";
+
 use crate::render::HumanSink;
 use crate::session::{Driving, Failure, Output, audited, drive};
 
@@ -72,9 +76,18 @@ pub fn list(json: bool) -> Result<i32, Failure> {
 
 /// Run the demo; returns the run's exit code. With `json`, no transcript: one JSON object with
 /// the run's report and the summary's figures.
-pub fn run(scenario: Option<&str>, verbose: bool, json: bool) -> Result<i32, Failure> {
-    let name = scenario.unwrap_or(DEFAULT_SCENARIO);
-    let sc = Scenario::load(name).map_err(|e| {
+pub fn run(
+    scenario: Option<&str>,
+    credential_less: bool,
+    verbose: bool,
+    json: bool,
+) -> Result<i32, Failure> {
+    let name = scenario.unwrap_or(if credential_less {
+        CREDENTIAL_LESS_SCENARIO
+    } else {
+        DEFAULT_SCENARIO
+    });
+    let mut sc = Scenario::load(name).map_err(|e| {
         let names = godwit_stdlib::sim::world::builtin_scenarios();
         let hint = godwit_engine::params::suggest(name, &names)
             .map(|n| format!("did you mean {n}? "))
@@ -85,6 +98,16 @@ pub fn run(scenario: Option<&str>, verbose: bool, json: bool) -> Result<i32, Fai
         )
     })?;
     let cluster = sc.source.id.clone();
+    // Credential-less: the world withholds database access, and the run records that it
+    // accepts what only SQL could verify (preflight lists it).
+    let mut params = serde_json::Map::new();
+    if credential_less {
+        sc.godwit.db_access = false;
+    }
+    let credential_less = !sc.godwit.db_access;
+    if credential_less {
+        params.insert("unverified".into(), "accept".into());
+    }
     let dir = tempfile::tempdir().map_err(io)?;
     let runbook = write_standard_runbook(dir.path())?;
     if !json {
@@ -92,6 +115,12 @@ pub fn run(scenario: Option<&str>, verbose: bool, json: bool) -> Result<i32, Fai
             "godwit demo · runbook rds-to-aurora · scenario {name}: {}",
             sc.description
         ));
+        if credential_less {
+            crate::out::line(
+                "credential-less: no database access — every gate decides from AWS APIs and CloudWatch; \
+                 what only SQL can verify is accepted (--set unverified=accept)",
+            );
+        }
         crate::out::line(format!(
             "(simulated: virtual clock, no AWS account; the run is not kept — use `godwit run rds-to-aurora --world sim:{name}` to keep one)\n"
         ));
@@ -115,7 +144,7 @@ pub fn run(scenario: Option<&str>, verbose: bool, json: bool) -> Result<i32, Fai
     let req = StartRequest {
         runbook,
         cluster,
-        params: Default::default(),
+        params,
         run_id: None,
     };
     let report = drive(&driving.rt, move || runner.start(req))?;
@@ -289,7 +318,15 @@ pub fn summary(
                 name,
                 polls,
                 waited,
-            } => Some(format!("{name} ({polls} polls, {waited})")),
+                evidence,
+            } => Some(if evidence.is_empty() {
+                format!("{name} ({polls} polls, {waited})")
+            } else {
+                format!(
+                    "{name} ({polls} polls, {waited}; evidence {})",
+                    evidence.join(" + ")
+                )
+            }),
             _ => None,
         })
         .collect();

@@ -195,8 +195,14 @@ pub fn describe(line: &Line, verbose: bool) -> Option<String> {
             name,
             polls,
             waited,
+            evidence,
         } => {
-            format!("  ✓ gate {name} passed after {polls} polls ({waited})")
+            let on = if evidence.is_empty() {
+                String::new()
+            } else {
+                format!(" · evidence: {}", evidence.join(", "))
+            };
+            format!("  ✓ gate {name} passed after {polls} polls ({waited}){on}")
         }
         Event::GateReplayed { name } => format!("  ↺ gate {name} (from journal)"),
         Event::GateTimedOut { name, polls, why } => {

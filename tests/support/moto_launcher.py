@@ -23,9 +23,11 @@ Every addition below is documented in docs/moto.md with what real AWS does:
 4. RDS events godwit reads as evidence (DescribeEvents): a reboot records `DB instance shutdown`
    and `DB instance restarted` (moto records none), a completed promotion `Promoted read
    replica cluster to a stand-alone database cluster`, worded as RDS words them.
-5. Two answers moto gets wrong: CreateSecurityGroup in a VPC that does not exist creates the
+5. Answers moto gets wrong: CreateSecurityGroup in a VPC that does not exist creates the
    group (AWS: InvalidVpcID.NotFound); GetMetricData with dimensions ignores the namespace
-   (AWS: another namespace is another metric, no data).
+   (AWS: another namespace is another metric, no data); GetMetricData starts its periods at
+   StartTime as given (AWS rounds StartTime down, to the whole minute for recent data, so
+   periods start on the minute and may start before StartTime).
 6. Fault injection for retry tests: POST /godwit/faults {"action", "status", "code",
    "message", "times"} answers the next `times` calls of that API action with that error, in
    the protocol of the service; GET /godwit/faults says how many were injected per action.
@@ -667,6 +669,30 @@ def cbor_ts(value):
 
 CBOR_HEADERS = [("smithy-protocol", "rpc-v2-cbor")]
 
+DAY = 86400
+
+
+def rounded_start(start, queries):
+    """StartTime as CloudWatch rounds it (GetMetricData API reference, StartTime): down to the
+    whole minute when less than 15 days ago, to 5 minutes up to 63 days, to the hour beyond; with
+    a period of 5, 10, 20 or 30 seconds, down to a multiple of it. moto starts its periods at
+    StartTime as given: an unaligned StartTime would give unaligned periods and never a period
+    that starts before it, as CloudWatch does."""
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=timezone.utc)
+    t = int(start.timestamp())
+    age = time.time() - t
+    periods = {int(q["MetricStat"]["Period"]) for q in queries if "MetricStat" in q}
+    if periods and periods <= {5, 10, 20, 30}:
+        step = min(periods)
+    elif age < 15 * DAY:
+        step = 60
+    elif age < 63 * DAY:
+        step = 300
+    else:
+        step = 3600
+    return datetime.fromtimestamp(t - t % step, tz=timezone.utc)
+
 
 def cloudwatch_cbor(op, body, region):
     """(status, CBOR-able dict) for one CloudWatch RPC v2 CBOR call, on moto's backend."""
@@ -686,7 +712,7 @@ def cloudwatch_cbor(op, body, region):
         }
         results = backend.get_metric_data(
             queries=body.get("MetricDataQueries", []),
-            start_time=body["StartTime"],
+            start_time=rounded_start(body["StartTime"], body.get("MetricDataQueries", [])),
             end_time=body["EndTime"],
             scan_by=body.get("ScanBy") or "TimestampDescending",
         )

@@ -585,6 +585,27 @@ fn metrics_put_through_the_sdk_come_back_as_a_series_with_gaps() {
         .map(|m| json!({ "t": t0 + m * 60, "v": (m * 1000) as f64 }))
         .collect();
     assert_eq!(series, Value::Array(want));
+    // A window that does not start on the minute: CloudWatch rounds StartTime down to the
+    // minute (the launcher too), so periods start on the minute and the one holding `since`
+    // starts before it — the aws world answers only periods that start inside the window.
+    let unaligned = eval(
+        &mut s,
+        &format!(
+            r#"cw::metric_series(#{{ name: "OldestReplicationSlotLag",
+                dimensions: #{{ DBInstanceIdentifier: "orders-db" }},
+                since: {}, "until": {} }})"#,
+            t0 + 30,
+            t0 + 240
+        ),
+    );
+    assert_eq!(
+        unaligned,
+        json!([
+            { "t": t0 + 60, "v": 1000.0 },
+            { "t": t0 + 120, "v": 2000.0 },
+            { "t": t0 + 180, "v": 3000.0 },
+        ])
+    );
     let other = eval(
         &mut s,
         &format!(

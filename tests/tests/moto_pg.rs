@@ -144,6 +144,40 @@ fn now_s() -> i64 {
         .as_secs() as i64
 }
 
+/// The first `DatabaseConnections` datapoint of `orders-db` stamped at or after `from`, as
+/// the harness's feed publishes it (waits at most 30 s). Every answer is checked against AWS:
+/// the query reaches a minute past now, yet no one-second period may be readable before it
+/// has ended (RDS publishes a period's datapoint after it).
+fn connections_from(env: &Env, s: &mut Session, from: i64) -> f64 {
+    for _ in 0..60 {
+        let series = eval(
+            s,
+            &format!(
+                r#"cw::metric_series(#{{ name: "DatabaseConnections",
+                    dimensions: #{{ DBInstanceIdentifier: "orders-db" }},
+                    since: {from}, "until": {}, period: 1 }})"#,
+                now_s() + 60
+            ),
+        );
+        let answered = now_s();
+        let points = series.as_array().unwrap();
+        if let Some(newest) = points.last() {
+            assert!(
+                newest["t"].as_i64().unwrap() < answered,
+                "the period stamped {} was readable at {answered}, before it ended: the \
+                 harness's CloudWatch is kinder than AWS",
+                newest["t"]
+            );
+        }
+        if let Some(first) = points.first() {
+            return first["v"].as_f64().unwrap();
+        }
+        env.rt
+            .block_on(async { tokio::time::sleep(Duration::from_millis(500)).await });
+    }
+    panic!("no DatabaseConnections datapoint of orders-db stamped from {from} within 30 s");
+}
+
 /// rustls trusting only the harness CA (what `IamConnector` builds from `ca_bundle`).
 fn tls_to(h: &MotoPg) -> tokio_postgres_rustls::MakeRustlsConnect {
     use rustls::pki_types::CertificateDer;
@@ -263,6 +297,8 @@ fn the_source_is_a_real_server_reached_over_verified_tls_with_an_iam_token() {
         tokio::spawn(conn);
         c
     });
+    // A sample stamped from the next second on was taken with the session open.
+    let app_from = now_s() + 1;
     let backends = eval(&mut s, r#"pg::application_backends("orders-db")"#);
     let roles: Vec<&str> = backends
         .as_array()
@@ -275,27 +311,25 @@ fn the_source_is_a_real_server_reached_over_verified_tls_with_an_iam_token() {
         ["app"],
         "the application's session, not godwit's nor the harness's (rdsadmin)"
     );
-    drop(app);
 
-    // CloudWatch: the lab's sampler's series for this instance, per second.
-    let t0 = now_s() - 120;
-    let series = (0..30)
-        .find_map(|_| {
-            let v = eval(
-                &mut s,
-                &format!(
-                    r#"cw::metric_series(#{{ name: "DatabaseConnections",
-                        dimensions: #{{ DBInstanceIdentifier: "orders-db" }}, since: {t0}, period: 1 }})"#
-                ),
-            );
-            if v.as_array().is_some_and(|a| !a.is_empty()) {
-                return Some(v);
-            }
-            pause(Duration::from_millis(500));
-            None
-        })
-        .expect("the feed published the source's samples");
-    assert!(series[0]["v"].as_f64().unwrap() >= 1.0, "{series}");
+    // CloudWatch: the lab's sampler's series for this instance, per second. Its
+    // DatabaseConnections counts client sessions but not RDS's own (rdsadmin: the sampler,
+    // the harness), as AWS defines the metric: the application's session is one of them
+    // while it is open (godwit's pooled session is the other), and one fewer once it ends.
+    let with_app = connections_from(&env, &mut s, app_from);
+    let app_ended = now_s();
+    drop(app);
+    // Its backend exits a moment after the client closes: a whole period later.
+    let without_app = connections_from(&env, &mut s, app_ended + 2);
+    assert!(
+        with_app >= 1.0,
+        "{with_app} with the application's session open"
+    );
+    assert_eq!(
+        with_app - without_app,
+        1.0,
+        "DatabaseConnections {with_app} with the application's session, {without_app} after it"
+    );
 
     // verify-full: a bundle without the harness CA refuses the server.
     let other_ca = tempfile::tempdir().unwrap();

@@ -1299,3 +1299,38 @@ fn colour_and_progress_only_where_they_can_be_seen() {
     assert_eq!(code, 0);
     assert!(out_colour.contains("\u{1b}["), "{out_colour:?}");
 }
+
+/// Issue 17: `godwit demo --credential-less` runs the standard migration with no database
+/// access; its summary names the evidence every gate decided on — CloudWatch for the fence and
+/// the sync gate — and says that what only SQL can verify was accepted.
+#[test]
+fn the_credential_less_demo_names_the_evidence_of_every_gate() {
+    let env = Env::new();
+    let (code, o, err) = env.godwit(&["demo", "--credential-less"]);
+    assert_eq!(code, 0, "{o}{err}");
+    for want in [
+        "credential-less: no database access",
+        "source-sessions-ended (",
+        "evidence cloudwatch-database-connections",
+        "evidence cloudwatch-0-segment + cloudwatch-replica-lag",
+        "evidence cloudwatch-keeps-up",
+        "not verified, accepted with unverified=accept",
+    ] {
+        assert!(o.contains(want), "{want}: {o}");
+    }
+    assert!(
+        !o.contains("sql-pg-stat-activity") && !o.contains("source-walsender"),
+        "{o}"
+    );
+    // With database access the same gates say SQL.
+    let (code, o, _) = env.godwit(&["demo"]);
+    assert_eq!(code, 0);
+    assert!(
+        o.contains("evidence sql-pg-stat-activity") && o.contains("evidence source-walsender"),
+        "{o}"
+    );
+    // The lab demo has no credential-less mode: refused with what to do instead.
+    let (code, _, err) = env.godwit(&["demo", "--world", "lab", "--credential-less"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("docs/lab.md"), "{err}");
+}

@@ -33,6 +33,8 @@ fn runbooks() -> Vec<PathBuf> {
 struct Outcome {
     report: Result<RunReport, EngineError>,
     lines: Vec<Line>,
+    /// The run's journal (what a resume replays: steps' and gates' results with evidence).
+    journal: Vec<godwit_engine::journal::Entry>,
     /// The world's findings after the run (the simulator's invariant violations).
     audit: Vec<String>,
 }
@@ -58,7 +60,15 @@ fn run_with(
     params: serde_json::Map<String, Value>,
     rt: &tokio::runtime::Runtime,
 ) -> Outcome {
-    let world = World::sim_named(scenario).unwrap();
+    run_in(runbook, World::sim_named(scenario).unwrap(), params, rt)
+}
+
+fn run_in(
+    runbook: &Path,
+    world: World,
+    params: serde_json::Map<String, Value>,
+    rt: &tokio::runtime::Runtime,
+) -> Outcome {
     let collector = Collector::new();
     let store = MemoryStore::new();
     let r = runner(&world, rt, &store, vec![Arc::new(collector.clone())]);
@@ -72,6 +82,7 @@ fn run_with(
     Outcome {
         report,
         lines: collector.lines(),
+        journal: store.entries("run"),
         audit,
     }
 }
@@ -129,6 +140,7 @@ fn story(lines: &[Line]) -> Vec<String> {
                     name,
                     polls,
                     waited,
+                    ..
                 } => format!("gate {name} passed after {polls} polls ({waited})"),
                 Event::GateTimedOut { name, polls, why } => {
                     format!("gate {name} failed after {polls} polls: {}", why.join("; "))
@@ -156,10 +168,18 @@ fn story(lines: &[Line]) -> Vec<String> {
 fn expected(runbook: &str, scenario: &str) -> (&'static str, &'static str) {
     match runbook {
         // cdc-heavy is the standard flow with a different CDC order: same outcomes everywhere.
+        // Without database access cdc-heavy (which fences with SQL) refuses first.
+        "cdc-heavy" if scenario.starts_with("credential-less-") => {
+            ("rolled-back", "needs database access")
+        }
         "rds-to-aurora" | "cdc-heavy" => expected_standard(scenario),
         // No replication: replication faults do not apply; preflight and Envoy ones do.
         "snapshot" => match scenario {
             "preflight-failures" => ("rolled-back", "preflight failed"),
+            // Not verifiable without SQL, and not accepted (credential_less_runs_* accept it).
+            s if s.starts_with("credential-less-") => {
+                ("rolled-back", "could not verify without database access")
+            }
             "envoy-nack" => ("rolled-back", "NACKed"),
             _ => ("succeeded", ""),
         },
@@ -195,6 +215,14 @@ fn expected_standard(scenario: &str) -> (&'static str, &'static str) {
         // on the fenced source.
         "envoy-node-disconnect" => ("rolled-back", "(absent: envoy-c)"),
         "data-divergence" => ("rolled-back", "validation at the fence"),
+        // A CDC consumer without database access is refused by preflight, before the
+        // unverified facts are even weighed.
+        "credential-less-cdc" => ("rolled-back", "cdc-without-database-access"),
+        // Without `unverified=accept` every credential-less run stops after preflight:
+        // credential_less_runs_decide_from_cloudwatch runs them with it.
+        s if s.starts_with("credential-less-") => {
+            ("rolled-back", "could not verify without database access")
+        }
         other => panic!(
             "scenario {other} has no expected outcome: add it to `expected` in {}",
             file!()
@@ -900,9 +928,9 @@ fn the_run_journals_its_parameters_with_the_defaults_filled_in() {
             "fence_method": "auto", "fence_timeout": "30m", "fence_validation": "full",
             "health_every": "30s", "max_replica_lag_p99": 5, "metric_period": 60,
             "parameter_group_settle": "5m", "promote_timeout": "30m",
-            "quarantine_group": "godwit-quarantine",
-            "target_cluster": "orders-db-aurora", "validation_timeout": "3d",
-            "validation_window": "24h",
+            "quarantine_group": "godwit-quarantine", "fence_connection_allowance": 0,
+            "target_cluster": "orders-db-aurora", "unverified": "refuse",
+            "validation_timeout": "3d", "validation_window": "24h",
         })
     );
 }
@@ -1067,4 +1095,244 @@ fn the_fence_terminates_with_database_access_and_reboots_when_asked() {
             "{method}: {f}"
         );
     }
+}
+
+/// The result journaled for gate `name` (its checks with their evidence).
+fn gate_result(o: &Outcome, name: &str) -> Option<Value> {
+    o.journal.iter().find_map(|e| match e {
+        godwit_engine::journal::Entry::GatePassed {
+            name: n, result, ..
+        } if n == name => Some(result.clone()),
+        _ => None,
+    })
+}
+
+/// Every primitive the run called, as `area::op`.
+fn primitives(o: &Outcome) -> Vec<String> {
+    o.lines
+        .iter()
+        .filter_map(|l| match &l.event {
+            Event::Primitive { area, op, .. } => Some(format!("{area}::{op}")),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Issue 17: with no database access at all, the standard runbook decides from AWS APIs and
+/// CloudWatch — the fence from `DatabaseConnections` after the reboot, the sync gate from the
+/// 0↔64 MB rule with replication alive — journals which evidence each gate used, and never
+/// attempts a database connection. A late datapoint or a gap across the fence is waited for
+/// (never taken for 0); a stale slot and a CDC consumer stop the run before any quiescence.
+#[test]
+fn credential_less_runs_decide_from_cloudwatch() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let accept = serde_json::json!({ "unverified": "accept" });
+    let accept = accept.as_object().unwrap();
+    let standard = runbooks_dir().join("rds-to-aurora.rhai");
+    for scenario in [
+        "credential-less-idle",
+        "credential-less-busy",
+        "credential-less-late-datapoint",
+        "credential-less-gap-across-fence",
+    ] {
+        let o = run_with(&standard, scenario, accept.clone(), &rt);
+        let text = story(&o.lines).join("\n");
+        let report = o.report.as_ref().unwrap();
+        assert!(
+            matches!(report.status, RunStatus::Succeeded { .. }),
+            "{scenario}: {:?}\n{text}",
+            report.status
+        );
+        assert!(o.audit.is_empty(), "{scenario}: {:?}", o.audit);
+        // No connection attempt: `pg::access` only asks the world whether access is
+        // configured; nothing else of pg:: or validate:: may run.
+        let sql: Vec<String> = primitives(&o)
+            .into_iter()
+            .filter(|p| (p.starts_with("pg::") && p != "pg::access") || p == "validate::compare")
+            .collect();
+        assert!(sql.is_empty(), "{scenario}: SQL attempted: {sql:?}");
+        let fence = gate_result(&o, "source-sessions-ended").expect("the fence gate passed");
+        assert_eq!(
+            fence["evidence"]["kind"], "cloudwatch-database-connections",
+            "{scenario}: {fence}"
+        );
+        assert_eq!(fence["evidence"]["verdict"], "sessions-ended", "{fence}");
+        assert!(
+            fence["evidence"]["counts_from_t"].as_i64() > fence["evidence"]["fence_t"].as_i64(),
+            "{fence}"
+        );
+        let sync = gate_result(&o, "replica-caught-up").expect("the sync gate passed");
+        assert_eq!(
+            sync["replayed"]["evidence"]["kind"], "cloudwatch-0-segment",
+            "{sync}"
+        );
+        assert_eq!(
+            sync["replication_alive"]["evidence"]["kind"], "cloudwatch-replica-lag",
+            "{sync}"
+        );
+        assert!(
+            text.contains("not verified, accepted with unverified=accept"),
+            "{scenario}: the acceptance is said:\n{text}"
+        );
+        // A late datapoint or a gap: the fence gate waited (closed first), then passed on the
+        // first datapoint after the reboot.
+        if scenario.ends_with("late-datapoint") || scenario.ends_with("gap-across-fence") {
+            let polls: Vec<&Vec<String>> = o
+                .lines
+                .iter()
+                .filter_map(|l| match &l.event {
+                    Event::GatePoll { name, why, .. } if name == "source-sessions-ended" => {
+                        Some(why)
+                    }
+                    _ => None,
+                })
+                .collect();
+            assert!(
+                polls
+                    .first()
+                    .is_some_and(|w| w.iter().any(|x| x.contains("waiting"))),
+                "{scenario}: {polls:?}"
+            );
+            let waited = fence["evidence"]["connections_last_t"].as_i64().unwrap()
+                - fence["evidence"]["fence_t"].as_i64().unwrap();
+            assert!(waited > 0, "{fence}");
+        }
+    }
+
+    // Without the recorded acceptance: refused after the read-only preflight, nothing created.
+    let o = run(&standard, "credential-less-busy", &rt);
+    let RunStatus::RolledBack { reason, .. } = &o.report.as_ref().unwrap().status else {
+        panic!("{:?}", o.report)
+    };
+    for word in [
+        "extensions",
+        "no-unlogged-tables",
+        "validate-at-fence",
+        "--set unverified=accept",
+    ] {
+        assert!(reason.contains(word), "{word}: {reason}");
+    }
+    assert!(
+        !primitives(&o).iter().any(|p| p.starts_with("rds::create")),
+        "{:?}",
+        primitives(&o)
+    );
+
+    // A slot going stale: the validation gate aborts before any quiescence.
+    let o = run_with(&standard, "credential-less-stale-slot", accept.clone(), &rt);
+    let RunStatus::RolledBack { reason, .. } = &o.report.as_ref().unwrap().status else {
+        panic!("{:?}", o.report)
+    };
+    assert!(reason.contains("stale-slot"), "{reason}");
+    assert!(
+        reason.contains("pg_replication_slots"),
+        "says how to find it: {reason}"
+    );
+    let steps: Vec<String> = o
+        .lines
+        .iter()
+        .filter_map(|l| match &l.event {
+            Event::StepStarted { name, .. } => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !steps.iter().any(|s| s == "hold" || s == "fence"),
+        "{steps:?}"
+    );
+
+    // A CDC consumer: refused by preflight, naming it and its slot.
+    let o = run_with(&standard, "credential-less-cdc", accept.clone(), &rt);
+    let RunStatus::RolledBack { reason, .. } = &o.report.as_ref().unwrap().status else {
+        panic!("{:?}", o.report)
+    };
+    for word in [
+        "cdc-without-database-access",
+        "orders-cdc",
+        "debezium_orders",
+    ] {
+        assert!(reason.contains(word), "{word}: {reason}");
+    }
+
+    // The variants: snapshot proves its fence the same way; cdc-heavy needs SQL and says so.
+    let o = run_with(
+        &runbooks_dir().join("snapshot.rhai"),
+        "credential-less-busy",
+        accept.clone(),
+        &rt,
+    );
+    assert!(
+        matches!(
+            o.report.as_ref().unwrap().status,
+            RunStatus::Succeeded { .. }
+        ),
+        "{:?}",
+        o.report
+    );
+    let fence = gate_result(&o, "source-sessions-ended").unwrap();
+    assert_eq!(fence["evidence"]["kind"], "cloudwatch-database-connections");
+    let o = run_with(
+        &runbooks_dir().join("cdc-heavy.rhai"),
+        "credential-less-busy",
+        accept.clone(),
+        &rt,
+    );
+    let RunStatus::RolledBack { reason, .. } = &o.report.as_ref().unwrap().status else {
+        panic!("{:?}", o.report)
+    };
+    assert!(reason.contains("needs database access"), "{reason}");
+}
+
+/// Whether `DatabaseConnections` counts an Aurora replica's replication connection is not
+/// documented (AWS leaves "Amazon RDS connections" out of the metric). A world whose metric
+/// shows one after the reboot must not pass the credential-less fence on its own: the run rolls
+/// back at once, naming the count and the parameter; with `fence_connection_allowance=1`
+/// recorded, it goes through.
+#[test]
+fn the_credential_less_fence_refuses_connections_it_was_not_told_about() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let standard = runbooks_dir().join("rds-to-aurora.rhai");
+    let world = || {
+        let mut sc = godwit_stdlib::sim::scenario::Scenario::load("credential-less-busy").unwrap();
+        sc.source.internal_connections = 1;
+        World::sim(sc)
+    };
+    let params = |v: Value| v.as_object().unwrap().clone();
+    let o = run_in(
+        &standard,
+        world(),
+        params(serde_json::json!({ "unverified": "accept" })),
+        &rt,
+    );
+    let RunStatus::RolledBack { reason, .. } = &o.report.as_ref().unwrap().status else {
+        panic!("{:?}", o.report)
+    };
+    for want in [
+        "sessions-left",
+        "DatabaseConnections 1",
+        "fence_connection_allowance",
+    ] {
+        assert!(reason.contains(want), "{want}: {reason}");
+    }
+    assert!(o.audit.is_empty(), "{:?}", o.audit);
+    let o = run_in(
+        &standard,
+        world(),
+        params(serde_json::json!({ "unverified": "accept", "fence_connection_allowance": 1 })),
+        &rt,
+    );
+    assert!(
+        matches!(
+            o.report.as_ref().unwrap().status,
+            RunStatus::Succeeded { .. }
+        ),
+        "{:?}",
+        o.report
+    );
+    let fence = gate_result(&o, "source-sessions-ended").unwrap();
+    assert_eq!(fence["evidence"]["connection_allowance"], 1.0, "{fence}");
+    assert_eq!(
+        fence["evidence"]["connections_max_after_fence"], 1.0,
+        "{fence}"
+    );
 }

@@ -50,6 +50,30 @@ fn replayed(ctx: &RunCtx, what: String, v: &Value) -> RhaiResult<Dynamic> {
 /// Journal a step's or gate's result: the journal form and the value the script continues with
 /// (decoded from it, so a live run sees exactly what a replay will). A value that cannot be
 /// journaled exactly is this step's failure, as an `Invalid` primitive error.
+/// The `evidence.kind` of a gate's result: one check (`#{ pass, why, evidence }`), an array of
+/// checks, or a map of named checks — the shapes `gate` accepts.
+fn evidence_kinds(result: &Value) -> Vec<String> {
+    let kind = |c: &Value| {
+        c.get("evidence")
+            .and_then(|e| e.get("kind"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let all: Vec<String> = match result {
+        Value::Array(checks) => checks.iter().filter_map(kind).collect(),
+        Value::Object(m) if m.contains_key("pass") => kind(result).into_iter().collect(),
+        Value::Object(m) => m.values().filter_map(kind).collect(),
+        _ => Vec::new(),
+    };
+    let mut kinds = Vec::new();
+    for k in all {
+        if !kinds.contains(&k) {
+            kinds.push(k);
+        }
+    }
+    kinds
+}
+
 fn journal_result(
     nc: &NativeCallContext,
     kind: &str,
@@ -620,6 +644,7 @@ fn gate_impl(
                 name: name.into(),
                 polls,
                 waited: format_duration(Duration::from_millis((now - started_at).max(0) as u64)),
+                evidence: evidence_kinds(&json),
             });
             return Ok(result);
         }

@@ -63,6 +63,10 @@ impl Cw for AwsApi {
                 break;
             }
         }
+        // CloudWatch rounds StartTime down (to the whole minute for data under 15 days old:
+        // GetMetricData API reference, StartTime), so it answers periods that start before
+        // `since`; the contract (`MetricQuery`) is the periods starting in [since, until).
+        points.retain(|p| p.t >= q.since && p.t < q.until);
         // Oldest first whatever the service did with ScanBy; one point per period start.
         Ok(series(points))
     }

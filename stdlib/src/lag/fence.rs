@@ -254,8 +254,8 @@ pub fn caught_up_after_fence(
 
 /// No datapoint of `metric` counts yet: `waiting` while one may still be published, `no-data`
 /// once the series has been silent longer than `stale_after_seconds`.
-#[allow(clippy::too_many_arguments)] // private; each argument is one piece of the message
-fn no_fresh_data(
+#[allow(clippy::too_many_arguments)] // crate-private; each argument is one piece of the message
+pub(super) fn no_fresh_data(
     (metric, last_t_key): (&str, &str),
     series: &Series,
     valid_from: i64,

@@ -8,6 +8,7 @@
 //! | `stats.rs`    | nearest-rank percentile, median, Theil–Sen slope                       |
 //! | `classify.rs` | one window → caught-up / idle-oscillation / lagging / growing / ...   |
 //! | `fence.rs`    | the sync gate: the 0↔64 MB rule after the fence                       |
+//! | `sessions.rs`| the credential-less fence: no session after the reboot (`DatabaseConnections`) |
 //! | `slots.rs`    | naming the stale slot and what to do about it                         |
 //! | `peak.rs`     | "keeps up at peak" validation and the final catch-up estimate         |
 //! | `headroom.rs` | time until `FreeStorageSpace` runs out                                 |
@@ -24,6 +25,7 @@ mod headroom;
 mod peak;
 pub mod rhai;
 mod series;
+mod sessions;
 mod slots;
 pub mod stats;
 
@@ -32,6 +34,7 @@ pub use fence::caught_up_after_fence;
 pub use headroom::wal_headroom;
 pub use peak::keeps_up_at_peak;
 pub use series::Series;
+pub use sessions::sessions_ended_after_fence;
 pub use slots::stale_slots;
 
 use serde::{Deserialize, Serialize};
@@ -90,6 +93,10 @@ pub enum Verdict {
     HeadroomOk,
     /// Storage runs out sooner than the required time.
     HeadroomLow,
+    /// Credential-less fence: no connection after the reboot.
+    SessionsEnded,
+    /// Credential-less fence: connections after the reboot.
+    SessionsLeft,
 }
 
 impl Verdict {
@@ -108,6 +115,8 @@ impl Verdict {
             Verdict::WindowMissesPeak => "window-misses-peak",
             Verdict::HeadroomOk => "headroom-ok",
             Verdict::HeadroomLow => "headroom-low",
+            Verdict::SessionsEnded => "sessions-ended",
+            Verdict::SessionsLeft => "sessions-left",
         }
     }
 }
@@ -236,6 +245,8 @@ pub struct Options {
     pub peak_coverage: f64,
     /// WAL headroom: storage must last at least this long.
     pub min_headroom_seconds: f64,
+    /// Credential-less fence: `DatabaseConnections` after the reboot may show this many.
+    pub connection_allowance: f64,
 }
 
 impl Default for Options {
@@ -256,6 +267,7 @@ impl Default for Options {
             peak_bytes_per_second: None,
             peak_coverage: 0.9,
             min_headroom_seconds: 6.0 * 3600.0,
+            connection_allowance: 0.0,
         }
     }
 }
@@ -322,6 +334,7 @@ pub mod keys {
         "peak_coverage",
     ]);
     pub const HEADROOM: [&str; 11] = with(["min_headroom_seconds"]);
+    pub const SESSIONS: [&str; 12] = with(["clock_skew_seconds", "connection_allowance"]);
     pub const STALE_SLOTS: [&str; 3] = [
         "segment_bytes",
         "idle_ceiling_segments",

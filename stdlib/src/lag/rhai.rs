@@ -272,6 +272,7 @@ fn options(op: &str, map: &Map, allowed: &[&str]) -> RhaiResult<Options> {
                 o.peak_coverage = positive(0.0)?.min(1.0);
             }
             "min_headroom_seconds" => o.min_headroom_seconds = positive(-1.0)?,
+            "connection_allowance" => o.connection_allowance = positive(-1.0)?,
             other => unreachable!("option {other} is allowed but not read"),
         }
     }
@@ -296,6 +297,60 @@ fn to_map(op: &str, a: &Assessment) -> RhaiResult<Map> {
 #[export_module]
 mod lag_module {
     use super::*;
+
+    /// The credential-less fence proof: passes only when at least one `DatabaseConnections`
+    /// datapoint **stamped at or after `fence_time + clock_skew_seconds`** exists and every
+    /// such datapoint is at most `connection_allowance` (0). AWS leaves Amazon RDS's own
+    /// connections out of the metric, so after the quarantine and the reboot a 0 means no
+    /// session reached the source (docs/aws.md). Missing datapoints never count as 0; a series
+    /// silent for `stale_after_seconds` is `no-data`.
+    ///
+    /// # Parameters
+    /// * `connections_series` — `DatabaseConnections` datapoints `#{ t, v }` (`Maximum`).
+    /// * `fence_time` — epoch seconds at which the reboot completed.
+    /// * `options` — map; keys (defaults): `clock_skew_seconds` (5), `connection_allowance`
+    ///   (0), `stale_after_seconds` (300), `now` (newest datapoint), `period_seconds` (60), and
+    ///   the other shared keys of `caught_up_after_fence`.
+    ///
+    /// # Returns
+    /// `#{ verdict, pass, why, evidence }`; verdict is `sessions-ended` (the only pass),
+    /// `sessions-left`, `waiting` or `no-data`. Evidence includes `counts_from_t`,
+    /// `datapoints_after_fence`, `connections_max_after_fence`, `connections_last_t`.
+    ///
+    /// # Errors
+    /// `Invalid` when a datapoint is not `#{ t: INT, v: number }` or an option is not accepted.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let reboot = 1700000000;
+    /// let conns = [#{ t: reboot - 60, v: 42 }, #{ t: reboot, v: 3 }, #{ t: reboot + 60, v: 0 }];
+    /// // The period that starts at the reboot lies inside the 5 s clock-skew allowance.
+    /// let r = lag::sessions_ended_after_fence(conns, reboot, #{});
+    /// if !r.pass || r.evidence.datapoints_after_fence != 1 { throw r.why; }
+    /// let early = lag::sessions_ended_after_fence(conns.extract(0, 2), reboot, #{});
+    /// if early.pass || early.verdict != "waiting" { throw early.why; }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn sessions_ended_after_fence(
+        ctx: NativeCallContext,
+        connections_series: Array,
+        fence_time: INT,
+        options: Map,
+    ) -> RhaiResult<Map> {
+        at(
+            &ctx,
+            (|| {
+                const OP: &str = "sessions_ended_after_fence";
+                let fence_time = epoch(OP, "fence_time", fence_time)?;
+                let conns = series(OP, "connections_series", &connections_series)?;
+                let o = super::options(OP, &options, &super::super::keys::SESSIONS)?;
+                to_map(
+                    OP,
+                    &super::super::sessions_ended_after_fence(&conns, fence_time, &o),
+                )
+            })(),
+        )
+    }
 
     /// The sync gate after the fence (the 0↔64 MB rule): passes only on an
     /// `OldestReplicationSlotLag` datapoint **equal to 0 stamped at or after

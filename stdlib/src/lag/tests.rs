@@ -855,3 +855,66 @@ proptest! {
         prop_assert_eq!(a.verdict, b.verdict, "{} vs {}", a.why, b.why);
     }
 }
+
+// The credential-less fence proof (sessions.rs).
+
+/// Busy until the reboot, then 0: the period straddling the reboot (and one starting inside the
+/// clock-skew allowance) shows sessions from before it and must not decide either way.
+#[test]
+fn sessions_end_on_the_first_zero_period_after_the_reboot() {
+    let reboot = T0 + 30;
+    let conns = series(T0 - 120, 60, &[40.0, 40.0, 41.0, 0.0, 0.0]);
+    let a = sessions_ended_after_fence(&conns, reboot, &opts());
+    assert_eq!(a.verdict, Verdict::SessionsEnded, "{}", a.why);
+    assert!(a.pass);
+    assert_eq!(a.evidence.get_i64("datapoints_after_fence"), Some(2));
+    // Only the straddling period so far: not yet.
+    let early = sessions_ended_after_fence(&conns[..3], reboot, &with_now(T0 + 40));
+    assert_eq!(early.verdict, Verdict::Waiting, "{}", early.why);
+    assert!(!early.pass);
+}
+
+#[test]
+fn a_session_after_the_reboot_keeps_the_fence_shut_and_says_so() {
+    let reboot = T0;
+    let conns = series(T0 + 60, 60, &[0.0, 1.0, 0.0]);
+    let a = sessions_ended_after_fence(&conns, reboot, &opts());
+    assert_eq!(a.verdict, Verdict::SessionsLeft, "{}", a.why);
+    assert!(!a.pass);
+    assert!(a.why.contains("quarantine admits nobody"), "{}", a.why);
+    let mut allowing = opts();
+    allowing.connection_allowance = 1.0;
+    assert!(sessions_ended_after_fence(&conns, reboot, &allowing).pass);
+}
+
+/// A gap is never a 0: waiting while a datapoint may still come, no-data once the series has
+/// been silent longer than `stale_after_seconds`, and the first valid datapoint decides.
+#[test]
+fn a_gap_after_the_reboot_waits_then_the_first_datapoint_decides() {
+    let reboot = T0;
+    let before = series(T0 - 300, 60, &[12.0, 12.0, 12.0, 12.0, 12.0]);
+    let waiting = sessions_ended_after_fence(&before, reboot, &with_now(T0 + 120));
+    assert_eq!(waiting.verdict, Verdict::Waiting, "{}", waiting.why);
+    let silent = sessions_ended_after_fence(&before, reboot, &with_now(T0 + 900));
+    assert_eq!(silent.verdict, Verdict::NoData, "{}", silent.why);
+    assert!(!silent.pass);
+    let mut late = before.clone();
+    late.push(Point {
+        t: T0 + 600,
+        v: 0.0,
+    });
+    let a = sessions_ended_after_fence(&late, reboot, &with_now(T0 + 900));
+    assert!(a.pass, "{}", a.why);
+}
+
+proptest! {
+    /// No datapoint stamped before the reboot (+ allowance) ever opens the fence, whatever it
+    /// holds: only periods that started after the reboot can prove no session is left.
+    #[test]
+    fn datapoints_before_the_reboot_never_pass(values in prop::collection::vec(0.0f64..5.0, 0..20)) {
+        let reboot = T0 + 20 * 60;
+        let conns = series(T0, 60, &values);
+        let a = sessions_ended_after_fence(&conns, reboot, &opts());
+        prop_assert!(!a.pass, "{}", a.why);
+    }
+}

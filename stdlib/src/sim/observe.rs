@@ -78,7 +78,8 @@ impl SimState {
             let free = self.free_storage_bytes();
             self.metrics
                 .sample(("FreeStorageSpace", inst, src.as_str()), minute, free);
-            let conns = self.sessions.iter().filter(|s| s.db == src).count();
+            let conns = self.sessions.iter().filter(|s| s.db == src).count()
+                + self.sc.source.internal_connections as usize;
             self.metrics.sample(
                 ("DatabaseConnections", inst, src.as_str()),
                 minute,
@@ -131,7 +132,8 @@ impl SimState {
         let inst = "DBInstanceIdentifier";
         let free = self.free_storage_bytes();
         let retained = self.retained_wal_bytes() as f64;
-        let conns = self.sessions.iter().filter(|s| s.db == src).count() as f64;
+        let conns = (self.sessions.iter().filter(|s| s.db == src).count()
+            + self.sc.source.internal_connections as usize) as f64;
         let slots = !self.slots.is_empty();
         for i in (1..=HISTORY_MINUTES).rev() {
             let minute = start - i * 60;

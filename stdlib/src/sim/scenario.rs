@@ -32,6 +32,30 @@ pub const BUILTINS: &[(&str, &str)] = &[
         include_str!("../../../tests/scenarios/cloudwatch-gap.toml"),
     ),
     (
+        "credential-less-busy",
+        include_str!("../../../tests/scenarios/credential-less-busy.toml"),
+    ),
+    (
+        "credential-less-cdc",
+        include_str!("../../../tests/scenarios/credential-less-cdc.toml"),
+    ),
+    (
+        "credential-less-gap-across-fence",
+        include_str!("../../../tests/scenarios/credential-less-gap-across-fence.toml"),
+    ),
+    (
+        "credential-less-idle",
+        include_str!("../../../tests/scenarios/credential-less-idle.toml"),
+    ),
+    (
+        "credential-less-late-datapoint",
+        include_str!("../../../tests/scenarios/credential-less-late-datapoint.toml"),
+    ),
+    (
+        "credential-less-stale-slot",
+        include_str!("../../../tests/scenarios/credential-less-stale-slot.toml"),
+    ),
+    (
         "data-divergence",
         include_str!("../../../tests/scenarios/data-divergence.toml"),
     ),
@@ -193,6 +217,12 @@ pub struct Source {
     pub parameter_apply_status: String,
     /// Read replicas of the source (ARNs for cross-Region ones).
     pub read_replicas: Vec<String>,
+    /// Connections `DatabaseConnections` shows that are not the application's and survive the
+    /// fence. AWS leaves its own connections out of the metric (rds-metrics.html), so 0; an
+    /// account whose metric shows RDS-internal ones (undocumented, e.g. the Aurora replica's
+    /// replication) is modelled with 1 or more: the credential-less fence must then be told
+    /// (`fence_connection_allowance`), never pass on its own.
+    pub internal_connections: u32,
 }
 
 impl Default for Source {
@@ -241,6 +271,7 @@ impl Default for Source {
             pending_modifications: Vec::new(),
             parameter_apply_status: "in-sync".into(),
             read_replicas: Vec::new(),
+            internal_connections: 0,
         }
     }
 }

@@ -914,8 +914,17 @@ fn key_text(t: &TableInfo) -> String {
 impl Validate for LiveValidate {
     fn available(&self, cx: &Call<'_>, db: &str) -> Result<Availability, PrimitiveError> {
         // Configured is the question, not reachable: a connection failure at the fence must
-        // fail the validation step, never skip it. Where `db` is, is asked of the connector
-        // (no connection): an id the world has no database for is `NotFound` in every world.
+        // fail the validation step, never skip it. A world without database access says so
+        // (credential-less: the runbook skips, with the recorded acceptance). Where `db` is,
+        // is asked of the connector (no connection): an id the world has no database for is
+        // `NotFound` in every world.
+        let access = self.pool.connector().access(db);
+        if !access.available {
+            return Ok(Availability {
+                available: false,
+                how: access.how,
+            });
+        }
         self.pool
             .run(
                 cx,

@@ -12,6 +12,7 @@ use godwit_engine::PrimitiveError;
 use super::*;
 use crate::pg::format_lsn;
 use crate::prim::not_found;
+use crate::sim::access::godwit_login;
 use crate::sim::scenario::FaultKind;
 use crate::sim::{Sim, SimState, fnv};
 
@@ -208,9 +209,17 @@ impl Validate for Sim {
                 "pass an RDS instance id or an Aurora cluster id",
             ));
         }
-        Ok(Availability {
-            available: true,
-            how: "simulated content hashes".into(),
+        // As LiveValidate: configured is the question (no connection is made).
+        Ok(if st.sc.godwit.db_access {
+            Availability {
+                available: true,
+                how: "simulated content hashes".into(),
+            }
+        } else {
+            Availability {
+                available: false,
+                how: "no database access in this world (credential-less)".into(),
+            }
         })
     }
 
@@ -221,7 +230,10 @@ impl Validate for Sim {
         target: &str,
         opts: &CompareOptions,
     ) -> Result<Report, PrimitiveError> {
-        let st = self.api(cx, A, "compare")?;
+        let mut st = self.api(cx, A, "compare")?;
+        // Both sides are read with SQL: godwit must be let in, as pg:: is.
+        godwit_login(&mut st, A, "compare", source)?;
+        godwit_login(&mut st, A, "compare", target)?;
         let a = copies(&st, "compare", source)?;
         let b = copies(&st, "compare", target)?;
         unknown_tables("compare", source, &opts.tables, &a)?;
@@ -268,7 +280,9 @@ impl Validate for Sim {
         fraction: f64,
         opts: &SampleOptions,
     ) -> Result<SampleReport, PrimitiveError> {
-        let st = self.api(cx, A, "sample")?;
+        let mut st = self.api(cx, A, "sample")?;
+        godwit_login(&mut st, A, "sample", source)?;
+        godwit_login(&mut st, A, "sample", target)?;
         let a = copies(&st, "sample", source)?;
         let b = copies(&st, "sample", target)?;
         unknown_tables("sample", source, &opts.tables, &a)?;

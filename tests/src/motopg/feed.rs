@@ -5,6 +5,14 @@
 //! support, as RDS publishes. The datapoints are high-resolution (`StorageResolution` 1): the
 //! harness, like the lab, measures per second (runbook parameter `metric_period = 1`); RDS
 //! publishes these metrics per minute.
+//!
+//! A datapoint is put only once its period has ended: a sample taken at 12:00:00.3 is stamped
+//! 12:00:00 (the start of its one-second period) and put at 12:00:01. RDS sends its metrics in
+//! one-minute periods (<https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/monitoring-cloudwatch.html>),
+//! a minute's datapoint after that minute, so on AWS a period in progress has no datapoint; moto answers
+//! whatever has been put, the period in progress included (`GetMetricData` filters datapoints
+//! by `StartTime <= t < EndTime` only), so a feed putting at once would let a reader see a
+//! period before it ends — kinder than AWS (docs/moto.md).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,6 +36,11 @@ pub async fn run(shared: Arc<Shared>, cw: aws_sdk_cloudwatch::Client) {
         let sample = godwit_lab::metrics::sample_as(&st, &mut last_lsn, &shared.admin).await;
         if sample.m.is_empty() {
             continue;
+        }
+        // Not before the sample's period has ended (see the module's docs).
+        let ends = std::time::UNIX_EPOCH + Duration::from_secs(sample.t as u64 + 1);
+        if let Ok(wait) = ends.duration_since(std::time::SystemTime::now()) {
+            tokio::time::sleep(wait).await;
         }
         let mut req = cw.put_metric_data().namespace(godwit_stdlib::cw::NAMESPACE);
         for (key, v) in &sample.m {

@@ -17,7 +17,7 @@
 //! PostgreSQL cannot check a SigV4 signature itself, hence this front; the server behind it
 //! trusts loopback (the lab's servers, `initdb -A trust`).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -80,6 +80,29 @@ pub struct Shared {
     /// The superuser the harness itself logs in as (RDS's `rdsadmin`).
     pub admin: String,
     pub log: Mutex<Option<std::fs::File>>,
+    /// Every connection any door accepted, in order: the witness of who reached (or tried
+    /// to reach) a database, whatever the security groups then decided.
+    pub arrivals: Mutex<Vec<Arrival>>,
+}
+
+/// One connection a door accepted (before the security groups decide: a dropped attempt is
+/// an arrival too).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Arrival {
+    /// When it arrived, epoch milliseconds.
+    pub at_ms: i64,
+    /// The door's `ADDRESS:PORT`.
+    pub endpoint: String,
+    /// The database the door leads to (an instance, or a cluster for its endpoints).
+    pub db: String,
+    /// The client's address (godwit's is `127.0.0.1`).
+    pub peer: IpAddr,
+    /// Whether the security groups admitted it.
+    pub admitted: bool,
+    /// The user its startup message named, once it sent one.
+    pub user: Option<String>,
+    /// The `application_name` of its startup message (godwit's is `godwit`).
+    pub application_name: Option<String>,
 }
 
 impl Shared {
@@ -108,9 +131,13 @@ impl Shared {
 }
 
 fn now_s() -> i64 {
+    now_ms() / 1000
+}
+
+fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
+        .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
 
@@ -144,6 +171,19 @@ async fn handle(
         .lock()
         .unwrap()
         .admits(&door.access, peer.ip(), door.port);
+    let arrival = {
+        let mut arrivals = shared.arrivals.lock().unwrap();
+        arrivals.push(Arrival {
+            at_ms: now_ms(),
+            endpoint: door.authority(),
+            db: door.access.clone(),
+            peer: peer.ip(),
+            admitted: admitted.is_ok(),
+            user: None,
+            application_name: None,
+        });
+        arrivals.len() - 1
+    };
     if let Err(why) = admitted {
         shared.log(format!("{} from {peer}: dropped: {why}", door.authority()));
         hold(sock).await;
@@ -157,6 +197,10 @@ async fn handle(
     };
     let mut client = client;
     let user = param(&startup, "user").unwrap_or_default();
+    if let Some(a) = shared.arrivals.lock().unwrap().get_mut(arrival) {
+        a.user = Some(user.clone());
+        a.application_name = param(&startup, "application_name");
+    }
     let database = param(&startup, "database").unwrap_or_else(|| user.clone());
     let port = match shared.upstream(&door.serves) {
         Ok(p) => p,

@@ -395,6 +395,11 @@ impl Harness {
             ));
         }
         sql.push(format!("CREATE ROLE {role} LOGIN"));
+        // Every authorized connection in the server's log (with its user and
+        // application_name), so a test can tell whether godwit reached a database at all;
+        // `ALTER SYSTEM` lands in postgresql.auto.conf, which the replicas' base backups copy.
+        sql.push("ALTER SYSTEM SET log_connections = on".to_string());
+        sql.push("SELECT pg_reload_conf()".to_string());
         sql.push(format!("CREATE DATABASE {db} OWNER {role}"));
         for s in &sql {
             admin

@@ -66,6 +66,7 @@ use godwit_stdlib::pg::live::{BoxFuture, Connector, Pool, Target};
 use serde_json::{Value, json};
 
 use crate::moto::{ACCESS_KEY, Moto, REGION, SECRET_KEY};
+pub use front::Arrival;
 use front::{Door, Serves, Shared};
 
 /// The superuser the harness logs in as: RDS's own.
@@ -366,6 +367,7 @@ impl MotoPg {
             secret_key: SECRET_KEY.into(),
             admin: ADMIN.into(),
             log: Mutex::new(std::fs::File::create(tmp.path().join("harness.log")).ok()),
+            arrivals: Mutex::new(Vec::new()),
         });
         let pool = Arc::new(Pool::new(
             Arc::new(AdminConnector { dir: dir.clone() }),
@@ -448,6 +450,22 @@ impl MotoPg {
         AwsSettings::from_json(s, "motopg").unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// aws settings of a credential-less migration: [`MotoPg::settings`] without `db_user`,
+    /// `db_name`, `security_group` nor `ca_bundle` — an operator who grants godwit no database
+    /// access configures none of them, and `IamConnector::access` then reports
+    /// `available: false`. `extra` keys added or replaced.
+    pub fn settings_credential_less(&self, extra: Value) -> AwsSettings {
+        let mut s = json!({
+            "region": REGION,
+            "endpoint_url": self.moto.url,
+            "retry_backoff": "100ms",
+        });
+        s.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().cloned().unwrap_or_default());
+        AwsSettings::from_json(s, "motopg").unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// SDK clients on `settings` with the test credentials.
     pub fn aws(&self, settings: AwsSettings) -> Arc<Aws> {
         let creds =
@@ -497,6 +515,54 @@ impl MotoPg {
         .unwrap_or_else(|e| panic!("connect to {db}'s server: {e}"));
         tokio::spawn(conn);
         c
+    }
+
+    /// Every connection the doors accepted so far, oldest first (dropped ones too): who
+    /// reached, or tried to reach, a database through its endpoint.
+    pub fn arrivals(&self) -> Vec<Arrival> {
+        self.harness.shared.arrivals.lock().unwrap().clone()
+    }
+
+    /// How far each server's log has been written: a mark for [`MotoPg::server_logs_since`].
+    pub fn server_log_mark(&self) -> BTreeMap<String, u64> {
+        self.server_logs()
+            .into_iter()
+            .map(|(id, path)| {
+                let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                (id, len)
+            })
+            .collect()
+    }
+
+    /// What each server logged since `mark` (a server made since: all of its log), by
+    /// instance id. The servers log every connection they authorize (`log_connections`,
+    /// set by the harness on every source and inherited by its replicas' base backups):
+    /// `connection authorized: user=… database=… application_name=…`.
+    pub fn server_logs_since(&self, mark: &BTreeMap<String, u64>) -> BTreeMap<String, String> {
+        self.server_logs()
+            .into_iter()
+            .map(|(id, path)| {
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                let from = (mark.get(&id).copied().unwrap_or(0) as usize).min(bytes.len());
+                (id, String::from_utf8_lossy(&bytes[from..]).into_owned())
+            })
+            .collect()
+    }
+
+    /// Every server's log file (`<instance>.log` in the lab's directory; deleted instances'
+    /// logs stay), by instance id.
+    fn server_logs(&self) -> BTreeMap<String, PathBuf> {
+        std::fs::read_dir(&self.harness.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let id = name.strip_suffix(".log")?;
+                // CDC consumers log beside the servers as `<name>.cdc.log`.
+                (!id.ends_with(".cdc")).then(|| (id.to_string(), e.path()))
+            })
+            .collect()
     }
 
     /// What the doors and hooks logged: refusals with their reasons, IAM logins, failures.
