@@ -271,6 +271,14 @@ pub async fn force_switch(st: &LabState, agent: &mut Agent, every: Duration) -> 
             Ok(r) => {
                 let (before, after): (i64, i64) = (r.get(0), r.get(1));
                 if after > before || last < 0 {
+                    // RDS checkpoints every 300 s, as often as it switches; the lab cannot set
+                    // checkpoint_timeout below 30 s, so the agent checkpoints with each switch.
+                    // Without it every switch added a new 64 MiB file to pg_wal until the next
+                    // checkpoint (FreeStorageSpace fell ~1 GiB/min and preflight's headroom
+                    // check refused); with it the segment before is recycled as the next one.
+                    if c.batch_execute("CHECKPOINT").await.is_err() {
+                        agent.conns.remove(&id);
+                    }
                     switched.push(id.clone());
                 }
                 agent
@@ -283,6 +291,18 @@ pub async fn force_switch(st: &LabState, agent: &mut Agent, every: Duration) -> 
         }
     }
     switched
+}
+
+/// Bring the sources' `pg_wal` to its steady size before anything measures it: `cycles`
+/// heartbeats, each followed by a forced switch and its checkpoint, so that the segments later
+/// switches use are recycled ones, not new files (FreeStorageSpace stays flat on an idle
+/// source, as on RDS once it has run a while).
+pub async fn settle_wal(st: &LabState, cycles: usize) {
+    let mut agent = Agent::default();
+    for _ in 0..cycles {
+        heartbeat(st, &mut agent).await;
+        force_switch(st, &mut agent, Duration::ZERO).await;
+    }
 }
 
 /// The running source instances, each with an open connection of the agent's (as [`ADMIN`],

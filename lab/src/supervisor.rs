@@ -352,6 +352,9 @@ impl Supervisor {
         }
         state.save()?;
 
+        if opts.archive_timeout.is_some() {
+            crate::metrics::settle_wal(&state, 4).await;
+        }
         let (sampler_stop, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(crate::metrics::run_sampler(dir.clone(), rx.clone()));
         if opts.heartbeat.is_some() || opts.archive_timeout.is_some() {
