@@ -411,3 +411,117 @@ fn after_the_quarantine_and_reboot_database_connections_is_0_and_no_period_is_ea
         "the quarantine let the application write again"
     );
 }
+
+/// The standard runbook on a lab that withholds database access, under the insert load through
+/// Envoy (`unverified=accept`: preflight cannot verify extensions and unlogged tables without
+/// SQL): it completes with no acknowledged commit missing on the target, the fence and the sync
+/// gate decided by CloudWatch evidence, and no `pg::` call but `pg::access` in the transcript.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_standard_runbook_cuts_over_credential_less_under_load_losing_nothing() {
+    use godwit_engine::journal::file::FileStore;
+    use godwit_engine::transcript::Event;
+    use godwit_lab::cutover::{self, Cutover};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let mut opts = LabOptions::new(tmp.path().join("lab"));
+    opts.seed_rows = 2_000;
+    opts.db_access = false;
+    // The runbook refuses a CDC consumer it cannot see without SQL (docs/rds-to-aurora.md).
+    opts.cdc = false;
+    let sup = Supervisor::up(opts)
+        .await
+        .unwrap_or_else(|e| panic!("lab up: {e}"));
+    let mut params = cutover::lab_params();
+    params.insert("unverified".into(), "accept".into());
+    params.insert("metric_period".into(), 1.into());
+    let out = cutover::run(
+        &sup,
+        Cutover {
+            runbook: std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../runbooks/rds-to-aurora.rhai"),
+            params,
+            store: Arc::new(FileStore::new(tmp.path().join("runs"))),
+            clients: 4,
+            pace: Duration::from_millis(5),
+            warmup: Duration::from_millis(500),
+            workload: Kind::Insert,
+            sinks: Vec::new(),
+        },
+    )
+    .await
+    .unwrap();
+    let report = out.report.as_ref().unwrap();
+    eprintln!(
+        "credential-less lab cutover: {}",
+        serde_json::to_string(&(&out.workload, &out.phases)).unwrap()
+    );
+    // Where the blackout went: the steps and gates from the fence to the switch.
+    let t0 = out.lines.iter().find_map(|l| match &l.event {
+        Event::StepStarted { name } if name == "fence" => Some(l.at),
+        _ => None,
+    });
+    if let Some(t0) = t0 {
+        for l in out.lines.iter().filter(|l| l.at >= t0) {
+            let what = match &l.event {
+                Event::StepStarted { name } => format!("step {name}"),
+                Event::StepCompleted { name, .. } => format!("step {name} done"),
+                Event::GateStarted { name, .. } => format!("gate {name}"),
+                Event::GatePoll { name, poll, .. } => format!("  {name} poll {poll}"),
+                Event::GatePassed { name, .. } => format!("gate {name} passed"),
+                _ => continue,
+            };
+            eprintln!("  +{:>6} ms {what}", l.at - t0);
+        }
+    }
+    assert!(out.succeeded, "{:?}", report.status);
+    let w = &out.workload;
+    assert!(w.acked > 500, "the load ran: {w:?}");
+    assert_eq!(
+        w.lost,
+        Some(0),
+        "acknowledged commits missing on the target: {w:?}"
+    );
+    assert!(
+        w.acked_after_switch.unwrap_or(0) > 0,
+        "no acknowledged write after the switch reached the target: {w:?}"
+    );
+
+    // The fence and the sync gate decided on CloudWatch evidence.
+    let evidence = |gate: &str| {
+        out.lines
+            .iter()
+            .find_map(|l| match &l.event {
+                Event::GatePassed { name, evidence, .. } if name == gate => Some(evidence.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("gate {gate} passed"))
+    };
+    let fence = evidence("source-sessions-ended");
+    assert!(
+        fence.iter().any(|k| k == "cloudwatch-database-connections"),
+        "{fence:?}"
+    );
+    let sync = evidence("replica-caught-up");
+    assert!(sync.iter().any(|k| k == "cloudwatch-0-segment"), "{sync:?}");
+    // No SQL of godwit's: pg::access is the only pg:: call, and nothing was validated.
+    let sql: Vec<String> = out
+        .lines
+        .iter()
+        .filter_map(|l| match &l.event {
+            Event::Primitive { area, op, .. }
+                if (area == "pg" && op != "access")
+                    || (area == "validate" && op != "available") =>
+            {
+                Some(format!("{area}::{op}"))
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(sql.is_empty(), "database calls without access: {sql:?}");
+    assert!(
+        out.lines.iter().any(|l| matches!(&l.event,
+            Event::Primitive { area, op, .. } if area == "pg" && op == "access")),
+        "the runbook asked pg::access"
+    );
+    sup.down().await;
+}
