@@ -1336,3 +1336,57 @@ fn the_credential_less_fence_refuses_connections_it_was_not_told_about() {
         "{fence}"
     );
 }
+
+/// `catch_up::replication_alive`, the credential-less check right after the fence: replica lag
+/// -1 (replication not running) for five metric periods, at least a minute, rolls the run back
+/// — a few -1 seconds at a 1 s period are a replica reconnecting after the reboot and only
+/// keep the gate closed; a real lag value opens it.
+#[test]
+fn replication_that_stays_down_after_the_fence_stops_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("lib")).unwrap();
+    for entry in std::fs::read_dir(runbooks_dir().join("lib")).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::copy(&p, dir.path().join("lib").join(p.file_name().unwrap())).unwrap();
+    }
+    let probe = dir.path().join("probe.rhai");
+    std::fs::write(
+        &probe,
+        r#"
+import "lib/catch_up" as catch_up;
+let fence = 1767225600;
+let series = |n, v| { let s = []; for i in 0..n { s.push(#{ t: fence + i, v: v }); } s };
+let reconnecting = catch_up::replication_alive(series.call(8, -1.0), fence, 1);
+let back = catch_up::replication_alive(series.call(8, -1.0) + [#{ t: fence + 8, v: 0.2 }], fence, 1);
+let minute = catch_up::replication_alive(series.call(3, -1.0).map(|p| #{ t: fence + (p.t - fence) * 60, v: p.v }), fence, 60);
+let outcome = "";
+try { catch_up::replication_alive(series.call(61, -1.0), fence, 1); } catch (e) { outcome = `${e}`; }
+#{ reconnecting: reconnecting, back: back, minute: minute, down: outcome }
+"#,
+    )
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let o = run(&probe, "idle-source", &rt);
+    let RunStatus::Succeeded { result } = &o.report.as_ref().unwrap().status else {
+        panic!("{:?}", o.report)
+    };
+    assert_eq!(result["reconnecting"]["pass"], false, "{result}");
+    assert!(
+        result["reconnecting"]["why"]
+            .as_str()
+            .unwrap()
+            .contains("-1 (replication not running)"),
+        "{result}"
+    );
+    assert_eq!(result["back"]["pass"], true, "{result}");
+    assert_eq!(
+        result["minute"]["pass"], false,
+        "three -1 minutes: {result}"
+    );
+    let down = result["down"].as_str().unwrap();
+    assert!(
+        down.contains("replication is not running since the fence"),
+        "{down}"
+    );
+    assert!(down.contains("1 min 1 s") || down.contains("61"), "{down}");
+}
