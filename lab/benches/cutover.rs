@@ -8,8 +8,12 @@
 //! `GODWIT_BENCH_ROWS` (default 10 000); fence methods: `GODWIT_BENCH_FENCE` (default
 //! `terminate,reboot`: the runbook's `fence_method`, ending the sessions with SQL or with a
 //! restart of the source); the replicas' reconnect interval after the source's restart:
-//! `GODWIT_BENCH_REPLICA_RETRY_MS` (default 5000, PostgreSQL's). Needs PostgreSQL and Envoy like the lab tests (`scripts/test.sh`
-//! provisions them).
+//! `GODWIT_BENCH_REPLICA_RETRY_MS` (default 5000, PostgreSQL's); modes: `GODWIT_BENCH_MODES`
+//! (default `access,credential-less`: the runbook with database access, once per fence method,
+//! and without any — the lab withholds it, the runbook reboots the source and decides from
+//! CloudWatch, `unverified=accept`). Both modes run without a CDC consumer (the credential-less
+//! runbook refuses one it cannot see) under the same load. Needs PostgreSQL and Envoy like the
+//! lab tests (`scripts/test.sh` provisions them).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -64,6 +68,21 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5_000);
+    let modes: Vec<String> = std::env::var("GODWIT_BENCH_MODES")
+        .unwrap_or_else(|_| "access,credential-less".into())
+        .split(',')
+        .map(|m| m.trim().to_string())
+        .collect();
+    // (label, database access, fence_method): every fence method with access; credential-less
+    // has one, the reboot.
+    let mut configs: Vec<(String, bool, String)> = Vec::new();
+    for mode in &modes {
+        match mode.as_str() {
+            "access" => configs.extend(fences.iter().map(|f| (f.clone(), true, f.clone()))),
+            "credential-less" => configs.push(("cred-less".into(), false, "auto".into())),
+            other => panic!("GODWIT_BENCH_MODES: unknown mode {other:?} (access, credential-less)"),
+        }
+    }
     let clients = 4;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
@@ -73,16 +92,24 @@ fn main() {
     let runbook =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks/rds-to-aurora.rhai");
     println!(
-        "lab cutover × {runs} per workload and fence ({}; fence {}): standard runbook, {clients} clients writing through Envoy (5 ms pace), {rows} seeded rows, replica reconnect interval {replica_retry_ms} ms",
+        "lab cutover × {runs} per workload and mode ({}; {}): standard runbook, {clients} clients writing through Envoy (5 ms pace), {rows} seeded rows, no CDC consumer, replica reconnect interval {replica_retry_ms} ms",
         kinds
             .iter()
             .map(|k| k.name())
             .collect::<Vec<_>>()
             .join(", "),
-        fences.join(", ")
+        configs
+            .iter()
+            .map(|(label, access, _)| if *access {
+                format!("access, fence {label}")
+            } else {
+                "credential-less (reboot)".to_string()
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
     );
     let mut all: Vec<(String, Kind, Figures)> = Vec::new();
-    for fence in &fences {
+    for (fence, access, method) in &configs {
         for &kind in &kinds {
             let mut f = Figures::default();
             for i in 1..=runs {
@@ -94,6 +121,8 @@ fn main() {
                     let mut opts = LabOptions::new(tmp.path().join("lab"));
                     opts.seed_rows = rows;
                     opts.replica_retry = Duration::from_millis(replica_retry_ms);
+                    opts.db_access = *access;
+                    opts.cdc = false;
                     let sup = Supervisor::up(opts)
                         .await
                         .unwrap_or_else(|e| panic!("lab up: {e}"));
@@ -103,7 +132,12 @@ fn main() {
                             runbook: runbook.clone(),
                             params: {
                                 let mut p = cutover::lab_params();
-                                p.insert("fence_method".into(), fence.as_str().into());
+                                p.insert("fence_method".into(), method.as_str().into());
+                                if !*access {
+                                    // Extensions and unlogged tables cannot be verified
+                                    // without SQL: the recorded acceptance the runbook asks.
+                                    p.insert("unverified".into(), "accept".into());
+                                }
                                 p
                             },
                             store: Arc::new(FileStore::new(tmp.path().join("runs"))),
@@ -158,7 +192,7 @@ fn main() {
     for (fence, kind, mut f) in all {
         f.blackouts.sort_by(f64::total_cmp);
         println!(
-            "{fence:<9} {:<6} blackout p50 {:.1} ms · p100 {:.1} ms (goal ≤ 1000 ms p100) · failed client attempts {} · lost commits {} of {} acknowledged{}",
+            "{fence:<9} {:<6} blackout p50 {:.1} ms · p100 {:.1} ms · failed client attempts {} · lost commits {} of {} acknowledged{}",
             kind.name(),
             pct(&f.blackouts, 0.5),
             pct(&f.blackouts, 1.0),

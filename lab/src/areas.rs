@@ -39,12 +39,14 @@ use crate::state::{
 /// Shared by every area of one lab world.
 pub struct LabCtx {
     pub dir: PathBuf,
+    /// RDS's own connections, for what the areas do in the database on RDS's side (slots,
+    /// promotion, settings; the CDC consumers' hooks): [`RdsConnector`]. Never godwit's.
     pub pool: Arc<Pool>,
 }
 
 impl LabCtx {
     pub fn new(dir: &Path, handle: tokio::runtime::Handle) -> Arc<LabCtx> {
-        let connector = Arc::new(LabConnector {
+        let connector = Arc::new(RdsConnector {
             dir: dir.to_path_buf(),
         });
         Arc::new(LabCtx {
@@ -135,7 +137,57 @@ fn not_found(area: &str, op: &str, what: String) -> PrimitiveError {
     )
 }
 
-/// Reaches a lab database on loopback as the superuser, in the application's database.
+/// RDS's own way into a lab database: superuser `rdsadmin` over the server's Unix socket. The
+/// security groups govern TCP clients by address (`pg_hba.conf`), not this: RDS's API works
+/// whatever groups the instance has (a rollback drops the replica's slot on a quarantined
+/// source), and its sessions are RDS's, not the application's (`DatabaseConnections` and
+/// `pg::application_backends` skip `rdsadmin`).
+pub struct RdsConnector {
+    pub dir: PathBuf,
+}
+
+impl Connector for RdsConnector {
+    fn access(&self, _db: &str) -> godwit_stdlib::pg::Access {
+        godwit_stdlib::pg::Access {
+            available: true,
+            how: format!(
+                "RDS's own {} over the server's Unix socket",
+                crate::metrics::ADMIN
+            ),
+            security_group: None,
+        }
+    }
+
+    fn target<'a>(&'a self, db: &'a str) -> BoxFuture<'a, Result<Target, PrimitiveError>> {
+        Box::pin(async move {
+            let st = LabState::load(&self.dir).map_err(|e| lab_error("rds", "connect", e))?;
+            let inst = st.serving(db).ok_or_else(|| {
+                not_found(
+                    "rds",
+                    "connect",
+                    format!("the lab has no instance or cluster {db:?}"),
+                )
+            })?;
+            let mut config = tokio_postgres::Config::new();
+            config
+                .host_path(&inst.spec.socket_dir)
+                .port(inst.port)
+                .user(crate::metrics::ADMIN)
+                .dbname(&st.app_db)
+                .application_name("rds")
+                .connect_timeout(Duration::from_secs(5));
+            Ok(Target {
+                config,
+                tls: None,
+                aurora: false,
+                bind: None,
+            })
+        })
+    }
+}
+
+/// godwit's way into a lab database (the `pg` and `validate` areas): the superuser on loopback
+/// from [`GODWIT_ADDR`], in the application's database.
 pub struct LabConnector {
     pub dir: PathBuf,
 }

@@ -7,9 +7,10 @@
 //! | `state`      | `lab.json`: servers, RDS-shaped objects, snapshots, ports, consumers   |
 //! | `supervisor` | `lab up/down/status`: source, control plane + Envoy, sampler; the world |
 //! | `areas`      | rds and ec2 over servers, `pg_hba`, `pg_basebackup` (replicas, snapshots) |
+//! | `withheld`   | `pg` and `validate` of a lab without database access (credential-less)  |
 //! | `ops`        | instance operations recorded before they act, completed after a crash   |
 //! | `route_cdc`  | route through the control plane's API; CDC with `pg_recvlogical`        |
-//! | `metrics`    | the lab's CloudWatch: one-second samples, aggregated per period         |
+//! | `metrics`    | the lab's CloudWatch: one-second samples, aggregated per period; RDS's heartbeat |
 //! | `workload`   | clients writing through Envoy: blackout, failures, lost commits         |
 //! | `cutover`    | one measured cutover: workload + runbook + what clients saw             |
 
@@ -21,6 +22,7 @@ pub mod pgproc;
 pub mod route_cdc;
 pub mod state;
 pub mod supervisor;
+pub mod withheld;
 pub mod workload;
 
 pub use state::LabState;

@@ -6,10 +6,27 @@
 //! |---|---|---|
 //! | `OldestReplicationSlotLag` | instance | max over slots of `current LSN − restart_lsn` (physical) / `confirmed_flush_lsn` (logical), bytes |
 //! | `TransactionLogsGeneration` | instance | WAL bytes per second between two samples |
-//! | `DatabaseConnections` | instance | client backends in `pg_stat_activity`, not counting the sampler's own session nor `rdsadmin`'s (AWS: the metric excludes "Amazon RDS connections"; walsenders are not client backends) |
+//! | `DatabaseConnections` | instance | client backends and logical replication connections (CDC consumers) in `pg_stat_activity`, not counting `rdsadmin`'s sessions — the sampler's, the heartbeat's, the areas' SQL — nor physical walsenders (the replica's stream, which RDS runs) |
 //! | `FreeStorageSpace` | instance | the instance's allocation (`allocated_storage_gb`) minus what its data directory uses, bytes |
 //! | `RDSToAuroraPostgreSQLReplicaLag` | cluster | the replica's `replay_lag` in `pg_stat_replication` on the source, seconds (0 when idle) |
 //! | `ReplicaLagBytes` | cluster | `current LSN − replay_lsn` of that replica, bytes |
+//!
+//! `DatabaseConnections` follows AWS's definition: "the number of client network connections
+//! to the database instance", which does not include "sessions created by the database engine
+//! for its own purposes" nor "Amazon RDS connections"
+//! (<https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-metrics.html>). A CDC tool's
+//! logical replication connection is a client's network connection, so it counts (inference:
+//! AWS does not list walsenders either way); an Aurora replica's stream is RDS's own.
+//!
+//! RDS's agent ([`run_agent`]) writes a heartbeat into `rdsadmin.rds_heartbeat2`, as RDS does
+//! every 5 minutes, and forces a switch to a new WAL segment once `archive_timeout` has passed
+//! with something written — RDS's `archive_timeout` is 300 s, so on an idle instance every
+//! heartbeat ends up filling a 64 MiB segment
+//! (<https://www.morling.dev/blog/insatiable-postgres-replication-slot/>).
+//!
+//! A datapoint is returned only once its period has ended and the sampler has moved past it,
+//! as CloudWatch publishes a period after it ends: the lab is not kinder than AWS (a
+//! `Maximum` of 0 read mid-period would miss a session that logs in before the period ends).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -25,6 +42,13 @@ use serde::{Deserialize, Serialize};
 use crate::state::LabState;
 
 pub const METRICS_FILE: &str = "metrics.jsonl";
+
+/// RDS's own superuser: the sampler, the heartbeat and the areas' SQL log in as it.
+pub const ADMIN: &str = "rdsadmin";
+
+/// RDS's heartbeat table, in database `rdsadmin` (created with the source).
+pub const HEARTBEAT_TABLE_SQL: &str = "CREATE TABLE rds_heartbeat2 (id int PRIMARY KEY, value bigint NOT NULL); \
+     INSERT INTO rds_heartbeat2 VALUES (1, 0);";
 
 /// One second of samples: `"DBInstanceIdentifier=orders-db/OldestReplicationSlotLag" → value`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,7 +71,7 @@ fn now_s() -> i64 {
 /// Take one sample of every instance and cluster in the lab. Servers that are down (a
 /// reboot) are skipped: a gap, as CloudWatch shows one.
 pub async fn sample(st: &LabState, last_lsn: &mut BTreeMap<String, (i64, i64)>) -> Sample {
-    sample_as(st, last_lsn, "postgres").await
+    sample_as(st, last_lsn, ADMIN).await
 }
 
 /// [`sample`], logged in as superuser `user`. A world whose godwit logs in as another role than
@@ -64,14 +88,16 @@ pub async fn sample_as(
         if inst.cluster.is_some() || inst.pid.is_none() {
             continue;
         }
-        let Ok(c) = connect(&inst.spec.socket_dir, inst.port, user).await else {
+        let Ok(c) = connect(&inst.spec.socket_dir, inst.port, user, "postgres").await else {
             continue;
         };
         let dim = "DBInstanceIdentifier";
         if let Ok(row) = c
             .query_one(
                 "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint, \
-                 (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' \
+                 (SELECT count(*) FROM pg_stat_activity \
+                    WHERE (backend_type = 'client backend' \
+                           OR (backend_type = 'walsender' AND datname IS NOT NULL)) \
                     AND pid <> pg_backend_pid() AND usename IS DISTINCT FROM 'rdsadmin')::bigint, \
                  coalesce((SELECT max(pg_wal_lsn_diff(pg_current_wal_lsn(), \
                     CASE WHEN slot_type = 'logical' THEN confirmed_flush_lsn ELSE restart_lsn END)) \
@@ -133,12 +159,13 @@ async fn connect(
     socket_dir: &Path,
     port: u16,
     user: &str,
+    dbname: &str,
 ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
     let (c, conn) = tokio_postgres::Config::new()
         .host_path(socket_dir)
         .port(port)
         .user(user)
-        .dbname("postgres")
+        .dbname(dbname)
         .connect_timeout(Duration::from_secs(2))
         .application_name("godwit-lab-sampler")
         .connect(tokio_postgres::NoTls)
@@ -169,6 +196,168 @@ pub async fn run_sampler(dir: PathBuf, mut stop: tokio::sync::watch::Receiver<bo
             && let Ok(line) = serde_json::to_string(&s)
         {
             let _ = writeln!(f, "{line}");
+        }
+    }
+}
+
+/// What RDS's agent keeps between beats: its connections, and per instance when it last
+/// switched WAL segments and the LSN right after.
+#[derive(Default)]
+pub struct Agent {
+    conns: BTreeMap<String, tokio_postgres::Client>,
+    switched: BTreeMap<String, (std::time::Instant, i64)>,
+}
+
+/// RDS's heartbeat: one `UPDATE` of `rdsadmin.rds_heartbeat2` on every running source
+/// instance (not on Aurora cluster members), over the Unix socket as [`ADMIN`] — through any
+/// quarantine, as RDS's agent is not subject to the instance's security groups. Connections are
+/// kept in `agent` and opened again after a reboot ended them. Returns the instances written.
+pub async fn heartbeat(st: &LabState, agent: &mut Agent) -> Vec<String> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let mut written = Vec::new();
+    for id in sources(st, agent).await {
+        let Some(c) = agent.conns.get(&id) else {
+            continue;
+        };
+        match c
+            .execute(
+                "UPDATE rds_heartbeat2 SET value = $1 WHERE id = 1",
+                &[&now_ms],
+            )
+            .await
+        {
+            Ok(_) => written.push(id),
+            Err(_) => {
+                agent.conns.remove(&id);
+            }
+        }
+    }
+    written
+}
+
+/// The forced segment switch of `archive_timeout`, applied by RDS's agent: on every running
+/// source instance whose last switch is at least `every` ago, switch to a new WAL segment if
+/// anything was written since (an instance nobody writes to, heartbeat included, stays put —
+/// PostgreSQL's rule). PostgreSQL's own `archive_timeout` did not switch here: measured on
+/// PostgreSQL 15.18 with `archive_timeout=5s` and an `UPDATE` every 2 s, 40 s without a switch,
+/// with `archive_mode` on or off and after a `pg_switch_wal()`. Returns the instances switched.
+pub async fn force_switch(st: &LabState, agent: &mut Agent, every: Duration) -> Vec<String> {
+    let mut switched = Vec::new();
+    for id in sources(st, agent).await {
+        if agent
+            .switched
+            .get(&id)
+            .is_some_and(|(at, _)| at.elapsed() < every)
+        {
+            continue;
+        }
+        let Some(c) = agent.conns.get(&id) else {
+            continue;
+        };
+        let last = agent.switched.get(&id).map(|(_, lsn)| *lsn).unwrap_or(-1);
+        // One statement: the position read and the switch are one decision.
+        let row = c
+            .query_one(
+                "SELECT pg_wal_lsn_diff(CASE WHEN pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') > $1::bigint \
+                 THEN pg_switch_wal() ELSE pg_current_wal_lsn() END, '0/0')::bigint, \
+                 pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint",
+                &[&last],
+            )
+            .await;
+        match row {
+            Ok(r) => {
+                let (before, after): (i64, i64) = (r.get(0), r.get(1));
+                if after > before || last < 0 {
+                    // RDS checkpoints every 300 s, as often as it switches; the lab cannot set
+                    // checkpoint_timeout below 30 s, so the agent checkpoints with each switch.
+                    // Without it every switch added a new 64 MiB file to pg_wal until the next
+                    // checkpoint (FreeStorageSpace fell ~1 GiB/min and preflight's headroom
+                    // check refused); with it the segment before is recycled as the next one.
+                    if c.batch_execute("CHECKPOINT").await.is_err() {
+                        agent.conns.remove(&id);
+                    }
+                    switched.push(id.clone());
+                }
+                agent
+                    .switched
+                    .insert(id, (std::time::Instant::now(), after));
+            }
+            Err(_) => {
+                agent.conns.remove(&id);
+            }
+        }
+    }
+    switched
+}
+
+/// Bring the sources' `pg_wal` to its steady size before anything measures it: `cycles`
+/// heartbeats, each followed by a forced switch and its checkpoint, so that the segments later
+/// switches use are recycled ones, not new files (FreeStorageSpace stays flat on an idle
+/// source, as on RDS once it has run a while).
+pub async fn settle_wal(st: &LabState, cycles: usize) {
+    let mut agent = Agent::default();
+    for _ in 0..cycles {
+        heartbeat(st, &mut agent).await;
+        force_switch(st, &mut agent, Duration::ZERO).await;
+    }
+}
+
+/// The running source instances, each with an open connection of the agent's (as [`ADMIN`],
+/// in its database, over the Unix socket).
+async fn sources(st: &LabState, agent: &mut Agent) -> Vec<String> {
+    let mut out = Vec::new();
+    for (id, inst) in &st.instances {
+        if inst.cluster.is_some() || inst.pid.is_none() {
+            agent.conns.remove(id);
+            continue;
+        }
+        if agent.conns.get(id).is_none_or(|c| c.is_closed()) {
+            match connect(&inst.spec.socket_dir, inst.port, ADMIN, ADMIN).await {
+                Ok(c) => {
+                    agent.conns.insert(id.clone(), c);
+                }
+                Err(_) => {
+                    agent.conns.remove(id);
+                    continue; // down (a reboot): the next beat tries again
+                }
+            }
+        }
+        out.push(id.clone());
+    }
+    out
+}
+
+/// RDS's agent on the lab in `dir` until `stop` fires: the heartbeat every `beat`, the forced
+/// segment switch every `switch` (see [`heartbeat`], [`force_switch`]).
+pub async fn run_agent(
+    dir: PathBuf,
+    beat: Option<Duration>,
+    switch: Option<Duration>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut agent = Agent::default();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut last_beat: Option<std::time::Instant> = None;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let Ok(st) = LabState::load(&dir) else {
+            continue;
+        };
+        if let Some(every) = beat
+            && last_beat.is_none_or(|t| t.elapsed() >= every)
+        {
+            last_beat = Some(std::time::Instant::now());
+            heartbeat(&st, &mut agent).await;
+        }
+        if let Some(every) = switch {
+            force_switch(&st, &mut agent, every).await;
         }
     }
 }
@@ -220,14 +409,22 @@ impl Cw for LabCw {
             return Ok(Vec::new()); // CloudWatch answers an unknown metric with no data
         }
         let k = key(dim, id, &q.name);
-        Ok(aggregate(
-            &read_samples(&self.dir, q.since, q.until),
-            &k,
-            q.period,
-            stat,
-            (q.since, q.until),
-        ))
+        let samples = read_samples(&self.dir, q.since, i64::MAX);
+        let until = q.until.min(published_until(&samples, q.period, now_s()));
+        Ok(aggregate(&samples, &k, q.period, stat, (q.since, until)))
     }
+}
+
+/// The end of the published periods: a period `[b, b + period)` is published once it has
+/// ended (`b + period <= now`) and the sampler has written a sample at or after its end, so no
+/// sample of it is still to come (samples are appended in time order). `samples` are those
+/// read; without one past a period's end, the period is not published yet — like a CloudWatch
+/// datapoint that arrives late. Returns the bound for period starts (`b < bound`).
+pub fn published_until(samples: &[Sample], period: i64, now: i64) -> i64 {
+    let period = period.max(1);
+    let newest = samples.iter().map(|s| s.t).max().unwrap_or(i64::MIN);
+    // b + period <= min(now, newest)  ⇔  b < min(now, newest) - period + 1
+    now.min(newest).saturating_sub(period - 1)
 }
 
 /// Samples with `since <= t < until`.
@@ -276,5 +473,31 @@ mod tests {
             [(60, 3.0), (240, 7.0)]
         );
         assert!(aggregate(&samples, "other", 60, Statistic::Maximum, (0, 600)).is_empty());
+    }
+
+    #[test]
+    fn a_period_is_published_once_it_ended_and_the_sampler_moved_past_it() {
+        let s = |t| Sample {
+            t,
+            m: [("k".to_string(), 1.0)].into_iter().collect(),
+        };
+        let at = |samples: &[Sample], period, now| {
+            let until = published_until(samples, period, now);
+            aggregate(samples, "k", period, Statistic::Maximum, (0, until))
+                .iter()
+                .map(|p| p.t)
+                .collect::<Vec<_>>()
+        };
+        // One-second periods: second 101 is in progress (its sample is written, more of the
+        // period is still to come): only 100 is published.
+        assert_eq!(at(&[s(100), s(101)], 1, 101), [100]);
+        // Second 101 ended, but the sampler has not written past it: not yet.
+        assert_eq!(at(&[s(100), s(101)], 1, 102), [100]);
+        assert_eq!(at(&[s(100), s(101), s(102)], 1, 102), [100, 101]);
+        // Minutes: the minute starting at 120 is published from 180 on, with a sample at 180.
+        let minute: Vec<Sample> = (100..=180).map(s).collect();
+        assert_eq!(at(&minute[..80], 60, 179), [60]);
+        assert_eq!(at(&minute, 60, 180), [60, 120]);
+        assert!(at(&[], 60, 1000).is_empty());
     }
 }

@@ -291,11 +291,26 @@ pub fn initdb(
     home: &Path,
     data: &Path,
 ) -> Result<(), LabError> {
+    initdb_with(bin, user, home, data, None)
+}
+
+/// [`initdb`] with WAL segments of `wal_segment_mib` MiB (`None`: PostgreSQL's 16). RDS for
+/// PostgreSQL runs 64 MiB segments: the size of one tooth of an idle source's slot lag.
+pub fn initdb_with(
+    bin: &PgBin,
+    user: Option<&ServerUser>,
+    home: &Path,
+    data: &Path,
+    wal_segment_mib: Option<u32>,
+) -> Result<(), LabError> {
     let mut c = pg_command(&bin.tool("initdb"), user, home);
     c.arg("-D")
         .arg(data)
         .args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"])
         .args(["--locale=C"]);
+    if let Some(mib) = wal_segment_mib {
+        c.arg(format!("--wal-segsize={mib}"));
+    }
     run_tool(c, &format!("initdb {}", data.display()))?;
     // initdb admits 127.0.0.1 only; godwit (127.0.0.2) and Envoy (127.0.0.3) come from
     // elsewhere on loopback. Rewritten in place: the file keeps its owner.

@@ -93,6 +93,17 @@ pub struct Attributes {
     /// host's (a build filling the host's disk does not fill a lab instance).
     #[serde(default = "default_allocated_storage_gb")]
     pub allocated_storage_gb: u64,
+    /// Whether the runbook may reach the lab's databases with SQL (`pg::`, `validate::`).
+    /// Off: the lab is credential-less, like the aws world without `db_user` — `pg::access`
+    /// says so and every other `pg::`/`validate::` call is refused without a connection, while
+    /// RDS's own work (the sampler, the heartbeat, the areas' SQL as `rdsadmin`) goes on.
+    #[serde(default = "yes")]
+    pub db_access: bool,
+    /// How often RDS's heartbeat updates `rdsadmin.rds_heartbeat2` on each source instance,
+    /// milliseconds (`None`: no heartbeat). With `archive_timeout` it makes an idle source's
+    /// slot lag saw-tooth by one segment (docs/lab.md).
+    #[serde(default)]
+    pub heartbeat_ms: Option<u64>,
 }
 
 fn default_allocated_storage_gb() -> u64 {
@@ -116,6 +127,8 @@ impl Default for Attributes {
             iam_auth: true,
             replica_retry_ms: default_replica_retry_ms(),
             allocated_storage_gb: default_allocated_storage_gb(),
+            db_access: true,
+            heartbeat_ms: None,
         }
     }
 }

@@ -22,6 +22,7 @@ use godwit_stdlib::pg::live::OwnedRuntime;
 use godwit_stdlib::pg::live::error_text;
 
 use crate::LabError;
+use crate::metrics::ADMIN;
 use crate::pgproc::{self, PgBin, ServerSpec, ServerUser};
 use crate::route_cdc::start_consumer;
 use crate::state::{
@@ -32,8 +33,9 @@ use crate::state::{
 /// The lab's Envoy node id: the route's expected node.
 const LAB_ENVOY: &str = "lab-envoy-1";
 /// One-second samples a lab has taken when it is up: what a preflight's "at least 5
-/// datapoints" needs, plus one for the second in progress.
-const READY_SAMPLES: usize = 6;
+/// datapoints" needs, plus one past the last of them (a period is published once the sampler
+/// has moved past it: `metrics::published_until`), plus one for a second the sampler skipped.
+const READY_SAMPLES: usize = 7;
 
 /// How to build a lab.
 #[derive(Debug, Clone)]
@@ -53,6 +55,20 @@ pub struct LabOptions {
     pub replica_retry: Duration,
     /// Each instance's storage allocation, GiB (default 20, RDS's smallest gp3).
     pub allocated_storage_gb: u64,
+    /// Whether the runbook gets database access (default on). Off: credential-less — see
+    /// [`Attributes::db_access`]; the sampler still produces every CloudWatch series.
+    pub db_access: bool,
+    /// RDS's heartbeat on the source (default every 3 s; RDS: about every 5 minutes), `None`:
+    /// none. See [`crate::metrics::heartbeat`].
+    pub heartbeat: Option<Duration>,
+    /// The source's `archive_timeout` (default 10 s; RDS: 300 s), applied by RDS's agent
+    /// ([`crate::metrics::force_switch`]), `None`: never. With the heartbeat, an idle source
+    /// switches to a new WAL segment every period, and its slot lag saw-tooths between 0 and
+    /// one segment (the 0↔64 MB rule's phenomenon).
+    pub archive_timeout: Option<Duration>,
+    /// WAL segment size of the source (and so of its copies), MiB (default 64, RDS's;
+    /// `None`: PostgreSQL's 16).
+    pub wal_segment_mib: Option<u32>,
 }
 
 impl LabOptions {
@@ -65,6 +81,12 @@ impl LabOptions {
             envoy: None,
             replica_retry: Duration::from_secs(5),
             allocated_storage_gb: 20,
+            db_access: true,
+            // RDS's five minutes squeezed like the lab's day: a tooth every 10 s, read by
+            // one-second samples, as RDS's minute datapoints read a tooth every 5 minutes.
+            heartbeat: Some(Duration::from_secs(3)),
+            archive_timeout: Some(Duration::from_secs(10)),
+            wal_segment_mib: Some(64),
         }
     }
 }
@@ -158,11 +180,12 @@ impl Supervisor {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         };
+        let segment = opts.wal_segment_mib;
         let server = {
             let (bin, user, dir, spec) = (bin.clone(), user.clone(), dir.clone(), spec.clone());
             tokio::task::spawn_blocking(move || {
                 pgproc::make_owned_dir(&spec.socket_dir, user.as_ref())?;
-                pgproc::initdb(&bin, user.as_ref(), &dir, &spec.data)?;
+                pgproc::initdb_with(&bin, user.as_ref(), &dir, &spec.data, segment)?;
                 pgproc::start_server(&bin, user.as_ref(), &dir, &spec, 0, Duration::from_secs(60))
             })
             .await
@@ -268,6 +291,8 @@ impl Supervisor {
             attributes: Attributes {
                 replica_retry_ms: opts.replica_retry.as_millis() as u64,
                 allocated_storage_gb: opts.allocated_storage_gb,
+                db_access: opts.db_access,
+                heartbeat_ms: opts.heartbeat.map(|d| d.as_millis() as u64),
                 ..Attributes::default()
             },
             events: Vec::new(),
@@ -327,8 +352,19 @@ impl Supervisor {
         }
         state.save()?;
 
+        if opts.archive_timeout.is_some() {
+            crate::metrics::settle_wal(&state, 4).await;
+        }
         let (sampler_stop, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(crate::metrics::run_sampler(dir.clone(), rx.clone()));
+        if opts.heartbeat.is_some() || opts.archive_timeout.is_some() {
+            tokio::spawn(crate::metrics::run_agent(
+                dir.clone(),
+                opts.heartbeat,
+                opts.archive_timeout,
+                rx.clone(),
+            ));
+        }
         tokio::spawn(complete_interrupted_ops(dir.clone(), rx));
         let sup = Supervisor {
             dir,
@@ -551,12 +587,28 @@ async fn seed(port: u16, role: &str, db: &str, rows: i64) -> Result<(), LabError
     for sql in [
         format!("CREATE ROLE {role} LOGIN"),
         format!("CREATE DATABASE {db} OWNER {role}"),
+        // RDS's own superuser and database: its monitoring (the sampler), its heartbeat and the
+        // areas' SQL log in as it, so none of them counts as the application's session
+        // (`DatabaseConnections`, `pg::application_backends`), and no `pg::`/`validate::`
+        // query looks into its database (`Pool::databases` skips `rdsadmin`).
+        format!("CREATE ROLE {ADMIN} SUPERUSER LOGIN"),
+        format!("CREATE DATABASE {ADMIN} OWNER {ADMIN}"),
     ] {
         admin
             .batch_execute(&sql)
             .await
             .map_err(|e| LabError::Process(format!("{sql}: {}", error_text(&e))))?;
     }
+    connect(ADMIN.to_string())
+        .await?
+        .batch_execute(&format!(
+            "SET ROLE {ADMIN}; {}",
+            crate::metrics::HEARTBEAT_TABLE_SQL
+        ))
+        .await
+        .map_err(|e| {
+            LabError::Process(format!("create RDS's heartbeat table: {}", error_text(&e)))
+        })?;
     let c = connect(db.to_string()).await?;
     c.batch_execute(&format!(
         "SET ROLE {role};
@@ -702,9 +754,32 @@ pub fn world_standalone(dir: &Path) -> Result<godwit_stdlib::world::World, LabEr
 }
 
 /// The lab world's areas over the lab in `dir`; database connections live on `handle` (a
-/// runtime that outlives the world).
+/// runtime that outlives the world). godwit's `pg` and `validate` reach the databases over
+/// their own pool (loopback from `areas::GODWIT_ADDR`, subject to the security groups), or
+/// not at all when the lab withholds database access (`Attributes::db_access`).
 pub fn world(dir: &Path, handle: tokio::runtime::Handle) -> godwit_stdlib::world::World {
-    let ctx = crate::areas::LabCtx::new(dir, handle);
+    use godwit_stdlib::pg::Pg;
+    use godwit_stdlib::pg::live::Pool;
+    use godwit_stdlib::validate::Validate;
+    let ctx = crate::areas::LabCtx::new(dir, handle.clone());
+    // A lab.json that cannot be read now fails every call that needs it; the access it would
+    // have granted is moot.
+    let db_access = LabState::load(dir).is_ok_and(|st| st.attributes.db_access);
+    let (pg, validate): (Arc<dyn Pg>, Arc<dyn Validate>) = if db_access {
+        let pool = Arc::new(Pool::new(
+            Arc::new(crate::areas::LabConnector {
+                dir: dir.to_path_buf(),
+            }),
+            handle,
+        ));
+        (
+            Arc::new(godwit_stdlib::pg::live::LivePg::new(pool.clone())),
+            Arc::new(godwit_stdlib::validate::live::LiveValidate::new(pool)),
+        )
+    } else {
+        let w = Arc::new(crate::withheld::Withheld);
+        (w.clone(), w)
+    };
     godwit_stdlib::world::World::new(
         "lab",
         Arc::new(godwit_engine::SystemClock),
@@ -714,10 +789,8 @@ pub fn world(dir: &Path, handle: tokio::runtime::Handle) -> godwit_stdlib::world
             cw: Arc::new(crate::metrics::LabCw {
                 dir: dir.to_path_buf(),
             }),
-            pg: Arc::new(godwit_stdlib::pg::live::LivePg::new(ctx.pool.clone())),
-            validate: Arc::new(godwit_stdlib::validate::live::LiveValidate::new(
-                ctx.pool.clone(),
-            )),
+            pg,
+            validate,
             route: Arc::new(crate::route_cdc::LabRouter { ctx: ctx.clone() }),
             cdc: Arc::new(crate::route_cdc::LabCdc { ctx }),
         },

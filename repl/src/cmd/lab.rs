@@ -34,7 +34,8 @@ pub enum LabCommand {
     #[command(after_help = "Examples:
   godwit lab up                          then, in another terminal:
   godwit run rds-to-aurora --cluster orders-db --world lab --set metric_period=1
-  godwit lab up --dir /tmp/lab2 --rows 1000000 --no-cdc")]
+  godwit lab up --dir /tmp/lab2 --rows 1000000 --no-cdc
+  godwit lab up --no-db-access --no-cdc  credential-less: the runbook decides from CloudWatch")]
     Up {
         /// Where the lab lives [default: $TMPDIR/godwit-lab-<uid>].
         #[arg(long)]
@@ -48,6 +49,11 @@ pub enum LabCommand {
         /// No CDC consumer.
         #[arg(long)]
         no_cdc: bool,
+        /// Withhold database access from runs on this lab (credential-less, like the aws world
+        /// without `db_user`): `pg::access` says so and every other `pg::`/`validate::` call
+        /// is refused without a connection; the CloudWatch series go on.
+        #[arg(long)]
+        no_db_access: bool,
         /// Start N clients writing through Envoy until the lab stops (`lab status` shows what
         /// they see; at `lab down` this prints the write blackout, failed attempts and lost
         /// commits, as the demo does).
@@ -92,6 +98,7 @@ impl LabArgs {
                 source,
                 rows,
                 no_cdc,
+                no_db_access,
                 workload,
                 workload_kind,
             } => {
@@ -105,6 +112,7 @@ impl LabArgs {
                     opts.source = source.clone();
                     opts.seed_rows = rows;
                     opts.cdc = !no_cdc;
+                    opts.db_access = !no_db_access;
                     crate::out::note(format!("starting a lab in {} …", dir.display()));
                     let mut sup = Supervisor::up(opts).await.map_err(lab_failure)?;
                     sup.keep_logs();
