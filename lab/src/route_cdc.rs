@@ -262,9 +262,13 @@ impl Cdc for LabCdc {
         slots: &[String],
     ) -> Result<Vec<CreatedSlot>, PrimitiveError> {
         let st = self.ctx.state(C, "create_equivalent_slots")?;
-        cdc::hooks::create_slots(cx, &self.ctx.pool, db, slots, |slot| {
+        let created = cdc::hooks::create_slots(cx, &self.ctx.pool, db, slots, |slot| {
             let c = st.cdc.values().find(|c| c.slot == slot)?;
             Some(c.plugin.clone())
-        })
+        })?;
+        // The slots exist on the target and the step has not recorded them: a resume must find
+        // them there (tests/tests/lab_crash.rs).
+        pgproc::crash_point("create_equivalent_slots:created");
+        Ok(created)
     }
 }
