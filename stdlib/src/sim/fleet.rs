@@ -125,7 +125,7 @@ const PEAK_HOURS: &[f64] = &[9.5, 11.0, 13.0, 14.0, 15.0, 16.5, 19.0, 21.0];
 /// credential-less, one in seven has a CDC consumer.
 pub fn generated_fleet(n: usize, seed: u64) -> Vec<FleetMember> {
     let mut rng = Rng::new(seed);
-    let mut pick = |rng: &mut Rng, k: usize| (rng.unit() * k as f64) as usize % k.max(1);
+    let pick = |rng: &mut Rng, k: usize| (rng.unit() * k as f64) as usize % k.max(1);
     let total_weight: u32 = CLASSES.iter().map(|c| c.1).sum();
     let mut fleet = Vec::with_capacity(n);
     for i in 0..n {
@@ -144,11 +144,12 @@ pub fn generated_fleet(n: usize, seed: u64) -> Vec<FleetMember> {
         // Storage log-uniform over 20 GB..16 TB; data fills 20-80 % of it.
         let storage = (20.0 * (16_384.0f64 / 20.0).powf(rng.unit())).round() as u64;
         let data_gb = (storage as f64 * (0.2 + 0.6 * rng.unit())).round().max(1.0);
-        // WAL: base log-uniform 20 KB/s..8 MB/s, larger clusters write more; a peak 1.5-6x the
-        // base at the owner's business hours.
+        // WAL: base log-uniform 20 KB/s..3 MB/s, larger clusters write more; a peak 1.5-4x the
+        // base at the owner's business hours. The busiest few peak near the replica's replay
+        // rate (32 MiB/s): what a plan should flag as at risk.
         let size_factor = (storage as f64 / 500.0).powf(0.3);
-        let base = 20_000.0 * (400.0f64).powf(rng.unit()) * size_factor;
-        let peak = base * (1.5 + 4.5 * rng.unit());
+        let base = 20_000.0 * (150.0f64).powf(rng.unit()) * size_factor;
+        let peak = base * (1.5 + 2.5 * rng.unit());
         let peak_hour = PEAK_HOURS[pick(&mut rng, PEAK_HOURS.len())];
         let sessions = ((f64::from(typical_sessions) * (0.5 + rng.unit())).round() as u32).max(2);
         let credential_less = rng.unit() < 0.1;
@@ -167,7 +168,10 @@ pub fn generated_fleet(n: usize, seed: u64) -> Vec<FleetMember> {
         };
         // Planted flaws at spread-out, seed-independent positions so every fleet of 270+ has
         // each once: cluster 17, 47, 77, ... carry flaw 0, 1, 2, ...
-        let flaw = (i % 30 == 17).then(|| Flaw::ALL.get(i / 30)).flatten().copied();
+        let flaw = (i % 30 == 17)
+            .then(|| Flaw::ALL.get(i / 30))
+            .flatten()
+            .copied();
 
         let mut sc = Scenario::from_toml("generated", "name = \"generated\"\n[source]\n")
             .expect("the minimal scenario parses");
@@ -238,9 +242,8 @@ pub fn generated_fleet(n: usize, seed: u64) -> Vec<FleetMember> {
                 sc.source.unlogged_tables = vec!["public.session_cache".into()]
             }
             Some(Flaw::CrossRegionReplica) => {
-                sc.source.read_replicas = vec![format!(
-                    "arn:aws:rds:eu-west-1:111122223333:db:{id}-dr"
-                )]
+                sc.source.read_replicas =
+                    vec![format!("arn:aws:rds:eu-west-1:111122223333:db:{id}-dr")]
             }
             Some(Flaw::CdcWithoutDatabaseAccess) => {}
         }
@@ -274,12 +277,22 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), 400, "cluster ids are unique");
         for flaw in Flaw::ALL {
-            assert_eq!(a.iter().filter(|m| m.flaw == Some(flaw)).count(), 1, "{flaw:?}");
+            assert_eq!(
+                a.iter().filter(|m| m.flaw == Some(flaw)).count(),
+                1,
+                "{flaw:?}"
+            );
         }
-        let storage: Vec<u64> = a.iter().map(|m| m.scenario.source.allocated_storage_gb).collect();
+        let storage: Vec<u64> = a
+            .iter()
+            .map(|m| m.scenario.source.allocated_storage_gb)
+            .collect();
         assert!(storage.iter().any(|&g| g < 100) && storage.iter().any(|&g| g > 4000));
         let cl = a.iter().filter(|m| m.credential_less).count();
-        let cdc = a.iter().filter(|m| !m.scenario.cdc.consumers.is_empty()).count();
+        let cdc = a
+            .iter()
+            .filter(|m| !m.scenario.cdc.consumers.is_empty())
+            .count();
         assert!((20..80).contains(&cl), "{cl} credential-less");
         assert!((30..100).contains(&cdc), "{cdc} with CDC");
     }

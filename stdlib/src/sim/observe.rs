@@ -16,7 +16,6 @@ pub struct Violation {
     pub detail: String,
 }
 
-
 impl SimState {
     /// Free storage of the source in bytes: allocated − data − retained WAL.
     pub fn free_storage_bytes(&self) -> f64 {
