@@ -91,6 +91,9 @@ impl FleetPlanArgs {
             }
         };
         let settings = world_settings(None, "", &world_name, &self.aws)?;
+        // Three runs per cluster of the same few runbooks: parse each once, not 6 times per
+        // cluster (engine/src/runbook.rs, `reuse`).
+        godwit_engine::runbook::reuse::reuse_loads();
         let jobs = self.jobs.map_or_else(
             || {
                 let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
