@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use godwit_engine::journal::memory::MemoryStore;
-use godwit_engine::transcript::{Collector, Event, Line};
+use godwit_engine::transcript::{Event, Line};
 use godwit_engine::{RunStatus, StartRequest};
 use godwit_stdlib::sim::scenario::Scenario;
 use godwit_stdlib::sim::world::DEFAULT_SCENARIO;
@@ -145,8 +145,8 @@ pub fn plan_cluster(worlds: &Worlds, req: &PlanRequest) -> Result<ClusterPlan, F
             .map_err(invalid)?,
     };
     let world_name = world.name.clone();
-    let (lines, report, stop) = scratch_run(&world, &req.runbook, &req.cluster, &req.params, true)?;
-    let pre_result = lines.iter().find_map(|l| match &l.event {
+    let (pre, report, stop) = scratch_run(&world, &req.runbook, &req.cluster, &req.params, true)?;
+    let pre_result = pre.lines.iter().find_map(|l| match &l.event {
         Event::StepCompleted { name, result, .. } if name == "preflight" => Some(result.clone()),
         _ => None,
     });
@@ -180,7 +180,7 @@ pub fn plan_cluster(worlds: &Worlds, req: &PlanRequest) -> Result<ClusterPlan, F
         }
     };
     let scenario_name = scenario.name.clone();
-    let (lines, report, _) = scratch_run(
+    let (run, report, _) = scratch_run(
         &World::sim(scenario),
         &req.runbook,
         &req.cluster,
@@ -197,7 +197,8 @@ pub fn plan_cluster(worlds: &Worlds, req: &PlanRequest) -> Result<ClusterPlan, F
     };
     Ok(ClusterPlan {
         cluster: req.cluster.clone(),
-        runbook: lines
+        runbook: run
+            .lines
             .iter()
             .find_map(|l| match &l.event {
                 Event::RunStarted {
@@ -212,9 +213,13 @@ pub fn plan_cluster(worlds: &Worlds, req: &PlanRequest) -> Result<ClusterPlan, F
             scenario: scenario_name,
             calibrated,
             outcome,
-            virtual_ms: lines.last().map_or(0, |l| l.at) - lines.first().map_or(0, |l| l.at),
-            write_blackout: blackout(&lines),
-            phases: phases(&lines),
+            virtual_ms: run.end - run.lines.first().map_or(run.end, |l| l.at),
+            write_blackout: match blackout(&run.lines) {
+                // Still fenced at the end: until the run's last line, dropped ones included.
+                Blackout::Ongoing { from, .. } => Blackout::Ongoing { from, to: run.end },
+                b => b,
+            },
+            phases: phases(&run),
             assumptions,
         },
     })
@@ -231,14 +236,15 @@ fn relabelled(name: &str, cluster: &str) -> Result<Scenario, Failure> {
 /// read nothing: every figure is then an assumption).
 fn probe(world: &World, req: &PlanRequest) -> Result<Value, Failure> {
     let dir = probe_dir()?;
-    let (lines, _, _) = scratch_run(
+    let (probe_run, _, _) = scratch_run(
         world,
         &dir.join("fleet-probe.rhai"),
         &req.cluster,
         &Map::new(),
         false,
     )?;
-    Ok(lines
+    Ok(probe_run
+        .lines
         .iter()
         .find_map(|l| match &l.event {
             Event::StepCompleted { name, result, .. } if name == "measure" => Some(result.clone()),
@@ -264,39 +270,78 @@ fn probe_dir() -> Result<&'static std::path::Path, Failure> {
     }
 }
 
-/// Run `runbook` in `world` for `req`'s cluster on a scratch store; `planning`: stop at the
-/// first mutation.
+/// What a plan keeps of a run's transcript: every line but the bulky ones (primitive calls with
+/// their results — a day of CloudWatch datapoints per gate poll — and gate polls), and the time
+/// of the last line of all. A fleet plan makes hundreds of runs; keeping whole transcripts made
+/// its peak RSS grow with the validation window.
+#[derive(Clone, Default)]
+struct KeptLines {
+    kept: Arc<std::sync::Mutex<(Vec<Line>, i64)>>,
+}
+
+impl godwit_engine::transcript::Sink for KeptLines {
+    fn line(&self, line: &Line) {
+        let mut k = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        k.1 = line.at;
+        if !matches!(line.event, Event::Primitive { .. } | Event::GatePoll { .. }) {
+            k.0.push(line.clone());
+        }
+    }
+}
+
+/// A run's kept lines and when its last line was written.
+struct Transcript {
+    lines: Vec<Line>,
+    end: i64,
+}
+
+/// One multi-threaded runtime for every run this process plans: a fleet plan makes three runs
+/// per cluster, and a runtime each (two worker threads started and joined) cost wall time and
+/// spread the allocator over many arenas.
+fn shared_runtime() -> Result<&'static tokio::runtime::Runtime, Failure> {
+    static RT: std::sync::OnceLock<Result<tokio::runtime::Runtime, String>> =
+        std::sync::OnceLock::new();
+    match RT.get_or_init(|| runtime().map_err(|f| f.1)) {
+        Ok(rt) => Ok(rt),
+        Err(e) => Err(Failure(godwit_engine::exit::INTERNAL, e.clone())),
+    }
+}
+
+/// Run `runbook` in `world` for `cluster` on a scratch store; `planning`: stop at the first
+/// mutation.
 fn scratch_run(
     world: &World,
     runbook: &std::path::Path,
     cluster: &str,
     params: &Map<String, Value>,
     planning: bool,
-) -> Result<(Vec<Line>, godwit_engine::RunReport, Option<String>), Failure> {
-    let rt = runtime()?;
+) -> Result<(Transcript, godwit_engine::RunReport, Option<String>), Failure> {
+    let rt = shared_runtime()?;
     let mut runner = world.runner(Arc::new(MemoryStore::new()), rt.handle().clone());
-    let collector = Collector::new();
-    runner.sinks.push(Arc::new(collector.clone()));
+    let kept = KeptLines::default();
+    runner.sinks.push(Arc::new(kept.clone()));
     let start = StartRequest {
         runbook: runbook.to_path_buf(),
         cluster: cluster.to_string(),
         params: params.clone(),
         run_id: None,
     };
-    let (report, stop) = drive(&rt, move || {
+    let (report, stop) = drive(rt, move || {
         if planning {
             runner.plan(start)
         } else {
             runner.start(start).map(|r| (r, None))
         }
     })?;
-    Ok((collector.lines(), report, stop))
+    let (lines, end) = std::mem::take(&mut *kept.kept.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok((Transcript { lines, end }, report, stop))
 }
 
 /// The phases of a transcript: name, start (ms after the first line), duration (ms).
-fn phases(lines: &[Line]) -> Vec<(String, i64, i64)> {
+fn phases(t: &Transcript) -> Vec<(String, i64, i64)> {
+    let lines = &t.lines;
     let t0 = lines.first().map_or(0, |l| l.at);
-    let end = lines.last().map_or(t0, |l| l.at);
+    let end = t.end.max(t0);
     let starts: Vec<(String, i64)> = lines
         .iter()
         .filter_map(|l| match &l.event {
