@@ -192,6 +192,16 @@ pub fn calibrate(cluster: &str, probe: &Value, params: &Map<String, Value>) -> C
             slot: slot.clone(),
         })
         .collect();
+    // Without database access a CDC consumer is refused (`cdc-without-database-access`); the
+    // check's first fix is to grant access, and the prediction is of the fixed migration.
+    if !sc.godwit.db_access && !sc.cdc.consumers.is_empty() {
+        sc.godwit.db_access = true;
+        assumed.push(
+            "database access granted: without it the CDC consumers are refused \
+             (cdc-without-database-access)"
+                .into(),
+        );
+    }
     if !sc.slots.is_empty() || !sc.cdc.consumers.is_empty() {
         measured.push(format!(
             "{} logical slot(s), {} CDC consumer(s)",
