@@ -273,11 +273,14 @@ pub mod reuse {
 
     static ON: AtomicBool = AtomicBool::new(false);
 
+    /// The modules a sealed resolver serves: import path, module.
+    pub(super) type Sealed = Vec<(String, Shared<Module>)>;
+
     struct Kept {
         source: String,
         optimization: String,
         runbook: Runbook,
-        sealed: Vec<(String, Shared<Module>)>,
+        sealed: Sealed,
     }
 
     fn kept() -> &'static Mutex<HashMap<PathBuf, Kept>> {
@@ -290,11 +293,7 @@ pub mod reuse {
         ON.store(true, Ordering::Relaxed);
     }
 
-    pub(super) fn get(
-        abs: &Path,
-        source: &str,
-        engine: &Engine,
-    ) -> Option<(Runbook, Vec<(String, Shared<Module>)>)> {
+    pub(super) fn get(abs: &Path, source: &str, engine: &Engine) -> Option<(Runbook, Sealed)> {
         if !ON.load(Ordering::Relaxed) {
             return None;
         }
@@ -315,7 +314,7 @@ pub mod reuse {
         source: String,
         engine: &Engine,
         runbook: &Runbook,
-        sealed: Vec<(String, Shared<Module>)>,
+        sealed: Sealed,
     ) {
         if !ON.load(Ordering::Relaxed) {
             return;
