@@ -282,7 +282,20 @@ mod tests {
             "{}",
             sc.workload.peak_hour_utc
         );
-        assert!(!sc.godwit.db_access);
+        // Credential-less with a CDC consumer: refused as it is, predicted with access granted.
+        assert!(sc.godwit.db_access);
+        assert!(
+            c.measured.iter().any(|m| m.contains("credential-less")),
+            "{:?}",
+            c.measured
+        );
+        assert!(
+            c.assumed
+                .iter()
+                .any(|a| a.starts_with("database access granted")),
+            "{:?}",
+            c.assumed
+        );
         assert_eq!(sc.cdc.consumers.len(), 1);
         assert!(
             c.measured
