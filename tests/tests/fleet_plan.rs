@@ -445,3 +445,34 @@ params = { encrypt_target = false }
     );
     assert!(stdout.contains("1 blocked · 1 ready"), "{stdout}");
 }
+
+#[test]
+fn a_world_that_cannot_be_built_is_one_error_before_anything_is_planned() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "fleet.toml",
+        "[[clusters]]\nid = \"orders-db\"\nowner = \"orders\"\n",
+    );
+    let (code, stdout, stderr) = godwit(
+        dir.path(),
+        &[
+            "fleet",
+            "plan",
+            "--fleet",
+            f.to_str().unwrap(),
+            "--world",
+            "sim:no-such-scenario",
+        ],
+    );
+    assert_eq!(code, 2, "{stdout}\n{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("--world sim:no-such-scenario") && stderr.contains("nothing was planned"),
+        "{stderr}"
+    );
+    // Without a fleet file only the simulator has a fleet.
+    let (code, _, stderr) = godwit(dir.path(), &["fleet", "plan", "--world", "lab"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("give --fleet FILE"), "{stderr}");
+}

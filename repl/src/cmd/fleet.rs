@@ -91,6 +91,23 @@ impl FleetPlanArgs {
             }
         };
         let settings = world_settings(None, "", &world_name, &self.aws)?;
+        // A world that cannot be built at all (not in this build, bad settings) is one error
+        // before anything is planned, not the same error on every cluster's line.
+        if fleet.clusters.iter().any(|c| c.scenario.is_none()) {
+            let scratch = tempfile::tempdir().map_err(|e| {
+                Failure(
+                    exit::INTERNAL,
+                    format!("cannot make a temporary directory: {e}"),
+                )
+            })?;
+            let state = scratch.path().join("world.json");
+            if let Some(v) = &settings {
+                crate::config::write_settings(&state, v)?;
+            }
+            ctx.worlds
+                .build(&spec, Some(&state))
+                .map_err(|e| invalid(format!("--world {spec}: {e}; nothing was planned")))?;
+        }
         // Three runs per cluster of the same few runbooks: parse each once, not 6 times per
         // cluster (engine/src/runbook.rs, `reuse`).
         godwit_engine::runbook::reuse::reuse_loads();
