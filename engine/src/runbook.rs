@@ -192,6 +192,10 @@ pub fn load(engine: &mut Engine, path: &Path) -> Result<Runbook, EngineError> {
         EngineError::Invalid(format!("cannot read runbook {}: {e}", path.display()))
     })?;
     let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    if let Some((rb, sealed)) = reuse::get(&abs, &source, engine) {
+        engine.set_module_resolver(SealedResolver { modules: sealed });
+        return Ok(rb);
+    }
     let dir = abs
         .parent()
         .map(Path::to_path_buf)
@@ -215,12 +219,13 @@ pub fn load(engine: &mut Engine, path: &Path) -> Result<Runbook, EngineError> {
     }
     let mut ast = compiled.map_err(|e| parse_error(&e, path))?;
     ast.set_source(abs.display().to_string());
+    let sealed: Vec<(String, Shared<Module>)> = pinned
+        .modules
+        .iter()
+        .map(|(i, m)| (i.import.clone(), m.clone()))
+        .collect();
     engine.set_module_resolver(SealedResolver {
-        modules: pinned
-            .modules
-            .iter()
-            .map(|(i, m)| (i.import.clone(), m.clone()))
-            .collect(),
+        modules: sealed.clone(),
     });
     let mut modules: Vec<ModuleInfo> = pinned.modules.into_iter().map(|(i, _)| i).collect();
     modules.sort_by(|a, b| a.import.cmp(&b.import));
@@ -232,7 +237,7 @@ pub fn load(engine: &mut Engine, path: &Path) -> Result<Runbook, EngineError> {
         h.update(format!("\n{}={}", m.import, m.hash).as_bytes());
     }
     let (name, version) = declared_identity(&source, path);
-    Ok(Runbook {
+    let rb = Runbook {
         info: RunbookInfo {
             name,
             version,
@@ -242,7 +247,88 @@ pub fn load(engine: &mut Engine, path: &Path) -> Result<Runbook, EngineError> {
         },
         ast,
         path: path.to_path_buf(),
-    })
+    };
+    reuse::put(&abs, source, engine, &rb, sealed);
+    Ok(rb)
+}
+
+/// Reusing loads within one process, for a process that starts many short runs of the same
+/// runbooks (`godwit fleet plan`: three runs per cluster, hundreds of clusters). Parsing the
+/// standard runbook and its modules was about half of a fleet plan's time (perf, release build:
+/// Rhai's tokenizer, parser, optimiser and string interner), and every run parsed it twice.
+///
+/// Off unless [`reuse_loads`] turned it on. A load is reused only when the runbook's text is the
+/// same, every pinned module file still hashes as pinned, and the engine optimises the same way:
+/// then the parse would give the same AST and the same pinned hash. Failed loads are never kept.
+pub mod reuse {
+    use std::collections::HashMap;
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Mutex, OnceLock};
+
+    use rhai::{Engine, Module, Shared};
+    use sha2::{Digest, Sha256};
+
+    use super::Runbook;
+
+    static ON: AtomicBool = AtomicBool::new(false);
+
+    /// The modules a sealed resolver serves: import path, module.
+    pub(super) type Sealed = Vec<(String, Shared<Module>)>;
+
+    struct Kept {
+        source: String,
+        optimization: String,
+        runbook: Runbook,
+        sealed: Sealed,
+    }
+
+    fn kept() -> &'static Mutex<HashMap<PathBuf, Kept>> {
+        static KEPT: OnceLock<Mutex<HashMap<PathBuf, Kept>>> = OnceLock::new();
+        KEPT.get_or_init(Default::default)
+    }
+
+    /// Reuse loads from now on in this process (see the module docs).
+    pub fn reuse_loads() {
+        ON.store(true, Ordering::Relaxed);
+    }
+
+    pub(super) fn get(abs: &Path, source: &str, engine: &Engine) -> Option<(Runbook, Sealed)> {
+        if !ON.load(Ordering::Relaxed) {
+            return None;
+        }
+        let kept = kept().lock().unwrap_or_else(|e| e.into_inner());
+        let k = kept.get(abs)?;
+        let unchanged = k.source == source
+            && k.optimization == format!("{:?}", engine.optimization_level())
+            && k.runbook.info.modules.iter().all(|m| {
+                std::fs::read(&m.path).is_ok_and(|bytes| {
+                    format!("sha256:{}", hex::encode(Sha256::digest(&bytes))) == m.hash
+                })
+            });
+        unchanged.then(|| (k.runbook.clone(), k.sealed.clone()))
+    }
+
+    pub(super) fn put(
+        abs: &Path,
+        source: String,
+        engine: &Engine,
+        runbook: &Runbook,
+        sealed: Sealed,
+    ) {
+        if !ON.load(Ordering::Relaxed) {
+            return;
+        }
+        kept().lock().unwrap_or_else(|e| e.into_inner()).insert(
+            abs.to_path_buf(),
+            Kept {
+                source,
+                optimization: format!("{:?}", engine.optimization_level()),
+                runbook: runbook.clone(),
+                sealed,
+            },
+        );
+    }
 }
 
 fn parse_error(err: &EvalAltResult, path: &Path) -> EngineError {
@@ -282,4 +368,31 @@ fn declared_identity(source: &str, path: &Path) -> (String, String) {
 /// Short form of a content hash for display: `sha256:0123456789ab`.
 pub fn short_hash(hash: &str) -> &str {
     &hash[..hash.len().min("sha256:".len() + 12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reused load gives what a fresh parse gives, and a module edited since is parsed again.
+    #[test]
+    fn a_reused_load_follows_its_modules() {
+        reuse::reuse_loads();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("lib")).unwrap();
+        let rb = dir.path().join("rb.rhai");
+        std::fs::write(&rb, "import \"lib/m\" as m;\nm::f()\n").unwrap();
+        std::fs::write(dir.path().join("lib/m.rhai"), "fn f() { 1 }\n").unwrap();
+        let first = load(&mut Engine::new(), &rb).unwrap();
+        let mut engine = Engine::new();
+        let again = load(&mut engine, &rb).unwrap();
+        assert_eq!(again.info.hash, first.info.hash);
+        assert_eq!(engine.eval_ast::<i64>(&again.ast).unwrap(), 1);
+
+        std::fs::write(dir.path().join("lib/m.rhai"), "fn f() { 2 }\n").unwrap();
+        let mut engine = Engine::new();
+        let edited = load(&mut engine, &rb).unwrap();
+        assert_ne!(edited.info.hash, first.info.hash);
+        assert_eq!(engine.eval_ast::<i64>(&edited.ast).unwrap(), 2);
+    }
 }

@@ -7,8 +7,8 @@ use clap::{Parser, Subcommand};
 use godwit_engine::exit;
 
 use crate::cmd::{
-    abort, approve, check, completions, dal, demo, docs, lab, plan, repl, resume, run, runs, show,
-    verify, worker, worlds,
+    abort, approve, check, completions, dal, demo, docs, fleet, lab, plan, repl, resume, run, runs,
+    show, verify, worker, worlds,
 };
 use crate::context::{Context, Format};
 use crate::session::Failure;
@@ -62,6 +62,7 @@ pub struct Cli {
 pub enum Command {
     Run(run::RunArgs),
     Plan(plan::PlanArgs),
+    Fleet(fleet::FleetArgs),
     Resume(resume::ResumeArgs),
     Abort(abort::AbortArgs),
     Approve(approve::ApproveArgs),
@@ -112,6 +113,7 @@ fn dispatch(command: Command, ctx: &Context) -> Result<i32, Failure> {
     match command {
         Command::Run(args) => args.execute(ctx),
         Command::Plan(args) => args.execute(ctx),
+        Command::Fleet(args) => args.execute(ctx),
         Command::Resume(args) => args.execute(ctx),
         Command::Abort(args) => args.execute(ctx),
         Command::Approve(args) => args.execute(ctx),

@@ -6,7 +6,7 @@
 //! [`session::Failure`]. Nothing imports `cli` back.
 //!
 //! * [`cli`]: the clap `Cli`/`Command` definitions and the dispatch, one line per command.
-//! * [`cmd`]: one file per command (`run`, `plan`, `resume`, `abort`, `approve`, `runs`,
+//! * [`cmd`]: one file per command (`run`, `plan`, `fleet`, `resume`, `abort`, `approve`, `runs`,
 //!   `show`, `verify`, `check`, `repl`, `demo`, `dal`, `lab`, `worlds`, `docs`, `completions`),
 //!   its clap `Args` next to its `execute`.
 //! * [`context`]: what every command gets: the worlds, the output format (`-o json`), the state
@@ -22,6 +22,8 @@
 //! * [`demo`]: the standard runbook (embedded) on a built-in scenario, with a summary.
 //! * [`plan`]: `godwit plan` for one cluster — preflight in its world, a simulated prediction —
 //!   read-only, and callable per cluster by a fleet plan.
+//! * [`fleet`]: the fleet — the fleet file and the generated fleet as one [`fleet::Fleet`], the
+//!   prediction's calibration from a cluster's own figures, `fleet plan` over every cluster.
 //! * [`lab`]: the `lab` world and `godwit demo --world lab`.
 //! * [`repl`]: the interactive console (rustyline; piped stdin works too).
 //! * [`docs`]: the generated primitive reference (`godwit docs`, drift check).
@@ -34,6 +36,7 @@ pub mod config;
 pub mod context;
 pub mod demo;
 pub mod docs;
+pub mod fleet;
 pub mod lab;
 pub mod out;
 pub mod plan;

@@ -1,17 +1,25 @@
 //! `godwit plan` for one cluster, read-only: the runbook's preflight in the cluster's own world
 //! (the run stops before its first call that would change anything), then a prediction of the
-//! whole migration in the simulator, on a scenario relabelled for the cluster and calibrated
-//! with what the preflight found (engine version, instance class, storage, encryption, backup
-//! retention). Nothing is journaled in the state directory: both runs use a scratch store.
+//! whole migration in the simulator. Nothing is journaled in the state directory: every run
+//! uses a scratch store.
 //!
-//! [`plan_cluster`] is the unit a fleet plan calls once per cluster (DESIGN.md §6); calibrating
-//! the workload from each cluster's own metrics is that part.
+//! The prediction runs on one of two scenarios:
+//! - in a world named `sim[:SCENARIO]`, that scenario itself (relabelled for the cluster): the
+//!   simulated world *is* the cluster, so the prediction is what a run there would do;
+//! - in any other world — aws, lab, or a generated fleet's simulated cluster
+//!   ([`PlanRequest::scenario`]) — a scenario built from the cluster's own figures
+//!   ([`crate::fleet::calibration`]): a read-only probe ([`PROBE`]) reads the source's
+//!   description, a day of `TransactionLogsGeneration` and `DatabaseConnections`, free storage,
+//!   slots and CDC consumers through the world's areas, and every figure it could not read is an
+//!   assumption the plan states ([`Prediction::calibrated`], [`Prediction::assumptions`]).
+//!
+//! [`plan_cluster`] is the unit `godwit fleet plan` calls once per cluster.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use godwit_engine::journal::memory::MemoryStore;
-use godwit_engine::transcript::{Collector, Event, Line};
+use godwit_engine::transcript::{Event, Line};
 use godwit_engine::{RunStatus, StartRequest};
 use godwit_stdlib::sim::scenario::Scenario;
 use godwit_stdlib::sim::world::DEFAULT_SCENARIO;
@@ -20,7 +28,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::demo::{Blackout, blackout};
-use crate::session::{Failure, Output, drive, invalid, runner};
+use crate::session::{Failure, drive, invalid, runtime};
 use crate::worlds::Worlds;
 
 /// What to plan.
@@ -35,6 +43,9 @@ pub struct PlanRequest {
     /// Where a world keeps its state and settings for this plan (a scratch file), if it needs
     /// one (the aws world's settings).
     pub state: Option<PathBuf>,
+    /// The cluster's own simulated world (a generated fleet's cluster), instead of `world`.
+    /// Planned like a real cluster: its prediction is calibrated from what the probe reads.
+    pub scenario: Option<Scenario>,
 }
 
 /// The plan of one cluster.
@@ -79,7 +90,41 @@ pub struct Prediction {
     pub write_blackout: Blackout,
     /// Phases: name, start (ms after the run's start), duration (ms).
     pub phases: Vec<(String, i64, i64)>,
+    /// What the prediction assumed because it could not be measured.
+    pub assumptions: Vec<String>,
 }
+
+impl Prediction {
+    /// The end of the phase `name` (ms after the run's start), if the run reached it.
+    pub fn phase_end(&self, name: &str) -> Option<i64> {
+        self.phases
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, at, took)| at + took)
+    }
+
+    /// How long the phase `name` took (ms), if the run reached it.
+    pub fn phase_took(&self, name: &str) -> Option<i64> {
+        self.phases
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, _, took)| *took)
+    }
+
+    /// The predicted write blackout (ms), when the run ended it.
+    pub fn blackout_ms(&self) -> Option<i64> {
+        match &self.write_blackout {
+            Blackout::Ended { from, to, .. } => Some(to - from),
+            Blackout::None | Blackout::Ongoing { .. } => None,
+        }
+    }
+}
+
+/// The read-only calibration probe, run in the cluster's own world after its preflight: one
+/// step of reads, whose result [`crate::fleet::calibration`] turns into a scenario. A runbook
+/// like any other, so it goes through the Host (strict mode, the world's retries on throttling)
+/// and works in every world.
+pub const PROBE: &str = include_str!("fleet/probe.rhai");
 
 /// Plan `req` (see the module docs). Refusals of the input (cluster id, parameters, runbook)
 /// are errors, as for `godwit run`.
@@ -92,15 +137,16 @@ pub fn plan_cluster(worlds: &Worlds, req: &PlanRequest) -> Result<ClusterPlan, F
     } else {
         arg
     });
-    let world = match sim_scenario {
-        Some(sc) => World::sim(relabelled(sc, &req.cluster)?),
-        None => worlds
+    let world = match (&req.scenario, sim_scenario) {
+        (Some(sc), _) => World::sim(sc.clone()),
+        (None, Some(sc)) => World::sim(relabelled(sc, &req.cluster)?),
+        (None, None) => worlds
             .build(&req.world, req.state.as_deref())
             .map_err(invalid)?,
     };
     let world_name = world.name.clone();
-    let (lines, report, stop) = scratch_run(world, req, true)?;
-    let pre_result = lines.iter().find_map(|l| match &l.event {
+    let (pre, report, stop) = scratch_run(&world, &req.runbook, &req.cluster, &req.params, true)?;
+    let pre_result = pre.lines.iter().find_map(|l| match &l.event {
         Event::StepCompleted { name, result, .. } if name == "preflight" => Some(result.clone()),
         _ => None,
     });
@@ -123,15 +169,24 @@ pub fn plan_cluster(worlds: &Worlds, req: &PlanRequest) -> Result<ClusterPlan, F
         problem,
     };
 
-    // The prediction: the scenario of a simulated world, else the default one calibrated with
-    // what the preflight saw of the real source.
-    let mut scenario = relabelled(sim_scenario.unwrap_or(DEFAULT_SCENARIO), &req.cluster)?;
-    let calibrated = match (&sim_scenario, pre_result.as_ref().map(|r| &r["source"])) {
-        (None, Some(src)) => calibrate(&mut scenario, src),
-        _ => Vec::new(),
+    // The prediction: the scenario of a world named sim[:SCENARIO], else one calibrated from
+    // what the probe reads of the cluster.
+    let (scenario, calibrated, assumptions) = match (&req.scenario, sim_scenario) {
+        (None, Some(sc)) => (relabelled(sc, &req.cluster)?, Vec::new(), Vec::new()),
+        _ => {
+            let probe = probe(&world, req)?;
+            let c = crate::fleet::calibration::calibrate(&req.cluster, &probe, &req.params);
+            (c.scenario, c.measured, c.assumed)
+        }
     };
     let scenario_name = scenario.name.clone();
-    let (lines, report, _) = scratch_run(World::sim(scenario), req, false)?;
+    let (run, report, _) = scratch_run(
+        &World::sim(scenario),
+        &req.runbook,
+        &req.cluster,
+        &req.params,
+        false,
+    )?;
     let outcome = match &report.status {
         RunStatus::Succeeded { .. } => "succeeded".to_string(),
         RunStatus::RolledBack { reason, .. } => format!("rolled-back: {reason}"),
@@ -142,7 +197,8 @@ pub fn plan_cluster(worlds: &Worlds, req: &PlanRequest) -> Result<ClusterPlan, F
     };
     Ok(ClusterPlan {
         cluster: req.cluster.clone(),
-        runbook: lines
+        runbook: run
+            .lines
             .iter()
             .find_map(|l| match &l.event {
                 Event::RunStarted {
@@ -157,9 +213,14 @@ pub fn plan_cluster(worlds: &Worlds, req: &PlanRequest) -> Result<ClusterPlan, F
             scenario: scenario_name,
             calibrated,
             outcome,
-            virtual_ms: lines.last().map_or(0, |l| l.at) - lines.first().map_or(0, |l| l.at),
-            write_blackout: blackout(&lines),
-            phases: phases(&lines),
+            virtual_ms: run.end - run.lines.first().map_or(run.end, |l| l.at),
+            write_blackout: match blackout(&run.lines) {
+                // Still fenced at the end: until the run's last line, dropped ones included.
+                Blackout::Ongoing { from, .. } => Blackout::Ongoing { from, to: run.end },
+                b => b,
+            },
+            phases: phases(&run),
+            assumptions,
         },
     })
 }
@@ -171,65 +232,116 @@ fn relabelled(name: &str, cluster: &str) -> Result<Scenario, Failure> {
     Ok(sc)
 }
 
-/// Take what the preflight saw of the source (`describe_instance`) into the scenario.
-fn calibrate(sc: &mut Scenario, src: &Value) -> Vec<String> {
-    let mut took = Vec::new();
-    if let Some(v) = src["engine_version"].as_str() {
-        sc.source.engine_version = v.to_string();
-        took.push(format!("engine_version {v}"));
-    }
-    if let Some(v) = src["instance_class"].as_str() {
-        sc.source.instance_class = v.to_string();
-        took.push(format!("instance_class {v}"));
-    }
-    if let Some(v) = src["allocated_storage_gb"].as_f64() {
-        sc.source.allocated_storage_gb = v.max(0.0) as u64;
-        took.push(format!("allocated_storage_gb {v}"));
-    }
-    if let Some(v) = src["storage_encrypted"].as_bool() {
-        sc.source.encrypted = v;
-        took.push(format!("encrypted {v}"));
-    }
-    if let Some(v) = src["backup_retention_days"].as_u64() {
-        sc.source.backup_retention_days = v as u32;
-        took.push(format!("backup_retention_days {v}"));
-    }
-    took
+/// Run the calibration [`PROBE`] in `world` and return what its step read (`Null` when it
+/// read nothing: every figure is then an assumption).
+fn probe(world: &World, req: &PlanRequest) -> Result<Value, Failure> {
+    let dir = probe_dir()?;
+    let (probe_run, _, _) = scratch_run(
+        world,
+        &dir.join("fleet-probe.rhai"),
+        &req.cluster,
+        &Map::new(),
+        false,
+    )?;
+    Ok(probe_run
+        .lines
+        .iter()
+        .find_map(|l| match &l.event {
+            Event::StepCompleted { name, result, .. } if name == "measure" => Some(result.clone()),
+            _ => None,
+        })
+        .unwrap_or(Value::Null))
 }
 
-/// Run `req`'s runbook in `world` on a scratch store; `planning`: stop at the first mutation.
+/// The probe runbook, written once per process into a directory that lives as long as it.
+fn probe_dir() -> Result<&'static std::path::Path, Failure> {
+    static DIR: std::sync::OnceLock<Result<tempfile::TempDir, String>> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        std::fs::write(dir.path().join("fleet-probe.rhai"), PROBE).map_err(|e| e.to_string())?;
+        Ok(dir)
+    });
+    match dir {
+        Ok(d) => Ok(d.path()),
+        Err(e) => Err(Failure(
+            godwit_engine::exit::INTERNAL,
+            format!("cannot write the calibration probe: {e}"),
+        )),
+    }
+}
+
+/// What a plan keeps of a run's transcript: every line but the bulky ones (primitive calls with
+/// their results — a day of CloudWatch datapoints per gate poll — and gate polls), and the time
+/// of the last line of all. A fleet plan makes hundreds of runs; keeping whole transcripts made
+/// its peak RSS grow with the validation window.
+#[derive(Clone, Default)]
+struct KeptLines {
+    kept: Arc<std::sync::Mutex<(Vec<Line>, i64)>>,
+}
+
+impl godwit_engine::transcript::Sink for KeptLines {
+    fn line(&self, line: &Line) {
+        let mut k = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        k.1 = line.at;
+        if !matches!(line.event, Event::Primitive { .. } | Event::GatePoll { .. }) {
+            k.0.push(line.clone());
+        }
+    }
+}
+
+/// A run's kept lines and when its last line was written.
+struct Transcript {
+    lines: Vec<Line>,
+    end: i64,
+}
+
+/// One multi-threaded runtime for every run this process plans: a fleet plan makes three runs
+/// per cluster, and a runtime each (two worker threads started and joined) cost wall time and
+/// spread the allocator over many arenas.
+fn shared_runtime() -> Result<&'static tokio::runtime::Runtime, Failure> {
+    static RT: std::sync::OnceLock<Result<tokio::runtime::Runtime, String>> =
+        std::sync::OnceLock::new();
+    match RT.get_or_init(|| runtime().map_err(|f| f.1)) {
+        Ok(rt) => Ok(rt),
+        Err(e) => Err(Failure(godwit_engine::exit::INTERNAL, e.clone())),
+    }
+}
+
+/// Run `runbook` in `world` for `cluster` on a scratch store; `planning`: stop at the first
+/// mutation.
 fn scratch_run(
-    world: World,
-    req: &PlanRequest,
+    world: &World,
+    runbook: &std::path::Path,
+    cluster: &str,
+    params: &Map<String, Value>,
     planning: bool,
-) -> Result<(Vec<Line>, godwit_engine::RunReport, Option<String>), Failure> {
-    let scratch = crate::state::Store::File(godwit_engine::journal::file::FileStore::new(
-        std::env::temp_dir(),
-    ));
-    let (mut runner, rt) = runner(&scratch, world, &Output::quiet())?;
-    runner.store = Arc::new(MemoryStore::new());
-    let collector = Collector::new();
-    runner.sinks.push(Arc::new(collector.clone()));
+) -> Result<(Transcript, godwit_engine::RunReport, Option<String>), Failure> {
+    let rt = shared_runtime()?;
+    let mut runner = world.runner(Arc::new(MemoryStore::new()), rt.handle().clone());
+    let kept = KeptLines::default();
+    runner.sinks.push(Arc::new(kept.clone()));
     let start = StartRequest {
-        runbook: req.runbook.clone(),
-        cluster: req.cluster.clone(),
-        params: req.params.clone(),
+        runbook: runbook.to_path_buf(),
+        cluster: cluster.to_string(),
+        params: params.clone(),
         run_id: None,
     };
-    let (report, stop) = drive(&rt, move || {
+    let (report, stop) = drive(rt, move || {
         if planning {
             runner.plan(start)
         } else {
             runner.start(start).map(|r| (r, None))
         }
     })?;
-    Ok((collector.lines(), report, stop))
+    let (lines, end) = std::mem::take(&mut *kept.kept.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok((Transcript { lines, end }, report, stop))
 }
 
 /// The phases of a transcript: name, start (ms after the first line), duration (ms).
-fn phases(lines: &[Line]) -> Vec<(String, i64, i64)> {
+fn phases(t: &Transcript) -> Vec<(String, i64, i64)> {
+    let lines = &t.lines;
     let t0 = lines.first().map_or(0, |l| l.at);
-    let end = lines.last().map_or(t0, |l| l.at);
+    let end = t.end.max(t0);
     let starts: Vec<(String, i64)> = lines
         .iter()
         .filter_map(|l| match &l.event {

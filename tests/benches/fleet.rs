@@ -1,6 +1,11 @@
-//! `cargo bench -p godwit-tests --bench fleet`: wall time of one full simulated migration with
-//! the standard runbook, and of 400 clusters (each its own simulated world) in parallel on the
-//! machine's cores. Prints numbers; asserts only that every run succeeded.
+//! `cargo bench -p godwit-tests --bench fleet`: wall time and peak RSS of `godwit fleet plan
+//! --world sim` over the generated 400-cluster fleet (goal: ≤ 5 s wall on the 2-core build box,
+//! < 500 MB), then the wall time of one full simulated migration with the standard runbook, and
+//! of 400 clusters (each its own simulated world) in parallel on the machine's cores. Prints
+//! numbers; asserts only that every plan was made and every run succeeded.
+//!
+//! The fleet plan runs in a child process (this bench binary again, `GODWIT_FLEET_BENCH_CHILD`)
+//! so its peak RSS (`VmHWM`) is its own, not this process's after the other measurements.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,7 +35,66 @@ fn migrate(
     matches!(report.status, RunStatus::Succeeded { .. })
 }
 
+/// In the child: the real CLI's `fleet plan` in this process; its peak RSS on stderr.
+fn fleet_plan_child(size: &str) -> i32 {
+    let code = godwit::cli::main_with(
+        godwit::worlds::Worlds::default(),
+        [
+            "godwit",
+            "fleet",
+            "plan",
+            "--world",
+            "sim",
+            "--generated",
+            size,
+            "-o",
+            "json",
+        ]
+        .map(Into::into),
+    );
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .unwrap_or("VmHWM: ? kB");
+    eprintln!("{hwm}");
+    code
+}
+
+/// `godwit fleet plan --world sim` over `size` generated clusters: wall time, peak RSS, and how
+/// many clusters each readiness got.
+fn fleet_plan(size: usize) {
+    let t = Instant::now();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("GODWIT_FLEET_BENCH_CHILD", size.to_string())
+        .output()
+        .unwrap();
+    let wall = t.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let hwm_kb: f64 = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(f64::NAN);
+    let verdicts: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("fleet plan printed no JSON array ({e}): {stderr}"));
+    assert_eq!(verdicts.len(), size, "{stderr}");
+    let mut by: std::collections::BTreeMap<String, usize> = Default::default();
+    for v in &verdicts {
+        *by.entry(v["readiness"].as_str().unwrap_or("?").to_string())
+            .or_default() += 1;
+    }
+    println!(
+        "fleet plan --world sim, {size} generated clusters: {wall:.2} s wall, peak RSS {:.0} MB, {by:?}",
+        hwm_kb / 1024.0
+    );
+}
+
 fn main() {
+    if let Ok(size) = std::env::var("GODWIT_FLEET_BENCH_CHILD") {
+        std::process::exit(fleet_plan_child(&size));
+    }
+    fleet_plan(400);
     let runbook = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../runbooks/rds-to-aurora.rhai");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

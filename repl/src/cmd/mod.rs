@@ -12,6 +12,7 @@ pub mod completions;
 pub mod dal;
 pub mod demo;
 pub mod docs;
+pub mod fleet;
 pub mod lab;
 pub mod plan;
 pub mod repl;

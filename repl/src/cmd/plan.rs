@@ -80,6 +80,7 @@ impl PlanArgs {
                 world: spec,
                 params,
                 state: Some(state),
+                scenario: None,
             },
         )?;
         let code = if plan.ready() {

@@ -10,6 +10,7 @@
 //! | `observe.rs`     | CloudWatch sampling, storage, invariants                            |
 //! | `metrics.rs`     | CloudWatch storage: per-minute aggregates, statistics, delay, gaps  |
 //! | `scenario.rs`    | scenario TOML: types, strict parsing, validation, built-ins         |
+//! | `fleet.rs`       | a generated fleet: many clusters, one scenario each, seeded spread   |
 //! | `rng.rs`         | the seeded PRNG                                                     |
 //!
 //! The behaviour is described for operators in `docs/sim.md`.
@@ -34,6 +35,7 @@
 
 pub(crate) mod access;
 mod faults;
+pub mod fleet;
 pub mod metrics;
 pub mod net;
 mod observe;

@@ -16,10 +16,6 @@ pub struct Violation {
     pub detail: String,
 }
 
-/// Minutes of CloudWatch history before a scenario's start (see
-/// [`SimState::backfill_history`]): two hours, more than a preflight's one-hour look-back.
-const HISTORY_MINUTES: i64 = 120;
-
 impl SimState {
     /// Free storage of the source in bytes: allocated − data − retained WAL.
     pub fn free_storage_bytes(&self) -> f64 {
@@ -125,8 +121,13 @@ impl SimState {
     /// been publishing for months, and a preflight that looks back an hour must find it (a
     /// world without any history made every "missing data" check meet no data at all, and the
     /// storage check passed on that). Steady values as they stand at the start, for the source's
-    /// own metrics; the replica's do not exist yet.
+    /// own metrics; the replica's do not exist yet. `TransactionLogsGeneration` follows the
+    /// workload's daily curve (without jitter, which is drawn from the start on), so a fleet
+    /// plan can read a cluster's WAL rate and its peak the way it reads them on AWS.
+    /// `cloudwatch.history` long (at least the two hours a preflight's look-back needs).
     pub(super) fn backfill_history(&mut self) {
+        let history_minutes =
+            (super::scenario::dur_ms(&self.sc.cloudwatch.history) / 60_000).max(120);
         let start = self.now.div_euclid(60_000) * 60;
         let src = self.sc.source.id.clone();
         let inst = "DBInstanceIdentifier";
@@ -135,8 +136,20 @@ impl SimState {
         let conns = (self.sessions.iter().filter(|s| s.db == src).count()
             + self.sc.source.internal_connections as usize) as f64;
         let slots = !self.slots.is_empty();
-        for i in (1..=HISTORY_MINUTES).rev() {
+        let writing = self.sessions.iter().any(|s| s.db == src && s.application);
+        let heartbeat = self.sc.wal.heartbeat_bytes as f64 / (self.tm.heartbeat as f64 / 1000.0);
+        for i in (1..=history_minutes).rev() {
             let minute = start - i * 60;
+            let app = if writing {
+                self.write_rate((minute + 30) * 1000)
+            } else {
+                0.0
+            };
+            self.metrics.sample(
+                ("TransactionLogsGeneration", inst, src.as_str()),
+                minute,
+                app + heartbeat,
+            );
             self.metrics
                 .sample(("FreeStorageSpace", inst, src.as_str()), minute, free);
             self.metrics.sample(

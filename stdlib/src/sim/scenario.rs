@@ -423,11 +423,18 @@ impl Default for Aws {
 pub struct CloudWatch {
     /// A datapoint for the minute [t, t+60) becomes visible at t + 60 + delay.
     pub delay: String,
+    /// How much of the source's CloudWatch history exists before `start` (at least 2h, what a
+    /// preflight's one-hour look-back needs). A fleet plan calibrates its prediction from the
+    /// last day's `TransactionLogsGeneration`, so the generated fleet's clusters have 25h.
+    pub history: String,
 }
 
 impl Default for CloudWatch {
     fn default() -> Self {
-        CloudWatch { delay: "0s".into() }
+        CloudWatch {
+            delay: "0s".into(),
+            history: "2h".into(),
+        }
     }
 }
 
@@ -711,6 +718,7 @@ impl Scenario {
             ("aws.snapshot_per_100gb", &self.aws.snapshot_per_100gb),
             ("aws.restore_per_100gb", &self.aws.restore_per_100gb),
             ("cloudwatch.delay", &self.cloudwatch.delay),
+            ("cloudwatch.history", &self.cloudwatch.history),
         ];
         for (key, text) in durations {
             if let Err(e) = parse_duration(text) {
@@ -728,6 +736,16 @@ impl Scenario {
                     format!("{key}: {text} must be at least 1s"),
                 );
             }
+        }
+        if let Ok(d) = parse_duration(&self.cloudwatch.history) {
+            need(
+                (Duration::from_secs(7200)..=Duration::from_secs(15 * 86_400)).contains(&d),
+                format!(
+                    "cloudwatch.history: {} must be between 2h and 15d (CloudWatch keeps \
+                     one-minute data 15 days)",
+                    self.cloudwatch.history
+                ),
+            );
         }
         for (i, slot) in self.slots.iter().enumerate() {
             need(

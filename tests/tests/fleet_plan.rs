@@ -1,0 +1,478 @@
+//! Issue 20, `godwit fleet plan`: the command driven as a separate process, as a platform team
+//! would. The generated 400-cluster simulated fleet is planned once (shared by the tests below)
+//! and checked against what the generator planted: every broken cluster is blocked by the check
+//! that refuses its problem, with that check's fix, and no healthy cluster is blocked. Bad fleet
+//! files are refused before anything runs, each problem named with its place and its fix.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use godwit_stdlib::sim::fleet::{
+    Flaw, GENERATED_FLEET_SEED, GENERATED_FLEET_SIZE, generated_fleet,
+};
+use serde_json::Value;
+
+const TOY: &str = env!("CARGO_BIN_EXE_godwit-toy");
+
+fn runbooks_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks")
+}
+
+/// Run the CLI in `dir` (no ./runbooks there: the embedded standard runbook is used unless a
+/// fleet file names a path).
+fn godwit(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(TOY)
+        .args(args)
+        .current_dir(dir)
+        .env("GODWIT_STATE_DIR", dir.join("state"))
+        .env("GODWIT_TOY_WORLD", dir.join("world"))
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
+}
+
+/// The generated fleet's plan, made once: (exit code, `-o json` verdicts, the Markdown report).
+fn generated_plan() -> &'static (i32, Vec<Value>, String) {
+    static PLAN: OnceLock<(i32, Vec<Value>, String)> = OnceLock::new();
+    PLAN.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let report = dir.path().join("plan.md");
+        let (code, stdout, stderr) = godwit(
+            dir.path(),
+            &[
+                "fleet",
+                "plan",
+                "--world",
+                "sim",
+                "-o",
+                "json",
+                "--report",
+                report.to_str().unwrap(),
+            ],
+        );
+        let verdicts: Vec<Value> = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("not one JSON array ({e}): {stdout}\n{stderr}"));
+        let md = std::fs::read_to_string(&report).unwrap();
+        (code, verdicts, md)
+    })
+}
+
+fn verdict<'a>(verdicts: &'a [Value], cluster: &str) -> &'a Value {
+    verdicts
+        .iter()
+        .find(|v| v["cluster"] == cluster)
+        .unwrap_or_else(|| panic!("no verdict for {cluster}"))
+}
+
+#[test]
+fn the_generated_fleet_plan_names_every_blocked_cluster_with_its_fix() {
+    let (code, verdicts, _) = generated_plan();
+    assert_eq!(*code, 10, "not every cluster is ready: exit 10");
+    let fleet = generated_fleet(GENERATED_FLEET_SIZE, GENERATED_FLEET_SEED);
+    assert_eq!(verdicts.len(), fleet.len());
+    for m in &fleet {
+        let id = &m.scenario.source.id;
+        let v = verdict(verdicts, id);
+        let blocked_by: Vec<&str> = v["blocked_by"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["check"].as_str().unwrap())
+            .collect();
+        match m.flaw {
+            Some(flaw) => {
+                assert_eq!(v["readiness"], "blocked", "{id} ({flaw:?}): {v}");
+                assert!(
+                    blocked_by.contains(&flaw.check()),
+                    "{id} ({flaw:?}) is blocked by {blocked_by:?}, not {}",
+                    flaw.check()
+                );
+                let f = v["blocked_by"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|f| f["check"] == flaw.check())
+                    .unwrap();
+                assert!(
+                    f["fix"].as_str().unwrap().len() > 20,
+                    "{id}: the finding has no fix: {f}"
+                );
+            }
+            None => assert!(
+                v["readiness"] != "blocked" && v["readiness"] != "error",
+                "{id} has nothing planted but is {}: {blocked_by:?} {}",
+                v["readiness"],
+                v["problem"]
+            ),
+        }
+    }
+    // Blocked first: the table's order is the JSON's.
+    let first_ready = verdicts
+        .iter()
+        .position(|v| v["readiness"] == "ready")
+        .unwrap();
+    assert!(
+        verdicts[..first_ready]
+            .iter()
+            .take(Flaw::ALL.len())
+            .all(|v| v["readiness"] == "blocked"),
+        "blocked clusters are listed first"
+    );
+    assert!(
+        verdicts[first_ready..]
+            .iter()
+            .all(|v| v["readiness"] == "ready"),
+        "ready clusters come last"
+    );
+    let ready = verdicts
+        .iter()
+        .filter(|v| v["readiness"] == "ready")
+        .count();
+    assert!(ready > 350, "{ready} ready of 400");
+}
+
+#[test]
+fn each_cluster_is_one_json_object_with_its_predicted_figures_and_assumptions() {
+    let (_, verdicts, _) = generated_plan();
+    for v in verdicts {
+        let id = v["cluster"].as_str().unwrap();
+        for key in [
+            "owner",
+            "readiness",
+            "runbook",
+            "wave",
+            "blocked_by",
+            "predicted",
+            "plan",
+        ] {
+            assert!(v.get(key).is_some(), "{id}: no {key}: {v}");
+        }
+        let p = &v["predicted"];
+        assert!(p["total_ms"].as_i64().unwrap() > 0, "{id}: {p}");
+        if v["readiness"] == "ready" {
+            let build = p["replica_build_ms"].as_i64().unwrap();
+            let validated = p["validation_end_ms"].as_i64().unwrap();
+            let blackout = p["write_blackout_ms"].as_i64().unwrap();
+            let total = p["total_ms"].as_i64().unwrap();
+            assert!(
+                build > 0 && validated > build && total > validated && blackout > 0,
+                "{id}: {p}"
+            );
+            // The default 24 h validation window is in every ready cluster's figures.
+            assert!(validated - build >= 86_400_000, "{id}: {p}");
+        }
+        let measured: Vec<&str> = p["measured"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_str().unwrap())
+            .collect();
+        assert!(
+            measured
+                .iter()
+                .any(|m| m.starts_with("WAL ") && m.contains("peak at")),
+            "{id}: the WAL rate and its peak come from CloudWatch: {measured:?}"
+        );
+        assert!(
+            !p["assumptions"].as_array().unwrap().is_empty(),
+            "{id}: the assumptions are stated"
+        );
+    }
+    // The calibration follows each cluster: a 16 TB cluster's replica takes longer to build
+    // than a 20 GB one's.
+    let fleet = generated_fleet(GENERATED_FLEET_SIZE, GENERATED_FLEET_SEED);
+    let build = |pick: &dyn Fn(u64, u64) -> bool| {
+        let m = fleet
+            .iter()
+            .filter(|m| m.flaw.is_none())
+            .reduce(|a, b| {
+                if pick(
+                    a.scenario.source.allocated_storage_gb,
+                    b.scenario.source.allocated_storage_gb,
+                ) {
+                    a
+                } else {
+                    b
+                }
+            })
+            .unwrap();
+        verdict(verdicts, &m.scenario.source.id)["predicted"]["replica_build_ms"]
+            .as_i64()
+            .unwrap()
+    };
+    let (small, large) = (build(&|a, b| a < b), build(&|a, b| a > b));
+    assert!(
+        large > 4 * small,
+        "replica build: {small} ms for the smallest, {large} ms for the largest"
+    );
+}
+
+#[test]
+fn the_report_lists_what_to_fix_by_check_and_every_cluster() {
+    let (_, verdicts, md) = generated_plan();
+    assert!(md.starts_with("# Fleet plan: generated"), "{md}");
+    assert!(md.contains("## What to fix"), "{md}");
+    for flaw in Flaw::ALL {
+        assert!(
+            md.contains(&format!("### `{}` — ", flaw.check())),
+            "no section for {}",
+            flaw.check()
+        );
+    }
+    for v in verdicts {
+        let id = v["cluster"].as_str().unwrap();
+        assert!(
+            md.contains(&format!("| {id} |")),
+            "{id} is not in the report"
+        );
+    }
+    assert!(md.contains("## How the prediction was made"), "{md}");
+    assert!(md.contains("| write blackout |"), "{md}");
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// A fleet file refused: exit 2, nothing planned (no output on stdout), and each of `wanted`
+/// in the message.
+fn refused(text: &str, wanted: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "fleet.toml", text);
+    let (code, stdout, stderr) = godwit(
+        dir.path(),
+        &[
+            "fleet",
+            "plan",
+            "--fleet",
+            f.to_str().unwrap(),
+            "--world",
+            "sim",
+        ],
+    );
+    assert_eq!(code, 2, "{stdout}\n{stderr}");
+    assert!(stdout.is_empty(), "nothing was planned: {stdout}");
+    for w in wanted {
+        assert!(stderr.contains(w), "{w:?} not in: {stderr}");
+    }
+    stderr
+}
+
+#[test]
+fn a_fleet_file_with_an_unknown_key_is_refused_naming_it() {
+    refused(
+        "[[clusters]]\nid = \"orders-db\"\nowner = \"orders\"\n\n[[clusters]]\nid = \"ledger-db\"\nownr = \"payments\"\n",
+        &[
+            "fleet.toml",
+            "clusters[1]",
+            "unknown field `ownr`",
+            "docs/fleet.md",
+        ],
+    );
+    refused(
+        "clustres = []\n",
+        &["unknown field `clustres`", "expected one of"],
+    );
+}
+
+#[test]
+fn a_duplicate_cluster_is_refused() {
+    refused(
+        "[[clusters]]\nid = \"orders-db\"\nowner = \"orders\"\n\n[[clusters]]\nid = \"orders-db\"\nowner = \"payments\"\n",
+        &[
+            "clusters[1].id",
+            "\"orders-db\" is also clusters[0]",
+            "merge",
+        ],
+    );
+}
+
+#[test]
+fn a_cluster_in_two_waves_is_refused() {
+    let e = refused(
+        r#"
+[groups.payments]
+owner = "payments"
+
+[[clusters]]
+id = "ledger-db"
+group = "payments"
+
+[[clusters]]
+id = "orders-db"
+owner = "orders"
+
+[[waves]]
+name = "canary"
+clusters = ["ledger-db"]
+
+[[waves]]
+name = "wave-1"
+groups = ["payments"]
+clusters = ["orders-db"]
+"#,
+        &[
+            "waves[1] (wave-1)",
+            "cluster \"ledger-db\" is already in waves[0] (canary)",
+            "remove it from one of them",
+        ],
+    );
+    assert!(!e.contains("orders-db\" is already"), "{e}");
+}
+
+#[test]
+fn an_unknown_runbook_is_refused_with_a_suggestion() {
+    refused(
+        "[[clusters]]\nid = \"orders-db\"\nowner = \"orders\"\nrunbook = \"rds-to-auroa\"\n",
+        &[
+            "clusters[0].runbook (cluster orders-db)",
+            "runbook \"rds-to-auroa\" not found",
+            "did you mean rds-to-aurora?",
+        ],
+    );
+}
+
+#[test]
+fn a_parameter_the_runbook_does_not_declare_is_refused() {
+    let runbook = runbooks_dir().join("rds-to-aurora.rhai");
+    refused(
+        &format!(
+            r#"
+runbook = "{}"
+[params]
+validation_windw = "12h"
+
+[[clusters]]
+id = "orders-db"
+owner = "orders"
+params = {{ fence_method = "sideways" }}
+"#,
+            runbook.display()
+        ),
+        &[
+            "clusters[0] (orders-db)",
+            "validation_windw",
+            "validation_window",
+            "fence_method",
+            "sideways",
+        ],
+    );
+}
+
+#[test]
+fn unknown_groups_and_clusters_without_an_owner_are_refused_all_at_once() {
+    refused(
+        r#"
+[groups.payments]
+owner = "payments"
+
+[[clusters]]
+id = "ledger-db"
+group = "paymnts"
+
+[[clusters]]
+id = "orders-db"
+
+[[waves]]
+name = "canary"
+clusters = ["order-db"]
+"#,
+        &[
+            "3 problems",
+            "clusters[0].group: \"paymnts\" is not a group",
+            "did you mean \"payments\"",
+            "clusters[1] (orders-db): no owner",
+            "waves[0].clusters: \"order-db\" is not a cluster of this fleet",
+        ],
+    );
+}
+
+#[test]
+fn a_fleet_file_is_planned_in_its_world_with_a_table_sorted_by_readiness() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "fleet.toml",
+        r#"
+name = "two-teams"
+[groups.orders]
+owner = "orders"
+
+[[clusters]]
+id = "orders-db"
+group = "orders"
+
+[[clusters]]
+id = "carts-db"
+group = "orders"
+params = { encrypt_target = false }
+"#,
+    );
+    let (code, stdout, stderr) = godwit(
+        dir.path(),
+        &[
+            "fleet",
+            "plan",
+            "--fleet",
+            f.to_str().unwrap(),
+            "--world",
+            "sim:idle-source",
+        ],
+    );
+    // The idle source is encrypted: asking for an unencrypted target is the encryption check's
+    // finding, and it comes first.
+    assert_eq!(code, 10, "{stdout}\n{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let header = lines.iter().position(|l| l.starts_with("STATUS")).unwrap();
+    assert!(
+        lines[header + 1].starts_with("blocked") && lines[header + 1].contains("carts-db"),
+        "{stdout}"
+    );
+    assert!(
+        lines[header + 1].contains("encryption:") && lines[header + 1].contains("fix:"),
+        "{stdout}"
+    );
+    assert!(
+        lines[header + 2].starts_with("ready") && lines[header + 2].contains("orders-db"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 blocked · 1 ready"), "{stdout}");
+}
+
+#[test]
+fn a_world_that_cannot_be_built_is_one_error_before_anything_is_planned() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "fleet.toml",
+        "[[clusters]]\nid = \"orders-db\"\nowner = \"orders\"\n",
+    );
+    let (code, stdout, stderr) = godwit(
+        dir.path(),
+        &[
+            "fleet",
+            "plan",
+            "--fleet",
+            f.to_str().unwrap(),
+            "--world",
+            "sim:no-such-scenario",
+        ],
+    );
+    assert_eq!(code, 2, "{stdout}\n{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("--world sim:no-such-scenario") && stderr.contains("nothing was planned"),
+        "{stderr}"
+    );
+    // Without a fleet file only the simulator has a fleet.
+    let (code, _, stderr) = godwit(dir.path(), &["fleet", "plan", "--world", "lab"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("give --fleet FILE"), "{stderr}");
+}
