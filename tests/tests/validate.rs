@@ -440,7 +440,8 @@ fn the_simulator_reports_rows_a_lagging_replica_has_not_replayed_as_possible_lag
         "busy-source",
         r#"
         step("s", || {
-            rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4" });
+            // validate:: logs in to both sides, so the cluster needs IAM authentication.
+            rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4", iam_auth: true });
             rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
             rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" });
             sleep("1m");

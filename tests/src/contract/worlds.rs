@@ -138,9 +138,12 @@ pub fn lab(dir: &Path) -> Fixture {
     // The lab samples every second; a gap would need a server down for whole seconds on
     // demand, so the gap rule is checked in the sim and on moto (and by `cw::periods`).
     let source = st.source.clone();
+    // From before the fixture began: the lab is up once its sampler has written a few samples,
+    // and a period is published only once it has ended and a later sample exists (as CloudWatch
+    // publishes after the period), so the seconds since `start` alone may have none yet.
     f.metric = Box::new(move || {
         let now = clock.now_ms() / 1000;
-        query("DatabaseConnections", &source, 1, start, now + 1)
+        query("DatabaseConnections", &source, 1, start - 5, now + 1)
     });
     // Dropped in this order: the world's connections, the lab (servers, Envoy, control
     // plane), then the runtime they ran on.
