@@ -60,6 +60,22 @@ impl Env {
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
     }
 
+    /// `godwit run RUNBOOK --cluster CLUSTER --world WORLD --enqueue`: the queued run's id.
+    fn enqueue(&self, runbook: &str, cluster: &str, world: &str) -> String {
+        let v = self.json(&[
+            "run",
+            runbook,
+            "--cluster",
+            cluster,
+            "--world",
+            world,
+            "--enqueue",
+            "-o",
+            "json",
+        ]);
+        v["run_id"].as_str().unwrap().to_string()
+    }
+
     /// A worker whose JSON event lines arrive on `events` tagged with `name`.
     fn worker(&self, name: &'static str, args: &[&str], events: &mpsc::Sender<Event>) -> Worker {
         let mut child = self
@@ -192,34 +208,10 @@ fn a_stopped_workers_runs_are_taken_over_and_it_is_refused_when_it_wakes() {
     // Six slow runs and one simulated migration, queued.
     let mut queued = BTreeSet::new();
     for i in 0..6 {
-        let v = env.json(&[
-            "run",
-            runbook,
-            "--cluster",
-            &format!("db-{i}"),
-            "--world",
-            "pure",
-            "--enqueue",
-            "-o",
-            "json",
-        ]);
-        queued.insert(v["run_id"].as_str().unwrap().to_string());
+        queued.insert(env.enqueue(runbook, &format!("db-{i}"), "pure"));
     }
     let standard = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../runbooks/rds-to-aurora.rhai");
-    let sim = env.json(&[
-        "run",
-        standard.to_str().unwrap(),
-        "--cluster",
-        "orders-db",
-        "--world",
-        "sim:busy-source",
-        "--enqueue",
-        "-o",
-        "json",
-    ])["run_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let sim = env.enqueue(standard.to_str().unwrap(), "orders-db", "sim:busy-source");
     queued.insert(sim.clone());
     let (code, _, err) =
         env.godwit(&["run", runbook, "--cluster", "x", "--enqueue", "--store", ""]);
@@ -361,17 +353,7 @@ fn a_drained_workers_runs_are_resumed_by_another_at_once() {
     let runbook: PathBuf = env.dir.path().join("slow.rhai");
     std::fs::write(&runbook, SLOW).unwrap();
     for i in 0..2 {
-        env.json(&[
-            "run",
-            runbook.to_str().unwrap(),
-            "--cluster",
-            &format!("db-{i}"),
-            "--world",
-            "pure",
-            "--enqueue",
-            "-o",
-            "json",
-        ]);
+        env.enqueue(runbook.to_str().unwrap(), &format!("db-{i}"), "pure");
     }
     let (tx, rx) = mpsc::channel();
     let common = ["--lease", "30s", "--poll", "100ms", "--exit-when-done"];
@@ -494,17 +476,7 @@ fn workers_killed_and_stopped_at_random_lose_no_run_and_never_share_a_journal() 
     let runbook: PathBuf = env.dir.path().join("slow.rhai");
     std::fs::write(&runbook, SLOW).unwrap();
     for i in 0..16 {
-        env.json(&[
-            "run",
-            runbook.to_str().unwrap(),
-            "--cluster",
-            &format!("db-{i}"),
-            "--world",
-            "pure",
-            "--enqueue",
-            "-o",
-            "json",
-        ]);
+        env.enqueue(runbook.to_str().unwrap(), &format!("db-{i}"), "pure");
     }
     let (tx, rx) = mpsc::channel();
     let args = [

@@ -87,6 +87,18 @@ fn run_in(
     }
 }
 
+/// A scratch directory with a copy of the shipped `runbooks/lib/`: a runbook written there
+/// imports the standard modules as a team variant does.
+fn beside_lib() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("lib")).unwrap();
+    for entry in std::fs::read_dir(runbooks_dir().join("lib")).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::copy(&p, dir.path().join("lib").join(p.file_name().unwrap())).unwrap();
+    }
+    dir
+}
+
 fn offset(ms: i64) -> String {
     let s = ms / 1000;
     format!(
@@ -947,12 +959,7 @@ fn a_team_variant_replaces_one_phase() {
         .expect("the example in docs/writing-runbooks.md")
         + marker.len();
     let source = &doc[at..at + doc[at..].find("```").unwrap()];
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("lib")).unwrap();
-    for entry in std::fs::read_dir(runbooks_dir().join("lib")).unwrap() {
-        let p = entry.unwrap().path();
-        std::fs::copy(&p, dir.path().join("lib").join(p.file_name().unwrap())).unwrap();
-    }
+    let dir = beside_lib();
     let variant = dir.path().join("orders-team.rhai");
     std::fs::write(&variant, source).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -1002,12 +1009,7 @@ fn a_team_variant_replaces_one_phase() {
 /// running the standard phase.
 #[test]
 fn a_variant_naming_no_standard_phase_stops_before_any_step() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("lib")).unwrap();
-    for entry in std::fs::read_dir(runbooks_dir().join("lib")).unwrap() {
-        let p = entry.unwrap().path();
-        std::fs::copy(&p, dir.path().join("lib").join(p.file_name().unwrap())).unwrap();
-    }
+    let dir = beside_lib();
     let variant = dir.path().join("typo.rhai");
     std::fs::write(
         &variant,
@@ -1343,12 +1345,7 @@ fn the_credential_less_fence_refuses_connections_it_was_not_told_about() {
 /// keep the gate closed; a real lag value opens it.
 #[test]
 fn replication_that_stays_down_after_the_fence_stops_the_run() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("lib")).unwrap();
-    for entry in std::fs::read_dir(runbooks_dir().join("lib")).unwrap() {
-        let p = entry.unwrap().path();
-        std::fs::copy(&p, dir.path().join("lib").join(p.file_name().unwrap())).unwrap();
-    }
+    let dir = beside_lib();
     let probe = dir.path().join("probe.rhai");
     std::fs::write(
         &probe,
