@@ -96,10 +96,11 @@ fn lag_plugin(engine: &mut Engine, _host: &Host) {
 }
 
 impl ParserChecker {
-    fn runner(&self, store: &MemoryStore) -> Runner {
+    /// A runner on `store` whose virtual clock starts at `start_ms`.
+    fn runner(&self, store: &MemoryStore, start_ms: i64) -> Runner {
         Runner {
             store: Arc::new(store.clone()) as Arc<dyn JournalStore>,
-            clock: Arc::new(VirtualClock::new(1_767_225_600_000)) as Arc<dyn Clock>,
+            clock: Arc::new(VirtualClock::new(start_ms)) as Arc<dyn Clock>,
             handle: self.rt.handle().clone(),
             limits: limits(),
             cancel: Cancel::new(),
@@ -109,6 +110,9 @@ impl ParserChecker {
         }
     }
 }
+
+/// Where every fuzzed run's virtual clock starts (2026-01-01T00:00:00Z).
+const START_MS: i64 = 1_767_225_600_000;
 
 /// The outcome in a form two runs can be compared by: kind, and the result or the reason with
 /// numbers masked (a gate's poll count depends on where the virtual clock was restarted).
@@ -168,7 +172,7 @@ impl Checker for ParserChecker {
     fn check(&mut self, input: &str) -> Result<(), String> {
         std::fs::write(&self.path, input).map_err(|e| e.to_string())?;
         let store = MemoryStore::new();
-        let out = self.runner(&store).start(StartRequest {
+        let out = self.runner(&store, START_MS).start(StartRequest {
             runbook: self.path.clone(),
             cluster: "c1".into(),
             params: Default::default(),
@@ -214,8 +218,15 @@ impl Checker for ParserChecker {
             return Ok(());
         }
         let cut = store.prefix("f", k);
+        // A resume happens after the crash, never before it: its clock starts where the last
+        // kept record was written (a step that slept before the cut had moved the live clock
+        // on, and a step re-run after the cut reads `now()` from there, as the live run did).
+        let at = serde_json::to_value(&entries[k - 1])
+            .ok()
+            .and_then(|v| v["at"].as_i64())
+            .unwrap_or(START_MS);
         let resumed = self
-            .runner(&cut)
+            .runner(&cut, at)
             .resume("f", false)
             .map_err(|e| format!("resume after record {k} failed: {e}"))?;
         self.seen[4] += 1;
