@@ -175,7 +175,9 @@ pub fn generated_fleet(n: usize, seed: u64) -> Vec<FleetMember> {
 
         let mut sc = Scenario::from_toml("generated", "name = \"generated\"\n[source]\n")
             .expect("the minimal scenario parses");
-        sc.name = format!("fleet-{id}");
+        // The name is also how a worker rebuilds this world: `sim:generated:SEED:ID`
+        // (`Scenario::load` → [`generated_member`]).
+        sc.name = format!("{GENERATED_PREFIX}{seed}:{id}");
         sc.description = format!("generated fleet cluster {id} of team {team}");
         sc.seed = rng.next_u64();
         sc.cloudwatch.history = "25h".into();
@@ -258,9 +260,78 @@ pub fn generated_fleet(n: usize, seed: u64) -> Vec<FleetMember> {
     fleet
 }
 
+/// How a generated cluster's scenario is named, and loaded again: `generated:SEED:ID`.
+pub const GENERATED_PREFIX: &str = "generated:";
+
+/// The scenario of generated cluster `id` of the fleet of `seed` (any fleet size that includes
+/// it gives the same cluster: a member depends only on the seed and its position, which its id
+/// ends with). What `Scenario::load("generated:SEED:ID")` resolves, so that a worker on any
+/// machine rebuilds the world of a fleet's cluster from its name alone.
+pub fn generated_member(seed: u64, id: &str) -> Option<FleetMember> {
+    let index: usize = id.rsplit_once('-')?.1.parse().ok()?;
+    if index >= 100_000 {
+        return None;
+    }
+    generated_fleet(index + 1, seed)
+        .pop()
+        .filter(|m| m.scenario.source.id == id)
+}
+
+/// `generated:SEED:ID` → the scenario of [`generated_member`]; `None` when `name` is not of
+/// that form; an error naming the fix when it is but no such cluster exists.
+pub fn load_generated(name: &str) -> Option<Result<Scenario, String>> {
+    let rest = name.strip_prefix(GENERATED_PREFIX)?;
+    let Some((seed, id)) = rest.split_once(':') else {
+        return Some(Err(format!(
+            "a generated fleet's cluster is named generated:SEED:ID (e.g. \
+             generated:{GENERATED_FLEET_SEED}:ledger-017), not {name:?}"
+        )));
+    };
+    let Ok(seed) = seed.parse::<u64>() else {
+        return Some(Err(format!(
+            "the seed of {name:?} is not a number (generated:SEED:ID)"
+        )));
+    };
+    Some(
+        generated_member(seed, id)
+            .map(|m| m.scenario)
+            .ok_or_else(|| {
+                format!(
+                    "the generated fleet of seed {seed} has no cluster {id:?} (its ids read \
+             <service>-<nnn>; `godwit fleet plan --world sim -o json` lists them)"
+                )
+            }),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_generated_cluster_is_rebuilt_from_its_scenario_name_alone() {
+        let fleet = generated_fleet(60, 7);
+        for m in [&fleet[0], &fleet[17], &fleet[59]] {
+            let again = Scenario::load(&m.scenario.name).expect("loads");
+            assert_eq!(again.source.id, m.scenario.source.id);
+            assert_eq!(again.seed, m.scenario.seed);
+            assert_eq!(
+                serde_json::to_string(&again).unwrap(),
+                serde_json::to_string(&m.scenario).unwrap(),
+                "{}: the same world whatever the fleet's size",
+                m.scenario.name
+            );
+        }
+        for bad in [
+            "generated:7",
+            "generated:x:ledger-001",
+            "generated:7:nothing-999",
+            "generated:7:ledger",
+        ] {
+            let err = Scenario::load(bad).unwrap_err().to_string();
+            assert!(err.contains("generated"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn the_generated_fleet_is_seeded_valid_and_spread() {

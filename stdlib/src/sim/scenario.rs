@@ -576,9 +576,16 @@ impl Scenario {
         Ok(s)
     }
 
-    /// A built-in scenario by name, or a TOML file by path (anything with a `/` or ending in
-    /// `.toml`).
+    /// A built-in scenario by name, a generated fleet's cluster (`generated:SEED:ID`,
+    /// `super::fleet::generated_member`), or a TOML file by path (anything with a `/` or ending
+    /// in `.toml`).
     pub fn load(name_or_path: &str) -> Result<Scenario, ScenarioError> {
+        if let Some(generated) = super::fleet::load_generated(name_or_path) {
+            return generated.map_err(|message| ScenarioError {
+                file: name_or_path.to_string(),
+                message,
+            });
+        }
         if name_or_path.ends_with(".toml") || name_or_path.contains('/') {
             let text =
                 std::fs::read_to_string(Path::new(name_or_path)).map_err(|e| ScenarioError {
