@@ -6,8 +6,9 @@
 //! number `attempts`), `done` (the run finished: succeeded or rolled back) or `held` (it
 //! stopped where an operator must decide: a failed undo, a changed runbook, a damaged journal,
 //! a world that is gone). A `running` row is taken again when its worker's heartbeat is older
-//! than that worker's lease; any row only while the run's own lease is free or expired (a run
-//! an operator resumes by hand is left alone). The run's fencing token, not the queue, is what
+//! than that worker's lease, or when the run's own lease lapsed (a worker paused past its lease
+//! heartbeats again when it wakes, but can never renew the run's lease); any row only while the
+//! run's own lease is free or expired (a run an operator resumes by hand is left alone). The run's fencing token, not the queue, is what
 //! keeps an old worker from writing (crate::store).
 
 use std::sync::Arc;
@@ -97,10 +98,17 @@ const TAKE: &str = "WITH cand AS (
     SELECT q.run_id FROM godwit.queue q
      WHERE (q.state = 'queued'
             OR (q.state = 'running'
-                AND NOT EXISTS (
-                    SELECT 1 FROM godwit.workers w
-                     WHERE w.worker_id = q.taken_by
-                       AND w.heartbeat_at + w.lease_ms * interval '1 millisecond' > now())))
+                AND (NOT EXISTS (
+                         SELECT 1 FROM godwit.workers w
+                          WHERE w.worker_id = q.taken_by
+                            AND w.heartbeat_at + w.lease_ms * interval '1 millisecond' > now())
+                     -- Its worker heartbeats again (it was paused past its lease and woke up),
+                     -- but the run's lease lapsed meanwhile and can never be renewed by it:
+                     -- the run is nobody's until taken.
+                     OR EXISTS (
+                         SELECT 1 FROM godwit.runs r
+                          WHERE r.run_id = q.run_id AND r.lease_holder IS NOT NULL
+                            AND r.lease_expires <= now()))))
        -- Never a run someone holds (an operator's `godwit resume`, a worker still letting go):
        -- opening it would only fail and hand the row back, over and over.
        AND NOT EXISTS (
@@ -167,25 +175,35 @@ impl PgStore {
         }))
     }
 
-    /// Settle a taken job; `false` when the take is no longer `worker`'s (another worker took
-    /// the run over meanwhile), in which case nothing is changed.
+    /// Settle a taken job with how the run ended (`outcome`: `succeeded`, `rolled-back`, …;
+    /// a fleet's wave counts its failures from it); `false` when the take is no longer
+    /// `worker`'s (another worker took the run over meanwhile), in which case nothing is changed.
     pub fn settle(
         &self,
         run_id: &str,
         worker: &str,
         attempt: i32,
         to: Settle,
+        outcome: Option<&str>,
         note: Option<String>,
     ) -> Result<bool, JournalError> {
         let (id, w, state) = (run_id.to_string(), worker.to_string(), to.state());
+        let outcome = outcome.map(str::to_string);
         let rows = self.inner.conn.call(move |db| {
             db.query(
                 "UPDATE godwit.queue
-                    SET state = $4, note = $5, updated_at = now(),
+                    SET state = $4, note = $5, updated_at = now(), outcome = $6,
                         taken_by = CASE WHEN $4 = 'queued' THEN NULL ELSE taken_by END
                   WHERE run_id = $1 AND taken_by = $2 AND attempts = $3 AND state = 'running'
               RETURNING 1",
-                vec![p(id), p(w), p(attempt), p(state.to_string()), p(note)],
+                vec![
+                    p(id),
+                    p(w),
+                    p(attempt),
+                    p(state.to_string()),
+                    p(note),
+                    p(outcome),
+                ],
             )
         })?;
         Ok(!rows.is_empty())
@@ -213,11 +231,29 @@ impl PgStore {
         })
     }
 
-    /// How many jobs are waiting or being worked on.
+    /// How many jobs are waiting or being worked on, plus the fleets that will queue more on
+    /// their own (running, no wave waiting for an approval).
     pub fn open_jobs(&self) -> Result<i64, JournalError> {
         self.inner.conn.call(|db| {
             Ok(db.query(
-                "SELECT count(*) FROM godwit.queue WHERE state IN ('queued', 'running')",
+                "SELECT (SELECT count(*) FROM godwit.queue WHERE state IN ('queued', 'running'))
+                      + (SELECT count(*) FROM godwit.fleets f
+                          WHERE f.state = 'running'
+                            AND NOT EXISTS (SELECT 1 FROM godwit.waves w
+                                             WHERE w.fleet = f.fleet
+                                               AND w.state = 'awaiting-approval'))",
+                vec![],
+            )?[0]
+                .get(0))
+        })
+    }
+
+    /// How many workers heartbeat within their lease.
+    pub fn live_workers(&self) -> Result<i64, JournalError> {
+        self.inner.conn.call(|db| {
+            Ok(db.query(
+                "SELECT count(*) FROM godwit.workers
+                  WHERE heartbeat_at + lease_ms * interval '1 millisecond' > now()",
                 vec![],
             )?[0]
                 .get(0))

@@ -104,6 +104,61 @@ CREATE TABLE godwit.world_files (
 );
 "#,
     ),
+    (
+        3,
+        "fleets, waves, wave_members; queue.outcome",
+        r#"
+-- How a queued run ended (succeeded, rolled-back, ...): a fleet's wave counts failures from it.
+ALTER TABLE godwit.queue ADD COLUMN outcome text;
+CREATE TABLE godwit.fleets (
+    fleet      text PRIMARY KEY,
+    origin     text NOT NULL,
+    -- running | paused | stopped | aborted | done
+    state      text NOT NULL DEFAULT 'running',
+    note       text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE godwit.waves (
+    fleet         text NOT NULL REFERENCES godwit.fleets ON DELETE CASCADE,
+    wave          text NOT NULL,
+    ord           integer NOT NULL,
+    canaries      integer NOT NULL,
+    max_in_flight integer NOT NULL CHECK (max_in_flight >= 1),
+    max_failures  integer NOT NULL,
+    approve_after_canaries boolean NOT NULL,
+    -- pending | canaries | awaiting-approval | running | stopped | done
+    state         text NOT NULL DEFAULT 'pending',
+    -- Failures an operator's `fleet resume` acknowledged: the wave stops again only past
+    -- max_failures new ones.
+    acknowledged  integer NOT NULL DEFAULT 0,
+    approved_by   text,
+    note          text,
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (fleet, wave),
+    UNIQUE (fleet, ord)
+);
+CREATE TABLE godwit.wave_members (
+    fleet      text NOT NULL,
+    wave       text NOT NULL,
+    cluster    text NOT NULL,
+    ord        integer NOT NULL,
+    canary     boolean NOT NULL,
+    -- The job to queue (crate::queue::Job without its run id, given when queued).
+    job        jsonb NOT NULL,
+    run_id     text,
+    -- pending | queued | succeeded | rolled-back | held | aborted | skipped
+    state      text NOT NULL DEFAULT 'pending',
+    note       text,
+    queued_at  timestamptz,
+    ended_at   timestamptz,
+    PRIMARY KEY (fleet, cluster),
+    FOREIGN KEY (fleet, wave) REFERENCES godwit.waves ON DELETE CASCADE
+);
+CREATE INDEX wave_members_wave ON godwit.wave_members (fleet, wave, ord);
+CREATE INDEX wave_members_run ON godwit.wave_members (run_id);
+"#,
+    ),
 ];
 
 /// The newest schema version this binary knows.

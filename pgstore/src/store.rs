@@ -717,8 +717,15 @@ impl JournalStore for PgStore {
     fn discard(&self, run_id: &str) -> Result<(), JournalError> {
         let id = run_id.to_string();
         self.inner.conn.call(move |db| {
-            db.query("DELETE FROM godwit.runs WHERE run_id = $1", vec![p(id)])
-                .map(drop)
+            // Never a run someone drives: a worker that took the job while the run's creator
+            // was paused, and then discards, must not pull the run from under its creator
+            // if that one woke up first and holds a live lease again.
+            db.query(
+                "DELETE FROM godwit.runs WHERE run_id = $1 AND NOT began
+                    AND (lease_holder IS NULL OR lease_expires <= now())",
+                vec![p(id)],
+            )
+            .map(drop)
         })
     }
 

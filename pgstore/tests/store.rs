@@ -405,7 +405,14 @@ fn two_workers_take_every_job_once_skipping_rows_the_other_has_locked() {
                     assert!(!t.began);
                     assert!(
                         store
-                            .settle(&t.job.run_id, w, t.attempt, Settle::Done, None)
+                            .settle(
+                                &t.job.run_id,
+                                w,
+                                t.attempt,
+                                Settle::Done,
+                                Some("succeeded"),
+                                None
+                            )
                             .unwrap()
                     );
                     got.push(t.job.run_id);
@@ -468,12 +475,26 @@ fn a_dead_workers_run_is_taken_over_and_its_old_take_cannot_settle() {
     ));
     assert!(
         !a_store
-            .settle("job01", "worker-a", taken.attempt, Settle::Done, None)
+            .settle(
+                "job01",
+                "worker-a",
+                taken.attempt,
+                Settle::Done,
+                Some("succeeded"),
+                None
+            )
             .unwrap()
     );
     assert!(
         b_store
-            .settle("job01", "worker-b", retaken.attempt, Settle::Done, None)
+            .settle(
+                "job01",
+                "worker-b",
+                retaken.attempt,
+                Settle::Done,
+                Some("succeeded"),
+                None
+            )
             .unwrap()
     );
 }
@@ -489,7 +510,7 @@ fn migrations_apply_once_and_a_newer_schema_is_refused() {
         })
         .collect();
     for h in handles {
-        assert_eq!(h.join().unwrap().schema_versions().unwrap(), vec![1, 2]);
+        assert_eq!(h.join().unwrap().schema_versions().unwrap(), vec![1, 2, 3]);
     }
     sql(
         &server,

@@ -6,6 +6,10 @@
 //!
 //! The fleet plan runs in a child process (this bench binary again, `GODWIT_FLEET_BENCH_CHILD`)
 //! so its peak RSS (`VmHWM`) is its own, not this process's after the other measurements.
+//!
+//! Last, `godwit fleet run` of the generated 400 (24 h validation windows) on a real PostgreSQL
+//! store with three `godwit worker` processes (`--jobs 4`) and no chaos: wall time and runs per
+//! second (issue 20's benchmark; `tests/tests/fleet_run.rs` is the same with chaos, in debug).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -90,9 +94,118 @@ fn fleet_plan(size: usize) {
     );
 }
 
+/// `godwit fleet run` of `size` generated clusters on three workers; the operator approves and
+/// resumes as the fleet asks. Wall time from registering to done.
+fn fleet_run(size: usize) {
+    use std::process::{Command, Stdio};
+    let bin = env!("CARGO_BIN_EXE_godwit-toy");
+    let scratch =
+        godwit_lab::pgproc::Scratch::new().expect("PostgreSQL server binaries (lab/src/pgproc.rs)");
+    let server = scratch.primary("store", &[]).expect("start a server");
+    let url = format!("postgres://postgres@127.0.0.1:{}/postgres", server.port);
+    let dir = tempfile::tempdir().unwrap();
+    let godwit = |state: &str, args: &[&str]| {
+        let mut c = Command::new(bin);
+        c.args(args)
+            .current_dir(dir.path())
+            .env("GODWIT_STATE_DIR", dir.path().join(state))
+            .env("GODWIT_STORE", &url)
+            .env("USER", "bench");
+        c
+    };
+    let size_arg = size.to_string();
+    let t = Instant::now();
+    let o = godwit(
+        "operator",
+        &[
+            "fleet",
+            "run",
+            "--world",
+            "sim",
+            "--generated",
+            &size_arg,
+            "--detach",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut workers: Vec<std::process::Child> = (0..3)
+        .map(|i| {
+            godwit(
+                &format!("machine-{i}"),
+                &["worker", "--jobs", "4", "--poll", "200ms"],
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    let mut operator = Vec::new();
+    let status = loop {
+        let (_tx, rx) = std::sync::mpsc::channel::<()>();
+        let _ = rx.recv_timeout(std::time::Duration::from_millis(250));
+        let o = godwit("operator", &["fleet", "status", "-o", "json"])
+            .output()
+            .unwrap();
+        let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        match st["state"].as_str().unwrap_or("") {
+            "done" => break st,
+            "stopped" => {
+                operator.push("resume");
+                assert!(
+                    godwit("operator", &["fleet", "resume"])
+                        .status()
+                        .unwrap()
+                        .success()
+                );
+            }
+            _ => {
+                for w in st["waves"].as_array().unwrap() {
+                    if w["state"] == "awaiting-approval" {
+                        operator.push("approve");
+                        let wave = w["wave"].as_str().unwrap();
+                        assert!(
+                            godwit("operator", &["fleet", "approve", wave])
+                                .stdout(Stdio::null())
+                                .status()
+                                .unwrap()
+                                .success()
+                        );
+                    }
+                }
+            }
+        }
+    };
+    let wall = t.elapsed().as_secs_f64();
+    for w in &mut workers {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+    let mut by_state = std::collections::BTreeMap::new();
+    for w in status["waves"].as_array().unwrap() {
+        for m in w["members"].as_array().unwrap() {
+            *by_state
+                .entry(m["state"].as_str().unwrap().to_string())
+                .or_insert(0) += 1;
+        }
+    }
+    println!(
+        "fleet run --world sim, {size} generated clusters, 3 workers x 4 jobs, PostgreSQL store: \
+         {wall:.1} s wall, {:.2} runs/s, {by_state:?}, operator {operator:?}",
+        size as f64 / wall
+    );
+    drop(server);
+}
+
 fn main() {
     if let Ok(size) = std::env::var("GODWIT_FLEET_BENCH_CHILD") {
         std::process::exit(fleet_plan_child(&size));
+    }
+    if std::env::var_os("GODWIT_FLEET_BENCH_RUN_ONLY").is_some() {
+        fleet_run(400);
+        return;
     }
     fleet_plan(400);
     let runbook = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../runbooks/rds-to-aurora.rhai");
@@ -153,4 +266,5 @@ fn main() {
         ok.load(Ordering::SeqCst)
     );
     assert_eq!(ok.load(Ordering::SeqCst), fleet);
+    fleet_run(400);
 }

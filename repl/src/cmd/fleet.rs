@@ -10,8 +10,12 @@ use crate::context::Context;
 use crate::fleet::Fleet;
 use crate::fleet::plan::{FleetPlanRequest, Readiness, plan_fleet};
 use crate::fleet::report::{ReportContext, counts, markdown, table};
+use crate::fleet::run;
 use crate::out::{BAD, OK, WARN, styled};
 use crate::session::{Failure, invalid};
+use crate::state::Store;
+use godwit_engine::EngineError;
+use godwit_pgstore::{FleetAction, PgStore, Registered};
 
 /// Work on a fleet of clusters: the inventory of a fleet file (docs/fleet.md), or the
 /// simulator's generated fleet.
@@ -28,6 +32,12 @@ pub struct FleetArgs {
 #[derive(clap::Subcommand, Debug)]
 pub enum FleetCommand {
     Plan(FleetPlanArgs),
+    Run(FleetRunArgs),
+    Status(FleetStatusArgs),
+    Pause(FleetActionArgs),
+    Resume(FleetActionArgs),
+    Abort(FleetAbortArgs),
+    Approve(FleetApproveArgs),
 }
 
 /// Plan every cluster of the fleet without changing anything (like `terraform plan`): each
@@ -66,6 +76,12 @@ impl FleetArgs {
     pub fn execute(self, ctx: &Context) -> Result<i32, Failure> {
         match self.command {
             FleetCommand::Plan(args) => args.execute(ctx),
+            FleetCommand::Run(args) => args.execute(ctx),
+            FleetCommand::Status(args) => args.execute(ctx),
+            FleetCommand::Pause(args) => args.execute(ctx, FleetAction::Pause),
+            FleetCommand::Resume(args) => args.execute(ctx, FleetAction::Resume),
+            FleetCommand::Abort(args) => args.execute(ctx),
+            FleetCommand::Approve(args) => args.execute(ctx),
         }
     }
 }
@@ -77,37 +93,14 @@ impl FleetPlanArgs {
             .clone()
             .unwrap_or_else(|| ctx.worlds.default.clone());
         let world_name = spec.split(':').next().unwrap_or_default().to_string();
-        ctx.worlds.check_name(&world_name).map_err(invalid)?;
-        let fleet: Fleet = match &self.fleet {
-            Some(file) => crate::fleet::file::load(file, &ctx.worlds)?,
-            None if spec == "sim" => {
-                crate::fleet::generated::load(self.generated as usize, &ctx.worlds)?
-            }
-            None => {
-                return Err(invalid(format!(
-                    "no fleet: give --fleet FILE (docs/fleet.md); only --world sim has a \
-                     built-in fleet (the generated one), and this is --world {spec}"
-                )));
-            }
-        };
-        let settings = world_settings(None, "", &world_name, &self.aws)?;
-        // A world that cannot be built at all (not in this build, bad settings) is one error
-        // before anything is planned, not the same error on every cluster's line.
-        if fleet.clusters.iter().any(|c| c.scenario.is_none()) {
-            let scratch = tempfile::tempdir().map_err(|e| {
-                Failure(
-                    exit::INTERNAL,
-                    format!("cannot make a temporary directory: {e}"),
-                )
-            })?;
-            let state = scratch.path().join("world.json");
-            if let Some(v) = &settings {
-                crate::config::write_settings(&state, v)?;
-            }
-            ctx.worlds
-                .build(&spec, Some(&state))
-                .map_err(|e| invalid(format!("--world {spec}: {e}; nothing was planned")))?;
-        }
+        let (fleet, settings) = load_fleet(
+            ctx,
+            self.fleet.as_deref(),
+            &spec,
+            self.generated,
+            &self.aws,
+            "planned",
+        )?;
         // Three runs per cluster of the same few runbooks: parse each once, not 6 times per
         // cluster (engine/src/runbook.rs, `reuse`).
         godwit_engine::runbook::reuse::reuse_loads();
@@ -201,6 +194,419 @@ impl FleetPlanArgs {
         } else {
             exit::CHECK_FAILED
         })
+    }
+}
+
+/// The fleet of `--fleet FILE`, or the simulator's generated one, with the world's settings;
+/// a world that cannot be built at all (not in this build, bad settings) is one error before
+/// anything happens, not the same error on every cluster's line. `verb`: what would have been
+/// done, for that error (`planned`, `queued`).
+fn load_fleet(
+    ctx: &Context,
+    file: Option<&std::path::Path>,
+    spec: &str,
+    generated: u32,
+    aws: &AwsFlags,
+    verb: &str,
+) -> Result<(Fleet, Option<serde_json::Value>), Failure> {
+    let world_name = spec.split(':').next().unwrap_or_default().to_string();
+    ctx.worlds.check_name(&world_name).map_err(invalid)?;
+    let fleet: Fleet = match file {
+        Some(file) => crate::fleet::file::load(file, &ctx.worlds)?,
+        None if spec == "sim" => crate::fleet::generated::load(generated as usize, &ctx.worlds)?,
+        None => {
+            return Err(invalid(format!(
+                "no fleet: give --fleet FILE (docs/fleet.md); only --world sim has a built-in \
+                 fleet (the generated one), and this is --world {spec}"
+            )));
+        }
+    };
+    let settings = world_settings(None, "", &world_name, aws)?;
+    if fleet.clusters.iter().any(|c| c.scenario.is_none()) {
+        let scratch = tempfile::tempdir().map_err(|e| {
+            Failure(
+                exit::INTERNAL,
+                format!("cannot make a temporary directory: {e}"),
+            )
+        })?;
+        let state = scratch.path().join("world.json");
+        if let Some(v) = &settings {
+            crate::config::write_settings(&state, v)?;
+        }
+        ctx.worlds
+            .build(spec, Some(&state))
+            .map_err(|e| invalid(format!("--world {spec}: {e}; nothing was {verb}")))?;
+    }
+    Ok((fleet, settings))
+}
+
+/// The shared store, or an error saying fleets need one.
+fn pg_store(ctx: &Context, what: &str) -> Result<PgStore, Failure> {
+    match ctx.store()? {
+        Store::Pg(pg) => Ok(pg),
+        Store::File(_) => Err(invalid(format!(
+            "{what} needs the shared store: pass --store postgres://USER@HOST:PORT/DB (or set \
+             GODWIT_STORE); a fleet's waves and runs live there, and `godwit worker` processes \
+             drive them (docs/fleet.md)"
+        ))),
+    }
+}
+
+/// The fleet an action names, or the only one in the store.
+fn fleet_name(pg: &PgStore, given: Option<&str>) -> Result<String, Failure> {
+    if let Some(name) = given {
+        return Ok(name.to_string());
+    }
+    let fleets = pg.fleets().map_err(EngineError::from)?;
+    match fleets.as_slice() {
+        [] => Err(invalid(format!(
+            "no fleet in {}; `godwit fleet run` registers one",
+            pg.place()
+        ))),
+        [(name, _)] => Ok(name.clone()),
+        many => {
+            let unfinished: Vec<&(String, String)> = many
+                .iter()
+                .filter(|(_, s)| !matches!(s.as_str(), "done" | "aborted"))
+                .collect();
+            match unfinished.as_slice() {
+                [(name, _)] => Ok(name.clone()),
+                _ => Err(invalid(format!(
+                    "{} fleets in {}; name one with --name: {}",
+                    many.len(),
+                    pg.place(),
+                    many.iter()
+                        .map(|(n, s)| format!("{n} ({s})"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))),
+            }
+        }
+    }
+}
+
+/// Queue a fleet's migrations in waves, for `godwit worker` processes to drive: canaries
+/// first, then the rest with at most `max_in_flight` at once, the wave stopping past
+/// `max_failures` failures (docs/fleet.md, "Waves"). The fleet is kept in the shared store and
+/// advanced by every worker, so this command may stop (Ctrl-C, `--detach`) without stopping the
+/// fleet. Every cluster's run is an ordinary durable run (`godwit show RUN`). Run again, the
+/// same fleet is followed, not registered twice. Exit 0 when the fleet is done with every run
+/// succeeded (or waits for an approval); 10 when a run failed or the fleet stopped.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  godwit fleet run --world sim --store postgres://godwit@store/godwit      the generated fleet
+  godwit fleet run --fleet fleet.toml --world aws --region eu-west-1 --detach
+  godwit fleet run --world sim --generated 40 --set validation_window=1h --name rehearsal
+
+Then: godwit worker (on any number of machines) · godwit fleet status · godwit fleet approve WAVE
+· godwit fleet pause | resume | abort")]
+pub struct FleetRunArgs {
+    /// The fleet file (TOML, docs/fleet.md). Without it, `--world sim` runs the simulator's
+    /// generated fleet.
+    #[arg(long, value_name = "FILE")]
+    pub fleet: Option<PathBuf>,
+    /// World of the clusters: NAME or NAME:ARG [default: sim].
+    #[arg(long)]
+    pub world: Option<String>,
+    /// The fleet's name in the store [default: the fleet file's `name`, else its file name;
+    /// `generated` for the generated fleet].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A runbook parameter for every cluster, over the fleet file's (repeatable): KEY=VALUE,
+    /// VALUE is JSON when it parses. Checked against each cluster's runbook before anything
+    /// is queued.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// The generated fleet's size (without --fleet, in the simulator).
+    #[arg(long, value_name = "N", default_value_t = godwit_stdlib::sim::fleet::GENERATED_FLEET_SIZE as u32,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub generated: u32,
+    /// Register the fleet and return; workers drive it (`godwit fleet status` follows it).
+    #[arg(long)]
+    pub detach: bool,
+    /// How often to look at the fleet while following it.
+    #[arg(long, default_value = "1s", value_parser = godwit_engine::duration::parse_duration)]
+    pub poll: std::time::Duration,
+    #[command(flatten)]
+    pub aws: AwsFlags,
+}
+
+impl FleetRunArgs {
+    pub fn execute(self, ctx: &Context) -> Result<i32, Failure> {
+        let spec = self
+            .world
+            .clone()
+            .unwrap_or_else(|| ctx.worlds.default.clone());
+        // Everything is checked before the store is touched: the fleet, the overrides, the world.
+        let overrides = crate::config::parse_sets(&self.set)?;
+        let (mut fleet, settings) = load_fleet(
+            ctx,
+            self.fleet.as_deref(),
+            &spec,
+            self.generated,
+            &self.aws,
+            "queued",
+        )?;
+        fleet.override_params(&ctx.worlds, &overrides)?;
+        let name = self.name.clone().unwrap_or_else(|| fleet.name.clone());
+        if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+            return Err(invalid(format!(
+                "--name {name:?}: a fleet's name is 1 to 100 printable characters"
+            )));
+        }
+        let (def, left_out) = run::fleet_def(&fleet, &name, &spec, settings.as_ref());
+        let pg = pg_store(ctx, "godwit fleet run")?;
+        let members: usize = def.waves.iter().map(|w| w.members.len()).sum();
+        match pg.register_fleet(&def).map_err(EngineError::from)? {
+            Registered::New => crate::out::line(format!(
+                "fleet {name} · {} · {members} clusters in {} wave{} registered in {}{}",
+                fleet.origin,
+                def.waves.len(),
+                if def.waves.len() == 1 { "" } else { "s" },
+                pg.place(),
+                if left_out.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "\n  {} clusters are in no wave and are not run: {}",
+                        left_out.len(),
+                        left_out.join(", ")
+                    )
+                }
+            )),
+            Registered::Existing { state } => crate::out::line(format!(
+                "fleet {name} is already in {} ({state}); following it",
+                pg.place()
+            )),
+            Registered::Differs(why) => {
+                return Err(invalid(format!(
+                    "{why}; nothing was queued. Give this one another --name, or abort that one \
+                     first (`godwit fleet abort --name {name}`)"
+                )));
+            }
+        }
+        if self.detach {
+            crate::out::note(format!(
+                "workers drive it: `godwit worker --store {}` on any machine; follow with \
+                 `godwit fleet status --name {name}`",
+                pg.place()
+            ));
+            return Ok(exit::OK);
+        }
+        follow(ctx, &pg, &name, self.poll)
+    }
+}
+
+/// Follow fleet `name` until it finishes, stops or waits for a person, advancing it on every
+/// look (as workers do); Ctrl-C stops following, not the fleet.
+fn follow(
+    ctx: &Context,
+    pg: &PgStore,
+    name: &str,
+    poll: std::time::Duration,
+) -> Result<i32, Failure> {
+    let driving = crate::session::Driving::start()?;
+    let mut workers_seen = None;
+    // What the fleet looked like when following began: only what changes after is printed.
+    let mut before: Option<godwit_pgstore::FleetStatus> =
+        pg.fleet_status(name).map_err(EngineError::from)?;
+    loop {
+        // Any process may advance a fleet; following one advances it too (a fleet whose
+        // workers are all busy still starts its next wave), and prints what the rows say
+        // changed, whoever changed it.
+        pg.advance_fleets().map_err(EngineError::from)?;
+        let Some(st) = pg.fleet_status(name).map_err(EngineError::from)? else {
+            return Err(invalid(format!(
+                "fleet {name} is no longer in {}",
+                pg.place()
+            )));
+        };
+        if let Some(prev) = &before {
+            for e in run::changes(prev, &st) {
+                if ctx.json() {
+                    crate::out::line(serde_json::to_string(&e).unwrap_or_default());
+                } else {
+                    crate::out::line(run::event_line(&e));
+                }
+            }
+        }
+        before = Some(st.clone());
+        if let Some(why) = run::needs_nobody_else(&st) {
+            if ctx.json() {
+                crate::out::json(&st);
+            } else {
+                crate::out::line(format!("\n{}", run::status_text(&st)));
+                match why {
+                    "awaiting-approval" => crate::out::note(
+                        "a wave waits for an approval after its canaries: `godwit fleet approve \
+                         WAVE` goes on, `godwit fleet abort` stops",
+                    ),
+                    "stopped" => crate::out::note(
+                        "the fleet stopped: `godwit fleet resume` goes on (the failures so far \
+                         acknowledged), `godwit fleet abort` rolls back what is in flight",
+                    ),
+                    _ => {}
+                }
+            }
+            let failed = st.waves.iter().any(|w| {
+                godwit_pgstore::fleet::FAILED
+                    .iter()
+                    .any(|f| w.counts.get(*f).is_some_and(|n| *n > 0))
+            });
+            return Ok(match why {
+                "awaiting-approval" | "paused" | "done" if !failed => exit::OK,
+                _ => exit::CHECK_FAILED,
+            });
+        }
+        let workers = pg.live_workers().map_err(EngineError::from)?;
+        if workers_seen != Some(workers) {
+            if workers == 0 {
+                crate::out::note(format!(
+                    "no live worker on {}: start `godwit worker --store {}` (on any machine) to \
+                     drive the fleet's runs",
+                    pg.place(),
+                    pg.place()
+                ));
+            }
+            workers_seen = Some(workers);
+        }
+        if driving.rt.block_on(async {
+            tokio::select! {
+                _ = tokio::time::sleep(poll) => false,
+                _ = driving.cancel.cancelled() => true,
+            }
+        }) {
+            crate::out::note(format!(
+                "stopped following; the fleet goes on in the store (`godwit fleet status --name \
+                 {name}`)"
+            ));
+            return Ok(exit::OK);
+        }
+    }
+}
+
+/// Show a fleet of the shared store: its state, each wave's policy and progress, and the runs
+/// that failed or are held, with why. `-o json`: the whole fleet with every member.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  godwit fleet status
+  godwit fleet status --name payments --watch
+  godwit fleet status -o json | jq '.waves[].members[] | select(.state == \"held\")'")]
+pub struct FleetStatusArgs {
+    /// The fleet [default: the only (unfinished) fleet in the store].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Keep following (and advancing) it until it finishes, stops or waits for a person.
+    #[arg(long)]
+    pub watch: bool,
+}
+
+impl FleetStatusArgs {
+    pub fn execute(self, ctx: &Context) -> Result<i32, Failure> {
+        let pg = pg_store(ctx, "godwit fleet status")?;
+        let name = fleet_name(&pg, self.name.as_deref())?;
+        if self.watch {
+            return follow(ctx, &pg, &name, std::time::Duration::from_secs(1));
+        }
+        let Some(st) = pg.fleet_status(&name).map_err(EngineError::from)? else {
+            return Err(invalid(format!(
+                "no fleet {name:?} in {}; `godwit fleet run` registers one",
+                pg.place()
+            )));
+        };
+        if ctx.json() {
+            crate::out::json(&st);
+        } else {
+            crate::out::line(run::status_text(&st));
+        }
+        Ok(exit::OK)
+    }
+}
+
+/// Pause a fleet (queue nothing new; runs in flight go on to their own end) or resume it
+/// (after a pause, or after a wave stopped on failures: those failures are acknowledged and the
+/// wave goes on).
+#[derive(clap::Args, Debug)]
+pub struct FleetActionArgs {
+    /// The fleet [default: the only (unfinished) fleet in the store].
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+impl FleetActionArgs {
+    pub fn execute(self, ctx: &Context, action: FleetAction) -> Result<i32, Failure> {
+        act(ctx, self.name.as_deref(), &action)
+    }
+}
+
+/// Abort a fleet: members not started are skipped, queued runs no worker began are withdrawn,
+/// and every run in flight is asked to roll back (as `godwit abort RUN`: at its next safe point;
+/// after promotion a run's rollback stops at the undos that would fork the data).
+#[derive(clap::Args, Debug)]
+pub struct FleetAbortArgs {
+    /// The fleet [default: the only (unfinished) fleet in the store].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Why, recorded with who asked in the fleet and in every run's abort request.
+    #[arg(long, default_value = "no reason given")]
+    pub reason: String,
+}
+
+impl FleetAbortArgs {
+    pub fn execute(self, ctx: &Context) -> Result<i32, Failure> {
+        act(
+            ctx,
+            self.name.as_deref(),
+            &FleetAction::Abort {
+                reason: self.reason,
+            },
+        )
+    }
+}
+
+fn act(ctx: &Context, name: Option<&str>, action: &FleetAction) -> Result<i32, Failure> {
+    let pg = pg_store(ctx, "a fleet action")?;
+    let name = fleet_name(&pg, name)?;
+    let events = pg
+        .fleet_action(&name, action, &godwit_engine::journal::Request::operator())
+        .map_err(|e| invalid(e.to_string()))?;
+    for e in &events {
+        if ctx.json() {
+            crate::out::line(serde_json::to_string(e).unwrap_or_default());
+        } else {
+            crate::out::line(run::event_line(e));
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// Approve a wave that waits after its canaries (`approve_after_canaries`): the rest of it is
+/// queued at the next advance.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  godwit fleet approve canary
+  godwit fleet approve wave-1 --name payments")]
+pub struct FleetApproveArgs {
+    /// The wave.
+    pub wave: String,
+    /// The fleet [default: the only (unfinished) fleet in the store].
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+impl FleetApproveArgs {
+    pub fn execute(self, ctx: &Context) -> Result<i32, Failure> {
+        let pg = pg_store(ctx, "godwit fleet approve")?;
+        let name = fleet_name(&pg, self.name.as_deref())?;
+        let by = godwit_engine::journal::Request::operator();
+        pg.approve_wave(&name, &self.wave, &by)
+            .map_err(|e| invalid(e.to_string()))?;
+        crate::out::line(format!(
+            "wave {} of fleet {name} approved by {by}; its other clusters are queued at the next \
+             advance (any worker's poll)",
+            self.wave
+        ));
+        Ok(exit::OK)
     }
 }
 

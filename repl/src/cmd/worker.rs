@@ -94,6 +94,9 @@ impl WorkerArgs {
         let mut in_flight = 0u32;
         loop {
             let draining = driving.cancel.is_cancelled();
+            if !draining {
+                self.advance_fleets(ctx, &store);
+            }
             while !draining && in_flight < self.jobs {
                 match store.take(&me) {
                     Ok(Some(taken)) => {
@@ -156,6 +159,7 @@ impl WorkerArgs {
                     me,
                     taken.attempt,
                     Settle::Held,
+                    Some("refused"),
                     Some(why.clone()),
                 );
                 self.say(
@@ -211,7 +215,27 @@ impl WorkerArgs {
         String,
     > {
         let job = &taken.job;
-        let runbook = find_runbook(&job.runbook).map_err(|f| f.1)?;
+        let runbook = match find_runbook(&job.runbook) {
+            Ok(path) => path,
+            // A fleet's cluster on the standard runbook this binary embeds: written once under
+            // the state directory (the journal pins its hash, so workers of another godwit
+            // version are refused on resume, as for any runbook).
+            Err(_) if job.runbook == crate::fleet::run::STANDARD => {
+                let dir = state_dir.join("standard-runbook");
+                if !dir.is_dir() {
+                    // Written aside and renamed: workers sharing a state directory never read
+                    // a half-written copy (a rename onto an existing directory fails; the
+                    // other's copy is the same).
+                    let aside = state_dir.join(format!("standard-runbook.{}", std::process::id()));
+                    crate::demo::write_standard_runbook(&aside).map_err(|f| f.1)?;
+                    if std::fs::rename(&aside, &dir).is_err() {
+                        let _ = std::fs::remove_dir_all(&aside);
+                    }
+                }
+                dir.join("runbooks/rds-to-aurora.rhai")
+            }
+            Err(f) => return Err(f.1),
+        };
         let state = world_state_file(state_dir, &job.run_id);
         if let Some(parent) = state.parent() {
             std::fs::create_dir_all(parent)
@@ -275,6 +299,15 @@ impl WorkerArgs {
                 "locked",
                 Some(format!("driven by {holder}")),
             ),
+            // Created meanwhile by a worker that had lost this take (it was paused between its
+            // take and creating the run, and woke up): it drives the run under the run's own
+            // lease. Back to the queue, taken again once that lease is free — to be resumed,
+            // or found finished.
+            Err(EngineError::Journal(JournalError::Exists { .. })) => (
+                Settle::Requeue,
+                "created-elsewhere",
+                Some("created by a worker that had lost this take; it drives the run".into()),
+            ),
             // Finished meanwhile (another worker's last take completed it).
             Err(EngineError::AlreadyFinished { status, .. }) => {
                 (Settle::Done, "already-finished", Some(status.clone()))
@@ -286,7 +319,15 @@ impl WorkerArgs {
         } else {
             (Settle::Held, Some(done.findings.join("; ")))
         };
-        let settled = match store.settle(run_id, me, done.taken.attempt, to, note.clone()) {
+        // How the run ended, for its fleet's wave (if any): a run found finished already
+        // ended as its status says.
+        let outcome = match (&done.result, word) {
+            (Err(EngineError::AlreadyFinished { status, .. }), _) => Some(status.as_str()),
+            (_, "interrupted" | "locked" | "created-elsewhere") => None,
+            (_, w) => Some(w),
+        };
+        let settled = match store.settle(run_id, me, done.taken.attempt, to, outcome, note.clone())
+        {
             Ok(s) => s,
             Err(e) => {
                 crate::out::error(&e.to_string());
@@ -307,6 +348,25 @@ impl WorkerArgs {
                 note.map(|n| format!(" ({n})")).unwrap_or_default()
             ),
         );
+    }
+
+    /// Move the store's fleets on (docs/fleet.md, "Waves"): any worker may, an advance holds
+    /// the fleet's row so two never queue the same member. A failure is reported and retried at
+    /// the next poll.
+    fn advance_fleets(&self, ctx: &Context, store: &PgStore) {
+        match store.advance_fleets() {
+            Ok(events) => {
+                for e in events {
+                    self.say(
+                        ctx,
+                        json!({"event": "fleet", "fleet": e.fleet, "wave": e.wave,
+                               "cluster": e.cluster, "what": e.what, "detail": e.detail}),
+                        crate::fleet::run::event_line(&e),
+                    );
+                }
+            }
+            Err(e) => crate::out::error(&format!("advancing the fleets: {e}")),
+        }
     }
 
     /// One line per event: JSON lines with `-o json`, else words (stderr stays for errors).

@@ -241,6 +241,7 @@ fn resolve(
             params,
             wave: None,
             scenario: None,
+            world: None,
         });
     }
     if file.clusters.is_empty() {

@@ -51,6 +51,7 @@ pub fn load(n: usize, worlds: &Worlds) -> Result<Fleet, Failure> {
             runbook_path: path.clone(),
             params,
             wave: None,
+            world: Some(format!("sim:{}", m.scenario.name)),
             scenario: Some(m.scenario),
         });
     }

@@ -10,6 +10,8 @@
 //! * [`plan`]: `fleet plan` — every cluster through [`crate::plan::plan_cluster`], in parallel
 //!   with bounded concurrency — and its verdicts.
 //! * [`report`]: the terminal table, and the Markdown report for people.
+//! * [`run`]: `fleet run` — the fleet as waves of queued runs in the shared store, which
+//!   workers drive (`godwit_pgstore::fleet` holds the wave rules) — and `fleet status`.
 //!
 //! Runbooks and parameters are resolved here once: each cluster's runbook is found and loaded,
 //! and its parameters (fleet-wide, then its group's, then its own) are checked against that
@@ -20,6 +22,7 @@ pub mod file;
 pub mod generated;
 pub mod plan;
 pub mod report;
+pub mod run;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -66,6 +69,10 @@ pub struct FleetCluster {
     /// Its own simulated world (a generated fleet's cluster); `None`: the world of `--world`.
     #[serde(skip)]
     pub scenario: Option<Scenario>,
+    /// The world spec that rebuilds `scenario` on any machine (`sim:generated:SEED:ID`), for
+    /// the runs `fleet run` queues; `None`: the world of `--world`.
+    #[serde(skip)]
+    pub world: Option<String>,
 }
 
 /// A wave of `fleet run`: which clusters migrate together and how carefully. Parsed and
@@ -94,6 +101,39 @@ impl Fleet {
             waves: Vec::new(),
             _embedded: None,
         }
+    }
+}
+
+impl Fleet {
+    /// Set `overrides` (`fleet run --set`) over every cluster's parameters, checked against
+    /// each cluster's runbook as the fleet file's own are; every problem at once, nothing
+    /// changed on a refusal.
+    pub fn override_params(
+        &mut self,
+        worlds: &Worlds,
+        overrides: &Map<String, Value>,
+    ) -> Result<(), Failure> {
+        if overrides.is_empty() {
+            return Ok(());
+        }
+        let mut runbooks = Runbooks::new(worlds, None);
+        let mut merged = Vec::with_capacity(self.clusters.len());
+        let mut problems = Vec::new();
+        for c in &self.clusters {
+            let mut params = c.params.clone();
+            params.extend(overrides.clone());
+            if let Err(e) = runbooks.check_params(&c.runbook_path, &c.id, &params) {
+                problems.push(format!("{} (--set): {e}", c.id));
+            }
+            merged.push(params);
+        }
+        // One message per distinct problem is enough when every cluster shares it.
+        problems.dedup_by(|a, b| a.split_once(' ').map(|x| x.1) == b.split_once(' ').map(|x| x.1));
+        refuse(&self.origin, problems)?;
+        for (c, params) in self.clusters.iter_mut().zip(merged) {
+            c.params = params;
+        }
+        Ok(())
     }
 }
 
