@@ -205,6 +205,23 @@ fn waves_go_canaries_first_at_most_k_at_once_and_stop_past_their_failures() {
     store
         .fleet_action("payments", &FleetAction::Resume, "op")
         .unwrap();
+    // Paused with members still pending: nothing is queued until it is resumed.
+    store
+        .fleet_action("payments", &FleetAction::Pause, "op")
+        .unwrap();
+    store.advance_fleets().unwrap();
+    assert!(
+        take_all(&store, "w").is_empty(),
+        "a paused fleet queues nothing"
+    );
+    assert_eq!(status(&store, "payments").state, "paused");
+    let err = store
+        .fleet_action("payments", &FleetAction::Pause, "op")
+        .unwrap_err();
+    assert!(err.to_string().contains("paused already"), "{err}");
+    store
+        .fleet_action("payments", &FleetAction::Resume, "op")
+        .unwrap();
     store.advance_fleets().unwrap();
     let t = take_all(&store, "w");
     assert_eq!(clusters(&t), ["main-db-4", "main-db-5", "main-db-6"]);

@@ -442,6 +442,37 @@ fn a_simulated_run_continues_on_another_machine_in_the_world_it_left() {
     assert_eq!(first.wait().unwrap().code(), Some(7), "interrupted");
     assert!(!env.dir.path().join("machine-2").exists());
 
+    // Machine 3: the console attached to the run sees its simulated world as the store has
+    // it (a copy: the replica godwit built on machine 1 is there), though it never ran here.
+    let mut console = env
+        .command_on("machine-3", &["repl", "--attach", &id])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = console.stdin.take().unwrap();
+        stdin
+            .write_all(b"rds::describe_cluster(\"orders-db-aurora\").status\n")
+            .unwrap();
+    }
+    let o = console.wait_with_output().unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(
+        out.contains("available") && !out.contains("NotFound"),
+        "the run's replica, from the store's copy of its world: {out}{err}"
+    );
+    assert!(
+        format!("{out}{err}").contains("a copy of run"),
+        "{out}{err}"
+    );
+
     // Machine 2: approve, then resume; its world files come from the store.
     let (code, _, err) = env.godwit(&["approve", &id]);
     assert_eq!(code, 0, "{err}");

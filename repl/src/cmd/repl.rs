@@ -57,20 +57,28 @@ impl ReplArgs {
                     }
                     (Some(rw), _) => {
                         let original = world_state_file(&state_dir, &id);
-                        if rw.starts_with("sim") && original.exists() {
-                            let target = copy.path().join(format!("{id}.json"));
-                            for (from, to) in
-                                world_files(&original).iter().zip(world_files(&target))
-                            {
-                                if from.exists() {
-                                    std::fs::copy(from, &to).map_err(|e| {
-                                        Failure(
-                                            exit::INTERNAL,
-                                            format!("cannot copy {}: {e}", from.display()),
-                                        )
-                                    })?;
+                        let target = copy.path().join(format!("{id}.json"));
+                        if rw.starts_with("sim") {
+                            if matches!(store, crate::state::Store::Pg(_)) {
+                                // The shared store's copy: the world as the run's last append
+                                // left it, whichever machine drove it.
+                                crate::state::fetch_world(&store, &id, &target).map_err(invalid)?;
+                            } else if original.exists() {
+                                for (from, to) in
+                                    world_files(&original).iter().zip(world_files(&target))
+                                {
+                                    if from.exists() {
+                                        std::fs::copy(from, &to).map_err(|e| {
+                                            Failure(
+                                                exit::INTERNAL,
+                                                format!("cannot copy {}: {e}", from.display()),
+                                            )
+                                        })?;
+                                    }
                                 }
                             }
+                        }
+                        if rw.starts_with("sim") && target.exists() {
                             note = Some(format!(
                                 "world {rw}: a copy of run {id}'s simulated world, where the run stopped; calls here never move the run"
                             ));
