@@ -64,15 +64,22 @@ impl Context {
         state_dir(self.state_flag.clone()).map_err(invalid)
     }
 
-    /// The run store: the PostgreSQL store `--store` names (connected now: an unreachable
-    /// one is exit 2 before anything runs), else the files under the state directory.
+    /// The run store: the PostgreSQL store `--store` (or `GODWIT_STORE`, or the settings
+    /// file's `store.url`) names — connected now: an unreachable one is exit 2 before anything
+    /// runs — else the files under the state directory.
     pub fn store(&self) -> Result<Store, Failure> {
-        self.store_with(godwit_pgstore::Options::default())
+        self.store_with(None)
     }
 
-    /// [`Context::store`] with the PostgreSQL store's options (a worker's lease).
-    pub fn store_with(&self, options: godwit_pgstore::Options) -> Result<Store, Failure> {
-        match &self.store_flag {
+    /// [`Context::store`] with a lease of the caller's (a worker's `--lease`) over the
+    /// settings file's.
+    pub fn store_with(&self, lease: Option<std::time::Duration>) -> Result<Store, Failure> {
+        let (settings, _) = crate::settings::load().map_err(invalid)?;
+        let mut options = settings.store.options();
+        if let Some(lease) = lease {
+            options.lease = lease;
+        }
+        match self.store_flag.as_ref().or(settings.store.url.as_ref()) {
             Some(url) => Ok(Store::Pg(pg_store(url, options).map_err(invalid)?)),
             None => Ok(Store::File(store(&self.state_dir()?))),
         }

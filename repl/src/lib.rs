@@ -43,5 +43,6 @@ pub mod plan;
 pub mod render;
 pub mod repl;
 pub mod session;
+pub mod settings;
 pub mod state;
 pub mod worlds;

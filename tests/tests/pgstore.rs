@@ -596,3 +596,62 @@ fn workers_killed_and_stopped_at_random_lose_no_run_and_never_share_a_journal() 
         assert_eq!(stretches.len(), distinct.len(), "{run}: {rows:?}");
     }
 }
+
+/// The settings file names the store for every command when neither `--store` nor
+/// `GODWIT_STORE` does; a broken one, or `GODWIT_SETTINGS` naming no file, is an error naming
+/// it before anything runs; the flag wins over the file.
+#[test]
+fn the_settings_file_names_the_store_and_a_broken_one_is_refused() {
+    let (_scratch, _server, env) = env();
+    let settings = env.dir.path().join("settings.toml");
+    std::fs::write(
+        &settings,
+        format!("[store]\nurl = \"{}\"\nlease = \"7s\"\n", env.url),
+    )
+    .unwrap();
+    let godwit = |settings: &std::path::Path, args: &[&str]| {
+        let o = env
+            .command(args)
+            .env_remove("GODWIT_STORE")
+            .env("GODWIT_SETTINGS", settings)
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let (code, out, err) = godwit(&settings, &["worker", "--status"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("the queue in postgres://postgres@127.0.0.1"),
+        "{out}"
+    );
+    // The flag wins: a file store (the state directory) would refuse a worker.
+    let (code, _, err) = godwit(
+        &settings,
+        &[
+            "--store",
+            "postgres://nobody@127.0.0.1:1/none?connect_timeout=2",
+            "runs",
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("127.0.0.1:1"), "{err}");
+
+    let broken = env.dir.path().join("broken.toml");
+    std::fs::write(&broken, "[store]\nurll = \"postgres://x@y/z\"\n").unwrap();
+    let (code, _, err) = godwit(&broken, &["runs"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("broken.toml") && err.contains("urll"), "{err}");
+    let (code, _, err) = godwit(&env.dir.path().join("nothing.toml"), &["runs"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("nothing.toml") && err.contains("GODWIT_SETTINGS"),
+        "{err}"
+    );
+    // Commands that need no store do not read it.
+    let (code, _, err) = godwit(&broken, &["worlds"]);
+    assert_eq!(code, 0, "{err}");
+}

@@ -246,8 +246,8 @@ fn pg_store(ctx: &Context, what: &str) -> Result<PgStore, Failure> {
         Store::Pg(pg) => Ok(pg),
         Store::File(_) => Err(invalid(format!(
             "{what} needs the shared store: pass --store postgres://USER@HOST:PORT/DB (or set \
-             GODWIT_STORE); a fleet's waves and runs live there, and `godwit worker` processes \
-             drive them (docs/fleet.md)"
+             GODWIT_STORE, or store.url in the settings file); a fleet's waves and runs live \
+             there, and `godwit worker` processes drive them (docs/fleet.md)"
         ))),
     }
 }

@@ -145,7 +145,8 @@ fn enqueue_run(
     let crate::state::Store::Pg(pg) = store else {
         return Err(invalid(
             "--enqueue queues the run for `godwit worker` processes, which share runs through \
-             PostgreSQL: pass --store postgres://USER@HOST:PORT/DB (or set GODWIT_STORE)",
+             PostgreSQL: pass --store postgres://USER@HOST:PORT/DB (or set GODWIT_STORE, or store.url \
+             in the settings file)",
         ));
     };
     let run_id = godwit_engine::run::new_run_id(&cluster);

@@ -42,9 +42,10 @@ pub struct WorkerArgs {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
     pub jobs: u32,
     /// This worker's lease, for its runs and itself: how long after its last heartbeat another
-    /// worker may take its runs over. Heartbeats come every third of it.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    pub lease: Duration,
+    /// worker may take its runs over. Heartbeats come every third of it. [default: the
+    /// settings file's store.lease, else 30s]
+    #[arg(long, value_parser = parse_duration)]
+    pub lease: Option<Duration>,
     /// How often an idle worker looks for work.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub poll: Duration,
@@ -67,14 +68,11 @@ struct Finished {
 
 impl WorkerArgs {
     pub fn execute(self, ctx: &Context) -> Result<i32, Failure> {
-        let options = godwit_pgstore::Options {
-            lease: self.lease,
-            ..godwit_pgstore::Options::default()
-        };
-        let Store::Pg(store) = ctx.store_with(options)? else {
+        let Store::Pg(store) = ctx.store_with(self.lease)? else {
             return Err(invalid(
                 "godwit worker needs a shared store: pass --store postgres://USER@HOST:PORT/DB \
-                 (or set GODWIT_STORE); workers share runs through PostgreSQL",
+                 (or set GODWIT_STORE, or store.url in the settings file); workers share runs through \
+                 PostgreSQL",
             ));
         };
         if self.status {
@@ -88,7 +86,7 @@ impl WorkerArgs {
             "worker {me} on {}: up to {} runs at once, lease {:?}",
             store.place(),
             self.jobs,
-            self.lease
+            store.options().lease
         ));
         let (tx, rx) = mpsc::channel::<Finished>();
         let mut in_flight = 0u32;
