@@ -284,8 +284,13 @@ impl PgStore {
         let names: Vec<String> = self.inner.conn.call(|db| {
             Ok(db
                 .query(
-                    "SELECT fleet FROM godwit.fleets
-                      WHERE state IN ('running', 'paused', 'stopped', 'aborted')
+                    // Stopped and aborted fleets only while runs of theirs are in flight
+                    // (their ends are still to be recorded).
+                    "SELECT fleet FROM godwit.fleets f
+                      WHERE state IN ('running', 'paused')
+                         OR (state IN ('stopped', 'aborted')
+                             AND EXISTS (SELECT 1 FROM godwit.wave_members m
+                                          WHERE m.fleet = f.fleet AND m.state = 'queued'))
                       ORDER BY created_at, fleet",
                     vec![],
                 )?
