@@ -39,12 +39,20 @@ pub enum FleetCommand {
 #[command(after_help = "Examples:
   godwit fleet plan --world sim
   godwit fleet plan --fleet fleet.toml --world aws --report fleet-plan.md
-  godwit fleet plan --world sim --generated 40 -o json")]
+  godwit fleet plan --world sim --generated 40 -o json
+  godwit fleet plan --world aws --discover godwit:fleet=payments --owner-tag team")]
 pub struct FleetPlanArgs {
     /// The fleet file (TOML, docs/fleet.md). Without it, `--world sim` plans the simulator's
     /// generated fleet.
     #[arg(long, value_name = "FILE")]
     pub fleet: Option<PathBuf>,
+    /// Discover the fleet in the world: the account's RDS for PostgreSQL instances carrying tag
+    /// TAG (with VALUE, when given), over the fleet file's [discover] (docs/fleet.md).
+    #[arg(long, value_name = "TAG[=VALUE]")]
+    pub discover: Option<String>,
+    /// With --discover: each discovered instance's owner is its tag TAG.
+    #[arg(long, value_name = "TAG")]
+    pub owner_tag: Option<String>,
     /// World of the clusters: NAME or NAME:ARG [default: sim].
     #[arg(long)]
     pub world: Option<String>,
@@ -78,18 +86,17 @@ impl FleetPlanArgs {
             .unwrap_or_else(|| ctx.worlds.default.clone());
         let world_name = spec.split(':').next().unwrap_or_default().to_string();
         ctx.worlds.check_name(&world_name).map_err(invalid)?;
-        let fleet: Fleet = match &self.fleet {
-            Some(file) => crate::fleet::file::load(file, &ctx.worlds)?,
-            None if spec == "sim" => {
-                crate::fleet::generated::load(self.generated as usize, &ctx.worlds)?
-            }
-            None => {
-                return Err(invalid(format!(
-                    "no fleet: give --fleet FILE (docs/fleet.md); only --world sim has a \
-                     built-in fleet (the generated one), and this is --world {spec}"
-                )));
-            }
-        };
+        let fleet: Fleet = crate::fleet::discover::load(
+            &crate::fleet::discover::FleetSource {
+                file: self.fleet.as_deref(),
+                discover: self.discover.as_deref(),
+                owner_tag: self.owner_tag.as_deref(),
+                world: &spec,
+                aws: &self.aws,
+                generated: self.generated as usize,
+            },
+            &ctx.worlds,
+        )?;
         let settings = world_settings(None, "", &world_name, &self.aws)?;
         // A world that cannot be built at all (not in this build, bad settings) is one error
         // before anything is planned, not the same error on every cluster's line.
