@@ -25,8 +25,9 @@ use godwit_stdlib::ec2::{self, Ec2, SecurityGroup as Sg};
 use godwit_stdlib::pg::live::{BoxFuture, Connector, PG_CALL_LIMIT, Pool, Target};
 use godwit_stdlib::rds::{
     self, Accepts, CreateClusterInstance, CreateParameterGroups, CreateReplicaCluster, DbCluster,
-    DbInstance, EngineVersion, ExistingGroup, Parameter, ParameterGroupsCreated, ParameterRule,
-    Promotion, Rds, RdsEvent, Reboot, RestoreCluster, Snapshot,
+    DbInstance, EngineVersion, ExistingGroup, InstancePage, InstanceSummary, Parameter,
+    ParameterGroupsCreated, ParameterRule, Promotion, Rds, RdsEvent, Reboot, RestoreCluster,
+    Snapshot,
 };
 
 use crate::LabError;
@@ -913,6 +914,7 @@ impl Rds for LabRds {
                         .unwrap_or_else(|| "default.aurora-postgresql".into()),
                     reboots: Vec::new(),
                     op: None,
+                    tags: BTreeMap::new(),
                 });
             if inst.op.is_none() {
                 inst.op = Some(InstanceOp::Create);
@@ -1221,6 +1223,38 @@ impl Rds for LabRds {
                 .into_iter()
                 .filter(|e| e.source_id == id && e.source_type == kind)
                 .collect(),
+        ))
+    }
+
+    fn list_instances(
+        &self,
+        _cx: &Call<'_>,
+        engine: &str,
+        marker: Option<&str>,
+        max_records: u32,
+    ) -> Result<InstancePage, PrimitiveError> {
+        let st = self.ctx.state(R, "list_instances")?;
+        // Every instance the lab runs (the source, cluster writers) with its tags, paged as AWS
+        // pages (rds::page_after).
+        Ok(rds::page_after(
+            st.instances
+                .values()
+                .filter(|i| i.engine == engine)
+                .map(|i| {
+                    let v = self.instance_view(&st, i);
+                    InstanceSummary {
+                        id: v.id,
+                        engine: v.engine,
+                        engine_version: v.engine_version,
+                        instance_class: v.instance_class,
+                        allocated_storage_gb: v.allocated_storage_gb,
+                        status: v.status,
+                        tags: i.tags.clone(),
+                    }
+                })
+                .collect(),
+            marker,
+            max_records,
         ))
     }
 

@@ -156,6 +156,9 @@ pub struct Instance {
     /// supervisor, which completes an accepted operation as RDS does on its own).
     #[serde(default)]
     pub op: Option<InstanceOp>,
+    /// Its tags (`TagList`): what `rds::list_instances` and fleet discovery read.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// An instance operation recorded before it acts (see [`Instance::op`]).

@@ -69,6 +69,9 @@ pub struct LabOptions {
     /// WAL segment size of the source (and so of its copies), MiB (default 64, RDS's;
     /// `None`: PostgreSQL's 16).
     pub wal_segment_mib: Option<u32>,
+    /// The source's tags (default none, as a new RDS instance): e.g. `godwit:fleet=lab` for
+    /// fleet discovery.
+    pub tags: BTreeMap<String, String>,
 }
 
 impl LabOptions {
@@ -87,6 +90,7 @@ impl LabOptions {
             heartbeat: Some(Duration::from_secs(3)),
             archive_timeout: Some(Duration::from_secs(10)),
             wal_segment_mib: Some(64),
+            tags: BTreeMap::new(),
         }
     }
 }
@@ -313,6 +317,7 @@ impl Supervisor {
                 parameter_group: source_group,
                 reboots: Vec::new(),
                 op: None,
+                tags: opts.tags.clone(),
             },
         );
         if opts.cdc {

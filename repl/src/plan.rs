@@ -253,6 +253,27 @@ fn probe(world: &World, req: &PlanRequest) -> Result<Value, Failure> {
         .unwrap_or(Value::Null))
 }
 
+/// Run the read-only `runbook` in `world` for `cluster` on a scratch store, and return what its
+/// step `step` returned; `Err` with the run's reason when the step did not complete (a world
+/// that refused, a runbook error).
+pub(crate) fn read_only_step(
+    world: &World,
+    runbook: &std::path::Path,
+    cluster: &str,
+    step: &str,
+) -> Result<Result<Value, String>, Failure> {
+    let (run, report, _) = scratch_run(world, runbook, cluster, &Map::new(), false)?;
+    let result = run.lines.into_iter().find_map(|l| match l.event {
+        Event::StepCompleted { name, result, .. } if name == step => Some(result),
+        _ => None,
+    });
+    Ok(result.ok_or_else(|| match report.status {
+        RunStatus::RolledBack { reason, .. } | RunStatus::RollbackFailed { reason, .. } => reason,
+        RunStatus::Succeeded { .. } => format!("step {step} returned nothing"),
+        RunStatus::Interrupted => "interrupted".into(),
+    }))
+}
+
 /// The probe runbook, written once per process into a directory that lives as long as it.
 fn probe_dir() -> Result<&'static std::path::Path, Failure> {
     static DIR: std::sync::OnceLock<Result<tempfile::TempDir, String>> = std::sync::OnceLock::new();

@@ -476,3 +476,156 @@ fn a_world_that_cannot_be_built_is_one_error_before_anything_is_planned() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("give --fleet FILE"), "{stderr}");
 }
+
+/// Discovery in the simulated account (`--world sim`): the generated fleet's members are found
+/// by their tag, each owned by its `team` tag and planned in its own world; the account's other
+/// instances (untagged, another fleet's, a MySQL) are not.
+#[test]
+fn the_fleet_is_discovered_by_tag_in_the_simulated_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = godwit(
+        dir.path(),
+        &[
+            "fleet",
+            "plan",
+            "--world",
+            "sim",
+            "--generated",
+            "6",
+            "--discover",
+            "godwit:fleet=generated",
+            "--owner-tag",
+            "team",
+            "-o",
+            "json",
+        ],
+    );
+    assert!(code == 0 || code == 10, "{stdout}\n{stderr}");
+    let verdicts: Vec<Value> = serde_json::from_str(&stdout).unwrap();
+    let mut got: Vec<(String, String)> = verdicts
+        .iter()
+        .map(|v| {
+            (
+                v["cluster"].as_str().unwrap().to_string(),
+                v["owner"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    let mut want: Vec<(String, String)> = generated_fleet(6, GENERATED_FLEET_SEED)
+        .into_iter()
+        .map(|m| (m.scenario.source.id, m.owner))
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+    // Each planned in its own world: a calibrated prediction, not the default scenario's.
+    assert!(
+        verdicts.iter().all(|v| v["readiness"] != "error"),
+        "{stdout}"
+    );
+}
+
+/// `[discover]` in a fleet file: discovered clusters join the listed ones, a listed cluster
+/// wins over its discovered self, and waves may name discovered clusters.
+#[test]
+fn a_fleet_file_discovers_clusters_and_its_listed_clusters_win() {
+    let ids: Vec<String> = generated_fleet(4, GENERATED_FLEET_SEED)
+        .into_iter()
+        .map(|m| m.scenario.source.id)
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "fleet.toml",
+        &format!(
+            r#"
+[discover]
+tag = "godwit:fleet"
+value = "generated"
+owner_tag = "team"
+
+[[clusters]]
+id = "{}"
+owner = "platform-dba"
+
+[[waves]]
+name = "canary"
+clusters = ["{}"]
+"#,
+            ids[0], ids[1]
+        ),
+    );
+    let (code, stdout, stderr) = godwit(
+        dir.path(),
+        &[
+            "fleet",
+            "plan",
+            "--fleet",
+            f.to_str().unwrap(),
+            "--world",
+            "sim",
+            "--generated",
+            "4",
+            "-o",
+            "json",
+        ],
+    );
+    assert!(code == 0 || code == 10, "{stdout}\n{stderr}");
+    let verdicts: Vec<Value> = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(verdicts.len(), 4, "{stdout}");
+    assert_eq!(verdict(&verdicts, &ids[0])["owner"], "platform-dba");
+    assert_eq!(verdict(&verdicts, &ids[1])["wave"], "canary");
+    assert_ne!(verdict(&verdicts, &ids[1])["owner"], "platform-dba");
+}
+
+/// Bad discovery input is refused before anything is planned, naming the place and the fix.
+#[test]
+fn bad_discovery_input_is_refused_naming_the_place_and_the_fix() {
+    refused(
+        "[discover]\ntag = \"godwit:fleet\"\ntagg = \"x\"\n",
+        &["discover", "unknown field `tagg`", "docs/fleet.md"],
+    );
+    refused(
+        "[discover]\ntag = \"\"\n",
+        &["[discover]", "the tag is empty", "name a tag key"],
+    );
+    refused(
+        "[discover]\ntag = \"godwit:fleet\"\nvalue = \"generated\"\ngroup = \"ledger\"\n",
+        &[
+            "[discover]",
+            "group \"ledger\" is not a group under [groups]",
+        ],
+    );
+    // No match: which tag, how many instances were seen, which values exist. The generated
+    // account of 400: 400 members, scratch-db and warehouse-db (the MySQL is not listed).
+    let e = refused(
+        "[discover]\ntag = \"godwit:fleet\"\nvalue = \"paymnets\"\nowner_tag = \"team\"\n",
+        &[
+            "no RDS for PostgreSQL instance carries tag godwit:fleet=paymnets",
+            "402 instances seen in world sim",
+            "godwit:fleet=data-platform, godwit:fleet=generated",
+            "add-tags-to-resource",
+        ],
+    );
+    assert!(!e.contains("legacy-mysql"), "{e}");
+    // An instance without the owner tag, and no default owner.
+    let e = refused(
+        "[discover]\ntag = \"godwit:fleet\"\nvalue = \"data-platform\"\nowner_tag = \"owner\"\n",
+        &[
+            "instance warehouse-db (tag godwit:fleet=data-platform) has no tag owner",
+            "owner = \"TEAM\"",
+        ],
+    );
+    assert!(e.contains("1 problem"), "{e}");
+    // --owner-tag alone means nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = godwit(
+        dir.path(),
+        &["fleet", "plan", "--world", "sim", "--owner-tag", "team"],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("--owner-tag applies to discovery"),
+        "{stderr}"
+    );
+}

@@ -1344,3 +1344,92 @@ fn the_standard_runbook_runs_against_moto_as_far_as_moto_models_it() {
     drop(envoy);
     dal.block_on(plane.shutdown());
 }
+
+/// Create a bare RDS instance `id` of `engine` with `tags` in moto, through the SDK.
+fn create_tagged_instance(env: &Env, id: &str, engine: &str, tags: &[(&str, &str)]) {
+    env.block(async {
+        env.aws
+            .rds
+            .create_db_instance()
+            .db_instance_identifier(id)
+            .engine(engine)
+            .db_instance_class("db.t3.medium")
+            .allocated_storage(20)
+            .master_username("admin_user")
+            .master_user_password("not-used-by-godwit")
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(*k).value(*v).build())
+                    .collect(),
+            ))
+            .send()
+            .await
+            .unwrap();
+    });
+}
+
+/// Discovery reads every page of `DescribeDBInstances` (moto pages at MaxRecords, default 100)
+/// and matches tags client-side: 130 tagged instances over two pages of 100 (seven of 20),
+/// the owner tag read back as tagged, other engines and other fleets left out.
+#[test]
+fn list_instances_follows_every_page_and_filters_tags_client_side() {
+    let env = env();
+    let (_vpc, _sg) = env.source();
+    for i in 0..130 {
+        let team = if i % 2 == 0 { "payments" } else { "orders" };
+        create_tagged_instance(
+            &env,
+            &format!("pay-{i:03}"),
+            "postgres",
+            &[("godwit:fleet", "payments"), ("team", team)],
+        );
+    }
+    create_tagged_instance(
+        &env,
+        "search-001",
+        "postgres",
+        &[("godwit:fleet", "search")],
+    );
+    create_tagged_instance(
+        &env,
+        "legacy-mysql",
+        "mysql",
+        &[("godwit:fleet", "payments"), ("team", "platform")],
+    );
+    let (mut s, c) = env.session();
+
+    let all = eval(&mut s, "rds::list_instances(#{})");
+    let all = all.as_array().unwrap();
+    // The source (untagged), 130 payments instances, search-001; never the MySQL.
+    assert_eq!(all.len(), 132, "{all:?}");
+    assert_eq!(calls(&c, "rds.DescribeDBInstances"), 2, "two pages of 100");
+    assert!(all.iter().all(|i| i["engine"] == "postgres"));
+
+    let pay = eval(
+        &mut s,
+        r#"rds::list_instances(#{ tag: "godwit:fleet", value: "payments", page_size: 20 })"#,
+    );
+    let pay = pay.as_array().unwrap();
+    assert_eq!(pay.len(), 130);
+    assert_eq!(
+        calls(&c, "rds.DescribeDBInstances"),
+        2 + 7,
+        "seven pages of 20"
+    );
+    assert_eq!(pay[0]["id"], "pay-000");
+    assert_eq!(pay[0]["tags"]["team"], "payments");
+    assert_eq!(pay[1]["tags"]["team"], "orders");
+    assert_eq!(pay[0]["instance_class"], "db.t3.medium");
+    assert_eq!(pay[0]["allocated_storage_gb"], 20);
+
+    let tagged = eval(&mut s, r#"rds::list_instances(#{ tag: "godwit:fleet" })"#);
+    assert_eq!(tagged.as_array().unwrap().len(), 131);
+
+    // AWS's MaxRecords range (moto accepts any): refused before a call, as in every world.
+    let before = calls(&c, "rds.DescribeDBInstances");
+    let err = eval_err(&mut s, "rds::list_instances(#{ page_size: 10 })");
+    assert!(err.contains("MaxRecords must be 20..100"), "{err}");
+    let err = eval_err(&mut s, r#"rds::list_instances(#{ tag: "" })"#);
+    assert!(err.contains("the tag is empty"), "{err}");
+    assert_eq!(calls(&c, "rds.DescribeDBInstances"), before);
+}

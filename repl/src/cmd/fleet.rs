@@ -49,12 +49,20 @@ pub enum FleetCommand {
 #[command(after_help = "Examples:
   godwit fleet plan --world sim
   godwit fleet plan --fleet fleet.toml --world aws --report fleet-plan.md
-  godwit fleet plan --world sim --generated 40 -o json")]
+  godwit fleet plan --world sim --generated 40 -o json
+  godwit fleet plan --world aws --discover godwit:fleet=payments --owner-tag team")]
 pub struct FleetPlanArgs {
     /// The fleet file (TOML, docs/fleet.md). Without it, `--world sim` plans the simulator's
     /// generated fleet.
     #[arg(long, value_name = "FILE")]
     pub fleet: Option<PathBuf>,
+    /// Discover the fleet in the world: the account's RDS for PostgreSQL instances carrying tag
+    /// TAG (with VALUE, when given), over the fleet file's [discover] (docs/fleet.md).
+    #[arg(long, value_name = "TAG[=VALUE]")]
+    pub discover: Option<String>,
+    /// With --discover: each discovered instance's owner is its tag TAG.
+    #[arg(long, value_name = "TAG")]
+    pub owner_tag: Option<String>,
     /// World of the clusters: NAME or NAME:ARG [default: sim].
     #[arg(long)]
     pub world: Option<String>,
@@ -95,9 +103,13 @@ impl FleetPlanArgs {
         let world_name = spec.split(':').next().unwrap_or_default().to_string();
         let (fleet, settings) = load_fleet(
             ctx,
-            self.fleet.as_deref(),
+            &FleetFrom {
+                file: self.fleet.as_deref(),
+                discover: self.discover.as_deref(),
+                owner_tag: self.owner_tag.as_deref(),
+                generated: self.generated,
+            },
             &spec,
-            self.generated,
             &self.aws,
             "planned",
         )?;
@@ -203,24 +215,24 @@ impl FleetPlanArgs {
 /// done, for that error (`planned`, `queued`).
 fn load_fleet(
     ctx: &Context,
-    file: Option<&std::path::Path>,
+    from: &FleetFrom<'_>,
     spec: &str,
-    generated: u32,
     aws: &AwsFlags,
     verb: &str,
 ) -> Result<(Fleet, Option<serde_json::Value>), Failure> {
     let world_name = spec.split(':').next().unwrap_or_default().to_string();
     ctx.worlds.check_name(&world_name).map_err(invalid)?;
-    let fleet: Fleet = match file {
-        Some(file) => crate::fleet::file::load(file, &ctx.worlds)?,
-        None if spec == "sim" => crate::fleet::generated::load(generated as usize, &ctx.worlds)?,
-        None => {
-            return Err(invalid(format!(
-                "no fleet: give --fleet FILE (docs/fleet.md); only --world sim has a built-in \
-                 fleet (the generated one), and this is --world {spec}"
-            )));
-        }
-    };
+    let fleet: Fleet = crate::fleet::discover::load(
+        &crate::fleet::discover::FleetSource {
+            file: from.file,
+            discover: from.discover,
+            owner_tag: from.owner_tag,
+            world: spec,
+            aws,
+            generated: from.generated as usize,
+        },
+        &ctx.worlds,
+    )?;
     let settings = world_settings(None, "", &world_name, aws)?;
     if fleet.clusters.iter().any(|c| c.scenario.is_none()) {
         let scratch = tempfile::tempdir().map_err(|e| {
@@ -238,6 +250,14 @@ fn load_fleet(
             .map_err(|e| invalid(format!("--world {spec}: {e}; nothing was {verb}")))?;
     }
     Ok((fleet, settings))
+}
+
+/// Where a command's fleet comes from: `--fleet`, `--discover`/`--owner-tag`, `--generated`.
+struct FleetFrom<'a> {
+    file: Option<&'a std::path::Path>,
+    discover: Option<&'a str>,
+    owner_tag: Option<&'a str>,
+    generated: u32,
 }
 
 /// The shared store, or an error saying fleets need one.
@@ -308,6 +328,13 @@ pub struct FleetRunArgs {
     /// World of the clusters: NAME or NAME:ARG [default: sim].
     #[arg(long)]
     pub world: Option<String>,
+    /// Discover the fleet's clusters: the account's PostgreSQL instances tagged TAG (with
+    /// VALUE, when given), over the fleet file's [discover] (docs/fleet.md).
+    #[arg(long, value_name = "TAG[=VALUE]")]
+    pub discover: Option<String>,
+    /// With --discover: each discovered instance's owner is its tag TAG.
+    #[arg(long, value_name = "TAG")]
+    pub owner_tag: Option<String>,
     /// The fleet's name in the store [default: the fleet file's `name`, else its file name;
     /// `generated` for the generated fleet].
     #[arg(long)]
@@ -341,9 +368,13 @@ impl FleetRunArgs {
         let overrides = crate::config::parse_sets(&self.set)?;
         let (mut fleet, settings) = load_fleet(
             ctx,
-            self.fleet.as_deref(),
+            &FleetFrom {
+                file: self.fleet.as_deref(),
+                discover: self.discover.as_deref(),
+                owner_tag: self.owner_tag.as_deref(),
+                generated: self.generated,
+            },
             &spec,
-            self.generated,
             &self.aws,
             "queued",
         )?;

@@ -63,6 +63,10 @@ pub enum LabCommand {
         /// transactions updating an account, teller and branch).
         #[arg(long, default_value = "insert", value_parser = parse_kind)]
         workload_kind: godwit_lab::workload::Kind,
+        /// Tag the source KEY=VALUE (repeatable), e.g. `--tag godwit:fleet=lab --tag team=orders`
+        /// for fleet discovery (`godwit fleet plan --world lab --discover godwit:fleet=lab`).
+        #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+        tags: Vec<(String, String)>,
     },
     /// Stop a lab: its supervisor, every server, Envoy and consumer — recorded or not —, then
     /// remove its data and keep its logs in the lab directory (`--purge`: remove everything).
@@ -101,6 +105,7 @@ impl LabArgs {
                 no_db_access,
                 workload,
                 workload_kind,
+                tags,
             } => {
                 godwit_engine::run::validate_cluster(&source)?;
                 let dir = dir.unwrap_or_else(default_dir);
@@ -113,6 +118,7 @@ impl LabArgs {
                     opts.seed_rows = rows;
                     opts.cdc = !no_cdc;
                     opts.db_access = !no_db_access;
+                    opts.tags = tags.into_iter().collect();
                     crate::out::note(format!("starting a lab in {} …", dir.display()));
                     let mut sup = Supervisor::up(opts).await.map_err(lab_failure)?;
                     sup.keep_logs();
@@ -215,6 +221,13 @@ async fn wait_for_stop(
                 }
             }
         }
+    }
+}
+
+fn parse_tag(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not KEY=VALUE (e.g. godwit:fleet=lab)")),
     }
 }
 

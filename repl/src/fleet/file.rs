@@ -34,21 +34,40 @@ use super::{Fleet, FleetCluster, Runbooks, Wave, refuse};
 use crate::session::{Failure, invalid};
 use crate::worlds::Worlds;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FleetFile {
-    name: Option<String>,
+pub(crate) struct FleetFile {
+    pub(crate) name: Option<String>,
     /// The runbook of every cluster that names none (directly or through its group).
     #[serde(default = "standard")]
-    runbook: String,
+    pub(crate) runbook: String,
     #[serde(default)]
-    params: Map<String, Value>,
+    pub(crate) params: Map<String, Value>,
     #[serde(default)]
-    groups: BTreeMap<String, GroupFile>,
+    pub(crate) groups: BTreeMap<String, GroupFile>,
+    /// Clusters found in the world by their tags (`[discover]`, see [`super::discover`]),
+    /// merged into `clusters` before anything else is checked.
     #[serde(default)]
-    clusters: Vec<ClusterFile>,
+    pub(crate) discover: Option<DiscoverFile>,
     #[serde(default)]
-    waves: Vec<WaveFile>,
+    pub(crate) clusters: Vec<ClusterFile>,
+    #[serde(default)]
+    pub(crate) waves: Vec<WaveFile>,
+}
+
+/// `[discover]`: the fleet's clusters are the account's RDS for PostgreSQL instances carrying
+/// `tag` (with `value`, when given); each one's owner is its `owner_tag` tag, else `owner`.
+/// Clusters listed under `[[clusters]]` win over discovered ones of the same id.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DiscoverFile {
+    pub(crate) tag: String,
+    pub(crate) value: Option<String>,
+    pub(crate) owner_tag: Option<String>,
+    /// The owner of a discovered instance without the owner tag.
+    pub(crate) owner: Option<String>,
+    /// The group of every discovered cluster (its owner, runbook and params apply).
+    pub(crate) group: Option<String>,
 }
 
 fn standard() -> String {
@@ -57,27 +76,27 @@ fn standard() -> String {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct GroupFile {
+pub(crate) struct GroupFile {
     owner: Option<String>,
     runbook: Option<String>,
     #[serde(default)]
     params: Map<String, Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ClusterFile {
-    id: String,
-    owner: Option<String>,
-    group: Option<String>,
-    runbook: Option<String>,
+pub(crate) struct ClusterFile {
+    pub(crate) id: String,
+    pub(crate) owner: Option<String>,
+    pub(crate) group: Option<String>,
+    pub(crate) runbook: Option<String>,
     #[serde(default)]
-    params: Map<String, Value>,
+    pub(crate) params: Map<String, Value>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct WaveFile {
+pub(crate) struct WaveFile {
     name: String,
     #[serde(default)]
     clusters: Vec<String>,
@@ -97,9 +116,9 @@ fn one() -> u32 {
     1
 }
 
-/// Load the fleet file `path`: parse, resolve every cluster's runbook and parameters, check
-/// everything. Errors are invalid input (exit 2) listing every problem.
-pub fn load(path: &Path, worlds: &Worlds) -> Result<Fleet, Failure> {
+/// Parse the fleet file `path` strictly: its content, its name (the file's `name`, else its
+/// file name) and its directory. Errors are invalid input (exit 2) naming the key path.
+pub(crate) fn parse(path: &Path) -> Result<(FleetFile, String), Failure> {
     let origin = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|e| invalid(format!("cannot read fleet file {origin}: {e}")))?;
@@ -123,8 +142,25 @@ pub fn load(path: &Path, worlds: &Worlds) -> Result<Fleet, Failure> {
         path.file_stem()
             .map_or("fleet".into(), |s| s.to_string_lossy().into_owned())
     });
-    let base = path.parent().map(Path::to_path_buf);
-    resolve(file, name, origin, Runbooks::new(worlds, base))
+    Ok((file, name))
+}
+
+/// Resolve a parsed fleet (its `[discover]` already merged into its clusters): every cluster's
+/// runbook and parameters, groups, waves — every problem at once. `base`: the fleet file's
+/// directory, where relative runbook paths are read.
+pub(crate) fn load_parsed(
+    file: FleetFile,
+    name: String,
+    origin: String,
+    base: Option<&Path>,
+    worlds: &Worlds,
+) -> Result<Fleet, Failure> {
+    resolve(
+        file,
+        name,
+        origin,
+        Runbooks::new(worlds, base.map(Path::to_path_buf)),
+    )
 }
 
 fn resolve(

@@ -4,6 +4,8 @@
 //! * [`file`]: the fleet file (TOML) → [`Fleet`], strictly: unknown keys, duplicate clusters, a
 //!   cluster in two waves, unknown groups and runbooks, parameters a runbook does not declare —
 //!   every problem named with its key path and fix, before anything runs.
+//! * [`discover`]: which fleet a command works on — the file, the account's instances found by
+//!   their tags (`[discover]`, `--discover`) through the world, or the generated one.
 //! * [`generated`]: the simulator's built-in generated fleet (`stdlib/src/sim/fleet.rs`) as a
 //!   [`Fleet`] whose clusters each carry their own simulated world.
 //! * [`calibration`]: the prediction's scenario from one cluster's own figures.
@@ -18,6 +20,7 @@
 //! runbook's schema exactly as `godwit run` would check them (`engine/src/params.rs`).
 
 pub mod calibration;
+pub mod discover;
 pub mod file;
 pub mod generated;
 pub mod plan;

@@ -1266,4 +1266,47 @@ impl Rds for AwsApi {
     ) -> Result<Vec<RdsEvent>, PrimitiveError> {
         self.rds_events(cx, "describe_events", id, cluster)
     }
+
+    fn list_instances(
+        &self,
+        cx: &Call<'_>,
+        engine: &str,
+        marker: Option<&str>,
+        max_records: u32,
+    ) -> Result<InstancePage, PrimitiveError> {
+        // DescribeDBInstances filters by `db-cluster-id`, `db-instance-id`, `dbi-resource-id`,
+        // `domain` and `engine` only — never by tag — and pages with Marker/MaxRecords (20..100)
+        // (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DescribeDBInstances.html):
+        // the engine is filtered here, the tags by the caller from each instance's `TagList`.
+        let out = self.api(cx, A, "list_instances", "rds.DescribeDBInstances", || {
+            self.aws
+                .rds
+                .describe_db_instances()
+                .filters(t::Filter::builder().name("engine").values(engine).build())
+                .set_marker(marker.map(str::to_string))
+                .max_records(max_records as i32)
+                .send()
+        })?;
+        let s = |o: Option<&str>| o.unwrap_or_default().to_string();
+        Ok(InstancePage {
+            instances: out
+                .db_instances()
+                .iter()
+                .map(|i| InstanceSummary {
+                    id: s(i.db_instance_identifier()),
+                    engine: s(i.engine()),
+                    engine_version: s(i.engine_version()),
+                    instance_class: s(i.db_instance_class()),
+                    allocated_storage_gb: i.allocated_storage().unwrap_or(0).max(0) as u64,
+                    status: s(i.db_instance_status()),
+                    tags: i
+                        .tag_list()
+                        .iter()
+                        .filter_map(|t| Some((t.key()?.to_string(), s(t.value()))))
+                        .collect(),
+                })
+                .collect(),
+            marker: out.marker().filter(|m| !m.is_empty()).map(str::to_string),
+        })
+    }
 }

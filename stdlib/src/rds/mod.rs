@@ -137,6 +137,27 @@ pub struct RdsEvent {
     pub message: String,
 }
 
+/// One DB instance as an account's listing shows it (`DescribeDBInstances` without an id):
+/// what an inventory needs, with the instance's tags (`TagList`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceSummary {
+    pub id: String,
+    pub engine: String,
+    pub engine_version: String,
+    pub instance_class: String,
+    pub allocated_storage_gb: u64,
+    pub status: String,
+    /// Tag key → value (AWS tags are unique by key).
+    pub tags: BTreeMap<String, String>,
+}
+
+/// One page of an account's instances: `marker` continues the listing, `None` on the last page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstancePage {
+    pub instances: Vec<InstanceSummary>,
+    pub marker: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EngineVersion {
     pub engine: String,
@@ -340,6 +361,17 @@ pub trait Rds: Send + Sync {
         id: &str,
         cluster: bool,
     ) -> Result<Vec<RdsEvent>, PrimitiveError>;
+    /// One page of the account's DB instances of `engine` (`DescribeDBInstances` with its
+    /// `engine` filter, `Marker`, `MaxRecords`), ordered as the world orders them. `max_records`
+    /// has passed [`check_max_records`]; a world refuses nothing else. Callers page with
+    /// [`list_every_page`], which follows every page.
+    fn list_instances(
+        &self,
+        cx: &Call<'_>,
+        engine: &str,
+        marker: Option<&str>,
+        max_records: u32,
+    ) -> Result<InstancePage, PrimitiveError>;
 }
 
 /// The states a cluster never leaves on its own: waiting is pointless. Every other state
@@ -1188,6 +1220,180 @@ pub fn check_restorable(op: &str, snap: &Snapshot) -> Result<(), PrimitiveError>
         "wait until it is available (rds::wait_until_snapshot_available)",
     )
     .with_retryable(true))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listing the account: paging and tags.
+// ---------------------------------------------------------------------------------------------
+
+/// The only engine an account listing returns: godwit migrates RDS for PostgreSQL instances, so
+/// MySQL, Oracle, ... and Aurora cluster members (`aurora-postgresql`) are never inventory.
+pub const LISTED_ENGINE: &str = "postgres";
+
+/// `MaxRecords` of `DescribeDBInstances`: "Default: 100. Constraints: Minimum 20, maximum 100."
+/// (<https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DescribeDBInstances.html>).
+pub const MAX_RECORDS_MIN: u32 = 20;
+pub const MAX_RECORDS_MAX: u32 = 100;
+
+/// A page size AWS accepts, or `Invalid` as AWS answers (`InvalidParameterValue`) — checked in
+/// every world, so the simulator and the lab refuse what AWS refuses.
+pub fn check_max_records(op: &str, n: i64) -> Result<u32, PrimitiveError> {
+    if (MAX_RECORDS_MIN as i64..=MAX_RECORDS_MAX as i64).contains(&n) {
+        Ok(n as u32)
+    } else {
+        Err(PrimitiveError::invalid(
+            A,
+            op,
+            format!(
+                "page_size {n} is out of range (InvalidParameterValue: MaxRecords must be \
+                 {MAX_RECORDS_MIN}..{MAX_RECORDS_MAX})"
+            ),
+            format!(
+                "use a page size from {MAX_RECORDS_MIN} to {MAX_RECORDS_MAX}, or leave it out (100)"
+            ),
+        ))
+    }
+}
+
+/// Which instances a listing keeps: all, those carrying tag `key`, or those whose `key` is
+/// `value`. Tags cannot be filtered server-side by `DescribeDBInstances` (its filters are
+/// `db-cluster-id`, `db-instance-id`, `dbi-resource-id`, `domain` and `engine`), so every world
+/// lists every page and applies this.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TagFilter {
+    pub key: Option<String>,
+    pub value: Option<String>,
+}
+
+impl TagFilter {
+    /// A filter AWS's tag rules allow (a key of 1 to 128 characters, a value of at most 256),
+    /// and a value only with its key; `Invalid` naming the fix otherwise.
+    pub fn new(
+        op: &str,
+        key: Option<String>,
+        value: Option<String>,
+    ) -> Result<TagFilter, PrimitiveError> {
+        let bad = |what: String, fix: &str| Err(PrimitiveError::invalid(A, op, what, fix));
+        match (&key, &value) {
+            (None, Some(v)) => {
+                return bad(
+                    format!("value {v:?} without a tag"),
+                    "give the tag's key too: #{ tag: \"godwit:fleet\", value: \"payments\" }",
+                );
+            }
+            (Some(k), _) if k.trim().is_empty() => {
+                return bad(
+                    "the tag is empty".into(),
+                    "name a tag key, e.g. \"godwit:fleet\", or leave the tag out to list every instance",
+                );
+            }
+            (Some(k), _) if k.chars().count() > 128 => {
+                return bad(
+                    format!("tag {k:?} is longer than 128 characters"),
+                    "AWS tag keys are 1 to 128 characters",
+                );
+            }
+            (_, Some(v)) if v.chars().count() > 256 => {
+                return bad(
+                    format!("value {v:?} is longer than 256 characters"),
+                    "AWS tag values are at most 256 characters",
+                );
+            }
+            _ => {}
+        }
+        Ok(TagFilter { key, value })
+    }
+
+    pub fn matches(&self, tags: &BTreeMap<String, String>) -> bool {
+        match (&self.key, &self.value) {
+            (None, _) => true,
+            (Some(k), None) => tags.contains_key(k),
+            (Some(k), Some(v)) => tags.get(k) == Some(v),
+        }
+    }
+}
+
+impl std::fmt::Display for TagFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.key, &self.value) {
+            (None, _) => write!(f, "any tags"),
+            (Some(k), None) => write!(f, "tag {k}"),
+            (Some(k), Some(v)) => write!(f, "tag {k}={v}"),
+        }
+    }
+}
+
+/// Every `postgres` instance of the account that `filter` keeps, sorted by id: every page
+/// followed (`page_size` each, from [`check_max_records`]), the engine and the tags checked here
+/// again whatever the world did. A marker that comes back twice is the world's bug, not a loop.
+pub fn list_every_page(
+    cx: &Call<'_>,
+    rds: &dyn Rds,
+    op: &str,
+    filter: &TagFilter,
+    page_size: u32,
+) -> Result<Vec<InstanceSummary>, PrimitiveError> {
+    let mut out = Vec::new();
+    let mut marker: Option<String> = None;
+    let mut seen_markers = std::collections::BTreeSet::new();
+    loop {
+        let page = rds.list_instances(cx, LISTED_ENGINE, marker.as_deref(), page_size)?;
+        if page.instances.len() > page_size as usize {
+            return Err(PrimitiveError::new(
+                A,
+                op,
+                ErrorKind::Internal,
+                format!(
+                    "a page of {} instances for MaxRecords {page_size}",
+                    page.instances.len()
+                ),
+                "this is a bug in the world's listing",
+            ));
+        }
+        out.extend(
+            page.instances
+                .into_iter()
+                .filter(|i| i.engine == LISTED_ENGINE && filter.matches(&i.tags)),
+        );
+        marker = page.marker.filter(|m| !m.is_empty());
+        match &marker {
+            None => break,
+            Some(m) if !seen_markers.insert(m.clone()) => {
+                return Err(PrimitiveError::new(
+                    A,
+                    op,
+                    ErrorKind::Internal,
+                    format!("the listing returned marker {m:?} twice"),
+                    "this is a bug in the world's paging",
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out.dedup_by(|a, b| a.id == b.id);
+    Ok(out)
+}
+
+/// One page of `items` (sorted by id) after `marker`, as a world without AWS's own paging
+/// serves it: at most `max_records`, and the marker of the next page (the last id served)
+/// when more remain.
+pub fn page_after(
+    items: Vec<InstanceSummary>,
+    marker: Option<&str>,
+    max_records: u32,
+) -> InstancePage {
+    let mut rest: Vec<InstanceSummary> = items
+        .into_iter()
+        .filter(|i| marker.is_none_or(|m| i.id.as_str() > m))
+        .collect();
+    rest.sort_by(|a, b| a.id.cmp(&b.id));
+    let more = rest.len() > max_records as usize;
+    rest.truncate(max_records as usize);
+    InstancePage {
+        marker: more.then(|| rest.last().map(|i| i.id.clone())).flatten(),
+        instances: rest,
+    }
 }
 
 fn conflict(op: &str, message: String, hint: impl Into<String>) -> PrimitiveError {

@@ -778,6 +778,52 @@ mod rds_module {
         )
     }
 
+    /// The account's RDS for PostgreSQL instances with their tags, sorted by id: the inventory a
+    /// fleet is discovered from (`DescribeDBInstances`, every page). Only engine `postgres` is
+    /// listed — what godwit migrates; Aurora cluster members and other engines never are. AWS
+    /// filters no tags server-side, so every instance is read and the tags are matched here.
+    ///
+    /// # Parameters
+    /// * `options` — `#{}` for every instance; `tag: "godwit:fleet"` keeps instances carrying
+    ///   that tag, `value: "payments"` (with `tag`) only those whose tag has that value;
+    ///   `page_size` is `MaxRecords`, 20 to 100 (default 100), as AWS accepts.
+    ///
+    /// # Returns
+    /// Array of `#{ id, engine, engine_version, instance_class, allocated_storage_gb, status, tags }`
+    /// (`tags`: a map of key to value).
+    ///
+    /// # Errors
+    /// `Invalid` for an unknown option, an empty tag, a value without a tag, or a page size
+    /// outside 20..100; `Throttled` (retryable) when AWS throttles.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let all = rds::list_instances(#{});
+    /// assert(all.len() == 1 && all[0].id == "orders-db", "the scenario's one source");
+    /// let fleet = rds::list_instances(#{ tag: "godwit:fleet", value: "nope", page_size: 20 });
+    /// assert(fleet.is_empty(), "the source carries no such tag");
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn list_instances(ctx: NativeCallContext, options: Map) -> RhaiResult<Array> {
+        const OP: &str = "list_instances";
+        let o = Opts::new(A, OP, options, &["tag", "value", "page_size"])
+            .map_err(|e| invalid(&ctx, e))?;
+        let tag = o.string("tag").map_err(|e| invalid(&ctx, e))?;
+        let value = o.string("value").map_err(|e| invalid(&ctx, e))?;
+        let filter = TagFilter::new(OP, tag, value).map_err(|e| invalid(&ctx, e))?;
+        let page_size = match o.int("page_size", i64::MIN).map_err(|e| invalid(&ctx, e))? {
+            Some(n) => check_max_records(OP, n).map_err(|e| invalid(&ctx, e))?,
+            None => MAX_RECORDS_MAX,
+        };
+        call(
+            &ctx,
+            A,
+            OP,
+            &json!({ "tag": filter.key, "value": filter.value, "page_size": page_size }),
+            |cx, w| list_every_page(cx, w.rds.as_ref(), OP, &filter, page_size),
+        )
+    }
+
     /// Restore an Aurora cluster from an RDS snapshot (the `snapshot` runbook variant). Idempotent.
     ///
     /// # Parameters

@@ -663,6 +663,48 @@ impl Rds for Sim {
                 .collect(),
         ))
     }
+
+    fn list_instances(
+        &self,
+        cx: &Call<'_>,
+        engine: &str,
+        marker: Option<&str>,
+        max_records: u32,
+    ) -> Result<InstancePage, PrimitiveError> {
+        let st = self.api(cx, A, "list_instances")?;
+        // The world's instances (the source and what runs created) with the source's tags, and
+        // the account's other instances (inventory only); paged as AWS pages.
+        let modelled = st.rds.instances.values().map(|i| InstanceSummary {
+            id: i.id.clone(),
+            engine: i.engine.clone(),
+            engine_version: i.engine_version.clone(),
+            instance_class: i.instance_class.clone(),
+            allocated_storage_gb: i.allocated_storage_gb,
+            status: i.status.clone(),
+            tags: if i.id == st.sc.source.id {
+                st.sc.source.tags.clone()
+            } else {
+                BTreeMap::new()
+            },
+        });
+        let account = st.sc.account.iter().map(|a| InstanceSummary {
+            id: a.id.clone(),
+            engine: a.engine.clone(),
+            engine_version: a.engine_version.clone(),
+            instance_class: a.instance_class.clone(),
+            allocated_storage_gb: a.allocated_storage_gb,
+            status: a.status.clone(),
+            tags: a.tags.clone(),
+        });
+        Ok(page_after(
+            modelled
+                .chain(account)
+                .filter(|i| i.engine == engine)
+                .collect(),
+            marker,
+            max_records,
+        ))
+    }
 }
 
 /// RDS for PostgreSQL's defaults of the hot-standby parameters (its `postgres15` family).

@@ -424,3 +424,92 @@ proptest! {
         prop_assert!(err.message.contains(&extra));
     }
 }
+
+fn summary(id: &str) -> InstanceSummary {
+    InstanceSummary {
+        id: id.into(),
+        engine: LISTED_ENGINE.into(),
+        engine_version: "15.4".into(),
+        instance_class: "db.r6g.large".into(),
+        allocated_storage_gb: 100,
+        status: "available".into(),
+        tags: BTreeMap::new(),
+    }
+}
+
+#[test]
+fn max_records_is_refused_outside_aws_range_as_aws_refuses_it() {
+    assert_eq!(check_max_records("list_instances", 20).unwrap(), 20);
+    assert_eq!(check_max_records("list_instances", 100).unwrap(), 100);
+    for bad in [0, 19, 101, -1] {
+        let e = check_max_records("list_instances", bad).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Invalid);
+        assert!(e.message.contains("InvalidParameterValue"), "{e:?}");
+        assert!(e.hint.contains("20 to 100"), "{e:?}");
+    }
+}
+
+#[test]
+fn a_tag_filter_needs_a_key_for_a_value_and_a_non_empty_key() {
+    let f = |k: Option<&str>, v: Option<&str>| {
+        TagFilter::new("list_instances", k.map(String::from), v.map(String::from))
+    };
+    assert!(
+        f(None, Some("payments"))
+            .unwrap_err()
+            .message
+            .contains("without a tag")
+    );
+    assert!(
+        f(Some(" "), None)
+            .unwrap_err()
+            .message
+            .contains("the tag is empty")
+    );
+    assert!(f(Some(&"k".repeat(129)), None).is_err());
+    let tags = params(&[("godwit:fleet", "payments"), ("team", "")]);
+    assert!(f(None, None).unwrap().matches(&tags));
+    assert!(f(Some("godwit:fleet"), None).unwrap().matches(&tags));
+    assert!(
+        f(Some("team"), None).unwrap().matches(&tags),
+        "an empty value is a value"
+    );
+    assert!(
+        f(Some("godwit:fleet"), Some("payments"))
+            .unwrap()
+            .matches(&tags)
+    );
+    assert!(
+        !f(Some("godwit:fleet"), Some("Payments"))
+            .unwrap()
+            .matches(&tags),
+        "case matters"
+    );
+    assert!(!f(Some("owner"), None).unwrap().matches(&tags));
+}
+
+proptest! {
+    /// Paging a world's instances in pages of any size AWS accepts serves each instance once,
+    /// in id order, no page larger than asked, and the last page without a marker.
+    #[test]
+    fn pages_serve_every_instance_once(n in 0usize..260, size in MAX_RECORDS_MIN..=MAX_RECORDS_MAX) {
+        let items: Vec<InstanceSummary> =
+            (0..n).rev().map(|i| summary(&format!("db-{i:04}"))).collect();
+        let mut seen = Vec::new();
+        let mut marker: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let page = page_after(items.clone(), marker.as_deref(), size);
+            prop_assert!(page.instances.len() <= size as usize);
+            pages += 1;
+            seen.extend(page.instances.into_iter().map(|i| i.id));
+            marker = page.marker;
+            if marker.is_none() {
+                break;
+            }
+        }
+        let want: Vec<String> = (0..n).map(|i| format!("db-{i:04}")).collect();
+        prop_assert_eq!(seen, want);
+        prop_assert_eq!(pages, n.div_ceil(size as usize).max(1));
+    }
+}

@@ -13,14 +13,21 @@
 //! as it does on AWS.
 
 use super::rng::Rng;
+use std::collections::BTreeMap;
+
 use super::scenario::{
-    ConsumerCfg, Fault, FaultKind, Scenario, SlotCfg, SlotType, Source, Workload,
+    AccountInstance, ConsumerCfg, Fault, FaultKind, Scenario, SlotCfg, SlotType, Source, Workload,
 };
 
 /// The size of `godwit fleet plan --world sim`'s built-in fleet.
 pub const GENERATED_FLEET_SIZE: usize = 400;
 /// Its seed.
 pub const GENERATED_FLEET_SEED: u64 = 2026;
+/// The tag every generated cluster carries (`godwit:fleet = generated`): what discovery
+/// (`[discover]`, `--discover`) finds it by in the simulated account.
+pub const GENERATED_FLEET_TAG: (&str, &str) = ("godwit:fleet", "generated");
+/// The tag naming a generated cluster's owning team.
+pub const GENERATED_OWNER_TAG: &str = "team";
 
 /// A problem planted in a generated cluster, and the preflight check that must refuse it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,6 +198,10 @@ pub fn generated_fleet(n: usize, seed: u64) -> Vec<FleetMember> {
             extensions,
             app_roles: vec![format!("{service}_app")],
             parameter_group: format!("{service}-pg{}", &major_minor[..2]),
+            tags: BTreeMap::from([
+                (GENERATED_FLEET_TAG.0.into(), GENERATED_FLEET_TAG.1.into()),
+                (GENERATED_OWNER_TAG.into(), team.to_string()),
+            ]),
             ..Source::default()
         };
         sc.workload = Workload {
@@ -302,6 +313,65 @@ pub fn load_generated(name: &str) -> Option<Result<Scenario, String>> {
                 )
             }),
     )
+}
+
+/// The simulated account that holds the generated fleet of `n` (from `seed`): a world whose
+/// source is the fleet's first cluster and whose `[[account]]` lists the others — tagged as in
+/// their own worlds — beside three instances that are not the fleet's and that discovery must
+/// leave out: an untagged PostgreSQL, one of another fleet, and a MySQL carrying the fleet's
+/// tag (godwit migrates PostgreSQL only). Inventory only: each cluster is planned in its own
+/// world ([`generated_fleet`]).
+pub fn generated_account(n: usize, seed: u64) -> Scenario {
+    let fleet = generated_fleet(n.max(1), seed);
+    let mut members = fleet.into_iter();
+    let mut sc = members
+        .next()
+        .map(|m| m.scenario)
+        .expect("a fleet of at least one");
+    sc.name = "generated-account".into();
+    sc.description = format!("the simulated account of the generated fleet of {n}");
+    let mut account: Vec<AccountInstance> = members
+        .take(n.saturating_sub(1))
+        .map(|m| AccountInstance {
+            id: m.scenario.source.id,
+            engine: "postgres".into(),
+            engine_version: m.scenario.source.engine_version,
+            instance_class: m.scenario.source.instance_class,
+            allocated_storage_gb: m.scenario.source.allocated_storage_gb,
+            status: "available".into(),
+            tags: m.scenario.source.tags,
+        })
+        .collect();
+    let other = |id: &str, engine: &str, version: &str, tags: &[(&str, &str)]| AccountInstance {
+        id: id.into(),
+        engine: engine.into(),
+        engine_version: version.into(),
+        instance_class: "db.t3.medium".into(),
+        allocated_storage_gb: 20,
+        status: "available".into(),
+        tags: tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    account.push(other("scratch-db", "postgres", "16.3", &[]));
+    account.push(other(
+        "warehouse-db",
+        "postgres",
+        "15.4",
+        &[
+            (GENERATED_FLEET_TAG.0, "data-platform"),
+            (GENERATED_OWNER_TAG, "analytics"),
+        ],
+    ));
+    account.push(other(
+        "legacy-mysql",
+        "mysql",
+        "8.0.35",
+        &[GENERATED_FLEET_TAG, (GENERATED_OWNER_TAG, "platform")],
+    ));
+    sc.account = account;
+    sc
 }
 
 #[cfg(test)]

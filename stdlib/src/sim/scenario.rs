@@ -5,7 +5,7 @@
 //! (the `toml` crate's message quotes the line); [`Scenario::validate`] checks ranges and the
 //! cross-references serde cannot see (a fault naming a slot that does not exist).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -158,6 +158,9 @@ pub struct Scenario {
     pub godwit: Godwit,
     #[serde(default)]
     pub faults: Vec<Fault>,
+    /// The account's other DB instances (inventory only, see [`AccountInstance`]).
+    #[serde(default)]
+    pub account: Vec<AccountInstance>,
 }
 
 /// godwit itself as the world sees it: whether it has database access, and the security group
@@ -223,6 +226,9 @@ pub struct Source {
     /// replication) is modelled with 1 or more: the credential-less fence must then be told
     /// (`fence_connection_allowance`), never pass on its own.
     pub internal_connections: u32,
+    /// The instance's tags (`TagList`), e.g. `{ "godwit:fleet" = "payments", team = "orders" }`:
+    /// what `rds::list_instances` and fleet discovery read.
+    pub tags: BTreeMap<String, String>,
 }
 
 impl Default for Source {
@@ -272,8 +278,45 @@ impl Default for Source {
             parameter_apply_status: "in-sync".into(),
             read_replicas: Vec::new(),
             internal_connections: 0,
+            tags: BTreeMap::new(),
         }
     }
+}
+
+/// Another DB instance of the simulated account (`[[account]]`): inventory only. It is listed by
+/// `rds::list_instances` — with its engine, so a MySQL or an Aurora member is listed and left out
+/// as on AWS — and nothing else in this world knows it: `describe_instance`, `pg::`, `cw::` model
+/// only the source and what the run creates. To plan or migrate it, give it its own world (as the
+/// generated fleet does: one scenario per cluster).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountInstance {
+    pub id: String,
+    #[serde(default = "postgres")]
+    pub engine: String,
+    #[serde(default = "default_engine_version")]
+    pub engine_version: String,
+    #[serde(default = "default_instance_class")]
+    pub instance_class: String,
+    #[serde(default = "default_allocated_storage_gb")]
+    pub allocated_storage_gb: u64,
+    #[serde(default = "available")]
+    pub status: String,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+fn default_engine_version() -> String {
+    Source::default().engine_version
+}
+fn default_instance_class() -> String {
+    Source::default().instance_class
+}
+fn default_allocated_storage_gb() -> u64 {
+    Source::default().allocated_storage_gb
+}
+fn available() -> String {
+    "available".into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -848,6 +891,24 @@ impl Scenario {
                 ),
                 _ => {}
             }
+        }
+        let mut ids = BTreeSet::from([self.source.id.as_str()]);
+        for (i, a) in self.account.iter().enumerate() {
+            need(
+                valid_id(&a.id),
+                format!(
+                    "account[{i}].id: {:?} is not an RDS identifier (1-63 letters, digits, '-')",
+                    a.id
+                ),
+            );
+            need(
+                ids.insert(a.id.as_str()),
+                format!(
+                    "account[{i}].id: {:?} is already an instance of the account (the source or \
+                     an earlier [[account]]); ids are unique in an account",
+                    a.id
+                ),
+            );
         }
         if problems.is_empty() {
             Ok(())

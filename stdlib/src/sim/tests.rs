@@ -768,3 +768,54 @@ fn replica_lag_reads_minus_one_until_replication_runs() {
         "{lag:?}"
     );
 }
+
+/// The simulated account of the generated fleet: every member listed with its tags, in pages
+/// AWS would serve, and only PostgreSQL — the MySQL carrying the fleet's tag is left out.
+#[test]
+fn the_generated_account_lists_its_fleet_with_tags_in_pages() {
+    use crate::rds::{Rds, TagFilter, list_every_page};
+    use crate::sim::fleet::{GENERATED_FLEET_TAG, generated_account, generated_fleet};
+    let sc = generated_account(130, 7);
+    sc.validate().unwrap();
+    let sim = Sim::new(sc);
+    let fleet = generated_fleet(130, 7);
+
+    // Pages of 50: 132 PostgreSQL instances (130 members, scratch-db, warehouse-db) in three.
+    let p1 = sim.list_instances(&cx(), "postgres", None, 50).unwrap();
+    assert_eq!(p1.instances.len(), 50);
+    let p2 = sim
+        .list_instances(&cx(), "postgres", p1.marker.as_deref(), 50)
+        .unwrap();
+    let p3 = sim
+        .list_instances(&cx(), "postgres", p2.marker.as_deref(), 50)
+        .unwrap();
+    assert_eq!((p2.instances.len(), p3.instances.len()), (50, 32));
+    assert_eq!(p3.marker, None);
+
+    let filter = TagFilter::new(
+        "t",
+        Some(GENERATED_FLEET_TAG.0.into()),
+        Some(GENERATED_FLEET_TAG.1.into()),
+    )
+    .unwrap();
+    let found = list_every_page(&cx(), &sim, "list_instances", &filter, 20).unwrap();
+    let mut want: Vec<(String, String)> = fleet
+        .iter()
+        .map(|m| (m.scenario.source.id.clone(), m.owner.clone()))
+        .collect();
+    want.sort();
+    let got: Vec<(String, String)> = found
+        .iter()
+        .map(|i| (i.id.clone(), i.tags["team"].clone()))
+        .collect();
+    assert_eq!(got, want, "every member, owner tag = its owner");
+    let all = list_every_page(&cx(), &sim, "list_instances", &TagFilter::default(), 100).unwrap();
+    assert!(
+        all.iter()
+            .any(|i| i.id == "scratch-db" && i.tags.is_empty())
+    );
+    assert!(
+        !all.iter().any(|i| i.id == "legacy-mysql"),
+        "PostgreSQL only"
+    );
+}

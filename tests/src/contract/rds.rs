@@ -81,6 +81,68 @@ pub fn target_version(f: &Fixture) -> EngineVersion {
         .unwrap_or_else(|| panic!("[{}] no Aurora version for {major}.{minor}", f.name))
 }
 
+/// Listing the account (fleet discovery): the source is listed as its describe shows it, with
+/// its tags; Aurora members (the story's writer exists by now) never are; sorted by id, each
+/// once, the same whatever page size AWS accepts; a tag no instance carries keeps none.
+pub fn listing(f: &Fixture) {
+    let list = |page: u32, filter: &rds::TagFilter| {
+        ok(
+            f,
+            &format!("list_instances(page_size {page})"),
+            rds::list_every_page(
+                &f.cx(A, "list_instances"),
+                f.areas.rds.as_ref(),
+                "list_instances",
+                filter,
+                page,
+            ),
+        )
+    };
+    let all = list(rds::MAX_RECORDS_MAX, &rds::TagFilter::default());
+    let src = instance(f, &f.source);
+    let listed = all
+        .iter()
+        .find(|i| i.id == f.source)
+        .unwrap_or_else(|| panic!("[{}] the source is not listed: {all:?}", f.name));
+    assert_eq!(
+        (
+            listed.engine.as_str(),
+            listed.engine_version.as_str(),
+            listed.instance_class.as_str(),
+            listed.allocated_storage_gb,
+            listed.status.as_str()
+        ),
+        (
+            src.engine.as_str(),
+            src.engine_version.as_str(),
+            src.instance_class.as_str(),
+            src.allocated_storage_gb,
+            src.status.as_str()
+        ),
+        "[{}] listed as described",
+        f.name
+    );
+    assert!(
+        all.iter()
+            .all(|i| i.engine == rds::LISTED_ENGINE && i.id != f.writer),
+        "[{}] PostgreSQL instances only, never an Aurora member: {all:?}",
+        f.name
+    );
+    assert!(
+        all.windows(2).all(|w| w[0].id < w[1].id),
+        "[{}] sorted by id, each once: {all:?}",
+        f.name
+    );
+    assert_eq!(
+        list(rds::MAX_RECORDS_MIN, &rds::TagFilter::default()),
+        all,
+        "[{}] the smallest page size lists the same",
+        f.name
+    );
+    let none = rds::TagFilter::new("t", Some("godwit:contract-no-such-tag".into()), None).unwrap();
+    assert_eq!(list(rds::MAX_RECORDS_MAX, &none), [], "[{}]", f.name);
+}
+
 /// Describing: what exists is described, an unknown id is `NotFound` (area rds), engine
 /// versions are sorted, an unknown engine is `Invalid`, parameters are sorted by name.
 pub fn reads(f: &Fixture) {

@@ -25,10 +25,11 @@ type Part<'a> = (&'a str, Needs, &'a dyn Fn(&Fixture));
 /// Run every area's contract on `f`; panic with every failure.
 pub fn run(f: &Fixture) {
     use Needs::*;
-    let parts: [Part; 15] = [
+    let parts: [Part; 16] = [
         ("rds: reads", Nothing, &rds::reads),
         ("rds: parameter groups", Nothing, &rds::parameter_groups),
         ("rds: replica", Nothing, &rds::replica),
+        ("rds: listing", Nothing, &rds::listing),
         ("ec2", Nothing, &ec2::contract),
         ("cw", Nothing, &cw::contract),
         ("pg", Databases, &pg::contract),

@@ -357,6 +357,7 @@ impl Harness {
                     parameter_group: format!("lab-postgres{}", st.bin.major),
                     reboots: Vec::new(),
                     op: None,
+                    tags: Default::default(),
                 },
             );
             st.event(&id, false, "DB instance created");
