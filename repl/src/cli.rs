@@ -7,8 +7,8 @@ use clap::{Parser, Subcommand};
 use godwit_engine::exit;
 
 use crate::cmd::{
-    abort, approve, check, completions, dal, demo, docs, fleet, lab, plan, repl, resume, run, runs,
-    show, verify, worker, worlds,
+    abort, approve, check, completions, cw, dal, demo, docs, fleet, lab, plan, repl, resume, run,
+    runs, show, verify, worker, worlds,
 };
 use crate::context::{Context, Format};
 use crate::session::Failure;
@@ -63,6 +63,7 @@ pub enum Command {
     Run(run::RunArgs),
     Plan(plan::PlanArgs),
     Fleet(fleet::FleetArgs),
+    Cw(cw::CwArgs),
     Resume(resume::ResumeArgs),
     Abort(abort::AbortArgs),
     Approve(approve::ApproveArgs),
@@ -114,6 +115,7 @@ fn dispatch(command: Command, ctx: &Context) -> Result<i32, Failure> {
         Command::Run(args) => args.execute(ctx),
         Command::Plan(args) => args.execute(ctx),
         Command::Fleet(args) => args.execute(ctx),
+        Command::Cw(args) => args.execute(ctx),
         Command::Resume(args) => args.execute(ctx),
         Command::Abort(args) => args.execute(ctx),
         Command::Approve(args) => args.execute(ctx),

@@ -7,7 +7,7 @@
 //!
 //! * [`cli`]: the clap `Cli`/`Command` definitions and the dispatch, one line per command.
 //! * [`cmd`]: one file per command (`run`, `plan`, `fleet`, `resume`, `abort`, `approve`, `runs`,
-//!   `show`, `verify`, `check`, `repl`, `demo`, `dal`, `lab`, `worlds`, `docs`, `completions`),
+//!   `show`, `verify`, `check`, `repl`, `demo`, `dal`, `lab`, `worlds`, `docs`, `completions`, `cw`),
 //!   its clap `Args` next to its `execute`.
 //! * [`context`]: what every command gets: the worlds, the output format (`-o json`), the state
 //!   directory (resolved only when a command needs one).
@@ -24,6 +24,8 @@
 //!   read-only, and callable per cluster by a fleet plan.
 //! * [`fleet`]: the fleet — the fleet file and the generated fleet as one [`fleet::Fleet`], the
 //!   prediction's calibration from a cluster's own figures, `fleet plan` over every cluster.
+//! * [`series`]: recorded CloudWatch series — `godwit cw export` through a world, read by the
+//!   simulator's replay and a plan's prediction.
 //! * [`lab`]: the `lab` world and `godwit demo --world lab`.
 //! * [`repl`]: the interactive console (rustyline; piped stdin works too).
 //! * [`docs`]: the generated primitive reference (`godwit docs`, drift check).
@@ -42,6 +44,7 @@ pub mod out;
 pub mod plan;
 pub mod render;
 pub mod repl;
+pub mod series;
 pub mod session;
 pub mod settings;
 pub mod state;

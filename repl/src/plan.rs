@@ -46,6 +46,9 @@ pub struct PlanRequest {
     /// The cluster's own simulated world (a generated fleet's cluster), instead of `world`.
     /// Planned like a real cluster: its prediction is calibrated from what the probe reads.
     pub scenario: Option<Scenario>,
+    /// A recorded-series file (`godwit cw export`) the prediction replays instead of the
+    /// workload curve fitted to the probe's figures.
+    pub series: Option<PathBuf>,
 }
 
 /// The plan of one cluster.
@@ -145,7 +148,8 @@ pub fn plan_cluster(worlds: &Worlds, req: &PlanRequest) -> Result<ClusterPlan, F
             .map_err(invalid)?,
     };
     let world_name = world.name.clone();
-    let (pre, report, stop) = scratch_run(&world, &req.runbook, &req.cluster, &req.params, true)?;
+    let (pre, report, stop) =
+        scratch_run(&world, &req.runbook, &req.cluster, &req.params, true, None)?;
     let pre_result = pre.lines.iter().find_map(|l| match &l.event {
         Event::StepCompleted { name, result, .. } if name == "preflight" => Some(result.clone()),
         _ => None,
@@ -171,7 +175,7 @@ pub fn plan_cluster(worlds: &Worlds, req: &PlanRequest) -> Result<ClusterPlan, F
 
     // The prediction: the scenario of a world named sim[:SCENARIO], else one calibrated from
     // what the probe reads of the cluster.
-    let (scenario, calibrated, assumptions) = match (&req.scenario, sim_scenario) {
+    let (mut scenario, calibrated, mut assumptions) = match (&req.scenario, sim_scenario) {
         (None, Some(sc)) => (relabelled(sc, &req.cluster)?, Vec::new(), Vec::new()),
         _ => {
             let probe = probe(&world, req)?;
@@ -179,6 +183,28 @@ pub fn plan_cluster(worlds: &Worlds, req: &PlanRequest) -> Result<ClusterPlan, F
             (c.scenario, c.measured, c.assumed)
         }
     };
+    if let Some(file) = &req.series {
+        let rec = godwit_stdlib::cw::recording::Recording::load(file)
+            .map_err(|e| invalid(e.to_string()))?;
+        if rec.cluster != req.cluster {
+            return Err(invalid(format!(
+                "recorded series {}: it is of cluster {}, not {}; export {}'s own series",
+                file.display(),
+                rec.cluster,
+                req.cluster,
+                req.cluster
+            )));
+        }
+        let replayed = crate::fleet::calibration::replay_recording(
+            &mut scenario,
+            rec,
+            &file.display().to_string(),
+        )
+        .map_err(invalid)?;
+        // The recording replaces the fitted curve and its jitter.
+        assumptions.retain(|a| !a.starts_with("the daily WAL curve") && !a.starts_with("WAL: "));
+        assumptions.insert(0, replayed);
+    }
     let scenario_name = scenario.name.clone();
     let (run, report, _) = scratch_run(
         &World::sim(scenario),
@@ -186,6 +212,7 @@ pub fn plan_cluster(worlds: &Worlds, req: &PlanRequest) -> Result<ClusterPlan, F
         &req.cluster,
         &req.params,
         false,
+        None,
     )?;
     let outcome = match &report.status {
         RunStatus::Succeeded { .. } => "succeeded".to_string(),
@@ -235,14 +262,8 @@ fn relabelled(name: &str, cluster: &str) -> Result<Scenario, Failure> {
 /// Run the calibration [`PROBE`] in `world` and return what its step read (`Null` when it
 /// read nothing: every figure is then an assumption).
 fn probe(world: &World, req: &PlanRequest) -> Result<Value, Failure> {
-    let dir = probe_dir()?;
-    let (probe_run, _, _) = scratch_run(
-        world,
-        &dir.join("fleet-probe.rhai"),
-        &req.cluster,
-        &Map::new(),
-        false,
-    )?;
+    let runbook = embedded_runbook("fleet-probe.rhai", PROBE)?;
+    let (probe_run, _, _) = scratch_run(world, &runbook, &req.cluster, &Map::new(), false, None)?;
     Ok(probe_run
         .lines
         .iter()
@@ -262,7 +283,7 @@ pub(crate) fn read_only_step(
     cluster: &str,
     step: &str,
 ) -> Result<Result<Value, String>, Failure> {
-    let (run, report, _) = scratch_run(world, runbook, cluster, &Map::new(), false)?;
+    let (run, report, _) = scratch_run(world, runbook, cluster, &Map::new(), false, None)?;
     let result = run.lines.into_iter().find_map(|l| match l.event {
         Event::StepCompleted { name, result, .. } if name == step => Some(result),
         _ => None,
@@ -274,21 +295,43 @@ pub(crate) fn read_only_step(
     }))
 }
 
-/// The probe runbook, written once per process into a directory that lives as long as it.
-fn probe_dir() -> Result<&'static std::path::Path, Failure> {
+/// A runbook embedded in the binary (the probe, the series export), written once per process
+/// into a directory that lives as long as it: runs load runbooks from files.
+fn embedded_runbook(file: &str, text: &str) -> Result<PathBuf, Failure> {
     static DIR: std::sync::OnceLock<Result<tempfile::TempDir, String>> = std::sync::OnceLock::new();
-    let dir = DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        std::fs::write(dir.path().join("fleet-probe.rhai"), PROBE).map_err(|e| e.to_string())?;
-        Ok(dir)
-    });
-    match dir {
-        Ok(d) => Ok(d.path()),
-        Err(e) => Err(Failure(
+    static WRITTEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let fail = |e: String| {
+        Failure(
             godwit_engine::exit::INTERNAL,
-            format!("cannot write the calibration probe: {e}"),
-        )),
+            format!("cannot write the embedded runbook {file}: {e}"),
+        )
+    };
+    let dir = DIR.get_or_init(|| tempfile::tempdir().map_err(|e| e.to_string()));
+    let dir = dir.as_ref().map_err(|e| fail(e.clone()))?;
+    let path = dir.path().join(file);
+    let mut written = WRITTEN.lock().unwrap_or_else(|e| e.into_inner());
+    if !written.iter().any(|f| f == file) {
+        std::fs::write(&path, text).map_err(|e| fail(e.to_string()))?;
+        written.push(file.to_string());
     }
+    Ok(path)
+}
+
+/// Run the embedded read-only runbook `text` (named `file`) in `world` for `cluster` on a
+/// scratch store, with `sink` seeing every line as it is written (progress): the kept lines
+/// (steps and their results) and how the run ended. For reads that must go through the Host
+/// (deadlines, the world's retries, strict mode), like `godwit cw export`'s.
+pub fn read_only_run(
+    world: &World,
+    file: &str,
+    text: &str,
+    cluster: &str,
+    params: &Map<String, Value>,
+    sink: Option<Arc<dyn godwit_engine::transcript::Sink>>,
+) -> Result<(Vec<Line>, godwit_engine::RunReport), Failure> {
+    let runbook = embedded_runbook(file, text)?;
+    let (t, report, _) = scratch_run(world, &runbook, cluster, params, false, sink)?;
+    Ok((t.lines, report))
 }
 
 /// What a plan keeps of a run's transcript: every line but the bulky ones (primitive calls with
@@ -336,11 +379,13 @@ fn scratch_run(
     cluster: &str,
     params: &Map<String, Value>,
     planning: bool,
+    sink: Option<Arc<dyn godwit_engine::transcript::Sink>>,
 ) -> Result<(Transcript, godwit_engine::RunReport, Option<String>), Failure> {
     let rt = shared_runtime()?;
     let mut runner = world.runner(Arc::new(MemoryStore::new()), rt.handle().clone());
     let kept = KeptLines::default();
     runner.sinks.push(Arc::new(kept.clone()));
+    runner.sinks.extend(sink);
     let start = StartRequest {
         runbook: runbook.to_path_buf(),
         cluster: cluster.to_string(),

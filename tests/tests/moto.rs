@@ -1089,6 +1089,92 @@ impl Sink for RebootSeen {
     }
 }
 
+/// `godwit cw export --world aws` against moto, as an operator runs it: the series
+/// `PutMetricData` stored come back in the file, a metric nobody published is listed as missing,
+/// and an instance without WAL datapoints is refused naming the metric and the window.
+#[test]
+fn cw_export_reads_what_put_metric_data_stored() {
+    let env = env();
+    env.source();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("orders-db.json");
+    let export = |cluster: &str| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_godwit-toy"))
+            .args([
+                "cw",
+                "export",
+                "--cluster",
+                cluster,
+                "--world",
+                "aws",
+                "--region",
+                REGION,
+            ])
+            .args([
+                "--endpoint-url",
+                env.moto.url.as_str(),
+                "--since",
+                "2h",
+                "--out",
+            ])
+            .arg(&out)
+            .env("GODWIT_STATE_DIR", dir.path().join("state"))
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env_remove("AWS_PROFILE")
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    // Nothing published yet: refused, naming the metric and the window.
+    let (code, stdout, stderr) = export("orders-db");
+    assert_eq!(code, 2, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(
+            "no datapoints of TransactionLogsGeneration (DBInstanceIdentifier=orders-db)"
+        ) && stderr.contains("between "),
+        "{stderr}"
+    );
+    let (code, _, stderr) = export("nope-db");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("nope-db"), "{stderr}");
+
+    seed_healthy_metrics(&env);
+    let (code, stdout, stderr) = export("orders-db");
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("TransactionLogsGeneration") && stderr.contains("datapoints"),
+        "progress: {stderr}"
+    );
+    let rec = godwit_stdlib::cw::recording::Recording::load(&out).unwrap();
+    assert_eq!(
+        (rec.cluster.as_str(), rec.world.as_str(), rec.period),
+        ("orders-db", "aws", 60)
+    );
+    assert_eq!(rec.region.as_deref(), Some(REGION));
+    let wal = rec.source_metric("TransactionLogsGeneration").unwrap();
+    // The hour before the clock's start was published minute by minute; the export ends now.
+    assert!(wal.points.len() >= 55, "{:?}", wal.points.len());
+    assert!(
+        wal.points
+            .iter()
+            .all(|p| p.1 == 2_097_152.0 && p.0 % 60_000 == 0)
+    );
+    let free = rec.source_metric("FreeStorageSpace").unwrap();
+    assert!(free.points.iter().all(|p| p.1 == 80e9));
+    assert!(
+        rec.missing
+            .iter()
+            .any(|m| m.starts_with("WriteIOPS (DBInstanceIdentifier=orders-db): no datapoints")),
+        "{:?}",
+        rec.missing
+    );
+}
+
 /// Two hours of healthy replication metrics around the virtual clock's start: slot lag
 /// oscillating 0 ↔ one 64 MiB segment (an idle RDS source's heartbeat), replica lag 0, 2 MiB/s
 /// of WAL, 80 GB free.

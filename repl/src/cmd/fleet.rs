@@ -76,6 +76,10 @@ pub struct FleetPlanArgs {
     #[arg(long, value_name = "N", default_value_t = godwit_stdlib::sim::fleet::GENERATED_FLEET_SIZE as u32,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub generated: u32,
+    /// A directory of recorded series (`godwit cw export`), `<cluster>.json` each: those
+    /// clusters' predictions replay them instead of a fitted curve.
+    #[arg(long, value_name = "DIR")]
+    pub series: Option<PathBuf>,
     #[command(flatten)]
     pub aws: AwsFlags,
 }
@@ -132,6 +136,7 @@ impl FleetPlanArgs {
                 world: spec.clone(),
                 jobs,
                 settings,
+                series: self.series.clone(),
             },
             |done, _total, v| {
                 if let Some(b) = &bar {

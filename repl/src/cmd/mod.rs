@@ -9,6 +9,7 @@ pub mod abort;
 pub mod approve;
 pub mod check;
 pub mod completions;
+pub mod cw;
 pub mod dal;
 pub mod demo;
 pub mod docs;

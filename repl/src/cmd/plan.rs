@@ -20,6 +20,7 @@ use crate::session::{Failure, invalid};
 #[command(after_help = "Examples:
   godwit plan rds-to-aurora --cluster orders-db --world aws --region eu-west-1
   godwit plan rds-to-aurora --cluster orders-db --world sim:preflight-failures
+  godwit plan rds-to-aurora --cluster orders-db --world aws --series orders-db.json
   godwit plan rds-to-aurora --cluster orders-db -o json | jq .preflight.checks")]
 pub struct PlanArgs {
     /// A runbook file, or the name of one in ./runbooks.
@@ -36,6 +37,10 @@ pub struct PlanArgs {
     /// TOML file of runbook parameters and world settings, as for `godwit run`.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// A recorded-series file (`godwit cw export`) the prediction replays instead of a curve
+    /// fitted to the last day's figures.
+    #[arg(long, value_name = "FILE")]
+    pub series: Option<PathBuf>,
     #[command(flatten)]
     pub aws: AwsFlags,
 }
@@ -81,6 +86,7 @@ impl PlanArgs {
                 params,
                 state: Some(state),
                 scenario: None,
+                series: self.series.clone(),
             },
         )?;
         let code = if plan.ready() {

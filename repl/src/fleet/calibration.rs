@@ -231,6 +231,54 @@ pub fn calibrate(cluster: &str, probe: &Value, params: &Map<String, Value>) -> C
     }
 }
 
+/// Make `sc` replay `rec` (read from `file`) instead of its workload curve: the source's WAL,
+/// sessions and starting free storage follow the recording (docs/sim.md "Replaying recorded
+/// series"). The last 24 h of it are replayed, aligned on the hour of day (the scenario's start
+/// meets the recording's datapoint at the same time of day) and looped: the prediction runs
+/// longer than a day and a day's pattern repeats. Returns the assumption that replaces the
+/// fitted curve's.
+pub fn replay_recording(
+    sc: &mut Scenario,
+    mut rec: godwit_stdlib::cw::recording::Recording,
+    file: &str,
+) -> Result<String, String> {
+    const DAY_MS: i64 = 86_400_000;
+    let wal = rec
+        .source_metric("TransactionLogsGeneration")
+        .filter(|m| !m.points.is_empty())
+        .ok_or_else(|| {
+            format!(
+                "recorded series {file}: no TransactionLogsGeneration datapoints of {}; export the \
+                 cluster's series again (`godwit cw export`)",
+                rec.cluster
+            )
+        })?;
+    let end = wal.points.last().map_or(0, |p| p.0) + rec.period * 1000;
+    let keep_from = end - DAY_MS;
+    for m in &mut rec.metrics {
+        m.points.retain(|p| p.0 >= keep_from);
+    }
+    let first = rec
+        .source_metric("TransactionLogsGeneration")
+        .and_then(|m| m.points.first())
+        .map_or(0, |p| p.0);
+    let offset_ms = (sc.start_ms() - first).rem_euclid(DAY_MS);
+    sc.workload.recorded = Some(file.to_string());
+    sc.workload.offset = format!("{}s", offset_ms / 1000);
+    sc.workload.past_end = godwit_stdlib::cw::recording::PastEnd::Loop;
+    sc.workload.jitter = 0.0;
+    sc.workload.recording = Some(std::sync::Arc::new(rec));
+    sc.validate()
+        .map_err(|e| format!("recorded series {file}: {e}"))?;
+    let replay = godwit_stdlib::sim::replay::Replay::of(sc)
+        .ok_or_else(|| format!("recorded series {file}: nothing to replay"))?;
+    Ok(format!(
+        "{} (the last 24 h of the recording, aligned on the hour of day), instead of a fitted \
+         curve",
+        replay.describe()
+    ))
+}
+
 /// `1.5 MB`, `12 KB`: rates and sizes for people.
 pub fn bytes(v: f64) -> String {
     let v = v.max(0.0);

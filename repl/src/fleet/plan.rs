@@ -151,6 +151,9 @@ pub struct FleetPlanRequest<'a> {
     pub jobs: usize,
     /// The world's settings (aws), written for every cluster's plan.
     pub settings: Option<serde_json::Value>,
+    /// A directory of recorded series, `<cluster>.json` each (`godwit cw export`): a cluster
+    /// with one has its recording replayed in its prediction.
+    pub series: Option<PathBuf>,
 }
 
 /// Plan every cluster of `req.fleet`; `progress(done, total, verdict)` is called on the calling
@@ -215,6 +218,12 @@ fn plan_one(
             params: c.params.clone(),
             state: Some(state),
             scenario: c.scenario.clone(),
+            // One file per cluster, `<DIR>/<cluster>.json`; without one, the fitted curve.
+            series: req
+                .series
+                .as_ref()
+                .map(|d| d.join(format!("{}.json", c.id)))
+                .filter(|f| f.exists()),
         },
     )
     .map_err(|f| f.1)

@@ -6,6 +6,7 @@
 //! | `rhai.rs` | the Rhai module `cw`                          |
 //! | `sim.rs`  | [`Cw`] over the simulator's datapoints        |
 //! | `aws.rs`  | [`Cw`] over `GetMetricData` (feature `aws`)   |
+//! | `recording.rs` | recorded series: the `godwit cw export` file a scenario replays |
 //!
 //! Series come back as `[#{ t, v }]` with `t` the START of the period in epoch seconds (INT),
 //! oldest first, gaps preserved: a missing datapoint is absent, never 0 (see `docs/lag.md`).
@@ -15,6 +16,7 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod recording;
 pub mod rhai;
 pub mod sim;
 

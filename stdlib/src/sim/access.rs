@@ -112,7 +112,7 @@ impl SimState {
     /// `None` while its version holds).
     pub fn clients_per_node(&self) -> Vec<(u32, u32, Option<String>)> {
         let n = self.nodes.len().max(1) as u32;
-        let total = self.sc.source.sessions;
+        let total = self.app_sessions_wanted();
         let route = self.app_route();
         (0..n)
             .map(|j| {
@@ -134,7 +134,38 @@ impl SimState {
             .collect()
     }
 
+    /// How many application sessions the source has now: the recorded `DatabaseConnections`
+    /// (less the connections that are not the application's) when a recording is replayed,
+    /// else `source.sessions`.
+    pub fn app_sessions_wanted(&self) -> u32 {
+        match self.replay.as_ref().and_then(|r| r.connections(self.now)) {
+            Some(n) => n.saturating_sub(self.sc.source.internal_connections),
+            None => self.sc.source.sessions,
+        }
+    }
+
+    /// A replayed recording's sessions that are no longer recorded disconnect (the newest
+    /// first, on each node): the application closed them.
+    fn disconnect_surplus(&mut self) {
+        if self.replay.is_none() {
+            return;
+        }
+        for (j, (wanted, open, _)) in self.clients_per_node().into_iter().enumerate() {
+            let mut surplus = open.saturating_sub(wanted);
+            let mut i = self.sessions.len();
+            while surplus > 0 && i > 0 {
+                i -= 1;
+                let s = &self.sessions[i];
+                if s.application && s.via == j && s.exits_at.is_none() {
+                    self.sessions.remove(i);
+                    surplus -= 1;
+                }
+            }
+        }
+    }
+
     pub(super) fn connect_sessions(&mut self) {
+        self.disconnect_surplus();
         let roles: Vec<String> = self
             .sc
             .source

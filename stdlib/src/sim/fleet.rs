@@ -209,6 +209,7 @@ pub fn generated_fleet(n: usize, seed: u64) -> Vec<FleetMember> {
             peak_write_bytes_per_second: peak.round(),
             peak_hour_utc: peak_hour,
             jitter: 0.1,
+            ..Workload::default()
         };
         if cdc || flaw == Some(Flaw::StaleSlot) || flaw == Some(Flaw::CdcWithoutDatabaseAccess) {
             let slot = format!("debezium_{}", service.replace('-', "_"));

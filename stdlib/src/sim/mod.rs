@@ -39,6 +39,7 @@ pub mod fleet;
 pub mod metrics;
 pub mod net;
 mod observe;
+pub mod replay;
 pub mod rng;
 pub mod scenario;
 mod transitions;
@@ -424,12 +425,16 @@ pub struct SimState {
     pub fence_at: Option<Millis>,
     /// Sum of model steps taken (for the benchmark).
     pub steps: u64,
+    /// The recorded series the workload replays (`[workload] recorded`), if any.
+    #[serde(default)]
+    pub replay: Option<replay::Replay>,
 }
 
 impl SimState {
     pub fn new(sc: Scenario) -> SimState {
         let now = sc.start_ms();
         let tm = Timings::new(&sc);
+        let replay = replay::Replay::of(&sc);
         let seg = sc.wal.segment_bytes;
         // The source has been running a while (far from LSN 0), and a segment switch just
         // happened.
@@ -499,9 +504,11 @@ impl SimState {
             log: Vec::new(),
             fence_at: None,
             steps: 0,
+            replay,
             tm,
             sc,
         };
+        st.start_replay();
         st.seed_resources();
         st.seed_net();
         st.connect_sessions();
@@ -747,8 +754,12 @@ impl SimState {
         self.minute_gen_bytes += bytes;
     }
 
-    /// Application write rate (bytes/s) at `t`: base + diurnal raised-cosine peak, jittered.
+    /// Application write rate (bytes/s) at `t`: the recording's when one is replayed, else
+    /// base + diurnal raised-cosine peak, jittered.
     pub fn write_rate(&self, t: Millis) -> f64 {
+        if let Some(r) = &self.replay {
+            return r.write_rate(t);
+        }
         let w = &self.sc.workload;
         let hour = (t.rem_euclid(86_400_000)) as f64 / 3_600_000.0;
         let phase = (hour - w.peak_hour_utc) / 24.0 * std::f64::consts::TAU;
@@ -772,7 +783,12 @@ impl SimState {
                 FaultKind::ReplicaSlowAtPeak => {
                     // Slow only while the workload is above its midpoint: the peak.
                     let w = &self.sc.workload;
-                    let mid = (w.base_write_bytes_per_second + w.peak_write_bytes_per_second) / 2.0;
+                    let mid = match &self.replay {
+                        Some(r) => (r.wal_low + r.wal_high) / 2.0 - r.heartbeat_rate,
+                        None => {
+                            (w.base_write_bytes_per_second + w.peak_write_bytes_per_second) / 2.0
+                        }
+                    };
                     if self.write_rate(cell) > mid {
                         rate *= f.value.unwrap_or(1.0);
                     }

@@ -125,6 +125,21 @@ impl SimState {
     /// workload's daily curve (without jitter, which is drawn from the start on), so a fleet
     /// plan can read a cluster's WAL rate and its peak the way it reads them on AWS.
     /// `cloudwatch.history` long (at least the two hours a preflight's look-back needs).
+    /// A replayed recording sets the data size so that free storage starts at the recorded
+    /// `FreeStorageSpace` (the replica's build time follows from it, as on AWS).
+    pub(super) fn start_replay(&mut self) {
+        let Some(free) = self.replay.as_ref().and_then(|r| r.free(self.now)) else {
+            return;
+        };
+        let alloc = self.sc.source.allocated_storage_gb as f64;
+        let wal = self.retained_wal_bytes() as f64;
+        self.sc.source.data_gb = ((alloc * 1e9 - free - wal) / 1e9).clamp(0.0, alloc);
+        if let Some(r) = &self.replay {
+            let line = r.describe();
+            self.note(line);
+        }
+    }
+
     pub(super) fn backfill_history(&mut self) {
         let history_minutes =
             (super::scenario::dur_ms(&self.sc.cloudwatch.history) / 60_000).max(120);
@@ -136,7 +151,8 @@ impl SimState {
         let conns = (self.sessions.iter().filter(|s| s.db == src).count()
             + self.sc.source.internal_connections as usize) as f64;
         let slots = !self.slots.is_empty();
-        let writing = self.sessions.iter().any(|s| s.db == src && s.application);
+        let writing =
+            self.replay.is_some() || self.sessions.iter().any(|s| s.db == src && s.application);
         let heartbeat = self.sc.wal.heartbeat_bytes as f64 / (self.tm.heartbeat as f64 / 1000.0);
         for i in (1..=history_minutes).rev() {
             let minute = start - i * 60;
@@ -150,6 +166,12 @@ impl SimState {
                 minute,
                 app + heartbeat,
             );
+            // A replayed recording's own history, else the values as they stand at the start.
+            let recorded = |f: &dyn Fn(&super::replay::Replay, Millis) -> Option<f64>| {
+                self.replay.as_ref().and_then(|r| f(r, minute * 1000))
+            };
+            let free = recorded(&|r, t| r.free(t)).unwrap_or(free);
+            let conns = recorded(&|r, t| r.connections(t).map(f64::from)).unwrap_or(conns);
             self.metrics
                 .sample(("FreeStorageSpace", inst, src.as_str()), minute, free);
             self.metrics.sample(

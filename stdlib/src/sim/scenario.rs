@@ -7,11 +7,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use godwit_engine::clock::Millis;
 use godwit_engine::duration::parse_duration;
 use serde::{Deserialize, Serialize};
+
+pub use crate::cw::recording::PastEnd;
+use crate::cw::recording::Recording;
 
 /// 64 MiB, the RDS WAL segment size.
 pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
@@ -96,6 +100,10 @@ pub const BUILTINS: &[(&str, &str)] = &[
         include_str!("../../../tests/scenarios/promote-hang.toml"),
     ),
     (
+        "recorded-incident",
+        include_str!("../../../tests/scenarios/recorded-incident.toml"),
+    ),
+    (
         "replica-slow-at-peak",
         include_str!("../../../tests/scenarios/replica-slow-at-peak.toml"),
     ),
@@ -116,6 +124,13 @@ pub const BUILTINS: &[(&str, &str)] = &[
         include_str!("../../../tests/scenarios/terminal-cluster-state.toml"),
     ),
 ];
+
+/// Recorded-series files the built-in scenarios replay (`[workload] recorded`), by the path
+/// they give (relative to `tests/scenarios/`).
+pub const BUILTIN_SERIES: &[(&str, &str)] = &[(
+    "series/recorded-incident.json",
+    include_str!("../../../tests/scenarios/series/recorded-incident.json"),
+)];
 
 /// A scenario that failed to load: which file, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -334,7 +349,8 @@ pub struct SequenceCfg {
 }
 
 /// Application write load: a base rate plus a diurnal peak (a raised cosine around
-/// `peak_hour_utc`), with multiplicative jitter drawn once per minute.
+/// `peak_hour_utc`), with multiplicative jitter drawn once per minute — or a recorded series
+/// replayed instead (`recorded`, docs/sim.md "Replaying recorded series").
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Workload {
@@ -343,6 +359,19 @@ pub struct Workload {
     pub peak_hour_utc: f64,
     /// Relative jitter, 0..1 (0.1 = ±10 %).
     pub jitter: f64,
+    /// A recorded-series file (`godwit cw export`), relative to the scenario file: the source's
+    /// WAL follows its `TransactionLogsGeneration`, its application sessions its
+    /// `DatabaseConnections`, its free storage starts at its `FreeStorageSpace` — instead of
+    /// the curve above (base, peak and jitter are then unused).
+    pub recorded: Option<String>,
+    /// Where in the recording the scenario starts: a duration after its first datapoint.
+    pub offset: String,
+    /// Past the recording's last datapoint: `loop` (from its first again) or `hold` (its last
+    /// value).
+    pub past_end: PastEnd,
+    /// `recorded`'s contents, read when the scenario is loaded; not a TOML key.
+    #[serde(skip)]
+    pub recording: Option<Arc<Recording>>,
 }
 
 impl Default for Workload {
@@ -352,6 +381,10 @@ impl Default for Workload {
             peak_write_bytes_per_second: 0.0,
             peak_hour_utc: 14.0,
             jitter: 0.0,
+            recorded: None,
+            offset: "0s".into(),
+            past_end: PastEnd::Loop,
+            recording: None,
         }
     }
 }
@@ -602,19 +635,39 @@ pub enum FaultKind {
 }
 
 impl Scenario {
-    /// Parse and validate TOML; `file` names the source in messages.
+    /// Parse and validate TOML; `file` names the source in messages. A recorded series
+    /// (`[workload] recorded`) is read relative to the current directory.
     pub fn from_toml(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
+        Scenario::from_toml_in(file, text, None)
+    }
+
+    /// [`Scenario::from_toml`], reading a recorded series relative to `dir` (the scenario
+    /// file's directory).
+    pub fn from_toml_in(
+        file: &str,
+        text: &str,
+        dir: Option<&Path>,
+    ) -> Result<Scenario, ScenarioError> {
         let err = |message: String| ScenarioError {
             file: file.to_string(),
             message,
         };
-        let s: Scenario = toml::from_str(text).map_err(|e| {
+        let mut s: Scenario = toml::from_str(text).map_err(|e| {
             let path = e.span().and_then(|sp| key_path_at(text, sp.start));
             match path {
                 Some(p) => err(format!("at `{p}`: {e}")),
                 None => err(e.to_string()),
             }
         })?;
+        if let Some(rel) = s.workload.recorded.clone() {
+            let builtin = file.starts_with("built-in ");
+            let recording = match BUILTIN_SERIES.iter().find(|(p, _)| builtin && *p == rel) {
+                Some((p, text)) => Recording::parse(&format!("built-in {p}"), text),
+                None => Recording::load(&dir.map_or_else(|| rel.clone().into(), |d| d.join(&rel))),
+            }
+            .map_err(|e| err(format!("workload.recorded: {e}")))?;
+            s.workload.recording = Some(Arc::new(recording));
+        }
         s.validate().map_err(err)?;
         Ok(s)
     }
@@ -635,7 +688,11 @@ impl Scenario {
                     file: name_or_path.to_string(),
                     message: format!("cannot read: {e}"),
                 })?;
-            return Scenario::from_toml(name_or_path, &text);
+            return Scenario::from_toml_in(
+                name_or_path,
+                &text,
+                Some(Path::new(name_or_path).parent().unwrap_or(Path::new("."))),
+            );
         }
         match BUILTINS.iter().find(|(n, _)| *n == name_or_path) {
             Some((n, text)) => Scenario::from_toml(&format!("built-in {n}"), text),
@@ -739,6 +796,24 @@ impl Scenario {
             (0.0..1.0).contains(&w.jitter),
             format!("workload.jitter: {} must be in 0..1", w.jitter),
         );
+        match (&w.recorded, &w.recording) {
+            (_, Some(r)) => need(
+                r.source_metric("TransactionLogsGeneration")
+                    .is_some_and(|m| !m.points.is_empty()),
+                format!(
+                    "workload.recorded: {} has no TransactionLogsGeneration datapoints of {} \
+                     (what the replay writes); export a window in which the source published \
+                     them",
+                    w.recorded.as_deref().unwrap_or("the recording"),
+                    r.cluster
+                ),
+            ),
+            (Some(p), None) => need(
+                false,
+                format!("workload.recorded: {p} was not read (load the scenario from its file)"),
+            ),
+            (None, None) => {}
+        }
         need(
             self.wal.segment_bytes >= 1 << 20 && self.wal.segment_bytes.is_power_of_two(),
             format!(
@@ -769,6 +844,7 @@ impl Scenario {
             ("aws.restore_per_100gb", &self.aws.restore_per_100gb),
             ("cloudwatch.delay", &self.cloudwatch.delay),
             ("cloudwatch.history", &self.cloudwatch.history),
+            ("workload.offset", &self.workload.offset),
         ];
         for (key, text) in durations {
             if let Err(e) = parse_duration(text) {

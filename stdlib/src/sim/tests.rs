@@ -819,3 +819,125 @@ fn the_generated_account_lists_its_fleet_with_tags_in_pages() {
         "PostgreSQL only"
     );
 }
+
+/// A recording of `hours` at 60 s ending at `end_ms`: WAL stepping between 1 and 5 MB/s every
+/// 10 minutes, sessions between 10 and 30, free storage falling 1 GB an hour from 300 GB.
+fn recording(end_ms: i64, hours: i64) -> crate::cw::recording::Recording {
+    use crate::cw::recording::{FORMAT, RecordedMetric, Recording};
+    let n = hours * 60;
+    let first = end_ms - n * 60_000;
+    let metric = |name: &str, stat: &str, f: &dyn Fn(i64) -> f64| RecordedMetric {
+        name: name.into(),
+        namespace: "AWS/RDS".into(),
+        dimensions: BTreeMap::from([("DBInstanceIdentifier".into(), "orders-db".into())]),
+        statistic: stat.into(),
+        unit: String::new(),
+        points: (0..n).map(|i| (first + i * 60_000, f(i))).collect(),
+    };
+    Recording {
+        format: FORMAT.into(),
+        cluster: "orders-db".into(),
+        world: "test".into(),
+        region: None,
+        period: 60,
+        since_ms: first,
+        until_ms: end_ms,
+        metrics: vec![
+            metric("TransactionLogsGeneration", "Average", &|i| {
+                if (i / 10) % 2 == 0 { 1e6 } else { 5e6 }
+            }),
+            metric("DatabaseConnections", "Maximum", &|i| {
+                if (i / 15) % 2 == 0 { 10.0 } else { 30.0 }
+            }),
+            metric("FreeStorageSpace", "Minimum", &|i| {
+                300e9 - i as f64 * 1e9 / 60.0
+            }),
+        ],
+        missing: vec![],
+    }
+}
+
+#[test]
+fn a_recorded_series_is_the_worlds_workload_and_its_cloudwatch_reads_it_back() {
+    let mut sc = Scenario::load("busy-source").unwrap();
+    let start = sc.start_ms();
+    let rec = recording(start, 3);
+    sc.workload.recorded = Some("rec.json".into());
+    sc.workload.recording = Some(Arc::new(rec.clone()));
+    // The recording ends at the start: it is the history, and the run replays it again.
+    sc.workload.offset = "3h".into();
+    sc.cloudwatch.history = "3h".into();
+    sc.validate().unwrap();
+    let mut st = SimState::new(sc);
+    assert!(
+        st.log[0]
+            .1
+            .starts_with("WAL replayed from rec.json, 180 points at 60 s"),
+        "{:?}",
+        st.log[0]
+    );
+    assert!(
+        st.log[0]
+            .1
+            .ends_with("past its end it loops from its start"),
+        "{:?}",
+        st.log[0]
+    );
+    // Free storage starts at the recording's value at the start (its first point: looped).
+    assert!(
+        (st.free_storage_bytes() - 300e9).abs() < 1e6,
+        "{}",
+        st.free_storage_bytes()
+    );
+    st.advance_to(start + 3 * 3_600_000);
+    let read = |metric: &str, stat: Statistic| {
+        st.datapoints(
+            &(
+                metric.into(),
+                "DBInstanceIdentifier".into(),
+                "orders-db".into(),
+            ),
+            stat,
+            60,
+            (start - 3 * 3_600_000) / 1000,
+            (start + 3 * 3_600_000) / 1000,
+        )
+    };
+    let wal = read("TransactionLogsGeneration", Statistic::Average);
+    let conns = read("DatabaseConnections", Statistic::Maximum);
+    assert_eq!(wal.len(), 360, "three hours of history, three replayed");
+    let recorded = |m: usize, i: usize| rec.metrics[m].points[i % 180].1;
+    for (i, p) in wal.iter().enumerate() {
+        // The heartbeat (8 KiB every 5 minutes, ~27 B/s on average) lands in one minute of five.
+        assert!(
+            (p.v - recorded(0, i)).abs() <= 8192.0 / 60.0 + 1.0,
+            "minute {i}: {} replayed, {} recorded",
+            p.v,
+            recorded(0, i)
+        );
+    }
+    for (i, p) in conns.iter().enumerate() {
+        assert_eq!(
+            p.v,
+            recorded(1, i),
+            "minute {i}: sessions follow DatabaseConnections"
+        );
+    }
+}
+
+#[test]
+fn past_its_end_a_held_recording_keeps_its_last_value() {
+    let mut sc = Scenario::load("busy-source").unwrap();
+    let start = sc.start_ms();
+    sc.workload.recorded = Some("rec.json".into());
+    sc.workload.recording = Some(Arc::new(recording(start + 3_600_000, 1)));
+    sc.workload.past_end = crate::cw::recording::PastEnd::Hold;
+    let mut st = SimState::new(sc);
+    st.advance_to(start + 3 * 3_600_000);
+    // Minute 59 of the recording: 5 MB/s ((59 / 10) % 2 == 1) and 30 sessions, held for ever.
+    assert_eq!(
+        st.write_rate(start + 2 * 3_600_000).round(),
+        (5e6 - 8192.0 / 300.0f64).round()
+    );
+    assert_eq!(st.app_sessions_wanted(), 30);
+}
