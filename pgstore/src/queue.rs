@@ -104,11 +104,15 @@ const TAKE: &str = "WITH cand AS (
                             AND w.heartbeat_at + w.lease_ms * interval '1 millisecond' > now())
                      -- Its worker heartbeats again (it was paused past its lease and woke up),
                      -- but the run's lease lapsed meanwhile and can never be renewed by it:
-                     -- the run is nobody's until taken.
+                     -- the run is nobody's until taken. Only a lease that lapsed under this
+                     -- take (it ran past the take): right after a take the run still has the
+                     -- previous holder's expired lease until the taker opens it, and that
+                     -- must not make the row takeable again.
                      OR EXISTS (
                          SELECT 1 FROM godwit.runs r
                           WHERE r.run_id = q.run_id AND r.lease_holder IS NOT NULL
-                            AND r.lease_expires <= now()))))
+                            AND r.lease_expires <= now()
+                            AND r.lease_expires > q.updated_at))))
        -- Never a run someone holds (an operator's `godwit resume`, a worker still letting go):
        -- opening it would only fail and hand the row back, over and over.
        AND NOT EXISTS (

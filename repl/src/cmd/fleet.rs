@@ -563,6 +563,9 @@ impl FleetStatusArgs {
 /// (after a pause, or after a wave stopped on failures: those failures are acknowledged and the
 /// wave goes on).
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  godwit fleet pause
+  godwit fleet resume --name payments        after a pause, or a wave stopped on failures")]
 pub struct FleetActionArgs {
     /// The fleet [default: the only (unfinished) fleet in the store].
     #[arg(long)]
@@ -579,6 +582,9 @@ impl FleetActionArgs {
 /// and every run in flight is asked to roll back (as `godwit abort RUN`: at its next safe point;
 /// after promotion a run's rollback stops at the undos that would fork the data).
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  godwit fleet abort --reason \"the change window closed\"
+  godwit fleet abort --name payments --reason \"canary regression\"")]
 pub struct FleetAbortArgs {
     /// The fleet [default: the only (unfinished) fleet in the store].
     #[arg(long)]
