@@ -73,6 +73,11 @@ GODWIT_MOTO_PYTHON="$PWD/.venv/bin/python"
 export GODWIT_MOTO_PYTHON
 echo "moto: $("$GODWIT_MOTO_PYTHON" -c 'import moto; print(moto.__version__)') ($GODWIT_MOTO_PYTHON)"
 
+# The suite never reads this machine's godwit settings (~/.config/godwit/settings.toml could
+# name a shared store) or its store variable: tests choose their stores themselves.
+export GODWIT_SETTINGS=/dev/null
+unset GODWIT_STORE
+
 section "cargo fmt --check"
 cargo fmt --all -- --check
 
