@@ -236,10 +236,32 @@ fn wait_kill(state: &Path, mut child: Child, kill: Option<Kill>) -> (bool, Strin
         {
             let _ = child.kill(); // SIGKILL
         }
-        assert!(
-            Instant::now() < deadline,
-            "godwit neither finished nor reached {kill:?} in 5 minutes"
-        );
+        if Instant::now() >= deadline {
+            // Where it was stuck, for the next person: the run's last lines and its stderr.
+            let _ = child.kill();
+            let lines = transcript(state);
+            let tail: Vec<String> = lines
+                .iter()
+                .rev()
+                .take(12)
+                .rev()
+                .map(|l| format!("{:?}", l.event).chars().take(300).collect())
+                .collect();
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut err);
+            }
+            panic!(
+                "godwit neither finished nor reached {kill:?} in 5 minutes; it was {}; last \
+                 transcript lines:\n{}\nstderr (last 2000 bytes): {}",
+                landed(&lines),
+                tail.join("\n"),
+                err.chars()
+                    .skip(err.chars().count().saturating_sub(2000))
+                    .collect::<String>()
+            );
+        }
         pause(Duration::from_millis(1));
     }
 }
