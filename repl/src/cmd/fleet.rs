@@ -40,20 +40,12 @@ pub enum FleetCommand {
     Approve(FleetApproveArgs),
 }
 
-/// Plan every cluster of the fleet without changing anything (like `terraform plan`): each
-/// cluster's preflight in its own world with the failing checks' fixes, and its migration
-/// predicted in the simulator calibrated from its own figures — replica build, end of
-/// validation, write blackout, total — with the assumptions stated. Sorted by readiness, blocked
-/// first. Exit 0 when every cluster is ready, 10 when any is not.
+/// Which fleet a fleet command works on, and in which world: the same flags for `fleet plan`
+/// and `fleet run`.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Examples:
-  godwit fleet plan --world sim
-  godwit fleet plan --fleet fleet.toml --world aws --report fleet-plan.md
-  godwit fleet plan --world sim --generated 40 -o json
-  godwit fleet plan --world aws --discover godwit:fleet=payments --owner-tag team")]
-pub struct FleetPlanArgs {
-    /// The fleet file (TOML, docs/fleet.md). Without it, `--world sim` plans the simulator's
-    /// generated fleet.
+pub struct FleetSourceArgs {
+    /// The fleet file (TOML, docs/fleet.md). Without it (and without --discover), `--world
+    /// sim` takes the simulator's generated fleet.
     #[arg(long, value_name = "FILE")]
     pub fleet: Option<PathBuf>,
     /// Discover the fleet in the world: the account's RDS for PostgreSQL instances carrying tag
@@ -66,22 +58,38 @@ pub struct FleetPlanArgs {
     /// World of the clusters: NAME or NAME:ARG [default: sim].
     #[arg(long)]
     pub world: Option<String>,
+    /// The generated fleet's size (without --fleet, in the simulator).
+    #[arg(long, value_name = "N", default_value_t = godwit_stdlib::sim::fleet::GENERATED_FLEET_SIZE as u32,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub generated: u32,
+    #[command(flatten)]
+    pub aws: AwsFlags,
+}
+
+/// Plan every cluster of the fleet without changing anything (like `terraform plan`): each
+/// cluster's preflight in its own world with the failing checks' fixes, and its migration
+/// predicted in the simulator calibrated from its own figures — replica build, end of
+/// validation, write blackout, total — with the assumptions stated. Sorted by readiness, blocked
+/// first. Exit 0 when every cluster is ready, 10 when any is not.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  godwit fleet plan --world sim
+  godwit fleet plan --fleet fleet.toml --world aws --report fleet-plan.md
+  godwit fleet plan --world sim --generated 40 -o json
+  godwit fleet plan --world aws --discover godwit:fleet=payments --owner-tag team")]
+pub struct FleetPlanArgs {
+    #[command(flatten)]
+    pub source: FleetSourceArgs,
     /// Also write a report people can read (Markdown) to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
     /// At most N clusters planned at once [default: the cores in the simulator, 8 elsewhere].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub jobs: Option<u32>,
-    /// The generated fleet's size (without --fleet, in the simulator).
-    #[arg(long, value_name = "N", default_value_t = godwit_stdlib::sim::fleet::GENERATED_FLEET_SIZE as u32,
-          value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub generated: u32,
     /// A directory of recorded series (`godwit cw export`), `<cluster>.json` each: those
     /// clusters' predictions replay them instead of a fitted curve.
     #[arg(long, value_name = "DIR")]
     pub series: Option<PathBuf>,
-    #[command(flatten)]
-    pub aws: AwsFlags,
 }
 
 impl FleetArgs {
@@ -100,23 +108,8 @@ impl FleetArgs {
 
 impl FleetPlanArgs {
     pub fn execute(self, ctx: &Context) -> Result<i32, Failure> {
-        let spec = self
-            .world
-            .clone()
-            .unwrap_or_else(|| ctx.worlds.default.clone());
+        let (spec, fleet, settings) = load_fleet(ctx, &self.source, "planned")?;
         let world_name = spec.split(':').next().unwrap_or_default().to_string();
-        let (fleet, settings) = load_fleet(
-            ctx,
-            &FleetFrom {
-                file: self.fleet.as_deref(),
-                discover: self.discover.as_deref(),
-                owner_tag: self.owner_tag.as_deref(),
-                generated: self.generated,
-            },
-            &spec,
-            &self.aws,
-            "planned",
-        )?;
         // Three runs per cluster of the same few runbooks: parse each once, not 6 times per
         // cluster (engine/src/runbook.rs, `reuse`).
         godwit_engine::runbook::reuse::reuse_loads();
@@ -220,19 +213,22 @@ impl FleetPlanArgs {
 /// done, for that error (`planned`, `queued`).
 fn load_fleet(
     ctx: &Context,
-    from: &FleetFrom<'_>,
-    spec: &str,
-    aws: &AwsFlags,
+    from: &FleetSourceArgs,
     verb: &str,
-) -> Result<(Fleet, Option<serde_json::Value>), Failure> {
+) -> Result<(String, Fleet, Option<serde_json::Value>), Failure> {
+    let spec = from
+        .world
+        .clone()
+        .unwrap_or_else(|| ctx.worlds.default.clone());
+    let aws = &from.aws;
     let world_name = spec.split(':').next().unwrap_or_default().to_string();
     ctx.worlds.check_name(&world_name).map_err(invalid)?;
     let fleet: Fleet = crate::fleet::discover::load(
         &crate::fleet::discover::FleetSource {
-            file: from.file,
-            discover: from.discover,
-            owner_tag: from.owner_tag,
-            world: spec,
+            file: from.fleet.as_deref(),
+            discover: from.discover.as_deref(),
+            owner_tag: from.owner_tag.as_deref(),
+            world: &spec,
             aws,
             generated: from.generated as usize,
         },
@@ -251,18 +247,10 @@ fn load_fleet(
             crate::config::write_settings(&state, v)?;
         }
         ctx.worlds
-            .build(spec, Some(&state))
+            .build(&spec, Some(&state))
             .map_err(|e| invalid(format!("--world {spec}: {e}; nothing was {verb}")))?;
     }
-    Ok((fleet, settings))
-}
-
-/// Where a command's fleet comes from: `--fleet`, `--discover`/`--owner-tag`, `--generated`.
-struct FleetFrom<'a> {
-    file: Option<&'a std::path::Path>,
-    discover: Option<&'a str>,
-    owner_tag: Option<&'a str>,
-    generated: u32,
+    Ok((spec, fleet, settings))
 }
 
 /// The shared store, or an error saying fleets need one.
@@ -326,20 +314,8 @@ fn fleet_name(pg: &PgStore, given: Option<&str>) -> Result<String, Failure> {
 Then: godwit worker (on any number of machines) · godwit fleet status · godwit fleet approve WAVE
 · godwit fleet pause | resume | abort")]
 pub struct FleetRunArgs {
-    /// The fleet file (TOML, docs/fleet.md). Without it, `--world sim` runs the simulator's
-    /// generated fleet.
-    #[arg(long, value_name = "FILE")]
-    pub fleet: Option<PathBuf>,
-    /// World of the clusters: NAME or NAME:ARG [default: sim].
-    #[arg(long)]
-    pub world: Option<String>,
-    /// Discover the fleet's clusters: the account's PostgreSQL instances tagged TAG (with
-    /// VALUE, when given), over the fleet file's [discover] (docs/fleet.md).
-    #[arg(long, value_name = "TAG[=VALUE]")]
-    pub discover: Option<String>,
-    /// With --discover: each discovered instance's owner is its tag TAG.
-    #[arg(long, value_name = "TAG")]
-    pub owner_tag: Option<String>,
+    #[command(flatten)]
+    pub source: FleetSourceArgs,
     /// The fleet's name in the store [default: the fleet file's `name`, else its file name;
     /// `generated` for the generated fleet].
     #[arg(long)]
@@ -349,40 +325,19 @@ pub struct FleetRunArgs {
     /// is queued.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
-    /// The generated fleet's size (without --fleet, in the simulator).
-    #[arg(long, value_name = "N", default_value_t = godwit_stdlib::sim::fleet::GENERATED_FLEET_SIZE as u32,
-          value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub generated: u32,
     /// Register the fleet and return; workers drive it (`godwit fleet status` follows it).
     #[arg(long)]
     pub detach: bool,
     /// How often to look at the fleet while following it.
     #[arg(long, default_value = "1s", value_parser = godwit_engine::duration::parse_duration)]
     pub poll: std::time::Duration,
-    #[command(flatten)]
-    pub aws: AwsFlags,
 }
 
 impl FleetRunArgs {
     pub fn execute(self, ctx: &Context) -> Result<i32, Failure> {
-        let spec = self
-            .world
-            .clone()
-            .unwrap_or_else(|| ctx.worlds.default.clone());
         // Everything is checked before the store is touched: the fleet, the overrides, the world.
         let overrides = crate::config::parse_sets(&self.set)?;
-        let (mut fleet, settings) = load_fleet(
-            ctx,
-            &FleetFrom {
-                file: self.fleet.as_deref(),
-                discover: self.discover.as_deref(),
-                owner_tag: self.owner_tag.as_deref(),
-                generated: self.generated,
-            },
-            &spec,
-            &self.aws,
-            "queued",
-        )?;
+        let (spec, mut fleet, settings) = load_fleet(ctx, &self.source, "queued")?;
         fleet.override_params(&ctx.worlds, &overrides)?;
         let name = self.name.clone().unwrap_or_else(|| fleet.name.clone());
         if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
