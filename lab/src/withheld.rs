@@ -11,7 +11,7 @@
 use godwit_engine::{Call, ErrorKind, PrimitiveError};
 use godwit_stdlib::pg::{
     Access, Backend, Checkpoint, Extension, Lsn, Pg, ReplicationConnection, Sequence, Setting,
-    SlotInfo, TableHash,
+    SlotInfo, TableHash, TableStats,
 };
 use godwit_stdlib::validate::{
     Availability, CompareOptions, Report, SampleOptions, SampleReport, Validate,
@@ -84,6 +84,10 @@ impl Pg for Withheld {
         _names: &[String],
     ) -> Result<Vec<Setting>, PrimitiveError> {
         Err(refusal(P, "settings", db))
+    }
+
+    fn table_stats(&self, _cx: &Call<'_>, db: &str) -> Result<Vec<TableStats>, PrimitiveError> {
+        Err(refusal(P, "table_stats", db))
     }
 
     fn unlogged_tables(&self, _cx: &Call<'_>, db: &str) -> Result<Vec<String>, PrimitiveError> {

@@ -995,6 +995,13 @@ impl godwit_stdlib::pg::Pg for ScriptedPg {
             })
             .collect())
     }
+    fn table_stats(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+    ) -> Result<Vec<godwit_stdlib::pg::TableStats>, godwit_engine::PrimitiveError> {
+        Ok(Vec::new())
+    }
     fn unlogged_tables(
         &self,
         _cx: &Call<'_>,

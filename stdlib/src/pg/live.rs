@@ -23,7 +23,7 @@ use tokio_postgres::{Client, Config, NoTls};
 
 use super::{
     Access, Backend, Checkpoint, Extension, Lsn, Pg, ReplicationConnection, Sequence, Setting,
-    SlotInfo, TableHash,
+    SlotInfo, TableHash, TableStats,
 };
 
 /// Roles godwit blocked, per database: what `block_logins` / `unblock_logins` report.
@@ -751,6 +751,32 @@ impl Pg for LivePg {
                     setting: r.get(1),
                 })
                 .collect())
+        })
+    }
+
+    fn table_stats(&self, cx: &Call<'_>, db: &str) -> Result<Vec<TableStats>, PrimitiveError> {
+        const OP: &str = "table_stats";
+        let st = cx.budget(PG_CALL_LIMIT);
+        self.run(cx, db, async {
+            // n_live_tup is the statistics' estimate (-1 never: 0 before the first analyze);
+            // reltuples is the planner's, better right after a bulk load: take the larger.
+            let mut v = self
+                .per_database(
+                    db,
+                    OP,
+                    "SELECT s.schemaname || '.' || s.relname, \
+                     greatest(s.n_live_tup, c.reltuples::bigint, 0)::bigint, pg_table_size(s.relid)::bigint \
+                     FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid",
+                    st,
+                    |p, r| TableStats {
+                        table: format!("{p}{}", r.get::<_, String>(0)),
+                        rows: r.get(1),
+                        bytes: r.get(2),
+                    },
+                )
+                .await?;
+            v.sort_by(|a, b| a.table.cmp(&b.table));
+            Ok(v)
         })
     }
 

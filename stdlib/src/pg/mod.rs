@@ -114,6 +114,17 @@ pub struct TableHash {
     pub hash: String,
 }
 
+/// A table's size as the server's statistics estimate it (`pg_stat_user_tables.n_live_tup`,
+/// `pg_table_size`): cheap to read on any size of database, unlike a count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableStats {
+    pub table: String,
+    /// Estimated live rows.
+    pub rows: i64,
+    /// On-disk size, TOAST included, indexes not.
+    pub bytes: i64,
+}
+
 /// Whether, and how, this world's godwit reaches a database: the evidence ladder starts here
 /// (with access, decisions use exact SQL facts; without, AWS APIs and CloudWatch).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -185,6 +196,8 @@ pub trait Pg: Send + Sync {
         db: &str,
         names: &[String],
     ) -> Result<Vec<Setting>, PrimitiveError>;
+    /// Every user table with its estimated rows and size, sorted by table.
+    fn table_stats(&self, cx: &Call<'_>, db: &str) -> Result<Vec<TableStats>, PrimitiveError>;
     /// Sorted.
     fn unlogged_tables(&self, cx: &Call<'_>, db: &str) -> Result<Vec<String>, PrimitiveError>;
     /// Sorted by slot name.

@@ -125,6 +125,35 @@ mod pg_module {
         })
     }
 
+    /// Every user table with its size as the server's statistics estimate it: cheap on any
+    /// size of database (no table is read). The plan's calibration probe reads it: the exact
+    /// comparison at the fence reads every row, so its duration follows the rows.
+    ///
+    /// # Parameters
+    /// * `db` — an RDS instance id or an Aurora cluster id.
+    ///
+    /// # Returns
+    /// Array of `#{ table, rows, bytes }` (`rows` estimated live rows from
+    /// `pg_stat_user_tables`, `bytes` the table's size with TOAST, without indexes), sorted by
+    /// table; tables of another database than the first are prefixed with `dbname:`.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let t = pg::table_stats("orders-db");
+    /// let rows = t.reduce(|sum, t| sum + t.rows, 0);
+    /// assert(t.len() > 0 && rows > 0, `tables with rows: ${t}`);
+    /// assert(t.all(|x| x.bytes >= 0 && x.table != ""), "every table named, with its size");
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn table_stats(ctx: NativeCallContext, db: &str) -> RhaiResult<Array> {
+        call(&ctx, A, "table_stats", &json!({ "db": db }), |cx, w| {
+            w.pg.table_stats(cx, db)
+        })
+    }
+
     /// Replication slots with the WAL each holds back, measured per type: a logical slot from its
     /// `confirmed_flush_lsn`, a physical slot from its `restart_lsn`.
     ///

@@ -10,9 +10,6 @@ use crate::sim::{Api, Sim, SimState, fnv};
 
 const A: &str = "pg";
 
-/// How long a terminated backend takes to exit (it returns before the backend is gone).
-const EXIT_MS: i64 = 200;
-
 fn lsn(bytes: u64) -> Lsn {
     Lsn::at(bytes)
 }
@@ -52,7 +49,7 @@ impl Pg for Sim {
         for (i, t) in st.sc.source.tables.iter().enumerate() {
             // Application writes land in the first (hot) table: one row per 4 KiB written.
             let (applied, local) = if i == 0 { (from_source, own) } else { (0, 0) };
-            let rows = t.rows + (applied + local) / 4096;
+            let rows = t.rows + (applied + local) / st.sc.workload.bytes_per_row;
             let h = fnv(&[
                 t.name.as_bytes(),
                 &seed,
@@ -150,6 +147,35 @@ impl Pg for Sim {
             .filter(|(k, _)| names.is_empty() || names.contains(k))
             .map(|(name, setting)| Setting { name, setting })
             .collect())
+    }
+
+    fn table_stats(&self, cx: &Call<'_>, db: &str) -> Result<Vec<TableStats>, PrimitiveError> {
+        let mut st = self.api(cx, A, "table_stats")?;
+        check_db(&mut st, "table_stats", db)?;
+        let (applied, local) = st.content_version(db).unwrap_or((0, 0));
+        let mut out: Vec<TableStats> = st
+            .sc
+            .source
+            .tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                // As table_hashes: writes land in the first table, one row per 4 KiB written.
+                let written = if i == 0 {
+                    (applied + local) / st.sc.workload.bytes_per_row
+                } else {
+                    0
+                };
+                let rows = (t.rows + written) as i64;
+                TableStats {
+                    table: t.name.clone(),
+                    rows,
+                    bytes: rows * st.sc.workload.bytes_per_row as i64,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.table.cmp(&b.table));
+        Ok(out)
     }
 
     fn unlogged_tables(&self, cx: &Call<'_>, db: &str) -> Result<Vec<String>, PrimitiveError> {
@@ -423,6 +449,7 @@ impl Pg for Sim {
         let mut st = self.api(cx, A, "terminate_backends")?;
         check_db(&mut st, "terminate_backends", db)?;
         let now = st.now;
+        let exit_ms = crate::sim::scenario::dur_ms(&st.sc.source.backend_exit);
         // A long transaction at the fence: its backend takes the fault's duration to go.
         let stubborn_until = st
             .fault(FaultKind::LongRunningTransaction)
@@ -431,8 +458,8 @@ impl Pg for Sim {
         for s in st.sessions.iter_mut() {
             if s.db == db && pids.contains(&s.pid) {
                 let exit = match (s.xact_start, stubborn_until) {
-                    (Some(_), Some(t)) => t.max(now + EXIT_MS),
-                    _ => now + EXIT_MS,
+                    (Some(_), Some(t)) => t.max(now + exit_ms),
+                    _ => now + exit_ms,
                 };
                 s.exits_at = Some(s.exits_at.map_or(exit, |e| e.min(exit)));
                 done.push(s.pid);
@@ -446,7 +473,8 @@ impl Pg for Sim {
         check_db(&mut st, "sequences", db)?;
         // Sequences advance with the source's writes (one value per 4 KiB written); a replica
         // sees what it replayed.
-        let written = st.app_bytes.get(st.source_id()).copied().unwrap_or(0) / 4096;
+        let written =
+            st.app_bytes.get(st.source_id()).copied().unwrap_or(0) / st.sc.workload.bytes_per_row;
         let mut out: Vec<Sequence> = st
             .sc
             .source

@@ -614,16 +614,18 @@ pub fn aurora_class_for(source_class: &str, orderable: &[String]) -> Option<Stri
 /// does not say what happens sooner; the simulator takes the stricter reading and refuses.
 pub const PARAMETER_GROUP_SETTLE_SECONDS: i64 = 300;
 
-/// Refuse a cluster that would use `group`, created at `created_at`, before it settled (`now`:
-/// epoch seconds). `Conflict`, naming how long is left.
+/// Refuse a cluster that would use `group`, created at `created_at`, before it rested
+/// `settle` seconds (`now`: epoch seconds; AWS: [`PARAMETER_GROUP_SETTLE_SECONDS`]).
+/// `Conflict`, naming how long is left.
 pub fn check_group_settled(
     op: &str,
     group: &str,
     created_at: i64,
     now: i64,
+    settle: i64,
 ) -> Result<(), PrimitiveError> {
     let age = now - created_at;
-    if age >= PARAMETER_GROUP_SETTLE_SECONDS {
+    if age >= settle {
         return Ok(());
     }
     Err(PrimitiveError::new(
@@ -631,9 +633,9 @@ pub fn check_group_settled(
         op,
         ErrorKind::Conflict,
         format!(
-            "cluster parameter group {group} was created {age} s ago: AWS asks for {PARAMETER_GROUP_SETTLE_SECONDS} s before a cluster uses it"
+            "cluster parameter group {group} was created {age} s ago: AWS asks for {settle} s before a cluster uses it"
         ),
-        "wait until it is 5 minutes old (the standard runbook's parameter-groups-settled gate does)",
+        "wait until it has rested that long (the standard runbook's parameter-groups-settled gate does)",
     )
     .with_retryable(false))
 }

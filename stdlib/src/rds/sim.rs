@@ -205,6 +205,7 @@ impl Rds for Sim {
                 &g.name,
                 g.created_at.div_euclid(1000),
                 st.now.div_euclid(1000),
+                crate::sim::scenario::dur_ms(&st.sc.aws.parameter_group_settle) / 1000,
             )?;
         }
         let now = st.now;
@@ -552,6 +553,7 @@ impl Rds for Sim {
                 &g.name,
                 g.created_at.div_euclid(1000),
                 st.now.div_euclid(1000),
+                crate::sim::scenario::dur_ms(&st.sc.aws.parameter_group_settle) / 1000,
             )?;
         }
         let id = req.cluster_id.clone();

@@ -19,7 +19,9 @@ pub struct Violation {
 impl SimState {
     /// Free storage of the source in bytes: allocated − data − retained WAL.
     pub fn free_storage_bytes(&self) -> f64 {
-        let alloc = self.sc.source.allocated_storage_gb as f64 * 1e9;
+        // RDS's AllocatedStorage is in GiB ("Amount of storage in gibibytes (GiB)",
+        // CreateDBInstance); the data size is in GB.
+        let alloc = self.sc.source.allocated_storage_gb as f64 * 1_073_741_824.0;
         (alloc - self.sc.source.data_gb * 1e9 - self.retained_wal_bytes() as f64).max(0.0)
     }
 
@@ -131,9 +133,9 @@ impl SimState {
         let Some(free) = self.replay.as_ref().and_then(|r| r.free(self.now)) else {
             return;
         };
-        let alloc = self.sc.source.allocated_storage_gb as f64;
+        let alloc = self.sc.source.allocated_storage_gb as f64 * 1_073_741_824.0;
         let wal = self.retained_wal_bytes() as f64;
-        self.sc.source.data_gb = ((alloc * 1e9 - free - wal) / 1e9).clamp(0.0, alloc);
+        self.sc.source.data_gb = ((alloc - free - wal) / 1e9).clamp(0.0, alloc / 1e9);
         if let Some(r) = &self.replay {
             let line = r.describe();
             self.note(line);

@@ -187,6 +187,13 @@ pub struct Godwit {
     /// call is refused, decisions come from AWS APIs and CloudWatch.
     pub db_access: bool,
     pub security_group: String,
+    /// An exact comparison (`validate::compare`) costs this much time whatever the size
+    /// (connections, the catalogue, the positions) ...
+    pub compare_base: String,
+    /// ... plus the rows of the larger side at this rate: it reads every row of both sides,
+    /// in parallel. The simulator charges it on its modelled tables' rows; a run waits for it,
+    /// inside the write blackout at the fence.
+    pub compare_rows_per_second: f64,
 }
 
 impl Default for Godwit {
@@ -194,6 +201,10 @@ impl Default for Godwit {
         Godwit {
             db_access: true,
             security_group: "sg-0godwit".into(),
+            // The lab's figures on a 2-core machine (docs/fleet.md, "The lab's platform"):
+            // 32,000 rows in 120-130 ms, 440,000 in 400-460 ms.
+            compare_base: "100ms".into(),
+            compare_rows_per_second: 1_250_000.0,
         }
     }
 }
@@ -241,6 +252,9 @@ pub struct Source {
     /// replication) is modelled with 1 or more: the credential-less fence must then be told
     /// (`fence_connection_allowance`), never pass on its own.
     pub internal_connections: u32,
+    /// How long a terminated backend takes to exit (`pg_terminate_backend` returns before it
+    /// is gone): its transaction's rollback, its connection's teardown.
+    pub backend_exit: String,
     /// The instance's tags (`TagList`), e.g. `{ "godwit:fleet" = "payments", team = "orders" }`:
     /// what `rds::list_instances` and fleet discovery read.
     pub tags: BTreeMap<String, String>,
@@ -293,6 +307,7 @@ impl Default for Source {
             parameter_apply_status: "in-sync".into(),
             read_replicas: Vec::new(),
             internal_connections: 0,
+            backend_exit: "200ms".into(),
             tags: BTreeMap::new(),
         }
     }
@@ -372,6 +387,9 @@ pub struct Workload {
     /// `recorded`'s contents, read when the scenario is loaded; not a TOML key.
     #[serde(skip)]
     pub recording: Option<Arc<Recording>>,
+    /// Application WAL per row it adds to the first (hot) table and per sequence value it
+    /// takes: the tables grow with the writes, and the exact comparison with them.
+    pub bytes_per_row: u64,
 }
 
 impl Default for Workload {
@@ -385,6 +403,7 @@ impl Default for Workload {
             offset: "0s".into(),
             past_end: PastEnd::Loop,
             recording: None,
+            bytes_per_row: 4096,
         }
     }
 }
@@ -443,6 +462,9 @@ pub struct Aws {
     pub promote: String,
     /// How long a promoted cluster still reads `available` before `promoting`.
     pub promote_status_lag: String,
+    /// How long a new cluster parameter group rests before a cluster may use it (AWS: "wait
+    /// at least 5 minutes", `rds::PARAMETER_GROUP_SETTLE_SECONDS`); sooner is refused.
+    pub parameter_group_settle: String,
     pub reboot: String,
     pub modify: String,
     pub delete: String,
@@ -463,6 +485,7 @@ impl Default for Aws {
             create_instance: "10m".into(),
             promote: "4m".into(),
             promote_status_lag: "30s".into(),
+            parameter_group_settle: "5m".into(),
             reboot: "1m".into(),
             modify: "30s".into(),
             delete: "5m".into(),
@@ -758,9 +781,10 @@ impl Scenario {
             ),
         );
         need(
-            s.data_gb >= 0.0 && s.data_gb <= s.allocated_storage_gb as f64,
+            // data in GB, the allocation in GiB (RDS's unit).
+            s.data_gb >= 0.0 && s.data_gb <= s.allocated_storage_gb as f64 * 1.073_741_824,
             format!(
-                "source.data_gb: {} must be between 0 and allocated_storage_gb ({})",
+                "source.data_gb: {} must be between 0 and allocated_storage_gb ({} GiB)",
                 s.data_gb, s.allocated_storage_gb
             ),
         );
@@ -825,6 +849,14 @@ impl Scenario {
             self.replica.replay_bytes_per_second > 0.0,
             "replica.replay_bytes_per_second: must be > 0".into(),
         );
+        need(
+            self.workload.bytes_per_row > 0,
+            "workload.bytes_per_row: must be > 0".into(),
+        );
+        need(
+            self.godwit.compare_rows_per_second > 0.0,
+            "godwit.compare_rows_per_second: must be > 0".into(),
+        );
         let durations: Vec<(&str, &str)> = vec![
             ("wal.archive_timeout", &self.wal.archive_timeout),
             ("wal.heartbeat_interval", &self.wal.heartbeat_interval),
@@ -836,7 +868,10 @@ impl Scenario {
             ),
             ("aws.create_instance", &self.aws.create_instance),
             ("aws.promote", &self.aws.promote),
-            ("aws.promote_status_lag", &self.aws.promote_status_lag),
+            (
+                "aws.parameter_group_settle",
+                &self.aws.parameter_group_settle,
+            ),
             ("aws.reboot", &self.aws.reboot),
             ("aws.modify", &self.aws.modify),
             ("aws.delete", &self.aws.delete),
@@ -845,6 +880,8 @@ impl Scenario {
             ("cloudwatch.delay", &self.cloudwatch.delay),
             ("cloudwatch.history", &self.cloudwatch.history),
             ("workload.offset", &self.workload.offset),
+            ("godwit.compare_base", &self.godwit.compare_base),
+            ("source.backend_exit", &self.source.backend_exit),
         ];
         for (key, text) in durations {
             if let Err(e) = parse_duration(text) {

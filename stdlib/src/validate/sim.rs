@@ -86,7 +86,11 @@ fn copies(st: &SimState, op: &str, db: &str) -> Result<Vec<(String, Copy)>, Prim
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            let written = if i == 0 { (applied + local) / 4096 } else { 0 };
+            let written = if i == 0 {
+                (applied + local) / st.sc.workload.bytes_per_row
+            } else {
+                0
+            };
             let diverged = if source {
                 BTreeSet::new()
             } else {
@@ -247,8 +251,9 @@ impl Validate for Sim {
         tables.sort_by(|a, b| a.table.cmp(&b.table));
         // Sequences advance with the writes a side holds (one value per 4 KiB written).
         let written = |db: &str| {
-            st.content_version(db)
-                .map_or(0, |(applied, local)| (applied + local) / 4096) as i64
+            st.content_version(db).map_or(0, |(applied, local)| {
+                (applied + local) / st.sc.workload.bytes_per_row
+            }) as i64
         };
         let (ws, wt) = (written(source), written(target));
         let sequences = st
@@ -263,13 +268,28 @@ impl Validate for Sim {
                 ok: wt >= ws,
             })
             .collect();
-        Ok(Report {
+        let report = Report {
             positions: positions(&st, target),
             tables,
             sequences,
             ..Report::new(source, target)
         }
-        .finish())
+        .finish();
+        // Reading every row takes time, and a run waits for it (at the fence: inside the write
+        // blackout). Never free: a world kinder than a real comparison would hide the cost
+        // that grows with the database.
+        let rows = report
+            .tables
+            .iter()
+            .map(|t| t.source_rows.max(t.target_rows))
+            .sum::<i64>()
+            .max(0) as f64;
+        let g = &st.sc.godwit;
+        let cost = crate::sim::scenario::dur_ms(&g.compare_base)
+            + (rows / g.compare_rows_per_second * 1000.0).round() as i64;
+        drop(st);
+        cx.sleep(std::time::Duration::from_millis(cost.max(0) as u64))?;
+        Ok(report)
     }
 
     fn sample(
