@@ -75,6 +75,13 @@ pub async fn run(sup: &Supervisor, c: Cutover) -> Result<Outcome, LabError> {
         st.seed_rows,
     );
     tokio::time::sleep(c.warmup).await;
+    run_under(sup, c, load).await
+}
+
+/// Run `c.runbook` on the lab of `sup` while `load` (started by the caller, already warm:
+/// `c.clients`, `c.pace`, `c.workload` and `c.warmup` are not used) writes through Envoy.
+pub async fn run_under(sup: &Supervisor, c: Cutover, load: Workload) -> Result<Outcome, LabError> {
+    let st = LabState::load(&sup.dir)?;
     // An async fn runs on a runtime, where `current()` cannot panic; the run itself goes to a
     // blocking thread with this handle captured (the lint's concern).
     #[allow(clippy::disallowed_methods)]

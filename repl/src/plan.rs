@@ -93,6 +93,10 @@ pub struct Prediction {
     pub write_blackout: Blackout,
     /// Phases: name, start (ms after the run's start), duration (ms).
     pub phases: Vec<(String, i64, i64)>,
+    /// The write blackout's parts (ms): fence, catch-up (fence LSN → replica past it), the
+    /// exact validation, promote, route switch — as the lab's cutover measures them
+    /// (`godwit_lab::cutover::phases`), so a prediction compares with a measurement.
+    pub blackout_parts: Vec<(String, i64)>,
     /// What the prediction assumed because it could not be measured.
     pub assumptions: Vec<String>,
 }
@@ -112,6 +116,14 @@ impl Prediction {
             .iter()
             .find(|(n, _, _)| n == name)
             .map(|(_, _, took)| *took)
+    }
+
+    /// How long the part `name` of the blackout took (`blackout_parts`).
+    pub fn blackout_part(&self, name: &str) -> Option<i64> {
+        self.blackout_parts
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, ms)| *ms)
     }
 
     /// The predicted write blackout (ms), when the run ended it.
@@ -179,7 +191,9 @@ pub fn plan_cluster(worlds: &Worlds, req: &PlanRequest) -> Result<ClusterPlan, F
         (None, Some(sc)) => (relabelled(sc, &req.cluster)?, Vec::new(), Vec::new()),
         _ => {
             let probe = probe(&world, req)?;
-            let c = crate::fleet::calibration::calibrate(&req.cluster, &probe, &req.params);
+            let platform = crate::fleet::calibration::Platform::of_world(&world_name);
+            let c =
+                crate::fleet::calibration::calibrate(&req.cluster, &probe, &req.params, platform);
             (c.scenario, c.measured, c.assumed)
         }
     };
@@ -206,11 +220,25 @@ pub fn plan_cluster(worlds: &Worlds, req: &PlanRequest) -> Result<ClusterPlan, F
         assumptions.insert(0, replayed);
     }
     let scenario_name = scenario.name.clone();
+    let params = match sim_scenario {
+        Some(_) => req.params.clone(),
+        None => {
+            let (p, dilated) = minute_metrics(&req.params);
+            if let Some((factor, said)) = dilated {
+                // The window lasts `factor` times longer than the run's: the tables grow as
+                // much over it as they will over the real one.
+                scenario.workload.bytes_per_row =
+                    (scenario.workload.bytes_per_row as f64 * factor).round() as u64;
+                assumptions.push(said);
+            }
+            p
+        }
+    };
     let (run, report, _) = scratch_run(
         &World::sim(scenario),
         &req.runbook,
         &req.cluster,
-        &req.params,
+        &params,
         false,
         None,
     )?;
@@ -247,9 +275,59 @@ pub fn plan_cluster(worlds: &Worlds, req: &PlanRequest) -> Result<ClusterPlan, F
                 b => b,
             },
             phases: phases(&run),
+            blackout_parts: godwit_lab::cutover::phases(&run.lines),
             assumptions,
         },
     })
+}
+
+/// The run's parameters for the simulator, whose CloudWatch has one-minute datapoints (as RDS's
+/// standard monitoring): a `metric_period` under a minute (a lab's seconds) is predicted at
+/// 60 s, and a validation window too short for the analysis's five datapoints at 10 minutes.
+/// Neither is inside the write blackout; the assumption says so.
+fn minute_metrics(params: &Map<String, Value>) -> (Map<String, Value>, Option<(f64, String)>) {
+    let period = params
+        .get("metric_period")
+        .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()));
+    let Some(period) = period.filter(|p| *p < 60) else {
+        return (params.clone(), None);
+    };
+    let mut p = params.clone();
+    p.insert("metric_period".into(), 60.into());
+    let dur = |k: &str| {
+        params
+            .get(k)
+            .and_then(Value::as_str)
+            .and_then(|w| godwit_engine::duration::parse_duration(w).ok())
+    };
+    const WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
+    let mut factor = 1.0;
+    let mut stretched = String::new();
+    if let Some(w) = dur("validation_window").filter(|w| *w < WINDOW) {
+        p.insert("validation_window".into(), "10m".into());
+        // The gate's timeout keeps its margin over the window.
+        if let Some(t) = dur("validation_timeout") {
+            let timeout = WINDOW + t.saturating_sub(w);
+            p.insert(
+                "validation_timeout".into(),
+                godwit_engine::duration::format_duration(timeout).into(),
+            );
+        }
+        factor = WINDOW.as_secs_f64() / w.as_secs_f64().max(1.0);
+        stretched = format!(
+            ", and the validation window {} at 10 min (five datapoints for the analysis) with the tables growing {factor:.0} times slower (as much as over the real window)",
+            godwit_engine::duration::format_duration(w)
+        );
+    }
+    (
+        p,
+        Some((
+            factor,
+            format!(
+                "metric_period {period} s predicted at 60 s (the simulator's CloudWatch has one-minute datapoints){stretched}; neither is inside the write blackout"
+            ),
+        )),
+    )
 }
 
 /// A built-in scenario (or TOML file) whose source is `cluster`.
@@ -263,7 +341,17 @@ fn relabelled(name: &str, cluster: &str) -> Result<Scenario, Failure> {
 /// read nothing: every figure is then an assumption).
 fn probe(world: &World, req: &PlanRequest) -> Result<Value, Failure> {
     let runbook = embedded_runbook("fleet-probe.rhai", PROBE)?;
-    let (probe_run, _, _) = scratch_run(world, &runbook, &req.cluster, &Map::new(), false, None)?;
+    // The runbook's metric period, when the run sets one (a lab's datapoints are seconds).
+    let mut params = Map::new();
+    params.insert(
+        "period".into(),
+        req.params
+            .get("metric_period")
+            .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
+            .unwrap_or(300)
+            .into(),
+    );
+    let (probe_run, _, _) = scratch_run(world, &runbook, &req.cluster, &params, false, None)?;
     Ok(probe_run
         .lines
         .iter()

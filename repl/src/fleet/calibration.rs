@@ -8,7 +8,7 @@
 //! CDC consumers, database access, encryption) and leaves the blocking facts (backups off, a
 //! pending modification, an unsupported extension, ...) out, because the preflight reports those.
 
-use godwit_stdlib::sim::scenario::{ConsumerCfg, Scenario, SlotCfg, SlotType};
+use godwit_stdlib::sim::scenario::{ConsumerCfg, Scenario, SlotCfg, SlotType, TableCfg};
 use serde_json::{Map, Value};
 
 /// A scenario for the prediction, and how it was obtained.
@@ -22,10 +22,91 @@ pub struct Calibration {
 }
 
 const GB: f64 = 1e9;
+/// RDS's `AllocatedStorage` is in GiB; `FreeStorageSpace` in bytes.
+const GIB: f64 = 1_073_741_824.0;
 
-/// Build the prediction's scenario for `cluster` from `probe` (the probe step's result; `Null`
-/// when the probe read nothing) and the run's `params` (the target's encryption).
-pub fn calibrate(cluster: &str, probe: &Value, params: &Map<String, Value>) -> Calibration {
+/// Where the cluster runs, for what no probe of the source can read: how long the platform
+/// takes to build a replica, promote it, restart a server, and an Envoy to acknowledge a
+/// route. Chosen by the world's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Platform {
+    /// RDS and Aurora (the aws world, and the simulated clusters of a generated fleet): the
+    /// simulator's AWS timings, assumed — AWS does not publish them.
+    Aws,
+    /// The lab (`--world lab[:DIR]`): PostgreSQL servers and an Envoy on this machine, with
+    /// the lab's own settings (docs/fleet.md "The lab's platform").
+    Lab,
+}
+
+impl Platform {
+    pub fn of_world(world: &str) -> Platform {
+        if world == "lab" || world.starts_with("lab:") {
+            Platform::Lab
+        } else {
+            Platform::Aws
+        }
+    }
+
+    /// Set the platform's durations in `sc`; the assumption that states them.
+    fn apply(self, sc: &mut Scenario) -> String {
+        match self {
+            Platform::Aws => {
+                let d = &sc.aws;
+                format!(
+                    "replica build {} + {} per 100 GB of data, promotion {} (the simulator's AWS timings; RDS does not publish them)",
+                    d.create_replica_base, d.create_replica_per_100gb, d.promote
+                )
+            }
+            Platform::Lab => {
+                // The lab's own settings (lab/src/supervisor.rs LabOptions::new, pgproc.rs
+                // PRIMARY_SETTINGS) and what its servers do on this machine: a promotion is
+                // `pg_promote` of a local standby (tens of milliseconds), a replica a
+                // `pg_basebackup` over loopback, an Envoy ACK a local xDS push.
+                let a = &mut sc.aws;
+                a.create_replica_base = "3s".into();
+                a.create_replica_per_100gb = "15m".into();
+                a.create_instance = "2s".into();
+                a.promote = "30ms".into();
+                a.promote_status_lag = "0s".into();
+                // The lab's parameter groups are in force at once (lab_params'
+                // parameter_group_settle is 0 s).
+                a.parameter_group_settle = "0s".into();
+                sc.source.backend_exit = "10ms".into();
+                a.reboot = "1s".into();
+                a.modify = "0s".into();
+                a.delete = "1s".into();
+                sc.wal.heartbeat_interval = "3s".into();
+                sc.wal.archive_timeout = "10s".into();
+                sc.cloudwatch.delay = "1s".into();
+                // A standby on the same machine, reading its primary over loopback: replay
+                // is bounded by its CPU, not a network (assumed: nothing measures it before
+                // a replica exists).
+                sc.replica.replay_bytes_per_second = 500e6;
+                sc.envoy.nodes = sc.envoy_nodes();
+                for n in &mut sc.envoy.nodes {
+                    n.ack_latency = "15ms".into();
+                }
+                format!(
+                    "the lab's platform: replica build {} (pg_basebackup), promotion {} (pg_promote), restart {}, a terminated backend gone in 10 ms, Envoy ACK 15 ms, replica replay 500 MB/s (assumed), RDS heartbeat every {} and archive_timeout {} (the lab's own settings)",
+                    sc.aws.create_replica_base,
+                    sc.aws.promote,
+                    sc.aws.reboot,
+                    sc.wal.heartbeat_interval,
+                    sc.wal.archive_timeout
+                )
+            }
+        }
+    }
+}
+
+/// Build the prediction's scenario for `cluster` on `platform` from `probe` (the probe step's
+/// result; `Null` when the probe read nothing) and the run's `params` (the target's encryption).
+pub fn calibrate(
+    cluster: &str,
+    probe: &Value,
+    params: &Map<String, Value>,
+    platform: Platform,
+) -> Calibration {
     let mut sc = Scenario::from_toml("calibrated", "name = \"calibrated\"\n[source]\n")
         .expect("the minimal scenario parses");
     sc.source.id = cluster.to_string();
@@ -36,6 +117,11 @@ pub fn calibrate(cluster: &str, probe: &Value, params: &Map<String, Value>) -> C
     if let Some(v) = src["engine_version"].as_str() {
         sc.source.engine_version = v.to_string();
         measured.push(format!("engine {v}"));
+        // Whether Aurora offers it is the preflight's finding (`aurora-version`); the
+        // prediction is of the migration once that is fixed.
+        if !sc.aws.aurora_versions.iter().any(|a| a == v) {
+            sc.aws.aurora_versions.push(v.to_string());
+        }
     }
     if let Some(v) = src["instance_class"].as_str() {
         sc.source.instance_class = v.to_string();
@@ -55,10 +141,12 @@ pub fn calibrate(cluster: &str, probe: &Value, params: &Map<String, Value>) -> C
         .fold(f64::INFINITY, f64::min);
     let alloc = sc.source.allocated_storage_gb as f64;
     if free_min.is_finite() {
-        sc.source.data_gb = (alloc - free_min / GB).clamp(0.0, alloc).round();
+        // To the megabyte: a lab's database is megabytes.
+        let used = (alloc * GIB - free_min).clamp(0.0, alloc * GIB);
+        sc.source.data_gb = (used / GB * 1000.0).round() / 1000.0;
         measured.push(format!(
-            "data {} GB (allocated − FreeStorageSpace)",
-            sc.source.data_gb
+            "data {} (allocated − FreeStorageSpace)",
+            bytes(sc.source.data_gb * GB)
         ));
     } else {
         sc.source.data_gb = (alloc * 0.5).round();
@@ -88,7 +176,27 @@ pub fn calibrate(cluster: &str, probe: &Value, params: &Map<String, Value>) -> C
         .flatten()
         .filter_map(|p| Some((p["t"].as_i64()?, p["v"].as_f64()?)))
         .collect();
-    if wal.len() >= 12 {
+    let span = match (wal.first(), wal.last()) {
+        (Some(a), Some(b)) => b.0 - a.0,
+        _ => 0,
+    };
+    if wal.len() >= 12 && span < 2 * 3600 {
+        // Less than two hours of figures (a lab, a new instance): no daily curve to fit; the
+        // rate they show, steady, all day.
+        let mean = wal.iter().map(|p| p.1).sum::<f64>() / wal.len() as f64;
+        sc.workload.base_write_bytes_per_second = mean.max(0.0).round();
+        sc.workload.peak_write_bytes_per_second = mean.max(0.0).round();
+        sc.workload.jitter = 0.1;
+        measured.push(format!(
+            "WAL {}/s (the mean of {} TransactionLogsGeneration datapoints over {} s)",
+            bytes(mean),
+            wal.len(),
+            span
+        ));
+        assumed.push(format!(
+            "WAL: steady at that rate, ±10 % minute to minute (only {span} s of figures: no daily peak to fit)"
+        ));
+    } else if wal.len() >= 12 {
         let (low, high) = wal
             .iter()
             .fold((f64::INFINITY, 0.0f64), |(lo, hi), (_, v)| {
@@ -212,17 +320,47 @@ pub fn calibrate(cluster: &str, probe: &Value, params: &Map<String, Value>) -> C
     for m in probe["missing"].as_array().into_iter().flatten() {
         assumed.push(format!("not read: {}", m.as_str().unwrap_or_default()));
     }
-    let d = godwit_stdlib::sim::scenario::Aws::default();
+    // The tables the exact comparison at the fence reads: it takes time with their rows.
+    let tables: Vec<TableCfg> = probe["tables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| {
+            Some(TableCfg {
+                name: t["table"].as_str()?.to_string(),
+                rows: t["rows"].as_i64()?.max(0) as u64,
+            })
+        })
+        .collect();
+    if tables.is_empty() {
+        assumed.push(format!(
+            "tables: the simulator's ({} rows; no table statistics read)",
+            sc.source.tables.iter().map(|t| t.rows).sum::<u64>()
+        ));
+    } else {
+        measured.push(format!(
+            "{} tables, {} rows (pg_stat_user_tables)",
+            tables.len(),
+            tables.iter().map(|t| t.rows).sum::<u64>()
+        ));
+        sc.source.tables = tables;
+    }
     assumed.push(format!(
-        "replica build {} + {} per 100 GB of data, promotion {} (the simulator's AWS timings; RDS does not publish them)",
-        d.create_replica_base, d.create_replica_per_100gb, d.promote
+        "the exact comparison at the fence: {} + {} rows/s",
+        sc.godwit.compare_base, sc.godwit.compare_rows_per_second
     ));
-    assumed.push(format!(
-        "replica replay {}/s whatever the class (not measured before a replica exists)",
-        bytes(sc.replica.replay_bytes_per_second)
-    ));
-    assumed
-        .push("one Envoy node, 200 ms to ACK a route change; the run starts at 00:00 UTC".into());
+    assumed.push(platform.apply(&mut sc));
+    if platform == Platform::Aws {
+        assumed.push(format!(
+            "replica replay {}/s whatever the class (not measured before a replica exists)",
+            bytes(sc.replica.replay_bytes_per_second)
+        ));
+        assumed.push(
+            "one Envoy node, 200 ms to ACK a route change; the run starts at 00:00 UTC".into(),
+        );
+    } else {
+        assumed.push("one Envoy node; the run starts at 00:00 UTC".into());
+    }
     sc.name = "calibrated".into();
     Calibration {
         scenario: sc,
@@ -317,10 +455,11 @@ mod tests {
             "consumers": [{ "name": "c", "slot": "s", "state": "running" }],
             "slots": [], "missing": [],
         });
-        let c = calibrate("orders-db", &probe, &Map::new());
+        let c = calibrate("orders-db", &probe, &Map::new(), Platform::Aws);
         let sc = &c.scenario;
         sc.validate().unwrap();
-        assert_eq!(sc.source.data_gb, 400.0);
+        // 1000 GiB allocated, 600 GB free.
+        assert_eq!(sc.source.data_gb, 473.742);
         assert_eq!(sc.source.sessions, 30);
         assert_eq!(sc.workload.base_write_bytes_per_second, 1e6);
         assert_eq!(sc.workload.peak_write_bytes_per_second, 9e6);
@@ -356,7 +495,7 @@ mod tests {
 
     #[test]
     fn nothing_read_is_all_assumptions() {
-        let c = calibrate("orders-db", &Value::Null, &Map::new());
+        let c = calibrate("orders-db", &Value::Null, &Map::new(), Platform::Aws);
         c.scenario.validate().unwrap();
         assert!(c.measured.is_empty());
         assert!(

@@ -60,6 +60,8 @@ pub struct Predicted {
     pub validation_end_ms: Option<i64>,
     /// How long application writes are refused.
     pub write_blackout_ms: Option<i64>,
+    /// Inside the blackout: from the fence LSN to the replica past it.
+    pub catch_up_ms: Option<i64>,
     /// The whole migration.
     pub total_ms: i64,
     /// Figures read from the cluster.
@@ -126,6 +128,7 @@ impl ClusterVerdict {
             replica_build_ms: pr.phase_took("replica"),
             validation_end_ms: pr.phase_end("validation under production traffic"),
             write_blackout_ms: pr.blackout_ms(),
+            catch_up_ms: pr.blackout_part("catch-up"),
             total_ms: pr.virtual_ms,
             measured: pr.calibrated.clone(),
             assumptions: pr.assumptions.clone(),

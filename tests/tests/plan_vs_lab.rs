@@ -1,0 +1,215 @@
+//! The plan's prediction checked against reality: for lab sources with different write rates
+//! and sizes, `godwit plan --world lab` (the preflight and the calibration probe against the
+//! running lab, the prediction in the simulator on the lab's platform) predicts the write
+//! blackout and the catch-up at the fence, and the lab cutover of that source, under the same
+//! load, then measures them. Each must be within 25 % or 200 ms (issue "The fleet": "the
+//! prediction is checked against reality, not against itself").
+//!
+//! Needs the PostgreSQL server binaries and Envoy like the lab tests (`scripts/test.sh`
+//! provisions both); a missing one fails with its install command.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use godwit_engine::journal::file::FileStore;
+use godwit_lab::cutover::{self, Cutover};
+use godwit_lab::workload::{Kind, Workload};
+use godwit_lab::{LabOptions, LabState, Supervisor};
+use serde_json::Value;
+
+const GODWIT: &str = env!("CARGO_BIN_EXE_godwit-toy");
+
+fn runbook() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks/rds-to-aurora.rhai")
+}
+
+/// One lab source: its workload and its size.
+struct Source {
+    label: &'static str,
+    kind: Kind,
+    clients: usize,
+    pace_ms: u64,
+    rows: i64,
+}
+
+/// Within 25 % of the measurement, or 200 ms.
+fn close(predicted: f64, measured: f64) -> bool {
+    (predicted - measured).abs() <= (0.25 * measured).max(200.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_plans_prediction_matches_the_lab_cutover_of_sources_with_different_write_rates() {
+    let sources = [
+        Source {
+            label: "light inserts",
+            kind: Kind::Insert,
+            clients: 2,
+            pace_ms: 20,
+            rows: 10_000,
+        },
+        Source {
+            label: "busy inserts",
+            kind: Kind::Insert,
+            clients: 6,
+            pace_ms: 2,
+            rows: 50_000,
+        },
+        Source {
+            label: "TPC-B updates",
+            kind: Kind::Tpcb,
+            clients: 4,
+            pace_ms: 5,
+            rows: 200_000,
+        },
+    ];
+    let mut rows_out = Vec::new();
+    let mut misses = Vec::new();
+    for s in &sources {
+        let tmp = tempfile::Builder::new()
+            .prefix("godwit-pvl-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let mut opts = LabOptions::new(tmp.path().join("lab"));
+        opts.seed_rows = s.rows;
+        opts.cdc = false;
+        let sup = Supervisor::up(opts)
+            .await
+            .unwrap_or_else(|e| panic!("lab up: {e}"));
+        let st = LabState::load(&sup.dir).unwrap();
+        let pace = Duration::from_millis(s.pace_ms);
+        let load = Workload::start(
+            st.route.listen_port,
+            &st.app_role,
+            &st.app_db,
+            s.clients,
+            pace,
+            s.kind,
+            st.seed_rows,
+        );
+        // The lab samples its CloudWatch figures every second: 20 s of them for the probe.
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        let mut args: Vec<String> = [
+            "plan",
+            &runbook().display().to_string(),
+            "--cluster",
+            &st.source,
+            "--world",
+            &format!("lab:{}", sup.dir.display()),
+            "-o",
+            "json",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        for (k, v) in cutover::lab_params() {
+            args.push("--set".into());
+            args.push(format!(
+                "{k}={}",
+                v.as_str().map_or(v.to_string(), str::to_string)
+            ));
+        }
+        let state = tmp.path().join("state");
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new(GODWIT)
+                .args(&args)
+                .env("GODWIT_STATE_DIR", state)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: the plan is not ready\n{stdout}\n{}",
+            s.label,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let plan: Value = serde_json::from_str(&stdout).unwrap();
+        let pr = &plan["prediction"];
+        let part = |name: &str| {
+            pr["blackout_parts"]
+                .as_array()
+                .and_then(|a| a.iter().find(|p| p[0] == name))
+                .and_then(|p| p[1].as_f64())
+        };
+        let predicted_blackout = match (
+            pr["write_blackout"]["from"].as_f64(),
+            pr["write_blackout"]["to"].as_f64(),
+        ) {
+            (Some(a), Some(b)) => b - a,
+            _ => panic!("{}: no predicted blackout: {pr}", s.label),
+        };
+        let predicted_catch_up =
+            part("catch-up").unwrap_or_else(|| panic!("{}: no catch-up: {pr}", s.label));
+        // The same load goes on into the cutover: the plan saw the source the cutover meets.
+        let o = cutover::run_under(
+            &sup,
+            Cutover {
+                runbook: runbook(),
+                params: cutover::lab_params(),
+                store: Arc::new(FileStore::new(tmp.path().join("runs"))),
+                clients: s.clients,
+                pace,
+                warmup: Duration::ZERO,
+                workload: s.kind,
+                sinks: Vec::new(),
+            },
+            load,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}: cutover: {e}", s.label));
+        sup.down().await;
+        assert!(o.succeeded, "{}: the lab cutover did not succeed", s.label);
+        assert_eq!(o.workload.lost, Some(0), "{}: commits lost", s.label);
+        let measured_blackout = o.workload.blackout_ms;
+        let measured_catch_up = o
+            .phases
+            .iter()
+            .find(|(n, _)| n == "catch-up")
+            .map(|(_, ms)| *ms as f64)
+            .unwrap_or_else(|| panic!("{}: no catch-up measured: {:?}", s.label, o.phases));
+        let calibrated: Vec<&str> = pr["calibrated"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        rows_out.push(format!(
+            "{:<14} blackout predicted {:>5.0} ms, measured {:>5.0} ms · catch-up predicted {:>4.0} ms, measured {:>4.0} ms · predicted parts {} · measured {:?}\n               calibrated: {}",
+            s.label, predicted_blackout, measured_blackout, predicted_catch_up, measured_catch_up,
+            pr["blackout_parts"], o.phases, calibrated.join("; ")
+        ));
+        if !close(predicted_blackout, measured_blackout) {
+            misses.push(format!(
+                "{}: blackout predicted {predicted_blackout} ms, measured {measured_blackout} ms",
+                s.label
+            ));
+        }
+        if !close(predicted_catch_up, measured_catch_up) {
+            misses.push(format!(
+                "{}: catch-up predicted {predicted_catch_up} ms, measured {measured_catch_up} ms",
+                s.label
+            ));
+        }
+        // The prediction read this source, not defaults: its WAL rate and its tables.
+        assert!(
+            calibrated.iter().any(|c| c.starts_with("WAL "))
+                && calibrated
+                    .iter()
+                    .any(|c| c.contains("rows (pg_stat_user_tables)")),
+            "{}: the probe did not read the source: {calibrated:?}",
+            s.label
+        );
+    }
+    println!("prediction vs the lab cutover:\n{}", rows_out.join("\n"));
+    assert!(
+        misses.is_empty(),
+        "outside 25 % / 200 ms:\n{}\n\n{}",
+        misses.join("\n"),
+        rows_out.join("\n")
+    );
+}
