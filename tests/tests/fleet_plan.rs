@@ -283,6 +283,18 @@ fn a_fleet_file_with_an_unknown_key_is_refused_naming_it() {
 }
 
 #[test]
+fn a_cluster_in_a_world_this_godwit_does_not_have_is_refused() {
+    refused(
+        "[[clusters]]\nid = \"orders-db\"\nowner = \"orders\"\nworld = \"lba:/tmp/lab\"\n",
+        &[
+            "clusters[0].world (cluster orders-db)",
+            "unknown world 'lba'",
+            "godwit worlds",
+        ],
+    );
+}
+
+#[test]
 fn a_duplicate_cluster_is_refused() {
     refused(
         "[[clusters]]\nid = \"orders-db\"\nowner = \"orders\"\n\n[[clusters]]\nid = \"orders-db\"\nowner = \"payments\"\n",

@@ -213,3 +213,115 @@ async fn the_plans_prediction_matches_the_lab_cutover_of_sources_with_different_
         rows_out.join("\n")
     );
 }
+
+/// `godwit fleet plan` over several lab sources at once: each cluster of the fleet file names
+/// its own lab (`world = "lab:DIR"`), and each verdict is calibrated from its own source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fleet_plan_plans_several_labs_each_from_its_own_source() {
+    let tmp = tempfile::Builder::new()
+        .prefix("godwit-pvl-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let mut labs = Vec::new();
+    let mut loads = Vec::new();
+    for (id, rows, clients) in [("orders-a", 5_000i64, 1usize), ("orders-b", 60_000, 4)] {
+        let mut opts = LabOptions::new(tmp.path().join(id));
+        opts.source = id.to_string();
+        opts.seed_rows = rows;
+        opts.cdc = false;
+        let sup = Supervisor::up(opts)
+            .await
+            .unwrap_or_else(|e| panic!("lab up {id}: {e}"));
+        let st = LabState::load(&sup.dir).unwrap();
+        loads.push(Workload::start(
+            st.route.listen_port,
+            &st.app_role,
+            &st.app_db,
+            clients,
+            Duration::from_millis(10),
+            Kind::Insert,
+            st.seed_rows,
+        ));
+        labs.push((id, rows, sup));
+    }
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let mut fleet = String::from("name = \"labs\"\n[params]\n");
+    for (k, v) in cutover::lab_params() {
+        fleet.push_str(&format!("{k} = {v}\n"));
+    }
+    for (id, _, sup) in &labs {
+        fleet.push_str(&format!(
+            "[[clusters]]\nid = \"{id}\"\nowner = \"team-{id}\"\nworld = \"lab:{}\"\n",
+            sup.dir.display()
+        ));
+    }
+    let file = tmp.path().join("labs.toml");
+    std::fs::write(&file, &fleet).unwrap();
+    let (state, f) = (tmp.path().join("state"), file.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(GODWIT)
+            .args([
+                "fleet",
+                "plan",
+                "--fleet",
+                f.to_str().unwrap(),
+                "--world",
+                "sim",
+                "-o",
+                "json",
+            ])
+            .env("GODWIT_STATE_DIR", state)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    for l in loads {
+        l.stop().await;
+    }
+    for (_, _, sup) in labs {
+        sup.down().await;
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}\n{fleet}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let verdicts: Vec<Value> = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(verdicts.len(), 2, "{stdout}");
+    let rows_of = |v: &Value| -> u64 {
+        v["predicted"]["measured"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .find_map(|m| m.split(" tables, ").nth(1)?.split(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no table rows read: {v}"))
+    };
+    for v in &verdicts {
+        let id = v["cluster"].as_str().unwrap();
+        assert_eq!(v["readiness"], "ready", "{v}");
+        assert_eq!(v["owner"], format!("team-{id}"));
+        assert!(
+            v["plan"]["world"].as_str().unwrap().starts_with("lab:"),
+            "{v}"
+        );
+        assert!(
+            v["plan"]["world"].as_str().unwrap().ends_with(id),
+            "each cluster planned in its own lab: {v}"
+        );
+        let seeded = if id == "orders-a" { 5_000 } else { 60_000 };
+        let rows = rows_of(v);
+        assert!(rows >= seeded, "{id}: {rows} rows read, {seeded} seeded");
+    }
+    let (a, b) = (
+        rows_of(&verdicts[0]).min(rows_of(&verdicts[1])),
+        rows_of(&verdicts[0]).max(rows_of(&verdicts[1])),
+    );
+    assert!(
+        b > a + 40_000,
+        "the two sources' sizes are told apart: {a} vs {b}"
+    );
+}

@@ -235,7 +235,11 @@ fn load_fleet(
         &ctx.worlds,
     )?;
     let settings = world_settings(None, "", &world_name, aws)?;
-    if fleet.clusters.iter().any(|c| c.scenario.is_none()) {
+    if fleet
+        .clusters
+        .iter()
+        .any(|c| c.scenario.is_none() && c.world.is_none())
+    {
         let scratch = tempfile::tempdir().map_err(|e| {
             Failure(
                 exit::INTERNAL,

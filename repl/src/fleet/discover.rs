@@ -138,8 +138,11 @@ pub fn load(src: &FleetSource<'_>, worlds: &Worlds) -> Result<Fleet, Failure> {
     let mut fleet = super::file::load_parsed(file, name, origin, base, worlds)?;
     for c in &mut fleet.clusters {
         c.scenario = scenarios.remove(&c.id);
-        // What a worker rebuilds the cluster's world from (`fleet run`).
-        c.world = c.scenario.as_ref().map(|s| format!("sim:{}", s.name));
+        // What a worker rebuilds the cluster's world from (`fleet run`); else the fleet
+        // file's own `world`, if it gave one.
+        if let Some(s) = &c.scenario {
+            c.world = Some(format!("sim:{}", s.name));
+        }
     }
     Ok(fleet)
 }
@@ -273,6 +276,7 @@ pub(crate) fn merge(
             continue;
         }
         clusters.push(ClusterFile {
+            world: None,
             id: i.id.clone(),
             owner,
             group: d.group.clone(),
@@ -341,6 +345,7 @@ mod tests {
         let listed = vec![
             ClusterFile {
                 id: "orders-db".into(),
+                world: None,
                 owner: Some("orders-platform".into()),
                 group: None,
                 runbook: Some("cdc-heavy".into()),
@@ -348,6 +353,7 @@ mod tests {
             },
             ClusterFile {
                 id: "hand-picked".into(),
+                world: None,
                 owner: Some("ops".into()),
                 group: None,
                 runbook: None,

@@ -87,6 +87,10 @@ pub(crate) struct GroupFile {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ClusterFile {
     pub(crate) id: String,
+    /// The world this cluster lives in, when not `--world`'s (`lab:DIR` for one of several
+    /// labs, `sim:SCENARIO`).
+    #[serde(default)]
+    pub(crate) world: Option<String>,
     pub(crate) owner: Option<String>,
     pub(crate) group: Option<String>,
     pub(crate) runbook: Option<String>,
@@ -255,6 +259,13 @@ fn resolve(
                 continue;
             }
         };
+        if let Some(w) = &c.world {
+            let name = w.split(':').next().unwrap_or_default();
+            if let Err(e) = runbooks.worlds.check_name(name) {
+                problems.push(format!("{at}.world (cluster {}): {e}", c.id));
+                continue;
+            }
+        }
         let mut params = file.params.clone();
         if let Some(g) = group {
             params.extend(g.params.clone());
@@ -277,7 +288,7 @@ fn resolve(
             params,
             wave: None,
             scenario: None,
-            world: None,
+            world: c.world.clone(),
         });
     }
     if file.clusters.is_empty() {

@@ -72,8 +72,9 @@ pub struct FleetCluster {
     /// Its own simulated world (a generated fleet's cluster); `None`: the world of `--world`.
     #[serde(skip)]
     pub scenario: Option<Scenario>,
-    /// The world spec that rebuilds `scenario` on any machine (`sim:generated:SEED:ID`), for
-    /// the runs `fleet run` queues; `None`: the world of `--world`.
+    /// Its own world: the fleet file's `world` (`lab:DIR`), or the spec that rebuilds
+    /// `scenario` on any machine (`sim:generated:SEED:ID`) — for its plan and the runs `fleet
+    /// run` queues; `None`: the world of `--world`.
     #[serde(skip)]
     pub world: Option<String>,
 }

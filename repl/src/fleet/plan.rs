@@ -217,7 +217,7 @@ fn plan_one(
         &PlanRequest {
             runbook: c.runbook_path.clone(),
             cluster: c.id.clone(),
-            world: req.world.clone(),
+            world: c.world.clone().unwrap_or_else(|| req.world.clone()),
             params: c.params.clone(),
             state: Some(state),
             scenario: c.scenario.clone(),
