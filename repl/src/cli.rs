@@ -7,8 +7,8 @@ use clap::{Parser, Subcommand};
 use godwit_engine::exit;
 
 use crate::cmd::{
-    abort, approve, check, completions, cw, dal, demo, docs, fleet, lab, plan, repl, resume, run,
-    runs, show, verify, worker, worlds,
+    abort, approve, check, completions, cw, dal, demo, docs, fleet, lab, plan, repl, report,
+    resume, run, runs, show, verify, worker, worlds,
 };
 use crate::context::{Context, Format};
 use crate::session::Failure;
@@ -70,6 +70,7 @@ pub enum Command {
     Runs(runs::RunsArgs),
     Show(show::ShowArgs),
     Verify(verify::VerifyArgs),
+    Report(report::ReportArgs),
     Check(check::CheckArgs),
     Repl(repl::ReplArgs),
     Demo(demo::DemoArgs),
@@ -122,6 +123,7 @@ fn dispatch(command: Command, ctx: &Context) -> Result<i32, Failure> {
         Command::Runs(args) => args.execute(ctx),
         Command::Show(args) => args.execute(ctx),
         Command::Verify(args) => args.execute(ctx),
+        Command::Report(args) => args.execute(ctx),
         Command::Check(args) => args.execute(ctx),
         Command::Repl(args) => args.execute(ctx),
         Command::Demo(args) => args.execute(ctx),

@@ -44,6 +44,7 @@ pub mod out;
 pub mod plan;
 pub mod render;
 pub mod repl;
+pub mod report;
 pub mod series;
 pub mod session;
 pub mod settings;

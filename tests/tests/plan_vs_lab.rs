@@ -21,6 +21,10 @@ use serde_json::Value;
 
 const GODWIT: &str = env!("CARGO_BIN_EXE_godwit-toy");
 
+/// One test at a time: the first compares wall-clock blackouts, which a second set of labs on
+/// the same two cores would stretch.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn runbook() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks/rds-to-aurora.rhai")
 }
@@ -41,6 +45,7 @@ fn close(predicted: f64, measured: f64) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_plans_prediction_matches_the_lab_cutover_of_sources_with_different_write_rates() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let sources = [
         Source {
             label: "light inserts",
@@ -164,6 +169,56 @@ async fn the_plans_prediction_matches_the_lab_cutover_of_sources_with_different_
         .unwrap_or_else(|e| panic!("{}: cutover: {e}", s.label));
         sup.down().await;
         assert!(o.succeeded, "{}: the lab cutover did not succeed", s.label);
+        // The run's page, from its journal and transcript: the lag chart holds the series the
+        // lab's gates read (one-second datapoints) and the fence is marked on it.
+        let (state, page, svg) = (
+            tmp.path().to_path_buf(),
+            tmp.path().join("page.html"),
+            tmp.path().join("lag.svg"),
+        );
+        let (p2, s2) = (page.clone(), svg.clone());
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new(GODWIT)
+                .args([
+                    "report",
+                    "last",
+                    "--out",
+                    p2.to_str().unwrap(),
+                    "--svg",
+                    s2.to_str().unwrap(),
+                ])
+                .env("GODWIT_STATE_DIR", state)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: report: {}",
+            s.label,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let svg = std::fs::read_to_string(&svg).unwrap();
+        let page = std::fs::read_to_string(&page).unwrap();
+        let texts = |t: &str| svg.lines().filter(|l| l.trim() == t).count();
+        assert!(
+            svg.contains("replica lag (RDSToAuroraPostgreSQLReplicaLag)")
+                && svg.contains("<polyline"),
+            "{}: the lab run's chart has its series",
+            s.label
+        );
+        assert!(
+            texts("fence") >= 1 && texts("promotion") >= 1,
+            "{}: the fence and the promotion are marked",
+            s.label
+        );
+        assert!(
+            page.contains("hash chain verified") && page.contains("every Envoy node on Aurora"),
+            "{}: the page",
+            s.label
+        );
         assert_eq!(o.workload.lost, Some(0), "{}: commits lost", s.label);
         let measured_blackout = o.workload.blackout_ms;
         let measured_catch_up = o
@@ -218,6 +273,7 @@ async fn the_plans_prediction_matches_the_lab_cutover_of_sources_with_different_
 /// its own lab (`world = "lab:DIR"`), and each verdict is calibrated from its own source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_fleet_plan_plans_several_labs_each_from_its_own_source() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let tmp = tempfile::Builder::new()
         .prefix("godwit-pvl-")
         .tempdir_in("/tmp")

@@ -17,6 +17,7 @@ pub mod fleet;
 pub mod lab;
 pub mod plan;
 pub mod repl;
+pub mod report;
 pub mod resume;
 pub mod run;
 pub mod runs;
