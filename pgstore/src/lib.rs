@@ -13,18 +13,21 @@
 //!   holds a run's **lease** (heartbeats from its connection thread) and appends under its
 //!   **fencing token**, checked in the append's own statement.
 //! * [`queue`]: the work queue (`FOR UPDATE SKIP LOCKED`) and the workers' heartbeats.
+//! * [`audit`]: the log of `godwit serve`'s actions with who took them.
 //! * [`fleet`]: fleets and their waves (canaries, runs in flight, failures), advanced by any
 //!   process that calls [`PgStore::advance_fleets`] (every worker does).
 //!
 //! Data flows one way: a caller's thread sends a closure to a connection thread and waits for
 //! its answer; nothing here calls back into the engine.
 
+pub mod audit;
 mod conn;
 pub mod fleet;
 pub mod queue;
 pub mod schema;
 pub mod store;
 
+pub use audit::AuditEntry;
 pub use fleet::{FleetAction, FleetDef, FleetEvent, FleetStatus, Registered, WaveDef};
 pub use queue::{Job, QueueRow, Settle, Taken, WorkerLease};
 pub use store::{Options, PgStore, PgWriter, holder_id};

@@ -159,6 +159,27 @@ CREATE INDEX wave_members_wave ON godwit.wave_members (fleet, wave, ord);
 CREATE INDEX wave_members_run ON godwit.wave_members (run_id);
 "#,
     ),
+    (
+        4,
+        "audit",
+        r#"
+-- Every action taken through `godwit serve`, with who took it (docs/serve.md): refused ones
+-- too, so an attempt by someone without the right is on record.
+CREATE TABLE godwit.audit (
+    id       bigserial PRIMARY KEY,
+    at       timestamptz NOT NULL DEFAULT now(),
+    identity text NOT NULL,
+    -- How the identity was established: `token`, `proxy`.
+    via      text NOT NULL,
+    action   text NOT NULL,
+    target   text NOT NULL,
+    detail   jsonb NOT NULL DEFAULT '{}',
+    -- `done`, or `refused: why`, or `failed: why`.
+    outcome  text NOT NULL
+);
+CREATE INDEX audit_target ON godwit.audit (target, at);
+"#,
+    ),
 ];
 
 /// The newest schema version this binary knows.

@@ -8,7 +8,7 @@ use godwit_engine::exit;
 
 use crate::cmd::{
     abort, approve, check, completions, cw, dal, demo, docs, fleet, lab, plan, repl, report,
-    resume, run, runs, show, verify, worker, worlds,
+    resume, run, runs, serve, show, verify, worker, worlds,
 };
 use crate::context::{Context, Format};
 use crate::session::Failure;
@@ -77,6 +77,7 @@ pub enum Command {
     Dal(dal::DalArgs),
     Lab(lab::LabArgs),
     Worker(worker::WorkerArgs),
+    Serve(serve::ServeArgs),
     Worlds(worlds::WorldsArgs),
     Docs(docs::DocsArgs),
     Completions(completions::CompletionsArgs),
@@ -124,6 +125,7 @@ fn dispatch(command: Command, ctx: &Context) -> Result<i32, Failure> {
         Command::Show(args) => args.execute(ctx),
         Command::Verify(args) => args.execute(ctx),
         Command::Report(args) => args.execute(ctx),
+        Command::Serve(args) => args.execute(ctx),
         Command::Check(args) => args.execute(ctx),
         Command::Repl(args) => args.execute(ctx),
         Command::Demo(args) => args.execute(ctx),

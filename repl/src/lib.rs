@@ -46,6 +46,7 @@ pub mod render;
 pub mod repl;
 pub mod report;
 pub mod series;
+pub mod serve;
 pub mod session;
 pub mod settings;
 pub mod state;

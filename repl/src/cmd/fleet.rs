@@ -211,7 +211,7 @@ impl FleetPlanArgs {
 /// a world that cannot be built at all (not in this build, bad settings) is one error before
 /// anything happens, not the same error on every cluster's line. `verb`: what would have been
 /// done, for that error (`planned`, `queued`).
-fn load_fleet(
+pub(crate) fn load_fleet(
     ctx: &Context,
     from: &FleetSourceArgs,
     verb: &str,

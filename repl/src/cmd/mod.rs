@@ -21,6 +21,7 @@ pub mod report;
 pub mod resume;
 pub mod run;
 pub mod runs;
+pub mod serve;
 pub mod show;
 pub mod verify;
 pub mod worker;

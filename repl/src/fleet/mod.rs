@@ -141,6 +141,27 @@ impl Fleet {
     }
 }
 
+impl Fleet {
+    /// Cluster `id`'s parameters with `overrides` over them, checked against its runbook as
+    /// the fleet file's are (`godwit serve`'s start); `Err` with every problem.
+    pub fn cluster_params(
+        &self,
+        worlds: &Worlds,
+        id: &str,
+        overrides: &Map<String, Value>,
+    ) -> Result<Map<String, Value>, String> {
+        let c = self
+            .clusters
+            .iter()
+            .find(|c| c.id == id)
+            .ok_or_else(|| format!("cluster {id} is not in fleet {}", self.name))?;
+        let mut params = c.params.clone();
+        params.extend(overrides.clone());
+        Runbooks::new(worlds, None).check_params(&c.runbook_path, &c.id, &params)?;
+        Ok(params)
+    }
+}
+
 /// Finds and loads runbooks for a fleet, once each, and checks parameters against them.
 struct Runbooks<'a> {
     worlds: &'a Worlds,

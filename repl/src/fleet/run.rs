@@ -91,7 +91,7 @@ pub fn fleet_def(
 
 /// The runbook as a worker will resolve it: the standard runbook by name when the fleet took
 /// it from this binary (its temporary copy would not exist on the worker), else the file.
-fn runbook_for_job(fleet: &Fleet, c: &FleetCluster) -> String {
+pub(crate) fn runbook_for_job(fleet: &Fleet, c: &FleetCluster) -> String {
     let embedded = fleet
         ._embedded
         .as_ref()

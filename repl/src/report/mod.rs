@@ -193,6 +193,40 @@ impl RunPage {
     }
 }
 
+impl RunPage {
+    /// The page's facts as JSON (`GET /api/v1/runs/{id}`): what the HTML shows.
+    pub fn to_json(&self) -> Value {
+        use serde_json::json;
+        json!({
+            "run_id": self.run_id,
+            "cluster": self.cluster,
+            "runbook": self.runbook,
+            "world": self.world,
+            "params": self.params,
+            "status": self.status,
+            "where": self.whereabouts,
+            "outcome": self.outcome.as_ref().map(|(w, d)| json!({ "outcome": w, "detail": d })),
+            "started_at": self.started_at,
+            "last_at": self.last_at,
+            "phases": self.phases.iter().map(|p| json!({ "name": p.name, "from": p.from, "to": p.to })).collect::<Vec<_>>(),
+            "steps": self.steps.iter().map(|s| json!({ "name": s.name, "at": s.at, "ms": s.ms, "state": s.state, "detail": s.detail })).collect::<Vec<_>>(),
+            "gates": self.gates.iter().map(|g| json!({
+                "name": g.name, "at": g.at, "state": g.state, "polls": g.polls, "every": g.every,
+                "timeout": g.timeout, "waited": g.waited, "evidence": g.evidence, "why": g.why,
+                "last_poll_at": g.last_poll_at,
+            })).collect::<Vec<_>>(),
+            "retrying": self.retrying.as_ref().map(|r| json!({ "step": r.step, "attempt": r.attempt, "error": r.error, "next_at": r.next_at })),
+            "write_blackout": self.blackout,
+            "blackout_parts": self.blackout_parts,
+            "rolled_back": self.rolled_back,
+            "aborted": self.aborted,
+            "series": self.series.iter().map(|s| json!({ "metric": s.metric, "of": s.of, "points": s.points })).collect::<Vec<_>>(),
+            "markers": self.markers.iter().map(|m| json!({ "label": m.label, "at": m.at })).collect::<Vec<_>>(),
+            "journal": { "records": self.verification.records, "head": self.verification.head, "torn_tail": self.verification.torn_tail, "verified": true },
+        })
+    }
+}
+
 fn phases(lines: &[Line], end: Millis) -> Vec<Phase> {
     let mut out: Vec<Phase> = Vec::new();
     for l in lines {
