@@ -510,7 +510,10 @@ fn migrations_apply_once_and_a_newer_schema_is_refused() {
         })
         .collect();
     for h in handles {
-        assert_eq!(h.join().unwrap().schema_versions().unwrap(), vec![1, 2, 3, 4]);
+        assert_eq!(
+            h.join().unwrap().schema_versions().unwrap(),
+            vec![1, 2, 3, 4]
+        );
     }
     sql(
         &server,

@@ -86,6 +86,21 @@ impl Identity {
     }
 }
 
+/// The cookie a browser signed in with a token carries (`/login`).
+pub const SESSION_COOKIE: &str = "godwit_token";
+
+/// The value of cookie `name` in `headers`.
+pub fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
 /// The hex SHA-256 of a token, as the `--auth` file holds it.
 pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -174,6 +189,24 @@ impl AuthConfig {
                     via: "token",
                 })
                 .ok_or_else(|| "unknown bearer token".to_string());
+        }
+        // A browser signed in at /login carries its token in a cookie (HttpOnly, SameSite=Strict).
+        if let Some(token) = cookie(headers, SESSION_COOKIE) {
+            let hash = token_hash(&token);
+            return self
+                .tokens
+                .iter()
+                .find(|t| same(t.sha256.to_ascii_lowercase().as_bytes(), hash.as_bytes()))
+                .map(|t| Identity {
+                    user: t.user.clone(),
+                    teams: t.teams.clone(),
+                    admin: admin(&t.teams),
+                    via: "token",
+                })
+                .ok_or_else(|| {
+                    "the sign-in cookie's token is no longer valid: sign in again at /login"
+                        .to_string()
+                });
         }
         if let Some(p) = &self.proxy {
             let user = headers

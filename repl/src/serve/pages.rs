@@ -28,6 +28,54 @@ pub fn routes() -> Router<Shared> {
         .route("/clusters/{id}/start", axum::routing::post(start_form))
         .route("/runs/{id}", get(run_page))
         .route("/api/v1/runs/{id}/events", get(run_events))
+        .route("/login", get(login_page).post(login))
+}
+
+/// Signing in with a token in a browser: the token goes in an HttpOnly, SameSite=Strict
+/// cookie (no script reads it; no other site's page sends it).
+async fn login_page() -> Html<String> {
+    Html(layout(
+        "godwit · sign in",
+        html! {
+            h1 { "Sign in" }
+            p.muted { "With the token your platform team gave you (behind the company's proxy you are signed in already)." }
+            form method="post" action="/login" id="login" {
+                input type="password" name="token" id="token" autocomplete="off" placeholder="token";
+                " " button type="submit" id="sign-in" { "sign in" }
+            }
+        },
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    token: String,
+}
+
+async fn login(
+    State(app): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return error_page(ApiError(
+            StatusCode::BAD_REQUEST,
+            "the form needs a token".into(),
+        ));
+    };
+    let mut h = HeaderMap::new();
+    if let Ok(v) = format!("Bearer {}", form.token.trim()).parse() {
+        h.insert(header::AUTHORIZATION, v);
+    }
+    if let Err(e) = who(&app, &h, peer) {
+        return error_page(e);
+    }
+    let cookie = format!(
+        "{}={}; HttpOnly; SameSite=Strict; Path=/",
+        super::auth::SESSION_COOKIE,
+        form.token.trim()
+    );
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }
 
 /// An error as a page (the API answers JSON; a person gets words).
