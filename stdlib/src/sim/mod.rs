@@ -428,6 +428,9 @@ pub struct SimState {
     /// The recorded series the workload replays (`[workload] recorded`), if any.
     #[serde(default)]
     pub replay: Option<replay::Replay>,
+    /// What the stepping loop reads of `sessions`, kept between steps (derived, never saved).
+    #[serde(skip)]
+    summary: access::SessionSummary,
 }
 
 impl SimState {
@@ -505,6 +508,7 @@ impl SimState {
             fence_at: None,
             steps: 0,
             replay,
+            summary: access::SessionSummary::default(),
             tm,
             sc,
         };
@@ -595,6 +599,8 @@ impl SimState {
 
     /// Move the world forward to `to` (never backwards).
     pub fn advance_to(&mut self, to: Millis) {
+        // API calls since the last advance may have changed the sessions.
+        self.summary.fresh = false;
         while self.now < to {
             let mut next = cell_start(self.now)
                 .saturating_add(GRID_MS)
@@ -611,10 +617,10 @@ impl SimState {
                     next = next.min(at.max(self.now + 1));
                 }
             }
-            for s in &self.sessions {
-                if let Some(t) = s.exits_at {
-                    next = next.min(t.max(self.now + 1));
-                }
+            self.refresh_sessions();
+            // The earliest exit is the earliest of the `max(exit, now + 1)`.
+            if let Some(t) = self.summary.first_exit {
+                next = next.min(t.max(self.now + 1));
             }
             self.step(next);
         }
@@ -634,10 +640,8 @@ impl SimState {
         let fired = self.faults.iter().filter(|f| f.fired_at.is_some()).count();
         self.fire_time_faults();
         eventful |= self.faults.iter().filter(|f| f.fired_at.is_some()).count() != fired;
-        eventful |= self
-            .sessions
-            .iter()
-            .any(|s| s.exits_at.is_some_and(|t| t <= to));
+        self.refresh_sessions();
+        eventful |= self.summary.first_exit.is_some_and(|t| t <= to);
         if to >= self.next_heartbeat {
             self.next_heartbeat += self.tm.heartbeat;
             if self.source_up() {
@@ -684,17 +688,16 @@ impl SimState {
         let from = self.now;
         let span = |rate: f64| within(rate, to).saturating_sub(within(rate, from));
         let rate = self.write_rate(cell);
-        // Distinct databases with live application sessions (usually one: no sorting, no
-        // clones per session).
+        // Distinct databases with live application sessions (usually one).
+        self.refresh_sessions();
+        let now = self.now;
         let mut writers: Vec<String> = Vec::new();
-        for s in &self.sessions {
-            if s.application && s.exits_at.is_none_or(|t| t > self.now) && !writers.contains(&s.db)
-            {
-                writers.push(s.db.clone());
+        for (db, forever, last_exit) in &self.summary.app_dbs {
+            if (*forever || *last_exit > now) && self.writable(db) {
+                writers.push(db.clone());
             }
         }
         writers.sort();
-        writers.retain(|db| self.writable(db));
         if writers.len() > 1 {
             self.violate(
                 "single-writer",
@@ -709,7 +712,12 @@ impl SimState {
             if bytes == 0 {
                 continue;
             }
-            *self.app_bytes.entry(db.clone()).or_default() += bytes;
+            match self.app_bytes.get_mut(db) {
+                Some(written) => *written += bytes,
+                None => {
+                    self.app_bytes.insert(db.clone(), bytes);
+                }
+            }
             if *db == self.sc.source.id {
                 if let Some(f) = self.fence_at {
                     self.violate(
@@ -739,11 +747,9 @@ impl SimState {
             if stream.flowing && replay_rate > 0.0 {
                 stream.replayed = (stream.replayed + can).min(lsn);
             }
-            let replayed = stream.replayed;
-            let id = stream.cluster_id.clone();
             for slot in &mut self.slots {
-                if slot.replica_cluster.as_deref() == Some(id.as_str()) {
-                    slot.received = replayed;
+                if slot.replica_cluster.as_deref() == Some(stream.cluster_id.as_str()) {
+                    slot.received = stream.replayed;
                 }
             }
         }

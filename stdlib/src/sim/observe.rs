@@ -38,9 +38,10 @@ impl SimState {
 
     pub(super) fn sample(&mut self) {
         let minute = self.now.div_euclid(60_000) * 60;
-        let src = self.sc.source.id.clone();
+        self.refresh_sessions();
+        let src = self.sc.source.id.as_str();
         let inst = "DBInstanceIdentifier";
-        if self.rds.instances.contains_key(&src) {
+        if self.rds.instances.contains_key(src) {
             if !self.slots.is_empty() {
                 let oldest = self
                     .slots
@@ -49,7 +50,7 @@ impl SimState {
                     .max()
                     .unwrap_or(0);
                 self.metrics.sample(
-                    ("OldestReplicationSlotLag", inst, src.as_str()),
+                    ("OldestReplicationSlotLag", inst, src),
                     minute,
                     oldest as f64,
                 );
@@ -60,34 +61,30 @@ impl SimState {
                     .map(|s| self.lsn.saturating_sub(s.restart_lsn))
                     .sum();
                 self.metrics.sample(
-                    ("ReplicationSlotDiskUsage", inst, src.as_str()),
+                    ("ReplicationSlotDiskUsage", inst, src),
                     minute,
                     logical as f64,
                 );
             }
             let retained = self.retained_wal_bytes();
             self.metrics.sample(
-                ("TransactionLogsDiskUsage", inst, src.as_str()),
+                ("TransactionLogsDiskUsage", inst, src),
                 minute,
                 retained as f64,
             );
             let free = self.free_storage_bytes();
             self.metrics
-                .sample(("FreeStorageSpace", inst, src.as_str()), minute, free);
-            let conns = self.sessions.iter().filter(|s| s.db == src).count()
-                + self.sc.source.internal_connections as usize;
-            self.metrics.sample(
-                ("DatabaseConnections", inst, src.as_str()),
-                minute,
-                conns as f64,
-            );
+                .sample(("FreeStorageSpace", inst, src), minute, free);
+            let conns = self.summary.on_source + self.sc.source.internal_connections as usize;
+            self.metrics
+                .sample(("DatabaseConnections", inst, src), minute, conns as f64);
         }
         // CloudWatch reports replica lag as -1 while replication is not running (the replica
         // is still being created): no measurement, not "0 s behind" (docs/lag.md).
         let lag = self
             .replica_lag_seconds()
             .or(self.stream.as_ref().map(|_| -1.0));
-        if let (Some(lag), Some(stream)) = (lag, self.stream.clone()) {
+        if let (Some(lag), Some(stream)) = (lag, &self.stream) {
             self.metrics.sample(
                 (
                     "RDSToAuroraPostgreSQLReplicaLag",
@@ -98,7 +95,7 @@ impl SimState {
                 lag,
             );
             if let Some(c) = self.rds.clusters.get(&stream.cluster_id) {
-                for m in c.members.clone() {
+                for m in &c.members {
                     self.metrics
                         .sample(("ReplicaLag", inst, m.as_str()), minute, lag);
                 }
