@@ -94,13 +94,29 @@ impl Metrics {
     /// Record an instantaneous value of `(metric, dimension, id)` into the minute starting
     /// at `minute_t` (epoch s).
     pub fn sample(&mut self, key: (&str, &str, &str), minute_t: i64, v: f64) {
+        self.sample_at(&mut None, key, minute_t, v);
+    }
+
+    /// [`Self::sample`] from a call site whose key stays the same: `site` remembers where the
+    /// key's entry is (an entry never moves: entries are only ever appended), so the next call
+    /// compares no strings. The caller forgets `site` whenever its key may have changed.
+    pub(super) fn sample_at(
+        &mut self,
+        site: &mut Option<usize>,
+        key: (&str, &str, &str),
+        minute_t: i64,
+        v: f64,
+    ) {
         let (metric, dim, id) = key;
         let n = self.open.len();
-        let found = (0..n).map(|i| (self.next + i) % n).find(|&i| {
-            let k = &self.open[i].0;
-            k.0 == metric && k.2 == id && k.1 == dim
+        let found = site.filter(|i| *i < n).or_else(|| {
+            (0..n).map(|i| (self.next + i) % n).find(|&i| {
+                let k = &self.open[i].0;
+                k.0 == metric && k.2 == id && k.1 == dim
+            })
         });
         self.next = found.map_or(0, |i| i + 1);
+        *site = Some(found.unwrap_or(n));
         let m = match found {
             Some(i) => {
                 let m = &mut self.open[i].1;

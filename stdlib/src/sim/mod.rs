@@ -431,6 +431,11 @@ pub struct SimState {
     /// What the stepping loop reads of `sessions`, kept between steps (derived, never saved).
     #[serde(skip)]
     summary: access::SessionSummary,
+    /// Where the source's five metrics are in the open CloudWatch minutes
+    /// ([`metrics::Metrics::sample_at`]); forgotten at every advance, when the source's id could
+    /// have changed.
+    #[serde(skip)]
+    sites: [Option<usize>; 5],
 }
 
 impl SimState {
@@ -509,6 +514,7 @@ impl SimState {
             steps: 0,
             replay,
             summary: access::SessionSummary::default(),
+            sites: [None; 5],
             tm,
             sc,
         };
@@ -599,8 +605,9 @@ impl SimState {
 
     /// Move the world forward to `to` (never backwards).
     pub fn advance_to(&mut self, to: Millis) {
-        // API calls since the last advance may have changed the sessions.
+        // API calls since the last advance may have changed the sessions (or anything).
         self.summary.fresh = false;
+        self.sites = [None; 5];
         while self.now < to {
             let mut next = cell_start(self.now)
                 .saturating_add(GRID_MS)
@@ -691,10 +698,12 @@ impl SimState {
         // Distinct databases with live application sessions (usually one).
         self.refresh_sessions();
         let now = self.now;
-        let mut writers: Vec<String> = Vec::new();
-        for (db, forever, last_exit) in &self.summary.app_dbs {
+        // Taken for the loop below (which changes no session) and put back after it.
+        let app_dbs = std::mem::take(&mut self.summary.app_dbs);
+        let mut writers: Vec<&String> = Vec::new();
+        for (db, forever, last_exit) in &app_dbs {
             if (*forever || *last_exit > now) && self.writable(db) {
-                writers.push(db.clone());
+                writers.push(db);
             }
         }
         writers.sort();
@@ -703,7 +712,11 @@ impl SimState {
                 "single-writer",
                 format!(
                     "two writable endpoints received application traffic: {}",
-                    writers.join(" and ")
+                    writers
+                        .iter()
+                        .map(|w| w.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" and ")
                 ),
             );
         }
@@ -712,13 +725,13 @@ impl SimState {
             if bytes == 0 {
                 continue;
             }
-            match self.app_bytes.get_mut(db) {
+            match self.app_bytes.get_mut(db.as_str()) {
                 Some(written) => *written += bytes,
                 None => {
-                    self.app_bytes.insert(db.clone(), bytes);
+                    self.app_bytes.insert((*db).clone(), bytes);
                 }
             }
-            if *db == self.sc.source.id {
+            if **db == self.sc.source.id {
                 if let Some(f) = self.fence_at {
                     self.violate(
                         "no-write-after-fence",
@@ -734,6 +747,8 @@ impl SimState {
                 self.last_app_commit_lsn = self.lsn;
             }
         }
+        drop(writers);
+        self.summary.app_dbs = app_dbs;
         // Consumers that keep up receive everything written before this instant's events.
         let lsn = self.lsn;
         for slot in &mut self.slots {

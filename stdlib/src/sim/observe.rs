@@ -49,7 +49,8 @@ impl SimState {
                     .map(|s| s.lag_bytes(self.lsn))
                     .max()
                     .unwrap_or(0);
-                self.metrics.sample(
+                self.metrics.sample_at(
+                    &mut self.sites[0],
                     ("OldestReplicationSlotLag", inst, src),
                     minute,
                     oldest as f64,
@@ -60,24 +61,34 @@ impl SimState {
                     .filter(|s| s.slot_type == SlotType::Logical)
                     .map(|s| self.lsn.saturating_sub(s.restart_lsn))
                     .sum();
-                self.metrics.sample(
+                self.metrics.sample_at(
+                    &mut self.sites[1],
                     ("ReplicationSlotDiskUsage", inst, src),
                     minute,
                     logical as f64,
                 );
             }
             let retained = self.retained_wal_bytes();
-            self.metrics.sample(
+            self.metrics.sample_at(
+                &mut self.sites[2],
                 ("TransactionLogsDiskUsage", inst, src),
                 minute,
                 retained as f64,
             );
             let free = self.free_storage_bytes();
-            self.metrics
-                .sample(("FreeStorageSpace", inst, src), minute, free);
+            self.metrics.sample_at(
+                &mut self.sites[3],
+                ("FreeStorageSpace", inst, src),
+                minute,
+                free,
+            );
             let conns = self.summary.on_source + self.sc.source.internal_connections as usize;
-            self.metrics
-                .sample(("DatabaseConnections", inst, src), minute, conns as f64);
+            self.metrics.sample_at(
+                &mut self.sites[4],
+                ("DatabaseConnections", inst, src),
+                minute,
+                conns as f64,
+            );
         }
         // CloudWatch reports replica lag as -1 while replication is not running (the replica
         // is still being created): no measurement, not "0 s behind" (docs/lag.md).
