@@ -3,7 +3,8 @@
 //! | file             | what                                                                |
 //! |------------------|---------------------------------------------------------------------|
 //! | `mod.rs`         | [`Sim`] (the shared handle), [`SimState`], the stepping loop, WAL    |
-//! | `access.rs`      | sessions, security groups, blocked roles: who connects and writes   |
+//! | `access.rs`      | sessions, security groups, blocked roles: who connects and writes;  |
+//! |                  | the summary of sessions each step reads (`SessionSummary`)          |
 //! | `transitions.rs` | scheduled AWS changes (create, promote, reboot, delete) and streams |
 //! | `net.rs`         | Envoy routes and nodes (ACK/NACK), CDC consumers                    |
 //! | `faults.rs`      | faults: firing at a time or a step, and their effects               |
