@@ -28,6 +28,8 @@ use crate::error::{ErrorKind, PrimitiveError};
 use crate::run::ctx::RunCtx;
 use crate::transcript::Event;
 
+mod abridged;
+
 /// Bridges one run's Rhai functions to its clock, its tokio runtime and its transcript.
 #[derive(Clone)]
 pub struct Host {
@@ -165,10 +167,7 @@ impl Host {
     ) {
         self.ctx.busy.restart();
         let (ok, result) = match out {
-            Ok(v) => (
-                true,
-                abridge(serde_json::to_value(v).unwrap_or(serde_json::Value::Null)),
-            ),
+            Ok(v) => (true, abridged::to_abridged_value(v)),
             Err(e) => (
                 false,
                 serde_json::to_value(e).unwrap_or(serde_json::Value::Null),
@@ -177,7 +176,7 @@ impl Host {
         self.ctx.emit(Event::Primitive {
             area: area.into(),
             op: op.into(),
-            args: abridge(serde_json::to_value(args).unwrap_or(serde_json::Value::Null)),
+            args: abridged::to_abridged_value(args),
             ok,
             result,
             ms: started.elapsed().as_millis() as u64,
@@ -466,15 +465,21 @@ pub fn abridge(v: serde_json::Value) -> serde_json::Value {
         }
         Value::Array(a) => Value::Array(a.into_iter().map(abridge).collect()),
         Value::Object(m) => Value::Object(m.into_iter().map(|(k, v)| (k, abridge(v))).collect()),
-        Value::String(s) if s.len() > MAX_STRING => {
-            let cut = (0..=MAX_STRING)
-                .rev()
-                .find(|i| s.is_char_boundary(*i))
-                .unwrap_or(0);
-            Value::String(format!("{}… ({} bytes)", &s[..cut], s.len()))
-        }
+        Value::String(s) if s.len() > MAX_STRING => Value::String(cut(&s)),
         other => other,
     }
+}
+
+/// `s` as the transcript keeps it: cut after [`MAX_STRING`] bytes, saying how long it was.
+fn cut(s: &str) -> String {
+    if s.len() <= MAX_STRING {
+        return s.to_string();
+    }
+    let end = (0..=MAX_STRING)
+        .rev()
+        .find(|i| s.is_char_boundary(*i))
+        .unwrap_or(0);
+    format!("{}… ({} bytes)", &s[..end], s.len())
 }
 
 /// The operator interrupted the run: never a failure of the call (see

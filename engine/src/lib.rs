@@ -26,7 +26,7 @@
 //! | [`run`] | [`Runner`] (start, resume, abort; the cluster lock), run ids, limits, the built-in `step`/`gate`/`abort`/`now`/`sleep`, `wait_until_approved`; [`run::value`], the journaling boundary (script value ⇄ JSON, with depth, size and finiteness checks) |
 //! | [`journal`] | entries, the hash chain, [`journal::file::FileStore`], [`journal::memory::MemoryStore`] |
 //! | [`plan`] | reading a journal back: replay sequence and run status |
-//! | [`host`] | [`Host`], the primitives' door to clock, tokio and transcript |
+//! | [`host`] | [`Host`], the primitives' door to clock, tokio and transcript; `host/abridged.rs` records each call's arguments and result abridged as they serialize |
 //! | [`clock`] | [`Clock`] (system, virtual), [`Cancel`] |
 //! | [`transcript`] | events and sinks |
 //! | [`error`], [`report`], [`exit`] | the error pipeline, operator reports, exit codes |

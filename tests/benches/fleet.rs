@@ -4,6 +4,8 @@
 //! of 400 clusters (each its own simulated world) in parallel on the machine's cores. Prints
 //! numbers; asserts only that every plan was made and every run succeeded.
 //!
+//! `GODWIT_FLEET_BENCH_PLAN_ONLY=1`: the fleet plan alone (docs/fleet.md, "Performance").
+//!
 //! The fleet plan runs in a child process (this bench binary again, `GODWIT_FLEET_BENCH_CHILD`)
 //! so its peak RSS (`VmHWM`) is its own, not this process's after the other measurements.
 //!
@@ -208,6 +210,9 @@ fn main() {
         return;
     }
     fleet_plan(400);
+    if std::env::var_os("GODWIT_FLEET_BENCH_PLAN_ONLY").is_some() {
+        return;
+    }
     let runbook = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../runbooks/rds-to-aurora.rhai");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -59,6 +59,8 @@ impl SimState {
     }
 
     pub(super) fn fire(&mut self, i: usize) {
+        // A fault may change sessions (a long transaction, a crash).
+        self.summary.fresh = false;
         self.faults[i].fired_at = Some(self.now);
         let f = self.faults[i].clone();
         let name = serde_json::to_value(f.kind)

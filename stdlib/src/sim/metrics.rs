@@ -48,10 +48,22 @@ pub const PUBLISHED: &[(&str, &str)] = &[
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Metrics {
     /// The minute being sampled, per metric: a handful of entries, searched linearly so a
-    /// sample allocates nothing (this runs on every model step).
+    /// sample allocates nothing (this runs on every model step). A metric's entry stays when
+    /// its minute closes, empty (`count` 0), so the next minute reuses its key; empty entries
+    /// are neither stored nor saved.
+    #[serde(serialize_with = "sampled")]
     open: Vec<(Key, Minute)>,
     #[serde(with = "entries")]
     closed: BTreeMap<Key, Vec<Minute>>,
+    /// Where the next sample's search starts: a step samples the metrics in the same order
+    /// every time, so this is usually the entry it wants.
+    #[serde(skip)]
+    next: usize,
+}
+
+/// The open minutes that hold samples (what a snapshot saves).
+fn sampled<S: serde::Serializer>(open: &[(Key, Minute)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(open.iter().filter(|(_, m)| m.count > 0))
 }
 
 /// JSON object keys must be strings: store the map as a list of entries.
@@ -82,13 +94,43 @@ impl Metrics {
     /// Record an instantaneous value of `(metric, dimension, id)` into the minute starting
     /// at `minute_t` (epoch s).
     pub fn sample(&mut self, key: (&str, &str, &str), minute_t: i64, v: f64) {
+        self.sample_at(&mut None, key, minute_t, v);
+    }
+
+    /// [`Self::sample`] from a call site whose key stays the same: `site` remembers where the
+    /// key's entry is (an entry never moves: entries are only ever appended), so the next call
+    /// compares no strings. The caller forgets `site` whenever its key may have changed.
+    pub(super) fn sample_at(
+        &mut self,
+        site: &mut Option<usize>,
+        key: (&str, &str, &str),
+        minute_t: i64,
+        v: f64,
+    ) {
         let (metric, dim, id) = key;
-        let found = self
-            .open
-            .iter_mut()
-            .find(|(k, _)| k.0 == metric && k.2 == id && k.1 == dim);
+        let n = self.open.len();
+        let found = site.filter(|i| *i < n).or_else(|| {
+            (0..n).map(|i| (self.next + i) % n).find(|&i| {
+                let k = &self.open[i].0;
+                k.0 == metric && k.2 == id && k.1 == dim
+            })
+        });
+        self.next = found.map_or(0, |i| i + 1);
+        *site = Some(found.unwrap_or(n));
         let m = match found {
-            Some((_, m)) => m,
+            Some(i) => {
+                let m = &mut self.open[i].1;
+                if m.count == 0 {
+                    *m = Minute {
+                        t: minute_t,
+                        max: f64::MIN,
+                        min: f64::MAX,
+                        sum: 0.0,
+                        count: 0,
+                    };
+                }
+                m
+            }
             None => {
                 self.open.push((
                     (metric.to_string(), dim.to_string(), id.to_string()),
@@ -109,10 +151,16 @@ impl Metrics {
 
     /// Close the open minute of every metric; `keep` false drops it (a gap).
     pub fn close_minute(&mut self, keep: bool) {
-        for (k, m) in std::mem::take(&mut self.open) {
+        for (k, m) in &mut self.open {
             if keep && m.count > 0 {
-                self.closed.entry(k).or_default().push(m);
+                match self.closed.get_mut(k) {
+                    Some(minutes) => minutes.push(*m),
+                    None => {
+                        self.closed.insert(k.clone(), vec![*m]);
+                    }
+                }
             }
+            m.count = 0;
         }
     }
 

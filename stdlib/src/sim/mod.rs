@@ -3,7 +3,8 @@
 //! | file             | what                                                                |
 //! |------------------|---------------------------------------------------------------------|
 //! | `mod.rs`         | [`Sim`] (the shared handle), [`SimState`], the stepping loop, WAL    |
-//! | `access.rs`      | sessions, security groups, blocked roles: who connects and writes   |
+//! | `access.rs`      | sessions, security groups, blocked roles: who connects and writes;  |
+//! |                  | the summary of sessions each step reads (`SessionSummary`)          |
 //! | `transitions.rs` | scheduled AWS changes (create, promote, reboot, delete) and streams |
 //! | `net.rs`         | Envoy routes and nodes (ACK/NACK), CDC consumers                    |
 //! | `faults.rs`      | faults: firing at a time or a step, and their effects               |
@@ -428,6 +429,14 @@ pub struct SimState {
     /// The recorded series the workload replays (`[workload] recorded`), if any.
     #[serde(default)]
     pub replay: Option<replay::Replay>,
+    /// What the stepping loop reads of `sessions`, kept between steps (derived, never saved).
+    #[serde(skip)]
+    summary: access::SessionSummary,
+    /// Where the source's five metrics are in the open CloudWatch minutes
+    /// ([`metrics::Metrics::sample_at`]); forgotten at every advance, when the source's id could
+    /// have changed.
+    #[serde(skip)]
+    sites: [Option<usize>; 5],
 }
 
 impl SimState {
@@ -505,6 +514,8 @@ impl SimState {
             fence_at: None,
             steps: 0,
             replay,
+            summary: access::SessionSummary::default(),
+            sites: [None; 5],
             tm,
             sc,
         };
@@ -595,6 +606,9 @@ impl SimState {
 
     /// Move the world forward to `to` (never backwards).
     pub fn advance_to(&mut self, to: Millis) {
+        // API calls since the last advance may have changed the sessions (or anything).
+        self.summary.fresh = false;
+        self.sites = [None; 5];
         while self.now < to {
             let mut next = cell_start(self.now)
                 .saturating_add(GRID_MS)
@@ -611,10 +625,10 @@ impl SimState {
                     next = next.min(at.max(self.now + 1));
                 }
             }
-            for s in &self.sessions {
-                if let Some(t) = s.exits_at {
-                    next = next.min(t.max(self.now + 1));
-                }
+            self.refresh_sessions();
+            // The earliest exit is the earliest of the `max(exit, now + 1)`.
+            if let Some(t) = self.summary.first_exit {
+                next = next.min(t.max(self.now + 1));
             }
             self.step(next);
         }
@@ -634,10 +648,8 @@ impl SimState {
         let fired = self.faults.iter().filter(|f| f.fired_at.is_some()).count();
         self.fire_time_faults();
         eventful |= self.faults.iter().filter(|f| f.fired_at.is_some()).count() != fired;
-        eventful |= self
-            .sessions
-            .iter()
-            .any(|s| s.exits_at.is_some_and(|t| t <= to));
+        self.refresh_sessions();
+        eventful |= self.summary.first_exit.is_some_and(|t| t <= to);
         if to >= self.next_heartbeat {
             self.next_heartbeat += self.tm.heartbeat;
             if self.source_up() {
@@ -684,23 +696,28 @@ impl SimState {
         let from = self.now;
         let span = |rate: f64| within(rate, to).saturating_sub(within(rate, from));
         let rate = self.write_rate(cell);
-        // Distinct databases with live application sessions (usually one: no sorting, no
-        // clones per session).
-        let mut writers: Vec<String> = Vec::new();
-        for s in &self.sessions {
-            if s.application && s.exits_at.is_none_or(|t| t > self.now) && !writers.contains(&s.db)
-            {
-                writers.push(s.db.clone());
+        // Distinct databases with live application sessions (usually one).
+        self.refresh_sessions();
+        let now = self.now;
+        // Taken for the loop below (which changes no session) and put back after it.
+        let app_dbs = std::mem::take(&mut self.summary.app_dbs);
+        let mut writers: Vec<&String> = Vec::new();
+        for (db, forever, last_exit) in &app_dbs {
+            if (*forever || *last_exit > now) && self.writable(db) {
+                writers.push(db);
             }
         }
         writers.sort();
-        writers.retain(|db| self.writable(db));
         if writers.len() > 1 {
             self.violate(
                 "single-writer",
                 format!(
                     "two writable endpoints received application traffic: {}",
-                    writers.join(" and ")
+                    writers
+                        .iter()
+                        .map(|w| w.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" and ")
                 ),
             );
         }
@@ -709,8 +726,13 @@ impl SimState {
             if bytes == 0 {
                 continue;
             }
-            *self.app_bytes.entry(db.clone()).or_default() += bytes;
-            if *db == self.sc.source.id {
+            match self.app_bytes.get_mut(db.as_str()) {
+                Some(written) => *written += bytes,
+                None => {
+                    self.app_bytes.insert((*db).clone(), bytes);
+                }
+            }
+            if **db == self.sc.source.id {
                 if let Some(f) = self.fence_at {
                     self.violate(
                         "no-write-after-fence",
@@ -726,6 +748,8 @@ impl SimState {
                 self.last_app_commit_lsn = self.lsn;
             }
         }
+        drop(writers);
+        self.summary.app_dbs = app_dbs;
         // Consumers that keep up receive everything written before this instant's events.
         let lsn = self.lsn;
         for slot in &mut self.slots {
@@ -739,11 +763,9 @@ impl SimState {
             if stream.flowing && replay_rate > 0.0 {
                 stream.replayed = (stream.replayed + can).min(lsn);
             }
-            let replayed = stream.replayed;
-            let id = stream.cluster_id.clone();
             for slot in &mut self.slots {
-                if slot.replica_cluster.as_deref() == Some(id.as_str()) {
-                    slot.received = replayed;
+                if slot.replica_cluster.as_deref() == Some(stream.cluster_id.as_str()) {
+                    slot.received = stream.replayed;
                 }
             }
         }

@@ -206,9 +206,9 @@ impl SimState {
     /// Consumers move their slots; a paused consumer's slot goes inactive.
     pub(super) fn step_consumers(&mut self) {
         let now = self.now;
-        let src = self.sc.source.id.clone();
+        let src = &self.sc.source.id;
         for c in &mut self.consumers {
-            if c.db != src {
+            if c.db != *src {
                 continue;
             }
             if let Some(slot) = self.slots.iter_mut().find(|s| s.name == c.slot) {

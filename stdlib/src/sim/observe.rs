@@ -40,9 +40,10 @@ impl SimState {
 
     pub(super) fn sample(&mut self) {
         let minute = self.now.div_euclid(60_000) * 60;
-        let src = self.sc.source.id.clone();
+        self.refresh_sessions();
+        let src = self.sc.source.id.as_str();
         let inst = "DBInstanceIdentifier";
-        if self.rds.instances.contains_key(&src) {
+        if self.rds.instances.contains_key(src) {
             if !self.slots.is_empty() {
                 let oldest = self
                     .slots
@@ -50,8 +51,9 @@ impl SimState {
                     .map(|s| s.lag_bytes(self.lsn))
                     .max()
                     .unwrap_or(0);
-                self.metrics.sample(
-                    ("OldestReplicationSlotLag", inst, src.as_str()),
+                self.metrics.sample_at(
+                    &mut self.sites[0],
+                    ("OldestReplicationSlotLag", inst, src),
                     minute,
                     oldest as f64,
                 );
@@ -61,25 +63,31 @@ impl SimState {
                     .filter(|s| s.slot_type == SlotType::Logical)
                     .map(|s| self.lsn.saturating_sub(s.restart_lsn))
                     .sum();
-                self.metrics.sample(
-                    ("ReplicationSlotDiskUsage", inst, src.as_str()),
+                self.metrics.sample_at(
+                    &mut self.sites[1],
+                    ("ReplicationSlotDiskUsage", inst, src),
                     minute,
                     logical as f64,
                 );
             }
             let retained = self.retained_wal_bytes();
-            self.metrics.sample(
-                ("TransactionLogsDiskUsage", inst, src.as_str()),
+            self.metrics.sample_at(
+                &mut self.sites[2],
+                ("TransactionLogsDiskUsage", inst, src),
                 minute,
                 retained as f64,
             );
             let free = self.free_storage_bytes();
-            self.metrics
-                .sample(("FreeStorageSpace", inst, src.as_str()), minute, free);
-            let conns = self.sessions.iter().filter(|s| s.db == src).count()
-                + self.sc.source.internal_connections as usize;
-            self.metrics.sample(
-                ("DatabaseConnections", inst, src.as_str()),
+            self.metrics.sample_at(
+                &mut self.sites[3],
+                ("FreeStorageSpace", inst, src),
+                minute,
+                free,
+            );
+            let conns = self.summary.on_source + self.sc.source.internal_connections as usize;
+            self.metrics.sample_at(
+                &mut self.sites[4],
+                ("DatabaseConnections", inst, src),
                 minute,
                 conns as f64,
             );
@@ -89,7 +97,7 @@ impl SimState {
         let lag = self
             .replica_lag_seconds()
             .or(self.stream.as_ref().map(|_| -1.0));
-        if let (Some(lag), Some(stream)) = (lag, self.stream.clone()) {
+        if let (Some(lag), Some(stream)) = (lag, &self.stream) {
             self.metrics.sample(
                 (
                     "RDSToAuroraPostgreSQLReplicaLag",
@@ -100,7 +108,7 @@ impl SimState {
                 lag,
             );
             if let Some(c) = self.rds.clusters.get(&stream.cluster_id) {
-                for m in c.members.clone() {
+                for m in &c.members {
                     self.metrics
                         .sample(("ReplicaLag", inst, m.as_str()), minute, lag);
                 }
