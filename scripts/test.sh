@@ -19,7 +19,8 @@ fi
 
 # Debian packages the tests need: python3-venv (the project venv), openssl (the xDS mTLS test
 # makes its certificates with it), the PostgreSQL server (the lab world and validation tests
-# start real servers; Debian keeps them in /usr/lib/postgresql/N/bin, found by the harness).
+# start real servers; Debian keeps them in /usr/lib/postgresql/N/bin, found by the harness),
+# Chromium and its WebDriver (the web console's browser test, tests/tests/serve.rs).
 # Installed when running as root, else named with the command.
 need_pkgs=()
 python3 -c 'import ensurepip, venv' 2>/dev/null || need_pkgs+=(python3-venv)
@@ -31,6 +32,8 @@ pg_server_present() {
   return 1
 }
 pg_server_present || need_pkgs+=(postgresql)
+command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_pkgs+=(chromium-driver)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     section "apt-get install ${need_pkgs[*]}"

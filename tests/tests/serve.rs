@@ -474,3 +474,221 @@ fn a_bad_auth_file_or_a_file_store_is_refused_before_listening() {
         "{out}"
     );
 }
+
+/// Where the browser test's screenshots go (CI keeps `target/test-artifacts`).
+fn artifacts() -> std::path::PathBuf {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-artifacts/serve");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A real browser walks the wizard: headless Chromium through chromedriver (Debian's
+/// `chromium` + `chromium-driver`). The owner signs in, opens the fleet and her cluster, reads
+/// the plan, starts it and watches the run page turn to `succeeded` without reloading, with
+/// its lag chart; another team's member sees no start button. Screenshots in
+/// target/test-artifacts/serve/.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_walks_the_wizard_from_the_plan_to_a_succeeded_run() {
+    use fantoccini::{ClientBuilder, Locator};
+    let driver_bin = which("chromedriver").unwrap_or_else(|| {
+        panic!("chromedriver is missing: apt-get install -y chromium chromium-driver (scripts/test.sh does it when run as root)")
+    });
+    assert!(
+        which("chromium").is_some(),
+        "chromium is missing: apt-get install -y chromium chromium-driver"
+    );
+    let scratch = Scratch::new().expect("PostgreSQL server binaries (lab/src/pgproc.rs)");
+    let server = scratch.primary("store", &[]).expect("start a server");
+    let url = format!("postgres://postgres@127.0.0.1:{}/postgres", server.port);
+    let dir = tempfile::tempdir().unwrap();
+    let s = serve(dir.path(), &url);
+    let _worker = Proc(
+        Command::new(GODWIT)
+            .args(["worker", "--jobs", "1"])
+            .env("GODWIT_STORE", &url)
+            .env("GODWIT_STATE_DIR", dir.path().join("worker-state"))
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _driver = Proc(
+        Command::new(driver_bin)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({ "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1600"] }),
+    );
+    let t0 = Instant::now();
+    let browser = loop {
+        let mut b = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
+        match b
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(c) => break c,
+            Err(e) if t0.elapsed() < Duration::from_secs(30) => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("chromedriver on {port}: {e}"),
+        }
+    };
+    let shots = artifacts();
+    let shot = |name: &'static str| {
+        let browser = browser.clone();
+        let path = shots.join(name);
+        async move {
+            let png = browser.screenshot().await.unwrap();
+            std::fs::write(&path, png).unwrap();
+        }
+    };
+    let base = s.base.clone();
+    let sign_in = |token: &'static str| {
+        let (browser, base) = (browser.clone(), base.clone());
+        async move {
+            browser.delete_all_cookies().await.unwrap();
+            browser.goto(&format!("{base}/login")).await.unwrap();
+            browser
+                .find(Locator::Id("token"))
+                .await
+                .unwrap()
+                .send_keys(token)
+                .await
+                .unwrap();
+            browser
+                .find(Locator::Id("sign-in"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+        }
+    };
+
+    // Alice (team orders): the fleet, her cluster's plan, start.
+    sign_in(ALICE).await;
+    let fleet = browser
+        .find(Locator::Id("clusters"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        fleet.contains("orders-db") && fleet.contains("payments-db"),
+        "{fleet}"
+    );
+    shot("1-fleet.png").await;
+    browser
+        .find(Locator::LinkText("orders-db"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let preflight = browser
+        .find(Locator::Id("preflight"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        preflight.contains("source-available") && !preflight.contains("FAIL"),
+        "{preflight}"
+    );
+    let prediction = browser
+        .find(Locator::Id("prediction"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        prediction.contains("write blackout") && prediction.contains("succeeded"),
+        "{prediction}"
+    );
+    shot("2-wizard.png").await;
+    browser
+        .find(Locator::Css("#start button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // The run page follows the run live (server-sent events; no reload) to its end.
+    let run_url = browser.current_url().await.unwrap().to_string();
+    assert!(run_url.contains("/runs/"), "{run_url}");
+    let t0 = Instant::now();
+    loop {
+        let body = browser
+            .find(Locator::Css("body"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if body.contains("Run ")
+            && body.contains("succeeded")
+            && body.contains("hash chain verified")
+        {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "the page never showed succeeded:\n{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        browser.current_url().await.unwrap().to_string(),
+        run_url,
+        "no navigation: live"
+    );
+    let chart = browser
+        .find(Locator::Css("#lag-chart svg"))
+        .await
+        .unwrap()
+        .html(false)
+        .await
+        .unwrap();
+    assert!(chart.contains("slot lag"), "the lag chart");
+    shot("3-run-succeeded.png").await;
+
+    // Bob (team payments) reads orders-db's plan, but has no start button.
+    sign_in(BOB).await;
+    browser
+        .goto(&format!("{base}/clusters/orders-db"))
+        .await
+        .unwrap();
+    assert!(browser.find(Locator::Id("not-yours")).await.is_ok());
+    assert!(
+        browser.find(Locator::Id("start")).await.is_err(),
+        "no start button for bob"
+    );
+    shot("4-not-the-owner.png").await;
+    browser.close().await.unwrap();
+    println!("screenshots in {}", shots.display());
+}
+
+fn which(bin: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(bin))
+        .find(|p| p.is_file())
+}

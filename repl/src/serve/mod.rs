@@ -56,7 +56,7 @@ pub struct App {
 }
 
 impl App {
-    fn pg(&self) -> &PgStore {
+    pub(crate) fn pg(&self) -> &PgStore {
         match &self.store {
             Store::Pg(pg) => pg,
             Store::File(_) => unreachable!("serve refuses a file store at start"),

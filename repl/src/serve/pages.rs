@@ -302,15 +302,36 @@ async fn run_page(
         return error_page(e);
     }
     let live_id = id.clone();
-    match blocking(move || app.page_of(&id)).await {
-        Ok(page) => {
-            let doc = crate::report::html(&page);
+    let page = blocking(move || match app.page_of(&id) {
+        Ok(page) => Ok(crate::report::html(&page)),
+        // Queued and not begun yet: a page that turns into the run's once a worker starts it.
+        Err(e) if e.0 == StatusCode::NOT_FOUND => {
+            let queued = app
+                .pg()
+                .queue_rows()
+                .map_err(ApiError::internal)?
+                .into_iter()
+                .find(|q| q.run_id == id)
+                .ok_or(e)?;
+            Ok(layout(
+                &format!("godwit run {id}"),
+                html! {
+                    h1 { "Run " (id) }
+                    p id="queued" { "Queued for cluster " (queued.cluster) " (" (queued.state) "): a worker starts it; this page follows it." }
+                },
+            ))
+        }
+        Err(e) => Err(e),
+    })
+    .await;
+    match page {
+        Ok(doc) => {
             // Live: on every change the page's body is replaced with the current report, the
             // script (outside it) keeps listening.
             let script = format!(
                 "<script>(function(){{var id={};var es=new EventSource('/api/v1/runs/'+id+'/events');\
                  es.addEventListener('changed',function(){{fetch('/api/v1/runs/'+id+'/report').then(function(r){{return r.text();}})\
-                 .then(function(t){{var d=new DOMParser().parseFromString(t,'text/html');document.body.replaceWith(d.body);}});}});\
+                 .then(function(t){{var d=new DOMParser().parseFromString(t,'text/html');document.head.replaceWith(d.head);document.body.replaceWith(d.body);}});}});\
                  es.addEventListener('finished',function(){{es.close();}});}})();</script>",
                 serde_json::to_string(&live_id).unwrap_or_default()
             );
