@@ -13,6 +13,11 @@
 //! store with three `godwit worker` processes (`--jobs 4`) and no chaos: wall time and runs per
 //! second (issue 20's benchmark; `tests/tests/fleet_run.rs` is the same with chaos, in debug).
 
+/// The `godwit` binary's allocator (repl/src/main.rs), so the plan measured here is the one
+/// users run.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

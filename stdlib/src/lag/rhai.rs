@@ -61,9 +61,16 @@ fn kind(d: &Dynamic) -> String {
 
 /// Epoch seconds within [`MIN_EPOCH_SECONDS`]..=[`MAX_EPOCH_SECONDS`], or `Invalid` naming `what`.
 fn epoch(op: &str, what: &str, t: INT) -> RhaiResult<INT> {
+    epoch_of(op, || what.to_string(), t)
+}
+
+/// [`epoch`] naming the value only when it is refused (a datapoint's path is built per
+/// datapoint otherwise, thousands per gate poll).
+fn epoch_of(op: &str, what: impl FnOnce() -> String, t: INT) -> RhaiResult<INT> {
     if (MIN_EPOCH_SECONDS..=MAX_EPOCH_SECONDS).contains(&t) {
         return Ok(t);
     }
+    let what = what();
     Err(invalid(
         op,
         format!(
@@ -112,7 +119,7 @@ fn series(op: &str, arg: &str, arr: &Array) -> RhaiResult<Vec<Point>> {
                      to_int() on a float",
                 )
             })?;
-            let t = epoch(op, &format!("{arg}[{i}].t"), t)?;
+            let t = epoch_of(op, || format!("{arg}[{i}].t"), t)?;
             let v = field("v")?;
             let value = number(&v).filter(|x| x.is_finite()).ok_or_else(|| {
                 invalid(
