@@ -1526,3 +1526,91 @@ fn list_instances_follows_every_page_and_filters_tags_client_side() {
     assert!(err.contains("the tag is empty"), "{err}");
     assert_eq!(calls(&c, "rds.DescribeDBInstances"), before);
 }
+
+/// `godwit fleet plan --world aws` against moto: the fleet file's cluster and the ones
+/// discovered by tag (owner from the `team` tag), each planned in the aws world — one verdict
+/// per cluster with its owner, and a prediction calibrated from what CloudWatch holds for it
+/// (the WAL rate put through `PutMetricData`), or stating what it could not read.
+#[test]
+fn fleet_plan_plans_a_file_and_discovered_fleet_in_the_aws_world() {
+    let env = env();
+    env.source();
+    seed_healthy_metrics(&env);
+    create_tagged_instance(
+        &env,
+        "ledger-db",
+        "postgres",
+        &[("godwit:fleet", "payments"), ("team", "ledger")],
+    );
+    create_tagged_instance(&env, "search-db", "postgres", &[("godwit:fleet", "search")]);
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = dir.path().join("payments.toml");
+    std::fs::write(
+        &fleet,
+        "name = \"payments\"\n[[clusters]]\nid = \"orders-db\"\nowner = \"orders\"\n",
+    )
+    .unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_godwit-toy"))
+        .args(["fleet", "plan", "--fleet"])
+        .arg(&fleet)
+        .args(["--discover", "godwit:fleet=payments", "--owner-tag", "team"])
+        .args(["--world", "aws", "--region", REGION, "--endpoint-url"])
+        .arg(env.moto.url.as_str())
+        .args(["-o", "json"])
+        .env("GODWIT_STATE_DIR", dir.path().join("state"))
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        matches!(o.status.code(), Some(0 | 10)),
+        "{stdout}\n{stderr}"
+    );
+    let verdicts: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
+    let mut owners: Vec<(String, String)> = verdicts
+        .iter()
+        .map(|v| {
+            (
+                v["cluster"].as_str().unwrap().to_string(),
+                v["owner"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    owners.sort();
+    assert_eq!(
+        owners,
+        vec![
+            ("ledger-db".to_string(), "ledger".to_string()),
+            ("orders-db".to_string(), "orders".to_string())
+        ],
+        "the file's cluster and the discovered one, not another fleet's"
+    );
+    let v = |id: &str| verdicts.iter().find(|v| v["cluster"] == id).unwrap();
+    let orders = v("orders-db");
+    assert_eq!(orders["plan"]["world"], "aws", "{orders}");
+    let measured: Vec<&str> = orders["predicted"]["measured"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m.as_str())
+        .collect();
+    assert!(
+        measured
+            .iter()
+            .any(|m| m.starts_with("WAL 2.1 MB/s") && m.contains("TransactionLogsGeneration")),
+        "the WAL rate put in CloudWatch calibrates the prediction: {measured:?}"
+    );
+    // Nothing published for ledger-db: its prediction says what it assumed instead.
+    let ledger = v("ledger-db");
+    assert!(
+        ledger["predicted"]["assumptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a.as_str().unwrap().starts_with("WAL: idle")),
+        "{ledger}"
+    );
+}
