@@ -1569,7 +1569,7 @@ fn fleet_plan_plans_a_file_and_discovered_fleet_in_the_aws_world() {
         matches!(o.status.code(), Some(0 | 10)),
         "{stdout}\n{stderr}"
     );
-    let verdicts: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
+    let verdicts: Vec<Value> = serde_json::from_str(&stdout).unwrap();
     let mut owners: Vec<(String, String)> = verdicts
         .iter()
         .map(|v| {
