@@ -30,7 +30,7 @@ pub mod store;
 pub use audit::AuditEntry;
 pub use fleet::{FleetAction, FleetDef, FleetEvent, FleetStatus, Registered, WaveDef};
 pub use queue::{Job, QueueRow, Settle, Taken, WorkerLease};
-pub use store::{Options, PgStore, PgWriter, holder_id};
+pub use store::{LatestRun, Options, PgStore, PgWriter, holder_id};
 
 /// Whether `s` names a PostgreSQL store (`postgres://…` or `postgresql://…`).
 pub fn is_url(s: &str) -> bool {

@@ -816,3 +816,73 @@ impl JournalStore for PgStore {
             .collect())
     }
 }
+
+/// One cluster's newest run as the fleet view lists it, from one query over the store: no
+/// journal is read whole (a run's page reads and verifies its own).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LatestRun {
+    pub cluster: String,
+    pub run_id: String,
+    /// `succeeded`, `rolled-back`, `running`, `rolling-back`, `stopped`, `rollback-stopped`,
+    /// `not begun` — `godwit show`'s words, from the last record, the lease and whether an
+    /// abort began.
+    pub status: String,
+    /// Who drives it now (a live lease).
+    pub driven_by: Option<String>,
+    /// The last record's kind and unit (`step-completed promote`).
+    pub last: String,
+}
+
+impl PgStore {
+    /// Every cluster's newest run (by creation), in one statement.
+    pub fn latest_runs(&self) -> Result<Vec<LatestRun>, JournalError> {
+        self.inner.conn.call(|db| {
+            let rows = db.query(
+                "SELECT DISTINCT ON (r.cluster) r.cluster, r.run_id, r.began, r.finished, \
+                        CASE WHEN r.lease_expires > now() THEN r.lease_holder END, \
+                        (SELECT j.line FROM godwit.journal j WHERE j.run_id = r.run_id \
+                          ORDER BY j.seq DESC LIMIT 1), \
+                        EXISTS (SELECT 1 FROM godwit.journal j WHERE j.run_id = r.run_id \
+                                  AND j.line LIKE '%\"type\":\"abort-started\"%') \
+                   FROM godwit.runs r WHERE r.cluster IS NOT NULL \
+                  ORDER BY r.cluster, r.created_at DESC, r.run_id DESC",
+                vec![],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    let began: bool = r.get(2);
+                    let finished: bool = r.get(3);
+                    let holder: Option<String> = r.get(4);
+                    let line: Option<String> = r.get(5);
+                    let aborting: bool = r.get(6);
+                    let entry = line
+                        .and_then(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
+                        .map(|v| v["entry"].clone())
+                        .unwrap_or_default();
+                    let kind = entry["type"].as_str().unwrap_or_default().to_string();
+                    let unit = entry["name"]
+                        .as_str()
+                        .or(entry["step"].as_str())
+                        .unwrap_or_default();
+                    let status = match (began, finished, holder.is_some(), aborting) {
+                        (false, _, _, _) => "not begun",
+                        (_, true, _, _) if entry["outcome"] == "succeeded" => "succeeded",
+                        (_, true, _, _) => "rolled-back",
+                        (_, false, true, false) => "running",
+                        (_, false, true, true) => "rolling-back",
+                        (_, false, false, false) => "stopped",
+                        (_, false, false, true) => "rollback-stopped",
+                    };
+                    LatestRun {
+                        cluster: r.get(0),
+                        run_id: r.get(1),
+                        status: status.to_string(),
+                        driven_by: holder,
+                        last: format!("{kind} {unit}").trim().to_string(),
+                    }
+                })
+                .collect())
+        })
+    }
+}

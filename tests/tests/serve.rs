@@ -317,6 +317,17 @@ fn owners_start_their_own_cluster_and_a_worker_runs_it_to_the_end() {
         pause(Duration::from_millis(500));
     };
     assert_eq!(page["outcome"]["outcome"], "succeeded", "{page}");
+    // The fleet view lists it (one query over the store, not the journals).
+    let (_, list) = s.call("GET", "/api/v1/clusters", Some(BOB), None);
+    let orders = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["cluster"] == "orders-db")
+        .unwrap();
+    assert_eq!(orders["latest_run"]["run_id"], run_id.as_str(), "{orders}");
+    assert_eq!(orders["latest_run"]["status"], "succeeded", "{orders}");
+    assert_eq!(orders["latest_run"]["where"], "run-finished", "{orders}");
     assert_eq!(page["journal"]["verified"], true);
     assert!(!page["phases"].as_array().unwrap().is_empty());
 

@@ -127,13 +127,13 @@ async fn fleet_page(
         Err(e) => return error_page(e),
     };
     let result = blocking(move || {
-        let ids = app.store.list().map_err(ApiError::internal)?;
+        let latest = super::latest_runs(&app)?;
         let rows: Vec<Value> = app
             .fleet
             .clusters
             .iter()
             .filter(|c| q.owner.as_deref().is_none_or(|o| o.is_empty() || c.owner == o))
-            .map(|c| cluster_row(&app, c, &ids, &me))
+            .map(|c| cluster_row(&app, c, &latest, &me))
             .filter(|r| {
                 let state = r["latest_run"]["status"].as_str().unwrap_or("not started");
                 q.state.as_deref().is_none_or(|s| s.is_empty() || s == state)
