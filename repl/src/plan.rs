@@ -341,13 +341,15 @@ fn relabelled(name: &str, cluster: &str) -> Result<Scenario, Failure> {
 /// read nothing: every figure is then an assumption).
 fn probe(world: &World, req: &PlanRequest) -> Result<Value, Failure> {
     let runbook = embedded_runbook("fleet-probe.rhai", PROBE)?;
-    // The runbook's metric period, when the run sets one (a lab's datapoints are seconds).
+    // Five-minute averages, as RDS's console shows them; the runbook's metric period when it is
+    // under a minute (a lab's datapoints are seconds, and a lab has minutes of them).
     let mut params = Map::new();
     params.insert(
         "period".into(),
         req.params
             .get("metric_period")
             .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
+            .filter(|p| *p < 60)
             .unwrap_or(300)
             .into(),
     );

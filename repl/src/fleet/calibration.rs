@@ -34,7 +34,7 @@ pub enum Platform {
     /// simulator's AWS timings, assumed — AWS does not publish them.
     Aws,
     /// The lab (`--world lab[:DIR]`): PostgreSQL servers and an Envoy on this machine, with
-    /// the lab's own settings (docs/fleet.md "The lab's platform").
+    /// the lab's own settings (docs/fleet.md "The platform's own timings").
     Lab,
 }
 
