@@ -355,6 +355,56 @@ fn owners_start_their_own_cluster_and_a_worker_runs_it_to_the_end() {
     );
     assert_eq!(code, 409, "finished: {e}");
 
+    let (code, e) = s.call(
+        "POST",
+        &format!("/api/v1/runs/{run_id}/approve"),
+        Some(ALICE),
+        Some("{}"),
+    );
+    assert_eq!(code, 409, "finished: {e}");
+    let (code, e) = s.call(
+        "POST",
+        "/api/v1/runs/01NOPE-orders-db/abort",
+        Some(ALICE),
+        Some("{}"),
+    );
+    assert_eq!(code, 404, "{e}");
+    assert!(
+        e["error"].as_str().unwrap().contains("01NOPE-orders-db"),
+        "{e}"
+    );
+    let (code, e) = s.call("GET", "/api/v1/runs/01NOPE-orders-db", Some(ALICE), None);
+    assert_eq!(code, 404, "{e}");
+    let (code, e) = s.call("GET", "/api/v1/clusters/nope-db/plan", Some(ALICE), None);
+    assert_eq!(code, 404, "{e}");
+    let (code, plan) = s.call("GET", "/api/v1/clusters/legacy-db/plan", Some(BOB), None);
+    assert_eq!(code, 200, "{plan}");
+    assert_eq!(
+        plan["preflight"]["passed"], false,
+        "everyone reads a plan: {plan}"
+    );
+
+    // Fleets: none registered; a wave approval is for admins, and names what is missing.
+    let (code, f) = s.call("GET", "/api/v1/fleets", Some(ALICE), None);
+    assert_eq!((code, f), (200, json!([])));
+    let (code, e) = s.call("GET", "/api/v1/fleets/shop", Some(ALICE), None);
+    assert_eq!(code, 404, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("shop"), "{e}");
+    let (code, e) = s.call(
+        "POST",
+        "/api/v1/fleets/shop/waves/canary/approve",
+        Some(ALICE),
+        Some("{}"),
+    );
+    assert_eq!(code, 403, "{e}");
+    let (code, e) = s.call(
+        "POST",
+        "/api/v1/fleets/shop/waves/canary/approve",
+        Some(ROOT),
+        Some("{}"),
+    );
+    assert_eq!(code, 409, "{e}");
+
     // The audit log: admins only, every action with who took it, refusals included.
     assert_eq!(s.call("GET", "/api/v1/audit", Some(ALICE), None).0, 403);
     let (code, log) = s.call("GET", "/api/v1/audit", Some(ROOT), None);
@@ -389,6 +439,12 @@ fn owners_start_their_own_cluster_and_a_worker_runs_it_to_the_end() {
         entries.contains(&("bob (payments)".into(), "abort".into(), "refused".into())),
         "{entries:?}"
     );
+    for who in ["alice (orders)", "root (platform)"] {
+        assert!(
+            entries.contains(&(who.into(), "approve-wave".into(), "refused".into())),
+            "{who}: {entries:?}"
+        );
+    }
 
     // Pages: the fleet, a cluster's wizard (no start button for a non-owner), the run.
     let (code, fleet) = s.call("GET", "/?owner=orders", Some(BOB), None);
