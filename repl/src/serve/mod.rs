@@ -99,11 +99,12 @@ impl App {
     }
 
     fn page_of(&self, id: &str) -> Result<RunPage, ApiError> {
-        let known = self.store.list().map_err(ApiError::internal)?;
-        if !known.iter().any(|k| k == id) {
-            return Err(ApiError::not_found(format!("no run {id:?}")));
-        }
-        let loaded = self.store.read(id).map_err(ApiError::internal)?;
+        let loaded = self.store.read(id).map_err(|e| match e {
+            godwit_engine::journal::JournalError::NotFound { .. } => {
+                ApiError::not_found(format!("no run {id:?}"))
+            }
+            e => ApiError::internal(e),
+        })?;
         let plan = Plan::from_records(&loaded.records);
         let status = crate::state::status_text(&self.store, id, &plan);
         let lines: Vec<Line> = self
@@ -148,6 +149,26 @@ fn who(app: &App, headers: &HeaderMap, peer: SocketAddr) -> Result<Identity, Api
         .map_err(|e| ApiError(StatusCode::UNAUTHORIZED, e))
 }
 
+/// The caller, authenticated (a handler taking it answers 401 to anyone else; a page takes
+/// `Result<Me, ApiError>` to answer with a page instead).
+pub struct Me(pub Identity);
+
+impl axum::extract::FromRequestParts<Shared> for Me {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &Shared,
+    ) -> Result<Me, ApiError> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0)
+            .ok_or_else(|| ApiError::internal("no peer address (served without connect info)"))?;
+        who(app, &parts.headers, peer).map(Me)
+    }
+}
+
 /// Run blocking store work off the async threads.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
@@ -167,8 +188,7 @@ pub fn router(app: Shared) -> Router {
         .route("/api/v1/clusters/{id}/runs", post(start_api))
         .route("/api/v1/runs/{id}", get(run_json))
         .route("/api/v1/runs/{id}/report", get(run_report))
-        .route("/api/v1/runs/{id}/abort", post(abort_api))
-        .route("/api/v1/runs/{id}/approve", post(approve_api))
+        .route("/api/v1/runs/{id}/{action}", post(action_api))
         .route("/api/v1/fleets", get(fleets))
         .route("/api/v1/fleets/{name}", get(fleet))
         .route(
@@ -181,12 +201,8 @@ pub fn router(app: Shared) -> Router {
         .with_state(app)
 }
 
-async fn me(
-    State(app): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Result<Json<Identity>, ApiError> {
-    Ok(Json(who(&app, &headers, peer)?))
+async fn me(Me(me): Me) -> Json<Identity> {
+    Json(me)
 }
 
 /// Every cluster's newest run, by cluster, in one query (the fleet view must stay fast at 400).
@@ -223,12 +239,7 @@ fn cluster_row(
     })
 }
 
-async fn clusters(
-    State(app): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    let me = who(&app, &headers, peer)?;
+async fn clusters(State(app): State<Shared>, Me(me): Me) -> Result<Json<Value>, ApiError> {
     blocking(move || {
         let latest = latest_runs(&app)?;
         Ok(Json(Value::Array(
@@ -244,11 +255,9 @@ async fn clusters(
 
 async fn cluster(
     State(app): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    Me(me): Me,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let me = who(&app, &headers, peer)?;
     blocking(move || {
         let c = app.cluster(&id)?;
         let ids = app.store.list().map_err(ApiError::internal)?;
@@ -294,11 +303,9 @@ fn plan_of(
 
 async fn cluster_plan(
     State(app): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _: Me,
     Path(id): Path<String>,
 ) -> Result<Json<crate::plan::ClusterPlan>, ApiError> {
-    who(&app, &headers, peer)?;
     blocking(move || {
         let params = app.cluster(&id)?.params.clone();
         plan_of(&app, &id, params).map(Json)
@@ -405,12 +412,10 @@ pub fn start(
 
 async fn start_api(
     State(app): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    Me(me): Me,
     Path(id): Path<String>,
     body: Result<Json<StartBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let me = who(&app, &headers, peer)?;
     let Json(body) = body.map_err(|e| ApiError(e.status(), format!("body: {}", e.body_text())))?;
     blocking(move || {
         let run_id = start(&app, &me, &id, body.params)?;
@@ -424,11 +429,9 @@ async fn start_api(
 
 async fn run_json(
     State(app): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _: Me,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    who(&app, &headers, peer)?;
     blocking(move || {
         let p = app.page_of(&id)?;
         Ok(Json(p.to_json()))
@@ -438,11 +441,9 @@ async fn run_json(
 
 async fn run_report(
     State(app): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _: Me,
     Path(id): Path<String>,
 ) -> Result<Html<String>, ApiError> {
-    who(&app, &headers, peer)?;
     blocking(move || Ok(Html(crate::report::html(&app.page_of(&id)?)))).await
 }
 
@@ -516,36 +517,23 @@ pub fn request(
     }))
 }
 
-async fn abort_api(
+/// `POST /api/v1/runs/{id}/abort` and `…/approve`: one handler, the action from the path.
+async fn action_api(
     State(app): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    Me(me): Me,
+    Path((id, action)): Path<(String, String)>,
     body: Result<Json<ActionBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let me = who(&app, &headers, peer)?;
+    if action != "abort" && action != "approve" {
+        return Err(ApiError::not_found(format!(
+            "no action {action:?} on a run: abort or approve"
+        )));
+    }
     let Json(body) = body.map_err(|e| ApiError(e.status(), format!("body: {}", e.body_text())))?;
-    blocking(move || request(&app, &me, &id, "abort", body).map(Json)).await
+    blocking(move || request(&app, &me, &id, &action, body).map(Json)).await
 }
 
-async fn approve_api(
-    State(app): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Result<Json<ActionBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let me = who(&app, &headers, peer)?;
-    let Json(body) = body.map_err(|e| ApiError(e.status(), format!("body: {}", e.body_text())))?;
-    blocking(move || request(&app, &me, &id, "approve", body).map(Json)).await
-}
-
-async fn fleets(
-    State(app): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    who(&app, &headers, peer)?;
+async fn fleets(State(app): State<Shared>, _: Me) -> Result<Json<Value>, ApiError> {
     blocking(move || {
         let f = app.pg().fleets().map_err(ApiError::internal)?;
         Ok(Json(json!(
@@ -559,11 +547,9 @@ async fn fleets(
 
 async fn fleet(
     State(app): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _: Me,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    who(&app, &headers, peer)?;
     blocking(move || {
         let st = app
             .pg()
@@ -577,11 +563,9 @@ async fn fleet(
 
 async fn approve_wave_api(
     State(app): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    Me(me): Me,
     Path((name, wave)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let me = who(&app, &headers, peer)?;
     blocking(move || {
         let target = format!("{name}/{wave}");
         if !me.admin {
@@ -620,12 +604,7 @@ async fn approve_wave_api(
     .await
 }
 
-async fn audit_log(
-    State(app): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    let me = who(&app, &headers, peer)?;
+async fn audit_log(State(app): State<Shared>, Me(me): Me) -> Result<Json<Value>, ApiError> {
     if !me.admin {
         return Err(ApiError::forbidden("the audit log is for platform admins"));
     }

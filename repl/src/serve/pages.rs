@@ -12,12 +12,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
-use godwit_engine::JournalStore;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{ApiError, App, LIVE_EVERY, blocking, cluster_row, plan_of, start, who};
+use super::{ApiError, App, LIVE_EVERY, Me, blocking, cluster_row, plan_of, start, who};
 
 type Shared = Arc<App>;
 
@@ -118,11 +117,10 @@ struct FleetQuery {
 
 async fn fleet_page(
     State(app): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    me: Result<Me, ApiError>,
     Query(q): Query<FleetQuery>,
 ) -> Response {
-    let me = match who(&app, &headers, peer) {
+    let Me(me) = match me {
         Ok(m) => m,
         Err(e) => return error_page(e),
     };
@@ -184,11 +182,10 @@ async fn fleet_page(
 
 async fn cluster_page(
     State(app): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    me: Result<Me, ApiError>,
     Path(id): Path<String>,
 ) -> Response {
-    let me = match who(&app, &headers, peer) {
+    let Me(me) = match me {
         Ok(m) => m,
         Err(e) => return error_page(e),
     };
@@ -260,12 +257,12 @@ struct StartForm {
 /// same-origin check.
 async fn start_form(
     State(app): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    me: Result<Me, ApiError>,
     headers: HeaderMap,
     Path(id): Path<String>,
     form: Result<Form<StartForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let me = match who(&app, &headers, peer) {
+    let Me(me) = match me {
         Ok(m) => m,
         Err(e) => return error_page(e),
     };
@@ -294,11 +291,10 @@ async fn start_form(
 
 async fn run_page(
     State(app): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    me: Result<Me, ApiError>,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(e) = who(&app, &headers, peer) {
+    if let Err(e) = me {
         return error_page(e);
     }
     let live_id = id.clone();
@@ -345,28 +341,27 @@ async fn run_page(
 /// it ended (then the stream ends).
 async fn run_events(
     State(app): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _: Me,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    who(&app, &headers, peer)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<SseEvent, std::convert::Infallible>>(8);
     tokio::spawn(async move {
         let mut seen = usize::MAX;
         loop {
             let (a, i) = (app.clone(), id.clone());
             let now = tokio::task::spawn_blocking(move || {
-                let n = a.store.transcript_lines(&i).len();
-                let done = a
-                    .store
-                    .read(&i)
-                    .map(|l| {
-                        godwit_engine::plan::Plan::from_records(&l.records)
-                            .finished
-                            .is_some()
+                // The transcript alone: its last line says when the run finished (no journal
+                // read and verified every second per watcher).
+                let lines = a.store.transcript_lines(&i);
+                let done = lines.last().is_some_and(|l| {
+                    serde_json::from_str::<godwit_engine::transcript::Line>(l).is_ok_and(|l| {
+                        matches!(
+                            l.event,
+                            godwit_engine::transcript::Event::RunFinished { .. }
+                        )
                     })
-                    .unwrap_or(false);
-                (n, done)
+                });
+                (lines.len(), done)
             })
             .await;
             let Ok((n, done)) = now else { break };
