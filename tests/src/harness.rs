@@ -173,3 +173,20 @@ pub fn until_crash<T>(f: impl FnOnce() -> T) -> Option<T> {
         }
     }
 }
+
+/// Run the CLI binary `bin` (a test's `env!("CARGO_BIN_EXE_godwit-toy")`) in `dir`, with its
+/// state directory and toy world there: (exit code, stdout, stderr).
+pub fn cli_in(bin: &str, dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let o = std::process::Command::new(bin)
+        .args(args)
+        .current_dir(dir)
+        .env("GODWIT_STATE_DIR", dir.join("state"))
+        .env("GODWIT_TOY_WORLD", dir.join("world"))
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
+}

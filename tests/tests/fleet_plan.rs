@@ -5,7 +5,6 @@
 //! files are refused before anything runs, each problem named with its place and its fix.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use godwit_stdlib::sim::fleet::{
@@ -22,18 +21,7 @@ fn runbooks_dir() -> PathBuf {
 /// Run the CLI in `dir` (no ./runbooks there: the embedded standard runbook is used unless a
 /// fleet file names a path).
 fn godwit(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(TOY)
-        .args(args)
-        .current_dir(dir)
-        .env("GODWIT_STATE_DIR", dir.join("state"))
-        .env("GODWIT_TOY_WORLD", dir.join("world"))
-        .output()
-        .unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into(),
-        String::from_utf8_lossy(&o.stderr).into(),
-    )
+    godwit_tests::harness::cli_in(TOY, dir, args)
 }
 
 /// The generated fleet's plan, made once: (exit code, `-o json` verdicts, the Markdown report).

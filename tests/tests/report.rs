@@ -2,23 +2,11 @@
 //! that succeeded and one that rolled back after its validation at the fence found a difference.
 
 use std::path::Path;
-use std::process::Command;
 
 const TOY: &str = env!("CARGO_BIN_EXE_godwit-toy");
 
 fn godwit(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(TOY)
-        .args(args)
-        .current_dir(dir)
-        .env("GODWIT_STATE_DIR", dir.join("state"))
-        .env("GODWIT_TOY_WORLD", dir.join("world"))
-        .output()
-        .unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into(),
-        String::from_utf8_lossy(&o.stderr).into(),
-    )
+    godwit_tests::harness::cli_in(TOY, dir, args)
 }
 
 fn runbook() -> String {
