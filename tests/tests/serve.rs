@@ -642,6 +642,12 @@ async fn a_browser_walks_the_wizard_from_the_plan_to_a_succeeded_run() {
                 .unwrap()
                 .click()
                 .await
+                .unwrap(); // Signed in when the fleet page (the redirect's target) is there.
+            browser
+                .wait()
+                .at_most(Duration::from_secs(30))
+                .for_element(Locator::Id("clusters"))
+                .await
                 .unwrap();
         }
     };
@@ -668,7 +674,9 @@ async fn a_browser_walks_the_wizard_from_the_plan_to_a_succeeded_run() {
         .await
         .unwrap();
     let preflight = browser
-        .find(Locator::Id("preflight"))
+        .wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::Id("preflight"))
         .await
         .unwrap()
         .text()
@@ -698,17 +706,26 @@ async fn a_browser_walks_the_wizard_from_the_plan_to_a_succeeded_run() {
         .await
         .unwrap();
     // The run page follows the run live (server-sent events; no reload) to its end.
-    let run_url = browser.current_url().await.unwrap().to_string();
-    assert!(run_url.contains("/runs/"), "{run_url}");
+    // The form's post plans the cluster before it redirects: wait for the navigation.
+    let t0 = Instant::now();
+    let run_url = loop {
+        let url = browser.current_url().await.unwrap().to_string();
+        if url.contains("/runs/") {
+            break url;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "start never led to the run's page: {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let t0 = Instant::now();
     loop {
-        let body = browser
-            .find(Locator::Css("body"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        // The live update replaces the body: an element read across it is stale, read again.
+        let body = match browser.find(Locator::Css("body")).await {
+            Ok(e) => e.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
         if body.contains("Run ")
             && body.contains("succeeded")
             && body.contains("hash chain verified")
@@ -742,7 +759,12 @@ async fn a_browser_walks_the_wizard_from_the_plan_to_a_succeeded_run() {
         .goto(&format!("{base}/clusters/orders-db"))
         .await
         .unwrap();
-    assert!(browser.find(Locator::Id("not-yours")).await.is_ok());
+    browser
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Id("not-yours"))
+        .await
+        .expect("bob is told the cluster is not his");
     assert!(
         browser.find(Locator::Id("start")).await.is_err(),
         "no start button for bob"
