@@ -76,6 +76,25 @@ GODWIT_MOTO_PYTHON="$PWD/.venv/bin/python"
 export GODWIT_MOTO_PYTHON
 echo "moto: $("$GODWIT_MOTO_PYTHON" -c 'import moto; print(moto.__version__)') ($GODWIT_MOTO_PYTHON)"
 
+# Disk: a clean build of the workspace and its test binaries takes about GODWIT_TEST_DISK_GB
+# (measured: README, "Set up and try it"); the lab's servers and the fleet store write more. A
+# full disk fails tests far from the cause (a server that cannot start, a journal write), so say
+# it here first.
+need_gb=${GODWIT_TEST_DISK_GB:-20}
+free_gb=$(( $(df -Pk . | awk 'NR==2 {print $4}') / 1024 / 1024 ))
+if [ "$free_gb" -lt "$need_gb" ]; then
+  echo "warning: $free_gb GB free on $(df -P . | awk 'NR==2 {print $6}'); the suite needs about $need_gb GB (a stale target/ can be removed with cargo clean)" >&2
+fi
+
+# Every test process (godwit, PostgreSQL helpers, Chromium) gets one temporary directory for
+# this run, removed at the end: a process a test kills on purpose (a worker killed mid-run)
+# cannot clean up after itself, and its leftovers must not collect in /tmp run after run.
+# World-writable like /tmp: servers run as the postgres user.
+TMPDIR="$(mktemp -d "${TMPDIR:-/tmp}/godwit-test.XXXXXX")"
+chmod 1777 "$TMPDIR"
+export TMPDIR
+trap 'rm -rf "$TMPDIR"' EXIT
+
 # The suite never reads this machine's godwit settings (~/.config/godwit/settings.toml could
 # name a shared store) or its store variable: tests choose their stores themselves.
 export GODWIT_SETTINGS=/dev/null

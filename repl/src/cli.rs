@@ -103,13 +103,15 @@ pub fn main_with(worlds: Worlds, args: impl IntoIterator<Item = std::ffi::OsStri
         (false, None) => Format::Text,
     };
     let ctx = Context::with_store(cli.state_dir, cli.store, worlds, format);
-    match dispatch(cli.command, &ctx) {
+    let code = match dispatch(cli.command, &ctx) {
         Ok(code) => code,
         Err(Failure(code, msg)) => {
             crate::out::error(&msg);
             code
         }
-    }
+    };
+    crate::plan::remove_embedded_runbooks();
+    code
 }
 
 fn dispatch(command: Command, ctx: &Context) -> Result<i32, Failure> {

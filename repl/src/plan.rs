@@ -388,23 +388,41 @@ pub(crate) fn read_only_step(
 /// A runbook embedded in the binary (the probe, the series export), written once per process
 /// into a directory that lives as long as it: runs load runbooks from files.
 fn embedded_runbook(file: &str, text: &str) -> Result<PathBuf, Failure> {
-    static DIR: std::sync::OnceLock<Result<tempfile::TempDir, String>> = std::sync::OnceLock::new();
-    static WRITTEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let fail = |e: String| {
         Failure(
             godwit_engine::exit::INTERNAL,
             format!("cannot write the embedded runbook {file}: {e}"),
         )
     };
-    let dir = DIR.get_or_init(|| tempfile::tempdir().map_err(|e| e.to_string()));
-    let dir = dir.as_ref().map_err(|e| fail(e.clone()))?;
-    let path = dir.path().join(file);
-    let mut written = WRITTEN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut dir = EMBEDDED.lock().unwrap_or_else(|e| e.into_inner());
+    if dir.is_none() {
+        *dir = Some((
+            tempfile::tempdir().map_err(|e| fail(e.to_string()))?,
+            Vec::new(),
+        ));
+    }
+    let Some((tmp, written)) = dir.as_mut() else {
+        return Err(fail("no directory".into()));
+    };
+    let path = tmp.path().join(file);
     if !written.iter().any(|f| f == file) {
         std::fs::write(&path, text).map_err(|e| fail(e.to_string()))?;
         written.push(file.to_string());
     }
     Ok(path)
+}
+
+/// The directory the embedded runbooks are written to once per process (a fleet plan runs them
+/// hundreds of times), and which of them are there.
+static EMBEDDED: std::sync::Mutex<Option<(tempfile::TempDir, Vec<String>)>> =
+    std::sync::Mutex::new(None);
+
+/// Remove the embedded runbooks' directory: a static is never dropped, so without this every
+/// `godwit plan` left a directory in the system's temporary directory. The CLI calls it on its
+/// way out; a later embedded run writes them again.
+pub fn remove_embedded_runbooks() {
+    let dir = EMBEDDED.lock().unwrap_or_else(|e| e.into_inner()).take();
+    drop(dir);
 }
 
 /// Run the embedded read-only runbook `text` (named `file`) in `world` for `cluster` on a

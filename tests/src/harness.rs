@@ -174,13 +174,22 @@ pub fn until_crash<T>(f: impl FnOnce() -> T) -> Option<T> {
     }
 }
 
+/// The temporary directory (TMPDIR) of the commands `cli_in` runs in `dir`: what a command
+/// leaves there is a leak a user's `/tmp` would collect.
+pub fn tmp_in(dir: &std::path::Path) -> PathBuf {
+    let t = dir.join("tmp");
+    std::fs::create_dir_all(&t).expect("create the command's TMPDIR");
+    t
+}
+
 /// Run the CLI binary `bin` (a test's `env!("CARGO_BIN_EXE_godwit-toy")`) in `dir`, with its
-/// state directory and toy world there: (exit code, stdout, stderr).
+/// state directory, toy world and TMPDIR there: (exit code, stdout, stderr).
 pub fn cli_in(bin: &str, dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     let o = std::process::Command::new(bin)
         .args(args)
         .current_dir(dir)
         .env("GODWIT_STATE_DIR", dir.join("state"))
+        .env("TMPDIR", tmp_in(dir))
         .env("GODWIT_TOY_WORLD", dir.join("world"))
         .output()
         .unwrap();

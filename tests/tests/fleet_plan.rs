@@ -46,6 +46,13 @@ fn generated_plan() -> &'static (i32, Vec<Value>, String) {
         let verdicts: Vec<Value> = serde_json::from_str(&stdout)
             .unwrap_or_else(|e| panic!("not one JSON array ({e}): {stdout}\n{stderr}"));
         let md = std::fs::read_to_string(&report).unwrap();
+        // The probe and prediction runbooks are written to a temporary directory once per
+        // process; it must be gone when the command is (it once stayed, one per plan).
+        let left: Vec<_> = std::fs::read_dir(godwit_tests::harness::tmp_in(dir.path()))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "fleet plan left {left:?} in its TMPDIR");
         (code, verdicts, md)
     })
 }

@@ -29,12 +29,30 @@ fn sha(t: &str) -> String {
     godwit::serve::auth::token_hash(t)
 }
 
-/// Kills the process when dropped (a failed assertion included).
+/// Stops the process when dropped (a failed assertion included): SIGTERM, then SIGKILL if it
+/// has not exited within five seconds.
 struct Proc(Child);
+impl Proc {
+    /// SIGTERM and wait up to `within` for the exit.
+    fn stop(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let until = Instant::now() + within;
+        while Instant::now() < until {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                return Some(status);
+            }
+            pause(Duration::from_millis(20));
+        }
+        None
+    }
+}
 impl Drop for Proc {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        if self.stop(Duration::from_secs(5)).is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
     }
 }
 
@@ -111,6 +129,13 @@ world = "sim:preflight-failures"
     f
 }
 
+/// The server's own temporary directory (its TMPDIR), to check it leaves nothing there.
+fn tmp_of(dir: &Path) -> std::path::PathBuf {
+    let t = dir.join("tmp");
+    std::fs::create_dir_all(&t).unwrap();
+    t
+}
+
 fn serve(dir: &Path, url: &str) -> Served {
     let auth = dir.join("auth.toml");
     std::fs::write(
@@ -134,6 +159,7 @@ fn serve(dir: &Path, url: &str) -> Served {
         .args(["--world", "sim"])
         .env("GODWIT_STORE", url)
         .env("GODWIT_STATE_DIR", dir.join("serve-state"))
+        .env("TMPDIR", tmp_of(dir))
         .current_dir(dir)
         .stderr(Stdio::piped())
         .spawn()
@@ -481,6 +507,55 @@ fn owners_start_their_own_cluster_and_a_worker_runs_it_to_the_end() {
         run_page.as_str().unwrap().contains("EventSource"),
         "the run page follows live"
     );
+}
+
+#[test]
+fn sigterm_ends_the_live_streams_and_the_server_exits_leaving_no_temporary_files() {
+    let scratch = Scratch::new().expect("PostgreSQL server binaries (lab/src/pgproc.rs)");
+    let server = scratch.primary("store", &[]).expect("start a server");
+    let url = format!("postgres://postgres@127.0.0.1:{}/postgres", server.port);
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = serve(dir.path(), &url);
+    // A plan and a start write the embedded runbooks to temporary directories the process keeps.
+    let (code, plan) = s.call("GET", "/api/v1/clusters/orders-db/plan", Some(ALICE), None);
+    assert_eq!(code, 200, "{plan}");
+    let (code, run) = s.call(
+        "POST",
+        "/api/v1/clusters/orders-db/runs",
+        Some(ALICE),
+        Some("{}"),
+    );
+    assert!(code < 300, "{code} {run}");
+    assert!(
+        std::fs::read_dir(tmp_of(dir.path())).unwrap().count() > 0,
+        "the start wrote its runbook elsewhere than TMPDIR: this test would prove nothing"
+    );
+    // A browser tab watching a run: its stream never ends by itself while the run is open.
+    let url = format!("{}/api/v1/runs/no-such-run/events", s.base);
+    let watcher = std::thread::spawn(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        let resp = agent
+            .get(&url)
+            .header("Authorization", format!("Bearer {ALICE}"))
+            .call();
+        resp.map(|mut r| r.body_mut().read_to_string().unwrap_or_default())
+    });
+    pause(Duration::from_millis(500));
+    let status = s._serve.stop(Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|st| st.success()),
+        "godwit serve did not exit cleanly within 10 s of SIGTERM with a live stream open: {status:?}"
+    );
+    let body = watcher.join().unwrap().expect("the live stream answered");
+    assert!(body.contains("event: changed"), "{body}");
+    let left: Vec<_> = std::fs::read_dir(tmp_of(dir.path()))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "godwit serve left {left:?} in its TMPDIR");
 }
 
 #[test]

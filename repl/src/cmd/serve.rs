@@ -78,6 +78,7 @@ impl ServeArgs {
             settings,
             worlds: ctx.worlds.clone(),
             csrf_key: new_token().map_err(|e| Failure(exit::INTERNAL, e))?,
+            stopping: Default::default(),
         };
         let rt = runtime()?;
         let clusters = app.fleet.clusters.len();

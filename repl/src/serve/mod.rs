@@ -53,6 +53,9 @@ pub struct App {
     pub worlds: Worlds,
     /// Per process: the CSRF tokens of its forms are derived from it.
     pub csrf_key: String,
+    /// Set when the server is asked to stop: live streams end, so the graceful shutdown is
+    /// not held open by a browser tab watching a run.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl App {
@@ -615,7 +618,7 @@ async fn audit_log(State(app): State<Shared>, Me(me): Me) -> Result<Json<Value>,
     .await
 }
 
-/// Serve `app` on `listen` until Ctrl-C; `ready` is told the bound address.
+/// Serve `app` on `listen` until Ctrl-C or SIGTERM; `ready` is told the bound address.
 pub async fn serve(
     app: App,
     listen: SocketAddr,
@@ -631,13 +634,21 @@ pub async fn serve(
         .await
         .map_err(|e| format!("--listen {listen}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot watch for SIGTERM: {e}"))?;
     ready(bound);
+    let app = Arc::new(app);
+    let stop = app.clone();
     axum::serve(
         listener,
-        router(Arc::new(app)).into_make_service_with_connect_info::<SocketAddr>(),
+        router(app).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
+    .with_graceful_shutdown(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        stop.stopping.send_replace(true);
     })
     .await
     .map_err(|e| e.to_string())

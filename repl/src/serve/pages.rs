@@ -345,9 +345,10 @@ async fn run_events(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<SseEvent, std::convert::Infallible>>(8);
+    let mut stopping = app.stopping.subscribe();
     tokio::spawn(async move {
         let mut seen = usize::MAX;
-        loop {
+        while !*stopping.borrow_and_update() {
             let (a, i) = (app.clone(), id.clone());
             let now = tokio::task::spawn_blocking(move || {
                 // The transcript alone: its last line says when the run finished (no journal
@@ -381,7 +382,10 @@ async fn run_events(
                     .await;
                 break;
             }
-            tokio::time::sleep(LIVE_EVERY).await;
+            tokio::select! {
+                _ = tokio::time::sleep(LIVE_EVERY) => {}
+                _ = stopping.changed() => {}
+            }
         }
     });
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
