@@ -23,6 +23,11 @@ use tokio_postgres::{Client, NoTls, Row, Statement};
 /// Owned statement parameters: jobs cross threads, so they cannot borrow the caller's values.
 pub(crate) type Params = Vec<Box<dyn ToSql + Sync + Send>>;
 
+/// One statement parameter, boxed for [`Params`].
+pub(crate) fn p<T: ToSql + Sync + Send + 'static>(v: T) -> Box<dyn ToSql + Sync + Send> {
+    Box::new(v)
+}
+
 /// Where the store is: the parsed URL and its printable form (no password).
 #[derive(Debug)]
 pub(crate) struct Target {

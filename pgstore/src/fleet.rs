@@ -30,7 +30,7 @@ use godwit_engine::journal::{JournalError, Request};
 use serde::Serialize;
 use tokio_postgres::Row;
 
-use crate::conn::Db;
+use crate::conn::{Db, p};
 use crate::queue::Job;
 use crate::store::PgStore;
 
@@ -41,6 +41,8 @@ pub struct FleetDef {
     /// Where it came from (`fleet.toml`, `generated (400 …)`), for people.
     pub origin: String,
     pub waves: Vec<WaveDef>,
+    /// Where the fleet's own news goes (a wave waiting for approval, the fleet done).
+    pub notify: Vec<crate::notify::Target>,
 }
 
 /// One wave: its policy and its members, each with the job that migrates it (`run_id` empty:
@@ -142,12 +144,6 @@ pub struct MemberStatus {
 /// Member states that count as a wave's failures.
 pub const FAILED: &[&str] = &["rolled-back", "held"];
 
-fn p<T: tokio_postgres::types::ToSql + Sync + Send + 'static>(
-    v: T,
-) -> Box<dyn tokio_postgres::types::ToSql + Sync + Send> {
-    Box::new(v)
-}
-
 fn event(fleet: &str, wave: Option<&str>, what: &str, detail: Option<String>) -> FleetEvent {
     FleetEvent {
         fleet: fleet.to_string(),
@@ -237,8 +233,12 @@ impl PgStore {
                     )));
                 }
                 db.query(
-                    "INSERT INTO godwit.fleets (fleet, origin) VALUES ($1, $2)",
-                    vec![p(def.name.clone()), p(def.origin.clone())],
+                    "INSERT INTO godwit.fleets (fleet, origin, notify) VALUES ($1, $2, $3::text::jsonb)",
+                    vec![
+                        p(def.name.clone()),
+                        p(def.origin.clone()),
+                        p(serde_json::to_string(&def.notify).unwrap_or_else(|_| "[]".into())),
+                    ],
                 )?;
                 for (ord, w) in def.waves.iter().enumerate() {
                     db.query(
@@ -300,10 +300,13 @@ impl PgStore {
         })?;
         let mut events = Vec::new();
         for name in names {
-            let more = self
-                .inner
-                .conn
-                .call(move |db| db.transaction(|db| advance_one(db, &name)))?;
+            let more = self.inner.conn.call(move |db| {
+                db.transaction(|db| {
+                    let events = advance_one(db, &name)?;
+                    notify_fleet_events(db, &name, &events)?;
+                    Ok(events)
+                })
+            })?;
             events.extend(more);
         }
         Ok(events)
@@ -557,6 +560,75 @@ fn settle_members(db: &mut Db, fleet: &str) -> Result<Vec<FleetEvent>, JournalEr
 }
 
 /// One fleet's advance, inside its transaction.
+/// Queue the fleet's own notifications for `events` in the advance's transaction (exactly once
+/// per event): a wave waiting for approval (`approval`), the fleet done or stopped (`finished`).
+fn notify_fleet_events(
+    db: &mut Db,
+    fleet: &str,
+    events: &[FleetEvent],
+) -> Result<(), JournalError> {
+    let told: Vec<&FleetEvent> = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.what.as_str(),
+                "awaiting-approval" | "fleet-done" | "fleet-stopped"
+            )
+        })
+        .collect();
+    if told.is_empty() {
+        return Ok(());
+    }
+    let targets: Vec<crate::notify::Target> = db
+        .query(
+            "SELECT notify::text FROM godwit.fleets WHERE fleet = $1",
+            vec![p(fleet.to_string())],
+        )?
+        .first()
+        .and_then(|r| serde_json::from_str(r.get::<_, &str>(0)).ok())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for e in told {
+        let kind = if e.what == "awaiting-approval" {
+            "approval"
+        } else {
+            "finished"
+        };
+        let wave = e.wave.as_deref().unwrap_or_default();
+        let summary = match e.what.as_str() {
+            "awaiting-approval" => format!(
+                "fleet {fleet}: wave {wave} waits for approval: `godwit fleet approve {wave} --name {fleet}`"
+            ),
+            "fleet-done" => format!("fleet {fleet}: every wave done"),
+            _ => format!(
+                "fleet {fleet}: stopped{}",
+                e.detail
+                    .as_deref()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default()
+            ),
+        };
+        let body = serde_json::json!({
+            "kind": kind,
+            "at": serde_json::Value::Null,
+            "fleet": fleet,
+            "wave": e.wave,
+            "summary": summary,
+            "detail": { "event": e.what, "detail": e.detail },
+        });
+        out.extend(
+            targets
+                .iter()
+                .filter(|t| t.wants(kind))
+                .map(|t| crate::notify::Outgoing {
+                    target: t.clone(),
+                    body: body.clone(),
+                }),
+        );
+    }
+    crate::notify::insert(db, &out)
+}
+
 fn advance_one(db: &mut Db, fleet: &str) -> Result<Vec<FleetEvent>, JournalError> {
     let Some(state) = db
         .query(

@@ -14,6 +14,8 @@
 //!   **fencing token**, checked in the append's own statement.
 //! * [`queue`]: the work queue (`FOR UPDATE SKIP LOCKED`) and the workers' heartbeats.
 //! * [`audit`]: the log of `godwit serve`'s actions with who took them.
+//! * [`notify`]: the notification outbox — rows inserted by runs and fleet advances, delivered
+//!   by workers (claimed `FOR UPDATE SKIP LOCKED`, retried with backoff).
 //! * [`fleet`]: fleets and their waves (canaries, runs in flight, failures), advanced by any
 //!   process that calls [`PgStore::advance_fleets`] (every worker does).
 //!
@@ -23,12 +25,14 @@
 pub mod audit;
 mod conn;
 pub mod fleet;
+pub mod notify;
 pub mod queue;
 pub mod schema;
 pub mod store;
 
 pub use audit::AuditEntry;
 pub use fleet::{FleetAction, FleetDef, FleetEvent, FleetStatus, Registered, WaveDef};
+pub use notify::{Delivery, NotificationRow, Outgoing, Pending, Target as NotifyTarget};
 pub use queue::{Job, QueueRow, Settle, Taken, WorkerLease};
 pub use store::{LatestRun, Options, PgStore, PgWriter, holder_id};
 

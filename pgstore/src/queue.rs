@@ -18,12 +18,12 @@ use godwit_engine::journal::JournalError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::conn::{Conn, Db, Tick};
+use crate::conn::{Conn, Db, Tick, p};
 use crate::store::PgStore;
 
 /// What a worker needs to build a run's world and start it: everything `godwit run` would
 /// have taken from its command line, resolved.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Job {
     pub run_id: String,
     pub cluster: String,
@@ -40,6 +40,14 @@ pub struct Job {
     /// world's state before the world is built.
     #[serde(default)]
     pub settings: Option<Value>,
+    /// Where its notifications go (the fleet file's `[[notify]]` targets for its owner).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<crate::notify::Target>,
+    /// The cluster's owning team and fleet, for the notifications' bodies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<String>,
 }
 
 /// A job a worker took: the job, the take's number (it settles under it) and whether the run
@@ -81,12 +89,6 @@ pub struct QueueRow {
     pub taken_by: Option<String>,
     pub attempts: i32,
     pub note: Option<String>,
-}
-
-fn p<T: tokio_postgres::types::ToSql + Sync + Send + 'static>(
-    v: T,
-) -> Box<dyn tokio_postgres::types::ToSql + Sync + Send> {
-    Box::new(v)
 }
 
 /// The take. Liveness is checked in correlated subqueries, not joins: when a concurrent take

@@ -180,6 +180,37 @@ CREATE TABLE godwit.audit (
 CREATE INDEX audit_target ON godwit.audit (target, at);
 "#,
     ),
+    (
+        5,
+        "notifications",
+        r#"
+-- The notification outbox (pgstore/src/notify.rs): one row per notification and target,
+-- inserted by runs and fleet advances, delivered by workers with retries.
+CREATE TABLE godwit.notifications (
+    id            bigserial PRIMARY KEY,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    -- phase | gate-closed | approval | rollback | cutover-start | cutover-end | finished
+    kind          text NOT NULL,
+    run_id        text,
+    cluster       text,
+    fleet         text,
+    -- {kind: webhook | sns, address, ...}
+    target        jsonb NOT NULL,
+    body          jsonb NOT NULL,
+    attempts      integer NOT NULL DEFAULT 0,
+    next_at       timestamptz NOT NULL DEFAULT now(),
+    claimed_by    text,
+    claimed_until timestamptz,
+    delivered_at  timestamptz,
+    failed_at     timestamptz,
+    last_error    text
+);
+CREATE INDEX notifications_due ON godwit.notifications (next_at)
+    WHERE delivered_at IS NULL AND failed_at IS NULL;
+-- A fleet's own targets, for what its advances have to say (a wave waiting for approval).
+ALTER TABLE godwit.fleets ADD COLUMN notify jsonb NOT NULL DEFAULT '[]';
+"#,
+    ),
 ];
 
 /// The newest schema version this binary knows.

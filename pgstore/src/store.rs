@@ -25,7 +25,7 @@ use godwit_engine::journal::{
     verify_lines,
 };
 
-use crate::conn::{Conn, Db, Params, Target, Tick};
+use crate::conn::{Conn, Db, Params, Target, Tick, p};
 use crate::schema;
 
 /// How a store behaves; [`Options::default`] is what the CLI uses.
@@ -89,12 +89,6 @@ pub fn holder_id() -> String {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-fn p<T: tokio_postgres::types::ToSql + Sync + Send + 'static>(
-    v: T,
-) -> Box<dyn tokio_postgres::types::ToSql + Sync + Send> {
-    Box::new(v)
 }
 
 impl PgStore {

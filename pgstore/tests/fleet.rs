@@ -43,6 +43,7 @@ fn job(cluster: &str) -> Job {
         world: "pure".into(),
         params: Default::default(),
         settings: None,
+        ..Default::default()
     }
 }
 
@@ -105,6 +106,7 @@ fn waves_go_canaries_first_at_most_k_at_once_and_stop_past_their_failures() {
     let store = connect(&url);
     let _alive = store.register_worker("w").unwrap();
     let def = FleetDef {
+        notify: Vec::new(),
         name: "payments".into(),
         origin: "test".into(),
         waves: vec![
@@ -249,6 +251,7 @@ fn a_failed_canary_stops_the_wave_before_the_rest() {
     let store = connect(&url);
     let _alive = store.register_worker("w").unwrap();
     let def = FleetDef {
+        notify: Vec::new(),
         name: "f".into(),
         origin: "test".into(),
         // Even with room for failures: a canary is the test of the wave.
@@ -280,6 +283,7 @@ fn an_abort_withdraws_what_no_worker_began_and_asks_the_rest_to_roll_back() {
     let store = connect(&url);
     let _alive = store.register_worker("w").unwrap();
     let def = FleetDef {
+        notify: Vec::new(),
         name: "f".into(),
         origin: "test".into(),
         waves: vec![wave("w1", 6, 0, 3, 0, false)],
@@ -376,6 +380,7 @@ fn concurrent_advances_never_queue_a_member_twice() {
     let store = connect(&url);
     let _alive = store.register_worker("w").unwrap();
     let def = FleetDef {
+        notify: Vec::new(),
         name: "f".into(),
         origin: "test".into(),
         waves: vec![wave("w1", 40, 0, 5, 40, false)],

@@ -349,6 +349,7 @@ fn job(i: usize) -> Job {
         world: "sim".into(),
         params: serde_json::Map::new(),
         settings: None,
+        ..Default::default()
     }
 }
 
@@ -512,7 +513,7 @@ fn migrations_apply_once_and_a_newer_schema_is_refused() {
     for h in handles {
         assert_eq!(
             h.join().unwrap().schema_versions().unwrap(),
-            vec![1, 2, 3, 4]
+            vec![1, 2, 3, 4, 5]
         );
     }
     sql(

@@ -256,7 +256,7 @@ fn dur(ms: i64) -> String {
 
 /// The steps of the standard flow and its variants that end the application's sessions on the
 /// source, and how each says it.
-const SESSION_ENDING_STEPS: &[(&str, &str)] = &[
+pub(crate) const SESSION_ENDING_STEPS: &[(&str, &str)] = &[
     ("terminate-app-sessions", "application sessions terminated"),
     ("end-app-sessions", "application sessions terminated"),
     ("reboot-source", "source reboot ended its sessions"),

@@ -24,6 +24,8 @@
 //!   read-only, and callable per cluster by a fleet plan.
 //! * [`fleet`]: the fleet — the fleet file and the generated fleet as one [`fleet::Fleet`], the
 //!   prediction's calibration from a cluster's own figures, `fleet plan` over every cluster.
+//! * [`notify`]: notifications of runs and fleets (the fleet file's `[[notify]]`): a run's
+//!   sink that queues them in the store's outbox, and the workers' delivery (webhook, SNS).
 //! * [`series`]: recorded CloudWatch series — `godwit cw export` through a world, read by the
 //!   simulator's replay and a plan's prediction.
 //! * [`lab`]: the `lab` world and `godwit demo --world lab`.
@@ -40,6 +42,7 @@ pub mod demo;
 pub mod docs;
 pub mod fleet;
 pub mod lab;
+pub mod notify;
 pub mod out;
 pub mod plan;
 pub mod render;

@@ -636,3 +636,27 @@ fn bad_discovery_input_is_refused_naming_the_place_and_the_fix() {
         "{stderr}"
     );
 }
+
+#[test]
+fn notification_targets_with_a_typo_are_refused_each_named() {
+    refused(
+        "[[clusters]]\nid = \"orders-db\"\nowner = \"orders\"\n\n\
+         [[notify]]\nwebhook = \"hooks.example.com/x\"\n\n\
+         [[notify]]\nwebhook = \"https://hooks.example.com/x\"\nevents = [\"cutover-ends\"]\nowners = [\"ordres\"]\n\n\
+         [[notify]]\nsns = \"arn:aws:sns:eu-west-1:123456789012:migrations\"\nwebhook = \"https://x\"\n\n\
+         [[notify]]\nwebhok = \"https://x\"\n",
+        &["notify[3]", "unknown field `webhok`"],
+    );
+    refused(
+        "[[clusters]]\nid = \"orders-db\"\nowner = \"orders\"\n\n\
+         [[notify]]\nwebhook = \"hooks.example.com/x\"\n\n\
+         [[notify]]\nwebhook = \"https://hooks.example.com/x\"\nevents = [\"cutover-ends\"]\nowners = [\"ordres\"]\n\n\
+         [[notify]]\nsns = \"arn:aws:sns:eu-west-1:123456789012:migrations\"\nwebhook = \"https://x\"\n",
+        &[
+            "notify[0].webhook: \"hooks.example.com/x\" is not an http(s) URL",
+            "notify[1].events: \"cutover-ends\" is not a kind of notification (did you mean \"cutover-end\"?",
+            "notify[1].owners: no cluster of this fleet has owner \"ordres\"; did you mean \"orders\"?",
+            "notify[2]: set exactly one of webhook",
+        ],
+    );
+}

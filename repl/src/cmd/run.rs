@@ -157,6 +157,7 @@ fn enqueue_run(
         world,
         params,
         settings,
+        ..Default::default()
     };
     pg.enqueue(&job)
         .map_err(|e| Failure::from(godwit_engine::EngineError::from(e)))?;

@@ -28,6 +28,7 @@ use crate::state::{Store, world_state_file};
   godwit worker --store postgres://godwit@store.internal/godwit --jobs 8 --lease 30s
   godwit run rds-to-aurora --cluster orders-db --world sim --store postgres://… --enqueue
   godwit worker --status --store postgres://…
+  godwit worker --notifications --store postgres://…
 
 Runs are queued with `godwit run … --enqueue`. Workers resolve the runbook path and build the
 world on their own machine (the journal pins the runbook's hash; a simulated world's state is kept
@@ -55,6 +56,9 @@ pub struct WorkerArgs {
     /// Print the queue and exit.
     #[arg(long)]
     pub status: bool,
+    /// Print the last 50 notifications (target, state, attempts, last error) and exit.
+    #[arg(long, conflicts_with = "status")]
+    pub notifications: bool,
     #[command(flatten)]
     pub out: Output,
 }
@@ -78,10 +82,17 @@ impl WorkerArgs {
         if self.status {
             return self.print_status(ctx, &store);
         }
+        if self.notifications {
+            return print_notifications(ctx, &store);
+        }
         let state_dir = ctx.state_dir()?;
         let driving = Driving::start()?;
         let me = godwit_pgstore::holder_id();
         let heartbeat = store.register_worker(&me).map_err(EngineError::from)?;
+        // Notifications: runs hand theirs to the outbox thread; this worker delivers any
+        // worker's due ones (crate::notify).
+        let outbox = crate::notify::Outbox::start(store.clone());
+        let deliverer = crate::notify::Deliverer::start(store.clone(), me.clone(), self.poll);
         crate::out::note(format!(
             "worker {me} on {}: up to {} runs at once, lease {:?}",
             store.place(),
@@ -98,7 +109,8 @@ impl WorkerArgs {
             while !draining && in_flight < self.jobs {
                 match store.take(&me) {
                     Ok(Some(taken)) => {
-                        if self.launch(ctx, &driving, &store, &state_dir, taken, &tx, &me) {
+                        if self.launch(ctx, &driving, &store, &state_dir, taken, &tx, &me, &outbox)
+                        {
                             in_flight += 1;
                         }
                     }
@@ -121,6 +133,7 @@ impl WorkerArgs {
             }
         }
         drop(heartbeat);
+        drop(deliverer);
         crate::out::note(format!("worker {me} stopped"));
         Ok(exit::OK)
     }
@@ -137,6 +150,7 @@ impl WorkerArgs {
         taken: Taken,
         tx: &mpsc::Sender<Finished>,
         me: &str,
+        outbox: &crate::notify::Outbox,
     ) -> bool {
         let job = &taken.job;
         let verb = if taken.began { "resume" } else { "start" };
@@ -148,7 +162,7 @@ impl WorkerArgs {
                 verb, job.run_id, job.cluster, job.world, taken.attempt
             ),
         );
-        let prepared = self.prepare(ctx, driving, store, state_dir, &taken);
+        let prepared = self.prepare(ctx, driving, store, state_dir, &taken, outbox);
         let (runner, audit, runbook) = match prepared {
             Ok(p) => p,
             Err(why) => {
@@ -204,6 +218,7 @@ impl WorkerArgs {
         store: &PgStore,
         state_dir: &Path,
         taken: &Taken,
+        outbox: &crate::notify::Outbox,
     ) -> Result<
         (
             godwit_engine::Runner,
@@ -267,7 +282,10 @@ impl WorkerArgs {
             verbose: false,
             max_operations: self.out.max_operations,
         };
-        let runner = driving.runner(&shared, world, &out);
+        let mut runner = driving.runner(&shared, world, &out);
+        if let Some(n) = crate::notify::RunNotifier::for_job(job, outbox) {
+            runner.sinks.push(std::sync::Arc::new(n));
+        }
         Ok((runner, audit, runbook))
     }
 
@@ -397,4 +415,42 @@ impl WorkerArgs {
         }
         Ok(exit::OK)
     }
+}
+
+/// `worker --notifications`: what was sent where, and what is still being retried and why.
+fn print_notifications(ctx: &Context, store: &PgStore) -> Result<i32, Failure> {
+    let rows = store.notifications(50).map_err(EngineError::from)?;
+    if ctx.json() {
+        crate::out::json(&rows);
+        return Ok(exit::OK);
+    }
+    if rows.is_empty() {
+        crate::out::line(format!("no notifications in {}", store.place()));
+    }
+    let mut table = comfy_table::Table::new();
+    table
+        .load_style(comfy_table::presets::NOTHING)
+        .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
+        .set_header([
+            "id",
+            "kind",
+            "cluster",
+            "target",
+            "state",
+            "tries",
+            "last error",
+        ]);
+    for r in rows {
+        table.add_row([
+            r.id.to_string(),
+            r.kind,
+            r.cluster.unwrap_or_else(|| "(fleet)".into()),
+            r.target,
+            r.state,
+            r.attempts.to_string(),
+            r.last_error.unwrap_or_default(),
+        ]);
+    }
+    crate::out::line(table.to_string());
+    Ok(exit::OK)
 }

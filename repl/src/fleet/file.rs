@@ -22,6 +22,10 @@
 //! name = "canary"
 //! clusters = ["ledger-001"]               # and/or groups = ["ledger"]
 //! canaries = 1
+//!
+//! [[notify]]                              # see crate::notify
+//! webhook = "https://hooks.example.com/godwit"
+//! owners = ["payments"]                   # default: every cluster and the fleet's own news
 //! ```
 
 use std::collections::BTreeMap;
@@ -53,6 +57,9 @@ pub(crate) struct FleetFile {
     pub(crate) clusters: Vec<ClusterFile>,
     #[serde(default)]
     pub(crate) waves: Vec<WaveFile>,
+    /// Where notifications go (`crate::notify`).
+    #[serde(default)]
+    pub(crate) notify: Vec<crate::notify::NotifyFile>,
 }
 
 /// `[discover]`: the fleet's clusters are the account's RDS for PostgreSQL instances carrying
@@ -372,6 +379,11 @@ fn resolve(
     for c in &mut fleet.clusters {
         c.wave = wave_of.get(&c.id).map(|(_, n)| n.clone());
     }
+    let mut owners: Vec<&str> = fleet.clusters.iter().map(|c| c.owner.as_str()).collect();
+    owners.sort_unstable();
+    owners.dedup();
+    let rules = crate::notify::rules(&file.notify, &owners, &mut problems);
+    fleet.notify = rules;
     refuse(&origin, problems)?;
     fleet._embedded = runbooks.embedded.take();
     Ok(fleet)

@@ -47,6 +47,8 @@ pub struct Fleet {
     pub origin: String,
     pub clusters: Vec<FleetCluster>,
     pub waves: Vec<Wave>,
+    /// `[[notify]]`: where the fleet's and its clusters' notifications go.
+    pub notify: Vec<crate::notify::Rule>,
     /// Keeps the embedded standard runbook's directory alive while clusters point into it.
     _embedded: Option<tempfile::TempDir>,
 }
@@ -103,6 +105,7 @@ impl Fleet {
             origin,
             clusters: Vec::new(),
             waves: Vec::new(),
+            notify: Vec::new(),
             _embedded: None,
         }
     }

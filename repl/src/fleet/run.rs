@@ -39,6 +39,9 @@ pub fn fleet_def(
         } else {
             settings.cloned()
         },
+        notify: crate::notify::targets_for(&fleet.notify, Some(&c.owner)),
+        owner: Some(c.owner.clone()),
+        fleet: Some(name.to_string()),
     };
     let by_id = |id: &str| fleet.clusters.iter().find(|c| c.id == id);
     let waves: Vec<WaveDef> = if fleet.waves.is_empty() {
@@ -84,6 +87,7 @@ pub fn fleet_def(
             name: name.to_string(),
             origin: fleet.origin.clone(),
             waves,
+            notify: crate::notify::targets_for(&fleet.notify, None),
         },
         left_out,
     )

@@ -399,6 +399,9 @@ pub fn start(
         } else {
             app.settings.clone()
         },
+        notify: crate::notify::targets_for(&app.fleet.notify, Some(&c.owner)),
+        owner: Some(c.owner.clone()),
+        fleet: Some(app.fleet.name.clone()),
     };
     app.pg()
         .enqueue(&job)
