@@ -559,7 +559,6 @@ fn settle_members(db: &mut Db, fleet: &str) -> Result<Vec<FleetEvent>, JournalEr
         .collect())
 }
 
-/// One fleet's advance, inside its transaction.
 /// Queue the fleet's own notifications for `events` in the advance's transaction (exactly once
 /// per event): a wave waiting for approval (`approval`), the fleet done or stopped (`finished`).
 fn notify_fleet_events(
@@ -629,6 +628,7 @@ fn notify_fleet_events(
     crate::notify::insert(db, &out)
 }
 
+/// One fleet's advance, inside its transaction.
 fn advance_one(db: &mut Db, fleet: &str) -> Result<Vec<FleetEvent>, JournalError> {
     let Some(state) = db
         .query(

@@ -237,6 +237,52 @@ impl PgStore {
         })
     }
 
+    /// Put a `held` run back in the queue (a person decided: resume it, or abort it — a worker
+    /// then resumes it and meets the abort request); its fleet member, counted as a failure
+    /// while held, is in flight again. `false`: the run is not held (queued, running or done).
+    pub fn requeue_held(&self, run_id: &str, note: &str) -> Result<bool, JournalError> {
+        let (run_id, note) = (run_id.to_string(), note.to_string());
+        self.inner.conn.call(move |db| {
+            db.transaction(|db| {
+                let moved = db.query(
+                    "UPDATE godwit.queue SET state = 'queued', taken_by = NULL, note = $2,
+                            updated_at = now()
+                      WHERE run_id = $1 AND state = 'held' RETURNING run_id",
+                    vec![p(run_id.clone()), p(note)],
+                )?;
+                if moved.is_empty() {
+                    return Ok(false);
+                }
+                db.query(
+                    "UPDATE godwit.wave_members SET state = 'queued', ended_at = NULL
+                      WHERE run_id = $1 AND state = 'held'",
+                    vec![p(run_id)],
+                )?;
+                Ok(true)
+            })
+        })
+    }
+
+    /// Abort a run that never began (queued, or held before its start): nothing to roll back,
+    /// so its row is done with outcome `aborted` (its fleet member too, at the next advance).
+    /// `false`: a worker has it now, or it began, or it is done.
+    pub fn abort_unstarted(&self, run_id: &str, note: &str) -> Result<bool, JournalError> {
+        let (run_id, note) = (run_id.to_string(), note.to_string());
+        self.inner.conn.call(move |db| {
+            Ok(!db
+                .query(
+                    "UPDATE godwit.queue q SET state = 'done', outcome = 'aborted', note = $2,
+                            taken_by = NULL, updated_at = now()
+                      WHERE q.run_id = $1 AND q.state IN ('queued', 'held')
+                        AND NOT EXISTS (SELECT 1 FROM godwit.runs r
+                                         WHERE r.run_id = q.run_id AND r.began)
+                  RETURNING q.run_id",
+                    vec![p(run_id), p(note)],
+                )?
+                .is_empty())
+        })
+    }
+
     /// How many jobs are waiting or being worked on, plus the fleets that will queue more on
     /// their own (running, no wave waiting for an approval).
     pub fn open_jobs(&self) -> Result<i64, JournalError> {

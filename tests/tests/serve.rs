@@ -509,6 +509,119 @@ fn owners_start_their_own_cluster_and_a_worker_runs_it_to_the_end() {
     );
 }
 
+/// A run a worker held (it stopped where a person must decide) goes back to the queue when its
+/// owner resumes it or aborts it; nobody else may, and a run that is not held is not resumed.
+#[test]
+fn a_held_run_is_resumed_or_aborted_by_its_owner_through_the_queue() {
+    let scratch = Scratch::new().expect("PostgreSQL server binaries (lab/src/pgproc.rs)");
+    let server = scratch.primary("store", &[]).expect("start a server");
+    let url = format!("postgres://postgres@127.0.0.1:{}/postgres", server.port);
+    let dir = tempfile::tempdir().unwrap();
+    let s = serve(dir.path(), &url);
+    let store = godwit_pgstore::PgStore::connect(&url, godwit_pgstore::Options::default()).unwrap();
+    let state_of = |id: &str| {
+        store
+            .queue_rows()
+            .unwrap()
+            .into_iter()
+            .find(|r| r.run_id == id)
+            .map(|r| r.state)
+            .unwrap()
+    };
+    // Queued, not held: nothing to resume.
+    let (code, run) = s.call(
+        "POST",
+        "/api/v1/clusters/orders-db/runs",
+        Some(ALICE),
+        Some("{}"),
+    );
+    assert!(code < 300, "{code} {run}");
+    let id = run["run_id"].as_str().unwrap().to_string();
+    let resume = format!("/api/v1/runs/{id}/resume");
+    let (code, e) = s.call("POST", &resume, Some(ALICE), Some("{}"));
+    assert_eq!(code, 409, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("not held"), "{e}");
+    // A worker takes it and holds it (as when its world cannot be built).
+    let _worker = store.register_worker("test-worker").unwrap();
+    let taken = store.take("test-worker").unwrap().expect("the queued run");
+    assert_eq!(taken.job.run_id, id);
+    assert!(
+        store
+            .settle(
+                &id,
+                "test-worker",
+                taken.attempt,
+                godwit_pgstore::Settle::Held,
+                Some("refused"),
+                Some("held by the test".into())
+            )
+            .unwrap()
+    );
+    assert_eq!(state_of(&id), "held");
+    // Not the owner: refused, nothing changed.
+    let (code, e) = s.call("POST", &resume, Some(BOB), Some("{}"));
+    assert_eq!(code, 403, "{e}");
+    assert_eq!(state_of(&id), "held");
+    // The owner: back in the queue for any worker, once.
+    let (code, r) = s.call("POST", &resume, Some(ALICE), Some("{}"));
+    assert_eq!((code, r["resume"].as_str()), (200, Some("queued")), "{r}");
+    assert_eq!(state_of(&id), "queued");
+    // Held again, then aborted: it never began, so the abort ends it in the queue.
+    let taken = store
+        .take("test-worker")
+        .unwrap()
+        .expect("the requeued run");
+    store
+        .settle(
+            &id,
+            "test-worker",
+            taken.attempt,
+            godwit_pgstore::Settle::Held,
+            Some("refused"),
+            None,
+        )
+        .unwrap();
+    let (code, r) = s.call(
+        "POST",
+        &format!("/api/v1/runs/{id}/abort"),
+        Some(ALICE),
+        Some(r#"{"reason": "not today"}"#),
+    );
+    assert_eq!((code, r["abort"].as_str()), (200, Some("done")), "{r}");
+    assert_eq!(
+        state_of(&id),
+        "done",
+        "it never began: nothing to roll back"
+    );
+    let (code, e) = s.call("POST", &resume, Some(ALICE), Some("{}"));
+    assert_eq!(code, 409, "a run aborted is not resumed: {e}");
+    let (code, audit) = s.call("GET", "/api/v1/audit", Some(ROOT), None);
+    assert_eq!(code, 200);
+    let actions: Vec<(String, String)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["target"] == id.as_str())
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap().to_string(),
+                a["outcome"].as_str().unwrap().chars().take(7).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("resume".to_string(), "refused".to_string()),
+            ("abort".into(), "done".into()),
+            ("resume".into(), "done".into()),
+            ("resume".into(), "refused".into()),
+            ("resume".into(), "refused".into()),
+        ],
+        "newest first: {audit}"
+    );
+}
+
 #[test]
 fn sigterm_ends_the_live_streams_and_the_server_exits_leaving_no_temporary_files() {
     let scratch = Scratch::new().expect("PostgreSQL server binaries (lab/src/pgproc.rs)");

@@ -6,9 +6,10 @@
 //! - [`auth`]: who is asking (bearer tokens, an authenticating proxy) and what they may do;
 //! - this file: the routes — `/api/v1/…` (JSON) and the pages on top of the same functions.
 //!
-//! Every action (start, abort, approve) is authorised by the cluster's owner, recorded in the
-//! store's audit log with the identity (refusals too), and made of the same store calls as
-//! the CLI's (`run --enqueue`, `abort`, `approve`, `fleet approve`). Pages post forms with a
+//! Every action (start, abort, approve, resume) is authorised by the cluster's owner, recorded
+//! in the store's audit log with the identity (refusals too), and made of the same store calls
+//! as the CLI's (`run --enqueue`, `abort`, `approve`, `fleet approve`; resume puts a held run
+//! back in the queue, `PgStore::requeue_held`). Pages post forms with a
 //! per-user CSRF token and a same-origin check; the JSON API takes only `application/json`,
 //! which no cross-site form can send.
 
@@ -471,33 +472,93 @@ pub fn request(
     action: &str,
     body: ActionBody,
 ) -> Result<Value, ApiError> {
-    let page = app.page_of(id)?;
+    let (cluster, finished, unstarted) = match app.page_of(id) {
+        Ok(page) => (
+            page.cluster.clone(),
+            page.outcome.map(|(word, _)| word),
+            false,
+        ),
+        // Queued, or held before it began (its worker could not build its world or find its
+        // runbook): only the queue knows it.
+        Err(e) if e.0 == StatusCode::NOT_FOUND && action != "approve" => {
+            let queued = app
+                .pg()
+                .queue_rows()
+                .map_err(ApiError::internal)?
+                .into_iter()
+                .find(|q| q.run_id == id)
+                .ok_or(e)?;
+            (queued.cluster, None, true)
+        }
+        Err(e) => return Err(e),
+    };
     let owner = app
-        .cluster(&page.cluster)
+        .cluster(&cluster)
         .map(|c| c.owner.clone())
         .map_err(|_| {
             ApiError::forbidden(format!(
-                "run {id} is of cluster {}, which is not in this fleet",
-                page.cluster
+                "run {id} is of cluster {cluster}, which is not in this fleet"
             ))
         })?;
     let detail = json!({ "reason": body.reason, "name": body.name });
     if !me.may_act_on(&owner) {
         let m = format!(
-            "{} may not {action} run {id}: cluster {} belongs to team {owner}",
+            "{} may not {action} run {id}: cluster {cluster} belongs to team {owner}",
             me.label(),
-            page.cluster
         );
         app.audit(me, action, id, detail, &format!("refused: {m}"));
         return Err(ApiError::forbidden(m));
     }
-    if let Some((word, _)) = &page.outcome {
+    if let Some(word) = &finished {
         let m = format!("run {id} already {word}: nothing to {action}");
         app.audit(me, action, id, detail, &format!("refused: {m}"));
         return Err(ApiError(StatusCode::CONFLICT, m));
     }
     let at = SystemClock.now_ms();
     let by = me.label();
+    if action == "abort" && unstarted {
+        let note = format!(
+            "aborted by {by} before it began: {}",
+            body.reason.as_deref().unwrap_or("from godwit serve")
+        );
+        return match app.pg().abort_unstarted(id, &note) {
+            Ok(true) => {
+                app.audit(me, action, id, detail, "done");
+                Ok(
+                    json!({ "run_id": id, "abort": "done", "note": "it never began: nothing to roll back" }),
+                )
+            }
+            Ok(false) => {
+                let m =
+                    format!("run {id} is being started by a worker: abort it again in a moment");
+                app.audit(me, action, id, detail, &format!("refused: {m}"));
+                Err(ApiError(StatusCode::CONFLICT, m))
+            }
+            Err(e) => Err(ApiError::internal(e)),
+        };
+    }
+    if action == "resume" {
+        let note = format!("resumed by {by} from godwit serve");
+        return match app.pg().requeue_held(id, &note) {
+            Ok(true) => {
+                app.audit(me, action, id, detail, "done");
+                Ok(json!({
+                    "run_id": id,
+                    "resume": "queued",
+                    "note": "a worker resumes the run from its journal",
+                }))
+            }
+            Ok(false) => {
+                let m = format!(
+                    "run {id} is not held: only a run that stopped for a person is resumed (a \
+                     queued or running one goes on by itself)"
+                );
+                app.audit(me, action, id, detail, &format!("refused: {m}"));
+                Err(ApiError(StatusCode::CONFLICT, m))
+            }
+            Err(e) => Err(ApiError::internal(e)),
+        };
+    }
     let req = match action {
         "abort" => Request::Abort {
             reason: body
@@ -514,6 +575,13 @@ pub fn request(
         },
     };
     app.store.request(id, &req).map_err(ApiError::internal)?;
+    // A held run has no worker to meet the abort: back to the queue, where one resumes it and
+    // rolls it back.
+    if action == "abort" {
+        app.pg()
+            .requeue_held(id, &format!("requeued to abort by {}", me.label()))
+            .map_err(ApiError::internal)?;
+    }
     app.audit(me, action, id, detail, "done");
     Ok(json!({
         "run_id": id,
@@ -523,16 +591,17 @@ pub fn request(
     }))
 }
 
-/// `POST /api/v1/runs/{id}/abort` and `…/approve`: one handler, the action from the path.
+/// `POST /api/v1/runs/{id}/abort`, `…/approve` and `…/resume`: one handler, the action from
+/// the path.
 async fn action_api(
     State(app): State<Shared>,
     Me(me): Me,
     Path((id, action)): Path<(String, String)>,
     body: Result<Json<ActionBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    if action != "abort" && action != "approve" {
+    if !matches!(action.as_str(), "abort" | "approve" | "resume") {
         return Err(ApiError::not_found(format!(
-            "no action {action:?} on a run: abort or approve"
+            "no action {action:?} on a run: abort, approve or resume"
         )));
     }
     let Json(body) = body.map_err(|e| ApiError(e.status(), format!("body: {}", e.body_text())))?;
