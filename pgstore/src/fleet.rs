@@ -477,6 +477,7 @@ impl PgStore {
                         events.extend(abort(db, &name, reason, &by)?);
                     }
                 }
+                notify_fleet_events(db, &name, &events)?;
                 Ok(events)
             })
         })
@@ -559,21 +560,23 @@ fn settle_members(db: &mut Db, fleet: &str) -> Result<Vec<FleetEvent>, JournalEr
         .collect())
 }
 
-/// Queue the fleet's own notifications for `events` in the advance's transaction (exactly once
-/// per event): a wave waiting for approval (`approval`), the fleet done or stopped (`finished`).
+/// Queue the fleet's own notifications for `events` in the transaction that made them (exactly
+/// once per event): a wave waiting for approval (`approval`), a wave stopped past its failures
+/// or the fleet aborted (`stopped`), the fleet done (`finished`).
 fn notify_fleet_events(
     db: &mut Db,
     fleet: &str,
     events: &[FleetEvent],
 ) -> Result<(), JournalError> {
-    let told: Vec<&FleetEvent> = events
+    let kind_of = |e: &FleetEvent| match (e.what.as_str(), &e.cluster) {
+        ("awaiting-approval", None) => Some("approval"),
+        ("stopped" | "fleet-stopped" | "fleet-aborted", None) => Some("stopped"),
+        ("fleet-done", None) => Some("finished"),
+        _ => None,
+    };
+    let told: Vec<(&FleetEvent, &str)> = events
         .iter()
-        .filter(|e| {
-            matches!(
-                e.what.as_str(),
-                "awaiting-approval" | "fleet-done" | "fleet-stopped"
-            )
-        })
+        .filter_map(|e| kind_of(e).map(|k| (e, k)))
         .collect();
     if told.is_empty() {
         return Ok(());
@@ -587,20 +590,23 @@ fn notify_fleet_events(
         .and_then(|r| serde_json::from_str(r.get::<_, &str>(0)).ok())
         .unwrap_or_default();
     let mut out = Vec::new();
-    for e in told {
-        let kind = if e.what == "awaiting-approval" {
-            "approval"
-        } else {
-            "finished"
-        };
+    for (e, kind) in told {
         let wave = e.wave.as_deref().unwrap_or_default();
         let summary = match e.what.as_str() {
             "awaiting-approval" => format!(
                 "fleet {fleet}: wave {wave} waits for approval: `godwit fleet approve {wave} --name {fleet}`"
             ),
             "fleet-done" => format!("fleet {fleet}: every wave done"),
+            "fleet-aborted" => format!(
+                "fleet {fleet}: aborted{}",
+                e.detail
+                    .as_deref()
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default()
+            ),
             _ => format!(
-                "fleet {fleet}: stopped{}",
+                "fleet {fleet}: wave {wave} stopped{}; after a look, `godwit fleet resume \
+                 --name {fleet}` goes on, `godwit fleet abort --name {fleet}` ends it",
                 e.detail
                     .as_deref()
                     .map(|d| format!(": {d}"))

@@ -33,7 +33,7 @@ pub mod store;
 pub use audit::AuditEntry;
 pub use fleet::{FleetAction, FleetDef, FleetEvent, FleetStatus, Registered, WaveDef};
 pub use notify::{Delivery, NotificationRow, Outgoing, Pending, Target as NotifyTarget};
-pub use queue::{Job, QueueRow, Settle, Taken, WorkerLease};
+pub use queue::{Job, QueueRow, Requeue, Settle, Taken, WorkerLease};
 pub use store::{LatestRun, Options, PgStore, PgWriter, holder_id};
 
 /// Whether `s` names a PostgreSQL store (`postgres://…` or `postgresql://…`).

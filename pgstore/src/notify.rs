@@ -46,6 +46,7 @@ pub const KINDS: &[&str] = &[
     "cutover-start",
     "cutover-end",
     "finished",
+    "stopped",
 ];
 
 impl Target {
@@ -125,6 +126,19 @@ pub(crate) fn insert(db: &mut Db, items: &[Outgoing]) -> Result<(), JournalError
     Ok(())
 }
 
+/// `kind address` for people: a webhook's path and query often carry its secret (chat
+/// services put the token there), so only the scheme and host are shown.
+pub fn redacted(target: &str) -> String {
+    match target.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.split(['/', '?']).next().unwrap_or_default();
+            let more = if rest.len() > host.len() { "/…" } else { "" };
+            format!("{scheme}://{host}{more}")
+        }
+        None => target.to_string(),
+    }
+}
+
 impl PgStore {
     /// Queue `items` for delivery.
     pub fn notify(&self, items: Vec<Outgoing>) -> Result<(), JournalError> {
@@ -136,16 +150,19 @@ impl PgStore {
             .call(move |db| db.transaction(|db| insert(db, &items)))
     }
 
-    /// Claim up to `limit` due notifications for `holder` for `lease` (another deliverer takes
-    /// them over after it), oldest first.
+    /// Claim up to `limit` due notifications to targets of `kinds` for `holder` for `lease`
+    /// (another deliverer takes them over after it), oldest first. A row this godwit cannot
+    /// read (written by a newer one?) is marked failed, not claimed forever.
     pub fn claim_notifications(
         &self,
         holder: &str,
         limit: i64,
         lease: Duration,
+        kinds: &[&str],
     ) -> Result<Vec<Pending>, JournalError> {
         let holder = holder.to_string();
         let lease_ms = lease.as_millis() as i64;
+        let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
         self.inner.conn.call(move |db| {
             let rows = db.query(
                 "UPDATE godwit.notifications SET claimed_by = $1,
@@ -154,47 +171,81 @@ impl PgStore {
                                 WHERE delivered_at IS NULL AND failed_at IS NULL
                                   AND next_at <= now()
                                   AND (claimed_until IS NULL OR claimed_until < now())
+                                  AND target->>'kind' = ANY($4)
                                 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
               RETURNING id, attempts, target::text, body::text",
-                vec![p(holder), p(limit), p(lease_ms)],
+                vec![p(holder), p(limit), p(lease_ms), p(kinds)],
             )?;
-            let mut out: Vec<Pending> = rows
-                .iter()
-                .filter_map(|r| {
-                    Some(Pending {
-                        id: r.get(0),
+            let mut out = Vec::new();
+            for r in &rows {
+                let id: i64 = r.get(0);
+                let target = serde_json::from_str(r.get::<_, &str>(2));
+                let body = serde_json::from_str(r.get::<_, &str>(3));
+                match (target, body) {
+                    (Ok(target), Ok(body)) => out.push(Pending {
+                        id,
                         attempts: r.get(1),
-                        target: serde_json::from_str(r.get::<_, &str>(2)).ok()?,
-                        body: serde_json::from_str(r.get::<_, &str>(3)).ok()?,
-                    })
-                })
-                .collect();
+                        target,
+                        body,
+                    }),
+                    (t, b) => {
+                        let why = t.err().or(b.err()).map(|e| e.to_string()).unwrap_or_default();
+                        db.query(
+                            "UPDATE godwit.notifications SET failed_at = now(), claimed_until = NULL,
+                                    last_error = $2 WHERE id = $1",
+                            vec![p(id), p(format!("unreadable by this godwit: {why}"))],
+                        )?;
+                    }
+                }
+            }
             out.sort_by_key(|n| n.id);
             Ok(out)
         })
     }
 
-    /// Record how delivering notification `id` went.
-    pub fn settle_notification(&self, id: i64, how: Delivery) -> Result<(), JournalError> {
+    /// Record how delivering notification `id` went — only while `holder` still holds its
+    /// claim (a deliverer that overran its claim does not undo its successor's).
+    pub fn settle_notification(
+        &self,
+        id: i64,
+        holder: &str,
+        how: Delivery,
+    ) -> Result<(), JournalError> {
+        let holder = holder.to_string();
         self.inner.conn.call(move |db| {
             match how {
                 Delivery::Delivered => db.query(
                     "UPDATE godwit.notifications SET delivered_at = now(), attempts = attempts + 1,
-                            claimed_until = NULL WHERE id = $1",
-                    vec![p(id)],
+                            claimed_until = NULL WHERE id = $1 AND claimed_by = $2",
+                    vec![p(id), p(holder)],
                 )?,
                 Delivery::Retry { error, after } => db.query(
-                    "UPDATE godwit.notifications SET attempts = attempts + 1, last_error = $2,
-                            next_at = now() + $3::bigint * interval '1 millisecond', claimed_until = NULL
-                      WHERE id = $1",
-                    vec![p(id), p(error), p(after.as_millis() as i64)],
+                    "UPDATE godwit.notifications SET attempts = attempts + 1, last_error = $3,
+                            next_at = now() + $4::bigint * interval '1 millisecond',
+                            claimed_until = NULL
+                      WHERE id = $1 AND claimed_by = $2",
+                    vec![p(id), p(holder), p(error), p(after.as_millis() as i64)],
                 )?,
                 Delivery::Failed { error } => db.query(
-                    "UPDATE godwit.notifications SET attempts = attempts + 1, last_error = $2,
-                            failed_at = now(), claimed_until = NULL WHERE id = $1",
-                    vec![p(id), p(error)],
+                    "UPDATE godwit.notifications SET attempts = attempts + 1, last_error = $3,
+                            failed_at = now(), claimed_until = NULL
+                      WHERE id = $1 AND claimed_by = $2",
+                    vec![p(id), p(holder), p(error)],
                 )?,
             };
+            Ok(())
+        })
+    }
+
+    /// Give claimed notification `id` back unsent (no attempt counted).
+    pub fn release_notification(&self, id: i64, holder: &str) -> Result<(), JournalError> {
+        let holder = holder.to_string();
+        self.inner.conn.call(move |db| {
+            db.query(
+                "UPDATE godwit.notifications SET claimed_until = NULL
+                  WHERE id = $1 AND claimed_by = $2",
+                vec![p(id), p(holder)],
+            )?;
             Ok(())
         })
     }
@@ -215,7 +266,7 @@ impl PgStore {
                 .map(|r| NotificationRow {
                     id: r.get(0),
                     kind: r.get(1),
-                    target: r.get(2),
+                    target: redacted(r.get::<_, &str>(2)),
                     run_id: r.get(3),
                     cluster: r.get(4),
                     state: r.get(5),

@@ -80,6 +80,27 @@ impl Settle {
     }
 }
 
+/// What [`PgStore::requeue_held`] and [`PgStore::abort_unstarted`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requeue {
+    Done,
+    /// Not in a state it applies to (queued or running for a resume; begun for an abort).
+    NotHeld,
+    /// The run is a member of this fleet (`fleet/wave`): decided through the fleet.
+    FleetMember(String),
+}
+
+/// The fleet and wave `run_id` is a member of.
+fn fleet_of(db: &mut Db, run_id: &str) -> Result<Option<String>, JournalError> {
+    Ok(db
+        .query(
+            "SELECT fleet || '/' || wave FROM godwit.wave_members WHERE run_id = $1",
+            vec![p(run_id.to_string())],
+        )?
+        .first()
+        .map(|r| r.get(0)))
+}
+
 /// One row of the queue, for `godwit worker status` and tests.
 #[derive(Debug, Clone, Serialize)]
 pub struct QueueRow {
@@ -238,39 +259,42 @@ impl PgStore {
     }
 
     /// Put a `held` run back in the queue (a person decided: resume it, or abort it — a worker
-    /// then resumes it and meets the abort request); its fleet member, counted as a failure
-    /// while held, is in flight again. `false`: the run is not held (queued, running or done).
-    pub fn requeue_held(&self, run_id: &str, note: &str) -> Result<bool, JournalError> {
+    /// then resumes it and meets the abort request). A fleet's member is not: its wave counted
+    /// it as a failure and `fleet resume` acknowledged it (docs/fleet.md), so it is decided
+    /// through the fleet.
+    pub fn requeue_held(&self, run_id: &str, note: &str) -> Result<Requeue, JournalError> {
         let (run_id, note) = (run_id.to_string(), note.to_string());
         self.inner.conn.call(move |db| {
             db.transaction(|db| {
+                if let Some(f) = fleet_of(db, &run_id)? {
+                    return Ok(Requeue::FleetMember(f));
+                }
                 let moved = db.query(
                     "UPDATE godwit.queue SET state = 'queued', taken_by = NULL, note = $2,
                             updated_at = now()
                       WHERE run_id = $1 AND state = 'held' RETURNING run_id",
-                    vec![p(run_id.clone()), p(note)],
+                    vec![p(run_id), p(note)],
                 )?;
-                if moved.is_empty() {
-                    return Ok(false);
-                }
-                db.query(
-                    "UPDATE godwit.wave_members SET state = 'queued', ended_at = NULL
-                      WHERE run_id = $1 AND state = 'held'",
-                    vec![p(run_id)],
-                )?;
-                Ok(true)
+                Ok(if moved.is_empty() {
+                    Requeue::NotHeld
+                } else {
+                    Requeue::Done
+                })
             })
         })
     }
 
     /// Abort a run that never began (queued, or held before its start): nothing to roll back,
-    /// so its row is done with outcome `aborted` (its fleet member too, at the next advance).
-    /// `false`: a worker has it now, or it began, or it is done.
-    pub fn abort_unstarted(&self, run_id: &str, note: &str) -> Result<bool, JournalError> {
+    /// so its row is done with outcome `aborted`. `NotHeld`: a worker has it now, or it began,
+    /// or it is done; a fleet's member is aborted through its fleet (as for [`Self::requeue_held`]).
+    pub fn abort_unstarted(&self, run_id: &str, note: &str) -> Result<Requeue, JournalError> {
         let (run_id, note) = (run_id.to_string(), note.to_string());
         self.inner.conn.call(move |db| {
-            Ok(!db
-                .query(
+            db.transaction(|db| {
+                if let Some(f) = fleet_of(db, &run_id)? {
+                    return Ok(Requeue::FleetMember(f));
+                }
+                let moved = db.query(
                     "UPDATE godwit.queue q SET state = 'done', outcome = 'aborted', note = $2,
                             taken_by = NULL, updated_at = now()
                       WHERE q.run_id = $1 AND q.state IN ('queued', 'held')
@@ -278,8 +302,13 @@ impl PgStore {
                                          WHERE r.run_id = q.run_id AND r.began)
                   RETURNING q.run_id",
                     vec![p(run_id), p(note)],
-                )?
-                .is_empty())
+                )?;
+                Ok(if moved.is_empty() {
+                    Requeue::NotHeld
+                } else {
+                    Requeue::Done
+                })
+            })
         })
     }
 

@@ -250,8 +250,16 @@ fn a_failed_canary_stops_the_wave_before_the_rest() {
     let (_scratch, _server, url) = server();
     let store = connect(&url);
     let _alive = store.register_worker("w").unwrap();
+    let hook = |events: &[&str]| godwit_pgstore::NotifyTarget {
+        kind: "webhook".into(),
+        address: "https://hooks.example.com/x".into(),
+        events: events.iter().map(|e| e.to_string()).collect(),
+        gate_closed_after_ms: None,
+        aws: None,
+    };
     let def = FleetDef {
-        notify: Vec::new(),
+        // One target for the stop, one that wants only approvals.
+        notify: vec![hook(&["stopped"]), hook(&["approval"])],
         name: "f".into(),
         origin: "test".into(),
         // Even with room for failures: a canary is the test of the wave.
@@ -275,6 +283,25 @@ fn a_failed_canary_stops_the_wave_before_the_rest() {
         st.waves[0].note
     );
     assert!(take_all(&store, "w").is_empty());
+    // The people of the fleet heard of the stop, once, with what to do.
+    let told = store.notifications(10).unwrap();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(
+        (told[0].kind.as_str(), told[0].cluster.as_deref()),
+        ("stopped", None)
+    );
+    let summary = told[0].body["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("wave w1 stopped") && summary.contains("godwit fleet resume --name f"),
+        "{summary}"
+    );
+    assert!(
+        told[0].body["at"].as_str().unwrap().ends_with('Z'),
+        "{:?}",
+        told[0].body
+    );
+    store.advance_fleets().unwrap();
+    assert_eq!(store.notifications(10).unwrap().len(), 1, "told once");
 }
 
 #[test]

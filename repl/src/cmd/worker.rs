@@ -129,11 +129,14 @@ impl WorkerArgs {
             }
             if let Ok(done) = rx.recv_timeout(self.poll) {
                 in_flight -= 1;
-                self.settle(ctx, &store, &me, done);
+                self.settle(ctx, &store, &me, done, &outbox);
             }
         }
+        // The last runs' news: into the store, then out (each within a bound; what is left
+        // waits for another worker).
+        outbox.finish(Duration::from_secs(5));
+        deliverer.finish(Duration::from_secs(10));
         drop(heartbeat);
-        drop(deliverer);
         crate::out::note(format!("worker {me} stopped"));
         Ok(exit::OK)
     }
@@ -174,6 +177,7 @@ impl WorkerArgs {
                     Some("refused"),
                     Some(why.clone()),
                 );
+                crate::notify::held(job, outbox, &why);
                 self.say(
                     ctx,
                     json!({"run_id": job.run_id, "event": "held", "note": why}),
@@ -283,14 +287,34 @@ impl WorkerArgs {
             max_operations: self.out.max_operations,
         };
         let mut runner = driving.runner(&shared, world, &out);
-        if let Some(n) = crate::notify::RunNotifier::for_job(job, outbox) {
-            runner.sinks.push(std::sync::Arc::new(n));
+        if !job.notify.is_empty() {
+            // A resumed run's earlier lines: what it told already, when its blackout began.
+            let earlier: Vec<godwit_engine::transcript::Line> = if taken.began {
+                store
+                    .transcript_lines(&job.run_id)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            if let Some(n) = crate::notify::RunNotifier::for_job(job, outbox, &earlier) {
+                runner.sinks.push(std::sync::Arc::new(n));
+            }
         }
         Ok((runner, audit, runbook))
     }
 
     /// Put a finished run's queue row where it belongs; only under this worker's take.
-    fn settle(&self, ctx: &Context, store: &PgStore, me: &str, done: Finished) {
+    fn settle(
+        &self,
+        ctx: &Context,
+        store: &PgStore,
+        me: &str,
+        done: Finished,
+        outbox: &crate::notify::Outbox,
+    ) {
         let run_id = &done.taken.job.run_id;
         let (to, word, note) = match &done.result {
             Ok(report) => match &report.status {
@@ -350,6 +374,10 @@ impl WorkerArgs {
                 false
             }
         };
+        if settled && to == Settle::Held {
+            let why = note.clone().unwrap_or_else(|| word.to_string());
+            crate::notify::held(&done.taken.job, outbox, &why);
+        }
         let state = match (settled, to) {
             (false, _) => "not ours any more",
             (true, Settle::Done) => "done",

@@ -87,7 +87,17 @@ pub fn fleet_def(
             name: name.to_string(),
             origin: fleet.origin.clone(),
             waves,
-            notify: crate::notify::targets_for(&fleet.notify, None),
+            // The fleet's own SNS targets publish with the fleet's aws settings (region,
+            // profile, endpoint), as its runs' do with theirs.
+            notify: crate::notify::targets_for(&fleet.notify, None)
+                .into_iter()
+                .map(|mut t| {
+                    if t.kind == "sns" {
+                        t.aws = settings.map(crate::notify::sns_settings);
+                    }
+                    t
+                })
+                .collect(),
         },
         left_out,
     )

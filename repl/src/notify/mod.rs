@@ -227,22 +227,21 @@ pub struct Who {
 /// The thread that inserts notifications in the store's outbox, so that a run's sink only
 /// hands them over (a full hand-over queue drops them with a warning: never block the run).
 pub struct Outbox {
+    hand: Handover,
+    /// Closed when the insert thread ends ([`Outbox::finish`] waits for it).
+    done: Receiver<()>,
+}
+
+/// A sender to the [`Outbox`] thread (a run's notifier holds one).
+#[derive(Clone)]
+pub struct Handover {
     tx: SyncSender<Vec<Outgoing>>,
 }
 
 /// How many hand-overs may wait for the insert thread.
 const OUTBOX_QUEUE: usize = 1024;
 
-impl Outbox {
-    pub fn start(store: PgStore) -> Outbox {
-        let (tx, rx) = sync_channel::<Vec<Outgoing>>(OUTBOX_QUEUE);
-        std::thread::Builder::new()
-            .name("notify-outbox".into())
-            .spawn(move || insert_loop(&store, &rx))
-            .expect("spawn the notification outbox thread");
-        Outbox { tx }
-    }
-
+impl Handover {
     fn send(&self, items: Vec<Outgoing>) {
         if items.is_empty() {
             return;
@@ -256,11 +255,36 @@ impl Outbox {
             Err(TrySendError::Disconnected(_)) => {}
         }
     }
+}
 
-    pub fn handle(&self) -> Outbox {
+impl Outbox {
+    pub fn start(store: PgStore) -> Outbox {
+        let (tx, rx) = sync_channel::<Vec<Outgoing>>(OUTBOX_QUEUE);
+        let (done_tx, done) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("notify-outbox".into())
+            .spawn(move || {
+                insert_loop(&store, &rx);
+                drop(done_tx);
+            })
+            .expect("spawn the notification outbox thread");
         Outbox {
-            tx: self.tx.clone(),
+            hand: Handover { tx },
+            done,
         }
+    }
+
+    /// A sender for a run's notifier.
+    pub fn handle(&self) -> Handover {
+        self.hand.clone()
+    }
+
+    /// Stop taking notifications and wait (at most `within`) until the ones handed over are
+    /// in the store: a worker's last runs' news must not die with the process.
+    pub fn finish(self, within: Duration) {
+        let Outbox { hand, done } = self;
+        drop(hand);
+        let _ = done.recv_timeout(within);
     }
 }
 
@@ -297,7 +321,7 @@ fn rx_pause(d: Duration) {
 pub struct RunNotifier {
     who: Who,
     targets: Vec<Target>,
-    outbox: Outbox,
+    outbox: Handover,
     state: Mutex<Seen>,
 }
 
@@ -305,12 +329,14 @@ pub struct RunNotifier {
 struct Seen {
     /// Gates reported as closed too long, per target index (reset when the gate passes).
     gates: BTreeSet<(String, usize)>,
-    /// Approval waits reported (by the unit waiting).
-    approvals: BTreeSet<String>,
+    /// Approval waits reported (by the unit waiting and what it waits for).
+    approvals: BTreeSet<(String, String)>,
     cutover_started: bool,
-    /// When the write blackout began and what began it (as `demo::blackout` counts it).
-    blackout_from: Option<(i64, String)>,
-    fence_at: Option<i64>,
+    cutover_told: bool,
+    rollback_told: bool,
+    /// The lines the write blackout is measured from (steps started and completed, undos
+    /// completed): `demo::blackout` over them is the figure `godwit show` prints.
+    cut: Vec<Line>,
     blackout_ms: Option<i64>,
     /// When each open gate started (the run's clock): a poll's time is its start plus its wait.
     gate_started: BTreeMap<String, i64>,
@@ -319,8 +345,10 @@ struct Seen {
 }
 
 impl RunNotifier {
-    /// The notifier of `job`'s run, or `None` when nobody listens.
-    pub fn for_job(job: &Job, outbox: &Outbox) -> Option<RunNotifier> {
+    /// The notifier of `job`'s run, or `None` when nobody listens. `earlier`: the run's
+    /// transcript so far when it is resumed (another worker's, maybe): what it already told is
+    /// not told again, and the blackout is measured from its start.
+    pub fn for_job(job: &Job, outbox: &Outbox, earlier: &[Line]) -> Option<RunNotifier> {
         if job.notify.is_empty() {
             return None;
         }
@@ -330,12 +358,12 @@ impl RunNotifier {
             .map(|t| {
                 let mut t = t.clone();
                 if t.kind == "sns" && t.aws.is_none() {
-                    t.aws = job.settings.clone();
+                    t.aws = job.settings.as_ref().map(sns_settings);
                 }
                 t
             })
             .collect();
-        Some(RunNotifier {
+        let n = RunNotifier {
             who: Who {
                 fleet: job.fleet.clone(),
                 cluster: job.cluster.clone(),
@@ -345,7 +373,11 @@ impl RunNotifier {
             targets,
             outbox: outbox.handle(),
             state: Mutex::new(Seen::default()),
-        })
+        };
+        for l in earlier {
+            n.observe(l, false);
+        }
+        Some(n)
     }
 
     fn emit(&self, kind: &str, at: i64, summary: String, detail: Value, only: Option<usize>) {
@@ -366,53 +398,55 @@ impl RunNotifier {
     fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
 
-fn dur(ms: i64) -> String {
-    format_duration(Duration::from_millis(ms.max(0) as u64))
-}
+    /// The write blackout so far, as `godwit show` measures it; `None` before the fence or while
+    /// it lasts.
+    fn blackout(&self) -> Option<(i64, String)> {
+        match crate::demo::blackout(&self.seen().cut) {
+            crate::demo::Blackout::Ended {
+                from,
+                began,
+                to,
+                until,
+            } => Some((to - from, format!("from {began} to {until}"))),
+            _ => None,
+        }
+    }
 
-impl Sink for RunNotifier {
-    fn line(&self, line: &Line) {
+    /// Take `line` in; `tell`: notify (a live line) or only remember (an earlier process's).
+    fn observe(&self, line: &Line, tell: bool) {
         let c = &self.who.cluster;
         self.seen().last_at = line.at;
         match &line.event {
             Event::GateStarted { name, .. } => {
                 self.seen().gate_started.insert(name.clone(), line.at);
             }
+            Event::GatePassed { name, .. } => {
+                self.seen().gates.retain(|(g, _)| g != name);
+            }
             Event::Phase {
                 name,
                 replaying: false,
-            } => {
-                self.emit(
-                    "phase",
-                    line.at,
-                    format!("{c}: phase {name}"),
-                    json!({ "phase": name }),
-                    None,
-                );
-            }
+            } if tell => self.emit(
+                "phase",
+                line.at,
+                format!("{c}: phase {name}"),
+                json!({ "phase": name }),
+                None,
+            ),
             Event::StepStarted { name } => {
                 let ending = crate::demo::SESSION_ENDING_STEPS
                     .iter()
-                    .find(|(s, _)| s == name)
-                    .map(|(_, how)| *how);
-                let start = {
+                    .any(|(s, _)| s == name);
+                let first = {
                     let mut s = self.seen();
-                    if name == "fence" && s.fence_at.is_none() {
-                        s.fence_at = Some(line.at);
-                    }
-                    if let Some(how) = ending
-                        && s.blackout_from.is_none()
-                    {
-                        s.blackout_from = Some((line.at, how.to_string()));
-                    }
-                    let cutover = matches!(name.as_str(), "hold" | "fence") || ending.is_some();
+                    s.cut.push(line.clone());
+                    let cutover = matches!(name.as_str(), "hold" | "fence") || ending;
                     let first = cutover && !s.cutover_started;
                     s.cutover_started |= cutover;
                     first
                 };
-                if start {
+                if first && tell {
                     self.emit(
                         "cutover-start",
                         line.at,
@@ -425,40 +459,31 @@ impl Sink for RunNotifier {
                     );
                 }
             }
-            Event::StepCompleted { name, .. } if name == "switch-route" => {
-                let (from, began) = {
-                    let s = self.seen();
-                    match (&s.blackout_from, s.fence_at) {
-                        (Some((at, how)), _) => (*at, how.clone()),
-                        (None, Some(at)) => (at, "source fenced".to_string()),
-                        (None, None) => (line.at, "no fence".to_string()),
-                    }
-                };
-                let blackout = line.at - from;
-                self.seen().blackout_ms = Some(blackout);
-                self.emit(
-                    "cutover-end",
-                    line.at,
-                    format!(
-                        "{c}: cutover done: writes go to Aurora; write blackout {} (from {began} \
-                         to every Envoy node on Aurora)",
-                        dur(blackout)
-                    ),
-                    json!({ "blackout_ms": blackout, "blackout_began": began }),
-                    None,
-                );
+            Event::StepCompleted { name, .. } => {
+                self.seen().cut.push(line.clone());
+                if name == "switch-route" {
+                    self.cutover_end(line.at, tell, "writes go to Aurora");
+                }
             }
-            Event::GatePassed { name, .. } => {
-                self.seen().gates.retain(|(g, _)| g != name);
+            Event::UndoCompleted { .. } => self.seen().cut.push(line.clone()),
+            Event::AbortStarted { reason } => {
+                let first = !std::mem::replace(&mut self.seen().rollback_told, true);
+                if first && tell {
+                    self.emit(
+                        "rollback",
+                        line.at,
+                        format!("{c}: rolling back: {reason}"),
+                        json!({ "reason": reason }),
+                        None,
+                    );
+                }
             }
-            Event::AbortStarted { reason } => self.emit(
-                "rollback",
-                line.at,
-                format!("{c}: rolling back: {reason}"),
-                json!({ "reason": reason }),
-                None,
-            ),
-            Event::RunFinished { outcome, detail } => {
+            Event::RunFinished { outcome, detail } if tell => {
+                // Rolled back after the cutover began: the rollback ended the blackout.
+                let started = self.seen().cutover_started;
+                if started {
+                    self.cutover_end(line.at, tell, "the rollback reopened the source");
+                }
                 let outcome = serde_json::to_value(outcome).unwrap_or(Value::Null);
                 let word = outcome.as_str().unwrap_or("finished").replace('_', " ");
                 let blackout = self.seen().blackout_ms;
@@ -475,6 +500,86 @@ impl Sink for RunNotifier {
             }
             _ => {}
         }
+    }
+
+    /// `cutover-end`, once, with the blackout `godwit show` would print.
+    fn cutover_end(&self, at: i64, tell: bool, how: &str) {
+        if self.seen().cutover_told {
+            return;
+        }
+        let Some((ms, span)) = self.blackout() else {
+            return;
+        };
+        {
+            let mut s = self.seen();
+            s.cutover_told = true;
+            s.blackout_ms = Some(ms);
+        }
+        if tell {
+            let c = &self.who.cluster;
+            self.emit(
+                "cutover-end",
+                at,
+                format!(
+                    "{c}: cutover over: {how}; write blackout {} ({span})",
+                    dur(ms)
+                ),
+                json!({ "blackout_ms": ms, "blackout": span, "how": how }),
+                None,
+            );
+        }
+    }
+}
+
+/// What an SNS publish needs of a run's aws settings (region, profile, endpoint), and nothing
+/// else: the rest (database user, hooks' commands, …) has no business in the outbox.
+pub fn sns_settings(settings: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    for k in ["region", "profile", "endpoint_url"] {
+        if let Some(v) = settings.get(k) {
+            out.insert(k.into(), v.clone());
+        }
+    }
+    Value::Object(out)
+}
+
+/// `stopped`: a run held for a person (the worker's settle), with why.
+pub fn held(job: &Job, outbox: &Outbox, why: &str) {
+    let who = Who {
+        fleet: job.fleet.clone(),
+        cluster: job.cluster.clone(),
+        owner: job.owner.clone(),
+        run_id: Some(job.run_id.clone()),
+    };
+    let b = body(
+        "stopped",
+        chrono::Utc::now().timestamp_millis(),
+        &who,
+        format!(
+            "{}: run {} stopped for a person: {why} (`godwit resume {}` or `godwit abort {}`)",
+            job.cluster, job.run_id, job.run_id, job.run_id
+        ),
+        json!({ "why": why }),
+    );
+    outbox.hand.send(
+        job.notify
+            .iter()
+            .filter(|t| t.wants("stopped"))
+            .map(|t| Outgoing {
+                target: t.clone(),
+                body: b.clone(),
+            })
+            .collect(),
+    );
+}
+
+fn dur(ms: i64) -> String {
+    format_duration(Duration::from_millis(ms.max(0) as u64))
+}
+
+impl Sink for RunNotifier {
+    fn line(&self, line: &Line) {
+        self.observe(line, true);
     }
 
     fn progress(&self, p: &Progress) {
@@ -518,8 +623,8 @@ impl Sink for RunNotifier {
         if w.call != "core::wait_until_approved" {
             return;
         }
-        let unit = w.unit.clone().unwrap_or_default();
-        if !self.seen().approvals.insert(unit.clone()) {
+        let key = (w.unit.clone().unwrap_or_default(), w.what.clone());
+        if !self.seen().approvals.insert(key.clone()) {
             return;
         }
         let c = &self.who.cluster;
@@ -529,7 +634,7 @@ impl Sink for RunNotifier {
             "approval",
             at,
             format!("{c}: waiting for {}", w.what),
-            json!({ "step": unit, "timeout_ms": w.timeout_ms }),
+            json!({ "step": key.0, "timeout_ms": w.timeout_ms }),
             None,
         );
     }
@@ -538,6 +643,13 @@ impl Sink for RunNotifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn test_outbox(tx: SyncSender<Vec<Outgoing>>) -> Outbox {
+        Outbox {
+            hand: Handover { tx },
+            done: std::sync::mpsc::channel().1,
+        }
+    }
 
     fn notifier(targets: Vec<Target>) -> (RunNotifier, Receiver<Vec<Outgoing>>) {
         let (tx, rx) = sync_channel(64);
@@ -550,7 +662,7 @@ mod tests {
             ..Job::default()
         };
         (
-            RunNotifier::for_job(&job, &Outbox { tx }).expect("targets"),
+            RunNotifier::for_job(&job, &test_outbox(tx), &[]).expect("targets"),
             rx,
         )
     }
@@ -623,6 +735,61 @@ mod tests {
         );
         // The blackout as `demo::blackout` counts it: from the sessions' end to the switch.
         assert_eq!(n.seen().blackout_ms, Some(6_500));
+    }
+
+    #[test]
+    fn a_resumed_run_tells_nothing_twice_and_measures_the_blackout_from_its_start() {
+        let step = |at, name: &str| line(at, Event::StepStarted { name: name.into() });
+        let earlier = [
+            step(2_000, "hold"),
+            step(2_500, "terminate-app-sessions"),
+            line(
+                3_000,
+                Event::AbortStarted {
+                    reason: "health".into(),
+                },
+            ),
+        ];
+        let (tx, rx) = sync_channel(64);
+        let job = Job {
+            run_id: "r1".into(),
+            cluster: "orders-db".into(),
+            notify: vec![webhook(&[], None)],
+            ..Job::default()
+        };
+        let n = RunNotifier::for_job(&job, &test_outbox(tx), &earlier).unwrap();
+        // The new process replays the rollback's start and undoes the fence and the hold.
+        n.line(&line(
+            3_100,
+            Event::AbortStarted {
+                reason: "health".into(),
+            },
+        ));
+        n.line(&line(
+            4_000,
+            Event::UndoCompleted {
+                step: "fence".into(),
+            },
+        ));
+        n.line(&line(
+            4_200,
+            Event::UndoCompleted {
+                step: "hold".into(),
+            },
+        ));
+        n.line(&line(
+            4_300,
+            Event::RunFinished {
+                outcome: godwit_engine::journal::Outcome::RolledBack,
+                detail: Value::Null,
+            },
+        ));
+        let got: Vec<Value> = rx.try_iter().flatten().map(|o| o.body).collect();
+        let kinds: Vec<&str> = got.iter().map(|b| b["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["cutover-end", "finished"], "{got:#?}");
+        // From the sessions' end (an earlier process's line) to the hold's undo.
+        assert_eq!(got[0]["detail"]["blackout_ms"], 1_700);
+        assert_eq!(got[1]["detail"]["blackout_ms"], 1_700);
     }
 
     #[test]

@@ -30,7 +30,7 @@ use godwit_engine::journal::Request;
 use godwit_engine::plan::Plan;
 use godwit_engine::transcript::Line;
 use godwit_engine::{Clock, JournalStore, SystemClock};
-use godwit_pgstore::{AuditEntry, PgStore};
+use godwit_pgstore::{AuditEntry, PgStore, Requeue};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -522,25 +522,20 @@ pub fn request(
             body.reason.as_deref().unwrap_or("from godwit serve")
         );
         return match app.pg().abort_unstarted(id, &note) {
-            Ok(true) => {
+            Ok(Requeue::Done) => {
                 app.audit(me, action, id, detail, "done");
                 Ok(
                     json!({ "run_id": id, "abort": "done", "note": "it never began: nothing to roll back" }),
                 )
             }
-            Ok(false) => {
-                let m =
-                    format!("run {id} is being started by a worker: abort it again in a moment");
-                app.audit(me, action, id, detail, &format!("refused: {m}"));
-                Err(ApiError(StatusCode::CONFLICT, m))
-            }
+            Ok(other) => Err(refuse_requeue(app, me, id, action, detail, other)),
             Err(e) => Err(ApiError::internal(e)),
         };
     }
     if action == "resume" {
         let note = format!("resumed by {by} from godwit serve");
         return match app.pg().requeue_held(id, &note) {
-            Ok(true) => {
+            Ok(Requeue::Done) => {
                 app.audit(me, action, id, detail, "done");
                 Ok(json!({
                     "run_id": id,
@@ -548,14 +543,7 @@ pub fn request(
                     "note": "a worker resumes the run from its journal",
                 }))
             }
-            Ok(false) => {
-                let m = format!(
-                    "run {id} is not held: only a run that stopped for a person is resumed (a \
-                     queued or running one goes on by itself)"
-                );
-                app.audit(me, action, id, detail, &format!("refused: {m}"));
-                Err(ApiError(StatusCode::CONFLICT, m))
-            }
+            Ok(other) => Err(refuse_requeue(app, me, id, action, detail, other)),
             Err(e) => Err(ApiError::internal(e)),
         };
     }
@@ -577,6 +565,7 @@ pub fn request(
     app.store.request(id, &req).map_err(ApiError::internal)?;
     // A held run has no worker to meet the abort: back to the queue, where one resumes it and
     // rolls it back.
+    // (A fleet's member is left to its fleet: `fleet abort` reaches it.)
     if action == "abort" {
         app.pg()
             .requeue_held(id, &format!("requeued to abort by {}", me.label()))
@@ -589,6 +578,31 @@ pub fn request(
         "driven_by": app.store.holder(id),
         "note": "the process driving the run acts at its next safe point; one that no worker drives yet acts when a worker takes it",
     }))
+}
+
+/// The 409 of a resume or an abort-before-start the queue did not take, audited.
+fn refuse_requeue(
+    app: &App,
+    me: &Identity,
+    id: &str,
+    action: &str,
+    detail: Value,
+    how: Requeue,
+) -> ApiError {
+    let m = match how {
+        Requeue::FleetMember(at) => format!(
+            "run {id} is a member of fleet wave {at}: its wave counted it, so the fleet decides \
+             (`godwit fleet resume` / `godwit fleet abort`, or `godwit {action} {id}` on a \
+             worker's machine)"
+        ),
+        _ if action == "resume" => format!(
+            "run {id} is not held: only a run that stopped for a person is resumed (a queued or \
+             running one goes on by itself)"
+        ),
+        _ => format!("run {id} is being started by a worker: abort it again in a moment"),
+    };
+    app.audit(me, action, id, detail, &format!("refused: {m}"));
+    ApiError(StatusCode::CONFLICT, m)
 }
 
 /// `POST /api/v1/runs/{id}/abort`, `…/approve` and `…/resume`: one handler, the action from
