@@ -575,6 +575,14 @@ fn a_worker_publishes_to_an_sns_topic() {
     assert_eq!(message["kind"], "cutover-end");
     assert_eq!(message["detail"]["blackout_ms"], 1200);
     assert!(message["id"].as_i64().is_some(), "{message}");
-    let rows = store.notifications(10).unwrap();
-    assert_eq!(rows[0].state, "delivered", "{rows:?}");
+    // Recorded once the Publish returned (moto posts to the subscriber inside it).
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let rows = store.notifications(10).unwrap();
+        if rows[0].state == "delivered" {
+            break;
+        }
+        assert!(Instant::now() < until, "{rows:?}");
+        pause(Duration::from_millis(100));
+    }
 }

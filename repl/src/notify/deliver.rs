@@ -195,7 +195,15 @@ impl Sender {
 
     fn webhook(&mut self, t: &Target, id: i64, body: &Value) -> Result<(), Attempt> {
         let agent = self.http.get_or_insert_with(|| {
+            let tls = ureq::tls::TlsConfig::builder()
+                .provider(ureq::tls::TlsProvider::Rustls)
+                .root_certs(ureq::tls::RootCerts::WebPki)
+                .unversioned_rustls_crypto_provider(std::sync::Arc::new(
+                    rustls::crypto::aws_lc_rs::default_provider(),
+                ))
+                .build();
             ureq::Agent::config_builder()
+                .tls_config(tls)
                 .http_status_as_error(false)
                 .timeout_global(Some(REQUEST_TIMEOUT))
                 .timeout_connect(Some(CONNECT_TIMEOUT))
