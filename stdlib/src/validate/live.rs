@@ -762,6 +762,14 @@ impl LiveValidate {
         Ok(report.finish())
     }
 
+    /// The audit (docs/validate.md, "`sample` during replication"): per database, round A
+    /// samples the source in one snapshot and reads the WAL position `L` every sampled row is at
+    /// or before; the target is read once it has replayed past `L`; round B reads the same keys
+    /// on the source again. A row whose target copy differs from A while the source's did not
+    /// change from A to B (same content, same `xmin`: the same tuple version) is a proven
+    /// difference — the target was read at a position between A's and B's — once a second
+    /// round over the suspects agrees; one that changed in between is `unsettled`, not a
+    /// difference.
     async fn sample_async(
         &self,
         source: &str,
@@ -779,10 +787,9 @@ impl LiveValidate {
         let mut report = SampleReport::new(source, target, fraction);
         let wanted: BTreeSet<&str> = opts.tables.iter().map(String::as_str).collect();
         let percent = (fraction * 100.0).clamp(0.0, 100.0);
-        let mut conns = Vec::new();
-        // Source first, all tables; then where both stand; then the target's copies.
-        let mut samples = Vec::new();
-        let mut first_lsn = None;
+        // How long the target may take to replay a round's position (the call's budget
+        // bounds it too): past it, what differs is unsettled (lag), never proven.
+        let replay_wait = (st / 2).min(Duration::from_secs(30));
         for (i, dbname) in databases.iter().enumerate() {
             let prefix = if i == 0 {
                 String::new()
@@ -791,14 +798,9 @@ impl LiveValidate {
             };
             let src = open(pool, source, dbname, OP, st).await?;
             let dst = open(pool, target, dbname, OP, st).await?;
-            if i == 0 {
-                first_lsn = positions(&src, OP, source).await?.source_lsn;
-            }
-            src.batch_execute(&format!(
-                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {PIN_OUTPUT}"
-            ))
-            .await
-            .map_err(|e| err(OP, source, e))?;
+            // Round A: the sample, in one snapshot.
+            begin_snapshot(&src, OP, source).await?;
+            let mut picked: Vec<(String, TableInfo, Vec<(String, Version)>)> = Vec::new();
             for (name, t) in list_tables(&src, OP, source).await? {
                 let display = format!("{prefix}{name}");
                 if (!wanted.is_empty() && !wanted.contains(display.as_str())) || t.unlogged {
@@ -808,18 +810,15 @@ impl LiveValidate {
                     report.tables.push(SampleTable {
                         table: display,
                         method: "no-primary-key".into(),
-                        sampled: 0,
-                        missing_on_target: vec![],
-                        different: vec![],
-                        truncated: false,
+                        ..SampleTable::default()
                     });
                     continue;
                 }
-                let key_text = key_text(&t);
                 let rows = src
                     .query(
                         &format!(
-                            "SELECT {key_text}, md5({ROW}) FROM {} _gw TABLESAMPLE BERNOULLI ({percent}) LIMIT {}",
+                            "SELECT {}, md5({ROW}), _gw.xmin::text FROM {} _gw TABLESAMPLE BERNOULLI ({percent}) LIMIT {}",
+                            key_text(&t),
                             t.sql_name(),
                             opts.max_rows.max(1)
                         ),
@@ -827,73 +826,247 @@ impl LiveValidate {
                     )
                     .await
                     .map_err(|e| err(OP, source, e))?;
-                let rows: Vec<(String, String)> =
-                    rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-                samples.push((conns.len(), display, t, rows));
+                let rows = rows
+                    .iter()
+                    .map(|r| (r.get(0), Version(r.get(1), r.get(2))))
+                    .collect();
+                picked.push((display, t, rows));
             }
+            let lsn = wal_position(&src, OP, source).await?;
             let _ = src.batch_execute("ROLLBACK").await;
-            conns.push((src, dst));
-        }
-        let Some((src0, _)) = conns.first() else {
-            return Ok(report.finish());
-        };
-        report.positions = positions(src0, OP, source).await?;
-        report.may_be_lag = report.positions.lag_bytes.unwrap_or(0) > 0
-            || (first_lsn.is_some() && first_lsn != report.positions.source_lsn);
-        for (ci, display, t, rows) in samples {
-            let dst = &conns[ci].1;
-            let keys: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
-            let filter = if t.key.len() == 1 {
-                format!(
-                    "{} = ANY($1::text[]::{}[])",
-                    quote_ident(&t.key[0]),
-                    t.key_types[0]
-                )
-            } else {
-                format!("{} = ANY($1::text[])", key_text(&t))
-            };
-            let sql = format!("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {PIN_OUTPUT}");
-            dst.batch_execute(&sql)
-                .await
-                .map_err(|e| err(OP, target, e))?;
-            let got = dst
-                .query(
-                    &format!(
-                        "SELECT {}, md5({ROW}) FROM {} _gw WHERE {filter}",
-                        key_text(&t),
-                        t.sql_name()
-                    ),
-                    &[&keys],
-                )
-                .await
-                .map_err(|e| err(OP, target, e));
-            let _ = dst.batch_execute("ROLLBACK").await;
-            let got: HashMap<String, String> = got?.iter().map(|r| (r.get(0), r.get(1))).collect();
-            let mut st = SampleTable {
-                table: display,
-                method: "sampled".into(),
-                sampled: rows.len() as i64,
-                missing_on_target: vec![],
-                different: vec![],
-                truncated: false,
-            };
-            for (k, h) in rows {
-                match got.get(&k) {
-                    None => {
-                        st.truncated |=
-                            push_capped(&mut st.missing_on_target, vec![k], opts.max_keys)
+            let mut suspects: Vec<(usize, Vec<String>)> = Vec::new();
+            let mut tables = Vec::new();
+            let reached = replayed(&src, lsn, replay_wait, OP, source).await?;
+            let sides = read_round(&src, &dst, &picked, None, (source, target)).await?;
+            for (n, ((display, _, rows), (on_target, again))) in picked.iter().zip(sides).enumerate() {
+                let mut t = SampleTable {
+                    table: display.clone(),
+                    method: "sampled".into(),
+                    sampled: rows.len() as i64,
+                    ..SampleTable::default()
+                };
+                let mut suspect = Vec::new();
+                for (k, a) in rows {
+                    match classify(a, on_target.get(k), again.get(k), reached) {
+                        Seen::Equal => {}
+                        Seen::Unsettled => t.unsettled += 1,
+                        Seen::Differs => suspect.push(k.clone()),
                     }
-                    Some(g) if *g != h => {
-                        st.truncated |= push_capped(&mut st.different, vec![k], opts.max_keys)
+                }
+                if !suspect.is_empty() {
+                    suspects.push((n, suspect));
+                }
+                tables.push(t);
+            }
+            // The suspects once more, from a fresh snapshot: a commit can show on the replica
+            // a moment before a source snapshot sees it, so one round alone proves nothing.
+            if !suspects.is_empty() {
+                begin_snapshot(&src, OP, source).await?;
+                let mut again_a = Vec::new();
+                for (n, keys) in &suspects {
+                    let (_, t, _) = &picked[*n];
+                    again_a.push(by_keys(&src, t, keys, OP, source).await?);
+                }
+                let lsn = wal_position(&src, OP, source).await?;
+                let _ = src.batch_execute("ROLLBACK").await;
+                let reached = replayed(&src, lsn, replay_wait, OP, source).await?;
+                let sides =
+                    read_round(&src, &dst, &picked, Some(&suspects), (source, target)).await?;
+                for (((n, keys), a2), (on_target, b2)) in
+                    suspects.iter().zip(again_a).zip(sides)
+                {
+                    let t = &mut tables[*n];
+                    for k in keys {
+                        let Some(a) = a2.get(k) else {
+                            t.unsettled += 1; // deleted meanwhile
+                            continue;
+                        };
+                        match (classify(a, on_target.get(k), b2.get(k), reached), on_target.get(k)) {
+                            (Seen::Differs, None) => {
+                                t.truncated |=
+                                    push_capped(&mut t.missing_on_target, vec![k.clone()], opts.max_keys)
+                            }
+                            (Seen::Differs, Some(_)) => {
+                                t.truncated |= push_capped(&mut t.different, vec![k.clone()], opts.max_keys)
+                            }
+                            (Seen::Unsettled, _) => t.unsettled += 1,
+                            (Seen::Equal, _) => {}
+                        }
                     }
-                    Some(_) => {}
                 }
             }
-            report.tables.push(st);
+            report.tables.extend(tables);
+        }
+        if let Some(src0) = databases.first() {
+            let src = open(pool, source, src0, OP, st).await?;
+            report.positions = positions(&src, OP, source).await?;
         }
         report.tables.sort_by(|a, b| a.table.cmp(&b.table));
         Ok(report.finish())
     }
+}
+
+/// A row's version on one side: `md5(row::text)` and its `xmin`. On a physical replica the
+/// same tuple version has the same `xmin` (the heap is replayed byte for byte); an update
+/// makes a new version with a new one, so an equal pair read twice on the source is a row
+/// that did not change in between (not even there and back).
+#[derive(Debug, Clone, PartialEq)]
+struct Version(String, String);
+
+/// A sampled row's verdict in one round.
+enum Seen {
+    Equal,
+    /// It changed on the source between the rounds, or the target had not replayed far
+    /// enough: nothing proven either way.
+    Unsettled,
+    Differs,
+}
+
+/// `a`: the source's version in round A; `target`: the target's (read after it replayed
+/// past A's position, if `reached`); `b`: the source's in round B, read after the target.
+fn classify(a: &Version, target: Option<&Version>, b: Option<&Version>, reached: bool) -> Seen {
+    if target.is_some_and(|t| t.0 == a.0) {
+        return Seen::Equal;
+    }
+    if reached && b == Some(a) {
+        Seen::Differs
+    } else {
+        Seen::Unsettled
+    }
+}
+
+/// `BEGIN` a read-only snapshot with the output pinned.
+async fn begin_snapshot(c: &Client, op: &str, db: &str) -> Result<(), PrimitiveError> {
+    c.batch_execute(&format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {PIN_OUTPUT}"
+    ))
+    .await
+    .map_err(|e| err(op, db, e))
+}
+
+/// The source's WAL insert position (bytes): read inside a snapshot after its queries, every
+/// commit the snapshot sees is at or before it.
+async fn wal_position(c: &Client, op: &str, db: &str) -> Result<i64, PrimitiveError> {
+    c.query_one(
+        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint",
+        &[],
+    )
+    .await
+    .map(|r| r.get(0))
+    .map_err(|e| err(op, db, e))
+}
+
+/// Wait (at most `limit`) until the source reports its physical replica replayed `lsn`
+/// (`pg_stat_replication`, the least of its physical walsenders). `true` also when it has none:
+/// a copy that does not follow the source has nothing to wait for.
+async fn replayed(
+    src: &Client,
+    lsn: i64,
+    limit: Duration,
+    op: &str,
+    db: &str,
+) -> Result<bool, PrimitiveError> {
+    let until = tokio::time::Instant::now() + limit;
+    loop {
+        let replay: Option<i64> = src
+            .query_one(
+                "SELECT pg_wal_lsn_diff(min(r.replay_lsn), '0/0')::bigint FROM pg_stat_replication r \
+                 WHERE r.pid NOT IN (SELECT active_pid FROM pg_replication_slots \
+                                      WHERE slot_type = 'logical' AND active_pid IS NOT NULL)",
+                &[],
+            )
+            .await
+            .map_err(|e| err(op, db, e))?
+            .get(0);
+        match replay {
+            None => return Ok(true),
+            Some(r) if r >= lsn => return Ok(true),
+            Some(_) if tokio::time::Instant::now() >= until => return Ok(false),
+            Some(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// One round's reads after the source's: for each sampled table (or only the suspects'
+/// keys), the target's versions, then the source's again in a new snapshot.
+#[allow(clippy::type_complexity)]
+async fn read_round(
+    src: &Client,
+    dst: &Client,
+    picked: &[(String, TableInfo, Vec<(String, Version)>)],
+    only: Option<&[(usize, Vec<String>)]>,
+    (source, target): (&str, &str),
+) -> Result<Vec<(HashMap<String, Version>, HashMap<String, Version>)>, PrimitiveError> {
+    const OP: &str = "sample";
+    let todo: Vec<(&TableInfo, Vec<String>)> = match only {
+        Some(s) => s
+            .iter()
+            .map(|(n, keys)| (&picked[*n].1, keys.clone()))
+            .collect(),
+        None => picked
+            .iter()
+            .map(|(_, t, rows)| (t, rows.iter().map(|r| r.0.clone()).collect()))
+            .collect(),
+    };
+    begin_snapshot(dst, OP, target).await?;
+    let mut on_target = Vec::new();
+    for (t, keys) in &todo {
+        match by_keys(dst, t, keys, OP, target).await {
+            Ok(m) => on_target.push(m),
+            Err(e) => {
+                let _ = dst.batch_execute("ROLLBACK").await;
+                return Err(e);
+            }
+        }
+    }
+    let _ = dst.batch_execute("ROLLBACK").await;
+    begin_snapshot(src, OP, source).await?;
+    let mut again = Vec::new();
+    for (t, keys) in &todo {
+        match by_keys(src, t, keys, OP, source).await {
+            Ok(m) => again.push(m),
+            Err(e) => {
+                let _ = src.batch_execute("ROLLBACK").await;
+                return Err(e);
+            }
+        }
+    }
+    let _ = src.batch_execute("ROLLBACK").await;
+    Ok(on_target.into_iter().zip(again).collect())
+}
+
+/// The versions of `keys` of table `t` on one side (through the key index).
+async fn by_keys(
+    c: &Client,
+    t: &TableInfo,
+    keys: &[String],
+    op: &str,
+    db: &str,
+) -> Result<HashMap<String, Version>, PrimitiveError> {
+    let filter = if t.key.len() == 1 {
+        format!(
+            "{} = ANY($1::text[]::{}[])",
+            quote_ident(&t.key[0]),
+            t.key_types[0]
+        )
+    } else {
+        format!("{} = ANY($1::text[])", key_text(t))
+    };
+    let rows = c
+        .query(
+            &format!(
+                "SELECT {}, md5({ROW}), _gw.xmin::text FROM {} _gw WHERE {filter}",
+                key_text(t),
+                t.sql_name()
+            ),
+            &[&keys],
+        )
+        .await
+        .map_err(|e| err(op, db, e))?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), Version(r.get(1), r.get(2))))
+        .collect())
 }
 
 fn key_text(t: &TableInfo) -> String {

@@ -294,14 +294,20 @@ impl Default for SampleOptions {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SampleTable {
     pub table: String,
     /// `sampled`, or `no-primary-key` (not sampled: no key to look rows up by).
     pub method: String,
     pub sampled: i64,
+    /// Proven: the source's row did not change while the target, replayed past it, held
+    /// another (or none).
     pub missing_on_target: Vec<String>,
     pub different: Vec<String>,
+    /// Rows that changed on the source during the audit, or that a lagging target had not
+    /// replayed yet: nothing proven either way (sample again, or leave them to the fence).
+    #[serde(default)]
+    pub unsettled: i64,
     pub truncated: bool,
 }
 
@@ -318,10 +324,12 @@ pub struct SampleReport {
     /// Source LSN right after the source rows were read; the target's replay LSN right before
     /// its rows were read.
     pub positions: Positions,
-    /// The replica had not replayed the source's position, or the source kept writing while
-    /// it was sampled: a mismatch may be replication lag (or a later write), not divergence.
-    /// Re-sample the keys, or compare at the fence, before calling it corruption.
+    /// Some rows were unsettled (see [`SampleTable::unsettled`]): the sample proves less than
+    /// its size. Differences reported are proven either way.
     pub may_be_lag: bool,
+    /// Rows unsettled in all tables.
+    #[serde(default)]
+    pub unsettled: i64,
     pub tables: Vec<SampleTable>,
     pub summary: String,
 }
@@ -339,6 +347,7 @@ impl SampleReport {
             mismatches: 0,
             positions: Positions::default(),
             may_be_lag: false,
+            unsettled: 0,
             tables: Vec::new(),
             summary: String::new(),
         }
@@ -352,12 +361,22 @@ impl SampleReport {
             .map(|t| (t.missing_on_target.len() + t.different.len()) as i64)
             .sum();
         self.equal = self.mismatches == 0;
+        self.unsettled = self.tables.iter().map(|t| t.unsettled).sum();
+        self.may_be_lag = self.unsettled > 0;
         let lag = self.positions.lag_bytes.unwrap_or(0);
         self.summary = if self.equal {
             format!(
-                "{} sampled rows in {} tables equal (replica {lag} bytes behind)",
-                self.sampled,
-                self.tables.len()
+                "{} sampled rows in {} tables equal{} (replica {lag} bytes behind)",
+                self.sampled - self.unsettled,
+                self.tables.len(),
+                if self.unsettled > 0 {
+                    format!(
+                        ", {} unsettled (changing on the source, or not yet replayed)",
+                        self.unsettled
+                    )
+                } else {
+                    String::new()
+                }
             )
         } else {
             let parts: Vec<String> = self
@@ -378,7 +397,10 @@ impl SampleReport {
                 self.mismatches,
                 self.sampled,
                 if self.may_be_lag {
-                    format!(" (may be lag: replica {lag} bytes behind, or source writing)")
+                    format!(
+                        " ({} more unsettled: changing on the source, or not yet replayed)",
+                        self.unsettled
+                    )
                 } else {
                     String::new()
                 },

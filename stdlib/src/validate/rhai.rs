@@ -220,7 +220,7 @@ mod validate_module {
     /// let s = validate::sample("orders-db", "orders-aurora", 0.001);
     /// print(`${s.summary}; replica ${s.positions.lag_bytes} bytes behind`);
     /// assert(s.sampled > 0, s.summary);
-    /// assert(s.equal || s.may_be_lag, `divergence: ${s.summary}`);
+    /// assert(s.equal, `divergence: ${s.summary}`);
     /// ```
     #[rhai_fn(volatile, return_raw)]
     pub fn sample(
@@ -232,11 +232,16 @@ mod validate_module {
         sample_call(&ctx, source, target, fraction, Map::new())
     }
 
-    /// A sampled audit for the replication phase: a random sample of the source's rows (`TABLESAMPLE
-    /// BERNOULLI`, at most `max_rows` per table) looked up by primary key on the target and compared
-    /// row by row. A replica that is still replaying may lag: the result carries both positions and
-    /// `may_be_lag`, so a mismatch is only evidence once it survives a re-check (or `compare` at the
-    /// fence). Tables without a primary key are listed as `no-primary-key` and not sampled.
+    /// A sampled audit for the replication phase, correct under concurrent change: a random sample
+    /// of the source's rows (`TABLESAMPLE BERNOULLI`, at most `max_rows` per table, one snapshot)
+    /// is looked up by primary key on the target once the target has replayed past the sample's
+    /// WAL position, then on the source again. A row whose target copy differs while the source's
+    /// did not change in between (same content and `xmin`) is a **proven** difference, once a
+    /// second round over the suspects agrees; a row that changed meanwhile, or that a lagging
+    /// target had not replayed within the wait (half the call's budget, at most 30 s), is
+    /// `unsettled` — counted, never reported as a difference (`may_be_lag` is then true).
+    /// docs/validate.md has the argument. Tables without a primary key are listed as
+    /// `no-primary-key` and not sampled.
     ///
     /// # Parameters
     /// * `source` — the source instance.
@@ -246,9 +251,10 @@ mod validate_module {
     ///   rows per table at most (10000), keys reported per table and kind (100).
     ///
     /// # Returns
-    /// `#{ equal, source, target, fraction, sampled, mismatches, may_be_lag, positions: #{ source_lsn,
-    /// target_replay_lsn, lag_bytes }, tables: [#{ table, method, sampled, missing_on_target,
-    /// different, truncated }], summary }`.
+    /// `#{ equal, source, target, fraction, sampled, mismatches, unsettled, may_be_lag, positions:
+    /// #{ source_lsn, target_replay_lsn, lag_bytes }, tables: [#{ table, method, sampled,
+    /// missing_on_target, different, unsettled, truncated }], summary }`: `equal` is no proven
+    /// difference; `missing_on_target` and `different` hold only proven ones.
     ///
     /// # Errors
     /// `Invalid` for a fraction outside `(0, 1]`, an unknown option or table; `NotFound` for an
@@ -263,7 +269,7 @@ mod validate_module {
     /// sleep("10m");
     /// let s = validate::sample("orders-db", "orders-aurora", 0.01);
     /// if s.sampled == 0 { throw s; }
-    /// if !s.equal && !s.may_be_lag { throw `divergence: ${s.summary}`; }
+    /// if !s.equal { throw `divergence: ${s.summary}`; }
     /// let one = validate::sample("orders-db", "orders-aurora", 0.5, #{ tables: ["public.customers"] });
     /// if one.tables.len() != 1 || !one.equal { throw one; }
     /// ```
