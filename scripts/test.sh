@@ -80,7 +80,7 @@ echo "moto: $("$GODWIT_MOTO_PYTHON" -c 'import moto; print(moto.__version__)') (
 # (measured: README, "Set up and try it"); the lab's servers and the fleet store write more. A
 # full disk fails tests far from the cause (a server that cannot start, a journal write), so say
 # it here first.
-need_gb=${GODWIT_TEST_DISK_GB:-20}
+need_gb=${GODWIT_TEST_DISK_GB:-12}
 free_gb=$(( $(df -Pk . | awk 'NR==2 {print $4}') / 1024 / 1024 ))
 if [ "$free_gb" -lt "$need_gb" ]; then
   echo "warning: $free_gb GB free on $(df -P . | awk 'NR==2 {print $6}'); the suite needs about $need_gb GB (a stale target/ can be removed with cargo clean)" >&2

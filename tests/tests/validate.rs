@@ -205,17 +205,23 @@ fn sampling_a_replica_under_updates_proves_no_false_difference() {
                 },
             )
             .unwrap();
-        assert!(s.equal, "a false difference under updates: {}\n{s:#?}", s.summary);
+        assert!(
+            s.equal,
+            "a false difference under updates: {}\n{s:#?}",
+            s.summary
+        );
         assert_eq!(s.sampled, 300, "{s:?}");
         unsettled += s.unsettled;
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let updates: u64 = writers
-        .into_iter()
-        .map(|w| rt.block_on(w).unwrap())
-        .sum();
-    assert!(updates > 100, "the writers hardly wrote ({updates} updates)");
-    println!("8 samples of 300 rows under {updates} updates: {unsettled} rows unsettled, no difference");
+    let updates: u64 = writers.into_iter().map(|w| rt.block_on(w).unwrap()).sum();
+    assert!(
+        updates > 100,
+        "the writers hardly wrote ({updates} updates)"
+    );
+    println!(
+        "8 samples of 300 rows under {updates} updates: {unsettled} rows unsettled, no difference"
+    );
 }
 
 #[test]

@@ -800,7 +800,7 @@ impl LiveValidate {
             let dst = open(pool, target, dbname, OP, st).await?;
             // Round A: the sample, in one snapshot.
             begin_snapshot(&src, OP, source).await?;
-            let mut picked: Vec<(String, TableInfo, Vec<(String, Version)>)> = Vec::new();
+            let mut picked: Vec<Picked> = Vec::new();
             for (name, t) in list_tables(&src, OP, source).await? {
                 let display = format!("{prefix}{name}");
                 if (!wanted.is_empty() && !wanted.contains(display.as_str())) || t.unlogged {
@@ -838,7 +838,9 @@ impl LiveValidate {
             let mut tables = Vec::new();
             let reached = replayed(&src, lsn, replay_wait, OP, source).await?;
             let sides = read_round(&src, &dst, &picked, None, (source, target)).await?;
-            for (n, ((display, _, rows), (on_target, again))) in picked.iter().zip(sides).enumerate() {
+            for (n, ((display, _, rows), (on_target, again))) in
+                picked.iter().zip(sides).enumerate()
+            {
                 let mut t = SampleTable {
                     table: display.clone(),
                     method: "sampled".into(),
@@ -872,22 +874,27 @@ impl LiveValidate {
                 let reached = replayed(&src, lsn, replay_wait, OP, source).await?;
                 let sides =
                     read_round(&src, &dst, &picked, Some(&suspects), (source, target)).await?;
-                for (((n, keys), a2), (on_target, b2)) in
-                    suspects.iter().zip(again_a).zip(sides)
-                {
+                for (((n, keys), a2), (on_target, b2)) in suspects.iter().zip(again_a).zip(sides) {
                     let t = &mut tables[*n];
                     for k in keys {
                         let Some(a) = a2.get(k) else {
                             t.unsettled += 1; // deleted meanwhile
                             continue;
                         };
-                        match (classify(a, on_target.get(k), b2.get(k), reached), on_target.get(k)) {
+                        match (
+                            classify(a, on_target.get(k), b2.get(k), reached),
+                            on_target.get(k),
+                        ) {
                             (Seen::Differs, None) => {
-                                t.truncated |=
-                                    push_capped(&mut t.missing_on_target, vec![k.clone()], opts.max_keys)
+                                t.truncated |= push_capped(
+                                    &mut t.missing_on_target,
+                                    vec![k.clone()],
+                                    opts.max_keys,
+                                )
                             }
                             (Seen::Differs, Some(_)) => {
-                                t.truncated |= push_capped(&mut t.different, vec![k.clone()], opts.max_keys)
+                                t.truncated |=
+                                    push_capped(&mut t.different, vec![k.clone()], opts.max_keys)
                             }
                             (Seen::Unsettled, _) => t.unsettled += 1,
                             (Seen::Equal, _) => {}
@@ -912,6 +919,12 @@ impl LiveValidate {
 /// that did not change in between (not even there and back).
 #[derive(Debug, Clone, PartialEq)]
 struct Version(String, String);
+
+/// A sampled table of round A: its display name, its catalog entry and its rows' versions.
+type Picked = (String, TableInfo, Vec<(String, Version)>);
+
+/// Per table of a round: the target's versions, then the source's again.
+type Sides = Vec<(HashMap<String, Version>, HashMap<String, Version>)>;
 
 /// A sampled row's verdict in one round.
 enum Seen {
@@ -989,14 +1002,13 @@ async fn replayed(
 
 /// One round's reads after the source's: for each sampled table (or only the suspects'
 /// keys), the target's versions, then the source's again in a new snapshot.
-#[allow(clippy::type_complexity)]
 async fn read_round(
     src: &Client,
     dst: &Client,
-    picked: &[(String, TableInfo, Vec<(String, Version)>)],
+    picked: &[Picked],
     only: Option<&[(usize, Vec<String>)]>,
     (source, target): (&str, &str),
-) -> Result<Vec<(HashMap<String, Version>, HashMap<String, Version>)>, PrimitiveError> {
+) -> Result<Sides, PrimitiveError> {
     const OP: &str = "sample";
     let todo: Vec<(&TableInfo, Vec<String>)> = match only {
         Some(s) => s

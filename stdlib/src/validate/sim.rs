@@ -338,8 +338,7 @@ impl Validate for Sim {
                 if lagging {
                     t.unsettled += missing.len() as i64;
                 } else {
-                    t.truncated |=
-                        push_capped(&mut t.missing_on_target, missing, opts.max_keys);
+                    t.truncated |= push_capped(&mut t.missing_on_target, missing, opts.max_keys);
                 }
                 let different: Vec<String> = y
                     .diverged
