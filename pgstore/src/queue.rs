@@ -263,46 +263,47 @@ impl PgStore {
     /// it as a failure and `fleet resume` acknowledged it (docs/fleet.md), so it is decided
     /// through the fleet.
     pub fn requeue_held(&self, run_id: &str, note: &str) -> Result<Requeue, JournalError> {
-        let (run_id, note) = (run_id.to_string(), note.to_string());
-        self.inner.conn.call(move |db| {
-            db.transaction(|db| {
-                if let Some(f) = fleet_of(db, &run_id)? {
-                    return Ok(Requeue::FleetMember(f));
-                }
-                let moved = db.query(
-                    "UPDATE godwit.queue SET state = 'queued', taken_by = NULL, note = $2,
-                            updated_at = now()
-                      WHERE run_id = $1 AND state = 'held' RETURNING run_id",
-                    vec![p(run_id), p(note)],
-                )?;
-                Ok(if moved.is_empty() {
-                    Requeue::NotHeld
-                } else {
-                    Requeue::Done
-                })
-            })
-        })
+        self.unless_fleet_member(
+            run_id,
+            note,
+            "UPDATE godwit.queue SET state = 'queued', taken_by = NULL, note = $2,
+                    updated_at = now()
+              WHERE run_id = $1 AND state = 'held' RETURNING run_id",
+        )
     }
 
     /// Abort a run that never began (queued, or held before its start): nothing to roll back,
     /// so its row is done with outcome `aborted`. `NotHeld`: a worker has it now, or it began,
     /// or it is done; a fleet's member is aborted through its fleet (as for [`Self::requeue_held`]).
     pub fn abort_unstarted(&self, run_id: &str, note: &str) -> Result<Requeue, JournalError> {
+        self.unless_fleet_member(
+            run_id,
+            note,
+            "UPDATE godwit.queue q SET state = 'done', outcome = 'aborted', note = $2,
+                    taken_by = NULL, updated_at = now()
+              WHERE q.run_id = $1 AND q.state IN ('queued', 'held')
+                AND NOT EXISTS (SELECT 1 FROM godwit.runs r
+                                 WHERE r.run_id = q.run_id AND r.began)
+          RETURNING q.run_id",
+        )
+    }
+
+    /// A person's change to run `run_id`'s queue row (`update`: `$1` the run, `$2` the note,
+    /// returning a row when it applied), in one transaction with the check that the run is no
+    /// fleet's member.
+    fn unless_fleet_member(
+        &self,
+        run_id: &str,
+        note: &str,
+        update: &'static str,
+    ) -> Result<Requeue, JournalError> {
         let (run_id, note) = (run_id.to_string(), note.to_string());
         self.inner.conn.call(move |db| {
             db.transaction(|db| {
                 if let Some(f) = fleet_of(db, &run_id)? {
                     return Ok(Requeue::FleetMember(f));
                 }
-                let moved = db.query(
-                    "UPDATE godwit.queue q SET state = 'done', outcome = 'aborted', note = $2,
-                            taken_by = NULL, updated_at = now()
-                      WHERE q.run_id = $1 AND q.state IN ('queued', 'held')
-                        AND NOT EXISTS (SELECT 1 FROM godwit.runs r
-                                         WHERE r.run_id = q.run_id AND r.began)
-                  RETURNING q.run_id",
-                    vec![p(run_id), p(note)],
-                )?;
+                let moved = db.query(update, vec![p(run_id), p(note)])?;
                 Ok(if moved.is_empty() {
                     Requeue::NotHeld
                 } else {

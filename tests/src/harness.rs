@@ -199,3 +199,33 @@ pub fn cli_in(bin: &str, dir: &std::path::Path, args: &[&str]) -> (i32, String, 
         String::from_utf8_lossy(&o.stderr).into(),
     )
 }
+
+/// A child process a test started, stopped when dropped (a failed assertion included): SIGTERM,
+/// then SIGKILL if it has not exited in 15 s (a worker's stop sends what is due first).
+pub struct Stopping(pub std::process::Child);
+
+impl Stopping {
+    /// SIGTERM and wait up to `within` for the exit; `None`: still running.
+    pub fn stop(&mut self, within: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let until = std::time::Instant::now() + within;
+        let (_tx, rx) = std::sync::mpsc::channel::<()>();
+        while std::time::Instant::now() < until {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                return Some(status);
+            }
+            let _ = rx.recv_timeout(std::time::Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Stopping {
+    fn drop(&mut self) {
+        if self.stop(std::time::Duration::from_secs(15)).is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}

@@ -15,7 +15,7 @@
 //! Needs the PostgreSQL server binaries and moto (`scripts/test.sh` provisions them).
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use godwit_lab::pgproc::Scratch;
+// A child stopped by SIGTERM when dropped (then SIGKILL).
+use godwit_tests::harness::Stopping as Proc;
 use godwit_tests::moto::{ACCESS_KEY, Moto, SECRET_KEY};
 use serde_json::Value;
 
@@ -90,24 +92,6 @@ fn receiver(rt: &tokio::runtime::Runtime, fail_first: u32) -> (String, Receiver)
         let _ = axum::serve(listener, app).await;
     });
     (base, r)
-}
-
-/// Stops (SIGTERM, then SIGKILL) the process when dropped.
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let until = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < until {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            pause(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn pause(d: Duration) {

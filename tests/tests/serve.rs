@@ -6,10 +6,12 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use godwit_lab::pgproc::Scratch;
+// A child stopped by SIGTERM when dropped (then SIGKILL).
+use godwit_tests::harness::Stopping as Proc;
 use serde_json::{Value, json};
 
 const GODWIT: &str = env!("CARGO_BIN_EXE_godwit-toy");
@@ -27,33 +29,6 @@ fn pause(d: Duration) {
 
 fn sha(t: &str) -> String {
     godwit::serve::auth::token_hash(t)
-}
-
-/// Stops the process when dropped (a failed assertion included): SIGTERM, then SIGKILL if it
-/// has not exited within five seconds.
-struct Proc(Child);
-impl Proc {
-    /// SIGTERM and wait up to `within` for the exit.
-    fn stop(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
-        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let until = Instant::now() + within;
-        while Instant::now() < until {
-            if let Ok(Some(status)) = self.0.try_wait() {
-                return Some(status);
-            }
-            pause(Duration::from_millis(20));
-        }
-        None
-    }
-}
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.stop(Duration::from_secs(5)).is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
 }
 
 struct Served {

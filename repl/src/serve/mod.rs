@@ -102,6 +102,17 @@ impl App {
         }
     }
 
+    /// Run `id`'s queue row, when it has one (a queued run that no worker began yet has no
+    /// journal, only this).
+    pub(crate) fn queued(&self, id: &str) -> Result<Option<godwit_pgstore::QueueRow>, ApiError> {
+        Ok(self
+            .pg()
+            .queue_rows()
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .find(|q| q.run_id == id))
+    }
+
     fn page_of(&self, id: &str) -> Result<RunPage, ApiError> {
         let loaded = self.store.read(id).map_err(|e| match e {
             godwit_engine::journal::JournalError::NotFound { .. } => {
@@ -481,14 +492,7 @@ pub fn request(
         // Queued, or held before it began (its worker could not build its world or find its
         // runbook): only the queue knows it.
         Err(e) if e.0 == StatusCode::NOT_FOUND && action != "approve" => {
-            let queued = app
-                .pg()
-                .queue_rows()
-                .map_err(ApiError::internal)?
-                .into_iter()
-                .find(|q| q.run_id == id)
-                .ok_or(e)?;
-            (queued.cluster, None, true)
+            (app.queued(id)?.ok_or(e)?.cluster, None, true)
         }
         Err(e) => return Err(e),
     };

@@ -302,13 +302,7 @@ async fn run_page(
         Ok(page) => Ok(crate::report::html(&page)),
         // Queued and not begun yet: a page that turns into the run's once a worker starts it.
         Err(e) if e.0 == StatusCode::NOT_FOUND => {
-            let queued = app
-                .pg()
-                .queue_rows()
-                .map_err(ApiError::internal)?
-                .into_iter()
-                .find(|q| q.run_id == id)
-                .ok_or(e)?;
+            let queued = app.queued(&id)?.ok_or(e)?;
             Ok(layout(
                 &format!("godwit run {id}"),
                 html! {
