@@ -11,7 +11,7 @@
 use godwit_engine::{Call, ErrorKind, PrimitiveError};
 use godwit_stdlib::pg::{
     Access, Backend, Checkpoint, Extension, Lsn, Pg, ReplicationConnection, Sequence, Setting,
-    SlotInfo, TableHash, TableStats,
+    SlotInfo, SubscribeTo, Subscription, TableDefinition, TableHash, TableStats, UnreplicableTable,
 };
 use godwit_stdlib::validate::{
     Availability, CompareOptions, Report, SampleOptions, SampleReport, Validate,
@@ -143,6 +143,100 @@ impl Pg for Withheld {
 
     fn sequences(&self, _cx: &Call<'_>, db: &str) -> Result<Vec<Sequence>, PrimitiveError> {
         Err(refusal(P, "sequences", db))
+    }
+
+    fn advance_sequences(
+        &self,
+        _cx: &Call<'_>,
+        db: &str,
+        _to: &[Sequence],
+    ) -> Result<Vec<Sequence>, PrimitiveError> {
+        Err(refusal(P, "advance_sequences", db))
+    }
+
+    fn table_definitions(
+        &self,
+        _cx: &Call<'_>,
+        db: &str,
+    ) -> Result<Vec<TableDefinition>, PrimitiveError> {
+        Err(refusal(P, "table_definitions", db))
+    }
+
+    fn unreplicable_tables(
+        &self,
+        _cx: &Call<'_>,
+        db: &str,
+    ) -> Result<Vec<UnreplicableTable>, PrimitiveError> {
+        Err(refusal(P, "unreplicable_tables", db))
+    }
+
+    fn create_publication(
+        &self,
+        _cx: &Call<'_>,
+        db: &str,
+        _name: &str,
+    ) -> Result<Vec<String>, PrimitiveError> {
+        Err(refusal(P, "create_publication", db))
+    }
+
+    fn drop_publication(
+        &self,
+        _cx: &Call<'_>,
+        db: &str,
+        _name: &str,
+    ) -> Result<bool, PrimitiveError> {
+        Err(refusal(P, "drop_publication", db))
+    }
+
+    fn create_logical_slot(
+        &self,
+        _cx: &Call<'_>,
+        db: &str,
+        _name: &str,
+    ) -> Result<Lsn, PrimitiveError> {
+        Err(refusal(P, "create_logical_slot", db))
+    }
+
+    fn drop_replication_slot(
+        &self,
+        _cx: &Call<'_>,
+        db: &str,
+        _name: &str,
+    ) -> Result<bool, PrimitiveError> {
+        Err(refusal(P, "drop_replication_slot", db))
+    }
+
+    fn subscribe(
+        &self,
+        _cx: &Call<'_>,
+        db: &str,
+        _name: &str,
+        _to: &SubscribeTo,
+    ) -> Result<Subscription, PrimitiveError> {
+        Err(refusal(P, "subscribe", db))
+    }
+
+    fn refresh_subscription(
+        &self,
+        _cx: &Call<'_>,
+        db: &str,
+        _name: &str,
+        _from: &str,
+    ) -> Result<Subscription, PrimitiveError> {
+        Err(refusal(P, "refresh_subscription", db))
+    }
+
+    fn subscriptions(&self, _cx: &Call<'_>, db: &str) -> Result<Vec<Subscription>, PrimitiveError> {
+        Err(refusal(P, "subscriptions", db))
+    }
+
+    fn drop_subscription(
+        &self,
+        _cx: &Call<'_>,
+        db: &str,
+        _name: &str,
+    ) -> Result<bool, PrimitiveError> {
+        Err(refusal(P, "drop_subscription", db))
     }
 }
 

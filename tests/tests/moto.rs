@@ -1081,6 +1081,115 @@ impl godwit_stdlib::pg::Pg for ScriptedPg {
     ) -> Result<Vec<godwit_stdlib::pg::Sequence>, godwit_engine::PrimitiveError> {
         Ok(Vec::new())
     }
+    fn advance_sequences(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+        to: &[godwit_stdlib::pg::Sequence],
+    ) -> Result<Vec<godwit_stdlib::pg::Sequence>, godwit_engine::PrimitiveError> {
+        Ok(to.to_vec())
+    }
+    fn table_definitions(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+    ) -> Result<Vec<godwit_stdlib::pg::TableDefinition>, godwit_engine::PrimitiveError> {
+        Ok(vec![godwit_stdlib::pg::TableDefinition {
+            table: "public.orders".into(),
+            columns: "id bigint, note text".into(),
+        }])
+    }
+    fn unreplicable_tables(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+    ) -> Result<Vec<godwit_stdlib::pg::UnreplicableTable>, godwit_engine::PrimitiveError> {
+        Ok(Vec::new())
+    }
+    fn create_publication(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+        _name: &str,
+    ) -> Result<Vec<String>, godwit_engine::PrimitiveError> {
+        Ok(vec!["public.orders".into()])
+    }
+    fn drop_publication(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+        _name: &str,
+    ) -> Result<bool, godwit_engine::PrimitiveError> {
+        Ok(true)
+    }
+    /// Aurora's new slot, past the source's last position.
+    fn create_logical_slot(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+        _name: &str,
+    ) -> Result<godwit_stdlib::pg::Lsn, godwit_engine::PrimitiveError> {
+        Ok(godwit_stdlib::pg::Lsn::at(0x600_0000))
+    }
+    fn drop_replication_slot(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+        _name: &str,
+    ) -> Result<bool, godwit_engine::PrimitiveError> {
+        Ok(true)
+    }
+    fn subscribe(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+        name: &str,
+        to: &godwit_stdlib::pg::SubscribeTo,
+    ) -> Result<godwit_stdlib::pg::Subscription, godwit_engine::PrimitiveError> {
+        Ok(scripted_subscription(name, &to.publication, &to.slot))
+    }
+    fn refresh_subscription(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+        name: &str,
+        _from: &str,
+    ) -> Result<godwit_stdlib::pg::Subscription, godwit_engine::PrimitiveError> {
+        Ok(scripted_subscription(name, name, name))
+    }
+    fn subscriptions(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+    ) -> Result<Vec<godwit_stdlib::pg::Subscription>, godwit_engine::PrimitiveError> {
+        Ok(Vec::new())
+    }
+    fn drop_subscription(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+        _name: &str,
+    ) -> Result<bool, godwit_engine::PrimitiveError> {
+        Ok(true)
+    }
+}
+
+/// The reverse subscription as the scripted source reports it: streaming from the start.
+fn scripted_subscription(
+    name: &str,
+    publication: &str,
+    slot: &str,
+) -> godwit_stdlib::pg::Subscription {
+    godwit_stdlib::pg::Subscription {
+        name: name.into(),
+        publications: vec![publication.into()],
+        slot_name: Some(slot.into()),
+        enabled: true,
+        worker_pid: Some(78),
+        received_lsn_bytes: Some(0x600_0000),
+        latest_end_lsn_bytes: Some(0x600_0000),
+        apply_errors: 0,
+    }
 }
 
 /// Marks the source rebooted once the runbook's `reboot-source` step completed.

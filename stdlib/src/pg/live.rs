@@ -23,7 +23,7 @@ use tokio_postgres::{Client, Config, NoTls};
 
 use super::{
     Access, Backend, Checkpoint, Extension, Lsn, Pg, ReplicationConnection, Sequence, Setting,
-    SlotInfo, TableHash, TableStats,
+    SlotInfo, SubscribeTo, Subscription, TableDefinition, TableHash, TableStats, UnreplicableTable,
 };
 
 /// Roles godwit blocked, per database: what `block_logins` / `unblock_logins` report.
@@ -81,12 +81,54 @@ pub trait Connector: Send + Sync + 'static {
         vec!["rdsadmin".into(), "rdsrepladmin".into()]
     }
 
+    /// The connection string a database server uses to reach `db` as a logical replication
+    /// publisher (`CREATE SUBSCRIPTION .. CONNECTION`), with fresh credentials: by default
+    /// godwit's own login ([`Connector::target`]) over TCP, TLS required where godwit uses TLS.
+    /// An IAM token in it admits new connections for 15 minutes
+    /// ([`super::Pg::refresh_subscription`] renews it).
+    fn publisher_conninfo<'a>(
+        &'a self,
+        db: &'a str,
+    ) -> BoxFuture<'a, Result<String, PrimitiveError>> {
+        Box::pin(async move { Ok(conninfo(&self.target(db).await?)) })
+    }
+
     /// A connection to `db` that failed with `error`, as the world tells it: the lab, whose
     /// security groups refuse a login where AWS's drop the packets, says which groups locked
     /// godwit out.
     fn refused(&self, _db: &str, error: PrimitiveError) -> PrimitiveError {
         error
     }
+}
+
+/// `target` as a libpq connection string (keywords and quoted values: docs of libpq,
+/// "Connection Strings"), for a server connecting to it. Unix sockets are not offered: the
+/// server connecting may run elsewhere.
+pub fn conninfo(target: &Target) -> String {
+    use tokio_postgres::config::Host;
+    let quote = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
+    let mut parts = Vec::new();
+    if let Some(Host::Tcp(h)) = target.config.get_hosts().first() {
+        parts.push(format!("host={}", quote(h)));
+    }
+    if let Some(p) = target.config.get_ports().first() {
+        parts.push(format!("port={p}"));
+    }
+    if let Some(u) = target.config.get_user() {
+        parts.push(format!("user={}", quote(u)));
+    }
+    if let Some(d) = target.config.get_dbname() {
+        parts.push(format!("dbname={}", quote(d)));
+    }
+    if let Some(pw) = target.config.get_password() {
+        parts.push(format!("password={}", quote(&String::from_utf8_lossy(pw))));
+    }
+    if target.tls.is_some() {
+        parts.push("sslmode=require".into());
+    }
+    parts.push("connect_timeout=10".into());
+    parts.push("application_name='godwit_subscription'".into());
+    parts.join(" ")
 }
 
 /// Open a connection to `target`; the connection task runs on the current runtime.
@@ -953,6 +995,378 @@ impl Pg for LivePg {
         Ok(done)
     }
 
+    fn advance_sequences(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        to: &[Sequence],
+    ) -> Result<Vec<Sequence>, PrimitiveError> {
+        const OP: &str = "advance_sequences";
+        let before = self.sequences(cx, db)?;
+        let missing: Vec<&str> = to
+            .iter()
+            .filter(|t| !before.iter().any(|b| b.name == t.name))
+            .map(|t| t.name.as_str())
+            .collect();
+        if !missing.is_empty() {
+            return Err(crate::prim::not_found(
+                A,
+                OP,
+                format!("{db} has no sequence {}", missing.join(", ")),
+                "the two databases' schemas differ: compare pg::sequences of both",
+            ));
+        }
+        let st = cx.budget(PG_CALL_LIMIT);
+        self.run(cx, db, async {
+            let own = self.pool.databases(db, OP, st).await?;
+            for t in to {
+                // `database:schema.name` outside the connector's own database.
+                let (dbname, seq) = match t.name.split_once(':') {
+                    Some((d, q)) if own.iter().any(|o| o == d) => (Some(d), q),
+                    _ => (None, t.name.as_str()),
+                };
+                let c = self.pool.client(db, dbname, OP, st).await?;
+                c.execute(
+                    "SELECT setval($1::regclass, greatest($2::bigint, \
+                       (SELECT coalesce(last_value, $2::bigint) FROM pg_sequences \
+                        WHERE format('%I.%I', schemaname, sequencename)::regclass = $1::regclass)), true)",
+                    &[&seq, &t.last_value],
+                )
+                .await
+                .map_err(|e| sql_error(OP, db, e))?;
+            }
+            Ok(())
+        })?;
+        self.sequences(cx, db)
+    }
+
+    fn table_definitions(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+    ) -> Result<Vec<TableDefinition>, PrimitiveError> {
+        const OP: &str = "table_definitions";
+        let st = cx.budget(PG_CALL_LIMIT);
+        self.run(cx, db, async {
+            let mut v = self
+                .per_database(
+                    db,
+                    OP,
+                    "SELECT n.nspname || '.' || c.relname, \
+                     coalesce(string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ', ' \
+                       ORDER BY a.attnum), '') \
+                     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+                     WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p' \
+                     AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'rdsadmin') \
+                     AND n.nspname NOT LIKE 'pg\\_%' \
+                     GROUP BY 1",
+                    st,
+                    |p, r| TableDefinition {
+                        table: format!("{p}{}", r.get::<_, String>(0)),
+                        columns: r.get(1),
+                    },
+                )
+                .await?;
+            v.sort_by(|a, b| a.table.cmp(&b.table));
+            Ok(v)
+        })
+    }
+
+    fn unreplicable_tables(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+    ) -> Result<Vec<UnreplicableTable>, PrimitiveError> {
+        const OP: &str = "unreplicable_tables";
+        let st = cx.budget(PG_CALL_LIMIT);
+        self.run(cx, db, async {
+            let mut v = self
+                .per_database(
+                    db,
+                    OP,
+                    "SELECT n.nspname || '.' || c.relname, \
+                     CASE WHEN c.relreplident = 'n' THEN 'replica identity nothing' ELSE 'no primary key' END \
+                     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p' AND NOT c.relispartition \
+                     AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'rdsadmin') \
+                     AND n.nspname NOT LIKE 'pg\\_%' \
+                     AND (c.relreplident = 'n' OR (c.relreplident = 'd' AND NOT EXISTS \
+                       (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)))",
+                    st,
+                    |p, r| UnreplicableTable {
+                        table: format!("{p}{}", r.get::<_, String>(0)),
+                        why: r.get(1),
+                    },
+                )
+                .await?;
+            v.sort_by(|a, b| a.table.cmp(&b.table));
+            Ok(v)
+        })
+    }
+
+    fn create_publication(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        name: &str,
+    ) -> Result<Vec<String>, PrimitiveError> {
+        const OP: &str = "create_publication";
+        let st = cx.budget(PG_CALL_LIMIT);
+        self.run(cx, db, async {
+            let c = self.pool.client(db, None, OP, st).await?;
+            let exists = c
+                .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name])
+                .await
+                .map_err(|e| sql_error(OP, db, e))?
+                .is_some();
+            if !exists {
+                c.batch_execute(&format!(
+                    "CREATE PUBLICATION {} FOR ALL TABLES",
+                    quote_ident(name)
+                ))
+                .await
+                .map_err(|e| sql_error(OP, db, e))?;
+            }
+            let rows = c
+                .query(
+                    "SELECT schemaname || '.' || tablename FROM pg_publication_tables \
+                     WHERE pubname = $1 ORDER BY 1",
+                    &[&name],
+                )
+                .await
+                .map_err(|e| sql_error(OP, db, e))?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    fn drop_publication(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        name: &str,
+    ) -> Result<bool, PrimitiveError> {
+        const OP: &str = "drop_publication";
+        let st = cx.budget(PG_CALL_LIMIT);
+        self.run(cx, db, async {
+            let c = self.pool.client(db, None, OP, st).await?;
+            let n = c
+                .execute("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name])
+                .await
+                .map_err(|e| sql_error(OP, db, e))?;
+            c.batch_execute(&format!("DROP PUBLICATION IF EXISTS {}", quote_ident(name)))
+                .await
+                .map_err(|e| sql_error(OP, db, e))?;
+            Ok(n > 0)
+        })
+    }
+
+    fn create_logical_slot(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        name: &str,
+    ) -> Result<Lsn, PrimitiveError> {
+        const OP: &str = "create_logical_slot";
+        let st = cx.budget(PG_CALL_LIMIT);
+        self.run(cx, db, async {
+            let c = self.pool.client(db, None, OP, st).await?;
+            let existing = c
+                .query_opt(
+                    "SELECT slot_type, coalesce(plugin::text, ''), confirmed_flush_lsn::text, \
+                     pg_wal_lsn_diff(confirmed_flush_lsn, '0/0')::bigint \
+                     FROM pg_replication_slots WHERE slot_name = $1",
+                    &[&name],
+                )
+                .await
+                .map_err(|e| sql_error(OP, db, e))?;
+            if let Some(r) = existing {
+                let (kind, plugin): (String, String) = (r.get(0), r.get(1));
+                if kind != "logical" || plugin != "pgoutput" {
+                    return Err(crate::prim::conflict(
+                        A,
+                        OP,
+                        format!(
+                            "{db} has a {kind} slot {name} (plugin {plugin:?}), not a pgoutput one"
+                        ),
+                        "choose another slot name, or drop that slot if it is not in use",
+                    ));
+                }
+                return Ok(Lsn {
+                    lsn: r.get(2),
+                    lsn_bytes: r.get(3),
+                });
+            }
+            let r = c
+                .query_one(
+                    "SELECT lsn::text, pg_wal_lsn_diff(lsn, '0/0')::bigint \
+                     FROM pg_create_logical_replication_slot($1, 'pgoutput')",
+                    &[&name],
+                )
+                .await
+                .map_err(|e| sql_error(OP, db, e))?;
+            Ok(Lsn {
+                lsn: r.get(0),
+                lsn_bytes: r.get(1),
+            })
+        })
+    }
+
+    fn drop_replication_slot(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        name: &str,
+    ) -> Result<bool, PrimitiveError> {
+        const OP: &str = "drop_replication_slot";
+        let st = cx.budget(PG_CALL_LIMIT);
+        self.run(cx, db, async {
+            let c = self.pool.client(db, None, OP, st).await?;
+            // A subscriber just dropped or disabled leaves its walsender exiting for a moment:
+            // wait up to 10 s for the slot to be released before calling it in use.
+            for _ in 0..100 {
+                let row = c
+                    .query_opt(
+                        "SELECT active FROM pg_replication_slots WHERE slot_name = $1",
+                        &[&name],
+                    )
+                    .await
+                    .map_err(|e| sql_error(OP, db, e))?;
+                match row.map(|r| r.get::<_, bool>(0)) {
+                    None => return Ok(false),
+                    Some(false) => {
+                        c.execute("SELECT pg_drop_replication_slot($1)", &[&name])
+                            .await
+                            .map_err(|e| sql_error(OP, db, e))?;
+                        return Ok(true);
+                    }
+                    Some(true) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+            Err(crate::prim::conflict(
+                A,
+                OP,
+                format!("slot {name} on {db} is still read by a client after 10 s"),
+                "stop its reader first (pg::drop_subscription on the subscriber, or the CDC consumer)",
+            )
+            .with_retryable(true))
+        })
+    }
+
+    fn subscribe(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        name: &str,
+        to: &SubscribeTo,
+    ) -> Result<Subscription, PrimitiveError> {
+        const OP: &str = "subscribe";
+        let st = cx.budget(PG_CALL_LIMIT);
+        self.run(cx, db, async {
+            if let Some(s) = self.one_subscription(db, OP, name, st).await? {
+                return Ok(s);
+            }
+            let info = self.pool.connector().publisher_conninfo(&to.from).await?;
+            let c = self.pool.client(db, None, OP, st).await?;
+            // The connection string carries credentials: it goes to the server only, never
+            // to the journal (the call's arguments do not contain it).
+            c.batch_execute(&format!(
+                "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} \
+                 WITH (create_slot = false, slot_name = {}, copy_data = {}, enabled = true)",
+                quote_ident(name),
+                sql_literal(&info),
+                quote_ident(&to.publication),
+                sql_literal(&to.slot),
+                to.copy_data,
+            ))
+            .await
+            .map_err(|e| {
+                let mut e = sql_error(OP, db, e);
+                e.hint = format!(
+                    "{db} must reach {} on its port (security groups both ways) and godwit's \
+                     login there needs replication rights; {}",
+                    to.from, e.hint
+                );
+                e
+            })?;
+            self.one_subscription(db, OP, name, st)
+                .await?
+                .ok_or_else(|| {
+                    crate::prim::conflict(
+                        A,
+                        OP,
+                        format!("subscription {name} on {db} vanished right after its creation"),
+                        "someone else dropped it; look at the server's log",
+                    )
+                })
+        })
+    }
+
+    fn refresh_subscription(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        name: &str,
+        from: &str,
+    ) -> Result<Subscription, PrimitiveError> {
+        const OP: &str = "refresh_subscription";
+        let st = cx.budget(PG_CALL_LIMIT);
+        self.run(cx, db, async {
+            let Some(s) = self.one_subscription(db, OP, name, st).await? else {
+                return Err(crate::prim::not_found(
+                    A,
+                    OP,
+                    format!("{db} has no subscription {name}"),
+                    "list them with pg::subscriptions",
+                ));
+            };
+            let c = self.pool.client(db, None, OP, st).await?;
+            let info = self.pool.connector().publisher_conninfo(from).await?;
+            c.batch_execute(&format!(
+                "ALTER SUBSCRIPTION {} CONNECTION {}",
+                quote_ident(name),
+                sql_literal(&info)
+            ))
+            .await
+            .map_err(|e| sql_error(OP, db, e))?;
+            self.one_subscription(db, OP, name, st)
+                .await
+                .map(|o| o.unwrap_or(s))
+        })
+    }
+
+    fn subscriptions(&self, cx: &Call<'_>, db: &str) -> Result<Vec<Subscription>, PrimitiveError> {
+        const OP: &str = "subscriptions";
+        let st = cx.budget(PG_CALL_LIMIT);
+        self.run(cx, db, self.subscription_rows(db, OP, st))
+    }
+
+    fn drop_subscription(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        name: &str,
+    ) -> Result<bool, PrimitiveError> {
+        const OP: &str = "drop_subscription";
+        let st = cx.budget(PG_CALL_LIMIT);
+        self.run(cx, db, async {
+            if self.one_subscription(db, OP, name, st).await?.is_none() {
+                return Ok(false);
+            }
+            let c = self.pool.client(db, None, OP, st).await?;
+            let q = quote_ident(name);
+            // Detached from its slot first, so the drop does not connect to the publisher
+            // (which may be fenced or gone); the caller drops the slot there.
+            c.batch_execute(&format!(
+                "ALTER SUBSCRIPTION {q} DISABLE; ALTER SUBSCRIPTION {q} SET (slot_name = NONE); \
+                 DROP SUBSCRIPTION {q}"
+            ))
+            .await
+            .map_err(|e| sql_error(OP, db, e))?;
+            Ok(true)
+        })
+    }
+
     fn sequences(&self, cx: &Call<'_>, db: &str) -> Result<Vec<Sequence>, PrimitiveError> {
         const OP: &str = "sequences";
         let st = cx.budget(PG_CALL_LIMIT);
@@ -975,7 +1389,82 @@ impl Pg for LivePg {
     }
 }
 
+/// A SQL string literal (standard_conforming_strings, PostgreSQL's default since 9.1).
+fn sql_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// A subscription row of [`SUBSCRIPTIONS_SQL`].
+fn subscription_of(r: &tokio_postgres::Row) -> Subscription {
+    Subscription {
+        name: r.get(0),
+        publications: r.get(1),
+        slot_name: r.get(2),
+        enabled: r.get(3),
+        worker_pid: r.get::<_, Option<i32>>(4).map(i64::from),
+        received_lsn_bytes: r.get(5),
+        latest_end_lsn_bytes: r.get(6),
+        apply_errors: r.get(7),
+    }
+}
+
+/// The subscriptions of the current database with their apply worker (the row of
+/// `pg_stat_subscription` without a table: table-sync workers have one) and error count
+/// (`pg_stat_subscription_stats`, PostgreSQL 15; before it, 0).
+fn subscriptions_sql(with_stats: bool) -> String {
+    let errors = if with_stats {
+        "coalesce((SELECT apply_error_count FROM pg_stat_subscription_stats ss WHERE ss.subid = s.oid), 0)::bigint"
+    } else {
+        "0::bigint"
+    };
+    format!(
+        "SELECT s.subname::text, s.subpublications::text[], s.subslotname::text, s.subenabled, \
+         st.pid, pg_wal_lsn_diff(st.received_lsn, '0/0')::bigint, \
+         pg_wal_lsn_diff(st.latest_end_lsn, '0/0')::bigint, {errors} \
+         FROM pg_subscription s \
+         LEFT JOIN pg_stat_subscription st ON st.subid = s.oid AND st.relid IS NULL \
+         WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+         ORDER BY 1"
+    )
+}
+
 impl LivePg {
+    async fn subscription_rows(
+        &self,
+        db: &str,
+        op: &str,
+        st: Duration,
+    ) -> Result<Vec<Subscription>, PrimitiveError> {
+        let c = self.pool.client(db, None, op, st).await?;
+        let stats: bool = c
+            .query_one(
+                "SELECT to_regclass('pg_catalog.pg_stat_subscription_stats') IS NOT NULL",
+                &[],
+            )
+            .await
+            .map_err(|e| sql_error(op, db, e))?
+            .get(0);
+        let rows = c
+            .query(&subscriptions_sql(stats), &[])
+            .await
+            .map_err(|e| sql_error(op, db, e))?;
+        Ok(rows.iter().map(subscription_of).collect())
+    }
+
+    async fn one_subscription(
+        &self,
+        db: &str,
+        op: &str,
+        name: &str,
+        st: Duration,
+    ) -> Result<Option<Subscription>, PrimitiveError> {
+        Ok(self
+            .subscription_rows(db, op, st)
+            .await?
+            .into_iter()
+            .find(|s| s.name == name))
+    }
+
     fn set_login(
         &self,
         cx: &Call<'_>,

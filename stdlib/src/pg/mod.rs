@@ -170,6 +170,61 @@ pub struct Checkpoint {
     pub shutdown: bool,
 }
 
+/// A logical replication subscription as its subscriber reports it (`pg_subscription` with
+/// `pg_stat_subscription` and, from PostgreSQL 15, `pg_stat_subscription_stats`). Positions are
+/// byte LSNs in the **publisher's** WAL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Subscription {
+    pub name: String,
+    pub publications: Vec<String>,
+    /// The publisher's slot it streams from (`()` once detached for a drop).
+    pub slot_name: Option<String>,
+    pub enabled: bool,
+    /// The apply worker's pid; `()` while it does not run (disabled, or restarting after an
+    /// error: PostgreSQL retries every `wal_retrieve_retry_interval`).
+    pub worker_pid: Option<i64>,
+    /// Last publisher position received (`()` before the first message).
+    pub received_lsn_bytes: Option<i64>,
+    /// Last position reported back to the publisher as applied and flushed.
+    pub latest_end_lsn_bytes: Option<i64>,
+    /// Errors of the apply worker since the subscription was created (a conflict, a missing
+    /// table or column after a DDL on the publisher, a broken connection keeps it at 0).
+    pub apply_errors: i64,
+}
+
+/// What [`Pg::subscribe`] creates: a subscription on the subscriber that streams publication
+/// `publication` of `from` through `from`'s existing logical slot `slot`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubscribeTo {
+    /// The publisher: an RDS instance id or an Aurora cluster id (its writer).
+    pub from: String,
+    pub publication: String,
+    pub slot: String,
+    /// Copy the published tables first (`false`: the subscriber already holds the same data,
+    /// and streaming starts at the slot's position).
+    pub copy_data: bool,
+}
+
+/// A table logical replication cannot carry updates and deletes of: no primary key and no
+/// replica identity (`REPLICA IDENTITY DEFAULT` without a key, or `NOTHING`). Published, such
+/// a table refuses its own `UPDATE`s and `DELETE`s on the publisher.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnreplicableTable {
+    pub table: String,
+    /// `no primary key` or `replica identity nothing`.
+    pub why: String,
+}
+
+/// A table's shape: what logical replication needs to be the same on both sides (it carries
+/// rows, not DDL: a column added on one side only breaks it or loses data).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableDefinition {
+    /// `schema.name` (`database:schema.name` outside the application database).
+    pub table: String,
+    /// Its columns in order, `name type` joined by `, ` (`id bigint, note text`).
+    pub columns: String,
+}
+
 pub trait Pg: Send + Sync {
     /// Whether godwit can reach `db` with SQL in this world, how, and from which security group.
     fn access(&self, cx: &Call<'_>, db: &str) -> Result<Access, PrimitiveError>;
@@ -236,6 +291,91 @@ pub trait Pg: Send + Sync {
     ) -> Result<Vec<i64>, PrimitiveError>;
     /// Sorted by name.
     fn sequences(&self, cx: &Call<'_>, db: &str) -> Result<Vec<Sequence>, PrimitiveError>;
+    /// Set each of `to`'s sequences (names as [`Pg::sequences`] reports them) to at least its
+    /// `last_value` (`setval(.., greatest(own, given), true)`: the next value is past it; a
+    /// sequence already further is left alone). Returns every sequence after, sorted; a name
+    /// the database lacks is `NotFound`, before anything is set.
+    fn advance_sequences(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        to: &[Sequence],
+    ) -> Result<Vec<Sequence>, PrimitiveError>;
+    /// Every user table with its columns, sorted by table: compared across two databases, the
+    /// schema difference logical replication cannot carry.
+    fn table_definitions(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+    ) -> Result<Vec<TableDefinition>, PrimitiveError>;
+    /// User tables logical replication cannot carry updates of, sorted by table.
+    fn unreplicable_tables(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+    ) -> Result<Vec<UnreplicableTable>, PrimitiveError>;
+    /// `CREATE PUBLICATION name FOR ALL TABLES` in `db`'s application database; idempotent.
+    /// Returns the tables it publishes, sorted.
+    fn create_publication(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        name: &str,
+    ) -> Result<Vec<String>, PrimitiveError>;
+    /// Drop publication `name`; whether it existed.
+    fn drop_publication(&self, cx: &Call<'_>, db: &str, name: &str)
+    -> Result<bool, PrimitiveError>;
+    /// A logical slot `name` with output plugin `pgoutput` in the application database, and
+    /// the position streaming from it starts at (its `confirmed_flush_lsn`); idempotent (an
+    /// existing slot answers its position). `Conflict` on a replica; on Aurora without
+    /// `rds.logical_replication=1` in force (the simulator and AWS refuse it alike).
+    fn create_logical_slot(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        name: &str,
+    ) -> Result<Lsn, PrimitiveError>;
+    /// Drop replication slot `name`; whether it existed. `Conflict` while a reader uses it.
+    fn drop_replication_slot(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        name: &str,
+    ) -> Result<bool, PrimitiveError>;
+    /// `CREATE SUBSCRIPTION name` on `db` (the subscriber) streaming `to.publication` of
+    /// `to.from` through its existing slot `to.slot`, connecting the way this world connects
+    /// a server to another (the lab: loopback; aws: godwit's IAM login, a token refreshed with
+    /// [`Pg::refresh_subscription`]). Idempotent: an existing subscription of that name is
+    /// returned. The subscriber must reach the publisher on its port.
+    fn subscribe(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        name: &str,
+        to: &SubscribeTo,
+    ) -> Result<Subscription, PrimitiveError>;
+    /// Renew the credentials subscription `name` connects with (`ALTER SUBSCRIPTION ..
+    /// CONNECTION`) to its publisher `from`: an IAM token admits new connections for 15
+    /// minutes, and an apply worker that reconnects after that needs a fresh one. Returns the
+    /// subscription; `NotFound` without one.
+    fn refresh_subscription(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        name: &str,
+        from: &str,
+    ) -> Result<Subscription, PrimitiveError>;
+    /// The subscriptions of `db`'s application database, sorted by name.
+    fn subscriptions(&self, cx: &Call<'_>, db: &str) -> Result<Vec<Subscription>, PrimitiveError>;
+    /// Stop and drop subscription `name`, leaving the publisher's slot (drop it there with
+    /// [`Pg::drop_replication_slot`]: a drop never waits on an unreachable publisher). Whether
+    /// it existed.
+    fn drop_subscription(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        name: &str,
+    ) -> Result<bool, PrimitiveError>;
 }
 
 /// What Aurora answers godwit's WAL position functions (`pg_last_wal_replay_lsn()` always;

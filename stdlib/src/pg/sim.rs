@@ -488,4 +488,113 @@ impl Pg for Sim {
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
+
+    // TEMPORARY (replaced by the simulator's model of logical replication in this series).
+    fn advance_sequences(
+        &self,
+        _cx: &Call<'_>,
+        db: &str,
+        _to: &[Sequence],
+    ) -> Result<Vec<Sequence>, PrimitiveError> {
+        Err(conflict(
+            A,
+            "advance_sequences",
+            format!("{db}: not modelled"),
+            "-",
+        ))
+    }
+    fn table_definitions(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+    ) -> Result<Vec<TableDefinition>, PrimitiveError> {
+        Ok(Vec::new())
+    }
+    fn unreplicable_tables(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+    ) -> Result<Vec<UnreplicableTable>, PrimitiveError> {
+        Ok(Vec::new())
+    }
+    fn create_publication(
+        &self,
+        _cx: &Call<'_>,
+        db: &str,
+        _name: &str,
+    ) -> Result<Vec<String>, PrimitiveError> {
+        Err(conflict(
+            A,
+            "create_publication",
+            format!("{db}: not modelled"),
+            "-",
+        ))
+    }
+    fn drop_publication(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+        _name: &str,
+    ) -> Result<bool, PrimitiveError> {
+        Ok(false)
+    }
+    fn create_logical_slot(
+        &self,
+        _cx: &Call<'_>,
+        db: &str,
+        _name: &str,
+    ) -> Result<Lsn, PrimitiveError> {
+        Err(conflict(
+            A,
+            "create_logical_slot",
+            format!("{db}: not modelled"),
+            "-",
+        ))
+    }
+    fn drop_replication_slot(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+        _name: &str,
+    ) -> Result<bool, PrimitiveError> {
+        Ok(false)
+    }
+    fn subscribe(
+        &self,
+        _cx: &Call<'_>,
+        db: &str,
+        _name: &str,
+        _to: &SubscribeTo,
+    ) -> Result<Subscription, PrimitiveError> {
+        Err(conflict(A, "subscribe", format!("{db}: not modelled"), "-"))
+    }
+    fn refresh_subscription(
+        &self,
+        _cx: &Call<'_>,
+        db: &str,
+        _name: &str,
+        _from: &str,
+    ) -> Result<Subscription, PrimitiveError> {
+        Err(conflict(
+            A,
+            "refresh_subscription",
+            format!("{db}: not modelled"),
+            "-",
+        ))
+    }
+    fn subscriptions(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+    ) -> Result<Vec<Subscription>, PrimitiveError> {
+        Ok(Vec::new())
+    }
+    fn drop_subscription(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+        _name: &str,
+    ) -> Result<bool, PrimitiveError> {
+        Ok(false)
+    }
 }
