@@ -8,7 +8,7 @@ use godwit_engine::exit;
 
 use crate::cmd::{
     abort, approve, check, completions, cw, dal, demo, docs, fleet, lab, plan, repl, report,
-    resume, run, runs, serve, show, verify, worker, worlds,
+    resume, rollback, run, runs, serve, show, verify, worker, worlds,
 };
 use crate::context::{Context, Format};
 use crate::session::Failure;
@@ -67,6 +67,7 @@ pub enum Command {
     Resume(resume::ResumeArgs),
     Abort(abort::AbortArgs),
     Approve(approve::ApproveArgs),
+    Rollback(rollback::RollbackArgs),
     Runs(runs::RunsArgs),
     Show(show::ShowArgs),
     Verify(verify::VerifyArgs),
@@ -123,6 +124,7 @@ fn dispatch(command: Command, ctx: &Context) -> Result<i32, Failure> {
         Command::Resume(args) => args.execute(ctx),
         Command::Abort(args) => args.execute(ctx),
         Command::Approve(args) => args.execute(ctx),
+        Command::Rollback(args) => args.execute(ctx),
         Command::Runs(args) => args.execute(ctx),
         Command::Show(args) => args.execute(ctx),
         Command::Verify(args) => args.execute(ctx),

@@ -51,6 +51,10 @@ pub const STANDARD_RUNBOOK: &[(&str, &str)] = &[
         "lib/routing.rhai",
         include_str!("../../runbooks/lib/routing.rhai"),
     ),
+    (
+        "lib/reverse.rhai",
+        include_str!("../../runbooks/lib/reverse.rhai"),
+    ),
 ];
 
 fn io(e: impl std::fmt::Display) -> Failure {

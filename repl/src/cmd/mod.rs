@@ -19,6 +19,7 @@ pub mod plan;
 pub mod repl;
 pub mod report;
 pub mod resume;
+pub mod rollback;
 pub mod run;
 pub mod runs;
 pub mod serve;

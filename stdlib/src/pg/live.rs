@@ -482,7 +482,10 @@ impl Pool {
 /// recovery, SQLSTATE class 55 "object not in prerequisite state") is a `Conflict`, as the
 /// simulator answers.
 pub fn sql_error(op: &str, db: &str, e: tokio_postgres::Error) -> PrimitiveError {
-    let closed = e.is_closed() || e.as_db_error().is_none();
+    // Not a server error: a broken connection (retryable), unless godwit could not even encode
+    // the statement's parameters (a bug, retrying repeats it).
+    let closed = e.is_closed()
+        || (e.as_db_error().is_none() && !e.to_string().starts_with("error serializing"));
     let text = error_text(&e);
     let wrong_state = e
         .as_db_error()
@@ -1027,9 +1030,9 @@ impl Pg for LivePg {
                 };
                 let c = self.pool.client(db, dbname, OP, st).await?;
                 c.execute(
-                    "SELECT setval($1::regclass, greatest($2::bigint, \
+                    "SELECT setval($1::text::regclass, greatest($2::bigint, \
                        (SELECT coalesce(last_value, $2::bigint) FROM pg_sequences \
-                        WHERE format('%I.%I', schemaname, sequencename)::regclass = $1::regclass)), true)",
+                        WHERE format('%I.%I', schemaname, sequencename)::regclass = $1::text::regclass)), true)",
                     &[&seq, &t.last_value],
                 )
                 .await

@@ -580,4 +580,455 @@ mod pg_module {
             w.pg.sequences(cx, db)
         })
     }
+
+    /// Set sequences to at least the given values — the sequences of a database that took
+    /// writes elsewhere (logical replication does not carry sequences): afterwards the next
+    /// value of each is past the value given. A sequence already further is left alone.
+    ///
+    /// # Parameters
+    /// * `db` — an RDS instance id or an Aurora cluster id.
+    /// * `to` — array of `#{ name, last_value }`, as `pg::sequences` returns them (of the other database).
+    ///
+    /// # Returns
+    /// Every sequence of `db` after, `#{ name, last_value }`, sorted by name.
+    ///
+    /// # Errors
+    /// `NotFound` for a sequence `db` lacks (nothing is set then); `Invalid` for a malformed `to`.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let now = pg::sequences("orders-db");
+    /// let ahead = now.map(|s| #{ name: s.name, last_value: s.last_value + 1000 });
+    /// let after = pg::advance_sequences("orders-db", ahead);
+    /// if after[0].last_value != now[0].last_value + 1000 { throw after; }
+    /// // Never lowered.
+    /// if pg::advance_sequences("orders-db", now)[0].last_value != after[0].last_value { throw "lowered"; }
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn advance_sequences(ctx: NativeCallContext, db: &str, to: Array) -> RhaiResult<Array> {
+        const OP: &str = "advance_sequences";
+        let list: Option<Vec<super::super::Sequence>> = to
+            .iter()
+            .map(|v| {
+                let m = v.read_lock::<Map>()?;
+                Some(super::super::Sequence {
+                    name: m.get("name")?.clone().into_string().ok()?,
+                    last_value: m.get("last_value")?.as_int().ok()?,
+                })
+            })
+            .collect();
+        let to = list.ok_or_else(|| {
+            PrimitiveError::invalid(
+                A,
+                OP,
+                "to must be an array of #{ name, last_value }",
+                "pass pg::sequences(other_db)",
+            )
+            .into_rhai_at(ctx.call_position())
+        })?;
+        call(&ctx, A, OP, &json!({ "db": db, "to": to }), |cx, w| {
+            w.pg.advance_sequences(cx, db, &to)
+        })
+    }
+
+    /// Every user table with its columns in order: two databases whose lists differ have a
+    /// schema difference logical replication cannot carry (it replicates rows, not DDL).
+    ///
+    /// # Parameters
+    /// * `db` — an RDS instance id or an Aurora cluster id.
+    ///
+    /// # Returns
+    /// Array of `#{ table, columns }` (`columns`: `name type` joined by `, `), sorted by table.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown endpoint.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let t = pg::table_definitions("orders-db");
+    /// if t.is_empty() || !t[0].columns.contains(" ") { throw t; }
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn table_definitions(ctx: NativeCallContext, db: &str) -> RhaiResult<Array> {
+        call(
+            &ctx,
+            A,
+            "table_definitions",
+            &json!({ "db": db }),
+            |cx, w| w.pg.table_definitions(cx, db),
+        )
+    }
+
+    /// User tables whose updates and deletes logical replication cannot carry: no primary key
+    /// and no replica identity. Published, such a table refuses its own `UPDATE` and `DELETE`
+    /// on the publisher — the fix is a primary key, or `ALTER TABLE .. REPLICA IDENTITY FULL`
+    /// (or `USING INDEX` on a unique, non-null index).
+    ///
+    /// # Parameters
+    /// * `db` — an RDS instance id or an Aurora cluster id.
+    ///
+    /// # Returns
+    /// Array of `#{ table, why }`, sorted by table (`why`: `no primary key` or `replica identity nothing`).
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown endpoint.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let bad = pg::unreplicable_tables("orders-db");
+    /// if bad != [] { throw bad; }
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn unreplicable_tables(ctx: NativeCallContext, db: &str) -> RhaiResult<Array> {
+        call(
+            &ctx,
+            A,
+            "unreplicable_tables",
+            &json!({ "db": db }),
+            |cx, w| w.pg.unreplicable_tables(cx, db),
+        )
+    }
+
+    /// `CREATE PUBLICATION name FOR ALL TABLES` in the application database. Idempotent.
+    ///
+    /// # Parameters
+    /// * `db` — the publisher: an RDS instance id or an Aurora cluster id.
+    /// * `name` — the publication's name.
+    ///
+    /// # Returns
+    /// The tables it publishes (`schema.name`), sorted.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown endpoint; `Conflict` on a replica (read-only).
+    ///
+    /// # Example
+    /// ```rhai
+    /// let tables = pg::create_publication("orders-db", "godwit_reverse");
+    /// if tables.is_empty() || pg::create_publication("orders-db", "godwit_reverse") != tables { throw tables; }
+    /// if !pg::drop_publication("orders-db", "godwit_reverse") { throw "not dropped"; }
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn create_publication(ctx: NativeCallContext, db: &str, name: &str) -> RhaiResult<Array> {
+        call(
+            &ctx,
+            A,
+            "create_publication",
+            &json!({ "db": db, "name": name }),
+            |cx, w| w.pg.create_publication(cx, db, name),
+        )
+    }
+
+    /// Drop a publication.
+    ///
+    /// # Parameters
+    /// * `db` — the publisher.
+    /// * `name` — the publication's name.
+    ///
+    /// # Returns
+    /// Whether it existed.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown endpoint.
+    ///
+    /// # Example
+    /// ```rhai
+    /// if pg::drop_publication("orders-db", "nothing_here") { throw "dropped what did not exist"; }
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn drop_publication(ctx: NativeCallContext, db: &str, name: &str) -> RhaiResult<bool> {
+        call(
+            &ctx,
+            A,
+            "drop_publication",
+            &json!({ "db": db, "name": name }),
+            |cx, w| w.pg.drop_publication(cx, db, name),
+        )
+    }
+
+    /// A logical replication slot with output plugin `pgoutput` in the application database:
+    /// the publisher keeps every change from its position on for a subscription. Idempotent.
+    ///
+    /// # Parameters
+    /// * `db` — the publisher (a primary: the source, or a promoted Aurora cluster).
+    /// * `name` — the slot's name.
+    ///
+    /// # Returns
+    /// `#{ lsn, lsn_bytes }`: where streaming from it starts (`confirmed_flush_lsn`).
+    ///
+    /// # Errors
+    /// `Conflict` on a replica, on an Aurora cluster without `rds.logical_replication=1` in
+    /// force, or when a slot of that name is not a pgoutput one; `NotFound`.
+    ///
+    /// # Example
+    /// ```rhai
+    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4", iam_auth: true });
+    /// rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
+    /// rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" });
+    /// try { pg::create_logical_slot("orders-aurora", "godwit_reverse"); throw "a replica is read-only"; }
+    /// catch (e) { if e.kind != "Conflict" { throw e; } }
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn create_logical_slot(ctx: NativeCallContext, db: &str, name: &str) -> RhaiResult<Map> {
+        call(
+            &ctx,
+            A,
+            "create_logical_slot",
+            &json!({ "db": db, "name": name }),
+            |cx, w| w.pg.create_logical_slot(cx, db, name),
+        )
+    }
+
+    /// Drop a replication slot (after its subscription was dropped: the publisher otherwise
+    /// keeps WAL for it forever).
+    ///
+    /// # Parameters
+    /// * `db` — the publisher.
+    /// * `name` — the slot's name.
+    ///
+    /// # Returns
+    /// Whether it existed.
+    ///
+    /// # Errors
+    /// `Conflict` (retryable) while a reader still uses it after 10 s; `NotFound` for an unknown endpoint.
+    ///
+    /// # Example
+    /// ```rhai
+    /// if pg::drop_replication_slot("orders-db", "no_such_slot") { throw "dropped what did not exist"; }
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn drop_replication_slot(ctx: NativeCallContext, db: &str, name: &str) -> RhaiResult<bool> {
+        call(
+            &ctx,
+            A,
+            "drop_replication_slot",
+            &json!({ "db": db, "name": name }),
+            |cx, w| w.pg.drop_replication_slot(cx, db, name),
+        )
+    }
+
+    /// `CREATE SUBSCRIPTION` on `db` streaming a publication of another database through its
+    /// existing slot. The subscriber connects with the world's credentials for the publisher
+    /// (aws: godwit's IAM login with a token that admits new connections for 15 minutes —
+    /// renew it with `pg::refresh_subscription`); the connection string never reaches the journal.
+    /// Idempotent: an existing subscription of that name is returned.
+    ///
+    /// # Parameters
+    /// * `db` — the subscriber.
+    /// * `name` — the subscription's name.
+    /// * `to` — `#{ from, publication, slot, copy_data }`: the publisher, its publication and slot; `copy_data` (default `false`): copy the tables first instead of starting at the slot's position.
+    ///
+    /// # Returns
+    /// `#{ name, publications, slot_name, enabled, worker_pid, received_lsn_bytes, latest_end_lsn_bytes, apply_errors }`.
+    ///
+    /// # Errors
+    /// `NotFound` when the publication or slot is missing on `from`; `Internal` when the
+    /// subscriber cannot reach the publisher (security groups both ways) or lacks the rights.
+    ///
+    /// # Example
+    /// ```rhai
+    /// try { pg::subscribe("orders-db", "s", #{ from: "orders-aurora", publication: "p", slot: "s" }); throw "no publisher"; }
+    /// catch (e) { if e.kind != "NotFound" { throw e; } }
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn subscribe(ctx: NativeCallContext, db: &str, name: &str, to: Map) -> RhaiResult<Map> {
+        const OP: &str = "subscribe";
+        let to = (|| {
+            let o =
+                crate::prim::Opts::new(A, OP, to, &["from", "publication", "slot", "copy_data"])?;
+            let need = |k: &str| {
+                o.string(k)?.ok_or_else(|| {
+                    PrimitiveError::invalid(
+                        A,
+                        OP,
+                        format!("to.{k} is missing"),
+                        "pass #{ from, publication, slot }",
+                    )
+                })
+            };
+            Ok::<_, PrimitiveError>(super::super::SubscribeTo {
+                from: need("from")?,
+                publication: need("publication")?,
+                slot: need("slot")?,
+                copy_data: o.bool("copy_data")?.unwrap_or(false),
+            })
+        })()
+        .map_err(|e| e.into_rhai_at(ctx.call_position()))?;
+        call(
+            &ctx,
+            A,
+            OP,
+            &json!({ "db": db, "name": name, "to": to }),
+            |cx, w| w.pg.subscribe(cx, db, name, &to),
+        )
+    }
+
+    /// Renew the credentials a subscription connects to its publisher with (`ALTER SUBSCRIPTION
+    /// .. CONNECTION`): its apply worker reconnects with them. An IAM token admits new
+    /// connections for 15 minutes: a rollback window longer than that renews it every few minutes.
+    ///
+    /// # Parameters
+    /// * `db` — the subscriber.
+    /// * `name` — the subscription.
+    /// * `from` — its publisher.
+    ///
+    /// # Returns
+    /// The subscription, as `pg::subscriptions` lists it.
+    ///
+    /// # Errors
+    /// `NotFound` without such a subscription.
+    ///
+    /// # Example
+    /// ```rhai
+    /// try { pg::refresh_subscription("orders-db", "none", "orders-aurora"); throw "found"; }
+    /// catch (e) { if e.kind != "NotFound" { throw e; } }
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn refresh_subscription(
+        ctx: NativeCallContext,
+        db: &str,
+        name: &str,
+        from: &str,
+    ) -> RhaiResult<Map> {
+        call(
+            &ctx,
+            A,
+            "refresh_subscription",
+            &json!({ "db": db, "name": name, "from": from }),
+            |cx, w| w.pg.refresh_subscription(cx, db, name, from),
+        )
+    }
+
+    /// The subscriptions of the application database with their apply worker's progress.
+    ///
+    /// # Parameters
+    /// * `db` — the subscriber.
+    ///
+    /// # Returns
+    /// Array of `#{ name, publications, slot_name, enabled, worker_pid, received_lsn_bytes, latest_end_lsn_bytes, apply_errors }`, sorted by name; positions in the publisher's WAL.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown endpoint.
+    ///
+    /// # Example
+    /// ```rhai
+    /// if pg::subscriptions("orders-db") != [] { throw "a fresh source subscribes to nothing"; }
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn subscriptions(ctx: NativeCallContext, db: &str) -> RhaiResult<Array> {
+        call(&ctx, A, "subscriptions", &json!({ "db": db }), |cx, w| {
+            w.pg.subscriptions(cx, db)
+        })
+    }
+
+    /// Stop and drop a subscription, leaving the publisher's slot (drop it there with
+    /// `pg::drop_replication_slot`: the drop never waits on an unreachable publisher).
+    ///
+    /// # Parameters
+    /// * `db` — the subscriber.
+    /// * `name` — the subscription.
+    ///
+    /// # Returns
+    /// Whether it existed.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown endpoint.
+    ///
+    /// # Example
+    /// ```rhai
+    /// if pg::drop_subscription("orders-db", "none") { throw "dropped what did not exist"; }
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn drop_subscription(ctx: NativeCallContext, db: &str, name: &str) -> RhaiResult<bool> {
+        call(
+            &ctx,
+            A,
+            "drop_subscription",
+            &json!({ "db": db, "name": name }),
+            |cx, w| w.pg.drop_subscription(cx, db, name),
+        )
+    }
+
+    /// Poll until the subscriber reading `slot` on the publisher has applied and flushed
+    /// everything up to `lsn_bytes` (the slot's `confirmed_flush_lsn`: the subscriber reports
+    /// a position only once its own commit of it is on disk).
+    ///
+    /// # Parameters
+    /// * `db` — the publisher.
+    /// * `slot` — the subscription's slot there.
+    /// * `lsn_bytes` — the position to reach (e.g. the publisher's `pg::current_lsn` once fenced).
+    /// * `options` — `#{ timeout, every, min_every }`; defaults `timeout: "5m"`, `every: "1s"`.
+    ///
+    /// # Returns
+    /// `#{ slot, confirmed_flush_bytes, behind_bytes: 0 }`.
+    ///
+    /// # Errors
+    /// `NotFound` without the slot; `Timeout` saying how far behind it still is.
+    ///
+    /// # Example
+    /// ```rhai
+    /// try { pg::wait_until_slot_confirmed("orders-db", "no_such_slot", 0, #{ timeout: "1s" }); throw "found"; }
+    /// catch (e) { if e.kind != "NotFound" { throw e; } }
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn wait_until_slot_confirmed(
+        ctx: NativeCallContext,
+        db: &str,
+        slot: &str,
+        lsn_bytes: i64,
+        options: Map,
+    ) -> RhaiResult<Map> {
+        const OP: &str = "wait_until_slot_confirmed";
+        let (timeout, every) = wait_opts(
+            A,
+            OP,
+            options,
+            Duration::from_secs(300),
+            Duration::from_secs(1),
+        )
+        .map_err(|e| e.into_rhai_at(ctx.call_position()))?;
+        call(
+            &ctx,
+            A,
+            OP,
+            &json!({ "db": db, "slot": slot, "lsn_bytes": lsn_bytes }),
+            |cx, w| {
+                let mut behind = None;
+                poll(
+                    cx,
+                    timeout,
+                    every,
+                    &format!(
+                        "slot {slot} on {db} confirmed past {}",
+                        super::super::format_lsn(lsn_bytes.max(0) as u64)
+                    ),
+                    |cx| {
+                        let slots = w.pg.replication_slots(cx, db)?;
+                        let Some(s) = slots.iter().find(|s| s.slot_name == slot) else {
+                            return Err(crate::prim::not_found(
+                                A,
+                                OP,
+                                format!("{db} has no replication slot {slot}"),
+                                "the reverse path was not set up, or was already dropped",
+                            ));
+                        };
+                        let at = s
+                            .confirmed_flush_lsn
+                            .as_deref()
+                            .and_then(super::super::parse_lsn)
+                            .map_or(0, |b| b as i64);
+                        behind = Some(lsn_bytes - at);
+                        Ok((at >= lsn_bytes).then(|| {
+                            json!({ "slot": slot, "confirmed_flush_bytes": at, "behind_bytes": 0 })
+                        }))
+                    },
+                )
+                .map_err(|mut e| {
+                    if let Some(b) = behind {
+                        e.message = format!("{} ({b} bytes still to apply)", e.message);
+                    }
+                    e
+                })
+            },
+        )
+    }
 }

@@ -1,0 +1,226 @@
+//! The rollback window in the lab (runbooks/lib/reverse.rhai): the standard cutover under a
+//! write load through Envoy starts reverse logical replication from the promoted target back to
+//! the fenced source; clients then write to the target for a while; `godwit rollback RUN` (the
+//! `rollback` runbook with what the run journaled) brings them back to the source — and every
+//! commit acknowledged before, during and after both switches is on the source, and the
+//! source's sequences are past every value the target handed out.
+//!
+//! Needs the PostgreSQL server binaries and Envoy (`scripts/test.sh` provisions both). Nothing
+//! asserts on time: the two blackouts are printed.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use godwit_engine::journal::file::FileStore;
+use godwit_engine::plan::Plan;
+use godwit_engine::transcript::{Collector, Event};
+use godwit_engine::{JournalStore, RunStatus, StartRequest};
+use godwit_lab::cutover::{self, data_home};
+use godwit_lab::supervisor::world;
+use godwit_lab::workload::{self, ClientLog, Kind, Workload};
+use godwit_lab::{LabOptions, LabState, Supervisor};
+
+fn runbooks() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks")
+}
+
+/// A superuser connection straight to the server on `port` (not through Envoy).
+async fn direct(port: u16, db: &str) -> tokio_postgres::Client {
+    let (c, conn) = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port={port} user=postgres dbname={db} connect_timeout=10"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("connect to port {port}: {e}"));
+    tokio::spawn(conn);
+    c
+}
+
+/// The longest gap between two acknowledged commits (any client) inside `[from, to]` (epoch
+/// ms): what the clients saw of a switch in that span.
+fn longest_gap(logs: &[ClientLog], from: i64, to: i64) -> i64 {
+    let mut t: Vec<i64> = logs
+        .iter()
+        .flat_map(|l| l.acked.iter().map(|(_, at)| at / 1000))
+        .filter(|at| (from..=to).contains(at))
+        .collect();
+    t.sort_unstable();
+    t.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0)
+}
+
+fn step_end(lines: &[godwit_engine::transcript::Line], step: &str) -> Option<i64> {
+    lines.iter().find_map(|l| match &l.event {
+        Event::StepCompleted { name, .. } if name == step => Some(l.at),
+        _ => None,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rollback_after_the_cutover_loses_no_write_and_moves_the_sequences_past_the_target() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut opts = LabOptions::new(tmp.path().join("lab"));
+    opts.cdc = true;
+    opts.seed_rows = 2_000;
+    let sup = Supervisor::up(opts)
+        .await
+        .unwrap_or_else(|e| panic!("lab up: {e}"));
+    let st = LabState::load(&sup.dir).unwrap();
+    let load = Workload::start(
+        st.route.listen_port,
+        &st.app_role,
+        &st.app_db,
+        4,
+        Duration::from_millis(5),
+        Kind::Tpcb,
+        st.seed_rows,
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The cutover, with the rollback window (reverse_replication=auto: the lab gives SQL).
+    #[allow(clippy::disallowed_methods)]
+    let handle = tokio::runtime::Handle::current();
+    let store = Arc::new(FileStore::new(tmp.path().join("runs")));
+    let forward = Collector::new();
+    let mut runner = world(&sup.dir, handle.clone()).runner(store.clone(), handle.clone());
+    runner.sinks.push(Arc::new(forward.clone()));
+    let req = StartRequest {
+        runbook: runbooks().join("rds-to-aurora.rhai"),
+        cluster: st.source.clone(),
+        params: cutover::lab_params(),
+        run_id: None,
+    };
+    let report = tokio::task::spawn_blocking(move || runner.start(req))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(report.status, RunStatus::Succeeded { .. }),
+        "{:?}",
+        report.status
+    );
+    let lines = forward.lines();
+    assert!(
+        step_end(&lines, "start-reverse-replication").unwrap()
+            < step_end(&lines, "switch-route").unwrap(),
+        "the reverse path starts before the route is released"
+    );
+
+    // The clients write to the target for a while; one order takes a sequence value there.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let st = LabState::load(&sup.dir).unwrap();
+    let target_port = data_home(&st).expect("a promoted target serves");
+    let source_port = st.instances[&st.source].port;
+    assert_ne!(target_port, source_port);
+    let on_target: i64 = direct(target_port, &st.app_db)
+        .await
+        .query_one(
+            "INSERT INTO orders (customer, amount) VALUES (7, 1) RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+
+    // `godwit rollback RUN`: the window as the CLI reads it from the run's journal.
+    let plan = Plan::from_records(&store.read(&report.run_id).unwrap().records);
+    let w = godwit::cmd::rollback::window(&report.run_id, &plan).unwrap();
+    assert_eq!(
+        w.runbook.canonicalize().unwrap(),
+        runbooks().join("rollback.rhai").canonicalize().unwrap()
+    );
+    let back = Collector::new();
+    let mut runner = world(&sup.dir, handle.clone()).runner(store.clone(), handle);
+    runner.sinks.push(Arc::new(back.clone()));
+    let req = StartRequest {
+        runbook: w.runbook,
+        cluster: w.cluster,
+        params: w.params,
+        run_id: None,
+    };
+    let rolled = tokio::task::spawn_blocking(move || runner.start(req))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(rolled.status, RunStatus::Succeeded { .. }),
+        "{:?}",
+        rolled.status
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let logs = load.stop().await;
+
+    // Every acknowledged commit is on the source, balances agree with the history, and
+    // commits acknowledged after the rollback are there too.
+    let back_lines = back.lines();
+    let released = step_end(&back_lines, "route-back").unwrap();
+    let mut w = workload::report(Kind::Tpcb, &logs);
+    workload::check_on(&mut w, &logs, source_port, &st.app_db, Some(released))
+        .await
+        .unwrap();
+    let forward_gap = longest_gap(
+        &logs,
+        lines.first().map_or(0, |l| l.at),
+        step_end(&lines, "switch-route").unwrap() + 1_000,
+    );
+    let rollback_gap = longest_gap(&logs, back_lines[0].at, released + 1_000);
+    eprintln!(
+        "lab rollback: forward blackout {forward_gap} ms, rollback blackout {rollback_gap} ms; \
+         acked {}, lost {:?}, inconsistent {:?}, acked after the rollback {:?}",
+        w.acked, w.lost, w.inconsistent, w.acked_after_switch
+    );
+    assert!(w.acked > 500, "the load ran: {w:?}");
+    assert_eq!(
+        w.lost,
+        Some(0),
+        "acknowledged commits missing on the source: {w:?}"
+    );
+    assert_eq!(w.inconsistent, Some(0), "{w:?}");
+    assert!(
+        w.acked_after_switch.unwrap_or(0) > 0,
+        "clients write to the source again: {w:?}"
+    );
+
+    // The order made on the target is on the source, and the next one there is past it.
+    let src = direct(source_port, &st.app_db).await;
+    let copied: i64 = src
+        .query_one("SELECT count(*) FROM orders WHERE id = $1", &[&on_target])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        copied, 1,
+        "the target's order {on_target} reached the source"
+    );
+    let next: i64 = src
+        .query_one(
+            "INSERT INTO orders (customer, amount) VALUES (8, 1) RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        next > on_target,
+        "sequence on the source {next} ≤ the target's {on_target}"
+    );
+
+    // Nothing of the reverse path is left: no subscription on the source, no slot on the target.
+    let subs: i64 = src
+        .query_one("SELECT count(*) FROM pg_subscription", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(subs, 0);
+    let slots: i64 = direct(target_port, &st.app_db)
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'godwit_reverse'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(slots, 0);
+    drop(sup);
+}
