@@ -101,7 +101,7 @@ async fn a_rollback_after_the_cutover_loses_no_write_and_moves_the_sequences_pas
     );
     let lines = forward.lines();
     assert!(
-        step_end(&lines, "start-reverse-replication").unwrap()
+        step_end(&lines, "subscribe-source-to-target").unwrap()
             < step_end(&lines, "switch-route").unwrap(),
         "the reverse path starts before the route is released"
     );
@@ -153,7 +153,7 @@ async fn a_rollback_after_the_cutover_loses_no_write_and_moves_the_sequences_pas
     // Every acknowledged commit is on the source, balances agree with the history, and
     // commits acknowledged after the rollback are there too.
     let back_lines = back.lines();
-    let released = step_end(&back_lines, "route-back").unwrap();
+    let released = step_end(&back_lines, "release-to-source").unwrap();
     let mut w = workload::report(Kind::Tpcb, &logs);
     workload::check_on(&mut w, &logs, source_port, &st.app_db, Some(released))
         .await
@@ -169,6 +169,15 @@ async fn a_rollback_after_the_cutover_loses_no_write_and_moves_the_sequences_pas
          acked {}, lost {:?}, inconsistent {:?}, acked after the rollback {:?}",
         w.acked, w.lost, w.inconsistent, w.acked_after_switch
     );
+    // Where the rollback's time goes: its primitives, in order, with their duration.
+    let parts: Vec<String> = back_lines
+        .iter()
+        .filter_map(|l| match &l.event {
+            Event::Primitive { area, op, ms, .. } => Some(format!("{area}::{op} {ms} ms")),
+            _ => None,
+        })
+        .collect();
+    eprintln!("rollback primitives: {}", parts.join(", "));
     assert!(w.acked > 500, "the load ran: {w:?}");
     assert_eq!(
         w.lost,

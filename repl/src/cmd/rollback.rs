@@ -12,8 +12,9 @@ use crate::context::Context;
 use crate::session::{Driving, Failure, Output, audited, drive, finish, invalid};
 use crate::state::{resolve_run, world_state_file};
 
-/// The step whose result records the reverse path (lib/reverse.rhai).
-const REVERSE_STEP: &str = "start-reverse-replication";
+/// The steps whose results record the reverse path (lib/reverse.rhai).
+const PATH_STEP: &str = "create-reverse-path";
+const SUBSCRIBE_STEP: &str = "subscribe-source-to-target";
 
 /// Roll a completed cutover back to its source, losing no write (inside the rollback window).
 #[derive(clap::Args, Debug)]
@@ -68,18 +69,23 @@ pub fn window(id: &str, plan: &Plan) -> Result<Window, String> {
             ));
         }
     }
-    let reverse = plan.flow.iter().find_map(|f| match &f.outcome {
-        FlowOutcome::Completed { result, .. } if f.name == REVERSE_STEP => Some(result),
-        _ => None,
-    });
-    let Some(reverse) = reverse else {
+    let completed = |step: &str| {
+        plan.flow.iter().find_map(|f| match &f.outcome {
+            FlowOutcome::Completed { result, .. } if f.name == step => Some(result),
+            _ => None,
+        })
+    };
+    let (Some(reverse), Some(subscribed)) = (completed(PATH_STEP), completed(SUBSCRIBE_STEP)) else {
         return Err(format!(
             "run {id} has no rollback window: it ran without reverse replication \
              (reverse_replication=off, no database access, or a journal from before it existed); \
              routing back would lose Aurora's writes"
         ));
     };
-    if let Some(why) = reverse.get("failed").and_then(Value::as_str) {
+    if let Some(why) = [reverse, subscribed]
+        .iter()
+        .find_map(|r| r.get("failed").and_then(Value::as_str))
+    {
         return Err(format!(
             "run {id} has no rollback window: its reverse replication could not start ({why})"
         ));
