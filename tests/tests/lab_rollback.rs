@@ -233,3 +233,151 @@ async fn a_rollback_after_the_cutover_loses_no_write_and_moves_the_sequences_pas
     assert_eq!(slots, 0);
     drop(sup);
 }
+
+const GODWIT: &str = env!("CARGO_BIN_EXE_godwit-toy");
+
+/// Wait until a transcript in `state` has a line containing every one of `pats`.
+fn wait_transcript(state: &Path, pats: &[&str], timeout: Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        for run in std::fs::read_dir(state.join("runs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let text =
+                std::fs::read_to_string(run.path().join("transcript.jsonl")).unwrap_or_default();
+            if text.lines().any(|l| pats.iter().all(|p| l.contains(p))) {
+                return true;
+            }
+        }
+        pause(Duration::from_millis(2));
+    }
+    false
+}
+
+/// Watching another process's files happens in real time.
+#[allow(clippy::disallowed_methods)]
+fn pause(d: Duration) {
+    std::thread::sleep(d);
+}
+
+/// `godwit rollback last` SIGKILLed inside its blackout — Aurora fenced and the clients held
+/// (`at`: the primitive it is killed after) — and resumed by `godwit resume last`: the
+/// rollback completes and nothing is lost.
+async fn killed_mid_rollback_resumes(at: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut opts = LabOptions::new(tmp.path().join("lab"));
+    opts.seed_rows = 2_000;
+    let sup = Supervisor::up(opts)
+        .await
+        .unwrap_or_else(|e| panic!("lab up: {e}"));
+    let st = LabState::load(&sup.dir).unwrap();
+    let state = tmp.path().join("state");
+    let load = Workload::start(
+        st.route.listen_port,
+        &st.app_role,
+        &st.app_db,
+        4,
+        Duration::from_millis(5),
+        Kind::Tpcb,
+        st.seed_rows,
+    );
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        runbooks().join("rds-to-aurora.rhai").display().to_string(),
+        "--cluster".into(),
+        st.source.clone(),
+        "--world".into(),
+        format!("lab:{}", sup.dir.display()),
+    ];
+    for (k, v) in cutover::lab_params() {
+        args.push("--set".into());
+        args.push(format!(
+            "{k}={}",
+            v.as_str().map(str::to_string).unwrap_or(v.to_string())
+        ));
+    }
+    let godwit = |args: Vec<String>| {
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(GODWIT)
+                .args(&args)
+                .env("GODWIT_STATE_DIR", &state)
+                .output()
+                .unwrap()
+        })
+    };
+    let forward = godwit(args).await.unwrap();
+    assert!(
+        forward.status.success(),
+        "cutover failed: {}",
+        String::from_utf8_lossy(&forward.stderr)
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let mut child = std::process::Command::new(GODWIT)
+        .args(["rollback", "last"])
+        .env("GODWIT_STATE_DIR", &state)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pat = format!(r#""op":"{at}""#);
+    let seen = {
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || {
+            let seen = wait_transcript(
+                &state,
+                &[r#""event":"primitive""#, &pat],
+                Duration::from_secs(120),
+            );
+            child.kill().unwrap();
+            child.wait().unwrap();
+            seen
+        })
+        .await
+        .unwrap()
+    };
+    assert!(seen, "the rollback never reached {at}");
+    let resumed = godwit(vec!["resume".into(), "last".into()]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let logs = load.stop().await;
+    assert!(
+        resumed.status.success(),
+        "resume failed: {}\n{}",
+        String::from_utf8_lossy(&resumed.stdout),
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    // Commits acknowledged after the resume went through the route: on the source only if it
+    // serves the source again (a route left on the target would show them lost).
+    let st = LabState::load(&sup.dir).unwrap();
+    let mut w = workload::report(Kind::Tpcb, &logs);
+    workload::check_on(
+        &mut w,
+        &logs,
+        st.instances[&st.source].port,
+        &st.app_db,
+        None,
+    )
+    .await
+    .unwrap();
+    eprintln!(
+        "killed after {at} and resumed: {}",
+        serde_json::to_string(&w).unwrap()
+    );
+    assert_eq!(w.lost, Some(0), "{w:?}");
+    assert_eq!(w.inconsistent, Some(0), "{w:?}");
+    assert!(w.acked > 300, "{w:?}");
+    sup.down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rollback_killed_with_the_target_fenced_resumes_losing_nothing() {
+    killed_mid_rollback_resumes("block_logins").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rollback_killed_past_the_subscription_drop_resumes_losing_nothing() {
+    killed_mid_rollback_resumes("drop_subscription").await;
+}

@@ -75,7 +75,8 @@ pub fn window(id: &str, plan: &Plan) -> Result<Window, String> {
             _ => None,
         })
     };
-    let (Some(reverse), Some(subscribed)) = (completed(PATH_STEP), completed(SUBSCRIBE_STEP)) else {
+    let (Some(reverse), Some(subscribed)) = (completed(PATH_STEP), completed(SUBSCRIBE_STEP))
+    else {
         return Err(format!(
             "run {id} has no rollback window: it ran without reverse replication \
              (reverse_replication=off, no database access, or a journal from before it existed); \
