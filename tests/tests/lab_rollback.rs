@@ -125,6 +125,46 @@ async fn a_rollback_after_the_cutover_loses_no_write_and_moves_the_sequences_pas
     // `godwit rollback RUN`: the window as the CLI reads it from the run's journal.
     let plan = Plan::from_records(&store.read(&report.run_id).unwrap().records);
     let w = godwit::cmd::rollback::window(&report.run_id, &plan).unwrap();
+
+    // A DDL on the target during the window: logical replication does not carry it, so the
+    // rollback refuses before it touches anything, saying what differs, and the clients stay
+    // on the target.
+    let target_sql = direct(target_port, &st.app_db).await;
+    target_sql
+        .batch_execute("ALTER TABLE orders ADD COLUMN coupon text")
+        .await
+        .unwrap();
+    let refused = Collector::new();
+    let mut runner = world(&sup.dir, handle.clone()).runner(store.clone(), handle.clone());
+    runner.sinks.push(Arc::new(refused.clone()));
+    let req = StartRequest {
+        runbook: w.runbook.clone(),
+        cluster: w.cluster.clone(),
+        params: w.params.clone(),
+        run_id: None,
+    };
+    let r = tokio::task::spawn_blocking(move || runner.start(req))
+        .await
+        .unwrap()
+        .unwrap();
+    let said = format!("{:?}", r.status);
+    assert!(
+        !matches!(r.status, RunStatus::Succeeded { .. })
+            && said.contains("the schemas differ")
+            && said.contains("coupon"),
+        "{said}"
+    );
+    assert!(
+        !refused.lines().iter().any(|l| matches!(
+            &l.event,
+            Event::Primitive { op, .. } if op == "switch_route" || op == "block_logins"
+        )),
+        "the refusal held no client and fenced nothing"
+    );
+    target_sql
+        .batch_execute("ALTER TABLE orders DROP COLUMN coupon")
+        .await
+        .unwrap();
     assert_eq!(
         w.runbook.canonicalize().unwrap(),
         runbooks().join("rollback.rhai").canonicalize().unwrap()
@@ -132,6 +172,7 @@ async fn a_rollback_after_the_cutover_loses_no_write_and_moves_the_sequences_pas
     let back = Collector::new();
     let mut runner = world(&sup.dir, handle.clone()).runner(store.clone(), handle);
     runner.sinks.push(Arc::new(back.clone()));
+    // (the schemas agree again: the column was dropped on the target)
     let req = StartRequest {
         runbook: w.runbook,
         cluster: w.cluster,
