@@ -12,8 +12,11 @@
 //! (default `access,credential-less`: the runbook with database access, once per fence method,
 //! and without any — the lab withholds it, the runbook reboots the source and decides from
 //! CloudWatch, `unverified=accept`). Both modes run without a CDC consumer (the credential-less
-//! runbook refuses one it cannot see) under the same load. Needs PostgreSQL and Envoy like the
-//! lab tests (`scripts/test.sh` provisions them).
+//! runbook refuses one it cannot see) under the same load. Mode `rollback` (in the default
+//! modes too): the cutover with database access, then — the clients writing to the target for
+//! a second — its rollback through the rollback window (`godwit rollback RUN`); both
+//! blackouts are printed side by side, and the loss check runs on the source. Needs
+//! PostgreSQL and Envoy like the lab tests (`scripts/test.sh` provisions them).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -69,7 +72,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5_000);
     let modes: Vec<String> = std::env::var("GODWIT_BENCH_MODES")
-        .unwrap_or_else(|_| "access,credential-less".into())
+        .unwrap_or_else(|_| "access,credential-less,rollback".into())
         .split(',')
         .map(|m| m.trim().to_string())
         .collect();
@@ -80,7 +83,10 @@ fn main() {
         match mode.as_str() {
             "access" => configs.extend(fences.iter().map(|f| (f.clone(), true, f.clone()))),
             "credential-less" => configs.push(("cred-less".into(), false, "auto".into())),
-            other => panic!("GODWIT_BENCH_MODES: unknown mode {other:?} (access, credential-less)"),
+            "rollback" => {}
+            other => panic!(
+                "GODWIT_BENCH_MODES: unknown mode {other:?} (access, credential-less, rollback)"
+            ),
         }
     }
     let clients = 4;
@@ -188,6 +194,11 @@ fn main() {
             all.push((fence.clone(), kind, f));
         }
     }
+    let round_trips = if modes.iter().any(|m| m == "rollback") {
+        round_trips(&rt, &runbook, &kinds, runs, rows, replica_retry_ms, clients)
+    } else {
+        Vec::new()
+    };
     println!("summary ({rows} seeded rows, {runs} runs each):");
     for (fence, kind, mut f) in all {
         f.blackouts.sort_by(f64::total_cmp);
@@ -214,4 +225,123 @@ fn main() {
             );
         }
     }
+    for (kind, mut fwd, mut back, parts, lost, acked) in round_trips {
+        fwd.sort_by(f64::total_cmp);
+        back.sort_by(f64::total_cmp);
+        println!(
+            "rollback  {:<6} forward blackout p50 {:.1} ms · p100 {:.1} ms | rollback blackout p50 {:.1} ms · p100 {:.1} ms · lost commits {lost} of {acked} acknowledged (checked on the source)",
+            kind.name(),
+            pct(&fwd, 0.5),
+            pct(&fwd, 1.0),
+            pct(&back, 0.5),
+            pct(&back, 1.0),
+        );
+        for (n, mut v) in parts {
+            v.sort_by(f64::total_cmp);
+            println!(
+                "                  rollback {n:<8} p50 {:>6.1} ms · p100 {:>6.1} ms",
+                pct(&v, 0.5),
+                pct(&v, 1.0)
+            );
+        }
+    }
+}
+
+/// Per workload: forward and rollback blackouts, the rollback's parts, lost and acknowledged.
+type RoundTrips = Vec<(
+    Kind,
+    Vec<f64>,
+    Vec<f64>,
+    BTreeMap<String, Vec<f64>>,
+    u64,
+    usize,
+)>;
+
+/// Mode `rollback`: `runs` cutovers with database access, each followed by its rollback
+/// through the rollback window after a second of writes on the target.
+fn round_trips(
+    rt: &tokio::runtime::Runtime,
+    runbook: &std::path::Path,
+    kinds: &[Kind],
+    runs: usize,
+    rows: i64,
+    replica_retry_ms: u64,
+    clients: usize,
+) -> RoundTrips {
+    let mut out = Vec::new();
+    for &kind in kinds {
+        let (mut fwd, mut back, mut parts, mut lost, mut acked) = (
+            Vec::new(),
+            Vec::new(),
+            BTreeMap::<String, Vec<f64>>::new(),
+            0u64,
+            0usize,
+        );
+        for i in 1..=runs {
+            let tmp = tempfile::Builder::new()
+                .prefix("godwit-bench-")
+                .tempdir_in("/tmp")
+                .expect("tmp");
+            let r = rt.block_on(async {
+                let mut opts = LabOptions::new(tmp.path().join("lab"));
+                opts.seed_rows = rows;
+                opts.replica_retry = Duration::from_millis(replica_retry_ms);
+                opts.cdc = false;
+                let sup = Supervisor::up(opts)
+                    .await
+                    .unwrap_or_else(|e| panic!("lab up: {e}"));
+                let r = cutover::round_trip(
+                    &sup,
+                    Cutover {
+                        runbook: runbook.to_path_buf(),
+                        params: cutover::lab_params(),
+                        store: Arc::new(FileStore::new(tmp.path().join("runs"))),
+                        clients,
+                        pace: Duration::from_millis(5),
+                        warmup: Duration::from_millis(500),
+                        workload: kind,
+                        sinks: Vec::new(),
+                    },
+                    Duration::from_secs(1),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("round trip: {e}"));
+                sup.down().await;
+                r
+            });
+            assert!(
+                r.forward_succeeded && r.rollback_succeeded,
+                "{} round trip {i}: forward {} rollback {}",
+                kind.name(),
+                r.forward_succeeded,
+                r.rollback_succeeded
+            );
+            let w = &r.workload;
+            println!(
+                "  rollback  {} run {i}: forward blackout {:>6.1} ms · rollback blackout {:>6.1} ms · lost {} of {}{} · {}",
+                kind.name(),
+                r.forward_blackout_ms,
+                r.rollback_blackout_ms,
+                w.lost.unwrap_or(u64::MAX),
+                w.acked,
+                w.inconsistent
+                    .map(|n| format!(" · inconsistent balances {n}"))
+                    .unwrap_or_default(),
+                r.rollback_phases
+                    .iter()
+                    .map(|(n, ms)| format!("{n} {ms} ms"))
+                    .collect::<Vec<_>>()
+                    .join(" · ")
+            );
+            fwd.push(r.forward_blackout_ms);
+            back.push(r.rollback_blackout_ms);
+            lost += w.lost.unwrap_or(u64::MAX) + w.inconsistent.unwrap_or(0);
+            acked += w.acked;
+            for (n, ms) in &r.rollback_phases {
+                parts.entry(n.clone()).or_default().push(*ms as f64);
+            }
+        }
+        out.push((kind, fwd, back, parts, lost, acked));
+    }
+    out
 }

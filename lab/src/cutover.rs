@@ -236,3 +236,145 @@ pub fn phases(lines: &[Line]) -> Vec<(String, i64)> {
     .flatten()
     .collect()
 }
+
+/// A cutover and then its rollback through the rollback window (runbooks/rollback.rhai) under
+/// one load, as `godwit rollback RUN` would start it: what the clients saw of each switch and
+/// whether every acknowledged commit is on the source at the end.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoundTrip {
+    pub forward_succeeded: bool,
+    pub rollback_succeeded: bool,
+    /// The longest gap between acknowledged commits around each switch, in ms.
+    pub forward_blackout_ms: f64,
+    pub rollback_blackout_ms: f64,
+    /// The whole load, checked on the source after the rollback (`lost`, `inconsistent`).
+    pub workload: Report,
+    /// The rollback's parts: catch-up (Aurora fenced → the source applied its last write) and
+    /// release (the source unfenced, the clients released onto it).
+    pub rollback_phases: Vec<(String, i64)>,
+}
+
+/// The longest gap between two acknowledged commits (any client) within `[from, to]` (epoch ms).
+pub fn longest_gap(logs: &[workload::ClientLog], from: i64, to: i64) -> f64 {
+    let mut t: Vec<i64> = logs
+        .iter()
+        .flat_map(|l| l.acked.iter().map(|(_, at)| *at))
+        .filter(|at| (from * 1000..=to * 1000).contains(at))
+        .collect();
+    t.sort_unstable();
+    t.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0) as f64 / 1000.0
+}
+
+/// Run `runbook` for the lab's source to its end on a blocking thread: its report and lines.
+async fn drive(
+    sup: &Supervisor,
+    store: Arc<dyn JournalStore>,
+    runbook: PathBuf,
+    params: serde_json::Map<String, serde_json::Value>,
+) -> Result<(RunReport, Vec<Line>), LabError> {
+    let st = LabState::load(&sup.dir)?;
+    #[allow(clippy::disallowed_methods)]
+    let handle = tokio::runtime::Handle::current();
+    let mut runner = world(&sup.dir, handle.clone()).runner(store, handle);
+    let collector = Collector::new();
+    runner.sinks.push(Arc::new(collector.clone()));
+    let req = StartRequest {
+        runbook,
+        cluster: st.source.clone(),
+        params,
+        run_id: None,
+    };
+    let report = tokio::task::spawn_blocking(move || runner.start(req))
+        .await
+        .map_err(|e| LabError::Process(format!("the run panicked: {e}")))?
+        .map_err(|e| LabError::Process(format!("the run failed to start: {e}")))?;
+    Ok((report, collector.lines()))
+}
+
+/// `c`'s cutover, `on_target` of writes on the target, then the rollback the cutover's journal
+/// allows ([`godwit_stdlib::rollback_window::window`]), all under one load.
+pub async fn round_trip(
+    sup: &Supervisor,
+    c: Cutover,
+    on_target: Duration,
+) -> Result<RoundTrip, LabError> {
+    let st = LabState::load(&sup.dir)?;
+    let load = Workload::start(
+        st.route.listen_port,
+        &st.app_role,
+        &st.app_db,
+        c.clients,
+        c.pace,
+        c.workload,
+        st.seed_rows,
+    );
+    tokio::time::sleep(c.warmup).await;
+    let (fwd, fwd_lines) = drive(sup, c.store.clone(), c.runbook.clone(), c.params.clone()).await?;
+    let forward_succeeded = matches!(fwd.status, RunStatus::Succeeded { .. });
+    let mut back_lines = Vec::new();
+    let mut rollback_succeeded = false;
+    if forward_succeeded {
+        tokio::time::sleep(on_target).await;
+        let records = c
+            .store
+            .read(&fwd.run_id)
+            .map_err(|e| LabError::State(e.to_string()))?
+            .records;
+        let plan = godwit_engine::plan::Plan::from_records(&records);
+        let w = godwit_stdlib::rollback_window::window(&fwd.run_id, &plan)
+            .map_err(LabError::Process)?;
+        let (back, lines) = drive(sup, c.store.clone(), w.runbook, w.params).await?;
+        rollback_succeeded = matches!(back.status, RunStatus::Succeeded { .. });
+        back_lines = lines;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let kind = load.kind();
+    let logs = load.stop().await;
+    let mut w = workload::report(kind, &logs);
+    let source_port = LabState::load(&sup.dir)?
+        .instances
+        .get(&st.source)
+        .map(|i| i.port)
+        .ok_or_else(|| LabError::State(format!("no instance {}", st.source)))?;
+    if rollback_succeeded {
+        workload::check_on(&mut w, &logs, source_port, &st.app_db, None)
+            .await
+            .map_err(LabError::Process)?;
+    }
+    let at = |lines: &[Line], step: &str, done: bool| {
+        lines.iter().find_map(|l| match &l.event {
+            Event::StepStarted { name } if !done && name == step => Some(l.at),
+            Event::StepCompleted { name, .. } if done && name == step => Some(l.at),
+            _ => None,
+        })
+    };
+    let fwd_end = at(&fwd_lines, "switch-route", true).unwrap_or(0) + 1_000;
+    let back_start = back_lines.first().map_or(i64::MAX, |l| l.at);
+    let back_end = at(&back_lines, "release-to-source", true).unwrap_or(back_start) + 1_000;
+    let span = |label: &str, a: Option<i64>, b: Option<i64>| match (a, b) {
+        (Some(a), Some(b)) => Some((label.to_string(), b - a)),
+        _ => None,
+    };
+    Ok(RoundTrip {
+        forward_succeeded,
+        rollback_succeeded,
+        forward_blackout_ms: longest_gap(&logs, fwd_lines.first().map_or(0, |l| l.at), fwd_end),
+        rollback_blackout_ms: longest_gap(&logs, back_start, back_end),
+        workload: w,
+        rollback_phases: [
+            span(
+                "catch-up",
+                at(&back_lines, "catch-up-source", false),
+                at(&back_lines, "catch-up-source", true),
+            ),
+            span(
+                "release",
+                at(&back_lines, "release-to-source", false),
+                at(&back_lines, "release-to-source", true),
+            ),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+    })
+}

@@ -36,6 +36,7 @@
 //! | [`sim`] | the model: scenario TOML, WAL/slots/replica, RDS transitions, metrics; `sim/world.rs` the sim world |
 //! | [`prim`]| a world call through the host with the areas, strict option maps, polls |
 //! | [`world`]| [`world::World`] and [`world::Areas`]: what every world is made of     |
+//! | [`rollback_window`] | what `godwit rollback RUN` reads from a finished cutover's journal |
 //! | `aws`   | (feature `aws`) SDK clients, retries, error mapping, the `aws` world; docs/aws.md |
 
 #[cfg(feature = "aws")]
@@ -47,6 +48,7 @@ pub mod lag;
 pub mod pg;
 pub mod prim;
 pub mod rds;
+pub mod rollback_window;
 pub mod route;
 pub mod sim;
 pub mod validate;

@@ -124,7 +124,7 @@ async fn a_rollback_after_the_cutover_loses_no_write_and_moves_the_sequences_pas
 
     // `godwit rollback RUN`: the window as the CLI reads it from the run's journal.
     let plan = Plan::from_records(&store.read(&report.run_id).unwrap().records);
-    let w = godwit::cmd::rollback::window(&report.run_id, &plan).unwrap();
+    let w = godwit_stdlib::rollback_window::window(&report.run_id, &plan).unwrap();
 
     // A DDL on the target during the window: logical replication does not carry it, so the
     // rollback refuses before it touches anything, saying what differs, and the clients stay
