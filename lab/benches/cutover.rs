@@ -111,6 +111,12 @@ fn main() {
             } else {
                 "credential-less (reboot)".to_string()
             })
+            .chain(
+                modes
+                    .iter()
+                    .filter(|m| *m == "rollback")
+                    .map(|_| "cutover then rollback".to_string())
+            )
             .collect::<Vec<_>>()
             .join("; ")
     );
