@@ -126,6 +126,35 @@ async fn a_rollback_after_the_cutover_loses_no_write_and_moves_the_sequences_pas
     let plan = Plan::from_records(&store.read(&report.run_id).unwrap().records);
     let w = godwit_stdlib::rollback_window::window(&report.run_id, &plan).unwrap();
 
+    // `godwit rollback RUN --check`: the window is healthy, and checking changes nothing.
+    let checked = Collector::new();
+    let mut runner = world(&sup.dir, handle.clone()).runner(store.clone(), handle.clone());
+    runner.sinks.push(Arc::new(checked.clone()));
+    let mut params = w.params.clone();
+    params.insert("check_only".into(), true.into());
+    let req = StartRequest {
+        runbook: w.runbook.clone(),
+        cluster: w.cluster.clone(),
+        params,
+        run_id: None,
+    };
+    let c = tokio::task::spawn_blocking(move || runner.start(req))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(c.status, RunStatus::Succeeded { .. }),
+        "{:?}",
+        c.status
+    );
+    assert!(
+        !checked.lines().iter().any(|l| matches!(
+            &l.event,
+            Event::Primitive { op, .. } if op == "switch_route" || op == "block_logins"
+        )),
+        "a check holds no client and fences nothing"
+    );
+
     // A DDL on the target during the window: logical replication does not carry it, so the
     // rollback refuses before it touches anything, saying what differs, and the clients stay
     // on the target.

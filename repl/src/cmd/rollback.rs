@@ -15,6 +15,7 @@ use crate::state::{resolve_run, world_state_file};
 /// Roll a completed cutover back to its source, losing no write (inside the rollback window).
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:
+  godwit rollback last --check              is the window healthy? (changes nothing)
   godwit rollback last
   godwit rollback 01JD3X --set apply_timeout=30m
 
@@ -29,6 +30,11 @@ pub struct RollbackArgs {
     /// Parameter of the rollback runbook (repeatable), e.g. `--set apply_timeout=30m`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Only check the rollback window (the reverse replication applying, how far behind
+    /// Aurora, the schemas equal) and say so; changes nothing (exit 3 when it could not roll
+    /// back now, with the reason).
+    #[arg(long)]
+    pub check: bool,
     #[command(flatten)]
     pub out: Output,
 }
@@ -50,6 +56,9 @@ impl RollbackArgs {
             )));
         }
         w.params.extend(set);
+        if self.check {
+            w.params.insert("check_only".into(), true.into());
+        }
         // The rollback acts on the world the cutover left: a simulated world continues from
         // the run's state (a copy: the run's own stays as it ended).
         let forward = world_state_file(&state_dir, &id);
