@@ -5,6 +5,7 @@ use godwit_engine::PrimitiveError;
 use super::*;
 use crate::prim::{conflict, not_found};
 use crate::sim::access::godwit_login;
+use crate::sim::logical::SubState;
 use crate::sim::scenario::{FaultKind, SlotType};
 use crate::sim::{Api, Sim, SimState, fnv};
 
@@ -29,6 +30,23 @@ fn check_db(st: &mut Api<'_>, op: &str, db: &str) -> Result<(), PrimitiveError> 
 
 fn is_source(st: &SimState, db: &str) -> bool {
     db == st.source_id()
+}
+
+/// `what` needs a read-write server: a replica (or a database not available) refuses it as
+/// PostgreSQL does in a read-only transaction.
+fn writable(st: &SimState, op: &str, db: &str, what: &str) -> Result<(), PrimitiveError> {
+    if st.writable(db) {
+        return Ok(());
+    }
+    Err(conflict(
+        A,
+        op,
+        format!(
+            "{db} cannot execute {what}: it is not a writable primary (a replica in recovery, or \
+             not available) (25006 read_only_sql_transaction)"
+        ),
+        "run it on the primary: the source, or the cluster once promoted",
+    ))
 }
 
 impl Pg for Sim {
@@ -227,10 +245,32 @@ impl Pg for Sim {
                 })
                 .collect()
         } else {
+            // WAL a slot holds back grows with the cluster's writes. (A CDC consumer resumed
+            // on a cluster's slot is not modelled moving it: its slot keeps what it said.)
+            let current = st.target_lsn(db);
             st.target_slots
                 .iter()
                 .filter(|s| s.0 == db)
-                .map(|(_, s)| s.clone())
+                .map(|(_, s)| {
+                    let mut s = s.clone();
+                    let consumed = st
+                        .consumers
+                        .iter()
+                        .any(|c| c.db == db && c.slot == s.slot_name);
+                    if let Some(confirmed) = s.confirmed_flush_lsn.as_deref().and_then(parse_lsn)
+                        && !consumed
+                    {
+                        let lag = current.saturating_sub(confirmed);
+                        s.lag_bytes = lag as i64;
+                        s.wal_status = if lag > 1 << 30 {
+                            "extended"
+                        } else {
+                            "reserved"
+                        }
+                        .into();
+                    }
+                    s
+                })
                 .collect()
         };
         out.sort_by(|a, b| a.slot_name.cmp(&b.slot_name));
@@ -471,130 +511,406 @@ impl Pg for Sim {
     fn sequences(&self, cx: &Call<'_>, db: &str) -> Result<Vec<Sequence>, PrimitiveError> {
         let mut st = self.api(cx, A, "sequences")?;
         check_db(&mut st, "sequences", db)?;
-        // Sequences advance with the source's writes (one value per 4 KiB written); a replica
-        // sees what it replayed.
-        let written =
-            st.app_bytes.get(st.source_id()).copied().unwrap_or(0) / st.sc.workload.bytes_per_row;
-        let mut out: Vec<Sequence> = st
+        // One value per 4 KiB a database wrote itself (a replica: what it replayed); never
+        // what a subscription applied (logical replication does not carry sequences).
+        Ok(st.sequence_values(db))
+    }
+
+    fn advance_sequences(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        to: &[Sequence],
+    ) -> Result<Vec<Sequence>, PrimitiveError> {
+        const OP: &str = "advance_sequences";
+        let mut st = self.api(cx, A, OP)?;
+        check_db(&mut st, OP, db)?;
+        let before = st.sequence_values(db);
+        let missing: Vec<&str> = to
+            .iter()
+            .filter(|t| !before.iter().any(|b| b.name == t.name))
+            .map(|t| t.name.as_str())
+            .collect();
+        if !missing.is_empty() {
+            return Err(not_found(
+                A,
+                OP,
+                format!("{db} has no sequence {}", missing.join(", ")),
+                "the two databases' schemas differ: compare pg::sequences of both",
+            ));
+        }
+        writable(&st, OP, db, "setval")?;
+        st.set_sequences(db, to);
+        Ok(st.sequence_values(db))
+    }
+
+    fn table_definitions(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+    ) -> Result<Vec<TableDefinition>, PrimitiveError> {
+        const OP: &str = "table_definitions";
+        let mut st = self.api(cx, A, OP)?;
+        check_db(&mut st, OP, db)?;
+        Ok(st.table_definitions(db))
+    }
+
+    fn unreplicable_tables(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+    ) -> Result<Vec<UnreplicableTable>, PrimitiveError> {
+        const OP: &str = "unreplicable_tables";
+        let mut st = self.api(cx, A, OP)?;
+        check_db(&mut st, OP, db)?;
+        // Unlogged tables are not published at all, so they are not listed (as live).
+        let mut out: Vec<UnreplicableTable> = st
             .sc
             .source
-            .sequences
+            .no_primary_key
             .iter()
-            .map(|s| Sequence {
-                name: s.name.clone(),
-                last_value: s.last_value + written as i64,
+            .map(|t| UnreplicableTable {
+                table: t.clone(),
+                why: "no primary key".into(),
             })
+            .collect();
+        out.sort_by(|a, b| a.table.cmp(&b.table));
+        Ok(out)
+    }
+
+    fn create_publication(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        name: &str,
+    ) -> Result<Vec<String>, PrimitiveError> {
+        const OP: &str = "create_publication";
+        let mut st = self.api(cx, A, OP)?;
+        check_db(&mut st, OP, db)?;
+        let key = (db.to_string(), name.to_string());
+        if !st.logical.publications.contains(&key) {
+            writable(&st, OP, db, "CREATE PUBLICATION")?;
+            st.logical.publications.insert(key);
+            st.note(format!("publication {name} created on {db} for all tables"));
+        }
+        // FOR ALL TABLES publishes every permanent table (unlogged ones are never published).
+        let mut tables: Vec<String> = st.sc.source.tables.iter().map(|t| t.name.clone()).collect();
+        tables.sort();
+        Ok(tables)
+    }
+
+    fn drop_publication(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        name: &str,
+    ) -> Result<bool, PrimitiveError> {
+        const OP: &str = "drop_publication";
+        let mut st = self.api(cx, A, OP)?;
+        check_db(&mut st, OP, db)?;
+        // DROP PUBLICATION IF EXISTS is refused on a read-only server whether it exists or not.
+        writable(&st, OP, db, "DROP PUBLICATION")?;
+        let existed = st
+            .logical
+            .publications
+            .remove(&(db.to_string(), name.to_string()));
+        if existed {
+            st.note(format!("publication {name} dropped on {db}"));
+        }
+        Ok(existed)
+    }
+
+    fn create_logical_slot(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        name: &str,
+    ) -> Result<Lsn, PrimitiveError> {
+        const OP: &str = "create_logical_slot";
+        let mut st = self.api(cx, A, OP)?;
+        check_db(&mut st, OP, db)?;
+        if let Some((plugin, at)) = st.logical_slot(db, name) {
+            if plugin != "pgoutput" {
+                return Err(conflict(
+                    A,
+                    OP,
+                    format!(
+                        "{db} has a logical slot {name} (plugin {plugin:?}), not a pgoutput one"
+                    ),
+                    "choose another slot name, or drop that slot if it is not in use",
+                ));
+            }
+            return Ok(lsn(at));
+        }
+        if st.has_slot(db, name) {
+            return Err(conflict(
+                A,
+                OP,
+                format!("{db} has a physical slot {name}, not a pgoutput one"),
+                "choose another slot name",
+            ));
+        }
+        if !st.writable(db) {
+            return Err(conflict(
+                A,
+                OP,
+                format!(
+                    "{db} is not a writable primary (a replica still replicating, or not \
+                     available): PostgreSQL cannot create a logical slot on a standby"
+                ),
+                "create the slot after the promotion completed (rds::wait_until_promoted)",
+            ));
+        }
+        if !st.logical_replication_on(db) {
+            let group = if is_source(&st, db) {
+                st.sc.source.parameter_group.clone()
+            } else {
+                st.rds
+                    .clusters
+                    .get(db)
+                    .map(|c| c.parameter_group.clone())
+                    .unwrap_or_default()
+            };
+            return Err(conflict(
+                A,
+                OP,
+                format!(
+                    "{db} has wal_level=replica: its parameter group {group:?} does not set \
+                     rds.logical_replication=1 (55000 object_not_in_prerequisite_state)"
+                ),
+                "set rds.logical_replication=1 in the (cluster) parameter group before the \
+                 cluster is created (rds::create_parameter_groups); it is static: a change \
+                 needs a reboot",
+            )
+            .with_retryable(false));
+        }
+        let at = st.add_logical_slot(db, name);
+        Ok(lsn(at))
+    }
+
+    fn drop_replication_slot(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        name: &str,
+    ) -> Result<bool, PrimitiveError> {
+        const OP: &str = "drop_replication_slot";
+        let mut st = self.api(cx, A, OP)?;
+        check_db(&mut st, OP, db)?;
+        if st.slot_active(db, name) {
+            let readers: Vec<String> = st
+                .logical
+                .subscriptions
+                .iter()
+                .filter(|s| s.from == db && s.slot == name && s.pid.is_some())
+                .map(|s| format!("subscription {} on {}", s.name, s.db))
+                .collect();
+            let who = if readers.is_empty() {
+                "a client".to_string()
+            } else {
+                readers.join(", ")
+            };
+            return Err(conflict(
+                A,
+                OP,
+                format!("slot {name} on {db} is active: {who} reads it"),
+                "stop its reader first (pg::drop_subscription on the subscriber, or the CDC \
+                 consumer), then retry",
+            )
+            .with_retryable(true));
+        }
+        Ok(st.remove_slot(db, name))
+    }
+
+    fn subscribe(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        name: &str,
+        to: &SubscribeTo,
+    ) -> Result<Subscription, PrimitiveError> {
+        const OP: &str = "subscribe";
+        let mut st = self.api(cx, A, OP)?;
+        check_db(&mut st, OP, db)?;
+        if let Some(s) = st
+            .logical
+            .subscriptions
+            .iter()
+            .find(|s| s.db == db && s.name == name)
+        {
+            return Ok(s.view(st.counts_apply_errors(db)));
+        }
+        if !is_source(&st, db) || !st.rds.clusters.contains_key(&to.from) {
+            if !st.rds.instances.contains_key(&to.from) && !st.rds.clusters.contains_key(&to.from) {
+                return Err(not_found(
+                    A,
+                    OP,
+                    format!("no database endpoint {}", to.from),
+                    "pass the publisher's RDS instance id or Aurora cluster id",
+                ));
+            }
+            return Err(PrimitiveError::new(
+                A,
+                OP,
+                ErrorKind::Invalid,
+                format!(
+                    "the simulator models a subscription on the source ({}) from a promoted \
+                     Aurora cluster only, not on {db} from {}",
+                    st.source_id(),
+                    to.from
+                ),
+                "subscribe the source to the promoted cluster (the rollback's reverse stream)",
+            )
+            .with_retryable(false));
+        }
+        if to.copy_data {
+            return Err(PrimitiveError::new(
+                A,
+                OP,
+                ErrorKind::Invalid,
+                format!(
+                    "copy_data = true onto {db}, which already holds the rows: the initial copy \
+                     fails on their primary keys (the simulator models copy_data = false only)"
+                ),
+                "subscribe with copy_data: false from a slot created before the cluster took \
+                 writes",
+            )
+            .with_retryable(false));
+        }
+        if !st
+            .logical
+            .publications
+            .contains(&(to.from.clone(), to.publication.clone()))
+        {
+            return Err(not_found(
+                A,
+                OP,
+                format!(
+                    "publication {} does not exist on {}",
+                    to.publication, to.from
+                ),
+                "create it there first (pg::create_publication)",
+            ));
+        }
+        let Some((plugin, start)) = st.logical_slot(&to.from, &to.slot) else {
+            return Err(not_found(
+                A,
+                OP,
+                format!("replication slot {} does not exist on {}", to.slot, to.from),
+                "create it there first (pg::create_logical_slot)",
+            ));
+        };
+        if plugin != "pgoutput" {
+            return Err(conflict(
+                A,
+                OP,
+                format!(
+                    "slot {} on {} decodes with {plugin:?}: a subscription needs pgoutput",
+                    to.slot, to.from
+                ),
+                "create a pgoutput slot (pg::create_logical_slot)",
+            ));
+        }
+        let now = st.now;
+        let sub = SubState {
+            db: db.to_string(),
+            name: name.to_string(),
+            publication: to.publication.clone(),
+            slot: to.slot.clone(),
+            from: to.from.clone(),
+            start,
+            received: start,
+            applied: start,
+            reported: start,
+            pid: None,
+            errors: 0,
+            next_retry: None,
+            token_at: now,
+            down: None,
+        };
+        let out = sub.view(st.counts_apply_errors(db));
+        st.add_subscription(sub);
+        st.note(format!(
+            "subscription {name} created on {db}: publication {} of {} through slot {} from {}",
+            to.publication,
+            to.from,
+            to.slot,
+            format_lsn(start)
+        ));
+        Ok(out)
+    }
+
+    fn refresh_subscription(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        name: &str,
+        from: &str,
+    ) -> Result<Subscription, PrimitiveError> {
+        const OP: &str = "refresh_subscription";
+        let mut st = self.api(cx, A, OP)?;
+        check_db(&mut st, OP, db)?;
+        let now = st.now;
+        let counted = st.counts_apply_errors(db);
+        let Some(s) = st
+            .logical
+            .subscriptions
+            .iter_mut()
+            .find(|s| s.db == db && s.name == name)
+        else {
+            return Err(not_found(
+                A,
+                OP,
+                format!("{db} has no subscription {name}"),
+                "list them with pg::subscriptions",
+            ));
+        };
+        if s.from != from {
+            return Err(conflict(
+                A,
+                OP,
+                format!(
+                    "subscription {name} on {db} streams from {}, not {from}",
+                    s.from
+                ),
+                "pass the publisher the subscription was created with",
+            ));
+        }
+        // A fresh token admits new connections for 15 minutes more; a failing worker's next
+        // restart is unchanged.
+        s.token_at = now;
+        let out = s.view(counted);
+        st.note(format!(
+            "subscription {name} on {db}: credentials refreshed"
+        ));
+        Ok(out)
+    }
+
+    fn subscriptions(&self, cx: &Call<'_>, db: &str) -> Result<Vec<Subscription>, PrimitiveError> {
+        const OP: &str = "subscriptions";
+        let mut st = self.api(cx, A, OP)?;
+        check_db(&mut st, OP, db)?;
+        let counted = st.counts_apply_errors(db);
+        let mut out: Vec<Subscription> = st
+            .logical
+            .subscriptions
+            .iter()
+            .filter(|s| s.db == db)
+            .map(|s| s.view(counted))
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
 
-    // TEMPORARY (replaced by the simulator's model of logical replication in this series).
-    fn advance_sequences(
-        &self,
-        _cx: &Call<'_>,
-        db: &str,
-        _to: &[Sequence],
-    ) -> Result<Vec<Sequence>, PrimitiveError> {
-        Err(conflict(
-            A,
-            "advance_sequences",
-            format!("{db}: not modelled"),
-            "-",
-        ))
-    }
-    fn table_definitions(
-        &self,
-        _cx: &Call<'_>,
-        _db: &str,
-    ) -> Result<Vec<TableDefinition>, PrimitiveError> {
-        Ok(Vec::new())
-    }
-    fn unreplicable_tables(
-        &self,
-        _cx: &Call<'_>,
-        _db: &str,
-    ) -> Result<Vec<UnreplicableTable>, PrimitiveError> {
-        Ok(Vec::new())
-    }
-    fn create_publication(
-        &self,
-        _cx: &Call<'_>,
-        db: &str,
-        _name: &str,
-    ) -> Result<Vec<String>, PrimitiveError> {
-        Err(conflict(
-            A,
-            "create_publication",
-            format!("{db}: not modelled"),
-            "-",
-        ))
-    }
-    fn drop_publication(
-        &self,
-        _cx: &Call<'_>,
-        _db: &str,
-        _name: &str,
-    ) -> Result<bool, PrimitiveError> {
-        Ok(false)
-    }
-    fn create_logical_slot(
-        &self,
-        _cx: &Call<'_>,
-        db: &str,
-        _name: &str,
-    ) -> Result<Lsn, PrimitiveError> {
-        Err(conflict(
-            A,
-            "create_logical_slot",
-            format!("{db}: not modelled"),
-            "-",
-        ))
-    }
-    fn drop_replication_slot(
-        &self,
-        _cx: &Call<'_>,
-        _db: &str,
-        _name: &str,
-    ) -> Result<bool, PrimitiveError> {
-        Ok(false)
-    }
-    fn subscribe(
-        &self,
-        _cx: &Call<'_>,
-        db: &str,
-        _name: &str,
-        _to: &SubscribeTo,
-    ) -> Result<Subscription, PrimitiveError> {
-        Err(conflict(A, "subscribe", format!("{db}: not modelled"), "-"))
-    }
-    fn refresh_subscription(
-        &self,
-        _cx: &Call<'_>,
-        db: &str,
-        _name: &str,
-        _from: &str,
-    ) -> Result<Subscription, PrimitiveError> {
-        Err(conflict(
-            A,
-            "refresh_subscription",
-            format!("{db}: not modelled"),
-            "-",
-        ))
-    }
-    fn subscriptions(
-        &self,
-        _cx: &Call<'_>,
-        _db: &str,
-    ) -> Result<Vec<Subscription>, PrimitiveError> {
-        Ok(Vec::new())
-    }
     fn drop_subscription(
         &self,
-        _cx: &Call<'_>,
-        _db: &str,
-        _name: &str,
+        cx: &Call<'_>,
+        db: &str,
+        name: &str,
     ) -> Result<bool, PrimitiveError> {
-        Ok(false)
+        const OP: &str = "drop_subscription";
+        let mut st = self.api(cx, A, OP)?;
+        check_db(&mut st, OP, db)?;
+        Ok(st.remove_subscription(db, name))
     }
 }

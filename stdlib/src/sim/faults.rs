@@ -98,6 +98,34 @@ impl SimState {
             FaultKind::EnvoyNodeDisconnect => {
                 self.fire_net_fault(f.kind, f.target.as_deref());
             }
+            FaultKind::TargetDdl => {
+                // `ALTER TABLE .. ADD COLUMN` on a promoted cluster (a replica is read-only):
+                // logical replication does not carry it, and the source lacks the column.
+                let clusters: Vec<String> = self
+                    .rds
+                    .clusters
+                    .keys()
+                    .filter(|c| f.target.as_ref().is_none_or(|t| t == *c) && self.writable(c))
+                    .cloned()
+                    .collect();
+                if clusters.is_empty() {
+                    self.note("target-ddl: no writable cluster to alter; nothing changed");
+                }
+                for c in clusters {
+                    let at = self.target_lsn(&c);
+                    self.logical.ddl_at.entry(c.clone()).or_insert(at);
+                    let table = self
+                        .sc
+                        .source
+                        .tables
+                        .first()
+                        .map_or_else(String::new, |t| t.name.clone());
+                    self.note(format!(
+                        "ALTER TABLE {table} ADD COLUMN {} on {c}",
+                        super::logical::DDL_COLUMN
+                    ));
+                }
+            }
             FaultKind::EngineCrash => {
                 let src = self.sc.source.id.clone();
                 self.drop_sessions(&src);

@@ -12,6 +12,8 @@
 //! | `metrics.rs`     | CloudWatch storage: per-minute aggregates, statistics, delay, gaps  |
 //! | `scenario.rs`    | scenario TOML: types, strict parsing, validation, built-ins         |
 //! | `fleet.rs`       | a generated fleet: many clusters, one scenario each, seeded spread   |
+//! | `logical.rs`     | publications, pgoutput slots, subscriptions (the reverse stream of a |
+//! |                  | rollback) and their apply worker; table definitions; sequences      |
 //! | `rng.rs`         | the seeded PRNG                                                     |
 //!
 //! The behaviour is described for operators in `docs/sim.md`.
@@ -37,6 +39,7 @@
 pub(crate) mod access;
 mod faults;
 pub mod fleet;
+pub mod logical;
 pub mod metrics;
 pub mod net;
 mod observe;
@@ -412,6 +415,9 @@ pub struct SimState {
     pub promoted_at_lsn: BTreeMap<String, u64>,
     /// Source application bytes a promoted cluster had replayed when it was promoted.
     pub promoted_app_bytes: BTreeMap<String, u64>,
+    /// Publications, subscriptions and what they carried, sequences set (`logical.rs`).
+    #[serde(default)]
+    pub logical: logical::Logical,
     pub metrics: Metrics,
     pub routes: BTreeMap<String, net::RouteState>,
     pub nodes: Vec<net::NodeState>,
@@ -503,6 +509,7 @@ impl SimState {
             target_slots: Vec::new(),
             promoted_at_lsn: BTreeMap::new(),
             promoted_app_bytes: BTreeMap::new(),
+            logical: logical::Logical::default(),
             metrics: Metrics::default(),
             routes: BTreeMap::new(),
             nodes: Vec::new(),
@@ -677,6 +684,7 @@ impl SimState {
             return;
         }
         self.step_consumers();
+        self.step_subscriptions();
         self.connect_sessions();
         let app = self.source_app_bytes();
         self.history.push_back((self.now, self.lsn, app));
@@ -734,15 +742,7 @@ impl SimState {
             }
             if **db == self.sc.source.id {
                 if let Some(f) = self.fence_at {
-                    self.violate(
-                        "no-write-after-fence",
-                        format!(
-                            "{bytes} bytes of application writes reached source {} {} s after \
-                             the fence",
-                            db,
-                            (self.now - f) / 1000
-                        ),
-                    );
+                    self.check_write_after_fence(db, bytes, f);
                 }
                 self.write_wal(bytes);
                 self.last_app_commit_lsn = self.lsn;
@@ -750,6 +750,8 @@ impl SimState {
         }
         drop(writers);
         self.summary.app_dbs = app_dbs;
+        // A subscription applying a promoted cluster's writes on the source writes its WAL.
+        self.integrate_subscriptions(&span);
         // Consumers that keep up receive everything written before this instant's events.
         let lsn = self.lsn;
         for slot in &mut self.slots {
@@ -766,6 +768,43 @@ impl SimState {
             for slot in &mut self.slots {
                 if slot.replica_cluster.as_deref() == Some(stream.cluster_id.as_str()) {
                     slot.received = stream.replayed;
+                }
+            }
+        }
+    }
+
+    /// Application writes reached the source after a promotion was requested: lost to the
+    /// cluster that took over — unless the source took back every write of every promoted
+    /// cluster through a subscription (a rollback), and then its sequences must not hand out
+    /// values the cluster already did.
+    fn check_write_after_fence(&mut self, db: &str, bytes: u64, fence: Millis) {
+        match self.rollback() {
+            logical::Rollback::None => self.violate(
+                "no-write-after-fence",
+                format!(
+                    "{bytes} bytes of application writes reached source {db} {} s after the \
+                     fence",
+                    (self.now - fence) / 1000
+                ),
+            ),
+            logical::Rollback::Incomplete { cluster, missing } => self.violate(
+                "no-acknowledged-write-lost",
+                format!(
+                    "application writes reached source {db} again while {missing} bytes that \
+                     {cluster} acknowledged are not on it (the subscription had not applied \
+                     them, or they were written before its slot existed)"
+                ),
+            ),
+            logical::Rollback::Complete => {
+                if let Some(behind) = self.sequence_behind() {
+                    self.violate(
+                        "no-sequence-reuse",
+                        format!(
+                            "application writes reached source {db} after the rollback with a \
+                             sequence behind: {behind} — new rows reuse keys already handed \
+                             out (pg::advance_sequences before routing back)"
+                        ),
+                    );
                 }
             }
         }
@@ -870,10 +909,13 @@ impl SimState {
     }
 
     /// The table contents `db` holds, as application bytes applied from the source's history
-    /// (plus, for a promoted cluster, its own writes): `None` for an unknown endpoint.
+    /// (plus, for a promoted cluster, its own writes; for the source, what it applied of a
+    /// promoted cluster's through a subscription — equal to the cluster's pair once it took
+    /// back every write): `None` for an unknown endpoint.
     pub fn content_version(&self, db: &str) -> Option<(u64, u64)> {
         if db == self.sc.source.id {
-            return Some((self.source_app_bytes(), 0));
+            // The source's own writes, and a promoted cluster's it applied (a rollback).
+            return Some((self.source_app_bytes(), self.reverse_applied_bytes()));
         }
         if let Some(s) = self.stream.as_ref().filter(|s| s.cluster_id == db) {
             return Some((self.app_bytes_at(s.replayed), 0));

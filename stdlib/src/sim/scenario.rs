@@ -235,6 +235,9 @@ pub struct Source {
     /// Application sessions open while the source is reachable.
     pub sessions: u32,
     pub tables: Vec<TableCfg>,
+    /// Tables under `tables` without a primary key (and replica identity `DEFAULT`): logical
+    /// replication cannot carry their updates and deletes (`pg::unreplicable_tables`).
+    pub no_primary_key: Vec<String>,
     pub sequences: Vec<SequenceCfg>,
     pub port: u16,
     /// IAM database authentication enabled (`IAMDatabaseAuthenticationEnabled`).
@@ -296,6 +299,7 @@ impl Default for Source {
                     rows: 50_000,
                 },
             ],
+            no_primary_key: Vec::new(),
             sequences: vec![SequenceCfg {
                 name: "public.orders_id_seq".into(),
                 last_value: 1_000_000,
@@ -655,6 +659,16 @@ pub enum FaultKind {
     /// The target's copy of one row differs from the source's (target: a table under
     /// `source.tables`, value: the row's key): what `validate::compare` must find.
     DataDivergence,
+    /// The source's subscription to a promoted cluster (the rollback's reverse stream) applies
+    /// at `value` bytes of the cluster's WAL per second instead of far above the write rate.
+    ReverseLag,
+    /// The reverse subscription's apply worker fails on every change: it restarts every 5 s,
+    /// each restart one more apply error, and applies nothing.
+    ReverseBroken,
+    /// A DDL on the promoted cluster (target: its id; default every writable cluster): a
+    /// column added to the hot table, which logical replication does not carry; the reverse
+    /// subscription fails from the first change after it.
+    TargetDdl,
 }
 
 impl Scenario {
@@ -792,6 +806,15 @@ impl Scenario {
             !s.security_groups.is_empty(),
             "source.security_groups: expected at least one group".into(),
         );
+        for (i, t) in s.no_primary_key.iter().enumerate() {
+            need(
+                s.tables.iter().any(|x| x.name == *t) && !s.no_primary_key[..i].contains(t),
+                format!(
+                    "source.no_primary_key[{i}]: {t:?} is not a table under source.tables (or is \
+                     named twice)"
+                ),
+            );
+        }
         let w = &self.workload;
         for (key, v) in [
             ("base_write_bytes_per_second", w.base_write_bytes_per_second),
@@ -993,6 +1016,29 @@ impl Scenario {
                         "{at}: data-divergence needs target = a table under source.tables and value = a row key (integer >= 1)"
                     ),
                 ),
+                FaultKind::ReverseLag => need(
+                    f.value.is_some_and(|v| v.is_finite() && v > 0.0),
+                    format!(
+                        "{at}.value: reverse-lag needs the apply rate in bytes per second of the \
+                         cluster's WAL (> 0)"
+                    ),
+                ),
+                FaultKind::TargetDdl => {
+                    need(
+                        target.is_none_or(valid_id),
+                        format!(
+                            "{at}.target: {:?} is not an Aurora cluster identifier (1-63 \
+                             letters, digits, '-'); leave it out for every writable cluster",
+                            target.unwrap_or("")
+                        ),
+                    );
+                    need(
+                        f.lasts.is_none(),
+                        format!(
+                            "{at}.for: target-ddl is permanent (a DDL is not undone); drop `for`"
+                        ),
+                    );
+                }
                 FaultKind::ExtensionUnsupported
                 | FaultKind::ParameterUnsupported
                 | FaultKind::UnloggedTable => need(

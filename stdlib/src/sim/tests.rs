@@ -941,3 +941,691 @@ fn past_its_end_a_held_recording_keeps_its_last_value() {
     );
     assert_eq!(st.app_sessions_wanted(), 30);
 }
+
+// ---- logical replication: the rollback's reverse stream ------------------------------------
+
+mod reverse {
+    use super::*;
+    use crate::pg::{Lsn, SubscribeTo, Subscription, TableHash};
+    use crate::route::Router;
+    use godwit_engine::ErrorKind;
+
+    const SRC: &str = "orders-db";
+    const DST: &str = "orders-aurora";
+    const NAME: &str = "godwit_reverse";
+
+    fn to() -> SubscribeTo {
+        SubscribeTo {
+            from: DST.into(),
+            publication: NAME.into(),
+            slot: NAME.into(),
+            copy_data: false,
+        }
+    }
+
+    /// busy-source with `faults`, an Aurora replica whose cluster parameter group turns
+    /// logical replication on (`logical`), built and caught up: ~3 h 10 min in.
+    fn replicating(faults: Vec<scenario::Fault>, logical: bool) -> Sim {
+        replicating_with(|sc| sc.faults = faults, logical)
+    }
+
+    /// [`replicating`] with the scenario changed by `change`.
+    fn replicating_with(change: impl FnOnce(&mut Scenario), logical: bool) -> Sim {
+        let mut sc = Scenario::load("busy-source").unwrap();
+        change(&mut sc);
+        sc.validate().unwrap();
+        let version = sc.source.engine_version.clone();
+        let major = version.split('.').next().unwrap().to_string();
+        let sim = Sim::new(sc);
+        let logical_on: BTreeMap<String, String> = if logical {
+            BTreeMap::from([("rds.logical_replication".into(), "1".into())])
+        } else {
+            BTreeMap::new()
+        };
+        sim.create_parameter_groups(
+            &cx(),
+            &CreateParameterGroups {
+                cluster_group: "orders-aurora-cluster".into(),
+                instance_group: "orders-aurora-instance".into(),
+                family: format!("aurora-postgresql{major}"),
+                parameters: BTreeMap::new(),
+                cluster_parameters: logical_on,
+            },
+        )
+        .unwrap();
+        advance(&sim, 6 * 60_000);
+        sim.create_replica_cluster(
+            &cx(),
+            &CreateReplicaCluster {
+                cluster_id: DST.into(),
+                source_id: SRC.into(),
+                engine_version: version,
+                parameter_group: Some("orders-aurora-cluster".into()),
+                security_groups: None,
+                kms_key_id: None,
+                iam_auth: true,
+            },
+        )
+        .unwrap();
+        sim.create_cluster_instance(
+            &cx(),
+            &CreateClusterInstance {
+                instance_id: "orders-aurora-1".into(),
+                cluster_id: DST.into(),
+                instance_class: "db.r6g.xlarge".into(),
+                parameter_group: None,
+            },
+        )
+        .unwrap();
+        advance(&sim, 3 * 3_600_000);
+        sim
+    }
+
+    /// Fence `db`: logins blocked, application backends terminated and gone.
+    fn fence(sim: &Sim, db: &str) {
+        sim.block_logins(&cx(), db, &["orders_app".into()]).unwrap();
+        let pids: Vec<i64> = sim
+            .application_backends(&cx(), db)
+            .unwrap()
+            .iter()
+            .map(|b| b.pid)
+            .collect();
+        sim.terminate_backends(&cx(), db, &pids).unwrap();
+        advance(sim, 1_000);
+        assert!(sim.application_backends(&cx(), db).unwrap().is_empty());
+    }
+
+    /// Route the application to `db` and let it log in again.
+    fn reroute(sim: &Sim, db: &str) {
+        sim.switch_route(&cx(), SRC, db, false, true).unwrap();
+        advance(sim, 1_000);
+        sim.unblock_logins(&cx(), db, &["orders_app".into()])
+            .unwrap();
+        advance(sim, 10_000);
+    }
+
+    /// [`reroute`], and the application writes there.
+    fn route_to(sim: &Sim, db: &str) {
+        reroute(sim, db);
+        assert!(
+            !sim.application_backends(&cx(), db).unwrap().is_empty(),
+            "the application writes on {db}"
+        );
+    }
+
+    /// The cutover up to the reverse subscription: the source fenced, the replica promoted,
+    /// publication and slot on it, the source subscribed (before any write reached the
+    /// cluster), the application routed to the cluster. Returns the slot's start.
+    fn cut_over(sim: &Sim) -> Lsn {
+        fence(sim, SRC);
+        advance(sim, 60_000);
+        sim.promote_cluster(&cx(), DST).unwrap();
+        advance(sim, 6 * 60_000);
+        assert!(sim.lock().writable(DST), "promoted");
+        let tables = sim.create_publication(&cx(), DST, NAME).unwrap();
+        assert_eq!(tables, vec!["public.customers", "public.orders"]);
+        let start = sim.create_logical_slot(&cx(), DST, NAME).unwrap();
+        assert_eq!(start, sim.current_lsn(&cx(), DST).unwrap());
+        let sub = sim.subscribe(&cx(), SRC, NAME, &to()).unwrap();
+        assert_eq!(sub.worker_pid, None, "the launcher starts the worker later");
+        route_to(sim, DST);
+        start
+    }
+
+    fn sub(sim: &Sim) -> Subscription {
+        let mut all = sim.subscriptions(&cx(), SRC).unwrap();
+        assert_eq!(all.len(), 1);
+        all.remove(0)
+    }
+
+    fn confirmed(sim: &Sim) -> u64 {
+        let slots = sim.replication_slots(&cx(), DST).unwrap();
+        let s = slots.iter().find(|s| s.slot_name == NAME).unwrap();
+        crate::pg::parse_lsn(s.confirmed_flush_lsn.as_deref().unwrap()).unwrap()
+    }
+
+    fn slot_active(sim: &Sim) -> bool {
+        let slots = sim.replication_slots(&cx(), DST).unwrap();
+        slots.iter().find(|s| s.slot_name == NAME).unwrap().active
+    }
+
+    fn hashes(sim: &Sim, db: &str) -> Vec<TableHash> {
+        sim.table_hashes(&cx(), db).unwrap()
+    }
+
+    fn seq(sim: &Sim, db: &str) -> i64 {
+        sim.sequences(&cx(), db).unwrap()[0].last_value
+    }
+
+    /// Advance in 5 s polls until the slot confirms `lsn`; how long it took (ms), or `None`
+    /// after `max_ms`.
+    fn wait_confirmed(sim: &Sim, lsn: u64, max_ms: Millis) -> Option<Millis> {
+        let mut waited = 0;
+        while confirmed(sim) < lsn {
+            if waited >= max_ms {
+                return None;
+            }
+            advance(sim, 5_000);
+            waited += 5_000;
+        }
+        Some(waited)
+    }
+
+    fn fault(
+        kind: FaultKind,
+        at: &str,
+        lasts: Option<&str>,
+        value: Option<f64>,
+    ) -> scenario::Fault {
+        scenario::Fault {
+            kind,
+            at: Some(at.into()),
+            step: None,
+            lasts: lasts.map(String::from),
+            target: None,
+            value,
+        }
+    }
+
+    #[test]
+    fn a_rollback_brings_the_clusters_writes_back_to_the_source_without_loss() {
+        let sim = replicating(Vec::new(), true);
+        let start = cut_over(&sim);
+        let (src_rows, dst_rows) = (hashes(&sim, SRC)[1].rows, hashes(&sim, DST)[1].rows);
+        let src_lsn = sim.current_lsn(&cx(), SRC).unwrap().lsn_bytes;
+        let applied = sim.lock().reverse_applied_bytes();
+        advance(&sim, 30 * 60_000);
+        let applied = sim.lock().reverse_applied_bytes() - applied;
+        let src_wal = sim.current_lsn(&cx(), SRC).unwrap().lsn_bytes - src_lsn;
+        assert!(
+            applied > 1_000_000_000 && src_wal as u64 >= applied,
+            "what the source applies it writes to its WAL: {applied} applied, {src_wal} written"
+        );
+        // A persistent world keeps the subscription across processes.
+        let json = serde_json::to_string(&*sim.lock()).unwrap();
+        let restored: SimState = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            restored.logical.subscriptions,
+            sim.lock().logical.subscriptions
+        );
+        // The cluster took writes, and they flow back with a lag of a step at most.
+        let now_lsn = sim.current_lsn(&cx(), DST).unwrap().lsn_bytes;
+        assert!(
+            now_lsn as u64 > start.lsn_bytes as u64 + 1_000_000_000,
+            "busy cluster"
+        );
+        let s = sub(&sim);
+        assert!(s.worker_pid.is_some() && s.apply_errors == 0, "{s:?}");
+        assert_eq!(
+            s.received_lsn_bytes,
+            Some(now_lsn),
+            "received what was committed"
+        );
+        let behind = now_lsn - s.latest_end_lsn_bytes.unwrap();
+        assert!(
+            behind <= 10 * 3_000_000,
+            "reported at most a step behind: {behind}"
+        );
+        assert_eq!(confirmed(&sim) as i64, s.latest_end_lsn_bytes.unwrap());
+        assert!(slot_active(&sim));
+        assert!(
+            hashes(&sim, SRC)[1].rows > src_rows,
+            "the source takes the cluster's rows"
+        );
+        assert!(hashes(&sim, DST)[1].rows > dst_rows);
+        // A slot streamed from cannot be dropped.
+        let e = sim.drop_replication_slot(&cx(), DST, NAME).unwrap_err();
+        assert!(e.kind == ErrorKind::Conflict && e.retryable, "{e}");
+        assert!(
+            e.message
+                .contains("subscription godwit_reverse on orders-db"),
+            "{e}"
+        );
+
+        // Rollback: fence the cluster, wait until the source confirmed its last position.
+        fence(&sim, DST);
+        let end = sim.current_lsn(&cx(), DST).unwrap().lsn_bytes as u64;
+        let waited = wait_confirmed(&sim, end, 60_000).expect("the source catches up");
+        assert!(
+            waited <= 10_000,
+            "a healthy subscription is a step behind: {waited} ms"
+        );
+        assert_eq!(
+            hashes(&sim, SRC),
+            hashes(&sim, DST),
+            "the source holds every write"
+        );
+        let target_seq = sim.sequences(&cx(), DST).unwrap();
+        assert!(
+            seq(&sim, SRC) < target_seq[0].last_value,
+            "sequences are not replicated"
+        );
+        let after = sim.advance_sequences(&cx(), SRC, &target_seq).unwrap();
+        assert_eq!(after, target_seq);
+        assert_eq!(sim.sequences(&cx(), SRC).unwrap(), target_seq);
+        assert!(sim.drop_subscription(&cx(), SRC, NAME).unwrap());
+        assert!(!sim.drop_subscription(&cx(), SRC, NAME).unwrap(), "once");
+        advance(&sim, 1_000);
+        assert!(sim.subscriptions(&cx(), SRC).unwrap().is_empty());
+        assert!(!slot_active(&sim), "the subscription's walsender left");
+        assert!(sim.drop_replication_slot(&cx(), DST, NAME).unwrap());
+        assert!(!sim.drop_replication_slot(&cx(), DST, NAME).unwrap());
+        assert!(sim.drop_publication(&cx(), DST, NAME).unwrap());
+        assert!(!sim.drop_publication(&cx(), DST, NAME).unwrap());
+
+        // Back on the source: it takes writes again, its sequences continue past the
+        // cluster's, and no invariant breaks.
+        route_to(&sim, SRC);
+        advance(&sim, 10 * 60_000);
+        let v = sim.lock().violations.clone();
+        assert!(v.is_empty(), "{v:?}");
+        assert!(seq(&sim, SRC) > target_seq[0].last_value);
+        assert!(hashes(&sim, SRC)[1].rows > hashes(&sim, DST)[1].rows);
+    }
+
+    #[test]
+    fn routing_back_before_the_source_caught_up_or_advanced_its_sequences_is_caught() {
+        // Dropped before it caught up: the cluster's last writes are lost.
+        let sim = replicating(Vec::new(), true);
+        cut_over(&sim);
+        advance(&sim, 10 * 60_000);
+        sim.drop_subscription(&cx(), SRC, NAME).unwrap();
+        advance(&sim, 60_000);
+        fence(&sim, DST);
+        let sequences = sim.sequences(&cx(), DST).unwrap();
+        sim.advance_sequences(&cx(), SRC, &sequences).unwrap();
+        reroute(&sim, SRC);
+        let v = sim.lock().violations.clone();
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].invariant, "no-acknowledged-write-lost", "{v:?}");
+        // Caught up, but the sequences were left behind: new rows reuse keys.
+        let sim = replicating(Vec::new(), true);
+        cut_over(&sim);
+        advance(&sim, 10 * 60_000);
+        fence(&sim, DST);
+        let end = sim.current_lsn(&cx(), DST).unwrap().lsn_bytes as u64;
+        wait_confirmed(&sim, end, 60_000).unwrap();
+        reroute(&sim, SRC);
+        let v = sim.lock().violations.clone();
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].invariant, "no-sequence-reuse", "{v:?}");
+        // Without any reverse stream, a write on the source after the fence stays lost.
+        let sim = replicating(Vec::new(), true);
+        fence(&sim, SRC);
+        sim.promote_cluster(&cx(), DST).unwrap();
+        advance(&sim, 6 * 60_000);
+        sim.unblock_logins(&cx(), SRC, &["orders_app".into()])
+            .unwrap();
+        advance(&sim, 60_000);
+        let v = sim.lock().violations.clone();
+        assert_eq!(v[0].invariant, "no-write-after-fence", "{v:?}");
+    }
+
+    #[test]
+    fn a_rollback_before_the_cluster_took_a_write_is_clean() {
+        let sim = replicating(Vec::new(), true);
+        fence(&sim, SRC);
+        sim.promote_cluster(&cx(), DST).unwrap();
+        advance(&sim, 6 * 60_000);
+        sim.create_publication(&cx(), DST, NAME).unwrap();
+        sim.create_logical_slot(&cx(), DST, NAME).unwrap();
+        sim.subscribe(&cx(), SRC, NAME, &to()).unwrap();
+        advance(&sim, 60_000);
+        assert_eq!(hashes(&sim, SRC), hashes(&sim, DST));
+        assert_eq!(
+            sim.sequences(&cx(), SRC).unwrap(),
+            sim.sequences(&cx(), DST).unwrap()
+        );
+        sim.drop_subscription(&cx(), SRC, NAME).unwrap();
+        sim.unblock_logins(&cx(), SRC, &["orders_app".into()])
+            .unwrap();
+        advance(&sim, 10 * 60_000);
+        let v = sim.lock().violations.clone();
+        assert!(v.is_empty(), "{v:?}");
+        assert!(!sim.application_backends(&cx(), SRC).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_lagging_subscription_falls_behind_and_drains_at_its_rate() {
+        // 500 kB/s of apply against ~2 MB/s of writes at night.
+        let rate = 500_000.0;
+        let sim = replicating(
+            vec![fault(FaultKind::ReverseLag, "3h", None, Some(rate))],
+            true,
+        );
+        cut_over(&sim);
+        advance(&sim, 20 * 60_000);
+        let s = sub(&sim);
+        let backlog = s.received_lsn_bytes.unwrap() - s.latest_end_lsn_bytes.unwrap();
+        assert!(
+            backlog > 1_000_000_000,
+            "20 min × 1.5 MB/s behind: {backlog}"
+        );
+        assert!(s.worker_pid.is_some() && s.apply_errors == 0);
+        assert_ne!(hashes(&sim, SRC), hashes(&sim, DST));
+        fence(&sim, DST);
+        let end = sim.current_lsn(&cx(), DST).unwrap().lsn_bytes as u64;
+        let left = end - confirmed(&sim);
+        let expected = (left as f64 / rate * 1000.0) as Millis;
+        let waited = wait_confirmed(&sim, end, 2 * expected).expect("it drains");
+        assert!(
+            waited >= expected - 10_000 && waited <= expected + 15_000,
+            "drains {left} bytes at {rate} B/s: ~{expected} ms, took {waited} ms"
+        );
+        assert_eq!(hashes(&sim, SRC), hashes(&sim, DST));
+    }
+
+    #[test]
+    fn a_broken_subscription_counts_errors_applies_nothing_and_needs_fresh_credentials() {
+        // Subscribed at ~3h17m; broken from 3h20m for 10 min: its worker restarts after
+        // the IAM token of its creation expired.
+        let sim = replicating(
+            vec![fault(FaultKind::ReverseBroken, "3h20m", Some("10m"), None)],
+            true,
+        );
+        cut_over(&sim);
+        let created = sim.lock().logical.subscriptions[0].token_at;
+        let until = |t: Millis| {
+            let now = sim.lock().now;
+            advance(&sim, t - now);
+        };
+        let t0 = sim.lock().sc.start_ms();
+        until(t0 + 3 * 3_600_000 + 20 * 60_000 + 30_000);
+        let held = confirmed(&sim);
+        let s = sub(&sim);
+        assert_eq!(
+            (s.worker_pid, s.received_lsn_bytes, s.latest_end_lsn_bytes),
+            (None, None, None)
+        );
+        let e1 = s.apply_errors;
+        assert!((6..=8).contains(&e1), "an error every 5 s: {e1}");
+        assert!(!slot_active(&sim), "between restarts nobody reads the slot");
+        let applied = sim.lock().reverse_applied_bytes();
+        until(t0 + 3 * 3_600_000 + 25 * 60_000);
+        let s = sub(&sim);
+        assert!(s.apply_errors > e1 + 50, "{}", s.apply_errors);
+        assert_eq!(confirmed(&sim), held, "no progress");
+        assert_eq!(
+            sim.lock().reverse_applied_bytes(),
+            applied,
+            "nothing applied"
+        );
+        // Past the token's 15 minutes, restarts cannot log in: no more apply errors.
+        until(created + logical::IAM_TOKEN_MS + 60_000);
+        let e2 = sub(&sim).apply_errors;
+        advance(&sim, 60_000);
+        assert_eq!(sub(&sim).apply_errors, e2, "no connection, no apply error");
+        // The fault is over, but a new connection needs fresh credentials.
+        until(t0 + 3 * 3_600_000 + 31 * 60_000);
+        assert_eq!(sub(&sim).worker_pid, None);
+        assert_eq!(confirmed(&sim), held);
+        let e = sim
+            .refresh_subscription(&cx(), SRC, NAME, "orders-db")
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Conflict, "another publisher: {e}");
+        sim.refresh_subscription(&cx(), SRC, NAME, DST).unwrap();
+        advance(&sim, 10_000);
+        let s = sub(&sim);
+        assert!(s.worker_pid.is_some(), "{s:?}");
+        assert_eq!(s.apply_errors, e2, "errors are history");
+        fence(&sim, DST);
+        let end = sim.current_lsn(&cx(), DST).unwrap().lsn_bytes as u64;
+        wait_confirmed(&sim, end, 5 * 60_000).expect("catches up once it runs");
+        assert_eq!(hashes(&sim, SRC), hashes(&sim, DST));
+    }
+
+    #[test]
+    fn a_ddl_on_the_cluster_breaks_the_subscription_from_its_next_change() {
+        let mut ddl = fault(FaultKind::TargetDdl, "3h30m", None, None);
+        ddl.target = Some(DST.into());
+        let sim = replicating(vec![ddl], true);
+        cut_over(&sim);
+        assert_eq!(
+            sim.table_definitions(&cx(), SRC).unwrap(),
+            sim.table_definitions(&cx(), DST).unwrap(),
+            "same shape before the DDL"
+        );
+        // Fresh credentials: the worker's restarts after the DDL still log in.
+        let t0 = sim.lock().sc.start_ms();
+        let now = sim.lock().now;
+        advance(&sim, t0 + 3 * 3_600_000 + 29 * 60_000 - now);
+        sim.refresh_subscription(&cx(), SRC, NAME, DST).unwrap();
+        advance(&sim, 60_000);
+        let at_ddl = sim.current_lsn(&cx(), DST).unwrap().lsn_bytes as u64;
+        let (src, dst) = (
+            sim.table_definitions(&cx(), SRC).unwrap(),
+            sim.table_definitions(&cx(), DST).unwrap(),
+        );
+        let orders = |d: &[crate::pg::TableDefinition]| {
+            d.iter()
+                .find(|t| t.table == "public.orders")
+                .unwrap()
+                .columns
+                .clone()
+        };
+        assert_eq!(orders(&src), logical::TABLE_COLUMNS);
+        assert_eq!(
+            orders(&dst),
+            format!("{}, note text", logical::TABLE_COLUMNS)
+        );
+        assert_eq!(src[0], dst[0], "public.customers is untouched");
+        advance(&sim, 5 * 60_000);
+        let s = sub(&sim);
+        assert_eq!(s.worker_pid, None);
+        assert!(s.apply_errors >= 50, "{}", s.apply_errors);
+        assert_eq!(
+            confirmed(&sim),
+            at_ddl,
+            "applied everything before the DDL, nothing after"
+        );
+        fence(&sim, DST);
+        let end = sim.current_lsn(&cx(), DST).unwrap().lsn_bytes as u64;
+        assert_eq!(
+            wait_confirmed(&sim, end, 5 * 60_000),
+            None,
+            "never catches up"
+        );
+        assert_ne!(hashes(&sim, SRC), hashes(&sim, DST));
+    }
+
+    #[test]
+    fn the_primitives_refuse_what_postgresql_and_aws_refuse() {
+        let sim = replicating(Vec::new(), true);
+        // A replica still replicating: read-only, no logical slot.
+        let e = sim.create_logical_slot(&cx(), DST, NAME).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Conflict, "{e}");
+        assert!(e.message.contains("standby"), "{e}");
+        let e = sim.create_publication(&cx(), DST, NAME).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Conflict, "{e}");
+        fence(&sim, SRC);
+        sim.promote_cluster(&cx(), DST).unwrap();
+        advance(&sim, 6 * 60_000);
+        // Nothing to subscribe to yet.
+        let e = sim.subscribe(&cx(), SRC, NAME, &to()).unwrap_err();
+        assert!(
+            e.kind == ErrorKind::NotFound && e.message.contains("publication"),
+            "{e}"
+        );
+        assert_eq!(
+            sim.create_publication(&cx(), DST, NAME).unwrap(),
+            sim.create_publication(&cx(), DST, NAME).unwrap(),
+            "idempotent"
+        );
+        let e = sim.subscribe(&cx(), SRC, NAME, &to()).unwrap_err();
+        assert!(
+            e.kind == ErrorKind::NotFound && e.message.contains("slot"),
+            "{e}"
+        );
+        let start = sim.create_logical_slot(&cx(), DST, NAME).unwrap();
+        assert_eq!(
+            sim.create_logical_slot(&cx(), DST, NAME).unwrap(),
+            start,
+            "idempotent"
+        );
+        let e = sim
+            .subscribe(
+                &cx(),
+                SRC,
+                NAME,
+                &SubscribeTo {
+                    copy_data: true,
+                    ..to()
+                },
+            )
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Invalid, "{e}");
+        let e = sim
+            .subscribe(
+                &cx(),
+                SRC,
+                NAME,
+                &SubscribeTo {
+                    from: "nope".into(),
+                    ..to()
+                },
+            )
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
+        let e = sim.refresh_subscription(&cx(), SRC, NAME, DST).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
+        let first = sim.subscribe(&cx(), SRC, NAME, &to()).unwrap();
+        route_to(&sim, DST);
+        advance(&sim, 60_000);
+        // An existing slot answers its position: where its subscriber confirmed by now.
+        let now = sim.create_logical_slot(&cx(), DST, NAME).unwrap();
+        assert_eq!(now, Lsn::at(confirmed(&sim)));
+        assert!(
+            now.lsn_bytes > start.lsn_bytes,
+            "the source confirmed the cluster's writes"
+        );
+        let again = sim.subscribe(&cx(), SRC, NAME, &to()).unwrap();
+        assert_eq!((again.name, again.slot_name), (first.name, first.slot_name));
+        // Sequences: an unknown name sets nothing; a lower value lowers nothing.
+        let before = sim.sequences(&cx(), SRC).unwrap();
+        let mut bad = before.clone();
+        bad[0].last_value += 1_000_000;
+        bad.push(crate::pg::Sequence {
+            name: "public.nope_seq".into(),
+            last_value: 1,
+        });
+        let e = sim.advance_sequences(&cx(), SRC, &bad).unwrap_err();
+        assert!(
+            e.kind == ErrorKind::NotFound && e.message.contains("public.nope_seq"),
+            "{e}"
+        );
+        assert_eq!(sim.sequences(&cx(), SRC).unwrap(), before, "nothing set");
+        let mut low = before.clone();
+        low[0].last_value = 1;
+        assert_eq!(sim.advance_sequences(&cx(), SRC, &low).unwrap(), before);
+        let e = sim
+            .advance_sequences(&cx(), "orders-aurora-2", &low)
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
+        // A cluster without rds.logical_replication=1 refuses logical slots, as AWS does.
+        let sim = replicating(Vec::new(), false);
+        fence(&sim, SRC);
+        sim.promote_cluster(&cx(), DST).unwrap();
+        advance(&sim, 6 * 60_000);
+        let e = sim.create_logical_slot(&cx(), DST, NAME).unwrap_err();
+        assert!(
+            e.kind == ErrorKind::Conflict
+                && !e.retryable
+                && e.message.contains("rds.logical_replication=1"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn postgresql_14_counts_no_apply_errors() {
+        let sim = replicating_with(
+            |sc| {
+                sc.source.engine_version = "14.9".into();
+                sc.faults = vec![fault(FaultKind::ReverseBroken, "3h20m", None, None)];
+            },
+            true,
+        );
+        cut_over(&sim);
+        advance(&sim, 10 * 60_000);
+        let s = sub(&sim);
+        assert_eq!(
+            (s.worker_pid, s.apply_errors),
+            (None, 0),
+            "no pg_stat_subscription_stats"
+        );
+        assert!(
+            sim.lock().logical.subscriptions[0].errors > 0,
+            "it failed all the same"
+        );
+    }
+
+    #[test]
+    fn tables_without_a_primary_key_are_unreplicable_on_both_sides() {
+        let sim = replicating_with(
+            |sc| sc.source.no_primary_key = vec!["public.customers".into()],
+            true,
+        );
+        for db in [SRC, DST] {
+            assert_eq!(
+                sim.unreplicable_tables(&cx(), db).unwrap(),
+                vec![crate::pg::UnreplicableTable {
+                    table: "public.customers".into(),
+                    why: "no primary key".into(),
+                }]
+            );
+        }
+        let defs = sim.table_definitions(&cx(), SRC).unwrap();
+        assert_eq!(defs, sim.table_definitions(&cx(), DST).unwrap());
+        assert_eq!(
+            defs.iter().map(|d| d.table.as_str()).collect::<Vec<_>>(),
+            vec!["public.customers", "public.orders"]
+        );
+        let sim = replicating(Vec::new(), true);
+        assert!(sim.unreplicable_tables(&cx(), SRC).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_reverse_faults_and_tables_without_a_key_are_validated() {
+        let base = "name = \"x\"\n[source]\nid = \"orders-db\"\n";
+        let bad = |extra: &str| {
+            Scenario::from_toml("bad.toml", &format!("{base}{extra}"))
+                .unwrap_err()
+                .message
+        };
+        let e = bad("[[faults]]\nkind = \"reverse-lag\"\nat = \"1h\"\n");
+        assert!(
+            e.contains("faults[0].value: reverse-lag needs the apply rate"),
+            "{e}"
+        );
+        let e = bad("[[faults]]\nkind = \"reverse-lag\"\nat = \"1h\"\nvalue = 0.0\n");
+        assert!(e.contains("faults[0].value"), "{e}");
+        let e = bad("[[faults]]\nkind = \"target-ddl\"\nstep = \"rollback\"\nfor = \"5m\"\n");
+        assert!(e.contains("faults[0].for: target-ddl is permanent"), "{e}");
+        let e = bad("[[faults]]\nkind = \"target-ddl\"\nat = \"1h\"\ntarget = \"no such!\"\n");
+        assert!(e.contains("faults[0].target"), "{e}");
+        let e = bad("no_primary_key = [\"public.nope\"]\n");
+        assert!(
+            e.contains("source.no_primary_key[0]: \"public.nope\""),
+            "{e}"
+        );
+        let e = bad("no_primary_key = \"public.orders\"\n");
+        assert!(e.contains("source.no_primary_key"), "{e}");
+        let ok = Scenario::from_toml(
+            "ok.toml",
+            &format!(
+                "{base}no_primary_key = [\"public.orders\"]\n[[faults]]\nkind = \"reverse-broken\"\n\
+                 step = \"rollback\"\nfor = \"2m\"\n[[faults]]\nkind = \"reverse-lag\"\nat = \"0s\"\n\
+                 value = 1e6\n[[faults]]\nkind = \"target-ddl\"\nat = \"1h\"\n\
+                 target = \"orders-aurora\"\n"
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            ok.faults.iter().map(|f| f.kind).collect::<Vec<_>>(),
+            vec![
+                FaultKind::ReverseBroken,
+                FaultKind::ReverseLag,
+                FaultKind::TargetDdl
+            ]
+        );
+    }
+}
