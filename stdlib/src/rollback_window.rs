@@ -90,7 +90,10 @@ pub fn window(id: &str, plan: &Plan) -> Result<Window, String> {
         params.insert("target_cluster".into(), t.clone());
     }
     params.insert("source_security_groups".into(), groups.into());
-    params.insert("source_roles".into(), list("source_roles").into());
+    let roles = list("source_roles");
+    if !roles.is_empty() {
+        params.insert("source_roles".into(), roles.into());
+    }
     for key in ["health_every"] {
         if let Some(v) = started.params.get(key) {
             params.insert(key.into(), v.clone());

@@ -197,6 +197,8 @@ fn expected(runbook: &str, scenario: &str) -> (&'static str, &'static str) {
         },
         // On a world that was never migrated finalize must refuse (see finalize_after_migration).
         "finalize" => ("rolled-back", "finalize only after a completed cutover"),
+        // Likewise the rollback (see a_rollback_after_the_cutover_in_the_simulator).
+        "rollback" => ("rolled-back", "nothing to roll back from"),
         other => panic!(
             "runbook {other} has no expected outcomes: add it to `expected` in {}",
             file!()
@@ -213,7 +215,12 @@ fn expected_standard(scenario: &str) -> (&'static str, &'static str) {
         | "aws-throttling"
         | "engine-crash"
         | "long-transaction-at-fence"
-        | "replica-stall" => ("succeeded", ""),
+        | "replica-stall"
+        // The rollback window's faults act after the cutover (their rollbacks:
+        // a_rollback_after_the_cutover_in_the_simulator).
+        | "reverse-lag"
+        | "reverse-broken"
+        | "target-ddl" => ("succeeded", ""),
         "stale-logical-slot" => ("rolled-back", "stale-slot"),
         "stale-slot-at-preflight" => ("rolled-back", "preflight failed: [\"no-stale-slot"),
         "replica-slow-at-peak" => ("rolled-back", "falling-behind"),
@@ -260,7 +267,13 @@ fn every_runbook_in_every_scenario() {
     for runbook in runbooks() {
         let stem = runbook.file_stem().unwrap().to_string_lossy().to_string();
         for scenario in &scenarios {
-            let out = run(&runbook, scenario, &rt);
+            // The rollback runbook's source groups are what `godwit rollback RUN` reads from
+            // the cutover's journal; here, any well-formed value.
+            let mut params = serde_json::Map::new();
+            if stem == "rollback" {
+                params.insert("source_security_groups".into(), "sg-orders".into());
+            }
+            let out = run_with(&runbook, scenario, params, &rt);
             assert!(out.audit.is_empty(), "{stem} × {scenario}: {:?}", out.audit);
             let report = out
                 .report
@@ -457,6 +470,88 @@ fn finalize_after_migration() {
         serde_json::json!(["debezium_orders"]),
         "{text}"
     );
+}
+
+/// The rollback window in the simulator: the cutover, then `godwit rollback RUN` in the same
+/// world (its parameters read from the cutover's journal, as the CLI does), in the busy source
+/// and in each scenario of the reverse path. Healthy or lagging, the rollback succeeds and the
+/// simulator's invariants hold (every write the clients made on Aurora is on the source before
+/// they write there again, and no sequence value is handed out twice); broken or after a DDL on
+/// Aurora, it refuses before it holds anyone, saying why. Each rollback's story is a snapshot.
+#[test]
+fn a_rollback_after_the_cutover_in_the_simulator() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_snapshot_path("snapshots");
+    let _guard = settings.bind_to_scope();
+    for (scenario, want, why) in [
+        ("busy-source", "succeeded", ""),
+        // Applying slower than Aurora writes, the source never comes close: the rollback waits
+        // with the clients on Aurora, then stops, holding nobody.
+        ("reverse-lag", "rolled-back", "of Aurora's WAL behind"),
+        (
+            "reverse-broken",
+            "rolled-back",
+            "cannot carry Aurora's writes back",
+        ),
+        ("target-ddl", "rolled-back", "the schemas differ"),
+    ] {
+        let world = World::sim_named(scenario).unwrap();
+        let store = MemoryStore::new();
+        let collector = Collector::new();
+        let r = runner(&world, &rt, &store, vec![Arc::new(collector.clone())]);
+        let forward = r
+            .start(StartRequest {
+                runbook: runbooks_dir().join("rds-to-aurora.rhai"),
+                cluster: "orders-db".into(),
+                params: Default::default(),
+                run_id: Some("migrate".into()),
+            })
+            .unwrap();
+        let text = story(&collector.lines()).join("\n");
+        assert!(
+            matches!(forward.status, RunStatus::Succeeded { .. }),
+            "{scenario}: {text}"
+        );
+        let records = godwit_engine::JournalStore::read(&store, "migrate")
+            .unwrap()
+            .records;
+        let plan = godwit_engine::plan::Plan::from_records(&records);
+        let mut w = godwit_stdlib::rollback_window::window("migrate", &plan).unwrap();
+        w.params.insert("close_timeout".into(), "10m".into());
+        assert_eq!(w.params["source_security_groups"], "sg-0app", "{w:?}");
+        let collector = Collector::new();
+        let r = runner(&world, &rt, &store, vec![Arc::new(collector.clone())]);
+        let back = r
+            .start(StartRequest {
+                runbook: w.runbook,
+                cluster: w.cluster,
+                params: w.params,
+                run_id: Some("rollback".into()),
+            })
+            .unwrap();
+        let lines = story(&collector.lines());
+        let text = lines.join("\n");
+        let audit = world.audit.as_ref().map(|a| a()).unwrap_or_default();
+        assert!(audit.is_empty(), "{scenario}: {audit:?}\n{text}");
+        assert!(!text.contains("simulation invariant"), "{scenario}: {text}");
+        match (&back.status, want) {
+            (RunStatus::Succeeded { .. }, "succeeded") => {}
+            (RunStatus::RolledBack { reason, .. }, "rolled-back") => {
+                assert!(reason.contains(why), "{scenario}: {reason}");
+                assert!(
+                    !text.contains("route::switch_route") && !text.contains("pg::block_logins"),
+                    "{scenario}: a refusal holds nobody and fences nothing:\n{text}"
+                );
+            }
+            (other, _) => panic!("{scenario}: {other:?}, want {want}\n{text}"),
+        }
+        insta::assert_yaml_snapshot!(format!("rollback-after__{scenario}"), lines);
+    }
 }
 
 /// An Envoy node the route expects drops off the control plane after the switch, while the
@@ -658,17 +753,27 @@ fn journals_written_before_the_runbooks_became_phases_still_resume() {
             .resume(name, true)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let text = story(&collector.lines()).join("\n");
-        let RunStatus::Succeeded { result } = report.status else {
+        let RunStatus::Succeeded { mut result } = report.status else {
             panic!("{name}: {:?}\n{text}", report.status)
         };
         let reference = run(&path, "busy-source", &rt);
         let Ok(RunReport {
-            status: RunStatus::Succeeded { result: want },
+            status: RunStatus::Succeeded { result: mut want },
             ..
         }) = reference.report
         else {
             panic!("{name}: the reference run failed")
         };
+        // A journal from before the rollback window existed decided nothing about it in its
+        // preflight: it gets none (no step inserted into its replay); today's run has one.
+        if let (Some(r), Some(w)) = (result.as_object_mut(), want.as_object_mut()) {
+            assert_eq!(
+                r.remove("reverse_replication"),
+                Some(Value::Bool(false)),
+                "{name}: {text}"
+            );
+            assert_eq!(w.remove("reverse_replication"), Some(Value::Bool(true)));
+        }
         assert_eq!(result, want, "{name}: a different end\n{text}");
         let lines = collector.lines();
         let live: Vec<&String> = lines
@@ -946,6 +1051,7 @@ fn the_run_journals_its_parameters_with_the_defaults_filled_in() {
             "quarantine_group": "godwit-quarantine", "fence_connection_allowance": 0,
             "target_cluster": "orders-db-aurora", "unverified": "refuse",
             "validation_timeout": "3d", "validation_window": "24h",
+            "reverse_replication": "auto", "rollback_apply_timeout": "10m",
         })
     );
 }

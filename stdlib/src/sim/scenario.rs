@@ -112,12 +112,24 @@ pub const BUILTINS: &[(&str, &str)] = &[
         include_str!("../../../tests/scenarios/replica-stall.toml"),
     ),
     (
+        "reverse-broken",
+        include_str!("../../../tests/scenarios/reverse-broken.toml"),
+    ),
+    (
+        "reverse-lag",
+        include_str!("../../../tests/scenarios/reverse-lag.toml"),
+    ),
+    (
         "stale-logical-slot",
         include_str!("../../../tests/scenarios/stale-logical-slot.toml"),
     ),
     (
         "stale-slot-at-preflight",
         include_str!("../../../tests/scenarios/stale-slot-at-preflight.toml"),
+    ),
+    (
+        "target-ddl",
+        include_str!("../../../tests/scenarios/target-ddl.toml"),
     ),
     (
         "terminal-cluster-state",
