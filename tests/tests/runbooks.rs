@@ -554,6 +554,70 @@ fn a_rollback_after_the_cutover_in_the_simulator() {
     }
 }
 
+/// The automatic path: a cutover stopped after the route switch (the process dies during the
+/// post-cutover health gate) and aborted (`godwit abort RUN`) rolls back through the undos of
+/// the reverse path — the clients held, Aurora fenced, the source caught up, sequences past
+/// Aurora's, the source unfenced and serving — and every earlier undo finds nothing to refuse:
+/// the run ends rolled back, and the simulator's invariants (no acknowledged write lost, no
+/// sequence value handed out twice) hold.
+#[test]
+fn an_aborted_cutover_after_promotion_rolls_back_through_the_reverse_path() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let world = World::sim_named("busy-source").unwrap();
+    let store = MemoryStore::new();
+    let crash = CrashSink::new(
+        1,
+        |e| matches!(e, Event::StepCompleted { name, .. } if name == "switch-route"),
+    );
+    let first = runner(&world, &rt, &store, vec![crash]);
+    let req = StartRequest {
+        runbook: runbooks_dir().join("rds-to-aurora.rhai"),
+        cluster: "orders-db".into(),
+        params: Default::default(),
+        run_id: Some("run".into()),
+    };
+    assert!(
+        until_crash(|| first.start(req)).is_none(),
+        "stopped after the switch"
+    );
+    let collector = Collector::new();
+    let second = runner(&world, &rt, &store, vec![Arc::new(collector.clone())]);
+    let report = second
+        .resume_with(godwit_engine::ResumeRequest {
+            run_id: "run".into(),
+            force_runbook_change: false,
+            set: Default::default(),
+            abort: Some("the application reports errors on Aurora".into()),
+        })
+        .unwrap();
+    let lines = story(&collector.lines());
+    let text = lines.join("\n");
+    assert!(
+        matches!(report.status, RunStatus::RolledBack { .. }),
+        "{:?}\n{text}",
+        report.status
+    );
+    for undo in [
+        "subscribe-source-to-target",
+        "create-reverse-path",
+        "fence",
+        "hold",
+    ] {
+        assert!(
+            text.contains(&format!("undo {undo} ✓")),
+            "undo of {undo} completed:\n{text}"
+        );
+    }
+    assert!(!text.contains("accept_fork"), "nothing refused:\n{text}");
+    let audit = world.audit.as_ref().map(|a| a()).unwrap_or_default();
+    assert!(audit.is_empty(), "{audit:?}\n{text}");
+    assert!(!text.contains("simulation invariant"), "{text}");
+    insta::assert_yaml_snapshot!("rds-to-aurora-aborted-after-promotion", lines);
+}
+
 /// An Envoy node the route expects drops off the control plane after the switch, while the
 /// post-cutover health gate runs: the gate counts it (its `nodes` check stays closed, naming the
 /// node) although the traffic and source checks pass, and the run does not report success.
