@@ -876,3 +876,77 @@ fn a_bad_parameter_is_exit_2_with_the_fix_and_leaves_no_run() {
         assert_eq!(env.run_dirs(), 0, "--set {set}: a run was created");
     }
 }
+
+/// `godwit rollback RUN` in the simulator, from the command line: `--check` changes nothing,
+/// the rollback continues the cutover's world and succeeds, a second one finds it rolled back
+/// already (exit 3), a rollback run is not a cutover to roll back (exit 2), and a cutover
+/// without a rollback window is refused naming why, starting nothing (exit 2).
+#[test]
+fn godwit_rollback_rolls_a_simulated_cutover_back_once() {
+    let runbook =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks/rds-to-aurora.rhai");
+    let rb = runbook.to_str().unwrap();
+    let env = Env::new();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            rb,
+            "--cluster",
+            "orders-db",
+            "--world",
+            "sim:busy-source",
+        ];
+        args.extend_from_slice(extra);
+        env.godwit(&args)
+    };
+    let (code, out, err) = run(&[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let cutover = env.run_ids();
+    let (code, out, err) = env.godwit(&["rollback", "last", "--check"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("\"checked\":true") || err.contains("applying"),
+        "{out}{err}"
+    );
+    let (code, out, err) = env.godwit(&["rollback", "last"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("rolled back to orders-db") || out.contains("rolled back to orders-db"),
+        "{out}{err}"
+    );
+    let (code, out, err) = env.godwit(&["rollback", "last"]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        format!("{out}{err}").contains("rolled back already"),
+        "{out}{err}"
+    );
+    let rollback_run = env
+        .run_ids()
+        .into_iter()
+        .find(|id| !cutover.contains(id))
+        .unwrap();
+    let (code, _, err) = env.godwit(&["rollback", &rollback_run]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is itself a rollback"), "{err}");
+
+    let other = Env::new();
+    let (code, out, err) = other.godwit(&[
+        "run",
+        rb,
+        "--cluster",
+        "orders-db",
+        "--world",
+        "sim:busy-source",
+        "--set",
+        "reverse_replication=off",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let before = other.run_dirs();
+    let (code, _, err) = other.godwit(&["rollback", "last"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("no rollback window") && err.contains("reverse_replication=off"),
+        "{err}"
+    );
+    assert_eq!(other.run_dirs(), before, "nothing was started");
+}

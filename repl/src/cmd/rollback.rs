@@ -39,6 +39,62 @@ pub struct RollbackArgs {
     pub out: Output,
 }
 
+/// The cutover `arg` names and its journal read back. `last` is the newest run that is not
+/// itself a rollback (`godwit rollback last --check` then `godwit rollback last` name the same
+/// cutover); a rollback run named by its id is refused, naming what to pass instead.
+fn cutover_run(store: &crate::state::Store, arg: &str) -> Result<(String, Plan), Failure> {
+    let read = |id: &str| -> Result<Plan, Failure> {
+        Ok(Plan::from_records(
+            &store.read(id).map_err(EngineError::from)?.records,
+        ))
+    };
+    let is_rollback = |plan: &Plan| {
+        plan.started
+            .as_ref()
+            .is_some_and(|s| s.runbook.name == "rollback")
+    };
+    if arg == "last" {
+        for id in store.list().map_err(|e| invalid(e.to_string()))? {
+            let plan = read(&id)?;
+            if !is_rollback(&plan) {
+                return Ok((id, plan));
+            }
+        }
+        return Err(invalid(format!(
+            "no cutover run in {} to roll back",
+            store.place()
+        )));
+    }
+    let id = resolve_run(store, arg).map_err(invalid)?;
+    let plan = read(&id)?;
+    if is_rollback(&plan) {
+        return Err(invalid(format!(
+            "run {id} is itself a rollback: name the cutover run it rolls back (godwit runs lists them)"
+        )));
+    }
+    Ok((id, plan))
+}
+
+/// The newest run of `cluster` in `world` (the cutover `id` itself when none came after it):
+/// whose world state is the latest.
+fn latest_of_world(store: &crate::state::Store, id: &str, cluster: &str, world: &str) -> String {
+    for run in store.list().unwrap_or_default() {
+        if run == id {
+            break;
+        }
+        let Ok(j) = store.read(&run) else { continue };
+        let plan = Plan::from_records(&j.records);
+        if plan
+            .started
+            .as_ref()
+            .is_some_and(|s| s.cluster == cluster && s.world == world)
+        {
+            return run;
+        }
+    }
+    id.to_string()
+}
+
 impl RollbackArgs {
     pub fn execute(self, ctx: &Context) -> Result<i32, Failure> {
         let out = self.out.with_format(ctx);
@@ -46,8 +102,7 @@ impl RollbackArgs {
         let set = parse_sets(&self.set)?;
         let store = ctx.store()?;
         let state_dir = ctx.state_dir()?;
-        let id = resolve_run(&store, &self.run).map_err(invalid)?;
-        let plan = Plan::from_records(&store.read(&id).map_err(EngineError::from)?.records);
+        let (id, plan) = cutover_run(&store, &self.run)?;
         let mut w = window(&id, &plan).map_err(invalid)?;
         if !w.runbook.is_file() {
             return Err(invalid(format!(
@@ -59,10 +114,12 @@ impl RollbackArgs {
         if self.check {
             w.params.insert("check_only".into(), true.into());
         }
-        // The rollback acts on the world the cutover left: a simulated world continues from
-        // the run's state (a copy: the run's own stays as it ended).
-        let forward = world_state_file(&state_dir, &id);
-        crate::state::fetch_world(&store, &id, &forward).map_err(invalid)?;
+        // The rollback acts on the world as the cutover and any rollback run since left it: a
+        // simulated world continues from the newest such run's state (a copy: each run's own
+        // stays as it ended), so a second rollback finds the first one's work done.
+        let latest = latest_of_world(&store, &id, &w.cluster, &w.world);
+        let forward = world_state_file(&state_dir, &latest);
+        crate::state::fetch_world(&store, &latest, &forward).map_err(invalid)?;
         let run_id = godwit_engine::run::new_run_id(&w.cluster);
         let state = world_state_file(&state_dir, &run_id);
         for (from, to) in crate::state::world_files(&forward)
