@@ -10,8 +10,6 @@
 //! (the LSN to start from, when the runbook gives one). A command that exits non-zero, or runs
 //! past its timeout, fails the call with its output.
 
-use std::io::{Read, Seek};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -87,101 +85,22 @@ impl HookCdc {
         command: &str,
         env: &[(&str, String)],
     ) -> Result<(), PrimitiveError> {
-        let timeout = c
-            .timeout
-            .as_deref()
-            .map(godwit_engine::duration::parse_duration)
-            .transpose()
-            .map_err(|e| {
-                PrimitiveError::invalid(
-                    A,
-                    op,
-                    format!("consumer {}: timeout: {e}", c.name),
-                    "e.g. timeout = \"10m\"",
-                )
-            })?
-            .unwrap_or(Duration::from_secs(600));
-        // Output goes to an unnamed file, not a pipe: a command that starts a daemon (`… &`)
-        // leaves it holding its stdout, and reading a pipe to its end would wait for the
-        // daemon, not the command.
-        let log = tempfile::tempfile().map_err(|e| {
-            PrimitiveError::new(
-                A,
+        let mut vars = vec![("GODWIT_CDC_CONSUMER", c.name.clone())];
+        vars.extend(env.iter().cloned());
+        crate::prim::command::run(
+            cx,
+            &crate::prim::command::Hook {
+                area: A,
                 op,
-                ErrorKind::Internal,
-                format!("cannot create a file for the command's output: {e}"),
-                "free space in the temp directory",
-            )
-        })?;
-        let io = |f: &std::fs::File| {
-            f.try_clone()
-                .map(Stdio::from)
-                .map_err(|e| PrimitiveError::new(A, op, ErrorKind::Internal, e.to_string(), ""))
-        };
-        let mut cmd = tokio::process::Command::new("sh");
-        cmd.arg("-c")
-            .arg(command)
-            .stdin(Stdio::null())
-            .stdout(io(&log)?)
-            .stderr(io(&log)?)
-            .env("GODWIT_CDC_CONSUMER", &c.name)
-            // A cut or cancelled call drops the future, and with it the child.
-            .kill_on_drop(true);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let status = cx
-            .block_on(timeout, async {
-                let mut child = cmd.spawn().map_err(|e| {
-                    PrimitiveError::new(
-                        A,
-                        op,
-                        ErrorKind::Internal,
-                        format!("cannot run sh: {e}"),
-                        "",
-                    )
-                })?;
-                child
-                    .wait()
-                    .await
-                    .map_err(|e| PrimitiveError::new(A, op, ErrorKind::Internal, e.to_string(), ""))
-            })
-            .map_err(|mut e| {
-                if e.kind == ErrorKind::Timeout {
-                    e.message = format!("consumer {}: `{command}`: {}", c.name, e.message);
-                    e.hint =
-                        "raise the consumer's timeout, or make the command return once done".into();
-                }
-                e
-            })?;
-        if status.success() {
-            return Ok(());
-        }
-        let mut text = String::new();
-        let mut log = log;
-        let _ = log
-            .seek(std::io::SeekFrom::Start(0))
-            .and_then(|_| log.read_to_string(&mut text));
-        let tail: String = text
-            .trim()
-            .chars()
-            .rev()
-            .take(2000)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        Err(PrimitiveError::new(
-            A,
-            op,
-            ErrorKind::Internal,
-            format!(
-                "consumer {}: `{command}` exited with {status}: {tail}",
-                c.name
-            ),
-            "fix the command (it runs with sh -c and GODWIT_CDC_* variables); the step retries",
+                what: format!("consumer {}", c.name),
+                command,
+                env: vars,
+                timeout: c.timeout.as_deref(),
+                default_timeout: Duration::from_secs(600),
+                fix: "fix the command (it runs with sh -c and GODWIT_CDC_* variables); the step retries",
+            },
         )
-        .with_retryable(true))
+        .map(|_| ())
     }
 }
 

@@ -6,6 +6,8 @@
 //! world's [`Areas`] in the engine the function runs in ([`Installed::of`]), where
 //! [`Areas::register`] installed them. So a function's `///` doc comment is its reference.
 
+pub mod command;
+
 use std::sync::Arc;
 use std::time::Duration;
 
