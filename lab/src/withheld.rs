@@ -154,6 +154,14 @@ impl Pg for Withheld {
         Err(refusal(P, "advance_sequences", db))
     }
 
+    fn settled_lsn(&self, _cx: &Call<'_>, db: &str) -> Result<Lsn, PrimitiveError> {
+        Err(refusal(P, "settled_lsn", db))
+    }
+
+    fn login_roles(&self, _cx: &Call<'_>, db: &str) -> Result<Vec<String>, PrimitiveError> {
+        Err(refusal(P, "login_roles", db))
+    }
+
     fn table_definitions(
         &self,
         _cx: &Call<'_>,

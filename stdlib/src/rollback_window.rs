@@ -51,6 +51,18 @@ pub fn window(id: &str, plan: &Plan) -> Result<Window, String> {
     };
     let (Some(reverse), Some(subscribed)) = (completed(PATH_STEP), completed(SUBSCRIBE_STEP))
     else {
+        // Preflight says why when it decided against the window (`auto`: a table without a key).
+        if let Some(why) = completed("preflight")
+            .and_then(|p| p.get("reverse"))
+            .filter(|r| r.get("on") == Some(&Value::Bool(false)))
+            .and_then(|r| r.get("why"))
+            .and_then(Value::as_str)
+        {
+            return Err(format!(
+                "run {id} has no rollback window: its preflight decided against one ({why}); \
+                 routing back would lose Aurora's writes"
+            ));
+        }
         return Err(format!(
             "run {id} has no rollback window: it ran without reverse replication \
              (reverse_replication=off, no database access, or a journal from before it existed); \

@@ -1089,6 +1089,20 @@ impl godwit_stdlib::pg::Pg for ScriptedPg {
     ) -> Result<Vec<godwit_stdlib::pg::Sequence>, godwit_engine::PrimitiveError> {
         Ok(to.to_vec())
     }
+    fn settled_lsn(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+    ) -> Result<godwit_stdlib::pg::Lsn, godwit_engine::PrimitiveError> {
+        Ok(godwit_stdlib::pg::Lsn::at(0x600_0000))
+    }
+    fn login_roles(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+    ) -> Result<Vec<String>, godwit_engine::PrimitiveError> {
+        Ok(vec!["orders_app".into()])
+    }
     fn table_definitions(
         &self,
         _cx: &Call<'_>,

@@ -903,6 +903,73 @@ impl Pg for LivePg {
         )
     }
 
+    fn settled_lsn(&self, cx: &Call<'_>, db: &str) -> Result<Lsn, PrimitiveError> {
+        const OP: &str = "settled_lsn";
+        let st = cx.budget(PG_CALL_LIMIT);
+        self.run(cx, db, async {
+            let c = self.pool.client(db, None, OP, st).await?;
+            let row = c
+                .query_one(
+                    "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint",
+                    &[],
+                )
+                .await
+                .map_err(|e| sql_error(OP, db, e))?;
+            let insert: i64 = row.get(0);
+            // An insert position just past a page header (the page's first record not begun)
+            // is written once the previous page is: the header is not a record.
+            const PAGE: i64 = 8192;
+            let want = if insert % PAGE <= 40 {
+                insert - insert % PAGE
+            } else {
+                insert
+            };
+            for _ in 0..100 {
+                let r = c
+                    .query_one(
+                        "SELECT pg_current_wal_lsn()::text, \
+                         pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint",
+                        &[],
+                    )
+                    .await
+                    .map_err(|e| sql_error(OP, db, e))?;
+                let (lsn, bytes): (String, i64) = (r.get(0), r.get(1));
+                if bytes >= want {
+                    return Ok(Lsn {
+                        lsn,
+                        lsn_bytes: bytes,
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(PrimitiveError::new(
+                A,
+                OP,
+                ErrorKind::Timeout,
+                format!("{db}: the WAL writer did not reach the insert position in 5 s"),
+                "the server is overloaded or its WAL writer stalled; the step retries",
+            )
+            .with_retryable(true))
+        })
+    }
+
+    fn login_roles(&self, cx: &Call<'_>, db: &str) -> Result<Vec<String>, PrimitiveError> {
+        const OP: &str = "login_roles";
+        let st = cx.budget(PG_CALL_LIMIT);
+        let system = self.pool.connector().system_roles();
+        let rows = self.run(cx, db, async {
+            let c = self.pool.client(db, None, OP, st).await?;
+            c.query(
+                "SELECT rolname::text FROM pg_roles WHERE rolcanlogin AND rolname <> current_user \
+                 AND rolname NOT LIKE 'pg\\_%' AND NOT (rolname = ANY($1)) ORDER BY 1",
+                &[&system],
+            )
+            .await
+            .map_err(|e| sql_error(OP, db, e))
+        })?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     fn replay_lsn(&self, cx: &Call<'_>, db: &str) -> Result<Lsn, PrimitiveError> {
         const OP: &str = "replay_lsn";
         const FUNCTION: &str = "pg_last_wal_replay_lsn()";
@@ -1030,9 +1097,13 @@ impl Pg for LivePg {
                 };
                 let c = self.pool.client(db, dbname, OP, st).await?;
                 c.execute(
-                    "SELECT setval($1::text::regclass, greatest($2::bigint, \
-                       (SELECT coalesce(last_value, $2::bigint) FROM pg_sequences \
-                        WHERE format('%I.%I', schemaname, sequencename)::regclass = $1::text::regclass)), true)",
+                    // Past the given value in the sequence's own direction (a descending one
+                    // hands out ever lower values).
+                    "SELECT setval($1::text::regclass, \
+                       CASE WHEN s.increment_by < 0 THEN least($2::bigint, coalesce(s.last_value, $2::bigint)) \
+                            ELSE greatest($2::bigint, coalesce(s.last_value, $2::bigint)) END, true) \
+                     FROM pg_sequences s \
+                     WHERE format('%I.%I', s.schemaname, s.sequencename)::regclass = $1::text::regclass",
                     &[&seq, &t.last_value],
                 )
                 .await
@@ -1378,7 +1449,9 @@ impl Pg for LivePg {
                 .per_database(
                     db,
                     OP,
-                    "SELECT schemaname || '.' || sequencename, coalesce(last_value, 0)::bigint FROM pg_sequences",
+                    // Quoted like an identifier where it must be (`public."Order-Ids"`), so the
+                    // name reads back as a regclass.
+                    "SELECT format('%I.%I', schemaname, sequencename), coalesce(last_value, 0)::bigint FROM pg_sequences",
                     st,
                     |p, r| Sequence {
                         name: format!("{p}{}", r.get::<_, String>(0)),
@@ -1392,9 +1465,10 @@ impl Pg for LivePg {
     }
 }
 
-/// A SQL string literal (standard_conforming_strings, PostgreSQL's default since 9.1).
+/// A SQL string literal whatever `standard_conforming_strings` says: an escape string
+/// (`E'…'`) with backslashes and quotes escaped.
 fn sql_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
+    format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
 }
 
 /// A subscription row of [`SUBSCRIPTIONS_SQL`].

@@ -259,6 +259,14 @@ pub trait Pg: Send + Sync {
     fn replication_slots(&self, cx: &Call<'_>, db: &str) -> Result<Vec<SlotInfo>, PrimitiveError>;
     /// `pg_current_wal_lsn()` on a primary; `Conflict` on a replica (in recovery).
     fn current_lsn(&self, cx: &Call<'_>, db: &str) -> Result<Lsn, PrimitiveError>;
+    /// A position past every commit acknowledged so far, asynchronous ones included: the WAL
+    /// *insert* position, once the WAL writer has written up to it (an acknowledged commit
+    /// with `synchronous_commit = off` may not be written yet, so `pg_current_wal_lsn()` can
+    /// lie before it). Waits at most a few seconds for the write; `Conflict` on a replica.
+    fn settled_lsn(&self, cx: &Call<'_>, db: &str) -> Result<Lsn, PrimitiveError>;
+    /// Every role that can log in, but godwit's own login and the platform's (`rdsadmin`, …):
+    /// what a database fence blocks. Sorted.
+    fn login_roles(&self, cx: &Call<'_>, db: &str) -> Result<Vec<String>, PrimitiveError>;
     /// `pg_last_wal_replay_lsn()` on a replica; `Conflict` on a primary. Aurora refuses the
     /// `pg_last_wal_*` family (`FeatureNotSupported`, [`aurora_refuses`]): ask the source
     /// ([`Pg::replication_connections`]) where an Aurora replica stands.

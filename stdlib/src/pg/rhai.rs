@@ -581,6 +581,56 @@ mod pg_module {
         })
     }
 
+    /// A position past every commit acknowledged so far — asynchronous commits
+    /// (`synchronous_commit = off`) included, which `current_lsn` (the WAL write position) can
+    /// lie before: the WAL insert position, once written. After a fence, what a subscriber
+    /// or replica must reach before the other side takes over.
+    ///
+    /// # Parameters
+    /// * `db` — a primary: an RDS instance id or a promoted Aurora cluster id.
+    ///
+    /// # Returns
+    /// `#{ lsn, lsn_bytes }`.
+    ///
+    /// # Errors
+    /// `Conflict` on a replica; `Timeout` (retryable) when the WAL writer does not get there within 5 s.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let s = pg::settled_lsn("orders-db");
+    /// if s.lsn_bytes < pg::current_lsn("orders-db").lsn_bytes - 1000000000 { throw s; }
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn settled_lsn(ctx: NativeCallContext, db: &str) -> RhaiResult<Map> {
+        call(&ctx, A, "settled_lsn", &json!({ "db": db }), |cx, w| {
+            w.pg.settled_lsn(cx, db)
+        })
+    }
+
+    /// Every role that can log in, but godwit's own login and the platform's (`rdsadmin`, …):
+    /// what a database fence blocks so that no client but godwit writes.
+    ///
+    /// # Parameters
+    /// * `db` — an RDS instance id or an Aurora cluster id.
+    ///
+    /// # Returns
+    /// Role names, sorted.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown endpoint.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let roles = pg::login_roles("orders-db");
+    /// if !roles.contains("orders_app") { throw roles; }
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn login_roles(ctx: NativeCallContext, db: &str) -> RhaiResult<Array> {
+        call(&ctx, A, "login_roles", &json!({ "db": db }), |cx, w| {
+            w.pg.login_roles(cx, db)
+        })
+    }
+
     /// Set sequences to at least the given values — the sequences of a database that took
     /// writes elsewhere (logical replication does not carry sequences): afterwards the next
     /// value of each is past the value given. A sequence already further is left alone.

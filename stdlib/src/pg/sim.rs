@@ -419,6 +419,22 @@ impl Pg for Sim {
         })
     }
 
+    /// The model writes every commit at once (no asynchronous commit): the current position.
+    fn settled_lsn(&self, cx: &Call<'_>, db: &str) -> Result<Lsn, PrimitiveError> {
+        self.current_lsn(cx, db)
+    }
+
+    /// The scenario's application roles: a physical copy and its promoted cluster have the
+    /// source's roles.
+    fn login_roles(&self, cx: &Call<'_>, db: &str) -> Result<Vec<String>, PrimitiveError> {
+        let mut st = self.api(cx, A, "login_roles")?;
+        check_db(&mut st, "login_roles", db)?;
+        let mut roles = st.sc.source.app_roles.clone();
+        roles.sort();
+        roles.dedup();
+        Ok(roles)
+    }
+
     fn application_backends(
         &self,
         cx: &Call<'_>,

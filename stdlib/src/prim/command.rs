@@ -114,7 +114,10 @@ pub fn run(cx: &Call<'_>, h: &Hook<'_>) -> Result<String, PrimitiveError> {
         area,
         op,
         ErrorKind::Internal,
-        format!("{}: `{}` exited with {status}: {printed}", h.what, h.command),
+        format!(
+            "{}: `{}` exited with {status}: {printed}",
+            h.what, h.command
+        ),
         h.fix,
     )
     .with_retryable(true))
