@@ -1091,10 +1091,10 @@ impl godwit_stdlib::pg::Pg for ScriptedPg {
     }
     fn settled_lsn(
         &self,
-        _cx: &Call<'_>,
-        _db: &str,
+        cx: &Call<'_>,
+        db: &str,
     ) -> Result<godwit_stdlib::pg::Lsn, godwit_engine::PrimitiveError> {
-        Ok(godwit_stdlib::pg::Lsn::at(0x600_0000))
+        self.current_lsn(cx, db)
     }
     fn login_roles(
         &self,
