@@ -102,6 +102,10 @@ pub fn window(id: &str, plan: &Plan) -> Result<Window, String> {
         params.insert("target_cluster".into(), t.clone());
     }
     params.insert("source_security_groups".into(), groups.into());
+    let carried = list("carried_tables");
+    if !carried.is_empty() {
+        params.insert("carried_tables".into(), carried.into());
+    }
     let roles = list("source_roles");
     if !roles.is_empty() {
         params.insert("source_roles".into(), roles.into());

@@ -37,6 +37,21 @@ async fn direct(port: u16, db: &str) -> tokio_postgres::Client {
     c
 }
 
+/// A superuser connection to `id`'s server over its Unix socket (not governed by the lab's
+/// security groups, like RDS's own sessions).
+async fn on_socket(st: &LabState, id: &str) -> tokio_postgres::Client {
+    let inst = st.serving(id).unwrap();
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host_path(&inst.spec.socket_dir)
+        .port(inst.port)
+        .user("rdsadmin")
+        .dbname(&st.app_db);
+    let (c, conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    c
+}
+
 /// The longest gap between two acknowledged commits (any client) inside `[from, to]` (epoch
 /// ms): what the clients saw of a switch in that span.
 fn longest_gap(logs: &[ClientLog], from: i64, to: i64) -> i64 {
@@ -192,6 +207,46 @@ async fn a_rollback_after_the_cutover_loses_no_write_and_moves_the_sequences_pas
     );
     target_sql
         .batch_execute("ALTER TABLE orders DROP COLUMN coupon")
+        .await
+        .unwrap();
+
+    // A table created on the target during the window is not carried by the subscription
+    // (PostgreSQL drops its rows silently), even once the source has it too: refused, naming it.
+    target_sql
+        .batch_execute("CREATE TABLE refunds (id bigint PRIMARY KEY, amount numeric)")
+        .await
+        .unwrap();
+    // (The source is quarantined: RDS's own way in, the server's Unix socket.)
+    let fenced_source = on_socket(&st, &st.source).await;
+    fenced_source
+        .batch_execute("CREATE TABLE refunds (id bigint PRIMARY KEY, amount numeric)")
+        .await
+        .unwrap();
+    let mut runner = world(&sup.dir, handle.clone()).runner(store.clone(), handle.clone());
+    let mut params = w.params.clone();
+    params.insert("check_only".into(), true.into());
+    let req = StartRequest {
+        runbook: w.runbook.clone(),
+        cluster: w.cluster.clone(),
+        params,
+        run_id: None,
+    };
+    runner.sinks.clear();
+    let r = tokio::task::spawn_blocking(move || runner.start(req))
+        .await
+        .unwrap()
+        .unwrap();
+    let said = format!("{:?}", r.status);
+    assert!(
+        said.contains("not carried by the subscription") && said.contains("public.refunds"),
+        "{said}"
+    );
+    target_sql
+        .batch_execute("DROP TABLE refunds")
+        .await
+        .unwrap();
+    fenced_source
+        .batch_execute("DROP TABLE refunds")
         .await
         .unwrap();
     assert_eq!(
