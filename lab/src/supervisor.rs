@@ -798,6 +798,26 @@ pub fn world(dir: &Path, handle: tokio::runtime::Handle) -> godwit_stdlib::world
             validate,
             route: Arc::new(crate::route_cdc::LabRouter { ctx: ctx.clone() }),
             cdc: Arc::new(crate::route_cdc::LabCdc { ctx }),
+            schema: Arc::new(schema_freeze(dir)),
         },
+    )
+}
+
+/// The lab team's schema-freeze hooks: real commands run like the aws world's declared ones,
+/// keeping a freeze file per database under `schema-freeze/` of the lab (what a migration job
+/// checks before it runs; `lab status` and the tests read it).
+fn schema_freeze(dir: &Path) -> godwit_stdlib::schema::hooks::HookSchema {
+    let files = dir.join("schema-freeze");
+    let q = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
+    godwit_stdlib::schema::hooks::HookSchema::new(
+        Some(godwit_stdlib::schema::hooks::FreezeHooks {
+            freeze: format!(
+                "mkdir -p {d} && printf '%s\\n' \"$GODWIT_SCHEMA_REASON\" > {d}/\"$GODWIT_SCHEMA_DB\"",
+                d = q(&files)
+            ),
+            unfreeze: format!("rm -f {d}/\"$GODWIT_SCHEMA_DB\"", d = q(&files)),
+            timeout: Some("30s".into()),
+        }),
+        "",
     )
 }

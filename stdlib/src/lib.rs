@@ -10,6 +10,7 @@
 //! | `route` | Envoy routes: switch, hold/drain, per-node ACK, connections         | sim, lab, aws |
 //! | `cdc`   | CDC consumers: pause/resume, positions, equivalent slots            | sim, lab, aws |
 //! | `validate` | exact table comparison at the fence (segment hashes), sampled audit | sim, lab, aws |
+//! | `schema` | the team's schema migrations frozen during the rollback window (declared hooks) | sim, lab, aws |
 //!
 //! `lag` rules and thresholds are explained in `docs/lag.md`; the simulator in `docs/sim.md`.
 //!
@@ -50,6 +51,7 @@ pub mod prim;
 pub mod rds;
 pub mod rollback_window;
 pub mod route;
+pub mod schema;
 pub mod sim;
 pub mod validate;
 

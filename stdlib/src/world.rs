@@ -19,6 +19,7 @@ use crate::ec2::Ec2;
 use crate::pg::Pg;
 use crate::rds::Rds;
 use crate::route::Router;
+use crate::schema::Schema;
 use crate::validate::Validate;
 
 /// Where the CLI keeps a run's world settings beside the world state file it hands the world
@@ -39,6 +40,7 @@ pub struct Areas {
     pub route: Arc<dyn Router>,
     pub cdc: Arc<dyn Cdc>,
     pub validate: Arc<dyn Validate>,
+    pub schema: Arc<dyn Schema>,
 }
 
 impl Areas {
@@ -54,6 +56,7 @@ impl Areas {
         crate::route::rhai::register(engine);
         crate::cdc::rhai::register(engine);
         crate::validate::rhai::register(engine);
+        crate::schema::rhai::register(engine);
     }
 }
 

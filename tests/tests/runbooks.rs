@@ -627,6 +627,80 @@ fn an_aborted_cutover_after_promotion_rolls_back_through_the_reverse_path() {
     insta::assert_yaml_snapshot!("rds-to-aurora-aborted-after-promotion", lines);
 }
 
+/// The schema freeze at work: the same DDL as `target-ddl`, but from the team's migration tool
+/// (no `value = 1`), which the cutover froze for the window (step `freeze-schema-migrations`):
+/// it waits, the rollback succeeds, and the migration runs once the rollback unfreezes it.
+#[test]
+fn a_migration_of_the_teams_tool_waits_for_the_rollback_window_to_end() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut sc = godwit_stdlib::sim::scenario::Scenario::load("target-ddl").unwrap();
+    for f in &mut sc.faults {
+        f.value = None;
+    }
+    let world = World::sim(sc);
+    let store = MemoryStore::new();
+    let collector = Collector::new();
+    let forward = runner(&world, &rt, &store, vec![Arc::new(collector.clone())])
+        .start(StartRequest {
+            runbook: runbooks_dir().join("rds-to-aurora.rhai"),
+            cluster: "orders-db".into(),
+            params: Default::default(),
+            run_id: Some("migrate".into()),
+        })
+        .unwrap();
+    let text = story(&collector.lines()).join("\n");
+    assert!(
+        matches!(forward.status, RunStatus::Succeeded { .. }),
+        "{text}"
+    );
+    assert!(text.contains("step freeze-schema-migrations ✓"), "{text}");
+    let records = godwit_engine::JournalStore::read(&store, "migrate")
+        .unwrap()
+        .records;
+    let w = godwit_stdlib::rollback_window::window(
+        "migrate",
+        &godwit_engine::plan::Plan::from_records(&records),
+    )
+    .unwrap();
+    let collector = Collector::new();
+    let back = runner(&world, &rt, &store, vec![Arc::new(collector.clone())])
+        .start(StartRequest {
+            runbook: w.runbook,
+            cluster: w.cluster,
+            params: w.params,
+            run_id: Some("rollback".into()),
+        })
+        .unwrap();
+    let text = story(&collector.lines()).join("\n");
+    assert!(matches!(back.status, RunStatus::Succeeded { .. }), "{text}");
+    assert!(text.contains("step unfreeze-schema-migrations ✓"), "{text}");
+    let audit = world.audit.as_ref().map(|a| a()).unwrap_or_default();
+    assert!(audit.is_empty(), "{audit:?}");
+    // Unfrozen, the migration that waited has run on Aurora.
+    let dir = tempfile::tempdir().unwrap();
+    let probe = dir.path().join("probe.rhai");
+    std::fs::write(
+        &probe,
+        "step(\"definitions\", || pg::table_definitions(\"orders-db-aurora\").map(|t| t.columns))",
+    )
+    .unwrap();
+    let report = runner(&world, &rt, &store, Vec::new())
+        .start(StartRequest {
+            runbook: probe,
+            cluster: "orders-db".into(),
+            params: Default::default(),
+            run_id: Some("probe".into()),
+        })
+        .unwrap();
+    let RunStatus::Succeeded { result } = report.status else {
+        panic!("{:?}", report.status)
+    };
+    assert!(result.to_string().contains("note text"), "{result}");
+}
+
 /// An Envoy node the route expects drops off the control plane after the switch, while the
 /// post-cutover health gate runs: the gate counts it (its `nodes` check stays closed, naming the
 /// node) although the traffic and source checks pass, and the run does not report success.

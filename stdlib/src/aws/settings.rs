@@ -54,6 +54,9 @@ pub struct AwsSettings {
     /// The source's CDC consumers with the commands that pause and resume them
     /// (`[[aws.cdc_consumers]]`; see `cdc::hooks`).
     pub cdc_consumers: Option<Vec<crate::cdc::hooks::ConsumerHook>>,
+    /// The team's schema-migration freeze and unfreeze commands (`[aws.schema_freeze]`; see
+    /// `schema::hooks`).
+    pub schema_freeze: Option<crate::schema::hooks::FreezeHooks>,
     /// Attempts per AWS API call for throttling and 5xx answers (default 5; 1 = no retries).
     pub max_attempts: Option<u32>,
     /// First backoff between attempts, doubled each time (default `"500ms"`).
@@ -81,7 +84,7 @@ impl AwsSettings {
             format!(
                 "{origin}: {e}; the aws world takes: region, profile, endpoint_url, db_user, \
                  security_group, db_name, ca_bundle, tls, envoy_control_plane, cdc, cdc_consumers, \
-                 max_attempts, retry_backoff, retry_backoff_max, call_timeout (docs/aws.md)"
+                 schema_freeze, max_attempts, retry_backoff, retry_backoff_max, call_timeout (docs/aws.md)"
             )
         })?;
         s.validate(origin)?;
@@ -102,6 +105,7 @@ impl AwsSettings {
             envoy_control_plane: other.envoy_control_plane.or(self.envoy_control_plane),
             cdc: other.cdc.or(self.cdc),
             cdc_consumers: other.cdc_consumers.or(self.cdc_consumers),
+            schema_freeze: other.schema_freeze.or(self.schema_freeze),
             max_attempts: other.max_attempts.or(self.max_attempts),
             retry_backoff: other.retry_backoff.or(self.retry_backoff),
             retry_backoff_max: other.retry_backoff_max.or(self.retry_backoff_max),

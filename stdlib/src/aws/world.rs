@@ -100,6 +100,10 @@ impl World {
                 route,
                 cdc,
                 validate,
+                schema: Arc::new(crate::schema::hooks::HookSchema::new(
+                    aws.settings.schema_freeze.clone(),
+                    "no [aws.schema_freeze] table: the team's schema migrations are not frozen during the rollback window; a DDL on Aurora then stops a rollback (detected) until both sides agree again",
+                )),
             },
         );
         world.keep.push(rt);

@@ -58,6 +58,22 @@ impl SimState {
         }
     }
 
+    /// `ALTER TABLE <hot table> ADD COLUMN note text` on cluster `c` now.
+    pub(crate) fn apply_target_ddl(&mut self, c: &str) {
+        let at = self.target_lsn(c);
+        self.logical.ddl_at.entry(c.to_string()).or_insert(at);
+        let table = self
+            .sc
+            .source
+            .tables
+            .first()
+            .map_or_else(String::new, |t| t.name.clone());
+        self.note(format!(
+            "ALTER TABLE {table} ADD COLUMN {} on {c}",
+            super::logical::DDL_COLUMN
+        ));
+    }
+
     pub(super) fn fire(&mut self, i: usize) {
         // A fault may change sessions (a long transaction, a crash).
         self.summary.fresh = false;
@@ -112,18 +128,16 @@ impl SimState {
                     self.note("target-ddl: no writable cluster to alter; nothing changed");
                 }
                 for c in clusters {
-                    let at = self.target_lsn(&c);
-                    self.logical.ddl_at.entry(c.clone()).or_insert(at);
-                    let table = self
-                        .sc
-                        .source
-                        .tables
-                        .first()
-                        .map_or_else(String::new, |t| t.name.clone());
-                    self.note(format!(
-                        "ALTER TABLE {table} ADD COLUMN {} on {c}",
-                        super::logical::DDL_COLUMN
-                    ));
+                    // The team's migration tool waits while its migrations are frozen; a manual
+                    // ALTER (`value = 1`) does not.
+                    if self.logical.frozen.contains(&c) && f.value != Some(1.0) {
+                        self.logical.ddl_waiting.insert(c.clone());
+                        self.note(format!(
+                            "target-ddl on {c}: schema migrations are frozen; it waits for the unfreeze"
+                        ));
+                        continue;
+                    }
+                    self.apply_target_ddl(&c);
                 }
             }
             FaultKind::EngineCrash => {

@@ -71,6 +71,12 @@ pub struct Logical {
     /// Sequences set by `advance_sequences`: database → name → (value set, the database's
     /// sequence-taking writes at the time; values taken since continue from the value set).
     pub sequences_set: BTreeMap<String, BTreeMap<String, (i64, u64)>>,
+    /// Databases whose schema migrations the team's hooks froze (`schema::freeze`).
+    #[serde(default)]
+    pub frozen: BTreeSet<String>,
+    /// Clusters whose `target-ddl` waited for the freeze to end: applied at `schema::unfreeze`.
+    #[serde(default)]
+    pub ddl_waiting: BTreeSet<String>,
 }
 
 /// A subscription and its apply worker.

@@ -1050,6 +1050,14 @@ impl Scenario {
                             "{at}.for: target-ddl is permanent (a DDL is not undone); drop `for`"
                         ),
                     );
+                    need(
+                        f.value.is_none_or(|v| v == 0.0 || v == 1.0),
+                        format!(
+                            "{at}.value: target-ddl takes 1 (a manual ALTER the schema freeze \
+                             does not stop) or 0 / nothing (a migration of the team's tool, which \
+                             waits while frozen)"
+                        ),
+                    );
                 }
                 FaultKind::ExtensionUnsupported
                 | FaultKind::ParameterUnsupported

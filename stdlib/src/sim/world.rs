@@ -92,7 +92,8 @@ fn world_of(sim: &Sim) -> World {
             pg: backend.clone(),
             route: backend.clone(),
             cdc: backend.clone(),
-            validate: backend,
+            validate: backend.clone(),
+            schema: backend,
         },
     );
     let audited = sim.clone();
