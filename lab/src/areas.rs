@@ -233,6 +233,44 @@ impl Connector for LabConnector {
         })
     }
 
+    /// Loopback has no security groups: the lab checks them before a server connects to
+    /// another (a subscription), from the groups it records, as AWS's network would filter
+    /// them ([`ec2::check_connection`]: the subscriber's egress, the publisher's ingress on
+    /// its port). The lab's VPC is one VPC.
+    fn may_connect(&self, op: &str, from_db: &str, to_db: &str) -> Result<(), PrimitiveError> {
+        let st = LabState::load(&self.dir).map_err(|e| lab_error("pg", op, e))?;
+        let serving = |db: &str| {
+            st.serving(db).cloned().ok_or_else(|| {
+                not_found(
+                    "pg",
+                    op,
+                    format!("the lab has no instance or cluster {db:?}"),
+                )
+            })
+        };
+        let (from, to) = (serving(from_db)?, serving(to_db)?);
+        let groups = |i: &Instance| -> Vec<Sg> {
+            i.security_groups
+                .iter()
+                .filter_map(|g| st.security_groups.get(g).map(sg_view))
+                .collect()
+        };
+        let (from_groups, to_groups) = (groups(&from), groups(&to));
+        ec2::check_connection(
+            "pg",
+            op,
+            ec2::Side {
+                db: from_db,
+                groups: &from_groups,
+            },
+            ec2::Side {
+                db: to_db,
+                groups: &to_groups,
+            },
+            to.port,
+        )
+    }
+
     /// A login `pg_hba.conf` rejected is godwit locked out by the instance's security groups:
     /// said as such, and as a `Timeout`, which is what AWS's dropped packets give godwit.
     fn refused(&self, db: &str, error: PrimitiveError) -> PrimitiveError {
@@ -1431,7 +1469,7 @@ fn sg_view(g: &SecurityGroup) -> Sg {
         name: g.name.clone(),
         vpc_id: g.vpc_id.clone(),
         ingress: g.ingress.clone(),
-        egress: Vec::new(),
+        egress: g.egress.clone(),
     }
 }
 
@@ -1487,9 +1525,53 @@ impl Ec2 for LabEc2 {
                 name: name.to_string(),
                 vpc_id: vpc_id.to_string(),
                 ingress: admit.rules(),
+                egress: Vec::new(),
             };
             st.security_groups.insert(g.id.clone(), g.clone());
             Ok(Ok(sg_view(&g)))
+        })?
+    }
+
+    fn allow_connection(
+        &self,
+        _cx: &Call<'_>,
+        from_group: &str,
+        to_group: &str,
+        port: u16,
+    ) -> Result<ec2::Connection, PrimitiveError> {
+        const OP: &str = "allow_connection";
+        // The lab's pg_hba.conf admits godwit by address only when a group names godwit's
+        // group (`admission`); a rule from it added here would need every server in
+        // `to_group` re-admitted. The quarantine's `admit` is the way to let godwit in.
+        if from_group == GODWIT_GROUP {
+            return Err(PrimitiveError::invalid(
+                "ec2",
+                OP,
+                format!(
+                    "the lab admits godwit's group {GODWIT_GROUP} through a quarantine's admit only"
+                ),
+                "ec2::ensure_quarantine_group(vpc, name, #{ admit: [...], port })",
+            ));
+        }
+        self.ctx.update("ec2", OP, |st| {
+            for g in [from_group, to_group] {
+                if !st.security_groups.contains_key(g) {
+                    return Ok(Err(ec2::group_not_found(OP, g)));
+                }
+            }
+            let from = st
+                .security_groups
+                .get_mut(from_group)
+                .expect("checked above");
+            ec2::add_rule(&mut from.egress, ec2::egress_rule(port, to_group));
+            let to = st.security_groups.get_mut(to_group).expect("checked above");
+            // A rule from a group other than godwit's changes no `admission`: no pg_hba.conf
+            // to rewrite.
+            ec2::add_rule(&mut to.ingress, ec2::ingress_rule(port, from_group));
+            Ok(Ok(ec2::Connection {
+                from: sg_view(&st.security_groups[from_group]),
+                to: sg_view(&st.security_groups[to_group]),
+            }))
         })?
     }
 }
@@ -1504,6 +1586,7 @@ mod tests {
             name: "x".into(),
             vpc_id: "vpc-lab".into(),
             ingress: rules.iter().map(|r| r.to_string()).collect(),
+            egress: Vec::new(),
         }
     }
 

@@ -221,6 +221,12 @@ pub struct SecurityGroup {
     /// Empty: deny-all (the quarantine). The lab admits the application role only through a
     /// group with ingress.
     pub ingress: Vec<String>,
+    /// `all to 0.0.0.0/0` (the application's group, EC2's default), `tcp/N to sg-…`
+    /// (`ec2::allow_connection`), or none (the quarantine): what a server in the group may
+    /// connect to — a subscription's connection to its publisher (`LabConnector::may_connect`).
+    /// A lab recorded before egress was modelled reads none: stricter, never kinder.
+    #[serde(default)]
+    pub egress: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -207,6 +207,8 @@ impl Supervisor {
                 name: "lab-app".into(),
                 vpc_id: Attributes::default().vpc_id,
                 ingress: vec!["tcp/5432 from 127.0.0.0/8".into()],
+                // EC2's default egress for a new group: everything out.
+                egress: vec!["all to 0.0.0.0/0".into()],
             },
         );
         let source_group = format!("lab-postgres{}", bin.major);

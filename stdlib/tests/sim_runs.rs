@@ -689,8 +689,12 @@ fn every_builtin_scenario_plays_out_as_designed() {
         ),
         ("replica-slow-at-peak", None),
         ("replica-stall", None),
+        // Faults of the rollback's reverse stream: this cutover starts none.
+        ("reverse-broken", None),
+        ("reverse-lag", None),
         ("stale-logical-slot", Some("debezium_orders")),
         ("stale-slot-at-preflight", Some("debezium_orders")),
+        ("target-ddl", None), // the same: no reverse stream to break
         (
             "terminal-cluster-state",
             Some("terminal state incompatible-parameters"),

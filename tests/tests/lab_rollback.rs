@@ -127,6 +127,31 @@ async fn a_rollback_after_the_cutover_loses_no_write_and_moves_the_sequences_pas
     let target_port = data_home(&st).expect("a promoted target serves");
     let source_port = st.instances[&st.source].port;
     assert_ne!(target_port, source_port);
+    // The fenced source reached the target through the path create-reverse-path opened: the
+    // quarantine's one egress rule, and the target's group admitting the quarantine. The lab
+    // checks security groups before a server connects to another as AWS's network would: the
+    // other way round (the target's group to the quarantine, which admits only godwit) it
+    // refuses, with a Timeout.
+    {
+        use godwit_stdlib::pg::live::Connector;
+        let cluster = st.clusters.keys().next().unwrap().clone();
+        let q = &st.instances[&st.source].security_groups;
+        assert_eq!(q.len(), 1, "quarantined: {q:?}");
+        let target_groups = &st.serving(&cluster).unwrap().security_groups;
+        assert_eq!(
+            st.security_groups[&q[0]].egress,
+            [format!("tcp/{target_port} to {}", target_groups[0])]
+        );
+        let lab = godwit_lab::areas::LabConnector {
+            dir: sup.dir.clone(),
+        };
+        lab.may_connect("subscribe", &st.source, &cluster).unwrap();
+        let e = lab
+            .may_connect("subscribe", &cluster, &st.source)
+            .unwrap_err();
+        assert_eq!(e.kind, godwit_engine::ErrorKind::Timeout, "{e:?}");
+        assert!(e.message.contains("no ingress rule"), "{e:?}");
+    }
     let on_target: i64 = direct(target_port, &st.app_db)
         .await
         .query_one(

@@ -320,6 +320,131 @@ fn promotion_completes_only_when_the_source_identifier_is_gone() {
 }
 
 #[test]
+fn allow_connection_opens_egress_from_the_quarantine_and_ingress_to_the_other_group_once() {
+    let env = env();
+    let (vpc, _) = env.source();
+    let aurora = env.block(async {
+        env.aws
+            .ec2
+            .create_security_group()
+            .group_name("orders-aurora")
+            .description("the cluster's group")
+            .vpc_id(&vpc)
+            .send()
+            .await
+            .unwrap()
+            .group_id()
+            .unwrap()
+            .to_string()
+    });
+    let (mut s, c) = env.session();
+    let q = eval(
+        &mut s,
+        &format!(r#"ec2::ensure_quarantine_group("{vpc}", "godwit-quarantine")"#),
+    );
+    let qid = q["id"].as_str().unwrap().to_string();
+    let opened = eval(
+        &mut s,
+        &format!(r#"ec2::allow_connection("{qid}", "{aurora}", 5433)"#),
+    );
+    assert_eq!(opened["from"]["id"], qid.as_str());
+    assert_eq!(
+        opened["from"]["egress"],
+        json!([format!("tcp/5433 to {aurora}")]),
+        "egress rules read `to`"
+    );
+    assert_eq!(opened["from"]["ingress"], json!([]));
+    assert!(
+        opened["to"]["ingress"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(format!("tcp/5433 from {qid}"))),
+        "{opened}"
+    );
+    assert_eq!(calls(&c, "ec2.AuthorizeSecurityGroupEgress"), 1);
+    assert_eq!(calls(&c, "ec2.AuthorizeSecurityGroupIngress"), 1);
+    // What EC2 holds, read through the SDK: one group pair each way, on one port.
+    let groups = env.block(async {
+        env.aws
+            .ec2
+            .describe_security_groups()
+            .group_ids(&qid)
+            .group_ids(&aurora)
+            .send()
+            .await
+            .unwrap()
+    });
+    let by_id = |id: &str| {
+        groups
+            .security_groups()
+            .iter()
+            .find(|g| g.group_id() == Some(id))
+            .unwrap()
+            .clone()
+    };
+    let (mq, ma) = (by_id(&qid), by_id(&aurora));
+    let pair = |p: &aws_sdk_ec2::types::IpPermission| {
+        (
+            p.ip_protocol().map(str::to_string),
+            p.from_port(),
+            p.to_port(),
+            p.user_id_group_pairs()
+                .iter()
+                .filter_map(|g| g.group_id().map(str::to_string))
+                .collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(
+        mq.ip_permissions_egress()
+            .iter()
+            .map(pair)
+            .collect::<Vec<_>>(),
+        [(
+            Some("tcp".into()),
+            Some(5433),
+            Some(5433),
+            vec![aurora.clone()]
+        )]
+    );
+    assert!(mq.ip_permissions().is_empty());
+    assert!(
+        ma.ip_permissions().iter().map(pair).any(|p| p
+            == (
+                Some("tcp".into()),
+                Some(5433),
+                Some(5433),
+                vec![qid.clone()]
+            )),
+        "{ma:?}"
+    );
+
+    // Again: nothing to add, no call; the same groups.
+    let again = eval(
+        &mut s,
+        &format!(r#"ec2::allow_connection("{qid}", "{aurora}", 5433)"#),
+    );
+    assert_eq!(again, opened);
+    assert_eq!(calls(&c, "ec2.AuthorizeSecurityGroupEgress"), 1);
+    assert_eq!(calls(&c, "ec2.AuthorizeSecurityGroupIngress"), 1);
+    // A resumed or later run re-ensures the quarantine: the reverse path's egress is godwit's.
+    let q2 = eval(
+        &mut s,
+        &format!(r#"ec2::ensure_quarantine_group("{vpc}", "godwit-quarantine")"#),
+    );
+    assert_eq!(q2, opened["from"]);
+    assert_eq!(
+        calls(&c, "ec2.CreateSecurityGroup"),
+        1,
+        "the first ensure's only"
+    );
+    let err = eval_err(
+        &mut s,
+        &format!(r#"ec2::allow_connection("{qid}", "sg-0000000000nope", 5433)"#),
+    );
+    assert!(err.contains("InvalidGroup.NotFound"), "{err}");
+}
+
+#[test]
 fn quarantine_security_groups_and_a_reboot_that_happens_once_per_step() {
     let env = env();
     let (vpc, sg) = env.source();
@@ -1531,7 +1656,28 @@ fn the_standard_runbook_runs_against_moto_as_far_as_moto_models_it() {
             vec![godwit_group.as_str()]
         )]
     );
-    assert!(q.ip_permissions_egress().is_empty());
+    // It sends one thing: the reverse path, the source's subscription to Aurora's first group on
+    // Aurora's port (ec2::allow_connection in create-reverse-path).
+    let egress: Vec<_> = q
+        .ip_permissions_egress()
+        .iter()
+        .map(|p| {
+            (
+                p.ip_protocol(),
+                p.from_port(),
+                p.to_port(),
+                p.user_id_group_pairs()
+                    .iter()
+                    .filter_map(|g| g.group_id())
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    let aurora_group = cl.vpc_security_groups()[0].vpc_security_group_id().unwrap();
+    assert_eq!(
+        egress,
+        vec![(Some("tcp"), cl.port(), cl.port(), vec![aurora_group])]
+    );
     assert_eq!(calls(&collector, "rds.RebootDBInstance"), 1);
     // IAM database authentication on the target, copied from the source.
     assert_eq!(cl.iam_database_authentication_enabled(), Some(true));

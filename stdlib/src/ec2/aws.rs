@@ -1,4 +1,5 @@
-//! [`Ec2`] over `aws-sdk-ec2`: security groups of a VPC, and the deny-all quarantine group.
+//! [`Ec2`] over `aws-sdk-ec2`: security groups of a VPC, the deny-all quarantine group, and
+//! the group-to-group rules of a connection (`allow_connection`).
 
 use aws_sdk_ec2::types as t;
 use godwit_engine::{ErrorKind, PrimitiveError};
@@ -12,8 +13,9 @@ const A: &str = "ec2";
 /// revoked by a re-run (a group of that name made by someone else is never changed).
 pub const QUARANTINE_TAG: &str = "godwit:quarantine";
 
-/// `tcp/5432 from 10.0.0.0/8` for every source of every permission.
-fn rules(perms: &[t::IpPermission]) -> Vec<String> {
+/// `tcp/5432 from 10.0.0.0/8` for every source of every permission (`word` = `from`: ingress),
+/// `tcp/5432 to sg-0abc` for every destination (`word` = `to`: egress).
+fn rules(perms: &[t::IpPermission], word: &str) -> Vec<String> {
     let mut out = Vec::new();
     for p in perms {
         let proto = match p.ip_protocol().unwrap_or("-1") {
@@ -45,7 +47,7 @@ fn rules(perms: &[t::IpPermission]) -> Vec<String> {
                     .filter_map(|l| l.prefix_list_id().map(str::to_string)),
             );
         for s in sources {
-            out.push(format!("{proto}{ports} from {s}"));
+            out.push(format!("{proto}{ports} {word} {s}"));
         }
     }
     out.sort();
@@ -57,8 +59,8 @@ fn group_of(g: &t::SecurityGroup) -> SecurityGroup {
         id: g.group_id().unwrap_or_default().into(),
         name: g.group_name().unwrap_or_default().into(),
         vpc_id: g.vpc_id().unwrap_or_default().into(),
-        ingress: rules(g.ip_permissions()),
-        egress: rules(g.ip_permissions_egress()),
+        ingress: rules(g.ip_permissions(), "from"),
+        egress: rules(g.ip_permissions_egress(), "to"),
     }
 }
 
@@ -102,6 +104,21 @@ impl AwsApi {
                 return Ok(out);
             }
         }
+    }
+
+    /// Security group `id`, or `NotFound` ([`group_not_found`]). By filter, not `GroupIds`,
+    /// so an unknown id is an empty answer rather than an error to decode.
+    fn group_by_id(
+        &self,
+        cx: &Call<'_>,
+        op: &str,
+        id: &str,
+    ) -> Result<SecurityGroup, PrimitiveError> {
+        let filter = t::Filter::builder().name("group-id").values(id).build();
+        self.groups(cx, op, vec![filter])?
+            .first()
+            .map(group_of)
+            .ok_or_else(|| group_not_found(op, id))
     }
 
     fn quarantine_named(
@@ -229,6 +246,67 @@ impl Ec2 for AwsApi {
         let g = self.quarantine_named(cx, OP, vpc_id, name)?.unwrap_or(g);
         let missing = check_quarantine_group(OP, &group_of(&g), admit)?;
         self.admit(cx, OP, vpc_id, name, &g, admit, &missing)
+    }
+
+    fn allow_connection(
+        &self,
+        cx: &Call<'_>,
+        from_group: &str,
+        to_group: &str,
+        port: u16,
+    ) -> Result<Connection, PrimitiveError> {
+        const OP: &str = "allow_connection";
+        let from = self.group_by_id(cx, OP, from_group)?;
+        let to = self.group_by_id(cx, OP, to_group)?;
+        // One port, one group: exactly what the connection needs (VPC user guide, "Security
+        // group rules": a rule may name a security group as its source or destination).
+        let perm = |group: &str| {
+            t::IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(i32::from(port))
+                .to_port(i32::from(port))
+                .user_id_group_pairs(t::UserIdGroupPair::builder().group_id(group).build())
+                .build()
+        };
+        if !from.egress.contains(&egress_rule(port, to_group)) {
+            let p = perm(to_group);
+            let done = self.api(cx, A, OP, "ec2.AuthorizeSecurityGroupEgress", || {
+                self.aws
+                    .ec2
+                    .authorize_security_group_egress()
+                    .group_id(from_group)
+                    .ip_permissions(p.clone())
+                    .send()
+            });
+            already_there(done)?;
+        }
+        if !to.ingress.contains(&ingress_rule(port, from_group)) {
+            let p = perm(from_group);
+            let done = self.api(cx, A, OP, "ec2.AuthorizeSecurityGroupIngress", || {
+                self.aws
+                    .ec2
+                    .authorize_security_group_ingress()
+                    .group_id(to_group)
+                    .ip_permissions(p.clone())
+                    .send()
+            });
+            already_there(done)?;
+        }
+        Ok(Connection {
+            from: self.group_by_id(cx, OP, from_group)?,
+            to: self.group_by_id(cx, OP, to_group)?,
+        })
+    }
+}
+
+/// An authorize call's outcome: `InvalidPermission.Duplicate` (a `Conflict` that is not
+/// retryable, unlike a wrong state: `aws::classify`) is a rule an earlier attempt, or someone
+/// else, already added.
+fn already_there<T>(r: Result<T, PrimitiveError>) -> Result<(), PrimitiveError> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind == ErrorKind::Conflict && !e.retryable => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

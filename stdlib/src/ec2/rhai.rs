@@ -141,4 +141,60 @@ mod ec2_module {
             |cx, w| w.ec2.ensure_quarantine_group(cx, vpc_id, name, &admit),
         )
     }
+
+    /// Let members of one security group open TCP connections to members of another on one
+    /// port: an egress rule on `from_group` (`tcp/5432 to sg-…`) and an ingress rule on
+    /// `to_group` (`tcp/5432 from sg-…`), each added only when missing. Security groups are
+    /// stateful: the replies need no rule. The reverse path's need: the fenced source sits in
+    /// the quarantine group, which has no egress, and subscribes to Aurora, whose groups must
+    /// admit it (Aurora user guide, "Example: Using logical replication with Aurora PostgreSQL
+    /// DB clusters").
+    ///
+    /// # Parameters
+    /// * `from_group` — the connecting side's group, e.g. the quarantine group's id.
+    /// * `to_group` — the listening side's group, e.g. `describe_cluster(id).security_groups[0]`.
+    /// * `port` — the listening side's port (`describe_cluster(id).port`, never assumed).
+    ///
+    /// # Returns
+    /// `#{ from, to }`: both groups as `describe_security_groups` shows them, `from.egress`
+    /// holding `tcp/<port> to <to_group>` and `to.ingress` holding `tcp/<port> from <from_group>`.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown group; `Invalid` for a port outside 1-65535.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let src = rds::describe_instance("orders-db");
+    /// let q = ec2::ensure_quarantine_group(src.vpc_id, "godwit-quarantine");
+    /// let app = src.security_groups[0];
+    /// let c = ec2::allow_connection(q.id, app, 5432);
+    /// assert_eq(c.from.egress, [`tcp/5432 to ${app}`]);
+    /// if !c.to.ingress.contains(`tcp/5432 from ${q.id}`) { throw c; }
+    /// assert_eq(ec2::allow_connection(q.id, app, 5432), c);
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn allow_connection(
+        ctx: NativeCallContext,
+        from_group: &str,
+        to_group: &str,
+        port: i64,
+    ) -> RhaiResult<Map> {
+        const OP: &str = "allow_connection";
+        let port = u16::try_from(port).ok().filter(|p| *p > 0).ok_or_else(|| {
+            PrimitiveError::invalid(
+                A,
+                OP,
+                format!("port {port} is not a TCP port"),
+                "pass the listening side's port (rds::describe_cluster(id).port)",
+            )
+            .into_rhai_at(ctx.call_position())
+        })?;
+        call(
+            &ctx,
+            A,
+            OP,
+            &json!({ "from_group": from_group, "to_group": to_group, "port": port }),
+            |cx, w| w.ec2.allow_connection(cx, from_group, to_group, port),
+        )
+    }
 }

@@ -62,4 +62,33 @@ impl Ec2 for Sim {
         st.note(format!("quarantine group {} created in {vpc_id}", g.id));
         Ok(g)
     }
+
+    fn allow_connection(
+        &self,
+        cx: &Call<'_>,
+        from_group: &str,
+        to_group: &str,
+        port: u16,
+    ) -> Result<Connection, PrimitiveError> {
+        const OP: &str = "allow_connection";
+        let mut st = self.api(cx, "ec2", OP)?;
+        for g in [from_group, to_group] {
+            if !st.groups.contains_key(g) {
+                return Err(group_not_found(OP, g));
+            }
+        }
+        let from = st.groups.get_mut(from_group).expect("checked above");
+        let out = add_rule(&mut from.egress, egress_rule(port, to_group));
+        let to = st.groups.get_mut(to_group).expect("checked above");
+        let inn = add_rule(&mut to.ingress, ingress_rule(port, from_group));
+        if out || inn {
+            st.note(format!(
+                "security groups: {from_group} may connect to {to_group} on tcp/{port}"
+            ));
+        }
+        Ok(Connection {
+            from: st.groups[from_group].clone(),
+            to: st.groups[to_group].clone(),
+        })
+    }
 }

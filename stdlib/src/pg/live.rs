@@ -93,6 +93,16 @@ pub trait Connector: Send + Sync + 'static {
         Box::pin(async move { Ok(conninfo(&self.target(db).await?)) })
     }
 
+    /// Whether the server of `from_db` may open a connection to the server of `to_db` (a
+    /// subscriber to its publisher; `op`: the `pg` primitive asking), as the world's network decides before the server tries:
+    /// the lab, whose loopback has no security groups, checks both sides' groups
+    /// ([`crate::ec2::check_connection`]) and refuses as AWS would (a `Timeout`). By default
+    /// the real network decides (AWS: the packets are dropped and `CREATE SUBSCRIPTION` fails
+    /// when its connection times out).
+    fn may_connect(&self, _op: &str, _from_db: &str, _to_db: &str) -> Result<(), PrimitiveError> {
+        Ok(())
+    }
+
     /// A connection to `db` that failed with `error`, as the world tells it: the lab, whose
     /// security groups refuse a login where AWS's drop the packets, says which groups locked
     /// godwit out.
@@ -1340,6 +1350,7 @@ impl Pg for LivePg {
             if let Some(s) = self.one_subscription(db, OP, name, st).await? {
                 return Ok(s);
             }
+            self.pool.connector().may_connect(OP, db, &to.from)?;
             let info = self.pool.connector().publisher_conninfo(&to.from).await?;
             let c = self.pool.client(db, None, OP, st).await?;
             // The connection string carries credentials: it goes to the server only, never

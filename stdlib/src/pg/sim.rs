@@ -779,6 +779,22 @@ impl Pg for Sim {
             )
             .with_retryable(false));
         }
+        // CREATE SUBSCRIPTION connects to the publisher first: through both sides' security
+        // groups, as on AWS (a quarantined source has no egress until the reverse path opens
+        // one with ec2::allow_connection).
+        crate::ec2::check_connection(
+            A,
+            OP,
+            crate::ec2::Side {
+                db,
+                groups: &st.groups_of_instance(db),
+            },
+            crate::ec2::Side {
+                db: &to.from,
+                groups: &st.groups_of_cluster(&to.from),
+            },
+            st.rds.clusters[&to.from].port,
+        )?;
         if to.copy_data {
             return Err(PrimitiveError::new(
                 A,

@@ -127,6 +127,32 @@ impl SimState {
         self.writable(db)
     }
 
+    /// The security groups in force on instance `id` (until a change is active, the previous
+    /// ones), as the world has them.
+    pub fn groups_of_instance(&self, id: &str) -> Vec<crate::ec2::SecurityGroup> {
+        let Some(inst) = self.rds.instances.get(id) else {
+            return Vec::new();
+        };
+        let in_force = self
+            .groups_in_force
+            .get(id)
+            .unwrap_or(&inst.security_groups);
+        in_force
+            .iter()
+            .filter_map(|g| self.groups.get(g).cloned())
+            .collect()
+    }
+
+    /// The security groups of cluster `id`, as the world has them.
+    pub fn groups_of_cluster(&self, id: &str) -> Vec<crate::ec2::SecurityGroup> {
+        self.rds.clusters.get(id).map_or_else(Vec::new, |c| {
+            c.security_groups
+                .iter()
+                .filter_map(|g| self.groups.get(g).cloned())
+                .collect()
+        })
+    }
+
     /// Does one of `inst`'s security groups admit a client with `groups` (inside the VPC's
     /// range when `in_vpc`) on the instance's port?
     /// Until a change of its groups is active, the previous groups decide.

@@ -1262,6 +1262,71 @@ mod reverse {
     }
 
     #[test]
+    fn a_quarantined_source_reaches_the_cluster_only_through_the_path_opened_for_it() {
+        use crate::ec2::{Admit, Ec2};
+        use crate::rds::Rds;
+        let sim = replicating(Vec::new(), true);
+        // The standard fence: the quarantine admits godwit's group on the source's port, and
+        // has no egress.
+        let me = sim.access(&cx(), SRC).unwrap().security_group.unwrap();
+        let admit = Admit {
+            groups: vec![me],
+            port: 5432,
+        };
+        let q = sim
+            .ensure_quarantine_group(&cx(), "vpc-0sim", "godwit-quarantine", &admit)
+            .unwrap();
+        sim.set_security_groups(&cx(), SRC, std::slice::from_ref(&q.id))
+            .unwrap();
+        advance(&sim, 10 * 60_000);
+        fence(&sim, SRC);
+        sim.promote_cluster(&cx(), DST).unwrap();
+        advance(&sim, 6 * 60_000);
+        sim.create_publication(&cx(), DST, NAME).unwrap();
+        sim.create_logical_slot(&cx(), DST, NAME).unwrap();
+        let e = sim.subscribe(&cx(), SRC, NAME, &to()).unwrap_err();
+        assert_eq!((e.kind, e.retryable), (ErrorKind::Timeout, false), "{e}");
+        assert!(
+            e.message
+                .contains(&format!("orders-db's groups ({})", q.id))
+                && e.message.contains("orders-aurora's groups (sg-0app)"),
+            "{e}"
+        );
+        assert!(e.hint.contains("ec2::allow_connection"), "{e}");
+        assert!(sim.subscriptions(&cx(), SRC).unwrap().is_empty());
+
+        let cl = sim.describe_cluster(&cx(), DST).unwrap();
+        let c = sim
+            .allow_connection(&cx(), &q.id, &cl.security_groups[0], cl.port)
+            .unwrap();
+        assert_eq!(c.from.egress, [format!("tcp/{} to sg-0app", cl.port)]);
+        assert!(
+            c.to.ingress
+                .contains(&format!("tcp/{} from {}", cl.port, q.id))
+        );
+        assert_eq!(
+            sim.allow_connection(&cx(), &q.id, &cl.security_groups[0], cl.port)
+                .unwrap(),
+            c,
+            "idempotent"
+        );
+        // A later run re-ensures the same quarantine: its reverse-path egress is godwit's own.
+        assert_eq!(
+            sim.ensure_quarantine_group(&cx(), "vpc-0sim", "godwit-quarantine", &admit)
+                .unwrap(),
+            c.from
+        );
+        let e = sim
+            .allow_connection(&cx(), &q.id, "sg-0nope", cl.port)
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
+        sim.subscribe(&cx(), SRC, NAME, &to()).unwrap();
+        advance(&sim, 60_000);
+        assert!(sub(&sim).worker_pid.is_some(), "{:?}", sub(&sim));
+        assert_eq!(hashes(&sim, SRC), hashes(&sim, DST));
+    }
+
+    #[test]
     fn a_rollback_before_the_cluster_took_a_write_is_clean() {
         let sim = replicating(Vec::new(), true);
         fence(&sim, SRC);
