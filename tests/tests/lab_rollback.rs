@@ -121,6 +121,18 @@ async fn a_rollback_after_the_cutover_loses_no_write_and_moves_the_sequences_pas
         "the reverse path starts before the route is released"
     );
 
+    // The team's schema migrations on the target are frozen for the window (the lab's hook
+    // keeps a freeze file, the reason inside).
+    let freeze_file = sup
+        .dir
+        .join("schema-freeze")
+        .join(format!("{}-aurora", st.source));
+    let reason = std::fs::read_to_string(&freeze_file).unwrap_or_default();
+    assert!(
+        reason.contains("rollback window"),
+        "{freeze_file:?}: {reason:?}"
+    );
+
     // The clients write to the target for a while; one order takes a sequence value there.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let st = LabState::load(&sup.dir).unwrap();
@@ -364,6 +376,8 @@ async fn a_rollback_after_the_cutover_loses_no_write_and_moves_the_sequences_pas
         "sequence on the source {next} ≤ the target's {on_target}"
     );
 
+    // The migrations run again.
+    assert!(!freeze_file.exists(), "unfrozen after the rollback");
     // Nothing of the reverse path is left: no subscription on the source, no slot on the target.
     let subs: i64 = src
         .query_one("SELECT count(*) FROM pg_subscription", &[])
