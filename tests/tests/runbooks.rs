@@ -1198,7 +1198,7 @@ fn the_run_journals_its_parameters_with_the_defaults_filled_in() {
             "quarantine_group": "godwit-quarantine", "fence_connection_allowance": 0,
             "target_cluster": "orders-db-aurora", "unverified": "refuse",
             "validation_timeout": "3d", "validation_window": "24h",
-            "reverse_replication": "auto", "rollback_apply_timeout": "10m",
+            "reverse_replication": "auto", "rollback_apply_timeout": "10m", "rollback_window": "0s",
         })
     );
 }
@@ -1642,4 +1642,72 @@ try { catch_up::replication_alive(series.call(61, -1.0), fence, 1); } catch (e) 
         "{down}"
     );
     assert!(down.contains("1 min 1 s") || down.contains("61"), "{down}");
+}
+
+/// `rollback_window`: the run keeps the window open, renewing the subscription's credentials
+/// and journaling the window's health at every poll, and ends when it closes; aborted inside
+/// it, the run rolls back through the reverse path, losing nothing.
+#[test]
+fn the_run_keeps_the_rollback_window_and_an_abort_in_it_loses_nothing() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut params = serde_json::Map::new();
+    params.insert("rollback_window".into(), "2h".into());
+    let kept = run_with(
+        &runbooks_dir().join("rds-to-aurora.rhai"),
+        "busy-source",
+        params.clone(),
+        &rt,
+    );
+    let text = story(&kept.lines).join("\n");
+    assert!(
+        matches!(
+            kept.report.as_ref().unwrap().status,
+            RunStatus::Succeeded { .. }
+        ),
+        "{text}"
+    );
+    let passed = gate_result(&kept, "rollback-window").expect("the window gate passed");
+    assert_eq!(passed["evidence"]["credentials_renewed"], true, "{passed}");
+    let polls = kept
+        .lines
+        .iter()
+        .filter(|l| matches!(&l.event, Event::Primitive { op, .. } if op == "refresh_subscription"))
+        .count();
+    assert!(polls >= 24, "renewed every 5 minutes over 2 h: {polls}");
+
+    let world = World::sim_named("busy-source").unwrap();
+    let store = MemoryStore::new();
+    let crash = CrashSink::new(
+        1,
+        |e| matches!(e, Event::StepCompleted { name, .. } if name == "open-rollback-window"),
+    );
+    let first = runner(&world, &rt, &store, vec![crash]);
+    let req = StartRequest {
+        runbook: runbooks_dir().join("rds-to-aurora.rhai"),
+        cluster: "orders-db".into(),
+        params,
+        run_id: Some("run".into()),
+    };
+    assert!(until_crash(|| first.start(req)).is_none());
+    let collector = Collector::new();
+    let report = runner(&world, &rt, &store, vec![Arc::new(collector.clone())])
+        .resume_with(godwit_engine::ResumeRequest {
+            run_id: "run".into(),
+            force_runbook_change: false,
+            set: Default::default(),
+            abort: Some("rolled back inside the window".into()),
+        })
+        .unwrap();
+    let text = story(&collector.lines()).join("\n");
+    assert!(
+        matches!(report.status, RunStatus::RolledBack { .. }),
+        "{:?}\n{text}",
+        report.status
+    );
+    assert!(text.contains("undo subscribe-source-to-target ✓"), "{text}");
+    let audit = world.audit.as_ref().map(|a| a()).unwrap_or_default();
+    assert!(audit.is_empty(), "{audit:?}\n{text}");
 }
