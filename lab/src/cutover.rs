@@ -266,7 +266,7 @@ pub fn longest_gap(logs: &[workload::ClientLog], from: i64, to: i64) -> f64 {
 }
 
 /// Run `runbook` for the lab's source to its end on a blocking thread: its report and lines.
-async fn drive(
+pub async fn drive(
     sup: &Supervisor,
     store: Arc<dyn JournalStore>,
     runbook: PathBuf,

@@ -229,3 +229,34 @@ impl Drop for Stopping {
         }
     }
 }
+
+/// Wait until a run's transcript under `state` (`<state>/runs/*/transcript.jsonl`, written by
+/// another process) has a line containing every one of `pats`; false after `timeout`.
+pub fn wait_transcript(
+    state: &std::path::Path,
+    pats: &[&str],
+    timeout: std::time::Duration,
+) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        for run in std::fs::read_dir(state.join("runs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let text =
+                std::fs::read_to_string(run.path().join("transcript.jsonl")).unwrap_or_default();
+            if text.lines().any(|l| pats.iter().all(|p| l.contains(p))) {
+                return true;
+            }
+        }
+        pause(std::time::Duration::from_millis(2));
+    }
+    false
+}
+
+/// Watching another process's files happens in real time.
+#[allow(clippy::disallowed_methods)]
+pub fn pause(d: std::time::Duration) {
+    std::thread::sleep(d);
+}

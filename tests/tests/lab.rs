@@ -18,6 +18,7 @@ use godwit_lab::cutover::{self, Cutover};
 use godwit_lab::pgproc::{self, Signal};
 use godwit_lab::workload::{self, Kind, Workload};
 use godwit_lab::{LabOptions, LabState, Supervisor};
+use godwit_tests::harness::{pause, wait_transcript};
 
 const GODWIT: &str = env!("CARGO_BIN_EXE_godwit-toy");
 
@@ -555,32 +556,6 @@ step("wait", #{ retry: #{ attempts: 1 } }, || route::wait_until_acked(CLUSTER, #
     sup.down().await;
 }
 
-/// Wait until the run's transcript in `state` has a line matching `pat`.
-fn wait_transcript(state: &Path, pat: &str, timeout: Duration) -> bool {
-    let deadline = std::time::Instant::now() + timeout;
-    while std::time::Instant::now() < deadline {
-        for run in std::fs::read_dir(state.join("runs"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let text =
-                std::fs::read_to_string(run.path().join("transcript.jsonl")).unwrap_or_default();
-            if text.lines().any(|l| l.contains(pat)) {
-                return true;
-            }
-        }
-        pause(Duration::from_millis(2));
-    }
-    false
-}
-
-/// Watching another process's files happens in real time.
-#[allow(clippy::disallowed_methods)]
-fn pause(d: Duration) {
-    std::thread::sleep(d);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn godwit_killed_mid_cutover_resumes_to_completion_losing_nothing() {
     let tmp = tempfile::tempdir().unwrap();
@@ -626,7 +601,7 @@ async fn godwit_killed_mid_cutover_resumes_to_completion_losing_nothing() {
         tokio::task::spawn_blocking(move || {
             let seen = wait_transcript(
                 &state,
-                r#""event":"gate-passed","name":"source-sessions-ended""#,
+                &[r#""event":"gate-passed","name":"source-sessions-ended""#],
                 Duration::from_secs(180),
             );
             child.kill().unwrap();

@@ -14,12 +14,12 @@ use std::time::Duration;
 
 use godwit_engine::journal::file::FileStore;
 use godwit_engine::plan::Plan;
-use godwit_engine::transcript::{Collector, Event};
-use godwit_engine::{JournalStore, RunStatus, StartRequest};
+use godwit_engine::transcript::Event;
+use godwit_engine::{JournalStore, RunStatus};
 use godwit_lab::cutover::{self, data_home};
-use godwit_lab::supervisor::world;
-use godwit_lab::workload::{self, ClientLog, Kind, Workload};
+use godwit_lab::workload::{self, Kind, Workload};
 use godwit_lab::{LabOptions, LabState, Supervisor};
+use godwit_tests::harness::wait_transcript;
 
 fn runbooks() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks")
@@ -52,18 +52,6 @@ async fn on_socket(st: &LabState, id: &str) -> tokio_postgres::Client {
     c
 }
 
-/// The longest gap between two acknowledged commits (any client) inside `[from, to]` (epoch
-/// ms): what the clients saw of a switch in that span.
-fn longest_gap(logs: &[ClientLog], from: i64, to: i64) -> i64 {
-    let mut t: Vec<i64> = logs
-        .iter()
-        .flat_map(|l| l.acked.iter().map(|(_, at)| at / 1000))
-        .filter(|at| (from..=to).contains(at))
-        .collect();
-    t.sort_unstable();
-    t.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0)
-}
-
 fn step_end(lines: &[godwit_engine::transcript::Line], step: &str) -> Option<i64> {
     lines.iter().find_map(|l| match &l.event {
         Event::StepCompleted { name, .. } if name == step => Some(l.at),
@@ -93,28 +81,16 @@ async fn a_rollback_after_the_cutover_loses_no_write_and_moves_the_sequences_pas
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // The cutover, with the rollback window (reverse_replication=auto: the lab gives SQL).
-    #[allow(clippy::disallowed_methods)]
-    let handle = tokio::runtime::Handle::current();
-    let store = Arc::new(FileStore::new(tmp.path().join("runs")));
-    let forward = Collector::new();
-    let mut runner = world(&sup.dir, handle.clone()).runner(store.clone(), handle.clone());
-    runner.sinks.push(Arc::new(forward.clone()));
-    let req = StartRequest {
-        runbook: runbooks().join("rds-to-aurora.rhai"),
-        cluster: st.source.clone(),
-        params: cutover::lab_params(),
-        run_id: None,
-    };
-    let report = tokio::task::spawn_blocking(move || runner.start(req))
+    let store: Arc<FileStore> = Arc::new(FileStore::new(tmp.path().join("runs")));
+    let run = |runbook: PathBuf, params| cutover::drive(&sup, store.clone(), runbook, params);
+    let (report, lines) = run(runbooks().join("rds-to-aurora.rhai"), cutover::lab_params())
         .await
-        .unwrap()
         .unwrap();
     assert!(
         matches!(report.status, RunStatus::Succeeded { .. }),
         "{:?}",
         report.status
     );
-    let lines = forward.lines();
     assert!(
         step_end(&lines, "subscribe-source-to-target").unwrap()
             < step_end(&lines, "switch-route").unwrap(),
@@ -179,28 +155,16 @@ async fn a_rollback_after_the_cutover_loses_no_write_and_moves_the_sequences_pas
     let w = godwit_stdlib::rollback_window::window(&report.run_id, &plan).unwrap();
 
     // `godwit rollback RUN --check`: the window is healthy, and checking changes nothing.
-    let checked = Collector::new();
-    let mut runner = world(&sup.dir, handle.clone()).runner(store.clone(), handle.clone());
-    runner.sinks.push(Arc::new(checked.clone()));
-    let mut params = w.params.clone();
-    params.insert("check_only".into(), true.into());
-    let req = StartRequest {
-        runbook: w.runbook.clone(),
-        cluster: w.cluster.clone(),
-        params,
-        run_id: None,
-    };
-    let c = tokio::task::spawn_blocking(move || runner.start(req))
-        .await
-        .unwrap()
-        .unwrap();
+    let mut check = w.params.clone();
+    check.insert("check_only".into(), true.into());
+    let (c, checked) = run(w.runbook.clone(), check.clone()).await.unwrap();
     assert!(
         matches!(c.status, RunStatus::Succeeded { .. }),
         "{:?}",
         c.status
     );
     assert!(
-        !checked.lines().iter().any(|l| matches!(
+        !checked.iter().any(|l| matches!(
             &l.event,
             Event::Primitive { op, .. } if op == "switch_route" || op == "block_logins"
         )),
@@ -215,19 +179,7 @@ async fn a_rollback_after_the_cutover_loses_no_write_and_moves_the_sequences_pas
         .batch_execute("ALTER TABLE orders ADD COLUMN coupon text")
         .await
         .unwrap();
-    let refused = Collector::new();
-    let mut runner = world(&sup.dir, handle.clone()).runner(store.clone(), handle.clone());
-    runner.sinks.push(Arc::new(refused.clone()));
-    let req = StartRequest {
-        runbook: w.runbook.clone(),
-        cluster: w.cluster.clone(),
-        params: w.params.clone(),
-        run_id: None,
-    };
-    let r = tokio::task::spawn_blocking(move || runner.start(req))
-        .await
-        .unwrap()
-        .unwrap();
+    let (r, refused) = run(w.runbook.clone(), w.params.clone()).await.unwrap();
     let said = format!("{:?}", r.status);
     assert!(
         !matches!(r.status, RunStatus::Succeeded { .. })
@@ -236,7 +188,7 @@ async fn a_rollback_after_the_cutover_loses_no_write_and_moves_the_sequences_pas
         "{said}"
     );
     assert!(
-        !refused.lines().iter().any(|l| matches!(
+        !refused.iter().any(|l| matches!(
             &l.event,
             Event::Primitive { op, .. } if op == "switch_route" || op == "block_logins"
         )),
@@ -259,20 +211,7 @@ async fn a_rollback_after_the_cutover_loses_no_write_and_moves_the_sequences_pas
         .batch_execute("CREATE TABLE refunds (id bigint PRIMARY KEY, amount numeric)")
         .await
         .unwrap();
-    let mut runner = world(&sup.dir, handle.clone()).runner(store.clone(), handle.clone());
-    let mut params = w.params.clone();
-    params.insert("check_only".into(), true.into());
-    let req = StartRequest {
-        runbook: w.runbook.clone(),
-        cluster: w.cluster.clone(),
-        params,
-        run_id: None,
-    };
-    runner.sinks.clear();
-    let r = tokio::task::spawn_blocking(move || runner.start(req))
-        .await
-        .unwrap()
-        .unwrap();
+    let (r, _) = run(w.runbook.clone(), check).await.unwrap();
     let said = format!("{:?}", r.status);
     assert!(
         said.contains("not carried by the subscription") && said.contains("public.refunds"),
@@ -290,20 +229,8 @@ async fn a_rollback_after_the_cutover_loses_no_write_and_moves_the_sequences_pas
         w.runbook.canonicalize().unwrap(),
         runbooks().join("rollback.rhai").canonicalize().unwrap()
     );
-    let back = Collector::new();
-    let mut runner = world(&sup.dir, handle.clone()).runner(store.clone(), handle);
-    runner.sinks.push(Arc::new(back.clone()));
     // (the schemas agree again: the column was dropped on the target)
-    let req = StartRequest {
-        runbook: w.runbook,
-        cluster: w.cluster,
-        params: w.params,
-        run_id: None,
-    };
-    let rolled = tokio::task::spawn_blocking(move || runner.start(req))
-        .await
-        .unwrap()
-        .unwrap();
+    let (rolled, back_lines) = run(w.runbook, w.params).await.unwrap();
     assert!(
         matches!(rolled.status, RunStatus::Succeeded { .. }),
         "{:?}",
@@ -314,18 +241,17 @@ async fn a_rollback_after_the_cutover_loses_no_write_and_moves_the_sequences_pas
 
     // Every acknowledged commit is on the source, balances agree with the history, and
     // commits acknowledged after the rollback are there too.
-    let back_lines = back.lines();
     let released = step_end(&back_lines, "release-to-source").unwrap();
     let mut w = workload::report(Kind::Tpcb, &logs);
     workload::check_on(&mut w, &logs, source_port, &st.app_db, Some(released))
         .await
         .unwrap();
-    let forward_gap = longest_gap(
+    let forward_gap = cutover::longest_gap(
         &logs,
         lines.first().map_or(0, |l| l.at),
         step_end(&lines, "switch-route").unwrap() + 1_000,
     );
-    let rollback_gap = longest_gap(&logs, back_lines[0].at, released + 1_000);
+    let rollback_gap = cutover::longest_gap(&logs, back_lines[0].at, released + 1_000);
     eprintln!(
         "lab rollback: forward blackout {forward_gap} ms, rollback blackout {rollback_gap} ms; \
          acked {}, lost {:?}, inconsistent {:?}, acked after the rollback {:?}",
@@ -399,32 +325,6 @@ async fn a_rollback_after_the_cutover_loses_no_write_and_moves_the_sequences_pas
 }
 
 const GODWIT: &str = env!("CARGO_BIN_EXE_godwit-toy");
-
-/// Wait until a transcript in `state` has a line containing every one of `pats`.
-fn wait_transcript(state: &Path, pats: &[&str], timeout: Duration) -> bool {
-    let deadline = std::time::Instant::now() + timeout;
-    while std::time::Instant::now() < deadline {
-        for run in std::fs::read_dir(state.join("runs"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let text =
-                std::fs::read_to_string(run.path().join("transcript.jsonl")).unwrap_or_default();
-            if text.lines().any(|l| pats.iter().all(|p| l.contains(p))) {
-                return true;
-            }
-        }
-        pause(Duration::from_millis(2));
-    }
-    false
-}
-
-/// Watching another process's files happens in real time.
-#[allow(clippy::disallowed_methods)]
-fn pause(d: Duration) {
-    std::thread::sleep(d);
-}
 
 /// `godwit rollback last` SIGKILLed inside its blackout — Aurora fenced and the clients held
 /// (`at`: the primitive it is killed after) — and resumed by `godwit resume last`: the
