@@ -14,7 +14,8 @@ use godwit_stdlib::pg::{
     SlotInfo, SubscribeTo, Subscription, TableDefinition, TableHash, TableStats, UnreplicableTable,
 };
 use godwit_stdlib::validate::{
-    Availability, CompareOptions, Report, SampleOptions, SampleReport, Validate,
+    Availability, CompareOptions, PrepassOptions, PrepassReport, Report, SampleOptions,
+    SampleReport, Validate,
 };
 
 /// Why the runbook has no SQL in this lab, as `pg::access` and `validate::available` say it.
@@ -277,5 +278,34 @@ impl Validate for Withheld {
         _opts: &SampleOptions,
     ) -> Result<SampleReport, PrimitiveError> {
         Err(refusal(V, "sample", source))
+    }
+
+    fn prepass(
+        &self,
+        _cx: &Call<'_>,
+        source: &str,
+        _target: &str,
+        _opts: &PrepassOptions,
+    ) -> Result<PrepassReport, PrimitiveError> {
+        Err(refusal(V, "prepass", source))
+    }
+
+    fn fence_pass(
+        &self,
+        _cx: &Call<'_>,
+        source: &str,
+        _target: &str,
+        _pre: &PrepassReport,
+    ) -> Result<Report, PrimitiveError> {
+        Err(refusal(V, "fence_pass", source))
+    }
+
+    fn end_prepass(
+        &self,
+        _cx: &Call<'_>,
+        source: &str,
+        _pre: &PrepassReport,
+    ) -> Result<bool, PrimitiveError> {
+        Err(refusal(V, "end_prepass", source))
     }
 }

@@ -31,10 +31,10 @@ use crate::pg::live::{Pool, sql_error};
 
 /// First-pass segments (or buckets) per table at most; a bigger table's mismatching segments
 /// are bisected instead. 4096 groups keep the aggregate in memory on both servers.
-const MAX_SEGMENTS: i64 = 4096;
+pub(super) const MAX_SEGMENTS: i64 = 4096;
 /// Hashed-key buckets at least, so a never-analysed table (`reltuples` unknown) still has
 /// small buckets.
-const MIN_BUCKETS: i64 = 256;
+pub(super) const MIN_BUCKETS: i64 = 256;
 /// A bisection step splits a segment in this many.
 const FANOUT: i64 = 16;
 /// Buckets fetched per scan for hashed keys.
@@ -42,7 +42,7 @@ const BUCKETS_PER_FETCH: usize = 64;
 /// How long a comparison may run when its step does not say less. A comparison reads every
 /// table (about one sequential scan of each side); the step that runs it inside the write
 /// blackout should carry its own `timeout`.
-const VALIDATE_CALL_LIMIT: Duration = Duration::from_secs(24 * 3600);
+pub(super) const VALIDATE_CALL_LIMIT: Duration = Duration::from_secs(24 * 3600);
 /// How long finding where a database is may take (a lookup: lab.json, or an RDS describe).
 const CONNECT_LOOKUP_LIMIT: Duration = Duration::from_secs(30);
 /// Rendered rows of a table without primary key are cut to this many characters.
@@ -51,13 +51,13 @@ const MAX_ROW_TEXT: usize = 200;
 /// Same text for the same stored value on both sides, whatever the role's defaults are; and
 /// hash aggregation: the planner cannot know `(key - lo) / width` has few groups, so it sorts
 /// the whole table instead (measured on 1 M rows: 0.9 s sorted vs 0.42 s hashed).
-const PIN_OUTPUT: &str = "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; \
+pub(super) const PIN_OUTPUT: &str = "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; \
      SET LOCAL IntervalStyle = 'postgres'; SET LOCAL extra_float_digits = 1; \
      SET LOCAL bytea_output = 'hex'; SET LOCAL lc_monetary = 'C'; SET LOCAL enable_sort = off";
 
 /// [`Validate`] over real servers.
 pub struct LiveValidate {
-    pool: Arc<Pool>,
+    pub(super) pool: Arc<Pool>,
 }
 
 impl LiveValidate {
@@ -66,20 +66,20 @@ impl LiveValidate {
     }
 }
 
-fn err(op: &str, db: &str, e: tokio_postgres::Error) -> PrimitiveError {
+pub(super) fn err(op: &str, db: &str, e: tokio_postgres::Error) -> PrimitiveError {
     let mut e = sql_error(op, db, e);
     e.area = A.into();
     e
 }
 
-fn quote_ident(s: &str) -> String {
+pub(super) fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 /// A new connection to database `dbname` of `db` (not the pool's shared one: a worker's
 /// transaction must not interleave with other primitives' statements), whose statements time
 /// out after `budget`.
-async fn open(
+pub(super) async fn open(
     pool: &Pool,
     db: &str,
     dbname: &str,
@@ -96,22 +96,22 @@ async fn open(
 
 /// One table as one side's catalog describes it.
 #[derive(Debug, Clone, PartialEq)]
-struct TableInfo {
-    schema: String,
-    name: String,
-    unlogged: bool,
-    reltuples: i64,
-    key: Vec<String>,
-    key_types: Vec<String>,
+pub(super) struct TableInfo {
+    pub(super) schema: String,
+    pub(super) name: String,
+    pub(super) unlogged: bool,
+    pub(super) reltuples: i64,
+    pub(super) key: Vec<String>,
+    pub(super) key_types: Vec<String>,
 }
 
 impl TableInfo {
-    fn sql_name(&self) -> String {
+    pub(super) fn sql_name(&self) -> String {
         format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
     }
 }
 
-async fn list_tables(
+pub(super) async fn list_tables(
     c: &Client,
     op: &str,
     db: &str,
@@ -152,14 +152,14 @@ async fn list_tables(
 /// How rows are hashed: `hashtextextended` (64-bit, fast) when both servers compute the same
 /// value for it, else the first 64 bits of `md5` (portable, ~2x slower).
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum HashFn {
+pub(super) enum HashFn {
     Native,
     Md5,
 }
 
 impl HashFn {
     /// A BIGINT hash of the text expression `text`.
-    fn of(self, text: &str, seed: i64) -> String {
+    pub(super) fn of(self, text: &str, seed: i64) -> String {
         match self {
             HashFn::Native => format!("hashtextextended({text}, {seed})"),
             HashFn::Md5 if seed == 0 => {
@@ -170,9 +170,9 @@ impl HashFn {
     }
 }
 
-const ROW: &str = "row(_gw.*)::text";
+pub(super) const ROW: &str = "row(_gw.*)::text";
 
-async fn probe_hash(src: &Client, dst: &Client) -> HashFn {
+pub(super) async fn probe_hash(src: &Client, dst: &Client) -> HashFn {
     let q = "SELECT hashtextextended('godwit validate probe', 0)";
     let (a, b) = tokio::join!(src.query_one(q, &[]), dst.query_one(q, &[]));
     match (a, b) {
@@ -183,7 +183,7 @@ async fn probe_hash(src: &Client, dst: &Client) -> HashFn {
 }
 
 /// The BIGINT hash of a row `_gw` in segment sums.
-fn row_hash(hash: HashFn, by_value: bool) -> String {
+pub(super) fn row_hash(hash: HashFn, by_value: bool) -> String {
     if by_value {
         "hash_record_extended(_gw, 0)".into()
     } else {
@@ -202,16 +202,16 @@ fn leaf_hash(by_value: bool) -> String {
 }
 
 /// The two connections of one worker, and what it needs to know.
-struct Pair {
-    src: Arc<Client>,
-    dst: Arc<Client>,
-    source: String,
-    target: String,
-    hash: HashFn,
-    opts: CompareOptions,
+pub(super) struct Pair {
+    pub(super) src: Arc<Client>,
+    pub(super) dst: Arc<Client>,
+    pub(super) source: String,
+    pub(super) target: String,
+    pub(super) hash: HashFn,
+    pub(super) opts: CompareOptions,
 }
 
-type Segs = HashMap<i64, (i64, Option<String>)>;
+pub(super) type Segs = HashMap<i64, (i64, Option<String>)>;
 
 impl Pair {
     async fn both(
@@ -225,7 +225,7 @@ impl Pair {
         ))
     }
 
-    async fn both_batch(&self, sql: &str) -> Result<(), PrimitiveError> {
+    pub(super) async fn both_batch(&self, sql: &str) -> Result<(), PrimitiveError> {
         let (a, b) = tokio::join!(self.src.batch_execute(sql), self.dst.batch_execute(sql));
         a.map_err(|e| err("compare", &self.source, e))?;
         b.map_err(|e| err("compare", &self.target, e))?;
@@ -264,7 +264,11 @@ impl Pair {
         ))
     }
 
-    async fn table(&self, display: &str, t: &TableInfo) -> Result<TableReport, PrimitiveError> {
+    pub(super) async fn table(
+        &self,
+        display: &str,
+        t: &TableInfo,
+    ) -> Result<TableReport, PrimitiveError> {
         self.both_batch(&format!(
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {PIN_OUTPUT}"
         ))
@@ -277,7 +281,7 @@ impl Pair {
 
     /// Whether every column of `t` has a hash function on both sides (`hash_record_extended`
     /// fails at the first row otherwise, e.g. for `json` or `point`).
-    async fn hashable(&self, t: &TableInfo) -> Result<bool, PrimitiveError> {
+    pub(super) async fn hashable(&self, t: &TableInfo) -> Result<bool, PrimitiveError> {
         self.both_batch("SAVEPOINT godwit_probe").await?;
         let probe = format!(
             "SELECT hash_record_extended(_gw, 0) FROM {} _gw LIMIT 1",
@@ -529,7 +533,11 @@ impl Pair {
 /// it is a primary, and how far its physical walsenders' replica has replayed
 /// (`pg_stat_replication.replay_lsn`, the least of them; logical walsenders — CDC consumers —
 /// excluded). The target itself is never asked: Aurora refuses `pg_last_wal_replay_lsn()`.
-async fn positions(src: &Client, op: &str, s: &str) -> Result<Positions, PrimitiveError> {
+pub(super) async fn positions(
+    src: &Client,
+    op: &str,
+    s: &str,
+) -> Result<Positions, PrimitiveError> {
     let a = src
         .query_one(
             "SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END, \
@@ -587,11 +595,14 @@ fn diffs(
 }
 
 impl LiveValidate {
-    async fn compare_async(
+    /// `listed_only`: compare only `opts.tables`, none when it is empty (the fence pass's
+    /// rescans; sequences, extensions and settings are compared either way).
+    pub(super) async fn compare_async(
         &self,
         source: &str,
         target: &str,
         opts: &CompareOptions,
+        listed_only: bool,
         st: Duration,
     ) -> Result<Report, PrimitiveError> {
         const OP: &str = "compare";
@@ -646,7 +657,7 @@ impl LiveValidate {
             let mut jobs = VecDeque::new();
             for name in ta.keys().chain(tb.keys()).collect::<BTreeSet<_>>() {
                 let display = format!("{prefix}{name}");
-                if !wanted.is_empty() && !wanted.contains(display.as_str()) {
+                if (listed_only || !wanted.is_empty()) && !wanted.contains(display.as_str()) {
                     continue;
                 }
                 seen.insert(display.clone());
@@ -949,7 +960,7 @@ fn classify(a: &Version, target: Option<&Version>, b: Option<&Version>, reached:
 }
 
 /// `BEGIN` a read-only snapshot with the output pinned.
-async fn begin_snapshot(c: &Client, op: &str, db: &str) -> Result<(), PrimitiveError> {
+pub(super) async fn begin_snapshot(c: &Client, op: &str, db: &str) -> Result<(), PrimitiveError> {
     c.batch_execute(&format!(
         "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {PIN_OUTPUT}"
     ))
@@ -959,7 +970,7 @@ async fn begin_snapshot(c: &Client, op: &str, db: &str) -> Result<(), PrimitiveE
 
 /// The source's WAL insert position (bytes): read inside a snapshot after its queries, every
 /// commit the snapshot sees is at or before it.
-async fn wal_position(c: &Client, op: &str, db: &str) -> Result<i64, PrimitiveError> {
+pub(super) async fn wal_position(c: &Client, op: &str, db: &str) -> Result<i64, PrimitiveError> {
     c.query_one(
         "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint",
         &[],
@@ -972,7 +983,7 @@ async fn wal_position(c: &Client, op: &str, db: &str) -> Result<i64, PrimitiveEr
 /// Wait (at most `limit`) until the source reports its physical replica replayed `lsn`
 /// (`pg_stat_replication`, the least of its physical walsenders). `true` also when it has none:
 /// a copy that does not follow the source has nothing to wait for.
-async fn replayed(
+pub(super) async fn replayed(
     src: &Client,
     lsn: i64,
     limit: Duration,
@@ -1081,7 +1092,7 @@ async fn by_keys(
         .collect())
 }
 
-fn key_text(t: &TableInfo) -> String {
+pub(super) fn key_text(t: &TableInfo) -> String {
     if t.key.len() == 1 {
         format!("{}::text", quote_ident(&t.key[0]))
     } else {
@@ -1140,7 +1151,7 @@ impl Validate for LiveValidate {
             cx,
             source,
             VALIDATE_CALL_LIMIT,
-            self.compare_async(source, target, opts, st),
+            self.compare_async(source, target, opts, false, st),
         )
     }
 
@@ -1158,6 +1169,53 @@ impl Validate for LiveValidate {
             source,
             VALIDATE_CALL_LIMIT,
             self.sample_async(source, target, fraction, opts, st),
+        )
+    }
+
+    fn prepass(
+        &self,
+        cx: &Call<'_>,
+        source: &str,
+        target: &str,
+        opts: &PrepassOptions,
+    ) -> Result<PrepassReport, PrimitiveError> {
+        let st = cx.budget(VALIDATE_CALL_LIMIT);
+        self.pool.run(
+            cx,
+            source,
+            VALIDATE_CALL_LIMIT,
+            self.prepass_async(source, target, opts, st),
+        )
+    }
+
+    fn fence_pass(
+        &self,
+        cx: &Call<'_>,
+        source: &str,
+        target: &str,
+        pre: &PrepassReport,
+    ) -> Result<Report, PrimitiveError> {
+        let st = cx.budget(VALIDATE_CALL_LIMIT);
+        self.pool.run(
+            cx,
+            source,
+            VALIDATE_CALL_LIMIT,
+            self.fence_pass_async(source, target, pre, st),
+        )
+    }
+
+    fn end_prepass(
+        &self,
+        cx: &Call<'_>,
+        source: &str,
+        pre: &PrepassReport,
+    ) -> Result<bool, PrimitiveError> {
+        let st = cx.budget(CONNECT_LOOKUP_LIMIT);
+        self.pool.run(
+            cx,
+            source,
+            CONNECT_LOOKUP_LIMIT,
+            self.end_async(source, pre, st),
         )
     }
 }

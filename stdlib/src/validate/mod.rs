@@ -13,7 +13,9 @@
 //! Worlds without database access install [`NoAccess`]: `validate::available` says why, and
 //! the standard runbook skips the step instead of failing.
 
+pub mod decoding;
 pub mod live;
+pub mod passes;
 pub mod rhai;
 pub mod sim;
 
@@ -121,6 +123,10 @@ pub struct TableReport {
     pub different: Vec<String>,
     /// More differences than `max_keys` exist; the lists are a prefix.
     pub truncated: bool,
+    /// The fence pass only (docs/validate.md, "Two passes"): how this table is proven —
+    /// unchanged since its equal pre-pass, its changed keys compared, or rescanned (and why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proven: Option<String>,
 }
 
 impl TableReport {
@@ -139,6 +145,7 @@ impl TableReport {
             extra_on_target: Vec::new(),
             different: Vec::new(),
             truncated: false,
+            proven: None,
         }
     }
 
@@ -179,8 +186,30 @@ pub struct Report {
     pub extensions: Vec<ValueDiff>,
     /// Settings that differ; informative, not part of `equal`.
     pub settings: Vec<ValueDiff>,
+    /// The fence pass only: what it compared, and how long it took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence_pass: Option<FencePassStats>,
     /// One line for the transcript.
     pub summary: String,
+}
+
+/// What a fence pass did (docs/validate.md, "Two passes"): its cost is these numbers, not the
+/// database's size.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FencePassStats {
+    /// Per database, how changes since the pre-pass were known (`logical-decoding`,
+    /// `counters`) — or why not (then its tables were rescanned).
+    pub tracking: Vec<String>,
+    /// Tables proven unchanged since their equal pre-pass.
+    pub unchanged_tables: i64,
+    /// Keys compared one by one (changed since the pre-pass, or left by it).
+    pub changed_keys: i64,
+    /// Tables compared whole, and the rows that took.
+    pub rescanned_tables: Vec<String>,
+    pub rescanned_rows: i64,
+    /// WAL decoded since the pre-pass (bytes; logical decoding only).
+    pub decoded_bytes: i64,
+    pub elapsed_ms: i64,
 }
 
 impl Report {
@@ -196,6 +225,7 @@ impl Report {
             sequences: Vec::new(),
             extensions: Vec::new(),
             settings: Vec::new(),
+            fence_pass: None,
             summary: String::new(),
         }
     }
@@ -206,9 +236,20 @@ impl Report {
         let bad_seq: Vec<&SequenceCheck> = self.sequences.iter().filter(|s| !s.ok).collect();
         self.equal = bad.is_empty() && bad_seq.is_empty() && self.extensions.is_empty();
         let rows: i64 = self.tables.iter().map(|t| t.source_rows).sum();
+        let what = match &self.fence_pass {
+            None => format!("{rows} rows"),
+            Some(f) => format!(
+                "fence pass: {} unchanged since the pre-pass, {} changed keys compared, {} rescanned ({} rows), {} ms",
+                f.unchanged_tables,
+                f.changed_keys,
+                f.rescanned_tables.len(),
+                f.rescanned_rows,
+                f.elapsed_ms
+            ),
+        };
         self.summary = if self.equal {
             format!(
-                "{} tables equal ({rows} rows), {} sequences ok, extensions equal{}",
+                "{} tables equal ({what}), {} sequences ok, extensions equal{}",
                 self.tables.len(),
                 self.sequences.len(),
                 if self.settings.is_empty() {
@@ -411,6 +452,206 @@ impl SampleReport {
     }
 }
 
+/// What the pre-fence pass reads, and how hard it may load the source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrepassOptions {
+    /// As [`CompareOptions::tables`]; empty: every user table.
+    pub tables: Vec<String>,
+    /// As [`CompareOptions::leaf_rows`].
+    pub leaf_rows: i64,
+    /// As [`CompareOptions::max_keys`].
+    pub max_keys: usize,
+    /// As [`CompareOptions::mode`].
+    pub mode: String,
+    /// The read budget on the source: rows per second over the pass (each table is read at the
+    /// server's speed, then the pass waits until it is back under the budget); 0: unlimited.
+    pub rows_per_second: i64,
+    /// Rounds that re-read the rows changed during the pass (each a source read, the replica
+    /// past it, and the changes in between), so fewer are left to the fence pass.
+    pub settle_rounds: i64,
+    /// Keys of one table left to the fence pass at most; past it the fence pass rescans the
+    /// table.
+    pub max_pending: usize,
+}
+
+impl Default for PrepassOptions {
+    fn default() -> Self {
+        let c = CompareOptions::default();
+        PrepassOptions {
+            tables: c.tables,
+            leaf_rows: c.leaf_rows,
+            max_keys: c.max_keys,
+            mode: c.mode,
+            rows_per_second: 500_000,
+            settle_rounds: 3,
+            max_pending: 100_000,
+        }
+    }
+}
+
+/// How a database's changes since the pre-pass are known.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tracking {
+    pub database: String,
+    /// `logical-decoding` (a `test_decoding` slot on the source: the keys that changed) or
+    /// `counters` (`pg_stat_user_tables`: which tables changed).
+    pub how: String,
+    /// The slot, and the position the pass consumed its changes to.
+    pub slot: Option<String>,
+    pub confirmed_lsn: Option<String>,
+    /// Why this kind (e.g. `wal_level=replica`).
+    pub why: String,
+}
+
+/// One table after the pre-pass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrepassTable {
+    pub table: String,
+    /// As [`TableReport::method`].
+    pub method: String,
+    pub hash: String,
+    pub key: Vec<String>,
+    /// No proven difference.
+    pub equal: bool,
+    /// Rows on the source when read.
+    pub rows: i64,
+    pub segments: i64,
+    /// Segments that differed between the two reads, and how many of them only by rows that
+    /// changed in between (not differences: those rows are left to the fence pass).
+    pub mismatched_segments: i64,
+    pub explained_segments: i64,
+    /// Proven differences (the row did not change on the source between the reads, twice).
+    pub missing_on_target: Vec<String>,
+    pub extra_on_target: Vec<String>,
+    pub different: Vec<String>,
+    pub truncated: bool,
+    /// Key values (text, in key column order) of rows changed during the pass and not proven
+    /// since: the fence pass compares them.
+    pub pending: Vec<Vec<String>>,
+    /// Why the fence pass must compare the whole table; `None`: it compares what changed.
+    pub rescan: Option<String>,
+    /// `pg_stat_user_tables` `n_tup_ins, n_tup_upd, n_tup_del` before the table was read.
+    pub counters: Vec<i64>,
+    /// The table's storage and definition (`relfilenode`, the `pg_class` row's version, its
+    /// columns): a TRUNCATE, a rewrite or an ALTER changes it, and the fence pass rescans.
+    pub shape: String,
+}
+
+/// The result of `prepass`: the evidence the fence pass builds on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrepassReport {
+    /// No proven difference in any table.
+    pub equal: bool,
+    pub source: String,
+    pub target: String,
+    pub tracking: Vec<Tracking>,
+    pub tables: Vec<PrepassTable>,
+    /// Rows read on the source (segments, leaves and settle rounds), the time the pass took,
+    /// and the rate that makes (against the budget).
+    pub rows_read: i64,
+    pub elapsed_ms: i64,
+    pub rows_per_second: f64,
+    pub budget_rows_per_second: i64,
+    pub settle_rounds: i64,
+    /// Keys left to the fence pass, all tables.
+    pub pending_keys: i64,
+    /// The `tables` option (empty: every table, and the fence pass also rescans tables
+    /// created since) and the `mode`, which the fence pass keeps.
+    #[serde(default)]
+    pub only: Vec<String>,
+    #[serde(default = "value_mode")]
+    pub mode: String,
+    pub summary: String,
+}
+
+fn value_mode() -> String {
+    "value".into()
+}
+
+impl PrepassReport {
+    /// A pre-pass of `source` against `target` with nothing in it yet.
+    pub fn empty(source: &str, target: &str) -> PrepassReport {
+        PrepassReport {
+            equal: true,
+            source: source.into(),
+            target: target.into(),
+            tracking: Vec::new(),
+            tables: Vec::new(),
+            rows_read: 0,
+            elapsed_ms: 0,
+            rows_per_second: 0.0,
+            budget_rows_per_second: 0,
+            settle_rounds: 0,
+            pending_keys: 0,
+            only: Vec::new(),
+            mode: value_mode(),
+            summary: String::new(),
+        }
+    }
+
+    pub fn finish(mut self) -> Self {
+        self.equal = self.tables.iter().all(|t| t.equal);
+        self.pending_keys = self.tables.iter().map(|t| t.pending.len() as i64).sum();
+        let rescan: Vec<&str> = self
+            .tables
+            .iter()
+            .filter(|t| t.rescan.is_some())
+            .map(|t| t.table.as_str())
+            .collect();
+        let how: Vec<String> = self
+            .tracking
+            .iter()
+            .map(|t| format!("{} by {}", t.database, t.how))
+            .collect();
+        let head = format!(
+            "{} tables, {} rows read in {} ms ({:.0} rows/s, budget {}); changes tracked: {}; {} keys left to the fence pass{}",
+            self.tables.len(),
+            self.rows_read,
+            self.elapsed_ms,
+            self.rows_per_second,
+            if self.budget_rows_per_second > 0 {
+                format!("{} rows/s", self.budget_rows_per_second)
+            } else {
+                "none".into()
+            },
+            how.join(", "),
+            self.pending_keys,
+            if rescan.is_empty() {
+                String::new()
+            } else {
+                format!("; rescanned at the fence: {}", rescan.join(", "))
+            }
+        );
+        self.summary = if self.equal {
+            format!("equal — {head}")
+        } else {
+            let bad: Vec<String> = self
+                .tables
+                .iter()
+                .filter(|t| !t.equal)
+                .map(|t| {
+                    let mut kinds = Vec::new();
+                    for (what, keys) in [
+                        ("missing on target", &t.missing_on_target),
+                        ("extra on target", &t.extra_on_target),
+                        ("different", &t.different),
+                    ] {
+                        if !keys.is_empty() {
+                            kinds.push(format!("{what} {}", preview(keys)));
+                        }
+                    }
+                    if kinds.is_empty() {
+                        kinds.push(t.method.clone());
+                    }
+                    format!("{}: {}", t.table, kinds.join(", "))
+                })
+                .collect();
+            format!("DIFFERENT — {}; {head}", bad.join("; "))
+        };
+        self
+    }
+}
+
 /// A table named in the options that the source does not have.
 pub fn unknown_table(op: &str, source: &str, table: &str, hint: String) -> PrimitiveError {
     PrimitiveError::invalid(A, op, format!("{source} has no table {table:?}"), hint)
@@ -434,6 +675,31 @@ pub trait Validate: Send + Sync {
         fraction: f64,
         opts: &SampleOptions,
     ) -> Result<SampleReport, PrimitiveError>;
+    /// The pre-fence pass (docs/validate.md, "Two passes"): every table compared while
+    /// replication runs, and change tracking started for the fence pass.
+    fn prepass(
+        &self,
+        cx: &Call<'_>,
+        source: &str,
+        target: &str,
+        opts: &PrepassOptions,
+    ) -> Result<PrepassReport, PrimitiveError>;
+    /// The fence pass: what may differ since `pre`, compared with both sides static; ends
+    /// the change tracking.
+    fn fence_pass(
+        &self,
+        cx: &Call<'_>,
+        source: &str,
+        target: &str,
+        pre: &PrepassReport,
+    ) -> Result<Report, PrimitiveError>;
+    /// End the change tracking `pre` started (drop its slots); `true` if there was any.
+    fn end_prepass(
+        &self,
+        cx: &Call<'_>,
+        source: &str,
+        pre: &PrepassReport,
+    ) -> Result<bool, PrimitiveError>;
 }
 
 /// A world without database access (e.g. aws without IAM database auth configured):
@@ -479,6 +745,32 @@ impl Validate for NoAccess {
         _: &SampleOptions,
     ) -> Result<SampleReport, PrimitiveError> {
         Err(self.refuse("sample"))
+    }
+    fn prepass(
+        &self,
+        _cx: &Call<'_>,
+        _: &str,
+        _: &str,
+        _: &PrepassOptions,
+    ) -> Result<PrepassReport, PrimitiveError> {
+        Err(self.refuse("prepass"))
+    }
+    fn fence_pass(
+        &self,
+        _cx: &Call<'_>,
+        _: &str,
+        _: &str,
+        _: &PrepassReport,
+    ) -> Result<Report, PrimitiveError> {
+        Err(self.refuse("fence_pass"))
+    }
+    fn end_prepass(
+        &self,
+        _cx: &Call<'_>,
+        _: &str,
+        _: &PrepassReport,
+    ) -> Result<bool, PrimitiveError> {
+        Err(self.refuse("end_prepass"))
     }
 }
 
@@ -615,6 +907,7 @@ mod tests {
             source: "s".into(),
             target: "t".into(),
             positions: Positions::default(),
+            fence_pass: None,
             tables: vec![t],
             sequences: vec![],
             extensions: vec![],

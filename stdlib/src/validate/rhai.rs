@@ -69,6 +69,63 @@ fn sample_options(map: Map) -> Result<SampleOptions, PrimitiveError> {
     })
 }
 
+fn prepass_options(map: Map) -> Result<PrepassOptions, PrimitiveError> {
+    let o = Opts::new(
+        A,
+        "prepass",
+        map,
+        &[
+            "tables",
+            "leaf_rows",
+            "max_keys",
+            "mode",
+            "rows_per_second",
+            "settle_rounds",
+            "max_pending",
+        ],
+    )?;
+    let d = PrepassOptions::default();
+    let mode = match o.string("mode")?.as_deref() {
+        None => d.mode,
+        Some(m @ ("value" | "text")) => m.to_string(),
+        Some(other) => {
+            return Err(PrimitiveError::invalid(
+                A,
+                "prepass",
+                format!("options.mode {other:?} is not a mode"),
+                "mode: \"value\" (each type's equality, fast) or \"text\" (exact text form)",
+            ));
+        }
+    };
+    Ok(PrepassOptions {
+        tables: o.strings("tables")?.unwrap_or(d.tables),
+        leaf_rows: o.int("leaf_rows", 1)?.unwrap_or(d.leaf_rows),
+        max_keys: o.int("max_keys", 1)?.map_or(d.max_keys, |n| n as usize),
+        mode,
+        rows_per_second: o.int("rows_per_second", 0)?.unwrap_or(d.rows_per_second),
+        settle_rounds: o.int("settle_rounds", 0)?.unwrap_or(d.settle_rounds),
+        max_pending: o
+            .int("max_pending", 0)?
+            .map_or(d.max_pending, |n| n as usize),
+    })
+}
+
+/// A pre-pass's report back from Rhai (a step's journaled result): through JSON, where an
+/// integral float and an int are the same number.
+fn prepass_of(op: &str, pre: Map) -> Result<PrepassReport, PrimitiveError> {
+    let bad = |e: String| {
+        PrimitiveError::invalid(
+            A,
+            op,
+            format!("pre is not a pre-pass report: {e}"),
+            "pass the result of validate::prepass (the step that ran it returns it)",
+        )
+    };
+    let v: serde_json::Value =
+        ::rhai::serde::from_dynamic(&Dynamic::from_map(pre)).map_err(|e| bad(e.to_string()))?;
+    serde_json::from_value(v).map_err(|e| bad(e.to_string()))
+}
+
 fn fraction_of(f: f64) -> Result<f64, PrimitiveError> {
     if f > 0.0 && f <= 1.0 {
         Ok(f)
@@ -282,5 +339,157 @@ mod validate_module {
         options: Map,
     ) -> RhaiResult<Map> {
         sample_call(&ctx, source, target, fraction, options)
+    }
+
+    /// The pre-fence pass of the two-pass validation (docs/validate.md, "Two passes"): every
+    /// table compared while replication runs, correctly under concurrent change, and the
+    /// tracking of what changes next started, so that `fence_pass` at the fence compares only
+    /// that. On a source with `wal_level=logical` it creates a logical slot
+    /// (`godwit_validate_<database oid>`, plugin `test_decoding`) per database and learns the
+    /// key of every row that changes; otherwise `pg_stat_user_tables` tells which tables
+    /// changed. A table's segments are read on the source, then on the replica once it replayed
+    /// past the source's read; segments that differ only by rows that changed in between are
+    /// explained, a row that differs without a change is reported only after a settle round
+    /// (a fresh read of both sides) agrees. The rows that changed are left to the fence pass.
+    /// Its reads on the source are paced to `rows_per_second`. End what it started with
+    /// `end_prepass` if no fence pass follows (an undo).
+    ///
+    /// # Parameters
+    /// * `source` — the source instance (a primary).
+    /// * `target` — its Aurora replica.
+    /// * `options` — `#{ tables, leaf_rows, max_keys, mode, rows_per_second, settle_rounds,
+    ///   max_pending }`: as `compare` for the first four; the read budget on the source
+    ///   (500000 rows/s; 0: none), settle rounds (3), keys of a table left to the fence pass
+    ///   at most (100000; more: the fence pass rescans that table).
+    ///
+    /// # Returns
+    /// `#{ equal, source, target, tracking: [#{ database, how, slot, confirmed_lsn, why }],
+    /// tables: [#{ table, method, hash, key, equal, rows, segments, mismatched_segments,
+    /// explained_segments, missing_on_target, extra_on_target, different, truncated, pending,
+    /// rescan, counters, shape }], rows_read, elapsed_ms, rows_per_second,
+    /// budget_rows_per_second, settle_rounds, pending_keys, only, mode, summary }` — `equal`:
+    /// no proven difference; `rescan`: why the fence pass must compare that table whole.
+    ///
+    /// # Errors
+    /// `Invalid` for an unknown option or table; `Conflict` when another pass holds the slot, or
+    /// in a world without database access (see `available`).
+    ///
+    /// # Example
+    /// ```rhai
+    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4", iam_auth: true });
+    /// rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
+    /// rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" });
+    /// let pre = validate::prepass("orders-db", "orders-aurora", #{});
+    /// if !pre.equal { throw pre.summary; }
+    /// print(pre.summary);
+    /// validate::end_prepass("orders-db", pre);
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn prepass(
+        ctx: NativeCallContext,
+        source: &str,
+        target: &str,
+        options: Map,
+    ) -> RhaiResult<Map> {
+        let opts = prepass_options(options).map_err(|e| e.into_rhai_at(ctx.call_position()))?;
+        call(
+            &ctx,
+            A,
+            "prepass",
+            &json!({ "source": source, "target": target, "options": opts }),
+            |cx, w| w.validate.prepass(cx, source, target, &opts),
+        )
+    }
+
+    /// The fence pass of the two-pass validation, with the source fenced and the replica
+    /// caught up: compares what may differ since the pre-pass `pre` and nothing else — the keys
+    /// it left and those changed since (decoded from its slot), or with counters the tables
+    /// whose counters moved; a table unchanged since its equal pre-pass is proven by it. Tables
+    /// the pre-pass could not settle, changed without a key, truncated or altered since, created
+    /// since, and every table of a database whose slot is gone or was consumed by someone else
+    /// are compared whole. Drops the pre-pass's slots. Its cost is the changes, not the data.
+    ///
+    /// # Parameters
+    /// * `source`, `target` — as for `prepass`.
+    /// * `pre` — the pre-pass's report.
+    ///
+    /// # Returns
+    /// As `compare`, each table with `proven` (how: `unchanged since its equal pre-pass ...`,
+    /// `N keys changed since ... compared`, `rescanned: <why>`), and `fence_pass: #{ tracking,
+    /// unchanged_tables, changed_keys, rescanned_tables, rescanned_rows, decoded_bytes,
+    /// elapsed_ms }`.
+    ///
+    /// # Errors
+    /// `Invalid` when `pre` is not a pre-pass report; as `compare` otherwise.
+    ///
+    /// # Example
+    /// ```rhai
+    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4", iam_auth: true });
+    /// rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
+    /// rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" });
+    /// let pre = validate::prepass("orders-db", "orders-aurora", #{});
+    /// // The fence: no application session left, the replica past the source's last write.
+    /// pg::block_logins("orders-db", ["orders_app"]);
+    /// pg::terminate_backends("orders-db", pg::application_backends("orders-db").map(|b| b.pid));
+    /// pg::wait_until_no_application_backends("orders-db", #{});
+    /// let fence = pg::current_lsn("orders-db").lsn_bytes;
+    /// let behind = || { let c = pg::replication_connections("orders-db"); c.is_empty() || c.some(|s| s.replay_lsn_bytes < fence) };
+    /// while behind.call() { sleep("5s"); }
+    /// let r = validate::fence_pass("orders-db", "orders-aurora", pre);
+    /// if !r.equal { throw r.summary; }
+    /// if r.fence_pass.changed_keys == 0 { throw "the source wrote since the pre-pass"; }
+    /// print(r.summary);
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn fence_pass(
+        ctx: NativeCallContext,
+        source: &str,
+        target: &str,
+        pre: Map,
+    ) -> RhaiResult<Map> {
+        let pre = prepass_of("fence_pass", pre).map_err(|e| e.into_rhai_at(ctx.call_position()))?;
+        call(
+            &ctx,
+            A,
+            "fence_pass",
+            &json!({ "source": source, "target": target, "pre": pre.summary }),
+            |cx, w| w.validate.fence_pass(cx, source, target, &pre),
+        )
+    }
+
+    /// End the change tracking a pre-pass started (its slots on the source hold WAL until
+    /// dropped): the undo of the step that ran `prepass`. Idempotent.
+    ///
+    /// # Parameters
+    /// * `source` — the source instance.
+    /// * `pre` — the pre-pass's report.
+    ///
+    /// # Returns
+    /// `true` if there was anything to end.
+    ///
+    /// # Errors
+    /// `Invalid` when `pre` is not a pre-pass report; `Conflict` when a session still decodes
+    /// from the slot after 10 s.
+    ///
+    /// # Example
+    /// ```rhai
+    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4", iam_auth: true });
+    /// rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
+    /// rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" });
+    /// let pre = validate::prepass("orders-db", "orders-aurora", #{});
+    /// let ended = validate::end_prepass("orders-db", pre);
+    /// if pre.tracking[0].slot != () && !ended { throw "the slot was not dropped"; }
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn end_prepass(ctx: NativeCallContext, source: &str, pre: Map) -> RhaiResult<bool> {
+        let pre =
+            prepass_of("end_prepass", pre).map_err(|e| e.into_rhai_at(ctx.call_position()))?;
+        call(
+            &ctx,
+            A,
+            "end_prepass",
+            &json!({ "source": source, "pre": pre.summary }),
+            |cx, w| w.validate.end_prepass(cx, source, &pre),
+        )
     }
 }

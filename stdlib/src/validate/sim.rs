@@ -152,6 +152,27 @@ fn unknown_tables(
     }
 }
 
+/// Sequences advance with the writes a side holds (one value per 4 KiB written).
+fn sequences(st: &SimState, source: &str, target: &str) -> Vec<SequenceCheck> {
+    let written = |db: &str| {
+        st.content_version(db).map_or(0, |(applied, local)| {
+            (applied + local) / st.sc.workload.bytes_per_row
+        }) as i64
+    };
+    let (ws, wt) = (written(source), written(target));
+    st.sc
+        .source
+        .sequences
+        .iter()
+        .map(|s| SequenceCheck {
+            name: s.name.clone(),
+            source: Some(s.last_value + ws),
+            target: Some(s.last_value + wt),
+            ok: wt >= ws,
+        })
+        .collect()
+}
+
 fn compare_table(name: &str, seed: u64, a: &Copy, b: &Copy, opts: &CompareOptions) -> TableReport {
     let mut rep = TableReport::new(name, "segments", vec!["id".into()]);
     rep.source_rows = a.rows;
@@ -249,25 +270,7 @@ impl Validate for Sim {
             .map(|((n, x), (_, y))| compare_table(n, seed, x, y, opts))
             .collect();
         tables.sort_by(|a, b| a.table.cmp(&b.table));
-        // Sequences advance with the writes a side holds (one value per 4 KiB written).
-        let written = |db: &str| {
-            st.content_version(db).map_or(0, |(applied, local)| {
-                (applied + local) / st.sc.workload.bytes_per_row
-            }) as i64
-        };
-        let (ws, wt) = (written(source), written(target));
-        let sequences = st
-            .sc
-            .source
-            .sequences
-            .iter()
-            .map(|s| SequenceCheck {
-                name: s.name.clone(),
-                source: Some(s.last_value + ws),
-                target: Some(s.last_value + wt),
-                ok: wt >= ws,
-            })
-            .collect();
+        let sequences = sequences(&st, source, target);
         let report = Report {
             positions: positions(&st, target),
             tables,
@@ -357,5 +360,308 @@ impl Validate for Sim {
             ..SampleReport::new(source, target, fraction)
         }
         .finish())
+    }
+
+    /// The two passes over the model (docs/validate.md, "Simulator"): the pre-pass reads every
+    /// row (at `compare_rows_per_second`, or the budget if lower), with the replica replayed past
+    /// the read; the source's writes during it are the changed rows (appends to the hot table),
+    /// settled in rounds that each leave the rows written meanwhile. Change tracking is logical
+    /// decoding when the source has logical replication on, else counters (the hot table then
+    /// counts as changed and the fence pass rescans it).
+    fn prepass(
+        &self,
+        cx: &Call<'_>,
+        source: &str,
+        target: &str,
+        opts: &PrepassOptions,
+    ) -> Result<PrepassReport, PrimitiveError> {
+        const OP: &str = "prepass";
+        let (before, logical, rate, base) = {
+            let mut st = self.api(cx, A, OP)?;
+            godwit_login(&mut st, A, OP, source)?;
+            godwit_login(&mut st, A, OP, target)?;
+            let a = copies(&st, OP, source)?;
+            copies(&st, OP, target)?;
+            unknown_tables(OP, source, &opts.tables, &a)?;
+            let g = &st.sc.godwit;
+            let budget = if opts.rows_per_second > 0 {
+                opts.rows_per_second as f64
+            } else {
+                f64::INFINITY
+            };
+            (
+                a.iter()
+                    .map(|(n, c)| (n.clone(), c.rows))
+                    .collect::<Vec<_>>(),
+                st.logical_replication_on(source),
+                g.compare_rows_per_second.min(budget),
+                crate::sim::scenario::dur_ms(&g.compare_base),
+            )
+        };
+        let wanted = |n: &str| opts.tables.is_empty() || opts.tables.iter().any(|t| t == n);
+        let rows: i64 = before
+            .iter()
+            .filter(|(n, _)| wanted(n))
+            .map(|(_, r)| *r)
+            .sum();
+        let mut spent = base + (rows as f64 / rate * 1000.0).round() as i64;
+        cx.sleep(std::time::Duration::from_millis(spent.max(0) as u64))?;
+        let mut read = rows;
+        // Settle rounds: the rows written since the last read, read again on both sides.
+        let mut rounds = 0;
+        let mut from: Vec<i64> = before.iter().map(|(_, r)| *r).collect();
+        let rows_now = |st: &SimState| -> Result<Vec<i64>, PrimitiveError> {
+            Ok(copies(st, OP, source)?
+                .iter()
+                .map(|(_, c)| c.rows)
+                .collect())
+        };
+        if logical {
+            for _ in 0..opts.settle_rounds.max(0) {
+                let now = rows_now(&*self.api(cx, A, OP)?)?;
+                let changed: i64 = now.iter().zip(&from).map(|(n, f)| n - f).sum();
+                if changed == 0 {
+                    break;
+                }
+                rounds += 1;
+                let cost = base + (changed as f64 / rate * 1000.0).round() as i64;
+                cx.sleep(std::time::Duration::from_millis(cost.max(0) as u64))?;
+                spent += cost;
+                read += changed;
+                from = now;
+            }
+        }
+        let st = self.api(cx, A, OP)?;
+        let (a, b) = (copies(&st, OP, source)?, copies(&st, OP, target)?);
+        let seed = st.sc.seed;
+        let copts = CompareOptions {
+            leaf_rows: opts.leaf_rows,
+            max_keys: opts.max_keys,
+            ..CompareOptions::default()
+        };
+        let mut tables = Vec::new();
+        for (((n, x), (_, y)), ((_, first), last)) in a.iter().zip(&b).zip(before.iter().zip(&from))
+        {
+            if !wanted(n) {
+                continue;
+            }
+            // The replica is read once it replayed past the source's read: its rows as the
+            // source had them then, with whatever diverged.
+            let at_read = Copy {
+                rows: *first,
+                diverged: BTreeSet::new(),
+            };
+            let replica = Copy {
+                rows: *first,
+                diverged: y.diverged.clone(),
+            };
+            let c = compare_table(n, seed, &at_read, &replica, &copts);
+            let pending: Vec<Vec<String>> =
+                (last + 1..=x.rows).map(|k| vec![k.to_string()]).collect();
+            let moved = x.rows != *first;
+            let rescan = if !logical && moved {
+                Some(format!(
+                    "changed while the pre-pass read it (pg_stat_user_tables inserts {first} → {})",
+                    x.rows
+                ))
+            } else if pending.len() > opts.max_pending {
+                Some(format!(
+                    "{} keys changed during the pre-pass (more than max_pending {})",
+                    pending.len(),
+                    opts.max_pending
+                ))
+            } else {
+                None
+            };
+            tables.push(PrepassTable {
+                table: n.clone(),
+                method: c.method,
+                hash: "value".into(),
+                key: c.key,
+                equal: c.equal,
+                rows: *first,
+                segments: c.segments,
+                mismatched_segments: c.mismatched_segments,
+                explained_segments: 0,
+                missing_on_target: c.missing_on_target,
+                extra_on_target: c.extra_on_target,
+                different: c.different,
+                truncated: c.truncated,
+                pending: if rescan.is_some() || !logical {
+                    Vec::new()
+                } else {
+                    pending
+                },
+                rescan,
+                counters: vec![x.rows, 0, 0],
+                shape: "sim".into(),
+            });
+        }
+        tables.sort_by(|a, b| a.table.cmp(&b.table));
+        let version = st.content_version(source).map_or(0, |(a, l)| a + l);
+        Ok(PrepassReport {
+            equal: true,
+            source: source.into(),
+            target: target.into(),
+            tracking: vec![Tracking {
+                database: "postgres".into(),
+                how: if logical { "logical-decoding" } else { "counters" }.into(),
+                slot: logical.then(|| "godwit_validate_5".to_string()),
+                confirmed_lsn: logical.then(|| format_lsn(version)),
+                why: if logical {
+                    "rds.logical_replication=1: a test_decoding slot decodes the key of every changed row".into()
+                } else {
+                    "rds.logical_replication=0 (wal_level=replica): pg_stat_user_tables tells which tables changed".into()
+                },
+            }],
+            tables,
+            rows_read: read,
+            elapsed_ms: spent,
+            rows_per_second: read as f64 / (spent.max(1) as f64 / 1000.0),
+            budget_rows_per_second: opts.rows_per_second,
+            settle_rounds: rounds,
+            pending_keys: 0,
+            only: opts.tables.clone(),
+            mode: opts.mode.clone(),
+            summary: String::new(),
+        }
+        .finish())
+    }
+
+    /// The fence pass over the model: the keys the pre-pass left and the rows written since
+    /// (logical decoding), or the tables whose row count moved (counters), compared; the
+    /// rest proven by the pre-pass. A divergence in a row that did not change since is not
+    /// seen — as in the live worlds (docs/validate.md).
+    fn fence_pass(
+        &self,
+        cx: &Call<'_>,
+        source: &str,
+        target: &str,
+        pre: &PrepassReport,
+    ) -> Result<Report, PrimitiveError> {
+        const OP: &str = "fence_pass";
+        let mut st = self.api(cx, A, OP)?;
+        godwit_login(&mut st, A, OP, source)?;
+        godwit_login(&mut st, A, OP, target)?;
+        let a = copies(&st, OP, source)?;
+        let b = copies(&st, OP, target)?;
+        let seed = st.sc.seed;
+        let logical = pre.tracking.iter().any(|t| t.how == "logical-decoding");
+        let mut stats = FencePassStats {
+            tracking: pre
+                .tracking
+                .iter()
+                .map(|t| format!("{}: {}", t.database, t.how))
+                .collect(),
+            ..FencePassStats::default()
+        };
+        let mut tables = Vec::new();
+        let mut compared = 0i64;
+        for ((n, x), (_, y)) in a.iter().zip(&b) {
+            if !pre.only.is_empty() && !pre.only.contains(n) {
+                continue;
+            }
+            let p = pre.tables.iter().find(|t| &t.table == n);
+            let why = match p {
+                None => Some("not in the pre-pass (created since?)".to_string()),
+                Some(p) if !p.equal => Some("differed at the pre-pass".into()),
+                Some(p) if p.rescan.is_some() => p.rescan.clone(),
+                Some(p) if !logical && p.counters.first() != Some(&x.rows) => Some(format!(
+                    "modified since the pre-pass (pg_stat_user_tables inserts {:?} → {})",
+                    p.counters.first(),
+                    x.rows
+                )),
+                _ => None,
+            };
+            if let Some(why) = why {
+                let mut r = compare_table(n, seed, x, y, &CompareOptions::default());
+                r.proven = Some(format!("rescanned: {why}"));
+                stats.rescanned_tables.push(n.clone());
+                stats.rescanned_rows += x.rows.max(y.rows);
+                compared += x.rows.max(y.rows);
+                tables.push(r);
+                continue;
+            }
+            let p = p.expect("checked above");
+            let since = p.counters.first().copied().unwrap_or(x.rows);
+            let mut keys: BTreeSet<i64> = p
+                .pending
+                .iter()
+                .filter_map(|k| k.first().and_then(|v| v.parse().ok()))
+                .collect();
+            keys.extend(since + 1..=x.rows.max(y.rows));
+            let mut r = TableReport::new(
+                n,
+                if keys.is_empty() {
+                    "unchanged"
+                } else {
+                    "changed-keys"
+                },
+                vec!["id".into()],
+            );
+            r.source_rows = x.rows;
+            r.target_rows = y.rows;
+            if keys.is_empty() {
+                stats.unchanged_tables += 1;
+                r.proven = Some(format!(
+                    "unchanged since its equal pre-pass ({})",
+                    if logical {
+                        "logical decoding: no change"
+                    } else {
+                        "pg_stat_user_tables counters did not move"
+                    }
+                ));
+            } else {
+                stats.changed_keys += keys.len() as i64;
+                compared += keys.len() as i64;
+                for k in &keys {
+                    let key = vec![k.to_string()];
+                    let (on_a, on_b) = (*k <= x.rows, *k <= y.rows);
+                    let list = match (on_a, on_b) {
+                        (true, false) => &mut r.missing_on_target,
+                        (false, true) => &mut r.extra_on_target,
+                        (true, true) if y.diverged.contains(k) != x.diverged.contains(k) => {
+                            &mut r.different
+                        }
+                        _ => continue,
+                    };
+                    r.truncated |= push_capped(list, key, 100);
+                    r.equal = false;
+                }
+                r.segments = keys.len() as i64;
+                r.proven = Some(format!(
+                    "{} keys changed since its equal pre-pass (or left by it) compared",
+                    keys.len()
+                ));
+            }
+            tables.push(r);
+        }
+        tables.sort_by(|a, b| a.table.cmp(&b.table));
+        let positions = positions(&st, target);
+        let seqs = sequences(&st, source, target);
+        let g = &st.sc.godwit;
+        let cost = crate::sim::scenario::dur_ms(&g.compare_base)
+            + (compared as f64 / g.compare_rows_per_second * 1000.0).round() as i64;
+        drop(st);
+        cx.sleep(std::time::Duration::from_millis(cost.max(0) as u64))?;
+        stats.elapsed_ms = cost;
+        Ok(Report {
+            positions,
+            tables,
+            sequences: seqs,
+            fence_pass: Some(stats),
+            ..Report::new(source, target)
+        }
+        .finish())
+    }
+
+    fn end_prepass(
+        &self,
+        cx: &Call<'_>,
+        _source: &str,
+        pre: &PrepassReport,
+    ) -> Result<bool, PrimitiveError> {
+        self.api(cx, A, "end_prepass")?;
+        Ok(pre.tracking.iter().any(|t| t.slot.is_some()))
     }
 }
