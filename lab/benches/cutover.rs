@@ -5,7 +5,8 @@
 //! dev build measures the same). Runs per workload: `GODWIT_BENCH_RUNS` (default 5);
 //! workloads: `GODWIT_BENCH_WORKLOADS` (default `insert,tpcb`: the append-only load and TPC-B
 //! transactions updating rows across tables); seeded rows (orders, and TPC-B accounts):
-//! `GODWIT_BENCH_ROWS` (default 10 000); fence methods: `GODWIT_BENCH_FENCE` (default
+//! `GODWIT_BENCH_ROWS` (default 10 000; a list such as `10000,1000000` runs each size and prints
+//! the blackout's growth from the smallest to each larger one); fence methods: `GODWIT_BENCH_FENCE` (default
 //! `terminate,reboot`: the runbook's `fence_method`, ending the sessions with SQL or with a
 //! restart of the source); the replicas' reconnect interval after the source's restart:
 //! `GODWIT_BENCH_REPLICA_RETRY_MS` (default 5000, PostgreSQL's); modes: `GODWIT_BENCH_MODES`
@@ -40,6 +41,7 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 struct Figures {
     blackouts: Vec<f64>,
     phases: BTreeMap<String, Vec<f64>>,
+    compared: BTreeMap<String, Vec<f64>>,
     failed: u64,
     lost: u64,
     inconsistent: u64,
@@ -51,10 +53,18 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
-    let rows: i64 = std::env::var("GODWIT_BENCH_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+    // One size or several (`10000,1000000`): each seeded afresh, and the blackout's growth
+    // from the smallest to each larger one printed at the end (docs/validate.md, "Two passes").
+    let sizes: Vec<i64> = std::env::var("GODWIT_BENCH_ROWS")
+        .unwrap_or_else(|_| "10000".into())
+        .split(',')
+        .map(|r| {
+            r.trim()
+                .replace('_', "")
+                .parse()
+                .unwrap_or_else(|e| panic!("GODWIT_BENCH_ROWS: {r:?}: {e}"))
+        })
+        .collect();
     let kinds: Vec<Kind> = std::env::var("GODWIT_BENCH_WORKLOADS")
         .unwrap_or_else(|_| "insert,tpcb".into())
         .split(',')
@@ -98,7 +108,7 @@ fn main() {
     let runbook =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks/rds-to-aurora.rhai");
     println!(
-        "lab cutover × {runs} per workload and mode ({}; {}): standard runbook, {clients} clients writing through Envoy (5 ms pace), {rows} seeded rows, no CDC consumer, replica reconnect interval {replica_retry_ms} ms",
+        "lab cutover × {runs} per workload, mode and size ({}; {}): standard runbook, {clients} clients writing through Envoy (5 ms pace), {} seeded rows, no CDC consumer, replica reconnect interval {replica_retry_ms} ms",
         kinds
             .iter()
             .map(|k| k.name())
@@ -118,137 +128,186 @@ fn main() {
                     .map(|_| "cutover then rollback".to_string())
             )
             .collect::<Vec<_>>()
-            .join("; ")
+            .join("; "),
+        sizes
+            .iter()
+            .map(|r| r.to_string())
+            .collect::<Vec<_>>()
+            .join(" and ")
     );
-    let mut all: Vec<(String, Kind, Figures)> = Vec::new();
-    for (fence, access, method) in &configs {
-        for &kind in &kinds {
-            let mut f = Figures::default();
-            for i in 1..=runs {
-                let tmp = tempfile::Builder::new()
-                    .prefix("godwit-bench-")
-                    .tempdir_in("/tmp")
-                    .expect("tmp");
-                let out = rt.block_on(async {
-                    let mut opts = LabOptions::new(tmp.path().join("lab"));
-                    opts.seed_rows = rows;
-                    opts.replica_retry = Duration::from_millis(replica_retry_ms);
-                    opts.db_access = *access;
-                    opts.cdc = false;
-                    let sup = Supervisor::up(opts)
-                        .await
-                        .unwrap_or_else(|e| panic!("lab up: {e}"));
-                    let out = cutover::run(
-                        &sup,
-                        Cutover {
-                            runbook: runbook.clone(),
-                            params: {
-                                let mut p = cutover::lab_params();
-                                p.insert("fence_method".into(), method.as_str().into());
-                                if !*access {
-                                    // Extensions and unlogged tables cannot be verified
-                                    // without SQL: the recorded acceptance the runbook asks.
-                                    p.insert("unverified".into(), "accept".into());
-                                }
-                                p
+    let mut growth: Vec<(i64, String, Kind, f64, f64)> = Vec::new();
+    for &rows in &sizes {
+        let mut all: Vec<(String, Kind, Figures)> = Vec::new();
+        for (fence, access, method) in &configs {
+            for &kind in &kinds {
+                let mut f = Figures::default();
+                for i in 1..=runs {
+                    let tmp = tempfile::Builder::new()
+                        .prefix("godwit-bench-")
+                        .tempdir_in("/tmp")
+                        .expect("tmp");
+                    let out = rt.block_on(async {
+                        let mut opts = LabOptions::new(tmp.path().join("lab"));
+                        opts.seed_rows = rows;
+                        opts.replica_retry = Duration::from_millis(replica_retry_ms);
+                        opts.db_access = *access;
+                        opts.cdc = false;
+                        let sup = Supervisor::up(opts)
+                            .await
+                            .unwrap_or_else(|e| panic!("lab up: {e}"));
+                        let out = cutover::run(
+                            &sup,
+                            Cutover {
+                                runbook: runbook.clone(),
+                                params: {
+                                    let mut p = cutover::lab_params();
+                                    p.insert("fence_method".into(), method.as_str().into());
+                                    if !*access {
+                                        // Extensions and unlogged tables cannot be verified
+                                        // without SQL: the recorded acceptance the runbook asks.
+                                        p.insert("unverified".into(), "accept".into());
+                                    }
+                                    p
+                                },
+                                store: Arc::new(FileStore::new(tmp.path().join("runs"))),
+                                clients,
+                                pace: Duration::from_millis(5),
+                                warmup: Duration::from_millis(500),
+                                workload: kind,
+                                sinks: Vec::new(),
                             },
-                            store: Arc::new(FileStore::new(tmp.path().join("runs"))),
-                            clients,
-                            pace: Duration::from_millis(5),
-                            warmup: Duration::from_millis(500),
-                            workload: kind,
-                            sinks: Vec::new(),
-                        },
-                    )
-                    .await
-                    .unwrap_or_else(|e| panic!("cutover: {e}"));
-                    sup.down().await;
-                    out
-                });
-                assert!(
-                    out.succeeded,
-                    "{} run {i} did not succeed: {:?}",
-                    kind.name(),
-                    out.report.map(|r| r.status)
-                );
-                let w = &out.workload;
-                println!(
-                    "  {fence:<9} {} run {i}: blackout {:>6.1} ms · failed attempts {} · lost {} of {}{} · {}",
-                    kind.name(),
-                    w.blackout_ms,
-                    w.failed_attempts,
-                    w.lost.unwrap_or(u64::MAX),
-                    w.acked,
-                    w.inconsistent
-                        .map(|n| format!(" · inconsistent balances {n}"))
-                        .unwrap_or_default(),
-                    out.phases
-                        .iter()
-                        .map(|(n, ms)| format!("{n} {ms} ms"))
-                        .collect::<Vec<_>>()
-                        .join(" · ")
-                );
-                f.blackouts.push(w.blackout_ms);
-                f.failed += w.failed_attempts;
-                f.lost += w.lost.unwrap_or(u64::MAX);
-                f.inconsistent += w.inconsistent.unwrap_or(0);
-                f.acked += w.acked;
-                for (n, ms) in &out.phases {
-                    f.phases.entry(n.clone()).or_default().push(*ms as f64);
+                        )
+                        .await
+                        .unwrap_or_else(|e| panic!("cutover: {e}"));
+                        sup.down().await;
+                        out
+                    });
+                    assert!(
+                        out.succeeded,
+                        "{} run {i} did not succeed: {:?}",
+                        kind.name(),
+                        out.report.map(|r| r.status)
+                    );
+                    let w = &out.workload;
+                    println!(
+                        "  {fence:<9} {} run {i}: blackout {:>6.1} ms · failed attempts {} · lost {} of {}{} · {}",
+                        kind.name(),
+                        w.blackout_ms,
+                        w.failed_attempts,
+                        w.lost.unwrap_or(u64::MAX),
+                        w.acked,
+                        w.inconsistent
+                            .map(|n| format!(" · inconsistent balances {n}"))
+                            .unwrap_or_default(),
+                        out.phases
+                            .iter()
+                            .map(|(n, ms)| format!("{n} {ms} ms"))
+                            .chain(out.compared.iter().map(|(n, c)| format!("{n} {c}")))
+                            .collect::<Vec<_>>()
+                            .join(" · ")
+                    );
+                    f.blackouts.push(w.blackout_ms);
+                    f.failed += w.failed_attempts;
+                    f.lost += w.lost.unwrap_or(u64::MAX);
+                    f.inconsistent += w.inconsistent.unwrap_or(0);
+                    f.acked += w.acked;
+                    for (n, ms) in &out.phases {
+                        f.phases.entry(n.clone()).or_default().push(*ms as f64);
+                    }
+                    for (n, c) in &out.compared {
+                        f.compared.entry(n.clone()).or_default().push(*c as f64);
+                    }
                 }
+                all.push((fence.clone(), kind, f));
             }
-            all.push((fence.clone(), kind, f));
+        }
+        let round_trips = if modes.iter().any(|m| m == "rollback") {
+            round_trips(&rt, &runbook, &kinds, runs, rows, replica_retry_ms, clients)
+        } else {
+            Vec::new()
+        };
+        println!("summary ({rows} seeded rows, {runs} runs each):");
+        for (fence, kind, mut f) in all {
+            f.blackouts.sort_by(f64::total_cmp);
+            growth.push((
+                rows,
+                fence.clone(),
+                kind,
+                pct(&f.blackouts, 0.5),
+                pct(&f.blackouts, 1.0),
+            ));
+            println!(
+                "{fence:<9} {:<6} blackout p50 {:.1} ms · p100 {:.1} ms · failed client attempts {} · lost commits {} of {} acknowledged{}",
+                kind.name(),
+                pct(&f.blackouts, 0.5),
+                pct(&f.blackouts, 1.0),
+                f.failed,
+                f.lost,
+                f.acked,
+                if kind == Kind::Tpcb {
+                    format!(" · inconsistent balances {}", f.inconsistent)
+                } else {
+                    String::new()
+                }
+            );
+            for (n, mut v) in f.phases {
+                v.sort_by(f64::total_cmp);
+                println!(
+                    "                  {n:<16} p50 {:>6.1} ms · p100 {:>6.1} ms{}",
+                    pct(&v, 0.5),
+                    pct(&v, 1.0),
+                    if n == "pre-pass" {
+                        " (before the hold: not in the blackout)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            for (n, mut v) in f.compared {
+                v.sort_by(f64::total_cmp);
+                println!(
+                    "                  {n:<21} p50 {:>9.0} · p100 {:>9.0}",
+                    pct(&v, 0.5),
+                    pct(&v, 1.0)
+                );
+            }
+        }
+        for (kind, mut fwd, mut back, parts, lost, acked) in round_trips {
+            fwd.sort_by(f64::total_cmp);
+            back.sort_by(f64::total_cmp);
+            println!(
+                "rollback  {:<6} forward blackout p50 {:.1} ms · p100 {:.1} ms | rollback blackout p50 {:.1} ms · p100 {:.1} ms · lost commits {lost} of {acked} acknowledged (checked on the source)",
+                kind.name(),
+                pct(&fwd, 0.5),
+                pct(&fwd, 1.0),
+                pct(&back, 0.5),
+                pct(&back, 1.0),
+            );
+            for (n, mut v) in parts {
+                v.sort_by(f64::total_cmp);
+                println!(
+                    "                  rollback {n:<8} p50 {:>6.1} ms · p100 {:>6.1} ms",
+                    pct(&v, 0.5),
+                    pct(&v, 1.0)
+                );
+            }
         }
     }
-    let round_trips = if modes.iter().any(|m| m == "rollback") {
-        round_trips(&rt, &runbook, &kinds, runs, rows, replica_retry_ms, clients)
-    } else {
-        Vec::new()
-    };
-    println!("summary ({rows} seeded rows, {runs} runs each):");
-    for (fence, kind, mut f) in all {
-        f.blackouts.sort_by(f64::total_cmp);
-        println!(
-            "{fence:<9} {:<6} blackout p50 {:.1} ms · p100 {:.1} ms · failed client attempts {} · lost commits {} of {} acknowledged{}",
-            kind.name(),
-            pct(&f.blackouts, 0.5),
-            pct(&f.blackouts, 1.0),
-            f.failed,
-            f.lost,
-            f.acked,
-            if kind == Kind::Tpcb {
-                format!(" · inconsistent balances {}", f.inconsistent)
-            } else {
-                String::new()
+    if sizes.len() > 1 {
+        let small = sizes[0];
+        println!("blackout growth from {small} seeded rows (goal: within 1.2x at 1,000,000):");
+        for (r, fence, kind, p50, p100) in growth.iter().filter(|g| g.0 != small) {
+            if let Some((_, _, _, a50, a100)) = growth
+                .iter()
+                .find(|g| g.0 == small && &g.1 == fence && g.2 == *kind)
+            {
+                println!(
+                    "{fence:<9} {:<6} p50 {a50:.1} → {p50:.1} ms ({:.2}x) · p100 {a100:.1} → {p100:.1} ms ({:.2}x) at {r} rows",
+                    kind.name(),
+                    p50 / a50,
+                    p100 / a100
+                );
             }
-        );
-        for (n, mut v) in f.phases {
-            v.sort_by(f64::total_cmp);
-            println!(
-                "                  {n:<16} p50 {:>6.1} ms · p100 {:>6.1} ms",
-                pct(&v, 0.5),
-                pct(&v, 1.0)
-            );
-        }
-    }
-    for (kind, mut fwd, mut back, parts, lost, acked) in round_trips {
-        fwd.sort_by(f64::total_cmp);
-        back.sort_by(f64::total_cmp);
-        println!(
-            "rollback  {:<6} forward blackout p50 {:.1} ms · p100 {:.1} ms | rollback blackout p50 {:.1} ms · p100 {:.1} ms · lost commits {lost} of {acked} acknowledged (checked on the source)",
-            kind.name(),
-            pct(&fwd, 0.5),
-            pct(&fwd, 1.0),
-            pct(&back, 0.5),
-            pct(&back, 1.0),
-        );
-        for (n, mut v) in parts {
-            v.sort_by(f64::total_cmp);
-            println!(
-                "                  rollback {n:<8} p50 {:>6.1} ms · p100 {:>6.1} ms",
-                pct(&v, 0.5),
-                pct(&v, 1.0)
-            );
         }
     }
 }

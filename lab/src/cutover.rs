@@ -55,6 +55,9 @@ pub struct Outcome {
     pub workload: Report,
     /// Wall-clock milliseconds of the cutover's parts (fence, catch-up, promote, switch).
     pub phases: Vec<(String, i64)>,
+    /// What the validation compared (docs/validate.md, "Two passes"): rows the pre-pass read,
+    /// keys and rows the fence pass compared.
+    pub compared: Vec<(String, i64)>,
     /// Steps completed, in order, with their end time (epoch ms).
     pub steps: Vec<(String, i64)>,
     pub target_port: Option<u16>,
@@ -141,6 +144,7 @@ pub async fn finish(
         succeeded,
         workload: w,
         phases: phases(&lines),
+        compared: compared(&lines),
         steps,
         target_port: target,
         report: Some(report),
@@ -188,6 +192,49 @@ pub async fn measure(
     Ok(w)
 }
 
+/// What the two validation passes compared, from their steps' results: the pre-pass's rows
+/// read, the fence pass's keys compared, tables and rows rescanned (a full comparison at the
+/// fence: its rows).
+pub fn compared(lines: &[Line]) -> Vec<(String, i64)> {
+    let result = |n: &str| {
+        lines.iter().find_map(|l| match &l.event {
+            Event::StepCompleted { name, result, .. } if name == n => Some(result.clone()),
+            _ => None,
+        })
+    };
+    let mut out = Vec::new();
+    if let Some(r) = result("validate-before-fence") {
+        out.extend(
+            r["rows_read"]
+                .as_i64()
+                .map(|n| ("pre-pass rows read".to_string(), n)),
+        );
+    }
+    if let Some(r) = result("validate-at-fence") {
+        match r.get("fence_pass") {
+            Some(f) => {
+                out.extend(
+                    f["changed_keys"]
+                        .as_i64()
+                        .map(|n| ("fence keys compared".to_string(), n)),
+                );
+                out.extend(
+                    f["rescanned_rows"]
+                        .as_i64()
+                        .map(|n| ("fence rows rescanned".to_string(), n)),
+                );
+            }
+            None => out.extend(r["tables"].as_array().map(|t| {
+                (
+                    "fence rows compared".to_string(),
+                    t.iter().filter_map(|t| t["source_rows"].as_i64()).sum(),
+                )
+            })),
+        }
+    }
+    out
+}
+
 /// Durations of the blackout's parts from the transcript: fence (reboot or termination start →
 /// sessions gone), catch-up (fence LSN → replica past it), the exact validation at the fence, promote,
 /// route switch.
@@ -218,6 +265,11 @@ pub fn phases(lines: &[Line]) -> Vec<(String, i64)> {
             "catch-up",
             started("record-fence-lsn"),
             ended("replica-caught-up"),
+        ),
+        span(
+            "pre-pass",
+            started("validate-before-fence"),
+            ended("validate-before-fence"),
         ),
         span(
             "validate",
