@@ -843,7 +843,7 @@ fn a_bad_parameter_is_exit_2_with_the_fix_and_leaves_no_run() {
     for (set, want) in [
         (
             "fence_validation=partial",
-            "fence_validation = \"partial\": not one of \"full\", \"off\"",
+            "fence_validation = \"partial\": not one of \"changes\", \"full\", \"off\"",
         ),
         (
             "validaton_window=2h",

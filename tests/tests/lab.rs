@@ -166,6 +166,25 @@ async fn cutover_under(kind: Kind) {
         tables.contains(&"public.orders") && tables.contains(&"public.godwit_workload"),
         "{tables:?}"
     );
+    // In two passes (docs/validate.md): the pre-pass before the hold, tracking the source's
+    // changes by logical decoding; at the fence only what the clients changed since.
+    let pre = lines
+        .iter()
+        .find_map(|l| match &l.event {
+            Event::StepCompleted { name, result, .. } if name == "validate-before-fence" => {
+                Some(result.clone())
+            }
+            _ => None,
+        })
+        .expect("validate-before-fence ran");
+    assert_eq!(pre["equal"], true, "{pre}");
+    assert_eq!(pre["tracking"][0]["how"], "logical-decoding", "{pre}");
+    let fence_pass = &validation["fence_pass"];
+    assert!(
+        fence_pass["changed_keys"].as_i64().unwrap() > 0
+            && fence_pass["rescanned_tables"] == serde_json::json!([]),
+        "the clients wrote between the passes, and nothing needed a rescan: {validation}"
+    );
 
     // The old primary refuses the application afterwards; the target takes its writes.
     let st = LabState::load(&sup.dir).unwrap();

@@ -114,6 +114,10 @@ fn a_rolled_back_run_says_why_and_what_was_undone() {
             "orders-db",
             "--world",
             "sim:data-divergence",
+            // The comparison at the fence, so the run rolls back a fence and a hold (the
+            // default pre-fence pass finds the row before either).
+            "--set",
+            "fence_validation=full",
         ],
     );
     assert_ne!(code, 0);

@@ -236,7 +236,7 @@ fn expected_standard(scenario: &str) -> (&'static str, &'static str) {
         // everywhere, so the run stops before the fence instead of stranding envoy-c's clients
         // on the fenced source.
         "envoy-node-disconnect" => ("rolled-back", "(absent: envoy-c)"),
-        "data-divergence" => ("rolled-back", "validation at the fence"),
+        "data-divergence" => ("rolled-back", "validation before the fence"),
         // A CDC consumer without database access is refused by preflight, before the
         // unverified facts are even weighed.
         "credential-less-cdc" => ("rolled-back", "cdc-without-database-access"),
@@ -1003,7 +1003,7 @@ fn a_typo_in_fence_validation_is_refused_before_anything_is_journaled() {
         &m,
         &[
             "invalid parameters for runbook rds-to-aurora; nothing was started",
-            "fence_validation = \"partial\": not one of \"full\", \"off\"; use e.g. --set fence_validation=full | off",
+            "fence_validation = \"partial\": not one of \"changes\", \"full\", \"off\"; use e.g. --set fence_validation=changes | full | off",
         ],
     );
 }
@@ -1192,13 +1192,14 @@ fn the_run_journals_its_parameters_with_the_defaults_filled_in() {
         params,
         serde_json::json!({
             "accept_fork": false, "approval_timeout": "7d", "approve_cutover": false,
-            "fence_method": "auto", "fence_timeout": "30m", "fence_validation": "full",
+            "fence_method": "auto", "fence_timeout": "30m", "fence_validation": "changes",
             "health_every": "30s", "max_replica_lag_p99": 5, "metric_period": 60,
             "parameter_group_settle": "5m", "promote_timeout": "30m",
             "quarantine_group": "godwit-quarantine", "fence_connection_allowance": 0,
             "target_cluster": "orders-db-aurora", "unverified": "refuse",
             "validation_timeout": "3d", "validation_window": "24h",
             "reverse_replication": "auto", "rollback_apply_timeout": "10m", "rollback_window": "0s",
+            "prepass_rows_per_second": 500000,
         })
     );
 }
