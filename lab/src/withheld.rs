@@ -308,4 +308,8 @@ impl Validate for Withheld {
     ) -> Result<bool, PrimitiveError> {
         Err(refusal(V, "end_prepass", source))
     }
+
+    fn end_tracking(&self, _cx: &Call<'_>, source: &str) -> Result<Vec<String>, PrimitiveError> {
+        Err(refusal(V, "end_tracking", source))
+    }
 }

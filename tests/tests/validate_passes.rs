@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use godwit_engine::{Host, SystemClock};
 use godwit_lab::pgproc::{Scratch, Server};
-use godwit_stdlib::validate::{CompareOptions, PrepassOptions, Report, TableReport, Validate};
+use godwit_stdlib::validate::{
+    CompareOptions, PrepassOptions, PrepassReport, Report, TableReport, Validate,
+};
 use godwit_tests::livepg::{exec, live_validate, one};
 
 fn scratch() -> Scratch {
@@ -161,6 +163,15 @@ fn the_prepass_finds_a_cold_divergence_and_the_fence_pass_a_hot_one() {
         .unwrap();
     assert_eq!(table(&full, "public.cold").different, vec!["3".to_string()]);
 
+    // end_tracking drops whatever slot a pass left (the runbook's undo).
+    let pre = v.prepass(&cx, "src", "dst", &opts).unwrap();
+    assert_eq!(
+        v.end_tracking(&cx, "src").unwrap(),
+        vec![pre.tracking[0].slot.clone().unwrap()]
+    );
+    assert!(v.end_tracking(&cx, "src").unwrap().is_empty());
+    assert_eq!(rt.block_on(slots(&a)), "0");
+
     // A fence pass whose slot is gone cannot know what changed: it rescans everything.
     let pre = v.prepass(&cx, "src", "dst", &opts).unwrap();
     assert!(
@@ -191,15 +202,17 @@ fn the_prepass_finds_a_cold_divergence_and_the_fence_pass_a_hot_one() {
         "{r:#?}"
     );
 
-    // A DDL or a TRUNCATE since the pre-pass: that table is compared whole.
+    // A DDL, a TRUNCATE or a new primary key (no rewrite) since the pre-pass: that table is
+    // compared whole.
     let pre = v.prepass(&cx, "src", "dst", &opts).unwrap();
-    let ddl = "ALTER TABLE tags ADD COLUMN weight int DEFAULT 1; TRUNCATE cold;";
+    let ddl = "ALTER TABLE tags ADD COLUMN weight int DEFAULT 1; TRUNCATE cold;
+               ALTER TABLE readings DROP CONSTRAINT readings_pkey, ADD PRIMARY KEY (id, v);";
     rt.block_on(async {
         tokio::join!(exec(&a, ddl), exec(&b, ddl));
     });
     let r = v.fence_pass(&cx, "src", "dst", &pre).unwrap();
     assert!(r.equal, "{}", r.summary);
-    for t in ["public.tags", "public.cold"] {
+    for t in ["public.tags", "public.cold", "public.readings"] {
         assert!(
             table(&r, t)
                 .proven
@@ -271,15 +284,43 @@ fn without_logical_decoding_the_counters_choose_the_tables() {
 /// A streaming replica while writers update rows across a table and insert new ones: the
 /// pre-pass reports no false difference (rows that changed between its reads are explained
 /// by the decoded changes, not called different), and once the writers stop the fence pass
-/// compares just the rows they changed since.
+/// compares just the rows they changed since. One writer commits asynchronously
+/// (`synchronous_commit = off`: visible before its WAL is written).
 #[test]
-#[allow(clippy::disallowed_methods)] // polling a real server in real time; no run clock here
 fn under_concurrent_writes_neither_pass_reports_a_false_difference() {
+    let (pre, f) = passes_under_writes(&[]);
+    let hot = pre.tables.iter().find(|t| t.table == "public.hot").unwrap();
+    assert!(hot.rescan.is_none(), "{hot:#?}");
+    let stats = f.fence_pass.as_ref().unwrap();
+    assert!(stats.changed_keys > 0, "{stats:#?}");
+    assert!(stats.rescanned_tables.is_empty(), "{stats:#?}");
+    assert_eq!(table(&f, "public.still").method, "unchanged");
+}
+
+/// The same by counters (`wal_level = replica`): segments that differ under writes are left to
+/// the fence pass, never called different; it compares the written tables whole.
+#[test]
+fn by_counters_under_concurrent_writes_no_false_difference_either() {
+    let (pre, f) = passes_under_writes(&[("wal_level", "replica")]);
+    assert_eq!(pre.tracking[0].how, "counters");
+    let stats = f.fence_pass.as_ref().unwrap();
+    assert_eq!(
+        stats.rescanned_tables,
+        vec!["public.hot".to_string(), "public.log".to_string()],
+        "{stats:#?}"
+    );
+    assert_eq!(table(&f, "public.still").method, "unchanged");
+}
+
+/// Writers on a primary with a streaming replica; the pre-pass while they write, the fence
+/// pass once they stopped and the replica replayed everything. Both must be equal.
+#[allow(clippy::disallowed_methods)] // polling a real server in real time; no run clock here
+fn passes_under_writes(settings: &[(&str, &str)]) -> (PrepassReport, Report) {
     let pg = scratch();
     let rt = runtime();
     let host = Host::detached(Arc::new(SystemClock), Some(rt.handle().clone()));
     let cx = host.context("validate", "test");
-    let p = pg.primary("p", &[]).unwrap();
+    let p = pg.primary("p", settings).unwrap();
     rt.block_on(exec(
         &p,
         "CREATE TABLE hot (id int PRIMARY KEY, n bigint, note text);
@@ -291,7 +332,7 @@ fn under_concurrent_writes_neither_pass_reports_a_false_difference() {
     let r = pg.replica(&p, "r").unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..2)
-        .map(|_| {
+        .map(|w| {
             let stop = stop.clone();
             let conninfo = p.conninfo("postgres", "postgres");
             rt.spawn(async move {
@@ -299,6 +340,9 @@ fn under_concurrent_writes_neither_pass_reports_a_false_difference() {
                     .await
                     .unwrap();
                 tokio::spawn(conn);
+                if w == 0 {
+                    c.batch_execute("SET synchronous_commit = off").await.unwrap();
+                }
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     c.batch_execute(
@@ -323,15 +367,14 @@ fn under_concurrent_writes_neither_pass_reports_a_false_difference() {
         "a false difference under writes: {}\n{pre:#?}",
         pre.summary
     );
-    let hot = pre.tables.iter().find(|t| t.table == "public.hot").unwrap();
-    assert!(hot.rescan.is_none(), "{hot:#?}");
     // Let the writers go on past the pre-pass, then "fence": stop them, wait for the replay.
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Relaxed);
     let updates: u64 = writers.into_iter().map(|w| rt.block_on(w).unwrap()).sum();
     assert!(updates > 100, "the writers hardly wrote ({updates})");
+    // Past every commit, asynchronous ones too (the insert position, not the write one).
     let lsn = rt
-        .block_on(one(&p, "SELECT pg_current_wal_lsn()::text"))
+        .block_on(one(&p, "SELECT pg_current_wal_insert_lsn()::text"))
         .unwrap();
     let start = Instant::now();
     while rt
@@ -350,12 +393,9 @@ fn under_concurrent_writes_neither_pass_reports_a_false_difference() {
     }
     let f = v.fence_pass(&cx, "src", "dst", &pre).unwrap();
     assert!(f.equal, "{}\n{f:#?}", f.summary);
-    let stats = f.fence_pass.as_ref().unwrap();
-    assert!(stats.changed_keys > 0, "{stats:#?}");
-    assert!(stats.rescanned_tables.is_empty(), "{stats:#?}");
-    assert_eq!(table(&f, "public.still").method, "unchanged");
     println!(
         "{updates} transactions; pre-pass: {}; fence pass: {}",
         pre.summary, f.summary
     );
+    (pre, f)
 }

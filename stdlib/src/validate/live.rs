@@ -847,7 +847,7 @@ impl LiveValidate {
             let _ = src.batch_execute("ROLLBACK").await;
             let mut suspects: Vec<(usize, Vec<String>)> = Vec::new();
             let mut tables = Vec::new();
-            let reached = replayed(&src, lsn, replay_wait, OP, source).await?;
+            let reached = replayed(&src, lsn, replay_wait, false, OP, source).await?;
             let sides = read_round(&src, &dst, &picked, None, (source, target)).await?;
             for (n, ((display, _, rows), (on_target, again))) in
                 picked.iter().zip(sides).enumerate()
@@ -882,7 +882,7 @@ impl LiveValidate {
                 }
                 let lsn = wal_position(&src, OP, source).await?;
                 let _ = src.batch_execute("ROLLBACK").await;
-                let reached = replayed(&src, lsn, replay_wait, OP, source).await?;
+                let reached = replayed(&src, lsn, replay_wait, false, OP, source).await?;
                 let sides =
                     read_round(&src, &dst, &picked, Some(&suspects), (source, target)).await?;
                 for (((n, keys), a2), (on_target, b2)) in suspects.iter().zip(again_a).zip(sides) {
@@ -969,10 +969,23 @@ pub(super) async fn begin_snapshot(c: &Client, op: &str, db: &str) -> Result<(),
 }
 
 /// The source's WAL insert position (bytes): read inside a snapshot after its queries, every
-/// commit the snapshot sees is at or before it.
+/// commit the snapshot sees is at or before it — asynchronous commits included, which the
+/// write position (`pg_current_wal_lsn()`) can precede until the WAL writer catches up.
 pub(super) async fn wal_position(c: &Client, op: &str, db: &str) -> Result<i64, PrimitiveError> {
     c.query_one(
-        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint",
+        "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint",
+        &[],
+    )
+    .await
+    .map(|r| r.get(0))
+    .map_err(|e| err(op, db, e))
+}
+
+/// The source's WAL flush position (bytes): a physical replica has at most this, and logical
+/// decoding reads up to it.
+pub(super) async fn flush_position(c: &Client, op: &str, db: &str) -> Result<i64, PrimitiveError> {
+    c.query_one(
+        "SELECT pg_wal_lsn_diff(pg_current_wal_flush_lsn(), '0/0')::bigint",
         &[],
     )
     .await
@@ -981,33 +994,41 @@ pub(super) async fn wal_position(c: &Client, op: &str, db: &str) -> Result<i64, 
 }
 
 /// Wait (at most `limit`) until the source reports its physical replica replayed `lsn`
-/// (`pg_stat_replication`, the least of its physical walsenders). `true` also when it has none:
-/// a copy that does not follow the source has nothing to wait for.
+/// (`pg_stat_replication`, the least of its physical walsenders; one that has not reported a
+/// position yet — it just reconnected — is not there). Without any physical walsender:
+/// `true` for a copy that does not follow the source (`require_walsender` false), else the
+/// replica is away and the wait goes on.
 pub(super) async fn replayed(
     src: &Client,
     lsn: i64,
     limit: Duration,
+    require_walsender: bool,
     op: &str,
     db: &str,
 ) -> Result<bool, PrimitiveError> {
     let until = tokio::time::Instant::now() + limit;
     loop {
-        let replay: Option<i64> = src
+        let row = src
             .query_one(
-                "SELECT pg_wal_lsn_diff(min(r.replay_lsn), '0/0')::bigint FROM pg_stat_replication r \
-                 WHERE r.pid NOT IN (SELECT active_pid FROM pg_replication_slots \
-                                      WHERE slot_type = 'logical' AND active_pid IS NOT NULL)",
+                "SELECT count(*)::bigint, count(r.replay_lsn)::bigint,                    pg_wal_lsn_diff(min(r.replay_lsn), '0/0')::bigint FROM pg_stat_replication r                  WHERE r.pid NOT IN (SELECT active_pid FROM pg_replication_slots                                       WHERE slot_type = 'logical' AND active_pid IS NOT NULL)",
                 &[],
             )
             .await
-            .map_err(|e| err(op, db, e))?
-            .get(0);
-        match replay {
-            None => return Ok(true),
-            Some(r) if r >= lsn => return Ok(true),
-            Some(_) if tokio::time::Instant::now() >= until => return Ok(false),
-            Some(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            .map_err(|e| err(op, db, e))?;
+        let (senders, reporting, replay): (i64, i64, Option<i64>) =
+            (row.get(0), row.get(1), row.get(2));
+        let reached = match (senders, replay) {
+            (0, _) => !require_walsender,
+            (n, Some(r)) => reporting == n && r >= lsn,
+            (_, None) => false,
+        };
+        if reached {
+            return Ok(true);
         }
+        if tokio::time::Instant::now() >= until {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -1216,6 +1237,16 @@ impl Validate for LiveValidate {
             source,
             CONNECT_LOOKUP_LIMIT,
             self.end_async(source, pre, st),
+        )
+    }
+
+    fn end_tracking(&self, cx: &Call<'_>, source: &str) -> Result<Vec<String>, PrimitiveError> {
+        let st = cx.budget(CONNECT_LOOKUP_LIMIT);
+        self.pool.run(
+            cx,
+            source,
+            CONNECT_LOOKUP_LIMIT,
+            self.end_tracking_async(source, st),
         )
     }
 }

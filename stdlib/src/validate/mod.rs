@@ -501,6 +501,10 @@ pub struct Tracking {
     pub confirmed_lsn: Option<String>,
     /// Why this kind (e.g. `wal_level=replica`).
     pub why: String,
+    /// What makes the counters comparable at the fence (`track_counts`, the statistics'
+    /// reset time, the server's start): another value there, and counters prove nothing.
+    #[serde(default)]
+    pub epoch: Option<String>,
 }
 
 /// One table after the pre-pass.
@@ -700,7 +704,14 @@ pub trait Validate: Send + Sync {
         source: &str,
         pre: &PrepassReport,
     ) -> Result<bool, PrimitiveError>;
+    /// Drop every change-tracking slot of the two-pass validation on `source`
+    /// (`godwit_validate_*`, any database), whatever pass made it: the undo that also covers a
+    /// pre-pass cut before it returned. The names dropped.
+    fn end_tracking(&self, cx: &Call<'_>, source: &str) -> Result<Vec<String>, PrimitiveError>;
 }
+
+/// The prefix of the two-pass validation's slots (`godwit_validate_<database oid>`).
+pub const TRACKING_SLOT_PREFIX: &str = "godwit_validate_";
 
 /// A world without database access (e.g. aws without IAM database auth configured):
 /// `available` says why; `compare` and `sample` fail `Conflict`.
@@ -771,6 +782,9 @@ impl Validate for NoAccess {
         _: &PrepassReport,
     ) -> Result<bool, PrimitiveError> {
         Err(self.refuse("end_prepass"))
+    }
+    fn end_tracking(&self, _cx: &Call<'_>, _: &str) -> Result<Vec<String>, PrimitiveError> {
+        Err(self.refuse("end_tracking"))
     }
 }
 

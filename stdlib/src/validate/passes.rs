@@ -42,13 +42,15 @@ const PRE: &str = "prepass";
 const FENCE: &str = "fence_pass";
 /// The decoding plugin: in PostgreSQL's contrib and on RDS, no publication needed.
 const PLUGIN: &str = "test_decoding";
+/// How long creating the slot may wait for the transactions running then to end.
+const SLOT_CREATE_LIMIT: Duration = Duration::from_secs(60);
 /// How long the replica may take to replay a read's position before the table is left to
 /// the fence pass (the call's budget bounds it too).
 const REPLAY_WAIT: Duration = Duration::from_secs(30);
 
 /// The slot of database `oid`'s tracking (one per database: decoding is per database).
 fn slot_name(oid: u32) -> String {
-    format!("godwit_validate_{oid}")
+    format!("{TRACKING_SLOT_PREFIX}{oid}")
 }
 
 /// What changed on one database since the slot's point, per table (`schema.name`).
@@ -105,6 +107,7 @@ async fn start_tracking(
         slot: None,
         confirmed_lsn: None,
         why,
+        epoch: None,
     };
     if level != "logical" {
         return Ok(counters(format!(
@@ -124,20 +127,70 @@ async fn start_tracking(
     // A slot an earlier pre-pass of this database left is replaced: its changes are that
     // pass's, and this pass proves everything again.
     drop_slot(ctl, &slot, PRE, source).await?;
-    match ctl
+    // Creating a logical slot waits for every transaction holding an xid (any database) to
+    // end: bounded here, and what it waited for named.
+    let prior: String = ctl
+        .query_one("SHOW statement_timeout", &[])
+        .await
+        .map_err(|e| err(PRE, source, e))?
+        .get(0);
+    ctl.batch_execute(&format!(
+        "SET statement_timeout = {}",
+        SLOT_CREATE_LIMIT.as_millis()
+    ))
+    .await
+    .map_err(|e| err(PRE, source, e))?;
+    let made = ctl
         .query_one(
             "SELECT lsn::text FROM pg_create_logical_replication_slot($1, $2)",
             &[&slot, &PLUGIN],
         )
-        .await
-    {
+        .await;
+    ctl.batch_execute(&format!(
+        "SET statement_timeout = '{}'",
+        prior.replace('\'', "")
+    ))
+    .await
+    .map_err(|e| err(PRE, source, e))?;
+    match made {
         Ok(r) => Ok(Tracking {
             database: dbname.to_string(),
             how: "logical-decoding".into(),
             slot: Some(slot),
             confirmed_lsn: Some(r.get(0)),
             why: format!("wal_level=logical: a {PLUGIN} slot decodes the key of every changed row"),
+            epoch: None,
         }),
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) => {
+            let blockers: Vec<String> = ctl
+                .query(
+                    "SELECT 'pid ' || pid || ' (' || coalesce(usename::text, '?') || ', ' || coalesce(state, '?') \
+                       || ', transaction since ' || coalesce(xact_start::text, '?') || ')' \
+                     FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid() \
+                     UNION ALL SELECT 'prepared transaction ' || gid || ' (since ' || prepared::text || ')' FROM pg_prepared_xacts",
+                    &[],
+                )
+                .await
+                .map_err(|e| err(PRE, source, e))?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            Err(fail(
+                PRE,
+                source,
+                ErrorKind::Timeout,
+                format!(
+                    "creating the validation's slot {slot} waited {} s for transactions to end: {}",
+                    SLOT_CREATE_LIMIT.as_secs(),
+                    if blockers.is_empty() {
+                        "none is left now".to_string()
+                    } else {
+                        blockers.join(", ")
+                    }
+                ),
+                "let these transactions end (a forgotten prepared transaction: COMMIT PREPARED or ROLLBACK PREPARED it), then run the pre-pass again",
+            ))
+        }
         // No REPLICATION right (RDS: the rds_replication role), no plugin, no free slot:
         // the pass still proves, by counters.
         Err(e) => Ok(counters(format!(
@@ -254,17 +307,18 @@ async fn decode(
 }
 
 /// Per table (`schema.name`): `n_tup_ins, n_tup_upd, n_tup_del` and its shape.
-async fn shapes(
-    c: &Client,
-    op: &str,
-    db: &str,
-) -> Result<HashMap<String, (Vec<i64>, String)>, PrimitiveError> {
+async fn shapes(c: &Client, op: &str, db: &str) -> Result<HashMap<String, Shape>, PrimitiveError> {
+    // The shape: storage, the catalog row's version, the columns, the primary key's columns
+    // (a key replaced without a rewrite changes none of the others) and the replica identity.
     let rows = c
         .query(
             "SELECT n.nspname::text || '.' || c.relname::text, \
                coalesce(s.n_tup_ins, 0)::bigint, coalesce(s.n_tup_upd, 0)::bigint, coalesce(s.n_tup_del, 0)::bigint, \
                c.relfilenode::text || '/' || c.xmin::text || '/' || coalesce((SELECT string_agg(a.attname || ':' || a.atttypid || ':' || a.atttypmod, ',' ORDER BY a.attnum) \
                   FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '') \
+                 || '/key:' || coalesce((SELECT i.indkey::text FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary), '') \
+                 || '/identity:' || c.relreplident::text, \
+               c.relreplident::text \
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid \
              WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
@@ -278,10 +332,56 @@ async fn shapes(
         .map(|r| {
             (
                 r.get::<_, String>(0),
-                (vec![r.get(1), r.get(2), r.get(3)], r.get::<_, String>(4)),
+                Shape {
+                    counters: vec![r.get(1), r.get(2), r.get(3)],
+                    shape: r.get(4),
+                    identity: r.get(5),
+                },
             )
         })
         .collect())
+}
+
+/// One table's counters, shape and replica identity (`d` default, `f` full, `n` nothing,
+/// `i` an index).
+struct Shape {
+    counters: Vec<i64>,
+    shape: String,
+    identity: String,
+}
+
+/// What makes counters comparable: they count (`track_counts`), and were not reset nor lost
+/// with a restart since (PostgreSQL 15 discards them at crash recovery; a clean restart keeps
+/// them, but a restart is not told apart here).
+async fn stats_epoch(c: &Client, op: &str, db: &str) -> Result<String, PrimitiveError> {
+    c.query_one(
+        "SELECT 'track_counts=' || current_setting('track_counts') || ', stats_reset=' \
+           || coalesce((SELECT stats_reset::text FROM pg_stat_database WHERE datname = current_database()), 'never') \
+           || ', started=' || pg_postmaster_start_time()::text",
+        &[],
+    )
+    .await
+    .map(|r| r.get(0))
+    .map_err(|e| err(op, db, e))
+}
+
+/// The changes of tables with more than `max` changed keys are not kept key by key: those
+/// tables are compared whole at the fence (memory stays bounded by `max` per table).
+fn cap(changes: &mut Changes, max: usize) {
+    let over: Vec<String> = changes
+        .keys
+        .iter()
+        .filter(|(_, k)| k.len() > max)
+        .map(|(t, _)| t.clone())
+        .collect();
+    for t in over {
+        let n = changes.keys.remove(&t).map_or(0, |k| k.len());
+        changes.untracked.entry(t).or_insert_with(|| {
+            format!(
+                "more than max_pending ({max}) keys changed since the pre-pass began ({n} seen)"
+            )
+        });
+    }
 }
 
 /// How a table is cut into segments: the SQL expression of a row's segment.
@@ -306,6 +406,19 @@ async fn lookup(
 ) -> Result<HashMap<i64, (i64, String)>, PrimitiveError> {
     if keys.is_empty() {
         return Ok(HashMap::new());
+    }
+    if let Some(k) = keys.iter().find(|k| k.len() != t.key.len()) {
+        return Err(PrimitiveError::new(
+            A,
+            op,
+            ErrorKind::Invalid,
+            format!(
+                "{db}: key {k:?} does not fit {}'s primary key {:?}",
+                t.sql_name(),
+                t.key
+            ),
+            "the table's key changed since the pre-pass: run the pre-pass again",
+        ));
     }
     let cols: Vec<Vec<String>> = (0..t.key.len())
         .map(|i| keys.iter().map(|k| k[i].clone()).collect())
@@ -338,6 +451,38 @@ async fn lookup(
             )
         })
         .collect())
+}
+
+/// `keys` (decoded values, in key column order) as `col::text` prints them.
+async fn canonical(
+    c: &Client,
+    t: &TableInfo,
+    keys: &[Vec<String>],
+    (op, db): (&str, &str),
+) -> Result<HashSet<Vec<String>>, PrimitiveError> {
+    if keys.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let n = t.key.len();
+    let cols: Vec<Vec<String>> = (0..n)
+        .map(|i| keys.iter().map(|k| k[i].clone()).collect())
+        .collect();
+    let names: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+    let params: Vec<String> = (1..=n).map(|i| format!("${i}::text[]")).collect();
+    let casts: Vec<String> = names
+        .iter()
+        .zip(&t.key_types)
+        .map(|(c, ty)| format!("u.{c}::{ty}::text"))
+        .collect();
+    let sql = format!(
+        "SELECT ARRAY[{}] FROM unnest({}) AS u({})",
+        casts.join(", "),
+        params.join(", "),
+        names.join(", ")
+    );
+    let args: Vec<&(dyn ToSql + Sync)> = cols.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
+    let rows = c.query(&sql, &args).await.map_err(|e| err(op, db, e))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// The rows of segments `segs` on one side: key values -> row hash.
@@ -515,13 +660,19 @@ impl LiveValidate {
                 };
                 match (ta.get(name), tb.get(name)) {
                     (Some(_), None) | (None, Some(_)) => {
+                        // Both sides are listed at once, with replication running: a table
+                        // created or dropped a moment ago is on one side only. The fence pass
+                        // compares it (or reports it missing) with both sides static.
                         rep.method = if ta.contains_key(name) {
                             "missing-on-target"
                         } else {
                             "missing-on-source"
                         }
                         .into();
-                        rep.equal = false;
+                        rep.rescan = Some(format!(
+                            "{} when the pre-pass listed the tables",
+                            rep.method.replace('-', " ")
+                        ));
                     }
                     (Some(x), Some(_)) if x.unlogged => {
                         rep.method = "unlogged".into();
@@ -544,20 +695,44 @@ impl LiveValidate {
                     left: HashMap::new(),
                 });
             }
+            let shapes_before = shapes(&ctl, PRE, source).await?;
+            // The keys decoding reads per table. Only a primary key under the default replica
+            // identity (or FULL) is printed for every change, the old key of a key-changing
+            // UPDATE included; any other table's changes cannot be told by key.
             let keys: HashMap<String, Vec<String>> = jobs
                 .iter()
-                .map(|j| (j.name.clone(), j.info.key.clone()))
+                .filter(|j| j.rep.method.is_empty())
+                .map(|j| {
+                    let identity = shapes_before.get(&j.name).map(|s| s.identity.as_str());
+                    let key = if matches!(identity, Some("d" | "f")) {
+                        j.info.key.clone()
+                    } else {
+                        Vec::new()
+                    };
+                    (j.name.clone(), key)
+                })
                 .collect();
+            // Whether the source feeds a physical replica now: then a read of the replica waits
+            // for its walsender (one that is away or has not reported is not "replayed").
+            let followed: bool = ctl
+                .query_one(
+                    "SELECT count(*) > 0 FROM pg_stat_replication r WHERE r.pid NOT IN \
+                       (SELECT active_pid FROM pg_replication_slots WHERE slot_type = 'logical' AND active_pid IS NOT NULL)",
+                    &[],
+                )
+                .await
+                .map_err(|e| err(PRE, source, e))?
+                .get(0);
             // Tracking starts before the first read: every change after its point is decoded.
             let mut tracking = start_tracking(&ctl, source, dbname).await?;
             created.push(tracking.clone());
+            tracking.epoch = Some(stats_epoch(&ctl, PRE, source).await?);
             let slot = tracking.slot.clone();
             let mut changes = Changes::default();
-            let shapes_before = shapes(&ctl, PRE, source).await?;
             for job in jobs.iter_mut().filter(|j| j.rep.method.is_empty()) {
-                if let Some((c, s)) = shapes_before.get(&job.name) {
-                    job.rep.counters = c.clone();
-                    job.rep.shape = s.clone();
+                if let Some(sh) = shapes_before.get(&job.name) {
+                    job.rep.counters = sh.counters.clone();
+                    job.rep.shape = sh.shape.clone();
                 }
                 let read = self
                     .prepass_table(
@@ -567,11 +742,12 @@ impl LiveValidate {
                         slot.as_deref(),
                         &keys,
                         &mut changes,
-                        replay_wait,
+                        (replay_wait, followed),
                     )
                     .await;
                 let _ = pair.both_batch("ROLLBACK").await;
                 report.rows_read += read?;
+                cap(&mut changes, opts.max_pending);
                 pace(report.rows_read).await;
             }
             // Every key changed since the slot's point is unproven: left to settle rounds, then
@@ -596,11 +772,12 @@ impl LiveValidate {
                             &mut jobs,
                             slot,
                             &keys,
-                            replay_wait,
+                            (replay_wait, followed),
                             opts.max_keys,
                         )
                         .await?;
                     changes.merge(now);
+                    cap(&mut changes, opts.max_pending);
                     report.rows_read += read;
                     pace(report.rows_read).await;
                 }
@@ -674,7 +851,7 @@ impl LiveValidate {
         slot: Option<&str>,
         keys: &HashMap<String, Vec<String>>,
         changes: &mut Changes,
-        replay_wait: Duration,
+        (replay_wait, followed): (Duration, bool),
     ) -> Result<i64, PrimitiveError> {
         let (source, target) = (pair.source.as_str(), pair.target.as_str());
         let t = job.info.clone();
@@ -704,7 +881,7 @@ impl LiveValidate {
         );
         let l_s = wal_position(&pair.src, PRE, source).await?;
         job.rep.rows = a.values().map(|v| v.0).sum();
-        if !replayed(ctl, l_s, replay_wait, PRE, source).await? {
+        if !replayed(ctl, l_s, replay_wait, followed, PRE, source).await? {
             job.rep.rescan = Some(format!(
                 "the replica had not replayed the source's read position within {} s",
                 replay_wait.as_secs()
@@ -719,8 +896,9 @@ impl LiveValidate {
                 .await
                 .map_err(|e| err(PRE, target, e))?,
         );
-        let l_r = wal_position(ctl, PRE, source).await?;
-        let counters_after = shapes(ctl, PRE, source).await?;
+        // The replica's snapshot holds at most what the source had flushed by now, and
+        // decoding reads up to the flush position.
+        let l_r = flush_position(ctl, PRE, source).await?;
         if let Some(slot) = slot {
             changes.merge(decode(ctl, slot, Some(l_r), true, keys, (PRE, source)).await?);
         }
@@ -738,23 +916,19 @@ impl LiveValidate {
         }
         let untracked = changes.untracked.get(&job.name).cloned();
         let Some(_) = slot.filter(|_| !t.key.is_empty() && untracked.is_none()) else {
-            // No keys to explain the difference by: proven only if the table did not change
-            // while it was read.
+            // No keys to explain the difference by. With decoding, proven when no transaction
+            // changed the table since the slot's point. By counters never: PostgreSQL 15
+            // flushes a session's counters up to 10 s (60 s when busy) after its commit, so
+            // counters that did not move do not prove nobody wrote between the two reads.
             let moved = match (slot, &untracked) {
                 (Some(_), Some(why)) => Some(why.clone()),
                 (Some(_), None) if changes.of(&job.name).is_some_and(|k| !k.is_empty()) => {
                     Some("changed while the pre-pass read it".into())
                 }
                 (Some(_), None) => None,
-                (None, _) => counters_after
-                    .get(&job.name)
-                    .filter(|(c, _)| *c != job.rep.counters)
-                    .map(|(c, _)| {
-                        format!(
-                            "changed while the pre-pass read it (pg_stat_user_tables ins/upd/del {:?} → {:?})",
-                            job.rep.counters, c
-                        )
-                    }),
+                (None, _) => Some(
+                    "without logical decoding the rows that changed between the two reads cannot be told from differences".into(),
+                ),
             };
             if let Some(why) = moved {
                 job.rep.rescan = Some(format!("{} segments unsettled: {why}", bad.len()));
@@ -790,7 +964,9 @@ impl LiveValidate {
         bad.retain(|s| ax.get(s).unwrap_or(&zero) != by.get(s).unwrap_or(&zero));
         job.rep.explained_segments = job.rep.mismatched_segments - bad.len() as i64;
         if !bad.is_empty() {
-            let changed: HashSet<Vec<String>> = changed.into_iter().collect();
+            // In the form the leaves print keys (`col::text`), not decoding's (the type's
+            // output: `bpchar` keeps its padding there, `inet` drops its `/32`).
+            let changed = canonical(&pair.src, &t, &changed, (PRE, source)).await?;
             self.differences(pair, job, &cut.seg, &hash, &bad, Some(&changed))
                 .await?;
         }
@@ -925,13 +1101,20 @@ impl LiveValidate {
         jobs: &mut [Job],
         slot: &str,
         keys: &HashMap<String, Vec<String>>,
-        replay_wait: Duration,
+        (replay_wait, followed): (Duration, bool),
         max_keys: usize,
     ) -> Result<(i64, Changes), PrimitiveError> {
         let (source, target) = (pair.source.as_str(), pair.target.as_str());
+        // Tables already left whole to the fence pass (or on one side only) are not read.
         let lists: Vec<Vec<Vec<String>>> = jobs
             .iter()
-            .map(|j| j.left.keys().cloned().collect())
+            .map(|j| {
+                if j.rep.rescan.is_some() {
+                    Vec::new()
+                } else {
+                    j.left.keys().cloned().collect()
+                }
+            })
             .collect();
         let hashes = |j: &Job| -> (String, String) {
             let by_value = j.rep.hash == "value";
@@ -952,7 +1135,7 @@ impl LiveValidate {
         let l_s = wal_position(&pair.src, PRE, source).await;
         let _ = pair.src.batch_execute("ROLLBACK").await;
         let l_s = l_s?;
-        let reached = replayed(ctl, l_s, replay_wait, PRE, source).await?;
+        let reached = replayed(ctl, l_s, replay_wait, followed, PRE, source).await?;
         begin_snapshot(&pair.dst, PRE, target).await?;
         let mut on_target = Vec::new();
         for (j, list) in jobs.iter().zip(&lists) {
@@ -965,16 +1148,24 @@ impl LiveValidate {
                 }
             }
         }
-        let l_r = wal_position(ctl, PRE, source).await;
+        let l_r = flush_position(ctl, PRE, source).await;
         let _ = pair.dst.batch_execute("ROLLBACK").await;
         let now = decode(ctl, slot, Some(l_r?), true, keys, (PRE, source)).await?;
         let mut read = 0;
         for (((j, list), a), b) in jobs.iter_mut().zip(&lists).zip(on_source).zip(on_target) {
             read += list.len() as i64;
             let changed = now.of(&j.name);
+            // A suspect's key is in `col::text` form, decoded keys in the type's output form.
+            let canon = match changed {
+                Some(c) if !list.is_empty() && !c.is_empty() => {
+                    let c: Vec<Vec<String>> = c.iter().cloned().collect();
+                    canonical(&pair.src, &j.info, &c, (PRE, source)).await?
+                }
+                _ => HashSet::new(),
+            };
             for (i, k) in list.iter().enumerate() {
                 let i = i as i64 + 1;
-                if changed.is_some_and(|c| c.contains(k)) || !reached {
+                if changed.is_some_and(|c| c.contains(k)) || canon.contains(k) || !reached {
                     j.left.insert(k.clone(), Left::Changed);
                     continue;
                 }
@@ -1041,8 +1232,19 @@ impl LiveValidate {
             );
             let now = shapes(&ctl, FENCE, source).await?;
             let tracking = pre.tracking.iter().find(|t| &t.database == dbname);
-            let keys: HashMap<String, Vec<String>> =
-                ta.iter().map(|(n, t)| (n.clone(), t.key.clone())).collect();
+            // As in the pre-pass: keys only where every change prints them.
+            let keys: HashMap<String, Vec<String>> = ta
+                .iter()
+                .map(|(n, t)| {
+                    let identity = now.get(n).map(|s| s.identity.as_str());
+                    let key = if matches!(identity, Some("d" | "f")) {
+                        t.key.clone()
+                    } else {
+                        Vec::new()
+                    };
+                    (n.clone(), key)
+                })
+                .collect();
             // What changed since the pre-pass, or why it cannot be told.
             let mut lost: Option<String> = None;
             let mut changes = Changes::default();
@@ -1052,7 +1254,8 @@ impl LiveValidate {
                     let slot = t.slot.clone().unwrap_or_default();
                     let row = ctl
                         .query_opt(
-                            "SELECT confirmed_flush_lsn::text, pg_wal_lsn_diff(pg_current_wal_insert_lsn(), confirmed_flush_lsn)::bigint \
+                            "SELECT confirmed_flush_lsn::text, pg_wal_lsn_diff(pg_current_wal_insert_lsn(), confirmed_flush_lsn)::bigint, \
+                               restart_lsn IS NULL OR wal_status = 'lost' \
                              FROM pg_replication_slots WHERE slot_name = $1",
                             &[&slot],
                         )
@@ -1060,6 +1263,11 @@ impl LiveValidate {
                         .map_err(|e| err(FENCE, source, e))?;
                     match row {
                         None => lost = Some(format!("the pre-pass's slot {slot} is gone")),
+                        Some(r) if r.get::<_, Option<bool>>(2) == Some(true) => {
+                            lost = Some(format!(
+                                "the pre-pass's slot {slot} lost the WAL it held (max_slot_wal_keep_size)"
+                            ))
+                        }
                         Some(r) if r.get::<_, Option<String>>(0) != t.confirmed_lsn => {
                             lost = Some(format!(
                                 "the pre-pass's slot {slot} moved from {:?} to {:?} (someone consumed its changes)",
@@ -1069,16 +1277,45 @@ impl LiveValidate {
                         }
                         Some(r) => {
                             stats.decoded_bytes += r.get::<_, Option<i64>>(1).unwrap_or(0);
-                            changes =
-                                decode(&ctl, &slot, None, false, &keys, (FENCE, source)).await?;
-                            stats.tracking.push(format!("{dbname}: logical decoding"));
+                            match decode(&ctl, &slot, None, false, &keys, (FENCE, source)).await {
+                                Ok(c) => {
+                                    changes = c;
+                                    stats.tracking.push(format!("{dbname}: logical decoding"));
+                                }
+                                Err(e) => {
+                                    lost = Some(format!(
+                                        "the changes since the pre-pass could not be decoded ({})",
+                                        e.message
+                                    ))
+                                }
+                            }
                         }
                     }
                     if let Some(why) = &lost {
                         stats.tracking.push(format!("{dbname}: {why}"));
                     }
                 }
-                Some(_) => stats.tracking.push(format!("{dbname}: counters")),
+                Some(t) => {
+                    let epoch = Some(stats_epoch(&ctl, FENCE, source).await?);
+                    if epoch != t.epoch {
+                        lost = Some(format!(
+                            "the statistics counters are not comparable with the pre-pass's ({} then, {} now)",
+                            t.epoch.as_deref().unwrap_or("unknown"),
+                            epoch.as_deref().unwrap_or("unknown")
+                        ));
+                    } else if epoch
+                        .as_deref()
+                        .is_some_and(|e| e.starts_with("track_counts=off"))
+                    {
+                        lost = Some("track_counts is off: the counters do not count".into());
+                    }
+                    stats.tracking.push(format!(
+                        "{dbname}: counters{}",
+                        lost.as_deref()
+                            .map(|w| format!(" — {w}"))
+                            .unwrap_or_default()
+                    ));
+                }
             }
             if let Some(line) = &changes.unreadable {
                 lost = Some(format!("a decoded change could not be read ({line:?})"));
@@ -1097,16 +1334,21 @@ impl LiveValidate {
                     (None, _, _) => Some("not in the pre-pass (created since?)".into()),
                     (Some(p), Some(_), Some(_)) if !p.equal => Some("differed at the pre-pass".into()),
                     (Some(p), Some(_), Some(_)) if p.rescan.is_some() => p.rescan.clone(),
+                    (Some(p), Some(x), Some(_)) if p.key != x.key => Some(format!(
+                        "its primary key changed since the pre-pass ({:?} → {:?})",
+                        p.key, x.key
+                    )),
                     (Some(p), Some(_), Some(_))
-                        if now.get(name).map(|x| &x.1) != Some(&p.shape) =>
+                        if now.get(name).map(|x| &x.shape) != Some(&p.shape) =>
                     {
                         Some("its storage or definition changed since the pre-pass (TRUNCATE, ALTER, a rewrite)".into())
                     }
                     _ if lost.is_some() => lost.clone(),
                     (Some(p), Some(_), Some(_)) if counting => now
                         .get(name)
-                        .filter(|(c, _)| *c != p.counters)
-                        .map(|(c, _)| {
+                        .map(|sh| &sh.counters)
+                        .filter(|c| **c != p.counters)
+                        .map(|c| {
                             format!(
                                 "modified since the pre-pass (pg_stat_user_tables ins/upd/del {:?} → {:?})",
                                 p.counters, c
@@ -1158,11 +1400,6 @@ impl LiveValidate {
                 let _ = pair.both_batch("ROLLBACK").await;
                 tables.extend(out?);
             }
-            if let Some(t) = tracking
-                && let Some(slot) = &t.slot
-            {
-                drop_slot(&ctl, slot, FENCE, source).await?;
-            }
         }
         let copts = CompareOptions {
             tables: rescan.iter().map(|(t, _)| t.clone()).collect(),
@@ -1179,6 +1416,15 @@ impl LiveValidate {
         }
         report.tables.extend(tables);
         report.tables.sort_by(|a, b| a.table.cmp(&b.table));
+        // The tracking ends once the whole pass has its answer (a retry of a pass that failed
+        // half-way still finds the slots). A slot that cannot be dropped now is reported, not
+        // a failure: the comparison stands, and the pre-pass step's undo drops it.
+        if let Err(e) = self.end_async(source, pre, st).await {
+            stats.tracking.push(format!(
+                "the tracking slots were not dropped: {}",
+                e.message
+            ));
+        }
         stats.elapsed_ms = started.elapsed().as_millis() as i64;
         report.fence_pass = Some(stats);
         Ok(report.finish())
@@ -1249,6 +1495,42 @@ impl LiveValidate {
             }
         }
         Ok(any)
+    }
+}
+
+impl LiveValidate {
+    /// Every `godwit_validate_*` slot of every database of `source`, dropped.
+    pub(super) async fn end_tracking_async(
+        &self,
+        source: &str,
+        st: Duration,
+    ) -> Result<Vec<String>, PrimitiveError> {
+        const OP: &str = "end_tracking";
+        let databases = self.pool.databases(source, OP, st).await.map_err(|mut e| {
+            e.area = A.into();
+            e
+        })?;
+        let mut dropped = Vec::new();
+        for dbname in &databases {
+            let c = open(&self.pool, source, dbname, OP, st).await?;
+            let names: Vec<String> = c
+                .query(
+                    "SELECT slot_name::text FROM pg_replication_slots \
+                     WHERE database = current_database() AND starts_with(slot_name::text, $1) ORDER BY 1",
+                    &[&TRACKING_SLOT_PREFIX],
+                )
+                .await
+                .map_err(|e| err(OP, source, e))?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            for name in names {
+                if drop_slot(&c, &name, OP, source).await? {
+                    dropped.push(name);
+                }
+            }
+        }
+        Ok(dropped)
     }
 }
 

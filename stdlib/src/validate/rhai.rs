@@ -4,7 +4,7 @@
 use std::sync::{Arc, LazyLock};
 
 use ::rhai::plugin::*;
-use ::rhai::{Map, Module, NativeCallContext};
+use ::rhai::{Array, Map, Module, NativeCallContext};
 use godwit_engine::PrimitiveError;
 use serde_json::json;
 
@@ -437,7 +437,8 @@ mod validate_module {
     /// while behind.call() { sleep("5s"); }
     /// let r = validate::fence_pass("orders-db", "orders-aurora", pre);
     /// if !r.equal { throw r.summary; }
-    /// if r.fence_pass.changed_keys == 0 { throw "the source wrote since the pre-pass"; }
+    /// // The busy source wrote between the passes: those rows, and only those, were compared.
+    /// if r.fence_pass.changed_keys == 0 { throw `nothing compared by key: ${r.fence_pass}`; }
     /// print(r.summary);
     /// ```
     #[rhai_fn(volatile, return_raw)]
@@ -490,6 +491,42 @@ mod validate_module {
             "end_prepass",
             &json!({ "source": source, "pre": pre.summary }),
             |cx, w| w.validate.end_prepass(cx, source, &pre),
+        )
+    }
+
+    /// Drop every change-tracking slot of the two-pass validation on `source`
+    /// (`godwit_validate_*`, in every database), whichever pass made it: the undo of the step
+    /// before the pre-pass, so that a pre-pass cut off before it returned (Ctrl-C, a timeout, a
+    /// lost connection) leaves no slot holding the source's WAL. Idempotent.
+    ///
+    /// # Parameters
+    /// * `source` — the source instance.
+    ///
+    /// # Returns
+    /// The names of the slots dropped (empty when there were none).
+    ///
+    /// # Errors
+    /// `Conflict` when a session still decodes from one after 10 s; `Conflict` in a world
+    /// without database access (see `available`).
+    ///
+    /// # Example
+    /// ```rhai
+    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4", iam_auth: true });
+    /// rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
+    /// rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" });
+    /// let pre = validate::prepass("orders-db", "orders-aurora", #{});
+    /// let dropped = validate::end_tracking("orders-db");
+    /// if dropped != pre.tracking.filter(|t| t.slot != ()).map(|t| t.slot) { throw dropped; }
+    /// if validate::end_tracking("orders-db") != [] { throw "not idempotent"; }
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn end_tracking(ctx: NativeCallContext, source: &str) -> RhaiResult<Array> {
+        call(
+            &ctx,
+            A,
+            "end_tracking",
+            &json!({ "source": source }),
+            |cx, w| w.validate.end_tracking(cx, source),
         )
     }
 }

@@ -431,7 +431,16 @@ impl Validate for Sim {
                 from = now;
             }
         }
-        let st = self.api(cx, A, OP)?;
+        let mut st = self.api(cx, A, OP)?;
+        // The slot holds the source's WAL from here to the fence pass, as on RDS (it counts in
+        // OldestReplicationSlotLag): made at the position the pass consumed to.
+        if logical {
+            st.remove_slot(source, SIM_SLOT);
+            st.add_logical_slot(source, SIM_SLOT);
+            if let Some(slot) = st.slots.iter_mut().find(|s| s.name == SIM_SLOT) {
+                slot.plugin = "test_decoding".into();
+            }
+        }
         let (a, b) = (copies(&st, OP, source)?, copies(&st, OP, target)?);
         let seed = st.sc.seed;
         let copts = CompareOptions {
@@ -506,13 +515,14 @@ impl Validate for Sim {
             tracking: vec![Tracking {
                 database: "postgres".into(),
                 how: if logical { "logical-decoding" } else { "counters" }.into(),
-                slot: logical.then(|| "godwit_validate_5".to_string()),
+                slot: logical.then(|| SIM_SLOT.to_string()),
                 confirmed_lsn: logical.then(|| format_lsn(version)),
                 why: if logical {
                     "rds.logical_replication=1: a test_decoding slot decodes the key of every changed row".into()
                 } else {
                     "rds.logical_replication=0 (wal_level=replica): pg_stat_user_tables tells which tables changed".into()
                 },
+                epoch: Some("track_counts=on".into()),
             }],
             tables,
             rows_read: read,
@@ -547,6 +557,13 @@ impl Validate for Sim {
         let b = copies(&st, OP, target)?;
         let seed = st.sc.seed;
         let logical = pre.tracking.iter().any(|t| t.how == "logical-decoding");
+        // Without its slot the pass cannot know what changed: everything is compared whole.
+        let lost = pre
+            .tracking
+            .iter()
+            .filter_map(|t| t.slot.as_deref())
+            .find(|s| !st.has_slot(source, s))
+            .map(|s| format!("the pre-pass's slot {s} is gone"));
         let mut stats = FencePassStats {
             tracking: pre
                 .tracking
@@ -563,6 +580,7 @@ impl Validate for Sim {
             }
             let p = pre.tables.iter().find(|t| &t.table == n);
             let why = match p {
+                _ if lost.is_some() => lost.clone(),
                 None => Some("not in the pre-pass (created since?)".to_string()),
                 Some(p) if !p.equal => Some("differed at the pre-pass".into()),
                 Some(p) if p.rescan.is_some() => p.rescan.clone(),
@@ -639,6 +657,11 @@ impl Validate for Sim {
         tables.sort_by(|a, b| a.table.cmp(&b.table));
         let positions = positions(&st, target);
         let seqs = sequences(&st, source, target);
+        for t in &pre.tracking {
+            if let Some(slot) = &t.slot {
+                st.remove_slot(source, slot);
+            }
+        }
         let g = &st.sc.godwit;
         let cost = crate::sim::scenario::dur_ms(&g.compare_base)
             + (compared as f64 / g.compare_rows_per_second * 1000.0).round() as i64;
@@ -658,10 +681,33 @@ impl Validate for Sim {
     fn end_prepass(
         &self,
         cx: &Call<'_>,
-        _source: &str,
+        source: &str,
         pre: &PrepassReport,
     ) -> Result<bool, PrimitiveError> {
-        self.api(cx, A, "end_prepass")?;
-        Ok(pre.tracking.iter().any(|t| t.slot.is_some()))
+        let mut st = self.api(cx, A, "end_prepass")?;
+        let mut any = false;
+        for t in &pre.tracking {
+            if let Some(slot) = &t.slot {
+                any |= st.remove_slot(source, slot);
+            }
+        }
+        Ok(any)
+    }
+
+    fn end_tracking(&self, cx: &Call<'_>, source: &str) -> Result<Vec<String>, PrimitiveError> {
+        let mut st = self.api(cx, A, "end_tracking")?;
+        let names: Vec<String> = st
+            .slots
+            .iter()
+            .filter(|s| s.name.starts_with(TRACKING_SLOT_PREFIX))
+            .map(|s| s.name.clone())
+            .collect();
+        for n in &names {
+            st.remove_slot(source, n);
+        }
+        Ok(names)
     }
 }
+
+/// The simulated source's tracking slot (its application database's oid is 5).
+const SIM_SLOT: &str = "godwit_validate_5";
