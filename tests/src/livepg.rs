@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use godwit_engine::{ErrorKind, PrimitiveError};
-use godwit_lab::pgproc::Server;
+use godwit_lab::pgproc::{Scratch, Server};
 use godwit_stdlib::pg::live::{BoxFuture, Connector, Pool, Target};
 use godwit_stdlib::validate::live::LiveValidate;
 
@@ -47,6 +47,23 @@ impl Connector for Ports {
             })
         })
     }
+}
+
+/// A place for the test's servers; a missing PostgreSQL fails the test with the install
+/// command (never a skip).
+pub fn scratch() -> Scratch {
+    Scratch::new().unwrap_or_else(|e| {
+        panic!("PostgreSQL is needed for this test (apt-get install postgresql): {e}")
+    })
+}
+
+/// The runtime the tests' pools and clients run on.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// A [`LiveValidate`] over `servers` (name, server), its pool on `handle`.

@@ -15,31 +15,17 @@ use godwit_engine::journal::memory::MemoryStore;
 use godwit_engine::journal::{Entry, JournalStore};
 use godwit_engine::transcript::{Collector, Event, Line, Sink};
 use godwit_engine::{Call, Host, PrimitiveError, RunStatus, StartRequest, SystemClock};
-use godwit_lab::pgproc::{Scratch, Server};
+use godwit_lab::pgproc::Server;
 use godwit_stdlib::pg::live::{LivePg, Pool};
 use godwit_stdlib::route::remote::{Endpoints, RemoteRouter};
 use godwit_stdlib::sim::scenario::Scenario;
 use godwit_stdlib::validate::live::LiveValidate;
 use godwit_stdlib::world::World;
-use godwit_tests::livepg::{Ports, exec};
+use godwit_tests::livepg::{Ports, exec, runtime, scratch};
 use godwit_xds::model::Addr;
 use godwit_xds::remote::RemotePlane;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-
-fn scratch() -> Scratch {
-    Scratch::new().unwrap_or_else(|e| {
-        panic!("PostgreSQL is needed for this test (apt-get install postgresql): {e}")
-    })
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// The simulator's areas with `pg` and `validate` over real servers (`orders-db` and
 /// `orders-aurora` both name `server`) and `route` over the control plane at `plane`, on the

@@ -7,22 +7,9 @@ use std::time::{Duration, Instant};
 
 use godwit_engine::journal::memory::MemoryStore;
 use godwit_engine::{Host, RunStatus, StartRequest, SystemClock};
-use godwit_lab::pgproc::Scratch;
 use godwit_stdlib::validate::{CompareOptions, Report, SampleOptions, TableReport, Validate};
 use godwit_stdlib::world::World;
-use godwit_tests::livepg::{exec, live_validate, one};
-
-fn scratch() -> Scratch {
-    Scratch::new().unwrap_or_else(|e| panic!("PostgreSQL is needed for this test: {e}"))
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use godwit_tests::livepg::{exec, live_validate, one, runtime, scratch};
 
 fn table<'a>(r: &'a Report, name: &str) -> &'a TableReport {
     r.tables

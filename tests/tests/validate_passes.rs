@@ -11,23 +11,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use godwit_engine::{Host, SystemClock};
-use godwit_lab::pgproc::{Scratch, Server};
+use godwit_lab::pgproc::Server;
 use godwit_stdlib::validate::{
     CompareOptions, PrepassOptions, PrepassReport, Report, TableReport, Validate,
 };
-use godwit_tests::livepg::{exec, live_validate, one};
-
-fn scratch() -> Scratch {
-    Scratch::new().unwrap_or_else(|e| panic!("PostgreSQL is needed for this test: {e}"))
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use godwit_tests::livepg::{exec, live_validate, one, runtime, scratch};
 
 fn table<'a>(r: &'a Report, name: &str) -> &'a TableReport {
     r.tables

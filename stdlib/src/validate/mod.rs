@@ -269,16 +269,8 @@ impl Report {
             let mut parts: Vec<String> = bad
                 .iter()
                 .map(|t| {
-                    let mut kinds = Vec::new();
-                    for (what, keys) in [
-                        ("missing on target", &t.missing_on_target),
-                        ("extra on target", &t.extra_on_target),
-                        ("different", &t.different),
-                    ] {
-                        if !keys.is_empty() {
-                            kinds.push(format!("{what} {}", preview(keys)));
-                        }
-                    }
+                    let mut kinds =
+                        difference_kinds(&t.missing_on_target, &t.extra_on_target, &t.different);
                     if kinds.is_empty() {
                         kinds.push(t.method.clone());
                     }
@@ -305,6 +297,19 @@ impl Report {
         };
         self
     }
+}
+
+/// `missing on target [..]`, `extra on target [..]`, `different [..]`: the kinds a table has.
+fn difference_kinds(missing: &[String], extra: &[String], different: &[String]) -> Vec<String> {
+    [
+        ("missing on target", missing),
+        ("extra on target", extra),
+        ("different", different),
+    ]
+    .into_iter()
+    .filter(|(_, keys)| !keys.is_empty())
+    .map(|(what, keys)| format!("{what} {}", preview(keys)))
+    .collect()
 }
 
 fn preview(keys: &[String]) -> String {
@@ -634,16 +639,8 @@ impl PrepassReport {
                 .iter()
                 .filter(|t| !t.equal)
                 .map(|t| {
-                    let mut kinds = Vec::new();
-                    for (what, keys) in [
-                        ("missing on target", &t.missing_on_target),
-                        ("extra on target", &t.extra_on_target),
-                        ("different", &t.different),
-                    ] {
-                        if !keys.is_empty() {
-                            kinds.push(format!("{what} {}", preview(keys)));
-                        }
-                    }
+                    let mut kinds =
+                        difference_kinds(&t.missing_on_target, &t.extra_on_target, &t.different);
                     if kinds.is_empty() {
                         kinds.push(t.method.clone());
                     }

@@ -27,6 +27,7 @@
 //! database whose slot is gone or moved are compared whole.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use godwit_engine::{ErrorKind, PrimitiveError};
@@ -37,6 +38,7 @@ use super::decoding::{self, Change};
 use super::live::*;
 use super::*;
 use crate::pg::format_lsn;
+use crate::pg::live::Pool;
 
 const PRE: &str = "prepass";
 const FENCE: &str = "fence_pass";
@@ -384,6 +386,44 @@ fn cap(changes: &mut Changes, max: usize) {
     }
 }
 
+/// The key decoding reads per table (`schema.name`). Only a primary key under the default
+/// replica identity (or FULL) is printed for every change, the old key of a key-changing
+/// UPDATE included; any other table's changes cannot be told by key (an empty key).
+fn tracked_keys<'a>(
+    tables: impl Iterator<Item = (&'a String, &'a TableInfo)>,
+    shapes: &HashMap<String, Shape>,
+) -> HashMap<String, Vec<String>> {
+    tables
+        .map(|(name, t)| {
+            let identity = shapes.get(name).map(|s| s.identity.as_str());
+            let key = if matches!(identity, Some("d" | "f")) {
+                t.key.clone()
+            } else {
+                Vec::new()
+            };
+            (name.clone(), key)
+        })
+        .collect()
+}
+
+/// One database's three connections of a pass: `ctl` on the source for positions and
+/// decoding (its text output pinned), `src` and `dst` for the two sides' snapshots.
+async fn connections(
+    pool: &Pool,
+    (source, target): (&str, &str),
+    dbname: &str,
+    op: &str,
+    st: Duration,
+) -> Result<(Arc<Client>, Arc<Client>, Arc<Client>), PrimitiveError> {
+    let ctl = open(pool, source, dbname, op, st).await?;
+    ctl.batch_execute(DECODE_OUTPUT)
+        .await
+        .map_err(|e| err(op, source, e))?;
+    let src = open(pool, source, dbname, op, st).await?;
+    let dst = open(pool, target, dbname, op, st).await?;
+    Ok((ctl, src, dst))
+}
+
 /// How a table is cut into segments: the SQL expression of a row's segment.
 struct Cut {
     seg: String,
@@ -609,12 +649,7 @@ impl LiveValidate {
             } else {
                 format!("{dbname}:")
             };
-            let ctl = open(pool, source, dbname, PRE, st).await?;
-            ctl.batch_execute(DECODE_OUTPUT)
-                .await
-                .map_err(|e| err(PRE, source, e))?;
-            let src = open(pool, source, dbname, PRE, st).await?;
-            let dst = open(pool, target, dbname, PRE, st).await?;
+            let (ctl, src, dst) = connections(pool, (source, target), dbname, PRE, st).await?;
             let pair = Pair {
                 src: src.clone(),
                 dst: dst.clone(),
@@ -696,22 +731,12 @@ impl LiveValidate {
                 });
             }
             let shapes_before = shapes(&ctl, PRE, source).await?;
-            // The keys decoding reads per table. Only a primary key under the default replica
-            // identity (or FULL) is printed for every change, the old key of a key-changing
-            // UPDATE included; any other table's changes cannot be told by key.
-            let keys: HashMap<String, Vec<String>> = jobs
-                .iter()
-                .filter(|j| j.rep.method.is_empty())
-                .map(|j| {
-                    let identity = shapes_before.get(&j.name).map(|s| s.identity.as_str());
-                    let key = if matches!(identity, Some("d" | "f")) {
-                        j.info.key.clone()
-                    } else {
-                        Vec::new()
-                    };
-                    (j.name.clone(), key)
-                })
-                .collect();
+            let keys = tracked_keys(
+                jobs.iter()
+                    .filter(|j| j.rep.method.is_empty())
+                    .map(|j| (&j.name, &j.info)),
+                &shapes_before,
+            );
             // Whether the source feeds a physical replica now: then a read of the replica waits
             // for its walsender (one that is away or has not reported is not "replayed").
             let followed: bool = ctl
@@ -1116,40 +1141,39 @@ impl LiveValidate {
                 }
             })
             .collect();
-        let hashes = |j: &Job| -> (String, String) {
-            let by_value = j.rep.hash == "value";
-            (row_hash(pair.hash, by_value), "0".into())
-        };
-        begin_snapshot(&pair.src, PRE, source).await?;
-        let mut on_source = Vec::new();
-        for (j, list) in jobs.iter().zip(&lists) {
-            let (h, c) = hashes(j);
-            match lookup(&pair.src, &j.info, &c, &h, list, (PRE, source)).await {
-                Ok(m) => on_source.push(m),
-                Err(e) => {
-                    let _ = pair.src.batch_execute("ROLLBACK").await;
-                    return Err(e);
+        // One side's rows of every list in one snapshot (and, `with_position`, the WAL
+        // position every commit it sees is before); the snapshot ends either way.
+        async fn read_side(
+            c: &Client,
+            jobs: &[Job],
+            lists: &[Vec<Vec<String>>],
+            hash: HashFn,
+            with_position: bool,
+            db: &str,
+        ) -> Result<(Vec<HashMap<i64, (i64, String)>>, Option<i64>), PrimitiveError> {
+            begin_snapshot(c, PRE, db).await?;
+            let read = async {
+                let mut out = Vec::new();
+                for (j, list) in jobs.iter().zip(lists) {
+                    let h = row_hash(hash, j.rep.hash == "value");
+                    out.push(lookup(c, &j.info, "0", &h, list, (PRE, db)).await?);
                 }
+                let at = match with_position {
+                    true => Some(wal_position(c, PRE, db).await?),
+                    false => None,
+                };
+                Ok::<_, PrimitiveError>((out, at))
             }
+            .await;
+            let _ = c.batch_execute("ROLLBACK").await;
+            read
         }
-        let l_s = wal_position(&pair.src, PRE, source).await;
-        let _ = pair.src.batch_execute("ROLLBACK").await;
-        let l_s = l_s?;
+        let (on_source, l_s) = read_side(&pair.src, jobs, &lists, pair.hash, true, source).await?;
+        let l_s = l_s.unwrap_or(0);
         let reached = replayed(ctl, l_s, replay_wait, followed, PRE, source).await?;
-        begin_snapshot(&pair.dst, PRE, target).await?;
-        let mut on_target = Vec::new();
-        for (j, list) in jobs.iter().zip(&lists) {
-            let (h, c) = hashes(j);
-            match lookup(&pair.dst, &j.info, &c, &h, list, (PRE, target)).await {
-                Ok(m) => on_target.push(m),
-                Err(e) => {
-                    let _ = pair.dst.batch_execute("ROLLBACK").await;
-                    return Err(e);
-                }
-            }
-        }
+        let (on_target, _) = read_side(&pair.dst, jobs, &lists, pair.hash, false, target).await?;
+        // Read after the replica's snapshot: it holds at most what the source flushed.
         let l_r = flush_position(ctl, PRE, source).await;
-        let _ = pair.dst.batch_execute("ROLLBACK").await;
         let now = decode(ctl, slot, Some(l_r?), true, keys, (PRE, source)).await?;
         let mut read = 0;
         for (((j, list), a), b) in jobs.iter_mut().zip(&lists).zip(on_source).zip(on_target) {
@@ -1220,31 +1244,14 @@ impl LiveValidate {
             } else {
                 format!("{dbname}:")
             };
-            let ctl = open(pool, source, dbname, FENCE, st).await?;
-            ctl.batch_execute(DECODE_OUTPUT)
-                .await
-                .map_err(|e| err(FENCE, source, e))?;
-            let src = open(pool, source, dbname, FENCE, st).await?;
-            let dst = open(pool, target, dbname, FENCE, st).await?;
+            let (ctl, src, dst) = connections(pool, (source, target), dbname, FENCE, st).await?;
             let (ta, tb) = (
                 list_tables(&src, FENCE, source).await?,
                 list_tables(&dst, FENCE, target).await?,
             );
             let now = shapes(&ctl, FENCE, source).await?;
             let tracking = pre.tracking.iter().find(|t| &t.database == dbname);
-            // As in the pre-pass: keys only where every change prints them.
-            let keys: HashMap<String, Vec<String>> = ta
-                .iter()
-                .map(|(n, t)| {
-                    let identity = now.get(n).map(|s| s.identity.as_str());
-                    let key = if matches!(identity, Some("d" | "f")) {
-                        t.key.clone()
-                    } else {
-                        Vec::new()
-                    };
-                    (n.clone(), key)
-                })
-                .collect();
+            let keys = tracked_keys(ta.iter(), &now);
             // What changed since the pre-pass, or why it cannot be told.
             let mut lost: Option<String> = None;
             let mut changes = Changes::default();
