@@ -348,9 +348,22 @@ impl WorkerArgs {
                 "created-elsewhere",
                 Some("created by a worker that had lost this take; it drives the run".into()),
             ),
-            // Finished meanwhile (another worker's last take completed it).
+            // Finished meanwhile (another worker's last take completed it, and lost its lease
+            // before settling): the reason a rolled-back run gives is in its journal.
             Err(EngineError::AlreadyFinished { status, .. }) => {
-                (Settle::Done, "already-finished", Some(status.clone()))
+                let reason = JournalStore::read(store, run_id).ok().and_then(|l| {
+                    l.records.iter().rev().find_map(|r| match &r.entry {
+                        godwit_engine::journal::Entry::RunFinished { detail, .. } => {
+                            detail.as_str().map(str::to_string)
+                        }
+                        _ => None,
+                    })
+                });
+                (
+                    Settle::Done,
+                    "already-finished",
+                    Some(reason.unwrap_or_else(|| status.clone())),
+                )
             }
             Err(e) => (Settle::Held, "refused", Some(e.to_string())),
         };
