@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use godwit_lab::pgproc::{Scratch, Server};
 use godwit_stdlib::validate::{CompareOptions, Validate};
-use godwit_tests::livepg::{exec, live_validate, one, wait_replayed};
+use godwit_tests::livepg::{exec, live_validate, one};
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -50,7 +50,19 @@ fn main() {
     rt.block_on(exec(&p, "VACUUM events"));
     rt.block_on(exec(&p, "CHECKPOINT"));
     let r = pg.replica(&p, "r").unwrap();
-    rt.block_on(wait_replayed(&p, &r));
+    let lsn = rt
+        .block_on(one(&p, "SELECT pg_current_wal_lsn()::text"))
+        .unwrap();
+    while rt
+        .block_on(one(
+            &r,
+            &format!("SELECT (pg_last_wal_replay_lsn() >= '{lsn}')::text"),
+        ))
+        .as_deref()
+        != Some("true")
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let size = rt
         .block_on(one(
             &p,

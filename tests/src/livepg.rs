@@ -112,27 +112,3 @@ pub async fn one(server: &Server, sql: &str) -> Option<String> {
     let _ = task.await;
     v
 }
-
-/// Wait (≤ 30 s, else panic) until `replica` replayed everything `primary` committed so far:
-/// its WAL insert position, asynchronous commits included.
-pub async fn wait_replayed(primary: &Server, replica: &Server) {
-    let lsn = one(primary, "SELECT pg_current_wal_insert_lsn()::text")
-        .await
-        .expect("the primary's position");
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while one(
-        replica,
-        &format!("SELECT (pg_last_wal_replay_lsn() >= '{lsn}')::text"),
-    )
-    .await
-    .as_deref()
-        != Some("true")
-    {
-        assert!(
-            std::time::Instant::now() < until,
-            "replica on port {} never replayed {lsn}",
-            replica.port
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-}

@@ -3,13 +3,13 @@
 //! A missing PostgreSQL fails these tests with the install command (never skipped).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use godwit_engine::journal::memory::MemoryStore;
 use godwit_engine::{Host, RunStatus, StartRequest, SystemClock};
 use godwit_stdlib::validate::{CompareOptions, Report, SampleOptions, TableReport, Validate};
 use godwit_stdlib::world::World;
-use godwit_tests::livepg::{exec, live_validate, runtime, scratch, wait_replayed};
+use godwit_tests::livepg::{exec, live_validate, one, runtime, scratch};
 
 fn table<'a>(r: &'a Report, name: &str) -> &'a TableReport {
     r.tables
@@ -35,6 +35,7 @@ SELECT nextval('ticket_seq') FROM generate_series(1, 40);
 ";
 
 #[test]
+#[allow(clippy::disallowed_methods)] // polling a real server in real time; no run clock here
 fn a_caught_up_streaming_replica_is_equal_and_sample_reports_both_positions() {
     let pg = scratch();
     let rt = runtime();
@@ -48,7 +49,24 @@ fn a_caught_up_streaming_replica_is_equal_and_sample_reports_both_positions() {
         "UPDATE orders SET note = 'after backup' WHERE id = 7",
     ));
     // Caught up: the replica replayed the primary's current position.
-    rt.block_on(wait_replayed(&p, &r));
+    let lsn = rt
+        .block_on(one(&p, "SELECT pg_current_wal_lsn()::text"))
+        .unwrap();
+    let start = Instant::now();
+    while rt
+        .block_on(one(
+            &r,
+            &format!("SELECT (pg_last_wal_replay_lsn() >= '{lsn}')::text"),
+        ))
+        .as_deref()
+        != Some("true")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "replica never caught up"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let v = live_validate(
         &[("orders-db", &p), ("orders-aurora", &r)],
         rt.handle().clone(),

@@ -15,7 +15,7 @@ use godwit_lab::pgproc::Server;
 use godwit_stdlib::validate::{
     CompareOptions, PrepassOptions, PrepassReport, Report, TableReport, Validate,
 };
-use godwit_tests::livepg::{exec, live_validate, one, runtime, scratch, wait_replayed};
+use godwit_tests::livepg::{exec, live_validate, one, runtime, scratch};
 
 fn table<'a>(r: &'a Report, name: &str) -> &'a TableReport {
     r.tables
@@ -360,7 +360,25 @@ fn passes_under_writes(settings: &[(&str, &str)]) -> (PrepassReport, Report) {
     stop.store(true, Ordering::Relaxed);
     let updates: u64 = writers.into_iter().map(|w| rt.block_on(w).unwrap()).sum();
     assert!(updates > 100, "the writers hardly wrote ({updates})");
-    rt.block_on(wait_replayed(&p, &r));
+    // Past every commit, asynchronous ones too (the insert position, not the write one).
+    let lsn = rt
+        .block_on(one(&p, "SELECT pg_current_wal_insert_lsn()::text"))
+        .unwrap();
+    let start = Instant::now();
+    while rt
+        .block_on(one(
+            &r,
+            &format!("SELECT (pg_last_wal_replay_lsn() >= '{lsn}')::text"),
+        ))
+        .as_deref()
+        != Some("true")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "replica never caught up"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let f = v.fence_pass(&cx, "src", "dst", &pre).unwrap();
     assert!(f.equal, "{}\n{f:#?}", f.summary);
     println!(

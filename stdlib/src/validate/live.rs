@@ -111,10 +111,6 @@ impl TableInfo {
     }
 }
 
-/// The user's tables (`pg_class c`, `pg_namespace n`): ordinary, outside the system schemas.
-pub(super) const USER_TABLES: &str = "c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
-     AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'";
-
 pub(super) async fn list_tables(
     c: &Client,
     op: &str,
@@ -122,18 +118,17 @@ pub(super) async fn list_tables(
 ) -> Result<BTreeMap<String, TableInfo>, PrimitiveError> {
     let rows = c
         .query(
-            &format!(
             "SELECT n.nspname::text, c.relname::text, c.relpersistence = 'u', \
                greatest(c.reltuples, 0)::bigint, \
-               coalesce(array_agg(a.attname::text ORDER BY k.ord) FILTER (WHERE a.attname IS NOT NULL), '{{}}'), \
-               coalesce(array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY k.ord) FILTER (WHERE a.attname IS NOT NULL), '{{}}') \
+               coalesce(array_agg(a.attname::text ORDER BY k.ord) FILTER (WHERE a.attname IS NOT NULL), '{}'), \
+               coalesce(array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY k.ord) FILTER (WHERE a.attname IS NOT NULL), '{}') \
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary \
              LEFT JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) ON true \
              LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum \
-             WHERE {USER_TABLES} \
-             GROUP BY 1, 2, 3, 4 ORDER BY 1, 2"
-            ),
+             WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+               AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%' \
+             GROUP BY 1, 2, 3, 4 ORDER BY 1, 2",
             &[],
         )
         .await

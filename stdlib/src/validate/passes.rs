@@ -314,7 +314,6 @@ async fn shapes(c: &Client, op: &str, db: &str) -> Result<HashMap<String, Shape>
     // (a key replaced without a rewrite changes none of the others) and the replica identity.
     let rows = c
         .query(
-            &format!(
             "SELECT n.nspname::text || '.' || c.relname::text, \
                coalesce(s.n_tup_ins, 0)::bigint, coalesce(s.n_tup_upd, 0)::bigint, coalesce(s.n_tup_del, 0)::bigint, \
                c.relfilenode::text || '/' || c.xmin::text || '/' || coalesce((SELECT string_agg(a.attname || ':' || a.atttypid || ':' || a.atttypmod, ',' ORDER BY a.attnum) \
@@ -324,8 +323,8 @@ async fn shapes(c: &Client, op: &str, db: &str) -> Result<HashMap<String, Shape>
                c.relreplident::text \
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid \
-             WHERE {USER_TABLES}"
-            ),
+             WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+               AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'",
             &[],
         )
         .await
