@@ -872,6 +872,8 @@ impl Rds for LabRds {
             },
         )
         .map_err(|e| lab_error(R, OP, e))?;
+        // A test's planted fault (crate::faults): the copy differs before its server starts.
+        crate::faults::apply_divergence(&st.dir, &data).map_err(|e| lab_error(R, OP, e))?;
         pgproc::crash_point("create_replica_cluster:copied");
         self.ctx.update(R, OP, |st| {
             if let Some(c) = st.clusters.get_mut(&req.cluster_id) {

@@ -27,6 +27,11 @@ pub fn lab_params() -> serde_json::Map<String, serde_json::Value> {
     m.insert("health_every".into(), "2s".into());
     // A lab's parameter groups are in force at once (AWS asks for about five minutes).
     m.insert("parameter_group_settle".into(), "0s".into());
+    // The audit at each (1 s) poll of the short window: 5,000 rows at up to 20,000 rows/s, so
+    // a poll takes well under a second (the defaults, 20,000 at 1,000 rows/s, suit the 10-minute
+    // polls of a day-long window).
+    m.insert("audit_rows".into(), 5000.into());
+    m.insert("audit_rows_per_second".into(), 20000.into());
     m
 }
 

@@ -13,9 +13,11 @@
 //! | `metrics`    | the lab's CloudWatch: one-second samples, aggregated per period; RDS's heartbeat |
 //! | `workload`   | clients writing through Envoy: blackout, failures, lost commits         |
 //! | `cutover`    | one measured cutover: workload + runbook + what clients saw             |
+//! | `faults`     | faults a test plants: a replica's copy whose rows differ from the source |
 
 pub mod areas;
 pub mod cutover;
+pub mod faults;
 pub mod metrics;
 pub mod ops;
 pub mod pgproc;

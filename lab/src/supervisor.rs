@@ -179,8 +179,11 @@ impl Supervisor {
             data: dir.join(&opts.source),
             socket_dir: dir.join(format!("{}.s", opts.source)),
             log: dir.join(format!("{}.log", opts.source)),
+            // RDS preloads pg_stat_statements (the query check reads it); the application's
+            // database has the extension (`seed`).
             settings: pgproc::PRIMARY_SETTINGS
                 .iter()
+                .chain(&[("shared_preload_libraries", "pg_stat_statements")])
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         };
@@ -625,7 +628,9 @@ async fn seed(port: u16, role: &str, db: &str, rows: i64) -> Result<(), LabError
            SELECT g % 997, (g * 7 % 100000) / 100.0, CASE WHEN g % 10 = 0 THEN NULL ELSE 'order ' || g END
            FROM generate_series(1, {rows}) g;
          {tpcb}
-         RESET ROLE;",
+         RESET ROLE;
+         CREATE EXTENSION pg_stat_statements;
+         ANALYZE;",
         table = crate::workload::TABLE,
         tpcb = crate::workload::tpcb_schema(rows),
     ))

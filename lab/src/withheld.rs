@@ -14,8 +14,8 @@ use godwit_stdlib::pg::{
     SlotInfo, SubscribeTo, Subscription, TableDefinition, TableHash, TableStats, UnreplicableTable,
 };
 use godwit_stdlib::validate::{
-    Availability, CompareOptions, PrepassOptions, PrepassReport, Report, SampleOptions,
-    SampleReport, Validate,
+    AuditOptions, Availability, CompareOptions, PrepassOptions, PrepassReport, QueryCheckOptions,
+    QueryReport, Report, SampleOptions, SampleReport, Validate,
 };
 
 /// Why the runbook has no SQL in this lab, as `pg::access` and `validate::available` say it.
@@ -278,6 +278,26 @@ impl Validate for Withheld {
         _opts: &SampleOptions,
     ) -> Result<SampleReport, PrimitiveError> {
         Err(refusal(V, "sample", source))
+    }
+
+    fn audit(
+        &self,
+        _cx: &Call<'_>,
+        source: &str,
+        _target: &str,
+        _opts: &AuditOptions,
+    ) -> Result<SampleReport, PrimitiveError> {
+        Err(refusal(V, "audit", source))
+    }
+
+    fn queries(
+        &self,
+        _cx: &Call<'_>,
+        source: &str,
+        _target: &str,
+        _opts: &QueryCheckOptions,
+    ) -> Result<QueryReport, PrimitiveError> {
+        Err(refusal(V, "queries", source))
     }
 
     fn prepass(

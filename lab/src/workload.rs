@@ -4,7 +4,7 @@
 //!
 //! * `insert`: one `(client, seq)` row per autocommit statement — the kindest load: append-only,
 //!   no row is ever read or updated, no page is ever pruned;
-//! * `tpcb`: TPC-B's transaction, like applications that update rows — an account, its teller
+//! * `tpcb`: TPC-B's transaction, like applications that update rows — an account (updated, then read back), its teller
 //!   and its branch updated and a history row inserted, in one transaction (pgbench's default
 //!   shape). Updates make HOT chains, pruning and full-page images after a restart: WAL the
 //!   server writes on its own, which the insert load never shows.
@@ -226,6 +226,7 @@ fn tpcb_sql(client: i32, seq: i64, accounts: i64, rng: &mut u64) -> String {
     format!(
         "BEGIN; \
          UPDATE tpcb_accounts SET abalance = abalance + {delta} WHERE aid = {aid}; \
+         SELECT abalance FROM tpcb_accounts WHERE aid = {aid}; \
          UPDATE tpcb_tellers SET tbalance = tbalance + {delta} WHERE tid = {tid}; \
          UPDATE tpcb_branches SET bbalance = bbalance + {delta} WHERE bid = {bid}; \
          INSERT INTO tpcb_history (client, seq, tid, bid, aid, delta) VALUES ({client}, {seq}, {tid}, {bid}, {aid}, {delta}); \

@@ -1122,12 +1122,30 @@ fn the_demo_tells_the_blackout_of_a_run_that_rolled_back_after_the_fence() {
         o.contains("never fenced"),
         "the NACK comes before the fence: {o}"
     );
-    // The pre-fence pass finds the seeded row before anyone is fenced (docs/validate.md).
+    // The audit in the validation window finds the seeded row before anyone is fenced, and
+    // without it the pre-fence pass does (docs/validate.md).
     let (code, o, _) = env.godwit(&["demo", "--scenario", "data-divergence"]);
     assert_eq!(code, 3);
     assert!(
-        o.contains("never fenced") && o.contains("validation before the fence"),
+        o.contains("never fenced") && o.contains("the audit proved the replica"),
         "{o}"
+    );
+    let rb = standard_runbook();
+    let (code, o, e) = env.godwit(&[
+        "run",
+        &rb,
+        "--cluster",
+        "orders-db",
+        "--world",
+        "sim:data-divergence",
+        "--set",
+        "audit_rows=0",
+    ]);
+    assert_eq!(code, 3, "{e}");
+    let both = format!("{o}{e}");
+    assert!(
+        both.contains("validation before the fence: DIFFERENT") && !both.contains("step fence "),
+        "{both}"
     );
 }
 

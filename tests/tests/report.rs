@@ -118,6 +118,9 @@ fn a_rolled_back_run_says_why_and_what_was_undone() {
             // default pre-fence pass finds the row before either).
             "--set",
             "fence_validation=full",
+            // The audit would find the row in the validation window, before the fence.
+            "--set",
+            "audit_rows=0",
         ],
     );
     assert_ne!(code, 0);

@@ -236,7 +236,11 @@ fn expected_standard(scenario: &str) -> (&'static str, &'static str) {
         // everywhere, so the run stops before the fence instead of stranding envoy-c's clients
         // on the fenced source.
         "envoy-node-disconnect" => ("rolled-back", "(absent: envoy-c)"),
-        "data-divergence" => ("rolled-back", "validation before the fence"),
+        // Found by the audit in the validation window (the pre-pass would, with the audit off).
+        "data-divergence" => ("rolled-back", "the audit proved the replica"),
+        "audit-divergence" => ("rolled-back", "the audit proved the replica"),
+        "audit-lagging-replica" => ("succeeded", ""),
+        "query-error-on-target" => ("rolled-back", "query check: statements of the application fail"),
         // A CDC consumer without database access is refused by preflight, before the
         // unverified facts are even weighed.
         "credential-less-cdc" => ("rolled-back", "cdc-without-database-access"),
@@ -1067,7 +1071,7 @@ fn an_unknown_parameter_is_exit_2_with_a_suggestion_and_no_run() {
     assert_names(
         &m,
         &[
-            "drain_timeout: not a parameter of this runbook; it takes accept_fork, approval_timeout, approve_cutover, create_timeout",
+            "drain_timeout: not a parameter of this runbook; it takes accept_fork, approval_timeout, approve_cutover, audit_rows, audit_rows_per_second, create_timeout",
         ],
     );
     for runbook in ["snapshot.rhai", "finalize.rhai", "cdc-heavy.rhai"] {
@@ -1200,6 +1204,8 @@ fn the_run_journals_its_parameters_with_the_defaults_filled_in() {
             "validation_timeout": "3d", "validation_window": "24h",
             "reverse_replication": "auto", "rollback_apply_timeout": "10m", "rollback_window": "0s",
             "prepass_rows_per_second": 500000,
+            "audit_rows": 20000, "audit_rows_per_second": 1000,
+            "query_check": "enforce", "query_check_top": 10, "query_check_max_ratio": 2.0,
         })
     );
 }

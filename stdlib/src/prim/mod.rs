@@ -162,6 +162,18 @@ impl<'a> Opts<'a> {
         }
     }
 
+    /// A number: a float, or an integer taken as one.
+    pub fn float(&self, key: &str) -> Result<Option<f64>, PrimitiveError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_float()
+                .or_else(|_| v.as_int().map(|i| i as f64))
+                .map(Some)
+                .map_err(|_| self.bad(key, v, "a number")),
+        }
+    }
+
     pub fn bool(&self, key: &str) -> Result<Option<bool>, PrimitiveError> {
         match self.get(key) {
             None => Ok(None),

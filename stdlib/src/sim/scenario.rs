@@ -24,6 +24,14 @@ pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 /// live in `tests/scenarios/`, where the snapshot tests read them.
 pub const BUILTINS: &[(&str, &str)] = &[
     (
+        "audit-divergence",
+        include_str!("../../../tests/scenarios/audit-divergence.toml"),
+    ),
+    (
+        "audit-lagging-replica",
+        include_str!("../../../tests/scenarios/audit-lagging-replica.toml"),
+    ),
+    (
         "aws-throttling",
         include_str!("../../../tests/scenarios/aws-throttling.toml"),
     ),
@@ -98,6 +106,10 @@ pub const BUILTINS: &[(&str, &str)] = &[
     (
         "promote-hang",
         include_str!("../../../tests/scenarios/promote-hang.toml"),
+    ),
+    (
+        "query-error-on-target",
+        include_str!("../../../tests/scenarios/query-error-on-target.toml"),
     ),
     (
         "recorded-incident",
@@ -681,6 +693,10 @@ pub enum FaultKind {
     /// column added to the hot table, which logical replication does not carry; the reverse
     /// subscription fails from the first change after it.
     TargetDdl,
+    /// The source's statements reading one table (target: a table under `source.tables`) fail
+    /// on the target, as a call of a function the target lacks would: what the query check
+    /// (`validate::queries`) must find.
+    TargetQueryError,
 }
 
 impl Scenario {
@@ -1026,6 +1042,12 @@ impl Scenario {
                         && f.value.is_some_and(|v| v >= 1.0 && v.fract() == 0.0),
                     format!(
                         "{at}: data-divergence needs target = a table under source.tables and value = a row key (integer >= 1)"
+                    ),
+                ),
+                FaultKind::TargetQueryError => need(
+                    target.is_some_and(|t| self.source.tables.iter().any(|x| x.name == t)),
+                    format!(
+                        "{at}.target: target-query-error needs a table under source.tables (its statements fail on the target)"
                     ),
                 ),
                 FaultKind::ReverseLag => need(

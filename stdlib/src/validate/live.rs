@@ -26,6 +26,7 @@ use std::time::Duration;
 use godwit_engine::{Call, ErrorKind, PrimitiveError};
 use tokio_postgres::Client;
 
+use super::queries::{median_ms, parameter_columns, read_only, tables_of};
 use super::*;
 use crate::pg::live::{Pool, sql_error};
 
@@ -789,73 +790,150 @@ impl LiveValidate {
         opts: &SampleOptions,
         st: Duration,
     ) -> Result<SampleReport, PrimitiveError> {
-        const OP: &str = "sample";
+        let how = How::Fraction(fraction, opts.max_rows.max(1));
+        let report = SampleReport::new(source, target, fraction);
+        self.sample_rounds(report, &opts.tables, opts.max_keys, how, st)
+            .await
+    }
+
+    /// One round of the audit: `sample`'s rounds over a page sample sized by `opts.rows`,
+    /// paced under `opts.rows_per_second`.
+    async fn audit_async(
+        &self,
+        source: &str,
+        target: &str,
+        opts: &AuditOptions,
+        st: Duration,
+    ) -> Result<SampleReport, PrimitiveError> {
+        let how = How::Rows(opts.rows.max(1), opts.rows_per_second);
+        let report = SampleReport::new(source, target, 0.0);
+        self.sample_rounds(report, &opts.tables, opts.max_keys, how, st)
+            .await
+    }
+
+    async fn sample_rounds(
+        &self,
+        mut report: SampleReport,
+        tables: &[String],
+        max_keys: usize,
+        how: How,
+        st: Duration,
+    ) -> Result<SampleReport, PrimitiveError> {
+        let op = how.op();
+        let (source, target) = (report.source.clone(), report.target.clone());
+        let (source, target) = (source.as_str(), target.as_str());
+        let started = std::time::Instant::now();
         let pool = &self.pool;
-        let databases = pool.databases(source, OP, st).await.map_err(|mut e| {
+        let databases = pool.databases(source, op, st).await.map_err(|mut e| {
             e.area = A.into();
             e
         })?;
-        let mut report = SampleReport::new(source, target, fraction);
-        let wanted: BTreeSet<&str> = opts.tables.iter().map(String::as_str).collect();
-        let percent = (fraction * 100.0).clamp(0.0, 100.0);
+        let wanted: BTreeSet<&str> = tables.iter().map(String::as_str).collect();
+        let mut seen: BTreeSet<String> = BTreeSet::new();
         // How long the target may take to replay a round's position (the call's budget
         // bounds it too): past it, what differs is unsettled (lag), never proven.
         let replay_wait = (st / 2).min(Duration::from_secs(30));
+        // Every database's tables first: an audit round's rows are shared by size over all.
+        let mut listed = Vec::new();
         for (i, dbname) in databases.iter().enumerate() {
             let prefix = if i == 0 {
                 String::new()
             } else {
                 format!("{dbname}:")
             };
-            let src = open(pool, source, dbname, OP, st).await?;
-            let dst = open(pool, target, dbname, OP, st).await?;
-            // Round A: the sample, in one snapshot.
-            begin_snapshot(&src, OP, source).await?;
-            let mut picked: Vec<Picked> = Vec::new();
-            for (name, t) in list_tables(&src, OP, source).await? {
+            let src = open(pool, source, dbname, op, st).await?;
+            let dst = open(pool, target, dbname, op, st).await?;
+            let mut keep = Vec::new();
+            for (name, t) in list_tables(&src, op, source).await? {
                 let display = format!("{prefix}{name}");
-                if (!wanted.is_empty() && !wanted.contains(display.as_str())) || t.unlogged {
+                if !wanted.is_empty() && !wanted.contains(display.as_str()) {
                     continue;
+                }
+                seen.insert(display.clone());
+                if t.unlogged {
+                    continue; // not replicated: nothing to audit
                 }
                 if t.key.is_empty() {
                     report.tables.push(SampleTable {
                         table: display,
                         method: "no-primary-key".into(),
+                        estimated_rows: t.reltuples,
                         ..SampleTable::default()
                     });
                     continue;
                 }
-                let rows = src
-                    .query(
-                        &format!(
-                            "SELECT {}, md5({ROW}), _gw.xmin::text FROM {} _gw TABLESAMPLE BERNOULLI ({percent}) LIMIT {}",
-                            key_text(&t),
-                            t.sql_name(),
-                            opts.max_rows.max(1)
-                        ),
-                        &[],
-                    )
-                    .await
-                    .map_err(|e| err(OP, source, e))?;
-                let rows = rows
+                keep.push((display, t));
+            }
+            listed.push((src, dst, keep));
+        }
+        if let Some(unknown) = tables.iter().find(|t| !seen.contains(*t)) {
+            return Err(unknown_table(
+                op,
+                source,
+                unknown,
+                "name tables as schema.table (database:schema.table outside the connection's database)".into(),
+            ));
+        }
+        let estimates: Vec<i64> = listed
+            .iter()
+            .flat_map(|(_, _, keep)| keep.iter().map(|(_, t)| t.reltuples))
+            .collect();
+        let mut shares = match how {
+            How::Rows(rows, _) => audit_shares(&estimates, rows),
+            How::Fraction(..) => Vec::new(),
+        }
+        .into_iter();
+        // Stay under the read budget: after a database's rounds, wait until the rows read so
+        // far are within `rows_per_second` of the time spent.
+        let mut read = 0i64;
+        let pace = |read: i64| {
+            let budget = how.budget();
+            async move {
+                if budget > 0 {
+                    let due = Duration::from_secs_f64(read as f64 / budget as f64);
+                    let spent = started.elapsed();
+                    if due > spent {
+                        tokio::time::sleep(due - spent).await;
+                    }
+                }
+            }
+        };
+        for (src, dst, keep) in listed {
+            // Round A: the sample, in one snapshot.
+            begin_snapshot(&src, op, source).await?;
+            let mut picked: Vec<Picked> = Vec::new();
+            let mut whole = Vec::new();
+            for (display, t) in keep {
+                let (sql, limit) = how.round_a(&t, shares.next());
+                let rows = src.query(&sql, &[]).await.map_err(|e| err(op, source, e))?;
+                let rows: Vec<(String, Version)> = rows
                     .iter()
                     .map(|r| (r.get(0), Version(r.get(1), r.get(2))))
                     .collect();
+                read += rows.len() as i64;
+                whole.push(limit.is_some_and(|l| (rows.len() as i64) < l));
                 picked.push((display, t, rows));
             }
-            let lsn = wal_position(&src, OP, source).await?;
+            let lsn = wal_position(&src, op, source).await?;
             let _ = src.batch_execute("ROLLBACK").await;
             let mut suspects: Vec<(usize, Vec<String>)> = Vec::new();
             let mut tables = Vec::new();
-            let reached = replayed(&src, lsn, replay_wait, false, OP, source).await?;
-            let sides = read_round(&src, &dst, &picked, None, (source, target)).await?;
-            for (n, ((display, _, rows), (on_target, again))) in
-                picked.iter().zip(sides).enumerate()
+            let reached = replayed(&src, lsn, replay_wait, false, op, source).await?;
+            let sides = read_round(&src, &dst, &picked, None, (source, target), op).await?;
+            read += picked.iter().map(|p| p.2.len() as i64).sum::<i64>();
+            // Paced after the rounds, not between them: the longer from A to B, the more
+            // sampled rows change in between and prove nothing (unsettled). The cap holds on
+            // average over the call; a round's reads are one burst.
+            pace(read).await;
+            for (n, (((display, info, rows), (on_target, again)), whole)) in
+                picked.iter().zip(sides).zip(whole).enumerate()
             {
                 let mut t = SampleTable {
                     table: display.clone(),
-                    method: "sampled".into(),
+                    method: how.method(info, whole),
                     sampled: rows.len() as i64,
+                    estimated_rows: info.reltuples,
+                    whole,
                     ..SampleTable::default()
                 };
                 let mut suspect = Vec::new();
@@ -874,17 +952,20 @@ impl LiveValidate {
             // The suspects once more, from a fresh snapshot: a commit can show on the replica
             // a moment before a source snapshot sees it, so one round alone proves nothing.
             if !suspects.is_empty() {
-                begin_snapshot(&src, OP, source).await?;
+                begin_snapshot(&src, op, source).await?;
                 let mut again_a = Vec::new();
                 for (n, keys) in &suspects {
                     let (_, t, _) = &picked[*n];
-                    again_a.push(by_keys(&src, t, keys, OP, source).await?);
+                    again_a.push(by_keys(&src, t, keys, op, source).await?);
+                    read += keys.len() as i64;
                 }
-                let lsn = wal_position(&src, OP, source).await?;
+                let lsn = wal_position(&src, op, source).await?;
                 let _ = src.batch_execute("ROLLBACK").await;
-                let reached = replayed(&src, lsn, replay_wait, false, OP, source).await?;
+                let reached = replayed(&src, lsn, replay_wait, false, op, source).await?;
                 let sides =
-                    read_round(&src, &dst, &picked, Some(&suspects), (source, target)).await?;
+                    read_round(&src, &dst, &picked, Some(&suspects), (source, target), op).await?;
+                read += suspects.iter().map(|(_, k)| k.len() as i64).sum::<i64>();
+                pace(read).await;
                 for (((n, keys), a2), (on_target, b2)) in suspects.iter().zip(again_a).zip(sides) {
                     let t = &mut tables[*n];
                     for k in keys {
@@ -897,15 +978,12 @@ impl LiveValidate {
                             on_target.get(k),
                         ) {
                             (Seen::Differs, None) => {
-                                t.truncated |= push_capped(
-                                    &mut t.missing_on_target,
-                                    vec![k.clone()],
-                                    opts.max_keys,
-                                )
+                                t.truncated |=
+                                    push_capped(&mut t.missing_on_target, vec![k.clone()], max_keys)
                             }
                             (Seen::Differs, Some(_)) => {
                                 t.truncated |=
-                                    push_capped(&mut t.different, vec![k.clone()], opts.max_keys)
+                                    push_capped(&mut t.different, vec![k.clone()], max_keys)
                             }
                             (Seen::Unsettled, _) => t.unsettled += 1,
                             (Seen::Equal, _) => {}
@@ -916,11 +994,80 @@ impl LiveValidate {
             report.tables.extend(tables);
         }
         if let Some(src0) = databases.first() {
-            let src = open(pool, source, src0, OP, st).await?;
-            report.positions = positions(&src, OP, source).await?;
+            let src = open(pool, source, src0, op, st).await?;
+            report.positions = positions(&src, op, source).await?;
         }
         report.tables.sort_by(|a, b| a.table.cmp(&b.table));
+        report.source_rows_read = read;
+        report.elapsed_ms = started.elapsed().as_millis() as i64;
         Ok(report.finish())
+    }
+}
+
+/// How a sample picks its rows: `Fraction(f, max_rows)` — `sample`'s row-level Bernoulli
+/// sample (every page read); `Rows(rows, rows_per_second)` — the audit's page sample of a
+/// table's share of `rows` (only the sampled pages read), paced.
+#[derive(Debug, Clone, Copy)]
+enum How {
+    Fraction(f64, i64),
+    Rows(i64, i64),
+}
+
+impl How {
+    fn op(self) -> &'static str {
+        match self {
+            How::Fraction(..) => "sample",
+            How::Rows(..) => "audit",
+        }
+    }
+
+    fn budget(self) -> i64 {
+        match self {
+            How::Fraction(..) => 0,
+            How::Rows(_, rps) => rps,
+        }
+    }
+
+    /// Round A's query for `t` (key text, `md5(row::text)`, `xmin`) given its `share` of an
+    /// audit round; the LIMIT when reading fewer rows than it means the table was read whole.
+    fn round_a(self, t: &TableInfo, share: Option<i64>) -> (String, Option<i64>) {
+        let cols = format!("{}, md5({ROW}), _gw.xmin::text", key_text(t));
+        match self {
+            How::Fraction(fraction, max_rows) => {
+                let percent = (fraction * 100.0).clamp(0.0, 100.0);
+                let sql = format!(
+                    "SELECT {cols} FROM {} _gw TABLESAMPLE BERNOULLI ({percent}) LIMIT {max_rows}",
+                    t.sql_name()
+                );
+                (sql, None)
+            }
+            How::Rows(..) => {
+                let want = share.unwrap_or(1).max(1);
+                // SYSTEM reads only the sampled pages: the load follows the sample's size, not
+                // the table's (BERNOULLI reads every page). Its percent is of pages, so of rows
+                // on average; a table of unknown size (never analysed) or no bigger than its
+                // share is read from the start up to the share.
+                let from = if t.reltuples > want {
+                    let percent = (want as f64 * 100.0 / t.reltuples as f64).clamp(0.0001, 100.0);
+                    format!("{} _gw TABLESAMPLE SYSTEM ({percent:.4})", t.sql_name())
+                } else {
+                    format!("{} _gw", t.sql_name())
+                };
+                (
+                    format!("SELECT {cols} FROM {from} LIMIT {want}"),
+                    Some(want),
+                )
+            }
+        }
+    }
+
+    fn method(self, t: &TableInfo, whole: bool) -> String {
+        match self {
+            How::Fraction(..) => "sampled".into(),
+            How::Rows(..) if whole => "sampled whole".into(),
+            How::Rows(..) if t.reltuples > 0 => "sampled pages".into(),
+            How::Rows(..) => "first rows (size unknown: never analysed)".into(),
+        }
     }
 }
 
@@ -1040,8 +1187,8 @@ async fn read_round(
     picked: &[Picked],
     only: Option<&[(usize, Vec<String>)]>,
     (source, target): (&str, &str),
+    op: &str,
 ) -> Result<Sides, PrimitiveError> {
-    const OP: &str = "sample";
     let todo: Vec<(&TableInfo, Vec<String>)> = match only {
         Some(s) => s
             .iter()
@@ -1052,10 +1199,10 @@ async fn read_round(
             .map(|(_, t, rows)| (t, rows.iter().map(|r| r.0.clone()).collect()))
             .collect(),
     };
-    begin_snapshot(dst, OP, target).await?;
+    begin_snapshot(dst, op, target).await?;
     let mut on_target = Vec::new();
     for (t, keys) in &todo {
-        match by_keys(dst, t, keys, OP, target).await {
+        match by_keys(dst, t, keys, op, target).await {
             Ok(m) => on_target.push(m),
             Err(e) => {
                 let _ = dst.batch_execute("ROLLBACK").await;
@@ -1064,10 +1211,10 @@ async fn read_round(
         }
     }
     let _ = dst.batch_execute("ROLLBACK").await;
-    begin_snapshot(src, OP, source).await?;
+    begin_snapshot(src, op, source).await?;
     let mut again = Vec::new();
     for (t, keys) in &todo {
-        match by_keys(src, t, keys, OP, source).await {
+        match by_keys(src, t, keys, op, source).await {
             Ok(m) => again.push(m),
             Err(e) => {
                 let _ = src.batch_execute("ROLLBACK").await;
@@ -1193,6 +1340,38 @@ impl Validate for LiveValidate {
         )
     }
 
+    fn audit(
+        &self,
+        cx: &Call<'_>,
+        source: &str,
+        target: &str,
+        opts: &AuditOptions,
+    ) -> Result<SampleReport, PrimitiveError> {
+        let st = cx.budget(VALIDATE_CALL_LIMIT);
+        self.pool.run(
+            cx,
+            source,
+            VALIDATE_CALL_LIMIT,
+            self.audit_async(source, target, opts, st),
+        )
+    }
+
+    fn queries(
+        &self,
+        cx: &Call<'_>,
+        source: &str,
+        target: &str,
+        opts: &QueryCheckOptions,
+    ) -> Result<QueryReport, PrimitiveError> {
+        let st = cx.budget(VALIDATE_CALL_LIMIT);
+        self.pool.run(
+            cx,
+            source,
+            VALIDATE_CALL_LIMIT,
+            self.queries_async(source, target, opts, st),
+        )
+    }
+
     fn prepass(
         &self,
         cx: &Call<'_>,
@@ -1249,4 +1428,265 @@ impl Validate for LiveValidate {
             self.end_tracking_async(source, st),
         )
     }
+}
+
+/// The query check (docs/validate.md, "The query check").
+impl LiveValidate {
+    async fn queries_async(
+        &self,
+        source: &str,
+        target: &str,
+        opts: &QueryCheckOptions,
+        st: Duration,
+    ) -> Result<QueryReport, PrimitiveError> {
+        const OP: &str = "queries";
+        let started = std::time::Instant::now();
+        let pool = &self.pool;
+        let databases = pool.databases(source, OP, st).await.map_err(|mut e| {
+            e.area = A.into();
+            e
+        })?;
+        let Some(first) = databases.first() else {
+            return Ok(QueryReport::unavailable(
+                source,
+                target,
+                "the source has no database".into(),
+            )
+            .finish());
+        };
+        let stats = open(pool, source, first, OP, st).await?;
+        // Candidates: more than `top`, as some turn out not to be plain reads or godwit's own.
+        let rows = match stats
+            .query(
+                "SELECT s.queryid::text, d.datname::text, s.query, s.calls, s.mean_exec_time \
+                 FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid \
+                 JOIN pg_roles r ON r.oid = s.userid \
+                 WHERE NOT r.rolsuper AND r.rolname <> current_user \
+                   AND s.query ~* '^\\s*(select|with)\\M' \
+                   AND s.query !~* '(pg_catalog|pg_stat|information_schema|pg_replication|pg_current_wal|pg_last_wal|pg_logical|godwit|txid_current|pg_is_in_recovery|pg_settings)' \
+                 ORDER BY s.total_exec_time DESC LIMIT $1",
+                &[&((opts.top * 4).max(1) as i64)],
+            )
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                let why = match e.as_db_error() {
+                    Some(db) if db.code() == &tokio_postgres::error::SqlState::UNDEFINED_TABLE => {
+                        "pg_stat_statements is not installed in the source's first database: CREATE EXTENSION pg_stat_statements (RDS preloads its library; PostgreSQL needs shared_preload_libraries = 'pg_stat_statements')".to_string()
+                    }
+                    Some(db) => format!("pg_stat_statements cannot be read: {}", db.message()),
+                    None => crate::pg::live::error_text(&e),
+                };
+                return Ok(QueryReport::unavailable(source, target, why).finish());
+            }
+        };
+        let mut report = QueryReport {
+            available: true,
+            source: source.into(),
+            target: target.into(),
+            max_ratio: opts.max_ratio,
+            ..QueryReport::default()
+        };
+        let budget = Duration::from_millis(opts.budget_ms.max(0) as u64);
+        let mut conns: HashMap<String, (Arc<Client>, Arc<Client>)> = HashMap::new();
+        for r in rows {
+            if report.statements.len() >= opts.top {
+                break;
+            }
+            let query: String = r.get(2);
+            if !read_only(&query) {
+                continue;
+            }
+            let database: String = r.get(1);
+            let mut check = QueryCheck {
+                queryid: r.get(0),
+                database: database.clone(),
+                query: query.chars().take(300).collect(),
+                calls: r.get(3),
+                stats_mean_ms: r.get(4),
+                ..QueryCheck::default()
+            };
+            if started.elapsed() >= budget {
+                check.verdict = "skipped".into();
+                check.why = format!("the check's budget ({} ms) ran out", opts.budget_ms);
+                report.statements.push(check);
+                continue;
+            }
+            if !databases.contains(&database) {
+                check.verdict = "skipped".into();
+                check.why = format!("database {database} is not one godwit connects to");
+                report.statements.push(check);
+                continue;
+            }
+            if !conns.contains_key(&database) {
+                let src = open(pool, source, &database, OP, st).await?;
+                let dst = open(pool, target, &database, OP, st).await?;
+                conns.insert(database.clone(), (src, dst));
+            }
+            let (src, dst) = conns[&database].clone();
+            check_statement(&src, &dst, &query, opts, &mut check).await;
+            report.statements.push(check);
+        }
+        report.elapsed_ms = started.elapsed().as_millis() as i64;
+        Ok(report.finish())
+    }
+}
+
+/// Run `query` on both sides (`opts.runs` timed runs after one untimed) and judge it into
+/// `check`. Parameters are sampled on the source; each side runs `EXPLAIN (ANALYZE)` of the
+/// prepared statement in a read-only transaction under `statement_timeout`.
+async fn check_statement(
+    src: &Client,
+    dst: &Client,
+    query: &str,
+    opts: &QueryCheckOptions,
+    check: &mut QueryCheck,
+) {
+    let timeout = format!(
+        "SET statement_timeout = {}; SET idle_in_transaction_session_timeout = {}",
+        opts.statement_timeout_ms.max(1),
+        opts.statement_timeout_ms.max(1) * 4
+    );
+    let _ = src.batch_execute(&timeout).await;
+    let _ = dst.batch_execute(&timeout).await;
+    // Parameter types from the source's prepared form; values sampled from the columns they
+    // are compared with.
+    let params = match src.prepare(query).await {
+        Ok(stmt) => stmt.params().to_vec(),
+        Err(e) => {
+            check.verdict = "skipped".into();
+            check.why = format!(
+                "does not prepare on the source: {}",
+                crate::pg::live::error_text(&e)
+            );
+            return;
+        }
+    };
+    let (columns, clauses) = parameter_columns(query);
+    let tables = tables_of(query);
+    let mut values = Vec::new();
+    for (i, ty) in params.iter().enumerate() {
+        let n = i + 1;
+        let (value, how) = if let Some((_, clause)) = clauses.iter().find(|(p, _)| *p == n) {
+            let v = if *clause == "LIMIT" { "10" } else { "0" };
+            (Some(v.to_string()), clause.to_string())
+        } else if let Some((_, col)) = columns.iter().find(|(p, _)| *p == n) {
+            match sample_value(src, &tables, col).await {
+                Some((v, t)) => (Some(v), format!("a sampled {t}.{col}")),
+                None => (None, format!("no value of {col} found in {tables:?}")),
+            }
+        } else {
+            (None, "compared with no column".to_string())
+        };
+        let shown = value.clone().unwrap_or_else(|| "NULL".into());
+        check.parameters.push(format!("${n} = {shown} ({how})"));
+        values.push(match value {
+            Some(v) => format!("{}::{}", quote_literal(&v), ty.name()),
+            None => format!("NULL::{}", ty.name()),
+        });
+    }
+    let explain = format!(
+        "EXPLAIN (ANALYZE, FORMAT JSON) {}",
+        substitute(query, &values)
+    );
+    let source = time_runs(src, &explain, opts.runs).await;
+    let source_ms = match source {
+        Ok(ms) => ms,
+        Err(e) => {
+            check.verdict = "skipped".into();
+            check.why = format!("fails on the source in a read-only transaction: {e}");
+            return;
+        }
+    };
+    check.source_ms = Some(source_ms);
+    match time_runs(dst, &explain, opts.runs).await {
+        Err(e) => {
+            check.verdict = "error-on-target".into();
+            check.why = e;
+        }
+        Ok(target_ms) => {
+            check.target_ms = Some(target_ms);
+            // Sub-millisecond statements: a floor keeps noise from making ratios.
+            let ratio = target_ms.max(0.05) / source_ms.max(0.05);
+            check.ratio = Some(ratio);
+            if ratio > opts.max_ratio {
+                check.verdict = "regression".into();
+                check.why = format!(
+                    "{target_ms:.2} ms on the target, {source_ms:.2} ms on the source ({ratio:.2}x > {}x)",
+                    opts.max_ratio
+                );
+            } else {
+                check.verdict = "ok".into();
+                check.why =
+                    format!("{target_ms:.2} ms on the target, {source_ms:.2} ms on the source");
+            }
+        }
+    }
+}
+
+/// `query` with `$n` replaced by `values[n - 1]` (outside string literals), from the highest
+/// number down so `$1` never eats the start of `$10`.
+fn substitute(query: &str, values: &[String]) -> String {
+    let mut out = query.to_string();
+    for (i, v) in values.iter().enumerate().rev() {
+        out = out.replace(&format!("${}", i + 1), v);
+    }
+    out
+}
+
+fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// A value of `col` from the first of `tables` that has it: a random one (a page sample), else
+/// the first.
+async fn sample_value(c: &Client, tables: &[String], col: &str) -> Option<(String, String)> {
+    for t in tables {
+        let from = t.split('.').map(quote_ident).collect::<Vec<_>>().join(".");
+        for sql in [
+            format!(
+                "SELECT {c}::text FROM {from} TABLESAMPLE SYSTEM (1) WHERE {c} IS NOT NULL LIMIT 1",
+                c = quote_ident(col)
+            ),
+            format!(
+                "SELECT {c}::text FROM {from} WHERE {c} IS NOT NULL LIMIT 1",
+                c = quote_ident(col)
+            ),
+        ] {
+            if let Ok(Some(row)) = c.query_opt(&sql, &[]).await {
+                return Some((row.get(0), t.clone()));
+            }
+        }
+    }
+    None
+}
+
+/// The median server-side execution time (ms) of `runs` timed runs of `explain` (after one
+/// untimed), each in a read-only transaction rolled back; the first error's text otherwise.
+async fn time_runs(c: &Client, explain: &str, runs: usize) -> Result<f64, String> {
+    let mut times = Vec::new();
+    for i in 0..=runs.max(1) {
+        c.batch_execute("BEGIN READ ONLY")
+            .await
+            .map_err(|e| crate::pg::live::error_text(&e))?;
+        // The simple protocol: the plan comes back as text (its column is `json`).
+        let out = c.simple_query(explain).await;
+        let _ = c.batch_execute("ROLLBACK").await;
+        let text = out
+            .map_err(|e| crate::pg::live::error_text(&e))?
+            .into_iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                _ => None,
+            })
+            .ok_or("EXPLAIN returned no plan")?;
+        let plan: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let ms = plan[0]["Execution Time"].as_f64().unwrap_or(0.0)
+            + plan[0]["Planning Time"].as_f64().unwrap_or(0.0);
+        if i > 0 {
+            times.push(ms);
+        }
+    }
+    median_ms(times).ok_or_else(|| "no run".into())
 }

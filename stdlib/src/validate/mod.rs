@@ -16,6 +16,8 @@
 pub mod decoding;
 pub mod live;
 pub mod passes;
+pub mod queries;
+pub use queries::{QueryCheck, QueryCheckOptions, QueryReport};
 pub mod rhai;
 pub mod sim;
 
@@ -355,6 +357,12 @@ pub struct SampleTable {
     #[serde(default)]
     pub unsettled: i64,
     pub truncated: bool,
+    /// The source's row estimate (`pg_class.reltuples`; 0: unknown or empty).
+    #[serde(default)]
+    pub estimated_rows: i64,
+    /// Every row of the table was sampled (read whole).
+    #[serde(default)]
+    pub whole: bool,
 }
 
 /// The result of `sample`.
@@ -377,6 +385,11 @@ pub struct SampleReport {
     #[serde(default)]
     pub unsettled: i64,
     pub tables: Vec<SampleTable>,
+    /// Source rows the call read (the sample and its re-reads) and the time it took.
+    #[serde(default)]
+    pub source_rows_read: i64,
+    #[serde(default)]
+    pub elapsed_ms: i64,
     pub summary: String,
 }
 
@@ -395,6 +408,8 @@ impl SampleReport {
             may_be_lag: false,
             unsettled: 0,
             tables: Vec::new(),
+            source_rows_read: 0,
+            elapsed_ms: 0,
             summary: String::new(),
         }
     }
@@ -454,6 +469,214 @@ impl SampleReport {
             )
         };
         self
+    }
+}
+
+/// What one round of the continuous audit (`audit`) reads, and how hard it may load the
+/// source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditOptions {
+    /// `schema.table` names (`database:schema.table` outside the first database); empty: all.
+    pub tables: Vec<String>,
+    /// Rows sampled in one round, in all tables: shared in proportion to their size, each
+    /// table at least `min(its rows, 100)` so a small table is audited whole.
+    pub rows: i64,
+    /// The cap on the source rows the round reads per second (the sample and its re-read):
+    /// the round waits between reads to stay under it. 0: no cap.
+    pub rows_per_second: i64,
+    pub max_keys: usize,
+}
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        AuditOptions {
+            tables: Vec::new(),
+            rows: 20_000,
+            rows_per_second: 1_000,
+            max_keys: 100,
+        }
+    }
+}
+
+/// A table's share of an audit round: its estimated rows and the rows to sample.
+pub fn audit_shares(estimates: &[i64], rows: i64) -> Vec<i64> {
+    let total: i64 = estimates.iter().map(|e| (*e).max(0)).sum();
+    let floor = if estimates.is_empty() {
+        0
+    } else {
+        (rows / estimates.len() as i64).clamp(1, 100)
+    };
+    estimates
+        .iter()
+        .map(|e| {
+            let e = (*e).max(0);
+            let share = if total > 0 {
+                (rows as f64 * e as f64 / total as f64).ceil() as i64
+            } else {
+                0
+            };
+            // A table of unknown size (never analysed: 0) still gets its floor.
+            share.max(if e == 0 { floor } else { e.min(floor) })
+        })
+        .collect()
+}
+
+/// One table in the audit's accumulated evidence.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuditTable {
+    pub table: String,
+    /// `sampled`, `no-primary-key` (not audited), or how the last round read it.
+    pub method: String,
+    /// The source's row estimate at the last round (`pg_class.reltuples`; 0: unknown).
+    pub estimated_rows: i64,
+    /// Rows proven equal or different, all rounds.
+    pub compared: i64,
+    pub unsettled: i64,
+    /// The expected share of the table's rows sampled at least once: `1 - Π(1 - fᵢ)` over the
+    /// rounds, `fᵢ` the share round `i` sampled (1: every row, or a table read whole).
+    pub coverage: f64,
+    pub missing_on_target: Vec<String>,
+    pub different: Vec<String>,
+    pub truncated: bool,
+}
+
+/// The continuous audit's accumulated evidence (`validate::audit`): every round so far.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuditReport {
+    /// No round found a row missing or different.
+    pub equal: bool,
+    pub source: String,
+    pub target: String,
+    pub rounds: i64,
+    /// Rows proven equal or different in all rounds.
+    pub compared: i64,
+    /// Rows changing on the source, or not yet replayed, when read: nothing proven.
+    pub unsettled: i64,
+    pub mismatches: i64,
+    /// Source rows read by all rounds (the sample and its re-reads), and the time the rounds
+    /// took: the audit's load on the source, measured.
+    pub source_rows_read: i64,
+    pub elapsed_ms: i64,
+    pub rows_per_second: f64,
+    pub budget_rows_per_second: i64,
+    /// The last round's positions.
+    pub positions: Positions,
+    pub tables: Vec<AuditTable>,
+    /// The last round's summary.
+    pub last: String,
+    pub summary: String,
+}
+
+impl AuditReport {
+    /// `prior` (none before the first round) with `round`, sampled under `opts`, added.
+    pub fn absorb(prior: Option<AuditReport>, round: &SampleReport, opts: &AuditOptions) -> Self {
+        let mut a = prior.unwrap_or_else(|| AuditReport {
+            source: round.source.clone(),
+            target: round.target.clone(),
+            ..AuditReport::default()
+        });
+        a.rounds += 1;
+        a.source_rows_read += round.source_rows_read;
+        a.elapsed_ms += round.elapsed_ms;
+        a.budget_rows_per_second = opts.rows_per_second;
+        a.positions = round.positions.clone();
+        for r in &round.tables {
+            let i = match a.tables.iter().position(|t| t.table == r.table) {
+                Some(i) => i,
+                None => {
+                    a.tables.push(AuditTable {
+                        table: r.table.clone(),
+                        ..AuditTable::default()
+                    });
+                    a.tables.len() - 1
+                }
+            };
+            let t = &mut a.tables[i];
+            t.method = r.method.clone();
+            t.estimated_rows = r.estimated_rows;
+            let settled = r.sampled - r.unsettled;
+            t.compared += settled;
+            t.unsettled += r.unsettled;
+            let share = if r.whole {
+                1.0
+            } else if r.estimated_rows > 0 {
+                (settled.max(0) as f64 / r.estimated_rows as f64).min(1.0)
+            } else {
+                0.0
+            };
+            t.coverage = 1.0 - (1.0 - t.coverage) * (1.0 - share);
+            for k in &r.missing_on_target {
+                if !t.missing_on_target.contains(k) {
+                    t.truncated |=
+                        push_capped(&mut t.missing_on_target, vec![k.clone()], opts.max_keys);
+                }
+            }
+            for k in &r.different {
+                if !t.different.contains(k) {
+                    t.truncated |= push_capped(&mut t.different, vec![k.clone()], opts.max_keys);
+                }
+            }
+            t.truncated |= r.truncated;
+        }
+        a.tables.sort_by(|x, y| x.table.cmp(&y.table));
+        a.compared = a.tables.iter().map(|t| t.compared).sum();
+        a.unsettled = a.tables.iter().map(|t| t.unsettled).sum();
+        a.mismatches = a
+            .tables
+            .iter()
+            .map(|t| (t.missing_on_target.len() + t.different.len()) as i64)
+            .sum();
+        a.equal = a.mismatches == 0;
+        a.rows_per_second = a.source_rows_read as f64 * 1000.0 / a.elapsed_ms.max(1) as f64;
+        a.last = round.summary.clone();
+        let audited: Vec<&AuditTable> = a
+            .tables
+            .iter()
+            .filter(|t| t.method != "no-primary-key")
+            .collect();
+        let least = audited
+            .iter()
+            .min_by(|x, y| x.coverage.total_cmp(&y.coverage))
+            .map(|t| format!("; least covered {} {:.2} %", t.table, t.coverage * 100.0))
+            .unwrap_or_default();
+        let unkeyed = a.tables.len() - audited.len();
+        let head = format!(
+            "{} rounds: {} rows compared in {} tables{least}{}, {} unsettled; source read {} rows at {:.0} rows/s (cap {})",
+            a.rounds,
+            a.compared,
+            audited.len(),
+            if unkeyed > 0 {
+                format!(" ({unkeyed} without primary key not audited)")
+            } else {
+                String::new()
+            },
+            a.unsettled,
+            a.source_rows_read,
+            a.rows_per_second,
+            if a.budget_rows_per_second > 0 {
+                format!("{} rows/s", a.budget_rows_per_second)
+            } else {
+                "none".into()
+            },
+        );
+        a.summary = if a.equal {
+            format!("audit equal — {head}")
+        } else {
+            let bad: Vec<String> = a
+                .tables
+                .iter()
+                .filter(|t| !t.missing_on_target.is_empty() || !t.different.is_empty())
+                .map(|t| {
+                    format!(
+                        "{}: {}",
+                        t.table,
+                        difference_kinds(&t.missing_on_target, &[], &t.different).join(", ")
+                    )
+                })
+                .collect();
+            format!("audit DIFFERENT — {}; {head}", bad.join("; "))
+        };
+        a
     }
 }
 
@@ -676,6 +899,26 @@ pub trait Validate: Send + Sync {
         fraction: f64,
         opts: &SampleOptions,
     ) -> Result<SampleReport, PrimitiveError>;
+    /// One round of the continuous audit (docs/validate.md, "The audit"): a sample like
+    /// `sample`'s, sized by `opts.rows` instead of a fraction, read a page sample at a time,
+    /// and paced under `opts.rows_per_second`.
+    fn audit(
+        &self,
+        cx: &Call<'_>,
+        source: &str,
+        target: &str,
+        opts: &AuditOptions,
+    ) -> Result<SampleReport, PrimitiveError>;
+    /// The query check (docs/validate.md, "The query check"): the source's heaviest
+    /// read-only statements (`pg_stat_statements`) run on both sides in read-only
+    /// transactions; errors on the target and latency ratios.
+    fn queries(
+        &self,
+        cx: &Call<'_>,
+        source: &str,
+        target: &str,
+        opts: &QueryCheckOptions,
+    ) -> Result<QueryReport, PrimitiveError>;
     /// The pre-fence pass (docs/validate.md, "Two passes"): every table compared while
     /// replication runs, and change tracking started for the fence pass.
     fn prepass(
@@ -753,6 +996,24 @@ impl Validate for NoAccess {
         _: &SampleOptions,
     ) -> Result<SampleReport, PrimitiveError> {
         Err(self.refuse("sample"))
+    }
+    fn audit(
+        &self,
+        _cx: &Call<'_>,
+        _: &str,
+        _: &str,
+        _: &AuditOptions,
+    ) -> Result<SampleReport, PrimitiveError> {
+        Err(self.refuse("audit"))
+    }
+    fn queries(
+        &self,
+        _cx: &Call<'_>,
+        _: &str,
+        _: &str,
+        _: &QueryCheckOptions,
+    ) -> Result<QueryReport, PrimitiveError> {
+        Err(self.refuse("queries"))
     }
     fn prepass(
         &self,
@@ -879,6 +1140,102 @@ mod tests {
             hash: hash.into(),
             count: 1,
         }
+    }
+
+    #[test]
+    fn an_audit_round_is_shared_by_size_with_small_tables_whole() {
+        // 20,000 rows over a 1,000,000-row table, a 50-row one and one never analysed (0).
+        let shares = audit_shares(&[1_000_000, 50, 0], 20_000);
+        // By size (rounded up); the 50-row table whole (the floor of 100, capped by its size);
+        // the one of unknown size its floor.
+        assert_eq!(shares, vec![20_000, 50, 100]);
+        // Few rows per round: the floor shrinks with them, never below 1.
+        assert_eq!(audit_shares(&[10, 10, 10], 2), vec![1, 1, 1]);
+        assert!(audit_shares(&[], 100).is_empty());
+    }
+
+    fn round(tables: Vec<SampleTable>, read: i64, ms: i64) -> SampleReport {
+        SampleReport {
+            tables,
+            source_rows_read: read,
+            elapsed_ms: ms,
+            ..SampleReport::new("src", "dst", 0.0)
+        }
+        .finish()
+    }
+
+    #[test]
+    fn the_audit_accumulates_rounds_coverage_and_proven_keys() {
+        let opts = AuditOptions::default();
+        let big = |sampled, unsettled, different: Vec<&str>| SampleTable {
+            table: "public.orders".into(),
+            method: "sampled pages".into(),
+            sampled,
+            unsettled,
+            estimated_rows: 1000,
+            different: different.into_iter().map(String::from).collect(),
+            ..SampleTable::default()
+        };
+        let small = SampleTable {
+            table: "public.kinds".into(),
+            method: "sampled whole".into(),
+            sampled: 7,
+            estimated_rows: 7,
+            whole: true,
+            ..SampleTable::default()
+        };
+        let a = AuditReport::absorb(
+            None,
+            &round(vec![big(100, 0, vec![]), small.clone()], 214, 107),
+            &opts,
+        );
+        assert!(a.equal && a.rounds == 1 && a.compared == 107, "{a:?}");
+        let orders = |a: &AuditReport| {
+            a.tables
+                .iter()
+                .find(|t| t.table == "public.orders")
+                .cloned()
+                .unwrap()
+        };
+        assert!((orders(&a).coverage - 0.1).abs() < 1e-9, "{a:?}");
+        // Unsettled rows prove nothing: only the 100 settled of round 2 count for coverage.
+        let a = AuditReport::absorb(
+            Some(a),
+            &round(vec![big(150, 50, vec![]), small.clone()], 314, 157),
+            &opts,
+        );
+        assert!(
+            (orders(&a).coverage - (1.0 - 0.9 * 0.9)).abs() < 1e-9,
+            "{a:?}"
+        );
+        assert_eq!((a.compared, a.unsettled, a.rounds), (214, 50, 2));
+        let kinds = a.tables.iter().find(|t| t.table == "public.kinds").unwrap();
+        assert_eq!(kinds.coverage, 1.0);
+        // The measured rate is over all rounds: 528 rows in 264 ms.
+        assert!(
+            (a.rows_per_second - 2000.0).abs() < 1e-6,
+            "{}",
+            a.rows_per_second
+        );
+        // A key proven in a round stays, once, and makes the audit different.
+        let a = AuditReport::absorb(
+            Some(a),
+            &round(vec![big(100, 0, vec!["17"])], 200, 100),
+            &opts,
+        );
+        let a = AuditReport::absorb(
+            Some(a),
+            &round(vec![big(100, 0, vec!["17"])], 200, 100),
+            &opts,
+        );
+        assert!(!a.equal && a.mismatches == 1, "{a:?}");
+        assert!(
+            a.summary
+                .starts_with("audit DIFFERENT — public.orders: different [17]"),
+            "{}",
+            a.summary
+        );
+        assert!(a.summary.contains("4 rounds"), "{}", a.summary);
     }
 
     #[test]

@@ -69,6 +69,72 @@ fn sample_options(map: Map) -> Result<SampleOptions, PrimitiveError> {
     })
 }
 
+fn audit_options(map: Map) -> Result<AuditOptions, PrimitiveError> {
+    let o = Opts::new(
+        A,
+        "audit",
+        map,
+        &["tables", "rows", "rows_per_second", "max_keys"],
+    )?;
+    let d = AuditOptions::default();
+    Ok(AuditOptions {
+        tables: o.strings("tables")?.unwrap_or(d.tables),
+        rows: o.int("rows", 1)?.unwrap_or(d.rows),
+        rows_per_second: o.int("rows_per_second", 0)?.unwrap_or(d.rows_per_second),
+        max_keys: o.int("max_keys", 1)?.map_or(d.max_keys, |n| n as usize),
+    })
+}
+
+fn query_options(map: Map) -> Result<QueryCheckOptions, PrimitiveError> {
+    let o = Opts::new(
+        A,
+        "queries",
+        map,
+        &["top", "statement_timeout", "budget", "runs", "max_ratio"],
+    )?;
+    let d = QueryCheckOptions::default();
+    let ms = |key: &str, default: i64| -> Result<i64, PrimitiveError> {
+        Ok(o.duration(key)?
+            .map_or(default, |v| v.as_millis().min(i64::MAX as u128) as i64))
+    };
+    let max_ratio = o.float("max_ratio")?.unwrap_or(d.max_ratio);
+    if !(max_ratio.is_finite() && max_ratio >= 1.0) {
+        return Err(PrimitiveError::invalid(
+            A,
+            "queries",
+            format!("options.max_ratio {max_ratio} is not a ratio >= 1"),
+            "e.g. max_ratio: 2.0 flags a statement twice as slow on the target",
+        ));
+    }
+    Ok(QueryCheckOptions {
+        top: o.int("top", 1)?.map_or(d.top, |n| n as usize),
+        statement_timeout_ms: ms("statement_timeout", d.statement_timeout_ms)?,
+        budget_ms: ms("budget", d.budget_ms)?,
+        runs: o.int("runs", 1)?.map_or(d.runs, |n| n as usize),
+        max_ratio,
+    })
+}
+
+/// The audit's evidence so far back from Rhai: `()` before the first round.
+fn audit_of(prior: Dynamic) -> Result<Option<AuditReport>, PrimitiveError> {
+    if prior.is_unit() {
+        return Ok(None);
+    }
+    let bad = |e: String| {
+        PrimitiveError::invalid(
+            A,
+            "audit",
+            format!("prior is not an audit report: {e}"),
+            "pass () for the first round, then what the previous round returned",
+        )
+    };
+    let v: serde_json::Value =
+        ::rhai::serde::from_dynamic(&prior).map_err(|e| bad(e.to_string()))?;
+    serde_json::from_value(v)
+        .map(Some)
+        .map_err(|e| bad(e.to_string()))
+}
+
 fn prepass_options(map: Map) -> Result<PrepassOptions, PrimitiveError> {
     let o = Opts::new(
         A,
@@ -339,6 +405,126 @@ mod validate_module {
         options: Map,
     ) -> RhaiResult<Map> {
         sample_call(&ctx, source, target, fraction, options)
+    }
+
+    /// One round of the continuous audit while replication runs (docs/validate.md, "The
+    /// audit"), added to the evidence of the rounds before (`prior`). Each round samples
+    /// `rows` rows in all — shared among the tables by size, a small table read whole — with
+    /// `TABLESAMPLE SYSTEM`, so the source reads only the sampled pages; compares them like
+    /// `sample` (the target read once it replayed past the sample's position, the source
+    /// re-read: only **proven** differences count, a changing or not yet replayed row is
+    /// `unsettled`); and paces its source reads under `rows_per_second`. The evidence
+    /// accumulates: rows compared, differences with their keys, each table's coverage (the
+    /// expected share of its rows sampled at least once), and the source rows read per second
+    /// measured over the rounds.
+    ///
+    /// # Parameters
+    /// * `source` — the source instance.
+    /// * `target` — its Aurora replica.
+    /// * `prior` — `()` for the first round, then the previous round's result.
+    /// * `options` — `#{ tables, rows, rows_per_second, max_keys }`: tables (default all),
+    ///   rows per round (20000), the source read cap (1000 rows/s; 0: none), keys reported per
+    ///   table and kind (100).
+    ///
+    /// # Returns
+    /// `#{ equal, source, target, rounds, compared, unsettled, mismatches, source_rows_read,
+    /// elapsed_ms, rows_per_second, budget_rows_per_second, positions, tables: [#{ table,
+    /// method, estimated_rows, compared, unsettled, coverage, missing_on_target, different,
+    /// truncated }], last, summary }` — `equal`: no round proved a difference.
+    ///
+    /// # Errors
+    /// `Invalid` for an unknown option or table, or a `prior` that is not an audit's result;
+    /// `NotFound` for an endpoint that holds no copy of the source's tables; `Conflict` in a
+    /// world without database access (see `available`).
+    ///
+    /// # Example
+    /// ```rhai
+    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4", iam_auth: true });
+    /// rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
+    /// rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" });
+    /// let a = validate::audit("orders-db", "orders-aurora", (), #{ rows: 5000 });
+    /// a = validate::audit("orders-db", "orders-aurora", a, #{ rows: 5000 });
+    /// print(a.summary);
+    /// assert(a.rounds == 2 && a.compared > 0, a.summary);
+    /// assert(a.equal, `divergence: ${a.summary}`);
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn audit(
+        ctx: NativeCallContext,
+        source: &str,
+        target: &str,
+        prior: Dynamic,
+        options: Map,
+    ) -> RhaiResult<Map> {
+        let pos = ctx.call_position();
+        let opts = audit_options(options).map_err(|e| e.into_rhai_at(pos))?;
+        let prior = audit_of(prior).map_err(|e| e.into_rhai_at(pos))?;
+        let rounds = prior.as_ref().map_or(0, |p| p.rounds);
+        call(
+            &ctx,
+            A,
+            "audit",
+            &json!({ "source": source, "target": target, "rounds_before": rounds, "options": opts }),
+            |cx, w| {
+                let round = w.validate.audit(cx, source, target, &opts)?;
+                Ok(AuditReport::absorb(prior.clone(), &round, &opts))
+            },
+        )
+    }
+
+    /// The query check (docs/validate.md, "The query check"): the source's heaviest read-only
+    /// statements by total time (`pg_stat_statements`: `SELECT`/`WITH` that lock and write
+    /// nothing; godwit's own and catalog queries left out) run on both sides — each parameter
+    /// given a value sampled from the column it is compared with (`LIMIT $n`: 10), the same on
+    /// both — as `EXPLAIN (ANALYZE)` in a read-only transaction under `statement_timeout`, once
+    /// untimed and `runs` times timed. A statement that runs on the source and fails on the
+    /// target is `error-on-target` (incompatible); one whose median server-side time on the
+    /// target exceeds `max_ratio` times the source's is a `regression`; one that fails on the
+    /// source too (not a plain read after all) or past the budget is `skipped`. Without
+    /// `pg_stat_statements` nothing is checked and `available` is false, with the fix.
+    ///
+    /// # Parameters
+    /// * `source` — the source instance.
+    /// * `target` — its Aurora replica.
+    /// * `options` — `#{ top, statement_timeout, budget, runs, max_ratio }`: statements at most
+    ///   (10), each run's timeout (`"5s"`), the whole check's (`"1m"`), timed runs per side (3),
+    ///   the regression threshold (2.0).
+    ///
+    /// # Returns
+    /// `#{ compatible, available, why, source, target, checked, errors, regressions, skipped,
+    /// max_ratio, elapsed_ms, statements: [#{ queryid, database, query, calls, stats_mean_ms,
+    /// parameters, source_ms, target_ms, ratio, verdict, why }], summary }` — `compatible`: no
+    /// statement failed on the target only.
+    ///
+    /// # Errors
+    /// `Invalid` for an unknown option or a `max_ratio` below 1; `Conflict` in a world without
+    /// database access (see `available`).
+    ///
+    /// # Example
+    /// ```rhai
+    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4", iam_auth: true });
+    /// rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
+    /// rds::wait_until_cluster_available("orders-aurora", #{ timeout: "12h" });
+    /// let q = validate::queries("orders-db", "orders-aurora", #{ top: 5, max_ratio: 3.0 });
+    /// print(q.summary);
+    /// assert(q.available && q.checked > 0, q.summary);
+    /// assert(q.compatible, `statements fail on Aurora: ${q.summary}`);
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn queries(
+        ctx: NativeCallContext,
+        source: &str,
+        target: &str,
+        options: Map,
+    ) -> RhaiResult<Map> {
+        let opts = query_options(options).map_err(|e| e.into_rhai_at(ctx.call_position()))?;
+        call(
+            &ctx,
+            A,
+            "queries",
+            &json!({ "source": source, "target": target, "options": opts }),
+            |cx, w| w.validate.queries(cx, source, target, &opts),
+        )
     }
 
     /// The pre-fence pass of the two-pass validation (docs/validate.md, "Two passes"): every

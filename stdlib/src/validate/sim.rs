@@ -223,6 +223,104 @@ fn compare_table(name: &str, seed: u64, a: &Copy, b: &Copy, opts: &CompareOption
     rep
 }
 
+impl Sim {
+    /// `sample`'s model: key `k` of table `n` is in the sample when its hash (with `round`)
+    /// falls under `share(n, rows)`. Only the keys that can differ are looked at (the model
+    /// knows them); the count is the expected sample size. Also returns the comparison rate.
+    #[allow(clippy::too_many_arguments)]
+    fn sample_model(
+        &self,
+        cx: &Call<'_>,
+        op: &str,
+        (source, target): (&str, &str),
+        wanted: &[String],
+        max_keys: usize,
+        round: u64,
+        share: impl Fn(&str, i64) -> f64,
+    ) -> Result<(SampleReport, f64), PrimitiveError> {
+        let mut st = self.api(cx, A, op)?;
+        godwit_login(&mut st, A, op, source)?;
+        godwit_login(&mut st, A, op, target)?;
+        let a = copies(&st, op, source)?;
+        let b = copies(&st, op, target)?;
+        unknown_tables(op, source, wanted, &a)?;
+        let seed = st.sc.seed;
+        let positions = positions(&st, target);
+        // A streaming replica's missing rows are ones it has not replayed yet: the model's
+        // rows follow the application's bytes, not the LSN, so "replayed past the sample"
+        // cannot be told from them, and the live audit calls such rows unsettled. A copy that
+        // no longer follows the source (promoted) is static: a missing row is missing.
+        let streaming = st.stream.as_ref().is_some_and(|s| s.cluster_id == target);
+        let lagging = streaming || positions.lag_bytes.unwrap_or(0) > 0;
+        let mut tables: Vec<SampleTable> = a
+            .iter()
+            .zip(b.iter())
+            .filter(|((n, _), _)| wanted.is_empty() || wanted.contains(n))
+            .map(|((n, x), (_, y))| {
+                let f = share(n, x.rows);
+                let picked = |k: i64| {
+                    // `sample` (round 0) hashes as it always has: same seed, same sample.
+                    let h = if round == 0 {
+                        fnv(&[n.as_bytes(), &seed.to_le_bytes(), &k.to_le_bytes(), b"s"])
+                    } else {
+                        fnv(&[
+                            n.as_bytes(),
+                            &seed.to_le_bytes(),
+                            &k.to_le_bytes(),
+                            &round.to_le_bytes(),
+                            b"s",
+                        ])
+                    };
+                    (h as f64 / u64::MAX as f64) < f
+                };
+                let mut t = SampleTable {
+                    table: n.clone(),
+                    method: if op == "audit" && f >= 1.0 {
+                        "sampled whole"
+                    } else {
+                        "sampled"
+                    }
+                    .into(),
+                    sampled: (x.rows as f64 * f).round() as i64,
+                    estimated_rows: x.rows,
+                    whole: f >= 1.0,
+                    ..SampleTable::default()
+                };
+                // Rows a lagging replica has not replayed are unsettled, as the live audit
+                // has them once its wait for the replay runs out (their expected number: a
+                // stalled replica can be millions of rows behind); on a static copy a missing
+                // row is proven missing.
+                if lagging {
+                    t.unsettled += ((x.rows - y.rows).max(0) as f64 * f).round() as i64;
+                } else {
+                    let missing: Vec<String> = (y.rows + 1..=x.rows)
+                        .filter(|k| picked(*k))
+                        .map(|k| k.to_string())
+                        .collect();
+                    t.truncated |= push_capped(&mut t.missing_on_target, missing, max_keys);
+                }
+                let different: Vec<String> = y
+                    .diverged
+                    .iter()
+                    .filter(|k| **k <= x.rows && picked(**k))
+                    .map(|k| k.to_string())
+                    .collect();
+                t.truncated |= push_capped(&mut t.different, different, max_keys);
+                t
+            })
+            .collect();
+        tables.sort_by(|a, b| a.table.cmp(&b.table));
+        let rate = st.sc.godwit.compare_rows_per_second;
+        let report = SampleReport {
+            positions,
+            tables,
+            ..SampleReport::new(source, target, 0.0)
+        }
+        .finish();
+        Ok((report, rate))
+    }
+}
+
 impl Validate for Sim {
     fn available(&self, cx: &Call<'_>, db: &str) -> Result<Availability, PrimitiveError> {
         let st = self.api(cx, A, "available")?;
@@ -303,63 +401,185 @@ impl Validate for Sim {
         fraction: f64,
         opts: &SampleOptions,
     ) -> Result<SampleReport, PrimitiveError> {
-        let mut st = self.api(cx, A, "sample")?;
-        godwit_login(&mut st, A, "sample", source)?;
-        godwit_login(&mut st, A, "sample", target)?;
-        let a = copies(&st, "sample", source)?;
-        let b = copies(&st, "sample", target)?;
-        unknown_tables("sample", source, &opts.tables, &a)?;
-        let seed = st.sc.seed;
-        let positions = positions(&st, target);
-        let lagging = positions.lag_bytes.unwrap_or(0) > 0;
-        let mut tables: Vec<SampleTable> = a
+        let share = |_: &str, rows: i64| fraction.min(opts.max_rows as f64 / rows.max(1) as f64);
+        let (report, _) = self.sample_model(
+            cx,
+            "sample",
+            (source, target),
+            &opts.tables,
+            opts.max_keys,
+            0,
+            share,
+        )?;
+        Ok(SampleReport { fraction, ..report })
+    }
+
+    /// A round of the audit over the model: each table's share of `opts.rows`
+    /// ([`audit_shares`]), picked afresh each round (the virtual time is in the pick's hash),
+    /// read twice on the source, and charged at `opts.rows_per_second` (the pacing), or at the
+    /// comparison rate when uncapped.
+    fn audit(
+        &self,
+        cx: &Call<'_>,
+        source: &str,
+        target: &str,
+        opts: &AuditOptions,
+    ) -> Result<SampleReport, PrimitiveError> {
+        let sizes: Vec<(String, i64)> = {
+            let st = self.api(cx, A, "audit")?;
+            copies(&st, "audit", source)?
+                .into_iter()
+                .filter(|(n, _)| opts.tables.is_empty() || opts.tables.contains(n))
+                .map(|(n, c)| (n, c.rows))
+                .collect()
+        };
+        let estimates: Vec<i64> = sizes.iter().map(|(_, r)| *r).collect();
+        let shares: Vec<(String, i64)> = sizes
             .iter()
-            .zip(b.iter())
-            .filter(|((n, _), _)| opts.tables.is_empty() || opts.tables.contains(n))
-            .map(|((n, x), (_, y))| {
-                // Bernoulli sampling, capped at max_rows: key k is in the sample when its hash
-                // falls under the effective fraction. Only the keys that can differ are looked
-                // at (the model knows them); the count is the expected sample size.
-                let f = fraction.min(opts.max_rows as f64 / x.rows.max(1) as f64);
-                let picked = |k: i64| {
-                    let h = fnv(&[n.as_bytes(), &seed.to_le_bytes(), &k.to_le_bytes(), b"s"]);
-                    (h as f64 / u64::MAX as f64) < f
-                };
-                let mut t = SampleTable {
-                    table: n.clone(),
-                    method: "sampled".into(),
-                    sampled: (x.rows as f64 * f).round() as i64,
-                    ..SampleTable::default()
-                };
-                let missing: Vec<String> = (y.rows + 1..=x.rows)
-                    .filter(|k| picked(*k))
-                    .map(|k| k.to_string())
-                    .collect();
-                // Rows a lagging replica has not replayed are unsettled, as the live audit
-                // has them once its wait for the replay runs out; with the replica caught up
-                // a missing row is proven missing.
-                if lagging {
-                    t.unsettled += missing.len() as i64;
-                } else {
-                    t.truncated |= push_capped(&mut t.missing_on_target, missing, opts.max_keys);
-                }
-                let different: Vec<String> = y
-                    .diverged
-                    .iter()
-                    .filter(|k| **k <= x.rows && picked(**k))
-                    .map(|k| k.to_string())
-                    .collect();
-                t.truncated |= push_capped(&mut t.different, different, opts.max_keys);
-                t
-            })
+            .map(|(n, _)| n.clone())
+            .zip(audit_shares(&estimates, opts.rows.max(1)))
             .collect();
-        tables.sort_by(|a, b| a.table.cmp(&b.table));
-        Ok(SampleReport {
-            positions,
-            tables,
-            ..SampleReport::new(source, target, fraction)
-        }
-        .finish())
+        let f = |table: &str, rows: i64| {
+            let want = shares.iter().find(|(n, _)| n == table).map_or(0, |s| s.1);
+            (want as f64 / rows.max(1) as f64).min(1.0)
+        };
+        let round = cx.now_ms() as u64;
+        let (mut report, rate) = self.sample_model(
+            cx,
+            "audit",
+            (source, target),
+            &opts.tables,
+            opts.max_keys,
+            round,
+            f,
+        )?;
+        // Round A reads the sample, round B its keys again.
+        let read = 2 * report.sampled;
+        let per_second = if opts.rows_per_second > 0 {
+            (opts.rows_per_second as f64).min(rate)
+        } else {
+            rate
+        };
+        let cost = (read as f64 / per_second * 1000.0).round() as i64;
+        cx.sleep(std::time::Duration::from_millis(cost.max(0) as u64))?;
+        report.source_rows_read = read;
+        report.elapsed_ms = cost;
+        Ok(report.finish())
+    }
+    /// The query check over the model: the source's statements are a point read by key of
+    /// each table (`SELECT * FROM t WHERE id = $1`, calls in proportion to its rows, 0.3 ms)
+    /// and a range count of the hot one (`... WHERE id > $1`, 40 ms per million rows); the
+    /// target runs them as fast (Aurora's replica of the same data), and a `target-query-error`
+    /// fault makes the statements reading its table fail there. Without `pg_stat_statements`
+    /// among the source's extensions nothing is checked. Charged at the statements' times.
+    fn queries(
+        &self,
+        cx: &Call<'_>,
+        source: &str,
+        target: &str,
+        opts: &QueryCheckOptions,
+    ) -> Result<QueryReport, PrimitiveError> {
+        const OP: &str = "queries";
+        let report = {
+            let mut st = self.api(cx, A, OP)?;
+            godwit_login(&mut st, A, OP, source)?;
+            godwit_login(&mut st, A, OP, target)?;
+            let tables = copies(&st, OP, source)?;
+            copies(&st, OP, target)?;
+            if !st
+                .sc
+                .source
+                .extensions
+                .iter()
+                .any(|e| e == "pg_stat_statements")
+            {
+                QueryReport::unavailable(
+                    source,
+                    target,
+                    "pg_stat_statements is not installed in the source's first database: CREATE EXTENSION pg_stat_statements".into(),
+                )
+            } else {
+                let failing: Vec<String> = st
+                    .faults
+                    .iter()
+                    .filter(|f| f.kind == FaultKind::TargetQueryError && f.fired_at.is_some())
+                    .filter_map(|f| f.target.clone())
+                    .collect();
+                let mut statements: Vec<(String, String, i64, f64)> = tables
+                    .iter()
+                    .map(|(n, c)| {
+                        (
+                            n.clone(),
+                            format!("SELECT * FROM {n} WHERE id = $1"),
+                            c.rows / 10,
+                            0.3,
+                        )
+                    })
+                    .collect();
+                if let Some((n, c)) = tables.first() {
+                    let ms = 40.0 * c.rows as f64 / 1e6;
+                    statements.push((
+                        n.clone(),
+                        format!("SELECT count(*) FROM {n} WHERE id > $1"),
+                        1_000,
+                        ms,
+                    ));
+                }
+                // The heaviest by total time first, as pg_stat_statements is read.
+                statements.sort_by(|a, b| (b.2 as f64 * b.3).total_cmp(&(a.2 as f64 * a.3)));
+                let mut spent = 0.0;
+                let checks = statements
+                    .into_iter()
+                    .take(opts.top)
+                    .enumerate()
+                    .map(|(i, (table, query, calls, ms))| {
+                        let mut c = QueryCheck {
+                            queryid: format!("{}", fnv(&[query.as_bytes()]) as i64),
+                            database: "postgres".into(),
+                            query,
+                            calls,
+                            stats_mean_ms: ms,
+                            parameters: vec![format!(
+                                "$1 = {} (a sampled {table}.id)",
+                                1 + i as i64 * 7919
+                            )],
+                            ..QueryCheck::default()
+                        };
+                        if spent >= opts.budget_ms as f64 {
+                            c.verdict = "skipped".into();
+                            c.why = format!("the check's budget ({} ms) ran out", opts.budget_ms);
+                            return c;
+                        }
+                        c.source_ms = Some(ms);
+                        spent += ms * (opts.runs as f64 + 1.0);
+                        if failing.contains(&table) {
+                            c.verdict = "error-on-target".into();
+                            c.why = "function public.legacy_score(bigint) does not exist".into();
+                        } else {
+                            c.target_ms = Some(ms);
+                            c.ratio = Some(1.0);
+                            c.verdict = "ok".into();
+                            c.why = format!("{ms:.2} ms on the target, {ms:.2} ms on the source");
+                            spent += ms * (opts.runs as f64 + 1.0);
+                        }
+                        c
+                    })
+                    .collect();
+                QueryReport {
+                    available: true,
+                    source: source.into(),
+                    target: target.into(),
+                    max_ratio: opts.max_ratio,
+                    elapsed_ms: spent.round() as i64,
+                    statements: checks,
+                    ..QueryReport::default()
+                }
+            }
+        };
+        cx.sleep(std::time::Duration::from_millis(
+            report.elapsed_ms.max(0) as u64
+        ))?;
+        Ok(report.finish())
     }
 
     /// The two passes over the model (docs/validate.md, "Simulator"): the pre-pass reads every
