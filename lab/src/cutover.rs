@@ -31,6 +31,9 @@ pub fn lab_params() -> serde_json::Map<String, serde_json::Value> {
     // a poll takes well under a second (the defaults, 20,000 at 1,000 rows/s, suit the 10-minute
     // polls of a day-long window).
     m.insert("audit_rows".into(), 5000.into());
+    // Shadow reads through the lab's readers' route (`<source>-read`), which its two readers
+    // use: opted in, as a team whose readers tolerate a replica's lag would.
+    m.insert("read_route".into(), "auto".into());
     m.insert("audit_rows_per_second".into(), 20000.into());
     m
 }
@@ -66,6 +69,8 @@ pub struct Outcome {
     /// Steps completed, in order, with their end time (epoch ms).
     pub steps: Vec<(String, i64)>,
     pub target_port: Option<u16>,
+    /// What the readers through the readers' route saw (shadow reads), when the lab has one.
+    pub reads: Option<workload::ReadReport>,
     #[serde(skip)]
     pub lines: Vec<Line>,
 }
@@ -90,6 +95,16 @@ pub async fn run(sup: &Supervisor, c: Cutover) -> Result<Outcome, LabError> {
 /// `c.clients`, `c.pace`, `c.workload` and `c.warmup` are not used) writes through Envoy.
 pub async fn run_under(sup: &Supervisor, c: Cutover, load: Workload) -> Result<Outcome, LabError> {
     let st = LabState::load(&sup.dir)?;
+    // Two readers through the readers' route: the shadow reads' traffic.
+    let readers = (st.route.read_listen_port != 0).then(|| {
+        workload::Readers::start(
+            st.route.read_listen_port,
+            &st.app_role,
+            &st.app_db,
+            2,
+            st.seed_rows,
+        )
+    });
     // An async fn runs on a runtime, where `current()` cannot panic; the run itself goes to a
     // blocking thread with this handle captured (the lint's concern).
     #[allow(clippy::disallowed_methods)]
@@ -112,8 +127,14 @@ pub async fn run_under(sup: &Supervisor, c: Cutover, load: Workload) -> Result<O
     tokio::time::sleep(Duration::from_millis(300)).await;
     let kind = load.kind();
     let logs = load.stop().await;
+    let reads = match readers {
+        Some(r) => Some(r.stop().await),
+        None => None,
+    };
     let report = result.map_err(|e| LabError::Process(format!("the run failed to start: {e}")))?;
-    finish(sup, report, kind, logs, collector.lines()).await
+    let mut out = finish(sup, report, kind, logs, collector.lines()).await?;
+    out.reads = reads;
+    Ok(out)
 }
 
 /// The outcome of a finished run and its workload: blackout, failures, loss checked on the
@@ -152,6 +173,7 @@ pub async fn finish(
         compared: compared(&lines),
         steps,
         target_port: target,
+        reads: None,
         report: Some(report),
         lines,
     })

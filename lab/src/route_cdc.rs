@@ -9,7 +9,7 @@ use std::time::Duration;
 use godwit_engine::{Call, PrimitiveError};
 use godwit_stdlib::cdc::{self, Cdc, ConsumerInfo, CreatedSlot, SlotPosition};
 use godwit_stdlib::route::remote::{Endpoints, RemoteRouter};
-use godwit_stdlib::route::{EndpointConnections, Route, Router};
+use godwit_stdlib::route::{EndpointConnections, Route, RouteStats, Router};
 use godwit_xds::model::Addr;
 use godwit_xds::remote::RemotePlane;
 
@@ -83,6 +83,10 @@ impl Router for LabRouter {
         name: &str,
     ) -> Result<Vec<EndpointConnections>, PrimitiveError> {
         router(&self.ctx)?.active_connections(cx, name)
+    }
+
+    fn route_stats(&self, cx: &Call<'_>, name: &str) -> Result<RouteStats, PrimitiveError> {
+        router(&self.ctx)?.route_stats(cx, name)
     }
 }
 

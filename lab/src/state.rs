@@ -246,6 +246,9 @@ pub struct ParameterGroup {
 pub struct RouteInfo {
     /// Where clients connect (Envoy's listener).
     pub listen_port: u16,
+    /// Where the application's readers connect: route `<source>-read` (0: a lab from before).
+    #[serde(default)]
+    pub read_listen_port: u16,
     /// ADS (gRPC) and the management API of the control plane the supervisor serves.
     pub xds_port: u16,
     pub api_port: u16,

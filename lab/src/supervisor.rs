@@ -251,10 +251,20 @@ impl Supervisor {
         // Envoy connects upstream from an address of its own: the lab's security groups filter
         // by client address, and a quarantine must refuse the application through Envoy too.
         route.upstream_bind = Some(crate::areas::ENVOY_ADDR.to_string());
+        // The readers' route (`<source>-read`, a second listener): the standard runbook's
+        // shadow reads (read_route = auto) move it to the replica during validation.
+        let read_port = pgproc::free_port()?;
+        let mut read_route = route.clone();
+        read_route.listen = Addr::new("127.0.0.1", read_port);
         plane
             .publish(&opts.source, route)
             .await
             .map_err(|e| LabError::Process(format!("publish the initial route: {e}")))?;
+        let read_name = format!("{}-read", opts.source);
+        plane
+            .publish(&read_name, read_route)
+            .await
+            .map_err(|e| LabError::Process(format!("publish the readers' route: {e}")))?;
         let admin_port = pgproc::free_port()?;
         let mut envoy = EnvoyProcess::start(
             &envoy_bin,
@@ -269,12 +279,15 @@ impl Supervisor {
             .await
             .map_err(LabError::Process)?;
         wait_route_served(listen_port).await?;
+        wait_route_served(read_port).await?;
         // The route must reach the lab's Envoy, as `dal serve --expect-nodes` names a fleet: a
         // cutover then fails naming it if it is gone. Set once it is up, so that the initial
         // publish above did not wait for it.
-        plane
-            .set_expected_nodes(&opts.source, &[LAB_ENVOY.to_string()])
-            .map_err(|e| LabError::Process(format!("control plane: {e}")))?;
+        for name in [&opts.source, &read_name] {
+            plane
+                .set_expected_nodes(name, &[LAB_ENVOY.to_string()])
+                .map_err(|e| LabError::Process(format!("control plane: {e}")))?;
+        }
 
         let mut state = LabState {
             format: FORMAT_VERSION,
@@ -291,6 +304,7 @@ impl Supervisor {
             parameter_groups,
             route: RouteInfo {
                 listen_port,
+                read_listen_port: read_port,
                 xds_port: plane.local_addr().port(),
                 api_port: plane.api_addr().map(|a| a.port()).unwrap_or(0),
                 envoy_admin_port: admin_port,

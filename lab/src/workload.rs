@@ -303,6 +303,130 @@ async fn client_loop(
     }
 }
 
+/// What the readers saw (shadow reads): sessions opened, queries answered, failures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct ReadReport {
+    pub clients: usize,
+    pub sessions: u64,
+    pub queries: u64,
+    pub connect_errors: u64,
+    pub failed_queries: u64,
+    pub errors: BTreeMap<String, u64>,
+}
+
+/// Readers through the readers' route: each opens a session, reads `orders` by key 20 times
+/// and leaves — so new connections keep crossing the route, as a pool's turnover does — and
+/// retries 50 ms after a failure.
+pub struct Readers {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    report: Arc<Mutex<ReadReport>>,
+}
+
+impl Readers {
+    /// `clients` readers against `127.0.0.1:port` as `role` in database `db`, keys in
+    /// `1..=rows`.
+    pub fn start(port: u16, role: &str, db: &str, clients: usize, rows: i64) -> Readers {
+        let (stop, rx) = watch::channel(false);
+        let conninfo = format!(
+            "host=127.0.0.1 port={port} user={role} dbname={db} connect_timeout=5 application_name=godwit-readers"
+        );
+        let report = Arc::new(Mutex::new(ReadReport {
+            clients,
+            ..ReadReport::default()
+        }));
+        let tasks = (0..clients)
+            .map(|i| {
+                tokio::spawn(reader_loop(
+                    report.clone(),
+                    conninfo.clone(),
+                    rx.clone(),
+                    rows.max(1),
+                    i as u64,
+                ))
+            })
+            .collect();
+        Readers {
+            stop,
+            tasks,
+            report,
+        }
+    }
+
+    /// What they saw so far.
+    pub fn report(&self) -> ReadReport {
+        self.report.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    pub async fn stop(self) -> ReadReport {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.report.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+async fn reader_loop(
+    report: Arc<Mutex<ReadReport>>,
+    conninfo: String,
+    mut stop: watch::Receiver<bool>,
+    rows: i64,
+    seed: u64,
+) {
+    let record = |f: &mut dyn FnMut(&mut ReadReport)| {
+        if let Ok(mut r) = report.lock() {
+            f(&mut r);
+        }
+    };
+    let mut rng = 0x2545_F491_4F6C_DD1D ^ (seed + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    while !*stop.borrow() {
+        let attempt = tokio::select! {
+            r = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls) => r,
+            _ = stop.changed() => break,
+        };
+        let c = match attempt {
+            Ok((c, connection)) => {
+                tokio::spawn(connection);
+                record(&mut |r| r.sessions += 1);
+                c
+            }
+            Err(e) => {
+                record(&mut |r| {
+                    r.connect_errors += 1;
+                    *r.errors.entry(short(&e)).or_default() += 1;
+                });
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        for _ in 0..20 {
+            if *stop.borrow() {
+                break;
+            }
+            rng ^= rng >> 12;
+            rng ^= rng << 25;
+            rng ^= rng >> 27;
+            let id = (rng.wrapping_mul(0x2545_F491_4F6C_DD1D) % rows as u64) as i64 + 1;
+            match c
+                .query("SELECT id, amount FROM orders WHERE id = $1", &[&id])
+                .await
+            {
+                Ok(_) => record(&mut |r| r.queries += 1),
+                Err(e) => {
+                    record(&mut |r| {
+                        r.failed_queries += 1;
+                        *r.errors.entry(short(&e)).or_default() += 1;
+                    });
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
 fn short(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => db.message().to_string(),

@@ -110,6 +110,14 @@ pub fn window(id: &str, plan: &Plan) -> Result<Window, String> {
     if !roles.is_empty() {
         params.insert("source_roles".into(), roles.into());
     }
+    // Shadow reads: the readers' route went to Aurora with the cluster (step `shadow-reads`
+    // names it); it comes back too.
+    if let Some(v) = completed("shadow-reads")
+        .and_then(|r| r.get("route"))
+        .filter(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+    {
+        params.insert("read_route".into(), v.clone());
+    }
     for key in ["health_every"] {
         if let Some(v) = started.params.get(key) {
             params.insert(key.into(), v.clone());

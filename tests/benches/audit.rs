@@ -6,8 +6,9 @@
 //! `AUDIT_BENCH_CLIENTS` clients (default 4) straight to the primary as fast as it acknowledges
 //! them — updates across the accounts, tellers and branches and an insert into the history,
 //! like an application; saturating the source is the strictest case, every cycle the audit
-//! takes shows. Phases of `AUDIT_BENCH_PHASE_S` seconds (default 10) alternate without and with
-//! the audit, `AUDIT_BENCH_PAIRS` times (default 5), so drift and noise touch both alike. With
+//! takes shows. Pairs of phases of `AUDIT_BENCH_PHASE_S` seconds (default 40: one round at the
+//! defaults), one without and one with the audit, `AUDIT_BENCH_PAIRS` times (default 4), their
+//! order alternating (ABBA) so the throughput's drift touches both alike. With
 //! the audit, `validate::audit` rounds at the runbook's defaults (20,000 rows a round, 1,000
 //! source rows/s) run back to back: the most load the budget allows (the runbook polls every 10
 //! minutes of a day-long window). Prints commits/s of each phase, the median of each side, the
@@ -68,8 +69,8 @@ fn main() {
         })
         .collect();
     let clients: usize = env_or("AUDIT_BENCH_CLIENTS", 4);
-    let phase = Duration::from_secs(env_or("AUDIT_BENCH_PHASE_S", 10));
-    let pairs: usize = env_or("AUDIT_BENCH_PAIRS", 5);
+    let phase = Duration::from_secs(env_or("AUDIT_BENCH_PHASE_S", 40));
+    let pairs: usize = env_or("AUDIT_BENCH_PAIRS", 4);
     let opts = AuditOptions::default();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -119,26 +120,43 @@ fn main() {
         std::thread::sleep(Duration::from_secs(2)); // connected and warm
         let (mut off, mut on, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
         let mut audit: Option<AuditReport> = None;
-        for pair in 0..pairs {
-            // Without the audit.
+        // One phase without the audit and one with, of equal length, their order alternating
+        // (ABBA): the throughput drifts as the history table grows, and a fixed order would
+        // charge the drift to whichever phase comes second.
+        let run_off = || {
             let t0 = now_us();
             std::thread::sleep(phase);
             let t1 = now_us();
-            let tps_off = commits(&w, t0, t1) as f64 / ((t1 - t0) as f64 / 1e6);
-            // With the audit, rounds back to back.
-            let t2 = now_us();
+            commits(&w, t0, t1) as f64 / ((t1 - t0) as f64 / 1e6)
+        };
+        let run_on = |audit: &mut Option<AuditReport>| {
+            let t0 = now_us();
             let until = Instant::now() + phase;
             while Instant::now() < until {
                 let round = v.audit(&cx, "src", "dst", &opts).unwrap();
                 let a = AuditReport::absorb(audit.take(), &round, &opts);
                 assert!(a.equal, "{}", a.summary);
-                audit = Some(a);
+                *audit = Some(a);
             }
-            let t3 = now_us();
-            let tps_on = commits(&w, t2, t3) as f64 / ((t3 - t2) as f64 / 1e6);
+            let t1 = now_us();
+            commits(&w, t0, t1) as f64 / ((t1 - t0) as f64 / 1e6)
+        };
+        for pair in 0..pairs {
+            let (tps_off, tps_on) = if pair % 2 == 0 {
+                let off = run_off();
+                (off, run_on(&mut audit))
+            } else {
+                let on = run_on(&mut audit);
+                (run_off(), on)
+            };
             println!(
-                "{rows} accounts, pair {}: {tps_off:.0} commits/s without the audit, {tps_on:.0} with ({:+.1} %)",
+                "{rows} accounts, pair {} ({}): {tps_off:.0} commits/s without the audit, {tps_on:.0} with ({:+.1} %)",
                 pair + 1,
+                if pair % 2 == 0 {
+                    "without first"
+                } else {
+                    "with first"
+                },
                 (tps_on / tps_off - 1.0) * 100.0
             );
             off.push(tps_off);

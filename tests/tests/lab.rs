@@ -66,6 +66,21 @@ async fn direct_write(port: u16, role: &str) -> Result<(), String> {
     .map_err(|e| godwit_stdlib::pg::live::error_text(&e))
 }
 
+/// Connect (through `port`) as the application and read one row.
+async fn direct_read(port: u16) -> Result<(), String> {
+    let (c, conn) = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port={port} user=app dbname=app connect_timeout=5"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .map_err(|e| godwit_stdlib::pg::live::error_text(&e))?;
+    tokio::spawn(conn);
+    c.query_one("SELECT count(*) FROM orders", &[])
+        .await
+        .map(|_| ())
+        .map_err(|e| godwit_stdlib::pg::live::error_text(&e))
+}
+
 fn index_of(lines: &[Line], f: impl Fn(&Event) -> bool) -> Option<usize> {
     lines.iter().position(|l| f(&l.event))
 }
@@ -215,6 +230,26 @@ async fn cutover_under(kind: Kind) {
         "{audit}"
     );
 
+    // Shadow reads: the readers' route went to the replica for the validation and the gate
+    // decided on Envoy's counters for it; two readers read through it all along.
+    assert!(
+        validate_gate.contains(&"envoy-route-stats".to_string()),
+        "{validate_gate:?}"
+    );
+    let shadow = lines
+        .iter()
+        .find_map(|l| match &l.event {
+            Event::StepCompleted { name, result, .. } if name == "shadow-reads" => {
+                Some(result.clone())
+            }
+            _ => None,
+        })
+        .expect("shadow-reads ran");
+    assert_eq!(shadow["route"], "orders-db-read", "{shadow}");
+    let reads = out.reads.as_ref().expect("the lab has a readers' route");
+    assert!(reads.queries > 100 && reads.sessions > 5, "{reads:?}");
+    eprintln!("readers: {reads:?}");
+
     // The query check ran the application's statements (pg_stat_statements, preloaded as on
     // RDS) on the replica and the source: TPC-B's read of the account works on both.
     let queries = lines
@@ -294,13 +329,22 @@ async fn a_replica_killed_during_validation_aborts_and_leaves_the_source_writabl
     let out = cutover::run(&sup, cutover_opts(store, vec![killer.clone()], Kind::Tpcb))
         .await
         .unwrap();
-    assert!(killer.done.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(
+        killer.done.load(std::sync::atomic::Ordering::SeqCst),
+        "{:?}",
+        out.report.as_ref().map(|r| &r.status)
+    );
     let status = &out.report.as_ref().unwrap().status;
     let reason = match status {
         godwit_engine::RunStatus::RolledBack { reason, .. } => reason.clone(),
         other => panic!("expected a rollback, got {other:?}"),
     };
-    assert!(reason.contains("is failed"), "{reason}");
+    // The readers, moved to the replica by the shadow reads, fail first: the gate's shadow-read
+    // check says so (before its keep-up check sees the writer `failed`).
+    assert!(
+        reason.contains("shadow reads fail on orders-db-aurora"),
+        "{reason}"
+    );
     // Rolled back: the replica cluster is gone (and its slot on the source), the source was
     // never fenced, and every acknowledged write is on it.
     let st = LabState::load(&sup.dir).unwrap();
@@ -315,9 +359,14 @@ async fn a_replica_killed_during_validation_aborts_and_leaves_the_source_writabl
             _ => None,
         })
         .collect();
-    assert!(undone.contains(&"create-replica-cluster"), "{undone:?}");
-    // Writable through Envoy after the rollback.
+    assert!(
+        undone.contains(&"create-replica-cluster") && undone.contains(&"shadow-reads"),
+        "{undone:?}"
+    );
+    // Writable through Envoy after the rollback, and the readers' route is back on the source
+    // (the replica is dead: a read through it answers only from the source).
     direct_write(st.route.listen_port, "app").await.unwrap();
+    direct_read(st.route.read_listen_port).await.unwrap();
     sup.down().await;
 }
 

@@ -241,6 +241,9 @@ fn expected_standard(scenario: &str) -> (&'static str, &'static str) {
         "audit-divergence" => ("rolled-back", "the audit proved the replica"),
         "audit-lagging-replica" => ("succeeded", ""),
         "query-error-on-target" => ("rolled-back", "query check: statements of the application fail"),
+        // Shadow reads are opted into (read_route): without, these run like busy-source
+        // (shadow_reads_in_the_simulator runs them with it).
+        "shadow-reads" | "shadow-reads-failure" => ("succeeded", ""),
         // A CDC consumer without database access is refused by preflight, before the
         // unverified facts are even weighed.
         "credential-less-cdc" => ("rolled-back", "cdc-without-database-access"),
@@ -996,6 +999,85 @@ fn assert_names(message: &str, wanted: &[&str]) {
     }
 }
 
+/// Shadow reads opted into (`read_route=auto`: the scenario's `orders-db-read`): the readers'
+/// route moves to the replica for the validation, the gate decides on Envoy's counters for it
+/// too, and the cutover leaves it on the cluster; when the replica's endpoint refuses them
+/// three hours in, the gate throws and the undo returns the readers to the source.
+#[test]
+fn shadow_reads_in_the_simulator() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let rb = runbooks_dir().join("rds-to-aurora.rhai");
+    let params = || {
+        serde_json::json!({ "read_route": "auto" })
+            .as_object()
+            .unwrap()
+            .clone()
+    };
+    let ok = run_with(&rb, "shadow-reads", params(), &rt);
+    assert!(ok.audit.is_empty(), "{:?}", ok.audit);
+    let text = story(&ok.lines).join("\n");
+    assert!(
+        matches!(
+            ok.report.as_ref().unwrap().status,
+            RunStatus::Succeeded { .. }
+        ),
+        "{text}"
+    );
+    assert!(text.contains("step shadow-reads ✓"), "{text}");
+    let evidence = ok
+        .lines
+        .iter()
+        .find_map(|l| match &l.event {
+            Event::GatePassed { name, evidence, .. } if name == "validate" => {
+                Some(evidence.clone())
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        evidence.contains(&"envoy-route-stats".to_string()),
+        "{evidence:?}"
+    );
+    // The readers connected to the replica the whole validation, and none was refused.
+    assert!(
+        text.contains("reader connections through orders-db-read to orders-db-aurora"),
+        "{text}"
+    );
+
+    let bad = run_with(&rb, "shadow-reads-failure", params(), &rt);
+    assert!(bad.audit.is_empty(), "{:?}", bad.audit);
+    let text = story(&bad.lines).join("\n");
+    let RunStatus::RolledBack { reason, .. } = &bad.report.as_ref().unwrap().status else {
+        panic!("not rolled back:\n{text}")
+    };
+    assert!(
+        reason.contains("shadow reads fail on orders-db-aurora: readers could not connect"),
+        "{reason}"
+    );
+    assert!(
+        text.contains("undo shadow-reads ✓") || text.contains("undid shadow-reads"),
+        "{text}"
+    );
+    // The readers' route serves the source again, its last version published by the undo.
+    let last_switch = bad
+        .lines
+        .iter()
+        .rev()
+        .find_map(|l| match &l.event {
+            Event::Primitive {
+                op, args, ok: true, ..
+            } if op == "switch_route" && args["name"] == "orders-db-read" => {
+                Some(args["target"].clone())
+            }
+            _ => None,
+        })
+        .expect("the readers' route was switched");
+    assert_eq!(last_switch, "orders-db", "{text}");
+}
+
 #[test]
 fn a_typo_in_fence_validation_is_refused_before_anything_is_journaled() {
     // It used to pass validation, hold, fence and the source's reboot, then abort.
@@ -1206,6 +1288,7 @@ fn the_run_journals_its_parameters_with_the_defaults_filled_in() {
             "prepass_rows_per_second": 500000,
             "audit_rows": 20000, "audit_rows_per_second": 1000,
             "query_check": "enforce", "query_check_top": 10, "query_check_max_ratio": 2.0,
+            "read_route": "off",
         })
     );
 }

@@ -50,6 +50,9 @@ pub struct RouteStatus {
     pub upstream_cx_connect_attempts_exceeded: u64,
     /// Connections closed because no host was healthy (flag UH).
     pub upstream_cx_none_healthy: u64,
+    /// Connections the upstream closed (a server that went away resets its clients).
+    #[serde(default)]
+    pub upstream_cx_destroy_remote: u64,
 }
 
 /// Client of one node's admin API.
@@ -128,6 +131,7 @@ impl Admin {
             upstream_cx_connect_fail: stat("upstream_cx_connect_fail"),
             upstream_cx_connect_attempts_exceeded: stat("upstream_cx_connect_attempts_exceeded"),
             upstream_cx_none_healthy: stat("upstream_cx_none_healthy"),
+            upstream_cx_destroy_remote: stat("upstream_cx_destroy_remote"),
         })
     }
 

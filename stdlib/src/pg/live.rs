@@ -1478,7 +1478,7 @@ impl Pg for LivePg {
 
 /// A SQL string literal whatever `standard_conforming_strings` says: an escape string
 /// (`E'…'`) with backslashes and quotes escaped.
-fn sql_literal(s: &str) -> String {
+pub(crate) fn sql_literal(s: &str) -> String {
     format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
 }
 

@@ -59,6 +59,38 @@ pub struct Route {
     pub held_connections: i64,
 }
 
+/// What Envoy counted for a route's cluster, summed over the nodes serving it: cumulative
+/// counters (since each node started), so a runbook compares two readings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RouteStats {
+    pub route: String,
+    /// Where the route sends new connections now.
+    pub target: String,
+    /// Nodes that answered (their admin API; the simulator's scenario nodes).
+    pub nodes: i64,
+    /// Upstream connections established, and open now.
+    pub cx_total: i64,
+    pub cx_active: i64,
+    /// Upstream connects that failed (refused, timed out) — a hold's parked retries too.
+    pub connect_fail: i64,
+    /// Client connections closed because the connect retries ran out (flag URX).
+    pub attempts_exceeded: i64,
+    /// Client connections closed because no endpoint was healthy (flag UH).
+    pub none_healthy: i64,
+    /// Upstream connections the server closed (a server that went away resets them).
+    pub destroy_remote: i64,
+    /// When it was read (epoch ms, the run's clock).
+    pub at_ms: i64,
+}
+
+impl RouteStats {
+    /// Every failure a client can see: failed connects, exhausted retries, no healthy
+    /// endpoint, connections reset by the server.
+    pub fn failures(&self) -> i64 {
+        self.connect_fail + self.attempts_exceeded + self.none_healthy + self.destroy_remote
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EndpointConnections {
     pub target: String,
@@ -86,6 +118,9 @@ pub trait Router: Send + Sync {
         cx: &Call<'_>,
         name: &str,
     ) -> Result<Vec<EndpointConnections>, PrimitiveError>;
+    /// What Envoy counted for the route (docs/envoy.md, "Route statistics"): the evidence of
+    /// the shadow-read gate.
+    fn route_stats(&self, cx: &Call<'_>, name: &str) -> Result<RouteStats, PrimitiveError>;
 }
 
 /// What `switch_route(target, hold, drain)` changes on a route now at `cur`: `None` when the
@@ -183,6 +218,10 @@ impl Router for Unavailable {
         _name: &str,
     ) -> Result<Vec<EndpointConnections>, PrimitiveError> {
         Err(self.fail("active_connections"))
+    }
+
+    fn route_stats(&self, _cx: &Call<'_>, _name: &str) -> Result<RouteStats, PrimitiveError> {
+        Err(self.fail("route_stats"))
     }
 }
 

@@ -14,7 +14,8 @@ use godwit_xds::model::{Addr, Health, Role};
 use godwit_xds::remote::RemotePlane;
 
 use super::{
-    EndpointConnections, NodeAck, Route, Router, all_acked, plan_switch, sort_connections,
+    EndpointConnections, NodeAck, Route, RouteStats, Router, all_acked, plan_switch,
+    sort_connections,
 };
 
 const A: &str = "route";
@@ -215,5 +216,38 @@ impl Router for RemoteRouter {
                 })
                 .collect(),
         ))
+    }
+
+    fn route_stats(&self, cx: &Call<'_>, name: &str) -> Result<RouteStats, PrimitiveError> {
+        const OP: &str = "route_stats";
+        let route = self.view(cx, name, OP)?;
+        let status = self.run(cx, OP, async { self.plane.status().await })?;
+        let mut out = RouteStats {
+            route: name.into(),
+            target: route.target,
+            at_ms: cx.now_ms(),
+            ..RouteStats::default()
+        };
+        for node in &status {
+            if let Some(err) = &node.error {
+                return Err(PrimitiveError::new(
+                    A,
+                    OP,
+                    ErrorKind::Throttled,
+                    format!("Envoy node {}: {err}", node.node.node),
+                    "route statistics come from every node's admin API; the step retries",
+                ));
+            }
+            for r in node.routes.iter().filter(|r| r.route == name) {
+                out.nodes += 1;
+                out.cx_total += r.upstream_cx_total as i64;
+                out.cx_active += r.upstream_cx_active as i64;
+                out.connect_fail += r.upstream_cx_connect_fail as i64;
+                out.attempts_exceeded += r.upstream_cx_connect_attempts_exceeded as i64;
+                out.none_healthy += r.upstream_cx_none_healthy as i64;
+                out.destroy_remote += r.upstream_cx_destroy_remote as i64;
+            }
+        }
+        Ok(out)
     }
 }

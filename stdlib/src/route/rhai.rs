@@ -239,4 +239,37 @@ mod route_module {
             |cx, w| w.route.active_connections(cx, name),
         )
     }
+
+    /// What Envoy counted for a route's cluster, summed over the nodes serving it (their admin
+    /// APIs: `/stats` counters of cluster `pg.<route>`; the simulator: the scenario route's
+    /// `connections_per_second` over time, failing while its target refuses). The counters are
+    /// cumulative since each node started: compare two readings. The evidence of the
+    /// shadow-read gate (docs/rds-to-aurora.md, "Shadow reads"). Connection latency is not
+    /// among them: a TCP proxy sees connections, not queries.
+    ///
+    /// # Parameters
+    /// * `name` — the route.
+    ///
+    /// # Returns
+    /// `#{ route, target, nodes, cx_total, cx_active, connect_fail, attempts_exceeded,
+    /// none_healthy, destroy_remote, at_ms }`: connections established and open now, failed
+    /// connects, connections closed when the retries ran out or no endpoint was healthy, and
+    /// connections the server reset; `at_ms` when read.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown route; `Throttled` (retryable) when a node's admin API does
+    /// not answer.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let s = route::route_stats("orders-db");
+    /// if s.route != "orders-db" || s.target != "orders-db" { throw s; }
+    /// if s.connect_fail + s.attempts_exceeded + s.none_healthy > 0 { throw `readers refused: ${s}`; }
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn route_stats(ctx: NativeCallContext, name: &str) -> RhaiResult<Map> {
+        call(&ctx, A, "route_stats", &json!({ "name": name }), |cx, w| {
+            w.route.route_stats(cx, name)
+        })
+    }
 }

@@ -122,4 +122,69 @@ impl Router for Sim {
                 .collect(),
         ))
     }
+
+    /// Envoy's counters as the model has them: the route's `connections_per_second` (scenario)
+    /// over each version's time, each a failed connect while its target refuses
+    /// (`endpoint-refuses`) or is held, else an established one; `cx_active` is the
+    /// application's sessions on the route's target for the application route.
+    fn route_stats(&self, cx: &Call<'_>, name: &str) -> Result<RouteStats, PrimitiveError> {
+        const OP: &str = "route_stats";
+        let st = self.api(cx, A, OP)?;
+        let r = view(&st, OP, name)?;
+        let rate = st
+            .sc
+            .envoy
+            .routes
+            .iter()
+            .find(|c| c.name == name)
+            .map_or(0.0, |c| c.connections_per_second);
+        let versions = &st.routes[name].versions;
+        let (mut ok_ms, mut failed_ms) = (0i64, 0i64);
+        for (i, v) in versions.iter().enumerate() {
+            let from = v.published_at;
+            let to = versions.get(i + 1).map_or(st.now, |n| n.published_at);
+            if to <= from {
+                continue;
+            }
+            if v.hold {
+                failed_ms += to - from;
+                continue;
+            }
+            // Time within [from, to) while a refusal of this version's target is active.
+            let refused: i64 = st
+                .faults
+                .iter()
+                .filter(|f| {
+                    f.kind == crate::sim::scenario::FaultKind::EndpointRefuses
+                        && f.target.as_deref() == Some(v.target.as_str())
+                })
+                .filter_map(|f| {
+                    let start = f.fired_at?;
+                    let end = f.lasts.map_or(st.now, |l| start + l).min(st.now);
+                    Some((end.min(to) - start.max(from)).max(0))
+                })
+                .sum();
+            failed_ms += refused;
+            ok_ms += to - from - refused;
+        }
+        let count = |ms: i64| (rate * ms as f64 / 1000.0).floor() as i64;
+        let active = if st.app_route().as_deref() == Some(name) {
+            st.sessions
+                .iter()
+                .filter(|s| s.application && s.db == r.target)
+                .count() as i64
+        } else {
+            0
+        };
+        Ok(RouteStats {
+            route: name.into(),
+            target: r.target.clone(),
+            nodes: st.nodes.iter().filter(|n| n.connected).count() as i64,
+            cx_total: count(ok_ms),
+            cx_active: active,
+            connect_fail: count(failed_ms),
+            at_ms: st.now,
+            ..RouteStats::default()
+        })
+    }
 }

@@ -261,10 +261,24 @@ impl SimState {
     /// fence are checked in `integrate`, no lost acknowledged write in `stop_stream`).
     pub(super) fn check_invariants(&mut self) {
         let mut bad = Vec::new();
+        let app = self.app_route();
         for name in self.routes.keys() {
             let Some(v) = self.effective(name) else {
                 continue;
             };
+            // Another route (the readers' of shadow reads) may serve a read-only replica; it
+            // must serve one that exists.
+            if app.as_deref() != Some(name.as_str()) {
+                if !self.rds.instances.contains_key(&v.target)
+                    && !self.rds.clusters.contains_key(&v.target)
+                {
+                    bad.push(format!(
+                        "route {name} version {} serves {}, which does not exist",
+                        v.version, v.target
+                    ));
+                }
+                continue;
+            }
             // After a switch is released, the route must serve a writable endpoint.
             if v.version > 1 && !v.hold && !self.accepts_app(&v.target) {
                 bad.push(format!(

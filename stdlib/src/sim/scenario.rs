@@ -132,6 +132,14 @@ pub const BUILTINS: &[(&str, &str)] = &[
         include_str!("../../../tests/scenarios/reverse-lag.toml"),
     ),
     (
+        "shadow-reads",
+        include_str!("../../../tests/scenarios/shadow-reads.toml"),
+    ),
+    (
+        "shadow-reads-failure",
+        include_str!("../../../tests/scenarios/shadow-reads-failure.toml"),
+    ),
+    (
         "stale-logical-slot",
         include_str!("../../../tests/scenarios/stale-logical-slot.toml"),
     ),
@@ -623,6 +631,10 @@ pub struct RouteCfg {
     pub name: String,
     /// An RDS instance or Aurora cluster id; the route serves its (writer) endpoint.
     pub target: String,
+    /// New client connections per second through the route (its Envoy statistics,
+    /// `route::route_stats`): readers that connect, query and leave. 0: none modelled.
+    #[serde(default)]
+    pub connections_per_second: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -693,6 +705,9 @@ pub enum FaultKind {
     /// column added to the hot table, which logical replication does not carry; the reverse
     /// subscription fails from the first change after it.
     TargetDdl,
+    /// The endpoint of an Aurora cluster or RDS instance (target: its id) refuses new
+    /// connections: a route pointing at it counts each as a failed connect.
+    EndpointRefuses,
     /// The source's statements reading one table (target: a table under `source.tables`) fail
     /// on the target, as a call of a function the target lacks would: what the query check
     /// (`validate::queries`) must find.
@@ -1042,6 +1057,12 @@ impl Scenario {
                         && f.value.is_some_and(|v| v >= 1.0 && v.fract() == 0.0),
                     format!(
                         "{at}: data-divergence needs target = a table under source.tables and value = a row key (integer >= 1)"
+                    ),
+                ),
+                FaultKind::EndpointRefuses => need(
+                    target.is_some_and(valid_id),
+                    format!(
+                        "{at}.target: endpoint-refuses needs the RDS instance or Aurora cluster id whose endpoint refuses connections"
                     ),
                 ),
                 FaultKind::TargetQueryError => need(

@@ -26,7 +26,7 @@ use std::time::Duration;
 use godwit_engine::{Call, ErrorKind, PrimitiveError};
 use tokio_postgres::Client;
 
-use super::queries::{median_ms, parameter_columns, read_only, tables_of};
+use super::queries::{median_ms, parameter_columns, read_only, substitute, tables_of};
 use super::*;
 use crate::pg::live::{Pool, sql_error};
 
@@ -841,8 +841,8 @@ impl LiveValidate {
             } else {
                 format!("{dbname}:")
             };
+            // Listing only: the rounds open their connections one database at a time.
             let src = open(pool, source, dbname, op, st).await?;
-            let dst = open(pool, target, dbname, op, st).await?;
             let mut keep = Vec::new();
             for (name, t) in list_tables(&src, op, source).await? {
                 let display = format!("{prefix}{name}");
@@ -864,7 +864,8 @@ impl LiveValidate {
                 }
                 keep.push((display, t));
             }
-            listed.push((src, dst, keep));
+            drop(src);
+            listed.push((dbname.clone(), keep));
         }
         if let Some(unknown) = tables.iter().find(|t| !seen.contains(*t)) {
             return Err(unknown_table(
@@ -876,7 +877,7 @@ impl LiveValidate {
         }
         let estimates: Vec<i64> = listed
             .iter()
-            .flat_map(|(_, _, keep)| keep.iter().map(|(_, t)| t.reltuples))
+            .flat_map(|(_, keep)| keep.iter().map(|(_, t)| t.reltuples))
             .collect();
         let mut shares = match how {
             How::Rows(rows, _) => audit_shares(&estimates, rows),
@@ -898,7 +899,9 @@ impl LiveValidate {
                 }
             }
         };
-        for (src, dst, keep) in listed {
+        for (dbname, keep) in listed {
+            let src = open(pool, source, &dbname, op, st).await?;
+            let dst = open(pool, target, &dbname, op, st).await?;
             // Round A: the sample, in one snapshot.
             begin_snapshot(&src, op, source).await?;
             let mut picked: Vec<Picked> = Vec::new();
@@ -918,7 +921,8 @@ impl LiveValidate {
             let _ = src.batch_execute("ROLLBACK").await;
             let mut suspects: Vec<(usize, Vec<String>)> = Vec::new();
             let mut tables = Vec::new();
-            let reached = replayed(&src, lsn, replay_wait, false, op, source).await?;
+            let reached =
+                replayed(&src, lsn, replay_wait, how.needs_walsender(), op, source).await?;
             let sides = read_round(&src, &dst, &picked, None, (source, target), op).await?;
             read += picked.iter().map(|p| p.2.len() as i64).sum::<i64>();
             // Paced after the rounds, not between them: the longer from A to B, the more
@@ -961,7 +965,8 @@ impl LiveValidate {
                 }
                 let lsn = wal_position(&src, op, source).await?;
                 let _ = src.batch_execute("ROLLBACK").await;
-                let reached = replayed(&src, lsn, replay_wait, false, op, source).await?;
+                let reached =
+                    replayed(&src, lsn, replay_wait, how.needs_walsender(), op, source).await?;
                 let sides =
                     read_round(&src, &dst, &picked, Some(&suspects), (source, target), op).await?;
                 read += suspects.iter().map(|(_, k)| k.len() as i64).sum::<i64>();
@@ -1021,6 +1026,14 @@ impl How {
         }
     }
 
+    /// Whether a target's replay counts only once its walsender on the source reports it.
+    /// The audit runs against a streaming replica: without a walsender (reconnecting after a
+    /// restart, a network blip) nothing says it replayed, so what differs stays unsettled
+    /// rather than proven. `sample` also reads static copies (no walsender: read at once).
+    fn needs_walsender(self) -> bool {
+        matches!(self, How::Rows(..))
+    }
+
     fn budget(self) -> i64 {
         match self {
             How::Fraction(..) => 0,
@@ -1029,7 +1042,8 @@ impl How {
     }
 
     /// Round A's query for `t` (key text, `md5(row::text)`, `xmin`) given its `share` of an
-    /// audit round; the LIMIT when reading fewer rows than it means the table was read whole.
+    /// audit round, and the LIMIT of a plain read (not a page sample): fewer rows than it
+    /// means the table was read whole.
     fn round_a(self, t: &TableInfo, share: Option<i64>) -> (String, Option<i64>) {
         let cols = format!("{}, md5({ROW}), _gw.xmin::text", key_text(t));
         match self {
@@ -1047,16 +1061,17 @@ impl How {
                 // the table's (BERNOULLI reads every page). Its percent is of pages, so of rows
                 // on average; a table of unknown size (never analysed) or no bigger than its
                 // share is read from the start up to the share.
-                let from = if t.reltuples > want {
+                if t.reltuples > want {
                     let percent = (want as f64 * 100.0 / t.reltuples as f64).clamp(0.0001, 100.0);
-                    format!("{} _gw TABLESAMPLE SYSTEM ({percent:.4})", t.sql_name())
+                    let sql = format!(
+                        "SELECT {cols} FROM {} _gw TABLESAMPLE SYSTEM ({percent:.4}) LIMIT {want}",
+                        t.sql_name()
+                    );
+                    (sql, None)
                 } else {
-                    format!("{} _gw", t.sql_name())
-                };
-                (
-                    format!("SELECT {cols} FROM {from} LIMIT {want}"),
-                    Some(want),
-                )
+                    let sql = format!("SELECT {cols} FROM {} _gw LIMIT {want}", t.sql_name());
+                    (sql, Some(want))
+                }
             }
         }
     }
@@ -1455,16 +1470,29 @@ impl LiveValidate {
             .finish());
         };
         let stats = open(pool, source, first, OP, st).await?;
+        // pg_stat_statements before 1.8 (PostgreSQL 12 and older) has total_time/mean_time.
+        let version: i32 = stats
+            .query_one("SELECT current_setting('server_version_num')::int", &[])
+            .await
+            .map(|r| r.get(0))
+            .unwrap_or(130000);
+        let (total, mean) = if version >= 130000 {
+            ("total_exec_time", "mean_exec_time")
+        } else {
+            ("total_time", "mean_time")
+        };
         // Candidates: more than `top`, as some turn out not to be plain reads or godwit's own.
         let rows = match stats
             .query(
-                "SELECT s.queryid::text, d.datname::text, s.query, s.calls, s.mean_exec_time \
-                 FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid \
-                 JOIN pg_roles r ON r.oid = s.userid \
-                 WHERE NOT r.rolsuper AND r.rolname <> current_user \
-                   AND s.query ~* '^\\s*(select|with)\\M' \
-                   AND s.query !~* '(pg_catalog|pg_stat|information_schema|pg_replication|pg_current_wal|pg_last_wal|pg_logical|godwit|txid_current|pg_is_in_recovery|pg_settings)' \
-                 ORDER BY s.total_exec_time DESC LIMIT $1",
+                &format!(
+                    "SELECT s.queryid::text, d.datname::text, s.query, s.calls, s.{mean} \
+                     FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid \
+                     JOIN pg_roles r ON r.oid = s.userid \
+                     WHERE NOT r.rolsuper AND r.rolname <> current_user \
+                       AND s.query ~* '^\\s*(select|with)\\M' \
+                       AND s.query !~* '(pg_catalog|pg_stat|information_schema|pg_replication|pg_current_wal|pg_last_wal|pg_logical|godwit|txid_current|pg_is_in_recovery|pg_settings)' \
+                     ORDER BY s.{total} DESC LIMIT $1"
+                ),
                 &[&((opts.top * 4).max(1) as i64)],
             )
             .await
@@ -1582,28 +1610,50 @@ async fn check_statement(
         let shown = value.clone().unwrap_or_else(|| "NULL".into());
         check.parameters.push(format!("${n} = {shown} ({how})"));
         values.push(match value {
-            Some(v) => format!("{}::{}", quote_literal(&v), ty.name()),
+            Some(v) => format!("{}::{}", crate::pg::live::sql_literal(&v), ty.name()),
             None => format!("NULL::{}", ty.name()),
         });
     }
-    let explain = format!(
-        "EXPLAIN (ANALYZE, FORMAT JSON) {}",
-        substitute(query, &values)
-    );
+    let Some(bound) = substitute(query, &values) else {
+        check.verdict = "skipped".into();
+        check.why = "its parameters could not be bound (a `$n` beyond the statement's own)".into();
+        return;
+    };
+    let explain = format!("EXPLAIN (ANALYZE) {bound}");
     let source = time_runs(src, &explain, opts.runs).await;
     let source_ms = match source {
         Ok(ms) => ms,
         Err(e) => {
             check.verdict = "skipped".into();
-            check.why = format!("fails on the source in a read-only transaction: {e}");
+            check.why = format!(
+                "fails on the source in a read-only transaction: {}",
+                e.message
+            );
             return;
         }
     };
     check.source_ms = Some(source_ms);
     match time_runs(dst, &explain, opts.runs).await {
-        Err(e) => {
+        // Only an error that says the target lacks something is an incompatibility; a
+        // timeout is slowness, a recovery conflict or a broken connection is the moment's.
+        Err(e) if e.incompatible() => {
             check.verdict = "error-on-target".into();
-            check.why = e;
+            check.why = e.message;
+        }
+        Err(e) if e.code.as_deref() == Some("57014") => {
+            check.verdict = "regression".into();
+            check.why = format!(
+                "timed out on the target after {} ms ({source_ms:.2} ms on the source): {}",
+                opts.statement_timeout_ms, e.message
+            );
+        }
+        Err(e) => {
+            check.verdict = "skipped".into();
+            check.why = format!(
+                "failed on the target for a reason of the moment, not of compatibility (SQLSTATE {}): {}",
+                e.code.as_deref().unwrap_or("none"),
+                e.message
+            );
         }
         Ok(target_ms) => {
             check.target_ms = Some(target_ms);
@@ -1623,20 +1673,6 @@ async fn check_statement(
             }
         }
     }
-}
-
-/// `query` with `$n` replaced by `values[n - 1]` (outside string literals), from the highest
-/// number down so `$1` never eats the start of `$10`.
-fn substitute(query: &str, values: &[String]) -> String {
-    let mut out = query.to_string();
-    for (i, v) in values.iter().enumerate().rev() {
-        out = out.replace(&format!("${}", i + 1), v);
-    }
-    out
-}
-
-fn quote_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }
 
 /// A value of `col` from the first of `tables` that has it: a random one (a page sample), else
@@ -1662,31 +1698,60 @@ async fn sample_value(c: &Client, tables: &[String], col: &str) -> Option<(Strin
     None
 }
 
-/// The median server-side execution time (ms) of `runs` timed runs of `explain` (after one
-/// untimed), each in a read-only transaction rolled back; the first error's text otherwise.
-async fn time_runs(c: &Client, explain: &str, runs: usize) -> Result<f64, String> {
+/// Why a run failed: its SQLSTATE (none: the connection broke) and text.
+struct RunError {
+    code: Option<String>,
+    message: String,
+}
+
+impl RunError {
+    fn of(e: &tokio_postgres::Error) -> RunError {
+        RunError {
+            code: e.code().map(|c| c.code().to_string()),
+            message: crate::pg::live::error_text(e),
+        }
+    }
+
+    /// An error that says the target lacks something the statement needs: an undefined
+    /// function, table, column, type, operator or object (class 42: syntax or access rule),
+    /// or a feature it does not support (0A000), or a missing library (58P01).
+    fn incompatible(&self) -> bool {
+        self.code
+            .as_deref()
+            .is_some_and(|c| c.starts_with("42") || c == "0A000" || c == "58P01")
+    }
+}
+
+/// The median server-side time (ms, planning plus execution) of `runs` timed runs of
+/// `explain` (`EXPLAIN (ANALYZE)`, after one untimed), each in a read-only transaction rolled
+/// back, through the extended protocol (one statement, nothing can follow it); the first
+/// error otherwise. Session advisory locks a statement took are released after each run.
+async fn time_runs(c: &Client, explain: &str, runs: usize) -> Result<f64, RunError> {
     let mut times = Vec::new();
     for i in 0..=runs.max(1) {
         c.batch_execute("BEGIN READ ONLY")
             .await
-            .map_err(|e| crate::pg::live::error_text(&e))?;
-        // The simple protocol: the plan comes back as text (its column is `json`).
-        let out = c.simple_query(explain).await;
+            .map_err(|e| RunError::of(&e))?;
+        let out = c.query(explain, &[]).await;
         let _ = c.batch_execute("ROLLBACK").await;
-        let text = out
-            .map_err(|e| crate::pg::live::error_text(&e))?
-            .into_iter()
-            .find_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
-                _ => None,
+        let rows = out.map_err(|e| RunError::of(&e))?;
+        let lines: Vec<String> = rows.iter().filter_map(|r| r.try_get(0).ok()).collect();
+        let ms = |label: &str| {
+            lines.iter().find_map(|l| {
+                l.trim()
+                    .strip_prefix(label)
+                    .and_then(|r| r.trim().strip_suffix("ms"))
+                    .and_then(|v| v.trim().parse::<f64>().ok())
             })
-            .ok_or("EXPLAIN returned no plan")?;
-        let plan: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-        let ms = plan[0]["Execution Time"].as_f64().unwrap_or(0.0)
-            + plan[0]["Planning Time"].as_f64().unwrap_or(0.0);
+        };
+        let total = ms("Planning Time:").unwrap_or(0.0) + ms("Execution Time:").unwrap_or(0.0);
         if i > 0 {
-            times.push(ms);
+            times.push(total);
         }
     }
-    median_ms(times).ok_or_else(|| "no run".into())
+    let _ = c.batch_execute("SELECT pg_advisory_unlock_all()").await;
+    median_ms(times).ok_or_else(|| RunError {
+        code: None,
+        message: "no run".into(),
+    })
 }

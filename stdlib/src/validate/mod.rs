@@ -481,8 +481,9 @@ pub struct AuditOptions {
     /// Rows sampled in one round, in all tables: shared in proportion to their size, each
     /// table at least `min(its rows, 100)` so a small table is audited whole.
     pub rows: i64,
-    /// The cap on the source rows the round reads per second (the sample and its re-read):
-    /// the round waits between reads to stay under it. 0: no cap.
+    /// The source rows the round reads per second on average (the sample and its re-read):
+    /// the reads are bursts, after which the round waits until the average is under it. 0:
+    /// no waiting.
     pub rows_per_second: i64,
     pub max_keys: usize,
 }
@@ -597,10 +598,13 @@ impl AuditReport {
             let settled = r.sampled - r.unsettled;
             t.compared += settled;
             t.unsettled += r.unsettled;
+            // A page sample's share of the table: its settled rows over the larger of the
+            // estimate and what it saw (a stale, low estimate must not make a sample whole).
+            // A read of the first rows of a table of unknown size covers nothing provably.
             let share = if r.whole {
                 1.0
             } else if r.estimated_rows > 0 {
-                (settled.max(0) as f64 / r.estimated_rows as f64).min(1.0)
+                (settled.max(0) as f64 / r.estimated_rows.max(r.sampled) as f64).min(1.0)
             } else {
                 0.0
             };

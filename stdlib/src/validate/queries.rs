@@ -114,6 +114,10 @@ impl QueryReport {
             .filter(|s| s.verdict == "error-on-target" || s.verdict == "regression")
             .map(|s| format!("{} {}: {}", s.verdict, short(&s.query), s.why))
             .collect();
+        if self.statements.is_empty() {
+            self.summary = "0 statements checked: pg_stat_statements holds no read-only statement of an application role (godwit's own role and superusers are left out) — nothing proven".into();
+            return self;
+        }
         self.summary = format!(
             "{} statements run on both sides: {} fail on the target, {} slower than {}x, {} skipped{worst}{}",
             self.checked,
@@ -158,7 +162,20 @@ pub fn read_only(query: &str) -> bool {
         && words
             .iter()
             .any(|w| matches!(*w, "insert" | "update" | "delete" | "merge"));
-    starts && !locks && !writes
+    // Effects a read-only transaction does not stop: session advisory locks outlive its
+    // rollback (a job queue's lock query is a plain SELECT), dblink commits on its own
+    // connection, large objects and settings, notifications, sequences.
+    let effects = words.iter().any(|w| {
+        w.starts_with("pg_advisory")
+            || w.starts_with("pg_try_advisory")
+            || w.starts_with("dblink")
+            || w.starts_with("lo_")
+            || matches!(
+                *w,
+                "set_config" | "pg_notify" | "nextval" | "setval" | "pg_sleep" | "lowrite"
+            )
+    });
+    starts && !locks && !writes && !effects
 }
 
 /// Parameters by number: the column each is compared with, or the clause it is.
@@ -172,7 +189,14 @@ pub fn parameter_columns(query: &str) -> ParameterColumns {
     let mut clauses = Vec::new();
     let param = |t: &str| t.strip_prefix('$').and_then(|n| n.parse::<usize>().ok());
     let ident = |t: &str| {
-        let bare = t.rsplit('.').next().unwrap_or(t).trim_matches('"');
+        // PostgreSQL folds an unquoted identifier to lower case; a quoted one keeps its case.
+        let last = t.rsplit('.').next().unwrap_or(t);
+        let bare = if last.starts_with('"') {
+            last.trim_matches('"').to_string()
+        } else {
+            last.to_ascii_lowercase()
+        };
+        let bare = bare.as_str();
         (!bare.is_empty()
             && bare.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             && !bare.chars().next().is_some_and(|c| c.is_ascii_digit())
@@ -192,8 +216,9 @@ pub fn parameter_columns(query: &str) -> ParameterColumns {
                 clauses.push((n, "OFFSET"));
                 continue;
             }
-            (Some(op), Some(col)) if ops.contains(&op) => {
-                if let Some(c) = ident(&col) {
+            (Some(op), Some(_)) if ops.contains(&op) => {
+                // The column as written (a quoted identifier keeps its case).
+                if let Some(c) = ident(&tokens[i - 2]) {
                     columns.push((n, c));
                     continue;
                 }
@@ -241,7 +266,18 @@ pub fn tables_of(query: &str) -> Vec<String> {
                 if name == "(" || is_keyword(&name.to_ascii_lowercase()) {
                     break;
                 }
-                out.push(name.trim_matches('"').to_string());
+                // Each part as PostgreSQL reads it: unquoted folded to lower case.
+                let parts: Vec<String> = name
+                    .split('.')
+                    .map(|p| {
+                        if p.starts_with('"') {
+                            p.trim_matches('"').to_string()
+                        } else {
+                            p.to_ascii_lowercase()
+                        }
+                    })
+                    .collect();
+                out.push(parts.join("."));
                 // `FROM a x, b y`: skip an alias, continue after a comma.
                 let mut k = j + 1;
                 while tokens
@@ -361,6 +397,47 @@ fn tokenize(q: &str) -> Vec<String> {
     out
 }
 
+/// `query` with each parameter `$n` replaced by `values[n - 1]` (already SQL literals), in
+/// one pass outside quoted text (`'…'`, `"…"`): a value is never scanned again, so one holding
+/// `$1` stays text. `None` when a `$n` has no value.
+pub fn substitute(query: &str, values: &[String]) -> Option<String> {
+    let chars: Vec<char> = query.chars().collect();
+    let mut out = String::with_capacity(query.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\'' || c == '"' {
+            // Copy the quoted text through its closing quote (a doubled quote stays inside).
+            let mut j = i + 1;
+            while j < chars.len() {
+                if chars[j] == c {
+                    if chars.get(j + 1) == Some(&c) {
+                        j += 2;
+                        continue;
+                    }
+                    break;
+                }
+                j += 1;
+            }
+            let end = (j + 1).min(chars.len());
+            out.extend(&chars[i..end]);
+            i = end;
+        } else if c == '$' && chars.get(i + 1).is_some_and(char::is_ascii_digit) {
+            let mut j = i + 1;
+            while j < chars.len() && chars[j].is_ascii_digit() {
+                j += 1;
+            }
+            let n: usize = chars[i + 1..j].iter().collect::<String>().parse().ok()?;
+            out.push_str(values.get(n.checked_sub(1)?)?);
+            i = j;
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
 /// The median of `v` (empty: none).
 pub fn median_ms(mut v: Vec<f64>) -> Option<f64> {
     if v.is_empty() {
@@ -387,6 +464,12 @@ mod tests {
         ));
         assert!(!read_only("UPDATE a SET x = $1"));
         assert!(!read_only("INSERT INTO a VALUES ($1)"));
+        // Effects a read-only transaction does not undo.
+        assert!(!read_only(
+            "WITH j AS (SELECT id FROM jobs LIMIT $1) SELECT pg_try_advisory_lock(id) FROM j"
+        ));
+        assert!(!read_only("SELECT dblink_exec('x', 'DELETE FROM t')"));
+        assert!(!read_only("SELECT set_config('a.b', $1, false)"));
     }
 
     #[test]
@@ -411,6 +494,38 @@ mod tests {
         // A quoted literal holding `= $1` is not a comparison.
         let (cols, _) = parameter_columns("SELECT 'a = $1' FROM t WHERE \"Weird\".\"Col\" >= $2");
         assert_eq!(cols, vec![(2, "Col".into())]);
+        // Unquoted: folded to lower case, as PostgreSQL does.
+        let (cols, _) = parameter_columns("SELECT 1 FROM t WHERE Customer = $1");
+        assert_eq!(cols, vec![(1, "customer".into())]);
+    }
+
+    #[test]
+    fn parameters_are_bound_once_outside_quoted_text() {
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // A value holding `$1` stays text: it is never scanned again.
+        assert_eq!(
+            substitute(
+                "SELECT * FROM t WHERE a = $1 AND b = $2",
+                &v(&["'x'", "'see $1'"])
+            ),
+            Some("SELECT * FROM t WHERE a = 'x' AND b = 'see $1'".into())
+        );
+        // `$1` does not eat the start of `$10`.
+        let ten: Vec<String> = (1..=10).map(|i| i.to_string()).collect();
+        assert_eq!(
+            substitute("SELECT $10, $1", &ten),
+            Some("SELECT 10, 1".into())
+        );
+        // Quoted text is copied as it is.
+        assert_eq!(
+            substitute(
+                "SELECT '$1', \"$1\", 'it''s $1' FROM t WHERE x = $1",
+                &v(&["7"])
+            ),
+            Some("SELECT '$1', \"$1\", 'it''s $1' FROM t WHERE x = 7".into())
+        );
+        assert_eq!(substitute("SELECT $2", &v(&["1"])), None);
+        assert_eq!(substitute("SELECT $0", &v(&["1"])), None);
     }
 
     #[test]

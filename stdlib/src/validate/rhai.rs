@@ -413,7 +413,7 @@ mod validate_module {
     /// `TABLESAMPLE SYSTEM`, so the source reads only the sampled pages; compares them like
     /// `sample` (the target read once it replayed past the sample's position, the source
     /// re-read: only **proven** differences count, a changing or not yet replayed row is
-    /// `unsettled`); and paces its source reads under `rows_per_second`. The evidence
+    /// `unsettled`); and holds its source reads to `rows_per_second` on average. The evidence
     /// accumulates: rows compared, differences with their keys, each table's coverage (the
     /// expected share of its rows sampled at least once), and the source rows read per second
     /// measured over the rounds.
@@ -423,7 +423,7 @@ mod validate_module {
     /// * `target` — its Aurora replica.
     /// * `prior` — `()` for the first round, then the previous round's result.
     /// * `options` — `#{ tables, rows, rows_per_second, max_keys }`: tables (default all),
-    ///   rows per round (20000), the source read cap (1000 rows/s; 0: none), keys reported per
+    ///   rows per round (20000), the source reads per second on average (1000; 0: no waiting), keys reported per
     ///   table and kind (100).
     ///
     /// # Returns

@@ -339,6 +339,7 @@ impl MotoPg {
             parameter_groups: BTreeMap::new(),
             route: RouteInfo {
                 listen_port: 0,
+                read_listen_port: 0,
                 xds_port: 0,
                 api_port: 0,
                 envoy_admin_port: 0,
