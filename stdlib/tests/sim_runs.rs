@@ -639,6 +639,10 @@ fn bad_arguments_name_the_key_the_allowed_ones_and_the_line() {
 #[test]
 fn every_builtin_scenario_plays_out_as_designed() {
     let expect: &[(&str, Option<&str>)] = &[
+        // This cutover neither audits nor checks queries nor moves a readers' route: the
+        // standard runbook's outcomes for these are in tests/tests/runbooks.rs.
+        ("audit-divergence", None),
+        ("audit-lagging-replica", None),
         // Steps retry Throttled errors by default (8 attempts, backoff to 5 min), outlasting the
         // 10-minute throttling window.
         ("aws-throttling", None),
@@ -680,6 +684,7 @@ fn every_builtin_scenario_plays_out_as_designed() {
             "promote-hang",
             Some("cluster orders-aurora promoted not reached"),
         ),
+        ("query-error-on-target", None),
         // The recorded backfill outruns the replica (176 GiB behind): this cutover has no lag
         // gate before its fence, so its catch-up gate times out after it and it rolls back (the
         // standard runbook's validation window refuses to fence: tests/tests/runbooks.rs).
@@ -692,6 +697,8 @@ fn every_builtin_scenario_plays_out_as_designed() {
         // Faults of the rollback's reverse stream: this cutover starts none.
         ("reverse-broken", None),
         ("reverse-lag", None),
+        ("shadow-reads", None),
+        ("shadow-reads-failure", None),
         ("stale-logical-slot", Some("debezium_orders")),
         ("stale-slot-at-preflight", Some("debezium_orders")),
         ("target-ddl", None), // the same: no reverse stream to break

@@ -265,6 +265,13 @@ fn ctrl_c_during_a_simulated_wait_never_rolls_back_and_resume_continues() {
         interrupted += 1;
         assert!(!o.contains("aborting"), "{o}");
         let (code, o, err) = env.godwit(&["resume", "last"]);
+        if code != 0 && err.contains("no runs in") {
+            // Interrupted before the run was created (a loaded machine starts slowly): nothing
+            // to resume, and nothing was done.
+            assert!(env.run_ids().is_empty(), "{err}");
+            interrupted -= 1;
+            continue;
+        }
         assert_eq!(code, 0, "resume after {delay} ms: {o}{err}");
         assert!(!o.contains("↩ undid"), "nothing is undone: {o}");
         let id = env.run_ids().pop().unwrap();

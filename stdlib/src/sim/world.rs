@@ -128,7 +128,10 @@ mod tests {
         assert!(w.clock.is_virtual());
         assert_eq!(w.clock.now_ms(), crate::sim::scenario::DEFAULT_START_MS);
         let e = World::from_spec("sim:nope").unwrap_err();
-        assert!(e.contains("built-ins: aws-throttling"), "{e}");
+        assert!(
+            e.contains("built-ins: audit-divergence, audit-lagging-replica, aws-throttling"),
+            "{e}"
+        );
         assert!(
             World::from_spec("aws")
                 .unwrap_err()
