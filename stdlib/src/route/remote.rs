@@ -20,6 +20,17 @@ use super::{
 
 const A: &str = "route";
 
+/// A node whose admin API did not answer: `what` comes from every node's, so the step retries.
+fn node_unanswered(op: &str, node: &str, err: &str, what: &str) -> PrimitiveError {
+    PrimitiveError::new(
+        A,
+        op,
+        ErrorKind::Throttled,
+        format!("Envoy node {node}: {err}"),
+        format!("{what} come from every node's admin API; the step retries"),
+    )
+}
+
 /// Where a world's databases listen.
 pub trait Endpoints: Send + Sync {
     /// The address new connections for `db` (an instance id, or a cluster id = its writer) go
@@ -183,12 +194,11 @@ impl Router for RemoteRouter {
         }
         for node in &status {
             if let Some(err) = &node.error {
-                return Err(PrimitiveError::new(
-                    A,
+                return Err(node_unanswered(
                     OP,
-                    ErrorKind::Throttled,
-                    format!("Envoy node {}: {err}", node.node.node),
-                    "connection counts come from every node's admin API; the step retries",
+                    &node.node.node,
+                    err,
+                    "connection counts",
                 ));
             }
             for r in node.routes.iter().filter(|r| r.route == name) {
@@ -230,12 +240,11 @@ impl Router for RemoteRouter {
         };
         for node in &status {
             if let Some(err) = &node.error {
-                return Err(PrimitiveError::new(
-                    A,
+                return Err(node_unanswered(
                     OP,
-                    ErrorKind::Throttled,
-                    format!("Envoy node {}: {err}", node.node.node),
-                    "route statistics come from every node's admin API; the step retries",
+                    &node.node.node,
+                    err,
+                    "route statistics",
                 ));
             }
             for r in node.routes.iter().filter(|r| r.route == name) {
