@@ -316,6 +316,49 @@ pub fn phases(lines: &[Line]) -> Vec<(String, i64)> {
     .collect()
 }
 
+/// The blackout's timeline for a reader: every step and gate that started between the fence's
+/// start and the end of the route switch, as (name, start, duration) in ms from the fence's
+/// start — where time goes that `phases` does not name.
+pub fn blackout_timeline(lines: &[Line]) -> Vec<(String, i64, i64)> {
+    let Some(from) = lines.iter().find_map(|l| match &l.event {
+        Event::StepStarted { name }
+            if name == "reboot-source" || name == "terminate-app-sessions" =>
+        {
+            Some(l.at)
+        }
+        _ => None,
+    }) else {
+        return Vec::new();
+    };
+    let to = lines
+        .iter()
+        .find_map(|l| match &l.event {
+            Event::StepCompleted { name, .. } if name == "switch-route" => Some(l.at),
+            _ => None,
+        })
+        .unwrap_or(i64::MAX);
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let name = match &l.event {
+            Event::StepStarted { name } | Event::GateStarted { name, .. } => name,
+            _ => continue,
+        };
+        if l.at < from || l.at > to {
+            continue;
+        }
+        let end = lines[i..].iter().find_map(|e| match &e.event {
+            Event::StepCompleted { name: n, .. } | Event::GatePassed { name: n, .. }
+                if n == name =>
+            {
+                Some(e.at)
+            }
+            _ => None,
+        });
+        out.push((name.clone(), l.at - from, end.map_or(-1, |e| e - l.at)));
+    }
+    out
+}
+
 /// A cutover and then its rollback through the rollback window (runbooks/rollback.rhai) under
 /// one load, as `godwit rollback RUN` would start it: what the clients saw of each switch and
 /// whether every acknowledged commit is on the source at the end.

@@ -24,6 +24,7 @@ use godwit_engine::{RunStatus, StartRequest};
 use godwit_stdlib::sim::scenario::Scenario;
 use godwit_stdlib::sim::world::DEFAULT_SCENARIO;
 use godwit_stdlib::world::World;
+use godwit_xds::model::HoldBudget;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -234,6 +235,7 @@ pub fn plan_cluster(worlds: &Worlds, req: &PlanRequest) -> Result<ClusterPlan, F
             p
         }
     };
+    let scenario_sessions = scenario.source.sessions;
     let (run, report, _) = scratch_run(
         &World::sim(scenario),
         &req.runbook,
@@ -242,6 +244,7 @@ pub fn plan_cluster(worlds: &Worlds, req: &PlanRequest) -> Result<ClusterPlan, F
         false,
         None,
     )?;
+    let mut parts = godwit_lab::cutover::phases(&run.lines);
     let outcome = match &report.status {
         RunStatus::Succeeded { .. } => "succeeded".to_string(),
         RunStatus::RolledBack { reason, .. } => format!("rolled-back: {reason}"),
@@ -272,13 +275,81 @@ pub fn plan_cluster(worlds: &Worlds, req: &PlanRequest) -> Result<ClusterPlan, F
             write_blackout: match blackout(&run.lines) {
                 // Still fenced at the end: until the run's last line, dropped ones included.
                 Blackout::Ongoing { from, .. } => Blackout::Ongoing { from, to: run.end },
+                // The route switch ends the blackout for Envoy; the applications' writes come
+                // back when the first held connection retries onto Aurora.
+                Blackout::Ended {
+                    from, began, to, ..
+                } if matches!(&report.status, RunStatus::Succeeded { .. }) => {
+                    let back = clients_back_ms(to - from, scenario_sessions);
+                    parts.push(("clients back".into(), back));
+                    assumptions.push(format!(
+                        "clients back {back} ms after the route switch: the first of {} held connections to retry onto Aurora, Envoy's hold retrying with its default backoff ({} ms doubling to {} ms, fully jittered)",
+                        scenario_sessions.clamp(1, MAX_MODELLED_CLIENTS),
+                        HoldBudget::default().base_interval_ms,
+                        HoldBudget::default().max_interval_ms
+                    ));
+                    Blackout::Ended {
+                        from,
+                        began,
+                        to: to + back,
+                        until: "the first held connection retried onto Aurora".into(),
+                    }
+                }
                 b => b,
             },
             phases: phases(&run),
-            blackout_parts: godwit_lab::cutover::phases(&run.lines),
+            blackout_parts: parts,
             assumptions,
         },
     })
+}
+
+/// At most this many clients are modelled: the first of more retries within milliseconds.
+const MAX_MODELLED_CLIENTS: u32 = 64;
+
+/// How long after the route switch the applications' first write lands (ms), expected over
+/// `sessions` connections held for `held_ms` by Envoy's hold (docs/envoy.md, "The hold"): a
+/// held connection retries with Envoy's fully jittered exponential backoff — each wait
+/// uniform in `[0, b)`, `b` doubling from the base interval to the maximum
+/// (`JitteredExponentialBackOffStrategy`) — and gets through at its first retry after the
+/// switch; the blackout ends with the first of them. Computed by a seeded Monte Carlo (the
+/// same answer every time); once the intervals reached the maximum long before the switch,
+/// the wait is drawn from the renewal process's stationary residual (an interval picked in
+/// proportion to its length, then a uniform point in it).
+pub fn clients_back_ms(held_ms: i64, sessions: u32) -> i64 {
+    let hold = HoldBudget::default();
+    let (base, max) = (hold.base_interval_ms as f64, hold.max_interval_ms as f64);
+    let clients = sessions.clamp(1, MAX_MODELLED_CLIENTS);
+    let held = held_ms.max(0) as f64;
+    // xorshift64*: deterministic, no dependency for a few thousand draws.
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut uniform = move || {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    const TRIALS: u32 = 2000;
+    let mut total = 0.0;
+    for _ in 0..TRIALS {
+        let mut first = f64::INFINITY;
+        for _ in 0..clients {
+            let (mut t, mut b) = (0.0, base);
+            let wait = loop {
+                if b >= max && held - t > 20.0 * max {
+                    break max * uniform().sqrt() * uniform();
+                }
+                t += uniform() * b;
+                b = (b * 2.0).min(max);
+                if t >= held {
+                    break t - held;
+                }
+            };
+            first = first.min(wait);
+        }
+        total += first;
+    }
+    (total / f64::from(TRIALS)).round() as i64
 }
 
 /// The run's parameters for the simulator, whose CloudWatch has one-minute datapoints (as RDS's
@@ -534,4 +605,35 @@ fn phases(t: &Transcript) -> Vec<(String, i64, i64)> {
             (name.clone(), at - t0, next - at)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clients_back_ms;
+
+    #[test]
+    fn a_long_hold_ends_at_the_mean_residual_of_envoys_capped_backoff() {
+        // Intervals uniform in [0, 1000) ms: a point in time falls in one picked by length,
+        // and waits a third of the maximum on average (E[U²] / 2E[U] = 1000 / 3).
+        let one = clients_back_ms(4 * 60 * 1000, 1);
+        assert!((300..=366).contains(&one), "{one}");
+        // The first of many held connections gets through sooner.
+        let many = clients_back_ms(4 * 60 * 1000, 20);
+        assert!(many < one / 5, "{many} vs {one}");
+        assert_eq!(clients_back_ms(4 * 60 * 1000, 20), many, "deterministic");
+    }
+
+    #[test]
+    fn a_short_hold_waits_for_the_next_of_the_early_short_retries() {
+        // The lab's cutovers: about 350 ms held, 2 to 6 clients (measured 13–105 ms).
+        let two = clients_back_ms(350, 2);
+        let six = clients_back_ms(430, 6);
+        assert!((60..=180).contains(&two), "{two}");
+        assert!(six < two, "{six} vs {two}");
+        assert_eq!(
+            clients_back_ms(0, 0),
+            clients_back_ms(0, 1),
+            "at least one client"
+        );
+    }
 }

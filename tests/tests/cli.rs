@@ -857,6 +857,11 @@ fn a_bad_parameter_is_exit_2_with_the_fix_and_leaves_no_run() {
             "target_cluster=orders-db",
             "target_cluster = \"orders-db\" is the source itself",
         ),
+        (
+            // Fewer one-minute datapoints than the keep-up verdict needs: it could never pass.
+            "validation_window=3m",
+            "validation_window = \"3m\" holds fewer than 5 datapoints of metric_period = 60 s",
+        ),
     ] {
         let (code, out, err) = env.godwit(&[
             "run",

@@ -238,6 +238,31 @@ async fn the_plans_prediction_matches_the_lab_cutover_of_sources_with_different_
             s.label, predicted_blackout, measured_blackout, predicted_catch_up, measured_catch_up,
             pr["blackout_parts"], o.phases, calibrated.join("; ")
         ));
+        // Where the measured time went, step by step (ms from the fence's start: start +
+        // duration), and where the clients' longest gap lay on the same axis.
+        let timeline = cutover::blackout_timeline(&o.lines);
+        let fence_at = o
+            .lines
+            .iter()
+            .find_map(|l| match &l.event {
+                godwit_engine::transcript::Event::StepStarted { name }
+                    if name == "reboot-source" || name == "terminate-app-sessions" =>
+                {
+                    Some(l.at)
+                }
+                _ => None,
+            })
+            .unwrap_or(0);
+        rows_out.push(format!(
+            "               clients' gap {} … {} ms; steps: {}",
+            o.workload.blackout_from_ms - fence_at,
+            o.workload.blackout_to_ms - fence_at,
+            timeline
+                .iter()
+                .map(|(n, at, d)| format!("{n} @{at}+{d}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
         if !close(predicted_blackout, measured_blackout) {
             misses.push(format!(
                 "{}: blackout predicted {predicted_blackout} ms, measured {measured_blackout} ms",

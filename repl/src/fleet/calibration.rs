@@ -75,6 +75,11 @@ impl Platform {
                 a.reboot = "1s".into();
                 a.modify = "0s".into();
                 a.delete = "1s".into();
+                // The reverse path on local servers (the lab's cutovers: create-reverse-path
+                // and subscribe-source-to-target take 60-70 ms together on this machine).
+                a.security_group_rule = "5ms".into();
+                a.logical_slot = "20ms".into();
+                a.subscribe = "25ms".into();
                 sc.wal.heartbeat_interval = "3s".into();
                 sc.wal.archive_timeout = "10s".into();
                 sc.cloudwatch.delay = "1s".into();

@@ -86,9 +86,15 @@ impl Ec2 for Sim {
                 "security groups: {from_group} may connect to {to_group} on tcp/{port}"
             ));
         }
-        Ok(Connection {
+        let made = Connection {
             from: st.groups[from_group].clone(),
             to: st.groups[to_group].clone(),
-        })
+        };
+        // One API call per rule added, each taking its time (the run waits for it).
+        let cost = crate::sim::scenario::dur_ms(&st.sc.aws.security_group_rule)
+            * (i64::from(out) + i64::from(inn));
+        drop(st);
+        cx.sleep(std::time::Duration::from_millis(cost.max(0) as u64))?;
+        Ok(made)
     }
 }

@@ -701,6 +701,11 @@ impl Pg for Sim {
             .with_retryable(false));
         }
         let at = st.add_logical_slot(db, name);
+        // PostgreSQL returns once the slot reached a consistent point: not free (inside the
+        // write blackout when the reverse path is set up).
+        let cost = crate::sim::scenario::dur_ms(&st.sc.aws.logical_slot);
+        drop(st);
+        cx.sleep(std::time::Duration::from_millis(cost.max(0) as u64))?;
         Ok(lsn(at))
     }
 
@@ -869,6 +874,10 @@ impl Pg for Sim {
             to.slot,
             format_lsn(start)
         ));
+        // CREATE SUBSCRIPTION connects to the publisher and signs in before it returns.
+        let cost = crate::sim::scenario::dur_ms(&st.sc.aws.subscribe);
+        drop(st);
+        cx.sleep(std::time::Duration::from_millis(cost.max(0) as u64))?;
         Ok(out)
     }
 

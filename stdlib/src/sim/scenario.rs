@@ -506,6 +506,15 @@ pub struct Aws {
     pub delete: String,
     pub snapshot_per_100gb: String,
     pub restore_per_100gb: String,
+    /// An EC2 security-group rule added (`ec2::allow_connection`: the reverse path's network
+    /// rules). Assumed: AWS publishes no latency for `AuthorizeSecurityGroup*`.
+    pub security_group_rule: String,
+    /// A logical replication slot created on a writable database (`pg::create_logical_slot`:
+    /// PostgreSQL waits for a consistent point). Assumed.
+    pub logical_slot: String,
+    /// `CREATE SUBSCRIPTION` on the source (`pg::subscribe`: it connects to the publisher over
+    /// TLS and signs in). Assumed.
+    pub subscribe: String,
     pub aurora_versions: Vec<String>,
     pub supported_extensions: Vec<String>,
     pub unsupported_parameters: Vec<String>,
@@ -527,6 +536,12 @@ impl Default for Aws {
             delete: "5m".into(),
             snapshot_per_100gb: "10m".into(),
             restore_per_100gb: "20m".into(),
+            // Inside the write blackout (the reverse path is set up between the promotion and
+            // the route switch): never free, or the plan predicts a shorter blackout than AWS
+            // gives.
+            security_group_rule: "500ms".into(),
+            logical_slot: "200ms".into(),
+            subscribe: "300ms".into(),
             aurora_versions: ["14.9", "15.4", "15.5", "15.6", "16.1", "16.2"]
                 .map(String::from)
                 .to_vec(),
@@ -943,6 +958,9 @@ impl Scenario {
             ("aws.delete", &self.aws.delete),
             ("aws.snapshot_per_100gb", &self.aws.snapshot_per_100gb),
             ("aws.restore_per_100gb", &self.aws.restore_per_100gb),
+            ("aws.security_group_rule", &self.aws.security_group_rule),
+            ("aws.logical_slot", &self.aws.logical_slot),
+            ("aws.subscribe", &self.aws.subscribe),
             ("cloudwatch.delay", &self.cloudwatch.delay),
             ("cloudwatch.history", &self.cloudwatch.history),
             ("workload.offset", &self.workload.offset),
