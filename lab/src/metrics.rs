@@ -10,6 +10,8 @@
 //! | `FreeStorageSpace` | instance | the instance's allocation (`allocated_storage_gb`) minus what its data directory uses, bytes |
 //! | `RDSToAuroraPostgreSQLReplicaLag` | cluster | the replica's `replay_lag` in `pg_stat_replication` on the source, seconds (0 when idle) |
 //! | `ReplicaLagBytes` | cluster | `current LSN − replay_lsn` of that replica, bytes |
+//! | `CPUUtilization` | instance | the instance's processes' CPU time over wall time and the machine's cores, percent ([`host_figures`]) |
+//! | `FreeableMemory` | instance | the class's memory minus what the instance's processes hold, bytes ([`host_figures`]) |
 //!
 //! `DatabaseConnections` follows AWS's definition: "the number of client network connections
 //! to the database instance", which does not include "sessions created by the database engine
@@ -178,6 +180,7 @@ async fn connect(
 pub async fn run_sampler(dir: PathBuf, mut stop: tokio::sync::watch::Receiver<bool>) {
     let path = dir.join(METRICS_FILE);
     let mut last_lsn = BTreeMap::new();
+    let mut cpu = BTreeMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -188,14 +191,124 @@ pub async fn run_sampler(dir: PathBuf, mut stop: tokio::sync::watch::Receiver<bo
         let Ok(st) = LabState::load(&dir) else {
             continue;
         };
-        let s = sample(&st, &mut last_lsn).await;
+        let mut s = sample(&st, &mut last_lsn).await;
         if s.m.is_empty() {
             continue;
         }
+        host_figures(&st, &mut cpu, &mut s.m);
         if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(&path)
             && let Ok(line) = serde_json::to_string(&s)
         {
             let _ = writeln!(f, "{line}");
+        }
+    }
+}
+
+/// `/proc/<pid>/stat`'s fields after the command name (which may hold spaces): index 0 is the
+/// state (field 3), 1 the parent pid, 11–14 utime, stime, cutime, cstime (clock ticks).
+fn proc_stat(pid: u32) -> Option<Vec<String>> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+/// The instance's processes: its postmaster and the postmaster's children (every backend,
+/// walsender and worker is one).
+fn instance_processes(postmaster: u32) -> Vec<u32> {
+    let mut pids = vec![postmaster];
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return pids;
+    };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if proc_stat(pid).and_then(|f| f.get(1)?.parse::<u32>().ok()) == Some(postmaster) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// CPU time the instance has used, in clock ticks: the postmaster's own and that of the
+/// children it reaped (cutime, cstime), plus its live children's.
+fn instance_ticks(postmaster: u32, pids: &[u32]) -> Option<u64> {
+    let num = |f: &[String], i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let pm = proc_stat(postmaster)?;
+    let mut ticks = num(&pm, 11) + num(&pm, 12) + num(&pm, 13) + num(&pm, 14);
+    for pid in pids.iter().filter(|p| **p != postmaster) {
+        if let Some(f) = proc_stat(*pid) {
+            ticks += num(&f, 11) + num(&f, 12);
+        }
+    }
+    Some(ticks)
+}
+
+/// Memory the instance's processes hold (bytes): each one's private memory (`RssAnon`) plus the
+/// shared memory they touched, counted once (the largest `RssShmem`: the shared buffers).
+fn instance_memory(pids: &[u32]) -> u64 {
+    let field = |text: &str, name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let (mut private, mut shared) = (0, 0);
+    for pid in pids {
+        if let Ok(text) = fs::read_to_string(format!("/proc/{pid}/status")) {
+            private += field(&text, "RssAnon:");
+            shared = shared.max(field(&text, "RssShmem:"));
+        }
+    }
+    (private + shared) * 1024
+}
+
+/// `/proc`'s clock ticks per second (Linux's `USER_HZ`, fixed at 100 for every architecture's
+/// user-visible interface).
+const USER_HZ: f64 = 100.0;
+
+/// The source instances' `CPUUtilization` and `FreeableMemory`, from `/proc` (RDS measures
+/// them on the instance's host; the lab's instances share this machine):
+/// - `CPUUtilization`: the instance's processes' CPU time since the previous sample over the
+///   wall time and the machine's cores, percent (the lab's class, `db.r6g.large`, has 2 vCPUs,
+///   as this machine has 2 cores);
+/// - `FreeableMemory`: the class's memory (`rds::class_memory_bytes`) minus what the instance's
+///   processes hold ([`instance_memory`]) — the memory the instance would have left on a host of
+///   its own class.
+///
+/// `last` keeps each instance's ticks and when they were read.
+pub fn host_figures(
+    st: &LabState,
+    last: &mut BTreeMap<String, (std::time::Instant, u64)>,
+    m: &mut BTreeMap<String, f64>,
+) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let class_memory =
+        godwit_stdlib::rds::class_memory_bytes(&st.attributes.instance_class).unwrap_or(0) as f64;
+    for (id, inst) in &st.instances {
+        let Some(pm) = inst.pid.filter(|_| inst.cluster.is_none()) else {
+            continue;
+        };
+        let pids = instance_processes(pm);
+        let now = std::time::Instant::now();
+        if let Some(ticks) = instance_ticks(pm, &pids) {
+            if let Some((t0, ticks0)) = last.get(id) {
+                let wall = now.duration_since(*t0).as_secs_f64();
+                if wall > 0.0 && ticks >= *ticks0 {
+                    let busy = (ticks - ticks0) as f64 / USER_HZ;
+                    m.insert(
+                        key("DBInstanceIdentifier", id, "CPUUtilization"),
+                        (busy / wall / cores * 100.0).clamp(0.0, 100.0),
+                    );
+                }
+            }
+            last.insert(id.clone(), (now, ticks));
+        }
+        if class_memory > 0.0 {
+            m.insert(
+                key("DBInstanceIdentifier", id, "FreeableMemory"),
+                (class_memory - instance_memory(&pids) as f64).max(0.0),
+            );
         }
     }
 }

@@ -60,6 +60,9 @@ pub struct ClusterPlan {
     pub world: String,
     pub preflight: Preflight,
     pub prediction: Prediction,
+    /// The Aurora writer's class against the source's observed peak (docs/fleet.md,
+    /// "Instance sizing").
+    pub sizing: crate::fleet::sizing::Sizing,
 }
 
 impl ClusterPlan {
@@ -188,10 +191,12 @@ pub fn plan_cluster(worlds: &Worlds, req: &PlanRequest) -> Result<ClusterPlan, F
 
     // The prediction: the scenario of a world named sim[:SCENARIO], else one calibrated from
     // what the probe reads of the cluster.
+    // The probe runs in every world: the sizing reads what it measured.
+    let probe = probe(&world, req)?;
+    let sizing = crate::fleet::sizing::judge(&probe, &req.params);
     let (mut scenario, calibrated, mut assumptions) = match (&req.scenario, sim_scenario) {
         (None, Some(sc)) => (relabelled(sc, &req.cluster)?, Vec::new(), Vec::new()),
         _ => {
-            let probe = probe(&world, req)?;
             let platform = crate::fleet::calibration::Platform::of_world(&world_name);
             let c =
                 crate::fleet::calibration::calibrate(&req.cluster, &probe, &req.params, platform);
@@ -267,6 +272,7 @@ pub fn plan_cluster(worlds: &Worlds, req: &PlanRequest) -> Result<ClusterPlan, F
             .unwrap_or_default(),
         world: world_name,
         preflight,
+        sizing,
         prediction: Prediction {
             scenario: scenario_name,
             calibrated,

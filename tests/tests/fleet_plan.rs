@@ -453,6 +453,107 @@ params = { encrypt_target = false }
     assert!(stdout.contains("1 blocked · 1 ready"), "{stdout}");
 }
 
+/// Issue 24, instance sizing: a target class too small for what the source used at its peak
+/// makes the cluster at risk, with the reason in the table and the report, and the JSON carries
+/// the verdict; the source's own class fits; a class many times too large is called oversized.
+#[test]
+fn a_target_class_too_small_for_the_sources_peak_is_at_risk_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "fleet.toml",
+        r#"
+name = "sizes"
+[groups.orders]
+owner = "orders"
+
+[[clusters]]
+id = "orders-db"
+group = "orders"
+
+[[clusters]]
+id = "small-db"
+group = "orders"
+params = { target_instance_class = "db.t4g.medium" }
+
+[[clusters]]
+id = "large-db"
+group = "orders"
+params = { target_instance_class = "db.r6g.8xlarge" }
+"#,
+    );
+    let report = dir.path().join("plan.md");
+    let (code, stdout, stderr) = godwit(
+        dir.path(),
+        &[
+            "fleet",
+            "plan",
+            "--fleet",
+            f.to_str().unwrap(),
+            "--world",
+            "sim:busy-source",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 10, "{stdout}\n{stderr}");
+    let line = |id: &str| {
+        stdout
+            .lines()
+            .find(|l| l.contains(id))
+            .unwrap_or_else(|| panic!("no line for {id}: {stdout}"))
+    };
+    assert!(
+        line("small-db").starts_with("at-risk")
+            && line("small-db").contains("db.t4g.medium undersized")
+            && line("small-db").contains("sizing:")
+            && line("small-db").contains("spill to storage reads"),
+        "{stdout}"
+    );
+    assert!(
+        line("orders-db").starts_with("ready") && line("orders-db").contains("db.r6g.xlarge fits"),
+        "{stdout}"
+    );
+    assert!(
+        line("large-db").starts_with("ready")
+            && line("large-db").contains("db.r6g.8xlarge oversized"),
+        "{stdout}"
+    );
+    let md = std::fs::read_to_string(&report).unwrap();
+    assert!(md.contains("## Instance sizing"), "{md}");
+    assert!(
+        md.contains("| small-db | db.t4g.medium | undersized | - |")
+            && md.contains("| large-db | db.r6g.8xlarge | oversized | db.r6g.large |"),
+        "{md}"
+    );
+
+    let (_, json, _) = godwit(
+        dir.path(),
+        &[
+            "fleet",
+            "plan",
+            "--fleet",
+            f.to_str().unwrap(),
+            "--world",
+            "sim:busy-source",
+            "-o",
+            "json",
+        ],
+    );
+    let verdicts: Vec<Value> = serde_json::from_str(&json).unwrap();
+    let small = verdict(&verdicts, "small-db");
+    assert_eq!(small["predicted"]["sizing"], "undersized", "{small}");
+    let sizing = &small["plan"]["sizing"];
+    assert_eq!(sizing["source_class"], "db.r6g.xlarge", "{sizing}");
+    assert!(
+        sizing["source_peak_cpu_percent"]
+            .as_f64()
+            .is_some_and(|p| p > 0.0 && p <= 100.0)
+            && sizing["source_min_freeable_bytes"].as_f64().is_some(),
+        "the simulator's CloudWatch has both figures: {sizing}"
+    );
+}
+
 #[test]
 fn a_world_that_cannot_be_built_is_one_error_before_anything_is_planned() {
     let dir = tempfile::tempdir().unwrap();

@@ -134,6 +134,23 @@ async fn the_plans_prediction_matches_the_lab_cutover_of_sources_with_different_
             String::from_utf8_lossy(&out.stderr)
         );
         let plan: Value = serde_json::from_str(&stdout).unwrap();
+        // Instance sizing from the lab's own CPU and memory figures (the sampler reads them
+        // from /proc): judged, never unknown.
+        let sizing = &plan["sizing"];
+        assert!(
+            sizing["verdict"] != "unknown"
+                && sizing["source_peak_cpu_percent"]
+                    .as_f64()
+                    .is_some_and(|p| p > 0.0 && p <= 100.0),
+            "{}: sizing {sizing}",
+            s.label
+        );
+        rows_out.push(format!(
+            "{:<14} sizing: {} — {}",
+            s.label,
+            sizing["verdict"].as_str().unwrap_or_default(),
+            sizing["why"].as_str().unwrap_or_default()
+        ));
         let pr = &plan["prediction"];
         let part = |name: &str| {
             pr["blackout_parts"]

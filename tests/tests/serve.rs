@@ -860,6 +860,11 @@ async fn a_browser_walks_the_wizard_from_the_plan_to_a_succeeded_run() {
         prediction.contains("write blackout") && prediction.contains("succeeded"),
         "{prediction}"
     );
+    // The owner sees whether the Aurora class suits the source's peak (issue 24).
+    assert!(
+        prediction.contains("target size") && prediction.contains("fits — db.r6g.xlarge"),
+        "{prediction}"
+    );
     shot("2-wizard.png").await;
     browser
         .find(Locator::Css("#start button"))

@@ -162,6 +162,15 @@ fn render(p: &ClusterPlan) -> String {
             format!("  the run would begin changing the world at {stop}"),
         ));
     }
+    out.push(format!(
+        "\nsizing: {} — {}",
+        match p.sizing.verdict.as_str() {
+            "fits" => styled(OK, "fits"),
+            "undersized" => styled(BAD, "undersized"),
+            other => styled(DIM, other),
+        },
+        p.sizing.why
+    ));
     let pr = &p.prediction;
     out.push(format!(
         "\nprediction (simulated, scenario {}{}):",

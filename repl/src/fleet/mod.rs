@@ -26,6 +26,7 @@ pub mod generated;
 pub mod plan;
 pub mod report;
 pub mod run;
+pub mod sizing;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -68,6 +68,10 @@ pub struct Predicted {
     pub measured: Vec<String>,
     /// Figures assumed.
     pub assumptions: Vec<String>,
+    /// The Aurora writer's class and its sizing verdict (`fits`, `undersized`, `oversized`,
+    /// `unknown`): docs/fleet.md, "Instance sizing".
+    pub target_class: Option<String>,
+    pub sizing: String,
 }
 
 /// One cluster's line of a fleet plan (`-o json` prints one object per cluster).
@@ -132,10 +136,12 @@ impl ClusterVerdict {
             total_ms: pr.virtual_ms,
             measured: pr.calibrated.clone(),
             assumptions: pr.assumptions.clone(),
+            target_class: plan.sizing.target_class.clone(),
+            sizing: plan.sizing.verdict.clone(),
         });
         v.readiness = if !plan.preflight.passed {
             Readiness::Blocked
-        } else if pr.outcome != "succeeded" {
+        } else if pr.outcome != "succeeded" || plan.sizing.verdict == "undersized" {
             Readiness::AtRisk
         } else {
             Readiness::Ready

@@ -48,6 +48,11 @@ pub fn finding(v: &ClusterVerdict) -> String {
         }
         (None, Some(p), _) => p.clone(),
         (None, None, Some(p)) if p.outcome != "succeeded" => format!("predicted {}", p.outcome),
+        (None, None, Some(p)) if p.sizing == "undersized" || p.sizing == "oversized" => v
+            .plan
+            .as_ref()
+            .map(|plan| format!("sizing: {}", plan.sizing.why))
+            .unwrap_or_default(),
         _ => String::new(),
     }
 }
@@ -76,6 +81,7 @@ pub fn table(verdicts: &[ClusterVerdict]) -> String {
             "VALIDATED",
             "BLACKOUT",
             "TOTAL",
+            "TARGET",
             "FINDING / FIX",
         ]);
     for v in verdicts {
@@ -89,6 +95,7 @@ pub fn table(verdicts: &[ClusterVerdict]) -> String {
             opt(p.and_then(|p| p.validation_end_ms)),
             opt(p.and_then(|p| p.write_blackout_ms)),
             opt(p.map(|p| p.total_ms)),
+            p.map_or_else(|| "-".into(), target),
             finding(v),
         ]);
     }
@@ -96,6 +103,14 @@ pub fn table(verdicts: &[ClusterVerdict]) -> String {
         c.set_padding((0, 2));
     }
     table.trim_fmt()
+}
+
+/// The target class with its sizing verdict: `db.r6g.xlarge fits`.
+pub fn target(p: &super::plan::Predicted) -> String {
+    match &p.target_class {
+        Some(c) => format!("{c} {}", p.sizing),
+        None => format!("- {}", p.sizing),
+    }
 }
 
 fn cell(s: &str) -> String {
@@ -145,7 +160,9 @@ pub fn markdown(cx: &ReportContext<'_>, verdicts: &[ClusterVerdict]) -> String {
         let meaning = match r {
             Readiness::Blocked => "a preflight check failed: fix it before migrating",
             Readiness::Error => "no plan could be made (see the problem)",
-            Readiness::AtRisk => "the preflight passed, the predicted migration does not succeed",
+            Readiness::AtRisk => {
+                "the preflight passed, but the predicted migration does not succeed or the target class is too small for the source's peak"
+            }
             Readiness::Ready => "the preflight passed and the predicted migration succeeds",
         };
         line(format!("| {} | {n} | {meaning} |", r.word()));
@@ -251,12 +268,12 @@ pub fn markdown(cx: &ReportContext<'_>, verdicts: &[ClusterVerdict]) -> String {
     line(String::new());
     line("Durations are predicted, from the migration's start: the replica's build, the end of the validation under production traffic, the write blackout, the whole migration.".into());
     line(String::new());
-    line("| readiness | cluster | owner | wave | replica build | validation ends | write blackout | total | finding |".into());
-    line("|---|---|---|---|---:|---:|---:|---:|---|".into());
+    line("| readiness | cluster | owner | wave | replica build | validation ends | write blackout | total | target | finding |".into());
+    line("|---|---|---|---|---:|---:|---:|---:|---|---|".into());
     for v in verdicts {
         let p = v.predicted.as_ref();
         line(format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             v.readiness.word(),
             v.cluster,
             v.owner,
@@ -265,8 +282,35 @@ pub fn markdown(cx: &ReportContext<'_>, verdicts: &[ClusterVerdict]) -> String {
             opt(p.and_then(|p| p.validation_end_ms)),
             opt(p.and_then(|p| p.write_blackout_ms)),
             opt(p.map(|p| p.total_ms)),
+            p.map_or_else(|| "-".into(), target),
             cell(&finding(v))
         ));
+    }
+
+    // Instance sizing: every cluster whose target is not simply right, with the reason.
+    let sized: Vec<(&ClusterVerdict, &crate::fleet::sizing::Sizing)> = verdicts
+        .iter()
+        .filter_map(|v| Some((v, &v.plan.as_ref()?.sizing)))
+        .filter(|(_, s)| s.verdict != "fits")
+        .collect();
+    if !sized.is_empty() {
+        line(String::new());
+        line("## Instance sizing".into());
+        line(String::new());
+        line("The Aurora writer's class against the source's busiest five minutes of CPU and its lowest free memory over the last day (a writer above 80 % of its vCPUs at the peak will not keep up).".into());
+        line(String::new());
+        line("| cluster | target | verdict | suggested | why |".into());
+        line("|---|---|---|---|---|".into());
+        for (v, s) in sized {
+            line(format!(
+                "| {} | {} | {} | {} | {} |",
+                v.cluster,
+                s.target_class.as_deref().unwrap_or("-"),
+                s.verdict,
+                s.suggested_class.as_deref().unwrap_or("-"),
+                cell(&s.why)
+            ));
+        }
     }
 
     if !cx.fleet.waves.is_empty() {

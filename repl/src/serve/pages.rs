@@ -221,6 +221,12 @@ async fn cluster_page(
                     tr { th { "replica build" } td { (pr.phase_took("replica").map(dur).unwrap_or_default()) } }
                     tr { th { "validation ends" } td { (pr.phase_end("validation under production traffic").map(|t| format!("+{}", dur(t))).unwrap_or_default()) } }
                     tr { th { "whole migration" } td { (dur(pr.virtual_ms)) } }
+                    tr id="sizing" {
+                        th { "target size" }
+                        td class=(if plan.sizing.verdict == "undersized" { "bad" } else { "" }) {
+                            b { (plan.sizing.verdict) } " — " (plan.sizing.why)
+                        }
+                    }
                 }
                 details { summary { "measured and assumed" }
                     ul { @for m in &pr.calibrated { li { "measured: " (m) } } @for a in &pr.assumptions { li { "assumed: " (a) } } }

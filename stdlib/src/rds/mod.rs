@@ -683,6 +683,27 @@ pub fn class_memory_bytes(class: &str) -> Option<u64> {
     Some((vcpus * per_vcpu) << 30)
 }
 
+/// vCPUs of an instance class ("DB instance class hardware specifications", RDS User Guide:
+/// `large` 2, `xlarge` 4, `Nxlarge` 4·N; every burstable size up to `large` 2). `None` for a
+/// class this table does not know.
+pub fn class_vcpus(class: &str) -> Option<u32> {
+    let rest = class.strip_prefix("db.")?;
+    let (family, size) = rest.split_once('.')?;
+    if !matches!(family.chars().next()?, 'r' | 'm' | 'x' | 't') {
+        return None;
+    }
+    match size {
+        "micro" | "small" | "medium" if family.starts_with('t') => Some(2),
+        "large" => Some(2),
+        "xlarge" => Some(4),
+        other => other
+            .strip_suffix("xlarge")?
+            .parse::<u32>()
+            .ok()
+            .map(|n| n * 4),
+    }
+}
+
 /// The value of a parameter default as the engine computes it for `class`: a number, or a
 /// formula RDS uses — `{DBInstanceClassMemory/N}` and `LEAST({DBInstanceClassMemory/N},M)`.
 /// `None` when it cannot be computed here.

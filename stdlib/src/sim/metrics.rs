@@ -43,7 +43,13 @@ pub const PUBLISHED: &[(&str, &str)] = &[
     ("DatabaseConnections", "DBInstanceIdentifier"),
     ("RDSToAuroraPostgreSQLReplicaLag", "DBClusterIdentifier"),
     ("ReplicaLag", "DBInstanceIdentifier"),
+    ("CPUUtilization", "DBInstanceIdentifier"),
+    ("FreeableMemory", "DBInstanceIdentifier"),
 ];
+
+/// Metrics the simulator derives from the source's `TransactionLogsGeneration` when asked,
+/// rather than samples: the instance's load follows its writes (`cw::sim`).
+pub const DERIVED_FROM_WAL: &[&str] = &["CPUUtilization", "FreeableMemory"];
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Metrics {

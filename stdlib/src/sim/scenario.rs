@@ -293,6 +293,14 @@ pub struct Source {
     /// The instance's tags (`TagList`), e.g. `{ "godwit:fleet" = "payments", team = "orders" }`:
     /// what `rds::list_instances` and fleet discovery read.
     pub tags: BTreeMap<String, String>,
+    /// `CPUUtilization` (percent) with no application writes and at the workload's peak write
+    /// rate; in between it follows the write rate (`TransactionLogsGeneration`).
+    pub cpu_percent_idle: f64,
+    pub cpu_percent_at_peak: f64,
+    /// `FreeableMemory` as a percentage of the class's memory, idle and at the peak (the
+    /// sessions' and the cache's memory grow with the load).
+    pub freeable_memory_percent_idle: f64,
+    pub freeable_memory_percent_at_peak: f64,
 }
 
 impl Default for Source {
@@ -345,6 +353,10 @@ impl Default for Source {
             internal_connections: 0,
             backend_exit: "200ms".into(),
             tags: BTreeMap::new(),
+            cpu_percent_idle: 5.0,
+            cpu_percent_at_peak: 40.0,
+            freeable_memory_percent_idle: 60.0,
+            freeable_memory_percent_at_peak: 45.0,
         }
     }
 }
@@ -971,6 +983,26 @@ impl Scenario {
             if let Err(e) = parse_duration(text) {
                 need(false, format!("{key}: {e}"));
             }
+        }
+        for (key, v) in [
+            ("source.cpu_percent_idle", self.source.cpu_percent_idle),
+            (
+                "source.cpu_percent_at_peak",
+                self.source.cpu_percent_at_peak,
+            ),
+            (
+                "source.freeable_memory_percent_idle",
+                self.source.freeable_memory_percent_idle,
+            ),
+            (
+                "source.freeable_memory_percent_at_peak",
+                self.source.freeable_memory_percent_at_peak,
+            ),
+        ] {
+            need(
+                (0.0..=100.0).contains(&v),
+                format!("{key}: {v} is not a percentage (0 to 100)"),
+            );
         }
         for (key, text) in [
             ("wal.archive_timeout", &self.wal.archive_timeout),
