@@ -24,10 +24,10 @@ use godwit_engine::{Call, ErrorKind, PrimitiveError};
 use godwit_stdlib::ec2::{self, Ec2, SecurityGroup as Sg};
 use godwit_stdlib::pg::live::{BoxFuture, Connector, PG_CALL_LIMIT, Pool, Target};
 use godwit_stdlib::rds::{
-    self, Accepts, CreateClusterInstance, CreateParameterGroups, CreateReplicaCluster, DbCluster,
-    DbInstance, EngineVersion, ExistingGroup, InstancePage, InstanceSummary, Parameter,
-    ParameterGroupsCreated, ParameterRule, Promotion, Rds, RdsEvent, Reboot, RestoreCluster,
-    Snapshot,
+    self, Accepts, CloneCluster, CreateClusterInstance, CreateParameterGroups,
+    CreateReplicaCluster, DbCluster, DbInstance, EngineVersion, ExistingGroup, InstancePage,
+    InstanceSummary, Parameter, ParameterGroupsCreated, ParameterRule, Promotion, Rds, RdsEvent,
+    Reboot, RestoreCluster, Snapshot,
 };
 
 use crate::LabError;
@@ -1454,6 +1454,116 @@ impl Rds for LabRds {
                 &req.cluster_id,
                 true,
                 &format!("Restored from snapshot {}", req.snapshot_id),
+            );
+            Ok(())
+        })?;
+        self.cluster_view(cx, &req.cluster_id, OP)
+    }
+
+    /// The lab's clone: a `pg_basebackup` of the source cluster's writer (a standby while the
+    /// cluster replicates) into the clone's data directory, without the standby's signal, so
+    /// its instance recovers to the copy's end and starts as a primary of its own on its own
+    /// port — "a copy of the replica promoted". Unlike Aurora's copy-on-write it copies every
+    /// byte (seconds for a lab's megabytes). Recorded `creating` first; a process killed while
+    /// copying leaves `creating`, and the next call starts the copy over.
+    fn clone_cluster(
+        &self,
+        cx: &Call<'_>,
+        req: &CloneCluster,
+    ) -> Result<DbCluster, PrimitiveError> {
+        const OP: &str = "clone_cluster";
+        let _lock = self.ctx.lock(cx, R, OP, &req.cluster_id)?;
+        let st = self.ctx.state(R, OP)?;
+        if st
+            .clusters
+            .get(&req.cluster_id)
+            .is_some_and(|c| c.status != "creating")
+        {
+            return self.cluster_view(cx, &req.cluster_id, OP); // a re-run of the same step
+        }
+        let src = self.cluster_view(cx, &req.source_cluster, OP)?;
+        rds::check_clonable(OP, &src)?;
+        let writer = src
+            .writer
+            .clone()
+            .or_else(|| src.members.first().cloned())
+            .unwrap_or_default();
+        let server = st
+            .instances
+            .get(&writer)
+            .and_then(|i| i.server())
+            .ok_or_else(|| {
+                PrimitiveError::new(
+                    R,
+                    OP,
+                    ErrorKind::Conflict,
+                    format!("the writer {writer} of {} is not running (InvalidDBClusterStateFault)", src.id),
+                    "wait until the cluster's instance is available (rds::wait_until_instance_available)",
+                )
+                .with_retryable(true)
+            })?;
+        let data = st.dir.join(&req.cluster_id);
+        let group = src.parameter_group.clone();
+        self.ctx.update(R, OP, |st| {
+            st.clusters.insert(
+                req.cluster_id.clone(),
+                Cluster {
+                    id: req.cluster_id.clone(),
+                    replication_source: None,
+                    slot: String::new(),
+                    data: data.clone(),
+                    status: "creating".into(),
+                    members: Vec::new(),
+                    parameter_group: group,
+                    engine_version: src.engine_version.clone(),
+                    promote_requested: false,
+                    iam_auth: req.iam_auth,
+                    basebackup_pid: None,
+                    restored_from: Some(format!("clone of {}", src.id)),
+                },
+            );
+            Ok(())
+        })?;
+        pgproc::crash_point("clone_cluster:intent");
+        start_over(&data).map_err(|e| lab_error(R, OP, e))?;
+        let dir = self.ctx.dir.clone();
+        let id = req.cluster_id.clone();
+        pgproc::base_backup(
+            &st.bin,
+            st.user.as_ref(),
+            &st.dir,
+            &server,
+            &data,
+            None,
+            "clone_cluster:copying",
+            |pid| {
+                LabState::update(&dir, |st| {
+                    if let Some(c) = st.clusters.get_mut(&id) {
+                        c.basebackup_pid = Some(pid);
+                    }
+                    Ok(())
+                })
+            },
+        )
+        .map_err(|e| lab_error(R, OP, e))?;
+        // A copy of a standby: without its signal it starts as a primary (a new timeline).
+        for signal in ["standby.signal", "recovery.signal"] {
+            let f = data.join(signal);
+            if f.exists() {
+                std::fs::remove_file(&f)
+                    .map_err(|e| lab_error(R, OP, LabError::Io(format!("{}: {e}", f.display()))))?;
+            }
+        }
+        pgproc::crash_point("clone_cluster:copied");
+        self.ctx.update(R, OP, |st| {
+            if let Some(c) = st.clusters.get_mut(&req.cluster_id) {
+                c.status = "available".into();
+                c.basebackup_pid = None;
+            }
+            st.event(
+                &req.cluster_id,
+                true,
+                &format!("Cloned from {} (copy-on-write)", req.source_cluster),
             );
             Ok(())
         })?;

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use godwit_engine::exit;
 
 use crate::cmd::{
-    abort, approve, check, completions, cw, dal, demo, docs, fleet, lab, plan, repl, report,
+    abort, approve, check, clone, completions, cw, dal, demo, docs, fleet, lab, plan, repl, report,
     resume, rollback, run, runs, serve, show, verify, worker, worlds,
 };
 use crate::context::{Context, Format};
@@ -68,6 +68,7 @@ pub enum Command {
     Abort(abort::AbortArgs),
     Approve(approve::ApproveArgs),
     Rollback(rollback::RollbackArgs),
+    Clone(clone::CloneArgs),
     Runs(runs::RunsArgs),
     Show(show::ShowArgs),
     Verify(verify::VerifyArgs),
@@ -125,6 +126,7 @@ fn dispatch(command: Command, ctx: &Context) -> Result<i32, Failure> {
         Command::Abort(args) => args.execute(ctx),
         Command::Approve(args) => args.execute(ctx),
         Command::Rollback(args) => args.execute(ctx),
+        Command::Clone(args) => args.execute(ctx),
         Command::Runs(args) => args.execute(ctx),
         Command::Show(args) => args.execute(ctx),
         Command::Verify(args) => args.execute(ctx),

@@ -882,6 +882,61 @@ fn a_bad_parameter_is_exit_2_with_the_fix_and_leaves_no_run() {
     }
 }
 
+/// Issue 24, `godwit clone RUN` in the simulator: the migration's Aurora cluster cloned for its
+/// team (a run of its own, on the clone's id), its endpoint printed, deleted when its time is
+/// up; bad input refused before anything starts (exit 2), a clone run is not a migration.
+#[test]
+fn godwit_clone_gives_the_team_a_writable_clone_and_deletes_it_in_time() {
+    let runbook =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks/rds-to-aurora.rhai");
+    let env = Env::new();
+    let (code, out, err) = env.godwit(&[
+        "run",
+        runbook.to_str().unwrap(),
+        "--cluster",
+        "orders-db",
+        "--world",
+        "sim:busy-source",
+        "--set",
+        "validation_window=1h",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let before = env.run_ids();
+    for (args, want) in [
+        (
+            vec!["clone", "last", "--for", "30d"],
+            "keep_for = \"30d\": above the maximum 7d",
+        ),
+        (vec!["clone", "nosuch"], "no run 'nosuch'"),
+    ] {
+        let (code, out, err) = env.godwit(&args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert_eq!(env.run_ids(), before, "{args:?} started a run");
+    }
+    let (code, out, err) = env.godwit(&["clone", "last", "--for", "1h"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let text = format!("{out}{err}");
+    assert!(
+        text.contains("clone orders-db-aurora-clone of orders-db-aurora is ready for its team")
+            && text.contains("IAM sign-in")
+            && text.contains("\"deleted\":true"),
+        "{text}"
+    );
+    let clone_run = env
+        .run_ids()
+        .into_iter()
+        .find(|id| !before.contains(id))
+        .unwrap();
+    assert!(
+        clone_run.ends_with("-orders-db-aurora-clone"),
+        "{clone_run}"
+    );
+    let (code, _, err) = env.godwit(&["clone", &clone_run]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is itself a clone"), "{err}");
+}
+
 /// `godwit rollback RUN` in the simulator, from the command line: `--check` changes nothing,
 /// the rollback continues the cutover's world and succeeds, a second one finds it rolled back
 /// already (exit 3), a rollback run is not a cutover to roll back (exit 2), and a cutover

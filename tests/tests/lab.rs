@@ -830,6 +830,86 @@ async fn godwit_killed_mid_cutover_resumes_to_completion_losing_nothing() {
     assert_eq!(w.lost, Some(0), "{w:?}");
     assert_eq!(w.inconsistent, Some(0), "{w:?}");
     assert!(w.acked > 300, "{w:?}");
+
+    // Issue 24: the owning team's throwaway clone of the migrated cluster (`godwit clone`): a
+    // copy on its own port, writable, whose writes stay on it; deleted when its time is up,
+    // its server stopped.
+    let target_id = target.id.clone();
+    let clone_id = format!("{target_id}-clone");
+    let state = tmp.path().join("state");
+    let child = Command::new(GODWIT)
+        .args(["clone", "last", "--for", "1m"])
+        .env("GODWIT_STATE_DIR", &state)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let clone_port = loop {
+        let st = LabState::load(&sup.dir).unwrap();
+        let up = st
+            .serving(&clone_id)
+            .filter(|i| i.status == "available" && i.cluster.as_deref() == Some(clone_id.as_str()))
+            .map(|i| i.port);
+        if let Some(p) = up {
+            break p;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the clone never came up: {:?}",
+            st.clusters.keys().collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let marker = 424_242_i64;
+    let connect = |port: u16| async move {
+        let (c, conn) = tokio_postgres::connect(
+            &format!("host=127.0.0.1 port={port} user=app dbname=app connect_timeout=5"),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        c
+    };
+    let clone_db = connect(clone_port).await;
+    clone_db
+        .execute(
+            "INSERT INTO godwit_workload (client, seq) VALUES (-2, $1)",
+            &[&marker],
+        )
+        .await
+        .expect("the clone takes writes");
+    let target_db = connect(port).await;
+    let on_target: i64 = target_db
+        .query_one(
+            "SELECT count(*) FROM godwit_workload WHERE client = -2 AND seq = $1",
+            &[&marker],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        on_target, 0,
+        "a write on the clone reached the migrated cluster"
+    );
+    drop((clone_db, target_db));
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success()
+            && text.contains("is ready for its team")
+            && text.contains("delete-clone"),
+        "godwit clone: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st = LabState::load(&sup.dir).unwrap();
+    assert!(
+        !st.clusters.contains_key(&clone_id) && st.serving(&clone_id).is_none(),
+        "the clone is deleted"
+    );
     sup.down().await;
 }
 

@@ -273,6 +273,12 @@ fn every_runbook_in_every_scenario() {
     let _guard = settings.bind_to_scope();
     for runbook in runbooks() {
         let stem = runbook.file_stem().unwrap().to_string_lossy().to_string();
+        // The clone runbook clones a migration's Aurora cluster, which no scenario has before a
+        // migration ran: `godwit clone RUN` runs it on a migrated world
+        // (cli.rs::godwit_clone_gives_the_team_a_writable_clone_and_deletes_it_in_time).
+        if stem == "clone" {
+            continue;
+        }
         for scenario in &scenarios {
             // The rollback runbook's source groups are what `godwit rollback RUN` reads from
             // the cutover's journal; here, any well-formed value.

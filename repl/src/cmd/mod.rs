@@ -8,6 +8,7 @@
 pub mod abort;
 pub mod approve;
 pub mod check;
+pub mod clone;
 pub mod completions;
 pub mod cw;
 pub mod dal;

@@ -1128,6 +1128,58 @@ impl Rds for AwsApi {
         self.get_cluster(cx, OP, &req.cluster_id)
     }
 
+    fn clone_cluster(
+        &self,
+        cx: &Call<'_>,
+        req: &CloneCluster,
+    ) -> Result<DbCluster, PrimitiveError> {
+        const OP: &str = "clone_cluster";
+        if let Some(c) = self.find_cluster(cx, OP, &req.cluster_id)? {
+            return Ok(c); // a re-run of the same step
+        }
+        let src = self.get_cluster(cx, OP, &req.source_cluster)?;
+        check_clonable(OP, &src)?;
+        // The clone would get the VPC's default security group and subnet group otherwise
+        // ("the new DB cluster is created with the default DB security group",
+        // RestoreDBClusterToPointInTime): the source cluster's, so whoever reaches it reaches
+        // the clone.
+        let subnet_group = self
+            .api(cx, A, OP, "rds.DescribeDBClusters", || {
+                self.aws
+                    .rds
+                    .describe_db_clusters()
+                    .db_cluster_identifier(&src.id)
+                    .send()
+            })?
+            .db_clusters()
+            .first()
+            .and_then(|c| c.db_subnet_group())
+            .map(str::to_string);
+        let created = self.api(cx, A, OP, "rds.RestoreDBClusterToPointInTime", || {
+            self.aws
+                .rds
+                .restore_db_cluster_to_point_in_time()
+                .db_cluster_identifier(&req.cluster_id)
+                .source_db_cluster_identifier(&src.id)
+                .restore_type("copy-on-write")
+                .use_latest_restorable_time(true)
+                .set_vpc_security_group_ids(Some(src.security_groups.clone()))
+                .set_db_subnet_group_name(subnet_group.clone())
+                .db_cluster_parameter_group_name(&src.parameter_group)
+                .enable_iam_database_authentication(req.iam_auth)
+                .send()
+        });
+        match created {
+            Ok(_) => {}
+            Err(e) if e.kind == ErrorKind::Conflict && !e.retryable => {
+                // Created by an earlier attempt whose answer was lost.
+                return self.find_cluster(cx, OP, &req.cluster_id)?.ok_or(e);
+            }
+            Err(e) => return Err(e),
+        }
+        self.get_cluster(cx, OP, &req.cluster_id)
+    }
+
     fn describe_parameter_group(
         &self,
         cx: &Call<'_>,

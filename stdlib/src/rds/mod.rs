@@ -270,6 +270,65 @@ pub struct RestoreCluster {
     pub iam_auth: bool,
 }
 
+/// A copy-on-write clone of an Aurora cluster (`RestoreDBClusterToPointInTime` with
+/// `RestoreType=copy-on-write` and the latest restorable time): a new, writable cluster that
+/// shares the source cluster's pages until either side changes them. Its instances are
+/// created afterwards, as for any restored cluster.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CloneCluster {
+    pub cluster_id: String,
+    pub source_cluster: String,
+    /// `EnableIAMDatabaseAuthentication`: the owning team signs in with IAM (no passwords).
+    #[serde(default)]
+    pub iam_auth: bool,
+}
+
+/// The rules AWS documents for a clone ("Limitations of Aurora cloning", Aurora User Guide):
+/// the source must be an Aurora cluster with at least one DB instance ("You can't create a
+/// clone from an Aurora DB cluster without a DB instance") and `available`. For the worlds
+/// that cannot ask AWS; `Conflict` (retryable while the source is busy), `Invalid` for a
+/// source that is not Aurora.
+pub fn check_clonable(op: &str, source: &DbCluster) -> Result<(), PrimitiveError> {
+    if source.engine != "aurora-postgresql" {
+        return Err(PrimitiveError::invalid(
+            "rds",
+            op,
+            format!(
+                "{} is {}, not an Aurora cluster: only Aurora clones",
+                source.id, source.engine
+            ),
+            "clone the Aurora replica cluster (the run's target), not the RDS source",
+        ));
+    }
+    if source.members.is_empty() {
+        return Err(PrimitiveError::new(
+            "rds",
+            op,
+            ErrorKind::Conflict,
+            format!(
+                "cluster {} has no DB instance: Aurora cannot clone a cluster without one (InvalidDBClusterStateFault)",
+                source.id
+            ),
+            "create its writer instance first and wait until it is available",
+        )
+        .with_retryable(false));
+    }
+    if source.status != "available" {
+        return Err(PrimitiveError::new(
+            "rds",
+            op,
+            ErrorKind::Conflict,
+            format!(
+                "cluster {} is {}, not available (InvalidDBClusterStateFault)",
+                source.id, source.status
+            ),
+            "wait until it is available (rds::wait_until_cluster_available)",
+        )
+        .with_retryable(true));
+    }
+    Ok(())
+}
+
 /// RDS as the primitives see it, in every world.
 pub trait Rds: Send + Sync {
     fn describe_instance(&self, cx: &Call<'_>, id: &str) -> Result<DbInstance, PrimitiveError>;
@@ -351,6 +410,10 @@ pub trait Rds: Send + Sync {
         cx: &Call<'_>,
         req: &RestoreCluster,
     ) -> Result<DbCluster, PrimitiveError>;
+    /// A copy-on-write clone of an Aurora cluster ([`CloneCluster`]); idempotent (an existing
+    /// cluster of that id is returned).
+    fn clone_cluster(&self, cx: &Call<'_>, req: &CloneCluster)
+    -> Result<DbCluster, PrimitiveError>;
     /// RDS events of an instance (`cluster` false) or a cluster, oldest first (the last 14
     /// days RDS keeps, or whatever the world keeps). Quoted when a wait meets a terminal state,
     /// because the state alone does not say why; also evidence that a reboot or a promotion

@@ -889,6 +889,61 @@ mod rds_module {
         })
     }
 
+    /// A copy-on-write clone of an Aurora cluster (Aurora's `copy-on-write` restore type, from
+    /// the latest restorable time): a writable cluster for the owning team to try the
+    /// application against, sharing the source's pages until either side changes them. In the
+    /// source cluster's security groups, subnet group and cluster parameter group; create its
+    /// instance once it is `available` (as AWS requires of a restored cluster). Idempotent: an
+    /// existing cluster of that id is returned. Delete it with `rds::delete_instance` and
+    /// `rds::delete_cluster`.
+    ///
+    /// # Parameters
+    /// * `cluster_id` — the clone's identifier.
+    /// * `source_cluster` — an `available` Aurora cluster with at least one instance (the
+    ///   replica, before or after its promotion).
+    /// * `options` — `#{ iam_auth }` (`true`: sign in with IAM, no passwords; default `false`).
+    ///
+    /// # Returns
+    /// The clone (status `creating`, no replication source).
+    ///
+    /// # Errors
+    /// `NotFound` for a missing source; `Invalid` for a source that is not Aurora; `Conflict`
+    /// for a source without an instance (not retryable) or not `available` (retryable).
+    ///
+    /// # Example
+    /// ```rhai
+    /// rds::create_replica_cluster("orders-aurora", "orders-db", #{ engine_version: "15.4", iam_auth: true });
+    /// rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
+    /// rds::wait_until_cluster_available("orders-aurora", #{ timeout: "6h" });
+    /// rds::wait_until_instance_available("orders-aurora-1", #{ timeout: "2h" });
+    /// let c = rds::clone_cluster("orders-aurora-clone", "orders-aurora", #{ iam_auth: true });
+    /// assert(c.replication_source_identifier == (), "a clone is writable, not a replica");
+    /// // Its instance only once the clone is available (AWS refuses sooner).
+    /// while rds::describe_cluster("orders-aurora-clone").status != "available" { sleep("1m"); }
+    /// rds::create_cluster_instance("orders-aurora-clone-1", "orders-aurora-clone", #{ instance_class: "db.r6g.large" });
+    /// let cl = rds::wait_until_cluster_available("orders-aurora-clone", #{ timeout: "1h" });
+    /// assert(cl.members == ["orders-aurora-clone-1"], "the clone's instance");
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn clone_cluster(
+        ctx: NativeCallContext,
+        cluster_id: &str,
+        source_cluster: &str,
+        options: Map,
+    ) -> RhaiResult<Map> {
+        const OP: &str = "clone_cluster";
+        let o = Opts::new(A, OP, options, &["iam_auth"]).map_err(|e| invalid(&ctx, e))?;
+        let req = CloneCluster {
+            cluster_id: cluster_id.into(),
+            source_cluster: source_cluster.into(),
+            iam_auth: o
+                .bool("iam_auth")
+                .map_err(|e| invalid(&ctx, e))?
+                .unwrap_or(false),
+        };
+        call(&ctx, A, OP, &req, |cx, w| w.rds.clone_cluster(cx, &req))
+    }
+
     /// Poll an instance through the run's clock until it is `available`.
     ///
     /// # Parameters

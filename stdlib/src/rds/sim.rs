@@ -276,6 +276,23 @@ impl Rds for Sim {
             return Ok(i);
         }
         check_aurora_class(OP, &req.instance_class, &c.engine_version)?;
+        // A restored or cloned cluster (no replication source) takes instances only once it is
+        // available: "You can create DB instances only after the RestoreDBClusterFromSnapshot /
+        // RestoreDBClusterToPointInTime operation has completed and the DB cluster is
+        // available" (RDS API reference). A replica's instance may be created at once.
+        if c.replication_source_identifier.is_none() && c.status == "creating" {
+            return Err(PrimitiveError::new(
+                A,
+                OP,
+                ErrorKind::Conflict,
+                format!(
+                    "cluster {} is still being restored: its instances can be created only once it is available (InvalidDBClusterStateFault)",
+                    c.id
+                ),
+                "wait until the cluster reads available (describe_cluster), then create the instance",
+            )
+            .with_retryable(true));
+        }
         let region = st.sc.aws.region.clone();
         let i = DbInstance {
             id: req.instance_id.clone(),
@@ -585,6 +602,52 @@ impl Rds for Sim {
         st.rds.clusters.insert(id.clone(), c.clone());
         let at =
             st.now + (st.tm.restore_per_100gb as f64 * snap.data_gb / 100.0).max(300_000.0) as i64;
+        st.rds.schedule(
+            at,
+            Change::ClusterStatus {
+                id,
+                status: "available".into(),
+            },
+        );
+        Ok(c)
+    }
+
+    fn clone_cluster(
+        &self,
+        cx: &Call<'_>,
+        req: &CloneCluster,
+    ) -> Result<DbCluster, PrimitiveError> {
+        const OP: &str = "clone_cluster";
+        let mut st = self.api(cx, A, OP)?;
+        if let Some(c) = st.rds.clusters.get(&req.cluster_id) {
+            return Ok(c.clone());
+        }
+        let Some(src) = st.rds.clusters.get(&req.source_cluster).cloned() else {
+            return Err(cluster_not_found(OP, &req.source_cluster));
+        };
+        check_clonable(OP, &src)?;
+        let id = req.cluster_id.clone();
+        let region = st.sc.aws.region.clone();
+        // Not a replica: the clone is writable from the start, in the source cluster's groups,
+        // parameter group and encryption (a copy-on-write volume keeps its key).
+        let c = DbCluster {
+            id: id.clone(),
+            arn: st.arn("cluster", &id),
+            status: "creating".into(),
+            replication_source_identifier: None,
+            members: Vec::new(),
+            writer: None,
+            endpoint: format!("{id}.cluster-sim.{region}.rds.amazonaws.com"),
+            reader_endpoint: format!("{id}.cluster-ro-sim.{region}.rds.amazonaws.com"),
+            iam_auth: req.iam_auth,
+            ..src
+        };
+        st.rds.clusters.insert(id.clone(), c.clone());
+        st.note(format!(
+            "cluster {id} cloned from {} (copy-on-write)",
+            req.source_cluster
+        ));
+        let at = st.now + crate::sim::scenario::dur_ms(&st.sc.aws.clone);
         st.rds.schedule(
             at,
             Change::ClusterStatus {

@@ -518,6 +518,9 @@ pub struct Aws {
     pub delete: String,
     pub snapshot_per_100gb: String,
     pub restore_per_100gb: String,
+    /// A copy-on-write clone of an Aurora cluster becoming `available` (its volume is shared,
+    /// so it does not grow with the data). Assumed: AWS calls cloning fast, with no figure.
+    pub clone: String,
     /// An EC2 security-group rule added (`ec2::allow_connection`: the reverse path's network
     /// rules). Assumed: AWS publishes no latency for `AuthorizeSecurityGroup*`.
     pub security_group_rule: String,
@@ -551,6 +554,7 @@ impl Default for Aws {
             // Inside the write blackout (the reverse path is set up between the promotion and
             // the route switch): never free, or the plan predicts a shorter blackout than AWS
             // gives.
+            clone: "10m".into(),
             security_group_rule: "500ms".into(),
             logical_slot: "200ms".into(),
             subscribe: "300ms".into(),
@@ -970,6 +974,7 @@ impl Scenario {
             ("aws.delete", &self.aws.delete),
             ("aws.snapshot_per_100gb", &self.aws.snapshot_per_100gb),
             ("aws.restore_per_100gb", &self.aws.restore_per_100gb),
+            ("aws.clone", &self.aws.clone),
             ("aws.security_group_rule", &self.aws.security_group_rule),
             ("aws.logical_slot", &self.aws.logical_slot),
             ("aws.subscribe", &self.aws.subscribe),
