@@ -916,9 +916,18 @@ impl Rds for LabRds {
             .map_err(|e| lab_error(R, OP, e))?;
         // A replica's writer takes the source's groups; a restored cluster's, the lab's
         // application group (RDS: the VPC's default group when the restore names none).
-        let groups = match &cl.restored_from {
-            Some(_) => vec![crate::state::APP_GROUP.to_string()],
-            None => st
+        // A clone's, its source cluster's writer's (AWS: the clone is restored into the source
+        // cluster's groups, rds::clone_cluster).
+        let clone_of = cl
+            .restored_from
+            .as_deref()
+            .and_then(|r| r.strip_prefix(CLONE_OF))
+            .and_then(|src| st.serving(src))
+            .map(|w| w.security_groups.clone());
+        let groups = match (&cl.restored_from, clone_of) {
+            (_, Some(g)) => g,
+            (Some(_), None) => vec![crate::state::APP_GROUP.to_string()],
+            (None, None) => st
                 .instances
                 .get(&st.source)
                 .map(|s| s.security_groups.clone())
@@ -1519,7 +1528,7 @@ impl Rds for LabRds {
                     promote_requested: false,
                     iam_auth: req.iam_auth,
                     basebackup_pid: None,
-                    restored_from: Some(format!("clone of {}", src.id)),
+                    restored_from: Some(format!("{CLONE_OF}{}", src.id)),
                 },
             );
             Ok(())
@@ -1570,6 +1579,10 @@ impl Rds for LabRds {
         self.cluster_view(cx, &req.cluster_id, OP)
     }
 }
+
+/// How a clone records its origin in `Cluster::restored_from`: this prefix and the source
+/// cluster's id.
+const CLONE_OF: &str = "clone of ";
 
 pub struct LabEc2 {
     pub ctx: Arc<LabCtx>,

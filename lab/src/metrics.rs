@@ -10,7 +10,7 @@
 //! | `FreeStorageSpace` | instance | the instance's allocation (`allocated_storage_gb`) minus what its data directory uses, bytes |
 //! | `RDSToAuroraPostgreSQLReplicaLag` | cluster | the replica's `replay_lag` in `pg_stat_replication` on the source, seconds (0 when idle) |
 //! | `ReplicaLagBytes` | cluster | `current LSN − replay_lsn` of that replica, bytes |
-//! | `CPUUtilization` | instance | the instance's processes' CPU time over wall time and the machine's cores, percent ([`host_figures`]) |
+//! | `CPUUtilization` | instance | the instance's processes' CPU time over wall time and the class's vCPUs, percent ([`host_figures`]) |
 //! | `FreeableMemory` | instance | the class's memory minus what the instance's processes hold, bytes ([`host_figures`]) |
 //!
 //! `DatabaseConnections` follows AWS's definition: "the number of client network connections
@@ -270,8 +270,7 @@ const USER_HZ: f64 = 100.0;
 /// The source instances' `CPUUtilization` and `FreeableMemory`, from `/proc` (RDS measures
 /// them on the instance's host; the lab's instances share this machine):
 /// - `CPUUtilization`: the instance's processes' CPU time since the previous sample over the
-///   wall time and the machine's cores, percent (the lab's class, `db.r6g.large`, has 2 vCPUs,
-///   as this machine has 2 cores);
+///   wall time and the class's vCPUs (`db.r6g.large`: 2), percent, at most 100;
 /// - `FreeableMemory`: the class's memory (`rds::class_memory_bytes`) minus what the instance's
 ///   processes hold ([`instance_memory`]) — the memory the instance would have left on a host of
 ///   its own class.
@@ -282,7 +281,11 @@ pub fn host_figures(
     last: &mut BTreeMap<String, (std::time::Instant, u64)>,
     m: &mut BTreeMap<String, f64>,
 ) {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    // RDS reports CPU as a share of the instance's vCPUs: the lab's class's, whatever this
+    // machine has (the host's cores when the class is not in the table).
+    let cores = godwit_stdlib::rds::class_vcpus(&st.attributes.instance_class)
+        .map(f64::from)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()) as f64);
     let class_memory =
         godwit_stdlib::rds::class_memory_bytes(&st.attributes.instance_class).unwrap_or(0) as f64;
     for (id, inst) in &st.instances {

@@ -68,7 +68,9 @@ pub struct ClusterPlan {
 impl ClusterPlan {
     /// Would the migration go through, as far as the plan can tell?
     pub fn ready(&self) -> bool {
-        self.preflight.passed && self.prediction.outcome == "succeeded"
+        self.preflight.passed
+            && self.prediction.outcome == "succeeded"
+            && self.sizing.verdict != "undersized"
     }
 }
 
@@ -317,14 +319,15 @@ const MAX_MODELLED_CLIENTS: u32 = 64;
 /// `sessions` connections held for `held_ms` by Envoy's hold (docs/envoy.md, "The hold"): a
 /// held connection retries with Envoy's fully jittered exponential backoff — each wait
 /// uniform in `[0, b)`, `b` doubling from the base interval to the maximum
-/// (`JitteredExponentialBackOffStrategy`) — and gets through at its first retry after the
-/// switch; the blackout ends with the first of them. Computed by a seeded Monte Carlo (the
-/// same answer every time); once the intervals reached the maximum long before the switch,
-/// the wait is drawn from the renewal process's stationary residual (an interval picked in
-/// proportion to its length, then a uniform point in it).
+/// (`JitteredExponentialBackOffStrategy`) — for at most `max_connect_attempts`; then Envoy
+/// closes it, and the application connects again at once (assumed: its own retry policy is
+/// not known) and is held afresh. A connection gets through at its first retry after the
+/// switch; the blackout ends with the first of them. A seeded Monte Carlo: the same answer
+/// every time.
 pub fn clients_back_ms(held_ms: i64, sessions: u32) -> i64 {
     let hold = HoldBudget::default();
     let (base, max) = (hold.base_interval_ms as f64, hold.max_interval_ms as f64);
+    let attempts = hold.max_connect_attempts.max(1);
     let clients = sessions.clamp(1, MAX_MODELLED_CLIENTS);
     let held = held_ms.max(0) as f64;
     // xorshift64*: deterministic, no dependency for a few thousand draws.
@@ -335,20 +338,47 @@ pub fn clients_back_ms(held_ms: i64, sessions: u32) -> i64 {
         state ^= state >> 27;
         (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
     };
+    // The intervals of one connection's attempts; a cycle lasts at most their sum.
+    let intervals: Vec<f64> = (0..attempts)
+        .scan(base, |b, _| {
+            let now = *b;
+            *b = (*b * 2.0).min(max);
+            Some(now)
+        })
+        .collect();
+    let cycle_max: f64 = intervals.iter().sum();
+    let weight: f64 = cycle_max;
     const TRIALS: u32 = 2000;
     let mut total = 0.0;
     for _ in 0..TRIALS {
         let mut first = f64::INFINITY;
         for _ in 0..clients {
-            let (mut t, mut b) = (0.0, base);
-            let wait = loop {
-                if b >= max && held - t > 20.0 * max {
-                    break max * uniform().sqrt() * uniform();
-                }
-                t += uniform() * b;
-                b = (b * 2.0).min(max);
-                if t >= held {
-                    break t - held;
+            let mut t = 0.0;
+            // Held for many cycles: the switch falls at a random point of the cycles' renewal
+            // process — an interval picked in proportion to its mean length (its bound), a
+            // length from its length-biased law (bound × √u), a uniform point in it.
+            if held > 2.0 * cycle_max {
+                let mut pick = uniform() * weight;
+                let bound = intervals
+                    .iter()
+                    .copied()
+                    .find(|b| {
+                        pick -= b;
+                        pick < 0.0
+                    })
+                    .unwrap_or(max);
+                first = first.min(bound * uniform().sqrt() * uniform());
+                continue;
+            }
+            let wait = 'held: loop {
+                // One downstream connection: its attempts, then Envoy gives up on it.
+                let mut b = base;
+                for _ in 0..attempts {
+                    t += uniform() * b;
+                    b = (b * 2.0).min(max);
+                    if t >= held {
+                        break 'held t - held;
+                    }
                 }
             };
             first = first.min(wait);
@@ -618,11 +648,12 @@ mod tests {
     use super::clients_back_ms;
 
     #[test]
-    fn a_long_hold_ends_at_the_mean_residual_of_envoys_capped_backoff() {
-        // Intervals uniform in [0, 1000) ms: a point in time falls in one picked by length,
-        // and waits a third of the maximum on average (E[U²] / 2E[U] = 1000 / 3).
+    fn a_long_hold_waits_for_a_retry_of_connections_envoy_gave_up_and_the_app_renewed() {
+        // Past 40 attempts (about 19 s) Envoy closes a held connection and the application
+        // connects again, restarting at 100 ms: within a cycle the late intervals (up to 1 s)
+        // dominate, so a point in time waits somewhat under a third of a second.
         let one = clients_back_ms(4 * 60 * 1000, 1);
-        assert!((300..=366).contains(&one), "{one}");
+        assert!((200..=366).contains(&one), "{one}");
         // The first of many held connections gets through sooner.
         let many = clients_back_ms(4 * 60 * 1000, 20);
         assert!(many < one / 5, "{many} vs {one}");

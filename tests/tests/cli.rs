@@ -935,6 +935,10 @@ fn godwit_clone_gives_the_team_a_writable_clone_and_deletes_it_in_time() {
     let (code, _, err) = env.godwit(&["clone", &clone_run]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("is itself a clone"), "{err}");
+    // The migrated cluster itself as the clone's id: refused before anything starts.
+    let (code, out, err) = env.godwit(&["clone", "last", "--id", "orders-db-aurora"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("is the clone itself"), "{err}");
 }
 
 /// `godwit rollback RUN` in the simulator, from the command line: `--check` changes nothing,

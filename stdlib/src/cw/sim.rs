@@ -33,28 +33,38 @@ impl Cw for Sim {
                 .peak_write_bytes_per_second
                 .max(st.sc.workload.base_write_bytes_per_second);
             let memory = crate::rds::class_memory_bytes(&src.instance_class).unwrap_or(0) as f64;
+            let (idle, at_peak) = if q.name == "CPUUtilization" {
+                (src.cpu_percent_idle, src.cpu_percent_at_peak)
+            } else {
+                (
+                    src.freeable_memory_percent_idle,
+                    src.freeable_memory_percent_at_peak,
+                )
+            };
+            // A map that falls with the load (free memory) turns the WAL's Minimum into the
+            // metric's Maximum: ask the WAL for the opposite extreme.
+            let wal_stat = match stat {
+                Statistic::Minimum if at_peak < idle => Statistic::Maximum,
+                Statistic::Maximum if at_peak < idle => Statistic::Minimum,
+                s => s,
+            };
             let key = (
                 "TransactionLogsGeneration".to_string(),
                 dim.clone(),
                 id.clone(),
             );
-            let points = st.datapoints(&key, stat, q.period, q.since, q.until);
+            let points = st.datapoints(&key, wal_stat, q.period, q.since, q.until);
             let mapped = series(points).into_iter().map(|mut p| {
                 let load = if peak > 0.0 {
                     (p.v / peak).clamp(0.0, 1.0)
                 } else {
                     0.0
                 };
-                let between = |idle: f64, at_peak: f64| idle + (at_peak - idle) * load;
+                let percent = idle + (at_peak - idle) * load;
                 p.v = if q.name == "CPUUtilization" {
-                    between(src.cpu_percent_idle, src.cpu_percent_at_peak)
+                    percent
                 } else {
-                    memory
-                        * between(
-                            src.freeable_memory_percent_idle,
-                            src.freeable_memory_percent_at_peak,
-                        )
-                        / 100.0
+                    memory * percent / 100.0
                 };
                 p
             });
