@@ -55,6 +55,10 @@ pub const STANDARD_RUNBOOK: &[(&str, &str)] = &[
         "lib/reverse.rhai",
         include_str!("../../runbooks/lib/reverse.rhai"),
     ),
+    (
+        "lib/clone.rhai",
+        include_str!("../../runbooks/lib/clone.rhai"),
+    ),
 ];
 
 fn io(e: impl std::fmt::Display) -> Failure {

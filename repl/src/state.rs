@@ -206,6 +206,31 @@ pub fn fetch_world(store: &Store, id: &str, state: &std::path::Path) -> Result<(
     Ok(())
 }
 
+/// A new run's world continuing from run `from`'s (`godwit rollback`, `godwit clone`): run
+/// `from`'s files fetched (PostgreSQL store), then copied to `to`'s, so `from`'s stay as they
+/// ended. Returns `to`'s state file.
+pub fn copy_world(
+    store: &Store,
+    state_dir: &std::path::Path,
+    from: &str,
+    to: &str,
+) -> Result<PathBuf, crate::session::Failure> {
+    let forward = world_state_file(state_dir, from);
+    fetch_world(store, from, &forward).map_err(crate::session::invalid)?;
+    let state = world_state_file(state_dir, to);
+    for (a, b) in world_files(&forward).into_iter().zip(world_files(&state)) {
+        if a.is_file() {
+            std::fs::copy(&a, &b).map_err(|e| {
+                crate::session::Failure(
+                    godwit_engine::exit::INTERNAL,
+                    format!("cannot copy {} to {}: {e}", a.display(), b.display()),
+                )
+            })?;
+        }
+    }
+    Ok(state)
+}
+
 /// Remove a world that never got its run (a refused start); its directory too when empty.
 pub fn forget_world(state: &std::path::Path) {
     for f in world_files(state) {

@@ -48,6 +48,34 @@ fn cutover_opts(store: Arc<FileStore>, sinks: Vec<Arc<dyn Sink>>, workload: Kind
     }
 }
 
+/// The owner's clone of the replica, as its team uses it: wait (up to 3 minutes) until a
+/// `…-clone` cluster serves, then write a row on it — a copy of a read-only standby that takes
+/// writes is what `owner_clone` promises.
+async fn write_to_the_owner_clone(lab_dir: PathBuf) -> Result<u16, String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let port = loop {
+        let st = LabState::load(&lab_dir).map_err(|e| e.to_string())?;
+        let up = st
+            .clusters
+            .keys()
+            .filter(|c| c.ends_with("-clone"))
+            .find_map(|c| st.serving(c).filter(|i| i.status == "available"))
+            .map(|i| i.port);
+        if let Some(p) = up {
+            break p;
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(format!(
+                "no clone served within 3 minutes (clusters {:?})",
+                st.clusters.keys().collect::<Vec<_>>()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    direct_write(port, "app").await?;
+    Ok(port)
+}
+
 /// Connect straight to a server (not through Envoy) as `role` and insert one row.
 async fn direct_write(port: u16, role: &str) -> Result<(), String> {
     let (c, conn) = tokio_postgres::connect(
@@ -101,15 +129,41 @@ async fn cutover_under(kind: Kind) {
     let tmp = tempfile::tempdir().unwrap();
     let sup = lab(tmp.path(), true).await;
     let store = Arc::new(FileStore::new(tmp.path().join("runs")));
-    let out = cutover::run(&sup, cutover_opts(store, Vec::new(), kind))
-        .await
-        .unwrap();
+    let mut opts = cutover_opts(store, Vec::new(), kind);
+    // Issue 24, the owner's clone inside the run (one workload is enough): a copy of the
+    // standby replica on its own port during validation, writable, gone before the fence.
+    let clone_probe = (kind == Kind::Insert).then(|| {
+        opts.params.insert("owner_clone".into(), true.into());
+        tokio::spawn(write_to_the_owner_clone(sup.dir.clone()))
+    });
+    let out = cutover::run(&sup, opts).await.unwrap();
     let report = out.report.as_ref().unwrap();
     eprintln!(
         "lab cutover: {}",
         serde_json::to_string(&(&out.workload, &out.phases)).unwrap()
     );
     assert!(out.succeeded, "{:?}", report.status);
+    if let Some(probe) = clone_probe {
+        let written = probe.await.unwrap();
+        assert!(written.is_ok(), "the owner's clone: {written:?}");
+        let at = |name: &str| out.steps.iter().position(|(s, _)| s == name);
+        let (ready, deleted, fenced) = (
+            at("owner-wait-clone-ready"),
+            at("delete-owner-clone"),
+            at("fence"),
+        );
+        assert!(
+            ready.is_some() && ready < deleted && deleted < fenced,
+            "clone ready at {ready:?}, deleted at {deleted:?}, fence at {fenced:?}: {:?}",
+            out.steps
+        );
+        let st = LabState::load(&sup.dir).unwrap();
+        assert!(
+            !st.clusters.keys().any(|c| c.ends_with("-clone")),
+            "the owner's clone is left: {:?}",
+            st.clusters.keys().collect::<Vec<_>>()
+        );
+    }
 
     // Zero acknowledged commits missing on the target, and writes after the cutover there.
     let w = &out.workload;

@@ -1294,7 +1294,7 @@ fn the_run_journals_its_parameters_with_the_defaults_filled_in() {
             "prepass_rows_per_second": 500000,
             "audit_rows": 20000, "audit_rows_per_second": 1000,
             "query_check": "enforce", "query_check_top": 10, "query_check_max_ratio": 2.0,
-            "read_route": "off",
+            "read_route": "off", "owner_clone": false, "owner_clone_class": "db.r6g.large",
         })
     );
 }
@@ -1806,4 +1806,116 @@ fn the_run_keeps_the_rollback_window_and_an_abort_in_it_loses_nothing() {
     assert!(text.contains("undo subscribe-source-to-target ✓"), "{text}");
     let audit = world.audit.as_ref().map(|a| a()).unwrap_or_default();
     assert!(audit.is_empty(), "{audit:?}\n{text}");
+}
+
+/// Issue 24, the owner's clone inside the migration (`owner_clone=true`): a copy-on-write clone
+/// of the replica with its own instance, ready (endpoint printed) before the validation window,
+/// deleted before the write blackout begins; a run that rolls back during validation deletes it
+/// by the clone step's undo. The simulator's invariants hold in both.
+#[test]
+fn the_owner_clone_lives_through_validation_and_goes_before_the_fence() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let rb = runbooks_dir().join("rds-to-aurora.rhai");
+    let params = |extra: Value| {
+        let mut p = serde_json::json!({ "owner_clone": true, "validation_window": "1h" })
+            .as_object()
+            .unwrap()
+            .clone();
+        p.extend(extra.as_object().unwrap().clone());
+        p
+    };
+    // Where in the run the clone was deleted: the index of the story line.
+    let deleted_clone = |o: &Outcome| {
+        o.lines.iter().position(|l| {
+            matches!(&l.event, Event::Primitive { op, args, ok: true, .. }
+                if op == "delete_cluster" && args["id"] == "orders-db-aurora-clone")
+        })
+    };
+    let step_at = |o: &Outcome, step: &str| {
+        o.lines
+            .iter()
+            .position(|l| matches!(&l.event, Event::StepCompleted { name, .. } if name == step))
+    };
+
+    let ok = run_with(&rb, "busy-source", params(serde_json::json!({})), &rt);
+    assert!(ok.audit.is_empty(), "{:?}", ok.audit);
+    let text = story(&ok.lines).join("\n");
+    assert!(
+        matches!(
+            ok.report.as_ref().unwrap().status,
+            RunStatus::Succeeded { .. }
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("print clone orders-db-aurora-clone of the replica orders-db-aurora is ready for its team")
+            && text.contains("IAM sign-in"),
+        "{text}"
+    );
+    let ready = step_at(&ok, "owner-wait-clone-ready").expect("the clone became ready");
+    let validated = ok
+        .lines
+        .iter()
+        .position(|l| matches!(&l.event, Event::GatePassed { name, .. } if name == "validate"))
+        .expect("validation passed");
+    let deleted = deleted_clone(&ok).expect("the clone was deleted");
+    let fenced = step_at(&ok, "fence").expect("the source was fenced");
+    assert!(
+        ready < validated && validated < deleted && deleted < fenced,
+        "clone ready at line {ready}, validation passed at {validated}, clone deleted at {deleted}, fence at {fenced}:\n{text}"
+    );
+    assert!(step_at(&ok, "delete-owner-clone").is_some(), "{text}");
+
+    // Rolled back in the validation phase (a statement fails on the replica): the undo
+    // deletes the clone.
+    let bad = run_with(
+        &rb,
+        "query-error-on-target",
+        params(serde_json::json!({})),
+        &rt,
+    );
+    assert!(bad.audit.is_empty(), "{:?}", bad.audit);
+    let text = story(&bad.lines).join("\n");
+    assert!(
+        matches!(
+            bad.report.as_ref().unwrap().status,
+            RunStatus::RolledBack { .. }
+        ),
+        "{text}"
+    );
+    assert!(text.contains("undo owner-clone-cluster ✓"), "{text}");
+    assert!(
+        deleted_clone(&bad).is_some(),
+        "the clone was not deleted:\n{text}"
+    );
+    assert!(step_at(&bad, "delete-owner-clone").is_none(), "{text}");
+
+    // A clone that comes out a replica (AWS does not document which; moto's does): no clone
+    // for the team, deleted at once, said so — and the migration goes on.
+    let mut sc = godwit_stdlib::sim::scenario::Scenario::load("busy-source").unwrap();
+    sc.aws.clone_keeps_replication_source = true;
+    let replicating = run_in(&rb, World::sim(sc), params(serde_json::json!({})), &rt);
+    assert!(replicating.audit.is_empty(), "{:?}", replicating.audit);
+    let text = story(&replicating.lines).join("\n");
+    assert!(
+        matches!(
+            replicating.report.as_ref().unwrap().status,
+            RunStatus::Succeeded { .. }
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("no clone for the team: clone orders-db-aurora-clone still replicates from"),
+        "{text}"
+    );
+    let deleted = deleted_clone(&replicating).expect("the replicating clone was deleted");
+    assert!(
+        deleted < step_at(&replicating, "fence").unwrap()
+            && step_at(&replicating, "owner-wait-clone-ready").is_none()
+            && step_at(&replicating, "delete-owner-clone").is_none(),
+        "{text}"
+    );
 }

@@ -4,13 +4,13 @@
 //! so it never holds the migration's cluster, and `godwit abort` on it deletes the clone.
 
 use godwit_engine::plan::Plan;
-use godwit_engine::{EngineError, JournalStore, StartRequest, exit};
+use godwit_engine::{EngineError, JournalStore, StartRequest};
 use serde_json::Value;
 
 use crate::config::parse_sets;
 use crate::context::Context;
 use crate::session::{Driving, Failure, Output, audited, drive, finish, invalid};
-use crate::state::{resolve_run, world_state_file};
+use crate::state::resolve_run;
 
 /// Clone a migration's Aurora cluster for its team: writable, deleted after `--for`.
 #[derive(clap::Args, Debug)]
@@ -97,23 +97,8 @@ impl CloneArgs {
         params.extend(set);
         // The clone acts on the world as the migration left it: a simulated world continues
         // from a copy of the run's state (the run's own stays as it is).
-        let forward = world_state_file(&state_dir, &arg);
-        crate::state::fetch_world(&store, &arg, &forward).map_err(invalid)?;
         let run_id = godwit_engine::run::new_run_id(&clone_id);
-        let state = world_state_file(&state_dir, &run_id);
-        for (from, to) in crate::state::world_files(&forward)
-            .into_iter()
-            .zip(crate::state::world_files(&state))
-        {
-            if from.is_file() {
-                std::fs::copy(&from, &to).map_err(|e| {
-                    Failure(
-                        exit::INTERNAL,
-                        format!("cannot copy {} to {}: {e}", from.display(), to.display()),
-                    )
-                })?;
-            }
-        }
+        let state = crate::state::copy_world(&store, &state_dir, &arg, &run_id)?;
         let forget_world = || crate::state::forget_world(&state);
         crate::state::follow_world(&store, &run_id, &state);
         let world = ctx

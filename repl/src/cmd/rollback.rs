@@ -4,13 +4,13 @@
 //! and whether the reverse path started.
 
 use godwit_engine::plan::Plan;
-use godwit_engine::{EngineError, JournalStore, StartRequest, exit};
+use godwit_engine::{EngineError, JournalStore, StartRequest};
 use godwit_stdlib::rollback_window::window;
 
 use crate::config::parse_sets;
 use crate::context::Context;
 use crate::session::{Driving, Failure, Output, audited, drive, finish, invalid};
-use crate::state::{resolve_run, world_state_file};
+use crate::state::resolve_run;
 
 /// Roll a completed cutover back to its source, losing no write (inside the rollback window).
 #[derive(clap::Args, Debug)]
@@ -118,23 +118,8 @@ impl RollbackArgs {
         // simulated world continues from the newest such run's state (a copy: each run's own
         // stays as it ended), so a second rollback finds the first one's work done.
         let latest = latest_of_world(&store, &id, &w.cluster, &w.world);
-        let forward = world_state_file(&state_dir, &latest);
-        crate::state::fetch_world(&store, &latest, &forward).map_err(invalid)?;
         let run_id = godwit_engine::run::new_run_id(&w.cluster);
-        let state = world_state_file(&state_dir, &run_id);
-        for (from, to) in crate::state::world_files(&forward)
-            .into_iter()
-            .zip(crate::state::world_files(&state))
-        {
-            if from.is_file() {
-                std::fs::copy(&from, &to).map_err(|e| {
-                    Failure(
-                        exit::INTERNAL,
-                        format!("cannot copy {} to {}: {e}", from.display(), to.display()),
-                    )
-                })?;
-            }
-        }
+        let state = crate::state::copy_world(&store, &state_dir, &latest, &run_id)?;
         let forget_world = || crate::state::forget_world(&state);
         crate::state::follow_world(&store, &run_id, &state);
         let world = ctx.worlds.build(&w.world, Some(&state)).map_err(|e| {

@@ -629,12 +629,18 @@ impl Rds for Sim {
         let id = req.cluster_id.clone();
         let region = st.sc.aws.region.clone();
         // Not a replica: the clone is writable from the start, in the source cluster's groups,
-        // parameter group and encryption (a copy-on-write volume keeps its key).
+        // parameter group and encryption (a copy-on-write volume keeps its key) — unless the
+        // scenario assumes AWS keeps a replica's source on its clone, as moto does.
+        let replication_source_identifier = if st.sc.aws.clone_keeps_replication_source {
+            src.replication_source_identifier.clone()
+        } else {
+            None
+        };
         let c = DbCluster {
             id: id.clone(),
             arn: st.arn("cluster", &id),
             status: "creating".into(),
-            replication_source_identifier: None,
+            replication_source_identifier,
             members: Vec::new(),
             writer: None,
             endpoint: format!("{id}.cluster-sim.{region}.rds.amazonaws.com"),

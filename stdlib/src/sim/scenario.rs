@@ -521,6 +521,10 @@ pub struct Aws {
     /// A copy-on-write clone of an Aurora cluster becoming `available` (its volume is shared,
     /// so it does not grow with the data). Assumed: AWS calls cloning fast, with no figure.
     pub clone: String,
+    /// A clone of a replica cluster keeps its `ReplicationSourceIdentifier` (not writable).
+    /// AWS does not document either way (docs/aws.md, "The owner's clone"); moto keeps it. Off
+    /// by default: the simulator's clone is writable, as the lab's copy of a standby is.
+    pub clone_keeps_replication_source: bool,
     /// An EC2 security-group rule added (`ec2::allow_connection`: the reverse path's network
     /// rules). Assumed: AWS publishes no latency for `AuthorizeSecurityGroup*`.
     pub security_group_rule: String,
@@ -555,6 +559,7 @@ impl Default for Aws {
             // the route switch): never free, or the plan predicts a shorter blackout than AWS
             // gives.
             clone: "10m".into(),
+            clone_keeps_replication_source: false,
             security_group_rule: "500ms".into(),
             logical_slot: "200ms".into(),
             subscribe: "300ms".into(),
