@@ -105,6 +105,46 @@ pub struct Prediction {
     pub blackout_parts: Vec<(String, i64)>,
     /// What the prediction assumed because it could not be measured.
     pub assumptions: Vec<String>,
+    /// What the predicted run proved before the flip (issue 24): the audit, the query check
+    /// and shadow reads, each as the run summed it up; `None`: not run.
+    pub assurance: Assurance,
+}
+
+/// The assurance the predicted run gathered before the flip, each as the runbook summed it up
+/// (its printed summary or its step's `summary`); `None` when the run did not do it (off, no
+/// database access, or it stopped before).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Assurance {
+    pub audit: Option<String>,
+    pub query_check: Option<String>,
+    pub shadow_reads: Option<String>,
+}
+
+impl Assurance {
+    /// From a run's transcript: the validation's printed summaries and the `query-check`
+    /// step's result.
+    pub fn of(lines: &[Line]) -> Assurance {
+        let mut a = Assurance::default();
+        for l in lines {
+            match &l.event {
+                Event::Print { message, .. } => {
+                    if let Some(s) = message.strip_prefix("audit while replicating: ") {
+                        a.audit = Some(s.to_string());
+                    } else if let Some(s) = message.strip_prefix("shadow reads: ") {
+                        a.shadow_reads = Some(s.to_string());
+                    }
+                }
+                Event::StepCompleted { name, result, .. } if name == "query-check" => {
+                    a.query_check = result
+                        .get("summary")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
+                }
+                _ => {}
+            }
+        }
+        a
+    }
 }
 
 impl Prediction {
@@ -308,6 +348,7 @@ pub fn plan_cluster(worlds: &Worlds, req: &PlanRequest) -> Result<ClusterPlan, F
             phases: phases(&run),
             blackout_parts: parts,
             assumptions,
+            assurance: Assurance::of(&run.lines),
         },
     })
 }

@@ -160,6 +160,36 @@ fn each_cluster_is_one_json_object_with_its_predicted_figures_and_assumptions() 
             );
             // The default 24 h validation window is in every ready cluster's figures.
             assert!(validated - build >= 86_400_000, "{id}: {p}");
+            // Issue 24: what the predicted run proved before the flip — with database access
+            // the audit compared rows and the query check ran; credential-less, neither can
+            // (preflight's `cdc-without-database-access` check is there only then). Shadow
+            // reads are opt-in (no read route here).
+            let a = &p["assurance"];
+            let credential_less = v["plan"]["preflight"]["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["name"] == "cdc-without-database-access");
+            if credential_less {
+                assert!(
+                    a["audit"].is_null() && a["query_check"].is_null(),
+                    "{id}: {a}"
+                );
+            } else {
+                assert!(
+                    a["audit"]
+                        .as_str()
+                        .is_some_and(|s| s.contains("rows compared")),
+                    "{id}: {a}"
+                );
+                assert!(
+                    a["query_check"]
+                        .as_str()
+                        .is_some_and(|s| s.contains("run on both sides")),
+                    "{id}: {a}"
+                );
+            }
+            assert!(a["shadow_reads"].is_null(), "{id}: {a}");
         }
         let measured: Vec<&str> = p["measured"]
             .as_array()
@@ -228,6 +258,24 @@ fn the_report_lists_what_to_fix_by_check_and_every_cluster() {
     }
     assert!(md.contains("## How the prediction was made"), "{md}");
     assert!(md.contains("| write blackout |"), "{md}");
+    // Every planned cluster's assurance before the flip, with the audit's own summary.
+    assert!(
+        md.contains("## Assurance before the flip")
+            && md.contains("| cluster | audit | query check | shadow reads |"),
+        "{md}"
+    );
+    let ready = verdicts
+        .iter()
+        .find(|v| v["readiness"] == "ready")
+        .expect("a ready cluster");
+    let audit = ready["predicted"]["assurance"]["audit"].as_str().unwrap();
+    assert!(
+        md.contains(&format!(
+            "| {} | {audit} |",
+            ready["cluster"].as_str().unwrap()
+        )),
+        "{md}"
+    );
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -759,5 +807,49 @@ fn notification_targets_with_a_typo_are_refused_each_named() {
             "notify[1].owners: no cluster of this fleet has owner \"ordres\"; did you mean \"orders\"?",
             "notify[2]: set exactly one of webhook",
         ],
+    );
+}
+
+/// Issue 24 in `godwit plan`: what the predicted run proves before the flip — the audit, the
+/// query check and shadow reads, each with the run's own summary — and each named as not run
+/// when switched off.
+#[test]
+fn godwit_plan_says_what_the_run_proves_before_the_flip() {
+    let dir = tempfile::tempdir().unwrap();
+    let rb = runbooks_dir().join("rds-to-aurora.rhai");
+    let plan = |sets: &[&str]| {
+        let mut args = vec![
+            "plan",
+            rb.to_str().unwrap(),
+            "--cluster",
+            "orders-db",
+            "--world",
+            "sim:shadow-reads",
+        ];
+        for s in sets {
+            args.extend(["--set", s]);
+        }
+        let (code, stdout, stderr) = godwit(dir.path(), &args);
+        assert_eq!(code, 0, "{sets:?}: {stdout}\n{stderr}");
+        let at = stdout
+            .find("before the flip (simulated):")
+            .unwrap_or_else(|| panic!("{sets:?}: {stdout}"));
+        stdout[at..].to_string()
+    };
+    let all = plan(&["read_route=auto"]);
+    assert!(
+        all.contains("✓ audit        audit equal")
+            && all.contains("rows compared")
+            && all.contains("✓ query check  3 statements run on both sides: 0 fail on the target")
+            && all.contains("✓ shadow reads")
+            && all.contains("reader connections through orders-db-read to orders-db-aurora"),
+        "{all}"
+    );
+    let none = plan(&["audit_rows=0", "query_check=off"]);
+    assert!(
+        none.contains("- audit        not run")
+            && none.contains("- query check  not run")
+            && none.contains("- shadow reads off (read_route)"),
+        "{none}"
     );
 }

@@ -865,6 +865,21 @@ async fn a_browser_walks_the_wizard_from_the_plan_to_a_succeeded_run() {
         prediction.contains("target size") && prediction.contains("fits — db.r6g.xlarge"),
         "{prediction}"
     );
+    // And what the run proves before the flip: the audit and the query check, with database
+    // access; shadow reads are opt-in.
+    let assurance = browser
+        .find(Locator::Id("assurance"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        assurance.contains("rows compared")
+            && assurance.contains("run on both sides")
+            && assurance.contains("shadow reads not run"),
+        "{assurance}"
+    );
     shot("2-wizard.png").await;
     browser
         .find(Locator::Css("#start button"))

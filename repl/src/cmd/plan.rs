@@ -205,5 +205,26 @@ fn render(p: &ClusterPlan) -> String {
             dur(*took)
         ));
     }
+    // What the run would prove before the flip (docs/validate.md), or that it would not.
+    let a = &pr.assurance;
+    out.push("\nbefore the flip (simulated):".into());
+    for (what, said, off) in [
+        (
+            "audit",
+            &a.audit,
+            "not run (audit_rows = 0, or no database access)",
+        ),
+        (
+            "query check",
+            &a.query_check,
+            "not run (query_check = off, no database access or no pg_stat_statements)",
+        ),
+        ("shadow reads", &a.shadow_reads, "off (read_route)"),
+    ] {
+        out.push(match said {
+            Some(s) => format!("  {} {what:<12} {s}", styled(OK, "✓")),
+            None => format!("  {} {what:<12} {}", styled(DIM, "-"), styled(DIM, off)),
+        });
+    }
     out.join("\n")
 }

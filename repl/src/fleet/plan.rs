@@ -72,6 +72,9 @@ pub struct Predicted {
     /// `unknown`): docs/fleet.md, "Instance sizing".
     pub target_class: Option<String>,
     pub sizing: String,
+    /// What the predicted run proved before the flip: audit, query check, shadow reads
+    /// (docs/fleet.md, "Assurance before the flip").
+    pub assurance: crate::plan::Assurance,
 }
 
 /// One cluster's line of a fleet plan (`-o json` prints one object per cluster).
@@ -138,6 +141,7 @@ impl ClusterVerdict {
             assumptions: pr.assumptions.clone(),
             target_class: plan.sizing.target_class.clone(),
             sizing: plan.sizing.verdict.clone(),
+            assurance: pr.assurance.clone(),
         });
         v.readiness = if !plan.preflight.passed {
             Readiness::Blocked

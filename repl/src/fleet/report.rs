@@ -82,6 +82,7 @@ pub fn table(verdicts: &[ClusterVerdict]) -> String {
             "BLACKOUT",
             "TOTAL",
             "TARGET",
+            "PROVEN",
             "FINDING / FIX",
         ]);
     for v in verdicts {
@@ -96,6 +97,7 @@ pub fn table(verdicts: &[ClusterVerdict]) -> String {
             opt(p.and_then(|p| p.write_blackout_ms)),
             opt(p.map(|p| p.total_ms)),
             p.map_or_else(|| "-".into(), target),
+            p.map_or_else(|| "-".into(), |p| proven(&p.assurance)),
             finding(v),
         ]);
     }
@@ -103,6 +105,23 @@ pub fn table(verdicts: &[ClusterVerdict]) -> String {
         c.set_padding((0, 2));
     }
     table.trim_fmt()
+}
+
+/// What the predicted run proved before the flip, in a word each: `audit+queries+reads`, `-`.
+pub fn proven(a: &crate::plan::Assurance) -> String {
+    let words: Vec<&str> = [
+        (a.audit.is_some(), "audit"),
+        (a.query_check.is_some(), "queries"),
+        (a.shadow_reads.is_some(), "reads"),
+    ]
+    .into_iter()
+    .filter_map(|(done, w)| done.then_some(w))
+    .collect();
+    if words.is_empty() {
+        "-".into()
+    } else {
+        words.join("+")
+    }
 }
 
 /// The target class with its sizing verdict: `db.r6g.xlarge fits`.
@@ -309,6 +328,31 @@ pub fn markdown(cx: &ReportContext<'_>, verdicts: &[ClusterVerdict]) -> String {
                 s.verdict,
                 s.suggested_class.as_deref().unwrap_or("-"),
                 cell(&s.why)
+            ));
+        }
+    }
+
+    // Assurance before the flip: what each predicted run proved while replicating.
+    let assured: Vec<(&ClusterVerdict, &crate::plan::Assurance)> = verdicts
+        .iter()
+        .filter_map(|v| Some((v, &v.predicted.as_ref()?.assurance)))
+        .collect();
+    if !assured.is_empty() {
+        line(String::new());
+        line("## Assurance before the flip".into());
+        line(String::new());
+        line("What each predicted run proved while replicating (docs/validate.md): the continuous audit of both sides, the source's heaviest read-only statements on the replica, and shadow reads through the readers' route. \"-\": not run — off, no database access, or the run stopped before.".into());
+        line(String::new());
+        line("| cluster | audit | query check | shadow reads |".into());
+        line("|---|---|---|---|".into());
+        let or_dash = |s: &Option<String>| s.as_deref().map_or_else(|| "-".to_string(), cell);
+        for (v, a) in assured {
+            line(format!(
+                "| {} | {} | {} | {} |",
+                v.cluster,
+                or_dash(&a.audit),
+                or_dash(&a.query_check),
+                or_dash(&a.shadow_reads)
             ));
         }
     }

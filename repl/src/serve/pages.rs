@@ -228,6 +228,19 @@ async fn cluster_page(
                         }
                     }
                 }
+                h2 { "Before the flip" }
+                p.muted { "What the predicted run proves while the replica replicates (docs/validate.md); \"not run\": off, or no database access." }
+                table id="assurance" {
+                    @for (what, said) in [("audit", &pr.assurance.audit), ("query check", &pr.assurance.query_check), ("shadow reads", &pr.assurance.shadow_reads)] {
+                        tr {
+                            th { (what) }
+                            @match said {
+                                Some(s) => td class="ok" { (s) },
+                                None => td.muted { "not run" },
+                            }
+                        }
+                    }
+                }
                 details { summary { "measured and assumed" }
                     ul { @for m in &pr.calibrated { li { "measured: " (m) } } @for a in &pr.assumptions { li { "assumed: " (a) } } }
                 }
