@@ -91,6 +91,14 @@ impl Pg for Withheld {
         Err(refusal(P, "table_stats", db))
     }
 
+    fn large_objects(
+        &self,
+        _cx: &Call<'_>,
+        db: &str,
+    ) -> Result<Vec<godwit_stdlib::pg::LargeObjects>, PrimitiveError> {
+        Err(refusal(P, "large_objects", db))
+    }
+
     fn unlogged_tables(&self, _cx: &Call<'_>, db: &str) -> Result<Vec<String>, PrimitiveError> {
         Err(refusal(P, "unlogged_tables", db))
     }

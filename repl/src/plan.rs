@@ -63,6 +63,9 @@ pub struct ClusterPlan {
     /// The Aurora writer's class against the source's observed peak (docs/fleet.md,
     /// "Instance sizing").
     pub sizing: crate::fleet::sizing::Sizing,
+    /// Whether native logical replication could carry the source instead (docs/fleet.md,
+    /// "The logical path").
+    pub logical: crate::fleet::logical::LogicalEligibility,
 }
 
 impl ClusterPlan {
@@ -236,6 +239,7 @@ pub fn plan_cluster(worlds: &Worlds, req: &PlanRequest) -> Result<ClusterPlan, F
     // The probe runs in every world: the sizing reads what it measured.
     let probe = probe(&world, req)?;
     let sizing = crate::fleet::sizing::judge(&probe, &req.params);
+    let logical = crate::fleet::logical::judge(&probe);
     let (mut scenario, calibrated, mut assumptions) = match (&req.scenario, sim_scenario) {
         (None, Some(sc)) => (relabelled(sc, &req.cluster)?, Vec::new(), Vec::new()),
         _ => {
@@ -315,6 +319,7 @@ pub fn plan_cluster(worlds: &Worlds, req: &PlanRequest) -> Result<ClusterPlan, F
         world: world_name,
         preflight,
         sizing,
+        logical,
         prediction: Prediction {
             scenario: scenario_name,
             calibrated,

@@ -190,6 +190,19 @@ fn each_cluster_is_one_json_object_with_its_predicted_figures_and_assumptions() 
                 );
             }
             assert!(a["shadow_reads"].is_null(), "{id}: {a}");
+            // Issue 25: the logical path's eligibility, never a guess without SQL.
+            let l = &p["logical"];
+            assert!(
+                ["eligible", "after-reboot", "not-eligible"]
+                    .contains(&l["verdict"].as_str().unwrap()),
+                "{id}: {l}"
+            );
+            if credential_less {
+                assert_eq!(
+                    l["blockers"][0]["check"], "logical-database-access",
+                    "{id}: {l}"
+                );
+            }
         }
         let measured: Vec<&str> = p["measured"]
             .as_array()
@@ -206,6 +219,32 @@ fn each_cluster_is_one_json_object_with_its_predicted_figures_and_assumptions() 
         assert!(
             !p["assumptions"].as_array().unwrap().is_empty(),
             "{id}: the assumptions are stated"
+        );
+    }
+    // The generated fleet has clusters of every logical verdict, and each kind of blocker.
+    let logical: Vec<&Value> = verdicts
+        .iter()
+        .filter_map(|v| v["predicted"].get("logical"))
+        .collect();
+    for verdict in ["eligible", "after-reboot", "not-eligible"] {
+        assert!(
+            logical.iter().any(|l| l["verdict"] == verdict),
+            "no {verdict} cluster"
+        );
+    }
+    for check in [
+        "logical-replica-identity",
+        "logical-large-objects",
+        "logical-database-access",
+        "logical-decoding",
+    ] {
+        assert!(
+            logical.iter().any(|l| l["blockers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|b| b["check"] == check)),
+            "no cluster blocked by {check}"
         );
     }
     // The calibration follows each cluster: a 16 TB cluster's replica takes longer to build
@@ -258,6 +297,14 @@ fn the_report_lists_what_to_fix_by_check_and_every_cluster() {
     }
     assert!(md.contains("## How the prediction was made"), "{md}");
     assert!(md.contains("| write blackout |"), "{md}");
+    // The logical path: the verdicts counted, each blocker's fix once with its clusters.
+    assert!(
+        md.contains("## The logical path")
+            && md.contains("| eligible |")
+            && md.contains("### `logical-replica-identity` — ")
+            && md.contains("Fix: give each a primary key"),
+        "{md}"
+    );
     // Every planned cluster's assurance before the flip, with the audit's own summary.
     assert!(
         md.contains("## Assurance before the flip")
@@ -844,6 +891,24 @@ fn godwit_plan_says_what_the_run_proves_before_the_flip() {
             && all.contains("✓ shadow reads")
             && all.contains("reader connections through orders-db-read to orders-db-aurora"),
         "{all}"
+    );
+    // Issue 25: the logical path's line: idle-source has logical decoding off, a reboot away.
+    let (_, whole, _) = godwit(
+        dir.path(),
+        &[
+            "plan",
+            rb.to_str().unwrap(),
+            "--cluster",
+            "orders-db",
+            "--world",
+            "sim:idle-source",
+        ],
+    );
+    assert!(
+        whole.contains(
+            "logical path: eligible after a reboot: logical decoding is off on the source"
+        ),
+        "{whole}"
     );
     let none = plan(&["audit_rows=0", "query_check=off"]);
     assert!(

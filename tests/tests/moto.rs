@@ -1299,6 +1299,13 @@ impl godwit_stdlib::pg::Pg for ScriptedPg {
     ) -> Result<Vec<godwit_stdlib::pg::UnreplicableTable>, godwit_engine::PrimitiveError> {
         Ok(Vec::new())
     }
+    fn large_objects(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+    ) -> Result<Vec<godwit_stdlib::pg::LargeObjects>, godwit_engine::PrimitiveError> {
+        Ok(Vec::new())
+    }
     fn create_publication(
         &self,
         _cx: &Call<'_>,

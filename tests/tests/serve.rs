@@ -880,6 +880,15 @@ async fn a_browser_walks_the_wizard_from_the_plan_to_a_succeeded_run() {
             && assurance.contains("shadow reads not run"),
         "{assurance}"
     );
+    // Issue 25: whether the logical path could carry it instead.
+    let logical = browser
+        .find(Locator::Id("logical"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(logical.starts_with("Logical path: "), "{logical}");
     shot("2-wizard.png").await;
     browser
         .find(Locator::Css("#start button"))

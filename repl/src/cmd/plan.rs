@@ -171,6 +171,14 @@ fn render(p: &ClusterPlan) -> String {
         },
         p.sizing.why
     ));
+    out.push(format!(
+        "logical path: {}",
+        if p.logical.eligible() {
+            styled(OK, p.logical.summary())
+        } else {
+            styled(DIM, p.logical.summary())
+        }
+    ));
     let pr = &p.prediction;
     out.push(format!(
         "\nprediction (simulated, scenario {}{}):",

@@ -23,6 +23,7 @@ pub mod calibration;
 pub mod discover;
 pub mod file;
 pub mod generated;
+pub mod logical;
 pub mod plan;
 pub mod report;
 pub mod run;

@@ -42,7 +42,7 @@ impl Readiness {
 }
 
 /// A failed preflight check and what to do about it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
     pub check: String,
     pub why: String,
@@ -75,6 +75,8 @@ pub struct Predicted {
     /// What the predicted run proved before the flip: audit, query check, shadow reads
     /// (docs/fleet.md, "Assurance before the flip").
     pub assurance: crate::plan::Assurance,
+    /// Whether the logical path could carry it (docs/fleet.md, "The logical path").
+    pub logical: super::logical::LogicalEligibility,
 }
 
 /// One cluster's line of a fleet plan (`-o json` prints one object per cluster).
@@ -142,6 +144,7 @@ impl ClusterVerdict {
             target_class: plan.sizing.target_class.clone(),
             sizing: plan.sizing.verdict.clone(),
             assurance: pr.assurance.clone(),
+            logical: plan.logical.clone(),
         });
         v.readiness = if !plan.preflight.passed {
             Readiness::Blocked

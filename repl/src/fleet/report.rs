@@ -357,6 +357,45 @@ pub fn markdown(cx: &ReportContext<'_>, verdicts: &[ClusterVerdict]) -> String {
         }
     }
 
+    // The logical path (issue 25): which clusters native logical replication could carry
+    // instead, and what stands in the others' way — the fix once per check.
+    let judged: Vec<(&ClusterVerdict, &super::logical::LogicalEligibility)> = verdicts
+        .iter()
+        .filter_map(|v| Some((v, &v.predicted.as_ref()?.logical)))
+        .collect();
+    if !judged.is_empty() {
+        line(String::new());
+        line("## The logical path".into());
+        line(String::new());
+        line("Whether native logical replication could carry each cluster instead of an Aurora replica (docs/fleet.md, \"The logical path\"): its eligibility, read from the source; the logical runbook itself is not built yet (issue 25).".into());
+        line(String::new());
+        line("| verdict | clusters |".into());
+        line("|---|---:|".into());
+        let mut by_verdict: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut by_check: BTreeMap<&str, (String, Vec<&str>)> = BTreeMap::new();
+        for (v, l) in &judged {
+            *by_verdict.entry(&l.verdict).or_default() += 1;
+            for b in &l.blockers {
+                by_check
+                    .entry(&b.check)
+                    .or_insert_with(|| (b.fix.clone(), Vec::new()))
+                    .1
+                    .push(&v.cluster);
+            }
+        }
+        for (verdict, n) in &by_verdict {
+            line(format!("| {verdict} | {n} |"));
+        }
+        for (check, (fix, clusters)) in &by_check {
+            line(String::new());
+            line(format!("### `{check}` — {} clusters", clusters.len()));
+            line(String::new());
+            line(format!("Fix: {}", cell(fix)));
+            line(String::new());
+            line(clusters.join(", "));
+        }
+    }
+
     if !cx.fleet.waves.is_empty() {
         line(String::new());
         line("## Waves".into());

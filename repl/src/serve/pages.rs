@@ -228,6 +228,7 @@ async fn cluster_page(
                         }
                     }
                 }
+                p id="logical" { "Logical path: " (plan.logical.summary()) }
                 h2 { "Before the flip" }
                 p.muted { "What the predicted run proves while the replica replicates (docs/validate.md); \"not run\": off, or no database access." }
                 table id="assurance" {

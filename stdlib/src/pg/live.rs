@@ -22,8 +22,9 @@ use godwit_engine::{Call, ErrorKind, PrimitiveError};
 use tokio_postgres::{Client, Config, NoTls};
 
 use super::{
-    Access, Backend, Checkpoint, Extension, Lsn, Pg, ReplicationConnection, Sequence, Setting,
-    SlotInfo, SubscribeTo, Subscription, TableDefinition, TableHash, TableStats, UnreplicableTable,
+    Access, Backend, Checkpoint, Extension, LargeObjects, Lsn, Pg, ReplicationConnection, Sequence,
+    Setting, SlotInfo, SubscribeTo, Subscription, TableDefinition, TableHash, TableStats,
+    UnreplicableTable,
 };
 
 /// Roles godwit blocked, per database: what `block_logins` / `unblock_logins` report.
@@ -831,6 +832,28 @@ impl Pg for LivePg {
                 )
                 .await?;
             v.sort_by(|a, b| a.table.cmp(&b.table));
+            Ok(v)
+        })
+    }
+
+    fn large_objects(&self, cx: &Call<'_>, db: &str) -> Result<Vec<LargeObjects>, PrimitiveError> {
+        const OP: &str = "large_objects";
+        let st = cx.budget(PG_CALL_LIMIT);
+        self.run(cx, db, async {
+            let mut v = self
+                .per_database(
+                    db,
+                    OP,
+                    "SELECT current_database()::text, count(*) FROM pg_largeobject_metadata \
+                     HAVING count(*) > 0",
+                    st,
+                    |_, r| LargeObjects {
+                        database: r.get(0),
+                        count: r.get(1),
+                    },
+                )
+                .await?;
+            v.sort_by(|a, b| a.database.cmp(&b.database));
             Ok(v)
         })
     }

@@ -215,6 +215,15 @@ pub struct UnreplicableTable {
     pub why: String,
 }
 
+/// Large objects in one database (`pg_largeobject_metadata`): logical replication does not
+/// carry them (PostgreSQL's "Restrictions" of logical replication), so the logical path must
+/// refuse or move them first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LargeObjects {
+    pub database: String,
+    pub count: i64,
+}
+
 /// A table's shape: what logical replication needs to be the same on both sides (it carries
 /// rows, not DDL: a column added on one side only breaks it or loses data).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -316,6 +325,9 @@ pub trait Pg: Send + Sync {
         cx: &Call<'_>,
         db: &str,
     ) -> Result<Vec<TableDefinition>, PrimitiveError>;
+    /// The databases holding large objects, with how many; sorted by database, none when
+    /// there are none.
+    fn large_objects(&self, cx: &Call<'_>, db: &str) -> Result<Vec<LargeObjects>, PrimitiveError>;
     /// User tables logical replication cannot carry updates of, sorted by table.
     fn unreplicable_tables(
         &self,

@@ -739,6 +739,32 @@ mod pg_module {
         )
     }
 
+    /// Large objects (`pg_largeobject_metadata`), per database: logical replication does not
+    /// carry them ("Restrictions" of logical replication in PostgreSQL's documentation), so a
+    /// logical migration must move them first (to `bytea` columns) or copy them at the cutover.
+    ///
+    /// # Parameters
+    /// * `db` — an RDS instance id or an Aurora cluster id.
+    ///
+    /// # Returns
+    /// Array of `#{ database, count }` for the databases holding any, sorted by database;
+    /// `[]` when none does.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown endpoint.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let lo = pg::large_objects("orders-db");
+    /// assert(lo == [], "the simulated source has no large objects");
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn large_objects(ctx: NativeCallContext, db: &str) -> RhaiResult<Array> {
+        call(&ctx, A, "large_objects", &json!({ "db": db }), |cx, w| {
+            w.pg.large_objects(cx, db)
+        })
+    }
+
     /// `CREATE PUBLICATION name FOR ALL TABLES` in the application database. Idempotent.
     ///
     /// # Parameters

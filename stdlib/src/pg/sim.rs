@@ -131,7 +131,8 @@ impl Pg for Sim {
     ) -> Result<Vec<Setting>, PrimitiveError> {
         let mut st = self.api(cx, A, "settings")?;
         check_db(&mut st, "settings", db)?;
-        let logical = st.slots.iter().any(|s| s.slot_type == SlotType::Logical);
+        // In force: a logical slot, or rds.logical_replication=1 in its parameter group.
+        let logical = st.logical_replication_on(db);
         let mut all = std::collections::BTreeMap::new();
         all.insert("wal_segment_size".to_string(), st.seg.to_string());
         all.insert(
@@ -194,6 +195,21 @@ impl Pg for Sim {
             .collect();
         out.sort_by(|a, b| a.table.cmp(&b.table));
         Ok(out)
+    }
+
+    fn large_objects(&self, cx: &Call<'_>, db: &str) -> Result<Vec<LargeObjects>, PrimitiveError> {
+        const OP: &str = "large_objects";
+        let mut st = self.api(cx, A, OP)?;
+        check_db(&mut st, OP, db)?;
+        let n = st.sc.source.large_objects;
+        Ok(if n > 0 {
+            vec![LargeObjects {
+                database: crate::sim::logical::APP_DATABASE.into(),
+                count: n,
+            }]
+        } else {
+            Vec::new()
+        })
     }
 
     fn unlogged_tables(&self, cx: &Call<'_>, db: &str) -> Result<Vec<String>, PrimitiveError> {

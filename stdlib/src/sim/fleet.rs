@@ -204,6 +204,19 @@ pub fn generated_fleet(n: usize, seed: u64) -> Vec<FleetMember> {
             ]),
             ..Source::default()
         };
+        // What decides the logical path's eligibility (godwit plan's "logical path"), drawn from
+        // a hash of the cluster, not the generator's sequence, so every other figure of the fleet
+        // stays as it was: about one cluster in eight has a table without a key, one in twenty
+        // large objects.
+        let h = crate::sim::fnv(&[&seed.to_le_bytes(), id.as_bytes(), b"logical"]);
+        if h.is_multiple_of(8)
+            && let Some(t) = sc.source.tables.last()
+        {
+            sc.source.no_primary_key = vec![t.name.clone()];
+        }
+        if (h / 8).is_multiple_of(20) {
+            sc.source.large_objects = 1 + (h / 160 % 5000) as i64;
+        }
         sc.workload = Workload {
             base_write_bytes_per_second: base.round(),
             peak_write_bytes_per_second: peak.round(),

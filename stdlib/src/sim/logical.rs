@@ -53,7 +53,7 @@ pub const DDL_COLUMN: &str = "note text";
 pub const TABLE_COLUMNS: &str = "id bigint, payload jsonb, updated_at timestamp with time zone";
 
 /// The database a slot created through `pg::` belongs to (the application database).
-const APP_DATABASE: &str = "postgres";
+pub const APP_DATABASE: &str = "postgres";
 
 /// Logical replication objects of the world.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -270,6 +270,9 @@ pub struct Source {
     /// Tables under `tables` without a primary key (and replica identity `DEFAULT`): logical
     /// replication cannot carry their updates and deletes (`pg::unreplicable_tables`).
     pub no_primary_key: Vec<String>,
+    /// Large objects in the source's database (`pg::large_objects`): logical replication does
+    /// not carry them.
+    pub large_objects: i64,
     pub sequences: Vec<SequenceCfg>,
     pub port: u16,
     /// IAM database authentication enabled (`IAMDatabaseAuthenticationEnabled`).
@@ -340,6 +343,7 @@ impl Default for Source {
                 },
             ],
             no_primary_key: Vec::new(),
+            large_objects: 0,
             sequences: vec![SequenceCfg {
                 name: "public.orders_id_seq".into(),
                 last_value: 1_000_000,

@@ -190,6 +190,16 @@ pub fn contract(f: &Fixture) {
         pg.unlogged_tables(&f.cx(A, "unlogged_tables"), &f.source),
     );
     assert!(sorted_by(&unlogged, |t| t.clone()), "[{}]", f.name);
+    let lo = ok(
+        f,
+        "large_objects",
+        pg.large_objects(&f.cx(A, "large_objects"), &f.source),
+    );
+    assert!(
+        sorted_by(&lo, |l| l.database.clone()) && lo.iter().all(|l| l.count > 0),
+        "[{}] databases holding large objects, sorted: {lo:?}",
+        f.name
+    );
 
     // The replica holds the source's tables once it replayed the source's position.
     caught_up(f);

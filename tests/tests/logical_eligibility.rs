@@ -1,0 +1,120 @@
+//! Issue 25, the logical path's eligibility on real PostgreSQL: the plan's calibration probe
+//! (`godwit::plan::PROBE`) reads what native logical replication cannot carry — a table
+//! without a key, an unlogged table, large objects, logical decoding off — through the live
+//! `pg` area, and `fleet::logical::judge` names each with its fix. A missing PostgreSQL fails
+//! with the install command (never skipped).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use godwit::fleet::logical::judge;
+use godwit_engine::journal::memory::MemoryStore;
+use godwit_engine::transcript::{Collector, Event};
+use godwit_engine::{RunStatus, StartRequest};
+use godwit_stdlib::pg::live::{LivePg, Pool};
+use godwit_stdlib::sim::scenario::Scenario;
+use godwit_stdlib::world::World;
+use godwit_tests::livepg::{Ports, exec, runtime, scratch};
+
+/// What the probe's step `measure` read of `orders-db` (a simulated instance whose `pg` is the
+/// real `server`).
+fn probe(server: &godwit_lab::pgproc::Server, rt: &tokio::runtime::Runtime) -> serde_json::Value {
+    let ports = Ports(HashMap::from([("orders-db".to_string(), server.port)]));
+    let pool = Arc::new(Pool::new(Arc::new(ports), rt.handle().clone()));
+    let mut areas = World::sim(Scenario::load("busy-source").unwrap())
+        .areas
+        .expect("the sim world has areas");
+    areas.pg = Arc::new(LivePg::new(pool));
+    let world = World::new("live-pg", Arc::new(godwit_engine::SystemClock), areas);
+    let dir = tempfile::tempdir().unwrap();
+    let book = dir.path().join("probe.rhai");
+    std::fs::write(&book, godwit::plan::PROBE).unwrap();
+    let collector = Collector::new();
+    let mut runner = world.runner(Arc::new(MemoryStore::new()), rt.handle().clone());
+    runner.sinks.push(Arc::new(collector.clone()));
+    let report = runner
+        .start(StartRequest {
+            runbook: book,
+            cluster: "orders-db".into(),
+            params: serde_json::json!({ "period": 60 })
+                .as_object()
+                .unwrap()
+                .clone(),
+            run_id: Some("probe".into()),
+        })
+        .unwrap();
+    assert!(
+        matches!(report.status, RunStatus::Succeeded { .. }),
+        "{:?}",
+        report.status
+    );
+    collector
+        .lines()
+        .into_iter()
+        .find_map(|l| match l.event {
+            Event::StepCompleted { name, result, .. } if name == "measure" => Some(result),
+            _ => None,
+        })
+        .expect("the probe measured")
+}
+
+#[test]
+fn what_logical_replication_cannot_carry_is_read_from_the_server_and_named_with_its_fix() {
+    let pg = scratch();
+    // wal_level=replica: logical decoding off, as on an RDS source without
+    // rds.logical_replication.
+    let server = pg.primary("p", &[("wal_level", "replica")]).unwrap();
+    let rt = runtime();
+    rt.block_on(exec(
+        &server,
+        "CREATE TABLE orders (id bigserial PRIMARY KEY, amount numeric);
+         CREATE TABLE events (at timestamptz, kind text);
+         CREATE UNLOGGED TABLE session_cache (k text PRIMARY KEY, v text);
+         SELECT lo_from_bytea(0, 'an attachment'), lo_from_bytea(0, 'another');",
+    ));
+    let measured = probe(&server, &rt);
+    let l = &measured["logical"];
+    assert_eq!(l["readable"], true, "{l}");
+    assert_eq!(l["wal_level"], "replica", "{l}");
+    assert_eq!(
+        l["large_objects"],
+        serde_json::json!([{ "database": "postgres", "count": 2 }]),
+        "{l}"
+    );
+    assert_eq!(l["sequences"], 1, "{l}");
+    let e = judge(&measured);
+    let checks: Vec<&str> = e.blockers.iter().map(|b| b.check.as_str()).collect();
+    assert_eq!(
+        checks,
+        [
+            "logical-replica-identity",
+            "logical-large-objects",
+            "logical-unlogged-tables",
+            "logical-decoding"
+        ],
+        "{e:?}"
+    );
+    assert!(
+        e.blockers[0].why.contains("public.events") && !e.blockers[0].why.contains("orders"),
+        "{e:?}"
+    );
+    assert!(e.blockers[1].why.contains("2 in postgres"), "{e:?}");
+    assert!(e.blockers[2].why.contains("public.session_cache"), "{e:?}");
+    assert_eq!(e.verdict, "not-eligible");
+
+    // Fixed as the findings say (a key, REPLICA IDENTITY FULL, logged, the large objects
+    // moved): eligible, with its sequence noted — on a server with logical decoding on.
+    let on = pg.primary("q", &[]).unwrap();
+    rt.block_on(exec(
+        &on,
+        "CREATE TABLE orders (id bigserial PRIMARY KEY, amount numeric);
+         CREATE TABLE events (at timestamptz, kind text);
+         ALTER TABLE events REPLICA IDENTITY FULL;",
+    ));
+    let e = judge(&probe(&on, &rt));
+    assert_eq!(e.verdict, "eligible", "{e:?}");
+    assert_eq!(
+        e.summary(),
+        "eligible (1 sequence(s) set past the source's values at the cutover)"
+    );
+}
