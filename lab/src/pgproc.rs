@@ -46,6 +46,13 @@ pub struct PgBin {
 pub const INSTALL_HINT: &str = "install the PostgreSQL server (Debian/Ubuntu: `apt-get install postgresql`; \
      scripts/test.sh does it when run as root) or point PG_BINDIR at the directory holding initdb and postgres";
 
+/// Where the newer major's binaries are ([`PgBin::newer_major`]).
+pub const NEWER_BIN_VAR: &str = "GODWIT_PG_NEWER_BIN";
+
+/// How to install the newer major, for error messages.
+pub const NEWER_INSTALL_HINT: &str = "install PostgreSQL 16 into the project venv (`.venv/bin/pip install pgserver==0.1.4`; \
+     scripts/test.sh does it) and export GODWIT_PG_NEWER_BIN=$(.venv/bin/python -c 'import pgserver, os; print(os.path.join(os.path.dirname(pgserver.__file__), \"pginstall\", \"bin\"))')";
+
 impl PgBin {
     /// `PG_BINDIR` if set, else `pg_config --bindir` when it holds `initdb`, else the highest
     /// `/usr/lib/postgresql/*/bin` (Debian keeps server binaries off PATH).
@@ -103,6 +110,34 @@ impl PgBin {
             major,
             version,
         })
+    }
+
+    /// A newer major than `than`, for the logical path's cross-major tests (issue 25): the
+    /// binaries at `GODWIT_PG_NEWER_BIN` (scripts/test.sh installs the `pgserver` wheel, a
+    /// PostgreSQL 16, into .venv and exports its `pginstall/bin`). Errors name the install
+    /// command.
+    pub fn newer_major(than: &PgBin) -> Result<PgBin, LabError> {
+        let Some(dir) = std::env::var_os(NEWER_BIN_VAR) else {
+            return Err(LabError::Prerequisite(format!(
+                "{NEWER_BIN_VAR} is not set; {NEWER_INSTALL_HINT}"
+            )));
+        };
+        let dir = PathBuf::from(dir);
+        let bin = PgBin::at(&dir).map_err(|e| {
+            LabError::Prerequisite(format!(
+                "{NEWER_BIN_VAR}={}: {e}; {NEWER_INSTALL_HINT}",
+                dir.display()
+            ))
+        })?;
+        if bin.major <= than.major {
+            return Err(LabError::Prerequisite(format!(
+                "{NEWER_BIN_VAR}={} is PostgreSQL {}, not newer than the source's {}; {NEWER_INSTALL_HINT}",
+                dir.display(),
+                bin.version,
+                than.version
+            )));
+        }
+        Ok(bin)
     }
 
     pub fn tool(&self, name: &str) -> PathBuf {
