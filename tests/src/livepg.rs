@@ -112,3 +112,58 @@ pub async fn one(server: &Server, sql: &str) -> Option<String> {
     let _ = task.await;
     v
 }
+
+/// The simulator's areas (scenario `busy-source`) with `pg` and `validate` over real servers
+/// (`servers`: database id → server), on the system clock: runbooks and probes whose SQL runs
+/// on real PostgreSQL while the rest of the world is simulated.
+pub fn sql_world(
+    servers: &[(&str, &Server)],
+    handle: tokio::runtime::Handle,
+) -> godwit_stdlib::world::World {
+    let ports = Ports(
+        servers
+            .iter()
+            .map(|(n, s)| (n.to_string(), s.port))
+            .collect(),
+    );
+    let pool = Arc::new(Pool::new(Arc::new(ports), handle));
+    let mut areas = godwit_stdlib::world::World::sim(
+        godwit_stdlib::sim::scenario::Scenario::load("busy-source").expect("a built-in scenario"),
+    )
+    .areas
+    .expect("the sim world has areas");
+    areas.pg = Arc::new(godwit_stdlib::pg::live::LivePg::new(pool.clone()));
+    areas.validate = Arc::new(LiveValidate::new(pool));
+    godwit_stdlib::world::World::new("sql", Arc::new(godwit_engine::SystemClock), areas)
+}
+
+/// Run the runbook text `script` for `orders-db` in `world` on a memory store: its report
+/// and transcript.
+pub fn run_script(
+    world: &godwit_stdlib::world::World,
+    rt: &tokio::runtime::Runtime,
+    script: &str,
+    params: serde_json::Map<String, serde_json::Value>,
+) -> (
+    godwit_engine::RunReport,
+    Vec<godwit_engine::transcript::Line>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let book = dir.path().join("script.rhai");
+    std::fs::write(&book, script).unwrap();
+    let collector = godwit_engine::transcript::Collector::new();
+    let mut runner = world.runner(
+        Arc::new(godwit_engine::journal::memory::MemoryStore::new()),
+        rt.handle().clone(),
+    );
+    runner.sinks.push(Arc::new(collector.clone()));
+    let report = runner
+        .start(godwit_engine::StartRequest {
+            runbook: book,
+            cluster: "orders-db".into(),
+            params,
+            run_id: Some("script".into()),
+        })
+        .unwrap();
+    (report, collector.lines())
+}

@@ -9,21 +9,16 @@
 //! logical runbook's schema step is still to come). A missing server fails with the install
 //! command, never skipped.
 
-use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use godwit_engine::journal::memory::MemoryStore;
-use godwit_engine::transcript::{Collector, Event};
-use godwit_engine::{RunStatus, StartRequest};
+use godwit_engine::RunStatus;
+use godwit_engine::transcript::Event;
 use godwit_lab::pgproc::{PgBin, Server};
-use godwit_stdlib::pg::live::{LivePg, Pool};
-use godwit_stdlib::sim::scenario::Scenario;
-use godwit_stdlib::validate::live::LiveValidate;
 use godwit_stdlib::world::World;
-use godwit_tests::livepg::{Ports, exec, one, runtime, scratch};
+use godwit_tests::livepg::{exec, one, run_script, runtime, scratch, sql_world};
 
 const SCHEMA: &str = "
 CREATE TABLE customers (id int PRIMARY KEY, name text, balance numeric(12,2) NOT NULL DEFAULT 0);
@@ -61,26 +56,12 @@ async fn application(port: u16, stop: Arc<AtomicBool>) -> u64 {
 
 /// Run `script` (a runbook of steps) in `world`; the run's result.
 fn run(world: &World, rt: &tokio::runtime::Runtime, script: &str) -> serde_json::Value {
-    let dir = tempfile::tempdir().unwrap();
-    let book = dir.path().join("logical.rhai");
-    std::fs::write(&book, script).unwrap();
-    let collector = Collector::new();
-    let mut runner = world.runner(Arc::new(MemoryStore::new()), rt.handle().clone());
-    runner.sinks.push(Arc::new(collector.clone()));
-    let report = runner
-        .start(StartRequest {
-            runbook: book,
-            cluster: "orders-db".into(),
-            params: Default::default(),
-            run_id: Some("logical".into()),
-        })
-        .unwrap();
+    let (report, lines) = run_script(world, rt, script, Default::default());
     match report.status {
         RunStatus::Succeeded { result, .. } => result,
         other => panic!(
             "{other:?}\n{:#?}",
-            collector
-                .lines()
+            lines
                 .into_iter()
                 .filter(|l| matches!(l.event, Event::StepFailed { .. } | Event::Print { .. }))
                 .collect::<Vec<_>>()
@@ -151,17 +132,10 @@ fn a_postgresql_15_source_replicates_logically_into_16_losing_nothing() {
         "{v_old} → {v_new}"
     );
 
-    let ports = Ports(HashMap::from([
-        ("orders-db".to_string(), source.port),
-        ("orders-aurora".to_string(), target.port),
-    ]));
-    let pool = Arc::new(Pool::new(Arc::new(ports), rt.handle().clone()));
-    let mut areas = World::sim(Scenario::load("busy-source").unwrap())
-        .areas
-        .expect("the sim world has areas");
-    areas.pg = Arc::new(LivePg::new(pool.clone()));
-    areas.validate = Arc::new(LiveValidate::new(pool));
-    let world = World::new("cross-major", Arc::new(godwit_engine::SystemClock), areas);
+    let world = sql_world(
+        &[("orders-db", &source), ("orders-aurora", &target)],
+        rt.handle().clone(),
+    );
 
     // The application writes all along: the initial copy and the streaming run under load.
     let stop = Arc::new(AtomicBool::new(false));

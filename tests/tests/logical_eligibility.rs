@@ -4,52 +4,26 @@
 //! `pg` area, and `fleet::logical::judge` names each with its fix. A missing PostgreSQL fails
 //! with the install command (never skipped).
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use godwit::fleet::logical::judge;
-use godwit_engine::journal::memory::MemoryStore;
-use godwit_engine::transcript::{Collector, Event};
-use godwit_engine::{RunStatus, StartRequest};
-use godwit_stdlib::pg::live::{LivePg, Pool};
-use godwit_stdlib::sim::scenario::Scenario;
-use godwit_stdlib::world::World;
-use godwit_tests::livepg::{Ports, exec, runtime, scratch};
+use godwit_engine::RunStatus;
+use godwit_engine::transcript::Event;
+use godwit_tests::livepg::{exec, run_script, runtime, scratch, sql_world};
 
 /// What the probe's step `measure` read of `orders-db` (a simulated instance whose `pg` is the
 /// real `server`).
 fn probe(server: &godwit_lab::pgproc::Server, rt: &tokio::runtime::Runtime) -> serde_json::Value {
-    let ports = Ports(HashMap::from([("orders-db".to_string(), server.port)]));
-    let pool = Arc::new(Pool::new(Arc::new(ports), rt.handle().clone()));
-    let mut areas = World::sim(Scenario::load("busy-source").unwrap())
-        .areas
-        .expect("the sim world has areas");
-    areas.pg = Arc::new(LivePg::new(pool));
-    let world = World::new("live-pg", Arc::new(godwit_engine::SystemClock), areas);
-    let dir = tempfile::tempdir().unwrap();
-    let book = dir.path().join("probe.rhai");
-    std::fs::write(&book, godwit::plan::PROBE).unwrap();
-    let collector = Collector::new();
-    let mut runner = world.runner(Arc::new(MemoryStore::new()), rt.handle().clone());
-    runner.sinks.push(Arc::new(collector.clone()));
-    let report = runner
-        .start(StartRequest {
-            runbook: book,
-            cluster: "orders-db".into(),
-            params: serde_json::json!({ "period": 60 })
-                .as_object()
-                .unwrap()
-                .clone(),
-            run_id: Some("probe".into()),
-        })
-        .unwrap();
+    let world = sql_world(&[("orders-db", server)], rt.handle().clone());
+    let params = serde_json::json!({ "period": 60 })
+        .as_object()
+        .unwrap()
+        .clone();
+    let (report, lines) = run_script(&world, rt, godwit::plan::PROBE, params);
     assert!(
         matches!(report.status, RunStatus::Succeeded { .. }),
         "{:?}",
         report.status
     );
-    collector
-        .lines()
+    lines
         .into_iter()
         .find_map(|l| match l.event {
             Event::StepCompleted { name, result, .. } if name == "measure" => Some(result),
