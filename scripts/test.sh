@@ -86,6 +86,10 @@ if ! .venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.versio
   .venv/bin/pip install --quiet "pgserver==$PGSERVER_VERSION"
 fi
 GODWIT_PG_NEWER_BIN="$(newer_bin)"
+if [ ! -x "$GODWIT_PG_NEWER_BIN/postgres" ]; then
+  echo "error: no PostgreSQL 16 server in the pgserver wheel (looked at '$GODWIT_PG_NEWER_BIN'); reinstall it: .venv/bin/pip install --force-reinstall pgserver==$PGSERVER_VERSION" >&2
+  exit 1
+fi
 export GODWIT_PG_NEWER_BIN
 echo "newer PostgreSQL: $("$GODWIT_PG_NEWER_BIN/postgres" --version) ($GODWIT_PG_NEWER_BIN)"
 

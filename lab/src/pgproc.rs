@@ -131,10 +131,11 @@ impl PgBin {
         })?;
         if bin.major <= than.major {
             return Err(LabError::Prerequisite(format!(
-                "{NEWER_BIN_VAR}={} is PostgreSQL {}, not newer than the source's {}; {NEWER_INSTALL_HINT}",
+                "{NEWER_BIN_VAR}={} is PostgreSQL {}, not newer than the source's {}: point it at the binaries of a major above {} (the pgserver wheel ships 16; a newer one, e.g. from apt.postgresql.org, for a source on 16 or later)",
                 dir.display(),
                 bin.version,
-                than.version
+                than.version,
+                than.major
             )));
         }
         Ok(bin)

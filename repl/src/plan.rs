@@ -137,7 +137,12 @@ impl Assurance {
                         a.shadow_reads = Some(s.to_string());
                     }
                 }
-                Event::StepCompleted { name, result, .. } if name == "query-check" => {
+                // Proven only when statements ran: "not run" and "nothing checked" are not.
+                Event::StepCompleted { name, result, .. }
+                    if name == "query-check"
+                        && result["available"].as_bool() != Some(false)
+                        && result["checked"].as_u64().is_some_and(|n| n > 0) =>
+                {
                     a.query_check = result
                         .get("summary")
                         .and_then(Value::as_str)

@@ -939,6 +939,10 @@ fn godwit_clone_gives_the_team_a_writable_clone_and_deletes_it_in_time() {
     let (code, out, err) = env.godwit(&["clone", "last", "--id", "orders-db-aurora"]);
     assert_eq!(code, 2, "{out}{err}");
     assert!(err.contains("is the clone itself"), "{err}");
+    // The name of a migration's own clone (owner_clone), which that run deletes on a rollback.
+    let (code, out, err) = env.godwit(&["clone", "last", "--id", "orders-db-aurora-owner-clone"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("ends in -owner-clone"), "{err}");
 }
 
 /// `godwit rollback RUN` in the simulator, from the command line: `--check` changes nothing,

@@ -148,7 +148,7 @@ async fn cutover_under(kind: Kind) {
         assert!(written.is_ok(), "the owner's clone: {written:?}");
         let at = |name: &str| out.steps.iter().position(|(s, _)| s == name);
         let (ready, deleted, fenced) = (
-            at("owner-wait-clone-ready"),
+            at("owner-clone-ready"),
             at("delete-owner-clone"),
             at("fence"),
         );

@@ -2,7 +2,8 @@
 //! replicated into a PostgreSQL 16 target (the pgserver wheel scripts/test.sh installs) with
 //! godwit's own `pg` and `validate` primitives — publication and slot on the source, a
 //! subscription on the target that copies the tables first, then streams while the
-//! application writes (inserts and updates across two tables); the target applies past the
+//! application writes (inserts and updates across two tables); every table's copy done, the
+//! target applies past the
 //! source's final position, the table definitions agree, the exact validation is equal across
 //! the versions, and the sequences set past the source's make an insert on the target never
 //! collide. The schema is copied with the newer major's `pg_dump --schema-only | psql` (the
@@ -18,6 +19,7 @@ use godwit_engine::RunStatus;
 use godwit_engine::transcript::Event;
 use godwit_lab::pgproc::{PgBin, Server};
 use godwit_stdlib::world::World;
+use godwit_tests::harness::pause;
 use godwit_tests::livepg::{exec, one, run_script, runtime, scratch, sql_world};
 
 const SCHEMA: &str = "
@@ -157,7 +159,27 @@ let sub = step("subscribe", || pg::subscribe("orders-aurora", "godwit_logical",
         serde_json::json!(["public.customers", "public.orders"]),
         "{subscribed}"
     );
-    std::thread::sleep(Duration::from_secs(3));
+    // Every table's initial copy done (`pg_subscription_rel` all `r`, ready): until then the
+    // slot's confirmed position says nothing of the tables still copying or catching up.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let copying = rt
+            .block_on(one(
+                &target,
+                "SELECT count(*)::text FROM pg_subscription_rel WHERE srsubstate <> 'r'",
+            ))
+            .unwrap();
+        if copying == "0" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{copying} table(s) still copying after 2 minutes"
+        );
+        pause(Duration::from_millis(100));
+    }
+    // Streaming under load for a while after the copy.
+    pause(Duration::from_secs(2));
     // The fence, as the logical runbook will hold it: the application stops, then the
     // target must apply past the source's last position.
     stop.store(true, Ordering::SeqCst);

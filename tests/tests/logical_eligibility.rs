@@ -76,8 +76,21 @@ fn what_logical_replication_cannot_carry_is_read_from_the_server_and_named_with_
     assert!(e.blockers[2].why.contains("public.session_cache"), "{e:?}");
     assert_eq!(e.verdict, "not-eligible");
 
-    // Fixed as the findings say (a key, REPLICA IDENTITY FULL, logged, the large objects
-    // moved): eligible, with its sequence noted — on a server with logical decoding on.
+    // Fixed on the same server as the findings say (REPLICA IDENTITY FULL, SET LOGGED, the
+    // large objects gone): only logical decoding is left, a parameter and a reboot away.
+    rt.block_on(exec(
+        &server,
+        "ALTER TABLE events REPLICA IDENTITY FULL;
+         ALTER TABLE session_cache SET LOGGED;
+         SELECT lo_unlink(oid) FROM pg_largeobject_metadata;",
+    ));
+    let e = judge(&probe(&server, &rt));
+    assert_eq!(e.verdict, "after-reboot", "{e:?}");
+    assert_eq!(e.blockers.len(), 1, "{e:?}");
+    assert!(e.blockers[0].check.starts_with("logical-decoding"), "{e:?}");
+
+    // A server with logical decoding on (wal_level=logical) and the same fixes: eligible, its
+    // sequence noted.
     let on = pg.primary("q", &[]).unwrap();
     rt.block_on(exec(
         &on,

@@ -1831,7 +1831,7 @@ fn the_owner_clone_lives_through_validation_and_goes_before_the_fence() {
     let deleted_clone = |o: &Outcome| {
         o.lines.iter().position(|l| {
             matches!(&l.event, Event::Primitive { op, args, ok: true, .. }
-                if op == "delete_cluster" && args["id"] == "orders-db-aurora-clone")
+                if op == "delete_cluster" && args["id"] == "orders-db-aurora-owner-clone")
         })
     };
     let step_at = |o: &Outcome, step: &str| {
@@ -1851,11 +1851,11 @@ fn the_owner_clone_lives_through_validation_and_goes_before_the_fence() {
         "{text}"
     );
     assert!(
-        text.contains("print clone orders-db-aurora-clone of the replica orders-db-aurora is ready for its team")
+        text.contains("print clone orders-db-aurora-owner-clone of the replica orders-db-aurora is ready for its team")
             && text.contains("IAM sign-in"),
         "{text}"
     );
-    let ready = step_at(&ok, "owner-wait-clone-ready").expect("the clone became ready");
+    let ready = step_at(&ok, "owner-clone-ready").expect("the clone became ready");
     let validated = ok
         .lines
         .iter()
@@ -1908,13 +1908,14 @@ fn the_owner_clone_lives_through_validation_and_goes_before_the_fence() {
         "{text}"
     );
     assert!(
-        text.contains("no clone for the team: clone orders-db-aurora-clone still replicates from"),
+        text.contains(
+            "no clone for the team: clone orders-db-aurora-owner-clone still replicates from"
+        ),
         "{text}"
     );
     let deleted = deleted_clone(&replicating).expect("the replicating clone was deleted");
     assert!(
         deleted < step_at(&replicating, "fence").unwrap()
-            && step_at(&replicating, "owner-wait-clone-ready").is_none()
             && step_at(&replicating, "delete-owner-clone").is_none(),
         "{text}"
     );

@@ -93,7 +93,13 @@ pub fn judge(probe: &Value) -> LogicalEligibility {
             fix: fix.into(),
         })
     };
-    if l["readable"].as_bool() != Some(true) {
+    if let Some(err) = l["error"].as_str() {
+        block(
+            "logical-facts",
+            format!("reading the source's tables failed: {err}"),
+            "fix what the error names (godwit's role needs to read the catalogs), then plan again",
+        );
+    } else if l["readable"].as_bool() != Some(true) {
         block(
             "logical-database-access",
             "no database access: the tables' keys and large objects cannot be read, and the logical path runs on SQL (publication, subscription, sequences)".into(),
@@ -160,7 +166,7 @@ pub fn judge(probe: &Value) -> LogicalEligibility {
     match l["wal_level"].as_str() {
         Some("logical") => {}
         Some(level) if parameter_on => block(
-            "logical-decoding",
+            "logical-decoding-pending",
             format!(
                 "rds.logical_replication=1 is set but not in force (wal_level {level}): it takes effect at the source's next reboot"
             ),
@@ -178,7 +184,14 @@ pub fn judge(probe: &Value) -> LogicalEligibility {
     }
     let verdict = match blockers.as_slice() {
         [] => "eligible",
-        [only] if only.check == "logical-decoding" => "after-reboot",
+        [only]
+            if matches!(
+                only.check.as_str(),
+                "logical-decoding" | "logical-decoding-pending"
+            ) =>
+        {
+            "after-reboot"
+        }
         _ => "not-eligible",
     };
     LogicalEligibility {
@@ -255,7 +268,7 @@ mod tests {
             "unreplicable": [], "large_objects": [], "unlogged": [], "sequences": 0,
         })));
         assert_eq!(e.verdict, "after-reboot");
-        assert_eq!(e.blockers[0].check, "logical-decoding");
+        assert_eq!(e.blockers[0].check, "logical-decoding-pending");
         assert!(e.blockers[0].why.contains("next reboot"), "{e:?}");
         assert!(
             e.summary().starts_with("eligible after a reboot: "),

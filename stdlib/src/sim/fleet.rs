@@ -205,9 +205,10 @@ pub fn generated_fleet(n: usize, seed: u64) -> Vec<FleetMember> {
             ..Source::default()
         };
         // What decides the logical path's eligibility (godwit plan's "logical path"), drawn from
-        // a hash of the cluster, not the generator's sequence, so every other figure of the fleet
-        // stays as it was: about one cluster in eight has a table without a key, one in twenty
-        // large objects.
+        // a hash of the cluster, not the generator's sequence, so the other draws stay as they
+        // were: about one cluster in eight has a table without a key, one in twenty large
+        // objects. A table without a key also turns the rollback window's reverse path off
+        // (`reverse_replication=auto`): those clusters predict a cutover without it.
         let h = crate::sim::fnv(&[&seed.to_le_bytes(), id.as_bytes(), b"logical"]);
         if h.is_multiple_of(8)
             && let Some(t) = sc.source.tables.last()
