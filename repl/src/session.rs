@@ -239,3 +239,35 @@ pub fn reference_engine(worlds: &Worlds) -> Result<rhai::Engine, Failure> {
     let (runner, _rt) = runner(&store, world, &Output::quiet())?;
     Ok(godwit_engine::run::reference_engine(&runner))
 }
+
+/// Start `req` (its `run_id` set) in world `world_name`, continuing from a copy of run
+/// `from`'s simulated world state (the earlier run's own stays as it ended): the follow-up
+/// runs of a migration, `godwit rollback` and `godwit clone`. The copy is forgotten again when
+/// the run never got a journal (a refused start).
+pub(crate) fn start_on_a_copy_of(
+    ctx: &crate::context::Context,
+    driving: &Driving,
+    store: &Store,
+    out: &Output,
+    from: &str,
+    world_name: &str,
+    req: godwit_engine::StartRequest,
+) -> Result<i32, Failure> {
+    let run_id = req.run_id.clone().unwrap_or_default();
+    let state = crate::state::copy_world(store, &ctx.state_dir()?, from, &run_id)?;
+    let forget_world = || crate::state::forget_world(&state);
+    crate::state::follow_world(store, &run_id, &state);
+    let world = ctx.worlds.build(world_name, Some(&state)).map_err(|e| {
+        forget_world();
+        invalid(format!("run {from} needs world '{world_name}': {e}"))
+    })?;
+    let audit = world.audit.clone();
+    driving.check().inspect_err(|_| forget_world())?;
+    let runner = driving.runner(store, world, out);
+    let report = drive(&driving.rt, move || runner.start(req)).inspect_err(|_| {
+        if godwit_engine::JournalStore::read(store, &run_id).is_err() {
+            forget_world();
+        }
+    })?;
+    Ok(audited(finish(&report, out), audit.as_deref()))
+}

@@ -786,6 +786,19 @@ async fn a_browser_walks_the_wizard_from_the_plan_to_a_succeeded_run() {
             std::fs::write(&path, png).unwrap();
         }
     };
+    // The text of the element with id `id` on the page shown.
+    let text_of = |id: &'static str| {
+        let browser = browser.clone();
+        async move {
+            browser
+                .find(Locator::Id(id))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
     let base = s.base.clone();
     let sign_in = |token: &'static str| {
         let (browser, base) = (browser.clone(), base.clone());
@@ -817,13 +830,7 @@ async fn a_browser_walks_the_wizard_from_the_plan_to_a_succeeded_run() {
 
     // Alice (team orders): the fleet, her cluster's plan, start.
     sign_in(ALICE).await;
-    let fleet = browser
-        .find(Locator::Id("clusters"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let fleet = text_of("clusters").await;
     assert!(
         fleet.contains("orders-db") && fleet.contains("payments-db"),
         "{fleet}"
@@ -849,13 +856,7 @@ async fn a_browser_walks_the_wizard_from_the_plan_to_a_succeeded_run() {
         preflight.contains("source-available") && !preflight.contains("FAIL"),
         "{preflight}"
     );
-    let prediction = browser
-        .find(Locator::Id("prediction"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let prediction = text_of("prediction").await;
     assert!(
         prediction.contains("write blackout") && prediction.contains("succeeded"),
         "{prediction}"
@@ -867,13 +868,7 @@ async fn a_browser_walks_the_wizard_from_the_plan_to_a_succeeded_run() {
     );
     // And what the run proves before the flip: the audit and the query check, with database
     // access; shadow reads are opt-in.
-    let assurance = browser
-        .find(Locator::Id("assurance"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let assurance = text_of("assurance").await;
     assert!(
         assurance.contains("rows compared")
             && assurance.contains("run on both sides")
@@ -881,13 +876,7 @@ async fn a_browser_walks_the_wizard_from_the_plan_to_a_succeeded_run() {
         "{assurance}"
     );
     // Issue 25: whether the logical path could carry it instead.
-    let logical = browser
-        .find(Locator::Id("logical"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let logical = text_of("logical").await;
     assert!(logical.starts_with("Logical path: "), "{logical}");
     shot("2-wizard.png").await;
     browser

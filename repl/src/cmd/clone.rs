@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::config::parse_sets;
 use crate::context::Context;
-use crate::session::{Driving, Failure, Output, audited, drive, finish, invalid};
+use crate::session::{Driving, Failure, Output, invalid, start_on_a_copy_of};
 use crate::state::resolve_run;
 
 /// Clone a migration's Aurora cluster for its team: writable, deleted after `--for`.
@@ -44,7 +44,6 @@ impl CloneArgs {
         let driving = Driving::start()?;
         let set = parse_sets(&self.set)?;
         let store = ctx.store()?;
-        let state_dir = ctx.state_dir()?;
         let arg = if self.run == "last" {
             // The newest migration: not a clone or a rollback run.
             store
@@ -98,30 +97,12 @@ impl CloneArgs {
         // The clone acts on the world as the migration left it: a simulated world continues
         // from a copy of the run's state (the run's own stays as it is).
         let run_id = godwit_engine::run::new_run_id(&clone_id);
-        let state = crate::state::copy_world(&store, &state_dir, &arg, &run_id)?;
-        let forget_world = || crate::state::forget_world(&state);
-        crate::state::follow_world(&store, &run_id, &state);
-        let world = ctx
-            .worlds
-            .build(&started.world, Some(&state))
-            .map_err(|e| {
-                forget_world();
-                invalid(format!("run {arg} needs world '{}': {e}", started.world))
-            })?;
-        let audit = world.audit.clone();
-        driving.check().inspect_err(|_| forget_world())?;
-        let runner = driving.runner(&store, world, &out);
         let req = StartRequest {
             runbook,
             cluster: clone_id,
             params,
-            run_id: Some(run_id.clone()),
+            run_id: Some(run_id),
         };
-        let report = drive(&driving.rt, move || runner.start(req)).inspect_err(|_| {
-            if JournalStore::read(&store, &run_id).is_err() {
-                forget_world();
-            }
-        })?;
-        Ok(audited(finish(&report, &out), audit.as_deref()))
+        start_on_a_copy_of(ctx, &driving, &store, &out, &arg, &started.world, req)
     }
 }

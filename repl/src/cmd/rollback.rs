@@ -9,7 +9,7 @@ use godwit_stdlib::rollback_window::window;
 
 use crate::config::parse_sets;
 use crate::context::Context;
-use crate::session::{Driving, Failure, Output, audited, drive, finish, invalid};
+use crate::session::{Driving, Failure, Output, invalid, start_on_a_copy_of};
 use crate::state::resolve_run;
 
 /// Roll a completed cutover back to its source, losing no write (inside the rollback window).
@@ -101,7 +101,6 @@ impl RollbackArgs {
         let driving = Driving::start()?;
         let set = parse_sets(&self.set)?;
         let store = ctx.store()?;
-        let state_dir = ctx.state_dir()?;
         let (id, plan) = cutover_run(&store, &self.run)?;
         let mut w = window(&id, &plan).map_err(invalid)?;
         if !w.runbook.is_file() {
@@ -119,27 +118,12 @@ impl RollbackArgs {
         // stays as it ended), so a second rollback finds the first one's work done.
         let latest = latest_of_world(&store, &id, &w.cluster, &w.world);
         let run_id = godwit_engine::run::new_run_id(&w.cluster);
-        let state = crate::state::copy_world(&store, &state_dir, &latest, &run_id)?;
-        let forget_world = || crate::state::forget_world(&state);
-        crate::state::follow_world(&store, &run_id, &state);
-        let world = ctx.worlds.build(&w.world, Some(&state)).map_err(|e| {
-            forget_world();
-            invalid(format!("run {id} needs world '{}': {e}", w.world))
-        })?;
-        let audit = world.audit.clone();
-        driving.check().inspect_err(|_| forget_world())?;
-        let runner = driving.runner(&store, world, &out);
         let req = StartRequest {
             runbook: w.runbook,
             cluster: w.cluster,
             params: w.params,
-            run_id: Some(run_id.clone()),
+            run_id: Some(run_id),
         };
-        let report = drive(&driving.rt, move || runner.start(req)).inspect_err(|_| {
-            if JournalStore::read(&store, &run_id).is_err() {
-                forget_world();
-            }
-        })?;
-        Ok(audited(finish(&report, &out), audit.as_deref()))
+        start_on_a_copy_of(ctx, &driving, &store, &out, &latest, &w.world, req)
     }
 }
