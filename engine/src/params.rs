@@ -723,6 +723,11 @@ impl Param {
         match (&self.kind, given) {
             (Kind::Duration { .. }, Value::Number(n)) => format!("{n}s (or {n}m, {n}h)"),
             (Kind::Enum(values), _) => values.join(" | "),
+            // `--set` reads a bare 16.2 as a number (and 16.10 as 16.1): a string that looks
+            // like a number is quoted as JSON, inside the shell's quotes.
+            (Kind::String, Value::Number(n)) => {
+                format!("'\"{n}\"' (quoted: a bare number is read as one)")
+            }
             (Kind::ClusterId, Value::String(s))
                 if rds_identifier_problem(&s.to_ascii_lowercase()).is_none() =>
             {

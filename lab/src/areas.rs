@@ -10,9 +10,10 @@
 //! | `reboot_instance` | fast restart (SIGINT, start on the same port): every session ends |
 //! | `delete_*` | stop the server, drop its slot on the source, remove its files |
 //! | parameter groups | recorded; `applied`/`unsupported` checked against the server's `pg_settings` |
-//! | engine versions | the installed server's version; supported extensions = `pg_available_extensions` |
+//! | engine versions | the installed server's version; supported extensions = `pg_available_extensions`; for Aurora also the newer major's when installed (`GODWIT_PG_NEWER_BIN`) |
 //! | `create_snapshot` | `pg_basebackup -X stream` of the instance's server into `snapshots/<id>` (no slot left, no standby configuration) |
 //! | `restore_cluster_from_snapshot` | a copy of that backup as the new cluster's data directory; its writer instance starts on it as a primary |
+//! | `create_cluster` | a fresh `initdb` of the requested major (the lab's binaries, or the newer major's, recorded with the cluster), seeded with what a new Aurora cluster has; its writer instance starts on it as a primary |
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -24,7 +25,7 @@ use godwit_engine::{Call, ErrorKind, PrimitiveError};
 use godwit_stdlib::ec2::{self, Ec2, SecurityGroup as Sg};
 use godwit_stdlib::pg::live::{BoxFuture, Connector, PG_CALL_LIMIT, Pool, Target};
 use godwit_stdlib::rds::{
-    self, Accepts, CloneCluster, CreateClusterInstance, CreateParameterGroups,
+    self, Accepts, CloneCluster, CreateCluster, CreateClusterInstance, CreateParameterGroups,
     CreateReplicaCluster, DbCluster, DbInstance, EngineVersion, ExistingGroup, InstancePage,
     InstanceSummary, Parameter, ParameterGroupsCreated, ParameterRule, Promotion, Rds, RdsEvent,
     Reboot, RestoreCluster, Snapshot,
@@ -32,7 +33,7 @@ use godwit_stdlib::rds::{
 
 use crate::LabError;
 use crate::ops;
-use crate::pgproc::{self, ServerSpec};
+use crate::pgproc::{self, PgBin, ServerSpec};
 use crate::state::{
     Cluster, Instance, InstanceOp, LabState, OpLock, ParameterGroup, SecurityGroup,
 };
@@ -425,7 +426,7 @@ impl LabRds {
             id: i.id.clone(),
             arn: st.arn(&i.id),
             engine: i.engine.clone(),
-            engine_version: st.bin.version.clone(),
+            engine_version: st.bin_of(i).version.clone(),
             instance_class: st.attributes.instance_class.clone(),
             // A server that should run and does not has crashed: RDS reports such an instance
             // as `failed`.
@@ -513,6 +514,7 @@ impl LabRds {
             port: writer.map_or_else(rds::default_port, |w| w.port),
             security_groups: writer
                 .map(|w| w.security_groups.clone())
+                .or(c.security_groups.clone())
                 .unwrap_or_default(),
             vpc_id: st.attributes.vpc_id.clone(),
             iam_auth: c.iam_auth,
@@ -545,7 +547,7 @@ impl LabRds {
             id: s.id.clone(),
             source_id: s.source_id.clone(),
             status: s.status.clone(),
-            engine_version: st.bin.version.clone(),
+            engine_version: s.bin.as_ref().unwrap_or(&st.bin).version.clone(),
             storage_encrypted: st.attributes.storage_encrypted,
             kms_key_id: None,
             data_gb: s.bytes as f64 / 1e9,
@@ -565,6 +567,70 @@ fn replica_settings(st: &LabState) -> Vec<(String, String)> {
         format!("{}ms", st.attributes.replica_retry_ms),
     ));
     v
+}
+
+/// What a new Aurora cluster has, on the server of a fresh `initdb` (listening on
+/// `socket_dir`, `port`), as its bootstrap superuser `postgres`: RDS's own superuser and
+/// database with its heartbeat table, as every lab server has them
+/// ([`crate::supervisor::rds_own_sql`]); Aurora's `rds_superuser` (with the powers the moto
+/// harness gives it) and `rds_iam`, which `pg::copy_schema` grants the source's login roles
+/// for IAM sign-in; the master user (`CreateDBCluster`'s `MasterUsername`, a member of
+/// `rds_superuser`; its password is RDS's); and the lab's application database `app_db`,
+/// empty and the master user's (`DatabaseName`: every connection the lab's world makes opens
+/// it, as the aws world's open its `db_name`). No application role, table or row.
+async fn seed_as_aurora(
+    socket_dir: &Path,
+    port: u16,
+    master: &str,
+    app_db: &str,
+) -> Result<(), PrimitiveError> {
+    const OP: &str = "create_cluster";
+    let failed = |what: &str, e: &tokio_postgres::Error| {
+        lab_error(
+            R,
+            OP,
+            LabError::Process(format!(
+                "seed the new cluster: {what}: {}",
+                godwit_stdlib::pg::live::error_text(e)
+            )),
+        )
+    };
+    let connect = |dbname: &'static str| async move {
+        let (c, conn) = tokio_postgres::Config::new()
+            .host_path(socket_dir)
+            .port(port)
+            .user("postgres")
+            .dbname(dbname)
+            .application_name("rds")
+            .connect_timeout(Duration::from_secs(10))
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| failed(&format!("connect to {dbname}"), &e))?;
+        tokio::spawn(conn);
+        Ok::<_, PrimitiveError>(c)
+    };
+    let quoted = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+    let (master, app_db) = (quoted(master), quoted(app_db));
+    let admin = connect("postgres").await?;
+    // One statement each: CREATE DATABASE refuses the implicit transaction of several.
+    for sql in crate::supervisor::rds_own_sql().into_iter().chain([
+        "CREATE ROLE rds_superuser NOLOGIN".to_string(),
+        "GRANT pg_monitor, pg_signal_backend, pg_read_all_data TO rds_superuser".to_string(),
+        "CREATE ROLE rds_iam NOLOGIN".to_string(),
+        format!("CREATE ROLE {master} LOGIN CREATEROLE CREATEDB IN ROLE rds_superuser"),
+        format!("CREATE DATABASE {app_db} OWNER {master}"),
+    ]) {
+        admin
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| failed(&sql, &e))?;
+    }
+    connect(crate::metrics::ADMIN)
+        .await?
+        .batch_execute(&crate::supervisor::rds_heartbeat_sql())
+        .await
+        .map_err(|e| failed("create RDS's heartbeat table", &e))?;
+    Ok(())
 }
 
 /// Stop every lab process working on `data` (a `pg_basebackup` writing it, a server on it),
@@ -592,6 +658,61 @@ fn stop_on_data(data: &Path) {
 }
 
 impl LabRds {
+    /// Seed the cluster `req` creates, on `data` (just `initdb`-ed), with [`seed_as_aurora`]:
+    /// through a server of its own binaries started for that alone, its pid recorded with the
+    /// cluster while it runs (`lab down` stops it if this process dies meanwhile), stopped
+    /// before this returns.
+    fn seed_created(
+        &self,
+        cx: &Call<'_>,
+        st: &LabState,
+        bin: &PgBin,
+        req: &CreateCluster,
+        data: &Path,
+    ) -> Result<(), PrimitiveError> {
+        const OP: &str = "create_cluster";
+        let id = req.cluster_id.clone();
+        let spec = ServerSpec {
+            data: data.to_path_buf(),
+            socket_dir: st.dir.join(format!("{id}.init.s")),
+            log: st.dir.join(format!("{id}.init.log")),
+            settings: vec![("fsync".into(), "off".into())],
+        };
+        pgproc::make_owned_dir(&spec.socket_dir, st.user.as_ref())
+            .map_err(|e| lab_error(R, OP, e))?;
+        let dir = self.ctx.dir.clone();
+        let server = pgproc::start_recorded(
+            bin,
+            st.user.as_ref(),
+            &st.dir,
+            &spec,
+            0,
+            ops::SERVER_TIMEOUT,
+            "create_cluster:seeding",
+            |pid, _| {
+                LabState::update(&dir, |st| {
+                    if let Some(c) = st.clusters.get_mut(&id) {
+                        c.basebackup_pid = Some(pid);
+                    }
+                    Ok(())
+                })
+            },
+        )
+        .map_err(|e| lab_error(R, OP, e))?;
+        let seeded = cx.block_on(
+            PG_CALL_LIMIT,
+            seed_as_aurora(
+                &spec.socket_dir,
+                server.port,
+                &req.master_username,
+                &st.app_db,
+            ),
+        );
+        pgproc::stop_server(&server);
+        let _ = std::fs::remove_dir_all(&spec.socket_dir);
+        seeded
+    }
+
     /// Drop the physical slot `slot` on `src`, once no process streams from it any more (the
     /// walsender of a stopped `pg_basebackup` or replica exits within moments).
     fn drop_slot(
@@ -643,6 +764,10 @@ impl Rds for LabRds {
         self.cluster_view(cx, id, "describe_cluster")
     }
 
+    /// The lab's own server version (its extensions: the source's `pg_available_extensions`);
+    /// for Aurora PostgreSQL also the newer major's when its binaries are installed
+    /// ([`PgBin::newer_major`]; its extensions: those its installation holds). These are the
+    /// versions `create_cluster` accepts ([`lab_binaries`]).
     fn list_engine_versions(
         &self,
         cx: &Call<'_>,
@@ -651,8 +776,6 @@ impl Rds for LabRds {
         const OP: &str = "list_engine_versions";
         rds::check_engine(OP, engine)?;
         let st = self.ctx.state(R, OP)?;
-        let version = st.bin.version.clone();
-        let (major, minor) = rds::major_minor(&version).unwrap_or((st.bin.major, 0));
         let mut exts = self.ctx.sql(
             cx,
             &st.source,
@@ -660,14 +783,24 @@ impl Rds for LabRds {
             "SELECT name FROM pg_available_extensions ORDER BY name",
         )?;
         exts.sort();
-        Ok(vec![EngineVersion {
-            engine: engine.to_string(),
-            version,
-            major,
-            minor,
-            parameter_group_family: rds::parameter_group_family(engine, major),
-            supported_extensions: exts,
-        }])
+        let version = |bin: &PgBin, supported_extensions: Vec<String>| {
+            let (major, minor) = rds::major_minor(&bin.version).unwrap_or((bin.major, 0));
+            EngineVersion {
+                engine: engine.to_string(),
+                version: bin.version.clone(),
+                major,
+                minor,
+                parameter_group_family: rds::parameter_group_family(engine, major),
+                supported_extensions,
+            }
+        };
+        let mut versions = vec![version(&st.bin, exts)];
+        if engine == "aurora-postgresql"
+            && let Ok(newer) = PgBin::newer_major(&st.bin)
+        {
+            versions.push(version(&newer, newer.extensions()));
+        }
+        Ok(rds::sort_versions(versions))
     }
 
     fn describe_parameters(
@@ -844,6 +977,8 @@ impl Rds for LabRds {
                     iam_auth: req.iam_auth,
                     basebackup_pid: None,
                     restored_from: None,
+                    bin: None,
+                    security_groups: None,
                 },
             );
             Ok(())
@@ -917,14 +1052,15 @@ impl Rds for LabRds {
         // A replica's writer takes the source's groups; a restored cluster's, the lab's
         // application group (RDS: the VPC's default group when the restore names none).
         // A clone's, its source cluster's writer's (AWS: the clone is restored into the source
-        // cluster's groups, rds::clone_cluster).
+        // cluster's groups, rds::clone_cluster). A cluster created empty's, those it was
+        // created into (rds::create_cluster).
         let clone_of = cl
             .restored_from
             .as_deref()
             .and_then(|r| r.strip_prefix(CLONE_OF))
             .and_then(|src| st.serving(src))
             .map(|w| w.security_groups.clone());
-        let groups = match (&cl.restored_from, clone_of) {
+        let groups = match (&cl.restored_from, clone_of.or(cl.security_groups.clone())) {
             (_, Some(g)) => g,
             (Some(_), None) => vec![crate::state::APP_GROUP.to_string()],
             (None, None) => st
@@ -1339,6 +1475,9 @@ impl Rds for LabRds {
         })?;
         let snapshots = st.dir.join("snapshots");
         let path = snapshots.join(snapshot_id);
+        // The server's own major copies it (a newer server refuses an older pg_basebackup).
+        let bin = st.bin_of(&inst).clone();
+        let recorded_bin = st.bin_record(&bin);
         // The intent first, as for a replica's copy (create_replica_cluster).
         self.ctx.update(R, OP, |st| {
             st.snapshots.insert(
@@ -1350,6 +1489,7 @@ impl Rds for LabRds {
                     path: path.clone(),
                     bytes: 0,
                     basebackup_pid: None,
+                    bin: recorded_bin,
                 },
             );
             Ok(())
@@ -1360,7 +1500,7 @@ impl Rds for LabRds {
         let dir = self.ctx.dir.clone();
         let id = snapshot_id.to_string();
         pgproc::base_backup(
-            &st.bin,
+            &bin,
             st.user.as_ref(),
             &st.dir,
             &src,
@@ -1446,6 +1586,8 @@ impl Rds for LabRds {
                     iam_auth: req.iam_auth,
                     basebackup_pid: None,
                     restored_from: Some(req.snapshot_id.clone()),
+                    bin: snap.bin.clone(),
+                    security_groups: None,
                 },
             );
             Ok(())
@@ -1464,6 +1606,132 @@ impl Rds for LabRds {
                 true,
                 &format!("Restored from snapshot {}", req.snapshot_id),
             );
+            Ok(())
+        })?;
+        self.cluster_view(cx, &req.cluster_id, OP)
+    }
+
+    /// The lab's new, empty Aurora cluster: a fresh `initdb` of the requested major — the lab's
+    /// own binaries for its own version, the newer major's for theirs ([`lab_binaries`]),
+    /// recorded with the cluster ([`Cluster::bin`]) so that every later start of its server (its
+    /// writer's creation, a reboot, a resumed run, the supervisor) runs them — seeded with what
+    /// a new Aurora cluster has ([`seed_as_aurora`]): no application role, table or row. Its
+    /// writer starts on it with `create_cluster_instance`, as a restored cluster's, in the
+    /// groups it was created into. Recorded `creating` first; a process killed meanwhile leaves
+    /// `creating` (and perhaps its seeding server, recorded), and the next call starts over.
+    fn create_cluster(
+        &self,
+        cx: &Call<'_>,
+        req: &CreateCluster,
+    ) -> Result<DbCluster, PrimitiveError> {
+        const OP: &str = "create_cluster";
+        let _lock = self.ctx.lock(cx, R, OP, &req.cluster_id)?;
+        let (st, like) = self.instance(OP, &req.like)?;
+        // `creating` with the lock free: a process killed while creating it; start over below.
+        let interrupted = st.clusters.get(&req.cluster_id).is_some_and(|c| {
+            c.status == "creating"
+                && c.restored_from
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with(CREATED_LIKE))
+        });
+        let existing = match st.clusters.contains_key(&req.cluster_id) && !interrupted {
+            true => Some(self.cluster_view(cx, &req.cluster_id, OP)?),
+            false => None,
+        };
+        if let Some(c) = rds::existing_standalone(OP, req, existing)? {
+            return Ok(c); // a re-run of the same step
+        }
+        rds::check_logical_version(OP, req, &self.instance_view(&st, &like))?;
+        let bin = lab_binaries(OP, &st.bin, &req.engine_version, || {
+            PgBin::newer_major(&st.bin)
+        })?;
+        let family = rds::parameter_group_family("aurora-postgresql", bin.major);
+        if let Some(name) = &req.parameter_group {
+            let g = st
+                .parameter_groups
+                .get(name)
+                .filter(|g| g.cluster)
+                .ok_or_else(|| rds::parameter_group_not_found(OP, name))?;
+            // "The DB cluster parameter group family must match the DB engine version"
+            // (CreateDBCluster, InvalidParameterCombination).
+            if g.family != family {
+                return Err(PrimitiveError::invalid(
+                    R,
+                    OP,
+                    format!(
+                        "cluster parameter group {name} is of family {}, Aurora {} needs {family}",
+                        g.family, req.engine_version
+                    ),
+                    format!("create the groups with family {family}"),
+                ));
+            }
+        }
+        let groups = req
+            .security_groups
+            .clone()
+            .unwrap_or_else(|| like.security_groups.clone());
+        if let Some(g) = groups.iter().find(|g| !st.security_groups.contains_key(*g)) {
+            return Err(not_found(
+                R,
+                OP,
+                format!("the lab has no security group {g:?}"),
+            ));
+        }
+        // The WAL segments of the instance it replaces, as every other lab cluster has them
+        // (copies of the source): a slot on it lags in the same teeth. PostgreSQL's own size
+        // when that server does not say.
+        let segment_mib = self
+            .ctx
+            .sql(
+                cx,
+                &req.like,
+                OP,
+                "SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'",
+            )
+            .ok()
+            .and_then(|v| v.first()?.parse::<u64>().ok())
+            .map(|bytes| (bytes >> 20) as u32);
+        let data = st.dir.join(&req.cluster_id);
+        // The intent first: a process killed from here on leaves a `creating` cluster whose
+        // directory and seeding server the next attempt (or `lab down`) finds.
+        self.ctx.update(R, OP, |st| {
+            st.clusters.insert(
+                req.cluster_id.clone(),
+                Cluster {
+                    id: req.cluster_id.clone(),
+                    replication_source: None,
+                    slot: String::new(),
+                    data: data.clone(),
+                    status: "creating".into(),
+                    members: Vec::new(),
+                    parameter_group: req
+                        .parameter_group
+                        .clone()
+                        .unwrap_or_else(|| format!("default.{family}")),
+                    engine_version: req.engine_version.clone(),
+                    promote_requested: false,
+                    iam_auth: req.iam_auth,
+                    basebackup_pid: None,
+                    restored_from: Some(format!("{CREATED_LIKE}{}", req.like)),
+                    bin: st.bin_record(&bin),
+                    security_groups: Some(groups),
+                },
+            );
+            Ok(())
+        })?;
+        pgproc::crash_point("create_cluster:intent");
+        start_over(&data).map_err(|e| lab_error(R, OP, e))?;
+        pgproc::initdb_with(&bin, st.user.as_ref(), &st.dir, &data, segment_mib)
+            .map_err(|e| lab_error(R, OP, e))?;
+        pgproc::crash_point("create_cluster:initdb");
+        self.seed_created(cx, &st, &bin, req, &data)?;
+        pgproc::crash_point("create_cluster:seeded");
+        self.ctx.update(R, OP, |st| {
+            if let Some(c) = st.clusters.get_mut(&req.cluster_id) {
+                c.status = "available".into();
+                c.basebackup_pid = None;
+            }
+            st.event(&req.cluster_id, true, "DB cluster created");
             Ok(())
         })?;
         self.cluster_view(cx, &req.cluster_id, OP)
@@ -1513,6 +1781,11 @@ impl Rds for LabRds {
             })?;
         let data = st.dir.join(&req.cluster_id);
         let group = src.parameter_group.clone();
+        // A clone runs its source's major: the same binaries, which also copy it.
+        let bin = st
+            .clusters
+            .get(&req.source_cluster)
+            .and_then(|c| c.bin.clone());
         self.ctx.update(R, OP, |st| {
             st.clusters.insert(
                 req.cluster_id.clone(),
@@ -1529,6 +1802,8 @@ impl Rds for LabRds {
                     iam_auth: req.iam_auth,
                     basebackup_pid: None,
                     restored_from: Some(format!("{CLONE_OF}{}", src.id)),
+                    bin: bin.clone(),
+                    security_groups: None,
                 },
             );
             Ok(())
@@ -1538,7 +1813,7 @@ impl Rds for LabRds {
         let dir = self.ctx.dir.clone();
         let id = req.cluster_id.clone();
         pgproc::base_backup(
-            &st.bin,
+            bin.as_ref().unwrap_or(&st.bin),
             st.user.as_ref(),
             &st.dir,
             &server,
@@ -1583,6 +1858,60 @@ impl Rds for LabRds {
 /// How a clone records its origin in `Cluster::restored_from`: this prefix and the source
 /// cluster's id.
 const CLONE_OF: &str = "clone of ";
+
+/// How a cluster created empty records its origin in `Cluster::restored_from`: this prefix and
+/// the instance it was created like (it never replicated).
+const CREATED_LIKE: &str = "created empty like ";
+
+/// The binaries an Aurora PostgreSQL `version` runs on in the lab: the lab's own (`own`) for
+/// its own version; the newer major's (`newer`, [`PgBin::newer_major`]) for theirs, refused
+/// with their install command when they are missing. Any other version is one the lab does
+/// not offer: `Invalid`, naming those it does (what `list_engine_versions` lists).
+fn lab_binaries(
+    op: &str,
+    own: &PgBin,
+    version: &str,
+    newer: impl FnOnce() -> Result<PgBin, LabError>,
+) -> Result<PgBin, PrimitiveError> {
+    if version == own.version {
+        return Ok(own.clone());
+    }
+    let major = rds::major_minor(version).map(|(m, _)| m);
+    let newer = newer();
+    if let Some(m) = major.filter(|m| *m > own.major) {
+        match &newer {
+            Ok(b) if b.version == version => return Ok(b.clone()),
+            Ok(_) => {}
+            Err(e) => {
+                return Err(PrimitiveError::invalid(
+                    R,
+                    op,
+                    format!(
+                        "Aurora PostgreSQL {version} runs on PostgreSQL {m}'s binaries in the lab, and it has none: {e}"
+                    ),
+                    format!(
+                        "install them as the message says (scripts/test.sh does), or pick Aurora PostgreSQL {}",
+                        own.version
+                    ),
+                ));
+            }
+        }
+    }
+    let offered: Vec<&str> = std::iter::once(own.version.as_str())
+        .chain(newer.as_ref().ok().map(|b| b.version.as_str()))
+        .collect();
+    Err(PrimitiveError::invalid(
+        R,
+        op,
+        format!(
+            "the lab's Aurora PostgreSQL has no version {version} (InvalidParameterCombination)"
+        ),
+        format!(
+            "pick one of {} (rds::list_engine_versions(\"aurora-postgresql\"))",
+            offered.join(", ")
+        ),
+    ))
+}
 
 pub struct LabEc2 {
     pub ctx: Arc<LabCtx>,
@@ -1713,6 +2042,51 @@ mod tests {
             ingress: rules.iter().map(|r| r.to_string()).collect(),
             egress: Vec::new(),
         }
+    }
+
+    fn bin(version: &str) -> PgBin {
+        PgBin {
+            dir: PathBuf::from(format!("/pg/{version}/bin")),
+            major: version.split('.').next().unwrap().parse().unwrap(),
+            version: version.into(),
+        }
+    }
+
+    fn newer() -> Result<PgBin, LabError> {
+        Ok(bin("16.2"))
+    }
+
+    fn none_newer() -> Result<PgBin, LabError> {
+        Err(LabError::Prerequisite(format!(
+            "{} is not set; {}",
+            pgproc::NEWER_BIN_VAR,
+            pgproc::NEWER_INSTALL_HINT
+        )))
+    }
+
+    #[test]
+    fn a_created_cluster_runs_its_majors_binaries_and_a_missing_newer_major_names_its_install() {
+        let own = bin("15.18");
+        assert_eq!(lab_binaries("op", &own, "15.18", none_newer).unwrap(), own);
+        assert_eq!(
+            lab_binaries("op", &own, "16.2", newer).unwrap(),
+            bin("16.2")
+        );
+        let missing = lab_binaries("op", &own, "16.2", none_newer).unwrap_err();
+        assert_eq!(missing.kind, ErrorKind::Invalid, "{missing}");
+        assert!(
+            missing.message.contains("pip install pgserver") && missing.hint.contains("15.18"),
+            "names the install command, and the version the lab has: {missing}"
+        );
+        // Versions the lab does not offer, whatever the major: each names those it does.
+        for asked in ["16.4", "15.4", "17.0", "banana"] {
+            let e = lab_binaries("op", &own, asked, newer).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Invalid, "{asked}: {e}");
+            assert!(e.message.contains(asked), "{e}");
+            assert!(e.hint.contains("pick one of 15.18, 16.2 "), "{asked}: {e}");
+        }
+        let e = lab_binaries("op", &own, "15.4", none_newer).unwrap_err();
+        assert!(e.hint.contains("pick one of 15.18 "), "{e}");
     }
 
     #[test]

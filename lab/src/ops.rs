@@ -83,14 +83,15 @@ pub fn complete(dir: &Path, id: &str) -> Result<Instance, LabError> {
 }
 
 /// The server of `inst`: the one already running on its data directory (adopted), else a new
-/// one on its port (0: a free one), its pid recorded the moment it is spawned.
+/// one on its port (0: a free one), its pid recorded the moment it is spawned. It runs its
+/// cluster's binaries ([`LabState::bin_of`]): a cluster of a newer major restarts as that major.
 fn start_or_adopt(st: &LabState, inst: &Instance, op: &str) -> Result<Server, LabError> {
     if let Some(adopted) = pgproc::adopt(&inst.spec, SERVER_TIMEOUT) {
         return adopted;
     }
     let id = inst.id.clone();
     pgproc::start_recorded(
-        &st.bin,
+        st.bin_of(inst),
         st.user.as_ref(),
         &st.dir,
         &inst.spec,

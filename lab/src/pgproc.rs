@@ -144,6 +144,30 @@ impl PgBin {
     pub fn tool(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
+
+    /// The extensions this installation offers, sorted: the control files in its
+    /// `pg_config --sharedir`'s `extension` directory, which is what `pg_available_extensions`
+    /// lists on its servers. Empty when `pg_config` does not answer.
+    pub fn extensions(&self) -> Vec<String> {
+        let Ok(out) = Command::new(self.tool("pg_config"))
+            .arg("--sharedir")
+            .output()
+        else {
+            return Vec::new();
+        };
+        let share = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        let mut names: Vec<String> = fs::read_dir(share.join("extension"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.strip_suffix(".control").map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        names
+    }
 }
 
 /// The OS user the servers run as: `None` when godwit is not root (servers run as ourselves).

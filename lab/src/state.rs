@@ -68,6 +68,10 @@ pub struct Snapshot {
     pub bytes: u64,
     /// The `pg_basebackup` writing it while `creating`, recorded as soon as it is spawned.
     pub basebackup_pid: Option<u32>,
+    /// The binaries of the server it copies, when not the lab's own ([`Cluster::bin`]): a
+    /// cluster restored from it runs them.
+    #[serde(default)]
+    pub bin: Option<PgBin>,
 }
 
 fn default_seed_rows() -> i64 {
@@ -200,13 +204,28 @@ pub struct Cluster {
     /// IAM database authentication enabled at creation (`EnableIAMDatabaseAuthentication`).
     #[serde(default = "yes")]
     pub iam_auth: bool,
-    /// The `pg_basebackup` copying the data directory while the cluster is `creating`,
-    /// recorded as soon as it is spawned.
+    /// The process building the data directory while the cluster is `creating` — the
+    /// `pg_basebackup` copying it, or the server seeding a cluster created empty — recorded as
+    /// soon as it is spawned.
     #[serde(default)]
     pub basebackup_pid: Option<u32>,
-    /// The snapshot a restored cluster was made from (it never replicated).
+    /// The snapshot a restored cluster was made from (it never replicated); a clone's or an
+    /// empty cluster's origin, under a prefix (`crate::areas`).
     #[serde(default)]
     pub restored_from: Option<String>,
+    /// The PostgreSQL binaries its servers run when they are not the lab's own
+    /// ([`LabState::bin`]): a cluster created empty of a newer major (`rds::create_cluster`),
+    /// and its clones and snapshots. Recorded with the cluster, so whoever starts its server
+    /// later (a reboot, a resumed run, the supervisor completing an interrupted start) runs
+    /// these, whatever its environment says. `None` (every cluster copied from the source):
+    /// the lab's own.
+    #[serde(default)]
+    pub bin: Option<PgBin>,
+    /// The security groups a cluster created empty was created into (the request's, else
+    /// those of the instance it replaces), which its writer takes. `None`: its writer takes
+    /// those of its kind (`LabRds::create_cluster_instance`).
+    #[serde(default)]
+    pub security_groups: Option<Vec<String>>,
 }
 
 fn yes() -> bool {
@@ -323,6 +342,20 @@ impl LabState {
         let out = f(&mut st)?;
         st.save()?;
         Ok(out)
+    }
+
+    /// The binaries `inst`'s server runs: its cluster's ([`Cluster::bin`]), else the lab's own.
+    pub fn bin_of(&self, inst: &Instance) -> &PgBin {
+        inst.cluster
+            .as_ref()
+            .and_then(|c| self.clusters.get(c))
+            .and_then(|c| c.bin.as_ref())
+            .unwrap_or(&self.bin)
+    }
+
+    /// `bin` as a cluster or snapshot records it: `None` for the lab's own ([`Cluster::bin`]).
+    pub fn bin_record(&self, bin: &PgBin) -> Option<PgBin> {
+        (*bin != self.bin).then(|| bin.clone())
     }
 
     /// The instance serving `db`: the instance itself, or a cluster's writer.

@@ -593,6 +593,24 @@ pub fn down_dir(dir: &Path, purge: bool) -> Result<String, LabError> {
     ))
 }
 
+/// RDS's own superuser and database, on every server a lab makes (the source, and through
+/// it its copies; a cluster created empty, `LabRds::create_cluster`), each statement on its
+/// own on database `postgres`: its monitoring (the sampler), its heartbeat and the areas' SQL
+/// log in as it, so none of them counts as the application's session (`DatabaseConnections`,
+/// `pg::application_backends`), and no `pg::`/`validate::` query looks into its database
+/// (`Pool::databases` skips `rdsadmin`).
+pub(crate) fn rds_own_sql() -> [String; 2] {
+    [
+        format!("CREATE ROLE {ADMIN} SUPERUSER LOGIN"),
+        format!("CREATE DATABASE {ADMIN} OWNER {ADMIN}"),
+    ]
+}
+
+/// RDS's heartbeat table, created as [`ADMIN`] in its database (after [`rds_own_sql`]).
+pub(crate) fn rds_heartbeat_sql() -> String {
+    format!("SET ROLE {ADMIN}; {}", crate::metrics::HEARTBEAT_TABLE_SQL)
+}
+
 /// Create the application's role, database and tables, and seed `orders`.
 async fn seed(port: u16, role: &str, db: &str, rows: i64) -> Result<(), LabError> {
     let connect = |dbname: String| async move {
@@ -611,13 +629,10 @@ async fn seed(port: u16, role: &str, db: &str, rows: i64) -> Result<(), LabError
     for sql in [
         format!("CREATE ROLE {role} LOGIN"),
         format!("CREATE DATABASE {db} OWNER {role}"),
-        // RDS's own superuser and database: its monitoring (the sampler), its heartbeat and the
-        // areas' SQL log in as it, so none of them counts as the application's session
-        // (`DatabaseConnections`, `pg::application_backends`), and no `pg::`/`validate::`
-        // query looks into its database (`Pool::databases` skips `rdsadmin`).
-        format!("CREATE ROLE {ADMIN} SUPERUSER LOGIN"),
-        format!("CREATE DATABASE {ADMIN} OWNER {ADMIN}"),
-    ] {
+    ]
+    .into_iter()
+    .chain(rds_own_sql())
+    {
         admin
             .batch_execute(&sql)
             .await
@@ -625,10 +640,7 @@ async fn seed(port: u16, role: &str, db: &str, rows: i64) -> Result<(), LabError
     }
     connect(ADMIN.to_string())
         .await?
-        .batch_execute(&format!(
-            "SET ROLE {ADMIN}; {}",
-            crate::metrics::HEARTBEAT_TABLE_SQL
-        ))
+        .batch_execute(&rds_heartbeat_sql())
         .await
         .map_err(|e| {
             LabError::Process(format!("create RDS's heartbeat table: {}", error_text(&e)))

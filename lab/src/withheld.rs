@@ -247,6 +247,24 @@ impl Pg for Withheld {
         Err(refusal(P, "subscriptions", db))
     }
 
+    fn copy_schema(
+        &self,
+        _cx: &Call<'_>,
+        from: &str,
+        _to: &str,
+    ) -> Result<godwit_stdlib::pg::SchemaCopy, PrimitiveError> {
+        Err(refusal(P, "copy_schema", from))
+    }
+
+    fn subscription_tables(
+        &self,
+        _cx: &Call<'_>,
+        db: &str,
+        _name: &str,
+    ) -> Result<Vec<godwit_stdlib::pg::SubscriptionTable>, PrimitiveError> {
+        Err(refusal(P, "subscription_tables", db))
+    }
+
     fn drop_subscription(
         &self,
         _cx: &Call<'_>,

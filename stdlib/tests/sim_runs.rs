@@ -674,6 +674,11 @@ fn every_builtin_scenario_plays_out_as_designed() {
         // envoy-c is expected and absent: the hold's wait fails before the fence.
         ("envoy-node-disconnect", Some("(absent: envoy-c)")),
         ("idle-source", None),
+        // The logical path's scenarios: this physical cutover needs neither logical decoding
+        // nor keys, and replays the source's DDL like any change.
+        ("logical-ddl-during-copy", None),
+        ("logical-no-primary-key", None),
+        ("logical-ready", None),
         ("long-transaction-at-fence", None), // bound to a step the cutover does not have
         ("preflight-failures", Some("automated backups disabled")),
         (

@@ -6,11 +6,12 @@
 //! target applies past the
 //! source's final position, the table definitions agree, the exact validation is equal across
 //! the versions, and the sequences set past the source's make an insert on the target never
-//! collide. The schema is copied with the newer major's `pg_dump --schema-only | psql` (the
-//! logical runbook's schema step is still to come). A missing server fails with the install
-//! command, never skipped.
+//! collide. The schema is copied by godwit's own `pg::copy_schema` (roles first, then the
+//! target major's `pg_dump --schema-only` restored by its `psql`); a second test follows the
+//! roles: a login role and a group with its membership and a table grant arrive without a
+//! password, a second copy is a no-op, and a target with other tables is refused. A missing
+//! server fails with the install command, never skipped.
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -71,52 +72,6 @@ fn run(world: &World, rt: &tokio::runtime::Runtime, script: &str) -> serde_json:
     }
 }
 
-/// The newer major's `pg_dump --schema-only` of `from` into `to` through its `psql`.
-fn copy_schema(bin: &PgBin, from: &Server, to: &Server) {
-    let dump = Command::new(bin.tool("pg_dump"))
-        .args([
-            "--schema-only",
-            "--no-owner",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-        ])
-        .args(["-p", &from.port.to_string(), "postgres"])
-        .output()
-        .unwrap();
-    assert!(
-        dump.status.success(),
-        "pg_dump: {}",
-        String::from_utf8_lossy(&dump.stderr)
-    );
-    let mut psql = Command::new(bin.tool("psql"))
-        .args([
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-        ])
-        .args(["-p", &to.port.to_string(), "postgres"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    psql.stdin.take().unwrap().write_all(&dump.stdout).unwrap();
-    let out = psql.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "psql: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn a_postgresql_15_source_replicates_logically_into_16_losing_nothing() {
     let old = scratch();
@@ -126,7 +81,6 @@ fn a_postgresql_15_source_replicates_logically_into_16_losing_nothing() {
     let target = new.primary("target", &[]).unwrap();
     let rt = runtime();
     rt.block_on(exec(&source, SCHEMA));
-    copy_schema(&new.bin, &source, &target);
     let version = |s: &Server| rt.block_on(one(s, "SHOW server_version_num")).unwrap();
     let (v_old, v_new) = (version(&source), version(&target));
     assert!(
@@ -137,6 +91,21 @@ fn a_postgresql_15_source_replicates_logically_into_16_losing_nothing() {
     let world = sql_world(
         &[("orders-db", &source), ("orders-aurora", &target)],
         rt.handle().clone(),
+    );
+    let copied = run(
+        &world,
+        &rt,
+        r#"step("schema", || pg::copy_schema("orders-db", "orders-aurora"))"#,
+    );
+    assert_eq!(
+        copied["tables"],
+        serde_json::json!(["public.customers", "public.orders"]),
+        "{copied}"
+    );
+    assert_eq!(copied["sequences"], 1, "orders.id's: {copied}");
+    assert!(
+        copied["how"].as_str().unwrap().contains("pg_dump 16."),
+        "the target's major dumps: {copied}"
     );
 
     // The application writes all along: the initial copy and the streaming run under load.
@@ -230,4 +199,215 @@ let compared = step("validate", || validate::compare("orders-db", "orders-aurora
         on_target > source_last,
         "an insert on the target took id {on_target}, the source's last is {source_last}: {done}"
     );
+}
+
+/// The source's roles on the target: a login role and a group, the membership between them, a
+/// table granted to the group and a table owned by the login role — and no password.
+const ROLES: &str = "
+CREATE ROLE app_readers NOLOGIN;
+CREATE ROLE app_user LOGIN PASSWORD 'never-copied' CONNECTION LIMIT 7;
+GRANT app_readers TO app_user;
+CREATE TABLE customers (id int PRIMARY KEY, name text);
+CREATE TABLE orders (id bigserial PRIMARY KEY, customer int REFERENCES customers(id), note text);
+ALTER TABLE orders OWNER TO app_user;
+GRANT SELECT ON customers TO app_readers;
+";
+
+#[test]
+fn copy_schema_brings_roles_and_grants_without_passwords_once_and_refuses_other_tables() {
+    let old = scratch();
+    let mut new = scratch();
+    new.bin = PgBin::newer_major(&old.bin).unwrap_or_else(|e| panic!("{e}"));
+    let source = old.primary("source", &[]).unwrap();
+    let target = new.primary("target", &[]).unwrap();
+    let rt = runtime();
+    rt.block_on(exec(&source, ROLES));
+    let world = sql_world(
+        &[("orders-db", &source), ("orders-aurora", &target)],
+        rt.handle().clone(),
+    );
+    let on = |s: &Server, sql: &str| rt.block_on(one(s, sql));
+    let public_tables = "SELECT count(*)::text FROM pg_tables WHERE schemaname = 'public'";
+
+    // Bounded like every call: a pg_dump waiting for a lock the application holds is killed at
+    // the step's timeout, and nothing of the schema reaches the target.
+    let (locker, conn) = rt
+        .block_on(tokio_postgres::connect(
+            &source.conninfo("postgres", "postgres"),
+            tokio_postgres::NoTls,
+        ))
+        .unwrap();
+    rt.spawn(conn);
+    rt.block_on(locker.batch_execute("BEGIN; LOCK TABLE customers IN ACCESS EXCLUSIVE MODE"))
+        .unwrap();
+    let cut_at = Instant::now();
+    let cut = run(
+        &world,
+        &rt,
+        r#"
+let r = #{};
+try {
+    step("copy", #{ timeout: "3s", retry: #{ attempts: 1 } }, || pg::copy_schema("orders-db", "orders-aurora"));
+} catch (e) { r = e; }
+r
+"#,
+    );
+    let took = cut_at.elapsed();
+    println!(
+        "pg_dump behind a lock: cut after {:.2} s (step timeout 3 s)",
+        took.as_secs_f64()
+    );
+    assert_eq!(cut["kind"], "Timeout", "{cut}");
+    assert!(
+        cut["message"].as_str().unwrap().contains("pg_dump 16"),
+        "cut in pg_dump: {cut}"
+    );
+    assert!(took < Duration::from_secs(6), "{took:?}: {cut}");
+    assert!(
+        dump_processes().is_empty(),
+        "pg_dump killed with the call: {:?}",
+        dump_processes()
+    );
+    assert_eq!(
+        on(&target, public_tables),
+        Some("0".into()),
+        "nothing restored"
+    );
+    rt.block_on(locker.batch_execute("COMMIT")).unwrap();
+    drop(locker);
+
+    let started = Instant::now();
+    let out = run(
+        &world,
+        &rt,
+        r#"
+let first = step("copy", || pg::copy_schema("orders-db", "orders-aurora"));
+let again = step("again", || pg::copy_schema("orders-db", "orders-aurora"));
+let defs = step("defs", || #{ source: pg::table_definitions("orders-db"),
+    target: pg::table_definitions("orders-aurora") });
+#{ first: first, again: again, same_schema: defs.source == defs.target }
+"#,
+    );
+    println!(
+        "copy + no-op copy: {:.2} s; {}",
+        started.elapsed().as_secs_f64(),
+        out["first"]["how"]
+    );
+    let first = &out["first"];
+    assert_eq!(first["roles"], serde_json::json!(["app_user"]), "{out}");
+    assert_eq!(
+        first["tables"],
+        serde_json::json!(["public.customers", "public.orders"]),
+        "{out}"
+    );
+    assert_eq!(first["sequences"], 1, "{out}");
+    assert_eq!(out["same_schema"], true, "{out}");
+    assert!(!out.to_string().contains("never-copied"), "{out}");
+
+    // The login role with its attributes, and no password: IAM signs it in on Aurora.
+    assert_eq!(
+        on(
+            &target,
+            "SELECT rolcanlogin::text || ' ' || rolconnlimit FROM pg_roles WHERE rolname = 'app_user'"
+        ),
+        Some("true 7".into())
+    );
+    assert!(
+        on(
+            &source,
+            "SELECT rolpassword FROM pg_authid WHERE rolname = 'app_user'"
+        )
+        .is_some(),
+        "the source's role has a password"
+    );
+    assert_eq!(
+        on(
+            &target,
+            "SELECT rolpassword FROM pg_authid WHERE rolname = 'app_user'"
+        ),
+        None,
+        "no password on the target"
+    );
+    assert_eq!(
+        on(
+            &target,
+            "SELECT rolcanlogin::text FROM pg_roles WHERE rolname = 'app_readers'"
+        ),
+        Some("false".into())
+    );
+    // The membership, and the grant it carries.
+    assert_eq!(
+        on(
+            &target,
+            "SELECT count(*)::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid \
+             JOIN pg_roles u ON u.oid = m.member WHERE g.rolname = 'app_readers' AND u.rolname = 'app_user'"
+        ),
+        Some("1".into())
+    );
+    let acl = on(
+        &target,
+        "SELECT array_to_string(relacl, ',') FROM pg_class WHERE oid = 'public.customers'::regclass",
+    )
+    .unwrap_or_default();
+    assert!(acl.contains("app_readers=r/"), "{acl}");
+    assert_eq!(
+        on(
+            &target,
+            "SELECT has_table_privilege('app_user', 'public.customers', 'SELECT')::text || ' ' || \
+             has_table_privilege('app_user', 'public.customers', 'INSERT')::text"
+        ),
+        Some("true false".into()),
+        "SELECT through app_readers, nothing more"
+    );
+    assert_eq!(
+        on(
+            &target,
+            "SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE oid = 'public.orders'::regclass"
+        ),
+        Some("app_user".into()),
+        "ownership kept"
+    );
+    // The second call found the same tables and did nothing (a second restore would fail on
+    // objects that exist).
+    let again = &out["again"];
+    assert_eq!(again["tables"], first["tables"], "{out}");
+    assert!(
+        again["how"].as_str().unwrap().starts_with("nothing to do"),
+        "{out}"
+    );
+
+    // A target with other tables is refused, not retried, and left as it is.
+    rt.block_on(exec(&target, "CREATE TABLE stray (id int)"));
+    let refused = run(
+        &world,
+        &rt,
+        r#"
+let r = #{};
+try { step("copy", || pg::copy_schema("orders-db", "orders-aurora")); } catch (e) { r = e; }
+r
+"#,
+    );
+    assert_eq!(refused["kind"], "Conflict", "{refused}");
+    assert_eq!(refused["retryable"], false, "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("public.stray"),
+        "{refused}"
+    );
+    assert_eq!(on(&target, public_tables), Some("3".into()));
+}
+
+/// Processes running a schema copy's tool (their command line names the call's private dump
+/// file), zombies aside.
+fn dump_processes() -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains("godwit-schema-"))
+        .collect()
 }

@@ -1364,6 +1364,34 @@ impl godwit_stdlib::pg::Pg for ScriptedPg {
     ) -> Result<Vec<godwit_stdlib::pg::Subscription>, godwit_engine::PrimitiveError> {
         Ok(Vec::new())
     }
+    fn copy_schema(
+        &self,
+        _cx: &Call<'_>,
+        from: &str,
+        to: &str,
+    ) -> Result<godwit_stdlib::pg::SchemaCopy, godwit_engine::PrimitiveError> {
+        Ok(godwit_stdlib::pg::SchemaCopy {
+            from: from.into(),
+            to: to.into(),
+            roles: vec!["orders_app".into()],
+            tables: vec!["public.orders".into()],
+            sequences: 0,
+            how: "scripted".into(),
+        })
+    }
+    fn subscription_tables(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+        _name: &str,
+    ) -> Result<Vec<godwit_stdlib::pg::SubscriptionTable>, godwit_engine::PrimitiveError> {
+        Ok(vec![godwit_stdlib::pg::SubscriptionTable {
+            table: "public.orders".into(),
+            state: "ready".into(),
+            copied_bytes: None,
+            error: None,
+        }])
+    }
     fn drop_subscription(
         &self,
         _cx: &Call<'_>,

@@ -23,8 +23,8 @@ use tokio_postgres::{Client, Config, NoTls};
 
 use super::{
     Access, Backend, Checkpoint, Extension, LargeObjects, Lsn, Pg, ReplicationConnection, Sequence,
-    Setting, SlotInfo, SubscribeTo, Subscription, TableDefinition, TableHash, TableStats,
-    UnreplicableTable,
+    Setting, SlotInfo, SubscribeTo, Subscription, SubscriptionTable, TableDefinition, TableHash,
+    TableStats, UnreplicableTable, subscription_table_state,
 };
 
 /// Roles godwit blocked, per database: what `block_logins` / `unblock_logins` report.
@@ -613,6 +613,18 @@ impl LivePg {
     }
 }
 
+/// Every user table of the current database with its columns (`schema.name`, `name type, …`),
+/// unsorted: [`Pg::table_definitions`] and the schema copy's "same tables already" compare it.
+pub(crate) const TABLE_DEFINITIONS_SQL: &str = "SELECT n.nspname || '.' || c.relname, \
+     coalesce(string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ', ' \
+       ORDER BY a.attnum), '') \
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+     LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+     WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p' \
+     AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'rdsadmin') \
+     AND n.nspname NOT LIKE 'pg\\_%' \
+     GROUP BY 1";
+
 /// Settings godwit reads when `pg::settings(db, [])` asks for all.
 pub const WATCHED_SETTINGS: &[&str] = &[
     "server_version",
@@ -635,7 +647,7 @@ fn now_s() -> i64 {
         .unwrap_or(0)
 }
 
-fn quote_ident(s: &str) -> String {
+pub(crate) fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
@@ -1156,24 +1168,10 @@ impl Pg for LivePg {
         let st = cx.budget(PG_CALL_LIMIT);
         self.run(cx, db, async {
             let mut v = self
-                .per_database(
-                    db,
-                    OP,
-                    "SELECT n.nspname || '.' || c.relname, \
-                     coalesce(string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ', ' \
-                       ORDER BY a.attnum), '') \
-                     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                     LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
-                     WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p' \
-                     AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'rdsadmin') \
-                     AND n.nspname NOT LIKE 'pg\\_%' \
-                     GROUP BY 1",
-                    st,
-                    |p, r| TableDefinition {
-                        table: format!("{p}{}", r.get::<_, String>(0)),
-                        columns: r.get(1),
-                    },
-                )
+                .per_database(db, OP, TABLE_DEFINITIONS_SQL, st, |p, r| TableDefinition {
+                    table: format!("{p}{}", r.get::<_, String>(0)),
+                    columns: r.get(1),
+                })
                 .await?;
             v.sort_by(|a, b| a.table.cmp(&b.table));
             Ok(v)
@@ -1449,6 +1447,72 @@ impl Pg for LivePg {
         self.run(cx, db, self.subscription_rows(db, OP, st))
     }
 
+    fn copy_schema(
+        &self,
+        cx: &Call<'_>,
+        from: &str,
+        to: &str,
+    ) -> Result<super::SchemaCopy, PrimitiveError> {
+        super::schema_copy::copy_schema(&self.pool, cx, from, to)
+    }
+
+    fn subscription_tables(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        name: &str,
+    ) -> Result<Vec<SubscriptionTable>, PrimitiveError> {
+        const OP: &str = "subscription_tables";
+        let st = cx.budget(PG_CALL_LIMIT);
+        self.run(cx, db, async {
+            if self.one_subscription(db, OP, name, st).await?.is_none() {
+                return Err(crate::prim::not_found(
+                    A,
+                    OP,
+                    format!("{db} has no subscription {name}"),
+                    "pg::subscriptions lists the subscriptions there",
+                ));
+            }
+            let c = self.pool.client(db, None, OP, st).await?;
+            // pg_stat_progress_copy (14+) shows a table sync's COPY while it runs.
+            let has_progress: bool = c
+                .query_one(
+                    "SELECT to_regclass('pg_catalog.pg_stat_progress_copy') IS NOT NULL",
+                    &[],
+                )
+                .await
+                .map_err(|e| sql_error(OP, db, e))?
+                .get(0);
+            let progress = if has_progress {
+                "(SELECT p.bytes_processed FROM pg_stat_progress_copy p WHERE p.relid = r.srrelid LIMIT 1)"
+            } else {
+                "NULL::bigint"
+            };
+            let rows = c
+                .query(
+                    &format!(
+                        "SELECT n.nspname || '.' || cl.relname, r.srsubstate::text, {progress} \
+                         FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid \
+                         JOIN pg_class cl ON cl.oid = r.srrelid JOIN pg_namespace n ON n.oid = cl.relnamespace \
+                         WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                         ORDER BY 1"
+                    ),
+                    &[&name],
+                )
+                .await
+                .map_err(|e| sql_error(OP, db, e))?;
+            Ok(rows
+                .iter()
+                .map(|r| SubscriptionTable {
+                    table: r.get(0),
+                    state: subscription_table_state(&r.get::<_, String>(1)).into(),
+                    copied_bytes: r.get(2),
+                    error: None,
+                })
+                .collect())
+        })
+    }
+
     fn drop_subscription(
         &self,
         cx: &Call<'_>,
@@ -1524,7 +1588,7 @@ fn subscription_of(r: &tokio_postgres::Row) -> Subscription {
 /// (`pg_stat_subscription_stats`, PostgreSQL 15; before it, 0).
 fn subscriptions_sql(with_stats: bool) -> String {
     let errors = if with_stats {
-        "coalesce((SELECT apply_error_count FROM pg_stat_subscription_stats ss WHERE ss.subid = s.oid), 0)::bigint"
+        "coalesce((SELECT apply_error_count + sync_error_count FROM pg_stat_subscription_stats ss WHERE ss.subid = s.oid), 0)::bigint"
     } else {
         "0::bigint"
     };

@@ -18,6 +18,7 @@
 
 pub mod live;
 pub mod rhai;
+pub mod schema_copy;
 pub mod sim;
 
 use godwit_engine::Call;
@@ -187,9 +188,53 @@ pub struct Subscription {
     pub received_lsn_bytes: Option<i64>,
     /// Last position reported back to the publisher as applied and flushed.
     pub latest_end_lsn_bytes: Option<i64>,
-    /// Errors of the apply worker since the subscription was created (a conflict, a missing
-    /// table or column after a DDL on the publisher, a broken connection keeps it at 0).
+    /// Errors of its workers since the subscription was created — the apply worker's and the
+    /// table syncs' of an initial copy (`apply_error_count + sync_error_count`): a conflict, a
+    /// missing table or column after a DDL on the publisher (a broken connection keeps it at 0).
     pub apply_errors: i64,
+}
+
+/// What [`Pg::copy_schema`] did: the logical path's target made ready for the copy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SchemaCopy {
+    pub from: String,
+    pub to: String,
+    /// The source's login roles created on the target, for IAM sign-in (`rds_iam` on AWS):
+    /// no password is read or set.
+    pub roles: Vec<String>,
+    /// The tables the target now has, sorted.
+    pub tables: Vec<String>,
+    /// Sequences created (each at its start: a schema-only copy holds no sequence values).
+    pub sequences: i64,
+    /// How it was copied (the tools and the sign-in), for the journal.
+    pub how: String,
+}
+
+/// One table of a subscription (`pg_subscription_rel`) and its initial copy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubscriptionTable {
+    pub table: String,
+    /// `init`, `copying`, `copied`, `syncing` or `ready` (`srsubstate` i, d, f, s, r): only a
+    /// `ready` table is streamed by the subscription's apply worker alone.
+    pub state: String,
+    /// Bytes its copy read so far (`pg_stat_progress_copy.bytes_processed` while it copies,
+    /// PostgreSQL 14+); `()` when the server does not say.
+    pub copied_bytes: Option<i64>,
+    /// Why its copy fails, when the world knows (the simulator; a server reports failed table
+    /// syncs only as a count, [`Subscription::apply_errors`]).
+    pub error: Option<String>,
+}
+
+/// The state names of `pg_subscription_rel.srsubstate`.
+pub fn subscription_table_state(code: &str) -> &'static str {
+    match code {
+        "i" => "init",
+        "d" => "copying",
+        "f" => "copied",
+        "s" => "syncing",
+        "r" => "ready",
+        _ => "unknown",
+    }
 }
 
 /// What [`Pg::subscribe`] creates: a subscription on the subscriber that streams publication
@@ -385,6 +430,26 @@ pub trait Pg: Send + Sync {
         name: &str,
         from: &str,
     ) -> Result<Subscription, PrimitiveError>;
+    /// Copy the roles and the schema of `from`'s application database into `to`, a cluster
+    /// created empty: the source's login roles first (for IAM sign-in: no passwords), then
+    /// every schema object but the data (`pg_dump --schema-only` of `to`'s major, restored
+    /// into `to`). On a cluster godwit created, this is the one sign-in as its master user,
+    /// whose password RDS keeps in Secrets Manager. Idempotent: a target that already has the
+    /// same tables is left as it is; one with other tables is refused (`Conflict`).
+    fn copy_schema(
+        &self,
+        cx: &Call<'_>,
+        from: &str,
+        to: &str,
+    ) -> Result<SchemaCopy, PrimitiveError>;
+    /// The tables of subscription `name` on `db` and their initial copy, sorted by table;
+    /// `NotFound` without the subscription.
+    fn subscription_tables(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        name: &str,
+    ) -> Result<Vec<SubscriptionTable>, PrimitiveError>;
     /// The subscriptions of `db`'s application database, sorted by name.
     fn subscriptions(&self, cx: &Call<'_>, db: &str) -> Result<Vec<Subscription>, PrimitiveError>;
     /// Stop and drop subscription `name`, leaving the publisher's slot (drop it there with

@@ -974,6 +974,87 @@ mod pg_module {
         )
     }
 
+    /// Copy the roles and the schema of the source's application database into a cluster
+    /// `rds::create_cluster` made (the logical path): the source's login roles for IAM sign-in
+    /// (no password read or set), then every schema object but the data (`pg_dump
+    /// --schema-only` of the target's major, restored into the target). This is godwit's one
+    /// sign-in as the new cluster's master user, its password read from Secrets Manager, never
+    /// printed or journaled. Idempotent.
+    ///
+    /// # Parameters
+    /// * `from` — the source.
+    /// * `to` — the empty target.
+    ///
+    /// # Returns
+    /// `#{ from, to, roles, tables, sequences, how }` (`tables`: the target's tables now).
+    ///
+    /// # Errors
+    /// `Conflict` when the target already has different tables, or does not take connections
+    /// yet; `NotFound` for an unknown endpoint.
+    ///
+    /// # Example
+    /// ```rhai
+    /// rds::create_cluster("orders-aurora", "orders-db", #{ engine_version: "16.2", iam_auth: true });
+    /// while rds::describe_cluster("orders-aurora").status != "available" { sleep("1m"); }
+    /// rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
+    /// rds::wait_until_instance_available("orders-aurora-1", #{ timeout: "1h" });
+    /// let copied = pg::copy_schema("orders-db", "orders-aurora");
+    /// assert(copied.tables == pg::table_definitions("orders-db").map(|t| t.table), "the same tables");
+    /// assert(pg::table_definitions("orders-aurora") == pg::table_definitions("orders-db"), "the same definitions");
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn copy_schema(ctx: NativeCallContext, from: &str, to: &str) -> RhaiResult<Map> {
+        call(
+            &ctx,
+            A,
+            "copy_schema",
+            &json!({ "from": from, "to": to }),
+            |cx, w| w.pg.copy_schema(cx, from, to),
+        )
+    }
+
+    /// The tables of a subscription and their initial copy (`pg_subscription_rel`, with
+    /// `pg_stat_progress_copy` while a table copies): the logical path's copy-progress gate
+    /// reads it.
+    ///
+    /// # Parameters
+    /// * `db` — the subscriber.
+    /// * `name` — the subscription.
+    ///
+    /// # Returns
+    /// `[#{ table, state, copied_bytes, error }]` sorted by table: `state` one of `init`,
+    /// `copying`, `copied`, `syncing`, `ready`; `copied_bytes` while it copies (`()` when the
+    /// server does not say); `error` why its copy fails, where the world knows.
+    ///
+    /// # Errors
+    /// `NotFound` without the subscription (or the database).
+    ///
+    /// # Example
+    /// ```rhai
+    /// rds::create_cluster("orders-aurora", "orders-db", #{ engine_version: "16.2", iam_auth: true });
+    /// while rds::describe_cluster("orders-aurora").status != "available" { sleep("1m"); }
+    /// rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
+    /// rds::wait_until_instance_available("orders-aurora-1", #{ timeout: "1h" });
+    /// pg::copy_schema("orders-db", "orders-aurora");
+    /// pg::create_publication("orders-db", "godwit_logical");
+    /// pg::create_logical_slot("orders-db", "godwit_logical");
+    /// pg::subscribe("orders-aurora", "godwit_logical",
+    ///     #{ from: "orders-db", publication: "godwit_logical", slot: "godwit_logical", copy_data: true });
+    /// sleep("10s");
+    /// let tables = pg::subscription_tables("orders-aurora", "godwit_logical");
+    /// assert(tables.len() > 0 && tables.all(|t| t.state != "ready"), "copying");
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn subscription_tables(ctx: NativeCallContext, db: &str, name: &str) -> RhaiResult<Array> {
+        call(
+            &ctx,
+            A,
+            "subscription_tables",
+            &json!({ "db": db, "name": name }),
+            |cx, w| w.pg.subscription_tables(cx, db, name),
+        )
+    }
+
     /// The subscriptions of the application database with their apply worker's progress.
     ///
     /// # Parameters

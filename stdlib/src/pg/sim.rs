@@ -185,11 +185,12 @@ impl Pg for Sim {
                 } else {
                     0
                 };
-                let rows = (t.rows + written) as i64;
                 TableStats {
                     table: t.name.clone(),
-                    rows,
-                    bytes: rows * st.sc.workload.bytes_per_row as i64,
+                    rows: (t.rows + written) as i64,
+                    // The scenario's rows hold its `data_gb`; the workload's rows its bytes each.
+                    bytes: (t.rows * st.row_bytes() + written * st.sc.workload.bytes_per_row)
+                        as i64,
                 }
             })
             .collect();
@@ -777,6 +778,17 @@ impl Pg for Sim {
         {
             return Ok(s.view(st.counts_apply_errors(db)));
         }
+        if let Some(s) = st
+            .logical
+            .inbound
+            .iter()
+            .find(|s| s.db == db && s.name == name)
+        {
+            return Ok(s.view());
+        }
+        if st.created(db).is_some() && is_source(&st, &to.from) {
+            return subscribe_inbound(st, cx, db, name, to);
+        }
         if !is_source(&st, db) || !st.rds.clusters.contains_key(&to.from) {
             if !st.rds.instances.contains_key(&to.from) && !st.rds.clusters.contains_key(&to.from) {
                 return Err(not_found(
@@ -792,11 +804,13 @@ impl Pg for Sim {
                 ErrorKind::Invalid,
                 format!(
                     "the simulator models a subscription on the source ({}) from a promoted \
-                     Aurora cluster only, not on {db} from {}",
+                     Aurora cluster, and on a cluster rds::create_cluster made from the source; \
+                     not on {db} from {}",
                     st.source_id(),
                     to.from
                 ),
-                "subscribe the source to the promoted cluster (the rollback's reverse stream)",
+                "subscribe the source to the promoted cluster (the rollback's reverse stream), \
+                 or a created cluster to the source (the logical path)",
             )
             .with_retryable(false));
         }
@@ -909,6 +923,29 @@ impl Pg for Sim {
         check_db(&mut st, OP, db)?;
         let now = st.now;
         let counted = st.counts_apply_errors(db);
+        // A subscription on a created cluster, from the source (the logical path's copy).
+        let source = st.source_id().to_string();
+        if let Some(s) = st
+            .logical
+            .inbound
+            .iter_mut()
+            .find(|s| s.db == db && s.name == name)
+        {
+            if from != source {
+                return Err(conflict(
+                    A,
+                    OP,
+                    format!("subscription {name} on {db} streams from {source}, not {from}"),
+                    "pass the publisher the subscription was created with",
+                ));
+            }
+            s.token_at = now;
+            let out = s.view();
+            st.note(format!(
+                "subscription {name} on {db}: credentials refreshed"
+            ));
+            return Ok(out);
+        }
         let Some(s) = st
             .logical
             .subscriptions
@@ -954,6 +991,13 @@ impl Pg for Sim {
             .iter()
             .filter(|s| s.db == db)
             .map(|s| s.view(counted))
+            .chain(
+                st.logical
+                    .inbound
+                    .iter()
+                    .filter(|s| s.db == db)
+                    .map(|s| s.view()),
+            )
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
@@ -968,6 +1012,269 @@ impl Pg for Sim {
         const OP: &str = "drop_subscription";
         let mut st = self.api(cx, A, OP)?;
         check_db(&mut st, OP, db)?;
-        Ok(st.remove_subscription(db, name))
+        let inbound = st.remove_inbound(db, name);
+        Ok(st.remove_subscription(db, name) || inbound)
     }
+
+    fn copy_schema(
+        &self,
+        cx: &Call<'_>,
+        from: &str,
+        to: &str,
+    ) -> Result<SchemaCopy, PrimitiveError> {
+        const OP: &str = "copy_schema";
+        let mut st = self.api(cx, A, OP)?;
+        check_db(&mut st, OP, from)?;
+        if !is_source(&st, from) || st.created(to).is_none() {
+            if !st.rds.clusters.contains_key(to) && !st.rds.instances.contains_key(to) {
+                return Err(not_found(
+                    A,
+                    OP,
+                    format!("no database endpoint {to}"),
+                    "pass the cluster rds::create_cluster made",
+                ));
+            }
+            return Err(PrimitiveError::new(
+                A,
+                OP,
+                ErrorKind::Invalid,
+                format!(
+                    "the simulator copies the source's schema ({}) into a cluster \
+                     rds::create_cluster made, not {from} into {to}",
+                    st.source_id()
+                ),
+                "copy from the source into the logical path's target",
+            )
+            .with_retryable(false));
+        }
+        // The master user signs in (its password from Secrets Manager): the cluster must take
+        // connections, through the network as any client.
+        writable(&st, OP, to, "CREATE ROLE / CREATE TABLE")?;
+        let wanted = st.table_definitions(from);
+        let have = st.table_definitions(to);
+        if !have.is_empty() && have != wanted {
+            return Err(conflict(
+                A,
+                OP,
+                format!(
+                    "{to} already has tables ({}) that differ from {from}'s: a schema copy \
+                     restores into an empty database",
+                    have.iter()
+                        .map(|t| t.table.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                "drop them on the target (or delete and re-create the cluster), then copy again",
+            )
+            .with_retryable(false));
+        }
+        let mut roles = st.sc.source.app_roles.clone();
+        roles.sort();
+        roles.dedup();
+        let tables: Vec<String> = wanted.iter().map(|t| t.table.clone()).collect();
+        let sequences = st.sc.source.sequences.len() as i64;
+        if have.is_empty() {
+            if let Some(c) = st.logical.created.get_mut(to) {
+                c.roles = true;
+                c.schema = wanted;
+            }
+            st.note(format!(
+                "schema of {from} copied into {to}: roles {roles:?}, {} tables, {sequences} sequences",
+                tables.len()
+            ));
+        }
+        // pg_dump and its restore: a few seconds plus a moment per object.
+        let cost = 5_000 + 200 * (tables.len() as i64 + sequences + roles.len() as i64);
+        drop(st);
+        cx.sleep(std::time::Duration::from_millis(cost as u64))?;
+        Ok(SchemaCopy {
+            from: from.to_string(),
+            to: to.to_string(),
+            roles,
+            tables,
+            sequences,
+            how: "the simulator's pg_dump --schema-only and its restore, as the master user \
+                  (password from Secrets Manager)"
+                .into(),
+        })
+    }
+
+    fn subscription_tables(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        name: &str,
+    ) -> Result<Vec<SubscriptionTable>, PrimitiveError> {
+        const OP: &str = "subscription_tables";
+        let mut st = self.api(cx, A, OP)?;
+        check_db(&mut st, OP, db)?;
+        if let Some(s) = st
+            .logical
+            .inbound
+            .iter()
+            .find(|s| s.db == db && s.name == name)
+        {
+            return Ok(s.table_views());
+        }
+        // A subscription that did not copy has every table ready from the start.
+        if st
+            .logical
+            .subscriptions
+            .iter()
+            .any(|s| s.db == db && s.name == name)
+        {
+            let mut tables: Vec<String> =
+                st.sc.source.tables.iter().map(|t| t.name.clone()).collect();
+            tables.sort();
+            return Ok(tables
+                .into_iter()
+                .map(|table| SubscriptionTable {
+                    table,
+                    state: "ready".into(),
+                    copied_bytes: None,
+                    error: None,
+                })
+                .collect());
+        }
+        Err(not_found(
+            A,
+            OP,
+            format!("{db} has no subscription {name}"),
+            "pg::subscriptions lists the subscriptions there",
+        ))
+    }
+}
+
+/// `CREATE SUBSCRIPTION` on a cluster `rds::create_cluster` made, from the source: the logical
+/// path's copy (`sim/inbound.rs`).
+fn subscribe_inbound(
+    mut st: Api<'_>,
+    cx: &Call<'_>,
+    db: &str,
+    name: &str,
+    to: &SubscribeTo,
+) -> Result<Subscription, PrimitiveError> {
+    const OP: &str = "subscribe";
+    writable(&st, OP, db, "CREATE SUBSCRIPTION")?;
+    let source = st.source_id().to_string();
+    crate::ec2::check_connection(
+        A,
+        OP,
+        crate::ec2::Side {
+            db,
+            groups: &st.groups_of_cluster(db),
+        },
+        crate::ec2::Side {
+            db: &source,
+            groups: &st.groups_of_instance(&source),
+        },
+        st.rds.instances[&source].port,
+    )?;
+    if !st
+        .logical
+        .publications
+        .contains(&(source.clone(), to.publication.clone()))
+    {
+        return Err(not_found(
+            A,
+            OP,
+            format!("publication {} does not exist on {source}", to.publication),
+            "create it there first (pg::create_publication)",
+        ));
+    }
+    let Some((plugin, start)) = st.logical_slot(&source, &to.slot) else {
+        return Err(not_found(
+            A,
+            OP,
+            format!("replication slot {} does not exist on {source}", to.slot),
+            "create it there first (pg::create_logical_slot)",
+        ));
+    };
+    if plugin != "pgoutput" {
+        return Err(conflict(
+            A,
+            OP,
+            format!(
+                "slot {} on {source} decodes with {plugin:?}: a subscription needs pgoutput",
+                to.slot
+            ),
+            "create a pgoutput slot (pg::create_logical_slot)",
+        ));
+    }
+    // CREATE SUBSCRIPTION looks up every published table on the subscriber.
+    let have = st.table_definitions(db);
+    let mut published: Vec<String> = st.sc.source.tables.iter().map(|t| t.name.clone()).collect();
+    published.sort();
+    if let Some(missing) = published
+        .iter()
+        .find(|t| !have.iter().any(|h| &h.table == *t))
+    {
+        return Err(PrimitiveError::new(
+            A,
+            OP,
+            ErrorKind::Invalid,
+            format!("relation \"{missing}\" does not exist on {db} (42P01): a subscription needs every published table there"),
+            "copy the schema first (pg::copy_schema)",
+        )
+        .with_retryable(false));
+    }
+    let written = st.source_app_bytes() / st.sc.workload.bytes_per_row;
+    let row_bytes = st.row_bytes();
+    let tables = if to.copy_data {
+        let mut t: Vec<crate::sim::inbound::TableSync> = st
+            .sc
+            .source
+            .tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| crate::sim::inbound::TableSync {
+                table: t.name.clone(),
+                total_bytes: t.rows * row_bytes
+                    + if i == 0 {
+                        written * st.sc.workload.bytes_per_row
+                    } else {
+                        0
+                    },
+                copied_bytes: 0,
+                state: "init".into(),
+                failed: false,
+            })
+            .collect();
+        t.sort_by(|a, b| a.table.cmp(&b.table));
+        t
+    } else {
+        Vec::new()
+    };
+    let now = st.now;
+    let sub = crate::sim::inbound::Inbound {
+        db: db.to_string(),
+        name: name.to_string(),
+        publication: to.publication.clone(),
+        slot: to.slot.clone(),
+        start,
+        applied: start,
+        tables,
+        pid: None,
+        errors: 0,
+        next_retry: None,
+        token_at: now,
+        down: None,
+    };
+    let out = sub.view();
+    st.logical.inbound.push(sub);
+    st.note(format!(
+        "subscription {name} created on {db}: publication {} of {source} through slot {} from {}{}",
+        to.publication,
+        to.slot,
+        format_lsn(start),
+        if to.copy_data {
+            ", copying every table first"
+        } else {
+            ""
+        }
+    ));
+    let cost = crate::sim::scenario::dur_ms(&st.sc.aws.subscribe);
+    drop(st);
+    cx.sleep(std::time::Duration::from_millis(cost.max(0) as u64))?;
+    Ok(out)
 }

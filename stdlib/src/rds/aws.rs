@@ -661,6 +661,103 @@ impl AwsApi {
         }
         Ok(sort_events(events))
     }
+
+    /// `Invalid` unless Aurora PostgreSQL offers `version` (`DescribeDBEngineVersions`, every
+    /// page), naming the versions it offers, as the simulator does (moto accepts any version).
+    fn check_aurora_version(
+        &self,
+        cx: &Call<'_>,
+        op: &str,
+        version: &str,
+    ) -> Result<(), PrimitiveError> {
+        let mut versions: Vec<String> = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self.api(cx, A, op, "rds.DescribeDBEngineVersions", || {
+                self.aws
+                    .rds
+                    .describe_db_engine_versions()
+                    .engine("aurora-postgresql")
+                    .set_marker(marker.clone())
+                    .send()
+            })?;
+            versions.extend(
+                out.db_engine_versions()
+                    .iter()
+                    .filter_map(|v| v.engine_version().map(str::to_string)),
+            );
+            marker = out.marker().filter(|m| !m.is_empty()).map(str::to_string);
+            if marker.is_none() {
+                break;
+            }
+        }
+        if versions.iter().any(|v| v == version) {
+            return Ok(());
+        }
+        versions.sort_by_key(|v| major_minor(v));
+        versions.dedup();
+        Err(PrimitiveError::invalid(
+            A,
+            op,
+            format!("Aurora PostgreSQL has no version {version} (InvalidParameterCombination)"),
+            format!(
+                "pick one of {} (rds::list_engine_versions(\"aurora-postgresql\"))",
+                versions.join(", ")
+            ),
+        ))
+    }
+
+    /// The cluster parameter group `name` exists and is of the family Aurora `version` needs
+    /// (`aurora-postgresql16` for 16.x), as the simulator checks: before creating, so the error
+    /// names the group and the fix in every world (moto accepts any group name).
+    fn check_cluster_group_family(
+        &self,
+        cx: &Call<'_>,
+        op: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<(), PrimitiveError> {
+        let missing = || {
+            PrimitiveError::new(
+                A,
+                op,
+                ErrorKind::NotFound,
+                format!(
+                    "cluster parameter group {name} not found (DBClusterParameterGroupNotFound)"
+                ),
+                "create it first with rds::create_parameter_groups",
+            )
+        };
+        let family = match self.api(cx, A, op, "rds.DescribeDBClusterParameterGroups", || {
+            self.aws
+                .rds
+                .describe_db_cluster_parameter_groups()
+                .db_cluster_parameter_group_name(name)
+                .send()
+        }) {
+            Ok(o) => o
+                .db_cluster_parameter_groups()
+                .first()
+                .and_then(|g| g.db_parameter_group_family())
+                .map(str::to_string)
+                .ok_or_else(missing)?,
+            Err(e) if e.kind == ErrorKind::NotFound => return Err(missing()),
+            Err(e) => return Err(e),
+        };
+        let wanted =
+            parameter_group_family("aurora-postgresql", major_minor(version).map_or(0, |v| v.0));
+        if family == wanted {
+            return Ok(());
+        }
+        Err(PrimitiveError::invalid(
+            A,
+            op,
+            format!(
+                "cluster parameter group {name} is of family {family}, Aurora {version} needs {wanted}"
+            ),
+            format!("create the groups with family {wanted}"),
+        ))
+    }
 }
 
 impl Rds for AwsApi {
@@ -1126,6 +1223,101 @@ impl Rds for AwsApi {
                 .send()
         })?;
         self.get_cluster(cx, OP, &req.cluster_id)
+    }
+
+    fn create_cluster(
+        &self,
+        cx: &Call<'_>,
+        req: &CreateCluster,
+    ) -> Result<DbCluster, PrimitiveError> {
+        const OP: &str = "create_cluster";
+        // The instance the cluster replaces, described raw once: its subnet group (the VPC the
+        // cluster lands in) is not part of `DbInstance`.
+        let raw = self
+            .api(cx, A, OP, "rds.DescribeDBInstances", || {
+                self.aws
+                    .rds
+                    .describe_db_instances()
+                    .db_instance_identifier(&req.like)
+                    .send()
+            })
+            .map_err(|e| {
+                if e.kind == ErrorKind::NotFound {
+                    instance_not_found(OP, &req.like)
+                } else {
+                    e
+                }
+            })?
+            .db_instances()
+            .first()
+            .cloned()
+            .ok_or_else(|| instance_not_found(OP, &req.like))?;
+        let like = instance_of(&raw);
+        let existing = self.find_cluster(cx, OP, &req.cluster_id)?;
+        if let Some(c) = existing_standalone(OP, req, existing)? {
+            return Ok(c); // a re-run of the same step
+        }
+        check_logical_version(OP, req, &like)?;
+        self.check_aurora_version(cx, OP, &req.engine_version)?;
+        if let Some(name) = &req.parameter_group {
+            self.check_cluster_group_family(cx, OP, name, &req.engine_version)?;
+        }
+        let subnet_group = raw
+            .db_subnet_group()
+            .and_then(|g| g.db_subnet_group_name())
+            .map(str::to_string);
+        let groups = req
+            .security_groups
+            .clone()
+            .unwrap_or_else(|| like.security_groups.clone());
+        let encrypted = req.storage_encrypted.unwrap_or(like.storage_encrypted);
+        // Without a key AWS encrypts a new cluster with the account's default key
+        // (API_CreateDBCluster, KmsKeyId): the instance's key keeps the data under the key its
+        // owner chose.
+        let kms = if encrypted {
+            req.kms_key_id.clone().or(like.kms_key_id.clone())
+        } else {
+            None
+        };
+        let created = self.api(cx, A, OP, "rds.CreateDBCluster", || {
+            self.aws
+                .rds
+                .create_db_cluster()
+                .db_cluster_identifier(&req.cluster_id)
+                .engine("aurora-postgresql")
+                .engine_version(&req.engine_version)
+                // RDS generates the master password and keeps it in Secrets Manager: no
+                // password is ever sent, stored or journaled by godwit (AWS refuses
+                // MasterUserPassword together with ManageMasterUserPassword anyway).
+                .master_username(&req.master_username)
+                .manage_master_user_password(true)
+                .set_db_cluster_parameter_group_name(req.parameter_group.clone())
+                // The instance's VPC (its DB subnet group), groups and port: whoever reaches
+                // the instance reaches the cluster that replaces it.
+                .set_db_subnet_group_name(subnet_group.clone())
+                .set_vpc_security_group_ids(Some(groups.clone()))
+                .port(i32::from(like.port))
+                .storage_encrypted(encrypted)
+                .set_kms_key_id(kms.clone())
+                // Off by default on CreateDBCluster: without it godwit cannot log in.
+                .enable_iam_database_authentication(req.iam_auth)
+                .send()
+        });
+        match created {
+            // The answer is the cluster as created (`creating`); it is in the instance's VPC,
+            // since it was created in the instance's subnet group.
+            Ok(o) => match o.db_cluster() {
+                Some(c) => Ok(cluster_of(c, like.vpc_id.clone())),
+                None => self.get_cluster(cx, OP, &req.cluster_id),
+            },
+            Err(e) if e.kind == ErrorKind::Conflict && !e.retryable => {
+                // DBClusterAlreadyExistsFault: created by an earlier attempt whose answer was
+                // lost (the same cluster is fine), or by someone else (a Conflict).
+                let existing = self.find_cluster(cx, OP, &req.cluster_id)?;
+                existing_standalone(OP, req, existing)?.ok_or(e)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn clone_cluster(

@@ -239,6 +239,36 @@ pub struct CreateReplicaCluster {
     pub iam_auth: bool,
 }
 
+/// A standalone Aurora PostgreSQL cluster (`CreateDBCluster` without a replication source): the
+/// logical path's target, writable from the start. Its master password is generated and kept
+/// by RDS in Secrets Manager (`ManageMasterUserPassword`): godwit never sees a password. It
+/// joins the network of the instance it will replace (`like`): its VPC (DB subnet group),
+/// security groups and port.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateCluster {
+    pub cluster_id: String,
+    /// The RDS instance the cluster replaces: where it is created and what it defaults to.
+    pub like: String,
+    /// Any Aurora PostgreSQL version of the instance's major or a newer one (a logical copy
+    /// crosses majors; it never goes back to an older one).
+    pub engine_version: String,
+    pub parameter_group: Option<String>,
+    pub security_groups: Option<Vec<String>>,
+    /// Encrypted storage (default: as the instance's); `kms_key_id` the key (default: the
+    /// instance's key when it is encrypted, else the account's RDS key).
+    pub storage_encrypted: Option<bool>,
+    pub kms_key_id: Option<String>,
+    /// `EnableIAMDatabaseAuthentication`: godwit and the application sign in with IAM.
+    #[serde(default)]
+    pub iam_auth: bool,
+    /// `MasterUsername` (its password is RDS's, in Secrets Manager).
+    pub master_username: String,
+}
+
+/// The master user godwit names on a cluster it creates (`CreateDBCluster` needs one); its
+/// password is generated and kept by RDS (`ManageMasterUserPassword`).
+pub const MASTER_USERNAME: &str = "godwit_master";
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CreateClusterInstance {
     pub instance_id: String,
@@ -376,6 +406,13 @@ pub trait Rds: Send + Sync {
         &self,
         cx: &Call<'_>,
         req: &CreateReplicaCluster,
+    ) -> Result<DbCluster, PrimitiveError>;
+    /// A standalone Aurora cluster ([`CreateCluster`]); idempotent (the same cluster, created
+    /// like the same instance, is returned).
+    fn create_cluster(
+        &self,
+        cx: &Call<'_>,
+        req: &CreateCluster,
     ) -> Result<DbCluster, PrimitiveError>;
     fn create_cluster_instance(
         &self,
@@ -1054,6 +1091,65 @@ pub fn existing_replica(
                 c.replication_source_identifier.as_deref().unwrap_or("none")
             ),
             "choose another cluster id (target_cluster), or delete the existing cluster",
+        )),
+    }
+}
+
+/// `create_cluster` finding `existing` under the requested id: a standalone cluster of the
+/// requested version is a re-run (returned); a replica, or another version, is someone else's
+/// (`Conflict`).
+pub fn existing_standalone(
+    op: &str,
+    req: &CreateCluster,
+    existing: Option<DbCluster>,
+) -> Result<Option<DbCluster>, PrimitiveError> {
+    match existing {
+        None => Ok(None),
+        Some(c)
+            if c.replication_source_identifier.is_none()
+                && c.engine_version == req.engine_version =>
+        {
+            Ok(Some(c))
+        }
+        Some(c) => Err(conflict(
+            op,
+            format!(
+                "DB cluster {} already exists ({} {}{}) (DBClusterAlreadyExistsFault)",
+                c.id,
+                c.engine,
+                c.engine_version,
+                c.replication_source_identifier
+                    .as_deref()
+                    .map(|s| format!(", replicating from {s}"))
+                    .unwrap_or_default()
+            ),
+            "choose another cluster id (target_cluster), or delete the existing cluster",
+        )),
+    }
+}
+
+/// What a logical target of `src` may run: Aurora PostgreSQL of the instance's major or a newer
+/// one. Logical replication crosses majors, but godwit never moves a database to an older
+/// major (its dumps and catalogs are not made for that).
+pub fn check_logical_version(
+    op: &str,
+    req: &CreateCluster,
+    src: &DbInstance,
+) -> Result<(), PrimitiveError> {
+    match (
+        major_minor(&src.engine_version),
+        major_minor(&req.engine_version),
+    ) {
+        (Some(s), Some(t)) if t.0 >= s.0 => Ok(()),
+        _ => Err(PrimitiveError::invalid(
+            A,
+            op,
+            format!(
+                "Aurora PostgreSQL {} for {} ({} {}): a logical target runs the source's major \
+                 or a newer one",
+                req.engine_version, src.id, src.engine, src.engine_version
+            ),
+            "pick a version of the same or a newer major (rds::list_engine_versions(\"aurora-postgresql\"))",
         )),
     }
 }

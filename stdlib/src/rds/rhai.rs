@@ -444,6 +444,92 @@ mod rds_module {
         })
     }
 
+    /// Create a standalone Aurora PostgreSQL cluster (`CreateDBCluster` without a replication
+    /// source): the logical path's target, empty and writable once available, in the network of
+    /// the RDS instance it will replace (its VPC's DB subnet group, its security groups, its
+    /// port). Its master password is generated and kept by RDS in Secrets Manager
+    /// (`ManageMasterUserPassword`): godwit never sees a password. Add its writer with
+    /// `create_cluster_instance` once it is available. Idempotent for the same version.
+    ///
+    /// # Parameters
+    /// * `cluster_id` — the new cluster's identifier.
+    /// * `like` — the RDS instance it replaces (where it is created, its defaults).
+    /// * `options` — `#{ engine_version (required: the instance's major or a newer one),
+    ///   parameter_group, security_groups, storage_encrypted, kms_key_id, iam_auth }`
+    ///   (`storage_encrypted`: default the instance's; `iam_auth`: off when absent, as AWS —
+    ///   godwit cannot sign in without it).
+    ///
+    /// # Returns
+    /// The cluster, as `describe_cluster` (status `creating`, no replication source).
+    ///
+    /// # Errors
+    /// `Invalid` for a version Aurora lacks or of an older major than the instance's, or a
+    /// parameter group of another family; `Conflict` when the id is taken by another cluster (or
+    /// its group has not rested, retryable); `NotFound` for a missing instance or parameter group.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let c = rds::create_cluster("orders-aurora", "orders-db", #{ engine_version: "16.2", iam_auth: true });
+    /// assert(c.status == "creating" && c.replication_source_identifier == (), "standalone");
+    /// assert(c.engine_version == "16.2", "a newer major");
+    /// // Its writer only once the cluster is available (AWS refuses sooner).
+    /// while rds::describe_cluster("orders-aurora").status != "available" { sleep("1m"); }
+    /// rds::create_cluster_instance("orders-aurora-1", "orders-aurora", #{ instance_class: "db.r6g.xlarge" });
+    /// let again = rds::create_cluster("orders-aurora", "orders-db", #{ engine_version: "16.2", iam_auth: true });
+    /// assert(again.arn == c.arn, "a re-run returns the same cluster");
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn create_cluster(
+        ctx: NativeCallContext,
+        cluster_id: &str,
+        like: &str,
+        options: Map,
+    ) -> RhaiResult<Map> {
+        const OP: &str = "create_cluster";
+        let o = Opts::new(
+            A,
+            OP,
+            options,
+            &[
+                "engine_version",
+                "parameter_group",
+                "security_groups",
+                "storage_encrypted",
+                "kms_key_id",
+                "iam_auth",
+            ],
+        )
+        .map_err(|e| invalid(&ctx, e))?;
+        let req = CreateCluster {
+            cluster_id: cluster_id.into(),
+            like: like.into(),
+            engine_version: o
+                .string("engine_version")
+                .map_err(|e| invalid(&ctx, e))?
+                .ok_or_else(|| {
+                    invalid(
+                        &ctx,
+                        PrimitiveError::invalid(
+                            A,
+                            OP,
+                            "options.engine_version is missing",
+                            "pick one from rds::list_engine_versions(\"aurora-postgresql\")",
+                        ),
+                    )
+                })?,
+            parameter_group: o.string("parameter_group").map_err(|e| invalid(&ctx, e))?,
+            security_groups: o.strings("security_groups").map_err(|e| invalid(&ctx, e))?,
+            storage_encrypted: o.bool("storage_encrypted").map_err(|e| invalid(&ctx, e))?,
+            kms_key_id: o.string("kms_key_id").map_err(|e| invalid(&ctx, e))?,
+            iam_auth: o
+                .bool("iam_auth")
+                .map_err(|e| invalid(&ctx, e))?
+                .unwrap_or(false),
+            master_username: MASTER_USERNAME.into(),
+        };
+        call(&ctx, A, OP, &req, |cx, w| w.rds.create_cluster(cx, &req))
+    }
+
     /// Create a DB instance in an Aurora cluster (the replica's first instance becomes its writer
     /// after promotion). Idempotent for the same cluster.
     ///

@@ -263,6 +263,115 @@ impl Rds for Sim {
         Ok(c)
     }
 
+    fn create_cluster(
+        &self,
+        cx: &Call<'_>,
+        req: &CreateCluster,
+    ) -> Result<DbCluster, PrimitiveError> {
+        const OP: &str = "create_cluster";
+        let mut st = self.api(cx, A, OP)?;
+        let like = instance(&st, OP, &req.like)?.clone();
+        let existing = st.rds.clusters.get(&req.cluster_id).cloned();
+        if let Some(c) = existing_standalone(OP, req, existing)? {
+            return Ok(c); // a re-run of the same step
+        }
+        check_logical_version(OP, req, &like)?;
+        if !st.sc.aws.aurora_versions.contains(&req.engine_version) {
+            return Err(PrimitiveError::invalid(
+                A,
+                OP,
+                format!(
+                    "Aurora PostgreSQL has no version {} (InvalidParameterCombination)",
+                    req.engine_version
+                ),
+                format!(
+                    "pick one of {} (rds::list_engine_versions(\"aurora-postgresql\"))",
+                    st.sc.aws.aurora_versions.join(", ")
+                ),
+            ));
+        }
+        let wanted_family = family("aurora", &req.engine_version);
+        if let Some(name) = &req.parameter_group {
+            let Some(g) = st.rds.param_groups.get(name).filter(|g| g.cluster) else {
+                return Err(not_found(
+                    A,
+                    OP,
+                    format!("cluster parameter group {name} not found"),
+                    "create it first with rds::create_parameter_groups",
+                ));
+            };
+            // "The DB cluster parameter group family must match the DB engine version"
+            // (CreateDBCluster, InvalidParameterCombination).
+            if g.family != wanted_family {
+                return Err(PrimitiveError::invalid(
+                    A,
+                    OP,
+                    format!(
+                        "cluster parameter group {name} is of family {}, Aurora {} needs {wanted_family}",
+                        g.family, req.engine_version
+                    ),
+                    format!("create the groups with family {wanted_family}"),
+                ));
+            }
+            check_group_settled(
+                OP,
+                &g.name,
+                g.created_at.div_euclid(1000),
+                st.now.div_euclid(1000),
+                crate::sim::scenario::dur_ms(&st.sc.aws.parameter_group_settle) / 1000,
+            )?;
+        }
+        let encrypted = req.storage_encrypted.unwrap_or(like.storage_encrypted);
+        let kms = encrypted.then(|| {
+            req.kms_key_id
+                .clone()
+                .or_else(|| like.kms_key_id.clone())
+                .unwrap_or_else(|| "alias/aws/rds".into())
+        });
+        let id = req.cluster_id.clone();
+        let region = st.sc.aws.region.clone();
+        let c = DbCluster {
+            id: id.clone(),
+            arn: st.arn("cluster", &id),
+            engine: "aurora-postgresql".into(),
+            engine_version: req.engine_version.clone(),
+            status: "creating".into(),
+            replication_source_identifier: None,
+            members: Vec::new(),
+            writer: None,
+            parameter_group: req
+                .parameter_group
+                .clone()
+                .unwrap_or_else(|| format!("default.{wanted_family}")),
+            storage_encrypted: encrypted,
+            kms_key_id: kms,
+            endpoint: format!("{id}.cluster-sim.{region}.rds.amazonaws.com"),
+            reader_endpoint: format!("{id}.cluster-ro-sim.{region}.rds.amazonaws.com"),
+            port: like.port,
+            security_groups: req
+                .security_groups
+                .clone()
+                .unwrap_or_else(|| like.security_groups.clone()),
+            vpc_id: like.vpc_id.clone(),
+            iam_auth: req.iam_auth,
+        };
+        st.rds.clusters.insert(id.clone(), c.clone());
+        st.create_empty_database(&id);
+        st.note(format!(
+            "cluster {id} created empty (Aurora PostgreSQL {}, master {} with its password in Secrets Manager)",
+            req.engine_version, req.master_username
+        ));
+        let at = st.now + crate::sim::scenario::dur_ms(&st.sc.aws.create_cluster);
+        st.rds.schedule(
+            at,
+            Change::ClusterStatus {
+                id,
+                status: "available".into(),
+            },
+        );
+        Ok(c)
+    }
+
     fn create_cluster_instance(
         &self,
         cx: &Call<'_>,

@@ -404,6 +404,23 @@ pub fn godwit_login(
                 ));
             }
         }
+    } else if st.created(db).is_some_and(|c| !c.roles) {
+        // A new cluster has only its master user (password in Secrets Manager): godwit's own
+        // IAM role exists there once pg::copy_schema created the source's roles.
+        return Err(PrimitiveError::new(
+            area,
+            op,
+            ErrorKind::Conflict,
+            format!(
+                "cannot log in to {db}: FATAL: role \"godwit\" does not exist (28000) — a \
+                 cluster rds::create_cluster made has only its master user until its roles are \
+                 created"
+            ),
+            "copy the roles and the schema first (pg::copy_schema from the source): it signs in \
+             once as the master user, its password read from Secrets Manager, and creates the \
+             source's roles for IAM sign-in",
+        )
+        .with_retryable(false));
     } else if let Some(c) = st.rds.clusters.get(db)
         && !c.iam_auth
     {

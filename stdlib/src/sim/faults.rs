@@ -60,7 +60,7 @@ impl SimState {
 
     /// `ALTER TABLE <hot table> ADD COLUMN note text` on cluster `c` now.
     pub(crate) fn apply_target_ddl(&mut self, c: &str) {
-        let at = self.target_lsn(c);
+        let at = self.db_lsn(c);
         self.logical.ddl_at.entry(c.to_string()).or_insert(at);
         let table = self
             .sc
@@ -138,6 +138,17 @@ impl SimState {
                         continue;
                     }
                     self.apply_target_ddl(&c);
+                }
+            }
+            FaultKind::SourceDdl => {
+                let src = self.sc.source.id.clone();
+                if self.logical.frozen.contains(&src) && f.value != Some(1.0) {
+                    self.logical.ddl_waiting.insert(src.clone());
+                    self.note(format!(
+                        "source-ddl on {src}: schema migrations are frozen; it waits for the unfreeze"
+                    ));
+                } else {
+                    self.apply_target_ddl(&src);
                 }
             }
             FaultKind::EngineCrash => {

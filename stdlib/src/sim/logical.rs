@@ -77,6 +77,12 @@ pub struct Logical {
     /// Clusters whose `target-ddl` waited for the freeze to end: applied at `schema::unfreeze`.
     #[serde(default)]
     pub ddl_waiting: BTreeSet<String>,
+    /// Clusters `rds::create_cluster` made empty, and what they hold (`inbound.rs`).
+    #[serde(default)]
+    pub created: BTreeMap<String, super::inbound::Created>,
+    /// Subscriptions on created clusters from the source (the logical path's copy).
+    #[serde(default)]
+    pub inbound: Vec<super::inbound::Inbound>,
 }
 
 /// A subscription and its apply worker.
@@ -272,7 +278,22 @@ impl SimState {
     /// Every (permanent) table with its columns, sorted: the scenario's tables, the hot one
     /// with the `target-ddl` column on a cluster the fault altered.
     pub fn table_definitions(&self, db: &str) -> Vec<TableDefinition> {
-        let altered = self.logical.ddl_at.contains_key(db);
+        // A cluster created empty has what `pg::copy_schema` put there (nothing before).
+        if let Some(c) = self.created(db) {
+            return c.schema.clone();
+        }
+        // A DDL on the source reaches a physical copy that replayed past it.
+        let source_ddl = self.logical.ddl_at.get(&self.sc.source.id).copied();
+        let replayed_past = |d: u64| {
+            self.stream
+                .as_ref()
+                .filter(|s| s.cluster_id == db)
+                .map(|s| s.replayed)
+                .or_else(|| self.promoted_at_lsn.get(db).copied())
+                .is_some_and(|at| at >= d)
+        };
+        let altered = self.logical.ddl_at.contains_key(db)
+            || source_ddl.is_some_and(|d| db != self.sc.source.id && replayed_past(d));
         let mut out: Vec<TableDefinition> = self
             .sc
             .source
@@ -298,6 +319,9 @@ impl SimState {
     fn sequence_writes(&self, db: &str) -> u64 {
         let own = if db == self.sc.source.id {
             self.source_app_bytes()
+        } else if self.created(db).is_some() {
+            // Logical replication does not carry sequences: only the cluster's own writes.
+            self.app_bytes.get(db).copied().unwrap_or(0)
         } else {
             self.content_version(db).map_or(0, |(a, l)| a + l)
         };
@@ -309,13 +333,20 @@ impl SimState {
     pub fn sequence_values(&self, db: &str) -> Vec<Sequence> {
         let written = self.sequence_writes(db);
         let set = self.logical.sequences_set.get(db);
+        // A cluster created empty has the sequences of the schema copied into it, each at its
+        // start (1): a schema-only copy holds no sequence values.
+        let created = self.created(db);
+        if created.is_some_and(|c| c.schema.is_empty()) {
+            return Vec::new();
+        }
         let mut out: Vec<Sequence> = self
             .sc
             .source
             .sequences
             .iter()
             .map(|s| {
-                let mut v = s.last_value + written as i64;
+                let start = if created.is_some() { 1 } else { s.last_value };
+                let mut v = start + written as i64;
                 if let Some((value, at)) = set.and_then(|m| m.get(&s.name)) {
                     v = v.max(value + written.saturating_sub(*at) as i64);
                 }

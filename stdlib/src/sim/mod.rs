@@ -14,6 +14,8 @@
 //! | `fleet.rs`       | a generated fleet: many clusters, one scenario each, seeded spread   |
 //! | `logical.rs`     | publications, pgoutput slots, subscriptions (the reverse stream of a |
 //! |                  | rollback) and their apply worker; table definitions; sequences      |
+//! | `inbound.rs`     | the logical path: clusters created empty, their subscription to the  |
+//! |                  | source (initial copy per table, then the stream), the takeover      |
 //! | `rng.rs`         | the seeded PRNG                                                     |
 //!
 //! The behaviour is described for operators in `docs/sim.md`.
@@ -39,6 +41,7 @@
 pub(crate) mod access;
 mod faults;
 pub mod fleet;
+pub mod inbound;
 pub mod logical;
 pub mod metrics;
 pub mod net;
@@ -685,6 +688,7 @@ impl SimState {
         }
         self.step_consumers();
         self.step_subscriptions();
+        self.step_inbound();
         self.connect_sessions();
         let app = self.source_app_bytes();
         self.history.push_back((self.now, self.lsn, app));
@@ -734,6 +738,9 @@ impl SimState {
             if bytes == 0 {
                 continue;
             }
+            if self.logical.created.contains_key(db.as_str()) {
+                self.take_over(db);
+            }
             match self.app_bytes.get_mut(db.as_str()) {
                 Some(written) => *written += bytes,
                 None => {
@@ -752,10 +759,14 @@ impl SimState {
         self.summary.app_dbs = app_dbs;
         // A subscription applying a promoted cluster's writes on the source writes its WAL.
         self.integrate_subscriptions(&span);
-        // Consumers that keep up receive everything written before this instant's events.
+        // A cluster created empty copies and streams from the source (inbound.rs).
+        self.integrate_inbound(&span);
+        // Consumers that keep up receive everything written before this instant's events (a
+        // subscription on a created cluster receives what it applied: `step_inbound`).
         let lsn = self.lsn;
+        let inbound = self.inbound_slots();
         for slot in &mut self.slots {
-            if slot.active && slot.replica_cluster.is_none() {
+            if slot.active && slot.replica_cluster.is_none() && !inbound.contains(&slot.name) {
                 slot.received = lsn;
             }
         }
@@ -871,7 +882,16 @@ impl SimState {
     }
 
     fn trim_history(&mut self) {
-        let keep_from = self.stream.as_ref().map_or(self.lsn, |s| s.replayed);
+        // What a replica or a created cluster's subscription has not applied yet is still
+        // needed to know which writes they hold.
+        let keep_from = self
+            .logical
+            .inbound
+            .iter()
+            .map(|s| s.start.min(s.applied))
+            .chain(self.stream.as_ref().map(|s| s.replayed))
+            .min()
+            .unwrap_or(self.lsn);
         while self.history.len() > 1 && self.history[1].1 <= keep_from {
             self.history.pop_front();
         }
@@ -919,6 +939,9 @@ impl SimState {
         }
         if let Some(s) = self.stream.as_ref().filter(|s| s.cluster_id == db) {
             return Some((self.app_bytes_at(s.replayed), 0));
+        }
+        if let Some(held) = self.inbound_app_bytes(db) {
+            return Some((held, self.app_bytes.get(db).copied().unwrap_or(0)));
         }
         let base = *self.promoted_app_bytes.get(db)?;
         Some((base, self.app_bytes.get(db).copied().unwrap_or(0)))

@@ -92,6 +92,18 @@ pub const BUILTINS: &[(&str, &str)] = &[
         include_str!("../../../tests/scenarios/idle-source.toml"),
     ),
     (
+        "logical-ddl-during-copy",
+        include_str!("../../../tests/scenarios/logical-ddl-during-copy.toml"),
+    ),
+    (
+        "logical-no-primary-key",
+        include_str!("../../../tests/scenarios/logical-no-primary-key.toml"),
+    ),
+    (
+        "logical-ready",
+        include_str!("../../../tests/scenarios/logical-ready.toml"),
+    ),
+    (
         "long-transaction-at-fence",
         include_str!("../../../tests/scenarios/long-transaction-at-fence.toml"),
     ),
@@ -191,6 +203,9 @@ pub struct Scenario {
     pub wal: Wal,
     #[serde(default)]
     pub replica: Replica,
+    /// The logical path's initial copy (a subscription on a cluster created empty).
+    #[serde(default)]
+    pub logical: LogicalCopy,
     #[serde(default)]
     pub aws: Aws,
     #[serde(default)]
@@ -501,6 +516,24 @@ impl Default for Replica {
     }
 }
 
+/// How fast a subscription's initial copy reads the source's tables into a cluster created
+/// empty (the logical path, `sim/inbound.rs`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogicalCopy {
+    /// Table bytes copied per second, all table syncs together. Assumed; the lab's copy
+    /// benchmark measures it on real servers (docs/logical.md).
+    pub copy_bytes_per_second: f64,
+}
+
+impl Default for LogicalCopy {
+    fn default() -> Self {
+        LogicalCopy {
+            copy_bytes_per_second: 40.0 * 1024.0 * 1024.0,
+        }
+    }
+}
+
 /// AWS control-plane timings and catalogue.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -522,6 +555,10 @@ pub struct Aws {
     pub delete: String,
     pub snapshot_per_100gb: String,
     pub restore_per_100gb: String,
+    /// A new, empty Aurora cluster (`rds::create_cluster`: the logical path's target) becoming
+    /// `available`, before its writer instance (`create_instance`). Assumed: AWS publishes no
+    /// figure.
+    pub create_cluster: String,
     /// A copy-on-write clone of an Aurora cluster becoming `available` (its volume is shared,
     /// so it does not grow with the data). Assumed: AWS calls cloning fast, with no figure.
     pub clone: String,
@@ -562,6 +599,7 @@ impl Default for Aws {
             // Inside the write blackout (the reverse path is set up between the promotion and
             // the route switch): never free, or the plan predicts a shorter blackout than AWS
             // gives.
+            create_cluster: "15m".into(),
             clone: "10m".into(),
             clone_keeps_replication_source: false,
             security_group_rule: "500ms".into(),
@@ -745,6 +783,11 @@ pub enum FaultKind {
     /// column added to the hot table, which logical replication does not carry; the reverse
     /// subscription fails from the first change after it.
     TargetDdl,
+    /// A DDL on the source: a column added to the hot table (the team's migration, which
+    /// waits while the source's migrations are frozen; `value = 1`: a manual ALTER that does
+    /// not). A physical replica replays it; logical replication does not carry it: a logical
+    /// target's copy or stream of that table fails.
+    SourceDdl,
     /// The endpoint of an Aurora cluster or RDS instance (target: its id) refuses new
     /// connections: a route pointing at it counts each as a failed connect.
     EndpointRefuses,
@@ -956,6 +999,10 @@ impl Scenario {
             "replica.replay_bytes_per_second: must be > 0".into(),
         );
         need(
+            self.logical.copy_bytes_per_second.is_finite() && self.logical.copy_bytes_per_second > 0.0,
+            "logical.copy_bytes_per_second: must be > 0 (bytes of table data the initial copy reads per second)".into(),
+        );
+        need(
             self.workload.bytes_per_row > 0,
             "workload.bytes_per_row: must be > 0".into(),
         );
@@ -984,6 +1031,7 @@ impl Scenario {
             ("aws.snapshot_per_100gb", &self.aws.snapshot_per_100gb),
             ("aws.restore_per_100gb", &self.aws.restore_per_100gb),
             ("aws.clone", &self.aws.clone),
+            ("aws.create_cluster", &self.aws.create_cluster),
             ("aws.security_group_rule", &self.aws.security_group_rule),
             ("aws.logical_slot", &self.aws.logical_slot),
             ("aws.subscribe", &self.aws.subscribe),
@@ -1163,6 +1211,28 @@ impl Scenario {
                             "{at}.value: target-ddl takes 1 (a manual ALTER the schema freeze \
                              does not stop) or 0 / nothing (a migration of the team's tool, which \
                              waits while frozen)"
+                        ),
+                    );
+                }
+                FaultKind::SourceDdl => {
+                    need(
+                        target.is_none(),
+                        format!(
+                            "{at}.target: source-ddl alters the source's hot table; drop `target`"
+                        ),
+                    );
+                    need(
+                        f.lasts.is_none(),
+                        format!(
+                            "{at}.for: source-ddl is permanent (a DDL is not undone); drop `for`"
+                        ),
+                    );
+                    need(
+                        f.value.is_none_or(|v| v == 0.0 || v == 1.0),
+                        format!(
+                            "{at}.value: source-ddl takes 1 (a manual ALTER the schema freeze does \
+                             not stop) or 0 / nothing (a migration of the team's tool, which waits \
+                             while frozen)"
                         ),
                     );
                 }

@@ -1694,3 +1694,347 @@ mod reverse {
         );
     }
 }
+
+// ---- logical replication: the logical path's forward copy (inbound.rs) ---------------------
+
+mod inbound {
+    use super::*;
+    use crate::pg::{SubscribeTo, SubscriptionTable};
+    use crate::rds::CreateCluster;
+    use crate::route::Router;
+    use crate::validate::{CompareOptions, Validate};
+    use godwit_engine::ErrorKind;
+
+    const SRC: &str = "orders-db";
+    const DST: &str = "orders-aurora";
+    const NAME: &str = "godwit_logical";
+
+    fn create(version: &str) -> CreateCluster {
+        CreateCluster {
+            cluster_id: DST.into(),
+            like: SRC.into(),
+            engine_version: version.into(),
+            parameter_group: None,
+            security_groups: None,
+            storage_encrypted: None,
+            kms_key_id: None,
+            iam_auth: true,
+            master_username: crate::rds::MASTER_USERNAME.into(),
+        }
+    }
+
+    /// logical-ready changed by `change`, with an Aurora 16.2 cluster created empty and its
+    /// writer available (~26 min in).
+    fn created(change: impl FnOnce(&mut Scenario)) -> Sim {
+        let mut sc = Scenario::load("logical-ready").unwrap();
+        change(&mut sc);
+        sc.validate().unwrap();
+        let sim = Sim::new(sc);
+        let c = sim.create_cluster(&cx(), &create("16.2")).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.replication_source_identifier),
+            ("creating", None)
+        );
+        advance(&sim, 15 * 60_000 + 1_000);
+        sim.create_cluster_instance(
+            &cx(),
+            &CreateClusterInstance {
+                instance_id: "orders-aurora-1".into(),
+                cluster_id: DST.into(),
+                instance_class: "db.r6g.xlarge".into(),
+                parameter_group: None,
+            },
+        )
+        .unwrap();
+        advance(&sim, 11 * 60_000);
+        assert!(sim.lock().writable(DST), "an empty writable primary");
+        sim
+    }
+
+    /// Schema copied, publication and slot on the source, the target subscribed with a copy.
+    fn subscribed(sim: &Sim) {
+        sim.copy_schema(&cx(), SRC, DST).unwrap();
+        sim.create_publication(&cx(), SRC, NAME).unwrap();
+        sim.create_logical_slot(&cx(), SRC, NAME).unwrap();
+        let to = SubscribeTo {
+            from: SRC.into(),
+            publication: NAME.into(),
+            slot: NAME.into(),
+            copy_data: true,
+        };
+        sim.subscribe(&cx(), DST, NAME, &to).unwrap();
+    }
+
+    fn tables(sim: &Sim) -> Vec<SubscriptionTable> {
+        sim.subscription_tables(&cx(), DST, NAME).unwrap()
+    }
+
+    fn states(sim: &Sim) -> Vec<String> {
+        tables(sim).into_iter().map(|t| t.state).collect()
+    }
+
+    fn confirmed(sim: &Sim) -> u64 {
+        let slots = sim.replication_slots(&cx(), SRC).unwrap();
+        let s = slots.iter().find(|s| s.slot_name == NAME).unwrap();
+        crate::pg::parse_lsn(s.confirmed_flush_lsn.as_deref().unwrap()).unwrap()
+    }
+
+    /// Advance in 30 s polls until every table is ready; how long it took (ms).
+    fn wait_copied(sim: &Sim, max_ms: Millis) -> Millis {
+        let mut waited = 0;
+        while states(sim).iter().any(|s| s != "ready") {
+            assert!(
+                waited < max_ms,
+                "still copying after {waited} ms: {:?}",
+                tables(sim)
+            );
+            advance(sim, 30_000);
+            waited += 30_000;
+        }
+        waited
+    }
+
+    fn fence(sim: &Sim) {
+        sim.block_logins(&cx(), SRC, &["orders_app".into()])
+            .unwrap();
+        let pids: Vec<i64> = sim
+            .application_backends(&cx(), SRC)
+            .unwrap()
+            .iter()
+            .map(|b| b.pid)
+            .collect();
+        sim.terminate_backends(&cx(), SRC, &pids).unwrap();
+        advance(sim, 1_000);
+    }
+
+    fn route_to_target(sim: &Sim) {
+        sim.switch_route(&cx(), SRC, DST, false, true).unwrap();
+        advance(sim, 1_000);
+        sim.unblock_logins(&cx(), DST, &["orders_app".into()])
+            .unwrap();
+        advance(sim, 20_000);
+    }
+
+    fn violations(sim: &Sim) -> Vec<String> {
+        sim.lock()
+            .violations
+            .iter()
+            .map(|v| format!("{}: {}", v.invariant, v.detail))
+            .collect()
+    }
+
+    #[test]
+    fn a_created_cluster_copies_every_table_then_streams_and_needs_its_sequences_set() {
+        let sim = created(|_| {});
+        // Empty: only its master user, so godwit cannot sign in before the roles are copied.
+        let e = sim.table_definitions(&cx(), DST).unwrap_err();
+        assert!(
+            e.message.contains("does not exist") && e.hint.contains("pg::copy_schema"),
+            "{e}"
+        );
+        // Idempotent for the same version; another version or an older major is refused.
+        assert_eq!(sim.create_cluster(&cx(), &create("16.2")).unwrap().id, DST);
+        assert_eq!(
+            sim.create_cluster(&cx(), &create("15.6")).unwrap_err().kind,
+            ErrorKind::Conflict
+        );
+        let mut older = create("14.9");
+        older.cluster_id = "orders-old".into();
+        assert_eq!(
+            sim.create_cluster(&cx(), &older).unwrap_err().kind,
+            ErrorKind::Invalid
+        );
+
+        subscribed(&sim);
+        assert_eq!(
+            sim.table_definitions(&cx(), DST).unwrap(),
+            sim.table_definitions(&cx(), SRC).unwrap(),
+            "the schema copied"
+        );
+        assert_eq!(
+            sim.sequences(&cx(), DST).unwrap()[0].last_value,
+            1,
+            "no sequence values copied"
+        );
+        advance(&sim, 30_000);
+        assert_eq!(
+            states(&sim),
+            ["copying", "init"],
+            "one table at a time, in name order"
+        );
+        let report = sim
+            .compare(&cx(), SRC, DST, &CompareOptions::default())
+            .unwrap();
+        assert!(!report.equal, "half copied: {}", report.summary);
+
+        // The copy takes the tables' bytes at the scenario's rate.
+        let total: i64 = sim
+            .table_stats(&cx(), SRC)
+            .unwrap()
+            .iter()
+            .map(|t| t.bytes)
+            .sum();
+        let rate = sim.lock().sc.logical.copy_bytes_per_second;
+        let took = 30_000 + wait_copied(&sim, 4 * 3_600_000);
+        let expected = (total as f64 / rate * 1000.0) as Millis;
+        assert!(
+            took >= expected && took <= expected + 90_000,
+            "copied {total} bytes in {took} ms, expected about {expected} ms"
+        );
+        assert!(tables(&sim).iter().all(|t| t.error.is_none()));
+
+        // Then the stream catches up; fenced, the target applies past the last commit.
+        fence(&sim);
+        let end = sim.current_lsn(&cx(), SRC).unwrap().lsn_bytes as u64;
+        let mut waited = 0;
+        while confirmed(&sim) < end {
+            assert!(
+                waited < 30 * 60_000,
+                "not caught up: {} < {end}",
+                confirmed(&sim)
+            );
+            advance(&sim, 10_000);
+            waited += 10_000;
+        }
+        let report = sim
+            .compare(&cx(), SRC, DST, &CompareOptions::default())
+            .unwrap();
+        assert!(report.tables.iter().all(|t| t.equal), "{}", report.summary);
+        assert!(
+            !report.equal && report.sequences.iter().all(|s| !s.ok),
+            "sequences are not carried: {:?}",
+            report.sequences
+        );
+        sim.advance_sequences(&cx(), DST, &sim.sequences(&cx(), SRC).unwrap())
+            .unwrap();
+        let report = sim
+            .compare(&cx(), SRC, DST, &CompareOptions::default())
+            .unwrap();
+        assert!(report.equal, "{}", report.summary);
+
+        // The cutover: subscription dropped, the application on the target; nothing lost.
+        assert!(sim.drop_subscription(&cx(), DST, NAME).unwrap());
+        route_to_target(&sim);
+        assert!(
+            sim.lock().app_bytes.get(DST).copied().unwrap_or(0) > 0,
+            "the target takes writes"
+        );
+        assert_eq!(violations(&sim), Vec::<String>::new());
+        let report = sim
+            .compare(&cx(), SRC, DST, &CompareOptions::default())
+            .unwrap();
+        assert!(!report.equal, "the target moved on: {}", report.summary);
+    }
+
+    #[test]
+    fn a_target_that_takes_writes_before_it_applied_the_source_loses_them() {
+        let sim = created(|_| {});
+        subscribed(&sim);
+        wait_copied(&sim, 4 * 3_600_000);
+        // The subscription ends while the source still writes for a minute.
+        sim.drop_subscription(&cx(), DST, NAME).unwrap();
+        advance(&sim, 60_000);
+        fence(&sim);
+        route_to_target(&sim);
+        let v = violations(&sim);
+        assert!(
+            v.iter().any(|v| v.starts_with("no-acknowledged-write-lost")
+                && v.contains("had not been applied")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn a_ddl_on_the_source_fails_the_copy_of_its_table_and_the_stream_after_it() {
+        // During the copy: at 27 min the first table (customers) copies, orders waits.
+        let sim = created(|sc| {
+            sc.faults = vec![scenario::Fault {
+                kind: FaultKind::SourceDdl,
+                at: Some("27m".into()),
+                step: None,
+                lasts: None,
+                target: None,
+                value: Some(1.0),
+            }]
+        });
+        subscribed(&sim);
+        advance(&sim, 5 * 60_000);
+        let t = tables(&sim);
+        assert_eq!(t[0].state, "ready");
+        assert_eq!(t[1].table, "public.orders");
+        assert!(
+            t[1].state == "init"
+                && t[1]
+                    .error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("missing replicated column \"note\"")),
+            "{t:?}"
+        );
+        let sub = sim.subscriptions(&cx(), DST).unwrap().remove(0);
+        assert!(
+            sub.apply_errors > 10,
+            "each retry of the sync fails: {sub:?}"
+        );
+        assert!(
+            sub.worker_pid.is_some(),
+            "the apply worker runs on: {sub:?}"
+        );
+        assert_ne!(
+            sim.table_definitions(&cx(), SRC).unwrap(),
+            sim.table_definitions(&cx(), DST).unwrap(),
+            "what the copy gate compares"
+        );
+
+        // After the copy: the stream stops at the DDL.
+        let sim = created(|sc| {
+            sc.faults = vec![scenario::Fault {
+                kind: FaultKind::SourceDdl,
+                at: Some("2h".into()),
+                step: None,
+                lasts: None,
+                target: None,
+                value: Some(1.0),
+            }]
+        });
+        subscribed(&sim);
+        wait_copied(&sim, 90 * 60_000);
+        let now = sim.lock().now;
+        let t0 = sim.lock().sc.start_ms();
+        advance(&sim, t0 + 2 * 3_600_000 + 60_000 - now);
+        let held = confirmed(&sim);
+        advance(&sim, 10 * 60_000);
+        assert_eq!(confirmed(&sim), held, "nothing applied past the DDL");
+        assert!(held < sim.current_lsn(&cx(), SRC).unwrap().lsn_bytes as u64);
+        let sub = sim.subscriptions(&cx(), DST).unwrap().remove(0);
+        assert!(sub.apply_errors > 50, "{sub:?}");
+    }
+
+    #[test]
+    fn a_table_sync_after_the_iam_token_expired_waits_for_fresh_credentials() {
+        // customers (~1 min), orders (~26 min), then zeta: its sync starts after 15 minutes.
+        let sim = created(|sc| {
+            sc.source.tables.push(scenario::TableCfg {
+                name: "public.zeta".into(),
+                rows: 1_000_000,
+            })
+        });
+        subscribed(&sim);
+        advance(&sim, 40 * 60_000);
+        let t = tables(&sim);
+        assert_eq!(
+            t.iter().map(|t| t.state.as_str()).collect::<Vec<_>>(),
+            ["ready", "ready", "init"],
+            "{t:?}"
+        );
+        assert!(
+            sim.lock()
+                .log
+                .iter()
+                .any(|(_, l)| l.contains("the sync of public.zeta cannot log in")),
+            "said why"
+        );
+        sim.refresh_subscription(&cx(), DST, NAME, SRC).unwrap();
+        advance(&sim, 30_000);
+        assert_eq!(tables(&sim)[2].state, "copying");
+    }
+}

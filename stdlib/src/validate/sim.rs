@@ -104,13 +104,12 @@ fn copies(st: &SimState, op: &str, db: &str) -> Result<Vec<(String, Copy)>, Prim
                     .filter_map(|f| f.value.map(|v| v as i64))
                     .collect()
             };
-            (
-                t.name.clone(),
-                Copy {
-                    rows: (t.rows + written) as i64,
-                    diverged,
-                },
-            )
+            // A cluster created empty holds a table's rows only as far as its copy got.
+            let rows = match st.copied_share(db, &t.name) {
+                Some(share) => ((t.rows + written) as f64 * share).floor() as i64,
+                None => (t.rows + written) as i64,
+            };
+            (t.name.clone(), Copy { rows, diverged })
         })
         .collect())
 }
@@ -152,23 +151,24 @@ fn unknown_tables(
     }
 }
 
-/// Sequences advance with the writes a side holds (one value per 4 KiB written).
+/// Each side's sequences as the world has them (`SimState::sequence_values`: a replica's
+/// follow the writes it replayed; a logical target's only its own writes and
+/// `pg::advance_sequences`): a target behind the source would hand out keys again.
 fn sequences(st: &SimState, source: &str, target: &str) -> Vec<SequenceCheck> {
-    let written = |db: &str| {
-        st.content_version(db).map_or(0, |(applied, local)| {
-            (applied + local) / st.sc.workload.bytes_per_row
-        }) as i64
-    };
-    let (ws, wt) = (written(source), written(target));
-    st.sc
-        .source
-        .sequences
-        .iter()
-        .map(|s| SequenceCheck {
-            name: s.name.clone(),
-            source: Some(s.last_value + ws),
-            target: Some(s.last_value + wt),
-            ok: wt >= ws,
+    let on_target = st.sequence_values(target);
+    st.sequence_values(source)
+        .into_iter()
+        .map(|s| {
+            let t = on_target
+                .iter()
+                .find(|t| t.name == s.name)
+                .map(|t| t.last_value);
+            SequenceCheck {
+                ok: t.is_some_and(|t| t >= s.last_value),
+                name: s.name,
+                source: Some(s.last_value),
+                target: t,
+            }
         })
         .collect()
 }
