@@ -59,6 +59,11 @@ pub const STANDARD_RUNBOOK: &[(&str, &str)] = &[
         "lib/clone.rhai",
         include_str!("../../runbooks/lib/clone.rhai"),
     ),
+    (
+        "lib/logical.rhai",
+        include_str!("../../runbooks/lib/logical.rhai"),
+    ),
+    ("logical.rhai", include_str!("../../runbooks/logical.rhai")),
 ];
 
 fn io(e: impl std::fmt::Display) -> Failure {

@@ -185,6 +185,7 @@ fn expected(runbook: &str, scenario: &str) -> (&'static str, &'static str) {
             ("rolled-back", "needs database access")
         }
         "rds-to-aurora" | "cdc-heavy" => expected_standard(scenario),
+        "logical" => expected_logical(scenario),
         // No replication: replication faults do not apply; preflight and Envoy ones do.
         "snapshot" => match scenario {
             "preflight-failures" => ("rolled-back", "preflight failed"),
@@ -220,7 +221,13 @@ fn expected_standard(scenario: &str) -> (&'static str, &'static str) {
         // a_rollback_after_the_cutover_in_the_simulator).
         | "reverse-lag"
         | "reverse-broken"
-        | "target-ddl" => ("succeeded", ""),
+        | "target-ddl"
+        // The logical path's scenarios: a physical replica needs neither logical decoding nor
+        // keys (without one the rollback window is off), and replays a DDL like any change (the
+        // DDL fault is bound to the logical runbook's copy gate).
+        | "logical-ready"
+        | "logical-no-primary-key"
+        | "logical-ddl-during-copy" => ("succeeded", ""),
         "stale-logical-slot" => ("rolled-back", "stale-slot"),
         "stale-slot-at-preflight" => ("rolled-back", "preflight failed: [\"no-stale-slot"),
         "replica-slow-at-peak" => ("rolled-back", "falling-behind"),
@@ -256,6 +263,27 @@ fn expected_standard(scenario: &str) -> (&'static str, &'static str) {
             "scenario {other} has no expected outcome: add it to `expected` in {}",
             file!()
         ),
+    }
+}
+
+/// What each scenario must end with under the logical runbook (runbooks/logical.rhai), and why.
+fn expected_logical(scenario: &str) -> (&'static str, &'static str) {
+    match scenario {
+        // Logical decoding on: a logical slot (busy-source's Debezium consumer) or
+        // rds.logical_replication = 1. The rollback window's faults act after the cutover, and a
+        // stale CDC slot does not stop a copy through its own slot.
+        "logical-ready" | "busy-source" | "reverse-lag" | "reverse-broken" | "target-ddl"
+        | "stale-logical-slot" => ("succeeded", ""),
+        "logical-no-primary-key" => ("rolled-back", "replica-identity"),
+        "logical-ddl-during-copy" => ("rolled-back", "a DDL changed [\"public.orders\"]"),
+        "preflight-failures" => ("rolled-back", "preflight failed"),
+        "stale-slot-at-preflight" => ("rolled-back", "no-stale-slot"),
+        "credential-less-cdc" => ("rolled-back", "cdc-without-database-access"),
+        s if s.starts_with("credential-less-") => {
+            ("rolled-back", "database-access: no database access")
+        }
+        // Every other built-in source has wal_level = replica.
+        _ => ("rolled-back", "logical-decoding: wal_level=replica"),
     }
 }
 
