@@ -318,7 +318,7 @@ const QUARANTINE_END: &str = "# godwit-lab quarantine: end";
 /// Whom a set of security groups lets in on the database port, by client address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
-    /// A rule from an address range (the application's group: `tcp/5432 from 127.0.0.0/8`):
+    /// A rule from an address range (the application's group: `tcp/<port> from 127.0.0.0/8`):
     /// every loopback client.
     Everyone,
     /// Only a rule from godwit's group: [`GODWIT_ADDR`] and nobody else.

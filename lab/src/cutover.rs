@@ -263,8 +263,8 @@ pub fn compared(lines: &[Line]) -> Vec<(String, i64)> {
 }
 
 /// Durations of the blackout's parts from the transcript: fence (reboot or termination start →
-/// sessions gone), catch-up (fence LSN → replica past it), the exact validation at the fence, promote,
-/// route switch.
+/// sessions gone), catch-up (fence LSN → replica, or the logical path's target, past it), the
+/// exact validation at the fence, promote (none on the logical path), route switch.
 pub fn phases(lines: &[Line]) -> Vec<(String, i64)> {
     let started = |n: &str| {
         lines.iter().find_map(|l| match &l.event {
@@ -288,10 +288,12 @@ pub fn phases(lines: &[Line]) -> Vec<(String, i64)> {
     let fence_start = started("reboot-source").or(started("terminate-app-sessions"));
     [
         span("fence", fence_start, ended("source-sessions-ended")),
+        // The physical replica's replay, or the logical path's target applying past the
+        // fence LSN (runbooks/lib/logical.rhai: no promotion there).
         span(
             "catch-up",
             started("record-fence-lsn"),
-            ended("replica-caught-up"),
+            ended("replica-caught-up").or(ended("target-applied")),
         ),
         span(
             "pre-pass",

@@ -209,7 +209,13 @@ impl Supervisor {
                 id: "sg-lab-app".into(),
                 name: "lab-app".into(),
                 vpc_id: Attributes::default().vpc_id,
-                ingress: vec!["tcp/5432 from 127.0.0.0/8".into()],
+                // The source's own port, as an RDS application group's rule names its
+                // instance's port (5432 there): the lab's servers listen on free ports, and a
+                // rule on 5432 admitted no server subscribing to the source — the logical
+                // path's subscription timed out (`LabConnector::may_connect`) where the
+                // simulator, whose source listens on 5432, lets it through. A cluster's own
+                // port is not covered; the reverse path opens it (`ec2::allow_connection`).
+                ingress: vec![format!("tcp/{} from 127.0.0.0/8", server.port)],
                 // EC2's default egress for a new group: everything out.
                 egress: vec!["all to 0.0.0.0/0".into()],
             },

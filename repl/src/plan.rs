@@ -66,6 +66,8 @@ pub struct ClusterPlan {
     /// Whether native logical replication could carry the source instead (docs/fleet.md,
     /// "The logical path").
     pub logical: crate::fleet::logical::LogicalEligibility,
+    /// The path to take, with the logical path's prediction (docs/logical.md, "Which path").
+    pub paths: PathChoice,
 }
 
 impl ClusterPlan {
@@ -276,7 +278,6 @@ pub fn plan_cluster(worlds: &Worlds, req: &PlanRequest) -> Result<ClusterPlan, F
         assumptions.retain(|a| !a.starts_with("the daily WAL curve") && !a.starts_with("WAL: "));
         assumptions.insert(0, replayed);
     }
-    let scenario_name = scenario.name.clone();
     let params = match sim_scenario {
         Some(_) => req.params.clone(),
         None => {
@@ -291,15 +292,50 @@ pub fn plan_cluster(worlds: &Worlds, req: &PlanRequest) -> Result<ClusterPlan, F
             p
         }
     };
-    let scenario_sessions = scenario.source.sessions;
-    let (run, report, _) = scratch_run(
-        &World::sim(scenario),
+    let base_scenario = scenario.clone();
+    let (runbook, prediction) = predict(
         &req.runbook,
         &req.cluster,
+        scenario,
         &params,
-        false,
-        None,
+        calibrated.clone(),
+        assumptions.clone(),
     )?;
+    let paths = choose_path(
+        req,
+        &runbook,
+        &prediction,
+        &logical,
+        base_scenario,
+        &params,
+        (calibrated, assumptions),
+    )?;
+    Ok(ClusterPlan {
+        cluster: req.cluster.clone(),
+        runbook,
+        world: world_name,
+        preflight,
+        sizing,
+        logical,
+        prediction,
+        paths,
+    })
+}
+
+/// The migration `runbook` predicted in the simulated `scenario`: its runbook's name and
+/// version, and the [`Prediction`].
+fn predict(
+    runbook: &std::path::Path,
+    cluster: &str,
+    scenario: Scenario,
+    params: &Map<String, Value>,
+    calibrated: Vec<String>,
+    mut assumptions: Vec<String>,
+) -> Result<(String, Prediction), Failure> {
+    let scenario_name = scenario.name.clone();
+    let scenario_sessions = scenario.source.sessions;
+    let (run, report, _) =
+        scratch_run(&World::sim(scenario), runbook, cluster, params, false, None)?;
     let mut parts = godwit_lab::cutover::phases(&run.lines);
     let outcome = match &report.status {
         RunStatus::Succeeded { .. } => "succeeded".to_string(),
@@ -309,23 +345,19 @@ pub fn plan_cluster(worlds: &Worlds, req: &PlanRequest) -> Result<ClusterPlan, F
         }
         RunStatus::Interrupted => "interrupted".into(),
     };
-    Ok(ClusterPlan {
-        cluster: req.cluster.clone(),
-        runbook: run
-            .lines
-            .iter()
-            .find_map(|l| match &l.event {
-                Event::RunStarted {
-                    runbook, version, ..
-                } => Some(format!("{runbook} {version}")),
-                _ => None,
-            })
-            .unwrap_or_default(),
-        world: world_name,
-        preflight,
-        sizing,
-        logical,
-        prediction: Prediction {
+    let name = run
+        .lines
+        .iter()
+        .find_map(|l| match &l.event {
+            Event::RunStarted {
+                runbook, version, ..
+            } => Some(format!("{runbook} {version}")),
+            _ => None,
+        })
+        .unwrap_or_default();
+    Ok((
+        name,
+        Prediction {
             scenario: scenario_name,
             calibrated,
             outcome,
@@ -360,7 +392,153 @@ pub fn plan_cluster(worlds: &Worlds, req: &PlanRequest) -> Result<ClusterPlan, F
             assumptions,
             assurance: Assurance::of(&run.lines),
         },
+    ))
+}
+
+/// Which path to take, the physical replica (`rds-to-aurora` and its variants) or the logical
+/// copy (`logical`, docs/logical.md), with the other path's prediction.
+#[derive(Debug, Clone, Serialize)]
+pub struct PathChoice {
+    /// `physical` or `logical`.
+    pub recommended: String,
+    /// Why, in one sentence with the figures it compared.
+    pub why: String,
+    /// The logical path predicted in the same calibrated world (`None`: not eligible, the plan
+    /// is of the logical runbook itself, or no `logical.rhai` beside the planned runbook).
+    pub logical: Option<Prediction>,
+}
+
+/// The runbook file of the logical path: beside the planned one (a checkout's `runbooks/`, the
+/// demo's copy).
+pub const LOGICAL_RUNBOOK: &str = "logical.rhai";
+
+/// Predict the logical path beside the planned physical one and recommend one: the logical
+/// path when it is eligible (after the reboot that turns logical decoding on, when that is its
+/// only blocker: the prediction assumes it done), its prediction succeeds, and its write
+/// blackout is shorter — or the physical prediction fails where it succeeds.
+fn choose_path(
+    req: &PlanRequest,
+    runbook: &str,
+    planned: &Prediction,
+    eligibility: &crate::fleet::logical::LogicalEligibility,
+    mut scenario: Scenario,
+    params: &Map<String, Value>,
+    (calibrated, mut assumptions): (Vec<String>, Vec<String>),
+) -> Result<PathChoice, Failure> {
+    if runbook.starts_with("logical ") {
+        return Ok(PathChoice {
+            recommended: "logical".into(),
+            why: "the plan is of the logical runbook".into(),
+            logical: None,
+        });
+    }
+    let physical = |why: String| PathChoice {
+        recommended: "physical".into(),
+        why,
+        logical: None,
+    };
+    let file = req.runbook.with_file_name(LOGICAL_RUNBOOK);
+    if eligibility.verdict == "not-eligible" {
+        let first = eligibility
+            .blockers
+            .first()
+            .map_or(String::new(), |b| format!(": {}", b.why));
+        return Ok(physical(format!("the logical path is not eligible{first}")));
+    }
+    if !file.exists() {
+        return Ok(physical(format!(
+            "no {LOGICAL_RUNBOOK} beside {} to predict the logical path with",
+            req.runbook.display()
+        )));
+    }
+    if eligibility.verdict == "after-reboot" {
+        scenario
+            .source
+            .parameters
+            .insert("rds.logical_replication".into(), "1".into());
+        assumptions.push(
+            "logical decoding on: rds.logical_replication = 1 and the reboot that applies it, done before the run"
+                .into(),
+        );
+    }
+    // Only what the logical runbook takes of the cluster's parameters.
+    let schema = logical_schema(&file, &req.cluster)?;
+    let params: Map<String, Value> = params
+        .iter()
+        .filter(|(k, _)| schema.contains(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let (_, logical) = predict(
+        &file,
+        &req.cluster,
+        scenario,
+        &params,
+        calibrated,
+        assumptions,
+    )?;
+    let show = |p: &Prediction| {
+        p.blackout_ms().map_or("no blackout measured".into(), |ms| {
+            format!(
+                "{} write blackout",
+                godwit_engine::duration::format_duration(std::time::Duration::from_millis(
+                    ms.max(0) as u64
+                ))
+            )
+        })
+    };
+    let reboot = if eligibility.verdict == "after-reboot" {
+        " (after the reboot that turns logical decoding on)"
+    } else {
+        ""
+    };
+    let (recommended, why) = match (planned.blackout_ms(), logical.blackout_ms()) {
+        _ if logical.outcome != "succeeded" => (
+            "physical",
+            format!(
+                "the logical path's prediction did not succeed: {}",
+                logical.outcome
+            ),
+        ),
+        _ if planned.outcome != "succeeded" => (
+            "logical",
+            format!(
+                "the physical prediction did not succeed ({}); the logical path did{reboot}, {}",
+                planned.outcome,
+                show(&logical)
+            ),
+        ),
+        (Some(p), Some(l)) if l < p => (
+            "logical",
+            format!(
+                "{} against {} for the physical replica{reboot}",
+                show(&logical),
+                show(planned)
+            ),
+        ),
+        _ => (
+            "physical",
+            format!(
+                "{} against {} for the logical path",
+                show(planned),
+                show(&logical)
+            ),
+        ),
+    };
+    Ok(PathChoice {
+        recommended: recommended.into(),
+        why,
+        logical: Some(logical),
     })
+}
+
+/// The parameter names the logical runbook declares (its schema, for any cluster).
+fn logical_schema(file: &std::path::Path, cluster: &str) -> Result<Vec<String>, Failure> {
+    let rt = shared_runtime()?;
+    let world = World::sim_named(DEFAULT_SCENARIO).map_err(|e| invalid(e.to_string()))?;
+    let runner = world.runner(Arc::new(MemoryStore::new()), rt.handle().clone());
+    let schema = godwit_engine::params::load_schema(&runner, file, cluster)
+        .map_err(|e| invalid(format!("{}: {e}", file.display())))?;
+    Ok(schema.map_or_else(Vec::new, |s| s.params.keys().cloned().collect()))
 }
 
 /// At most this many clients are modelled: the first of more retries within milliseconds.

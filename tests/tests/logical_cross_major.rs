@@ -166,7 +166,10 @@ let schemas = step("schemas", || #{ source: pg::table_definitions("orders-db"),
 // exact validation (which compares sequences too) — the issue's order.
 let seqs = step("sequences", || pg::advance_sequences("orders-aurora", pg::sequences("orders-db")));
 let compared = step("validate", || validate::compare("orders-db", "orders-aurora", #{}));
-#{ applied: applied, same_schema: schemas.source == schemas.target, equal: compared.equal,
+// Collation under the same names on both majors (16 keeps it in pg_database only).
+let coll = step("collation", || #{ source: pg::settings("orders-db", ["lc_collate", "lc_ctype"]),
+    target: pg::settings("orders-aurora", ["lc_collate", "lc_ctype"]) });
+#{ applied: applied, same_schema: schemas.source == schemas.target, equal: compared.equal, collation: coll,
    summary: compared.summary, sequences: seqs }
 "#,
     );
@@ -179,6 +182,15 @@ let compared = step("validate", || validate::compare("orders-db", "orders-aurora
     assert_eq!(done["applied"]["behind_bytes"], 0, "{done}");
     assert_eq!(done["same_schema"], true, "{done}");
     assert_eq!(done["equal"], true, "{done}");
+    for side in ["source", "target"] {
+        let names: Vec<&str> = done["collation"][side]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["lc_collate", "lc_ctype"], "{side}: {done}");
+    }
     // The target's sequence is past the source's: an insert there takes a new id.
     let id = |s: &Server| {
         rt.block_on(one(

@@ -213,6 +213,21 @@ fn render(p: &ClusterPlan) -> String {
             dur(*took)
         ));
     }
+    // Which path, physical or logical, with the logical path's figures (docs/logical.md).
+    let paths = &p.paths;
+    out.push(format!(
+        "\npath: {} — {}",
+        styled(OK, &paths.recommended),
+        paths.why
+    ));
+    if let Some(l) = &paths.logical {
+        out.push(format!(
+            "  logical path (simulated): {} after {}; write blackout {}",
+            l.outcome,
+            dur(l.virtual_ms),
+            l.blackout_ms().map_or("-".into(), dur)
+        ));
+    }
     // What the run would prove before the flip (docs/validate.md), or that it would not.
     let a = &pr.assurance;
     out.push("\nbefore the flip (simulated):".into());

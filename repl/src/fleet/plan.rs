@@ -77,6 +77,11 @@ pub struct Predicted {
     pub assurance: crate::plan::Assurance,
     /// Whether the logical path could carry it (docs/fleet.md, "The logical path").
     pub logical: super::logical::LogicalEligibility,
+    /// The path recommended (`physical` or `logical`), why, and the logical path's predicted
+    /// write blackout (docs/logical.md, "Which path").
+    pub path: String,
+    pub path_why: String,
+    pub logical_blackout_ms: Option<i64>,
 }
 
 /// One cluster's line of a fleet plan (`-o json` prints one object per cluster).
@@ -145,6 +150,9 @@ impl ClusterVerdict {
             sizing: plan.sizing.verdict.clone(),
             assurance: pr.assurance.clone(),
             logical: plan.logical.clone(),
+            path: plan.paths.recommended.clone(),
+            path_why: plan.paths.why.clone(),
+            logical_blackout_ms: plan.paths.logical.as_ref().and_then(|l| l.blackout_ms()),
         });
         v.readiness = if !plan.preflight.passed {
             Readiness::Blocked

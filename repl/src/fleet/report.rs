@@ -83,6 +83,7 @@ pub fn table(verdicts: &[ClusterVerdict]) -> String {
             "TOTAL",
             "TARGET",
             "PROVEN",
+            "PATH",
             "FINDING / FIX",
         ]);
     for v in verdicts {
@@ -98,6 +99,7 @@ pub fn table(verdicts: &[ClusterVerdict]) -> String {
             opt(p.map(|p| p.total_ms)),
             p.map_or_else(|| "-".into(), target),
             p.map_or_else(|| "-".into(), |p| proven(&p.assurance)),
+            p.map_or_else(|| "-".into(), path),
             finding(v),
         ]);
     }
@@ -121,6 +123,15 @@ pub fn proven(a: &crate::plan::Assurance) -> String {
         "-".into()
     } else {
         words.join("+")
+    }
+}
+
+/// The recommended path, with the logical path's predicted blackout when it is the one:
+/// `logical 8.8s`, `physical`.
+pub fn path(p: &super::plan::Predicted) -> String {
+    match (p.path.as_str(), p.logical_blackout_ms) {
+        ("logical", Some(ms)) => format!("logical {}", opt(Some(ms))),
+        (other, _) => other.to_string(),
     }
 }
 
@@ -367,8 +378,27 @@ pub fn markdown(cx: &ReportContext<'_>, verdicts: &[ClusterVerdict]) -> String {
         line(String::new());
         line("## The logical path".into());
         line(String::new());
-        line("Whether native logical replication could carry each cluster instead of an Aurora replica (docs/fleet.md, \"The logical path\"): its eligibility, read from the source; the logical runbook itself is not built yet (issue 25).".into());
+        line("Whether native logical replication could carry each cluster instead of an Aurora replica (docs/fleet.md, \"The logical path\"): its eligibility, read from the source, and which path each plan recommends — the logical runbook (docs/logical.md) predicted in the same calibrated world, recommended when it succeeds with a shorter write blackout.".into());
         line(String::new());
+        let logical: Vec<(&ClusterVerdict, i64, i64)> = verdicts
+            .iter()
+            .filter_map(|v| {
+                let p = v.predicted.as_ref()?;
+                (p.path == "logical").then_some((v, p.logical_blackout_ms?, p.write_blackout_ms?))
+            })
+            .collect();
+        if !logical.is_empty() {
+            let (l, ph): (Vec<i64>, Vec<i64>) = logical.iter().map(|(_, l, p)| (*l, *p)).unzip();
+            line(format!(
+                "Recommended: **logical** for {} clusters — predicted write blackout p50 {} (physical: {}), p100 {} (physical: {}); physical for the others.",
+                logical.len(),
+                opt(percentile(l.clone(), 0.5)),
+                opt(percentile(ph.clone(), 0.5)),
+                opt(percentile(l, 1.0)),
+                opt(percentile(ph, 1.0)),
+            ));
+            line(String::new());
+        }
         line("| verdict | clusters |".into());
         line("|---|---:|".into());
         let mut by_verdict: BTreeMap<&str, usize> = BTreeMap::new();

@@ -805,9 +805,18 @@ impl Pg for LivePg {
         };
         self.run(cx, db, async {
             let c = self.pool.client(db, None, OP, st).await?;
+            // PostgreSQL 16 removed the lc_collate / lc_ctype settings; the database's own
+            // collation stays in pg_database, read under the same names so a comparison across
+            // majors compares the same thing.
             let rows = c
                 .query(
-                    "SELECT name, setting FROM pg_settings WHERE name = ANY($1) ORDER BY name",
+                    "SELECT name, setting FROM pg_settings WHERE name = ANY($1) \
+                     UNION ALL \
+                     SELECT n, v FROM (SELECT 'lc_collate' AS n, datcollate::text AS v FROM pg_database \
+                     WHERE datname = current_database() UNION ALL SELECT 'lc_ctype', datctype::text \
+                     FROM pg_database WHERE datname = current_database()) d \
+                     WHERE d.n = ANY($1) AND NOT EXISTS (SELECT 1 FROM pg_settings WHERE name = d.n) \
+                     ORDER BY 1",
                     &[&wanted],
                 )
                 .await
