@@ -462,36 +462,56 @@ fn choose_path(
         );
     }
     // Only what the logical runbook takes of the cluster's parameters.
-    let schema = logical_schema(&file, &req.cluster)?;
-    let params: Map<String, Value> = params
-        .iter()
-        .filter(|(k, _)| schema.contains(k))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let (_, logical) = predict(
-        &file,
-        &req.cluster,
-        scenario,
-        &params,
-        calibrated,
-        assumptions,
-    )?;
+    let reboot_ms = godwit_stdlib::sim::scenario::dur_ms(&scenario.aws.reboot);
+    let predicted = logical_schema(&file, &req.cluster).and_then(|schema| {
+        let params: Map<String, Value> = params
+            .iter()
+            .filter(|(k, _)| schema.contains(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        predict(
+            &file,
+            &req.cluster,
+            scenario,
+            &params,
+            calibrated,
+            assumptions,
+        )
+    });
+    // The other path is advice: when it cannot be predicted, the plan of the planned runbook
+    // stands and says why.
+    let logical = match predicted {
+        Ok((_, l)) => l,
+        Err(e) => {
+            return Ok(physical(format!(
+                "the logical path could not be predicted: {}",
+                e.1
+            )));
+        }
+    };
     let show = |p: &Prediction| {
         p.blackout_ms().map_or("no blackout measured".into(), |ms| {
-            format!(
-                "{} write blackout",
-                godwit_engine::duration::format_duration(std::time::Duration::from_millis(
-                    ms.max(0) as u64
-                ))
-            )
+            format!("{} write blackout", human(ms))
         })
     };
-    let reboot = if eligibility.verdict == "after-reboot" {
-        " (after the reboot that turns logical decoding on)"
+    // Logical decoding off: the reboot that turns it on is an outage of its own (in a
+    // maintenance window), counted against the logical path.
+    let after_reboot = eligibility.verdict == "after-reboot";
+    let (extra, reboot) = if after_reboot {
+        (
+            reboot_ms,
+            format!(
+                " (plus a reboot of about {} to turn logical decoding on)",
+                human(reboot_ms)
+            ),
+        )
     } else {
-        ""
+        (0, String::new())
     };
-    let (recommended, why) = match (planned.blackout_ms(), logical.blackout_ms()) {
+    let (recommended, why) = match (
+        planned.blackout_ms(),
+        logical.blackout_ms().map(|l| l + extra),
+    ) {
         _ if logical.outcome != "succeeded" => (
             "physical",
             format!(
@@ -510,7 +530,7 @@ fn choose_path(
         (Some(p), Some(l)) if l < p => (
             "logical",
             format!(
-                "{} against {} for the physical replica{reboot}",
+                "{}{reboot} against {} for the physical replica",
                 show(&logical),
                 show(planned)
             ),
@@ -518,7 +538,7 @@ fn choose_path(
         _ => (
             "physical",
             format!(
-                "{} against {} for the logical path",
+                "{} against {}{reboot} for the logical path",
                 show(planned),
                 show(&logical)
             ),
@@ -529,6 +549,11 @@ fn choose_path(
         why,
         logical: Some(logical),
     })
+}
+
+/// `ms` for people: `8.8s`, `4m32s`.
+fn human(ms: i64) -> String {
+    godwit_engine::duration::format_duration(std::time::Duration::from_millis(ms.max(0) as u64))
 }
 
 /// The parameter names the logical runbook declares (its schema, for any cluster).

@@ -433,8 +433,9 @@ pub trait Pg: Send + Sync {
     /// Copy the roles and the schema of `from`'s application database into `to`, a cluster
     /// created empty: the source's login roles first (for IAM sign-in: no passwords), then
     /// every schema object but the data (`pg_dump --schema-only` of `to`'s major, restored
-    /// into `to`). On a cluster godwit created, this is the one sign-in as its master user,
-    /// whose password RDS keeps in Secrets Manager. Idempotent: a target that already has the
+    /// into `to`). On a new Aurora cluster godwit's role does not exist yet; the master user's
+    /// sign-in (Secrets Manager) is not implemented in the aws world, which refuses and says
+    /// so. Idempotent: a target that already has the
     /// same tables is left as it is; one with other tables is refused (`Conflict`).
     fn copy_schema(
         &self,

@@ -977,9 +977,10 @@ mod pg_module {
     /// Copy the roles and the schema of the source's application database into a cluster
     /// `rds::create_cluster` made (the logical path): the source's login roles for IAM sign-in
     /// (no password read or set), then every schema object but the data (`pg_dump
-    /// --schema-only` of the target's major, restored into the target). This is godwit's one
-    /// sign-in as the new cluster's master user, its password read from Secrets Manager, never
-    /// printed or journaled. Idempotent.
+    /// --schema-only` of the target's major, restored into the target). It signs in to the target
+    /// as the world signs in (the lab: its superuser); on a new Aurora cluster godwit's own role
+    /// does not exist yet, and the master user's sign-in (its password kept by RDS in Secrets
+    /// Manager) is not implemented in the aws world: it refuses, saying so. Idempotent.
     ///
     /// # Parameters
     /// * `from` — the source.

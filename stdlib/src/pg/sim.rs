@@ -1047,7 +1047,7 @@ impl Pg for Sim {
             )
             .with_retryable(false));
         }
-        // The master user signs in (its password from Secrets Manager): the cluster must take
+        // The master user signs in (modelled: the aws world does not implement it yet): the cluster must take
         // connections, through the network as any client.
         writable(&st, OP, to, "CREATE ROLE / CREATE TABLE")?;
         let wanted = st.table_definitions(from);

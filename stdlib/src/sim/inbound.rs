@@ -45,6 +45,10 @@ pub struct Created {
     pub kept: u64,
     /// Whether it took an application write (it took over from the source).
     pub took_over: bool,
+    /// The tables an initial copy finished (kept after its subscription is dropped): a table
+    /// never copied holds none of the source's rows.
+    #[serde(default)]
+    pub copied: std::collections::BTreeSet<String>,
 }
 
 /// One table of an inbound subscription's initial copy.
@@ -157,7 +161,8 @@ impl SimState {
             .logical
             .inbound
             .iter()
-            .filter(|s| s.db == db)
+            // Without a copy (`copy_data = false`) a subscription holds only what it streamed.
+            .filter(|s| s.db == db && !s.tables.is_empty())
             .map(|s| self.app_bytes_at(if s.copied() { s.applied } else { s.start }))
             .max()
             .unwrap_or(0);
@@ -168,12 +173,35 @@ impl SimState {
     /// (`None`: all of it, or not a created cluster).
     pub fn copied_share(&self, db: &str, table: &str) -> Option<f64> {
         let c = self.created(db)?;
+        if c.copied.contains(table) {
+            return None;
+        }
         if !c.schema.iter().any(|t| t.table == table) {
             return Some(0.0);
         }
-        let s = self.logical.inbound.iter().find(|s| s.db == db)?;
-        let t = s.tables.iter().find(|t| t.table == table)?;
-        (t.state != "ready").then(|| t.copied_bytes as f64 / t.total_bytes.max(1) as f64)
+        // Copying now, or never copied (no subscription, `copy_data = false`, or one dropped
+        // before the table was done): what its copy read so far, or nothing.
+        let copying = self
+            .logical
+            .inbound
+            .iter()
+            .filter(|s| s.db == db)
+            .find_map(|s| s.tables.iter().find(|t| t.table == table));
+        Some(copying.map_or(0.0, |t| t.copied_bytes as f64 / t.total_bytes.max(1) as f64))
+    }
+
+    /// The source's tables the created cluster `db` has not copied whole.
+    pub fn uncopied(&self, db: &str) -> Vec<String> {
+        let Some(c) = self.created(db) else {
+            return Vec::new();
+        };
+        self.sc
+            .source
+            .tables
+            .iter()
+            .filter(|t| !c.copied.contains(&t.name))
+            .map(|t| t.name.clone())
+            .collect()
     }
 
     /// Source slots an inbound subscription reads (their position is what it applied, not
@@ -250,6 +278,7 @@ impl SimState {
         let lsn = self.lsn;
         let ddl = self.source_ddl();
         let now = self.now;
+        let mut finished: Vec<(String, String)> = Vec::new();
         for s in &mut self.logical.inbound {
             if s.pid.is_none() {
                 continue;
@@ -276,6 +305,7 @@ impl SimState {
                 budget -= take;
                 if t.copied_bytes >= t.total_bytes {
                     t.state = "ready".into();
+                    finished.push((s.db.clone(), t.table.clone()));
                 }
             }
             if s.copied() {
@@ -284,6 +314,11 @@ impl SimState {
                     _ => lsn,
                 };
                 s.applied = (s.applied + apply).min(cap).max(s.applied);
+            }
+        }
+        for (db, table) in finished {
+            if let Some(c) = self.logical.created.get_mut(&db) {
+                c.copied.insert(table);
             }
         }
     }
@@ -422,6 +457,17 @@ impl SimState {
         };
         if c.took_over {
             return;
+        }
+        let uncopied = self.uncopied(db);
+        if !uncopied.is_empty() {
+            self.violate(
+                "no-acknowledged-write-lost",
+                format!(
+                    "{db} took application writes while its copy of {} was not complete: the \
+                     source's rows there are missing",
+                    uncopied.join(", ")
+                ),
+            );
         }
         let held = self.inbound_app_bytes(db).unwrap_or(0);
         let acknowledged = self.source_app_bytes();

@@ -1945,6 +1945,28 @@ mod inbound {
     }
 
     #[test]
+    fn a_target_that_takes_writes_before_its_copy_finished_misses_rows() {
+        let sim = created(|_| {});
+        subscribed(&sim);
+        advance(&sim, 60_000);
+        // Dropped mid-copy: what it copied stays, the rest never arrives.
+        sim.drop_subscription(&cx(), DST, NAME).unwrap();
+        let report = sim
+            .compare(&cx(), SRC, DST, &CompareOptions::default())
+            .unwrap();
+        assert!(report.tables.iter().all(|t| !t.equal), "{}", report.summary);
+        fence(&sim);
+        route_to_target(&sim);
+        let v = violations(&sim);
+        assert!(
+            v.iter().any(|v| v
+                .contains("its copy of public.customers, public.orders was not complete")
+                || v.contains("its copy of public.orders, public.customers was not complete")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
     fn a_ddl_on_the_source_fails_the_copy_of_its_table_and_the_stream_after_it() {
         // During the copy: at 27 min the first table (customers) copies, orders waits.
         let sim = created(|sc| {
