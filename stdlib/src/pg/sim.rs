@@ -1094,7 +1094,7 @@ impl Pg for Sim {
             tables,
             sequences,
             how: "the simulator's pg_dump --schema-only and its restore, as the master user \
-                  (password from Secrets Manager)"
+                  (modelled; the aws world does not implement that sign-in yet)"
                 .into(),
         })
     }
