@@ -16,6 +16,12 @@ pub trait Clock: Send + Sync {
     fn sleep(&self, d: Duration, cancel: &Cancel) -> bool;
     /// True for the simulator's clock: transcripts then show virtual times, which are stable.
     fn is_virtual(&self) -> bool;
+    /// True when the clock's time is saved with its world and restored with it (a persistent
+    /// simulated world): a resume then finds it at or past the journal's last record, and one
+    /// behind it means the world is older than the run.
+    fn is_kept(&self) -> bool {
+        false
+    }
 }
 
 /// The machine's clock.
@@ -46,6 +52,7 @@ type AdvanceHook = Box<dyn Fn(Millis, Millis) + Send + Sync>;
 pub struct VirtualClock {
     now: AtomicI64,
     hooks: Mutex<Vec<AdvanceHook>>,
+    kept: AtomicBool,
 }
 
 impl std::fmt::Debug for VirtualClock {
@@ -61,7 +68,13 @@ impl VirtualClock {
         VirtualClock {
             now: AtomicI64::new(start_ms),
             hooks: Mutex::new(Vec::new()),
+            kept: AtomicBool::new(false),
         }
+    }
+
+    /// Its time is saved with its world and restored with it ([`Clock::is_kept`]).
+    pub fn mark_kept(&self) {
+        self.kept.store(true, Ordering::SeqCst);
     }
 
     /// Call `hook(from, to)` after every advance.
@@ -104,6 +117,10 @@ impl Clock for VirtualClock {
 
     fn is_virtual(&self) -> bool {
         true
+    }
+
+    fn is_kept(&self) -> bool {
+        self.kept.load(Ordering::SeqCst)
     }
 }
 

@@ -11,6 +11,10 @@
 //!   calling a library function whose parameters changed (`quiesce::quarantine(id, group)`
 //!   after it gained `admit`) failed at run time with "Function not found".
 //! * **step and gate names** written as literals that are not journal keys (kebab-case).
+//! * **a value ending a catch block**: Rhai discards a catch block's value (a `try … catch`
+//!   that catches is worth `()`), so `try { check() } catch (e) { false }` returns `()` when
+//!   it catches — the standard runbook's route-switch undo then failed with "Data type
+//!   incorrect: () (expecting bool)" instead of refusing with its reason.
 //! * **world calls outside steps**: a world-touching call (an area that is not pure, `now()`,
 //!   `sleep()`) in the runbook's top-level statements, outside any closure — strict mode refuses
 //!   it at run time, again after earlier steps ran. Calls inside functions are not flagged:
@@ -181,6 +185,24 @@ pub fn lint(engine: &Engine, cx: &LintContext, rb: &Runbook) -> Result<Vec<Repor
                         }
                     }
                 }
+                (_, Some(ASTNode::Stmt(Stmt::TryCatch(flow, _)))) => {
+                    if let Some(Stmt::Expr(value)) = flow.branch.statements().last()
+                        && is_plain_value(value)
+                    {
+                        found(
+                            Report::new(
+                                "this value ends a catch block, and Rhai discards it: a try \
+                                 … catch that catches is worth () — the code after it sees \
+                                 () where this value was meant",
+                            )
+                            .at(&file.path, value.position())
+                            .with_hint(
+                                "assign it inside the block (`found = false;`, with `let \
+                                 found = …;` before the try) or `return` it",
+                            ),
+                        );
+                    }
+                }
                 (_, Some(ASTNode::Expr(Expr::MethodCall(call, pos)))) => {
                     let name = call.name.as_str();
                     let script_anywhere = files.iter().any(|f| f.fns.contains(name));
@@ -239,6 +261,25 @@ pub fn lint(engine: &Engine, cx: &LintContext, rb: &Runbook) -> Result<Vec<Repor
     });
     out.dedup();
     Ok(out)
+}
+
+/// An expression that only makes a value (a constant, a literal, a variable): as a statement
+/// its value is all it does.
+fn is_plain_value(e: &Expr) -> bool {
+    matches!(
+        e,
+        Expr::DynamicConstant(..)
+            | Expr::BoolConstant(..)
+            | Expr::IntegerConstant(..)
+            | Expr::FloatConstant(..)
+            | Expr::CharConstant(..)
+            | Expr::StringConstant(..)
+            | Expr::InterpolatedString(..)
+            | Expr::Array(..)
+            | Expr::Map(..)
+            | Expr::Unit(..)
+            | Expr::Variable(..)
+    )
 }
 
 fn touches_world(

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use godwit_engine::journal::{
     Entry, JournalError, JournalStore, JournalWriter, Loaded, Record, Request, genesis_hash, seal,
@@ -440,8 +440,13 @@ pub struct PgWriter {
     lease: Duration,
     pending: Pending,
     paused: Arc<AtomicBool>,
-    /// Files following the run, with the (length, mtime) last stored.
-    files: Vec<(PathBuf, Option<(u64, SystemTime)>)>,
+    /// Files following the run, with the content last stored. Compared by content, not by
+    /// length and mtime: a file rewritten within the file system's timestamp granularity with
+    /// the same length (a simulated world's clock, `sim.now`, always has the same length) kept
+    /// its signature, so the store paired a newer journal with an older world — a run taken
+    /// over then continued in a world behind its own journal (the CI saw a fleet run write to
+    /// its source after the fence).
+    files: Vec<(PathBuf, Option<Vec<u8>>)>,
 }
 
 impl std::fmt::Debug for PgWriter {
@@ -553,28 +558,23 @@ impl JournalWriter for PgWriter {
             _ => (false, false, None),
         };
         let (seqs, lines) = take_lines(&self.pending);
-        // Followed files that changed since the last append (a missing one is skipped).
+        // Followed files whose content changed since the last append (a missing one is
+        // skipped).
         let mut changed = Vec::new();
         for (i, (path, stored)) in self.files.iter().enumerate() {
-            let Ok(meta) = std::fs::metadata(path) else {
+            let Ok(bytes) = std::fs::read(path) else {
                 continue;
             };
-            let sig = (
-                meta.len(),
-                meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-            );
-            if *stored != Some(sig)
-                && let Ok(bytes) = std::fs::read(path)
-            {
+            if stored.as_deref() != Some(bytes.as_slice()) {
                 let name = path
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                changed.push((i, sig, name, bytes));
+                changed.push((i, name, bytes));
             }
         }
-        let names: Vec<String> = changed.iter().map(|c| c.2.clone()).collect();
-        let contents: Vec<Vec<u8>> = changed.iter().map(|c| c.3.clone()).collect();
+        let names: Vec<String> = changed.iter().map(|c| c.1.clone()).collect();
+        let contents: Vec<Vec<u8>> = changed.iter().map(|c| c.2.clone()).collect();
         let params: Params = vec![
             p(self.run_id.clone()),
             p(self.token),
@@ -614,8 +614,8 @@ impl JournalWriter for PgWriter {
             None => {
                 self.prev = record.hash;
                 self.next_seq += 1;
-                for (i, sig, _, _) in changed {
-                    self.files[i].1 = Some(sig);
+                for (i, _, bytes) in changed {
+                    self.files[i].1 = Some(bytes);
                 }
                 Ok(record.seq)
             }

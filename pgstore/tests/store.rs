@@ -96,11 +96,28 @@ fn append_read_verify_round_trip_and_tampering_is_caught_as_for_files() {
         let seq = w.append(&step(n)).unwrap();
         w.transcript(&format!(r#"{{"seq":{seq},"event":"x"}}"#));
     }
+    // Rewritten with the same length within one tick of the file system's clock (mtimes are
+    // as coarse as a jiffy on many kernels): still a change, stored with the next append.
+    let before = std::fs::metadata(&state).unwrap().modified().unwrap();
+    std::fs::write(&state, "world after C").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&state)
+        .unwrap()
+        .set_modified(before)
+        .unwrap();
+    let seq = w.append(&step("C")).unwrap();
+    w.transcript(&format!(r#"{{"seq":{seq},"event":"x"}}"#));
+    assert_eq!(
+        store.world_files("r1").unwrap(),
+        vec![("r1.json".to_string(), b"world after C".to_vec())],
+        "a same-length rewrite with the same mtime is stored"
+    );
     std::fs::write(&state, "changed after the last append").unwrap();
     drop(w);
     assert_eq!(
         store.world_files("r1").unwrap(),
-        vec![("r1.json".to_string(), b"world after c".to_vec())],
+        vec![("r1.json".to_string(), b"world after C".to_vec())],
         "the store's copy matches the journal, not what happened after it"
     );
     assert!(matches!(
@@ -108,16 +125,16 @@ fn append_read_verify_round_trip_and_tampering_is_caught_as_for_files() {
         Err(JournalError::Exists { .. })
     ));
     let (loaded, mut w) = store.open("r1").unwrap();
-    assert_eq!(loaded.records.len(), 3);
-    assert_eq!(loaded.records[2].entry, step("c"));
-    assert_eq!(w.append(&step("d")).unwrap(), 3, "appends chain on");
+    assert_eq!(loaded.records.len(), 4);
+    assert_eq!(loaded.records[3].entry, step("C"));
+    assert_eq!(w.append(&step("d")).unwrap(), 4, "appends chain on");
     drop(w);
-    assert_eq!(store.transcript_lines("r1").unwrap().len(), 3);
+    assert_eq!(store.transcript_lines("r1").unwrap().len(), 4);
     // The same records, byte for byte, as the file store would have written: the chain
     // verifies with the engine's own check.
     let again = store.read("r1").unwrap();
-    assert_eq!(again.records.len(), 4);
-    assert_eq!(again.records[3].prev, again.records[2].hash);
+    assert_eq!(again.records.len(), 5);
+    assert_eq!(again.records[4].prev, again.records[3].hash);
 
     // An edited record.
     sql(
@@ -153,7 +170,7 @@ fn append_read_verify_round_trip_and_tampering_is_caught_as_for_files() {
     // Records removed from the end: the run's head says more.
     sql(
         &server,
-        "DELETE FROM godwit.journal WHERE run_id = 'r1' AND seq = 3",
+        "DELETE FROM godwit.journal WHERE run_id = 'r1' AND seq = 4",
     );
     let err = store.read("r1").unwrap_err().to_string();
     assert!(err.contains("truncated"), "{err}");

@@ -1168,7 +1168,8 @@ fn check_finds_a_misspelled_primitive_a_bad_step_name_and_a_bare_now() {
     env.write(
         "lint.rhai",
         "step(\"Bad Name\", || rds::describe_instnace(\"x\"));\nlet t = now();\nfoo(1);\n\
-         import \"lib/m\" as m;\nstep(\"pair\", || m::pair(1));\nfn one(x) { x }\none(1, 2);\n",
+         import \"lib/m\" as m;\nstep(\"pair\", || m::pair(1));\nfn one(x) { x }\none(1, 2);\n\
+         fn has(c) { try { c.len() > 0 } catch (e) { false } }\n",
     );
     let (code, _, err) = env.godwit(&["check", "lint.rhai", "--world", "sim"]);
     assert_eq!(code, 10, "{err}");
@@ -1184,6 +1185,9 @@ fn check_finds_a_misspelled_primitive_a_bad_step_name_and_a_bare_now() {
         "m::pair is called with 1 argument but is defined as m::pair(a, b)",
         "lint.rhai:5:20",
         "one is called with 2 arguments but is defined as one(x)",
+        // Rhai discards a catch block's value: `has` returns () when it catches.
+        "this value ends a catch block, and Rhai discards it",
+        "lint.rhai:8:45",
     ] {
         assert!(err.contains(want), "missing {want:?} in {err}");
     }
@@ -1193,6 +1197,8 @@ fn check_finds_a_misspelled_primitive_a_bad_step_name_and_a_bare_now() {
         "cdc-heavy",
         "snapshot",
         "finalize",
+        "logical",
+        "rollback",
         "examples/tour",
     ] {
         let path = runbooks.join(format!("{rb}.rhai"));

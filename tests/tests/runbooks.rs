@@ -804,6 +804,46 @@ fn the_post_cutover_gate_counts_an_expected_node_that_went_away() {
     );
 }
 
+/// Without database access the route switch's undo cannot ask the source for a reverse path
+/// (`pg::subscriptions` is refused): it counts as none, and the undo refuses to reopen the
+/// source of a promoted target with the reason and the way out — not a Rhai type error (a catch
+/// block's value is not its try statement's, so the check returned `()`).
+#[test]
+fn a_credential_less_rollback_after_the_switch_refuses_to_fork_with_the_reason() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut sc = godwit_stdlib::sim::scenario::Scenario::load("credential-less-busy").unwrap();
+    sc.faults.push(Fault {
+        kind: FaultKind::EnvoyNodeDisconnect,
+        at: None,
+        step: Some("post-cutover-health".into()),
+        lasts: None,
+        target: Some("envoy-a".into()),
+        value: None,
+    });
+    let accept = serde_json::json!({ "unverified": "accept" });
+    let out = run_in(
+        &runbooks_dir().join("rds-to-aurora.rhai"),
+        World::sim(sc),
+        accept.as_object().unwrap().clone(),
+        &rt,
+    );
+    let text = story(&out.lines).join("\n");
+    match out.report.map(|r| r.status) {
+        Ok(RunStatus::RollbackFailed { step, error, .. }) => {
+            assert_eq!(step, "switch-route", "{error}\n{text}");
+            assert!(
+                error.contains("not undoing 'switch-route'") && error.contains("accept_fork"),
+                "{error}\n{text}"
+            );
+        }
+        other => panic!("{other:?}\n{text}"),
+    }
+    assert!(out.audit.is_empty(), "{:?}", out.audit);
+}
+
 /// `godwit demo` ships the standard runbook inside the binary: every module it imports must be
 /// embedded, or the demo breaks outside a checkout.
 #[test]

@@ -137,6 +137,25 @@ pub enum Entry {
 }
 
 impl Entry {
+    /// When the record was written, by the run's clock.
+    pub fn at(&self) -> Millis {
+        match self {
+            Entry::RunStarted { at, .. }
+            | Entry::RunResumed { at, .. }
+            | Entry::StepStarted { at, .. }
+            | Entry::StepCompleted { at, .. }
+            | Entry::StepFailed { at, .. }
+            | Entry::GateStarted { at, .. }
+            | Entry::GatePassed { at, .. }
+            | Entry::GateFailed { at, .. }
+            | Entry::AbortStarted { at, .. }
+            | Entry::UndoStarted { at, .. }
+            | Entry::UndoCompleted { at, .. }
+            | Entry::UndoFailed { at, .. }
+            | Entry::RunFinished { at, .. } => *at,
+        }
+    }
+
     /// A short label for messages: `step 'create-replica'`.
     pub fn label(&self) -> String {
         match self {

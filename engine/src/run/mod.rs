@@ -489,6 +489,23 @@ impl Runner {
                 started.world, self.world, started.world
             )));
         }
+        // A simulated world whose clock is behind the journal was restored older than the
+        // run it continues (its state was not saved with the journal's last record): the run
+        // would act on a world that has not reached what it already decided. Time in a run
+        // never goes back.
+        let last_at = loaded.records.iter().map(|r| r.entry.at()).max();
+        if let Some(last_at) = last_at.filter(|t| self.clock.is_kept() && self.clock.now_ms() < *t)
+        {
+            return Err(EngineError::Io(format!(
+                "run {run_id}: its world '{}' is at {} but the journal's last record is at {}: the \
+                 world's saved state is older than the run and cannot continue it; nothing was \
+                 appended — restore the world files the run left (or discard the run and start \
+                 again)",
+                self.world,
+                crate::clock::format_timestamp(self.clock.now_ms()),
+                crate::clock::format_timestamp(last_at),
+            )));
+        }
         let path = PathBuf::from(&started.runbook.path);
         let ctx = RunCtx::new(
             run_id.into(),
@@ -976,6 +993,9 @@ pub fn lint_runbook(
     );
     let (mut engine, _) = runner.build(&ctx);
     let rb = runbook::load(&mut engine, path)?;
+    // The lints read the runbook as written: the optimizer drops, for one, the value ending a
+    // catch block (Rhai discards it), which is the mistake a lint looks for.
+    engine.set_optimization_level(OptimizationLevel::None);
     let cx = crate::lint::LintContext::of(&engine, pure_areas);
     let found = crate::lint::lint(&engine, &cx, &rb)?;
     Ok((rb, found))

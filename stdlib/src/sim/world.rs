@@ -80,6 +80,10 @@ fn world_of(sim: &Sim) -> World {
         (st.now, format!("sim:{}", st.sc.name))
     };
     let clock = Arc::new(VirtualClock::new(now));
+    if sim.persist.path.is_some() {
+        // Its time is in the world's files (`.now`): a resume behind its journal is refused.
+        clock.mark_kept();
+    }
     sim.attach(&clock);
     let backend = Arc::new(sim.clone());
     let mut world = World::new(
