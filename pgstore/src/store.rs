@@ -441,11 +441,9 @@ pub struct PgWriter {
     pending: Pending,
     paused: Arc<AtomicBool>,
     /// Files following the run, with the content last stored. Compared by content, not by
-    /// length and mtime: a file rewritten within the file system's timestamp granularity with
-    /// the same length (a simulated world's clock, `sim.now`, always has the same length) kept
-    /// its signature, so the store paired a newer journal with an older world — a run taken
-    /// over then continued in a world behind its own journal (the CI saw a fleet run write to
-    /// its source after the fence).
+    /// length and mtime: a file rewritten with the same length within one tick of a coarse
+    /// file-system clock (a simulated world's `sim.now` always has the same length) keeps its
+    /// signature, and the store would pair a newer journal with an older world.
     files: Vec<(PathBuf, Option<Vec<u8>>)>,
 }
 

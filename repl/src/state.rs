@@ -171,6 +171,64 @@ pub fn world_files(state: &std::path::Path) -> Vec<PathBuf> {
     ]
 }
 
+/// A run's world files held by one job on this machine ([`lock_world`]); released on drop,
+/// or by the kernel when the process dies. Empty for a world whose state is not in its files.
+#[derive(Debug)]
+pub struct WorldLock {
+    _file: Option<std::fs::File>,
+}
+
+/// [`lock_world`] for a world named `world` (`sim:…`, `aws`, `lab`, …): only a simulated
+/// world lives in its files; the others' state is elsewhere (AWS, the lab's servers), where a
+/// job whose lease lapsed is stopped by the journal's fence, and their files (settings) are the
+/// same for every take. Workers sharing a state directory therefore wait for a paused one to
+/// wake (and be refused) or die before they take its *simulated* runs over; workers elsewhere
+/// do not wait.
+pub fn lock_world_of(world: &str, state: &std::path::Path) -> Result<Option<WorldLock>, String> {
+    if world == "sim" || world.starts_with("sim:") {
+        lock_world(state)
+    } else {
+        Ok(Some(WorldLock { _file: None }))
+    }
+}
+
+/// Take run `state`'s world for one job: an exclusive lock on `<state>.lock` (flock, across
+/// processes sharing the state directory and between jobs of one process). `None` while
+/// another job holds it — a job of the same run whose lease lapsed while it still ran (its
+/// process paused past the lease, or starved) goes on until its next append is refused;
+/// fetching the store's files over its world meanwhile, or driving the world from two jobs,
+/// would mix two runs' worlds in one set of files.
+pub fn lock_world(state: &std::path::Path) -> Result<Option<WorldLock>, String> {
+    if let Some(dir) = state.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let path = state.with_extension("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(WorldLock { _file: Some(file) })),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+    }
+}
+
+/// [`lock_world`] for a command an operator runs (`resume`, `abort`): a world in use is an
+/// error naming who to wait for.
+pub fn claim_world(id: &str, world: &str, state: &std::path::Path) -> Result<WorldLock, String> {
+    lock_world_of(world, state)?.ok_or_else(|| {
+        format!(
+            "run {id}'s world ({}) is in use by another godwit process on this machine (a \
+             worker driving it, or one still letting go of it); wait for it, or stop that worker",
+            state.display()
+        )
+    })
+}
+
 /// With the PostgreSQL store, make the world's files at `state` follow run `id`: each append
 /// stores those that changed, so another machine can continue the run ([`fetch_world`]).
 pub fn follow_world(store: &Store, id: &str, state: &std::path::Path) {
@@ -323,4 +381,33 @@ pub fn list_runs(store: &Store) -> Result<Vec<Value>, EngineError> {
         rows.push(row);
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One job per world: a second take (another job of this process, or another process
+    /// sharing the state directory) waits until the first lets go.
+    #[test]
+    fn a_world_is_held_by_one_job_until_it_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("worlds").join("r1.json");
+        let first = lock_world(&state).unwrap().expect("a free world");
+        assert!(lock_world(&state).unwrap().is_none(), "held by the first");
+        let err = claim_world("r1", "sim:busy-source", &state).unwrap_err();
+        assert!(
+            claim_world("r1", "aws", &state).is_ok(),
+            "an aws world's files are not its state"
+        );
+        assert!(err.contains("in use by another godwit process"), "{err}");
+        assert!(
+            lock_world(&dir.path().join("worlds").join("r2.json"))
+                .unwrap()
+                .is_some(),
+            "another run's world is free"
+        );
+        drop(first);
+        assert!(lock_world(&state).unwrap().is_some(), "free again");
+    }
 }

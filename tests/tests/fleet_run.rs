@@ -341,6 +341,9 @@ fn a_fleet_in_waves_survives_workers_killed_and_stopped_at_random() {
         }
     }
     let refused = events.iter().filter(|e| e.v["status"] == "locked").count();
+    // Takes of a run whose lapsed job still drove its world on that machine: put back until it
+    // ended (the world's files never shared by two jobs).
+    let deferred = events.iter().filter(|e| e.v["event"] == "deferred").count();
     println!(
         "fleet run: {n} clusters on 3 workers in {:.1} s wall = {:.2} runs/s; {} chaos actions \
          ({} SIGKILL, {} SIGSTOP past the lease); operator: {operator:?}",
@@ -351,7 +354,8 @@ fn a_fleet_in_waves_survives_workers_killed_and_stopped_at_random() {
         actions.iter().filter(|a| a.2 == "SIGSTOP").count(),
     );
     println!(
-        "takeovers (lease {LEASE}): {}; {refused} runs refused to a stale worker at its append",
+        "takeovers (lease {LEASE}): {}; {refused} runs refused to a stale worker at its append; \
+         {deferred} takes deferred while a lapsed job of their run still held its world",
         takeovers.join(", ")
     );
     assert!(!takeovers.is_empty(), "no takeover seen: {actions:?}");

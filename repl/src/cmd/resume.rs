@@ -49,6 +49,9 @@ impl ResumeArgs {
         };
         let world_name = started.world.clone();
         let state = world_state_file(&state_dir, &id);
+        // Held until the drive ends: never the store's files fetched over a world another
+        // process on this machine still drives.
+        let _world = crate::state::claim_world(&id, &world_name, &state).map_err(invalid)?;
         crate::state::fetch_world(&store, &id, &state).map_err(invalid)?;
         crate::state::follow_world(&store, &id, &state);
         let world = ctx

@@ -21,6 +21,16 @@ use crate::context::Context;
 use crate::session::{Driving, Failure, Output, invalid};
 use crate::state::{Store, world_state_file};
 
+/// What became of a take ([`WorkerArgs::launch`]).
+enum Launch {
+    /// Its run is driven on a blocking thread.
+    Started,
+    /// It could not start: its queue row is held with the reason.
+    Held,
+    /// Its world is in use here by a job that has not ended: back in the queue.
+    Deferred,
+}
+
 /// Drive runs from the shared PostgreSQL store's queue, on this machine, until stopped.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:
@@ -109,9 +119,13 @@ impl WorkerArgs {
             while !draining && in_flight < self.jobs {
                 match store.take(&me) {
                     Ok(Some(taken)) => {
-                        if self.launch(ctx, &driving, &store, &state_dir, taken, &tx, &me, &outbox)
+                        match self
+                            .launch(ctx, &driving, &store, &state_dir, taken, &tx, &me, &outbox)
                         {
-                            in_flight += 1;
+                            Launch::Started => in_flight += 1,
+                            Launch::Held => {}
+                            // Back in the queue: taking again now would take it again.
+                            Launch::Deferred => break,
                         }
                     }
                     Ok(None) => break,
@@ -141,8 +155,8 @@ impl WorkerArgs {
         Ok(exit::OK)
     }
 
-    /// Build the taken run's world and drive it on a blocking thread; `false` when it could
-    /// not even start (the row is then held with the reason).
+    /// Build the taken run's world and drive it on a blocking thread, holding the run's world
+    /// files ([`crate::state::lock_world`]) until the drive ends.
     #[allow(clippy::too_many_arguments)]
     fn launch(
         &self,
@@ -154,8 +168,53 @@ impl WorkerArgs {
         tx: &mpsc::Sender<Finished>,
         me: &str,
         outbox: &crate::notify::Outbox,
-    ) -> bool {
+    ) -> Launch {
         let job = &taken.job;
+        let lock = match crate::state::lock_world_of(
+            &job.world,
+            &world_state_file(state_dir, &job.run_id),
+        ) {
+            Ok(Some(lock)) => lock,
+            Ok(None) => {
+                // A job of this run still drives its world here: its lease lapsed while it
+                // ran (this process was paused past it, or starved), so it is refused at its
+                // next append and ends. Until then its world is not this take's to fetch over
+                // or drive: back to the queue, for any worker.
+                let note = "its world is still in use here by a job of this run whose lease \
+                            lapsed; taken again once that job ends";
+                let _ = store.settle(
+                    &job.run_id,
+                    me,
+                    taken.attempt,
+                    Settle::Requeue,
+                    None,
+                    Some(note.into()),
+                );
+                self.say(
+                    ctx,
+                    json!({"run_id": job.run_id, "event": "deferred", "note": note}),
+                    format!("{}: deferred: {note}", job.run_id),
+                );
+                return Launch::Deferred;
+            }
+            Err(why) => {
+                let _ = store.settle(
+                    &job.run_id,
+                    me,
+                    taken.attempt,
+                    Settle::Held,
+                    Some("refused"),
+                    Some(why.clone()),
+                );
+                crate::notify::held(job, outbox, &why);
+                self.say(
+                    ctx,
+                    json!({"run_id": job.run_id, "event": "held", "note": why}),
+                    format!("{}: held: {why}", job.run_id),
+                );
+                return Launch::Held;
+            }
+        };
         let verb = if taken.began { "resume" } else { "start" };
         self.say(
             ctx,
@@ -183,7 +242,7 @@ impl WorkerArgs {
                     json!({"run_id": job.run_id, "event": "held", "note": why}),
                     format!("{}: held: {why}", job.run_id),
                 );
-                return false;
+                return Launch::Held;
             }
         };
         let tx = tx.clone();
@@ -203,13 +262,17 @@ impl WorkerArgs {
                 })
             };
             let findings = audit.map(|a| a()).unwrap_or_default();
+            // The world is let go before the news: a take of this run that the news lets the
+            // loop launch finds it free.
+            drop(runner);
+            drop(lock);
             let _ = tx.send(Finished {
                 taken,
                 result,
                 findings,
             });
         });
-        true
+        Launch::Started
     }
 
     /// The runner of a taken run: its world built at the run's state path (settings written
