@@ -844,6 +844,45 @@ fn a_credential_less_rollback_after_the_switch_refuses_to_fork_with_the_reason()
     assert!(out.audit.is_empty(), "{:?}", out.audit);
 }
 
+/// The logical path names its two directions apart: the forward subscription `godwit_logical`
+/// on the target, the rollback window's reverse one `godwit_reverse` on the source. The reverse
+/// path once took the forward name (lib/logical.rhai's `name()` was reached from
+/// lib/reverse.rhai's flow), and then the route-switch guard `cutover-begins`, which looks for
+/// `godwit_reverse`, refused a rollback the reverse path would have made lossless; `godwit
+/// rollback` and `finalize` look for that name too.
+#[test]
+fn the_logical_paths_forward_and_reverse_subscriptions_have_their_own_names() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let out = run(&runbooks_dir().join("logical.rhai"), "logical-ready", &rt);
+    let text = story(&out.lines).join("\n");
+    let result = |step: &str| {
+        out.journal
+            .iter()
+            .find_map(|e| match e {
+                godwit_engine::journal::Entry::StepCompleted { name, result, .. }
+                    if name == step =>
+                {
+                    Some(result.clone())
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no step {step}\n{text}"))
+    };
+    assert_eq!(
+        result("subscribe-target")["subscription"],
+        "godwit_logical",
+        "{text}"
+    );
+    let reverse = result("subscribe-source-to-target");
+    for key in ["subscription", "slot", "publication"] {
+        assert_eq!(reverse[key], "godwit_reverse", "{key}: {reverse}");
+    }
+    assert!(out.audit.is_empty(), "{:?}", out.audit);
+}
+
 /// `godwit demo` ships the standard runbook inside the binary: every module it imports must be
 /// embedded, or the demo breaks outside a checkout.
 #[test]

@@ -197,23 +197,7 @@ impl WorkerArgs {
                 );
                 return Launch::Deferred;
             }
-            Err(why) => {
-                let _ = store.settle(
-                    &job.run_id,
-                    me,
-                    taken.attempt,
-                    Settle::Held,
-                    Some("refused"),
-                    Some(why.clone()),
-                );
-                crate::notify::held(job, outbox, &why);
-                self.say(
-                    ctx,
-                    json!({"run_id": job.run_id, "event": "held", "note": why}),
-                    format!("{}: held: {why}", job.run_id),
-                );
-                return Launch::Held;
-            }
+            Err(why) => return self.refuse(ctx, store, &taken, me, outbox, why),
         };
         let verb = if taken.began { "resume" } else { "start" };
         self.say(
@@ -227,23 +211,7 @@ impl WorkerArgs {
         let prepared = self.prepare(ctx, driving, store, state_dir, &taken, outbox);
         let (runner, audit, runbook) = match prepared {
             Ok(p) => p,
-            Err(why) => {
-                let _ = store.settle(
-                    &job.run_id,
-                    me,
-                    taken.attempt,
-                    Settle::Held,
-                    Some("refused"),
-                    Some(why.clone()),
-                );
-                crate::notify::held(job, outbox, &why);
-                self.say(
-                    ctx,
-                    json!({"run_id": job.run_id, "event": "held", "note": why}),
-                    format!("{}: held: {why}", job.run_id),
-                );
-                return Launch::Held;
-            }
+            Err(why) => return self.refuse(ctx, store, &taken, me, outbox, why),
         };
         let tx = tx.clone();
         driving.rt.spawn_blocking(move || {
@@ -273,6 +241,34 @@ impl WorkerArgs {
             });
         });
         Launch::Started
+    }
+
+    /// A take that cannot start: its queue row held with the reason, its owner told.
+    fn refuse(
+        &self,
+        ctx: &Context,
+        store: &PgStore,
+        taken: &Taken,
+        me: &str,
+        outbox: &crate::notify::Outbox,
+        why: String,
+    ) -> Launch {
+        let job = &taken.job;
+        let _ = store.settle(
+            &job.run_id,
+            me,
+            taken.attempt,
+            Settle::Held,
+            Some("refused"),
+            Some(why.clone()),
+        );
+        crate::notify::held(job, outbox, &why);
+        self.say(
+            ctx,
+            json!({"run_id": job.run_id, "event": "held", "note": why}),
+            format!("{}: held: {why}", job.run_id),
+        );
+        Launch::Held
     }
 
     /// The runner of a taken run: its world built at the run's state path (settings written
