@@ -11,6 +11,9 @@
 //!   calling a library function whose parameters changed (`quiesce::quarantine(id, group)`
 //!   after it gained `admit`) failed at run time with "Function not found".
 //! * **step and gate names** written as literals that are not journal keys (kebab-case).
+//! * **a module's call to its own function that another file of the runbook also defines**
+//!   (same name, as many parameters): Rhai can resolve it to the other file's — lib/reverse's
+//!   `name()` reached lib/logical's, and the reverse path took the forward path's name.
 //! * **a value ending a catch block**: Rhai discards a catch block's value (a `try … catch`
 //!   that catches is worth `()`), so `try { check() } catch (e) { false }` returns `()` when
 //!   it catches — the standard runbook's route-switch undo then failed with "Data type
@@ -139,6 +142,22 @@ pub fn lint(engine: &Engine, cx: &LintContext, rb: &Runbook) -> Result<Vec<Repor
                                 wrong_arity(file, &file.path, *pos, name, name, call.args.len())
                         {
                             found(r);
+                        }
+                        if i > 0
+                            && let Some(other) = defined_elsewhere(&files, i, name, call.args.len())
+                        {
+                            found(
+                                Report::new(format!(
+                                    "{name} is defined in this module and, with as many \
+                                     parameters, in {}: Rhai can resolve this call to the other \
+                                     one (lib/reverse.rhai's name() once reached \
+                                     lib/logical.rhai's, and the reverse path took the forward \
+                                     path's name)",
+                                    shown_path(&other.path)
+                                ))
+                                .at(&file.path, *pos)
+                                .with_hint("give one of the two functions another name"),
+                            );
                         }
                         if matches!(name, "step" | "gate")
                             && let Some(Expr::StringConstant(s, spos)) = call.args.first()
@@ -334,6 +353,34 @@ fn imports_of(ast: &AST) -> BTreeMap<String, String> {
 
 /// A report when `defined_in` defines script function `name` but none of its definitions takes
 /// `given` arguments (Rhai would say "Function not found" when the call is reached).
+/// Another file of the runbook (`files[i]` excepted) defining `name` with `argc` parameters,
+/// when `files[i]` defines it too.
+fn defined_elsewhere<'a>(files: &'a [File], i: usize, name: &str, argc: usize) -> Option<&'a File> {
+    let takes = |f: &File| {
+        f.params
+            .get(name)
+            .is_some_and(|defs| defs.iter().any(|p| p.len() == argc))
+    };
+    if !takes(&files[i]) {
+        return None;
+    }
+    files
+        .iter()
+        .enumerate()
+        .find(|(j, f)| *j != i && takes(f))
+        .map(|(_, f)| f)
+}
+
+/// `path` relative to the working directory when it is under it.
+fn shown_path(path: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|d| path.strip_prefix(d).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
 fn wrong_arity(
     defined_in: &File,
     file: &Path,

@@ -1166,10 +1166,14 @@ fn check_finds_a_misspelled_primitive_a_bad_step_name_and_a_bare_now() {
     std::fs::create_dir_all(env.path("lib")).unwrap();
     env.write("lib/m.rhai", "fn pair(a, b) { [a, b] }\n");
     env.write(
+        "lib/k.rhai",
+        "fn pair(a, b) { a + b }\nfn sum() { pair(1, 2) }\n",
+    );
+    env.write(
         "lint.rhai",
         "step(\"Bad Name\", || rds::describe_instnace(\"x\"));\nlet t = now();\nfoo(1);\n\
          import \"lib/m\" as m;\nstep(\"pair\", || m::pair(1));\nfn one(x) { x }\none(1, 2);\n\
-         fn has(c) { try { c.len() > 0 } catch (e) { false } }\n",
+         fn has(c) { try { c.len() > 0 } catch (e) { false } }\nimport \"lib/k\" as k;\n",
     );
     let (code, _, err) = env.godwit(&["check", "lint.rhai", "--world", "sim"]);
     assert_eq!(code, 10, "{err}");
@@ -1188,6 +1192,9 @@ fn check_finds_a_misspelled_primitive_a_bad_step_name_and_a_bare_now() {
         // Rhai discards a catch block's value: `has` returns () when it catches.
         "this value ends a catch block, and Rhai discards it",
         "lint.rhai:8:45",
+        // Two modules define pair(a, b): k's own call may reach m's.
+        "pair is defined in this module and, with as many parameters, in lib/m.rhai",
+        "lib/k.rhai:2:12",
     ] {
         assert!(err.contains(want), "missing {want:?} in {err}");
     }
