@@ -844,6 +844,83 @@ fn a_credential_less_rollback_after_the_switch_refuses_to_fork_with_the_reason()
     assert!(out.audit.is_empty(), "{:?}", out.audit);
 }
 
+/// A partial route switch on the logical path, rolled back through the reverse path: envoy-b,
+/// slow to answer (12 s), NACKs every version published in the 15 s after `switch-route`
+/// begins. envoy-a takes the switch at once, and its clients write on Aurora until it takes
+/// the republished hold; envoy-b rejects the switch and that republish too. The rollback holds
+/// the clients again (a new version: a NACKed one is published anew, route::plan_switch), the
+/// source catches up on Aurora's writes through the reverse subscription, proven by its slot,
+/// and the clients are back on the source: no write lost. (The simulator connects clients at
+/// its 10 s grid points: envoy-b's latency makes envoy-a's window span one.)
+#[test]
+fn a_partial_switch_on_the_logical_path_rolls_back_through_the_reverse_path() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut sc = godwit_stdlib::sim::scenario::Scenario::load("logical-ready").unwrap();
+    sc.envoy.nodes[1].ack_latency = "12s".into();
+    sc.faults.push(Fault {
+        kind: FaultKind::EnvoyNack,
+        at: None,
+        step: Some("switch-route".into()),
+        lasts: Some("15s".into()),
+        target: Some("envoy-b".into()),
+        value: None,
+    });
+    let out = run_in(
+        &runbooks_dir().join("logical.rhai"),
+        World::sim(sc),
+        Default::default(),
+        &rt,
+    );
+    let text = story(&out.lines).join("\n");
+    match out.report.as_ref().map(|r| &r.status) {
+        Ok(RunStatus::RolledBack { reason, .. }) => assert!(
+            reason.contains("envoy-b NACKed route orders-db version 3")
+                && reason.contains("republishing the previous version failed too"),
+            "the switch's own NACK decides, the republish's is said with it: {reason}\n{text}"
+        ),
+        other => panic!("{other:?}\n{text}"),
+    }
+    let undone = out
+        .journal
+        .iter()
+        .find_map(|e| match e {
+            godwit_engine::journal::Entry::UndoCompleted { step, result, .. }
+                if step == "subscribe-source-to-target" =>
+            {
+                Some(result.clone())
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("the reverse path's undo completed\n{text}"));
+    assert_eq!(
+        undone["evidence"]["kind"], "slot-confirmed-flush",
+        "the catch-up is proven by the reverse slot: {undone}\n{text}"
+    );
+    let (last, confirmed) = (
+        undone["final_lsn_bytes"].as_i64().unwrap_or(0),
+        undone["confirmed_flush_bytes"].as_i64().unwrap_or(-1),
+    );
+    assert!(
+        last > 0 && confirmed >= last,
+        "Aurora took writes, and the source confirmed its final LSN: {undone}\n{text}"
+    );
+    for undo in [
+        "subscribe-source-to-target",
+        "create-reverse-path",
+        "fence",
+        "hold",
+    ] {
+        assert!(
+            text.contains(&format!("undo {undo} ✓")),
+            "undo of {undo} completed:\n{text}"
+        );
+    }
+    assert!(out.audit.is_empty(), "{:?}\n{text}", out.audit);
+}
+
 /// The logical path names its two directions apart: the forward subscription `godwit_logical`
 /// on the target, the rollback window's reverse one `godwit_reverse` on the source. The reverse
 /// path once took the forward name (lib/logical.rhai's `name()` was reached from

@@ -32,6 +32,8 @@ pub struct SimState {
     last_nonce: [String; 3],
     /// NACK the next response of this type with this message.
     nack_next: Option<(ResourceType, String)>,
+    /// NACK every response of this type with this message, until cleared.
+    nack_all: Option<(ResourceType, String)>,
     /// Responses held back while paused (answered on resume).
     paused: bool,
     held: Vec<DiscoveryResponse>,
@@ -129,6 +131,17 @@ impl SimNode {
         self.state.lock().unwrap().nack_next = Some((t, message.to_string()));
     }
 
+    /// Reject every response of type `t` with `message` until [`accept`](Self::accept): a node
+    /// that rejects everything for a while (the simulator's `envoy-nack` fault).
+    pub fn nack_all(&self, t: ResourceType, message: &str) {
+        self.state.lock().unwrap().nack_all = Some((t, message.to_string()));
+    }
+
+    /// Stop rejecting what [`nack_all`](Self::nack_all) rejects.
+    pub fn accept(&self) {
+        self.state.lock().unwrap().nack_all = None;
+    }
+
     /// Stop answering (a lagging node); responses are kept until [`resume`](Self::resume).
     pub fn pause(&self) {
         self.state.lock().unwrap().paused = true;
@@ -190,10 +203,16 @@ fn answer(s: &mut SimState, resp: DiscoveryResponse) -> Vec<DiscoveryRequest> {
     } else {
         Vec::new()
     };
-    if let Some((nt, msg)) = s.nack_next.clone()
-        && nt == t
-    {
-        s.nack_next = None;
+    let nack = match (&s.nack_next, &s.nack_all) {
+        (Some((nt, msg)), _) if *nt == t => {
+            let msg = msg.clone();
+            s.nack_next = None;
+            Some(msg)
+        }
+        (_, Some((nt, msg))) if *nt == t => Some(msg.clone()),
+        _ => None,
+    };
+    if let Some(msg) = nack {
         s.last_nonce[i] = resp.nonce.clone();
         out.push(DiscoveryRequest {
             version_info: s.accepted[i].clone(),

@@ -147,14 +147,18 @@ impl NodeState {
 
     /// A NACK of this snapshot's version (or a later one) of some type.
     pub(crate) fn nack_of(&self, snap: &Snapshot) -> Option<(ResourceType, &Nack)> {
-        ResourceType::ALL.into_iter().find_map(|t| {
-            self.types[t.index()]
-                .nack
-                .as_ref()
-                .filter(|n| n.rejected_version >= snap.type_versions[t.index()])
-                .filter(|n| n.rejected_version > 0)
-                .map(|n| (t, n))
-        })
+        ResourceType::ALL
+            .into_iter()
+            .find_map(|t| self.nack_of_type(snap, t).map(|n| (t, n)))
+    }
+
+    /// A NACK of this snapshot's version (or a later one) of type `t`.
+    pub(crate) fn nack_of_type(&self, snap: &Snapshot, t: ResourceType) -> Option<&Nack> {
+        self.types[t.index()]
+            .nack
+            .as_ref()
+            .filter(|n| n.rejected_version >= snap.type_versions[t.index()])
+            .filter(|n| n.rejected_version > 0)
     }
 }
 
@@ -710,6 +714,12 @@ impl ControlPlane {
 
     /// Make `spec` (or the route's removal, for `None`) the served config. Returns the version
     /// now served and whether it is new.
+    ///
+    /// The same config is served again, under a new version, when a connected node NACKed the
+    /// one served now: xDS sends a node only a version it has not seen, so without it a node
+    /// that rejected the current config (and the revert after it) would never be asked again,
+    /// and every later publish of that config would fail on the old NACK. Only the types it
+    /// NACKed get the new version.
     fn install(
         &self,
         route: &str,
@@ -726,14 +736,19 @@ impl ControlPlane {
                 next.routes.remove(route);
             }
         }
-        if next.routes == st.persisted.routes {
+        let old = self.shared.snapshot.borrow().clone();
+        let rejected = ResourceType::ALL.map(|t| {
+            st.nodes
+                .values()
+                .any(|n| n.connected && n.nack_of_type(&old, t).is_some())
+        });
+        if next.routes == st.persisted.routes && !rejected.contains(&true) {
             return Ok((st.persisted.version, false));
         }
-        let old = self.shared.snapshot.borrow().clone();
         let resources = ResourceSet::build(&next.routes);
         next.version += 1;
         for t in ResourceType::ALL {
-            if resources.get(t) != old.resources.get(t) {
+            if resources.get(t) != old.resources.get(t) || rejected[t.index()] {
                 next.type_versions[t.index()] = next.version;
             }
         }

@@ -210,6 +210,46 @@ async fn a_nack_republishes_the_previous_version_and_fails_with_envoys_detail() 
     cp.shutdown().await;
 }
 
+/// A node that rejects everything for a while NACKs the switch and the revert after it. Once
+/// it accepts again, publishing the config it rejected (here: the revert's, which is the one
+/// served) must ask it again under a new version; the unchanged config alone would never be
+/// re-sent, and the publish would fail on the old NACK.
+#[tokio::test]
+async fn after_a_nacked_revert_the_same_config_is_published_again_as_a_new_version() {
+    let cp = ControlPlane::start(config()).await.unwrap();
+    cp.publish("orders", spec()).await.unwrap();
+    let node = SimNode::connect(cp.local_addr(), "envoy-1", fresh())
+        .await
+        .unwrap();
+    assert!(
+        node.wait_until(T, |s| s.accepted.iter().all(|v| v == "1"))
+            .await
+    );
+    node.nack_all(ResourceType::Endpoints, "rejected for a while");
+    let err = cp
+        .switch("orders", Addr::new("10.0.0.2", 5432))
+        .await
+        .unwrap_err();
+    let XdsError::Nacked { rolled_back_to, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(*rolled_back_to, 3, "the revert is version 3");
+    node.accept();
+    let again = cp.publish("orders", spec()).await.unwrap();
+    assert_eq!(
+        (again.version, again.changed),
+        (4, true),
+        "the rejected config is served anew: {again:?}"
+    );
+    assert!(again.all_acked, "{again:?}");
+    assert_eq!(node.accepted(ResourceType::Endpoints), "4");
+    // Clusters and listeners, never rejected, keep their version.
+    assert_eq!(node.accepted(ResourceType::Cluster), "1");
+    let same = cp.publish("orders", spec()).await.unwrap();
+    assert_eq!((same.version, same.changed), (4, false), "{same:?}");
+    cp.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_reconnect_with_a_stale_version_gets_the_current_one() {
     let cp = ControlPlane::start(config()).await.unwrap();

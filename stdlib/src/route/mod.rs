@@ -102,7 +102,7 @@ pub trait Router: Send + Sync {
     /// `NotFound` for a route the control plane does not serve.
     fn describe_route(&self, cx: &Call<'_>, name: &str) -> Result<Route, PrimitiveError>;
     /// Publish a version pointing at `target`; idempotent when the current version already
-    /// says the same (no new version, see [`plan_switch`]). `NotFound` for a target that is
+    /// says the same and no node NACKed it (no new version, see [`plan_switch`]). `NotFound` for a target that is
     /// neither an instance nor a cluster of the world.
     fn switch_route(
         &self,
@@ -124,9 +124,13 @@ pub trait Router: Send + Sync {
 }
 
 /// What `switch_route(target, hold, drain)` changes on a route now at `cur`: `None` when the
-/// current version already says it (nothing to publish), else the draining list of the new
-/// version — the old target joins it when `drain` and the target changes, it is emptied
-/// without `drain`, and the new target is never in it.
+/// current version already says it and no node rejected it (nothing to publish), else the
+/// draining list of the new version — the old target joins it when `drain` and the target
+/// changes, it is emptied without `drain`, and the new target is never in it.
+///
+/// A version a node NACKed is published again, as a new version, even when it says the same:
+/// xDS asks a node again only for a new version, so without it the node that NACKed (during a
+/// fault now over) would never be asked, and every wait for the route would fail on that NACK.
 pub fn plan_switch(cur: &Route, target: &str, hold: bool, drain: bool) -> Option<Vec<String>> {
     let mut draining: Vec<String> = Vec::new();
     if drain {
@@ -141,7 +145,8 @@ pub fn plan_switch(cur: &Route, target: &str, hold: bool, drain: bool) -> Option
         }
     }
     let same = cur.target == target && cur.hold == hold && cur.draining == draining;
-    (!same).then_some(draining)
+    let rejected = cur.nodes.iter().any(|n| n.status == "nack");
+    (!same || rejected).then_some(draining)
 }
 
 /// A version is taken by the fleet when every node that counts ACKed it and at least one did:
@@ -250,6 +255,22 @@ mod tests {
         assert_eq!(plan_switch(&r, "orders-db", false, false), Some(vec![]));
         let d = route("orders-aurora", false, &["orders-db"]);
         assert_eq!(plan_switch(&d, "orders-aurora", false, true), None);
+    }
+
+    #[test]
+    fn a_version_a_node_nacked_is_published_again_even_when_it_says_the_same() {
+        let mut r = route("orders-db", true, &[]);
+        r.nodes = ["ack", "nack"]
+            .iter()
+            .map(|s| NodeAck {
+                node: format!("envoy-{s}"),
+                status: s.to_string(),
+                unexpected: false,
+            })
+            .collect();
+        assert_eq!(plan_switch(&r, "orders-db", true, false), Some(vec![]));
+        r.nodes[1].status = "behind".into();
+        assert_eq!(plan_switch(&r, "orders-db", true, false), None);
     }
 
     #[test]

@@ -154,13 +154,18 @@ impl Router for RemoteRouter {
         }
         let addr = self.endpoints.addr_of(cx, OP, target)?;
         self.run(cx, OP, async {
-            if cur.target != target || (!hold && cur.hold) {
-                self.plane.switch(name, addr).await?;
+            let moves = cur.target != target || (!hold && cur.hold);
+            if moves {
+                self.plane.switch(name, addr.clone()).await?;
             }
             if hold {
                 self.plane.hold(name).await?;
             } else if !drain {
                 self.plane.cleanup(name).await?;
+            } else if !moves {
+                // The same config, which a node NACKed (plan_switch): the plane serves it
+                // again under a new version.
+                self.plane.switch(name, addr).await?;
             }
             Ok(())
         })?;

@@ -59,7 +59,8 @@ mod route_module {
     /// Publish a new version of a route sending new connections to `target`. With `hold: true` new
     /// connections are parked (not refused) until a later version releases them; with
     /// `drain: true` the previous target stays as a draining endpoint for established sessions.
-    /// Idempotent: a route already in that state is returned unchanged (no new version).
+    /// Idempotent: a route already in that state is returned unchanged (no new version),
+    /// unless a node NACKed that state: then it is published again, as a new version.
     ///
     /// # Parameters
     /// * `name` — the route.
