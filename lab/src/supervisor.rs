@@ -631,9 +631,12 @@ async fn seed(port: u16, role: &str, db: &str, rows: i64) -> Result<(), LabError
     };
     let admin = connect("postgres".into()).await?;
     // Separate statements: CREATE DATABASE refuses to run in the implicit transaction of a
-    // multi-statement string.
+    // multi-statement string. The application signs in with IAM, as on RDS a service owner's
+    // does (member of `rds_iam`; the lab's loopback trusts it all the same): a logical copy
+    // carries no password (`pg::roles_without_iam`).
     for sql in [
-        format!("CREATE ROLE {role} LOGIN"),
+        "CREATE ROLE rds_iam NOLOGIN".to_string(),
+        format!("CREATE ROLE {role} LOGIN IN ROLE rds_iam"),
         format!("CREATE DATABASE {db} OWNER {role}"),
     ]
     .into_iter()

@@ -171,6 +171,10 @@ impl Pg for Withheld {
         Err(refusal(P, "login_roles", db))
     }
 
+    fn roles_without_iam(&self, _cx: &Call<'_>, db: &str) -> Result<Vec<String>, PrimitiveError> {
+        Err(refusal(P, "roles_without_iam", db))
+    }
+
     fn table_definitions(
         &self,
         _cx: &Call<'_>,

@@ -1,8 +1,8 @@
 //! Issue 25, the logical path's eligibility on real PostgreSQL: the plan's calibration probe
 //! (`godwit::plan::PROBE`) reads what native logical replication cannot carry — a table
-//! without a key, an unlogged table, large objects, logical decoding off — through the live
-//! `pg` area, and `fleet::logical::judge` names each with its fix. A missing PostgreSQL fails
-//! with the install command (never skipped).
+//! without a key, an unlogged table, large objects, a role signing in with a password, logical
+//! decoding off — through the live `pg` area, and `fleet::logical::judge` names each with its
+//! fix. A missing PostgreSQL fails with the install command (never skipped).
 
 use godwit::fleet::logical::judge;
 use godwit_engine::RunStatus;
@@ -44,7 +44,9 @@ fn what_logical_replication_cannot_carry_is_read_from_the_server_and_named_with_
         "CREATE TABLE orders (id bigserial PRIMARY KEY, amount numeric);
          CREATE TABLE events (at timestamptz, kind text);
          CREATE UNLOGGED TABLE session_cache (k text PRIMARY KEY, v text);
-         SELECT lo_from_bytea(0, 'an attachment'), lo_from_bytea(0, 'another');",
+         SELECT lo_from_bytea(0, 'an attachment'), lo_from_bytea(0, 'another');
+         CREATE ROLE legacy_app LOGIN PASSWORD 'not-iam';
+         CREATE ROLE reporting NOLOGIN;",
     ));
     let measured = probe(&server, &rt);
     let l = &measured["logical"];
@@ -64,9 +66,15 @@ fn what_logical_replication_cannot_carry_is_read_from_the_server_and_named_with_
             "logical-replica-identity",
             "logical-large-objects",
             "logical-unlogged-tables",
+            "logical-iam-sign-in",
             "logical-decoding"
         ],
         "{e:?}"
+    );
+    assert_eq!(
+        l["password_roles"],
+        serde_json::json!(["legacy_app"]),
+        "{l}"
     );
     assert!(
         e.blockers[0].why.contains("public.events") && !e.blockers[0].why.contains("orders"),
@@ -77,12 +85,16 @@ fn what_logical_replication_cannot_carry_is_read_from_the_server_and_named_with_
     assert_eq!(e.verdict, "not-eligible");
 
     // Fixed on the same server as the findings say (REPLICA IDENTITY FULL, SET LOGGED, the
-    // large objects gone): only logical decoding is left, a parameter and a reboot away.
+    // large objects gone, the role signing in with IAM — a member of rds_iam through another
+    // role counts): only logical decoding is left, a parameter and a reboot away.
     rt.block_on(exec(
         &server,
         "ALTER TABLE events REPLICA IDENTITY FULL;
          ALTER TABLE session_cache SET LOGGED;
-         SELECT lo_unlink(oid) FROM pg_largeobject_metadata;",
+         SELECT lo_unlink(oid) FROM pg_largeobject_metadata;
+         CREATE ROLE rds_iam NOLOGIN;
+         CREATE ROLE iam_users NOLOGIN IN ROLE rds_iam;
+         GRANT iam_users TO legacy_app;",
     ));
     let e = judge(&probe(&server, &rt));
     assert_eq!(e.verdict, "after-reboot", "{e:?}");

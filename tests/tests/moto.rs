@@ -1282,6 +1282,13 @@ impl godwit_stdlib::pg::Pg for ScriptedPg {
     ) -> Result<Vec<String>, godwit_engine::PrimitiveError> {
         Ok(vec!["orders_app".into()])
     }
+    fn roles_without_iam(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+    ) -> Result<Vec<String>, godwit_engine::PrimitiveError> {
+        Ok(Vec::new())
+    }
     fn table_definitions(
         &self,
         _cx: &Call<'_>,

@@ -165,16 +165,22 @@ struct Env {
 }
 
 fn env() -> Env {
+    env_with(json!({}))
+}
+
+/// [`env`] with more `[aws]` settings (`db_name`, …).
+fn env_with(more: Value) -> Env {
     let turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
     let moto = MOTO.get_or_init(Moto::start);
     let relay = RELAY.get_or_init(|| Relay::start(&moto.url));
     moto.reset();
     relay.clear();
-    let settings = AwsSettings::from_json(
-        json!({ "region": REGION, "endpoint_url": relay.url, "retry_backoff": "100ms" }),
-        "test",
-    )
-    .unwrap();
+    let mut table =
+        json!({ "region": REGION, "endpoint_url": relay.url, "retry_backoff": "100ms" });
+    for (k, v) in more.as_object().unwrap() {
+        table[k] = v.clone();
+    }
+    let settings = AwsSettings::from_json(table, "test").unwrap();
     let creds = aws_sdk_rds::config::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test");
     let aws = Arc::new(Aws::connect(settings, Some(creds)).unwrap());
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -354,6 +360,11 @@ fn a_standalone_cluster_in_the_sources_network_whose_password_only_rds_knows() {
     assert_eq!(param(p, "EnableIAMDatabaseAuthentication"), Some("true"));
     assert_eq!(param(p, "StorageEncrypted"), Some("false"));
     assert_eq!(
+        param(p, "DatabaseName"),
+        None,
+        "godwit opens `postgres` (no db_name), which every cluster has"
+    );
+    assert_eq!(
         param(p, "KmsKeyId"),
         None,
         "no key for an unencrypted cluster"
@@ -390,6 +401,21 @@ fn a_standalone_cluster_in_the_sources_network_whose_password_only_rds_knows() {
         env.cluster("orders-aurora").unwrap().engine_version(),
         Some("16.1")
     );
+}
+
+/// godwit opens the `db_name` database on both sides: the cluster is created with it
+/// (`DatabaseName`; without, an Aurora PostgreSQL cluster has only `postgres`, and the schema
+/// copy would have nowhere to go).
+#[test]
+fn the_cluster_is_created_with_the_database_godwit_opens() {
+    let env = env_with(json!({ "db_name": "orders" }));
+    env.source();
+    let (mut s, _) = env.session();
+    eval(&mut s, CREATE);
+    let sent = env.relay.requests("CreateDBCluster");
+    assert_eq!(param(&sent[0], "DatabaseName"), Some("orders"), "{sent:?}");
+    let m = env.cluster("orders-aurora").expect("moto has the cluster");
+    assert_eq!(m.database_name(), Some("orders"));
 }
 
 #[test]

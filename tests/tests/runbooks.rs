@@ -921,6 +921,44 @@ fn a_partial_switch_on_the_logical_path_rolls_back_through_the_reverse_path() {
     assert!(out.audit.is_empty(), "{:?}\n{text}", out.audit);
 }
 
+/// A source whose application signs in with a password cannot take the logical path: the copy
+/// creates its roles on Aurora without one (for IAM), so the clients would be refused after the
+/// switch. Preflight refuses it, naming the role and the two ways out, before anything exists.
+#[test]
+fn the_logical_path_refuses_a_source_whose_application_signs_in_with_a_password() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut sc = godwit_stdlib::sim::scenario::Scenario::load("logical-ready").unwrap();
+    sc.source.password_roles = vec!["orders_app".into()];
+    let out = run_in(
+        &runbooks_dir().join("logical.rhai"),
+        World::sim(sc),
+        Default::default(),
+        &rt,
+    );
+    let text = story(&out.lines).join("\n");
+    match out.report.as_ref().map(|r| &r.status) {
+        Ok(RunStatus::RolledBack { reason, .. }) => assert!(
+            reason.contains("preflight failed")
+                && reason.contains("iam-sign-in")
+                && reason.contains("orders_app"),
+            "{reason}\n{text}"
+        ),
+        other => panic!("{other:?}\n{text}"),
+    }
+    assert!(
+        text.contains("GRANT rds_iam") && text.contains("rds-to-aurora"),
+        "the fix names both ways out:\n{text}"
+    );
+    let created = out.journal.iter().any(|e| {
+        matches!(e, godwit_engine::journal::Entry::StepCompleted { name, .. }
+            if name == "create-target-cluster")
+    });
+    assert!(!created, "nothing was created:\n{text}");
+}
+
 /// The logical path names its two directions apart: the forward subscription `godwit_logical`
 /// on the target, the rollback window's reverse one `godwit_reverse` on the source. The reverse
 /// path once took the forward name (lib/logical.rhai's `name()` was reached from

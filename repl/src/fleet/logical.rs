@@ -153,6 +153,17 @@ pub fn judge(probe: &Value) -> LogicalEligibility {
                 "ALTER TABLE … SET LOGGED, or drop them if they only cache",
             );
         }
+        let password = names(&l["password_roles"], "");
+        if !password.is_empty() {
+            block(
+                "logical-iam-sign-in",
+                format!(
+                    "login role(s) {} sign in with a password: the logical copy creates them on Aurora without one (for IAM), so their clients would be refused after the switch",
+                    listed(&password)
+                ),
+                "move their clients to IAM authentication (GRANT rds_iam TO the role), or use the physical path, whose replica keeps the passwords",
+            );
+        }
         if let Some(n) = l["sequences"].as_u64().filter(|n| *n > 0) {
             notes.push(format!(
                 "{n} sequence(s) set past the source's values at the cutover"
@@ -229,7 +240,7 @@ mod tests {
             "readable": true, "wal_level": "replica", "parameter_on": false,
             "unreplicable": [{ "table": "public.events", "why": "no primary key" }],
             "large_objects": [{ "database": "app", "count": 3 }],
-            "unlogged": ["public.cache"], "sequences": 0,
+            "unlogged": ["public.cache"], "sequences": 0, "password_roles": ["legacy_app"],
         })));
         let checks: Vec<&str> = e.blockers.iter().map(|b| b.check.as_str()).collect();
         assert_eq!(
@@ -238,16 +249,19 @@ mod tests {
                 "logical-replica-identity",
                 "logical-large-objects",
                 "logical-unlogged-tables",
+                "logical-iam-sign-in",
                 "logical-decoding"
             ]
         );
         assert!(e.blockers[0].why.contains("public.events"), "{e:?}");
+        assert!(e.blockers[3].why.contains("legacy_app"), "{e:?}");
+        assert!(e.blockers[3].fix.contains("rds_iam"), "{e:?}");
         assert!(e.blockers[0].fix.contains("REPLICA IDENTITY FULL"), "{e:?}");
         assert!(e.blockers[1].why.contains("3 in app"), "{e:?}");
         assert!(
             e.summary()
                 .starts_with("not eligible: logical-replica-identity:")
-                && e.summary().ends_with("(+3 more)"),
+                && e.summary().ends_with("(+4 more)"),
             "{}",
             e.summary()
         );

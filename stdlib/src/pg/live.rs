@@ -1024,6 +1024,27 @@ impl Pg for LivePg {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
+    fn roles_without_iam(&self, cx: &Call<'_>, db: &str) -> Result<Vec<String>, PrimitiveError> {
+        const OP: &str = "roles_without_iam";
+        let st = cx.budget(PG_CALL_LIMIT);
+        let system = self.pool.connector().system_roles();
+        let rows = self.run(cx, db, async {
+            let c = self.pool.client(db, None, OP, st).await?;
+            // Membership through other roles counts, as `+rds_iam` in RDS's pg_hba.conf; a
+            // server without rds_iam (to_regrole is NULL) signs everyone in with a password.
+            c.query(
+                "SELECT rolname::text FROM pg_roles r WHERE rolcanlogin AND rolname <> current_user \
+                 AND rolname NOT LIKE 'pg\\_%' AND NOT (rolname = ANY($1)) \
+                 AND NOT COALESCE(pg_has_role(r.oid, to_regrole('rds_iam'), 'member'), false) \
+                 ORDER BY 1",
+                &[&system],
+            )
+            .await
+            .map_err(|e| sql_error(OP, db, e))
+        })?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     fn replay_lsn(&self, cx: &Call<'_>, db: &str) -> Result<Lsn, PrimitiveError> {
         const OP: &str = "replay_lsn";
         const FUNCTION: &str = "pg_last_wal_replay_lsn()";

@@ -321,6 +321,10 @@ pub trait Pg: Send + Sync {
     /// Every role that can log in, but godwit's own login and the platform's (`rdsadmin`, …):
     /// what a database fence blocks. Sorted.
     fn login_roles(&self, cx: &Call<'_>, db: &str) -> Result<Vec<String>, PrimitiveError>;
+    /// The roles of [`Pg::login_roles`] that are not members of `rds_iam` (directly or through
+    /// other roles; all of them where the server has no such role): they sign in with a
+    /// password, which a logical copy does not carry. Sorted.
+    fn roles_without_iam(&self, cx: &Call<'_>, db: &str) -> Result<Vec<String>, PrimitiveError>;
     /// `pg_last_wal_replay_lsn()` on a replica; `Conflict` on a primary. Aurora refuses the
     /// `pg_last_wal_*` family (`FeatureNotSupported`, [`aurora_refuses`]): ask the source
     /// ([`Pg::replication_connections`]) where an Aurora replica stands.

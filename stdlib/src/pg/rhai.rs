@@ -631,6 +631,36 @@ mod pg_module {
         })
     }
 
+    /// The login roles (as `login_roles`) that sign in with a password: not members of
+    /// `rds_iam`, directly or through other roles. A logical copy (`copy_schema`) creates them
+    /// on the target without one, for IAM, so their clients could not sign in after the
+    /// cutover; the logical path's preflight refuses them.
+    ///
+    /// # Parameters
+    /// * `db` — an RDS instance id or an Aurora cluster id.
+    ///
+    /// # Returns
+    /// Role names, sorted; every login role where the server has no `rds_iam` role.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown endpoint.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let pw = pg::roles_without_iam("orders-db");
+    /// if !pw.is_empty() { throw `these roles sign in with a password: ${pw}`; }
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn roles_without_iam(ctx: NativeCallContext, db: &str) -> RhaiResult<Array> {
+        call(
+            &ctx,
+            A,
+            "roles_without_iam",
+            &json!({ "db": db }),
+            |cx, w| w.pg.roles_without_iam(cx, db),
+        )
+    }
+
     /// Set sequences to at least the given values — the sequences of a database that took
     /// writes elsewhere (logical replication does not carry sequences): afterwards the next
     /// value of each is past the value given. A sequence already further is left alone.

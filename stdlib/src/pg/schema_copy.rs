@@ -515,6 +515,12 @@ async fn ensure_roles(
         for r in roles
             .iter()
             .filter(|r| r.login && !is_member("rds_iam", &r.name))
+            // Granted above, as the source's own membership.
+            .filter(|r| {
+                !memberships
+                    .iter()
+                    .any(|m| m.group == "rds_iam" && m.member == r.name)
+            })
         {
             sql.push(format!("GRANT rds_iam TO {}", quote_ident(&r.name)));
             done.iam += 1;

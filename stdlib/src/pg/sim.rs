@@ -452,6 +452,21 @@ impl Pg for Sim {
         Ok(roles)
     }
 
+    fn roles_without_iam(&self, cx: &Call<'_>, db: &str) -> Result<Vec<String>, PrimitiveError> {
+        const OP: &str = "roles_without_iam";
+        let mut st = self.api(cx, A, OP)?;
+        check_db(&mut st, OP, db)?;
+        // A copy's roles (pg::copy_schema) and a replica's sign in as the source's did; a
+        // created cluster's are granted rds_iam by the copy.
+        if st.created(db).is_some() {
+            return Ok(Vec::new());
+        }
+        let mut roles = st.sc.source.password_roles.clone();
+        roles.sort();
+        roles.dedup();
+        Ok(roles)
+    }
+
     fn application_backends(
         &self,
         cx: &Call<'_>,

@@ -1279,6 +1279,16 @@ impl Rds for AwsApi {
         } else {
             None
         };
+        // The database godwit opens on both sides (`db_name`): "A database named postgres is
+        // always created. If this parameter is specified, an additional database with this name
+        // is created" (API_CreateDBCluster, DatabaseName); the schema copy and the subscription
+        // go into it.
+        let database = self
+            .aws
+            .settings
+            .db_name
+            .clone()
+            .filter(|d| d != "postgres");
         let created = self.api(cx, A, OP, "rds.CreateDBCluster", || {
             self.aws
                 .rds
@@ -1299,6 +1309,7 @@ impl Rds for AwsApi {
                 .port(i32::from(like.port))
                 .storage_encrypted(encrypted)
                 .set_kms_key_id(kms.clone())
+                .set_database_name(database.clone())
                 // Off by default on CreateDBCluster: without it godwit cannot log in.
                 .enable_iam_database_authentication(req.iam_auth)
                 .send()

@@ -279,6 +279,9 @@ pub struct Source {
     pub extensions: Vec<String>,
     pub unlogged_tables: Vec<String>,
     pub app_roles: Vec<String>,
+    /// Roles of `app_roles` that sign in with a password (not members of `rds_iam`): a logical
+    /// copy creates them without one (`pg::roles_without_iam`). Default: none.
+    pub password_roles: Vec<String>,
     /// Application sessions open while the source is reachable.
     pub sessions: u32,
     pub tables: Vec<TableCfg>,
@@ -346,6 +349,7 @@ impl Default for Source {
             extensions: vec!["plpgsql".into(), "pg_stat_statements".into()],
             unlogged_tables: Vec::new(),
             app_roles: vec!["orders_app".into()],
+            password_roles: Vec::new(),
             sessions: 20,
             tables: vec![
                 TableCfg {
@@ -932,6 +936,16 @@ impl Scenario {
             !s.security_groups.is_empty(),
             "source.security_groups: expected at least one group".into(),
         );
+        for (i, r) in s.password_roles.iter().enumerate() {
+            need(
+                s.app_roles.contains(r),
+                format!(
+                    "source.password_roles[{i}]: {r:?} is not one of source.app_roles \
+                     ({:?})",
+                    s.app_roles
+                ),
+            );
+        }
         for (i, t) in s.no_primary_key.iter().enumerate() {
             need(
                 s.tables.iter().any(|x| x.name == *t) && !s.no_primary_key[..i].contains(t),

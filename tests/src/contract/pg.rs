@@ -2,7 +2,8 @@
 //! (`pg::parse_lsn`); the replica's position read on the source; `current_lsn` on a replica
 //! and `replay_lsn` on a primary are `Conflict`, `replay_lsn` on Aurora `Invalid`; an
 //! unknown database `NotFound`; lists in the documented order; blocking logins
-//! answers every role now blocked, unblocking the ones still blocked.
+//! answers every role now blocked, unblocking the ones still blocked; the roles signing in with
+//! a password are among the login roles.
 
 use godwit_engine::ErrorKind;
 use godwit_stdlib::pg::{Lsn, parse_lsn};
@@ -223,6 +224,27 @@ pub fn contract(f: &Fixture) {
         hashes(&f.target),
         source,
         "[{}] a caught-up replica has the source's contents",
+        f.name
+    );
+
+    let login = ok(
+        f,
+        "login_roles",
+        pg.login_roles(&f.cx(A, "login_roles"), &f.source),
+    );
+    assert!(
+        sorted_by(&login, |r| r.clone()) && login.contains(&f.app_role),
+        "[{}] the application's role signs in: {login:?}",
+        f.name
+    );
+    let without = ok(
+        f,
+        "roles_without_iam",
+        pg.roles_without_iam(&f.cx(A, "roles_without_iam"), &f.source),
+    );
+    assert!(
+        sorted_by(&without, |r| r.clone()) && without.iter().all(|r| login.contains(r)),
+        "[{}] roles signing in with a password are login roles, sorted: {without:?} of {login:?}",
         f.name
     );
 
