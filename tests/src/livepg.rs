@@ -13,6 +13,18 @@ use godwit_stdlib::validate::live::LiveValidate;
 /// loopback without TLS.
 pub struct Ports(pub HashMap<String, u16>);
 
+impl Ports {
+    /// The servers by database id.
+    pub fn of(servers: &[(&str, &Server)]) -> Ports {
+        Ports(
+            servers
+                .iter()
+                .map(|(n, s)| (n.to_string(), s.port))
+                .collect(),
+        )
+    }
+}
+
 impl Connector for Ports {
     fn access(&self, _db: &str) -> godwit_stdlib::pg::Access {
         godwit_stdlib::pg::Access {
@@ -120,13 +132,15 @@ pub fn sql_world(
     servers: &[(&str, &Server)],
     handle: tokio::runtime::Handle,
 ) -> godwit_stdlib::world::World {
-    let ports = Ports(
-        servers
-            .iter()
-            .map(|(n, s)| (n.to_string(), s.port))
-            .collect(),
-    );
-    let pool = Arc::new(Pool::new(Arc::new(ports), handle));
+    sql_world_on(Arc::new(Ports::of(servers)), handle)
+}
+
+/// [`sql_world`] reaching its servers through `connector` (another login, a master user).
+pub fn sql_world_on(
+    connector: Arc<dyn Connector>,
+    handle: tokio::runtime::Handle,
+) -> godwit_stdlib::world::World {
+    let pool = Arc::new(Pool::new(connector, handle));
     let mut areas = godwit_stdlib::world::World::sim(
         godwit_stdlib::sim::scenario::Scenario::load("busy-source").expect("a built-in scenario"),
     )

@@ -16,12 +16,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use godwit_engine::PrimitiveError;
 use godwit_engine::RunStatus;
 use godwit_engine::transcript::Event;
 use godwit_lab::pgproc::{PgBin, Server};
+use godwit_stdlib::pg::live::{BoxFuture, Connector, Target};
 use godwit_stdlib::world::World;
 use godwit_tests::harness::pause;
-use godwit_tests::livepg::{exec, one, run_script, runtime, scratch, sql_world};
+use godwit_tests::livepg::{
+    Ports, exec, one, run_script, runtime, scratch, sql_world, sql_world_on,
+};
 
 const SCHEMA: &str = "
 CREATE TABLE customers (id int PRIMARY KEY, name text, balance numeric(12,2) NOT NULL DEFAULT 0);
@@ -409,6 +413,175 @@ r
         "{refused}"
     );
     assert_eq!(on(&target, public_tables), Some("3".into()));
+}
+
+/// The target as a cluster godwit just created: godwit signs in as `godwit`, which is not there
+/// yet; its master user is, and `master` (user, password) says whether the world offers its
+/// sign-in (the aws world: RDS's secret in Secrets Manager).
+struct NewCluster {
+    ports: Ports,
+    cluster: &'static str,
+    master: Option<(&'static str, &'static str)>,
+}
+
+impl Connector for NewCluster {
+    fn access(&self, db: &str) -> godwit_stdlib::pg::Access {
+        self.ports.access(db)
+    }
+
+    fn target<'a>(&'a self, db: &'a str) -> BoxFuture<'a, Result<Target, PrimitiveError>> {
+        Box::pin(async move {
+            let mut t = self.ports.target(db).await?;
+            if db == self.cluster {
+                t.config.user("godwit");
+            }
+            Ok(t)
+        })
+    }
+
+    fn master_target<'a>(
+        &'a self,
+        db: &'a str,
+    ) -> BoxFuture<'a, Option<Result<Target, PrimitiveError>>> {
+        Box::pin(async move {
+            let (user, password) = self.master.filter(|_| db == self.cluster)?;
+            Some(self.ports.target(db).await.map(|mut t| {
+                t.config.user(user).password(password);
+                t
+            }))
+        })
+    }
+}
+
+/// What a new Aurora cluster has: RDS's roles, the master user (a member of rds_superuser,
+/// CREATEROLE, owner of the database godwit opens), and nothing else.
+const NEW_CLUSTER: &str = "
+CREATE ROLE rds_iam NOLOGIN;
+CREATE ROLE rds_superuser NOLOGIN;
+GRANT pg_monitor, pg_signal_backend, pg_read_all_data TO rds_superuser;
+CREATE ROLE godwit_master LOGIN CREATEROLE CREATEDB PASSWORD 'kept-by-rds' IN ROLE rds_superuser;
+ALTER DATABASE postgres OWNER TO godwit_master;
+";
+
+/// A source whose objects belong to its application's roles (as on RDS, where the master user
+/// that made them is a role like any other).
+const OWNED: &str = "
+CREATE ROLE app_owner NOLOGIN;
+CREATE ROLE app_user LOGIN PASSWORD 'never-copied' IN ROLE app_owner;
+CREATE SCHEMA shop AUTHORIZATION app_owner;
+CREATE TABLE shop.orders (id bigserial PRIMARY KEY, note text);
+ALTER TABLE shop.orders OWNER TO app_owner;
+GRANT SELECT ON shop.orders TO app_user;
+";
+
+/// On a cluster godwit just created only the master user exists: `pg::copy_schema` signs in as
+/// it once (where the world offers it), creates godwit's own login — no password, IAM,
+/// CREATEROLE, rds_superuser, the database — then copies as godwit, which is no superuser:
+/// the objects keep their owners because godwit joins the roles it created. Without the master
+/// user's sign-in the refusal says what to create by hand, and nothing is created.
+#[test]
+fn copy_schema_creates_godwits_login_on_a_new_cluster_as_its_master_user() {
+    let pg = scratch();
+    let source = pg.primary("source", &[]).unwrap();
+    let target = pg.primary("target", &[]).unwrap();
+    let rt = runtime();
+    rt.block_on(exec(&source, OWNED));
+    rt.block_on(exec(&target, NEW_CLUSTER));
+    let servers = [("orders-db", &source), ("orders-aurora", &target)];
+    let world = |master| {
+        sql_world_on(
+            Arc::new(NewCluster {
+                ports: Ports::of(&servers),
+                cluster: "orders-aurora",
+                master,
+            }),
+            rt.handle().clone(),
+        )
+    };
+    let on = |s: &Server, sql: &str| rt.block_on(one(s, sql));
+    let copy = r#"
+let r = #{};
+try { r = step("copy", #{ retry: #{ attempts: 1 } }, || pg::copy_schema("orders-db", "orders-aurora")); } catch (e) { r = e; }
+r
+"#;
+
+    let refused = run(&world(None), &rt, copy);
+    let message = refused["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("refused godwit's sign-in as \"godwit\"")
+            && message.contains("does not sign in as the master user"),
+        "{refused}"
+    );
+    assert!(
+        refused["hint"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("GRANT rds_iam"),
+        "{refused}"
+    );
+    assert_eq!(
+        on(
+            &target,
+            "SELECT count(*)::text FROM pg_roles WHERE rolname = 'godwit'"
+        ),
+        Some("0".into()),
+        "nothing created"
+    );
+
+    let world = world(Some(("godwit_master", "kept-by-rds")));
+    let first = run(&world, &rt, copy);
+    let how = first["how"].as_str().unwrap_or_default();
+    println!("{how}");
+    assert!(
+        how.contains("godwit's login godwit created on orders-aurora first, signed in once as its master user godwit_master"),
+        "{first}"
+    );
+    assert_eq!(
+        first["tables"],
+        serde_json::json!(["shop.orders"]),
+        "{first}"
+    );
+    assert!(
+        !first.to_string().contains("kept-by-rds"),
+        "no password in the result"
+    );
+    assert_eq!(
+        on(
+            &target,
+            "SELECT rolcanlogin::text || ' ' || rolcreaterole::text || ' ' || rolsuper::text || ' ' \
+             || (rolpassword IS NULL)::text FROM pg_authid WHERE rolname = 'godwit'"
+        ),
+        Some("true true false true".into()),
+        "a login without a password, CREATEROLE, no superuser"
+    );
+    assert_eq!(
+        on(
+            &target,
+            "SELECT string_agg(g.rolname, ',' ORDER BY g.rolname) FROM pg_auth_members m \
+             JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member \
+             WHERE u.rolname = 'godwit'"
+        ),
+        Some("app_owner,app_user,rds_iam,rds_superuser".into()),
+        "signs in with IAM, rds_superuser, and joined the roles it created"
+    );
+    assert_eq!(
+        on(
+            &target,
+            "SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE oid = 'shop.orders'::regclass"
+        ),
+        Some("app_owner".into()),
+        "ownership kept by a copy that is no superuser's"
+    );
+
+    // Again: godwit signs in as itself, the master user is not needed.
+    let again = run(&world, &rt, copy);
+    assert!(
+        again["how"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("nothing to do"),
+        "{again}"
+    );
 }
 
 /// Processes running a schema copy's tool (their command line names the call's private dump

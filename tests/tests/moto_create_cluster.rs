@@ -418,6 +418,63 @@ fn the_cluster_is_created_with_the_database_godwit_opens() {
     assert_eq!(m.database_name(), Some("orders"));
 }
 
+/// On the cluster it created godwit has no login yet: `pg::copy_schema` signs in once as its
+/// master user, whose password RDS keeps in Secrets Manager. The aws world's connector reads
+/// the secret the cluster names (`GetSecretValue` on `MasterUserSecret`), waits while it is not
+/// active, and offers no master sign-in for an instance. The password stays in the target (its
+/// `Debug` redacts it).
+#[test]
+fn the_master_users_sign_in_comes_from_the_secret_rds_keeps() {
+    use godwit_stdlib::pg::live::Connector;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = godwit_tests::motopg::pki::Ca::new(dir.path()).unwrap();
+    let env = env_with(json!({
+        "db_user": "godwit", "security_group": "sg-0godwit", "ca_bundle": ca.bundle, "db_name": "orders"
+    }));
+    env.source();
+    let (mut s, _) = env.session();
+    eval(&mut s, CREATE);
+    let iam = godwit_stdlib::aws::iam::IamConnector::new(env.aws.clone());
+    let master = || {
+        env.rt
+            .block_on(iam.master_target("orders-aurora"))
+            .expect("a cluster whose password RDS keeps offers its master user's sign-in")
+    };
+    // moto, like RDS, reports the new secret `creating` once.
+    let t = match master() {
+        Ok(t) => t,
+        Err(e) => {
+            assert_eq!(e.kind, godwit_engine::ErrorKind::Timeout, "{e:?}");
+            assert!(e.retryable && e.message.contains("not active yet"), "{e:?}");
+            master().unwrap_or_else(|e| panic!("{e:?}"))
+        }
+    };
+    let cluster = env.cluster("orders-aurora").unwrap();
+    // The secret's own username (moto writes `admin` into it, whatever the cluster's
+    // MasterUsername) and password, to the writer endpoint, the database godwit opens, TLS.
+    assert_eq!(t.config.get_user(), Some("admin"));
+    assert_eq!(t.config.get_password(), Some(&b"P@55w0rd!"[..]));
+    assert_eq!(t.config.get_dbname(), Some("orders"));
+    assert!(
+        matches!(t.config.get_hosts().first(),
+            Some(tokio_postgres::config::Host::Tcp(h)) if Some(h.as_str()) == cluster.endpoint()),
+        "{t:?}"
+    );
+    assert!(t.tls.is_some() && t.aurora, "{t:?}");
+    assert!(!format!("{t:?}").contains("P@55w0rd"), "{t:?}");
+    let read = env
+        .relay
+        .bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|b| b.contains("\"SecretId\""))
+        .count();
+    assert!(read >= 1, "GetSecretValue went to Secrets Manager");
+    // An instance has no such sign-in: godwit's login there is the operator's (docs/aws.md).
+    assert!(env.rt.block_on(iam.master_target("orders-db")).is_none());
+}
+
 #[test]
 fn requested_groups_and_encryption_override_the_sources() {
     let env = env();

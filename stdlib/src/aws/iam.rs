@@ -141,7 +141,151 @@ impl IamConnector {
     }
 }
 
+impl IamConnector {
+    /// The master user's sign-in to cluster `db` when RDS manages its password
+    /// (`ManageMasterUserPassword`, as `rds::create_cluster` asks): the secret the cluster names
+    /// (`MasterUserSecret`, API_MasterUserSecret) read with `GetSecretValue`, its JSON's
+    /// `username` and `password` put in a target like godwit's own (writer endpoint, `db_name`,
+    /// verified TLS). `None` for an instance, or a cluster whose password RDS does not keep.
+    async fn master(&self, db: &str) -> Result<Option<Target>, PrimitiveError> {
+        const OP: &str = "connect";
+        let fail = |kind: ErrorKind, message: String, hint: &str| {
+            PrimitiveError::new(A, OP, kind, message, hint)
+        };
+        let cluster = match self
+            .aws
+            .rds
+            .describe_db_clusters()
+            .db_cluster_identifier(db)
+            .send()
+            .await
+        {
+            Ok(o) => o.db_clusters().first().cloned(),
+            Err(e)
+                if aws_sdk_rds::error::ProvideErrorMetadata::code(&e)
+                    .is_some_and(|c| c.starts_with("DBClusterNotFound")) =>
+            {
+                None
+            }
+            Err(e) => {
+                return Err(fail(
+                    ErrorKind::Internal,
+                    format!("cannot describe {db}: {}", super::error_chain(&e)),
+                    "check the credentials and the region; the step is retried",
+                )
+                .with_retryable(true));
+            }
+        };
+        let Some(cluster) = cluster else {
+            return Ok(None);
+        };
+        let Some(secret) = cluster.master_user_secret() else {
+            return Ok(None);
+        };
+        let arn = secret.secret_arn().unwrap_or_default().to_string();
+        if let Some(status) = secret.secret_status().filter(|s| *s != "active") {
+            // `creating` while RDS makes it, `rotating` while it changes the password.
+            return Err(fail(
+                ErrorKind::Timeout,
+                format!("the master user's secret of {db} is {status}, not active yet"),
+                "wait a moment: RDS finishes it within minutes; the step is retried",
+            )
+            .with_retryable(true));
+        }
+        let value = self
+            .aws
+            .secrets
+            .get_secret_value()
+            .secret_id(&arn)
+            .send()
+            .await
+            .map_err(|e| {
+                let code = aws_sdk_secretsmanager::error::ProvideErrorMetadata::code(&e)
+                    .unwrap_or_default()
+                    .to_string();
+                if code == "AccessDeniedException" {
+                    fail(
+                        ErrorKind::Invalid,
+                        format!(
+                            "godwit may not read the master user's secret {arn} of {db}: {}",
+                            super::error_chain(&e)
+                        ),
+                        "allow godwit's AWS role secretsmanager:GetSecretValue on the secrets RDS \
+                         creates (rds!cluster-*) and kms:Decrypt on their key (docs/aws.md), \
+                         then run again",
+                    )
+                    .with_retryable(false)
+                } else {
+                    fail(
+                        ErrorKind::Internal,
+                        format!(
+                            "cannot read the master user's secret {arn} of {db}: {}",
+                            super::error_chain(&e)
+                        ),
+                        "check the credentials and the region; the step is retried",
+                    )
+                    .with_retryable(true)
+                }
+            })?;
+        #[derive(serde::Deserialize)]
+        struct Credentials {
+            username: String,
+            password: String,
+        }
+        let creds: Credentials = value
+            .secret_string()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .ok_or_else(|| {
+                // Never the secret's text: it holds the password.
+                fail(
+                    ErrorKind::Invalid,
+                    format!(
+                        "the master user's secret {arn} of {db} is not RDS's JSON with a \
+                         username and a password"
+                    ),
+                    "the secret was changed by hand: restore RDS's form, or create godwit's \
+                     login on the cluster yourself (docs/aws.md)",
+                )
+                .with_retryable(false)
+            })?;
+        let tls = self
+            .tls
+            .clone()
+            .map_err(|e| failed(e, "set ca_bundle in the [aws] table of --config"))?;
+        let host = cluster.endpoint().ok_or_else(|| {
+            fail(
+                ErrorKind::Timeout,
+                format!("{db} has no endpoint yet"),
+                "wait until it is available (rds::wait_until_*_available)",
+            )
+            .with_retryable(true)
+        })?;
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(host)
+            .port(cluster.port().unwrap_or(5432) as u16)
+            .user(&creds.username)
+            .dbname(self.aws.settings.db_name.as_deref().unwrap_or("postgres"))
+            .password(creds.password)
+            .application_name("godwit")
+            .ssl_mode(tokio_postgres::config::SslMode::Require);
+        Ok(Some(Target {
+            config,
+            tls: Some(tls),
+            aurora: true,
+            bind: None,
+        }))
+    }
+}
+
 impl Connector for IamConnector {
+    fn master_target<'a>(
+        &'a self,
+        db: &'a str,
+    ) -> BoxFuture<'a, Option<Result<Target, PrimitiveError>>> {
+        Box::pin(async move { self.master(db).await.transpose() })
+    }
+
     fn access(&self, _db: &str) -> crate::pg::Access {
         let s = &self.aws.settings;
         match &s.db_user {

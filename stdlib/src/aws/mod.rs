@@ -40,6 +40,8 @@ pub struct Aws {
     pub rds: aws_sdk_rds::Client,
     pub ec2: aws_sdk_ec2::Client,
     pub cw: aws_sdk_cloudwatch::Client,
+    /// Read only for a created cluster's master-user secret ([`iam::IamConnector`]).
+    pub secrets: aws_sdk_secretsmanager::Client,
     pub settings: AwsSettings,
     pub retry: RetryPolicy,
 }
@@ -111,6 +113,7 @@ impl Aws {
             rds: aws_sdk_rds::Client::new(&sdk),
             ec2: aws_sdk_ec2::Client::new(&sdk),
             cw: aws_sdk_cloudwatch::Client::new(&sdk),
+            secrets: aws_sdk_secretsmanager::Client::new(&sdk),
             sdk,
             settings,
             retry,

@@ -76,6 +76,18 @@ pub trait Connector: Send + Sync + 'static {
     /// connections come from (what a quarantine must admit).
     fn access(&self, db: &str) -> Access;
 
+    /// Where and how to reach `db` as its master user, for the one thing only that user can
+    /// do: create godwit's own login on a cluster godwit created, which has no other role
+    /// (`pg::copy_schema`). The password (the aws world: RDS's, read from Secrets Manager) is
+    /// only in the returned target, never kept. `None`: this world offers no such sign-in
+    /// (godwit's login exists wherever it connects).
+    fn master_target<'a>(
+        &'a self,
+        _db: &'a str,
+    ) -> BoxFuture<'a, Option<Result<Target, PrimitiveError>>> {
+        Box::pin(async { None })
+    }
+
     /// Roles whose sessions are not the application's (godwit's own login is always
     /// excluded): e.g. `rdsadmin`, CDC consumers' roles.
     fn system_roles(&self) -> Vec<String> {
@@ -365,6 +377,19 @@ impl Pool {
         if let Some(name) = dbname {
             target.config.dbname(name);
         }
+        self.connect_to(db, target, op, budget).await
+    }
+
+    /// A new connection to `db` as `target` says (another login than the connector's: a
+    /// cluster's master user, [`Connector::master_target`]), whose statements time out after
+    /// `budget`, opened on the pool's runtime. Never cached.
+    pub async fn connect_to(
+        &self,
+        db: &str,
+        mut target: Target,
+        op: &str,
+        budget: Duration,
+    ) -> Result<Arc<Client>, PrimitiveError> {
         target
             .config
             .options(format!("-c statement_timeout={}", timeout_ms(budget)));

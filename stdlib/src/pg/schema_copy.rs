@@ -2,9 +2,14 @@
 //! logical path's empty target made ready for the copy, every move bounded by the step's
 //! deadline and Ctrl-C.
 //!
-//! 1. **Check**: the target answers as godwit's login (an authentication failure says what is
-//!    missing), tells its major, and has no tables, or exactly the source's (nothing to do), or
-//!    others (`Conflict`: a restore goes into an empty database).
+//! 1. **Check**: the target answers as godwit's login, tells its major, and has no tables, or
+//!    exactly the source's (nothing to do), or others (`Conflict`: a restore goes into an empty
+//!    database). A cluster godwit just created has only its master user: when godwit's sign-in
+//!    is refused there and the world offers the master user's
+//!    ([`Connector::master_target`](super::live::Connector::master_target); the aws world reads
+//!    RDS's secret from Secrets Manager), godwit signs in as it once and creates its own login
+//!    ([`login_sql`]: IAM, `rds_superuser`, the database and its `public` schema), then signs
+//!    in as itself. Otherwise the refusal says what to create by hand.
 //! 2. **Tools**: `pg_dump` and `psql` of the *target's* major ([`find_tools`]): a pg_dump reads
 //!    every older server and writes SQL its own major restores.
 //! 3. **Roles** of the source (not `pg_*`, not `rds*`, not the bootstrap superuser, not godwit's
@@ -323,8 +328,27 @@ pub fn is_authentication_failure(message: &str) -> bool {
         || (message.contains("(28000)") && message.contains("does not exist"))
 }
 
-/// A target that refused godwit's sign-in, said as what it is in the aws world: a cluster
-/// godwit just created has only its master user, and this world does not sign in as it yet.
+/// What the master user of a cluster godwit created runs, once, to create godwit's login
+/// `user` there (one transaction): a login without a password, signing in with IAM
+/// (`rds_iam`), with `CREATEROLE` for the source's roles and `rds_superuser` for the
+/// subscription and the catalog reads, and every right on the database `dbname` (created by
+/// `DatabaseName`, the master user's) and its `public` schema for the restore. Run again (a
+/// login that exists), it only grants again.
+pub fn login_sql(user: &str, dbname: &str) -> String {
+    let (u, d) = (quote_ident(user), quote_ident(dbname));
+    let lit = user.replace('\'', "''");
+    format!(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{lit}') THEN \
+         CREATE ROLE {u} LOGIN CREATEROLE; END IF; END $$;\n\
+         GRANT rds_iam TO {u};\n\
+         GRANT rds_superuser TO {u};\n\
+         GRANT ALL ON DATABASE {d} TO {u};\n\
+         GRANT ALL ON SCHEMA public TO {u}"
+    )
+}
+
+/// A target that refused godwit's sign-in, said as what it is: a cluster godwit just created
+/// has only its master user, and this world offers no sign-in as it (or it failed).
 fn sign_in_refused(to: &str, user: &str, e: PrimitiveError) -> PrimitiveError {
     if !is_authentication_failure(&e.message) {
         return e;
@@ -335,8 +359,7 @@ fn sign_in_refused(to: &str, user: &str, e: PrimitiveError) -> PrimitiveError {
         ErrorKind::Invalid,
         format!(
             "{to} refused godwit's sign-in as {user:?} ({}): on a cluster godwit just created only \
-             the master user exists, and signing in as the master user (its password in Secrets \
-             Manager) is not implemented in this world yet",
+             the master user exists, and this world does not sign in as the master user",
             e.message
         ),
         format!(
@@ -444,6 +467,8 @@ struct Source {
 /// What the target is before the copy.
 struct Before {
     user: String,
+    /// The master user godwit signed in as to create its own login here, if it had to.
+    created_login_as: Option<String>,
     dbname: String,
     major: u32,
     tables: Vec<TableDefinition>,
@@ -524,6 +549,22 @@ async fn ensure_roles(
         {
             sql.push(format!("GRANT rds_iam TO {}", quote_ident(&r.name)));
             done.iam += 1;
+        }
+    }
+    // A login that is not a superuser (Aurora's: godwit's, rds_superuser) restores a dump that
+    // gives objects to these roles only as a member of each (`ALTER … OWNER TO` needs it): it
+    // joins the ones it creates, over which it has the ADMIN option (16) or CREATEROLE (15).
+    let superuser: bool = c
+        .query_one(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(|e| sql_error(OP, to, e))?
+        .get(0);
+    if !superuser {
+        for r in roles.iter().filter(|r| !existing.contains(&r.name)) {
+            sql.push(format!("GRANT {} TO current_user", quote_ident(&r.name)));
         }
     }
     if !sql.is_empty() {
@@ -618,10 +659,48 @@ pub(crate) fn copy_schema(
     let before = pool.run(cx, to, PG_CALL_LIMIT, async {
         let t = pool.connector().target(to).await?;
         let user = t.config.get_user().unwrap_or("?").to_string();
-        let c = pool
-            .client(to, None, OP, st)
-            .await
-            .map_err(|e| sign_in_refused(to, &user, e))?;
+        let dbname = t.config.get_dbname().unwrap_or("postgres").to_string();
+        let (c, created_login_as) = match pool.client(to, None, OP, st).await {
+            Ok(c) => (c, None),
+            Err(e) if is_authentication_failure(&e.message) => {
+                let Some(master) = pool.connector().master_target(to).await else {
+                    return Err(sign_in_refused(to, &user, e));
+                };
+                let master = master?;
+                let name = master.config.get_user().unwrap_or("?").to_string();
+                let m = pool.connect_to(to, master, OP, st).await.map_err(|e| {
+                    let mut e = e.with_retryable(false);
+                    e.message = format!(
+                        "{to} refused godwit's sign-in as {user:?}, and the master user's \
+                         ({name:?}) too: {}",
+                        e.message
+                    );
+                    e.hint = "the master user's secret may have been rotated or changed by hand: \
+                              check it in Secrets Manager (or sign in as the master user and \
+                              create godwit's login as docs/aws.md says), then run again"
+                        .into();
+                    e
+                })?;
+                m.batch_execute(&login_sql(&user, &dbname))
+                    .await
+                    .map_err(|e| {
+                        let mut e = sql_error(OP, to, e);
+                        e.hint = format!(
+                            "signed in as the master user {name:?}, creating godwit's login \
+                             {user:?} failed (nothing of it stayed: one transaction); on Aurora \
+                             the master user has rds_superuser and CREATEROLE, which it needs"
+                        );
+                        e
+                    })?;
+                drop(m);
+                let c = pool
+                    .client(to, None, OP, st)
+                    .await
+                    .map_err(|e| sign_in_refused(to, &user, e))?;
+                (c, Some(name))
+            }
+            Err(e) => return Err(sign_in_refused(to, &user, e)),
+        };
         let version: i32 = c
             .query_one("SELECT current_setting('server_version_num')::int", &[])
             .await
@@ -629,6 +708,7 @@ pub(crate) fn copy_schema(
             .get(0);
         Ok(Before {
             user,
+            created_login_as,
             dbname: t.config.get_dbname().unwrap_or("").to_string(),
             major: (version / 10_000) as u32,
             tables: definitions(&c, to).await?,
@@ -799,6 +879,13 @@ pub(crate) fn copy_schema(
     );
     if roles_done.iam > 0 {
         how.push_str(&format!(", rds_iam granted: {}", roles_done.iam));
+    }
+    if let Some(master) = &before.created_login_as {
+        how.push_str(&format!(
+            "; godwit's login {} created on {to} first, signed in once as its master user {master} \
+             (the password read for that connection only)",
+            before.user
+        ));
     }
     if !roles_done.skipped.is_empty() {
         how.push_str(&format!(
