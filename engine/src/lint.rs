@@ -406,11 +406,7 @@ fn wrong_arity(
         .at(file, pos)
         .with_hint(format!(
             "pass the arguments its definition in {} takes",
-            std::env::current_dir()
-                .ok()
-                .and_then(|d| defined_in.path.strip_prefix(d).ok())
-                .unwrap_or(&defined_in.path)
-                .display()
+            shown_path(&defined_in.path)
         )),
     )
 }
