@@ -277,6 +277,16 @@ impl Pg for Withheld {
     ) -> Result<bool, PrimitiveError> {
         Err(refusal(P, "drop_subscription", db))
     }
+
+    fn drop_subscription_from(
+        &self,
+        _cx: &Call<'_>,
+        db: &str,
+        _name: &str,
+        _publisher: &str,
+    ) -> Result<godwit_stdlib::pg::SubscriptionDropped, PrimitiveError> {
+        Err(refusal(P, "drop_subscription_from", db))
+    }
 }
 
 impl Validate for Withheld {

@@ -584,6 +584,102 @@ r
     );
 }
 
+/// A rollback during the initial copy drops the subscription detached from its slot; PostgreSQL
+/// then drops the table syncs' own slots on the publisher only if the subscriber can still
+/// reach it (on AWS the IAM token in its connection string lasts 15 minutes), and otherwise
+/// leaves them holding the publisher's WAL. `pg::drop_subscription_from(db, name, publisher)`
+/// drops them from godwit's side — here the slot of a copy still running — and leaves the main
+/// slot to the caller.
+#[test]
+fn a_subscription_dropped_during_its_copy_leaves_no_table_sync_slot() {
+    let pg = scratch();
+    let source = pg.primary("source", &[]).unwrap();
+    let target = pg.primary("target", &[]).unwrap();
+    let rt = runtime();
+    let table = "CREATE TABLE orders (id bigint PRIMARY KEY, note text);";
+    rt.block_on(exec(&source, table));
+    rt.block_on(exec(&target, table));
+    // A slow target: each row the sync writes waits 50 ms (a trigger that fires under
+    // replication too), so the copy is still running, its slot on the source, when dropped.
+    rt.block_on(exec(
+        &target,
+        "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN PERFORM pg_sleep(0.05); RETURN NEW; END $$;
+         CREATE TRIGGER slow BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION slow();
+         ALTER TABLE orders ENABLE ALWAYS TRIGGER slow;",
+    ));
+    rt.block_on(exec(
+        &source,
+        "INSERT INTO orders SELECT g, md5(g::text) FROM generate_series(1, 1000) g;
+         CREATE PUBLICATION p FOR ALL TABLES;",
+    ));
+    let world = sql_world(
+        &[("orders-db", &source), ("orders-aurora", &target)],
+        rt.handle().clone(),
+    );
+    run(
+        &world,
+        &rt,
+        r#"
+step("slot", || pg::create_logical_slot("orders-db", "s"));
+step("subscribe", || pg::subscribe("orders-aurora", "s", #{ from: "orders-db", publication: "p", slot: "s", copy_data: true }))
+"#,
+    );
+    let sync_slots =
+        "SELECT count(*)::text FROM pg_replication_slots WHERE slot_name LIKE 'pg\\_%\\_sync\\_%'";
+    let on = |s: &Server, sql: &str| rt.block_on(one(s, sql));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while on(&source, sync_slots) != Some("1".into()) {
+        assert!(Instant::now() < deadline, "the table sync made its slot");
+        pause(Duration::from_millis(100));
+    }
+
+    // The subscriber can no longer reach the publisher (on AWS: the IAM token in its
+    // connection string expired), so PostgreSQL's own DROP SUBSCRIPTION leaves the sync's slot.
+    rt.block_on(exec(
+        &target,
+        "ALTER SUBSCRIPTION s CONNECTION 'host=127.0.0.1 port=1 user=postgres connect_timeout=2'",
+    ));
+    let out = run(
+        &world,
+        &rt,
+        r#"step("drop", || pg::drop_subscription_from("orders-aurora", "s", "orders-db"))"#,
+    );
+    assert_eq!(out["dropped"], true, "{out}");
+    let gone = out["sync_slots_dropped"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        gone.len() == 1 && gone[0].as_str().unwrap().contains("_sync_"),
+        "{out}"
+    );
+    assert_eq!(
+        on(&source, sync_slots),
+        Some("0".into()),
+        "no table-sync slot left"
+    );
+    assert_eq!(
+        on(
+            &source,
+            "SELECT count(*)::text FROM pg_replication_slots WHERE slot_name = 's'"
+        ),
+        Some("1".into()),
+        "the main slot is the caller's to drop"
+    );
+    assert_eq!(
+        on(&target, "SELECT count(*)::text FROM pg_subscription"),
+        Some("0".into())
+    );
+    // Again: nothing to drop.
+    let again = run(
+        &world,
+        &rt,
+        r#"step("drop", || pg::drop_subscription_from("orders-aurora", "s", "orders-db"))"#,
+    );
+    assert_eq!(again["dropped"], false, "{again}");
+}
+
 /// Processes running a schema copy's tool (their command line names the call's private dump
 /// file), zombies aside.
 fn dump_processes() -> Vec<String> {

@@ -1407,6 +1407,18 @@ impl godwit_stdlib::pg::Pg for ScriptedPg {
     ) -> Result<bool, godwit_engine::PrimitiveError> {
         Ok(true)
     }
+    fn drop_subscription_from(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+        _name: &str,
+        _publisher: &str,
+    ) -> Result<godwit_stdlib::pg::SubscriptionDropped, godwit_engine::PrimitiveError> {
+        Ok(godwit_stdlib::pg::SubscriptionDropped {
+            dropped: true,
+            sync_slots_dropped: Vec::new(),
+        })
+    }
 }
 
 /// The reverse subscription as the scripted source reports it: streaming from the start.

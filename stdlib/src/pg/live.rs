@@ -1594,6 +1594,97 @@ impl Pg for LivePg {
         })
     }
 
+    fn drop_subscription_from(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        name: &str,
+        publisher: &str,
+    ) -> Result<super::SubscriptionDropped, PrimitiveError> {
+        const OP: &str = "drop_subscription_from";
+        let st = cx.budget(PG_CALL_LIMIT);
+        // Its oid names its table syncs' slots on the publisher (`pg_<subid>_sync_<relid>_
+        // <sysid>`, PostgreSQL 14+): read before the drop.
+        let oid: Option<u32> = self.run(cx, db, async {
+            let c = self.pool.client(db, None, OP, st).await?;
+            c.query_opt(
+                "SELECT oid FROM pg_subscription WHERE subname = $1 AND subdbid = \
+                 (SELECT oid FROM pg_database WHERE datname = current_database())",
+                &[&name],
+            )
+            .await
+            .map(|r| r.map(|r| r.get(0)))
+            .map_err(|e| sql_error(OP, db, e))
+        })?;
+        let dropped = self.drop_subscription(cx, db, name)?;
+        let Some(oid) = oid else {
+            return Ok(super::SubscriptionDropped {
+                dropped,
+                sync_slots_dropped: Vec::new(),
+            });
+        };
+        let prefix = format!("pg_{oid}_sync_");
+        let sync_slots_dropped = self.run(cx, publisher, async {
+            let c = self.pool.client(publisher, None, OP, st).await?;
+            let mut gone = Vec::new();
+            // The sync workers stopped with the subscription; their walsenders exit a moment
+            // later — or never, while blocked in a COPY behind a lock: terminated then (they
+            // are this subscription's, by their slot's name).
+            for _ in 0..100 {
+                let rows = c
+                    .query(
+                        "SELECT slot_name::text, active, active_pid FROM pg_replication_slots \
+                         WHERE starts_with(slot_name::text, $1)",
+                        &[&prefix],
+                    )
+                    .await
+                    .map_err(|e| sql_error(OP, publisher, e))?;
+                if rows.is_empty() {
+                    return Ok(gone);
+                }
+                for r in rows {
+                    let (slot, active, pid): (String, bool, Option<i32>) =
+                        (r.get(0), r.get(1), r.get(2));
+                    if let (true, Some(pid)) = (active, pid) {
+                        c.execute("SELECT pg_terminate_backend($1)", &[&pid])
+                            .await
+                            .map_err(|e| sql_error(OP, publisher, e))?;
+                    } else if !active {
+                        match c
+                            .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+                            .await
+                        {
+                            Ok(_) => gone.push(slot),
+                            // Dropped or taken again meanwhile: looked at on the next round.
+                            Err(e)
+                                if e.code().is_some_and(|c| {
+                                    *c == tokio_postgres::error::SqlState::UNDEFINED_OBJECT
+                                        || *c == tokio_postgres::error::SqlState::OBJECT_IN_USE
+                                }) => {}
+                            Err(e) => return Err(sql_error(OP, publisher, e)),
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(crate::prim::conflict(
+                A,
+                OP,
+                format!(
+                    "table-sync slots {prefix}* of subscription {name} on {publisher} are still \
+                     read after 10 s"
+                ),
+                "the step retries; if it keeps failing, terminate their walsenders on the \
+                 publisher and drop the slots (pg_replication_slots names them)",
+            )
+            .with_retryable(true))
+        })?;
+        Ok(super::SubscriptionDropped {
+            dropped,
+            sync_slots_dropped,
+        })
+    }
+
     fn sequences(&self, cx: &Call<'_>, db: &str) -> Result<Vec<Sequence>, PrimitiveError> {
         const OP: &str = "sequences";
         let st = cx.budget(PG_CALL_LIMIT);

@@ -466,6 +466,31 @@ pub trait Pg: Send + Sync {
         db: &str,
         name: &str,
     ) -> Result<bool, PrimitiveError>;
+    /// [`Pg::drop_subscription`], then the slots its table syncs left on `publisher`. A
+    /// subscription dropped detached from its slot drops them itself only when the subscriber
+    /// still reaches the publisher (on AWS its connection string's IAM token lasts 15
+    /// minutes); otherwise they stay and hold the publisher's WAL ("it (and any related table
+    /// synchronization slots) should then be dropped manually; otherwise it/they will continue
+    /// to reserve WAL and might eventually cause the disk to fill up", DROP SUBSCRIPTION).
+    /// godwit drops them from its own connection. The publisher's main slot stays the
+    /// caller's to drop. Worlds without table-sync slots (the simulator) drop the subscription
+    /// only.
+    fn drop_subscription_from(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        name: &str,
+        publisher: &str,
+    ) -> Result<SubscriptionDropped, PrimitiveError>;
+}
+
+/// What [`Pg::drop_subscription_from`] did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubscriptionDropped {
+    /// Whether the subscription existed.
+    pub dropped: bool,
+    /// Table-sync slots dropped on the publisher (`pg_<subid>_sync_<relid>_<sysid>`).
+    pub sync_slots_dropped: Vec<String>,
 }
 
 /// What Aurora answers godwit's WAL position functions (`pg_last_wal_replay_lsn()` always;

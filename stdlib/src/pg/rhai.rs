@@ -1136,6 +1136,46 @@ mod pg_module {
         )
     }
 
+    /// Stop and drop a subscription, then the slots its table syncs left on the publisher
+    /// (a subscription dropped during its initial copy leaves one per table being copied when
+    /// the subscriber cannot reach the publisher, and they hold the publisher's WAL until
+    /// dropped). The publisher's main slot is left, as by `drop_subscription`: drop it with
+    /// `pg::drop_replication_slot`.
+    ///
+    /// # Parameters
+    /// * `db` — the subscriber.
+    /// * `name` — the subscription.
+    /// * `publisher` — the publisher's instance or cluster id.
+    ///
+    /// # Returns
+    /// `#{ dropped, sync_slots_dropped }`: whether the subscription existed, and the table-sync
+    /// slots dropped on the publisher.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown endpoint; `Conflict` when a table-sync slot is still read
+    /// after 10 s (retryable).
+    ///
+    /// # Example
+    /// ```rhai
+    /// let d = pg::drop_subscription_from("orders-db", "none", "orders-db");
+    /// if d.dropped || d.sync_slots_dropped != [] { throw d; }
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn drop_subscription_from(
+        ctx: NativeCallContext,
+        db: &str,
+        name: &str,
+        publisher: &str,
+    ) -> RhaiResult<Map> {
+        call(
+            &ctx,
+            A,
+            "drop_subscription_from",
+            &json!({ "db": db, "name": name, "publisher": publisher }),
+            |cx, w| w.pg.drop_subscription_from(cx, db, name, publisher),
+        )
+    }
+
     /// Poll until the subscriber reading `slot` on the publisher has applied and flushed
     /// everything up to `lsn_bytes` (the slot's `confirmed_flush_lsn`: the subscriber reports
     /// a position only once its own commit of it is on disk).

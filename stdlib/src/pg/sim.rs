@@ -1031,6 +1031,24 @@ impl Pg for Sim {
         Ok(st.remove_subscription(db, name) || inbound)
     }
 
+    fn drop_subscription_from(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        name: &str,
+        publisher: &str,
+    ) -> Result<SubscriptionDropped, PrimitiveError> {
+        {
+            let mut st = self.api(cx, A, "drop_subscription_from")?;
+            check_db(&mut st, "drop_subscription_from", publisher)?;
+        }
+        // The simulator models no table-sync slots: the subscription alone goes.
+        Ok(SubscriptionDropped {
+            dropped: self.drop_subscription(cx, db, name)?,
+            sync_slots_dropped: Vec::new(),
+        })
+    }
+
     fn copy_schema(
         &self,
         cx: &Call<'_>,
