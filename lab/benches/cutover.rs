@@ -16,7 +16,9 @@
 //! runbook refuses one it cannot see) under the same load. Mode `rollback` (in the default
 //! modes too): the cutover with database access, then — the clients writing to the target for
 //! a second — its rollback through the rollback window (`godwit rollback RUN`); both
-//! blackouts are printed side by side, and the loss check runs on the source. Needs
+//! blackouts are printed side by side, and the loss check runs on the source. Mode `logical`
+//! (default too): the `logical` runbook from the lab's PostgreSQL 15 into a cluster of the
+//! newer major (`GODWIT_PG_NEWER_BIN`, issue 25: goal ≤ 1 s p100), fence `terminate`. Needs
 //! PostgreSQL and Envoy like the lab tests (`scripts/test.sh` provisions them).
 
 use std::collections::BTreeMap;
@@ -25,8 +27,9 @@ use std::time::Duration;
 
 use godwit_engine::journal::file::FileStore;
 use godwit_lab::cutover::{self, Cutover};
+use godwit_lab::pgproc::PgBin;
 use godwit_lab::workload::Kind;
-use godwit_lab::{LabOptions, Supervisor};
+use godwit_lab::{LabOptions, LabState, Supervisor};
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -82,20 +85,21 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5_000);
     let modes: Vec<String> = std::env::var("GODWIT_BENCH_MODES")
-        .unwrap_or_else(|_| "access,credential-less,rollback".into())
+        .unwrap_or_else(|_| "access,credential-less,rollback,logical".into())
         .split(',')
         .map(|m| m.trim().to_string())
         .collect();
     // (label, database access, fence_method): every fence method with access; credential-less
-    // has one, the reboot.
+    // has one, the reboot; the logical path ends the sessions with SQL.
     let mut configs: Vec<(String, bool, String)> = Vec::new();
     for mode in &modes {
         match mode.as_str() {
             "access" => configs.extend(fences.iter().map(|f| (f.clone(), true, f.clone()))),
             "credential-less" => configs.push(("cred-less".into(), false, "auto".into())),
+            "logical" => configs.push(("logical".into(), true, "terminate".into())),
             "rollback" => {}
             other => panic!(
-                "GODWIT_BENCH_MODES: unknown mode {other:?} (access, credential-less, rollback)"
+                "GODWIT_BENCH_MODES: unknown mode {other:?} (access, credential-less, rollback, logical)"
             ),
         }
     }
@@ -105,8 +109,8 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let runbook =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks/rds-to-aurora.rhai");
+    let runbooks = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../runbooks");
+    let runbook = runbooks.join("rds-to-aurora.rhai");
     println!(
         "lab cutover × {runs} per workload, mode and size ({}; {}): standard runbook, {clients} clients writing through Envoy (5 ms pace), {} seeded rows, no CDC consumer, replica reconnect interval {replica_retry_ms} ms",
         kinds
@@ -116,7 +120,9 @@ fn main() {
             .join(", "),
         configs
             .iter()
-            .map(|(label, access, _)| if *access {
+            .map(|(label, access, _)| if label == "logical" {
+                "logical 15 → newer major, fence terminate".to_string()
+            } else if *access {
                 format!("access, fence {label}")
             } else {
                 "credential-less (reboot)".to_string()
@@ -155,11 +161,18 @@ fn main() {
                         let sup = Supervisor::up(opts)
                             .await
                             .unwrap_or_else(|e| panic!("lab up: {e}"));
+                        let logical = fence == "logical";
                         let out = cutover::run(
                             &sup,
                             Cutover {
-                                runbook: runbook.clone(),
-                                params: {
+                                runbook: if logical {
+                                    runbooks.join("logical.rhai")
+                                } else {
+                                    runbook.clone()
+                                },
+                                params: if logical {
+                                    logical_params(&sup).await
+                                } else {
                                     let mut p = cutover::lab_params();
                                     p.insert("fence_method".into(), method.as_str().into());
                                     if !*access {
@@ -409,4 +422,34 @@ fn round_trips(
         out.push((kind, fwd, back, parts, lost, acked));
     }
     out
+}
+
+/// Mode `logical`: the `logical` runbook's parameters fitted to the lab as
+/// tests/tests/lab_logical.rs fits them — the target the newer major, one-second metric
+/// periods, groups in force at once — after dropping `pg_stat_statements` on the source (the
+/// newer major's wheel lacks it: preflight's `extensions` check names that fix).
+async fn logical_params(sup: &Supervisor) -> serde_json::Map<String, serde_json::Value> {
+    let st = LabState::load(&sup.dir).expect("the lab's state");
+    let newer = PgBin::newer_major(&st.bin).unwrap_or_else(|e| panic!("{e}"));
+    let port = st.instances[&st.source].port;
+    let (c, conn) = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port={port} user=postgres dbname=app connect_timeout=10"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("connect to the source: {e}"));
+    tokio::spawn(conn);
+    c.batch_execute("DROP EXTENSION IF EXISTS pg_stat_statements")
+        .await
+        .unwrap_or_else(|e| panic!("drop pg_stat_statements on the source: {e}"));
+    serde_json::json!({
+        "target_engine_version": newer.version,
+        "metric_period": 1,
+        "parameter_group_settle": "0s",
+        "health_every": "2s",
+        "fence_method": "terminate",
+    })
+    .as_object()
+    .expect("an object")
+    .clone()
 }

@@ -278,6 +278,16 @@ impl Pg for Withheld {
         Err(refusal(P, "drop_subscription", db))
     }
 
+    fn set_subscription_commit(
+        &self,
+        _cx: &Call<'_>,
+        db: &str,
+        _name: &str,
+        _mode: &str,
+    ) -> Result<godwit_stdlib::pg::SubscriptionCommit, PrimitiveError> {
+        Err(refusal(P, "set_subscription_commit", db))
+    }
+
     fn drop_subscription_from(
         &self,
         _cx: &Call<'_>,

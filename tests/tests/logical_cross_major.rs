@@ -692,3 +692,64 @@ fn dump_processes() -> Vec<String> {
         .filter(|c| c.contains("godwit-schema-"))
         .collect()
 }
+
+/// The fence LSN after asynchronous commits (`pg::settled_lsn`): past every one of them at
+/// once, not after the WAL writer's next round — 10 s here; its default 200 ms cost the lab's
+/// write blackout up to 208 ms when godwit waited for it.
+#[test]
+fn the_settled_lsn_is_past_asynchronous_commits_without_waiting_for_the_wal_writer() {
+    let pg = scratch();
+    let server = pg
+        .primary(
+            "p",
+            &[("synchronous_commit", "off"), ("wal_writer_delay", "10s")],
+        )
+        .unwrap();
+    let rt = runtime();
+    let world = sql_world(&[("orders-db", &server)], rt.handle().clone());
+    rt.block_on(exec(&server, "CREATE TABLE t (id int)"));
+    // An acknowledged commit whose record is not written yet (the writer writes whole pages
+    // early: another commit until one ends inside a page).
+    let mut unwritten = None;
+    for i in 0..50 {
+        rt.block_on(exec(&server, &format!("INSERT INTO t VALUES ({i})")));
+        let row = rt
+            .block_on(one(
+                &server,
+                "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), pg_current_wal_lsn())::bigint \
+                 || ' ' || pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint",
+            ))
+            .unwrap();
+        let (gap, insert) = row.split_once(' ').unwrap();
+        if gap.parse::<i64>().unwrap() > 0 {
+            unwritten = Some(insert.parse::<i64>().unwrap());
+            break;
+        }
+    }
+    let insert = unwritten.expect("an asynchronous commit the WAL writer had not written yet");
+    let started = Instant::now();
+    let settled = run(
+        &world,
+        &rt,
+        r#"step("settled", || pg::settled_lsn("orders-db"))"#,
+    );
+    let took = started.elapsed();
+    let settled = settled["lsn_bytes"].as_i64().unwrap();
+    assert!(
+        settled >= insert,
+        "the settled LSN {settled} lies before the acknowledged commit's end {insert}"
+    );
+    let written: i64 = rt
+        .block_on(one(
+            &server,
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint::text",
+        ))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(written >= settled, "written {written} < settled {settled}");
+    assert!(
+        took < Duration::from_secs(5),
+        "pg::settled_lsn took {took:?}: it waited for the WAL writer"
+    );
+}

@@ -1407,6 +1407,20 @@ impl godwit_stdlib::pg::Pg for ScriptedPg {
     ) -> Result<bool, godwit_engine::PrimitiveError> {
         Ok(true)
     }
+    fn set_subscription_commit(
+        &self,
+        _cx: &Call<'_>,
+        _db: &str,
+        name: &str,
+        mode: &str,
+    ) -> Result<godwit_stdlib::pg::SubscriptionCommit, godwit_engine::PrimitiveError> {
+        Ok(godwit_stdlib::pg::SubscriptionCommit {
+            name: name.into(),
+            before: "off".into(),
+            after: mode.into(),
+        })
+    }
+
     fn drop_subscription_from(
         &self,
         _cx: &Call<'_>,

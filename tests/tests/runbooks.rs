@@ -8,7 +8,7 @@ use std::sync::Arc;
 use godwit_engine::journal::memory::MemoryStore;
 use godwit_engine::transcript::{Collector, Event, Line, Sink};
 use godwit_engine::{EngineError, RunReport, RunStatus, Runner, StartRequest};
-use godwit_stdlib::sim::scenario::{Fault, FaultKind};
+use godwit_stdlib::sim::scenario::{Fault, FaultKind, Scenario};
 use godwit_stdlib::sim::world::builtin_scenarios;
 use godwit_stdlib::world::World;
 use godwit_tests::fixtures::{OLD_JOURNALS, old_journals_dir};
@@ -84,6 +84,35 @@ fn run_in(
         lines: collector.lines(),
         journal: store.entries("run"),
         audit,
+    }
+}
+
+/// `runbooks/<runbook>` in the simulator on scenario `sc` (a built-in one, changed by the
+/// test: a fault added, a source field set) with `params`: the outcome and its story as text.
+fn run_scenario(runbook: &str, sc: Scenario, params: Value) -> (Outcome, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let out = run_in(
+        &runbooks_dir().join(runbook),
+        World::sim(sc),
+        params.as_object().cloned().unwrap_or_default(),
+        &rt,
+    );
+    let text = story(&out.lines).join("\n");
+    (out, text)
+}
+
+/// A fault fired when `step` begins.
+fn fault_at_step(kind: FaultKind, step: &str, target: Option<&str>) -> Fault {
+    Fault {
+        kind,
+        at: None,
+        step: Some(step.into()),
+        lasts: None,
+        target: target.map(str::to_string),
+        value: None,
     }
 }
 
@@ -677,7 +706,7 @@ fn a_migration_of_the_teams_tool_waits_for_the_rollback_window_to_end() {
         .enable_all()
         .build()
         .unwrap();
-    let mut sc = godwit_stdlib::sim::scenario::Scenario::load("target-ddl").unwrap();
+    let mut sc = Scenario::load("target-ddl").unwrap();
     for f in &mut sc.faults {
         f.value = None;
     }
@@ -753,7 +782,7 @@ fn the_post_cutover_gate_counts_an_expected_node_that_went_away() {
         .enable_all()
         .build()
         .unwrap();
-    let mut sc = godwit_stdlib::sim::scenario::Scenario::load("busy-source").unwrap();
+    let mut sc = Scenario::load("busy-source").unwrap();
     sc.faults.push(Fault {
         kind: FaultKind::EnvoyNodeDisconnect,
         at: None,
@@ -810,27 +839,17 @@ fn the_post_cutover_gate_counts_an_expected_node_that_went_away() {
 /// block's value is not its try statement's, so the check returned `()`).
 #[test]
 fn a_credential_less_rollback_after_the_switch_refuses_to_fork_with_the_reason() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut sc = godwit_stdlib::sim::scenario::Scenario::load("credential-less-busy").unwrap();
-    sc.faults.push(Fault {
-        kind: FaultKind::EnvoyNodeDisconnect,
-        at: None,
-        step: Some("post-cutover-health".into()),
-        lasts: None,
-        target: Some("envoy-a".into()),
-        value: None,
-    });
-    let accept = serde_json::json!({ "unverified": "accept" });
-    let out = run_in(
-        &runbooks_dir().join("rds-to-aurora.rhai"),
-        World::sim(sc),
-        accept.as_object().unwrap().clone(),
-        &rt,
+    let mut sc = Scenario::load("credential-less-busy").unwrap();
+    sc.faults.push(fault_at_step(
+        FaultKind::EnvoyNodeDisconnect,
+        "post-cutover-health",
+        Some("envoy-a"),
+    ));
+    let (out, text) = run_scenario(
+        "rds-to-aurora.rhai",
+        sc,
+        serde_json::json!({ "unverified": "accept" }),
     );
-    let text = story(&out.lines).join("\n");
     match out.report.map(|r| r.status) {
         Ok(RunStatus::RollbackFailed { step, error, .. }) => {
             assert_eq!(step, "switch-route", "{error}\n{text}");
@@ -854,27 +873,13 @@ fn a_credential_less_rollback_after_the_switch_refuses_to_fork_with_the_reason()
 /// its 10 s grid points: envoy-b's latency makes envoy-a's window span one.)
 #[test]
 fn a_partial_switch_on_the_logical_path_rolls_back_through_the_reverse_path() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut sc = godwit_stdlib::sim::scenario::Scenario::load("logical-ready").unwrap();
+    let mut sc = Scenario::load("logical-ready").unwrap();
     sc.envoy.nodes[1].ack_latency = "12s".into();
     sc.faults.push(Fault {
-        kind: FaultKind::EnvoyNack,
-        at: None,
-        step: Some("switch-route".into()),
         lasts: Some("15s".into()),
-        target: Some("envoy-b".into()),
-        value: None,
+        ..fault_at_step(FaultKind::EnvoyNack, "switch-route", Some("envoy-b"))
     });
-    let out = run_in(
-        &runbooks_dir().join("logical.rhai"),
-        World::sim(sc),
-        Default::default(),
-        &rt,
-    );
-    let text = story(&out.lines).join("\n");
+    let (out, text) = run_scenario("logical.rhai", sc, serde_json::json!({}));
     match out.report.as_ref().map(|r| &r.status) {
         Ok(RunStatus::RolledBack { reason, .. }) => assert!(
             reason.contains("envoy-b NACKed route orders-db version 3")
@@ -910,6 +915,7 @@ fn a_partial_switch_on_the_logical_path_rolls_back_through_the_reverse_path() {
     for undo in [
         "subscribe-source-to-target",
         "create-reverse-path",
+        "subscription-commits-synchronously",
         "fence",
         "hold",
     ] {
@@ -921,24 +927,68 @@ fn a_partial_switch_on_the_logical_path_rolls_back_through_the_reverse_path() {
     assert!(out.audit.is_empty(), "{:?}\n{text}", out.audit);
 }
 
+/// A rollback inside the logical path's write blackout, before the forward path ends (the
+/// full comparison at the fence finds a row that differs): the subscription's apply worker commits
+/// asynchronously again, as before the fence (the undo of `subscription-commits-synchronously`
+/// puts back what it found), and the source takes the clients back.
+#[test]
+fn a_rollback_at_the_logical_fence_puts_back_the_subscriptions_commit_mode() {
+    let mut sc = Scenario::load("logical-ready").unwrap();
+    sc.faults.push(Fault {
+        value: Some(424242.0),
+        ..fault_at_step(
+            FaultKind::DataDivergence,
+            "advance-sequences",
+            Some("public.orders"),
+        )
+    });
+    // Every row compared at the fence: the change-driven pass would compare only the rows
+    // written since the pass before the fence, and this one was not.
+    let (out, text) = run_scenario(
+        "logical.rhai",
+        sc,
+        serde_json::json!({ "fence_validation": "full" }),
+    );
+    assert!(
+        matches!(
+            out.report.as_ref().map(|r| &r.status),
+            Ok(RunStatus::RolledBack { .. })
+        ),
+        "{:?}\n{text}",
+        out.report.as_ref().map(|r| &r.status)
+    );
+    assert!(
+        !text.contains("step end-forward-replication ✓"),
+        "the rollback came before the forward path ended:\n{text}"
+    );
+    let undone = out
+        .journal
+        .iter()
+        .find_map(|e| match e {
+            godwit_engine::journal::Entry::UndoCompleted { step, result, .. }
+                if step == "subscription-commits-synchronously" =>
+            {
+                Some(result.clone())
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("the commit mode's undo completed\n{text}"));
+    assert_eq!(
+        (&undone["before"], &undone["after"]),
+        (&serde_json::json!("on"), &serde_json::json!("off")),
+        "{undone}\n{text}"
+    );
+    assert!(out.audit.is_empty(), "{:?}\n{text}", out.audit);
+}
+
 /// A source whose application signs in with a password cannot take the logical path: the copy
 /// creates its roles on Aurora without one (for IAM), so the clients would be refused after the
 /// switch. Preflight refuses it, naming the role and the two ways out, before anything exists.
 #[test]
 fn the_logical_path_refuses_a_source_whose_application_signs_in_with_a_password() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut sc = godwit_stdlib::sim::scenario::Scenario::load("logical-ready").unwrap();
+    let mut sc = Scenario::load("logical-ready").unwrap();
     sc.source.password_roles = vec!["orders_app".into()];
-    let out = run_in(
-        &runbooks_dir().join("logical.rhai"),
-        World::sim(sc),
-        Default::default(),
-        &rt,
-    );
-    let text = story(&out.lines).join("\n");
+    let (out, text) = run_scenario("logical.rhai", sc, serde_json::json!({}));
     match out.report.as_ref().map(|r| &r.status) {
         Ok(RunStatus::RolledBack { reason, .. }) => assert!(
             reason.contains("preflight failed")
@@ -1125,7 +1175,7 @@ fn journals_written_before_the_runbooks_became_phases_still_resume() {
         for f in ["sim.json", "sim.now"] {
             std::fs::copy(fixture.join(f), tmp.path().join(f)).unwrap();
         }
-        let scenario = godwit_stdlib::sim::scenario::Scenario::load("busy-source").unwrap();
+        let scenario = Scenario::load("busy-source").unwrap();
         let (world, _) =
             godwit_stdlib::sim::world::sim_world_persistent(scenario, &tmp.path().join("sim.json"))
                 .unwrap();
@@ -1869,7 +1919,7 @@ fn the_credential_less_fence_refuses_connections_it_was_not_told_about() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let standard = runbooks_dir().join("rds-to-aurora.rhai");
     let world = || {
-        let mut sc = godwit_stdlib::sim::scenario::Scenario::load("credential-less-busy").unwrap();
+        let mut sc = Scenario::load("credential-less-busy").unwrap();
         sc.source.internal_connections = 1;
         World::sim(sc)
     };
@@ -2117,7 +2167,7 @@ fn the_owner_clone_lives_through_validation_and_goes_before_the_fence() {
 
     // A clone that comes out a replica (AWS does not document which; moto's does): no clone
     // for the team, deleted at once, said so — and the migration goes on.
-    let mut sc = godwit_stdlib::sim::scenario::Scenario::load("busy-source").unwrap();
+    let mut sc = Scenario::load("busy-source").unwrap();
     sc.aws.clone_keeps_replication_source = true;
     let replicating = run_in(&rb, World::sim(sc), params(serde_json::json!({})), &rt);
     assert!(replicating.audit.is_empty(), "{:?}", replicating.audit);

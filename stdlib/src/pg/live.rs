@@ -23,8 +23,8 @@ use tokio_postgres::{Client, Config, NoTls};
 
 use super::{
     Access, Backend, Checkpoint, Extension, LargeObjects, Lsn, Pg, ReplicationConnection, Sequence,
-    Setting, SlotInfo, SubscribeTo, Subscription, SubscriptionTable, TableDefinition, TableHash,
-    TableStats, UnreplicableTable, subscription_table_state,
+    Setting, SlotInfo, SubscribeTo, Subscription, SubscriptionCommit, SubscriptionTable,
+    TableDefinition, TableHash, TableStats, UnreplicableTable, subscription_table_state,
 };
 
 /// Roles godwit blocked, per database: what `block_logins` / `unblock_logins` report.
@@ -987,48 +987,47 @@ impl Pg for LivePg {
         let st = cx.budget(PG_CALL_LIMIT);
         self.run(cx, db, async {
             let c = self.pool.client(db, None, OP, st).await?;
-            let row = c
+            // An asynchronous commit is acknowledged once its record is inserted, and the WAL
+            // writer writes it up to `wal_writer_delay` (200 ms by default) later: waiting for
+            // it cost the write blackout up to that much (measured 208 ms in the lab). A commit
+            // of godwit's own that waits for its flush (`local`: no standby asked) writes the
+            // WAL in order up to its record, so every commit acknowledged before it is written
+            // when it returns. PostgreSQL waits only for a transaction that wrote WAL (an id
+            // alone, `txid_current()`, commits asynchronously: measured): a transactional
+            // logical message, which any role may emit, empty and ignored by subscribers and
+            // by CDC (decoding's bookkeeping), is that WAL. The setting holds for this
+            // transaction only.
+            let replica: bool = c
                 .query_one(
-                    "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint",
+                    "SELECT pg_is_in_recovery(), CASE WHEN NOT pg_is_in_recovery() THEN \
+                     set_config('synchronous_commit', 'local', true) \
+                     || pg_logical_emit_message(true, 'godwit', 'settled') END",
+                    &[],
+                )
+                .await
+                .map_err(|e| sql_error(OP, db, e))?
+                .get(0);
+            if replica {
+                return Err(PrimitiveError::new(
+                    A,
+                    OP,
+                    ErrorKind::Conflict,
+                    format!("{db} is a replica (in recovery): it acknowledges no commit"),
+                    "pg::settled_lsn is for a primary; use pg::replay_lsn on a replica",
+                ));
+            }
+            let r = c
+                .query_one(
+                    "SELECT pg_current_wal_lsn()::text, \
+                     pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint",
                     &[],
                 )
                 .await
                 .map_err(|e| sql_error(OP, db, e))?;
-            let insert: i64 = row.get(0);
-            // An insert position just past a page header (the page's first record not begun)
-            // is written once the previous page is: the header is not a record.
-            const PAGE: i64 = 8192;
-            let want = if insert % PAGE <= 40 {
-                insert - insert % PAGE
-            } else {
-                insert
-            };
-            for _ in 0..100 {
-                let r = c
-                    .query_one(
-                        "SELECT pg_current_wal_lsn()::text, \
-                         pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint",
-                        &[],
-                    )
-                    .await
-                    .map_err(|e| sql_error(OP, db, e))?;
-                let (lsn, bytes): (String, i64) = (r.get(0), r.get(1));
-                if bytes >= want {
-                    return Ok(Lsn {
-                        lsn,
-                        lsn_bytes: bytes,
-                    });
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(PrimitiveError::new(
-                A,
-                OP,
-                ErrorKind::Timeout,
-                format!("{db}: the WAL writer did not reach the insert position in 5 s"),
-                "the server is overloaded or its WAL writer stalled; the step retries",
-            )
-            .with_retryable(true))
+            Ok(Lsn {
+                lsn: r.get(0),
+                lsn_bytes: r.get(1),
+            })
         })
     }
 
@@ -1493,6 +1492,53 @@ impl Pg for LivePg {
             self.one_subscription(db, OP, name, st)
                 .await
                 .map(|o| o.unwrap_or(s))
+        })
+    }
+
+    fn set_subscription_commit(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        name: &str,
+        mode: &str,
+    ) -> Result<SubscriptionCommit, PrimitiveError> {
+        const OP: &str = "set_subscription_commit";
+        super::check_commit_mode(OP, mode)?;
+        let st = cx.budget(PG_CALL_LIMIT);
+        self.run(cx, db, async {
+            let c = self.pool.client(db, None, OP, st).await?;
+            // `subsynccommit` is readable by every role (unlike the connection string).
+            let before: Option<String> = c
+                .query_opt(
+                    "SELECT subsynccommit::text FROM pg_subscription WHERE subname = $1 \
+                     AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                    &[&name],
+                )
+                .await
+                .map_err(|e| sql_error(OP, db, e))?
+                .map(|r| r.get(0));
+            let Some(before) = before else {
+                return Err(crate::prim::not_found(
+                    A,
+                    OP,
+                    format!("{db} has no subscription {name}"),
+                    "list them with pg::subscriptions",
+                ));
+            };
+            if before != mode {
+                c.batch_execute(&format!(
+                    "ALTER SUBSCRIPTION {} SET (synchronous_commit = {})",
+                    quote_ident(name),
+                    sql_literal(mode)
+                ))
+                .await
+                .map_err(|e| sql_error(OP, db, e))?;
+            }
+            Ok(SubscriptionCommit {
+                name: name.to_string(),
+                before,
+                after: mode.to_string(),
+            })
         })
     }
 

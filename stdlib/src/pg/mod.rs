@@ -313,10 +313,12 @@ pub trait Pg: Send + Sync {
     fn replication_slots(&self, cx: &Call<'_>, db: &str) -> Result<Vec<SlotInfo>, PrimitiveError>;
     /// `pg_current_wal_lsn()` on a primary; `Conflict` on a replica (in recovery).
     fn current_lsn(&self, cx: &Call<'_>, db: &str) -> Result<Lsn, PrimitiveError>;
-    /// A position past every commit acknowledged so far, asynchronous ones included: the WAL
-    /// *insert* position, once the WAL writer has written up to it (an acknowledged commit
-    /// with `synchronous_commit = off` may not be written yet, so `pg_current_wal_lsn()` can
-    /// lie before it). Waits at most a few seconds for the write; `Conflict` on a replica.
+    /// A position past every commit acknowledged so far, asynchronous ones included (an
+    /// acknowledged commit with `synchronous_commit = off` may not be written yet, so
+    /// `pg_current_wal_lsn()` can lie before it): godwit commits a transaction of its own
+    /// holding an empty logical message (`godwit`/`settled`) and waits for its flush, which
+    /// writes the WAL in order up to it, then reads the write position. No wait for the WAL
+    /// writer; `Conflict` on a replica.
     fn settled_lsn(&self, cx: &Call<'_>, db: &str) -> Result<Lsn, PrimitiveError>;
     /// Every role that can log in, but godwit's own login and the platform's (`rdsadmin`, …):
     /// what a database fence blocks. Sorted.
@@ -434,6 +436,19 @@ pub trait Pg: Send + Sync {
         name: &str,
         from: &str,
     ) -> Result<Subscription, PrimitiveError>;
+    /// `ALTER SUBSCRIPTION name SET (synchronous_commit = mode)` on `db`: how its apply worker
+    /// commits what it applies ([`COMMIT_MODES`]). PostgreSQL's default for a subscription is
+    /// `off`: the worker's commits wait for no flush, and it reports a change applied (the
+    /// publisher's slot confirms it) only once its WAL writer flushed it — a few hundred ms
+    /// later. Returns the setting before and after; `NotFound` without the subscription,
+    /// `Invalid` for another mode (nothing is changed then).
+    fn set_subscription_commit(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        name: &str,
+        mode: &str,
+    ) -> Result<SubscriptionCommit, PrimitiveError>;
     /// Copy the roles and the schema of `from`'s application database into `to`, a cluster
     /// created empty: the source's login roles first (for IAM sign-in: no passwords), then
     /// every schema object but the data (`pg_dump --schema-only` of `to`'s major, restored
@@ -491,6 +506,33 @@ pub struct SubscriptionDropped {
     pub dropped: bool,
     /// Table-sync slots dropped on the publisher (`pg_<subid>_sync_<relid>_<sysid>`).
     pub sync_slots_dropped: Vec<String>,
+}
+
+/// The values of a subscription's `synchronous_commit` (PostgreSQL's `synchronous_commit`
+/// setting, which the apply worker takes).
+pub const COMMIT_MODES: &[&str] = &["off", "local", "remote_write", "remote_apply", "on"];
+
+/// `Invalid` unless `mode` is one of [`COMMIT_MODES`]: checked before anything is changed.
+pub fn check_commit_mode(op: &str, mode: &str) -> Result<(), PrimitiveError> {
+    if COMMIT_MODES.contains(&mode) {
+        return Ok(());
+    }
+    Err(PrimitiveError::new(
+        "pg",
+        op,
+        ErrorKind::Invalid,
+        format!("synchronous_commit {mode:?} is not a commit mode"),
+        format!("pass one of {}", COMMIT_MODES.join(", ")),
+    )
+    .with_retryable(false))
+}
+
+/// What [`Pg::set_subscription_commit`] changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubscriptionCommit {
+    pub name: String,
+    pub before: String,
+    pub after: String,
 }
 
 /// What Aurora answers godwit's WAL position functions (`pg_last_wal_replay_lsn()` always;

@@ -583,8 +583,12 @@ mod pg_module {
 
     /// A position past every commit acknowledged so far — asynchronous commits
     /// (`synchronous_commit = off`) included, which `current_lsn` (the WAL write position) can
-    /// lie before: the WAL insert position, once written. After a fence, what a subscriber
-    /// or replica must reach before the other side takes over.
+    /// lie before. godwit commits a transaction of its own holding an empty logical message
+    /// (prefix `godwit`, content `settled`; subscribers and CDC skip it), waiting for its flush
+    /// (`synchronous_commit = local` for it alone): the WAL is written in order, so every
+    /// earlier commit is written with it, without waiting for the WAL writer (up to
+    /// `wal_writer_delay`). After a fence, what a subscriber or replica must reach before the
+    /// other side takes over; the message is part of what it replays.
     ///
     /// # Parameters
     /// * `db` — a primary: an RDS instance id or a promoted Aurora cluster id.
@@ -593,7 +597,7 @@ mod pg_module {
     /// `#{ lsn, lsn_bytes }`.
     ///
     /// # Errors
-    /// `Conflict` on a replica; `Timeout` (retryable) when the WAL writer does not get there within 5 s.
+    /// `Conflict` on a replica.
     ///
     /// # Example
     /// ```rhai
@@ -1083,6 +1087,47 @@ mod pg_module {
             "subscription_tables",
             &json!({ "db": db, "name": name }),
             |cx, w| w.pg.subscription_tables(cx, db, name),
+        )
+    }
+
+    /// Set how subscription `name`'s apply worker commits what it applies (`ALTER SUBSCRIPTION
+    /// .. SET (synchronous_commit = mode)`). A subscription's default is `off`: its commits
+    /// wait for no flush, so the publisher's slot confirms a change only after the
+    /// subscriber's WAL writer flushed it, a few hundred ms later (measured in the lab). The
+    /// logical path turns it `on` inside the write blackout, when the publisher is fenced and
+    /// only the last changes are left to apply.
+    ///
+    /// # Parameters
+    /// * `db` — the subscriber.
+    /// * `name` — its subscription.
+    /// * `mode` — `off`, `local`, `remote_write`, `remote_apply` or `on`.
+    ///
+    /// # Returns
+    /// `#{ name, before, after }`: the setting before and now.
+    ///
+    /// # Errors
+    /// `NotFound` without the subscription; `Invalid` for another mode (nothing changes).
+    ///
+    /// # Example
+    /// ```rhai
+    /// try { pg::set_subscription_commit("orders-db", "none", "on"); throw "found"; }
+    /// catch (e) { if e.kind != "NotFound" { throw e; } }
+    /// try { pg::set_subscription_commit("orders-db", "none", "sync"); throw "accepted"; }
+    /// catch (e) { if e.kind != "Invalid" { throw e; } }
+    /// ```
+    #[rhai_fn(volatile, return_raw)]
+    pub fn set_subscription_commit(
+        ctx: NativeCallContext,
+        db: &str,
+        name: &str,
+        mode: &str,
+    ) -> RhaiResult<Map> {
+        call(
+            &ctx,
+            A,
+            "set_subscription_commit",
+            &json!({ "db": db, "name": name, "mode": mode }),
+            |cx, w| w.pg.set_subscription_commit(cx, db, name, mode),
         )
     }
 

@@ -909,6 +909,7 @@ impl Pg for Sim {
             next_retry: None,
             token_at: now,
             down: None,
+            commit: None,
         };
         let out = sub.view(st.counts_apply_errors(db));
         st.add_subscription(sub);
@@ -995,6 +996,52 @@ impl Pg for Sim {
         Ok(out)
     }
 
+    /// The model applies and reports at its own pace whatever the mode (never sooner than
+    /// PostgreSQL's synchronous commit would): the setting is kept and reported.
+    fn set_subscription_commit(
+        &self,
+        cx: &Call<'_>,
+        db: &str,
+        name: &str,
+        mode: &str,
+    ) -> Result<SubscriptionCommit, PrimitiveError> {
+        const OP: &str = "set_subscription_commit";
+        check_commit_mode(OP, mode)?;
+        let mut st = self.api(cx, A, OP)?;
+        check_db(&mut st, OP, db)?;
+        let logical = &mut st.logical;
+        let setting = if let Some(s) = logical
+            .inbound
+            .iter_mut()
+            .find(|s| s.db == db && s.name == name)
+        {
+            &mut s.commit
+        } else if let Some(s) = logical
+            .subscriptions
+            .iter_mut()
+            .find(|s| s.db == db && s.name == name)
+        {
+            &mut s.commit
+        } else {
+            return Err(not_found(
+                A,
+                OP,
+                format!("{db} has no subscription {name}"),
+                "list them with pg::subscriptions",
+            ));
+        };
+        let before = setting.clone().unwrap_or_else(|| "off".into());
+        *setting = (mode != "off").then(|| mode.to_string());
+        st.note(format!(
+            "subscription {name} on {db}: synchronous_commit {before} → {mode}"
+        ));
+        Ok(SubscriptionCommit {
+            name: name.to_string(),
+            before,
+            after: mode.to_string(),
+        })
+    }
+
     fn subscriptions(&self, cx: &Call<'_>, db: &str) -> Result<Vec<Subscription>, PrimitiveError> {
         const OP: &str = "subscriptions";
         let mut st = self.api(cx, A, OP)?;
@@ -1038,13 +1085,14 @@ impl Pg for Sim {
         name: &str,
         publisher: &str,
     ) -> Result<SubscriptionDropped, PrimitiveError> {
-        {
-            let mut st = self.api(cx, A, "drop_subscription_from")?;
-            check_db(&mut st, "drop_subscription_from", publisher)?;
-        }
+        const OP: &str = "drop_subscription_from";
+        let mut st = self.api(cx, A, OP)?;
+        check_db(&mut st, OP, publisher)?;
+        check_db(&mut st, OP, db)?;
         // The simulator models no table-sync slots: the subscription alone goes.
+        let inbound = st.remove_inbound(db, name);
         Ok(SubscriptionDropped {
-            dropped: self.drop_subscription(cx, db, name)?,
+            dropped: st.remove_subscription(db, name) || inbound,
             sync_slots_dropped: Vec::new(),
         })
     }
@@ -1292,6 +1340,7 @@ fn subscribe_inbound(
         next_retry: None,
         token_at: now,
         down: None,
+        commit: None,
     };
     let out = sub.view();
     st.logical.inbound.push(sub);

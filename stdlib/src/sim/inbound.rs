@@ -84,6 +84,9 @@ pub struct Inbound {
     /// When its credentials were issued (an IAM token admits new connections for 15 min).
     pub token_at: Millis,
     pub down: Option<String>,
+    /// Its `synchronous_commit` when not PostgreSQL's default `off`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
 }
 
 impl Inbound {

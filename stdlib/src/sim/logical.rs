@@ -110,6 +110,9 @@ pub struct SubState {
     pub token_at: Millis,
     /// Why the worker does not run, when it does not (noted in the log when it changes).
     pub down: Option<String>,
+    /// Its `synchronous_commit` when not PostgreSQL's default `off`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
 }
 
 impl SubState {
