@@ -321,6 +321,9 @@ impl Call<'_> {
         if self.is_cancelled() {
             return Err(cancelled(self.area, self.op));
         }
+        if let Some(lapsed) = self.host.ctx.lease_lapsed(self.area, self.op) {
+            return Err(lapsed);
+        }
         if self.remaining().is_some_and(|left| left.is_zero()) {
             return Err(self.out_of_time());
         }

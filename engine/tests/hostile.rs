@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use godwit_engine::journal::file::{FileStore, journal_path};
 use godwit_engine::journal::memory::MemoryStore;
-use godwit_engine::journal::{Entry, JournalStore};
+use godwit_engine::journal::{Entry, JournalError, JournalStore, JournalWriter, Loaded, Request};
 use godwit_engine::transcript::{Collector, Event};
 use godwit_engine::{
     Cancel, Clock, EngineError, Limits, RunReport, RunStatus, Runner, StartRequest, SystemClock,
@@ -582,5 +582,146 @@ fn a_finished_run_with_undos_is_freed() {
     assert!(
         alive.upgrade().is_none(),
         "the finished run is still in memory"
+    );
+}
+
+/// A memory store whose writers say their hold lapsed from the `after`-th question on (the Host
+/// asks before every world call): what a shared store's writer says when its lease renewals
+/// stopped being confirmed.
+#[derive(Clone)]
+struct LapsingStore {
+    inner: MemoryStore,
+    after: usize,
+    asked: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+struct LapsingWriter {
+    inner: Box<dyn JournalWriter>,
+    store: LapsingStore,
+}
+
+impl JournalWriter for LapsingWriter {
+    fn append(&mut self, entry: &Entry) -> Result<u64, JournalError> {
+        self.inner.append(entry)
+    }
+    fn transcript(&mut self, line: &str) {
+        self.inner.transcript(line)
+    }
+    fn lapsed(&self) -> Option<JournalError> {
+        let n = 1 + self
+            .store
+            .asked
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        (n >= self.store.after).then(|| JournalError::Locked {
+            run_id: "r1".into(),
+            holder: "maybe nobody yet; this process's lease renewals stopped".into(),
+        })
+    }
+}
+
+impl JournalStore for LapsingStore {
+    fn create(&self, run_id: &str) -> Result<Box<dyn JournalWriter>, JournalError> {
+        Ok(Box::new(LapsingWriter {
+            inner: self.inner.create(run_id)?,
+            store: self.clone(),
+        }))
+    }
+    fn open(&self, run_id: &str) -> Result<(Loaded, Box<dyn JournalWriter>), JournalError> {
+        let (loaded, inner) = self.inner.open(run_id)?;
+        Ok((
+            loaded,
+            Box::new(LapsingWriter {
+                inner,
+                store: self.clone(),
+            }),
+        ))
+    }
+    fn read(&self, run_id: &str) -> Result<Loaded, JournalError> {
+        self.inner.read(run_id)
+    }
+    fn list(&self) -> Result<Vec<String>, JournalError> {
+        self.inner.list()
+    }
+    fn discard(&self, run_id: &str) -> Result<(), JournalError> {
+        self.inner.discard(run_id)
+    }
+    fn claim_cluster(&self, cluster: &str, run_id: &str) -> Result<(), JournalError> {
+        self.inner.claim_cluster(cluster, run_id)
+    }
+    fn release_cluster(&self, cluster: &str, run_id: &str) -> Result<(), JournalError> {
+        self.inner.release_cluster(cluster, run_id)
+    }
+    fn request(&self, run_id: &str, request: &Request) -> Result<(), JournalError> {
+        self.inner.request(run_id, request)
+    }
+    fn requests(&self, run_id: &str) -> Result<Vec<Request>, JournalError> {
+        self.inner.requests(run_id)
+    }
+}
+
+/// Once the journal's writer says its hold on the run lapsed, the Host makes no more world
+/// calls: the run stops on that error — nothing journaled after it, nothing rolled back (the
+/// worker that takes the run over resumes it) — even where the script catches errors.
+#[test]
+fn a_run_whose_lease_lapsed_makes_no_world_call_and_rolls_nothing_back() {
+    let b = Bench::new();
+    let store = LapsingStore {
+        inner: b.store.clone(),
+        after: 3,
+        asked: Arc::default(),
+    };
+    let rb = b.write(
+        "lease.rhai",
+        r#"
+step("first", #{ undo: |r| print("undone") }, || now());
+step("second", || {
+    let t = now();
+    // The third world call is refused: a script's catch must not turn it into a branch.
+    try { now(); } catch (e) { print("caught"); }
+    t
+});
+step("third", || now());
+"#,
+    );
+    let out = b.runner_with(Arc::new(store)).start(StartRequest {
+        runbook: rb,
+        cluster: "c1".into(),
+        params: Default::default(),
+        run_id: Some("r1".into()),
+    });
+    let err = out.expect_err("the run stopped on the lapsed lease");
+    assert!(
+        matches!(&err, EngineError::Journal(JournalError::Locked { holder, .. }) if holder.contains("renewals stopped")),
+        "{err}"
+    );
+    let entries = b.store.entries("r1");
+    let text = format!("{entries:#?}");
+    assert!(
+        entries
+            .iter()
+            .any(|e| matches!(e, Entry::StepCompleted { name, .. } if name == "first")),
+        "{text}"
+    );
+    // The step the refusal stopped stays started, as after a crash: the next worker runs it
+    // again. Nothing failed, nothing was undone, the run did not finish.
+    assert!(
+        !entries.iter().any(|e| matches!(
+            e,
+            Entry::StepCompleted { name, .. } if name != "first"
+        ) || matches!(
+            e,
+            Entry::StepFailed { .. }
+                | Entry::AbortStarted { .. }
+                | Entry::UndoStarted { .. }
+                | Entry::RunFinished { .. }
+        )),
+        "{text}"
+    );
+    let events = b.events.events();
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::Print { message, .. } if message == "caught" || message == "undone")),
+        "{events:?}"
     );
 }

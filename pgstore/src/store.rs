@@ -13,12 +13,17 @@
 //!   past the expiry, whether or not another took the run yet — is refused, whatever its own
 //!   clock says.
 //! - Dropping the writer releases the lease (the next `open` need not wait for the expiry).
+//! - The writer also knows on its own when its lease may be about to lapse: three quarters of
+//!   it since the last take, renewal or append the store confirmed (counted from before that
+//!   statement was sent, by the monotonic clock). It then says so ([`JournalWriter::lapsed`])
+//!   and the run stops making world calls, while a quarter of the lease is left before anyone
+//!   may take it over.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use godwit_engine::journal::{
     Entry, JournalError, JournalStore, JournalWriter, Loaded, Record, Request, genesis_hash, seal,
@@ -221,6 +226,7 @@ impl PgStore {
             ms(self.inner.options.lease),
         );
         let genesis = genesis_hash(run_id);
+        let taken_at = Instant::now();
         let rows = self.inner.conn.call(move |db| {
             db.query(
                 "INSERT INTO godwit.runs (run_id, head, fencing_token, lease_holder, lease_expires)
@@ -235,7 +241,15 @@ impl PgStore {
                 run_id: run_id.into(),
             });
         };
-        PgWriter::start(self, run_id, holder, row.get(0), 0, genesis_hash(run_id))
+        PgWriter::start(
+            self,
+            run_id,
+            holder,
+            row.get(0),
+            0,
+            genesis_hash(run_id),
+            taken_at,
+        )
     }
 
     /// Take run `run_id`'s lease (raising its fencing token) and load its verified journal.
@@ -246,6 +260,7 @@ impl PgStore {
             holder.clone(),
             ms(self.inner.options.lease),
         );
+        let taken_at = Instant::now();
         let taken = self.inner.conn.call(move |db| {
             let rows = db.query(
                 "UPDATE godwit.runs
@@ -293,7 +308,7 @@ impl PgStore {
             Some(r) => (r.seq + 1, r.hash.clone()),
             None => (0, genesis_hash(run_id)),
         };
-        let writer = PgWriter::start(self, run_id, holder, token, next, prev)?;
+        let writer = PgWriter::start(self, run_id, holder, token, next, prev, taken_at)?;
         Ok((loaded, writer))
     }
 
@@ -440,6 +455,9 @@ pub struct PgWriter {
     lease: Duration,
     pending: Pending,
     paused: Arc<AtomicBool>,
+    /// When the last confirmed take or renewal of the lease was sent: the lease lasts at least
+    /// `lease` from then.
+    renewed: Arc<Mutex<Instant>>,
     /// Files following the run, with the content last stored. Compared by content, not by
     /// length and mtime: a file rewritten with the same length within one tick of a coarse
     /// file-system clock (a simulated world's `sim.now` always has the same length) keeps its
@@ -481,19 +499,32 @@ impl PgWriter {
         token: i64,
         next_seq: u64,
         prev: String,
+        taken_at: Instant,
     ) -> Result<PgWriter, JournalError> {
         let lease = store.inner.options.lease;
         let pending: Pending = Arc::default();
         let paused = Arc::new(AtomicBool::new(false));
+        let renewed = Arc::new(Mutex::new(taken_at));
         let tick: Tick = {
-            let (id, pending, paused) = (run_id.to_string(), pending.clone(), paused.clone());
+            let (id, pending, paused, renewed) = (
+                run_id.to_string(),
+                pending.clone(),
+                paused.clone(),
+                renewed.clone(),
+            );
             Box::new(move |db: &mut Db| {
                 if paused.load(Ordering::SeqCst) {
                     return;
                 }
                 // A lost lease is not acted on here: the next append is refused by the fence,
-                // which is the one check that cannot race.
-                let _ = db.query(HEARTBEAT, vec![p(id.clone()), p(token), p(ms(lease))]);
+                // which is the one check that cannot race; the Host stops world calls before
+                // (`lapsed`) when renewals stop being confirmed.
+                let sent = Instant::now();
+                if let Ok(rows) = db.query(HEARTBEAT, vec![p(id.clone()), p(token), p(ms(lease))])
+                    && !rows.is_empty()
+                {
+                    *renewed.lock().unwrap_or_else(|e| e.into_inner()) = sent;
+                }
                 let _ = flush(db, &id, token, &pending);
             })
         };
@@ -526,6 +557,7 @@ impl PgWriter {
             lease,
             pending,
             paused,
+            renewed,
             files,
         })
     }
@@ -548,6 +580,29 @@ impl PgWriter {
 }
 
 impl JournalWriter for PgWriter {
+    /// Three quarters of the lease since the last confirmed renewal (renewals come every
+    /// third): two in a row were missed, and the next is late — the store unreachable, or this
+    /// process paused. The quarter left covers a world call already under way; a renewal
+    /// merely slowed by a busy machine is not mistaken for a loss.
+    fn lapsed(&self) -> Option<JournalError> {
+        let since = self
+            .renewed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed();
+        (since >= self.lease * 3 / 4).then(|| JournalError::Locked {
+            run_id: self.run_id.clone(),
+            holder: format!(
+                "nobody yet; this process ({}) last renewed its lease {:.1} s ago and it \
+                 lasts {:.1} s (the store unreachable, or the process paused): it stops acting \
+                 on the world before another worker may take the run over",
+                self.holder,
+                since.as_secs_f64(),
+                self.lease.as_secs_f64()
+            ),
+        })
+    }
+
     fn append(&mut self, entry: &Entry) -> Result<u64, JournalError> {
         let (record, line) = seal(self.next_seq, &self.prev, entry)?;
         let (began, finished, cluster) = match entry {
@@ -590,6 +645,7 @@ impl JournalWriter for PgWriter {
             p(contents),
         ];
         let (id, token) = (self.run_id.clone(), self.token);
+        let sent = Instant::now();
         let outcome = self.conn.call(move |db| {
             if !db.query(APPEND, params)?.is_empty() {
                 return Ok(None);
@@ -610,6 +666,8 @@ impl JournalWriter for PgWriter {
         })?;
         match outcome {
             None => {
+                // The append renewed the lease too.
+                *self.renewed.lock().unwrap_or_else(|e| e.into_inner()) = sent;
                 self.prev = record.hash;
                 self.next_seq += 1;
                 for (i, _, bytes) in changed {

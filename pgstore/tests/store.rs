@@ -574,3 +574,41 @@ fn a_run_held_by_someone_is_not_taken_from_the_queue() {
     drop(held);
     assert_eq!(store.take("w").unwrap().unwrap().job, job(1));
 }
+
+/// The writer tells on its own that its lease may be about to lapse — three quarters of it since
+/// the last renewal the store confirmed — while nobody else may take the run yet: the Host
+/// stops the run's world calls then, where the store's fence refuses only the next append.
+#[test]
+fn a_writer_whose_renewals_stop_says_so_before_anyone_may_take_the_run() {
+    let (_scratch, _server, url) = server();
+    let lease = Duration::from_millis(1500);
+    let a_store = connect(&url, lease);
+    let b_store = connect(&url, lease);
+    let mut a = a_store.create_writer("run").unwrap();
+    a.append(&step("a1")).unwrap();
+    pause(lease * 2);
+    assert!(a.lapsed().is_none(), "renewed all along");
+
+    a.pause_heartbeat(true); // SIGSTOP, or the store cut off
+    let t0 = Instant::now();
+    let said = loop {
+        if let Some(e) = a.lapsed() {
+            break e;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "never said so");
+        pause(Duration::from_millis(20));
+    };
+    let took = t0.elapsed();
+    // The lease still holds: nobody can have taken the run over yet.
+    let refused = b_store.open("run").err().expect("A's lease still holds");
+    assert!(
+        matches!(&refused, JournalError::Locked { holder, .. } if holder.contains(a.holder())),
+        "{refused}"
+    );
+    assert!(
+        took <= lease * 3 / 4 + Duration::from_millis(200),
+        "said after {took:?}"
+    );
+    let msg = said.to_string();
+    assert!(msg.contains("stops acting on the world"), "{msg}");
+}

@@ -337,6 +337,15 @@ pub trait JournalWriter: Send {
     /// Write one transcript line (not synced: the transcript is the narrative, the journal is
     /// the record).
     fn transcript(&mut self, line: &str);
+    /// Whether this writer knows, without asking its store, that its hold on the run may lapse
+    /// before it could write again: the error its next append may meet. The Host asks before
+    /// every world call, so a process paused or cut off from its store stops acting on the
+    /// world before another worker may take the run over — the store's fence only refuses
+    /// the next append, after whatever the step did meanwhile. A file or memory store's lock
+    /// lasts as long as the process: never.
+    fn lapsed(&self) -> Option<JournalError> {
+        None
+    }
 }
 
 /// Where runs live.

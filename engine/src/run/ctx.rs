@@ -11,7 +11,7 @@ use rhai::{Dynamic, EvalAltResult, FnPtr, Position};
 use serde_json::Value;
 
 use crate::clock::{Cancel, Clock, Millis};
-use crate::error::{EngineError, PrimitiveError};
+use crate::error::{EngineError, ErrorKind, PrimitiveError};
 use crate::journal::{Entry, JournalStore, JournalWriter, Request};
 use crate::plan::{FlowItem, FlowKind, FlowOutcome, Plan, UndoState};
 use crate::report::Report;
@@ -260,6 +260,28 @@ impl RunCtx {
         }
     }
 
+    /// The journal writer's own word that its hold on the run may have lapsed
+    /// ([`crate::journal::JournalWriter::lapsed`]): the run stops as if the append had been
+    /// refused (fatal: nothing more is journaled, nothing rolls back — another worker resumes
+    /// it), and `area::op` is not called. `None` while the hold stands or without a journal.
+    pub(crate) fn lease_lapsed(&self, area: &str, op: &str) -> Option<PrimitiveError> {
+        let mut st = self.state();
+        let err = st.writer.as_ref()?.lapsed()?;
+        let message = format!("{area}::{op} not called: {err}");
+        if st.fatal.is_none() {
+            st.fatal = Some(EngineError::Journal(err));
+        }
+        // `Cancelled` is uncatchable in a script (`PrimitiveError::into_rhai`): no `try` may
+        // turn the stop into a branch, and the run ends on the fatal error set above.
+        Some(PrimitiveError::new(
+            area,
+            op,
+            ErrorKind::Cancelled,
+            message,
+            "another worker resumes the run once its lease expires; nothing was rolled back",
+        ))
+    }
+
     /// Append to the journal (durably). A failure here is fatal: the run cannot continue
     /// without its record.
     pub(crate) fn append(&self, entry: Entry) -> Result<(), Box<EvalAltResult>> {
@@ -430,7 +452,7 @@ impl RunCtx {
             return Err(PrimitiveError::new(
                 area,
                 op,
-                crate::error::ErrorKind::Cancelled,
+                ErrorKind::Cancelled,
                 format!("{area}::{op} would change the world; a plan stops here"),
                 "",
             )
@@ -440,7 +462,7 @@ impl RunCtx {
             return Err(PrimitiveError::new(
                 area,
                 op,
-                crate::error::ErrorKind::Conflict,
+                ErrorKind::Conflict,
                 format!("{area}::{op} changes the world, and this session is read-only"),
                 "type :allow-mutations to enable mutating primitives (asks for confirmation and                  is recorded in the audit log)",
             )
@@ -556,7 +578,7 @@ pub(crate) fn step_timeout(step: &str) -> PrimitiveError {
     PrimitiveError::new(
         "engine",
         "step",
-        crate::error::ErrorKind::Timeout,
+        ErrorKind::Timeout,
         format!("step '{step}' ran past its timeout"),
         "raise the step's timeout option, or find out why the world is slow",
     )
