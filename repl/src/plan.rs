@@ -451,11 +451,15 @@ fn choose_path(
             req.runbook.display()
         )));
     }
+    // Logical decoding is on (`eligible`: the server's wal_level says so) or will be after the
+    // reboot: the calibrated source has it either way. (Calibration takes no parameter group:
+    // without this, the prediction of an eligible source failed its own preflight, and the
+    // plan recommended the physical path for it.)
+    scenario
+        .source
+        .parameters
+        .insert("rds.logical_replication".into(), "1".into());
     if eligibility.verdict == "after-reboot" {
-        scenario
-            .source
-            .parameters
-            .insert("rds.logical_replication".into(), "1".into());
         assumptions.push(
             "logical decoding on: rds.logical_replication = 1 and the reboot that applies it, done before the run"
                 .into(),

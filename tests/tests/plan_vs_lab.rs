@@ -152,6 +152,24 @@ async fn the_plans_prediction_matches_the_lab_cutover_of_sources_with_different_
             sizing["why"].as_str().unwrap_or_default()
         ));
         let pr = &plan["prediction"];
+        // The other path, predicted in the same calibrated world: the lab source is eligible
+        // (keys everywhere, wal_level=logical), so its prediction must go through. It once
+        // failed its own preflight (the calibrated source lacked rds.logical_replication) and,
+        // with that mended, timed out copying 102 GiB (every row sized at the stretched WAL
+        // per row) — and the plan recommended the physical path for want of a prediction.
+        let logical = &plan["paths"]["logical"];
+        assert_eq!(
+            logical["outcome"], "succeeded",
+            "{}: the logical path's prediction: {}",
+            s.label, plan["paths"]
+        );
+        let logical_blackout = match (
+            logical["write_blackout"]["from"].as_f64(),
+            logical["write_blackout"]["to"].as_f64(),
+        ) {
+            (Some(a), Some(b)) => b - a,
+            _ => panic!("{}: no logical blackout predicted: {logical}", s.label),
+        };
         let part = |name: &str| {
             pr["blackout_parts"]
                 .as_array()
@@ -251,9 +269,11 @@ async fn the_plans_prediction_matches_the_lab_cutover_of_sources_with_different_
             .filter_map(Value::as_str)
             .collect();
         rows_out.push(format!(
-            "{:<14} blackout predicted {:>5.0} ms, measured {:>5.0} ms · catch-up predicted {:>4.0} ms, measured {:>4.0} ms · predicted parts {} · measured {:?}\n               calibrated: {}",
+            "{:<14} blackout predicted {:>5.0} ms, measured {:>5.0} ms · catch-up predicted {:>4.0} ms, measured {:>4.0} ms · predicted parts {} · measured {:?}\n               calibrated: {}\n               the logical path predicted {:.0} ms (parts {}); recommended {}: {}",
             s.label, predicted_blackout, measured_blackout, predicted_catch_up, measured_catch_up,
-            pr["blackout_parts"], o.phases, calibrated.join("; ")
+            pr["blackout_parts"], o.phases, calibrated.join("; "),
+            logical_blackout, logical["blackout_parts"], plan["paths"]["recommended"],
+            plan["paths"]["why"].as_str().unwrap_or_default()
         ));
         // Where the measured time went, step by step (ms from the fence's start: start +
         // duration), and where the clients' longest gap lay on the same axis.

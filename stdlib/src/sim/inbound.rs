@@ -14,7 +14,9 @@
 //!   `ready`; PostgreSQL's `finished copy` and `synchronized` last a moment and are folded in.
 //! * The stream applies only once every table is ready, at [`APPLY_BYTES_PER_SECOND`]
 //!   (PostgreSQL's apply worker already streams the ready tables meanwhile: holding it back is
-//!   never kinder). The slot on the source hears what was applied at its status interval.
+//!   never kinder). The slot on the source hears what was applied at its status interval —
+//!   at once while the subscription commits synchronously (`pg::set_subscription_commit`: its
+//!   worker's feedback after each transaction carries the flushed position).
 //! * A DDL on the source (`source-ddl`: a column added to the hot table) is not carried: a
 //!   copy of the hot table that starts after it fails ("missing replicated column"), and the
 //!   stream fails at the first change after it once it reached it. Each restart of the failing
@@ -131,13 +133,15 @@ pub fn missing_column(table: &str) -> String {
 }
 
 impl SimState {
-    /// The bytes of one table row on disk: the source's `data_gb` spread over its tables' rows
-    /// (at least the workload's bytes per row), so that a copy of every table moves the
-    /// database's size (`pg::table_stats`, the initial copy).
+    /// The bytes of one table row on disk: the source's `data_gb` spread over its tables' rows,
+    /// so that a copy of every table moves the database's size (`pg::table_stats`, the initial
+    /// copy). Not floored at the workload's bytes per row: that is the WAL a written row
+    /// costs, which a plan on a lab stretches 60 times (`plan::minute_metrics`) — a floor made
+    /// a 0.3 GB lab source 102 GiB to copy, and its logical prediction time out.
     pub fn row_bytes(&self) -> u64 {
         let rows: u64 = self.sc.source.tables.iter().map(|t| t.rows).sum();
         let data = (self.sc.source.data_gb * 1024.0 * 1024.0 * 1024.0) as u64;
-        (data / rows.max(1)).max(self.sc.workload.bytes_per_row)
+        (data / rows.max(1)).max(1)
     }
 
     /// `rds::create_cluster` made `id`: an empty database, its own timeline from 0.
@@ -282,6 +286,7 @@ impl SimState {
         let ddl = self.source_ddl();
         let now = self.now;
         let mut finished: Vec<(String, String)> = Vec::new();
+        let mut reported: Vec<(String, u64)> = Vec::new();
         for s in &mut self.logical.inbound {
             if s.pid.is_none() {
                 continue;
@@ -317,6 +322,19 @@ impl SimState {
                     _ => lsn,
                 };
                 s.applied = (s.applied + apply).min(cap).max(s.applied);
+                if s.commit.is_some() {
+                    reported.push((s.slot.clone(), s.applied));
+                }
+            }
+        }
+        // A worker that commits synchronously reports what it applied as it applies it (its
+        // feedback after each transaction carries the flushed position): the source's slot
+        // confirms it at once, not at the next status interval.
+        for (slot, applied) in reported {
+            if let Some(sl) = self.slots.iter_mut().find(|sl| sl.name == slot) {
+                sl.received = sl.received.max(applied);
+                sl.confirmed_flush_lsn = sl.confirmed_flush_lsn.max(applied);
+                sl.restart_lsn = sl.restart_lsn.max(applied);
             }
         }
         for (db, table) in finished {

@@ -20,7 +20,8 @@
 //!   applies is written to the source's WAL too (its slots and `TransactionLogsGeneration`
 //!   see it);
 //! * reports what it applied (`latest_end_lsn`, the slot's `confirmed_flush_lsn`) at grid
-//!   points and events only: up to 10 s behind what it applied, never ahead;
+//!   points and events only: up to 10 s behind what it applied, never ahead — at once while
+//!   it commits synchronously (`pg::set_subscription_commit`);
 //! * fails on an apply error (`reverse-broken`, or the first change after a `target-ddl`
 //!   added a column the source lacks): no worker, no progress, one more error every
 //!   [`APPLY_RETRY_MS`] (`wal_retrieve_retry_interval`) while its credentials still connect;
@@ -453,6 +454,7 @@ impl SimState {
             .unwrap_or(APPLY_BYTES_PER_SECOND);
         let can = span(rate);
         let mut wal = 0;
+        let mut reported: Vec<(String, String, u64)> = Vec::new();
         for i in 0..self.logical.subscriptions.len() {
             let s = &self.logical.subscriptions[i];
             if s.pid.is_none() {
@@ -469,11 +471,20 @@ impl SimState {
             let applied = (s.applied + can).min(cap).max(s.applied);
             let delta = applied - s.applied;
             s.applied = applied;
+            // Committing synchronously, the worker reports what it applied at once (see
+            // `step_subscriptions` for the status interval otherwise).
+            if s.commit.is_some() {
+                s.reported = applied;
+                reported.push((from.clone(), s.slot.clone(), applied));
+            }
             if delta > 0 {
                 *self.logical.applied_from.entry(from).or_insert(0) += delta;
                 // What the subscriber applies it writes to its own WAL (the same rows).
                 wal += delta;
             }
+        }
+        for (from, slot, applied) in reported {
+            self.report_to_slot(&from, &slot, applied, true);
         }
         if wal > 0 {
             self.write_wal(wal);
