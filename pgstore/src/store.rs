@@ -440,6 +440,13 @@ const FLUSH: &str = "INSERT INTO godwit.transcript (run_id, seq, line)
 SELECT $1, t.s, t.l FROM unnest($3::bigint[], $4::text[]) AS t(s, l)
  WHERE EXISTS (SELECT 1 FROM godwit.runs WHERE run_id = $1 AND fencing_token = $2)";
 
+/// Record a confirmed renewal sent at `sent`: never moves back (an append queued behind a
+/// heartbeat was sent before it and confirmed after).
+fn renew(renewed: &Mutex<Instant>, sent: Instant) {
+    let mut at = renewed.lock().unwrap_or_else(|e| e.into_inner());
+    *at = (*at).max(sent);
+}
+
 /// Transcript lines not yet written: they go with the next append, a heartbeat, or the drop.
 type Pending = Arc<Mutex<Vec<(Option<i64>, String)>>>;
 
@@ -523,7 +530,7 @@ impl PgWriter {
                 if let Ok(rows) = db.query(HEARTBEAT, vec![p(id.clone()), p(token), p(ms(lease))])
                     && !rows.is_empty()
                 {
-                    *renewed.lock().unwrap_or_else(|e| e.into_inner()) = sent;
+                    renew(&renewed, sent);
                 }
                 let _ = flush(db, &id, token, &pending);
             })
@@ -667,7 +674,7 @@ impl JournalWriter for PgWriter {
         match outcome {
             None => {
                 // The append renewed the lease too.
-                *self.renewed.lock().unwrap_or_else(|e| e.into_inner()) = sent;
+                renew(&self.renewed, sent);
                 self.prev = record.hash;
                 self.next_seq += 1;
                 for (i, _, bytes) in changed {

@@ -104,6 +104,16 @@ fn run_scenario(runbook: &str, sc: Scenario, params: Value) -> (Outcome, String)
     (out, text)
 }
 
+/// What the undo of `step` returned, if it completed.
+fn undo_result(out: &Outcome, step: &str) -> Option<Value> {
+    out.journal.iter().find_map(|e| match e {
+        godwit_engine::journal::Entry::UndoCompleted {
+            step: s, result, ..
+        } if s == step => Some(result.clone()),
+        _ => None,
+    })
+}
+
 /// A fault fired when `step` begins.
 fn fault_at_step(kind: FaultKind, step: &str, target: Option<&str>) -> Fault {
     Fault {
@@ -888,17 +898,7 @@ fn a_partial_switch_on_the_logical_path_rolls_back_through_the_reverse_path() {
         ),
         other => panic!("{other:?}\n{text}"),
     }
-    let undone = out
-        .journal
-        .iter()
-        .find_map(|e| match e {
-            godwit_engine::journal::Entry::UndoCompleted { step, result, .. }
-                if step == "subscribe-source-to-target" =>
-            {
-                Some(result.clone())
-            }
-            _ => None,
-        })
+    let undone = undo_result(&out, "subscribe-source-to-target")
         .unwrap_or_else(|| panic!("the reverse path's undo completed\n{text}"));
     assert_eq!(
         undone["evidence"]["kind"], "slot-confirmed-flush",
@@ -961,17 +961,7 @@ fn a_rollback_at_the_logical_fence_puts_back_the_subscriptions_commit_mode() {
         !text.contains("step end-forward-replication ✓"),
         "the rollback came before the forward path ended:\n{text}"
     );
-    let undone = out
-        .journal
-        .iter()
-        .find_map(|e| match e {
-            godwit_engine::journal::Entry::UndoCompleted { step, result, .. }
-                if step == "subscription-commits-synchronously" =>
-            {
-                Some(result.clone())
-            }
-            _ => None,
-        })
+    let undone = undo_result(&out, "subscription-commits-synchronously")
         .unwrap_or_else(|| panic!("the commit mode's undo completed\n{text}"));
     assert_eq!(
         (&undone["before"], &undone["after"]),

@@ -638,6 +638,30 @@ impl LivePg {
     }
 }
 
+/// `column` (an expression over `pg_subscription`) of subscription `name` in the client's
+/// database; `None` without one.
+async fn subscription_column<T>(
+    c: &Client,
+    op: &str,
+    db: &str,
+    name: &str,
+    column: &str,
+) -> Result<Option<T>, PrimitiveError>
+where
+    T: for<'a> tokio_postgres::types::FromSql<'a>,
+{
+    c.query_opt(
+        &format!(
+            "SELECT {column} FROM pg_subscription WHERE subname = $1 AND subdbid = \
+             (SELECT oid FROM pg_database WHERE datname = current_database())"
+        ),
+        &[&name],
+    )
+    .await
+    .map(|r| r.map(|r| r.get(0)))
+    .map_err(|e| sql_error(op, db, e))
+}
+
 /// Every user table of the current database with its columns (`schema.name`, `name type, …`),
 /// unsorted: [`Pg::table_definitions`] and the schema copy's "same tables already" compare it.
 pub(crate) const TABLE_DEFINITIONS_SQL: &str = "SELECT n.nspname || '.' || c.relname, \
@@ -1508,15 +1532,8 @@ impl Pg for LivePg {
         self.run(cx, db, async {
             let c = self.pool.client(db, None, OP, st).await?;
             // `subsynccommit` is readable by every role (unlike the connection string).
-            let before: Option<String> = c
-                .query_opt(
-                    "SELECT subsynccommit::text FROM pg_subscription WHERE subname = $1 \
-                     AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
-                    &[&name],
-                )
-                .await
-                .map_err(|e| sql_error(OP, db, e))?
-                .map(|r| r.get(0));
+            let before: Option<String> =
+                subscription_column(&c, OP, db, name, "subsynccommit::text").await?;
             let Some(before) = before else {
                 return Err(crate::prim::not_found(
                     A,
@@ -1653,14 +1670,7 @@ impl Pg for LivePg {
         // <sysid>`, PostgreSQL 14+): read before the drop.
         let oid: Option<u32> = self.run(cx, db, async {
             let c = self.pool.client(db, None, OP, st).await?;
-            c.query_opt(
-                "SELECT oid FROM pg_subscription WHERE subname = $1 AND subdbid = \
-                 (SELECT oid FROM pg_database WHERE datname = current_database())",
-                &[&name],
-            )
-            .await
-            .map(|r| r.map(|r| r.get(0)))
-            .map_err(|e| sql_error(OP, db, e))
+            subscription_column(&c, OP, db, name, "oid").await
         })?;
         let dropped = self.drop_subscription(cx, db, name)?;
         let Some(oid) = oid else {
